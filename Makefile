@@ -1,0 +1,100 @@
+# qun — one top-level Makefile.  `make` builds build/qund and build/qun;
+# `make run` installs what is missing, builds and starts qund; `make test` installs,
+# builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
+
+O ?= build
+SAN ?=
+CC ?= cc
+PKGS := libevent libevent_pthreads jansson sqlite3 libsodium
+CLI_PKGS := jansson libsodium libcurl sqlite3
+
+WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Iinclude -Isrc/store $(WARN)
+ifeq ($(SAN),1)
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  LDSAN := -fsanitize=address,undefined
+else
+  OPT := -O2
+  LDSAN :=
+endif
+CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
+LIBS_QUND = $(shell pkg-config --libs $(PKGS)) -lpthread
+LIBS_QUN = $(shell pkg-config --libs $(CLI_PKGS)) -lpthread
+
+LIB_SRC := $(wildcard src/common/*.c src/store/*.c src/core/*.c src/jobs/*.c)
+HTTP_SRC := $(wildcard src/http/*.c)
+QUND_SRC := $(wildcard src/qund/*.c)
+QUN_SRC := $(wildcard src/qun/*.c)
+SQL_SQLITE := $(sort $(wildcard src/store/sql/sqlite/*.sql))
+GEN_MIG := $(O)/gen/migrations_sqlite.c
+
+LIB_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRC)) $(O)/obj/gen/migrations_sqlite.o
+HTTP_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(HTTP_SRC))
+QUND_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(QUND_SRC))
+QUN_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(QUN_SRC))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/unit/%,$(UNIT_SRC))
+
+.PHONY: all binaries unit deps run test test-unit test-api bench fmt clean
+
+all: binaries
+binaries: $(O)/qund $(O)/qun
+
+$(O)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(GEN_MIG): $(SQL_SQLITE) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-sql.sh sqlite $(SQL_SQLITE) > $@
+
+$(O)/obj/gen/migrations_sqlite.o: $(GEN_MIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(O)/libqun.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(O)/qund: $(QUND_OBJ) $(HTTP_OBJ) $(O)/libqun.a
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS_QUND)
+
+$(O)/qun: $(QUN_OBJ) $(O)/libqun.a
+	$(CC) $(LDSAN) -o $@ $^ $(LIBS_QUN)
+
+# Unit tests may #include the source they test; they link against the library and the HTTP objects.
+$(O)/unit/%: tests/unit/%.c $(O)/libqun.a $(HTTP_OBJ) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(HTTP_OBJ) $(O)/libqun.a $(LDSAN) $(LIBS_QUND)
+
+unit: $(UNIT_BIN)
+
+deps:
+	@sh scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory binaries
+	@mkdir -p var
+	@test -f var/qund.conf || cp qund.conf.default var/qund.conf
+	./$(O)/qund --config var/qund.conf
+
+test: deps
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 binaries unit
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit test-api
+
+test-unit:
+	@sh scripts/run-unit.sh $(O)/unit
+
+test-api:
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q tests/api
+
+bench: deps
+	@$(MAKE) --no-print-directory binaries
+	@sh bench/run.sh
+
+fmt:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(O)/obj -name '*.d' 2>/dev/null)

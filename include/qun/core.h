@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/* The domain of qun: accounts, orgs, groups and memberships, messages, files,
+ * payments and dissolution.  Functions take a store connection (the caller decides
+ * which: a per-thread reader or the group-commit writer) and the acting user, and
+ * answer API representations as jansson objects the caller owns.  The core never
+ * knows it is behind HTTP. */
+#ifndef QUN_CORE_H
+#define QUN_CORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qun/errors.h"
+#include "qun/store.h"
+#include "qun/util.h"
+
+/* The authenticated caller of an operation. */
+typedef struct {
+    int64_t uid;
+    char openid[QUN_ID_MAX];
+    int64_t session_id;
+    char platform[16];
+    char device_id[65];
+} qun_actor_t;
+
+/* Server-wide settings the core needs. */
+typedef struct {
+    const char *data_dir;          /* blobs live under <data_dir>/blobs */
+    int64_t session_ttl;           /* seconds */
+    int64_t confirm_ttl;           /* seconds a confirmation token lives */
+    int64_t payment_retention;     /* seconds group payments outlive a dissolution */
+    int purge_batch;               /* rows per purge transaction */
+    unsigned long long pw_opslimit;
+    size_t pw_memlimit;
+} qun_core_cfg_t;
+extern qun_core_cfg_t qun_core_cfg;
+
+/* ---- accounts (core/account.c) ---- */
+/* Hash a password with argon2id into out (crypto_pwhash_STRBYTES).  Slow by design:
+ * call outside the writer. */
+qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err);
+bool qun_password_verify(const char *hash, const char *password);
+/* Create a user; *out = {openid, username, created_at}. */
+qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out,
+                       qun_err_t *err);
+/* Look up a user's id and password hash by name (for login). */
+qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, char *pwhash,
+                            size_t pwhash_size, qun_err_t *err);
+/* Resolve an openid to a user row id. */
+qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err);
+/* Create a session bound to a device; token_hash is the SHA-256 hex of the bearer token.
+ * *out = {session_id, openid, device fields}. */
+qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, const char *device_id,
+                          const char *platform, const char *ip, json_t **out, qun_err_t *err);
+/* Resolve a bearer token's hash to an actor (QUN_TOKEN_INVALID when unknown, expired or revoked). */
+qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *actor, qun_err_t *err);
+qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
+qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, qun_err_t *err);
+qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
+
+/* ---- orgs (core/org.c) ---- */
+qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
+                      json_t **out, qun_err_t *err);
+qun_rc qun_org_get(qun_db_t *db, const qun_actor_t *a, const char *oid, json_t **out,
+                   qun_err_t *err);
+qun_rc qun_org_add_admin(qun_db_t *db, const qun_actor_t *a, const char *oid, const char *openid,
+                         qun_err_t *err);
+/* Mark a user minor (school admins only) and link a guardian. */
+qun_rc qun_org_guardian_link(qun_db_t *db, const qun_actor_t *a, const char *oid,
+                             const char *minor, const char *guardian, qun_err_t *err);
+/* Row id of org oid when the actor administers it. */
+qun_rc qun_org_admin_id(qun_db_t *db, const qun_actor_t *a, const char *oid, int64_t *org_id,
+                        qun_err_t *err);
+
+/* ---- groups and memberships (core/group.c) ---- */
+typedef enum { QUN_ROLE_NONE = 0, QUN_ROLE_MEMBER, QUN_ROLE_ADMIN, QUN_ROLE_OWNER } qun_role_t;
+
+/* The group row as the access checks see it. */
+typedef struct {
+    int64_t id;
+    char gid[QUN_ID_MAX];
+    char name[256];
+    char kind[16];
+    char state[16];
+    int64_t owner_id;
+    int64_t member_count;
+    qun_role_t role; /* the actor's role */
+} qun_group_t;
+
+/* Load group gid for actor and check access.  need: the weakest role allowed.
+ * Non-members get GROUP_NOT_FOUND (a group's existence is not disclosed) unless the
+ * group is gone; members of a dissolved group get GROUP_GONE. */
+qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
+                        qun_group_t *g, qun_err_t *err);
+const char *qun_role_name(qun_role_t r);
+qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
+                        const char *org, json_t *regions, json_t **out, qun_err_t *err);
+qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
+                     qun_err_t *err);
+qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
+                      qun_err_t *err);
+qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name,
+                        json_t **out, qun_err_t *err);
+qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
+                       int limit, json_t **out, qun_err_t *err);
+qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                      const char *role, json_t **out, qun_err_t *err);
+qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
+                           const char *openid, const char *role, json_t **out, qun_err_t *err);
+qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                         qun_err_t *err);
+qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_err_t *err);
+qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to,
+                            json_t **out, qun_err_t *err);
+qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept,
+                           json_t **out, qun_err_t *err);
+
+/* ---- messages (core/message.c) ---- */
+qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
+                        json_t **out, qun_err_t *err);
+qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
+                        int limit, json_t **out, qun_err_t *err);
+
+/* ---- files (core/file.c) ---- */
+/* Store bytes content-addressed under the data dir (idempotent); sha_hex gets the digest. */
+qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err);
+/* Path of a blob's bytes into out. */
+void qun_blob_path(const char *sha_hex, char *out, size_t size);
+qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,
+                    int64_t size, const char *name, const char *content_type, json_t **out,
+                    qun_err_t *err);
+qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
+                     int limit, json_t **out, qun_err_t *err);
+/* Find a file of the group; fills its content type and name. */
+qun_rc qun_file_get(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,
+                    char *content_type, size_t ct_size, char *name, size_t name_size,
+                    qun_err_t *err);
+
+/* ---- payments (core/payment.c) ---- */
+qun_rc qun_payment_create(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *kind,
+                          int64_t amount, int64_t shares, const char *memo, json_t **out,
+                          qun_err_t *err);
+qun_rc qun_payment_claim(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *pid,
+                         json_t **out, qun_err_t *err);
+qun_rc qun_payment_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
+                        qun_err_t *err);
+qun_rc qun_bill_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
+                     qun_err_t *err);
+
+/* ---- dissolution (core/dissolution.c) ---- */
+/* Impact preview and a fresh single-use confirmation token (bound to actor, group and
+ * the digest of params). */
+qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
+                        json_t **out, qun_err_t *err);
+/* Request: authorize with the token, mark the group dissolved, queue the purge. */
+qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
+                        const char *token, json_t **out, qun_err_t *err);
+qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
+                       qun_err_t *err);
+qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
+                       qun_err_t *err);
+
+/* Digest of the parameters of an action: SHA-256 hex of the canonical JSON of params. */
+void qun_params_digest(json_t *params, char out[65]);
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* Durable jobs: rows in `jobs` run by one scheduler thread when due, in bounded
+ * batches through the group-commit writer.  A job's progress is written in the same
+ * transaction as the work it counts, so a job killed at any point resumes where its
+ * last commit left it and never counts or does anything twice. */
+#ifndef QUN_JOBS_H
+#define QUN_JOBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qun/errors.h"
+#include "qun/store.h"
+#include "qun/writer.h"
+
+typedef struct qun_jobs qun_jobs_t;
+
+/* One step of a job: do at most one batch of work inside the writer's transaction,
+ * update the job's progress, and set *finished when nothing is left. */
+typedef qun_rc (*qun_job_step_fn)(qun_db_t *db, int64_t job_id, int64_t group_id,
+                                  int64_t ref_id, bool *finished, qun_err_t *err);
+
+/* Start the scheduler thread.  db_path: where it opens its read connection. */
+qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause_ms, qun_jobs_t **out,
+                      qun_err_t *err);
+void qun_jobs_stop(qun_jobs_t *j);
+/* Wake the scheduler now (e.g. after queuing a due job). */
+void qun_jobs_kick(qun_jobs_t *j);
+
+/* Steps of the purge jobs (jobs/purge.c). */
+qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                            bool *finished, qun_err_t *err);
+qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                               bool *finished, qun_err_t *err);
+/* Unlink up to a batch of blob files whose last reference is gone. */
+qun_rc qun_blob_unlink_queued(qun_db_t *db, int *unlinked, qun_err_t *err);
+
+#endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* The storage interface: connections, prepared queries with $N parameters, and
+ * transactions.  One interface, one implementation per backend (store_sqlite.c now,
+ * store_pg.c later).  SQL handed to it must be accepted by both backends: `$1`
+ * parameters, RETURNING, ON CONFLICT; DDL lives per backend under src/store/sql/.
+ *
+ * Stepping a query returns QUN_ROW (a row is readable), QUN_DONE (no more rows),
+ * QUN_CONFLICT_RETRY (busy / serialization failure: the whole transaction may be
+ * retried) or another error.  Connections are not thread-safe: one per thread. */
+#ifndef QUN_STORE_H
+#define QUN_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "qun/errors.h"
+
+typedef struct qun_db qun_db_t; /* a connection */
+typedef struct qun_q qun_q_t;   /* a prepared query, owned by its connection */
+
+/* Open a connection to the SQLite file at path (":memory:" for tests).  readonly
+ * connections refuse writes.  Applies migrations when migrate is true.  On success
+ * *out is owned by the caller (qun_db_close). */
+qun_rc qun_db_open(const char *path, bool readonly, bool migrate, qun_db_t **out,
+                   qun_err_t *err);
+/* Close a connection and finalize its queries.  NULL is accepted. */
+void qun_db_close(qun_db_t *db);
+/* Schema version after migrations. */
+int qun_db_schema_version(qun_db_t *db);
+
+/* Borrow the cached prepared query for sql.  sql must be a string literal (or
+ * otherwise live as long as db): the cache is keyed by its address.  The query is
+ * reset and its bindings cleared. */
+qun_rc qun_q_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err);
+/* Bind parameter $idx (1-based). Text and blob are copied. */
+void qun_q_int(qun_q_t *q, int idx, int64_t v);
+void qun_q_text(qun_q_t *q, int idx, const char *s); /* NULL binds SQL NULL */
+void qun_q_blob(qun_q_t *q, int idx, const void *p, size_t n);
+void qun_q_null(qun_q_t *q, int idx);
+/* Advance: QUN_ROW, QUN_DONE, or an error (detail in err). */
+qun_rc qun_q_step(qun_q_t *q, qun_err_t *err);
+/* Column readers for the current row (0-based).  Text is borrowed until the next step. */
+int64_t qun_q_col_int(qun_q_t *q, int col);
+const char *qun_q_col_text(qun_q_t *q, int col); /* "" for NULL */
+const void *qun_q_col_blob(qun_q_t *q, int col, size_t *n);
+bool qun_q_col_null(qun_q_t *q, int col);
+/* Reset a query so its connection may start another statement on it. */
+void qun_q_done(qun_q_t *q);
+/* Rows changed by the last completed statement on db. */
+int64_t qun_db_changes(qun_db_t *db);
+
+/* Run sql with no parameters (DDL, BEGIN, COMMIT ...). */
+qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err);
+
+/* Run fn(db, arg, err) inside one transaction; commit when it returns QUN_OK, roll back
+ * otherwise.  Conflicts are retried up to a bounded number of times. */
+typedef qun_rc (*qun_txn_fn)(qun_db_t *db, void *arg, qun_err_t *err);
+qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err);
+
+/* Savepoints inside an open transaction (used by the group-commit writer). */
+qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err);
+qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err);
+
+/* Convenience: prepare+bind by printf-like type string and step once.
+ * types: one char per parameter: 'i' int64_t, 'z' int64_t bound as NULL when 0,
+ * 's' const char * (NULL binds NULL), 'n' NULL (consumes no argument).
+ * Returns QUN_ROW (row readable on *out, call qun_q_done when finished), QUN_DONE or error. */
+qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
+                  const char *types, ...);
+
+#endif

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* Small shared helpers: the one clock, logging, allocation, random opaque ids, hex. */
+#ifndef QUN_UTIL_H
+#define QUN_UTIL_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <stdbool.h>
+
+/* The one clock of qun: Unix time in seconds.  Every timestamp the server stores or
+ * compares comes from here, so a test clock can move it (qun_clock_advance). */
+int64_t qun_now(void);
+/* Milliseconds on the same clock, for durations and logs. */
+int64_t qun_now_ms(void);
+/* Move the clock forward by seconds (test clock only; callers check the config). */
+void qun_clock_advance(int64_t seconds);
+
+/* Allocation that aborts on exhaustion; for the daemon's own bookkeeping only. */
+void *qun_xmalloc(size_t n);
+void *qun_xcalloc(size_t n, size_t size);
+char *qun_xstrdup(const char *s);
+
+/* Log a line to stderr with a level tag ("info", "warn", "error"). */
+void qun_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern bool qun_log_quiet; /* suppress "info" lines */
+
+/* Write a new opaque public id "<prefix>_<22 url-safe chars>" (128 random bits) to
+ * out, which must hold at least QUN_ID_MAX bytes. */
+#define QUN_ID_MAX 32
+void qun_id_new(char *out, const char *prefix);
+
+/* Random bytes (libsodium). */
+void qun_random(void *buf, size_t n);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void qun_hex(char *out, const void *in, size_t n);
+/* SHA-256 of data into out[32]. */
+void qun_sha256(unsigned char out[32], const void *data, size_t n);
+/* Hex SHA-256 of a NUL-terminated string into out[65]. */
+void qun_sha256_hex(char out[65], const void *data, size_t n);
+/* Constant-time equality of two equal-length buffers. */
+bool qun_ct_equal(const void *a, const void *b, size_t n);
+
+#endif

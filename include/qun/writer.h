@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* The group-commit writer: one thread owns the write connection and runs every
+ * write of the process.  Operations queued while a commit is in flight are run
+ * together, each inside its own savepoint, and share one durable COMMIT (one fsync)
+ * instead of paying one each.  An operation's done callback runs on the writer
+ * thread only after its outcome is durable (or failed); it must hand off quickly. */
+#ifndef QUN_WRITER_H
+#define QUN_WRITER_H
+
+#include <stdint.h>
+
+#include "qun/errors.h"
+#include "qun/store.h"
+
+typedef struct qun_wop qun_wop_t;
+struct qun_wop {
+    /* Runs inside a savepoint on the writer thread; QUN_OK keeps its changes. */
+    qun_rc (*fn)(qun_db_t *db, void *arg, qun_err_t *err);
+    /* Called after the batch's commit with the final rc (fn's, or the commit's error). */
+    void (*done)(qun_wop_t *op);
+    void *arg;
+    qun_rc rc;
+    qun_err_t err;
+    qun_wop_t *next;
+};
+
+typedef struct qun_writer qun_writer_t;
+
+/* Start the writer thread on db, which it takes over.  max_batch bounds the number
+ * of operations per commit. */
+qun_rc qun_writer_start(qun_db_t *db, int max_batch, qun_writer_t **out, qun_err_t *err);
+/* Drain the queue, stop the thread and close its connection. */
+void qun_writer_stop(qun_writer_t *w);
+/* Queue op (caller-owned, must live until op->done runs). */
+void qun_writer_submit(qun_writer_t *w, qun_wop_t *op);
+/* Queue fn and wait for its durable outcome; for background threads (jobs). */
+qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *),
+                      void *arg, qun_err_t *err);
+/* Counters for /metrics. */
+void qun_writer_stats(qun_writer_t *w, uint64_t *commits, uint64_t *ops, uint64_t *failed);
+
+#endif

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/* Accounts, devices and sessions.  Passwords are argon2id hashes; bearer tokens
+ * are random and only their SHA-256 is stored, so a database leak yields no usable
+ * token.  A token is found by its hash through a unique index: the comparison an
+ * attacker could time is on a hash they cannot steer. */
+#include <sodium.h>
+#include <string.h>
+
+#include "qun/core.h"
+
+qun_core_cfg_t qun_core_cfg = {
+    .data_dir = "var",
+    .session_ttl = 30LL * 86400,
+    .confirm_ttl = 600,
+    .payment_retention = 72LL * 3600,
+    .purge_batch = 500,
+    .pw_opslimit = 2,                 /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
+    .pw_memlimit = 64u << 20,         /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
+};
+
+qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err) {
+    if (crypto_pwhash_str(out, password, strlen(password), qun_core_cfg.pw_opslimit,
+                          qun_core_cfg.pw_memlimit) != 0)
+        return qun_fail(err, QUN_NOMEM, "password hashing ran out of memory");
+    return QUN_OK;
+}
+
+bool qun_password_verify(const char *hash, const char *password) {
+    return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out,
+                       qun_err_t *err) {
+    char openid[QUN_ID_MAX];
+    qun_id_new(openid, "u");
+    int64_t now = qun_now();
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "INSERT INTO users(openid, username, pwhash, password_changed_at, created_at) "
+                           "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (username) DO NOTHING RETURNING id",
+                           "sssi", openid, username, pwhash, now);
+    if (rc == QUN_DONE) return qun_fail_field(err, QUN_USERNAME_TAKEN, "username", "username \"%s\" is taken", username);
+    if (rc != QUN_ROW) return rc;
+    qun_q_done(q);
+    *out = json_pack("{s:s, s:s, s:I}", "openid", openid, "username", username, "created_at",
+                     (json_int_t)now);
+    return QUN_OK;
+}
+
+qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, char *pwhash,
+                            size_t pwhash_size, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT id, pwhash FROM users WHERE username = $1", "s",
+                           username);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_USER_NOT_FOUND, "no such user");
+    if (rc != QUN_ROW) return rc;
+    *uid = qun_q_col_int(q, 0);
+    snprintf(pwhash, pwhash_size, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT id FROM users WHERE openid = $1", "s", openid);
+    if (rc == QUN_DONE) return qun_fail_field(err, QUN_USER_NOT_FOUND, "openid", "no user has openid %.40s", openid);
+    if (rc != QUN_ROW) return rc;
+    *uid = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, const char *device_id,
+                          const char *platform, const char *ip, json_t **out, qun_err_t *err) {
+    char sid[QUN_ID_MAX];
+    qun_id_new(sid, "s");
+    int64_t now = qun_now();
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) "
+                           "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, device_id) "
+                           "DO UPDATE SET last_seen = $4, platform = $3",
+                           "issi", uid, device_id, platform, now);
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO sessions(sid, user_id, token_hash, device_id, platform, ip, "
+                        "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        "sissssii", sid, uid, token_hash, device_id, platform, ip, now,
+                        now + qun_core_cfg.session_ttl);
+    if (rc != QUN_DONE) return rc;
+    qun_q_t *q;
+    rc = qun_db_run(db, &q, err,
+                    "SELECT u.openid, d.first_seen FROM users u JOIN devices d ON d.user_id = u.id "
+                    "WHERE u.id = $1 AND d.device_id = $2", "is", uid, device_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_INTERNAL, "session vanished") : rc;
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "session_id", sid, "openid",
+                     qun_q_col_text(q, 0), "device_id", device_id, "platform", platform,
+                     "device_first_seen", (json_int_t)qun_q_col_int(q, 1), "expires_at",
+                     (json_int_t)(now + qun_core_cfg.session_ttl));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *a, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id "
+                           "FROM sessions s JOIN users u ON u.id = s.user_id "
+                           "WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+                           "si", token_hash, qun_now());
+    if (rc == QUN_DONE) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
+    if (rc != QUN_ROW) return rc;
+    a->session_id = qun_q_col_int(q, 0);
+    a->uid = qun_q_col_int(q, 1);
+    snprintf(a->openid, sizeof a->openid, "%s", qun_q_col_text(q, 2));
+    snprintf(a->platform, sizeof a->platform, "%s", qun_q_col_text(q, 3));
+    snprintf(a->device_id, sizeof a->device_id, "%s", qun_q_col_text(q, 4));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    json_t *items = json_array();
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT s.sid, s.device_id, s.platform, s.created_at, s.expires_at, "
+                           "d.first_seen, s.id FROM sessions s JOIN devices d "
+                           "ON d.user_id = s.user_id AND d.device_id = s.device_id "
+                           "WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 "
+                           "ORDER BY s.id", "ii", a->uid, qun_now());
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b}",
+            "session_id", qun_q_col_text(q, 0), "device_id", qun_q_col_text(q, 1),
+            "platform", qun_q_col_text(q, 2), "created_at", (json_int_t)qun_q_col_int(q, 3),
+            "expires_at", (json_int_t)qun_q_col_int(q, 4),
+            "device_first_seen", (json_int_t)qun_q_col_int(q, 5),
+            "current", qun_q_col_int(q, 6) == a->session_id));
+    if (rc != QUN_DONE) {
+        json_decref(items);
+        return rc;
+    }
+    *out = json_pack("{s:o}", "items", items);
+    return QUN_OK;
+}
+
+qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "UPDATE sessions SET revoked_at = $3 WHERE sid = $1 AND user_id = $2 "
+                           "AND revoked_at IS NULL", "sii", sid, a->uid, qun_now());
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) == 0)
+        return qun_fail(err, QUN_SESSION_NOT_FOUND, "you have no active session %.40s", sid);
+    return QUN_OK;
+}
+
+qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT openid, username, is_minor, created_at FROM users WHERE id = $1",
+                           "i", a->uid);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_USER_NOT_FOUND, "gone") : rc;
+    *out = json_pack("{s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "openid", qun_q_col_text(q, 0),
+                     "username", qun_q_col_text(q, 1), "minor", (int)qun_q_col_int(q, 2),
+                     "created_at", (json_int_t)qun_q_col_int(q, 3), "platform", a->platform,
+                     "device_id", a->device_id, "session_id", "");
+    qun_q_done(q);
+    rc = qun_db_run(db, &q, err, "SELECT sid FROM sessions WHERE id = $1", "i", a->session_id);
+    if (rc == QUN_ROW) {
+        json_object_set_new(*out, "session_id", json_string(qun_q_col_text(q, 0)));
+        qun_q_done(q);
+    }
+    return QUN_OK;
+}

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/* Groups and memberships, with the permission table of DESIGN.md section 2:
+ *
+ *   action                         owner  admin          member
+ *   add / remove members           yes    members only   no
+ *   promote / demote admins        yes    no             no
+ *   rename                         yes    yes            no
+ *   transfer ownership             yes    no             no
+ *   leave                          after transfer  yes   yes
+ *   post, read history, files      yes    yes            yes
+ *
+ * Invariants: a group has exactly one member with role owner, and it is owner_id;
+ * member_count equals the number of members rows. */
+#include <string.h>
+
+#include "qun/core.h"
+
+const char *qun_role_name(qun_role_t r) {
+    switch (r) {
+    case QUN_ROLE_OWNER: return "owner";
+    case QUN_ROLE_ADMIN: return "admin";
+    case QUN_ROLE_MEMBER: return "member";
+    default: return "none";
+    }
+}
+
+static qun_role_t role_parse(const char *s) {
+    if (strcmp(s, "owner") == 0) return QUN_ROLE_OWNER;
+    if (strcmp(s, "admin") == 0) return QUN_ROLE_ADMIN;
+    if (strcmp(s, "member") == 0) return QUN_ROLE_MEMBER;
+    return QUN_ROLE_NONE;
+}
+
+static bool live_state(const char *state) {
+    return strcmp(state, "active") == 0 || strcmp(state, "review") == 0 ||
+           strcmp(state, "pending") == 0;
+}
+
+qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
+                        qun_group_t *g, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, "
+                           "m.role FROM groups g LEFT JOIN members m ON m.group_id = g.id "
+                           "AND m.user_id = $2 WHERE g.gid = $1", "si", gid, a->uid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    if (rc != QUN_ROW) return rc;
+    memset(g, 0, sizeof *g);
+    g->id = qun_q_col_int(q, 0);
+    snprintf(g->gid, sizeof g->gid, "%s", qun_q_col_text(q, 1));
+    snprintf(g->name, sizeof g->name, "%s", qun_q_col_text(q, 2));
+    snprintf(g->kind, sizeof g->kind, "%s", qun_q_col_text(q, 3));
+    snprintf(g->state, sizeof g->state, "%s", qun_q_col_text(q, 4));
+    g->owner_id = qun_q_col_int(q, 5);
+    g->member_count = qun_q_col_int(q, 6);
+    g->role = qun_q_col_null(q, 7) ? QUN_ROLE_NONE : role_parse(qun_q_col_text(q, 7));
+    qun_q_done(q);
+    if (!live_state(g->state)) {
+        /* Members were removed at dissolution; the owner keeps a read-only view. */
+        if (g->owner_id == a->uid) g->role = QUN_ROLE_OWNER;
+        return qun_fail(err, QUN_GROUP_GONE, "group %s is %s", g->gid, g->state);
+    }
+    if (g->role == QUN_ROLE_NONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    if (g->role < need)
+        return qun_fail(err, QUN_FORBIDDEN_ROLE, "this needs role %s; you are %s",
+                        qun_role_name(need), qun_role_name(g->role));
+    return QUN_OK;
+}
+
+static json_t *group_json(qun_db_t *db, int64_t id, int64_t uid, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+        "SELECT g.gid, g.name, g.kind, o.oid, g.regions, u.openid, g.state, g.member_count, "
+        "g.created_at, g.updated_at, m.role, g.next_seq - 1 FROM groups g JOIN users u ON u.id = g.owner_id "
+        "LEFT JOIN orgs o ON o.id = g.org_id LEFT JOIN members m ON m.group_id = g.id AND m.user_id = $2 "
+        "WHERE g.id = $1", "ii", id, uid);
+    if (rc != QUN_ROW) return NULL;
+    json_t *regions = json_loads(qun_q_col_text(q, 4), 0, NULL);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:s, s:I, s:I, s:I, s:s?, s:I}",
+        "id", qun_q_col_text(q, 0), "name", qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2),
+        "org", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3),
+        "regions", regions ? regions : json_array(), "owner", qun_q_col_text(q, 5),
+        "state", qun_q_col_text(q, 6), "member_count", (json_int_t)qun_q_col_int(q, 7),
+        "created_at", (json_int_t)qun_q_col_int(q, 8), "updated_at", (json_int_t)qun_q_col_int(q, 9),
+        "my_role", qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10),
+        "last_seq", (json_int_t)qun_q_col_int(q, 11));
+    qun_q_done(q);
+    return o;
+}
+
+qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
+                        const char *org, json_t *regions, json_t **out, qun_err_t *err) {
+    int64_t org_id = 0;
+    qun_rc rc = QUN_OK;
+    if (org) rc = qun_org_admin_id(db, a, org, &org_id, err);
+    if (rc != QUN_OK) return rc;
+    bool needs_org = strcmp(kind, "enterprise") == 0 || strcmp(kind, "education") == 0;
+    if (needs_org && !org)
+        return qun_fail_field(err, QUN_FIELD_MISSING, "org", "%s groups belong to an org", kind);
+    if (strcmp(kind, "cross_border") == 0 && (!regions || json_array_size(regions) < 2))
+        return qun_fail_field(err, QUN_FIELD_MISSING, "regions",
+                              "cross_border groups list at least two regions");
+    char gid[QUN_ID_MAX];
+    qun_id_new(gid, "g");
+    char *regs = json_dumps(regions ? regions : json_array(), JSON_COMPACT);
+    int64_t now = qun_now();
+    qun_q_t *q;
+    rc = qun_db_run(db, &q, err,
+                    "INSERT INTO groups(gid, name, kind, org_id, regions, owner_id, member_count, "
+                    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING id",
+                    "ssszsii", gid, name, kind, org_id, regs, a->uid, now);
+    free(regs);
+    if (rc != QUN_ROW) return rc;
+    int64_t id = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    rc = qun_db_run(db, NULL, err,
+                    "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
+                    "iii", id, a->uid, now);
+    if (rc != QUN_DONE) return rc;
+    *out = group_json(db, id, a->uid, err);
+    return *out ? QUN_OK : QUN_STORE;
+}
+
+qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
+                     qun_err_t *err) {
+    qun_group_t g;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    if (rc == QUN_GROUP_GONE && g.role == QUN_ROLE_OWNER) rc = QUN_OK; /* the owner sees the outcome */
+    if (rc != QUN_OK) return rc;
+    *out = group_json(db, g.id, a->uid, err);
+    return *out ? QUN_OK : QUN_STORE;
+}
+
+qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
+                      qun_err_t *err) {
+    qun_q_t *q;
+    json_t *items = json_array();
+    int64_t last = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
+        "SELECT g.id, g.gid, g.name, g.kind, g.state, g.member_count, m.role FROM members m "
+        "JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1 AND g.id > $2 "
+        "ORDER BY g.id LIMIT $3", "iii", a->uid, after, (int64_t)limit);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        last = qun_q_col_int(q, 0);
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}",
+            "id", qun_q_col_text(q, 1), "name", qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3),
+            "state", qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 5),
+            "my_role", qun_q_col_text(q, 6)));
+    }
+    if (rc != QUN_DONE) {
+        json_decref(items);
+        return rc;
+    }
+    char cur[24];
+    snprintf(cur, sizeof cur, "%lld", (long long)last);
+    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
+                     (int)json_array_size(items) == limit ? cur : NULL);
+    return QUN_OK;
+}
+
+qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name,
+                        json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err, "UPDATE groups SET name = $2, updated_at = $3 WHERE id = $1",
+                        "isi", g.id, name, qun_now());
+    if (rc != QUN_DONE) return rc;
+    *out = group_json(db, g.id, a->uid, err);
+    return *out ? QUN_OK : QUN_STORE;
+}
+
+qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
+                       int limit, json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    if (rc != QUN_OK) return rc;
+    qun_q_t *q;
+    json_t *items = json_array();
+    int64_t last = 0;
+    rc = qun_db_run(db, &q, err,
+        "SELECT u.id, u.openid, u.username, m.role, m.joined_at, u.is_minor FROM members m "
+        "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
+        "iii", g.id, after, (int64_t)limit);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        last = qun_q_col_int(q, 0);
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:b}",
+            "openid", qun_q_col_text(q, 1), "username", qun_q_col_text(q, 2),
+            "role", qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4),
+            "minor", (int)qun_q_col_int(q, 5)));
+    }
+    if (rc != QUN_DONE) {
+        json_decref(items);
+        return rc;
+    }
+    char cur[24];
+    snprintf(cur, sizeof cur, "%lld", (long long)last);
+    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
+                     (int)json_array_size(items) == limit ? cur : NULL);
+    return QUN_OK;
+}
+
+static json_t *member_json(qun_db_t *db, int64_t group_id, int64_t uid) {
+    qun_q_t *q;
+    if (qun_db_run(db, &q, NULL,
+                   "SELECT u.openid, u.username, m.role, m.joined_at FROM members m JOIN users u "
+                   "ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2", "ii", group_id, uid) != QUN_ROW)
+        return NULL;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 0), "username",
+                          qun_q_col_text(q, 1), "role", qun_q_col_text(q, 2), "joined_at",
+                          (json_int_t)qun_q_col_int(q, 3));
+    qun_q_done(q);
+    return o;
+}
+
+/* The target's role in g, QUN_ROLE_NONE when not a member. */
+static qun_rc member_role(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_t *role,
+                          qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2",
+                           "ii", group_id, uid);
+    *role = QUN_ROLE_NONE;
+    if (rc == QUN_ROW) {
+        *role = role_parse(qun_q_col_text(q, 0));
+        qun_q_done(q);
+        rc = QUN_DONE;
+    }
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static qun_rc count_delta(qun_db_t *db, int64_t group_id, int delta, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "UPDATE groups SET member_count = member_count + $2, updated_at = $3 WHERE id = $1",
+                           "iii", group_id, (int64_t)delta, qun_now());
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                      const char *role, json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    int64_t uid;
+    qun_role_t cur;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
+    if (rc == QUN_OK && strcmp(role, "admin") == 0 && g.role != QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "only the owner appoints admins");
+    if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
+    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK && cur != QUN_ROLE_NONE)
+        rc = qun_fail(err, QUN_ALREADY_MEMBER, "%s is already a %s", openid, qun_role_name(cur));
+    if (rc == QUN_OK) {
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+                        "iisi", g.id, uid, role, qun_now());
+        rc = rc == QUN_DONE ? count_delta(db, g.id, 1, err) : rc;
+    }
+    if (rc != QUN_OK) return rc;
+    *out = member_json(db, g.id, uid);
+    return *out ? QUN_OK : QUN_STORE;
+}
+
+qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
+                           const char *openid, const char *role, json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    int64_t uid;
+    qun_role_t cur;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
+    if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
+    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK && cur == QUN_ROLE_NONE)
+        rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
+    if (rc == QUN_OK && cur == QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "the owner's role changes only by transfer");
+    if (rc == QUN_OK) {
+        rc = qun_db_run(db, NULL, err, "UPDATE members SET role = $3 WHERE group_id = $1 AND user_id = $2",
+                        "iis", g.id, uid, role);
+        rc = rc == QUN_DONE ? QUN_OK : rc;
+    }
+    if (rc != QUN_OK) return rc;
+    *out = member_json(db, g.id, uid);
+    return *out ? QUN_OK : QUN_STORE;
+}
+
+static qun_rc remove_member(qun_db_t *db, int64_t group_id, int64_t uid, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1 AND user_id = $2",
+                           "ii", group_id, uid);
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2",
+                        "ii", group_id, uid);
+    return rc == QUN_DONE ? count_delta(db, group_id, -1, err) : rc;
+}
+
+qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                         qun_err_t *err) {
+    qun_group_t g;
+    int64_t uid;
+    qun_role_t cur;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
+    if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
+    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK && cur == QUN_ROLE_NONE)
+        rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
+    if (rc == QUN_OK && cur == QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "the owner cannot be removed");
+    if (rc == QUN_OK && cur == QUN_ROLE_ADMIN && g.role != QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "admins remove members only; ask the owner");
+    return rc == QUN_OK ? remove_member(db, g.id, uid, err) : rc;
+}
+
+qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_err_t *err) {
+    qun_group_t g;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    if (rc != QUN_OK) return rc;
+    if (g.role == QUN_ROLE_OWNER)
+        return qun_fail(err, QUN_OWNER_MUST_TRANSFER,
+                        "the owner cannot leave: POST /v1/groups/%s/transfer {\"to\": openid} first, "
+                        "or dissolve the group", g.gid);
+    return remove_member(db, g.id, a->uid, err);
+}
+
+qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to,
+                            json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    int64_t uid;
+    qun_role_t cur;
+    qun_q_t *q;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
+    if (rc == QUN_OK && strcmp(g.state, "active") != 0)
+        rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
+    if (rc == QUN_OK) rc = qun_user_id(db, to, &uid, err);
+    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK && (cur == QUN_ROLE_NONE || uid == a->uid))
+        rc = qun_fail_field(err, QUN_MEMBER_NOT_FOUND, "to", "the new owner must be another member");
+    if (rc == QUN_OK) {
+        rc = qun_db_run(db, &q, err,
+                        "INSERT INTO transfers(group_id, from_id, to_id, created_at) VALUES ($1, $2, $3, $4) "
+                        "ON CONFLICT (group_id) DO NOTHING RETURNING group_id", "iiii", g.id, a->uid, uid, qun_now());
+        if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_PENDING, "a transfer is already pending");
+        if (rc == QUN_ROW) qun_q_done(q), rc = QUN_OK;
+    }
+    if (rc != QUN_OK) return rc;
+    *out = json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to,
+                     "state", "proposed");
+    return QUN_OK;
+}
+
+qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept,
+                           json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_q_t *q;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2 RETURNING from_id",
+                    "ii", g.id, a->uid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_NOT_FOUND, "no transfer to you is pending");
+    if (rc != QUN_ROW) return rc;
+    int64_t from = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    if (accept) {
+        rc = qun_db_run(db, NULL, err, "UPDATE members SET role = 'admin' WHERE group_id = $1 AND user_id = $2",
+                        "ii", g.id, from);
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "UPDATE members SET role = 'owner' WHERE group_id = $1 AND user_id = $2",
+                            "ii", g.id, a->uid);
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "UPDATE groups SET owner_id = $2, updated_at = $3 WHERE id = $1",
+                            "iii", g.id, a->uid, qun_now());
+        if (rc != QUN_DONE) return rc;
+    }
+    *out = json_pack("{s:s, s:s}", "group", g.gid, "state", accept ? "accepted" : "declined");
+    if (accept) json_object_set_new(*out, "owner", json_string(a->openid));
+    return QUN_OK;
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/* Accounts and sessions: register, login (argon2id, off the writer), me, sessions,
+ * revoke, and the personal bill. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+static const qun_field_t user_fields[] = {
+    {"username", F_STR, true, 3, 32, NULL},
+    {"password", F_STR, true, 8, 256, NULL},
+    {0}};
+
+static bool username_ok(const char *s) {
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+/* Hashing is slow on purpose, so it happens on the loop thread, not the writer. */
+qun_rc h_user_create_prep(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, user_fields, &r->err);
+    if (rc != QUN_OK) return rc;
+    if (!username_ok(qun_jstr(r->json, "username")))
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "username",
+                              "username may hold letters, digits, '_', '-' and '.'");
+    r->scratch = qun_xmalloc(crypto_pwhash_STRBYTES);
+    return qun_password_hash(qun_jstr(r->json, "password"), r->scratch, &r->err);
+}
+
+qun_rc h_user_create(qun_req_t *r) {
+    json_t *out;
+    qun_rc rc = qun_user_create(r->db, qun_jstr(r->json, "username"), r->scratch, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 201, out) : rc;
+}
+
+typedef struct {
+    int64_t uid;
+    char token[64];
+} login_t;
+
+static const qun_field_t session_fields[] = {
+    {"username", F_STR, true, 1, 64, NULL},
+    {"password", F_STR, true, 1, 256, NULL},
+    {"device_id", F_STR, true, 1, 64, NULL},
+    {"platform", F_STR, true, 1, 16, "android|ios|windows|web|cli"},
+    {0}};
+
+qun_rc h_session_create_prep(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, session_fields, &r->err);
+    if (rc != QUN_OK) return rc;
+    char hash[crypto_pwhash_STRBYTES];
+    login_t *l = qun_xcalloc(1, sizeof *l);
+    r->scratch = l;
+    rc = qun_user_credentials(r->db, qun_jstr(r->json, "username"), &l->uid, hash, sizeof hash,
+                              &r->err);
+    bool ok = false;
+    if (rc == QUN_OK) {
+        ok = qun_password_verify(hash, qun_jstr(r->json, "password"));
+    } else if (rc == QUN_USER_NOT_FOUND) {
+        /* Unknown users still pay for a hash, so timing does not reveal who exists. */
+        qun_password_hash(qun_jstr(r->json, "password"), hash, NULL);
+    }
+    if (rc == QUN_USER_NOT_FOUND || (rc == QUN_OK && !ok))
+        return qun_fail(&r->err, QUN_BAD_CREDENTIALS, "username or password is wrong");
+    if (rc != QUN_OK) return rc;
+    unsigned char raw[32];
+    qun_random(raw, sizeof raw);
+    memcpy(l->token, "qun_", 4);
+    sodium_bin2base64(l->token + 4, sizeof l->token - 4, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return QUN_OK;
+}
+
+qun_rc h_session_create(qun_req_t *r) {
+    login_t *l = r->scratch;
+    char hash[65];
+    qun_sha256_hex(hash, l->token, strlen(l->token));
+    json_t *out;
+    qun_rc rc = qun_session_create(r->db, l->uid, hash, qun_jstr(r->json, "device_id"),
+                                   qun_jstr(r->json, "platform"), r->ip, &out, &r->err);
+    if (rc != QUN_OK) return rc;
+    json_object_set_new(out, "token", json_string(l->token));
+    return qun_ok(r, 201, out);
+}
+
+qun_rc h_me(qun_req_t *r) {
+    json_t *out;
+    qun_rc rc = qun_me(r->db, &r->actor, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
+qun_rc h_me_sessions(qun_req_t *r) {
+    json_t *out;
+    qun_rc rc = qun_session_list(r->db, &r->actor, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
+qun_rc h_session_delete(qun_req_t *r) {
+    return qun_session_revoke(r->db, &r->actor, r->params[0], &r->err);
+}
+
+qun_rc h_bill(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out;
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_bill_list(r->db, &r->actor, after, limit, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* Group content: messages, files (raw-body upload, content-addressed bytes) and
+ * payments. */
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define GID r->params[0]
+
+static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
+    return rc == QUN_OK ? qun_ok(r, status, out) : rc;
+}
+
+qun_rc h_message_post(qun_req_t *r) {
+    static const qun_field_t f[] = {{"text", F_STR, true, 1, 16384, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_message_post(r->db, &r->actor, GID, qun_jstr(r->json, "text"), &out, &r->err);
+    return answer(r, rc, 201, out);
+}
+
+qun_rc h_message_list(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_message_list(r->db, &r->actor, GID, after, limit, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+typedef struct {
+    char sha[65];
+    char name[129];
+    char ctype[97];
+} upload_t;
+
+static bool printable(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f || *s == '"' || *s == '\\') return false;
+    return true;
+}
+
+/* Writing the bytes (and their fsync) happens on the loop thread; the writer only
+ * records the reference, so a large upload never stalls other writes. */
+qun_rc h_file_upload_prep(qun_req_t *r) {
+    const char *name = qun_query(r, "name");
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
+    if (!name || !*name || strlen(name) > 128 || !printable(name))
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "name",
+                              "give the file a name of 1 to 128 printable characters: ?name=");
+    if (!ct) ct = "application/octet-stream";
+    if (strlen(ct) > 96 || !printable(ct))
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "Content-Type", "bad Content-Type");
+    if (r->body_len == 0)
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "body", "the file is empty");
+    /* Check membership before storing anything. */
+    qun_group_t g;
+    qun_rc rc = qun_group_access(r->db, &r->actor, GID, QUN_ROLE_MEMBER, &g, &r->err);
+    if (rc != QUN_OK) return rc;
+    upload_t *u = qun_xcalloc(1, sizeof *u);
+    r->scratch = u;
+    snprintf(u->name, sizeof u->name, "%s", name);
+    snprintf(u->ctype, sizeof u->ctype, "%s", ct);
+    return qun_blob_put(r->body, r->body_len, u->sha, &r->err);
+}
+
+qun_rc h_file_upload(qun_req_t *r) {
+    upload_t *u = r->scratch;
+    json_t *out = NULL;
+    qun_rc rc = qun_file_add(r->db, &r->actor, GID, u->sha, (int64_t)r->body_len, u->name,
+                             u->ctype, &out, &r->err);
+    return answer(r, rc, 201, out);
+}
+
+qun_rc h_file_list(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_file_list(r->db, &r->actor, GID, after, limit, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_file_download(qun_req_t *r) {
+    char name[129];
+    qun_rc rc = qun_file_get(r->db, &r->actor, GID, r->params[1], r->content_type,
+                             sizeof r->content_type, name, sizeof name, &r->err);
+    if (rc != QUN_OK) return rc;
+    char path[1024];
+    qun_blob_path(r->params[1], path, sizeof path);
+    r->file_path = qun_xstrdup(path);
+    snprintf(r->disposition, sizeof r->disposition, "attachment; filename=\"%s\"", name);
+    r->status = 200;
+    return QUN_OK;
+}
+
+qun_rc h_payment_create(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"kind", F_STR, false, 1, 16, "red_packet"},
+        {"amount", F_INT, true, 1, 100000000, NULL},
+        {"shares", F_INT, true, 1, 1000, NULL},
+        {"memo", F_STR, false, 0, 200, NULL},
+        {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    const char *memo = qun_jstr(r->json, "memo");
+    if (rc == QUN_OK)
+        rc = qun_payment_create(r->db, &r->actor, GID, "red_packet",
+                                json_integer_value(json_object_get(r->json, "amount")),
+                                json_integer_value(json_object_get(r->json, "shares")),
+                                memo ? memo : "", &out, &r->err);
+    return answer(r, rc, 201, out);
+}
+
+qun_rc h_payment_list(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_payment_list(r->db, &r->actor, GID, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_payment_claim(qun_req_t *r) {
+    static const qun_field_t f[] = {{0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK) rc = qun_payment_claim(r->db, &r->actor, GID, r->params[1], &out, &r->err);
+    return answer(r, rc, 201, out);
+}

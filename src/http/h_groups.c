@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/* Groups, memberships, leaving and ownership transfer. */
+#include "http.h"
+
+#define GID r->params[0]
+
+static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
+    return rc == QUN_OK ? qun_ok(r, status, out) : rc;
+}
+
+qun_rc h_group_create(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"name", F_STR, true, 1, 128, NULL},
+        {"kind", F_STR, false, 1, 16, "standard|enterprise|education|finance|cross_border"},
+        {"org", F_STR, false, 1, 64, NULL},
+        {"regions", F_STRARR, false, 2, 8, NULL},
+        {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    if (rc != QUN_OK) return rc;
+    const char *kind = qun_jstr(r->json, "kind");
+    json_t *out;
+    rc = qun_group_create(r->db, &r->actor, qun_jstr(r->json, "name"), kind ? kind : "standard",
+                          qun_jstr(r->json, "org"), json_object_get(r->json, "regions"), &out,
+                          &r->err);
+    return answer(r, rc, 201, out);
+}
+
+qun_rc h_group_list(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_group_list(r->db, &r->actor, after, limit, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_group_get(qun_req_t *r) {
+    json_t *out;
+    qun_rc rc = qun_group_get(r->db, &r->actor, GID, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_group_patch(qun_req_t *r) {
+    static const qun_field_t f[] = {{"name", F_STR, true, 1, 128, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_group_rename(r->db, &r->actor, GID, qun_jstr(r->json, "name"), &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_member_list(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_member_list(r->db, &r->actor, GID, after, limit, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+static const qun_field_t member_fields[] = {
+    {"openid", F_STR, true, 1, 64, NULL},
+    {"role", F_STR, false, 1, 16, "admin|member"},
+    {0}};
+
+qun_rc h_member_add(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, member_fields, &r->err);
+    json_t *out = NULL;
+    const char *role = qun_jstr(r->json, "role");
+    if (rc == QUN_OK)
+        rc = qun_member_add(r->db, &r->actor, GID, qun_jstr(r->json, "openid"),
+                            role ? role : "member", &out, &r->err);
+    return answer(r, rc, 201, out);
+}
+
+qun_rc h_member_patch(qun_req_t *r) {
+    static const qun_field_t f[] = {{"role", F_STR, true, 1, 16, "admin|member"}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_member_set_role(r->db, &r->actor, GID, r->params[1], qun_jstr(r->json, "role"),
+                                 &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_member_delete(qun_req_t *r) {
+    return qun_member_remove(r->db, &r->actor, GID, r->params[1], &r->err);
+}
+
+static const qun_field_t no_fields[] = {{0}};
+
+qun_rc h_group_leave(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
+    return rc == QUN_OK ? qun_group_leave(r->db, &r->actor, GID, &r->err) : rc;
+}
+
+qun_rc h_transfer(qun_req_t *r) {
+    static const qun_field_t f[] = {{"to", F_STR, true, 1, 64, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_transfer_propose(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &out, &r->err);
+    return answer(r, rc, 202, out);
+}
+
+qun_rc h_transfer_accept(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK) rc = qun_transfer_answer(r->db, &r->actor, GID, true, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_transfer_decline(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK) rc = qun_transfer_answer(r->db, &r->actor, GID, false, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_org_create(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"name", F_STR, true, 1, 128, NULL}, {"kind", F_STR, true, 1, 16, "enterprise|school"}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_org_create(r->db, &r->actor, qun_jstr(r->json, "name"), qun_jstr(r->json, "kind"),
+                            &out, &r->err);
+    return answer(r, rc, 201, out);
+}
+
+qun_rc h_org_get(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_org_get(r->db, &r->actor, r->params[0], &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_org_admin_add(qun_req_t *r) {
+    static const qun_field_t f[] = {{"openid", F_STR, true, 1, 64, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    if (rc == QUN_OK)
+        rc = qun_org_add_admin(r->db, &r->actor, r->params[0], qun_jstr(r->json, "openid"), &r->err);
+    return rc;
+}
+
+qun_rc h_org_guardian(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"minor", F_STR, true, 1, 64, NULL}, {"guardian", F_STR, true, 1, 64, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    if (rc == QUN_OK)
+        rc = qun_org_guardian_link(r->db, &r->actor, r->params[0], qun_jstr(r->json, "minor"),
+                                   qun_jstr(r->json, "guardian"), &r->err);
+    return rc;
+}

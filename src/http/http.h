@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/* The HTTP layer: worker threads each running an evhttp loop on a shared
+ * SO_REUSEPORT port, the router that owns the shared checks (404/405, size caps,
+ * JSON parsing, authentication, idempotency), and the handlers, one h_<area>.c per
+ * API area.  Only this directory includes libevent's HTTP headers. */
+#ifndef QUN_HTTP_H
+#define QUN_HTTP_H
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "qun/core.h"
+#include "qun/store.h"
+#include "qun/writer.h"
+
+#define QUN_JSON_MAX (1u << 20) /* JSON bodies are capped at 1 MiB */
+#define QUN_MAX_PARAMS 3
+
+enum {
+    R_AUTH = 1 << 0,   /* bearer token required */
+    R_WRITE = 1 << 1,  /* run() executes on the group-commit writer */
+    R_JSON = 1 << 2,   /* body is a JSON object (empty body reads as {}) */
+    R_RAW = 1 << 3,    /* body is raw bytes up to the upload limit */
+    R_NOIDEM = 1 << 4, /* POST whose answer holds a secret: Idempotency-Key not replayed */
+};
+
+typedef struct qun_req qun_req_t;
+typedef qun_rc (*qun_handler_fn)(qun_req_t *r);
+
+typedef struct {
+    const char *method;
+    const char *pattern; /* "/v1/groups/:/members/:" - ':' matches one segment */
+    qun_handler_fn prep; /* optional, on the loop thread before run */
+    qun_handler_fn run;
+    int flags;
+} qun_route_t;
+
+typedef struct qun_worker qun_worker_t;
+
+struct qun_req {
+    struct evhttp_request *ev;
+    qun_worker_t *w;
+    const qun_route_t *route;
+    int route_index;
+    char *params[QUN_MAX_PARAMS]; /* path parameters, owned */
+    struct evkeyvalq query;
+    bool has_query;
+    bool authed;
+    qun_actor_t actor;
+    unsigned char *body; /* owned, NUL-terminated */
+    size_t body_len;
+    json_t *json;        /* parsed body (R_JSON), owned */
+    char idem_key[129];
+    char idem_digest[65];
+    char ip[64];
+    qun_db_t *db;        /* connection run() uses */
+    /* The answer. */
+    qun_rc rc;
+    qun_err_t err;
+    json_t *problem_extra; /* extra members merged into a problem answer, owned */
+    int status;
+    json_t *out;         /* owned */
+    char *out_text;      /* serialized out (set by the writer for idempotency), owned */
+    char *file_path;     /* answer is this file's bytes, owned */
+    char content_type[96];
+    char disposition[300];
+    void *scratch;       /* handler state carried from prep to run, freed with free() */
+    int64_t t0_ms;
+    qun_wop_t wop;
+};
+
+/* ---- server.c ---- */
+typedef struct {
+    const char *host;
+    int port;
+    int threads;
+    size_t upload_limit;
+    bool log_requests;
+    bool test_clock;
+    bool bench_hello; /* serve GET /bench/hello, the benchmarks' baseline */
+    const char *db_path;
+} qun_server_cfg_t;
+extern qun_server_cfg_t qun_server_cfg;
+
+/* Run the server until SIGINT/SIGTERM.  Takes over writer. */
+qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err);
+qun_writer_t *qun_server_writer(void);
+bool qun_server_ready(void);
+
+/* ---- router.c ---- */
+extern const qun_route_t qun_routes[];
+extern const int qun_routes_count;
+/* Match method+path: returns the route index, -1 for no path match, -2 when the path
+ * matches with another method.  Path parameters go to params (owned by the caller). */
+int qun_route_match(const char *method, const char *path, char *params[QUN_MAX_PARAMS]);
+/* Entry point for every request (the evhttp generic callback). */
+void qun_router_dispatch(struct evhttp_request *ev, void *worker);
+/* Finish a request on its loop thread: send the answer, log, count, free. */
+void qun_req_finish(qun_req_t *r);
+/* Metrics text for /metrics into out (owned by caller, free()). */
+char *qun_metrics_render(void);
+
+/* ---- helpers for handlers (reply.c / fields.c) ---- */
+/* Set a JSON answer (steals out). */
+qun_rc qun_ok(qun_req_t *r, int status, json_t *out);
+/* A query-string parameter, or NULL. */
+const char *qun_query(qun_req_t *r, const char *name);
+/* Parse cursor/limit query parameters (after >= 0; 1 <= limit <= 200, default 50). */
+qun_rc qun_page_args(qun_req_t *r, int64_t *after, int *limit);
+
+typedef enum { F_STR, F_INT, F_BOOL, F_STRARR, F_OBJ } qun_ftype_t;
+typedef struct {
+    const char *name;
+    qun_ftype_t type;
+    bool required;
+    int64_t min, max;   /* length bounds for strings, value bounds for ints */
+    const char *oneof;  /* "a|b|c": allowed string values */
+} qun_field_t;
+/* Check body against a NULL-terminated field table: types, bounds, required fields,
+ * no unknown members. */
+qun_rc qun_fields_check(json_t *body, const qun_field_t *fields, qun_err_t *err);
+/* Borrow a string member, or NULL. */
+const char *qun_jstr(json_t *o, const char *key);
+
+#endif

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/* The router: matches a request against routes.def and runs the shared checks every
+ * route relies on, in this order, before any handler sees the request:
+ *   404 / 405  ->  body size caps  ->  bearer authentication  ->  JSON parsing
+ *   ->  Idempotency-Key replay  ->  prep (loop thread)  ->  run (reader or writer).
+ * It also sends every answer (JSON, problem+json or a file), logs and counts it. */
+#include <ctype.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sodium.h>
+
+#include "http.h"
+#include "worker.h"
+
+#define ROUTE(m, p, prep, run, f) qun_rc run(qun_req_t *r);
+#include "routes.def"
+#undef ROUTE
+#define ROUTE(m, p, prep, run, f) qun_rc prep(qun_req_t *r);
+#include "routes.def"
+#undef ROUTE
+
+const qun_route_t qun_routes[] = {
+#define ROUTE(m, p, prep, run, f) {m, p, prep, run, f},
+#include "routes.def"
+#undef ROUTE
+};
+const int qun_routes_count = sizeof qun_routes / sizeof qun_routes[0];
+
+/* ---- metrics ---- */
+#define MAX_ROUTES 96
+static _Atomic uint64_t m_count[MAX_ROUTES + 1][6]; /* by route and status class */
+static _Atomic uint64_t m_ms[MAX_ROUTES + 1];
+static _Atomic uint64_t m_replays;
+
+/* ---- matching ---- */
+int qun_route_match(const char *method, const char *path, char *params[QUN_MAX_PARAMS]) {
+    int path_hit = -1;
+    for (int i = 0; i < qun_routes_count; i++) {
+        const char *p = qun_routes[i].pattern, *s = path;
+        int np = 0;
+        char *got[QUN_MAX_PARAMS] = {0};
+        bool ok = true;
+        while (*p && ok) {
+            if (*p == ':') {
+                const char *end = strchr(s, '/');
+                size_t n = end ? (size_t)(end - s) : strlen(s);
+                if (n == 0 || n > 128 || np == QUN_MAX_PARAMS) ok = false;
+                else got[np++] = strndup(s, n);
+                s += n;
+                p++;
+            } else if (*p++ != *s++) {
+                ok = false;
+            }
+        }
+        ok = ok && *s == '\0';
+        if (ok && strcmp(qun_routes[i].method, method) == 0) {
+            for (int k = 0; k < QUN_MAX_PARAMS; k++) params[k] = got[k];
+            return i;
+        }
+        for (int k = 0; k < np; k++) free(got[k]);
+        if (ok) path_hit = -2;
+    }
+    return path_hit;
+}
+
+/* ---- helpers for handlers ---- */
+qun_rc qun_ok(qun_req_t *r, int status, json_t *out) {
+    json_decref(r->out);
+    r->status = status;
+    r->out = out;
+    return QUN_OK;
+}
+
+const char *qun_query(qun_req_t *r, const char *name) {
+    return r->has_query ? evhttp_find_header(&r->query, name) : NULL;
+}
+
+static bool parse_i64(const char *s, int64_t *v) {
+    if (!s || !*s || strlen(s) > 18) return false;
+    int64_t x = 0;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s)) return false;
+        x = x * 10 + (*s - '0');
+    }
+    *v = x;
+    return true;
+}
+
+qun_rc qun_page_args(qun_req_t *r, int64_t *after, int *limit) {
+    const char *a = qun_query(r, "after"), *l = qun_query(r, "limit");
+    int64_t v;
+    *after = 0;
+    *limit = 50;
+    if (a && !parse_i64(a, after))
+        return qun_fail_field(&r->err, QUN_CURSOR_INVALID, "after", "after must be a cursor from next_cursor");
+    if (l) {
+        if (!parse_i64(l, &v) || v < 1 || v > 200)
+            return qun_fail_field(&r->err, QUN_FIELD_INVALID, "limit", "limit must be 1 to 200");
+        *limit = (int)v;
+    }
+    return QUN_OK;
+}
+
+/* ---- answering ---- */
+static void add_header(qun_req_t *r, const char *k, const char *v) {
+    evhttp_add_header(evhttp_request_get_output_headers(r->ev), k, v);
+}
+
+static void send_problem(qun_req_t *r, struct evbuffer *buf) {
+    json_t *p = json_object();
+    char type[96];
+    snprintf(type, sizeof type, "urn:qun:problem:%s", qun_rc_name(r->rc));
+    json_object_set_new(p, "type", json_string(type));
+    json_object_set_new(p, "title", json_string(qun_rc_title(r->rc)));
+    json_object_set_new(p, "status", json_integer(qun_rc_status(r->rc)));
+    json_object_set_new(p, "detail", json_string(r->err.msg[0] ? r->err.msg : qun_rc_title(r->rc)));
+    json_object_set_new(p, "code", json_string(qun_rc_name(r->rc)));
+    if (r->err.field[0]) json_object_set_new(p, "field", json_string(r->err.field));
+    if (r->problem_extra) json_object_update(p, r->problem_extra);
+    char *text = json_dumps(p, JSON_COMPACT);
+    evbuffer_add(buf, text, strlen(text));
+    free(text);
+    json_decref(p);
+    r->status = qun_rc_status(r->rc);
+    add_header(r, "Content-Type", "application/problem+json");
+    if (r->status >= 500 && r->rc != QUN_UNAVAILABLE && r->rc != QUN_CONFLICT_RETRY)
+        qun_log("error", "%s %s -> %s: %s", qun_routes[r->route_index].method,
+                evhttp_request_get_uri(r->ev), qun_rc_name(r->rc), r->err.msg);
+}
+
+static bool send_file(qun_req_t *r, struct evbuffer *buf) {
+    int fd = open(r->file_path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) close(fd);
+        r->rc = qun_fail(&r->err, QUN_INTERNAL, "file bytes missing on disk");
+        return false;
+    }
+    if (st.st_size > 0) evbuffer_add_file(buf, fd, 0, st.st_size);
+    else close(fd);
+    add_header(r, "Content-Type", r->content_type[0] ? r->content_type : "application/octet-stream");
+    if (r->disposition[0]) add_header(r, "Content-Disposition", r->disposition);
+    return true;
+}
+
+void qun_req_finish(qun_req_t *r) {
+    struct evbuffer *buf = evbuffer_new();
+    if (r->rc == QUN_OK && r->file_path && !send_file(r, buf)) {
+        /* falls through to the problem answer */
+    } else if (r->rc == QUN_OK && !r->file_path) {
+        if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
+        if (r->out_text) {
+            evbuffer_add(buf, r->out_text, strlen(r->out_text));
+            add_header(r, "Content-Type", r->content_type[0] ? r->content_type : "application/json");
+        } else if (r->content_type[0]) {
+            add_header(r, "Content-Type", r->content_type);
+        }
+        if (!r->status) r->status = r->out_text ? 200 : 204;
+    }
+    if (r->rc != QUN_OK) send_problem(r, buf);
+    add_header(r, "Cache-Control", "no-store");
+    evhttp_send_reply(r->ev, r->status, NULL, buf);
+    evbuffer_free(buf);
+
+    int64_t ms = qun_now_ms() - r->t0_ms;
+    int ri = r->route_index >= 0 ? r->route_index : MAX_ROUTES;
+    int cls = r->status / 100;
+    atomic_fetch_add(&m_count[ri][cls >= 1 && cls <= 5 ? cls : 0], 1);
+    atomic_fetch_add(&m_ms[ri], (uint64_t)(ms > 0 ? ms : 0));
+    if (qun_server_cfg.log_requests) {
+        qun_log("info", "%s %s %d %lldms %s%s",
+                r->route_index >= 0 ? qun_routes[r->route_index].method : "-",
+                evhttp_request_get_uri(r->ev), r->status, (long long)ms,
+                r->authed ? r->actor.openid : "-", r->rc != QUN_OK ? qun_rc_name(r->rc) : "");
+    }
+    for (int k = 0; k < QUN_MAX_PARAMS; k++) free(r->params[k]);
+    if (r->has_query) evhttp_clear_headers(&r->query);
+    free(r->body);
+    json_decref(r->json);
+    json_decref(r->out);
+    json_decref(r->problem_extra);
+    free(r->out_text);
+    free(r->file_path);
+    free(r->scratch);
+    free(r);
+}
+
+/* ---- shared checks ---- */
+static qun_rc authenticate(qun_req_t *r) {
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
+    if (!h) return qun_fail(&r->err, QUN_UNAUTHENTICATED, "send Authorization: Bearer <token>");
+    if (strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) > 200)
+        return qun_fail(&r->err, QUN_TOKEN_INVALID, "Authorization must be a Bearer token");
+    char hash[65];
+    qun_sha256_hex(hash, h + 7, strlen(h + 7));
+    qun_rc rc = qun_session_auth(r->w->db, hash, &r->actor, &r->err);
+    r->authed = rc == QUN_OK;
+    return rc;
+}
+
+static qun_rc read_body(qun_req_t *r) {
+    struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+    size_t n = evbuffer_get_length(in);
+    int f = qun_routes[r->route_index].flags;
+    if ((f & R_JSON) && n > QUN_JSON_MAX)
+        return qun_fail(&r->err, QUN_BODY_TOO_LARGE, "JSON bodies are limited to %u bytes", QUN_JSON_MAX);
+    if (!(f & (R_JSON | R_RAW))) return QUN_OK;
+    r->body = malloc(n + 1);
+    if (!r->body) return qun_fail(&r->err, QUN_NOMEM, "out of memory");
+    evbuffer_remove(in, r->body, n);
+    r->body[n] = '\0';
+    r->body_len = n;
+    if (!(f & R_JSON)) return QUN_OK;
+    if (n == 0) {
+        r->json = json_object();
+        return QUN_OK;
+    }
+    json_error_t je;
+    r->json = json_loadb((const char *)r->body, n, JSON_REJECT_DUPLICATES, &je);
+    if (!r->json) return qun_fail(&r->err, QUN_BAD_JSON, "line %d column %d: %s", je.line, je.column, je.text);
+    if (!json_is_object(r->json)) return qun_fail(&r->err, QUN_BAD_JSON, "the body must be a JSON object");
+    return QUN_OK;
+}
+
+static qun_rc idem_lookup(qun_req_t *r, qun_db_t *db, bool *hit) {
+    qun_q_t *q;
+    *hit = false;
+    qun_rc rc = qun_db_run(db, &q, &r->err,
+                           "SELECT request_digest, status, body FROM idempotency "
+                           "WHERE user_id = $1 AND key = $2",
+                           "is", r->authed ? r->actor.uid : (int64_t)0, r->idem_key);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    if (!qun_ct_equal(qun_q_col_text(q, 0), r->idem_digest, 64)) {
+        qun_q_done(q);
+        return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_REUSED,
+                        "this Idempotency-Key was used for another request");
+    }
+    r->status = (int)qun_q_col_int(q, 1);
+    free(r->out_text);
+    r->out_text = strdup(qun_q_col_text(q, 2));
+    qun_q_done(q);
+    add_header(r, "Idempotent-Replayed", "true");
+    atomic_fetch_add(&m_replays, 1);
+    *hit = true;
+    return QUN_OK;
+}
+
+static qun_rc idem_prepare(qun_req_t *r) {
+    const char *k = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Idempotency-Key");
+    if (!k || strcmp(qun_routes[r->route_index].method, "POST") != 0 ||
+        (qun_routes[r->route_index].flags & R_NOIDEM))
+        return QUN_OK;
+    size_t n = strlen(k);
+    if (n == 0 || n > 128) return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be 1 to 128 characters");
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x21 || k[i] > 0x7e)
+            return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be printable ASCII");
+    memcpy(r->idem_key, k, n + 1);
+    crypto_hash_sha256_state st;
+    unsigned char h[32];
+    const char *uri = evhttp_request_get_uri(r->ev);
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)uri, strlen(uri) + 1);
+    if (r->body) crypto_hash_sha256_update(&st, r->body, r->body_len);
+    crypto_hash_sha256_final(&st, h);
+    qun_hex(r->idem_digest, h, 32);
+    return QUN_OK;
+}
+
+/* Runs on the writer: replay or run, and remember a successful answer under its key. */
+static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)err;
+    qun_req_t *r = arg;
+    bool hit = false;
+    r->db = db;
+    if (r->idem_key[0]) {
+        r->rc = idem_lookup(r, db, &hit);
+        if (r->rc != QUN_OK || hit) return r->rc;
+    }
+    r->rc = qun_routes[r->route_index].run(r);
+    if (r->rc != QUN_OK) return r->rc;
+    if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
+    if (!r->status) r->status = r->out_text ? 200 : 204;
+    if (r->idem_key[0]) {
+        r->rc = qun_db_run(db, NULL, &r->err,
+                           "INSERT INTO idempotency(user_id, key, request_digest, status, body, created_at) "
+                           "VALUES ($1, $2, $3, $4, $5, $6)",
+                           "issisi", r->authed ? r->actor.uid : (int64_t)0, r->idem_key,
+                           r->idem_digest, (int64_t)r->status, r->out_text ? r->out_text : "",
+                           qun_now());
+        if (r->rc == QUN_DONE) r->rc = QUN_OK;
+    }
+    return r->rc;
+}
+
+static const char *method_name(enum evhttp_cmd_type c) {
+    switch (c) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    default: return "OTHER";
+    }
+}
+
+void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
+    qun_req_t *r = qun_xcalloc(1, sizeof *r);
+    r->ev = ev;
+    r->w = arg;
+    r->route_index = -1;
+    r->t0_ms = qun_now_ms();
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!path || strlen(path) > 1024) {
+        r->rc = qun_fail(&r->err, QUN_NOT_FOUND, "no such path");
+        qun_req_finish(r);
+        return;
+    }
+    if (query) {
+        r->has_query = true;
+        if (evhttp_parse_query_str(query, &r->query) != 0) {
+            r->rc = qun_fail(&r->err, QUN_BAD_REQUEST, "malformed query string");
+            qun_req_finish(r);
+            return;
+        }
+    }
+    int i = qun_route_match(method_name(evhttp_request_get_command(ev)), path, r->params);
+    if (i < 0) {
+        r->rc = i == -2 ? qun_fail(&r->err, QUN_METHOD_NOT_ALLOWED, "method not allowed on %s", path)
+                        : qun_fail(&r->err, QUN_NOT_FOUND, "no route for %s", path);
+        qun_req_finish(r);
+        return;
+    }
+    r->route_index = i;
+    r->db = r->w->db;
+    const qun_route_t *rt = &qun_routes[i];
+    char *peer = NULL;
+    ev_uint16_t port;
+    evhttp_connection_get_peer(evhttp_request_get_connection(ev), &peer, &port);
+    snprintf(r->ip, sizeof r->ip, "%s", peer ? peer : "");
+    qun_rc rc = QUN_OK;
+    if (rt->flags & R_AUTH) rc = authenticate(r);
+    if (rc == QUN_OK) rc = read_body(r);
+    if (rc == QUN_OK) rc = idem_prepare(r);
+    bool hit = false;
+    if (rc == QUN_OK && r->idem_key[0]) rc = idem_lookup(r, r->w->db, &hit);
+    if (rc == QUN_OK && !hit) rc = rt->prep(r);
+    if (rc == QUN_OK && !hit && (rt->flags & R_WRITE)) {
+        qun_worker_submit_write(r, run_write);
+        return;
+    }
+    if (rc == QUN_OK && !hit) rc = rt->run(r);
+    r->rc = rc;
+    qun_req_finish(r);
+}
+
+char *qun_metrics_render(void) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    static const char *cls[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    fprintf(f, "# HELP qun_http_requests_total HTTP requests answered, by route and status class.\n"
+               "# TYPE qun_http_requests_total counter\n");
+    for (int i = 0; i <= MAX_ROUTES; i++) {
+        if (i >= qun_routes_count && i != MAX_ROUTES) continue;
+        for (int c = 0; c < 6; c++) {
+            uint64_t n = atomic_load(&m_count[i][c]);
+            if (!n) continue;
+            if (i == MAX_ROUTES) fprintf(f, "qun_http_requests_total{route=\"unmatched\",status=\"%s\"} %llu\n", cls[c], (unsigned long long)n);
+            else fprintf(f, "qun_http_requests_total{route=\"%s %s\",status=\"%s\"} %llu\n",
+                         qun_routes[i].method, qun_routes[i].pattern, cls[c], (unsigned long long)n);
+        }
+    }
+    fprintf(f, "# HELP qun_http_request_milliseconds_total Time spent answering, by route.\n"
+               "# TYPE qun_http_request_milliseconds_total counter\n");
+    for (int i = 0; i < qun_routes_count; i++) {
+        uint64_t ms = atomic_load(&m_ms[i]);
+        if (ms) fprintf(f, "qun_http_request_milliseconds_total{route=\"%s %s\"} %llu\n",
+                        qun_routes[i].method, qun_routes[i].pattern, (unsigned long long)ms);
+    }
+    uint64_t commits, ops, failed;
+    qun_writer_stats(qun_server_writer(), &commits, &ops, &failed);
+    fprintf(f, "# HELP qun_store_commits_total Durable commits made by the group-commit writer.\n"
+               "# TYPE qun_store_commits_total counter\nqun_store_commits_total %llu\n"
+               "# HELP qun_store_write_ops_total Write operations run by the writer.\n"
+               "# TYPE qun_store_write_ops_total counter\nqun_store_write_ops_total %llu\n"
+               "# HELP qun_store_write_ops_failed_total Write operations that failed.\n"
+               "# TYPE qun_store_write_ops_failed_total counter\nqun_store_write_ops_failed_total %llu\n"
+               "# HELP qun_idempotent_replays_total POSTs answered from the idempotency store.\n"
+               "# TYPE qun_idempotent_replays_total counter\nqun_idempotent_replays_total %llu\n",
+            (unsigned long long)commits, (unsigned long long)ops, (unsigned long long)failed,
+            (unsigned long long)atomic_load(&m_replays));
+    fclose(f);
+    return text;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* A worker thread of the HTTP server, private to src/http. */
+#ifndef QUN_WORKER_H
+#define QUN_WORKER_H
+
+#include <pthread.h>
+
+#include <event2/event.h>
+
+#include "http.h"
+
+struct qun_worker {
+    int index;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    qun_db_t *db;            /* read-only connection of this thread */
+    pthread_mutex_t mu;      /* guards done_head */
+    qun_wop_t *done_head;    /* writes finished by the writer, to answer */
+    struct event *done_ev;
+};
+
+/* Queue r's write on the group-commit writer; the answer is sent from this worker's
+ * loop once the write is durable. */
+void qun_worker_submit_write(qun_req_t *r, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *));
+
+#endif

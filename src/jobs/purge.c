@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/* Reclamation after a dissolution.  purge_group removes, in this order and one
+ * bounded batch per transaction: messages (when the owner chose delete), the group's
+ * file references (dropping blobs whose count reaches zero, queueing their unlink and
+ * a CDN-purge outbox event each), and memberships; then it writes the purge receipt
+ * and moves the group to `purged`.  purge_payments, due when the retention ends,
+ * removes the group's payment records; personal bill lines are never touched.
+ * Every batch updates the job's progress counters in its own transaction, so the
+ * counts in the receipt are exact even across kill -9. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qun/core.h"
+#include "qun/jobs.h"
+
+/* Progress is a JSON object of counters kept in jobs.progress. */
+static json_t *load_progress(qun_db_t *db, int64_t job_id) {
+    qun_q_t *q;
+    json_t *p = NULL;
+    if (qun_db_run(db, &q, NULL, "SELECT progress FROM jobs WHERE id = $1", "i", job_id) == QUN_ROW) {
+        p = json_loads(qun_q_col_text(q, 0), 0, NULL);
+        qun_q_done(q);
+    }
+    return p ? p : json_object();
+}
+
+static qun_rc save_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t *err) {
+    char *text = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE jobs SET progress = $2 WHERE id = $1", "is", job_id, text);
+    free(text);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static void bump(json_t *p, const char *key, int64_t n) {
+    json_object_set_new(p, key, json_integer(json_integer_value(json_object_get(p, key)) + n));
+}
+
+static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE group_id = $1 "
+                           "ORDER BY id LIMIT $2)", "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
+    if (rc != QUN_DONE) return rc;
+    int64_t n = qun_db_changes(db);
+    bump(p, "messages_deleted", n);
+    *more = n == qun_core_cfg.purge_batch;
+    return QUN_OK;
+}
+
+static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
+    qun_q_t *q;
+    char (*shas)[65] = calloc((size_t)qun_core_cfg.purge_batch, 65);
+    int n = 0;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT sha256 FROM group_files WHERE group_id = $1 ORDER BY id LIMIT $2",
+                           "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
+    for (int i = 0; rc == QUN_DONE && i < n; i++) {
+        rc = qun_db_run(db, NULL, err, "DELETE FROM group_files WHERE group_id = $1 AND sha256 = $2", "is", group_id, shas[i]);
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, &q, err, "UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = $1 RETURNING refcount",
+                            "s", shas[i]);
+        if (rc != QUN_ROW) break;
+        bool last = qun_q_col_int(q, 0) == 0;
+        qun_q_done(q);
+        rc = QUN_DONE;
+        bump(p, "files_removed", 1);
+        if (!last) continue;
+        rc = qun_db_run(db, NULL, err, "DELETE FROM blobs WHERE sha256 = $1", "s", shas[i]);
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "INSERT INTO unlink_queue(sha256, queued_at) VALUES ($1, $2) "
+                            "ON CONFLICT DO NOTHING", "si", shas[i], qun_now());
+        if (rc == QUN_DONE) {
+            char payload[160];
+            snprintf(payload, sizeof payload, "{\"digest\":\"%s\",\"reason\":\"dissolution\"}", shas[i]);
+            rc = qun_db_run(db, NULL, err, "INSERT INTO outbox(topic, payload, created_at) VALUES ('cdn.purge', $1, $2)",
+                            "si", payload, qun_now());
+        }
+        bump(p, "blobs_released", 1);
+        bump(p, "cdn_purges_queued", 1);
+    }
+    free(shas);
+    *more = n == qun_core_cfg.purge_batch;
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                            bool *finished, qun_err_t *err) {
+    json_t *p = load_progress(db, job_id);
+    const char *phase = json_string_value(json_object_get(p, "phase"));
+    qun_q_t *q;
+    bool more = false;
+    qun_rc rc = QUN_OK;
+    *finished = false;
+    if (!phase) {
+        /* First step: decide what this purge covers. */
+        rc = qun_db_run(db, &q, err, "SELECT messages FROM dissolutions WHERE id = $1", "i", ref_id);
+        if (rc != QUN_ROW) goto out;
+        bool del = strcmp(qun_q_col_text(q, 0), "delete") == 0;
+        qun_q_done(q);
+        json_object_set_new(p, "phase", json_string(del ? "messages" : "files"));
+        json_object_set_new(p, "messages_deleted", json_integer(0));
+        json_object_set_new(p, "files_removed", json_integer(0));
+        json_object_set_new(p, "blobs_released", json_integer(0));
+        json_object_set_new(p, "cdn_purges_queued", json_integer(0));
+        json_object_set_new(p, "members_removed", json_integer(0));
+        rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = 'purging', updated_at = $2 WHERE id = $1 AND state = 'dissolved'",
+                        "ii", group_id, qun_now());
+        rc = rc == QUN_DONE ? QUN_OK : rc;
+    } else if (strcmp(phase, "messages") == 0) {
+        rc = purge_messages(db, group_id, p, &more, err);
+        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("files"));
+    } else if (strcmp(phase, "files") == 0) {
+        rc = purge_files(db, group_id, p, &more, err);
+        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("members"));
+    } else if (strcmp(phase, "members") == 0) {
+        rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
+        if (rc == QUN_DONE) {
+            bump(p, "members_removed", qun_db_changes(db));
+            rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);
+        }
+        if (rc == QUN_DONE) {
+            json_object_set_new(p, "phase", json_string("done"));
+            json_t *receipt = json_deep_copy(p);
+            json_object_del(receipt, "phase");
+            char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
+            json_decref(receipt);
+            rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3, state = 'purged' WHERE id = $1",
+                            "isi", ref_id, text, qun_now());
+            free(text);
+        }
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = 'purged', updated_at = $2 WHERE id = $1", "ii",
+                            group_id, qun_now());
+        if (rc == QUN_DONE) *finished = true;
+        rc = rc == QUN_DONE ? QUN_OK : rc;
+    } else {
+        *finished = true;
+    }
+    if (rc == QUN_OK) rc = save_progress(db, job_id, p, err);
+out:
+    json_decref(p);
+    return rc;
+}
+
+qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                               bool *finished, qun_err_t *err) {
+    json_t *p = load_progress(db, job_id);
+    int64_t batch = qun_core_cfg.purge_batch;
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "DELETE FROM payment_claims WHERE payment_id IN (SELECT id FROM payments WHERE group_id = $1 "
+                           "ORDER BY id LIMIT $2)", "ii", group_id, batch);
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err,
+                        "DELETE FROM payments WHERE id IN (SELECT id FROM payments WHERE group_id = $1 ORDER BY id LIMIT $2)",
+                        "ii", group_id, batch);
+    if (rc == QUN_DONE) {
+        int64_t n = qun_db_changes(db);
+        bump(p, "payments_deleted", n);
+        *finished = n < batch;
+        rc = save_progress(db, job_id, p, err);
+    }
+    if (rc == QUN_OK && *finished) { /* add the count to the dissolution's receipt */
+        qun_q_t *q;
+        json_t *receipt = NULL;
+        rc = qun_db_run(db, &q, err, "SELECT receipt FROM dissolutions WHERE id = $1", "i", ref_id);
+        if (rc == QUN_ROW) {
+            receipt = json_loads(qun_q_col_text(q, 0), 0, NULL);
+            qun_q_done(q);
+        }
+        if (!receipt) receipt = json_object();
+        json_object_set(receipt, "payments_deleted", json_object_get(p, "payments_deleted"));
+        char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
+        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2 WHERE id = $1", "is", ref_id, text);
+        free(text);
+        json_decref(receipt);
+        rc = rc == QUN_DONE ? QUN_OK : rc;
+    }
+    json_decref(p);
+    return rc;
+}
+
+qun_rc qun_blob_unlink_queued(qun_db_t *db, int *unlinked, qun_err_t *err) {
+    qun_q_t *q;
+    char shas[64][65];
+    int n = 0;
+    *unlinked = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT u.sha256 FROM unlink_queue u WHERE NOT EXISTS "
+                           "(SELECT 1 FROM blobs b WHERE b.sha256 = u.sha256) LIMIT 64", "");
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
+    for (int i = 0; rc == QUN_DONE && i < n; i++) {
+        char path[1024];
+        qun_blob_path(shas[i], path, sizeof path);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return qun_fail(err, QUN_STORE, "cannot unlink %s: %s", path, strerror(errno));
+        rc = qun_db_run(db, NULL, err, "DELETE FROM unlink_queue WHERE sha256 = $1", "s", shas[i]);
+        (*unlinked)++;
+    }
+    return rc == QUN_DONE ? QUN_OK : rc;
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: MIT */
+/* The job scheduler: one thread that finds due jobs and runs them to completion,
+ * one step (one transaction on the writer) at a time, pausing between steps so a big
+ * purge never starves interactive writes.  A failing step is retried with
+ * exponential backoff and the error kept on the row; after 10 attempts the job is
+ * `failed` and stays visible.  Jobs left `running` by a crash simply resume. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "qun/jobs.h"
+#include "qun/util.h"
+
+#define MAX_ATTEMPTS 10
+
+struct qun_jobs {
+    qun_db_t *db;
+    qun_writer_t *writer;
+    int pause_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stopping, kicked;
+};
+
+static const struct {
+    const char *kind;
+    qun_job_step_fn step;
+} kinds[] = {
+    {"purge_group", qun_purge_group_step},
+    {"purge_payments", qun_purge_payments_step},
+};
+
+typedef struct {
+    int64_t id, group_id, ref_id;
+    qun_job_step_fn step;
+    bool finished;
+} run_t;
+
+static qun_rc step_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    run_t *r = arg;
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "UPDATE jobs SET state = 'running' WHERE id = $1 AND state IN ('queued', 'running')",
+                           "i", r->id);
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) == 0) { /* finished or failed meanwhile */
+        r->finished = true;
+        return QUN_OK;
+    }
+    rc = r->step(db, r->id, r->group_id, r->ref_id, &r->finished, err);
+    if (rc == QUN_OK && r->finished)
+        rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2 WHERE id = $1", "ii",
+                        r->id, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+    return rc;
+}
+
+typedef struct {
+    int64_t id;
+    int attempts;
+    const char *msg;
+} failure_t;
+
+static qun_rc fail_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    failure_t *f = arg;
+    int64_t backoff = (int64_t)1 << (f->attempts < 10 ? f->attempts : 10);
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "UPDATE jobs SET attempts = attempts + 1, last_error = $2, due_at = $3, "
+                           "state = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'queued' END WHERE id = $1",
+                           "isii", f->id, f->msg, qun_now() + backoff, (int64_t)MAX_ATTEMPTS);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    return qun_blob_unlink_queued(db, arg, err);
+}
+
+static void pause_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool stopping(qun_jobs_t *j) {
+    pthread_mutex_lock(&j->mu);
+    bool s = j->stopping;
+    pthread_mutex_unlock(&j->mu);
+    return s;
+}
+
+static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
+    qun_err_t err = {{0}, {0}};
+    while (!r->finished && !stopping(j)) {
+        qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
+        if (rc != QUN_OK) {
+            qun_log("warn", "job %lld failed a step: %s %s", (long long)r->id, qun_rc_name(rc), err.msg);
+            failure_t f = {r->id, attempts, err.msg};
+            qun_writer_run(j->writer, fail_txn, &f, &err);
+            return;
+        }
+        int unlinked;
+        do {
+            unlinked = 0;
+            qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
+        } while (unlinked > 0);
+        if (j->pause_ms > 0 && !r->finished) pause_ms(j->pause_ms);
+    }
+}
+
+/* Run every due job once; true when at least one ran. */
+static bool run_due(qun_jobs_t *j) {
+    qun_q_t *q;
+    run_t due[16];
+    int attempts[16], n = 0;
+    qun_err_t err;
+    qun_rc rc = qun_db_run(j->db, &q, &err,
+                           "SELECT id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), attempts FROM jobs "
+                           "WHERE state IN ('queued', 'running') AND due_at <= $1 ORDER BY due_at, id LIMIT 16",
+                           "i", qun_now());
+    for (; rc == QUN_ROW; rc = qun_q_step(q, &err)) {
+        const char *kind = qun_q_col_text(q, 1);
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            if (strcmp(kinds[k].kind, kind) != 0) continue;
+            due[n] = (run_t){qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3), kinds[k].step, false};
+            attempts[n++] = (int)qun_q_col_int(q, 4);
+        }
+    }
+    for (int i = 0; i < n && !stopping(j); i++) run_job(j, &due[i], attempts[i]);
+    return n > 0;
+}
+
+static void *jobs_main(void *arg) {
+    qun_jobs_t *j = arg;
+    int unlinked = 0;
+    qun_err_t err;
+    qun_writer_run(j->writer, unlink_txn, &unlinked, &err); /* leftovers of a crash */
+    while (!stopping(j)) {
+        if (run_due(j)) continue;
+        pthread_mutex_lock(&j->mu);
+        if (!j->kicked && !j->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 250 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        }
+        j->kicked = false;
+        pthread_mutex_unlock(&j->mu);
+    }
+    return NULL;
+}
+
+qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, qun_jobs_t **out,
+                      qun_err_t *err) {
+    qun_jobs_t *j = qun_xcalloc(1, sizeof *j);
+    qun_rc rc = qun_db_open(db_path, true, false, &j->db, err);
+    if (rc != QUN_OK) {
+        free(j);
+        return rc;
+    }
+    j->writer = writer;
+    j->pause_ms = pause;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    pthread_create(&j->thread, NULL, jobs_main, j);
+    *out = j;
+    return QUN_OK;
+}
+
+void qun_jobs_kick(qun_jobs_t *j) {
+    pthread_mutex_lock(&j->mu);
+    j->kicked = true;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+void qun_jobs_stop(qun_jobs_t *j) {
+    if (!j) return;
+    pthread_mutex_lock(&j->mu);
+    j->stopping = true;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->thread, NULL);
+    qun_db_close(j->db);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    free(j);
+}

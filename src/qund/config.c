@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/* Parsing of qund.conf.  Lines are `key = value`; '#' starts a comment.  Every key
+ * is documented in README.md and in qund.conf.default. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../http/http.h"
+#include "config.h"
+#include "qun/core.h"
+#include "qun/util.h"
+
+extern int qund_purge_pause_ms;
+extern char qund_data_dir[512];
+
+static bool to_i64(const char *s, int64_t lo, int64_t hi, int64_t *v) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (errno || end == s || *end || x < lo || x > hi) return false;
+    *v = x;
+    return true;
+}
+
+static qun_rc set_listen(const char *value, qun_err_t *err) {
+    const char *colon = strrchr(value, ':');
+    int64_t port;
+    if (!colon || colon == value || !to_i64(colon + 1, 1, 65535, &port))
+        return qun_fail(err, QUN_BAD_REQUEST, "listen: expected HOST:PORT, got \"%s\"", value);
+    static char host[256];
+    size_t n = (size_t)(colon - value);
+    if (n >= sizeof host) return qun_fail(err, QUN_BAD_REQUEST, "listen: host too long");
+    memcpy(host, value, n);
+    host[n] = '\0';
+    if (host[0] == '[' && n > 2 && host[n - 1] == ']') { /* [::1]:8080 */
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    qun_server_cfg.host = host;
+    qun_server_cfg.port = (int)port;
+    return QUN_OK;
+}
+
+qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
+    int64_t v;
+    if (strcmp(key, "listen") == 0) return set_listen(value, err);
+    if (strcmp(key, "data") == 0) {
+        if (strlen(value) >= sizeof qund_data_dir) return qun_fail(err, QUN_BAD_REQUEST, "data: path too long");
+        snprintf(qund_data_dir, sizeof qund_data_dir, "%s", value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "bench_hello") == 0) {
+        qun_server_cfg.bench_hello = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+        return QUN_OK;
+    }
+    if (strcmp(key, "log_requests") == 0) {
+        qun_server_cfg.log_requests = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+        return QUN_OK;
+    }
+    struct {
+        const char *key;
+        int64_t lo, hi;
+    } ints[] = {
+        {"threads", 1, 64},
+        {"upload_limit", 1, (int64_t)1 << 34},
+        {"argon2_opslimit", 1, 10},
+        {"argon2_memlimit_kib", 8, 1 << 22},
+        {"session_ttl", 60, 3650LL * 86400},
+        {"confirm_ttl", 10, 86400},
+        {"payment_retention", 0, 3650LL * 86400},
+        {"purge_batch", 1, 100000},
+        {"purge_pause_ms", 0, 60000},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (strcmp(key, ints[i].key) != 0) continue;
+        if (!to_i64(value, ints[i].lo, ints[i].hi, &v))
+            return qun_fail(err, QUN_BAD_REQUEST, "%s: expected an integer from %lld to %lld, got \"%s\"",
+                            key, (long long)ints[i].lo, (long long)ints[i].hi, value);
+        switch (i) {
+        case 0: qun_server_cfg.threads = (int)v; break;
+        case 1: qun_server_cfg.upload_limit = (size_t)v; break;
+        case 2: qun_core_cfg.pw_opslimit = (unsigned long long)v; break;
+        case 3: qun_core_cfg.pw_memlimit = (size_t)v * 1024; break;
+        case 4: qun_core_cfg.session_ttl = v; break;
+        case 5: qun_core_cfg.confirm_ttl = v; break;
+        case 6: qun_core_cfg.payment_retention = v; break;
+        case 7: qun_core_cfg.purge_batch = (int)v; break;
+        case 8: qund_purge_pause_ms = (int)v; break;
+        }
+        return QUN_OK;
+    }
+    return qun_fail(err, QUN_BAD_REQUEST, "unknown setting \"%s\"", key);
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+qun_rc qund_config_load(const char *path, bool required, qun_err_t *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return required ? qun_fail(err, QUN_BAD_REQUEST, "cannot read %s: %s", path, strerror(errno)) : QUN_OK;
+    char line[1024];
+    int lineno = 0;
+    qun_rc rc = QUN_OK;
+    while (rc == QUN_OK && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *s = trim(line);
+        if (!*s) continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = qun_fail(err, QUN_BAD_REQUEST, "%s:%d: expected key = value", path, lineno);
+            break;
+        }
+        *eq = '\0';
+        qun_err_t e;
+        rc = qund_config_set(trim(s), trim(eq + 1), &e);
+        if (rc != QUN_OK) qun_fail(err, rc, "%s:%d: %s", path, lineno, e.msg);
+    }
+    fclose(f);
+    return rc;
+}

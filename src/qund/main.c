@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/* qund, the qun server: reads its config, opens (and migrates) the store, and runs
+ * the group-commit writer, the job scheduler and the HTTP loops until TERM/INT. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "../http/http.h"
+#include "config.h"
+#include "qun/core.h"
+#include "qun/jobs.h"
+#include "qun/util.h"
+#include "qun/version.h"
+#include "qun/writer.h"
+
+int qund_purge_pause_ms = 5;
+char qund_data_dir[512] = "var/data";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: qund [--config FILE] [--listen HOST:PORT] [--data DIR] [--threads N]\n"
+            "            [--set KEY=VALUE]... | --version | --help\n"
+            "Flags override the config file (default: $QUND_CONFIG, else none).\n");
+}
+
+static int die(const char *what, const qun_err_t *err) {
+    fprintf(stderr, "qund: %s: %s\n", what, err->msg);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    const char *config = getenv("QUND_CONFIG");
+    qun_err_t err = {{0}, {0}};
+    for (int i = 1; i < argc; i++) /* the config file first, so flags win */
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config = argv[++i];
+    if (sodium_init() < 0) {
+        fprintf(stderr, "qund: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (config && qund_config_load(config, true, &err) != QUN_OK) return die("config", &err);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        qun_rc rc = QUN_OK;
+        if (strcmp(a, "--version") == 0) {
+            printf("qund %s\n", QUN_VERSION);
+            return 0;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--config") == 0 && v) {
+            i++;
+        } else if (strcmp(a, "--listen") == 0 && v) {
+            rc = qund_config_set("listen", v, &err), i++;
+        } else if (strcmp(a, "--data") == 0 && v) {
+            rc = qund_config_set("data", v, &err), i++;
+        } else if (strcmp(a, "--threads") == 0 && v) {
+            rc = qund_config_set("threads", v, &err), i++;
+        } else if (strcmp(a, "--set") == 0 && v && strchr(v, '=')) {
+            char key[64];
+            size_t n = (size_t)(strchr(v, '=') - v);
+            snprintf(key, sizeof key, "%.*s", (int)(n < 63 ? n : 63), v);
+            rc = qund_config_set(key, strchr(v, '=') + 1, &err), i++;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+        if (rc != QUN_OK) return die(a, &err);
+    }
+    const char *tc = getenv("QUN_TEST_CLOCK");
+    qun_server_cfg.test_clock = tc && strcmp(tc, "1") == 0;
+    if (qun_server_cfg.test_clock) qun_log("warn", "QUN_TEST_CLOCK=1: POST /v1/test/clock can move time");
+
+    if (mkdir(qund_data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "qund: cannot create data directory %s: %s\n", qund_data_dir, strerror(errno));
+        return 1;
+    }
+    static char db_path[600];
+    snprintf(db_path, sizeof db_path, "%s/qun.db", qund_data_dir);
+    qun_core_cfg.data_dir = qund_data_dir;
+    qun_server_cfg.db_path = db_path;
+
+    qun_db_t *wdb;
+    if (qun_db_open(db_path, false, true, &wdb, &err) != QUN_OK) return die(db_path, &err);
+    qun_log("info", "store %s at schema %d", db_path, qun_db_schema_version(wdb));
+    qun_writer_t *writer;
+    if (qun_writer_start(wdb, 512, &writer, &err) != QUN_OK) return die("writer", &err);
+    qun_jobs_t *jobs;
+    if (qun_jobs_start(db_path, writer, qund_purge_pause_ms, &jobs, &err) != QUN_OK) return die("jobs", &err);
+    qun_rc rc = qun_server_run(writer, &err);
+    qun_jobs_stop(jobs);
+    qun_writer_stop(writer);
+    if (rc != QUN_OK) return die("server", &err);
+    qun_log("info", "qund stopped");
+    return 0;
+}

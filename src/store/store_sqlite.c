@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/* The SQLite backend of store.h: WAL, foreign keys, synchronous=FULL commits, a
+ * per-connection cache of prepared statements keyed by the SQL literal's address,
+ * and `$N` parameters mapped onto SQLite's named-parameter indexes. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "qun/store.h"
+#include "qun/util.h"
+#include "store_internal.h"
+
+#define QCACHE 256   /* slots of the statement cache (power of two) */
+#define QMAXPARAM 24 /* highest $N a statement may use */
+
+struct qun_q {
+    qun_db_t *db;
+    const char *sql;
+    sqlite3_stmt *stmt;
+    int map[QMAXPARAM + 1]; /* $N -> sqlite parameter index, 0 if unused */
+};
+
+struct qun_db {
+    sqlite3 *h;
+    int savepoints;
+    qun_q_t *cache[QCACHE];
+};
+
+static qun_rc sqlite_rc(qun_db_t *db, int rc, qun_err_t *err, const char *what) {
+    int prim = rc & 0xff;
+    if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %s", what, sqlite3_errmsg(db->h));
+    if (prim == SQLITE_NOMEM) return qun_fail(err, QUN_NOMEM, "%s: out of memory", what);
+    return qun_fail(err, QUN_STORE, "%s: %s", what, sqlite3_errmsg(db->h));
+}
+
+qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        qun_rc r = sqlite_rc(db, rc, err, msg ? msg : "exec");
+        sqlite3_free(msg);
+        return r;
+    }
+    return QUN_OK;
+}
+
+static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
+    qun_rc rc = qun_db_exec(db,
+        "CREATE TABLE IF NOT EXISTS schema_migrations("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)", err);
+    for (size_t i = 0; rc == QUN_OK && i < qun_sqlite_migrations_count; i++) {
+        const qun_migration_t *m = &qun_sqlite_migrations[i];
+        qun_q_t *q;
+        rc = qun_db_run(db, &q, err, "SELECT 1 FROM schema_migrations WHERE version = $1", "i",
+                        (int64_t)m->version);
+        if (rc == QUN_ROW) {
+            qun_q_done(q);
+            rc = QUN_OK;
+            continue;
+        }
+        if (rc != QUN_DONE) break;
+        rc = qun_db_exec(db, "BEGIN IMMEDIATE", err);
+        if (rc == QUN_OK) rc = qun_db_exec(db, m->sql, err);
+        if (rc == QUN_OK)
+            rc = qun_db_run(db, NULL, err,
+                            "INSERT INTO schema_migrations(version, name, applied_at) "
+                            "VALUES ($1, $2, $3)", "isi", (int64_t)m->version, m->name, qun_now());
+        if (rc == QUN_DONE) rc = qun_db_exec(db, "COMMIT", err);
+        if (rc != QUN_OK) {
+            qun_err_t ignore;
+            qun_db_exec(db, "ROLLBACK", &ignore);
+            char why[200];
+            snprintf(why, sizeof why, "%.180s", err ? err->msg : "");
+            return qun_fail(err, QUN_STORE, "migration %s failed: %.180s", m->name, why);
+        }
+    }
+    return rc;
+}
+
+qun_rc qun_db_open(const char *path, bool readonly, bool migrate_now, qun_db_t **out,
+                   qun_err_t *err) {
+    qun_db_t *db = calloc(1, sizeof *db);
+    if (!db) return qun_fail(err, QUN_NOMEM, "out of memory");
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &db->h, flags, NULL);
+    if (rc != SQLITE_OK) {
+        qun_rc r = qun_fail(err, QUN_STORE, "cannot open %s: %s", path,
+                            db->h ? sqlite3_errmsg(db->h) : "out of memory");
+        sqlite3_close(db->h);
+        free(db);
+        return r;
+    }
+    sqlite3_busy_timeout(db->h, 5000);
+    qun_rc r = qun_db_exec(db,
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
+    if (r == QUN_OK && migrate_now) r = migrate(db, err);
+    if (r == QUN_OK && readonly) r = qun_db_exec(db, "PRAGMA query_only=1", err);
+    if (r != QUN_OK) {
+        qun_db_close(db);
+        return r;
+    }
+    *out = db;
+    return QUN_OK;
+}
+
+void qun_db_close(qun_db_t *db) {
+    if (!db) return;
+    for (int i = 0; i < QCACHE; i++) {
+        if (!db->cache[i]) continue;
+        sqlite3_finalize(db->cache[i]->stmt);
+        free(db->cache[i]);
+    }
+    sqlite3_close(db->h);
+    free(db);
+}
+
+int qun_db_schema_version(qun_db_t *db) {
+    qun_q_t *q;
+    int v = 0;
+    if (qun_db_run(db, &q, NULL, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", "") ==
+        QUN_ROW) {
+        v = (int)qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return v;
+}
+
+qun_rc qun_q_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err) {
+    size_t h = ((uintptr_t)sql >> 3) * 2654435761u;
+    for (size_t n = 0; n < QCACHE; n++) {
+        size_t i = (h + n) & (QCACHE - 1);
+        qun_q_t *q = db->cache[i];
+        if (q && q->sql == sql) {
+            sqlite3_reset(q->stmt);
+            sqlite3_clear_bindings(q->stmt);
+            *out = q;
+            return QUN_OK;
+        }
+        if (q) continue;
+        q = calloc(1, sizeof *q);
+        if (!q) return qun_fail(err, QUN_NOMEM, "out of memory");
+        int rc = sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->stmt, NULL);
+        if (rc != SQLITE_OK) {
+            free(q);
+            return sqlite_rc(db, rc, err, "prepare");
+        }
+        q->db = db;
+        q->sql = sql;
+        for (int k = 1; k <= QMAXPARAM; k++) {
+            char name[8];
+            snprintf(name, sizeof name, "$%d", k);
+            q->map[k] = sqlite3_bind_parameter_index(q->stmt, name);
+        }
+        db->cache[i] = q;
+        *out = q;
+        return QUN_OK;
+    }
+    return qun_fail(err, QUN_INTERNAL, "statement cache full");
+}
+
+static int pidx(qun_q_t *q, int idx) {
+    return idx >= 1 && idx <= QMAXPARAM ? q->map[idx] : 0;
+}
+
+void qun_q_int(qun_q_t *q, int idx, int64_t v) {
+    if (pidx(q, idx)) sqlite3_bind_int64(q->stmt, pidx(q, idx), v);
+}
+
+void qun_q_text(qun_q_t *q, int idx, const char *s) {
+    if (!pidx(q, idx)) return;
+    if (s) sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(q->stmt, pidx(q, idx));
+}
+
+void qun_q_blob(qun_q_t *q, int idx, const void *p, size_t n) {
+    if (pidx(q, idx)) sqlite3_bind_blob64(q->stmt, pidx(q, idx), p, n, SQLITE_TRANSIENT);
+}
+
+void qun_q_null(qun_q_t *q, int idx) {
+    if (pidx(q, idx)) sqlite3_bind_null(q->stmt, pidx(q, idx));
+}
+
+qun_rc qun_q_step(qun_q_t *q, qun_err_t *err) {
+    int rc = sqlite3_step(q->stmt);
+    if (rc == SQLITE_ROW) return QUN_ROW;
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(q->stmt);
+        return QUN_DONE;
+    }
+    qun_rc r = sqlite_rc(q->db, rc, err, "step");
+    sqlite3_reset(q->stmt);
+    return r;
+}
+
+int64_t qun_q_col_int(qun_q_t *q, int col) {
+    return sqlite3_column_int64(q->stmt, col);
+}
+
+const char *qun_q_col_text(qun_q_t *q, int col) {
+    const unsigned char *s = sqlite3_column_text(q->stmt, col);
+    return s ? (const char *)s : "";
+}
+
+const void *qun_q_col_blob(qun_q_t *q, int col, size_t *n) {
+    const void *p = sqlite3_column_blob(q->stmt, col);
+    *n = (size_t)sqlite3_column_bytes(q->stmt, col);
+    return p;
+}
+
+bool qun_q_col_null(qun_q_t *q, int col) {
+    return sqlite3_column_type(q->stmt, col) == SQLITE_NULL;
+}
+
+void qun_q_done(qun_q_t *q) {
+    if (q) sqlite3_reset(q->stmt);
+}
+
+int64_t qun_db_changes(qun_db_t *db) {
+    return sqlite3_changes64(db->h);
+}
+
+qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
+    qun_rc rc = QUN_CONFLICT_RETRY;
+    for (int attempt = 0; attempt < 5 && rc == QUN_CONFLICT_RETRY; attempt++) {
+        rc = qun_db_exec(db, "BEGIN IMMEDIATE", err);
+        if (rc != QUN_OK) continue;
+        rc = fn(db, arg, err);
+        if (rc == QUN_OK) rc = qun_db_exec(db, "COMMIT", err);
+        if (rc != QUN_OK) {
+            qun_err_t ignore;
+            qun_db_exec(db, "ROLLBACK", &ignore);
+        }
+    }
+    return rc;
+}
+
+qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err) {
+    qun_rc rc = qun_db_exec(db, "SAVEPOINT op", err);
+    if (rc == QUN_OK) db->savepoints++;
+    return rc;
+}
+
+qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err) {
+    qun_rc rc = QUN_OK;
+    if (!keep) rc = qun_db_exec(db, "ROLLBACK TO op", err);
+    if (rc == QUN_OK) rc = qun_db_exec(db, "RELEASE op", err);
+    db->savepoints--;
+    return rc;
+}
+
+qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
+                  const char *types, ...) {
+    qun_q_t *q;
+    qun_rc rc = qun_q_prepare(db, sql, &q, err);
+    if (rc != QUN_OK) return rc;
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        switch (types[i]) {
+        case 'i': qun_q_int(q, i + 1, va_arg(ap, int64_t)); break;
+        case 'z': {
+            int64_t v = va_arg(ap, int64_t);
+            if (v) qun_q_int(q, i + 1, v);
+            else qun_q_null(q, i + 1);
+            break;
+        }
+        case 's': qun_q_text(q, i + 1, va_arg(ap, const char *)); break;
+        default: qun_q_null(q, i + 1); break;
+        }
+    }
+    va_end(ap);
+    rc = qun_q_step(q, err);
+    if (rc == QUN_ROW && out) *out = q;
+    else if (rc == QUN_ROW) qun_q_done(q);
+    return rc;
+}

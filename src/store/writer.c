@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/* Group commit: a single writer thread batches queued operations into one
+ * transaction, one savepoint per operation, and one COMMIT (synchronous=FULL, so one
+ * fsync) per batch.  An operation's done callback runs only after the commit that
+ * made it durable, which is what lets the HTTP layer acknowledge a write. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "qun/util.h"
+#include "qun/writer.h"
+
+struct qun_writer {
+    qun_db_t *db;
+    int max_batch;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    qun_wop_t *head, *tail;
+    bool stopping;
+    _Atomic uint64_t commits, ops, failed;
+};
+
+/* Take up to max_batch queued operations, or NULL when stopping with nothing left. */
+static qun_wop_t *take_batch(qun_writer_t *w) {
+    pthread_mutex_lock(&w->mu);
+    while (!w->head && !w->stopping) pthread_cond_wait(&w->cv, &w->mu);
+    qun_wop_t *batch = w->head, *last = w->head;
+    for (int n = 1; last && last->next && n < w->max_batch; n++) last = last->next;
+    if (last) {
+        w->head = last->next;
+        if (!w->head) w->tail = NULL;
+        last->next = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return batch;
+}
+
+static void fail_all(qun_wop_t *batch, qun_rc rc, const qun_err_t *why) {
+    for (qun_wop_t *op = batch; op; op = op->next) {
+        if (op->rc == QUN_OK) {
+            op->rc = rc;
+            op->err = *why;
+        }
+    }
+}
+
+static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
+    qun_err_t err = {{0}, {0}};
+    qun_rc rc = qun_db_exec(w->db, "BEGIN IMMEDIATE", &err);
+    if (rc != QUN_OK) {
+        for (qun_wop_t *op = batch; op; op = op->next) op->rc = QUN_OK;
+        fail_all(batch, QUN_UNAVAILABLE, &err);
+        return;
+    }
+    for (qun_wop_t *op = batch; op; op = op->next) {
+        op->err.msg[0] = op->err.field[0] = '\0';
+        op->rc = qun_db_savepoint(w->db, &op->err);
+        if (op->rc == QUN_OK) op->rc = op->fn(w->db, op->arg, &op->err);
+        if (qun_db_release(w->db, op->rc == QUN_OK, &err) != QUN_OK) {
+            /* The transaction itself broke: nothing of this batch is kept. */
+            qun_log("error", "writer: savepoint release failed: %s", err.msg);
+            qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
+            fail_all(batch, QUN_UNAVAILABLE, &err);
+            return;
+        }
+    }
+    if (qun_db_exec(w->db, "COMMIT", &err) != QUN_OK) {
+        qun_log("error", "writer: commit failed: %s", err.msg);
+        qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
+        fail_all(batch, QUN_UNAVAILABLE, &err);
+        return;
+    }
+    atomic_fetch_add(&w->commits, 1);
+}
+
+static void *writer_main(void *arg) {
+    qun_writer_t *w = arg;
+    qun_wop_t *batch;
+    while ((batch = take_batch(w))) {
+        run_batch(w, batch);
+        while (batch) {
+            qun_wop_t *next = batch->next;
+            atomic_fetch_add(&w->ops, 1);
+            if (batch->rc != QUN_OK) atomic_fetch_add(&w->failed, 1);
+            batch->next = NULL;
+            batch->done(batch); /* may free batch */
+            batch = next;
+        }
+    }
+    return NULL;
+}
+
+qun_rc qun_writer_start(qun_db_t *db, int max_batch, qun_writer_t **out, qun_err_t *err) {
+    qun_writer_t *w = qun_xcalloc(1, sizeof *w);
+    w->db = db;
+    w->max_batch = max_batch > 0 ? max_batch : 256;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        free(w);
+        return qun_fail(err, QUN_INTERNAL, "cannot start the writer thread");
+    }
+    *out = w;
+    return QUN_OK;
+}
+
+void qun_writer_stop(qun_writer_t *w) {
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    qun_db_close(w->db);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+}
+
+void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
+    op->next = NULL;
+    op->rc = QUN_OK;
+    pthread_mutex_lock(&w->mu);
+    if (w->tail) w->tail->next = op;
+    else w->head = op;
+    w->tail = op;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+typedef struct {
+    qun_wop_t op;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool finished;
+} sync_op_t;
+
+static void sync_done(qun_wop_t *op) {
+    sync_op_t *s = (sync_op_t *)op;
+    pthread_mutex_lock(&s->mu);
+    s->finished = true;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *),
+                      void *arg, qun_err_t *err) {
+    sync_op_t s = {.op = {.fn = fn, .done = sync_done, .arg = arg}};
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    qun_writer_submit(w, &s.op);
+    pthread_mutex_lock(&s.mu);
+    while (!s.finished) pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    pthread_mutex_destroy(&s.mu);
+    pthread_cond_destroy(&s.cv);
+    if (err && s.op.rc != QUN_OK) *err = s.op.err;
+    return s.op.rc;
+}
+
+void qun_writer_stats(qun_writer_t *w, uint64_t *commits, uint64_t *ops, uint64_t *failed) {
+    *commits = atomic_load(&w->commits);
+    *ops = atomic_load(&w->ops);
+    *failed = atomic_load(&w->failed);
+}
