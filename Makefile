@@ -42,7 +42,8 @@ binaries: $(O)/qund $(O)/qun
 
 $(O)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
 $(GEN_MIG): $(SQL_SQLITE) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
@@ -53,7 +54,7 @@ $(O)/obj/gen/migrations_sqlite.o: $(GEN_MIG)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 $(O)/libqun.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(O)/qund: $(QUND_OBJ) $(HTTP_OBJ) $(O)/libqun.a
 	$(CC) $(LDSAN) -o $@ $^ $(LIBS_QUND)
@@ -64,7 +65,8 @@ $(O)/qun: $(QUN_OBJ) $(O)/libqun.a
 # Unit tests may #include the source they test; they link against the library and the HTTP objects.
 $(O)/unit/%: tests/unit/%.c $(O)/libqun.a $(HTTP_OBJ) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(HTTP_OBJ) $(O)/libqun.a $(LDSAN) $(LIBS_QUND)
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS_ALL) -Itests/unit -o $@ $< $(HTTP_OBJ) $(O)/libqun.a $(LDSAN) $(LIBS_QUND)
 
 unit: $(UNIT_BIN)
 

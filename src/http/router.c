@@ -74,6 +74,8 @@ int qun_route_match(const char *method, const char *path, char *params[QUN_MAX_P
 
 /* ---- helpers for handlers ---- */
 qun_rc qun_ok(qun_req_t *r, int status, json_t *out) {
+    if (!out) /* a json_pack format or allocation failure: never answer an empty 200 */
+        return qun_fail(&r->err, QUN_INTERNAL, "the answer could not be built");
     json_decref(r->out);
     r->status = status;
     r->out = out;
