@@ -30,6 +30,7 @@ typedef struct {
     int64_t session_ttl;           /* seconds */
     int64_t confirm_ttl;           /* seconds a confirmation token lives */
     int64_t payment_retention;     /* seconds group payments outlive a dissolution */
+    int64_t idempotency_ttl;       /* seconds an Idempotency-Key is remembered (>= 24 h) */
     int purge_batch;               /* rows per purge transaction */
     unsigned long long pw_opslimit;
     size_t pw_memlimit;

@@ -13,6 +13,7 @@ qun_core_cfg_t qun_core_cfg = {
     .session_ttl = 30LL * 86400,
     .confirm_ttl = 600,
     .payment_retention = 72LL * 3600,
+    .idempotency_ttl = 48LL * 3600,
     .purge_batch = 500,
     .pw_opslimit = 2,                 /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
     .pw_memlimit = 64u << 20,         /* crypto_pwhash_MEMLIMIT_INTERACTIVE */

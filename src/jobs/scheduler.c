@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "qun/core.h"
 #include "qun/jobs.h"
 #include "qun/util.h"
 
@@ -76,6 +77,17 @@ static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return qun_blob_unlink_queued(db, arg, err);
 }
 
+/* Housekeeping: forget idempotency keys and confirmation tokens past their life. */
+static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)arg;
+    int64_t now = qun_now();
+    qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM idempotency WHERE created_at < $1", "i",
+                           now - qun_core_cfg.idempotency_ttl);
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err, "DELETE FROM confirm_tokens WHERE expires_at < $1", "i", now - 86400);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
 static void pause_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -134,7 +146,12 @@ static void *jobs_main(void *arg) {
     int unlinked = 0;
     qun_err_t err;
     qun_writer_run(j->writer, unlink_txn, &unlinked, &err); /* leftovers of a crash */
+    int64_t next_expiry = 0;
     while (!stopping(j)) {
+        if (qun_now() >= next_expiry) {
+            qun_writer_run(j->writer, expire_txn, NULL, &err);
+            next_expiry = qun_now() + 600;
+        }
         if (run_due(j)) continue;
         pthread_mutex_lock(&j->mu);
         if (!j->kicked && !j->stopping) {

@@ -73,6 +73,7 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"payment_retention", 0, 3650LL * 86400},
         {"purge_batch", 1, 100000},
         {"purge_pause_ms", 0, 60000},
+        {"idempotency_ttl", 86400, 365LL * 86400},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;
@@ -89,6 +90,7 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         case 6: qun_core_cfg.payment_retention = v; break;
         case 7: qun_core_cfg.purge_batch = (int)v; break;
         case 8: qund_purge_pause_ms = (int)v; break;
+        case 9: qun_core_cfg.idempotency_ttl = v; break;
         }
         return QUN_OK;
     }
