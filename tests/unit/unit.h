@@ -4,11 +4,12 @@
 #ifndef QUN_UNIT_H
 #define QUN_UNIT_H
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int unit_failures, unit_checks;
+static _Atomic int unit_failures, unit_checks;
 
 #define CHECK(cond)                                                                    \
     do {                                                                               \
