@@ -21,7 +21,7 @@ CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2
 LIBS_QUND = $(shell pkg-config --libs $(PKGS)) -lpthread
 LIBS_QUN = $(shell pkg-config --libs $(CLI_PKGS)) -lpthread
 
-LIB_SRC := $(wildcard src/common/*.c src/store/*.c src/core/*.c src/jobs/*.c)
+LIB_SRC := $(wildcard src/common/*.c src/store/*.c src/core/*.c src/jobs/*.c src/ledger/*.c)
 HTTP_SRC := $(wildcard src/http/*.c)
 QUND_SRC := $(wildcard src/qund/*.c)
 QUN_SRC := $(wildcard src/qun/*.c)

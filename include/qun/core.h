@@ -22,6 +22,8 @@ typedef struct {
     int64_t session_id;
     char platform[16];
     char device_id[65];
+    char username[33];
+    bool is_admin; /* a server admin (the `admins` setting) */
 } qun_actor_t;
 
 /* Server-wide settings the core needs. */
@@ -34,10 +36,13 @@ typedef struct {
     int purge_batch;               /* rows per purge transaction */
     unsigned long long pw_opslimit;
     size_t pw_memlimit;
+    const char *admins;            /* comma-separated usernames of server admins */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
 /* ---- accounts (core/account.c) ---- */
+/* Whether username is listed in the `admins` setting. */
+bool qun_is_admin(const char *username);
 /* Hash a password with argon2id into out (crypto_pwhash_STRBYTES).  Slow by design:
  * call outside the writer. */
 qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err);

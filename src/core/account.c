@@ -19,6 +19,18 @@ qun_core_cfg_t qun_core_cfg = {
     .pw_memlimit = 64u << 20,         /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
 };
 
+bool qun_is_admin(const char *username) {
+    const char *list = qun_core_cfg.admins;
+    size_t n = strlen(username);
+    while (list && *list) {
+        const char *comma = strchr(list, ',');
+        size_t len = comma ? (size_t)(comma - list) : strlen(list);
+        if (len == n && memcmp(list, username, n) == 0) return true;
+        list = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
 qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err) {
     if (crypto_pwhash_str(out, password, strlen(password), qun_core_cfg.pw_opslimit,
                           qun_core_cfg.pw_memlimit) != 0)
@@ -104,7 +116,7 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
 qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *a, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id "
+                           "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username "
                            "FROM sessions s JOIN users u ON u.id = s.user_id "
                            "WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
                            "si", token_hash, qun_now());
@@ -115,7 +127,9 @@ qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *a, qu
     snprintf(a->openid, sizeof a->openid, "%s", qun_q_col_text(q, 2));
     snprintf(a->platform, sizeof a->platform, "%s", qun_q_col_text(q, 3));
     snprintf(a->device_id, sizeof a->device_id, "%s", qun_q_col_text(q, 4));
+    snprintf(a->username, sizeof a->username, "%s", qun_q_col_text(q, 5));
     qun_q_done(q);
+    a->is_admin = qun_is_admin(a->username);
     return QUN_OK;
 }
 

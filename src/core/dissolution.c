@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/ledger.h"
 
 void qun_params_digest(json_t *params, char out[65]) {
     char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
@@ -133,6 +134,15 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
                         "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('purge_group', $1, $2, $3, $3), "
                         "('purge_payments', $1, $2, $4, $3)", "iiii", g.id, did, now, now + qun_core_cfg.payment_retention);
     if (rc != QUN_DONE) return rc;
+    /* The request and the mark are separate events, so later approvals fit between them. */
+    json_t *f = json_pack("{s:s, s:s}", "messages", messages, "confirmation", "confirm");
+    rc = qun_ledger_append(db, "dissolution.requested", g.gid, a->openid, "active", "active", f, NULL, err);
+    json_decref(f);
+    f = json_pack("{s:s, s:I, s:I}", "messages", messages, "members", (json_int_t)g.member_count,
+                  "payments_purge_at", (json_int_t)(now + qun_core_cfg.payment_retention));
+    if (rc == QUN_OK) rc = qun_ledger_append(db, "group.dissolved", g.gid, a->openid, "active", "dissolved", f, NULL, err);
+    json_decref(f);
+    if (rc != QUN_OK) return rc;
     return qun_diss_status(db, a, gid, out, err);
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/ledger.h"
 
 const char *qun_role_name(qun_role_t r) {
     switch (r) {
@@ -118,6 +119,10 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
                     "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
                     "iii", id, a->uid, now);
     if (rc != QUN_DONE) return rc;
+    json_t *f = json_pack("{s:s, s:s, s:s?}", "name", name, "kind", kind, "org", org);
+    rc = qun_ledger_append(db, "group.created", gid, a->openid, NULL, "active", f, NULL, err);
+    json_decref(f);
+    if (rc != QUN_OK) return rc;
     *out = group_json(db, id, a->uid, err);
     return *out ? QUN_OK : QUN_STORE;
 }
@@ -365,7 +370,13 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
         if (rc == QUN_DONE)
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET owner_id = $2, updated_at = $3 WHERE id = $1",
                             "iii", g.id, a->uid, qun_now());
-        if (rc != QUN_DONE) return rc;
+        if (rc == QUN_DONE) rc = qun_db_run(db, &q, err, "SELECT openid FROM users WHERE id = $1", "i", from);
+        if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+        json_t *f = json_pack("{s:s, s:s}", "from", qun_q_col_text(q, 0), "to", a->openid);
+        qun_q_done(q);
+        rc = qun_ledger_append(db, "group.ownership_transferred", g.gid, a->openid, g.state, g.state, f, NULL, err);
+        json_decref(f);
+        if (rc != QUN_OK) return rc;
     }
     *out = json_pack("{s:s, s:s}", "group", g.gid, "state", accept ? "accepted" : "declined");
     if (accept) json_object_set_new(*out, "owner", json_string(a->openid));

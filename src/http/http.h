@@ -82,6 +82,7 @@ typedef struct {
     bool test_clock;
     bool bench_hello; /* serve GET /bench/hello, the benchmarks' baseline */
     const char *db_path;
+    const struct qun_note_key *ledger_key; /* signs checkpoints */
 } qun_server_cfg_t;
 extern qun_server_cfg_t qun_server_cfg;
 
@@ -108,6 +109,8 @@ char *qun_metrics_render(void);
 qun_rc qun_ok(qun_req_t *r, int status, json_t *out);
 /* A query-string parameter, or NULL. */
 const char *qun_query(qun_req_t *r, const char *name);
+/* An integer query parameter in 0..max; dflt when absent (dflt < 0: required). */
+qun_rc qun_query_int(qun_req_t *r, const char *name, int64_t dflt, int64_t max, int64_t *out);
 /* Parse cursor/limit query parameters (after >= 0; 1 <= limit <= 200, default 50). */
 qun_rc qun_page_args(qun_req_t *r, int64_t *after, int *limit);
 

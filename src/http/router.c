@@ -97,6 +97,15 @@ static bool parse_i64(const char *s, int64_t *v) {
     return true;
 }
 
+qun_rc qun_query_int(qun_req_t *r, const char *name, int64_t dflt, int64_t max, int64_t *out) {
+    const char *s = qun_query(r, name);
+    *out = dflt;
+    if (!s) return dflt >= 0 ? QUN_OK : qun_fail_field(&r->err, QUN_FIELD_MISSING, name, "query parameter %s is required", name);
+    if (!parse_i64(s, out) || *out > max)
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, name, "%s must be an integer from 0 to %lld", name, (long long)max);
+    return QUN_OK;
+}
+
 qun_rc qun_page_args(qun_req_t *r, int64_t *after, int *limit) {
     const char *a = qun_query(r, "after"), *l = qun_query(r, "limit");
     int64_t v;

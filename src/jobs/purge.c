@@ -13,6 +13,7 @@
 
 #include "qun/core.h"
 #include "qun/jobs.h"
+#include "qun/ledger.h"
 
 /* Progress is a JSON object of counters kept in jobs.progress. */
 static json_t *load_progress(qun_db_t *db, int64_t job_id) {
@@ -30,6 +31,25 @@ static qun_rc save_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t *
     qun_rc rc = qun_db_run(db, NULL, err, "UPDATE jobs SET progress = $2 WHERE id = $1", "is", job_id, text);
     free(text);
     return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+/* Write a purge receipt (the job's counters) to the ledger. */
+static qun_rc ledger_receipt(qun_db_t *db, int64_t group_id, const char *event, const char *old_state,
+                             const char *new_state, json_t *p, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    char gid[QUN_ID_MAX], state[16];
+    snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
+    snprintf(state, sizeof state, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    json_t *receipt = json_deep_copy(p);
+    json_object_del(receipt, "phase");
+    json_t *f = json_pack("{s:o}", "receipt", receipt);
+    rc = qun_ledger_append(db, event, gid, NULL, old_state ? old_state : state, new_state ? new_state : state, f,
+                           NULL, err);
+    json_decref(f);
+    return rc;
 }
 
 static void bump(json_t *p, const char *key, int64_t n) {
@@ -133,6 +153,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
                             group_id, qun_now());
         if (rc == QUN_DONE) *finished = true;
         rc = rc == QUN_DONE ? QUN_OK : rc;
+        if (rc == QUN_OK) rc = ledger_receipt(db, group_id, "group.purged", "purging", "purged", p, err);
     } else {
         *finished = true;
     }
@@ -174,6 +195,7 @@ qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, i
         free(text);
         json_decref(receipt);
         rc = rc == QUN_DONE ? QUN_OK : rc;
+        if (rc == QUN_OK) rc = ledger_receipt(db, group_id, "group.payments_purged", NULL, NULL, p, err);
     }
     json_decref(p);
     return rc;

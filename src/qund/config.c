@@ -52,6 +52,10 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         snprintf(qund_data_dir, sizeof qund_data_dir, "%s", value);
         return QUN_OK;
     }
+    if (strcmp(key, "admins") == 0) {
+        qun_core_cfg.admins = qun_xstrdup(value);
+        return QUN_OK;
+    }
     if (strcmp(key, "bench_hello") == 0) {
         qun_server_cfg.bench_hello = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;

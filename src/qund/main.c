@@ -13,6 +13,7 @@
 #include "config.h"
 #include "qun/core.h"
 #include "qun/jobs.h"
+#include "qun/ledger.h"
 #include "qun/util.h"
 #include "qun/version.h"
 #include "qun/writer.h"
@@ -86,6 +87,11 @@ int main(int argc, char **argv) {
     qun_db_t *wdb;
     if (qun_db_open(db_path, false, true, &wdb, &err) != QUN_OK) return die(db_path, &err);
     qun_log("info", "store %s at schema %d", db_path, qun_db_schema_version(wdb));
+    static qun_note_key_t ledger_key;
+    char key_path[600];
+    snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);
+    if (qun_note_key_load_or_create(key_path, &ledger_key, &err) != QUN_OK) return die("ledger key", &err);
+    qun_server_cfg.ledger_key = &ledger_key;
     qun_writer_t *writer;
     if (qun_writer_start(wdb, 512, &writer, &err) != QUN_OK) return die("writer", &err);
     qun_jobs_t *jobs;
