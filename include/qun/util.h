@@ -12,6 +12,8 @@
 int64_t qun_now(void);
 /* Milliseconds on the same clock, for durations and logs. */
 int64_t qun_now_ms(void);
+/* Milliseconds of a monotonic clock the test clock does not move: for measuring durations. */
+int64_t qun_mono_ms(void);
 /* Move the clock forward by seconds (test clock only; callers check the config). */
 void qun_clock_advance(int64_t seconds);
 

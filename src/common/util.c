@@ -24,6 +24,12 @@ int64_t qun_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + atomic_load(&clock_offset) * 1000;
 }
 
+int64_t qun_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void qun_clock_advance(int64_t seconds) {
     atomic_fetch_add(&clock_offset, seconds);
 }

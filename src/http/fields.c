@@ -69,12 +69,16 @@ static qun_rc check_one(const qun_field_t *f, json_t *v, qun_err_t *err) {
 qun_rc qun_fields_check(json_t *body, const qun_field_t *fields, qun_err_t *err) {
     const char *key;
     json_t *v;
-    json_object_foreach(body, key, v) {
+    void *tmp;
+    json_object_foreach_safe(body, tmp, key, v) {
         const qun_field_t *f = fields;
         while (f->name && strcmp(f->name, key) != 0) f++;
         if (!f->name)
             return qun_fail_field(err, QUN_FIELD_UNKNOWN, key, "unknown field \"%.60s\"", key);
-        if (json_is_null(v) && !f->required) continue;
+        if (json_is_null(v) && !f->required) { /* an optional null is the same as absent */
+            json_object_del(body, key);
+            continue;
+        }
         qun_rc rc = check_one(f, v, err);
         if (rc != QUN_OK) return rc;
     }

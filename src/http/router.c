@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The router: matches a request against routes.def and runs the shared checks every
  * route relies on, in this order, before any handler sees the request:
- *   404 / 405  ->  body size caps  ->  bearer authentication  ->  JSON parsing
+ *   404 / 405  ->  bearer authentication  ->  body size caps  ->  JSON parsing
  *   ->  Idempotency-Key replay  ->  prep (loop thread)  ->  run (reader or writer).
  * It also sends every answer (JSON, problem+json or a file), logs and counts it. */
 #include <ctype.h>
@@ -169,6 +169,10 @@ void qun_req_finish(qun_req_t *r) {
         /* falls through to the problem answer */
     } else if (r->rc == QUN_OK && !r->file_path) {
         if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
+        if (r->out_text && !*r->out_text) { /* a replayed 204 */
+            free(r->out_text);
+            r->out_text = NULL;
+        }
         if (r->out_text) {
             evbuffer_add(buf, r->out_text, strlen(r->out_text));
             add_header(r, "Content-Type", r->content_type[0] ? r->content_type : "application/json");
@@ -182,7 +186,7 @@ void qun_req_finish(qun_req_t *r) {
     evhttp_send_reply(r->ev, r->status, NULL, buf);
     evbuffer_free(buf);
 
-    int64_t ms = qun_now_ms() - r->t0_ms;
+    int64_t ms = qun_mono_ms() - r->t0_ms;
     int ri = r->route_index >= 0 ? r->route_index : MAX_ROUTES;
     int cls = r->status / 100;
     atomic_fetch_add(&m_count[ri][cls >= 1 && cls <= 5 ? cls : 0], 1);
@@ -283,6 +287,9 @@ static qun_rc idem_prepare(qun_req_t *r) {
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const unsigned char *)uri, strlen(uri) + 1);
     if (r->body) crypto_hash_sha256_update(&st, r->body, r->body_len);
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
+    if (ct && (qun_routes[r->route_index].flags & R_RAW)) /* a raw upload's type is part of the request */
+        crypto_hash_sha256_update(&st, (const unsigned char *)ct, strlen(ct));
     crypto_hash_sha256_final(&st, h);
     qun_hex(r->idem_digest, h, 32);
     return QUN_OK;
@@ -321,7 +328,7 @@ static const char *method_name(enum evhttp_cmd_type c) {
     case EVHTTP_REQ_PUT: return "PUT";
     case EVHTTP_REQ_DELETE: return "DELETE";
     case EVHTTP_REQ_PATCH: return "PATCH";
-    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_HEAD: return "GET"; /* evhttp sends no body on HEAD */
     default: return "OTHER";
     }
 }
@@ -331,7 +338,7 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     r->ev = ev;
     r->w = arg;
     r->route_index = -1;
-    r->t0_ms = qun_now_ms();
+    r->t0_ms = qun_mono_ms();
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -352,6 +359,19 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     if (i < 0) {
         r->rc = i == -2 ? qun_fail(&r->err, QUN_METHOD_NOT_ALLOWED, "method not allowed on %s", path)
                         : qun_fail(&r->err, QUN_NOT_FOUND, "no route for %s", path);
+        if (i == -2) {
+            char allow[64] = "";
+            static const char *methods[] = {"GET", "POST", "PATCH", "DELETE"};
+            for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
+                char *p[QUN_MAX_PARAMS] = {0};
+                if (qun_route_match(methods[m], path, p) < 0) continue;
+                for (int k = 0; k < QUN_MAX_PARAMS; k++) free(p[k]);
+                if (*allow) strcat(allow, ", ");
+                strcat(allow, methods[m]);
+                if (m == 0) strcat(allow, ", HEAD");
+            }
+            add_header(r, "Allow", allow);
+        }
         qun_req_finish(r);
         return;
     }
