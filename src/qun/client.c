@@ -625,18 +625,18 @@ int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *bod
     return rc;
 }
 
-int qun_cli_get_all(qun_cli_t *c, const char *path, json_t **out) {
+int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **out) {
     json_t *all = json_array(), *page = NULL;
     char cursor[64] = "", full[2048];
     int rc = QUN_EXIT_OK;
-    const char *sep = strchr(path, '?') ? "&" : "?";
     *out = NULL;
+    if (after) snprintf(cursor, sizeof cursor, "%s", after);
     for (;;) {
         char query[128];
         if (cursor[0]) rc = qun_pathf(query, sizeof query, "limit=200&after=%s", cursor);
         else snprintf(query, sizeof query, "limit=200");
         if (rc != QUN_EXIT_OK) break;
-        if (snprintf(full, sizeof full, "%s%s%s", path, sep, query) >= (int)sizeof full) {
+        if (snprintf(full, sizeof full, "%s?%s", path, query) >= (int)sizeof full) {
             rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the request path is too long");
             break;
         }

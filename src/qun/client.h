@@ -117,9 +117,10 @@ void qun_resp_free(qun_resp_t *resp);
 int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *body,
                  json_t **out);
 
-/* GET a paginated list from path (which may already hold a query) following
- * next_cursor until the end; *out is {"items": [...all...], "next_cursor": null}. */
-int qun_cli_get_all(qun_cli_t *c, const char *path, json_t **out);
+/* GET a paginated list from path (without a query) starting after the cursor after
+ * (NULL: from the start) and following next_cursor until the end; *out is
+ * {"items": [...all...], "next_cursor": null}. */
+int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **out);
 
 /* Format a path: every %s is replaced by its argument percent-encoded as one path
  * segment or query value, %d by an int64_t.  Fails (usage) when it does not fit. */

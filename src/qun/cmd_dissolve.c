@@ -199,10 +199,9 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
         fprintf(stderr, "This cannot be undone. Type the group's name to confirm: ");
         fflush(stderr);
         ssize_t n = getline(&typed, &cap, stdin);
-        if (n < 0) {
-            fputc('\n', stderr);
-            n = 0;
-        }
+        /* Piped answers are not echoed; end the prompt's line so what follows is readable. */
+        if (n < 0 || !isatty(STDIN_FILENO)) fputc('\n', stderr);
+        if (n < 0) n = 0;
         if (typed) {
             if (n > 0 && typed[n - 1] == '\n') typed[--n] = '\0';
             if (n > 0 && typed[n - 1] == '\r') typed[--n] = '\0';

@@ -93,7 +93,7 @@ static int group_list(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
     int rc = qun_args_parse(argc, argv, NULL, 0, 0, "group list", &a);
-    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, "/v1/groups", &out);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, "/v1/groups", NULL, &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_group_list, NULL) : rc;
 }
 
@@ -113,7 +113,7 @@ static int group_members(qun_cli_t *c, int argc, char **argv) {
     char path[512];
     int rc = qun_args_parse(argc, argv, NULL, 1, 1, "group members <gid>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members", a.pos[0]);
-    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, &out);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_members, NULL) : rc;
 }
 

@@ -78,8 +78,8 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
         rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages?after=%I&limit=%I", a.pos[0], after, limit);
         if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
     } else {
-        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages?after=%I", a.pos[0], after);
-        if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, &out);
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages", a.pos[0]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, a.val[0], &out);
     }
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json) {

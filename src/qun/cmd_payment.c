@@ -55,7 +55,7 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
     size_t i;
     int64_t total = 0;
     int rc = qun_args_parse(argc, argv, NULL, 0, 0, "bill", &a);
-    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, "/v1/me/bill", &out);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, "/v1/me/bill", NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json) {
         qun_print_json(out);

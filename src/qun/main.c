@@ -53,8 +53,8 @@ static const command_t commands[] = {
 static void usage(FILE *f) {
     fprintf(f, "usage: qun [--url URL] [--json] <command> [arguments]\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-64s %s\n", commands[i].usage, commands[i].summary);
-    fprintf(f, "\n  %-64s %s\n  %-64s %s\n", "help [command]", "show this help or one command's",
+        fprintf(f, "  %-68s %s\n", commands[i].usage, commands[i].summary);
+    fprintf(f, "\n  %-68s %s\n  %-68s %s\n", "help [command]", "show this help or one command's",
             "--version", "print the version");
     fprintf(f,
             "\nglobal options (anywhere before \"--\"):\n"
