@@ -269,3 +269,63 @@ def test_version_and_help(alice):
                 "upload", "download", "transfer", "leave", "pay", "claim", "bill", "dissolve", "status"):
         assert cmd in h, cmd
     assert alice.run().returncode == 2
+
+
+class FakeQund:
+    """A stand-in server that answers the first `fail` POSTs with 503, then 201, and
+    records each request's Idempotency-Key, to observe the client's retry."""
+
+    def __init__(self, fail):
+        import http.server
+        import threading
+        self.keys, self.fail = [], fail
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                fake.keys.append(self.headers.get("Idempotency-Key"))
+                if len(fake.keys) <= fake.fail:
+                    body, status, ctype = b'{"code":"UNAVAILABLE","detail":"busy","status":503}', 503, \
+                        "application/problem+json"
+                else:
+                    body, status, ctype = b'{"group":"g_1","seq":7,"text":"x"}', 201, "application/json"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("fail", [1, 2])
+def test_post_retries_once_with_the_same_idempotency_key(server, tmp_path, fail):
+    fake = FakeQund(fail)
+    try:
+        u = User(server, tmp_path)
+        r = u.run("--url", fake.url, "post", "g_1", "x", env={"QUN_TOKEN": "qun_test"})
+    finally:
+        fake.close()
+    assert len(fake.keys) == 2 and fake.keys[0] and fake.keys[0] == fake.keys[1]
+    if fail == 1:
+        assert r.returncode == 0 and "#7" in r.stdout, r.stderr
+    else:  # one retry only, then the server's problem is reported
+        assert r.returncode == 1 and "qun: busy (UNAVAILABLE)" in r.stderr
+
+
+def test_each_post_gets_a_fresh_key_and_double_dash_ends_options(alice):
+    gid = alice.json("group", "create", "dashes")["id"]
+    alice.ok("post", gid, "--", "--not-an-option")
+    alice.ok("post", gid, "--", "--not-an-option")  # a reused key would replay, not post
+    texts = [m["text"] for m in alice.json("history", gid)["items"]]
+    assert texts == ["--not-an-option", "--not-an-option"]
