@@ -1,4 +1,155 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder replaced by the CLI */
-#include <stdio.h>
-int main(void) { puts("qun"); return 0; }
+/* qun, the command-line client of qund: takes the global options, finds the command
+ * and hands it the rest of the arguments.  Commands live in cmd_<area>.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "client.h"
+#include "qun/version.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(qun_cli_t *c, int argc, char **argv);
+    const char *usage;
+    const char *summary;
+} command_t;
+
+static const command_t commands[] = {
+    {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
+    {"login", qun_cmd_login, "login <username> [--password P] [--device ID] [--platform cli]",
+     "log in and save the token"},
+    {"logout", qun_cmd_logout, "logout", "revoke this session and forget the token"},
+    {"whoami", qun_cmd_whoami, "whoami", "show who the saved token belongs to"},
+    {"sessions", qun_cmd_sessions, "sessions", "list your active sessions"},
+    {"group", qun_cmd_group, "group create <name> [--kind K] [--org O]", "create a group"},
+    {"group", NULL, "group list", "list your groups"},
+    {"group", NULL, "group show <gid>", "show a group"},
+    {"group", NULL, "group members <gid>", "list a group's members"},
+    {"group", NULL, "group add <gid> <openid> [--role admin|member]", "add a member"},
+    {"group", NULL, "group remove <gid> <openid>", "remove a member"},
+    {"group", NULL, "group role <gid> <openid> admin|member", "change a member's role"},
+    {"group", NULL, "group rename <gid> <name>", "rename a group"},
+    {"post", qun_cmd_post, "post <gid> <text...>", "post a message"},
+    {"history", qun_cmd_history, "history <gid> [--after N] [--limit N]", "read messages"},
+    {"upload", qun_cmd_upload, "upload <gid> <path>", "upload a file"},
+    {"download", qun_cmd_download, "download <gid> <digest> [-o FILE]",
+     "download a file and verify its SHA-256"},
+    {"transfer", qun_cmd_transfer, "transfer <gid> <openid>", "offer ownership to a member"},
+    {"transfer", NULL, "transfer accept <gid>", "accept an ownership offer"},
+    {"transfer", NULL, "transfer decline <gid>", "decline an ownership offer"},
+    {"leave", qun_cmd_leave, "leave <gid>", "leave a group"},
+    {"pay", qun_cmd_pay, "pay <gid> <amount> <shares> [--memo M]", "send a red packet"},
+    {"claim", qun_cmd_claim, "claim <gid> <pid>", "claim a share of a red packet"},
+    {"bill", qun_cmd_bill, "bill", "show your personal bill"},
+    {"dissolve", qun_cmd_dissolve,
+     "dissolve <gid> --messages keep|delete [--confirm-name N] [--no-wait]",
+     "preview, confirm and dissolve a group"},
+    {"status", qun_cmd_status, "status <gid>", "show a group's dissolution and purge progress"},
+};
+#define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: qun [--url URL] [--json] <command> [arguments]\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-68s %s\n", commands[i].usage, commands[i].summary);
+    fprintf(f, "\n  %-68s %s\n  %-68s %s\n", "help [command]", "show this help or one command's",
+            "--version", "print the version");
+    fprintf(f,
+            "\nglobal options (anywhere before \"--\"):\n"
+            "  --url URL   server (else $QUN_URL, else url = in the config file, else %s)\n"
+            "  --json      print the server's JSON answers instead of text\n"
+            "\nfiles: $XDG_CONFIG_HOME/qun/{config,token,device_id} (default ~/.config/qun);\n"
+            "QUN_TOKEN overrides the token file, QUN_PASSWORD supplies passwords.\n"
+            "exit status: 0 ok, 1 the request failed, 2 usage error.\n",
+            "http://127.0.0.1:8080");
+}
+
+static int help(const char *topic) {
+    if (!topic) {
+        usage(stdout);
+        return QUN_EXIT_OK;
+    }
+    bool found = false;
+    for (int i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(commands[i].name, topic) != 0) continue;
+        if (!found) printf("usage:\n");
+        printf("  qun %-60s %s\n", commands[i].usage, commands[i].summary);
+        found = true;
+    }
+    if (!found) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no command %s; see: qun help", topic);
+    printf("\nsee docs/cli.md for details.\n");
+    return QUN_EXIT_OK;
+}
+
+int main(int argc, char **argv) {
+    /* The global options may come anywhere before "--"; take them out of argv so each
+     * command sees only its own arguments. */
+    const char *url_flag = NULL;
+    bool json = false, want_help = false, dashdash = false;
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int n = 0, rc;
+    if (!rest) return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (dashdash) {
+            rest[n++] = argv[i];
+        } else if (strcmp(s, "--") == 0) {
+            dashdash = true;
+            rest[n++] = argv[i];
+        } else if (strcmp(s, "--json") == 0) {
+            json = true;
+        } else if (strcmp(s, "--url") == 0) {
+            if (i + 1 == argc) {
+                free(rest);
+                return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--url needs a value");
+            }
+            url_flag = argv[++i];
+        } else if (strncmp(s, "--url=", 6) == 0) {
+            url_flag = s + 6;
+        } else if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
+            want_help = true;
+        } else if (strcmp(s, "--version") == 0 || strcmp(s, "-V") == 0) {
+            printf("qun %s\n", QUN_VERSION);
+            free(rest);
+            return QUN_EXIT_OK;
+        } else {
+            rest[n++] = argv[i];
+        }
+    }
+    if (want_help || (n > 0 && strcmp(rest[0], "help") == 0)) {
+        const char *topic = want_help ? (n > 0 ? rest[0] : NULL) : (n > 1 ? rest[1] : NULL);
+        rc = help(topic);
+        free(rest);
+        return rc;
+    }
+    if (n == 0) {
+        usage(stderr);
+        free(rest);
+        return QUN_EXIT_USAGE;
+    }
+    const command_t *cmd = NULL;
+    for (int i = 0; i < NCOMMANDS && !cmd; i++)
+        if (commands[i].run && strcmp(commands[i].name, rest[0]) == 0) cmd = &commands[i];
+    if (!cmd) {
+        rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown command %s; see: qun help", rest[0]);
+        free(rest);
+        return rc;
+    }
+    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(rest);
+        return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "cannot initialise libsodium or libcurl");
+    }
+    qun_cli_t c;
+    rc = qun_cli_init(&c, url_flag);
+    c.json = json;
+    if (rc == QUN_EXIT_OK) rc = cmd->run(&c, n - 1, rest + 1);
+    qun_cli_free(&c);
+    curl_global_cleanup();
+    free(rest);
+    fflush(stdout);
+    if (ferror(stdout) && rc == QUN_EXIT_OK)
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write the output");
+    return rc;
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/* The CLI's shared layer: configuration and token files, argument parsing, HTTP
+ * calls to qund (libcurl, JSON via jansson, idempotent retries, progress bars) and
+ * the output conventions every command follows. */
+#ifndef QUN_CLI_CLIENT_H
+#define QUN_CLI_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+/* Exit statuses: 0 success, 1 an API, network or local failure, 2 a usage error. */
+#define QUN_EXIT_OK 0
+#define QUN_EXIT_FAIL 1
+#define QUN_EXIT_USAGE 2
+
+/* The state one invocation of qun carries from main into every command. */
+typedef struct {
+    const char *url;      /* the server's base URL, without a trailing slash */
+    bool json;            /* --json: print the server's JSON answers */
+    char *token;          /* bearer token, NULL when not logged in; owned */
+    bool token_from_env;  /* the token came from QUN_TOKEN, not the token file */
+    char dir[1024];       /* the config directory, $XDG_CONFIG_HOME/qun */
+    char url_buf[1024];   /* storage behind url when it came from a file */
+    void *curl;           /* a reused CURL easy handle; owned */
+} qun_cli_t;
+
+/* Resolve the config directory, the server URL (url_flag, QUN_URL, the config file,
+ * the default) and the token (QUN_TOKEN, the token file).  Returns an exit status. */
+int qun_cli_init(qun_cli_t *c, const char *url_flag);
+/* Release what qun_cli_init and later calls acquired. */
+void qun_cli_free(qun_cli_t *c);
+
+/* Print "qun: <detail> (<code>)" on stderr and return exit; the one error format. */
+int qun_cli_fail(int exit, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- files in the config directory ---- */
+
+/* Store the token in <dir>/token with mode 0600 (the directory 0700), atomically. */
+int qun_cli_token_save(qun_cli_t *c, const char *token);
+/* Remove <dir>/token; a missing file is not an error. */
+int qun_cli_token_remove(qun_cli_t *c);
+/* This machine's device id for logins, created once in <dir>/device_id.  Writes at
+ * most size bytes into out. */
+int qun_cli_device_id(qun_cli_t *c, char *out, size_t size);
+
+/* ---- arguments ---- */
+
+/* One option a command accepts: name like "--limit", an optional short alias like
+ * "-o", and whether it takes a value ("--limit 5" or "--limit=5"). */
+typedef struct {
+    const char *name;
+    const char *alias;
+    bool has_value;
+} qun_opt_t;
+
+#define QUN_MAX_OPTS 8
+#define QUN_MAX_POS 64
+
+/* The parsed arguments of a command; the strings borrow from argv. */
+typedef struct {
+    int npos;
+    const char *pos[QUN_MAX_POS];
+    const char *val[QUN_MAX_OPTS]; /* by index in the option table; "" for flags */
+} qun_args_t;
+
+/* Split argv into positionals and the options of opts (terminated by a zero row).
+ * "--" ends the options.  Checks min_pos <= positionals <= max_pos (max_pos < 0: no
+ * limit) and prints a usage error naming usage otherwise.  Returns an exit status. */
+int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, int max_pos,
+                   const char *usage, qun_args_t *a);
+/* Parse a non-negative decimal integer of at most 18 digits. */
+bool qun_parse_uint(const char *s, int64_t *out);
+
+/* ---- HTTP ---- */
+
+/* One HTTP exchange with qund.  Paths are relative to the server URL. */
+typedef struct {
+    const char *method;
+    const char *path;
+    json_t *body;             /* JSON request body, borrowed; NULL for none */
+    FILE *upload;             /* raw request body streamed from here, instead of body */
+    int64_t upload_size;
+    const char *content_type; /* of the raw body */
+    FILE *sink;               /* a 2xx answer's body is written here, not kept */
+    crypto_hash_sha256_state *sink_hash; /* updated with every byte written to sink */
+    const char *progress;     /* label of a progress bar on stderr (tty only); NULL none */
+    bool no_auth;             /* send no bearer token */
+    bool quiet;               /* do not print error answers (the caller copes) */
+} qun_call_t;
+
+/* What came back. */
+typedef struct {
+    long status;
+    json_t *json;         /* the parsed JSON answer, or NULL; owned */
+    char *raw;            /* the body unless it went to a sink; owned, NUL-terminated */
+    size_t raw_len;
+    int64_t sink_bytes;   /* bytes written to the sink */
+    char filename[256];   /* from Content-Disposition, "" when absent */
+} qun_resp_t;
+
+/* Perform call.  POSTs carry a fresh random Idempotency-Key; a connection failure or a
+ * 503 is retried once with the same key, so the server runs the request at most once.
+ * Any HTTP answer is returned in resp (free it with qun_resp_free), with exit status
+ * 0 for 2xx; non-2xx answers and transport failures are printed in the one error
+ * format and give exit status 1. */
+int qun_cli_call(qun_cli_t *c, const qun_call_t *call, qun_resp_t *resp);
+void qun_resp_free(qun_resp_t *resp);
+
+/* The common case: a JSON request whose body is stolen (may be NULL), answer in *out
+ * (owned by the caller; NULL when the answer has no body).  Returns an exit status. */
+int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *body,
+                 json_t **out);
+
+/* GET a paginated list from path (without a query) starting after the cursor after
+ * (NULL: from the start) and following next_cursor until the end; *out is
+ * {"items": [...all...], "next_cursor": null}. */
+int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **out);
+
+/* Format a path: every %s is replaced by its argument percent-encoded as one path
+ * segment or query value, %d by an int64_t.  Fails (usage) when it does not fit. */
+int qun_pathf(char *out, size_t size, const char *fmt, ...);
+
+/* ---- output ---- */
+
+/* Print j as indented JSON on stdout, followed by a newline. */
+void qun_print_json(json_t *j);
+/* A string member of o, or fallback when absent or not a string. */
+const char *qun_jstr_or(json_t *o, const char *key, const char *fallback);
+/* An integer member of o, or 0. */
+int64_t qun_jint(json_t *o, const char *key);
+/* Format a Unix time in local time ("2024-05-01 13:05") into out[32]; "-" for 0. */
+const char *qun_fmt_time(int64_t t, char out[32]);
+
+/* Read a password: flag, else QUN_PASSWORD, else a no-echo prompt on the terminal
+ * (twice when confirm).  Writes at most size bytes.  Returns an exit status. */
+int qun_read_password(const char *flag, bool confirm, char *out, size_t size);
+
+/* ---- commands (cmd_*.c); each returns an exit status ---- */
+int qun_cmd_register(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_login(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_logout(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_whoami(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_sessions(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_group(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_leave(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_post(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_history(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_upload(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_download(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_pay(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_claim(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_bill(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_status(qun_cli_t *c, int argc, char **argv);
+
+#endif

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/* Account commands: register, login (saves the token), logout (revokes the session
+ * and forgets the token), whoami and sessions. */
+#include <string.h>
+
+#include "client.h"
+
+static const qun_opt_t password_opts[] = {{"--password", "-p", true}, {0}};
+
+int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    char password[512];
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, password_opts, 1, 1, "register <username> [--password P]", &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    rc = qun_read_password(a.val[0], true, password, sizeof password);
+    if (rc != QUN_EXIT_OK) goto out;
+    qun_call_t call = {.method = "POST", .path = "/v1/users", .no_auth = true,
+                       .body = json_pack("{s:s, s:s}", "username", a.pos[0], "password", password)};
+    qun_resp_t resp;
+    rc = qun_cli_call(c, &call, &resp);
+    json_decref(call.body);
+    out = resp.json;
+    resp.json = NULL;
+    qun_resp_free(&resp);
+    if (rc != QUN_EXIT_OK) goto out;
+    if (c->json) qun_print_json(out);
+    else printf("registered %s (openid %s)\nnext: qun login %s\n", qun_jstr_or(out, "username", a.pos[0]),
+                qun_jstr_or(out, "openid", "?"), a.pos[0]);
+out:
+    sodium_memzero(password, sizeof password);
+    json_decref(out);
+    return rc;
+}
+
+int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {
+        {"--password", "-p", true}, {"--device", NULL, true}, {"--platform", NULL, true}, {0}};
+    qun_args_t a;
+    char password[512], device[80];
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, opts, 1, 1,
+                            "login <username> [--password P] [--device ID] [--platform cli]", &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    rc = qun_read_password(a.val[0], false, password, sizeof password);
+    if (rc == QUN_EXIT_OK && a.val[1]) snprintf(device, sizeof device, "%s", a.val[1]);
+    else if (rc == QUN_EXIT_OK) rc = qun_cli_device_id(c, device, sizeof device);
+    if (rc != QUN_EXIT_OK) goto out;
+    qun_call_t call = {.method = "POST", .path = "/v1/sessions", .no_auth = true,
+                       .body = json_pack("{s:s, s:s, s:s, s:s}", "username", a.pos[0], "password",
+                                         password, "device_id", device, "platform",
+                                         a.val[2] ? a.val[2] : "cli")};
+    qun_resp_t resp;
+    rc = qun_cli_call(c, &call, &resp);
+    json_decref(call.body);
+    out = resp.json;
+    resp.json = NULL;
+    qun_resp_free(&resp);
+    if (rc != QUN_EXIT_OK) goto out;
+    const char *token = qun_jstr_or(out, "token", NULL);
+    if (!token) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the server's login answer has no token");
+        goto out;
+    }
+    rc = qun_cli_token_save(c, token);
+    if (rc != QUN_EXIT_OK) goto out;
+    if (c->token_from_env)
+        fprintf(stderr, "qun: note: QUN_TOKEN is set and still takes precedence over the saved token\n");
+    if (c->json) {
+        /* The token is a secret already stored in the token file; keep it off stdout. */
+        json_object_del(out, "token");
+        qun_print_json(out);
+    } else {
+        printf("logged in as %s (openid %s, session %s, device %s)\n", a.pos[0],
+               qun_jstr_or(out, "openid", "?"), qun_jstr_or(out, "session_id", "?"), device);
+    }
+out:
+    sodium_memzero(password, sizeof password);
+    json_decref(out);
+    return rc;
+}
+
+int qun_cmd_logout(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *me = NULL;
+    char path[256];
+    int rc = qun_args_parse(argc, argv, NULL, 0, 0, "logout", &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!c->token) return qun_cli_fail(QUN_EXIT_FAIL, "NOT_LOGGED_IN", "not logged in");
+    qun_call_t call = {.method = "GET", .path = "/v1/me"};
+    qun_resp_t resp;
+    rc = qun_cli_call(c, &call, &resp);
+    me = resp.json;
+    resp.json = NULL;
+    bool already_gone = rc != QUN_EXIT_OK && resp.status == 401;
+    qun_resp_free(&resp);
+    if (already_gone && !c->token_from_env) {
+        /* The session ended on the server already; what is left is the local file. */
+        rc = qun_cli_token_remove(c);
+        if (rc == QUN_EXIT_OK) fprintf(stderr, "qun: removed the saved token of an ended session\n");
+        goto out;
+    }
+    if (rc != QUN_EXIT_OK) goto out;
+    const char *sid = qun_jstr_or(me, "session_id", "");
+    if (!*sid) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the server did not say which session this is");
+        goto out;
+    }
+    rc = qun_pathf(path, sizeof path, "/v1/sessions/%s", sid);
+    if (rc == QUN_EXIT_OK) {
+        json_t *ignored = NULL;
+        rc = qun_cli_json(c, "DELETE", path, NULL, &ignored);
+        json_decref(ignored);
+    }
+    if (rc == QUN_EXIT_OK && !c->token_from_env) rc = qun_cli_token_remove(c);
+    if (rc != QUN_EXIT_OK) goto out;
+    if (c->json) {
+        json_t *o = json_pack("{s:s, s:b}", "session_id", sid, "revoked", 1);
+        qun_print_json(o);
+        json_decref(o);
+    } else {
+        printf("logged out %s (session %s revoked)\n", qun_jstr_or(me, "username", "?"), sid);
+    }
+out:
+    json_decref(me);
+    return rc;
+}
+
+int qun_cmd_whoami(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *me = NULL;
+    char t[32];
+    int rc = qun_args_parse(argc, argv, NULL, 0, 0, "whoami", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", "/v1/me", NULL, &me);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(me);
+    } else {
+        printf("%s\n", qun_jstr_or(me, "username", "?"));
+        printf("  openid:   %s\n", qun_jstr_or(me, "openid", "?"));
+        printf("  session:  %s (%s, device %s)\n", qun_jstr_or(me, "session_id", "?"),
+               qun_jstr_or(me, "platform", "?"), qun_jstr_or(me, "device_id", "?"));
+        printf("  since:    %s\n", qun_fmt_time(qun_jint(me, "created_at"), t));
+        if (json_is_true(json_object_get(me, "minor"))) printf("  minor:    yes\n");
+        printf("  server:   %s\n", c->url);
+    }
+    json_decref(me);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_sessions(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL, *s;
+    size_t i;
+    char t1[32], t2[32];
+    int rc = qun_args_parse(argc, argv, NULL, 0, 0, "sessions", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", "/v1/me/sessions", NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else {
+        printf("  %-26s %-22s %-8s %-17s %s\n", "SESSION", "DEVICE", "PLATFORM", "CREATED", "EXPIRES");
+        json_array_foreach(json_object_get(out, "items"), i, s)
+            printf("%c %-26s %-22s %-8s %-17s %s\n", json_is_true(json_object_get(s, "current")) ? '*' : ' ',
+                   qun_jstr_or(s, "session_id", "?"), qun_jstr_or(s, "device_id", "?"),
+                   qun_jstr_or(s, "platform", "?"), qun_fmt_time(qun_jint(s, "created_at"), t1),
+                   qun_fmt_time(qun_jint(s, "expires_at"), t2));
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/* File commands: upload streams a file as the raw request body; download streams the
+ * answer into a temporary file, checks that the SHA-256 of what reached the disk is
+ * the digest asked for, and only then gives it its name. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+
+static const char *guess_type(const char *name) {
+    static const struct {
+        const char *ext, *type;
+    } types[] = {{".txt", "text/plain"},       {".md", "text/markdown"},   {".csv", "text/csv"},
+                 {".html", "text/html"},       {".json", "application/json"}, {".pdf", "application/pdf"},
+                 {".png", "image/png"},        {".jpg", "image/jpeg"},     {".jpeg", "image/jpeg"},
+                 {".gif", "image/gif"},        {".webp", "image/webp"},    {".svg", "image/svg+xml"},
+                 {".mp3", "audio/mpeg"},       {".mp4", "video/mp4"},      {".zip", "application/zip"},
+                 {".gz", "application/gzip"},  {".tar", "application/x-tar"}};
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (strcasecmp(dot, types[i].ext) == 0) return types[i].type;
+    return "application/octet-stream";
+}
+
+/* The hex SHA-256 of everything f holds from its current position to the end. */
+static int hash_stream(FILE *f, char hex[65]) {
+    crypto_hash_sha256_state st;
+    unsigned char buf[65536], sum[32];
+    size_t n;
+    crypto_hash_sha256_init(&st);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) crypto_hash_sha256_update(&st, buf, n);
+    if (ferror(f)) return QUN_EXIT_FAIL;
+    crypto_hash_sha256_final(&st, sum);
+    sodium_bin2hex(hex, 65, sum, sizeof sum);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    char path[1024], local[65], namebuf[1024];
+    struct stat st;
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "upload <gid> <path>", &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    FILE *f = fopen(a.pos[1], "rb");
+    if (!f) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", a.pos[1], strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "%s is not a regular file", a.pos[1]);
+        goto out;
+    }
+    /* Hashing first lets us check that the server stored exactly these bytes. */
+    if (hash_stream(f, local) != QUN_EXIT_OK || fseek(f, 0, SEEK_SET) != 0) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot read %s: %s", a.pos[1], strerror(errno));
+        goto out;
+    }
+    snprintf(namebuf, sizeof namebuf, "%s", a.pos[1]);
+    const char *name = basename(namebuf);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files?name=%s", a.pos[0], name);
+    if (rc != QUN_EXIT_OK) goto out;
+    qun_call_t call = {.method = "POST", .path = path, .upload = f, .upload_size = st.st_size,
+                       .content_type = guess_type(name), .progress = "upload"};
+    qun_resp_t resp;
+    rc = qun_cli_call(c, &call, &resp);
+    out = resp.json;
+    resp.json = NULL;
+    qun_resp_free(&resp);
+    if (rc != QUN_EXIT_OK) goto out;
+    const char *digest = qun_jstr_or(out, "digest", "");
+    if (strcmp(digest, local) != 0) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the server stored digest %s but the file's is %s",
+                          digest, local);
+        goto out;
+    }
+    if (c->json) qun_print_json(out);
+    else printf("uploaded %s (%lld bytes, %s) to %s\ndigest: %s\n", qun_jstr_or(out, "name", name),
+                (long long)qun_jint(out, "size"), qun_jstr_or(out, "content_type", "?"), a.pos[0], digest);
+out:
+    fclose(f);
+    json_decref(out);
+    return rc;
+}
+
+/* The server's file name when it is safe to create in the current directory. */
+static bool safe_name(const char *s) {
+    return *s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strchr(s, '/') && strlen(s) < 256;
+}
+
+/* Give the verified temporary file its final name; without -o an existing file is
+ * never replaced, since the name came from the server. */
+static int place(const char *tmp, const char *final, bool overwrite) {
+    if (overwrite) {
+        if (rename(tmp, final) == 0) return QUN_EXIT_OK;
+    } else if (link(tmp, final) == 0) {
+        unlink(tmp);
+        return QUN_EXIT_OK;
+    } else if (errno == EEXIST) {
+        return qun_cli_fail(QUN_EXIT_FAIL, "FILE_EXISTS", "%s already exists; choose a name with -o", final);
+    } else if (access(final, F_OK) != 0 && rename(tmp, final) == 0) {
+        return QUN_EXIT_OK; /* a file system without hard links */
+    }
+    return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", final, strerror(errno));
+}
+
+int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--output", "-o", true}, {0}};
+    qun_args_t a;
+    char path[512], tmp[1100], dir[1024], got[65], want[65];
+    crypto_hash_sha256_state st;
+    FILE *sink = NULL;
+    bool to_stdout = false, tmp_made = false;
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, "download <gid> <digest> [-o FILE]", &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    const char *output = a.val[0];
+    snprintf(want, sizeof want, "%s", a.pos[1]);
+    for (char *p = want; *p; p++) *p = (char)tolower((unsigned char)*p);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files/%s", a.pos[0], want);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (output && strcmp(output, "-") == 0) {
+        to_stdout = true;
+        sink = stdout;
+    } else {
+        /* Stream into a temporary file next to the target, so a failed or corrupt
+         * download never appears under the final name. */
+        snprintf(dir, sizeof dir, "%s", output ? output : "./x");
+        snprintf(tmp, sizeof tmp, "%s/.qun-download-XXXXXX", dirname(dir));
+        int fd = mkstemp(tmp);
+        if (fd < 0) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file in %s: %s", dir, strerror(errno));
+        tmp_made = true;
+        mode_t mask = umask(0);
+        umask(mask);
+        if (fchmod(fd, 0666 & ~mask) != 0 || !(sink = fdopen(fd, "w+b"))) {
+            close(fd);
+            rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+    }
+    crypto_hash_sha256_init(&st);
+    qun_call_t call = {.method = "GET", .path = path, .sink = sink, .sink_hash = &st, .progress = "download"};
+    qun_resp_t resp;
+    rc = qun_cli_call(c, &call, &resp);
+    int64_t bytes = resp.sink_bytes;
+    char server_name[256];
+    snprintf(server_name, sizeof server_name, "%s", resp.filename);
+    qun_resp_free(&resp);
+    if (rc != QUN_EXIT_OK) goto out;
+    if (to_stdout) {
+        unsigned char sum[32];
+        crypto_hash_sha256_final(&st, sum);
+        sodium_bin2hex(got, sizeof got, sum, sizeof sum);
+    } else {
+        /* Verify what is on disk, not what passed through memory. */
+        bool ok = fflush(sink) == 0 && fsync(fileno(sink)) == 0 && fseek(sink, 0, SEEK_SET) == 0 &&
+                  hash_stream(sink, got) == QUN_EXIT_OK;
+        if (!ok) {
+            rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot read back %s: %s", tmp, strerror(errno));
+            goto out;
+        }
+    }
+    if (strcmp(got, want) != 0) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the downloaded bytes hash to %s, not %s", got, want);
+        goto out;
+    }
+    if (to_stdout) {
+        fprintf(stderr, "qun: %lld bytes, sha256 verified\n", (long long)bytes);
+        goto out;
+    }
+    fclose(sink);
+    sink = NULL;
+    const char *final = output ? output : (safe_name(server_name) ? server_name : want);
+    rc = place(tmp, final, output != NULL);
+    if (rc != QUN_EXIT_OK) goto out;
+    tmp_made = false;
+    if (c->json) {
+        json_t *o = json_pack("{s:s, s:s, s:I, s:b}", "path", final, "digest", got, "size", (json_int_t)bytes,
+                              "verified", 1);
+        qun_print_json(o);
+        json_decref(o);
+    } else {
+        printf("saved %s (%lld bytes, sha256 verified)\n", final, (long long)bytes);
+    }
+out:
+    if (sink && !to_stdout) fclose(sink);
+    if (tmp_made) unlink(tmp);
+    return rc;
+}

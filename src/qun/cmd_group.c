@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/* Group commands: `group create|list|show|members|add|remove|role|rename`, ownership
+ * transfer (offer, accept, decline) and leaving a group. */
+#include <string.h>
+
+#include "client.h"
+
+/* Print a JSON answer for scripts, or the human line(s) print_fn renders. */
+static int finish(qun_cli_t *c, json_t *out, void (*print_fn)(json_t *out, const void *arg),
+                  const void *arg) {
+    /* An empty answer (204) still gives scripts a JSON document to parse. */
+    if (c->json && !out) printf("{}\n");
+    else if (c->json) qun_print_json(out);
+    else print_fn(out, arg);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+static void print_group(json_t *g, const void *arg) {
+    char t[32];
+    const char *verb = arg;
+    if (verb) printf("%s group %s \"%s\"\n", verb, qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "name", ""));
+    printf("  id:       %s\n", qun_jstr_or(g, "id", "?"));
+    printf("  name:     %s\n", qun_jstr_or(g, "name", ""));
+    printf("  kind:     %s\n", qun_jstr_or(g, "kind", "?"));
+    if (json_is_string(json_object_get(g, "org"))) printf("  org:      %s\n", qun_jstr_or(g, "org", ""));
+    json_t *regions = json_object_get(g, "regions");
+    if (json_array_size(regions) > 0) {
+        size_t i;
+        json_t *r;
+        printf("  regions: ");
+        json_array_foreach(regions, i, r) printf(" %s", json_string_value(r) ? json_string_value(r) : "?");
+        printf("\n");
+    }
+    printf("  state:    %s\n", qun_jstr_or(g, "state", "?"));
+    printf("  owner:    %s\n", qun_jstr_or(g, "owner", "?"));
+    printf("  members:  %lld\n", (long long)qun_jint(g, "member_count"));
+    printf("  my role:  %s\n", qun_jstr_or(g, "my_role", "-"));
+    printf("  messages: %lld\n", (long long)qun_jint(g, "last_seq"));
+    printf("  created:  %s\n", qun_fmt_time(qun_jint(g, "created_at"), t));
+}
+
+static void print_group_list(json_t *out, const void *arg) {
+    size_t i;
+    json_t *g;
+    json_t *items = json_object_get(out, "items");
+    if (json_array_size(items) == 0) {
+        printf("no groups yet; create one with: qun group create <name>\n");
+        return;
+    }
+    printf("%-26s %-24s %-12s %-9s %7s  %s\n", "ID", "NAME", "KIND", "STATE", "MEMBERS", "ROLE");
+    json_array_foreach(items, i, g)
+        printf("%-26s %-24s %-12s %-9s %7lld  %s\n", qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "name", ""),
+               qun_jstr_or(g, "kind", "?"), qun_jstr_or(g, "state", "?"),
+               (long long)qun_jint(g, "member_count"), qun_jstr_or(g, "my_role", "-"));
+}
+
+static void print_members(json_t *out, const void *arg) {
+    size_t i;
+    json_t *m;
+    char t[32];
+    printf("%-26s %-20s %-7s %s\n", "OPENID", "USERNAME", "ROLE", "JOINED");
+    json_array_foreach(json_object_get(out, "items"), i, m)
+        printf("%-26s %-20s %-7s %s%s\n", qun_jstr_or(m, "openid", "?"), qun_jstr_or(m, "username", "?"),
+               qun_jstr_or(m, "role", "?"), qun_fmt_time(qun_jint(m, "joined_at"), t),
+               json_is_true(json_object_get(m, "minor")) ? "  (minor)" : "");
+}
+
+static void print_member_change(json_t *m, const void *arg) {
+    printf("%s %s (%s) as %s\n", (const char *)arg, qun_jstr_or(m, "username", "?"),
+           qun_jstr_or(m, "openid", "?"), qun_jstr_or(m, "role", "?"));
+}
+
+static void print_line(json_t *out, const void *arg) {
+    printf("%s\n", (const char *)arg);
+}
+
+static int group_create(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--kind", NULL, true}, {"--org", NULL, true}, {0}};
+    static const char usage[] = "group create <name> [--kind K] [--org O]";
+    qun_args_t a;
+    json_t *out;
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *body = json_pack("{s:s}", "name", a.pos[0]);
+    if (a.val[0]) json_object_set_new(body, "kind", json_string(a.val[0]));
+    if (a.val[1]) json_object_set_new(body, "org", json_string(a.val[1]));
+    rc = qun_cli_json(c, "POST", "/v1/groups", body, &out);
+    return rc == QUN_EXIT_OK ? finish(c, out, print_group, "created") : rc;
+}
+
+static int group_list(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    int rc = qun_args_parse(argc, argv, NULL, 0, 0, "group list", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, "/v1/groups", NULL, &out);
+    return rc == QUN_EXIT_OK ? finish(c, out, print_group_list, NULL) : rc;
+}
+
+static int group_show(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "group show <gid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
+    return rc == QUN_EXIT_OK ? finish(c, out, print_group, NULL) : rc;
+}
+
+static int group_members(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "group members <gid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
+    return rc == QUN_EXIT_OK ? finish(c, out, print_members, NULL) : rc;
+}
+
+static int group_add(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--role", NULL, true}, {0}};
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, "group add <gid> <openid> [--role admin|member]", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members", a.pos[0]);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *body = json_pack("{s:s}", "openid", a.pos[1]);
+    if (a.val[0]) json_object_set_new(body, "role", json_string(a.val[0]));
+    rc = qun_cli_json(c, "POST", path, body, &out);
+    return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "added") : rc;
+}
+
+static int group_remove(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512], line[300];
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "group remove <gid> <openid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    snprintf(line, sizeof line, "removed %s from %s", a.pos[1], a.pos[0]);
+    return finish(c, out, print_line, line);
+}
+
+static int group_role(qun_cli_t *c, int argc, char **argv) {
+    static const char usage[] = "group role <gid> <openid> admin|member";
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 3, 3, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (strcmp(a.pos[2], "admin") != 0 && strcmp(a.pos[2], "member") != 0)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the role is admin or member; usage: qun %s", usage);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "role", a.pos[2]), &out);
+    return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "set") : rc;
+}
+
+static int group_rename(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "group rename <gid> <name>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s", a.pos[0]);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "name", a.pos[1]), &out);
+    return rc == QUN_EXIT_OK ? finish(c, out, print_group, "renamed") : rc;
+}
+
+int qun_cmd_group(qun_cli_t *c, int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*run)(qun_cli_t *c, int argc, char **argv);
+    } subs[] = {{"create", group_create}, {"list", group_list},     {"show", group_show},
+                {"members", group_members}, {"add", group_add},     {"remove", group_remove},
+                {"role", group_role},       {"rename", group_rename}};
+    if (argc < 1)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "usage: qun group create|list|show|members|add|remove|role|rename ...; see: qun help group");
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (strcmp(subs[i].name, argv[0]) == 0) return subs[i].run(c, argc - 1, argv + 1);
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown group command %s; see: qun help group", argv[0]);
+}
+
+static void print_transfer(json_t *out, const void *arg) {
+    const char *state = qun_jstr_or(out, "state", "?");
+    if (strcmp(state, "proposed") == 0)
+        printf("offered ownership of %s to %s; they accept with: qun transfer accept %s\n",
+               qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "to", "?"), qun_jstr_or(out, "group", "?"));
+    else if (strcmp(state, "accepted") == 0)
+        printf("you now own %s\n", qun_jstr_or(out, "group", "?"));
+    else
+        printf("declined the ownership of %s\n", qun_jstr_or(out, "group", "?"));
+}
+
+int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
+    static const char usage[] = "transfer <gid> <openid> | transfer accept|decline <gid>";
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    /* Group ids are opaque "g_..." strings, so the words cannot be mistaken for one. */
+    bool accept = strcmp(a.pos[0], "accept") == 0, decline = strcmp(a.pos[0], "decline") == 0;
+    if (accept || decline) {
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer/%s", a.pos[1], a.pos[0]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
+    } else {
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer", a.pos[0]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:s}", "to", a.pos[1]), &out);
+    }
+    return rc == QUN_EXIT_OK ? finish(c, out, print_transfer, NULL) : rc;
+}
+
+int qun_cmd_leave(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512], line[300];
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "leave <gid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/leave", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    snprintf(line, sizeof line, "left %s", a.pos[0]);
+    return finish(c, out, print_line, line);
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/* Message commands: post a message and read a group's history, following the
+ * server's cursors so an unlimited read prints everything. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+#define MAX_TEXT 16384 /* the server's limit on a message */
+
+int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
+    static const char usage[] = "post <gid> <text...>";
+    qun_args_t a;
+    json_t *out;
+    char path[512], text[MAX_TEXT + 2];
+    size_t n = 0;
+    int rc = qun_args_parse(argc, argv, NULL, 2, -1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (a.npos == 2 && strcmp(a.pos[1], "-") == 0) {
+        /* "-" posts standard input, for text that is awkward to quote. */
+        n = fread(text, 1, sizeof text - 1, stdin);
+        while (n > 0 && text[n - 1] == '\n') n--;
+        if (n > MAX_TEXT || (!feof(stdin) && fgetc(stdin) != EOF))
+            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a message holds at most %d bytes", MAX_TEXT);
+        text[n] = '\0';
+    } else {
+        /* Words are joined with single spaces, as echo would print them. */
+        for (int i = 1; i < a.npos; i++) {
+            size_t len = strlen(a.pos[i]);
+            if (n + len + 1 > MAX_TEXT)
+                return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a message holds at most %d bytes", MAX_TEXT);
+            if (i > 1) text[n++] = ' ';
+            memcpy(text + n, a.pos[i], len);
+            n += len;
+        }
+        text[n] = '\0';
+    }
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:s%}", "text", text, n), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) qun_print_json(out);
+    else printf("posted #%lld to %s\n", (long long)qun_jint(out, "seq"), qun_jstr_or(out, "group", a.pos[0]));
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+/* Map openids to usernames from the member list, so history reads like a chat.  Best
+ * effort: after a dissolution the owner may read messages but not list members. */
+static json_t *member_names(qun_cli_t *c, const char *gid) {
+    char path[512];
+    json_t *names = json_object(), *m;
+    size_t i;
+    if (qun_pathf(path, sizeof path, "/v1/groups/%s/members?limit=200", gid) != QUN_EXIT_OK) return names;
+    qun_call_t call = {.method = "GET", .path = path, .quiet = true};
+    qun_resp_t resp;
+    if (qun_cli_call(c, &call, &resp) == QUN_EXIT_OK)
+        json_array_foreach(json_object_get(resp.json, "items"), i, m)
+            if (json_is_string(json_object_get(m, "openid")))
+                json_object_set(names, qun_jstr_or(m, "openid", ""), json_object_get(m, "username"));
+    qun_resp_free(&resp);
+    return names;
+}
+
+int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--after", NULL, true}, {"--limit", "-n", true}, {0}};
+    static const char usage[] = "history <gid> [--after N] [--limit N]";
+    qun_args_t a;
+    json_t *out = NULL, *names = NULL, *m;
+    int64_t after = 0, limit = 0;
+    char path[512];
+    size_t i;
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if ((a.val[0] && !qun_parse_uint(a.val[0], &after)) || (a.val[1] && !qun_parse_uint(a.val[1], &limit)))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--after and --limit take whole numbers; usage: qun %s", usage);
+    if (a.val[1]) {
+        /* One page, exactly as asked; the answer's next_cursor says where to go on. */
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages?after=%I&limit=%I", a.pos[0], after, limit);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
+    } else {
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages", a.pos[0]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, a.val[0], &out);
+    }
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+        json_decref(out);
+        return QUN_EXIT_OK;
+    }
+    json_t *items = json_object_get(out, "items");
+    if (json_array_size(items) > 0) names = member_names(c, a.pos[0]);
+    json_array_foreach(items, i, m) {
+        char t[32];
+        const char *author = qun_jstr_or(m, "author", "?");
+        printf("#%-4lld %s  %s: %s\n", (long long)qun_jint(m, "seq"), qun_fmt_time(qun_jint(m, "created_at"), t),
+               qun_jstr_or(names, author, author), qun_jstr_or(m, "text", ""));
+    }
+    if (json_array_size(items) == 0) printf("no messages\n");
+    const char *next = qun_jstr_or(out, "next_cursor", NULL);
+    if (a.val[1] && next) printf("more: qun history %s --after %s --limit %lld\n", a.pos[0], next, (long long)limit);
+    json_decref(names);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}

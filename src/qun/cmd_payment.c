@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/* Payment commands: send a red packet to a group, claim a share of one, and read
+ * your personal bill.  Amounts are integers in the smallest currency unit. */
+#include <string.h>
+
+#include "client.h"
+
+int qun_cmd_pay(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--memo", "-m", true}, {0}};
+    static const char usage[] = "pay <gid> <amount> <shares> [--memo M]";
+    qun_args_t a;
+    int64_t amount, shares;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, opts, 3, 3, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!qun_parse_uint(a.pos[1], &amount) || !qun_parse_uint(a.pos[2], &shares))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "amount and shares are whole numbers; usage: qun %s", usage);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *body = json_pack("{s:I, s:I}", "amount", (json_int_t)amount, "shares", (json_int_t)shares);
+    if (a.val[0]) json_object_set_new(body, "memo", json_string(a.val[0]));
+    rc = qun_cli_json(c, "POST", path, body, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else {
+        const char *memo = qun_jstr_or(out, "memo", "");
+        printf("payment %s: %lld in %lld shares%s%s%s\n", qun_jstr_or(out, "id", "?"),
+               (long long)qun_jint(out, "amount"), (long long)qun_jint(out, "shares"), *memo ? " (\"" : "",
+               memo, *memo ? "\")" : "");
+        printf("members claim with: qun claim %s %s\n", a.pos[0], qun_jstr_or(out, "id", "?"));
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "claim <gid> <pid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments/%s/claim", a.pos[0], a.pos[1]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) qun_print_json(out);
+    else printf("claimed %lld from %s\n", (long long)qun_jint(out, "amount"), qun_jstr_or(out, "payment", a.pos[1]));
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out, *line;
+    size_t i;
+    int64_t total = 0;
+    int rc = qun_args_parse(argc, argv, NULL, 0, 0, "bill", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, "/v1/me/bill", NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+        json_decref(out);
+        return QUN_EXIT_OK;
+    }
+    json_t *items = json_object_get(out, "items");
+    if (json_array_size(items) == 0) printf("your bill is empty\n");
+    else printf("%-16s %10s  %-20s %-22s %s\n", "WHEN", "AMOUNT", "KIND", "GROUP", "PAYMENT");
+    json_array_foreach(items, i, line) {
+        char t[32];
+        total += qun_jint(line, "amount");
+        printf("%-16s %+10lld  %-20s %-22s %s\n", qun_fmt_time(qun_jint(line, "created_at"), t),
+               (long long)qun_jint(line, "amount"), qun_jstr_or(line, "kind", "?"),
+               qun_jstr_or(line, "group_name", "?"), qun_jstr_or(line, "payment", "?"));
+    }
+    if (json_array_size(items) > 0) printf("%-16s %+10lld\n", "total", (long long)total);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
