@@ -37,10 +37,20 @@ typedef struct {
     unsigned long long pw_opslimit;
     size_t pw_memlimit;
     const char *admins;            /* comma-separated usernames of server admins */
+    const char *compliance;        /* comma-separated usernames holding the compliance role */
+    /* Dissolution rules until policy packs decide them per kind and region. */
+    int64_t cooling_off;           /* seconds the owner can cancel (48 h) */
+    int64_t notice;                /* advance notice for large groups (72 h) */
+    int64_t notice_threshold;      /* groups with more members get the notice (500) */
+    int64_t purge_grace;           /* seconds a dissolved group stays restorable (7 d) */
+    int64_t tombstone;             /* seconds a purged group's id answers gone (31 d) */
+    int64_t approval_expiry;       /* seconds an approval request stays open (7 d) */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
 /* ---- accounts (core/account.c) ---- */
+/* Whether username is in a comma-separated list of usernames. */
+bool qun_name_listed(const char *list, const char *username);
 /* Whether username is listed in the `admins` setting. */
 bool qun_is_admin(const char *username);
 /* Hash a password with argon2id into out (crypto_pwhash_STRBYTES).  Slow by design:
@@ -91,6 +101,7 @@ typedef struct {
     char state[16];
     int64_t owner_id;
     int64_t member_count;
+    int64_t org_id;  /* 0 when the group belongs to no org */
     qun_role_t role; /* the actor's role */
 } qun_group_t;
 
@@ -155,17 +166,56 @@ qun_rc qun_bill_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limi
                      qun_err_t *err);
 
 /* ---- dissolution (core/dissolution.c) ---- */
-/* Impact preview and a fresh single-use confirmation token (bound to actor, group and
- * the digest of params). */
+/* Impact preview, the rules that apply and a fresh single-use confirmation token
+ * (bound to actor, group and the digest of params). */
 qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
                         json_t **out, qun_err_t *err);
-/* Request: authorize with the token, mark the group dissolved, queue the purge. */
+/* Request: authorize with the token (and step-up when the rules demand it), then go to
+ * `review` (approvals needed) or `pending` (the cooling-off / notice timer runs). */
 qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
-                        const char *token, json_t **out, qun_err_t *err);
+                        const char *token, bool stepped_up, json_t **out, qun_err_t *err);
 qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                        qun_err_t *err);
+/* Cancel a dissolution in review or pending (owner). */
 qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                        qun_err_t *err);
+/* Restore a dissolved group within its purge grace (owner with step-up, or a server admin). */
+qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up,
+                        json_t **out, qun_err_t *err);
+/* Move a dissolution from review to pending once every approval is in (approval.c). */
+qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err);
+/* End a dissolution in review without dissolving: state `rejected` or `expired`. */
+qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *actor_openid, json_t *fields,
+                    qun_err_t *err);
+/* The timer: mark a pending dissolution whose delay is over (jobs call it). */
+qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err);
+/* Whether a dissolution may still purge: it is `dissolved`/`purging` and no hold is active.
+ * *held tells a hold is what stops it. */
+qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok, bool *held, qun_err_t *err);
+
+/* ---- approvals (core/approval.c) ---- */
+/* Create the approvals a dissolution needs; *n receives how many. */
+qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, bool protection, int64_t expires_at,
+                            int *n, qun_err_t *err);
+/* What approvals a group's dissolution would need, for the preview. */
+qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, json_t **out, qun_err_t *err);
+qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
+qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, bool approve,
+                           const char *reason, json_t **out, qun_err_t *err);
+/* Expire the open approvals of a dissolution whose time is up (jobs call it). */
+qun_rc qun_approvals_expire(qun_db_t *db, int64_t did, qun_err_t *err);
+
+/* ---- legal holds (core/hold.c) ---- */
+bool qun_is_compliance(const char *username);
+qun_rc qun_hold_place(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *reason,
+                      json_t **out, qun_err_t *err);
+qun_rc qun_hold_release(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *hid,
+                        json_t **out, qun_err_t *err);
+qun_rc qun_hold_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
+
+/* Switch an enterprise org's dissolve protection (org admins). */
+qun_rc qun_org_set_protection(qun_db_t *db, const qun_actor_t *a, const char *oid, bool on,
+                              json_t **out, qun_err_t *err);
 
 /* Digest of the parameters of an action: SHA-256 hex of the canonical JSON of params. */
 void qun_params_digest(json_t *params, char out[65]);

@@ -16,9 +16,10 @@
 typedef struct qun_jobs qun_jobs_t;
 
 /* One step of a job: do at most one batch of work inside the writer's transaction,
- * update the job's progress, and set *finished when nothing is left. */
+ * update the job's progress, and set *finished when nothing is left, or *defer to a
+ * later time when the job must wait (e.g. a legal hold). */
 typedef qun_rc (*qun_job_step_fn)(qun_db_t *db, int64_t job_id, int64_t group_id,
-                                  int64_t ref_id, bool *finished, qun_err_t *err);
+                                  int64_t ref_id, bool *finished, int64_t *defer, qun_err_t *err);
 
 /* Start the scheduler thread.  db_path: where it opens its read connection. */
 qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause_ms, qun_jobs_t **out,
@@ -29,9 +30,9 @@ void qun_jobs_kick(qun_jobs_t *j);
 
 /* Steps of the purge jobs (jobs/purge.c). */
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                            bool *finished, qun_err_t *err);
+                            bool *finished, int64_t *defer, qun_err_t *err);
 qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                               bool *finished, qun_err_t *err);
+                               bool *finished, int64_t *defer, qun_err_t *err);
 /* Unlink up to a batch of blob files whose last reference is gone. */
 qun_rc qun_blob_unlink_queued(qun_db_t *db, int *unlinked, qun_err_t *err);
 

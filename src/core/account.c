@@ -14,13 +14,18 @@ qun_core_cfg_t qun_core_cfg = {
     .confirm_ttl = 600,
     .payment_retention = 72LL * 3600,
     .idempotency_ttl = 48LL * 3600,
+    .cooling_off = 48LL * 3600,
+    .notice = 72LL * 3600,
+    .notice_threshold = 500,
+    .purge_grace = 7LL * 86400,
+    .tombstone = 31LL * 86400,
+    .approval_expiry = 7LL * 86400,
     .purge_batch = 500,
     .pw_opslimit = 2,                 /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
     .pw_memlimit = 64u << 20,         /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
 };
 
-bool qun_is_admin(const char *username) {
-    const char *list = qun_core_cfg.admins;
+bool qun_name_listed(const char *list, const char *username) {
     size_t n = strlen(username);
     while (list && *list) {
         const char *comma = strchr(list, ',');
@@ -29,6 +34,14 @@ bool qun_is_admin(const char *username) {
         list = comma ? comma + 1 : NULL;
     }
     return false;
+}
+
+bool qun_is_admin(const char *username) {
+    return qun_name_listed(qun_core_cfg.admins, username);
+}
+
+bool qun_is_compliance(const char *username) {
+    return qun_name_listed(qun_core_cfg.compliance, username);
 }
 
 qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err) {

@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* The first dissolution: the three phases of DESIGN.md section 3, without the
- * timers and approvals later work adds.
+/* The dissolution lifecycle of DESIGN.md section 3:
  *
- *   active --preview--> (token) --request+token--> dissolved --purge job--> purging --> purged
+ *   active --request--> review --all approved--> pending --timer--> dissolved --grace--> purging --> purged
+ *     ^                   |  rejected / expired     |  cancelled        |
+ *     +-------------------+-------------------------+                   |
+ *     +------------------------- restored (within the purge grace) -----+
  *
- * 1. authorize: owner only; a single-use confirmation token from the preview, bound to
- *    the user, the group and the digest of the parameters, short-lived.
- * 2. mark: in one transaction the group becomes `dissolved`, the dissolution row is
- *    written and the purge jobs are queued; members lose access at once because every
- *    access check requires a live state.
- * 3. reclaim: jobs/purge.c, durable and resumable.
+ * Phase 1, authorize (qun_diss_request): owner only; a single-use confirmation token
+ * from the preview, bound to user, group and the digest of the parameters; step-up
+ * (password re-entry) where the rules demand it; approvals where the group's kind and
+ * org demand them (state `review`).  Phase 2, mark (qun_diss_mark_due, run by the
+ * timer job when the cooling-off / notice delay is over): the group becomes
+ * `dissolved` in one transaction with its ledger entry and members lose access at
+ * once.  Phase 3, reclaim: jobs/purge.c after the purge grace, unless a legal hold
+ * stops it.
  *
- * Invariants: (I1) a token is used at most once (used_at is set in the transaction that
- * marks); (I2) a group has at most one dissolution that is not cancelled; (I3) state
- * moves only forward along the diagram. */
+ * Invariants: (I1) a token is used at most once (used_at is set in the transaction
+ * that uses it); (I2) a group has at most one dissolution in review, pending,
+ * dissolved or purging; (I3) the group's state mirrors its open dissolution's state;
+ * (I4) every transition appends a ledger entry with actor, old and new state in the
+ * same transaction. */
 #include <sodium.h>
 #include <string.h>
 
@@ -26,6 +32,45 @@ void qun_params_digest(json_t *params, char out[65]) {
     free(text);
 }
 
+/* The rules that decide a group's dissolution, each with the source that set it. */
+typedef struct {
+    int64_t cooling_off, notice, notice_threshold, grace, tombstone, approval_expiry, payment_retention;
+    bool step_up, notice_applies;
+} rules_t;
+
+static void rules_for(const qun_group_t *g, rules_t *r) {
+    r->cooling_off = qun_core_cfg.cooling_off;
+    r->notice = qun_core_cfg.notice;
+    r->notice_threshold = qun_core_cfg.notice_threshold;
+    r->grace = qun_core_cfg.purge_grace;
+    r->tombstone = qun_core_cfg.tombstone;
+    r->approval_expiry = qun_core_cfg.approval_expiry;
+    r->payment_retention = qun_core_cfg.payment_retention;
+    r->step_up = strcmp(g->kind, "education") == 0;
+    r->notice_applies = g->member_count > r->notice_threshold;
+}
+
+static int64_t delay_of(const rules_t *r) {
+    int64_t notice = r->notice_applies ? r->notice : 0;
+    return notice > r->cooling_off ? notice : r->cooling_off;
+}
+
+static json_t *rules_json(const rules_t *r) {
+    json_t *why = json_array();
+    json_array_append_new(why, json_pack("{s:s, s:I, s:s}", "rule", "cooling_off", "seconds",
+                                         (json_int_t)r->cooling_off, "source", "default"));
+    if (r->notice_applies)
+        json_array_append_new(why, json_pack("{s:s, s:I, s:s}", "rule", "notice", "seconds", (json_int_t)r->notice,
+                                             "source", "default: more than notice_threshold members"));
+    return json_pack("{s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:b}, s:s}",
+                     "delay_seconds", (json_int_t)delay_of(r), "delay_reasons", why, "rules",
+                     "cooling_off_seconds", (json_int_t)r->cooling_off, "notice_seconds", (json_int_t)r->notice,
+                     "notice_threshold_members", (json_int_t)r->notice_threshold,
+                     "purge_grace_seconds", (json_int_t)r->grace, "tombstone_seconds", (json_int_t)r->tombstone,
+                     "group_payments_retention_seconds", (json_int_t)r->payment_retention,
+                     "step_up_required", r->step_up, "source", "default");
+}
+
 static int64_t count(qun_db_t *db, const char *sql, int64_t id) {
     qun_q_t *q;
     int64_t n = 0;
@@ -36,7 +81,12 @@ static int64_t count(qun_db_t *db, const char *sql, int64_t id) {
     return n;
 }
 
-static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages) {
+static bool org_protected(qun_db_t *db, const qun_group_t *g) {
+    return strcmp(g->kind, "enterprise") == 0 && g->org_id &&
+           count(db, "SELECT dissolve_protection FROM orgs WHERE id = $1", g->org_id) != 0;
+}
+
+static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, const rules_t *r) {
     int64_t files = count(db, "SELECT COUNT(*) FROM group_files WHERE group_id = $1", g->id);
     int64_t bytes = count(db, "SELECT COALESCE(SUM(size), 0) FROM group_files WHERE group_id = $1", g->id);
     int64_t msgs = count(db, "SELECT COUNT(*) FROM messages WHERE group_id = $1", g->id);
@@ -48,11 +98,11 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages) 
         "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}",
         "members", "count", (json_int_t)g->member_count,
         "messages", "count", (json_int_t)msgs, "rule",
-        del ? "purged after dissolution" : "kept read-only, visible to the owner only",
+        del ? "purged after the purge grace" : "kept read-only, visible to the owner only",
         "files", "count", (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
-        "members lose access at once; bytes purged unless another group references them",
+        "members lose access at dissolution; bytes purged after the grace unless another group references them",
         "payments", "count", (json_int_t)pays, "rule", "group payment records retained, then purged",
-        "retention_seconds", (json_int_t)qun_core_cfg.payment_retention,
+        "retention_seconds", (json_int_t)r->payment_retention,
         "bill_lines", "count", (json_int_t)lines, "rule", "personal bill lines are never purged");
 }
 
@@ -61,7 +111,14 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc != QUN_OK) return rc;
-    if (strcmp(g.state, "active") != 0) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
+    if (strcmp(g.state, "active") != 0)
+        return qun_fail(err, strcmp(g.state, "review") == 0 || strcmp(g.state, "pending") == 0
+                                 ? QUN_DISSOLUTION_PENDING : QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
+    rules_t r;
+    rules_for(&g, &r);
+    json_t *approvals = NULL;
+    rc = qun_approvals_needed(db, &g, &approvals, err);
+    if (rc != QUN_OK) return rc;
     unsigned char raw[32];
     char token[64] = "qct_", hash[65], digest[65];
     qun_random(raw, sizeof raw);
@@ -72,12 +129,17 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     rc = qun_db_run(db, NULL, err,
                     "INSERT INTO confirm_tokens(token_hash, user_id, group_id, action, params_digest, expires_at) "
                     "VALUES ($1, $2, $3, 'dissolve', $4, $5)", "siisi", hash, a->uid, g.id, digest, expires);
-    if (rc != QUN_DONE) return rc;
+    if (rc != QUN_DONE) {
+        json_decref(approvals);
+        return rc;
+    }
     const char *messages = json_string_value(json_object_get(params, "messages"));
-    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:I, s:s}", "group", g.gid, "name", g.name,
-                     "state", g.state, "impact", impact(db, &g, messages), "params", json_deep_copy(params),
-                     "confirmation_token", token, "expires_at", (json_int_t)expires,
-                     "confirm", "send confirmation_token with the same parameters to POST /v1/groups/{id}/dissolution");
+    json_t *requirements = json_pack("[{s:s, s:s}]", "method", "confirm", "how", "type the group's name, then send the confirmation_token");
+    if (r.step_up) json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how", "send your password again as `password`"));
+    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "group", g.gid, "name", g.name,
+                     "state", g.state, "impact", impact(db, &g, messages, &r), "timing", rules_json(&r),
+                     "approvals", approvals, "requirements", requirements, "params", json_deep_copy(params),
+                     "confirmation_token", token, "expires_at", (json_int_t)expires);
     return QUN_OK;
 }
 
@@ -106,44 +168,260 @@ static qun_rc consume_token(qun_db_t *db, const qun_actor_t *a, const qun_group_
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+static qun_rc set_group_state(qun_db_t *db, int64_t group_id, const char *from, const char *to, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
+                           "issi", group_id, from, to, qun_now());
+    if (rc != QUN_DONE) return rc;
+    return qun_db_changes(db) == 1 ? QUN_OK : qun_fail(err, QUN_GROUP_NOT_ACTIVE, "the group is no longer %s", from);
+}
+
+static qun_rc group_openid(qun_db_t *db, int64_t group_id, char gid[QUN_ID_MAX], qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT gid FROM groups WHERE id = $1", "i", group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    snprintf(gid, QUN_ID_MAX, "%s", qun_q_col_text(q, 0));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+/* The dissolution enters `pending`: the delay starts, a timer job is queued and a
+ * system message tells the members when the group goes. */
+static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const rules_t *r, qun_err_t *err) {
+    int64_t now = qun_now(), due = now + delay_of(r);
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'pending', due_at = $2 WHERE id = $1",
+                           "ii", did, due);
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('dissolve_due', $1, $2, $3, $4)",
+                        "iiii", group_id, did, due, now);
+    qun_q_t *q;
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, &q, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1, owner_id",
+                        "i", group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    int64_t seq = qun_q_col_int(q, 0), owner = qun_q_col_int(q, 1);
+    qun_q_done(q);
+    char text[256];
+    snprintf(text, sizeof text,
+             "{\"notice\":\"dissolution\",\"dissolves_at\":%lld,\"notice_seconds\":%lld,\"export\":\"members may export their own copy until then\"}",
+             (long long)due, (long long)(due - now));
+    rc = qun_db_run(db, NULL, err,
+                    "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, $3, 'system', $4, $5)",
+                    "iiisi", group_id, seq, owner, text, now);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, char *state, size_t state_size,
+                               qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT id, state FROM dissolutions WHERE group_id = $1 AND state IN "
+                           "('review', 'pending', 'dissolved', 'purging') ORDER BY id DESC LIMIT 1", "i", group_id);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_DISSOLUTION_NOT_FOUND, "no dissolution is in progress");
+    if (rc != QUN_ROW) return rc;
+    *did = qun_q_col_int(q, 0);
+    snprintf(state, state_size, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
 qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
-                        const char *token, json_t **out, qun_err_t *err) {
+                        const char *token, bool stepped_up, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc != QUN_OK) return rc;
+    if (strcmp(g.state, "review") == 0 || strcmp(g.state, "pending") == 0)
+        return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution in %s", g.gid, g.state);
     if (strcmp(g.state, "active") != 0) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
+    rules_t r;
+    rules_for(&g, &r);
     if (!token) return qun_fail(err, QUN_CONFIRMATION_REQUIRED, "preview the dissolution and send its confirmation_token");
+    if (r.step_up && !stepped_up) /* checked before the token is spent, so a retry can reuse it */
+        return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "%s groups need your password again", g.kind);
     rc = consume_token(db, a, &g, params, token, err);
     if (rc != QUN_OK) return rc;
     const char *messages = json_string_value(json_object_get(params, "messages"));
+    const char *successor = json_string_value(json_object_get(params, "successor_name"));
     int64_t now = qun_now();
+    json_t *rj = rules_json(&r);
+    char *rtext = json_dumps(rj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(rj);
     qun_q_t *q;
-    rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = 'dissolved', updated_at = $2 WHERE id = $1 AND state = 'active'",
-                    "ii", g.id, now);
-    if (rc == QUN_DONE && qun_db_changes(db) != 1) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group changed state");
-    if (rc == QUN_DONE)
-        rc = qun_db_run(db, &q, err,
-                        "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, dissolved_at) "
-                        "VALUES ($1, $2, $3, 'dissolved', $4, $4) RETURNING id", "iisi", g.id, a->uid, messages, now);
+    rc = qun_db_run(db, &q, err,
+                    "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, rules, successor_name) "
+                    "VALUES ($1, $2, $3, 'review', $4, $5, $6) RETURNING id",
+                    "iisiss", g.id, a->uid, messages, now, rtext, successor);
+    free(rtext);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t did = qun_q_col_int(q, 0);
     qun_q_done(q);
-    rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1", "i", g.id);
-    if (rc == QUN_DONE)
+    int napprovals = 0;
+    rc = qun_approvals_create(db, did, &g, org_protected(db, &g), now + r.approval_expiry, &napprovals, err);
+    const char *to = napprovals ? "review" : "pending";
+    if (rc == QUN_OK) rc = set_group_state(db, g.id, "active", to, err);
+    if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g.id, &r, err);
+    if (rc == QUN_OK && napprovals)
         rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('purge_group', $1, $2, $3, $3), "
-                        "('purge_payments', $1, $2, $4, $3)", "iiii", g.id, did, now, now + qun_core_cfg.payment_retention);
-    if (rc != QUN_DONE) return rc;
-    /* The request and the mark are separate events, so later approvals fit between them. */
-    json_t *f = json_pack("{s:s, s:s}", "messages", messages, "confirmation", "confirm");
-    rc = qun_ledger_append(db, "dissolution.requested", g.gid, a->openid, "active", "active", f, NULL, err);
-    json_decref(f);
-    f = json_pack("{s:s, s:I, s:I}", "messages", messages, "members", (json_int_t)g.member_count,
-                  "payments_purge_at", (json_int_t)(now + qun_core_cfg.payment_retention));
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "group.dissolved", g.gid, a->openid, "active", "dissolved", f, NULL, err);
+                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('approval_expiry', $1, $2, $3, $4)",
+                        "iiii", g.id, did, now + r.approval_expiry, now) == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc != QUN_OK) return rc;
+    json_t *f = json_pack("{s:s, s:s, s:i, s:I, s:b, s:s?}", "messages", messages, "confirmation",
+                          r.step_up ? "confirm+password" : "confirm", "approvals", napprovals,
+                          "delay_seconds", (json_int_t)delay_of(&r), "notice", r.notice_applies, "successor_name", successor);
+    rc = qun_ledger_append(db, "dissolution.requested", g.gid, a->openid, "active", to, f, NULL, err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
     return qun_diss_status(db, a, gid, out, err);
+}
+
+qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT d.group_id, d.state FROM dissolutions d WHERE d.id = $1", "i", did);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    int64_t group_id = qun_q_col_int(q, 0);
+    bool review = strcmp(qun_q_col_text(q, 1), "review") == 0;
+    qun_q_done(q);
+    if (!review) return QUN_OK;
+    qun_actor_t none = {.uid = 0};
+    qun_group_t g;
+    char gid[QUN_ID_MAX];
+    rc = group_openid(db, group_id, gid, err);
+    if (rc != QUN_OK) return rc;
+    qun_err_t ignore;
+    qun_group_access(db, &none, gid, QUN_ROLE_NONE, &g, &ignore); /* loads the row; access is not the question */
+    rules_t r;
+    rules_for(&g, &r);
+    rc = set_group_state(db, group_id, "review", "pending", err);
+    if (rc == QUN_OK) rc = enter_pending(db, did, group_id, &r, err);
+    if (rc != QUN_OK) return rc;
+    char actor[QUN_ID_MAX] = "";
+    if (qun_db_run(db, &q, NULL, "SELECT openid FROM users WHERE id = $1", "i", decided_by) == QUN_ROW) {
+        snprintf(actor, sizeof actor, "%s", qun_q_col_text(q, 0));
+        qun_q_done(q);
+    }
+    json_t *f = json_pack("{s:I}", "delay_seconds", (json_int_t)delay_of(&r));
+    rc = qun_ledger_append(db, "dissolution.approved", gid, actor[0] ? actor : NULL, "review", "pending", f, NULL, err);
+    json_decref(f);
+    return rc;
+}
+
+qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *actor_openid, json_t *fields,
+                    qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT group_id, state FROM dissolutions WHERE id = $1", "i", did);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    int64_t group_id = qun_q_col_int(q, 0);
+    char from[16];
+    snprintf(from, sizeof from, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    if (strcmp(from, "review") != 0 && strcmp(from, "pending") != 0)
+        return qun_fail(err, QUN_DISSOLUTION_NOT_CANCELLABLE, "the dissolution is %s", from);
+    char gid[QUN_ID_MAX], event[48];
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE dissolutions SET state = $2, ended_reason = $2, cancelled_at = $3 WHERE id = $1",
+                    "isi", did, why, qun_now());
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE approvals SET state = 'cancelled', decided_at = $2 WHERE dissolution_id = $1 AND state = 'pending'",
+                        "ii", did, qun_now());
+    if (rc != QUN_DONE) return rc;
+    rc = set_group_state(db, group_id, from, "active", err);
+    if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
+    if (rc != QUN_OK) return rc;
+    snprintf(event, sizeof event, "dissolution.%s", why);
+    return qun_ledger_append(db, event, gid, actor_openid, from, "active", fields, NULL, err);
+}
+
+qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err) {
+    qun_q_t *q;
+    *marked = false;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT d.group_id, d.state, d.due_at, d.messages, d.successor_name, d.requested_by, g.member_count "
+                           "FROM dissolutions d JOIN groups g ON g.id = d.group_id WHERE d.id = $1", "i", did);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    int64_t group_id = qun_q_col_int(q, 0), due = qun_q_col_int(q, 2), owner = qun_q_col_int(q, 5);
+    int64_t members = qun_q_col_int(q, 6);
+    bool pending = strcmp(qun_q_col_text(q, 1), "pending") == 0;
+    char messages[8], successor[130];
+    snprintf(messages, sizeof messages, "%s", qun_q_col_text(q, 3));
+    snprintf(successor, sizeof successor, "%s", qun_q_col_text(q, 4));
+    bool has_successor = !qun_q_col_null(q, 4);
+    qun_q_done(q);
+    if (!pending || due > qun_now()) return QUN_OK; /* cancelled meanwhile, or not yet */
+    int64_t now = qun_now(), grace_until = now + qun_core_cfg.purge_grace;
+    int64_t payments_at = now + qun_core_cfg.payment_retention;
+    if (payments_at < grace_until) payments_at = grace_until;
+    rc = set_group_state(db, group_id, "pending", "dissolved", err);
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE dissolutions SET state = 'dissolved', dissolved_at = $2, grace_until = $3, "
+                        "tombstone_until = $4 WHERE id = $1", "iiii", did, now, grace_until,
+                        grace_until + qun_core_cfg.tombstone) == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('purge_group', $1, $2, $3, $4), "
+                        "('purge_payments', $1, $2, $5, $4)", "iiiii", group_id, did, grace_until, now, payments_at)
+                 == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc == QUN_OK) rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1", "i", group_id) == QUN_DONE ? QUN_OK : QUN_STORE;
+    char gid[QUN_ID_MAX], succ_gid[QUN_ID_MAX] = "";
+    if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
+    if (rc == QUN_OK && has_successor) {
+        /* Dissolve and rebuild: the successor takes the members with their roles. */
+        qun_id_new(succ_gid, "g");
+        rc = qun_db_run(db, &q, err,
+                        "INSERT INTO groups(gid, name, kind, org_id, regions, owner_id, member_count, created_at, updated_at) "
+                        "SELECT $2, $3, kind, org_id, regions, owner_id, member_count, $4, $4 FROM groups WHERE id = $1 RETURNING id",
+                        "issi", group_id, succ_gid, successor, now);
+        if (rc == QUN_ROW) {
+            int64_t sid = qun_q_col_int(q, 0);
+            qun_q_done(q);
+            rc = qun_db_run(db, NULL, err,
+                            "INSERT INTO members(group_id, user_id, role, joined_at) SELECT $2, user_id, role, $3 "
+                            "FROM members WHERE group_id = $1", "iii", group_id, sid, now);
+            if (rc == QUN_DONE)
+                rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET successor_group_id = $2 WHERE id = $1", "ii", did, sid);
+            rc = rc == QUN_DONE ? QUN_OK : rc;
+        }
+        char owner_openid[QUN_ID_MAX] = "";
+        if (rc == QUN_OK && qun_db_run(db, &q, NULL, "SELECT openid FROM users WHERE id = $1", "i", owner) == QUN_ROW) {
+            snprintf(owner_openid, sizeof owner_openid, "%s", qun_q_col_text(q, 0));
+            qun_q_done(q);
+        }
+        json_t *f = json_pack("{s:s, s:s, s:s}", "name", successor, "predecessor", gid, "kind", "successor");
+        if (rc == QUN_OK) rc = qun_ledger_append(db, "group.created", succ_gid, owner_openid, NULL, "active", f, NULL, err);
+        json_decref(f);
+    }
+    if (rc != QUN_OK) return rc;
+    json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "messages", messages, "members", (json_int_t)members,
+                          "purge_after", (json_int_t)grace_until, "payments_purge_after", (json_int_t)payments_at,
+                          "successor", succ_gid[0] ? succ_gid : NULL);
+    rc = qun_ledger_append(db, "group.dissolved", gid, NULL, "pending", "dissolved", f, NULL, err);
+    json_decref(f);
+    if (rc == QUN_OK) {
+        f = json_pack("{s:s, s:s?}", "group", gid, "successor", succ_gid[0] ? succ_gid : NULL);
+        char *payload = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(f);
+        rc = qun_db_run(db, NULL, err, "INSERT INTO outbox(topic, payload, created_at) VALUES ('group.dissolved', $1, $2)",
+                        "si", payload, now) == QUN_DONE ? QUN_OK : QUN_STORE;
+        free(payload);
+    }
+    *marked = rc == QUN_OK;
+    return rc;
+}
+
+qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok, bool *held, qun_err_t *err) {
+    qun_q_t *q;
+    *ok = *held = false;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT state, COALESCE(grace_until, 0) FROM dissolutions WHERE id = $1", "i", did);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    const char *st = qun_q_col_text(q, 0);
+    bool live = strcmp(st, "dissolved") == 0 || strcmp(st, "purging") == 0 || strcmp(st, "purged") == 0;
+    qun_q_done(q);
+    if (!live) return QUN_OK; /* restored: nothing to purge */
+    *held = count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", group_id) > 0;
+    *ok = !*held;
+    return QUN_OK;
 }
 
 qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
@@ -154,23 +432,46 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
-                    "SELECT d.id, d.messages, d.state, d.requested_at, d.dissolved_at, d.purged_at, d.receipt, u.openid "
-                    "FROM dissolutions d JOIN users u ON u.id = d.requested_by WHERE d.group_id = $1 "
-                    "AND d.cancelled_at IS NULL ORDER BY d.id DESC LIMIT 1", "i", g.id);
+                    "SELECT d.id, d.messages, d.state, d.requested_at, d.dissolved_at, d.purged_at, d.receipt, u.openid, "
+                    "d.due_at, d.grace_until, d.tombstone_until, d.rules, s.gid, d.successor_name, d.cancelled_at "
+                    "FROM dissolutions d JOIN users u ON u.id = d.requested_by LEFT JOIN groups s ON s.id = d.successor_group_id "
+                    "WHERE d.group_id = $1 ORDER BY d.id DESC LIMIT 1", "i", g.id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_DISSOLUTION_NOT_FOUND, "group %s has no dissolution", g.gid);
     if (rc != QUN_ROW) return rc;
-    int64_t did = qun_q_col_int(q, 0);
-    json_t *receipt = json_loads(qun_q_col_text(q, 6), 0, NULL);
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o?, s:o?, s:o, s:[]}", "group", g.gid, "state", g.state,
+    int64_t did = qun_q_col_int(q, 0), now = qun_now();
+    json_t *receipt = json_loads(qun_q_col_text(q, 6), 0, NULL), *rules = json_loads(qun_q_col_text(q, 11), 0, NULL);
+#define OPT_INT(c) (qun_q_col_null(q, c) ? NULL : json_integer(qun_q_col_int(q, c)))
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o?, s:o?, s:o?, s:o?, s:o?, s:o?, s:o, s:o, s:s?, s:s?, s:I, s:[]}",
+                     "group", g.gid, "state", g.state, "dissolution_state", qun_q_col_text(q, 2),
                      "messages", qun_q_col_text(q, 1), "requested_by", qun_q_col_text(q, 7),
-                     "requested_at", (json_int_t)qun_q_col_int(q, 3),
-                     "dissolved_at", qun_q_col_null(q, 4) ? NULL : json_integer(qun_q_col_int(q, 4)),
-                     "purged_at", qun_q_col_null(q, 5) ? NULL : json_integer(qun_q_col_int(q, 5)),
-                     "receipt", receipt ? receipt : json_object(), "jobs");
+                     "requested_at", (json_int_t)qun_q_col_int(q, 3), "due_at", OPT_INT(8),
+                     "dissolved_at", OPT_INT(4), "grace_until", OPT_INT(9), "tombstone_until", OPT_INT(10),
+                     "purged_at", OPT_INT(5), "ended_at", OPT_INT(14),
+                     "receipt", receipt ? receipt : json_object(), "timing", rules ? rules : json_object(),
+                     "successor", qun_q_col_null(q, 12) ? NULL : qun_q_col_text(q, 12),
+                     "successor_name", qun_q_col_null(q, 13) ? NULL : qun_q_col_text(q, 13),
+                     "now", (json_int_t)now, "jobs");
+#undef OPT_INT
+    if (!qun_q_col_null(q, 8) && strcmp(qun_q_col_text(q, 2), "pending") == 0) {
+        int64_t left = qun_q_col_int(q, 8) - now;
+        json_object_set_new(*out, "seconds_left", json_integer(left > 0 ? left : 0));
+    }
     qun_q_done(q);
+    if (!*out) return qun_fail(err, QUN_INTERNAL, "cannot build the dissolution status");
+    json_t *approvals = json_array();
     rc = qun_db_run(db, &q, err,
-                    "SELECT kind, state, due_at, attempts, progress FROM jobs WHERE ref_id = $1 "
-                    "AND kind IN ('purge_group', 'purge_payments') ORDER BY id", "i", did);
+                    "SELECT a.aid, a.kind, a.state, su.openid, a.reason, a.expires_at FROM approvals a "
+                    "LEFT JOIN users su ON su.id = a.subject_id WHERE a.dissolution_id = $1 ORDER BY a.id", "i", did);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        json_array_append_new(approvals, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:I}", "id", qun_q_col_text(q, 0),
+                                                   "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2),
+                                                   "subject", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3),
+                                                   "reason", qun_q_col_text(q, 4), "expires_at", (json_int_t)qun_q_col_int(q, 5)));
+    json_object_set_new(*out, "approvals", approvals);
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, &q, err,
+                        "SELECT kind, state, due_at, attempts, progress FROM jobs WHERE ref_id = $1 "
+                        "AND kind IN ('purge_group', 'purge_payments') ORDER BY id", "i", did);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         json_t *progress = json_loads(qun_q_col_text(q, 4), 0, NULL);
         json_array_append_new(json_object_get(*out, "jobs"),
@@ -179,6 +480,7 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
                                         "attempts", (json_int_t)qun_q_col_int(q, 3),
                                         "progress", progress ? progress : json_object()));
     }
+    json_object_set_new(*out, "held", json_boolean(count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g.id) > 0));
     if (rc != QUN_DONE) {
         json_decref(*out);
         return rc;
@@ -188,16 +490,55 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
 
 qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                        qun_err_t *err) {
-    json_t *status = NULL;
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc == QUN_GROUP_GONE && g.role == QUN_ROLE_OWNER)
         return qun_fail(err, QUN_DISSOLUTION_NOT_CANCELLABLE,
-                        "group %s is already %s; the undo window has passed", g.gid, g.state);
+                        "group %s is already %s; the cancel window has passed (restore it within the purge grace)", g.gid, g.state);
     if (rc != QUN_OK) return rc;
-    rc = qun_diss_status(db, a, gid, &status, err);
-    json_decref(status);
-    (void)out;
-    /* Live groups have no dissolution to cancel until the cooling-off window exists. */
-    return rc == QUN_OK ? qun_fail(err, QUN_DISSOLUTION_NOT_CANCELLABLE, "nothing to cancel") : rc;
+    int64_t did;
+    char state[16];
+    rc = open_dissolution(db, g.id, &did, state, sizeof state, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_diss_end(db, did, "cancelled", a->openid, NULL, err);
+    return rc == QUN_OK ? qun_diss_status(db, a, gid, out, err) : rc;
+}
+
+qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up,
+                        json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
+    if (rc == QUN_OK) return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s, not dissolved", g.gid, g.state);
+    if (rc == QUN_GROUP_NOT_FOUND && a->is_admin) { /* admins restore groups they are not in */
+        qun_err_t e2;
+        rc = qun_group_access(db, &(qun_actor_t){.uid = 0}, gid, QUN_ROLE_NONE, &g, &e2);
+        if (rc == QUN_GROUP_NOT_FOUND) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    }
+    if (rc != QUN_GROUP_GONE) return rc;
+    if (g.role != QUN_ROLE_OWNER && !a->is_admin) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    if (!a->is_admin && !stepped_up)
+        return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "restoring needs your password again");
+    if (strcmp(g.state, "dissolved") != 0)
+        return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s; the purge grace has ended", g.gid, g.state);
+    int64_t did;
+    char state[16];
+    rc = open_dissolution(db, g.id, &did, state, sizeof state, err);
+    if (rc != QUN_OK) return rc;
+    rc = set_group_state(db, g.id, "dissolved", "active", err);
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE dissolutions SET state = 'restored', ended_reason = 'restored', cancelled_at = $2 WHERE id = $1",
+                        "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE jobs SET state = 'done', finished_at = $2, last_error = 'restored' WHERE ref_id = $1 "
+                        "AND kind IN ('purge_group', 'purge_payments') AND state IN ('queued', 'running')",
+                        "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+    json_t *f = json_pack("{s:s}", "by", a->is_admin && g.role != QUN_ROLE_OWNER ? "server_admin" : "owner");
+    if (rc == QUN_OK) rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, "dissolved", "active", f, NULL, err);
+    json_decref(f);
+    if (rc != QUN_OK) return rc;
+    qun_actor_t owner_view = *a;
+    owner_view.uid = g.owner_id;
+    return qun_group_get(db, &owner_view, gid, out, err);
 }

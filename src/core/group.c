@@ -43,7 +43,7 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, "
-                           "m.role FROM groups g LEFT JOIN members m ON m.group_id = g.id "
+                           "m.role, COALESCE(g.org_id, 0) FROM groups g LEFT JOIN members m ON m.group_id = g.id "
                            "AND m.user_id = $2 WHERE g.gid = $1", "si", gid, a->uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
     if (rc != QUN_ROW) return rc;
@@ -56,6 +56,7 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     g->owner_id = qun_q_col_int(q, 5);
     g->member_count = qun_q_col_int(q, 6);
     g->role = qun_q_col_null(q, 7) ? QUN_ROLE_NONE : role_parse(qun_q_col_text(q, 7));
+    g->org_id = qun_q_col_int(q, 8);
     qun_q_done(q);
     if (!live_state(g->state)) {
         /* Members were removed at dissolution; the owner keeps a read-only view. */

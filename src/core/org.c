@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/ledger.h"
 
 qun_rc qun_org_admin_id(qun_db_t *db, const qun_actor_t *a, const char *oid, int64_t *org_id,
                         qun_err_t *err) {
@@ -103,4 +104,25 @@ qun_rc qun_org_guardian_link(qun_db_t *db, const qun_actor_t *a, const char *oid
                         "INSERT INTO guardians(minor_id, guardian_id, created_at) VALUES ($1, $2, $3) "
                         "ON CONFLICT DO NOTHING", "iii", mid, gid, qun_now());
     return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_org_set_protection(qun_db_t *db, const qun_actor_t *a, const char *oid, bool on,
+                              json_t **out, qun_err_t *err) {
+    int64_t id;
+    qun_q_t *q;
+    qun_rc rc = qun_org_admin_id(db, a, oid, &id, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err, "SELECT kind, dissolve_protection FROM orgs WHERE id = $1", "i", id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    bool enterprise = strcmp(qun_q_col_text(q, 0), "enterprise") == 0, was = qun_q_col_int(q, 1) != 0;
+    qun_q_done(q);
+    if (!enterprise) return qun_fail_field(err, QUN_FIELD_INVALID, "enabled", "only enterprise orgs have dissolve protection");
+    rc = qun_db_run(db, NULL, err, "UPDATE orgs SET dissolve_protection = $2 WHERE id = $1", "ii", id, (int64_t)on);
+    if (rc != QUN_DONE) return rc;
+    json_t *f = json_pack("{s:s, s:b, s:b}", "org", oid, "from", was, "to", on);
+    rc = qun_ledger_append(db, "org.protection_switched", NULL, a->openid, NULL, NULL, f, NULL, err);
+    json_decref(f);
+    if (rc != QUN_OK) return rc;
+    *out = org_json(db, id);
+    return *out ? QUN_OK : QUN_STORE;
 }

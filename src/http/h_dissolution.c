@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Dissolution: impact preview with a confirmation token, the request, its status
- * and progress, and cancellation. */
+/* Dissolution over HTTP: impact preview with a confirmation token, the request (with
+ * step-up by password re-entry where the rules demand it), status and progress,
+ * cancel, restore; the approvals inbox; legal holds; org dissolve protection. */
+#include <sodium.h>
+#include <string.h>
+
 #include "http.h"
 
 #define GID r->params[0]
@@ -8,48 +12,144 @@
 static const qun_field_t diss_fields[] = {
     {"messages", F_STR, true, 1, 8, "keep|delete"},
     {"confirmation_token", F_STR, false, 1, 128, NULL},
+    {"password", F_STR, false, 1, 256, NULL},
+    {"successor_name", F_STR, false, 1, 128, NULL},
     {0}};
 
-/* The parameters a confirmation token is bound to: the body without the token. */
+/* The parameters a confirmation token is bound to: the body without the secrets. */
 static json_t *diss_params(json_t *body) {
     json_t *p = json_deep_copy(body);
     json_object_del(p, "confirmation_token");
+    json_object_del(p, "password");
     return p;
+}
+
+/* Step-up: verify a re-entered password on the loop thread (argon2id is slow by
+ * design and must not hold the writer).  scratch records the outcome. */
+static qun_rc step_up_prep(qun_req_t *r) {
+    const char *pw = qun_jstr(r->json, "password");
+    r->scratch = qun_xcalloc(1, sizeof(bool));
+    if (!pw) return QUN_OK;
+    int64_t uid;
+    char hash[crypto_pwhash_STRBYTES];
+    qun_rc rc = qun_user_credentials(r->db, r->actor.username, &uid, hash, sizeof hash, &r->err);
+    if (rc != QUN_OK) return rc;
+    if (!qun_password_verify(hash, pw))
+        return qun_fail_field(&r->err, QUN_BAD_CREDENTIALS, "password", "the password is wrong");
+    *(bool *)r->scratch = true;
+    return QUN_OK;
+}
+
+static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
+    if (rc == QUN_STEP_UP_REQUIRED)
+        r->problem_extra = json_pack("{s:[{s:s, s:s}]}", "requirements", "method", "password", "how",
+                                     "send your account password again as `password`");
+    if (rc == QUN_CONFIRMATION_REQUIRED)
+        r->problem_extra = json_pack("{s:[{s:s, s:s}]}", "requirements", "method", "confirm",
+                                     "how", "POST /v1/groups/{id}/dissolution/preview, then send its confirmation_token");
+    return rc == QUN_OK ? qun_ok(r, status, out) : rc;
 }
 
 qun_rc h_diss_preview(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, diss_fields, &r->err);
     if (rc != QUN_OK) return rc;
-    if (json_object_get(r->json, "confirmation_token"))
-        return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, "confirmation_token",
-                              "the preview issues the token; send it to /dissolution");
+    if (json_object_get(r->json, "confirmation_token") || json_object_get(r->json, "password"))
+        return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, json_object_get(r->json, "password") ? "password" : "confirmation_token",
+                              "the preview takes only the dissolution's parameters");
     json_t *params = diss_params(r->json), *out = NULL;
     rc = qun_diss_preview(r->db, &r->actor, GID, params, &out, &r->err);
     json_decref(params);
-    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_diss_request_prep(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, diss_fields, &r->err);
+    return rc == QUN_OK ? step_up_prep(r) : rc;
 }
 
 qun_rc h_diss_request(qun_req_t *r) {
-    qun_rc rc = qun_fields_check(r->json, diss_fields, &r->err);
-    if (rc != QUN_OK) return rc;
-    const char *token = qun_jstr(r->json, "confirmation_token");
     json_t *params = diss_params(r->json), *out = NULL;
-    rc = qun_diss_request(r->db, &r->actor, GID, params, token, &out, &r->err);
+    qun_rc rc = qun_diss_request(r->db, &r->actor, GID, params, qun_jstr(r->json, "confirmation_token"),
+                                 *(bool *)r->scratch, &out, &r->err);
     json_decref(params);
-    if (rc == QUN_CONFIRMATION_REQUIRED)
-        r->problem_extra = json_pack("{s:[{s:s, s:s}]}", "requirements", "method", "confirm",
-                                     "how", "POST /v1/groups/{id}/dissolution/preview, then send its confirmation_token");
-    return rc == QUN_OK ? qun_ok(r, 202, out) : rc;
+    return answer(r, rc, 202, out);
 }
 
 qun_rc h_diss_status(qun_req_t *r) {
     json_t *out = NULL;
     qun_rc rc = qun_diss_status(r->db, &r->actor, GID, &out, &r->err);
-    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+    return answer(r, rc, 200, out);
 }
 
 qun_rc h_diss_cancel(qun_req_t *r) {
     json_t *out = NULL;
     qun_rc rc = qun_diss_cancel(r->db, &r->actor, GID, &out, &r->err);
-    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+    return answer(r, rc, 200, out);
+}
+
+static const qun_field_t restore_fields[] = {{"password", F_STR, false, 1, 256, NULL}, {0}};
+
+qun_rc h_diss_restore_prep(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, restore_fields, &r->err);
+    return rc == QUN_OK ? step_up_prep(r) : rc;
+}
+
+qun_rc h_diss_restore(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_diss_restore(r->db, &r->actor, GID, *(bool *)r->scratch, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_approval_list(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_approval_list(r->db, &r->actor, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+static qun_rc decide(qun_req_t *r, bool approve) {
+    static const qun_field_t approve_fields[] = {{"reason", F_STR, false, 0, 500, NULL}, {0}};
+    static const qun_field_t reject_fields[] = {{"reason", F_STR, true, 1, 500, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, approve ? approve_fields : reject_fields, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_approval_decide(r->db, &r->actor, r->params[0], approve, qun_jstr(r->json, "reason"), &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_approval_approve(qun_req_t *r) {
+    return decide(r, true);
+}
+
+qun_rc h_approval_reject(qun_req_t *r) {
+    return decide(r, false);
+}
+
+qun_rc h_hold_place(qun_req_t *r) {
+    static const qun_field_t f[] = {{"reason", F_STR, true, 1, 500, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK) rc = qun_hold_place(r->db, &r->actor, GID, qun_jstr(r->json, "reason"), &out, &r->err);
+    return answer(r, rc, 201, out);
+}
+
+qun_rc h_hold_list(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_hold_list(r->db, &r->actor, GID, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_hold_release(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_hold_release(r->db, &r->actor, GID, r->params[1], &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_org_protection(qun_req_t *r) {
+    static const qun_field_t f[] = {{"enabled", F_BOOL, true, 0, 0, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_org_set_protection(r->db, &r->actor, r->params[0], json_is_true(json_object_get(r->json, "enabled")),
+                                    &out, &r->err);
+    return answer(r, rc, 200, out);
 }

@@ -103,14 +103,28 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+/* Whether the purge may run now: a restored group ends the job, a hold defers it. */
+static qun_rc gate(qun_db_t *db, int64_t group_id, int64_t ref_id, bool *finished, int64_t *defer, bool *go,
+                   qun_err_t *err) {
+    bool ok, held;
+    qun_rc rc = qun_diss_purgeable(db, ref_id, group_id, &ok, &held, err);
+    *go = rc == QUN_OK && ok;
+    if (rc == QUN_OK && held) *defer = qun_now() + 60;
+    else if (rc == QUN_OK && !ok) *finished = true;
+    return rc;
+}
+
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                            bool *finished, qun_err_t *err) {
+                            bool *finished, int64_t *defer, qun_err_t *err) {
+    bool go;
+    *finished = false;
+    qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
+    if (grc != QUN_OK || !go) return grc;
     json_t *p = load_progress(db, job_id);
     const char *phase = json_string_value(json_object_get(p, "phase"));
     qun_q_t *q;
     bool more = false;
     qun_rc rc = QUN_OK;
-    *finished = false;
     if (!phase) {
         /* First step: decide what this purge covers. */
         rc = qun_db_run(db, &q, err, "SELECT messages FROM dissolutions WHERE id = $1", "i", ref_id);
@@ -125,6 +139,9 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         json_object_set_new(p, "members_removed", json_integer(0));
         rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = 'purging', updated_at = $2 WHERE id = $1 AND state = 'dissolved'",
                         "ii", group_id, qun_now());
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'purging' WHERE id = $1", "i", ref_id);
+        if (rc == QUN_DONE) rc = ledger_receipt(db, group_id, "group.purging", "dissolved", "purging", p, err);
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "messages") == 0) {
         rc = purge_messages(db, group_id, p, &more, err);
@@ -164,7 +181,11 @@ out:
 }
 
 qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                               bool *finished, qun_err_t *err) {
+                               bool *finished, int64_t *defer, qun_err_t *err) {
+    bool go;
+    *finished = false;
+    qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
+    if (grc != QUN_OK || !go) return grc;
     json_t *p = load_progress(db, job_id);
     int64_t batch = qun_core_cfg.purge_batch;
     qun_rc rc = qun_db_run(db, NULL, err,

@@ -26,16 +26,33 @@ struct qun_jobs {
     bool stopping, kicked;
 };
 
+/* The dissolution timer: mark the group dissolved when its delay is over. */
+static qun_rc dissolve_due_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                                int64_t *defer, qun_err_t *err) {
+    bool marked;
+    *finished = true;
+    return qun_diss_mark_due(db, ref_id, &marked, err);
+}
+
+/* Open approvals of a dissolution expire together. */
+static qun_rc approval_expiry_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                                   int64_t *defer, qun_err_t *err) {
+    *finished = true;
+    return qun_approvals_expire(db, ref_id, err);
+}
+
 static const struct {
     const char *kind;
     qun_job_step_fn step;
 } kinds[] = {
     {"purge_group", qun_purge_group_step},
     {"purge_payments", qun_purge_payments_step},
+    {"dissolve_due", dissolve_due_step},
+    {"approval_expiry", approval_expiry_step},
 };
 
 typedef struct {
-    int64_t id, group_id, ref_id;
+    int64_t id, group_id, ref_id, defer;
     qun_job_step_fn step;
     bool finished;
 } run_t;
@@ -50,7 +67,11 @@ static qun_rc step_txn(qun_db_t *db, void *arg, qun_err_t *err) {
         r->finished = true;
         return QUN_OK;
     }
-    rc = r->step(db, r->id, r->group_id, r->ref_id, &r->finished, err);
+    r->defer = 0;
+    rc = r->step(db, r->id, r->group_id, r->ref_id, &r->finished, &r->defer, err);
+    if (rc == QUN_OK && r->defer && !r->finished) /* wait, e.g. for a legal hold's release */
+        return qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'queued', due_at = $2, last_error = 'held' WHERE id = $1",
+                          "ii", r->id, r->defer) == QUN_DONE ? QUN_OK : QUN_STORE;
     if (rc == QUN_OK && r->finished)
         rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2 WHERE id = $1", "ii",
                         r->id, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
@@ -104,6 +125,7 @@ static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
     qun_err_t err = {{0}, {0}};
     while (!r->finished && !stopping(j)) {
         qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
+        if (rc == QUN_OK && r->defer) return;
         if (rc != QUN_OK) {
             qun_log("warn", "job %lld failed a step: %s %s", (long long)r->id, qun_rc_name(rc), err.msg);
             failure_t f = {r->id, attempts, err.msg};
@@ -133,7 +155,7 @@ static bool run_due(qun_jobs_t *j) {
         const char *kind = qun_q_col_text(q, 1);
         for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
             if (strcmp(kinds[k].kind, kind) != 0) continue;
-            due[n] = (run_t){qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3), kinds[k].step, false};
+            due[n] = (run_t){qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3), 0, kinds[k].step, false};
             attempts[n++] = (int)qun_q_col_int(q, 4);
         }
     }

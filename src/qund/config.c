@@ -56,6 +56,10 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         qun_core_cfg.admins = qun_xstrdup(value);
         return QUN_OK;
     }
+    if (strcmp(key, "compliance") == 0) {
+        qun_core_cfg.compliance = qun_xstrdup(value);
+        return QUN_OK;
+    }
     if (strcmp(key, "bench_hello") == 0) {
         qun_server_cfg.bench_hello = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;
@@ -78,6 +82,12 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"purge_batch", 1, 100000},
         {"purge_pause_ms", 0, 60000},
         {"idempotency_ttl", 86400, 365LL * 86400},
+        {"cooling_off", 0, 3650LL * 86400},
+        {"notice", 0, 3650LL * 86400},
+        {"notice_threshold", 0, 100000000},
+        {"purge_grace", 0, 3650LL * 86400},
+        {"tombstone", 0, 3650LL * 86400},
+        {"approval_expiry", 60, 3650LL * 86400},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;
@@ -95,6 +105,12 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         case 7: qun_core_cfg.purge_batch = (int)v; break;
         case 8: qund_purge_pause_ms = (int)v; break;
         case 9: qun_core_cfg.idempotency_ttl = v; break;
+        case 10: qun_core_cfg.cooling_off = v; break;
+        case 11: qun_core_cfg.notice = v; break;
+        case 12: qun_core_cfg.notice_threshold = v; break;
+        case 13: qun_core_cfg.purge_grace = v; break;
+        case 14: qun_core_cfg.tombstone = v; break;
+        case 15: qun_core_cfg.approval_expiry = v; break;
         }
         return QUN_OK;
     }

@@ -57,19 +57,32 @@ int main(void) {
     json_decref(out);
 
     /* The token is bound to its parameters and single-use. */
-    CHECK(qun_diss_request(db, &owner, gid, del, NULL, &out, &err) == QUN_CONFIRMATION_REQUIRED);
-    CHECK(qun_diss_request(db, &owner, gid, keep, token, &out, &err) == QUN_CONFIRMATION_INVALID);
-    CHECK(qun_diss_request(db, &owner, gid, del, "qct_forged", &out, &err) == QUN_CONFIRMATION_INVALID);
-    CHECK(qun_diss_request(db, &owner, gid, del, token, &out, &err) == QUN_OK);
-    CHECK_STR(json_string_value(json_object_get(out, "state")), "dissolved");
+    CHECK(qun_diss_request(db, &owner, gid, del, NULL, false, &out, &err) == QUN_CONFIRMATION_REQUIRED);
+    CHECK(qun_diss_request(db, &owner, gid, keep, token, false, &out, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_diss_request(db, &owner, gid, del, "qct_forged", false, &out, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_diss_request(db, &owner, gid, del, token, false, &out, &err) == QUN_OK);
+    CHECK_STR(json_string_value(json_object_get(out, "state")), "pending");
+    CHECK(json_integer_value(json_object_get(out, "seconds_left")) == 48 * 3600);
     json_decref(out);
-    CHECK(qun_diss_request(db, &owner, gid, del, token, &out, &err) == QUN_GROUP_GONE);
+    CHECK(qun_diss_request(db, &owner, gid, del, token, false, &out, &err) == QUN_DISSOLUTION_PENDING);
+    /* During the cooling-off members keep access, and the timer does nothing early. */
+    CHECK(qun_message_post(db, &member, gid, "still here", &out, &err) == QUN_OK);
+    json_decref(out);
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "SELECT id FROM dissolutions", "") == QUN_ROW);
+    int64_t did = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    bool marked;
+    CHECK(qun_diss_mark_due(db, did, &marked, &err) == QUN_OK && !marked);
+    qun_clock_advance(48 * 3600);
+    CHECK(qun_diss_mark_due(db, did, &marked, &err) == QUN_OK && marked);
+    CHECK(qun_diss_mark_due(db, did, &marked, &err) == QUN_OK && !marked); /* exactly once */
     /* Members lose access at once. */
     CHECK(qun_message_post(db, &member, gid, "late", &out, &err) == QUN_GROUP_GONE);
+    qun_clock_advance(7 * 86400); /* past the purge grace */
 
     /* Purge in steps; every other step is rolled back as if qund died before commit. */
     qun_core_cfg.purge_batch = 100;
-    qun_q_t *q;
     CHECK(qun_db_run(db, &q, &err, "SELECT id, group_id, ref_id FROM jobs WHERE kind = 'purge_group'", "") == QUN_ROW);
     int64_t job = qun_q_col_int(q, 0), group = qun_q_col_int(q, 1), ref = qun_q_col_int(q, 2);
     qun_q_done(q);
@@ -78,14 +91,16 @@ int main(void) {
     while (!finished && steps < 1000) {
         bool crash = steps++ % 2 == 1;
         CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
-        CHECK(qun_purge_group_step(db, job, group, ref, &finished, &err) == QUN_OK);
+        int64_t defer = 0;
+        CHECK(qun_purge_group_step(db, job, group, ref, &finished, &defer, &err) == QUN_OK);
+        CHECK(defer == 0);
         CHECK(qun_db_exec(db, crash ? "ROLLBACK" : "COMMIT", &err) == QUN_OK);
         if (crash) finished = false;
     }
     CHECK(finished);
     CHECK(count("SELECT COUNT(*) FROM messages") == 0);
     CHECK(count("SELECT COUNT(*) FROM members") == 0);
-    CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") == 1234);
+    CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") == 1236); /* + notice + "still here" */
     CHECK(count("SELECT json_extract(receipt, '$.members_removed') FROM dissolutions") == 2);
     CHECK(count("SELECT COUNT(*) FROM groups WHERE state = 'purged'") == 1);
 

@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+/* Approvals: the generic "who must say yes" of a dissolution in `review`.  Each row is
+ * one required decision: an org admin of an enterprise group whose org has
+ * dissolve_protection on (kind org_admin: any admin of the org may decide), a school
+ * admin of an education group (school_admin), and each guardian of each minor member
+ * (guardian: that guardian decides, for that minor).  Every row must be approved
+ * (quorum: all); one rejection ends the dissolution; open rows expire with the request.
+ * Nobody approves their own request. */
+#include <string.h>
+
+#include "qun/core.h"
+#include "qun/ledger.h"
+
+static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind, int64_t approver, int64_t org,
+                  int64_t subject, int64_t expires_at, qun_err_t *err) {
+    char aid[QUN_ID_MAX];
+    qun_id_new(aid, "a");
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "INSERT INTO approvals(aid, dissolution_id, group_id, kind, approver_id, org_id, subject_id, "
+                           "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                           "siiszzzii", aid, did, group_id, kind, approver, org, subject, qun_now(), expires_at);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+/* Guardians of the group's minor members: (guardian, minor) pairs. */
+#define GUARDIANS_SQL                                                                              \
+    "SELECT gd.guardian_id, gd.minor_id, gu.openid, mu.openid FROM members m "                     \
+    "JOIN users mu ON mu.id = m.user_id AND mu.is_minor = 1 "                                       \
+    "JOIN guardians gd ON gd.minor_id = m.user_id JOIN users gu ON gu.id = gd.guardian_id "       \
+    "WHERE m.group_id = $1 ORDER BY gd.minor_id, gd.guardian_id"
+
+qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, bool protection, int64_t expires_at,
+                            int *n, qun_err_t *err) {
+    qun_rc rc = QUN_OK;
+    *n = 0;
+    if (strcmp(g->kind, "enterprise") == 0 && protection && g->org_id) {
+        rc = add(db, did, g->id, "org_admin", 0, g->org_id, 0, expires_at, err);
+        (*n)++;
+    }
+    if (rc == QUN_OK && strcmp(g->kind, "education") == 0 && g->org_id) {
+        rc = add(db, did, g->id, "school_admin", 0, g->org_id, 0, expires_at, err);
+        (*n)++;
+        int64_t pairs[256][2];
+        int np = 0;
+        qun_q_t *q;
+        qun_rc r2 = qun_db_run(db, &q, err, GUARDIANS_SQL, "i", g->id);
+        for (; r2 == QUN_ROW; r2 = qun_q_step(q, err))
+            if (np < 256) pairs[np][0] = qun_q_col_int(q, 0), pairs[np++][1] = qun_q_col_int(q, 1);
+        if (r2 != QUN_DONE) return r2;
+        for (int i = 0; rc == QUN_OK && i < np; i++, (*n)++)
+            rc = add(db, did, g->id, "guardian", pairs[i][0], 0, pairs[i][1], expires_at, err);
+    }
+    return rc;
+}
+
+qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, json_t **out, qun_err_t *err) {
+    json_t *a = json_array();
+    qun_q_t *q;
+    qun_rc rc = QUN_DONE;
+    if (strcmp(g->kind, "enterprise") == 0 && g->org_id) {
+        rc = qun_db_run(db, &q, err, "SELECT dissolve_protection, oid FROM orgs WHERE id = $1", "i", g->org_id);
+        if (rc == QUN_ROW) {
+            if (qun_q_col_int(q, 0))
+                json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "kind", "org_admin", "from",
+                                                   "any admin of the org", "org", qun_q_col_text(q, 1)));
+            qun_q_done(q);
+            rc = QUN_DONE;
+        }
+    }
+    if (rc == QUN_DONE && strcmp(g->kind, "education") == 0 && g->org_id) {
+        json_array_append_new(a, json_pack("{s:s, s:s}", "kind", "school_admin", "from", "any admin of the school"));
+        rc = qun_db_run(db, &q, err, GUARDIANS_SQL, "i", g->id);
+        for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "kind", "guardian", "from", qun_q_col_text(q, 2),
+                                               "for_minor", qun_q_col_text(q, 3)));
+    }
+    if (rc != QUN_DONE) {
+        json_decref(a);
+        return rc;
+    }
+    *out = a;
+    return QUN_OK;
+}
+
+#define APPROVAL_COLS                                                                               \
+    "SELECT a.aid, a.kind, a.state, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, "    \
+    "a.expires_at, a.reason, a.id, a.dissolution_id, a.approver_id, COALESCE(a.org_id, 0), d.requested_by " \
+    "FROM approvals a JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id " \
+    "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
+
+static json_t *approval_json(qun_q_t *q) {
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I, s:s}", "id", qun_q_col_text(q, 0),
+                     "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2), "group", qun_q_col_text(q, 3),
+                     "group_name", qun_q_col_text(q, 4), "group_kind", qun_q_col_text(q, 5),
+                     "subject", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "requested_by",
+                     qun_q_col_text(q, 7), "created_at", (json_int_t)qun_q_col_int(q, 8), "expires_at",
+                     (json_int_t)qun_q_col_int(q, 9), "reason", qun_q_col_text(q, 10));
+}
+
+qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    json_t *items = json_array();
+    qun_rc rc = qun_db_run(db, &q, err,
+                           APPROVAL_COLS "WHERE a.state = 'pending' AND (a.approver_id = $1 OR a.org_id IN "
+                           "(SELECT org_id FROM org_admins WHERE user_id = $1)) ORDER BY a.id LIMIT 200",
+                           "i", a->uid);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) json_array_append_new(items, approval_json(q));
+    if (rc != QUN_DONE) {
+        json_decref(items);
+        return rc;
+    }
+    *out = json_pack("{s:o}", "items", items);
+    return QUN_OK;
+}
+
+static int64_t count1(qun_db_t *db, const char *sql, int64_t a, int64_t b) {
+    qun_q_t *q;
+    int64_t n = 0;
+    if (qun_db_run(db, &q, NULL, sql, "ii", a, b) == QUN_ROW) {
+        n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return n;
+}
+
+qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, bool approve,
+                           const char *reason, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, APPROVAL_COLS "WHERE a.aid = $1", "s", aid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_APPROVAL_NOT_FOUND, "no approval %.40s", aid);
+    if (rc != QUN_ROW) return rc;
+    int64_t id = qun_q_col_int(q, 11), did = qun_q_col_int(q, 12), approver = qun_q_col_int(q, 13);
+    int64_t org = qun_q_col_int(q, 14), requester = qun_q_col_int(q, 15), expires = qun_q_col_int(q, 9);
+    char state[16], gid[QUN_ID_MAX], kind[16];
+    snprintf(state, sizeof state, "%s", qun_q_col_text(q, 2));
+    snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 3));
+    snprintf(kind, sizeof kind, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    bool mine = approver ? approver == a->uid
+                         : count1(db, "SELECT COUNT(*) FROM org_admins WHERE org_id = $1 AND user_id = $2", org, a->uid) > 0;
+    /* Outsiders learn nothing: the approval does not exist for them. */
+    if (!mine) return qun_fail(err, QUN_APPROVAL_NOT_FOUND, "no approval %.40s", aid);
+    if (requester == a->uid) return qun_fail(err, QUN_FORBIDDEN_APPROVER, "you cannot approve your own request");
+    if (strcmp(state, "pending") != 0 || expires <= qun_now())
+        return qun_fail(err, QUN_APPROVAL_CLOSED, "approval %s is %s", aid, expires <= qun_now() ? "expired" : state);
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE approvals SET state = $2, reason = $3, decided_by = $4, decided_at = $5 WHERE id = $1",
+                    "issii", id, approve ? "approved" : "rejected", reason ? reason : "", a->uid, qun_now());
+    if (rc != QUN_DONE) return rc;
+    json_t *f = json_pack("{s:s, s:s, s:s}", "approval", aid, "kind", kind, "reason", reason ? reason : "");
+    rc = qun_ledger_append(db, approve ? "approval.approved" : "approval.rejected", gid, a->openid, "review", "review",
+                           f, NULL, err);
+    if (rc == QUN_OK) {
+        if (!approve)
+            rc = qun_diss_end(db, did, "rejected", a->openid, f, err);
+        else if (count1(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND state != 'approved' AND id != $2",
+                        did, id) == 0)
+            rc = qun_diss_approved(db, did, a->uid, err);
+    }
+    json_decref(f);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err, APPROVAL_COLS "WHERE a.id = $1", "i", id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    *out = approval_json(q);
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_approvals_expire(qun_db_t *db, int64_t did, qun_err_t *err) {
+    if (count1(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND state = 'pending' AND expires_at <= $2",
+               did, qun_now()) == 0)
+        return QUN_OK;
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "UPDATE approvals SET state = 'expired', decided_at = $2 WHERE dissolution_id = $1 AND state = 'pending'",
+                           "ii", did, qun_now());
+    if (rc != QUN_DONE) return rc;
+    return qun_diss_end(db, did, "expired", NULL, NULL, err);
+}
