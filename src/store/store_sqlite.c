@@ -151,7 +151,7 @@ qun_rc qun_q_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *er
         q->db = db;
         q->sql = sql;
         for (int k = 1; k <= QMAXPARAM; k++) {
-            char name[8];
+            char name[16]; /* room for any int, so -Wformat-truncation holds at every -O */
             snprintf(name, sizeof name, "$%d", k);
             q->map[k] = sqlite3_bind_parameter_index(q->stmt, name);
         }
