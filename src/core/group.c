@@ -102,7 +102,7 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
                               "cross_border groups list at least two regions");
     char gid[QUN_ID_MAX];
     qun_id_new(gid, "g");
-    char *regs = json_dumps(regions ? regions : json_array(), JSON_COMPACT);
+    char *regs = regions ? json_dumps(regions, JSON_COMPACT) : strdup("[]");
     int64_t now = qun_now();
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
