@@ -303,6 +303,20 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     return r->rc;
 }
 
+/* A 405 must say what is allowed (RFC 9110, 15.5.6): every method a route accepts on path. */
+static void add_allow(qun_req_t *r, const char *path) {
+    static const char *methods[] = {"GET", "POST", "PATCH", "DELETE"};
+    char allow[64] = "";
+    for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
+        char *params[QUN_MAX_PARAMS] = {0};
+        if (qun_route_match(methods[k], path, params) < 0) continue;
+        for (int p = 0; p < QUN_MAX_PARAMS; p++) free(params[p]);
+        size_t n = strlen(allow);
+        snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", methods[k]);
+    }
+    add_header(r, "Allow", allow);
+}
+
 static const char *method_name(enum evhttp_cmd_type c) {
     switch (c) {
     case EVHTTP_REQ_GET: return "GET";
@@ -339,6 +353,7 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     }
     int i = qun_route_match(method_name(evhttp_request_get_command(ev)), path, r->params);
     if (i < 0) {
+        if (i == -2) add_allow(r, path);
         r->rc = i == -2 ? qun_fail(&r->err, QUN_METHOD_NOT_ALLOWED, "method not allowed on %s", path)
                         : qun_fail(&r->err, QUN_NOT_FOUND, "no route for %s", path);
         qun_req_finish(r);
