@@ -115,6 +115,15 @@ static void add_header(qun_req_t *r, const char *k, const char *v) {
     evhttp_add_header(evhttp_request_get_output_headers(r->ev), k, v);
 }
 
+/* A JSON string of s, or NULL when s is not UTF-8.  Details and field names are cut to
+ * fit their buffers, sometimes inside a multi-byte character: such a cut tail is dropped. */
+static json_t *utf8_string(const char *s) {
+    size_t n = strlen(s);
+    json_t *v = json_stringn(s, n);
+    for (int cut = 0; !v && cut < 3 && n > 0; cut++) v = json_stringn(s, --n);
+    return v;
+}
+
 static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_t *p = json_object();
     char type[96];
@@ -122,9 +131,11 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_object_set_new(p, "type", json_string(type));
     json_object_set_new(p, "title", json_string(qun_rc_title(r->rc)));
     json_object_set_new(p, "status", json_integer(qun_rc_status(r->rc)));
-    json_object_set_new(p, "detail", json_string(r->err.msg[0] ? r->err.msg : qun_rc_title(r->rc)));
+    json_t *detail = r->err.msg[0] ? utf8_string(r->err.msg) : NULL;
+    json_object_set_new(p, "detail", detail ? detail : json_string(qun_rc_title(r->rc)));
     json_object_set_new(p, "code", json_string(qun_rc_name(r->rc)));
-    if (r->err.field[0]) json_object_set_new(p, "field", json_string(r->err.field));
+    json_t *field = r->err.field[0] ? utf8_string(r->err.field) : NULL;
+    if (field) json_object_set_new(p, "field", field);
     if (r->problem_extra) json_object_update(p, r->problem_extra);
     char *text = json_dumps(p, JSON_COMPACT);
     evbuffer_add(buf, text, strlen(text));
