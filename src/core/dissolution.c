@@ -151,13 +151,14 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     if (rc != QUN_ROW) return rc;
     int64_t did = qun_q_col_int(q, 0);
     json_t *receipt = json_loads(qun_q_col_text(q, 6), 0, NULL);
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I?, s:I?, s:o, s:[]}", "group", g.gid, "state", g.state,
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:o?, s:o?, s:o, s:[]}", "group", g.gid, "state", g.state,
                      "messages", qun_q_col_text(q, 1), "requested_by", qun_q_col_text(q, 7),
                      "requested_at", (json_int_t)qun_q_col_int(q, 3),
                      "dissolved_at", qun_q_col_null(q, 4) ? NULL : json_integer(qun_q_col_int(q, 4)),
                      "purged_at", qun_q_col_null(q, 5) ? NULL : json_integer(qun_q_col_int(q, 5)),
                      "receipt", receipt ? receipt : json_object(), "jobs");
     qun_q_done(q);
+    if (!*out) return qun_fail(err, QUN_INTERNAL, "cannot build the dissolution status");
     rc = qun_db_run(db, &q, err,
                     "SELECT kind, state, due_at, attempts, progress FROM jobs WHERE ref_id = $1 "
                     "AND kind IN ('purge_group', 'purge_payments') ORDER BY id", "i", did);
