@@ -149,10 +149,13 @@ def all_items(client, path, limit=200):
 
 
 def stop_clean(s):
-    """Stop a server and assert it exited 0 with no sanitizer report in its log."""
+    """Stop a server and assert it exited 0 with no sanitizer report in its log and
+    no error line (every 5xx answer logs one)."""
     rc = s.stop()
     log = s.read_log()
     assert "runtime error" not in log and "AddressSanitizer" not in log, log[-4000:]
+    errors = [line for line in log.splitlines() if " error " in line[:40]]
+    assert not errors, "\n".join(errors[:20])
     assert rc == 0, f"qund exited {rc}: {log[-2000:]}"
 
 

@@ -8,11 +8,12 @@ import glob
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 
 import requests
 
-from conftest import Server, all_items, expect, make_group, register, stop_clean
+from conftest import Client, Server, all_items, expect, make_group, register, stop_clean
 
 RETENTION = 72 * 3600
 
@@ -160,6 +161,26 @@ def test_a_used_token_is_worthless(server):
     expect(s.owner.post(s.g + "/dissolution/preview", {"messages": "keep"}), 410, "GROUP_GONE")
 
 
+def test_racing_requests_with_one_token_dissolve_once(server):
+    s = Scene(server, n_messages=1)
+    token = s.preview("delete")["confirmation_token"]
+    answers = []
+
+    def go():
+        c = Client(server.url, s.owner.token)
+        r = c.post(s.g + "/dissolution", {"messages": "delete", "confirmation_token": token})
+        answers.append((r.status_code, r.json().get("code")))
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers, key=str) == [(202, None)] + [(410, "GROUP_GONE")] * 7
+    st = wait_for(s.owner, s.gid, purged)
+    assert st["receipt"]["members_removed"] == 4
+
+
 def test_an_expired_token_is_refused():
     srv = Server(env={"QUN_TEST_CLOCK": "1"}).start()
     try:
@@ -283,7 +304,9 @@ def test_group_payments_are_purged_after_the_retention():
 
 
 def test_test_clock_is_off_without_the_variable():
-    srv = Server(env={"QUN_TEST_CLOCK": "0"}).start()
+    srv = Server()
+    srv.env.pop("QUN_TEST_CLOCK", None)
+    srv.start()
     try:
         expect(requests.post(srv.url + "/v1/test/clock", json={"advance": 601}), 404, "TEST_CLOCK_DISABLED")
         u = register(srv.url)
