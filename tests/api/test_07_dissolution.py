@@ -29,7 +29,7 @@ class Scene:
         self.g = f"/v1/groups/{self.gid}"
         self.people = [self.owner, self.admin, self.member, self.member2]
         for i in range(n_messages):
-            expect(self.people[i % 4].post(self.g + "/messages", {"text": f"m{i}"}), 201)
+            expect(self.people[i % 4].post(self.g + "/messages", {"text": f"secret message {i}"}), 201)
         self.n_messages = n_messages
         # Two files only this group has, and one shared with another group.
         self.own_data = [os.urandom(1000), os.urandom(2345)]
@@ -212,7 +212,7 @@ def test_members_lose_access_at_once(server):
                                    ("POST", "/leave", None), ("PATCH", "", {"name": "mine now"})]:
             r = c.req(method, s.g + path, body)
             expect(r, 410, "GROUP_GONE")
-            assert "m0" not in r.text
+            assert "secret message" not in r.text
         expect(c.post(s.g + "/files?name=x", raw=b"late upload"), 410, "GROUP_GONE")
     # The owner sees the outcome but cannot use the group either.
     assert expect(s.owner.get(s.g), 200)["state"] in ("dissolved", "purging", "purged")
@@ -257,7 +257,7 @@ def test_purge_keeps_messages_for_the_owner(server):
     assert st["messages"] == "keep"
     assert st["receipt"]["messages_deleted"] == 0 and st["receipt"]["members_removed"] == 4
     assert all_items(s.owner, s.g + "/messages") == before
-    assert [m["text"] for m in before] == [f"m{i}" for i in range(5)]
+    assert [m["text"] for m in before] == [f"secret message {i}" for i in range(5)]
     for c in (s.admin, s.member):
         expect(c.get(s.g + "/messages"), 410, "GROUP_GONE")
     expect(s.owner.post(s.g + "/messages", {"text": "read-only"}), 410, "GROUP_GONE")
