@@ -19,7 +19,7 @@ static bool in_oneof(const char *oneof, const char *v) {
 
 static qun_rc check_str(const qun_field_t *f, const char *s, size_t len, qun_err_t *err) {
     if ((int64_t)len < f->min || (f->max && (int64_t)len > f->max))
-        return qun_fail_field(err, QUN_FIELD_INVALID, f->name, "%s must be %lld to %lld characters",
+        return qun_fail_field(err, QUN_FIELD_INVALID, f->name, "%s must be %lld to %lld bytes of UTF-8",
                               f->name, (long long)f->min, (long long)f->max);
     if (memchr(s, '\0', len))
         return qun_fail_field(err, QUN_FIELD_INVALID, f->name, "%s must not contain NUL", f->name);

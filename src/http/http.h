@@ -119,7 +119,7 @@ typedef struct {
     const char *name;
     qun_ftype_t type;
     bool required;
-    int64_t min, max;   /* length bounds for strings, value bounds for ints */
+    int64_t min, max;   /* UTF-8 byte length bounds for strings, value bounds for ints */
     const char *oneof;  /* "a|b|c": allowed string values */
 } qun_field_t;
 /* Check body against a NULL-terminated field table: types, bounds, required fields,

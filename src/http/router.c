@@ -126,6 +126,15 @@ static void add_header(qun_req_t *r, const char *k, const char *v) {
     evhttp_add_header(evhttp_request_get_output_headers(r->ev), k, v);
 }
 
+/* A JSON string of s, or NULL when s is not UTF-8.  Details and field names are cut to
+ * fit their buffers, sometimes inside a multi-byte character: such a cut tail is dropped. */
+static json_t *utf8_string(const char *s) {
+    size_t n = strlen(s);
+    json_t *v = json_stringn(s, n);
+    for (int cut = 0; !v && cut < 3 && n > 0; cut++) v = json_stringn(s, --n);
+    return v;
+}
+
 static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_t *p = json_object();
     char type[96];
@@ -133,9 +142,11 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_object_set_new(p, "type", json_string(type));
     json_object_set_new(p, "title", json_string(qun_rc_title(r->rc)));
     json_object_set_new(p, "status", json_integer(qun_rc_status(r->rc)));
-    json_object_set_new(p, "detail", json_string(r->err.msg[0] ? r->err.msg : qun_rc_title(r->rc)));
+    json_t *detail = r->err.msg[0] ? utf8_string(r->err.msg) : NULL;
+    json_object_set_new(p, "detail", detail ? detail : json_string(qun_rc_title(r->rc)));
     json_object_set_new(p, "code", json_string(qun_rc_name(r->rc)));
-    if (r->err.field[0]) json_object_set_new(p, "field", json_string(r->err.field));
+    json_t *field = r->err.field[0] ? utf8_string(r->err.field) : NULL;
+    if (field) json_object_set_new(p, "field", field);
     if (r->problem_extra) json_object_update(p, r->problem_extra);
     char *text = json_dumps(p, JSON_COMPACT);
     evbuffer_add(buf, text, strlen(text));
@@ -321,6 +332,20 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     return r->rc;
 }
 
+/* A 405 must say what is allowed (RFC 9110, 15.5.6): every method a route accepts on path. */
+static void add_allow(qun_req_t *r, const char *path) {
+    static const char *methods[] = {"GET", "POST", "PATCH", "DELETE"};
+    char allow[64] = "";
+    for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
+        char *params[QUN_MAX_PARAMS] = {0};
+        if (qun_route_match(methods[k], path, params) < 0) continue;
+        for (int p = 0; p < QUN_MAX_PARAMS; p++) free(params[p]);
+        size_t n = strlen(allow);
+        snprintf(allow + n, sizeof allow - n, "%s%s%s", n ? ", " : "", methods[k], k == 0 ? ", HEAD" : "");
+    }
+    add_header(r, "Allow", allow);
+}
+
 static const char *method_name(enum evhttp_cmd_type c) {
     switch (c) {
     case EVHTTP_REQ_GET: return "GET";
@@ -357,21 +382,10 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     }
     int i = qun_route_match(method_name(evhttp_request_get_command(ev)), path, r->params);
     if (i < 0) {
+        if (i == -2) add_allow(r, path);
         r->rc = i == -2 ? qun_fail(&r->err, QUN_METHOD_NOT_ALLOWED, "method not allowed on %s", path)
                         : qun_fail(&r->err, QUN_NOT_FOUND, "no route for %s", path);
-        if (i == -2) {
-            char allow[64] = "";
-            static const char *methods[] = {"GET", "POST", "PATCH", "DELETE"};
-            for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++) {
-                char *p[QUN_MAX_PARAMS] = {0};
-                if (qun_route_match(methods[m], path, p) < 0) continue;
-                for (int k = 0; k < QUN_MAX_PARAMS; k++) free(p[k]);
-                if (*allow) strcat(allow, ", ");
-                strcat(allow, methods[m]);
-                if (m == 0) strcat(allow, ", HEAD");
-            }
-            add_header(r, "Allow", allow);
-        }
+
         qun_req_finish(r);
         return;
     }

@@ -126,14 +126,52 @@ def register(url, name=None, password="correct horse", platform="cli", device=No
     return Client(url, body["token"], body["openid"], name)
 
 
+def make_group(owner, admins=(), members=(), name="team"):
+    """A fresh group owned by owner, with the given admins and members; returns its id."""
+    g = expect(owner.post("/v1/groups", {"name": name}), 201)
+    for c in admins:
+        expect(owner.post(f"/v1/groups/{g['id']}/members", {"openid": c.openid, "role": "admin"}), 201)
+    for c in members:
+        expect(owner.post(f"/v1/groups/{g['id']}/members", {"openid": c.openid}), 201)
+    return g["id"]
+
+
+def all_items(client, path, limit=200):
+    """Every item of a cursor-paginated list, following next_cursor."""
+    items, after = [], None
+    sep = "&" if "?" in path else "?"
+    while True:
+        page = expect(client.get(f"{path}{sep}limit={limit}" + (f"&after={after}" if after else "")), 200)
+        items += page["items"]
+        after = page.get("next_cursor")
+        if not after:
+            return items
+
+
+def stop_clean(s):
+    """Stop a server and assert it exited 0 with no sanitizer report in its log and
+    no error line (every 5xx answer logs one)."""
+    rc = s.stop()
+    log = s.read_log()
+    assert "runtime error" not in log and "AddressSanitizer" not in log, log[-4000:]
+    errors = [line for line in log.splitlines() if " error " in line[:40]]
+    assert not errors, "\n".join(errors[:20])
+    assert rc == 0, f"qund exited {rc}: {log[-2000:]}"
+
+
 @pytest.fixture(scope="module")
 def server():
     s = Server(env={"QUN_TEST_CLOCK": "1"}).start()
     yield s
-    rc = s.stop()
-    log = s.read_log()
-    assert "runtime error" not in log and "AddressSanitizer" not in log, log[-4000:]
-    assert rc == 0, f"qund exited {rc}: {log[-2000:]}"
+    stop_clean(s)
+
+
+@pytest.fixture
+def own_server():
+    """A server of the test's own, for tests that move the clock."""
+    s = Server(env={"QUN_TEST_CLOCK": "1"}).start()
+    yield s
+    stop_clean(s)
 
 
 @pytest.fixture
