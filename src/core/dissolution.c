@@ -515,7 +515,7 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
         if (rc == QUN_GROUP_NOT_FOUND) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
     }
     if (rc != QUN_GROUP_GONE) return rc;
-    if (g.role != QUN_ROLE_OWNER && !a->is_admin) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    if (g.role != QUN_ROLE_OWNER && !a->is_admin) return rc; /* gone, as every route says */
     if (!a->is_admin && !stepped_up)
         return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "restoring needs your password again");
     if (strcmp(g.state, "dissolved") != 0)

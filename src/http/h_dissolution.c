@@ -107,21 +107,21 @@ qun_rc h_approval_list(qun_req_t *r) {
 }
 
 static qun_rc decide(qun_req_t *r, bool approve) {
-    static const qun_field_t approve_fields[] = {{"reason", F_STR, false, 0, 500, NULL}, {0}};
-    static const qun_field_t reject_fields[] = {{"reason", F_STR, true, 1, 500, NULL}, {0}};
-    qun_rc rc = qun_fields_check(r->json, approve ? approve_fields : reject_fields, &r->err);
     json_t *out = NULL;
-    if (rc == QUN_OK)
-        rc = qun_approval_decide(r->db, &r->actor, r->params[0], approve, qun_jstr(r->json, "reason"), &out, &r->err);
+    qun_rc rc = qun_approval_decide(r->db, &r->actor, r->params[0], approve, qun_jstr(r->json, "reason"), &out, &r->err);
     return answer(r, rc, 200, out);
 }
 
 qun_rc h_approval_approve(qun_req_t *r) {
-    return decide(r, true);
+    static const qun_field_t f[] = {{"reason", F_STR, false, 0, 500, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    return rc == QUN_OK ? decide(r, true) : rc;
 }
 
 qun_rc h_approval_reject(qun_req_t *r) {
-    return decide(r, false);
+    static const qun_field_t f[] = {{"reason", F_STR, true, 1, 500, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    return rc == QUN_OK ? decide(r, false) : rc;
 }
 
 qun_rc h_hold_place(qun_req_t *r) {

@@ -135,6 +135,19 @@ static json_t *utf8_string(const char *s) {
     return v;
 }
 
+/* A dissolved group's id answers gone and names its successor, if it has one, so
+ * clients can follow the group to its new home (like XMPP's alternate venue). */
+static void add_successor(qun_req_t *r, json_t *p) {
+    qun_q_t *q;
+    if (qun_db_run(r->w->db, &q, NULL,
+                   "SELECT s.gid FROM groups g JOIN dissolutions d ON d.group_id = g.id "
+                   "JOIN groups s ON s.id = d.successor_group_id WHERE g.gid = $1 ORDER BY d.id DESC LIMIT 1",
+                   "s", r->params[0]) == QUN_ROW) {
+        json_object_set_new(p, "successor", json_string(qun_q_col_text(q, 0)));
+        qun_q_done(q);
+    }
+}
+
 static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_t *p = json_object();
     char type[96];
@@ -148,6 +161,8 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_t *field = r->err.field[0] ? utf8_string(r->err.field) : NULL;
     if (field) json_object_set_new(p, "field", field);
     if (r->problem_extra) json_object_update(p, r->problem_extra);
+    if (r->rc == QUN_GROUP_GONE && r->params[0] && strncmp(qun_routes[r->route_index].pattern, "/v1/groups/:", 12) == 0)
+        add_successor(r, p);
     char *text = json_dumps(p, JSON_COMPACT);
     evbuffer_add(buf, text, strlen(text));
     free(text);

@@ -68,7 +68,16 @@ static void print_status(FILE *f, json_t *s) {
     if (json_object_get(s, "requested_at"))
         fprintf(f, "  requested:  %s by %s\n", qun_fmt_time(qun_jint(s, "requested_at"), t),
                 qun_jstr_or(s, "requested_by", "?"));
+    if (json_object_get(s, "due_at") && strcmp(qun_jstr_or(s, "state", ""), "pending") == 0) {
+        int64_t left = qun_jint(s, "seconds_left");
+        fprintf(f, "  dissolves:  %s (in %lldh %02lldm); cancel with: qun cancel %s\n",
+                qun_fmt_time(qun_jint(s, "due_at"), t), (long long)(left / 3600), (long long)(left % 3600 / 60),
+                qun_jstr_or(s, "group", "?"));
+    }
+    if (strcmp(qun_jstr_or(s, "state", ""), "review") == 0) fprintf(f, "  waiting for approvals\n");
     if (json_object_get(s, "dissolved_at")) fprintf(f, "  dissolved:  %s\n", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
+    if (json_object_get(s, "grace_until") && strcmp(qun_jstr_or(s, "state", ""), "dissolved") == 0)
+        fprintf(f, "  restorable until %s\n", qun_fmt_time(qun_jint(s, "grace_until"), t));
     if (json_object_get(s, "purged_at")) fprintf(f, "  purged:     %s\n", qun_fmt_time(qun_jint(s, "purged_at"), t));
     json_t *receipt = json_object_get(s, "receipt");
     if (json_object_size(receipt) > 0) {
@@ -132,7 +141,9 @@ static bool purge_over(json_t *s, json_t **progress, const char **state) {
         if (strcmp(qun_jstr_or(job, "kind", ""), "purge_group") == 0) {
             *progress = json_object_get(job, "progress");
             *state = qun_jstr_or(job, "state", "?");
-            return strcmp(*state, "done") == 0 || strcmp(*state, "failed") == 0;
+            /* A purge that waits for the grace period (or a hold) is not worth watching. */
+            return strcmp(*state, "done") == 0 || strcmp(*state, "failed") == 0 ||
+                   (strcmp(*state, "queued") == 0 && qun_jint(job, "due_at") > qun_jint(s, "now"));
         }
     *state = qun_jstr_or(s, "state", "?");
     return strcmp(*state, "dissolved") != 0 && strcmp(*state, "purging") != 0;

@@ -134,7 +134,9 @@ def previewed(c, a, body):
 
 
 def dissolved(c, a, body):
-    expect(c.p["member"].get(c.g), 410, "GROUP_GONE")
+    # The request starts the cooling-off: the group is pending, members still in.
+    assert body["state"] == "pending" and body["seconds_left"] > 0
+    assert expect(c.p["member"].get(c.g), 200)["state"] == "pending"
 
 
 FILE_BYTES = b"authz test file\n"

@@ -303,11 +303,11 @@ def test_unknown_routes_and_wrong_methods(w):
                  "/v1/groups//members", "/v1/groups/" + "x" * 5000, "/v1/users/", "/V1/USERS",
                  "/v1/groups/a/members/b/c", "/v1/test/clock/x"]:
         refused(w.owner.get(path), 404, "NOT_FOUND")
-    for method, path, allow in [("PUT", "/v1/groups", "GET, POST"), ("DELETE", "/v1/users", "POST"),
+    for method, path, allow in [("PUT", "/v1/groups", "GET, HEAD, POST"), ("DELETE", "/v1/users", "POST"),
                                 ("GET", "/v1/sessions/s_x", "DELETE"), ("GET", w.g + "/leave", "POST"),
                                 ("PUT", w.g + "/members/u_x", "PATCH, DELETE"),
-                                ("DELETE", "/v1/me", "GET"), ("PATCH", "/v1/test/clock", "POST"),
-                                ("OPTIONS", "/v1/groups", "GET, POST")]:
+                                ("DELETE", "/v1/me", "GET, HEAD"), ("PATCH", "/v1/test/clock", "POST"),
+                                ("OPTIONS", "/v1/groups", "GET, HEAD, POST")]:
         r = w.owner.req(method, path)
         refused(r, 405, "METHOD_NOT_ALLOWED")
         assert r.headers.get("Allow") == allow, (method, path, r.headers)

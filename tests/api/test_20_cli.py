@@ -224,10 +224,11 @@ def test_dissolve_needs_the_exact_name(alice, bob):
     bob.fails("FORBIDDEN_ROLE", "dissolve", gid, "--messages", "keep", input="Old Team\n")
     # The right name, typed on stdin, dissolves it.
     r = alice.ok("dissolve", gid, "--messages", "keep", input="Old Team\n")
-    assert group_state(alice, gid) in ("dissolved", "purging", "purged")
-    assert gid in r.stdout
-    bob.fails("GROUP_GONE", "post", gid, "still here?")
-    assert "last words" in alice.ok("history", gid).stdout  # kept, for the owner
+    assert group_state(alice, gid) == "pending"  # the 48 h cooling-off has begun
+    assert gid in r.stdout and "cancel with: qun cancel" in r.stdout
+    # During the cooling-off the members are still in, and they see the notice.
+    history = bob.ok("history", gid).stdout
+    assert "last words" in history and "dissolves_at" in history
     assert alice.run("status", gid).returncode == 0
 
 
@@ -236,8 +237,8 @@ def test_dissolve_non_interactive_json(alice):
     r = alice.ok("--json", "dissolve", gid, "--messages", "delete", "--confirm-name", "scripted")
     assert "scripted" in r.stderr  # the preview still goes to a person, on stderr
     out = json.loads(r.stdout)
-    assert out["group"] == gid and out["state"] in ("dissolved", "purging", "purged")
-    assert group_state(alice, gid) in ("dissolved", "purging", "purged")
+    assert out["group"] == gid and out["state"] == "pending" and out["seconds_left"] > 0
+    assert group_state(alice, gid) == "pending"  # the 48 h cooling-off has begun
 
 
 def test_url_from_config_file(server, tmp_path):
