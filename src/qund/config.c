@@ -11,6 +11,7 @@
 #include "../http/http.h"
 #include "config.h"
 #include "qun/core.h"
+#include "qun/outbox.h"
 #include "qun/util.h"
 
 extern int qund_purge_pause_ms;
@@ -56,6 +57,14 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         qun_core_cfg.admins = qun_xstrdup(value);
         return QUN_OK;
     }
+    if (strcmp(key, "webhook_url") == 0) {
+        qun_outbox_cfg.urls = qun_xstrdup(value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "webhook_secret") == 0) {
+        qun_outbox_cfg.secret = qun_xstrdup(value);
+        return QUN_OK;
+    }
     if (strcmp(key, "bench_hello") == 0) {
         qun_server_cfg.bench_hello = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;
@@ -78,6 +87,9 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"purge_batch", 1, 100000},
         {"purge_pause_ms", 0, 60000},
         {"idempotency_ttl", 86400, 365LL * 86400},
+        {"webhook_timeout_ms", 100, 600000},
+        {"webhook_max_attempts", 1, 100},
+        {"webhook_backoff_base", 1, 86400},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;
@@ -95,6 +107,9 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         case 7: qun_core_cfg.purge_batch = (int)v; break;
         case 8: qund_purge_pause_ms = (int)v; break;
         case 9: qun_core_cfg.idempotency_ttl = v; break;
+        case 10: qun_outbox_cfg.timeout_ms = (int)v; break;
+        case 11: qun_outbox_cfg.max_attempts = (int)v; break;
+        case 12: qun_outbox_cfg.backoff_base = (int)v; break;
         }
         return QUN_OK;
     }
