@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "qun/outbox.h"
 #include "worker.h"
 
 #define ROUTE(m, p, prep, run, f) qun_rc run(qun_req_t *r);
@@ -463,6 +464,15 @@ char *qun_metrics_render(void) {
                "# TYPE qun_idempotent_replays_total counter\nqun_idempotent_replays_total %llu\n",
             (unsigned long long)commits, (unsigned long long)ops, (unsigned long long)failed,
             (unsigned long long)atomic_load(&m_replays));
+    uint64_t delivered, wfailed, dead;
+    qun_outbox_stats(&delivered, &wfailed, &dead);
+    fprintf(f, "# HELP qun_webhook_deliveries_total Webhook attempts answered 2xx.\n"
+               "# TYPE qun_webhook_deliveries_total counter\nqun_webhook_deliveries_total %llu\n"
+               "# HELP qun_webhook_failures_total Webhook attempts that failed (non-2xx, timeout, error).\n"
+               "# TYPE qun_webhook_failures_total counter\nqun_webhook_failures_total %llu\n"
+               "# HELP qun_webhook_dead_total Webhook deliveries that ran out of attempts.\n"
+               "# TYPE qun_webhook_dead_total counter\nqun_webhook_dead_total %llu\n",
+            (unsigned long long)delivered, (unsigned long long)wfailed, (unsigned long long)dead);
     fclose(f);
     return text;
 }

@@ -11,6 +11,7 @@
 #include "../http/http.h"
 #include "config.h"
 #include "qun/core.h"
+#include "qun/outbox.h"
 #include "qun/util.h"
 
 extern int qund_purge_pause_ms;
@@ -60,6 +61,14 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         qun_core_cfg.compliance = qun_xstrdup(value);
         return QUN_OK;
     }
+    if (strcmp(key, "webhook_url") == 0) {
+        qun_outbox_cfg.urls = qun_xstrdup(value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "webhook_secret") == 0) {
+        qun_outbox_cfg.secret = qun_xstrdup(value);
+        return QUN_OK;
+    }
     if (strcmp(key, "bench_hello") == 0) {
         qun_server_cfg.bench_hello = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;
@@ -88,6 +97,9 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"purge_grace", 0, 3650LL * 86400},
         {"tombstone", 0, 3650LL * 86400},
         {"approval_expiry", 60, 3650LL * 86400},
+        {"webhook_timeout_ms", 100, 600000},
+        {"webhook_max_attempts", 1, 100},
+        {"webhook_backoff_base", 1, 86400},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;
@@ -111,6 +123,9 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         case 13: qun_core_cfg.purge_grace = v; break;
         case 14: qun_core_cfg.tombstone = v; break;
         case 15: qun_core_cfg.approval_expiry = v; break;
+        case 16: qun_outbox_cfg.timeout_ms = (int)v; break;
+        case 17: qun_outbox_cfg.max_attempts = (int)v; break;
+        case 18: qun_outbox_cfg.backoff_base = (int)v; break;
         }
         return QUN_OK;
     }

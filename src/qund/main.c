@@ -14,6 +14,7 @@
 #include "qun/core.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
+#include "qun/outbox.h"
 #include "qun/util.h"
 #include "qun/version.h"
 #include "qun/writer.h"
@@ -75,6 +76,8 @@ int main(int argc, char **argv) {
     qun_server_cfg.test_clock = tc && strcmp(tc, "1") == 0;
     if (qun_server_cfg.test_clock) qun_log("warn", "QUN_TEST_CLOCK=1: POST /v1/test/clock can move time");
 
+    if (qun_outbox_cfg_check(&err) != QUN_OK) return die("config", &err);
+
     if (mkdir(qund_data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "qund: cannot create data directory %s: %s\n", qund_data_dir, strerror(errno));
         return 1;
@@ -96,8 +99,11 @@ int main(int argc, char **argv) {
     if (qun_writer_start(wdb, 512, &writer, &err) != QUN_OK) return die("writer", &err);
     qun_jobs_t *jobs;
     if (qun_jobs_start(db_path, writer, qund_purge_pause_ms, &jobs, &err) != QUN_OK) return die("jobs", &err);
+    qun_outbox_t *outbox;
+    if (qun_outbox_start(db_path, writer, &outbox, &err) != QUN_OK) return die("webhooks", &err);
     qun_rc rc = qun_server_run(writer, &err);
     qun_jobs_stop(jobs);
+    qun_outbox_stop(outbox);
     qun_writer_stop(writer);
     if (rc != QUN_OK) return die("server", &err);
     qun_log("info", "qund stopped");

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/* Server administration (server admins only: the `admins` setting): the webhook
+ * dead letters and their requeueing. */
+#include "http.h"
+#include "qun/outbox.h"
+
+static qun_rc admin_only(qun_req_t *r) {
+    return r->actor.is_admin ? QUN_OK
+                             : qun_fail(&r->err, QUN_FORBIDDEN_ADMIN, "only server admins see the outbox");
+}
+
+/* GET /v1/admin/outbox/dead?after=&limit= */
+qun_rc h_admin_outbox_dead(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    qun_rc rc = admin_only(r);
+    if (rc == QUN_OK) rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_outbox_dead_list(r->db, after, limit, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
+/* POST /v1/admin/outbox/{id}/retry: id is the event id (Qun-Event-Id). */
+qun_rc h_admin_outbox_retry(qun_req_t *r) {
+    static const qun_field_t f[] = {{0}};
+    json_t *out = NULL;
+    qun_rc rc = admin_only(r);
+    if (rc == QUN_OK) rc = qun_fields_check(r->json, f, &r->err);
+    if (rc == QUN_OK) rc = qun_outbox_retry(r->db, r->params[0], &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
