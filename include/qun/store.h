@@ -62,6 +62,13 @@ qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err);
 qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err);
 qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err);
 
+/* One read transaction around a request's reads on a reader connection: one WAL
+ * snapshot (consistent answers) and one read-lock round trip instead of one per query. */
+qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err);
+void qun_db_read_end(qun_db_t *db);
+/* Process-wide store settings; call once before opening any connection. */
+void qun_store_init(void);
+
 /* Convenience: prepare+bind by printf-like type string and step once.
  * types: one char per parameter: 'i' int64_t, 'z' int64_t bound as NULL when 0,
  * 's' const char * (NULL binds NULL), 'n' NULL (consumes no argument).

@@ -49,6 +49,7 @@ struct qun_req {
     struct evkeyvalq query;
     bool has_query;
     bool authed;
+    bool reading;        /* a read transaction is open on the loop's connection */
     qun_actor_t actor;
     unsigned char *body; /* owned, NUL-terminated */
     size_t body_len;

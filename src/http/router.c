@@ -190,6 +190,12 @@ static bool send_file(qun_req_t *r, struct evbuffer *buf) {
     return true;
 }
 
+static void read_end(qun_req_t *r) {
+    if (!r->reading) return;
+    qun_db_read_end(r->w->db);
+    r->reading = false;
+}
+
 void qun_req_finish(qun_req_t *r) {
     struct evbuffer *buf = evbuffer_new();
     if (r->rc == QUN_OK && r->file_path && !send_file(r, buf)) {
@@ -210,6 +216,7 @@ void qun_req_finish(qun_req_t *r) {
     }
     if (r->rc != QUN_OK) send_problem(r, buf);
     add_header(r, "Cache-Control", "no-store");
+    read_end(r); /* after the problem answer's successor lookup */
     evhttp_send_reply(r->ev, r->status, NULL, buf);
     evbuffer_free(buf);
 
@@ -407,6 +414,7 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     }
     r->route_index = i;
     r->db = r->w->db;
+    r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
     const qun_route_t *rt = &qun_routes[i];
     char *peer = NULL;
     ev_uint16_t port;
@@ -420,6 +428,7 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     if (rc == QUN_OK && r->idem_key[0]) rc = idem_lookup(r, r->w->db, &hit);
     if (rc == QUN_OK && !hit) rc = rt->prep(r);
     if (rc == QUN_OK && !hit && (rt->flags & R_WRITE)) {
+        read_end(r); /* the loop's snapshot must not outlive the hand-over to the writer */
         qun_worker_submit_write(r, run_write);
         return;
     }

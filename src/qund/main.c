@@ -2,6 +2,7 @@
 /* qund, the qun server: reads its config, opens (and migrates) the store, and runs
  * the group-commit writer, the job scheduler and the HTTP loops until TERM/INT. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,10 @@ int main(int argc, char **argv) {
     qun_err_t err = {{0}, {0}};
     for (int i = 1; i < argc; i++) /* the config file first, so flags win */
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config = argv[++i];
+    /* Replies built on the writer are freed on the loop threads; without a high trim
+     * threshold glibc keeps shrinking and regrowing the writer's arena (madvise storms). */
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    qun_store_init();
     if (sodium_init() < 0) {
         fprintf(stderr, "qund: libsodium failed to initialise\n");
         return 1;

@@ -238,18 +238,40 @@ qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
     return rc;
 }
 
+/* Run a parameterless statement through the statement cache: the writer issues a
+ * savepoint pair per operation, and re-parsing them each time was measurable. */
+static qun_rc run_cached(qun_db_t *db, const char *sql, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err, sql, "");
+    return rc == QUN_DONE || rc == QUN_ROW ? QUN_OK : rc;
+}
+
 qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err) {
-    qun_rc rc = qun_db_exec(db, "SAVEPOINT op", err);
+    qun_rc rc = run_cached(db, "SAVEPOINT op", err);
     if (rc == QUN_OK) db->savepoints++;
     return rc;
 }
 
 qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err) {
     qun_rc rc = QUN_OK;
-    if (!keep) rc = qun_db_exec(db, "ROLLBACK TO op", err);
-    if (rc == QUN_OK) rc = qun_db_exec(db, "RELEASE op", err);
+    if (!keep) rc = run_cached(db, "ROLLBACK TO op", err);
+    if (rc == QUN_OK) rc = run_cached(db, "RELEASE op", err);
     db->savepoints--;
     return rc;
+}
+
+qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err) {
+    return run_cached(db, "BEGIN", err);
+}
+
+void qun_db_read_end(qun_db_t *db) {
+    qun_err_t ignore;
+    run_cached(db, "COMMIT", &ignore);
+}
+
+void qun_store_init(void) {
+    /* SQLite's memory statistics take a process-wide mutex on every allocation;
+     * qund does not read them, and every loop thread paid for them. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
