@@ -341,9 +341,10 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     }
     r->rc = qun_routes[r->route_index].run(r);
     if (r->rc != QUN_OK) return r->rc;
+    if (!r->idem_key[0]) return QUN_OK; /* serializing happens on the loop thread, off the writer */
     if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
     if (!r->status) r->status = r->out_text ? 200 : 204;
-    if (r->idem_key[0]) {
+    {
         r->rc = qun_db_run(db, NULL, &r->err,
                            "INSERT INTO idempotency(user_id, key, request_digest, status, body, created_at) "
                            "VALUES ($1, $2, $3, $4, $5, $6)",
