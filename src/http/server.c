@@ -36,6 +36,28 @@ static int g_nworkers;
 qun_writer_t *qun_server_writer(void) { return g_writer; }
 bool qun_server_ready(void) { return atomic_load(&g_ready); }
 
+/* SO_REUSEPORT lets our loops share the port, but it would also let a second qund
+ * (or anything else using the option) bind the same port silently and steal half the
+ * connections.  A plain bind without the option fails on any port in use, so try one
+ * first. */
+static qun_rc port_free(const char *host, int port, qun_err_t *err) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    if (getaddrinfo(host, ports, &hints, &res) != 0) return QUN_OK; /* listen_socket reports it */
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    qun_rc rc = QUN_OK;
+    if (fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) != 0 && errno == EADDRINUSE)
+        rc = qun_fail(err, QUN_INTERNAL, "%s:%d is already in use", host, port);
+    if (fd >= 0) close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
 static int listen_socket(const char *host, int port, qun_err_t *err) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
@@ -153,7 +175,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     signal(SIGPIPE, SIG_IGN);
     g_nworkers = qun_server_cfg.threads > 0 ? qun_server_cfg.threads : 1;
     g_workers = qun_xcalloc((size_t)g_nworkers, sizeof *g_workers);
-    qun_rc rc = QUN_OK;
+    qun_rc rc = port_free(qun_server_cfg.host, qun_server_cfg.port, err);
     for (int i = 0; i < g_nworkers && rc == QUN_OK; i++) rc = worker_init(&g_workers[i], i, err);
     if (rc != QUN_OK) return rc;
     struct event *sigint = evsignal_new(g_workers[0].base, SIGINT, stop_cb, NULL);

@@ -19,3 +19,11 @@ def test_message_roundtrip(group):
     assert [m["text"] for m in page["items"]] == ["hello 0", "hello 1"]
     rest = expect(group["owner"].get(f"/v1/groups/{gid}/messages?after={page['next_cursor']}"), 200)
     assert [m["seq"] for m in rest["items"]] == [3] and rest["next_cursor"] is None
+
+
+def test_a_second_qund_cannot_share_the_port(server, tmp_path):
+    import subprocess
+    from conftest import QUND
+    p = subprocess.run([QUND, "--listen", f"127.0.0.1:{server.port}", "--data", str(tmp_path / "d")],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "already in use" in p.stderr
