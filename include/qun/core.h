@@ -31,20 +31,23 @@ typedef struct {
     const char *data_dir;          /* blobs live under <data_dir>/blobs */
     int64_t session_ttl;           /* seconds */
     int64_t confirm_ttl;           /* seconds a confirmation token lives */
-    int64_t payment_retention;     /* seconds group payments outlive a dissolution */
+    int64_t payment_retention;     /* seconds group payments outlive a dissolution (override) */
     int64_t idempotency_ttl;       /* seconds an Idempotency-Key is remembered (>= 24 h) */
     int purge_batch;               /* rows per purge transaction */
     unsigned long long pw_opslimit;
     size_t pw_memlimit;
     const char *admins;            /* comma-separated usernames of server admins */
     const char *compliance;        /* comma-separated usernames holding the compliance role */
-    /* Dissolution rules until policy packs decide them per kind and region. */
-    int64_t cooling_off;           /* seconds the owner can cancel (48 h) */
-    int64_t notice;                /* advance notice for large groups (72 h) */
-    int64_t notice_threshold;      /* groups with more members get the notice (500) */
-    int64_t purge_grace;           /* seconds a dissolved group stays restorable (7 d) */
-    int64_t tombstone;             /* seconds a purged group's id answers gone (31 d) */
-    int64_t approval_expiry;       /* seconds an approval request stays open (7 d) */
+    /* The policy packs decide the dissolution rules per kind and region (policies/).
+     * The settings below, when set (>= 0), override the packs for every group: an
+     * operator's switch, and how tests shorten timers. */
+    const struct qun_policy *policy;
+    int64_t cooling_off;           /* seconds the owner can cancel */
+    int64_t notice;                /* advance notice for large groups */
+    int64_t notice_threshold;      /* groups with more members get the notice */
+    int64_t purge_grace;           /* seconds a dissolved group stays restorable */
+    int64_t tombstone;             /* seconds a purged group's id answers gone */
+    int64_t approval_expiry;       /* seconds an approval request stays open */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
@@ -195,10 +198,16 @@ qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok,
 
 /* ---- approvals (core/approval.c) ---- */
 /* Create the approvals a dissolution needs; *n receives how many. */
-qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, bool protection, int64_t expires_at,
-                            int *n, qun_err_t *err);
+/* Which approvals a dissolution needs (from the policy view and the org's protection). */
+typedef struct {
+    bool org_admin, school_admin, guardians;
+    int64_t guardian_quorum; /* INT64_MAX: all */
+} qun_approval_needs_t;
+qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, const qun_approval_needs_t *need,
+                            int64_t expires_at, int *n, qun_err_t *err);
 /* What approvals a group's dissolution would need, for the preview. */
-qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, json_t **out, qun_err_t *err);
+qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approval_needs_t *need, json_t **out,
+                            qun_err_t *err);
 qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, bool approve,
                            const char *reason, json_t **out, qun_err_t *err);

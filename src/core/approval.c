@@ -29,17 +29,19 @@ static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind,
     "JOIN guardians gd ON gd.minor_id = m.user_id JOIN users gu ON gu.id = gd.guardian_id "       \
     "WHERE m.group_id = $1 ORDER BY gd.minor_id, gd.guardian_id"
 
-qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, bool protection, int64_t expires_at,
-                            int *n, qun_err_t *err) {
+qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, const qun_approval_needs_t *need,
+                            int64_t expires_at, int *n, qun_err_t *err) {
     qun_rc rc = QUN_OK;
     *n = 0;
-    if (strcmp(g->kind, "enterprise") == 0 && protection && g->org_id) {
+    if (need->org_admin && g->org_id) {
         rc = add(db, did, g->id, "org_admin", 0, g->org_id, 0, expires_at, err);
         (*n)++;
     }
-    if (rc == QUN_OK && strcmp(g->kind, "education") == 0 && g->org_id) {
+    if (rc == QUN_OK && need->school_admin && g->org_id) {
         rc = add(db, did, g->id, "school_admin", 0, g->org_id, 0, expires_at, err);
         (*n)++;
+    }
+    if (rc == QUN_OK && need->guardians) {
         int64_t pairs[256][2];
         int np = 0;
         qun_q_t *q;
@@ -53,22 +55,16 @@ qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, boo
     return rc;
 }
 
-qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, json_t **out, qun_err_t *err) {
+qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approval_needs_t *need, json_t **out,
+                            qun_err_t *err) {
     json_t *a = json_array();
     qun_q_t *q;
     qun_rc rc = QUN_DONE;
-    if (strcmp(g->kind, "enterprise") == 0 && g->org_id) {
-        rc = qun_db_run(db, &q, err, "SELECT dissolve_protection, oid FROM orgs WHERE id = $1", "i", g->org_id);
-        if (rc == QUN_ROW) {
-            if (qun_q_col_int(q, 0))
-                json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "kind", "org_admin", "from",
-                                                   "any admin of the org", "org", qun_q_col_text(q, 1)));
-            qun_q_done(q);
-            rc = QUN_DONE;
-        }
-    }
-    if (rc == QUN_DONE && strcmp(g->kind, "education") == 0 && g->org_id) {
+    if (need->org_admin && g->org_id)
+        json_array_append_new(a, json_pack("{s:s, s:s}", "kind", "org_admin", "from", "any admin of the org"));
+    if (need->school_admin && g->org_id)
         json_array_append_new(a, json_pack("{s:s, s:s}", "kind", "school_admin", "from", "any admin of the school"));
+    if (need->guardians) {
         rc = qun_db_run(db, &q, err, GUARDIANS_SQL, "i", g->id);
         for (; rc == QUN_ROW; rc = qun_q_step(q, err))
             json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "kind", "guardian", "from", qun_q_col_text(q, 2),
@@ -113,6 +109,16 @@ qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_e
     return QUN_OK;
 }
 
+static int64_t count_of(qun_db_t *db, const char *sql, int64_t a) {
+    qun_q_t *q;
+    int64_t n = 0;
+    if (qun_db_run(db, &q, NULL, sql, "i", a) == QUN_ROW) {
+        n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return n;
+}
+
 static int64_t count1(qun_db_t *db, const char *sql, int64_t a, int64_t b) {
     qun_q_t *q;
     int64_t n = 0;
@@ -121,6 +127,27 @@ static int64_t count1(qun_db_t *db, const char *sql, int64_t a, int64_t b) {
         qun_q_done(q);
     }
     return n;
+}
+
+/* Whether a dissolution has every approval it needs: all but the guardians' approved,
+ * and at least guardian_quorum guardians (the quorum the dissolution recorded). */
+static bool complete(qun_db_t *db, int64_t did) {
+    if (count_of(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind != 'guardian' "
+                     "AND state != 'approved'", did) > 0)
+        return false;
+    int64_t total = count_of(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind = 'guardian'", did);
+    int64_t yes = count_of(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind = 'guardian' "
+                               "AND state = 'approved'", did);
+    qun_q_t *q;
+    int64_t quorum = INT64_MAX;
+    if (qun_db_run(db, &q, NULL, "SELECT rules FROM dissolutions WHERE id = $1", "i", did) == QUN_ROW) {
+        json_t *r = json_loads(qun_q_col_text(q, 0), 0, NULL);
+        json_t *v = json_object_get(r, "guardian_quorum");
+        if (json_is_integer(v)) quorum = json_integer_value(v);
+        json_decref(r);
+        qun_q_done(q);
+    }
+    return yes >= (quorum < total ? quorum : total);
 }
 
 qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, bool approve,
@@ -153,8 +180,7 @@ qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, 
     if (rc == QUN_OK) {
         if (!approve)
             rc = qun_diss_end(db, did, "rejected", a->openid, f, err);
-        else if (count1(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND state != 'approved' AND id != $2",
-                        did, id) == 0)
+        else if (complete(db, did))
             rc = qun_diss_approved(db, did, a->uid, err);
     }
     json_decref(f);

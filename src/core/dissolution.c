@@ -25,6 +25,7 @@
 
 #include "qun/core.h"
 #include "qun/ledger.h"
+#include "qun/policy.h"
 
 void qun_params_digest(json_t *params, char out[65]) {
     char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
@@ -32,22 +33,74 @@ void qun_params_digest(json_t *params, char out[65]) {
     free(text);
 }
 
-/* The rules that decide a group's dissolution, each with the source that set it. */
+/* The rules that decide a group's dissolution: the policy packs' view for the group's
+ * kind and regions (each value with the source that set it), with the operator's
+ * overriding settings on top. */
 typedef struct {
-    int64_t cooling_off, notice, notice_threshold, grace, tombstone, approval_expiry, payment_retention;
-    bool step_up, notice_applies;
+    qun_policy_view_t v;
+    int64_t cooling_off, notice, notice_threshold, grace, tombstone, approval_expiry;
+    int64_t retain_messages, retain_files, retain_payments;
+    bool step_up, desensitize, notice_applies;
+    qun_approval_needs_t need;
 } rules_t;
 
-static void rules_for(const qun_group_t *g, rules_t *r) {
-    r->cooling_off = qun_core_cfg.cooling_off;
-    r->notice = qun_core_cfg.notice;
-    r->notice_threshold = qun_core_cfg.notice_threshold;
-    r->grace = qun_core_cfg.purge_grace;
-    r->tombstone = qun_core_cfg.tombstone;
-    r->approval_expiry = qun_core_cfg.approval_expiry;
-    r->payment_retention = qun_core_cfg.payment_retention;
-    r->step_up = strcmp(g->kind, "education") == 0;
+static void override(qun_policy_value_t *v, int64_t setting) {
+    if (setting < 0) return;
+    v->value = setting;
+    snprintf(v->source, sizeof v->source, "config");
+}
+
+static qun_rc rules_for(qun_db_t *db, const qun_group_t *g, rules_t *r, qun_err_t *err) {
+    qun_q_t *q;
+    json_t *regions = NULL;
+    if (qun_db_run(db, &q, err, "SELECT regions FROM groups WHERE id = $1", "i", g->id) == QUN_ROW) {
+        regions = json_loads(qun_q_col_text(q, 0), 0, NULL);
+        qun_q_done(q);
+    }
+    const char *names[16];
+    int n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(regions, i, e) if (n < 16 && json_is_string(e)) names[n++] = json_string_value(e);
+    if (!qun_core_cfg.policy) {
+        json_decref(regions);
+        return qun_fail(err, QUN_INTERNAL, "no policy loaded");
+    }
+    qun_rc rc = qun_policy_resolve(qun_core_cfg.policy, g->kind, names, n, &r->v, err);
+    json_decref(regions);
+    if (rc != QUN_OK) return rc;
+    qun_policy_value_t *R = r->v.rule;
+    override(&R[QUN_POLICY_COOLING_OFF], qun_core_cfg.cooling_off);
+    override(&R[QUN_POLICY_NOTICE], qun_core_cfg.notice);
+    override(&R[QUN_POLICY_NOTICE_THRESHOLD], qun_core_cfg.notice_threshold);
+    override(&R[QUN_POLICY_PURGE_GRACE], qun_core_cfg.purge_grace);
+    override(&R[QUN_POLICY_TOMBSTONE], qun_core_cfg.tombstone);
+    override(&R[QUN_POLICY_APPROVAL_EXPIRY], qun_core_cfg.approval_expiry);
+    override(&R[QUN_POLICY_RETAIN_GROUP_PAYMENTS], qun_core_cfg.payment_retention);
+    r->cooling_off = R[QUN_POLICY_COOLING_OFF].value;
+    r->notice = R[QUN_POLICY_NOTICE].value;
+    r->notice_threshold = R[QUN_POLICY_NOTICE_THRESHOLD].value;
+    r->grace = R[QUN_POLICY_PURGE_GRACE].value;
+    r->tombstone = R[QUN_POLICY_TOMBSTONE].value;
+    r->approval_expiry = R[QUN_POLICY_APPROVAL_EXPIRY].value;
+    r->retain_messages = R[QUN_POLICY_RETAIN_MESSAGES].value;
+    r->retain_files = R[QUN_POLICY_RETAIN_FILES].value;
+    r->retain_payments = R[QUN_POLICY_RETAIN_GROUP_PAYMENTS].value;
+    r->step_up = R[QUN_POLICY_STEP_UP].value != 0;
+    r->desensitize = R[QUN_POLICY_DESENSITIZE].value != 0;
     r->notice_applies = g->member_count > r->notice_threshold;
+    int64_t bits = R[QUN_POLICY_APPROVALS].value;
+    bool protected_org = false;
+    if ((bits & (1 << QUN_APPROVAL_ORG_ADMIN_IF_PROTECTED)) && g->org_id &&
+        qun_db_run(db, &q, NULL, "SELECT dissolve_protection FROM orgs WHERE id = $1", "i", g->org_id) == QUN_ROW) {
+        protected_org = qun_q_col_int(q, 0) != 0;
+        qun_q_done(q);
+    }
+    r->need.org_admin = (bits & (1 << QUN_APPROVAL_ORG_ADMIN)) || protected_org;
+    r->need.school_admin = (bits & (1 << QUN_APPROVAL_SCHOOL_ADMIN)) != 0;
+    r->need.guardians = (bits & (1 << QUN_APPROVAL_GUARDIANS)) != 0;
+    r->need.guardian_quorum = R[QUN_POLICY_GUARDIAN_QUORUM].value;
+    return QUN_OK;
 }
 
 static int64_t delay_of(const rules_t *r) {
@@ -55,20 +108,28 @@ static int64_t delay_of(const rules_t *r) {
     return notice > r->cooling_off ? notice : r->cooling_off;
 }
 
+/* A retention minimum counted from the dissolution; "forever" never purges. */
+static int64_t after(int64_t from, int64_t seconds) {
+    return seconds == QUN_POLICY_FOREVER || seconds > INT64_MAX - from ? INT64_MAX : from + seconds;
+}
+
+static int64_t max64(int64_t a, int64_t b) {
+    return a > b ? a : b;
+}
+
 static json_t *rules_json(const rules_t *r) {
+    const qun_policy_value_t *R = r->v.rule;
     json_t *why = json_array();
     json_array_append_new(why, json_pack("{s:s, s:I, s:s}", "rule", "cooling_off", "seconds",
-                                         (json_int_t)r->cooling_off, "source", "default"));
+                                         (json_int_t)r->cooling_off, "source", R[QUN_POLICY_COOLING_OFF].source));
     if (r->notice_applies)
-        json_array_append_new(why, json_pack("{s:s, s:I, s:s}", "rule", "notice", "seconds", (json_int_t)r->notice,
-                                             "source", "default: more than notice_threshold members"));
-    return json_pack("{s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:b}, s:s}",
-                     "delay_seconds", (json_int_t)delay_of(r), "delay_reasons", why, "rules",
-                     "cooling_off_seconds", (json_int_t)r->cooling_off, "notice_seconds", (json_int_t)r->notice,
-                     "notice_threshold_members", (json_int_t)r->notice_threshold,
-                     "purge_grace_seconds", (json_int_t)r->grace, "tombstone_seconds", (json_int_t)r->tombstone,
-                     "group_payments_retention_seconds", (json_int_t)r->payment_retention,
-                     "step_up_required", r->step_up, "source", "default");
+        json_array_append_new(why, json_pack("{s:s, s:I, s:s, s:I}", "rule", "notice", "seconds", (json_int_t)r->notice,
+                                             "source", R[QUN_POLICY_NOTICE].source, "because_members_over",
+                                             (json_int_t)r->notice_threshold));
+    json_t *guardian_quorum = r->need.guardian_quorum == QUN_POLICY_QUORUM_ALL ? json_string("all")
+                                                                               : json_integer(r->need.guardian_quorum);
+    return json_pack("{s:I, s:o, s:o, s:o}", "delay_seconds", (json_int_t)delay_of(r), "delay_reasons", why,
+                     "policy", qun_policy_view_json(&r->v), "guardian_quorum", guardian_quorum);
 }
 
 static int64_t count(qun_db_t *db, const char *sql, int64_t id) {
@@ -79,11 +140,6 @@ static int64_t count(qun_db_t *db, const char *sql, int64_t id) {
         qun_q_done(q);
     }
     return n;
-}
-
-static bool org_protected(qun_db_t *db, const qun_group_t *g) {
-    return strcmp(g->kind, "enterprise") == 0 && g->org_id &&
-           count(db, "SELECT dissolve_protection FROM orgs WHERE id = $1", g->org_id) != 0;
 }
 
 static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, const rules_t *r) {
@@ -102,7 +158,7 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         "files", "count", (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
         "members lose access at dissolution; bytes purged after the grace unless another group references them",
         "payments", "count", (json_int_t)pays, "rule", "group payment records retained, then purged",
-        "retention_seconds", (json_int_t)r->payment_retention,
+        "retention_seconds", (json_int_t)r->retain_payments,
         "bill_lines", "count", (json_int_t)lines, "rule", "personal bill lines are never purged");
 }
 
@@ -115,9 +171,9 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
         return qun_fail(err, strcmp(g.state, "review") == 0 || strcmp(g.state, "pending") == 0
                                  ? QUN_DISSOLUTION_PENDING : QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
     rules_t r;
-    rules_for(&g, &r);
+    rc = rules_for(db, &g, &r, err);
     json_t *approvals = NULL;
-    rc = qun_approvals_needed(db, &g, &approvals, err);
+    if (rc == QUN_OK) rc = qun_approvals_needed(db, &g, &r.need, &approvals, err);
     if (rc != QUN_OK) return rc;
     unsigned char raw[32];
     char token[64] = "qct_", hash[65], digest[65];
@@ -234,7 +290,8 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
         return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution in %s", g.gid, g.state);
     if (strcmp(g.state, "active") != 0) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
     rules_t r;
-    rules_for(&g, &r);
+    rc = rules_for(db, &g, &r, err);
+    if (rc != QUN_OK) return rc;
     if (!token) return qun_fail(err, QUN_CONFIRMATION_REQUIRED, "preview the dissolution and send its confirmation_token");
     if (r.step_up && !stepped_up) /* checked before the token is spent, so a retry can reuse it */
         return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "%s groups need your password again", g.kind);
@@ -256,7 +313,7 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     int64_t did = qun_q_col_int(q, 0);
     qun_q_done(q);
     int napprovals = 0;
-    rc = qun_approvals_create(db, did, &g, org_protected(db, &g), now + r.approval_expiry, &napprovals, err);
+    rc = qun_approvals_create(db, did, &g, &r.need, now + r.approval_expiry, &napprovals, err);
     const char *to = napprovals ? "review" : "pending";
     if (rc == QUN_OK) rc = set_group_state(db, g.id, "active", to, err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g.id, &r, err);
@@ -291,8 +348,8 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
     qun_err_t ignore;
     qun_group_access(db, &none, gid, QUN_ROLE_NONE, &g, &ignore); /* loads the row; access is not the question */
     rules_t r;
-    rules_for(&g, &r);
-    rc = set_group_state(db, group_id, "review", "pending", err);
+    rc = rules_for(db, &g, &r, err);
+    if (rc == QUN_OK) rc = set_group_state(db, group_id, "review", "pending", err);
     if (rc == QUN_OK) rc = enter_pending(db, did, group_id, &r, err);
     if (rc != QUN_OK) return rc;
     char actor[QUN_ID_MAX] = "";
@@ -349,19 +406,29 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     bool has_successor = !qun_q_col_null(q, 4);
     qun_q_done(q);
     if (!pending || due > qun_now()) return QUN_OK; /* cancelled meanwhile, or not yet */
-    int64_t now = qun_now(), grace_until = now + qun_core_cfg.purge_grace;
-    int64_t payments_at = now + qun_core_cfg.payment_retention;
-    if (payments_at < grace_until) payments_at = grace_until;
+    char gid0[QUN_ID_MAX];
+    qun_group_t g;
+    rules_t r;
+    qun_err_t ignore;
+    rc = group_openid(db, group_id, gid0, err);
+    if (rc != QUN_OK) return rc;
+    qun_group_access(db, &(qun_actor_t){.uid = 0}, gid0, QUN_ROLE_NONE, &g, &ignore); /* loads the row */
+    rc = rules_for(db, &g, &r, err);
+    if (rc != QUN_OK) return rc;
+    /* Nothing is purged within the grace, nor before a retention minimum has passed. */
+    int64_t now = qun_now(), grace_until = after(now, r.grace);
+    int64_t purge_at = max64(grace_until, max64(after(now, r.retain_messages), after(now, r.retain_files)));
+    int64_t payments_at = max64(grace_until, after(now, r.retain_payments));
     rc = set_group_state(db, group_id, "pending", "dissolved", err);
     if (rc == QUN_OK)
         rc = qun_db_run(db, NULL, err,
                         "UPDATE dissolutions SET state = 'dissolved', dissolved_at = $2, grace_until = $3, "
                         "tombstone_until = $4 WHERE id = $1", "iiii", did, now, grace_until,
-                        grace_until + qun_core_cfg.tombstone) == QUN_DONE ? QUN_OK : QUN_STORE;
+                        after(purge_at, r.tombstone)) == QUN_DONE ? QUN_OK : QUN_STORE;
     if (rc == QUN_OK)
         rc = qun_db_run(db, NULL, err,
                         "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('purge_group', $1, $2, $3, $4), "
-                        "('purge_payments', $1, $2, $5, $4)", "iiiii", group_id, did, grace_until, now, payments_at)
+                        "('purge_payments', $1, $2, $5, $4)", "iiiii", group_id, did, purge_at, now, payments_at)
                  == QUN_DONE ? QUN_OK : QUN_STORE;
     if (rc == QUN_OK) rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1", "i", group_id) == QUN_DONE ? QUN_OK : QUN_STORE;
     char gid[QUN_ID_MAX], succ_gid[QUN_ID_MAX] = "";
@@ -394,7 +461,7 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     }
     if (rc != QUN_OK) return rc;
     json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "messages", messages, "members", (json_int_t)members,
-                          "purge_after", (json_int_t)grace_until, "payments_purge_after", (json_int_t)payments_at,
+                          "purge_after", (json_int_t)purge_at, "payments_purge_after", (json_int_t)payments_at,
                           "successor", succ_gid[0] ? succ_gid : NULL);
     rc = qun_ledger_append(db, "group.dissolved", gid, NULL, "pending", "dissolved", f, NULL, err);
     json_decref(f);

@@ -16,6 +16,7 @@
 
 #include "qun/core.h"
 #include "qun/ledger.h"
+#include "qun/policy.h"
 
 const char *qun_role_name(qun_role_t r) {
     switch (r) {
@@ -103,6 +104,12 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
     if (strcmp(kind, "cross_border") == 0 && (!regions || json_array_size(regions) < 2))
         return qun_fail_field(err, QUN_FIELD_MISSING, "regions",
                               "cross_border groups list at least two regions");
+    size_t ri;
+    json_t *re;
+    json_array_foreach(regions, ri, re)
+        if (qun_core_cfg.policy && !qun_policy_has_region(qun_core_cfg.policy, json_string_value(re)))
+            return qun_fail_field(err, QUN_POLICY_UNKNOWN_REGION, "regions",
+                                  "no policy pack defines region \"%.20s\"", json_string_value(re));
     char gid[QUN_ID_MAX];
     qun_id_new(gid, "g");
     char *regs = regions ? json_dumps(regions, JSON_COMPACT) : strdup("[]");

@@ -15,6 +15,7 @@
 #include "qun/core.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
+#include "qun/policy.h"
 #include "qun/outbox.h"
 #include "qun/util.h"
 #include "qun/version.h"
@@ -22,6 +23,7 @@
 
 int qund_purge_pause_ms = 5;
 char qund_data_dir[512] = "var/data";
+char qund_policy_dir[512] = "policies";
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -92,6 +94,10 @@ int main(int argc, char **argv) {
     qun_core_cfg.data_dir = qund_data_dir;
     qun_server_cfg.db_path = db_path;
 
+    qun_policy_t *policy;
+    if (qun_policy_load_dir(qund_policy_dir, &policy, &err) != QUN_OK) return die("policy", &err);
+    qun_core_cfg.policy = policy;
+    qun_log("info", "policies from %s", qun_policy_origin(policy));
     qun_db_t *wdb;
     if (qun_db_open(db_path, false, true, &wdb, &err) != QUN_OK) return die(db_path, &err);
     qun_log("info", "store %s at schema %d", db_path, qun_db_schema_version(wdb));
@@ -111,6 +117,7 @@ int main(int argc, char **argv) {
     qun_outbox_stop(outbox);
     qun_writer_stop(writer);
     if (rc != QUN_OK) return die("server", &err);
+    qun_policy_free(policy);
     qun_log("info", "qund stopped");
     return 0;
 }

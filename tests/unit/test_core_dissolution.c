@@ -4,6 +4,7 @@
  * halfway (a simulated crash) and resumed without double counting. */
 #include "qun/core.h"
 #include "qun/jobs.h"
+#include "qun/policy.h"
 #include "unit.h"
 
 static qun_db_t *db;
@@ -31,6 +32,9 @@ int main(void) {
     qun_err_t err;
     json_t *out;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
+    qun_policy_t *policy;
+    CHECK(qun_policy_builtin(&policy) == QUN_OK);
+    qun_core_cfg.policy = policy;
     qun_actor_t owner = {0}, member = {0}, other = {0};
     user("owner", &owner);
     user("member", &member);
@@ -107,5 +111,6 @@ int main(void) {
     json_decref(del);
     json_decref(keep);
     qun_db_close(db);
+    qun_policy_free(policy);
     return unit_done("core_dissolution");
 }
