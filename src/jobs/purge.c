@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "qun/core.h"
+#include "qun/desensitize.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
 
@@ -45,6 +46,7 @@ static qun_rc ledger_receipt(qun_db_t *db, int64_t group_id, const char *event, 
     qun_q_done(q);
     json_t *receipt = json_deep_copy(p);
     json_object_del(receipt, "phase");
+    json_object_del(receipt, "desensitize_cursor");
     json_t *f = json_pack("{s:o}", "receipt", receipt);
     rc = qun_ledger_append(db, event, gid, NULL, old_state ? old_state : state, new_state ? new_state : state, f,
                            NULL, err);
@@ -64,6 +66,44 @@ static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *mo
     int64_t n = qun_db_changes(db);
     bump(p, "messages_deleted", n);
     *more = n == qun_core_cfg.purge_batch;
+    return QUN_OK;
+}
+
+/* Finance groups keep no personal numbers in a retained copy: mask the kept messages
+ * one batch per transaction, resuming after the last id the progress recorded. */
+static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
+    qun_q_t *q;
+    int64_t cursor = json_integer_value(json_object_get(p, "desensitize_cursor"));
+    int64_t batch = qun_core_cfg.purge_batch, n = 0;
+    qun_mask_counts_t counts = {0, 0, 0};
+    typedef struct { int64_t id; char *text; } row_t;
+    row_t *rows = calloc((size_t)batch, sizeof *rows);
+    if (!rows) return qun_fail(err, QUN_NOMEM, "out of memory");
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT id, body FROM messages WHERE group_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                           "iii", group_id, cursor, batch);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        rows[n].id = qun_q_col_int(q, 0);
+        rows[n++].text = strdup(qun_q_col_text(q, 1));
+    }
+    for (int64_t i = 0; rc == QUN_DONE && i < n; i++) {
+        if (!rows[i].text) {
+            rc = qun_fail(err, QUN_NOMEM, "out of memory");
+            break;
+        }
+        qun_mask_counts_t before = counts;
+        qun_desensitize_inplace(rows[i].text, strlen(rows[i].text), &counts);
+        if (memcmp(&before, &counts, sizeof counts) != 0)
+            rc = qun_db_run(db, NULL, err, "UPDATE messages SET body = $2 WHERE id = $1", "is", rows[i].id, rows[i].text);
+        cursor = rows[i].id;
+    }
+    for (int64_t i = 0; i < n; i++) free(rows[i].text);
+    free(rows);
+    if (rc != QUN_DONE) return rc;
+    bump(p, "masked_phones", (int64_t)counts.phones);
+    bump(p, "masked_national_ids", (int64_t)counts.national_ids);
+    bump(p, "masked_bank_cards", (int64_t)counts.bank_cards);
+    json_object_set_new(p, "desensitize_cursor", json_integer(cursor));
+    *more = n == batch;
     return QUN_OK;
 }
 
@@ -127,11 +167,19 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
     qun_rc rc = QUN_OK;
     if (!phase) {
         /* First step: decide what this purge covers. */
-        rc = qun_db_run(db, &q, err, "SELECT messages FROM dissolutions WHERE id = $1", "i", ref_id);
+        rc = qun_db_run(db, &q, err, "SELECT messages, rules FROM dissolutions WHERE id = $1", "i", ref_id);
         if (rc != QUN_ROW) goto out;
         bool del = strcmp(qun_q_col_text(q, 0), "delete") == 0;
+        json_t *rules = json_loads(qun_q_col_text(q, 1), 0, NULL);
+        bool mask = json_is_true(json_object_get(json_object_get(json_object_get(rules, "policy"), "desensitize"), "value"));
+        json_decref(rules);
         qun_q_done(q);
-        json_object_set_new(p, "phase", json_string(del ? "messages" : "files"));
+        json_object_set_new(p, "phase", json_string(del ? "messages" : mask ? "desensitize" : "files"));
+        if (mask && !del) {
+            json_object_set_new(p, "masked_phones", json_integer(0));
+            json_object_set_new(p, "masked_national_ids", json_integer(0));
+            json_object_set_new(p, "masked_bank_cards", json_integer(0));
+        }
         json_object_set_new(p, "messages_deleted", json_integer(0));
         json_object_set_new(p, "files_removed", json_integer(0));
         json_object_set_new(p, "blobs_released", json_integer(0));
@@ -146,6 +194,9 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
     } else if (strcmp(phase, "messages") == 0) {
         rc = purge_messages(db, group_id, p, &more, err);
         if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("files"));
+    } else if (strcmp(phase, "desensitize") == 0) {
+        rc = desensitize_messages(db, group_id, p, &more, err);
+        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("files"));
     } else if (strcmp(phase, "files") == 0) {
         rc = purge_files(db, group_id, p, &more, err);
         if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("members"));
@@ -159,6 +210,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             json_object_set_new(p, "phase", json_string("done"));
             json_t *receipt = json_deep_copy(p);
             json_object_del(receipt, "phase");
+            json_object_del(receipt, "desensitize_cursor");
             char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
             json_decref(receipt);
             rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3, state = 'purged' WHERE id = $1",

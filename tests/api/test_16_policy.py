@@ -72,3 +72,33 @@ def test_a_broken_pack_stops_qund(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "kinds.json" in p.stderr and "kinds.finance.retention.messages" in p.stderr, p.stderr
+
+
+def test_finance_retained_copy_is_desensitized(tmp_path):
+    s = Server(env={"QUN_TEST_CLOCK": "1"}, extra=["--set", "cooling_off=0", "--set", "purge_grace=0"]).start()
+    try:
+        owner, member = register(s.url), register(s.url)
+        g = expect(owner.post("/v1/groups", {"name": "desk", "kind": "finance"}), 201)["id"]
+        expect(owner.post(f"/v1/groups/{g}/members", {"openid": member.openid}), 201)
+        texts = ["call me on 138 1234 5678", "my id 11010519491231002X thanks",
+                 "card 4111 1111 1111 1111 please", "order 4111111111111112 is fine"]
+        for t in texts:
+            expect(member.post(f"/v1/groups/{g}/messages", {"text": t}), 201)
+        tok = expect(owner.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "keep"}), 200)
+        assert tok["timing"]["policy"]["desensitize"] == {"value": True, "source": "kind:finance"}
+        expect(owner.post(f"/v1/groups/{g}/dissolution",
+                          {"messages": "keep", "confirmation_token": tok["confirmation_token"]}), 202)
+        deadline = time.time() + 20
+        while (st := expect(owner.get(f"/v1/groups/{g}/dissolution"), 200))["state"] != "purged":
+            assert time.time() < deadline, st
+            time.sleep(0.05)
+        r = st["receipt"]
+        assert (r["masked_phones"], r["masked_national_ids"], r["masked_bank_cards"]) == (1, 1, 1)
+        kept = [m["text"] for m in expect(owner.get(f"/v1/groups/{g}/messages"), 200)["items"] if m["kind"] == "text"]
+        assert kept == ["call me on 138 **** 5678", "my id 110105********002X thanks",
+                        "card **** **** **** 1111 please", "order 4111111111111112 is fine"]
+        purged = [json.loads(h["entry"]) for h in expect(owner.get(f"/v1/groups/{g}/history"), 200)["items"]
+                  if h["event"] == "group.purged"][0]
+        assert purged["receipt"]["masked_bank_cards"] == 1
+    finally:
+        stop_clean(s)
