@@ -62,6 +62,15 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     if (!live_state(g->state)) {
         /* Members were removed at dissolution; the owner keeps a read-only view. */
         if (g->owner_id == a->uid) g->role = QUN_ROLE_OWNER;
+        /* The handle is a tombstone answering "gone" for its tombstone period, then
+         * it is simply unknown (to everyone but the owner). */
+        if (g->role != QUN_ROLE_OWNER &&
+            qun_db_run(db, &q, NULL, "SELECT tombstone_until FROM dissolutions WHERE group_id = $1 "
+                       "AND tombstone_until IS NOT NULL ORDER BY id DESC LIMIT 1", "i", g->id) == QUN_ROW) {
+            bool expired = qun_q_col_int(q, 0) < qun_now();
+            qun_q_done(q);
+            if (expired) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+        }
         return qun_fail(err, QUN_GROUP_GONE, "group %s is %s", g->gid, g->state);
     }
     if (g->role == QUN_ROLE_NONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import requests
 
 from conftest import Client, Server, expect, make_group, register, stop_clean
 
@@ -280,3 +281,43 @@ def test_successor_group_gets_the_members(srv):
     assert g2["name"] == "team v2" and g2["owner"] == owner.openid and g2["member_count"] == 3
     roles = {m["openid"]: m["role"] for m in expect(member.get(f"/v1/groups/{succ}/members"), 200)["items"]}
     assert roles == {owner.openid: "owner", admin.openid: "admin", member.openid: "member"}
+
+
+def test_timer_due_across_kill_9_marks_exactly_once():
+    s = Server(extra=["--set", "cooling_off=2", "--set", "purge_grace=3600"]).start()
+    try:
+        owners = [register(s.url) for _ in range(6)]
+        gids = [make_group(o) for o in owners]
+        for o, g in zip(owners, gids):
+            expect(request(o, g), 202)
+        time.sleep(1.9)  # the timers fall due around the kill
+        s.kill()
+        time.sleep(0.5)
+        s.start()  # down when they were due: they fire after the restart
+        for o, g in zip(owners, gids):
+            wait_state(o, g, "dissolved")
+        for o, g in zip(owners, gids):
+            events = [e["event"] for e in history(o, g)]
+            assert events.count("group.dissolved") == 1, events
+            st = status(o, g)
+            assert sorted(j["kind"] for j in st["jobs"]) == ["purge_group", "purge_payments"]
+    finally:
+        stop_clean(s)
+
+
+def test_tombstone_answers_gone_then_not_found(srv):
+    owner, member = register(srv.url), register(srv.url)
+    gid = make_group(owner, members=[member])
+    expect(request(owner, gid), 202)
+    advance(owner, 48 * H + 1)
+    st = wait_state(owner, gid, "dissolved")
+    assert st["tombstone_until"] == st["grace_until"] + 31 * 86400
+    advance(owner, 7 * 86400 + 1)
+    wait_state(owner, gid, "purged")
+    expect(member.get(f"/v1/groups/{gid}"), 410, "GROUP_GONE")
+    advance(owner, 31 * 86400)
+    for c in (owner, member):  # 38 days on, the sessions have expired: log in again
+        c.token = expect(requests.post(srv.url + "/v1/sessions", json={
+            "username": c.username, "password": "correct horse", "device_id": "d", "platform": "cli"}), 201)["token"]
+    expect(member.get(f"/v1/groups/{gid}"), 404, "GROUP_NOT_FOUND")
+    assert expect(owner.get(f"/v1/groups/{gid}"), 200)["state"] == "purged"  # the owner's record stays
