@@ -51,6 +51,11 @@ typedef struct {
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
+/* Finish a cursor-paginated list: on QUN_DONE *out = {items, next_cursor} (next_cursor
+ * is last as a string when the page is full, null at the end) and QUN_OK; on any other
+ * rc, items is freed and rc returned.  Takes items. */
+qun_rc qun_page(qun_rc rc, json_t *items, int64_t last, int limit, json_t **out);
+
 /* ---- accounts (core/account.c) ---- */
 /* Whether username is in a comma-separated list of usernames. */
 bool qun_name_listed(const char *list, const char *username);

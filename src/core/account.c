@@ -25,6 +25,17 @@ qun_core_cfg_t qun_core_cfg = {
     .pw_memlimit = 64u << 20,         /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
 };
 
+qun_rc qun_page(qun_rc rc, json_t *items, int64_t last, int limit, json_t **out) {
+    if (rc != QUN_DONE) {
+        json_decref(items);
+        return rc;
+    }
+    char cur[24];
+    snprintf(cur, sizeof cur, "%lld", (long long)last);
+    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor", (int)json_array_size(items) == limit ? cur : NULL);
+    return *out ? QUN_OK : QUN_NOMEM;
+}
+
 bool qun_name_listed(const char *list, const char *username) {
     size_t n = strlen(username);
     while (list && *list) {

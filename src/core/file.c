@@ -136,15 +136,7 @@ qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_
         last = qun_q_col_int(q, 6);
         json_array_append_new(items, file_json(q));
     }
-    if (rc != QUN_DONE) {
-        json_decref(items);
-        return rc;
-    }
-    char cur[24];
-    snprintf(cur, sizeof cur, "%lld", (long long)last);
-    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-                     (int)json_array_size(items) == limit ? cur : NULL);
-    return QUN_OK;
+    return qun_page(rc, items, last, limit, out);
 }
 
 qun_rc qun_file_get(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,

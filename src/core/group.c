@@ -170,15 +170,7 @@ qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int lim
             "state", qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 5),
             "my_role", qun_q_col_text(q, 6)));
     }
-    if (rc != QUN_DONE) {
-        json_decref(items);
-        return rc;
-    }
-    char cur[24];
-    snprintf(cur, sizeof cur, "%lld", (long long)last);
-    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-                     (int)json_array_size(items) == limit ? cur : NULL);
-    return QUN_OK;
+    return qun_page(rc, items, last, limit, out);
 }
 
 qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name,
@@ -212,15 +204,7 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
             "role", qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4),
             "minor", (int)qun_q_col_int(q, 5)));
     }
-    if (rc != QUN_DONE) {
-        json_decref(items);
-        return rc;
-    }
-    char cur[24];
-    snprintf(cur, sizeof cur, "%lld", (long long)last);
-    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-                     (int)json_array_size(items) == limit ? cur : NULL);
-    return QUN_OK;
+    return qun_page(rc, items, last, limit, out);
 }
 
 static json_t *member_json(qun_db_t *db, int64_t group_id, int64_t uid) {

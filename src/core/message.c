@@ -43,13 +43,5 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
             "seq", (json_int_t)last, "author", qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2),
             "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4)));
     }
-    if (rc != QUN_DONE) {
-        json_decref(items);
-        return rc;
-    }
-    char cur[24];
-    snprintf(cur, sizeof cur, "%lld", (long long)last);
-    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-                     (int)json_array_size(items) == limit ? cur : NULL);
-    return QUN_OK;
+    return qun_page(rc, items, last, limit, out);
 }

@@ -120,13 +120,5 @@ qun_rc qun_bill_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limi
             "payment", qun_q_col_text(q, 3), "kind", qun_q_col_text(q, 4),
             "amount", (json_int_t)qun_q_col_int(q, 5), "created_at", (json_int_t)qun_q_col_int(q, 6)));
     }
-    if (rc != QUN_DONE) {
-        json_decref(items);
-        return rc;
-    }
-    char cur[24];
-    snprintf(cur, sizeof cur, "%lld", (long long)last);
-    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
-                     (int)json_array_size(items) == limit ? cur : NULL);
-    return QUN_OK;
+    return qun_page(rc, items, last, limit, out);
 }

@@ -152,12 +152,9 @@ qun_rc h_group_history(qun_req_t *r) {
         json_array_append_new(items, json_pack("{s:I, s:s, s:s, s:s}", "index", (json_int_t)(last - 1), "event",
                                                qun_q_col_text(q, 1), "entry", qun_q_col_text(q, 2), "leaf_hash", hex));
     }
-    if (rc != QUN_DONE) {
-        json_decref(items);
-        return rc;
-    }
-    char cur[24];
-    snprintf(cur, sizeof cur, "%lld", (long long)last);
-    return qun_ok(r, 200, json_pack("{s:s, s:o, s:s?}", "group", g.gid, "items", items, "next_cursor",
-                                    (int)json_array_size(items) == limit ? cur : NULL));
+    json_t *out;
+    rc = qun_page(rc, items, last, limit, &out);
+    if (rc != QUN_OK) return rc;
+    json_object_set_new(out, "group", json_string(g.gid));
+    return qun_ok(r, 200, out);
 }
