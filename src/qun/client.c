@@ -604,6 +604,10 @@ out:
     return rc;
 }
 
+int qun_cli_report(qun_resp_t *resp) {
+    return report_problem(resp);
+}
+
 void qun_resp_free(qun_resp_t *resp) {
     json_decref(resp->json);
     free(resp->raw);

@@ -111,6 +111,9 @@ typedef struct {
  * format and give exit status 1. */
 int qun_cli_call(qun_cli_t *c, const qun_call_t *call, qun_resp_t *resp);
 void qun_resp_free(qun_resp_t *resp);
+/* Print the error answer in resp (of a call made with quiet) in the one error format,
+ * with the requirements it lists.  Returns QUN_EXIT_FAIL. */
+int qun_cli_report(qun_resp_t *resp);
 
 /* The common case: a JSON request whose body is stolen (may be NULL), answer in *out
  * (owned by the caller; NULL when the answer has no body).  Returns an exit status. */
@@ -159,5 +162,11 @@ int qun_cmd_claim(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_bill(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_status(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_cancel(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_restore(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_approvals(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_hold(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_org(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_audit(qun_cli_t *c, int argc, char **argv);
 
 #endif

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Dissolution commands.  `dissolve` shows the server's impact preview, makes the user
- * type the group's name, and only on an exact match sends the request with the
- * preview's confirmation token; then it follows the purge job.  `status` shows a
- * dissolution and its jobs. */
+/* Dissolution commands.  `dissolve` shows the server's impact preview (with the delay
+ * and the approvals it will need), makes the user type the group's name, and only on
+ * an exact match sends the request with the preview's confirmation token, re-entering
+ * the password when the server asks for a step-up; then it follows the purge job.
+ * `status` shows a dissolution and its jobs, `cancel` withdraws one before it is
+ * carried out, and `restore` brings a dissolved group back within the purge grace. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +42,63 @@ static void print_impact_line(FILE *f, const char *key, json_t *e) {
     fputc('\n', f);
 }
 
+/* A duration the way timers are read: "48h", "72h 30m", "7d", "7d 2h", "5m", "30s".
+ * Hours up to three days, because the notice periods are stated in hours. */
+static void fmt_duration(int64_t s, char out[32]) {
+    long long d = s / 86400, h = s % 86400 / 3600, hh = s / 3600, m = s % 3600 / 60;
+    if (s < 0) snprintf(out, 32, "0s");
+    else if (s > 72 * 3600) snprintf(out, 32, h ? "%lldd %lldh" : "%lldd", d, h);
+    else if (s >= 3600) snprintf(out, 32, m ? "%lldh %02lldm" : "%lldh", hh, m);
+    else if (s >= 60) snprintf(out, 32, "%lldm", m);
+    else snprintf(out, 32, "%llds", (long long)s);
+}
+
+/* The delay between the request and the dissolution, and the rules behind it. */
+static void print_timing(FILE *f, json_t *timing) {
+    char d[32];
+    size_t i;
+    json_t *r;
+    if (!json_is_integer(json_object_get(timing, "delay_seconds"))) return;
+    fmt_duration(qun_jint(timing, "delay_seconds"), d);
+    fprintf(f, "Timing: the group dissolves %s after the request", d);
+    json_t *why = json_object_get(timing, "delay_reasons");
+    if (json_array_size(why) > 0) fprintf(f, ", because of:");
+    fputc('\n', f);
+    json_array_foreach(why, i, r) {
+        fmt_duration(qun_jint(r, "seconds"), d);
+        fprintf(f, "  %-12s %s", qun_jstr_or(r, "rule", "?"), d);
+        const char *src = qun_jstr_or(r, "source", NULL);
+        if (src) fprintf(f, " (%s)", src);
+        fputc('\n', f);
+    }
+    json_t *rules = json_object_get(timing, "rules");
+    if (json_is_integer(json_object_get(rules, "purge_grace_seconds"))) {
+        fmt_duration(qun_jint(rules, "purge_grace_seconds"), d);
+        fprintf(f, "  after it dissolves, the owner can restore it for %s before the purge\n", d);
+    }
+}
+
+/* The approvals a dissolution needs (preview) or waits for (status). */
+static void print_approvals(FILE *f, const char *title, json_t *approvals) {
+    size_t i;
+    json_t *a;
+    if (json_array_size(approvals) == 0) return;
+    fprintf(f, "%s:\n", title);
+    json_array_foreach(approvals, i, a) {
+        fprintf(f, "  %-12s", qun_jstr_or(a, "kind", "?"));
+        if (json_object_get(a, "state")) fprintf(f, " %-9s", qun_jstr_or(a, "state", "?"));
+        const char *who = qun_jstr_or(a, "from", NULL);
+        if (who) fprintf(f, " from %s", who);
+        const char *minor = qun_jstr_or(a, "for_minor", qun_jstr_or(a, "subject", NULL));
+        if (minor) fprintf(f, " (for %s)", minor);
+        const char *org = qun_jstr_or(a, "org", NULL);
+        if (org) fprintf(f, " (org %s)", org);
+        const char *id = qun_jstr_or(a, "id", NULL);
+        if (id) fprintf(f, "  [%s]", id);
+        fputc('\n', f);
+    }
+}
+
 /* The preview, in a fixed order first and then anything newer servers add. */
 static void print_preview(FILE *f, json_t *p) {
     static const char *order[] = {"members", "messages", "files", "payments", "bill_lines"};
@@ -55,6 +115,15 @@ static void print_preview(FILE *f, json_t *p) {
         for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) known = known || strcmp(k, order[i]) == 0;
         if (!known) print_impact_line(f, k, e);
     }
+    const char *succ = qun_jstr_or(json_object_get(p, "params"), "successor_name", NULL);
+    if (succ) fprintf(f, "A successor group \"%s\" gets the members when the group dissolves.\n", succ);
+    print_timing(f, json_object_get(p, "timing"));
+    print_approvals(f, "Approvals needed", json_object_get(p, "approvals"));
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(p, "requirements"), i, r)
+        if (strcmp(qun_jstr_or(r, "method", ""), "password") == 0)
+            fprintf(f, "Your password is needed again (step-up) to send the request.\n");
     fprintf(f, "The confirmation expires at %s.\n", qun_fmt_time(qun_jint(p, "expires_at"), t));
 }
 
@@ -63,22 +132,32 @@ static void print_status(FILE *f, json_t *s) {
     json_t *job;
     size_t i;
     fprintf(f, "group %s: %s\n", qun_jstr_or(s, "group", "?"), qun_jstr_or(s, "state", "?"));
-    /* Only what the answer holds: the fallback of fetch_status has the state alone. */
+    /* Only what the answer holds: the fallback of fetch_status has the state alone, and
+     * times not reached yet are null. */
     if (json_object_get(s, "messages")) fprintf(f, "  messages:   %s\n", qun_jstr_or(s, "messages", "?"));
     if (json_object_get(s, "requested_at"))
         fprintf(f, "  requested:  %s by %s\n", qun_fmt_time(qun_jint(s, "requested_at"), t),
                 qun_jstr_or(s, "requested_by", "?"));
-    if (json_object_get(s, "due_at") && strcmp(qun_jstr_or(s, "state", ""), "pending") == 0) {
-        int64_t left = qun_jint(s, "seconds_left");
-        fprintf(f, "  dissolves:  %s (in %lldh %02lldm); cancel with: qun cancel %s\n",
-                qun_fmt_time(qun_jint(s, "due_at"), t), (long long)(left / 3600), (long long)(left % 3600 / 60),
-                qun_jstr_or(s, "group", "?"));
+    if (json_is_integer(json_object_get(s, "due_at")) && strcmp(qun_jstr_or(s, "state", ""), "pending") == 0) {
+        char left[32];
+        fmt_duration(qun_jint(s, "seconds_left"), left);
+        fprintf(f, "  dissolves:  %s (in %s); cancel with: qun cancel %s\n", qun_fmt_time(qun_jint(s, "due_at"), t),
+                left, qun_jstr_or(s, "group", "?"));
     }
-    if (strcmp(qun_jstr_or(s, "state", ""), "review") == 0) fprintf(f, "  waiting for approvals\n");
-    if (json_object_get(s, "dissolved_at")) fprintf(f, "  dissolved:  %s\n", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
-    if (json_object_get(s, "grace_until") && strcmp(qun_jstr_or(s, "state", ""), "dissolved") == 0)
+    if (strcmp(qun_jstr_or(s, "state", ""), "review") == 0) {
+        fprintf(f, "  waiting for approvals; cancel with: qun cancel %s\n", qun_jstr_or(s, "group", "?"));
+        print_approvals(f, "  approvals", json_object_get(s, "approvals"));
+    }
+    const char *ds = qun_jstr_or(s, "dissolution_state", NULL);
+    if (ds && strcmp(ds, qun_jstr_or(s, "state", "")) != 0) fprintf(f, "  dissolution: %s\n", ds);
+    if (json_is_string(json_object_get(s, "successor_name")))
+        fprintf(f, "  successor:  \"%s\"%s%s\n", qun_jstr_or(s, "successor_name", ""),
+                json_is_string(json_object_get(s, "successor")) ? " " : "", qun_jstr_or(s, "successor", ""));
+    if (json_is_true(json_object_get(s, "held"))) fprintf(f, "  under a legal hold: nothing is purged until it is released\n");
+    if (json_is_integer(json_object_get(s, "dissolved_at"))) fprintf(f, "  dissolved:  %s\n", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
+    if (json_is_integer(json_object_get(s, "grace_until")) && strcmp(qun_jstr_or(s, "state", ""), "dissolved") == 0)
         fprintf(f, "  restorable until %s\n", qun_fmt_time(qun_jint(s, "grace_until"), t));
-    if (json_object_get(s, "purged_at")) fprintf(f, "  purged:     %s\n", qun_fmt_time(qun_jint(s, "purged_at"), t));
+    if (json_is_integer(json_object_get(s, "purged_at"))) fprintf(f, "  purged:     %s\n", qun_fmt_time(qun_jint(s, "purged_at"), t));
     json_t *receipt = json_object_get(s, "receipt");
     if (json_object_size(receipt) > 0) {
         fprintf(f, "  receipt:    ");
@@ -175,12 +254,58 @@ static void follow_purge(qun_cli_t *c, const char *gid, json_t **status) {
     if (drew) fputc('\n', stderr);
 }
 
+/* POST body (stolen) to path as a step-up request: with the password at once when
+ * eager (the preview said it is needed, or one was given), else first without it;
+ * a 428 STEP_UP_REQUIRED is answered by reading the password (flag, QUN_PASSWORD or
+ * a prompt) and sending the same body again with it.  *out receives the answer. */
+static int post_step_up(qun_cli_t *c, const char *path, json_t *body, const char *flag, bool eager,
+                        json_t **out) {
+    char pw[512];
+    int rc = QUN_EXIT_OK;
+    bool sent_pw = false;
+    *out = NULL;
+    if (eager) {
+        rc = qun_read_password(flag, false, pw, sizeof pw);
+        if (rc == QUN_EXIT_OK) json_object_set_new(body, "password", json_string(pw));
+        sent_pw = rc == QUN_EXIT_OK;
+    }
+    for (int attempt = 0; rc == QUN_EXIT_OK && attempt < 2; attempt++) {
+        qun_call_t call = {.method = "POST", .path = path, .body = body, .quiet = true};
+        qun_resp_t resp;
+        rc = qun_cli_call(c, &call, &resp);
+        if (rc == QUN_EXIT_OK) {
+            *out = resp.json;
+            resp.json = NULL;
+        } else if (resp.status == 428 && !sent_pw &&
+                   strcmp(qun_jstr_or(resp.json, "code", ""), "STEP_UP_REQUIRED") == 0) {
+            fprintf(stderr, "The server asks for your password again to do this.\n");
+            rc = qun_read_password(flag, false, pw, sizeof pw);
+            if (rc == QUN_EXIT_OK) {
+                json_object_set_new(body, "password", json_string(pw));
+                sent_pw = true;
+                qun_resp_free(&resp);
+                continue;
+            }
+        } else if (resp.status != 0) {
+            rc = qun_cli_report(&resp);
+        }
+        /* A transport failure was already reported by qun_cli_call (status 0). */
+        qun_resp_free(&resp);
+        break;
+    }
+    sodium_memzero(pw, sizeof pw);
+    json_decref(body);
+    return rc;
+}
+
 int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {
-        {"--messages", NULL, true}, {"--confirm-name", NULL, true}, {"--no-wait", NULL, false}, {0}};
-    static const char usage[] = "dissolve <gid> --messages keep|delete [--confirm-name NAME] [--no-wait]";
+    static const qun_opt_t opts[] = {{"--messages", NULL, true},  {"--confirm-name", NULL, true},
+                                     {"--no-wait", NULL, false},  {"--successor", NULL, true},
+                                     {"--password", NULL, true},  {0}};
+    static const char usage[] = "dissolve <gid> --messages keep|delete [--successor NAME] [--confirm-name NAME] "
+                                "[--password P] [--no-wait]";
     qun_args_t a;
-    json_t *preview = NULL, *status = NULL;
+    json_t *preview = NULL, *status = NULL, *params = NULL;
     char ppath[512], path[512];
     char *typed = NULL;
     size_t cap = 0;
@@ -191,7 +316,11 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "say what happens to the messages: --messages keep|delete");
     rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/dissolution/preview", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/dissolution", a.pos[0]);
-    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", ppath, json_pack("{s:s}", "messages", messages), &preview);
+    /* The token is bound to the parameters, so the preview and the request carry the
+     * same ones: messages and, when given, successor_name. */
+    params = json_pack("{s:s}", "messages", messages);
+    if (a.val[3]) json_object_set_new(params, "successor_name", json_string(a.val[3]));
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", ppath, json_deep_copy(params), &preview);
     if (rc != QUN_EXIT_OK) goto out;
     const char *name = qun_jstr_or(preview, "name", NULL);
     const char *token = qun_jstr_or(preview, "confirmation_token", NULL);
@@ -224,8 +353,14 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
                           "the name typed does not match \"%s\"; nothing was dissolved", name);
         goto out;
     }
-    rc = qun_cli_json(c, "POST", path,
-                      json_pack("{s:s, s:s}", "confirmation_token", token, "messages", messages), &status);
+    bool step_up = a.val[4] != NULL;
+    size_t i;
+    json_t *req;
+    json_array_foreach(json_object_get(preview, "requirements"), i, req)
+        step_up = step_up || strcmp(qun_jstr_or(req, "method", ""), "password") == 0;
+    json_t *body = json_deep_copy(params);
+    json_object_set_new(body, "confirmation_token", json_string(token));
+    rc = post_step_up(c, path, body, a.val[4], step_up, &status);
     if (rc != QUN_EXIT_OK) goto out;
     if (!json_is_object(status)) {
         json_decref(status);
@@ -237,6 +372,7 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     else print_status(stdout, status);
 out:
     free(typed);
+    json_decref(params);
     json_decref(preview);
     json_decref(status);
     return rc;
@@ -250,6 +386,42 @@ int qun_cmd_status(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json) qun_print_json(out);
     else print_status(stdout, out);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_cancel(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "cancel <gid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/dissolution", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else {
+        printf("cancelled the dissolution of %s; the group is %s\n", qun_jstr_or(out, "group", a.pos[0]),
+               qun_jstr_or(out, "state", "?"));
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_restore(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--password", NULL, true}, {0}};
+    qun_args_t a;
+    json_t *out = NULL;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, "restore <gid> [--password P]", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/restore", a.pos[0]);
+    /* Server admins restore without a step-up, so the password is asked for only when
+     * the server wants it (or sent at once when given on the command line). */
+    if (rc == QUN_EXIT_OK) rc = post_step_up(c, path, json_object(), a.val[0], a.val[0] != NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) qun_print_json(out);
+    else printf("restored group %s \"%s\"; it is %s again\n", qun_jstr_or(out, "id", a.pos[0]),
+                qun_jstr_or(out, "name", ""), qun_jstr_or(out, "state", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }

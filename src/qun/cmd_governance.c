@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/* Governance commands around dissolutions: the approvals inbox (`approvals list`,
+ * `approve`, `reject`), legal holds for the compliance role (`hold place|list|release`)
+ * and an enterprise org's dissolve protection (`org protection`). */
+#include <string.h>
+
+#include "client.h"
+
+/* A sub-command table entry: the word after the family name and its runner. */
+typedef struct {
+    const char *name;
+    int (*run)(qun_cli_t *c, int argc, char **argv);
+} sub_t;
+
+static int dispatch(qun_cli_t *c, const char *family, const sub_t *subs, size_t n, int argc, char **argv) {
+    if (argc >= 1)
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(subs[i].name, argv[0]) == 0) return subs[i].run(c, argc - 1, argv + 1);
+    if (argc < 1)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a %s command is missing; see: qun help %s", family,
+                            family);
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown %s command %s; see: qun help %s", family, argv[0],
+                        family);
+}
+
+/* ---- approvals ---- */
+
+static void print_approval(json_t *a) {
+    char t[32];
+    printf("%-24s %-12s %-9s %s \"%s\" (%s)", qun_jstr_or(a, "id", "?"), qun_jstr_or(a, "kind", "?"),
+           qun_jstr_or(a, "state", "?"), qun_jstr_or(a, "group", "?"), qun_jstr_or(a, "group_name", ""),
+           qun_jstr_or(a, "group_kind", "?"));
+    printf(" by %s", qun_jstr_or(a, "requested_by", "?"));
+    if (qun_jstr_or(a, "subject", NULL)) printf(", for %s", qun_jstr_or(a, "subject", ""));
+    if (strcmp(qun_jstr_or(a, "state", ""), "pending") == 0)
+        printf(", expires %s", qun_fmt_time(qun_jint(a, "expires_at"), t));
+    const char *reason = qun_jstr_or(a, "reason", "");
+    if (*reason) printf(", reason: %s", reason);
+    putchar('\n');
+}
+
+static int approvals_list(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL, *it;
+    size_t i;
+    int rc = qun_args_parse(argc, argv, NULL, 0, 0, "approvals list", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", "/v1/approvals", NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *items = json_object_get(out, "items");
+    if (c->json) {
+        qun_print_json(out);
+    } else if (json_array_size(items) == 0) {
+        printf("no approvals are waiting for you\n");
+    } else {
+        json_array_foreach(items, i, it) print_approval(it);
+        printf(
+            "decide with: qun approvals approve <id> [--reason R] | qun approvals reject <id> --reason R\n");
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+static int decide(qun_cli_t *c, int argc, char **argv, bool approve) {
+    static const qun_opt_t opts[] = {{"--reason", NULL, true}, {0}};
+    const char *usage =
+        approve ? "approvals approve <aid> [--reason R]" : "approvals reject <aid> --reason R";
+    qun_args_t a;
+    json_t *out = NULL;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    /* The server insists on a reason for a rejection; say so before asking it. */
+    if (!approve && (!a.val[0] || !*a.val[0]))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a rejection needs a reason; usage: qun %s", usage);
+    json_t *body = json_object();
+    if (a.val[0]) json_object_set_new(body, "reason", json_string(a.val[0]));
+    rc = qun_pathf(path, sizeof path, approve ? "/v1/approvals/%s/approve" : "/v1/approvals/%s/reject",
+                   a.pos[0]);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "POST", path, body, &out);
+    else
+        json_decref(body);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("%s %s: the dissolution of %s \"%s\"\n", approve ? "approved" : "rejected",
+               qun_jstr_or(out, "id", a.pos[0]), qun_jstr_or(out, "group", "?"),
+               qun_jstr_or(out, "group_name", ""));
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+static int approvals_approve(qun_cli_t *c, int argc, char **argv) {
+    return decide(c, argc, argv, true);
+}
+
+static int approvals_reject(qun_cli_t *c, int argc, char **argv) {
+    return decide(c, argc, argv, false);
+}
+
+int qun_cmd_approvals(qun_cli_t *c, int argc, char **argv) {
+    static const sub_t subs[] = {
+        {"list", approvals_list}, {"approve", approvals_approve}, {"reject", approvals_reject}};
+    /* "qun approvals" alone lists the inbox, the common case. */
+    if (argc == 0) return approvals_list(c, 0, argv);
+    return dispatch(c, "approvals", subs, sizeof subs / sizeof subs[0], argc, argv);
+}
+
+/* ---- legal holds ---- */
+
+static void print_hold(json_t *h) {
+    char t[32];
+    printf("%-24s %-8s placed %s by %s", qun_jstr_or(h, "id", "?"),
+           json_is_integer(json_object_get(h, "released_at")) ? "released" : "active",
+           qun_fmt_time(qun_jint(h, "placed_at"), t), qun_jstr_or(h, "placed_by", "?"));
+    if (json_is_integer(json_object_get(h, "released_at")))
+        printf(", released %s by %s", qun_fmt_time(qun_jint(h, "released_at"), t),
+               qun_jstr_or(h, "released_by", "?"));
+    printf(": %s\n", qun_jstr_or(h, "reason", ""));
+}
+
+static int hold_place(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--reason", NULL, true}, {0}};
+    static const char usage[] = "hold place <gid> --reason R";
+    qun_args_t a;
+    json_t *out = NULL;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!a.val[0] || !*a.val[0])
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a legal hold needs a reason; usage: qun %s", usage);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/holds", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:s}", "reason", a.val[0]), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("placed hold %s on %s; nothing of the group is purged until: qun hold release %s %s\n",
+               qun_jstr_or(out, "id", "?"), a.pos[0], a.pos[0], qun_jstr_or(out, "id", "?"));
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+static int hold_list(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL, *h;
+    size_t i;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "hold list <gid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/holds", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *items = json_object_get(out, "items");
+    if (c->json)
+        qun_print_json(out);
+    else if (json_array_size(items) == 0)
+        printf("no legal holds on %s\n", a.pos[0]);
+    else
+        json_array_foreach(items, i, h) print_hold(h);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+static int hold_release(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "hold release <gid> <hid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/holds/%s", a.pos[0], a.pos[1]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("released hold %s on %s\n", qun_jstr_or(out, "id", a.pos[1]), a.pos[0]);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_hold(qun_cli_t *c, int argc, char **argv) {
+    static const sub_t subs[] = {{"place", hold_place}, {"list", hold_list}, {"release", hold_release}};
+    return dispatch(c, "hold", subs, sizeof subs / sizeof subs[0], argc, argv);
+}
+
+/* ---- orgs ---- */
+
+static int org_protection(qun_cli_t *c, int argc, char **argv) {
+    static const char usage[] = "org protection <oid> on|off";
+    qun_args_t a;
+    json_t *out = NULL;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    bool on = strcmp(a.pos[1], "on") == 0;
+    if (!on && strcmp(a.pos[1], "off") != 0)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+    rc = qun_pathf(path, sizeof path, "/v1/orgs/%s/protection", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:b}", "enabled", on), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("dissolve protection of org %s \"%s\" is %s%s\n", qun_jstr_or(out, "id", a.pos[0]),
+               qun_jstr_or(out, "name", ""),
+               json_is_true(json_object_get(out, "dissolve_protection")) ? "on" : "off",
+               json_is_true(json_object_get(out, "dissolve_protection"))
+                   ? ": dissolving its enterprise groups needs an org admin's approval"
+                   : "");
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_org(qun_cli_t *c, int argc, char **argv) {
+    static const sub_t subs[] = {{"protection", org_protection}};
+    return dispatch(c, "org", subs, sizeof subs / sizeof subs[0], argc, argv);
+}
