@@ -125,7 +125,7 @@ static void test_linked(void) {
     int64_t u[5];
     qun_actor_t a[5];
     for (int i = 0; i < 5; i++) {
-        char name[16], dev[16];
+        char name[32], dev[32];
         snprintf(name, sizeof name, "dev%d", i);
         snprintf(dev, sizeof dev, "own-%d", i);
         u[i] = user(name);
@@ -149,7 +149,7 @@ static void test_linked(void) {
     session(v, "shared-x", "10.77.0.2", 90 * 86400, NULL);
     int64_t w[4];
     for (int i = 0; i < 4; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "stale%d", i);
         w[i] = user(name);
         session(w[i], "shared-x", "10.78.0.1", 90 * 86400, NULL);
@@ -162,7 +162,7 @@ static void test_linked(void) {
     int64_t n[5];
     qun_actor_t na;
     for (int i = 0; i < 5; i++) {
-        char name[16], dev[16], ip[32];
+        char name[32], dev[32], ip[32];
         snprintf(name, sizeof name, "net%d", i);
         snprintf(dev, sizeof dev, "net-dev-%d", i);
         snprintf(ip, sizeof ip, "192.0.2.%d", 10 + i);
@@ -179,7 +179,7 @@ static void test_linked(void) {
     int64_t s6[5];
     qun_actor_t a6;
     for (int i = 0; i < 5; i++) {
-        char name[16], dev[16], ip[64];
+        char name[32], dev[32], ip[64];
         snprintf(name, sizeof name, "six%d", i);
         snprintf(dev, sizeof dev, "six-dev-%d", i);
         snprintf(ip, sizeof ip, "2001:db8:1:2::%x", 0x10 + i);
@@ -195,7 +195,7 @@ static void test_linked(void) {
     /* Loopback: five accounts all on 127.0.0.1 are not linked by it. */
     qun_actor_t la;
     for (int i = 0; i < 5; i++) {
-        char name[16], dev[16];
+        char name[32], dev[32];
         snprintf(name, sizeof name, "loop%d", i);
         snprintf(dev, sizeof dev, "loop-dev-%d", i);
         int64_t l = user(name);
@@ -212,7 +212,7 @@ static void test_linked(void) {
     qun_actor_t da;
     session(d0, "decl-dev-0", "198.18.0.1", 90 * 86400, &da);
     for (int i = 1; i < 5; i++) {
-        char name[16], dev[16];
+        char name[32], dev[32];
         snprintf(name, sizeof name, "decl%d", i);
         snprintf(dev, sizeof dev, "decl-dev-%d", i);
         int64_t d = user(name);
