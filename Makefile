@@ -5,7 +5,7 @@
 O ?= build
 SAN ?=
 CC ?= cc
-PKGS := libevent libevent_pthreads jansson sqlite3 libsodium libcurl
+PKGS := libevent libevent_pthreads jansson sqlite3 libsodium libcurl liboath libqrencode
 CLI_PKGS := jansson libsodium libcurl sqlite3
 
 WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror

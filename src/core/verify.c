@@ -1,0 +1,727 @@
+/* SPDX-License-Identifier: MIT */
+/* Verification methods: device keys, signed challenges (device_key and qr), TOTP
+ * step-up and the per-platform policy of which method a request needs.  The signed
+ * message format and the ownership rules are in include/qun/verify.h.
+ *
+ * A challenge's life:
+ *
+ *   pending --signature ok--> approved --consume--> used
+ *      |                          |
+ *      +------- expires_at -------+--> expired
+ *
+ * Invariants: (V1) a challenge is approved at most once and used at most once (each
+ * UPDATE is conditional on the column being NULL); (V2) only a registered key of a
+ * device of the challenge's own user can approve it; (V3) a `qr` challenge is approved
+ * by a device other than the one that asked, a `device_key` challenge by that one;
+ * (V4) consume succeeds only for the session that asked, with the exact bindings. */
+#include <errno.h>
+#include <fcntl.h>
+#include <liboath/oath.h>
+#include <pthread.h>
+#include <qrencode.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qun/verify.h"
+
+qun_verify_cfg_t qun_verify_cfg = {
+    .challenge_ttl = 120,
+    .totp_step = 30,
+    .totp_digits = 6,
+    .totp_window = 1,
+    .totp_issuer = "qun",
+};
+
+qun_verify_policy_t qun_verify_policy = {
+    .android = QUN_VM_CONFIRM,
+    .ios = QUN_VM_DEVICE_KEY,
+    .windows = QUN_VM_QR,
+    .web = QUN_VM_QR,
+    .cli = QUN_VM_CONFIRM | QUN_VM_TYPED_NAME,
+    .other = QUN_VM_CONFIRM,
+    .step_up = QUN_VM_TOTP | QUN_VM_DEVICE_KEY,
+};
+
+#define TOTP_SECRET 20 /* 160 bits, as RFC 4226 section 4 recommends */
+#define SEALED (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + TOTP_SECRET)
+
+/* ---- device keys ---- */
+
+qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigned char pk[32],
+                               json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT 1 FROM devices WHERE user_id = $1 AND device_id = $2",
+                           "is", a->uid, a->device_id);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_DEVICE_NOT_FOUND, "your session's device is not recorded");
+    if (rc != QUN_ROW) return rc;
+    qun_q_done(q);
+    rc = qun_db_run(db, &q, err, "SELECT public_key, created_at FROM device_keys WHERE user_id = $1 AND device_id = $2",
+                    "is", a->uid, a->device_id);
+    int64_t created = qun_now();
+    if (rc == QUN_ROW) {
+        size_t n;
+        const void *old = qun_q_col_blob(q, 0, &n);
+        bool same = n == 32 && qun_ct_equal(old, pk, 32);
+        created = qun_q_col_int(q, 1);
+        qun_q_done(q);
+        if (!same)
+            return qun_fail_field(err, QUN_DEVICE_KEY_EXISTS, "public_key",
+                                  "device %.64s already has another key", a->device_id);
+    } else if (rc == QUN_DONE) {
+        rc = qun_q_prepare(db, "INSERT INTO device_keys(user_id, device_id, public_key, created_at) "
+                               "VALUES ($1, $2, $3, $4)", &q, err);
+        if (rc != QUN_OK) return rc;
+        qun_q_int(q, 1, a->uid);
+        qun_q_text(q, 2, a->device_id);
+        qun_q_blob(q, 3, pk, 32);
+        qun_q_int(q, 4, created);
+        rc = qun_q_step(q, err);
+        if (rc != QUN_DONE) return rc == QUN_ROW ? QUN_INTERNAL : rc;
+    } else {
+        return rc;
+    }
+    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(b64, sizeof b64, pk, 32, sodium_base64_VARIANT_ORIGINAL);
+    *out = json_pack("{s:s, s:s, s:I}", "device_id", a->device_id, "public_key", b64, "created_at",
+                     (json_int_t)created);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+qun_rc qun_device_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    json_t *items = json_array();
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT d.device_id, d.platform, d.first_seen, d.last_seen, k.device_id IS NOT NULL "
+                           "FROM devices d LEFT JOIN device_keys k ON k.user_id = d.user_id AND k.device_id = d.device_id "
+                           "WHERE d.user_id = $1 ORDER BY d.first_seen, d.device_id", "i", a->uid);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        json_array_append_new(items, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b}",
+            "device_id", qun_q_col_text(q, 0), "platform", qun_q_col_text(q, 1),
+            "first_seen", (json_int_t)qun_q_col_int(q, 2), "last_seen", (json_int_t)qun_q_col_int(q, 3),
+            "has_key", (int)qun_q_col_int(q, 4), "current", strcmp(qun_q_col_text(q, 0), a->device_id) == 0));
+    if (rc != QUN_DONE) {
+        json_decref(items);
+        return rc;
+    }
+    *out = json_pack("{s:o}", "items", items);
+    return QUN_OK;
+}
+
+/* ---- challenges ---- */
+
+char *qun_challenge_message(const char *cid, const char *nonce, const char *action,
+                            const char *group, const char *params_digest, size_t *len) {
+    char *text = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&text, &n);
+    if (!f) return NULL;
+    fprintf(f, "%s\n%s\n%s\n%s\n%s\n%s", QUN_CHALLENGE_DOMAIN, cid, nonce, action, group ? group : "",
+            params_digest ? params_digest : "");
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    if (len) *len = n;
+    return text;
+}
+
+/* A challenge row, copied out of its query. */
+typedef struct {
+    int64_t id, session_id, expires_at, approved_at, used_at, created_at;
+    char cid[QUN_ID_MAX];
+    char method[16];
+    char device_id[65];
+    char action[65];
+    char group[QUN_ID_MAX + 100];
+    char digest[65];
+    char nonce[64];
+    char approved_device[65];
+} chal_t;
+
+static const char *chal_state(const chal_t *c) {
+    if (c->used_at) return "used";
+    if (qun_now() >= c->expires_at) return "expired";
+    return c->approved_at ? "approved" : "pending";
+}
+
+static qun_rc chal_load(qun_db_t *db, const qun_actor_t *a, const char *cid, chal_t *c, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT id, session_id, method, device_id, action, group_openid, params_digest, nonce, "
+                           "expires_at, COALESCE(approved_at, 0), COALESCE(used_at, 0), COALESCE(approved_device, ''), "
+                           "created_at FROM challenges WHERE cid = $1 AND user_id = $2", "si", cid, a->uid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_CHALLENGE_NOT_FOUND, "you have no challenge %.40s", cid);
+    if (rc != QUN_ROW) return rc;
+    memset(c, 0, sizeof *c);
+    c->id = qun_q_col_int(q, 0);
+    c->session_id = qun_q_col_int(q, 1);
+    snprintf(c->cid, sizeof c->cid, "%s", cid);
+    snprintf(c->method, sizeof c->method, "%s", qun_q_col_text(q, 2));
+    snprintf(c->device_id, sizeof c->device_id, "%s", qun_q_col_text(q, 3));
+    snprintf(c->action, sizeof c->action, "%s", qun_q_col_text(q, 4));
+    snprintf(c->group, sizeof c->group, "%s", qun_q_col_text(q, 5));
+    snprintf(c->digest, sizeof c->digest, "%s", qun_q_col_text(q, 6));
+    snprintf(c->nonce, sizeof c->nonce, "%s", qun_q_col_text(q, 7));
+    c->expires_at = qun_q_col_int(q, 8);
+    c->approved_at = qun_q_col_int(q, 9);
+    c->used_at = qun_q_col_int(q, 10);
+    snprintf(c->approved_device, sizeof c->approved_device, "%s", qun_q_col_text(q, 11));
+    c->created_at = qun_q_col_int(q, 12);
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+static json_t *chal_json(const chal_t *c) {
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "id", c->cid, "method", c->method, "action",
+                          c->action, "state", chal_state(c), "expires_at", (json_int_t)c->expires_at,
+                          "created_at", (json_int_t)c->created_at);
+    if (!o) return NULL;
+    json_object_set_new(o, "group", c->group[0] ? json_string(c->group) : json_null());
+    json_object_set_new(o, "params_digest", c->digest[0] ? json_string(c->digest) : json_null());
+    json_object_set_new(o, "approved_by", c->approved_device[0] ? json_string(c->approved_device) : json_null());
+    json_object_set_new(o, "approved_at", c->approved_at ? json_integer(c->approved_at) : json_null());
+    return o;
+}
+
+static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than,
+                      bool *yes, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = other_than
+        ? qun_db_run(db, &q, err, "SELECT 1 FROM device_keys WHERE user_id = $1 AND device_id <> $2 LIMIT 1",
+                     "is", uid, other_than)
+        : qun_db_run(db, &q, err, "SELECT 1 FROM device_keys WHERE user_id = $1 AND device_id = $2",
+                     "is", uid, device_id);
+    if (rc == QUN_ROW) qun_q_done(q);
+    *yes = rc == QUN_ROW;
+    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *method,
+                            const char *action, const char *group, const char *params_digest,
+                            json_t **out, qun_err_t *err) {
+    bool qr = strcmp(method, "qr") == 0;
+    if (!qr && strcmp(method, "device_key") != 0)
+        return qun_fail_field(err, QUN_FIELD_INVALID, "method", "method must be device_key or qr");
+    if (!action || !*action || strlen(action) > 64)
+        return qun_fail_field(err, QUN_FIELD_INVALID, "action", "action must be 1 to 64 bytes");
+    if (group && strlen(group) >= sizeof ((chal_t *)0)->group)
+        return qun_fail_field(err, QUN_FIELD_INVALID, "group", "group is too long");
+    if (params_digest && *params_digest && strlen(params_digest) != 64)
+        return qun_fail_field(err, QUN_FIELD_INVALID, "params_digest", "params_digest must be 64 hex digits");
+    /* Refuse early what no device could approve, so a client does not wait 120 s. */
+    bool ok;
+    qun_rc rc = has_key(db, a->uid, a->device_id, qr ? a->device_id : NULL, &ok, err);
+    if (rc != QUN_OK) return rc;
+    if (!ok)
+        return qr ? qun_fail(err, QUN_DEVICE_NOT_TRUSTED, "a qr challenge needs another device of yours with a registered key")
+                  : qun_fail(err, QUN_DEVICE_NOT_TRUSTED, "register a key for this device first (POST /v1/me/devices/key)");
+    chal_t c = {0};
+    unsigned char raw[32];
+    qun_random(raw, sizeof raw);
+    sodium_bin2base64(c.nonce, sizeof c.nonce, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    qun_id_new(c.cid, "c");
+    snprintf(c.method, sizeof c.method, "%s", method);
+    snprintf(c.action, sizeof c.action, "%s", action);
+    snprintf(c.group, sizeof c.group, "%s", group ? group : "");
+    snprintf(c.digest, sizeof c.digest, "%s", params_digest ? params_digest : "");
+    c.created_at = qun_now();
+    c.expires_at = c.created_at + qun_verify_cfg.challenge_ttl;
+    rc = qun_db_run(db, NULL, err,
+                    "INSERT INTO challenges(cid, user_id, session_id, device_id, method, action, group_openid, "
+                    "params_digest, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    "siissssssii", c.cid, a->uid, a->session_id, a->device_id, c.method, c.action, c.group,
+                    c.digest, c.nonce, c.created_at, c.expires_at);
+    if (rc != QUN_DONE) return rc;
+    *out = chal_json(&c);
+    if (!*out) return qun_fail(err, QUN_NOMEM, "out of memory");
+    json_object_set_new(*out, "nonce", json_string(c.nonce));
+    return QUN_OK;
+}
+
+qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid,
+                             const char *device_id, const unsigned char sig[64], json_t **out,
+                             qun_err_t *err) {
+    chal_t c;
+    qun_rc rc = chal_load(db, a, cid, &c, err);
+    if (rc != QUN_OK) return rc;
+    if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", cid);
+    if (qun_now() >= c.expires_at) return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
+    if (c.approved_at) return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    qun_q_t *q;
+    rc = qun_db_run(db, &q, err, "SELECT public_key FROM device_keys WHERE user_id = $1 AND device_id = $2",
+                    "is", a->uid, device_id);
+    if (rc == QUN_DONE)
+        return qun_fail_field(err, QUN_DEVICE_NOT_TRUSTED, "device_id", "you have no device %.64s with a registered key",
+                              device_id);
+    if (rc != QUN_ROW) return rc;
+    unsigned char pk[32];
+    size_t n;
+    const void *blob = qun_q_col_blob(q, 0, &n);
+    if (n != 32) {
+        qun_q_done(q);
+        return qun_fail(err, QUN_INTERNAL, "stored device key has %zu bytes", n);
+    }
+    memcpy(pk, blob, 32);
+    qun_q_done(q);
+    bool same_device = strcmp(device_id, c.device_id) == 0;
+    if (strcmp(c.method, "qr") == 0 && same_device)
+        return qun_fail_field(err, QUN_QR_SAME_DEVICE, "device_id",
+                              "a qr challenge is approved from a device other than the one showing it");
+    if (strcmp(c.method, "device_key") == 0 && !same_device)
+        return qun_fail_field(err, QUN_CHALLENGE_MISMATCH, "device_id",
+                              "a device_key challenge is signed by the device that asked for it (%.64s)", c.device_id);
+    size_t len;
+    char *msg = qun_challenge_message(c.cid, c.nonce, c.action, c.group, c.digest, &len);
+    if (!msg) return qun_fail(err, QUN_NOMEM, "out of memory");
+    int bad = crypto_sign_verify_detached(sig, (const unsigned char *)msg, len, pk);
+    free(msg);
+    if (bad)
+        return qun_fail_field(err, QUN_SIGNATURE_INVALID, "signature",
+                              "the signature is not an Ed25519 signature of this challenge by device %.64s", device_id);
+    int64_t now = qun_now();
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE challenges SET approved_at = $2, approved_device = $3 WHERE id = $1 AND approved_at IS NULL",
+                    "iis", c.id, now, device_id);
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) != 1) return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    c.approved_at = now;
+    snprintf(c.approved_device, sizeof c.approved_device, "%s", device_id);
+    *out = chal_json(&c);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+qun_rc qun_challenge_status(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
+                            qun_err_t *err) {
+    chal_t c;
+    qun_rc rc = chal_load(db, a, cid, &c, err);
+    if (rc != QUN_OK) return rc;
+    *out = chal_json(&c);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+qun_rc qun_challenge_uri(qun_db_t *db, const qun_actor_t *a, const char *cid, char *out,
+                         size_t size, qun_err_t *err) {
+    chal_t c;
+    qun_rc rc = chal_load(db, a, cid, &c, err);
+    if (rc != QUN_OK) return rc;
+    if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", cid);
+    if (qun_now() >= c.expires_at) return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
+    if (c.approved_at) return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    snprintf(out, size, "qun://challenge/%s?n=%s", c.cid, c.nonce);
+    return QUN_OK;
+}
+
+/* Equal bindings: NULL and "" are the same; the digest is compared in constant time. */
+static bool same_text(const char *stored, const char *given, bool ct) {
+    if (!given) given = "";
+    size_t n = strlen(stored);
+    if (n != strlen(given)) return false;
+    return ct ? qun_ct_equal(stored, given, n) : memcmp(stored, given, n) == 0;
+}
+
+qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid,
+                             const char *action, const char *group, const char *params_digest,
+                             const char **method_out, qun_err_t *err) {
+    chal_t c;
+    qun_rc rc = chal_load(db, a, cid ? cid : "", &c, err);
+    if (rc != QUN_OK) return rc;
+    if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c.cid);
+    if (qun_now() >= c.expires_at) return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", c.cid);
+    if (c.session_id != a->session_id)
+        return qun_fail(err, QUN_CHALLENGE_MISMATCH, "challenge %s was issued to another session", c.cid);
+    if (!same_text(c.action, action, false))
+        return qun_fail(err, QUN_CHALLENGE_MISMATCH, "challenge %s is for action %s", c.cid, c.action);
+    if (!same_text(c.group, group, false))
+        return qun_fail(err, QUN_CHALLENGE_MISMATCH, "challenge %s is bound to another group", c.cid);
+    if (!same_text(c.digest, params_digest, true))
+        return qun_fail(err, QUN_CHALLENGE_MISMATCH, "challenge %s is bound to other parameters", c.cid);
+    if (!c.approved_at) return qun_fail(err, QUN_CHALLENGE_NOT_APPROVED, "challenge %s is not approved yet", c.cid);
+    rc = qun_db_run(db, NULL, err, "UPDATE challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
+                    "ii", c.id, qun_now());
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) != 1) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c.cid);
+    if (method_out) *method_out = strcmp(c.method, "qr") == 0 ? "qr" : "device_key";
+    return QUN_OK;
+}
+
+/* ---- TOTP ---- */
+
+static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char totp_key[crypto_secretbox_KEYBYTES];
+static char totp_key_dir[4096];
+static bool totp_key_loaded;
+static pthread_once_t oath_once = PTHREAD_ONCE_INIT;
+
+static void oath_start(void) {
+    oath_init();
+}
+
+/* The sealing key from <data_dir>/totp.key, created (0600, fsynced) on first use.
+ * Reloaded when the data directory changes (tests use several). */
+static qun_rc load_key(unsigned char key[crypto_secretbox_KEYBYTES], qun_err_t *err) {
+    qun_rc rc = QUN_OK;
+    const char *dir = qun_core_cfg.data_dir ? qun_core_cfg.data_dir : ".";
+    pthread_mutex_lock(&key_lock);
+    if (totp_key_loaded && strcmp(totp_key_dir, dir) == 0) goto out;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/totp.key", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        unsigned char fresh[crypto_secretbox_KEYBYTES];
+        crypto_secretbox_keygen(fresh);
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        int w = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        bool ok = w >= 0 && write(w, fresh, sizeof fresh) == (ssize_t)sizeof fresh && fsync(w) == 0;
+        if (w >= 0) close(w);
+        /* link() fails when another process created the key meanwhile: use theirs. */
+        if (ok && link(tmp, path) != 0 && errno != EEXIST) ok = false;
+        unlink(tmp);
+        sodium_memzero(fresh, sizeof fresh);
+        if (!ok) {
+            rc = qun_fail(err, QUN_INTERNAL, "cannot create %s: %s", path, strerror(errno));
+            goto out;
+        }
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        rc = qun_fail(err, QUN_INTERNAL, "cannot open %s: %s", path, strerror(errno));
+        goto out;
+    }
+    ssize_t got = read(fd, totp_key, sizeof totp_key);
+    close(fd);
+    if (got != (ssize_t)sizeof totp_key) {
+        rc = qun_fail(err, QUN_INTERNAL, "%s must hold %zu bytes", path, sizeof totp_key);
+        goto out;
+    }
+    snprintf(totp_key_dir, sizeof totp_key_dir, "%s", dir);
+    totp_key_loaded = true;
+out:
+    if (rc == QUN_OK) memcpy(key, totp_key, sizeof totp_key);
+    pthread_mutex_unlock(&key_lock);
+    return rc;
+}
+
+qun_rc qun_totp_enroll(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
+    pthread_once(&oath_once, oath_start);
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT state FROM totp WHERE user_id = $1", "i", a->uid);
+    if (rc == QUN_ROW) {
+        bool active = strcmp(qun_q_col_text(q, 0), "active") == 0;
+        qun_q_done(q);
+        if (active) return qun_fail(err, QUN_TOTP_ALREADY_ACTIVE, "TOTP is already active for your account");
+    } else if (rc != QUN_DONE) {
+        return rc;
+    }
+    unsigned char key[crypto_secretbox_KEYBYTES], secret[TOTP_SECRET], sealed[SEALED];
+    rc = load_key(key, err);
+    if (rc != QUN_OK) return rc;
+    qun_random(secret, sizeof secret);
+    qun_random(sealed, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy(sealed + crypto_secretbox_NONCEBYTES, secret, sizeof secret, sealed, key);
+    sodium_memzero(key, sizeof key);
+    char *b32 = NULL;
+    size_t b32len = 0;
+    if (oath_base32_encode((const char *)secret, sizeof secret, &b32, &b32len) != OATH_OK) {
+        sodium_memzero(secret, sizeof secret);
+        return qun_fail(err, QUN_NOMEM, "base32 encoding failed");
+    }
+    sodium_memzero(secret, sizeof secret);
+    int64_t now = qun_now();
+    rc = qun_q_prepare(db, "INSERT INTO totp(user_id, sealed, state, created_at) VALUES ($1, $2, 'pending', $3) "
+                           "ON CONFLICT (user_id) DO UPDATE SET sealed = $2, state = 'pending', created_at = $3, "
+                           "confirmed_at = NULL, last_step = -1", &q, err);
+    if (rc == QUN_OK) {
+        qun_q_int(q, 1, a->uid);
+        qun_q_blob(q, 2, sealed, sizeof sealed);
+        qun_q_int(q, 3, now);
+        rc = qun_q_step(q, err);
+        if (rc == QUN_DONE) rc = QUN_OK;
+        else if (rc == QUN_ROW) rc = qun_fail(err, QUN_INTERNAL, "unexpected row");
+    }
+    if (rc != QUN_OK) goto out;
+    char uri[512];
+    snprintf(uri, sizeof uri, "otpauth://totp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%u&period=%u",
+             qun_verify_cfg.totp_issuer, a->username, b32, qun_verify_cfg.totp_issuer,
+             qun_verify_cfg.totp_digits, qun_verify_cfg.totp_step);
+    char *svg = qun_qr_svg(uri);
+    if (!svg) {
+        rc = qun_fail(err, QUN_NOMEM, "cannot render the QR code");
+        goto out;
+    }
+    *out = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s}", "secret", b32, "otpauth_uri", uri, "qr_svg", svg,
+                     "digits", (int)qun_verify_cfg.totp_digits, "period", (int)qun_verify_cfg.totp_step,
+                     "algorithm", "SHA1", "state", "pending");
+    free(svg);
+    if (!*out) rc = qun_fail(err, QUN_NOMEM, "out of memory");
+out:
+    sodium_memzero(b32, b32len);
+    free(b32);
+    return rc;
+}
+
+/* Check code against the actor's enrollment in state want ("pending" or "active") and
+ * record its time step, refusing steps at or before the last accepted one. */
+static qun_rc totp_use(qun_db_t *db, const qun_actor_t *a, const char *code, const char *want,
+                       qun_err_t *err) {
+    pthread_once(&oath_once, oath_start);
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT sealed, state, last_step FROM totp WHERE user_id = $1", "i", a->uid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_TOTP_NOT_ENROLLED, "you have no TOTP enrollment");
+    if (rc != QUN_ROW) return rc;
+    unsigned char sealed[SEALED];
+    size_t n;
+    const void *blob = qun_q_col_blob(q, 0, &n);
+    bool state_ok = strcmp(qun_q_col_text(q, 1), want) == 0;
+    bool active = strcmp(qun_q_col_text(q, 1), "active") == 0;
+    int64_t last_step = qun_q_col_int(q, 2);
+    if (n == SEALED) memcpy(sealed, blob, SEALED);
+    qun_q_done(q);
+    if (!state_ok)
+        return active ? qun_fail(err, QUN_TOTP_ALREADY_ACTIVE, "TOTP is already active for your account")
+                      : qun_fail(err, QUN_TOTP_NOT_ENROLLED, "confirm your TOTP enrollment first");
+    if (n != SEALED) return qun_fail(err, QUN_INTERNAL, "stored TOTP secret has %zu bytes", n);
+    size_t len = code ? strlen(code) : 0;
+    bool digits = len == qun_verify_cfg.totp_digits;
+    for (size_t i = 0; digits && i < len; i++) digits = code[i] >= '0' && code[i] <= '9';
+    if (!digits)
+        return qun_fail_field(err, QUN_TOTP_INVALID, "code", "the code must be %u digits", qun_verify_cfg.totp_digits);
+    unsigned char key[crypto_secretbox_KEYBYTES], secret[TOTP_SECRET];
+    rc = load_key(key, err);
+    if (rc != QUN_OK) return rc;
+    int open = crypto_secretbox_open_easy(secret, sealed + crypto_secretbox_NONCEBYTES,
+                                          SEALED - crypto_secretbox_NONCEBYTES, sealed, key);
+    sodium_memzero(key, sizeof key);
+    if (open != 0) return qun_fail(err, QUN_INTERNAL, "the TOTP secret does not open with this server's totp.key");
+    int64_t now = qun_now();
+    int pos = 0;
+    uint64_t counter = 0;
+    int r = oath_totp_validate3((const char *)secret, sizeof secret, (time_t)now, qun_verify_cfg.totp_step, 0,
+                                qun_verify_cfg.totp_window, &pos, &counter, code);
+    sodium_memzero(secret, sizeof secret);
+    if (r < 0) return qun_fail_field(err, QUN_TOTP_INVALID, "code", "the code is wrong or outside the accepted window");
+    int64_t step = now / (int64_t)qun_verify_cfg.totp_step + pos;
+    if (step <= last_step)
+        return qun_fail_field(err, QUN_TOTP_REPLAYED, "code", "a code of this time step was already used");
+    if (strcmp(want, "pending") == 0)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE totp SET state = 'active', confirmed_at = $2, last_step = $3 WHERE user_id = $1",
+                        "iii", a->uid, now, step);
+    else
+        rc = qun_db_run(db, NULL, err, "UPDATE totp SET last_step = $2 WHERE user_id = $1 AND last_step < $2",
+                        "ii", a->uid, step);
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) != 1)
+        return qun_fail_field(err, QUN_TOTP_REPLAYED, "code", "a code of this time step was already used");
+    return QUN_OK;
+}
+
+qun_rc qun_totp_confirm(qun_db_t *db, const qun_actor_t *a, const char *code, qun_err_t *err) {
+    return totp_use(db, a, code, "pending", err);
+}
+
+qun_rc qun_totp_check(qun_db_t *db, const qun_actor_t *a, const char *code, qun_err_t *err) {
+    return totp_use(db, a, code, "active", err);
+}
+
+qun_rc qun_totp_active(qun_db_t *db, const qun_actor_t *a, bool *active, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT 1 FROM totp WHERE user_id = $1 AND state = 'active'", "i", a->uid);
+    if (rc == QUN_ROW) qun_q_done(q);
+    *active = rc == QUN_ROW;
+    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+}
+
+/* ---- policy ---- */
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} method_names[] = {
+    {QUN_VM_CONFIRM, "confirm"}, {QUN_VM_DEVICE_KEY, "device_key"}, {QUN_VM_QR, "qr"},
+    {QUN_VM_TOTP, "totp"},       {QUN_VM_TYPED_NAME, "typed_name"},
+};
+
+const char *qun_verify_method_name(unsigned bit) {
+    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
+        if (method_names[i].bit == bit) return method_names[i].name;
+    return "unknown";
+}
+
+qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level) {
+    const qun_verify_policy_t *p = &qun_verify_policy;
+    qun_verify_need_t need = {0};
+    const char *pf = platform ? platform : "";
+    need.all = strcmp(pf, "android") == 0   ? p->android
+               : strcmp(pf, "ios") == 0     ? p->ios
+               : strcmp(pf, "windows") == 0 ? p->windows
+               : strcmp(pf, "web") == 0     ? p->web
+               : strcmp(pf, "cli") == 0     ? p->cli
+                                            : p->other;
+    if (level >= QUN_RISK_VERIFY) {
+        /* A step-up is a proof beyond the platform's own: a method the platform already
+         * requires does not count twice, unless no other step-up method exists. */
+        need.any = p->step_up & ~need.all;
+        if (!need.any) need.any = p->step_up;
+    }
+    need.review = level >= QUN_RISK_REVIEW;
+    need.denied = level >= QUN_RISK_DENY;
+    return need;
+}
+
+static json_t *names_of(unsigned mask) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
+        if (mask & method_names[i].bit) json_array_append_new(a, json_string(method_names[i].name));
+    return a;
+}
+
+json_t *qun_verify_need_json(qun_verify_need_t need) {
+    return json_pack("{s:o, s:o, s:b, s:b}", "all", names_of(need.all), "any_of", names_of(need.any), "review",
+                     need.review, "denied", need.denied);
+}
+
+/* ---- rendering ---- */
+
+#define QR_BORDER 4 /* quiet zone in modules (ISO/IEC 18004) */
+
+static QRcode *qr_encode(const char *text) {
+    return QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+}
+
+char *qun_qr_svg(const char *text) {
+    QRcode *qr = qr_encode(text);
+    if (!qr) return NULL;
+    int size = qr->width + 2 * QR_BORDER;
+    char *svg = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&svg, &n);
+    if (!f) {
+        QRcode_free(qr);
+        return NULL;
+    }
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
+               "shape-rendering=\"crispEdges\"><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
+            size, size, size * 8, size * 8, size, size);
+    /* One rectangle per horizontal run of dark modules (bit 0 of each byte). */
+    for (int y = 0; y < qr->width; y++)
+        for (int x = 0; x < qr->width;) {
+            if (!(qr->data[y * qr->width + x] & 1)) {
+                x++;
+                continue;
+            }
+            int run = 0;
+            while (x + run < qr->width && (qr->data[y * qr->width + x + run] & 1)) run++;
+            fprintf(f, "M%d %dh%dv1h-%dz", x + QR_BORDER, y + QR_BORDER, run, run);
+            x += run;
+        }
+    fprintf(f, "\"/></svg>\n");
+    QRcode_free(qr);
+    if (fclose(f) != 0) {
+        free(svg);
+        return NULL;
+    }
+    return svg;
+}
+
+/* CRC-32 (ISO-HDLC, the PNG chunk checksum), bitwise: PNGs here are small. */
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+/* Append a chunk (length, type, data, CRC over type and data) at *at. */
+static void png_chunk(unsigned char *buf, size_t *at, const char type[4], const unsigned char *data, size_t n) {
+    unsigned char *p = buf + *at;
+    put32(p, (uint32_t)n);
+    memcpy(p + 4, type, 4);
+    if (n) memcpy(p + 8, data, n);
+    put32(p + 8 + n, crc32_update(0, p + 4, n + 4));
+    *at += 12 + n;
+}
+
+unsigned char *qun_qr_png(const char *text, size_t *len) {
+    enum { SCALE = 6 };
+    QRcode *qr = qr_encode(text);
+    if (!qr) return NULL;
+    uint32_t side = (uint32_t)(qr->width + 2 * QR_BORDER) * SCALE;
+    size_t row = 1 + (side + 7) / 8; /* filter byte + 1 bit per pixel */
+    size_t raw_n = row * side;
+    unsigned char *raw = calloc(1, raw_n);
+    size_t blocks = raw_n / 65535 + 1;
+    size_t z_n = 2 + raw_n + 5 * blocks + 4;
+    unsigned char *z = malloc(z_n);
+    unsigned char *png = malloc(8 + 25 + 12 + z_n + 12);
+    if (!raw || !z || !png) {
+        free(raw), free(z), free(png);
+        QRcode_free(qr);
+        return NULL;
+    }
+    /* Grayscale, 1 bit: 1 is white.  Filter type 0 on every row. */
+    for (uint32_t y = 0; y < side; y++) {
+        unsigned char *r = raw + y * row;
+        for (uint32_t x = 0; x < side; x++) {
+            int mx = (int)(x / SCALE) - QR_BORDER, my = (int)(y / SCALE) - QR_BORDER;
+            bool dark = mx >= 0 && my >= 0 && mx < qr->width && my < qr->width && (qr->data[my * qr->width + mx] & 1);
+            if (!dark) r[1 + x / 8] |= (unsigned char)(0x80 >> (x % 8));
+        }
+    }
+    QRcode_free(qr);
+    /* zlib stream (RFC 1950) of stored deflate blocks (RFC 1951 section 3.2.4). */
+    size_t zi = 0;
+    z[zi++] = 0x78;
+    z[zi++] = 0x01;
+    uint32_t s1 = 1, s2 = 0;
+    for (size_t off = 0; off < raw_n || off == 0;) {
+        size_t n = raw_n - off > 65535 ? 65535 : raw_n - off;
+        z[zi++] = off + n == raw_n ? 1 : 0;
+        z[zi++] = (unsigned char)(n & 0xff);
+        z[zi++] = (unsigned char)(n >> 8);
+        z[zi++] = (unsigned char)(~n & 0xff);
+        z[zi++] = (unsigned char)((~n >> 8) & 0xff);
+        memcpy(z + zi, raw + off, n);
+        for (size_t i = 0; i < n; i++) {
+            s1 = (s1 + raw[off + i]) % 65521;
+            s2 = (s2 + s1) % 65521;
+        }
+        zi += n;
+        off += n;
+        if (n == 0) break;
+    }
+    put32(z + zi, (s2 << 16) | s1);
+    zi += 4;
+    free(raw);
+    size_t at = 0;
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    at = 8;
+    unsigned char ihdr[13];
+    put32(ihdr, side);
+    put32(ihdr + 4, side);
+    ihdr[8] = 1;  /* bit depth */
+    ihdr[9] = 0;  /* grayscale */
+    ihdr[10] = 0; /* deflate */
+    ihdr[11] = 0; /* adaptive filtering, type 0 used */
+    ihdr[12] = 0; /* no interlace */
+    png_chunk(png, &at, "IHDR", ihdr, sizeof ihdr);
+    png_chunk(png, &at, "IDAT", z, zi);
+    png_chunk(png, &at, "IEND", NULL, 0);
+    free(z);
+    *len = at;
+    return png;
+}
