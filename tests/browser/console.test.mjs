@@ -52,6 +52,8 @@ function check(cond, what) {
 // One screenshot at desktop width and one at phone width, then back to desktop.
 async function shot(page, name) {
   const n = String(++shotNo).padStart(2, '0');
+  const text = await page.evaluate(() => document.body.innerText);
+  check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
   await page.setViewportSize(DESKTOP);
   await page.screenshot({ path: join(SHOTS, `${n}-${name}-desktop.png`), fullPage: true });
   await page.setViewportSize(PHONE);

@@ -128,7 +128,7 @@ export async function dissolutionView([gid], ctx) {
       paint();
     }));
     const cancellable = g.my_role === 'owner' && (status.state === 'pending' || status.state === 'review');
-    body.replaceChildren(
+    body.replaceChildren(h('div', {}, // h() skips the null parts; replaceChildren would print them
       h('p', { class: 'big' }, badge(status.state)),
       left !== null ? h('p', { class: 'countdown', id: 'countdown', role: 'timer', 'aria-live': 'off' },
         t('status.countdown', { left: duration(left) })) : null,
@@ -139,7 +139,7 @@ export async function dissolutionView([gid], ctx) {
         status.grace_until ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null),
       status.approvals.length ? [h('h2', {}, t('status.approvals')), h('ul', {}, status.approvals.map((a) =>
         h('li', {}, `${a.kind}: `, badge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
-      cancellable ? cancel : null, slot);
+      cancellable ? cancel : null, slot));
   }
   async function load() {
     try {

@@ -60,18 +60,23 @@ export async function groupView([gid], ctx) {
   let notice = null;
   let skew = 0;
   const bannerEl = document.getElementById('banner');
+  // The banner is a live region: it is only touched when its words change (the time
+  // left shows two units, so for a long notice that is rarely), not every second.
   function paintBanner() {
+    let want = null;
     if (g.state === 'pending' && notice) {
       const left = notice.dissolves_at - (Date.now() / 1000 + skew);
-      bannerEl.replaceChildren(h('p', { class: 'banner pending', id: 'notice-banner' },
-        t('banner.pending', { left: duration(left), when: when(notice.dissolves_at) })));
+      want = h('p', { class: 'banner pending', id: 'notice-banner' },
+        t('banner.pending', { left: duration(left), when: when(notice.dissolves_at) }));
     } else if (g.state === 'review') {
-      bannerEl.replaceChildren(h('p', { class: 'banner review', id: 'notice-banner' }, t('banner.review')));
+      want = h('p', { class: 'banner review', id: 'notice-banner' }, t('banner.review'));
     } else if (g.state === 'dissolved' || g.state === 'purging' || g.state === 'purged') {
-      bannerEl.replaceChildren(h('p', { class: 'banner gone' }, t('banner.gone')));
-    } else {
-      bannerEl.replaceChildren();
+      want = h('p', { class: 'banner gone' }, t('banner.gone'));
     }
+    const have = bannerEl.firstElementChild;
+    if (want && have && have.className === want.className && have.textContent === want.textContent) return;
+    if (want) bannerEl.replaceChildren(want);
+    else bannerEl.replaceChildren();
   }
   const tick = setInterval(paintBanner, 1000);
   ctx.onLeave(() => clearInterval(tick));
