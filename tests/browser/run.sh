@@ -46,6 +46,11 @@ done
 rc=0
 QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" SHOTS="$SHOTS" \
   node "$REPO/tests/browser/console.test.mjs" || rc=$?
+stop # before reading the log: leak reports are written at exit
+if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP/qund.log"; then
+  echo "browser tests: qund's log shows a sanitizer report" >&2
+  rc=1
+fi
 if [ $rc -ne 0 ]; then
   echo "--- qund log (last 40 lines) ---" >&2
   tail -n 40 "$TMP/qund.log" >&2
