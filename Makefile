@@ -89,6 +89,11 @@ test-unit:
 test-api:
 	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q tests/api
 
+# The web console in Debian's Chromium (tests/browser/run.sh); screenshots in build/screenshots.
+.PHONY: test-browser
+test-browser:
+	QUND=$(abspath $(O)/qund) sh tests/browser/run.sh
+
 bench: deps
 	@$(MAKE) --no-print-directory binaries
 	@sh bench/run.sh

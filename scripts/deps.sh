@@ -1,9 +1,12 @@
 #!/bin/sh
 # Install the Debian packages qun needs to build, test and benchmark, if missing.
+# The browser tests need Chromium, a CJK font for the Chinese pages, and Node with npm
+# (Debian's nodejs package does not ship npm, so the npm package is added when npm is missing).
 set -eu
 pkgs="build-essential pkg-config libevent-dev libjansson-dev libsqlite3-dev libsodium-dev
 libcurl4-openssl-dev sqlite3 python3-pytest python3-requests python3-cryptography python3-yaml wrk
-golang-go golang-golang-x-mod-dev liboath-dev libqrencode-dev"
+golang-go golang-golang-x-mod-dev liboath-dev libqrencode-dev chromium fonts-wqy-zenhei nodejs"
+command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

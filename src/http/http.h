@@ -32,7 +32,7 @@ typedef qun_rc (*qun_handler_fn)(qun_req_t *r);
 
 typedef struct {
     const char *method;
-    const char *pattern; /* "/v1/groups/:/members/:" - ':' matches one segment */
+    const char *pattern; /* "/v1/groups/:/members/:" - ':' matches one segment, a final '*' the rest */
     qun_handler_fn prep; /* optional, on the loop thread before run */
     qun_handler_fn run;
     int flags;
@@ -84,6 +84,7 @@ typedef struct {
     bool bench_hello; /* serve GET /bench/hello, the benchmarks' baseline */
     const char *db_path;
     const struct qun_note_key *ledger_key; /* signs checkpoints */
+    const char *web_root; /* the web console's files; NULL means "web" */
 } qun_server_cfg_t;
 extern qun_server_cfg_t qun_server_cfg;
 

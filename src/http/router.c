@@ -51,7 +51,13 @@ int qun_route_match(const char *method, const char *path, char *params[QUN_MAX_P
         char *got[QUN_MAX_PARAMS] = {0};
         bool ok = true;
         while (*p && ok) {
-            if (*p == ':') {
+            if (*p == '*' && p[1] == '\0') { /* a final '*' takes the rest of the path, at least one byte */
+                size_t n = strlen(s);
+                if (n == 0 || np == QUN_MAX_PARAMS) ok = false;
+                else got[np++] = strndup(s, n);
+                s += n;
+                p++;
+            } else if (*p == ':') {
                 const char *end = strchr(s, '/');
                 size_t n = end ? (size_t)(end - s) : strlen(s);
                 if (n == 0 || n > 128 || np == QUN_MAX_PARAMS) ok = false;

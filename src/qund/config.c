@@ -75,6 +75,10 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         qun_outbox_cfg.secret = qun_xstrdup(value);
         return QUN_OK;
     }
+    if (strcmp(key, "web_root") == 0) {
+        qun_server_cfg.web_root = qun_xstrdup(value);
+        return QUN_OK;
+    }
     if (strcmp(key, "bench_hello") == 0) {
         qun_server_cfg.bench_hello = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;

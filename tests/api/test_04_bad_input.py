@@ -299,7 +299,7 @@ def test_bad_cursors(w, path):
 
 
 def test_unknown_routes_and_wrong_methods(w):
-    for path in ["/", "/v1", "/v1/nope", "/v2/groups", "/v1/groups/" + w.gid + "/nope",
+    for path in ["/index.html", "/v1", "/v1/nope", "/v2/groups", "/v1/groups/" + w.gid + "/nope",
                  "/v1/groups//members", "/v1/groups/" + "x" * 5000, "/v1/users/", "/V1/USERS",
                  "/v1/groups/a/members/b/c", "/v1/test/clock/x"]:
         refused(w.owner.get(path), 404, "NOT_FOUND")

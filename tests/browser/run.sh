@@ -1,0 +1,59 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Run the browser tests: start a real qund (free port, temporary data directory, test
+# clock on, root as server admin, the repository's web/ as web_root), drive it with
+# tests/browser/console.test.mjs in Debian's Chromium, stop qund by its PID (TERM, then
+# KILL), and name the screenshot folder.  QUND may point at another qund binary.
+set -eu
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+QUND=${QUND:-$REPO/build/qund}
+SHOTS=${SHOTS:-$REPO/build/screenshots}
+[ -x "$QUND" ] || { echo "browser tests: $QUND is missing; run make first" >&2; exit 2; }
+[ -x /usr/bin/chromium ] || { echo "browser tests: /usr/bin/chromium is missing; run scripts/deps.sh" >&2; exit 2; }
+if [ ! -d "$REPO/tests/browser/node_modules/playwright-core" ]; then
+  (cd "$REPO/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+rm -f "$SHOTS"/*.png 2>/dev/null || true
+PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
+QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=8192 \
+  --set admins=root --set "web_root=$REPO/web" >"$TMP/qund.log" 2>&1 &
+PID=$!
+
+stop() {
+  if kill -0 "$PID" 2>/dev/null; then
+    kill -TERM "$PID" 2>/dev/null || true
+    i=0
+    while kill -0 "$PID" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -KILL "$PID" 2>/dev/null || true
+  fi
+  wait "$PID" 2>/dev/null || true
+}
+trap 'stop; rm -rf "$TMP"' EXIT INT TERM
+
+i=0
+until curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
+  i=$((i + 1))
+  if [ $i -gt 100 ] || ! kill -0 "$PID" 2>/dev/null; then
+    echo "browser tests: qund did not become ready" >&2
+    cat "$TMP/qund.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+rc=0
+QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" SHOTS="$SHOTS" \
+  node "$REPO/tests/browser/console.test.mjs" || rc=$?
+stop # before reading the log: leak reports are written at exit
+if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP/qund.log"; then
+  echo "browser tests: qund's log shows a sanitizer report" >&2
+  rc=1
+fi
+if [ $rc -ne 0 ]; then
+  echo "--- qund log (last 40 lines) ---" >&2
+  tail -n 40 "$TMP/qund.log" >&2
+fi
+echo "browser tests: screenshots in $SHOTS"
+exit $rc

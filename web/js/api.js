@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// The HTTP API client: bearer token, JSON in and out, problem+json errors as ApiError.
+// The token lives in sessionStorage: it ends with the tab, and is never in a cookie,
+// so no other site can make the browser use it.
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem.code || 'HTTP_' + status;
+    this.problem = problem;
+  }
+}
+
+export const session = {
+  get token() { return sessionStorage.getItem('qun.token'); },
+  get openid() { return sessionStorage.getItem('qun.openid'); },
+  get username() { return sessionStorage.getItem('qun.username'); },
+  set(token, openid, username) {
+    sessionStorage.setItem('qun.token', token);
+    sessionStorage.setItem('qun.openid', openid);
+    sessionStorage.setItem('qun.username', username);
+  },
+  clear() {
+    for (const k of ['qun.token', 'qun.openid', 'qun.username']) sessionStorage.removeItem(k);
+  },
+};
+
+// One id per browser, so the server sees a stable device (platform "web").
+function deviceId() {
+  let id = localStorage.getItem('qun.device');
+  if (!id) {
+    const b = crypto.getRandomValues(new Uint8Array(9));
+    id = 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+    localStorage.setItem('qun.device', id);
+  }
+  return id;
+}
+
+export async function request(method, path, body, opts = {}) {
+  const headers = {};
+  if (session.token) headers.Authorization = 'Bearer ' + session.token;
+  let payload;
+  if (opts.raw) {
+    payload = body;
+    headers['Content-Type'] = opts.contentType || 'application/octet-stream';
+  } else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    headers['Content-Type'] = 'application/json';
+  }
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: payload, cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, { code: 'NETWORK', detail: e.message });
+  }
+  if (res.status === 204) return null;
+  const type = res.headers.get('Content-Type') || '';
+  if (!res.ok) {
+    const problem = type.includes('json') ? await res.json() : { detail: await res.text() };
+    const err = new ApiError(res.status, problem);
+    if (res.status === 401 && session.token && path !== '/v1/sessions') {
+      session.clear();
+      window.dispatchEvent(new CustomEvent('qun:signed-out'));
+    }
+    throw err;
+  }
+  return opts.text || !type.includes('json') ? res.text() : res.json();
+}
+
+export const api = {
+  get: (p, o) => request('GET', p, undefined, o),
+  post: (p, b, o) => request('POST', p, b ?? {}, o),
+  patch: (p, b) => request('PATCH', p, b),
+  del: (p) => request('DELETE', p),
+};
+
+export async function signIn(username, password) {
+  const s = await api.post('/v1/sessions', { username, password, device_id: deviceId(), platform: 'web' });
+  session.set(s.token, s.openid, username);
+  return s;
+}
+
+export async function register(username, password) {
+  await api.post('/v1/users', { username, password });
+  return signIn(username, password);
+}
+
+export const enc = encodeURIComponent;

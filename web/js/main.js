@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// The console's entry point: a hash router (#/groups, #/g/<id>, #/g/<id>/dissolve,
+// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/me, #/login), the navigation,
+// the language switch, and focus management: after every page change the page's
+// heading takes the focus, so keyboard and screen-reader users land on the new page.
+
+import { session } from './api.js';
+import { language, setLanguage, t } from './i18n.js';
+import { h } from './ui.js';
+import { loginView } from './views/auth.js';
+import { groupsView, profileView } from './views/groups.js';
+import { groupView } from './views/group.js';
+import { dissolveView, dissolutionView } from './views/dissolve.js';
+import { approvalsView } from './views/approvals.js';
+import { auditView } from './views/audit.js';
+
+const routes = [
+  [/^#\/login$/, loginView, false],
+  [/^#\/groups$/, groupsView, true],
+  [/^#\/me$/, profileView, true],
+  [/^#\/approvals$/, approvalsView, true],
+  [/^#\/g\/([\w-]+)$/, groupView, true],
+  [/^#\/g\/([\w-]+)\/dissolve$/, dissolveView, true],
+  [/^#\/g\/([\w-]+)\/dissolution$/, dissolutionView, true],
+  [/^#\/g\/([\w-]+)\/audit$/, auditView, true],
+];
+
+let cleanups = [];
+let generation = 0;
+
+function nav() {
+  const el = document.getElementById('nav');
+  if (!session.token) {
+    el.replaceChildren();
+    return;
+  }
+  const link = (href, key) => h('a', { href, 'aria-current': location.hash.startsWith(href) ? 'page' : null }, t(key));
+  el.replaceChildren(
+    link('#/groups', 'nav.groups'),
+    link('#/approvals', 'nav.approvals'),
+    link('#/me', 'nav.profile'),
+    h('button', {
+      type: 'button', class: 'link', onclick: () => {
+        session.clear();
+        location.hash = '#/login';
+      },
+    }, t('nav.signout')),
+  );
+}
+
+function chrome() {
+  document.getElementById('lang-label').textContent = t('app.language');
+  document.getElementById('skip-link').textContent = t('app.skip');
+  document.getElementById('lang').value = language();
+  document.title = 'qun';
+  nav();
+}
+
+export async function render() {
+  const gen = ++generation;
+  for (const fn of cleanups) fn();
+  cleanups = [];
+  document.getElementById('banner').replaceChildren();
+  chrome();
+  let hash = location.hash || '#/groups';
+  let match = null;
+  let route = routes.find(([re]) => (match = re.exec(hash)));
+  if (!route) {
+    hash = '#/groups';
+    route = routes[1];
+    match = [hash];
+  }
+  if (route[2] && !session.token) {
+    location.replace('#/login');
+    return;
+  }
+  const main = document.getElementById('view');
+  main.setAttribute('aria-busy', 'true');
+  const ctx = {
+    onLeave: (fn) => cleanups.push(fn),
+    current: () => gen === generation,
+    rerender: render,
+  };
+  let node;
+  try {
+    node = await route[1](match.slice(1), ctx);
+  } catch (e) {
+    node = h('p', { class: 'error', role: 'alert' }, t('error.generic', { detail: `${e.message} (${e.code || 'ERROR'})` }));
+  }
+  if (gen !== generation) return; // the user moved on while this page loaded
+  main.replaceChildren(node);
+  main.removeAttribute('aria-busy');
+  const heading = main.querySelector('h1');
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
+  }
+}
+
+document.getElementById('lang').addEventListener('change', (e) => {
+  setLanguage(e.target.value);
+  render();
+});
+document.getElementById('skip-link').addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('view').focus();
+});
+window.addEventListener('hashchange', render);
+window.addEventListener('qun:signed-out', () => {
+  location.hash = '#/login';
+});
+setLanguage(language());
+render();

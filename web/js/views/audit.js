@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+// The audit view: the group's ledger history, each entry verified in the browser.
+// For each entry: leaf = SHA-256(0x00 || entry text) computed here, its inclusion
+// proof fetched for the checkpoint's tree size and checked against the checkpoint's
+// root, and the checkpoint itself accepted only if its Ed25519 signature verifies with
+// the ledger key.  The key is pinned in localStorage on first use (trust on first
+// use): fetching it from the server it checks proves little, so a change is shown.
+
+import { api, enc } from '../api.js';
+import { t, when } from '../i18n.js';
+import { errorBox, h } from '../ui.js';
+import { hexToBytes, leafHash, openCheckpoint, parseVerifierKey, verifyInclusion } from '../ledger.js';
+
+function mark(ok, why) {
+  return h('span', { class: ok ? 'mark ok' : 'mark bad', 'data-result': ok ? 'verified' : 'failed', title: why || '' },
+    ok ? `✔ ${t('audit.verified')}` : `✘ ${t('audit.failed')}`);
+}
+
+async function verifyAll(gid, rows, head) {
+  const history = rows.history;
+  const keyInfo = await api.get('/v1/ledger/key');
+  const pinKey = `qun.ledger-key.${location.host}`;
+  const pinned = localStorage.getItem(pinKey);
+  if (!pinned) localStorage.setItem(pinKey, keyInfo.verifier_key);
+  const notes = [];
+  if (pinned && pinned !== keyInfo.verifier_key) notes.push(h('p', { class: 'error', role: 'alert' }, t('audit.key_changed', { key: pinned })));
+  let cp = null;
+  try {
+    const key = await parseVerifierKey(keyInfo.verifier_key);
+    cp = await openCheckpoint(await api.get('/v1/ledger/checkpoint', { text: true }), key);
+    notes.push(h('p', { class: 'ok', id: 'checkpoint' }, t('audit.sig_ok'), ' ', t('audit.checkpoint', { size: cp.size, origin: cp.origin })));
+  } catch (e) {
+    const why = e.name === 'NotSupportedError' ? t('audit.no_webcrypto') : e.message;
+    notes.push(h('p', { class: 'error', role: 'alert', id: 'checkpoint' }, t('audit.sig_bad', { why })));
+  }
+  head.replaceChildren(...notes);
+  for (const item of history) {
+    const cell = rows.cells.get(item.index);
+    let ok = false;
+    let why = '';
+    try {
+      if (!cp) throw new Error('no verified checkpoint');
+      if (typeof item.entry !== 'string') throw new Error('entry text not visible');
+      if (item.index >= cp.size) throw new Error('entry newer than the checkpoint');
+      const proof = await api.get(`/v1/ledger/proof/inclusion?index=${item.index}&size=${cp.size}`);
+      const leaf = await leafHash(item.entry);
+      ok = await verifyInclusion(leaf, item.index, cp.size, proof.proof.map(hexToBytes), cp.root);
+      if (!ok) why = 'the entry is not in the signed tree (its hash or its proof does not match the root)';
+    } catch (e) {
+      why = e.message;
+    }
+    cell.replaceChildren(mark(ok, why), ...(why ? [h('span', { class: 'muted small' }, ` ${why}`)] : []));
+  }
+}
+
+export async function auditView([gid], ctx) {
+  const base = `/v1/groups/${enc(gid)}`;
+  const g = await api.get(base).catch(() => ({ name: gid }));
+  const history = [];
+  for (let after = null; ;) {
+    const page = await api.get(`${base}/history${after ? `?after=${enc(after)}` : ''}`);
+    history.push(...page.items);
+    if (!page.next_cursor || !page.items.length) break;
+    after = page.next_cursor;
+  }
+  const cells = new Map();
+  const tbody = h('tbody', {}, history.map((item) => {
+    const cell = h('td', { class: 'result' }, t('audit.checking'));
+    cells.set(item.index, cell);
+    let time = '';
+    try {
+      time = when(JSON.parse(item.entry).time);
+    } catch { /* the text may be tampered with: verification will say so */ }
+    return h('tr', { 'data-index': item.index },
+      h('td', {}, String(item.index)), h('td', {}, h('code', {}, item.event || '')), h('td', {}, time), cell);
+  }));
+  const head = h('div', { 'aria-live': 'polite' }, t('audit.checking'));
+  const rows = { history, cells };
+  // Verifying again fetches everything again: the history, the key, the checkpoint.
+  const again = h('button', { type: 'button', id: 'reverify', onclick: () => ctx.rerender() }, t('audit.reverify'));
+  verifyAll(gid, rows, head).catch((e) => head.replaceChildren(errorBox(e)));
+  return h('div', {},
+    h('h1', {}, t('audit.title', { name: g.name })),
+    h('p', {}, t('audit.intro')),
+    head,
+    h('table', { class: 'audit', id: 'audit' },
+      h('thead', {}, h('tr', {}, ['audit.index', 'audit.event', 'audit.time', 'audit.result'].map((k) => h('th', { scope: 'col' }, t(k))))),
+      tbody),
+    again,
+    h('p', {}, h('a', { href: `#/g/${gid}` }, t('status.back'))));
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+// Sign in and register.
+
+import { register, signIn } from '../api.js';
+import { t } from '../i18n.js';
+import { busy, field, h } from '../ui.js';
+
+export async function loginView() {
+  const username = h('input', { name: 'username', autocomplete: 'username', required: true, maxlength: 64 });
+  const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const slot = h('div');
+  const signInBtn = h('button', { type: 'submit', id: 'signin' }, t('auth.signin'));
+  const form = h('form', { class: 'card', 'aria-labelledby': 'signin-title' },
+    h('h2', { id: 'signin-title' }, t('auth.signin')),
+    field(t('auth.username'), username),
+    field(t('auth.password'), password),
+    slot, signInBtn);
+  form.addEventListener('submit', busy(signInBtn, slot, async () => {
+    await signIn(username.value.trim(), password.value);
+    location.hash = '#/groups';
+  }));
+
+  const ru = h('input', { name: 'new-username', autocomplete: 'username', required: true, maxlength: 64 });
+  const rp = h('input', { name: 'new-password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const rslot = h('div');
+  const regBtn = h('button', { type: 'submit', id: 'register' }, t('auth.register'));
+  const reg = h('form', { class: 'card', 'aria-labelledby': 'register-title' },
+    h('h2', { id: 'register-title' }, t('auth.register_title')),
+    field(t('auth.username'), ru),
+    field(t('auth.password'), rp, t('auth.password_hint')),
+    rslot, regBtn);
+  reg.addEventListener('submit', busy(regBtn, rslot, async () => {
+    await register(ru.value.trim(), rp.value);
+    location.hash = '#/me';
+  }));
+  return h('div', {}, h('h1', {}, t('auth.title')), h('div', { class: 'cols' }, form, reg));
+}

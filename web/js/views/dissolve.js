@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+// The dissolve flow, built so that an accidental dissolution is hard:
+//   1. choose keep / delete for the messages and ask for the impact preview;
+//   2. read the impact (members, messages, files, payments, bill lines, each with its
+//      rule), the delay and why, the approvals needed and from whom, the requirements;
+//   3. type the group's name exactly: the button stays disabled until it matches;
+//   4. the request carries the preview's confirmation_token, then the countdown page
+//      (dissolutionView) shows the time left with a Cancel button.
+
+import { api, ApiError, enc } from '../api.js';
+import { duration, t, when } from '../i18n.js';
+import { badge, busy, errorBox, field, h, toast } from '../ui.js';
+
+function impactTable(impact) {
+  const rows = [
+    ['diss.members', impact.members.count, ''],
+    ['diss.messages', impact.messages.count, impact.messages.rule],
+    ['diss.files', `${impact.files.count} (${t('diss.bytes', { n: impact.files.bytes })})`, impact.files.rule],
+    ['diss.payments', impact.payments.count,
+      `${impact.payments.rule}; ${t('diss.retention', { duration: duration(impact.payments.retention_seconds) })}`],
+    ['diss.bill_lines', impact.bill_lines.count, impact.bill_lines.rule],
+  ];
+  return h('table', { class: 'impact', id: 'impact' },
+    h('caption', {}, t('diss.impact')),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('diss.what')), h('th', { scope: 'col' }, t('diss.count')), h('th', { scope: 'col' }, t('diss.rule')))),
+    h('tbody', {}, rows.map(([k, n, rule]) => h('tr', {}, h('th', { scope: 'row' }, t(k)), h('td', {}, String(n)), h('td', {}, rule)))));
+}
+
+function previewDetails(p) {
+  const timing = p.timing;
+  return h('div', { id: 'preview' },
+    impactTable(p.impact),
+    h('h2', {}, t('diss.timing')),
+    h('p', { id: 'delay' }, t('diss.delay', { delay: duration(timing.delay_seconds) })),
+    h('ul', { id: 'delay-reasons' }, timing.delay_reasons.map((r) =>
+      h('li', {}, t('diss.reason', { rule: r.rule, duration: duration(r.seconds), source: r.source })))),
+    h('h2', {}, t('diss.approvals')),
+    p.approvals.length
+      ? h('ul', { id: 'approvals-needed' }, p.approvals.map((a) => h('li', {}, t('diss.approval_from', { kind: a.kind, from: a.from }))))
+      : h('p', { id: 'approvals-needed' }, t('diss.no_approvals')),
+    h('h2', {}, t('diss.requirements')),
+    h('ul', { id: 'requirements' }, p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how))));
+}
+
+export async function dissolveView([gid]) {
+  const base = `/v1/groups/${enc(gid)}`;
+  const g = await api.get(base);
+  const choice = h('fieldset', { class: 'choice' },
+    h('legend', {}, t('diss.messages_choice')),
+    ['keep', 'delete'].map((v) => h('label', {},
+      h('input', { type: 'radio', name: 'messages', value: v, checked: v === 'keep' }), ' ', t('diss.' + v))));
+  const previewBtn = h('button', { type: 'submit', id: 'preview-btn' }, t('diss.preview'));
+  const previewSlot = h('div', { 'aria-live': 'polite' });
+  const errSlot = h('div');
+  const form = h('form', { class: 'card' }, choice, previewBtn, errSlot);
+
+  form.addEventListener('submit', busy(previewBtn, errSlot, async () => {
+    const messages = form.querySelector('input[name=messages]:checked').value;
+    const p = await api.post(`${base}/dissolution/preview`, { messages });
+    showConfirm(p, messages);
+  }));
+  // Changing the choice invalidates a preview: its token is bound to the parameters.
+  choice.addEventListener('change', () => previewSlot.replaceChildren());
+
+  function showConfirm(p, messages) {
+    const typed = h('input', { name: 'confirm-name', id: 'confirm-name', autocomplete: 'off', spellcheck: false });
+    const needPassword = p.requirements.some((r) => r.method === 'password');
+    const password = needPassword ? h('input', { type: 'password', name: 'password', autocomplete: 'current-password' }) : null;
+    const go = h('button', { type: 'submit', class: 'danger', id: 'dissolve-btn', disabled: true }, t('diss.request'));
+    const slot = h('div');
+    const update = () => {
+      go.disabled = typed.value !== p.name || (needPassword && !password.value);
+    };
+    typed.addEventListener('input', update);
+    password?.addEventListener('input', update);
+    const confirm = h('form', { class: 'card confirm' },
+      field(t('diss.confirm_label', { name: p.name }), typed),
+      password ? field(t('diss.password'), password) : null,
+      go, slot);
+    confirm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (typed.value !== p.name) return; // the button is disabled too; Enter must not bypass it
+      go.disabled = true;
+      slot.replaceChildren();
+      const body = { messages, confirmation_token: p.confirmation_token };
+      if (password) body.password = password.value;
+      try {
+        await api.post(`${base}/dissolution`, body);
+        toast(t('diss.requested'));
+        location.hash = `#/g/${gid}/dissolution`;
+      } catch (e) {
+        const reqs = e instanceof ApiError && e.problem.requirements;
+        slot.replaceChildren(reqs ? h('p', { class: 'error', role: 'alert' },
+          t('diss.needs', { what: reqs.map((r) => `${r.method}: ${r.how}`).join('; ') })) : errorBox(e));
+        update();
+      }
+    });
+    previewSlot.replaceChildren(previewDetails(p), confirm);
+    typed.focus();
+  }
+
+  return h('div', {},
+    h('h1', {}, t('diss.title', { name: g.name })),
+    h('p', { class: 'warning' }, t('diss.intro')),
+    form, previewSlot);
+}
+
+// The dissolution's status with a live countdown, refreshed from the server.
+export async function dissolutionView([gid], ctx) {
+  const base = `/v1/groups/${enc(gid)}`;
+  const g = await api.get(base).catch(() => ({ name: gid, my_role: 'member' }));
+  const body = h('div', { id: 'dissolution' });
+  let status = null;
+  let fetchedAt = 0;
+
+  function paint() {
+    if (!status) {
+      body.replaceChildren(h('p', {}, t('status.none')));
+      return;
+    }
+    const left = status.seconds_left !== undefined ? status.seconds_left - (Date.now() - fetchedAt) / 1000 : null;
+    const slot = h('div');
+    const cancel = h('button', { type: 'button', class: 'danger', id: 'cancel-btn' }, t('status.cancel'));
+    cancel.addEventListener('click', busy(cancel, slot, async () => {
+      status = await api.del(`${base}/dissolution`);
+      fetchedAt = Date.now();
+      toast(t('status.cancelled'));
+      paint();
+    }));
+    const cancellable = g.my_role === 'owner' && (status.state === 'pending' || status.state === 'review');
+    body.replaceChildren(h('div', {}, // h() skips the null parts; replaceChildren would print them
+      h('p', { class: 'big' }, badge(status.state)),
+      left !== null ? h('p', { class: 'countdown', id: 'countdown', role: 'timer', 'aria-live': 'off' },
+        t('status.countdown', { left: duration(left) })) : null,
+      h('dl', { class: 'card' },
+        h('dt', {}, t('status.state')), h('dd', { id: 'dissolution-state' }, t('state.' + status.dissolution_state)),
+        status.due_at ? [h('dt', {}, t('status.due')), h('dd', {}, when(status.due_at))] : null,
+        status.dissolved_at ? [h('dt', {}, t('status.dissolved_at')), h('dd', {}, when(status.dissolved_at))] : null,
+        status.grace_until ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null),
+      status.approvals.length ? [h('h2', {}, t('status.approvals')), h('ul', {}, status.approvals.map((a) =>
+        h('li', {}, `${a.kind}: `, badge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
+      cancellable ? cancel : null, slot));
+  }
+  async function load() {
+    try {
+      status = await api.get(`${base}/dissolution`);
+    } catch (e) {
+      if (e.code !== 'DISSOLUTION_NOT_FOUND') throw e;
+      status = null;
+    }
+    fetchedAt = Date.now();
+  }
+  await load();
+  paint();
+  // Repaint the countdown every second (only its text, so focus stays put), and
+  // refresh from the server every 3 s: timers run there, and the test clock moves.
+  const tick = setInterval(() => {
+    const c = body.querySelector('#countdown');
+    if (c && status?.seconds_left !== undefined) {
+      c.textContent = t('status.countdown', { left: duration(status.seconds_left - (Date.now() - fetchedAt) / 1000) });
+    }
+  }, 1000);
+  const refresh = setInterval(async () => {
+    const before = JSON.stringify([status?.state, status?.dissolution_state]);
+    try {
+      await load();
+    } catch {
+      return;
+    }
+    if (JSON.stringify([status?.state, status?.dissolution_state]) !== before && ctx.current()) {
+      const focused = document.activeElement?.id;
+      paint();
+      if (focused) document.getElementById(focused)?.focus();
+    }
+  }, 3000);
+  ctx.onLeave(() => {
+    clearInterval(tick);
+    clearInterval(refresh);
+  });
+  return h('div', {},
+    h('h1', {}, t('status.title', { name: g.name })),
+    body,
+    h('p', {}, h('a', { href: `#/g/${gid}` }, t('status.back'))));
+}

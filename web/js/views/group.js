@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: MIT
+// A group: state and role, the dissolution notice banner, messages (live through
+// live.js), members and roles, files and payments, and the owner's actions.
+
+import { api, enc } from '../api.js';
+import { duration, t, when } from '../i18n.js';
+import { followMessages } from '../live.js';
+import { badge, busy, errorBox, field, h, toast } from '../ui.js';
+
+// The dissolution notice of a system message, or null.
+export function noticeOf(msg) {
+  if (msg.kind !== 'system') return null;
+  try {
+    const j = JSON.parse(msg.text);
+    return j && j.notice === 'dissolution' && Number.isInteger(j.dissolves_at) ? j : null;
+  } catch {
+    return null;
+  }
+}
+
+// The server's clock minus the browser's, in seconds: the dissolution status carries
+// the server's `now` (which the test clock can move), so countdowns use server time.
+export async function serverSkew(gid) {
+  try {
+    const s = await api.get(`/v1/groups/${enc(gid)}/dissolution`);
+    return s.now - Date.now() / 1000;
+  } catch {
+    return 0;
+  }
+}
+
+function messageItem(m, names) {
+  const notice = noticeOf(m);
+  const text = notice ? t('group.system_notice', { when: when(notice.dissolves_at) })
+    : m.kind === 'system' ? t('group.system', { text: m.text }) : m.text;
+  return h('li', { class: m.kind === 'system' ? 'msg system' : 'msg', 'data-seq': m.seq },
+    h('span', { class: 'who' }, m.kind === 'system' ? 'qun' : (names.get(m.author) || m.author.slice(0, 8))),
+    h('span', { class: 'text' }, text),
+    h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)));
+}
+
+export async function groupView([gid], ctx) {
+  const base = `/v1/groups/${enc(gid)}`;
+  let g;
+  try {
+    g = await api.get(base);
+  } catch (e) {
+    if (e.code !== 'GROUP_GONE') throw e;
+    return h('div', {}, h('h1', {}, gid), h('p', { class: 'banner gone', role: 'status' }, t('banner.gone')));
+  }
+  const isOwner = g.my_role === 'owner';
+  const canManage = isOwner || g.my_role === 'admin';
+  const live = g.state === 'active' || g.state === 'review' || g.state === 'pending';
+  const [members, files, payments] = await Promise.allSettled([
+    api.get(`${base}/members?limit=200`), api.get(`${base}/files?limit=200`), api.get(`${base}/payments`)]);
+  const names = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, m.username]) : []);
+
+  // ---- banner: the notice with the time left, while the group is pending ----
+  const stateBadge = h('span', { id: 'group-state' }, badge(g.state));
+  let notice = null;
+  let skew = 0;
+  const bannerEl = document.getElementById('banner');
+  // The banner is a live region: it is only touched when its words change (the time
+  // left shows two units, so for a long notice that is rarely), not every second.
+  function paintBanner() {
+    let want = null;
+    if (g.state === 'pending' && notice) {
+      const left = notice.dissolves_at - (Date.now() / 1000 + skew);
+      want = h('p', { class: 'banner pending', id: 'notice-banner' },
+        t('banner.pending', { left: duration(left), when: when(notice.dissolves_at) }));
+    } else if (g.state === 'review') {
+      want = h('p', { class: 'banner review', id: 'notice-banner' }, t('banner.review'));
+    } else if (g.state === 'dissolved' || g.state === 'purging' || g.state === 'purged') {
+      want = h('p', { class: 'banner gone' }, t('banner.gone'));
+    }
+    const have = bannerEl.firstElementChild;
+    if (want && have && have.className === want.className && have.textContent === want.textContent) return;
+    if (want) bannerEl.replaceChildren(want);
+    else bannerEl.replaceChildren();
+  }
+  const tick = setInterval(paintBanner, 1000);
+  ctx.onLeave(() => clearInterval(tick));
+  if (g.state === 'pending') skew = await serverSkew(gid);
+
+  // ---- messages ----
+  const msgList = h('ol', { class: 'messages', id: 'messages', 'aria-live': 'polite', 'aria-relevant': 'additions' });
+  const empty = h('p', { class: 'muted' }, t('group.no_messages'));
+  function addMessages(items) {
+    for (const m of items) {
+      if (msgList.querySelector(`[data-seq="${m.seq}"]`)) continue;
+      msgList.append(messageItem(m, names));
+      const n = noticeOf(m);
+      if (n) notice = n;
+    }
+    empty.hidden = msgList.children.length > 0;
+    msgList.scrollTop = msgList.scrollHeight;
+    paintBanner();
+  }
+  let after = 0;
+  try {
+    const first = await api.get(`${base}/messages?after=${Math.max(0, (g.last_seq || 0) - 200)}&limit=200`);
+    addMessages(first.items);
+    after = first.items.length ? first.items[first.items.length - 1].seq : Math.max(0, (g.last_seq || 0) - 200);
+  } catch (e) {
+    msgList.replaceWith(errorBox(e));
+  }
+  const gone = () => {
+    g = { ...g, state: 'dissolved' };
+    stateBadge.replaceChildren(badge('dissolved'));
+    paintBanner();
+  };
+  if (live) ctx.onLeave(followMessages(gid, after, addMessages, (e) => e.code === 'GROUP_GONE' && gone()));
+  const text = h('input', { name: 'message', maxlength: 4000, autocomplete: 'off', required: true });
+  const sendSlot = h('div');
+  const send = h('button', { type: 'submit', id: 'send' }, t('group.send'));
+  const msgForm = h('form', { class: 'row' }, field(t('group.message'), text), send, sendSlot);
+  msgForm.addEventListener('submit', busy(send, sendSlot, async () => {
+    const m = await api.post(`${base}/messages`, { text: text.value });
+    addMessages([m]);
+    text.value = '';
+    text.focus();
+  }));
+
+  // ---- the group's state, refreshed so a pending dissolution shows up ----
+  const refresh = setInterval(async () => {
+    try {
+      const fresh = await api.get(base);
+      if (fresh.state !== g.state) {
+        if (fresh.state === 'pending') skew = await serverSkew(gid);
+        g = fresh;
+        stateBadge.replaceChildren(badge(g.state));
+        paintBanner();
+      }
+    } catch (e) {
+      if (e.code === 'GROUP_GONE') {
+        clearInterval(refresh);
+        gone();
+      }
+    }
+  }, 5000);
+  ctx.onLeave(() => clearInterval(refresh));
+
+  // ---- members ----
+  let memberSection;
+  if (members.status === 'fulfilled') {
+    const ul = h('ul', { class: 'list', id: 'members' }, members.value.items.map((m) =>
+      h('li', {}, h('span', {}, m.username), ' ', h('span', { class: `role role-${m.role}` }, t('role.' + m.role)),
+        m.minor ? ' ⚑' : '', ' ', h('code', { class: 'muted small' }, m.openid))));
+    let add = null;
+    if (canManage && g.state === 'active') {
+      const who = h('input', { name: 'member-openid', required: true, maxlength: 64, placeholder: 'u_…' });
+      const role = h('select', { name: 'member-role' }, ['member', 'admin'].map((r) => h('option', { value: r }, t('role.' + r))));
+      const slot = h('div');
+      const btn = h('button', { type: 'submit', id: 'add-member' }, t('group.add'));
+      add = h('form', { class: 'row', 'aria-label': t('group.add_member') },
+        field(t('group.openid'), who), isOwner ? field(t('group.role'), role) : null, btn, slot);
+      add.addEventListener('submit', busy(btn, slot, async () => {
+        const body = { openid: who.value.trim() };
+        if (isOwner) body.role = role.value;
+        const m = await api.post(`${base}/members`, body);
+        names.set(m.openid, m.username);
+        ul.append(h('li', {}, h('span', {}, m.username), ' ', h('span', { class: `role role-${m.role}` }, t('role.' + m.role))));
+        who.value = '';
+        toast(t('group.member_added'));
+      }));
+    }
+    memberSection = [ul, add];
+  } else {
+    memberSection = errorBox(members.reason);
+  }
+
+  // ---- files ----
+  let fileSection;
+  if (files.status === 'fulfilled') {
+    const ul = h('ul', { class: 'list', id: 'files' }, files.value.items.map((f) =>
+      h('li', {}, f.name, h('span', { class: 'muted' }, ` ${t('diss.bytes', { n: f.size })}`))));
+    let up = null;
+    if (live) {
+      const input = h('input', { type: 'file', name: 'upload' });
+      const slot = h('div');
+      const btn = h('button', { type: 'submit' }, t('group.upload'));
+      up = h('form', { class: 'row' }, field(t('group.upload'), input), btn, slot);
+      up.addEventListener('submit', busy(btn, slot, async () => {
+        const file = input.files[0];
+        if (!file) return;
+        const f = await api.post(`${base}/files?name=${enc(file.name)}`, file, { raw: true, contentType: file.type || 'application/octet-stream' });
+        ul.append(h('li', {}, f.name, h('span', { class: 'muted' }, ` ${t('diss.bytes', { n: f.size })}`)));
+        toast(t('group.uploaded'));
+      }));
+    }
+    fileSection = [files.value.items.length ? null : h('p', { class: 'muted' }, t('group.no_files')), ul, up];
+  } else {
+    fileSection = errorBox(files.reason);
+  }
+
+  // ---- payments ----
+  let paySection;
+  if (payments.status === 'fulfilled') {
+    paySection = payments.value.items.length
+      ? h('ul', { class: 'list', id: 'payments' }, payments.value.items.map((p) => h('li', {}, t('group.payment_line', {
+        kind: p.kind, claimed: p.claimed_amount, amount: p.amount, cs: p.claimed_shares, shares: p.shares, memo: p.memo || '',
+      }))))
+      : h('p', { class: 'muted' }, t('group.no_payments'));
+  } else {
+    paySection = errorBox(payments.reason);
+  }
+
+  // ---- actions ----
+  const actions = h('ul', { class: 'actions' },
+    isOwner && g.state === 'active' ? h('li', {}, h('a', { class: 'button danger', href: `#/g/${gid}/dissolve`, id: 'dissolve-link' }, t('group.dissolve'))) : null,
+    g.state !== 'active' || isOwner ? h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/dissolution`, id: 'status-link' }, t('group.dissolution'))) : null,
+    h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/audit`, id: 'audit-link' }, t('group.audit'))));
+
+  paintBanner();
+  return h('div', {},
+    h('h1', { id: 'group-name' }, g.name),
+    h('p', { class: 'meta' }, `${t('group.state')}: `, stateBadge, ` · ${t('group.your_role')}: ${t('role.' + g.my_role)} · ${t('kind.' + g.kind)}`),
+    actions,
+    h('div', { class: 'grid' },
+      h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), empty, msgList, live ? msgForm : null),
+      h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
+      h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
+      h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection)));
+}
