@@ -180,8 +180,17 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
                         json_t **out, qun_err_t *err);
 /* Request: authorize with the token (and step-up when the rules demand it), then go to
  * `review` (approvals needed) or `pending` (the cooling-off / notice timer runs). */
+/* What the client presents beyond the token: risk step-up proofs and its address. */
+typedef struct {
+    const char *token;        /* the preview's confirmation token */
+    bool stepped_up;          /* the password was re-entered and verified */
+    const char *totp_code;    /* a TOTP code, when risk asks for step-up */
+    const char *challenge_id; /* an approved device_key / qr challenge, when risk asks */
+    const char *ip;
+    json_t **problem;         /* receives requirements / reasons for a refusal (owned by caller) */
+} qun_diss_proof_t;
 qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
-                        const char *token, bool stepped_up, json_t **out, qun_err_t *err);
+                        const qun_diss_proof_t *proof, json_t **out, qun_err_t *err);
 qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                        qun_err_t *err);
 /* Cancel a dissolution in review or pending (owner). */
@@ -206,6 +215,7 @@ qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok,
 /* Which approvals a dissolution needs (from the policy view and the org's protection). */
 typedef struct {
     bool org_admin, school_admin, guardians;
+    bool risk_review;        /* the risk engine asked for a manual review (server admins) */
     int64_t guardian_quorum; /* INT64_MAX: all */
 } qun_approval_needs_t;
 qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, const qun_approval_needs_t *need,

@@ -41,6 +41,10 @@ qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, con
         rc = add(db, did, g->id, "school_admin", 0, g->org_id, 0, expires_at, err);
         (*n)++;
     }
+    if (rc == QUN_OK && need->risk_review) { /* any server admin decides */
+        rc = add(db, did, g->id, "risk_review", 0, 0, 0, expires_at, err);
+        (*n)++;
+    }
     if (rc == QUN_OK && need->guardians) {
         int64_t pairs[256][2];
         int np = 0;
@@ -98,8 +102,8 @@ qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_e
     json_t *items = json_array();
     qun_rc rc = qun_db_run(db, &q, err,
                            APPROVAL_COLS "WHERE a.state = 'pending' AND (a.approver_id = $1 OR a.org_id IN "
-                           "(SELECT org_id FROM org_admins WHERE user_id = $1)) ORDER BY a.id LIMIT 200",
-                           "i", a->uid);
+                           "(SELECT org_id FROM org_admins WHERE user_id = $1) OR (a.kind = 'risk_review' AND $2 = 1)) "
+                           "ORDER BY a.id LIMIT 200", "ii", a->uid, (int64_t)a->is_admin);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) json_array_append_new(items, approval_json(q));
     if (rc != QUN_DONE) {
         json_decref(items);
@@ -164,7 +168,8 @@ qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, 
     snprintf(kind, sizeof kind, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
     bool mine = approver ? approver == a->uid
-                         : count1(db, "SELECT COUNT(*) FROM org_admins WHERE org_id = $1 AND user_id = $2", org, a->uid) > 0;
+                : org      ? count1(db, "SELECT COUNT(*) FROM org_admins WHERE org_id = $1 AND user_id = $2", org, a->uid) > 0
+                           : strcmp(kind, "risk_review") == 0 && a->is_admin;
     /* Outsiders learn nothing: the approval does not exist for them. */
     if (!mine) return qun_fail(err, QUN_APPROVAL_NOT_FOUND, "no approval %.40s", aid);
     if (requester == a->uid) return qun_fail(err, QUN_FORBIDDEN_APPROVER, "you cannot approve your own request");

@@ -26,6 +26,8 @@
 #include "qun/core.h"
 #include "qun/ledger.h"
 #include "qun/policy.h"
+#include "qun/risk.h"
+#include "qun/verify.h"
 
 void qun_params_digest(json_t *params, char out[65]) {
     char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
@@ -281,8 +283,36 @@ static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, cha
     return QUN_OK;
 }
 
+/* Phase 1's risk step: evaluate, then deny, ask for step-up (VERIFICATION_REQUIRED with
+ * the methods that satisfy it) or note that a manual review approval is needed. */
+static qun_rc risk_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *params,
+                        const qun_diss_proof_t *proof, qun_risk_t *risk, bool *review, qun_err_t *err) {
+    *review = false;
+    qun_rc rc = qun_risk_evaluate(db, a, g->id, proof->ip, risk, err);
+    if (rc != QUN_OK) return rc;
+    if (risk->level == QUN_RISK_DENY) {
+        if (proof->problem) *proof->problem = json_pack("{s:o}", "risk", qun_risk_json(risk));
+        return qun_fail(err, QUN_RISK_DENIED, "the risk engine refuses this dissolution (score %d)", risk->score);
+    }
+    if (risk->level == QUN_RISK_REVIEW) *review = true;
+    if (risk->level != QUN_RISK_VERIFY) return QUN_OK;
+    char digest[65];
+    qun_params_digest(params, digest);
+    if (proof->challenge_id)
+        return qun_challenge_consume(db, a, proof->challenge_id, "dissolve", g->gid, digest, NULL, err);
+    if (proof->totp_code) return qun_totp_check(db, a, proof->totp_code, err);
+    if (proof->problem)
+        *proof->problem = json_pack("{s:o, s:o}", "requirements",
+                                    qun_verify_need_json(qun_verify_required(a->platform, risk->level)),
+                                    "risk", qun_risk_json(risk));
+    return qun_fail(err, QUN_VERIFICATION_REQUIRED, "the risk engine asks for step-up verification (score %d)",
+                    risk->score);
+}
+
 qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
-                        const char *token, bool stepped_up, json_t **out, qun_err_t *err) {
+                        const qun_diss_proof_t *proof, json_t **out, qun_err_t *err) {
+    const char *token = proof->token;
+    bool stepped_up = proof->stepped_up;
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc != QUN_OK) return rc;
@@ -295,8 +325,14 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (!token) return qun_fail(err, QUN_CONFIRMATION_REQUIRED, "preview the dissolution and send its confirmation_token");
     if (r.step_up && !stepped_up) /* checked before the token is spent, so a retry can reuse it */
         return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "%s groups need your password again", g.kind);
-    rc = consume_token(db, a, &g, params, token, err);
-    if (rc != QUN_OK) return rc;
+    qun_risk_t risk = {.reasons = NULL};
+    bool review;
+    rc = risk_gate(db, a, &g, params, proof, &risk, &review, err);
+    if (rc == QUN_OK) rc = consume_token(db, a, &g, params, token, err);
+    if (rc != QUN_OK) {
+        qun_risk_clear(&risk);
+        return rc;
+    }
     const char *messages = json_string_value(json_object_get(params, "messages"));
     const char *successor = json_string_value(json_object_get(params, "successor_name"));
     int64_t now = qun_now();
@@ -313,7 +349,9 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     int64_t did = qun_q_col_int(q, 0);
     qun_q_done(q);
     int napprovals = 0;
-    rc = qun_approvals_create(db, did, &g, &r.need, now + r.approval_expiry, &napprovals, err);
+    qun_approval_needs_t need = r.need;
+    need.risk_review = review;
+    rc = qun_approvals_create(db, did, &g, &need, now + r.approval_expiry, &napprovals, err);
     const char *to = napprovals ? "review" : "pending";
     if (rc == QUN_OK) rc = set_group_state(db, g.id, "active", to, err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g.id, &r, err);
@@ -321,10 +359,18 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
         rc = qun_db_run(db, NULL, err,
                         "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('approval_expiry', $1, $2, $3, $4)",
                         "iiii", g.id, did, now + r.approval_expiry, now) == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc != QUN_OK) return rc;
-    json_t *f = json_pack("{s:s, s:s, s:i, s:I, s:b, s:s?}", "messages", messages, "confirmation",
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET risk_id = $2 WHERE id = $1", "is", did, risk.id)
+                     == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc != QUN_OK) {
+        qun_risk_clear(&risk);
+        return rc;
+    }
+    json_t *f = json_pack("{s:s, s:s, s:i, s:I, s:b, s:s?, s:o}", "messages", messages, "confirmation",
                           r.step_up ? "confirm+password" : "confirm", "approvals", napprovals,
-                          "delay_seconds", (json_int_t)delay_of(&r), "notice", r.notice_applies, "successor_name", successor);
+                          "delay_seconds", (json_int_t)delay_of(&r), "notice", r.notice_applies, "successor_name", successor,
+                          "risk", qun_risk_json(&risk));
+    qun_risk_clear(&risk);
     rc = qun_ledger_append(db, "dissolution.requested", g.gid, a->openid, "active", to, f, NULL, err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
@@ -535,6 +581,14 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
                                                    "subject", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3),
                                                    "reason", qun_q_col_text(q, 4), "expires_at", (json_int_t)qun_q_col_int(q, 5)));
     json_object_set_new(*out, "approvals", approvals);
+    if (qun_db_run(db, &q, NULL, "SELECT e.level, e.score, e.reasons, e.rid FROM dissolutions d "
+                   "JOIN risk_evaluations e ON e.rid = d.risk_id WHERE d.id = $1", "i", did) == QUN_ROW) {
+        json_t *reasons = json_loads(qun_q_col_text(q, 2), 0, NULL);
+        json_object_set_new(*out, "risk", json_pack("{s:s, s:s, s:I, s:o}", "id", qun_q_col_text(q, 3), "level",
+                                                    qun_q_col_text(q, 0), "score", (json_int_t)qun_q_col_int(q, 1),
+                                                    "reasons", reasons ? reasons : json_array()));
+        qun_q_done(q);
+    }
     if (rc == QUN_DONE)
         rc = qun_db_run(db, &q, err,
                         "SELECT kind, state, due_at, attempts, progress FROM jobs WHERE ref_id = $1 "

@@ -14,6 +14,8 @@ static const qun_field_t diss_fields[] = {
     {"confirmation_token", F_STR, false, 1, 128, NULL},
     {"password", F_STR, false, 1, 256, NULL},
     {"successor_name", F_STR, false, 1, 128, NULL},
+    {"totp_code", F_STR, false, 6, 8, NULL},
+    {"challenge_id", F_STR, false, 1, 64, NULL},
     {0}};
 
 /* The parameters a confirmation token is bound to: the body without the secrets. */
@@ -21,6 +23,8 @@ static json_t *diss_params(json_t *body) {
     json_t *p = json_deep_copy(body);
     json_object_del(p, "confirmation_token");
     json_object_del(p, "password");
+    json_object_del(p, "totp_code");
+    json_object_del(p, "challenge_id");
     return p;
 }
 
@@ -53,9 +57,10 @@ static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
 qun_rc h_diss_preview(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, diss_fields, &r->err);
     if (rc != QUN_OK) return rc;
-    if (json_object_get(r->json, "confirmation_token") || json_object_get(r->json, "password"))
-        return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, json_object_get(r->json, "password") ? "password" : "confirmation_token",
-                              "the preview takes only the dissolution's parameters");
+    static const char *proofs[] = {"confirmation_token", "password", "totp_code", "challenge_id"};
+    for (size_t i = 0; i < sizeof proofs / sizeof proofs[0]; i++)
+        if (json_object_get(r->json, proofs[i]))
+            return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, proofs[i], "the preview takes only the dissolution's parameters");
     json_t *params = diss_params(r->json), *out = NULL;
     rc = qun_diss_preview(r->db, &r->actor, GID, params, &out, &r->err);
     json_decref(params);
@@ -68,10 +73,18 @@ qun_rc h_diss_request_prep(qun_req_t *r) {
 }
 
 qun_rc h_diss_request(qun_req_t *r) {
-    json_t *params = diss_params(r->json), *out = NULL;
-    qun_rc rc = qun_diss_request(r->db, &r->actor, GID, params, qun_jstr(r->json, "confirmation_token"),
-                                 *(bool *)r->scratch, &out, &r->err);
+    json_t *params = diss_params(r->json), *out = NULL, *problem = NULL;
+    qun_diss_proof_t proof = {
+        .token = qun_jstr(r->json, "confirmation_token"), .stepped_up = *(bool *)r->scratch,
+        .totp_code = qun_jstr(r->json, "totp_code"), .challenge_id = qun_jstr(r->json, "challenge_id"),
+        .ip = r->ip, .problem = &problem};
+    qun_rc rc = qun_diss_request(r->db, &r->actor, GID, params, &proof, &out, &r->err);
     json_decref(params);
+    if (problem) {
+        json_decref(r->problem_extra);
+        r->problem_extra = problem;
+        return rc;
+    }
     return answer(r, rc, 202, out);
 }
 

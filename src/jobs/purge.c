@@ -61,7 +61,7 @@ static void bump(json_t *p, const char *key, int64_t n) {
 static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
     qun_rc rc = qun_db_run(db, NULL, err,
                            "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE group_id = $1 "
-                           "ORDER BY id LIMIT $2)", "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
+                           "ORDER BY seq LIMIT $2)", "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
     if (rc != QUN_DONE) return rc;
     int64_t n = qun_db_changes(db);
     bump(p, "messages_deleted", n);
@@ -79,7 +79,7 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
     typedef struct { int64_t id; char *text; } row_t;
     row_t *rows = calloc((size_t)batch, sizeof *rows);
     if (!rows) return qun_fail(err, QUN_NOMEM, "out of memory");
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT id, body FROM messages WHERE group_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT seq, body FROM messages WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                            "iii", group_id, cursor, batch);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         rows[n].id = qun_q_col_int(q, 0);
@@ -93,7 +93,8 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
         qun_mask_counts_t before = counts;
         qun_desensitize_inplace(rows[i].text, strlen(rows[i].text), &counts);
         if (memcmp(&before, &counts, sizeof counts) != 0)
-            rc = qun_db_run(db, NULL, err, "UPDATE messages SET body = $2 WHERE id = $1", "is", rows[i].id, rows[i].text);
+            rc = qun_db_run(db, NULL, err, "UPDATE messages SET body = $3 WHERE group_id = $1 AND seq = $2", "iis",
+                            group_id, rows[i].id, rows[i].text);
         cursor = rows[i].id;
     }
     for (int64_t i = 0; i < n; i++) free(rows[i].text);
@@ -111,7 +112,7 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
     qun_q_t *q;
     char (*shas)[65] = calloc((size_t)qun_core_cfg.purge_batch, 65);
     int n = 0;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT sha256 FROM group_files WHERE group_id = $1 ORDER BY id LIMIT $2",
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT sha256 FROM group_files WHERE group_id = $1 ORDER BY sha256 LIMIT $2",
                            "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
     for (int i = 0; rc == QUN_DONE && i < n; i++) {

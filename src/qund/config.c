@@ -11,6 +11,7 @@
 #include "../http/http.h"
 #include "config.h"
 #include "qun/core.h"
+#include "qun/risk.h"
 #include "qun/outbox.h"
 #include "qun/util.h"
 
@@ -87,56 +88,45 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         qun_server_cfg.log_requests = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;
     }
-    struct {
+    /* Integer settings: name, bounds, and where the value goes. */
+    static const struct {
         const char *key;
         int64_t lo, hi;
+        int64_t *i64;
+        int *i32;
     } ints[] = {
-        {"threads", 1, 64},
-        {"upload_limit", 1, (int64_t)1 << 34},
-        {"argon2_opslimit", 1, 10},
-        {"argon2_memlimit_kib", 8, 1 << 22},
-        {"session_ttl", 60, 3650LL * 86400},
-        {"confirm_ttl", 10, 86400},
-        {"payment_retention", 0, 3650LL * 86400},
-        {"purge_batch", 1, 100000},
-        {"purge_pause_ms", 0, 60000},
-        {"idempotency_ttl", 86400, 365LL * 86400},
-        {"cooling_off", 0, 3650LL * 86400},
-        {"notice", 0, 3650LL * 86400},
-        {"notice_threshold", 0, 100000000},
-        {"purge_grace", 0, 3650LL * 86400},
-        {"tombstone", 0, 3650LL * 86400},
-        {"approval_expiry", 60, 3650LL * 86400},
-        {"webhook_timeout_ms", 100, 600000},
-        {"webhook_max_attempts", 1, 100},
-        {"webhook_backoff_base", 1, 86400},
+        {"threads", 1, 64, NULL, &qun_server_cfg.threads},
+        {"upload_limit", 1, (int64_t)1 << 34, NULL, NULL},
+        {"argon2_opslimit", 1, 10, NULL, NULL},
+        {"argon2_memlimit_kib", 8, 1 << 22, NULL, NULL},
+        {"session_ttl", 60, 3650LL * 86400, &qun_core_cfg.session_ttl, NULL},
+        {"confirm_ttl", 10, 86400, &qun_core_cfg.confirm_ttl, NULL},
+        {"payment_retention", 0, 3650LL * 86400, &qun_core_cfg.payment_retention, NULL},
+        {"purge_batch", 1, 100000, NULL, &qun_core_cfg.purge_batch},
+        {"purge_pause_ms", 0, 60000, NULL, &qund_purge_pause_ms},
+        {"idempotency_ttl", 86400, 365LL * 86400, &qun_core_cfg.idempotency_ttl, NULL},
+        {"cooling_off", 0, 3650LL * 86400, &qun_core_cfg.cooling_off, NULL},
+        {"notice", 0, 3650LL * 86400, &qun_core_cfg.notice, NULL},
+        {"notice_threshold", 0, 100000000, &qun_core_cfg.notice_threshold, NULL},
+        {"purge_grace", 0, 3650LL * 86400, &qun_core_cfg.purge_grace, NULL},
+        {"tombstone", 0, 3650LL * 86400, &qun_core_cfg.tombstone, NULL},
+        {"approval_expiry", 60, 3650LL * 86400, &qun_core_cfg.approval_expiry, NULL},
+        {"webhook_timeout_ms", 100, 600000, NULL, &qun_outbox_cfg.timeout_ms},
+        {"webhook_max_attempts", 1, 100, NULL, &qun_outbox_cfg.max_attempts},
+        {"webhook_backoff_base", 1, 86400, NULL, &qun_outbox_cfg.backoff_base},
+        {"risk_frequency_max", 0, 1000000, NULL, &qun_risk_cfg.freq_max},
+        {"risk_frequency_deny", 0, 1000000, NULL, &qun_risk_cfg.freq_deny_max},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;
         if (!to_i64(value, ints[i].lo, ints[i].hi, &v))
             return qun_fail(err, QUN_BAD_REQUEST, "%s: expected an integer from %lld to %lld, got \"%s\"",
                             key, (long long)ints[i].lo, (long long)ints[i].hi, value);
-        switch (i) {
-        case 0: qun_server_cfg.threads = (int)v; break;
-        case 1: qun_server_cfg.upload_limit = (size_t)v; break;
-        case 2: qun_core_cfg.pw_opslimit = (unsigned long long)v; break;
-        case 3: qun_core_cfg.pw_memlimit = (size_t)v * 1024; break;
-        case 4: qun_core_cfg.session_ttl = v; break;
-        case 5: qun_core_cfg.confirm_ttl = v; break;
-        case 6: qun_core_cfg.payment_retention = v; break;
-        case 7: qun_core_cfg.purge_batch = (int)v; break;
-        case 8: qund_purge_pause_ms = (int)v; break;
-        case 9: qun_core_cfg.idempotency_ttl = v; break;
-        case 10: qun_core_cfg.cooling_off = v; break;
-        case 11: qun_core_cfg.notice = v; break;
-        case 12: qun_core_cfg.notice_threshold = v; break;
-        case 13: qun_core_cfg.purge_grace = v; break;
-        case 14: qun_core_cfg.tombstone = v; break;
-        case 15: qun_core_cfg.approval_expiry = v; break;
-        case 16: qun_outbox_cfg.timeout_ms = (int)v; break;
-        case 17: qun_outbox_cfg.max_attempts = (int)v; break;
-        case 18: qun_outbox_cfg.backoff_base = (int)v; break;
-        }
+        if (ints[i].i64) *ints[i].i64 = v;
+        else if (ints[i].i32) *ints[i].i32 = (int)v;
+        else if (strcmp(key, "upload_limit") == 0) qun_server_cfg.upload_limit = (size_t)v;
+        else if (strcmp(key, "argon2_opslimit") == 0) qun_core_cfg.pw_opslimit = (unsigned long long)v;
+        else if (strcmp(key, "argon2_memlimit_kib") == 0) qun_core_cfg.pw_memlimit = (size_t)v * 1024;
         return QUN_OK;
     }
     return qun_fail(err, QUN_BAD_REQUEST, "unknown setting \"%s\"", key);

@@ -15,7 +15,8 @@ from conftest import Server, expect, register
 
 @pytest.fixture(scope="module")
 def ledger():
-    srv = Server(extra=["--set", "admins=root", "--set", "cooling_off=0", "--set", "purge_grace=0"]).start()
+    srv = Server(extra=["--set", "admins=root", "--set", "cooling_off=0", "--set", "purge_grace=0",
+                        "--set", "risk_frequency_max=1000", "--set", "risk_frequency_deny=1000"]).start()
     root = register(srv.url, name="root")
     alice, bob = register(srv.url), register(srv.url)
     groups = []

@@ -61,14 +61,14 @@ int main(void) {
     json_decref(out);
 
     /* The token is bound to its parameters and single-use. */
-    CHECK(qun_diss_request(db, &owner, gid, del, NULL, false, &out, &err) == QUN_CONFIRMATION_REQUIRED);
-    CHECK(qun_diss_request(db, &owner, gid, keep, token, false, &out, &err) == QUN_CONFIRMATION_INVALID);
-    CHECK(qun_diss_request(db, &owner, gid, del, "qct_forged", false, &out, &err) == QUN_CONFIRMATION_INVALID);
-    CHECK(qun_diss_request(db, &owner, gid, del, token, false, &out, &err) == QUN_OK);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = NULL}, &out, &err) == QUN_CONFIRMATION_REQUIRED);
+    CHECK(qun_diss_request(db, &owner, gid, keep, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = "qct_forged"}, &out, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_OK);
     CHECK_STR(json_string_value(json_object_get(out, "state")), "pending");
     CHECK(json_integer_value(json_object_get(out, "seconds_left")) == 48 * 3600);
     json_decref(out);
-    CHECK(qun_diss_request(db, &owner, gid, del, token, false, &out, &err) == QUN_DISSOLUTION_PENDING);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_DISSOLUTION_PENDING);
     /* During the cooling-off members keep access, and the timer does nothing early. */
     CHECK(qun_message_post(db, &member, gid, "still here", &out, &err) == QUN_OK);
     json_decref(out);
