@@ -6,6 +6,12 @@
 #   1. POST /v1/groups/{id}/messages under wrk  vs  raw SQLite inserts, 64 rows/txn
 #   2. qun_message_post through the writer      vs  the same raw baseline, same process
 #   3. GET /v1/groups/{id} under wrk            vs  GET /bench/hello on the same qund
+#   4. ledger appends (writer and bulk)          vs  SHA-256 of the same entry bytes
+#   5. inclusion / consistency proofs at 1M      vs  one indexed SQLite point lookup
+#      (and at 10M with BENCH_LEDGER_10M=1)
+#   6. dissolution request and marking          vs  the same for a 10-member group
+#   7. purge of a 1M-message group               vs  raw SQLite DELETEs, 500 per txn;
+#      GET and POST p99 while it purges          vs  the idle p99 just before
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -18,6 +24,10 @@ STORE_S=${BENCH_STORE_SECONDS:-4}
 CONNS=${BENCH_CONNECTIONS:-64}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 QUND_THREADS=${BENCH_QUND_THREADS:-2}
+LEDGER_S=${BENCH_LEDGER_SECONDS:-3}
+PROOF_SAMPLES=${BENCH_PROOF_SAMPLES:-10000}
+PURGE_MSGS=${BENCH_PURGE_MESSAGES:-1000000}
+export BENCH_PURGE_MESSAGES="$PURGE_MSGS" BENCH_QUND_THREADS="$QUND_THREADS"
 
 die() {
     echo "bench: $*" >&2
@@ -35,6 +45,11 @@ cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_sqlite" bench/raw_sqlite.c bench/raw_insert.
 # shellcheck disable=SC2086
 cc $CFLAGS $PKG_CFLAGS -o "$OUT/store_bench" bench/store_bench.c bench/raw_insert.c \
     build/libqun.a $PKG_LIBS -lpthread
+# shellcheck disable=SC2086
+cc $CFLAGS $PKG_CFLAGS -o "$OUT/ledger_bench" bench/ledger_bench.c bench/raw_insert.c \
+    build/libqun.a $PKG_LIBS -lpthread
+# shellcheck disable=SC2086
+cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_delete" bench/raw_delete.c bench/raw_insert.c $PKG_LIBS
 
 # ---- one qund on a free port in a temporary directory ----
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qun-bench.XXXXXX")
@@ -170,6 +185,23 @@ stop_qund
 echo "bench: store (${STORE_S}s raw, ${STORE_S}s with 64 submitters, then context runs)"
 store=$("$OUT/store_bench" "$tmp" "$STORE_S") || die "store_bench failed"
 
+# ---- 4. and 5. the ledger, in-process ----
+echo "bench: ledger appends (${LEDGER_S}s with 64 submitters, ${LEDGER_S}s bulk, then baselines)"
+ledger=$("$OUT/ledger_bench" append "$tmp" "$LEDGER_S") || die "ledger_bench append failed"
+echo "bench: ledger of 1M entries, then $PROOF_SAMPLES inclusion and consistency proofs"
+proofs1m=$("$OUT/ledger_bench" proofs "$tmp" 1000000 "$PROOF_SAMPLES") || die "ledger_bench proofs failed"
+proofs10m=""
+if [ "${BENCH_LEDGER_10M:-0}" = 1 ]; then
+    echo "bench: ledger of 10M entries (BENCH_LEDGER_10M=1; about 6 minutes to build)"
+    proofs10m=$("$OUT/ledger_bench" proofs "$tmp" 10000000 "$PROOF_SAMPLES") || die "ledger_bench proofs 10M failed"
+fi
+
+# ---- 6. and 7. dissolution and purge on a second qund, bulk seeded ----
+echo "bench: raw SQLite DELETE of $PURGE_MSGS rows, 500 per transaction"
+rawdel=$("$OUT/raw_delete" "$tmp" "$PURGE_MSGS") || die "raw_delete failed"
+echo "bench: dissolutions and a purge of $PURGE_MSGS messages (governance.py)"
+gov=$(python3 bench/governance.py build/qund "$tmp" "$OUT") || die "governance.py failed"
+
 # ---- the table ----
 mean() {
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (a + b) / 2 }'
@@ -233,3 +265,113 @@ r_get=$(ratio "$get_rps" "$hello_rps")
     echo "               $s_1"
     echo "               $s_core"
 } | tee "$OUT/results.txt"
+
+# ---- the governance and ledger table, appended to the same file ----
+line() { # line TEXT NAME: the line of TEXT that starts with NAME
+    echo "$1" | grep "^$2 " || die "missing result line $2"
+}
+below() { # below VALUE LIMIT: met when VALUE <= LIMIT
+    awk -v r="$1" -v a="$2" 'BEGIN { print (r <= a ? "met" : "MISSED") }'
+}
+l_w=$(line "$ledger" append_writer64)
+l_b=$(line "$ledger" append_bulk1000)
+l_sha=$(line "$ledger" sha_leaf)
+l_r64=$(line "$ledger" raw_batch64)
+l_r1k=$(line "$ledger" raw_batch1000)
+sha_ps=$(field "$l_sha" per_s)
+w_ps=$(field "$l_w" per_s)
+b_ps=$(field "$l_b" per_s)
+d10=$(line "$gov" dissolve_members_10)
+purge=$(line "$gov" purge)
+raw_rd=$(line "$rawdel" raw_delete)
+cost=$(line "$rawdel" batch_cost)
+ig=$(line "$gov" idle_get)
+bg=$(line "$gov" purge_get)
+ip=$(line "$gov" idle_post)
+bp=$(line "$gov" purge_post)
+proof_rows() { # proof_rows LABEL LINES: inclusion and consistency p50/p99 vs the lookup
+    lk=$(line "$2" lookup)
+    for kind in inclusion consistency; do
+        pl=$(line "$2" $kind)
+        for p in p50 p99; do
+            v=$(field "$pl" ${p}_us)
+            aim=""
+            [ "$1" = 10M ] && [ $p = p99 ] && aim="< 100 us $(below "$v" 100)"
+            [ "$1" = 1M ] && [ $p = p99 ] && aim="(aim < 100 us is for 10M; 1M: $(below "$v" 100))"
+            printf '%-46s %14s %14s %7s  %s\n' "5. $kind proof at $1, $p (us)" "$v" \
+                "$(field "$lk" ${p}_us)" "$(ratio "$v" "$(field "$lk" ${p}_us)")" "$aim"
+        done
+    done
+    b=$(line "$2" build)
+    echo "   $1 ledger built through qun_ledger_append in $(field "$b" seconds)s ($(field "$b" per_s) appends/s, 10 000 per transaction); $(field "$(line "$2" inclusion)" hashes_mean) hashes per proof on average; every inclusion proof verified"
+}
+{
+    echo
+    echo "qun governance and ledger bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+    echo
+    printf '%-46s %14s %14s %7s  %s\n' "benchmark" "measured" "baseline" "ratio" "aim"
+    printf '%-46s %14s %14s %7s  %s\n' "4a. ledger appends/s, writer, 64 threads" "$w_ps" "$sha_ps" \
+        "$(ratio "$w_ps" "$sha_ps")" ">= 10 000/s $(verdict "$w_ps" 10000)"
+    printf '%-46s %14s %14s %7s\n' "    vs raw SQLite rows, 64 appends/txn" "$w_ps" \
+        "$(field "$l_r64" per_s)" "$(ratio "$w_ps" "$(field "$l_r64" per_s)")"
+    printf '%-46s %14s %14s %7s  %s\n' "4b. ledger appends/s, 1000 per transaction" "$b_ps" "$sha_ps" \
+        "$(ratio "$b_ps" "$sha_ps")" ">= 10 000/s $(verdict "$b_ps" 10000)"
+    printf '%-46s %14s %14s %7s\n' "    vs raw SQLite rows, 1000 appends/txn" "$b_ps" \
+        "$(field "$l_r1k" per_s)" "$(ratio "$b_ps" "$(field "$l_r1k" per_s)")"
+    proof_rows 1M "$proofs1m"
+    [ -z "$proofs10m" ] || proof_rows 10M "$proofs10m"
+    for size in 10 1000 100000; do
+        dl=$(line "$gov" dissolve_members_$size)
+        printf '%-46s %14s %14s %7s  %s\n' "6. dissolution request, $size members (ms)" \
+            "$(field "$dl" request_ms)" "$(field "$d10" request_ms)" \
+            "$(ratio "$(field "$dl" request_ms)" "$(field "$d10" request_ms)")" "flat"
+    done
+    dl=$(line "$gov" dissolve_messages_1m)
+    printf '%-46s %14s %14s %7s  %s\n' "6. dissolution request, 1M messages (ms)" \
+        "$(field "$dl" request_ms)" "$(field "$d10" request_ms)" \
+        "$(ratio "$(field "$dl" request_ms)" "$(field "$d10" request_ms)")" "flat"
+    for size in 10 1000 100000; do
+        dl=$(line "$gov" dissolve_members_$size)
+        printf '%-46s %14s %14s %7s  %s\n' "6. request to dissolved, $size members (ms)" \
+            "$(field "$dl" dissolved_ms)" "$(field "$d10" dissolved_ms)" \
+            "$(ratio "$(field "$dl" dissolved_ms)" "$(field "$d10" dissolved_ms)")" "flat"
+    done
+    dl=$(line "$gov" dissolve_messages_1m)
+    printf '%-46s %14s %14s %7s  %s\n' "6. request to dissolved, 1M messages (ms)" \
+        "$(field "$dl" dissolved_ms)" "$(field "$d10" dissolved_ms)" \
+        "$(ratio "$(field "$dl" dissolved_ms)" "$(field "$d10" dissolved_ms)")" "flat"
+    printf '%-46s %14s %14s %7s  %s\n' "7. purge, messages deleted/s" "$(field "$purge" rows_per_s)" \
+        "$(field "$raw_rd" rows_per_s)" "$(ratio "$(field "$purge" rows_per_s)" "$(field "$raw_rd" rows_per_s)")" ""
+    r=$(ratio "$(field "$bg" p99_us)" "$(field "$ig" p99_us)")
+    printf '%-46s %14s %14s %7s  %s\n' "7. GET group p99 while purging (us)" "$(field "$bg" p99_us)" \
+        "$(field "$ig" p99_us)" "$r" "<= 2 $(below "$r" 2)"
+    r=$(ratio "$(field "$bp" p99_us)" "$(field "$ip" p99_us)")
+    printf '%-46s %14s %14s %7s  %s\n' "7. POST message p99 while purging (us)" "$(field "$bp" p99_us)" \
+        "$(field "$ip" p99_us)" "$r" "<= 2 $(below "$r" 2)"
+    echo
+    echo "baselines: 4. SHA-256 leaf hashes (crypto_hash_sha256 of 0x00 || entry) of the entries the appends"
+    echo "              wrote, $(field "$l_sha" entry_bytes_mean) bytes on average; raw SQLite rows = entry row + leaf + completed parents"
+    echo "           5. one indexed point lookup of a random ledger_nodes row on a plain sqlite3 connection"
+    echo "           6. the same request / wait for a group of 10 members (median of the repetitions)"
+    echo "           7. raw SQLite DELETE of the same rows, 500 per transaction in index order (bench/raw_delete.c);"
+    echo "              the idle p99 measured on the same qund just before the purge (wrk -t1 -c${BENCH_PURGE_CONNECTIONS:-8})"
+    echo
+    echo "details:"
+    echo "  ledger: $l_w"
+    echo "          $l_b"
+    echo "          $l_sha"
+    echo "          $l_r64"
+    echo "          $l_r1k"
+    echo "  proofs 1M:"
+    echo "$proofs1m" | sed 's/^/    /'
+    [ -z "$proofs10m" ] || { echo "  proofs 10M:"; echo "$proofs10m" | sed 's/^/    /'; }
+    echo "  dissolutions (sent 150 ms after the previous group was seen dissolved, see README):"
+    echo "$gov" | grep -E '^(seed|dissolve_)' | sed 's/^/    /'
+    echo "  purge: $purge"
+    echo "         per batch on the full group, raw: $cost"
+    echo "         $raw_rd"
+    echo "  wrk: $ig"
+    echo "       $bg"
+    echo "       $ip"
+    echo "       $bp"
+} | tee -a "$OUT/results.txt"
