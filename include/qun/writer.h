@@ -36,6 +36,10 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op);
 /* Queue fn and wait for its durable outcome; for background threads (jobs). */
 qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *),
                       void *arg, qun_err_t *err);
+/* Call fn(arg) on the writer thread after every successful COMMIT, before the batch's
+ * done callbacks (NULL fn: none).  fn must be quick and thread-safe: it is how the HTTP
+ * loops learn that new events are durable. */
+void qun_writer_on_commit(qun_writer_t *w, void (*fn)(void *arg), void *arg);
 /* Counters for /metrics. */
 void qun_writer_stats(qun_writer_t *w, uint64_t *commits, uint64_t *ops, uint64_t *failed);
 

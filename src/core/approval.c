@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/event.h"
 #include "qun/ledger.h"
 
 static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind, int64_t approver, int64_t org,
@@ -19,6 +20,7 @@ static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind,
                            "INSERT INTO approvals(aid, dissolution_id, group_id, kind, approver_id, org_id, subject_id, "
                            "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                            "siiszzzii", aid, did, group_id, kind, approver, org, subject, qun_now(), expires_at);
+    if (rc == QUN_DONE) rc = qun_event_approval_requested(db, aid, err);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -182,6 +184,7 @@ qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, 
     json_t *f = json_pack("{s:s, s:s, s:s}", "approval", aid, "kind", kind, "reason", reason ? reason : "");
     rc = qun_ledger_append(db, approve ? "approval.approved" : "approval.rejected", gid, a->openid, "review", "review",
                            f, NULL, err);
+    if (rc == QUN_OK) rc = qun_event_emit(db, approve ? "approval.approved" : "approval.rejected", 0, requester, json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", aid, "kind", kind, "group", gid, "by", a->openid, "reason", reason ? reason : ""), err);
     if (rc == QUN_OK) {
         if (!approve)
             rc = qun_diss_end(db, did, "rejected", a->openid, f, err);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/event.h"
 #include "qun/ledger.h"
 #include "qun/policy.h"
 #include "qun/risk.h"
@@ -266,6 +267,8 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
     rc = qun_db_run(db, NULL, err,
                     "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, $3, 'system', $4, $5)",
                     "iiisi", group_id, seq, owner, text, now);
+    if (rc == QUN_DONE) rc = qun_event_message(db, group_id, seq, err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.pending", group_id, 0, json_pack("{s:s, s:I, s:I}", "state", "pending", "dissolves_at", (json_int_t)due, "notice_seconds", (json_int_t)(due - now)), err);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -354,6 +357,7 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     rc = qun_approvals_create(db, did, &g, &need, now + r.approval_expiry, &napprovals, err);
     const char *to = napprovals ? "review" : "pending";
     if (rc == QUN_OK) rc = set_group_state(db, g.id, "active", to, err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.requested", g.id, 0, json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", a->openid, "messages", messages, "approvals", napprovals), err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g.id, &r, err);
     if (rc == QUN_OK && napprovals)
         rc = qun_db_run(db, NULL, err,
@@ -406,6 +410,7 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
     json_t *f = json_pack("{s:I}", "delay_seconds", (json_int_t)delay_of(&r));
     rc = qun_ledger_append(db, "dissolution.approved", gid, actor[0] ? actor : NULL, "review", "pending", f, NULL, err);
     json_decref(f);
+    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.approved", group_id, 0, json_pack("{s:s, s:s?}", "state", "pending", "by", actor[0] ? actor : NULL), err);
     return rc;
 }
 
@@ -433,7 +438,8 @@ qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *acto
     if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
     if (rc != QUN_OK) return rc;
     snprintf(event, sizeof event, "dissolution.%s", why);
-    return qun_ledger_append(db, event, gid, actor_openid, from, "active", fields, NULL, err);
+    rc = qun_ledger_append(db, event, gid, actor_openid, from, "active", fields, NULL, err);
+    return rc == QUN_OK ? qun_event_group(db, event, group_id, 0, json_pack("{s:s, s:s?}", "state", "active", "by", actor_openid), err) : rc;
 }
 
 qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err) {
@@ -511,6 +517,7 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
                           "successor", succ_gid[0] ? succ_gid : NULL);
     rc = qun_ledger_append(db, "group.dissolved", gid, NULL, "pending", "dissolved", f, NULL, err);
     json_decref(f);
+    if (rc == QUN_OK) rc = qun_event_group(db, "group.dissolved", group_id, 0, json_pack("{s:s, s:s, s:I, s:s?}", "state", "dissolved", "messages", messages, "restorable_until", (json_int_t)grace_until, "successor", succ_gid[0] ? succ_gid : NULL), err);
     if (rc == QUN_OK) {
         f = json_pack("{s:s, s:s?}", "group", gid, "successor", succ_gid[0] ? succ_gid : NULL);
         char *payload = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
@@ -657,6 +664,7 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
                         "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
     json_t *f = json_pack("{s:s}", "by", a->is_admin && g.role != QUN_ROLE_OWNER ? "server_admin" : "owner");
     if (rc == QUN_OK) rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, "dissolved", "active", f, NULL, err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "group.restored", g.id, 0, json_pack("{s:s, s:s}", "state", "active", "by", json_string_value(json_object_get(f, "by"))), err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
     qun_actor_t owner_view = *a;

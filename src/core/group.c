@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/event.h"
 #include "qun/ledger.h"
 #include "qun/policy.h"
 
@@ -139,6 +140,7 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
     json_t *f = json_pack("{s:s, s:s, s:s?}", "name", name, "kind", kind, "org", org);
     rc = qun_ledger_append(db, "group.created", gid, a->openid, NULL, "active", f, NULL, err);
     json_decref(f);
+    if (rc == QUN_OK) rc = qun_event_member(db, "group.created", id, a->uid, err);
     if (rc != QUN_OK) return rc;
     *out = group_json(db, id, a->uid, err);
     return *out ? QUN_OK : QUN_STORE;
@@ -260,6 +262,7 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
                         "iisi", g.id, uid, role, qun_now());
         rc = rc == QUN_DONE ? count_delta(db, g.id, 1, err) : rc;
     }
+    if (rc == QUN_OK) rc = qun_event_member(db, "member.added", g.id, uid, err);
     if (rc != QUN_OK) return rc;
     *out = member_json(db, g.id, uid);
     return *out ? QUN_OK : QUN_STORE;
@@ -293,7 +296,8 @@ static qun_rc remove_member(qun_db_t *db, int64_t group_id, int64_t uid, qun_err
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2",
                         "ii", group_id, uid);
-    return rc == QUN_DONE ? count_delta(db, group_id, -1, err) : rc;
+    if (rc == QUN_DONE) rc = count_delta(db, group_id, -1, err);
+    return rc == QUN_OK ? qun_event_member(db, "member.removed", group_id, uid, err) : rc;
 }
 
 qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
@@ -344,6 +348,7 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
         if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_PENDING, "a transfer is already pending");
         if (rc == QUN_ROW) qun_q_done(q), rc = QUN_OK;
     }
+    if (rc == QUN_OK) rc = qun_event_emit(db, "transfer.proposed", 0, uid, json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "group_name", g.name, "from", a->openid, "to", to), err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to,
                      "state", "proposed");
@@ -379,6 +384,8 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
         json_decref(f);
         if (rc != QUN_OK) return rc;
     }
+    rc = qun_event_emit(db, accept ? "transfer.accepted" : "transfer.declined", accept ? g.id : 0, from, json_pack("{s:s, s:s}", "group", g.gid, "to", a->openid), err);
+    if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s}", "group", g.gid, "state", accept ? "accepted" : "declined");
     if (accept) json_object_set_new(*out, "owner", json_string(a->openid));
     return QUN_OK;

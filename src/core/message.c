@@ -2,6 +2,7 @@
 /* Group messages with a gap-free per-group sequence number taken from the group row
  * in the same transaction as the insert. */
 #include "qun/core.h"
+#include "qun/event.h"
 
 qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
                         json_t **out, qun_err_t *err) {
@@ -20,7 +21,9 @@ qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, con
     if (rc != QUN_DONE) return rc;
     *out = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "group", g.gid, "seq", (json_int_t)seq,
                      "author", a->openid, "kind", "text", "text", text, "created_at", (json_int_t)now);
-    return QUN_OK;
+    rc = qun_event_emit(db, "message.created", g.id, 0, json_incref(*out), err);
+    if (rc != QUN_OK) json_decref(*out), *out = NULL;
+    return rc;
 }
 
 qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "qun/core.h"
 #include "qun/store.h"
@@ -50,6 +51,7 @@ struct qun_req {
     bool has_query;
     bool authed;
     bool reading;        /* a read transaction is open on the loop's connection */
+    bool streaming;      /* run() took over ev as an open stream (events.c): send nothing */
     qun_actor_t actor;
     unsigned char *body; /* owned, NUL-terminated */
     size_t body_len;
@@ -105,6 +107,18 @@ void qun_router_dispatch(struct evhttp_request *ev, void *worker);
 void qun_req_finish(qun_req_t *r);
 /* Metrics text for /metrics into out (owned by caller, free()). */
 char *qun_metrics_render(void);
+
+/* ---- events.c: GET /v1/events (server-sent events) ---- */
+/* Set up each worker's wake and heartbeat events and hook the writer's commits. */
+void qun_events_start(qun_writer_t *writer, qun_worker_t *workers, int n);
+/* Stop waking the loops (after they stopped, before their evhttp is freed). */
+void qun_events_quiesce(void);
+/* Free worker index's events (after its evhttp_free closed its streams). */
+void qun_events_loop_free(int index);
+/* Free what is left, after every loop is freed. */
+void qun_events_stop(void);
+/* The events counters for /metrics. */
+void qun_events_metrics(FILE *f);
 
 /* ---- helpers for handlers (reply.c / fields.c) ---- */
 /* Set a JSON answer (steals out). */

@@ -203,6 +203,10 @@ static void read_end(qun_req_t *r) {
 }
 
 void qun_req_finish(qun_req_t *r) {
+    if (r->streaming) { /* events.c owns r->ev now and answers on it */
+        read_end(r);
+        goto count;
+    }
     struct evbuffer *buf = evbuffer_new();
     if (r->rc == QUN_OK && r->file_path && !send_file(r, buf)) {
         /* falls through to the problem answer */
@@ -226,6 +230,7 @@ void qun_req_finish(qun_req_t *r) {
     evhttp_send_reply(r->ev, r->status, NULL, buf);
     evbuffer_free(buf);
 
+count:;
     int64_t ms = qun_mono_ms() - r->t0_ms;
     int ri = r->route_index >= 0 ? r->route_index : MAX_ROUTES;
     int cls = r->status / 100;
@@ -489,6 +494,7 @@ char *qun_metrics_render(void) {
                "# HELP qun_webhook_dead_total Webhook deliveries that ran out of attempts.\n"
                "# TYPE qun_webhook_dead_total counter\nqun_webhook_dead_total %llu\n",
             (unsigned long long)delivered, (unsigned long long)wfailed, (unsigned long long)dead);
+    qun_events_metrics(f);
     fclose(f);
     return text;
 }

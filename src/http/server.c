@@ -178,6 +178,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     qun_rc rc = port_free(qun_server_cfg.host, qun_server_cfg.port, err);
     for (int i = 0; i < g_nworkers && rc == QUN_OK; i++) rc = worker_init(&g_workers[i], i, err);
     if (rc != QUN_OK) return rc;
+    qun_events_start(writer, g_workers, g_nworkers);
     struct event *sigint = evsignal_new(g_workers[0].base, SIGINT, stop_cb, NULL);
     struct event *sigterm = evsignal_new(g_workers[0].base, SIGTERM, stop_cb, NULL);
     event_add(sigint, NULL);
@@ -190,16 +191,19 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     event_base_dispatch(g_workers[0].base);
     atomic_store(&g_ready, false);
     for (int i = 1; i < g_nworkers; i++) pthread_join(g_workers[i].thread, NULL);
+    qun_events_quiesce();
     event_free(sigint);
     event_free(sigterm);
     for (int i = 0; i < g_nworkers; i++) {
         qun_worker_t *w = &g_workers[i];
         evhttp_free(w->http);
+        qun_events_loop_free(i);
         event_free(w->done_ev);
         event_base_free(w->base);
         qun_db_close(w->db);
         pthread_mutex_destroy(&w->mu);
     }
+    qun_events_stop();
     free(g_workers);
     return QUN_OK;
 }

@@ -13,6 +13,7 @@
 
 #include "qun/core.h"
 #include "qun/desensitize.h"
+#include "qun/event.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
 
@@ -224,6 +225,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         if (rc == QUN_DONE) *finished = true;
         rc = rc == QUN_DONE ? QUN_OK : rc;
         if (rc == QUN_OK) rc = ledger_receipt(db, group_id, "group.purged", "purging", "purged", p, err);
+        if (rc == QUN_OK) rc = qun_event_group(db, "group.purged", group_id, QUN_EVENT_OWNER, json_pack("{s:s}", "state", "purged"), err);
     } else {
         *finished = true;
     }

@@ -98,7 +98,7 @@ static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return qun_blob_unlink_queued(db, arg, err);
 }
 
-/* Housekeeping: forget idempotency keys and confirmation tokens past their life. */
+/* Housekeeping: forget idempotency keys, confirmation tokens and events past their life. */
 static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     (void)arg;
     int64_t now = qun_now();
@@ -106,6 +106,8 @@ static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
                            now - qun_core_cfg.idempotency_ttl);
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err, "DELETE FROM confirm_tokens WHERE expires_at < $1", "i", now - 86400);
+    if (rc == QUN_DONE) /* GET /v1/events replays at most this far back (docs/events.md) */
+        rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE created_at < $1", "i", now - 86400);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 

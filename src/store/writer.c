@@ -20,6 +20,8 @@ struct qun_writer {
     qun_wop_t *head, *tail;
     bool stopping;
     _Atomic uint64_t commits, ops, failed;
+    void (*on_commit)(void *arg); /* guarded by mu */
+    void *on_commit_arg;
 };
 
 /* Take up to max_batch queued operations, or NULL when stopping with nothing left. */
@@ -73,6 +75,11 @@ static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
         return;
     }
     atomic_fetch_add(&w->commits, 1);
+    pthread_mutex_lock(&w->mu);
+    void (*hook)(void *) = w->on_commit;
+    void *hook_arg = w->on_commit_arg;
+    pthread_mutex_unlock(&w->mu);
+    if (hook) hook(hook_arg);
 }
 
 static void *writer_main(void *arg) {
@@ -158,6 +165,13 @@ qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_
     pthread_cond_destroy(&s.cv);
     if (err && s.op.rc != QUN_OK) *err = s.op.err;
     return s.op.rc;
+}
+
+void qun_writer_on_commit(qun_writer_t *w, void (*fn)(void *arg), void *arg) {
+    pthread_mutex_lock(&w->mu);
+    w->on_commit = fn;
+    w->on_commit_arg = arg;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void qun_writer_stats(qun_writer_t *w, uint64_t *commits, uint64_t *ops, uint64_t *failed) {

@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /v1/events: server-sent events (docs/events.md).
+ *
+ * The core appends each event to the `events` table in the transaction of its change
+ * (core/event.c).  After every commit that appended one, the writer's commit hook
+ * wakes every HTTP loop; a loop with open streams then reads the new rows once
+ * (one query per wake per loop, never per subscriber) and appends each frame to the
+ * output of every stream whose user is in the audience.  The audience of a group event
+ * is resolved in memory: each loop keeps, per connected user, the sorted ids of the
+ * user's groups, loaded with one query when the user's first stream on the loop opens
+ * and kept current by the membership events themselves (member.added, group.created,
+ * member.removed, group.dissolved with a successor, group.purged).  So one message to a
+ * 500-member group is one row written, at most one read per loop, and 500 buffered
+ * socket writes.
+ *
+ * Every structure here belongs to one loop and is touched only on its thread, except
+ * the per-user stream counts and the "live" switch, guarded by g_mu.
+ *
+ * Invariants: (E1) a loop's last_id is the highest event id it has fanned out, or
+ * stale when it has no stream (it then skips the reads and refreshes last_id from
+ * MAX(id) when a stream opens); (E2) a stream is sent exactly the events of its
+ * audience with id > its last_id, in id order, each once: a replay covers
+ * (Last-Event-ID, loop last_id] in the opening request's snapshot and live delivery
+ * covers the rest; (E3) a stream is freed exactly once: by close_cb when the client
+ * goes (or at shutdown), or by drop() which unhooks close_cb first. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "http.h"
+#include "qun/event.h"
+#include "worker.h"
+
+#define STREAMS_PER_USER 8      /* open streams per user, across loops */
+#define REPLAY_MAX 1000         /* events a resume replays; beyond: stream.resync */
+#define OUT_MAX (1u << 20)      /* bytes queued to a stream before it counts as too slow */
+#define HEARTBEAT_S 15
+#define WRITE_TIMEOUT_S 60      /* queued bytes not drained for this long: disconnect */
+#define FETCH_BATCH 256
+#define BUCKETS 256
+
+typedef struct user user_t;
+typedef struct stream stream_t;
+typedef struct loop loop_t;
+
+/* A user with at least one stream on a loop. */
+struct user {
+    int64_t uid;
+    int64_t *groups; /* sorted group row ids */
+    size_t ngroups, cap;
+    int nstreams;
+    user_t *next; /* hash chain */
+};
+
+struct stream {
+    loop_t *loop;
+    user_t *user;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct evbuffer *pending; /* frames of the current wake, sent as one chunk */
+    int64_t last_id;
+    stream_t *prev, *next;
+};
+
+struct loop {
+    qun_worker_t *w;
+    struct event *wake, *beat;
+    stream_t *streams;
+    user_t *users[BUCKETS];
+    int64_t last_id;
+    bool stale;
+};
+
+static loop_t *g_loops;
+static int g_nloops;
+static qun_writer_t *g_writer;
+
+/* Open streams per user across loops (the per-user bound), and whether waking is allowed. */
+typedef struct ucount {
+    int64_t uid;
+    int n;
+    struct ucount *next;
+} ucount_t;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static ucount_t *g_counts[BUCKETS];
+static bool g_live;
+
+static _Atomic uint64_t m_streams, m_opened, m_fetched, m_delivered, m_slow, m_wakes;
+
+/* ---- per-user stream counts ---- */
+static bool count_take(int64_t uid) {
+    pthread_mutex_lock(&g_mu);
+    ucount_t **pp = &g_counts[(uint64_t)uid % BUCKETS], *c = *pp;
+    while (c && c->uid != uid) c = c->next;
+    if (!c) {
+        c = qun_xcalloc(1, sizeof *c);
+        c->uid = uid;
+        c->next = *pp;
+        *pp = c;
+    }
+    bool ok = c->n < STREAMS_PER_USER;
+    if (ok) c->n++;
+    pthread_mutex_unlock(&g_mu);
+    return ok;
+}
+
+static void count_give(int64_t uid) {
+    pthread_mutex_lock(&g_mu);
+    ucount_t **pp = &g_counts[(uint64_t)uid % BUCKETS];
+    while (*pp && (*pp)->uid != uid) pp = &(*pp)->next;
+    if (*pp && --(*pp)->n == 0) {
+        ucount_t *c = *pp;
+        *pp = c->next;
+        free(c);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* ---- the membership map of a loop ---- */
+static user_t *user_find(loop_t *l, int64_t uid) {
+    user_t *u = l->users[(uint64_t)uid % BUCKETS];
+    while (u && u->uid != uid) u = u->next;
+    return u;
+}
+
+static size_t group_pos(const user_t *u, int64_t gid) {
+    size_t lo = 0, hi = u->ngroups;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (u->groups[mid] < gid) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static bool user_in(const user_t *u, int64_t gid) {
+    size_t i = group_pos(u, gid);
+    return i < u->ngroups && u->groups[i] == gid;
+}
+
+static void user_join(user_t *u, int64_t gid) {
+    size_t i = group_pos(u, gid);
+    if (i < u->ngroups && u->groups[i] == gid) return;
+    if (u->ngroups == u->cap) {
+        u->cap = u->cap ? 2 * u->cap : 8;
+        int64_t *g = realloc(u->groups, u->cap * sizeof *g);
+        if (!g) abort();
+        u->groups = g;
+    }
+    memmove(u->groups + i + 1, u->groups + i, (u->ngroups - i) * sizeof *u->groups);
+    u->groups[i] = gid;
+    u->ngroups++;
+}
+
+static void user_leave(user_t *u, int64_t gid) {
+    size_t i = group_pos(u, gid);
+    if (i == u->ngroups || u->groups[i] != gid) return;
+    memmove(u->groups + i, u->groups + i + 1, (u->ngroups - i - 1) * sizeof *u->groups);
+    u->ngroups--;
+}
+
+/* The user's entry on l, loading the user's groups (one query) when it is new. */
+static qun_rc user_get(loop_t *l, qun_db_t *db, int64_t uid, user_t **out, qun_err_t *err) {
+    user_t *u = user_find(l, uid);
+    if (!u) {
+        u = qun_xcalloc(1, sizeof *u);
+        u->uid = uid;
+        qun_q_t *q;
+        qun_rc rc = qun_db_run(db, &q, err, "SELECT group_id FROM members WHERE user_id = $1", "i", uid);
+        for (; rc == QUN_ROW; rc = qun_q_step(q, err)) user_join(u, qun_q_col_int(q, 0));
+        if (rc != QUN_DONE) {
+            free(u->groups);
+            free(u);
+            return rc;
+        }
+        u->next = l->users[(uint64_t)uid % BUCKETS];
+        l->users[(uint64_t)uid % BUCKETS] = u;
+    }
+    *out = u;
+    return QUN_OK;
+}
+
+static void user_unref(loop_t *l, user_t *u) {
+    if (--u->nstreams > 0) return;
+    user_t **pp = &l->users[(uint64_t)u->uid % BUCKETS];
+    while (*pp != u) pp = &(*pp)->next;
+    *pp = u->next;
+    free(u->groups);
+    free(u);
+}
+
+/* ---- streams ---- */
+/* Unlink and free s; the evhttp request and connection are the caller's business. */
+static void stream_free(stream_t *s) {
+    loop_t *l = s->loop;
+    if (s->prev) s->prev->next = s->next;
+    else l->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (!l->streams) l->stale = true; /* (E1) */
+    count_give(s->user->uid);
+    user_unref(l, s->user);
+    evbuffer_free(s->pending);
+    free(s);
+    atomic_fetch_sub(&m_streams, 1);
+}
+
+/* The client went away (or the server is stopping).  When evhttp detached the request
+ * from the dying connection, the request is ours to free; otherwise evhttp frees it
+ * with the connection. */
+static void close_cb(struct evhttp_connection *evcon, void *arg) {
+    (void)evcon;
+    stream_t *s = arg;
+    struct evhttp_request *req = s->req;
+    bool detached = evhttp_request_get_connection(req) == NULL;
+    stream_free(s);
+    if (detached) evhttp_send_reply_end(req); /* frees a request without a connection */
+}
+
+/* Disconnect a stream from the server side (a consumer too slow to keep up). */
+static void drop(stream_t *s) {
+    struct evhttp_connection *evcon = s->evcon;
+    evhttp_connection_set_closecb(evcon, NULL, NULL); /* (E3) */
+    stream_free(s);
+    evhttp_connection_free(evcon); /* frees the request too */
+}
+
+/* Send each stream's pending frames as one chunk, dropping streams that fell too far behind. */
+static void flush(loop_t *l) {
+    stream_t *next;
+    for (stream_t *s = l->streams; s; s = next) {
+        next = s->next;
+        size_t n = evbuffer_get_length(s->pending);
+        if (!n) continue;
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+        if (evbuffer_get_length(bufferevent_get_output(bev)) + n > OUT_MAX) {
+            qun_log("warn", "events: dropping a stream of user %lld: %zu bytes not yet read by the client",
+                    (long long)s->user->uid, evbuffer_get_length(bufferevent_get_output(bev)));
+            atomic_fetch_add(&m_slow, 1);
+            drop(s);
+            continue;
+        }
+        evhttp_send_reply_chunk(s->req, s->pending); /* moves the bytes, leaving pending empty */
+    }
+}
+
+/* ---- fan-out ---- */
+typedef struct {
+    int64_t id, group_id, user_id;
+    char *topic, *payload;
+} row_t;
+
+static bool topic_is(const row_t *e, const char *t) { return strcmp(e->topic, t) == 0; }
+
+/* Dissolve and rebuild: the successor has the members of the dissolved group. */
+static void follow_successor(loop_t *l, const row_t *e) {
+    json_t *p = json_loads(e->payload, 0, NULL);
+    const char *succ = json_string_value(json_object_get(p, "successor"));
+    qun_q_t *q;
+    qun_err_t err;
+    if (succ && qun_db_run(l->w->db, &q, &err, "SELECT id FROM groups WHERE gid = $1", "s", succ) == QUN_ROW) {
+        int64_t sid = qun_q_col_int(q, 0);
+        qun_q_done(q);
+        for (int b = 0; b < BUCKETS; b++)
+            for (user_t *u = l->users[b]; u; u = u->next)
+                if (user_in(u, e->group_id)) user_join(u, sid);
+    }
+    json_decref(p);
+}
+
+static void fan_out(loop_t *l, const row_t *e) {
+    user_t *target = e->user_id ? user_find(l, e->user_id) : NULL;
+    if (target && e->group_id && (topic_is(e, "member.added") || topic_is(e, "group.created")))
+        user_join(target, e->group_id); /* before delivery: the new member sees its own arrival */
+    char *frame;
+    int n = asprintf(&frame, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)e->id, e->topic, e->payload);
+    if (n < 0) abort();
+    for (stream_t *s = l->streams; s; s = s->next) {
+        if (e->id <= s->last_id) continue; /* (E2): the client said it has it */
+        if (s->user == target || (e->group_id && user_in(s->user, e->group_id))) {
+            evbuffer_add(s->pending, frame, (size_t)n);
+            s->last_id = e->id;
+            atomic_fetch_add(&m_delivered, 1);
+        }
+    }
+    free(frame);
+    if (target && e->group_id && topic_is(e, "member.removed")) user_leave(target, e->group_id);
+    if (e->group_id && topic_is(e, "group.dissolved")) follow_successor(l, e);
+    if (e->group_id && topic_is(e, "group.purged"))
+        for (int b = 0; b < BUCKETS; b++)
+            for (user_t *u = l->users[b]; u; u = u->next) user_leave(u, e->group_id);
+}
+
+/* Read the events after the loop's last_id, in batches, and fan each out. */
+static void deliver_new(loop_t *l) {
+    row_t rows[FETCH_BATCH];
+    for (;;) {
+        int n = 0;
+        qun_q_t *q;
+        qun_err_t err = {{0}, {0}};
+        qun_rc rc = qun_db_run(l->w->db, &q, &err,
+                               "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
+                               "WHERE id > $1 ORDER BY id LIMIT $2", "ii", l->last_id, (int64_t)FETCH_BATCH);
+        for (; rc == QUN_ROW && n < FETCH_BATCH; rc = qun_q_step(q, &err)) {
+            rows[n] = (row_t){qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3),
+                              qun_xstrdup(qun_q_col_text(q, 1)), qun_xstrdup(qun_q_col_text(q, 4))};
+            n++;
+        }
+        if (rc == QUN_ROW) qun_q_done(q);
+        if (rc != QUN_DONE && rc != QUN_ROW) /* kept rows go out; the rest waits for the next wake */
+            qun_log("warn", "events: reading new events failed: %s", err.msg);
+        atomic_fetch_add(&m_fetched, (uint64_t)n);
+        for (int i = 0; i < n; i++) {
+            fan_out(l, &rows[i]);
+            l->last_id = rows[i].id;
+            free(rows[i].topic);
+            free(rows[i].payload);
+        }
+        if (n < FETCH_BATCH || (rc != QUN_DONE && rc != QUN_ROW)) break;
+    }
+    flush(l);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    loop_t *l = arg;
+    if (!l->streams) return; /* stale (E1): nothing to read for */
+    atomic_fetch_add(&m_wakes, 1);
+    deliver_new(l);
+}
+
+static void beat_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    loop_t *l = arg;
+    for (stream_t *s = l->streams; s; s = s->next) evbuffer_add(s->pending, ":\n\n", 3);
+    flush(l);
+}
+
+/* The writer's commit hook (writer thread): wake every loop when events were appended. */
+static void on_commit(void *arg) {
+    (void)arg;
+    if (!qun_event_take_pending()) return;
+    pthread_mutex_lock(&g_mu);
+    if (g_live)
+        for (int i = 0; i < g_nloops; i++) event_active(g_loops[i].wake, EV_READ, 0);
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* ---- opening a stream ---- */
+static bool parse_id(const char *s, int64_t *v) {
+    if (!s || !*s || strlen(s) > 18) return false;
+    int64_t x = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return false;
+        x = x * 10 + (*s - '0');
+    }
+    *v = x;
+    return true;
+}
+
+static int64_t scalar(qun_db_t *db, const char *sql, qun_err_t *err, qun_rc *rc) {
+    qun_q_t *q;
+    int64_t v = 0;
+    *rc = qun_db_run(db, &q, err, sql, "");
+    if (*rc == QUN_ROW) {
+        v = qun_q_col_int(q, 0);
+        qun_q_done(q);
+        *rc = QUN_OK;
+    }
+    return v;
+}
+
+static void resync(struct evbuffer *out, int64_t id, const char *reason) {
+    evbuffer_add_printf(out, "id: %lld\nevent: stream.resync\ndata: {\"reason\":\"%s\"}\n\n", (long long)id, reason);
+}
+
+/* Replay the events of (after, upto] the user may see, oldest first, into out; or a
+ * stream.resync when they cannot all be replayed (too many, or partly past retention). */
+static qun_rc replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, struct evbuffer *out, qun_err_t *err) {
+    if (after >= upto) return QUN_OK;
+    qun_rc rc;
+    int64_t oldest = scalar(db, "SELECT COALESCE(MIN(id), 0) FROM events", err, &rc);
+    if (rc != QUN_OK) return rc;
+    if (oldest > after + 1) {
+        resync(out, upto, "expired");
+        return QUN_OK;
+    }
+    struct evbuffer *tmp = evbuffer_new();
+    int n = 0;
+    qun_q_t *q;
+    rc = qun_db_run(db, &q, err,
+                    "SELECT id, topic, payload FROM events WHERE id > $1 AND id <= $2 AND (user_id = $3 OR group_id IN "
+                    "(SELECT group_id FROM members WHERE user_id = $3)) ORDER BY id LIMIT $4",
+                    "iiii", after, upto, uid, (int64_t)REPLAY_MAX + 1);
+    for (; rc == QUN_ROW && n <= REPLAY_MAX; rc = qun_q_step(q, err), n++)
+        evbuffer_add_printf(tmp, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)qun_q_col_int(q, 0),
+                            qun_q_col_text(q, 1), qun_q_col_text(q, 2));
+    if (rc == QUN_ROW) {
+        qun_q_done(q);
+        rc = QUN_DONE;
+    }
+    if (rc == QUN_DONE) {
+        if (n > REPLAY_MAX) resync(out, upto, "too_many");
+        else evbuffer_add_buffer(out, tmp);
+        rc = QUN_OK;
+    }
+    evbuffer_free(tmp);
+    return rc;
+}
+
+qun_rc h_events(qun_req_t *r) {
+    loop_t *l = &g_loops[r->w->index];
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);
+    const char *h = evhttp_find_header(in, "Last-Event-ID");
+    const char *field = "Last-Event-ID";
+    if (!h) h = qun_query(r, field = "last_event_id");
+    int64_t cursor = -1;
+    if (h && !parse_id(h, &cursor))
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, field, "%s must be an event id (the id: of an event)", field);
+    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) { /* headers only; nothing to stream */
+        snprintf(r->content_type, sizeof r->content_type, "text/event-stream");
+        r->status = 200;
+        return QUN_OK;
+    }
+    if (!count_take(r->actor.uid))
+        return qun_fail(&r->err, QUN_UNAVAILABLE, "at most %d event streams per user may be open; close one",
+                        STREAMS_PER_USER);
+    /* Everything below runs in the request's read snapshot, on the loop's thread (E2). */
+    qun_rc rc;
+    int64_t max = scalar(r->db, "SELECT COALESCE(MAX(id), 0) FROM events", &r->err, &rc);
+    user_t *u = NULL;
+    if (rc == QUN_OK) rc = user_get(l, r->db, r->actor.uid, &u, &r->err);
+    if (rc != QUN_OK) {
+        count_give(r->actor.uid);
+        return rc;
+    }
+    u->nstreams++;
+    if (l->stale || !l->streams) { /* (E1) */
+        l->last_id = max;
+        l->stale = false;
+    }
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add_printf(out, "retry: 3000\n: stream open\n\n");
+    if (cursor > max) cursor = max; /* an id this server never gave: start from now */
+    rc = cursor >= 0 ? replay(r->db, r->actor.uid, cursor, l->last_id, out, &r->err) : QUN_OK;
+    if (rc != QUN_OK) {
+        evbuffer_free(out);
+        user_unref(l, u);
+        count_give(r->actor.uid);
+        return rc;
+    }
+    stream_t *s = qun_xcalloc(1, sizeof *s);
+    s->loop = l;
+    s->user = u;
+    s->req = r->ev;
+    s->evcon = evhttp_request_get_connection(r->ev);
+    s->pending = evbuffer_new();
+    s->last_id = cursor > l->last_id ? cursor : l->last_id;
+    s->next = l->streams;
+    if (l->streams) l->streams->prev = s;
+    l->streams = s;
+    atomic_fetch_add(&m_streams, 1);
+    atomic_fetch_add(&m_opened, 1);
+
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(r->ev);
+    evhttp_add_header(oh, "Content-Type", "text/event-stream");
+    evhttp_add_header(oh, "Cache-Control", "no-store");
+    evhttp_add_header(oh, "X-Accel-Buffering", "no");
+    evhttp_connection_set_closecb(s->evcon, close_cb, s);
+    evhttp_send_reply_start(r->ev, 200, "OK");
+    /* evhttp stops reading once a request is in; read again (into a small bounded
+     * buffer nobody consumes) only to learn at once when the client closes, and keep
+     * no read timeout on a stream that is idle by nature.  A write timeout stays:
+     * output nobody drains for WRITE_TIMEOUT_S seconds ends the connection. */
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(s->evcon);
+    struct timeval wtv = {WRITE_TIMEOUT_S, 0};
+    bufferevent_set_timeouts(bev, NULL, &wtv);
+    bufferevent_setwatermark(bev, EV_READ, 0, 4096);
+    bufferevent_enable(bev, EV_READ);
+    evhttp_send_reply_chunk(r->ev, out);
+    evbuffer_free(out);
+    r->streaming = true;
+    r->status = 200;
+    return QUN_OK;
+}
+
+/* ---- life cycle and metrics ---- */
+void qun_events_start(qun_writer_t *writer, qun_worker_t *workers, int n) {
+    g_loops = qun_xcalloc((size_t)n, sizeof *g_loops);
+    g_nloops = n;
+    g_writer = writer;
+    struct timeval beat = {HEARTBEAT_S, 0};
+    for (int i = 0; i < n; i++) {
+        loop_t *l = &g_loops[i];
+        l->w = &workers[i];
+        l->stale = true;
+        l->wake = event_new(l->w->base, -1, EV_PERSIST | EV_READ, wake_cb, l);
+        l->beat = event_new(l->w->base, -1, EV_PERSIST, beat_cb, l);
+        event_add(l->beat, &beat);
+    }
+    pthread_mutex_lock(&g_mu);
+    g_live = true;
+    pthread_mutex_unlock(&g_mu);
+    qun_writer_on_commit(writer, on_commit, NULL);
+}
+
+void qun_events_quiesce(void) {
+    qun_writer_on_commit(g_writer, NULL, NULL);
+    pthread_mutex_lock(&g_mu);
+    g_live = false;
+    pthread_mutex_unlock(&g_mu);
+}
+
+void qun_events_loop_free(int index) {
+    loop_t *l = &g_loops[index];
+    while (l->streams) drop(l->streams); /* normally none left: evhttp_free closed them */
+    event_free(l->wake);
+    event_free(l->beat);
+}
+
+void qun_events_stop(void) {
+    free(g_loops);
+    g_loops = NULL;
+    g_nloops = 0;
+}
+
+void qun_events_metrics(FILE *f) {
+    fprintf(f, "# HELP qun_events_emitted_total Events appended to the events table.\n"
+               "# TYPE qun_events_emitted_total counter\nqun_events_emitted_total %llu\n"
+               "# HELP qun_events_fetched_total Event rows read by the HTTP loops (once per loop with streams).\n"
+               "# TYPE qun_events_fetched_total counter\nqun_events_fetched_total %llu\n"
+               "# HELP qun_events_delivered_total Event frames queued to subscribers' streams.\n"
+               "# TYPE qun_events_delivered_total counter\nqun_events_delivered_total %llu\n"
+               "# HELP qun_events_wakes_total Loop wake-ups that read new events.\n"
+               "# TYPE qun_events_wakes_total counter\nqun_events_wakes_total %llu\n"
+               "# HELP qun_events_streams Open event streams.\n"
+               "# TYPE qun_events_streams gauge\nqun_events_streams %llu\n"
+               "# HELP qun_events_streams_opened_total Event streams opened.\n"
+               "# TYPE qun_events_streams_opened_total counter\nqun_events_streams_opened_total %llu\n"
+               "# HELP qun_events_slow_dropped_total Streams disconnected for not reading fast enough.\n"
+               "# TYPE qun_events_slow_dropped_total counter\nqun_events_slow_dropped_total %llu\n",
+            (unsigned long long)qun_event_emitted(), (unsigned long long)atomic_load(&m_fetched),
+            (unsigned long long)atomic_load(&m_delivered), (unsigned long long)atomic_load(&m_wakes),
+            (unsigned long long)atomic_load(&m_streams), (unsigned long long)atomic_load(&m_opened),
+            (unsigned long long)atomic_load(&m_slow));
+}
