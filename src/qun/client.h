@@ -155,6 +155,7 @@ int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_leave(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_post(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_history(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_events(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_upload(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_download(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_pay(qun_cli_t *c, int argc, char **argv);

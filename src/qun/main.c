@@ -47,6 +47,7 @@ static const command_t commands[] = {
      "dissolve <gid> --messages keep|delete [--successor NAME] [--confirm-name N] [--password P] [--no-wait]",
      "preview, confirm and dissolve a group"},
     {"status", qun_cmd_status, "status <gid>", "show a group's dissolution and purge progress"},
+    {"events", qun_cmd_events, "events [--after EVENT_ID]", "follow your live events (messages, notices, approvals)"},
     {"cancel", qun_cmd_cancel, "cancel <gid>", "cancel a dissolution under review or in its cooling-off"},
     {"restore", qun_cmd_restore, "restore <gid> [--password P]", "restore a dissolved group within the grace"},
     {"approvals", qun_cmd_approvals, "approvals list", "list the dissolutions waiting for your approval"},

@@ -233,3 +233,30 @@ def test_restore_with_password_and_by_server_admin(mk):
     g = root.json("restore", two)
     assert g["id"] == two and g["state"] == "active"
     assert member.json("group", "show", two)["state"] == "active"
+
+
+def test_events_follows_the_stream(tmp_path):
+    """qun events prints live events as the server sends them."""
+    import subprocess
+    import time as _time
+    from conftest import QUN, Server, register, make_group, expect, stop_clean
+    s = Server().start()
+    try:
+        alice, bob = register(s.url), register(s.url)
+        gid = make_group(alice, members=[bob])
+        env = dict(os.environ, QUN_URL=s.url, QUN_TOKEN=bob.token, XDG_CONFIG_HOME=str(tmp_path))
+        p = subprocess.Popen([QUN, "events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        _time.sleep(0.5)
+        expect(alice.post(f"/v1/groups/{gid}/messages", {"text": "hello from alice"}), 201)
+        deadline = _time.time() + 10
+        seen = ""
+        import select
+        while "hello from alice" not in seen and _time.time() < deadline:
+            r, _, _ = select.select([p.stdout], [], [], 0.5)
+            if r:  # raw reads: a buffered reader would hide data from select
+                seen += os.read(p.stdout.fileno(), 65536).decode()
+        p.kill()
+        p.wait()
+        assert "event: message.created" in seen and "hello from alice" in seen, seen
+    finally:
+        stop_clean(s)
