@@ -431,12 +431,13 @@ struct qun_age_dec {
     void *arg;
     uint8_t key[32];
     uint64_t counter;
-    bool done;    /* the final chunk was verified */
+    bool done;     /* the final chunk was verified */
+    bool trailing; /* bytes follow the final chunk */
     bool failed;
     size_t in_len; /* bytes in in[] not yet consumed */
     size_t in_pos;
     size_t out_pos, out_len; /* verified plaintext in plain[] not yet returned */
-    uint8_t in[ENC_CHUNK + 1];
+    uint8_t in[ENC_CHUNK];
     uint8_t plain[QUN_AGE_CHUNK];
 };
 
@@ -695,42 +696,50 @@ out:
     return rc;
 }
 
-/* Read, verify and decrypt the next chunk into plain[]. */
+/* Read, verify and decrypt the next chunk into plain[].  A chunk shorter than a full
+ * one must be the final chunk; a full one is tried as a middle chunk and then as the
+ * final chunk.  After the final chunk, one more byte of input means trailing data,
+ * reported once the final chunk's plaintext has been handed out. */
 static qun_rc dec_chunk(qun_age_dec_t *d, qun_err_t *err) {
     uint8_t nonce[12];
     size_t got = 0;
     unsigned long long plen = 0;
-    /* Read one byte past a full chunk to learn whether more follows. */
-    qun_rc rc = src_read(d, d->in, ENC_CHUNK + 1, &got);
+    bool last = false;
+    qun_rc rc = src_read(d, d->in, ENC_CHUNK, &got);
     if (rc != QUN_OK) return qun_fail(err, rc, "cannot read the age payload");
-    /* From here the header buffer is empty; keep the peeked byte for the next round. */
     d->in_pos = d->in_len = 0;
-    if (got > ENC_CHUNK) {
-        stream_nonce(nonce, d->counter, false);
-        if (crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, ENC_CHUNK,
-                                                      NULL, 0, nonce, d->key) != 0)
-            return qun_fail(err, QUN_AGE_PAYLOAD_INVALID,
-                            "chunk %llu does not authenticate (corrupted, or data after the "
-                            "final chunk)",
-                            (unsigned long long)d->counter);
-        d->in[0] = d->in[ENC_CHUNK];
-        d->in_len = 1;
-    } else {
-        if (got == 0 && d->counter == 0)
-            return qun_fail(err, QUN_AGE_PAYLOAD_INVALID, "the payload has no chunk");
+    if (got == 0)
+        return qun_fail(err, QUN_AGE_PAYLOAD_INVALID,
+                        d->counter == 0 ? "the payload has no chunk"
+                                        : "the file is truncated: no final chunk after chunk %llu",
+                        (unsigned long long)d->counter);
+    if (got < ENC_CHUNK) {
         if (got < crypto_aead_chacha20poly1305_ietf_ABYTES)
-            return qun_fail(err, QUN_AGE_PAYLOAD_INVALID, "the file is truncated after chunk %llu",
+            return qun_fail(err, QUN_AGE_PAYLOAD_INVALID, "chunk %llu is shorter than its tag",
                             (unsigned long long)d->counter);
-        stream_nonce(nonce, d->counter, true);
-        if (crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, got, NULL, 0,
-                                                      nonce, d->key) != 0)
-            return qun_fail(err, QUN_AGE_PAYLOAD_INVALID,
-                            "chunk %llu does not authenticate as the final chunk (corrupted or "
-                            "truncated)",
-                            (unsigned long long)d->counter);
-        if (plen == 0 && d->counter != 0)
+        if (got == crypto_aead_chacha20poly1305_ietf_ABYTES && d->counter != 0)
             return qun_fail(err, QUN_AGE_PAYLOAD_INVALID, "the final chunk is empty");
+        last = true;
+    }
+    stream_nonce(nonce, d->counter, last);
+    int bad = crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, got, NULL, 0,
+                                                        nonce, d->key);
+    if (bad && !last) {
+        last = true;
+        stream_nonce(nonce, d->counter, true);
+        bad = crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, got, NULL, 0,
+                                                        nonce, d->key);
+    }
+    if (bad)
+        return qun_fail(err, QUN_AGE_PAYLOAD_INVALID,
+                        "chunk %llu does not authenticate (corrupted or truncated)",
+                        (unsigned long long)d->counter);
+    if (last) {
+        uint8_t extra;
         d->done = true;
+        rc = src_read(d, &extra, 1, &got);
+        if (rc != QUN_OK) return qun_fail(err, rc, "cannot read the age payload");
+        d->trailing = got != 0;
     }
     d->counter++;
     d->out_pos = 0;
@@ -741,15 +750,22 @@ static qun_rc dec_chunk(qun_age_dec_t *d, qun_err_t *err) {
 qun_rc qun_age_dec_read(qun_age_dec_t *d, void *buf, size_t len, size_t *got, qun_err_t *err) {
     uint8_t *p = buf;
     size_t have = 0;
-    qun_rc rc = QUN_OK;
+    *got = 0;
     if (d->failed) return qun_fail(err, QUN_AGE_PAYLOAD_INVALID, "the age stream already failed");
     while (have < len) {
         if (d->out_pos == d->out_len) {
-            if (d->done) break;
-            rc = dec_chunk(d, err);
+            /* Return verified bytes before reading on, so that an error is always
+             * reported by a call that returns nothing. */
+            if (have > 0) break;
+            if (d->done) {
+                if (!d->trailing) break;
+                d->failed = true;
+                return qun_fail(err, QUN_AGE_PAYLOAD_INVALID, "data follows the final chunk");
+            }
+            qun_rc rc = dec_chunk(d, err);
             if (rc != QUN_OK) {
                 d->failed = true;
-                break;
+                return rc;
             }
             continue;
         }
@@ -759,13 +775,8 @@ qun_rc qun_age_dec_read(qun_age_dec_t *d, void *buf, size_t len, size_t *got, qu
         d->out_pos += take;
         have += take;
     }
-    /* Hand back what was verified before a failure; report the failure next time. */
-    if (rc != QUN_OK && have > 0) {
-        *got = have;
-        return QUN_OK;
-    }
     *got = have;
-    return rc;
+    return QUN_OK;
 }
 
 void qun_age_dec_free(qun_age_dec_t *d) {
