@@ -5,7 +5,7 @@
 O ?= build
 SAN ?=
 CC ?= cc
-PKGS := libevent libevent_pthreads jansson sqlite3 libsodium libcurl liboath libqrencode
+PKGS := libevent libevent_pthreads jansson sqlite3 libsodium libcurl liboath libqrencode libarchive libzstd
 CLI_PKGS := jansson libsodium libcurl sqlite3
 
 WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
@@ -21,7 +21,7 @@ CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2
 LIBS_QUND = $(shell pkg-config --libs $(PKGS)) -lpthread
 LIBS_QUN = $(shell pkg-config --libs $(CLI_PKGS)) -lpthread
 
-LIB_SRC := $(wildcard src/common/*.c src/store/*.c src/core/*.c src/jobs/*.c src/ledger/*.c)
+LIB_SRC := $(wildcard src/common/*.c src/store/*.c src/core/*.c src/jobs/*.c src/ledger/*.c src/archive/*.c)
 HTTP_SRC := $(wildcard src/http/*.c)
 QUND_SRC := $(wildcard src/qund/*.c)
 QUN_SRC := $(wildcard src/qun/*.c)

@@ -16,6 +16,8 @@ typedef struct {
     const char *summary;
 } command_t;
 
+int qun_cmd_age(qun_cli_t *c, int argc, char **argv);
+
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
     {"login", qun_cmd_login, "login <username> [--password P] [--device ID] [--platform cli]",
@@ -63,6 +65,9 @@ static const command_t commands[] = {
     {"audit", NULL, "audit prove <gid> [--index N] [--key K] [-o FILE]",
      "write an offline proof bundle for a group's ledger entry"},
     {"audit", NULL, "audit check <bundle> [--key K]", "verify a proof bundle offline"},
+    {"age", qun_cmd_age, "age keygen [-o FILE]", "make an age X25519 identity and recipient"},
+    {"age", NULL, "age encrypt -r RECIPIENT... [-o OUT] [IN]", "encrypt to age recipients"},
+    {"age", NULL, "age decrypt -i IDENTITY_FILE [-o OUT] [IN]", "decrypt an age file"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

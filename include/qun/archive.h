@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* The archive writer: a pax tar stream (libarchive), zstd-compressed and age-encrypted
+ * on the fly, so an archive of any size is made with flat memory and opened by
+ * `age -d -i key | zstd -d | tar x`.  Also the SHA-256 of the encrypted bytes, the
+ * digest an export ledgers.  See docs/archive-format.md. */
+#ifndef QUN_ARCHIVE_H
+#define QUN_ARCHIVE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "qun/age.h"
+
+typedef struct qun_archive qun_archive_t;
+
+/* Start an archive encrypted to the X25519 public keys pks[n], its bytes handed to
+ * write(arg, ...).  On success *out is owned by the caller (qun_archive_free). */
+qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
+                       qun_archive_t **out, qun_err_t *err);
+/* Add a regular file name (a relative path, e.g. "messages.jsonl") holding buf[len]. */
+qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len,
+                       int64_t mtime, qun_err_t *err);
+/* Add a regular file name of exactly size bytes read from f in 64 KiB pieces. */
+qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64_t size,
+                              int64_t mtime, qun_err_t *err);
+/* Close the tar and zstd layers and write the final age chunk.  On QUN_OK the hex
+ * SHA-256 of every byte written through write goes to digest (may be NULL) and the
+ * count to *bytes (may be NULL). */
+qun_rc qun_archive_finish(qun_archive_t *a, char digest[65], int64_t *bytes, qun_err_t *err);
+/* Free; accepts NULL.  An unfinished archive is abandoned (its output is incomplete). */
+void qun_archive_free(qun_archive_t *a);
+
+#endif

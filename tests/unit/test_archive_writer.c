@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of src/archive/writer.c: an archive written by qun is decrypted by
+ * Debian's age, decompressed by zstd and listed and extracted by tar (skipped when
+ * the tools are missing); its digest is the SHA-256 of the bytes written; and
+ * qun's own age reader opens it too. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "qun/archive.h"
+#include "unit.h"
+
+static int file_write(void *arg, const void *buf, size_t len) {
+    return fwrite(buf, 1, len, arg) == len ? 0 : -1;
+}
+
+/* Run cmd and return its whole standard output (owned), or NULL. */
+static char *run(const char *cmd) {
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 20, n = 0, got;
+    char *out = malloc(cap + 1);
+    if (!p || !out) return NULL;
+    while ((got = fread(out + n, 1, cap - n, p)) > 0) n += got;
+    out[n] = '\0';
+    if (pclose(p) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+int main(void) {
+    char id[QUN_AGE_IDENTITY_LEN + 1], rcpt[QUN_AGE_RECIPIENT_LEN + 1], digest[65], cmd[1024];
+    char dir[] = "/tmp/qun-archive-XXXXXX";
+    uint8_t pk[1][32];
+    qun_err_t err;
+    qun_archive_t *a = NULL;
+    int64_t bytes = 0;
+    if (sodium_init() < 0 || !mkdtemp(dir)) return 1;
+    qun_age_keygen(id, rcpt);
+    CHECK(qun_age_recipient_parse(rcpt, pk[0], &err) == QUN_OK);
+    snprintf(cmd, sizeof cmd, "%s/key.txt", dir);
+    FILE *k = fopen(cmd, "w");
+    fprintf(k, "# public key: %s\n%s\n", rcpt, id);
+    fclose(k);
+
+    /* A file of 200000 bytes streamed from disk, and small ones from memory. */
+    snprintf(cmd, sizeof cmd, "%s/blob", dir);
+    FILE *blob = fopen(cmd, "w+");
+    for (int i = 0; i < 200000; i++) fputc('a' + i % 26, blob);
+    rewind(blob);
+    snprintf(cmd, sizeof cmd, "%s/out.age", dir);
+    FILE *out = fopen(cmd, "wb");
+    const char manifest[] = "{\"format\":1}\n";
+    CHECK(qun_archive_new((const uint8_t(*)[32])pk, 1, file_write, out, &a, &err) == QUN_OK);
+    CHECK(qun_archive_add(a, "manifest.json", manifest, strlen(manifest), 1700000000, &err) == QUN_OK);
+    CHECK(qun_archive_add(a, "members.json", "[]", 2, 1700000000, &err) == QUN_OK);
+    CHECK(qun_archive_add_stream(a, "files/blob", blob, 200000, 1700000000, &err) == QUN_OK);
+    CHECK(qun_archive_add(a, "messages.jsonl", "", 0, 1700000000, &err) == QUN_OK);
+    CHECK(qun_archive_finish(a, digest, &bytes, &err) == QUN_OK);
+    qun_archive_free(a);
+    fclose(out);
+    fclose(blob);
+
+    /* The digest is the SHA-256 of the file written. */
+    snprintf(cmd, sizeof cmd, "sha256sum %s/out.age", dir);
+    char *sum = run(cmd);
+    CHECK(sum && strncmp(sum, digest, 64) == 0);
+    free(sum);
+    snprintf(cmd, sizeof cmd, "wc -c < %s/out.age", dir);
+    char *wc = run(cmd);
+    CHECK(wc && atoll(wc) == bytes);
+    free(wc);
+
+    if (system("command -v age >/dev/null && command -v zstd >/dev/null") == 0) {
+        snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar tf -", dir, dir);
+        char *list = run(cmd);
+        CHECK(list && strcmp(list, "manifest.json\nmembers.json\nfiles/blob\nmessages.jsonl\n") == 0);
+        free(list);
+        snprintf(cmd, sizeof cmd,
+                 "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - manifest.json", dir, dir);
+        char *m = run(cmd);
+        CHECK(m && strcmp(m, manifest) == 0);
+        free(m);
+        snprintf(cmd, sizeof cmd,
+                 "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - files/blob | cmp - %s/blob",
+                 dir, dir, dir);
+        char *c = run(cmd);
+        CHECK(c != NULL);
+        free(c);
+    } else {
+        printf("test_archive_writer: age or zstd missing, interop skipped\n");
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return unit_done("test_archive_writer");
+}
