@@ -118,6 +118,9 @@ typedef struct {
  * group is gone; members of a dissolved group get GROUP_GONE. */
 qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
                         qun_group_t *g, qun_err_t *err);
+/* Load group gid without any access decision (role QUN_ROLE_NONE): for jobs and
+ * roles that act on groups they are not members of (compliance, server admins). */
+qun_rc qun_group_load(qun_db_t *db, const char *gid, qun_group_t *g, qun_err_t *err);
 const char *qun_role_name(qun_role_t r);
 qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
                         const char *org, json_t *regions, json_t **out, qun_err_t *err);

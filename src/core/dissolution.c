@@ -390,13 +390,11 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
     bool review = strcmp(qun_q_col_text(q, 1), "review") == 0;
     qun_q_done(q);
     if (!review) return QUN_OK;
-    qun_actor_t none = {.uid = 0};
     qun_group_t g;
     char gid[QUN_ID_MAX];
     rc = group_openid(db, group_id, gid, err);
+    if (rc == QUN_OK) rc = qun_group_load(db, gid, &g, err);
     if (rc != QUN_OK) return rc;
-    qun_err_t ignore;
-    qun_group_access(db, &none, gid, QUN_ROLE_NONE, &g, &ignore); /* loads the row; access is not the question */
     rules_t r;
     rc = rules_for(db, &g, &r, err);
     if (rc == QUN_OK) rc = set_group_state(db, group_id, "review", "pending", err);
@@ -461,11 +459,9 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     char gid0[QUN_ID_MAX];
     qun_group_t g;
     rules_t r;
-    qun_err_t ignore;
     rc = group_openid(db, group_id, gid0, err);
-    if (rc != QUN_OK) return rc;
-    qun_group_access(db, &(qun_actor_t){.uid = 0}, gid0, QUN_ROLE_NONE, &g, &ignore); /* loads the row */
-    rc = rules_for(db, &g, &r, err);
+    if (rc == QUN_OK) rc = qun_group_load(db, gid0, &g, err);
+    if (rc == QUN_OK) rc = rules_for(db, &g, &r, err);
     if (rc != QUN_OK) return rc;
     /* Nothing is purged within the grace, nor before a retention minimum has passed. */
     int64_t now = qun_now(), grace_until = after(now, r.grace);
@@ -638,9 +634,12 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc == QUN_OK) return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s, not dissolved", g.gid, g.state);
     if (rc == QUN_GROUP_NOT_FOUND && a->is_admin) { /* admins restore groups they are not in */
-        qun_err_t e2;
-        rc = qun_group_access(db, &(qun_actor_t){.uid = 0}, gid, QUN_ROLE_NONE, &g, &e2);
-        if (rc == QUN_GROUP_NOT_FOUND) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+        rc = qun_group_load(db, gid, &g, err);
+        if (rc != QUN_OK) return rc;
+        if (strcmp(g.state, "dissolved") == 0 || strcmp(g.state, "purging") == 0 || strcmp(g.state, "purged") == 0)
+            rc = QUN_GROUP_GONE;
+        else
+            return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s, not dissolved", g.gid, g.state);
     }
     if (rc != QUN_GROUP_GONE) return rc;
     if (g.role != QUN_ROLE_OWNER && !a->is_admin) return rc; /* gone, as every route says */

@@ -40,13 +40,13 @@ static bool live_state(const char *state) {
            strcmp(state, "pending") == 0;
 }
 
-qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
-                        qun_group_t *g, qun_err_t *err) {
+/* The group row and uid's role in it (QUN_ROLE_NONE for uid 0), no access decision. */
+static qun_rc load_row(qun_db_t *db, int64_t uid, const char *gid, qun_group_t *g, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, "
                            "m.role, COALESCE(g.org_id, 0) FROM groups g LEFT JOIN members m ON m.group_id = g.id "
-                           "AND m.user_id = $2 WHERE g.gid = $1", "si", gid, a->uid);
+                           "AND m.user_id = $2 WHERE g.gid = $1", "si", gid, uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
     if (rc != QUN_ROW) return rc;
     memset(g, 0, sizeof *g);
@@ -60,6 +60,18 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     g->role = qun_q_col_null(q, 7) ? QUN_ROLE_NONE : role_parse(qun_q_col_text(q, 7));
     g->org_id = qun_q_col_int(q, 8);
     qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_group_load(qun_db_t *db, const char *gid, qun_group_t *g, qun_err_t *err) {
+    return load_row(db, 0, gid, g, err);
+}
+
+qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
+                        qun_group_t *g, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = load_row(db, a->uid, gid, g, err);
+    if (rc != QUN_OK) return rc;
     if (!live_state(g->state)) {
         /* Members were removed at dissolution; the owner keeps a read-only view. */
         if (g->owner_id == a->uid) g->role = QUN_ROLE_OWNER;

@@ -11,9 +11,7 @@
 static qun_rc load(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g, qun_err_t *err) {
     if (!qun_is_compliance(a->username))
         return qun_fail(err, QUN_FORBIDDEN_COMPLIANCE, "only the compliance role manages legal holds");
-    qun_err_t ignore;
-    qun_rc rc = qun_group_access(db, &(qun_actor_t){.uid = 0}, gid, QUN_ROLE_NONE, g, &ignore);
-    return rc == QUN_GROUP_NOT_FOUND && !g->id ? qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid) : QUN_OK;
+    return qun_group_load(db, gid, g, err);
 }
 
 static json_t *hold_json(qun_q_t *q) {
