@@ -65,7 +65,7 @@ def test_cooling_off_then_dissolved_then_purged_after_grace(srv):
     gid = make_group(owner, members=[member])
     expect(member.post(f"/v1/groups/{gid}/messages", {"text": "hello"}), 201)
     st = expect(request(owner, gid), 202)
-    assert st["state"] == "pending" and st["seconds_left"] == 48 * H
+    assert st["state"] == "pending" and 48 * H - 2 <= st["seconds_left"] <= 48 * H
     assert [r["rule"] for r in st["timing"]["delay_reasons"]] == ["cooling_off"]
     # The members are told, in the group itself, and keep access meanwhile.
     notice = expect(member.get(f"/v1/groups/{gid}/messages"), 200)["items"][-1]
@@ -113,7 +113,7 @@ def test_large_group_gets_the_longer_notice(srv):
     members = [register(srv.url) for _ in range(5)]
     gid = make_group(owner, members=members)  # 6 members > notice_threshold 5
     st = expect(request(owner, gid), 202)
-    assert st["seconds_left"] == 72 * H
+    assert 72 * H - 2 <= st["seconds_left"] <= 72 * H
     assert [r["rule"] for r in st["timing"]["delay_reasons"]] == ["cooling_off", "notice"]
     for m in members:
         items = expect(m.get(f"/v1/groups/{gid}/messages"), 200)["items"]
@@ -147,7 +147,7 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     aid = [a for a in expect(boss.get("/v1/approvals"), 200)["items"] if a["group"] == gid][0]["id"]
     expect(boss.post(f"/v1/approvals/{aid}/approve", {"reason": "ok"}), 200)
     st = status(owner, gid)
-    assert st["state"] == "pending" and st["seconds_left"] == 48 * H
+    assert st["state"] == "pending" and 48 * H - 2 <= st["seconds_left"] <= 48 * H
     events = [e["event"] for e in history(owner, gid)]
     assert events[-3:] == ["dissolution.requested", "approval.approved", "dissolution.approved"]
     # Switching protection off is ledgered and takes effect for new requests.
