@@ -229,3 +229,35 @@ def test_failed_export_and_download_before_done(srv, tmp_path):
 def expect_bytes(r):
     assert r.status_code == 200, r.text[:300]
     return r.content
+
+
+def test_cli_export(srv, tmp_path):
+    """qun export follows the job and saves the archive after checking its digest."""
+    from conftest import QUN
+    owner, other = register(srv.url), register(srv.url)
+    gid = make_group(owner, members=[other])
+    for i in range(5):
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": f"m{i}"}), 201)
+    k1, r1 = keygen(tmp_path, "a.txt")
+    k2, r2 = keygen(tmp_path, "b.txt")
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "cfg"), HOME=str(tmp_path), QUN_URL=srv.url,
+               QUN_TOKEN=owner.token)
+    out = tmp_path / "g.age"
+    r = subprocess.run([QUN, "export", gid, "--to", f"{r1},{r2}", "-o", str(out)], capture_output=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert b"verified" in r.stdout
+    data = out.read_bytes()
+    for k in (k1, k2):
+        dest = open_archive(data, k, tmp_path / ("cli-" + k.name))
+        assert check_manifest(dest)["counts"]["messages"] == 5
+    hist = expect(owner.get(f"/v1/groups/{gid}/history"), 200)["items"]
+    e = [json.loads(h["entry"]) for h in hist if h["event"] == "export.made"][0]
+    assert e["digest"] == hashlib.sha256(data).hexdigest()
+    # A member cannot; nothing is written.
+    env["QUN_TOKEN"] = other.token
+    r = subprocess.run([QUN, "export", gid, "--to", r1, "-o", str(tmp_path / "no.age")], capture_output=True, env=env,
+                       timeout=60)
+    assert r.returncode == 1 and b"FORBIDDEN_ROLE" in r.stderr
+    assert not (tmp_path / "no.age").exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".qun-export-")]
