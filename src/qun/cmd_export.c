@@ -81,6 +81,12 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
         goto out;
     }
     FILE *sink = fdopen(fd, "wb");
+    if (!sink) {
+        close(fd);
+        unlink(tmp);
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     rc = qun_pathf(path, sizeof path, "/v1/exports/%s/download", xid);
