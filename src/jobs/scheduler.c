@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "qun/core.h"
+#include "qun/export.h"
 #include "qun/jobs.h"
 #include "qun/util.h"
 
@@ -49,6 +50,7 @@ static const struct {
     {"purge_payments", qun_purge_payments_step},
     {"dissolve_due", dissolve_due_step},
     {"approval_expiry", approval_expiry_step},
+    {"export_group", qun_export_group_step},
 };
 
 typedef struct {

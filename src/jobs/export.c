@@ -1,0 +1,752 @@
+/* SPDX-License-Identifier: MIT */
+/* Group exports (include/qun/export.h, docs/archive-format.md).  The request checks
+ * ownership, the recipients and the group's policy, and queues an `export_group` job.
+ * The job's first step starts an export thread and defers; the thread opens its own
+ * read-only connection, takes one read transaction (a consistent snapshot of the
+ * group, while writes go on) and streams the archive through the archive writer
+ * (tar | zstd | age) into <data>/exports/<id>.age.part, renamed to <id>.age when it is
+ * complete and durable.  Later steps, on the writer, copy the thread's counters into
+ * the row and, once it has ended, record `done` with the digest and the `export.made`
+ * ledger entry, or `failed` with the error.  The writer is never held while bytes are
+ * read, compressed or encrypted.
+ *
+ * Member files of variable length (members.json, messages.jsonl, files.jsonl,
+ * payments.jsonl) are staged in unlinked temporary files next to the output, because
+ * a tar header carries the size before the bytes; each is hashed while staged.  So the
+ * memory of an export is a few buffers whatever the group's size; its extra disk use
+ * is the uncompressed size of those files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qun/archive.h"
+#include "qun/core.h"
+#include "qun/desensitize.h"
+#include "qun/export.h"
+#include "qun/jobs.h"
+#include "qun/ledger.h"
+#include "qun/policy.h"
+
+#define PAGE 1000 /* rows read per query while paging through a table */
+
+/* ---- the export thread's shared state ---- */
+
+/* One running export, shared by its thread and the job's steps (under mu).  The
+ * thread sets `ended` as the very last thing it does with the context; after that
+ * the step owns it and frees it. */
+typedef struct ctx {
+    struct ctx *next;
+    int64_t job_id, export_id, group_id;
+    char xid[QUN_ID_MAX];
+    char *recipients; /* JSON array text */
+    bool mask;        /* desensitize message text and memos */
+    _Atomic int64_t messages, files, bytes;
+    bool ended, ok;   /* under mu */
+    char digest[65];
+    int64_t size;
+    json_t *counts;   /* the manifest's counts (and masked counts), set when ok */
+    char error[300];
+} ctx_t;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static ctx_t *running; /* the contexts of export threads this process started */
+
+static void ctx_free(ctx_t *c) {
+    if (!c) return;
+    free(c->recipients);
+    json_decref(c->counts);
+    free(c);
+}
+
+/* ---- staging: a member file written to an unlinked temporary file, hashed ---- */
+
+typedef struct {
+    FILE *f;
+    crypto_hash_sha256_state h;
+    int64_t size;
+    int64_t items; /* JSON array members written (members.json) */
+} stage_t;
+
+typedef struct {
+    ctx_t *c;
+    qun_db_t *db;
+    qun_archive_t *a;
+    FILE *out;
+    char dir[600], part[700], final[700];
+    int64_t now;
+    stage_t digests; /* "name":"hex" pairs for the manifest, comma-separated */
+    int64_t ndigests;
+    qun_mask_counts_t masked;
+} work_t;
+
+static qun_rc stage_open(work_t *w, stage_t *s, qun_err_t *err) {
+    char path[720];
+    snprintf(path, sizeof path, "%s/.stage-XXXXXX", w->dir);
+    int fd = mkstemp(path);
+    if (fd < 0) return qun_fail(err, QUN_STORE, "cannot create a staging file in %s: %s", w->dir, strerror(errno));
+    unlink(path);
+    memset(s, 0, sizeof *s);
+    s->f = fdopen(fd, "w+");
+    if (!s->f) {
+        close(fd);
+        return qun_fail(err, QUN_STORE, "cannot open a staging file: %s", strerror(errno));
+    }
+    crypto_hash_sha256_init(&s->h);
+    return QUN_OK;
+}
+
+static void stage_close(stage_t *s) {
+    if (s->f) fclose(s->f);
+    s->f = NULL;
+}
+
+static qun_rc stage_put(stage_t *s, const void *buf, size_t n, qun_err_t *err) {
+    if (n && fwrite(buf, 1, n, s->f) != n) return qun_fail(err, QUN_STORE, "cannot write a staging file: %s", strerror(errno));
+    crypto_hash_sha256_update(&s->h, buf, n);
+    s->size += (int64_t)n;
+    return QUN_OK;
+}
+
+static qun_rc stage_str(stage_t *s, const char *str, qun_err_t *err) {
+    return stage_put(s, str, strlen(str), err);
+}
+
+/* Write o (stolen) as compact JSON. */
+static qun_rc stage_json(stage_t *s, json_t *o, qun_err_t *err) {
+    char *t = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (!t) return qun_fail(err, QUN_NOMEM, "cannot encode a line");
+    qun_rc rc = stage_str(s, t, err);
+    free(t);
+    return rc;
+}
+
+/* Write o (stolen) as one line of a .jsonl file. */
+static qun_rc stage_line(stage_t *s, json_t *o, qun_err_t *err) {
+    qun_rc rc = stage_json(s, o, err);
+    return rc == QUN_OK ? stage_str(s, "\n", err) : rc;
+}
+
+/* Record a member file's digest for the manifest. */
+static qun_rc note_digest(work_t *w, const char *name, const char *hex, qun_err_t *err) {
+    json_t *k = json_string(name);
+    char *key = json_dumps(k, JSON_ENCODE_ANY);
+    json_decref(k);
+    if (!key) return qun_fail(err, QUN_NOMEM, "cannot encode a name");
+    char tail[80];
+    snprintf(tail, sizeof tail, ":\"%s\"", hex);
+    qun_rc rc = stage_str(&w->digests, w->ndigests++ ? "," : "", err);
+    if (rc == QUN_OK) rc = stage_str(&w->digests, key, err);
+    if (rc == QUN_OK) rc = stage_str(&w->digests, tail, err);
+    free(key);
+    return rc;
+}
+
+/* Add a staged file to the archive under name and close it. */
+static qun_rc stage_add(work_t *w, stage_t *s, const char *name, bool listed, qun_err_t *err) {
+    unsigned char h[32];
+    char hex[65];
+    crypto_hash_sha256_final(&s->h, h);
+    qun_hex(hex, h, sizeof h);
+    qun_rc rc = QUN_OK;
+    if (fflush(s->f) != 0 || fseek(s->f, 0, SEEK_SET) != 0)
+        rc = qun_fail(err, QUN_STORE, "cannot rewind a staging file: %s", strerror(errno));
+    if (rc == QUN_OK) rc = qun_archive_add_stream(w->a, name, s->f, s->size, w->now, err);
+    if (rc == QUN_OK && listed) rc = note_digest(w, name, hex, err);
+    stage_close(s);
+    return rc;
+}
+
+/* ---- reading the snapshot ---- */
+
+static void mask_text(work_t *w, char *text) {
+    if (w->c->mask) qun_desensitize_inplace(text, strlen(text), &w->masked);
+}
+
+static qun_rc write_members(work_t *w, int64_t *count, qun_err_t *err) {
+    stage_t s;
+    qun_rc rc = stage_open(w, &s, err);
+    if (rc != QUN_OK) return rc;
+    rc = stage_str(&s, "[", err);
+    int64_t after_uid = 0, n;
+    do {
+        qun_q_t *q;
+        n = 0;
+        qun_rc qrc = qun_db_run(w->db, &q, err,
+                                "SELECT u.id, u.openid, u.username, m.role, m.joined_at FROM members m "
+                                "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id > $2 "
+                                "ORDER BY m.user_id LIMIT $3", "iii", w->c->group_id, after_uid, (int64_t)PAGE);
+        for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
+            after_uid = qun_q_col_int(q, 0);
+            rc = stage_str(&s, s.items++ ? ",\n" : "\n", err);
+            if (rc == QUN_OK)
+                rc = stage_json(&s, json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 1), "username",
+                                              qun_q_col_text(q, 2), "role", qun_q_col_text(q, 3), "joined_at",
+                                              (json_int_t)qun_q_col_int(q, 4)), err);
+        }
+        if (qrc == QUN_ROW) qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+    } while (rc == QUN_OK && n == PAGE);
+    if (rc == QUN_OK) rc = stage_str(&s, "\n]\n", err);
+    *count = s.items;
+    return rc == QUN_OK ? stage_add(w, &s, "members.json", true, err) : (stage_close(&s), rc);
+}
+
+static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
+    stage_t s;
+    qun_rc rc = stage_open(w, &s, err);
+    if (rc != QUN_OK) return rc;
+    int64_t after = 0, n;
+    *count = 0;
+    do {
+        qun_q_t *q;
+        n = 0;
+        qun_rc qrc = qun_db_run(w->db, &q, err,
+                                "SELECT m.seq, u.openid, m.kind, m.body, m.created_at FROM messages m "
+                                "JOIN users u ON u.id = m.author_id WHERE m.group_id = $1 AND m.seq > $2 "
+                                "ORDER BY m.seq LIMIT $3", "iii", w->c->group_id, after, (int64_t)PAGE);
+        for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
+            after = qun_q_col_int(q, 0);
+            char *text = strdup(qun_q_col_text(q, 3));
+            if (!text) {
+                rc = qun_fail(err, QUN_NOMEM, "out of memory");
+                break;
+            }
+            mask_text(w, text);
+            rc = stage_line(&s, json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)after, "author",
+                                          qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2), "text", text,
+                                          "created_at", (json_int_t)qun_q_col_int(q, 4)), err);
+            free(text);
+            (*count)++;
+            atomic_store(&w->c->messages, *count);
+        }
+        if (qrc == QUN_ROW) qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+    } while (rc == QUN_OK && n == PAGE);
+    return rc == QUN_OK ? stage_add(w, &s, "messages.jsonl", true, err) : (stage_close(&s), rc);
+}
+
+/* A FILE that hashes what is read through it, so a blob is checked against its
+ * content address while it streams into the archive. */
+typedef struct {
+    FILE *f;
+    crypto_hash_sha256_state h;
+} hread_t;
+
+static ssize_t hread(void *cookie, char *buf, size_t n) {
+    hread_t *hr = cookie;
+    size_t got = fread(buf, 1, n, hr->f);
+    if (got == 0 && ferror(hr->f)) return -1;
+    crypto_hash_sha256_update(&hr->h, (const unsigned char *)buf, got);
+    return (ssize_t)got;
+}
+
+static int hclose(void *cookie) {
+    (void)cookie;
+    return 0;
+}
+
+static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err) {
+    char path[1024], name[80];
+    qun_blob_path(sha, path, sizeof path);
+    snprintf(name, sizeof name, "files/%s", sha);
+    hread_t hr;
+    memset(&hr, 0, sizeof hr);
+    hr.f = fopen(path, "rb");
+    if (!hr.f) return qun_fail(err, QUN_STORE, "file %s is missing from the store: %s", sha, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(hr.f), &st) != 0 || st.st_size != size) {
+        fclose(hr.f);
+        return qun_fail(err, QUN_STORE, "file %s has %lld bytes on disk, %lld recorded", sha,
+                        (long long)st.st_size, (long long)size);
+    }
+    crypto_hash_sha256_init(&hr.h);
+    cookie_io_functions_t fns = {.read = hread, .write = NULL, .seek = NULL, .close = hclose};
+    FILE *f = fopencookie(&hr, "r", fns);
+    qun_rc rc = f ? qun_archive_add_stream(w->a, name, f, size, w->now, err)
+                  : qun_fail(err, QUN_NOMEM, "cannot wrap a file");
+    if (f) fclose(f);
+    fclose(hr.f);
+    if (rc != QUN_OK) return rc;
+    unsigned char h[32];
+    char hex[65];
+    crypto_hash_sha256_final(&hr.h, h);
+    qun_hex(hex, h, sizeof h);
+    if (strcmp(hex, sha) != 0) return qun_fail(err, QUN_STORE, "file %s does not match its digest (%s)", sha, hex);
+    return note_digest(w, name, hex, err);
+}
+
+static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *err) {
+    stage_t s;
+    qun_rc rc = stage_open(w, &s, err);
+    if (rc != QUN_OK) return rc;
+    int64_t after = 0, n;
+    *count = *bytes = 0;
+    do {
+        /* Read a page first: the blobs stream between queries, not inside one. */
+        typedef struct { int64_t id, size; char sha[65]; } file_t;
+        file_t page[64];
+        qun_q_t *q;
+        n = 0;
+        qun_rc qrc = qun_db_run(w->db, &q, err,
+                                "SELECT f.id, f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at "
+                                "FROM group_files f JOIN users u ON u.id = f.uploader_id WHERE f.group_id = $1 "
+                                "AND f.id > $2 ORDER BY f.id LIMIT 64", "ii", w->c->group_id, after);
+        for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err)) {
+            page[n].id = after = qun_q_col_int(q, 0);
+            page[n].size = qun_q_col_int(q, 4);
+            snprintf(page[n].sha, sizeof page[n].sha, "%s", qun_q_col_text(q, 1));
+            n++;
+            char *fname = strdup(qun_q_col_text(q, 2));
+            if (!fname) {
+                rc = qun_fail(err, QUN_NOMEM, "out of memory");
+                break;
+            }
+            mask_text(w, fname);
+            rc = stage_line(&s, json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", qun_q_col_text(q, 1), "name",
+                                          fname, "content_type", qun_q_col_text(q, 3), "size",
+                                          (json_int_t)qun_q_col_int(q, 4), "uploader", qun_q_col_text(q, 5),
+                                          "created_at", (json_int_t)qun_q_col_int(q, 6)), err);
+            free(fname);
+        }
+        if (qrc == QUN_ROW) qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+        for (int64_t i = 0; rc == QUN_OK && i < n; i++) {
+            rc = add_blob(w, page[i].sha, page[i].size, err);
+            (*count)++;
+            *bytes += page[i].size;
+            atomic_store(&w->c->files, *count);
+        }
+    } while (rc == QUN_OK && n == 64);
+    return rc == QUN_OK ? stage_add(w, &s, "files.jsonl", true, err) : (stage_close(&s), rc);
+}
+
+static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
+    stage_t s;
+    qun_rc rc = stage_open(w, &s, err);
+    if (rc != QUN_OK) return rc;
+    int64_t after = 0, n;
+    *count = 0;
+    do {
+        qun_q_t *q;
+        n = 0;
+        qun_rc qrc = qun_db_run(w->db, &q, err,
+                                "SELECT p.id, p.pid, p.kind, p.amount, p.shares, p.claimed_amount, p.claimed_shares, "
+                                "p.memo, u.openid, p.created_at FROM payments p JOIN users u ON u.id = p.creator_id "
+                                "WHERE p.group_id = $1 AND p.id > $2 ORDER BY p.id LIMIT $3",
+                                "iii", w->c->group_id, after, (int64_t)PAGE);
+        for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
+            after = qun_q_col_int(q, 0);
+            char *memo = strdup(qun_q_col_text(q, 7));
+            if (!memo) {
+                rc = qun_fail(err, QUN_NOMEM, "out of memory");
+                break;
+            }
+            mask_text(w, memo);
+            json_t *claims = json_array();
+            qun_q_t *cq;
+            qun_rc crc = qun_db_run(w->db, &cq, err,
+                                    "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
+                                    "ON u.id = c.user_id WHERE c.payment_id = $1 ORDER BY c.created_at, u.id",
+                                    "i", after);
+            for (; crc == QUN_ROW; crc = qun_q_step(cq, err))
+                json_array_append_new(claims, json_pack("{s:s, s:I, s:I}", "openid", qun_q_col_text(cq, 0), "amount",
+                                                        (json_int_t)qun_q_col_int(cq, 1), "created_at",
+                                                        (json_int_t)qun_q_col_int(cq, 2)));
+            if (crc != QUN_DONE) rc = crc;
+            json_t *line = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:o}", "id", qun_q_col_text(q, 1),
+                                     "kind", qun_q_col_text(q, 2), "amount", (json_int_t)qun_q_col_int(q, 3), "shares",
+                                     (json_int_t)qun_q_col_int(q, 4), "claimed_amount", (json_int_t)qun_q_col_int(q, 5),
+                                     "claimed_shares", (json_int_t)qun_q_col_int(q, 6), "memo", memo, "creator",
+                                     qun_q_col_text(q, 8), "created_at", (json_int_t)qun_q_col_int(q, 9), "claims", claims);
+            free(memo);
+            if (rc == QUN_OK) rc = stage_line(&s, line, err);
+            else json_decref(line);
+            (*count)++;
+        }
+        if (qrc == QUN_ROW) qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+    } while (rc == QUN_OK && n == PAGE);
+    return rc == QUN_OK ? stage_add(w, &s, "payments.jsonl", true, err) : (stage_close(&s), rc);
+}
+
+/* manifest.json, last in the archive because it lists the digests of all the others. */
+static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, qun_err_t *err) {
+    json_t *m = json_pack("{s:s, s:i, s:s, s:O, s:O, s:b, s:I}", "format", "qun-group-archive", "format_version",
+                          QUN_EXPORT_FORMAT_VERSION, "export", w->c->xid, "group", group, "counts", counts,
+                          "desensitized", w->c->mask, "created_at", (json_int_t)w->now);
+    char *head = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(m);
+    if (!head) return qun_fail(err, QUN_NOMEM, "cannot encode the manifest");
+    stage_t s;
+    qun_rc rc = stage_open(w, &s, err);
+    if (rc == QUN_OK) rc = stage_put(&s, head, strlen(head) - 1, err); /* without the closing brace */
+    if (rc == QUN_OK) rc = stage_str(&s, ",\"digests\":{", err);
+    char buf[65536];
+    size_t got;
+    if (rc == QUN_OK && (fflush(w->digests.f) != 0 || fseek(w->digests.f, 0, SEEK_SET) != 0))
+        rc = qun_fail(err, QUN_STORE, "cannot rewind the digest list: %s", strerror(errno));
+    while (rc == QUN_OK && (got = fread(buf, 1, sizeof buf, w->digests.f)) > 0) rc = stage_put(&s, buf, got, err);
+    if (rc == QUN_OK) rc = stage_str(&s, "}}\n", err);
+    free(head);
+    if (rc != QUN_OK) {
+        stage_close(&s);
+        return rc;
+    }
+    return stage_add(w, &s, "manifest.json", false, err);
+}
+
+static int out_write(void *arg, const void *buf, size_t len) {
+    work_t *w = arg;
+    if (fwrite(buf, 1, len, w->out) != len) return -1;
+    atomic_fetch_add(&w->c->bytes, (int64_t)len);
+    return 0;
+}
+
+static qun_rc fsync_dir(const char *dir, qun_err_t *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return qun_fail(err, QUN_STORE, "cannot open %s: %s", dir, strerror(errno));
+    int r = fsync(fd);
+    close(fd);
+    return r == 0 ? QUN_OK : qun_fail(err, QUN_STORE, "cannot fsync %s: %s", dir, strerror(errno));
+}
+
+/* The whole export, on the export thread. */
+static qun_rc run_export(work_t *w, qun_err_t *err) {
+    ctx_t *c = w->c;
+    uint8_t pks[QUN_EXPORT_MAX_RECIPIENTS][32];
+    size_t npk = 0, i;
+    json_t *recips = json_loads(c->recipients, 0, NULL), *e;
+    qun_rc rc = json_is_array(recips) ? QUN_OK : qun_fail(err, QUN_INTERNAL, "bad recipients on export %s", c->xid);
+    json_array_foreach(recips, i, e) {
+        if (rc != QUN_OK || npk == QUN_EXPORT_MAX_RECIPIENTS) break;
+        rc = qun_age_recipient_parse(json_string_value(e), pks[npk++], err);
+    }
+    json_decref(recips);
+    if (rc == QUN_OK && npk == 0) rc = qun_fail(err, QUN_INTERNAL, "export %s has no recipient", c->xid);
+    if (rc != QUN_OK) return rc;
+
+    json_t *group = NULL;
+    qun_q_t *q;
+    rc = qun_db_run(w->db, &q, err, "SELECT gid, name, kind FROM groups WHERE id = $1", "i", c->group_id);
+    if (rc == QUN_ROW) {
+        group = json_pack("{s:s, s:s, s:s}", "id", qun_q_col_text(q, 0), "name", qun_q_col_text(q, 1), "kind",
+                          qun_q_col_text(q, 2));
+        qun_q_done(q);
+        rc = QUN_OK;
+    } else if (rc == QUN_DONE) {
+        rc = qun_fail(err, QUN_GROUP_NOT_FOUND, "the group is gone");
+    }
+    if (rc != QUN_OK) return rc;
+
+    w->out = fopen(w->part, "wb");
+    if (!w->out) rc = qun_fail(err, QUN_STORE, "cannot create %s: %s", w->part, strerror(errno));
+    if (rc == QUN_OK) rc = stage_open(w, &w->digests, err);
+    if (rc == QUN_OK) rc = qun_archive_new((const uint8_t(*)[32])pks, npk, out_write, w, &w->a, err);
+    int64_t members = 0, messages = 0, files = 0, file_bytes = 0, payments = 0;
+    if (rc == QUN_OK) rc = write_members(w, &members, err);
+    if (rc == QUN_OK) rc = write_messages(w, &messages, err);
+    if (rc == QUN_OK) rc = write_files(w, &files, &file_bytes, err);
+    if (rc == QUN_OK) rc = write_payments(w, &payments, err);
+    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I}", "members", (json_int_t)members, "messages",
+                               (json_int_t)messages, "files", (json_int_t)files, "file_bytes", (json_int_t)file_bytes,
+                               "payments", (json_int_t)payments);
+    if (c->mask) json_object_set_new(counts, "masked", qun_mask_counts_json(&w->masked));
+    if (rc == QUN_OK) rc = write_manifest(w, group, counts, err);
+    if (rc == QUN_OK) rc = qun_archive_finish(w->a, c->digest, &c->size, err);
+    if (rc == QUN_OK && (fflush(w->out) != 0 || fsync(fileno(w->out)) != 0))
+        rc = qun_fail(err, QUN_STORE, "cannot write %s: %s", w->part, strerror(errno));
+    if (w->out && fclose(w->out) != 0 && rc == QUN_OK)
+        rc = qun_fail(err, QUN_STORE, "cannot close %s: %s", w->part, strerror(errno));
+    w->out = NULL;
+    if (rc == QUN_OK && rename(w->part, w->final) != 0)
+        rc = qun_fail(err, QUN_STORE, "cannot rename %s: %s", w->part, strerror(errno));
+    if (rc == QUN_OK) rc = fsync_dir(w->dir, err);
+    if (rc == QUN_OK) c->counts = json_incref(counts);
+    json_decref(counts);
+    json_decref(group);
+    return rc;
+}
+
+static void *export_main(void *arg) {
+    ctx_t *c = arg;
+    work_t w;
+    memset(&w, 0, sizeof w);
+    w.c = c;
+    w.now = qun_now();
+    snprintf(w.dir, sizeof w.dir, "%s/exports", qun_core_cfg.data_dir);
+    snprintf(w.part, sizeof w.part, "%s/%s.age.part", w.dir, c->xid);
+    snprintf(w.final, sizeof w.final, "%s/%s.age", w.dir, c->xid);
+    qun_err_t err = {{0}, {0}};
+    char db_path[600];
+    /* qund keeps its database at <data>/qun.db (src/qund/main.c). */
+    snprintf(db_path, sizeof db_path, "%s/qun.db", qun_core_cfg.data_dir);
+    qun_rc rc = QUN_OK;
+    if (mkdir(w.dir, 0700) != 0 && errno != EEXIST)
+        rc = qun_fail(&err, QUN_STORE, "cannot create %s: %s", w.dir, strerror(errno));
+    if (rc == QUN_OK) rc = qun_db_open(db_path, true, false, &w.db, &err);
+    bool reading = false;
+    if (rc == QUN_OK) reading = (rc = qun_db_read_begin(w.db, &err)) == QUN_OK;
+    if (rc == QUN_OK) rc = run_export(&w, &err);
+    if (reading) qun_db_read_end(w.db);
+    qun_db_close(w.db);
+    qun_archive_free(w.a);
+    if (w.out) fclose(w.out);
+    stage_close(&w.digests);
+    if (rc != QUN_OK) {
+        unlink(w.part);
+        qun_log("warn", "export %s failed: %s %s", c->xid, qun_rc_name(rc), err.msg);
+    }
+    pthread_mutex_lock(&mu);
+    c->ok = rc == QUN_OK;
+    snprintf(c->error, sizeof c->error, "%s: %s", qun_rc_name(rc), err.msg);
+    c->ended = true; /* from here on the step owns c */
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+/* ---- the job step (writer thread) ---- */
+
+static json_t *progress_json(ctx_t *c) {
+    return json_pack("{s:I, s:I, s:I}", "messages", (json_int_t)atomic_load(&c->messages), "files",
+                     (json_int_t)atomic_load(&c->files), "bytes", (json_int_t)atomic_load(&c->bytes));
+}
+
+static qun_rc save_progress(qun_db_t *db, int64_t export_id, ctx_t *c, qun_err_t *err) {
+    json_t *p = progress_json(c);
+    char *text = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(p);
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE exports SET progress = $2 WHERE id = $1", "is", export_id, text);
+    free(text);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+/* Record the end of an export whose thread has ended. */
+static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_t *err) {
+    qun_rc rc = save_progress(db, c->export_id, c, err);
+    if (rc != QUN_OK) return rc;
+    if (!c->ok) {
+        rc = qun_db_run(db, NULL, err, "UPDATE exports SET state = 'failed', error = $2, finished_at = $3 WHERE id = $1",
+                        "isi", c->export_id, c->error, qun_now());
+        return rc == QUN_DONE ? QUN_OK : rc;
+    }
+    qun_q_t *q;
+    char gid[QUN_ID_MAX], state[16];
+    rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", c->group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
+    snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
+    snprintf(state, sizeof state, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    json_t *recips = json_loads(c->recipients, 0, NULL);
+    json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:O}", "export", c->xid, "digest", c->digest, "size",
+                          (json_int_t)c->size, "recipients", (json_int_t)json_array_size(recips), "counts", c->counts);
+    json_decref(recips);
+    int64_t index = -1;
+    rc = qun_ledger_append(db, "export.made", gid, requester, state, state, f, &index, err);
+    json_decref(f);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE exports SET state = 'done', digest = $2, size = $3, ledger_index = $4, finished_at = $5 "
+                    "WHERE id = $1", "isiii", c->export_id, c->digest, c->size, index, qun_now());
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                             bool *finished, int64_t *defer, qun_err_t *err) {
+    *finished = false;
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT e.xid, e.state, e.recipients, e.desensitize, u.openid FROM exports e "
+                           "JOIN users u ON u.id = e.requester_id WHERE e.id = $1", "i", ref_id);
+    if (rc == QUN_DONE) {
+        *finished = true;
+        return QUN_OK;
+    }
+    if (rc != QUN_ROW) return rc;
+    bool live = strcmp(qun_q_col_text(q, 1), "running") == 0;
+    char xid[QUN_ID_MAX], requester[QUN_ID_MAX];
+    snprintf(xid, sizeof xid, "%s", qun_q_col_text(q, 0));
+    snprintf(requester, sizeof requester, "%s", qun_q_col_text(q, 4));
+    char *recipients = qun_xstrdup(qun_q_col_text(q, 2));
+    bool mask = qun_q_col_int(q, 3) != 0;
+    qun_q_done(q);
+    if (!live) {
+        free(recipients);
+        *finished = true;
+        return QUN_OK;
+    }
+
+    pthread_mutex_lock(&mu);
+    ctx_t **pp = &running, *c;
+    while ((c = *pp) && c->job_id != job_id) pp = &c->next;
+    if (!c) { /* first step, or the daemon restarted: (re)start the export */
+        c = qun_xcalloc(1, sizeof *c);
+        c->job_id = job_id;
+        c->export_id = ref_id;
+        c->group_id = group_id;
+        snprintf(c->xid, sizeof c->xid, "%s", xid);
+        c->recipients = recipients;
+        recipients = NULL;
+        c->mask = mask;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, export_main, c) != 0) {
+            c->ended = true;
+            snprintf(c->error, sizeof c->error, "INTERNAL: cannot start the export thread");
+        }
+        pthread_attr_destroy(&attr);
+        c->next = running;
+        running = c;
+    }
+    bool ended = c->ended;
+    if (ended) /* the step takes c out of the list, and owns it */
+        for (ctx_t **r = &running; *r; r = &(*r)->next)
+            if (*r == c) {
+                *r = c->next;
+                break;
+            }
+    pthread_mutex_unlock(&mu);
+    free(recipients);
+
+    if (!ended) {
+        *defer = qun_now() + 1;
+        return save_progress(db, ref_id, c, err);
+    }
+    rc = record_end(db, c, requester, err);
+    ctx_free(c);
+    if (rc == QUN_OK) *finished = true;
+    return rc;
+}
+
+/* ---- requests ---- */
+
+/* The group's resolved policy, as the dissolution preview shows it (dissolution.c). */
+static qun_rc group_policy(qun_db_t *db, const qun_group_t *g, qun_policy_view_t *v, qun_err_t *err) {
+    qun_q_t *q;
+    json_t *regions = NULL;
+    if (qun_db_run(db, &q, err, "SELECT regions FROM groups WHERE id = $1", "i", g->id) == QUN_ROW) {
+        regions = json_loads(qun_q_col_text(q, 0), 0, NULL);
+        qun_q_done(q);
+    }
+    const char *names[16];
+    int n = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(regions, i, e) if (n < 16 && json_is_string(e)) names[n++] = json_string_value(e);
+    qun_rc rc = qun_core_cfg.policy ? qun_policy_resolve(qun_core_cfg.policy, g->kind, names, n, v, err)
+                                    : qun_fail(err, QUN_INTERNAL, "no policy loaded");
+    json_decref(regions);
+    return rc;
+}
+
+qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients,
+                         json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
+    if (rc != QUN_OK) return rc;
+    size_t n = json_array_size(recipients), i;
+    if (!json_is_array(recipients) || n < 1 || n > QUN_EXPORT_MAX_RECIPIENTS)
+        return qun_fail_field(err, QUN_FIELD_INVALID, "recipients", "recipients must list 1 to %d age recipients",
+                              QUN_EXPORT_MAX_RECIPIENTS);
+    json_t *e;
+    json_array_foreach(recipients, i, e) {
+        uint8_t pk[32];
+        char field[48];
+        snprintf(field, sizeof field, "recipients[%zu]", i);
+        if (!json_is_string(e)) return qun_fail_field(err, QUN_FIELD_INVALID, field, "a recipient is a string");
+        if (qun_age_recipient_parse(json_string_value(e), pk, err) != QUN_OK) {
+            snprintf(err->field, sizeof err->field, "%s", field);
+            return QUN_AGE_KEY_INVALID;
+        }
+    }
+    qun_policy_view_t v;
+    rc = group_policy(db, &g, &v, err);
+    if (rc != QUN_OK) return rc;
+    if (!v.rule[QUN_POLICY_EXPORT].value)
+        return qun_fail(err, QUN_EXPORT_FORBIDDEN, "export of this group is not allowed (%s)",
+                        v.rule[QUN_POLICY_EXPORT].source);
+    bool mask = v.rule[QUN_POLICY_DESENSITIZE].value != 0;
+    char xid[QUN_ID_MAX];
+    qun_id_new(xid, "x");
+    char *rtext = json_dumps(recipients, JSON_COMPACT);
+    if (!rtext) return qun_fail(err, QUN_NOMEM, "out of memory");
+    int64_t now = qun_now();
+    qun_q_t *q;
+    rc = qun_db_run(db, &q, err,
+                    "INSERT INTO exports(xid, group_id, requester_id, recipients, desensitize, created_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", "siisii", xid, g.id, a->uid, rtext,
+                    (int64_t)mask, now);
+    free(rtext);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    int64_t id = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    rc = qun_db_run(db, NULL, err,
+                    "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('export_group', $1, $2, $3, $3)",
+                    "iii", g.id, id, now);
+    if (rc != QUN_DONE) return rc;
+    *out = json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:b, s:I}", "id", xid, "group", g.gid, "state", "running",
+                     "progress", "messages", 0, "files", 0, "bytes", 0, "desensitized", mask, "created_at",
+                     (json_int_t)now);
+    return QUN_OK;
+}
+
+/* Load the export row xid for its requester. */
+static qun_rc load(qun_db_t *db, const qun_actor_t *a, const char *xid, qun_q_t **q, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, q, err,
+                           "SELECT e.xid, g.gid, e.state, e.progress, e.digest, e.size, e.ledger_index, e.error, "
+                           "e.created_at, e.finished_at, e.requester_id, e.recipients, e.desensitize "
+                           "FROM exports e JOIN groups g ON g.id = e.group_id WHERE e.xid = $1", "s", xid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %s of yours", xid);
+    if (rc != QUN_ROW) return rc;
+    if (qun_q_col_int(*q, 10) != a->uid) {
+        qun_q_done(*q);
+        return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %s of yours", xid);
+    }
+    return QUN_OK;
+}
+
+qun_rc qun_export_get(qun_db_t *db, const qun_actor_t *a, const char *xid, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = load(db, a, xid, &q, err);
+    if (rc != QUN_OK) return rc;
+    json_t *progress = json_loads(qun_q_col_text(q, 3), 0, NULL);
+    json_t *recips = json_loads(qun_q_col_text(q, 11), 0, NULL);
+    const char *state = qun_q_col_text(q, 2);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:I}", "id", qun_q_col_text(q, 0), "group",
+                          qun_q_col_text(q, 1), "state", state, "progress", progress ? progress : json_object(),
+                          "recipients", recips ? recips : json_array(), "desensitized", qun_q_col_int(q, 12) != 0,
+                          "created_at", (json_int_t)qun_q_col_int(q, 8));
+    if (strcmp(state, "done") == 0) {
+        json_object_set_new(o, "digest", json_string(qun_q_col_text(q, 4)));
+        json_object_set_new(o, "size", json_integer(qun_q_col_int(q, 5)));
+        json_object_set_new(o, "ledger_index", json_integer(qun_q_col_int(q, 6)));
+    }
+    if (strcmp(state, "failed") == 0) json_object_set_new(o, "error", json_string(qun_q_col_text(q, 7)));
+    if (!qun_q_col_null(q, 9)) json_object_set_new(o, "finished_at", json_integer(qun_q_col_int(q, 9)));
+    qun_q_done(q);
+    *out = o;
+    return QUN_OK;
+}
+
+qun_rc qun_export_file(qun_db_t *db, const qun_actor_t *a, const char *xid, char *path, size_t size,
+                       qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = load(db, a, xid, &q, err);
+    if (rc != QUN_OK) return rc;
+    bool done = strcmp(qun_q_col_text(q, 2), "done") == 0;
+    char state[16];
+    snprintf(state, sizeof state, "%s", qun_q_col_text(q, 2));
+    qun_q_done(q);
+    if (!done) return qun_fail(err, QUN_EXPORT_NOT_READY, "export %s is %s", xid, state);
+    snprintf(path, size, "%s/exports/%s.age", qun_core_cfg.data_dir, xid);
+    return QUN_OK;
+}

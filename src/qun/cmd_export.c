@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/* qun export: ask the server for an age-encrypted archive of a group, follow the
+ * export job with a progress line, then download the .age file into a temporary file
+ * next to the target, check its SHA-256 against the digest the server ledgered, and
+ * only then give it its name. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+int qun_cmd_export(qun_cli_t *c, int argc, char **argv);
+
+static void nap_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Follow export xid until it is no longer running; *out is its last state (owned). */
+static int follow(qun_cli_t *c, const char *xid, json_t **out) {
+    char path[256];
+    int rc = qun_pathf(path, sizeof path, "/v1/exports/%s", xid);
+    bool tty = isatty(fileno(stderr));
+    for (;;) {
+        json_t *x = NULL;
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &x);
+        if (rc != QUN_EXIT_OK) return rc;
+        json_t *p = json_object_get(x, "progress");
+        if (tty)
+            fprintf(stderr, "\rexport %s: %lld messages, %lld files, %lld bytes ", xid,
+                    (long long)qun_jint(p, "messages"), (long long)qun_jint(p, "files"),
+                    (long long)qun_jint(p, "bytes"));
+        if (strcmp(qun_jstr_or(x, "state", "running"), "running") != 0) {
+            if (tty) fputc('\n', stderr);
+            *out = x;
+            return QUN_EXIT_OK;
+        }
+        json_decref(x);
+        nap_ms(250);
+    }
+}
+
+int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--to", "-r", true}, {"--output", "-o", true}, {0}};
+    const char *usage = "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE";
+    qun_args_t a;
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!a.val[0] || !*a.val[0] || !a.val[1] || !*a.val[1])
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+    json_t *recipients = json_array();
+    char *list = strdup(a.val[0]), *save = NULL;
+    for (char *r = strtok_r(list, ",", &save); r; r = strtok_r(NULL, ",", &save))
+        json_array_append_new(recipients, json_string(r));
+    free(list);
+    char path[512], tmp[1100], dir[1024], got[65];
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/exports", a.pos[0]);
+    json_t *x = NULL, *done = NULL;
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:o}", "recipients", recipients), &x);
+    else json_decref(recipients);
+    if (rc != QUN_EXIT_OK) goto out;
+    char xid[64];
+    snprintf(xid, sizeof xid, "%s", qun_jstr_or(x, "id", ""));
+    rc = follow(c, xid, &done);
+    if (rc != QUN_EXIT_OK) goto out;
+    if (strcmp(qun_jstr_or(done, "state", ""), "done") != 0) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "EXPORT_FAILED", "export %s failed: %s", xid, qun_jstr_or(done, "error", "?"));
+        goto out;
+    }
+    /* Download next to the target and verify before naming it. */
+    const char *output = a.val[1];
+    snprintf(dir, sizeof dir, "%s", output);
+    snprintf(tmp, sizeof tmp, "%s/.qun-export-XXXXXX", dirname(dir));
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file next to %s: %s", output, strerror(errno));
+        goto out;
+    }
+    FILE *sink = fdopen(fd, "wb");
+    if (!sink) {
+        close(fd);
+        unlink(tmp);
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    rc = qun_pathf(path, sizeof path, "/v1/exports/%s/download", xid);
+    qun_resp_t resp;
+    memset(&resp, 0, sizeof resp);
+    if (rc == QUN_EXIT_OK) {
+        qun_call_t call = {.method = "GET", .path = path, .sink = sink, .sink_hash = &st, .progress = "download"};
+        rc = qun_cli_call(c, &call, &resp);
+    }
+    int64_t bytes = resp.sink_bytes;
+    qun_resp_free(&resp);
+    bool written = fflush(sink) == 0 && fsync(fileno(sink)) == 0;
+    fclose(sink);
+    unsigned char sum[32];
+    crypto_hash_sha256_final(&st, sum);
+    sodium_bin2hex(got, sizeof got, sum, sizeof sum);
+    const char *want = qun_jstr_or(done, "digest", "");
+    if (rc == QUN_EXIT_OK && !written)
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
+    if (rc == QUN_EXIT_OK && strcmp(got, want) != 0)
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the archive hashes to %s, the server ledgered %s", got, want);
+    if (rc == QUN_EXIT_OK && rename(tmp, output) != 0)
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", output, strerror(errno));
+    if (rc != QUN_EXIT_OK) {
+        unlink(tmp);
+        goto out;
+    }
+    if (c->json) {
+        json_object_set_new(done, "path", json_string(output));
+        qun_print_json(done);
+    } else {
+        printf("saved %s (%lld bytes, sha256 %s verified, ledger entry %lld)\n", output, (long long)bytes, got,
+               (long long)qun_jint(done, "ledger_index"));
+    }
+out:
+    json_decref(x);
+    json_decref(done);
+    return rc;
+}
