@@ -79,6 +79,10 @@ qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err) {
 qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err) { return DB_OPS(db)->read_begin(db, err); }
 void qun_db_read_end(qun_db_t *db) { DB_OPS(db)->read_end(db); }
 
+qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
+    return DB_OPS(db)->xlock ? DB_OPS(db)->xlock(db, key, err) : QUN_OK;
+}
+
 void qun_store_init(void) {
     qun_sqlite_ops.init();
     qun_pg_ops.init();

@@ -47,6 +47,7 @@ typedef struct qun_store_ops {
     qun_rc (*release)(qun_db_t *db, bool keep, qun_err_t *err);
     qun_rc (*read_begin)(qun_db_t *db, qun_err_t *err);
     void (*read_end)(qun_db_t *db);
+    qun_rc (*xlock)(qun_db_t *db, int64_t key, qun_err_t *err);
 } qun_store_ops_t;
 
 extern const qun_store_ops_t qun_sqlite_ops;

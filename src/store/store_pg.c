@@ -468,6 +468,11 @@ static void pg_read_end(qun_db_t *db) {
     if (pg_exec(db, "COMMIT", &ignore) != QUN_OK) pg_exec(db, "ROLLBACK", &ignore);
 }
 
+static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err, "SELECT pg_advisory_xact_lock($1)", "i", key);
+    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+}
+
 static void pg_init(void) {}
 
 const qun_store_ops_t qun_pg_ops = {
@@ -493,4 +498,5 @@ const qun_store_ops_t qun_pg_ops = {
     .release = pg_release,
     .read_begin = pg_read_begin,
     .read_end = pg_read_end,
+    .xlock = pg_xlock,
 };

@@ -16,4 +16,4 @@ trap cleanup EXIT INT TERM
 pid=$(sh "$here/cluster.sh" start "$dir" "$port") || { cat "$dir"/*.log >&2; exit 1; }
 echo "test-pg: PostgreSQL pid $pid on 127.0.0.1:$port ($dir)"
 QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port" \
-  /usr/bin/python3 -m pytest -q "$here/../api" "$@"
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here/../api" "$here" "$@"
