@@ -129,6 +129,14 @@ static void track_txn(qun_db_t *db, const char *sql) {
         db->in_txn = false;
 }
 
+/* A statement that failed because the connection was gone may be sent again on a new
+ * one when resending cannot apply anything twice: outside a transaction, a BEGIN or
+ * any statement of a read-only connection. */
+static bool safe_to_resend(qun_db_t *db, const char *sql) {
+    return PQstatus(db->conn) != CONNECTION_OK && !db->in_txn &&
+           (db->readonly || strncmp(sql, "BEGIN", 5) == 0);
+}
+
 static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     /* SQLite's write-lock-up-front BEGIN: PostgreSQL locks rows as it goes. */
     if (strcmp(sql, "BEGIN IMMEDIATE") == 0) sql = "BEGIN";
@@ -140,6 +148,12 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     if (rc != QUN_OK) return rc;
     PGresult *r = PQexec(db->conn, sql);
     ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_FATAL_ERROR && safe_to_resend(db, sql)) {
+        PQclear(r); /* the server restarted since the last statement: once more, reconnected */
+        if ((rc = ensure_conn(db, err)) != QUN_OK) return rc;
+        r = PQexec(db->conn, sql);
+        st = PQresultStatus(r);
+    }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
         note_changes(db, r);
         track_txn(db, sql);
@@ -349,6 +363,15 @@ static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
         PGresult *r = PQexecPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1,
                                      q->lens + 1, q->fmts + 1, 0);
         ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_FATAL_ERROR && safe_to_resend(db, q->sql)) {
+            PQclear(r);
+            rc = ensure_conn(db, err);
+            if (rc == QUN_OK) rc = ensure_prepared(q, err);
+            if (rc != QUN_OK) return rc;
+            r = PQexecPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1, q->lens + 1,
+                               q->fmts + 1, 0);
+            st = PQresultStatus(r);
+        }
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
             rc = pg_fail(db, r, err, "step");
             PQclear(r);
