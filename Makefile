@@ -5,8 +5,8 @@
 O ?= build
 SAN ?=
 CC ?= cc
-PKGS := libevent libevent_pthreads jansson sqlite3 libsodium libcurl liboath libqrencode libarchive libzstd
-CLI_PKGS := jansson libsodium libcurl sqlite3
+PKGS := libevent libevent_pthreads jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd
+CLI_PKGS := jansson libsodium libcurl sqlite3 libpq
 
 WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Iinclude -Isrc/store $(WARN)
@@ -26,9 +26,10 @@ HTTP_SRC := $(wildcard src/http/*.c)
 QUND_SRC := $(wildcard src/qund/*.c)
 QUN_SRC := $(wildcard src/qun/*.c)
 SQL_SQLITE := $(sort $(wildcard src/store/sql/sqlite/*.sql))
-GEN_MIG := $(O)/gen/migrations_sqlite.c
+SQL_PG := $(sort $(wildcard src/store/sql/pg/*.sql))
 
-LIB_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRC)) $(O)/obj/gen/migrations_sqlite.o
+LIB_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRC)) $(O)/obj/gen/migrations_sqlite.o \
+	$(O)/obj/gen/migrations_pg.o
 HTTP_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(HTTP_SRC))
 QUND_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(QUND_SRC))
 QUN_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(QUN_SRC))
@@ -45,11 +46,16 @@ $(O)/obj/%.o: %.c
 	@echo "  CC $<"
 	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
-$(GEN_MIG): $(SQL_SQLITE) scripts/embed-sql.sh
+# The migrations of each backend, embedded as C arrays (qun_<backend>_migrations).
+$(O)/gen/migrations_sqlite.c: $(SQL_SQLITE) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed-sql.sh sqlite $(SQL_SQLITE) > $@
 
-$(O)/obj/gen/migrations_sqlite.o: $(GEN_MIG)
+$(O)/gen/migrations_pg.c: $(SQL_PG) scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-sql.sh pg $(SQL_PG) > $@
+
+$(O)/obj/gen/migrations_%.o: $(O)/gen/migrations_%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
@@ -88,6 +94,11 @@ test-unit:
 
 test-api:
 	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q tests/api
+
+# The API tests again, against a temporary PostgreSQL cluster (tests/pg/run.sh).
+.PHONY: test-pg
+test-pg:
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) sh tests/pg/run.sh
 
 # The web console in Debian's Chromium (tests/browser/run.sh); screenshots in build/screenshots.
 .PHONY: test-browser

@@ -29,6 +29,7 @@ typedef struct {
 /* Server-wide settings the core needs. */
 typedef struct {
     const char *data_dir;          /* blobs live under <data_dir>/blobs */
+    const char *store;             /* the store's connection string (for threads opening their own) */
     int64_t session_ttl;           /* seconds */
     int64_t confirm_ttl;           /* seconds a confirmation token lives */
     int64_t payment_retention;     /* seconds group payments outlive a dissolution (override) */

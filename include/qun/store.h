@@ -66,6 +66,12 @@ qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err);
  * snapshot (consistent answers) and one read-lock round trip instead of one per query. */
 qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err);
 void qun_db_read_end(qun_db_t *db);
+/* Inside the open transaction, wait until no other connection's transaction holds
+ * key, and hold it until this transaction ends (PostgreSQL: pg_advisory_xact_lock, so
+ * several qund sharing one database serialize, e.g., ledger appends).  A no-op on
+ * SQLite, whose single writer already serializes every write. */
+qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
+#define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends */
 /* Process-wide store settings; call once before opening any connection. */
 void qun_store_init(void);
 

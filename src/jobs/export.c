@@ -485,9 +485,7 @@ static void *export_main(void *arg) {
     snprintf(w.part, sizeof w.part, "%s/%s.age.part", w.dir, c->xid);
     snprintf(w.final, sizeof w.final, "%s/%s.age", w.dir, c->xid);
     qun_err_t err = {{0}, {0}};
-    char db_path[600];
-    /* qund keeps its database at <data>/qun.db (src/qund/main.c). */
-    snprintf(db_path, sizeof db_path, "%s/qun.db", qun_core_cfg.data_dir);
+    const char *db_path = qun_core_cfg.store; /* the same store qund uses, SQLite or PostgreSQL */
     qun_rc rc = QUN_OK;
     if (mkdir(w.dir, 0700) != 0 && errno != EEXIST)
         rc = qun_fail(&err, QUN_STORE, "cannot create %s: %s", w.dir, strerror(errno));

@@ -71,7 +71,9 @@ qun_rc qun_ledger_append(qun_db_t *db, const char *event, const char *group, con
                          const char *old_state, const char *new_state, json_t *fields,
                          int64_t *index, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries", "");
+    /* Several qund on one PostgreSQL: one appender at a time keeps the tree one sequence. */
+    qun_rc rc = qun_db_xlock(db, QUN_LEDGER_LOCK, err);
+    if (rc == QUN_OK) rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries", "");
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     uint64_t idx = (uint64_t)qun_q_col_int(q, 0);
     qun_q_done(q);

@@ -18,6 +18,7 @@
 extern int qund_purge_pause_ms;
 extern char qund_data_dir[512];
 extern char qund_policy_dir[512];
+extern char qund_store[1024];
 
 static bool to_i64(const char *s, int64_t lo, int64_t hi, int64_t *v) {
     char *end;
@@ -53,6 +54,11 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
     if (strcmp(key, "data") == 0) {
         if (strlen(value) >= sizeof qund_data_dir) return qun_fail(err, QUN_BAD_REQUEST, "data: path too long");
         snprintf(qund_data_dir, sizeof qund_data_dir, "%s", value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "store") == 0) {
+        if (strlen(value) >= sizeof qund_store) return qun_fail(err, QUN_BAD_REQUEST, "store: too long");
+        snprintf(qund_store, sizeof qund_store, "%s", value);
         return QUN_OK;
     }
     if (strcmp(key, "policies") == 0) {

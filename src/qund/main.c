@@ -24,6 +24,8 @@
 int qund_purge_pause_ms = 5;
 char qund_data_dir[512] = "var/data";
 char qund_policy_dir[512] = "policies";
+/* The store's connection string (`store`); empty means sqlite:<data>/qun.db. */
+char qund_store[1024] = "";
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -89,18 +91,25 @@ int main(int argc, char **argv) {
         fprintf(stderr, "qund: cannot create data directory %s: %s\n", qund_data_dir, strerror(errno));
         return 1;
     }
-    static char db_path[600];
-    snprintf(db_path, sizeof db_path, "%s/qun.db", qund_data_dir);
+    static char db_path[1100];
+    if (qund_store[0]) snprintf(db_path, sizeof db_path, "%s", qund_store);
+    else snprintf(db_path, sizeof db_path, "sqlite:%s/qun.db", qund_data_dir);
+    /* Logs name the store without a password a postgres:// URL may carry. */
+    char shown[1100];
+    const char *at = strchr(db_path, '@'), *scheme = strstr(db_path, "://");
+    if (at && scheme && scheme < at) snprintf(shown, sizeof shown, "%.*s://…%s", (int)(scheme - db_path), db_path, at);
+    else snprintf(shown, sizeof shown, "%s", db_path);
     qun_core_cfg.data_dir = qund_data_dir;
     qun_server_cfg.db_path = db_path;
+    qun_core_cfg.store = db_path;
 
     qun_policy_t *policy;
     if (qun_policy_load_dir(qund_policy_dir, &policy, &err) != QUN_OK) return die("policy", &err);
     qun_core_cfg.policy = policy;
     qun_log("info", "policies from %s", qun_policy_origin(policy));
     qun_db_t *wdb;
-    if (qun_db_open(db_path, false, true, &wdb, &err) != QUN_OK) return die(db_path, &err);
-    qun_log("info", "store %s at schema %d", db_path, qun_db_schema_version(wdb));
+    if (qun_db_open(db_path, false, true, &wdb, &err) != QUN_OK) return die(shown, &err);
+    qun_log("info", "store %s at schema %d", shown, qun_db_schema_version(wdb));
     static qun_note_key_t ledger_key;
     char key_path[600];
     snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The SQLite backend of store.h: WAL, foreign keys, synchronous=FULL commits, a
  * per-connection cache of prepared statements keyed by the SQL literal's address,
- * and `$N` parameters mapped onto SQLite's named-parameter indexes. */
+ * and `$N` parameters mapped onto SQLite's named-parameter indexes.  Reached through
+ * qun_sqlite_ops (store.c picks it for a path or a `sqlite:PATH` connection string). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #define QMAXPARAM 24 /* highest $N a statement may use */
 
 struct qun_q {
+    const qun_store_ops_t *ops;
     qun_db_t *db;
     const char *sql;
     sqlite3_stmt *stmt;
@@ -24,6 +26,7 @@ struct qun_q {
 };
 
 struct qun_db {
+    const qun_store_ops_t *ops;
     sqlite3 *h;
     int savepoints;
     qun_q_t *cache[QCACHE];
@@ -37,7 +40,7 @@ static qun_rc sqlite_rc(qun_db_t *db, int rc, qun_err_t *err, const char *what) 
     return qun_fail(err, QUN_STORE, "%s: %s", what, sqlite3_errmsg(db->h));
 }
 
-qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
+static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     char *msg = NULL;
     int rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
@@ -81,10 +84,11 @@ static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
     return rc;
 }
 
-qun_rc qun_db_open(const char *path, bool readonly, bool migrate_now, qun_db_t **out,
+static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_t **out,
                    qun_err_t *err) {
     qun_db_t *db = calloc(1, sizeof *db);
     if (!db) return qun_fail(err, QUN_NOMEM, "out of memory");
+    db->ops = &qun_sqlite_ops;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &db->h, flags, NULL);
     if (rc != SQLITE_OK) {
@@ -107,7 +111,7 @@ qun_rc qun_db_open(const char *path, bool readonly, bool migrate_now, qun_db_t *
     return QUN_OK;
 }
 
-void qun_db_close(qun_db_t *db) {
+static void sq_close(qun_db_t *db) {
     if (!db) return;
     for (int i = 0; i < QCACHE; i++) {
         if (!db->cache[i]) continue;
@@ -118,18 +122,7 @@ void qun_db_close(qun_db_t *db) {
     free(db);
 }
 
-int qun_db_schema_version(qun_db_t *db) {
-    qun_q_t *q;
-    int v = 0;
-    if (qun_db_run(db, &q, NULL, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", "") ==
-        QUN_ROW) {
-        v = (int)qun_q_col_int(q, 0);
-        qun_q_done(q);
-    }
-    return v;
-}
-
-qun_rc qun_q_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err) {
+static qun_rc sq_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err) {
     size_t h = ((uintptr_t)sql >> 3) * 2654435761u;
     for (size_t n = 0; n < QCACHE; n++) {
         size_t i = (h + n) & (QCACHE - 1);
@@ -148,6 +141,7 @@ qun_rc qun_q_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *er
             free(q);
             return sqlite_rc(db, rc, err, "prepare");
         }
+        q->ops = &qun_sqlite_ops;
         q->db = db;
         q->sql = sql;
         for (int k = 1; k <= QMAXPARAM; k++) {
@@ -166,25 +160,25 @@ static int pidx(qun_q_t *q, int idx) {
     return idx >= 1 && idx <= QMAXPARAM ? q->map[idx] : 0;
 }
 
-void qun_q_int(qun_q_t *q, int idx, int64_t v) {
+static void sq_bind_int(qun_q_t *q, int idx, int64_t v) {
     if (pidx(q, idx)) sqlite3_bind_int64(q->stmt, pidx(q, idx), v);
 }
 
-void qun_q_text(qun_q_t *q, int idx, const char *s) {
+static void sq_bind_text(qun_q_t *q, int idx, const char *s) {
     if (!pidx(q, idx)) return;
     if (s) sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(q->stmt, pidx(q, idx));
 }
 
-void qun_q_blob(qun_q_t *q, int idx, const void *p, size_t n) {
+static void sq_bind_blob(qun_q_t *q, int idx, const void *p, size_t n) {
     if (pidx(q, idx)) sqlite3_bind_blob64(q->stmt, pidx(q, idx), p, n, SQLITE_TRANSIENT);
 }
 
-void qun_q_null(qun_q_t *q, int idx) {
+static void sq_bind_null(qun_q_t *q, int idx) {
     if (pidx(q, idx)) sqlite3_bind_null(q->stmt, pidx(q, idx));
 }
 
-qun_rc qun_q_step(qun_q_t *q, qun_err_t *err) {
+static qun_rc sq_step(qun_q_t *q, qun_err_t *err) {
     int rc = sqlite3_step(q->stmt);
     if (rc == SQLITE_ROW) return QUN_ROW;
     if (rc == SQLITE_DONE) {
@@ -196,34 +190,34 @@ qun_rc qun_q_step(qun_q_t *q, qun_err_t *err) {
     return r;
 }
 
-int64_t qun_q_col_int(qun_q_t *q, int col) {
+static int64_t sq_col_int(qun_q_t *q, int col) {
     return sqlite3_column_int64(q->stmt, col);
 }
 
-const char *qun_q_col_text(qun_q_t *q, int col) {
+static const char *sq_col_text(qun_q_t *q, int col) {
     const unsigned char *s = sqlite3_column_text(q->stmt, col);
     return s ? (const char *)s : "";
 }
 
-const void *qun_q_col_blob(qun_q_t *q, int col, size_t *n) {
+static const void *sq_col_blob(qun_q_t *q, int col, size_t *n) {
     const void *p = sqlite3_column_blob(q->stmt, col);
     *n = (size_t)sqlite3_column_bytes(q->stmt, col);
     return p;
 }
 
-bool qun_q_col_null(qun_q_t *q, int col) {
+static bool sq_col_null(qun_q_t *q, int col) {
     return sqlite3_column_type(q->stmt, col) == SQLITE_NULL;
 }
 
-void qun_q_done(qun_q_t *q) {
+static void sq_done(qun_q_t *q) {
     if (q) sqlite3_reset(q->stmt);
 }
 
-int64_t qun_db_changes(qun_db_t *db) {
+static int64_t sq_changes(qun_db_t *db) {
     return sqlite3_changes64(db->h);
 }
 
-qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
+static qun_rc sq_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
     qun_rc rc = QUN_CONFLICT_RETRY;
     for (int attempt = 0; attempt < 5 && rc == QUN_CONFLICT_RETRY; attempt++) {
         rc = qun_db_exec(db, "BEGIN IMMEDIATE", err);
@@ -245,13 +239,13 @@ static qun_rc run_cached(qun_db_t *db, const char *sql, qun_err_t *err) {
     return rc == QUN_DONE || rc == QUN_ROW ? QUN_OK : rc;
 }
 
-qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err) {
+static qun_rc sq_savepoint(qun_db_t *db, qun_err_t *err) {
     qun_rc rc = run_cached(db, "SAVEPOINT op", err);
     if (rc == QUN_OK) db->savepoints++;
     return rc;
 }
 
-qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err) {
+static qun_rc sq_release(qun_db_t *db, bool keep, qun_err_t *err) {
     qun_rc rc = QUN_OK;
     if (!keep) rc = run_cached(db, "ROLLBACK TO op", err);
     if (rc == QUN_OK) rc = run_cached(db, "RELEASE op", err);
@@ -259,44 +253,42 @@ qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err) {
     return rc;
 }
 
-qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err) {
+static qun_rc sq_read_begin(qun_db_t *db, qun_err_t *err) {
     return run_cached(db, "BEGIN", err);
 }
 
-void qun_db_read_end(qun_db_t *db) {
+static void sq_read_end(qun_db_t *db) {
     qun_err_t ignore;
     run_cached(db, "COMMIT", &ignore);
 }
 
-void qun_store_init(void) {
+static void sq_init(void) {
     /* SQLite's memory statistics take a process-wide mutex on every allocation;
      * qund does not read them, and every loop thread paid for them. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
-qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
-                  const char *types, ...) {
-    qun_q_t *q;
-    qun_rc rc = qun_q_prepare(db, sql, &q, err);
-    if (rc != QUN_OK) return rc;
-    va_list ap;
-    va_start(ap, types);
-    for (int i = 0; types[i]; i++) {
-        switch (types[i]) {
-        case 'i': qun_q_int(q, i + 1, va_arg(ap, int64_t)); break;
-        case 'z': {
-            int64_t v = va_arg(ap, int64_t);
-            if (v) qun_q_int(q, i + 1, v);
-            else qun_q_null(q, i + 1);
-            break;
-        }
-        case 's': qun_q_text(q, i + 1, va_arg(ap, const char *)); break;
-        default: qun_q_null(q, i + 1); break;
-        }
-    }
-    va_end(ap);
-    rc = qun_q_step(q, err);
-    if (rc == QUN_ROW && out) *out = q;
-    else if (rc == QUN_ROW) qun_q_done(q);
-    return rc;
-}
+const qun_store_ops_t qun_sqlite_ops = {
+    .name = "sqlite",
+    .init = sq_init,
+    .open = sq_open,
+    .close = sq_close,
+    .prepare = sq_prepare,
+    .bind_int = sq_bind_int,
+    .bind_text = sq_bind_text,
+    .bind_blob = sq_bind_blob,
+    .bind_null = sq_bind_null,
+    .step = sq_step,
+    .col_int = sq_col_int,
+    .col_text = sq_col_text,
+    .col_blob = sq_col_blob,
+    .col_null = sq_col_null,
+    .done = sq_done,
+    .changes = sq_changes,
+    .exec = sq_exec,
+    .txn = sq_txn,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .read_begin = sq_read_begin,
+    .read_end = sq_read_end,
+};

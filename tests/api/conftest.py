@@ -1,10 +1,17 @@
 # SPDX-License-Identifier: MIT
 """Fixtures for black-box API tests: a real qund on a free loopback port and a
-temporary data directory, waited for on /readyz and stopped with TERM then KILL."""
+temporary data directory, waited for on /readyz and stopped with TERM then KILL.
+
+With QUN_STORE=postgres and QUN_PG_URL=postgres://user@host:port (tests/pg/run.sh sets
+both), every qund runs on PostgreSQL instead: one database per data directory, so a
+server restarted on the same data finds its rows again."""
+import hashlib
 import json
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -15,6 +22,138 @@ import requests
 
 QUND = os.environ.get("QUND", os.path.join(os.path.dirname(__file__), "../../build/qund"))
 QUN = os.environ.get("QUN", os.path.join(os.path.dirname(__file__), "../../build/qun"))
+
+
+STORE = os.environ.get("QUN_STORE", "sqlite")
+PG_URL = os.environ.get("QUN_PG_URL", "")
+PG = STORE == "postgres"
+
+
+def pg_database(data):
+    """The PostgreSQL database of a data directory, created on first use."""
+    name = "qun_" + hashlib.sha256(os.path.abspath(data).encode()).hexdigest()[:20]
+    r = subprocess.run(["psql", PG_URL + "/postgres", "-qAtc", f"CREATE DATABASE {name}"],
+                       capture_output=True, text=True)
+    if r.returncode != 0 and "already exists" not in r.stderr:
+        raise RuntimeError("createdb failed: " + r.stderr)
+    return PG_URL + "/" + name
+
+
+def pg_sql(server, sql):
+    """Run sql on a server's PostgreSQL database; the rows as lists of strings."""
+    r = subprocess.run(["psql", server.store, "-qAt", "-F", "\t", "-c", sql],
+                       capture_output=True, text=True, check=True)
+    return [line.split("\t") for line in r.stdout.splitlines()]
+
+
+class _PgCursor:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def fetchone(self):
+        return self.rows.pop(0) if self.rows else None
+
+    def fetchall(self):
+        rows, self.rows = self.rows, []
+        return rows
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+class PgAsSqlite:
+    """Enough of a sqlite3 connection, over psql, for the tests that read or tamper with
+    `<data>/qun.db` directly: under PostgreSQL they reach the server's database instead.
+    `?` parameters become literals; integers come back as int, bytea as bytes; each
+    statement commits on its own."""
+
+    def __init__(self, url):
+        self.url = url
+
+    @staticmethod
+    def literal(v):
+        if v is None:
+            return "NULL"
+        if isinstance(v, bool):
+            return str(int(v))
+        if isinstance(v, int):
+            return str(v)
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            return "'\\x" + bytes(v).hex() + "'::bytea"
+        return "'" + str(v).replace("'", "''") + "'"
+
+    def bind(self, sql, params):
+        out, it, quote = [], iter(params or ()), False
+        for ch in sql:
+            if ch == "'":
+                quote = not quote
+            out.append(self.literal(next(it)) if ch == "?" and not quote else ch)
+        return "".join(out)
+
+    @staticmethod
+    def value(v):
+        if v == "\x01":
+            return None
+        if re.fullmatch(r"-?[0-9]+", v):
+            return int(v)
+        if re.fullmatch(r"\\x([0-9a-f]{2})*", v):
+            return bytes.fromhex(v[2:])
+        return v
+
+    def run(self, script):
+        r = subprocess.run(["psql", self.url, "-qAt", "-X", "-v", "ON_ERROR_STOP=1", "-F", "\x1f", "-R", "\x1e",
+                            "-P", "null=\x01", "-f", "-"], input=script, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql: {r.stderr.strip()} in {script[:300]}")
+        out = r.stdout[:-1] if r.stdout.endswith("\n") else r.stdout  # psql ends with a newline
+        return [tuple(self.value(v) for v in rec.split("\x1f")) for rec in out.split("\x1e") if rec]
+
+    def execute(self, sql, params=()):
+        return _PgCursor(self.run(self.bind(sql, params) + ";\n"))
+
+    def executemany(self, sql, seq):
+        self.run("BEGIN;\n" + "".join(self.bind(sql, p) + ";\n" for p in seq) + "COMMIT;\n")
+        return _PgCursor([])
+
+    def cursor(self):
+        return self
+
+    def commit(self):
+        pass
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.fixture(autouse=True)
+def sqlite_file_on_postgres(monkeypatch, request):
+    """Under PostgreSQL, point the tests' direct reads of <data>/qun.db at the server's
+    database; tests that inspect the SQLite files themselves are SQLite-only."""
+    if not PG:
+        return
+    if request.node.get_closest_marker("sqlite_only") or request.node.name in SQLITE_ONLY:
+        pytest.skip(SQLITE_ONLY.get(request.node.name, "reads the SQLite file itself"))
+
+    def connect(path, *a, **kw):
+        path = str(path)
+        if path.startswith("file:"):
+            path = path[5:].split("?")[0]
+        return PgAsSqlite(pg_database(os.path.dirname(path)))
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+
+# Tests that look at SQLite itself, not at the rows: skipped under PostgreSQL.
+SQLITE_ONLY = {
+    "test_tokens_and_passwords_are_not_stored_in_plaintext":
+        "reads sqlite_master and the raw bytes of qun.db and its WAL (SQLite files)",
+}
 
 
 def free_port():
@@ -35,10 +174,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.log_path = os.path.join(self.tmp, "qund.log")
+        self.store = pg_database(self.data) if PG else None
 
     def start(self):
         args = [QUND, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
                 "--set", "argon2_memlimit_kib=8192", "--set", "argon2_opslimit=1"] + self.extra
+        if self.store and not any(a.startswith("store=") for a in self.extra):
+            args += ["--set", "store=" + self.store]
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + 15

@@ -1,0 +1,525 @@
+/* SPDX-License-Identifier: MIT */
+/* The PostgreSQL backend of store.h (libpq), picked by store.c for a `postgres://` or
+ * `postgresql://` connection string.  Each connection keeps a cache of server-side
+ * prepared statements keyed by the SQL literal's address (prepared lazily, named
+ * q<N>, prepared again after a reconnect); parameters travel as text (blobs as binary
+ * bytea), results come back as text and are read row by row by the column readers.
+ *
+ * Errors: serialization failures and deadlocks (SQLSTATE 40001, 40P01), lock
+ * timeouts and a lost connection are QUN_CONFLICT_RETRY; qun_db_txn retries them with
+ * backoff, reconnecting when the server went away.  Outside a transaction, a
+ * connection found broken is re-established before the next statement; inside one,
+ * the transaction is lost and every statement fails until the caller rolls back. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "qun/store.h"
+#include "qun/util.h"
+#include "store_internal.h"
+
+#define QCACHE 256   /* slots of the statement cache (power of two) */
+#define QMAXPARAM 24 /* highest $N a statement may use */
+#define BYTEAOID 17
+#define TEXTOID 25
+
+struct qun_q {
+    const qun_store_ops_t *ops;
+    qun_db_t *db;
+    const char *sql;
+    char name[16];
+    unsigned gen;  /* connection generation it is prepared in; 0: not prepared */
+    int nparams;   /* highest $N in sql */
+    unsigned used; /* bit N set when $N appears */
+    char *vals[QMAXPARAM + 1];
+    int lens[QMAXPARAM + 1];
+    int fmts[QMAXPARAM + 1];
+    PGresult *res; /* the executed statement's rows, NULL before the first step */
+    int row, nrows;
+    unsigned char *blob; /* col_blob's decoded bytea */
+    size_t blob_cap;
+};
+
+struct qun_db {
+    const qun_store_ops_t *ops;
+    PGconn *conn;
+    char *conninfo;
+    bool readonly;
+    bool in_txn;  /* between our BEGIN and COMMIT/ROLLBACK */
+    unsigned gen; /* bumped on every (re)connect: prepared statements are per session */
+    int nprepared;
+    int64_t changes;
+    qun_q_t *cache[QCACHE];
+};
+
+static void quiet(void *arg, const char *msg) {
+    (void)arg;
+    (void)msg; /* NOTICEs (e.g. "relation already exists, skipping") are not news */
+}
+
+/* Connect (again), and set the session up.  Bumps the generation so cached
+ * statements are prepared again on the new session. */
+static qun_rc connect_db(qun_db_t *db, qun_err_t *err) {
+    if (db->conn) PQfinish(db->conn);
+    db->conn = PQconnectdb(db->conninfo);
+    db->gen++;
+    db->in_txn = false;
+    if (!db->conn) return qun_fail(err, QUN_NOMEM, "postgres: out of memory");
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return qun_fail(err, QUN_UNAVAILABLE, "postgres: cannot connect: %.200s",
+                        PQerrorMessage(db->conn));
+    PQsetNoticeProcessor(db->conn, quiet, NULL);
+    PGresult *r = PQexec(db->conn, db->readonly
+                                       ? "SET default_transaction_read_only = on; "
+                                         "SET application_name = 'qund'"
+                                       : "SET application_name = 'qund'");
+    qun_rc rc = QUN_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = qun_fail(err, QUN_STORE, "postgres: session setup: %.200s", PQerrorMessage(db->conn));
+    PQclear(r);
+    return rc;
+}
+
+/* Before a statement: a connection that went away is re-established, unless a
+ * transaction was open on it (its work is lost: the caller must roll back). */
+static qun_rc ensure_conn(qun_db_t *db, qun_err_t *err) {
+    if (PQstatus(db->conn) == CONNECTION_OK) return QUN_OK;
+    if (db->in_txn)
+        return qun_fail(err, QUN_CONFLICT_RETRY, "postgres: connection lost inside a transaction");
+    qun_rc rc = connect_db(db, err);
+    if (rc == QUN_UNAVAILABLE) rc = QUN_CONFLICT_RETRY;
+    return rc;
+}
+
+/* Map a failed result onto qun_rc. */
+static qun_rc pg_fail(qun_db_t *db, PGresult *r, qun_err_t *err, const char *what) {
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(db->conn);
+    char clean[300];
+    snprintf(clean, sizeof clean, "%s", msg);
+    for (char *p = clean; *p; p++)
+        if (*p == '\n') *p = ' ';
+    if (PQstatus(db->conn) != CONNECTION_OK)
+        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: connection lost: %.200s", what, clean);
+    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+                  strcmp(state, "55P03") == 0))
+        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %.200s", what, clean);
+    if (state && strncmp(state, "08", 2) == 0) /* connection exceptions */
+        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %.200s", what, clean);
+    if (state && strcmp(state, "57P01") == 0) /* admin shutdown */
+        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %.200s", what, clean);
+    return qun_fail(err, QUN_STORE, "%s: %.200s", what, clean);
+}
+
+static void note_changes(qun_db_t *db, PGresult *r) {
+    const char *st = PQcmdStatus(r);
+    if (strncmp(st, "INSERT", 6) == 0 || strncmp(st, "UPDATE", 6) == 0 ||
+        strncmp(st, "DELETE", 6) == 0)
+        db->changes = strtoll(PQcmdTuples(r), NULL, 10);
+}
+
+/* Transaction bookkeeping for statements run through exec (BEGIN/COMMIT/ROLLBACK). */
+static void track_txn(qun_db_t *db, const char *sql) {
+    if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) db->in_txn = true;
+    else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
+             strncmp(sql, "END", 3) == 0)
+        db->in_txn = false;
+}
+
+/* A statement that failed because the connection was gone may be sent again on a new
+ * one when resending cannot apply anything twice: outside a transaction, a BEGIN or
+ * any statement of a read-only connection. */
+static bool safe_to_resend(qun_db_t *db, const char *sql) {
+    return PQstatus(db->conn) != CONNECTION_OK && !db->in_txn &&
+           (db->readonly || strncmp(sql, "BEGIN", 5) == 0);
+}
+
+static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
+    /* SQLite's write-lock-up-front BEGIN: PostgreSQL locks rows as it goes. */
+    if (strcmp(sql, "BEGIN IMMEDIATE") == 0) sql = "BEGIN";
+    if (strcmp(sql, "ROLLBACK") == 0 && PQstatus(db->conn) != CONNECTION_OK) {
+        db->in_txn = false; /* the server already dropped it */
+        return QUN_OK;
+    }
+    qun_rc rc = ensure_conn(db, err);
+    if (rc != QUN_OK) return rc;
+    PGresult *r = PQexec(db->conn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_FATAL_ERROR && safe_to_resend(db, sql)) {
+        PQclear(r); /* the server restarted since the last statement: once more, reconnected */
+        if ((rc = ensure_conn(db, err)) != QUN_OK) return rc;
+        r = PQexec(db->conn, sql);
+        st = PQresultStatus(r);
+    }
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
+        note_changes(db, r);
+        track_txn(db, sql);
+        PQclear(r);
+        return QUN_OK;
+    }
+    rc = pg_fail(db, r, err, "exec");
+    PQclear(r);
+    if (strncmp(sql, "COMMIT", 6) == 0) db->in_txn = false; /* a failed COMMIT rolls back */
+    return rc;
+}
+
+static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
+    qun_rc rc = QUN_OK;
+    for (size_t i = 0; rc == QUN_OK && i < qun_pg_migrations_count; i++) {
+        const qun_migration_t *m = &qun_pg_migrations[i];
+        /* Several qund may start at once on one database: the advisory lock makes the
+         * check and the migration one step. */
+        rc = pg_exec(db, "BEGIN", err);
+        if (rc == QUN_OK) rc = qun_db_run(db, NULL, err, "SELECT pg_advisory_xact_lock(715001)", "");
+        if (rc == QUN_ROW) rc = QUN_OK;
+        if (rc == QUN_OK)
+            rc = pg_exec(db,
+                         "CREATE TABLE IF NOT EXISTS schema_migrations("
+                         " version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                         err);
+        qun_q_t *q;
+        if (rc == QUN_OK) {
+            rc = qun_db_run(db, &q, err, "SELECT 1 FROM schema_migrations WHERE version = $1", "i",
+                            (int64_t)m->version);
+            if (rc == QUN_ROW) {
+                qun_q_done(q);
+                rc = pg_exec(db, "COMMIT", err);
+                continue;
+            }
+            if (rc == QUN_DONE) rc = QUN_OK;
+        }
+        if (rc == QUN_OK) rc = pg_exec(db, m->sql, err);
+        if (rc == QUN_OK)
+            rc = qun_db_run(db, NULL, err,
+                            "INSERT INTO schema_migrations(version, name, applied_at) "
+                            "VALUES ($1, $2, $3)", "isi", (int64_t)m->version, m->name, qun_now());
+        if (rc == QUN_DONE) rc = pg_exec(db, "COMMIT", err);
+        if (rc != QUN_OK) {
+            qun_err_t ignore;
+            pg_exec(db, "ROLLBACK", &ignore);
+            char why[200];
+            snprintf(why, sizeof why, "%.180s", err ? err->msg : "");
+            return qun_fail(err, QUN_STORE, "migration %s failed: %.180s", m->name, why);
+        }
+    }
+    return rc;
+}
+
+static void pg_close(qun_db_t *db);
+
+static qun_rc pg_open(const char *conninfo, bool readonly, bool migrate_now, qun_db_t **out,
+                      qun_err_t *err) {
+    qun_db_t *db = calloc(1, sizeof *db);
+    if (!db) return qun_fail(err, QUN_NOMEM, "out of memory");
+    db->ops = &qun_pg_ops;
+    db->readonly = readonly;
+    db->conninfo = strdup(conninfo);
+    qun_rc rc = db->conninfo ? connect_db(db, err) : qun_fail(err, QUN_NOMEM, "out of memory");
+    if (rc == QUN_OK && migrate_now) rc = migrate(db, err);
+    if (rc != QUN_OK) {
+        pg_close(db);
+        return rc;
+    }
+    *out = db;
+    return QUN_OK;
+}
+
+static void clear_binds(qun_q_t *q) {
+    for (int k = 1; k <= QMAXPARAM; k++) {
+        free(q->vals[k]);
+        q->vals[k] = NULL;
+        q->lens[k] = 0;
+        q->fmts[k] = 0;
+    }
+}
+
+static void reset_q(qun_q_t *q) {
+    if (q->res) PQclear(q->res);
+    q->res = NULL;
+    q->row = q->nrows = 0;
+}
+
+static void pg_close(qun_db_t *db) {
+    if (!db) return;
+    for (int i = 0; i < QCACHE; i++) {
+        qun_q_t *q = db->cache[i];
+        if (!q) continue;
+        reset_q(q);
+        clear_binds(q);
+        free(q->blob);
+        free(q);
+    }
+    if (db->conn) PQfinish(db->conn);
+    free(db->conninfo);
+    free(db);
+}
+
+/* The $N parameters sql uses, skipping quoted strings and identifiers. */
+static void scan_params(const char *sql, int *max, unsigned *used) {
+    *max = 0;
+    *used = 0;
+    char quote = 0;
+    for (const char *p = sql; *p; p++) {
+        if (quote) {
+            if (*p == quote) quote = 0;
+            continue;
+        }
+        if (*p == '\'' || *p == '"') {
+            quote = *p;
+            continue;
+        }
+        if (*p == '$' && p[1] >= '0' && p[1] <= '9') {
+            int n = (int)strtol(p + 1, NULL, 10);
+            if (n >= 1 && n <= QMAXPARAM) {
+                *used |= 1u << n;
+                if (n > *max) *max = n;
+            }
+        }
+    }
+}
+
+static qun_rc pg_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err) {
+    size_t h = ((uintptr_t)sql >> 3) * 2654435761u;
+    for (size_t n = 0; n < QCACHE; n++) {
+        size_t i = (h + n) & (QCACHE - 1);
+        qun_q_t *q = db->cache[i];
+        if (q && q->sql == sql) {
+            reset_q(q);
+            clear_binds(q);
+            *out = q;
+            return QUN_OK;
+        }
+        if (q) continue;
+        q = calloc(1, sizeof *q);
+        if (!q) return qun_fail(err, QUN_NOMEM, "out of memory");
+        q->ops = &qun_pg_ops;
+        q->db = db;
+        q->sql = sql;
+        snprintf(q->name, sizeof q->name, "q%d", ++db->nprepared);
+        scan_params(sql, &q->nparams, &q->used);
+        db->cache[i] = q;
+        *out = q;
+        return QUN_OK;
+    }
+    return qun_fail(err, QUN_INTERNAL, "statement cache full");
+}
+
+static void bind(qun_q_t *q, int idx, char *v, int len, int fmt) {
+    if (idx < 1 || idx > QMAXPARAM) {
+        free(v);
+        return;
+    }
+    free(q->vals[idx]);
+    q->vals[idx] = v;
+    q->lens[idx] = len;
+    q->fmts[idx] = fmt;
+}
+
+static void pg_bind_int(qun_q_t *q, int idx, int64_t v) {
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%lld", (long long)v);
+    bind(q, idx, strdup(buf), n, 0);
+}
+
+static void pg_bind_text(qun_q_t *q, int idx, const char *s) {
+    bind(q, idx, s ? strdup(s) : NULL, 0, 0);
+}
+
+static void pg_bind_blob(qun_q_t *q, int idx, const void *p, size_t n) {
+    char *copy = malloc(n ? n : 1);
+    if (copy && n) memcpy(copy, p, n);
+    bind(q, idx, copy, (int)n, 1);
+}
+
+static void pg_bind_null(qun_q_t *q, int idx) {
+    bind(q, idx, NULL, 0, 0);
+}
+
+/* Prepare q on the current session if it is not yet. */
+static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
+    qun_db_t *db = q->db;
+    if (q->gen == db->gen) return QUN_OK;
+    /* A $N the text skips has no type to infer: call it text. */
+    Oid types[QMAXPARAM + 1] = {0};
+    for (int k = 1; k <= q->nparams; k++)
+        if (!(q->used & (1u << k))) types[k - 1] = TEXTOID;
+    PGresult *r = PQprepare(db->conn, q->name, q->sql, q->nparams, types);
+    qun_rc rc = QUN_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = pg_fail(db, r, err, "prepare");
+    else q->gen = db->gen;
+    PQclear(r);
+    return rc;
+}
+
+static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
+    qun_db_t *db = q->db;
+    if (!q->res) {
+        qun_rc rc = ensure_conn(db, err);
+        if (rc == QUN_OK) rc = ensure_prepared(q, err);
+        if (rc != QUN_OK) return rc;
+        PGresult *r = PQexecPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1,
+                                     q->lens + 1, q->fmts + 1, 0);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_FATAL_ERROR && safe_to_resend(db, q->sql)) {
+            PQclear(r);
+            rc = ensure_conn(db, err);
+            if (rc == QUN_OK) rc = ensure_prepared(q, err);
+            if (rc != QUN_OK) return rc;
+            r = PQexecPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1, q->lens + 1,
+                               q->fmts + 1, 0);
+            st = PQresultStatus(r);
+        }
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+            rc = pg_fail(db, r, err, "step");
+            PQclear(r);
+            return rc;
+        }
+        note_changes(db, r);
+        q->res = r;
+        q->nrows = st == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+        q->row = -1;
+    }
+    if (++q->row < q->nrows) return QUN_ROW;
+    reset_q(q); /* like sqlite3_reset after SQLITE_DONE: stepping again re-runs it */
+    return QUN_DONE;
+}
+
+static bool have(qun_q_t *q, int col) {
+    return q->res && q->row >= 0 && q->row < q->nrows && col >= 0 && col < PQnfields(q->res);
+}
+
+static int64_t pg_col_int(qun_q_t *q, int col) {
+    if (!have(q, col) || PQgetisnull(q->res, q->row, col)) return 0;
+    const char *v = PQgetvalue(q->res, q->row, col);
+    if (v[0] == 't' && !v[1]) return 1; /* boolean expressions */
+    if (v[0] == 'f' && !v[1]) return 0;
+    return strtoll(v, NULL, 10);
+}
+
+static const char *pg_col_text(qun_q_t *q, int col) {
+    if (!have(q, col)) return "";
+    return PQgetvalue(q->res, q->row, col);
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static const void *pg_col_blob(qun_q_t *q, int col, size_t *n) {
+    *n = 0;
+    if (!have(q, col) || PQgetisnull(q->res, q->row, col)) return NULL;
+    const char *v = PQgetvalue(q->res, q->row, col);
+    size_t len = (size_t)PQgetlength(q->res, q->row, col);
+    if (PQftype(q->res, col) != BYTEAOID || len < 2 || v[0] != '\\' || v[1] != 'x') {
+        *n = len;
+        return v;
+    }
+    size_t bytes = (len - 2) / 2;
+    if (bytes + 1 > q->blob_cap) {
+        unsigned char *nb = realloc(q->blob, bytes + 1);
+        if (!nb) return NULL;
+        q->blob = nb;
+        q->blob_cap = bytes + 1;
+    }
+    for (size_t i = 0; i < bytes; i++) {
+        int hi = hexval(v[2 + 2 * i]), lo = hexval(v[3 + 2 * i]);
+        if (hi < 0 || lo < 0) return NULL;
+        q->blob[i] = (unsigned char)(hi << 4 | lo);
+    }
+    *n = bytes;
+    return q->blob;
+}
+
+static bool pg_col_null(qun_q_t *q, int col) {
+    return !have(q, col) || PQgetisnull(q->res, q->row, col);
+}
+
+static void pg_done(qun_q_t *q) {
+    if (q) reset_q(q);
+}
+
+static int64_t pg_changes(qun_db_t *db) {
+    return db->changes;
+}
+
+static void backoff(int attempt) {
+    long ms = 20L << (attempt < 6 ? attempt : 6); /* 20 ms .. 1.3 s */
+    ms += rand() % (ms / 2 + 1);
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static qun_rc pg_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
+    qun_rc rc = QUN_CONFLICT_RETRY;
+    for (int attempt = 0; attempt < 8 && rc == QUN_CONFLICT_RETRY; attempt++) {
+        if (attempt) backoff(attempt - 1);
+        rc = pg_exec(db, "BEGIN", err);
+        if (rc != QUN_OK) continue;
+        rc = fn(db, arg, err);
+        if (rc == QUN_OK) rc = pg_exec(db, "COMMIT", err);
+        if (rc != QUN_OK) {
+            qun_err_t ignore;
+            pg_exec(db, "ROLLBACK", &ignore);
+        }
+    }
+    return rc;
+}
+
+static qun_rc pg_savepoint(qun_db_t *db, qun_err_t *err) {
+    return pg_exec(db, "SAVEPOINT op", err);
+}
+
+static qun_rc pg_release(qun_db_t *db, bool keep, qun_err_t *err) {
+    qun_rc rc = QUN_OK;
+    if (!keep) rc = pg_exec(db, "ROLLBACK TO SAVEPOINT op", err);
+    if (rc == QUN_OK) rc = pg_exec(db, "RELEASE SAVEPOINT op", err);
+    return rc;
+}
+
+static qun_rc pg_read_begin(qun_db_t *db, qun_err_t *err) {
+    return pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+}
+
+static void pg_read_end(qun_db_t *db) {
+    qun_err_t ignore;
+    if (pg_exec(db, "COMMIT", &ignore) != QUN_OK) pg_exec(db, "ROLLBACK", &ignore);
+}
+
+static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err, "SELECT pg_advisory_xact_lock($1)", "i", key);
+    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static void pg_init(void) {}
+
+const qun_store_ops_t qun_pg_ops = {
+    .name = "postgres",
+    .init = pg_init,
+    .open = pg_open,
+    .close = pg_close,
+    .prepare = pg_prepare,
+    .bind_int = pg_bind_int,
+    .bind_text = pg_bind_text,
+    .bind_blob = pg_bind_blob,
+    .bind_null = pg_bind_null,
+    .step = pg_step,
+    .col_int = pg_col_int,
+    .col_text = pg_col_text,
+    .col_blob = pg_col_blob,
+    .col_null = pg_col_null,
+    .done = pg_done,
+    .changes = pg_changes,
+    .exec = pg_exec,
+    .txn = pg_txn,
+    .savepoint = pg_savepoint,
+    .release = pg_release,
+    .read_begin = pg_read_begin,
+    .read_end = pg_read_end,
+    .xlock = pg_xlock,
+};

@@ -1,0 +1,44 @@
+#!/bin/sh
+# A throwaway PostgreSQL cluster for the tests.  PostgreSQL refuses to run as root, so
+# the cluster belongs to an unprivileged user (nobody unless $PG_USER) and lives in a
+# directory of its own; it listens on 127.0.0.1 only, with trust authentication.
+#   cluster.sh start DIR PORT   initdb (first time) and start; prints the postmaster PID
+#   cluster.sh stop DIR         stop the postmaster by the PID in DIR/data/postmaster.pid
+set -eu
+BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+USER_=${PG_USER:-nobody}
+as_user() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u "$USER_" -- "$@"; else "$@"; fi
+}
+cmd=$1 dir=$2
+case "$cmd" in
+start)
+  port=$3
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown "$USER_" "$dir"
+  chmod 700 "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_user "$BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1
+  fi
+  # fsync stays on: the durability tests kill qund, not PostgreSQL, but a test run
+  # should measure the real thing.
+  as_user "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
+    -o "-k $dir -p $port -h 127.0.0.1 -c max_connections=1000 -c shared_buffers=64MB" start >/dev/null
+  head -1 "$dir/data/postmaster.pid"
+  ;;
+stop)
+  pidfile="$dir/data/postmaster.pid"
+  [ -f "$pidfile" ] || exit 0
+  pid=$(head -1 "$pidfile")
+  kill -INT "$pid" 2>/dev/null || exit 0 # fast shutdown
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || exit 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  ;;
+*)
+  echo "usage: cluster.sh start DIR PORT | stop DIR" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Run the API test suite against PostgreSQL: create a temporary cluster (as an
+# unprivileged user: PostgreSQL refuses root), start it on a free loopback port, run
+# tests/api with QUN_STORE=postgres (every qund gets its own database), and stop the
+# cluster by its PID whatever happened.
+#   QUND=... QUN=... sh tests/pg/run.sh [pytest args]
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+dir=$(mktemp -d /tmp/qun-pg.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cleanup() {
+  sh "$here/cluster.sh" stop "$dir"
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+pid=$(sh "$here/cluster.sh" start "$dir" "$port") || { cat "$dir"/*.log >&2; exit 1; }
+echo "test-pg: PostgreSQL pid $pid on 127.0.0.1:$port ($dir)"
+QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port" \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here/../api" "$here" "$@"
