@@ -87,7 +87,7 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 binaries unit
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit test-api test-browser
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit test-api test-browser test-pg
 
 test-unit:
 	@sh scripts/run-unit.sh $(O)/unit
