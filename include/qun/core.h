@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "qun/errors.h"
+#include "qun/policy.h"
 #include "qun/store.h"
 #include "qun/util.h"
 
@@ -210,6 +211,8 @@ qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *acto
                     qun_err_t *err);
 /* The timer: mark a pending dissolution whose delay is over (jobs call it). */
 qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err);
+/* The policy packs' view for group g's kind and regions (operator overrides not applied). */
+qun_rc qun_group_policy(qun_db_t *db, const qun_group_t *g, qun_policy_view_t *v, qun_err_t *err);
 /* Whether a dissolution may still purge: it is `dissolved`/`purging` and no hold is active.
  * *held tells a hold is what stops it. */
 qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok, bool *held, qun_err_t *err);

@@ -53,7 +53,7 @@ static void override(qun_policy_value_t *v, int64_t setting) {
     snprintf(v->source, sizeof v->source, "config");
 }
 
-static qun_rc rules_for(qun_db_t *db, const qun_group_t *g, rules_t *r, qun_err_t *err) {
+qun_rc qun_group_policy(qun_db_t *db, const qun_group_t *g, qun_policy_view_t *v, qun_err_t *err) {
     qun_q_t *q;
     json_t *regions = NULL;
     if (qun_db_run(db, &q, err, "SELECT regions FROM groups WHERE id = $1", "i", g->id) == QUN_ROW) {
@@ -65,12 +65,15 @@ static qun_rc rules_for(qun_db_t *db, const qun_group_t *g, rules_t *r, qun_err_
     size_t i;
     json_t *e;
     json_array_foreach(regions, i, e) if (n < 16 && json_is_string(e)) names[n++] = json_string_value(e);
-    if (!qun_core_cfg.policy) {
-        json_decref(regions);
-        return qun_fail(err, QUN_INTERNAL, "no policy loaded");
-    }
-    qun_rc rc = qun_policy_resolve(qun_core_cfg.policy, g->kind, names, n, &r->v, err);
+    qun_rc rc = qun_core_cfg.policy ? qun_policy_resolve(qun_core_cfg.policy, g->kind, names, n, v, err)
+                                    : qun_fail(err, QUN_INTERNAL, "no policy loaded");
     json_decref(regions);
+    return rc;
+}
+
+static qun_rc rules_for(qun_db_t *db, const qun_group_t *g, rules_t *r, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_group_policy(db, g, &r->v, err);
     if (rc != QUN_OK) return rc;
     qun_policy_value_t *R = r->v.rule;
     override(&R[QUN_POLICY_COOLING_OFF], qun_core_cfg.cooling_off);

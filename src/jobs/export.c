@@ -627,25 +627,6 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
 
 /* ---- requests ---- */
 
-/* The group's resolved policy, as the dissolution preview shows it (dissolution.c). */
-static qun_rc group_policy(qun_db_t *db, const qun_group_t *g, qun_policy_view_t *v, qun_err_t *err) {
-    qun_q_t *q;
-    json_t *regions = NULL;
-    if (qun_db_run(db, &q, err, "SELECT regions FROM groups WHERE id = $1", "i", g->id) == QUN_ROW) {
-        regions = json_loads(qun_q_col_text(q, 0), 0, NULL);
-        qun_q_done(q);
-    }
-    const char *names[16];
-    int n = 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(regions, i, e) if (n < 16 && json_is_string(e)) names[n++] = json_string_value(e);
-    qun_rc rc = qun_core_cfg.policy ? qun_policy_resolve(qun_core_cfg.policy, g->kind, names, n, v, err)
-                                    : qun_fail(err, QUN_INTERNAL, "no policy loaded");
-    json_decref(regions);
-    return rc;
-}
-
 qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients,
                          json_t **out, qun_err_t *err) {
     qun_group_t g;
@@ -667,7 +648,7 @@ qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, js
         }
     }
     qun_policy_view_t v;
-    rc = group_policy(db, &g, &v, err);
+    rc = qun_group_policy(db, &g, &v, err);
     if (rc != QUN_OK) return rc;
     if (!v.rule[QUN_POLICY_EXPORT].value)
         return qun_fail(err, QUN_EXPORT_FORBIDDEN, "export of this group is not allowed (%s)",
