@@ -181,8 +181,13 @@ qun_rc qun_bill_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limi
 /* ---- dissolution (core/dissolution.c) ---- */
 /* Impact preview, the rules that apply and a fresh single-use confirmation token
  * (bound to actor, group and the digest of params). */
-qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
+qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params, json_t *view,
                         json_t **out, qun_err_t *err);
+/* The read-only part of the preview (impact, timing, approvals, requirements): it counts
+ * the group's rows, so the HTTP layer runs it on a reader before the writer issues the
+ * token, and passes it to qun_diss_preview as view (borrowed; NULL computes it there). */
+qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params, json_t **out,
+                       qun_err_t *err);
 /* Request: authorize with the token (and step-up when the rules demand it), then go to
  * `review` (approvals needed) or `pending` (the cooling-off / notice timer runs). */
 /* What the client presents beyond the token: risk step-up proofs and its address. */

@@ -168,18 +168,39 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         "bill_lines", "count", (json_int_t)lines, "rule", "personal bill lines are never purged");
 }
 
-qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
+static qun_rc preview_group(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g, qun_err_t *err) {
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
+    if (rc != QUN_OK) return rc;
+    if (strcmp(g->state, "active") != 0)
+        return qun_fail(err, strcmp(g->state, "review") == 0 || strcmp(g->state, "pending") == 0
+                                 ? QUN_DISSOLUTION_PENDING : QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
+    return QUN_OK;
+}
+
+qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params, json_t **out,
+                       qun_err_t *err) {
+    qun_group_t g;
+    rules_t r;
+    json_t *approvals = NULL;
+    qun_rc rc = preview_group(db, a, gid, &g, err);
+    if (rc == QUN_OK) rc = rules_for(db, &g, &r, err);
+    if (rc == QUN_OK) rc = qun_approvals_needed(db, &g, &r.need, &approvals, err);
+    if (rc != QUN_OK) return rc;
+    const char *messages = json_string_value(json_object_get(params, "messages"));
+    json_t *requirements = json_pack("[{s:s, s:s}]", "method", "confirm", "how", "type the group's name, then send the confirmation_token");
+    if (r.step_up) json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how", "send your password again as `password`"));
+    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "group", g.gid, "name", g.name, "state", g.state,
+                     "impact", impact(db, &g, messages, &r), "timing", rules_json(&r), "approvals", approvals,
+                     "requirements", requirements, "params", json_deep_copy(params));
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "cannot build the preview");
+}
+
+qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params, json_t *view,
                         json_t **out, qun_err_t *err) {
     qun_group_t g;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
-    if (rc != QUN_OK) return rc;
-    if (strcmp(g.state, "active") != 0)
-        return qun_fail(err, strcmp(g.state, "review") == 0 || strcmp(g.state, "pending") == 0
-                                 ? QUN_DISSOLUTION_PENDING : QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
-    rules_t r;
-    rc = rules_for(db, &g, &r, err);
-    json_t *approvals = NULL;
-    if (rc == QUN_OK) rc = qun_approvals_needed(db, &g, &r.need, &approvals, err);
+    qun_rc rc = preview_group(db, a, gid, &g, err);
+    if (rc == QUN_OK && !view) rc = qun_diss_impact(db, a, gid, params, &view, err);
+    else if (view) json_incref(view);
     if (rc != QUN_OK) return rc;
     unsigned char raw[32];
     char token[64] = "qct_", hash[65], digest[65];
@@ -192,16 +213,12 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
                     "INSERT INTO confirm_tokens(token_hash, user_id, group_id, action, params_digest, expires_at) "
                     "VALUES ($1, $2, $3, 'dissolve', $4, $5)", "siisi", hash, a->uid, g.id, digest, expires);
     if (rc != QUN_DONE) {
-        json_decref(approvals);
+        json_decref(view);
         return rc;
     }
-    const char *messages = json_string_value(json_object_get(params, "messages"));
-    json_t *requirements = json_pack("[{s:s, s:s}]", "method", "confirm", "how", "type the group's name, then send the confirmation_token");
-    if (r.step_up) json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how", "send your password again as `password`"));
-    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "group", g.gid, "name", g.name,
-                     "state", g.state, "impact", impact(db, &g, messages, &r), "timing", rules_json(&r),
-                     "approvals", approvals, "requirements", requirements, "params", json_deep_copy(params),
-                     "confirmation_token", token, "expires_at", (json_int_t)expires);
+    json_object_set_new(view, "confirmation_token", json_string(token));
+    json_object_set_new(view, "expires_at", json_integer(expires));
+    *out = view;
     return QUN_OK;
 }
 

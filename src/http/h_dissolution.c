@@ -54,16 +54,27 @@ static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
     return rc == QUN_OK ? qun_ok(r, status, out) : rc;
 }
 
-qun_rc h_diss_preview(qun_req_t *r) {
+/* The preview's counting happens here, on the loop thread's reader: at 1M messages it
+ * takes tens of milliseconds that must not hold the writer. */
+qun_rc h_diss_preview_prep(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, diss_fields, &r->err);
     if (rc != QUN_OK) return rc;
     static const char *proofs[] = {"confirmation_token", "password", "totp_code", "challenge_id"};
     for (size_t i = 0; i < sizeof proofs / sizeof proofs[0]; i++)
         if (json_object_get(r->json, proofs[i]))
             return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, proofs[i], "the preview takes only the dissolution's parameters");
-    json_t *params = diss_params(r->json), *out = NULL;
-    rc = qun_diss_preview(r->db, &r->actor, GID, params, &out, &r->err);
+    json_t *params = diss_params(r->json);
+    rc = qun_diss_impact(r->db, &r->actor, GID, params, &r->out, &r->err);
     json_decref(params);
+    return rc;
+}
+
+qun_rc h_diss_preview(qun_req_t *r) {
+    json_t *params = diss_params(r->json), *view = r->out, *out = NULL;
+    r->out = NULL;
+    qun_rc rc = qun_diss_preview(r->db, &r->actor, GID, params, view, &out, &r->err);
+    json_decref(params);
+    json_decref(view);
     return answer(r, rc, 200, out);
 }
 

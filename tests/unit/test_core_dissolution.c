@@ -52,9 +52,9 @@ int main(void) {
 
     /* The member may not preview; the owner may. */
     json_t *del = json_pack("{s:s}", "messages", "delete"), *keep = json_pack("{s:s}", "messages", "keep");
-    CHECK(qun_diss_preview(db, &member, gid, del, &out, &err) == QUN_FORBIDDEN_ROLE);
-    CHECK(qun_diss_preview(db, &other, gid, del, &out, &err) == QUN_GROUP_NOT_FOUND);
-    CHECK(qun_diss_preview(db, &owner, gid, del, &out, &err) == QUN_OK);
+    CHECK(qun_diss_preview(db, &member, gid, del, NULL, &out, &err) == QUN_FORBIDDEN_ROLE);
+    CHECK(qun_diss_preview(db, &other, gid, del, NULL, &out, &err) == QUN_GROUP_NOT_FOUND);
+    CHECK(qun_diss_preview(db, &owner, gid, del, NULL, &out, &err) == QUN_OK);
     CHECK(json_integer_value(json_object_get(json_object_get(json_object_get(out, "impact"), "messages"), "count")) == 1234);
     char token[80];
     snprintf(token, sizeof token, "%s", json_string_value(json_object_get(out, "confirmation_token")));
