@@ -12,6 +12,7 @@
 #   6. dissolution request and marking          vs  the same for a 10-member group
 #   7. purge of a 1M-message group               vs  raw SQLite DELETEs, 500 per txn;
 #      GET and POST p99 while it purges          vs  the idle p99 just before
+#   8. event fan-out to 100 and 500 open streams vs  the same posts with no stream open
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -52,6 +53,7 @@ cc $CFLAGS $PKG_CFLAGS -o "$OUT/ledger_bench" bench/ledger_bench.c bench/raw_ins
     build/libqun.a $PKG_LIBS $QUN_LIBS -lpthread
 # shellcheck disable=SC2086
 cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_delete" bench/raw_delete.c bench/raw_insert.c $PKG_LIBS
+cc $CFLAGS -o "$OUT/fanout_load" bench/fanout_load.c
 
 # ---- one qund on a free port in a temporary directory ----
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qun-bench.XXXXXX")
@@ -377,3 +379,10 @@ proof_rows() { # proof_rows LABEL LINES: inclusion and consistency p50/p99 vs th
     echo "       $ip"
     echo "       $bp"
 } | tee -a "$OUT/results.txt"
+
+# ---- 8. event fan-out: its own qund per N (bench/fanout.py drives bench/fanout_load.c) ----
+echo
+echo "8. event fan-out (bench/fanout.py): deliveries/s, post -> last recipient, dissolution -> every member" |
+    tee -a "$OUT/results.txt"
+/usr/bin/python3 bench/fanout.py --qund build/qund --load "$OUT/fanout_load" \
+    --n "${BENCH_FANOUT_N:-100,500}" --messages "${BENCH_FANOUT_MESSAGES:-2000}" | tee -a "$OUT/results.txt"

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/* The load side of bench/fanout.py, in C so that the client is not what is measured.
+ *
+ * usage: fanout_load HOST PORT GID TOKENS_FILE MESSAGES INFLIGHT
+ *   TOKENS_FILE: the owner's token on the first line, then one member token per line.
+ *
+ * Opens one GET /v1/events per member, then posts MESSAGES messages as the owner over
+ * INFLIGHT keep-alive connections (one request in flight on each), all on one epoll
+ * loop.  Every frame is scanned for its event name and message text; a message counts
+ * as delivered when every member's stream has it.  Then it previews and requests the
+ * group's dissolution and waits for every member's dissolution.pending.  Prints one
+ * JSON object with the figures.  With no member tokens it only posts (and dissolves):
+ * the same run's baseline of posts/s without fan-out. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_ 65536
+
+typedef struct {
+    int fd;
+    int is_stream;
+    char *buf; /* unconsumed bytes */
+    size_t len, cap;
+    int msg;   /* poster: message in flight, -1 when idle */
+} conn_t;
+
+static const char *g_host, *g_gid;
+static int g_port;
+static char *g_owner;
+static int g_members, g_messages;
+static int *g_count;      /* per message: streams that got it */
+static double *g_sent, *g_done;
+static int g_pending_seen;
+static double g_last_delivery;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+    perror(what);
+    exit(1);
+}
+
+static int dial(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+    inet_pton(AF_INET, g_host, &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            die("write");
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void append(conn_t *c, const char *p, size_t n) {
+    if (c->len + n + 1 > c->cap) {
+        c->cap = (c->len + n + 1) * 2;
+        c->buf = realloc(c->buf, c->cap);
+        if (!c->buf) die("realloc");
+    }
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+    c->buf[c->len] = 0;
+}
+
+static void consume(conn_t *c, size_t n) {
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+    c->buf[c->len] = 0;
+}
+
+/* One blocking request/response on a fresh connection; returns the body (malloc'd). */
+static char *call(const char *method, const char *path, const char *body, int *status) {
+    int fd = dial();
+    char *req;
+    int n = asprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                     method, path, g_host, g_owner, strlen(body), body);
+    if (n < 0) die("asprintf");
+    send_all(fd, req, (size_t)n);
+    free(req);
+    conn_t c = {0};
+    char tmp[65536];
+    ssize_t r;
+    while ((r = read(fd, tmp, sizeof tmp)) > 0) append(&c, tmp, (size_t)r);
+    close(fd);
+    if (!c.buf) die("empty answer");
+    *status = atoi(c.buf + 9);
+    char *b = strstr(c.buf, "\r\n\r\n");
+    char *out = strdup(b ? b + 4 : "");
+    free(c.buf);
+    return out;
+}
+
+static void post_next(conn_t *c, int msg) {
+    char body[64], req[1024];
+    int bl = snprintf(body, sizeof body, "{\"text\":\"msg %d\"}", msg);
+    int n = snprintf(req, sizeof req, "POST /v1/groups/%s/messages HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                     g_gid, g_host, g_owner, bl, body);
+    c->msg = msg;
+    g_sent[msg] = now();
+    send_all(c->fd, req, (size_t)n);
+}
+
+/* A poster's answer is complete: headers and Content-Length bytes of body. */
+static int poster_answer(conn_t *c) {
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (!end) return 0;
+    char *cl = strcasestr(c->buf, "Content-Length:");
+    size_t body = cl && cl < end ? (size_t)atol(cl + 15) : 0;
+    size_t total = (size_t)(end + 4 - c->buf) + body;
+    if (c->len < total) return 0;
+    if (strncmp(c->buf + 9, "201", 3) != 0) {
+        fprintf(stderr, "post answered: %.200s\n", c->buf);
+        exit(1);
+    }
+    consume(c, total);
+    return 1;
+}
+
+/* Scan complete lines of an event stream (chunk-size lines are skipped as noise). */
+static void stream_lines(conn_t *c) {
+    char *p = c->buf, *nl;
+    while ((nl = memchr(p, '\n', c->len - (size_t)(p - c->buf)))) {
+        *nl = 0;
+        if (!strncmp(p, "data: ", 6)) {
+            char *t = strstr(p, "\"text\":\"msg ");
+            if (t) {
+                int m = atoi(t + 12);
+                if (m >= 0 && m < g_messages && ++g_count[m] == g_members) g_done[m] = g_last_delivery = now();
+            }
+        } else if (!strncmp(p, "event: dissolution.pending", 26)) {
+            if (++g_pending_seen == g_members) g_last_delivery = now();
+        }
+        p = nl + 1;
+    }
+    consume(c, (size_t)(p - c->buf));
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 7) {
+        fprintf(stderr, "usage: fanout_load HOST PORT GID TOKENS_FILE MESSAGES INFLIGHT\n");
+        return 2;
+    }
+    g_host = argv[1];
+    g_port = atoi(argv[2]);
+    g_gid = argv[3];
+    g_messages = atoi(argv[5]);
+    int inflight = atoi(argv[6]);
+    FILE *f = fopen(argv[4], "r");
+    if (!f) die(argv[4]);
+    char line[512];
+    char **tokens = NULL;
+    int ntok = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!*line) continue;
+        tokens = realloc(tokens, (size_t)(ntok + 1) * sizeof *tokens);
+        tokens[ntok++] = strdup(line);
+    }
+    fclose(f);
+    g_owner = tokens[0];
+    g_members = ntok - 1;
+    g_count = calloc((size_t)g_messages, sizeof *g_count);
+    g_sent = calloc((size_t)g_messages, sizeof *g_sent);
+    g_done = calloc((size_t)g_messages, sizeof *g_done);
+
+    int ep = epoll_create1(0);
+    int nconns = g_members + inflight;
+    conn_t *conns = calloc((size_t)nconns, sizeof *conns);
+    for (int i = 0; i < g_members; i++) {
+        conn_t *c = &conns[i];
+        c->fd = dial();
+        c->is_stream = 1;
+        char req[1024];
+        int n = snprintf(req, sizeof req, "GET /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n",
+                         g_host, tokens[i + 1]);
+        send_all(c->fd, req, (size_t)n);
+        char tmp[4096];
+        while (!c->buf || !strstr(c->buf, "\r\n\r\n")) { /* the stream's headers */
+            ssize_t r = read(c->fd, tmp, sizeof tmp);
+            if (r <= 0) die("stream open");
+            append(c, tmp, (size_t)r);
+        }
+        if (strncmp(c->buf + 9, "200", 3)) {
+            fprintf(stderr, "stream answered: %.200s\n", c->buf);
+            return 1;
+        }
+        consume(c, (size_t)(strstr(c->buf, "\r\n\r\n") + 4 - c->buf));
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    }
+
+    /* 1. Messages. */
+    int next = 0, answered = 0;
+    double t0 = now();
+    for (int i = 0; i < inflight && next < g_messages; i++) {
+        conn_t *c = &conns[g_members + i];
+        c->fd = dial();
+        c->msg = -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        post_next(c, next++);
+    }
+    int delivered_all = 0;
+    struct epoll_event evs[256];
+    char tmp[65536];
+    while (answered < g_messages || delivered_all < g_messages) {
+        int n = epoll_wait(ep, evs, 256, 30000);
+        if (n == 0) {
+            fprintf(stderr, "timed out: %d answered, %d delivered to all\n", answered, delivered_all);
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            ssize_t r = read(c->fd, tmp, sizeof tmp);
+            if (r <= 0) {
+                fprintf(stderr, "connection closed by qund\n");
+                return 1;
+            }
+            append(c, tmp, (size_t)r);
+            if (c->is_stream) {
+                stream_lines(c);
+            } else {
+                while (c->msg >= 0 && poster_answer(c)) {
+                    answered++;
+                    if (!g_members) g_last_delivery = now(); /* the baseline: no streams */
+                    c->msg = -1;
+                    if (next < g_messages) post_next(c, next++);
+                }
+            }
+        }
+        delivered_all = 0;
+        for (int m = 0; m < g_messages; m++) delivered_all += g_count[m] >= g_members;
+    }
+    double elapsed = g_last_delivery - t0;
+    double *lat = calloc((size_t)g_messages, sizeof *lat);
+    for (int m = 0; m < g_messages; m++) lat[m] = (g_members ? g_done[m] : g_last_delivery) - g_sent[m];
+    qsort(lat, (size_t)g_messages, sizeof *lat, cmp);
+
+    /* 2. Dissolution: preview (outside the timing), request, every member's pending. */
+    char path[256];
+    int status;
+    snprintf(path, sizeof path, "/v1/groups/%s/dissolution/preview", g_gid);
+    char *prev = call("POST", path, "{\"messages\":\"keep\"}", &status);
+    char *tok = strstr(prev, "\"confirmation_token\"");
+    if (status != 200 || !tok) {
+        fprintf(stderr, "preview answered %d: %s\n", status, prev);
+        return 1;
+    }
+    tok = strchr(tok + 20, '"') + 1;
+    *strchr(tok, '"') = 0;
+    char body[512];
+    snprintf(body, sizeof body, "{\"messages\":\"keep\",\"confirmation_token\":\"%s\"}", tok);
+    snprintf(path, sizeof path, "/v1/groups/%s/dissolution", g_gid);
+    g_pending_seen = 0;
+    double t1 = now();
+    free(call("POST", path, body, &status));
+    double acked = now();
+    if (status != 202) {
+        fprintf(stderr, "dissolution answered %d\n", status);
+        return 1;
+    }
+    while (g_pending_seen < g_members) {
+        int n = epoll_wait(ep, evs, 256, 30000);
+        if (n == 0) {
+            fprintf(stderr, "timed out: %d of %d pending\n", g_pending_seen, g_members);
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            conn_t *c = evs[i].data.ptr;
+            ssize_t r = read(c->fd, tmp, sizeof tmp);
+            if (r <= 0) return 1;
+            append(c, tmp, (size_t)r);
+            if (c->is_stream) stream_lines(c);
+        }
+    }
+    printf("{\"members\":%d,\"messages\":%d,\"inflight\":%d,\"seconds\":%.4f,\"deliveries_per_s\":%.0f,"
+           "\"messages_per_s\":%.0f,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,\"lat_max_ms\":%.2f,"
+           "\"dissolve_ack_ms\":%.2f,\"dissolve_notify_all_ms\":%.2f,\"notify_after_ack_ms\":%.2f}\n",
+           g_members, g_messages, inflight, elapsed, (double)g_members * g_messages / elapsed, g_messages / elapsed,
+           lat[g_messages / 2] * 1e3, lat[(int)(g_messages * 0.99)] * 1e3, lat[g_messages - 1] * 1e3,
+           (acked - t1) * 1e3, (g_last_delivery - t1) * 1e3, (g_last_delivery - acked) * 1e3);
+    return 0;
+}
