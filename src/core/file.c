@@ -24,6 +24,13 @@ static bool is_digest(const char *s) {
     return n == 64;
 }
 
+/* A failed file operation on errno: a full disk or quota is STORAGE_FULL (the client
+ * should wait), anything else a storage error. */
+static qun_rc io_fail(qun_err_t *err, const char *what, const char *path) {
+    int e = errno;
+    return qun_fail(err, e == ENOSPC || e == EDQUOT ? QUN_STORAGE_FULL : QUN_STORE, "%s %s: %s", what, path, strerror(e));
+}
+
 static qun_rc fsync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return QUN_STORE;
@@ -42,30 +49,36 @@ qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err
     char top[900];
     snprintf(top, sizeof top, "%s/blobs", qun_core_cfg.data_dir);
     if ((mkdir(top, 0700) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST))
-        return qun_fail(err, QUN_STORE, "cannot create %s: %s", dir, strerror(errno));
+        return io_fail(err, "cannot create", dir);
     unsigned char rnd[6];
     char rhex[13];
     qun_random(rnd, sizeof rnd);
     qun_hex(rhex, rnd, sizeof rnd);
     snprintf(tmp, sizeof tmp, "%s.tmp.%s", path, rhex);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return qun_fail(err, QUN_STORE, "cannot create %s: %s", tmp, strerror(errno));
+    if (fd < 0) return io_fail(err, "cannot create", tmp);
     const unsigned char *p = data;
     size_t left = n;
     while (left > 0) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
+            if (w == 0) errno = ENOSPC; /* a regular file that takes nothing more */
+            qun_rc rc = io_fail(err, "cannot write", tmp);
             close(fd);
             unlink(tmp);
-            return qun_fail(err, QUN_STORE, "cannot write %s: %s", tmp, strerror(errno));
+            return rc;
         }
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    int synced = fsync(fd) == 0 ? 0 : errno;
+    if (close(fd) != 0 && !synced) synced = errno;
+    if (synced || rename(tmp, path) != 0) {
+        if (synced) errno = synced;
+        qun_rc rc = io_fail(err, "cannot store blob", sha_hex);
         unlink(tmp);
-        return qun_fail(err, QUN_STORE, "cannot store blob %s: %s", sha_hex, strerror(errno));
+        return rc;
     }
     return fsync_dir(dir) == QUN_OK ? QUN_OK : qun_fail(err, QUN_STORE, "cannot sync %s", dir);
 }

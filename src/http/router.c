@@ -176,7 +176,8 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_decref(p);
     r->status = qun_rc_status(r->rc);
     add_header(r, "Content-Type", "application/problem+json");
-    if (r->status >= 500 && r->rc != QUN_UNAVAILABLE && r->rc != QUN_CONFLICT_RETRY)
+    if (r->rc == QUN_UNAVAILABLE || r->rc == QUN_STORAGE_FULL) add_header(r, "Retry-After", "5");
+    if (r->status >= 500 && r->rc != QUN_UNAVAILABLE && r->rc != QUN_CONFLICT_RETRY && r->rc != QUN_STORAGE_FULL)
         qun_log("error", "%s %s -> %s: %s", qun_routes[r->route_index].method,
                 evhttp_request_get_uri(r->ev), qun_rc_name(r->rc), r->err.msg);
 }

@@ -37,6 +37,7 @@ static qun_rc sqlite_rc(qun_db_t *db, int rc, qun_err_t *err, const char *what) 
     if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
         return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %s", what, sqlite3_errmsg(db->h));
     if (prim == SQLITE_NOMEM) return qun_fail(err, QUN_NOMEM, "%s: out of memory", what);
+    if (prim == SQLITE_FULL) return qun_fail(err, QUN_STORAGE_FULL, "%s: %s", what, sqlite3_errmsg(db->h));
     return qun_fail(err, QUN_STORE, "%s: %s", what, sqlite3_errmsg(db->h));
 }
 

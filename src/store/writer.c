@@ -48,30 +48,34 @@ static void fail_all(qun_wop_t *batch, qun_rc rc, const qun_err_t *why) {
     }
 }
 
+/* What the operations of a batch whose transaction broke are told: a full disk is
+ * worth naming (the client should wait, not just retry); anything else is a retry. */
+static qun_rc broken(qun_rc rc) { return rc == QUN_STORAGE_FULL ? rc : QUN_UNAVAILABLE; }
+
 static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
     qun_err_t err = {{0}, {0}};
     qun_rc rc = qun_db_exec(w->db, "BEGIN IMMEDIATE", &err);
     if (rc != QUN_OK) {
         for (qun_wop_t *op = batch; op; op = op->next) op->rc = QUN_OK;
-        fail_all(batch, QUN_UNAVAILABLE, &err);
+        fail_all(batch, broken(rc), &err);
         return;
     }
     for (qun_wop_t *op = batch; op; op = op->next) {
         op->err.msg[0] = op->err.field[0] = '\0';
         op->rc = qun_db_savepoint(w->db, &op->err);
         if (op->rc == QUN_OK) op->rc = op->fn(w->db, op->arg, &op->err);
-        if (qun_db_release(w->db, op->rc == QUN_OK, &err) != QUN_OK) {
+        if ((rc = qun_db_release(w->db, op->rc == QUN_OK, &err)) != QUN_OK) {
             /* The transaction itself broke: nothing of this batch is kept. */
-            qun_log("error", "writer: savepoint release failed: %s", err.msg);
+            qun_log(rc == QUN_STORAGE_FULL ? "warn" : "error", "writer: savepoint release failed: %s", err.msg);
             qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
-            fail_all(batch, QUN_UNAVAILABLE, &err);
+            fail_all(batch, broken(rc), &err);
             return;
         }
     }
-    if (qun_db_exec(w->db, "COMMIT", &err) != QUN_OK) {
-        qun_log("error", "writer: commit failed: %s", err.msg);
+    if ((rc = qun_db_exec(w->db, "COMMIT", &err)) != QUN_OK) {
+        qun_log(rc == QUN_STORAGE_FULL ? "warn" : "error", "writer: commit failed: %s", err.msg);
         qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
-        fail_all(batch, QUN_UNAVAILABLE, &err);
+        fail_all(batch, broken(rc), &err);
         return;
     }
     atomic_fetch_add(&w->commits, 1);
