@@ -99,6 +99,10 @@ qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, cons
                       json_t **out, qun_err_t *err);
 qun_rc qun_org_get(qun_db_t *db, const qun_actor_t *a, const char *oid, json_t **out,
                    qun_err_t *err);
+/* The orgs the actor administers (server admins: every org), by creation, as a page
+ * (limit <= 200) of org objects like qun_org_get's. */
+qun_rc qun_org_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
+                    qun_err_t *err);
 qun_rc qun_org_add_admin(qun_db_t *db, const qun_actor_t *a, const char *oid, const char *openid,
                          qun_err_t *err);
 /* Mark a user minor (school admins only) and link a guardian. */

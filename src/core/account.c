@@ -248,6 +248,9 @@ qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) 
                      "created_at", (json_int_t)qun_q_col_int(q, 3), "platform", a->platform,
                      "device_id", a->device_id, "session_id", "");
     qun_q_done(q);
+    /* The server-wide roles, so a client knows which admin pages to offer. */
+    json_object_set_new(*out, "server_admin", json_boolean(a->is_admin));
+    json_object_set_new(*out, "compliance", json_boolean(qun_is_compliance(a->username)));
     rc = qun_db_run(db, &q, err, "SELECT sid FROM sessions WHERE id = $1", "i", a->session_id);
     if (rc == QUN_ROW) {
         json_object_set_new(*out, "session_id", json_string(qun_q_col_text(q, 0)));
