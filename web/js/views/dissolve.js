@@ -43,7 +43,8 @@ function previewDetails(p) {
       ? h('ul', { id: 'approvals-needed' }, p.approvals.map((a) => h('li', {}, t('diss.approval_from', { kind: a.kind, from: a.from }))))
       : h('p', { id: 'approvals-needed' }, t('diss.no_approvals')),
     h('h2', {}, t('diss.requirements')),
-    h('ul', { id: 'requirements' }, p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how))));
+    h('ul', { id: 'requirements' }, p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how)),
+      h('li', {}, h('code', {}, 'qr'), ': ', t('qr.requirement'))));
 }
 
 // JSON with sorted keys and no spaces: the text qun_params_digest hashes on the server.
