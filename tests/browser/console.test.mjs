@@ -191,11 +191,14 @@ async function requestDissolution(page) {
   await page.waitForSelector('#impact');
 }
 
-// Type the name, press Dissolve, wait for the QR code, shoot it, approve it as the phone.
-async function confirmWithQr(page, name, shotName) {
+// Type the name, press Dissolve (or Enter in the field), wait for the QR code, shoot it,
+// approve it as the phone.
+async function confirmWithQr(page, name, shotName, byKeyboard = false) {
   await page.fill('#confirm-name', name);
-  await page.click('#dissolve-btn');
+  if (byKeyboard) await page.press('#confirm-name', 'Enter');
+  else await page.click('#dissolve-btn');
   await page.waitForSelector('#qr img');
+  check(await page.evaluate(() => document.activeElement.id === 'qr-title'), 'the focus moves to the QR section');
   const id = await page.getAttribute('#qr', 'data-challenge');
   check((await page.textContent('#qr-state')).includes('Waiting'), 'the page waits for the phone');
   if (shotName) await shot(page, shotName);
@@ -324,6 +327,7 @@ try {
     await owner.page.click('#dissolve-btn');
     await owner.page.waitForSelector('#qr-no-device');
     check(await owner.page.isEnabled('#dissolve-btn'), 'the button is usable again');
+    check(await owner.page.evaluate(() => document.activeElement.id === 'dissolve-btn'), 'and has the focus back');
     await shot(owner.page, 'needs-phone');
   });
 
@@ -434,7 +438,7 @@ try {
     egid = owner.page.url().split('#/g/')[1];
     await requestDissolution(owner.page);
     check((await owner.page.textContent('#approvals-needed')).includes('org_admin'), 'an org admin must approve');
-    await confirmWithQr(owner.page, 'Acme team');
+    await confirmWithQr(owner.page, 'Acme team', null, true); // by keyboard: Enter in the name field
     await stateIs(owner.page, 'review');
     await shot(owner.page, 'enterprise-review');
     await carol.page.click('a[href="#/approvals"]');

@@ -81,11 +81,13 @@ async function qrApproval(gid, params, slot, ctx) {
   const link = `qun://challenge/${ch.id}?n=${ch.nonce}`;
   const state = h('p', { id: 'qr-state', role: 'status' }, t('qr.waiting'));
   slot.replaceChildren(h('section', { class: 'card qr', id: 'qr', 'aria-labelledby': 'qr-title', 'data-challenge': ch.id },
-    h('h2', { id: 'qr-title' }, t('qr.title')),
+    h('h2', { id: 'qr-title', tabindex: -1 }, t('qr.title')),
     h('p', {}, t('qr.intro')),
     h('img', { src: 'data:image/svg+xml;base64,' + btoa(svg), alt: t('qr.alt'), width: 220, height: 220, id: 'qr-image' }),
     h('p', { class: 'small' }, t('qr.link'), ' ', h('code', { id: 'qr-link' }, link)),
     state));
+  // The pressed button is disabled now: the keyboard's focus goes to what comes next.
+  slot.querySelector('#qr-title').focus();
   return new Promise((resolve, reject) => {
     let timer = null;
     let done = false;
@@ -177,6 +179,7 @@ export async function dissolveView([gid], ctx) {
             : errorBox(e));
         typed.readOnly = false;
         update();
+        (go.disabled ? typed : go).focus(); // disabling the button dropped the focus
       }
     });
     previewSlot.replaceChildren(previewDetails(p), confirm);
