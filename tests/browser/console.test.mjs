@@ -430,6 +430,8 @@ try {
 
   await step('a protected group\'s dissolution waits for the org admin, who approves it in the inbox', async () => {
     await owner.page.goto(`${URL}/#/groups`);
+    await owner.page.waitForSelector('#group-list');
+    await shot(owner.page, 'my-groups');
     await owner.page.fill('input[name=group-name]', 'Acme team');
     await owner.page.selectOption('select[name=group-kind]', 'enterprise');
     await owner.page.fill('input[name=group-org]', orgId);
