@@ -103,7 +103,7 @@ test-pg:
 # The web console in Debian's Chromium (tests/browser/run.sh); screenshots in build/screenshots.
 .PHONY: test-browser
 test-browser:
-	QUND=$(abspath $(O)/qund) sh tests/browser/run.sh
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) sh tests/browser/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory binaries

@@ -50,6 +50,7 @@ typedef struct {
     int64_t purge_grace;           /* seconds a dissolved group stays restorable */
     int64_t tombstone;             /* seconds a purged group's id answers gone */
     int64_t approval_expiry;       /* seconds an approval request stays open */
+    int64_t event_ticket_ttl;      /* seconds a GET /v1/events ticket may wait to be used */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
@@ -81,6 +82,14 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
                           const char *platform, const char *ip, json_t **out, qun_err_t *err);
 /* Resolve a bearer token's hash to an actor (QUN_TOKEN_INVALID when unknown, expired or revoked). */
 qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *actor, qun_err_t *err);
+/* Store a ticket for GET /v1/events (a browser's EventSource cannot send a header):
+ * ticket_hash is the SHA-256 hex of the ticket, which is bound to the actor's session
+ * and lives qun_core_cfg.event_ticket_ttl seconds; *expires_at is when it expires. */
+qun_rc qun_event_ticket_issue(qun_db_t *db, const qun_actor_t *a, const char *ticket_hash,
+                              int64_t *expires_at, qun_err_t *err);
+/* Spend a ticket (a write): good once, before it expires, while its session is valid.
+ * Fills actor with the session's identity; QUN_TICKET_INVALID otherwise. */
+qun_rc qun_event_ticket_redeem(qun_db_t *db, const char *ticket_hash, qun_actor_t *actor, qun_err_t *err);
 qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, qun_err_t *err);
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
@@ -90,6 +99,10 @@ qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, cons
                       json_t **out, qun_err_t *err);
 qun_rc qun_org_get(qun_db_t *db, const qun_actor_t *a, const char *oid, json_t **out,
                    qun_err_t *err);
+/* The orgs the actor administers (server admins: every org), by creation, as a page
+ * (limit <= 200) of org objects like qun_org_get's. */
+qun_rc qun_org_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
+                    qun_err_t *err);
 qun_rc qun_org_add_admin(qun_db_t *db, const qun_actor_t *a, const char *oid, const char *openid,
                          qun_err_t *err);
 /* Mark a user minor (school admins only) and link a guardian. */

@@ -14,6 +14,7 @@ qun_core_cfg_t qun_core_cfg = {
     .confirm_ttl = 600,
     .payment_retention = -1,
     .idempotency_ttl = 48LL * 3600,
+    .event_ticket_ttl = 30,
     .cooling_off = -1,
     .notice = -1,
     .notice_threshold = -1,
@@ -137,15 +138,11 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
     return QUN_OK;
 }
 
-qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *a, qun_err_t *err) {
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username "
-                           "FROM sessions s JOIN users u ON u.id = s.user_id "
-                           "WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
-                           "si", token_hash, qun_now());
-    if (rc == QUN_DONE) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
-    if (rc != QUN_ROW) return rc;
+#define ACTOR_COLS "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username " \
+                   "FROM sessions s JOIN users u ON u.id = s.user_id "
+
+/* Fill a from a row of ACTOR_COLS and finish q. */
+static void actor_from(qun_q_t *q, qun_actor_t *a) {
     a->session_id = qun_q_col_int(q, 0);
     a->uid = qun_q_col_int(q, 1);
     snprintf(a->openid, sizeof a->openid, "%s", qun_q_col_text(q, 2));
@@ -154,6 +151,55 @@ qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *a, qu
     snprintf(a->username, sizeof a->username, "%s", qun_q_col_text(q, 5));
     qun_q_done(q);
     a->is_admin = qun_is_admin(a->username);
+}
+
+qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *a, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           ACTOR_COLS "WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+                           "si", token_hash, qun_now());
+    if (rc == QUN_DONE) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
+    if (rc != QUN_ROW) return rc;
+    actor_from(q, a);
+    return QUN_OK;
+}
+
+qun_rc qun_event_ticket_issue(qun_db_t *db, const qun_actor_t *a, const char *ticket_hash,
+                              int64_t *expires_at, qun_err_t *err) {
+    *expires_at = qun_now() + qun_core_cfg.event_ticket_ttl;
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "INSERT INTO event_tickets(token_hash, session_id, created_at, expires_at) "
+                           "VALUES ($1, $2, $3, $4)", "siii", ticket_hash, a->session_id, qun_now(), *expires_at);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_event_ticket_redeem(qun_db_t *db, const char *ticket_hash, qun_actor_t *a, qun_err_t *err) {
+    int64_t now = qun_now(), sid;
+    qun_q_t *q;
+    /* Spend first: the conditional UPDATE is what makes a ticket good once, even when two
+     * requests race (the writer serializes them; on PostgreSQL the row lock does). */
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "UPDATE event_tickets SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL "
+                           "AND expires_at > $2 RETURNING session_id", "si", ticket_hash, now);
+    if (rc == QUN_DONE) {
+        rc = qun_db_run(db, &q, err, "SELECT used_at IS NOT NULL FROM event_tickets WHERE token_hash = $1",
+                        "s", ticket_hash);
+        if (rc == QUN_DONE) return qun_fail(err, QUN_TICKET_INVALID, "no such event ticket");
+        if (rc != QUN_ROW) return rc;
+        bool used = qun_q_col_int(q, 0) != 0;
+        qun_q_done(q);
+        return qun_fail(err, QUN_TICKET_INVALID, used ? "the event ticket was already used"
+                                                      : "the event ticket has expired");
+    }
+    if (rc != QUN_ROW) return rc;
+    sid = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    rc = qun_db_run(db, &q, err, ACTOR_COLS "WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+                    "ii", sid, now);
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_TICKET_INVALID, "the session that asked for the ticket has ended");
+    if (rc != QUN_ROW) return rc;
+    actor_from(q, a);
     return QUN_OK;
 }
 
@@ -202,6 +248,9 @@ qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) 
                      "created_at", (json_int_t)qun_q_col_int(q, 3), "platform", a->platform,
                      "device_id", a->device_id, "session_id", "");
     qun_q_done(q);
+    /* The server-wide roles, so a client knows which admin pages to offer. */
+    json_object_set_new(*out, "server_admin", json_boolean(a->is_admin));
+    json_object_set_new(*out, "compliance", json_boolean(qun_is_compliance(a->username)));
     rc = qun_db_run(db, &q, err, "SELECT sid FROM sessions WHERE id = $1", "i", a->session_id);
     if (rc == QUN_ROW) {
         json_object_set_new(*out, "session_id", json_string(qun_q_col_text(q, 0)));

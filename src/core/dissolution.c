@@ -318,11 +318,14 @@ static qun_rc risk_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g
         return qun_fail(err, QUN_RISK_DENIED, "the risk engine refuses this dissolution (score %d)", risk->score);
     }
     if (risk->level == QUN_RISK_REVIEW) *review = true;
-    if (risk->level != QUN_RISK_VERIFY) return QUN_OK;
     char digest[65];
     qun_params_digest(params, digest);
+    /* A challenge that is presented is always checked and spent, whatever the risk: the
+     * web console sends its platform's QR proof with every request (docs/web.md), and a
+     * proof that nobody checks would only look like one. */
     if (proof->challenge_id)
         return qun_challenge_consume(db, a, proof->challenge_id, "dissolve", g->gid, digest, NULL, err);
+    if (risk->level != QUN_RISK_VERIFY) return QUN_OK;
     if (proof->totp_code) return qun_totp_check(db, a, proof->totp_code, err);
     if (proof->problem)
         *proof->problem = json_pack("{s:o, s:o}", "requirements",

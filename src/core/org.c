@@ -69,6 +69,31 @@ qun_rc qun_org_get(qun_db_t *db, const qun_actor_t *a, const char *oid, json_t *
     return *out ? QUN_OK : QUN_STORE;
 }
 
+qun_rc qun_org_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
+                    qun_err_t *err) {
+    int64_t ids[200], last = after;
+    int n = 0;
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT o.id FROM orgs o WHERE o.id > $3 AND ($2 = 1 OR EXISTS "
+                           "(SELECT 1 FROM org_admins a WHERE a.org_id = o.id AND a.user_id = $1)) "
+                           "ORDER BY o.id LIMIT $4",
+                           "iiii", a->uid, (int64_t)a->is_admin, after, (int64_t)limit);
+    for (; rc == QUN_ROW && n < limit && n < 200; rc = qun_q_step(q, err)) ids[n++] = qun_q_col_int(q, 0);
+    if (rc == QUN_ROW) {
+        qun_q_done(q);
+        rc = QUN_DONE;
+    }
+    json_t *items = json_array();
+    for (int i = 0; rc == QUN_DONE && i < n; i++) { /* after the listing: one statement open at a time */
+        json_t *o = org_json(db, ids[i]);
+        if (!o) rc = QUN_STORE;
+        else json_array_append_new(items, o);
+        last = ids[i];
+    }
+    return qun_page(rc, items, last, limit, out);
+}
+
 qun_rc qun_org_add_admin(qun_db_t *db, const qun_actor_t *a, const char *oid, const char *openid,
                          qun_err_t *err) {
     int64_t id, uid;

@@ -111,3 +111,23 @@ qun_rc h_bill(qun_req_t *r) {
     if (rc == QUN_OK) rc = qun_bill_list(r->db, &r->actor, after, limit, &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }
+
+/* POST /v1/events/ticket: a short-lived, single-use ticket that authenticates one
+ * GET /v1/events?ticket= for the calling session (a browser's EventSource cannot send
+ * an Authorization header, and a bearer token in a URL would end up in logs and
+ * histories).  Only its hash is stored; the router spends it (router.c, R_TICKET) and
+ * events.c serves the stream. */
+qun_rc h_event_ticket(qun_req_t *r) {
+    static const qun_field_t no_fields[] = {{0}};
+    qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
+    if (rc != QUN_OK) return rc;
+    unsigned char raw[32];
+    char ticket[64] = "et_", hash[65];
+    qun_random(raw, sizeof raw);
+    sodium_bin2base64(ticket + 3, sizeof ticket - 3, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    qun_sha256_hex(hash, ticket, strlen(ticket));
+    int64_t expires_at;
+    rc = qun_event_ticket_issue(r->db, &r->actor, hash, &expires_at, &r->err);
+    if (rc != QUN_OK) return rc;
+    return qun_ok(r, 201, json_pack("{s:s, s:I}", "ticket", ticket, "expires_at", (json_int_t)expires_at));
+}

@@ -134,6 +134,16 @@ qun_rc h_org_get(qun_req_t *r) {
     return answer(r, rc, 200, out);
 }
 
+/* GET /v1/orgs?after=&limit=: the orgs the caller administers (server admins: all). */
+qun_rc h_org_list(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_org_list(r->db, &r->actor, after, limit, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
 qun_rc h_org_admin_add(qun_req_t *r) {
     static const qun_field_t f[] = {{"openid", F_STR, true, 1, 64, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);

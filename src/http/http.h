@@ -26,6 +26,8 @@ enum {
     R_JSON = 1 << 2,   /* body is a JSON object (empty body reads as {}) */
     R_RAW = 1 << 3,    /* body is raw bytes up to the upload limit */
     R_NOIDEM = 1 << 4, /* POST whose answer holds a secret: Idempotency-Key not replayed */
+    R_TICKET = 1 << 5, /* with R_AUTH: without an Authorization header, ?ticket= (an event
+                        * ticket, spent on the writer) authenticates instead */
 };
 
 typedef struct qun_req qun_req_t;
@@ -73,6 +75,7 @@ struct qun_req {
     void *scratch;       /* handler state carried from prep to run, freed with free() */
     int64_t t0_ms;
     qun_wop_t wop;
+    void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */
 };
 
 /* ---- server.c ---- */

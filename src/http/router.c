@@ -155,6 +155,28 @@ static void add_successor(qun_req_t *r, json_t *p) {
     }
 }
 
+/* The request's URI for the logs, with the value of a ticket= query parameter masked:
+ * an event ticket is a credential (if a short-lived, single-use one). */
+static const char *log_uri(qun_req_t *r, char *buf, size_t size) {
+    const char *uri = evhttp_request_get_uri(r->ev);
+    const char *q = strchr(uri, '?');
+    if (!q || !strstr(q, "ticket=")) return uri;
+    size_t n = 0;
+    for (const char *p = uri; *p && n + 1 < size;) {
+        bool at_param = p > q && (p[-1] == '?' || p[-1] == '&');
+        if (at_param && strncmp(p, "ticket=", 7) == 0) {
+            int k = snprintf(buf + n, size - n, "ticket=***");
+            n = (size_t)k < size - n ? n + (size_t)k : size - 1;
+            p += 7;
+            while (*p && *p != '&') p++;
+            continue;
+        }
+        buf[n++] = *p++;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_t *p = json_object();
     char type[96];
@@ -177,9 +199,11 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     r->status = qun_rc_status(r->rc);
     add_header(r, "Content-Type", "application/problem+json");
     if (r->rc == QUN_UNAVAILABLE || r->rc == QUN_STORAGE_FULL) add_header(r, "Retry-After", "5");
-    if (r->status >= 500 && r->rc != QUN_UNAVAILABLE && r->rc != QUN_CONFLICT_RETRY && r->rc != QUN_STORAGE_FULL)
+    if (r->status >= 500 && r->rc != QUN_UNAVAILABLE && r->rc != QUN_CONFLICT_RETRY && r->rc != QUN_STORAGE_FULL) {
+        char ub[1200];
         qun_log("error", "%s %s -> %s: %s", qun_routes[r->route_index].method,
-                evhttp_request_get_uri(r->ev), qun_rc_name(r->rc), r->err.msg);
+                log_uri(r, ub, sizeof ub), qun_rc_name(r->rc), r->err.msg);
+    }
 }
 
 static bool send_file(qun_req_t *r, struct evbuffer *buf) {
@@ -238,9 +262,10 @@ count:;
     atomic_fetch_add(&m_count[ri][cls >= 1 && cls <= 5 ? cls : 0], 1);
     atomic_fetch_add(&m_ms[ri], (uint64_t)(ms > 0 ? ms : 0));
     if (qun_server_cfg.log_requests) {
+        char ub[1200];
         qun_log("info", "%s %s %d %lldms %s%s",
                 r->route_index >= 0 ? qun_routes[r->route_index].method : "-",
-                evhttp_request_get_uri(r->ev), r->status, (long long)ms,
+                log_uri(r, ub, sizeof ub), r->status, (long long)ms,
                 r->authed ? r->actor.openid : "-", r->rc != QUN_OK ? qun_rc_name(r->rc) : "");
     }
     for (int k = 0; k < QUN_MAX_PARAMS; k++) free(r->params[k]);
@@ -394,6 +419,27 @@ static const char *method_name(enum evhttp_cmd_type c) {
     }
 }
 
+static void proceed(qun_req_t *r, qun_rc rc);
+
+/* On the writer: spend the request's event ticket and take its session's identity. */
+static qun_rc ticket_write(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)err;
+    qun_req_t *r = arg;
+    const char *ticket = qun_query(r, "ticket");
+    char hash[65];
+    qun_sha256_hex(hash, ticket, strlen(ticket));
+    r->rc = qun_event_ticket_redeem(db, hash, &r->actor, &r->err);
+    return r->rc;
+}
+
+/* Back on the loop once the ticket is spent durably: a fresh snapshot, then as usual. */
+static void ticket_resume(qun_req_t *r) {
+    r->authed = true;
+    r->db = r->w->db;
+    r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
+    proceed(r, QUN_OK);
+}
+
 void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     qun_req_t *r = qun_xcalloc(1, sizeof *r);
     r->ev = ev;
@@ -434,7 +480,25 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     evhttp_connection_get_peer(evhttp_request_get_connection(ev), &peer, &port);
     snprintf(r->ip, sizeof r->ip, "%s", peer ? peer : "");
     qun_rc rc = QUN_OK;
+    const char *ticket = (rt->flags & R_TICKET) ? qun_query(r, "ticket") : NULL;
+    if (ticket && !evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization")) {
+        if (strlen(ticket) > 200) {
+            r->rc = qun_fail(&r->err, QUN_TICKET_INVALID, "no such event ticket");
+            qun_req_finish(r);
+            return;
+        }
+        read_end(r);
+        r->resume = ticket_resume;
+        qun_worker_submit_write(r, ticket_write);
+        return;
+    }
     if (rt->flags & R_AUTH) rc = authenticate(r);
+    proceed(r, rc);
+}
+
+/* Everything after authentication: body, idempotency, prep, then run (here or on the writer). */
+static void proceed(qun_req_t *r, qun_rc rc) {
+    const qun_route_t *rt = &qun_routes[r->route_index];
     if (rc == QUN_OK) rc = read_body(r);
     if (rc == QUN_OK) rc = idem_prepare(r);
     bool hit = false;

@@ -108,7 +108,10 @@ static void drain_done(evutil_socket_t fd, short what, void *arg) {
             r->rc = list->rc;
             r->err = list->err;
         }
-        qun_req_finish(r);
+        void (*resume)(qun_req_t *) = r->resume;
+        r->resume = NULL;
+        if (resume && r->rc == QUN_OK) resume(r);
+        else qun_req_finish(r);
         list = next;
     }
 }

@@ -100,7 +100,8 @@ static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return qun_blob_unlink_queued(db, arg, err);
 }
 
-/* Housekeeping: forget idempotency keys, confirmation tokens and events past their life. */
+/* Housekeeping: forget idempotency keys, confirmation tokens, events and event tickets past
+ * their life. */
 static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     (void)arg;
     int64_t now = qun_now();
@@ -110,6 +111,8 @@ static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
         rc = qun_db_run(db, NULL, err, "DELETE FROM confirm_tokens WHERE expires_at < $1", "i", now - 86400);
     if (rc == QUN_DONE) /* GET /v1/events replays at most this far back (docs/events.md) */
         rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE created_at < $1", "i", now - 86400);
+    if (rc == QUN_DONE) /* kept an hour past expiry: a late reuse still says "expired" */
+        rc = qun_db_run(db, NULL, err, "DELETE FROM event_tickets WHERE expires_at < $1", "i", now - 3600);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 

@@ -16,7 +16,7 @@ from conftest import expect
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "../.."))
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
-FLAG_BITS = ("R_AUTH", "R_WRITE", "R_JSON", "R_RAW", "R_NOIDEM")
+FLAG_BITS = ("R_AUTH", "R_WRITE", "R_JSON", "R_RAW", "R_NOIDEM", "R_TICKET")
 # Outside the router: served by evhttp_set_cb only with the bench_hello setting.
 OUTSIDE_ROUTER = {("GET", "/bench/hello")}
 # Body members a field table accepts but the handler refuses anyway (documented as such).
@@ -125,8 +125,10 @@ def test_flags_match_the_document(doc):
         op, f = ops[(method, pattern)], r["flags"]
         where = f"{method} {pattern}"
         sec = op.get("security", doc.get("security"))
-        assert (sec == [{"bearer": []}]) == ("R_AUTH" in f), f"{where}: security {sec} vs flags {f}"
+        want = [{"bearer": []}] + ([{"eventTicket": []}] if "R_TICKET" in f else [])
+        assert (sec == want) == ("R_AUTH" in f), f"{where}: security {sec} vs flags {f}"
         codes = set(op["x-qun-errors"])
+        assert ("TICKET_INVALID" in codes) == ("R_TICKET" in f), where
         assert ("UNAUTHENTICATED" in codes and "TOKEN_INVALID" in codes) == ("R_AUTH" in f), where
         body = op.get("requestBody")
         if "R_JSON" in f:

@@ -1,24 +1,37 @@
 // SPDX-License-Identifier: MIT
 // The web console in a real browser (Debian's Chromium through playwright-core),
-// against the qund that run.sh started (QUN_URL, data directory QUN_DATA).
-// Scenario, as named steps: two users register in the browser, the owner creates a
-// group, adds the member by the openid the member's profile shows, both post; the
-// owner previews the dissolution, cannot press the button with a wrong name, requests
-// it with the right one and sees the countdown; the member sees the notice banner; the
-// owner cancels (active again), dissolves again, the test clock jumps 48 h + 1 s and
-// the page shows `dissolved`; the audit view verifies every entry, then shows `failed`
-// for the one entry the test rewrites in the database.  Every step is photographed at
-// desktop (1280x800) and phone (390x844) width into SHOTS.  Any console error or
-// uncaught page error fails the run.
+// against the qund that run.sh started (QUN_URL, data directory QUN_DATA, qun CLI QUN).
+// Scenario, as named steps: the sign-in page by keyboard; two users register in the
+// browser, the owner creates a group, adds the member by the openid the member's profile
+// shows, both post and see each other's messages live (server-sent events opened with
+// a ticket); the owner previews the dissolution, cannot press the button with a wrong
+// name, is told a phone is needed, signs in "the phone", types the right name, sees the
+// QR challenge, the phone approves it (approveAsPhone), and the countdown shows; the
+// member sees the notice banner arrive live; the owner cancels (active again),
+// dissolves again with a new QR approval, the test clock jumps 48 h + 1 s and the page
+// shows `dissolved`; the audit view verifies every entry, then shows `failed` for the
+// one entry the test rewrites in the database; an org admin creates an enterprise org in
+// the admin pages (dissolve protection on), a protected group's dissolution waits in
+// review and the org admin approves it in the inbox; the compliance role places and
+// releases a legal hold; the server admin sees the review queue and the webhook dead
+// letters and retries one.  Every step is photographed at desktop (1280x800) and phone
+// (390x844) width into SHOTS, and every photographed page passes axe-core (any
+// violation fails).  Any console error or uncaught page error fails the run.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const URL = process.env.QUN_URL;
 const DATA = process.env.QUN_DATA;
 const SHOTS = process.env.SHOTS || 'build/screenshots';
+const QUN = process.env.QUN || '';
+const AXE = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'node_modules/axe-core/axe.min.js'), 'utf8');
+const PASSWORD = 'correct horse battery';
 if (!URL || !DATA) throw new Error('run through tests/browser/run.sh (QUN_URL and QUN_DATA)');
 mkdirSync(SHOTS, { recursive: true });
 
@@ -27,6 +40,7 @@ const PHONE = { width: 390, height: 844 };
 const GROUP = 'Book club 读书会';
 const errors = [];
 let shotNo = 0;
+let axeRuns = 0;
 let failures = 0;
 
 function log(...a) {
@@ -49,14 +63,32 @@ function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
 
-// One screenshot at desktop width and one at phone width, then back to desktop.
+// axe-core on the page as it is: every violation fails (not only serious and critical
+// ones).  The source is evaluated rather than added as a <script>: the console's
+// Content-Security-Policy rightly refuses inline scripts, and the test keeps it on.
+async function axeCheck(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  // A fading toast has a contrast of its own for a moment: check the settled page.
+  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running'));
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  check(violations.length === 0, `${name}: axe-core violations:\n  ${violations.join('\n  ')}`);
+  axeRuns++;
+}
+
+// One screenshot at desktop width and one at phone width, then back to desktop; the
+// accessibility check runs at both widths.
 async function shot(page, name) {
   const n = String(++shotNo).padStart(2, '0');
   const text = await page.evaluate(() => document.body.innerText);
   check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
   await page.setViewportSize(DESKTOP);
+  await axeCheck(page, `${name} (desktop)`);
   await page.screenshot({ path: join(SHOTS, `${n}-${name}-desktop.png`), fullPage: true });
   await page.setViewportSize(PHONE);
+  await axeCheck(page, `${name} (phone)`);
   await page.screenshot({ path: join(SHOTS, `${n}-${name}-phone.png`), fullPage: true });
   await page.setViewportSize(DESKTOP);
 }
@@ -74,19 +106,75 @@ async function newUser(browser, locale) {
   return user;
 }
 
-async function api(method, path, body) {
-  const res = await fetch(URL + path, {
-    method, headers: { 'Content-Type': 'application/json' }, body: body ? JSON.stringify(body) : undefined,
-  });
+async function api(method, path, body, token) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const res = await fetch(URL + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.json();
+  return res.status === 204 ? null : res.json();
 }
+
+const tokenOf = (page) => page.evaluate(() => sessionStorage.getItem('qun.token'));
+
+// ---- the owner's phone ----
+// The phone is another trusted device of the owner: a session on platform ios and an
+// Ed25519 key registered for it.  It must exist before the browser asks for a QR
+// challenge (a qr challenge needs another device with a key).
+const phone = { token: '', device: '', key: null, keyFile: '' };
+
+async function setUpPhone(username) {
+  const s = await api('POST', '/v1/sessions', { username, password: PASSWORD, device_id: 'phone-' + username, platform: 'ios' });
+  phone.token = s.token;
+  phone.device = 'phone-' + username;
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  phone.key = privateKey;
+  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
+  await api('POST', '/v1/me/devices/key', { public_key: raw.toString('base64') }, phone.token);
+  // The same key for `qun approve --key FILE`: the 32-byte seed, base64.
+  phone.keyFile = join(mkdtempSync(join(tmpdir(), 'qun-phone-')), 'phone.key');
+  writeFileSync(phone.keyFile, Buffer.from(privateKey.export({ format: 'jwk' }).d, 'base64url').toString('base64') + '\n', { mode: 0o600 });
+}
+
+let cliApprove = null;
+function qunHasApprove() {
+  if (cliApprove === null) {
+    try {
+      cliApprove = QUN !== '' && /^\s*approve </m.test(execFileSync(QUN, ['--help'], { encoding: 'utf8' }));
+    } catch {
+      cliApprove = false;
+    }
+  }
+  return cliApprove;
+}
+
+// Approve QR challenge challengeId as the phone would, having scanned the code: the
+// qun:// link the page shows (its text equals the QR's content) carries the nonce.
+// With `qun approve <challenge> --key FILE` in the CLI (a help line starting
+// "approve <", not "approvals approve <aid>"), the CLI acts as the phone;
+// until then the same signature is made here with node's Ed25519.
+async function approveAsPhone(challengeId) {
+  const link = (await ownerPage.textContent('#qr-link')).trim();
+  const m = /^qun:\/\/challenge\/([\w-]+)\?n=([\w-]+)$/.exec(link);
+  check(m && m[1] === challengeId, `QR link ${link} for ${challengeId}`);
+  if (qunHasApprove()) {
+    execFileSync(QUN, ['--url', URL, 'approve', link, '--key', phone.keyFile], {
+      env: { ...process.env, QUN_TOKEN: phone.token, XDG_CONFIG_HOME: dirname(phone.keyFile) }, stdio: 'pipe',
+    });
+    return 'qun approve';
+  }
+  const ch = await api('GET', `/v1/challenges/${challengeId}`, undefined, phone.token);
+  const msg = ['qun-challenge:v1', ch.id, m[2], ch.action, ch.group || '', ch.params_digest || ''].join('\n');
+  const signature = sign(null, Buffer.from(msg, 'utf8'), phone.key).toString('base64');
+  await api('POST', `/v1/challenges/${challengeId}/approve`, { device_id: phone.device, signature }, phone.token);
+  return 'node crypto';
+}
+let ownerPage = null;
 
 async function register(page, username) {
   await page.goto(URL + '/');
   await page.waitForSelector('#register');
   await page.fill('input[name=new-username]', username);
-  await page.fill('input[name=new-password]', 'correct horse battery');
+  await page.fill('input[name=new-password]', PASSWORD);
   await page.click('#register');
   await page.waitForSelector('#my-openid');
   return (await page.textContent('#my-openid')).trim();
@@ -101,6 +189,21 @@ async function requestDissolution(page) {
   await page.waitForSelector('#preview-btn');
   await page.click('#preview-btn');
   await page.waitForSelector('#impact');
+}
+
+// Type the name, press Dissolve (or Enter in the field), wait for the QR code, shoot it,
+// approve it as the phone.
+async function confirmWithQr(page, name, shotName, byKeyboard = false) {
+  await page.fill('#confirm-name', name);
+  if (byKeyboard) await page.press('#confirm-name', 'Enter');
+  else await page.click('#dissolve-btn');
+  await page.waitForSelector('#qr img');
+  check(await page.evaluate(() => document.activeElement.id === 'qr-title'), 'the focus moves to the QR section');
+  const id = await page.getAttribute('#qr', 'data-challenge');
+  check((await page.textContent('#qr-state')).includes('Waiting'), 'the page waits for the phone');
+  if (shotName) await shot(page, shotName);
+  const how = await approveAsPhone(id);
+  log(`     the phone approved ${id} (${how})`);
 }
 
 async function auditResults(page, rows) {
@@ -119,12 +222,45 @@ let gid = '';
 try {
   const owner = await newUser(browser, 'en-US');
   const member = await newUser(browser, 'zh-CN'); // the member's browser asks for Chinese
+  ownerPage = owner.page;
   let memberOpenid = '';
+  const streams = [];
+  owner.page.on('request', (r) => {
+    if (/\/v1\/events\?ticket=et_/.test(r.url())) streams.push(r.url());
+  });
 
-  await step('sign-in page', async () => {
-    await owner.page.goto(URL + '/');
-    await owner.page.waitForSelector('#signin');
-    await shot(owner.page, 'sign-in');
+  await step('sign-in page, by keyboard: skip link, tab order, visible focus', async () => {
+    const page = owner.page;
+    await page.goto(URL + '/');
+    await page.waitForSelector('#signin');
+    check(await page.evaluate(() => document.activeElement.tagName === 'H1'), 'the page heading has the focus');
+    const focused = () => page.evaluate(() => {
+      const el = document.activeElement;
+      const style = getComputedStyle(el);
+      return { name: el.name || el.id || el.className || el.tagName, visible: el.matches(':focus-visible') && style.outlineStyle !== 'none' };
+    });
+    const order = [];
+    for (let i = 0; i < 6; i++) {
+      await page.keyboard.press('Tab');
+      order.push(await focused());
+    }
+    const names = order.map((o) => o.name).join(', ');
+    check(names === 'username, password, signin, new-username, new-password, register', `tab order: ${names}`);
+    check(order.every((o) => o.visible), `focus visible on each: ${JSON.stringify(order)}`);
+    // Backwards past the heading: the language switch, the brand, then the skip link.
+    for (let i = 0; i < 5; i++) await page.keyboard.press('Shift+Tab');
+    const back = [];
+    for (let i = 0; i < 3; i++) {
+      await page.keyboard.press('Shift+Tab');
+      back.push(await focused());
+    }
+    check(back.map((o) => o.name).join(', ') === 'lang, brand, skip-link', `backwards: ${JSON.stringify(back)}`);
+    check(back.every((o) => o.visible), 'focus visible backwards');
+    const skipBox = await page.locator('#skip-link').boundingBox();
+    check(skipBox && skipBox.x >= 0 && skipBox.y >= 0, 'the focused skip link is on screen');
+    await page.keyboard.press('Enter');
+    check(await page.evaluate(() => document.activeElement.id === 'view'), 'the skip link moves the focus to the content');
+    await shot(page, 'sign-in');
   });
 
   await step('two users register in the browser', async () => {
@@ -145,7 +281,7 @@ try {
     check(/^g_/.test(gid), `group id ${gid}`);
   });
 
-  await step('the owner adds the member by openid and both post', async () => {
+  await step('the owner adds the member by openid; both post and see each other live', async () => {
     await owner.page.fill('input[name=member-openid]', memberOpenid);
     await owner.page.click('#add-member');
     await owner.page.waitForSelector('#members li:nth-child(2)');
@@ -158,8 +294,10 @@ try {
     await member.page.waitForSelector('#messages li:has-text("Meeting on Friday")');
     await member.page.fill('input[name=message]', '好的，周五见');
     await member.page.click('#send');
-    // The owner's page receives it through live.js (polling every 2 s today).
+    // The owner's page receives it over its event stream (GET /v1/events?ticket=).
     await owner.page.waitForSelector('#messages li:has-text("周五见")', { timeout: 10000 });
+    check(streams.length >= 1, 'the group page opened /v1/events with a ticket');
+    check((await owner.page.getAttribute('#group', 'data-live')) === 'on', 'live updates on');
     await shot(owner.page, 'group');
   });
 
@@ -185,8 +323,17 @@ try {
     check(await owner.page.isEnabled('#dissolve-btn'), 'enabled on the exact name');
   });
 
-  await step('the request shows the countdown', async () => {
+  await step('without a trusted phone the web cannot confirm', async () => {
     await owner.page.click('#dissolve-btn');
+    await owner.page.waitForSelector('#qr-no-device');
+    check(await owner.page.isEnabled('#dissolve-btn'), 'the button is usable again');
+    check(await owner.page.evaluate(() => document.activeElement.id === 'dissolve-btn'), 'and has the focus back');
+    await shot(owner.page, 'needs-phone');
+  });
+
+  await step('the phone approves the QR challenge and the countdown shows', async () => {
+    await setUpPhone('ann');
+    await confirmWithQr(owner.page, GROUP, 'qr-challenge');
     await stateIs(owner.page, 'pending');
     const c = await owner.page.textContent('#countdown');
     check(/Dissolves in (2 d|1 d 23 h)/.test(c), `countdown: ${c}`);
@@ -194,8 +341,8 @@ try {
     await shot(owner.page, 'countdown');
   });
 
-  await step('the member sees the notice banner while pending', async () => {
-    await member.page.reload();
+  await step('the member sees the notice banner arrive live', async () => {
+    // No reload: the member's page learns it from its event stream.
     await member.page.waitForSelector('#notice-banner', { timeout: 10000 });
     const b = await member.page.textContent('#notice-banner');
     check(b.includes('解散') && /(2 天|1 天 23 小时)/.test(b), `banner: ${b}`);
@@ -209,18 +356,18 @@ try {
     await shot(owner.page, 'cancelled');
   });
 
-  await step('dissolve again and wait out the window with the test clock', async () => {
+  await step('dissolve again (a new QR approval) and wait out the window with the test clock', async () => {
     await owner.page.goto(`${URL}/#/g/${gid}`);
     await requestDissolution(owner.page);
-    await owner.page.fill('#confirm-name', GROUP);
-    await owner.page.click('#dissolve-btn');
+    await confirmWithQr(owner.page, GROUP);
     await stateIs(owner.page, 'pending');
     member.goneExpected = true; // see below
     await api('POST', '/v1/test/clock', { advance: 48 * 3600 + 1 });
     await stateIs(owner.page, 'dissolved', 30000);
     await shot(owner.page, 'dissolved');
-    // The member, still on the group's page, is told it is gone.  Its polls got 410
-    // GROUP_GONE on the way, which Chromium logs as failed resources: expected here.
+    // The member, still on the group's page, is told it is gone (group.dissolved on its
+    // stream).  A poll racing the event may get 410 GROUP_GONE, which Chromium logs as
+    // a failed resource: expected here.
     await member.page.waitForSelector('#group-state .badge[data-state="dissolved"]', { timeout: 15000 });
     check((await member.page.textContent('#banner')).includes('已解散'), 'the member\'s banner says dissolved');
     await shot(member.page, 'member-dissolved-zh');
@@ -252,6 +399,99 @@ try {
     await shot(owner.page, 'audit-failed');
   });
 
+  // ---- an org admin approves a protected enterprise group ----
+  const carol = await newUser(browser, 'en-US');
+  let orgId = '';
+  let egid = '';
+  await step('an org admin creates an enterprise org: dissolve protection is on', async () => {
+    await register(carol.page, 'carol');
+    await carol.page.click('a[href="#/admin"]');
+    await carol.page.waitForSelector('#admin-orgs');
+    await shot(carol.page, 'admin-index');
+    await carol.page.click('#admin-orgs');
+    await carol.page.fill('input[name=org-name]', 'Acme Ltd');
+    await carol.page.selectOption('select[name=org-kind]', 'enterprise');
+    await carol.page.click('#create-org');
+    await carol.page.waitForSelector('#orgs [data-org]');
+    orgId = await carol.page.getAttribute('#orgs [data-org]', 'data-org');
+    const sw = `#protect-${orgId}`;
+    check(await carol.page.isChecked(sw), 'protection is on by default');
+    await carol.page.click(sw); // off, then on again: both go to the server
+    await carol.page.waitForFunction((s) => !document.querySelector(s).checked && !document.querySelector(s).disabled, sw);
+    check(!(await api('GET', `/v1/orgs/${orgId}`, undefined, await tokenOf(carol.page))).dissolve_protection, 'off on the server');
+    await carol.page.keyboard.press('Space'); // the switch keeps the focus: the keyboard turns it on
+    await carol.page.waitForFunction((s) => document.querySelector(s).checked && !document.querySelector(s).disabled, sw);
+    check((await api('GET', `/v1/orgs/${orgId}`, undefined, await tokenOf(carol.page))).dissolve_protection, 'on on the server');
+    await shot(carol.page, 'admin-orgs');
+    // ann becomes an org admin too, so she may create the org's groups.
+    const annOpenid = (await api('GET', '/v1/me', undefined, await tokenOf(owner.page))).openid;
+    await api('POST', `/v1/orgs/${orgId}/admins`, { openid: annOpenid }, await tokenOf(carol.page));
+  });
+
+  await step('a protected group\'s dissolution waits for the org admin, who approves it in the inbox', async () => {
+    await owner.page.goto(`${URL}/#/groups`);
+    await owner.page.waitForSelector('#group-list');
+    await shot(owner.page, 'my-groups');
+    await owner.page.fill('input[name=group-name]', 'Acme team');
+    await owner.page.selectOption('select[name=group-kind]', 'enterprise');
+    await owner.page.fill('input[name=group-org]', orgId);
+    await owner.page.click('#create-group');
+    await owner.page.waitForSelector('#group-name');
+    egid = owner.page.url().split('#/g/')[1];
+    await requestDissolution(owner.page);
+    check((await owner.page.textContent('#approvals-needed')).includes('org_admin'), 'an org admin must approve');
+    await confirmWithQr(owner.page, 'Acme team', null, true); // by keyboard: Enter in the name field
+    await stateIs(owner.page, 'review');
+    await shot(owner.page, 'enterprise-review');
+    await carol.page.click('a[href="#/approvals"]');
+    await carol.page.waitForSelector('#approvals [data-kind="org_admin"]');
+    check((await carol.page.textContent('#approvals')).includes('Acme team'), 'the inbox names the group');
+    await shot(carol.page, 'approvals-inbox');
+    await carol.page.fill('#approvals [data-kind="org_admin"] textarea', 'Project finished');
+    await carol.page.click('#approvals [data-kind="org_admin"] button.approve');
+    await carol.page.waitForSelector('#approvals:has-text("Nothing is waiting")');
+    await stateIs(owner.page, 'pending', 15000);
+    await shot(owner.page, 'enterprise-approved');
+  });
+
+  // ---- the compliance role and the server admin ----
+  const lawyer = await newUser(browser, 'en-US');
+  await step('the compliance role places and releases a legal hold', async () => {
+    await register(lawyer.page, 'lawyer');
+    await lawyer.page.goto(`${URL}/#/admin`);
+    await lawyer.page.click('#admin-holds');
+    await lawyer.page.fill('input[name=hold-group]', egid);
+    await lawyer.page.click('#hold-find');
+    await lawyer.page.waitForSelector('#holds:has-text("No holds")');
+    await lawyer.page.fill('textarea[name=hold-reason]', 'Case 2026-17');
+    await lawyer.page.click('#hold-place');
+    await lawyer.page.waitForSelector('#holds [data-hold][data-active="yes"]');
+    await shot(lawyer.page, 'admin-hold');
+    await lawyer.page.click('#holds [data-release]');
+    await lawyer.page.waitForSelector('#holds [data-hold][data-active="no"]');
+    await shot(lawyer.page, 'admin-hold-released');
+  });
+
+  const root = await newUser(browser, 'en-US');
+  await step('the server admin sees the review queue and the webhook dead letters, and retries one', async () => {
+    await register(root.page, 'root');
+    await root.page.goto(`${URL}/#/admin/reviews`);
+    await root.page.waitForSelector('#reviews');
+    await shot(root.page, 'admin-reviews');
+    // The dissolutions above sent webhooks to a closed port with one attempt each.
+    let dead = 0;
+    for (let i = 0; i < 40 && !dead; i++) {
+      dead = (await api('GET', '/v1/admin/outbox/dead', undefined, await tokenOf(root.page))).items.length;
+      if (!dead) await new Promise((r) => setTimeout(r, 500));
+    }
+    check(dead > 0, 'dead letters exist');
+    await root.page.goto(`${URL}/#/admin/outbox`);
+    await root.page.waitForSelector('#dead-letters tbody tr');
+    await shot(root.page, 'admin-dead-letters');
+    await root.page.click('#dead-letters tbody tr [data-retry]');
+    await root.page.waitForSelector('#toast.show:has-text("requeued")');
+  });
+
   await step('no console errors', async () => {
     check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
   });
@@ -264,4 +504,4 @@ if (failures || errors.length) {
   if (errors.length) log(errors.join('\n'));
   process.exit(1);
 }
-log(`browser tests passed; ${shotNo * 2} screenshots`);
+log(`browser tests passed; ${shotNo * 2} screenshots, ${axeRuns} axe-core checks without a violation`);

@@ -1,16 +1,19 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Run the browser tests: start a real qund (free port, temporary data directory, test
-# clock on, root as server admin, the repository's web/ as web_root), drive it with
-# tests/browser/console.test.mjs in Debian's Chromium, stop qund by its PID (TERM, then
-# KILL), and name the screenshot folder.  QUND may point at another qund binary.
+# clock on, root as server admin, lawyer as the compliance role, the repository's web/ as
+# web_root, webhooks to a closed local port with one attempt so dead letters appear),
+# drive it with tests/browser/console.test.mjs in Debian's Chromium, stop qund by its PID
+# (TERM, then KILL), and name the screenshot folder.  QUND and QUN may point at other
+# qund and qun binaries (qun acts as the phone when it has `qun approve`).
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 QUND=${QUND:-$REPO/build/qund}
+QUN=${QUN:-$REPO/build/qun}
 SHOTS=${SHOTS:-$REPO/build/screenshots}
 [ -x "$QUND" ] || { echo "browser tests: $QUND is missing; run make first" >&2; exit 2; }
 [ -x /usr/bin/chromium ] || { echo "browser tests: /usr/bin/chromium is missing; run scripts/deps.sh" >&2; exit 2; }
-if [ ! -d "$REPO/tests/browser/node_modules/playwright-core" ]; then
+if [ ! -d "$REPO/tests/browser/node_modules/playwright-core" ] || [ ! -f "$REPO/tests/browser/node_modules/axe-core/axe.min.js" ]; then
   (cd "$REPO/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -18,7 +21,9 @@ rm -f "$SHOTS"/*.png 2>/dev/null || true
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
 QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=8192 \
-  --set admins=root --set "web_root=$REPO/web" >"$TMP/qund.log" 2>&1 &
+  --set admins=root --set compliance=lawyer --set "web_root=$REPO/web" \
+  --set webhook_url=http://127.0.0.1:9/hook --set webhook_secret=browser-test-secret-0123 \
+  --set webhook_max_attempts=1 >"$TMP/qund.log" 2>&1 &
 PID=$!
 
 stop() {
@@ -44,7 +49,7 @@ until curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
 done
 
 rc=0
-QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" SHOTS="$SHOTS" \
+QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" SHOTS="$SHOTS" QUN="$QUN" \
   node "$REPO/tests/browser/console.test.mjs" || rc=$?
 stop # before reading the log: leak reports are written at exit
 if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP/qund.log"; then

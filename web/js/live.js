@@ -1,42 +1,135 @@
 // SPDX-License-Identifier: MIT
-// New messages of a group, as they arrive.  Today this polls
-// GET /v1/groups/{id}/messages?after=<seq> every 2 s; when GET /v1/events (server-sent
-// events) lands, only followMessages changes: open an EventSource, filter the
-// group's message events, call onMessages with them, and return its close().
-// Every caller already treats it as a stream that starts after `afterSeq`.
+// Live updates of a group through GET /v1/events (server-sent events).
+//
+// A browser's EventSource cannot send the Authorization header, and the bearer token
+// must not go into a URL (it would land in logs and histories).  So each connection
+// first asks POST /v1/events/ticket for a short-lived, single-use ticket and opens
+// `/v1/events?ticket=…` with it (docs/events.md).  Because the ticket is spent,
+// EventSource's own reconnect (same URL) would fail: on any error the source is closed
+// at once and reopened here with a fresh ticket and `last_event_id`, so the server
+// replays what was missed.  Between the page's first load and the stream's opening a
+// message could slip by; right after each (re)open, one GET …/messages?after= catches
+// up, and messages are de-duplicated by seq.  Without EventSource, or when tickets
+// fail, it falls back to polling.
 
 import { api, enc } from './api.js';
 
 export const POLL_MS = 2000;
+const RETRY_MS = 3000;
 
-// Calls onMessages(items) with each batch of messages newer than afterSeq, in seq
-// order, and onError(err) when a fetch fails (it keeps trying, unless the group is
-// gone).  Returns stop().
-export function followMessages(gid, afterSeq, onMessages, onError = () => {}) {
+// Events of a group that change its state (docs/events.md).
+const GROUP_EVENTS = ['dissolution.requested', 'dissolution.pending', 'dissolution.approved',
+  'dissolution.cancelled', 'dissolution.rejected', 'dissolution.expired', 'group.dissolved',
+  'group.restored', 'group.purged'];
+
+// Follows group gid from message seq afterSeq:
+//   onMessages(items)    each batch of newer messages, in seq order, each once;
+//   onGroup(type, data)  each state event of the group (dissolution.*, group.*);
+//   onError(err)         a failed fetch (it keeps trying, unless the group is gone).
+// Returns stop().  follow.mode() says 'events' or 'polling' (for tests and the UI).
+export function followGroup(gid, afterSeq, { onMessages, onGroup = () => {}, onError = () => {} }) {
   let after = afterSeq;
   let stopped = false;
+  let source = null;
   let timer = null;
-  async function tick() {
+  let lastEventId = null;
+  let mode = 'connecting';
+
+  function deliver(items) {
+    const fresh = items.filter((m) => m.seq > after).sort((a, b) => a.seq - b.seq);
+    if (!fresh.length) return;
+    after = fresh[fresh.length - 1].seq;
+    onMessages(fresh);
+  }
+
+  async function catchUp() {
+    for (;;) {
+      const page = await api.get(`/v1/groups/${enc(gid)}/messages?after=${after}&limit=200`);
+      if (stopped) return;
+      deliver(page.items);
+      if (!page.next_cursor || !page.items.length) return;
+    }
+  }
+
+  async function poll() {
     if (stopped) return;
     try {
-      for (;;) {
-        const page = await api.get(`/v1/groups/${enc(gid)}/messages?after=${after}&limit=200`);
-        if (stopped) return;
-        if (page.items.length) {
-          after = page.items[page.items.length - 1].seq;
-          onMessages(page.items);
-        }
-        if (!page.next_cursor || !page.items.length) break;
-      }
+      await catchUp();
     } catch (e) {
       if (!stopped) onError(e);
       if (e.code === 'GROUP_GONE') stopped = true; // dissolved: nothing more will come
     }
-    if (!stopped) timer = setTimeout(tick, POLL_MS);
+    if (!stopped) timer = setTimeout(poll, POLL_MS);
   }
-  tick();
-  return () => {
+
+  function onFrame(ev) {
+    if (ev.lastEventId) lastEventId = ev.lastEventId;
+    let data;
+    try {
+      data = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (ev.type === 'stream.resync') {
+      catchUp().catch(onError);
+      return;
+    }
+    if (data.group !== gid) return;
+    if (ev.type === 'message.created') deliver([data]);
+    else onGroup(ev.type, data);
+    if (ev.type === 'group.dissolved' || ev.type === 'group.purged') {
+      // Nothing more will come for this group; the page shows it as gone.
+      stop();
+    }
+  }
+
+  async function connect() {
+    if (stopped) return;
+    let ticket;
+    try {
+      ticket = (await api.post('/v1/events/ticket', {})).ticket;
+    } catch (e) {
+      if (stopped) return;
+      if (e.status === 0 || e.status >= 500) { // the server is away: try again later
+        timer = setTimeout(connect, RETRY_MS);
+        return;
+      }
+      mode = 'polling'; // tickets are refused: poll instead
+      poll();
+      return;
+    }
+    if (stopped) return;
+    const resume = lastEventId ? `&last_event_id=${enc(lastEventId)}` : '';
+    source = new EventSource(`/v1/events?ticket=${enc(ticket)}${resume}`);
+    source.addEventListener('open', () => {
+      mode = 'events';
+      catchUp().catch((e) => {
+        onError(e);
+        if (e.code === 'GROUP_GONE') stop();
+      });
+    });
+    for (const type of ['message.created', 'stream.resync', ...GROUP_EVENTS]) source.addEventListener(type, onFrame);
+    source.addEventListener('error', () => {
+      // The stream ended (server restart, network) or never opened: the ticket is
+      // spent either way, so close before EventSource retries with it.
+      source.close();
+      source = null;
+      if (!stopped) timer = setTimeout(connect, RETRY_MS);
+    });
+  }
+
+  function stop() {
     stopped = true;
     clearTimeout(timer);
-  };
+    if (source) source.close();
+    source = null;
+  }
+
+  if (typeof EventSource === 'function') connect();
+  else {
+    mode = 'polling';
+    poll();
+  }
+  stop.mode = () => mode;
+  return stop;
 }

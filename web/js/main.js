@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The console's entry point: a hash router (#/groups, #/g/<id>, #/g/<id>/dissolve,
-// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/me, #/login), the navigation,
+// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/admin[/…], #/me, #/login), the navigation,
 // the language switch, and focus management: after every page change the page's
 // heading takes the focus, so keyboard and screen-reader users land on the new page.
 
@@ -13,6 +13,7 @@ import { groupView } from './views/group.js';
 import { dissolveView, dissolutionView } from './views/dissolve.js';
 import { approvalsView } from './views/approvals.js';
 import { auditView } from './views/audit.js';
+import { adminHoldsView, adminOrgsView, adminOutboxView, adminReviewsView, adminView } from './views/admin.js';
 
 const routes = [
   [/^#\/login$/, loginView, false],
@@ -23,6 +24,11 @@ const routes = [
   [/^#\/g\/([\w-]+)\/dissolve$/, dissolveView, true],
   [/^#\/g\/([\w-]+)\/dissolution$/, dissolutionView, true],
   [/^#\/g\/([\w-]+)\/audit$/, auditView, true],
+  [/^#\/admin$/, adminView, true],
+  [/^#\/admin\/orgs$/, adminOrgsView, true],
+  [/^#\/admin\/holds$/, adminHoldsView, true],
+  [/^#\/admin\/reviews$/, adminReviewsView, true],
+  [/^#\/admin\/outbox$/, adminOutboxView, true],
 ];
 
 let cleanups = [];
@@ -38,6 +44,7 @@ function nav() {
   el.replaceChildren(
     link('#/groups', 'nav.groups'),
     link('#/approvals', 'nav.approvals'),
+    link('#/admin', 'nav.admin'),
     link('#/me', 'nav.profile'),
     h('button', {
       type: 'button', class: 'link', onclick: () => {

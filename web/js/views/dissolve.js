@@ -4,8 +4,12 @@
 //   2. read the impact (members, messages, files, payments, bill lines, each with its
 //      rule), the delay and why, the approvals needed and from whom, the requirements;
 //   3. type the group's name exactly: the button stays disabled until it matches;
-//   4. the request carries the preview's confirmation_token, then the countdown page
-//      (dissolutionView) shows the time left with a Cancel button.
+//   4. the platform's verification, which on the web is a QR challenge: the console
+//      asks for a `qr` challenge bound to the action, the group and the digest of the
+//      parameters, shows its QR code (and its qun:// link as text), and waits until
+//      another trusted device of the same user (the phone) approves it;
+//   5. the request carries the preview's confirmation_token and the challenge_id, then
+//      the countdown page (dissolutionView) shows the time left with a Cancel button.
 
 import { api, ApiError, enc } from '../api.js';
 import { duration, t, when } from '../i18n.js';
@@ -39,10 +43,86 @@ function previewDetails(p) {
       ? h('ul', { id: 'approvals-needed' }, p.approvals.map((a) => h('li', {}, t('diss.approval_from', { kind: a.kind, from: a.from }))))
       : h('p', { id: 'approvals-needed' }, t('diss.no_approvals')),
     h('h2', {}, t('diss.requirements')),
-    h('ul', { id: 'requirements' }, p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how))));
+    h('ul', { id: 'requirements' }, p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how)),
+      h('li', {}, h('code', {}, 'qr'), ': ', t('qr.requirement'))));
 }
 
-export async function dissolveView([gid]) {
+// JSON with sorted keys and no spaces: the text qun_params_digest hashes on the server.
+function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+async function sha256hex(text) {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
+  return Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+export const QR_POLL_MS = 1000;
+
+// Show a QR challenge for dissolving gid with params in slot and wait for its approval
+// on another device.  Resolves with the challenge id once approved; rejects with the
+// API error (DEVICE_NOT_TRUSTED: no other device with a key) or when it expires.
+// ctx.onLeave stops the waiting when the user leaves the page.
+async function qrApproval(gid, params, slot, ctx) {
+  // Ask first whether a phone could approve at all (the server would refuse the
+  // challenge with the same DEVICE_NOT_TRUSTED), so the owner is told at once.
+  const devices = await api.get('/v1/me/devices');
+  if (!devices.items.some((d) => d.has_key && !d.current)) {
+    throw new ApiError(403, { code: 'DEVICE_NOT_TRUSTED', detail: t('qr.no_device') });
+  }
+  const ch = await api.post('/v1/challenges', {
+    action: 'dissolve', group: gid, method: 'qr', params_digest: await sha256hex(canonical(params)),
+  });
+  const svg = await api.get(`/v1/challenges/${enc(ch.id)}/qr.svg`, { text: true });
+  const link = `qun://challenge/${ch.id}?n=${ch.nonce}`;
+  const state = h('p', { id: 'qr-state', role: 'status' }, t('qr.waiting'));
+  slot.replaceChildren(h('section', { class: 'card qr', id: 'qr', 'aria-labelledby': 'qr-title', 'data-challenge': ch.id },
+    h('h2', { id: 'qr-title', tabindex: -1 }, t('qr.title')),
+    h('p', {}, t('qr.intro')),
+    h('img', { src: 'data:image/svg+xml;base64,' + btoa(svg), alt: t('qr.alt'), width: 220, height: 220, id: 'qr-image' }),
+    h('p', { class: 'small' }, t('qr.link'), ' ', h('code', { id: 'qr-link' }, link)),
+    state));
+  // The pressed button is disabled now: the keyboard's focus goes to what comes next.
+  slot.querySelector('#qr-title').focus();
+  return new Promise((resolve, reject) => {
+    let timer = null;
+    let done = false;
+    ctx.onLeave(() => {
+      done = true;
+      clearTimeout(timer);
+    });
+    async function check() {
+      if (done) return;
+      try {
+        const c = await api.get(`/v1/challenges/${enc(ch.id)}`);
+        if (c.state === 'approved') {
+          done = true;
+          state.textContent = t('qr.approved');
+          resolve(ch.id);
+          return;
+        }
+        if (c.state !== 'pending') {
+          done = true;
+          state.textContent = t('qr.expired');
+          reject(new ApiError(410, { code: 'CHALLENGE_EXPIRED', detail: t('qr.expired') }));
+          return;
+        }
+      } catch (e) {
+        done = true;
+        reject(e);
+        return;
+      }
+      timer = setTimeout(check, QR_POLL_MS);
+    }
+    check();
+  });
+}
+
+export async function dissolveView([gid], ctx) {
   const base = `/v1/groups/${enc(gid)}`;
   const g = await api.get(base);
   const choice = h('fieldset', { class: 'choice' },
@@ -68,6 +148,7 @@ export async function dissolveView([gid]) {
     const password = needPassword ? h('input', { type: 'password', name: 'password', autocomplete: 'current-password' }) : null;
     const go = h('button', { type: 'submit', class: 'danger', id: 'dissolve-btn', disabled: true }, t('diss.request'));
     const slot = h('div');
+    const qrSlot = h('div', { 'aria-live': 'polite' });
     const update = () => {
       go.disabled = typed.value !== p.name || (needPassword && !password.value);
     };
@@ -76,23 +157,29 @@ export async function dissolveView([gid]) {
     const confirm = h('form', { class: 'card confirm' },
       field(t('diss.confirm_label', { name: p.name }), typed),
       password ? field(t('diss.password'), password) : null,
-      go, slot);
+      go, qrSlot, slot);
     confirm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       if (typed.value !== p.name) return; // the button is disabled too; Enter must not bypass it
       go.disabled = true;
+      typed.readOnly = true; // the name and the choice are what the phone approves
       slot.replaceChildren();
-      const body = { messages, confirmation_token: p.confirmation_token };
-      if (password) body.password = password.value;
       try {
+        const challengeId = await qrApproval(gid, p.params, qrSlot, ctx);
+        const body = { messages, confirmation_token: p.confirmation_token, challenge_id: challengeId };
+        if (password) body.password = password.value;
         await api.post(`${base}/dissolution`, body);
         toast(t('diss.requested'));
         location.hash = `#/g/${gid}/dissolution`;
       } catch (e) {
         const reqs = e instanceof ApiError && e.problem.requirements;
         slot.replaceChildren(reqs ? h('p', { class: 'error', role: 'alert' },
-          t('diss.needs', { what: reqs.map((r) => `${r.method}: ${r.how}`).join('; ') })) : errorBox(e));
+          t('diss.needs', { what: reqs.map((r) => `${r.method}: ${r.how}`).join('; ') }))
+          : e.code === 'DEVICE_NOT_TRUSTED' ? h('p', { class: 'error', role: 'alert', id: 'qr-no-device' }, t('qr.no_device'))
+            : errorBox(e));
+        typed.readOnly = false;
         update();
+        (go.disabled ? typed : go).focus(); // disabling the button dropped the focus
       }
     });
     previewSlot.replaceChildren(previewDetails(p), confirm);

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// A group: state and role, the dissolution notice banner, messages (live through
-// live.js), members and roles, files and payments, and the owner's actions.
+// A group: state and role, the dissolution notice banner, messages and state changes
+// (live through live.js: server-sent events), members and roles, files and payments,
+// and the owner's actions.
 
 import { api, enc } from '../api.js';
 import { duration, t, when } from '../i18n.js';
-import { followMessages } from '../live.js';
+import { followGroup } from '../live.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
@@ -83,7 +84,11 @@ export async function groupView([gid], ctx) {
   if (g.state === 'pending') skew = await serverSkew(gid);
 
   // ---- messages ----
-  const msgList = h('ol', { class: 'messages', id: 'messages', 'aria-live': 'polite', 'aria-relevant': 'additions' });
+  // The list scrolls on its own, so it takes the focus too: keyboard users scroll it.
+  const msgList = h('ol', {
+    class: 'messages', id: 'messages', 'aria-live': 'polite', 'aria-relevant': 'additions', tabindex: 0,
+    'aria-labelledby': 'h-msg',
+  });
   const empty = h('p', { class: 'muted' }, t('group.no_messages'));
   function addMessages(items) {
     for (const m of items) {
@@ -109,7 +114,29 @@ export async function groupView([gid], ctx) {
     stateBadge.replaceChildren(badge('dissolved'));
     paintBanner();
   };
-  if (live) ctx.onLeave(followMessages(gid, after, addMessages, (e) => e.code === 'GROUP_GONE' && gone()));
+  // A state event (dissolution requested, pending, cancelled, dissolved...) reloads the
+  // group, so the badge and the banner follow at once.
+  async function reload() {
+    try {
+      const fresh = await api.get(base);
+      if (fresh.state === g.state) return;
+      if (fresh.state === 'pending') skew = await serverSkew(gid);
+      g = fresh;
+      stateBadge.replaceChildren(badge(g.state));
+      paintBanner();
+    } catch (e) {
+      if (e.code === 'GROUP_GONE') gone();
+    }
+  }
+  let follow = null;
+  if (live) {
+    follow = followGroup(gid, after, {
+      onMessages: addMessages,
+      onGroup: (type) => (type === 'group.dissolved' || type === 'group.purged' ? gone() : reload()),
+      onError: (e) => e.code === 'GROUP_GONE' && gone(),
+    });
+    ctx.onLeave(follow);
+  }
   const text = h('input', { name: 'message', maxlength: 4000, autocomplete: 'off', required: true });
   const sendSlot = h('div');
   const send = h('button', { type: 'submit', id: 'send' }, t('group.send'));
@@ -121,22 +148,10 @@ export async function groupView([gid], ctx) {
     text.focus();
   }));
 
-  // ---- the group's state, refreshed so a pending dissolution shows up ----
-  const refresh = setInterval(async () => {
-    try {
-      const fresh = await api.get(base);
-      if (fresh.state !== g.state) {
-        if (fresh.state === 'pending') skew = await serverSkew(gid);
-        g = fresh;
-        stateBadge.replaceChildren(badge(g.state));
-        paintBanner();
-      }
-    } catch (e) {
-      if (e.code === 'GROUP_GONE') {
-        clearInterval(refresh);
-        gone();
-      }
-    }
+  // ---- without the event stream, the group's state is polled ----
+  const refresh = setInterval(() => {
+    if (g.state === 'dissolved') clearInterval(refresh);
+    else if (!follow || follow.mode() !== 'events') reload();
   }, 5000);
   ctx.onLeave(() => clearInterval(refresh));
 
@@ -212,7 +227,7 @@ export async function groupView([gid], ctx) {
     h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/audit`, id: 'audit-link' }, t('group.audit'))));
 
   paintBanner();
-  return h('div', {},
+  return h('div', { id: 'group', 'data-live': follow ? 'on' : 'off' },
     h('h1', { id: 'group-name' }, g.name),
     h('p', { class: 'meta' }, `${t('group.state')}: `, stateBadge, ` · ${t('group.your_role')}: ${t('role.' + g.my_role)} · ${t('kind.' + g.kind)}`),
     actions,
