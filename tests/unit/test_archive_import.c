@@ -18,6 +18,7 @@
 #include "qun/import.h"
 #include "qun/ledger.h"
 #include "unit.h"
+#include "unit_store.h"
 
 static qun_db_t *db;
 
@@ -71,13 +72,7 @@ static int entries(const char *dir) {
 }
 
 static int64_t count(const char *sql) {
-    qun_q_t *q;
-    int64_t n = -1;
-    if (qun_db_run(db, &q, NULL, sql, "") == QUN_ROW) {
-        n = qun_q_col_int(q, 0);
-        qun_q_done(q);
-    }
-    return n;
+    return unit_count(db, sql);
 }
 
 int main(void) {
