@@ -17,7 +17,7 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv);
 
 typedef struct {
     FILE *f;
-    int64_t done, total;
+    int64_t done, total, shown;
     bool tty;
 } src_t;
 
@@ -25,9 +25,12 @@ static int src_read(void *arg, void *buf, size_t len, size_t *got) {
     src_t *s = arg;
     *got = fread(buf, 1, len, s->f);
     s->done += (int64_t)*got;
-    if (s->tty && s->total > 0)
+    /* A line per MiB, and the last one. */
+    if (s->tty && *got > 0 && s->total > 0 && (s->done - s->shown >= (1 << 20) || s->done == s->total)) {
+        s->shown = s->done;
         fprintf(stderr, "\rdecrypt: %lld / %lld bytes (%d%%) ", (long long)s->done, (long long)s->total,
                 (int)(s->done * 100 / s->total));
+    }
     return *got == 0 && ferror(s->f) ? -1 : 0;
 }
 
