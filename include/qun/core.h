@@ -50,6 +50,7 @@ typedef struct {
     int64_t purge_grace;           /* seconds a dissolved group stays restorable */
     int64_t tombstone;             /* seconds a purged group's id answers gone */
     int64_t approval_expiry;       /* seconds an approval request stays open */
+    int64_t import_limit;          /* bytes an imported archive may expand to (tar, uncompressed) */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 

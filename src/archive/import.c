@@ -89,6 +89,7 @@ typedef struct {
     crypto_hash_sha256_state content;
     char *manifest;      /* manifest.json's bytes */
     size_t manifest_len, manifest_cap;
+    int64_t expanded;    /* tar member bytes read so far, against import_limit */
     unsigned char *buf;  /* COPY_BUF bytes */
 } reader_t;
 
@@ -117,6 +118,9 @@ static qun_rc copy_member(reader_t *rd, const char *name, FILE *f, bool manifest
         if (n == 0) break;
         crypto_hash_sha256_update(&h, buf, (size_t)n);
         total += n;
+        if ((rd->expanded += n) > qun_core_cfg.import_limit)
+            return qun_fail(err, QUN_IMPORT_TOO_LARGE, "the archive expands beyond %lld bytes (setting import_limit)",
+                            (long long)qun_core_cfg.import_limit);
         if (manifest) {
             if (total > QUN_IMPORT_MANIFEST_MAX)
                 return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "manifest.json is larger than %d bytes",
@@ -166,6 +170,9 @@ static qun_rc read_member(reader_t *rd, struct archive_entry *e, qun_err_t *err)
     if (archive_entry_filetype(e) != AE_IFREG || !archive_entry_size_is_set(e))
         return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "member %.100s is not a regular file", name);
     int64_t size = archive_entry_size(e);
+    if (size < 0 || size > qun_core_cfg.import_limit - rd->expanded)
+        return qun_fail(err, QUN_IMPORT_TOO_LARGE, "member %.100s would take the archive beyond %lld bytes (setting import_limit)",
+                        name, (long long)qun_core_cfg.import_limit);
     bool manifest = strcmp(name, "manifest.json") == 0;
     if (json_object_get(rd->seen, name) || (manifest && rd->manifest))
         return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "member %.100s appears twice", name);

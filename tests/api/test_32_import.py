@@ -362,3 +362,23 @@ def test_archive_of_another_server_is_refused(world, tmp_path):
         assert tree_size(u) == before and group_count(u) == 0
     finally:
         other.stop()
+
+
+def test_import_limit_bounds_what_an_archive_expands_to(world):
+    """A few KiB of zstd that expand to 10 MiB, and the real archive, on a server whose
+    import_limit is 100 kB: 413 IMPORT_TOO_LARGE while reading, nothing kept."""
+    small = Server(extra=["--set", "import_limit=100000"]).start()
+    try:
+        u = register(small.url)
+        before = tree_size(u)
+        zeros = b"\0" * (10 << 20)
+        bomb = repack([(tarfile.TarInfo("messages.jsonl"), zeros)], lambda n, c: c)
+        assert len(bomb) < 4096
+        p = expect(u.post("/v1/imports", raw=bomb), 413, "IMPORT_TOO_LARGE")
+        assert "import_limit" in p["detail"]
+        expect(u.post("/v1/imports", raw=world["plain"]), 413, "IMPORT_TOO_LARGE")
+        assert tree_size(u) == before and group_count(u) == 0
+        imports = os.path.join(small.data, "imports")
+        assert not os.path.isdir(imports) or os.listdir(imports) == []
+    finally:
+        small.stop()
