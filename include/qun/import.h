@@ -39,7 +39,7 @@ typedef struct qun_import qun_import_t;
  * (the ledger proof does not hold on this server), IMPORT_TOO_LARGE (the members
  * add up to more than qun_core_cfg.import_limit bytes: checked while reading, so a
  * small compressed body cannot fill the disk), IMPORT_FORBIDDEN (the actor is
- * neither the exporter nor an owner or admin in the archive).  On QUN_OK *out is
+ * not an owner or admin in the archive's members.json).  On QUN_OK *out is
  * owned by the caller (qun_import_free). */
 qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, size_t len,
                         qun_import_t **out, qun_err_t *err);

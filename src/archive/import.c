@@ -310,12 +310,10 @@ static qun_rc check_proof(qun_db_t *db, qun_import_t *imp, const char *content, 
     return QUN_OK;
 }
 
-/* The importer is the exporter or an owner or admin in the archive. */
+/* The importer is an owner or admin in the archive.  Not merely its exporter: a
+ * member's own copy (self-export) must not let them add everyone to a group. */
 static qun_rc check_importer(qun_import_t *imp, const qun_actor_t *a, qun_err_t *err) {
-    const char *entry = json_string_value(json_object_get(json_object_get(imp->manifest, "ledger"), "entry"));
-    json_t *e = json_loads(entry, 0, NULL);
-    bool ok = e && strcmp(jstr(e, "actor"), a->openid) == 0;
-    json_decref(e);
+    bool ok = false;
     size_t i;
     json_t *m;
     json_array_foreach(imp->members, i, m) {
@@ -325,7 +323,7 @@ static qun_rc check_importer(qun_import_t *imp, const qun_actor_t *a, qun_err_t 
             ok = true;
     }
     return ok ? QUN_OK
-              : qun_fail(err, QUN_IMPORT_FORBIDDEN, "only the exporter or an owner or admin of the archived group may import it");
+              : qun_fail(err, QUN_IMPORT_FORBIDDEN, "only an owner or admin of the archived group may import it");
 }
 
 qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, size_t len, qun_import_t **out,

@@ -11,8 +11,8 @@ the last chunk, a file truncated after a chunk boundary and a wrong identity (re
 the CLI before anything is uploaded); and on the server, a member re-packed with other
 bytes (IMPORT_DIGEST_MISMATCH), a re-packed archive whose manifest lists the new digests
 (IMPORT_PROOF_INVALID: the ledger committed to the old ones), a forged proof, a cut or
-garbage plaintext (IMPORT_ARCHIVE_INVALID), and importers who are neither the exporter
-nor an owner or admin (IMPORT_FORBIDDEN)."""
+garbage plaintext (IMPORT_ARCHIVE_INVALID), and importers who are not an owner or admin
+in the archive (IMPORT_FORBIDDEN)."""
 import hashlib
 import io
 import json
@@ -341,7 +341,7 @@ def test_server_refuses_broken_plaintext_and_outsiders(srv, world):
     refused_by_server(world, owner, world["data"], 422, "IMPORT_ARCHIVE_INVALID")  # still encrypted
     p = refused_by_server(world, owner, b"", 422, "FIELD_INVALID")
     assert p["field"] == "body"
-    # Neither the exporter nor an owner or admin of the archived group.
+    # Not an owner or admin of the archived group.
     refused_by_server(world, world["bob"], plain, 403, "IMPORT_FORBIDDEN")
     refused_by_server(world, register(srv.url), plain, 403, "IMPORT_FORBIDDEN")
     expect(Client_anonymous(srv).post("/v1/imports", raw=plain), 401)
