@@ -51,6 +51,7 @@ typedef struct {
     int64_t tombstone;             /* seconds a purged group's id answers gone */
     int64_t approval_expiry;       /* seconds an approval request stays open */
     int64_t event_ticket_ttl;      /* seconds a GET /v1/events ticket may wait to be used */
+    int64_t import_limit;          /* bytes an imported archive may expand to (tar, uncompressed) */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
@@ -168,6 +169,10 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
 /* ---- files (core/file.c) ---- */
 /* Store bytes content-addressed under the data dir (idempotent); sha_hex gets the digest. */
 qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err);
+/* Move the file tmp (fsynced, on the data dir's file system, holding exactly the size
+ * bytes whose SHA-256 is sha_hex: the caller checked) into the blob store; when the
+ * blob is already there, tmp is removed instead. */
+qun_rc qun_blob_adopt(const char *tmp, const char *sha_hex, int64_t size, qun_err_t *err);
 /* Path of a blob's bytes into out. */
 void qun_blob_path(const char *sha_hex, char *out, size_t size);
 qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,

@@ -39,17 +39,38 @@ static qun_rc fsync_dir(const char *path) {
     return rc == 0 ? QUN_OK : QUN_STORE;
 }
 
-qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err) {
-    qun_sha256_hex(sha_hex, data, n);
-    char dir[900], path[1024], tmp[1100];
-    snprintf(dir, sizeof dir, "%s/blobs/%.2s", qun_core_cfg.data_dir, sha_hex);
-    qun_blob_path(sha_hex, path, sizeof path);
-    struct stat st;
-    if (stat(path, &st) == 0 && (size_t)st.st_size == n) return QUN_OK; /* already stored */
+/* Create the directories of blob sha_hex; its directory's path goes to dir[900]. */
+static qun_rc blob_dirs(const char *sha_hex, char dir[900], qun_err_t *err) {
     char top[900];
+    snprintf(dir, 900, "%s/blobs/%.2s", qun_core_cfg.data_dir, sha_hex);
     snprintf(top, sizeof top, "%s/blobs", qun_core_cfg.data_dir);
     if ((mkdir(top, 0700) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST))
         return io_fail(err, "cannot create", dir);
+    return QUN_OK;
+}
+
+qun_rc qun_blob_adopt(const char *tmp, const char *sha_hex, int64_t size, qun_err_t *err) {
+    char dir[900], path[1024];
+    qun_blob_path(sha_hex, path, sizeof path);
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size == size) { /* already stored */
+        unlink(tmp);
+        return QUN_OK;
+    }
+    qun_rc rc = blob_dirs(sha_hex, dir, err);
+    if (rc != QUN_OK) return rc;
+    if (rename(tmp, path) != 0) return io_fail(err, "cannot store blob", sha_hex);
+    return fsync_dir(dir) == QUN_OK ? QUN_OK : qun_fail(err, QUN_STORE, "cannot sync %s", dir);
+}
+
+qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err) {
+    qun_sha256_hex(sha_hex, data, n);
+    char dir[900], path[1024], tmp[1100];
+    qun_blob_path(sha_hex, path, sizeof path);
+    struct stat st;
+    if (stat(path, &st) == 0 && (size_t)st.st_size == n) return QUN_OK; /* already stored */
+    qun_rc drc = blob_dirs(sha_hex, dir, err);
+    if (drc != QUN_OK) return drc;
     unsigned char rnd[6];
     char rhex[13];
     qun_random(rnd, sizeof rnd);

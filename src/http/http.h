@@ -73,6 +73,7 @@ struct qun_req {
     char content_type[96];
     char disposition[300];
     void *scratch;       /* handler state carried from prep to run, freed with free() */
+    void (*scratch_free)(void *); /* frees scratch instead of free() when set */
     int64_t t0_ms;
     qun_wop_t wop;
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */

@@ -276,7 +276,8 @@ count:;
     json_decref(r->problem_extra);
     free(r->out_text);
     free(r->file_path);
-    free(r->scratch);
+    if (r->scratch_free) r->scratch_free(r->scratch);
+    else free(r->scratch);
     free(r);
 }
 

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "qun/archive.h"
@@ -53,15 +54,32 @@ typedef struct ctx {
     int64_t size;
     json_t *counts;   /* the manifest's counts (and masked counts), set when ok */
     char error[300];
+    /* Sealing (under mu): the thread asks for the `export.content` ledger entry
+     * (SEAL_WANTED, with content_digest and seal_counts) and waits; a step appends it
+     * (SEAL_APPENDED); the next step, once the entry is seen committed, fills
+     * seal_ledger and sets SEAL_READY. */
+    int seal;
+    char content_digest[65];
+    json_t *seal_counts;
+    int64_t seal_index;
+    char *seal_entry;
+    json_t *seal_ledger;
 } ctx_t;
 
+enum { SEAL_NONE, SEAL_WANTED, SEAL_APPENDED, SEAL_READY };
+#define SEAL_WAIT 600 /* seconds the thread waits for its ledger entry */
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sealed_cv = PTHREAD_COND_INITIALIZER;
 static ctx_t *running; /* the contexts of export threads this process started */
 
 static void ctx_free(ctx_t *c) {
     if (!c) return;
     free(c->recipients);
     json_decref(c->counts);
+    json_decref(c->seal_counts);
+    free(c->seal_entry);
+    json_decref(c->seal_ledger);
     free(c);
 }
 
@@ -83,6 +101,7 @@ typedef struct {
     int64_t now;
     stage_t digests; /* "name":"hex" pairs for the manifest, comma-separated */
     int64_t ndigests;
+    crypto_hash_sha256_state content; /* over "<hex>  <name>\n" per member: the content digest */
     qun_mask_counts_t masked;
 } work_t;
 
@@ -142,6 +161,9 @@ static qun_rc note_digest(work_t *w, const char *name, const char *hex, qun_err_
     if (!key) return qun_fail(err, QUN_NOMEM, "cannot encode a name");
     char tail[80];
     snprintf(tail, sizeof tail, ":\"%s\"", hex);
+    char line[80 + 300];
+    int ln = snprintf(line, sizeof line, "%s  %s\n", hex, name);
+    crypto_hash_sha256_update(&w->content, (const unsigned char *)line, (size_t)ln);
     qun_rc rc = stage_str(&w->digests, w->ndigests++ ? "," : "", err);
     if (rc == QUN_OK) rc = stage_str(&w->digests, key, err);
     if (rc == QUN_OK) rc = stage_str(&w->digests, tail, err);
@@ -377,11 +399,37 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
     return rc == QUN_OK ? stage_add(w, &s, "payments.jsonl", true, err) : (stage_close(&s), rc);
 }
 
-/* manifest.json, last in the archive because it lists the digests of all the others. */
-static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, qun_err_t *err) {
-    json_t *m = json_pack("{s:s, s:i, s:s, s:O, s:O, s:b, s:I}", "format", "qun-group-archive", "format_version",
-                          QUN_EXPORT_FORMAT_VERSION, "export", w->c->xid, "group", group, "counts", counts,
-                          "desensitized", w->c->mask, "created_at", (json_int_t)w->now);
+/* Have the content digest ledgered as `export.content` and wait (on this export
+ * thread) until a job step has seen the entry committed and handed back its proof:
+ * *ledger = {event, index, tree_size, root, leaf_hash, entry, proof} (caller owns). */
+static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledger, qun_err_t *err) {
+    ctx_t *c = w->c;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SEAL_WAIT;
+    pthread_mutex_lock(&mu);
+    snprintf(c->content_digest, sizeof c->content_digest, "%s", digest);
+    c->seal_counts = json_incref(counts);
+    c->seal = SEAL_WANTED;
+    int r = 0;
+    while (c->seal != SEAL_READY && r != ETIMEDOUT) r = pthread_cond_timedwait(&sealed_cv, &mu, &until);
+    if (c->seal == SEAL_READY) {
+        *ledger = c->seal_ledger;
+        c->seal_ledger = NULL;
+    }
+    bool ready = c->seal == SEAL_READY;
+    pthread_mutex_unlock(&mu);
+    return ready ? QUN_OK : qun_fail(err, QUN_STORE, "the export.content ledger entry was not written in %d s", SEAL_WAIT);
+}
+
+/* manifest.json, last in the archive because it lists the digests of all the others
+ * and the ledger proof of the content they make up. */
+static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, const char *content_digest, json_t *ledger,
+                             qun_err_t *err) {
+    json_t *m = json_pack("{s:s, s:i, s:s, s:O, s:O, s:b, s:I, s:s, s:O}", "format", "qun-group-archive",
+                          "format_version", QUN_EXPORT_FORMAT_VERSION, "export", w->c->xid, "group", group, "counts",
+                          counts, "desensitized", w->c->mask, "created_at", (json_int_t)w->now, "content_digest",
+                          content_digest, "ledger", ledger);
     char *head = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(m);
     if (!head) return qun_fail(err, QUN_NOMEM, "cannot encode the manifest");
@@ -449,6 +497,7 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     w->out = fopen(w->part, "wb");
     if (!w->out) rc = qun_fail(err, QUN_STORE, "cannot create %s: %s", w->part, strerror(errno));
     if (rc == QUN_OK) rc = stage_open(w, &w->digests, err);
+    crypto_hash_sha256_init(&w->content);
     if (rc == QUN_OK) rc = qun_archive_new((const uint8_t(*)[32])pks, npk, out_write, w, &w->a, err);
     int64_t members = 0, messages = 0, files = 0, file_bytes = 0, payments = 0;
     if (rc == QUN_OK) rc = write_members(w, &members, err);
@@ -459,7 +508,14 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
                                (json_int_t)messages, "files", (json_int_t)files, "file_bytes", (json_int_t)file_bytes,
                                "payments", (json_int_t)payments);
     if (c->mask) json_object_set_new(counts, "masked", qun_mask_counts_json(&w->masked));
-    if (rc == QUN_OK) rc = write_manifest(w, group, counts, err);
+    unsigned char ch[32];
+    char content_digest[65];
+    crypto_hash_sha256_final(&w->content, ch);
+    qun_hex(content_digest, ch, sizeof ch);
+    json_t *ledger = NULL;
+    if (rc == QUN_OK) rc = seal(w, content_digest, counts, &ledger, err);
+    if (rc == QUN_OK) rc = write_manifest(w, group, counts, content_digest, ledger, err);
+    json_decref(ledger);
     if (rc == QUN_OK) rc = qun_archive_finish(w->a, c->digest, &c->size, err);
     if (rc == QUN_OK && (fflush(w->out) != 0 || fsync(fileno(w->out)) != 0))
         rc = qun_fail(err, QUN_STORE, "cannot write %s: %s", w->part, strerror(errno));
@@ -526,6 +582,87 @@ static qun_rc save_progress(qun_db_t *db, int64_t export_id, ctx_t *c, qun_err_t
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+static json_t *hex_json(const unsigned char *h) {
+    char hex[2 * QUN_HASH + 1];
+    qun_hex(hex, h, QUN_HASH);
+    return json_string(hex);
+}
+
+/* The stored text of ledger entry index into a malloc'd string (NULL when absent). */
+static qun_rc entry_text(qun_db_t *db, int64_t index, char **out, qun_err_t *err) {
+    qun_q_t *q;
+    *out = NULL;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", index);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    *out = qun_xstrdup(qun_q_col_text(q, 0));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+/* The sealing of a running export (see ctx_t), one move per step: append the
+ * `export.content` entry; then, in a later transaction, where the entry is committed,
+ * prove its inclusion in the tree of size index + 1 and wake the thread.  An append
+ * whose transaction did not commit is simply made again. */
+static qun_rc seal_step(qun_db_t *db, ctx_t *c, const char *requester, int64_t *defer, qun_err_t *err) {
+    pthread_mutex_lock(&mu);
+    int state = c->seal;
+    pthread_mutex_unlock(&mu);
+    qun_rc rc = QUN_OK;
+    if (state == SEAL_APPENDED) { /* only steps move the seal on: no lock needed below */
+        char *text = NULL;
+        rc = entry_text(db, c->seal_index, &text, err);
+        if (rc != QUN_OK) return rc;
+        bool committed = text && strcmp(text, c->seal_entry) == 0;
+        free(text);
+        if (!committed) state = SEAL_WANTED;
+    }
+    if (state == SEAL_APPENDED) {
+        uint64_t size = (uint64_t)c->seal_index + 1;
+        unsigned char root[QUN_HASH], leaf[QUN_HASH], proof[QUN_PROOF_MAX][QUN_HASH];
+        int n = 0;
+        rc = qun_ledger_root_at(db, size, root, err);
+        if (rc == QUN_OK) rc = qun_ledger_inclusion(db, (uint64_t)c->seal_index, size, proof, &n, err);
+        if (rc != QUN_OK) return rc;
+        qun_merkle_leaf(leaf, c->seal_entry, strlen(c->seal_entry));
+        json_t *hashes = json_array();
+        for (int i = 0; i < n; i++) json_array_append_new(hashes, hex_json(proof[i]));
+        json_t *l = json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:o}", "event", "export.content", "index",
+                              (json_int_t)c->seal_index, "tree_size", (json_int_t)size, "root", hex_json(root),
+                              "leaf_hash", hex_json(leaf), "entry", c->seal_entry, "proof", hashes);
+        pthread_mutex_lock(&mu);
+        c->seal_ledger = l;
+        c->seal = SEAL_READY;
+        pthread_cond_broadcast(&sealed_cv);
+        pthread_mutex_unlock(&mu);
+        return QUN_OK;
+    }
+    if (state != SEAL_WANTED) return QUN_OK;
+    qun_q_t *q;
+    char gid[QUN_ID_MAX], gstate[16];
+    rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", c->group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
+    snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
+    snprintf(gstate, sizeof gstate, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    json_t *f = json_pack("{s:s, s:s, s:O}", "export", c->xid, "content_digest", c->content_digest, "counts",
+                          c->seal_counts);
+    int64_t index = -1;
+    rc = qun_ledger_append(db, "export.content", gid, requester, gstate, gstate, f, &index, err);
+    json_decref(f);
+    char *text = NULL;
+    if (rc == QUN_OK) rc = entry_text(db, index, &text, err);
+    if (rc != QUN_OK) return rc;
+    free(c->seal_entry);
+    c->seal_entry = text;
+    c->seal_index = index;
+    pthread_mutex_lock(&mu);
+    c->seal = SEAL_APPENDED;
+    pthread_mutex_unlock(&mu);
+    *defer = qun_now(); /* prove it as soon as it is committed */
+    return QUN_OK;
+}
+
 /* Record the end of an export whose thread has ended. */
 static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_t *err) {
     qun_rc rc = save_progress(db, c->export_id, c, err);
@@ -543,8 +680,9 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     snprintf(state, sizeof state, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
     json_t *recips = json_loads(c->recipients, 0, NULL);
-    json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:O}", "export", c->xid, "digest", c->digest, "size",
-                          (json_int_t)c->size, "recipients", (json_int_t)json_array_size(recips), "counts", c->counts);
+    json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:O, s:s, s:I}", "export", c->xid, "digest", c->digest, "size",
+                          (json_int_t)c->size, "recipients", (json_int_t)json_array_size(recips), "counts", c->counts,
+                          "content_digest", c->content_digest, "content_index", (json_int_t)c->seal_index);
     json_decref(recips);
     int64_t index = -1;
     rc = qun_ledger_append(db, "export.made", gid, requester, state, state, f, &index, err);
@@ -617,7 +755,8 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
 
     if (!ended) {
         *defer = qun_now() + 1;
-        return save_progress(db, ref_id, c, err);
+        rc = seal_step(db, c, requester, defer, err);
+        return rc == QUN_OK ? save_progress(db, ref_id, c, err) : rc;
     }
     rc = record_end(db, c, requester, err);
     ctx_free(c);

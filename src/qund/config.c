@@ -118,6 +118,7 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"tombstone", 0, 3650LL * 86400, &qun_core_cfg.tombstone, NULL},
         {"approval_expiry", 60, 3650LL * 86400, &qun_core_cfg.approval_expiry, NULL},
         {"event_ticket_ttl", 5, 3600, &qun_core_cfg.event_ticket_ttl, NULL},
+        {"import_limit", 1, (int64_t)1 << 40, &qun_core_cfg.import_limit, NULL},
         {"webhook_timeout_ms", 100, 600000, NULL, &qun_outbox_cfg.timeout_ms},
         {"webhook_max_attempts", 1, 100, NULL, &qun_outbox_cfg.max_attempts},
         {"webhook_backoff_base", 1, 86400, NULL, &qun_outbox_cfg.backoff_base},

@@ -6,6 +6,7 @@
 #include "qun/jobs.h"
 #include "qun/policy.h"
 #include "unit.h"
+#include "unit_store.h"
 
 static qun_db_t *db;
 
@@ -19,13 +20,7 @@ static void user(const char *name, qun_actor_t *a) {
 }
 
 static int64_t count(const char *sql) {
-    qun_q_t *q;
-    int64_t n = -1;
-    if (qun_db_run(db, &q, NULL, sql, "") == QUN_ROW) {
-        n = qun_q_col_int(q, 0);
-        qun_q_done(q);
-    }
-    return n;
+    return unit_count(db, sql);
 }
 
 int main(void) {

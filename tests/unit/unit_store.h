@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers for unit tests that run on an in-memory store. */
+#ifndef QUN_UNIT_STORE_H
+#define QUN_UNIT_STORE_H
+
+#include "qun/store.h"
+
+/* The integer in the first column of the first row of sql, or -1. */
+static inline int64_t unit_count(qun_db_t *db, const char *sql) {
+    qun_q_t *q;
+    int64_t n = -1;
+    if (qun_db_run(db, &q, NULL, sql, "") == QUN_ROW) {
+        n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return n;
+}
+
+#endif
