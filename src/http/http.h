@@ -26,6 +26,7 @@ enum {
     R_JSON = 1 << 2,   /* body is a JSON object (empty body reads as {}) */
     R_RAW = 1 << 3,    /* body is raw bytes up to the upload limit */
     R_NOIDEM = 1 << 4, /* POST whose answer holds a secret: Idempotency-Key not replayed */
+    R_LOCKOUT = 1 << 5, /* takes a password, code or signature: brute-force locks apply (lockout.h) */
 };
 
 typedef struct qun_req qun_req_t;
@@ -71,6 +72,8 @@ struct qun_req {
     char content_type[96];
     char disposition[300];
     void *scratch;       /* handler state carried from prep to run, freed with free() */
+    bool lockout;        /* an R_LOCKOUT route was sent a secret: failures are counted */
+    int64_t retry_after; /* seconds for Retry-After on LOCKED_OUT */
     int64_t t0_ms;
     qun_wop_t wop;
 };
