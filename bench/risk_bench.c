@@ -89,43 +89,54 @@ static qun_rc seed(qun_db_t *db, void *arg, qun_err_t *err) {
         "UPDATE devices SET first_seen = %lld - 60 * 86400 WHERE user_id = %lld",
         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 10000) "
         "INSERT INTO users(openid, username, pwhash, password_changed_at, created_at) "
-        "SELECT printf('u_hist%%06d', i), printf('hist%%06d', i), '$argon2id$seeded', %lld, %lld - 200 * 86400 FROM c",
+        "SELECT printf('u_hist%%06d', i), printf('hist%%06d', i), '$argon2id$seeded', %lld, %lld - 200 * "
+        "86400 FROM c",
         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000) "
         "INSERT INTO groups(gid, name, kind, owner_id, member_count, created_at, updated_at) "
-        "SELECT printf('g_hist%%05d', i), 'history', 'standard', (SELECT id FROM users WHERE username = printf('hist%%06d', i)), "
+        "SELECT printf('g_hist%%05d', i), 'history', 'standard', (SELECT id FROM users WHERE username = "
+        "printf('hist%%06d', i)), "
         "2, %lld - 100 * 86400, %lld FROM c",
         /* devices: two per user, first seen 30 to 120 days ago */
         "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) "
-        "SELECT u.id, 'dev-' || u.id || '-' || k.k, 'android', %lld - (30 + (u.id * 7 + k.k) %% 90) * 86400, %lld "
+        "SELECT u.id, 'dev-' || u.id || '-' || k.k, 'android', %lld - (30 + (u.id * 7 + k.k) %% 90) * 86400, "
+        "%lld "
         "FROM users u, (SELECT 1 AS k UNION ALL SELECT 2) k WHERE u.username LIKE 'hist%%'",
         /* sessions: two per user; a tenth of the users log in from the owner's /24 */
         "INSERT INTO sessions(sid, user_id, token_hash, device_id, platform, ip, created_at, expires_at) "
-        "SELECT 's_hist' || u.id || '_' || k.k, u.id, 'th' || u.id || '_' || k.k, 'dev-' || u.id || '-' || k.k, 'android', "
-        "CASE WHEN u.id %% 10 = 0 THEN '203.0.113.' || (u.id %% 250) ELSE '198.51.' || (u.id / 250 %% 250) || '.' || (u.id %% 250) END, "
+        "SELECT 's_hist' || u.id || '_' || k.k, u.id, 'th' || u.id || '_' || k.k, 'dev-' || u.id || '-' || "
+        "k.k, 'android', "
+        "CASE WHEN u.id %% 10 = 0 THEN '203.0.113.' || (u.id %% 250) ELSE '198.51.' || (u.id / 250 %% 250) "
+        "|| '.' || (u.id %% 250) END, "
         "%lld - (u.id %% 90) * 86400, %lld + 86400 "
         "FROM users u, (SELECT 1 AS k UNION ALL SELECT 2) k WHERE u.username LIKE 'hist%%'",
         /* 100 000 messages by the owner, at 08:00-19:59 UTC over 90 days */
         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 100000) "
         "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
-        "SELECT (SELECT min(id) FROM groups WHERE gid LIKE 'g_hist%%') + i %% 1000, i, %lld, 'owner says hello', "
+        "SELECT (SELECT min(id) FROM groups WHERE gid LIKE 'g_hist%%') + i %% 1000, i, %lld, 'owner says "
+        "hello', "
         "%lld - (1 + i %% 90) * 86400 + (8 + i %% 12) * 3600 + i %% 3600 FROM c",
         /* 800 000 by the others, at any hour */
         "WITH RECURSIVE c(i) AS (SELECT 100001 UNION ALL SELECT i + 1 FROM c WHERE i < 900000) "
         "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
         "SELECT (SELECT min(id) FROM groups WHERE gid LIKE 'g_hist%%') + i %% 1000, i, "
-        "(SELECT min(id) FROM users WHERE username LIKE 'hist%%') + (i * 7919) %% 10000, 'someone says hello', "
+        "(SELECT min(id) FROM users WHERE username LIKE 'hist%%') + (i * 7919) %% 10000, 'someone says "
+        "hello', "
         "%lld - (i * 104729) %% (90 * 86400) FROM c",
         /* 50 000 dissolutions by the others over 90 days (about 23 an hour) */
         "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 50000) "
         "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at) "
         "SELECT (SELECT min(id) FROM groups WHERE gid LIKE 'g_hist%%') + i %% 1000, "
-        "(SELECT min(id) FROM users WHERE username LIKE 'hist%%') + (i * 31) %% 10000, 'delete', 'cancelled', "
+        "(SELECT min(id) FROM users WHERE username LIKE 'hist%%') + (i * 31) %% 10000, 'delete', "
+        "'cancelled', "
         "%lld - (i * 7777) %% (90 * 86400) FROM c",
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         switch (i) {
         case 0: snprintf(sql, sizeof sql, steps[i], now, (long long)owner.uid); break;
-        case 1: case 2: case 3: case 4: snprintf(sql, sizeof sql, steps[i], now, now); break;
+        case 1:
+        case 2:
+        case 3:
+        case 4: snprintf(sql, sizeof sql, steps[i], now, now); break;
         case 5: snprintf(sql, sizeof sql, steps[i], (long long)owner.uid, day0); break;
         default: snprintf(sql, sizeof sql, steps[i], now); break;
         }
@@ -139,8 +150,10 @@ static int64_t count_rows(qun_db_t *db) {
     qun_q_t *q;
     int64_t n = 0;
     if (qun_db_run(db, &q, NULL,
-                   "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM groups) + (SELECT count(*) FROM devices) "
-                   "+ (SELECT count(*) FROM sessions) + (SELECT count(*) FROM messages) + (SELECT count(*) FROM dissolutions)",
+                   "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM groups) + (SELECT count(*) "
+                   "FROM devices) "
+                   "+ (SELECT count(*) FROM sessions) + (SELECT count(*) FROM messages) + (SELECT count(*) "
+                   "FROM dissolutions)",
                    "") == QUN_ROW) {
         n = qun_q_col_int(q, 0);
         qun_q_done(q);
@@ -195,8 +208,10 @@ static double rolled_back(qun_db_t *db, qun_txn_fn fn, void *arg) {
 
 static void report(const char *name, double *v, int n) {
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += v[i];
-    printf("%s reps=%d mean_us=%.1f median_us=%.1f p90_us=%.1f\n", name, n, sum / n, pct(v, n, 0.5), pct(v, n, 0.9));
+    for (int i = 0; i < n; i++)
+        sum += v[i];
+    printf("%s reps=%d mean_us=%.1f median_us=%.1f p90_us=%.1f\n", name, n, sum / n, pct(v, n, 0.5),
+           pct(v, n, 0.9));
 }
 
 int main(int argc, char **argv) {
@@ -257,12 +272,15 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int bit;
-    } rules[] = {{"risk_eval_frequency", QUN_RISK_RULE_FREQUENCY}, {"risk_eval_new_device", QUN_RISK_RULE_NEW_DEVICE},
-                 {"risk_eval_linked", QUN_RISK_RULE_LINKED}, {"risk_eval_anomaly", QUN_RISK_RULE_ANOMALY},
+    } rules[] = {{"risk_eval_frequency", QUN_RISK_RULE_FREQUENCY},
+                 {"risk_eval_new_device", QUN_RISK_RULE_NEW_DEVICE},
+                 {"risk_eval_linked", QUN_RISK_RULE_LINKED},
+                 {"risk_eval_anomaly", QUN_RISK_RULE_ANOMALY},
                  {"risk_eval_none", 0}};
     for (size_t k = 0; k < sizeof rules / sizeof rules[0]; k++) {
         qun_risk_cfg.rules = rules[k].bit;
-        for (int i = 0; i < reps / 3; i++) eval[i] = rolled_back(db, evaluate, NULL);
+        for (int i = 0; i < reps / 3; i++)
+            eval[i] = rolled_back(db, evaluate, NULL);
         report(rules[k].name, eval, reps / 3);
     }
     report("risk_request_rules", with, reps);

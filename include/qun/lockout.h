@@ -21,10 +21,10 @@
 #include "qun/store.h"
 
 typedef struct {
-    int account_max;   /* failures of one account in the window that lock it (10; 0: never) */
-    int network_max;   /* failures from one network in the window that lock it (100; 0: never) */
-    int64_t window;    /* seconds failures are counted over (900) */
-    int64_t duration;  /* seconds a lock holds (900) */
+    int account_max;  /* failures of one account in the window that lock it (10; 0: never) */
+    int network_max;  /* failures from one network in the window that lock it (100; 0: never) */
+    int64_t window;   /* seconds failures are counted over (900) */
+    int64_t duration; /* seconds a lock holds (900) */
 } qun_lockout_cfg_t;
 extern qun_lockout_cfg_t qun_lockout_cfg;
 
@@ -60,14 +60,13 @@ qun_rc qun_lockout_reset(qun_db_t *db, const char *account, qun_err_t *err);
  * or all (active, expired, cleared) when all is true.  *out = {items, next_cursor};
  * each item {id, scope, subject, kind, failures, locked_at, locked_until, state,
  * cleared_at, cleared_by}. */
-qun_rc qun_lockout_list(qun_db_t *db, const qun_actor_t *a, bool all, int64_t after, int limit,
-                        json_t **out, qun_err_t *err);
+qun_rc qun_lockout_list(qun_db_t *db, const qun_actor_t *a, bool all, int64_t after, int limit, json_t **out,
+                        qun_err_t *err);
 
 /* Clear lock lid (server admins; a write): it ends now, the failures counted against
  * its subject are forgotten, and the clearing is ledgered (`lockout.cleared`, with a
  * digest of the subject, not the subject).  *out = the lock.  LOCK_NOT_FOUND when
  * there is no such lock; a lock already ended is answered as it is. */
-qun_rc qun_lockout_clear(qun_db_t *db, const qun_actor_t *a, const char *lid, json_t **out,
-                         qun_err_t *err);
+qun_rc qun_lockout_clear(qun_db_t *db, const qun_actor_t *a, const char *lid, json_t **out, qun_err_t *err);
 
 #endif

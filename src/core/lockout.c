@@ -61,11 +61,12 @@ qun_rc qun_lockout_check(qun_db_t *db, const char *account, const char *ip, int6
     qun_q_t *q;
     *retry_after = 0;
     if (info) *info = NULL;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT scope, until_at FROM lockouts WHERE ((scope = 'account' AND subject = $1) OR "
-                           "(scope = 'network' AND subject = $2)) AND until_at > $3 AND cleared_at IS NULL "
-                           "ORDER BY until_at DESC LIMIT 1",
-                           "ssi", account ? account : "", net, now); /* subjects are never "" */
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT scope, until_at FROM lockouts WHERE ((scope = 'account' AND subject = $1) OR "
+                   "(scope = 'network' AND subject = $2)) AND until_at > $3 AND cleared_at IS NULL "
+                   "ORDER BY until_at DESC LIMIT 1",
+                   "ssi", account ? account : "", net, now); /* subjects are never "" */
     if (rc == QUN_DONE) return QUN_OK;
     if (rc != QUN_ROW) return rc;
     char scope[16];
@@ -86,13 +87,15 @@ static qun_rc count_one(qun_db_t *db, const char *scope, const char *subject, co
     if (!subject || !*subject || max <= 0) return QUN_OK;
     int64_t now = qun_now();
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "INSERT INTO auth_failures(scope, subject, failures, window_start, last_kind, last_at) "
-                           "VALUES ($1, $2, 1, $3, $4, $3) ON CONFLICT (scope, subject) DO UPDATE SET "
-                           "failures = CASE WHEN auth_failures.window_start <= $5 THEN 1 ELSE auth_failures.failures + 1 END, "
-                           "window_start = CASE WHEN auth_failures.window_start <= $5 THEN $3 ELSE auth_failures.window_start END, "
-                           "last_kind = $4, last_at = $3 RETURNING failures",
-                           "ssisi", scope, subject, now, kind, now - qun_lockout_cfg.window);
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "INSERT INTO auth_failures(scope, subject, failures, window_start, last_kind, last_at) "
+        "VALUES ($1, $2, 1, $3, $4, $3) ON CONFLICT (scope, subject) DO UPDATE SET "
+        "failures = CASE WHEN auth_failures.window_start <= $5 THEN 1 ELSE auth_failures.failures + 1 END, "
+        "window_start = CASE WHEN auth_failures.window_start <= $5 THEN $3 ELSE auth_failures.window_start "
+        "END, "
+        "last_kind = $4, last_at = $3 RETURNING failures",
+        "ssisi", scope, subject, now, kind, now - qun_lockout_cfg.window);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no failure count returned") : rc;
     int64_t failures = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -105,8 +108,9 @@ static qun_rc count_one(qun_db_t *db, const char *scope, const char *subject, co
                     "VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     "ssssiii", lid, scope, subject, kind, failures, now, until);
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err, "UPDATE auth_failures SET failures = 0 WHERE scope = $1 AND subject = $2",
-                        "ss", scope, subject);
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE auth_failures SET failures = 0 WHERE scope = $1 AND subject = $2", "ss",
+                        scope, subject);
     if (rc != QUN_DONE) return rc;
     qun_log("warn", "lockout %s: %s %s locked for %llds after %lld failed attempts (last: %s)", lid, scope,
             subject, (long long)qun_lockout_cfg.duration, (long long)failures, kind);
@@ -126,39 +130,44 @@ qun_rc qun_lockout_fail(qun_db_t *db, const char *account, const char *ip, const
     *retry_after = 0;
     if (info) *info = NULL;
     qun_rc rc = count_one(db, "account", account, kind, qun_lockout_cfg.account_max, retry_after, info, err);
-    if (rc == QUN_OK) rc = count_one(db, "network", net, kind, qun_lockout_cfg.network_max, retry_after, info, err);
+    if (rc == QUN_OK)
+        rc = count_one(db, "network", net, kind, qun_lockout_cfg.network_max, retry_after, info, err);
     return rc;
 }
 
 qun_rc qun_lockout_reset(qun_db_t *db, const char *account, qun_err_t *err) {
     qun_rc rc = qun_db_run(db, NULL, err,
                            "UPDATE auth_failures SET failures = 0 WHERE scope = 'account' AND subject = $1 "
-                           "AND failures > 0", "s", account);
+                           "AND failures > 0",
+                           "s", account);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
-#define LOCK_COLS "SELECT id, lid, scope, subject, kind, failures, locked_at, until_at, cleared_at, cleared_by FROM lockouts "
+#define LOCK_COLS                                                                                            \
+    "SELECT id, lid, scope, subject, kind, failures, locked_at, until_at, cleared_at, cleared_by FROM "      \
+    "lockouts "
 
 static json_t *lock_json(qun_q_t *q, int64_t now) {
     bool cleared = !qun_q_col_null(q, 8);
     const char *state = cleared ? "cleared" : qun_q_col_int(q, 7) > now ? "active" : "expired";
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "id", qun_q_col_text(q, 1), "scope",
-                     qun_q_col_text(q, 2), "subject", qun_q_col_text(q, 3), "kind", qun_q_col_text(q, 4), "failures",
-                     (json_int_t)qun_q_col_int(q, 5), "locked_at", (json_int_t)qun_q_col_int(q, 6), "locked_until",
-                     (json_int_t)qun_q_col_int(q, 7), "state", state, "cleared_at",
-                     cleared ? json_integer(qun_q_col_int(q, 8)) : json_null(), "cleared_by",
-                     cleared ? json_string(qun_q_col_text(q, 9)) : json_null());
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:o, s:o}", "id", qun_q_col_text(q, 1),
+                     "scope", qun_q_col_text(q, 2), "subject", qun_q_col_text(q, 3), "kind",
+                     qun_q_col_text(q, 4), "failures", (json_int_t)qun_q_col_int(q, 5), "locked_at",
+                     (json_int_t)qun_q_col_int(q, 6), "locked_until", (json_int_t)qun_q_col_int(q, 7),
+                     "state", state, "cleared_at", cleared ? json_integer(qun_q_col_int(q, 8)) : json_null(),
+                     "cleared_by", cleared ? json_string(qun_q_col_text(q, 9)) : json_null());
 }
 
-qun_rc qun_lockout_list(qun_db_t *db, const qun_actor_t *a, bool all, int64_t after, int limit,
-                        json_t **out, qun_err_t *err) {
+qun_rc qun_lockout_list(qun_db_t *db, const qun_actor_t *a, bool all, int64_t after, int limit, json_t **out,
+                        qun_err_t *err) {
     if (!a->is_admin) return qun_fail(err, QUN_FORBIDDEN_ADMIN, "only server admins see the locks");
     int64_t now = qun_now(), last = after;
     json_t *items = json_array();
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            LOCK_COLS "WHERE id > $1 AND ($2 = 1 OR (until_at > $3 AND cleared_at IS NULL)) "
-                           "ORDER BY id LIMIT $4", "iiii", after, (int64_t)all, now, (int64_t)limit);
+                                     "ORDER BY id LIMIT $4",
+                           "iiii", after, (int64_t)all, now, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
         json_t *it = lock_json(q, now);
@@ -171,8 +180,7 @@ qun_rc qun_lockout_list(qun_db_t *db, const qun_actor_t *a, bool all, int64_t af
     return qun_page(rc, items, last, limit, out);
 }
 
-qun_rc qun_lockout_clear(qun_db_t *db, const qun_actor_t *a, const char *lid, json_t **out,
-                         qun_err_t *err) {
+qun_rc qun_lockout_clear(qun_db_t *db, const qun_actor_t *a, const char *lid, json_t **out, qun_err_t *err) {
     if (!a->is_admin) return qun_fail(err, QUN_FORBIDDEN_ADMIN, "only server admins clear locks");
     int64_t now = qun_now();
     qun_q_t *q;
@@ -186,11 +194,12 @@ qun_rc qun_lockout_clear(qun_db_t *db, const qun_actor_t *a, const char *lid, js
     snprintf(subject, sizeof subject, "%s", qun_q_col_text(q, 3));
     qun_q_done(q);
     if (active) {
-        rc = qun_db_run(db, NULL, err, "UPDATE lockouts SET cleared_at = $2, cleared_by = $3 WHERE id = $1", "iis",
-                        id, now, a->openid);
+        rc = qun_db_run(db, NULL, err, "UPDATE lockouts SET cleared_at = $2, cleared_by = $3 WHERE id = $1",
+                        "iis", id, now, a->openid);
         if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "UPDATE auth_failures SET failures = 0 WHERE scope = $1 AND subject = $2",
-                            "ss", scope, subject);
+            rc = qun_db_run(db, NULL, err,
+                            "UPDATE auth_failures SET failures = 0 WHERE scope = $1 AND subject = $2", "ss",
+                            scope, subject);
         if (rc != QUN_DONE) return rc;
         /* The ledger is readable by every user: it names the lock, not whom it locked. */
         snprintf(text, sizeof text, "%s:%s", scope, subject);

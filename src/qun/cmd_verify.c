@@ -31,7 +31,8 @@ typedef struct {
 
 static bool b64_decode(const char *s, unsigned char *out, size_t want) {
     size_t n = 0;
-    return s && sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+    return s &&
+           sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
            n == want;
 }
 
@@ -50,7 +51,8 @@ static int key_load(const char *path, devkey_t *k, bool *missing) {
     json_t *j = json_load_file(path, 0, &je);
     if (!j) return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "cannot read the key file %s: %s", path, je.text);
     const char *dev = qun_jstr_or(j, "device_id", NULL);
-    bool ok = dev && strlen(dev) < sizeof k->device_id && b64_decode(qun_jstr_or(j, "public_key", NULL), k->pk, sizeof k->pk) &&
+    bool ok = dev && strlen(dev) < sizeof k->device_id &&
+              b64_decode(qun_jstr_or(j, "public_key", NULL), k->pk, sizeof k->pk) &&
               b64_decode(qun_jstr_or(j, "secret_key", NULL), k->sk, sizeof k->sk) &&
               memcmp(k->sk + 32, k->pk, sizeof k->pk) == 0;
     if (ok) snprintf(k->device_id, sizeof k->device_id, "%s", dev);
@@ -71,8 +73,9 @@ static int key_save(const char *path, const devkey_t *k) {
     json_decref(j);
     sodium_memzero(sk, sizeof sk);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    bool ok = fd >= 0 && text && fchmod(fd, 0600) == 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text) &&
-              write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    bool ok = fd >= 0 && text && fchmod(fd, 0600) == 0 &&
+              write(fd, text, strlen(text)) == (ssize_t)strlen(text) && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
     int saved = errno;
     if (fd >= 0 && close(fd) != 0) ok = false;
     if (text) {
@@ -96,7 +99,8 @@ static int current_device(qun_cli_t *c, char *out, size_t size) {
     json_array_foreach(json_object_get(devs, "items"), i, d) if (json_is_true(json_object_get(d, "current")))
         snprintf(out, size, "%s", qun_jstr_or(d, "device_id", ""));
     json_decref(devs);
-    return out[0] ? QUN_EXIT_OK : qun_cli_fail(QUN_EXIT_FAIL, "DEVICE_NOT_FOUND", "the server lists no current device");
+    return out[0] ? QUN_EXIT_OK
+                  : qun_cli_fail(QUN_EXIT_FAIL, "DEVICE_NOT_FOUND", "the server lists no current device");
 }
 
 /* device key register [--key FILE]: make (or reuse) this device's key and register it. */
@@ -109,16 +113,18 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
     bool missing;
     int rc = qun_args_parse(argc, argv, opts, 0, 0, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
-    if (a.val[0]) snprintf(path, sizeof path, "%s", a.val[0]);
-    else snprintf(path, sizeof path, "%s/device_key", c->dir);
+    if (a.val[0])
+        snprintf(path, sizeof path, "%s", a.val[0]);
+    else
+        snprintf(path, sizeof path, "%s/device_key", c->dir);
     if (!a.val[0] && mkdir(c->dir, 0700) != 0 && errno != EEXIST)
         return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", c->dir, strerror(errno));
     rc = current_device(c, dev, sizeof dev);
     if (rc != QUN_EXIT_OK) return rc;
     rc = key_load(path, &k, &missing);
     if (rc == QUN_EXIT_OK && strcmp(k.device_id, dev) != 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "%s belongs to device %s, this session is device %s", path,
-                          k.device_id, dev);
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "%s belongs to device %s, this session is device %s",
+                          path, k.device_id, dev);
     if (rc != QUN_EXIT_OK && !missing) return rc;
     if (missing) { /* saved before it is registered: a key the server knows is never lost */
         snprintf(k.device_id, sizeof k.device_id, "%s", dev);
@@ -136,8 +142,8 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
         json_object_set_new(out, "key_file", json_string(path));
         qun_print_json(out);
     } else {
-        printf("%s key for device %s: %s\nkey file: %s (keep it private)\n", missing ? "registered a new" : "registered the",
-               qun_jstr_or(out, "device_id", dev), pk, path);
+        printf("%s key for device %s: %s\nkey file: %s (keep it private)\n",
+               missing ? "registered a new" : "registered the", qun_jstr_or(out, "device_id", dev), pk, path);
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -161,7 +167,8 @@ static bool parse_challenge_ref(const char *arg, char *id, size_t id_size, char 
         return strlen(arg) > 0 && strlen(arg) < id_size && !strchr(arg, '?');
     }
     const char *s = arg + sizeof prefix - 1, *q = strstr(s, "?n=");
-    if (!q || q == s || (size_t)(q - s) >= id_size || strlen(q + 3) == 0 || strlen(q + 3) >= nonce_size) return false;
+    if (!q || q == s || (size_t)(q - s) >= id_size || strlen(q + 3) == 0 || strlen(q + 3) >= nonce_size)
+        return false;
     snprintf(id, id_size, "%.*s", (int)(q - s), s);
     snprintf(nonce, nonce_size, "%s", q + 3);
     return true;
@@ -177,16 +184,21 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     bool missing;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
-    if (!a.val[0]) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--key FILE is required; usage: qun %s", usage);
+    if (!a.val[0])
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--key FILE is required; usage: qun %s", usage);
     if (!parse_challenge_ref(a.pos[0], id, sizeof id, nonce, sizeof nonce))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "not a challenge id or qun://challenge/ URI: %s", a.pos[0]);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "not a challenge id or qun://challenge/ URI: %s",
+                            a.pos[0]);
     if (a.val[1]) snprintf(nonce, sizeof nonce, "%s", a.val[1]);
     if (!nonce[0])
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "the challenge's nonce is shown only by its QR code: pass the qun://challenge/... text "
-                            "it encodes, or --nonce");
+        return qun_cli_fail(
+            QUN_EXIT_USAGE, "USAGE",
+            "the challenge's nonce is shown only by its QR code: pass the qun://challenge/... text "
+            "it encodes, or --nonce");
     rc = key_load(a.val[0], &k, &missing);
-    if (missing) return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "no key file %s; see: qun device key register", a.val[0]);
+    if (missing)
+        return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "no key file %s; see: qun device key register",
+                            a.val[0]);
     if (rc != QUN_EXIT_OK) return rc;
     /* What the signature approves comes from the server, not from the QR code. */
     json_t *ch = NULL;
@@ -199,9 +211,9 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     const char *action = qun_jstr_or(ch, "action", ""), *group = qun_jstr_or(ch, "group", "");
     const char *digest = qun_jstr_or(ch, "params_digest", "");
     if (!c->json)
-        fprintf(stderr, "approving %s challenge %s: action %s%s%s%s%s, expires %s\n", qun_jstr_or(ch, "method", "?"), id,
-                action, *group ? " on group " : "", group, *digest ? " with parameters " : "", digest,
-                qun_fmt_time(qun_jint(ch, "expires_at"), t));
+        fprintf(stderr, "approving %s challenge %s: action %s%s%s%s%s, expires %s\n",
+                qun_jstr_or(ch, "method", "?"), id, action, *group ? " on group " : "", group,
+                *digest ? " with parameters " : "", digest, qun_fmt_time(qun_jint(ch, "expires_at"), t));
     char *msg = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&msg, &len);
@@ -223,10 +235,13 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     json_t *out = NULL;
     rc = qun_pathf(path, sizeof path, "/v1/challenges/%s/approve", id);
     if (rc == QUN_EXIT_OK)
-        rc = qun_cli_json(c, "POST", path, json_pack("{s:s, s:s}", "device_id", k.device_id, "signature", sig64), &out);
+        rc = qun_cli_json(c, "POST", path,
+                          json_pack("{s:s, s:s}", "device_id", k.device_id, "signature", sig64), &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else printf("approved %s from device %s\n", id, k.device_id);
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("approved %s from device %s\n", id, k.device_id);
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -257,8 +272,10 @@ static int totp_confirm_code(qun_cli_t *c, const char *code) {
     json_t *out = NULL;
     int rc = qun_cli_json(c, "POST", "/v1/me/totp/confirm", json_pack("{s:s}", "code", code), &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else printf("TOTP is active: dissolutions that ask for a step-up accept a code from your app\n");
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("TOTP is active: dissolutions that ask for a step-up accept a code from your app\n");
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -277,7 +294,8 @@ static int totp_enroll(qun_cli_t *c, int argc, char **argv) {
         json_object_del(out, "qr_svg");
         qun_print_json(out);
     } else {
-        printf("Scan this with your authenticator app, or enter the secret %s:\n\n", qun_jstr_or(out, "secret", "?"));
+        printf("Scan this with your authenticator app, or enter the secret %s:\n\n",
+               qun_jstr_or(out, "secret", "?"));
         print_qr(uri);
         printf("\n%s\n\n", uri);
     }
@@ -306,7 +324,8 @@ int qun_cmd_totp(qun_cli_t *c, int argc, char **argv) {
         int rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "totp confirm <code>", &a);
         return rc == QUN_EXIT_OK ? totp_confirm_code(c, a.pos[0]) : rc;
     }
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun totp enroll [--code C] | qun totp confirm <code>");
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                        "usage: qun totp enroll [--code C] | qun totp confirm <code>");
 }
 
 /* ---- risk ---- */
@@ -338,10 +357,12 @@ static int risk_id_of(qun_cli_t *c, const char *ref, char *out, size_t size) {
         if (rc == QUN_EXIT_OK) snprintf(out, size, "%s", qun_jstr_or(json_object_get(j, "risk"), "id", ""));
     } else if (strncmp(ref, "a_", 2) == 0) {
         rc = qun_cli_json(c, "GET", "/v1/approvals", NULL, &j);
-        json_array_foreach(json_object_get(j, "items"), i, it) if (strcmp(qun_jstr_or(it, "id", ""), ref) == 0)
+        json_array_foreach(json_object_get(j, "items"), i,
+                           it) if (strcmp(qun_jstr_or(it, "id", ""), ref) == 0)
             snprintf(out, size, "%s", qun_jstr_or(it, "risk_id", ""));
     } else {
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "%s is not an evaluation (r_...), group (g_...) or approval (a_...)", ref);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "%s is not an evaluation (r_...), group (g_...) or approval (a_...)", ref);
     }
     json_decref(j);
     if (rc == QUN_EXIT_OK && !out[0])
@@ -361,8 +382,10 @@ int qun_cmd_risk(qun_cli_t *c, int argc, char **argv) {
     char rid[130];
     json_t *r = NULL;
     if (argc < 1 || strcmp(argv[0], "explain") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun risk explain <evaluation|group|approval id>");
-    int rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "risk explain <evaluation|group|approval id>", &a);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "usage: qun risk explain <evaluation|group|approval id>");
+    int rc =
+        qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "risk explain <evaluation|group|approval id>", &a);
     if (rc == QUN_EXIT_OK) rc = risk_id_of(c, a.pos[0], rid, sizeof rid);
     if (rc == QUN_EXIT_OK) rc = risk_get(c, rid, &r);
     if (rc != QUN_EXIT_OK) return rc;
@@ -431,12 +454,17 @@ static int review_decide(qun_cli_t *c, int argc, char **argv, bool approve) {
     if (rc != QUN_EXIT_OK) return rc;
     if (!approve && (!a.val[0] || !*a.val[0]))
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a rejection needs a reason; usage: qun %s", usage);
-    rc = qun_pathf(path, sizeof path, approve ? "/v1/approvals/%s/approve" : "/v1/approvals/%s/reject", a.pos[0]);
+    rc = qun_pathf(path, sizeof path, approve ? "/v1/approvals/%s/approve" : "/v1/approvals/%s/reject",
+                   a.pos[0]);
     if (rc == QUN_EXIT_OK)
-        rc = qun_cli_json(c, "POST", path, a.val[0] ? json_pack("{s:s}", "reason", a.val[0]) : json_object(), &out);
+        rc = qun_cli_json(c, "POST", path, a.val[0] ? json_pack("{s:s}", "reason", a.val[0]) : json_object(),
+                          &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else printf("%s the risk review %s of %s\n", approve ? "approved" : "rejected", a.pos[0], qun_jstr_or(out, "group", "?"));
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("%s the risk review %s of %s\n", approve ? "approved" : "rejected", a.pos[0],
+               qun_jstr_or(out, "group", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -445,5 +473,6 @@ int qun_cmd_review(qun_cli_t *c, int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "list") == 0) return review_list(c, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "approve") == 0) return review_decide(c, argc - 1, argv + 1, true);
     if (argc >= 1 && strcmp(argv[0], "reject") == 0) return review_decide(c, argc - 1, argv + 1, false);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun review list | approve <id> [--reason R] | reject <id> --reason R");
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                        "usage: qun review list | approve <id> [--reason R] | reject <id> --reason R");
 }

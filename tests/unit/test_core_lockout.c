@@ -49,14 +49,16 @@ static void test_account_lock_and_expiry(void) {
     qun_err_t err;
     int64_t retry;
     json_t *info;
-    qun_lockout_cfg = (qun_lockout_cfg_t){.account_max = 3, .network_max = 100, .window = 60, .duration = 300};
+    qun_lockout_cfg =
+        (qun_lockout_cfg_t){.account_max = 3, .network_max = 100, .window = 60, .duration = 300};
     CHECK(fail_n("alice", "198.51.100.1", 2) == 0);
     CHECK(qun_lockout_check(db, "alice", "198.51.100.1", &retry, &info, &err) == QUN_OK && !info);
     CHECK(fail_n("alice", "198.51.100.1", 1) == 300); /* the third locks */
     CHECK(qun_lockout_check(db, "alice", "192.0.2.1", &retry, &info, &err) == QUN_LOCKED_OUT);
     CHECK(retry == 300 && strcmp(json_string_value(json_object_get(info, "scope")), "account") == 0);
     json_decref(info);
-    CHECK(qun_lockout_check(db, "bob", "198.51.100.1", &retry, NULL, &err) == QUN_OK); /* same network, other account */
+    CHECK(qun_lockout_check(db, "bob", "198.51.100.1", &retry, NULL, &err) ==
+          QUN_OK); /* same network, other account */
     qun_clock_advance(200);
     CHECK(qun_lockout_check(db, "alice", NULL, &retry, NULL, &err) == QUN_LOCKED_OUT && retry == 100);
     qun_clock_advance(100);
@@ -88,7 +90,8 @@ static void test_network_lock(void) {
     CHECK(fail_n("spray9", "2001:db8:5:6:ffff::2", 1) == 60); /* same /64 */
     CHECK(qun_lockout_check(db, "anyone", "2001:db8:5:6::77", &retry, NULL, &err) == QUN_LOCKED_OUT);
     CHECK(qun_lockout_check(db, "anyone", "2001:db8:5:7::77", &retry, NULL, &err) == QUN_OK);
-    CHECK(qun_lockout_check(db, "spray0", "192.0.2.1", &retry, NULL, &err) == QUN_OK); /* account_max 0: none */
+    CHECK(qun_lockout_check(db, "spray0", "192.0.2.1", &retry, NULL, &err) ==
+          QUN_OK); /* account_max 0: none */
     qun_clock_advance(61);
 }
 
@@ -96,7 +99,8 @@ static void test_list_and_clear(void) {
     qun_err_t err;
     int64_t retry;
     json_t *out;
-    qun_actor_t admin = {.uid = 1, .openid = "u_admin", .is_admin = true}, user = {.uid = 2, .openid = "u_user"};
+    qun_actor_t admin = {.uid = 1, .openid = "u_admin", .is_admin = true},
+                user = {.uid = 2, .openid = "u_user"};
     qun_lockout_cfg = (qun_lockout_cfg_t){.account_max = 1, .network_max = 0, .window = 60, .duration = 600};
     CHECK(fail_n("erin", "192.0.2.5", 1) == 600);
     CHECK(qun_lockout_list(db, &user, false, 0, 50, &out, &err) == QUN_FORBIDDEN_ADMIN);
