@@ -476,3 +476,51 @@ int qun_cmd_review(qun_cli_t *c, int argc, char **argv) {
     return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
                         "usage: qun review list | approve <id> [--reason R] | reject <id> --reason R");
 }
+
+/* ---- brute-force locks (server admins) ---- */
+
+static void print_lock(json_t *l) {
+    char t[32];
+    printf("%-24s %-7s %-7s %s: %lld failures (the last: %s), until %s", qun_jstr_or(l, "id", "?"),
+           qun_jstr_or(l, "state", "?"), qun_jstr_or(l, "scope", "?"), qun_jstr_or(l, "subject", "?"),
+           (long long)qun_jint(l, "failures"), qun_jstr_or(l, "kind", "?"),
+           qun_fmt_time(qun_jint(l, "locked_until"), t));
+    if (qun_jstr_or(l, "cleared_by", NULL)) printf(", cleared by %s", qun_jstr_or(l, "cleared_by", ""));
+    putchar('\n');
+}
+
+/* locks list [--all] | locks clear <id> */
+int qun_cmd_locks(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--all", NULL, false}, {0}};
+    qun_args_t a;
+    json_t *out = NULL, *it;
+    size_t i;
+    char path[512];
+    int rc;
+    if (argc >= 1 && strcmp(argv[0], "clear") == 0) {
+        rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "locks clear <id>", &a);
+        if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/admin/locks/%s", a.pos[0]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+        if (rc != QUN_EXIT_OK) return rc;
+        if (c->json)
+            qun_print_json(out);
+        else
+            print_lock(out);
+        json_decref(out);
+        return QUN_EXIT_OK;
+    }
+    if (argc < 1 || strcmp(argv[0], "list") != 0)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun locks list [--all] | qun locks clear <id>");
+    rc = qun_args_parse(argc - 1, argv + 1, opts, 0, 0, "locks list [--all]", &a);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_get_all(c, a.val[0] ? "/v1/admin/locks?state=all" : "/v1/admin/locks", NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else if (json_array_size(json_object_get(out, "items")) == 0)
+        printf("no %slocks\n", a.val[0] ? "" : "active ");
+    else
+        json_array_foreach(json_object_get(out, "items"), i, it) print_lock(it);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}

@@ -23,6 +23,7 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_totp(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_risk(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_review(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_locks(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
@@ -87,6 +88,8 @@ static const command_t commands[] = {
     {"review", qun_cmd_review, "review list", "list dissolutions waiting for a risk review (server admins)"},
     {"review", NULL, "review approve <aid> [--reason R]", "approve a dissolution under risk review"},
     {"review", NULL, "review reject <aid> --reason R", "reject a dissolution under risk review"},
+    {"locks", qun_cmd_locks, "locks list [--all]", "list brute-force locks (server admins)"},
+    {"locks", NULL, "locks clear <id>", "end a brute-force lock now (server admins)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

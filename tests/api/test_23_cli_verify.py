@@ -164,7 +164,14 @@ def test_totp_enroll_shows_the_uri_and_qr_and_confirms_with_a_code(srv, tmp_path
     assert "TOTP is active" in d2.ok("totp", "confirm", totp(secret, server_now(srv.url))).stdout
 
 
-def test_review_queue_lists_reasons_and_needs_a_reason_to_reject(srv, tmp_path):
+@pytest.fixture(scope="module")
+def root(srv, tmp_path_factory):
+    """The server admin's CLI device."""
+    expect(requests.post(srv.url + "/v1/users", json={"username": "root", "password": PASSWORD}, timeout=30), 201)
+    return Device(srv, tmp_path_factory.mktemp("root"), "root")
+
+
+def test_review_queue_lists_reasons_and_needs_a_reason_to_reject(srv, tmp_path, root):
     # Six accounts sharing one device id are linked; the 5th and 6th dissolution within
     # the hour go to manual review.
     shared = "shared-" + uuid.uuid4().hex[:6]
@@ -174,8 +181,6 @@ def test_review_queue_lists_reasons_and_needs_a_reason_to_reject(srv, tmp_path):
     assert [s["state"] for s in states] == ["pending"] * 4 + ["review"] * 2
     assert states[4]["risk"]["level"] == "review"
 
-    expect(requests.post(srv.url + "/v1/users", json={"username": "root", "password": PASSWORD}, timeout=30), 201)
-    root = Device(srv, tmp_path, "root")
     queue = root.json("review", "list")["items"]
     mine = {q["group"]: q for q in queue if q["group"] in gids}
     assert set(mine) == set(gids[4:]), queue
@@ -202,6 +207,27 @@ def test_review_queue_lists_reasons_and_needs_a_reason_to_reject(srv, tmp_path):
     assert left == []
     # Non-admins see an empty queue.
     assert "no dissolution is waiting" in Device(srv, tmp_path, owners[0].username).ok("review", "list").stdout
+
+
+def test_locks_list_and_clear_for_admins(srv, tmp_path, root):
+    victim = register(srv.url)
+    for i in range(10):  # the default lockout_account_max
+        r = requests.post(srv.url + "/v1/sessions", json={"username": victim.username, "password": f"guess {i}",
+                                                          "device_id": "d", "platform": "cli"}, timeout=30)
+    expect(r, 429, "LOCKED_OUT")
+    locks = [l for l in root.json("locks", "list")["items"] if l["subject"] == victim.username]
+    assert len(locks) == 1 and locks[0]["state"] == "active" and locks[0]["failures"] == 10
+    text = root.ok("locks", "list").stdout
+    assert locks[0]["id"] in text and victim.username in text and "account" in text
+    Device(srv, tmp_path, "x" + uuid.uuid4().hex[:8], register_first=True).fails("FORBIDDEN_ADMIN", "locks", "list")
+    assert "cleared" in root.ok("locks", "clear", locks[0]["id"]).stdout
+    expect(requests.post(srv.url + "/v1/sessions", json={"username": victim.username, "password": "correct horse",
+                                                         "device_id": "d", "platform": "cli"}, timeout=30), 201)
+    assert [l for l in root.json("locks", "list")["items"] if l["subject"] == victim.username] == []
+    every = [l for l in root.json("locks", "list", "--all")["items"] if l["subject"] == victim.username]
+    assert [l["state"] for l in every] == ["cleared"] and every[0]["cleared_by"] == root.openid
+    root.fails("LOCK_NOT_FOUND", "locks", "clear", "l_nosuchlock")
+    root.fails("USAGE", "locks", exit=2)
 
 
 def dissolve_with_totp(srv, owner, gid):
