@@ -6,7 +6,7 @@ O ?= build
 SAN ?=
 CC ?= cc
 PKGS := libevent libevent_pthreads jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd
-CLI_PKGS := jansson libsodium libcurl sqlite3 libpq
+CLI_PKGS := jansson libsodium libcurl sqlite3 libpq libqrencode
 
 WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Iinclude -Isrc/store $(WARN)

@@ -12,7 +12,9 @@
 #   6. dissolution request and marking          vs  the same for a 10-member group
 #   7. purge of a 1M-message group               vs  raw SQLite DELETEs, 500 per txn;
 #      GET and POST p99 while it purges          vs  the idle p99 just before
-#   8. event fan-out to 100 and 500 open streams vs  the same posts with no stream open
+#   8. dissolution request with the risk rules   vs  the same request with no rule,
+#      over 1M rows of activity history              same store, alternating
+#   9. event fan-out to 100 and 500 open streams vs  the same posts with no stream open
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -53,6 +55,9 @@ cc $CFLAGS $PKG_CFLAGS -o "$OUT/ledger_bench" bench/ledger_bench.c bench/raw_ins
     build/libqun.a $PKG_LIBS $QUN_LIBS -lpthread
 # shellcheck disable=SC2086
 cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_delete" bench/raw_delete.c bench/raw_insert.c $PKG_LIBS
+# shellcheck disable=SC2086
+cc $CFLAGS $PKG_CFLAGS -o "$OUT/risk_bench" bench/risk_bench.c bench/raw_insert.c \
+    build/libqun.a $PKG_LIBS $QUN_LIBS -lpthread
 cc $CFLAGS -o "$OUT/fanout_load" bench/fanout_load.c
 
 # ---- one qund on a free port in a temporary directory ----
@@ -199,6 +204,10 @@ if [ "${BENCH_LEDGER_10M:-0}" = 1 ]; then
     echo "bench: ledger of 10M entries (BENCH_LEDGER_10M=1; about 6 minutes to build)"
     proofs10m=$("$OUT/ledger_bench" proofs "$tmp" 10000000 "$PROOF_SAMPLES") || die "ledger_bench proofs 10M failed"
 fi
+
+# ---- 8. the risk engine's cost per dissolution request, in-process ----
+echo "bench: risk engine over 1M rows of history (${BENCH_RISK_REPS:-300} requests per side, ${BENCH_RISK_DURABLE_REPS:-30} durable)"
+risk=$("$OUT/risk_bench" "$tmp" "${BENCH_RISK_REPS:-300}" "${BENCH_RISK_DURABLE_REPS:-30}") || die "risk_bench failed"
 
 # ---- 6. and 7. dissolution and purge on a second qund, bulk seeded ----
 echo "bench: raw SQLite DELETE of $PURGE_MSGS rows, 500 per transaction"
@@ -352,6 +361,17 @@ proof_rows() { # proof_rows LABEL LINES: inclusion and consistency p50/p99 vs th
     r=$(ratio "$(field "$bp" p99_us)" "$(field "$ip" p99_us)")
     printf '%-46s %14s %14s %7s  %s\n' "7. POST message p99 while purging (us)" "$(field "$bp" p99_us)" \
         "$(field "$ip" p99_us)" "$r" "<= 2 $(below "$r" 2)"
+    rw=$(line "$risk" risk_request_rules)
+    rn=$(line "$risk" risk_request_norules)
+    re=$(line "$risk" risk_eval)
+    dw=$(line "$risk" risk_durable_rules)
+    dn=$(line "$risk" risk_durable_norules)
+    printf '%-46s %14s %14s %7s  %s\n' "8. dissolution request, risk rules on (us)" "$(field "$rw" median_us)" \
+        "$(field "$rn" median_us)" "$(ratio "$(field "$rw" median_us)" "$(field "$rn" median_us)")" "(none set)"
+    printf '%-46s %14s %14s %7s\n' "   risk evaluation alone (us)" "$(field "$re" median_us)" \
+        "$(field "$rn" median_us)" "$(ratio "$(field "$re" median_us)" "$(field "$rn" median_us)")"
+    printf '%-46s %14s %14s %7s\n' "   committed request, rules on vs off (us)" "$(field "$dw" median_us)" \
+        "$(field "$dn" median_us)" "$(ratio "$(field "$dw" median_us)" "$(field "$dn" median_us)")"
     echo
     echo "baselines: 4. SHA-256 leaf hashes (crypto_hash_sha256 of 0x00 || entry) of the entries the appends"
     echo "              wrote, $(field "$l_sha" entry_bytes_mean) bytes on average; raw SQLite rows = entry row + leaf + completed parents"
@@ -359,6 +379,8 @@ proof_rows() { # proof_rows LABEL LINES: inclusion and consistency p50/p99 vs th
     echo "           6. the same request / wait for a group of 10 members (median of the repetitions)"
     echo "           7. raw SQLite DELETE of the same rows, 500 per transaction in index order (bench/raw_delete.c);"
     echo "              the idle p99 measured on the same qund just before the purge (wrk -t1 -c${BENCH_PURGE_CONNECTIONS:-8})"
+    echo "           8. the same dissolution request (qun_diss_request) with risk_rules=0, same store and history,"
+    echo "              alternating; medians, in a rolled-back transaction (committed for the last row)"
     echo
     echo "details:"
     echo "  ledger: $l_w"
@@ -374,15 +396,17 @@ proof_rows() { # proof_rows LABEL LINES: inclusion and consistency p50/p99 vs th
     echo "  purge: $purge"
     echo "         per batch on the full group, raw: $cost"
     echo "         $raw_rd"
+    echo "  risk (bench/risk_bench.c):"
+    echo "$risk" | sed 's/^/    /'
     echo "  wrk: $ig"
     echo "       $bg"
     echo "       $ip"
     echo "       $bp"
 } | tee -a "$OUT/results.txt"
 
-# ---- 8. event fan-out: its own qund per N (bench/fanout.py drives bench/fanout_load.c) ----
+# ---- 9. event fan-out: its own qund per N (bench/fanout.py drives bench/fanout_load.c) ----
 echo
-echo "8. event fan-out (bench/fanout.py): deliveries/s, post -> last recipient, dissolution -> every member" |
+echo "9. event fan-out (bench/fanout.py): deliveries/s, post -> last recipient, dissolution -> every member" |
     tee -a "$OUT/results.txt"
 /usr/bin/python3 bench/fanout.py --qund build/qund --load "$OUT/fanout_load" \
     --n "${BENCH_FANOUT_N:-100,500}" --messages "${BENCH_FANOUT_MESSAGES:-2000}" | tee -a "$OUT/results.txt"

@@ -35,6 +35,14 @@ typedef enum {
     QUN_RISK_DENY,
 } qun_risk_level_t;
 
+enum {
+    QUN_RISK_RULE_FREQUENCY = 1 << 0,
+    QUN_RISK_RULE_NEW_DEVICE = 1 << 1,
+    QUN_RISK_RULE_LINKED = 1 << 2,
+    QUN_RISK_RULE_ANOMALY = 1 << 3,
+    QUN_RISK_RULES_ALL = 15,
+};
+
 /* Thresholds and points of the rules.  Defaults in qun_risk_cfg; config keys may set them. */
 typedef struct {
     int freq_max;               /* 3: a 4th dissolution in the window needs verification */
@@ -52,6 +60,8 @@ typedef struct {
     int anomaly_history;        /* 10000: the profile uses at most this many recent messages */
     int anomaly_points;         /* 20 */
     int deny_score;             /* 150 */
+    int rules;                  /* QUN_RISK_RULE_* bits of the rules that run (all); an evaluation
+                                 * with none is still stored, at level allow */
 } qun_risk_cfg_t;
 extern qun_risk_cfg_t qun_risk_cfg;
 

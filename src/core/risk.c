@@ -29,6 +29,7 @@ qun_risk_cfg_t qun_risk_cfg = {
     .anomaly_history = 10000,
     .anomaly_points = 20,
     .deny_score = 150,
+    .rules = QUN_RISK_RULES_ALL,
 };
 
 static const char *level_names[] = {"allow", "warn", "verify", "review", "deny"};
@@ -200,9 +201,13 @@ static qun_rc rule_linked(qun_db_t *db, const qun_actor_t *a, const char *ip, in
     if (!cand) return qun_fail(err, QUN_NOMEM, "out of memory");
     int nc = 0;
     qun_q_t *q;
+    /* Grouping by +requested_by (not the bare column) keeps SQLite from answering the
+     * GROUP BY with a scan of the whole (requested_by, requested_at) index, which grows
+     * with the history; the window's range on requested_at is what must drive it
+     * (bench/risk_bench.c measured 2.7 ms against 50 000 past dissolutions). */
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT requested_by FROM dissolutions WHERE requested_at > $1 AND requested_by <> $2 "
-                           "GROUP BY requested_by ORDER BY max(requested_at) DESC LIMIT $3",
+                           "SELECT +requested_by FROM dissolutions WHERE requested_at > $1 AND requested_by <> $2 "
+                           "GROUP BY +requested_by ORDER BY max(requested_at) DESC LIMIT $3",
                            "iii", since, a->uid, (int64_t)cap);
     for (; rc == QUN_ROW && nc < cap; rc = qun_q_step(q, err)) cand[nc++] = qun_q_col_int(q, 0);
     if (rc == QUN_ROW) qun_q_done(q), rc = QUN_DONE;
@@ -255,20 +260,19 @@ out:
 
 /* anomaly: the hour of day (UTC) of the request against the user's own message hours. */
 static qun_rc rule_anomaly(qun_db_t *db, const qun_actor_t *a, int64_t now, qun_risk_t *r, qun_err_t *err) {
-    int64_t hours[24] = {0}, total = 0;
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT created_at FROM messages WHERE author_id = $1 ORDER BY created_at DESC LIMIT $2",
-                           "ii", a->uid, (int64_t)qun_risk_cfg.anomaly_history);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
-        int64_t t = qun_q_col_int(q, 0);
-        hours[((t % 86400) + 86400) % 86400 / 3600]++;
-        total++;
-    }
-    if (rc != QUN_DONE) return rc;
-    if (total < qun_risk_cfg.anomaly_min_history) return QUN_OK;
     int h = (int)(((now % 86400) + 86400) % 86400 / 3600);
-    double share = (double)hours[h] / (double)total;
+    qun_q_t *q;
+    /* Counted inside SQL: one answer row instead of up to anomaly_history rows stepped
+     * through the store's API (a third of the rule's cost in bench/risk_bench.c). */
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT count(*), COALESCE(sum(CASE WHEN created_at % 86400 / 3600 = $3 THEN 1 ELSE 0 END), 0) "
+                           "FROM (SELECT created_at FROM messages WHERE author_id = $1 ORDER BY created_at DESC LIMIT $2) m",
+                           "iii", a->uid, (int64_t)qun_risk_cfg.anomaly_history, (int64_t)h);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
+    int64_t total = qun_q_col_int(q, 0), at_h = qun_q_col_int(q, 1);
+    qun_q_done(q);
+    if (total < qun_risk_cfg.anomaly_min_history) return QUN_OK;
+    double share = (double)at_h / (double)total;
     if (share >= qun_risk_cfg.anomaly_share) return QUN_OK;
     reason(r, "anomaly", QUN_RISK_WARN, qun_risk_cfg.anomaly_points,
            "requested at %02d:00-%02d:59 UTC, an hour holding %.1f%% of your last %lld messages (under %.1f%%)", h, h,
@@ -287,10 +291,12 @@ qun_rc qun_risk_evaluate(qun_db_t *db, const qun_actor_t *a, int64_t group_id, c
     out->reasons = json_array();
     if (!out->reasons) return qun_fail(err, QUN_NOMEM, "out of memory");
     int64_t now = qun_now();
-    qun_rc rc = rule_frequency(db, a, now, out, err);
-    if (rc == QUN_OK) rc = rule_new_device(db, a, now, out, err);
-    if (rc == QUN_OK) rc = rule_linked(db, a, ip, now, out, err);
-    if (rc == QUN_OK) rc = rule_anomaly(db, a, now, out, err);
+    unsigned on = (unsigned)qun_risk_cfg.rules;
+    qun_rc rc = QUN_OK;
+    if (on & QUN_RISK_RULE_FREQUENCY) rc = rule_frequency(db, a, now, out, err);
+    if (rc == QUN_OK && (on & QUN_RISK_RULE_NEW_DEVICE)) rc = rule_new_device(db, a, now, out, err);
+    if (rc == QUN_OK && (on & QUN_RISK_RULE_LINKED)) rc = rule_linked(db, a, ip, now, out, err);
+    if (rc == QUN_OK && (on & QUN_RISK_RULE_ANOMALY)) rc = rule_anomaly(db, a, now, out, err);
     if (rc == QUN_OK && out->score >= qun_risk_cfg.deny_score && out->level < QUN_RISK_DENY)
         reason(out, "score", QUN_RISK_DENY, 0, "the total score %d reaches %d", out->score, qun_risk_cfg.deny_score);
     if (rc != QUN_OK) goto error;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "qun/lockout.h"
 
 static const qun_field_t user_fields[] = {
     {"username", F_STR, true, 3, 32, NULL},
@@ -79,10 +80,14 @@ qun_rc h_session_create(qun_req_t *r) {
     login_t *l = r->scratch;
     char hash[65];
     qun_sha256_hex(hash, l->token, strlen(l->token));
-    json_t *out;
+    json_t *out = NULL;
     qun_rc rc = qun_session_create(r->db, l->uid, hash, qun_jstr(r->json, "device_id"),
                                    qun_jstr(r->json, "platform"), r->ip, &out, &r->err);
-    if (rc != QUN_OK) return rc;
+    if (rc == QUN_OK) rc = qun_lockout_reset(r->db, qun_jstr(r->json, "username"), &r->err);
+    if (rc != QUN_OK) {
+        json_decref(out);
+        return rc;
+    }
     json_object_set_new(out, "token", json_string(l->token));
     return qun_ok(r, 201, out);
 }

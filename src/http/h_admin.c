@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Server administration (server admins only: the `admins` setting): the webhook
- * dead letters and their requeueing. */
+ * dead letters and their requeueing; the brute-force locks and their clearing. */
+#include <string.h>
+
 #include "http.h"
+#include "qun/lockout.h"
 #include "qun/outbox.h"
 
 static qun_rc admin_only(qun_req_t *r) {
@@ -27,5 +30,26 @@ qun_rc h_admin_outbox_retry(qun_req_t *r) {
     qun_rc rc = admin_only(r);
     if (rc == QUN_OK) rc = qun_fields_check(r->json, f, &r->err);
     if (rc == QUN_OK) rc = qun_outbox_retry(r->db, r->params[0], &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
+/* GET /v1/admin/locks?state=active|all&after=&limit= */
+qun_rc h_admin_locks(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    const char *state = qun_query(r, "state");
+    if (state && strcmp(state, "active") != 0 && strcmp(state, "all") != 0)
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "state", "state must be active or all");
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK)
+        rc = qun_lockout_list(r->db, &r->actor, state && strcmp(state, "all") == 0, after, limit, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
+/* DELETE /v1/admin/locks/{id}: end a lock now (ledgered as lockout.cleared). */
+qun_rc h_admin_lock_clear(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_lockout_clear(r->db, &r->actor, r->params[0], &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }

@@ -28,6 +28,7 @@ enum {
     R_NOIDEM = 1 << 4, /* POST whose answer holds a secret: Idempotency-Key not replayed */
     R_TICKET = 1 << 5, /* with R_AUTH: without an Authorization header, ?ticket= (an event
                         * ticket, spent on the writer) authenticates instead */
+    R_LOCKOUT = 1 << 6, /* takes a password, code or signature: brute-force locks apply (lockout.h) */
 };
 
 typedef struct qun_req qun_req_t;
@@ -74,6 +75,8 @@ struct qun_req {
     char disposition[300];
     void *scratch;       /* handler state carried from prep to run, freed with free() */
     void (*scratch_free)(void *); /* frees scratch instead of free() when set */
+    bool lockout;        /* an R_LOCKOUT route was sent a secret: failures are counted */
+    int64_t retry_after; /* seconds for Retry-After on LOCKED_OUT */
     int64_t t0_ms;
     qun_wop_t wop;
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "qun/lockout.h"
 #include "qun/outbox.h"
 #include "worker.h"
 
@@ -199,6 +200,11 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     r->status = qun_rc_status(r->rc);
     add_header(r, "Content-Type", "application/problem+json");
     if (r->rc == QUN_UNAVAILABLE || r->rc == QUN_STORAGE_FULL) add_header(r, "Retry-After", "5");
+    if (r->rc == QUN_LOCKED_OUT && r->retry_after > 0) {
+        char secs[24];
+        snprintf(secs, sizeof secs, "%lld", (long long)r->retry_after);
+        add_header(r, "Retry-After", secs);
+    }
     if (r->status >= 500 && r->rc != QUN_UNAVAILABLE && r->rc != QUN_CONFLICT_RETRY && r->rc != QUN_STORAGE_FULL) {
         char ub[1200];
         qun_log("error", "%s %s -> %s: %s", qun_routes[r->route_index].method,
@@ -367,7 +373,64 @@ static qun_rc idem_prepare(qun_req_t *r) {
     return QUN_OK;
 }
 
-/* Runs on the writer: replay or run, and remember a successful answer under its key. */
+/* ---- brute-force locks (R_LOCKOUT, core/lockout.c) ---- */
+
+/* The account an attempt is against: the caller's, or a login's username. */
+static const char *lock_account(qun_req_t *r) {
+    return r->authed ? r->actor.username : qun_jstr(r->json, "username");
+}
+
+/* A request to an R_LOCKOUT route that presents a secret is refused while its account
+ * or network is locked, before any secret is checked: during a lock even the right
+ * password fails, so a lock answers nothing about a guess. */
+static qun_rc lockout_gate(qun_req_t *r) {
+    static const char *secrets[] = {"password", "code", "totp_code", "signature"};
+    if (!(qun_routes[r->route_index].flags & R_LOCKOUT) || !r->json) return QUN_OK;
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0] && !r->lockout; i++)
+        r->lockout = json_object_get(r->json, secrets[i]) != NULL;
+    if (!r->lockout) return QUN_OK;
+    json_t *info = NULL;
+    qun_rc rc = qun_lockout_check(r->db, lock_account(r), r->ip, &r->retry_after, &info, &r->err);
+    if (info) {
+        json_decref(r->problem_extra);
+        r->problem_extra = info;
+    }
+    return rc;
+}
+
+/* On the writer, after r failed with r->rc: count the failure when it is one that
+ * counts; the failing attempt that engages a lock is answered LOCKED_OUT. */
+static qun_rc count_failure(qun_req_t *r, qun_db_t *db) {
+    const char *kind = r->lockout ? qun_lockout_counts(r->rc) : NULL;
+    if (!kind) return r->rc;
+    if (r->rc == QUN_BAD_CREDENTIALS && !r->authed) kind = "login";
+    json_t *info = NULL;
+    qun_err_t e = {{0}, {0}};
+    int64_t locked_for = 0;
+    qun_rc rc = qun_lockout_fail(db, lock_account(r), r->ip, kind, &locked_for, &info, &e);
+    if (rc != QUN_OK) {
+        qun_log("error", "cannot count a failed attempt: %s", e.msg);
+        return rc;
+    }
+    if (locked_for > 0) {
+        r->rc = qun_fail(&r->err, QUN_LOCKED_OUT, "too many failed attempts; try again in %lld seconds",
+                         (long long)locked_for);
+        r->retry_after = locked_for;
+        json_decref(r->problem_extra);
+        r->problem_extra = info;
+    }
+    return QUN_OK; /* keep the count; r->rc still carries the refusal */
+}
+
+/* A write that only counts the failure of a prep (a wrong login or step-up password). */
+static qun_rc run_count_failure(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)err;
+    return count_failure(arg, db);
+}
+
+/* Runs on the writer: replay or run, and remember a successful answer under its key.
+ * When failures count (r->lockout), the handler runs in a savepoint of its own, so a
+ * refusal rolls back its work but not the count of the failure. */
 static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     (void)err;
     qun_req_t *r = arg;
@@ -377,7 +440,20 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
         r->rc = idem_lookup(r, db, &hit);
         if (r->rc != QUN_OK || hit) return r->rc;
     }
-    r->rc = qun_routes[r->route_index].run(r);
+    if (r->lockout) {
+        qun_err_t e = {{0}, {0}};
+        r->rc = qun_db_savepoint(db, &r->err);
+        if (r->rc != QUN_OK) return r->rc;
+        r->rc = qun_routes[r->route_index].run(r);
+        qun_rc rel = qun_db_release(db, r->rc == QUN_OK, &e);
+        if (rel != QUN_OK) {
+            r->err = e;
+            return r->rc = rel;
+        }
+        if (r->rc != QUN_OK) return count_failure(r, db);
+    } else {
+        r->rc = qun_routes[r->route_index].run(r);
+    }
     if (r->rc != QUN_OK) return r->rc;
     if (!r->idem_key[0]) return QUN_OK; /* serializing happens on the loop thread, off the writer */
     if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
@@ -504,7 +580,14 @@ static void proceed(qun_req_t *r, qun_rc rc) {
     if (rc == QUN_OK) rc = idem_prepare(r);
     bool hit = false;
     if (rc == QUN_OK && r->idem_key[0]) rc = idem_lookup(r, r->w->db, &hit);
+    if (rc == QUN_OK && !hit) rc = lockout_gate(r);
     if (rc == QUN_OK && !hit) rc = rt->prep(r);
+    if (r->lockout && qun_lockout_counts(rc)) { /* a wrong password in prep: count it on the writer */
+        r->rc = rc;
+        read_end(r);
+        qun_worker_submit_write(r, run_count_failure);
+        return;
+    }
     if (rc == QUN_OK && !hit && (rt->flags & R_WRITE)) {
         read_end(r); /* the loop's snapshot must not outlive the hand-over to the writer */
         qun_worker_submit_write(r, run_write);

@@ -641,7 +641,7 @@ int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **
         if (cursor[0]) rc = qun_pathf(query, sizeof query, "limit=200&after=%s", cursor);
         else snprintf(query, sizeof query, "limit=200");
         if (rc != QUN_EXIT_OK) break;
-        if (snprintf(full, sizeof full, "%s?%s", path, query) >= (int)sizeof full) {
+        if (snprintf(full, sizeof full, "%s%c%s", path, strchr(path, '?') ? '&' : '?', query) >= (int)sizeof full) {
             rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the request path is too long");
             break;
         }

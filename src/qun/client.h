@@ -120,7 +120,7 @@ int qun_cli_report(qun_resp_t *resp);
 int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *body,
                  json_t **out);
 
-/* GET a paginated list from path (without a query) starting after the cursor after
+/* GET a paginated list from path (which may hold a query) starting after the cursor after
  * (NULL: from the start) and following next_cursor until the end; *out is
  * {"items": [...all...], "next_cursor": null}. */
 int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **out);

@@ -19,6 +19,12 @@ typedef struct {
 int qun_cmd_age(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_export(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_import(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_device(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_approve(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_totp(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_risk(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_review(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_locks(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
@@ -74,6 +80,19 @@ static const command_t commands[] = {
      "export a group to an age-encrypted archive (owner)"},
     {"import", qun_cmd_import, "import <archive.age> --identity IDENTITY_FILE",
      "decrypt an archive locally and rebuild it as a new group"},
+    {"device", qun_cmd_device, "device key register [--key FILE]",
+     "make an Ed25519 key for this device (file 0600) and register it"},
+    {"approve", qun_cmd_approve, "approve <challenge-id|qun://challenge/...> --key FILE [--nonce N]",
+     "approve a challenge of yours by signing it with a device key"},
+    {"totp", qun_cmd_totp, "totp enroll [--code C]", "enroll an authenticator app (otpauth URI and QR), then confirm"},
+    {"totp", NULL, "totp confirm <code>", "confirm a pending TOTP enrollment"},
+    {"risk", qun_cmd_risk, "risk explain <r_...|g_...|a_...>",
+     "show a risk evaluation: level, score and each reason"},
+    {"review", qun_cmd_review, "review list", "list dissolutions waiting for a risk review (server admins)"},
+    {"review", NULL, "review approve <aid> [--reason R]", "approve a dissolution under risk review"},
+    {"review", NULL, "review reject <aid> --reason R", "reject a dissolution under risk review"},
+    {"locks", qun_cmd_locks, "locks list [--all]", "list brute-force locks (server admins)"},
+    {"locks", NULL, "locks clear <id>", "end a brute-force lock now (server admins)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

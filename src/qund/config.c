@@ -11,6 +11,7 @@
 #include "../http/http.h"
 #include "config.h"
 #include "qun/core.h"
+#include "qun/lockout.h"
 #include "qun/risk.h"
 #include "qun/outbox.h"
 #include "qun/util.h"
@@ -124,6 +125,11 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"webhook_backoff_base", 1, 86400, NULL, &qun_outbox_cfg.backoff_base},
         {"risk_frequency_max", 0, 1000000, NULL, &qun_risk_cfg.freq_max},
         {"risk_frequency_deny", 0, 1000000, NULL, &qun_risk_cfg.freq_deny_max},
+        {"risk_rules", 0, 15, NULL, &qun_risk_cfg.rules},
+        {"lockout_account_max", 0, 1000000, NULL, &qun_lockout_cfg.account_max},
+        {"lockout_network_max", 0, 1000000, NULL, &qun_lockout_cfg.network_max},
+        {"lockout_window", 1, 30LL * 86400, &qun_lockout_cfg.window, NULL},
+        {"lockout_duration", 1, 30LL * 86400, &qun_lockout_cfg.duration, NULL},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;

@@ -16,7 +16,7 @@ from conftest import expect
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "../.."))
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
-FLAG_BITS = ("R_AUTH", "R_WRITE", "R_JSON", "R_RAW", "R_NOIDEM", "R_TICKET")
+FLAG_BITS = ("R_AUTH", "R_WRITE", "R_JSON", "R_RAW", "R_NOIDEM", "R_TICKET", "R_LOCKOUT")
 # Outside the router: served by evhttp_set_cb only with the bench_hello setting.
 OUTSIDE_ROUTER = {("GET", "/bench/hello")}
 # Body members a field table accepts but the handler refuses anyway (documented as such).
@@ -130,6 +130,7 @@ def test_flags_match_the_document(doc):
         codes = set(op["x-qun-errors"])
         assert ("TICKET_INVALID" in codes) == ("R_TICKET" in f), where
         assert ("UNAUTHENTICATED" in codes and "TOKEN_INVALID" in codes) == ("R_AUTH" in f), where
+        assert ("LOCKED_OUT" in codes) == ("R_LOCKOUT" in f), f"{where}: LOCKED_OUT vs flags {f}"
         body = op.get("requestBody")
         if "R_JSON" in f:
             assert body and list(body["content"]) == ["application/json"], where

@@ -19,8 +19,7 @@
 // violation fails).  Any console error or uncaught page error fails the run.
 
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,53 +119,33 @@ const tokenOf = (page) => page.evaluate(() => sessionStorage.getItem('qun.token'
 // The phone is another trusted device of the owner: a session on platform ios and an
 // Ed25519 key registered for it.  It must exist before the browser asks for a QR
 // challenge (a qr challenge needs another device with a key).
-const phone = { token: '', device: '', key: null, keyFile: '' };
+const phone = { token: '', device: '', keyFile: '' };
+
+// Run the qun CLI as the phone: its own config folder (the key file lives there) and token.
+function qunAsPhone(...args) {
+  return execFileSync(QUN, ['--url', URL, ...args], {
+    env: { ...process.env, QUN_TOKEN: phone.token, XDG_CONFIG_HOME: dirname(phone.keyFile) }, encoding: 'utf8', stdio: 'pipe',
+  });
+}
 
 async function setUpPhone(username) {
+  check(QUN !== '', 'the browser test needs the qun CLI (QUN) to act as the phone');
   const s = await api('POST', '/v1/sessions', { username, password: PASSWORD, device_id: 'phone-' + username, platform: 'ios' });
   phone.token = s.token;
   phone.device = 'phone-' + username;
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  phone.key = privateKey;
-  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
-  await api('POST', '/v1/me/devices/key', { public_key: raw.toString('base64') }, phone.token);
-  // The same key for `qun approve --key FILE`: the 32-byte seed, base64.
   phone.keyFile = join(mkdtempSync(join(tmpdir(), 'qun-phone-')), 'phone.key');
-  writeFileSync(phone.keyFile, Buffer.from(privateKey.export({ format: 'jwk' }).d, 'base64url').toString('base64') + '\n', { mode: 0o600 });
-}
-
-let cliApprove = null;
-function qunHasApprove() {
-  if (cliApprove === null) {
-    try {
-      cliApprove = QUN !== '' && /^\s*approve </m.test(execFileSync(QUN, ['--help'], { encoding: 'utf8' }));
-    } catch {
-      cliApprove = false;
-    }
-  }
-  return cliApprove;
+  qunAsPhone('device', 'key', 'register', '--key', phone.keyFile);
 }
 
 // Approve QR challenge challengeId as the phone would, having scanned the code: the
-// qun:// link the page shows (its text equals the QR's content) carries the nonce.
-// With `qun approve <challenge> --key FILE` in the CLI (a help line starting
-// "approve <", not "approvals approve <aid>"), the CLI acts as the phone;
-// until then the same signature is made here with node's Ed25519.
+// qun:// link the page shows (its text equals the QR's content) carries the nonce, and
+// `qun approve <link> --key FILE` signs it with the phone's device key.
 async function approveAsPhone(challengeId) {
   const link = (await ownerPage.textContent('#qr-link')).trim();
   const m = /^qun:\/\/challenge\/([\w-]+)\?n=([\w-]+)$/.exec(link);
   check(m && m[1] === challengeId, `QR link ${link} for ${challengeId}`);
-  if (qunHasApprove()) {
-    execFileSync(QUN, ['--url', URL, 'approve', link, '--key', phone.keyFile], {
-      env: { ...process.env, QUN_TOKEN: phone.token, XDG_CONFIG_HOME: dirname(phone.keyFile) }, stdio: 'pipe',
-    });
-    return 'qun approve';
-  }
-  const ch = await api('GET', `/v1/challenges/${challengeId}`, undefined, phone.token);
-  const msg = ['qun-challenge:v1', ch.id, m[2], ch.action, ch.group || '', ch.params_digest || ''].join('\n');
-  const signature = sign(null, Buffer.from(msg, 'utf8'), phone.key).toString('base64');
-  await api('POST', `/v1/challenges/${challengeId}/approve`, { device_id: phone.device, signature }, phone.token);
-  return 'node crypto';
+  qunAsPhone('approve', link, '--key', phone.keyFile);
+  return 'qun approve';
 }
 let ownerPage = null;
 

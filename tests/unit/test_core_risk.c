@@ -96,6 +96,11 @@ static void test_frequency(void) {
     for (int i = 0; i < 17; i++) dissolution(u, 100 + i); /* 21st: denied */
     eval(&a, "198.51.100.1", &r);
     CHECK(r.level == QUN_RISK_DENY);
+    /* risk_rules switches rules off: none runs, the evaluation is still stored. */
+    qun_risk_cfg.rules = QUN_RISK_RULES_ALL & ~QUN_RISK_RULE_FREQUENCY;
+    eval(&a, "198.51.100.1", &r);
+    CHECK(r.level == QUN_RISK_ALLOW && reason_of(&r, "frequency") == NULL && r.id[0] == 'r');
+    qun_risk_cfg.rules = QUN_RISK_RULES_ALL;
     qun_risk_clear(&r);
 }
 

@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: MIT */
+/* Verification commands (docs/verification.md): a device key for this device
+ * (`device key register`), approving a challenge with it (`approve`, how a second
+ * device of the same user signs what another session's QR code shows), TOTP
+ * enrollment (`totp enroll`, `totp confirm`), reading a risk evaluation back
+ * (`risk explain`) and the manual risk review queue of server admins (`review`). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <qrencode.h>
+
+#include "client.h"
+
+/* The byte string a challenge signature covers (docs/verification.md); the server's
+ * copy is QUN_CHALLENGE_DOMAIN in include/qun/verify.h. */
+#define CHALLENGE_DOMAIN "qun-challenge:v1"
+
+/* ---- device keys ---- */
+
+/* A device key file: JSON {format, device_id, public_key, secret_key}, keys in standard
+ * base64 (the secret key is libsodium's 64 bytes: seed then public key), mode 0600. */
+typedef struct {
+    char device_id[80];
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+    unsigned char sk[crypto_sign_SECRETKEYBYTES];
+} devkey_t;
+
+static bool b64_decode(const char *s, unsigned char *out, size_t want) {
+    size_t n = 0;
+    return s &&
+           sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) == 0 &&
+           n == want;
+}
+
+static void b64_encode(char *out, size_t size, const unsigned char *in, size_t n) {
+    sodium_bin2base64(out, size, in, n, sodium_base64_VARIANT_ORIGINAL);
+}
+
+/* Load path into k.  *missing tells that the file does not exist (no error printed). */
+static int key_load(const char *path, devkey_t *k, bool *missing) {
+    json_error_t je;
+    *missing = false;
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        *missing = true;
+        return QUN_EXIT_FAIL;
+    }
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "cannot read the key file %s: %s", path, je.text);
+    const char *dev = qun_jstr_or(j, "device_id", NULL);
+    bool ok = dev && strlen(dev) < sizeof k->device_id &&
+              b64_decode(qun_jstr_or(j, "public_key", NULL), k->pk, sizeof k->pk) &&
+              b64_decode(qun_jstr_or(j, "secret_key", NULL), k->sk, sizeof k->sk) &&
+              memcmp(k->sk + 32, k->pk, sizeof k->pk) == 0;
+    if (ok) snprintf(k->device_id, sizeof k->device_id, "%s", dev);
+    json_decref(j);
+    if (!ok) return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "%s is not a qun device key file", path);
+    return QUN_EXIT_OK;
+}
+
+/* Create path (it must not exist) with mode 0600 and write k into it, fsynced. */
+static int key_save(const char *path, const devkey_t *k) {
+    char pk[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    char sk[sodium_base64_ENCODED_LEN(64, sodium_base64_VARIANT_ORIGINAL)];
+    b64_encode(pk, sizeof pk, k->pk, sizeof k->pk);
+    b64_encode(sk, sizeof sk, k->sk, sizeof k->sk);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "format", "qun-device-key-v1", "device_id", k->device_id,
+                          "public_key", pk, "secret_key", sk);
+    char *text = json_dumps(j, JSON_INDENT(2));
+    json_decref(j);
+    sodium_memzero(sk, sizeof sk);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0 && text && fchmod(fd, 0600) == 0 &&
+              write(fd, text, strlen(text)) == (ssize_t)strlen(text) && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    int saved = errno;
+    if (fd >= 0 && close(fd) != 0) ok = false;
+    if (text) {
+        sodium_memzero(text, strlen(text));
+        free(text);
+    }
+    if (!ok) {
+        if (fd >= 0) unlink(path);
+        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", path, strerror(saved));
+    }
+    return QUN_EXIT_OK;
+}
+
+/* The device id of the session behind the token. */
+static int current_device(qun_cli_t *c, char *out, size_t size) {
+    json_t *devs = NULL, *d;
+    size_t i;
+    int rc = qun_cli_json(c, "GET", "/v1/me/devices", NULL, &devs);
+    if (rc != QUN_EXIT_OK) return rc;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(devs, "items"), i, d) if (json_is_true(json_object_get(d, "current")))
+        snprintf(out, size, "%s", qun_jstr_or(d, "device_id", ""));
+    json_decref(devs);
+    return out[0] ? QUN_EXIT_OK
+                  : qun_cli_fail(QUN_EXIT_FAIL, "DEVICE_NOT_FOUND", "the server lists no current device");
+}
+
+/* device key register [--key FILE]: make (or reuse) this device's key and register it. */
+static int device_key_register(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--key", NULL, true}, {0}};
+    const char *usage = "device key register [--key FILE]";
+    qun_args_t a;
+    devkey_t k;
+    char path[1100], dev[80];
+    bool missing;
+    int rc = qun_args_parse(argc, argv, opts, 0, 0, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (a.val[0])
+        snprintf(path, sizeof path, "%s", a.val[0]);
+    else
+        snprintf(path, sizeof path, "%s/device_key", c->dir);
+    if (!a.val[0] && mkdir(c->dir, 0700) != 0 && errno != EEXIST)
+        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", c->dir, strerror(errno));
+    rc = current_device(c, dev, sizeof dev);
+    if (rc != QUN_EXIT_OK) return rc;
+    rc = key_load(path, &k, &missing);
+    if (rc == QUN_EXIT_OK && strcmp(k.device_id, dev) != 0)
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "%s belongs to device %s, this session is device %s",
+                          path, k.device_id, dev);
+    if (rc != QUN_EXIT_OK && !missing) return rc;
+    if (missing) { /* saved before it is registered: a key the server knows is never lost */
+        snprintf(k.device_id, sizeof k.device_id, "%s", dev);
+        crypto_sign_keypair(k.pk, k.sk);
+        rc = key_save(path, &k);
+        if (rc != QUN_EXIT_OK) return rc;
+    }
+    char pk[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    b64_encode(pk, sizeof pk, k.pk, sizeof k.pk);
+    sodium_memzero(k.sk, sizeof k.sk);
+    json_t *out = NULL;
+    rc = qun_cli_json(c, "POST", "/v1/me/devices/key", json_pack("{s:s}", "public_key", pk), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        json_object_set_new(out, "key_file", json_string(path));
+        qun_print_json(out);
+    } else {
+        printf("%s key for device %s: %s\nkey file: %s (keep it private)\n",
+               missing ? "registered a new" : "registered the", qun_jstr_or(out, "device_id", dev), pk, path);
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_device(qun_cli_t *c, int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[0], "key") == 0 && strcmp(argv[1], "register") == 0)
+        return device_key_register(c, argc - 2, argv + 2);
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun device key register [--key FILE]");
+}
+
+/* ---- approve ---- */
+
+/* Split "qun://challenge/<id>?n=<nonce>" (what a challenge's QR code shows) or a bare
+ * challenge id into id and nonce ("" when the argument has none). */
+static bool parse_challenge_ref(const char *arg, char *id, size_t id_size, char *nonce, size_t nonce_size) {
+    static const char prefix[] = "qun://challenge/";
+    nonce[0] = '\0';
+    if (strncmp(arg, prefix, sizeof prefix - 1) != 0) {
+        snprintf(id, id_size, "%s", arg);
+        return strlen(arg) > 0 && strlen(arg) < id_size && !strchr(arg, '?');
+    }
+    const char *s = arg + sizeof prefix - 1, *q = strstr(s, "?n=");
+    if (!q || q == s || (size_t)(q - s) >= id_size || strlen(q + 3) == 0 || strlen(q + 3) >= nonce_size)
+        return false;
+    snprintf(id, id_size, "%.*s", (int)(q - s), s);
+    snprintf(nonce, nonce_size, "%s", q + 3);
+    return true;
+}
+
+/* approve <challenge|qun://challenge/ID?n=NONCE> --key FILE [--nonce N] */
+int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--key", NULL, true}, {"--nonce", NULL, true}, {0}};
+    const char *usage = "approve <challenge-id|qun://challenge/ID?n=NONCE> --key FILE [--nonce N]";
+    qun_args_t a;
+    char id[130], nonce[130], path[512], t[32];
+    devkey_t k;
+    bool missing;
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!a.val[0])
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--key FILE is required; usage: qun %s", usage);
+    if (!parse_challenge_ref(a.pos[0], id, sizeof id, nonce, sizeof nonce))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "not a challenge id or qun://challenge/ URI: %s",
+                            a.pos[0]);
+    if (a.val[1]) snprintf(nonce, sizeof nonce, "%s", a.val[1]);
+    if (!nonce[0])
+        return qun_cli_fail(
+            QUN_EXIT_USAGE, "USAGE",
+            "the challenge's nonce is shown only by its QR code: pass the qun://challenge/... text "
+            "it encodes, or --nonce");
+    rc = key_load(a.val[0], &k, &missing);
+    if (missing)
+        return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "no key file %s; see: qun device key register",
+                            a.val[0]);
+    if (rc != QUN_EXIT_OK) return rc;
+    /* What the signature approves comes from the server, not from the QR code. */
+    json_t *ch = NULL;
+    rc = qun_pathf(path, sizeof path, "/v1/challenges/%s", id);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &ch);
+    if (rc != QUN_EXIT_OK) {
+        sodium_memzero(k.sk, sizeof k.sk);
+        return rc;
+    }
+    const char *action = qun_jstr_or(ch, "action", ""), *group = qun_jstr_or(ch, "group", "");
+    const char *digest = qun_jstr_or(ch, "params_digest", "");
+    if (!c->json)
+        fprintf(stderr, "approving %s challenge %s: action %s%s%s%s%s, expires %s\n",
+                qun_jstr_or(ch, "method", "?"), id, action, *group ? " on group " : "", group,
+                *digest ? " with parameters " : "", digest, qun_fmt_time(qun_jint(ch, "expires_at"), t));
+    char *msg = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&msg, &len);
+    if (f) {
+        fprintf(f, "%s\n%s\n%s\n%s\n%s\n%s", CHALLENGE_DOMAIN, id, nonce, action, group, digest);
+        fclose(f);
+    }
+    json_decref(ch);
+    if (!msg) {
+        sodium_memzero(k.sk, sizeof k.sk);
+        return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+    }
+    unsigned char sig[crypto_sign_BYTES];
+    char sig64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    crypto_sign_detached(sig, NULL, (const unsigned char *)msg, len, k.sk);
+    sodium_memzero(k.sk, sizeof k.sk);
+    free(msg);
+    b64_encode(sig64, sizeof sig64, sig, sizeof sig);
+    json_t *out = NULL;
+    rc = qun_pathf(path, sizeof path, "/v1/challenges/%s/approve", id);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "POST", path,
+                          json_pack("{s:s, s:s}", "device_id", k.device_id, "signature", sig64), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("approved %s from device %s\n", id, k.device_id);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+/* ---- TOTP ---- */
+
+/* Print text as a QR code of UTF-8 half blocks, two module rows per line, light
+ * modules drawn (dark terminals show it dark on light), with a 2-module quiet zone. */
+static void print_qr(const char *text) {
+    QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    if (!qr) {
+        printf("(cannot render the QR code)\n");
+        return;
+    }
+    const int border = 2, w = qr->width;
+    for (int y = -border; y < w + border; y += 2) {
+        for (int x = -border; x < w + border; x++) {
+            bool top = y >= 0 && y < w && x >= 0 && x < w && (qr->data[y * w + x] & 1);
+            bool bot = y + 1 >= 0 && y + 1 < w && x >= 0 && x < w && (qr->data[(y + 1) * w + x] & 1);
+            fputs(!top && !bot ? "\u2588" : !top ? "\u2580" : !bot ? "\u2584" : " ", stdout);
+        }
+        putchar('\n');
+    }
+    QRcode_free(qr);
+}
+
+static int totp_confirm_code(qun_cli_t *c, const char *code) {
+    json_t *out = NULL;
+    int rc = qun_cli_json(c, "POST", "/v1/me/totp/confirm", json_pack("{s:s}", "code", code), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("TOTP is active: dissolutions that ask for a step-up accept a code from your app\n");
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+/* totp enroll [--code C]: start an enrollment, show it, confirm with a code (asked on
+ * stdin when --code is not given; at end of input, confirm later with totp confirm). */
+static int totp_enroll(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--code", NULL, true}, {0}};
+    qun_args_t a;
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, opts, 0, 0, "totp enroll [--code C]", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", "/v1/me/totp", NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    const char *uri = qun_jstr_or(out, "otpauth_uri", "");
+    if (c->json) {
+        json_object_del(out, "qr_svg");
+        qun_print_json(out);
+    } else {
+        printf("Scan this with your authenticator app, or enter the secret %s:\n\n",
+               qun_jstr_or(out, "secret", "?"));
+        print_qr(uri);
+        printf("\n%s\n\n", uri);
+    }
+    json_decref(out);
+    char line[64] = "";
+    const char *code = a.val[0];
+    if (!code) {
+        fprintf(stderr, "Code from the app: ");
+        fflush(stdout);
+        fflush(stderr);
+        bool got = fgets(line, sizeof line, stdin) != NULL;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!got || !line[0]) {
+            fprintf(stderr, "\nnot confirmed yet; confirm with: qun totp confirm <code>\n");
+            return QUN_EXIT_OK;
+        }
+        code = line;
+    }
+    return totp_confirm_code(c, code);
+}
+
+int qun_cmd_totp(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    if (argc >= 1 && strcmp(argv[0], "enroll") == 0) return totp_enroll(c, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "confirm") == 0) {
+        int rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "totp confirm <code>", &a);
+        return rc == QUN_EXIT_OK ? totp_confirm_code(c, a.pos[0]) : rc;
+    }
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                        "usage: qun totp enroll [--code C] | qun totp confirm <code>");
+}
+
+/* ---- risk ---- */
+
+static void print_risk(json_t *r) {
+    json_t *why, *reasons = json_object_get(r, "reasons");
+    size_t i;
+    printf("risk %s: level %s, score %lld\n", qun_jstr_or(r, "id", "?"), qun_jstr_or(r, "level", "?"),
+           (long long)qun_jint(r, "score"));
+    if (json_array_size(reasons) == 0) printf("  no rule fired\n");
+    json_array_foreach(reasons, i, why)
+        printf("  %-10s %-6s +%-3lld %s\n", qun_jstr_or(why, "rule", "?"), qun_jstr_or(why, "level", "?"),
+               (long long)qun_jint(why, "points"), qun_jstr_or(why, "detail", ""));
+}
+
+/* The evaluation id behind ref: itself (r_...), a group's current dissolution
+ * (g_...), or the request an approval decides (a_...). */
+static int risk_id_of(qun_cli_t *c, const char *ref, char *out, size_t size) {
+    char path[512];
+    json_t *j = NULL, *it;
+    size_t i;
+    int rc = QUN_EXIT_OK;
+    out[0] = '\0';
+    if (strncmp(ref, "r_", 2) == 0) {
+        snprintf(out, size, "%s", ref);
+    } else if (strncmp(ref, "g_", 2) == 0) {
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/dissolution", ref);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &j);
+        if (rc == QUN_EXIT_OK) snprintf(out, size, "%s", qun_jstr_or(json_object_get(j, "risk"), "id", ""));
+    } else if (strncmp(ref, "a_", 2) == 0) {
+        rc = qun_cli_json(c, "GET", "/v1/approvals", NULL, &j);
+        json_array_foreach(json_object_get(j, "items"), i,
+                           it) if (strcmp(qun_jstr_or(it, "id", ""), ref) == 0)
+            snprintf(out, size, "%s", qun_jstr_or(it, "risk_id", ""));
+    } else {
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "%s is not an evaluation (r_...), group (g_...) or approval (a_...)", ref);
+    }
+    json_decref(j);
+    if (rc == QUN_EXIT_OK && !out[0])
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "RISK_NOT_FOUND", "no risk evaluation is recorded for %s", ref);
+    return rc;
+}
+
+static int risk_get(qun_cli_t *c, const char *rid, json_t **out) {
+    char path[512];
+    int rc = qun_pathf(path, sizeof path, "/v1/risk/evaluations/%s", rid);
+    return rc == QUN_EXIT_OK ? qun_cli_json(c, "GET", path, NULL, out) : rc;
+}
+
+/* risk explain <r_...|g_...|a_...> */
+int qun_cmd_risk(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    char rid[130];
+    json_t *r = NULL;
+    if (argc < 1 || strcmp(argv[0], "explain") != 0)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "usage: qun risk explain <evaluation|group|approval id>");
+    int rc =
+        qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "risk explain <evaluation|group|approval id>", &a);
+    if (rc == QUN_EXIT_OK) rc = risk_id_of(c, a.pos[0], rid, sizeof rid);
+    if (rc == QUN_EXIT_OK) rc = risk_get(c, rid, &r);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(r);
+    } else {
+        print_risk(r);
+        char t[32];
+        printf("  evaluated %s for group %s from device %s\n", qun_fmt_time(qun_jint(r, "created_at"), t),
+               qun_jstr_or(r, "group", "-"), qun_jstr_or(r, "device_id", "-"));
+    }
+    json_decref(r);
+    return QUN_EXIT_OK;
+}
+
+/* ---- the manual risk review queue ---- */
+
+/* review list: the risk_review approvals waiting for a server admin, with their reasons. */
+static int review_list(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *all = NULL, *it, *queue = json_array();
+    size_t i;
+    int rc = qun_args_parse(argc, argv, NULL, 0, 0, "review list", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", "/v1/approvals", NULL, &all);
+    json_array_foreach(json_object_get(all, "items"), i, it) {
+        if (rc != QUN_EXIT_OK || strcmp(qun_jstr_or(it, "kind", ""), "risk_review") != 0) continue;
+        json_t *r = NULL, *item = json_deep_copy(it);
+        const char *rid = qun_jstr_or(it, "risk_id", NULL);
+        if (rid) rc = risk_get(c, rid, &r);
+        if (r) json_object_set_new(item, "risk", r);
+        json_array_append_new(queue, item);
+    }
+    json_decref(all);
+    if (rc != QUN_EXIT_OK) {
+        json_decref(queue);
+        return rc;
+    }
+    if (c->json) {
+        json_t *o = json_pack("{s:O}", "items", queue);
+        qun_print_json(o);
+        json_decref(o);
+    } else if (json_array_size(queue) == 0) {
+        printf("no dissolution is waiting for a risk review\n");
+    } else {
+        char t[32];
+        json_array_foreach(queue, i, it) {
+            printf("%s: dissolution of %s \"%s\" by %s, expires %s\n", qun_jstr_or(it, "id", "?"),
+                   qun_jstr_or(it, "group", "?"), qun_jstr_or(it, "group_name", ""),
+                   qun_jstr_or(it, "requested_by", "?"), qun_fmt_time(qun_jint(it, "expires_at"), t));
+            json_t *r = json_object_get(it, "risk");
+            if (r) print_risk(r);
+        }
+        printf("decide with: qun review approve <id> [--reason R] | qun review reject <id> --reason R\n");
+    }
+    json_decref(queue);
+    return QUN_EXIT_OK;
+}
+
+static int review_decide(qun_cli_t *c, int argc, char **argv, bool approve) {
+    static const qun_opt_t opts[] = {{"--reason", NULL, true}, {0}};
+    const char *usage = approve ? "review approve <id> [--reason R]" : "review reject <id> --reason R";
+    qun_args_t a;
+    char path[512];
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!approve && (!a.val[0] || !*a.val[0]))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a rejection needs a reason; usage: qun %s", usage);
+    rc = qun_pathf(path, sizeof path, approve ? "/v1/approvals/%s/approve" : "/v1/approvals/%s/reject",
+                   a.pos[0]);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "POST", path, a.val[0] ? json_pack("{s:s}", "reason", a.val[0]) : json_object(),
+                          &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("%s the risk review %s of %s\n", approve ? "approved" : "rejected", a.pos[0],
+               qun_jstr_or(out, "group", "?"));
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_review(qun_cli_t *c, int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "list") == 0) return review_list(c, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "approve") == 0) return review_decide(c, argc - 1, argv + 1, true);
+    if (argc >= 1 && strcmp(argv[0], "reject") == 0) return review_decide(c, argc - 1, argv + 1, false);
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                        "usage: qun review list | approve <id> [--reason R] | reject <id> --reason R");
+}
+
+/* ---- brute-force locks (server admins) ---- */
+
+static void print_lock(json_t *l) {
+    char t[32];
+    printf("%-24s %-7s %-7s %s: %lld failures (the last: %s), until %s", qun_jstr_or(l, "id", "?"),
+           qun_jstr_or(l, "state", "?"), qun_jstr_or(l, "scope", "?"), qun_jstr_or(l, "subject", "?"),
+           (long long)qun_jint(l, "failures"), qun_jstr_or(l, "kind", "?"),
+           qun_fmt_time(qun_jint(l, "locked_until"), t));
+    if (qun_jstr_or(l, "cleared_by", NULL)) printf(", cleared by %s", qun_jstr_or(l, "cleared_by", ""));
+    putchar('\n');
+}
+
+/* locks list [--all] | locks clear <id> */
+int qun_cmd_locks(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--all", NULL, false}, {0}};
+    qun_args_t a;
+    json_t *out = NULL, *it;
+    size_t i;
+    char path[512];
+    int rc;
+    if (argc >= 1 && strcmp(argv[0], "clear") == 0) {
+        rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "locks clear <id>", &a);
+        if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/admin/locks/%s", a.pos[0]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+        if (rc != QUN_EXIT_OK) return rc;
+        if (c->json)
+            qun_print_json(out);
+        else
+            print_lock(out);
+        json_decref(out);
+        return QUN_EXIT_OK;
+    }
+    if (argc < 1 || strcmp(argv[0], "list") != 0)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun locks list [--all] | qun locks clear <id>");
+    rc = qun_args_parse(argc - 1, argv + 1, opts, 0, 0, "locks list [--all]", &a);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_get_all(c, a.val[0] ? "/v1/admin/locks?state=all" : "/v1/admin/locks", NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else if (json_array_size(json_object_get(out, "items")) == 0)
+        printf("no %slocks\n", a.val[0] ? "" : "active ");
+    else
+        json_array_foreach(json_object_get(out, "items"), i, it) print_lock(it);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
