@@ -143,9 +143,9 @@ def metric(url, name):
 
 
 def request(owner, gid, messages="delete", **extra):
-    token = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": messages, **extra}),
-                   200)["confirmation_token"]
-    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": token, **extra})
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": messages, **extra}), 200)
+    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": p["confirmation_token"],
+                                                        "typed_name": p["name"], **extra})
 
 
 def test_unauthenticated_stream_is_a_401_problem(url):
