@@ -632,7 +632,7 @@ qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gi
     if (needed) qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, NULL, methods, sizeof methods);
     json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
                           "members", (json_int_t)((int64_t)n - admins), "member_count", (json_int_t)(g.member_count - (int64_t)n),
-                          "params_digest", digest, "platform", a->platform, "verification", methods);
+                          "request_digest", digest, "platform", a->platform, "verification", methods);
     if (rc == QUN_OK) rc = qun_ledger_append(db, "members.removed", g.gid, a->openid, g.state, g.state, f, NULL, err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
