@@ -174,9 +174,10 @@ qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_
 /* Preview a transfer to member `to`: every check a proposal makes except the proofs
  * (session and password age, the caps), and a confirmation token for action "transfer"
  * bound to {"to": to}.  *out = {group, name, to, params, params_digest,
- * confirmation_token, expires_at, platform, requirements}. */
+ * confirmation_token, expires_at, platform, requirements}; a refusal's limits go to
+ * *problem (may be NULL; owned by the caller). */
 qun_rc qun_transfer_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to, json_t **out,
-                            qun_err_t *err);
+                            json_t **problem, qun_err_t *err);
 /* Propose a transfer (owner): refused from a session younger than the policy's
  * min_session_age (SESSION_TOO_NEW) or within password_change_cooldown of a password
  * change (PASSWORD_TOO_RECENT), past the caps per group and per new owner

@@ -391,15 +391,16 @@ static int64_t col_int(qun_db_t *db, const char *sql, int64_t id) {
     return v;
 }
 
-/* Completed transfers of column = id since now - window: how many, and when the oldest
- * of them leaves the window. */
-static qun_rc transfers_since(qun_db_t *db, const char *column, int64_t id, int64_t window, int64_t *n,
+/* Completed transfers of a group (by_group) or to a new owner since now - window: how
+ * many, and when the oldest of them leaves the window.  (Two literal statements: the
+ * store caches prepared statements by their text's address.) */
+static qun_rc transfers_since(qun_db_t *db, bool by_group, int64_t id, int64_t window, int64_t *n,
                               int64_t *frees_at, qun_err_t *err) {
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log WHERE %s = $1 "
-                              "AND accepted_at > $2", column);
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, sql, "ii", id, qun_now() - window);
+    qun_rc rc = by_group ? qun_db_run(db, &q, err, "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
+                                      "WHERE group_id = $1 AND accepted_at > $2", "ii", id, qun_now() - window)
+                         : qun_db_run(db, &q, err, "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
+                                      "WHERE to_id = $1 AND accepted_at > $2", "ii", id, qun_now() - window);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     *n = qun_q_col_int(q, 0);
     *frees_at = qun_q_col_int(q, 1) + window;
@@ -411,7 +412,7 @@ static qun_rc transfers_since(qun_db_t *db, const char *column, int64_t id, int6
 static qun_rc transfer_caps(qun_db_t *db, const qun_group_t *g, int64_t to, json_t **problem, qun_err_t *err) {
     const qun_policy_verify_t *pv = qun_policy_verification(qun_core_cfg.policy);
     int64_t n, frees;
-    qun_rc rc = transfers_since(db, "group_id", g->id, pv->transfer_group_window, &n, &frees, err);
+    qun_rc rc = transfers_since(db, true, g->id, pv->transfer_group_window, &n, &frees, err);
     if (rc != QUN_OK) return rc;
     if (n >= pv->transfer_group_max) {
         if (problem) *problem = json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_group_max,
@@ -419,7 +420,7 @@ static qun_rc transfer_caps(qun_db_t *db, const qun_group_t *g, int64_t to, json
         return qun_fail(err, QUN_TRANSFER_LIMIT_GROUP, "group %s changed owner %lld times in the last %lld days (the limit)",
                         g->gid, (long long)n, (long long)(pv->transfer_group_window / 86400));
     }
-    rc = transfers_since(db, "to_id", to, pv->transfer_owner_window, &n, &frees, err);
+    rc = transfers_since(db, false, to, pv->transfer_owner_window, &n, &frees, err);
     if (rc != QUN_OK) return rc;
     if (n >= pv->transfer_owner_max) {
         if (problem) *problem = json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_owner_max,
@@ -466,10 +467,10 @@ static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gi
 }
 
 qun_rc qun_transfer_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to, json_t **out,
-                            qun_err_t *err) {
+                            json_t **problem, qun_err_t *err) {
     qun_group_t g;
     int64_t uid;
-    qun_rc rc = transfer_checks(db, a, gid, to, &g, &uid, NULL, err);
+    qun_rc rc = transfer_checks(db, a, gid, to, &g, &uid, problem, err);
     if (rc != QUN_OK) return rc;
     json_t *params = json_pack("{s:s}", "to", to);
     *out = json_pack("{s:s, s:s, s:s, s:O}", "group", g.gid, "name", g.name, "to", to, "params", params);

@@ -117,9 +117,9 @@ static qun_action_proof_t action_proof(qun_req_t *r, json_t **problem) {
 qun_rc h_transfer_preview(qun_req_t *r) {
     static const qun_field_t f[] = {{"to", F_STR, true, 1, 64, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
-    json_t *out = NULL;
-    if (rc == QUN_OK) rc = qun_transfer_preview(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &out, &r->err);
-    return answer(r, rc, 200, out);
+    json_t *out = NULL, *problem = NULL;
+    if (rc == QUN_OK) rc = qun_transfer_preview(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &out, &problem, &r->err);
+    return answer_action(r, rc, 200, out, problem);
 }
 
 qun_rc h_transfer(qun_req_t *r) {

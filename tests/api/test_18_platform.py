@@ -44,11 +44,15 @@ def cancel(c, gid):
 
 
 def two_devices(url, first, second):
-    """One user with a session on each of two devices, both with a registered key."""
+    """One user with a session on each of two devices, both with a registered key.  The
+    clock then moves 7 days on, so that neither device is new to the account (the risk
+    engine's new-device rule would ask the second one for a step-up)."""
     name = "p" + uuid.uuid4().hex[:10]
     c1 = register(url, name=name, password=PASSWORD, platform=first, device=f"{name}-a")
     c2 = login(url, name, f"{name}-b", second)
-    return Device(c1, f"{name}-a"), Device(c2, f"{name}-b")
+    devices = Device(c1, f"{name}-a"), Device(c2, f"{name}-b")
+    expect(requests.post(url + "/v1/test/clock", json={"advance": 7 * 86400 + 1}, timeout=10), 200)
+    return devices
 
 
 def challenge(dev, gid, method, params=DELETE, action="dissolve"):
@@ -96,6 +100,7 @@ def test_android_confirms_with_the_token(url):
 # ---- ios: device_key ----
 
 def test_ios_signs_a_device_key_challenge(url):
+    mallory, _ = two_devices(url, "ios", "web")
     phone, desk = two_devices(url, "ios", "web")
     c = phone.c
     gid, other = make_group(c), make_group(c)
@@ -120,7 +125,6 @@ def test_ios_signs_a_device_key_challenge(url):
     expect(approve(phone, keep), 200)
     expect(dissolve(c, gid, challenge_id=keep["id"]), 422, "CHALLENGE_MISMATCH")
     # Another user's approved challenge is not found for this user.
-    mallory, _ = two_devices(url, "ios", "web")
     mg = make_group(mallory.c)
     theirs = challenge(mallory, mg, "device_key")
     expect(approve(mallory, theirs), 200)
