@@ -299,7 +299,10 @@ static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
                             .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
                             .challenges = {proof->challenge_id, proof->step_up_challenge_id},
                             .totp_code = proof->totp_code};
-    rc = qun_verify_check(db, a, qun_verify_required(a->platform, risk->level), &p, proof->problem, err);
+    qun_verify_need_t need = qun_verify_required(a->platform, risk->level);
+    /* At review the manual review is the extra gate; a step-up is asked at verify. */
+    if (risk->level != QUN_RISK_VERIFY) need.any = 0;
+    rc = qun_verify_check(db, a, need, &p, proof->problem, err);
     if (rc != QUN_OK && proof->problem && *proof->problem)
         json_object_set_new(*proof->problem, "risk", qun_risk_json(risk));
     return rc;
