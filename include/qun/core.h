@@ -230,8 +230,9 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
  * token, and passes it to qun_diss_preview as view (borrowed; NULL computes it there). */
 qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params, json_t **out,
                        qun_err_t *err);
-/* Request: authorize with the token (and step-up when the rules demand it), then go to
- * `review` (approvals needed) or `pending` (the cooling-off / notice timer runs). */
+/* Request: authorize with the proofs the session's platform needs (and the step-ups the
+ * rules and the risk engine demand), then go to `review` (approvals needed) or `pending`
+ * (the cooling-off / notice timer runs). */
 /* What the client presents: the token (needed when the session's platform requires
  * `confirm`), the other proofs its platform and the risk engine require, its address. */
 typedef struct {

@@ -6,9 +6,11 @@
  *     +-------------------+-------------------------+                   |
  *     +------------------------- restored (within the purge grace) -----+
  *
- * Phase 1, authorize (qun_diss_request): owner only; a single-use confirmation token
- * from the preview, bound to user, group and the digest of the parameters; step-up
- * (password re-entry) where the rules demand it; approvals where the group's kind and
+ * Phase 1, authorize (qun_diss_request): owner only; the proofs the session's platform
+ * needs by the verification policy (a single-use confirmation token from the preview,
+ * bound to user, group and the digest of the parameters; the typed name; a device_key
+ * or qr challenge bound the same way); a risk step-up; password re-entry where the
+ * rules demand it; approvals where the group's kind and
  * org demand them (state `review`).  Phase 2, mark (qun_diss_mark_due, run by the
  * timer job when the cooling-off / notice delay is over): the group becomes
  * `dissolved` in one transaction with its ledger entry and members lose access at
@@ -278,9 +280,9 @@ static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, cha
 }
 
 /* Phase 1's verification: evaluate the risk, refuse outright at deny, then check the
- * proofs against what the session's platform needs (policy) plus, at verify or above,
- * a step-up; a review level only notes that a manual review approval is needed.  The
- * confirmation token, when presented, is used up here (I1). */
+ * proofs against what the session's platform needs (the verification policy) plus, at
+ * verify, a step-up; a review level only notes that a manual review approval is needed.
+ * The confirmation token, when presented, is used up here (I1). */
 static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *params,
                           const qun_diss_proof_t *proof, qun_risk_t *risk, bool *review, qun_err_t *err) {
     *review = false;
