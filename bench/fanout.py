@@ -47,7 +47,7 @@ def register(url, name):
     r = requests.post(url + "/v1/users", json={"username": name, "password": "correct horse"}, timeout=60)
     assert r.status_code == 201, r.text
     r = requests.post(url + "/v1/sessions", json={"username": name, "password": "correct horse",
-                                                 "device_id": "d", "platform": "cli"}, timeout=60)
+                                                 "device_id": "d", "platform": "android"}, timeout=60)
     assert r.status_code == 201, r.text
     return r.json()
 

@@ -126,7 +126,7 @@ def setup():
     q = Qund([])
     q.must(201, "POST", "/v1/users", {"username": "owner", "password": PASSWORD})
     token = q.must(201, "POST", "/v1/sessions", {"username": "owner", "password": PASSWORD,
-                                                 "device_id": "bench", "platform": "cli"})["token"]
+                                                 "device_id": "bench", "platform": "android"})["token"]
     groups = []  # (label, gid, members, messages)
     for rep in range(REPS):
         for size in SIZES:

@@ -94,6 +94,10 @@ qun_rc qun_event_ticket_redeem(qun_db_t *db, const char *ticket_hash, qun_actor_
 qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, qun_err_t *err);
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
+/* Change the actor's password to pwhash (already argon2id-hashed; the caller verified
+ * the old one) and revoke every other session of the account.  The change starts the
+ * transfer cooldown.  *out = {password_changed_at, sessions_revoked}. */
+qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhash, json_t **out, qun_err_t *err);
 
 /* ---- orgs (core/org.c) ---- */
 qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
@@ -129,6 +133,17 @@ typedef struct {
     qun_role_t role; /* the actor's role */
 } qun_group_t;
 
+/* What a request for a destructive group action (ownership transfer, bulk member removal)
+ * presents beyond its parameters: the proofs its session's platform needs by the
+ * verification policy (policies/verification.json). */
+typedef struct {
+    const char *token;        /* the action preview's confirmation token */
+    const char *typed_name;   /* the group's name typed back */
+    const char *challenge_id; /* an approved device_key / qr challenge bound to the action */
+    const char *totp_code;
+    json_t **problem;         /* receives requirements or limits of a refusal (owned by caller) */
+} qun_action_proof_t;
+
 /* Load group gid for actor and check access.  need: the weakest role allowed.
  * Non-members get GROUP_NOT_FOUND (a group's existence is not disclosed) unless the
  * group is gone; members of a dissolved group get GROUP_GONE. */
@@ -154,9 +169,36 @@ qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
                            const char *openid, const char *role, json_t **out, qun_err_t *err);
 qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                          qun_err_t *err);
+/* Most members one bulk removal names (the request's array limit). */
+#define QUN_BULK_MAX 64
+/* Preview removing the members openids (a JSON array of openids) at once: the checks of
+ * the removal and a confirmation token for action "bulk_remove" bound to
+ * {"openids": openids}.  *out = {group, name, count, admins, members_after,
+ * verification_required, params, params_digest, confirmation_token, expires_at,
+ * platform, requirements}. */
+qun_rc qun_member_remove_bulk_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
+                                      json_t **out, qun_err_t *err);
+/* Remove the members openids in one transaction (owner; admins remove members only),
+ * with one ledger entry `members.removed` holding the counts.  More than the policy's
+ * bulk_remove.verify_above_members needs the platform's proofs.  *out = {group,
+ * removed, admins, member_count, verification}. */
+qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
+                              const qun_action_proof_t *proof, json_t **out, qun_err_t *err);
 qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_err_t *err);
+/* Preview a transfer to member `to`: every check a proposal makes except the proofs
+ * (session and password age, the caps), and a confirmation token for action "transfer"
+ * bound to {"to": to}.  *out = {group, name, to, params, params_digest,
+ * confirmation_token, expires_at, platform, requirements}; a refusal's limits go to
+ * *problem (may be NULL; owned by the caller). */
+qun_rc qun_transfer_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to, json_t **out,
+                            json_t **problem, qun_err_t *err);
+/* Propose a transfer (owner): refused from a session younger than the policy's
+ * min_session_age (SESSION_TOO_NEW) or within password_change_cooldown of a password
+ * change (PASSWORD_TOO_RECENT), past the caps per group and per new owner
+ * (TRANSFER_LIMIT_GROUP, TRANSFER_LIMIT_OWNER), and without the platform's proofs
+ * (qun_verify_check codes).  The new owner then accepts or declines. */
 qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to,
-                            json_t **out, qun_err_t *err);
+                            const qun_action_proof_t *proof, json_t **out, qun_err_t *err);
 qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept,
                            json_t **out, qun_err_t *err);
 
@@ -206,14 +248,18 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
  * token, and passes it to qun_diss_preview as view (borrowed; NULL computes it there). */
 qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params, json_t **out,
                        qun_err_t *err);
-/* Request: authorize with the token (and step-up when the rules demand it), then go to
- * `review` (approvals needed) or `pending` (the cooling-off / notice timer runs). */
-/* What the client presents beyond the token: risk step-up proofs and its address. */
+/* Request: authorize with the proofs the session's platform needs (and the step-ups the
+ * rules and the risk engine demand), then go to `review` (approvals needed) or `pending`
+ * (the cooling-off / notice timer runs). */
+/* What the client presents: the token (needed when the session's platform requires
+ * `confirm`), the other proofs its platform and the risk engine require, its address. */
 typedef struct {
     const char *token;        /* the preview's confirmation token */
     bool stepped_up;          /* the password was re-entered and verified */
     const char *totp_code;    /* a TOTP code, when risk asks for step-up */
-    const char *challenge_id; /* an approved device_key / qr challenge, when risk asks */
+    const char *challenge_id; /* an approved device_key / qr challenge (platform method or step-up) */
+    const char *step_up_challenge_id; /* a second one, when both the platform and the risk ask */
+    const char *typed_name;   /* the group's name typed back (cli) */
     const char *ip;
     json_t **problem;         /* receives requirements / reasons for a refusal (owned by caller) */
 } qun_diss_proof_t;

@@ -81,7 +81,7 @@ typedef struct {
     char approval_source[QUN_APPROVAL__COUNT][QUN_POLICY_SOURCE_MAX];
 } qun_policy_view_t;
 
-/* Load and validate the pack in dir (kinds.json, regions.json).  A file that is absent
+/* Load and validate the pack in dir (kinds.json, regions.json, verification.json).  A file that is absent
  * takes its part from the builtin pack, and so does everything when dir itself does not
  * exist; but a file that is present and wrong, or an unexpected *.json file in dir, fails
  * with QUN_POLICY_INVALID and err->msg "FILE: FIELD: PROBLEM" (err->field = FIELD).
@@ -121,7 +121,7 @@ qun_rc qun_policy_resolve(const qun_policy_t *p, const char *kind, const char *c
  * strings.  New reference owned by the caller; NULL only when out of memory. */
 json_t *qun_policy_view_json(const qun_policy_view_t *v);
 
-/* The whole pack in file form, {"version", "defaults", "kinds", "regions"}, with the
+/* The whole pack in file form, {"version", "defaults", "kinds", "regions", "verification"}, with the
  * defaults complete and kinds and regions listing only what they set.  Two packs that
  * decide the same things render equal.  New reference; NULL only when out of memory. */
 json_t *qun_policy_json(const qun_policy_t *p);
@@ -135,5 +135,53 @@ int64_t qun_policy_delay(const qun_policy_view_t *v, int64_t members, bool *noti
  * kind ("school_admin"). */
 const char *qun_policy_rule_key(qun_policy_rule r);
 const char *qun_policy_approval_name(qun_approval_kind a);
+
+/* ---- verification and the limits of destructive actions (verification.json) ---- */
+
+/* Confirmation methods, as bits of a mask (DESIGN.md section 5). */
+enum {
+    QUN_VM_CONFIRM = 1 << 0,    /* "confirm": the two-step confirmation token */
+    QUN_VM_DEVICE_KEY = 1 << 1, /* "device_key": a challenge signed by the requesting device */
+    QUN_VM_QR = 1 << 2,         /* "qr": a challenge shown as QR, signed by another device */
+    QUN_VM_TOTP = 1 << 3,       /* "totp": an RFC 6238 code */
+    QUN_VM_TYPED_NAME = 1 << 4, /* "typed_name": the group's name typed back */
+};
+
+/* The platforms a session declares at login; OTHER stands for anything else. */
+typedef enum {
+    QUN_PLATFORM_ANDROID,
+    QUN_PLATFORM_IOS,
+    QUN_PLATFORM_WINDOWS,
+    QUN_PLATFORM_WEB,
+    QUN_PLATFORM_CLI,
+    QUN_PLATFORM_OTHER,
+    QUN_PLATFORM__COUNT
+} qun_platform;
+
+/* The verification section of a pack: which methods a session of each platform must
+ * present for a destructive action (dissolution, ownership transfer, bulk member
+ * removal), which methods satisfy a risk step-up, and the safety limits of transfers and
+ * bulk removals.  Durations are seconds.  Plain data, borrowed from its pack. */
+typedef struct {
+    unsigned platform[QUN_PLATFORM__COUNT]; /* QUN_VM_* masks, never 0 */
+    unsigned step_up;                       /* any one of these satisfies a risk step-up */
+    int64_t transfer_session_age;           /* the proposing session must be at least this old */
+    int64_t transfer_password_age;          /* ... and the password at least this old */
+    int64_t transfer_group_max;             /* completed transfers per group ... */
+    int64_t transfer_group_window;          /* ... within this window */
+    int64_t transfer_owner_max;             /* groups one user may receive ... */
+    int64_t transfer_owner_window;          /* ... within this window */
+    int64_t bulk_verify_above;              /* removing more members than this needs verification */
+} qun_policy_verify_t;
+
+/* The verification section of p, or of the builtin pack when p is NULL.  Borrowed. */
+const qun_policy_verify_t *qun_policy_verification(const qun_policy_t *p);
+
+/* The platform of a session's platform string (QUN_PLATFORM_OTHER when unknown), and
+ * the name of a platform. */
+qun_platform qun_platform_parse(const char *name);
+const char *qun_platform_name(qun_platform pf);
+/* The name of one method bit ("confirm", "device_key", "qr", "totp", "typed_name"). */
+const char *qun_policy_method_name(unsigned bit);
 
 #endif

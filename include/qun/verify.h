@@ -93,20 +93,8 @@ qun_rc qun_totp_check(qun_db_t *db, const qun_actor_t *a, const char *code, qun_
 qun_rc qun_totp_active(qun_db_t *db, const qun_actor_t *a, bool *active, qun_err_t *err);
 
 /* ---- policy ---- */
-enum {
-    QUN_VM_CONFIRM = 1 << 0,    /* the two-step confirmation token */
-    QUN_VM_DEVICE_KEY = 1 << 1, /* a challenge signed by the requesting device */
-    QUN_VM_QR = 1 << 2,         /* a challenge shown as QR, signed by another device */
-    QUN_VM_TOTP = 1 << 3,       /* an RFC 6238 code */
-    QUN_VM_TYPED_NAME = 1 << 4, /* the group's name typed back */
-};
-
-/* Which methods each platform needs, and which satisfy a risk step-up. */
-typedef struct {
-    unsigned android, ios, windows, web, cli, other;
-    unsigned step_up; /* any one of these satisfies a risk level of verify or review */
-} qun_verify_policy_t;
-extern qun_verify_policy_t qun_verify_policy;
+/* The method bits (QUN_VM_*) and which platform needs which are in qun/policy.h: the
+ * verification section of the policy pack (policies/verification.json). */
 
 /* What a request must present. */
 typedef struct {
@@ -122,6 +110,44 @@ qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t lev
 json_t *qun_verify_need_json(qun_verify_need_t need);
 /* Name of one method bit ("confirm", "device_key", "qr", "totp", "typed_name"). */
 const char *qun_verify_method_name(unsigned bit);
+/* The names of mask's methods joined by '+' ("confirm+typed_name"), then extra (may be
+ * NULL), into out; truncated to size. */
+void qun_verify_mask_text(unsigned mask, const char *extra, char *out, size_t size);
+/* [{method, how}] for each method of mask, as a new JSON array: what a client must do. */
+json_t *qun_verify_requirements(unsigned mask);
+
+/* The proofs a request for a destructive action presents. */
+typedef struct {
+    const char *action;        /* "dissolve", "transfer", "bulk_remove" */
+    const char *group;         /* the group's public id, which challenges are bound to */
+    const char *group_name;    /* what typed_name must equal */
+    const char *params_digest; /* 64 hex: the parameters challenges are bound to */
+    bool confirmed;            /* the request's confirmation token was checked and used */
+    const char *typed_name;    /* the group's name as typed, or NULL */
+    const char *challenges[2]; /* challenge_id and step_up_challenge_id, or NULL */
+    const char *totp_code;     /* or NULL */
+} qun_verify_proof_t;
+
+/* Check that p satisfies need: one proof for every method of need.all and, when need.any
+ * is set, one more proof of a method in need.any (a proof counts once).  Every proof
+ * presented is checked and challenges and codes are used up, needed or not: a wrong
+ * proof is always refused.  Codes: TYPED_NAME_MISMATCH and the CHALLENGE_* and TOTP_*
+ * codes for a bad proof; for a missing platform method the code naming it
+ * (CONFIRMATION_REQUIRED, TYPED_NAME_REQUIRED, DEVICE_KEY_REQUIRED, QR_REQUIRED,
+ * TOTP_REQUIRED); VERIFICATION_REQUIRED for a missing step-up.  On a missing method
+ * *problem (may be NULL) receives {requirements, action, group, params_digest} (owned by
+ * the caller). */
+qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t need, const qun_verify_proof_t *p,
+                        json_t **problem, qun_err_t *err);
+
+/* ---- confirmation tokens (method confirm) ---- */
+/* Issue a single-use token (into token, "qct_" + 43 characters) bound to the actor,
+ * group_id, action and the digest of params, living confirm_ttl; *expires its end. */
+qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action, json_t *params,
+                         char token[64], int64_t *expires, qun_err_t *err);
+/* Check and use up token for exactly these bindings; CONFIRMATION_INVALID otherwise. */
+qun_rc qun_confirm_consume(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action,
+                           json_t *params, const char *token, qun_err_t *err);
 
 /* ---- rendering ---- */
 /* An SVG of a QR code of text (malloc'd, NUL-terminated), or NULL on failure. */

@@ -259,3 +259,19 @@ qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) 
     }
     return QUN_OK;
 }
+
+qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhash, json_t **out, qun_err_t *err) {
+    int64_t now = qun_now();
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE users SET pwhash = $2, password_changed_at = $3 WHERE id = $1",
+                           "isi", a->uid, pwhash, now);
+    if (rc != QUN_DONE) return rc;
+    /* Whoever else holds a session of this account (perhaps whoever learned the old
+     * password) is logged out. */
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+                    "iii", a->uid, a->session_id, now);
+    if (rc != QUN_DONE) return rc;
+    *out = json_pack("{s:I, s:I}", "password_changed_at", (json_int_t)now, "sessions_revoked",
+                     (json_int_t)qun_db_changes(db));
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}

@@ -6,9 +6,11 @@
  *     +-------------------+-------------------------+                   |
  *     +------------------------- restored (within the purge grace) -----+
  *
- * Phase 1, authorize (qun_diss_request): owner only; a single-use confirmation token
- * from the preview, bound to user, group and the digest of the parameters; step-up
- * (password re-entry) where the rules demand it; approvals where the group's kind and
+ * Phase 1, authorize (qun_diss_request): owner only; the proofs the session's platform
+ * needs by the verification policy (a single-use confirmation token from the preview,
+ * bound to user, group and the digest of the parameters; the typed name; a device_key
+ * or qr challenge bound the same way); a risk step-up; password re-entry where the
+ * rules demand it; approvals where the group's kind and
  * org demand them (state `review`).  Phase 2, mark (qun_diss_mark_due, run by the
  * timer job when the cooling-off / notice delay is over): the group becomes
  * `dissolved` in one transaction with its ledger entry and members lose access at
@@ -187,11 +189,14 @@ qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     if (rc == QUN_OK) rc = qun_approvals_needed(db, &g, &r.need, &approvals, err);
     if (rc != QUN_OK) return rc;
     const char *messages = json_string_value(json_object_get(params, "messages"));
-    json_t *requirements = json_pack("[{s:s, s:s}]", "method", "confirm", "how", "type the group's name, then send the confirmation_token");
+    json_t *requirements = qun_verify_requirements(qun_verify_required(a->platform, QUN_RISK_ALLOW).all);
     if (r.step_up) json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how", "send your password again as `password`"));
-    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "group", g.gid, "name", g.name, "state", g.state,
-                     "impact", impact(db, &g, messages, &r), "timing", rules_json(&r), "approvals", approvals,
-                     "requirements", requirements, "params", json_deep_copy(params));
+    char digest[65];
+    qun_params_digest(params, digest);
+    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "group", g.gid, "name", g.name, "state",
+                     g.state, "impact", impact(db, &g, messages, &r), "timing", rules_json(&r), "approvals", approvals,
+                     "requirements", requirements, "params", json_deep_copy(params), "params_digest", digest,
+                     "platform", a->platform);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "cannot build the preview");
 }
 
@@ -202,17 +207,10 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (rc == QUN_OK && !view) rc = qun_diss_impact(db, a, gid, params, &view, err);
     else if (view) json_incref(view);
     if (rc != QUN_OK) return rc;
-    unsigned char raw[32];
-    char token[64] = "qct_", hash[65], digest[65];
-    qun_random(raw, sizeof raw);
-    sodium_bin2base64(token + 4, sizeof token - 4, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    qun_sha256_hex(hash, token, strlen(token));
-    qun_params_digest(params, digest);
-    int64_t expires = qun_now() + qun_core_cfg.confirm_ttl;
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO confirm_tokens(token_hash, user_id, group_id, action, params_digest, expires_at) "
-                    "VALUES ($1, $2, $3, 'dissolve', $4, $5)", "siisi", hash, a->uid, g.id, digest, expires);
-    if (rc != QUN_DONE) {
+    char token[64];
+    int64_t expires;
+    rc = qun_confirm_issue(db, a, g.id, "dissolve", params, token, &expires, err);
+    if (rc != QUN_OK) {
         json_decref(view);
         return rc;
     }
@@ -220,31 +218,6 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     json_object_set_new(view, "expires_at", json_integer(expires));
     *out = view;
     return QUN_OK;
-}
-
-/* Check and consume a confirmation token (I1). */
-static qun_rc consume_token(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g,
-                            json_t *params, const char *token, qun_err_t *err) {
-    char hash[65], digest[65];
-    qun_sha256_hex(hash, token, strlen(token));
-    qun_params_digest(params, digest);
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT user_id, group_id, params_digest, expires_at, used_at FROM confirm_tokens "
-                           "WHERE token_hash = $1 AND action = 'dissolve'", "s", hash);
-    if (rc == QUN_DONE) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "unknown confirmation token");
-    if (rc != QUN_ROW) return rc;
-    bool mine = qun_q_col_int(q, 0) == a->uid && qun_q_col_int(q, 1) == g->id;
-    bool same = qun_ct_equal(qun_q_col_text(q, 2), digest, 64);
-    bool expired = qun_q_col_int(q, 3) <= qun_now(), used = !qun_q_col_null(q, 4);
-    qun_q_done(q);
-    if (!mine) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token was issued for another user or group");
-    if (used) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token was already used");
-    if (expired) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token has expired; ask for a new preview");
-    if (!same) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "the parameters differ from the previewed ones");
-    rc = qun_db_run(db, NULL, err, "UPDATE confirm_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
-                    "si", hash, qun_now());
-    return rc == QUN_DONE ? QUN_OK : rc;
 }
 
 static qun_rc set_group_state(qun_db_t *db, int64_t group_id, const char *from, const char *to, qun_err_t *err) {
@@ -306,10 +279,12 @@ static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, cha
     return QUN_OK;
 }
 
-/* Phase 1's risk step: evaluate, then deny, ask for step-up (VERIFICATION_REQUIRED with
- * the methods that satisfy it) or note that a manual review approval is needed. */
-static qun_rc risk_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *params,
-                        const qun_diss_proof_t *proof, qun_risk_t *risk, bool *review, qun_err_t *err) {
+/* Phase 1's verification: evaluate the risk, refuse outright at deny, then check the
+ * proofs against what the session's platform needs (the verification policy) plus, at
+ * verify, a step-up; a review level only notes that a manual review approval is needed.
+ * The confirmation token, when presented, is used up here (I1). */
+static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *params,
+                          const qun_diss_proof_t *proof, qun_risk_t *risk, bool *review, qun_err_t *err) {
     *review = false;
     qun_rc rc = qun_risk_evaluate(db, a, g->id, proof->ip, risk, err);
     if (rc != QUN_OK) return rc;
@@ -317,22 +292,22 @@ static qun_rc risk_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g
         if (proof->problem) *proof->problem = json_pack("{s:o}", "risk", qun_risk_json(risk));
         return qun_fail(err, QUN_RISK_DENIED, "the risk engine refuses this dissolution (score %d)", risk->score);
     }
-    if (risk->level == QUN_RISK_REVIEW) *review = true;
+    *review = risk->level == QUN_RISK_REVIEW;
+    if (proof->token) rc = qun_confirm_consume(db, a, g->id, "dissolve", params, proof->token, err);
+    if (rc != QUN_OK) return rc;
     char digest[65];
     qun_params_digest(params, digest);
-    /* A challenge that is presented is always checked and spent, whatever the risk: the
-     * web console sends its platform's QR proof with every request (docs/web.md), and a
-     * proof that nobody checks would only look like one. */
-    if (proof->challenge_id)
-        return qun_challenge_consume(db, a, proof->challenge_id, "dissolve", g->gid, digest, NULL, err);
-    if (risk->level != QUN_RISK_VERIFY) return QUN_OK;
-    if (proof->totp_code) return qun_totp_check(db, a, proof->totp_code, err);
-    if (proof->problem)
-        *proof->problem = json_pack("{s:o, s:o}", "requirements",
-                                    qun_verify_need_json(qun_verify_required(a->platform, risk->level)),
-                                    "risk", qun_risk_json(risk));
-    return qun_fail(err, QUN_VERIFICATION_REQUIRED, "the risk engine asks for step-up verification (score %d)",
-                    risk->score);
+    qun_verify_proof_t p = {.action = "dissolve", .group = g->gid, .group_name = g->name, .params_digest = digest,
+                            .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
+                            .challenges = {proof->challenge_id, proof->step_up_challenge_id},
+                            .totp_code = proof->totp_code};
+    qun_verify_need_t need = qun_verify_required(a->platform, risk->level);
+    /* At review the manual review is the extra gate; a step-up is asked at verify. */
+    if (risk->level != QUN_RISK_VERIFY) need.any = 0;
+    rc = qun_verify_check(db, a, need, &p, proof->problem, err);
+    if (rc != QUN_OK && proof->problem && *proof->problem)
+        json_object_set_new(*proof->problem, "risk", qun_risk_json(risk));
+    return rc;
 }
 
 qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
@@ -348,13 +323,14 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     rules_t r;
     rc = rules_for(db, &g, &r, err);
     if (rc != QUN_OK) return rc;
-    if (!token) return qun_fail(err, QUN_CONFIRMATION_REQUIRED, "preview the dissolution and send its confirmation_token");
+    bool need_token = qun_verify_required(a->platform, QUN_RISK_ALLOW).all & QUN_VM_CONFIRM;
+    if (!token && need_token)
+        return qun_fail(err, QUN_CONFIRMATION_REQUIRED, "preview the dissolution and send its confirmation_token");
     if (r.step_up && !stepped_up) /* checked before the token is spent, so a retry can reuse it */
         return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "%s groups need your password again", g.kind);
     qun_risk_t risk = {.reasons = NULL};
     bool review;
-    rc = risk_gate(db, a, &g, params, proof, &risk, &review, err);
-    if (rc == QUN_OK) rc = consume_token(db, a, &g, params, token, err);
+    rc = verify_gate(db, a, &g, params, proof, &risk, &review, err);
     if (rc != QUN_OK) {
         qun_risk_clear(&risk);
         return rc;
@@ -393,8 +369,11 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
         qun_risk_clear(&risk);
         return rc;
     }
-    json_t *f = json_pack("{s:s, s:s, s:i, s:I, s:b, s:s?, s:o}", "messages", messages, "confirmation",
-                          r.step_up ? "confirm+password" : "confirm", "approvals", napprovals,
+    char methods[96];
+    qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, r.step_up ? "password" : NULL, methods,
+                         sizeof methods);
+    json_t *f = json_pack("{s:s, s:s, s:s, s:i, s:I, s:b, s:s?, s:o}", "messages", messages, "confirmation", methods,
+                          "platform", a->platform, "approvals", napprovals,
                           "delay_seconds", (json_int_t)delay_of(&r), "notice", r.notice_applies, "successor_name", successor,
                           "risk", qun_risk_json(&risk));
     qun_risk_clear(&risk);

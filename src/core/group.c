@@ -18,6 +18,7 @@
 #include "qun/event.h"
 #include "qun/ledger.h"
 #include "qun/policy.h"
+#include "qun/verify.h"
 
 const char *qun_role_name(qun_role_t r) {
     switch (r) {
@@ -340,19 +341,153 @@ qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_
     return remove_member(db, g.id, a->uid, err);
 }
 
-qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to,
-                            json_t **out, qun_err_t *err) {
+/* ---- destructive actions: the platform's verification (policy) ---- */
+
+/* Issue the confirmation token of action on g for params and add what the session must
+ * present to view: {confirmation_token, expires_at, params_digest, platform, requirements}. */
+static qun_rc action_preview(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, const char *action,
+                             json_t *params, json_t *view, qun_err_t *err) {
+    char token[64], digest[65];
+    int64_t expires;
+    qun_rc rc = qun_confirm_issue(db, a, g->id, action, params, token, &expires, err);
+    if (rc != QUN_OK) return rc;
+    qun_params_digest(params, digest);
+    json_object_set_new(view, "confirmation_token", json_string(token));
+    json_object_set_new(view, "expires_at", json_integer(expires));
+    json_object_set_new(view, "params_digest", json_string(digest));
+    json_object_set_new(view, "platform", json_string(a->platform));
+    json_object_set_new(view, "requirements",
+                        qun_verify_requirements(qun_verify_required(a->platform, QUN_RISK_ALLOW).all));
+    return QUN_OK;
+}
+
+/* Check the proofs of action on g against what the session's platform needs (the
+ * verification policy); needed false accepts the request without proofs, but still
+ * checks (and uses up) any that were presented. */
+static qun_rc action_verify(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, const char *action,
+                            json_t *params, const qun_action_proof_t *proof, bool needed, qun_err_t *err) {
+    qun_rc rc = QUN_OK;
+    if (proof->token) rc = qun_confirm_consume(db, a, g->id, action, params, proof->token, err);
+    if (rc != QUN_OK) return rc;
+    char digest[65];
+    qun_params_digest(params, digest);
+    qun_verify_proof_t p = {.action = action, .group = g->gid, .group_name = g->name, .params_digest = digest,
+                            .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
+                            .challenges = {proof->challenge_id, NULL}, .totp_code = proof->totp_code};
+    qun_verify_need_t need = {0};
+    if (needed) need = qun_verify_required(a->platform, QUN_RISK_ALLOW);
+    return qun_verify_check(db, a, need, &p, proof->problem, err);
+}
+
+/* ---- ownership transfer ---- */
+
+static int64_t col_int(qun_db_t *db, const char *sql, int64_t id) {
+    qun_q_t *q;
+    int64_t v = 0;
+    if (qun_db_run(db, &q, NULL, sql, "i", id) == QUN_ROW) {
+        v = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return v;
+}
+
+/* Completed transfers of a group (by_group) or to a new owner since now - window: how
+ * many, and when the oldest of them leaves the window.  (Two literal statements: the
+ * store caches prepared statements by their text's address.) */
+static qun_rc transfers_since(qun_db_t *db, bool by_group, int64_t id, int64_t window, int64_t *n,
+                              int64_t *frees_at, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = by_group ? qun_db_run(db, &q, err, "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
+                                      "WHERE group_id = $1 AND accepted_at > $2", "ii", id, qun_now() - window)
+                         : qun_db_run(db, &q, err, "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
+                                      "WHERE to_id = $1 AND accepted_at > $2", "ii", id, qun_now() - window);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    *n = qun_q_col_int(q, 0);
+    *frees_at = qun_q_col_int(q, 1) + window;
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+/* The caps of the verification policy: transfers per group and per new owner. */
+static qun_rc transfer_caps(qun_db_t *db, const qun_group_t *g, int64_t to, json_t **problem, qun_err_t *err) {
+    const qun_policy_verify_t *pv = qun_policy_verification(qun_core_cfg.policy);
+    int64_t n, frees;
+    qun_rc rc = transfers_since(db, true, g->id, pv->transfer_group_window, &n, &frees, err);
+    if (rc != QUN_OK) return rc;
+    if (n >= pv->transfer_group_max) {
+        if (problem) *problem = json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_group_max,
+                                          "window_seconds", (json_int_t)pv->transfer_group_window, "retry_at", (json_int_t)frees);
+        return qun_fail(err, QUN_TRANSFER_LIMIT_GROUP, "group %s changed owner %lld times in the last %lld days (the limit)",
+                        g->gid, (long long)n, (long long)(pv->transfer_group_window / 86400));
+    }
+    rc = transfers_since(db, false, to, pv->transfer_owner_window, &n, &frees, err);
+    if (rc != QUN_OK) return rc;
+    if (n >= pv->transfer_owner_max) {
+        if (problem) *problem = json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_owner_max,
+                                          "window_seconds", (json_int_t)pv->transfer_owner_window, "retry_at", (json_int_t)frees);
+        return qun_fail(err, QUN_TRANSFER_LIMIT_OWNER, "the new owner received %lld groups in the last %lld hours (the limit)",
+                        (long long)n, (long long)(pv->transfer_owner_window / 3600));
+    }
+    return QUN_OK;
+}
+
+/* Everything a transfer from a checks before any proof: the group, the new owner, no
+ * pending transfer, a session and a password old enough, and the caps. */
+static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to, qun_group_t *g,
+                              int64_t *uid, json_t **problem, qun_err_t *err) {
+    qun_role_t cur;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
+    if (rc == QUN_OK && strcmp(g->state, "active") != 0)
+        rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
+    if (rc == QUN_OK) rc = qun_user_id(db, to, uid, err);
+    if (rc == QUN_OK) rc = member_role(db, g->id, *uid, &cur, err);
+    if (rc == QUN_OK && (cur == QUN_ROLE_NONE || *uid == a->uid))
+        rc = qun_fail_field(err, QUN_MEMBER_NOT_FOUND, "to", "the new owner must be another member");
+    if (rc == QUN_OK && col_int(db, "SELECT COUNT(*) FROM transfers WHERE group_id = $1", g->id) > 0)
+        rc = qun_fail(err, QUN_TRANSFER_PENDING, "a transfer is already pending");
+    if (rc != QUN_OK) return rc;
+    const qun_policy_verify_t *pv = qun_policy_verification(qun_core_cfg.policy);
+    int64_t now = qun_now();
+    int64_t session_at = col_int(db, "SELECT created_at FROM sessions WHERE id = $1", a->session_id);
+    int64_t password_at = col_int(db, "SELECT password_changed_at FROM users WHERE id = $1", a->uid);
+    if (now - session_at < pv->transfer_session_age) {
+        if (problem) *problem = json_pack("{s:I, s:I}", "min_session_age_seconds", (json_int_t)pv->transfer_session_age,
+                                          "retry_at", (json_int_t)(session_at + pv->transfer_session_age));
+        return qun_fail(err, QUN_SESSION_TOO_NEW, "this session is %llds old; transfers need a session at least %llds old",
+                        (long long)(now - session_at), (long long)pv->transfer_session_age);
+    }
+    if (now - password_at < pv->transfer_password_age) {
+        if (problem) *problem = json_pack("{s:I, s:I}", "password_change_cooldown_seconds",
+                                          (json_int_t)pv->transfer_password_age, "retry_at",
+                                          (json_int_t)(password_at + pv->transfer_password_age));
+        return qun_fail(err, QUN_PASSWORD_TOO_RECENT, "your password was set %llds ago; transfers wait %llds after a change",
+                        (long long)(now - password_at), (long long)pv->transfer_password_age);
+    }
+    return transfer_caps(db, g, *uid, problem, err);
+}
+
+qun_rc qun_transfer_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to, json_t **out,
+                            json_t **problem, qun_err_t *err) {
     qun_group_t g;
     int64_t uid;
-    qun_role_t cur;
+    qun_rc rc = transfer_checks(db, a, gid, to, &g, &uid, problem, err);
+    if (rc != QUN_OK) return rc;
+    json_t *params = json_pack("{s:s}", "to", to);
+    *out = json_pack("{s:s, s:s, s:s, s:O}", "group", g.gid, "name", g.name, "to", to, "params", params);
+    rc = *out ? action_preview(db, a, &g, "transfer", params, *out, err) : qun_fail(err, QUN_NOMEM, "out of memory");
+    json_decref(params);
+    return rc;
+}
+
+qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to,
+                            const qun_action_proof_t *proof, json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    int64_t uid;
+    qun_rc rc = transfer_checks(db, a, gid, to, &g, &uid, proof->problem, err);
+    json_t *params = json_pack("{s:s}", "to", to);
+    if (rc == QUN_OK) rc = action_verify(db, a, &g, "transfer", params, proof, true, err);
+    json_decref(params);
     qun_q_t *q;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
-    if (rc == QUN_OK && strcmp(g.state, "active") != 0)
-        rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
-    if (rc == QUN_OK) rc = qun_user_id(db, to, &uid, err);
-    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
-    if (rc == QUN_OK && (cur == QUN_ROLE_NONE || uid == a->uid))
-        rc = qun_fail_field(err, QUN_MEMBER_NOT_FOUND, "to", "the new owner must be another member");
     if (rc == QUN_OK) {
         rc = qun_db_run(db, &q, err,
                         "INSERT INTO transfers(group_id, from_id, to_id, created_at) VALUES ($1, $2, $3, $4) "
@@ -360,10 +495,15 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
         if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_PENDING, "a transfer is already pending");
         if (rc == QUN_ROW) qun_q_done(q), rc = QUN_OK;
     }
+    char methods[96];
+    qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, NULL, methods, sizeof methods);
+    json_t *f = json_pack("{s:s, s:s, s:s}", "to", to, "platform", a->platform, "verification", methods);
+    if (rc == QUN_OK) rc = qun_ledger_append(db, "transfer.proposed", g.gid, a->openid, g.state, g.state, f, NULL, err);
+    json_decref(f);
     if (rc == QUN_OK) rc = qun_event_emit(db, "transfer.proposed", 0, uid, json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "group_name", g.name, "from", a->openid, "to", to), err);
     if (rc != QUN_OK) return rc;
-    *out = json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to,
-                     "state", "proposed");
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to,
+                     "state", "proposed", "verification", methods);
     return QUN_OK;
 }
 
@@ -379,9 +519,16 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     if (rc != QUN_ROW) return rc;
     int64_t from = qun_q_col_int(q, 0);
     qun_q_done(q);
+    /* The caps hold when the transfer completes too: other transfers may have completed
+     * since this one was proposed.  Refused, the proposal stays pending. */
+    if (accept && (rc = transfer_caps(db, &g, a->uid, NULL, err)) != QUN_OK) return rc;
     if (accept) {
-        rc = qun_db_run(db, NULL, err, "UPDATE members SET role = 'admin' WHERE group_id = $1 AND user_id = $2",
-                        "ii", g.id, from);
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO transfer_log(group_id, from_id, to_id, accepted_at) VALUES ($1, $2, $3, $4)",
+                        "iiii", g.id, from, a->uid, qun_now());
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "UPDATE members SET role = 'admin' WHERE group_id = $1 AND user_id = $2",
+                            "ii", g.id, from);
         if (rc == QUN_DONE)
             rc = qun_db_run(db, NULL, err, "UPDATE members SET role = 'owner' WHERE group_id = $1 AND user_id = $2",
                             "ii", g.id, a->uid);
@@ -395,6 +542,9 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
         rc = qun_ledger_append(db, "group.ownership_transferred", g.gid, a->openid, g.state, g.state, f, NULL, err);
         json_decref(f);
         if (rc != QUN_OK) return rc;
+    } else {
+        rc = qun_ledger_append(db, "transfer.declined", g.gid, a->openid, g.state, g.state, NULL, NULL, err);
+        if (rc != QUN_OK) return rc;
     }
     rc = qun_event_emit(db, accept ? "transfer.accepted" : "transfer.declined", accept ? g.id : 0, from, json_pack("{s:s, s:s}", "group", g.gid, "to", a->openid), err);
     if (rc != QUN_OK) return rc;
@@ -402,3 +552,93 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     if (accept) json_object_set_new(*out, "owner", json_string(a->openid));
     return QUN_OK;
 }
+
+/* ---- bulk member removal ---- */
+
+/* The members openids names, checked as a whole before anything is removed: each must
+ * be a member the actor may remove (admins remove members only; nobody removes the
+ * owner), none twice.  ids[] receives their user ids; *admins counts the admins. */
+static qun_rc bulk_targets(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *openids, int64_t *ids,
+                           int64_t *admins, qun_err_t *err) {
+    size_t i, n = json_array_size(openids);
+    json_t *e;
+    *admins = 0;
+    if (n == 0) return qun_fail_field(err, QUN_FIELD_INVALID, "openids", "name at least one member");
+    json_array_foreach(openids, i, e) {
+        char field[40];
+        snprintf(field, sizeof field, "openids[%zu]", i);
+        const char *openid = json_string_value(e);
+        qun_role_t cur;
+        qun_rc rc = qun_user_id(db, openid, &ids[i], err);
+        if (rc == QUN_USER_NOT_FOUND) return qun_fail_field(err, rc, field, "no user has openid %.40s", openid);
+        if (rc == QUN_OK) rc = member_role(db, g->id, ids[i], &cur, err);
+        if (rc != QUN_OK) return rc;
+        for (size_t k = 0; k < i; k++)
+            if (ids[k] == ids[i]) return qun_fail_field(err, QUN_FIELD_INVALID, field, "%.40s is listed twice", openid);
+        if (cur == QUN_ROLE_NONE) return qun_fail_field(err, QUN_MEMBER_NOT_FOUND, field, "%.40s is not a member", openid);
+        if (cur == QUN_ROLE_OWNER) return qun_fail_field(err, QUN_FORBIDDEN_ROLE, field, "the owner cannot be removed");
+        if (cur == QUN_ROLE_ADMIN && g->role != QUN_ROLE_OWNER)
+            return qun_fail_field(err, QUN_FORBIDDEN_ROLE, field, "admins remove members only; ask the owner");
+        if (cur == QUN_ROLE_ADMIN) (*admins)++;
+    }
+    return QUN_OK;
+}
+
+/* The group (active; the actor an admin or the owner) and the checked targets. */
+static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids, qun_group_t *g,
+                           int64_t ids[QUN_BULK_MAX], int64_t *admins, qun_err_t *err) {
+    if (json_array_size(openids) > QUN_BULK_MAX)
+        return qun_fail_field(err, QUN_FIELD_INVALID, "openids", "at most %d members at once", QUN_BULK_MAX);
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, g, err);
+    if (rc == QUN_OK && strcmp(g->state, "active") != 0)
+        rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
+    return rc == QUN_OK ? bulk_targets(db, a, g, openids, ids, admins, err) : rc;
+}
+
+qun_rc qun_member_remove_bulk_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
+                                      json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    int64_t ids[QUN_BULK_MAX], admins;
+    qun_rc rc = bulk_prepare(db, a, gid, openids, &g, ids, &admins, err);
+    if (rc != QUN_OK) return rc;
+    int64_t n = (int64_t)json_array_size(openids);
+    json_t *params = json_pack("{s:O}", "openids", openids);
+    *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:O}", "group", g.gid, "name", g.name, "count", (json_int_t)n,
+                     "admins", (json_int_t)admins, "members_after", (json_int_t)(g.member_count - n),
+                     "verification_required", n > qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above,
+                     "params", params);
+    rc = *out ? action_preview(db, a, &g, "bulk_remove", params, *out, err) : qun_fail(err, QUN_NOMEM, "out of memory");
+    json_decref(params);
+    return rc;
+}
+
+qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
+                              const qun_action_proof_t *proof, json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    int64_t ids[QUN_BULK_MAX], admins;
+    qun_rc rc = bulk_prepare(db, a, gid, openids, &g, ids, &admins, err);
+    if (rc != QUN_OK) return rc;
+    size_t n = json_array_size(openids);
+    int64_t above = qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above;
+    bool needed = (int64_t)n > above;
+    json_t *params = json_pack("{s:O}", "openids", openids);
+    char digest[65];
+    qun_params_digest(params, digest);
+    rc = action_verify(db, a, &g, "bulk_remove", params, proof, needed, err);
+    json_decref(params);
+    /* One transaction: the writer runs this operation in its own savepoint, so a failure
+     * part-way leaves every member in place. */
+    for (size_t i = 0; rc == QUN_OK && i < n; i++) rc = remove_member(db, g.id, ids[i], err);
+    char methods[96] = "none";
+    if (needed) qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, NULL, methods, sizeof methods);
+    json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
+                          "members", (json_int_t)((int64_t)n - admins), "member_count", (json_int_t)(g.member_count - (int64_t)n),
+                          "request_digest", digest, "platform", a->platform, "verification", methods);
+    if (rc == QUN_OK) rc = qun_ledger_append(db, "members.removed", g.gid, a->openid, g.state, g.state, f, NULL, err);
+    json_decref(f);
+    if (rc != QUN_OK) return rc;
+    *out = json_pack("{s:s, s:I, s:I, s:I, s:s}", "group", g.gid, "removed", (json_int_t)n, "admins", (json_int_t)admins,
+                     "member_count", (json_int_t)(g.member_count - (int64_t)n), "verification", methods);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,7 @@ struct qun_policy {
     struct rules kinds[K__COUNT];
     struct region *regions;
     int nregions;
+    qun_policy_verify_t verify;
     char origin[300];
 };
 
@@ -222,9 +224,68 @@ static qun_rc builtin_regions(qun_policy_t *p) {
     return QUN_OK;
 }
 
+/* DESIGN.md section 5's platform methods and step-up, and the transfer limits of the
+ * anchors (a session and a password at least 24 h old, as Telegram asks; caps per group
+ * and per new owner, as WeCom has). */
+static const qun_policy_verify_t builtin_verify = {
+    .platform = {
+        [QUN_PLATFORM_ANDROID] = QUN_VM_CONFIRM,
+        [QUN_PLATFORM_IOS] = QUN_VM_DEVICE_KEY,
+        [QUN_PLATFORM_WINDOWS] = QUN_VM_QR,
+        [QUN_PLATFORM_WEB] = QUN_VM_QR,
+        [QUN_PLATFORM_CLI] = QUN_VM_CONFIRM | QUN_VM_TYPED_NAME,
+        [QUN_PLATFORM_OTHER] = QUN_VM_CONFIRM,
+    },
+    .step_up = QUN_VM_TOTP | QUN_VM_DEVICE_KEY,
+    .transfer_session_age = HOURS(24),
+    .transfer_password_age = HOURS(24),
+    .transfer_group_max = 3,
+    .transfer_group_window = DAYS(90),
+    .transfer_owner_max = 5,
+    .transfer_owner_window = DAYS(1),
+    .bulk_verify_above = 10,
+};
+
+static const char *const platform_names[QUN_PLATFORM__COUNT] = {
+    [QUN_PLATFORM_ANDROID] = "android", [QUN_PLATFORM_IOS] = "ios", [QUN_PLATFORM_WINDOWS] = "windows",
+    [QUN_PLATFORM_WEB] = "web",         [QUN_PLATFORM_CLI] = "cli", [QUN_PLATFORM_OTHER] = "other",
+};
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} method_names[] = {
+    {QUN_VM_CONFIRM, "confirm"}, {QUN_VM_DEVICE_KEY, "device_key"}, {QUN_VM_QR, "qr"},
+    {QUN_VM_TOTP, "totp"},       {QUN_VM_TYPED_NAME, "typed_name"},
+};
+#define NMETHODS (sizeof method_names / sizeof method_names[0])
+
+const qun_policy_verify_t *qun_policy_verification(const qun_policy_t *p) {
+    return p ? &p->verify : &builtin_verify;
+}
+
+const char *qun_policy_method_name(unsigned bit) {
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (method_names[i].bit == bit) return method_names[i].name;
+    return "unknown";
+}
+
+qun_platform qun_platform_parse(const char *name) {
+    for (int i = 0; name && i < QUN_PLATFORM_OTHER; i++)
+        if (strcmp(name, platform_names[i]) == 0) return (qun_platform)i;
+    return QUN_PLATFORM_OTHER;
+}
+
+const char *qun_platform_name(qun_platform pf) {
+    return (unsigned)pf < QUN_PLATFORM__COUNT ? platform_names[pf] : "other";
+}
+
 static qun_policy_t *policy_new(void) {
     qun_policy_t *p = calloc(1, sizeof *p);
-    if (p) design_defaults(&p->defaults);
+    if (p) {
+        design_defaults(&p->defaults);
+        p->verify = builtin_verify;
+    }
     return p;
 }
 
@@ -501,6 +562,121 @@ static qun_rc parse_regions(struct ctx *c, json_t *root, qun_policy_t *p) {
     return QUN_OK;
 }
 
+/* A non-empty array of distinct method names, allowed: the methods it may name. */
+static qun_rc parse_methods(struct ctx *c, const char *path, json_t *v, unsigned allowed, unsigned *out) {
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return bad(c, path, "must be a non-empty array of methods");
+    unsigned mask = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e) {
+        char epath[PATH_MAX_LEN + 16];
+        snprintf(epath, sizeof epath, "%s[%zu]", path, i);
+        unsigned bit = 0;
+        for (size_t k = 0; json_is_string(e) && k < NMETHODS; k++)
+            if (strcmp(json_string_value(e), method_names[k].name) == 0) bit = method_names[k].bit;
+        if (!bit || !(allowed & bit))
+            return bad(c, epath, "must be one of %s",
+                       allowed & QUN_VM_CONFIRM ? "confirm, device_key, qr, totp, typed_name" : "device_key, qr, totp");
+        if (mask & bit) return bad(c, epath, "is listed twice");
+        mask |= bit;
+    }
+    *out = mask;
+    return QUN_OK;
+}
+
+/* The integer members of the transfer and bulk_remove objects: key, bounds, and where. */
+static const struct limit {
+    const char *section, *key;
+    int64_t min, max;
+    size_t offset;
+} limits[] = {
+    {"transfer", "min_session_age_seconds", 0, QUN_POLICY_MAX_SECONDS,
+     offsetof(qun_policy_verify_t, transfer_session_age)},
+    {"transfer", "password_change_cooldown_seconds", 0, QUN_POLICY_MAX_SECONDS,
+     offsetof(qun_policy_verify_t, transfer_password_age)},
+    {"transfer", "max_per_group", 1, 1000000, offsetof(qun_policy_verify_t, transfer_group_max)},
+    {"transfer", "group_window_seconds", 1, QUN_POLICY_MAX_SECONDS,
+     offsetof(qun_policy_verify_t, transfer_group_window)},
+    {"transfer", "max_per_new_owner", 1, 1000000, offsetof(qun_policy_verify_t, transfer_owner_max)},
+    {"transfer", "new_owner_window_seconds", 1, QUN_POLICY_MAX_SECONDS,
+     offsetof(qun_policy_verify_t, transfer_owner_window)},
+    {"bulk_remove", "verify_above_members", 0, 1000000, offsetof(qun_policy_verify_t, bulk_verify_above)},
+};
+#define NLIMITS (sizeof limits / sizeof limits[0])
+
+static int64_t *limit_ptr(qun_policy_verify_t *v, const struct limit *l) {
+    return (int64_t *)((char *)v + l->offset);
+}
+
+static int64_t limit_get(const qun_policy_verify_t *v, const struct limit *l) {
+    return *(const int64_t *)((const char *)v + l->offset);
+}
+
+static qun_rc parse_limits(struct ctx *c, json_t *root, const char *section, qun_policy_verify_t *v) {
+    json_t *obj = json_object_get(root, section), *e;
+    if (!obj) return QUN_OK; /* the builtin limits */
+    if (!json_is_object(obj)) return bad(c, section, "must be an object");
+    const char *key;
+    char path[PATH_MAX_LEN];
+    qun_rc rc;
+    json_object_foreach(obj, key, e) {
+        if ((rc = check_key(c, section, key)) != QUN_OK) return rc;
+        join(path, section, key);
+        if (strcmp(key, "comment") == 0) {
+            if (!json_is_string(e)) return bad(c, path, "must be a string");
+            continue;
+        }
+        const struct limit *l = NULL;
+        for (size_t i = 0; i < NLIMITS; i++)
+            if (strcmp(limits[i].section, section) == 0 && strcmp(limits[i].key, key) == 0) l = &limits[i];
+        if (!l) return bad(c, path, "unknown key (see policies/README.md for the fields)");
+        if ((rc = parse_int(c, path, e, l->min, l->max, strstr(key, "_seconds") ? " seconds" : "",
+                            limit_ptr(v, l))) != QUN_OK)
+            return rc;
+    }
+    return QUN_OK;
+}
+
+static qun_rc parse_verification(struct ctx *c, json_t *root, qun_policy_t *p) {
+    static const char *const top[] = {"version", "comment", "platforms", "step_up", "transfer", "bulk_remove", NULL};
+    qun_rc rc = check_top(c, root, top);
+    if (rc != QUN_OK) return rc;
+    qun_policy_verify_t v = builtin_verify;
+    json_t *pf = json_object_get(root, "platforms"), *e;
+    if (!pf) return bad(c, "platforms", "is required");
+    if (!json_is_object(pf)) return bad(c, "platforms", "must be an object of platform: [methods]");
+    const char *key;
+    char path[PATH_MAX_LEN];
+    json_object_foreach(pf, key, e) {
+        if ((rc = check_key(c, "platforms", key)) != QUN_OK) return rc;
+        join(path, "platforms", key);
+        if (strcmp(key, "comment") == 0) {
+            if (!json_is_string(e)) return bad(c, path, "must be a string");
+            continue;
+        }
+        int k = -1;
+        for (int i = 0; i < QUN_PLATFORM__COUNT; i++)
+            if (strcmp(key, platform_names[i]) == 0) k = i;
+        if (k < 0) return bad(c, path, "unknown platform (known: android, ios, windows, web, cli, other)");
+        if ((rc = parse_methods(c, path, e, ~0u, &v.platform[k])) != QUN_OK) return rc;
+    }
+    /* As with kinds: a platform left out would silently take some default. */
+    for (int i = 0; i < QUN_PLATFORM__COUNT; i++)
+        if (!json_object_get(pf, platform_names[i])) {
+            join(path, "platforms", platform_names[i]);
+            return bad(c, path, "is missing (list every platform)");
+        }
+    json_t *su = json_object_get(root, "step_up");
+    if (!su) return bad(c, "step_up", "is required");
+    if ((rc = parse_methods(c, "step_up", su, QUN_VM_DEVICE_KEY | QUN_VM_QR | QUN_VM_TOTP, &v.step_up)) != QUN_OK)
+        return rc;
+    if ((rc = parse_limits(c, root, "transfer", &v)) != QUN_OK) return rc;
+    if ((rc = parse_limits(c, root, "bulk_remove", &v)) != QUN_OK) return rc;
+    p->verify = v;
+    return QUN_OK;
+}
+
 /* Read one file of the pack.  *present tells whether it exists at all. */
 static qun_rc load_file(const char *dir, const char *name, qun_policy_t *p, bool *present,
                         qun_rc (*parse)(struct ctx *, json_t *, qun_policy_t *), qun_err_t *err) {
@@ -548,10 +724,12 @@ static qun_rc scan_dir(const char *dir, bool *exists, qun_err_t *err) {
     while (rc == QUN_OK && (e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 5, ".json") != 0) continue;
-        if (strcmp(e->d_name, "kinds.json") == 0 || strcmp(e->d_name, "regions.json") == 0) continue;
+        if (strcmp(e->d_name, "kinds.json") == 0 || strcmp(e->d_name, "regions.json") == 0 ||
+            strcmp(e->d_name, "verification.json") == 0)
+            continue;
         rc = qun_fail(err, QUN_POLICY_INVALID,
-                      "%s/%s: unexpected policy file (a pack is kinds.json and "
-                      "regions.json)",
+                      "%s/%s: unexpected policy file (a pack is kinds.json, "
+                      "regions.json and verification.json)",
                       dir, e->d_name);
     }
     closedir(d);
@@ -560,7 +738,7 @@ static qun_rc scan_dir(const char *dir, bool *exists, qun_err_t *err) {
 
 qun_rc qun_policy_load_dir(const char *dir, qun_policy_t **out, qun_err_t *err) {
     *out = NULL;
-    bool exists, have_kinds = false, have_regions = false;
+    bool exists, have_kinds = false, have_regions = false, have_verify = false;
     qun_rc rc = scan_dir(dir, &exists, err);
     if (rc != QUN_OK) return rc;
     qun_policy_t *p;
@@ -572,12 +750,14 @@ qun_rc qun_policy_load_dir(const char *dir, qun_policy_t **out, qun_err_t *err) 
     }
     rc = load_file(dir, "kinds.json", p, &have_kinds, parse_kinds, err);
     if (rc == QUN_OK) rc = load_file(dir, "regions.json", p, &have_regions, parse_regions, err);
+    if (rc == QUN_OK) rc = load_file(dir, "verification.json", p, &have_verify, parse_verification, err);
     if (rc != QUN_OK) {
         qun_policy_free(p);
         return rc;
     }
-    snprintf(p->origin, sizeof p->origin, "%s (kinds: %s, regions: %s)", dir,
-             have_kinds ? "kinds.json" : "builtin", have_regions ? "regions.json" : "builtin");
+    snprintf(p->origin, sizeof p->origin, "%s (kinds: %s, regions: %s, verification: %s)", dir,
+             have_kinds ? "kinds.json" : "builtin", have_regions ? "regions.json" : "builtin",
+             have_verify ? "verification.json" : "builtin");
     *out = p;
     return QUN_OK;
 }
@@ -734,6 +914,35 @@ static json_t *rules_json(const struct rules *rs) {
     return o;
 }
 
+static json_t *methods_json(unsigned mask) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < NMETHODS; i++)
+        if ((mask & method_names[i].bit) && json_array_append_new(a, json_string(method_names[i].name)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+/* The verification section in file form (verification.json). */
+static json_t *verification_json(const qun_policy_verify_t *v) {
+    json_t *o = json_object(), *pf = json_object();
+    if (json_object_set_new(o, "platforms", pf) != 0 || json_object_set_new(o, "step_up", methods_json(v->step_up)) != 0)
+        goto error;
+    for (int i = 0; i < QUN_PLATFORM__COUNT; i++)
+        if (json_object_set_new(pf, platform_names[i], methods_json(v->platform[i])) != 0) goto error;
+    for (size_t i = 0; i < NLIMITS; i++) {
+        json_t *sec = json_object_get(o, limits[i].section);
+        if (!sec && json_object_set_new(o, limits[i].section, sec = json_object()) != 0) goto error;
+        if (json_object_set_new(sec, limits[i].key, json_integer(limit_get(v, &limits[i]))) != 0)
+            goto error;
+    }
+    return o;
+error:
+    json_decref(o);
+    return NULL;
+}
+
 json_t *qun_policy_json(const qun_policy_t *p) {
     /* Each container is attached as soon as it exists, so one decref of o frees whatever
      * was built; json_object_set_new releases the value when it fails. */
@@ -742,7 +951,8 @@ json_t *qun_policy_json(const qun_policy_t *p) {
     json_t *regions = json_object();
     if (json_object_set_new(o, "regions", regions) != 0) goto error;
     if (json_object_set_new(o, "version", json_integer(POLICY_VERSION)) != 0 ||
-        json_object_set_new(o, "defaults", rules_json(&p->defaults)) != 0)
+        json_object_set_new(o, "defaults", rules_json(&p->defaults)) != 0 ||
+        json_object_set_new(o, "verification", verification_json(&p->verify)) != 0)
         goto error;
     for (int k = 0; k < K__COUNT; k++)
         if (json_object_set_new(kinds, kind_names[k], rules_json(&p->kinds[k])) != 0) goto error;

@@ -36,16 +36,6 @@ qun_verify_cfg_t qun_verify_cfg = {
     .totp_issuer = "qun",
 };
 
-qun_verify_policy_t qun_verify_policy = {
-    .android = QUN_VM_CONFIRM,
-    .ios = QUN_VM_DEVICE_KEY,
-    .windows = QUN_VM_QR,
-    .web = QUN_VM_QR,
-    .cli = QUN_VM_CONFIRM | QUN_VM_TYPED_NAME,
-    .other = QUN_VM_CONFIRM,
-    .step_up = QUN_VM_TOTP | QUN_VM_DEVICE_KEY,
-};
-
 #define TOTP_SECRET 20 /* 160 bits, as RFC 4226 section 4 recommends */
 #define SEALED (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + TOTP_SECRET)
 
@@ -538,30 +528,14 @@ qun_rc qun_totp_active(qun_db_t *db, const qun_actor_t *a, bool *active, qun_err
 
 /* ---- policy ---- */
 
-static const struct {
-    unsigned bit;
-    const char *name;
-} method_names[] = {
-    {QUN_VM_CONFIRM, "confirm"}, {QUN_VM_DEVICE_KEY, "device_key"}, {QUN_VM_QR, "qr"},
-    {QUN_VM_TOTP, "totp"},       {QUN_VM_TYPED_NAME, "typed_name"},
-};
-
 const char *qun_verify_method_name(unsigned bit) {
-    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
-        if (method_names[i].bit == bit) return method_names[i].name;
-    return "unknown";
+    return qun_policy_method_name(bit);
 }
 
 qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level) {
-    const qun_verify_policy_t *p = &qun_verify_policy;
+    const qun_policy_verify_t *p = qun_policy_verification(qun_core_cfg.policy);
     qun_verify_need_t need = {0};
-    const char *pf = platform ? platform : "";
-    need.all = strcmp(pf, "android") == 0   ? p->android
-               : strcmp(pf, "ios") == 0     ? p->ios
-               : strcmp(pf, "windows") == 0 ? p->windows
-               : strcmp(pf, "web") == 0     ? p->web
-               : strcmp(pf, "cli") == 0     ? p->cli
-                                            : p->other;
+    need.all = p->platform[qun_platform_parse(platform)];
     if (level >= QUN_RISK_VERIFY) {
         /* A step-up is a proof beyond the platform's own: a method the platform already
          * requires does not count twice, unless no other step-up method exists. */
@@ -575,14 +549,161 @@ qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t lev
 
 static json_t *names_of(unsigned mask) {
     json_t *a = json_array();
-    for (size_t i = 0; i < sizeof method_names / sizeof method_names[0]; i++)
-        if (mask & method_names[i].bit) json_array_append_new(a, json_string(method_names[i].name));
+    for (unsigned bit = 1; bit <= QUN_VM_TYPED_NAME; bit <<= 1)
+        if (mask & bit) json_array_append_new(a, json_string(qun_policy_method_name(bit)));
     return a;
 }
 
 json_t *qun_verify_need_json(qun_verify_need_t need) {
     return json_pack("{s:o, s:o, s:b, s:b}", "all", names_of(need.all), "any_of", names_of(need.any), "review",
                      need.review, "denied", need.denied);
+}
+
+static const char *method_how(unsigned bit) {
+    switch (bit) {
+    case QUN_VM_CONFIRM: return "ask for the action's preview and send its confirmation_token";
+    case QUN_VM_TYPED_NAME: return "type the group's name back as typed_name";
+    case QUN_VM_DEVICE_KEY:
+        return "POST /v1/challenges {method: device_key, action, group, params_digest}, sign it with this "
+               "device's key, then send its id as challenge_id";
+    case QUN_VM_QR:
+        return "POST /v1/challenges {method: qr, action, group, params_digest}, approve its QR code from another "
+               "device of yours, then send its id as challenge_id";
+    case QUN_VM_TOTP: return "send a current code of your authenticator app as totp_code";
+    }
+    return "";
+}
+
+void qun_verify_mask_text(unsigned mask, const char *extra, char *out, size_t size) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (unsigned bit = 1; bit <= QUN_VM_TYPED_NAME; bit <<= 1)
+        if ((mask & bit) && n < size)
+            n += (size_t)snprintf(out + n, size - n, "%s%s", n ? "+" : "", qun_policy_method_name(bit));
+    if (extra && n < size) snprintf(out + n, size - n, "%s%s", n ? "+" : "", extra);
+}
+
+json_t *qun_verify_requirements(unsigned mask) {
+    json_t *a = json_array();
+    for (unsigned bit = 1; bit <= QUN_VM_TYPED_NAME; bit <<= 1)
+        if (mask & bit)
+            json_array_append_new(a, json_pack("{s:s, s:s}", "method", qun_policy_method_name(bit), "how",
+                                               method_how(bit)));
+    return a;
+}
+
+/* The code that names a missing platform method. */
+static qun_rc missing_code(unsigned bit) {
+    switch (bit) {
+    case QUN_VM_CONFIRM: return QUN_CONFIRMATION_REQUIRED;
+    case QUN_VM_TYPED_NAME: return QUN_TYPED_NAME_REQUIRED;
+    case QUN_VM_DEVICE_KEY: return QUN_DEVICE_KEY_REQUIRED;
+    case QUN_VM_QR: return QUN_QR_REQUIRED;
+    default: return QUN_TOTP_REQUIRED;
+    }
+}
+
+static unsigned bit_index(unsigned bit) {
+    unsigned i = 0;
+    while (bit > 1) bit >>= 1, i++;
+    return i;
+}
+
+qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t need, const qun_verify_proof_t *p,
+                        json_t **problem, qun_err_t *err) {
+    /* How many proofs of each method the request holds: each proof satisfies one
+     * requirement, so a step-up is never the platform's own proof counted twice. */
+    unsigned have[5] = {0};
+    if (p->confirmed) have[bit_index(QUN_VM_CONFIRM)]++;
+    if (p->typed_name) {
+        if (strcmp(p->typed_name, p->group_name ? p->group_name : "") != 0)
+            return qun_fail_field(err, QUN_TYPED_NAME_MISMATCH, "typed_name",
+                                  "the name typed does not match the group's name; nothing was done");
+        have[bit_index(QUN_VM_TYPED_NAME)]++;
+    }
+    for (int i = 0; i < 2; i++) {
+        const char *cid = p->challenges[i], *method = NULL;
+        if (!cid) continue;
+        if (i == 1 && p->challenges[0] && strcmp(cid, p->challenges[0]) == 0)
+            return qun_fail_field(err, QUN_CHALLENGE_USED, "step_up_challenge_id", "one challenge counts once");
+        qun_rc rc = qun_challenge_consume(db, a, cid, p->action, p->group, p->params_digest, &method, err);
+        if (rc != QUN_OK) return rc;
+        have[bit_index(strcmp(method, "qr") == 0 ? QUN_VM_QR : QUN_VM_DEVICE_KEY)]++;
+    }
+    if (p->totp_code) {
+        qun_rc rc = qun_totp_check(db, a, p->totp_code, err);
+        if (rc != QUN_OK) return rc;
+        have[bit_index(QUN_VM_TOTP)]++;
+    }
+    unsigned missing = 0;
+    for (unsigned bit = 1; bit <= QUN_VM_TYPED_NAME; bit <<= 1)
+        if (need.all & bit) {
+            if (have[bit_index(bit)]) have[bit_index(bit)]--;
+            else missing |= bit;
+        }
+    /* Name the first missing method in the order a client collects them. */
+    static const unsigned order[] = {QUN_VM_CONFIRM, QUN_VM_TYPED_NAME, QUN_VM_DEVICE_KEY, QUN_VM_QR, QUN_VM_TOTP};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!(missing & order[i])) continue;
+        if (problem)
+            *problem = json_pack("{s:o, s:s, s:s?, s:s?}", "requirements", qun_verify_requirements(missing),
+                                 "action", p->action, "group", p->group, "params_digest", p->params_digest);
+        return qun_fail(err, missing_code(order[i]), "%s from this %s session needs %s", p->action, a->platform,
+                        qun_policy_method_name(order[i]));
+    }
+    bool stepped = !need.any;
+    for (unsigned bit = 1; !stepped && bit <= QUN_VM_TYPED_NAME; bit <<= 1)
+        stepped = (need.any & bit) && have[bit_index(bit)] > 0;
+    if (!stepped) {
+        if (problem)
+            *problem = json_pack("{s:o, s:s, s:s?, s:s?}", "requirements", qun_verify_need_json(need), "action",
+                                 p->action, "group", p->group, "params_digest", p->params_digest);
+        return qun_fail(err, QUN_VERIFICATION_REQUIRED, "%s needs a step-up verification beyond %s's own", p->action,
+                        a->platform);
+    }
+    return QUN_OK;
+}
+
+/* ---- confirmation tokens ---- */
+
+qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action, json_t *params,
+                         char token[64], int64_t *expires, qun_err_t *err) {
+    unsigned char raw[32];
+    char hash[65], digest[65];
+    memcpy(token, "qct_", 5);
+    qun_random(raw, sizeof raw);
+    sodium_bin2base64(token + 4, 60, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    qun_sha256_hex(hash, token, strlen(token));
+    qun_params_digest(params, digest);
+    *expires = qun_now() + qun_core_cfg.confirm_ttl;
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "INSERT INTO confirm_tokens(token_hash, user_id, group_id, action, params_digest, expires_at) "
+                           "VALUES ($1, $2, $3, $4, $5, $6)", "siissi", hash, a->uid, group_id, action, digest, *expires);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_confirm_consume(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action,
+                           json_t *params, const char *token, qun_err_t *err) {
+    char hash[65], digest[65];
+    qun_sha256_hex(hash, token, strlen(token));
+    qun_params_digest(params, digest);
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT user_id, group_id, params_digest, expires_at, used_at FROM confirm_tokens "
+                           "WHERE token_hash = $1 AND action = $2", "ss", hash, action);
+    if (rc == QUN_DONE) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "unknown confirmation token");
+    if (rc != QUN_ROW) return rc;
+    bool mine = qun_q_col_int(q, 0) == a->uid && qun_q_col_int(q, 1) == group_id;
+    bool same = qun_ct_equal(qun_q_col_text(q, 2), digest, 64);
+    bool expired = qun_q_col_int(q, 3) <= qun_now(), used = !qun_q_col_null(q, 4);
+    qun_q_done(q);
+    if (!mine) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token was issued for another user or group");
+    if (used) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token was already used");
+    if (expired) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token has expired; ask for a new preview");
+    if (!same) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "the parameters differ from the previewed ones");
+    rc = qun_db_run(db, NULL, err, "UPDATE confirm_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
+                    "si", hash, qun_now());
+    return rc == QUN_DONE ? QUN_OK : rc;
 }
 
 /* ---- rendering ---- */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Accounts and sessions: register, login (argon2id, off the writer), me, sessions,
- * revoke, and the personal bill. */
+ * revoke, password change, and the personal bill. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,4 +135,30 @@ qun_rc h_event_ticket(qun_req_t *r) {
     rc = qun_event_ticket_issue(r->db, &r->actor, hash, &expires_at, &r->err);
     if (rc != QUN_OK) return rc;
     return qun_ok(r, 201, json_pack("{s:s, s:I}", "ticket", ticket, "expires_at", (json_int_t)expires_at));
+}
+
+/* A password change: the old password is checked and the new one hashed here, on the
+ * loop thread (argon2id is slow by design); the writer only stores the hash. */
+qun_rc h_password_prep(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"old_password", F_STR, true, 1, 256, NULL}, {"new_password", F_STR, true, 8, 256, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    if (rc != QUN_OK) return rc;
+    const char *old = qun_jstr(r->json, "old_password"), *new = qun_jstr(r->json, "new_password");
+    if (strcmp(old, new) == 0)
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "new_password", "the new password must differ from the old one");
+    char hash[crypto_pwhash_STRBYTES];
+    int64_t uid;
+    rc = qun_user_credentials(r->db, r->actor.username, &uid, hash, sizeof hash, &r->err);
+    if (rc != QUN_OK) return rc;
+    if (!qun_password_verify(hash, old))
+        return qun_fail_field(&r->err, QUN_BAD_CREDENTIALS, "old_password", "the old password is wrong");
+    r->scratch = qun_xmalloc(crypto_pwhash_STRBYTES);
+    return qun_password_hash(new, r->scratch, &r->err);
+}
+
+qun_rc h_password(qun_req_t *r) {
+    json_t *out;
+    qun_rc rc = qun_password_change(r->db, &r->actor, r->scratch, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }

@@ -16,6 +16,8 @@ static const qun_field_t diss_fields[] = {
     {"successor_name", F_STR, false, 1, 128, NULL},
     {"totp_code", F_STR, false, 6, 8, NULL},
     {"challenge_id", F_STR, false, 1, 64, NULL},
+    {"step_up_challenge_id", F_STR, false, 1, 64, NULL},
+    {"typed_name", F_STR, false, 1, 256, NULL},
     {0}};
 
 /* The parameters a confirmation token is bound to: the body without the secrets. */
@@ -25,6 +27,8 @@ static json_t *diss_params(json_t *body) {
     json_object_del(p, "password");
     json_object_del(p, "totp_code");
     json_object_del(p, "challenge_id");
+    json_object_del(p, "step_up_challenge_id");
+    json_object_del(p, "typed_name");
     return p;
 }
 
@@ -59,7 +63,8 @@ static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
 qun_rc h_diss_preview_prep(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, diss_fields, &r->err);
     if (rc != QUN_OK) return rc;
-    static const char *proofs[] = {"confirmation_token", "password", "totp_code", "challenge_id"};
+    static const char *proofs[] = {"confirmation_token", "password",   "totp_code",
+                                   "challenge_id",       "typed_name", "step_up_challenge_id"};
     for (size_t i = 0; i < sizeof proofs / sizeof proofs[0]; i++)
         if (json_object_get(r->json, proofs[i]))
             return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, proofs[i], "the preview takes only the dissolution's parameters");
@@ -88,7 +93,8 @@ qun_rc h_diss_request(qun_req_t *r) {
     qun_diss_proof_t proof = {
         .token = qun_jstr(r->json, "confirmation_token"), .stepped_up = *(bool *)r->scratch,
         .totp_code = qun_jstr(r->json, "totp_code"), .challenge_id = qun_jstr(r->json, "challenge_id"),
-        .ip = r->ip, .problem = &problem};
+        .step_up_challenge_id = qun_jstr(r->json, "step_up_challenge_id"),
+        .typed_name = qun_jstr(r->json, "typed_name"), .ip = r->ip, .problem = &problem};
     qun_rc rc = qun_diss_request(r->db, &r->actor, GID, params, &proof, &out, &r->err);
     json_decref(params);
     if (problem) {

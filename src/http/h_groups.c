@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Groups, memberships, leaving and ownership transfer. */
+/* Groups, memberships, leaving, ownership transfer and bulk member removal (the last two
+ * with the verification their session's platform needs, and a preview issuing the
+ * confirmation token). */
 #include "http.h"
 
 #define GID r->params[0]
@@ -94,13 +96,71 @@ qun_rc h_group_leave(qun_req_t *r) {
     return rc == QUN_OK ? qun_group_leave(r->db, &r->actor, GID, &r->err) : rc;
 }
 
-qun_rc h_transfer(qun_req_t *r) {
+/* A destructive action's answer: a refusal carries what the core put in problem. */
+static qun_rc answer_action(qun_req_t *r, qun_rc rc, int status, json_t *out, json_t *problem) {
+    if (rc != QUN_OK && problem) {
+        json_decref(r->problem_extra);
+        r->problem_extra = problem;
+    } else {
+        json_decref(problem);
+    }
+    return answer(r, rc, status, out);
+}
+
+static qun_action_proof_t action_proof(qun_req_t *r, json_t **problem) {
+    return (qun_action_proof_t){.token = qun_jstr(r->json, "confirmation_token"),
+                                .typed_name = qun_jstr(r->json, "typed_name"),
+                                .challenge_id = qun_jstr(r->json, "challenge_id"),
+                                .totp_code = qun_jstr(r->json, "totp_code"), .problem = problem};
+}
+
+qun_rc h_transfer_preview(qun_req_t *r) {
     static const qun_field_t f[] = {{"to", F_STR, true, 1, 64, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL, *problem = NULL;
+    if (rc == QUN_OK) rc = qun_transfer_preview(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &out, &problem, &r->err);
+    return answer_action(r, rc, 200, out, problem);
+}
+
+qun_rc h_transfer(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"to", F_STR, true, 1, 64, NULL},
+        {"confirmation_token", F_STR, false, 1, 128, NULL},
+        {"typed_name", F_STR, false, 1, 256, NULL},
+        {"challenge_id", F_STR, false, 1, 64, NULL},
+        {"totp_code", F_STR, false, 6, 8, NULL},
+        {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL, *problem = NULL;
+    qun_action_proof_t proof = action_proof(r, &problem);
+    if (rc == QUN_OK)
+        rc = qun_transfer_propose(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &proof, &out, &r->err);
+    return answer_action(r, rc, 202, out, problem);
+}
+
+qun_rc h_member_remove_preview(qun_req_t *r) {
+    static const qun_field_t f[] = {{"openids", F_STRARR, true, 1, 64, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK)
-        rc = qun_transfer_propose(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &out, &r->err);
-    return answer(r, rc, 202, out);
+        rc = qun_member_remove_bulk_preview(r->db, &r->actor, GID, json_object_get(r->json, "openids"), &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_member_remove_bulk(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"openids", F_STRARR, true, 1, 64, NULL},
+        {"confirmation_token", F_STR, false, 1, 128, NULL},
+        {"typed_name", F_STR, false, 1, 256, NULL},
+        {"challenge_id", F_STR, false, 1, 64, NULL},
+        {"totp_code", F_STR, false, 6, 8, NULL},
+        {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL, *problem = NULL;
+    qun_action_proof_t proof = action_proof(r, &problem);
+    if (rc == QUN_OK)
+        rc = qun_member_remove_bulk(r->db, &r->actor, GID, json_object_get(r->json, "openids"), &proof, &out, &r->err);
+    return answer_action(r, rc, 200, out, problem);
 }
 
 qun_rc h_transfer_accept(qun_req_t *r) {

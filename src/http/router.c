@@ -384,7 +384,7 @@ static const char *lock_account(qun_req_t *r) {
  * or network is locked, before any secret is checked: during a lock even the right
  * password fails, so a lock answers nothing about a guess. */
 static qun_rc lockout_gate(qun_req_t *r) {
-    static const char *secrets[] = {"password", "code", "totp_code", "signature"};
+    static const char *secrets[] = {"password", "old_password", "code", "totp_code", "signature"};
     if (!(qun_routes[r->route_index].flags & R_LOCKOUT) || !r->json) return QUN_OK;
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0] && !r->lockout; i++)
         r->lockout = json_object_get(r->json, secrets[i]) != NULL;

@@ -737,3 +737,19 @@ int qun_read_password(const char *flag, bool confirm, char *out, size_t size) {
     fclose(tty);
     return rc;
 }
+
+char *qun_prompt_line(const char *prompt) {
+    char *line = NULL;
+    size_t cap = 0;
+    fputs(prompt, stderr);
+    fflush(stderr);
+    ssize_t n = getline(&line, &cap, stdin);
+    /* Piped answers are not echoed; end the prompt's line so what follows is readable. */
+    if (n < 0 || !isatty(STDIN_FILENO)) fputc('\n', stderr);
+    if (n < 0) n = 0;
+    if (!line) return strdup("");
+    line[n] = '\0';
+    if (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+    if (n > 0 && line[n - 1] == '\r') line[--n] = '\0';
+    return line;
+}

@@ -144,6 +144,10 @@ const char *qun_fmt_time(int64_t t, char out[32]);
  * (twice when confirm).  Writes at most size bytes.  Returns an exit status. */
 int qun_read_password(const char *flag, bool confirm, char *out, size_t size);
 
+/* Print prompt on stderr and read one line from stdin, without its line end; "" at end
+ * of input.  Returns a malloc'd string the caller frees (NULL only without memory). */
+char *qun_prompt_line(const char *prompt);
+
 /* ---- commands (cmd_*.c); each returns an exit status ---- */
 int qun_cmd_register(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_login(qun_cli_t *c, int argc, char **argv);

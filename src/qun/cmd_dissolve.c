@@ -308,7 +308,6 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     json_t *preview = NULL, *status = NULL, *params = NULL;
     char ppath[512], path[512];
     char *typed = NULL;
-    size_t cap = 0;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     const char *messages = a.val[0];
@@ -336,16 +335,7 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
 
     const char *confirm = a.val[1];
     if (!confirm) {
-        fprintf(stderr, "This cannot be undone. Type the group's name to confirm: ");
-        fflush(stderr);
-        ssize_t n = getline(&typed, &cap, stdin);
-        /* Piped answers are not echoed; end the prompt's line so what follows is readable. */
-        if (n < 0 || !isatty(STDIN_FILENO)) fputc('\n', stderr);
-        if (n < 0) n = 0;
-        if (typed) {
-            if (n > 0 && typed[n - 1] == '\n') typed[--n] = '\0';
-            if (n > 0 && typed[n - 1] == '\r') typed[--n] = '\0';
-        }
+        typed = qun_prompt_line("This cannot be undone. Type the group's name to confirm: ");
         confirm = typed ? typed : "";
     }
     if (strcmp(confirm, name) != 0) {
@@ -360,6 +350,8 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
         step_up = step_up || strcmp(qun_jstr_or(req, "method", ""), "password") == 0;
     json_t *body = json_deep_copy(params);
     json_object_set_new(body, "confirmation_token", json_string(token));
+    /* The server checks the typed name too: a cli session's policy asks for it. */
+    json_object_set_new(body, "typed_name", json_string(confirm));
     rc = post_step_up(c, path, body, a.val[4], step_up, &status);
     if (rc != QUN_EXIT_OK) goto out;
     if (!json_is_object(status)) {

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Group commands: `group create|list|show|members|add|remove|role|rename`, ownership
  * transfer (offer, accept, decline) and leaving a group. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -195,12 +198,43 @@ static void print_transfer(json_t *out, const void *arg) {
         printf("declined the ownership of %s\n", qun_jstr_or(out, "group", "?"));
 }
 
+/* Offer ownership: the preview issues a confirmation token, the owner types the group's
+ * name back (a cli session's verification policy asks for both), then the offer. */
+static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const char *confirm, json_t **out) {
+    char ppath[512], path[512];
+    json_t *preview = NULL;
+    char *typed = NULL, prompt[512];
+    int rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/transfer/preview", gid);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer", gid);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", ppath, json_pack("{s:s}", "to", to), &preview);
+    if (rc != QUN_EXIT_OK) return rc;
+    const char *name = qun_jstr_or(preview, "name", ""), *token = qun_jstr_or(preview, "confirmation_token", NULL);
+    if (!confirm) {
+        snprintf(prompt, sizeof prompt, "Transfer the ownership of \"%.200s\" to %.64s. Type the group's name to confirm: ",
+                 name, to);
+        typed = qun_prompt_line(prompt);
+        confirm = typed ? typed : "";
+    }
+    if (strcmp(confirm, name) != 0) {
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH",
+                          "the name typed does not match \"%s\"; nothing was offered", name);
+    } else {
+        json_t *body = json_pack("{s:s, s:s}", "to", to, "typed_name", confirm);
+        if (token) json_object_set_new(body, "confirmation_token", json_string(token));
+        rc = qun_cli_json(c, "POST", path, body, out);
+    }
+    free(typed);
+    json_decref(preview);
+    return rc;
+}
+
 int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
-    static const char usage[] = "transfer <gid> <openid> | transfer accept|decline <gid>";
+    static const qun_opt_t opts[] = {{"--confirm-name", NULL, true}, {0}};
+    static const char usage[] = "transfer <gid> <openid> [--confirm-name NAME] | transfer accept|decline <gid>";
     qun_args_t a;
     json_t *out;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, usage, &a);
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     /* Group ids are opaque "g_..." strings, so the words cannot be mistaken for one. */
     bool accept = strcmp(a.pos[0], "accept") == 0, decline = strcmp(a.pos[0], "decline") == 0;
@@ -208,8 +242,7 @@ int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
         rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer/%s", a.pos[1], a.pos[0]);
         if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
     } else {
-        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer", a.pos[0]);
-        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:s}", "to", a.pos[1]), &out);
+        rc = transfer_offer(c, a.pos[0], a.pos[1], a.val[0], &out);
     }
     return rc == QUN_EXIT_OK ? finish(c, out, print_transfer, NULL) : rc;
 }

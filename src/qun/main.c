@@ -46,7 +46,7 @@ static const command_t commands[] = {
     {"upload", qun_cmd_upload, "upload <gid> <path>", "upload a file"},
     {"download", qun_cmd_download, "download <gid> <digest> [-o FILE]",
      "download a file and verify its SHA-256"},
-    {"transfer", qun_cmd_transfer, "transfer <gid> <openid>", "offer ownership to a member"},
+    {"transfer", qun_cmd_transfer, "transfer <gid> <openid> [--confirm-name NAME]", "offer ownership to a member"},
     {"transfer", NULL, "transfer accept <gid>", "accept an ownership offer"},
     {"transfer", NULL, "transfer decline <gid>", "decline an ownership offer"},
     {"leave", qun_cmd_leave, "leave <gid>", "leave a group"},

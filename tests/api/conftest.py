@@ -278,6 +278,24 @@ def make_group(owner, admins=(), members=(), name="team"):
     return g["id"]
 
 
+def transfer(owner, gid, to_openid):
+    """Offer gid's ownership to a member with what a cli session's verification policy asks
+    (policies/verification.json): the preview's confirmation token and the group's name typed
+    back.  A refused preview is the answer, as the offer would be refused the same way."""
+    p = owner.post(f"/v1/groups/{gid}/transfer/preview", {"to": to_openid})
+    if p.status_code != 200:
+        return p
+    p = p.json()
+    return owner.post(f"/v1/groups/{gid}/transfer", {"to": to_openid, "confirmation_token": p["confirmation_token"],
+                                                     "typed_name": p["name"]})
+
+
+def age_sessions(url, seconds=24 * 3600 + 1):
+    """Move a test-clock server past the 24 h a session and a password must have lived
+    before they may offer an ownership transfer (the default transfer policy)."""
+    expect(requests.post(url + "/v1/test/clock", json={"advance": seconds}, timeout=10), 200)
+
+
 def all_items(client, path, limit=200):
     """Every item of a cursor-paginated list, following next_cursor."""
     items, after = [], None

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import Client, all_items, expect, make_group, register
+from conftest import Client, age_sessions, all_items, expect, make_group, register, transfer
 
 ROLES = ["owner", "admin", "member", "outsider", "anon"]
 FORBIDDEN = (403, "FORBIDDEN_ROLE")
@@ -21,6 +21,7 @@ def people(server):
     url = server.url
     p = {k: register(url) for k in ["owner", "admin", "admin2", "member", "member2", "outsider", "newcomer"]}
     p["anon"] = Client(url)
+    age_sessions(url)  # transfers need sessions and passwords older than 24 h
     return p
 
 
@@ -55,7 +56,7 @@ class Ctx:
 def propose_to_actor(c, role):
     """A pending transfer to the actor when the actor could accept one, else to member2."""
     to = c.p[role] if role in ("admin", "member") else c.p["member2"]
-    expect(c.owner.post(c.g + "/transfer", {"to": to.openid}), 202)
+    expect(transfer(c.owner, c.gid, to.openid), 202)
 
 
 def create_payment(c, role):
@@ -63,7 +64,8 @@ def create_payment(c, role):
 
 
 def preview(c, role):
-    c.token = expect(c.owner.post(c.g + "/dissolution/preview", {"messages": "keep"}), 200)["confirmation_token"]
+    p = expect(c.owner.post(c.g + "/dissolution/preview", {"messages": "keep"}), 200)
+    c.token, c.name = p["confirmation_token"], p["name"]
 
 
 # ---- checks of an allowed action's effect ----
@@ -161,7 +163,7 @@ ACTIONS = {
                      {"owner": FORBIDDEN, "admin": FORBIDDEN, "member": FORBIDDEN}, None),
     "leave": (None, lambda c, a: a.post(c.g + "/leave"),
               {"owner": (409, "OWNER_MUST_TRANSFER"), "admin": 204, "member": 204}, actor_left),
-    "transfer": (None, lambda c, a: a.post(c.g + "/transfer", {"to": c.p["member2"].openid}),
+    "transfer": (None, lambda c, a: transfer(a, c.gid, c.p["member2"].openid),
                  {"owner": 202, "admin": FORBIDDEN, "member": FORBIDDEN}, transfer_proposed),
     "transfer accept": (propose_to_actor, lambda c, a: a.post(c.g + "/transfer/accept"),
                         {"owner": (404, "TRANSFER_NOT_FOUND"), "admin": 200, "member": 200}, accepted),
@@ -179,7 +181,7 @@ ACTIONS = {
     "dissolution preview": (None, lambda c, a: a.post(c.g + "/dissolution/preview", {"messages": "keep"}),
                             {"owner": 200, "admin": FORBIDDEN, "member": FORBIDDEN}, previewed),
     # Non-owners present the owner's valid token: the role is still wrong.
-    "dissolution request": (preview, lambda c, a: a.post(c.g + "/dissolution", {"messages": "keep",
+    "dissolution request": (preview, lambda c, a: a.post(c.g + "/dissolution", {"messages": "keep", "typed_name": c.name,
                                                                                 "confirmation_token": c.token}),
                             {"owner": 202, "admin": FORBIDDEN, "member": FORBIDDEN}, dissolved),
     # The owner may cancel, but an active group has no dissolution to cancel.

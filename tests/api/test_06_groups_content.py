@@ -6,7 +6,7 @@ import glob
 import hashlib
 import os
 
-from conftest import all_items, expect, make_group, register
+from conftest import age_sessions, all_items, expect, make_group, register, transfer
 
 
 def roles(client, gid):
@@ -71,9 +71,10 @@ def test_members_leave_and_the_owner_must_transfer_first(group):
     assert expect(owner.get(f"/v1/groups/{gid}"), 200)["member_count"] == 1
 
 
-def test_transfer_accepted(group):
+def test_transfer_accepted(group, url):
     gid, owner, admin, member = group["id"], group["owner"], group["admin"], group["member"]
-    body = expect(owner.post(f"/v1/groups/{gid}/transfer", {"to": member.openid}), 202)
+    age_sessions(url)
+    body = expect(transfer(owner, gid, member.openid), 202)
     assert body["state"] == "proposed" and body["from"] == owner.openid and body["to"] == member.openid
     # Until accepted nothing changes.
     assert roles(owner, gid)[owner.openid] == "owner"
@@ -93,7 +94,8 @@ def test_transfer_accepted(group):
 
 def test_transfer_declined_and_pending(group, url):
     gid, owner, admin, member = group["id"], group["owner"], group["admin"], group["member"]
-    expect(owner.post(f"/v1/groups/{gid}/transfer", {"to": member.openid}), 202)
+    age_sessions(url)
+    expect(transfer(owner, gid, member.openid), 202)
     p = expect(owner.post(f"/v1/groups/{gid}/transfer", {"to": admin.openid}), 409, "TRANSFER_PENDING")
     assert p["status"] == 409
     expect(admin.post(f"/v1/groups/{gid}/transfer/accept"), 404, "TRANSFER_NOT_FOUND")
@@ -101,7 +103,7 @@ def test_transfer_declined_and_pending(group, url):
     assert roles(owner, gid) == {owner.openid: "owner", admin.openid: "admin", member.openid: "member"}
     expect(member.post(f"/v1/groups/{gid}/transfer/accept"), 404, "TRANSFER_NOT_FOUND")
     # After a decline a new proposal may go to someone else.
-    expect(owner.post(f"/v1/groups/{gid}/transfer", {"to": admin.openid}), 202)
+    expect(transfer(owner, gid, admin.openid), 202)
     expect(admin.post(f"/v1/groups/{gid}/transfer/accept"), 200)
     assert expect(owner.get(f"/v1/groups/{gid}"), 200)["owner"] == admin.openid
     # Nobody transfers to an outsider or to themselves.
@@ -109,9 +111,10 @@ def test_transfer_declined_and_pending(group, url):
     expect(admin.post(f"/v1/groups/{gid}/transfer", {"to": admin.openid}), 404, "MEMBER_NOT_FOUND")
 
 
-def test_a_removed_member_loses_a_pending_transfer(group):
+def test_a_removed_member_loses_a_pending_transfer(group, url):
     gid, owner, member = group["id"], group["owner"], group["member"]
-    expect(owner.post(f"/v1/groups/{gid}/transfer", {"to": member.openid}), 202)
+    age_sessions(url)
+    expect(transfer(owner, gid, member.openid), 202)
     expect(owner.delete(f"/v1/groups/{gid}/members/{member.openid}"), 204)
     expect(owner.post(f"/v1/groups/{gid}/members", {"openid": member.openid}), 201)
     expect(member.post(f"/v1/groups/{gid}/transfer/accept"), 404, "TRANSFER_NOT_FOUND")

@@ -72,9 +72,9 @@ class Scene:
 
     def dissolve(self, messages="delete"):
         """Request, then wait for the (zero) cooling-off to end: the group is dissolved."""
-        token = self.preview(messages)["confirmation_token"]
-        out = expect(self.owner.post(self.g + "/dissolution", {"messages": messages,
-                                                               "confirmation_token": token}), 202)
+        p = self.preview(messages)
+        out = expect(self.owner.post(self.g + "/dissolution", {"messages": messages, "typed_name": p["name"],
+                                                               "confirmation_token": p["confirmation_token"]}), 202)
         assert out["state"] == "pending"
         return wait_for(self.owner, self.gid, lambda st: st["state"] != "pending")
 
@@ -159,14 +159,14 @@ def test_a_request_needs_the_right_token(server):
     assert expect(s.member.get(s.g), 200)["state"] == "active"
     expect(s.owner.get(s.g + "/dissolution"), 404, "DISSOLUTION_NOT_FOUND")
     # The other owner's group is untouched and their token still works there.
-    expect(s.other.post(f"/v1/groups/{s.other_gid}/dissolution", {"messages": "delete",
+    expect(s.other.post(f"/v1/groups/{s.other_gid}/dissolution", {"messages": "delete", "typed_name": "team",
                                                                   "confirmation_token": theirs}), 202)
 
 
 def test_a_used_token_is_worthless(server):
     s = Scene(server, n_messages=1)
     token = s.preview("keep")["confirmation_token"]
-    expect(s.owner.post(s.g + "/dissolution", {"messages": "keep", "confirmation_token": token}), 202)
+    expect(s.owner.post(s.g + "/dissolution", {"messages": "keep", "confirmation_token": token, "typed_name": "team"}), 202)
     wait_for(s.owner, s.gid, lambda st: st["state"] != "pending")
     # Again on the same group: it is gone.  On another group of the same owner: invalid.
     expect(s.owner.post(s.g + "/dissolution", {"messages": "keep", "confirmation_token": token}), 410, "GROUP_GONE")
@@ -179,12 +179,13 @@ def test_a_used_token_is_worthless(server):
 
 def test_racing_requests_with_one_token_dissolve_once(server):
     s = Scene(server, n_messages=1)
-    token = s.preview("delete")["confirmation_token"]
+    p = s.preview("delete")
+    token = p["confirmation_token"]
     answers = []
 
     def go():
         c = Client(server.url, s.owner.token)
-        r = c.post(s.g + "/dissolution", {"messages": "delete", "confirmation_token": token})
+        r = c.post(s.g + "/dissolution", {"messages": "delete", "confirmation_token": token, "typed_name": p["name"]})
         answers.append((r.status_code, r.json().get("code")))
 
     threads = [threading.Thread(target=go) for _ in range(8)]

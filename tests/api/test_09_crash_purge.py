@@ -80,7 +80,8 @@ def test_purge_survives_kill_9():
     assert preview["impact"]["messages"]["count"] == MESSAGES
     assert preview["impact"]["files"]["count"] == FILES
     expect(owner.post(f"/v1/groups/{doomed}/dissolution",
-                      {"messages": "delete", "confirmation_token": preview["confirmation_token"]}), 202)
+                      {"messages": "delete", "confirmation_token": preview["confirmation_token"],
+                       "typed_name": preview["name"]}), 202)
 
     # Kill qund while the purge is in the middle of the messages.
     deadline = time.time() + 60

@@ -10,12 +10,12 @@ import sqlite3
 import pytest
 
 import merkle_ref as ref
-from conftest import Server, expect, register
+from conftest import Server, age_sessions, expect, register, transfer
 
 
 @pytest.fixture(scope="module")
 def ledger():
-    srv = Server(extra=["--set", "admins=root", "--set", "cooling_off=0", "--set", "purge_grace=0",
+    srv = Server(env={"QUN_TEST_CLOCK": "1"}, extra=["--set", "admins=root", "--set", "cooling_off=0", "--set", "purge_grace=0",
                         "--set", "risk_frequency_max=1000", "--set", "risk_frequency_deny=1000"]).start()
     root = register(srv.url, name="root")
     alice, bob = register(srv.url), register(srv.url)
@@ -26,11 +26,12 @@ def ledger():
     # Ownership transfers and a dissolution add other event kinds.
     gid = groups[0][1]
     expect(alice.post(f"/v1/groups/{gid}/members", {"openid": bob.openid}), 201)
-    expect(alice.post(f"/v1/groups/{gid}/transfer", {"to": bob.openid}), 202)
+    age_sessions(srv.url)
+    expect(transfer(alice, gid, bob.openid), 202)
     expect(bob.post(f"/v1/groups/{gid}/transfer/accept", {}), 200)
     for who, g in groups[1:80]:
         p = expect(who.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "delete"}), 200)
-        expect(who.post(f"/v1/groups/{g}/dissolution", {"messages": "delete",
+        expect(who.post(f"/v1/groups/{g}/dissolution", {"messages": "delete", "typed_name": p["name"],
                                                          "confirmation_token": p["confirmation_token"]}), 202)
     # Let the purge jobs finish: they append to the ledger too.
     import time
@@ -98,8 +99,8 @@ def test_visibility_and_history(ledger):
     assert not any(v["group"] in bob_only and v["actor"] != alice.openid for v in visible)
     gid = ledger["groups"][0][1]
     hist = expect(bob.get(f"/v1/groups/{gid}/history"), 200)["items"]
-    assert [h["event"] for h in hist] == ["group.created", "group.ownership_transferred"]
-    t = json.loads(hist[1]["entry"])
+    assert [h["event"] for h in hist] == ["group.created", "transfer.proposed", "group.ownership_transferred"]
+    t = json.loads(hist[2]["entry"])
     assert t["from"] == alice.openid and t["to"] == bob.openid
     # A dissolved group's history shows request, mark and purge, for its owner.
     owner, g = ledger["groups"][1]

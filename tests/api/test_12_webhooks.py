@@ -141,8 +141,9 @@ def dissolve_with_files(url, k, tag="x"):
         data = f"file {tag} {i} {gid}".encode()
         expect(owner.post(f"/v1/groups/{gid}/files?name=f{i}.txt", raw=data), 201)
         digests.add(hashlib.sha256(data).hexdigest())
-    tok = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)["confirmation_token"]
-    expect(owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": tok}), 202)
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
+    expect(owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": p["confirmation_token"],
+                                                        "typed_name": p["name"]}), 202)
     return digests
 
 

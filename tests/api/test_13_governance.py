@@ -41,8 +41,9 @@ def wait_state(c, gid, state, timeout=10):
 
 def request(owner, gid, messages="delete", **extra):
     params = {"messages": messages, **{k: v for k, v in extra.items() if k != "password"}}
-    token = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", params), 200)["confirmation_token"]
-    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": token, **extra})
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", params), 200)
+    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": p["confirmation_token"],
+                                                        "typed_name": p["name"], **extra})
 
 
 def history(c, gid):
@@ -179,7 +180,8 @@ def test_education_group_needs_step_up_school_admin_and_every_guardian(srv):
     expect(teacher.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": token,
                                                           "password": "wrong password"}), 401, "BAD_CREDENTIALS")
     st = expect(teacher.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": token,
-                                                               "password": "correct horse"}), 202)
+                                                               "password": "correct horse", "typed_name": p["name"]}),
+                202)
     assert st["state"] == "review" and len(st["approvals"]) == 4
     for parent in parents:
         mine = [a for a in expect(parent.get("/v1/approvals"), 200)["items"] if a["group"] == gid]

@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import Client, Server, expect, make_group, register, stop_clean
+from conftest import Client, Server, age_sessions, expect, make_group, register, stop_clean, transfer
 
 FAST = ["--set", "cooling_off=0", "--set", "purge_grace=0"]
 
@@ -143,9 +143,9 @@ def metric(url, name):
 
 
 def request(owner, gid, messages="delete", **extra):
-    token = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": messages, **extra}),
-                   200)["confirmation_token"]
-    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": token, **extra})
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": messages, **extra}), 200)
+    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": p["confirmation_token"],
+                                                        "typed_name": p["name"], **extra})
 
 
 def test_unauthenticated_stream_is_a_401_problem(url):
@@ -209,13 +209,14 @@ def test_membership_events_reach_the_user_and_update_the_stream():
     try:
         owner, newbie = register(s.url), register(s.url)
         gid = make_group(owner)
+        age_sessions(s.url)  # transfers need sessions older than 24 h
         st = Stream(newbie)  # opened before newbie belongs to the group
         try:
             expect(owner.post(f"/v1/groups/{gid}/members", {"openid": newbie.openid}), 201)
             st.wait("member.added", group=gid, openid=newbie.openid)
             expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "welcome"}), 201)
             st.wait("message.created", text="welcome")
-            expect(owner.post(f"/v1/groups/{gid}/transfer", {"to": newbie.openid}), 202)
+            expect(transfer(owner, gid, newbie.openid), 202)
             st.wait("transfer.proposed", group=gid, **{"from": owner.openid})
             expect(owner.delete(f"/v1/groups/{gid}/members/{newbie.openid}"), 204)
             st.wait("member.removed", group=gid, openid=newbie.openid)

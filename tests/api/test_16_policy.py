@@ -49,8 +49,9 @@ def test_unknown_region_is_refused(srv):
 def test_retention_minimum_holds_the_purge(srv):
     u = register(srv.url)
     g = expect(u.post("/v1/groups", {"name": "x", "kind": "cross_border", "regions": ["us", "sg"]}), 201)["id"]
-    tok = expect(u.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "delete"}), 200)["confirmation_token"]
-    expect(u.post(f"/v1/groups/{g}/dissolution", {"messages": "delete", "confirmation_token": tok}), 202)
+    p = expect(u.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "delete"}), 200)
+    expect(u.post(f"/v1/groups/{g}/dissolution", {"messages": "delete", "confirmation_token": p["confirmation_token"],
+                                                  "typed_name": p["name"]}), 202)
     expect(u.post("/v1/test/clock", {"advance": 48 * 3600 + 1}), 200)
     deadline = time.time() + 10
     while (st := expect(u.get(f"/v1/groups/{g}/dissolution"), 200))["state"] != "dissolved":
@@ -87,7 +88,8 @@ def test_finance_retained_copy_is_desensitized(tmp_path):
         tok = expect(owner.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "keep"}), 200)
         assert tok["timing"]["policy"]["desensitize"] == {"value": True, "source": "kind:finance"}
         expect(owner.post(f"/v1/groups/{g}/dissolution",
-                          {"messages": "keep", "confirmation_token": tok["confirmation_token"]}), 202)
+                          {"messages": "keep", "confirmation_token": tok["confirmation_token"],
+                           "typed_name": tok["name"]}), 202)
         deadline = time.time() + 20
         while (st := expect(owner.get(f"/v1/groups/{g}/dissolution"), 200))["state"] != "purged":
             assert time.time() < deadline, st

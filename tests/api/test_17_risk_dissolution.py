@@ -12,8 +12,9 @@ from test_15_verify import server_now, totp
 
 
 def request(owner, gid, **proof):
-    tok = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)["confirmation_token"]
-    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": tok, **proof})
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
+    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": p["confirmation_token"],
+                                                        "typed_name": p["name"], **proof})
 
 
 def test_frequency_asks_for_step_up_and_totp_satisfies_it():

@@ -210,3 +210,15 @@ def test_failed_step_ups_and_signatures_lock_the_account(srv, root):
     assert st["state"] == "pending"
     kinds = {l["subject"]: l["kind"] for l in expect(root.get("/v1/admin/locks"), 200)["items"]}
     assert kinds.get(name) == "signature" and kinds.get(t.username) == "totp" and kinds.get(u.username) == "password"
+
+
+def test_wrong_old_passwords_on_a_password_change_lock_the_account(srv, root):
+    n = Net(srv.url, "127.0.5.1")
+    u = n.client(n.user())
+    for i in range(ACCOUNT_MAX - 1):
+        expect(u.post("/v1/me/password", {"old_password": f"guess {i}", "new_password": "a new secret"}), 401,
+               "BAD_CREDENTIALS")
+    locked(u.post("/v1/me/password", {"old_password": "guess", "new_password": "a new secret"}), "account")
+    # The right old password fails too while the lock lasts.
+    locked(u.post("/v1/me/password", {"old_password": PW, "new_password": "a new secret"}), "account")
+    expect(u.get("/v1/me"), 200)

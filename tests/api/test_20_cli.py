@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import QUN, expect
+from conftest import QUN, age_sessions, expect
 
 PASSWORD = "correct horse"
 
@@ -194,7 +194,11 @@ def test_transfer_and_leave(alice, bob):
     gid = alice.json("group", "create", "handover")["id"]
     alice.ok("group", "add", gid, bob.openid)
     alice.fails("OWNER_MUST_TRANSFER", "leave", gid)
-    alice.ok("transfer", gid, bob.openid)
+    # A session younger than 24 h may not give a group away; a day later, with the name typed.
+    alice.fails("SESSION_TOO_NEW", "transfer", gid, bob.openid, "--confirm-name", "handover")
+    age_sessions(alice.url)
+    alice.fails("CONFIRMATION_MISMATCH", "transfer", gid, bob.openid, input="hand over\n")
+    alice.ok("transfer", gid, bob.openid, "--confirm-name", "handover")
     assert bob.json("transfer", "accept", gid)["owner"] == bob.openid
     alice.ok("leave", gid)
     assert bob.json("group", "show", gid)["member_count"] == 1

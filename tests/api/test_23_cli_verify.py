@@ -58,7 +58,8 @@ def digest(params):
 def dissolve(client, gid, **proof):
     tok = expect(client.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
     return client.post(f"/v1/groups/{gid}/dissolution",
-                       {"messages": "delete", "confirmation_token": tok["confirmation_token"], **proof})
+                       {"messages": "delete", "confirmation_token": tok["confirmation_token"],
+                        "typed_name": tok["name"], **proof})
 
 
 def test_device_key_register_writes_a_private_key_file(srv, tmp_path):
@@ -84,18 +85,26 @@ def test_device_key_register_writes_a_private_key_file(srv, tmp_path):
     other.fails("USAGE", "device", "key", "frobnicate", exit=2)
 
 
-def test_qr_challenge_approved_by_the_other_device_lets_the_dissolution_through(srv, tmp_path):
+@pytest.fixture(scope="module")
+def calm():
+    """A server whose risk engine has no reason to step in: the platform's method alone."""
+    s = Server(env={"QUN_TEST_CLOCK": "1"}).start()
+    yield s
+    stop_clean(s)
+
+
+def test_qr_challenge_approved_by_the_other_device_lets_the_dissolution_through(calm, tmp_path):
     name = "q" + uuid.uuid4().hex[:8]
-    desk = Device(srv, tmp_path, name, register_first=True)   # session A: shows the QR code
-    phone = Device(srv, tmp_path, name)                       # session B: the trusted phone
+    desk = Device(calm, tmp_path, name, register_first=True, platform="web")  # session A: shows the QR code
+    phone = Device(calm, tmp_path, name, platform="ios")                       # session B: the trusted phone
     assert phone.device_id != desk.device_id
     keyfile = str(phone.home / "phone.key")
     phone.ok("device", "key", "register", "--key", keyfile)
     gid = expect(desk.api.post("/v1/groups", {"name": "to go"}), 201)["id"]
 
-    # Without a proof, the risk engine asks for step-up.
-    p = expect(dissolve(desk.api, gid), 428, "VERIFICATION_REQUIRED")
-    assert p["risk"]["level"] == "verify"
+    # Without a proof, the web platform's method is asked for: a QR challenge.
+    p = expect(dissolve(desk.api, gid), 428, "QR_REQUIRED")
+    assert p["risk"]["level"] == "allow"
 
     ch = expect(desk.api.post("/v1/challenges", {"action": "dissolve", "group": gid,
                                                  "params_digest": digest({"messages": "delete"}), "method": "qr"}), 201)
@@ -117,8 +126,22 @@ def test_qr_challenge_approved_by_the_other_device_lets_the_dissolution_through(
     phone.fails("CHALLENGE_ALREADY_APPROVED", "approve", uri, "--key", keyfile)
 
     st = expect(dissolve(desk.api, gid, challenge_id=ch["id"]), 202)
-    assert st["state"] == "pending" and st["risk"]["level"] == "verify"
+    assert st["state"] == "pending" and st["risk"]["level"] == "allow"
     assert expect(desk.api.get(f"/v1/challenges/{ch['id']}"), 200)["state"] == "used"
+    # Spent: the same approved challenge does not confirm a second request.
+    expect(desk.api.delete(f"/v1/groups/{gid}/dissolution"), 200)
+    expect(dissolve(desk.api, gid, challenge_id=ch["id"]), 409, "CHALLENGE_USED")
+
+
+def test_risk_explain_lists_each_reason(srv, tmp_path):
+    name = "r" + uuid.uuid4().hex[:8]
+    desk = Device(srv, tmp_path, name, register_first=True)
+    gid = expect(desk.api.post("/v1/groups", {"name": "to go"}), 201)["id"]
+    # Without a step-up, the risk engine (frequency threshold 0 here) asks for one.
+    p = expect(dissolve(desk.api, gid), 428, "VERIFICATION_REQUIRED")
+    assert p["risk"]["level"] == "verify"
+    st = expect(dissolve_with_totp(srv, desk.api, gid), 202)
+    assert st["state"] == "pending" and st["risk"]["level"] == "verify"
 
     # risk explain by group and by evaluation id: level, score and each reason.
     out = desk.ok("risk", "explain", gid).stdout

@@ -93,8 +93,9 @@ class Streams:
 
 
 def request(owner, gid):
-    token = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "keep"}), 200)["confirmation_token"]
-    return expect(owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "keep", "confirmation_token": token}), 202)
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "keep"}), 200)
+    return expect(owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "keep", "confirmation_token": p["confirmation_token"],
+                                                               "typed_name": p["name"]}), 202)
 
 
 def test_600_members_get_the_72h_notice_and_every_member_every_event(srv):

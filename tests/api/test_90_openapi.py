@@ -20,7 +20,8 @@ FLAG_BITS = ("R_AUTH", "R_WRITE", "R_JSON", "R_RAW", "R_NOIDEM", "R_TICKET", "R_
 # Outside the router: served by evhttp_set_cb only with the bench_hello setting.
 OUTSIDE_ROUTER = {("GET", "/bench/hello")}
 # Body members a field table accepts but the handler refuses anyway (documented as such).
-REFUSED_MEMBERS = {("POST", "/v1/groups/:/dissolution/preview"): {"confirmation_token", "password", "totp_code", "challenge_id"}}
+REFUSED_MEMBERS = {("POST", "/v1/groups/:/dissolution/preview"): {"confirmation_token", "password", "totp_code", "challenge_id",
+                                                                     "typed_name", "step_up_challenge_id"}}
 
 
 def read(rel):

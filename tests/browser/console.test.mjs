@@ -288,7 +288,7 @@ try {
     check(delay.includes('2 d'), `delay: ${delay}`);
     check((await owner.page.textContent('#delay-reasons')).includes('cooling_off'), 'delay reason');
     check((await owner.page.textContent('#approvals-needed')).includes('No approvals'), 'approvals');
-    check((await owner.page.textContent('#requirements')).includes('confirm'), 'requirements');
+    check((await owner.page.textContent('#requirements')).includes('qr'), "requirements: the web platform's QR challenge");
     await shot(owner.page, 'preview');
   });
 

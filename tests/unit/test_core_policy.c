@@ -90,6 +90,11 @@ static void test_shipped_equals_builtin(qun_policy_t *builtin) {
     CHECK(json_dump_file(kinds, path, JSON_INDENT(2)) == 0);
     snprintf(path, sizeof path, "%s/regions.json", dir);
     CHECK(json_dump_file(regions, path, JSON_INDENT(2)) == 0);
+    json_t *verification = json_deep_copy(json_object_get(a, "verification"));
+    json_object_set_new(verification, "version", json_integer(1));
+    snprintf(path, sizeof path, "%s/verification.json", dir);
+    CHECK(json_dump_file(verification, path, JSON_INDENT(2)) == 0);
+    json_decref(verification);
     qun_policy_t *again = NULL;
     CHECK(qun_policy_load_dir(dir, &again, &err) == QUN_OK);
     json_t *c = again ? qun_policy_json(again) : NULL;
@@ -290,6 +295,40 @@ static void test_region_approvals(void) {
     qun_policy_free(p);
 }
 
+/* The verification section: the builtin values, and a pack that changes them. */
+static void test_verification(const qun_policy_t *builtin) {
+    const qun_policy_verify_t *v = qun_policy_verification(builtin);
+    CHECK(v == qun_policy_verification(NULL) || memcmp(v, qun_policy_verification(NULL), sizeof *v) == 0);
+    CHECK(v->platform[QUN_PLATFORM_ANDROID] == QUN_VM_CONFIRM);
+    CHECK(v->platform[QUN_PLATFORM_IOS] == QUN_VM_DEVICE_KEY);
+    CHECK(v->platform[QUN_PLATFORM_WINDOWS] == QUN_VM_QR && v->platform[QUN_PLATFORM_WEB] == QUN_VM_QR);
+    CHECK(v->platform[QUN_PLATFORM_CLI] == (QUN_VM_CONFIRM | QUN_VM_TYPED_NAME));
+    CHECK(v->step_up == (QUN_VM_TOTP | QUN_VM_DEVICE_KEY));
+    CHECK(v->transfer_session_age == 86400 && v->transfer_password_age == 86400);
+    CHECK(v->transfer_group_max == 3 && v->transfer_group_window == 90 * 86400);
+    CHECK(v->transfer_owner_max == 5 && v->transfer_owner_window == 86400 && v->bulk_verify_above == 10);
+    CHECK(qun_platform_parse("ios") == QUN_PLATFORM_IOS && qun_platform_parse("palm") == QUN_PLATFORM_OTHER);
+    CHECK(qun_platform_parse(NULL) == QUN_PLATFORM_OTHER && strcmp(qun_platform_name(QUN_PLATFORM_CLI), "cli") == 0);
+    CHECK(strcmp(qun_policy_method_name(QUN_VM_TYPED_NAME), "typed_name") == 0);
+
+    char dir[128], path[160];
+    new_dir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/verification.json", dir);
+    write_file(path, "{\"version\": 1, \"platforms\": {\"android\": [\"qr\", \"totp\"], \"ios\": [\"device_key\"], "
+                     "\"windows\": [\"qr\"], \"web\": [\"qr\"], \"cli\": [\"typed_name\"], \"other\": [\"confirm\"]}, "
+                     "\"step_up\": [\"qr\"], \"transfer\": {\"max_per_group\": 1}}");
+    qun_policy_t *p = NULL;
+    qun_err_t err = {{0}, {0}};
+    CHECK(qun_policy_load_dir(dir, &p, &err) == QUN_OK);
+    if (!p) return;
+    CHECK(strstr(qun_policy_origin(p), "verification.json") != NULL);
+    v = qun_policy_verification(p);
+    CHECK(v->platform[QUN_PLATFORM_ANDROID] == (QUN_VM_QR | QUN_VM_TOTP) && v->platform[QUN_PLATFORM_CLI] == QUN_VM_TYPED_NAME);
+    CHECK(v->step_up == QUN_VM_QR && v->transfer_group_max == 1);
+    CHECK(v->transfer_owner_max == 5 && v->bulk_verify_above == 10); /* omitted: builtin */
+    qun_policy_free(p);
+}
+
 static void test_missing(void) {
     qun_policy_t *p = NULL;
     qun_err_t err = {{0}, {0}};
@@ -375,6 +414,17 @@ static const struct broken {
     {"regions.json", "regions.eu.notice_second", "1", NULL, "regions.eu.notice_second", "unknown key"},
     {"regions.json", "regions.EU", "{}", NULL, "regions.EU", "region names"},
     {"regions.json", "regions", NULL, NULL, "regions", "is required"},
+    {"verification.json", "platforms.ios", "[\"faceid\"]", NULL, "platforms.ios[0]", "must be one of"},
+    {"verification.json", "platforms.ios", "[]", NULL, "platforms.ios", "non-empty array"},
+    {"verification.json", "platforms.web", "[\"qr\", \"qr\"]", NULL, "platforms.web[1]", "listed twice"},
+    {"verification.json", "platforms.cli", NULL, NULL, "platforms.cli", "is missing"},
+    {"verification.json", "platforms.symbian", "[\"confirm\"]", NULL, "platforms.symbian", "unknown platform"},
+    {"verification.json", "step_up", "[\"typed_name\"]", NULL, "step_up[0]", "must be one of device_key"},
+    {"verification.json", "transfer.max_per_group", "0", NULL, "transfer.max_per_group", "must be an integer >= 1"},
+    {"verification.json", "transfer.min_session_age", "60", NULL, "transfer.min_session_age", "unknown key"},
+    {"verification.json", "bulk_remove.verify_above_members", "-1", NULL, "bulk_remove.verify_above_members",
+     "must be an integer >= 0"},
+    {"verification.json", "platforms", NULL, NULL, "platforms", "is required"},
 };
 
 static void test_broken(void) {
@@ -438,6 +488,7 @@ int main(void) {
     CHECK_STR(qun_policy_approval_name(QUN_APPROVAL_GUARDIANS), "guardians");
 
     test_shipped_equals_builtin(builtin);
+    test_verification(builtin);
     test_kinds(builtin);
     test_cross_border(builtin);
     test_region_approvals();

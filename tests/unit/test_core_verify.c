@@ -315,6 +315,130 @@ static void test_policy(void) {
     json_decref(j);
 }
 
+/* An approved challenge of actor a (signed by key k of device `signer`) for check_proofs. */
+static void approved(const qun_actor_t *a, const qun_actor_t *signer, const keypair_t *k, const char *method,
+                     const char *digest, char cid[QUN_ID_MAX]) {
+    json_t *c, *out;
+    qun_err_t err;
+    unsigned char sig[64];
+    CHECK(qun_challenge_create(db, a, method, "transfer", "g_v", digest, &c, &err) == QUN_OK);
+    snprintf(cid, QUN_ID_MAX, "%s", json_string_value(json_object_get(c, "id")));
+    sign_challenge(k, c, NULL, sig);
+    CHECK(qun_challenge_approve(db, signer, cid, signer->device_id, sig, &out, &err) == QUN_OK);
+    json_decref(out);
+    json_decref(c);
+}
+
+/* qun_verify_check: each proof counts once, a missing method is named, a wrong proof is
+ * refused even when not needed; and the confirmation tokens of any action. */
+static void test_check_proofs(void) {
+    qun_err_t err;
+    json_t *out, *problem = NULL;
+    int64_t vera = new_user("vera");
+    qun_actor_t phone, desk;
+    login(vera, "carol-phone", "ios", &phone);
+    login(vera, "carol-desk", "web", &desk);
+    keypair_t kp, kd;
+    crypto_sign_keypair(kp.pk, kp.sk);
+    crypto_sign_keypair(kd.pk, kd.sk);
+    CHECK(qun_device_key_register(db, &phone, kp.pk, &out, &err) == QUN_OK);
+    json_decref(out);
+    CHECK(qun_device_key_register(db, &desk, kd.pk, &out, &err) == QUN_OK);
+    json_decref(out);
+    char digest[65];
+    memset(digest, 'b', 64);
+    digest[64] = '\0';
+    qun_verify_proof_t p = {.action = "transfer", .group = "g_v", .group_name = "Vault", .params_digest = digest};
+
+    /* cli: confirm + typed_name. */
+    qun_verify_need_t cli = qun_verify_required("cli", QUN_RISK_ALLOW);
+    CHECK(qun_verify_check(db, &desk, cli, &p, &problem, &err) == QUN_CONFIRMATION_REQUIRED);
+    CHECK(problem && json_array_size(json_object_get(problem, "requirements")) == 2);
+    CHECK_STR(json_string_value(json_object_get(problem, "params_digest")), digest);
+    json_decref(problem);
+    problem = NULL;
+    p.confirmed = true;
+    CHECK(qun_verify_check(db, &desk, cli, &p, NULL, &err) == QUN_TYPED_NAME_REQUIRED);
+    p.typed_name = "vault";
+    CHECK(qun_verify_check(db, &desk, cli, &p, NULL, &err) == QUN_TYPED_NAME_MISMATCH);
+    CHECK_STR(err.field, "typed_name");
+    p.typed_name = "Vault";
+    CHECK(qun_verify_check(db, &desk, cli, &p, NULL, &err) == QUN_OK);
+    /* A wrong name is refused even where no name is needed. */
+    p.typed_name = "Vaul";
+    CHECK(qun_verify_check(db, &desk, (qun_verify_need_t){0}, &p, NULL, &err) == QUN_TYPED_NAME_MISMATCH);
+    p.typed_name = NULL;
+    p.confirmed = false;
+
+    /* web: qr; a device_key challenge is the wrong kind. */
+    qun_verify_need_t web = qun_verify_required("web", QUN_RISK_ALLOW);
+    char own[QUN_ID_MAX], qr[QUN_ID_MAX], qr2[QUN_ID_MAX];
+    approved(&desk, &desk, &kd, "device_key", digest, own);
+    p.challenges[0] = own;
+    CHECK(qun_verify_check(db, &desk, web, &p, NULL, &err) == QUN_QR_REQUIRED);
+    approved(&desk, &phone, &kp, "qr", digest, qr);
+    p.challenges[0] = qr;
+    CHECK(qun_verify_check(db, &desk, web, &p, NULL, &err) == QUN_OK);
+    CHECK(qun_verify_check(db, &desk, web, &p, NULL, &err) == QUN_CHALLENGE_USED); /* replayed */
+    /* At risk verify: qr plus a step-up (device_key or totp, not qr again). */
+    qun_verify_need_t webv = qun_verify_required("web", QUN_RISK_VERIFY);
+    CHECK(webv.all == QUN_VM_QR && webv.any == (QUN_VM_DEVICE_KEY | QUN_VM_TOTP));
+    approved(&desk, &phone, &kp, "qr", digest, qr2);
+    p.challenges[0] = qr2;
+    CHECK(qun_verify_check(db, &desk, webv, &p, &problem, &err) == QUN_VERIFICATION_REQUIRED);
+    CHECK(problem && json_is_object(json_object_get(problem, "requirements")));
+    json_decref(problem);
+    problem = NULL;
+    /* (A refusal rolls back with the request's transaction over HTTP; here qr2 stays used.) */
+    approved(&desk, &phone, &kp, "qr", digest, qr2);
+    approved(&desk, &desk, &kd, "device_key", digest, own);
+    p.challenges[1] = own;
+    CHECK(qun_verify_check(db, &desk, webv, &p, NULL, &err) == QUN_OK);
+    p.challenges[0] = p.challenges[1] = NULL;
+
+    /* ios: device_key; the qr kind is wrong; the binding must match. */
+    qun_verify_need_t ios = qun_verify_required("ios", QUN_RISK_ALLOW);
+    approved(&phone, &desk, &kd, "qr", digest, qr);
+    p.challenges[0] = qr;
+    CHECK(qun_verify_check(db, &phone, ios, &p, NULL, &err) == QUN_DEVICE_KEY_REQUIRED);
+    approved(&phone, &phone, &kp, "device_key", digest, own);
+    p.challenges[0] = own;
+    p.params_digest = "c";
+    CHECK(qun_verify_check(db, &phone, ios, &p, NULL, &err) == QUN_CHALLENGE_MISMATCH);
+    p.params_digest = digest;
+    CHECK(qun_verify_check(db, &phone, ios, &p, NULL, &err) == QUN_OK);
+
+    /* Confirmation tokens are bound to user, group, action and parameters, once. */
+    json_t *params = json_pack("{s:s}", "to", "u_x"), *other = json_pack("{s:s}", "to", "u_y");
+    char token[64];
+    int64_t expires, g7, g8;
+    qun_group_t g;
+    CHECK(qun_group_create(db, &desk, "Vault", "standard", NULL, NULL, &out, &err) == QUN_OK);
+    CHECK(qun_group_load(db, json_string_value(json_object_get(out, "id")), &g, &err) == QUN_OK);
+    json_decref(out);
+    g7 = g.id;
+    CHECK(qun_group_create(db, &desk, "Other", "standard", NULL, NULL, &out, &err) == QUN_OK);
+    CHECK(qun_group_load(db, json_string_value(json_object_get(out, "id")), &g, &err) == QUN_OK);
+    json_decref(out);
+    g8 = g.id;
+    CHECK(qun_confirm_issue(db, &desk, g7, "transfer", params, token, &expires, &err) == QUN_OK);
+    CHECK(strncmp(token, "qct_", 4) == 0 && strlen(token) == 47 && expires == qun_now() + qun_core_cfg.confirm_ttl);
+    CHECK(qun_confirm_consume(db, &desk, g7, "bulk_remove", params, token, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_confirm_consume(db, &desk, g8, "transfer", params, token, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_confirm_consume(db, &desk, g7, "transfer", other, token, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_confirm_consume(db, &desk, g7, "transfer", params, token, &err) == QUN_OK);
+    CHECK(qun_confirm_consume(db, &desk, g7, "transfer", params, token, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(strstr(err.msg, "already used") != NULL);
+    json_decref(params);
+    json_decref(other);
+
+    char text[64];
+    qun_verify_mask_text(QUN_VM_CONFIRM | QUN_VM_TYPED_NAME, "password", text, sizeof text);
+    CHECK_STR(text, "confirm+typed_name+password");
+    qun_verify_mask_text(0, NULL, text, sizeof text);
+    CHECK_STR(text, "");
+}
+
 static uint32_t crc(const unsigned char *p, size_t n) {
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
@@ -362,6 +486,7 @@ int main(void) {
     test_rfc6238_vectors();
     test_totp();
     test_policy();
+    test_check_proofs();
     test_render();
     qun_db_close(db);
     char path[64];
