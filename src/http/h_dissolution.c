@@ -16,6 +16,7 @@ static const qun_field_t diss_fields[] = {
     {"successor_name", F_STR, false, 1, 128, NULL},
     {"totp_code", F_STR, false, 6, 8, NULL},
     {"challenge_id", F_STR, false, 1, 64, NULL},
+    {"archive", F_OBJ, false, 0, 0, NULL}, /* {"recipients": [age1...]}: archive, then dissolve */
     {0}};
 
 /* The parameters a confirmation token is bound to: the body without the secrets. */

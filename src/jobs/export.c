@@ -29,6 +29,7 @@
 #include "qun/archive.h"
 #include "qun/core.h"
 #include "qun/desensitize.h"
+#include "qun/event.h"
 #include "qun/export.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
@@ -47,7 +48,9 @@ typedef struct ctx {
     char xid[QUN_ID_MAX];
     char *recipients; /* JSON array text */
     bool mask;        /* desensitize message text and memos */
-    _Atomic int64_t messages, files, bytes;
+    int64_t self_uid; /* scope 'self': the member whose copy this is; 0 for the whole group */
+    _Atomic int64_t messages, files, bytes, file_bytes;
+    _Atomic int64_t total_messages, total_files, total_file_bytes; /* of the snapshot, once counted */
     bool ended, ok;   /* under mu */
     char digest[65];
     int64_t size;
@@ -83,6 +86,7 @@ typedef struct {
     int64_t now;
     stage_t digests; /* "name":"hex" pairs for the manifest, comma-separated */
     int64_t ndigests;
+    bool over_quota; /* the output went past export_quota_bytes */
     qun_mask_counts_t masked;
 } work_t;
 
@@ -323,12 +327,18 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
             (*count)++;
             *bytes += page[i].size;
             atomic_store(&w->c->files, *count);
+            atomic_store(&w->c->file_bytes, *bytes);
         }
     } while (rc == QUN_OK && n == 64);
     return rc == QUN_OK ? stage_add(w, &s, "files.jsonl", true, err) : (stage_close(&s), rc);
 }
 
+#define PAY_COLS \
+    "p.id, p.pid, p.kind, p.amount, p.shares, p.claimed_amount, p.claimed_shares, p.memo, u.openid, p.created_at " \
+    "FROM payments p JOIN users u ON u.id = p.creator_id"
+
 static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
+    int64_t self = w->c->self_uid;
     stage_t s;
     qun_rc rc = stage_open(w, &s, err);
     if (rc != QUN_OK) return rc;
@@ -337,11 +347,14 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
     do {
         qun_q_t *q;
         n = 0;
-        qun_rc qrc = qun_db_run(w->db, &q, err,
-                                "SELECT p.id, p.pid, p.kind, p.amount, p.shares, p.claimed_amount, p.claimed_shares, "
-                                "p.memo, u.openid, p.created_at FROM payments p JOIN users u ON u.id = p.creator_id "
-                                "WHERE p.group_id = $1 AND p.id > $2 ORDER BY p.id LIMIT $3",
-                                "iii", w->c->group_id, after, (int64_t)PAGE);
+        /* A member's own copy holds the payments they made or claimed from. */
+        qun_rc qrc = self ? qun_db_run(w->db, &q, err,
+                                       "SELECT " PAY_COLS " WHERE p.group_id = $1 AND p.id > $2 AND (p.creator_id = $4 OR "
+                                       "EXISTS (SELECT 1 FROM payment_claims c WHERE c.payment_id = p.id AND c.user_id = $4)) "
+                                       "ORDER BY p.id LIMIT $3", "iiii", w->c->group_id, after, (int64_t)PAGE, self)
+                          : qun_db_run(w->db, &q, err,
+                                       "SELECT " PAY_COLS " WHERE p.group_id = $1 AND p.id > $2 ORDER BY p.id LIMIT $3",
+                                       "iii", w->c->group_id, after, (int64_t)PAGE);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
             after = qun_q_col_int(q, 0);
             char *memo = strdup(qun_q_col_text(q, 7));
@@ -352,10 +365,15 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
             mask_text(w, memo);
             json_t *claims = json_array();
             qun_q_t *cq;
-            qun_rc crc = qun_db_run(w->db, &cq, err,
-                                    "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
-                                    "ON u.id = c.user_id WHERE c.payment_id = $1 ORDER BY c.created_at, u.id",
-                                    "i", after);
+            /* ... and of the claims, only their own. */
+            qun_rc crc = self ? qun_db_run(w->db, &cq, err,
+                                           "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
+                                           "ON u.id = c.user_id WHERE c.payment_id = $1 AND c.user_id = $2 "
+                                           "ORDER BY c.created_at, u.id", "ii", after, self)
+                              : qun_db_run(w->db, &cq, err,
+                                           "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
+                                           "ON u.id = c.user_id WHERE c.payment_id = $1 ORDER BY c.created_at, u.id",
+                                           "i", after);
             for (; crc == QUN_ROW; crc = qun_q_step(cq, err))
                 json_array_append_new(claims, json_pack("{s:s, s:I, s:I}", "openid", qun_q_col_text(cq, 0), "amount",
                                                         (json_int_t)qun_q_col_int(cq, 1), "created_at",
@@ -405,6 +423,11 @@ static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, qun_err_t
 
 static int out_write(void *arg, const void *buf, size_t len) {
     work_t *w = arg;
+    int64_t quota = qun_core_cfg.export_quota_bytes;
+    if (quota > 0 && atomic_load(&w->c->bytes) + (int64_t)len > quota) {
+        w->over_quota = true;
+        return -1;
+    }
     if (fwrite(buf, 1, len, w->out) != len) return -1;
     atomic_fetch_add(&w->c->bytes, (int64_t)len);
     return 0;
@@ -416,6 +439,22 @@ static qun_rc fsync_dir(const char *dir, qun_err_t *err) {
     int r = fsync(fd);
     close(fd);
     return r == 0 ? QUN_OK : qun_fail(err, QUN_STORE, "cannot fsync %s: %s", dir, strerror(errno));
+}
+
+/* The snapshot's totals, so progress can be shown as a fraction.  Best effort: a
+ * failed count leaves the totals at zero. */
+static void count_totals(work_t *w) {
+    qun_q_t *q;
+    if (qun_db_run(w->db, &q, NULL, "SELECT COUNT(*) FROM messages WHERE group_id = $1", "i", w->c->group_id) == QUN_ROW) {
+        atomic_store(&w->c->total_messages, qun_q_col_int(q, 0));
+        qun_q_done(q);
+    }
+    if (qun_db_run(w->db, &q, NULL, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM group_files WHERE group_id = $1", "i",
+                   w->c->group_id) == QUN_ROW) {
+        atomic_store(&w->c->total_files, qun_q_col_int(q, 0));
+        atomic_store(&w->c->total_file_bytes, qun_q_col_int(q, 1));
+        qun_q_done(q);
+    }
 }
 
 /* The whole export, on the export thread. */
@@ -451,6 +490,7 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (rc == QUN_OK) rc = stage_open(w, &w->digests, err);
     if (rc == QUN_OK) rc = qun_archive_new((const uint8_t(*)[32])pks, npk, out_write, w, &w->a, err);
     int64_t members = 0, messages = 0, files = 0, file_bytes = 0, payments = 0;
+    if (rc == QUN_OK) count_totals(w);
     if (rc == QUN_OK) rc = write_members(w, &members, err);
     if (rc == QUN_OK) rc = write_messages(w, &messages, err);
     if (rc == QUN_OK) rc = write_files(w, &files, &file_bytes, err);
@@ -461,6 +501,9 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (c->mask) json_object_set_new(counts, "masked", qun_mask_counts_json(&w->masked));
     if (rc == QUN_OK) rc = write_manifest(w, group, counts, err);
     if (rc == QUN_OK) rc = qun_archive_finish(w->a, c->digest, &c->size, err);
+    if (rc != QUN_OK && w->over_quota)
+        rc = qun_fail(err, QUN_EXPORT_QUOTA_EXCEEDED, "the archive would exceed export_quota_bytes (%lld)",
+                      (long long)qun_core_cfg.export_quota_bytes);
     if (rc == QUN_OK && (fflush(w->out) != 0 || fsync(fileno(w->out)) != 0))
         rc = qun_fail(err, QUN_STORE, "cannot write %s: %s", w->part, strerror(errno));
     if (w->out && fclose(w->out) != 0 && rc == QUN_OK)
@@ -513,8 +556,11 @@ static void *export_main(void *arg) {
 /* ---- the job step (writer thread) ---- */
 
 static json_t *progress_json(ctx_t *c) {
-    return json_pack("{s:I, s:I, s:I}", "messages", (json_int_t)atomic_load(&c->messages), "files",
-                     (json_int_t)atomic_load(&c->files), "bytes", (json_int_t)atomic_load(&c->bytes));
+    return json_pack("{s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "messages", (json_int_t)atomic_load(&c->messages),
+                     "files", (json_int_t)atomic_load(&c->files), "bytes", (json_int_t)atomic_load(&c->bytes),
+                     "file_bytes", (json_int_t)atomic_load(&c->file_bytes), "total", "messages",
+                     (json_int_t)atomic_load(&c->total_messages), "files", (json_int_t)atomic_load(&c->total_files),
+                     "file_bytes", (json_int_t)atomic_load(&c->total_file_bytes));
 }
 
 static qun_rc save_progress(qun_db_t *db, int64_t export_id, ctx_t *c, qun_err_t *err) {
@@ -533,7 +579,12 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     if (!c->ok) {
         rc = qun_db_run(db, NULL, err, "UPDATE exports SET state = 'failed', error = $2, finished_at = $3 WHERE id = $1",
                         "isi", c->export_id, c->error, qun_now());
-        return rc == QUN_DONE ? QUN_OK : rc;
+        if (rc == QUN_DONE)
+            rc = qun_event_group(db, "export.failed", c->group_id, QUN_EVENT_OWNER,
+                                 json_pack("{s:s, s:s}", "export", c->xid, "error", c->error), err);
+        /* A dissolution waiting for this archive does not proceed. */
+        if (rc == QUN_OK) rc = qun_diss_archived(db, c->export_id, false, NULL, -1, c->error, err);
+        return rc;
     }
     qun_q_t *q;
     char gid[QUN_ID_MAX], state[16];
@@ -543,8 +594,9 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     snprintf(state, sizeof state, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
     json_t *recips = json_loads(c->recipients, 0, NULL);
-    json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:O}", "export", c->xid, "digest", c->digest, "size",
-                          (json_int_t)c->size, "recipients", (json_int_t)json_array_size(recips), "counts", c->counts);
+    json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:O, s:s}", "export", c->xid, "digest", c->digest, "size",
+                          (json_int_t)c->size, "recipients", (json_int_t)json_array_size(recips), "counts", c->counts,
+                          "scope", c->self_uid ? "self" : "group");
     json_decref(recips);
     int64_t index = -1;
     rc = qun_ledger_append(db, "export.made", gid, requester, state, state, f, &index, err);
@@ -553,7 +605,10 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     rc = qun_db_run(db, NULL, err,
                     "UPDATE exports SET state = 'done', digest = $2, size = $3, ledger_index = $4, finished_at = $5 "
                     "WHERE id = $1", "isiii", c->export_id, c->digest, c->size, index, qun_now());
-    return rc == QUN_DONE ? QUN_OK : rc;
+    /* The archive is complete and its digest ledgered: a dissolution waiting for it
+     * proceeds, in this same transaction. */
+    if (rc == QUN_DONE) rc = qun_diss_archived(db, c->export_id, true, c->digest, index, NULL, err);
+    return rc;
 }
 
 qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
@@ -561,8 +616,8 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
     *finished = false;
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT e.xid, e.state, e.recipients, e.desensitize, u.openid FROM exports e "
-                           "JOIN users u ON u.id = e.requester_id WHERE e.id = $1", "i", ref_id);
+                           "SELECT e.xid, e.state, e.recipients, e.desensitize, u.openid, e.scope, e.requester_id "
+                           "FROM exports e JOIN users u ON u.id = e.requester_id WHERE e.id = $1", "i", ref_id);
     if (rc == QUN_DONE) {
         *finished = true;
         return QUN_OK;
@@ -574,6 +629,7 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
     snprintf(requester, sizeof requester, "%s", qun_q_col_text(q, 4));
     char *recipients = qun_xstrdup(qun_q_col_text(q, 2));
     bool mask = qun_q_col_int(q, 3) != 0;
+    int64_t self_uid = strcmp(qun_q_col_text(q, 5), "self") == 0 ? qun_q_col_int(q, 6) : 0;
     qun_q_done(q);
     if (!live) {
         free(recipients);
@@ -593,6 +649,7 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
         c->recipients = recipients;
         recipients = NULL;
         c->mask = mask;
+        c->self_uid = self_uid;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -627,28 +684,29 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
 
 /* ---- requests ---- */
 
-qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients,
-                         json_t **out, qun_err_t *err) {
-    qun_group_t g;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
-    if (rc != QUN_OK) return rc;
+qun_rc qun_export_check_recipients(json_t *recipients, const char *field, qun_err_t *err) {
     size_t n = json_array_size(recipients), i;
     if (!json_is_array(recipients) || n < 1 || n > QUN_EXPORT_MAX_RECIPIENTS)
-        return qun_fail_field(err, QUN_FIELD_INVALID, "recipients", "recipients must list 1 to %d age recipients",
+        return qun_fail_field(err, QUN_FIELD_INVALID, field, "%s must list 1 to %d age recipients", field,
                               QUN_EXPORT_MAX_RECIPIENTS);
     json_t *e;
     json_array_foreach(recipients, i, e) {
         uint8_t pk[32];
-        char field[48];
-        snprintf(field, sizeof field, "recipients[%zu]", i);
-        if (!json_is_string(e)) return qun_fail_field(err, QUN_FIELD_INVALID, field, "a recipient is a string");
+        char name[sizeof err->field];
+        snprintf(name, sizeof name, "%s[%zu]", field, i);
+        if (!json_is_string(e)) return qun_fail_field(err, QUN_FIELD_INVALID, name, "a recipient is a string");
         if (qun_age_recipient_parse(json_string_value(e), pk, err) != QUN_OK) {
-            snprintf(err->field, sizeof err->field, "%s", field);
+            snprintf(err->field, sizeof err->field, "%s", name);
             return QUN_AGE_KEY_INVALID;
         }
     }
+    return QUN_OK;
+}
+
+qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *recipients, bool self,
+                        int64_t *id, json_t **out, qun_err_t *err) {
     qun_policy_view_t v;
-    rc = qun_group_policy(db, &g, &v, err);
+    qun_rc rc = qun_group_policy(db, g, &v, err);
     if (rc != QUN_OK) return rc;
     if (!v.rule[QUN_POLICY_EXPORT].value)
         return qun_fail(err, QUN_EXPORT_FORBIDDEN, "export of this group is not allowed (%s)",
@@ -659,30 +717,48 @@ qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, js
     char *rtext = json_dumps(recipients, JSON_COMPACT);
     if (!rtext) return qun_fail(err, QUN_NOMEM, "out of memory");
     int64_t now = qun_now();
+    const char *scope = self ? "self" : "group";
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
-                    "INSERT INTO exports(xid, group_id, requester_id, recipients, desensitize, created_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", "siisii", xid, g.id, a->uid, rtext,
-                    (int64_t)mask, now);
+                    "INSERT INTO exports(xid, group_id, requester_id, recipients, desensitize, created_at, scope) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id", "siisiis", xid, g->id, a->uid, rtext,
+                    (int64_t)mask, now, scope);
     free(rtext);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    int64_t id = qun_q_col_int(q, 0);
+    *id = qun_q_col_int(q, 0);
     qun_q_done(q);
     rc = qun_db_run(db, NULL, err,
                     "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('export_group', $1, $2, $3, $3)",
-                    "iii", g.id, id, now);
+                    "iii", g->id, *id, now);
     if (rc != QUN_DONE) return rc;
-    *out = json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:b, s:I}", "id", xid, "group", g.gid, "state", "running",
-                     "progress", "messages", 0, "files", 0, "bytes", 0, "desensitized", mask, "created_at",
-                     (json_int_t)now);
+    if (out)
+        *out = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:b, s:I}", "id", xid, "group", g->gid, "scope", scope,
+                         "state", "running", "progress", "messages", 0, "files", 0, "bytes", 0, "desensitized", mask,
+                         "created_at", (json_int_t)now);
     return QUN_OK;
+}
+
+qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients, const char *scope,
+                         json_t **out, qun_err_t *err) {
+    bool self = scope && strcmp(scope, "self") == 0;
+    qun_group_t g;
+    qun_rc rc = qun_group_access(db, a, gid, self ? QUN_ROLE_MEMBER : QUN_ROLE_OWNER, &g, err);
+    if (rc != QUN_OK) return rc;
+    /* A member's own copy: during a dissolution's notice (any member), or any time
+     * for the owner. */
+    if (self && g.role != QUN_ROLE_OWNER && strcmp(g.state, "pending") != 0)
+        return qun_fail(err, QUN_SELF_EXPORT_CLOSED,
+                        "members export their own copy while a dissolution is pending; group %s is %s", g.gid, g.state);
+    rc = qun_export_check_recipients(recipients, "recipients", err);
+    int64_t id;
+    return rc == QUN_OK ? qun_export_queue(db, a, &g, recipients, self, &id, out, err) : rc;
 }
 
 /* Load the export row xid for its requester. */
 static qun_rc load(qun_db_t *db, const qun_actor_t *a, const char *xid, qun_q_t **q, qun_err_t *err) {
     qun_rc rc = qun_db_run(db, q, err,
                            "SELECT e.xid, g.gid, e.state, e.progress, e.digest, e.size, e.ledger_index, e.error, "
-                           "e.created_at, e.finished_at, e.requester_id, e.recipients, e.desensitize "
+                           "e.created_at, e.finished_at, e.requester_id, e.recipients, e.desensitize, e.scope "
                            "FROM exports e JOIN groups g ON g.id = e.group_id WHERE e.xid = $1", "s", xid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %s of yours", xid);
     if (rc != QUN_ROW) return rc;
@@ -710,6 +786,7 @@ qun_rc qun_export_get(qun_db_t *db, const qun_actor_t *a, const char *xid, json_
         json_object_set_new(o, "ledger_index", json_integer(qun_q_col_int(q, 6)));
     }
     if (strcmp(state, "failed") == 0) json_object_set_new(o, "error", json_string(qun_q_col_text(q, 7)));
+    json_object_set_new(o, "scope", json_string(qun_q_col_text(q, 13)));
     if (!qun_q_col_null(q, 9)) json_object_set_new(o, "finished_at", json_integer(qun_q_col_int(q, 9)));
     qun_q_done(q);
     *out = o;

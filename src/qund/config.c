@@ -122,6 +122,7 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"webhook_backoff_base", 1, 86400, NULL, &qun_outbox_cfg.backoff_base},
         {"risk_frequency_max", 0, 1000000, NULL, &qun_risk_cfg.freq_max},
         {"risk_frequency_deny", 0, 1000000, NULL, &qun_risk_cfg.freq_deny_max},
+        {"export_quota_bytes", 0, (int64_t)1 << 50, &qun_core_cfg.export_quota_bytes, NULL},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;
