@@ -33,6 +33,8 @@ def test_a_member_exports_their_own_copy_during_the_notice(srv, tmp_path):
     texts = []
     for i, who in enumerate([owner, alice, bob] * 5):
         texts.append(f"m{i} by {who.username}")
+        if i == 4:  # every character class the JSON lines must escape, and some that pass through
+            texts[-1] += ' "quoted" back\\slash\nnew line\ttab\x01\x1f\x7f/é✓😀'
         expect(who.post(f"/v1/groups/{gid}/messages", {"text": texts[-1]}), 201)
     f = expect(bob.post(f"/v1/groups/{gid}/files?name=notes.txt", raw=b"bob's notes\n"), 201)
     # p1: owner pays, alice and bob claim; p2: bob pays, nobody claims; p3: alice pays.
