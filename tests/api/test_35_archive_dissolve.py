@@ -173,3 +173,25 @@ def test_a_failed_archive_leaves_the_group_active(tight, tmp_path):
     expect(alice.post(f"/v1/groups/{gid}/messages", {"text": "still here"}), 201)
     st = expect(request(owner, gid), 202)
     assert st["state"] == "pending" and "archive" not in st
+
+
+def test_cancelling_while_archiving_leaves_the_group_active(srv, tmp_path):
+    owner = register(srv.url)
+    gid = make_group(owner, name="changed my mind")
+    seed(owner, [owner], gid, n=20)
+    _, recipient = keygen(tmp_path, "k.txt")
+    st = expect(request(owner, gid, archive={"recipients": [recipient]}), 202)
+    xid = st["archive"]["export"]
+    # Cancelled while archiving or, if the export won the race, during the cooling-off:
+    # either way the group ends active and nothing dissolves.
+    st = expect(owner.delete(f"/v1/groups/{gid}/dissolution"), 200)
+    assert st["state"] == "active" and st["dissolution_state"] == "cancelled"
+    deadline = time.time() + 30
+    while expect(owner.get(f"/v1/exports/{xid}"), 200)["state"] == "running":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    st = expect(owner.get(f"/v1/groups/{gid}/dissolution"), 200)
+    assert st["state"] == "active" and st["dissolution_state"] == "cancelled"
+    events = [e["event"] for e in history(owner, gid)]
+    assert "dissolution.cancelled" in events and "group.dissolved" not in events
+    assert events.count("dissolution.requested") <= 1  # only if the export finished first
