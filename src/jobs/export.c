@@ -290,11 +290,84 @@ static const char *author_openid(work_t *w, int64_t uid, qun_err_t *err) {
     return slot->openid;
 }
 
+/* Staging on a helper thread: the reading thread fills one buffer of lines while the
+ * helper writes and hashes the other (SQLite's reading is most of a message's cost;
+ * the write and the hash need not wait for it). */
+#define LINES_CAP (1 << 20)
+
+typedef struct {
+    stage_t *s;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    line_t *pending; /* handed over, not written yet */
+    bool done;
+    qun_rc rc;       /* the helper's first error (only it writes rc and err) */
+    qun_err_t err;
+} bg_t;
+
+static void *bg_main(void *arg) {
+    bg_t *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->pending && !b->done) pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->pending) break;
+        line_t *l = b->pending;
+        qun_rc failed = b->rc;
+        pthread_mutex_unlock(&b->mu);
+        qun_rc rc = failed == QUN_OK ? stage_put(b->s, l->p, l->len, &b->err) : QUN_OK;
+        pthread_mutex_lock(&b->mu);
+        if (rc != QUN_OK) b->rc = rc;
+        l->len = 0;
+        b->pending = NULL;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* Hand l to the helper once it is done with the previous buffer; the helper's error
+ * so far (the caller keeps filling the other buffer). */
+static qun_rc bg_hand(bg_t *b, line_t *l) {
+    pthread_mutex_lock(&b->mu);
+    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
+    qun_rc rc = b->rc;
+    if (rc == QUN_OK && l->len) {
+        b->pending = l;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+/* Wait for the last buffer and end the helper; its error goes to err. */
+static qun_rc bg_finish(bg_t *b, qun_err_t *err) {
+    pthread_mutex_lock(&b->mu);
+    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
+    b->done = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->th, NULL);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    if (b->rc != QUN_OK) *err = b->err;
+    return b->rc;
+}
+
 static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
-    line_t line = {NULL, 0, 0, false};
+    line_t lines[2] = {{NULL, 0, 0, false}, {NULL, 0, 0, false}}, *cur = &lines[0];
     stage_t s;
     qun_rc rc = stage_open(w, &s, err);
     if (rc != QUN_OK) return rc;
+    bg_t bg = {.s = &s, .rc = QUN_OK};
+    pthread_mutex_init(&bg.mu, NULL);
+    pthread_cond_init(&bg.cv, NULL);
+    if (pthread_create(&bg.th, NULL, bg_main, &bg) != 0) {
+        pthread_mutex_destroy(&bg.mu);
+        pthread_cond_destroy(&bg.cv);
+        stage_close(&s);
+        return qun_fail(err, QUN_INTERNAL, "cannot start the staging thread");
+    }
     int64_t after = 0, n;
     *count = 0;
     do {
@@ -325,23 +398,32 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
                 rc = QUN_STORE;
                 break;
             }
-            line.len = 0;
-            line_put(&line, "{\"author\":", 10);
-            line_jstr(&line, author);
-            line_printf(&line, ",\"created_at\":%lld,\"kind\":", (long long)qun_q_col_int(q, 4));
-            line_jstr(&line, qun_q_col_text(q, 2));
-            line_printf(&line, ",\"seq\":%lld,\"text\":", (long long)after);
-            line_jstr(&line, text);
-            line_put(&line, "}\n", 2);
+            line_put(cur, "{\"author\":", 10);
+            line_jstr(cur, author);
+            line_printf(cur, ",\"created_at\":%lld,\"kind\":", (long long)qun_q_col_int(q, 4));
+            line_jstr(cur, qun_q_col_text(q, 2));
+            line_printf(cur, ",\"seq\":%lld,\"text\":", (long long)after);
+            line_jstr(cur, text);
+            line_put(cur, "}\n", 2);
             free(masked);
-            rc = line.oom ? qun_fail(err, QUN_NOMEM, "out of memory") : stage_put(&s, line.p, line.len, err);
+            if (cur->oom) rc = qun_fail(err, QUN_NOMEM, "out of memory");
+            else if (cur->len >= LINES_CAP && (rc = bg_hand(&bg, cur)) == QUN_OK)
+                cur = cur == &lines[0] ? &lines[1] : &lines[0];
             (*count)++;
             atomic_store(&w->c->messages, *count);
         }
         if (qrc == QUN_ROW) qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
     } while (rc == QUN_OK && n == PAGE);
-    free(line.p);
+    if (rc == QUN_OK) rc = bg_hand(&bg, cur);
+    qun_err_t bg_err = {{0}, {0}};
+    qun_rc brc = bg_finish(&bg, &bg_err);
+    if (brc != QUN_OK && (rc == QUN_OK || rc == brc)) { /* rc may be the helper's, from bg_hand */
+        rc = brc;
+        *err = bg_err;
+    }
+    free(lines[0].p);
+    free(lines[1].p);
     return rc == QUN_OK ? stage_add(w, &s, "messages.jsonl", true, err) : (stage_close(&s), rc);
 }
 
