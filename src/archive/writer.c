@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The archive writer of archive.h: libarchive writes a pax tar through its zstd
- * filter (which compresses on a worker thread of zstd's) into a callback that hands
- * the compressed bytes, in 1 MiB buffers, to an encrypting thread: it feeds the age
- * encryptor, whose output is hashed on its way to the caller's sink.  So taring,
- * compressing and encrypting run at once, as `tar | zstd | age` runs three processes.
+ * filter into a callback that hands the compressed bytes, in 1 MiB buffers, to an
+ * encrypting thread: it feeds the age encryptor, whose output is hashed on its way to
+ * the caller's sink.  So taring and compressing run at the same time as encrypting,
+ * hashing and writing, much as `tar | zstd | age` runs its processes side by side.
  * Each layer holds a few blocks or chunks (OUT_BUFS buffers between the threads), so
  * memory stays flat whatever the archive's size. */
 #include <errno.h>
@@ -165,10 +165,10 @@ qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
     }
     /* pax restricted: plain ustar unless a name or size needs an extension. */
     if (archive_write_set_format_pax_restricted(a->ar) != ARCHIVE_OK ||
+        /* Single-threaded zstd: a zstd worker made exports of incompressible files slower
+         * and tripled the RSS (bench/README.md, benchmark 9); the encrypting thread is
+         * the overlap that pays. */
         archive_write_add_filter_zstd(a->ar) != ARCHIVE_OK ||
-        /* zstd compresses on a worker thread of its own while this one tars, hashes and
-         * encrypts: the export's pipeline, as `tar | zstd | age` runs three processes. */
-        archive_write_set_filter_option(a->ar, "zstd", "threads", "1") != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(a->ar, 1) != ARCHIVE_OK ||
         archive_write_open(a->ar, a, NULL, ar_write, NULL) != ARCHIVE_OK) {
         rc = ar_fail(a, err, "cannot start the tar stream");
