@@ -404,6 +404,30 @@ proof_rows() { # proof_rows LABEL LINES: inclusion and consistency p50/p99 vs th
     echo "       $bp"
 } | tee -a "$OUT/results.txt"
 
+# ---- 10. export of a 1M-message, 1 GiB group vs tar | zstd | age of the same files ----
+# BENCH_EXPORT=0 skips it; BENCH_EXPORT_MESSAGES / BENCH_EXPORT_FILE_MB shrink it.
+if [ "${BENCH_EXPORT:-1}" != 0 ]; then
+    echo "bench: export of ${BENCH_EXPORT_MESSAGES:-1000000} messages and ${BENCH_EXPORT_FILE_MB:-1024} MiB of files (export.py)"
+    exp=$(BENCH_DIR="$tmp" QUND=build/qund python3 bench/export.py) || die "export.py failed"
+    eq=$(echo "$exp" | grep '^export_qund ') || die "missing export_qund"
+    ep=$(echo "$exp" | grep '^export_pipeline ') || die "missing export_pipeline"
+    er=$(echo "$exp" | grep '^export_ratio ') || die "missing export_ratio"
+    {
+        echo
+        echo "qun export bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+        printf '%-46s %14s %14s %7s  %s\n' "benchmark" "qund" "tar|zstd|age" "ratio" "aim"
+        printf '%-46s %14s %14s %7s  %s\n' "10. export, MiB/s of member files" "$(field "$eq" mib_per_s)" \
+            "$(field "$ep" mib_per_s)" "$(field "$er" ratio)" ">= 1"
+        printf '%-46s %14s %14s %7s\n' "   end to end (POST until done), MiB/s" \
+            "$(awk -v s="$(field "$eq" end_to_end_seconds)" -v r="$(field "$eq" mib_per_s)" \
+               -v t="$(field "$eq" seconds)" 'BEGIN { printf "%.1f", r * t / s }')" \
+            "$(field "$ep" mib_per_s)" "$(field "$er" end_to_end_ratio)"
+        printf '%-46s %14s %14s\n' "   peak RSS (MiB)" "$(field "$eq" rss_peak_mib)" "$(field "$ep" rss_peak_mib)"
+        echo "details:"
+        echo "$exp" | sed 's/^/    /'
+    } | tee -a "$OUT/results.txt"
+fi
+
 # ---- 9. event fan-out: its own qund per N (bench/fanout.py drives bench/fanout_load.c) ----
 echo
 echo "9. event fan-out (bench/fanout.py): deliveries/s, post -> last recipient, dissolution -> every member" |

@@ -13,6 +13,17 @@
 
 typedef struct qun_archive qun_archive_t;
 
+/* Streaming SHA-256 for bulk bytes (src/archive/sha256.c).  init may fail with NOMEM
+ * (h->ctx stays NULL, and update/final/free accept that); final writes the digest and
+ * frees; free abandons (accepts a freed or failed h). */
+typedef struct {
+    void *ctx;
+} qun_sha256_t;
+qun_rc qun_sha256_init(qun_sha256_t *h, qun_err_t *err);
+void qun_sha256_update(qun_sha256_t *h, const void *buf, size_t n);
+void qun_sha256_final(qun_sha256_t *h, unsigned char out[32]);
+void qun_sha256_free(qun_sha256_t *h);
+
 /* Start an archive encrypted to the X25519 public keys pks[n], its bytes handed to
  * write(arg, ...).  On success *out is owned by the caller (qun_archive_free). */
 qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
@@ -20,6 +31,10 @@ qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
 /* Add a regular file name (a relative path, e.g. "messages.jsonl") holding buf[len]. */
 qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len,
                        int64_t mtime, qun_err_t *err);
+/* Add a regular file name of exactly size bytes, given in pieces: begin, then
+ * add_data until size bytes have been given (the caller's count). */
+qun_rc qun_archive_add_begin(qun_archive_t *a, const char *name, int64_t size, int64_t mtime, qun_err_t *err);
+qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_err_t *err);
 /* Add a regular file name of exactly size bytes read from f in 64 KiB pieces. */
 qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64_t size,
                               int64_t mtime, qun_err_t *err);

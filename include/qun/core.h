@@ -52,6 +52,7 @@ typedef struct {
     int64_t approval_expiry;       /* seconds an approval request stays open */
     int64_t event_ticket_ttl;      /* seconds a GET /v1/events ticket may wait to be used */
     int64_t import_limit;          /* bytes an imported archive may expand to (tar, uncompressed) */
+    int64_t export_quota_bytes;    /* largest .age file one export may write; 0: no limit */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
@@ -250,7 +251,10 @@ qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json
                        qun_err_t *err);
 /* Request: authorize with the proofs the session's platform needs (and the step-ups the
  * rules and the risk engine demand), then go to `review` (approvals needed) or `pending`
- * (the cooling-off / notice timer runs). */
+ * (the cooling-off / notice timer runs).  With params "archive": {"recipients": [age1...]}
+ * (archive then dissolve), the dissolution waits in state `archiving` (the group stays
+ * `active`) for an export of the whole group; it goes on only once that export is
+ * complete and ledgered (qun_diss_archived). */
 /* What the client presents: the token (needed when the session's platform requires
  * `confirm`), the other proofs its platform and the risk engine require, its address. */
 typedef struct {
@@ -278,6 +282,14 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
 /* End a dissolution in review without dissolving: state `rejected` or `expired`. */
 qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *actor_openid, json_t *fields,
                     qun_err_t *err);
+/* The end of export export_id (export.c, in the writer transaction that records it):
+ * a dissolution `archiving` for it proceeds (ok: to `review` or `pending` as a plain
+ * request would, ledgered with the archive's digest and ledger index) or ends in
+ * state `failed` with the group left `active` (not ok: ledgered as
+ * `dissolution.archive_failed`, a `dissolution.archive_failed` event).  No-op when no
+ * dissolution waits for it (or it was cancelled meanwhile). */
+qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *digest, int64_t ledger_index,
+                         const char *error, qun_err_t *err);
 /* The timer: mark a pending dissolution whose delay is over (jobs call it). */
 qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err);
 /* The policy packs' view for group g's kind and regions (operator overrides not applied). */

@@ -23,13 +23,27 @@
 /* Version of the archive layout written to manifest.json ("format_version"). */
 #define QUN_EXPORT_FORMAT_VERSION 1
 
-/* Request an export of group gid for the actor, who must own it, encrypted to the age
- * X25519 recipients in the JSON array recipients (borrowed; 1..16 strings, each
- * checked: AGE_KEY_INVALID with field "recipients[i]").  The group's resolved policy
- * must allow export (EXPORT_FORBIDDEN otherwise).  Runs in a writer transaction: it
- * inserts the row and the job.  *out = {id, group, state, progress} (caller owns). */
+/* Request an export of group gid for the actor, encrypted to the age X25519
+ * recipients in the JSON array recipients (borrowed; 1..16 strings, each checked:
+ * AGE_KEY_INVALID with field "recipients[i]").  scope "group" (or NULL): the whole
+ * group, for its owner.  scope "self": the actor's own copy (every message, the
+ * group's files, only the payments they made or claimed from and only their own
+ * claims), for any member while the group's dissolution is pending and for the owner
+ * at any time (SELF_EXPORT_CLOSED otherwise).  The group's resolved policy must allow
+ * export (EXPORT_FORBIDDEN otherwise).  Runs in a writer transaction: it inserts the
+ * row and the job.  *out = {id, group, scope, state, progress} (caller owns). */
 qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients,
-                         json_t **out, qun_err_t *err);
+                         const char *scope, json_t **out, qun_err_t *err);
+
+/* Check a JSON array of age recipients (borrowed); errors name field ("recipients",
+ * "archive.recipients") and the index of a bad one. */
+qun_rc qun_export_check_recipients(json_t *recipients, const char *field, qun_err_t *err);
+
+/* Queue an export of the loaded group g for a, after the policy check (the caller
+ * has checked the actor's right and the recipients).  *id = the exports row id; *out
+ * as qun_export_create's (may be NULL). */
+qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *recipients,
+                        bool self, int64_t *id, json_t **out, qun_err_t *err);
 
 /* The export xid as its requester sees it: {id, group, state, progress, created_at,
  * recipients, and digest, size, ledger_index, finished_at when done, error when
@@ -41,6 +55,32 @@ qun_rc qun_export_get(qun_db_t *db, const qun_actor_t *a, const char *xid, json_
  * EXPORT_NOT_READY while it runs or after it failed. */
 qun_rc qun_export_file(qun_db_t *db, const qun_actor_t *a, const char *xid, char *path, size_t size,
                        qun_err_t *err);
+
+/* Resolve the grant token (the whole Authorization bearer value, `qgr_<id>_<secret>`)
+ * into its grant's row id and group.  GRANT_INVALID for a malformed or unknown token
+ * (the secret is compared in constant time), GRANT_EXPIRED, GRANT_REVOKED. */
+qun_rc qun_grant_auth(qun_db_t *db, const char *token, int64_t *grant_id, int64_t *group_id, qun_err_t *err);
+
+/* Issue a storage grant on group gid (owner only): a token that lets another
+ * application list and download the group's exports (scope "group") for expires_in
+ * seconds (60 s .. 366 days), revocable.  Ledgered as `grant.issued`.  *out = {id,
+ * group, scope, token, label, expires_at, created_at}; the token is shown only here. */
+qun_rc qun_grant_issue(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t expires_in,
+                       const char *label, json_t **out, qun_err_t *err);
+/* The group's grants (owner only), without tokens: {items: [...]}. */
+qun_rc qun_grant_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
+/* Revoke grant grid of group gid (owner only); ledgered as `grant.revoked`.  Revoking
+ * twice answers the revoked grant again.  GRANT_NOT_FOUND for another group's. */
+qun_rc qun_grant_revoke(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *grid, json_t **out,
+                        qun_err_t *err);
+/* The finished whole-group exports the grant token may download: {group, grant, items}. */
+qun_rc qun_grant_exports(qun_db_t *db, const char *token, json_t **out, qun_err_t *err);
+/* Authorize a download of export xid with the grant token; on QUN_OK path[size] is the
+ * .age file, *out = {id, digest, size}.  Counts and ledgers the use (`grant.used`):
+ * call on the writer.  GRANT_SCOPE when the export belongs to another group,
+ * EXPORT_NOT_FOUND for a member's own copy or an unknown id, EXPORT_NOT_READY. */
+qun_rc qun_grant_download(qun_db_t *db, const char *token, const char *xid, char *path, size_t size,
+                          json_t **out, qun_err_t *err);
 
 /* The `export_group` job step (see qun_job_step_fn; ref_id is exports.id).  On the
  * writer thread: the first call starts the export thread and defers; later calls copy

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The archive writer of archive.h: libarchive writes a pax tar through its zstd
- * filter into a callback that feeds the age encryptor, whose output is hashed on its
- * way to the caller's sink.  Each layer holds one block or chunk, so memory stays
- * flat whatever the archive's size. */
+ * filter into a callback that hands the compressed bytes, in 1 MiB buffers, to an
+ * encrypting thread: it feeds the age encryptor, whose output is hashed on its way to
+ * the caller's sink.  So taring and compressing run at the same time as encrypting,
+ * hashing and writing, much as `tar | zstd | age` runs its processes side by side.
+ * Each layer holds a few blocks or chunks (OUT_BUFS buffers between the threads), so
+ * memory stays flat whatever the archive's size. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,35 +18,115 @@
 
 #include "qun/archive.h"
 
+#define OUT_BUFS 4
+#define OUT_CAP (1 << 20)
+
+typedef struct {
+    uint8_t *p;
+    size_t len;
+} obuf_t;
+
 struct qun_archive {
     struct archive *ar;
     qun_age_enc_t *enc;
     qun_age_write_fn write;
     void *arg;
-    crypto_hash_sha256_state sha;
-    int64_t bytes;
-    qun_rc enc_rc; /* the first error of the age layer, reported by the tar calls */
-    qun_err_t enc_err;
+    qun_sha256_t sha;   /* the encrypting thread's until it is joined */
+    int64_t bytes;      /* likewise */
+    qun_rc enc_rc;      /* the first error of the age layer, reported by the tar calls */
+    qun_err_t enc_err;  /* set by the encrypting thread before it sets failed */
+    /* Between libarchive's callback (the caller's thread) and the encrypting thread,
+     * under mu: full buffers queue in full[], empty ones wait in spare[]; cur is the
+     * one being filled. */
+    pthread_t th;
+    bool started, closing, failed;
+    pthread_mutex_t mu;
+    pthread_cond_t data, space;
+    obuf_t cur, full[OUT_BUFS], spare[OUT_BUFS];
+    int fhead, nfull, nspare;
 };
 
 /* The sink under age: hash, count, pass on. */
 static int hashed_write(void *arg, const void *buf, size_t len) {
     qun_archive_t *a = arg;
-    crypto_hash_sha256_update(&a->sha, buf, len);
+    qun_sha256_update(&a->sha, buf, len);
     a->bytes += (int64_t)len;
     return a->write(a->arg, buf, len);
 }
 
-/* libarchive's output callback: compressed tar bytes into the age encryptor. */
+/* The encrypting thread: full buffers through age, until closing and drained.  After
+ * an error it only recycles buffers, so the producer never waits forever. */
+static void *encrypt_main(void *arg) {
+    qun_archive_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->nfull == 0 && !a->closing) pthread_cond_wait(&a->data, &a->mu);
+        if (a->nfull == 0) break;
+        obuf_t b = a->full[a->fhead];
+        a->fhead = (a->fhead + 1) % OUT_BUFS;
+        a->nfull--;
+        bool failed = a->failed;
+        pthread_mutex_unlock(&a->mu);
+        qun_rc rc = failed ? QUN_OK : qun_age_enc_write(a->enc, b.p, b.len, &a->enc_err);
+        pthread_mutex_lock(&a->mu);
+        if (rc != QUN_OK && !a->failed) {
+            a->enc_rc = rc;
+            a->failed = true;
+        }
+        b.len = 0;
+        a->spare[a->nspare++] = b;
+        pthread_cond_signal(&a->space);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Hand the current buffer to the encrypting thread and take an empty one; false once
+ * the thread has failed. */
+static bool hand_over(qun_archive_t *a) {
+    pthread_mutex_lock(&a->mu);
+    while (a->nspare == 0 && !a->failed) pthread_cond_wait(&a->space, &a->mu);
+    bool ok = !a->failed;
+    if (ok) {
+        a->full[(a->fhead + a->nfull) % OUT_BUFS] = a->cur;
+        a->nfull++;
+        a->cur = a->spare[--a->nspare];
+        pthread_cond_signal(&a->data);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return ok;
+}
+
+/* libarchive's output callback: compressed tar bytes, gathered for the encrypting
+ * thread. */
 static la_ssize_t ar_write(struct archive *ar, void *arg, const void *buf, size_t len) {
     qun_archive_t *a = arg;
-    qun_rc rc = qun_age_enc_write(a->enc, buf, len, &a->enc_err);
-    if (rc != QUN_OK) {
-        a->enc_rc = rc;
-        archive_set_error(ar, EIO, "%s", a->enc_err.msg);
-        return -1;
+    const uint8_t *p = buf;
+    for (size_t left = len; left > 0;) {
+        size_t n = OUT_CAP - a->cur.len < left ? OUT_CAP - a->cur.len : left;
+        memcpy(a->cur.p + a->cur.len, p, n);
+        a->cur.len += n;
+        p += n;
+        left -= n;
+        if (a->cur.len == OUT_CAP && !hand_over(a)) {
+            archive_set_error(ar, EIO, "%s", a->enc_err.msg);
+            return -1;
+        }
     }
     return (la_ssize_t)len;
+}
+
+/* Stop the encrypting thread after it has drained the queue (abandon: drop what is
+ * queued).  Afterwards the thread's fields are the caller's again. */
+static void stop_thread(qun_archive_t *a, bool abandon) {
+    if (!a->started) return;
+    pthread_mutex_lock(&a->mu);
+    a->closing = true;
+    if (abandon) a->failed = true;
+    pthread_cond_broadcast(&a->data);
+    pthread_mutex_unlock(&a->mu);
+    pthread_join(a->th, NULL);
+    a->started = false;
 }
 
 static qun_rc ar_fail(qun_archive_t *a, qun_err_t *err, const char *what) {
@@ -57,7 +142,20 @@ qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
     if (!a) return qun_fail(err, QUN_NOMEM, "out of memory");
     a->write = write;
     a->arg = arg;
-    crypto_hash_sha256_init(&a->sha);
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->data, NULL);
+    pthread_cond_init(&a->space, NULL);
+    rc = qun_sha256_init(&a->sha, err);
+    if (rc != QUN_OK) goto error;
+    if (!(a->cur.p = malloc(OUT_CAP))) {
+        rc = qun_fail(err, QUN_NOMEM, "out of memory");
+        goto error;
+    }
+    for (; a->nspare < OUT_BUFS; a->nspare++)
+        if (!(a->spare[a->nspare].p = malloc(OUT_CAP))) {
+            rc = qun_fail(err, QUN_NOMEM, "out of memory");
+            goto error;
+        }
     rc = qun_age_enc_new(pks, n, hashed_write, a, &a->enc, err);
     if (rc != QUN_OK) goto error;
     a->ar = archive_write_new();
@@ -67,12 +165,20 @@ qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
     }
     /* pax restricted: plain ustar unless a name or size needs an extension. */
     if (archive_write_set_format_pax_restricted(a->ar) != ARCHIVE_OK ||
+        /* Single-threaded zstd: a zstd worker made exports of incompressible files slower
+         * and tripled the RSS (bench/README.md, benchmark 9); the encrypting thread is
+         * the overlap that pays. */
         archive_write_add_filter_zstd(a->ar) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(a->ar, 1) != ARCHIVE_OK ||
         archive_write_open(a->ar, a, NULL, ar_write, NULL) != ARCHIVE_OK) {
         rc = ar_fail(a, err, "cannot start the tar stream");
         goto error;
     }
+    if (pthread_create(&a->th, NULL, encrypt_main, a) != 0) {
+        rc = qun_fail(err, QUN_INTERNAL, "cannot start the encrypting thread");
+        goto error;
+    }
+    a->started = true;
     *out = a;
     return QUN_OK;
 error:
@@ -105,6 +211,14 @@ static qun_rc add_data(qun_archive_t *a, const void *buf, size_t len, qun_err_t 
     return QUN_OK;
 }
 
+qun_rc qun_archive_add_begin(qun_archive_t *a, const char *name, int64_t size, int64_t mtime, qun_err_t *err) {
+    return add_header(a, name, size, mtime, err);
+}
+
+qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_err_t *err) {
+    return add_data(a, buf, len, err);
+}
+
 qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len,
                        int64_t mtime, qun_err_t *err) {
     qun_rc rc = add_header(a, name, (int64_t)len, mtime, err);
@@ -132,11 +246,14 @@ qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64
 }
 
 qun_rc qun_archive_finish(qun_archive_t *a, char digest[65], int64_t *bytes, qun_err_t *err) {
-    uint8_t sum[crypto_hash_sha256_BYTES];
+    uint8_t sum[32];
     if (archive_write_close(a->ar) != ARCHIVE_OK) return ar_fail(a, err, "cannot close the tar stream");
+    if (a->cur.len > 0 && !hand_over(a)) return ar_fail(a, err, "cannot encrypt");
+    stop_thread(a, false);
+    if (a->failed) return ar_fail(a, err, "cannot encrypt");
     qun_rc rc = qun_age_enc_finish(a->enc, err);
     if (rc != QUN_OK) return rc;
-    crypto_hash_sha256_final(&a->sha, sum);
+    qun_sha256_final(&a->sha, sum);
     if (digest) sodium_bin2hex(digest, 65, sum, sizeof sum);
     if (bytes) *bytes = a->bytes;
     return QUN_OK;
@@ -144,7 +261,16 @@ qun_rc qun_archive_finish(qun_archive_t *a, char digest[65], int64_t *bytes, qun
 
 void qun_archive_free(qun_archive_t *a) {
     if (!a) return;
+    stop_thread(a, true);
+    a->failed = true; /* an unfinished archive's last flush goes nowhere */
     if (a->ar) archive_write_free(a->ar);
     qun_age_enc_free(a->enc);
+    qun_sha256_free(&a->sha);
+    free(a->cur.p);
+    for (int i = 0; i < a->nspare; i++) free(a->spare[i].p);
+    for (int i = 0; i < a->nfull; i++) free(a->full[(a->fhead + i) % OUT_BUFS].p);
+    pthread_mutex_destroy(&a->mu);
+    pthread_cond_destroy(&a->data);
+    pthread_cond_destroy(&a->space);
     free(a);
 }

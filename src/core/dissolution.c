@@ -27,6 +27,7 @@
 
 #include "qun/core.h"
 #include "qun/event.h"
+#include "qun/export.h"
 #include "qun/ledger.h"
 #include "qun/policy.h"
 #include "qun/risk.h"
@@ -270,7 +271,7 @@ static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, cha
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT id, state FROM dissolutions WHERE group_id = $1 AND state IN "
-                           "('review', 'pending', 'dissolved', 'purging') ORDER BY id DESC LIMIT 1", "i", group_id);
+                           "('archiving', 'review', 'pending', 'dissolved', 'purging') ORDER BY id DESC LIMIT 1", "i", group_id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_DISSOLUTION_NOT_FOUND, "no dissolution is in progress");
     if (rc != QUN_ROW) return rc;
     *did = qun_q_col_int(q, 0);
@@ -310,6 +311,36 @@ static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
     return rc;
 }
 
+/* After authorization: the approvals, the group's move to `review` or `pending`, the
+ * event and the `dissolution.requested` ledger entry.  risk and archive (the archive's
+ * export, digest and ledger index, or NULL) are stolen into the entry's fields. */
+static qun_rc proceed(qun_db_t *db, int64_t did, const qun_group_t *g, const rules_t *r, bool review,
+                      const char *actor, const char *messages, const char *successor, json_t *risk,
+                      json_t *archive, json_t *verified, qun_err_t *err) {
+    int64_t now = qun_now();
+    int napprovals = 0;
+    qun_approval_needs_t need = r->need;
+    need.risk_review = review;
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'review' WHERE id = $1", "i", did);
+    rc = rc == QUN_DONE ? qun_approvals_create(db, did, g, &need, now + r->approval_expiry, &napprovals, err) : rc;
+    const char *to = napprovals ? "review" : "pending";
+    if (rc == QUN_OK) rc = set_group_state(db, g->id, "active", to, err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.requested", g->id, 0, json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", actor, "messages", messages, "approvals", napprovals), err);
+    if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g->id, r, err);
+    if (rc == QUN_OK && napprovals)
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('approval_expiry', $1, $2, $3, $4)",
+                        "iiii", g->id, did, now + r->approval_expiry, now) == QUN_DONE ? QUN_OK : QUN_STORE;
+    /* verified: {"confirmation": the methods presented, "platform"} of the request */
+    json_t *f = json_pack("{s:s, s:i, s:I, s:b, s:s?, s:o, s:o?}", "messages", messages, "approvals", napprovals,
+                          "delay_seconds", (json_int_t)delay_of(r), "notice", r->notice_applies, "successor_name", successor,
+                          "risk", risk, "archive", archive);
+    if (f && verified) json_object_update(f, verified);
+    if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.requested", g->gid, actor, "active", to, f, NULL, err);
+    json_decref(f);
+    return rc;
+}
+
 qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
                         const qun_diss_proof_t *proof, json_t **out, qun_err_t *err) {
     const char *token = proof->token;
@@ -320,6 +351,26 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (strcmp(g.state, "review") == 0 || strcmp(g.state, "pending") == 0)
         return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution in %s", g.gid, g.state);
     if (strcmp(g.state, "active") != 0) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
+    if (count(db, "SELECT COUNT(*) FROM dissolutions WHERE group_id = $1 AND state = 'archiving'", g.id) > 0)
+        return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution waiting for its archive", g.gid);
+    /* Archive then dissolve: the archive's recipients and the export policy are checked
+     * before anything is spent. */
+    json_t *archive = json_object_get(params, "archive");
+    json_t *recipients = json_object_get(archive, "recipients");
+    if (archive) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(archive, k, v)
+            if (strcmp(k, "recipients") != 0)
+                return qun_fail_field(err, QUN_FIELD_UNKNOWN, "archive", "archive takes only recipients, not %.40s", k);
+        rc = qun_export_check_recipients(recipients, "archive.recipients", err);
+        qun_policy_view_t v2;
+        if (rc == QUN_OK) rc = qun_group_policy(db, &g, &v2, err);
+        if (rc != QUN_OK) return rc;
+        if (!v2.rule[QUN_POLICY_EXPORT].value)
+            return qun_fail(err, QUN_EXPORT_FORBIDDEN, "this group's policy does not allow export (%s)",
+                            v2.rule[QUN_POLICY_EXPORT].source);
+    }
     rules_t r;
     rc = rules_for(db, &g, &r, err);
     if (rc != QUN_OK) return rc;
@@ -337,50 +388,102 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     }
     const char *messages = json_string_value(json_object_get(params, "messages"));
     const char *successor = json_string_value(json_object_get(params, "successor_name"));
-    int64_t now = qun_now();
-    json_t *rj = rules_json(&r);
-    char *rtext = json_dumps(rj, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(rj);
-    qun_q_t *q;
-    rc = qun_db_run(db, &q, err,
-                    "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, rules, successor_name) "
-                    "VALUES ($1, $2, $3, 'review', $4, $5, $6) RETURNING id",
-                    "iisiss", g.id, a->uid, messages, now, rtext, successor);
-    free(rtext);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    int64_t did = qun_q_col_int(q, 0);
-    qun_q_done(q);
-    int napprovals = 0;
-    qun_approval_needs_t need = r.need;
-    need.risk_review = review;
-    rc = qun_approvals_create(db, did, &g, &need, now + r.approval_expiry, &napprovals, err);
-    const char *to = napprovals ? "review" : "pending";
-    if (rc == QUN_OK) rc = set_group_state(db, g.id, "active", to, err);
-    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.requested", g.id, 0, json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", a->openid, "messages", messages, "approvals", napprovals), err);
-    if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g.id, &r, err);
-    if (rc == QUN_OK && napprovals)
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('approval_expiry', $1, $2, $3, $4)",
-                        "iiii", g.id, did, now + r.approval_expiry, now) == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET risk_id = $2 WHERE id = $1", "is", did, risk.id)
-                     == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc != QUN_OK) {
-        qun_risk_clear(&risk);
-        return rc;
-    }
+    int64_t now = qun_now(), export_id = 0;
+    /* How the request was verified, for its ledger entry (now, or once its archive is
+     * ledgered: so it is kept with the rules). */
     char methods[96];
     qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, r.step_up ? "password" : NULL, methods,
                          sizeof methods);
-    json_t *f = json_pack("{s:s, s:s, s:s, s:i, s:I, s:b, s:s?, s:o}", "messages", messages, "confirmation", methods,
-                          "platform", a->platform, "approvals", napprovals,
-                          "delay_seconds", (json_int_t)delay_of(&r), "notice", r.notice_applies, "successor_name", successor,
-                          "risk", qun_risk_json(&risk));
+    json_t *verified = json_pack("{s:s, s:s}", "confirmation", methods, "platform", a->platform);
+    json_t *rj = rules_json(&r);
+    json_object_set(rj, "verified", verified);
+    char *rtext = json_dumps(rj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(rj);
+    if (archive) rc = qun_export_queue(db, a, &g, recipients, false, &export_id, NULL, err);
+    qun_q_t *q;
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, &q, err,
+                        "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, rules, successor_name, "
+                        "risk_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                        "iississs", g.id, a->uid, messages, archive ? "archiving" : "review", now, rtext, successor,
+                        risk.id);
+    free(rtext);
+    if (rc != QUN_ROW) {
+        json_decref(verified);
+        qun_risk_clear(&risk);
+        return rc == QUN_DONE ? QUN_STORE : rc;
+    }
+    int64_t did = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    if (archive) {
+        /* The group stays `active` until the archive is ledgered (qun_diss_archived). */
+        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET export_id = $2 WHERE id = $1", "ii", did, export_id);
+        if (rc == QUN_DONE)
+            rc = qun_event_group(db, "dissolution.archiving", g.id, QUN_EVENT_OWNER,
+                                 json_pack("{s:s, s:s}", "state", "active", "dissolution_state", "archiving"), err);
+    } else {
+        rc = proceed(db, did, &g, &r, review, a->openid, messages, successor, qun_risk_json(&risk), NULL, verified, err);
+    }
+    json_decref(verified);
     qun_risk_clear(&risk);
-    rc = qun_ledger_append(db, "dissolution.requested", g.gid, a->openid, "active", to, f, NULL, err);
-    json_decref(f);
     if (rc != QUN_OK) return rc;
     return qun_diss_status(db, a, gid, out, err);
+}
+
+qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *digest, int64_t ledger_index,
+                         const char *error, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT d.id, d.group_id, d.messages, d.successor_name, u.openid, e.xid, "
+                           "(SELECT r.level FROM risk_evaluations r WHERE r.rid = d.risk_id), "
+                           "(SELECT r.score FROM risk_evaluations r WHERE r.rid = d.risk_id), d.risk_id, d.rules "
+                           "FROM dissolutions d JOIN users u ON u.id = d.requested_by JOIN exports e ON e.id = d.export_id "
+                           "WHERE d.export_id = $1 AND d.state = 'archiving'", "i", export_id);
+    if (rc == QUN_DONE) return QUN_OK; /* nothing waits for this export */
+    if (rc != QUN_ROW) return rc;
+    int64_t did = qun_q_col_int(q, 0), group_id = qun_q_col_int(q, 1);
+    char messages[8], successor[130], actor[QUN_ID_MAX], xid[QUN_ID_MAX], gid[QUN_ID_MAX];
+    snprintf(messages, sizeof messages, "%s", qun_q_col_text(q, 2));
+    snprintf(successor, sizeof successor, "%s", qun_q_col_text(q, 3));
+    bool has_successor = !qun_q_col_null(q, 3), review = !qun_q_col_null(q, 6) && strcmp(qun_q_col_text(q, 6), "review") == 0;
+    snprintf(actor, sizeof actor, "%s", qun_q_col_text(q, 4));
+    snprintf(xid, sizeof xid, "%s", qun_q_col_text(q, 5));
+    json_t *risk = qun_q_col_null(q, 8) ? json_object()
+                                        : json_pack("{s:s, s:s, s:I}", "id", qun_q_col_text(q, 8), "level",
+                                                    qun_q_col_null(q, 6) ? "allow" : qun_q_col_text(q, 6), "score",
+                                                    (json_int_t)qun_q_col_int(q, 7));
+    json_t *rules = json_loads(qun_q_col_text(q, 9), 0, NULL);
+    qun_q_done(q);
+    rc = group_openid(db, group_id, gid, err);
+    if (rc == QUN_OK && !ok) {
+        json_decref(risk);
+        json_decref(rules);
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE dissolutions SET state = 'failed', ended_reason = 'archive_failed', cancelled_at = $2 "
+                        "WHERE id = $1", "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+        json_t *f = json_pack("{s:s, s:s}", "export", xid, "error", error ? error : "");
+        if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.archive_failed", gid, actor, "active", "active", f, NULL, err);
+        json_decref(f);
+        if (rc == QUN_OK)
+            rc = qun_event_group(db, "dissolution.archive_failed", group_id, QUN_EVENT_OWNER,
+                                 json_pack("{s:s, s:s, s:s, s:s}", "state", "active", "dissolution_state", "failed",
+                                           "export", xid, "error", error ? error : ""), err);
+        return rc;
+    }
+    qun_group_t g;
+    rules_t r;
+    if (rc == QUN_OK) rc = qun_group_load(db, gid, &g, err);
+    if (rc == QUN_OK) rc = rules_for(db, &g, &r, err);
+    if (rc != QUN_OK) {
+        json_decref(risk);
+        json_decref(rules);
+        return rc;
+    }
+    json_t *archive = json_pack("{s:s, s:s, s:I}", "export", xid, "digest", digest, "ledger_index", (json_int_t)ledger_index);
+    rc = proceed(db, did, &g, &r, review, actor, messages, has_successor ? successor : NULL, risk, archive,
+                 json_object_get(rules, "verified"), err);
+    json_decref(rules);
+    return rc;
 }
 
 qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err) {
@@ -423,8 +526,10 @@ qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *acto
     char from[16];
     snprintf(from, sizeof from, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
-    if (strcmp(from, "review") != 0 && strcmp(from, "pending") != 0)
+    if (strcmp(from, "review") != 0 && strcmp(from, "pending") != 0 && strcmp(from, "archiving") != 0)
         return qun_fail(err, QUN_DISSOLUTION_NOT_CANCELLABLE, "the dissolution is %s", from);
+    bool archiving = strcmp(from, "archiving") == 0; /* the group is still active */
+    if (archiving) snprintf(from, sizeof from, "active");
     char gid[QUN_ID_MAX], event[48];
     rc = qun_db_run(db, NULL, err,
                     "UPDATE dissolutions SET state = $2, ended_reason = $2, cancelled_at = $3 WHERE id = $1",
@@ -434,7 +539,7 @@ qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *acto
                         "UPDATE approvals SET state = 'cancelled', decided_at = $2 WHERE dissolution_id = $1 AND state = 'pending'",
                         "ii", did, qun_now());
     if (rc != QUN_DONE) return rc;
-    rc = set_group_state(db, group_id, from, "active", err);
+    rc = archiving ? QUN_OK : set_group_state(db, group_id, from, "active", err);
     if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
     if (rc != QUN_OK) return rc;
     snprintf(event, sizeof event, "dissolution.%s", why);
@@ -586,6 +691,19 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
                                                    "subject", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3),
                                                    "reason", qun_q_col_text(q, 4), "expires_at", (json_int_t)qun_q_col_int(q, 5)));
     json_object_set_new(*out, "approvals", approvals);
+    /* Archive then dissolve: the export the dissolution waits for (or waited for). */
+    if (rc == QUN_DONE &&
+        qun_db_run(db, &q, NULL, "SELECT e.xid, e.state, e.progress, e.digest, e.ledger_index, e.error FROM dissolutions d "
+                   "JOIN exports e ON e.id = d.export_id WHERE d.id = $1", "i", did) == QUN_ROW) {
+        json_t *progress = json_loads(qun_q_col_text(q, 2), 0, NULL);
+        json_t *x = json_pack("{s:s, s:s, s:o}", "export", qun_q_col_text(q, 0), "state", qun_q_col_text(q, 1),
+                              "progress", progress ? progress : json_object());
+        if (!qun_q_col_null(q, 3)) json_object_set_new(x, "digest", json_string(qun_q_col_text(q, 3)));
+        if (!qun_q_col_null(q, 4)) json_object_set_new(x, "ledger_index", json_integer(qun_q_col_int(q, 4)));
+        if (!qun_q_col_null(q, 5)) json_object_set_new(x, "error", json_string(qun_q_col_text(q, 5)));
+        json_object_set_new(*out, "archive", x);
+        qun_q_done(q);
+    }
     if (qun_db_run(db, &q, NULL, "SELECT e.level, e.score, e.reasons, e.rid FROM dissolutions d "
                    "JOIN risk_evaluations e ON e.rid = d.risk_id WHERE d.id = $1", "i", did) == QUN_ROW) {
         json_t *reasons = json_loads(qun_q_col_text(q, 2), 0, NULL);

@@ -18,6 +18,7 @@ static const qun_field_t diss_fields[] = {
     {"challenge_id", F_STR, false, 1, 64, NULL},
     {"step_up_challenge_id", F_STR, false, 1, 64, NULL},
     {"typed_name", F_STR, false, 1, 256, NULL},
+    {"archive", F_OBJ, false, 0, 0, NULL}, /* {"recipients": [age1...]}: archive, then dissolve */
     {0}};
 
 /* The parameters a confirmation token is bound to: the body without the secrets. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qun export: ask the server for an age-encrypted archive of a group, follow the
  * export job with a progress line, then download the .age file into a temporary file
- * next to the target, check its SHA-256 against the digest the server ledgered, and
+ * next to the target (a progress bar on stderr while the job runs), check its SHA-256 against the digest the server ledgered, and
  * only then give it its name. */
 #include <errno.h>
 #include <libgen.h>
@@ -20,20 +20,35 @@ static void nap_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-/* Follow export xid until it is no longer running; *out is its last state (owned). */
-static int follow(qun_cli_t *c, const char *xid, json_t **out) {
+/* A progress bar for export x on stderr: done / total of the messages and file bytes
+ * the job counted in its snapshot (the totals appear once the job has counted). */
+static void draw(const char *xid, json_t *x) {
+    json_t *p = json_object_get(x, "progress"), *t = json_object_get(p, "total");
+    double total = (double)qun_jint(t, "messages") + (double)qun_jint(t, "file_bytes") / 1024.0;
+    double done = (double)qun_jint(p, "messages") + (double)qun_jint(p, "file_bytes") / 1024.0;
+    double f = total > 0 ? done / total : 0;
+    if (strcmp(qun_jstr_or(x, "state", "running"), "done") == 0) f = 1;
+    if (f > 1) f = 1;
+    char bar[31];
+    int fill = (int)(f * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    fprintf(stderr, "\rexport %s [%s] %3d%%  %lld/%lld messages, %lld/%lld files, %.1f MiB written ", xid, bar,
+            (int)(f * 100), (long long)qun_jint(p, "messages"), (long long)qun_jint(t, "messages"),
+            (long long)qun_jint(p, "files"), (long long)qun_jint(t, "files"), (double)qun_jint(p, "bytes") / 1048576.0);
+}
+
+/* Follow export xid until it is no longer running, drawing the bar when stderr is a
+ * terminal or bar is set (--progress); *out is its last state (owned). */
+static int follow(qun_cli_t *c, const char *xid, bool bar, json_t **out) {
     char path[256];
     int rc = qun_pathf(path, sizeof path, "/v1/exports/%s", xid);
-    bool tty = isatty(fileno(stderr));
+    bool tty = bar || isatty(fileno(stderr));
     for (;;) {
         json_t *x = NULL;
         if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &x);
         if (rc != QUN_EXIT_OK) return rc;
-        json_t *p = json_object_get(x, "progress");
-        if (tty)
-            fprintf(stderr, "\rexport %s: %lld messages, %lld files, %lld bytes ", xid,
-                    (long long)qun_jint(p, "messages"), (long long)qun_jint(p, "files"),
-                    (long long)qun_jint(p, "bytes"));
+        if (tty) draw(xid, x);
         if (strcmp(qun_jstr_or(x, "state", "running"), "running") != 0) {
             if (tty) fputc('\n', stderr);
             *out = x;
@@ -45,8 +60,9 @@ static int follow(qun_cli_t *c, const char *xid, json_t **out) {
 }
 
 int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--to", "-r", true}, {"--output", "-o", true}, {0}};
-    const char *usage = "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE";
+    static const qun_opt_t opts[] = {{"--to", "-r", true}, {"--output", "-o", true}, {"--self", NULL, false},
+                                     {"--progress", NULL, false}, {0}};
+    const char *usage = "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE [--self] [--progress]";
     qun_args_t a;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
@@ -60,12 +76,12 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     char path[512], tmp[1100], dir[1024], got[65];
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/exports", a.pos[0]);
     json_t *x = NULL, *done = NULL;
-    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:o}", "recipients", recipients), &x);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:o, s:s}", "recipients", recipients, "scope", a.val[2] ? "self" : "group"), &x);
     else json_decref(recipients);
     if (rc != QUN_EXIT_OK) goto out;
     char xid[64];
     snprintf(xid, sizeof xid, "%s", qun_jstr_or(x, "id", ""));
-    rc = follow(c, xid, &done);
+    rc = follow(c, xid, a.val[3] != NULL, &done);
     if (rc != QUN_EXIT_OK) goto out;
     if (strcmp(qun_jstr_or(done, "state", ""), "done") != 0) {
         rc = qun_cli_fail(QUN_EXIT_FAIL, "EXPORT_FAILED", "export %s failed: %s", xid, qun_jstr_or(done, "error", "?"));

@@ -25,6 +25,7 @@ int qun_cmd_totp(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_risk(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_review(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_locks(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_grant(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
@@ -76,8 +77,12 @@ static const command_t commands[] = {
     {"age", qun_cmd_age, "age keygen [-o FILE]", "make an age X25519 identity and recipient"},
     {"age", NULL, "age encrypt -r RECIPIENT... [-o OUT] [IN]", "encrypt to age recipients"},
     {"age", NULL, "age decrypt -i IDENTITY_FILE [-o OUT] [IN]", "decrypt an age file"},
-    {"export", qun_cmd_export, "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE",
-     "export a group to an age-encrypted archive (owner)"},
+    {"export", qun_cmd_export, "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE [--self] [--progress]",
+     "export a group to an age-encrypted archive (owner; --self: your own copy during a notice)"},
+    {"grant", qun_cmd_grant, "grant export <gid> --expires 7d [--label L]",
+     "let another application download the group's exports (owner)"},
+    {"grant", NULL, "grant list <gid>", "list a group's storage grants"},
+    {"grant", NULL, "grant revoke <gid> <grant-id>", "revoke a storage grant"},
     {"import", qun_cmd_import, "import <archive.age> --identity IDENTITY_FILE",
      "decrypt an archive locally and rebuild it as a new group"},
     {"device", qun_cmd_device, "device key register [--key FILE]",

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* qun grant: storage grants, tokens that let another application download one group's
+ * exports without a session (`grant export <gid> --expires 7d`, `grant list <gid>`,
+ * `grant revoke <gid> <grant-id>`).  The token is printed once, when issued. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+int qun_cmd_grant(qun_cli_t *c, int argc, char **argv);
+
+/* "90s", "30m", "12h", "7d" or plain seconds into *out; false for anything else. */
+static bool parse_expiry(const char *s, int64_t *out) {
+    char *end;
+    long long n = strtoll(s, &end, 10);
+    if (end == s || n <= 0) return false;
+    int64_t unit = 1;
+    if (*end == 'd') unit = 86400, end++;
+    else if (*end == 'h') unit = 3600, end++;
+    else if (*end == 'm') unit = 60, end++;
+    else if (*end == 's') end++;
+    if (*end || n > 366LL * 86400) return false;
+    *out = (int64_t)n * unit;
+    return true;
+}
+
+static void print_grant(json_t *g) {
+    char t[32], u[32];
+    printf("%-26s %-8s %-20s %-20s %5lld  %s\n", qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "state", "?"),
+           qun_fmt_time(qun_jint(g, "created_at"), t), qun_fmt_time(qun_jint(g, "expires_at"), u),
+           (long long)qun_jint(g, "uses"), qun_jstr_or(g, "label", ""));
+}
+
+static int grant_export(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--expires", NULL, true}, {"--label", NULL, true}, {0}};
+    static const char usage[] = "grant export <gid> --expires 7d [--label L]";
+    qun_args_t a;
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    int64_t secs;
+    if (!a.val[0] || !parse_expiry(a.val[0], &secs))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--expires takes a duration such as 7d, 12h or 30m (usage: qun %s)",
+                            usage);
+    char path[512];
+    json_t *out = NULL, *body = json_pack("{s:I, s:s}", "expires_in", (json_int_t)secs, "scope", "exports");
+    if (a.val[1]) json_object_set_new(body, "label", json_string(a.val[1]));
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/grants", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, body, &out);
+    else json_decref(body);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else {
+        char t[32];
+        printf("grant %s on the exports of %s, until %s\n", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"),
+               qun_fmt_time(qun_jint(out, "expires_at"), t));
+        printf("token (shown once; the application sends it as Authorization: Bearer <token>):\n%s\n",
+               qun_jstr_or(out, "token", "?"));
+        printf("it lists exports at GET /v1/grant/exports and downloads GET /v1/grant/exports/<id>/download\n");
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+static int grant_list(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    char path[512];
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "grant list <gid>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/grants", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else {
+        size_t i;
+        json_t *g;
+        printf("%-26s %-8s %-20s %-20s %5s  %s\n", "ID", "STATE", "CREATED", "EXPIRES", "USES", "LABEL");
+        json_array_foreach(json_object_get(out, "items"), i, g) print_grant(g);
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+static int grant_revoke(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    char path[512];
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "grant revoke <gid> <grant-id>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/grants/%s", a.pos[0], a.pos[1]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) qun_print_json(out);
+    else printf("revoked grant %s of %s\n", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"));
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_grant(qun_cli_t *c, int argc, char **argv) {
+    if (argc < 1)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun grant export|list|revoke ...; see: qun help grant");
+    if (strcmp(argv[0], "export") == 0) return grant_export(c, argc - 1, argv + 1);
+    if (strcmp(argv[0], "list") == 0) return grant_list(c, argc - 1, argv + 1);
+    if (strcmp(argv[0], "revoke") == 0) return grant_revoke(c, argc - 1, argv + 1);
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown grant command %s; see: qun help grant", argv[0]);
+}
