@@ -328,6 +328,27 @@ try {
     await shot(member.page, 'member-banner-zh');
   });
 
+  await step('the member exports their own copy during the notice; Debian age opens it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qun-member-export-'));
+    const key = join(dir, 'key.txt');
+    execFileSync('age-keygen', ['-o', key], { stdio: 'pipe' });
+    const recipient = /# public key: (age1\w+)/.exec(readFileSync(key, 'utf8'))[1];
+    await member.page.waitForSelector('#self-export:not([hidden])');
+    await member.page.fill('#export-recipient', recipient);
+    await member.page.click('#export-btn');
+    await member.page.waitForSelector('#export-download', { timeout: 60000 });
+    await shot(member.page, 'member-export-zh');
+    const [dl] = await Promise.all([member.page.waitForEvent('download'), member.page.click('#export-download')]);
+    const file = join(dir, dl.suggestedFilename());
+    check(/^x_[\w-]+\.age$/.test(dl.suggestedFilename()), `file name ${dl.suggestedFilename()}`);
+    await dl.saveAs(file);
+    const list = execFileSync('sh', ['-c', 'age -d -i "$1" "$2" | zstd -d | tar t', 'sh', key, file], { encoding: 'utf8' });
+    check(list.includes('manifest.json') && list.includes('messages.jsonl'), `archive members: ${list}`);
+    const lines = execFileSync('sh', ['-c', 'age -d -i "$1" "$2" | zstd -d | tar xO messages.jsonl', 'sh', key, file],
+      { encoding: 'utf8' });
+    check(lines.includes('Meeting on Friday') && lines.includes('周五见'), 'the messages the member could see');
+  });
+
   await step('cancel makes the group active again', async () => {
     await owner.page.click('#cancel-btn');
     await stateIs(owner.page, 'active');

@@ -6,6 +6,7 @@
 import { api, enc } from '../api.js';
 import { duration, t, when } from '../i18n.js';
 import { followGroup } from '../live.js';
+import { selfExportCard } from './selfexport.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
@@ -74,11 +75,14 @@ export async function groupView([gid], ctx) {
     } else if (g.state === 'dissolved' || g.state === 'purging' || g.state === 'purged') {
       want = h('p', { class: 'banner gone' }, t('banner.gone'));
     }
+    exportCard.hidden = g.state !== 'pending';
     const have = bannerEl.firstElementChild;
     if (want && have && have.className === want.className && have.textContent === want.textContent) return;
     if (want) bannerEl.replaceChildren(want);
     else bannerEl.replaceChildren();
   }
+  // During the notice every member may export their own copy (views/selfexport.js).
+  const exportCard = selfExportCard(gid, (fn) => ctx.onLeave(fn));
   const tick = setInterval(paintBanner, 1000);
   ctx.onLeave(() => clearInterval(tick));
   if (g.state === 'pending') skew = await serverSkew(gid);
@@ -232,6 +236,7 @@ export async function groupView([gid], ctx) {
     h('p', { class: 'meta' }, `${t('group.state')}: `, stateBadge, ` · ${t('group.your_role')}: ${t('role.' + g.my_role)} · ${t('kind.' + g.kind)}`),
     actions,
     h('div', { class: 'grid' },
+      exportCard,
       h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), empty, msgList, live ? msgForm : null),
       h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
       h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
