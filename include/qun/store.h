@@ -71,7 +71,27 @@ void qun_db_read_end(qun_db_t *db);
  * several qund sharing one database serialize, e.g., ledger appends).  A no-op on
  * SQLite, whose single writer already serializes every write. */
 qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
-#define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends */
+#define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends, and event rows (one order) */
+#define QUN_IDEM_LOCK 0x71756e02   /* high bits of an Idempotency-Key's lock (router.c) */
+
+/* The backend's name: "sqlite" or "postgres" (static). */
+const char *qun_db_backend(qun_db_t *db);
+/* Inside the open transaction, signal channel to every listening connection when it
+ * commits (PostgreSQL NOTIFY; the same signal twice in one transaction is sent once).
+ * A no-op on SQLite, where one process owns the database. */
+qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err);
+/* Make db (a connection of its own, outside any transaction) listen on channel.
+ * QUN_INTERNAL on SQLite, which has no notifications. */
+qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err);
+/* Wait up to timeout_ms for a notification on a listening connection.  *woken is set
+ * when one (or several) arrived, and also after the connection had to be made again,
+ * since notifications sent meanwhile are lost: the caller should look for news.
+ * A lost server is reported as QUN_STORE_UNAVAILABLE after the timeout. */
+qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
+/* True while the process's last attempt to reach a database server failed (or a
+ * connection was lost) and no connection has been made since: the HTTP layer then
+ * answers 503 STORE_UNAVAILABLE with Retry-After instead of a generic error. */
+bool qun_store_down(void);
 /* Process-wide store settings; call once before opening any connection. */
 void qun_store_init(void);
 

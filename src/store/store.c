@@ -3,6 +3,7 @@
  * or `sqlite:PATH` is SQLite; `postgres://` or `postgresql://` is PostgreSQL) and
  * forwards every qun_db_* / qun_q_* call to the ops table of the connection. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "qun/store.h"
@@ -82,6 +83,29 @@ void qun_db_read_end(qun_db_t *db) { DB_OPS(db)->read_end(db); }
 qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     return DB_OPS(db)->xlock ? DB_OPS(db)->xlock(db, key, err) : QUN_OK;
 }
+
+const char *qun_db_backend(qun_db_t *db) { return DB_OPS(db)->name; }
+
+qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
+    return DB_OPS(db)->notify ? DB_OPS(db)->notify(db, channel, err) : QUN_OK;
+}
+
+qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err) {
+    if (!DB_OPS(db)->listen) return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
+    return DB_OPS(db)->listen(db, channel, err);
+}
+
+qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err) {
+    *woken = false;
+    if (!DB_OPS(db)->wait_notify) return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
+    return DB_OPS(db)->wait_notify(db, timeout_ms, woken, err);
+}
+
+static atomic_bool g_down;
+
+void qun_store_set_down(bool down) { atomic_store(&g_down, down); }
+
+bool qun_store_down(void) { return atomic_load(&g_down); }
 
 void qun_store_init(void) {
     qun_sqlite_ops.init();
