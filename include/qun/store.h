@@ -92,6 +92,15 @@ qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *
  * connection was lost) and no connection has been made since: the HTTP layer then
  * answers 503 STORE_UNAVAILABLE with Retry-After instead of a generic error. */
 bool qun_store_down(void);
+/* Copy an installation: every row of every table of the SQLite database `from`
+ * ("sqlite:PATH", opened read-only, read in one snapshot) into the PostgreSQL database
+ * `to` (a postgres:// URL; migrated to this version first), in one transaction that
+ * commits only if everything was copied.  The target's tables must be empty and both
+ * at the same schema version.  report (may be NULL) is called with each table's row
+ * count as it is done.  QUN_BAD_REQUEST for a refused pair, with the reason in err. */
+typedef void (*qun_copy_report_fn)(void *arg, const char *table, int64_t rows);
+qun_rc qun_store_copy(const char *from, const char *to, qun_copy_report_fn report, void *arg,
+                      qun_err_t *err);
 /* Process-wide store settings; call once before opening any connection. */
 void qun_store_init(void);
 

@@ -91,8 +91,9 @@ static qun_rc step_txn(qun_db_t *db, void *arg, qun_err_t *err) {
                           "UPDATE jobs SET state = 'queued', due_at = $2, last_error = 'held', claimed_by = NULL "
                           "WHERE id = $1", "ii", r->id, r->defer) == QUN_DONE ? QUN_OK : QUN_STORE;
     if (rc == QUN_OK && r->finished)
-        rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2, claimed_by = NULL WHERE id = $1",
-                        "ii", r->id, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+        /* claimed_by stays: which instance finished the job */
+        rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2 WHERE id = $1", "ii",
+                        r->id, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
     return rc;
 }
 

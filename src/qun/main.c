@@ -18,6 +18,7 @@ typedef struct {
 
 int qun_cmd_age(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_export(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
@@ -71,6 +72,8 @@ static const command_t commands[] = {
     {"age", NULL, "age decrypt -i IDENTITY_FILE [-o OUT] [IN]", "decrypt an age file"},
     {"export", qun_cmd_export, "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE",
      "export a group to an age-encrypted archive (owner)"},
+    {"admin", qun_cmd_admin, "admin migrate --from sqlite:PATH --to postgres://...",
+     "copy an installation from SQLite to PostgreSQL (one transaction, same ledger)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
