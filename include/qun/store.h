@@ -6,7 +6,9 @@
  *
  * Stepping a query returns QUN_ROW (a row is readable), QUN_DONE (no more rows),
  * QUN_CONFLICT_RETRY (busy / serialization failure: the whole transaction may be
- * retried) or another error.  Connections are not thread-safe: one per thread. */
+ * retried), QUN_STORE_UNAVAILABLE (the database server cannot be reached, or the
+ * connection was lost: the transaction is gone; it may be retried once the server is
+ * back) or another error.  Connections are not thread-safe: one per thread. */
 #ifndef QUN_STORE_H
 #define QUN_STORE_H
 
@@ -54,7 +56,8 @@ int64_t qun_db_changes(qun_db_t *db);
 qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err);
 
 /* Run fn(db, arg, err) inside one transaction; commit when it returns QUN_OK, roll back
- * otherwise.  Conflicts are retried up to a bounded number of times. */
+ * otherwise.  Conflicts (and, on PostgreSQL, a lost server) are retried a bounded
+ * number of times with backoff. */
 typedef qun_rc (*qun_txn_fn)(qun_db_t *db, void *arg, qun_err_t *err);
 qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err);
 
@@ -88,10 +91,6 @@ qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err);
  * since notifications sent meanwhile are lost: the caller should look for news.
  * A lost server is reported as QUN_STORE_UNAVAILABLE after the timeout. */
 qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
-/* True while the process's last attempt to reach a database server failed (or a
- * connection was lost) and no connection has been made since: the HTTP layer then
- * answers 503 STORE_UNAVAILABLE with Retry-After instead of a generic error. */
-bool qun_store_down(void);
 /* Copy an installation: every row of every table of the SQLite database `from`
  * ("sqlite:PATH", opened read-only, read in one snapshot) into the PostgreSQL database
  * `to` (a postgres:// URL; migrated to this version first), in one transaction that

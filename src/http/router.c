@@ -156,10 +156,6 @@ static void add_successor(qun_req_t *r, json_t *p) {
 }
 
 static void send_problem(qun_req_t *r, struct evbuffer *buf) {
-    /* A database that cannot be reached surfaces as whatever its caller made of the
-     * failure (a conflict, a failed batch): name it, so clients know to come back. */
-    if ((r->rc == QUN_CONFLICT_RETRY || r->rc == QUN_UNAVAILABLE || r->rc == QUN_STORE) && qun_store_down())
-        r->rc = qun_fail(&r->err, QUN_STORE_UNAVAILABLE, "the database cannot be reached; retry shortly");
     json_t *p = json_object();
     char type[96];
     snprintf(type, sizeof type, "urn:qun:problem:%s", qun_rc_name(r->rc));

@@ -119,7 +119,7 @@ static qun_rc copy_table(qun_db_t *src, qun_db_t *dst, const char *table, bool r
     char list[MAX_COLS * 66] = "", params[MAX_COLS * 5] = "";
     for (int i = 0; i < n; i++) {
         size_t l = strlen(list), p = strlen(params);
-        snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", cols[i].name);
+        snprintf(list + l, sizeof list - l, "%s%.63s", i ? ", " : "", cols[i].name);
         snprintf(params + p, sizeof params - p, "%s$%d", i ? ", " : "", i + 1);
     }
     const char *sel = keep(t, "SELECT %s FROM %s%s", list, table, rowid ? " ORDER BY rowid" : "");

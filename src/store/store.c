@@ -3,7 +3,6 @@
  * or `sqlite:PATH` is SQLite; `postgres://` or `postgresql://` is PostgreSQL) and
  * forwards every qun_db_* / qun_q_* call to the ops table of the connection. */
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "qun/store.h"
@@ -100,12 +99,6 @@ qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *
     if (!DB_OPS(db)->wait_notify) return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
     return DB_OPS(db)->wait_notify(db, timeout_ms, woken, err);
 }
-
-static atomic_bool g_down;
-
-void qun_store_set_down(bool down) { atomic_store(&g_down, down); }
-
-bool qun_store_down(void) { return atomic_load(&g_down); }
 
 void qun_store_init(void) {
     qun_sqlite_ops.init();

@@ -54,9 +54,6 @@ typedef struct qun_store_ops {
     qun_rc (*wait_notify)(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
 } qun_store_ops_t;
 
-/* Set by a backend when reaching its server failed (true) or succeeded (false). */
-void qun_store_set_down(bool down);
-
 extern const qun_store_ops_t qun_sqlite_ops;
 extern const qun_store_ops_t qun_pg_ops;
 

@@ -48,30 +48,36 @@ static void fail_all(qun_wop_t *batch, qun_rc rc, const qun_err_t *why) {
     }
 }
 
+/* The answer of a batch whose transaction broke: STORE_UNAVAILABLE when the database
+ * went away (PostgreSQL), else UNAVAILABLE. */
+static qun_rc broken(qun_rc why) { return why == QUN_STORE_UNAVAILABLE ? why : QUN_UNAVAILABLE; }
+
 static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
     qun_err_t err = {{0}, {0}};
     qun_rc rc = qun_db_exec(w->db, "BEGIN IMMEDIATE", &err);
     if (rc != QUN_OK) {
         for (qun_wop_t *op = batch; op; op = op->next) op->rc = QUN_OK;
-        fail_all(batch, QUN_UNAVAILABLE, &err);
+        fail_all(batch, broken(rc), &err);
         return;
     }
     for (qun_wop_t *op = batch; op; op = op->next) {
         op->err.msg[0] = op->err.field[0] = '\0';
         op->rc = qun_db_savepoint(w->db, &op->err);
         if (op->rc == QUN_OK) op->rc = op->fn(w->db, op->arg, &op->err);
-        if (qun_db_release(w->db, op->rc == QUN_OK, &err) != QUN_OK) {
+        qun_rc rrc = qun_db_release(w->db, op->rc == QUN_OK, &err);
+        if (rrc != QUN_OK) {
             /* The transaction itself broke: nothing of this batch is kept. */
             qun_log("error", "writer: savepoint release failed: %s", err.msg);
             qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
-            fail_all(batch, QUN_UNAVAILABLE, &err);
+            fail_all(batch, broken(rrc), &err);
             return;
         }
     }
-    if (qun_db_exec(w->db, "COMMIT", &err) != QUN_OK) {
+    rc = qun_db_exec(w->db, "COMMIT", &err);
+    if (rc != QUN_OK) {
         qun_log("error", "writer: commit failed: %s", err.msg);
         qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
-        fail_all(batch, QUN_UNAVAILABLE, &err);
+        fail_all(batch, broken(rc), &err);
         return;
     }
     atomic_fetch_add(&w->commits, 1);

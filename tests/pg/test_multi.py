@@ -243,7 +243,7 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
                         acked.append(text)
                 else:
                     p = expect(r, 503)
-                    assert p["code"] in ("STORE_UNAVAILABLE", "UNAVAILABLE", "CONFLICT_RETRY"), p
+                    assert p["code"] == "STORE_UNAVAILABLE", p
                     assert r.headers.get("Retry-After") == "1", r.headers
                     with lock:
                         statuses[p["code"]] += 1
@@ -254,12 +254,14 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
         for t in threads:
             t.start()
         time.sleep(1.5)
-        subprocess.run(["sh", CLUSTER, "stop", PG_DIR], check=True, timeout=30)
+        # Immediate shutdown, as a crash: quick on a loaded machine (no shutdown
+        # checkpoint), and recovery at the start must bring back every commit.
+        subprocess.run(["sh", CLUSTER, "crash", PG_DIR], check=True, timeout=60)
         stopped = True
         time.sleep(1.0)
         down = expect(u.get(f"/v1/groups/{g}"), 503, "STORE_UNAVAILABLE")
         assert down["status"] == 503
-        subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], check=True, timeout=60,
+        subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], check=True, timeout=120,
                        capture_output=True)
         stopped = False
         before = len(acked)
@@ -269,8 +271,12 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
             t.join(timeout=30)
         assert statuses["STORE_UNAVAILABLE"] > 0, statuses  # the outage was seen
         assert not [k for k in statuses if str(k).startswith("exception")], statuses
-        for c in clients:  # both instances serve reads again
-            expect(c.get(f"/v1/groups/{g}"), 200)
+        for c in clients:  # both instances serve reads again (a connection may wait out its backoff)
+            deadline = time.time() + 10
+            while (r := c.get(f"/v1/groups/{g}")).status_code == 503 and time.time() < deadline:
+                expect(r, 503, "STORE_UNAVAILABLE")
+                time.sleep(int(r.headers["Retry-After"]))
+            expect(r, 200)
         stored = collections.Counter()
         after = 0
         while True:
@@ -284,7 +290,7 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
         assert all(v == 1 for v in stored.values())
     finally:
         if stopped:
-            subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], timeout=60, capture_output=True)
+            subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], timeout=120, capture_output=True)
         b.stop()
         a.stop()
     for s in (a, b):  # exit 0 and no sanitizer report; error lines of the outage are expected
