@@ -108,6 +108,13 @@ test-browser:
 bench: deps
 	@$(MAKE) --no-print-directory binaries
 	@sh bench/run.sh
+	@sh bench/multi.sh
+
+# Only the store comparison: posts/s on SQLite, on PostgreSQL, and two qund on one PostgreSQL.
+.PHONY: bench-multi
+bench-multi:
+	@$(MAKE) --no-print-directory binaries
+	@sh bench/multi.sh
 
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')

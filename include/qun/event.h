@@ -26,6 +26,8 @@ qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t
                       json_t *payload, qun_err_t *err);
 /* The user id that stands for "the group's owner" in qun_event_group. */
 #define QUN_EVENT_OWNER (-1)
+/* The PostgreSQL channel an event insert notifies at commit (src/http/events.c listens). */
+#define QUN_EVENTS_CHANNEL "qun_events"
 /* An event about group group_id: fields (stolen; NULL is QUN_NOMEM) plus "group": its
  * public id.  user_id: 0, a user row id, or QUN_EVENT_OWNER. */
 qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,

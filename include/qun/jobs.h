@@ -21,8 +21,11 @@ typedef struct qun_jobs qun_jobs_t;
 typedef qun_rc (*qun_job_step_fn)(qun_db_t *db, int64_t job_id, int64_t group_id,
                                   int64_t ref_id, bool *finished, int64_t *defer, qun_err_t *err);
 
-/* Start the scheduler thread.  db_path: where it opens its read connection. */
-qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause_ms, qun_jobs_t **out,
+/* Start the scheduler thread.  db_path: where it opens its read connection.  instance
+ * names this process in job claims (unique among the processes sharing the database,
+ * the same across its restarts); lease: seconds a claim holds without a step. */
+qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause_ms, const char *instance,
+                      int64_t lease, qun_jobs_t **out,
                       qun_err_t *err);
 void qun_jobs_stop(qun_jobs_t *j);
 /* Wake the scheduler now (e.g. after queuing a due job). */

@@ -6,7 +6,9 @@
  *
  * Stepping a query returns QUN_ROW (a row is readable), QUN_DONE (no more rows),
  * QUN_CONFLICT_RETRY (busy / serialization failure: the whole transaction may be
- * retried) or another error.  Connections are not thread-safe: one per thread. */
+ * retried), QUN_STORE_UNAVAILABLE (the database server cannot be reached, or the
+ * connection was lost: the transaction is gone; it may be retried once the server is
+ * back) or another error.  Connections are not thread-safe: one per thread. */
 #ifndef QUN_STORE_H
 #define QUN_STORE_H
 
@@ -54,7 +56,8 @@ int64_t qun_db_changes(qun_db_t *db);
 qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err);
 
 /* Run fn(db, arg, err) inside one transaction; commit when it returns QUN_OK, roll back
- * otherwise.  Conflicts are retried up to a bounded number of times. */
+ * otherwise.  Conflicts (and, on PostgreSQL, a lost server) are retried a bounded
+ * number of times with backoff. */
 typedef qun_rc (*qun_txn_fn)(qun_db_t *db, void *arg, qun_err_t *err);
 qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err);
 
@@ -71,7 +74,32 @@ void qun_db_read_end(qun_db_t *db);
  * several qund sharing one database serialize, e.g., ledger appends).  A no-op on
  * SQLite, whose single writer already serializes every write. */
 qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
-#define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends */
+#define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends, and event rows (one order) */
+#define QUN_IDEM_LOCK 0x71756e02   /* high bits of an Idempotency-Key's lock (router.c) */
+
+/* The backend's name: "sqlite" or "postgres" (static). */
+const char *qun_db_backend(qun_db_t *db);
+/* Inside the open transaction, signal channel to every listening connection when it
+ * commits (PostgreSQL NOTIFY; the same signal twice in one transaction is sent once).
+ * A no-op on SQLite, where one process owns the database. */
+qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err);
+/* Make db (a connection of its own, outside any transaction) listen on channel.
+ * QUN_INTERNAL on SQLite, which has no notifications. */
+qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err);
+/* Wait up to timeout_ms for a notification on a listening connection.  *woken is set
+ * when one (or several) arrived, and also after the connection had to be made again,
+ * since notifications sent meanwhile are lost: the caller should look for news.
+ * A lost server is reported as QUN_STORE_UNAVAILABLE after the timeout. */
+qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
+/* Copy an installation: every row of every table of the SQLite database `from`
+ * ("sqlite:PATH", opened read-only, read in one snapshot) into the PostgreSQL database
+ * `to` (a postgres:// URL; migrated to this version first), in one transaction that
+ * commits only if everything was copied.  The target's tables must be empty and both
+ * at the same schema version.  report (may be NULL) is called with each table's row
+ * count as it is done.  QUN_BAD_REQUEST for a refused pair, with the reason in err. */
+typedef void (*qun_copy_report_fn)(void *arg, const char *table, int64_t rows);
+qun_rc qun_store_copy(const char *from, const char *to, qun_copy_report_fn report, void *arg,
+                      qun_err_t *err);
 /* Process-wide store settings; call once before opening any connection. */
 void qun_store_init(void);
 

@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Appending member-facing events (include/qun/event.h).  Rows are written in the
- * caller's transaction; the loops that deliver them are woken after the commit. */
+ * caller's transaction; the loops that deliver them are woken after the commit.
+ *
+ * With several qund on one PostgreSQL database, an event insert first takes the
+ * ledger's transaction lock: event ids then commit in id order across instances (a
+ * reader's `id > last` never skips a row that commits later with a smaller id), and
+ * one lock for both means no lock-order deadlock between them.  It also queues a
+ * NOTIFY on `qun_events`, sent at commit, which wakes the other instances' loops. */
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -19,13 +25,25 @@ static void appended(uint64_t n) {
     atomic_store(&g_pending, true);
 }
 
+/* Before an insert into events: one commit order for event ids, and the NOTIFY. */
+static qun_rc ordered(qun_db_t *db, qun_err_t *err) {
+    qun_rc rc = qun_db_xlock(db, QUN_LEDGER_LOCK, err);
+    if (rc == QUN_OK) rc = qun_db_notify(db, QUN_EVENTS_CHANNEL, err);
+    return rc;
+}
+
 qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
                       json_t *payload, qun_err_t *err) {
     if (!payload) return qun_fail(err, QUN_NOMEM, "cannot build the %s event", topic);
+    qun_rc rc = ordered(db, err);
+    if (rc != QUN_OK) {
+        json_decref(payload);
+        return rc;
+    }
     char *text = json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s event", topic);
-    qun_rc rc = qun_db_run(db, NULL, err,
+    rc = qun_db_run(db, NULL, err,
                            "INSERT INTO events(topic, group_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
                            "szzsi", topic, group_id, user_id, text, qun_now());
     free(text);
@@ -98,6 +116,11 @@ qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *er
     json_decref(p);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot build the approval.requested event");
     /* Any admin of the org may decide: one row each (orgs have few admins). */
+    rc = ordered(db, err);
+    if (rc != QUN_OK) {
+        free(text);
+        return rc;
+    }
     rc = qun_db_run(db, NULL, err,
                     "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
                     "SELECT 'approval.requested', NULL, user_id, $2, $3 FROM org_admins WHERE org_id = $1 AND user_id != $4",

@@ -22,7 +22,12 @@
  * audience with id > its last_id, in id order, each once: a replay covers
  * (Last-Event-ID, loop last_id] in the opening request's snapshot and live delivery
  * covers the rest; (E3) a stream is freed exactly once: by close_cb when the client
- * goes (or at shutdown), or by drop() which unhooks close_cb first. */
+ * goes (or at shutdown), or by drop() which unhooks close_cb first.
+ *
+ * Several instances on one PostgreSQL database: events written by another qund wake
+ * the loops through a listener thread (its own connection, LISTEN qun_events; every
+ * event insert NOTIFYs at commit, core/event.c).  After the listener had to reconnect
+ * it wakes the loops anyway, since notifications sent meanwhile were lost. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -344,14 +349,61 @@ static void beat_cb(evutil_socket_t fd, short what, void *arg) {
     flush(l);
 }
 
-/* The writer's commit hook (writer thread): wake every loop when events were appended. */
-static void on_commit(void *arg) {
-    (void)arg;
-    if (!qun_event_take_pending()) return;
+static void wake_all(void) {
     pthread_mutex_lock(&g_mu);
     if (g_live)
         for (int i = 0; i < g_nloops; i++) event_active(g_loops[i].wake, EV_READ, 0);
     pthread_mutex_unlock(&g_mu);
+}
+
+/* The writer's commit hook (writer thread): wake every loop when events were appended. */
+static void on_commit(void *arg) {
+    (void)arg;
+    if (qun_event_take_pending()) wake_all();
+}
+
+/* ---- other instances' events (PostgreSQL) ---- */
+static pthread_t g_listener;
+static atomic_bool g_listening, g_listen_stop;
+
+static void *listener_main(void *arg) {
+    qun_db_t *db = arg;
+    qun_err_t err = {{0}, {0}};
+    bool warned = false;
+    if (qun_db_listen(db, QUN_EVENTS_CHANNEL, &err) != QUN_OK)
+        qun_log("warn", "events: LISTEN failed (will retry): %s", err.msg);
+    while (!atomic_load(&g_listen_stop)) {
+        bool woken;
+        qun_rc rc = qun_db_wait_notify(db, 250, &woken, &err);
+        if (rc != QUN_OK && !warned) qun_log("warn", "events: listener: %s", err.msg);
+        warned = rc != QUN_OK;
+        if (woken) wake_all();
+    }
+    qun_db_close(db);
+    return NULL;
+}
+
+static void listener_start(void) {
+    const char *path = qun_server_cfg.db_path;
+    if (!path || (strncmp(path, "postgres://", 11) != 0 && strncmp(path, "postgresql://", 13) != 0)) return;
+    qun_db_t *db;
+    qun_err_t err = {{0}, {0}};
+    if (qun_db_open(path, true, false, &db, &err) != QUN_OK) {
+        qun_log("warn", "events: no listener, other instances' events arrive late: %s", err.msg);
+        return;
+    }
+    atomic_store(&g_listen_stop, false);
+    if (pthread_create(&g_listener, NULL, listener_main, db) != 0) {
+        qun_db_close(db);
+        return;
+    }
+    atomic_store(&g_listening, true);
+}
+
+static void listener_stop(void) {
+    if (!atomic_exchange(&g_listening, false)) return;
+    atomic_store(&g_listen_stop, true);
+    pthread_join(g_listener, NULL);
 }
 
 /* ---- opening a stream ---- */
@@ -510,9 +562,11 @@ void qun_events_start(qun_writer_t *writer, qun_worker_t *workers, int n) {
     g_live = true;
     pthread_mutex_unlock(&g_mu);
     qun_writer_on_commit(writer, on_commit, NULL);
+    listener_start();
 }
 
 void qun_events_quiesce(void) {
+    listener_stop();
     qun_writer_on_commit(g_writer, NULL, NULL);
     pthread_mutex_lock(&g_mu);
     g_live = false;

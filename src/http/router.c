@@ -199,13 +199,14 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_decref(p);
     r->status = qun_rc_status(r->rc);
     add_header(r, "Content-Type", "application/problem+json");
-    if (r->rc == QUN_UNAVAILABLE || r->rc == QUN_STORAGE_FULL) add_header(r, "Retry-After", "5");
+    if (r->rc == QUN_STORAGE_FULL) add_header(r, "Retry-After", "5");
+    else if (r->status == 503) add_header(r, "Retry-After", "1");
     if (r->rc == QUN_LOCKED_OUT && r->retry_after > 0) {
         char secs[24];
         snprintf(secs, sizeof secs, "%lld", (long long)r->retry_after);
         add_header(r, "Retry-After", secs);
     }
-    if (r->status >= 500 && r->rc != QUN_UNAVAILABLE && r->rc != QUN_CONFLICT_RETRY && r->rc != QUN_STORAGE_FULL) {
+    if (r->status >= 500 && r->status != 503 && r->rc != QUN_STORAGE_FULL) {
         char ub[1200];
         qun_log("error", "%s %s -> %s: %s", qun_routes[r->route_index].method,
                 log_uri(r, ub, sizeof ub), qun_rc_name(r->rc), r->err.msg);
@@ -428,6 +429,16 @@ static qun_rc run_count_failure(qun_db_t *db, void *arg, qun_err_t *err) {
     return count_failure(arg, db);
 }
 
+/* The transaction lock of an Idempotency-Key: its user and key hashed into 32 bits
+ * under QUN_IDEM_LOCK's high bits (a collision only makes two requests wait). */
+static int64_t idem_lock_key(const qun_req_t *r) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    int64_t uid = r->authed ? r->actor.uid : 0;
+    for (int i = 0; i < 8; i++) h = (h ^ (uint8_t)(uid >> (8 * i))) * 16777619u;
+    for (const char *k = r->idem_key; *k; k++) h = (h ^ (uint8_t)*k) * 16777619u;
+    return ((int64_t)QUN_IDEM_LOCK << 32) | h;
+}
+
 /* Runs on the writer: replay or run, and remember a successful answer under its key.
  * When failures count (r->lockout), the handler runs in a savepoint of its own, so a
  * refusal rolls back its work but not the count of the failure. */
@@ -437,7 +448,10 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     bool hit = false;
     r->db = db;
     if (r->idem_key[0]) {
-        r->rc = idem_lookup(r, db, &hit);
+        /* Several instances: the first to take the key's lock runs; the others wait
+         * for its commit and then find its answer (READ COMMITTED reads it). */
+        r->rc = qun_db_xlock(db, idem_lock_key(r), &r->err);
+        if (r->rc == QUN_OK) r->rc = idem_lookup(r, db, &hit);
         if (r->rc != QUN_OK || hit) return r->rc;
     }
     if (r->lockout) {
@@ -461,11 +475,16 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     {
         r->rc = qun_db_run(db, NULL, &r->err,
                            "INSERT INTO idempotency(user_id, key, request_digest, status, body, created_at) "
-                           "VALUES ($1, $2, $3, $4, $5, $6)",
+                           "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                            "issisi", r->authed ? r->actor.uid : (int64_t)0, r->idem_key,
                            r->idem_digest, (int64_t)r->status, r->out_text ? r->out_text : "",
                            qun_now());
         if (r->rc == QUN_DONE) r->rc = QUN_OK;
+        /* Someone stored this key since the lookup (the lock makes it unreachable, but
+         * a duplicate must never become a 500): undo this run, ask for a retry. */
+        if (r->rc == QUN_OK && qun_db_changes(db) == 0)
+            r->rc = qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_IN_FLIGHT,
+                             "another request with this Idempotency-Key finished first; retry to get its answer");
     }
     return r->rc;
 }

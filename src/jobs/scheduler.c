@@ -3,8 +3,17 @@
  * one step (one transaction on the writer) at a time, pausing between steps so a big
  * purge never starves interactive writes.  A failing step is retried with
  * exponential backoff and the error kept on the row; after 10 attempts the job is
- * `failed` and stays visible.  Jobs left `running` by a crash simply resume. */
+ * `failed` and stays visible.  Jobs left `running` by a crash simply resume.
+ *
+ * Several qund may share one PostgreSQL database: an instance claims a handful of due
+ * jobs at a time (claimed_by = its id, claimed_until = now + lease, FOR UPDATE SKIP
+ * LOCKED so two claims never wait on each other) and renews the lease with every
+ * step.  Each step is one writer transaction that first updates the job's row where
+ * the claim is still its own, so a step runs once even when a lease ran out under a
+ * slow instance and another took the job over.  A crashed instance's claims expire
+ * after the lease; the same instance restarted (same id) takes its own back at once. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +30,8 @@ struct qun_jobs {
     qun_db_t *db;
     qun_writer_t *writer;
     int pause_ms;
+    int64_t lease;     /* seconds a claim lasts without a step renewing it */
+    char instance[128]; /* claimed_by of this process's claims */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -57,24 +68,30 @@ typedef struct {
     int64_t id, group_id, ref_id, defer;
     qun_job_step_fn step;
     bool finished;
+    const qun_jobs_t *j;
 } run_t;
 
 static qun_rc step_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     run_t *r = arg;
+    /* The row lock this takes serializes the step with any other instance's; the
+     * claim check makes a job taken over after a lapsed lease stop here. */
     qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE jobs SET state = 'running' WHERE id = $1 AND state IN ('queued', 'running')",
-                           "i", r->id);
+                           "UPDATE jobs SET state = 'running', claimed_until = $3 WHERE id = $1 "
+                           "AND state IN ('queued', 'running') AND claimed_by = $2",
+                           "isi", r->id, r->j->instance, qun_now() + r->j->lease);
     if (rc != QUN_DONE) return rc;
-    if (qun_db_changes(db) == 0) { /* finished or failed meanwhile */
+    if (qun_db_changes(db) == 0) { /* finished, failed or taken over meanwhile */
         r->finished = true;
         return QUN_OK;
     }
     r->defer = 0;
     rc = r->step(db, r->id, r->group_id, r->ref_id, &r->finished, &r->defer, err);
     if (rc == QUN_OK && r->defer && !r->finished) /* wait, e.g. for a legal hold's release */
-        return qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'queued', due_at = $2, last_error = 'held' WHERE id = $1",
-                          "ii", r->id, r->defer) == QUN_DONE ? QUN_OK : QUN_STORE;
+        return qun_db_run(db, NULL, err,
+                          "UPDATE jobs SET state = 'queued', due_at = $2, last_error = 'held', claimed_by = NULL "
+                          "WHERE id = $1", "ii", r->id, r->defer) == QUN_DONE ? QUN_OK : QUN_STORE;
     if (rc == QUN_OK && r->finished)
+        /* claimed_by stays: which instance finished the job */
         rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2 WHERE id = $1", "ii",
                         r->id, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
     return rc;
@@ -90,9 +107,55 @@ static qun_rc fail_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     failure_t *f = arg;
     int64_t backoff = (int64_t)1 << (f->attempts < 10 ? f->attempts : 10);
     qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE jobs SET attempts = attempts + 1, last_error = $2, due_at = $3, "
+                           "UPDATE jobs SET attempts = attempts + 1, last_error = $2, due_at = $3, claimed_by = NULL, "
                            "state = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'queued' END WHERE id = $1",
                            "isii", f->id, f->msg, qun_now() + backoff, (int64_t)MAX_ATTEMPTS);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+#define CLAIM_MAX 16
+
+typedef struct {
+    qun_jobs_t *j;
+    run_t due[CLAIM_MAX];
+    int attempts[CLAIM_MAX];
+    int n;
+} claim_t;
+
+/* The due jobs nobody else holds, oldest first.  PostgreSQL skips the rows another
+ * instance's open transaction holds instead of waiting for them; SQLite has one writer. */
+#define CLAIM_SQL(lock)                                                                            \
+    "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "        \
+    "WHERE state IN ('queued', 'running') AND due_at <= $3 AND (claimed_by IS NULL OR "            \
+    "claimed_by = $1 OR claimed_until < $3) ORDER BY due_at, id LIMIT 16" lock ") "                \
+    "RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), attempts, due_at"
+
+static qun_rc claim_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    claim_t *c = arg;
+    qun_q_t *q;
+    int64_t now = qun_now(), due_at[CLAIM_MAX];
+    const char *sql = strcmp(qun_db_backend(db), "postgres") == 0 ? CLAIM_SQL(" FOR UPDATE SKIP LOCKED")
+                                                                    : CLAIM_SQL("");
+    c->n = 0;
+    qun_rc rc = qun_db_run(db, &q, err, sql, "sii", c->j->instance, now + c->j->lease, now);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        const char *kind = qun_q_col_text(q, 1);
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && c->n < CLAIM_MAX; k++) {
+            if (strcmp(kinds[k].kind, kind) != 0) continue;
+            /* insertion sort by (due_at, id): RETURNING keeps no order */
+            int64_t id = qun_q_col_int(q, 0), at = qun_q_col_int(q, 5);
+            int i = c->n++;
+            while (i > 0 && (due_at[i - 1] > at || (due_at[i - 1] == at && c->due[i - 1].id > id))) {
+                c->due[i] = c->due[i - 1];
+                c->attempts[i] = c->attempts[i - 1];
+                due_at[i] = due_at[i - 1];
+                i--;
+            }
+            c->due[i] = (run_t){id, qun_q_col_int(q, 2), qun_q_col_int(q, 3), 0, kinds[k].step, false, c->j};
+            c->attempts[i] = (int)qun_q_col_int(q, 4);
+            due_at[i] = at;
+        }
+    }
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -148,26 +211,25 @@ static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
     }
 }
 
-/* Run every due job once; true when at least one ran. */
+/* Claim the due jobs (up to CLAIM_MAX) and run each; true when at least one ran.  The
+ * read connection looks first, so an idle scheduler costs no write transactions. */
 static bool run_due(qun_jobs_t *j) {
     qun_q_t *q;
-    run_t due[16];
-    int attempts[16], n = 0;
     qun_err_t err;
+    int64_t now = qun_now();
     qun_rc rc = qun_db_run(j->db, &q, &err,
-                           "SELECT id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), attempts FROM jobs "
-                           "WHERE state IN ('queued', 'running') AND due_at <= $1 ORDER BY due_at, id LIMIT 16",
-                           "i", qun_now());
-    for (; rc == QUN_ROW; rc = qun_q_step(q, &err)) {
-        const char *kind = qun_q_col_text(q, 1);
-        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-            if (strcmp(kinds[k].kind, kind) != 0) continue;
-            due[n] = (run_t){qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3), 0, kinds[k].step, false};
-            attempts[n++] = (int)qun_q_col_int(q, 4);
-        }
+                           "SELECT 1 FROM jobs WHERE state IN ('queued', 'running') AND due_at <= $1 AND "
+                           "(claimed_by IS NULL OR claimed_by = $2 OR claimed_until < $1) LIMIT 1",
+                           "is", now, j->instance);
+    if (rc != QUN_ROW) return false;
+    qun_q_done(q);
+    claim_t c = {.j = j};
+    if (qun_writer_run(j->writer, claim_txn, &c, &err) != QUN_OK) {
+        qun_log("warn", "jobs: claiming due jobs failed: %s", err.msg);
+        return false;
     }
-    for (int i = 0; i < n && !stopping(j); i++) run_job(j, &due[i], attempts[i]);
-    return n > 0;
+    for (int i = 0; i < c.n && !stopping(j); i++) run_job(j, &c.due[i], c.attempts[i]);
+    return c.n > 0;
 }
 
 static void *jobs_main(void *arg) {
@@ -196,8 +258,8 @@ static void *jobs_main(void *arg) {
     return NULL;
 }
 
-qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, qun_jobs_t **out,
-                      qun_err_t *err) {
+qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, const char *instance,
+                      int64_t lease, qun_jobs_t **out, qun_err_t *err) {
     qun_jobs_t *j = qun_xcalloc(1, sizeof *j);
     qun_rc rc = qun_db_open(db_path, true, false, &j->db, err);
     if (rc != QUN_OK) {
@@ -206,6 +268,8 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, qun_
     }
     j->writer = writer;
     j->pause_ms = pause;
+    j->lease = lease > 0 ? lease : 60;
+    snprintf(j->instance, sizeof j->instance, "%s", instance && *instance ? instance : "qund");
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     pthread_create(&j->thread, NULL, jobs_main, j);

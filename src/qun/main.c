@@ -26,6 +26,7 @@ int qun_cmd_risk(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_review(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_locks(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_grant(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
@@ -98,6 +99,8 @@ static const command_t commands[] = {
     {"review", NULL, "review reject <aid> --reason R", "reject a dissolution under risk review"},
     {"locks", qun_cmd_locks, "locks list [--all]", "list brute-force locks (server admins)"},
     {"locks", NULL, "locks clear <id>", "end a brute-force lock now (server admins)"},
+    {"admin", qun_cmd_admin, "admin migrate --from sqlite:PATH --to postgres://...",
+     "copy an installation from SQLite to PostgreSQL (one transaction, same ledger)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -20,6 +20,8 @@ extern int qund_purge_pause_ms;
 extern char qund_data_dir[512];
 extern char qund_policy_dir[512];
 extern char qund_store[1024];
+extern char qund_instance[128];
+extern int qund_job_lease;
 
 static bool to_i64(const char *s, int64_t lo, int64_t hi, int64_t *v) {
     char *end;
@@ -60,6 +62,11 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
     if (strcmp(key, "store") == 0) {
         if (strlen(value) >= sizeof qund_store) return qun_fail(err, QUN_BAD_REQUEST, "store: too long");
         snprintf(qund_store, sizeof qund_store, "%s", value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "instance") == 0) {
+        if (strlen(value) >= sizeof qund_instance) return qun_fail(err, QUN_BAD_REQUEST, "instance: too long");
+        snprintf(qund_instance, sizeof qund_instance, "%s", value);
         return QUN_OK;
     }
     if (strcmp(key, "policies") == 0) {
@@ -111,6 +118,7 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"payment_retention", 0, 3650LL * 86400, &qun_core_cfg.payment_retention, NULL},
         {"purge_batch", 1, 100000, NULL, &qun_core_cfg.purge_batch},
         {"purge_pause_ms", 0, 60000, NULL, &qund_purge_pause_ms},
+        {"job_lease", 5, 86400, NULL, &qund_job_lease},
         {"idempotency_ttl", 86400, 365LL * 86400, &qun_core_cfg.idempotency_ttl, NULL},
         {"cooling_off", 0, 3650LL * 86400, &qun_core_cfg.cooling_off, NULL},
         {"notice", 0, 3650LL * 86400, &qun_core_cfg.notice, NULL},

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -26,6 +27,9 @@ char qund_data_dir[512] = "var/data";
 char qund_policy_dir[512] = "policies";
 /* The store's connection string (`store`); empty means sqlite:<data>/qun.db. */
 char qund_store[1024] = "";
+/* How job claims name this process (`instance`); empty means <hostname>:<port>. */
+char qund_instance[128] = "";
+int qund_job_lease = 60;
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -118,7 +122,14 @@ int main(int argc, char **argv) {
     qun_writer_t *writer;
     if (qun_writer_start(wdb, 512, &writer, &err) != QUN_OK) return die("writer", &err);
     qun_jobs_t *jobs;
-    if (qun_jobs_start(db_path, writer, qund_purge_pause_ms, &jobs, &err) != QUN_OK) return die("jobs", &err);
+    if (!qund_instance[0]) {
+        char host[64] = "qund";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(qund_instance, sizeof qund_instance, "%s:%d", host, qun_server_cfg.port);
+    }
+    if (qun_jobs_start(db_path, writer, qund_purge_pause_ms, qund_instance, qund_job_lease, &jobs, &err) != QUN_OK)
+        return die("jobs", &err);
     qun_outbox_t *outbox;
     if (qun_outbox_start(db_path, writer, &outbox, &err) != QUN_OK) return die("webhooks", &err);
     qun_rc rc = qun_server_run(writer, &err);

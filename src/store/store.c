@@ -83,6 +83,23 @@ qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     return DB_OPS(db)->xlock ? DB_OPS(db)->xlock(db, key, err) : QUN_OK;
 }
 
+const char *qun_db_backend(qun_db_t *db) { return DB_OPS(db)->name; }
+
+qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
+    return DB_OPS(db)->notify ? DB_OPS(db)->notify(db, channel, err) : QUN_OK;
+}
+
+qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err) {
+    if (!DB_OPS(db)->listen) return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
+    return DB_OPS(db)->listen(db, channel, err);
+}
+
+qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err) {
+    *woken = false;
+    if (!DB_OPS(db)->wait_notify) return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
+    return DB_OPS(db)->wait_notify(db, timeout_ms, woken, err);
+}
+
 void qun_store_init(void) {
     qun_sqlite_ops.init();
     qun_pg_ops.init();

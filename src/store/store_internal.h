@@ -48,6 +48,10 @@ typedef struct qun_store_ops {
     qun_rc (*read_begin)(qun_db_t *db, qun_err_t *err);
     void (*read_end)(qun_db_t *db);
     qun_rc (*xlock)(qun_db_t *db, int64_t key, qun_err_t *err);
+    /* Optional (NULL on SQLite): notifications between processes. */
+    qun_rc (*notify)(qun_db_t *db, const char *channel, qun_err_t *err);
+    qun_rc (*listen)(qun_db_t *db, const char *channel, qun_err_t *err);
+    qun_rc (*wait_notify)(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
 } qun_store_ops_t;
 
 extern const qun_store_ops_t qun_sqlite_ops;

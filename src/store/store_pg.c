@@ -5,11 +5,14 @@
  * q<N>, prepared again after a reconnect); parameters travel as text (blobs as binary
  * bytea), results come back as text and are read row by row by the column readers.
  *
- * Errors: serialization failures and deadlocks (SQLSTATE 40001, 40P01), lock
- * timeouts and a lost connection are QUN_CONFLICT_RETRY; qun_db_txn retries them with
- * backoff, reconnecting when the server went away.  Outside a transaction, a
+ * Errors: serialization failures and deadlocks (SQLSTATE 40001, 40P01) and lock
+ * timeouts are QUN_CONFLICT_RETRY; a server that cannot be reached or a lost
+ * connection is QUN_STORE_UNAVAILABLE; qun_db_txn retries both with backoff,
+ * reconnecting when the server went away.  Outside a transaction, a
  * connection found broken is re-established before the next statement; inside one,
  * the transaction is lost and every statement fails until the caller rolls back. */
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +25,7 @@
 #include "store_internal.h"
 
 #define QCACHE 256   /* slots of the statement cache (power of two) */
-#define QMAXPARAM 24 /* highest $N a statement may use */
+#define QMAXPARAM 63 /* highest $N a statement may use (qun admin migrate binds a whole row) */
 #define BYTEAOID 17
 #define TEXTOID 25
 
@@ -33,7 +36,7 @@ struct qun_q {
     char name[16];
     unsigned gen;  /* connection generation it is prepared in; 0: not prepared */
     int nparams;   /* highest $N in sql */
-    unsigned used; /* bit N set when $N appears */
+    uint64_t used; /* bit N set when $N appears */
     char *vals[QMAXPARAM + 1];
     int lens[QMAXPARAM + 1];
     int fmts[QMAXPARAM + 1];
@@ -52,6 +55,14 @@ struct qun_db {
     unsigned gen; /* bumped on every (re)connect: prepared statements are per session */
     int nprepared;
     int64_t changes;
+    int64_t retry_at_ms; /* no new connection attempt before (monotonic ms) */
+    int backoff_ms;      /* the wait after the next failed attempt */
+    char listening[32];  /* the channel to LISTEN on again after a reconnect */
+    /* Transaction locks (and NOTIFYs) the open transaction already holds (queued), so a
+     * batch of 500 writes pays one round trip for them, not 500.  Those taken since the
+     * savepoint (index >= sp_mark) go when it is rolled back, as the server drops them. */
+    int64_t held[8];
+    int nheld, sp_mark;
     qun_q_t *cache[QCACHE];
 };
 
@@ -61,16 +72,27 @@ static void quiet(void *arg, const char *msg) {
 }
 
 /* Connect (again), and set the session up.  Bumps the generation so cached
- * statements are prepared again on the new session. */
+ * statements are prepared again on the new session.  While the server is away,
+ * attempts are spaced out (50 ms doubling to 1 s per connection) so a burst of
+ * requests does not turn into a burst of connection attempts. */
 static qun_rc connect_db(qun_db_t *db, qun_err_t *err) {
+    int64_t now = qun_mono_ms();
+    if (db->conn && now < db->retry_at_ms)
+        return qun_fail(err, QUN_STORE_UNAVAILABLE, "postgres: the server is unreachable; next attempt in %lld ms",
+                        (long long)(db->retry_at_ms - now));
     if (db->conn) PQfinish(db->conn);
     db->conn = PQconnectdb(db->conninfo);
     db->gen++;
     db->in_txn = false;
     if (!db->conn) return qun_fail(err, QUN_NOMEM, "postgres: out of memory");
-    if (PQstatus(db->conn) != CONNECTION_OK)
-        return qun_fail(err, QUN_UNAVAILABLE, "postgres: cannot connect: %.200s",
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        db->backoff_ms = db->backoff_ms ? (db->backoff_ms * 2 > 1000 ? 1000 : db->backoff_ms * 2) : 50;
+        db->retry_at_ms = qun_mono_ms() + db->backoff_ms;
+        return qun_fail(err, QUN_STORE_UNAVAILABLE, "postgres: cannot connect: %.200s",
                         PQerrorMessage(db->conn));
+    }
+    db->backoff_ms = 0;
+    db->retry_at_ms = 0;
     PQsetNoticeProcessor(db->conn, quiet, NULL);
     PGresult *r = PQexec(db->conn, db->readonly
                                        ? "SET default_transaction_read_only = on; "
@@ -88,10 +110,8 @@ static qun_rc connect_db(qun_db_t *db, qun_err_t *err) {
 static qun_rc ensure_conn(qun_db_t *db, qun_err_t *err) {
     if (PQstatus(db->conn) == CONNECTION_OK) return QUN_OK;
     if (db->in_txn)
-        return qun_fail(err, QUN_CONFLICT_RETRY, "postgres: connection lost inside a transaction");
-    qun_rc rc = connect_db(db, err);
-    if (rc == QUN_UNAVAILABLE) rc = QUN_CONFLICT_RETRY;
-    return rc;
+        return qun_fail(err, QUN_STORE_UNAVAILABLE, "postgres: connection lost inside a transaction");
+    return connect_db(db, err);
 }
 
 /* Map a failed result onto qun_rc. */
@@ -103,14 +123,14 @@ static qun_rc pg_fail(qun_db_t *db, PGresult *r, qun_err_t *err, const char *wha
     for (char *p = clean; *p; p++)
         if (*p == '\n') *p = ' ';
     if (PQstatus(db->conn) != CONNECTION_OK)
-        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: connection lost: %.200s", what, clean);
+        return qun_fail(err, QUN_STORE_UNAVAILABLE, "%s: connection lost: %.200s", what, clean);
     if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
                   strcmp(state, "55P03") == 0))
         return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %.200s", what, clean);
-    if (state && strncmp(state, "08", 2) == 0) /* connection exceptions */
-        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %.200s", what, clean);
-    if (state && strcmp(state, "57P01") == 0) /* admin shutdown */
-        return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %.200s", what, clean);
+    if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0)) /* connection, shutdown */
+        return qun_fail(err, QUN_STORE_UNAVAILABLE, "%s: %.200s", what, clean);
+    if (state && strcmp(state, "53100") == 0) /* disk_full */
+        return qun_fail(err, QUN_STORAGE_FULL, "%s: %.200s", what, clean);
     return qun_fail(err, QUN_STORE, "%s: %.200s", what, clean);
 }
 
@@ -123,7 +143,10 @@ static void note_changes(qun_db_t *db, PGresult *r) {
 
 /* Transaction bookkeeping for statements run through exec (BEGIN/COMMIT/ROLLBACK). */
 static void track_txn(qun_db_t *db, const char *sql) {
-    if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) db->in_txn = true;
+    if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
+        db->in_txn = true;
+        db->nheld = 0;
+    }
     else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
              strncmp(sql, "END", 3) == 0)
         db->in_txn = false;
@@ -258,7 +281,7 @@ static void pg_close(qun_db_t *db) {
 }
 
 /* The $N parameters sql uses, skipping quoted strings and identifiers. */
-static void scan_params(const char *sql, int *max, unsigned *used) {
+static void scan_params(const char *sql, int *max, uint64_t *used) {
     *max = 0;
     *used = 0;
     char quote = 0;
@@ -274,7 +297,7 @@ static void scan_params(const char *sql, int *max, unsigned *used) {
         if (*p == '$' && p[1] >= '0' && p[1] <= '9') {
             int n = (int)strtol(p + 1, NULL, 10);
             if (n >= 1 && n <= QMAXPARAM) {
-                *used |= 1u << n;
+                *used |= (uint64_t)1 << n;
                 if (n > *max) *max = n;
             }
         }
@@ -345,7 +368,7 @@ static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
     /* A $N the text skips has no type to infer: call it text. */
     Oid types[QMAXPARAM + 1] = {0};
     for (int k = 1; k <= q->nparams; k++)
-        if (!(q->used & (1u << k))) types[k - 1] = TEXTOID;
+        if (!(q->used & ((uint64_t)1 << k))) types[k - 1] = TEXTOID;
     PGresult *r = PQprepare(db->conn, q->name, q->sql, q->nparams, types);
     qun_rc rc = QUN_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = pg_fail(db, r, err, "prepare");
@@ -457,7 +480,7 @@ static void backoff(int attempt) {
 
 static qun_rc pg_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
     qun_rc rc = QUN_CONFLICT_RETRY;
-    for (int attempt = 0; attempt < 8 && rc == QUN_CONFLICT_RETRY; attempt++) {
+    for (int attempt = 0; attempt < 8 && (rc == QUN_CONFLICT_RETRY || rc == QUN_STORE_UNAVAILABLE); attempt++) {
         if (attempt) backoff(attempt - 1);
         rc = pg_exec(db, "BEGIN", err);
         if (rc != QUN_OK) continue;
@@ -472,12 +495,16 @@ static qun_rc pg_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
 }
 
 static qun_rc pg_savepoint(qun_db_t *db, qun_err_t *err) {
+    db->sp_mark = db->nheld;
     return pg_exec(db, "SAVEPOINT op", err);
 }
 
 static qun_rc pg_release(qun_db_t *db, bool keep, qun_err_t *err) {
     qun_rc rc = QUN_OK;
-    if (!keep) rc = pg_exec(db, "ROLLBACK TO SAVEPOINT op", err);
+    if (!keep) {
+        db->nheld = db->sp_mark < db->nheld ? db->sp_mark : db->nheld;
+        rc = pg_exec(db, "ROLLBACK TO SAVEPOINT op", err);
+    }
     if (rc == QUN_OK) rc = pg_exec(db, "RELEASE SAVEPOINT op", err);
     return rc;
 }
@@ -491,9 +518,78 @@ static void pg_read_end(qun_db_t *db) {
     if (pg_exec(db, "COMMIT", &ignore) != QUN_OK) pg_exec(db, "ROLLBACK", &ignore);
 }
 
+/* Whether the open transaction holds key already; if not, remember it will. */
+static bool held(qun_db_t *db, int64_t key) {
+    for (int i = 0; i < db->nheld; i++)
+        if (db->held[i] == key) return true;
+    return false;
+}
+
+static void hold(qun_db_t *db, int64_t key) {
+    if (db->in_txn && db->nheld < (int)(sizeof db->held / sizeof db->held[0])) db->held[db->nheld++] = key;
+}
+
 static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
+    if (db->in_txn && held(db, key)) return QUN_OK;
     qun_rc rc = qun_db_run(db, NULL, err, "SELECT pg_advisory_xact_lock($1)", "i", key);
-    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+    if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+    hold(db, key);
+    return QUN_OK;
+}
+
+static qun_rc pg_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
+    /* The server sends one NOTIFY per channel and payload per transaction anyway. */
+    int64_t key = INT64_MIN + (int64_t)(strlen(channel) * 131 + (unsigned char)channel[0]);
+    if (db->in_txn && held(db, key)) return QUN_OK;
+    qun_rc rc = qun_db_run(db, NULL, err, "SELECT pg_notify($1, '')", "s", channel);
+    if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+    hold(db, key);
+    return QUN_OK;
+}
+
+static qun_rc send_listen(qun_db_t *db, qun_err_t *err) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "LISTEN %s", db->listening);
+    return pg_exec(db, sql, err);
+}
+
+static qun_rc pg_listen(qun_db_t *db, const char *channel, qun_err_t *err) {
+    size_t n = strlen(channel);
+    if (n == 0 || n >= sizeof db->listening || strspn(channel, "abcdefghijklmnopqrstuvwxyz_") != n)
+        return qun_fail(err, QUN_INTERNAL, "bad channel name");
+    memcpy(db->listening, channel, n + 1);
+    return send_listen(db, err);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static qun_rc pg_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err) {
+    *woken = false;
+    if (PQstatus(db->conn) != CONNECTION_OK) {
+        qun_rc rc = connect_db(db, err);
+        if (rc == QUN_OK) rc = send_listen(db, err);
+        if (rc != QUN_OK) {
+            sleep_ms(timeout_ms);
+            return rc;
+        }
+        *woken = true; /* whatever was sent while we were away is lost: look */
+        return QUN_OK;
+    }
+    struct pollfd p = {PQsocket(db->conn), POLLIN, 0};
+    if (p.fd < 0 || poll(&p, 1, timeout_ms) < 0) return QUN_OK;
+    if (p.revents && !PQconsumeInput(db->conn)) {
+        return qun_fail(err, QUN_STORE_UNAVAILABLE, "postgres: listening connection lost: %.200s",
+                        PQerrorMessage(db->conn));
+    }
+    PGnotify *note;
+    while ((note = PQnotifies(db->conn))) {
+        *woken = true;
+        PQfreemem(note);
+    }
+    return QUN_OK;
 }
 
 static void pg_init(void) {}
@@ -522,4 +618,7 @@ const qun_store_ops_t qun_pg_ops = {
     .read_begin = pg_read_begin,
     .read_end = pg_read_end,
     .xlock = pg_xlock,
+    .notify = pg_notify,
+    .listen = pg_listen,
+    .wait_notify = pg_wait_notify,
 };

@@ -48,9 +48,12 @@ static void fail_all(qun_wop_t *batch, qun_rc rc, const qun_err_t *why) {
     }
 }
 
-/* What the operations of a batch whose transaction broke are told: a full disk is
- * worth naming (the client should wait, not just retry); anything else is a retry. */
-static qun_rc broken(qun_rc rc) { return rc == QUN_STORAGE_FULL ? rc : QUN_UNAVAILABLE; }
+/* What the operations of a batch whose transaction broke are told: a full disk and a
+ * lost database are worth naming (the client should wait, not just retry); anything
+ * else is a retry. */
+static qun_rc broken(qun_rc why) {
+    return why == QUN_STORAGE_FULL || why == QUN_STORE_UNAVAILABLE ? why : QUN_UNAVAILABLE;
+}
 
 static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
     qun_err_t err = {{0}, {0}};

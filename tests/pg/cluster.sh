@@ -4,6 +4,7 @@
 # directory of its own; it listens on 127.0.0.1 only, with trust authentication.
 #   cluster.sh start DIR PORT   initdb (first time) and start; prints the postmaster PID
 #   cluster.sh stop DIR         stop the postmaster by the PID in DIR/data/postmaster.pid
+#   cluster.sh crash DIR        the same, immediate shutdown (as a crash: recovery at start)
 set -eu
 BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 USER_=${PG_USER:-nobody}
@@ -26,19 +27,31 @@ start)
     -o "-k $dir -p $port -h 127.0.0.1 -c max_connections=1000 -c shared_buffers=64MB" start >/dev/null
   head -1 "$dir/data/postmaster.pid"
   ;;
-stop)
+stop | crash)
+  # stop: fast shutdown (SIGINT), which writes a shutdown checkpoint and may take a
+  # while on a loaded machine; after 15 s, or at once for crash, immediate shutdown
+  # (SIGQUIT: no checkpoint, crash recovery at the next start, nothing committed is
+  # lost).  Both wait for the postmaster to exit, so a start may follow at once.
   pidfile="$dir/data/postmaster.pid"
   [ -f "$pidfile" ] || exit 0
   pid=$(head -1 "$pidfile")
-  kill -INT "$pid" 2>/dev/null || exit 0 # fast shutdown
-  for _ in $(seq 1 100); do
+  kill -0 "$pid" 2>/dev/null || exit 0
+  if [ "$cmd" = stop ]; then
+    kill -INT "$pid" 2>/dev/null || exit 0
+    for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || exit 0
+      sleep 0.1
+    done
+  fi
+  kill -QUIT "$pid" 2>/dev/null || exit 0
+  for _ in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || exit 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
   ;;
 *)
-  echo "usage: cluster.sh start DIR PORT | stop DIR" >&2
+  echo "usage: cluster.sh start DIR PORT | stop DIR | crash DIR" >&2
   exit 2
   ;;
 esac

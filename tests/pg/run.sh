@@ -15,5 +15,6 @@ cleanup() {
 trap cleanup EXIT INT TERM
 pid=$(sh "$here/cluster.sh" start "$dir" "$port") || { cat "$dir"/*.log >&2; exit 1; }
 echo "test-pg: PostgreSQL pid $pid on 127.0.0.1:$port ($dir)"
-QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port" \
+# QUN_PG_DIR and QUN_PG_PORT let tests/pg/test_multi.py stop and start the cluster.
+QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port" QUN_PG_DIR="$dir" QUN_PG_PORT="$port" \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here/../api" "$here" "$@"

@@ -1,0 +1,370 @@
+# SPDX-License-Identifier: MIT
+"""Several qund on one PostgreSQL database (docs/postgres.md, "Several instances"):
+a cancel on A racing the timer on B ends one way and is ledgered once; 1000 due purge
+jobs drained by two instances each run once; an SSE client on A sees a dissolution
+done on B at once; an Idempotency-Key raced across instances runs once; PostgreSQL
+restarted under load loses nothing acknowledged and answers 503 STORE_UNAVAILABLE
+meanwhile; `qun admin migrate` moves a SQLite installation with the same ledger root
+and every row.  Run by tests/pg/run.sh (QUN_STORE=postgres); every wait is bounded."""
+import collections
+import concurrent.futures as cf
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
+from conftest import PG, QUN, Client, Server, expect, make_group, pg_sql, register, stop_clean  # noqa: E402
+from test_14_events import Stream  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_two_instances import entries  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not PG, reason="needs QUN_STORE=postgres (tests/pg/run.sh)")
+
+BASE = ["--set", "admins=root", "--set", "risk_frequency_max=1000000", "--set", "risk_frequency_deny=1000000",
+        "--set", "purge_pause_ms=0"]
+CLOCK = {"QUN_TEST_CLOCK": "1"}
+
+
+def pair(extra, env=None):
+    """Two instances on one database and one data directory (same ledger key)."""
+    a = Server(extra=BASE + extra, env=env).start()
+    try:
+        b = Server(data=a.data, extra=BASE + extra, env=env).start()
+    except Exception:
+        a.stop()
+        raise
+    return a, b
+
+
+def on(client, url):
+    return Client(url, client.token, client.openid, client.username)
+
+
+def ledger(client):
+    return entries(client)[0]
+
+
+def dissolve(owner, gid):
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
+    return expect(owner.post(f"/v1/groups/{gid}/dissolution",
+                             {"messages": "delete", "confirmation_token": p["confirmation_token"]}), 202)
+
+
+def wait_for(what, pred, timeout):
+    deadline = time.time() + timeout
+    while not pred():
+        assert time.time() < deadline, f"{what} within {timeout}s"
+        time.sleep(0.05)
+
+
+def test_cancel_on_a_races_timer_on_b_one_outcome_ledgered_once():
+    a, b = pair(["--set", "cooling_off=3600", "--set", "purge_grace=864000"], CLOCK)
+    try:
+        root = register(a.url, name="root")
+        owner = register(a.url)
+        groups = [make_group(owner, name=f"race{i}") for i in range(24)]
+        for g in groups:
+            assert dissolve(owner, g)["state"] == "pending"
+        # A's cancels and B's timers (B's clock jumps past every cooling-off) at once.
+        with cf.ThreadPoolExecutor(8) as pool:
+            jump = pool.submit(requests.post, b.url + "/v1/test/clock", json={"advance": 3601}, timeout=30)
+            cancels = list(pool.map(lambda g: owner.delete(f"/v1/groups/{g}/dissolution"), groups))
+            expect(jump.result(), 200)
+        wait_for("B's timers done", lambda: pg_sql(b, "SELECT count(*) FROM jobs WHERE kind = 'dissolve_due' "
+                                                     "AND state IN ('queued', 'running')") == [["0"]], 30)
+        per_group = collections.Counter((e["group"], e["event"]) for e in ledger(on(root, b.url)) if e.get("group"))
+        outcomes = collections.Counter()
+        for g, r in zip(groups, cancels):
+            state = expect(on(owner, b.url).get(f"/v1/groups/{g}/dissolution"), 200)["state"]
+            cancelled, dissolved = per_group[(g, "dissolution.cancelled")], per_group[(g, "group.dissolved")]
+            assert cancelled + dissolved == 1, (g, r.status_code, state, per_group)
+            if r.status_code == 200:
+                assert cancelled == 1 and state != "dissolved", (g, state)
+                outcomes["cancelled"] += 1
+            else:
+                expect(r, 409, "DISSOLUTION_NOT_CANCELLABLE")
+                assert dissolved == 1 and state == "dissolved", (g, state)
+                outcomes["dissolved"] += 1
+        assert sum(outcomes.values()) == len(groups), outcomes
+    finally:
+        b.stop()
+        a.stop()
+    for s in (a, b):
+        stop_clean(s)
+
+
+def test_1000_due_purge_jobs_drained_by_two_instances_each_once():
+    n = 1000
+    extra = ["--set", "cooling_off=0", "--set", "purge_grace=3600", "--set", "purge_batch=50"]
+    a = Server(extra=BASE + extra, env=CLOCK).start()
+    try:
+        owners = [register(a.url) for _ in range(8)]
+        with cf.ThreadPoolExecutor(8) as pool:
+            gids = list(pool.map(lambda i: make_group(owners[i % 8], name=f"p{i}"), range(n)))
+            for r in pool.map(lambda i: dissolve(owners[i % 8], gids[i]), range(n)):
+                assert r["state"] in ("pending", "dissolved"), r
+        wait_for("every group dissolved",
+                 lambda: pg_sql(a, "SELECT count(*) FROM groups WHERE state = 'dissolved'") == [[str(n)]], 120)
+    finally:
+        a.stop()
+    stop_clean(a)
+    assert pg_sql(a, "SELECT count(*) FROM jobs WHERE kind = 'purge_group' AND state = 'queued'") == [[str(n)]]
+    # Both instances start with the purges not yet due; both clocks then jump past the
+    # grace together, and both job threads drain the same 1000 jobs.
+    a.proc = None
+    a2 = Server(data=a.data, extra=BASE + extra + ["--set", "instance=A"], env=CLOCK).start()
+    b = Server(data=a.data, extra=BASE + extra + ["--set", "instance=B"], env=CLOCK).start()
+    try:
+        with cf.ThreadPoolExecutor(2) as pool:
+            for r in pool.map(lambda s: requests.post(s.url + "/v1/test/clock", json={"advance": 3601}, timeout=30),
+                              (a2, b)):
+                expect(r, 200)
+        wait_for("every group purged",
+                 lambda: pg_sql(b, "SELECT count(*) FROM groups WHERE state = 'purged'") == [[str(n)]], 300)
+        jobs = pg_sql(b, "SELECT state, claimed_by, count(*) FROM jobs WHERE kind = 'purge_group' "
+                         "GROUP BY 1, 2 ORDER BY 2")
+        assert {r[0] for r in jobs} == {"done"}, jobs
+        by = {r[1]: int(r[2]) for r in jobs}
+        assert set(by) == {"A", "B"} and sum(by.values()) == n, by  # both drained, each job once
+        twice = pg_sql(b, "SELECT group_id, count(*) FROM events WHERE topic = 'group.purged' "
+                          "GROUP BY 1 HAVING count(*) != 1")
+        assert twice == [], twice
+        assert pg_sql(b, "SELECT count(*) FROM events WHERE topic = 'group.purged'") == [[str(n)]]
+        root = register(b.url, name="root")  # an admin reads the entries' fields
+        purged = collections.Counter(e["group"] for e in ledger(root) if e["event"] == "group.purged")
+        assert len(purged) == n and set(purged.values()) == {1}
+    finally:
+        b.stop()
+        a2.stop()
+    for s in (a2, b):
+        stop_clean(s)
+
+
+def test_sse_on_a_sees_a_dissolution_on_b():
+    a, b = pair(["--set", "cooling_off=0", "--set", "purge_grace=864000"])
+    try:
+        owner, member = register(b.url), register(a.url)
+        g = make_group(owner, members=[member])
+        s = Stream(member)  # on A
+        try:
+            t0 = time.time()
+            dissolve(owner, g)  # on B; A's writer commits nothing meanwhile
+            ev = s.wait("group.dissolved", timeout=5, group=g)
+            assert time.time() - t0 < 3, "woken by B's NOTIFY, not by a later local commit"
+            assert ev["data"]["state"] == "dissolved"
+            ids = [e["id"] for e in s.seen]
+            assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        finally:
+            s.sock.close()
+    finally:
+        b.stop()
+        a.stop()
+    for s_ in (a, b):
+        stop_clean(s_)
+
+
+def test_idempotency_key_raced_across_instances_runs_once():
+    a, b = pair([])
+    try:
+        u = register(a.url)
+        g = make_group(u)
+        clients = [u, on(u, b.url)]
+        keys = [f"race-{i}" for i in range(40)]
+        barrier = threading.Barrier(2)
+
+        def post(args):
+            key, c = args
+            try:
+                barrier.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                pass
+            return key, c.post(f"/v1/groups/{g}/messages", {"text": key}, headers={"Idempotency-Key": key})
+
+        answers = collections.defaultdict(list)
+        with cf.ThreadPoolExecutor(2) as pool:
+            for key in keys:
+                for k, r in pool.map(post, [(key, clients[0]), (key, clients[1])]):
+                    answers[k].append(r)
+        for key, rs in answers.items():
+            for r in rs:
+                assert r.status_code in (201, 409), (key, r.status_code, r.text)
+                if r.status_code == 409:
+                    expect(r, 409, "IDEMPOTENCY_KEY_IN_FLIGHT")
+            ok = [r for r in rs if r.status_code == 201]
+            assert ok, key
+            assert len({r.json()["seq"] for r in ok}) == 1, key  # a replay answers the first run
+        texts = collections.Counter(m["text"] for m in expect(u.get(f"/v1/groups/{g}/messages?limit=200"),
+                                                              200)["items"])
+        assert texts == collections.Counter({k: 1 for k in keys}), texts
+    finally:
+        b.stop()
+        a.stop()
+    for s in (a, b):
+        stop_clean(s)
+
+
+PG_DIR, PG_PORT = os.environ.get("QUN_PG_DIR"), os.environ.get("QUN_PG_PORT")
+CLUSTER = os.path.join(os.path.dirname(__file__), "cluster.sh")
+
+
+@pytest.mark.skipif(not PG_DIR, reason="needs the cluster of tests/pg/run.sh (QUN_PG_DIR)")
+def test_postgres_restart_mid_run_loses_nothing_acknowledged():
+    a, b = pair([])
+    stopped = False
+    try:
+        u = register(a.url)
+        g = make_group(u)
+        clients = [u, on(u, b.url)]
+        acked, statuses, stop = [], collections.Counter(), threading.Event()
+        lock = threading.Lock()
+
+        def writer(w):
+            c, i = Client(clients[w % 2].url, u.token), 0
+            while not stop.is_set():
+                text = f"w{w}-{i}"
+                try:
+                    r = c.post(f"/v1/groups/{g}/messages", {"text": text})
+                except requests.RequestException as e:  # never: qund answers
+                    with lock:
+                        statuses["exception " + type(e).__name__] += 1
+                    continue
+                with lock:
+                    statuses[r.status_code] += 1
+                if r.status_code == 201:
+                    with lock:
+                        acked.append(text)
+                else:
+                    p = expect(r, 503)
+                    assert p["code"] == "STORE_UNAVAILABLE", p
+                    assert r.headers.get("Retry-After") == "1", r.headers
+                    with lock:
+                        statuses[p["code"]] += 1
+                    time.sleep(0.05)
+                i += 1
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        # Immediate shutdown, as a crash: quick on a loaded machine (no shutdown
+        # checkpoint), and recovery at the start must bring back every commit.
+        subprocess.run(["sh", CLUSTER, "crash", PG_DIR], check=True, timeout=60)
+        stopped = True
+        time.sleep(1.0)
+        down = expect(u.get(f"/v1/groups/{g}"), 503, "STORE_UNAVAILABLE")
+        assert down["status"] == 503
+        subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], check=True, timeout=120,
+                       capture_output=True)
+        stopped = False
+        before = len(acked)
+        wait_for("writes succeed again", lambda: len(acked) > before + 20, 30)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+        assert statuses["STORE_UNAVAILABLE"] > 0, statuses  # the outage was seen
+        assert not [k for k in statuses if str(k).startswith("exception")], statuses
+        for c in clients:  # both instances serve reads again (a connection may wait out its backoff)
+            deadline = time.time() + 10
+            while (r := c.get(f"/v1/groups/{g}")).status_code == 503 and time.time() < deadline:
+                expect(r, 503, "STORE_UNAVAILABLE")
+                time.sleep(int(r.headers["Retry-After"]))
+            expect(r, 200)
+        stored = collections.Counter()
+        after = 0
+        while True:
+            page = expect(u.get(f"/v1/groups/{g}/messages?limit=200&after={after}"), 200)["items"]
+            if not page:
+                break
+            stored.update(m["text"] for m in page)
+            after = page[-1]["seq"]
+        missing = [t for t in acked if t not in stored]
+        assert not missing, f"{len(missing)} acknowledged messages lost: {missing[:5]}"
+        assert all(v == 1 for v in stored.values())
+    finally:
+        if stopped:
+            subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], timeout=120, capture_output=True)
+        b.stop()
+        a.stop()
+    for s in (a, b):  # exit 0 and no sanitizer report; error lines of the outage are expected
+        log = s.read_log()
+        assert "AddressSanitizer" not in log and "runtime error" not in log, log[-3000:]
+        assert s.proc.returncode == 0, log[-2000:]
+
+
+def sqlite_tables(path):
+    with sqlite3.connect(path) as db:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                          "AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations'")]
+        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in names}
+
+
+def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
+    extra = BASE + ["--set", "cooling_off=0", "--set", "purge_grace=0", "--set", "purge_batch=7"]
+    data = None
+    s = Server(extra=extra)
+    dbfile = os.path.join(s.data, "qun.db")
+    s.extra += ["--set", "store=sqlite:" + dbfile]
+    s.start()
+    try:
+        root = register(s.url, name="root")
+        owner, member = register(s.url), register(s.url)
+        keep = make_group(owner, members=[member], name="kept")
+        for i in range(30):
+            expect((owner if i % 2 else member).post(f"/v1/groups/{keep}/messages", {"text": f"m{i}"}), 201)
+        f = expect(owner.post(f"/v1/groups/{keep}/files?name=a.bin", raw=b"\x00\x01bytes\xff" * 50), 201)
+        pid = expect(owner.post(f"/v1/groups/{keep}/payments", {"amount": 50, "shares": 5}), 201)["id"]
+        expect(member.post(f"/v1/groups/{keep}/payments/{pid}/claim", {}), 201)
+        gone = make_group(owner, name="gone")
+        for i in range(20):
+            expect(owner.post(f"/v1/groups/{gone}/messages", {"text": f"x{i}"}), 201)
+        dissolve(owner, gone)
+        wait_for("purged", lambda: expect(owner.get(f"/v1/groups/{gone}/dissolution"), 200)["state"] == "purged", 30)
+        checkpoint = root.get("/v1/ledger/checkpoint")
+        assert checkpoint.status_code == 200
+        entries = ledger(root)
+        data = s.data
+    finally:
+        s.stop()
+    stop_clean(s)
+    counts = sqlite_tables(dbfile)
+    assert counts["messages"] >= 30 and counts["ledger_entries"] == len(entries) and counts["ledger_nodes"]
+    target = Server(data=data, extra=extra)  # its PostgreSQL database: new, empty
+    r = subprocess.run([QUN, "--json", "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["tables"] == counts and report["rows"] == sum(counts.values())
+    for t, n in counts.items():  # every row is there
+        assert pg_sql(target, f"SELECT count(*) FROM {t}") == [[str(n)]], t
+    with sqlite3.connect(dbfile) as db:  # and holds the same values (spot check: messages, ledger)
+        msgs = [list(map(str, r)) for r in db.execute("SELECT group_id, seq, body FROM messages ORDER BY id")]
+    assert pg_sql(target, "SELECT group_id, seq, body FROM messages ORDER BY id") == msgs
+    # A second run refuses: the target is no longer empty, and nothing changes.
+    again = subprocess.run([QUN, "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "not empty" in again.stderr, again.stderr
+    target.start()
+    try:
+        r2 = on(root, target.url)
+        assert r2.get("/v1/ledger/checkpoint").text == checkpoint.text  # same size and root, same signature
+        assert ledger(r2) == entries
+        o2 = on(owner, target.url)
+        assert [m["text"] for m in expect(o2.get(f"/v1/groups/{keep}/messages?limit=100"), 200)["items"]] == \
+            [f"m{i}" for i in range(30)]
+        assert o2.get(f"/v1/groups/{keep}/files/{f['digest']}").content == b"\x00\x01bytes\xff" * 50
+        assert expect(o2.get(f"/v1/groups/{gone}"), 200)["state"] == "purged"
+        # Sequences moved on: new rows get new ids, and the ledger grows from where it was.
+        expect(o2.post(f"/v1/groups/{keep}/messages", {"text": "after"}), 201)
+        g3 = make_group(o2, name="new")
+        assert g3 and len(ledger(r2)) > len(entries)
+    finally:
+        target.stop()
+    stop_clean(target)
