@@ -55,7 +55,8 @@ def ledger(client):
 def dissolve(owner, gid):
     p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
     return expect(owner.post(f"/v1/groups/{gid}/dissolution",
-                             {"messages": "delete", "confirmation_token": p["confirmation_token"]}), 202)
+                             {"messages": "delete", "confirmation_token": p["confirmation_token"],
+                              "typed_name": p["name"]}), 202)
 
 
 def wait_for(what, pred, timeout):

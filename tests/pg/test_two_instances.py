@@ -50,7 +50,7 @@ def test_two_instances_drain_jobs_once_and_keep_one_ledger():
         for i, (o, g) in enumerate(groups):
             o.url = a.url if i % 2 else b.url
             p = expect(o.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "delete"}), 200)
-            expect(o.post(f"/v1/groups/{g}/dissolution", {"messages": "delete",
+            expect(o.post(f"/v1/groups/{g}/dissolution", {"messages": "delete", "typed_name": p["name"],
                                                           "confirmation_token": p["confirmation_token"]}), 202)
         deadline = time.time() + 120
         for i, (o, g) in enumerate(groups):
