@@ -373,6 +373,27 @@ try {
     await shot(member.page, 'member-dissolved-zh');
   });
 
+  await step('archive then dissolve: the dissolution waits for the ledgered archive, then pends', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qun-archive-first-'));
+    const key = join(dir, 'key.txt');
+    execFileSync('age-keygen', ['-o', key], { stdio: 'pipe' });
+    const recipient = /# public key: (age1\w+)/.exec(readFileSync(key, 'utf8'))[1];
+    const name = 'Archive club';
+    const g = await api('POST', '/v1/groups', { name }, await tokenOf(owner.page));
+    await owner.page.goto(`${URL}/#/g/${g.id}/dissolve`);
+    await owner.page.waitForSelector('#preview-btn');
+    await owner.page.fill('#archive-recipients', recipient);
+    await owner.page.click('#preview-btn');
+    await owner.page.waitForSelector('#impact');
+    await confirmWithQr(owner.page, name, 'archive-first-qr');
+    // The export runs first (the group stays active), then the request goes on.
+    await stateIs(owner.page, 'pending', 30000);
+    await owner.page.waitForSelector('#archive-state:has-text("done")', { timeout: 15000 });
+    await shot(owner.page, 'archive-first-pending');
+    const st = await api('GET', `/v1/groups/${g.id}/dissolution`, undefined, await tokenOf(owner.page));
+    check(st.archive && st.archive.state === 'done' && /^[0-9a-f]{64}$/.test(st.archive.digest), 'the archive is ledgered');
+  });
+
   let rows = 0;
   await step('the audit view verifies every entry', async () => {
     await owner.page.goto(`${URL}/#/g/${gid}/audit`);

@@ -10,6 +10,10 @@
 //      another trusted device of the same user (the phone) approves it;
 //   5. the request carries the preview's confirmation_token and the challenge_id, then
 //      the countdown page (dissolutionView) shows the time left with a Cancel button.
+// Archive then dissolve: age recipients given in step 1 go into the parameters
+// ("archive": {"recipients": [...]}), so the preview, the token and the phone's approval
+// all cover them; the dissolution then waits (`archiving`, the group still active) until
+// the archive is complete and ledgered.
 
 import { api, ApiError, enc } from '../api.js';
 import { duration, t, when } from '../i18n.js';
@@ -129,20 +133,28 @@ export async function dissolveView([gid], ctx) {
     h('legend', {}, t('diss.messages_choice')),
     ['keep', 'delete'].map((v) => h('label', {},
       h('input', { type: 'radio', name: 'messages', value: v, checked: v === 'keep' }), ' ', t('diss.' + v))));
+  const recipients = h('input', {
+    name: 'archive-recipients', id: 'archive-recipients', autocomplete: 'off', spellcheck: 'false',
+    maxlength: 2000, placeholder: 'age1…',
+  });
   const previewBtn = h('button', { type: 'submit', id: 'preview-btn' }, t('diss.preview'));
   const previewSlot = h('div', { 'aria-live': 'polite' });
   const errSlot = h('div');
-  const form = h('form', { class: 'card' }, choice, previewBtn, errSlot);
+  const form = h('form', { class: 'card' }, choice,
+    field(t('diss.archive_label'), recipients, t('diss.archive_hint')), previewBtn, errSlot);
 
   form.addEventListener('submit', busy(previewBtn, errSlot, async () => {
-    const messages = form.querySelector('input[name=messages]:checked').value;
-    const p = await api.post(`${base}/dissolution/preview`, { messages });
-    showConfirm(p, messages);
+    const params = { messages: form.querySelector('input[name=messages]:checked').value };
+    const list = recipients.value.split(/[\s,]+/).filter(Boolean);
+    if (list.length) params.archive = { recipients: list };
+    const p = await api.post(`${base}/dissolution/preview`, params);
+    showConfirm(p, params);
   }));
   // Changing the choice invalidates a preview: its token is bound to the parameters.
   choice.addEventListener('change', () => previewSlot.replaceChildren());
+  recipients.addEventListener('input', () => previewSlot.replaceChildren());
 
-  function showConfirm(p, messages) {
+  function showConfirm(p, params) {
     const typed = h('input', { name: 'confirm-name', id: 'confirm-name', autocomplete: 'off', spellcheck: false });
     const needPassword = p.requirements.some((r) => r.method === 'password');
     const password = needPassword ? h('input', { type: 'password', name: 'password', autocomplete: 'current-password' }) : null;
@@ -166,7 +178,7 @@ export async function dissolveView([gid], ctx) {
       slot.replaceChildren();
       try {
         const challengeId = await qrApproval(gid, p.params, qrSlot, ctx);
-        const body = { messages, confirmation_token: p.confirmation_token, challenge_id: challengeId };
+        const body = { ...params, confirmation_token: p.confirmation_token, challenge_id: challengeId };
         if (password) body.password = password.value;
         await api.post(`${base}/dissolution`, body);
         toast(t('diss.requested'));
@@ -214,7 +226,8 @@ export async function dissolutionView([gid], ctx) {
       toast(t('status.cancelled'));
       paint();
     }));
-    const cancellable = g.my_role === 'owner' && (status.state === 'pending' || status.state === 'review');
+    const cancellable = g.my_role === 'owner' &&
+      (status.state === 'pending' || status.state === 'review' || status.dissolution_state === 'archiving');
     body.replaceChildren(h('div', {}, // h() skips the null parts; replaceChildren would print them
       h('p', { class: 'big' }, badge(status.state)),
       left !== null ? h('p', { class: 'countdown', id: 'countdown', role: 'timer', 'aria-live': 'off' },
@@ -223,7 +236,11 @@ export async function dissolutionView([gid], ctx) {
         h('dt', {}, t('status.state')), h('dd', { id: 'dissolution-state' }, t('state.' + status.dissolution_state)),
         status.due_at ? [h('dt', {}, t('status.due')), h('dd', {}, when(status.due_at))] : null,
         status.dissolved_at ? [h('dt', {}, t('status.dissolved_at')), h('dd', {}, when(status.dissolved_at))] : null,
-        status.grace_until ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null),
+        status.grace_until ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null,
+        status.archive ? [h('dt', {}, t('status.archive')), h('dd', { id: 'archive-state' },
+          t('status.archive_line', { export: status.archive.export, state: status.archive.state }),
+          status.archive.digest ? h('code', { class: 'small' }, ` sha256 ${status.archive.digest.slice(0, 16)}…`) : null,
+          status.archive.error ? ` — ${status.archive.error}` : '')] : null),
       status.approvals.length ? [h('h2', {}, t('status.approvals')), h('ul', {}, status.approvals.map((a) =>
         h('li', {}, `${a.kind}: `, badge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
       cancellable ? cancel : null, slot));
