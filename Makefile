@@ -88,6 +88,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 binaries unit
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit test-api test-browser test-pg
+	@echo "make test: every suite passed; web console screenshots in $(CURDIR)/build/screenshots"
 
 test-unit:
 	@sh scripts/run-unit.sh $(O)/unit
