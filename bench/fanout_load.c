@@ -11,7 +11,9 @@
  * group's dissolution and waits for every member's dissolution.pending.  Prints one
  * JSON object with the figures.  With no member tokens it only posts (and dissolves):
  * the same run's baseline of posts/s without fan-out. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
