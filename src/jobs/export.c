@@ -50,6 +50,7 @@ typedef struct ctx {
     char *recipients; /* JSON array text */
     bool mask;        /* desensitize message text and memos */
     int64_t self_uid; /* scope 'self': the member whose copy this is; 0 for the whole group */
+    char requester[QUN_ID_MAX]; /* openid, the actor of the seal's ledger entry */
     _Atomic int64_t messages, files, bytes, file_bytes;
     _Atomic int64_t total_messages, total_files, total_file_bytes; /* of the snapshot, once counted */
     _Atomic int64_t started_ms, elapsed_ms; /* the thread's wall time, when it has ended */
@@ -76,6 +77,17 @@ enum { SEAL_NONE, SEAL_WANTED, SEAL_APPENDED, SEAL_READY };
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sealed_cv = PTHREAD_COND_INITIALIZER;
 static ctx_t *running; /* the contexts of export threads this process started */
+/* The writer for direct seals (qun_export_use_writer), and how many threads use it now. */
+static qun_writer_t *g_writer;
+static int g_writer_users;
+static pthread_cond_t writer_idle_cv = PTHREAD_COND_INITIALIZER;
+
+void qun_export_use_writer(qun_writer_t *w) {
+    pthread_mutex_lock(&mu);
+    g_writer = w;
+    while (!w && g_writer_users > 0) pthread_cond_wait(&writer_idle_cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
 
 static void ctx_free(ctx_t *c) {
     if (!c) return;
@@ -604,8 +616,101 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
     return rc == QUN_OK ? stage_add(w, &s, "payments.jsonl", true, err) : (stage_close(&s), rc);
 }
 
-/* Have the content digest ledgered as `export.content` and wait (on this export
- * thread) until a job step has seen the entry committed and handed back its proof:
+static json_t *hex_json(const unsigned char *h) {
+    char hex[2 * QUN_HASH + 1];
+    qun_hex(hex, h, QUN_HASH);
+    return json_string(hex);
+}
+
+/* The stored text of ledger entry index into a malloc'd string (NULL when absent). */
+static qun_rc entry_text(qun_db_t *db, int64_t index, char **out, qun_err_t *err) {
+    qun_q_t *q;
+    *out = NULL;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", index);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    *out = qun_xstrdup(qun_q_col_text(q, 0));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+/* Append the `export.content` entry of c (content_digest, seal_counts) as its requester;
+ * seal_index and seal_entry receive its index and text. */
+static qun_rc append_content(qun_db_t *db, ctx_t *c, qun_err_t *err) {
+    qun_q_t *q;
+    char gid[QUN_ID_MAX], gstate[16];
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", c->group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
+    snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
+    snprintf(gstate, sizeof gstate, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    json_t *f = json_pack("{s:s, s:s, s:O}", "export", c->xid, "content_digest", c->content_digest, "counts",
+                          c->seal_counts);
+    int64_t index = -1;
+    rc = qun_ledger_append(db, "export.content", gid, c->requester, gstate, gstate, f, &index, err);
+    json_decref(f);
+    char *text = NULL;
+    if (rc == QUN_OK) rc = entry_text(db, index, &text, err);
+    if (rc != QUN_OK) return rc;
+    free(c->seal_entry);
+    c->seal_entry = text;
+    c->seal_index = index;
+    return QUN_OK;
+}
+
+/* The manifest's `ledger` member for c's committed seal entry: its inclusion proof in
+ * the tree of size index + 1. */
+static qun_rc prove_content(qun_db_t *db, ctx_t *c, json_t **ledger, qun_err_t *err) {
+    uint64_t size = (uint64_t)c->seal_index + 1;
+    unsigned char root[QUN_HASH], leaf[QUN_HASH], proof[QUN_PROOF_MAX][QUN_HASH];
+    int n = 0;
+    qun_rc rc = qun_ledger_root_at(db, size, root, err);
+    if (rc == QUN_OK) rc = qun_ledger_inclusion(db, (uint64_t)c->seal_index, size, proof, &n, err);
+    if (rc != QUN_OK) return rc;
+    qun_merkle_leaf(leaf, c->seal_entry, strlen(c->seal_entry));
+    json_t *hashes = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(hashes, hex_json(proof[i]));
+    *ledger = json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:o}", "event", "export.content", "index",
+                        (json_int_t)c->seal_index, "tree_size", (json_int_t)size, "root", hex_json(root),
+                        "leaf_hash", hex_json(leaf), "entry", c->seal_entry, "proof", hashes);
+    return *ledger ? QUN_OK : qun_fail(err, QUN_NOMEM, "cannot build the seal's proof");
+}
+
+static qun_rc append_txn(qun_db_t *db, void *arg, qun_err_t *err) { return append_content(db, arg, err); }
+
+typedef struct {
+    ctx_t *c;
+    json_t *ledger;
+} prove_t;
+
+static qun_rc prove_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    prove_t *p = arg;
+    return prove_content(db, p->c, &p->ledger, err);
+}
+
+/* The seal made by the export thread itself through the writer: the append's commit
+ * is known when qun_writer_run returns, so the proof follows at once.  false when no
+ * writer may be used (stopping): the job's steps seal instead. */
+static bool seal_direct(ctx_t *c, json_t **ledger, qun_rc *rc, qun_err_t *err) {
+    pthread_mutex_lock(&mu);
+    qun_writer_t *w = g_writer;
+    if (w) g_writer_users++;
+    pthread_mutex_unlock(&mu);
+    if (!w) return false;
+    prove_t p = {c, NULL};
+    *rc = qun_writer_run(w, append_txn, c, err);
+    if (*rc == QUN_OK) *rc = qun_writer_run(w, prove_txn, &p, err);
+    pthread_mutex_lock(&mu);
+    if (--g_writer_users == 0) pthread_cond_broadcast(&writer_idle_cv);
+    pthread_mutex_unlock(&mu);
+    if (*rc == QUN_OK) *ledger = p.ledger;
+    else json_decref(p.ledger);
+    return true;
+}
+
+/* Have the content digest ledgered as `export.content` (through the writer from this
+ * thread when it may, else by the job's steps, waiting until a step has seen the entry
+ * committed) and hand back its proof:
  * *ledger = {event, index, tree_size, root, leaf_hash, entry, proof} (caller owns). */
 static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledger, qun_err_t *err) {
     ctx_t *c = w->c;
@@ -615,6 +720,10 @@ static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledge
     pthread_mutex_lock(&mu);
     snprintf(c->content_digest, sizeof c->content_digest, "%s", digest);
     c->seal_counts = json_incref(counts);
+    pthread_mutex_unlock(&mu);
+    qun_rc rc;
+    if (seal_direct(c, ledger, &rc, err)) return rc;
+    pthread_mutex_lock(&mu);
     c->seal = SEAL_WANTED;
     int r = 0;
     while (c->seal != SEAL_READY && r != ETIMEDOUT) r = pthread_cond_timedwait(&sealed_cv, &mu, &until);
@@ -827,24 +936,6 @@ static qun_rc save_progress(qun_db_t *db, int64_t export_id, ctx_t *c, qun_err_t
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
-static json_t *hex_json(const unsigned char *h) {
-    char hex[2 * QUN_HASH + 1];
-    qun_hex(hex, h, QUN_HASH);
-    return json_string(hex);
-}
-
-/* The stored text of ledger entry index into a malloc'd string (NULL when absent). */
-static qun_rc entry_text(qun_db_t *db, int64_t index, char **out, qun_err_t *err) {
-    qun_q_t *q;
-    *out = NULL;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", index);
-    if (rc == QUN_DONE) return QUN_OK;
-    if (rc != QUN_ROW) return rc;
-    *out = qun_xstrdup(qun_q_col_text(q, 0));
-    qun_q_done(q);
-    return QUN_OK;
-}
-
 /* The sealing of a running export (see ctx_t), one move per step: append the
  * `export.content` entry; then, in a later transaction, where the entry is committed,
  * prove its inclusion in the tree of size index + 1 and wake the thread.  An append
@@ -863,18 +954,9 @@ static qun_rc seal_step(qun_db_t *db, ctx_t *c, const char *requester, int64_t *
         if (!committed) state = SEAL_WANTED;
     }
     if (state == SEAL_APPENDED) {
-        uint64_t size = (uint64_t)c->seal_index + 1;
-        unsigned char root[QUN_HASH], leaf[QUN_HASH], proof[QUN_PROOF_MAX][QUN_HASH];
-        int n = 0;
-        rc = qun_ledger_root_at(db, size, root, err);
-        if (rc == QUN_OK) rc = qun_ledger_inclusion(db, (uint64_t)c->seal_index, size, proof, &n, err);
+        json_t *l;
+        rc = prove_content(db, c, &l, err);
         if (rc != QUN_OK) return rc;
-        qun_merkle_leaf(leaf, c->seal_entry, strlen(c->seal_entry));
-        json_t *hashes = json_array();
-        for (int i = 0; i < n; i++) json_array_append_new(hashes, hex_json(proof[i]));
-        json_t *l = json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:o}", "event", "export.content", "index",
-                              (json_int_t)c->seal_index, "tree_size", (json_int_t)size, "root", hex_json(root),
-                              "leaf_hash", hex_json(leaf), "entry", c->seal_entry, "proof", hashes);
         pthread_mutex_lock(&mu);
         c->seal_ledger = l;
         c->seal = SEAL_READY;
@@ -883,24 +965,9 @@ static qun_rc seal_step(qun_db_t *db, ctx_t *c, const char *requester, int64_t *
         return QUN_OK;
     }
     if (state != SEAL_WANTED) return QUN_OK;
-    qun_q_t *q;
-    char gid[QUN_ID_MAX], gstate[16];
-    rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", c->group_id);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
-    snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
-    snprintf(gstate, sizeof gstate, "%s", qun_q_col_text(q, 1));
-    qun_q_done(q);
-    json_t *f = json_pack("{s:s, s:s, s:O}", "export", c->xid, "content_digest", c->content_digest, "counts",
-                          c->seal_counts);
-    int64_t index = -1;
-    rc = qun_ledger_append(db, "export.content", gid, requester, gstate, gstate, f, &index, err);
-    json_decref(f);
-    char *text = NULL;
-    if (rc == QUN_OK) rc = entry_text(db, index, &text, err);
+    (void)requester;
+    rc = append_content(db, c, err);
     if (rc != QUN_OK) return rc;
-    free(c->seal_entry);
-    c->seal_entry = text;
-    c->seal_index = index;
     pthread_mutex_lock(&mu);
     c->seal = SEAL_APPENDED;
     pthread_mutex_unlock(&mu);
@@ -987,6 +1054,7 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
         recipients = NULL;
         c->mask = mask;
         c->self_uid = self_uid;
+        snprintf(c->requester, sizeof c->requester, "%s", requester);
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);

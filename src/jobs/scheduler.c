@@ -267,6 +267,7 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
         return rc;
     }
     j->writer = writer;
+    qun_export_use_writer(writer);
     j->pause_ms = pause;
     j->lease = lease > 0 ? lease : 60;
     snprintf(j->instance, sizeof j->instance, "%s", instance && *instance ? instance : "qund");
@@ -286,6 +287,7 @@ void qun_jobs_kick(qun_jobs_t *j) {
 
 void qun_jobs_stop(qun_jobs_t *j) {
     if (!j) return;
+    qun_export_use_writer(NULL); /* export threads stop using the writer before it stops */
     pthread_mutex_lock(&j->mu);
     j->stopping = true;
     pthread_cond_signal(&j->cv);
