@@ -595,18 +595,47 @@ static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     return rc == QUN_OK ? bulk_targets(db, a, g, openids, ids, admins, err) : rc;
 }
 
+/* Members the actor removed from g in bulk over the last day (their members.removed
+ * ledger entries): the threshold counts a rolling day, so splitting a large removal
+ * into small requests does not get around the verification. */
+#define BULK_WINDOW 86400
+static qun_rc bulk_recent(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t *n, qun_err_t *err) {
+    qun_q_t *q;
+    *n = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT entry FROM ledger_entries WHERE group_openid = $1 AND event = 'members.removed' "
+                           "AND actor_openid = $2 AND created_at > $3",
+                           "ssi", g->gid, a->openid, qun_now() - BULK_WINDOW);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        json_t *e = json_loads(qun_q_col_text(q, 0), 0, NULL);
+        *n += json_integer_value(json_object_get(e, "removed"));
+        json_decref(e);
+    }
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+/* Whether removing n more members needs the platform's verification. */
+static qun_rc bulk_needs_verification(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n, bool *needed,
+                                      int64_t *recent, qun_err_t *err) {
+    qun_rc rc = bulk_recent(db, a, g, recent, err);
+    *needed = n + *recent > qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above;
+    return rc;
+}
+
 qun_rc qun_member_remove_bulk_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
                                       json_t **out, qun_err_t *err) {
     qun_group_t g;
     int64_t ids[QUN_BULK_MAX], admins;
     qun_rc rc = bulk_prepare(db, a, gid, openids, &g, ids, &admins, err);
     if (rc != QUN_OK) return rc;
-    int64_t n = (int64_t)json_array_size(openids);
+    int64_t n = (int64_t)json_array_size(openids), recent;
+    bool needed;
+    rc = bulk_needs_verification(db, a, &g, n, &needed, &recent, err);
+    if (rc != QUN_OK) return rc;
     json_t *params = json_pack("{s:O}", "openids", openids);
-    *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:O}", "group", g.gid, "name", g.name, "count", (json_int_t)n,
+    *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:I, s:O}", "group", g.gid, "name", g.name, "count", (json_int_t)n,
                      "admins", (json_int_t)admins, "members_after", (json_int_t)(g.member_count - n),
-                     "verification_required", n > qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above,
-                     "params", params);
+                     "verification_required", needed, "removed_last_day", (json_int_t)recent, "params", params);
     rc = *out ? action_preview(db, a, &g, "bulk_remove", params, *out, err) : qun_fail(err, QUN_NOMEM, "out of memory");
     json_decref(params);
     return rc;
@@ -619,8 +648,10 @@ qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gi
     qun_rc rc = bulk_prepare(db, a, gid, openids, &g, ids, &admins, err);
     if (rc != QUN_OK) return rc;
     size_t n = json_array_size(openids);
-    int64_t above = qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above;
-    bool needed = (int64_t)n > above;
+    int64_t recent;
+    bool needed;
+    rc = bulk_needs_verification(db, a, &g, (int64_t)n, &needed, &recent, err);
+    if (rc != QUN_OK) return rc;
     json_t *params = json_pack("{s:O}", "openids", openids);
     char digest[65];
     qun_params_digest(params, digest);

@@ -301,6 +301,28 @@ def test_bulk_removal_above_the_threshold_needs_the_platform_method(url):
     assert expect(owner.get(f"/v1/groups/{gid}"), 200)["member_count"] == 2
 
 
+def test_bulk_removals_count_over_a_rolling_day():
+    """Six, then six more within a day: the second request crosses the threshold (10) and
+    needs the platform's method; a day later six need nothing again."""
+    s = Server(env={"QUN_TEST_CLOCK": "1"}).start()
+    try:
+        owner = register(s.url)  # cli
+        people = [register(s.url) for _ in range(18)]
+        gid = make_group(owner, name="hall", members=people)
+        ids = [p.openid for p in people]
+        assert expect(bulk(owner, gid, ids[:6]), 200)["verification"] == "none"
+        pv = expect(owner.post(f"/v1/groups/{gid}/members/remove/preview", {"openids": ids[6:12]}), 200)
+        assert pv["verification_required"] is True and pv["removed_last_day"] == 6
+        expect(bulk(owner, gid, ids[6:12]), 428, "CONFIRMATION_REQUIRED")
+        out = expect(bulk(owner, gid, ids[6:12], confirmation_token=pv["confirmation_token"], typed_name="hall"), 200)
+        assert out["removed"] == 6 and out["verification"] == "confirm+typed_name"
+        expect(requests.post(s.url + "/v1/test/clock", json={"advance": 86400 + 1}, timeout=10), 200)
+        assert expect(bulk(owner, gid, ids[12:18]), 200)["verification"] == "none"
+        assert len(roster(owner, gid)) == 1
+    finally:
+        stop_clean(s)
+
+
 def test_bulk_removal_from_the_web_needs_a_qr_approval(url):
     phone, desk = two_devices(url, "ios", "web")
     people = [register(url) for _ in range(11)]
