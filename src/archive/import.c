@@ -381,6 +381,15 @@ qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, siz
     crypto_hash_sha256_final(&rd.content, cd);
     qun_hex(imp->content_digest, cd, sizeof cd);
     if (rc == QUN_OK) rc = check_proof(db, imp, imp->content_digest, err);
+    if (rc == QUN_OK) { /* the entry is this server's own (check_proof): its scope is trusted */
+        json_t *e = json_loads(jstr(json_object_get(imp->manifest, "ledger"), "entry"), 0, NULL);
+        const char *scope = json_string_value(json_object_get(e, "scope"));
+        if (scope && strcmp(scope, "self") == 0)
+            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID,
+                          "this archive is one member's own copy (scope self): it lacks the others' payment lines "
+                          "and cannot rebuild the group");
+        json_decref(e);
+    }
     if (rc == QUN_OK) {
         rewind(imp->part[P_MEMBERS]);
         imp->members = json_loadf(imp->part[P_MEMBERS], JSON_REJECT_DUPLICATES, NULL);

@@ -644,8 +644,10 @@ static qun_rc append_content(qun_db_t *db, ctx_t *c, qun_err_t *err) {
     snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
     snprintf(gstate, sizeof gstate, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
-    json_t *f = json_pack("{s:s, s:s, s:O}", "export", c->xid, "content_digest", c->content_digest, "counts",
-                          c->seal_counts);
+    /* The scope is in the sealed entry, so an importer can trust it (the manifest itself
+     * is outside the content digest). */
+    json_t *f = json_pack("{s:s, s:s, s:O, s:s}", "export", c->xid, "content_digest", c->content_digest, "counts",
+                          c->seal_counts, "scope", c->self_uid ? "self" : "group");
     int64_t index = -1;
     rc = qun_ledger_append(db, "export.content", gid, c->requester, gstate, gstate, f, &index, err);
     json_decref(f);
@@ -740,10 +742,10 @@ static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledge
  * and the ledger proof of the content they make up. */
 static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, const char *content_digest, json_t *ledger,
                              qun_err_t *err) {
-    json_t *m = json_pack("{s:s, s:i, s:s, s:O, s:O, s:b, s:I, s:s, s:O}", "format", "qun-group-archive",
+    json_t *m = json_pack("{s:s, s:i, s:s, s:O, s:O, s:b, s:I, s:s, s:O, s:s}", "format", "qun-group-archive",
                           "format_version", QUN_EXPORT_FORMAT_VERSION, "export", w->c->xid, "group", group, "counts",
                           counts, "desensitized", w->c->mask, "created_at", (json_int_t)w->now, "content_digest",
-                          content_digest, "ledger", ledger);
+                          content_digest, "ledger", ledger, "scope", w->c->self_uid ? "self" : "group");
     char *head = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(m);
     if (!head) return qun_fail(err, QUN_NOMEM, "cannot encode the manifest");

@@ -382,3 +382,23 @@ def test_import_limit_bounds_what_an_archive_expands_to(world):
         assert not os.path.isdir(imports) or os.listdir(imports) == []
     finally:
         small.stop()
+
+
+def test_a_members_own_copy_does_not_rebuild_the_group(srv, world, tmp_path):
+    """A scope "self" export (here the owner's own copy) holds only its requester's payment
+    lines: the server refuses to rebuild a group from it.  The scope it trusts is the one in
+    its own ledger entry, not the manifest's, which the content digest does not cover."""
+    owner, gid = world["owner"], world["gid"]
+    key, rcpt = keygen(srv, tmp_path, "own.txt")
+    x = expect(owner.post(f"/v1/groups/{gid}/exports", {"recipients": [rcpt], "scope": "self"}), 202)
+    deadline = time.time() + 60
+    while x["state"] == "running" and time.time() < deadline:
+        time.sleep(0.2)
+        x = expect(owner.get(f"/v1/exports/{x['id']}"), 200)
+    assert x["state"] == "done", x
+    path = tmp_path / "own.age"
+    path.write_bytes(owner.get(f"/v1/exports/{x['id']}/download").content)
+    r = subprocess.run([QUN, "age", "decrypt", "-i", str(key), str(path)], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    p = refused_by_server(world, owner, r.stdout, 422, "IMPORT_ARCHIVE_INVALID")
+    assert "own copy" in p["detail"]
