@@ -44,6 +44,7 @@ static int g_members, g_messages;
 static int *g_count;      /* per message: streams that got it */
 static double *g_sent, *g_done;
 static int g_pending_seen;
+static int g_delivered_all; /* messages every stream has */
 static double g_last_delivery;
 
 static double now(void) {
@@ -156,7 +157,10 @@ static void stream_lines(conn_t *c) {
             char *t = strstr(p, "\"text\":\"msg ");
             if (t) {
                 int m = atoi(t + 12);
-                if (m >= 0 && m < g_messages && ++g_count[m] == g_members) g_done[m] = g_last_delivery = now();
+                if (m >= 0 && m < g_messages && ++g_count[m] == g_members) {
+                    g_done[m] = g_last_delivery = now();
+                    g_delivered_all++;
+                }
             }
         } else if (!strncmp(p, "event: dissolution.pending", 26)) {
             if (++g_pending_seen == g_members) g_last_delivery = now();
@@ -164,6 +168,41 @@ static void stream_lines(conn_t *c) {
         p = nl + 1;
     }
     consume(c, (size_t)(p - c->buf));
+}
+
+/* One epoll_wait and what arrived: stream lines are scanned; a poster whose answer is
+ * complete posts the next message (or goes idle).  -1 on a timeout or a closed
+ * connection. */
+static int g_next, g_answered;
+static int pump(int ep, const char *waiting_for) {
+    struct epoll_event evs[256];
+    static char tmp[65536];
+    int n = epoll_wait(ep, evs, 256, 30000);
+    if (n == 0) {
+        fprintf(stderr, "timed out waiting for %s: %d answered, %d delivered to all, %d of %d pending\n", waiting_for,
+                g_answered, g_delivered_all, g_pending_seen, g_members);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        conn_t *c = evs[i].data.ptr;
+        ssize_t r = read(c->fd, tmp, sizeof tmp);
+        if (r <= 0) {
+            fprintf(stderr, "connection closed by qund\n");
+            return -1;
+        }
+        append(c, tmp, (size_t)r);
+        if (c->is_stream) {
+            stream_lines(c);
+            continue;
+        }
+        while (c->msg >= 0 && poster_answer(c)) {
+            g_answered++;
+            if (!g_members) g_last_delivery = now(); /* the baseline: no streams */
+            c->msg = -1;
+            if (g_next < g_messages) post_next(c, g_next++);
+        }
+    }
+    return 0;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -226,47 +265,18 @@ int main(int argc, char **argv) {
     }
 
     /* 1. Messages. */
-    int next = 0, answered = 0;
+    g_delivered_all = g_members ? 0 : g_messages; /* the baseline waits for answers only */
     double t0 = now();
-    for (int i = 0; i < inflight && next < g_messages; i++) {
+    for (int i = 0; i < inflight && g_next < g_messages; i++) {
         conn_t *c = &conns[g_members + i];
         c->fd = dial();
         c->msg = -1;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
-        post_next(c, next++);
+        post_next(c, g_next++);
     }
-    int delivered_all = 0;
-    struct epoll_event evs[256];
-    char tmp[65536];
-    while (answered < g_messages || delivered_all < g_messages) {
-        int n = epoll_wait(ep, evs, 256, 30000);
-        if (n == 0) {
-            fprintf(stderr, "timed out: %d answered, %d delivered to all\n", answered, delivered_all);
-            return 1;
-        }
-        for (int i = 0; i < n; i++) {
-            conn_t *c = evs[i].data.ptr;
-            ssize_t r = read(c->fd, tmp, sizeof tmp);
-            if (r <= 0) {
-                fprintf(stderr, "connection closed by qund\n");
-                return 1;
-            }
-            append(c, tmp, (size_t)r);
-            if (c->is_stream) {
-                stream_lines(c);
-            } else {
-                while (c->msg >= 0 && poster_answer(c)) {
-                    answered++;
-                    if (!g_members) g_last_delivery = now(); /* the baseline: no streams */
-                    c->msg = -1;
-                    if (next < g_messages) post_next(c, next++);
-                }
-            }
-        }
-        delivered_all = 0;
-        for (int m = 0; m < g_messages; m++) delivered_all += g_count[m] >= g_members;
-    }
+    while (g_answered < g_messages || g_delivered_all < g_messages)
+        if (pump(ep, "the messages") < 0) return 1;
     double elapsed = g_last_delivery - t0;
     double *lat = calloc((size_t)g_messages, sizeof *lat);
     for (int m = 0; m < g_messages; m++) lat[m] = (g_members ? g_done[m] : g_last_delivery) - g_sent[m];
@@ -295,20 +305,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "dissolution answered %d\n", status);
         return 1;
     }
-    while (g_pending_seen < g_members) {
-        int n = epoll_wait(ep, evs, 256, 30000);
-        if (n == 0) {
-            fprintf(stderr, "timed out: %d of %d pending\n", g_pending_seen, g_members);
-            return 1;
-        }
-        for (int i = 0; i < n; i++) {
-            conn_t *c = evs[i].data.ptr;
-            ssize_t r = read(c->fd, tmp, sizeof tmp);
-            if (r <= 0) return 1;
-            append(c, tmp, (size_t)r);
-            if (c->is_stream) stream_lines(c);
-        }
-    }
+    while (g_pending_seen < g_members)
+        if (pump(ep, "dissolution.pending") < 0) return 1;
     printf("{\"members\":%d,\"messages\":%d,\"inflight\":%d,\"seconds\":%.4f,\"deliveries_per_s\":%.0f,"
            "\"messages_per_s\":%.0f,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,\"lat_max_ms\":%.2f,"
            "\"dissolve_ack_ms\":%.2f,\"dissolve_notify_all_ms\":%.2f,\"notify_after_ack_ms\":%.2f}\n",

@@ -91,10 +91,10 @@ qun_rc qun_grant_download(qun_db_t *db, const char *token, const char *xid, char
 qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
                              bool *finished, int64_t *defer, qun_err_t *err);
 
-/* The writer export threads may use to ledger their content seal at once (the job's
- * steps do it otherwise, a second or two later).  qun_jobs_start sets it; NULL (from
- * qun_jobs_stop, before the writer stops) waits until no export thread is inside the
- * writer, and from then on the threads fall back to the steps. */
+/* The writer export threads ledger their content seal through.  qun_jobs_start sets
+ * it; NULL (from qun_jobs_stop, before the writer stops) waits until no export thread
+ * is inside the writer, and an export sealing after that fails (its job, still
+ * `running`, starts it over after the restart). */
 void qun_export_use_writer(qun_writer_t *w);
 
 #endif

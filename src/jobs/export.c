@@ -59,23 +59,16 @@ typedef struct ctx {
     int64_t size;
     json_t *counts;   /* the manifest's counts (and masked counts), set when ok */
     char error[300];
-    /* Sealing (under mu): the thread asks for the `export.content` ledger entry
-     * (SEAL_WANTED, with content_digest and seal_counts) and waits; a step appends it
-     * (SEAL_APPENDED); the next step, once the entry is seen committed, fills
-     * seal_ledger and sets SEAL_READY. */
-    int seal;
+    /* Sealing, by the thread through the writer (seal()): the `export.content` entry's
+     * fields, then its index and text once appended. */
     char content_digest[65];
     json_t *seal_counts;
     int64_t seal_index;
     char *seal_entry;
-    json_t *seal_ledger;
 } ctx_t;
 
-enum { SEAL_NONE, SEAL_WANTED, SEAL_APPENDED, SEAL_READY };
-#define SEAL_WAIT 600 /* seconds the thread waits for its ledger entry */
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sealed_cv = PTHREAD_COND_INITIALIZER;
 static ctx_t *running; /* the contexts of export threads this process started */
 /* The writer for direct seals (qun_export_use_writer), and how many threads use it now. */
 static qun_writer_t *g_writer;
@@ -95,7 +88,6 @@ static void ctx_free(ctx_t *c) {
     json_decref(c->counts);
     json_decref(c->seal_counts);
     free(c->seal_entry);
-    json_decref(c->seal_ledger);
     free(c);
 }
 
@@ -690,52 +682,30 @@ static qun_rc prove_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return prove_content(db, p->c, &p->ledger, err);
 }
 
-/* The seal made by the export thread itself through the writer: the append's commit
- * is known when qun_writer_run returns, so the proof follows at once.  false when no
- * writer may be used (stopping): the job's steps seal instead. */
-static bool seal_direct(ctx_t *c, json_t **ledger, qun_rc *rc, qun_err_t *err) {
+/* Have the content digest ledgered as `export.content` through the writer, from this
+ * thread (the append's commit is known when qun_writer_run returns, so the proof
+ * follows at once), and hand back its proof:
+ * *ledger = {event, index, tree_size, root, leaf_hash, entry, proof} (caller owns).
+ * While qund stops no writer may be used: the export fails, and the job, still
+ * `running`, starts it over after the restart. */
+static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledger, qun_err_t *err) {
+    ctx_t *c = w->c;
+    snprintf(c->content_digest, sizeof c->content_digest, "%s", digest);
+    c->seal_counts = json_incref(counts);
     pthread_mutex_lock(&mu);
-    qun_writer_t *w = g_writer;
-    if (w) g_writer_users++;
+    qun_writer_t *wr = g_writer;
+    if (wr) g_writer_users++;
     pthread_mutex_unlock(&mu);
-    if (!w) return false;
+    if (!wr) return qun_fail(err, QUN_UNAVAILABLE, "qund is stopping; the export starts over after the restart");
     prove_t p = {c, NULL};
-    *rc = qun_writer_run(w, append_txn, c, err);
-    if (*rc == QUN_OK) *rc = qun_writer_run(w, prove_txn, &p, err);
+    qun_rc rc = qun_writer_run(wr, append_txn, c, err);
+    if (rc == QUN_OK) rc = qun_writer_run(wr, prove_txn, &p, err);
     pthread_mutex_lock(&mu);
     if (--g_writer_users == 0) pthread_cond_broadcast(&writer_idle_cv);
     pthread_mutex_unlock(&mu);
-    if (*rc == QUN_OK) *ledger = p.ledger;
+    if (rc == QUN_OK) *ledger = p.ledger;
     else json_decref(p.ledger);
-    return true;
-}
-
-/* Have the content digest ledgered as `export.content` (through the writer from this
- * thread when it may, else by the job's steps, waiting until a step has seen the entry
- * committed) and hand back its proof:
- * *ledger = {event, index, tree_size, root, leaf_hash, entry, proof} (caller owns). */
-static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledger, qun_err_t *err) {
-    ctx_t *c = w->c;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += SEAL_WAIT;
-    pthread_mutex_lock(&mu);
-    snprintf(c->content_digest, sizeof c->content_digest, "%s", digest);
-    c->seal_counts = json_incref(counts);
-    pthread_mutex_unlock(&mu);
-    qun_rc rc;
-    if (seal_direct(c, ledger, &rc, err)) return rc;
-    pthread_mutex_lock(&mu);
-    c->seal = SEAL_WANTED;
-    int r = 0;
-    while (c->seal != SEAL_READY && r != ETIMEDOUT) r = pthread_cond_timedwait(&sealed_cv, &mu, &until);
-    if (c->seal == SEAL_READY) {
-        *ledger = c->seal_ledger;
-        c->seal_ledger = NULL;
-    }
-    bool ready = c->seal == SEAL_READY;
-    pthread_mutex_unlock(&mu);
-    return ready ? QUN_OK : qun_fail(err, QUN_STORE, "the export.content ledger entry was not written in %d s", SEAL_WAIT);
+    return rc;
 }
 
 /* manifest.json, last in the archive because it lists the digests of all the others
@@ -938,45 +908,6 @@ static qun_rc save_progress(qun_db_t *db, int64_t export_id, ctx_t *c, qun_err_t
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
-/* The sealing of a running export (see ctx_t), one move per step: append the
- * `export.content` entry; then, in a later transaction, where the entry is committed,
- * prove its inclusion in the tree of size index + 1 and wake the thread.  An append
- * whose transaction did not commit is simply made again. */
-static qun_rc seal_step(qun_db_t *db, ctx_t *c, const char *requester, int64_t *defer, qun_err_t *err) {
-    pthread_mutex_lock(&mu);
-    int state = c->seal;
-    pthread_mutex_unlock(&mu);
-    qun_rc rc = QUN_OK;
-    if (state == SEAL_APPENDED) { /* only steps move the seal on: no lock needed below */
-        char *text = NULL;
-        rc = entry_text(db, c->seal_index, &text, err);
-        if (rc != QUN_OK) return rc;
-        bool committed = text && strcmp(text, c->seal_entry) == 0;
-        free(text);
-        if (!committed) state = SEAL_WANTED;
-    }
-    if (state == SEAL_APPENDED) {
-        json_t *l;
-        rc = prove_content(db, c, &l, err);
-        if (rc != QUN_OK) return rc;
-        pthread_mutex_lock(&mu);
-        c->seal_ledger = l;
-        c->seal = SEAL_READY;
-        pthread_cond_broadcast(&sealed_cv);
-        pthread_mutex_unlock(&mu);
-        return QUN_OK;
-    }
-    if (state != SEAL_WANTED) return QUN_OK;
-    (void)requester;
-    rc = append_content(db, c, err);
-    if (rc != QUN_OK) return rc;
-    pthread_mutex_lock(&mu);
-    c->seal = SEAL_APPENDED;
-    pthread_mutex_unlock(&mu);
-    *defer = qun_now(); /* prove it as soon as it is committed */
-    return QUN_OK;
-}
-
 /* Record the end of an export whose thread has ended. */
 static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_t *err) {
     qun_rc rc = save_progress(db, c->export_id, c, err);
@@ -1081,8 +1012,7 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
 
     if (!ended) {
         *defer = qun_now() + 1;
-        rc = seal_step(db, c, requester, defer, err);
-        return rc == QUN_OK ? save_progress(db, ref_id, c, err) : rc;
+        return save_progress(db, ref_id, c, err);
     }
     rc = record_end(db, c, requester, err);
     ctx_free(c);

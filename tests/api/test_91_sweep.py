@@ -16,6 +16,7 @@ import requests
 import yaml
 
 from conftest import Server, expect, register, stop_clean
+from test_90_openapi import errors_def, resolve
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "../.."))
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -34,8 +35,7 @@ def doc():
 
 @pytest.fixture(scope="module")
 def codes():
-    with open(os.path.join(ROOT, "include/qun/errors.def"), encoding="utf-8") as f:
-        return set(re.findall(r"QUN_E\(\s*(\w+)\s*,", f.read()))
+    return set(errors_def())
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +43,6 @@ def srv():
     s = Server(extra=["--set", "admins=sweeper", "--set", "compliance=sweeper"]).start()
     yield s
     stop_clean(s)
-
-
-def resolve(doc, node):
-    while isinstance(node, dict) and "$ref" in node:
-        parts = node["$ref"].lstrip("#/").split("/")
-        node = doc
-        for p in parts:
-            node = node[p]
-    return node
 
 
 def operations(doc):
