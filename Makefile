@@ -5,7 +5,7 @@
 O ?= build
 SAN ?=
 CC ?= cc
-PKGS := libevent libevent_pthreads jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd libcrypto
+PKGS := libevent libevent_pthreads jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd libcrypto icu-uc
 CLI_PKGS := jansson libsodium libcurl sqlite3 libpq libqrencode
 
 WARN := -Wall -Wextra -Wstrict-prototypes -Wshadow -Wno-unused-parameter -Werror

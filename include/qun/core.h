@@ -70,12 +70,36 @@ bool qun_is_admin(const char *username);
  * call outside the writer. */
 qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err);
 bool qun_password_verify(const char *hash, const char *password);
-/* Create a user; *out = {openid, username, created_at}. */
+/* Create a user; *out = {openid, username, created_at}.  QUN_USERNAME_TAKEN when the
+ * name, or another with the same key (qun_username_key), is registered. */
 qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out,
                        qun_err_t *err);
-/* Look up a user's id and password hash by name (for login). */
+/* Look up a user's id and password hash by name (for login): the account whose
+ * username is exactly this one, else the one holding its key (any case or Unicode
+ * form of the name). */
 qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, char *pwhash,
                             size_t pwhash_size, qun_err_t *err);
+
+/* ---- usernames (core/username.c) ---- */
+#define QUN_USERNAME_MAX 256      /* bytes of a stored username, NUL included */
+#define QUN_USERNAME_KEY_MAX 1024 /* bytes of its key, NUL included */
+#define QUN_USERNAME_LOCK 0x71756e10 /* the startup backfill of keys (qun_db_xlock) */
+/* The key a username is unique and found by: Unicode NFKC_Casefold of it, in UTF-8,
+ * into out.  QUN_FIELD_INVALID when it cannot be computed (or does not fit). */
+qun_rc qun_username_key(const char *username, char *out, size_t size, qun_err_t *err);
+/* Check a username offered for registration (letters of any script, combining marks,
+ * decimal digits, '_', '-', '.'; a non-empty key) and fill key with its key.
+ * QUN_FIELD_INVALID otherwise. */
+qun_rc qun_username_check(const char *username, char *key, size_t size, qun_err_t *err);
+/* At startup, in its own transaction: give every account lacking one its key, oldest
+ * first; an account whose key an older one holds is recorded in username_collisions
+ * and logged.  *keyed counts the accounts keyed now, *collisions all recorded ones. */
+qun_rc qun_username_backfill(qun_db_t *db, int64_t *keyed, int64_t *collisions, qun_err_t *err);
+/* The recorded collisions, a page after a user row id (server admins only):
+ * *out = {items: [{user, holder, username_key, found_at}], next_cursor}. */
+qun_rc qun_username_collisions(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
+                               qun_err_t *err);
+
 /* Resolve an openid to a user row id. */
 qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err);
 /* Create a session bound to a device; token_hash is the SHA-256 hex of the bearer token.

@@ -70,15 +70,22 @@ bool qun_password_verify(const char *hash, const char *password) {
 
 qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out,
                        qun_err_t *err) {
-    char openid[QUN_ID_MAX];
+    char openid[QUN_ID_MAX], key[QUN_USERNAME_KEY_MAX];
     qun_id_new(openid, "u");
     int64_t now = qun_now();
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "INSERT INTO users(openid, username, pwhash, password_changed_at, created_at) "
-                           "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (username) DO NOTHING RETURNING id",
-                           "sssi", openid, username, pwhash, now);
-    if (rc == QUN_DONE) return qun_fail_field(err, QUN_USERNAME_TAKEN, "username", "username \"%s\" is taken", username);
+    qun_rc rc = qun_username_key(username, key, sizeof key, err);
+    if (rc != QUN_OK) return rc;
+    /* No conflict target: the exact name and its key are both unique, and either taken
+     * is the same answer. */
+    rc = qun_db_run(db, &q, err,
+                    "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at) "
+                    "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING id",
+                    "ssssi", openid, username, key, pwhash, now);
+    if (rc == QUN_DONE)
+        return qun_fail_field(err, QUN_USERNAME_TAKEN, "username",
+                              "username \"%s\" is taken (names are compared ignoring case and Unicode forms)",
+                              username);
     if (rc != QUN_ROW) return rc;
     qun_q_done(q);
     *out = json_pack("{s:s, s:s, s:I}", "openid", openid, "username", username, "created_at",
@@ -89,8 +96,16 @@ qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, j
 qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, char *pwhash,
                             size_t pwhash_size, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT id, pwhash FROM users WHERE username = $1", "s",
-                           username);
+    char key[QUN_USERNAME_KEY_MAX];
+    qun_err_t ignore = {{0}, {0}};
+    /* A name that cannot be folded has no key; it can still match exactly. */
+    if (qun_username_key(username, key, sizeof key, &ignore) != QUN_OK) key[0] = '\0';
+    /* The exact name first: of accounts whose names collided before keys existed, only
+     * the oldest holds the key, and each other one is found by its own exact name. */
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT id, pwhash FROM users WHERE username = $1 OR username_key = $2 "
+                           "ORDER BY CASE WHEN username = $1 THEN 0 ELSE 1 END LIMIT 1",
+                           "ss", username, key);
     if (rc == QUN_DONE) return qun_fail(err, QUN_USER_NOT_FOUND, "no such user");
     if (rc != QUN_ROW) return rc;
     *uid = qun_q_col_int(q, 0);

@@ -43,6 +43,16 @@ void qun_lockout_network(const char *ip, char out[QUN_NET_MAX]) {
     if (inet_ntop(AF_INET6, a, text, sizeof text)) snprintf(out, QUN_NET_MAX, "%s/64", text);
 }
 
+/* The subject an account's failures count against: its username's key (core/username.c),
+ * so "Alice", "ALICE" and "ａｌｉｃｅ" share one counter, as they name one account at
+ * login.  A name that cannot be folded counts as itself. */
+static const char *account_subject(const char *account, char out[QUN_USERNAME_KEY_MAX]) {
+    qun_err_t ignore = {{0}, {0}};
+    if (!account || !*account) return account;
+    if (qun_username_key(account, out, QUN_USERNAME_KEY_MAX, &ignore) != QUN_OK || !*out) return account;
+    return out;
+}
+
 const char *qun_lockout_counts(qun_rc rc) {
     switch (rc) {
     case QUN_BAD_CREDENTIALS: return "password";
@@ -55,8 +65,9 @@ const char *qun_lockout_counts(qun_rc rc) {
 
 qun_rc qun_lockout_check(qun_db_t *db, const char *account, const char *ip, int64_t *retry_after,
                          json_t **info, qun_err_t *err) {
-    char net[QUN_NET_MAX];
+    char net[QUN_NET_MAX], key[QUN_USERNAME_KEY_MAX];
     qun_lockout_network(ip, net);
+    account = account_subject(account, key);
     int64_t now = qun_now();
     qun_q_t *q;
     *retry_after = 0;
@@ -125,17 +136,19 @@ static qun_rc count_one(qun_db_t *db, const char *scope, const char *subject, co
 
 qun_rc qun_lockout_fail(qun_db_t *db, const char *account, const char *ip, const char *kind,
                         int64_t *retry_after, json_t **info, qun_err_t *err) {
-    char net[QUN_NET_MAX];
+    char net[QUN_NET_MAX], key[QUN_USERNAME_KEY_MAX];
     qun_lockout_network(ip, net);
     *retry_after = 0;
     if (info) *info = NULL;
-    qun_rc rc = count_one(db, "account", account, kind, qun_lockout_cfg.account_max, retry_after, info, err);
+    qun_rc rc = count_one(db, "account", account_subject(account, key), kind, qun_lockout_cfg.account_max, retry_after, info, err);
     if (rc == QUN_OK)
         rc = count_one(db, "network", net, kind, qun_lockout_cfg.network_max, retry_after, info, err);
     return rc;
 }
 
 qun_rc qun_lockout_reset(qun_db_t *db, const char *account, qun_err_t *err) {
+    char key[QUN_USERNAME_KEY_MAX];
+    account = account_subject(account, key);
     qun_rc rc = qun_db_run(db, NULL, err,
                            "UPDATE auth_failures SET failures = 0 WHERE scope = 'account' AND subject = $1 "
                            "AND failures > 0",

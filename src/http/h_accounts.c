@@ -8,26 +8,19 @@
 #include "http.h"
 #include "qun/lockout.h"
 
+/* A username is 3 to 32 bytes of UTF-8: letters of any script and the rest that
+ * qun_username_check allows (core/username.c). */
 static const qun_field_t user_fields[] = {
     {"username", F_STR, true, 3, 32, NULL},
     {"password", F_STR, true, 8, 256, NULL},
     {0}};
 
-static bool username_ok(const char *s) {
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-' || *s == '.'))
-            return false;
-    return true;
-}
-
 /* Hashing is slow on purpose, so it happens on the loop thread, not the writer. */
 qun_rc h_user_create_prep(qun_req_t *r) {
+    char key[QUN_USERNAME_KEY_MAX];
     qun_rc rc = qun_fields_check(r->json, user_fields, &r->err);
+    if (rc == QUN_OK) rc = qun_username_check(qun_jstr(r->json, "username"), key, sizeof key, &r->err);
     if (rc != QUN_OK) return rc;
-    if (!username_ok(qun_jstr(r->json, "username")))
-        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "username",
-                              "username may hold letters, digits, '_', '-' and '.'");
     r->scratch = qun_xmalloc(crypto_pwhash_STRBYTES);
     return qun_password_hash(qun_jstr(r->json, "password"), r->scratch, &r->err);
 }

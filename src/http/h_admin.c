@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Server administration (server admins only: the `admins` setting): the webhook
- * dead letters and their requeueing; the brute-force locks and their clearing. */
+ * dead letters and their requeueing; the brute-force locks and their clearing; the
+ * username collisions found when usernames got their keys. */
 #include <string.h>
 
 #include "http.h"
@@ -51,5 +52,17 @@ qun_rc h_admin_locks(qun_req_t *r) {
 qun_rc h_admin_lock_clear(qun_req_t *r) {
     json_t *out = NULL;
     qun_rc rc = qun_lockout_clear(r->db, &r->actor, r->params[0], &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
+/* GET /v1/admin/username-collisions?after=&limit=: accounts whose usernames were one
+ * name, once case and Unicode forms are folded, before usernames had keys (migration
+ * 0020); the older holds the key, the other logs in by its exact username. */
+qun_rc h_admin_username_collisions(qun_req_t *r) {
+    int64_t after;
+    int limit;
+    json_t *out = NULL;
+    qun_rc rc = qun_page_args(r, &after, &limit);
+    if (rc == QUN_OK) rc = qun_username_collisions(r->db, &r->actor, after, limit, &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* `qun audit`: checks the server's audit ledger (docs/ledger.md) with the library's
  * own Merkle and signed-note code, so a client trusts only a pinned verifier key.
- * `verify` re-derives every leaf hash and the signed root from the entries and checks
+ * `verify` re-derives every leaf hash, every stored subtree hash the server builds its
+ * proofs from, and the signed root from the entries, and checks
  * that an earlier saved checkpoint is a prefix of the current one; `prove` writes a
  * self-contained proof bundle for one entry of a group's history and `check` verifies
  * such a bundle offline. */
@@ -257,6 +258,65 @@ static int check_entries(qun_cli_t *c, uint64_t size, unsigned char (*leaves)[QU
     return rc;
 }
 
+/* Fetch every stored subtree hash above the leaves (GET /v1/ledger/nodes, level by
+ * level) and compare each with the hash recomputed here from the leaf hashes.  The
+ * server builds its roots and proofs from these stored nodes, not from the leaves, so
+ * a damaged one would make it serve proofs that fail while every entry and leaf looks
+ * fine; this names it.  Needs the complete list of leaves; *checked counts the nodes. */
+static int check_nodes(qun_cli_t *c, uint64_t size, const unsigned char (*leaves)[QUN_HASH], findings_t *f,
+                       int64_t *checked) {
+    int rc = QUN_EXIT_OK;
+    *checked = 0;
+    unsigned char(*cur)[QUN_HASH] = malloc((size / 2 ? size / 2 : 1) * QUN_HASH);
+    if (!cur) return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory for %llu node hashes",
+                                  (unsigned long long)(size / 2));
+    const unsigned char(*below)[QUN_HASH] = leaves;
+    for (int level = 1; level < 63 && (size >> level) > 0 && rc == QUN_EXIT_OK; level++) {
+        uint64_t count = size >> level;
+        /* In place: node i of this level only reads nodes 2i and 2i + 1 of the level
+         * below, which sit at or after i. */
+        for (uint64_t i = 0; i < count; i++) qun_merkle_node(cur[i], below[2 * i], below[2 * i + 1]);
+        below = (const unsigned char(*)[QUN_HASH])cur;
+        for (uint64_t start = 0; start < count && rc == QUN_EXIT_OK; start += PAGE) {
+            uint64_t end = start + PAGE < count ? start + PAGE : count, want = start;
+            char path[128];
+            json_t *page = NULL, *it;
+            size_t i;
+            rc = qun_pathf(path, sizeof path, "/v1/ledger/nodes?level=%I&start=%I&end=%I", (int64_t)level,
+                           (int64_t)start, (int64_t)end);
+            if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &page);
+            if (rc != QUN_EXIT_OK) break;
+            json_array_foreach(json_object_get(page, "items"), i, it) {
+                json_t *jidx = json_object_get(it, "index");
+                int64_t idx = json_is_integer(jidx) ? json_integer_value(jidx) : -1;
+                unsigned char stored[QUN_HASH];
+                if (idx < (int64_t)want || idx >= (int64_t)end) continue; /* reported as missing below */
+                for (; want < (uint64_t)idx; want++)
+                    problem(f, -1, "ledger node (level %d, index %llu) over entries %llu to %llu is missing",
+                            level, (unsigned long long)want, (unsigned long long)(want << level),
+                            (unsigned long long)(((want + 1) << level) - 1));
+                want = (uint64_t)idx + 1;
+                (*checked)++;
+                if (!hash_from_hex(qun_jstr_or(it, "hash", NULL), stored) ||
+                    sodium_memcmp(stored, cur[idx], QUN_HASH) != 0)
+                    problem(f, -1,
+                            "ledger node (level %d, index %lld) over entries %lld to %lld is damaged: "
+                            "the server stores a hash its leaves do not give, so the roots and proofs it "
+                            "builds from it fail",
+                            level, (long long)idx, (long long)(idx << level),
+                            (long long)(((idx + 1) << level) - 1));
+            }
+            for (; want < end; want++)
+                problem(f, -1, "ledger node (level %d, index %llu) over entries %llu to %llu is missing", level,
+                        (unsigned long long)want, (unsigned long long)(want << level),
+                        (unsigned long long)(((want + 1) << level) - 1));
+            json_decref(page);
+        }
+    }
+    free(cur);
+    return rc;
+}
+
 /* Check a saved checkpoint against the current (size, root): signature, no shrinking,
  * the same root at the same size, our own prefix root, and the server's consistency
  * proof.  *summary receives what the saved checkpoint says. */
@@ -354,7 +414,7 @@ static int audit_verify(qun_cli_t *c, int argc, char **argv) {
     uint64_t size = 0;
     json_t *saved = NULL;
     findings_t f = {json_array(), -1};
-    int64_t texts = 0;
+    int64_t texts = 0, nodes = 0;
     bool complete = false, root_ok = false;
     int rc = qun_args_parse(argc, argv, opts, 0, 0, usage, &a);
     if (rc != QUN_EXIT_OK) goto out;
@@ -385,6 +445,8 @@ static int audit_verify(qun_cli_t *c, int argc, char **argv) {
         root_ok = sodium_memcmp(mine, root, QUN_HASH) == 0;
         if (!root_ok)
             problem(&f, -1, "the %llu leaf hashes do not produce the signed root", (unsigned long long)size);
+        rc = check_nodes(c, size, (const unsigned char(*)[QUN_HASH])leaves, &f, &nodes);
+        if (rc != QUN_EXIT_OK) goto out;
     }
     if (a.val[1])
         rc = check_saved(c, &key, a.val[1], size, root, (const unsigned char(*)[QUN_HASH])leaves, complete,
@@ -400,9 +462,10 @@ report:;
     hex_of(hex, root);
     if (c->json) {
         json_t *j =
-            json_pack("{s:b, s:s, s:I, s:s, s:I, s:I, s:b, s:o, s:o, s:O, s:o}", "ok", ok, "origin", key.name,
+            json_pack("{s:b, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:o, s:o, s:O, s:o}", "ok", ok, "origin", key.name,
                       "tree_size", (json_int_t)size, "root", hex, "entries_checked", (json_int_t)texts,
-                      "entries_hidden", (json_int_t)(complete ? (int64_t)size - texts : 0), "root_matches",
+                      "entries_hidden", (json_int_t)(complete ? (int64_t)size - texts : 0), "nodes_checked",
+                      (json_int_t)nodes, "root_matches",
                       root_ok, "first_bad_index", f.first_bad >= 0 ? json_integer(f.first_bad) : json_null(),
                       "saved_checkpoint", saved ? json_incref(saved) : json_null(), "problems", f.problems,
                       "saved_to", ok && a.val[2] ? json_string(a.val[2]) : json_null());
@@ -414,6 +477,7 @@ report:;
                (long long)texts);
         if (complete && (int64_t)size > texts)
             printf(" (%lld hidden from you)", (long long)((int64_t)size - texts));
+        if (complete) printf("\nnodes:      %lld stored subtree hashes recomputed from the leaves", (long long)nodes);
         printf("\nroot:       %s\n", !complete ? "not computed (entries missing)"
                                      : root_ok ? "recomputed from the leaf hashes, matches"
                                                : "MISMATCH");

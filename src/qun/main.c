@@ -101,6 +101,8 @@ static const command_t commands[] = {
     {"locks", NULL, "locks clear <id>", "end a brute-force lock now (server admins)"},
     {"admin", qun_cmd_admin, "admin migrate --from sqlite:PATH --to postgres://...",
      "copy an installation from SQLite to PostgreSQL (one transaction, same ledger)"},
+    {"admin", NULL, "admin username-collisions",
+     "list accounts whose usernames were one name once case-folded (server admins)"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

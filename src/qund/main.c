@@ -114,6 +114,16 @@ int main(int argc, char **argv) {
     qun_db_t *wdb;
     if (qun_db_open(db_path, false, true, &wdb, &err) != QUN_OK) return die(shown, &err);
     qun_log("info", "store %s at schema %d", shown, qun_db_schema_version(wdb));
+    /* Usernames' keys need Unicode folding, which SQL lacks, so accounts created before
+     * keys existed get theirs here; their collisions are logged one by one. */
+    int64_t keyed, collisions;
+    if (qun_username_backfill(wdb, &keyed, &collisions, &err) != QUN_OK) return die("username keys", &err);
+    if (keyed) qun_log("info", "gave %lld existing usernames their case-insensitive key", (long long)keyed);
+    if (collisions)
+        qun_log("warn",
+                "%lld accounts share their username's key with an older account and log in by their exact "
+                "username only; list them with GET /v1/admin/username-collisions (qun admin username-collisions)",
+                (long long)collisions);
     static qun_note_key_t ledger_key;
     char key_path[600];
     snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);

@@ -86,6 +86,16 @@ def test_roots_and_proofs_match_an_independent_implementation(ledger):
             assert p["leaf_hash"] == leaves[i].hex()
             assert ref.verify_inclusion(leaves[i], i, n, proof, roots[n]), (i, n)
 
+    # Every stored subtree hash, level by level, is the one the leaves give.
+    level, below = 0, leaves
+    while len(below) > 1:
+        level += 1
+        below = [ref.node(below[2 * i], below[2 * i + 1]) for i in range(len(below) // 2)]
+        got = expect(admin.get(f"/v1/ledger/nodes?level={level}"), 200)
+        assert got["tree_size"] == size and got["end"] == len(below)
+        assert [(it["index"], it["hash"]) for it in got["items"]] == [(i, h.hex()) for i, h in enumerate(below)]
+    assert expect(admin.get("/v1/ledger/nodes?level=0&start=3&end=5"), 200)["items"][1]["hash"] == leaves[4].hex()
+
 
 def test_visibility_and_history(ledger):
     alice, bob = ledger["alice"], ledger["bob"]
@@ -116,7 +126,9 @@ def test_bad_ledger_queries(ledger):
               "/v1/ledger/proof/inclusion?index=-1", "/v1/ledger/proof/inclusion?index=x",
               "/v1/ledger/proof/consistency?old=0", "/v1/ledger/proof/consistency?old=5&new=4",
               "/v1/ledger/proof/consistency?old=1&new=99999999", "/v1/ledger/entries?start=5&end=2",
-              "/v1/ledger/entries?start=0&end=5000"]:
+              "/v1/ledger/entries?start=0&end=5000", "/v1/ledger/nodes", "/v1/ledger/nodes?level=63",
+              "/v1/ledger/nodes?level=-1", "/v1/ledger/nodes?level=1&end=99999", "/v1/ledger/nodes?level=60&end=1",
+              "/v1/ledger/nodes?level=0&start=4&end=2"]:
         r = c.get(q)
         assert 400 <= r.status_code < 500, (q, r.status_code)
         expect(r, r.status_code)

@@ -218,3 +218,71 @@ def test_prove_and_check_round_trip_offline(srv, root, tmp_path):
     not_json.write_text("c2sp.org/tlog-proof@v1\n")
     r = qun(srv, None, "audit", "check", str(not_json), "--key", key, tmp=tmp_path, url=offline)
     assert r.returncode == 1 and "(PROOF_INVALID)" in r.stderr
+
+
+def test_verify_names_a_damaged_interior_node_and_the_api_shows_only_hashed_facts(tmp_path):
+    """Issue 13, item 9: a stored interior node edited offline (the server then serves
+    proofs that fail while every entry and leaf looks right) is named by verify; the
+    unhashed side columns of an entry, edited offline, change nothing the API shows."""
+    import merkle_ref as ref
+    s = Server(extra=["--set", "admins=root"]).start()
+    try:
+        admin = register(s.url, name="root")
+        owner, other = register(s.url), register(s.url)
+        gids = [expect(owner.post("/v1/groups", {"name": f"n{i}"}), 201)["id"] for i in range(8)]
+        theirs = expect(other.post("/v1/groups", {"name": "theirs"}), 201)["id"]
+        key = qun(s, admin, "audit", "key").stdout.strip()
+        rc, err, j = verify(s, admin, key, tmp_path)
+        assert rc == 0 and j["nodes_checked"] >= 4, err
+        size = j["tree_size"]
+        entries = expect(admin.get("/v1/ledger/entries"), 200)["items"]
+        e5 = json.loads(entries[5]["entry"])
+        assert e5["event"] == "group.created" and e5["group"] == gids[5]
+        stop_clean(s)
+
+        # Offline, with qund stopped: node (level 1, index 1) = H(leaf 2, leaf 3) gets
+        # one bit flipped, and entry 5's side columns say something its text does not.
+        with db(s) as c:
+            h = bytearray(c.execute("SELECT hash FROM ledger_nodes WHERE level = 1 AND idx = 1").fetchone()[0])
+            h[0] ^= 1
+            c.execute("UPDATE ledger_nodes SET hash = ? WHERE level = 1 AND idx = 1", (bytes(h),))
+            c.execute("UPDATE ledger_entries SET event = 'group.dissolved', group_openid = ?, actor_openid = ? "
+                      "WHERE idx = 5", (theirs, other.openid))
+        s.start()
+
+        # The damage is real: the proof for entry 0 goes through node (1, 1) and fails.
+        _, _, signed_root = ref.verify_checkpoint(admin.get("/v1/ledger/checkpoint").text, key)
+        proof = expect(admin.get(f"/v1/ledger/proof/inclusion?index=0&size={size}"), 200)
+        assert not ref.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), 0, size,
+                                        [bytes.fromhex(p) for p in proof["proof"]], signed_root)
+
+        rc, err, j = verify(s, admin, key, tmp_path)
+        assert rc == 1 and j["ok"] is False, err
+        words = "ledger node (level 1, index 1) over entries 2 to 3 is damaged"
+        assert any(words in p["problem"] for p in j["problems"]), j["problems"]
+        assert words in err and "(LEDGER_INVALID)" in err
+
+        # What the API shows of entry 5 is its hashed text: the event and group it logged.
+        items = expect(admin.get("/v1/ledger/entries"), 200)["items"]
+        assert items[5]["event"] == "group.created" and items[5]["group"] == gids[5]
+        # The group_openid column only indexes the history: the edit hides the entry from
+        # it (verify, which lists every entry, still checks it), but cannot move it.
+        assert expect(owner.get(f"/v1/groups/{gids[5]}/history"), 200)["items"] == []
+        # The edited columns point at another user's group and name them as the actor,
+        # yet they do not hand that user the entry's text or put it in their history.
+        mine = expect(other.get("/v1/ledger/entries"), 200)["items"]
+        assert "entry" not in mine[5] and "event" not in mine[5]
+        assert all(h["index"] != 5 for h in expect(other.get(f"/v1/groups/{theirs}/history"), 200)["items"])
+        # The owner still sees the leaf hash; its text went to admins only (its columns lie).
+        assert "entry" not in expect(owner.get("/v1/ledger/entries"), 200)["items"][5]
+
+        # Put the node back: verify passes again (the side columns are not hashed).
+        stop_clean(s)
+        with db(s) as c:
+            h[0] ^= 1
+            c.execute("UPDATE ledger_nodes SET hash = ? WHERE level = 1 AND idx = 1", (bytes(h),))
+        s.start()
+        rc, err, j = verify(s, admin, key, tmp_path)
+        assert rc == 0, err
+    finally:
+        stop_clean(s)
