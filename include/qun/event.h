@@ -7,7 +7,12 @@
  *
  * Audience of a row: every member of group_id (when not 0) and the user user_id (when
  * not 0).  Every code path that changes memberships must emit `member.added` /
- * `member.removed` (or `group.created`) so the loops' membership maps stay exact. */
+ * `member.removed` (or `group.created`) so the loops' membership maps stay exact.
+ *
+ * A row with neither group_id nor user_id reaches no client: it is an instruction to
+ * the loops of every instance.  `session.revoked` is one: every code path that
+ * revokes sessions must append it (qun_event_sessions_revoked) in the same
+ * transaction, so the streams those sessions opened end wherever they are open. */
 #ifndef QUN_EVENT_H
 #define QUN_EVENT_H
 
@@ -40,6 +45,13 @@ qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t 
  * read from the rows. */
 qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid,
                         qun_err_t *err);
+/* The internal topic that ends the event streams of revoked sessions (src/http/events.c). */
+#define QUN_EVENT_SESSION_REVOKED "session.revoked"
+/* Append `session.revoked` for the session row ids in ids (a JSON array of integers,
+ * stolen; an empty array appends nothing), saying why: reason is what the ended
+ * streams are told ("revoked", "password_changed").  Payload {sessions, reason}; it
+ * holds row ids, which is why no client ever sees the row. */
+qun_rc qun_event_sessions_revoked(qun_db_t *db, json_t *ids, const char *reason, qun_err_t *err);
 /* `approval.requested` for approval aid to whoever may decide it: its named approver,
  * or every admin of its org but the requester.  Payload as in GET /v1/approvals. */
 qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *err);

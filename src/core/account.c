@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/event.h"
 
 qun_core_cfg_t qun_core_cfg = {
     .data_dir = "var",
@@ -243,14 +244,33 @@ qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_er
     return QUN_OK;
 }
 
+/* Finish an `UPDATE sessions ... RETURNING id` whose first step gave rc: append
+ * session.revoked for the sessions it revoked, in the same transaction, so the event
+ * streams they opened end on every instance (include/qun/event.h).  A token that
+ * stops working while its stream keeps delivering would be no revocation at all.
+ * *n: how many sessions were revoked. */
+static qun_rc sessions_revoked(qun_db_t *db, qun_rc rc, qun_q_t *q, const char *reason, int64_t *n,
+                               qun_err_t *err) {
+    json_t *ids = json_array();
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) json_array_append_new(ids, json_integer(qun_q_col_int(q, 0)));
+    if (rc != QUN_DONE) {
+        json_decref(ids);
+        return rc;
+    }
+    *n = (int64_t)json_array_size(ids);
+    return qun_event_sessions_revoked(db, ids, reason, err);
+}
+
 qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err,
+    qun_q_t *q;
+    int64_t n = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
                            "UPDATE sessions SET revoked_at = $3 WHERE sid = $1 AND user_id = $2 "
-                           "AND revoked_at IS NULL", "sii", sid, a->uid, qun_now());
-    if (rc != QUN_DONE) return rc;
-    if (qun_db_changes(db) == 0)
+                           "AND revoked_at IS NULL RETURNING id", "sii", sid, a->uid, qun_now());
+    rc = sessions_revoked(db, rc, q, "revoked", &n, err);
+    if (rc == QUN_OK && n == 0)
         return qun_fail(err, QUN_SESSION_NOT_FOUND, "you have no active session %.40s", sid);
-    return QUN_OK;
+    return rc;
 }
 
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
@@ -282,11 +302,13 @@ qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhas
     if (rc != QUN_DONE) return rc;
     /* Whoever else holds a session of this account (perhaps whoever learned the old
      * password) is logged out. */
-    rc = qun_db_run(db, NULL, err,
-                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
-                    "iii", a->uid, a->session_id, now);
-    if (rc != QUN_DONE) return rc;
-    *out = json_pack("{s:I, s:I}", "password_changed_at", (json_int_t)now, "sessions_revoked",
-                     (json_int_t)qun_db_changes(db));
+    qun_q_t *q;
+    int64_t n = 0;
+    rc = qun_db_run(db, &q, err,
+                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL "
+                    "RETURNING id", "iii", a->uid, a->session_id, now);
+    rc = sessions_revoked(db, rc, q, "password_changed", &n, err);
+    if (rc != QUN_OK) return rc;
+    *out = json_pack("{s:I, s:I}", "password_changed_at", (json_int_t)now, "sessions_revoked", (json_int_t)n);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }

@@ -95,6 +95,16 @@ qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64
     return qun_event_emit(db, topic, group_id, uid, p, err);
 }
 
+qun_rc qun_event_sessions_revoked(qun_db_t *db, json_t *ids, const char *reason, qun_err_t *err) {
+    if (!ids) return qun_fail(err, QUN_NOMEM, "cannot build the %s event", QUN_EVENT_SESSION_REVOKED);
+    if (json_array_size(ids) == 0) {
+        json_decref(ids);
+        return QUN_OK;
+    }
+    return qun_event_emit(db, QUN_EVENT_SESSION_REVOKED, 0, 0,
+                          json_pack("{s:o, s:s}", "sessions", ids, "reason", reason), err);
+}
+
 qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,

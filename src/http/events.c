@@ -13,6 +13,17 @@
  * 500-member group is one row written, at most one read per loop, and 500 buffered
  * socket writes.
  *
+ * A stream belongs to the session that opened it (with a bearer token, or with an event
+ * ticket, which stands for the session that asked for it) and lives no longer than
+ * that session.  Revoking sessions appends an internal `session.revoked` row (no
+ * audience; core/event.h) in the revoking transaction, so the same wake and the same
+ * one read per loop that deliver messages also end, on every instance, the streams of
+ * the sessions it names: the stream gets `session.ended` and its response ends, and
+ * nothing after the revocation reaches it.  Expiry is a time, not a write: a loop with
+ * streams compares their sessions' expires_at with the clock twice a second.
+ * Losing a group (member.removed) needs nothing more: the user leaves the loop's map
+ * of that group before any later event of it is fanned out.
+ *
  * Every structure here belongs to one loop and is touched only on its thread, except
  * the per-user stream counts and the "live" switch, guarded by g_mu.
  *
@@ -22,7 +33,11 @@
  * audience with id > its last_id, in id order, each once: a replay covers
  * (Last-Event-ID, loop last_id] in the opening request's snapshot and live delivery
  * covers the rest; (E3) a stream is freed exactly once: by close_cb when the client
- * goes (or at shutdown), or by drop() which unhooks close_cb first.
+ * goes (or at shutdown), or by drop() or finish(), which unhook close_cb first; (E4) a
+ * stream opens only after its session was found live in the opening request's
+ * snapshot, so a revocation it did not see commits after that snapshot, has an id
+ * above the loop's last_id and is still to be read; and from the row that ends its
+ * session on, a stream is sent nothing but the final session.ended.
  *
  * Several instances on one PostgreSQL database: events written by another qund wake
  * the loops through a listener thread (its own connection, LISTEN qun_events; every
@@ -50,6 +65,7 @@
 #define WRITE_TIMEOUT_S 60      /* queued bytes not drained for this long: disconnect */
 #define FETCH_BATCH 256
 #define BUCKETS 256
+#define EXPIRY_CHECK_MS 500     /* how often a loop with streams looks for expired sessions */
 
 typedef struct user user_t;
 typedef struct stream stream_t;
@@ -67,6 +83,9 @@ struct user {
 struct stream {
     loop_t *loop;
     user_t *user;
+    int64_t session_id;  /* the session the stream belongs to (E4) */
+    int64_t expires_at;  /* that session's expiry */
+    const char *ended;   /* why its session ended (a static string), or NULL while it lives */
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct evbuffer *pending; /* frames of the current wake, sent as one chunk */
@@ -76,7 +95,7 @@ struct stream {
 
 struct loop {
     qun_worker_t *w;
-    struct event *wake, *beat;
+    struct event *wake, *beat, *expiry;
     stream_t *streams;
     user_t *users[BUCKETS];
     int64_t last_id;
@@ -97,7 +116,7 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static ucount_t *g_counts[BUCKETS];
 static bool g_live;
 
-static _Atomic uint64_t m_streams, m_opened, m_fetched, m_delivered, m_slow, m_wakes;
+static _Atomic uint64_t m_streams, m_opened, m_fetched, m_delivered, m_slow, m_wakes, m_ended;
 
 /* ---- per-user stream counts ---- */
 static bool count_take(int64_t uid) {
@@ -208,7 +227,10 @@ static void stream_free(stream_t *s) {
     if (s->prev) s->prev->next = s->next;
     else l->streams = s->next;
     if (s->next) s->next->prev = s->prev;
-    if (!l->streams) l->stale = true; /* (E1) */
+    if (!l->streams) {
+        l->stale = true; /* (E1) */
+        event_del(l->expiry);
+    }
     count_give(s->user->uid);
     user_unref(l, s->user);
     evbuffer_free(s->pending);
@@ -236,7 +258,28 @@ static void drop(stream_t *s) {
     evhttp_connection_free(evcon); /* frees the request too */
 }
 
-/* Send each stream's pending frames as one chunk, dropping streams that fell too far behind. */
+/* End the response of a stream whose session ended, once its last frames are queued:
+ * the terminating chunk goes out, then the connection closes (E3). */
+static void finish(stream_t *s) {
+    struct evhttp_request *req = s->req;
+    evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+    /* The status line went out long ago; this only tells evhttp to close, not keep
+     * alive, once the end of the body is written. */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    stream_free(s);
+    atomic_fetch_add(&m_ended, 1);
+    evhttp_send_reply_end(req);
+}
+
+/* A stream's session ended: queue session.ended and stop every other delivery (E4). */
+static void end_stream(stream_t *s, const char *reason) {
+    if (s->ended) return;
+    s->ended = reason;
+    evbuffer_add_printf(s->pending, "event: session.ended\ndata: {\"reason\":\"%s\"}\n\n", reason);
+}
+
+/* Send each stream's pending frames as one chunk, dropping streams that fell too far
+ * behind and ending those whose session ended. */
 static void flush(loop_t *l) {
     stream_t *next;
     for (stream_t *s = l->streams; s; s = next) {
@@ -252,6 +295,7 @@ static void flush(loop_t *l) {
             continue;
         }
         evhttp_send_reply_chunk(s->req, s->pending); /* moves the bytes, leaving pending empty */
+        if (s->ended) finish(s);
     }
 }
 
@@ -279,7 +323,26 @@ static void follow_successor(loop_t *l, const row_t *e) {
     json_decref(p);
 }
 
+/* session.revoked: end the streams of the sessions it names, wherever they were opened. */
+static void revoked(loop_t *l, const row_t *e) {
+    json_t *p = json_loads(e->payload, 0, NULL);
+    json_t *ids = json_object_get(p, "sessions");
+    const char *reason = json_string_value(json_object_get(p, "reason"));
+    reason = reason && strcmp(reason, "password_changed") == 0 ? "password_changed" : "revoked";
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) {
+        for (stream_t *s = l->streams; s; s = s->next)
+            if (s->session_id == json_integer_value(v)) end_stream(s, reason);
+    }
+    json_decref(p);
+}
+
 static void fan_out(loop_t *l, const row_t *e) {
+    if (!e->group_id && !e->user_id) { /* internal rows reach no client */
+        if (topic_is(e, QUN_EVENT_SESSION_REVOKED)) revoked(l, e);
+        return;
+    }
     user_t *target = e->user_id ? user_find(l, e->user_id) : NULL;
     if (target && e->group_id && (topic_is(e, "member.added") || topic_is(e, "group.created")))
         user_join(target, e->group_id); /* before delivery: the new member sees its own arrival */
@@ -287,7 +350,7 @@ static void fan_out(loop_t *l, const row_t *e) {
     int n = asprintf(&frame, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)e->id, e->topic, e->payload);
     if (n < 0) abort();
     for (stream_t *s = l->streams; s; s = s->next) {
-        if (e->id <= s->last_id) continue; /* (E2): the client said it has it */
+        if (e->id <= s->last_id || s->ended) continue; /* (E2), (E4) */
         if (s->user == target || (e->group_id && user_in(s->user, e->group_id))) {
             evbuffer_add(s->pending, frame, (size_t)n);
             s->last_id = e->id;
@@ -339,6 +402,21 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg) {
     if (!l->streams) return; /* stale (E1): nothing to read for */
     atomic_fetch_add(&m_wakes, 1);
     deliver_new(l);
+}
+
+/* Expiry is a time, not a write, so no row announces it: compare in memory. */
+static void expiry_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    loop_t *l = arg;
+    int64_t now = qun_now();
+    bool any = false;
+    for (stream_t *s = l->streams; s; s = s->next)
+        if (s->expires_at <= now && !s->ended) {
+            end_stream(s, "expired");
+            any = true;
+        }
+    if (any) flush(l);
 }
 
 static void beat_cb(evutil_socket_t fd, short what, void *arg) {
@@ -468,6 +546,23 @@ static qun_rc replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, str
     return rc;
 }
 
+/* (E4): the session is live in this snapshot (after a ticket, the snapshot is newer than
+ * the writer's check, and a revocation may have been read by the loop in between);
+ * *expires_at: when it expires. */
+static qun_rc session_live(qun_req_t *r, int64_t *expires_at) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(r->db, &q, &r->err,
+                           "SELECT expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                           "ii", r->actor.session_id, qun_now());
+    if (rc == QUN_DONE && !evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization"))
+        return qun_fail(&r->err, QUN_TICKET_INVALID, "the session that asked for the ticket has ended");
+    if (rc == QUN_DONE) return qun_fail(&r->err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
+    if (rc != QUN_ROW) return rc;
+    *expires_at = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    return QUN_OK;
+}
+
 qun_rc h_events(qun_req_t *r) {
     loop_t *l = &g_loops[r->w->index];
     struct evkeyvalq *in = evhttp_request_get_input_headers(r->ev);
@@ -487,7 +582,8 @@ qun_rc h_events(qun_req_t *r) {
                         STREAMS_PER_USER);
     /* Everything below runs in the request's read snapshot, on the loop's thread (E2). */
     qun_rc rc;
-    int64_t max = scalar(r->db, "SELECT COALESCE(MAX(id), 0) FROM events", &r->err, &rc);
+    int64_t max = scalar(r->db, "SELECT COALESCE(MAX(id), 0) FROM events", &r->err, &rc), expires = 0;
+    if (rc == QUN_OK) rc = session_live(r, &expires);
     user_t *u = NULL;
     if (rc == QUN_OK) rc = user_get(l, r->db, r->actor.uid, &u, &r->err);
     if (rc != QUN_OK) {
@@ -516,6 +612,12 @@ qun_rc h_events(qun_req_t *r) {
     s->evcon = evhttp_request_get_connection(r->ev);
     s->pending = evbuffer_new();
     s->last_id = cursor > l->last_id ? cursor : l->last_id;
+    s->session_id = r->actor.session_id;
+    s->expires_at = expires;
+    if (!l->streams) {
+        struct timeval every = {0, EXPIRY_CHECK_MS * 1000};
+        event_add(l->expiry, &every);
+    }
     s->next = l->streams;
     if (l->streams) l->streams->prev = s;
     l->streams = s;
@@ -556,6 +658,7 @@ void qun_events_start(qun_writer_t *writer, qun_worker_t *workers, int n) {
         l->stale = true;
         l->wake = event_new(l->w->base, -1, EV_PERSIST | EV_READ, wake_cb, l);
         l->beat = event_new(l->w->base, -1, EV_PERSIST, beat_cb, l);
+        l->expiry = event_new(l->w->base, -1, EV_PERSIST, expiry_cb, l);
         event_add(l->beat, &beat);
     }
     pthread_mutex_lock(&g_mu);
@@ -578,6 +681,7 @@ void qun_events_loop_free(int index) {
     while (l->streams) drop(l->streams); /* normally none left: evhttp_free closed them */
     event_free(l->wake);
     event_free(l->beat);
+    event_free(l->expiry);
 }
 
 void qun_events_stop(void) {
@@ -600,9 +704,11 @@ void qun_events_metrics(FILE *f) {
                "# HELP qun_events_streams_opened_total Event streams opened.\n"
                "# TYPE qun_events_streams_opened_total counter\nqun_events_streams_opened_total %llu\n"
                "# HELP qun_events_slow_dropped_total Streams disconnected for not reading fast enough.\n"
-               "# TYPE qun_events_slow_dropped_total counter\nqun_events_slow_dropped_total %llu\n",
+               "# TYPE qun_events_slow_dropped_total counter\nqun_events_slow_dropped_total %llu\n"
+               "# HELP qun_events_session_ended_total Streams ended because their session was revoked or expired.\n"
+               "# TYPE qun_events_session_ended_total counter\nqun_events_session_ended_total %llu\n",
             (unsigned long long)qun_event_emitted(), (unsigned long long)atomic_load(&m_fetched),
             (unsigned long long)atomic_load(&m_delivered), (unsigned long long)atomic_load(&m_wakes),
             (unsigned long long)atomic_load(&m_streams), (unsigned long long)atomic_load(&m_opened),
-            (unsigned long long)atomic_load(&m_slow));
+            (unsigned long long)atomic_load(&m_slow), (unsigned long long)atomic_load(&m_ended));
 }

@@ -127,6 +127,11 @@ class Stream:
             if e["event"] in left and all(e["data"].get(k) == v for k, v in match.items()):
                 left.discard(e["event"])
 
+    def ended(self, timeout=1.0):
+        """Whether the server ended the stream (final chunk or EOF) within timeout seconds."""
+        self.t.join(timeout)
+        return not self.t.is_alive()
+
     def close(self):
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
@@ -146,6 +151,29 @@ def request(owner, gid, messages="delete", **extra):
     p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": messages, **extra}), 200)
     return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": p["confirmation_token"],
                                                         "typed_name": p["name"], **extra})
+
+
+def login(url, who, password="correct horse", device=None):
+    """Another session of who's account (a second device)."""
+    body = expect(requests.post(url + "/v1/sessions", json={"username": who.username, "password": password,
+                                                           "device_id": device or "dev2-" + who.username,
+                                                           "platform": "cli"}, timeout=30), 201)
+    return Client(url, body["token"], body["openid"], who.username)
+
+
+def session_id(c):
+    return expect(c.get("/v1/me"), 200)["session_id"]
+
+
+def assert_ended(st, reason, t0, within=1.0):
+    """st was ended by the server within `within` seconds of t0, its last frame saying why."""
+    assert st.ended(max(0.0, t0 + within - time.time())), "the stream of a revoked session stays open"
+    frames = st.seen + [st.q.get_nowait() for _ in range(st.q.qsize())]
+    assert frames and frames[-1]["event"] == "session.ended", [e["event"] for e in frames]
+    assert frames[-1]["data"] == {"reason": reason}
+    st.sock.settimeout(2)
+    assert st.f.read() == b"\r\n", "the connection stays open after the stream ended"  # then EOF
+    return frames
 
 
 def test_unauthenticated_stream_is_a_401_problem(url):
@@ -337,3 +365,109 @@ def test_fan_out_to_50_open_streams_is_one_event_row(url):
         for s in streams:
             if s:
                 s.close()
+
+
+def test_logout_ends_the_sessions_streams_within_a_second(url, group):
+    """Issue 13 item 2: a stream outlived the session that opened it.  Logging out ends
+    that session's streams at once; the same user's other session keeps its stream."""
+    owner, member, gid = group["owner"], group["member"], group["id"]
+    phone = login(url, member)
+    mine, theirs = Stream(member), Stream(phone)
+    try:
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "before"}), 201)
+        mine.wait("message.created", text="before")
+        theirs.wait("message.created", text="before")
+        t0 = time.time()
+        expect(member.delete(f"/v1/sessions/{session_id(member)}"), 204)
+        expect(member.get("/v1/me"), 401, "TOKEN_INVALID")
+        frames = assert_ended(mine, "revoked", t0)
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "after"}), 201)
+        theirs.wait("message.created", text="after")
+        assert [e for e in frames if e["data"].get("text") == "after"] == []
+        assert mine.q.empty()
+        assert [e for e in theirs.quiet(0.3) if e["event"] == "session.ended"] == []
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_revoking_another_session_ends_its_streams_not_the_callers(url, group):
+    owner, member, gid = group["owner"], group["member"], group["id"]
+    stolen = login(url, member, device="laptop-left-at-work")
+    victim, thief = Stream(member), Stream(stolen)
+    try:
+        t0 = time.time()
+        expect(member.delete(f"/v1/sessions/{session_id(stolen)}"), 204)
+        assert_ended(thief, "revoked", t0)
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "for the owner of the account only"}), 201)
+        victim.wait("message.created", text="for the owner of the account only")
+        assert thief.q.empty()
+    finally:
+        victim.close()
+        thief.close()
+
+
+def test_password_change_ends_the_other_sessions_streams(url, group):
+    owner, member, gid = group["owner"], group["member"], group["id"]
+    thief = login(url, member, device="thief")
+    kept, gone = Stream(member), [Stream(thief), Stream(thief)]
+    try:
+        t0 = time.time()
+        out = expect(member.post("/v1/me/password", {"old_password": "correct horse",
+                                                     "new_password": "battery staple"}), 200)
+        assert out["sessions_revoked"] == 1
+        for st in gone:
+            assert_ended(st, "password_changed", t0)
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "secret plans"}), 201)
+        kept.wait("message.created", text="secret plans")
+        assert all(st.q.empty() for st in gone)
+        expect(thief.get("/v1/me"), 401, "TOKEN_INVALID")
+        # A new stream of the revoked session is refused like any other request.
+        expect(thief.get("/v1/events"), 401, "TOKEN_INVALID")
+    finally:
+        kept.close()
+        for st in gone:
+            st.close()
+
+
+def test_expiry_ends_the_stream_within_a_second(own_server):
+    url = own_server.url
+    owner, member = register(url), register(url)
+    gid = make_group(owner, members=[member])
+    st = Stream(member)
+    try:
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "still valid"}), 201)
+        st.wait("message.created", text="still valid")
+        t0 = time.time()
+        age_sessions(url, 30 * 86400 + 1)  # past session_ttl (30 days): every session has expired
+        assert_ended(st, "expired", t0)
+        expect(member.get("/v1/me"), 401, "TOKEN_INVALID")
+    finally:
+        st.close()
+
+
+def test_a_removed_member_gets_no_more_of_the_groups_events(url):
+    """Removal (by the owner, or by leaving) stops the group's events to every
+    stream of the removed user at once, while the user's other groups keep coming."""
+    owner, a, b, c = (register(url) for _ in range(4))
+    gid = make_group(owner, members=[a, b, c])
+    other = make_group(owner, members=[a, b, c], name="other")
+    streams = {x.openid: [Stream(x), Stream(login(url, x))] for x in (a, b, c)}
+    try:
+        expect(owner.delete(f"/v1/groups/{gid}/members/{a.openid}"), 204)
+        expect(b.post(f"/v1/groups/{gid}/leave"), 204)
+        for x in (a, b):
+            for st in streams[x.openid]:
+                st.wait("member.removed", group=gid, openid=x.openid)
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "members only"}), 201)
+        expect(owner.post(f"/v1/groups/{other}/messages", {"text": "still yours"}), 201)
+        for st in streams[c.openid]:
+            st.wait("message.created", group=gid, text="members only")
+        for x in (a, b):
+            for st in streams[x.openid]:
+                st.wait("message.created", group=other, text="still yours")
+                assert [e for e in st.seen + st.quiet(0.3) if e["data"].get("text") == "members only"] == []
+    finally:
+        for pair in streams.values():
+            for st in pair:
+                st.close()

@@ -157,3 +157,48 @@ def test_stored_hashed_and_never_logged(srv):
     db.close()
     assert (hashlib.sha256(t["ticket"].encode()).hexdigest(), 1) in rows
     assert all(t["ticket"] not in h for h, _ in rows)
+
+
+def ends_within(f, reason, t0, within=1.0):
+    """The stream on f ends within `within` seconds of t0 with session.ended (reason), and
+    the server closes the connection; every event seen before it as (type, data)."""
+    seen = read_events(f, "session.ended", timeout=max(0.05, t0 + within - time.time()))
+    assert seen[-1][1] == {"reason": reason}, seen
+    f.raw._sock.settimeout(2)
+    assert f.read().endswith(b"\r\n0\r\n\r\n"), "the response does not end with the stream"  # then EOF
+    return seen[:-1]
+
+
+def test_a_ticket_stream_ends_with_the_session_that_asked_for_it(srv):
+    """Issue 13 item 2: a stream opened with a ticket belongs to the session that asked for
+    the ticket, and ends when that session is signed out or revoked by a password change."""
+    owner, member = register(srv.url), register(srv.url)
+    gid = make_group(owner, members=[member])
+    # Signing out the session that asked for the ticket.
+    status, sock, f = open_stream(srv.url, "?ticket=" + ticket(member)["ticket"])
+    try:
+        assert status == 200
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "before"}), 201)
+        read_events(f, "message.created")
+        t0 = time.time()
+        expect(member.delete("/v1/sessions/" + expect(member.get("/v1/me"), 200)["session_id"]), 204)
+        assert ends_within(f, "revoked", t0) == []
+    finally:
+        sock.close()
+    # A password change on another session of the account.
+    body = expect(requests.post(srv.url + "/v1/sessions", json={"username": member.username, "password": "correct horse",
+                                                               "device_id": "phone", "platform": "android"},
+                                timeout=10), 201)
+    phone = Client(srv.url, body["token"], body["openid"], member.username)
+    body = expect(requests.post(srv.url + "/v1/sessions", json={"username": member.username, "password": "correct horse",
+                                                               "device_id": "browser", "platform": "web"},
+                                timeout=10), 201)
+    browser = Client(srv.url, body["token"], body["openid"], member.username)
+    status, sock, f = open_stream(srv.url, "?ticket=" + ticket(browser)["ticket"])
+    try:
+        assert status == 200
+        t0 = time.time()
+        expect(phone.post("/v1/me/password", {"old_password": "correct horse", "new_password": "battery staple"}), 200)
+        assert ends_within(f, "password_changed", t0) == []
+    finally:
+        sock.close()

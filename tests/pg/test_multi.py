@@ -21,7 +21,7 @@ import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
 from conftest import PG, QUN, Client, Server, expect, make_group, pg_sql, register, stop_clean  # noqa: E402
-from test_14_events import Stream  # noqa: E402
+from test_14_events import Stream, assert_ended, login, session_id  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_two_instances import entries  # noqa: E402
@@ -165,6 +165,49 @@ def test_sse_on_a_sees_a_dissolution_on_b():
             assert ids == sorted(ids) and len(set(ids)) == len(ids)
         finally:
             s.sock.close()
+    finally:
+        b.stop()
+        a.stop()
+    for s_ in (a, b):
+        stop_clean(s_)
+
+
+def test_revocation_on_b_ends_the_stream_on_a_and_removal_filters_it():
+    """Issue 13 item 2 across instances: the streams of a session signed out (or revoked
+    by a password change) on B end on A within a second; a member removed on B gets no
+    more of that group's events on A."""
+    a, b = pair([])
+    try:
+        owner, member, other = register(b.url), register(a.url), register(a.url)
+        g = make_group(owner, members=[member, other])
+        kept = make_group(owner, members=[other])
+        phone = login(a.url, member, device="phone")
+        laptop = login(a.url, member, device="laptop")
+        streams = [Stream(member), Stream(phone), Stream(laptop), Stream(other)]  # all on A
+        mine, on_phone, on_laptop, others = streams
+        try:
+            # Logout through B, of the session whose stream is on A.
+            t0 = time.time()
+            expect(on(member, b.url).delete(f"/v1/sessions/{session_id(member)}"), 204)
+            assert_ended(mine, "revoked", t0)
+            # A password change through B: the other sessions' streams on A end.
+            t0 = time.time()
+            expect(on(phone, b.url).post("/v1/me/password", {"old_password": "correct horse",
+                                                             "new_password": "battery staple"}), 200)
+            assert_ended(on_laptop, "password_changed", t0)
+            # Removal through B: the removed member's stream on A hears of it, then nothing more.
+            expect(owner.delete(f"/v1/groups/{g}/members/{other.openid}"), 204)
+            others.wait("member.removed", group=g, openid=other.openid)
+            expect(owner.post(f"/v1/groups/{g}/messages", {"text": "after"}), 201)
+            expect(owner.post(f"/v1/groups/{kept}/messages", {"text": "still yours"}), 201)
+            on_phone.wait("message.created", group=g, text="after")  # the session that changed it lives on
+            others.wait("message.created", group=kept, text="still yours")
+            assert [e for e in others.seen + others.quiet(0.3) if e["data"].get("group") == g
+                    and e["event"] == "message.created"] == []
+            assert mine.q.empty() and on_laptop.q.empty()
+        finally:
+            for st in streams:
+                st.close()
     finally:
         b.stop()
         a.stop()

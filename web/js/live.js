@@ -10,7 +10,8 @@
 // replays what was missed.  Between the page's first load and the stream's opening a
 // message could slip by; right after each (re)open, one GET …/messages?after= catches
 // up, and messages are de-duplicated by seq.  Without EventSource, or when tickets
-// fail, it falls back to polling.
+// fail, it falls back to polling.  When the session ends the server sends
+// `session.ended` and closes the stream; the next ticket request then signs out.
 
 import { api, enc } from './api.js';
 
@@ -109,6 +110,14 @@ export function followGroup(gid, afterSeq, { onMessages, onGroup = () => {}, onE
       });
     });
     for (const type of ['message.created', 'stream.resync', ...GROUP_EVENTS]) source.addEventListener(type, onFrame);
+    source.addEventListener('session.ended', () => {
+      // This session was signed out, revoked by a password change or expired, and the
+      // server ends the stream.  Asking for a ticket at once gets the 401 that signs the
+      // console out (api.js), rather than a retry in RETRY_MS that can only fail.
+      source.close();
+      source = null;
+      connect();
+    });
     source.addEventListener('error', () => {
       // The stream ended (server restart, network) or never opened: the ticket is
       // spent either way, so close before EventSource retries with it.
