@@ -102,10 +102,19 @@ typedef struct {
     unsigned any;    /* and one of these (0: none): the risk step-up */
     bool review;     /* and a manual review must approve it */
     bool denied;     /* nothing satisfies it */
+    unsigned enrolled; /* the methods of all asked because of what the account enrolled */
 } qun_verify_need_t;
 
-/* The verification a request from platform needs at risk level. */
+/* The verification policy alone: what a request from platform needs at risk level.
+ * Only for describing the policy; a request's own need is qun_verify_need's. */
 qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level);
+/* What a request by actor a needs at risk level: the platform's methods (policy), plus,
+ * when the account has a registered device key and the platform asks for no key
+ * method, a key's proof whatever the session's platform: device_key when a's device
+ * holds a key, else qr (another device of the account approves).  The platform only
+ * chooses how a proof is shown, never whether one is needed.  Reads only. */
+qun_rc qun_verify_need(qun_db_t *db, const qun_actor_t *a, qun_risk_level_t level, qun_verify_need_t *need,
+                       qun_err_t *err);
 /* {all: [names], any_of: [names], review, denied} as a new JSON object. */
 json_t *qun_verify_need_json(qun_verify_need_t need);
 /* Name of one method bit ("confirm", "device_key", "qr", "totp", "typed_name"). */

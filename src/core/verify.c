@@ -532,10 +532,11 @@ const char *qun_verify_method_name(unsigned bit) {
     return qun_policy_method_name(bit);
 }
 
-qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level) {
+/* What a request needs whose platform and enrollment ask for the methods of all. */
+static qun_verify_need_t need_of(unsigned all, qun_risk_level_t level) {
     const qun_policy_verify_t *p = qun_policy_verification(qun_core_cfg.policy);
     qun_verify_need_t need = {0};
-    need.all = p->platform[qun_platform_parse(platform)];
+    need.all = all;
     if (level >= QUN_RISK_VERIFY) {
         /* A step-up is a proof beyond the platform's own: a method the platform already
          * requires does not count twice, unless no other step-up method exists. */
@@ -545,6 +546,30 @@ qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t lev
     need.review = level >= QUN_RISK_REVIEW;
     need.denied = level >= QUN_RISK_DENY;
     return need;
+}
+
+qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level) {
+    return need_of(qun_policy_verification(qun_core_cfg.policy)->platform[qun_platform_parse(platform)], level);
+}
+
+qun_rc qun_verify_need(qun_db_t *db, const qun_actor_t *a, qun_risk_level_t level, qun_verify_need_t *need,
+                       qun_err_t *err) {
+    unsigned all = qun_policy_verification(qun_core_cfg.policy)->platform[qun_platform_parse(a->platform)];
+    unsigned enrolled = 0;
+    /* The platform a session declares is only a claim: once the account has enrolled a
+     * device key, every destructive action needs a key's signature, and the platform
+     * (with the device) only chooses how it is shown.  This device signs if it holds a
+     * key; otherwise another device of the account approves a QR code. */
+    if (!(all & (QUN_VM_DEVICE_KEY | QUN_VM_QR))) {
+        bool own, other;
+        qun_rc rc = has_key(db, a->uid, a->device_id, NULL, &own, err);
+        if (rc == QUN_OK) rc = has_key(db, a->uid, NULL, a->device_id, &other, err);
+        if (rc != QUN_OK) return rc;
+        enrolled = own ? QUN_VM_DEVICE_KEY : other ? QUN_VM_QR : 0;
+    }
+    *need = need_of(all | enrolled, level);
+    need->enrolled = enrolled;
+    return QUN_OK;
 }
 
 static json_t *names_of(unsigned mask) {
@@ -648,6 +673,10 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
         if (problem)
             *problem = json_pack("{s:o, s:s, s:s?, s:s?}", "requirements", qun_verify_requirements(missing),
                                  "action", p->action, "group", p->group, "params_digest", p->params_digest);
+        if (need.enrolled & order[i])
+            return qun_fail(err, missing_code(order[i]),
+                            "%s needs %s: your account has a registered device key, so a key's signature is "
+                            "needed whatever platform a session declares", p->action, qun_policy_method_name(order[i]));
         return qun_fail(err, missing_code(order[i]), "%s from this %s session needs %s", p->action, a->platform,
                         qun_policy_method_name(order[i]));
     }
