@@ -50,7 +50,8 @@ def two_devices(url, first, second):
     name = "p" + uuid.uuid4().hex[:10]
     c1 = register(url, name=name, password=PASSWORD, platform=first, device=f"{name}-a")
     c2 = login(url, name, f"{name}-b", second)
-    devices = Device(c1, f"{name}-a"), Device(c2, f"{name}-b")
+    first = Device(c1, f"{name}-a")
+    devices = first, Device(c2, f"{name}-b", approver=first)
     expect(requests.post(url + "/v1/test/clock", json={"advance": 7 * 86400 + 1}, timeout=10), 200)
     return devices
 
@@ -452,7 +453,7 @@ def test_an_enrolled_device_key_is_needed_whatever_the_platform():
                        f"{name}-phone")
         bare = {pf: Device(login(s.url, name, f"{name}-{pf}", pf), f"{name}-{pf}", register_key=False)
                 for pf in ("android", "cli", "web")}
-        tablet = Device(login(s.url, name, f"{name}-tablet", "android"), f"{name}-tablet")
+        tablet = Device(login(s.url, name, f"{name}-tablet", "android"), f"{name}-tablet", approver=phone)
         week_later(s.url)
         want = {"android": ["confirm", "qr"], "cli": ["confirm", "qr", "typed_name"], "web": ["qr"]}
         for pf, dev in bare.items():
