@@ -103,9 +103,17 @@ qun_rc qun_username_collisions(qun_db_t *db, const qun_actor_t *a, int64_t after
 /* Resolve an openid to a user row id. */
 qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err);
 /* Create a session bound to a device; token_hash is the SHA-256 hex of the bearer token.
- * *out = {session_id, openid, device fields}. */
+ * A device is proved by its device secret, never by its id: a device_id new to the
+ * account is enrolled with new_secret_hash (the SHA-256 hex of a fresh secret the
+ * caller hands out once); a known one needs secret_hash (the SHA-256 hex of the secret
+ * presented, or NULL) to match what was stored (DEVICE_SECRET_REQUIRED when none was
+ * sent or the device predates secrets, DEVICE_SECRET_INVALID when it differs) and the
+ * stored platform (DEVICE_PLATFORM_MISMATCH: a known device never changes platform).
+ * *out = {session_id, openid, device_id, platform, device_first_seen, new_device,
+ * expires_at}. */
 qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, const char *device_id,
-                          const char *platform, const char *ip, json_t **out, qun_err_t *err);
+                          const char *platform, const char *secret_hash, const char *new_secret_hash,
+                          const char *ip, json_t **out, qun_err_t *err);
 /* Resolve a bearer token's hash to an actor (QUN_TOKEN_INVALID when unknown, expired or revoked). */
 qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *actor, qun_err_t *err);
 /* Store a ticket for GET /v1/events (a browser's EventSource cannot send a header):

@@ -36,11 +36,19 @@ extern qun_verify_cfg_t qun_verify_cfg;
 #define QUN_CHALLENGE_DOMAIN "qun-challenge:v1"
 
 /* ---- device keys ---- */
+/* The action a challenge that vouches for a new device key is bound to. */
+#define QUN_ACTION_REGISTER_KEY "register_device_key"
+
 /* Register the Ed25519 public key (32 bytes) of the actor's current device.  The same
- * key again succeeds; another key on a device that has one is DEVICE_KEY_EXISTS.
- * *out = {device_id, public_key, created_at}. */
+ * key again succeeds; another key on a device that has one is DEVICE_KEY_EXISTS.  The
+ * account's first key is enrolled as is; a key for a device while another device of
+ * the account holds one needs challenge_id: a qr challenge of this session for action
+ * QUN_ACTION_REGISTER_KEY, no group, params_digest the digest of {"public_key": the key
+ * in standard base64}, approved from a device that holds a key (else QR_REQUIRED, with
+ * {requirements, action, params_digest} in *problem, owned by the caller; or the
+ * CHALLENGE_* codes).  *out = {device_id, public_key, created_at}. */
 qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigned char pk[32],
-                               json_t **out, qun_err_t *err);
+                               const char *challenge_id, json_t **out, json_t **problem, qun_err_t *err);
 /* The actor's devices: {items: [{device_id, platform, first_seen, last_seen, has_key, current}]}. */
 qun_rc qun_device_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 
@@ -102,10 +110,19 @@ typedef struct {
     unsigned any;    /* and one of these (0: none): the risk step-up */
     bool review;     /* and a manual review must approve it */
     bool denied;     /* nothing satisfies it */
+    unsigned enrolled; /* the methods of all asked because of what the account enrolled */
 } qun_verify_need_t;
 
-/* The verification a request from platform needs at risk level. */
+/* The verification policy alone: what a request from platform needs at risk level.
+ * Only for describing the policy; a request's own need is qun_verify_need's. */
 qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level);
+/* What a request by actor a needs at risk level: the platform's methods (policy), plus,
+ * when the account has a registered device key and the platform asks for no key
+ * method, a key's proof whatever the session's platform: device_key when a's device
+ * holds a key, else qr (another device of the account approves).  The platform only
+ * chooses how a proof is shown, never whether one is needed.  Reads only. */
+qun_rc qun_verify_need(qun_db_t *db, const qun_actor_t *a, qun_risk_level_t level, qun_verify_need_t *need,
+                       qun_err_t *err);
 /* {all: [names], any_of: [names], review, denied} as a new JSON object. */
 json_t *qun_verify_need_json(qun_verify_need_t need);
 /* Name of one method bit ("confirm", "device_key", "qr", "totp", "typed_name"). */

@@ -125,32 +125,72 @@ qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *er
     return QUN_OK;
 }
 
+/* Prove that the login comes from device_id of account uid, or enroll it.  A device id
+ * is a name anyone who can list the account's devices knows, so it is never the proof:
+ * the secret handed to the device at its first login is.  *fresh says whether the
+ * device was enrolled now. */
+static qun_rc device_prove(qun_db_t *db, int64_t uid, const char *device_id, const char *platform,
+                           const char *secret_hash, const char *new_secret_hash, int64_t now, bool *fresh,
+                           qun_err_t *err) {
+    qun_q_t *q;
+    /* DO NOTHING, not an update: a known device's row (its platform, its first-seen
+     * time, its secret) is never rewritten by whoever claims its id. */
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen, secret_hash) "
+                           "VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (user_id, device_id) DO NOTHING "
+                           "RETURNING first_seen", "issis", uid, device_id, platform, now, new_secret_hash);
+    *fresh = rc == QUN_ROW;
+    if (rc == QUN_ROW) qun_q_done(q);
+    if (rc != QUN_DONE) return rc == QUN_ROW ? QUN_OK : rc;
+    rc = qun_db_run(db, &q, err, "SELECT platform, COALESCE(secret_hash, '') FROM devices "
+                                 "WHERE user_id = $1 AND device_id = $2", "is", uid, device_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_INTERNAL, "device vanished") : rc;
+    char stored[65], known_platform[16];
+    snprintf(stored, sizeof stored, "%s", qun_q_col_text(q, 1));
+    snprintf(known_platform, sizeof known_platform, "%s", qun_q_col_text(q, 0));
+    qun_q_done(q);
+    /* A device recorded before secrets existed cannot be proved by anyone, so it is
+     * refused like a login that sent no secret: its owner logs in as a new device. */
+    if (!secret_hash || strlen(stored) != 64)
+        return qun_fail_field(err, QUN_DEVICE_SECRET_REQUIRED, "device_secret",
+                              "device %.64s is already enrolled on this account: send the device_secret it was "
+                              "given at its first login, or log in as a new device with another device_id", device_id);
+    if (strlen(secret_hash) != 64 || !qun_ct_equal(stored, secret_hash, 64))
+        return qun_fail_field(err, QUN_DEVICE_SECRET_INVALID, "device_secret",
+                              "the device_secret is not the one device %.64s was given", device_id);
+    if (strcmp(known_platform, platform) != 0)
+        return qun_fail_field(err, QUN_DEVICE_PLATFORM_MISMATCH, "platform",
+                              "device %.64s is a %s device; a known device never changes platform", device_id,
+                              known_platform);
+    rc = qun_db_run(db, NULL, err, "UPDATE devices SET last_seen = $3 WHERE user_id = $1 AND device_id = $2", "isi",
+                    uid, device_id, now);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
 qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, const char *device_id,
-                          const char *platform, const char *ip, json_t **out, qun_err_t *err) {
+                          const char *platform, const char *secret_hash, const char *new_secret_hash,
+                          const char *ip, json_t **out, qun_err_t *err) {
     char sid[QUN_ID_MAX];
     qun_id_new(sid, "s");
     int64_t now = qun_now();
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) "
-                           "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id, device_id) "
-                           "DO UPDATE SET last_seen = $4, platform = $3",
-                           "issi", uid, device_id, platform, now);
-    if (rc == QUN_DONE)
+    bool fresh = false;
+    qun_rc rc = device_prove(db, uid, device_id, platform, secret_hash, new_secret_hash, now, &fresh, err);
+    if (rc == QUN_OK)
         rc = qun_db_run(db, NULL, err,
                         "INSERT INTO sessions(sid, user_id, token_hash, device_id, platform, ip, "
                         "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         "sissssii", sid, uid, token_hash, device_id, platform, ip, now,
                         now + qun_core_cfg.session_ttl);
-    if (rc != QUN_DONE) return rc;
+    if (rc != QUN_DONE) return rc == QUN_OK ? QUN_INTERNAL : rc;
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
                     "SELECT u.openid, d.first_seen FROM users u JOIN devices d ON d.user_id = u.id "
                     "WHERE u.id = $1 AND d.device_id = $2", "is", uid, device_id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_INTERNAL, "session vanished") : rc;
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "session_id", sid, "openid",
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I}", "session_id", sid, "openid",
                      qun_q_col_text(q, 0), "device_id", device_id, "platform", platform,
-                     "device_first_seen", (json_int_t)qun_q_col_int(q, 1), "expires_at",
-                     (json_int_t)(now + qun_core_cfg.session_ttl));
+                     "device_first_seen", (json_int_t)qun_q_col_int(q, 1), "new_device", fresh,
+                     "expires_at", (json_int_t)(now + qun_core_cfg.session_ttl));
     qun_q_done(q);
     return QUN_OK;
 }

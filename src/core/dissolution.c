@@ -189,8 +189,14 @@ qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     if (rc == QUN_OK) rc = rules_for(db, &g, &r, err);
     if (rc == QUN_OK) rc = qun_approvals_needed(db, &g, &r.need, &approvals, err);
     if (rc != QUN_OK) return rc;
+    qun_verify_need_t need;
+    rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
+    if (rc != QUN_OK) {
+        json_decref(approvals);
+        return rc;
+    }
     const char *messages = json_string_value(json_object_get(params, "messages"));
-    json_t *requirements = qun_verify_requirements(qun_verify_required(a->platform, QUN_RISK_ALLOW).all);
+    json_t *requirements = qun_verify_requirements(need.all);
     if (r.step_up) json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how", "send your password again as `password`"));
     char digest[65];
     qun_params_digest(params, digest);
@@ -302,7 +308,9 @@ static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
                             .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
                             .challenges = {proof->challenge_id, proof->step_up_challenge_id},
                             .totp_code = proof->totp_code};
-    qun_verify_need_t need = qun_verify_required(a->platform, risk->level);
+    qun_verify_need_t need;
+    rc = qun_verify_need(db, a, risk->level, &need, err);
+    if (rc != QUN_OK) return rc;
     /* At review the manual review is the extra gate; a step-up is asked at verify. */
     if (risk->level != QUN_RISK_VERIFY) need.any = 0;
     rc = qun_verify_check(db, a, need, &p, proof->problem, err);
@@ -374,7 +382,10 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     rules_t r;
     rc = rules_for(db, &g, &r, err);
     if (rc != QUN_OK) return rc;
-    bool need_token = qun_verify_required(a->platform, QUN_RISK_ALLOW).all & QUN_VM_CONFIRM;
+    qun_verify_need_t base;
+    rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &base, err);
+    if (rc != QUN_OK) return rc;
+    bool need_token = base.all & QUN_VM_CONFIRM;
     if (!token && need_token)
         return qun_fail(err, QUN_CONFIRMATION_REQUIRED, "preview the dissolution and send its confirmation_token");
     if (r.step_up && !stepped_up) /* checked before the token is spent, so a retry can reuse it */
@@ -392,8 +403,7 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     /* How the request was verified, for its ledger entry (now, or once its archive is
      * ledgered: so it is kept with the rules). */
     char methods[96];
-    qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, r.step_up ? "password" : NULL, methods,
-                         sizeof methods);
+    qun_verify_mask_text(base.all, r.step_up ? "password" : NULL, methods, sizeof methods);
     json_t *verified = json_pack("{s:s, s:s}", "confirmation", methods, "platform", a->platform);
     json_t *rj = rules_json(&r);
     json_object_set(rj, "verified", verified);

@@ -349,20 +349,22 @@ static qun_rc action_preview(qun_db_t *db, const qun_actor_t *a, const qun_group
                              json_t *params, json_t *view, qun_err_t *err) {
     char token[64], digest[65];
     int64_t expires;
-    qun_rc rc = qun_confirm_issue(db, a, g->id, action, params, token, &expires, err);
+    qun_verify_need_t need;
+    qun_rc rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
+    if (rc == QUN_OK) rc = qun_confirm_issue(db, a, g->id, action, params, token, &expires, err);
     if (rc != QUN_OK) return rc;
     qun_params_digest(params, digest);
     json_object_set_new(view, "confirmation_token", json_string(token));
     json_object_set_new(view, "expires_at", json_integer(expires));
     json_object_set_new(view, "params_digest", json_string(digest));
     json_object_set_new(view, "platform", json_string(a->platform));
-    json_object_set_new(view, "requirements",
-                        qun_verify_requirements(qun_verify_required(a->platform, QUN_RISK_ALLOW).all));
+    json_object_set_new(view, "requirements", qun_verify_requirements(need.all));
     return QUN_OK;
 }
 
-/* Check the proofs of action on g against what the session's platform needs (the
- * verification policy); needed false accepts the request without proofs, but still
+/* Check the proofs of action on g against what the session needs (the platform's
+ * methods from the verification policy, and a key's proof once the account enrolled
+ * one: qun_verify_need); needed false accepts the request without proofs, but still
  * checks (and uses up) any that were presented. */
 static qun_rc action_verify(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, const char *action,
                             json_t *params, const qun_action_proof_t *proof, bool needed, qun_err_t *err) {
@@ -375,8 +377,8 @@ static qun_rc action_verify(qun_db_t *db, const qun_actor_t *a, const qun_group_
                             .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
                             .challenges = {proof->challenge_id, NULL}, .totp_code = proof->totp_code};
     qun_verify_need_t need = {0};
-    if (needed) need = qun_verify_required(a->platform, QUN_RISK_ALLOW);
-    return qun_verify_check(db, a, need, &p, proof->problem, err);
+    if (needed) rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
+    return rc == QUN_OK ? qun_verify_check(db, a, need, &p, proof->problem, err) : rc;
 }
 
 /* ---- ownership transfer ---- */
@@ -496,7 +498,9 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
         if (rc == QUN_ROW) qun_q_done(q), rc = QUN_OK;
     }
     char methods[96];
-    qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, NULL, methods, sizeof methods);
+    qun_verify_need_t need = {0};
+    if (rc == QUN_OK) rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
+    qun_verify_mask_text(need.all, NULL, methods, sizeof methods);
     json_t *f = json_pack("{s:s, s:s, s:s}", "to", to, "platform", a->platform, "verification", methods);
     if (rc == QUN_OK) rc = qun_ledger_append(db, "transfer.proposed", g.gid, a->openid, g.state, g.state, f, NULL, err);
     json_decref(f);
@@ -661,7 +665,9 @@ qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gi
      * part-way leaves every member in place. */
     for (size_t i = 0; rc == QUN_OK && i < n; i++) rc = remove_member(db, g.id, ids[i], err);
     char methods[96] = "none";
-    if (needed) qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, NULL, methods, sizeof methods);
+    qun_verify_need_t need = {0};
+    if (rc == QUN_OK && needed) rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
+    if (needed) qun_verify_mask_text(need.all, NULL, methods, sizeof methods);
     json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
                           "members", (json_int_t)((int64_t)n - admins), "member_count", (json_int_t)(g.member_count - (int64_t)n),
                           "request_digest", digest, "platform", a->platform, "verification", methods);

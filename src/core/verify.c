@@ -41,14 +41,45 @@ qun_verify_cfg_t qun_verify_cfg = {
 
 /* ---- device keys ---- */
 
+static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than,
+                      bool *yes, qun_err_t *err);
+
+/* A key for a device of an account that already trusts a key elsewhere is vouched for
+ * by one of those devices: otherwise whoever learned the password could enroll a key of
+ * their own and sign every proof that "needs a device key" with it.  The proof is a qr
+ * challenge for action register_device_key bound to {"public_key": b64}, approved from
+ * another device of the account that holds a key. */
+static qun_rc key_vouched(qun_db_t *db, const qun_actor_t *a, const char *b64, const char *challenge_id,
+                          json_t **problem, qun_err_t *err) {
+    bool others;
+    qun_rc rc = has_key(db, a->uid, NULL, a->device_id, &others, err);
+    if (rc != QUN_OK || !others) return rc;
+    char digest[65];
+    json_t *params = json_pack("{s:s}", "public_key", b64);
+    if (!params) return qun_fail(err, QUN_NOMEM, "out of memory");
+    qun_params_digest(params, digest);
+    json_decref(params);
+    qun_verify_proof_t p = {.action = QUN_ACTION_REGISTER_KEY, .params_digest = digest,
+                            .challenges = {challenge_id, NULL}};
+    qun_verify_need_t need = {.all = QUN_VM_QR};
+    rc = qun_verify_check(db, a, need, &p, problem, err);
+    if (rc == QUN_QR_REQUIRED)
+        qun_fail(err, rc, "your account already has a device key: approve this device's key from a device of yours "
+                          "that has one (a qr challenge for action %s and this params_digest), then send its id as "
+                          "challenge_id", QUN_ACTION_REGISTER_KEY);
+    return rc;
+}
+
 qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigned char pk[32],
-                               json_t **out, qun_err_t *err) {
+                               const char *challenge_id, json_t **out, json_t **problem, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT 1 FROM devices WHERE user_id = $1 AND device_id = $2",
                            "is", a->uid, a->device_id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_DEVICE_NOT_FOUND, "your session's device is not recorded");
     if (rc != QUN_ROW) return rc;
     qun_q_done(q);
+    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(b64, sizeof b64, pk, 32, sodium_base64_VARIANT_ORIGINAL);
     rc = qun_db_run(db, &q, err, "SELECT public_key, created_at FROM device_keys WHERE user_id = $1 AND device_id = $2",
                     "is", a->uid, a->device_id);
     int64_t created = qun_now();
@@ -62,6 +93,8 @@ qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigne
             return qun_fail_field(err, QUN_DEVICE_KEY_EXISTS, "public_key",
                                   "device %.64s already has another key", a->device_id);
     } else if (rc == QUN_DONE) {
+        rc = key_vouched(db, a, b64, challenge_id, problem, err);
+        if (rc != QUN_OK) return rc;
         rc = qun_q_prepare(db, "INSERT INTO device_keys(user_id, device_id, public_key, created_at) "
                                "VALUES ($1, $2, $3, $4)", &q, err);
         if (rc != QUN_OK) return rc;
@@ -74,8 +107,6 @@ qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigne
     } else {
         return rc;
     }
-    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
-    sodium_bin2base64(b64, sizeof b64, pk, 32, sodium_base64_VARIANT_ORIGINAL);
     *out = json_pack("{s:s, s:s, s:I}", "device_id", a->device_id, "public_key", b64, "created_at",
                      (json_int_t)created);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
@@ -532,10 +563,11 @@ const char *qun_verify_method_name(unsigned bit) {
     return qun_policy_method_name(bit);
 }
 
-qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level) {
+/* What a request needs whose platform and enrollment ask for the methods of all. */
+static qun_verify_need_t need_of(unsigned all, qun_risk_level_t level) {
     const qun_policy_verify_t *p = qun_policy_verification(qun_core_cfg.policy);
     qun_verify_need_t need = {0};
-    need.all = p->platform[qun_platform_parse(platform)];
+    need.all = all;
     if (level >= QUN_RISK_VERIFY) {
         /* A step-up is a proof beyond the platform's own: a method the platform already
          * requires does not count twice, unless no other step-up method exists. */
@@ -545,6 +577,30 @@ qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t lev
     need.review = level >= QUN_RISK_REVIEW;
     need.denied = level >= QUN_RISK_DENY;
     return need;
+}
+
+qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level) {
+    return need_of(qun_policy_verification(qun_core_cfg.policy)->platform[qun_platform_parse(platform)], level);
+}
+
+qun_rc qun_verify_need(qun_db_t *db, const qun_actor_t *a, qun_risk_level_t level, qun_verify_need_t *need,
+                       qun_err_t *err) {
+    unsigned all = qun_policy_verification(qun_core_cfg.policy)->platform[qun_platform_parse(a->platform)];
+    unsigned enrolled = 0;
+    /* The platform a session declares is only a claim: once the account has enrolled a
+     * device key, every destructive action needs a key's signature, and the platform
+     * (with the device) only chooses how it is shown.  This device signs if it holds a
+     * key; otherwise another device of the account approves a QR code. */
+    if (!(all & (QUN_VM_DEVICE_KEY | QUN_VM_QR))) {
+        bool own, other;
+        qun_rc rc = has_key(db, a->uid, a->device_id, NULL, &own, err);
+        if (rc == QUN_OK) rc = has_key(db, a->uid, NULL, a->device_id, &other, err);
+        if (rc != QUN_OK) return rc;
+        enrolled = own ? QUN_VM_DEVICE_KEY : other ? QUN_VM_QR : 0;
+    }
+    *need = need_of(all | enrolled, level);
+    need->enrolled = enrolled;
+    return QUN_OK;
 }
 
 static json_t *names_of(unsigned mask) {
@@ -648,6 +704,10 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
         if (problem)
             *problem = json_pack("{s:o, s:s, s:s?, s:s?}", "requirements", qun_verify_requirements(missing),
                                  "action", p->action, "group", p->group, "params_digest", p->params_digest);
+        if (need.enrolled & order[i])
+            return qun_fail(err, missing_code(order[i]),
+                            "%s needs %s: your account has a registered device key, so a key's signature is "
+                            "needed whatever platform a session declares", p->action, qun_policy_method_name(order[i]));
         return qun_fail(err, missing_code(order[i]), "%s from this %s session needs %s", p->action, a->platform,
                         qun_policy_method_name(order[i]));
     }

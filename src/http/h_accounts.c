@@ -34,6 +34,7 @@ qun_rc h_user_create(qun_req_t *r) {
 typedef struct {
     int64_t uid;
     char token[64];
+    char device_secret[64]; /* handed out only if this login enrolls a new device */
 } login_t;
 
 static const qun_field_t session_fields[] = {
@@ -41,7 +42,17 @@ static const qun_field_t session_fields[] = {
     {"password", F_STR, true, 1, 256, NULL},
     {"device_id", F_STR, true, 1, 64, NULL},
     {"platform", F_STR, true, 1, 16, "android|ios|windows|web|cli"},
+    {"device_secret", F_STR, false, 1, 128, NULL},
     {0}};
+
+/* "qun_" or "qds_" then 32 random bytes in base64url: a bearer token or a device secret. */
+static void random_secret(char out[64], const char *prefix) {
+    unsigned char raw[32];
+    qun_random(raw, sizeof raw);
+    memcpy(out, prefix, 4);
+    sodium_bin2base64(out + 4, 60, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+}
 
 qun_rc h_session_create_prep(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, session_fields, &r->err);
@@ -61,27 +72,34 @@ qun_rc h_session_create_prep(qun_req_t *r) {
     if (rc == QUN_USER_NOT_FOUND || (rc == QUN_OK && !ok))
         return qun_fail(&r->err, QUN_BAD_CREDENTIALS, "username or password is wrong");
     if (rc != QUN_OK) return rc;
-    unsigned char raw[32];
-    qun_random(raw, sizeof raw);
-    memcpy(l->token, "qun_", 4);
-    sodium_bin2base64(l->token + 4, sizeof l->token - 4, raw, sizeof raw,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    random_secret(l->token, "qun_");
+    random_secret(l->device_secret, "qds_");
     return QUN_OK;
 }
 
 qun_rc h_session_create(qun_req_t *r) {
     login_t *l = r->scratch;
-    char hash[65];
+    char hash[65], new_secret[65], presented[65];
     qun_sha256_hex(hash, l->token, strlen(l->token));
+    qun_sha256_hex(new_secret, l->device_secret, strlen(l->device_secret));
+    /* The device secret is stored and compared as its SHA-256, like tokens: a database
+     * leak yields no secret, and the constant-time comparison is on a hash. */
+    const char *secret = json_string_value(json_object_get(r->json, "device_secret"));
+    if (secret) qun_sha256_hex(presented, secret, strlen(secret));
     json_t *out = NULL;
     qun_rc rc = qun_session_create(r->db, l->uid, hash, qun_jstr(r->json, "device_id"),
-                                   qun_jstr(r->json, "platform"), r->ip, &out, &r->err);
+                                   qun_jstr(r->json, "platform"), secret ? presented : NULL, new_secret, r->ip,
+                                   &out, &r->err);
     if (rc == QUN_OK) rc = qun_lockout_reset(r->db, qun_jstr(r->json, "username"), &r->err);
     if (rc != QUN_OK) {
         json_decref(out);
         return rc;
     }
     json_object_set_new(out, "token", json_string(l->token));
+    /* Once: the server keeps only its hash, and the device sends it back at every
+     * later login to be recognized as this device. */
+    if (json_is_true(json_object_get(out, "new_device")))
+        json_object_set_new(out, "device_secret", json_string(l->device_secret));
     return qun_ok(r, 201, out);
 }
 

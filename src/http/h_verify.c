@@ -55,15 +55,23 @@ qun_rc h_device_list(qun_req_t *r) {
 }
 
 qun_rc h_device_key(qun_req_t *r) {
-    static const qun_field_t f[] = {{"public_key", F_STR, true, 1, 64, NULL}, {0}};
+    static const qun_field_t f[] = {
+        {"public_key", F_STR, true, 1, 64, NULL}, {"challenge_id", F_STR, false, 1, 64, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     if (rc != QUN_OK) return rc;
     unsigned char pk[32];
     if (!b64_exact(qun_jstr(r->json, "public_key"), pk, sizeof pk))
         return qun_fail_field(&r->err, QUN_FIELD_INVALID, "public_key", "public_key must be base64 of 32 bytes");
-    json_t *out;
-    rc = qun_device_key_register(r->db, &r->actor, pk, &out, &r->err);
-    return rc == QUN_OK ? qun_ok(r, 201, out) : rc;
+    json_t *out = NULL, *problem = NULL;
+    rc = qun_device_key_register(r->db, &r->actor, pk, qun_jstr(r->json, "challenge_id"), &out, &problem, &r->err);
+    if (rc == QUN_OK) {
+        json_decref(problem);
+        return qun_ok(r, 201, out);
+    }
+    /* A refusal for want of a vouching device says what to present, as actions do. */
+    json_decref(r->problem_extra);
+    r->problem_extra = problem;
+    return rc;
 }
 
 /* ---- challenges ---- */

@@ -194,6 +194,49 @@ int qun_cli_token_remove(qun_cli_t *c) {
     return QUN_EXIT_OK;
 }
 
+/* The key of a device secret in <dir>/device_secrets: a secret belongs to one device
+ * record, which is one account's on one server. */
+static char *secret_key(const qun_cli_t *c, const char *username, const char *device) {
+    char *key = NULL;
+    if (asprintf(&key, "%s %s %s", c->url, username, device) < 0) return NULL;
+    /* Usernames are compared without case (they are ASCII): one account, one entry. */
+    for (char *p = key + strlen(c->url) + 1; *p && *p != ' '; p++) *p = (char)tolower((unsigned char)*p);
+    return key;
+}
+
+int qun_cli_device_secret(qun_cli_t *c, const char *username, const char *device, char *out, size_t size) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/device_secrets", c->dir);
+    out[0] = '\0';
+    json_t *all = json_load_file(path, 0, NULL);
+    char *key = secret_key(c, username, device);
+    const char *secret = key ? json_string_value(json_object_get(all, key)) : NULL;
+    if (secret) snprintf(out, size, "%s", secret);
+    free(key);
+    json_decref(all);
+    return QUN_EXIT_OK;
+}
+
+int qun_cli_device_secret_save(qun_cli_t *c, const char *username, const char *device, const char *secret) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/device_secrets", c->dir);
+    json_t *all = json_load_file(path, 0, NULL);
+    if (!json_is_object(all)) {
+        json_decref(all);
+        all = json_object();
+    }
+    char *key = secret_key(c, username, device), *text = NULL;
+    if (key && json_object_set_new(all, key, json_string(secret)) == 0)
+        text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+    int rc = text ? write_private(c, "device_secrets", text)
+                  : qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot record the device secret");
+    if (text) sodium_memzero(text, strlen(text));
+    free(text);
+    free(key);
+    json_decref(all);
+    return rc;
+}
+
 int qun_cli_device_id(qun_cli_t *c, char *out, size_t size) {
     char path[1100];
     snprintf(path, sizeof path, "%s/device_id", c->dir);

@@ -48,6 +48,13 @@ int qun_cli_token_remove(qun_cli_t *c);
 /* This machine's device id for logins, created once in <dir>/device_id.  Writes at
  * most size bytes into out. */
 int qun_cli_device_id(qun_cli_t *c, char *out, size_t size);
+/* The device secret the server gave this machine's device `device` of account username
+ * on this server at its first login, from <dir>/device_secrets (mode 0600), into out
+ * ("" when none is recorded).  The server recognizes a known device by this secret
+ * only, never by its id. */
+int qun_cli_device_secret(qun_cli_t *c, const char *username, const char *device, char *out, size_t size);
+/* Record the device secret of a login that enrolled a new device. */
+int qun_cli_device_secret_save(qun_cli_t *c, const char *username, const char *device, const char *secret);
 
 /* ---- arguments ---- */
 

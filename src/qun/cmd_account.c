@@ -37,7 +37,7 @@ int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {
         {"--password", "-p", true}, {"--device", NULL, true}, {"--platform", NULL, true}, {0}};
     qun_args_t a;
-    char password[512], device[80];
+    char password[512], device[80], secret[128];
     json_t *out = NULL;
     int rc = qun_args_parse(argc, argv, opts, 1, 1,
                             "login <username> [--password P] [--device ID] [--platform cli]", &a);
@@ -45,11 +45,14 @@ int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
     rc = qun_read_password(a.val[0], false, password, sizeof password);
     if (rc == QUN_EXIT_OK && a.val[1]) snprintf(device, sizeof device, "%s", a.val[1]);
     else if (rc == QUN_EXIT_OK) rc = qun_cli_device_id(c, device, sizeof device);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_device_secret(c, a.pos[0], device, secret, sizeof secret);
     if (rc != QUN_EXIT_OK) goto out;
+    /* A device the account already knows is recognized by its secret alone; without
+     * one the server refuses the id (DEVICE_SECRET_REQUIRED) and --device picks another. */
     qun_call_t call = {.method = "POST", .path = "/v1/sessions", .no_auth = true,
-                       .body = json_pack("{s:s, s:s, s:s, s:s}", "username", a.pos[0], "password",
+                       .body = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "username", a.pos[0], "password",
                                          password, "device_id", device, "platform",
-                                         a.val[2] ? a.val[2] : "cli")};
+                                         a.val[2] ? a.val[2] : "cli", "device_secret", secret[0] ? secret : NULL)};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
     json_decref(call.body);
@@ -62,13 +65,17 @@ int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
         rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the server's login answer has no token");
         goto out;
     }
-    rc = qun_cli_token_save(c, token);
+    /* A new device's secret is shown once: keep it before anything else can fail. */
+    const char *issued = qun_jstr_or(out, "device_secret", NULL);
+    if (issued) rc = qun_cli_device_secret_save(c, a.pos[0], device, issued);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_token_save(c, token);
     if (rc != QUN_EXIT_OK) goto out;
     if (c->token_from_env)
         fprintf(stderr, "qun: note: QUN_TOKEN is set and still takes precedence over the saved token\n");
     if (c->json) {
         /* The token is a secret already stored in the token file; keep it off stdout. */
         json_object_del(out, "token");
+        json_object_del(out, "device_secret");
         qun_print_json(out);
     } else {
         printf("logged in as %s (openid %s, session %s, device %s)\n", a.pos[0],
@@ -76,6 +83,7 @@ int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
     }
 out:
     sodium_memzero(password, sizeof password);
+    sodium_memzero(secret, sizeof secret);
     json_decref(out);
     return rc;
 }

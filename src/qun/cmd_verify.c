@@ -103,10 +103,41 @@ static int current_device(qun_cli_t *c, char *out, size_t size) {
                   : qun_cli_fail(QUN_EXIT_FAIL, "DEVICE_NOT_FOUND", "the server lists no current device");
 }
 
-/* device key register [--key FILE]: make (or reuse) this device's key and register it. */
+static void print_qr(const char *text);
+
+/* The key is refused until a device of the account that has a key vouches for it:
+ * ask for a qr challenge bound to the key (problem's params_digest), show it and say how
+ * to finish.  stdout gets the code and the link, or with --json {challenge_id, uri}. */
+static int ask_vouching(qun_cli_t *c, json_t *problem, const char *path) {
+    json_t *ch = NULL;
+    int rc = qun_cli_json(c, "POST", "/v1/challenges",
+                          json_pack("{s:s, s:s, s:s}", "method", "qr", "action", "register_device_key",
+                                    "params_digest", qun_jstr_or(problem, "params_digest", "")), &ch);
+    if (rc != QUN_EXIT_OK) return rc;
+    char id[96], uri[256];
+    snprintf(id, sizeof id, "%s", qun_jstr_or(ch, "id", "?"));
+    snprintf(uri, sizeof uri, "qun://challenge/%s?n=%s", id, qun_jstr_or(ch, "nonce", ""));
+    if (c->json) {
+        json_t *o = json_pack("{s:s, s:s, s:s}", "challenge_id", id, "uri", uri, "key_file", path);
+        qun_print_json(o);
+        json_decref(o);
+    } else {
+        printf("Your account already has a device key, so another device of yours approves this one's.\n"
+               "Scan this with it, or run there: qun approve '%s' --key FILE\n\n", uri);
+        print_qr(uri);
+        printf("\n%s\n\nthen here: qun device key register --challenge %s%s%s\n", uri, id,
+               path[0] ? " --key " : "", path);
+    }
+    json_decref(ch);
+    return qun_cli_fail(QUN_EXIT_FAIL, "QR_REQUIRED", "the key waits for the approval of challenge %s", id);
+}
+
+/* device key register [--key FILE] [--challenge ID]: make (or reuse) this device's key
+ * and register it; when another device of the account holds a key, that device
+ * approves this one's first (ask_vouching), and --challenge sends the approval. */
 static int device_key_register(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--key", NULL, true}, {0}};
-    const char *usage = "device key register [--key FILE]";
+    static const qun_opt_t opts[] = {{"--key", NULL, true}, {"--challenge", NULL, true}, {0}};
+    const char *usage = "device key register [--key FILE] [--challenge ID]";
     qun_args_t a;
     devkey_t k;
     char path[1100], dev[80];
@@ -135,9 +166,22 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
     char pk[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
     b64_encode(pk, sizeof pk, k.pk, sizeof k.pk);
     sodium_memzero(k.sk, sizeof k.sk);
-    json_t *out = NULL;
-    rc = qun_cli_json(c, "POST", "/v1/me/devices/key", json_pack("{s:s}", "public_key", pk), &out);
-    if (rc != QUN_EXIT_OK) return rc;
+    json_t *body = json_pack("{s:s, s:s?}", "public_key", pk, "challenge_id", a.val[1]);
+    qun_call_t call = {.method = "POST", .path = "/v1/me/devices/key", .body = body, .quiet = true};
+    qun_resp_t resp;
+    rc = qun_cli_call(c, &call, &resp);
+    json_decref(body);
+    if (rc != QUN_EXIT_OK) {
+        bool vouch = !a.val[1] && resp.status == 428 && strcmp(qun_jstr_or(resp.json, "code", ""), "QR_REQUIRED") == 0;
+        /* A transport failure was already reported; an HTTP refusal is reported here. */
+        if (vouch) rc = ask_vouching(c, resp.json, a.val[0] ? a.val[0] : "");
+        else if (resp.status) rc = qun_cli_report(&resp);
+        qun_resp_free(&resp);
+        return rc;
+    }
+    json_t *out = resp.json;
+    resp.json = NULL;
+    qun_resp_free(&resp);
     if (c->json) {
         json_object_set_new(out, "key_file", json_string(path));
         qun_print_json(out);
@@ -152,7 +196,7 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
 int qun_cmd_device(qun_cli_t *c, int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[0], "key") == 0 && strcmp(argv[1], "register") == 0)
         return device_key_register(c, argc - 2, argv + 2);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun device key register [--key FILE]");
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun device key register [--key FILE] [--challenge ID]");
 }
 
 /* ---- approve ---- */

@@ -86,7 +86,7 @@ static const command_t commands[] = {
     {"grant", NULL, "grant revoke <gid> <grant-id>", "revoke a storage grant"},
     {"import", qun_cmd_import, "import <archive.age> --identity IDENTITY_FILE",
      "decrypt an archive locally and rebuild it as a new group"},
-    {"device", qun_cmd_device, "device key register [--key FILE]",
+    {"device", qun_cmd_device, "device key register [--key FILE] [--challenge ID]",
      "make an Ed25519 key for this device (file 0600) and register it"},
     {"approve", qun_cmd_approve, "approve <challenge-id|qun://challenge/...> --key FILE [--nonce N]",
      "approve a challenge of yours by signing it with a device key"},

@@ -219,8 +219,11 @@ class Server:
 class Client:
     """A user's view of the API: keeps the bearer token, checks problem answers."""
 
-    def __init__(self, url, token=None, openid=None, username=None):
+    def __init__(self, url, token=None, openid=None, username=None, device_id=None, device_secret=None):
         self.url, self.token, self.openid, self.username = url, token, openid, username
+        # The device this session is on and the secret the server gave it at its first
+        # login: an honest client sends it back to log in as the same device again.
+        self.device_id, self.device_secret = device_id, device_secret
         self.s = requests.Session()
 
     def req(self, method, path, body=None, raw=None, headers=None, **kw):
@@ -265,7 +268,18 @@ def register(url, name=None, password="correct horse", platform="cli", device=No
                                                  "device_id": device or "dev-" + name, "platform": platform},
                       timeout=30)
     body = expect(r, 201)
-    return Client(url, body["token"], body["openid"], name)
+    return Client(url, body["token"], body["openid"], name, body["device_id"], body["device_secret"])
+
+
+def relogin(c, password="correct horse", platform="cli"):
+    """A new session for c's user on c's own device, as an honest client does it: the
+    device secret it was given at the device's first login proves the device."""
+    r = requests.post(c.url + "/v1/sessions", json={"username": c.username, "password": password,
+                                                   "device_id": c.device_id, "device_secret": c.device_secret,
+                                                   "platform": platform}, timeout=30)
+    body = expect(r, 201)
+    assert "device_secret" not in body  # issued once, at the device's first login
+    return Client(c.url, body["token"], body["openid"], c.username, c.device_id, c.device_secret)
 
 
 def make_group(owner, admins=(), members=(), name="team"):

@@ -9,7 +9,7 @@ import uuid
 
 import requests
 
-from conftest import Client, expect, register
+from conftest import Client, expect, register, relogin
 
 PW = "correct horse"
 
@@ -18,9 +18,11 @@ def new_name():
     return "u" + uuid.uuid4().hex[:10]
 
 
-def login(url, name, password=PW, device="dev-1", platform="cli"):
-    return requests.post(url + "/v1/sessions", json={"username": name, "password": password,
-                                                    "device_id": device, "platform": platform}, timeout=30)
+def login(url, name, password=PW, device="dev-1", platform="cli", secret=None):
+    body = {"username": name, "password": password, "device_id": device, "platform": platform}
+    if secret:
+        body["device_secret"] = secret
+    return requests.post(url + "/v1/sessions", json=body, timeout=30)
 
 
 def test_register_answers_openid_and_username(url):
@@ -102,7 +104,9 @@ def test_sessions_are_bound_to_devices(url):
 
     # Ten seconds later the same phone logs in again: a new session, same device.
     expect(requests.post(url + "/v1/test/clock", json={"advance": 10}), 200)
-    again = expect(login(url, name, device="phone-1", platform="ios"), 201)
+    assert phone["new_device"] is True and phone["device_secret"].startswith("qds_")
+    again = expect(login(url, name, device="phone-1", platform="ios", secret=phone["device_secret"]), 201)
+    assert again["new_device"] is False and "device_secret" not in again
     assert again["device_first_seen"] == first_seen
     assert again["session_id"] != phone["session_id"] and again["token"] != phone["token"]
     laptop = expect(login(url, name, device="laptop-7", platform="windows"), 201)
@@ -194,7 +198,8 @@ def test_tokens_and_passwords_are_not_stored_in_plaintext(server, url):
                       headers={"Idempotency-Key": "login-" + name}, timeout=30)
     first = expect(r, 201)
     r = requests.post(url + "/v1/sessions", json={"username": name, "password": password,
-                                                 "device_id": "d", "platform": "cli"},
+                                                 "device_id": "d", "platform": "cli",
+                                                 "device_secret": first["device_secret"]},
                       headers={"Idempotency-Key": "login-" + name}, timeout=30)
     second = expect(r, 201)
     assert r.headers.get("Idempotent-Replayed") is None
@@ -202,6 +207,8 @@ def test_tokens_and_passwords_are_not_stored_in_plaintext(server, url):
     tokens = [first["token"], second["token"]]
     for t in tokens:
         expect(Client(url, t).get("/v1/me"), 200)
+    # The device secret is kept as a hash, like the tokens.
+    tokens.append(first["device_secret"])
 
     db = sqlite3.connect(f"file:{server.data}/qun.db?mode=ro", uri=True)
     try:
@@ -232,5 +239,4 @@ def test_sessions_expire(own_server):
     expect(requests.post(own_server.url + "/v1/test/clock", json={"advance": 30 * 86400 + 1}), 200)
     expect(u.get("/v1/me"), 401, "TOKEN_INVALID")
     # Logging in again works.
-    body = expect(login(own_server.url, u.username, device="dev-" + u.username), 201)
-    expect(Client(own_server.url, body["token"]).get("/v1/me"), 200)
+    expect(relogin(u).get("/v1/me"), 200)

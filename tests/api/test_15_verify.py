@@ -29,15 +29,22 @@ def login(url, name, device, platform):
 
 
 class Device:
-    """A device of a user: a session on it and an Ed25519 key registered for it."""
+    """A device of a user: a session on it and an Ed25519 key registered for it.  The
+    account's first key registers as is; a later device's key is vouched for by
+    approver, a device of the user that already has one (a qr challenge)."""
 
-    def __init__(self, client, device_id, register_key=True):
+    def __init__(self, client, device_id, register_key=True, approver=None):
         self.c, self.device_id = client, device_id
         self.key = Ed25519PrivateKey.generate()
         if register_key:
-            pk = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-            body = expect(client.post("/v1/me/devices/key", {"public_key": base64.b64encode(pk).decode()}), 201)
+            body = {"public_key": self.public_key()}
+            if approver:
+                body["challenge_id"] = vouch(self, approver)["id"]
+            body = expect(client.post("/v1/me/devices/key", body), 201)
             assert body["device_id"] == device_id
+
+    def public_key(self):
+        return base64.b64encode(self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
     def sign(self, ch, nonce=None):
         msg = "\n".join(["qun-challenge:v1", ch["id"], nonce or ch["nonce"], ch["action"], ch.get("group") or "",
@@ -45,11 +52,23 @@ class Device:
         return base64.b64encode(self.key.sign(msg)).decode()
 
 
+def vouch(dev, approver):
+    """The approved qr challenge that lets dev register its key: asked without one, the
+    server answers 428 QR_REQUIRED naming the action and the key's params_digest."""
+    p = expect(dev.c.post("/v1/me/devices/key", {"public_key": dev.public_key()}), 428, "QR_REQUIRED")
+    assert p["action"] == "register_device_key" and [r["method"] for r in p["requirements"]] == ["qr"]
+    ch = expect(dev.c.post("/v1/challenges", {"method": "qr", "action": p["action"],
+                                              "params_digest": p["params_digest"]}), 201)
+    expect(approve(approver, ch), 200)
+    return ch
+
+
 def user_with_devices(url, first=("phone", "ios"), second=("desktop", "web")):
     name = "v" + uuid.uuid4().hex[:10]
     c1 = register(url, name=name, password=PASSWORD, platform=first[1], device=f"{name}-{first[0]}")
     c2 = login(url, name, f"{name}-{second[0]}", second[1])
-    return Device(c1, f"{name}-{first[0]}"), Device(c2, f"{name}-{second[0]}")
+    one = Device(c1, f"{name}-{first[0]}")
+    return one, Device(c2, f"{name}-{second[0]}", approver=one)
 
 
 def approve(dev, ch, device_id=None, sig=None, client=None):
@@ -241,3 +260,31 @@ def test_totp_enroll_confirm_and_replay(own_server):
 def test_risk_evaluation_lookup(url):
     c = register(url)
     expect(c.get("/v1/risk/evaluations/r_nope"), 404, "RISK_NOT_FOUND")
+
+
+def test_a_second_devices_key_needs_the_approval_of_a_keyed_device(url):
+    """Whoever learned the password cannot enroll a key of their own to sign the proofs
+    an account with a device key needs: once one device holds a key, another device's
+    key registers only with a qr challenge approved from a device that has one."""
+    phone, desk = user_with_devices(url)
+    evil = Device(login(url, phone.c.username, "evil-" + uuid.uuid4().hex[:6], "android"), None,
+                  register_key=False)
+    key = {"public_key": evil.public_key()}
+    p = expect(evil.c.post("/v1/me/devices/key", key), 428, "QR_REQUIRED")
+    assert "already has a device key" in p["detail"]
+    # Its own device cannot sign for it (it has no key), and a challenge proves nothing
+    # until a keyed device approves it, for this very key.
+    expect(evil.c.post("/v1/challenges", {"method": "device_key", "action": p["action"],
+                                          "params_digest": p["params_digest"]}), 403, "DEVICE_NOT_TRUSTED")
+    ch = expect(evil.c.post("/v1/challenges", {"method": "qr", "action": p["action"],
+                                               "params_digest": p["params_digest"]}), 201)
+    expect(evil.c.post("/v1/me/devices/key", {**key, "challenge_id": ch["id"]}), 409, "CHALLENGE_NOT_APPROVED")
+    other = expect(evil.c.post("/v1/challenges", {"method": "qr", "action": p["action"], "params_digest": "0" * 64}),
+                   201)
+    expect(approve(phone, other), 200)
+    expect(evil.c.post("/v1/me/devices/key", {**key, "challenge_id": other["id"]}), 422, "CHALLENGE_MISMATCH")
+    mine = [d for d in expect(phone.c.get("/v1/me/devices"), 200)["items"] if d["platform"] == "android"]
+    assert [d["has_key"] for d in mine] == [False]
+    # The owner's phone approves, and then the key is registered.
+    expect(approve(phone, ch), 200)
+    assert expect(evil.c.post("/v1/me/devices/key", {**key, "challenge_id": ch["id"]}), 201)["public_key"] == key["public_key"]

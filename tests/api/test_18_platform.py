@@ -16,7 +16,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import QUND, Server, expect, make_group, register, stop_clean
+from conftest import QUND, Server, expect, make_group, register, relogin, stop_clean
 from test_15_verify import PASSWORD, Device, approve, login
 
 DELETE = {"messages": "delete"}
@@ -50,7 +50,8 @@ def two_devices(url, first, second):
     name = "p" + uuid.uuid4().hex[:10]
     c1 = register(url, name=name, password=PASSWORD, platform=first, device=f"{name}-a")
     c2 = login(url, name, f"{name}-b", second)
-    devices = Device(c1, f"{name}-a"), Device(c2, f"{name}-b")
+    first = Device(c1, f"{name}-a")
+    devices = first, Device(c2, f"{name}-b", approver=first)
     expect(requests.post(url + "/v1/test/clock", json={"advance": 7 * 86400 + 1}, timeout=10), 200)
     return devices
 
@@ -366,5 +367,156 @@ def test_web_at_risk_verify_needs_qr_and_a_step_up():
         expect(approve(desk, own), 200)
         st = expect(dissolve(desk.c, gids[3], challenge_id=qr, step_up_challenge_id=own["id"]), 202)
         assert st["state"] == "pending" and st["risk"]["level"] == "verify"
+    finally:
+        stop_clean(s)
+
+
+# ---- the platform is a claim: devices are proved by their secret, proofs follow enrollment ----
+
+def calm_server():
+    """A test-clock server whose frequency rule stays out of the way of a handful of
+    dissolutions by one user (the new-device rule stays on)."""
+    return Server(env={"QUN_TEST_CLOCK": "1"},
+                  extra=["--set", "risk_frequency_max=100", "--set", "risk_frequency_deny=1000"]).start()
+
+
+def week_later(url):
+    expect(requests.post(url + "/v1/test/clock", json={"advance": 7 * 86400 + 1}, timeout=10), 200)
+
+
+def token_proof(c, gid, params=DELETE, cli=False):
+    p = preview(c, gid, params)
+    return {"confirmation_token": p["confirmation_token"], **({"typed_name": p["name"]} if cli else {})}
+
+
+def test_a_known_device_id_without_its_secret_is_not_that_device():
+    """Issue 13's attack: with the password, read the victim's device ids and log in
+    claiming one of them as android.  The claim is refused, the device keeps its platform
+    and first-seen time, and a dissolution from the attacker's session still needs more
+    than a confirmation token.  The victim's own phone, proved by its secret, still
+    dissolves with the token alone (android's intended experience)."""
+    s = calm_server()
+    try:
+        name = "p" + uuid.uuid4().hex[:10]
+        victim = register(s.url, name=name, password=PASSWORD, platform="android", device=f"{name}-phone")
+        assert victim.device_secret.startswith("qds_")
+        login(s.url, name, f"{name}-desk", "web")
+        gid = make_group(victim)
+        week_later(s.url)
+        # The attacker, as the new device it is: the new-device rule asks for a step-up.
+        evil = login(s.url, name, f"{name}-evil", "android")
+        p = expect(dissolve(evil, gid, **token_proof(evil, gid)), 428, "VERIFICATION_REQUIRED")
+        assert [r["rule"] for r in p["risk"]["reasons"]] == ["new_device"]
+        # The victim's device ids are no secret...
+        def devices(c):
+            return {d["device_id"]: {k: v for k, v in d.items() if k != "current"}
+                    for d in expect(c.get("/v1/me/devices"), 200)["items"]}
+
+        before = devices(evil)
+        assert {f"{name}-phone", f"{name}-desk"} <= set(before)
+        # ...but naming one is not being it.
+        for device, platform in [(f"{name}-phone", "android"), (f"{name}-desk", "android"), (f"{name}-phone", "ios")]:
+            claim = {"username": name, "password": PASSWORD, "device_id": device, "platform": platform}
+            p = expect(requests.post(s.url + "/v1/sessions", json=claim, timeout=30), 409, "DEVICE_SECRET_REQUIRED")
+            assert p["field"] == "device_secret"
+            expect(requests.post(s.url + "/v1/sessions", json={**claim, "device_secret": "qds_" + "A" * 43},
+                                 timeout=30), 403, "DEVICE_SECRET_INVALID")
+        # Not even the right secret changes a known device's platform.
+        claim = {"username": name, "password": PASSWORD, "device_id": f"{name}-phone", "platform": "ios",
+                 "device_secret": victim.device_secret}
+        p = expect(requests.post(s.url + "/v1/sessions", json=claim, timeout=30), 409, "DEVICE_PLATFORM_MISMATCH")
+        assert p["field"] == "platform" and "android" in p["detail"]
+        after = devices(victim)
+        assert after == before, (before, after)  # platform, first and last seen untouched
+        assert after[f"{name}-desk"]["platform"] == "web" and after[f"{name}-phone"]["platform"] == "android"
+        # So the attacker's session still cannot dissolve with a bare token.
+        expect(dissolve(evil, gid, **token_proof(evil, gid)), 428, "VERIFICATION_REQUIRED")
+        assert state(victim, gid) == "active"
+        # The honest phone logs in again as itself: same device, not new, token alone.
+        phone = relogin(victim, password=PASSWORD, platform="android")
+        me = expect(phone.get("/v1/me"), 200)
+        assert me["device_id"] == f"{name}-phone" and me["platform"] == "android"
+        st = expect(dissolve(phone, gid, **token_proof(phone, gid)), 202)
+        assert st["state"] == "pending" and st["risk"]["level"] in ("allow", "warn")
+    finally:
+        stop_clean(s)
+
+
+def test_an_enrolled_device_key_is_needed_whatever_the_platform():
+    """Once the account has a device key, android and cli sessions need a key's proof
+    too: a qr approved from the phone when their own device has no key, a device_key
+    signature when it has one.  web and ios already ask for one."""
+    s = calm_server()
+    try:
+        name = "p" + uuid.uuid4().hex[:10]
+        phone = Device(register(s.url, name=name, password=PASSWORD, platform="ios", device=f"{name}-phone"),
+                       f"{name}-phone")
+        bare = {pf: Device(login(s.url, name, f"{name}-{pf}", pf), f"{name}-{pf}", register_key=False)
+                for pf in ("android", "cli", "web")}
+        tablet = Device(login(s.url, name, f"{name}-tablet", "android"), f"{name}-tablet", approver=phone)
+        week_later(s.url)
+        want = {"android": ["confirm", "qr"], "cli": ["confirm", "qr", "typed_name"], "web": ["qr"]}
+        for pf, dev in bare.items():
+            c = dev.c
+            gid = make_group(c, name=f"{pf} room")
+            assert [r["method"] for r in preview(c, gid)["requirements"]] == want[pf]
+            proof = token_proof(c, gid, cli=pf == "cli") if pf != "web" else {}
+            p = expect(dissolve(c, gid, **proof), 428, "QR_REQUIRED")
+            assert "qr" in [r["method"] for r in p["requirements"]]
+            if pf != "web":
+                assert "registered device key" in p["detail"]
+            ch = challenge(dev, gid, "qr")
+            expect(approve(phone, ch), 200)
+            st = expect(dissolve(c, gid, challenge_id=ch["id"], **proof), 202)
+            assert st["state"] == "pending"
+            entry = [json.loads(h["entry"]) for h in expect(c.get(f"/v1/groups/{gid}/history"), 200)["items"]
+                     if h["event"] == "dissolution.requested"][-1]
+            assert entry["platform"] == pf and entry["confirmation"] == "+".join(want[pf])
+        # An android device that holds a key signs with it.
+        c = tablet.c
+        gid = make_group(c, name="tablet room")
+        assert [r["method"] for r in preview(c, gid)["requirements"]] == ["confirm", "device_key"]
+        proof = token_proof(c, gid)
+        expect(dissolve(c, gid, **proof), 428, "DEVICE_KEY_REQUIRED")
+        ch = challenge(tablet, gid, "device_key")
+        expect(approve(tablet, ch), 200)
+        expect(dissolve(c, gid, challenge_id=ch["id"], **proof), 202)
+    finally:
+        stop_clean(s)
+
+
+def test_transfer_and_bulk_removal_follow_the_enrolled_key():
+    s = calm_server()
+    try:
+        name = "p" + uuid.uuid4().hex[:10]
+        phone = Device(register(s.url, name=name, password=PASSWORD, platform="ios", device=f"{name}-phone"),
+                       f"{name}-phone")
+        droid = Device(login(s.url, name, f"{name}-droid", "android"), f"{name}-droid", register_key=False)
+        people = [register(s.url) for _ in range(11)]
+        heir = register(s.url)
+        gid = make_group(droid.c, name="hall", members=people + [heir])
+        week_later(s.url)
+        c = droid.c
+        # Ownership transfer from the android session: the token alone is not enough.
+        to = {"to": heir.openid}
+        pv = expect(c.post(f"/v1/groups/{gid}/transfer/preview", to), 200)
+        assert [r["method"] for r in pv["requirements"]] == ["confirm", "qr"]
+        expect(c.post(f"/v1/groups/{gid}/transfer", {**to, "confirmation_token": pv["confirmation_token"]}), 428,
+               "QR_REQUIRED")
+        # Bulk removal above the threshold: the same.
+        ids = [p.openid for p in people]
+        bv = expect(c.post(f"/v1/groups/{gid}/members/remove/preview", {"openids": ids}), 200)
+        assert [r["method"] for r in bv["requirements"]] == ["confirm", "qr"]
+        expect(bulk(c, gid, ids, confirmation_token=bv["confirmation_token"]), 428, "QR_REQUIRED")
+        assert len(roster(c, gid)) == 13
+        ch = challenge(droid, gid, "qr", params={"openids": ids}, action="bulk_remove")
+        expect(approve(phone, ch), 200)
+        out = expect(bulk(c, gid, ids, confirmation_token=bv["confirmation_token"], challenge_id=ch["id"]), 200)
+        assert out["removed"] == 11 and out["verification"] == "confirm+qr"
+        ch = challenge(droid, gid, "qr", params=to, action="transfer")
+        expect(approve(phone, ch), 200)
+        out = expect(c.post(f"/v1/groups/{gid}/transfer", {**to, "confirmation_token": pv["confirmation_token"],
+                                                           "challenge_id": ch["id"]}), 202)
+        assert out["verification"] == "confirm+qr"
     finally:
         stop_clean(s)

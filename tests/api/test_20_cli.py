@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import QUN, age_sessions, expect
+from conftest import QUN, Client, age_sessions, expect
 
 PASSWORD = "correct horse"
 
@@ -91,11 +91,18 @@ def test_register_login_writes_private_token(server, tmp_path):
     assert u.token() not in r.stdout  # the secret stays in the file
     who = u.ok("whoami").stdout
     assert who.splitlines()[0] == u.name
-    # The device id is created once and reused by the next login.
+    # The device id is created once and reused by the next login, which proves the
+    # device with the secret the first login was given (kept private, never printed).
     device = (u.cfg / "qun" / "device_id").read_text().strip()
-    u.ok("login", u.name, "--password", PASSWORD)
+    secrets = u.cfg / "qun" / "device_secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    secret = json.loads(secrets.read_text())[f"{u.url} {u.name.lower()} {device}"]
+    assert secret.startswith("qds_") and secret not in r.stdout
+    r = u.ok("login", u.name, "--password", PASSWORD)
+    assert secret not in r.stdout
     sessions = u.json("sessions")["items"]
     assert len(sessions) == 2 and all(s["device_id"] == device for s in sessions)
+    assert len(expect(Client(u.url, u.token()).get("/v1/me/devices"), 200)["items"]) == 1
     assert "*" in u.ok("sessions").stdout  # the current session is marked
 
 

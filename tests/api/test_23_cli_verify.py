@@ -112,9 +112,18 @@ def test_qr_challenge_approved_by_the_other_device_lets_the_dissolution_through(
     # The phone needs the nonce the QR code shows; a wrong one does not verify.
     phone.fails("USAGE", "approve", ch["id"], "--key", keyfile, exit=2)
     phone.fails("SIGNATURE_INVALID", "approve", ch["id"], "--nonce", "A" * 43, "--key", keyfile)
-    # The desk's own key may not approve its own QR challenge.
+    # The desk's own key may not approve its own QR challenge.  Registering it needs the
+    # phone's approval first: the account already has a key (the phone's).
     desk_key = str(desk.home / "desk.key")
-    desk.ok("device", "key", "register", "--key", desk_key)
+    r = desk.fails("QR_REQUIRED", "device", "key", "register", "--key", desk_key)
+    assert "qun approve 'qun://challenge/" in r.stdout and "--challenge" in r.stdout
+    r = desk.fails("QR_REQUIRED", "--json", "device", "key", "register", "--key", desk_key)
+    vouch = json.loads(r.stdout)
+    assert vouch["uri"].startswith(f"qun://challenge/{vouch['challenge_id']}?n=")
+    desk.fails("CHALLENGE_NOT_APPROVED", "device", "key", "register", "--key", desk_key,
+               "--challenge", vouch["challenge_id"])
+    phone.ok("approve", vouch["uri"], "--key", keyfile)
+    desk.ok("device", "key", "register", "--key", desk_key, "--challenge", vouch["challenge_id"])
     desk.fails("QR_SAME_DEVICE", "approve", uri, "--key", desk_key)
     assert expect(desk.api.get(f"/v1/challenges/{ch['id']}"), 200)["state"] == "pending"
 

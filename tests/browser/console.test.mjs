@@ -250,6 +250,26 @@ try {
     await shot(member.page, 'profile-zh');
   });
 
+  await step('signing in again is the same device: the console keeps its device secret', async () => {
+    // A device is recognized by the secret the server gave it at its first login, not by
+    // its id; the console keeps both per account and sends them back.
+    const page = member.page;
+    const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('qun.device.bob')));
+    check(stored && /^web-/.test(stored.id) && /^qds_/.test(stored.secret), `stored device ${JSON.stringify(stored)}`);
+    await page.click('#nav button.link');
+    await page.waitForSelector('#signin');
+    await page.fill('input[name=username]', 'bob');
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('#signin');
+    await page.waitForSelector('input[name=group-name]');
+    const token = await tokenOf(page);
+    const devices = (await api('GET', '/v1/me/devices', undefined, token)).items;
+    check(devices.length === 1 && devices[0].device_id === stored.id && devices[0].platform === 'web',
+      `one web device after signing in again: ${JSON.stringify(devices)}`);
+    const sessions = (await api('GET', '/v1/me/sessions', undefined, token)).items;
+    check(sessions.length === 2 && sessions.every((x) => x.device_id === stored.id), `sessions ${JSON.stringify(sessions)}`);
+  });
+
   await step('the owner creates a group', async () => {
     await owner.page.click('a[href="#/groups"]');
     await owner.page.fill('input[name=group-name]', GROUP);

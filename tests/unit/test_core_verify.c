@@ -30,7 +30,9 @@ static void login(int64_t uid, const char *device, const char *platform, qun_act
     char token[40], hash[65];
     qun_id_new(token, "t");
     qun_sha256_hex(hash, token, strlen(token));
-    CHECK(qun_session_create(db, uid, hash, device, platform, "192.0.2.1", &out, &err) == QUN_OK);
+    /* Each test device logs in once: a new device, enrolled with a secret of its own. */
+    CHECK(qun_session_create(db, uid, hash, device, platform, NULL, hash, "192.0.2.1", &out, &err) == QUN_OK);
+    CHECK(json_is_true(json_object_get(out, "new_device")));
     json_decref(out);
     memset(a, 0, sizeof *a);
     CHECK(qun_session_auth(db, hash, a, &err) == QUN_OK);
@@ -49,6 +51,27 @@ static void sign_challenge(const keypair_t *k, json_t *c, const char *nonce_over
                                       json_string_value(json_object_get(c, "action")), group, digest, &len);
     crypto_sign_detached(sig, NULL, (const unsigned char *)msg, len, k->sk);
     free(msg);
+}
+
+/* Register pk for a's device while the account already has a key: refused until a
+ * qr challenge bound to the key is approved by approver (key k), then accepted. */
+static void vouch(const qun_actor_t *a, const qun_actor_t *approver, const keypair_t *k, const unsigned char pk[32]) {
+    json_t *out = NULL, *problem = NULL, *c;
+    qun_err_t err;
+    unsigned char sig[64];
+    CHECK(qun_device_key_register(db, a, pk, NULL, &out, &problem, &err) == QUN_QR_REQUIRED);
+    CHECK_STR(json_string_value(json_object_get(problem, "action")), QUN_ACTION_REGISTER_KEY);
+    CHECK(qun_challenge_create(db, a, "qr", QUN_ACTION_REGISTER_KEY, NULL,
+                               json_string_value(json_object_get(problem, "params_digest")), &c, &err) == QUN_OK);
+    const char *cid = json_string_value(json_object_get(c, "id"));
+    CHECK(qun_device_key_register(db, a, pk, cid, &out, NULL, &err) == QUN_CHALLENGE_NOT_APPROVED);
+    sign_challenge(k, c, NULL, sig);
+    CHECK(qun_challenge_approve(db, approver, cid, approver->device_id, sig, &out, &err) == QUN_OK);
+    json_decref(out);
+    CHECK(qun_device_key_register(db, a, pk, cid, &out, NULL, &err) == QUN_OK);
+    json_decref(out);
+    json_decref(problem);
+    json_decref(c);
 }
 
 static const char *state_of(const qun_actor_t *a, const char *cid) {
@@ -89,14 +112,13 @@ static void test_device_key_challenge(void) {
 
     /* No key yet: a device_key challenge cannot be asked for. */
     CHECK(qun_challenge_create(db, &phone, "device_key", "dissolve", "g_a", NULL, &out, &err) == QUN_DEVICE_NOT_TRUSTED);
-    CHECK(qun_device_key_register(db, &phone, kp.pk, &out, &err) == QUN_OK);
+    CHECK(qun_device_key_register(db, &phone, kp.pk, NULL, &out, NULL, &err) == QUN_OK);
     json_decref(out);
-    CHECK(qun_device_key_register(db, &phone, kp.pk, &out, &err) == QUN_OK); /* same key: fine */
+    CHECK(qun_device_key_register(db, &phone, kp.pk, NULL, &out, NULL, &err) == QUN_OK); /* same key: fine */
     json_decref(out);
-    CHECK(qun_device_key_register(db, &phone, kd.pk, &out, &err) == QUN_DEVICE_KEY_EXISTS);
-    CHECK(qun_device_key_register(db, &desktop, kd.pk, &out, &err) == QUN_OK);
-    json_decref(out);
-    CHECK(qun_device_key_register(db, &bob_phone, kb.pk, &out, &err) == QUN_OK);
+    CHECK(qun_device_key_register(db, &phone, kd.pk, NULL, &out, NULL, &err) == QUN_DEVICE_KEY_EXISTS);
+    vouch(&desktop, &phone, &kp, kd.pk);
+    CHECK(qun_device_key_register(db, &bob_phone, kb.pk, NULL, &out, NULL, &err) == QUN_OK);
     json_decref(out);
     CHECK(qun_device_list(db, &phone, &out, &err) == QUN_OK);
     CHECK(json_array_size(json_object_get(out, "items")) == 2);
@@ -341,10 +363,9 @@ static void test_check_proofs(void) {
     keypair_t kp, kd;
     crypto_sign_keypair(kp.pk, kp.sk);
     crypto_sign_keypair(kd.pk, kd.sk);
-    CHECK(qun_device_key_register(db, &phone, kp.pk, &out, &err) == QUN_OK);
+    CHECK(qun_device_key_register(db, &phone, kp.pk, NULL, &out, NULL, &err) == QUN_OK);
     json_decref(out);
-    CHECK(qun_device_key_register(db, &desk, kd.pk, &out, &err) == QUN_OK);
-    json_decref(out);
+    vouch(&desk, &phone, &kp, kd.pk);
     char digest[65];
     memset(digest, 'b', 64);
     digest[64] = '\0';
@@ -475,6 +496,75 @@ static void test_render(void) {
     free(png);
 }
 
+/* A device is proved by its secret: a known id without it, with a wrong one, or under
+ * another platform is refused and the device row stays as it was. */
+static void test_device_secrets(void) {
+    qun_err_t err;
+    json_t *out = NULL;
+    int64_t uid = new_user("dora");
+    char secret[65], wrong[65], tok[65];
+    qun_sha256_hex(secret, "qds_dora", 8);
+    qun_sha256_hex(wrong, "qds_mallory", 11);
+    qun_sha256_hex(tok, "t1", 2);
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", NULL, secret, "192.0.2.1", &out, &err) == QUN_OK);
+    CHECK(json_is_true(json_object_get(out, "new_device")));
+    int64_t first = json_integer_value(json_object_get(out, "device_first_seen"));
+    json_decref(out);
+    qun_sha256_hex(tok, "t2", 2);
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", NULL, wrong, "192.0.2.1", &out, &err) ==
+          QUN_DEVICE_SECRET_REQUIRED);
+    CHECK_STR(err.field, "device_secret");
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", wrong, wrong, "192.0.2.1", &out, &err) ==
+          QUN_DEVICE_SECRET_INVALID);
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "ios", secret, wrong, "192.0.2.1", &out, &err) ==
+          QUN_DEVICE_PLATFORM_MISMATCH);
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", secret, wrong, "192.0.2.1", &out, &err) == QUN_OK);
+    CHECK(!json_is_true(json_object_get(out, "new_device")));
+    CHECK(json_integer_value(json_object_get(out, "device_first_seen")) == first);
+    json_decref(out);
+    /* The secret was not replaced by the one offered for a new device. */
+    qun_sha256_hex(tok, "t3", 2);
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", wrong, secret, "192.0.2.1", &out, &err) ==
+          QUN_DEVICE_SECRET_INVALID);
+    /* A device recorded before secrets existed cannot be proved. */
+    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) "
+                                     "VALUES ($1, 'old', 'cli', 1, 1)", "i", uid) == QUN_DONE);
+    CHECK(qun_session_create(db, uid, tok, "old", "cli", secret, secret, "192.0.2.1", &out, &err) ==
+          QUN_DEVICE_SECRET_REQUIRED);
+}
+
+/* qun_verify_need: once the account has a key, every platform needs a key's proof. */
+static void test_need_follows_enrollment(void) {
+    qun_err_t err;
+    json_t *out;
+    int64_t uid = new_user("enno");
+    qun_actor_t droid, term, phone, tab;
+    login(uid, "enno-droid", "android", &droid);
+    login(uid, "enno-term", "cli", &term);
+    login(uid, "enno-phone", "ios", &phone);
+    login(uid, "enno-tab", "android", &tab);
+    qun_verify_need_t n;
+    CHECK(qun_verify_need(db, &droid, QUN_RISK_ALLOW, &n, &err) == QUN_OK);
+    CHECK(n.all == QUN_VM_CONFIRM && n.enrolled == 0);
+    keypair_t kp, kt;
+    crypto_sign_keypair(kp.pk, kp.sk);
+    crypto_sign_keypair(kt.pk, kt.sk);
+    CHECK(qun_device_key_register(db, &phone, kp.pk, NULL, &out, NULL, &err) == QUN_OK);
+    json_decref(out);
+    CHECK(qun_verify_need(db, &droid, QUN_RISK_ALLOW, &n, &err) == QUN_OK);
+    CHECK(n.all == (QUN_VM_CONFIRM | QUN_VM_QR) && n.enrolled == QUN_VM_QR);
+    CHECK(qun_verify_need(db, &term, QUN_RISK_ALLOW, &n, &err) == QUN_OK);
+    CHECK(n.all == (QUN_VM_CONFIRM | QUN_VM_TYPED_NAME | QUN_VM_QR));
+    CHECK(qun_verify_need(db, &phone, QUN_RISK_ALLOW, &n, &err) == QUN_OK);
+    CHECK(n.all == QUN_VM_DEVICE_KEY && n.enrolled == 0);
+    vouch(&tab, &phone, &kp, kt.pk);
+    CHECK(qun_verify_need(db, &tab, QUN_RISK_ALLOW, &n, &err) == QUN_OK);
+    CHECK(n.all == (QUN_VM_CONFIRM | QUN_VM_DEVICE_KEY) && n.enrolled == QUN_VM_DEVICE_KEY);
+    /* The step-up is beyond the enrolled proof too: totp. */
+    CHECK(qun_verify_need(db, &tab, QUN_RISK_VERIFY, &n, &err) == QUN_OK);
+    CHECK(n.any == QUN_VM_TOTP);
+}
+
 int main(void) {
     qun_err_t err;
     char dir[] = "/tmp/qun-verify-XXXXXX";
@@ -487,6 +577,8 @@ int main(void) {
     test_totp();
     test_policy();
     test_check_proofs();
+    test_device_secrets();
+    test_need_follows_enrollment();
     test_render();
     qun_db_close(db);
     char path[64];

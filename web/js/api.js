@@ -26,15 +26,23 @@ export const session = {
   },
 };
 
-// One id per browser, so the server sees a stable device (platform "web").
-function deviceId() {
-  let id = localStorage.getItem('qun.device');
-  if (!id) {
-    const b = crypto.getRandomValues(new Uint8Array(9));
-    id = 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-    localStorage.setItem('qun.device', id);
-  }
-  return id;
+// A device is recognized by the secret the server gave it at its first login, never
+// by its id (anyone who can list an account's devices knows the ids).  So each account
+// signed in from this browser keeps {id, secret} in localStorage, and sends both back.
+function newDeviceId() {
+  const b = crypto.getRandomValues(new Uint8Array(9));
+  return 'web-' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+// Usernames are compared without case (they are ASCII), so one account has one key.
+const deviceKey = (username) => 'qun.device.' + username.toLowerCase();
+
+function deviceFor(username) {
+  try {
+    const d = JSON.parse(localStorage.getItem(deviceKey(username)) || 'null');
+    if (d && typeof d.id === 'string' && typeof d.secret === 'string') return d;
+  } catch { /* a damaged entry: this browser signs in as a new device */ }
+  return { id: newDeviceId() };
 }
 
 export async function request(method, path, body, opts = {}) {
@@ -76,7 +84,20 @@ export const api = {
 };
 
 export async function signIn(username, password) {
-  const s = await api.post('/v1/sessions', { username, password, device_id: deviceId(), platform: 'web' });
+  let dev = deviceFor(username);
+  const login = (d) => api.post('/v1/sessions', { username, password, device_id: d.id, platform: 'web',
+    ...(d.secret ? { device_secret: d.secret } : {}) });
+  let s;
+  try {
+    s = await login(dev);
+  } catch (e) {
+    if (e.code !== 'DEVICE_SECRET_REQUIRED' && e.code !== 'DEVICE_SECRET_INVALID') throw e;
+    // This browser cannot prove the device it used to be (its secret was lost or the
+    // device predates secrets): it signs in as what it honestly is, a new device.
+    dev = { id: newDeviceId() };
+    s = await login(dev);
+  }
+  if (s.device_secret) localStorage.setItem(deviceKey(username), JSON.stringify({ id: dev.id, secret: s.device_secret }));
   session.set(s.token, s.openid, username);
   return s;
 }
