@@ -379,6 +379,53 @@ static qun_rc action_verify(qun_db_t *db, const qun_actor_t *a, const qun_group_
     return qun_verify_check(db, a, need, &p, proof->problem, err);
 }
 
+/* ---- the ownership / dissolution exclusion ---- */
+
+qun_rc qun_lifecycle_lock(qun_db_t *db, qun_err_t *err) {
+    /* The ledger's lock: every lifecycle change appends to the ledger, so its transaction
+     * takes this lock before it commits anyway.  Taking it before the checks makes check
+     * and change one step for every instance sharing a database, and adds no second lock
+     * that other writers could take in the opposite order (a deadlock). */
+    return qun_db_xlock(db, QUN_LEDGER_LOCK, err);
+}
+
+qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **problem, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT u.openid FROM transfers t JOIN users u ON u.id = t.to_id WHERE t.group_id = $1",
+                           "i", g->id);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    char to[QUN_ID_MAX];
+    snprintf(to, sizeof to, "%s", qun_q_col_text(q, 0));
+    qun_q_done(q);
+    if (problem) *problem = json_pack("{s:s, s:s}", "open", "transfer", "transfer_to", to);
+    return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
+                    "group %s has an ownership transfer to %s waiting for an answer; withdraw it "
+                    "(DELETE /v1/groups/%s/transfer) or wait until it is declined before dissolving", g->gid, to, g->gid);
+}
+
+/* LIFECYCLE_CONFLICT when g has a dissolution open: in review or pending (the group's
+ * state says so), or archiving (the group stays active until its archive is done). */
+static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doing, json_t **problem, qun_err_t *err) {
+    char state[16] = "";
+    qun_q_t *q;
+    if (strcmp(g->state, "review") == 0 || strcmp(g->state, "pending") == 0) {
+        snprintf(state, sizeof state, "%s", g->state);
+    } else {
+        qun_rc rc = qun_db_run(db, &q, err, "SELECT state FROM dissolutions WHERE group_id = $1 AND state IN "
+                               "('archiving', 'review', 'pending') ORDER BY id DESC LIMIT 1", "i", g->id);
+        if (rc == QUN_DONE) return QUN_OK;
+        if (rc != QUN_ROW) return rc;
+        snprintf(state, sizeof state, "%s", qun_q_col_text(q, 0));
+        qun_q_done(q);
+    }
+    if (problem) *problem = json_pack("{s:s, s:s}", "open", "dissolution", "dissolution_state", state);
+    return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
+                    "group %s has a dissolution in %s; the owner must cancel it (DELETE /v1/groups/%s/dissolution) "
+                    "before %s", g->gid, state, g->gid, doing);
+}
+
 /* ---- ownership transfer ---- */
 
 static int64_t col_int(qun_db_t *db, const char *sql, int64_t id) {
@@ -437,6 +484,7 @@ static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gi
                               int64_t *uid, json_t **problem, qun_err_t *err) {
     qun_role_t cur;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
+    if (rc == QUN_OK) rc = no_dissolution(db, g, "its ownership can be offered", problem, err);
     if (rc == QUN_OK && strcmp(g->state, "active") != 0)
         rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
     if (rc == QUN_OK) rc = qun_user_id(db, to, uid, err);
@@ -483,7 +531,8 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
                             const qun_action_proof_t *proof, json_t **out, qun_err_t *err) {
     qun_group_t g;
     int64_t uid;
-    qun_rc rc = transfer_checks(db, a, gid, to, &g, &uid, proof->problem, err);
+    qun_rc rc = qun_lifecycle_lock(db, err);
+    if (rc == QUN_OK) rc = transfer_checks(db, a, gid, to, &g, &uid, proof->problem, err);
     json_t *params = json_pack("{s:s}", "to", to);
     if (rc == QUN_OK) rc = action_verify(db, a, &g, "transfer", params, proof, true, err);
     json_decref(params);
@@ -511,7 +560,8 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
                            json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    qun_rc rc = qun_lifecycle_lock(db, err);
+    if (rc == QUN_OK) rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
     rc = qun_db_run(db, &q, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2 RETURNING from_id",
                     "ii", g.id, a->uid);
@@ -522,6 +572,10 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     /* The caps hold when the transfer completes too: other transfers may have completed
      * since this one was proposed.  Refused, the proposal stays pending. */
     if (accept && (rc = transfer_caps(db, &g, a->uid, NULL, err)) != QUN_OK) return rc;
+    /* Nor does ownership change while a dissolution is open; refused, the offer stays
+     * open too (a decline always goes through). */
+    if (accept && (rc = no_dissolution(db, &g, "ownership can change hands; the offer stays open", NULL, err)) != QUN_OK)
+        return rc;
     if (accept) {
         rc = qun_db_run(db, NULL, err,
                         "INSERT INTO transfer_log(group_id, from_id, to_id, accepted_at) VALUES ($1, $2, $3, $4)",
@@ -553,7 +607,34 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     return QUN_OK;
 }
 
-/* ---- bulk member removal ---- */
+qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_q_t *q;
+    qun_rc rc = qun_lifecycle_lock(db, err);
+    if (rc == QUN_OK) rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err, "DELETE FROM transfers WHERE group_id = $1 RETURNING to_id", "i", g.id);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_NOT_FOUND, "group %s has no transfer offer open", g.gid);
+    if (rc != QUN_ROW) return rc;
+    int64_t to = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    rc = qun_db_run(db, &q, err, "SELECT openid FROM users WHERE id = $1", "i", to);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    char to_openid[QUN_ID_MAX];
+    snprintf(to_openid, sizeof to_openid, "%s", qun_q_col_text(q, 0));
+    qun_q_done(q);
+    json_t *f = json_pack("{s:s}", "to", to_openid);
+    rc = qun_ledger_append(db, "transfer.withdrawn", g.gid, a->openid, g.state, g.state, f, NULL, err);
+    json_decref(f);
+    if (rc == QUN_OK)
+        rc = qun_event_emit(db, "transfer.withdrawn", 0, to, json_pack("{s:s, s:s, s:s}", "group", g.gid, "from", a->openid,
+                                                                       "to", to_openid), err);
+    if (rc != QUN_OK) return rc;
+    *out = json_pack("{s:s, s:s, s:s}", "group", g.gid, "to", to_openid, "state", "withdrawn");
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+/* ---- member removal, one by one or in bulk ---- */
 
 /* The members openids names, checked as a whole before anything is removed: each must
  * be a member the actor may remove (admins remove members only; nobody removes the

@@ -177,6 +177,12 @@ qun_rc h_transfer_decline(qun_req_t *r) {
     return answer(r, rc, 200, out);
 }
 
+qun_rc h_transfer_withdraw(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_transfer_withdraw(r->db, &r->actor, GID, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
 qun_rc h_org_create(qun_req_t *r) {
     static const qun_field_t f[] = {
         {"name", F_STR, true, 1, 128, NULL}, {"kind", F_STR, true, 1, 16, "enterprise|school"}, {0}};
