@@ -168,8 +168,13 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
                       const char *role, json_t **out, qun_err_t *err);
 qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
                            const char *openid, const char *role, json_t **out, qun_err_t *err);
+/* Remove one member (owner; admins remove members only), ledgered as a `members.removed`
+ * entry of one.  It counts against the same rolling day per actor and group as a bulk
+ * removal: once that crosses bulk_remove.verify_above_members it needs the platform's
+ * proofs for action "bulk_remove" bound to {"openids": [openid]} (proof; its problem
+ * receives the requirements of a refusal). */
 qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
-                         qun_err_t *err);
+                         const qun_action_proof_t *proof, qun_err_t *err);
 /* Most members one bulk removal names (the request's array limit). */
 #define QUN_BULK_MAX 64
 /* Preview removing the members openids (a JSON array of openids) at once: the checks of

@@ -313,23 +313,6 @@ static qun_rc remove_member(qun_db_t *db, int64_t group_id, int64_t uid, qun_err
     return rc == QUN_OK ? qun_event_member(db, "member.removed", group_id, uid, err) : rc;
 }
 
-qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
-                         qun_err_t *err) {
-    qun_group_t g;
-    int64_t uid;
-    qun_role_t cur;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
-    if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
-    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
-    if (rc == QUN_OK && cur == QUN_ROLE_NONE)
-        rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
-    if (rc == QUN_OK && cur == QUN_ROLE_OWNER)
-        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "the owner cannot be removed");
-    if (rc == QUN_OK && cur == QUN_ROLE_ADMIN && g.role != QUN_ROLE_OWNER)
-        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "admins remove members only; ask the owner");
-    return rc == QUN_OK ? remove_member(db, g.id, uid, err) : rc;
-}
-
 qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
@@ -676,9 +659,10 @@ static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     return rc == QUN_OK ? bulk_targets(db, a, g, openids, ids, admins, err) : rc;
 }
 
-/* Members the actor removed from g in bulk over the last day (their members.removed
- * ledger entries): the threshold counts a rolling day, so splitting a large removal
- * into small requests does not get around the verification. */
+/* Members the actor removed from g over the last day, by either route (their
+ * members.removed ledger entries): the threshold counts a rolling day, so splitting a
+ * large removal into small requests, or into single removals, does not get around the
+ * verification. */
 #define BULK_WINDOW 86400
 static qun_rc bulk_recent(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t *n, qun_err_t *err) {
     qun_q_t *q;
@@ -700,6 +684,57 @@ static qun_rc bulk_needs_verification(qun_db_t *db, const qun_actor_t *a, const 
                                       int64_t *recent, qun_err_t *err) {
     qun_rc rc = bulk_recent(db, a, g, recent, err);
     *needed = n + *recent > qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above;
+    return rc;
+}
+
+/* The members.removed ledger entry of a removal of n members (admins of them admins)
+ * whose parameters are params, by either route; methods receives what it was verified
+ * with ("none" when nothing was needed). */
+static qun_rc removal_ledgered(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n, int64_t admins,
+                               json_t *params, bool verified, char methods[96], qun_err_t *err) {
+    char digest[65];
+    qun_params_digest(params, digest);
+    snprintf(methods, 96, "none");
+    if (verified) qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, NULL, methods, 96);
+    json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
+                          "members", (json_int_t)(n - admins), "member_count", (json_int_t)(g->member_count - n),
+                          "request_digest", digest, "platform", a->platform, "verification", methods);
+    qun_rc rc = f ? qun_ledger_append(db, "members.removed", g->gid, a->openid, g->state, g->state, f, NULL, err)
+                  : qun_fail(err, QUN_NOMEM, "out of memory");
+    json_decref(f);
+    return rc;
+}
+
+qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                         const qun_action_proof_t *proof, qun_err_t *err) {
+    qun_group_t g;
+    int64_t uid, recent;
+    qun_role_t cur;
+    bool needed = false;
+    char methods[96];
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
+    if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
+    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK && cur == QUN_ROLE_NONE)
+        rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
+    if (rc == QUN_OK && cur == QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "the owner cannot be removed");
+    if (rc == QUN_OK && cur == QUN_ROLE_ADMIN && g.role != QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "admins remove members only; ask the owner");
+    if (rc != QUN_OK) return rc;
+    /* One removal is a bulk removal of one: the same window, the same proof, bound to
+     * the same parameters, so the bulk preview issues its token. */
+    json_t *params = json_pack("{s:[s]}", "openids", openid);
+    if (!params) return qun_fail(err, QUN_NOMEM, "out of memory");
+    rc = bulk_needs_verification(db, a, &g, 1, &needed, &recent, err);
+    if (rc == QUN_OK) rc = action_verify(db, a, &g, "bulk_remove", params, proof, needed, err);
+    if (rc != QUN_OK && proof->problem && *proof->problem) {
+        json_object_set(*proof->problem, "params", params);
+        json_object_set_new(*proof->problem, "removed_last_day", json_integer(recent));
+    }
+    if (rc == QUN_OK) rc = remove_member(db, g.id, uid, err);
+    if (rc == QUN_OK) rc = removal_ledgered(db, a, &g, 1, cur == QUN_ROLE_ADMIN, params, needed, methods, err);
+    json_decref(params);
     return rc;
 }
 
@@ -734,20 +769,13 @@ qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gi
     rc = bulk_needs_verification(db, a, &g, (int64_t)n, &needed, &recent, err);
     if (rc != QUN_OK) return rc;
     json_t *params = json_pack("{s:O}", "openids", openids);
-    char digest[65];
-    qun_params_digest(params, digest);
     rc = action_verify(db, a, &g, "bulk_remove", params, proof, needed, err);
-    json_decref(params);
     /* One transaction: the writer runs this operation in its own savepoint, so a failure
      * part-way leaves every member in place. */
     for (size_t i = 0; rc == QUN_OK && i < n; i++) rc = remove_member(db, g.id, ids[i], err);
-    char methods[96] = "none";
-    if (needed) qun_verify_mask_text(qun_verify_required(a->platform, QUN_RISK_ALLOW).all, NULL, methods, sizeof methods);
-    json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
-                          "members", (json_int_t)((int64_t)n - admins), "member_count", (json_int_t)(g.member_count - (int64_t)n),
-                          "request_digest", digest, "platform", a->platform, "verification", methods);
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "members.removed", g.gid, a->openid, g.state, g.state, f, NULL, err);
-    json_decref(f);
+    char methods[96];
+    if (rc == QUN_OK) rc = removal_ledgered(db, a, &g, (int64_t)n, admins, params, needed, methods, err);
+    json_decref(params);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:I, s:I, s:I, s:s}", "group", g.gid, "removed", (json_int_t)n, "admins", (json_int_t)admins,
                      "member_count", (json_int_t)(g.member_count - (int64_t)n), "verification", methods);

@@ -4,7 +4,9 @@ an offer is refused while a dissolution is in review or pending, a dissolution (
 preview) while an offer waits for its answer, and an acceptance while a dissolution is
 open, each with 409 LIFECYCLE_CONFLICT; the owner can withdraw an offer.  Offers and
 dissolutions fired at the same moment (on two instances sharing one database under
-PostgreSQL) never both go through."""
+PostgreSQL) never both go through.  Then issue 13 item 7: single removals count against
+the bulk removals' rolling day per actor and group, and past the threshold ask for the
+same proof."""
 import json
 import sqlite3
 import threading
@@ -203,3 +205,63 @@ def test_accept_and_dissolution_fired_together_never_both_pass(two):
         assert r_diss.json()["code"] in ("LIFECYCLE_CONFLICT", "FORBIDDEN_ROLE"), r_diss.text
         g = expect(heir.get(f"/v1/groups/{gid}"), 200)
         assert g["owner"] == heir.openid and g["state"] == "active"
+
+
+# ---- item 7: single removals count against the bulk removals' window ----
+
+def bulk(c, gid, openids, **proof):
+    return c.post(f"/v1/groups/{gid}/members/remove", {"openids": openids, **proof})
+
+
+def test_single_removals_share_the_bulk_window_and_its_proof(srv):
+    owner, admin = register(srv.url), register(srv.url)
+    people = [register(srv.url) for _ in range(16)]
+    gid = make_group(owner, name="yard", admins=[admin], members=people)
+    ids = [p.openid for p in people]
+    # A bulk removal of eleven is refused pending its proof ...
+    expect(bulk(owner, gid, ids[:11]), 428, "CONFIRMATION_REQUIRED")
+    # ... and single removals do not get around it: ten go through (the threshold) ...
+    for o in ids[:10]:
+        expect(owner.delete(f"/v1/groups/{gid}/members/{o}"), 204)
+    # ... the eleventh asks for the same proof, bound to a bulk removal of that one member.
+    p = expect(owner.delete(f"/v1/groups/{gid}/members/{ids[10]}"), 428, "CONFIRMATION_REQUIRED")
+    assert [r["method"] for r in p["requirements"]] == ["confirm", "typed_name"]
+    assert p["action"] == "bulk_remove" and p["params"] == {"openids": [ids[10]]}
+    assert p["removed_last_day"] == 10
+    pv = expect(owner.post(f"/v1/groups/{gid}/members/remove/preview", {"openids": [ids[10]]}), 200)
+    assert pv["verification_required"] is True and pv["removed_last_day"] == 10
+    assert pv["params_digest"] == p["params_digest"]
+    expect(owner.req("DELETE", f"/v1/groups/{gid}/members/{ids[10]}", {"confirmation_token": pv["confirmation_token"]}),
+           428, "TYPED_NAME_REQUIRED")
+    expect(owner.req("DELETE", f"/v1/groups/{gid}/members/{ids[10]}",
+                     {"confirmation_token": pv["confirmation_token"], "typed_name": "yard"}), 204)
+    # A bulk removal counts the single ones too.
+    expect(bulk(owner, gid, ids[11:12]), 428, "CONFIRMATION_REQUIRED")
+    # Every removal is in the ledger, by either route.
+    entries = [json.loads(h["entry"]) for h in expect(owner.get(f"/v1/groups/{gid}/history?limit=200"), 200)["items"]
+               if h["event"] == "members.removed"]
+    assert [e["removed"] for e in entries] == [1] * 11
+    assert entries[-1]["verification"] == "confirm+typed_name" and entries[0]["verification"] == "none"
+    # The window is per actor: the admin's own removals start from nothing.
+    expect(admin.delete(f"/v1/groups/{gid}/members/{ids[11]}"), 204)
+    # Leaving is not a removal by anyone.
+    expect(people[12].post(f"/v1/groups/{gid}/leave"), 204)
+    # A day later the owner removes without proof again.
+    expect(requests.post(srv.url + "/v1/test/clock", json={"advance": 86400 + 1}, timeout=10), 200)
+    expect(owner.delete(f"/v1/groups/{gid}/members/{ids[13]}"), 204)
+
+
+def test_single_removal_from_the_web_past_the_threshold_needs_a_qr_approval(srv):
+    from test_15_verify import approve
+    from test_18_platform import challenge, digest, two_devices
+    phone, desk = two_devices(srv.url, "ios", "web")
+    people = [register(srv.url) for _ in range(11)]
+    gid = make_group(desk.c, members=people)
+    ids = [p.openid for p in people]
+    for o in ids[:10]:
+        expect(desk.c.delete(f"/v1/groups/{gid}/members/{o}"), 204)
+    p = expect(desk.c.delete(f"/v1/groups/{gid}/members/{ids[10]}"), 428, "QR_REQUIRED")
+    ch = challenge(desk, gid, "qr", params={"openids": [ids[10]]}, action="bulk_remove")
+    assert p["params_digest"] == digest({"openids": [ids[10]]})
+    expect(approve(phone, ch), 200)
+    expect(desk.c.req("DELETE", f"/v1/groups/{gid}/members/{ids[10]}", {"challenge_id": ch["id"]}), 204)
