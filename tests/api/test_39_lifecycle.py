@@ -265,3 +265,26 @@ def test_single_removal_from_the_web_past_the_threshold_needs_a_qr_approval(srv)
     assert p["params_digest"] == digest({"openids": [ids[10]]})
     expect(approve(phone, ch), 200)
     expect(desk.c.req("DELETE", f"/v1/groups/{gid}/members/{ids[10]}", {"challenge_id": ch["id"]}), 204)
+
+
+# ---- the CLI ----
+
+def test_cli_names_the_conflict_withdraws_and_confirms_a_removal_past_the_threshold(srv, tmp_path):
+    from test_22_cli_governance import User
+    owner, heir = User(srv, tmp_path), User(srv, tmp_path)
+    people = [register(srv.url) for _ in range(11)]
+    gid = make_group(owner.api, name="porch", members=[heir.api, *people])
+    age_sessions(srv.url)
+    owner.ok("transfer", gid, heir.openid, "--confirm-name", "porch")
+    r = owner.fails("LIFECYCLE_CONFLICT", "dissolve", gid, "--messages", "keep", "--confirm-name", "porch", "--no-wait")
+    assert f"qun transfer withdraw <gid>" in r.stderr, r.stderr
+    assert "withdrew the offer" in owner.ok("transfer", "withdraw", gid).stdout
+    heir.fails("TRANSFER_NOT_FOUND", "transfer", "accept", gid)
+    # Ten removals a day go through; the eleventh asks for the group's name.
+    for p in people[:10]:
+        owner.ok("group", "remove", gid, p.openid)
+    owner.fails("CONFIRMATION_MISMATCH", "group", "remove", gid, people[10].openid, input="porc\n")
+    r = owner.ok("group", "remove", gid, people[10].openid, input="porch\n")
+    assert "removed" in r.stdout and "needs your confirmation" in r.stderr
+    members = {m["openid"] for m in expect(owner.api.get(f"/v1/groups/{gid}/members"), 200)["items"]}
+    assert members == {owner.openid, heir.openid}
