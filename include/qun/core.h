@@ -200,8 +200,13 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
                       const char *role, json_t **out, qun_err_t *err);
 qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
                            const char *openid, const char *role, json_t **out, qun_err_t *err);
+/* Remove one member (owner; admins remove members only), ledgered as a `members.removed`
+ * entry of one.  It counts against the same rolling day per actor and group as a bulk
+ * removal: once that crosses bulk_remove.verify_above_members it needs the platform's
+ * proofs for action "bulk_remove" bound to {"openids": [openid]} (proof; its problem
+ * receives the requirements of a refusal). */
 qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
-                         qun_err_t *err);
+                         const qun_action_proof_t *proof, qun_err_t *err);
 /* Most members one bulk removal names (the request's array limit). */
 #define QUN_BULK_MAX 64
 /* Preview removing the members openids (a JSON array of openids) at once: the checks of
@@ -232,8 +237,27 @@ qun_rc qun_transfer_preview(qun_db_t *db, const qun_actor_t *a, const char *gid,
  * (qun_verify_check codes).  The new owner then accepts or declines. */
 qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to,
                             const qun_action_proof_t *proof, json_t **out, qun_err_t *err);
+/* Accept or decline the transfer offered to the actor.  Accepting is refused
+ * (LIFECYCLE_CONFLICT; the offer stays open) while the group has a dissolution open. */
 qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept,
                            json_t **out, qun_err_t *err);
+/* Withdraw the open transfer offer of a group (owner): ledgered as `transfer.withdrawn`,
+ * the proposed new owner gets a `transfer.withdrawn` event.  TRANSFER_NOT_FOUND when
+ * none is open. */
+qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
+
+/* ---- the ownership / dissolution exclusion (core/group.c) ----
+ * A group has at most one of an open ownership transfer offer and an open dissolution
+ * (archiving, review or pending): either would otherwise hand the group to a new owner
+ * who cannot stop a dissolution the old owner asked for.  Every operation that opens
+ * one of the two calls qun_lifecycle_lock first, then checks the other, then changes
+ * state, all in its one writer step. */
+/* Wait for, and hold until the transaction ends, the lock that orders lifecycle
+ * changes across every qund sharing a PostgreSQL database (a no-op on SQLite). */
+qun_rc qun_lifecycle_lock(qun_db_t *db, qun_err_t *err);
+/* LIFECYCLE_CONFLICT when group g has a transfer offer open; *problem (may be NULL)
+ * then receives {"open": "transfer", "transfer_to": openid}. */
+qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **problem, qun_err_t *err);
 
 /* ---- messages (core/message.c) ---- */
 qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,

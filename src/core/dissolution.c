@@ -177,7 +177,7 @@ static qun_rc preview_group(qun_db_t *db, const qun_actor_t *a, const char *gid,
     if (strcmp(g->state, "active") != 0)
         return qun_fail(err, strcmp(g->state, "review") == 0 || strcmp(g->state, "pending") == 0
                                  ? QUN_DISSOLUTION_PENDING : QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
-    return QUN_OK;
+    return qun_lifecycle_no_transfer(db, g, NULL, err);
 }
 
 qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params, json_t **out,
@@ -354,13 +354,18 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     const char *token = proof->token;
     bool stepped_up = proof->stepped_up;
     qun_group_t g;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
+    /* Locked before the group is read: no transfer offer can open between the check
+     * below and this request's change of state (core.h, the exclusion). */
+    qun_rc rc = qun_lifecycle_lock(db, err);
+    if (rc == QUN_OK) rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc != QUN_OK) return rc;
     if (strcmp(g.state, "review") == 0 || strcmp(g.state, "pending") == 0)
         return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution in %s", g.gid, g.state);
     if (strcmp(g.state, "active") != 0) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
     if (count(db, "SELECT COUNT(*) FROM dissolutions WHERE group_id = $1 AND state = 'archiving'", g.id) > 0)
         return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution waiting for its archive", g.gid);
+    rc = qun_lifecycle_no_transfer(db, &g, proof->problem, err);
+    if (rc != QUN_OK) return rc;
     /* Archive then dissolve: the archive's recipients and the export policy are checked
      * before anything is spent. */
     json_t *archive = json_object_get(params, "archive");

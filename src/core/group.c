@@ -313,23 +313,6 @@ static qun_rc remove_member(qun_db_t *db, int64_t group_id, int64_t uid, qun_err
     return rc == QUN_OK ? qun_event_member(db, "member.removed", group_id, uid, err) : rc;
 }
 
-qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
-                         qun_err_t *err) {
-    qun_group_t g;
-    int64_t uid;
-    qun_role_t cur;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
-    if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
-    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
-    if (rc == QUN_OK && cur == QUN_ROLE_NONE)
-        rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
-    if (rc == QUN_OK && cur == QUN_ROLE_OWNER)
-        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "the owner cannot be removed");
-    if (rc == QUN_OK && cur == QUN_ROLE_ADMIN && g.role != QUN_ROLE_OWNER)
-        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "admins remove members only; ask the owner");
-    return rc == QUN_OK ? remove_member(db, g.id, uid, err) : rc;
-}
-
 qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
@@ -379,6 +362,53 @@ static qun_rc action_verify(qun_db_t *db, const qun_actor_t *a, const qun_group_
     qun_verify_need_t need = {0};
     if (needed) rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
     return rc == QUN_OK ? qun_verify_check(db, a, need, &p, proof->problem, err) : rc;
+}
+
+/* ---- the ownership / dissolution exclusion ---- */
+
+qun_rc qun_lifecycle_lock(qun_db_t *db, qun_err_t *err) {
+    /* The ledger's lock: every lifecycle change appends to the ledger, so its transaction
+     * takes this lock before it commits anyway.  Taking it before the checks makes check
+     * and change one step for every instance sharing a database, and adds no second lock
+     * that other writers could take in the opposite order (a deadlock). */
+    return qun_db_xlock(db, QUN_LEDGER_LOCK, err);
+}
+
+qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **problem, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT u.openid FROM transfers t JOIN users u ON u.id = t.to_id WHERE t.group_id = $1",
+                           "i", g->id);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    char to[QUN_ID_MAX];
+    snprintf(to, sizeof to, "%s", qun_q_col_text(q, 0));
+    qun_q_done(q);
+    if (problem) *problem = json_pack("{s:s, s:s}", "open", "transfer", "transfer_to", to);
+    return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
+                    "group %s has an ownership transfer to %s waiting for an answer; withdraw it "
+                    "(DELETE /v1/groups/%s/transfer) or wait until it is declined before dissolving", g->gid, to, g->gid);
+}
+
+/* LIFECYCLE_CONFLICT when g has a dissolution open: in review or pending (the group's
+ * state says so), or archiving (the group stays active until its archive is done). */
+static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doing, json_t **problem, qun_err_t *err) {
+    char state[16] = "";
+    qun_q_t *q;
+    if (strcmp(g->state, "review") == 0 || strcmp(g->state, "pending") == 0) {
+        snprintf(state, sizeof state, "%s", g->state);
+    } else {
+        qun_rc rc = qun_db_run(db, &q, err, "SELECT state FROM dissolutions WHERE group_id = $1 AND state IN "
+                               "('archiving', 'review', 'pending') ORDER BY id DESC LIMIT 1", "i", g->id);
+        if (rc == QUN_DONE) return QUN_OK;
+        if (rc != QUN_ROW) return rc;
+        snprintf(state, sizeof state, "%s", qun_q_col_text(q, 0));
+        qun_q_done(q);
+    }
+    if (problem) *problem = json_pack("{s:s, s:s}", "open", "dissolution", "dissolution_state", state);
+    return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
+                    "group %s has a dissolution in %s; the owner must cancel it (DELETE /v1/groups/%s/dissolution) "
+                    "before %s", g->gid, state, g->gid, doing);
 }
 
 /* ---- ownership transfer ---- */
@@ -439,6 +469,7 @@ static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gi
                               int64_t *uid, json_t **problem, qun_err_t *err) {
     qun_role_t cur;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
+    if (rc == QUN_OK) rc = no_dissolution(db, g, "its ownership can be offered", problem, err);
     if (rc == QUN_OK && strcmp(g->state, "active") != 0)
         rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
     if (rc == QUN_OK) rc = qun_user_id(db, to, uid, err);
@@ -485,7 +516,8 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
                             const qun_action_proof_t *proof, json_t **out, qun_err_t *err) {
     qun_group_t g;
     int64_t uid;
-    qun_rc rc = transfer_checks(db, a, gid, to, &g, &uid, proof->problem, err);
+    qun_rc rc = qun_lifecycle_lock(db, err);
+    if (rc == QUN_OK) rc = transfer_checks(db, a, gid, to, &g, &uid, proof->problem, err);
     json_t *params = json_pack("{s:s}", "to", to);
     if (rc == QUN_OK) rc = action_verify(db, a, &g, "transfer", params, proof, true, err);
     json_decref(params);
@@ -515,7 +547,8 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
                            json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    qun_rc rc = qun_lifecycle_lock(db, err);
+    if (rc == QUN_OK) rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
     rc = qun_db_run(db, &q, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2 RETURNING from_id",
                     "ii", g.id, a->uid);
@@ -526,6 +559,10 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     /* The caps hold when the transfer completes too: other transfers may have completed
      * since this one was proposed.  Refused, the proposal stays pending. */
     if (accept && (rc = transfer_caps(db, &g, a->uid, NULL, err)) != QUN_OK) return rc;
+    /* Nor does ownership change while a dissolution is open; refused, the offer stays
+     * open too (a decline always goes through). */
+    if (accept && (rc = no_dissolution(db, &g, "ownership can change hands; the offer stays open", NULL, err)) != QUN_OK)
+        return rc;
     if (accept) {
         rc = qun_db_run(db, NULL, err,
                         "INSERT INTO transfer_log(group_id, from_id, to_id, accepted_at) VALUES ($1, $2, $3, $4)",
@@ -557,7 +594,34 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     return QUN_OK;
 }
 
-/* ---- bulk member removal ---- */
+qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_q_t *q;
+    qun_rc rc = qun_lifecycle_lock(db, err);
+    if (rc == QUN_OK) rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err, "DELETE FROM transfers WHERE group_id = $1 RETURNING to_id", "i", g.id);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_NOT_FOUND, "group %s has no transfer offer open", g.gid);
+    if (rc != QUN_ROW) return rc;
+    int64_t to = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    rc = qun_db_run(db, &q, err, "SELECT openid FROM users WHERE id = $1", "i", to);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    char to_openid[QUN_ID_MAX];
+    snprintf(to_openid, sizeof to_openid, "%s", qun_q_col_text(q, 0));
+    qun_q_done(q);
+    json_t *f = json_pack("{s:s}", "to", to_openid);
+    rc = qun_ledger_append(db, "transfer.withdrawn", g.gid, a->openid, g.state, g.state, f, NULL, err);
+    json_decref(f);
+    if (rc == QUN_OK)
+        rc = qun_event_emit(db, "transfer.withdrawn", 0, to, json_pack("{s:s, s:s, s:s}", "group", g.gid, "from", a->openid,
+                                                                       "to", to_openid), err);
+    if (rc != QUN_OK) return rc;
+    *out = json_pack("{s:s, s:s, s:s}", "group", g.gid, "to", to_openid, "state", "withdrawn");
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+/* ---- member removal, one by one or in bulk ---- */
 
 /* The members openids names, checked as a whole before anything is removed: each must
  * be a member the actor may remove (admins remove members only; nobody removes the
@@ -599,9 +663,10 @@ static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     return rc == QUN_OK ? bulk_targets(db, a, g, openids, ids, admins, err) : rc;
 }
 
-/* Members the actor removed from g in bulk over the last day (their members.removed
- * ledger entries): the threshold counts a rolling day, so splitting a large removal
- * into small requests does not get around the verification. */
+/* Members the actor removed from g over the last day, by either route (their
+ * members.removed ledger entries): the threshold counts a rolling day, so splitting a
+ * large removal into small requests, or into single removals, does not get around the
+ * verification. */
 #define BULK_WINDOW 86400
 static qun_rc bulk_recent(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t *n, qun_err_t *err) {
     qun_q_t *q;
@@ -623,6 +688,63 @@ static qun_rc bulk_needs_verification(qun_db_t *db, const qun_actor_t *a, const 
                                       int64_t *recent, qun_err_t *err) {
     qun_rc rc = bulk_recent(db, a, g, recent, err);
     *needed = n + *recent > qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above;
+    return rc;
+}
+
+/* The members.removed ledger entry of a removal of n members (admins of them admins)
+ * whose parameters are params, by either route; methods receives what it was verified
+ * with ("none" when nothing was needed). */
+static qun_rc removal_ledgered(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n, int64_t admins,
+                               json_t *params, bool verified, char methods[96], qun_err_t *err) {
+    char digest[65];
+    qun_params_digest(params, digest);
+    snprintf(methods, 96, "none");
+    qun_verify_need_t need = {0};
+    if (verified) {
+        /* What the account has enrolled raises the platform's proofs (qun_verify_need). */
+        qun_rc nrc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
+        if (nrc != QUN_OK) return nrc;
+        qun_verify_mask_text(need.all, NULL, methods, 96);
+    }
+    json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
+                          "members", (json_int_t)(n - admins), "member_count", (json_int_t)(g->member_count - n),
+                          "request_digest", digest, "platform", a->platform, "verification", methods);
+    qun_rc rc = f ? qun_ledger_append(db, "members.removed", g->gid, a->openid, g->state, g->state, f, NULL, err)
+                  : qun_fail(err, QUN_NOMEM, "out of memory");
+    json_decref(f);
+    return rc;
+}
+
+qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                         const qun_action_proof_t *proof, qun_err_t *err) {
+    qun_group_t g;
+    int64_t uid, recent;
+    qun_role_t cur;
+    bool needed = false;
+    char methods[96];
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
+    if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
+    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK && cur == QUN_ROLE_NONE)
+        rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
+    if (rc == QUN_OK && cur == QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "the owner cannot be removed");
+    if (rc == QUN_OK && cur == QUN_ROLE_ADMIN && g.role != QUN_ROLE_OWNER)
+        rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "admins remove members only; ask the owner");
+    if (rc != QUN_OK) return rc;
+    /* One removal is a bulk removal of one: the same window, the same proof, bound to
+     * the same parameters, so the bulk preview issues its token. */
+    json_t *params = json_pack("{s:[s]}", "openids", openid);
+    if (!params) return qun_fail(err, QUN_NOMEM, "out of memory");
+    rc = bulk_needs_verification(db, a, &g, 1, &needed, &recent, err);
+    if (rc == QUN_OK) rc = action_verify(db, a, &g, "bulk_remove", params, proof, needed, err);
+    if (rc != QUN_OK && proof->problem && *proof->problem) {
+        json_object_set(*proof->problem, "params", params);
+        json_object_set_new(*proof->problem, "removed_last_day", json_integer(recent));
+    }
+    if (rc == QUN_OK) rc = remove_member(db, g.id, uid, err);
+    if (rc == QUN_OK) rc = removal_ledgered(db, a, &g, 1, cur == QUN_ROLE_ADMIN, params, needed, methods, err);
+    json_decref(params);
     return rc;
 }
 
@@ -657,22 +779,13 @@ qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gi
     rc = bulk_needs_verification(db, a, &g, (int64_t)n, &needed, &recent, err);
     if (rc != QUN_OK) return rc;
     json_t *params = json_pack("{s:O}", "openids", openids);
-    char digest[65];
-    qun_params_digest(params, digest);
     rc = action_verify(db, a, &g, "bulk_remove", params, proof, needed, err);
-    json_decref(params);
     /* One transaction: the writer runs this operation in its own savepoint, so a failure
      * part-way leaves every member in place. */
     for (size_t i = 0; rc == QUN_OK && i < n; i++) rc = remove_member(db, g.id, ids[i], err);
-    char methods[96] = "none";
-    qun_verify_need_t need = {0};
-    if (rc == QUN_OK && needed) rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
-    if (needed) qun_verify_mask_text(need.all, NULL, methods, sizeof methods);
-    json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
-                          "members", (json_int_t)((int64_t)n - admins), "member_count", (json_int_t)(g.member_count - (int64_t)n),
-                          "request_digest", digest, "platform", a->platform, "verification", methods);
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "members.removed", g.gid, a->openid, g.state, g.state, f, NULL, err);
-    json_decref(f);
+    char methods[96];
+    if (rc == QUN_OK) rc = removal_ledgered(db, a, &g, (int64_t)n, admins, params, needed, methods, err);
+    json_decref(params);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:I, s:I, s:I, s:s}", "group", g.gid, "removed", (json_int_t)n, "admins", (json_int_t)admins,
                      "member_count", (json_int_t)(g.member_count - (int64_t)n), "verification", methods);

@@ -85,10 +85,6 @@ qun_rc h_member_patch(qun_req_t *r) {
     return answer(r, rc, 200, out);
 }
 
-qun_rc h_member_delete(qun_req_t *r) {
-    return qun_member_remove(r->db, &r->actor, GID, r->params[1], &r->err);
-}
-
 static const qun_field_t no_fields[] = {{0}};
 
 qun_rc h_group_leave(qun_req_t *r) {
@@ -112,6 +108,24 @@ static qun_action_proof_t action_proof(qun_req_t *r, json_t **problem) {
                                 .typed_name = qun_jstr(r->json, "typed_name"),
                                 .challenge_id = qun_jstr(r->json, "challenge_id"),
                                 .totp_code = qun_jstr(r->json, "totp_code"), .problem = problem};
+}
+
+/* One removal counts against the bulk removals' window: once that is crossed it takes
+ * the same proofs (an optional JSON body; none is needed below the threshold). */
+qun_rc h_member_delete(qun_req_t *r) {
+    static const qun_field_t f[] = {
+        {"confirmation_token", F_STR, false, 1, 128, NULL},
+        {"typed_name", F_STR, false, 1, 256, NULL},
+        {"challenge_id", F_STR, false, 1, 64, NULL},
+        {"totp_code", F_STR, false, 6, 8, NULL},
+        {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *problem = NULL;
+    qun_action_proof_t proof = action_proof(r, &problem);
+    if (rc == QUN_OK) rc = qun_member_remove(r->db, &r->actor, GID, r->params[1], &proof, &r->err);
+    if (rc != QUN_OK) return answer_action(r, rc, 0, NULL, problem);
+    json_decref(problem);
+    return QUN_OK; /* 204 */
 }
 
 qun_rc h_transfer_preview(qun_req_t *r) {
@@ -174,6 +188,12 @@ qun_rc h_transfer_decline(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK) rc = qun_transfer_answer(r->db, &r->actor, GID, false, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+qun_rc h_transfer_withdraw(qun_req_t *r) {
+    json_t *out = NULL;
+    qun_rc rc = qun_transfer_withdraw(r->db, &r->actor, GID, &out, &r->err);
     return answer(r, rc, 200, out);
 }
 

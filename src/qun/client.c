@@ -510,6 +510,30 @@ static bool reset_attempt(const qun_call_t *call, qun_resp_t *resp, xfer_t *x) {
     return true;
 }
 
+/* The requirements of a 428 answer, in each shape the API documents: [{method, how}]
+ * (the platform's missing methods) or {all, any_of, review, denied} (a risk step-up). */
+static void report_requirements(json_t *reqs) {
+    size_t i;
+    json_t *r;
+    if (json_is_array(reqs)) {
+        json_array_foreach(reqs, i, r)
+            fprintf(stderr, "qun:   needs %s: %s\n", qun_jstr_or(r, "method", "?"), qun_jstr_or(r, "how", ""));
+    } else if (json_is_object(reqs)) {
+        static const char *const parts[][2] = {{"all", "needs all of"}, {"any_of", "and one of"}};
+        for (size_t k = 0; k < 2; k++) {
+            json_t *names = json_object_get(reqs, parts[k][0]);
+            if (!json_array_size(names)) continue;
+            fprintf(stderr, "qun:   %s:", parts[k][1]);
+            json_array_foreach(names, i, r) fprintf(stderr, "%s %s", i ? "," : "", json_is_string(r) ? json_string_value(r) : "?");
+            fputc('\n', stderr);
+        }
+        if (json_is_true(json_object_get(reqs, "review"))) fprintf(stderr, "qun:   and a manual review approval\n");
+        if (json_is_true(json_object_get(reqs, "denied"))) fprintf(stderr, "qun:   the risk engine refuses it for now\n");
+    } else if (reqs) {
+        fprintf(stderr, "qun:   the server asks for more verification in a form this qun does not know; update qun\n");
+    }
+}
+
 /* Print a problem answer in the one error format, with hints the answer carries. */
 static int report_problem(qun_resp_t *resp) {
     json_t *p = resp->json;
@@ -523,13 +547,19 @@ static int report_problem(qun_resp_t *resp) {
         return qun_cli_fail(QUN_EXIT_FAIL, hc, "the server answered HTTP %ld%s", resp->status, snippet);
     }
     qun_cli_fail(QUN_EXIT_FAIL, code, "%s", detail);
-    json_t *reqs = json_object_get(p, "requirements");
-    size_t i;
-    json_t *r;
-    json_array_foreach(reqs, i, r)
-        fprintf(stderr, "qun:   needs %s: %s\n", qun_jstr_or(r, "method", "?"), qun_jstr_or(r, "how", ""));
+    report_requirements(json_object_get(p, "requirements"));
     if (strcmp(code, "TOKEN_INVALID") == 0 || strcmp(code, "UNAUTHENTICATED") == 0)
         fprintf(stderr, "qun:   log in again with: qun login <username>\n");
+    if (strcmp(code, "LIFECYCLE_CONFLICT") == 0) {
+        const char *open = qun_jstr_or(p, "open", "");
+        if (strcmp(open, "transfer") == 0)
+            fprintf(stderr, "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw <gid>\n");
+        else if (strcmp(open, "dissolution") == 0)
+            fprintf(stderr, "qun:   a dissolution is open: the owner cancels it with: qun cancel <gid>\n");
+        else
+            fprintf(stderr, "qun:   close the other one first: qun transfer withdraw <gid> (an open ownership offer) "
+                            "or qun cancel <gid> (an open dissolution)\n");
+    }
     return QUN_EXIT_FAIL;
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Group commands: `group create|list|show|members|add|remove|role|rename`, ownership
- * transfer (offer, accept, decline) and leaving a group. */
+ * transfer (offer, accept, decline, withdraw) and leaving a group. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,13 +134,51 @@ static int group_add(qun_cli_t *c, int argc, char **argv) {
     return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "added") : rc;
 }
 
+/* The group's name typed back (given, or asked for with prompt): QUN_EXIT_OK when it
+ * matches name, else CONFIRMATION_MISMATCH saying what was not done. */
+static int typed_confirm(const char *prompt, const char *name, const char *given, const char *not_done) {
+    char *typed = given ? NULL : qun_prompt_line(prompt);
+    const char *got = given ? given : typed ? typed : "";
+    int rc = strcmp(got, name) == 0 ? QUN_EXIT_OK
+                                    : qun_cli_fail(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH",
+                                                   "the name typed does not match \"%s\"; %s", name, not_done);
+    free(typed);
+    return rc;
+}
+
+/* Remove one member.  Past the removals a day allows without proof (they count with the
+ * bulk removals), the server answers 428 for a cli session's confirmation token and
+ * typed name: the bulk preview of this one member issues the token, the owner types the
+ * group's name back, and the removal is sent again with both. */
 static int group_remove(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--confirm-name", NULL, true}, {0}};
     qun_args_t a;
-    json_t *out;
-    char path[512], line[300];
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "group remove <gid> <openid>", &a);
+    json_t *out = NULL, *preview = NULL;
+    char path[512], ppath[512], line[300], prompt[512];
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, "group remove <gid> <openid> [--confirm-name NAME]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
-    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/members/remove/preview", a.pos[0]);
+    if (rc != QUN_EXIT_OK) return rc;
+    qun_call_t call = {.method = "DELETE", .path = path, .quiet = true};
+    qun_resp_t resp;
+    rc = qun_cli_call(c, &call, &resp);
+    const char *code = qun_jstr_or(resp.json, "code", "");
+    bool proof = resp.status == 428 &&
+                 (strcmp(code, "CONFIRMATION_REQUIRED") == 0 || strcmp(code, "TYPED_NAME_REQUIRED") == 0);
+    if (rc != QUN_EXIT_OK && resp.status != 0 && !proof) rc = qun_cli_report(&resp);
+    qun_resp_free(&resp);
+    if (proof) {
+        fprintf(stderr, "You removed many members of this group in the last day: this removal needs your confirmation.\n");
+        rc = qun_cli_json(c, "POST", ppath, json_pack("{s:[s]}", "openids", a.pos[1]), &preview);
+        const char *name = qun_jstr_or(preview, "name", "");
+        snprintf(prompt, sizeof prompt, "Remove %.64s from \"%.200s\". Type the group's name to confirm: ", a.pos[1], name);
+        if (rc == QUN_EXIT_OK) rc = typed_confirm(prompt, name, a.val[0], "nobody was removed");
+        if (rc == QUN_EXIT_OK)
+            rc = qun_cli_json(c, "DELETE", path, json_pack("{s:s, s:s}", "confirmation_token",
+                                                            qun_jstr_or(preview, "confirmation_token", ""), "typed_name", name),
+                              &out);
+        json_decref(preview);
+    }
     if (rc != QUN_EXIT_OK) return rc;
     snprintf(line, sizeof line, "removed %s from %s", a.pos[1], a.pos[0]);
     return finish(c, out, print_line, line);
@@ -194,6 +232,8 @@ static void print_transfer(json_t *out, const void *arg) {
                qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "to", "?"), qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "accepted") == 0)
         printf("you now own %s\n", qun_jstr_or(out, "group", "?"));
+    else if (strcmp(state, "withdrawn") == 0)
+        printf("withdrew the offer of %s to %s\n", qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "to", "?"));
     else
         printf("declined the ownership of %s\n", qun_jstr_or(out, "group", "?"));
 }
@@ -203,34 +243,28 @@ static void print_transfer(json_t *out, const void *arg) {
 static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const char *confirm, json_t **out) {
     char ppath[512], path[512];
     json_t *preview = NULL;
-    char *typed = NULL, prompt[512];
+    char prompt[512];
     int rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/transfer/preview", gid);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer", gid);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", ppath, json_pack("{s:s}", "to", to), &preview);
     if (rc != QUN_EXIT_OK) return rc;
     const char *name = qun_jstr_or(preview, "name", ""), *token = qun_jstr_or(preview, "confirmation_token", NULL);
-    if (!confirm) {
-        snprintf(prompt, sizeof prompt, "Transfer the ownership of \"%.200s\" to %.64s. Type the group's name to confirm: ",
-                 name, to);
-        typed = qun_prompt_line(prompt);
-        confirm = typed ? typed : "";
-    }
-    if (strcmp(confirm, name) != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH",
-                          "the name typed does not match \"%s\"; nothing was offered", name);
-    } else {
-        json_t *body = json_pack("{s:s, s:s}", "to", to, "typed_name", confirm);
+    snprintf(prompt, sizeof prompt, "Transfer the ownership of \"%.200s\" to %.64s. Type the group's name to confirm: ",
+             name, to);
+    rc = typed_confirm(prompt, name, confirm, "nothing was offered");
+    if (rc == QUN_EXIT_OK) {
+        json_t *body = json_pack("{s:s, s:s}", "to", to, "typed_name", name);
         if (token) json_object_set_new(body, "confirmation_token", json_string(token));
         rc = qun_cli_json(c, "POST", path, body, out);
     }
-    free(typed);
     json_decref(preview);
     return rc;
 }
 
 int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--confirm-name", NULL, true}, {0}};
-    static const char usage[] = "transfer <gid> <openid> [--confirm-name NAME] | transfer accept|decline <gid>";
+    static const char usage[] =
+        "transfer <gid> <openid> [--confirm-name NAME] | transfer accept|decline|withdraw <gid>";
     qun_args_t a;
     json_t *out;
     char path[512];
@@ -238,7 +272,10 @@ int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     /* Group ids are opaque "g_..." strings, so the words cannot be mistaken for one. */
     bool accept = strcmp(a.pos[0], "accept") == 0, decline = strcmp(a.pos[0], "decline") == 0;
-    if (accept || decline) {
+    if (strcmp(a.pos[0], "withdraw") == 0) {
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer", a.pos[1]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+    } else if (accept || decline) {
         rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer/%s", a.pos[1], a.pos[0]);
         if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
     } else {

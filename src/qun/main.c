@@ -51,6 +51,7 @@ static const command_t commands[] = {
     {"transfer", qun_cmd_transfer, "transfer <gid> <openid> [--confirm-name NAME]", "offer ownership to a member"},
     {"transfer", NULL, "transfer accept <gid>", "accept an ownership offer"},
     {"transfer", NULL, "transfer decline <gid>", "decline an ownership offer"},
+    {"transfer", NULL, "transfer withdraw <gid>", "withdraw your open ownership offer"},
     {"leave", qun_cmd_leave, "leave <gid>", "leave a group"},
     {"pay", qun_cmd_pay, "pay <gid> <amount> <shares> [--memo M]", "send a red packet"},
     {"claim", qun_cmd_claim, "claim <gid> <pid>", "claim a share of a red packet"},

@@ -14,7 +14,9 @@
 // the admin pages (dissolve protection on), a protected group's dissolution waits in
 // review and the org admin approves it in the inbox; the compliance role places and
 // releases a legal hold; the server admin sees the review queue and the webhook dead
-// letters and retries one.  Every step is photographed at desktop (1280x800) and phone
+// letters and retries one; a browser new to an account with an older phone gets a
+// step-up answer whose requirements are an object, sees what is still needed, and can
+// use the form again (and an undocumented shape gets a clear message).  Every step is photographed at desktop (1280x800) and phone
 // (390x844) width into SHOTS, and every photographed page passes axe-core (any
 // violation fails).  Any console error or uncaught page error fails the run.
 
@@ -99,6 +101,7 @@ async function newUser(browser, locale) {
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     if (user.goneExpected && /status of 410 \(Gone\)/.test(m.text())) return;
+    if (user.stepUpExpected && /status of 428/.test(m.text())) return;
     errors.push(`${locale} console: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => errors.push(`${locale} page error: ${e.message}`));
@@ -531,6 +534,51 @@ try {
     await shot(root.page, 'admin-dead-letters');
     await root.page.click('#dead-letters tbody tr [data-retry]');
     await root.page.waitForSelector('#toast.show:has-text("requeued")');
+  });
+
+  // A browser under 7 days old on an account that has an older device (the phone): the
+  // risk engine's new-device rule asks for a step-up beyond the QR approval, and the 428
+  // answer's requirements are an object {all, any_of, ...}, not a list.
+  const newcomer = await newUser(browser, 'en-US');
+  newcomer.stepUpExpected = true;
+  await step('a step-up answer (requirements as an object) is shown and the form comes back', async () => {
+    const page = newcomer.page;
+    await api('POST', '/v1/users', { username: 'cora', password: PASSWORD });
+    await setUpPhone('cora');
+    await api('POST', '/v1/test/clock', { advance: 7 * 86400 + 1 });
+    ownerPage = page; // approveAsPhone reads the QR link from this page
+    await page.goto(URL + '/');
+    await page.waitForSelector('#signin');
+    await page.fill('input[name=username]', 'cora');
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('#signin');
+    await page.waitForFunction(() => sessionStorage.getItem('qun.token'));
+    const g = await api('POST', '/v1/groups', { name: 'Choir' }, await tokenOf(page));
+    await page.goto(`${URL}/#/g/${g.id}`);
+    await page.waitForSelector('#dissolve-link');
+    await requestDissolution(page);
+    await confirmWithQr(page, 'Choir');
+    await page.waitForSelector('#requirements-needed', { timeout: 15000 });
+    const needed = await page.textContent('#requirements-needed');
+    check(/one of: .*(authenticator|passkey)/.test(needed), `the step-up is named: ${needed}`);
+    check(!/\[object Object\]|undefined/.test(needed), `readable: ${needed}`);
+    check((await page.textContent('#qr-state')).includes('asks for more'), 'the QR line no longer says only approved');
+    check(await page.isEnabled('#dissolve-btn'), 'the button is usable again');
+    check(!(await page.getAttribute('#confirm-name', 'readonly')), 'the name can be edited again');
+    check(page.url().endsWith('/dissolve'), 'nothing was dissolved');
+    await shot(page, 'step-up-object');
+    // A shape no version of the API documents: a clear message, and the form still works.
+    await page.route('**/dissolution', (route) => (route.request().method() !== 'POST' ? route.continue()
+      : route.fulfill({ status: 428, contentType: 'application/problem+json', body: JSON.stringify({
+        type: 'about:blank', title: 'more', status: 428, detail: 'more', code: 'VERIFICATION_REQUIRED', requirements: 'soon' }) })));
+    await page.click('#dissolve-btn');
+    await page.waitForSelector('#qr img');
+    await approveAsPhone(await page.getAttribute('#qr', 'data-challenge'));
+    await page.waitForSelector('#requirements-unexpected', { timeout: 15000 });
+    check((await page.textContent('#requirements-unexpected')).includes('does not understand'), 'the unexpected shape is said');
+    check(await page.isEnabled('#dissolve-btn'), 'the button is usable again after an unexpected shape');
+    await page.unroute('**/dissolution');
+    await shot(page, 'step-up-unexpected');
   });
 
   await step('no console errors', async () => {

@@ -116,7 +116,6 @@ const en = {
   'diss.password': 'Your password (step-up verification)',
   'diss.request': 'Dissolve the group',
   'diss.requested': 'Dissolution requested.',
-  'diss.needs': 'More is needed: {what}',
   'diss.bytes': '{n} bytes',
   'diss.retention': 'retained {duration}',
   'qr.title': 'Approve on your phone',
@@ -126,6 +125,7 @@ const en = {
   'qr.link': 'Cannot scan? The phone can open this link:',
   'qr.waiting': 'Waiting for your phone to approve…',
   'qr.approved': 'Approved on your phone.',
+  'qr.more_needed': 'Approved on your phone, but the server asks for more before it dissolves the group (see below).',
   'qr.expired': 'The code expired before it was approved. Press the button to get a new one.',
   'qr.no_device': 'You need another device with a registered key (the qun app on your phone) to approve a dissolution from the web.',
   'status.title': 'Dissolution of "{name}"',
@@ -217,6 +217,19 @@ const en = {
   'admin.outbox.requeued': '{n} deliveries requeued.',
   'error.generic': 'Something went wrong: {detail}',
   'error.network': 'The server cannot be reached.',
+  'error.LIFECYCLE_CONFLICT': 'An ownership transfer and a dissolution cannot be open at the same time: the owner withdraws the transfer offer (or the new owner declines it), or cancels the dissolution, first.',
+  'req.title': 'Still needed:',
+  'req.all': 'all of: {methods}',
+  'req.any_of': 'and one of: {methods}',
+  'req.review': 'a manual review approval',
+  'req.denied': 'nothing can approve this request now (the risk engine refuses it)',
+  'req.unexpected': 'The server asked for more verification in a form this console does not understand. Nothing was done; try again later or use the qun app.',
+  'req.method.confirm': 'the confirmation from the preview',
+  'req.method.typed_name': "the group's name typed back",
+  'req.method.device_key': "a signature with this device's key (passkey)",
+  'req.method.qr': 'an approval from another device of yours (QR code)',
+  'req.method.totp': 'a code from your authenticator app',
+  'req.method.password': 'your password again',
   'unit.d': '{n} d',
   'unit.h': '{n} h',
   'unit.m': '{n} min',
@@ -336,7 +349,6 @@ const zh = {
   'diss.password': '你的密码（二次验证）',
   'diss.request': '解散群',
   'diss.requested': '已提交解散申请。',
-  'diss.needs': '还需要：{what}',
   'diss.bytes': '{n} 字节',
   'diss.retention': '保留 {duration}',
   'qr.title': '在手机上批准',
@@ -346,6 +358,7 @@ const zh = {
   'qr.link': '无法扫描？手机可以打开此链接：',
   'qr.waiting': '正在等待手机批准…',
   'qr.approved': '已在手机上批准。',
+  'qr.more_needed': '已在手机上批准，但服务器在解散前还需要更多验证（见下方）。',
   'qr.expired': '二维码在批准前已过期。请按按钮获取新的二维码。',
   'qr.no_device': '要在网页上解散群组，你需要另一台已登记密钥的设备（手机上的 qun 应用）来批准。',
   'status.title': '“{name}”的解散',
@@ -437,6 +450,19 @@ const zh = {
   'admin.outbox.requeued': '已重新排队 {n} 个投递。',
   'error.generic': '出错了：{detail}',
   'error.network': '无法连接服务器。',
+  'error.LIFECYCLE_CONFLICT': '所有权转让和解散不能同时进行：请先由群主撤回转让邀请（或由新群主拒绝），或先取消解散。',
+  'req.title': '还需要：',
+  'req.all': '以下全部：{methods}',
+  'req.any_of': '以及其中之一：{methods}',
+  'req.review': '人工审核批准',
+  'req.denied': '目前无法批准此请求（风控拒绝）',
+  'req.unexpected': '服务器要求的额外验证格式本控制台无法识别。未执行任何操作；请稍后重试或使用 qun 应用。',
+  'req.method.confirm': '预览中的确认',
+  'req.method.typed_name': '重新输入群名称',
+  'req.method.device_key': '用本设备的密钥（通行密钥）签名',
+  'req.method.qr': '在你的另一台设备上批准（二维码）',
+  'req.method.totp': '身份验证器应用中的验证码',
+  'req.method.password': '再次输入密码',
   'unit.d': '{n} 天',
   'unit.h': '{n} 小时',
   'unit.m': '{n} 分钟',
@@ -461,6 +487,11 @@ export function setLanguage(l) {
   lang = l;
   localStorage.setItem('qun.lang', l);
   document.documentElement.lang = l === 'zh' ? 'zh-Hans' : 'en';
+}
+
+// Whether key has words (in the current language or in English).
+export function has(key) {
+  return key in dictionaries[lang] || key in en;
 }
 
 export function t(key, vars = {}) {

@@ -2,7 +2,7 @@
 // Small DOM helpers.  Text always goes in as text nodes (never innerHTML), so
 // nothing a user typed (group names, messages) can become markup.
 
-import { t } from './i18n.js';
+import { has, t } from './i18n.js';
 
 // h('button', {class: 'x', onclick: fn, disabled: true}, 'text', child, [more])
 export function h(tag, attrs = {}, ...children) {
@@ -49,10 +49,48 @@ export function toast(text) {
   toast.timer = setTimeout(() => el.classList.remove('show'), 4000);
 }
 
-// An error box inside a view, announced to screen readers.
+function methodName(m) {
+  return has('req.method.' + m) ? t('req.method.' + m) : String(m);
+}
+
+// The lines of a 428 answer's `requirements`, in every shape the API documents
+// (docs/openapi.yaml, Problem): an array of {method, how} (the platform's missing
+// methods, or a step-up password), or an object {all, any_of, review, denied} (a risk
+// step-up).  null for anything else, so the caller says so instead of breaking.
+export function requirementLines(reqs) {
+  const named = (a) => Array.isArray(a) && a.every((m) => typeof m === 'string');
+  if (Array.isArray(reqs)) {
+    if (!reqs.every((r) => r && typeof r.method === 'string')) return null;
+    return reqs.map((r) => (has('req.method.' + r.method) ? methodName(r.method) : `${r.method}: ${r.how ?? ''}`));
+  }
+  if (reqs && typeof reqs === 'object' && named(reqs.all) && named(reqs.any_of ?? [])) {
+    const lines = [];
+    if (reqs.all.length) lines.push(t('req.all', { methods: reqs.all.map(methodName).join(', ') }));
+    if (reqs.any_of?.length) lines.push(t('req.any_of', { methods: reqs.any_of.map(methodName).join(', ') }));
+    if (reqs.review) lines.push(t('req.review'));
+    if (reqs.denied) lines.push(t('req.denied'));
+    return lines.length ? lines : null;
+  }
+  return null;
+}
+
+// What a refusal that carries `requirements` still needs, as a list; an unknown shape
+// is a translated message, never an exception.
+export function requirementsBox(reqs) {
+  const lines = requirementLines(reqs);
+  if (!lines) return h('p', { class: 'error', role: 'alert', id: 'requirements-unexpected' }, t('req.unexpected'));
+  return h('div', { class: 'error', role: 'alert', id: 'requirements-needed' },
+    h('p', {}, t('req.title')), h('ul', {}, lines.map((l) => h('li', {}, l))));
+}
+
+// An error box inside a view, announced to screen readers.  A code the console has
+// words for is shown in the user's language; a 428 answer lists what it still needs.
 export function errorBox(err) {
-  const detail = err.code === 'NETWORK' ? t('error.network') : `${err.message} (${err.code})`;
-  return h('p', { class: 'error', role: 'alert' }, t('error.generic', { detail }));
+  let detail = err.code === 'NETWORK' ? t('error.network') : `${err.message} (${err.code})`;
+  if (err.code && has('error.' + err.code)) detail = `${t('error.' + err.code)} (${err.code})`;
+  const box = h('p', { class: 'error', role: 'alert', 'data-code': err.code }, t('error.generic', { detail }));
+  const reqs = err.problem?.requirements;
+  return reqs === undefined ? box : h('div', {}, box, requirementsBox(reqs));
 }
 
 export function badge(state) {

@@ -17,7 +17,7 @@
 
 import { api, ApiError, enc } from '../api.js';
 import { duration, t, when } from '../i18n.js';
-import { badge, busy, errorBox, field, h, toast } from '../ui.js';
+import { badge, busy, errorBox, field, h, requirementLines, toast } from '../ui.js';
 
 function impactTable(impact) {
   const rows = [
@@ -47,8 +47,10 @@ function previewDetails(p) {
       ? h('ul', { id: 'approvals-needed' }, p.approvals.map((a) => h('li', {}, t('diss.approval_from', { kind: a.kind, from: a.from }))))
       : h('p', { id: 'approvals-needed' }, t('diss.no_approvals')),
     h('h2', {}, t('diss.requirements')),
-    h('ul', { id: 'requirements' }, p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how)),
-      h('li', {}, h('code', {}, 'qr'), ': ', t('qr.requirement'))));
+    h('ul', { id: 'requirements' }, Array.isArray(p.requirements)
+      ? p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how))
+      : (requirementLines(p.requirements) ?? [t('req.unexpected')]).map((l) => h('li', {}, l)),
+    h('li', {}, h('code', {}, 'qr'), ': ', t('qr.requirement'))));
 }
 
 // JSON with sorted keys and no spaces: the text qun_params_digest hashes on the server.
@@ -156,7 +158,7 @@ export async function dissolveView([gid], ctx) {
 
   function showConfirm(p, params) {
     const typed = h('input', { name: 'confirm-name', id: 'confirm-name', autocomplete: 'off', spellcheck: false });
-    const needPassword = p.requirements.some((r) => r.method === 'password');
+    const needPassword = Array.isArray(p.requirements) && p.requirements.some((r) => r?.method === 'password');
     const password = needPassword ? h('input', { type: 'password', name: 'password', autocomplete: 'current-password' }) : null;
     const go = h('button', { type: 'submit', class: 'danger', id: 'dissolve-btn', disabled: true }, t('diss.request'));
     const slot = h('div');
@@ -184,11 +186,14 @@ export async function dissolveView([gid], ctx) {
         toast(t('diss.requested'));
         location.hash = `#/g/${gid}/dissolution`;
       } catch (e) {
-        const reqs = e instanceof ApiError && e.problem.requirements;
-        slot.replaceChildren(reqs ? h('p', { class: 'error', role: 'alert' },
-          t('diss.needs', { what: reqs.map((r) => `${r.method}: ${r.how}`).join('; ') }))
-          : e.code === 'DEVICE_NOT_TRUSTED' ? h('p', { class: 'error', role: 'alert', id: 'qr-no-device' }, t('qr.no_device'))
-            : errorBox(e));
+        // Whatever the answer, the form comes back: the name can be typed again and the
+        // button pressed again (a refused request spent no token or challenge).
+        slot.replaceChildren(e.code === 'DEVICE_NOT_TRUSTED'
+          ? h('p', { class: 'error', role: 'alert', id: 'qr-no-device' }, t('qr.no_device'))
+          : errorBox(e));
+        if (e instanceof ApiError && e.problem.requirements !== undefined) {
+          qrSlot.querySelector('#qr-state')?.replaceChildren(t('qr.more_needed'));
+        }
         typed.readOnly = false;
         update();
         (go.disabled ? typed : go).focus(); // disabling the button dropped the focus
