@@ -174,7 +174,8 @@ def test_import_judges_the_importer_and_the_members_as_they_are_now(srv, tmp_pat
     gid = make_group(owner, admins=[alice], members=[bob, carol], name="old team")
     expect(bob.post(f"/v1/groups/{gid}/messages", {"text": "before the export"}), 201)
     key, rcpt = keygen(tmp_path, "k.txt")
-    plain = plaintext(owner, exported(owner, gid, rcpt), key, tmp_path)
+    x = exported(owner, gid, rcpt)
+    plain = plaintext(owner, x, key, tmp_path)
 
     # Since the export: alice (an admin) was removed, bob left, carol became an admin and
     # dave joined.
@@ -203,6 +204,14 @@ def test_import_judges_the_importer_and_the_members_as_they_are_now(srv, tmp_pat
         [(alice.openid, "not_a_member_now"), (bob.openid, "not_a_member_now")])
     assert out["counts"]["members"] == 2 and out["counts"]["messages"] == 1
     assert out["group"] not in group_ids(alice) | group_ids(bob)
+
+    # `qun import` says who was not added and why.
+    env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"), QUN_URL=srv.url,
+               QUN_TOKEN=owner.token)
+    r = subprocess.run([QUN, "import", str(tmp_path / (x["id"] + ".age")), "-i", str(key)], capture_output=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"not added: {alice.openid} (no longer a member of the archived group)".encode() in r.stdout, r.stdout
 
     # An admin's copy: an admin adds members only, so the owner joins it as a member.
     out = expect(carol.post("/v1/imports", raw=plain), 201)
