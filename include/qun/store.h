@@ -77,6 +77,13 @@ qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
 #define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends, and event rows (one order) */
 #define QUN_IDEM_LOCK 0x71756e02   /* high bits of an Idempotency-Key's lock (router.c) */
 
+/* Outside any transaction, make what was deleted unrecoverable from the database's
+ * own files, as far as the backend allows (a purge calls it when it ends).  SQLite
+ * zeroes deleted content as it deletes (secure_delete) and keeps old page images only
+ * in its WAL: this checkpoints the WAL and truncates it to zero bytes (QUN_CONFLICT_RETRY
+ * when a reader's snapshot kept it from finishing).  A no-op on PostgreSQL, whose dead
+ * rows go with VACUUM (docs/postgres.md). */
+qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err);
 /* The backend's name: "sqlite" or "postgres" (static). */
 const char *qun_db_backend(qun_db_t *db);
 /* Inside the open transaction, signal channel to every listening connection when it

@@ -40,6 +40,8 @@ struct qun_import {
     bool adopted;        /* the blobs moved into the blob store */
     char content_digest[65];
     int64_t source_index;
+    int64_t source_id;   /* the archived group's row here (its id is ledger-proven) */
+    bool by_owner;       /* the importer owns the archived group now (else: an admin) */
 };
 
 void qun_import_free(qun_import_t *imp) {
@@ -310,20 +312,39 @@ static qun_rc check_proof(qun_db_t *db, qun_import_t *imp, const char *content, 
     return QUN_OK;
 }
 
-/* The importer is an owner or admin in the archive.  Not merely its exporter: a
- * member's own copy (self-export) must not let them add everyone to a group. */
-static qun_rc check_importer(qun_import_t *imp, const qun_actor_t *a, qun_err_t *err) {
-    bool ok = false;
-    size_t i;
-    json_t *m;
-    json_array_foreach(imp->members, i, m) {
-        const char *role = jstr(m, "role");
-        if (strcmp(jstr(m, "openid"), a->openid) == 0 &&
-            (strcmp(role, "owner") == 0 || strcmp(role, "admin") == 0))
-            ok = true;
-    }
-    return ok ? QUN_OK
-              : qun_fail(err, QUN_IMPORT_FORBIDDEN, "only an owner or admin of the archived group may import it");
+/* The importer's right is judged on the archived group as it is now, never on the
+ * roles the archive recorded (docs/archive-format.md, "Who may import"): an admin
+ * removed since the export, or a member of a self-export, has no standing.  The group
+ * is found by the id its `export.content` entry names (check_proof holds, so the id
+ * is this server's).  A group that is dissolved (or purging, purged) is not rebuilt:
+ * its content follows the disposition, and the owner restores it within the grace.
+ * While a dissolution is open only the owner, who could cancel it, may import. */
+static qun_rc check_importer(qun_db_t *db, qun_import_t *imp, const qun_actor_t *a, qun_err_t *err) {
+    const char *gid = jstr(json_object_get(imp->manifest, "group"), "id");
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT g.id, g.state, COALESCE(m.role, '') FROM groups g LEFT JOIN members m "
+                           "ON m.group_id = g.id AND m.user_id = $2 WHERE g.gid = $1", "si", gid, a->uid);
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_IMPORT_FORBIDDEN, "the archived group %.40s is not on this server", gid);
+    if (rc != QUN_ROW) return rc;
+    char state[16], role[16];
+    imp->source_id = qun_q_col_int(q, 0);
+    snprintf(state, sizeof state, "%s", qun_q_col_text(q, 1));
+    snprintf(role, sizeof role, "%s", qun_q_col_text(q, 2));
+    qun_q_done(q);
+    if (strcmp(state, "dissolved") == 0 || strcmp(state, "purging") == 0 || strcmp(state, "purged") == 0)
+        return qun_fail(err, QUN_IMPORT_SOURCE_GONE,
+                        "group %s is %s: what an archive of it holds follows its dissolution's disposition%s", gid, state,
+                        strcmp(state, "dissolved") == 0 ? " (its owner may restore it within the purge grace)" : "");
+    imp->by_owner = strcmp(role, "owner") == 0;
+    if (!imp->by_owner && strcmp(role, "admin") != 0)
+        return qun_fail(err, QUN_IMPORT_FORBIDDEN, "only a current owner or admin of group %s may import it; you are %s",
+                        gid, role[0] ? role : "not a member");
+    if (!imp->by_owner && strcmp(state, "active") != 0)
+        return qun_fail(err, QUN_IMPORT_FORBIDDEN, "group %s has a dissolution in %s: only its owner may import it now",
+                        gid, state);
+    return QUN_OK;
 }
 
 qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, size_t len, qun_import_t **out,
@@ -352,6 +373,7 @@ qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, siz
         else if (archive_read_open_memory(rd.ar, buf, len) != ARCHIVE_OK)
             rc = bad(err, "not a zstd-compressed tar archive", rd.ar);
     }
+    bool zstd_checked = false;
     while (rc == QUN_OK) {
         struct archive_entry *e;
         int r = archive_read_next_header(rd.ar, &e);
@@ -359,6 +381,19 @@ qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, siz
         if (r != ARCHIVE_OK) {
             rc = bad(err, "the archive is corrupted or truncated", rd.ar);
             break;
+        }
+        if (!zstd_checked) {
+            /* libarchive reads a plain tar as readily as a compressed one; the format
+             * is zstd, and a client sending anything else has the wrong bytes. */
+            bool zstd = false;
+            for (int i = 0; i < archive_filter_count(rd.ar); i++) zstd |= archive_filter_code(rd.ar, i) == ARCHIVE_FILTER_ZSTD;
+            if (!zstd) {
+                rc = qun_fail(err, QUN_IMPORT_NOT_ZSTD,
+                              "the body is a tar that is not zstd-compressed: send the plaintext `age -d` yields "
+                              "from the .age file, which is the zstd-compressed tar");
+                break;
+            }
+            zstd_checked = true;
         }
         rc = read_member(&rd, e, err);
     }
@@ -396,7 +431,7 @@ qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, siz
         if (!json_is_array(imp->members))
             rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "members.json is not a JSON array");
     }
-    if (rc == QUN_OK) rc = check_importer(imp, a, err);
+    if (rc == QUN_OK) rc = check_importer(db, imp, a, err); /* early, before any byte is adopted */
     /* Verified: the bytes move into the blob store (as an upload's do before its row). */
     for (size_t i = 0; rc == QUN_OK && i < imp->nblobs; i++) {
         char path[800];
@@ -447,6 +482,17 @@ static qun_rc next_line(FILE *f, const char *name, char **line, size_t *cap, jso
     return json_is_object(*o) ? QUN_OK : qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "a line of %s is not a JSON object", name);
 }
 
+/* Why an archived member is not added (the "skipped" list of the answer). */
+static void skip(json_t *skipped, const char *openid, const char *reason) {
+    json_array_append_new(skipped, json_pack("{s:s, s:s}", "openid", openid, "reason", reason));
+}
+
+/* The members of the rebuilt group, added by today's rules for adding members
+ * (qun_member_add): only people who are members of the archived group now (someone who
+ * left or was removed since the export is not put back; someone who joined since was
+ * never in the archive), each with the role the importer may give today: their current
+ * role when the importer owns the group (its owner's seat is the importer's), and
+ * `member` when an admin imports, since admins appoint no admins. */
 static qun_rc add_members(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp, int64_t gid_id, json_t *skipped,
                           int64_t *count, qun_err_t *err) {
     size_t i;
@@ -454,7 +500,7 @@ static qun_rc add_members(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
     qun_rc rc = QUN_OK;
     *count = 1; /* the importer, owner since the group was created */
     json_array_foreach(imp->members, i, m) {
-        const char *openid = jstr(m, "openid"), *role = jstr(m, "role");
+        const char *openid = jstr(m, "openid");
         if (strcmp(openid, a->openid) == 0) {
             rc = qun_db_run(db, NULL, err, "UPDATE members SET joined_at = $3 WHERE group_id = $1 AND user_id = $2",
                             "iii", gid_id, a->uid, jint(m, "joined_at"));
@@ -465,12 +511,20 @@ static qun_rc add_members(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
         rc = user_id(db, openid, &uid, err);
         if (rc != QUN_OK) return rc;
         if (!uid) {
-            json_array_append_new(skipped, json_string(openid));
+            skip(skipped, openid, "no_account");
             continue;
         }
-        /* One owner: the importer.  The archive's owner, when someone else, is an admin. */
-        if (strcmp(role, "owner") == 0) role = "admin";
-        if (strcmp(role, "admin") != 0) role = "member";
+        qun_q_t *q;
+        char role[16];
+        rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii", imp->source_id,
+                        uid);
+        if (rc == QUN_DONE) {
+            skip(skipped, openid, "not_a_member_now");
+            continue;
+        }
+        if (rc != QUN_ROW) return rc;
+        snprintf(role, sizeof role, "%s", imp->by_owner && strcmp(qun_q_col_text(q, 0), "admin") == 0 ? "admin" : "member");
+        qun_q_done(q);
         rc = qun_db_run(db, NULL, err, "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
                         "iisi", gid_id, uid, role, jint(m, "joined_at"));
         if (rc == QUN_DONE) rc = qun_event_member(db, "member.added", gid_id, uid, err);
@@ -601,12 +655,15 @@ static qun_rc add_payments(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
 
 qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp, json_t **out, qun_err_t *err) {
     for (int i = 0; i < NPARTS; i++) rewind(imp->part[i]); /* a retried transaction reads them again */
+    /* The importer's standing again, on the writer: it may have changed since staging. */
+    qun_rc rc = check_importer(db, imp, a, err);
+    if (rc != QUN_OK) return rc;
     json_t *m = imp->manifest, *g = json_object_get(m, "group");
     const char *kind = jstr(g, "kind");
     /* Kinds that need an org or regions come back as standard groups. */
     const char *new_kind = strcmp(kind, "finance") == 0 ? "finance" : "standard";
     json_t *group = NULL, *skipped = json_array();
-    qun_rc rc = qun_group_create(db, a, jstr(g, "name"), new_kind, NULL, NULL, &group, err);
+    rc = qun_group_create(db, a, jstr(g, "name"), new_kind, NULL, NULL, &group, err);
     char gid[QUN_ID_MAX] = "";
     int64_t gid_id = 0, members = 0, messages = 0, files = 0, payments = 0, index = -1;
     if (rc == QUN_OK) {
@@ -642,8 +699,12 @@ qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
         json_decref(skipped);
         return rc;
     }
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:I}", "group", gid, "name", jstr(g, "name"), "kind",
-                     new_kind, "original_kind", kind, "source", source, "counts", counts, "skipped_members", skipped,
-                     "ledger_index", (json_int_t)index);
+    json_t *openids = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(skipped, i, e) json_array_append(openids, json_object_get(e, "openid"));
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I}", "group", gid, "name", jstr(g, "name"), "kind",
+                     new_kind, "original_kind", kind, "source", source, "counts", counts, "skipped_members", openids,
+                     "skipped", skipped, "ledger_index", (json_int_t)index);
     return QUN_OK;
 }

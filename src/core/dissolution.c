@@ -158,8 +158,22 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
     int64_t pays = count(db, "SELECT COUNT(*) FROM payments WHERE group_id = $1", g->id);
     int64_t lines = count(db, "SELECT COUNT(*) FROM bill_lines b JOIN payments p ON p.pid = b.payment_openid "
                               "WHERE p.group_id = $1", g->id);
+    int64_t exports = count(db, "SELECT COUNT(*) FROM exports WHERE group_id = $1 AND purged_at IS NULL", g->id);
+    int64_t export_bytes = count(db, "SELECT COALESCE(SUM(size), 0) FROM exports WHERE group_id = $1 AND purged_at IS NULL",
+                                 g->id);
+    int64_t grants = count(db, "SELECT COUNT(*) FROM export_grants WHERE group_id = $1", g->id);
+    bool held = count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g->id) > 0;
     bool del = strcmp(messages, "delete") == 0;
-    return json_pack(
+    /* Every export holds the group's messages and file bytes, so its server copy goes
+     * with the purge, which waits for the messages' and files' retention and for any
+     * legal hold; a copy a member downloaded is theirs. */
+    json_t *x = json_pack("{s:{s:I, s:I, s:s, s:s, s:b}, s:{s:I, s:s, s:b}}",
+        "exports", "count", (json_int_t)exports, "bytes", (json_int_t)export_bytes, "rule",
+        "server copies (whole-group archives and members' own copies) deleted with the purge; "
+        "copies already downloaded stay with whoever holds them", "kept_by",
+        held ? "legal_hold" : r->retain_messages || r->retain_files ? "retention" : "none", "held", held,
+        "grants", "count", (json_int_t)grants, "rule", "storage grants deleted with the purge", "held", held);
+    json_t *o = json_pack(
         "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}",
         "members", "count", (json_int_t)g->member_count,
         "messages", "count", (json_int_t)msgs, "rule",
@@ -169,6 +183,9 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         "payments", "count", (json_int_t)pays, "rule", "group payment records retained, then purged",
         "retention_seconds", (json_int_t)r->retain_payments,
         "bill_lines", "count", (json_int_t)lines, "rule", "personal bill lines are never purged");
+    if (o && x) json_object_update(o, x);
+    json_decref(x);
+    return o;
 }
 
 static qun_rc preview_group(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g, qun_err_t *err) {

@@ -3,7 +3,8 @@
  * group's exports without a user session.  A grant is a token `qgr_<grid>_<secret>`:
  * the public id finds the row, the SHA-256 of the 32-byte secret is all the store
  * keeps, compared in constant time.  A grant covers the finished whole-group exports
- * of its group only (never a member's own copy), expires, and can be revoked;
+ * of its group only (never a member's own copy), expires, can be revoked, and is
+ * deleted with its group's purge (jobs/purge.c);
  * issuing, each download and revocation are ledgered (`grant.issued`, `grant.used`,
  * `grant.revoked`). */
 #include <sodium.h>
@@ -170,7 +171,7 @@ qun_rc qun_grant_exports(qun_db_t *db, const char *token, json_t **out, qun_err_
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
                     "SELECT xid, digest, size, ledger_index, created_at, finished_at FROM exports WHERE group_id = $1 "
-                    "AND scope = 'group' AND state = 'done' ORDER BY id DESC LIMIT 100", "i", group_id);
+                    "AND scope = 'group' AND state = 'done' AND purged_at IS NULL ORDER BY id DESC LIMIT 100", "i", group_id);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
         json_array_append_new(items, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "id", qun_q_col_text(q, 0), "digest",
                                                qun_q_col_text(q, 1), "size", (json_int_t)qun_q_col_int(q, 2),
@@ -191,17 +192,19 @@ qun_rc qun_grant_download(qun_db_t *db, const char *token, const char *xid, char
     qun_rc rc = qun_grant_auth(db, token, &grant_id, &group_id, err);
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err, "SELECT group_id, scope, state, digest, size FROM exports WHERE xid = $1", "s", xid);
-    if (rc == QUN_DONE) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %.40s", xid);
+    /* Another group's export, a member's own copy, a purged one and an id that never
+     * existed get one answer: a grant holder learns nothing about exports it does not
+     * cover (not even that they exist). */
+    rc = qun_db_run(db, &q, err,
+                    "SELECT state, digest, size FROM exports WHERE xid = $1 AND group_id = $2 AND scope = 'group' "
+                    "AND purged_at IS NULL", "si", xid, group_id);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %.40s under this grant", xid);
     if (rc != QUN_ROW) return rc;
-    bool mine = qun_q_col_int(q, 0) == group_id, whole = strcmp(qun_q_col_text(q, 1), "group") == 0;
     char state[16], digest[65];
-    snprintf(state, sizeof state, "%s", qun_q_col_text(q, 2));
-    snprintf(digest, sizeof digest, "%s", qun_q_col_null(q, 3) ? "" : qun_q_col_text(q, 3));
-    int64_t bytes = qun_q_col_int(q, 4);
+    snprintf(state, sizeof state, "%s", qun_q_col_text(q, 0));
+    snprintf(digest, sizeof digest, "%s", qun_q_col_null(q, 1) ? "" : qun_q_col_text(q, 1));
+    int64_t bytes = qun_q_col_int(q, 2);
     qun_q_done(q);
-    if (!mine) return qun_fail(err, QUN_GRANT_SCOPE, "this grant covers another group's exports");
-    if (!whole) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %.40s under this grant", xid);
     if (strcmp(state, "done") != 0) return qun_fail(err, QUN_EXPORT_NOT_READY, "export %s is %s", xid, state);
     char gid[QUN_ID_MAX], gstate[16], grid[QUN_ID_MAX];
     rc = group_gid(db, group_id, gid, gstate, err);

@@ -1096,7 +1096,7 @@ qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, js
 static qun_rc load(qun_db_t *db, const qun_actor_t *a, const char *xid, qun_q_t **q, qun_err_t *err) {
     qun_rc rc = qun_db_run(db, q, err,
                            "SELECT e.xid, g.gid, e.state, e.progress, e.digest, e.size, e.ledger_index, e.error, "
-                           "e.created_at, e.finished_at, e.requester_id, e.recipients, e.desensitize, e.scope "
+                           "e.created_at, e.finished_at, e.requester_id, e.recipients, e.desensitize, e.scope, e.purged_at "
                            "FROM exports e JOIN groups g ON g.id = e.group_id WHERE e.xid = $1", "s", xid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %s of yours", xid);
     if (rc != QUN_ROW) return rc;
@@ -1126,6 +1126,7 @@ qun_rc qun_export_get(qun_db_t *db, const qun_actor_t *a, const char *xid, json_
     if (strcmp(state, "failed") == 0) json_object_set_new(o, "error", json_string(qun_q_col_text(q, 7)));
     json_object_set_new(o, "scope", json_string(qun_q_col_text(q, 13)));
     if (!qun_q_col_null(q, 9)) json_object_set_new(o, "finished_at", json_integer(qun_q_col_int(q, 9)));
+    if (!qun_q_col_null(q, 14)) json_object_set_new(o, "purged_at", json_integer(qun_q_col_int(q, 14)));
     qun_q_done(q);
     *out = o;
     return QUN_OK;
@@ -1136,10 +1137,11 @@ qun_rc qun_export_file(qun_db_t *db, const qun_actor_t *a, const char *xid, char
     qun_q_t *q;
     qun_rc rc = load(db, a, xid, &q, err);
     if (rc != QUN_OK) return rc;
-    bool done = strcmp(qun_q_col_text(q, 2), "done") == 0;
+    bool done = strcmp(qun_q_col_text(q, 2), "done") == 0, purged = !qun_q_col_null(q, 14);
     char state[16];
     snprintf(state, sizeof state, "%s", qun_q_col_text(q, 2));
     qun_q_done(q);
+    if (purged) return qun_fail(err, QUN_EXPORT_PURGED, "export %s was deleted with its group's purge", xid);
     if (!done) return qun_fail(err, QUN_EXPORT_NOT_READY, "export %s is %s", xid, state);
     snprintf(path, size, "%s/exports/%s.age", qun_core_cfg.data_dir, xid);
     return QUN_OK;

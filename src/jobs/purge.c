@@ -2,12 +2,16 @@
 /* Reclamation after a dissolution.  purge_group removes, in this order and one
  * bounded batch per transaction: messages (when the owner chose delete), the group's
  * file references (dropping blobs whose count reaches zero, queueing their unlink and
- * a CDN-purge outbox event each), and memberships; then it writes the purge receipt
- * and moves the group to `purged`.  purge_payments, due when the retention ends,
+ * a CDN-purge outbox event each), the server copies of its exports (whole-group
+ * archives and members' own copies alike: each holds the group's messages and file
+ * bytes), its storage grants, the message events that carry message text, and
+ * memberships; then it writes the purge receipt and moves the group to `purged`.
+ * A legal hold defers all of it (gate).  purge_payments, due when the retention ends,
  * removes the group's payment records; personal bill lines are never touched.
  * Every batch updates the job's progress counters in its own transaction, so the
  * counts in the receipt are exact even across kill -9. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -145,6 +149,59 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+/* Remove a file the purge owns; a file already gone (a step retried after a crash
+ * between the unlink and its commit) is fine. */
+static qun_rc remove_file(const char *path, qun_err_t *err) {
+    if (unlink(path) != 0 && errno != ENOENT)
+        return qun_fail(err, QUN_STORE, "cannot unlink %s: %s", path, strerror(errno));
+    return QUN_OK;
+}
+
+/* The server copies of the group's exports, one batch: each archive's file goes, and
+ * its row is marked purged in the same transaction as the count, so a crash between
+ * the unlink and the commit only makes the retried step find the file gone.  An
+ * export still being written would leave its file behind after its row was passed:
+ * the step waits for it (*defer) instead. */
+static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *more, int64_t *defer, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT COUNT(*) FROM exports WHERE group_id = $1 AND state = 'running'", "i",
+                           group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    int64_t running = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    if (running > 0) {
+        *defer = qun_now() + 2;
+        *more = true;
+        return QUN_OK;
+    }
+    int64_t batch = qun_core_cfg.purge_batch, n = 0;
+    typedef struct { int64_t id, size; char xid[QUN_ID_MAX]; } row_t;
+    row_t *rows = calloc((size_t)batch, sizeof *rows);
+    if (!rows) return qun_fail(err, QUN_NOMEM, "out of memory");
+    rc = qun_db_run(db, &q, err, "SELECT id, xid, COALESCE(size, 0) FROM exports WHERE group_id = $1 AND purged_at IS NULL "
+                    "ORDER BY id LIMIT $2", "ii", group_id, batch);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        rows[n].id = qun_q_col_int(q, 0);
+        snprintf(rows[n].xid, sizeof rows[n].xid, "%s", qun_q_col_text(q, 1));
+        rows[n++].size = qun_q_col_int(q, 2);
+    }
+    for (int64_t i = 0; rc == QUN_DONE && i < n; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/exports/%s.age", qun_core_cfg.data_dir, rows[i].xid);
+        rc = remove_file(path, err);
+        snprintf(path, sizeof path, "%s/exports/%s.age.part", qun_core_cfg.data_dir, rows[i].xid);
+        if (rc == QUN_OK) rc = remove_file(path, err);
+        if (rc == QUN_OK)
+            rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii", rows[i].id, qun_now());
+        if (rc != QUN_DONE) break;
+        bump(p, "exports_deleted", 1);
+        bump(p, "export_bytes_deleted", rows[i].size);
+    }
+    free(rows);
+    *more = n == batch;
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
 /* Whether the purge may run now: a restored group ends the job, a hold defers it. */
 static qun_rc gate(qun_db_t *db, int64_t group_id, int64_t ref_id, bool *finished, int64_t *defer, bool *go,
                    qun_err_t *err) {
@@ -186,6 +243,10 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         json_object_set_new(p, "files_removed", json_integer(0));
         json_object_set_new(p, "blobs_released", json_integer(0));
         json_object_set_new(p, "cdn_purges_queued", json_integer(0));
+        json_object_set_new(p, "exports_deleted", json_integer(0));
+        json_object_set_new(p, "export_bytes_deleted", json_integer(0));
+        json_object_set_new(p, "grants_deleted", json_integer(0));
+        json_object_set_new(p, "message_events_deleted", json_integer(0));
         json_object_set_new(p, "members_removed", json_integer(0));
         rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = 'purging', updated_at = $2 WHERE id = $1 AND state = 'dissolved'",
                         "ii", group_id, qun_now());
@@ -201,7 +262,24 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("files"));
     } else if (strcmp(phase, "files") == 0) {
         rc = purge_files(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("members"));
+        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("exports"));
+    } else if (strcmp(phase, "exports") == 0) {
+        rc = purge_exports(db, group_id, p, &more, defer, err);
+        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("grants"));
+    } else if (strcmp(phase, "grants") == 0) {
+        /* A grant reaches nothing once the exports are gone; its row (label, secret
+         * hash) goes too.  Issuing and revoking stay in the ledger. */
+        rc = qun_db_run(db, NULL, err, "DELETE FROM export_grants WHERE group_id = $1", "i", group_id);
+        if (rc == QUN_DONE) bump(p, "grants_deleted", qun_db_changes(db));
+        /* The replayable message events carry the text (GET /v1/events). */
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE group_id = $1 AND topic = 'message.created'", "i",
+                            group_id);
+        if (rc == QUN_DONE) {
+            bump(p, "message_events_deleted", qun_db_changes(db));
+            json_object_set_new(p, "phase", json_string("members"));
+        }
+        rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "members") == 0) {
         rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {

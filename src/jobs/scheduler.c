@@ -191,6 +191,20 @@ static bool stopping(qun_jobs_t *j) {
     return s;
 }
 
+/* After a purge, the database's own files must not keep what it deleted (the SQLite
+ * WAL's old page images).  A reader in the way is waited for a few times; a WAL that
+ * still could not be truncated is logged, and the next purge tries again. */
+static void scrub(qun_jobs_t *j) {
+    qun_err_t err = {{0}, {0}};
+    qun_rc rc = QUN_OK;
+    for (int i = 0; i < 20 && !stopping(j); i++) {
+        rc = qun_db_scrub(j->db, &err);
+        if (rc != QUN_CONFLICT_RETRY) break;
+        pause_ms(50);
+    }
+    if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files after a purge: %s", err.msg);
+}
+
 static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
     qun_err_t err = {{0}, {0}};
     while (!r->finished && !stopping(j)) {
@@ -207,6 +221,7 @@ static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
             unlinked = 0;
             qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
         } while (unlinked > 0);
+        if (r->finished && r->step == qun_purge_group_step) scrub(j);
         if (j->pause_ms > 0 && !r->finished) pause_ms(j->pause_ms);
     }
 }

@@ -119,8 +119,14 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv) {
                (long long)qun_jint(n, "messages"), (long long)qun_jint(n, "files"), (long long)qun_jint(n, "payments"),
                (long long)qun_jint(json_object_get(out, "source"), "ledger_index"),
                (long long)qun_jint(out, "ledger_index"));
-        size_t skipped = json_array_size(json_object_get(out, "skipped_members"));
-        if (skipped) printf("%zu members of the archive are not users here and were skipped\n", skipped);
+        /* Who of the archive was not added, and why (no account here, or no longer a
+         * member of the archived group). */
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(out, "skipped"), i, e)
+            printf("not added: %s (%s)\n", qun_jstr_or(e, "openid", "?"),
+                   strcmp(qun_jstr_or(e, "reason", ""), "no_account") == 0 ? "no account on this server"
+                                                                            : "no longer a member of the archived group");
     }
     json_decref(out);
     return QUN_EXIT_OK;

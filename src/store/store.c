@@ -85,6 +85,10 @@ qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
 
 const char *qun_db_backend(qun_db_t *db) { return DB_OPS(db)->name; }
 
+qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err) {
+    return DB_OPS(db)->scrub ? DB_OPS(db)->scrub(db, err) : QUN_OK;
+}
+
 qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
     return DB_OPS(db)->notify ? DB_OPS(db)->notify(db, channel, err) : QUN_OK;
 }

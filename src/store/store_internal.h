@@ -48,6 +48,9 @@ typedef struct qun_store_ops {
     qun_rc (*read_begin)(qun_db_t *db, qun_err_t *err);
     void (*read_end)(qun_db_t *db);
     qun_rc (*xlock)(qun_db_t *db, int64_t key, qun_err_t *err);
+    /* Optional (NULL on PostgreSQL): drop the copies of deleted rows the backend's own
+     * files still hold (the SQLite WAL). */
+    qun_rc (*scrub)(qun_db_t *db, qun_err_t *err);
     /* Optional (NULL on SQLite): notifications between processes. */
     qun_rc (*notify)(qun_db_t *db, const char *channel, qun_err_t *err);
     qun_rc (*listen)(qun_db_t *db, const char *channel, qun_err_t *err);

@@ -101,7 +101,10 @@ static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_
     }
     sqlite3_busy_timeout(db->h, 5000);
     qun_rc r = qun_db_exec(db,
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+        /* What is purged is gone: deleted rows are overwritten with zeros, in their
+         * pages and on the freelist, instead of lingering in the file. */
+        "PRAGMA secure_delete=ON;", err);
     if (r == QUN_OK && migrate_now) r = migrate(db, err);
     if (r == QUN_OK && readonly) r = qun_db_exec(db, "PRAGMA query_only=1", err);
     if (r != QUN_OK) {
@@ -263,6 +266,17 @@ static void sq_read_end(qun_db_t *db) {
     run_cached(db, "COMMIT", &ignore);
 }
 
+/* The WAL still holds the page images from before a delete: checkpoint them into the
+ * (zeroed) database and truncate the WAL. */
+static qun_rc sq_scrub(qun_db_t *db, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "PRAGMA wal_checkpoint(TRUNCATE)", "");
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
+    bool busy = qun_q_col_int(q, 0) != 0;
+    qun_q_done(q);
+    return busy ? qun_fail(err, QUN_CONFLICT_RETRY, "a reader kept the WAL checkpoint from finishing") : QUN_OK;
+}
+
 static void sq_init(void) {
     /* SQLite's memory statistics take a process-wide mutex on every allocation;
      * qund does not read them, and every loop thread paid for them. */
@@ -292,4 +306,5 @@ const qun_store_ops_t qun_sqlite_ops = {
     .release = sq_release,
     .read_begin = sq_read_begin,
     .read_end = sq_read_end,
+    .scrub = sq_scrub,
 };

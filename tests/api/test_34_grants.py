@@ -78,10 +78,16 @@ def test_a_grant_downloads_the_groups_exports_until_revoked(srv, tmp_path):
     expect(app(srv.url, forged, "/v1/grant/exports"), 401, "GRANT_INVALID")
     expect(app(srv.url, "qgr_x", "/v1/grant/exports"), 401, "GRANT_INVALID")
 
-    # Another group's export is out of scope.
+    # Another group's export is out of scope, and answered exactly as an id that never
+    # existed: the grant holder cannot tell that it exists.
     other = make_group(owner, name="other")
     y = exported(owner, other, recipient)
-    expect(app(srv.url, tok, f"/v1/grant/exports/{y['id']}/download"), 403, "GRANT_SCOPE")
+    foreign = app(srv.url, tok, f"/v1/grant/exports/{y['id']}/download")
+    unknown = app(srv.url, tok, "/v1/grant/exports/x_AAAAAAAAAAAAAAAAAAAAAA/download")
+    for r in (foreign, unknown):
+        expect(r, 404, "EXPORT_NOT_FOUND")
+    strip = lambda r, xid: {k: v.replace(xid, "ID") if isinstance(v, str) else v for k, v in r.json().items()}
+    assert strip(foreign, y["id"]) == strip(unknown, "x_AAAAAAAAAAAAAAAAAAAAAA")
     expect(owner.delete(f"/v1/groups/{other}/grants/{g['id']}"), 404, "GRANT_NOT_FOUND")
 
     assert expect(owner.get(f"/v1/groups/{gid}/grants"), 200)["items"][0]["uses"] == 1

@@ -2,6 +2,12 @@
 /* Unit tests of src/core/dissolution.c and src/jobs/purge.c on an in-memory store:
  * the confirmation token's bindings, the mark, and purge steps that are rolled back
  * halfway (a simulated crash) and resumed without double counting. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "qun/core.h"
 #include "qun/jobs.h"
 #include "qun/policy.h"
@@ -80,6 +86,32 @@ int main(void) {
     CHECK(qun_message_post(db, &member, gid, "late", &out, &err) == QUN_GROUP_GONE);
     qun_clock_advance(7 * 86400); /* past the purge grace */
 
+    /* The group's exports (250 rows, each with its .age file; one also with a leftover
+     * .part) and grants: the purge deletes them in batches too. */
+    char dir[] = "/tmp/qun-unit-purge-XXXXXX", path[600];
+    CHECK(mkdtemp(dir) != NULL);
+    qun_core_cfg.data_dir = dir;
+    snprintf(path, sizeof path, "%s/exports", dir);
+    CHECK(mkdir(path, 0700) == 0);
+    for (int i = 0; i < 250; i++) {
+        char xid[32];
+        snprintf(xid, sizeof xid, "x_unit%03d", i);
+        CHECK(qun_db_run(db, NULL, &err,
+                         "INSERT INTO exports(xid, group_id, requester_id, recipients, state, size, created_at, scope) "
+                         "SELECT $1, id, owner_id, '[]', 'done', $2, 0, $3 FROM groups WHERE gid = $4", "siss", xid,
+                         (int64_t)(i + 1), i % 5 ? "group" : "self", gid) == QUN_DONE);
+        snprintf(path, sizeof path, "%s/exports/%s.age%s", dir, xid, i == 7 ? ".part" : "");
+        FILE *f = fopen(path, "w");
+        CHECK(f && fputs("ciphertext", f) >= 0 && fclose(f) == 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        char grid[32];
+        snprintf(grid, sizeof grid, "gr_unit%d", i);
+        CHECK(qun_db_run(db, NULL, &err,
+                         "INSERT INTO export_grants(grid, group_id, secret_hash, created_by, created_at, expires_at) "
+                         "SELECT $1, id, 'h', owner_id, 0, 1 FROM groups WHERE gid = $2", "ss", grid, gid) == QUN_DONE);
+    }
+
     /* Purge in steps; every other step is rolled back as if qund died before commit. */
     qun_core_cfg.purge_batch = 100;
     CHECK(qun_db_run(db, &q, &err, "SELECT id, group_id, ref_id FROM jobs WHERE kind = 'purge_group'", "") == QUN_ROW);
@@ -102,6 +134,22 @@ int main(void) {
     CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") == 1236); /* + notice + "still here" */
     CHECK(count("SELECT json_extract(receipt, '$.members_removed') FROM dissolutions") == 2);
     CHECK(count("SELECT COUNT(*) FROM groups WHERE state = 'purged'") == 1);
+    CHECK(count("SELECT json_extract(receipt, '$.exports_deleted') FROM dissolutions") == 250);
+    CHECK(count("SELECT json_extract(receipt, '$.export_bytes_deleted') FROM dissolutions") == 250 * 251 / 2);
+    CHECK(count("SELECT json_extract(receipt, '$.grants_deleted') FROM dissolutions") == 3);
+    CHECK(count("SELECT json_extract(receipt, '$.message_events_deleted') FROM dissolutions") == 1236);
+    CHECK(count("SELECT COUNT(*) FROM exports WHERE purged_at IS NULL") == 0);
+    CHECK(count("SELECT COUNT(*) FROM export_grants") == 0);
+    CHECK(count("SELECT COUNT(*) FROM events WHERE topic = 'message.created'") == 0);
+    snprintf(path, sizeof path, "%s/exports", dir);
+    DIR *d = opendir(path);
+    CHECK(d != NULL);
+    int left = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') left++;
+    closedir(d);
+    CHECK(left == 0); /* every .age and the .part are gone */
+    CHECK(rmdir(path) == 0 && rmdir(dir) == 0);
 
     json_decref(del);
     json_decref(keep);

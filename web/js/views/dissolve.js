@@ -28,6 +28,12 @@ function impactTable(impact) {
       `${impact.payments.rule}; ${t('diss.retention', { duration: duration(impact.payments.retention_seconds) })}`],
     ['diss.bill_lines', impact.bill_lines.count, impact.bill_lines.rule],
   ];
+  // Exports and grants go with the purge; older servers do not list them.
+  const held = (e) => (e.held ? `${e.rule}; ${t('diss.held')}` : e.rule);
+  if (impact.exports) {
+    rows.push(['diss.exports', `${impact.exports.count} (${t('diss.bytes', { n: impact.exports.bytes })})`, held(impact.exports)]);
+  }
+  if (impact.grants) rows.push(['diss.grants', impact.grants.count, held(impact.grants)]);
   return h('table', { class: 'impact', id: 'impact' },
     h('caption', {}, t('diss.impact')),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('diss.what')), h('th', { scope: 'col' }, t('diss.count')), h('th', { scope: 'col' }, t('diss.rule')))),
