@@ -571,8 +571,13 @@ try {
     await page.route('**/dissolution', (route) => (route.request().method() !== 'POST' ? route.continue()
       : route.fulfill({ status: 428, contentType: 'application/problem+json', body: JSON.stringify({
         type: 'about:blank', title: 'more', status: 428, detail: 'more', code: 'VERIFICATION_REQUIRED', requirements: 'soon' }) })));
+    const before = await page.getAttribute('#qr', 'data-challenge');
     await page.click('#dissolve-btn');
-    await page.waitForSelector('#qr img');
+    // The page still shows the first QR until the new challenge arrives: wait for it.
+    await page.waitForFunction((old) => {
+      const q = document.querySelector('#qr');
+      return q && q.querySelector('img') && q.dataset.challenge && q.dataset.challenge !== old;
+    }, before);
     await approveAsPhone(await page.getAttribute('#qr', 'data-challenge'));
     await page.waitForSelector('#requirements-unexpected', { timeout: 15000 });
     check((await page.textContent('#requirements-unexpected')).includes('does not understand'), 'the unexpected shape is said');
