@@ -461,7 +461,7 @@ static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err)
     qun_blob_path(sha, path, sizeof path);
     snprintf(name, sizeof name, "files/%s", sha);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "file %s cannot be opened in the store: %s", sha, strerror(errno));
+    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "file %s is missing from the store: %s", sha, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size != size) {
         close(fd);

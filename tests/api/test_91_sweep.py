@@ -10,6 +10,7 @@ problem+json with a code errors.def knows, and the server's log must stay clean.
 import json
 import os
 import re
+import time
 
 import pytest
 import requests
@@ -235,3 +236,24 @@ def test_sound_framing_still_works(srv):
     assert json.loads(answers[0][2])["code"] == "METHOD_NOT_ALLOWED" and "GET" in answers[0][1]["allow"]
     answers, _ = raw_exchange(srv.port, b"OPTIONS * HTTP/1.1\r\n" + H + b"\r\n")
     assert answers[0][0] < 500 and answers[0][1]["content-type"] == "application/problem+json"
+
+
+def test_framing_split_across_reads(srv):
+    """A head and a chunked body that arrive a few bytes at a time are read as one request."""
+    import socket
+    body = json.dumps({"username": "trickle", "password": "correct horse"}).encode()
+    data = (b"POST /v1/users HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) + b"GET /healthz HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as c:
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(0, len(data), 7):
+            c.sendall(data[i:i + 7])
+            time.sleep(0.002)
+        buf = b""
+        while True:
+            x = c.recv(65536)
+            if not x:
+                break
+            buf += x
+    answers, rest = complete_answers(buf)
+    assert [a[0] for a in answers] == [201, 200] and not rest, buf[:500]
