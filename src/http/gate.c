@@ -430,6 +430,22 @@ static gate_t *slot_of(struct bufferevent *bev) {
 
 static void gate_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg);
 
+/* The usual case of a request: it arrived alone (with at most part of its body), in
+ * one piece of memory, with CRLF line ends.  Its head is checked where it lies and
+ * nothing moves; false sends everything else down the general path. */
+static bool in_place(gate_t *g, struct evbuffer *in, size_t total) {
+    if (total > QUN_HEAD_MAX || evbuffer_get_contiguous_space(in) != total) return false;
+    const char *p = (const char *)evbuffer_pullup(in, -1); /* contiguous: no copy */
+    const char *end = p ? memmem(p, total, "\r\n\r\n", 4) : NULL;
+    if (!end || p[0] == '\r') return false;
+    size_t n = (size_t)(end - p) + 4;
+    head_t hd = {0};
+    if (parse_head(p, n, &hd) >= 0 || hd.chunked || total - n > hd.cl) return false;
+    g->left = hd.cl - (total - n);
+    g->st = g->left > 0 ? S_BODY : S_HEAD;
+    return true;
+}
+
 static void gate_run(struct evbuffer *in, const struct evbuffer_cb_info *info, struct bufferevent *bev,
                      bool fresh) {
     gate_t *g = slot_of(bev);
@@ -450,6 +466,10 @@ static void gate_run(struct evbuffer *in, const struct evbuffer_cb_info *info, s
     /* The usual case of a body: the new bytes all belong to it and may stay. */
     if (g->st == S_BODY && evbuffer_get_length(g->hold) == 0 && info->n_added < g->left) {
         g->left -= info->n_added;
+        g->busy = false;
+        return;
+    }
+    if (g->st == S_HEAD && front == 0 && evbuffer_get_length(g->hold) == 0 && in_place(g, in, total)) {
         g->busy = false;
         return;
     }
