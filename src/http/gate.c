@@ -39,7 +39,7 @@
 
 /* Why the gate refused a request; the value travels in GATE_FIELD. */
 enum {
-    W_LINE, W_VERSION, W_TARGET, W_CONNECT, W_CRLF, W_FIELD, W_FOLD, W_RESERVED, W_HOST,
+    W_LINE, W_SHORT, W_VERSION, W_TARGET, W_CONNECT, W_CRLF, W_FIELD, W_FOLD, W_RESERVED, W_HOST,
     W_HEAD_LARGE, W_FIELDS_MANY, W_CL_DUP, W_CL_BAD, W_TE_CL, W_TE_BAD, W_TE_OLD,
     W_BODYLESS, W_EXPECT, W_BODY_LARGE, W_CHUNK_LINE, W_CHUNK_END, W_TRAILER, W_COUNT
 };
@@ -49,6 +49,7 @@ static const struct {
     const char *detail;
 } reasons[W_COUNT] = {
     [W_LINE] = {QUN_REQUEST_INVALID, "the request line must be: method, space, target, space, HTTP version"},
+    [W_SHORT] = {QUN_REQUEST_INVALID, "a method of one or two letters is not served"},
     [W_VERSION] = {QUN_REQUEST_INVALID, "only HTTP/1.0 and HTTP/1.1 requests are served (HTTP/0.9 is not)"},
     [W_TARGET] = {QUN_REQUEST_INVALID, "the request target must be an absolute path (or * for OPTIONS)"},
     [W_CONNECT] = {QUN_REQUEST_INVALID, "CONNECT is not served: this server is not a proxy"},
@@ -181,6 +182,7 @@ static int parse_request_line(const char *s, size_t len, head_t *hd) {
     const char *v = sp2 + 1;
     if (end - v != 8 || memcmp(v, "HTTP/1.", 7) != 0 || v[7] < '0' || v[7] > '9') return W_VERSION;
     hd->http10 = v[7] == '0';
+    if (len < 14) return W_SHORT; /* evhttp refuses, in HTML, lines shorter than "GET / HTTP/1.0" */
     if (mlen == 7 && memcmp(s, "CONNECT", 7) == 0) return W_CONNECT;
     bool star = sp2 - t == 1 && *t == '*';
     if (star ? !(mlen == 7 && memcmp(s, "OPTIONS", 7) == 0) : (*t != '/' || (sp2 - t > 1 && t[1] == '/')))

@@ -187,6 +187,7 @@ FRAMING_CASES = [  # (name, bytes before the smuggled request, status, code)
     ("two Host", b"POST /v1/users HTTP/1.1\r\n" + H + H + b"Content-Length: 2\r\n\r\n{}", 400, "REQUEST_INVALID"),
     ("reserved field", b"POST /v1/users HTTP/1.1\r\n" + H + b"Qun-Gate-Refusal: 1\r\nContent-Length: 2\r\n\r\n{}", 400, "REQUEST_INVALID"),
     ("HTTP/0.9", b"GET /healthz\r\n", 400, "REQUEST_INVALID"),
+    ("one-letter method", b"A / HTTP/1.1\r\n" + H + b"\r\n", 400, "REQUEST_INVALID"),
     ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "REQUEST_INVALID"),
     ("absolute-form target", b"POST http://x/v1/users HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\n{}", 400, "REQUEST_INVALID"),
     ("CONNECT", b"CONNECT x:443 HTTP/1.1\r\n" + H + b"\r\n", 400, "REQUEST_INVALID"),
