@@ -29,6 +29,11 @@ const char *qun_rc_title(qun_rc rc);
 /* HTTP status an rc maps to. */
 int qun_rc_status(qun_rc rc);
 
+/* The code for a system call that failed with errno e: a full disk or quota is
+ * STORAGE_FULL and no free descriptor (EMFILE, ENFILE) DESCRIPTORS_EXHAUSTED -
+ * conditions that pass, so a client should retry later - anything else otherwise. */
+qun_rc qun_rc_errno(int e, qun_rc otherwise);
+
 /* Set err (may be NULL) to a printf-style message and return rc. */
 qun_rc qun_fail(qun_err_t *err, qun_rc rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

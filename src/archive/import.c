@@ -138,7 +138,7 @@ static qun_rc copy_member(reader_t *rd, const char *name, FILE *f, bool manifest
             rd->manifest[total] = '\0';
             rd->manifest_len = (size_t)total;
         } else if (f && fwrite(buf, 1, (size_t)n, f) != (size_t)n) {
-            return qun_fail(err, QUN_STORE, "cannot stage %s: %s", name, strerror(errno));
+            return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot stage %s: %s", name, strerror(errno));
         }
     }
     if (total != size)
@@ -154,12 +154,12 @@ static qun_rc stage_file(qun_import_t *imp, FILE **out, qun_err_t *err) {
     char path[760];
     snprintf(path, sizeof path, "%s/.part-XXXXXX", imp->dir);
     int fd = mkstemp(path);
-    if (fd < 0) return qun_fail(err, QUN_STORE, "cannot create a staging file: %s", strerror(errno));
+    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create a staging file: %s", strerror(errno));
     unlink(path);
     *out = fdopen(fd, "w+");
     if (!*out) {
         close(fd);
-        return qun_fail(err, QUN_STORE, "cannot open a staging file: %s", strerror(errno));
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s", strerror(errno));
     }
     return QUN_OK;
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The error table of errors.def: names, titles and HTTP statuses. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,12 @@ const char *qun_rc_title(qun_rc rc) {
 
 int qun_rc_status(qun_rc rc) {
     return (unsigned)rc < QUN__COUNT ? table[rc].status : 500;
+}
+
+qun_rc qun_rc_errno(int e, qun_rc otherwise) {
+    if (e == ENOSPC || e == EDQUOT) return QUN_STORAGE_FULL;
+    if (e == EMFILE || e == ENFILE) return QUN_DESCRIPTORS_EXHAUSTED;
+    return otherwise;
 }
 
 qun_rc qun_fail(qun_err_t *err, qun_rc rc, const char *fmt, ...) {

@@ -24,19 +24,20 @@ static bool is_digest(const char *s) {
     return n == 64;
 }
 
-/* A failed file operation on errno: a full disk or quota is STORAGE_FULL (the client
- * should wait), anything else a storage error. */
+/* A failed file operation on errno: a full disk or quota is STORAGE_FULL and no free
+ * descriptor DESCRIPTORS_EXHAUSTED (the client should wait), anything else a storage
+ * error. */
 static qun_rc io_fail(qun_err_t *err, const char *what, const char *path) {
     int e = errno;
-    return qun_fail(err, e == ENOSPC || e == EDQUOT ? QUN_STORAGE_FULL : QUN_STORE, "%s %s: %s", what, path, strerror(e));
+    return qun_fail(err, qun_rc_errno(e, QUN_STORE), "%s %s: %s", what, path, strerror(e));
 }
 
-static qun_rc fsync_dir(const char *path) {
+static qun_rc fsync_dir(const char *path, qun_err_t *err) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return QUN_STORE;
-    int rc = fsync(fd);
+    if (fd < 0) return io_fail(err, "cannot open", path);
+    int rc = fsync(fd) == 0 ? QUN_OK : io_fail(err, "cannot sync", path);
     close(fd);
-    return rc == 0 ? QUN_OK : QUN_STORE;
+    return rc;
 }
 
 /* Create the directories of blob sha_hex; its directory's path goes to dir[900]. */
@@ -60,7 +61,7 @@ qun_rc qun_blob_adopt(const char *tmp, const char *sha_hex, int64_t size, qun_er
     qun_rc rc = blob_dirs(sha_hex, dir, err);
     if (rc != QUN_OK) return rc;
     if (rename(tmp, path) != 0) return io_fail(err, "cannot store blob", sha_hex);
-    return fsync_dir(dir) == QUN_OK ? QUN_OK : qun_fail(err, QUN_STORE, "cannot sync %s", dir);
+    return fsync_dir(dir, err);
 }
 
 qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err) {
@@ -101,7 +102,7 @@ qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err
         unlink(tmp);
         return rc;
     }
-    return fsync_dir(dir) == QUN_OK ? QUN_OK : qun_fail(err, QUN_STORE, "cannot sync %s", dir);
+    return fsync_dir(dir, err);
 }
 
 static json_t *file_json(qun_q_t *q) {

@@ -179,11 +179,13 @@ qun_rc h_challenge_qr_png(qun_req_t *r) {
     snprintf(tmp, sizeof tmp, "%s/.%s.%s", dir, hex, rnd);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     bool ok = fd >= 0 && write(fd, png, n) == (ssize_t)n;
+    int e = errno;
     if (fd >= 0) close(fd);
     free(png);
     if (!ok || rename(tmp, path) != 0) {
+        e = ok ? errno : e;
         unlink(tmp);
-        return qun_fail(&r->err, QUN_INTERNAL, "cannot write %s: %s", path, strerror(errno));
+        return qun_fail(&r->err, qun_rc_errno(e, QUN_INTERNAL), "cannot write %s: %s", path, strerror(e));
     }
     r->file_path = strdup(path);
     if (!r->file_path) return qun_fail(&r->err, QUN_NOMEM, "out of memory");

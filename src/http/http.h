@@ -18,6 +18,7 @@
 #include "qun/writer.h"
 
 #define QUN_JSON_MAX (1u << 20) /* JSON bodies are capped at 1 MiB */
+#define QUN_HEAD_MAX (64 * 1024) /* a request line and its header fields */
 #define QUN_MAX_PARAMS 3
 
 enum {
@@ -114,6 +115,19 @@ void qun_router_dispatch(struct evhttp_request *ev, void *worker);
 void qun_req_finish(qun_req_t *r);
 /* Metrics text for /metrics into out (owned by caller, free()). */
 char *qun_metrics_render(void);
+
+/* ---- gate.c: what stands between each connection's socket and evhttp ---- */
+typedef struct qun_gate_loop qun_gate_loop_t;
+/* One loop's gate state (owned by the caller: qun_gate_loop_free after the loop ends). */
+qun_gate_loop_t *qun_gate_loop_new(void);
+void qun_gate_loop_free(qun_gate_loop_t *l);
+/* The bufferevent of a new connection (evhttp_set_bevcb, arg: the loop's
+ * qun_gate_loop_t): a socket bufferevent whose input passes through the gate, so that
+ * evhttp parses only requests whose framing is unambiguous (RFC 9112). */
+struct bufferevent *qun_gate_bev(struct event_base *base, void *arg);
+/* When the gate refused ev's request, the refusal's code (its detail goes to err),
+ * else QUN_OK.  A refused request is answered and its connection closed. */
+qun_rc qun_gate_refusal(struct evhttp_request *ev, qun_err_t *err);
 
 /* ---- events.c: GET /v1/events (server-sent events) ---- */
 /* Set up each worker's wake and heartbeat events and hook the writer's commits. */

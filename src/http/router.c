@@ -5,6 +5,7 @@
  *   ->  Idempotency-Key replay  ->  prep (loop thread)  ->  run (reader or writer).
  * It also sends every answer (JSON, problem+json or a file), logs and counts it. */
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -217,8 +218,9 @@ static bool send_file(qun_req_t *r, struct evbuffer *buf) {
     int fd = open(r->file_path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
         if (fd >= 0) close(fd);
-        r->rc = qun_fail(&r->err, QUN_INTERNAL, "file bytes missing on disk");
+        r->rc = qun_fail(&r->err, qun_rc_errno(e, QUN_INTERNAL), "cannot open the file's bytes: %s", strerror(e));
         return false;
     }
     if (st.st_size > 0) evbuffer_add_file(buf, fd, 0, st.st_size);
@@ -542,6 +544,12 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     r->w = arg;
     r->route_index = -1;
     r->t0_ms = qun_mono_ms();
+    r->rc = qun_gate_refusal(ev, &r->err);
+    if (r->rc != QUN_OK) { /* what follows on the connection cannot be trusted to be a request */
+        add_header(r, "Connection", "close");
+        qun_req_finish(r);
+        return;
+    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;

@@ -5,6 +5,7 @@
  * completion queue on which the group-commit writer hands back finished writes. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 
 #include "http.h"
@@ -134,6 +136,80 @@ static void bench_hello(struct evhttp_request *ev, void *arg) {
     evbuffer_free(buf);
 }
 
+/* ---- accepting when descriptors run out ----
+ * A listening socket with a connection waiting stays readable while accept() fails
+ * with EMFILE, so a loop that only retries spins.  On a failed accept the worker
+ * instead answers what waits with a reserved descriptor (a short 503, so clients
+ * learn at once rather than time out), then stops listening for ACCEPT_BACKOFF_MS;
+ * connections it already has are served as usual meanwhile. */
+#define ACCEPT_BACKOFF_MS 100
+#define SHED_MAX 16 /* connections answered 503 per failed accept */
+
+static char g_shed_answer[512];
+static size_t g_shed_len;
+
+static void shed_answer_init(void) {
+    char body[256];
+    int n = snprintf(body, sizeof body,
+                     "{\"type\":\"urn:qun:problem:%s\",\"title\":\"%s\",\"status\":503,"
+                     "\"detail\":\"%s\",\"code\":\"%s\"}",
+                     qun_rc_name(QUN_DESCRIPTORS_EXHAUSTED), qun_rc_title(QUN_DESCRIPTORS_EXHAUSTED),
+                     qun_rc_title(QUN_DESCRIPTORS_EXHAUSTED), qun_rc_name(QUN_DESCRIPTORS_EXHAUSTED));
+    int m = snprintf(g_shed_answer, sizeof g_shed_answer,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+                     "Retry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n"
+                     "Content-Length: %d\r\n\r\n%s", n, body);
+    g_shed_len = (size_t)m;
+}
+
+/* Answer up to SHED_MAX waiting connections 503 through the reserved descriptor's slot. */
+static void shed(qun_worker_t *w, int lfd) {
+    if (w->reserve_fd < 0) return;
+    close(w->reserve_fd);
+    for (int i = 0; i < SHED_MAX; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) break;
+        /* Read what the client sent: closing with unread input resets the connection,
+         * and a reset may destroy the answer before the client reads it. */
+        char sink[4096];
+        for (int k = 0; k < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; k++) {
+        }
+        ssize_t sent = send(fd, g_shed_answer, g_shed_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)sent; /* best effort: a client that cannot take 300 bytes learns from the close */
+        shutdown(fd, SHUT_WR);
+        close(fd);
+    }
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* evhttp owns the listener's callback argument: find the worker by its listener. */
+static void accept_error(struct evconnlistener *lev, void *arg) {
+    (void)arg;
+    int e = errno;
+    qun_worker_t *w = NULL;
+    for (int i = 0; i < g_nworkers && !w; i++)
+        if (g_workers[i].listener == lev) w = &g_workers[i];
+    if (!w) return;
+    int64_t now = qun_mono_ms();
+    if (now - w->starved_log_ms >= 10000) { /* once in a while, not once per retry */
+        w->starved_log_ms = now;
+        qun_log("warn", "loop %d cannot accept connections: %s; answering 503 and retrying every %d ms",
+                w->index, strerror(e), ACCEPT_BACKOFF_MS);
+    }
+    if (e == EMFILE || e == ENFILE) shed(w, evconnlistener_get_fd(lev));
+    evconnlistener_disable(lev);
+    struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
+    evtimer_add(w->accept_retry, &tv);
+}
+
+static void accept_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    qun_worker_t *w = arg;
+    if (w->reserve_fd < 0) w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    evconnlistener_enable(w->listener);
+}
+
 static void stop_cb(evutil_socket_t sig, short what, void *arg) {
     (void)sig;
     (void)what;
@@ -153,20 +229,30 @@ static qun_rc worker_init(qun_worker_t *w, int index, qun_err_t *err) {
     w->base = event_base_new();
     w->http = evhttp_new(w->base);
     if (!w->base || !w->http) return qun_fail(err, QUN_INTERNAL, "cannot create event loop");
+    /* The gate (gate.c) enforces both limits first and answers in problem+json;
+     * evhttp's own checks, which answer in HTML, stay as a backstop it never reaches. */
+    w->gate = qun_gate_loop_new();
+    evhttp_set_bevcb(w->http, qun_gate_bev, w->gate);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)qun_server_cfg.upload_limit);
-    evhttp_set_max_headers_size(w->http, 64 * 1024);
+    evhttp_set_max_headers_size(w->http, QUN_HEAD_MAX + 4096);
     evhttp_set_timeout(w->http, 60);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
-                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+    /* Every method reaches the router, which answers 405 (with Allow) or 404: evhttp
+     * would answer a method outside this set 501 in HTML.  Methods evhttp does not
+     * know carry its private bit 1 << 15, hence all sixteen bits. */
+    evhttp_set_allowed_methods(w->http, 0xffff);
     evhttp_set_gencb(w->http, qun_router_dispatch, w);
     if (qun_server_cfg.bench_hello) evhttp_set_cb(w->http, "/bench/hello", bench_hello, NULL);
     int fd = listen_socket(qun_server_cfg.host, qun_server_cfg.port, err);
     if (fd < 0) return QUN_INTERNAL;
-    if (!evhttp_accept_socket_with_handle(w->http, fd)) {
+    struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, fd);
+    if (!bound) {
         close(fd);
         return qun_fail(err, QUN_INTERNAL, "evhttp cannot accept on the socket");
     }
+    w->listener = evhttp_bound_socket_get_listener(bound);
+    w->accept_retry = evtimer_new(w->base, accept_retry, w);
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    evconnlistener_set_error_cb(w->listener, accept_error);
     w->done_ev = event_new(w->base, -1, EV_PERSIST | EV_READ, drain_done, w);
     qun_rc rc = qun_db_open(qun_server_cfg.db_path, true, false, &w->db, err);
     return rc;
@@ -178,6 +264,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     signal(SIGPIPE, SIG_IGN);
     g_nworkers = qun_server_cfg.threads > 0 ? qun_server_cfg.threads : 1;
     g_workers = qun_xcalloc((size_t)g_nworkers, sizeof *g_workers);
+    shed_answer_init();
     qun_rc rc = port_free(qun_server_cfg.host, qun_server_cfg.port, err);
     for (int i = 0; i < g_nworkers && rc == QUN_OK; i++) rc = worker_init(&g_workers[i], i, err);
     if (rc != QUN_OK) return rc;
@@ -202,6 +289,9 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
         evhttp_free(w->http);
         qun_events_loop_free(i);
         event_free(w->done_ev);
+        event_free(w->accept_retry);
+        qun_gate_loop_free(w->gate);
+        if (w->reserve_fd >= 0) close(w->reserve_fd);
         event_base_free(w->base);
         qun_db_close(w->db);
         pthread_mutex_destroy(&w->mu);

@@ -18,6 +18,11 @@ struct qun_worker {
     pthread_mutex_t mu;      /* guards done_head */
     qun_wop_t *done_head;    /* writes finished by the writer, to answer */
     struct event *done_ev;
+    qun_gate_loop_t *gate;      /* the connections' framing state (gate.c) */
+    struct evconnlistener *listener;
+    struct event *accept_retry; /* re-enables the listener after a failed accept */
+    int reserve_fd;             /* a descriptor kept to answer connections when none is free */
+    int64_t starved_log_ms;     /* when the last "no descriptor" warning was logged */
 };
 
 /* Queue r's write on the group-commit writer; the answer is sent from this worker's

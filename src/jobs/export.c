@@ -125,13 +125,13 @@ static qun_rc stage_open(work_t *w, stage_t *s, qun_err_t *err) {
     char path[720];
     snprintf(path, sizeof path, "%s/.stage-XXXXXX", w->dir);
     int fd = mkstemp(path);
-    if (fd < 0) return qun_fail(err, QUN_STORE, "cannot create a staging file in %s: %s", w->dir, strerror(errno));
+    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create a staging file in %s: %s", w->dir, strerror(errno));
     unlink(path);
     memset(s, 0, sizeof *s);
     s->f = fdopen(fd, "w+");
     if (!s->f) {
         close(fd);
-        return qun_fail(err, QUN_STORE, "cannot open a staging file: %s", strerror(errno));
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s", strerror(errno));
     }
     return qun_sha256_init(&s->h, err);
 }
@@ -461,7 +461,7 @@ static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err)
     qun_blob_path(sha, path, sizeof path);
     snprintf(name, sizeof name, "files/%s", sha);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return qun_fail(err, QUN_STORE, "file %s is missing from the store: %s", sha, strerror(errno));
+    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "file %s is missing from the store: %s", sha, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size != size) {
         close(fd);
@@ -751,7 +751,7 @@ static int out_write(void *arg, const void *buf, size_t len) {
 
 static qun_rc fsync_dir(const char *dir, qun_err_t *err) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return qun_fail(err, QUN_STORE, "cannot open %s: %s", dir, strerror(errno));
+    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open %s: %s", dir, strerror(errno));
     int r = fsync(fd);
     close(fd);
     return r == 0 ? QUN_OK : qun_fail(err, QUN_STORE, "cannot fsync %s: %s", dir, strerror(errno));
@@ -802,7 +802,7 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (rc != QUN_OK) return rc;
 
     w->out = fopen(w->part, "wb");
-    if (!w->out) rc = qun_fail(err, QUN_STORE, "cannot create %s: %s", w->part, strerror(errno));
+    if (!w->out) rc = qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create %s: %s", w->part, strerror(errno));
     if (rc == QUN_OK) rc = stage_open(w, &w->digests, err);
     crypto_hash_sha256_init(&w->content);
     if (rc == QUN_OK) rc = qun_archive_new((const uint8_t(*)[32])pks, npk, out_write, w, &w->a, err);

@@ -38,6 +38,10 @@ static qun_rc sqlite_rc(qun_db_t *db, int rc, qun_err_t *err, const char *what) 
         return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %s", what, sqlite3_errmsg(db->h));
     if (prim == SQLITE_NOMEM) return qun_fail(err, QUN_NOMEM, "%s: out of memory", what);
     if (prim == SQLITE_FULL) return qun_fail(err, QUN_STORAGE_FULL, "%s: %s", what, sqlite3_errmsg(db->h));
+    /* A journal or temporary file that cannot be opened for want of a descriptor. */
+    if ((prim == SQLITE_CANTOPEN || prim == SQLITE_IOERR) &&
+        qun_rc_errno(sqlite3_system_errno(db->h), QUN_STORE) == QUN_DESCRIPTORS_EXHAUSTED)
+        return qun_fail(err, QUN_DESCRIPTORS_EXHAUSTED, "%s: %s", what, sqlite3_errmsg(db->h));
     return qun_fail(err, QUN_STORE, "%s: %s", what, sqlite3_errmsg(db->h));
 }
 

@@ -52,7 +52,7 @@ static void fail_all(qun_wop_t *batch, qun_rc rc, const qun_err_t *why) {
  * lost database are worth naming (the client should wait, not just retry); anything
  * else is a retry. */
 static qun_rc broken(qun_rc why) {
-    return why == QUN_STORAGE_FULL || why == QUN_STORE_UNAVAILABLE ? why : QUN_UNAVAILABLE;
+    return why == QUN_STORAGE_FULL || why == QUN_STORE_UNAVAILABLE || why == QUN_DESCRIPTORS_EXHAUSTED ? why : QUN_UNAVAILABLE;
 }
 
 static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
