@@ -270,14 +270,23 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         /* A grant reaches nothing once the exports are gone; its row (label, secret
          * hash) goes too.  Issuing and revoking stay in the ledger. */
         rc = qun_db_run(db, NULL, err, "DELETE FROM export_grants WHERE group_id = $1", "i", group_id);
-        if (rc == QUN_DONE) bump(p, "grants_deleted", qun_db_changes(db));
-        /* The replayable message events carry the text (GET /v1/events). */
-        if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE group_id = $1 AND topic = 'message.created'", "i",
-                            group_id);
         if (rc == QUN_DONE) {
-            bump(p, "message_events_deleted", qun_db_changes(db));
-            json_object_set_new(p, "phase", json_string("members"));
+            bump(p, "grants_deleted", qun_db_changes(db));
+            json_object_set_new(p, "phase", json_string("message_events"));
+        }
+        rc = rc == QUN_DONE ? QUN_OK : rc;
+    } else if (strcmp(phase, "message_events") == 0) {
+        /* The replayable message events carry the text (GET /v1/events); a busy group
+         * has as many as messages, so they go in batches like the messages did. */
+        int64_t batch = qun_core_cfg.purge_batch;
+        rc = qun_db_run(db, NULL, err,
+                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE group_id = $1 "
+                        "AND topic = 'message.created' ORDER BY id LIMIT $2)", "ii", group_id, batch);
+        if (rc == QUN_DONE) {
+            int64_t n = qun_db_changes(db);
+            bump(p, "message_events_deleted", n);
+            more = n == batch;
+            if (!more) json_object_set_new(p, "phase", json_string("members"));
         }
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "members") == 0) {
