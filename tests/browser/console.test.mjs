@@ -311,7 +311,7 @@ try {
     check(delay.includes('2 d'), `delay: ${delay}`);
     check((await owner.page.textContent('#delay-reasons')).includes('cooling_off'), 'delay reason');
     check((await owner.page.textContent('#approvals-needed')).includes('No approvals'), 'approvals');
-    check((await owner.page.textContent('#requirements')).includes('qr'), "requirements: the web platform's QR challenge");
+    check((await owner.page.textContent('#requirements')).toLowerCase().includes('qr'), "requirements: the web platform's QR challenge");
     await shot(owner.page, 'preview');
   });
 

@@ -6,7 +6,7 @@
 
 import { session } from './api.js';
 import { language, setLanguage, t } from './i18n.js';
-import { h } from './ui.js';
+import { errorBox, h } from './ui.js';
 import { loginView } from './views/auth.js';
 import { groupsView, profileView } from './views/groups.js';
 import { groupView } from './views/group.js';
@@ -92,7 +92,7 @@ export async function render() {
   try {
     node = await route[1](match.slice(1), ctx);
   } catch (e) {
-    node = h('p', { class: 'error', role: 'alert' }, t('error.generic', { detail: `${e.message} (${e.code || 'ERROR'})` }));
+    node = errorBox(e.code ? e : { code: 'ERROR' }); // never the server's (or a bug's) English
   }
   if (gen !== generation) return; // the user moved on while this page loaded
   main.replaceChildren(node);

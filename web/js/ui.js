@@ -61,7 +61,7 @@ export function requirementLines(reqs) {
   const named = (a) => Array.isArray(a) && a.every((m) => typeof m === 'string');
   if (Array.isArray(reqs)) {
     if (!reqs.every((r) => r && typeof r.method === 'string')) return null;
-    return reqs.map((r) => (has('req.method.' + r.method) ? methodName(r.method) : `${r.method}: ${r.how ?? ''}`));
+    return reqs.map((r) => methodName(r.method)); // `how` is the server's English: never shown
   }
   if (reqs && typeof reqs === 'object' && named(reqs.all) && named(reqs.any_of ?? [])) {
     const lines = [];
@@ -84,10 +84,12 @@ export function requirementsBox(reqs) {
 }
 
 // An error box inside a view, announced to screen readers.  A code the console has
-// words for is shown in the user's language; a 428 answer lists what it still needs.
+// words for is shown in the user's language, any other as the code alone: the
+// server's English detail never reaches the screen.  A 428 answer lists what it
+// still needs.
 export function errorBox(err) {
-  let detail = err.code === 'NETWORK' ? t('error.network') : `${err.message} (${err.code})`;
-  if (err.code && has('error.' + err.code)) detail = `${t('error.' + err.code)} (${err.code})`;
+  const detail = err.code === 'NETWORK' ? t('error.network')
+    : has('error.' + err.code) ? `${t('error.' + err.code)} (${err.code})` : t('error.code', { code: err.code });
   const box = h('p', { class: 'error', role: 'alert', 'data-code': err.code }, t('error.generic', { detail }));
   const reqs = err.problem?.requirements;
   return reqs === undefined ? box : h('div', {}, box, requirementsBox(reqs));

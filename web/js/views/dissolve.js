@@ -19,31 +19,34 @@ import { api, ApiError, enc } from '../api.js';
 import { duration, t, when } from '../i18n.js';
 import { badge, busy, errorBox, field, h, requirementLines, toast } from '../ui.js';
 
-function impactTable(impact) {
+// The rules are said in the reader's language from what the preview asked (messages:
+// keep or delete) and the structured fields, never from the server's English `rule`.
+function impactTable(impact, messages) {
   const rows = [
     ['diss.members', impact.members.count, ''],
-    ['diss.messages', impact.messages.count, impact.messages.rule],
-    ['diss.files', `${impact.files.count} (${t('diss.bytes', { n: impact.files.bytes })})`, impact.files.rule],
+    ['diss.messages', impact.messages.count, t(messages === 'delete' ? 'diss.rule.messages_delete' : 'diss.rule.messages_keep')],
+    ['diss.files', `${impact.files.count} (${t('diss.bytes', { n: impact.files.bytes })})`, t('diss.rule.files')],
     ['diss.payments', impact.payments.count,
-      `${impact.payments.rule}; ${t('diss.retention', { duration: duration(impact.payments.retention_seconds) })}`],
-    ['diss.bill_lines', impact.bill_lines.count, impact.bill_lines.rule],
+      `${t('diss.rule.payments')}; ${t('diss.retention', { duration: duration(impact.payments.retention_seconds) })}`],
+    ['diss.bill_lines', impact.bill_lines.count, t('diss.rule.bill_lines')],
   ];
   // Exports and grants go with the purge; older servers do not list them.
-  const held = (e) => (e.held ? `${e.rule}; ${t('diss.held')}` : e.rule);
+  const held = (e, rule) => (e.held ? `${t(rule)}; ${t('diss.held')}` : t(rule));
   if (impact.exports) {
-    rows.push(['diss.exports', `${impact.exports.count} (${t('diss.bytes', { n: impact.exports.bytes })})`, held(impact.exports)]);
+    rows.push(['diss.exports', `${impact.exports.count} (${t('diss.bytes', { n: impact.exports.bytes })})`,
+      held(impact.exports, 'diss.exports_rule')]);
   }
-  if (impact.grants) rows.push(['diss.grants', impact.grants.count, held(impact.grants)]);
+  if (impact.grants) rows.push(['diss.grants', impact.grants.count, held(impact.grants, 'diss.grants_rule')]);
   return h('table', { class: 'impact', id: 'impact' },
     h('caption', {}, t('diss.impact')),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, t('diss.what')), h('th', { scope: 'col' }, t('diss.count')), h('th', { scope: 'col' }, t('diss.rule')))),
     h('tbody', {}, rows.map(([k, n, rule]) => h('tr', {}, h('th', { scope: 'row' }, t(k)), h('td', {}, String(n)), h('td', {}, rule)))));
 }
 
-function previewDetails(p) {
+function previewDetails(p, params) {
   const timing = p.timing;
   return h('div', { id: 'preview' },
-    impactTable(p.impact),
+    impactTable(p.impact, params.messages),
     h('h2', {}, t('diss.timing')),
     h('p', { id: 'delay' }, t('diss.delay', { delay: duration(timing.delay_seconds) })),
     h('ul', { id: 'delay-reasons' }, timing.delay_reasons.map((r) =>
@@ -53,10 +56,8 @@ function previewDetails(p) {
       ? h('ul', { id: 'approvals-needed' }, p.approvals.map((a) => h('li', {}, t('diss.approval_from', { kind: a.kind, from: a.from }))))
       : h('p', { id: 'approvals-needed' }, t('diss.no_approvals')),
     h('h2', {}, t('diss.requirements')),
-    h('ul', { id: 'requirements' }, Array.isArray(p.requirements)
-      ? p.requirements.map((r) => h('li', {}, h('code', {}, r.method), ': ', r.how))
-      : (requirementLines(p.requirements) ?? [t('req.unexpected')]).map((l) => h('li', {}, l)),
-    h('li', {}, h('code', {}, 'qr'), ': ', t('qr.requirement'))));
+    h('ul', { id: 'requirements' }, (requirementLines(p.requirements) ?? [t('req.unexpected')]).map((l) => h('li', {}, l)),
+      h('li', {}, t('qr.requirement'))));
 }
 
 // JSON with sorted keys and no spaces: the text qun_params_digest hashes on the server.
@@ -205,7 +206,7 @@ export async function dissolveView([gid], ctx) {
         (go.disabled ? typed : go).focus(); // disabling the button dropped the focus
       }
     });
-    previewSlot.replaceChildren(previewDetails(p), confirm);
+    previewSlot.replaceChildren(previewDetails(p, params), confirm);
     typed.focus();
   }
 
