@@ -33,7 +33,7 @@ LIB_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRC)) $(O)/obj/gen/migrations_sqlit
 HTTP_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(HTTP_SRC))
 QUND_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(QUND_SRC))
 QUN_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(QUN_SRC))
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_SRC := $(wildcard tests/unit/*/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/unit/%,$(UNIT_SRC))
 
 .PHONY: all binaries unit deps run test test-unit test-api bench fmt clean

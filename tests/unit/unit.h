@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* A minimal unit-test harness: CHECK records failures and keeps going; the test
- * binary exits non-zero if any check failed. */
+/* A minimal unit-test harness: CHECK records failures and keeps going; RUN runs one
+ * named case, so a failure names the case it happened in; the test binary exits
+ * non-zero if any check failed. Tests live at tests/unit/<layer>/<file>.c for
+ * src/<layer>/<file>.c. */
 #ifndef QUN_UNIT_H
 #define QUN_UNIT_H
 
@@ -10,17 +12,29 @@
 #include <string.h>
 
 static _Atomic int unit_failures, unit_checks;
+static const char *unit_case = "main";
 
 #define CHECK(cond)                                                                    \
     do {                                                                               \
         unit_checks++;                                                                 \
         if (!(cond)) {                                                                 \
             unit_failures++;                                                           \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
+            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__, unit_case, \
+                    #cond);                                                            \
         }                                                                              \
     } while (0)
 
 #define CHECK_STR(a, b) CHECK(strcmp((a), (b)) == 0)
+
+/* Run one named case: its failures are reported under its name. */
+#define RUN(fn) unit_run(#fn, fn)
+static inline void unit_run(const char *name, void (*fn)(void)) {
+    int before = unit_failures;
+    unit_case = name;
+    fn();
+    if (unit_failures != before) fprintf(stderr, "FAIL %s: %d checks failed\n", name, unit_failures - before);
+    unit_case = "main";
+}
 
 static inline int unit_done(const char *name) {
     printf("%s: %d checks, %d failed\n", name, unit_checks, unit_failures);
