@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "qun/errors.h"
+#include "qun/json.h"
 #include "qun/policy.h"
 #include "qun/store.h"
 #include "qun/util.h"
@@ -384,8 +385,5 @@ qun_rc qun_hold_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t
 /* Switch an enterprise org's dissolve protection (org admins). */
 qun_rc qun_org_set_protection(qun_db_t *db, const qun_actor_t *a, const char *oid, bool on,
                               json_t **out, qun_err_t *err);
-
-/* Digest of the parameters of an action: SHA-256 hex of the canonical JSON of params. */
-void qun_params_digest(json_t *params, char out[65]);
 
 #endif

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "qun/core.h"
 #include "qun/errors.h"
 #include "qun/store.h"
 

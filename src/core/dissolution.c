@@ -33,12 +33,6 @@
 #include "qun/risk.h"
 #include "qun/verify.h"
 
-void qun_params_digest(json_t *params, char out[65]) {
-    char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
-    qun_sha256_hex(out, text, strlen(text));
-    free(text);
-}
-
 /* The rules that decide a group's dissolution: the policy packs' view for the group's
  * kind and regions (each value with the source that set it), with the operator's
  * overriding settings on top. */
@@ -216,7 +210,7 @@ qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     json_t *requirements = qun_verify_requirements(need.all);
     if (r.step_up) json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how", "send your password again as `password`"));
     char digest[65];
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "group", g.gid, "name", g.name, "state",
                      g.state, "impact", impact(db, &g, messages, &r), "timing", rules_json(&r), "approvals", approvals,
                      "requirements", requirements, "params", json_deep_copy(params), "params_digest", digest,
@@ -320,7 +314,7 @@ static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
     if (proof->token) rc = qun_confirm_consume(db, a, g->id, "dissolve", params, proof->token, err);
     if (rc != QUN_OK) return rc;
     char digest[65];
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     qun_verify_proof_t p = {.action = "dissolve", .group = g->gid, .group_name = g->name, .params_digest = digest,
                             .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
                             .challenges = {proof->challenge_id, proof->step_up_challenge_id},

@@ -336,7 +336,7 @@ static qun_rc action_preview(qun_db_t *db, const qun_actor_t *a, const qun_group
     qun_rc rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
     if (rc == QUN_OK) rc = qun_confirm_issue(db, a, g->id, action, params, token, &expires, err);
     if (rc != QUN_OK) return rc;
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     json_object_set_new(view, "confirmation_token", json_string(token));
     json_object_set_new(view, "expires_at", json_integer(expires));
     json_object_set_new(view, "params_digest", json_string(digest));
@@ -355,7 +355,7 @@ static qun_rc action_verify(qun_db_t *db, const qun_actor_t *a, const qun_group_
     if (proof->token) rc = qun_confirm_consume(db, a, g->id, action, params, proof->token, err);
     if (rc != QUN_OK) return rc;
     char digest[65];
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     qun_verify_proof_t p = {.action = action, .group = g->gid, .group_name = g->name, .params_digest = digest,
                             .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
                             .challenges = {proof->challenge_id, NULL}, .totp_code = proof->totp_code};
@@ -697,7 +697,7 @@ static qun_rc bulk_needs_verification(qun_db_t *db, const qun_actor_t *a, const 
 static qun_rc removal_ledgered(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n, int64_t admins,
                                json_t *params, bool verified, char methods[96], qun_err_t *err) {
     char digest[65];
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     snprintf(methods, 96, "none");
     qun_verify_need_t need = {0};
     if (verified) {

@@ -57,7 +57,7 @@ static qun_rc key_vouched(qun_db_t *db, const qun_actor_t *a, const char *b64, c
     char digest[65];
     json_t *params = json_pack("{s:s}", "public_key", b64);
     if (!params) return qun_fail(err, QUN_NOMEM, "out of memory");
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     json_decref(params);
     qun_verify_proof_t p = {.action = QUN_ACTION_REGISTER_KEY, .params_digest = digest,
                             .challenges = {challenge_id, NULL}};
@@ -734,7 +734,7 @@ qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, c
     qun_random(raw, sizeof raw);
     sodium_bin2base64(token + 4, 60, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     qun_sha256_hex(hash, token, strlen(token));
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     *expires = qun_now() + qun_core_cfg.confirm_ttl;
     qun_rc rc = qun_db_run(db, NULL, err,
                            "INSERT INTO confirm_tokens(token_hash, user_id, group_id, action, params_digest, expires_at) "
@@ -746,7 +746,7 @@ qun_rc qun_confirm_consume(qun_db_t *db, const qun_actor_t *a, int64_t group_id,
                            json_t *params, const char *token, qun_err_t *err) {
     char hash[65], digest[65];
     qun_sha256_hex(hash, token, strlen(token));
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT user_id, group_id, params_digest, expires_at, used_at FROM confirm_tokens "

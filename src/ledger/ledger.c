@@ -8,7 +8,9 @@
 #include <sodium.h>
 #include <stdlib.h>
 
+#include "qun/json.h"
 #include "qun/ledger.h"
+#include "qun/util.h"
 
 static qun_rc node_get(qun_db_t *db, int level, uint64_t idx, unsigned char out[QUN_HASH], qun_err_t *err) {
     qun_q_t *q;
@@ -80,7 +82,7 @@ qun_rc qun_ledger_append(qun_db_t *db, const char *event, const char *group, con
     int64_t now = qun_now();
     char digest[65];
     json_t *params = fields ? json_incref(fields) : json_object();
-    qun_params_digest(params, digest);
+    qun_json_digest(params, digest);
     json_t *e = json_deep_copy(params);
     json_decref(params);
     json_object_set_new(e, "seq", json_integer((json_int_t)idx));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "qun/ledger.h"
+#include "qun/util.h"
 
 static const char EM_DASH[] = "\xe2\x80\x94 ";
 
