@@ -30,6 +30,7 @@
 #include "qun/export.h"
 #include "qun/ledger.h"
 #include "qun/policy.h"
+#include "qun/queue.h"
 #include "qun/risk.h"
 #include "qun/verify.h"
 
@@ -260,10 +261,7 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
     int64_t now = qun_now(), due = now + delay_of(r);
     qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'pending', due_at = $2 WHERE id = $1",
                            "ii", did, due);
-    if (rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('dissolve_due', $1, $2, $3, $4)",
-                        "iiii", group_id, did, due, now);
+    if (rc == QUN_DONE && (rc = qun_queue_add(db, QUN_JOB_DISSOLVE_DUE, group_id, did, due, err)) == QUN_OK) rc = QUN_DONE;
     qun_q_t *q;
     if (rc == QUN_DONE)
         rc = qun_db_run(db, &q, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1, owner_id",
@@ -347,9 +345,7 @@ static qun_rc proceed(qun_db_t *db, int64_t did, const qun_group_t *g, const rul
     if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.requested", g->id, 0, json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", actor, "messages", messages, "approvals", napprovals), err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g->id, r, err);
     if (rc == QUN_OK && napprovals)
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('approval_expiry', $1, $2, $3, $4)",
-                        "iiii", g->id, did, now + r->approval_expiry, now) == QUN_DONE ? QUN_OK : QUN_STORE;
+        rc = qun_queue_add(db, QUN_JOB_APPROVAL_EXPIRY, g->id, did, now + r->approval_expiry, err);
     /* verified: {"confirmation": the methods presented, "platform"} of the request */
     json_t *f = json_pack("{s:s, s:i, s:I, s:b, s:s?, s:o, s:o?}", "messages", messages, "approvals", napprovals,
                           "delay_seconds", (json_int_t)delay_of(r), "notice", r->notice_applies, "successor_name", successor,
@@ -606,11 +602,8 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
                         "UPDATE dissolutions SET state = 'dissolved', dissolved_at = $2, grace_until = $3, "
                         "tombstone_until = $4 WHERE id = $1", "iiii", did, now, grace_until,
                         after(purge_at, r.tombstone)) == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('purge_group', $1, $2, $3, $4), "
-                        "('purge_payments', $1, $2, $5, $4)", "iiiii", group_id, did, purge_at, now, payments_at)
-                 == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_GROUP, group_id, did, purge_at, err);
+    if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_PAYMENTS, group_id, did, payments_at, err);
     if (rc == QUN_OK) rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1", "i", group_id) == QUN_DONE ? QUN_OK : QUN_STORE;
     char gid[QUN_ID_MAX], succ_gid[QUN_ID_MAX] = "";
     if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
@@ -738,18 +731,8 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
                                                     "reasons", reasons ? reasons : json_array()));
         qun_q_done(q);
     }
-    if (rc == QUN_DONE)
-        rc = qun_db_run(db, &q, err,
-                        "SELECT kind, state, due_at, attempts, progress FROM jobs WHERE ref_id = $1 "
-                        "AND kind IN ('purge_group', 'purge_payments') ORDER BY id", "i", did);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
-        json_t *progress = json_loads(qun_q_col_text(q, 4), 0, NULL);
-        json_array_append_new(json_object_get(*out, "jobs"),
-                              json_pack("{s:s, s:s, s:I, s:I, s:o}", "kind", qun_q_col_text(q, 0),
-                                        "state", qun_q_col_text(q, 1), "due_at", (json_int_t)qun_q_col_int(q, 2),
-                                        "attempts", (json_int_t)qun_q_col_int(q, 3),
-                                        "progress", progress ? progress : json_object()));
-    }
+    if (rc == QUN_DONE && (rc = qun_queue_list_purges(db, did, json_object_get(*out, "jobs"), err)) == QUN_OK)
+        rc = QUN_DONE;
     json_object_set_new(*out, "held", json_boolean(count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g.id) > 0));
     if (rc != QUN_DONE) {
         json_decref(*out);
@@ -802,11 +785,7 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
         rc = qun_db_run(db, NULL, err,
                         "UPDATE dissolutions SET state = 'restored', ended_reason = 'restored', cancelled_at = $2 WHERE id = $1",
                         "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err,
-                        "UPDATE jobs SET state = 'done', finished_at = $2, last_error = 'restored' WHERE ref_id = $1 "
-                        "AND kind IN ('purge_group', 'purge_payments') AND state IN ('queued', 'running')",
-                        "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc == QUN_OK) rc = qun_queue_end_purges(db, did, "restored", err);
     json_t *f = json_pack("{s:s}", "by", a->is_admin && g.role != QUN_ROLE_OWNER ? "server_admin" : "owner");
     if (rc == QUN_OK) rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, "dissolved", "active", f, NULL, err);
     if (rc == QUN_OK) rc = qun_event_group(db, "group.restored", g.id, 0, json_pack("{s:s, s:s}", "state", "active", "by", json_string_value(json_object_get(f, "by"))), err);

@@ -6,6 +6,7 @@
 
 #include "qun/core.h"
 #include "qun/ledger.h"
+#include "qun/queue.h"
 
 /* Compliance officers act on any group, member or not. */
 static qun_rc load(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g, qun_err_t *err) {
@@ -63,9 +64,7 @@ qun_rc qun_hold_release(qun_db_t *db, const qun_actor_t *a, const char *gid, con
     json_decref(f);
     /* Purges that waited for the hold run again now. */
     if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err, "UPDATE jobs SET due_at = $2 WHERE group_id = $1 AND state = 'queued' "
-                        "AND kind IN ('purge_group', 'purge_payments') AND due_at > $2 AND last_error = 'held'",
-                        "ii", g.id, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+        rc = qun_queue_wake_held(db, g.id, qun_now(), err);
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
     rc = qun_db_run(db, &q, err, HOLD_COLS "WHERE h.hid = $1", "s", hid);

@@ -35,6 +35,7 @@
 #include "qun/jobs.h"
 #include "qun/ledger.h"
 #include "qun/policy.h"
+#include "qun/queue.h"
 
 #define PAGE 1000 /* rows read per query while paging through a table */
 
@@ -1065,10 +1066,8 @@ qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     *id = qun_q_col_int(q, 0);
     qun_q_done(q);
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ('export_group', $1, $2, $3, $3)",
-                    "iii", g->id, *id, now);
-    if (rc != QUN_DONE) return rc;
+    rc = qun_queue_add(db, QUN_JOB_EXPORT_GROUP, g->id, *id, now, err);
+    if (rc != QUN_OK) return rc;
     if (out)
         *out = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:b, s:I}", "id", xid, "group", g->gid, "scope", scope,
                          "state", "running", "progress", "messages", 0, "files", 0, "bytes", 0, "desensitized", mask,

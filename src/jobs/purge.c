@@ -20,23 +20,13 @@
 #include "qun/event.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
+#include "qun/queue.h"
 
 /* Progress is a JSON object of counters kept in jobs.progress. */
-static json_t *load_progress(qun_db_t *db, int64_t job_id) {
-    qun_q_t *q;
-    json_t *p = NULL;
-    if (qun_db_run(db, &q, NULL, "SELECT progress FROM jobs WHERE id = $1", "i", job_id) == QUN_ROW) {
-        p = json_loads(qun_q_col_text(q, 0), 0, NULL);
-        qun_q_done(q);
-    }
-    return p ? p : json_object();
-}
+static json_t *load_progress(qun_db_t *db, int64_t job_id) { return qun_queue_progress(db, job_id); }
 
 static qun_rc save_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t *err) {
-    char *text = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE jobs SET progress = $2 WHERE id = $1", "is", job_id, text);
-    free(text);
-    return rc == QUN_DONE ? QUN_OK : rc;
+    return qun_queue_set_progress(db, job_id, p, err);
 }
 
 /* Write a purge receipt (the job's counters) to the ledger. */

@@ -22,6 +22,7 @@
 #include "qun/core.h"
 #include "qun/export.h"
 #include "qun/jobs.h"
+#include "qun/queue.h"
 #include "qun/util.h"
 
 #define MAX_ATTEMPTS 10
@@ -53,47 +54,37 @@ static qun_rc approval_expiry_step(qun_db_t *db, int64_t job_id, int64_t group_i
     return qun_approvals_expire(db, ref_id, err);
 }
 
-static const struct {
-    const char *kind;
-    qun_job_step_fn step;
-} kinds[] = {
-    {"purge_group", qun_purge_group_step},
-    {"purge_payments", qun_purge_payments_step},
-    {"dissolve_due", dissolve_due_step},
-    {"approval_expiry", approval_expiry_step},
-    {"export_group", qun_export_group_step},
+/* The step of each job kind (include/qun/queue.h). */
+static const qun_job_step_fn steps[QUN_JOB_KIND_COUNT] = {
+    [QUN_JOB_PURGE_GROUP] = qun_purge_group_step,
+    [QUN_JOB_PURGE_PAYMENTS] = qun_purge_payments_step,
+    [QUN_JOB_DISSOLVE_DUE] = dissolve_due_step,
+    [QUN_JOB_APPROVAL_EXPIRY] = approval_expiry_step,
+    [QUN_JOB_EXPORT_GROUP] = qun_export_group_step,
 };
 
 typedef struct {
-    int64_t id, group_id, ref_id, defer;
-    qun_job_step_fn step;
+    qun_job_t job;
+    int64_t defer;
     bool finished;
     const qun_jobs_t *j;
 } run_t;
 
 static qun_rc step_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     run_t *r = arg;
-    /* The row lock this takes serializes the step with any other instance's; the
-     * claim check makes a job taken over after a lapsed lease stop here. */
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE jobs SET state = 'running', claimed_until = $3 WHERE id = $1 "
-                           "AND state IN ('queued', 'running') AND claimed_by = $2",
-                           "isi", r->id, r->j->instance, qun_now() + r->j->lease);
-    if (rc != QUN_DONE) return rc;
-    if (qun_db_changes(db) == 0) { /* finished, failed or taken over meanwhile */
+    /* The claim check makes a job taken over after a lapsed lease stop here. */
+    bool mine;
+    qun_rc rc = qun_queue_begin_step(db, r->job.id, r->j->instance, qun_now() + r->j->lease, &mine, err);
+    if (rc != QUN_OK) return rc;
+    if (!mine) { /* finished, failed or taken over meanwhile */
         r->finished = true;
         return QUN_OK;
     }
     r->defer = 0;
-    rc = r->step(db, r->id, r->group_id, r->ref_id, &r->finished, &r->defer, err);
+    rc = steps[r->job.kind](db, r->job.id, r->job.group_id, r->job.ref_id, &r->finished, &r->defer, err);
     if (rc == QUN_OK && r->defer && !r->finished) /* wait, e.g. for a legal hold's release */
-        return qun_db_run(db, NULL, err,
-                          "UPDATE jobs SET state = 'queued', due_at = $2, last_error = 'held', claimed_by = NULL "
-                          "WHERE id = $1", "ii", r->id, r->defer) == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc == QUN_OK && r->finished)
-        /* claimed_by stays: which instance finished the job */
-        rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2 WHERE id = $1", "ii",
-                        r->id, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+        return qun_queue_defer(db, r->job.id, r->defer, err);
+    if (rc == QUN_OK && r->finished) rc = qun_queue_done(db, r->job.id, qun_now(), err);
     return rc;
 }
 
@@ -105,58 +96,21 @@ typedef struct {
 
 static qun_rc fail_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     failure_t *f = arg;
-    int64_t backoff = (int64_t)1 << (f->attempts < 10 ? f->attempts : 10);
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE jobs SET attempts = attempts + 1, last_error = $2, due_at = $3, claimed_by = NULL, "
-                           "state = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'queued' END WHERE id = $1",
-                           "isii", f->id, f->msg, qun_now() + backoff, (int64_t)MAX_ATTEMPTS);
-    return rc == QUN_DONE ? QUN_OK : rc;
+    return qun_queue_fail(db, f->id, f->attempts, f->msg, MAX_ATTEMPTS, qun_now(), err);
 }
 
 #define CLAIM_MAX 16
 
 typedef struct {
     qun_jobs_t *j;
-    run_t due[CLAIM_MAX];
-    int attempts[CLAIM_MAX];
+    qun_job_t due[CLAIM_MAX];
     int n;
 } claim_t;
 
-/* The due jobs nobody else holds, oldest first.  PostgreSQL skips the rows another
- * instance's open transaction holds instead of waiting for them; SQLite has one writer. */
-#define CLAIM_SQL(lock)                                                                            \
-    "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "        \
-    "WHERE state IN ('queued', 'running') AND due_at <= $3 AND (claimed_by IS NULL OR "            \
-    "claimed_by = $1 OR claimed_until < $3) ORDER BY due_at, id LIMIT 16" lock ") "                \
-    "RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), attempts, due_at"
-
+/* The due jobs nobody else holds, oldest first. */
 static qun_rc claim_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     claim_t *c = arg;
-    qun_q_t *q;
-    int64_t now = qun_now(), due_at[CLAIM_MAX];
-    const char *sql = strcmp(qun_db_backend(db), "postgres") == 0 ? CLAIM_SQL(" FOR UPDATE SKIP LOCKED")
-                                                                    : CLAIM_SQL("");
-    c->n = 0;
-    qun_rc rc = qun_db_run(db, &q, err, sql, "sii", c->j->instance, now + c->j->lease, now);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
-        const char *kind = qun_q_col_text(q, 1);
-        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && c->n < CLAIM_MAX; k++) {
-            if (strcmp(kinds[k].kind, kind) != 0) continue;
-            /* insertion sort by (due_at, id): RETURNING keeps no order */
-            int64_t id = qun_q_col_int(q, 0), at = qun_q_col_int(q, 5);
-            int i = c->n++;
-            while (i > 0 && (due_at[i - 1] > at || (due_at[i - 1] == at && c->due[i - 1].id > id))) {
-                c->due[i] = c->due[i - 1];
-                c->attempts[i] = c->attempts[i - 1];
-                due_at[i] = due_at[i - 1];
-                i--;
-            }
-            c->due[i] = (run_t){id, qun_q_col_int(q, 2), qun_q_col_int(q, 3), 0, kinds[k].step, false, c->j};
-            c->attempts[i] = (int)qun_q_col_int(q, 4);
-            due_at[i] = at;
-        }
-    }
-    return rc == QUN_DONE ? QUN_OK : rc;
+    return qun_queue_claim(db, c->j->instance, qun_now(), c->j->lease, c->due, CLAIM_MAX, &c->n, err);
 }
 
 static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
@@ -205,14 +159,14 @@ static void scrub(qun_jobs_t *j) {
     if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files after a purge: %s", err.msg);
 }
 
-static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
+static void run_job(qun_jobs_t *j, run_t *r) {
     qun_err_t err = {{0}, {0}};
     while (!r->finished && !stopping(j)) {
         qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
         if (rc == QUN_OK && r->defer) return;
         if (rc != QUN_OK) {
-            qun_log("warn", "job %lld failed a step: %s %s", (long long)r->id, qun_rc_name(rc), err.msg);
-            failure_t f = {r->id, attempts, err.msg};
+            qun_log("warn", "job %lld failed a step: %s %s", (long long)r->job.id, qun_rc_name(rc), err.msg);
+            failure_t f = {r->job.id, r->job.attempts, err.msg};
             qun_writer_run(j->writer, fail_txn, &f, &err);
             return;
         }
@@ -221,7 +175,7 @@ static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
             unlinked = 0;
             qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
         } while (unlinked > 0);
-        if (r->finished && r->step == qun_purge_group_step) scrub(j);
+        if (r->finished && r->job.kind == QUN_JOB_PURGE_GROUP) scrub(j);
         if (j->pause_ms > 0 && !r->finished) pause_ms(j->pause_ms);
     }
 }
@@ -229,21 +183,18 @@ static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
 /* Claim the due jobs (up to CLAIM_MAX) and run each; true when at least one ran.  The
  * read connection looks first, so an idle scheduler costs no write transactions. */
 static bool run_due(qun_jobs_t *j) {
-    qun_q_t *q;
     qun_err_t err;
-    int64_t now = qun_now();
-    qun_rc rc = qun_db_run(j->db, &q, &err,
-                           "SELECT 1 FROM jobs WHERE state IN ('queued', 'running') AND due_at <= $1 AND "
-                           "(claimed_by IS NULL OR claimed_by = $2 OR claimed_until < $1) LIMIT 1",
-                           "is", now, j->instance);
-    if (rc != QUN_ROW) return false;
-    qun_q_done(q);
+    bool any;
+    if (qun_queue_any_due(j->db, j->instance, qun_now(), &any, &err) != QUN_OK || !any) return false;
     claim_t c = {.j = j};
     if (qun_writer_run(j->writer, claim_txn, &c, &err) != QUN_OK) {
         qun_log("warn", "jobs: claiming due jobs failed: %s", err.msg);
         return false;
     }
-    for (int i = 0; i < c.n && !stopping(j); i++) run_job(j, &c.due[i], c.attempts[i]);
+    for (int i = 0; i < c.n && !stopping(j); i++) {
+        run_t r = {.job = c.due[i], .j = j};
+        run_job(j, &r);
+    }
     return c.n > 0;
 }
 

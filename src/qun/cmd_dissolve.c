@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "qun/queue.h"
 
 /* Print a JSON object of counters or words as "k=v k=v". */
 static void print_pairs(FILE *f, json_t *o) {
@@ -217,7 +218,7 @@ static bool purge_over(json_t *s, json_t **progress, const char **state) {
     size_t i;
     *progress = NULL;
     json_array_foreach(json_object_get(s, "jobs"), i, job)
-        if (strcmp(qun_jstr_or(job, "kind", ""), "purge_group") == 0) {
+        if (strcmp(qun_jstr_or(job, "kind", ""), qun_job_kind_name(QUN_JOB_PURGE_GROUP)) == 0) {
             *progress = json_object_get(job, "progress");
             *state = qun_jstr_or(job, "state", "?");
             /* A purge that waits for the grace period (or a hold) is not worth watching. */

@@ -9,7 +9,7 @@
 #include "store_internal.h"
 
 /* Every backend's connection and query structs start with their ops pointer. */
-#define DB_OPS(db) (*(const qun_store_ops_t *const *)(const void *)(db))
+#define DB_OPS(db) QUN_DB_OPS(db)
 #define Q_OPS(q) (*(const qun_store_ops_t *const *)(const void *)(q))
 
 static const qun_store_ops_t *pick(const char *conn, const char **rest) {

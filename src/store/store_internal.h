@@ -25,6 +25,10 @@ extern const size_t qun_pg_migrations_count;
  * finds the backend of a connection or a query. */
 typedef struct qun_store_ops {
     const char *name;
+    /* Appended to a row-claiming subquery (the job queue's): skip the rows another
+     * transaction holds instead of waiting for them; "" where one writer is all
+     * there is (SQLite). */
+    const char *skip_locked;
     void (*init)(void);
     qun_rc (*open)(const char *conninfo, bool readonly, bool migrate, qun_db_t **out,
                    qun_err_t *err);
@@ -59,5 +63,7 @@ typedef struct qun_store_ops {
 
 extern const qun_store_ops_t qun_sqlite_ops;
 extern const qun_store_ops_t qun_pg_ops;
+/* The ops table of db's backend. */
+#define QUN_DB_OPS(db) (*(const qun_store_ops_t *const *)(const void *)(db))
 
 #endif

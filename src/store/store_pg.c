@@ -596,6 +596,7 @@ static void pg_init(void) {}
 
 const qun_store_ops_t qun_pg_ops = {
     .name = "postgres",
+    .skip_locked = " FOR UPDATE SKIP LOCKED",
     .init = pg_init,
     .open = pg_open,
     .close = pg_close,

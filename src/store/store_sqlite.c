@@ -289,6 +289,7 @@ static void sq_init(void) {
 
 const qun_store_ops_t qun_sqlite_ops = {
     .name = "sqlite",
+    .skip_locked = "",
     .init = sq_init,
     .open = sq_open,
     .close = sq_close,
