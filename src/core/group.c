@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Groups and memberships, with the permission table of DESIGN.md section 2:
+/* Groups and memberships, with the permission table of docs/design.md section 2:
  *
  *   action                         owner  admin          member
  *   add / remove members           yes    members only   no
