@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Policy packs (include/qun/policy.h): strict loading of policies/kinds.json and
- * policies/regions.json, the compiled-in pack equal to the shipped files, and resolution
- * of a group's effective policy where the strictest source wins and is named.
+/* Policy packs (include/qun/policy.h): strict loading of policies/kinds.json,
+ * policies/regions.json and policies/verification.json, the compiled-in pack equal to the
+ * shipped files, and resolution of a group's effective policy where the strictest source
+ * wins and is named.
  *
  * One table, `rules`, describes every rule: its JSON key, its type and range, which way
  * is stricter and whether a region may set it.  Parsing, validation, resolution and
