@@ -328,15 +328,19 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
                         const qun_diss_proof_t *proof, json_t **out, qun_err_t *err);
 qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                        qun_err_t *err);
-/* Cancel a dissolution in review or pending (owner). */
+/* Cancel a dissolution archiving, in review or pending (owner). */
 qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                        qun_err_t *err);
-/* Restore a dissolved group within its purge grace (owner with step-up, or a server admin). */
+/* Restore a dissolved group while it is still `dissolved`: within its purge grace, or later
+ * while a retention minimum or a legal hold keeps the purge from starting (the owner with
+ * step-up, or a server admin). */
 qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up,
                         json_t **out, qun_err_t *err);
 /* Move a dissolution from review to pending once every approval is in (approval.c). */
 qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err);
-/* End a dissolution in review without dissolving: state `rejected` or `expired`. */
+/* End a dissolution archiving, in review or pending without dissolving, in state why
+ * (`cancelled`, `rejected` or `expired`); the group is `active` again.  Ledgered as
+ * `dissolution.<why>`.  DISSOLUTION_NOT_CANCELLABLE in any other state. */
 qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *actor_openid, json_t *fields,
                     qun_err_t *err);
 /* The end of export export_id (export.c, in the writer transaction that records it):

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Desensitization of free text for finance groups (DESIGN.md section 4): before a
+/* Desensitization of free text for finance groups (docs/design.md section 4): before a
  * retained copy or an export, personal data in message text is masked with '*' and
  * counted per type.  Three kinds are recognised: PRC resident identity numbers
  * (GB 11643-1999, checksum and birth date validated), bank card numbers (13 to 19

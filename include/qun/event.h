@@ -7,7 +7,8 @@
  *
  * Audience of a row: every member of group_id (when not 0) and the user user_id (when
  * not 0).  Every code path that changes memberships must emit `member.added` /
- * `member.removed` (or `group.created`) so the loops' membership maps stay exact.
+ * `member.removed` (or `group.created`, or `group.dissolved` naming the successor that
+ * takes the members) so the loops' membership maps stay exact.
  *
  * A row with neither group_id nor user_id reaches no client: it is an instruction to
  * the loops of every instance.  `session.revoked` is one: every code path that

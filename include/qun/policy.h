@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* Policy packs: the data that decides, per group kind and per region, how long the
  * dissolution timers run, which approvals are required, what must be kept and for how
- * long, and whether export is allowed (DESIGN.md sections 3 and 4).
+ * long, and whether export is allowed (docs/design.md sections 3 and 4); and which
+ * confirmation methods each platform must present for a destructive action, with the
+ * limits of ownership transfers and bulk removals (section 5).
  *
- * A pack is read once at start from a directory holding `kinds.json` and `regions.json`
- * and validated strictly: an unknown key, a wrong type or an out-of-range value makes
+ * A pack is read once at start from a directory holding `kinds.json`, `regions.json`
+ * and `verification.json`, and validated strictly: an unknown key, a wrong type or an out-of-range value makes
  * loading fail with "FILE: FIELD.PATH: PROBLEM", because a typo that silently fell back
  * to a default would quietly weaken a safety rule.  The format is documented in
  * policies/README.md.
@@ -138,7 +140,7 @@ const char *qun_policy_approval_name(qun_approval_kind a);
 
 /* ---- verification and the limits of destructive actions (verification.json) ---- */
 
-/* Confirmation methods, as bits of a mask (DESIGN.md section 5). */
+/* Confirmation methods, as bits of a mask (docs/design.md section 5). */
 enum {
     QUN_VM_CONFIRM = 1 << 0,    /* "confirm": the two-step confirmation token */
     QUN_VM_DEVICE_KEY = 1 << 1, /* "device_key": a challenge signed by the requesting device */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The storage interface: connections, prepared queries with $N parameters, and
- * transactions.  One interface, one implementation per backend (store_sqlite.c now,
- * store_pg.c later).  SQL handed to it must be accepted by both backends: `$1`
- * parameters, RETURNING, ON CONFLICT; DDL lives per backend under src/store/sql/.
+ * transactions.  One interface, one implementation per backend (store_sqlite.c and
+ * store_pg.c, picked by store.c from the connection string).  SQL handed to it must be
+ * accepted by both backends: `$1` parameters, RETURNING, ON CONFLICT; DDL lives per
+ * backend under src/store/sql/.
  *
  * Stepping a query returns QUN_ROW (a row is readable), QUN_DONE (no more rows),
  * QUN_CONFLICT_RETRY (busy / serialization failure: the whole transaction may be
@@ -21,8 +22,9 @@
 typedef struct qun_db qun_db_t; /* a connection */
 typedef struct qun_q qun_q_t;   /* a prepared query, owned by its connection */
 
-/* Open a connection to the SQLite file at path (":memory:" for tests).  readonly
- * connections refuse writes.  Applies migrations when migrate is true.  On success
+/* Open a connection to the store named by path: a SQLite file as a path or
+ * `sqlite:PATH` (":memory:" for tests), or a PostgreSQL database as a `postgres://` or
+ * `postgresql://` URL.  readonly connections refuse writes.  Applies migrations when migrate is true.  On success
  * *out is owned by the caller (qun_db_close). */
 qun_rc qun_db_open(const char *path, bool readonly, bool migrate, qun_db_t **out,
                    qun_err_t *err);
@@ -65,8 +67,9 @@ qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err);
 qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err);
 qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err);
 
-/* One read transaction around a request's reads on a reader connection: one WAL
- * snapshot (consistent answers) and one read-lock round trip instead of one per query. */
+/* One read transaction around a request's reads on a reader connection: one snapshot
+ * (SQLite's WAL snapshot, PostgreSQL's REPEATABLE READ: consistent answers) and one
+ * round trip to begin it instead of one per query. */
 qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err);
 void qun_db_read_end(qun_db_t *db);
 /* Inside the open transaction, wait until no other connection's transaction holds

@@ -3,7 +3,8 @@
  * against its content address, and the .age output for the ledger), so the hash is on
  * the hot path: OpenSSL's SHA-256 uses the CPU's SHA extensions where there are some,
  * about four times libsodium's portable code on the benchmark machine (README.md,
- * "Dependencies").  libsodium stays the hash of everything else. */
+ * "How it is built"; docs/design.md section 9).  libsodium stays the hash of everything
+ * else. */
 #include <openssl/evp.h>
 
 #include "qun/archive.h"

@@ -2,10 +2,12 @@
 /* Approvals: the generic "who must say yes" of a dissolution in `review`.  Each row is
  * one required decision: an org admin of an enterprise group whose org has
  * dissolve_protection on (kind org_admin: any admin of the org may decide), a school
- * admin of an education group (school_admin), and each guardian of each minor member
- * (guardian: that guardian decides, for that minor).  Every row must be approved
- * (quorum: all); one rejection ends the dissolution; open rows expire with the request.
- * Nobody approves their own request. */
+ * admin of an education group (school_admin), each guardian of each minor member
+ * (guardian: that guardian decides, for that minor), and a manual review when the risk
+ * engine asks for one (risk_review: any server admin decides).  Every row but the
+ * guardians' must be approved, and at least the policy's guardian_quorum of the
+ * guardians' (default all); one rejection ends the dissolution; open rows expire with
+ * the request.  Nobody approves their own request.  Each decision is ledgered. */
 #include <string.h>
 
 #include "qun/core.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The dissolution lifecycle of DESIGN.md section 3:
+/* The dissolution lifecycle of docs/design.md section 3:
  *
  *   active --request--> review --all approved--> pending --timer--> dissolved --grace--> purging --> purged
  *     ^                   |  rejected / expired     |  cancelled        |

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Groups and memberships, with the permission table of DESIGN.md section 2:
+/* Groups and memberships, with the permission table of docs/design.md section 2:
  *
  *   action                         owner  admin          member
  *   add / remove members           yes    members only   no
@@ -74,7 +74,8 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     qun_rc rc = load_row(db, a->uid, gid, g, err);
     if (rc != QUN_OK) return rc;
     if (!live_state(g->state)) {
-        /* Members were removed at dissolution; the owner keeps a read-only view. */
+        /* Members lose access at dissolution (their rows go with the purge); the owner
+         * keeps a read-only view. */
         if (g->owner_id == a->uid) g->role = QUN_ROLE_OWNER;
         /* The handle is a tombstone answering "gone" for its tombstone period, then
          * it is simply unknown (to everyone but the owner). */

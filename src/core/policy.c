@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Policy packs (include/qun/policy.h): strict loading of policies/kinds.json and
- * policies/regions.json, the compiled-in pack equal to the shipped files, and resolution
- * of a group's effective policy where the strictest source wins and is named.
+/* Policy packs (include/qun/policy.h): strict loading of policies/kinds.json,
+ * policies/regions.json and policies/verification.json, the compiled-in pack equal to the
+ * shipped files, and resolution of a group's effective policy where the strictest source
+ * wins and is named.
  *
  * One table, `rules`, describes every rule: its JSON key, its type and range, which way
  * is stricter and whether a region may set it.  Parsing, validation, resolution and
@@ -164,7 +165,7 @@ static void set_rule(struct rules *r, qun_policy_rule rule, int64_t v) {
     r->set |= BIT(rule);
 }
 
-/* DESIGN.md section 3's defaults.  Also the base under a kinds.json whose "defaults"
+/* docs/design.md section 3's defaults.  Also the base under a kinds.json whose "defaults"
  * object omits some rules. */
 static void design_defaults(struct rules *d) {
     memset(d, 0, sizeof *d);
@@ -224,7 +225,7 @@ static qun_rc builtin_regions(qun_policy_t *p) {
     return QUN_OK;
 }
 
-/* DESIGN.md section 5's platform methods and step-up, and the transfer limits of the
+/* docs/design.md section 5's platform methods and step-up, and the transfer limits of the
  * anchors (a session and a password at least 24 h old, as Telegram asks; caps per group
  * and per new owner, as WeCom has). */
 static const qun_policy_verify_t builtin_verify = {
@@ -493,7 +494,7 @@ static qun_rc parse_kinds(struct ctx *c, json_t *root, qun_policy_t *p) {
     qun_rc rc = check_top(c, root, top);
     if (rc != QUN_OK) return rc;
     json_t *d = json_object_get(root, "defaults");
-    /* Values the file's defaults omit keep DESIGN.md's; so defaults stay complete. */
+    /* Values the file's defaults omit keep docs/design.md's; so defaults stay complete. */
     design_defaults(&p->defaults);
     if (d && (rc = parse_rules(c, "defaults", d, SCOPE_DEFAULTS, &p->defaults)) != QUN_OK) return rc;
     p->defaults.set = ALL_RULES;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The risk engine (DESIGN.md section 5): four explainable rules over the store
+/* The risk engine (docs/design.md section 5): four explainable rules over the store
  * (frequency, new device, linked accounts, anomaly), combined into a level and a
  * score, stored in risk_evaluations.  Each rule's reason names the rule, the level it
  * asks for, its points and a sentence a person can read.  Every query is bounded by

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The router: matches a request against routes.def and runs the shared checks every
  * route relies on, in this order, before any handler sees the request:
- *   404 / 405  ->  bearer authentication  ->  body size caps  ->  JSON parsing
- *   ->  Idempotency-Key replay  ->  prep (loop thread)  ->  run (reader or writer).
+ *   the gate's refusal (gate.c)  ->  query string syntax  ->  404 / 405
+ *   ->  bearer authentication (or, on R_TICKET routes, an event ticket)
+ *   ->  body size caps  ->  JSON parsing  ->  Idempotency-Key replay
+ *   ->  brute-force lock (R_LOCKOUT)  ->  prep (loop thread)  ->  run (reader or writer).
  * It also sends every answer (JSON, problem+json or a file), logs and counts it. */
 #include <ctype.h>
 #include <errno.h>

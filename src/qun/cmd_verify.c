@@ -3,7 +3,8 @@
  * (`device key register`), approving a challenge with it (`approve`, how a second
  * device of the same user signs what another session's QR code shows), TOTP
  * enrollment (`totp enroll`, `totp confirm`), reading a risk evaluation back
- * (`risk explain`) and the manual risk review queue of server admins (`review`). */
+ * (`risk explain`), and for server admins the manual risk review queue (`review`) and
+ * the brute-force locks (`locks list|clear`). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Parsing of qund.conf.  Lines are `key = value`; '#' starts a comment.  Every key
- * is documented in README.md and in qund.conf.default. */
+ * is documented in README.md; qund.conf.default shows the common ones. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>

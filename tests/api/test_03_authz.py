@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Who may do what, table-driven: every mutating group endpoint against each of
-owner, admin, member, non-member and anonymous, following DESIGN.md section 2.
+owner, admin, member, non-member and anonymous, following docs/design.md section 2.
 Non-members learn nothing (404 GROUP_NOT_FOUND), anonymous callers are asked to
 authenticate (401), an insufficient role is 403 FORBIDDEN_ROLE.  Every row runs on
 a fresh group; a refused request must leave the group exactly as it was.

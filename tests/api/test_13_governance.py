@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""The dissolution lifecycle of DESIGN.md section 3 with its timers (moved by the test
+"""The dissolution lifecycle of docs/design.md section 3 with its timers (moved by the test
 clock), approvals, legal holds, restore, successor groups, and a ledger entry for
 every transition."""
 import json

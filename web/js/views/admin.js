@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// The admin pages, each for the role the server gives it to (DESIGN.md section 2):
+// The admin pages, each for the role the server gives it to (docs/design.md section 2):
 //   #/admin          an index of the pages this user may use (GET /v1/me's roles);
 //   #/admin/orgs     org admins: their orgs and the enterprise dissolve-protection
 //                    switch (POST /v1/orgs/{id}/protection); create an org;
