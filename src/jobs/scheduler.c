@@ -212,7 +212,8 @@ static void run_job(qun_jobs_t *j, run_t *r, int attempts) {
         if (rc == QUN_OK && r->defer) return;
         if (rc != QUN_OK) {
             qun_log("warn", "job %lld failed a step: %s %s", (long long)r->id, qun_rc_name(rc), err.msg);
-            failure_t f = {r->id, attempts, err.msg};
+            /* Some steps fail without a message; the row still says how. */
+            failure_t f = {r->id, attempts, err.msg[0] ? err.msg : qun_rc_name(rc)};
             qun_writer_run(j->writer, fail_txn, &f, &err);
             return;
         }
