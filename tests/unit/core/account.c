@@ -32,7 +32,8 @@ static void login(int64_t uid, const char *token, const char *device, const char
     qun_err_t err;
     qun_sha256_hex(hash, token, strlen(token));
     qun_sha256_hex(secret, device, strlen(device));
-    CHECK(qun_session_create(db, uid, hash, device, platform, NULL, secret, "192.0.2.7", &out, &err) == QUN_OK);
+    CHECK(qun_session_create(db, uid, hash, device, platform, NULL, secret, "192.0.2.7", &out, &err) ==
+          QUN_OK);
     CHECK(strncmp(json_string_value(json_object_get(out, "session_id")), "s_", 2) == 0);
     CHECK_STR(json_string_value(json_object_get(out, "device_id")), device);
     CHECK_STR(json_string_value(json_object_get(out, "platform")), platform);
@@ -65,7 +66,8 @@ static void names_listed(void) {
         {"empty list", "", "root", false},
         {"no list", NULL, "root", false},
     };
-    for (size_t r = 0; r < NROWS(rows); r++) CHECKF(qun_name_listed(rows[r].list, rows[r].user) == rows[r].want, rows[r].name);
+    for (size_t r = 0; r < NROWS(rows); r++)
+        CHECKF(qun_name_listed(rows[r].list, rows[r].user) == rows[r].want, rows[r].name);
     const char *saved = qun_core_cfg.admins;
     qun_core_cfg.admins = "root,ops";
     CHECK(qun_is_admin("ops") && !qun_is_admin("op"));
@@ -162,7 +164,8 @@ static void list_and_revoke(void) {
     CHECK(json_is_true(json_object_get(json_array_get(items, 0), "current")));
     CHECK(json_is_false(json_object_get(json_array_get(items, 1), "current")));
     char laptop_sid[QUN_ID_MAX];
-    snprintf(laptop_sid, sizeof laptop_sid, "%s", json_string_value(json_object_get(json_array_get(items, 1), "session_id")));
+    snprintf(laptop_sid, sizeof laptop_sid, "%s",
+             json_string_value(json_object_get(json_array_get(items, 1), "session_id")));
     json_decref(out);
 
     int64_t events0 = unit_count(db, "SELECT COUNT(*) FROM events WHERE topic = 'session.revoked'");
@@ -237,7 +240,9 @@ static void event_tickets(void) {
     json_t *out = NULL;
     CHECK(qun_session_list(db, &a, &out, &err) == QUN_OK);
     char sid[QUN_ID_MAX];
-    snprintf(sid, sizeof sid, "%s", json_string_value(json_object_get(json_array_get(json_object_get(out, "items"), 0), "session_id")));
+    snprintf(
+        sid, sizeof sid, "%s",
+        json_string_value(json_object_get(json_array_get(json_object_get(out, "items"), 0), "session_id")));
     json_decref(out);
     CHECK(qun_session_revoke(db, &a, sid, &err) == QUN_OK);
     CHECK(qun_event_ticket_redeem(db, "ticket-3", &got, &err) == QUN_TICKET_INVALID);
@@ -265,7 +270,8 @@ static void profile(void) {
     CHECK(json_is_true(json_object_get(out, "compliance")));
     CHECK(qun_session_list(db, &a, &sessions, &err) == QUN_OK);
     CHECK_STR(json_string_value(json_object_get(out, "session_id")),
-              json_string_value(json_object_get(json_array_get(json_object_get(sessions, "items"), 0), "session_id")));
+              json_string_value(
+                  json_object_get(json_array_get(json_object_get(sessions, "items"), 0), "session_id")));
     json_decref(sessions);
     json_decref(out);
 }
@@ -286,7 +292,8 @@ static void pages(void) {
     };
     for (size_t r = 0; r < NROWS(rows); r++) {
         json_t *items = json_array(), *out = NULL;
-        for (int i = 0; i < rows[r].items; i++) json_array_append_new(items, json_integer(i));
+        for (int i = 0; i < rows[r].items; i++)
+            json_array_append_new(items, json_integer(i));
         qun_rc rc = qun_page(rows[r].rc, items, rows[r].last, rows[r].limit, &out);
         if (rows[r].rc != QUN_DONE) {
             CHECKF(rc == rows[r].rc, rows[r].name);

@@ -60,7 +60,8 @@ static qun_rc request(const char *gid) {
     if (rc == QUN_OK) {
         snprintf(token, sizeof token, "%s", json_string_value(json_object_get(out, "confirmation_token")));
         json_decref(out);
-        rc = qun_diss_request(db, &owner, gid, params, &(qun_diss_proof_t){.token = token, .stepped_up = true}, &out, &err);
+        rc = qun_diss_request(db, &owner, gid, params,
+                              &(qun_diss_proof_t){.token = token, .stepped_up = true}, &out, &err);
         if (rc != QUN_OK) fprintf(stderr, "request: %s %s\n", qun_rc_name(rc), err.msg);
         if (rc == QUN_OK) json_decref(out);
     }
@@ -88,7 +89,8 @@ static bool in_state(const char *gid, const char *group_state, const char *diss_
 }
 
 /* The ids of the pending approvals of group gid that actor a is asked for, by kind. */
-static int approvals_for(const qun_actor_t *a, const char *gid, const char *kind, char ids[][QUN_ID_MAX], int max) {
+static int approvals_for(const qun_actor_t *a, const char *gid, const char *kind, char ids[][QUN_ID_MAX],
+                         int max) {
     json_t *out = NULL, *e;
     qun_err_t err;
     size_t i;
@@ -129,8 +131,8 @@ static void needed_for_preview(void) {
     CHECK(json_array_size(out) == 0);
     json_decref(out);
     CHECK(qun_group_load(db, edu, &g, &err) == QUN_OK);
-    CHECK(qun_approvals_needed(db, &g, &(qun_approval_needs_t){.school_admin = true, .guardians = true}, &out, &err) ==
-          QUN_OK);
+    CHECK(qun_approvals_needed(db, &g, &(qun_approval_needs_t){.school_admin = true, .guardians = true}, &out,
+                               &err) == QUN_OK);
     CHECK(json_array_size(out) == 3);
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 0), "kind")), "school_admin");
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "from")), guardian1.openid);
@@ -171,11 +173,13 @@ static void org_admin_approves(void) {
         }
         CHECKF(strcmp(json_string_value(json_object_get(out, "state")), "approved") == 0, rows[r].name);
         CHECKF(strcmp(json_string_value(json_object_get(out, "reason")), "ok") == 0, rows[r].name);
-        CHECKF(strcmp(json_string_value(json_object_get(out, "requested_by")), owner.openid) == 0, rows[r].name);
+        CHECKF(strcmp(json_string_value(json_object_get(out, "requested_by")), owner.openid) == 0,
+               rows[r].name);
         json_decref(out);
     }
     CHECK(in_state(gid, "pending", "pending"));
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM ledger_entries WHERE event = 'approval.approved'") == ledger0 + 1);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM ledger_entries WHERE event = 'approval.approved'") ==
+          ledger0 + 1);
     CHECK(approvals_for(&admin2, gid, "org_admin", aid, 1) == 0); /* no longer pending */
 }
 
@@ -210,8 +214,8 @@ static void expiry(void) {
     qun_q_t *q;
     qun_err_t err;
     int64_t did = 0, expires = 0;
-    if (qun_db_run(db, &q, &err, "SELECT dissolution_id, expires_at FROM approvals WHERE aid = $1", "s", aid[0]) ==
-        QUN_ROW) {
+    if (qun_db_run(db, &q, &err, "SELECT dissolution_id, expires_at FROM approvals WHERE aid = $1", "s",
+                   aid[0]) == QUN_ROW) {
         did = qun_q_col_int(q, 0);
         expires = qun_q_col_int(q, 1);
         qun_q_done(q);
@@ -224,7 +228,9 @@ static void expiry(void) {
     CHECK(qun_approvals_expire(db, did, &err) == QUN_OK);
     CHECK(in_state(gid, "active", "expired"));
     char sql[160];
-    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = %lld AND state = 'expired'", (long long)did);
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM approvals WHERE dissolution_id = %lld AND state = 'expired'",
+             (long long)did);
     CHECK(unit_count(db, sql) == 1);
 }
 
@@ -266,8 +272,8 @@ static void risk_review_by_server_admins(void) {
         qun_q_done(q);
     }
     int n = -1;
-    CHECK(qun_approvals_create(db, did, &g, &(qun_approval_needs_t){.risk_review = true}, qun_now() + 3600, &n, &err) ==
-          QUN_OK);
+    CHECK(qun_approvals_create(db, did, &g, &(qun_approval_needs_t){.risk_review = true}, qun_now() + 3600,
+                               &n, &err) == QUN_OK);
     CHECK(n == 1);
     CHECK(approvals_for(&admin2, gid, "risk_review", aid, 1) == 0);
     CHECK(approvals_for(&server_admin, gid, "risk_review", aid, 1) == 1);

@@ -60,7 +60,9 @@ static bool count_consistent(const char *gid) {
         rows = qun_q_col_int(q, 0);
         qun_q_done(q);
     }
-    if (rows != g.member_count) fprintf(stderr, "group %s: member_count %lld, %lld rows\n", gid, (long long)g.member_count, (long long)rows);
+    if (rows != g.member_count)
+        fprintf(stderr, "group %s: member_count %lld, %lld rows\n", gid, (long long)g.member_count,
+                (long long)rows);
     return rows == g.member_count;
 }
 
@@ -74,10 +76,15 @@ static void role_names(void) {
     static const struct {
         qun_role_t role;
         const char *name;
-    } rows[] = {{QUN_ROLE_OWNER, "owner"}, {QUN_ROLE_ADMIN, "admin"}, {QUN_ROLE_MEMBER, "member"}, {QUN_ROLE_NONE, "none"}};
-    for (size_t r = 0; r < NROWS(rows); r++) CHECKF(strcmp(qun_role_name(rows[r].role), rows[r].name) == 0, rows[r].name);
+    } rows[] = {{QUN_ROLE_OWNER, "owner"},
+                {QUN_ROLE_ADMIN, "admin"},
+                {QUN_ROLE_MEMBER, "member"},
+                {QUN_ROLE_NONE, "none"}};
+    for (size_t r = 0; r < NROWS(rows); r++)
+        CHECKF(strcmp(qun_role_name(rows[r].role), rows[r].name) == 0, rows[r].name);
     /* Roles are ordered: each includes the ones below it. */
-    CHECK(QUN_ROLE_NONE < QUN_ROLE_MEMBER && QUN_ROLE_MEMBER < QUN_ROLE_ADMIN && QUN_ROLE_ADMIN < QUN_ROLE_OWNER);
+    CHECK(QUN_ROLE_NONE < QUN_ROLE_MEMBER && QUN_ROLE_MEMBER < QUN_ROLE_ADMIN &&
+          QUN_ROLE_ADMIN < QUN_ROLE_OWNER);
 }
 
 /* A new group: its owner is its one member, it is ledgered, and it reads back. */
@@ -96,7 +103,8 @@ static void create_group(void) {
     CHECK_STR(json_string_value(json_object_get(out, "my_role")), "owner");
     CHECK(json_integer_value(json_object_get(out, "member_count")) == 1);
     CHECK(json_integer_value(json_object_get(out, "last_seq")) == 0);
-    CHECK(json_is_array(json_object_get(out, "regions")) && json_array_size(json_object_get(out, "regions")) == 0);
+    CHECK(json_is_array(json_object_get(out, "regions")) &&
+          json_array_size(json_object_get(out, "regions")) == 0);
     CHECK(json_object_get(out, "org") == NULL || json_is_null(json_object_get(out, "org")));
     CHECK(json_integer_value(json_object_get(out, "created_at")) >= t0);
     CHECK(unit_count(db, "SELECT COUNT(*) FROM ledger_entries WHERE event = 'group.created'") == ledger0 + 1);
@@ -181,7 +189,8 @@ static void members_add_remove(void) {
     CHECK(qun_member_remove(db, &owner, gid, member.openid, &none, &err) == QUN_OK);
     CHECK(member_count(gid) == 1);
     CHECK(qun_member_remove(db, &owner, gid, member.openid, &none, &err) == QUN_MEMBER_NOT_FOUND);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM ledger_entries WHERE event = 'members.removed'") == removed0 + 1);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM ledger_entries WHERE event = 'members.removed'") ==
+          removed0 + 1);
     /* A removed member no longer sees the group, and may be added again. */
     CHECK(qun_group_get(db, &member, gid, &out, &err) == QUN_GROUP_NOT_FOUND);
     add(gid, &owner, &member, "member");
@@ -259,7 +268,7 @@ static qun_actor_t *actor_of(who_t w) {
 }
 
 typedef enum {
-    A_DISSOLVE,      /* ask for a dissolution (its preview) */
+    A_DISSOLVE, /* ask for a dissolution (its preview) */
     A_ADD_MEMBER,
     A_APPOINT_ADMIN, /* add someone as an admin */
     A_PROMOTE,       /* promote a member to admin */
@@ -285,8 +294,14 @@ static qun_rc act(action_t what, const qun_actor_t *a, const char *gid) {
         rc = qun_diss_preview(db, a, gid, params, NULL, &out, &err);
         json_decref(params);
         break;
-    case A_ADD_MEMBER: rc = qun_member_add(db, a, gid, outsider.openid == a->openid ? owner.openid : outsider.openid, "member", &out, &err); break;
-    case A_APPOINT_ADMIN: rc = qun_member_add(db, a, gid, outsider.openid == a->openid ? owner.openid : outsider.openid, "admin", &out, &err); break;
+    case A_ADD_MEMBER:
+        rc = qun_member_add(db, a, gid, outsider.openid == a->openid ? owner.openid : outsider.openid,
+                            "member", &out, &err);
+        break;
+    case A_APPOINT_ADMIN:
+        rc = qun_member_add(db, a, gid, outsider.openid == a->openid ? owner.openid : outsider.openid,
+                            "admin", &out, &err);
+        break;
     case A_PROMOTE: rc = qun_member_set_role(db, a, gid, target.openid, "admin", &out, &err); break;
     case A_DEMOTE: rc = qun_member_set_role(db, a, gid, target_admin.openid, "member", &out, &err); break;
     case A_REMOVE_MEMBER: rc = qun_member_remove(db, a, gid, target.openid, &none, &err); break;
@@ -371,13 +386,15 @@ static void permission_table(void) {
         full_group(gid);
         int64_t before = member_count(gid);
         qun_rc rc = act(rows[r].action, actor_of(rows[r].who), gid);
-        if (rc != rows[r].rc) fprintf(stderr, "  %s: %s, want %s\n", rows[r].name, qun_rc_name(rc), qun_rc_name(rows[r].rc));
+        if (rc != rows[r].rc)
+            fprintf(stderr, "  %s: %s, want %s\n", rows[r].name, qun_rc_name(rc), qun_rc_name(rows[r].rc));
         CHECKF(rc == rows[r].rc, rows[r].name);
         CHECKF(count_consistent(gid), rows[r].name);
         /* Only an allowed add, removal or leave changes the count, by exactly one. */
         int64_t delta = member_count(gid) - before;
         bool adds = rows[r].action == A_ADD_MEMBER || rows[r].action == A_APPOINT_ADMIN;
-        bool removes = rows[r].action == A_REMOVE_MEMBER || rows[r].action == A_REMOVE_ADMIN || rows[r].action == A_LEAVE;
+        bool removes = rows[r].action == A_REMOVE_MEMBER || rows[r].action == A_REMOVE_ADMIN ||
+                       rows[r].action == A_LEAVE;
         int64_t want = rows[r].rc != QUN_OK ? 0 : adds ? 1 : removes ? -1 : 0;
         CHECKF(delta == want, rows[r].name);
     }

@@ -48,7 +48,8 @@ static void header(const char *head, const char *name, char *out, size_t size) {
     for (const char *p = head; (p = strstr(p, "\r\n")); p += 2) {
         if (strncasecmp(p + 2, name, n) != 0 || p[2 + n] != ':') continue;
         const char *v = p + 3 + n;
-        while (*v == ' ') v++;
+        while (*v == ' ')
+            v++;
         size_t len = strcspn(v, "\r\n");
         snprintf(out, size, "%.*s", (int)(len < size ? len : size - 1), v);
         return;
@@ -85,8 +86,9 @@ static void serve(int fd) {
     }
     pthread_mutex_unlock(&mu);
     char reply[128];
-    int len = snprintf(reply, sizeof reply, "HTTP/1.1 %d Unit\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                       atomic_load(&answer));
+    int len =
+        snprintf(reply, sizeof reply, "HTTP/1.1 %d Unit\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                 atomic_load(&answer));
     (void)!send(fd, reply, (size_t)len, MSG_NOSIGNAL);
 }
 
@@ -129,7 +131,8 @@ typedef struct {
 static qun_rc event_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     event_t *e = arg;
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "INSERT INTO outbox(topic, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "INSERT INTO outbox(topic, payload, created_at) VALUES ($1, $2, $3) RETURNING id",
                            "ssi", e->topic, e->payload, (int64_t)1700000000);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     e->id = qun_q_col_int(q, 0);
@@ -155,10 +158,13 @@ static bool delivery(int64_t id, const char *u, delivery_t *d) {
     qun_q_t *q;
     qun_err_t err;
     memset(d, 0, sizeof *d);
-    if (qun_db_run(rd, &q, &err,
-                   "SELECT d.state, COALESCE(o.event_id, ''), d.attempts, COALESCE(d.last_status, -1), d.next_at, "
-                   "COALESCE(d.last_attempt_at, 0), COALESCE(o.delivered_at, 0), d.last_error FROM outbox_deliveries d "
-                   "JOIN outbox o ON o.id = d.outbox_id WHERE o.id = $1 AND d.url = $2", "is", id, u) != QUN_ROW)
+    if (qun_db_run(
+            rd, &q, &err,
+            "SELECT d.state, COALESCE(o.event_id, ''), d.attempts, COALESCE(d.last_status, -1), d.next_at, "
+            "COALESCE(d.last_attempt_at, 0), COALESCE(o.delivered_at, 0), d.last_error FROM "
+            "outbox_deliveries d "
+            "JOIN outbox o ON o.id = d.outbox_id WHERE o.id = $1 AND d.url = $2",
+            "is", id, u) != QUN_ROW)
         return false;
     snprintf(d->state, sizeof d->state, "%s", qun_q_col_text(q, 0));
     snprintf(d->event_id, sizeof d->event_id, "%s", qun_q_col_text(q, 1));
@@ -179,15 +185,16 @@ static bool wait_delivery(int64_t id, const char *u, const char *state, int64_t 
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    fprintf(stderr, "  delivery of %lld to %s is %s after %lld attempts, want %s\n", (long long)id, u, d->state,
-            (long long)d->attempts, state);
+    fprintf(stderr, "  delivery of %lld to %s is %s after %lld attempts, want %s\n", (long long)id, u,
+            d->state, (long long)d->attempts, state);
     return false;
 }
 
 /* The body docs/webhooks.md promises: canonical JSON of the stored columns. */
-static void expected_body(const char *event_id, const char *topic, const char *payload, char *out, size_t size) {
-    snprintf(out, size, "{\"created_at\":1700000000,\"id\":\"%s\",\"payload\":%s,\"topic\":\"%s\"}", event_id, payload,
-             topic);
+static void expected_body(const char *event_id, const char *topic, const char *payload, char *out,
+                          size_t size) {
+    snprintf(out, size, "{\"created_at\":1700000000,\"id\":\"%s\",\"payload\":%s,\"topic\":\"%s\"}", event_id,
+             payload, topic);
 }
 
 /* Qun-Signature: v1=hex(HMAC-SHA256(secret, timestamp "." body)). */
@@ -220,8 +227,8 @@ static void config_check(void) {
         {"another scheme", "ftp://a/h", SECRET, QUN_BAD_REQUEST},
         {"bare scheme", "http://", SECRET, QUN_BAD_REQUEST},
         {"space inside", "http://a/b c", SECRET, QUN_BAD_REQUEST},
-        {"nine URLs", "http://a,http://b,http://c,http://d,http://e,http://f,http://g,http://h,http://i", SECRET,
-         QUN_BAD_REQUEST},
+        {"nine URLs", "http://a,http://b,http://c,http://d,http://e,http://f,http://g,http://h,http://i",
+         SECRET, QUN_BAD_REQUEST},
     };
     qun_outbox_cfg_t saved = qun_outbox_cfg;
     for (size_t r = 0; r < NROWS(rows); r++) {
@@ -336,13 +343,15 @@ static void dead_then_redelivered(void) {
     CHECK(qun_outbox_dead_list(rd, 0, 50, &out, &err) == QUN_OK);
     json_t *items = json_object_get(out, "items"), *it = NULL, *e;
     size_t i;
-    json_array_foreach(items, i, e) if (strcmp(json_string_value(json_object_get(e, "id")), d.event_id) == 0) it = e;
+    json_array_foreach(items, i, e) if (strcmp(json_string_value(json_object_get(e, "id")), d.event_id) == 0)
+        it = e;
     CHECK(it != NULL);
     CHECK_STR(json_string_value(json_object_get(it, "url")), url);
     CHECK_STR(json_string_value(json_object_get(it, "topic")), "cdn.purge");
     CHECK(json_integer_value(json_object_get(it, "attempts")) == max);
     CHECK(json_integer_value(json_object_get(it, "last_status")) == 503);
-    CHECK_STR(json_string_value(json_array_get(json_object_get(json_object_get(it, "payload"), "paths"), 0)), "/dead");
+    CHECK_STR(json_string_value(json_array_get(json_object_get(json_object_get(it, "payload"), "paths"), 0)),
+              "/dead");
     CHECK(json_is_null(json_object_get(out, "next_cursor")));
     json_decref(out);
 

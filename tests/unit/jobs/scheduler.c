@@ -64,9 +64,11 @@ typedef struct {
 static qun_rc enqueue_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     enqueue_t *e = arg;
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ($1, $2, $3, $4, $4) "
-                           "RETURNING id", "szii", e->kind, e->group_id, e->ref_id, e->due_at);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ($1, $2, $3, $4, $4) "
+                   "RETURNING id",
+                   "szii", e->kind, e->group_id, e->ref_id, e->due_at);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     e->id = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -90,9 +92,11 @@ static bool job_get(int64_t id, job_t *j) {
     qun_q_t *q;
     qun_err_t err;
     memset(j, 0, sizeof *j);
-    if (qun_db_run(rd, &q, &err,
-                   "SELECT state, COALESCE(claimed_by, ''), last_error, attempts, due_at, COALESCE(finished_at, 0) "
-                   "FROM jobs WHERE id = $1", "i", id) != QUN_ROW)
+    if (qun_db_run(
+            rd, &q, &err,
+            "SELECT state, COALESCE(claimed_by, ''), last_error, attempts, due_at, COALESCE(finished_at, 0) "
+            "FROM jobs WHERE id = $1",
+            "i", id) != QUN_ROW)
         return false;
     snprintf(j->state, sizeof j->state, "%s", qun_q_col_text(q, 0));
     snprintf(j->claimed_by, sizeof j->claimed_by, "%s", qun_q_col_text(q, 1));
@@ -112,7 +116,8 @@ static bool wait_state(int64_t id, const char *state, int64_t attempts, job_t *j
         if (job_get(id, j) && strcmp(j->state, state) == 0 && j->attempts >= attempts) return true;
         sleep_ms(20);
     }
-    fprintf(stderr, "  job %lld is %s after %lld attempts, want %s\n", (long long)id, j->state, (long long)j->attempts, state);
+    fprintf(stderr, "  job %lld is %s after %lld attempts, want %s\n", (long long)id, j->state,
+            (long long)j->attempts, state);
     return false;
 }
 
@@ -161,7 +166,7 @@ static void retry_backoff_then_failed(void) {
         CHECKF(wait_state(id, last ? "failed" : "queued", k, &j), row);
         int64_t t_seen = qun_now(), backoff = (int64_t)1 << (k - 1);
         CHECKF(j.attempts == k, row);
-        CHECKF(strcmp(j.claimed_by, "") == 0, row); /* a failure gives the claim up */
+        CHECKF(strcmp(j.claimed_by, "") == 0, row);      /* a failure gives the claim up */
         CHECKF(strcmp(j.last_error, "STORE") == 0, row); /* the step's error is kept on the row */
         /* due_at = the failure's time + 2^(k-1), and the failure came between the kick
          * and now. */
@@ -186,15 +191,19 @@ static void retry_backoff_then_failed(void) {
  * and counts no attempt; after the release it runs to done. */
 static void held_job_waits_for_release(void) {
     int64_t uid = write_sql("INSERT INTO users(openid, username, pwhash, password_changed_at, created_at) "
-                            "VALUES ('u_held', 'held', 'h', $1, $1) RETURNING id", "i", 0, 0, 0, 0);
-    int64_t gid = write_sql("INSERT INTO groups(gid, name, kind, owner_id, state, member_count, created_at, updated_at) "
-                            "VALUES ('g_held', 'held', 'standard', $1, 'dissolved', 0, 0, 0) RETURNING id",
-                            "i", uid, 0, 0, 0);
-    int64_t did = write_sql("INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, "
-                            "dissolved_at, grace_until) VALUES ($1, $2, 'delete', 'dissolved', 0, 0, 0) RETURNING id",
-                            "ii", gid, uid, 0, 0);
+                            "VALUES ('u_held', 'held', 'h', $1, $1) RETURNING id",
+                            "i", 0, 0, 0, 0);
+    int64_t gid = write_sql(
+        "INSERT INTO groups(gid, name, kind, owner_id, state, member_count, created_at, updated_at) "
+        "VALUES ('g_held', 'held', 'standard', $1, 'dissolved', 0, 0, 0) RETURNING id",
+        "i", uid, 0, 0, 0);
+    int64_t did =
+        write_sql("INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, "
+                  "dissolved_at, grace_until) VALUES ($1, $2, 'delete', 'dissolved', 0, 0, 0) RETURNING id",
+                  "ii", gid, uid, 0, 0);
     int64_t hold = write_sql("INSERT INTO holds(hid, group_id, reason, placed_by, placed_at) "
-                             "VALUES ('h_unit', $1, 'litigation', $2, 0) RETURNING id", "ii", gid, uid, 0, 0);
+                             "VALUES ('h_unit', $1, 'litigation', $2, 0) RETURNING id",
+                             "ii", gid, uid, 0, 0);
     int64_t t0 = qun_now();
     int64_t id = enqueue("purge_group", gid, did, t0);
     job_t j;
@@ -221,9 +230,10 @@ static void expired_claim_is_reclaimed(void) {
     int64_t theirs = enqueue("approval_expiry", 0, 999003, now);
     int64_t ours = enqueue("approval_expiry", 0, 999004, now);
     /* Both enqueued and claimed in one go, before the scheduler looks. */
-    write_sql("UPDATE jobs SET state = 'running', claimed_by = CASE WHEN id = $1 THEN 'crashed' ELSE 'unit-a' END, "
-              "claimed_until = $3 WHERE id IN ($1, $2)",
-              "iii", theirs, ours, now + 30, 0);
+    write_sql(
+        "UPDATE jobs SET state = 'running', claimed_by = CASE WHEN id = $1 THEN 'crashed' ELSE 'unit-a' END, "
+        "claimed_until = $3 WHERE id IN ($1, $2)",
+        "iii", theirs, ours, now + 30, 0);
     job_t j;
     CHECK(wait_state(ours, "done", 0, &j));
     CHECK_STR(j.claimed_by, "unit-a");

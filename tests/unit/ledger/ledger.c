@@ -17,7 +17,8 @@ static qun_db_t *db;
 static bool entry_at(int64_t idx, char *out, size_t size) {
     qun_q_t *q;
     qun_err_t err;
-    if (qun_db_run(db, &q, &err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", idx) != QUN_ROW) return false;
+    if (qun_db_run(db, &q, &err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", idx) != QUN_ROW)
+        return false;
     snprintf(out, size, "%s", qun_q_col_text(q, 0));
     qun_q_done(q);
     return true;
@@ -34,8 +35,8 @@ static void empty_tree(void) {
     unsigned char root[QUN_HASH], want[QUN_HASH];
     CHECK(qun_ledger_head(db, &size, root, &err) == QUN_OK);
     CHECK(size == 0);
-    sodium_hex2bin(want, sizeof want, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 64, NULL,
-                   NULL, NULL);
+    sodium_hex2bin(want, sizeof want, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 64,
+                   NULL, NULL, NULL);
     CHECK(memcmp(root, want, QUN_HASH) == 0);
     CHECK(qun_ledger_root_at(db, 0, root, &err) == QUN_OK && memcmp(root, want, QUN_HASH) == 0);
 }
@@ -46,21 +47,24 @@ static void empty_tree(void) {
 static void canonical_entries(void) {
     static const struct {
         const char *name, *event, *group, *actor, *old_state, *new_state;
-        const char *fields;  /* JSON, or NULL for none */
-        const char *canon;   /* the canonical fields the digest is of */
-        const char *want;    /* the entry, with %s for the digest and %lld for the time */
+        const char *fields; /* JSON, or NULL for none */
+        const char *canon;  /* the canonical fields the digest is of */
+        const char *want;   /* the entry, with %s for the digest and %lld for the time */
     } rows[] = {
-        {"all members set", "group.created", "g_1", "u_1", NULL, "active", "{\"name\":\"n\",\"kind\":\"standard\"}",
-         "{\"kind\":\"standard\",\"name\":\"n\"}",
-         "{\"actor\":\"u_1\",\"event\":\"group.created\",\"group\":\"g_1\",\"kind\":\"standard\",\"name\":\"n\","
+        {"all members set", "group.created", "g_1", "u_1", NULL, "active",
+         "{\"name\":\"n\",\"kind\":\"standard\"}", "{\"kind\":\"standard\",\"name\":\"n\"}",
+         "{\"actor\":\"u_1\",\"event\":\"group.created\",\"group\":\"g_1\",\"kind\":\"standard\",\"name\":"
+         "\"n\","
          "\"new_state\":\"active\",\"old_state\":null,\"params_digest\":\"%s\",\"seq\":0,\"time\":%lld}"},
         {"no fields, no group, no actor", "server.note", NULL, NULL, NULL, NULL, NULL, "{}",
          "{\"actor\":null,\"event\":\"server.note\",\"group\":null,\"new_state\":null,\"old_state\":null,"
          "\"params_digest\":\"%s\",\"seq\":1,\"time\":%lld}"},
         {"nested and unicode fields", "dissolution.requested", "g_2", "u_2", "active", "pending",
          "{\"z\":[1,2],\"a\":{\"y\":\"中文\",\"b\":true}}", "{\"a\":{\"b\":true,\"y\":\"中文\"},\"z\":[1,2]}",
-         "{\"a\":{\"b\":true,\"y\":\"中文\"},\"actor\":\"u_2\",\"event\":\"dissolution.requested\",\"group\":\"g_2\","
-         "\"new_state\":\"pending\",\"old_state\":\"active\",\"params_digest\":\"%s\",\"seq\":2,\"time\":%lld,"
+         "{\"a\":{\"b\":true,\"y\":\"中文\"},\"actor\":\"u_2\",\"event\":\"dissolution.requested\",\"group\":"
+         "\"g_2\","
+         "\"new_state\":\"pending\",\"old_state\":\"active\",\"params_digest\":\"%s\",\"seq\":2,\"time\":%"
+         "lld,"
          "\"z\":[1,2]}"},
     };
     for (size_t r = 0; r < NROWS(rows); r++) {
@@ -88,8 +92,8 @@ static void canonical_entries(void) {
         qun_merkle_leaf(leaf, got, strlen(got));
         qun_q_t *q;
         size_t n = 0;
-        CHECKF(qun_db_run(db, &q, &err, "SELECT hash FROM ledger_nodes WHERE level = 0 AND idx = $1", "i", idx) ==
-                   QUN_ROW,
+        CHECKF(qun_db_run(db, &q, &err, "SELECT hash FROM ledger_nodes WHERE level = 0 AND idx = $1", "i",
+                          idx) == QUN_ROW,
                rows[r].name);
         const void *h = qun_q_col_blob(q, 0, &n);
         CHECKF(n == QUN_HASH && memcmp(h, leaf, QUN_HASH) == 0, rows[r].name);
@@ -118,7 +122,8 @@ static void rolled_back_append(void) {
 
 static int popcount64(uint64_t v) {
     int n = 0;
-    for (; v; v &= v - 1) n++;
+    for (; v; v &= v - 1)
+        n++;
     return n;
 }
 
@@ -139,13 +144,15 @@ static void consistency_across_appends(void) {
         json_decref(f);
         CHECK(qun_ledger_head(db, &size, heads[i], &err) == QUN_OK);
         CHECK(size == start + (uint64_t)i);
-        if (unit_count(db, "SELECT COUNT(*) FROM ledger_nodes") != (int64_t)(2 * size - (uint64_t)popcount64(size)))
+        if (unit_count(db, "SELECT COUNT(*) FROM ledger_nodes") !=
+            (int64_t)(2 * size - (uint64_t)popcount64(size)))
             bad_nodes++;
         for (int k = 0; k < i; k++) {
             unsigned char then[QUN_HASH], proof[QUN_PROOF_MAX][QUN_HASH];
             int n = 0;
             uint64_t old = start + (uint64_t)k;
-            if (qun_ledger_root_at(db, old, then, &err) != QUN_OK || memcmp(then, heads[k], QUN_HASH) != 0) bad_roots++;
+            if (qun_ledger_root_at(db, old, then, &err) != QUN_OK || memcmp(then, heads[k], QUN_HASH) != 0)
+                bad_roots++;
             if (qun_ledger_consistency(db, old, size, proof, &n, &err) != QUN_OK ||
                 !qun_merkle_verify_consistency(old, size, heads[k], heads[i], proof, n))
                 bad_proofs++;
