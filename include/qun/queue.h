@@ -35,9 +35,10 @@ const char *qun_job_kind_name(qun_job_kind k);
 bool qun_job_kind_parse(const char *s, qun_job_kind *k);
 
 /* Queue a job of kind for group_id (0: none) and ref_id (the dissolution or export row
- * it works on), due at due_at.  In the caller's transaction. */
+ * it works on), due at due_at, in the caller's transaction; its row id to *id (may be
+ * NULL). */
 qun_rc qun_queue_add(qun_db_t *db, qun_job_kind kind, int64_t group_id, int64_t ref_id, int64_t due_at,
-                     qun_err_t *err);
+                     int64_t *id, qun_err_t *err);
 
 /* The purge jobs of group_id that wait for a released legal hold become due at now. */
 qun_rc qun_queue_wake_held(qun_db_t *db, int64_t group_id, int64_t now, qun_err_t *err);

@@ -261,7 +261,7 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
     int64_t now = qun_now(), due = now + delay_of(r);
     qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'pending', due_at = $2 WHERE id = $1",
                            "ii", did, due);
-    if (rc == QUN_DONE && (rc = qun_queue_add(db, QUN_JOB_DISSOLVE_DUE, group_id, did, due, err)) == QUN_OK) rc = QUN_DONE;
+    if (rc == QUN_DONE && (rc = qun_queue_add(db, QUN_JOB_DISSOLVE_DUE, group_id, did, due, NULL, err)) == QUN_OK) rc = QUN_DONE;
     qun_q_t *q;
     if (rc == QUN_DONE)
         rc = qun_db_run(db, &q, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1, owner_id",
@@ -345,7 +345,7 @@ static qun_rc proceed(qun_db_t *db, int64_t did, const qun_group_t *g, const rul
     if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.requested", g->id, 0, json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", actor, "messages", messages, "approvals", napprovals), err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g->id, r, err);
     if (rc == QUN_OK && napprovals)
-        rc = qun_queue_add(db, QUN_JOB_APPROVAL_EXPIRY, g->id, did, now + r->approval_expiry, err);
+        rc = qun_queue_add(db, QUN_JOB_APPROVAL_EXPIRY, g->id, did, now + r->approval_expiry, NULL, err);
     /* verified: {"confirmation": the methods presented, "platform"} of the request */
     json_t *f = json_pack("{s:s, s:i, s:I, s:b, s:s?, s:o, s:o?}", "messages", messages, "approvals", napprovals,
                           "delay_seconds", (json_int_t)delay_of(r), "notice", r->notice_applies, "successor_name", successor,
@@ -602,8 +602,8 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
                         "UPDATE dissolutions SET state = 'dissolved', dissolved_at = $2, grace_until = $3, "
                         "tombstone_until = $4 WHERE id = $1", "iiii", did, now, grace_until,
                         after(purge_at, r.tombstone)) == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_GROUP, group_id, did, purge_at, err);
-    if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_PAYMENTS, group_id, did, payments_at, err);
+    if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_GROUP, group_id, did, purge_at, NULL, err);
+    if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_PAYMENTS, group_id, did, payments_at, NULL, err);
     if (rc == QUN_OK) rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1", "i", group_id) == QUN_DONE ? QUN_OK : QUN_STORE;
     char gid[QUN_ID_MAX], succ_gid[QUN_ID_MAX] = "";
     if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);

@@ -55,7 +55,7 @@ qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     *id = qun_q_col_int(q, 0);
     qun_q_done(q);
-    rc = qun_queue_add(db, QUN_JOB_EXPORT_GROUP, g->id, *id, now, err);
+    rc = qun_queue_add(db, QUN_JOB_EXPORT_GROUP, g->id, *id, now, NULL, err);
     if (rc != QUN_OK) return rc;
     if (out)
         *out = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:b, s:I}", "id", xid, "group", g->gid, "scope", scope,

@@ -166,7 +166,8 @@ static void run_job(qun_jobs_t *j, run_t *r) {
         if (rc == QUN_OK && r->defer) return;
         if (rc != QUN_OK) {
             qun_log("warn", "job %lld failed a step: %s %s", (long long)r->job.id, qun_rc_name(rc), err.msg);
-            failure_t f = {r->job.id, r->job.attempts, err.msg};
+            /* Some steps fail without a message; the row still says how. */
+            failure_t f = {r->job.id, r->job.attempts, err.msg[0] ? err.msg : qun_rc_name(rc)};
             qun_writer_run(j->writer, fail_txn, &f, &err);
             return;
         }

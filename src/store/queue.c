@@ -33,12 +33,18 @@ bool qun_job_kind_parse(const char *s, qun_job_kind *k) {
 static qun_rc done_ok(qun_rc rc) { return rc == QUN_DONE ? QUN_OK : rc; }
 
 qun_rc qun_queue_add(qun_db_t *db, qun_job_kind kind, int64_t group_id, int64_t ref_id, int64_t due_at,
-                     qun_err_t *err) {
+                     int64_t *id, qun_err_t *err) {
     const char *name = qun_job_kind_name(kind);
     if (!name) return qun_fail(err, QUN_INTERNAL, "no job kind %d", (int)kind);
-    return done_ok(qun_db_run(db, NULL, err,
-                              "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5)",
-                              "siiii", name, group_id, ref_id, due_at, qun_now()));
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5) "
+                           "RETURNING id",
+                           "sziii", name, group_id, ref_id, due_at, qun_now());
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    if (id) *id = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    return QUN_OK;
 }
 
 qun_rc qun_queue_wake_held(qun_db_t *db, int64_t group_id, int64_t now, qun_err_t *err) {

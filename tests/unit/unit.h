@@ -26,6 +26,20 @@ static const char *unit_case = "main";
 
 #define CHECK_STR(a, b) CHECK(strcmp((a), (b)) == 0)
 
+/* CHECK for one row of a table-driven case: a failure also names the row. */
+#define CHECKF(cond, row)                                                              \
+    do {                                                                               \
+        unit_checks++;                                                                 \
+        if (!(cond)) {                                                                 \
+            unit_failures++;                                                           \
+            fprintf(stderr, "%s:%d: [%s / %s] CHECK failed: %s\n", __FILE__, __LINE__,     \
+                    unit_case, (row), #cond);                                          \
+        }                                                                              \
+    } while (0)
+
+/* The number of rows of a table. */
+#define NROWS(a) (sizeof(a) / sizeof((a)[0]))
+
 /* Run one named case: its failures are reported under its name. */
 #define RUN(fn) unit_run(#fn, fn)
 static inline void unit_run(const char *name, void (*fn)(void)) {

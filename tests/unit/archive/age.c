@@ -15,14 +15,12 @@ static size_t unhex(const char *h, uint8_t *out) {
 
 static void test_hkdf(void) {
     static const struct {
-        const char *ikm, *salt, *info, *okm;
+        const char *name, *ikm, *salt, *info, *okm;
     } cases[] = {
-        /* RFC 5869 A.1 */
-        {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
+        {"RFC 5869 A.1", "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
          "f0f1f2f3f4f5f6f7f8f9",
          "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"},
-        /* RFC 5869 A.2 */
-        {"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        {"RFC 5869 A.2", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
          "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
          "404142434445464748494a4b4c4d4e4f",
          "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
@@ -34,16 +32,15 @@ static void test_hkdf(void) {
          "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
          "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
          "cc30c58179ec3e87c14c01d5c1f3434f1d87"},
-        /* RFC 5869 A.3: empty salt and info */
-        {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
+        {"RFC 5869 A.3: empty salt and info", "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
          "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t ikm[128], salt[128], info[128], want[128], got[128];
         size_t ni = unhex(cases[i].ikm, ikm), ns = unhex(cases[i].salt, salt),
                nf = unhex(cases[i].info, info), nw = unhex(cases[i].okm, want);
-        CHECK(qun_hkdf_sha256(ns ? salt : NULL, ns, ikm, ni, info, nf, got, nw) == QUN_OK);
-        CHECK(memcmp(got, want, nw) == 0);
+        CHECKF(qun_hkdf_sha256(ns ? salt : NULL, ns, ikm, ni, info, nf, got, nw) == QUN_OK, cases[i].name);
+        CHECKF(memcmp(got, want, nw) == 0, cases[i].name);
     }
     uint8_t big[1];
     CHECK(qun_hkdf_sha256(NULL, 0, big, 1, NULL, 0, big, 255 * 32 + 1) == QUN_BAD_REQUEST);
@@ -80,13 +77,13 @@ static void test_bech32(void) {
     /* Each valid string decodes, and re-encoding its bytes gives it back. */
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
         char re[120];
-        CHECK(qun_bech32_decode(valid[i], true, hrp, sizeof hrp, data, sizeof data, &n) == QUN_OK);
-        CHECK(qun_bech32_encode(hrp, data, n, valid[i][0] == 'A', re, sizeof re) == QUN_OK);
-        CHECK(strcmp(re, valid[i]) == 0);
+        CHECKF(qun_bech32_decode(valid[i], true, hrp, sizeof hrp, data, sizeof data, &n) == QUN_OK, valid[i]);
+        CHECKF(qun_bech32_encode(hrp, data, n, valid[i][0] == 'A', re, sizeof re) == QUN_OK, valid[i]);
+        CHECKF(strcmp(re, valid[i]) == 0, valid[i]);
     }
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++)
-        CHECK(qun_bech32_decode(invalid[i], true, hrp, sizeof hrp, data, sizeof data, &n) ==
-              QUN_FIELD_INVALID);
+        CHECKF(qun_bech32_decode(invalid[i], true, hrp, sizeof hrp, data, sizeof data, &n) == QUN_FIELD_INVALID,
+               invalid[i]);
 }
 
 static void test_keys(void) {
@@ -191,12 +188,21 @@ static void test_roundtrip(size_t size) {
     free(out);
 }
 
+/* Round trips at the chunk boundaries (64 KiB): a failing size is named. */
+static void roundtrip_sizes(void) {
+    static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 2 * 65536, 300000};
+    for (size_t i = 0; i < NROWS(sizes); i++) {
+        int before = unit_failures;
+        test_roundtrip(sizes[i]);
+        if (unit_failures != before) fprintf(stderr, "[roundtrip_sizes / %zu bytes] failed\n", sizes[i]);
+    }
+}
+
 int main(void) {
     if (sodium_init() < 0) return 1;
-    test_hkdf();
-    test_bech32();
-    test_keys();
-    size_t sizes[] = {0, 1, 65535, 65536, 65537, 2 * 65536, 300000};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) test_roundtrip(sizes[i]);
-    return unit_done("test_archive_age");
+    RUN(test_hkdf);
+    RUN(test_bech32);
+    RUN(test_keys);
+    RUN(roundtrip_sizes);
+    return unit_done("archive/age");
 }

@@ -75,14 +75,16 @@ static int64_t count(const char *sql) {
     return unit_count(db, sql);
 }
 
-int main(void) {
+static qun_actor_t owner, member;
+static buf_t members, messages, files, payments, blob, list, manifest, plain;
+static char content[65], imports[600], blobs[600], *entry;
+static int64_t ledger_before;
+
+/* Two users, the archived group, and an archive plaintext of it (pax tar + zstd) whose
+ * manifest proves its content digest by the store's own ledger. */
+static void build_archive(void) {
     qun_err_t err;
     json_t *out;
-    char dir[] = "/tmp/qun-import-unit-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    qun_core_cfg.data_dir = dir;
-    CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
-    qun_actor_t owner = {0}, member = {0};
     CHECK(qun_user_create(db, "owner", "x", &out, &err) == QUN_OK);
     snprintf(owner.openid, sizeof owner.openid, "%s", json_string_value(json_object_get(out, "openid")));
     json_decref(out);
@@ -101,7 +103,7 @@ int main(void) {
     json_decref(out);
 
     /* The members of an archive of group src, export x_src. */
-    buf_t members = {0}, messages = {0}, files = {0}, payments = {0}, blob = {0}, list = {0};
+    /* (the parts are the static buffers above) */
     char line[600], sha[65];
     snprintf(line, sizeof line, "[\n{\"joined_at\":100,\"openid\":\"%s\",\"role\":\"owner\",\"username\":\"owner\"},\n"
              "{\"joined_at\":200,\"openid\":\"%s\",\"role\":\"member\",\"username\":\"member\"}\n]\n",
@@ -133,7 +135,7 @@ int main(void) {
         snprintf(line, sizeof line, "%s  %s\n", h, names[i]);
         puts_(&list, line);
     }
-    char content[65];
+
     hex_of(&list, content);
 
     /* Ledger the content, then prove it as the export would. */
@@ -142,7 +144,7 @@ int main(void) {
     CHECK(qun_ledger_append(db, "export.content", src, owner.openid, "active", "active", f, &index, &err) == QUN_OK);
     json_decref(f);
     qun_q_t *q;
-    char *entry = NULL;
+    entry = NULL;
     if (qun_db_run(db, &q, &err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", index) == QUN_ROW) {
         entry = strdup(qun_q_col_text(q, 0));
         qun_q_done(q);
@@ -166,7 +168,7 @@ int main(void) {
                           "entry", entry, "proof", path);
     char *mtext = json_dumps(m, JSON_COMPACT);
     json_decref(m);
-    buf_t manifest = {0}, plain = {0};
+
     puts_(&manifest, mtext);
     free(mtext);
 
@@ -180,13 +182,15 @@ int main(void) {
     CHECK(archive_write_close(ar) == ARCHIVE_OK);
     archive_write_free(ar);
 
-    char imports[600], blobs[600];
-    snprintf(imports, sizeof imports, "%s/imports", dir);
-    snprintf(blobs, sizeof blobs, "%s/blobs", dir);
-    int64_t ledger_before = count("SELECT COUNT(*) FROM ledger_entries");
+    snprintf(imports, sizeof imports, "%s/imports", qun_core_cfg.data_dir);
+    snprintf(blobs, sizeof blobs, "%s/blobs", qun_core_cfg.data_dir);
+    ledger_before = count("SELECT COUNT(*) FROM ledger_entries");
+}
 
-    /* Every flipped byte and many cuts: refused with an import code, or (bytes a tar
-     * reader ignores) accepted with the same content; nothing staged, no blob stored. */
+/* Every flipped byte and many cuts: refused with an import code, or (bytes a tar
+ * reader ignores) accepted with the same content; nothing staged, no blob stored. */
+static void damaged_archives_refused(void) {
+    qun_err_t err;
     unsigned char *copy = malloc(plain.n);
     int refused = 0, accepted = 0, bad = 0;
     for (size_t i = 0; i < plain.n * 2; i++) {
@@ -211,8 +215,12 @@ int main(void) {
     CHECK(entries(imports) == 0);
     CHECK(count("SELECT COUNT(*) FROM groups") == 1); /* the archived group only */
     CHECK(count("SELECT COUNT(*) FROM ledger_entries") == ledger_before);
+}
 
-    /* A member may not import; the owner may, and the rebuild restores everything. */
+/* A member may not import; the owner may, and the rebuild restores everything. */
+static void rebuild_restores(void) {
+    qun_err_t err;
+    json_t *out;
     qun_import_t *imp = NULL;
     CHECK(qun_import_stage(db, &member, plain.p, plain.n, &imp, &err) == QUN_IMPORT_FORBIDDEN);
     CHECK(qun_import_stage(db, &owner, plain.p, plain.n, &imp, &err) == QUN_OK);
@@ -233,7 +241,17 @@ int main(void) {
     CHECK(count("SELECT COUNT(*) FROM payment_claims WHERE amount = 5") == 1);
     CHECK(count("SELECT COUNT(*) FROM ledger_entries WHERE event = 'import.made'") == 1);
     CHECK(entries(imports) == 0);
+}
 
+int main(void) {
+    qun_err_t err;
+    char dir[] = "/tmp/qun-import-unit-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    qun_core_cfg.data_dir = dir;
+    CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
+    RUN(build_archive);
+    RUN(damaged_archives_refused);
+    RUN(rebuild_restores);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
@@ -241,5 +259,5 @@ int main(void) {
     free(members.p), free(messages.p), free(files.p), free(payments.p), free(blob.p), free(list.p);
     free(manifest.p), free(plain.p);
     qun_db_close(db);
-    return unit_done("archive_import");
+    return unit_done("archive/import");
 }

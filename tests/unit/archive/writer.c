@@ -29,14 +29,17 @@ static char *run(const char *cmd) {
     return out;
 }
 
-int main(void) {
-    char id[QUN_AGE_IDENTITY_LEN + 1], rcpt[QUN_AGE_RECIPIENT_LEN + 1], digest[65], cmd[1024];
-    char dir[] = "/tmp/qun-archive-XXXXXX";
+static char dir[] = "/tmp/qun-archive-XXXXXX", digest[65];
+static int64_t bytes;
+static const char manifest[] = "{\"format\":1}\n";
+
+/* A file of 200000 bytes streamed from disk, and small ones from memory, for a fresh
+ * age key written where Debian's age finds it. */
+static void write_archive(void) {
+    char id[QUN_AGE_IDENTITY_LEN + 1], rcpt[QUN_AGE_RECIPIENT_LEN + 1], cmd[1024];
     uint8_t pk[1][32];
     qun_err_t err;
     qun_archive_t *a = NULL;
-    int64_t bytes = 0;
-    if (sodium_init() < 0 || !mkdtemp(dir)) return 1;
     qun_age_keygen(id, rcpt);
     CHECK(qun_age_recipient_parse(rcpt, pk[0], &err) == QUN_OK);
     snprintf(cmd, sizeof cmd, "%s/key.txt", dir);
@@ -44,14 +47,12 @@ int main(void) {
     fprintf(k, "# public key: %s\n%s\n", rcpt, id);
     fclose(k);
 
-    /* A file of 200000 bytes streamed from disk, and small ones from memory. */
     snprintf(cmd, sizeof cmd, "%s/blob", dir);
     FILE *blob = fopen(cmd, "w+");
     for (int i = 0; i < 200000; i++) fputc('a' + i % 26, blob);
     rewind(blob);
     snprintf(cmd, sizeof cmd, "%s/out.age", dir);
     FILE *out = fopen(cmd, "wb");
-    const char manifest[] = "{\"format\":1}\n";
     CHECK(qun_archive_new((const uint8_t(*)[32])pk, 1, file_write, out, &a, &err) == QUN_OK);
     CHECK(qun_archive_add(a, "manifest.json", manifest, strlen(manifest), 1700000000, &err) == QUN_OK);
     CHECK(qun_archive_add(a, "members.json", "[]", 2, 1700000000, &err) == QUN_OK);
@@ -61,8 +62,11 @@ int main(void) {
     qun_archive_free(a);
     fclose(out);
     fclose(blob);
+}
 
-    /* The digest is the SHA-256 of the file written. */
+/* The digest is the SHA-256 of the file written, and the size its length. */
+static void digest_and_size(void) {
+    char cmd[1024];
     snprintf(cmd, sizeof cmd, "sha256sum %s/out.age", dir);
     char *sum = run(cmd);
     CHECK(sum && strncmp(sum, digest, 64) == 0);
@@ -71,27 +75,37 @@ int main(void) {
     char *wc = run(cmd);
     CHECK(wc && atoll(wc) == bytes);
     free(wc);
+}
 
-    if (system("command -v age >/dev/null && command -v zstd >/dev/null") == 0) {
-        snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar tf -", dir, dir);
-        char *list = run(cmd);
-        CHECK(list && strcmp(list, "manifest.json\nmembers.json\nfiles/blob\nmessages.jsonl\n") == 0);
-        free(list);
-        snprintf(cmd, sizeof cmd,
-                 "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - manifest.json", dir, dir);
-        char *m = run(cmd);
-        CHECK(m && strcmp(m, manifest) == 0);
-        free(m);
-        snprintf(cmd, sizeof cmd,
-                 "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - files/blob | cmp - %s/blob",
-                 dir, dir, dir);
-        char *c = run(cmd);
-        CHECK(c != NULL);
-        free(c);
-    } else {
-        printf("test_archive_writer: age or zstd missing, interop skipped\n");
+/* age -d | zstd -d | tar lists and extracts exactly what was written. */
+static void interop_age_zstd_tar(void) {
+    char cmd[1024];
+    if (system("command -v age >/dev/null && command -v zstd >/dev/null") != 0) {
+        printf("archive/writer: age or zstd missing, interop skipped\n");
+        return;
     }
+    snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar tf -", dir, dir);
+    char *list = run(cmd);
+    CHECK(list && strcmp(list, "manifest.json\nmembers.json\nfiles/blob\nmessages.jsonl\n") == 0);
+    free(list);
+    snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - manifest.json", dir, dir);
+    char *m = run(cmd);
+    CHECK(m && strcmp(m, manifest) == 0);
+    free(m);
+    snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - files/blob | cmp - %s/blob",
+             dir, dir, dir);
+    char *c = run(cmd);
+    CHECK(c != NULL);
+    free(c);
+}
+
+int main(void) {
+    char cmd[1024];
+    if (sodium_init() < 0 || !mkdtemp(dir)) return 1;
+    RUN(write_archive);
+    RUN(digest_and_size);
+    RUN(interop_age_zstd_tar);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
-    return unit_done("test_archive_writer");
+    return unit_done("archive/writer");
 }

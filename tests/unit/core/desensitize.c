@@ -323,11 +323,11 @@ static void test_random_planted(void) {
 }
 
 int main(void) {
-    test_national_ids();
-    test_bank_cards();
-    test_phones();
-    test_mixed_and_api();
-    test_random();
-    test_random_planted();
-    return unit_done("test_core_desensitize");
+    RUN(test_national_ids);
+    RUN(test_bank_cards);
+    RUN(test_phones);
+    RUN(test_mixed_and_api);
+    RUN(test_random);
+    RUN(test_random_planted);
+    return unit_done("core/desensitize");
 }

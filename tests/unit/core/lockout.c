@@ -140,10 +140,10 @@ static void test_list_and_clear(void) {
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
-    test_networks();
-    test_account_lock_and_expiry();
-    test_network_lock();
-    test_list_and_clear();
+    RUN(test_networks);
+    RUN(test_account_lock_and_expiry);
+    RUN(test_network_lock);
+    RUN(test_list_and_clear);
     qun_db_close(db);
-    return unit_done("test_core_lockout");
+    return unit_done("core/lockout");
 }

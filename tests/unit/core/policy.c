@@ -62,7 +62,9 @@ static void resolve_ok(const qun_policy_t *p, const char *kind, const char *cons
     CHECK(rc == QUN_OK);
 }
 
-static void test_shipped_equals_builtin(qun_policy_t *builtin) {
+static qun_policy_t *builtin; /* the builtin pack, loaded once by main */
+
+static void test_shipped_equals_builtin(void) {
     qun_policy_t *p = NULL;
     qun_err_t err = {{0}, {0}};
     qun_rc rc = qun_policy_load_dir("policies", &p, &err);
@@ -108,7 +110,8 @@ static void test_shipped_equals_builtin(qun_policy_t *builtin) {
     qun_policy_free(p);
 }
 
-static void test_kinds(const qun_policy_t *p) {
+static void test_kinds(void) {
+    const qun_policy_t *p = builtin;
     qun_policy_view_t v;
 
     resolve_ok(p, "standard", NULL, 0, &v);
@@ -175,7 +178,8 @@ static void test_kinds(const qun_policy_t *p) {
     CHECK(qun_policy_kind_valid("education") && !qun_policy_kind_valid("guild"));
 }
 
-static void test_cross_border(const qun_policy_t *p) {
+static void test_cross_border(void) {
+    const qun_policy_t *p = builtin;
     qun_policy_view_t v, w;
     const char *eu_cn[] = {"eu", "cn"}, *cn_eu[] = {"cn", "eu"};
     resolve_ok(p, "cross_border", eu_cn, 2, &v);
@@ -296,7 +300,7 @@ static void test_region_approvals(void) {
 }
 
 /* The verification section: the builtin values, and a pack that changes them. */
-static void test_verification(const qun_policy_t *builtin) {
+static void test_verification(void) {
     const qun_policy_verify_t *v = qun_policy_verification(builtin);
     CHECK(v == qun_policy_verification(NULL) || memcmp(v, qun_policy_verification(NULL), sizeof *v) == 0);
     CHECK(v->platform[QUN_PLATFORM_ANDROID] == QUN_VM_CONFIRM);
@@ -461,7 +465,7 @@ static void test_broken(void) {
         if (!ok)
             fprintf(stderr, "broken[%zu] (%s %s): rc=%s field=\"%s\" msg=\"%s\"\n", i, b->file,
                     b->path ? b->path : "raw", qun_rc_name(rc), err.field, err.msg);
-        CHECK(ok);
+        CHECKF(ok, b->path ? b->path : b->raw);
     }
 
     /* A misnamed file beside the real ones is refused, not ignored. */
@@ -476,28 +480,31 @@ static void test_broken(void) {
     CHECK(strstr(err.msg, "region.json") != NULL);
 }
 
+/* The builtin pack's origin and the names of its rules. */
+static void test_names(void) {
+    CHECK_STR(qun_policy_origin(builtin), "builtin");
+    CHECK_STR(qun_policy_rule_key(QUN_POLICY_RETAIN_MESSAGES), "retention.messages");
+    CHECK_STR(qun_policy_approval_name(QUN_APPROVAL_GUARDIANS), "guardians");
+}
+
 int main(void) {
     if (!mkdtemp(tmp_root)) {
         perror("mkdtemp");
         return 1;
     }
-    qun_policy_t *builtin = NULL;
     CHECK(qun_policy_builtin(&builtin) == QUN_OK);
-    CHECK_STR(qun_policy_origin(builtin), "builtin");
-    CHECK_STR(qun_policy_rule_key(QUN_POLICY_RETAIN_MESSAGES), "retention.messages");
-    CHECK_STR(qun_policy_approval_name(QUN_APPROVAL_GUARDIANS), "guardians");
-
-    test_shipped_equals_builtin(builtin);
-    test_verification(builtin);
-    test_kinds(builtin);
-    test_cross_border(builtin);
-    test_region_approvals();
-    test_missing();
-    test_broken();
+    RUN(test_names);
+    RUN(test_shipped_equals_builtin);
+    RUN(test_verification);
+    RUN(test_kinds);
+    RUN(test_cross_border);
+    RUN(test_region_approvals);
+    RUN(test_missing);
+    RUN(test_broken);
     qun_policy_free(builtin);
 
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_root);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_root);
-    return unit_done("core_policy");
+    return unit_done("core/policy");
 }

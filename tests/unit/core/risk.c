@@ -316,11 +316,11 @@ int main(void) {
     sql("INSERT INTO groups(gid, name, kind, owner_id, created_at, updated_at) VALUES ('g_risk', 'r', 'standard', %lld, 0, 0)",
         (long long)owner);
     gid_row = 1;
-    test_frequency();
-    test_new_device();
-    test_linked();
-    test_anomaly();
-    test_combined_and_stored();
+    RUN(test_frequency);
+    RUN(test_new_device);
+    RUN(test_linked);
+    RUN(test_anomaly);
+    RUN(test_combined_and_stored);
     qun_db_close(db);
-    return unit_done("test_core_risk");
+    return unit_done("core/risk");
 }

@@ -110,9 +110,9 @@ int main(void) {
     qun_err_t err;
     qun_log_quiet = true;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
-    test_keys();
-    test_check();
-    test_backfill();
+    RUN(test_keys);
+    RUN(test_check);
+    RUN(test_backfill);
     qun_db_close(db);
-    return unit_done("test_core_username");
+    return unit_done("core/username");
 }

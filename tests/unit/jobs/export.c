@@ -50,18 +50,24 @@ static void random_utf8(char *out, size_t n) {
     out[k] = '\0';
 }
 
-int main(void) {
-    if (sodium_init() < 0) return 1;
+/* Strings that need every kind of escaping, one row each. */
+static void fixed_strings(void) {
     static const char *fixed[] = {"", "plain", "\"quoted\"", "back\\slash", "new\nline\ttab\r\b\f",
                                   "\x01\x1f\x7f", "a/b", "é✓😀 中文", "m0 by u1 \"q\" \\ \n\x01"};
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) same_as_jansson(fixed[i]);
+    for (size_t i = 0; i < NROWS(fixed); i++) same_as_jansson(fixed[i]);
+}
+
+/* 20000 random UTF-8 strings biased to the characters that need escaping. */
+static void random_strings(void) {
     char buf[64 * 4 + 1];
     for (int i = 0; i < 20000; i++) {
         random_utf8(buf, 64);
         same_as_jansson(buf);
     }
+}
 
-    /* A whole message line, as write_messages builds it. */
+/* A whole message line, as write_messages builds it. */
+static void message_line(void) {
     line_t l = {NULL, 0, 0, false};
     const char *text = "hello \"world\"\n✓";
     line_put(&l, "{\"author\":", 10);
@@ -79,5 +85,12 @@ int main(void) {
     free(want);
     json_decref(o);
     free(l.p);
-    return unit_done("test_jobs_export");
+}
+
+int main(void) {
+    if (sodium_init() < 0) return 1;
+    RUN(fixed_strings);
+    RUN(random_strings);
+    RUN(message_line);
+    return unit_done("jobs/export");
 }

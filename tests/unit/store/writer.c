@@ -1,18 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of src/store/writer.c: concurrent submitters share commits (group
- * commit), a failing operation rolls back only itself, and done runs after commit. */
+ * commit), a failing operation rolls back only itself, and done runs after commit.
+ * The same cases run on PostgreSQL when QUN_TEST_PG holds a connection string
+ * (postgres://...; see tests/pg/cluster.sh to start a throwaway cluster), and are
+ * skipped with a message otherwise. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "qun/util.h"
 #include "qun/writer.h"
 #include "unit.h"
 
+enum { THREADS = 32, PER_THREAD = 50 };
+
 static qun_writer_t *w;
+static const char *conn;   /* the store the current cases run on */
+static char sqlite_path[] = "/tmp/qun-writer-test-XXXXXX";
 
 static qun_rc insert_op(qun_db_t *db, void *arg, qun_err_t *err) {
     int64_t v = *(int64_t *)arg;
-    qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO t(v) VALUES ($1)", "i", v);
+    qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO unit_writer(v) VALUES ($1)", "i", v);
     if (rc != QUN_DONE) return rc;
     /* Odd negative values fail after writing: their row must not survive. */
     return v < 0 ? qun_fail(err, QUN_BAD_REQUEST, "refused") : QUN_OK;
@@ -20,7 +28,7 @@ static qun_rc insert_op(qun_db_t *db, void *arg, qun_err_t *err) {
 
 static void *submitter(void *arg) {
     int64_t base = (int64_t)(intptr_t)arg;
-    for (int64_t i = 0; i < 50; i++) {
+    for (int64_t i = 0; i < PER_THREAD; i++) {
         int64_t v = base * 1000 + i;
         if (i % 10 == 9) v = -v - 1;
         qun_err_t err;
@@ -30,44 +38,86 @@ static void *submitter(void *arg) {
     return NULL;
 }
 
-int main(void) {
-    char path[] = "/tmp/qun-writer-test-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
+static int64_t count(qun_db_t *db, const char *sql) {
+    qun_q_t *q;
+    qun_err_t err;
+    int64_t n = -1;
+    if (qun_db_run(db, &q, &err, sql, "") == QUN_ROW) {
+        n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return n;
+}
+
+/* 32 threads, 50 operations each, every tenth refused: shared commits, exact counters. */
+static void group_commit(void) {
     qun_db_t *db;
     qun_err_t err;
-    CHECK(qun_db_open(path, false, true, &db, &err) == QUN_OK);
-    CHECK(qun_db_exec(db, "CREATE TABLE t(v INTEGER)", &err) == QUN_OK);
+    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_writer", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "CREATE TABLE unit_writer(v INTEGER)", &err) == QUN_OK);
     CHECK(qun_writer_start(db, 512, &w, &err) == QUN_OK);
 
-    enum { THREADS = 32 };
     pthread_t th[THREADS];
     for (intptr_t i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, submitter, (void *)(i + 1));
     for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
 
     uint64_t commits, ops, failed;
     qun_writer_stats(w, &commits, &ops, &failed);
-    CHECK(ops == THREADS * 50);
+    CHECK(ops == THREADS * PER_THREAD);
     CHECK(failed == THREADS * 5);
     /* With 32 concurrent submitters, commits are shared: far fewer than operations. */
     CHECK(commits < ops / 2);
-    printf("writer: %llu ops in %llu commits (%.1f per commit)\n", (unsigned long long)ops,
-           (unsigned long long)commits, (double)ops / (double)(commits ? commits : 1));
+    printf("writer (%s): %llu ops in %llu commits (%.1f per commit)\n", conn == sqlite_path ? "sqlite" : "postgres",
+           (unsigned long long)ops, (unsigned long long)commits, (double)ops / (double)(commits ? commits : 1));
     qun_writer_stop(w);
+    w = NULL;
+}
 
-    /* Reopen: exactly the successful rows are there. */
-    CHECK(qun_db_open(path, false, false, &db, &err) == QUN_OK);
-    qun_q_t *q;
-    CHECK(qun_db_run(db, &q, &err, "SELECT COUNT(*), SUM(v < 0) FROM t", "") == QUN_ROW);
-    CHECK(qun_q_col_int(q, 0) == THREADS * 45);
-    CHECK(qun_q_col_int(q, 1) == 0);
-    qun_q_done(q);
+/* Reopen: exactly the successful rows are there. */
+static void survivors_after_reopen(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    CHECK(qun_db_open(conn, false, false, &db, &err) == QUN_OK);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_writer") == THREADS * 45);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_writer WHERE v < 0") == 0);
+    CHECK(qun_db_exec(db, "DROP TABLE unit_writer", &err) == QUN_OK);
     qun_db_close(db);
-    unlink(path);
+}
+
+static void remove_sqlite_files(void) {
     char side[64];
-    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(sqlite_path);
+    snprintf(side, sizeof side, "%s-wal", sqlite_path);
     unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
+    snprintf(side, sizeof side, "%s-shm", sqlite_path);
     unlink(side);
-    return unit_done("store_writer");
+}
+
+/* The same cases, on PostgreSQL. */
+static void group_commit_pg(void) {
+    group_commit();
+}
+
+static void survivors_after_reopen_pg(void) {
+    survivors_after_reopen();
+}
+
+int main(void) {
+    qun_log_quiet = true;
+    int fd = mkstemp(sqlite_path);
+    close(fd);
+    conn = sqlite_path;
+    RUN(group_commit);
+    RUN(survivors_after_reopen);
+    remove_sqlite_files();
+
+    conn = getenv("QUN_TEST_PG");
+    if (conn && *conn) {
+        RUN(group_commit_pg);
+        RUN(survivors_after_reopen_pg);
+    } else {
+        printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
+    }
+    return unit_done("store/writer");
 }
