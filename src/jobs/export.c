@@ -10,7 +10,7 @@
  * read, compressed or encrypted.
  *
  * Member files of variable length (members.json, messages.jsonl, files.jsonl,
- * payments.jsonl) are staged in unlinked temporary files next to the output, because
+ * payments.jsonl) are staged (archive/stage.c) in unlinked temporary files next to the output, because
  * a tar header carries the size before the bytes; each is hashed while staged.  So the
  * memory of an export is a few buffers whatever the group's size; its extra disk use
  * is the uncompressed size of those files. */
@@ -35,6 +35,7 @@
 #include "qun/ledger.h"
 #include "qun/policy.h"
 #include "qun/queue.h"
+#include "qun/stage.h"
 
 #define PAGE 1000 /* rows read per query while paging through a table */
 
@@ -91,14 +92,7 @@ static void ctx_free(ctx_t *c) {
     free(c);
 }
 
-/* ---- staging: a member file written to an unlinked temporary file, hashed ---- */
-
-typedef struct {
-    FILE *f;
-    qun_sha256_t h;
-    int64_t size;
-    int64_t items; /* JSON array members written (members.json) */
-} stage_t;
+/* ---- an export's work ---- */
 
 typedef struct {
     int64_t uid; /* 0: empty */
@@ -112,7 +106,7 @@ typedef struct {
     FILE *out;
     char dir[600], part[700], final[700];
     int64_t now;
-    stage_t digests; /* "name":"hex" pairs for the manifest, comma-separated */
+    qun_stage_t digests; /* "name":"hex" pairs for the manifest, comma-separated */
     int64_t ndigests;
     crypto_hash_sha256_state content; /* over "<hex>  <name>\n" per member: the content digest */
     bool over_quota; /* the output went past export_quota_bytes */
@@ -121,53 +115,7 @@ typedef struct {
     qun_mask_counts_t masked;
 } work_t;
 
-static qun_rc stage_open(work_t *w, stage_t *s, qun_err_t *err) {
-    char path[720];
-    snprintf(path, sizeof path, "%s/.stage-XXXXXX", w->dir);
-    int fd = mkstemp(path);
-    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create a staging file in %s: %s", w->dir, strerror(errno));
-    unlink(path);
-    memset(s, 0, sizeof *s);
-    s->f = fdopen(fd, "w+");
-    if (!s->f) {
-        close(fd);
-        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s", strerror(errno));
-    }
-    return qun_sha256_init(&s->h, err);
-}
-
-static void stage_close(stage_t *s) {
-    if (s->f) fclose(s->f);
-    s->f = NULL;
-    qun_sha256_free(&s->h);
-}
-
-static qun_rc stage_put(stage_t *s, const void *buf, size_t n, qun_err_t *err) {
-    if (n && fwrite(buf, 1, n, s->f) != n) return qun_fail(err, QUN_STORE, "cannot write a staging file: %s", strerror(errno));
-    qun_sha256_update(&s->h, buf, n);
-    s->size += (int64_t)n;
-    return QUN_OK;
-}
-
-static qun_rc stage_str(stage_t *s, const char *str, qun_err_t *err) {
-    return stage_put(s, str, strlen(str), err);
-}
-
-/* Write o (stolen) as compact JSON. */
-static qun_rc stage_json(stage_t *s, json_t *o, qun_err_t *err) {
-    char *t = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(o);
-    if (!t) return qun_fail(err, QUN_NOMEM, "cannot encode a line");
-    qun_rc rc = stage_str(s, t, err);
-    free(t);
-    return rc;
-}
-
-/* Write o (stolen) as one line of a .jsonl file. */
-static qun_rc stage_line(stage_t *s, json_t *o, qun_err_t *err) {
-    qun_rc rc = stage_json(s, o, err);
-    return rc == QUN_OK ? stage_str(s, "\n", err) : rc;
-}
+static qun_rc stage_open(work_t *w, qun_stage_t *s, qun_err_t *err) { return qun_stage_open(s, w->dir, err); }
 
 /* Record a member file's digest for the manifest. */
 static qun_rc note_digest(work_t *w, const char *name, const char *hex, qun_err_t *err) {
@@ -180,26 +128,19 @@ static qun_rc note_digest(work_t *w, const char *name, const char *hex, qun_err_
     char line[80 + 300];
     int ln = snprintf(line, sizeof line, "%s  %s\n", hex, name);
     crypto_hash_sha256_update(&w->content, (const unsigned char *)line, (size_t)ln);
-    qun_rc rc = stage_str(&w->digests, w->ndigests++ ? "," : "", err);
-    if (rc == QUN_OK) rc = stage_str(&w->digests, key, err);
-    if (rc == QUN_OK) rc = stage_str(&w->digests, tail, err);
+    qun_rc rc = qun_stage_str(&w->digests, w->ndigests++ ? "," : "", err);
+    if (rc == QUN_OK) rc = qun_stage_str(&w->digests, key, err);
+    if (rc == QUN_OK) rc = qun_stage_str(&w->digests, tail, err);
     free(key);
     return rc;
 }
 
-/* Add a staged file to the archive under name and close it. */
-static qun_rc stage_add(work_t *w, stage_t *s, const char *name, bool listed, qun_err_t *err) {
-    unsigned char h[32];
+/* Add a staged file to the archive under name and close it; listed: its digest goes
+ * into the manifest. */
+static qun_rc stage_add(work_t *w, qun_stage_t *s, const char *name, bool listed, qun_err_t *err) {
     char hex[65];
-    qun_sha256_final(&s->h, h);
-    qun_hex(hex, h, sizeof h);
-    qun_rc rc = QUN_OK;
-    if (fflush(s->f) != 0 || fseek(s->f, 0, SEEK_SET) != 0)
-        rc = qun_fail(err, QUN_STORE, "cannot rewind a staging file: %s", strerror(errno));
-    if (rc == QUN_OK) rc = qun_archive_add_stream(w->a, name, s->f, s->size, w->now, err);
-    if (rc == QUN_OK && listed) rc = note_digest(w, name, hex, err);
-    stage_close(s);
-    return rc;
+    qun_rc rc = qun_stage_finish(s, w->a, name, w->now, hex, err);
+    return rc == QUN_OK && listed ? note_digest(w, name, hex, err) : rc;
 }
 
 /* ---- reading the snapshot ---- */
@@ -209,10 +150,10 @@ static void mask_text(work_t *w, char *text) {
 }
 
 static qun_rc write_members(work_t *w, int64_t *count, qun_err_t *err) {
-    stage_t s;
+    qun_stage_t s;
     qun_rc rc = stage_open(w, &s, err);
     if (rc != QUN_OK) return rc;
-    rc = stage_str(&s, "[", err);
+    rc = qun_stage_str(&s, "[", err);
     int64_t after_uid = 0, n;
     do {
         qun_q_t *q;
@@ -223,78 +164,18 @@ static qun_rc write_members(work_t *w, int64_t *count, qun_err_t *err) {
                                 "ORDER BY m.user_id LIMIT $3", "iii", w->c->group_id, after_uid, (int64_t)PAGE);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
             after_uid = qun_q_col_int(q, 0);
-            rc = stage_str(&s, s.items++ ? ",\n" : "\n", err);
+            rc = qun_stage_str(&s, s.items++ ? ",\n" : "\n", err);
             if (rc == QUN_OK)
-                rc = stage_json(&s, json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 1), "username",
+                rc = qun_stage_json(&s, json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 1), "username",
                                               qun_q_col_text(q, 2), "role", qun_q_col_text(q, 3), "joined_at",
                                               (json_int_t)qun_q_col_int(q, 4)), err);
         }
         if (qrc == QUN_ROW) qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
     } while (rc == QUN_OK && n == PAGE);
-    if (rc == QUN_OK) rc = stage_str(&s, "\n]\n", err);
+    if (rc == QUN_OK) rc = qun_stage_str(&s, "\n]\n", err);
     *count = s.items;
-    return rc == QUN_OK ? stage_add(w, &s, "members.json", true, err) : (stage_close(&s), rc);
-}
-
-/* A growing line buffer for the JSON lines written by hand. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} line_t;
-
-static void line_put(line_t *l, const char *b, size_t n) {
-    if (l->oom) return;
-    if (l->len + n > l->cap) {
-        size_t cap = (l->len + n) * 2 + 256;
-        char *p = realloc(l->p, cap);
-        if (!p) {
-            l->oom = true;
-            return;
-        }
-        l->p = p;
-        l->cap = cap;
-    }
-    memcpy(l->p + l->len, b, n);
-    l->len += n;
-}
-
-static void line_printf(line_t *l, const char *fmt, long long v) {
-    char b[96];
-    int n = snprintf(b, sizeof b, fmt, v);
-    if (n > 0) line_put(l, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
-}
-
-/* A JSON string as jansson's encoder writes it: quote, backslash and control
- * characters escaped, UTF-8 passed through. */
-static void line_jstr(line_t *l, const char *s) {
-    static const char hex[] = "0123456789ABCDEF";
-    line_put(l, "\"", 1);
-    const char *run = s;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        line_put(l, run, (size_t)(s - run));
-        run = s + 1;
-        char e[7] = {'\\', 0};
-        size_t n = 2;
-        switch (c) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
-        default:
-            e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
-            n = 6;
-        }
-        line_put(l, e, n);
-    }
-    line_put(l, run, (size_t)(s - run));
-    line_put(l, "\"", 1);
+    return rc == QUN_OK ? stage_add(w, &s, "members.json", true, err) : (qun_stage_close(&s), rc);
 }
 
 /* The openid of user uid, from a small cache: a group has few authors next to its
@@ -315,83 +196,17 @@ static const char *author_openid(work_t *w, int64_t uid, qun_err_t *err) {
     return slot->openid;
 }
 
-/* Staging on a helper thread: the reading thread fills one buffer of lines while the
- * helper writes and hashes the other (SQLite's reading is most of a message's cost;
- * the write and the hash need not wait for it). */
-#define LINES_CAP (1 << 20)
-
-typedef struct {
-    stage_t *s;
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    line_t *pending; /* handed over, not written yet */
-    bool done;
-    qun_rc rc;       /* the helper's first error (only it writes rc and err) */
-    qun_err_t err;
-} bg_t;
-
-static void *bg_main(void *arg) {
-    bg_t *b = arg;
-    pthread_mutex_lock(&b->mu);
-    for (;;) {
-        while (!b->pending && !b->done) pthread_cond_wait(&b->cv, &b->mu);
-        if (!b->pending) break;
-        line_t *l = b->pending;
-        qun_rc failed = b->rc;
-        pthread_mutex_unlock(&b->mu);
-        qun_rc rc = failed == QUN_OK ? stage_put(b->s, l->p, l->len, &b->err) : QUN_OK;
-        pthread_mutex_lock(&b->mu);
-        if (rc != QUN_OK) b->rc = rc;
-        l->len = 0;
-        b->pending = NULL;
-        pthread_cond_broadcast(&b->cv);
-    }
-    pthread_mutex_unlock(&b->mu);
-    return NULL;
-}
-
-/* Hand l to the helper once it is done with the previous buffer; the helper's error
- * so far (the caller keeps filling the other buffer). */
-static qun_rc bg_hand(bg_t *b, line_t *l) {
-    pthread_mutex_lock(&b->mu);
-    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
-    qun_rc rc = b->rc;
-    if (rc == QUN_OK && l->len) {
-        b->pending = l;
-        pthread_cond_broadcast(&b->cv);
-    }
-    pthread_mutex_unlock(&b->mu);
-    return rc;
-}
-
-/* Wait for the last buffer and end the helper; its error goes to err. */
-static qun_rc bg_finish(bg_t *b, qun_err_t *err) {
-    pthread_mutex_lock(&b->mu);
-    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
-    b->done = true;
-    pthread_cond_broadcast(&b->cv);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->th, NULL);
-    pthread_mutex_destroy(&b->mu);
-    pthread_cond_destroy(&b->cv);
-    if (b->rc != QUN_OK) *err = b->err;
-    return b->rc;
-}
+#define LINES_CAP (1 << 20) /* bytes of lines handed to the staging thread at a time */
 
 static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
-    line_t lines[2] = {{NULL, 0, 0, false}, {NULL, 0, 0, false}}, *cur = &lines[0];
-    stage_t s;
+    qun_line_t lines[2] = {{NULL, 0, 0, false}, {NULL, 0, 0, false}}, *cur = &lines[0];
+    qun_stage_t s;
     qun_rc rc = stage_open(w, &s, err);
     if (rc != QUN_OK) return rc;
-    bg_t bg = {.s = &s, .rc = QUN_OK};
-    pthread_mutex_init(&bg.mu, NULL);
-    pthread_cond_init(&bg.cv, NULL);
-    if (pthread_create(&bg.th, NULL, bg_main, &bg) != 0) {
-        pthread_mutex_destroy(&bg.mu);
-        pthread_cond_destroy(&bg.cv);
-        stage_close(&s);
-        return qun_fail(err, QUN_INTERNAL, "cannot start the staging thread");
+    qun_stage_bg_t bg;
+    if ((rc = qun_stage_bg_start(&bg, &s, err)) != QUN_OK) {
+        qun_stage_close(&s);
+        return rc;
     }
     int64_t after = 0, n;
     *count = 0;
@@ -423,16 +238,16 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
                 rc = QUN_STORE;
                 break;
             }
-            line_put(cur, "{\"author\":", 10);
-            line_jstr(cur, author);
-            line_printf(cur, ",\"created_at\":%lld,\"kind\":", (long long)qun_q_col_int(q, 4));
-            line_jstr(cur, qun_q_col_text(q, 2));
-            line_printf(cur, ",\"seq\":%lld,\"text\":", (long long)after);
-            line_jstr(cur, text);
-            line_put(cur, "}\n", 2);
+            qun_line_put(cur, "{\"author\":", 10);
+            qun_line_jstr(cur, author);
+            qun_line_printf(cur, ",\"created_at\":%lld,\"kind\":", (long long)qun_q_col_int(q, 4));
+            qun_line_jstr(cur, qun_q_col_text(q, 2));
+            qun_line_printf(cur, ",\"seq\":%lld,\"text\":", (long long)after);
+            qun_line_jstr(cur, text);
+            qun_line_put(cur, "}\n", 2);
             free(masked);
             if (cur->oom) rc = qun_fail(err, QUN_NOMEM, "out of memory");
-            else if (cur->len >= LINES_CAP && (rc = bg_hand(&bg, cur)) == QUN_OK)
+            else if (cur->len >= LINES_CAP && (rc = qun_stage_bg_hand(&bg, cur)) == QUN_OK)
                 cur = cur == &lines[0] ? &lines[1] : &lines[0];
             (*count)++;
             atomic_store(&w->c->messages, *count);
@@ -440,16 +255,16 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
         if (qrc == QUN_ROW) qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
     } while (rc == QUN_OK && n == PAGE);
-    if (rc == QUN_OK) rc = bg_hand(&bg, cur);
+    if (rc == QUN_OK) rc = qun_stage_bg_hand(&bg, cur);
     qun_err_t bg_err = {{0}, {0}};
-    qun_rc brc = bg_finish(&bg, &bg_err);
+    qun_rc brc = qun_stage_bg_finish(&bg, &bg_err);
     if (brc != QUN_OK && (rc == QUN_OK || rc == brc)) { /* rc may be the helper's, from bg_hand */
         rc = brc;
         *err = bg_err;
     }
     free(lines[0].p);
     free(lines[1].p);
-    return rc == QUN_OK ? stage_add(w, &s, "messages.jsonl", true, err) : (stage_close(&s), rc);
+    return rc == QUN_OK ? stage_add(w, &s, "messages.jsonl", true, err) : (qun_stage_close(&s), rc);
 }
 
 /* One blob into the archive, read in large pieces and hashed on the way, so it is
@@ -501,7 +316,7 @@ static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err)
 }
 
 static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *err) {
-    stage_t s;
+    qun_stage_t s;
     qun_rc rc = stage_open(w, &s, err);
     if (rc != QUN_OK) return rc;
     int64_t after = 0, n;
@@ -527,7 +342,7 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
                 break;
             }
             mask_text(w, fname);
-            rc = stage_line(&s, json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", qun_q_col_text(q, 1), "name",
+            rc = qun_stage_line(&s, json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", qun_q_col_text(q, 1), "name",
                                           fname, "content_type", qun_q_col_text(q, 3), "size",
                                           (json_int_t)qun_q_col_int(q, 4), "uploader", qun_q_col_text(q, 5),
                                           "created_at", (json_int_t)qun_q_col_int(q, 6)), err);
@@ -543,7 +358,7 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
             atomic_store(&w->c->file_bytes, *bytes);
         }
     } while (rc == QUN_OK && n == 64);
-    return rc == QUN_OK ? stage_add(w, &s, "files.jsonl", true, err) : (stage_close(&s), rc);
+    return rc == QUN_OK ? stage_add(w, &s, "files.jsonl", true, err) : (qun_stage_close(&s), rc);
 }
 
 #define PAY_COLS \
@@ -552,7 +367,7 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
 
 static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
     int64_t self = w->c->self_uid;
-    stage_t s;
+    qun_stage_t s;
     qun_rc rc = stage_open(w, &s, err);
     if (rc != QUN_OK) return rc;
     int64_t after = 0, n;
@@ -598,14 +413,14 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
                                      "claimed_shares", (json_int_t)qun_q_col_int(q, 6), "memo", memo, "creator",
                                      qun_q_col_text(q, 8), "created_at", (json_int_t)qun_q_col_int(q, 9), "claims", claims);
             free(memo);
-            if (rc == QUN_OK) rc = stage_line(&s, line, err);
+            if (rc == QUN_OK) rc = qun_stage_line(&s, line, err);
             else json_decref(line);
             (*count)++;
         }
         if (qrc == QUN_ROW) qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
     } while (rc == QUN_OK && n == PAGE);
-    return rc == QUN_OK ? stage_add(w, &s, "payments.jsonl", true, err) : (stage_close(&s), rc);
+    return rc == QUN_OK ? stage_add(w, &s, "payments.jsonl", true, err) : (qun_stage_close(&s), rc);
 }
 
 static json_t *hex_json(const unsigned char *h) {
@@ -719,19 +534,19 @@ static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, const cha
     char *head = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(m);
     if (!head) return qun_fail(err, QUN_NOMEM, "cannot encode the manifest");
-    stage_t s;
+    qun_stage_t s;
     qun_rc rc = stage_open(w, &s, err);
-    if (rc == QUN_OK) rc = stage_put(&s, head, strlen(head) - 1, err); /* without the closing brace */
-    if (rc == QUN_OK) rc = stage_str(&s, ",\"digests\":{", err);
+    if (rc == QUN_OK) rc = qun_stage_put(&s, head, strlen(head) - 1, err); /* without the closing brace */
+    if (rc == QUN_OK) rc = qun_stage_str(&s, ",\"digests\":{", err);
     char buf[65536];
     size_t got;
     if (rc == QUN_OK && (fflush(w->digests.f) != 0 || fseek(w->digests.f, 0, SEEK_SET) != 0))
         rc = qun_fail(err, QUN_STORE, "cannot rewind the digest list: %s", strerror(errno));
-    while (rc == QUN_OK && (got = fread(buf, 1, sizeof buf, w->digests.f)) > 0) rc = stage_put(&s, buf, got, err);
-    if (rc == QUN_OK) rc = stage_str(&s, "}}\n", err);
+    while (rc == QUN_OK && (got = fread(buf, 1, sizeof buf, w->digests.f)) > 0) rc = qun_stage_put(&s, buf, got, err);
+    if (rc == QUN_OK) rc = qun_stage_str(&s, "}}\n", err);
     free(head);
     if (rc != QUN_OK) {
-        stage_close(&s);
+        qun_stage_close(&s);
         return rc;
     }
     return stage_add(w, &s, "manifest.json", false, err);
@@ -872,7 +687,7 @@ static void *export_main(void *arg) {
     qun_archive_free(w.a);
     free(w.piece);
     if (w.out) fclose(w.out);
-    stage_close(&w.digests);
+    qun_stage_close(&w.digests);
     if (rc != QUN_OK) {
         unlink(w.part);
         qun_log("warn", "export %s failed: %s %s", c->xid, qun_rc_name(rc), err.msg);

@@ -1,18 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of src/jobs/export.c's hand-written JSON lines: for fixed and random
- * UTF-8 strings, line_jstr writes the very bytes jansson's encoder writes, and a
+/* Unit tests of src/archive/stage.c's hand-written JSON lines: for fixed and random
+ * UTF-8 strings, qun_line_jstr writes the very bytes jansson's encoder writes, and a
  * whole message line equals json_dumps(JSON_COMPACT | JSON_SORT_KEYS) of the same
  * object plus a newline (docs/archive-format.md promises the same bytes). */
-#include "../../src/jobs/export.c"
-
 #include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qun/stage.h"
 
 #include "unit.h"
 
 static void same_as_jansson(const char *s) {
-    line_t l = {NULL, 0, 0, false};
-    line_jstr(&l, s);
-    line_put(&l, "", 1); /* NUL */
+    qun_line_t l = {NULL, 0, 0, false};
+    qun_line_jstr(&l, s);
+    qun_line_put(&l, "", 1); /* NUL */
     json_t *j = json_string(s);
     char *want = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
     CHECK(want != NULL && !l.oom);
@@ -66,17 +68,17 @@ static void random_strings(void) {
     }
 }
 
-/* A whole message line, as write_messages builds it. */
+/* A whole message line, as the export job builds it. */
 static void message_line(void) {
-    line_t l = {NULL, 0, 0, false};
+    qun_line_t l = {NULL, 0, 0, false};
     const char *text = "hello \"world\"\n✓";
-    line_put(&l, "{\"author\":", 10);
-    line_jstr(&l, "u_abc");
-    line_printf(&l, ",\"created_at\":%lld,\"kind\":", 1700000000LL);
-    line_jstr(&l, "text");
-    line_printf(&l, ",\"seq\":%lld,\"text\":", 42LL);
-    line_jstr(&l, text);
-    line_put(&l, "}\n", 3); /* with the NUL */
+    qun_line_put(&l, "{\"author\":", 10);
+    qun_line_jstr(&l, "u_abc");
+    qun_line_printf(&l, ",\"created_at\":%lld,\"kind\":", 1700000000LL);
+    qun_line_jstr(&l, "text");
+    qun_line_printf(&l, ",\"seq\":%lld,\"text\":", 42LL);
+    qun_line_jstr(&l, text);
+    qun_line_put(&l, "}\n", 3); /* with the NUL */
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)42, "author", "u_abc", "kind", "text",
                           "text", text, "created_at", (json_int_t)1700000000);
     char *want = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -92,5 +94,5 @@ int main(void) {
     RUN(fixed_strings);
     RUN(random_strings);
     RUN(message_line);
-    return unit_done("jobs/export");
+    return unit_done("archive/stage");
 }

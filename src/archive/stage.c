@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/* Staged archive members, hand-written JSON lines and the staging helper thread
+ * (include/qun/stage.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "qun/stage.h"
+#include "qun/util.h"
+
+qun_rc qun_stage_open(qun_stage_t *s, const char *dir, qun_err_t *err) {
+    char path[720];
+    snprintf(path, sizeof path, "%.700s/.stage-XXXXXX", dir);
+    memset(s, 0, sizeof *s);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create a staging file in %s: %s", dir,
+                        strerror(errno));
+    unlink(path);
+    s->f = fdopen(fd, "w+");
+    if (!s->f) {
+        close(fd);
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s", strerror(errno));
+    }
+    return qun_sha256_init(&s->h, err);
+}
+
+void qun_stage_close(qun_stage_t *s) {
+    if (s->f) fclose(s->f);
+    s->f = NULL;
+    qun_sha256_free(&s->h);
+}
+
+qun_rc qun_stage_put(qun_stage_t *s, const void *buf, size_t n, qun_err_t *err) {
+    if (n && fwrite(buf, 1, n, s->f) != n)
+        return qun_fail(err, QUN_STORE, "cannot write a staging file: %s", strerror(errno));
+    qun_sha256_update(&s->h, buf, n);
+    s->size += (int64_t)n;
+    return QUN_OK;
+}
+
+qun_rc qun_stage_str(qun_stage_t *s, const char *str, qun_err_t *err) { return qun_stage_put(s, str, strlen(str), err); }
+
+qun_rc qun_stage_json(qun_stage_t *s, json_t *o, qun_err_t *err) {
+    char *t = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (!t) return qun_fail(err, QUN_NOMEM, "cannot encode a line");
+    qun_rc rc = qun_stage_str(s, t, err);
+    free(t);
+    return rc;
+}
+
+qun_rc qun_stage_line(qun_stage_t *s, json_t *o, qun_err_t *err) {
+    qun_rc rc = qun_stage_json(s, o, err);
+    return rc == QUN_OK ? qun_stage_str(s, "\n", err) : rc;
+}
+
+qun_rc qun_stage_finish(qun_stage_t *s, qun_archive_t *a, const char *name, int64_t mtime, char hex[65],
+                        qun_err_t *err) {
+    unsigned char h[32];
+    qun_sha256_final(&s->h, h);
+    qun_hex(hex, h, sizeof h);
+    qun_rc rc = QUN_OK;
+    if (fflush(s->f) != 0 || fseek(s->f, 0, SEEK_SET) != 0)
+        rc = qun_fail(err, QUN_STORE, "cannot rewind a staging file: %s", strerror(errno));
+    if (rc == QUN_OK) rc = qun_archive_add_stream(a, name, s->f, s->size, mtime, err);
+    qun_stage_close(s);
+    return rc;
+}
+
+/* ---- lines ---- */
+
+void qun_line_put(qun_line_t *l, const char *b, size_t n) {
+    if (l->oom) return;
+    if (l->len + n > l->cap) {
+        size_t cap = (l->len + n) * 2 + 256;
+        char *p = realloc(l->p, cap);
+        if (!p) {
+            l->oom = true;
+            return;
+        }
+        l->p = p;
+        l->cap = cap;
+    }
+    memcpy(l->p + l->len, b, n);
+    l->len += n;
+}
+
+void qun_line_printf(qun_line_t *l, const char *fmt, long long v) {
+    char b[96];
+    int n = snprintf(b, sizeof b, fmt, v);
+    if (n > 0) qun_line_put(l, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
+}
+
+void qun_line_jstr(qun_line_t *l, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    qun_line_put(l, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        qun_line_put(l, run, (size_t)(s - run));
+        run = s + 1;
+        char e[7] = {'\\', 0};
+        size_t n = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+            e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+            n = 6;
+        }
+        qun_line_put(l, e, n);
+    }
+    qun_line_put(l, run, (size_t)(s - run));
+    qun_line_put(l, "\"", 1);
+}
+
+/* ---- the staging helper thread ---- */
+
+static void *bg_main(void *arg) {
+    qun_stage_bg_t *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->pending && !b->done) pthread_cond_wait(&b->cv, &b->mu);
+        if (!b->pending) break;
+        qun_line_t *l = b->pending;
+        qun_rc failed = b->rc;
+        pthread_mutex_unlock(&b->mu);
+        qun_rc rc = failed == QUN_OK ? qun_stage_put(b->s, l->p, l->len, &b->err) : QUN_OK;
+        pthread_mutex_lock(&b->mu);
+        if (rc != QUN_OK) b->rc = rc;
+        l->len = 0;
+        b->pending = NULL;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+qun_rc qun_stage_bg_start(qun_stage_bg_t *b, qun_stage_t *s, qun_err_t *err) {
+    memset(b, 0, sizeof *b);
+    b->s = s;
+    b->rc = QUN_OK;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    if (pthread_create(&b->th, NULL, bg_main, b) != 0) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+        return qun_fail(err, QUN_INTERNAL, "cannot start the staging thread");
+    }
+    return QUN_OK;
+}
+
+qun_rc qun_stage_bg_hand(qun_stage_bg_t *b, qun_line_t *l) {
+    pthread_mutex_lock(&b->mu);
+    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
+    qun_rc rc = b->rc;
+    if (rc == QUN_OK && l->len) {
+        b->pending = l;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
+qun_rc qun_stage_bg_finish(qun_stage_bg_t *b, qun_err_t *err) {
+    pthread_mutex_lock(&b->mu);
+    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
+    b->done = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    pthread_join(b->th, NULL);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    if (b->rc != QUN_OK) *err = b->err;
+    return b->rc;
+}
