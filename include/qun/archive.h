@@ -6,6 +6,8 @@
 #ifndef QUN_ARCHIVE_H
 #define QUN_ARCHIVE_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,5 +46,40 @@ qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64
 qun_rc qun_archive_finish(qun_archive_t *a, char digest[65], int64_t *bytes, qun_err_t *err);
 /* Free; accepts NULL.  An unfinished archive is abandoned (its output is incomplete). */
 void qun_archive_free(qun_archive_t *a);
+
+/* Most bytes manifest.json may have (it lists one digest per file). */
+#define QUN_ARCHIVE_MANIFEST_MAX (64 << 20)
+/* Version of the archive layout in manifest.json ("format_version"). */
+#define QUN_ARCHIVE_FORMAT_VERSION 1
+
+/* ---- reading an archive (src/archive/import.c) ---- */
+
+/* The JSON members of a group archive, in the order of qun_archive_read_t.part. */
+enum { QUN_ARCHIVE_MEMBERS, QUN_ARCHIVE_MESSAGES, QUN_ARCHIVE_FILES, QUN_ARCHIVE_PAYMENTS, QUN_ARCHIVE_PARTS };
+
+/* An archive read, staged and checked against its own manifest. */
+typedef struct {
+    char dir[700];                 /* the staging directory; removed by qun_archive_read_free */
+    FILE *part[QUN_ARCHIVE_PARTS]; /* the staged JSON members (unlinked files) */
+    json_t *manifest;              /* manifest.json, parsed (owned) */
+    struct {
+        char sha[65];
+        int64_t size;
+    } *blobs;                      /* files/<sha256>, staged as <dir>/<sha256> */
+    size_t nblobs, cap;
+    bool keep_blobs;               /* the caller moved the blobs away: free leaves them */
+    char content_digest[65];       /* over "<hex>  <name>\n" per listed member */
+} qun_archive_read_t;
+
+/* Read the archive plaintext buf[len] (a zstd-compressed tar): stage every member in
+ * dir (an empty directory the reader owns from now on, removed on failure too), check
+ * each member's SHA-256 against manifest.json both ways and compute the content
+ * digest.  Members may expand to at most limit bytes (IMPORT_TOO_LARGE, checked while
+ * reading).  Errors: IMPORT_ARCHIVE_INVALID, IMPORT_NOT_ZSTD, IMPORT_DIGEST_MISMATCH,
+ * IMPORT_TOO_LARGE.  On QUN_OK *out is owned by the caller (qun_archive_read_free). */
+qun_rc qun_archive_read(const void *buf, size_t len, const char *dir, int64_t limit, qun_archive_read_t **out,
+                        qun_err_t *err);
+/* Close the staged files and remove what is left of them; accepts NULL. */
+void qun_archive_read_free(qun_archive_read_t *r);
 
 #endif

@@ -183,6 +183,12 @@ typedef struct {
  * group is gone; members of a dissolved group get GROUP_GONE. */
 qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
                         qun_group_t *g, qun_err_t *err);
+/* Add user uid to group group_id with role, joined at joined_at, and count them: the
+ * one function that inserts a member row, so the group's member_count follows its rows
+ * (a successor group copies its predecessor's rows and count together).  In the
+ * caller's transaction; the caller checks rights and announces the member. */
+qun_rc qun_member_insert(qun_db_t *db, int64_t group_id, int64_t uid, const char *role, int64_t joined_at,
+                         qun_err_t *err);
 /* Load group gid without any access decision (role QUN_ROLE_NONE): for jobs and
  * roles that act on groups they are not members of (compliance, server admins). */
 qun_rc qun_group_load(qun_db_t *db, const char *gid, qun_group_t *g, qun_err_t *err);

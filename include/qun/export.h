@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "qun/archive.h"
 #include "qun/core.h"
 #include "qun/writer.h"
 #include "qun/errors.h"
@@ -22,7 +23,7 @@
 /* Most recipients one export may be encrypted to. */
 #define QUN_EXPORT_MAX_RECIPIENTS 16
 /* Version of the archive layout written to manifest.json ("format_version"). */
-#define QUN_EXPORT_FORMAT_VERSION 1
+#define QUN_EXPORT_FORMAT_VERSION QUN_ARCHIVE_FORMAT_VERSION
 
 /* Request an export of group gid for the actor, encrypted to the age X25519
  * recipients in the JSON array recipients (borrowed; 1..16 strings, each checked:

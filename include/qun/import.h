@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "qun/archive.h"
 #include "qun/core.h"
 #include "qun/errors.h"
 #include "qun/store.h"
@@ -29,7 +30,7 @@
 typedef struct qun_import qun_import_t;
 
 /* Most bytes manifest.json may have (it lists one digest per file). */
-#define QUN_IMPORT_MANIFEST_MAX (64 << 20)
+#define QUN_IMPORT_MANIFEST_MAX QUN_ARCHIVE_MANIFEST_MAX
 
 /* Phase 1 over the archive plaintext buf[len], for actor a, checking the proof
  * against db's ledger (a read connection is enough).  Errors:

@@ -141,16 +141,14 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
                     "INSERT INTO groups(gid, name, kind, org_id, regions, owner_id, member_count, "
-                    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7) RETURNING id",
+                    "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) RETURNING id",
                     "ssszsii", gid, name, kind, org_id, regs, a->uid, now);
     free(regs);
     if (rc != QUN_ROW) return rc;
     int64_t id = qun_q_col_int(q, 0);
     qun_q_done(q);
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
-                    "iii", id, a->uid, now);
-    if (rc != QUN_DONE) return rc;
+    rc = qun_member_insert(db, id, a->uid, "owner", now, err);
+    if (rc != QUN_OK) return rc;
     json_t *f = json_pack("{s:s, s:s, s:s?}", "name", name, "kind", kind, "org", org);
     rc = qun_ledger_append(db, "group.created", gid, a->openid, NULL, "active", f, NULL, err);
     json_decref(f);
@@ -258,6 +256,13 @@ static qun_rc count_delta(qun_db_t *db, int64_t group_id, int delta, qun_err_t *
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+qun_rc qun_member_insert(qun_db_t *db, int64_t group_id, int64_t uid, const char *role, int64_t joined_at,
+                         qun_err_t *err) {
+    qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+                           "iisi", group_id, uid, role, joined_at);
+    return rc == QUN_DONE ? count_delta(db, group_id, 1, err) : rc == QUN_OK ? QUN_STORE : rc;
+}
+
 qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                       const char *role, json_t **out, qun_err_t *err) {
     qun_group_t g;
@@ -270,12 +275,7 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
     if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
     if (rc == QUN_OK && cur != QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_ALREADY_MEMBER, "%s is already a %s", openid, qun_role_name(cur));
-    if (rc == QUN_OK) {
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
-                        "iisi", g.id, uid, role, qun_now());
-        rc = rc == QUN_DONE ? count_delta(db, g.id, 1, err) : rc;
-    }
+    if (rc == QUN_OK) rc = qun_member_insert(db, g.id, uid, role, qun_now(), err);
     if (rc == QUN_OK) rc = qun_event_member(db, "member.added", g.id, uid, err);
     if (rc != QUN_OK) return rc;
     *out = member_json(db, g.id, uid);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of src/archive/import.c on an in-memory store: an archive plaintext built
+/* Unit tests of import (src/archive/import.c reads, src/core/import.c rebuilds) on an in-memory store: an archive plaintext built
  * here (pax tar + zstd, with a manifest whose ledger proof is taken from the store's
  * own ledger) is staged and rebuilt; then every byte of it is flipped in turn, and it
  * is cut at many lengths, and each variant must be refused with an import code (or,
