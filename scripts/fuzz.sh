@@ -60,7 +60,7 @@ build() {
         PKGS="$(make -pn fuzz 2>/dev/null | sed -n 's/^\(CLI_\)\{0,1\}PKGS := //p' | tr '\n' ' ')"
     fi
     cli_obj=$(ls src/qun/*.c | grep -v -e '/main.c$' -e '/cmd_audit.c$' | sed "s|^\(.*\)\.c$|$O/obj/\1.o|")
-    make --no-print-directory -j2 O=$O SAN=fuzz CC=clang $O/libqun.a $O/obj/src/http/fields.o $cli_obj
+    make -s --no-print-directory -j2 O=$O SAN=fuzz CC=clang $O/libqun.a $O/obj/src/http/fields.o $cli_obj
     gen_fields
     libs="$(pkg-config --libs $PKGS) -lpthread"
     incs="$(pkg-config --cflags $PKGS)"
