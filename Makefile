@@ -13,6 +13,10 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Iinclude -Isrc/store $(WARN)
 ifeq ($(SAN),1)
   OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN := -fsanitize=address,undefined
+else ifeq ($(SAN),fuzz)
+  # libFuzzer instrumentation for the fuzz targets (scripts/fuzz.sh, CC=clang, O=build/fuzz).
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+  LDSAN := -fsanitize=fuzzer,address,undefined
 else
   OPT := -O2
   LDSAN :=
@@ -116,6 +120,14 @@ bench: deps
 bench-multi:
 	@$(MAKE) --no-print-directory binaries
 	@sh bench/multi.sh
+
+# libFuzzer targets (tests/fuzz/, docs/fuzzing.md): build them, or replay each corpus briefly.
+.PHONY: fuzz fuzz-replay
+fuzz:
+	@PKGS="$(PKGS) $(CLI_PKGS)" sh scripts/fuzz.sh build
+
+fuzz-replay: fuzz
+	@sh scripts/fuzz.sh replay
 
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Declarative validation of JSON bodies: every endpoint describes its fields in a
- * table, so every endpoint rejects bad input the same way and with the same codes. */
+/* JSON request bodies: the router's parse of every R_JSON body, and the declarative
+ * validation against the field table each endpoint describes, so every endpoint
+ * rejects bad input the same way and with the same codes. */
 #include <string.h>
 
 #include "http.h"
@@ -64,6 +65,18 @@ static qun_rc check_one(const qun_field_t *f, json_t *v, qun_err_t *err) {
     }
     }
     return QUN_INTERNAL;
+}
+
+qun_rc qun_body_parse(const char *body, size_t len, json_t **out, qun_err_t *err) {
+    if (len == 0) {
+        *out = json_object();
+        return QUN_OK;
+    }
+    json_error_t je;
+    *out = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*out) return qun_fail(err, QUN_BAD_JSON, "line %d column %d: %s", je.line, je.column, je.text);
+    if (!json_is_object(*out)) return qun_fail(err, QUN_BAD_JSON, "the body must be a JSON object");
+    return QUN_OK;
 }
 
 qun_rc qun_fields_check(json_t *body, const qun_field_t *fields, qun_err_t *err) {

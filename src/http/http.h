@@ -159,6 +159,11 @@ typedef struct {
     int64_t min, max;   /* UTF-8 byte length bounds for strings, value bounds for ints */
     const char *oneof;  /* "a|b|c": allowed string values */
 } qun_field_t;
+/* Parse the request body body[len] as the router does for every R_JSON route: an
+ * empty body is an empty object; otherwise JSON with no duplicate keys whose top
+ * level is an object, else QUN_BAD_JSON (detail in err).  *out is set whenever a
+ * value was parsed, even on error, and is the caller's to json_decref. */
+qun_rc qun_body_parse(const char *body, size_t len, json_t **out, qun_err_t *err);
 /* Check body against a NULL-terminated field table: types, bounds, required fields,
  * no unknown members. */
 qun_rc qun_fields_check(json_t *body, const qun_field_t *fields, qun_err_t *err);

@@ -318,15 +318,7 @@ static qun_rc read_body(qun_req_t *r) {
     r->body[n] = '\0';
     r->body_len = n;
     if (!(f & R_JSON)) return QUN_OK;
-    if (n == 0) {
-        r->json = json_object();
-        return QUN_OK;
-    }
-    json_error_t je;
-    r->json = json_loadb((const char *)r->body, n, JSON_REJECT_DUPLICATES, &je);
-    if (!r->json) return qun_fail(&r->err, QUN_BAD_JSON, "line %d column %d: %s", je.line, je.column, je.text);
-    if (!json_is_object(r->json)) return qun_fail(&r->err, QUN_BAD_JSON, "the body must be a JSON object");
-    return QUN_OK;
+    return qun_body_parse((const char *)r->body, n, &r->json, &r->err);
 }
 
 static qun_rc idem_lookup(qun_req_t *r, qun_db_t *db, bool *hit) {

@@ -2,13 +2,8 @@
 /* libFuzzer harness for src/core/desensitize.c.  Message text is outside input, so
  * the pass must never read outside it, and whatever it finds it may only turn ASCII
  * digits into '*', keep the length, and mask between 4 and 15 digits per item it
- * counts.  The in-place form must agree with the allocating one.  Build:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude tests/fuzz/fuzz_desensitize.c \
- *     src/core/desensitize.c src/common/errors.c src/common/util.c \
- *     $(pkg-config --cflags --libs jansson libsodium) -o build/fuzz_desensitize
- *   cp -r tests/fuzz/corpus/desensitize build/fuzzcorpus
- *   build/fuzz_desensitize -dict=tests/fuzz/desensitize.dict -max_total_time=60 build/fuzzcorpus
- * (the corpus is copied because libFuzzer adds to the directory it is given). */
+ * counts.  The in-place form must agree with the allocating one.  `make fuzz` builds
+ * it, with tests/fuzz/desensitize.dict as its dictionary (docs/fuzzing.md). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
