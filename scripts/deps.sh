@@ -7,7 +7,7 @@ pkgs="build-essential pkg-config libevent-dev libjansson-dev libsqlite3-dev libs
 libcurl4-openssl-dev sqlite3 postgresql libpq-dev python3-pytest python3-requests python3-cryptography python3-yaml wrk
 golang-go golang-golang-x-mod-dev liboath-dev libqrencode-dev chromium fonts-wqy-zenhei nodejs
 libarchive-dev libzstd-dev libssl-dev libicu-dev age zstd time
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev clang-format"
 command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm"
 missing=""
 for p in $pkgs; do
