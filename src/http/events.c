@@ -463,7 +463,7 @@ static void *listener_main(void *arg) {
 
 static void listener_start(void) {
     const char *path = qun_server_cfg.db_path;
-    if (!path || (strncmp(path, "postgres://", 11) != 0 && strncmp(path, "postgresql://", 13) != 0)) return;
+    if (!qun_store_listens(path)) return; /* one process owns the database: nobody else writes */
     qun_db_t *db;
     qun_err_t err = {{0}, {0}};
     if (qun_db_open(path, true, false, &db, &err) != QUN_OK) {
