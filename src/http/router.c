@@ -148,14 +148,10 @@ static json_t *utf8_string(const char *s) {
 /* A dissolved group's id answers gone and names its successor, if it has one, so
  * clients can follow the group to its new home (like XMPP's alternate venue). */
 static void add_successor(qun_req_t *r, json_t *p) {
-    qun_q_t *q;
-    if (qun_db_run(r->w->db, &q, NULL,
-                   "SELECT s.gid FROM groups g JOIN dissolutions d ON d.group_id = g.id "
-                   "JOIN groups s ON s.id = d.successor_group_id WHERE g.gid = $1 ORDER BY d.id DESC LIMIT 1",
-                   "s", r->params[0]) == QUN_ROW) {
-        json_object_set_new(p, "successor", json_string(qun_q_col_text(q, 0)));
-        qun_q_done(q);
-    }
+    char succ[QUN_ID_MAX];
+    qun_err_t err;
+    if (qun_group_successor(r->w->db, r->params[0], succ, &err) == QUN_OK && succ[0])
+        json_object_set_new(p, "successor", json_string(succ));
 }
 
 /* The request's URI for the logs, with the value of a ticket= query parameter masked:
