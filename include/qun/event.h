@@ -103,6 +103,24 @@ qun_rc qun_event_user_groups(qun_db_t *db, int64_t uid, int64_t **ids, size_t *n
  * *group_id; 0 when it names none or no such group exists. */
 qun_rc qun_event_successor(qun_db_t *db, const char *payload, int64_t *group_id, qun_err_t *err);
 
+/* What a row changes for the loops that deliver it (their membership maps and streams). */
+typedef enum {
+    QUN_EVENT_KEEPS = 0,   /* nothing */
+    QUN_EVENT_JOINS,       /* user_id joins group_id, before delivery: a new member sees its own
+                            * arrival (member.added, group.created) */
+    QUN_EVENT_LEAVES,      /* user_id leaves group_id, after delivery (member.removed) */
+    QUN_EVENT_MOVES,       /* after delivery, every member of group_id joins the successor the
+                            * payload names, if any (group.dissolved; qun_event_successor) */
+    QUN_EVENT_ENDS,        /* after delivery, everyone leaves group_id (group.purged) */
+    QUN_EVENT_ENDS_SESSIONS, /* an internal row: the streams of the sessions it names end
+                              * (session.revoked) */
+} qun_event_effect_t;
+/* The effect of row e: how live delivery keeps every audience exact. */
+qun_event_effect_t qun_event_effect(const qun_event_row_t *e);
+/* Whether row e reaches user uid, who is (in_group) or is not a member of e's group: its
+ * user, or any member of its group.  A row with neither reaches no client. */
+bool qun_event_reaches(const qun_event_row_t *e, int64_t uid, bool in_group);
+
 /* Whether any event was appended since the last call (cleared by the call).  The HTTP
  * layer asks after each commit so commits without events wake nobody. */
 bool qun_event_take_pending(void);

@@ -289,3 +289,20 @@ qun_rc qun_event_successor(qun_db_t *db, const char *payload, int64_t *group_id,
     json_decref(p);
     return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
 }
+
+static bool topic_is(const qun_event_row_t *e, const char *t) { return strcmp(e->topic, t) == 0; }
+
+qun_event_effect_t qun_event_effect(const qun_event_row_t *e) {
+    if (!e->group_id && !e->user_id)
+        return topic_is(e, QUN_EVENT_SESSION_REVOKED) ? QUN_EVENT_ENDS_SESSIONS : QUN_EVENT_KEEPS;
+    if (!e->group_id) return QUN_EVENT_KEEPS;
+    if (e->user_id && (topic_is(e, "member.added") || topic_is(e, "group.created"))) return QUN_EVENT_JOINS;
+    if (e->user_id && topic_is(e, "member.removed")) return QUN_EVENT_LEAVES;
+    if (topic_is(e, "group.dissolved")) return QUN_EVENT_MOVES;
+    if (topic_is(e, "group.purged")) return QUN_EVENT_ENDS;
+    return QUN_EVENT_KEEPS;
+}
+
+bool qun_event_reaches(const qun_event_row_t *e, int64_t uid, bool in_group) {
+    return (e->user_id && e->user_id == uid) || (e->group_id && in_group);
+}

@@ -304,8 +304,6 @@ static void flush(loop_t *l) {
 /* ---- fan-out ---- */
 typedef qun_event_row_t row_t;
 
-static bool topic_is(const row_t *e, const char *t) { return strcmp(e->topic, t) == 0; }
-
 /* Dissolve and rebuild: the successor has the members of the dissolved group. */
 static void follow_successor(loop_t *l, const row_t *e) {
     int64_t sid;
@@ -332,28 +330,28 @@ static void revoked(loop_t *l, const row_t *e) {
 }
 
 static void fan_out(loop_t *l, const row_t *e) {
+    qun_event_effect_t effect = qun_event_effect(e);
     if (!e->group_id && !e->user_id) { /* internal rows reach no client */
-        if (topic_is(e, QUN_EVENT_SESSION_REVOKED)) revoked(l, e);
+        if (effect == QUN_EVENT_ENDS_SESSIONS) revoked(l, e);
         return;
     }
     user_t *target = e->user_id ? user_find(l, e->user_id) : NULL;
-    if (target && e->group_id && (topic_is(e, "member.added") || topic_is(e, "group.created")))
-        user_join(target, e->group_id); /* before delivery: the new member sees its own arrival */
+    if (target && effect == QUN_EVENT_JOINS) user_join(target, e->group_id);
     char *frame;
     int n = asprintf(&frame, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)e->id, e->topic, e->payload);
     if (n < 0) abort();
     for (stream_t *s = l->streams; s; s = s->next) {
         if (e->id <= s->last_id || s->ended) continue; /* (E2), (E4) */
-        if (s->user == target || (e->group_id && user_in(s->user, e->group_id))) {
+        if (qun_event_reaches(e, s->user->uid, e->group_id && user_in(s->user, e->group_id))) {
             evbuffer_add(s->pending, frame, (size_t)n);
             s->last_id = e->id;
             atomic_fetch_add(&m_delivered, 1);
         }
     }
     free(frame);
-    if (target && e->group_id && topic_is(e, "member.removed")) user_leave(target, e->group_id);
-    if (e->group_id && topic_is(e, "group.dissolved")) follow_successor(l, e);
-    if (e->group_id && topic_is(e, "group.purged"))
+    if (target && effect == QUN_EVENT_LEAVES) user_leave(target, e->group_id);
+    if (effect == QUN_EVENT_MOVES) follow_successor(l, e);
+    if (effect == QUN_EVENT_ENDS)
         for (int b = 0; b < BUCKETS; b++)
             for (user_t *u = l->users[b]; u; u = u->next) user_leave(u, e->group_id);
 }

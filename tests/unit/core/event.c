@@ -182,6 +182,42 @@ static void test_session_live(void) {
     CHECK(qun_event_session_live(db, sid, &expires, &err) == QUN_TOKEN_INVALID);
 }
 
+/* What each row changes for the loops, and whom it reaches. */
+static void test_effects(void) {
+    static const struct {
+        const char *topic;
+        int64_t group_id, user_id;
+        qun_event_effect_t effect;
+    } cases[] = {
+        {"member.added", 7, 3, QUN_EVENT_JOINS},
+        {"group.created", 7, 3, QUN_EVENT_JOINS},
+        {"member.added", 7, 0, QUN_EVENT_KEEPS}, /* no user to join */
+        {"member.removed", 7, 3, QUN_EVENT_LEAVES},
+        {"member.removed", 7, 0, QUN_EVENT_KEEPS},
+        {"group.dissolved", 7, 0, QUN_EVENT_MOVES},
+        {"group.dissolved", 7, 3, QUN_EVENT_MOVES},
+        {"group.dissolved", 0, 3, QUN_EVENT_KEEPS}, /* no group to move */
+        {"group.purged", 7, 3, QUN_EVENT_ENDS},
+        {"message.created", 7, 0, QUN_EVENT_KEEPS},
+        {QUN_EVENT_SESSION_REVOKED, 0, 0, QUN_EVENT_ENDS_SESSIONS},
+        {QUN_EVENT_SESSION_REVOKED, 7, 0, QUN_EVENT_KEEPS}, /* only as an internal row */
+        {"approval.requested", 0, 3, QUN_EVENT_KEEPS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qun_event_row_t e = {1, cases[i].group_id, cases[i].user_id, (char *)cases[i].topic, (char *)"{}"};
+        CHECK(qun_event_effect(&e) == cases[i].effect);
+    }
+    qun_event_row_t to_group = {1, 7, 0, (char *)"message.created", (char *)"{}"};
+    qun_event_row_t to_user = {1, 0, 3, (char *)"approval.requested", (char *)"{}"};
+    qun_event_row_t to_both = {1, 7, 3, (char *)"member.added", (char *)"{}"};
+    qun_event_row_t internal = {1, 0, 0, (char *)QUN_EVENT_SESSION_REVOKED, (char *)"{}"};
+    CHECK(qun_event_reaches(&to_group, 3, true) && !qun_event_reaches(&to_group, 3, false));
+    CHECK(qun_event_reaches(&to_user, 3, false) && !qun_event_reaches(&to_user, 4, true));
+    CHECK(qun_event_reaches(&to_both, 3, false) && qun_event_reaches(&to_both, 4, true));
+    CHECK(!qun_event_reaches(&to_both, 4, false));
+    CHECK(!qun_event_reaches(&internal, 0, true) && !qun_event_reaches(&internal, 3, true));
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
@@ -192,6 +228,7 @@ int main(void) {
     RUN(test_replay_expired);
     RUN(test_successor);
     RUN(test_session_live);
+    RUN(test_effects);
     qun_db_close(db);
     return unit_done("test_core_event");
 }
