@@ -192,6 +192,10 @@ qun_rc qun_member_insert(qun_db_t *db, int64_t group_id, int64_t uid, const char
 /* Load group gid without any access decision (role QUN_ROLE_NONE): for jobs and
  * roles that act on groups they are not members of (compliance, server admins). */
 qun_rc qun_group_load(qun_db_t *db, const char *gid, qun_group_t *g, qun_err_t *err);
+/* The public id of the group that succeeded group gid (a dissolution with a successor,
+ * the latest if several) into out, for a GROUP_GONE answer to name where the group went.
+ * QUN_OK with out set to "" when gid has none (or is unknown); a store error otherwise. */
+qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], qun_err_t *err);
 const char *qun_role_name(qun_role_t r);
 qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
                         const char *org, json_t *regions, json_t **out, qun_err_t *err);

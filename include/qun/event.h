@@ -57,6 +57,71 @@ qun_rc qun_event_sessions_revoked(qun_db_t *db, json_t *ids, const char *reason,
  * or every admin of its org but the requester.  Payload as in GET /v1/approvals. */
 qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *err);
 
+/* ---- reading the feed (src/http/events.c) ----
+ * The loops read events in id order: new rows after the last one they fanned out, and
+ * on a resume the rows a reconnecting user missed.  Who is in a row's audience is
+ * decided here (qun_event_replay) and, for live delivery, by the loops' membership
+ * maps, which qun_event_user_groups fills and the membership events keep current. */
+
+/* An event row as the feed reads it. */
+typedef struct {
+    int64_t id;
+    int64_t group_id; /* the audience's group row id, 0 for none */
+    int64_t user_id;  /* the audience's user row id, 0 for none */
+    char *topic;      /* malloc'd */
+    char *payload;    /* the JSON text clients receive as `data`, malloc'd */
+} qun_event_row_t;
+
+/* The highest event id into *id (0 when there is none). */
+qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err);
+/* Up to max events with id > after, oldest first, into rows[0..*n).  On an error the
+ * *n rows read before it are still filled (the rest can be read later).  The caller
+ * owns the rows' strings either way: qun_event_rows_free. */
+qun_rc qun_event_fetch(qun_db_t *db, int64_t after, qun_event_row_t *rows, int max, int *n, qun_err_t *err);
+/* Free the strings of rows[0..n) (not the array).  NULL is accepted when n is 0. */
+void qun_event_rows_free(qun_event_row_t *rows, int n);
+
+/* Why a replay could not send every event a stream missed. */
+typedef enum {
+    QUN_REPLAY_COMPLETE = 0, /* every event is in the rows */
+    QUN_REPLAY_EXPIRED,      /* some are past retention (deleted): no rows */
+    QUN_REPLAY_TOO_MANY,     /* more than max: no rows */
+} qun_event_replay_t;
+/* The events with after < id <= upto whose audience includes user uid (the user itself,
+ * or a group the user is a member of now), oldest first: into *rows (malloc'd, *n of
+ * them; free with qun_event_rows_free, then free()) when they are all there and at most
+ * max; otherwise *how says why and *rows is NULL.  Nothing to replay when after >= upto. */
+qun_rc qun_event_replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, int max,
+                        qun_event_row_t **rows, int *n, qun_event_replay_t *how, qun_err_t *err);
+/* Whether session session_id is live (not revoked, not expired) in db's snapshot:
+ * QUN_OK with *expires_at set, or QUN_TOKEN_INVALID.  A stream opens only after this, so
+ * a revocation it did not see commits later and is still to be read (events.c, E4). */
+qun_rc qun_event_session_live(qun_db_t *db, int64_t session_id, int64_t *expires_at, qun_err_t *err);
+/* The row ids of the groups user uid is a member of, ascending, into *ids (malloc'd:
+ * the caller frees it; NULL when *n is 0). */
+qun_rc qun_event_user_groups(qun_db_t *db, int64_t uid, int64_t **ids, size_t *n, qun_err_t *err);
+/* The row id of the successor group a `group.dissolved` event's payload names into
+ * *group_id; 0 when it names none or no such group exists. */
+qun_rc qun_event_successor(qun_db_t *db, const char *payload, int64_t *group_id, qun_err_t *err);
+
+/* What a row changes for the loops that deliver it (their membership maps and streams). */
+typedef enum {
+    QUN_EVENT_KEEPS = 0,   /* nothing */
+    QUN_EVENT_JOINS,       /* user_id joins group_id, before delivery: a new member sees its own
+                            * arrival (member.added, group.created) */
+    QUN_EVENT_LEAVES,      /* user_id leaves group_id, after delivery (member.removed) */
+    QUN_EVENT_MOVES,       /* after delivery, every member of group_id joins the successor the
+                            * payload names, if any (group.dissolved; qun_event_successor) */
+    QUN_EVENT_ENDS,        /* after delivery, everyone leaves group_id (group.purged) */
+    QUN_EVENT_ENDS_SESSIONS, /* an internal row: the streams of the sessions it names end
+                              * (session.revoked) */
+} qun_event_effect_t;
+/* The effect of row e: how live delivery keeps every audience exact. */
+qun_event_effect_t qun_event_effect(const qun_event_row_t *e);
+/* Whether row e reaches user uid, who is (in_group) or is not a member of e's group: its
+ * user, or any member of its group.  A row with neither reaches no client. */
+bool qun_event_reaches(const qun_event_row_t *e, int64_t uid, bool in_group);
+
 /* Whether any event was appended since the last call (cleared by the call).  The HTTP
  * layer asks after each commit so commits without events wake nobody. */
 bool qun_event_take_pending(void);

@@ -32,6 +32,9 @@ qun_rc qun_db_open(const char *path, bool readonly, bool migrate, qun_db_t **out
 void qun_db_close(qun_db_t *db);
 /* Schema version after migrations. */
 int qun_db_schema_version(qun_db_t *db);
+/* Whether db answers a trivial query (readiness): QUN_OK, or the error that kept it
+ * from answering (detail in err). */
+qun_rc qun_db_ping(qun_db_t *db, qun_err_t *err);
 
 /* Borrow the cached prepared query for sql.  sql must be a string literal (or
  * otherwise live as long as db): the cache is keyed by its address.  The query is
@@ -101,6 +104,10 @@ qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err);
  * since notifications sent meanwhile are lost: the caller should look for news.
  * A lost server is reported as QUN_STORE_UNAVAILABLE after the timeout. */
 qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
+/* Whether the backend the connection string conn names delivers notifications between
+ * processes (qun_db_listen works): true for PostgreSQL, false for SQLite.  Callers ask
+ * this instead of looking at the string, so only the store knows backend dialects. */
+bool qun_store_listens(const char *conn);
 /* Copy an installation: every row of every table of the SQLite database `from`
  * ("sqlite:PATH", opened read-only, read in one snapshot) into the PostgreSQL database
  * `to` (a postgres:// URL; migrated to this version first), in one transaction that

@@ -9,6 +9,7 @@
  * NOTIFY on `qun_events`, sent at commit, which wakes the other instances' loops. */
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qun/core.h"
 #include "qun/event.h"
@@ -139,4 +140,169 @@ qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *er
     if (rc != QUN_DONE) return rc;
     appended((uint64_t)qun_db_changes(db));
     return QUN_OK;
+}
+
+/* ---- reading the feed ---- */
+qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
+    qun_q_t *q;
+    *id = 0;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events", "");
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
+    *id = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+/* The current row of q (id, topic, group_id, user_id, payload) into e, strings copied. */
+static qun_rc row_take(qun_q_t *q, qun_event_row_t *e, qun_err_t *err) {
+    *e = (qun_event_row_t){qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3),
+                           strdup(qun_q_col_text(q, 1)), strdup(qun_q_col_text(q, 4))};
+    if (e->topic && e->payload) return QUN_OK;
+    free(e->topic);
+    free(e->payload);
+    return qun_fail(err, QUN_NOMEM, "cannot copy event %lld", (long long)e->id);
+}
+
+qun_rc qun_event_fetch(qun_db_t *db, int64_t after, qun_event_row_t *rows, int max, int *n, qun_err_t *err) {
+    qun_q_t *q;
+    *n = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
+                           "WHERE id > $1 ORDER BY id LIMIT $2",
+                           "ii", after, (int64_t)max);
+    for (; rc == QUN_ROW && *n < max; rc = qun_q_step(q, err)) {
+        qun_rc taken = row_take(q, &rows[*n], err);
+        if (taken != QUN_OK) {
+            qun_q_done(q);
+            return taken;
+        }
+        (*n)++;
+    }
+    if (rc == QUN_ROW) qun_q_done(q);
+    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+}
+
+void qun_event_rows_free(qun_event_row_t *rows, int n) {
+    for (int i = 0; i < n; i++) {
+        free(rows[i].topic);
+        free(rows[i].payload);
+    }
+}
+
+qun_rc qun_event_replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, int max, qun_event_row_t **rows,
+                        int *n, qun_event_replay_t *how, qun_err_t *err) {
+    qun_q_t *q;
+    *rows = NULL;
+    *n = 0;
+    *how = QUN_REPLAY_COMPLETE;
+    if (after >= upto) return QUN_OK;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MIN(id), 0) FROM events", "");
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no oldest event") : rc;
+    int64_t oldest = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    if (oldest > after + 1) { /* housekeeping deleted some of what the stream missed */
+        *how = QUN_REPLAY_EXPIRED;
+        return QUN_OK;
+    }
+    qun_event_row_t *got = calloc((size_t)max + 1, sizeof *got);
+    int k = 0;
+    if (!got) return qun_fail(err, QUN_NOMEM, "cannot replay %d events", max);
+    /* The audience: the user's own events, and those of the groups it is a member of. */
+    rc = qun_db_run(db, &q, err,
+                    "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
+                    "WHERE id > $1 AND id <= $2 AND (user_id = $3 OR group_id IN "
+                    "(SELECT group_id FROM members WHERE user_id = $3)) ORDER BY id LIMIT $4",
+                    "iiii", after, upto, uid, (int64_t)max + 1);
+    for (; rc == QUN_ROW && k < max; rc = qun_q_step(q, err)) {
+        qun_rc taken = row_take(q, &got[k], err);
+        if (taken != QUN_OK) {
+            qun_q_done(q);
+            rc = taken;
+            break;
+        }
+        k++;
+    }
+    if (rc == QUN_ROW) { /* a row beyond max */
+        qun_q_done(q);
+        *how = QUN_REPLAY_TOO_MANY;
+        rc = QUN_DONE;
+    }
+    if (rc != QUN_DONE || *how != QUN_REPLAY_COMPLETE) {
+        qun_event_rows_free(got, k);
+        free(got);
+        return rc == QUN_DONE ? QUN_OK : rc;
+    }
+    *rows = got;
+    *n = k;
+    return QUN_OK;
+}
+
+qun_rc qun_event_session_live(qun_db_t *db, int64_t session_id, int64_t *expires_at, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                           "ii", session_id, qun_now());
+    if (rc == QUN_DONE) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
+    if (rc != QUN_ROW) return rc;
+    *expires_at = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_event_user_groups(qun_db_t *db, int64_t uid, int64_t **ids, size_t *n, qun_err_t *err) {
+    qun_q_t *q;
+    size_t cap = 0;
+    *ids = NULL;
+    *n = 0;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT group_id FROM members WHERE user_id = $1 ORDER BY group_id", "i", uid);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 8;
+            int64_t *more = realloc(*ids, cap * sizeof *more);
+            if (!more) {
+                qun_q_done(q);
+                rc = qun_fail(err, QUN_NOMEM, "cannot list the groups of user %lld", (long long)uid);
+                break;
+            }
+            *ids = more;
+        }
+        (*ids)[(*n)++] = qun_q_col_int(q, 0);
+    }
+    if (rc == QUN_DONE) return QUN_OK;
+    free(*ids);
+    *ids = NULL;
+    *n = 0;
+    return rc;
+}
+
+qun_rc qun_event_successor(qun_db_t *db, const char *payload, int64_t *group_id, qun_err_t *err) {
+    json_t *p = json_loads(payload, 0, NULL);
+    const char *succ = json_string_value(json_object_get(p, "successor"));
+    qun_q_t *q;
+    qun_rc rc = QUN_DONE;
+    *group_id = 0;
+    if (succ) rc = qun_db_run(db, &q, err, "SELECT id FROM groups WHERE gid = $1", "s", succ);
+    if (rc == QUN_ROW) {
+        *group_id = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    json_decref(p);
+    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static bool topic_is(const qun_event_row_t *e, const char *t) { return strcmp(e->topic, t) == 0; }
+
+qun_event_effect_t qun_event_effect(const qun_event_row_t *e) {
+    if (!e->group_id && !e->user_id)
+        return topic_is(e, QUN_EVENT_SESSION_REVOKED) ? QUN_EVENT_ENDS_SESSIONS : QUN_EVENT_KEEPS;
+    if (!e->group_id) return QUN_EVENT_KEEPS;
+    if (e->user_id && (topic_is(e, "member.added") || topic_is(e, "group.created"))) return QUN_EVENT_JOINS;
+    if (e->user_id && topic_is(e, "member.removed")) return QUN_EVENT_LEAVES;
+    if (topic_is(e, "group.dissolved")) return QUN_EVENT_MOVES;
+    if (topic_is(e, "group.purged")) return QUN_EVENT_ENDS;
+    return QUN_EVENT_KEEPS;
+}
+
+bool qun_event_reaches(const qun_event_row_t *e, int64_t uid, bool in_group) {
+    return (e->user_id && e->user_id == uid) || (e->group_id && in_group);
 }

@@ -95,6 +95,20 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     return QUN_OK;
 }
 
+qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], qun_err_t *err) {
+    qun_q_t *q;
+    out[0] = '\0';
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT s.gid FROM groups g JOIN dissolutions d ON d.group_id = g.id "
+                           "JOIN groups s ON s.id = d.successor_group_id WHERE g.gid = $1 ORDER BY d.id DESC LIMIT 1",
+                           "s", gid);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    snprintf(out, QUN_ID_MAX, "%s", qun_q_col_text(q, 0));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
 static json_t *group_json(qun_db_t *db, int64_t id, int64_t uid, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,

@@ -24,6 +24,10 @@
  * Losing a group (member.removed) needs nothing more: the user leaves the loop's map
  * of that group before any later event of it is fanned out.
  *
+ * Every read of the table (new rows, a replay and its audience, a user's groups, a
+ * successor, the opening session) is the core's (include/qun/event.h); this file only
+ * delivers.
+ *
  * Every structure here belongs to one loop and is touched only on its thread, except
  * the per-user stream counts and the "live" switch, guarded by g_mu.
  *
@@ -194,16 +198,14 @@ static void user_leave(user_t *u, int64_t gid) {
 static qun_rc user_get(loop_t *l, qun_db_t *db, int64_t uid, user_t **out, qun_err_t *err) {
     user_t *u = user_find(l, uid);
     if (!u) {
+        int64_t *ids;
+        size_t n;
+        qun_rc rc = qun_event_user_groups(db, uid, &ids, &n, err);
+        if (rc != QUN_OK) return rc;
         u = qun_xcalloc(1, sizeof *u);
         u->uid = uid;
-        qun_q_t *q;
-        qun_rc rc = qun_db_run(db, &q, err, "SELECT group_id FROM members WHERE user_id = $1", "i", uid);
-        for (; rc == QUN_ROW; rc = qun_q_step(q, err)) user_join(u, qun_q_col_int(q, 0));
-        if (rc != QUN_DONE) {
-            free(u->groups);
-            free(u);
-            return rc;
-        }
+        u->groups = ids; /* ascending, as user_join keeps them */
+        u->ngroups = u->cap = n;
         u->next = l->users[(uint64_t)uid % BUCKETS];
         l->users[(uint64_t)uid % BUCKETS] = u;
     }
@@ -300,27 +302,16 @@ static void flush(loop_t *l) {
 }
 
 /* ---- fan-out ---- */
-typedef struct {
-    int64_t id, group_id, user_id;
-    char *topic, *payload;
-} row_t;
-
-static bool topic_is(const row_t *e, const char *t) { return strcmp(e->topic, t) == 0; }
+typedef qun_event_row_t row_t;
 
 /* Dissolve and rebuild: the successor has the members of the dissolved group. */
 static void follow_successor(loop_t *l, const row_t *e) {
-    json_t *p = json_loads(e->payload, 0, NULL);
-    const char *succ = json_string_value(json_object_get(p, "successor"));
-    qun_q_t *q;
+    int64_t sid;
     qun_err_t err;
-    if (succ && qun_db_run(l->w->db, &q, &err, "SELECT id FROM groups WHERE gid = $1", "s", succ) == QUN_ROW) {
-        int64_t sid = qun_q_col_int(q, 0);
-        qun_q_done(q);
-        for (int b = 0; b < BUCKETS; b++)
-            for (user_t *u = l->users[b]; u; u = u->next)
-                if (user_in(u, e->group_id)) user_join(u, sid);
-    }
-    json_decref(p);
+    if (qun_event_successor(l->w->db, e->payload, &sid, &err) != QUN_OK || !sid) return;
+    for (int b = 0; b < BUCKETS; b++)
+        for (user_t *u = l->users[b]; u; u = u->next)
+            if (user_in(u, e->group_id)) user_join(u, sid);
 }
 
 /* session.revoked: end the streams of the sessions it names, wherever they were opened. */
@@ -339,28 +330,28 @@ static void revoked(loop_t *l, const row_t *e) {
 }
 
 static void fan_out(loop_t *l, const row_t *e) {
+    qun_event_effect_t effect = qun_event_effect(e);
     if (!e->group_id && !e->user_id) { /* internal rows reach no client */
-        if (topic_is(e, QUN_EVENT_SESSION_REVOKED)) revoked(l, e);
+        if (effect == QUN_EVENT_ENDS_SESSIONS) revoked(l, e);
         return;
     }
     user_t *target = e->user_id ? user_find(l, e->user_id) : NULL;
-    if (target && e->group_id && (topic_is(e, "member.added") || topic_is(e, "group.created")))
-        user_join(target, e->group_id); /* before delivery: the new member sees its own arrival */
+    if (target && effect == QUN_EVENT_JOINS) user_join(target, e->group_id);
     char *frame;
     int n = asprintf(&frame, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)e->id, e->topic, e->payload);
     if (n < 0) abort();
     for (stream_t *s = l->streams; s; s = s->next) {
         if (e->id <= s->last_id || s->ended) continue; /* (E2), (E4) */
-        if (s->user == target || (e->group_id && user_in(s->user, e->group_id))) {
+        if (qun_event_reaches(e, s->user->uid, e->group_id && user_in(s->user, e->group_id))) {
             evbuffer_add(s->pending, frame, (size_t)n);
             s->last_id = e->id;
             atomic_fetch_add(&m_delivered, 1);
         }
     }
     free(frame);
-    if (target && e->group_id && topic_is(e, "member.removed")) user_leave(target, e->group_id);
-    if (e->group_id && topic_is(e, "group.dissolved")) follow_successor(l, e);
-    if (e->group_id && topic_is(e, "group.purged"))
+    if (target && effect == QUN_EVENT_LEAVES) user_leave(target, e->group_id);
+    if (effect == QUN_EVENT_MOVES) follow_successor(l, e);
+    if (effect == QUN_EVENT_ENDS)
         for (int b = 0; b < BUCKETS; b++)
             for (user_t *u = l->users[b]; u; u = u->next) user_leave(u, e->group_id);
 }
@@ -370,27 +361,17 @@ static void deliver_new(loop_t *l) {
     row_t rows[FETCH_BATCH];
     for (;;) {
         int n = 0;
-        qun_q_t *q;
         qun_err_t err = {{0}, {0}};
-        qun_rc rc = qun_db_run(l->w->db, &q, &err,
-                               "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
-                               "WHERE id > $1 ORDER BY id LIMIT $2", "ii", l->last_id, (int64_t)FETCH_BATCH);
-        for (; rc == QUN_ROW && n < FETCH_BATCH; rc = qun_q_step(q, &err)) {
-            rows[n] = (row_t){qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3),
-                              qun_xstrdup(qun_q_col_text(q, 1)), qun_xstrdup(qun_q_col_text(q, 4))};
-            n++;
-        }
-        if (rc == QUN_ROW) qun_q_done(q);
-        if (rc != QUN_DONE && rc != QUN_ROW) /* kept rows go out; the rest waits for the next wake */
+        qun_rc rc = qun_event_fetch(l->w->db, l->last_id, rows, FETCH_BATCH, &n, &err);
+        if (rc != QUN_OK) /* kept rows go out; the rest waits for the next wake */
             qun_log("warn", "events: reading new events failed: %s", err.msg);
         atomic_fetch_add(&m_fetched, (uint64_t)n);
         for (int i = 0; i < n; i++) {
             fan_out(l, &rows[i]);
             l->last_id = rows[i].id;
-            free(rows[i].topic);
-            free(rows[i].payload);
         }
-        if (n < FETCH_BATCH || (rc != QUN_DONE && rc != QUN_ROW)) break;
+        qun_event_rows_free(rows, n);
+        if (n < FETCH_BATCH || rc != QUN_OK) break;
     }
     flush(l);
 }
@@ -463,7 +444,7 @@ static void *listener_main(void *arg) {
 
 static void listener_start(void) {
     const char *path = qun_server_cfg.db_path;
-    if (!path || (strncmp(path, "postgres://", 11) != 0 && strncmp(path, "postgresql://", 13) != 0)) return;
+    if (!qun_store_listens(path)) return; /* one process owns the database: nobody else writes */
     qun_db_t *db;
     qun_err_t err = {{0}, {0}};
     if (qun_db_open(path, true, false, &db, &err) != QUN_OK) {
@@ -496,18 +477,6 @@ static bool parse_id(const char *s, int64_t *v) {
     return true;
 }
 
-static int64_t scalar(qun_db_t *db, const char *sql, qun_err_t *err, qun_rc *rc) {
-    qun_q_t *q;
-    int64_t v = 0;
-    *rc = qun_db_run(db, &q, err, sql, "");
-    if (*rc == QUN_ROW) {
-        v = qun_q_col_int(q, 0);
-        qun_q_done(q);
-        *rc = QUN_OK;
-    }
-    return v;
-}
-
 static void resync(struct evbuffer *out, int64_t id, const char *reason) {
     evbuffer_add_printf(out, "id: %lld\nevent: stream.resync\ndata: {\"reason\":\"%s\"}\n\n", (long long)id, reason);
 }
@@ -515,52 +484,28 @@ static void resync(struct evbuffer *out, int64_t id, const char *reason) {
 /* Replay the events of (after, upto] the user may see, oldest first, into out; or a
  * stream.resync when they cannot all be replayed (too many, or partly past retention). */
 static qun_rc replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, struct evbuffer *out, qun_err_t *err) {
-    if (after >= upto) return QUN_OK;
-    qun_rc rc;
-    int64_t oldest = scalar(db, "SELECT COALESCE(MIN(id), 0) FROM events", err, &rc);
+    qun_event_row_t *rows;
+    int n;
+    qun_event_replay_t how;
+    qun_rc rc = qun_event_replay(db, uid, after, upto, REPLAY_MAX, &rows, &n, &how, err);
     if (rc != QUN_OK) return rc;
-    if (oldest > after + 1) {
-        resync(out, upto, "expired");
-        return QUN_OK;
-    }
-    struct evbuffer *tmp = evbuffer_new();
-    int n = 0;
-    qun_q_t *q;
-    rc = qun_db_run(db, &q, err,
-                    "SELECT id, topic, payload FROM events WHERE id > $1 AND id <= $2 AND (user_id = $3 OR group_id IN "
-                    "(SELECT group_id FROM members WHERE user_id = $3)) ORDER BY id LIMIT $4",
-                    "iiii", after, upto, uid, (int64_t)REPLAY_MAX + 1);
-    for (; rc == QUN_ROW && n <= REPLAY_MAX; rc = qun_q_step(q, err), n++)
-        evbuffer_add_printf(tmp, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)qun_q_col_int(q, 0),
-                            qun_q_col_text(q, 1), qun_q_col_text(q, 2));
-    if (rc == QUN_ROW) {
-        qun_q_done(q);
-        rc = QUN_DONE;
-    }
-    if (rc == QUN_DONE) {
-        if (n > REPLAY_MAX) resync(out, upto, "too_many");
-        else evbuffer_add_buffer(out, tmp);
-        rc = QUN_OK;
-    }
-    evbuffer_free(tmp);
-    return rc;
+    if (how != QUN_REPLAY_COMPLETE) resync(out, upto, how == QUN_REPLAY_EXPIRED ? "expired" : "too_many");
+    for (int i = 0; i < n; i++)
+        evbuffer_add_printf(out, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)rows[i].id, rows[i].topic,
+                            rows[i].payload);
+    qun_event_rows_free(rows, n);
+    free(rows);
+    return QUN_OK;
 }
 
 /* (E4): the session is live in this snapshot (after a ticket, the snapshot is newer than
  * the writer's check, and a revocation may have been read by the loop in between);
  * *expires_at: when it expires. */
 static qun_rc session_live(qun_req_t *r, int64_t *expires_at) {
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(r->db, &q, &r->err,
-                           "SELECT expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
-                           "ii", r->actor.session_id, qun_now());
-    if (rc == QUN_DONE && !evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization"))
+    qun_rc rc = qun_event_session_live(r->db, r->actor.session_id, expires_at, &r->err);
+    if (rc == QUN_TOKEN_INVALID && !evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization"))
         return qun_fail(&r->err, QUN_TICKET_INVALID, "the session that asked for the ticket has ended");
-    if (rc == QUN_DONE) return qun_fail(&r->err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
-    if (rc != QUN_ROW) return rc;
-    *expires_at = qun_q_col_int(q, 0);
-    qun_q_done(q);
-    return QUN_OK;
+    return rc;
 }
 
 qun_rc h_events(qun_req_t *r) {
@@ -581,8 +526,8 @@ qun_rc h_events(qun_req_t *r) {
         return qun_fail(&r->err, QUN_UNAVAILABLE, "at most %d event streams per user may be open; close one",
                         STREAMS_PER_USER);
     /* Everything below runs in the request's read snapshot, on the loop's thread (E2). */
-    qun_rc rc;
-    int64_t max = scalar(r->db, "SELECT COALESCE(MAX(id), 0) FROM events", &r->err, &rc), expires = 0;
+    int64_t max, expires = 0;
+    qun_rc rc = qun_event_last_id(r->db, &max, &r->err);
     if (rc == QUN_OK) rc = session_live(r, &expires);
     user_t *u = NULL;
     if (rc == QUN_OK) rc = user_get(l, r->db, r->actor.uid, &u, &r->err);

@@ -15,10 +15,7 @@ qun_rc h_healthz(qun_req_t *r) {
 }
 
 qun_rc h_readyz(qun_req_t *r) {
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(r->db, &q, &r->err, "SELECT 1", "");
-    if (rc == QUN_ROW) qun_q_done(q);
-    if ((rc != QUN_ROW && rc != QUN_DONE) || !qun_server_ready())
+    if (qun_db_ping(r->db, &r->err) != QUN_OK || !qun_server_ready())
         return qun_fail(&r->err, QUN_UNAVAILABLE, "not ready");
     return qun_ok(r, 200, json_pack("{s:s, s:i}", "status", "ready", "schema",
                                     qun_db_schema_version(r->db)));

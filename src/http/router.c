@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "qun/idempotency.h"
 #include "qun/lockout.h"
 #include "qun/outbox.h"
 #include "worker.h"
@@ -149,14 +150,10 @@ static json_t *utf8_string(const char *s) {
 /* A dissolved group's id answers gone and names its successor, if it has one, so
  * clients can follow the group to its new home (like XMPP's alternate venue). */
 static void add_successor(qun_req_t *r, json_t *p) {
-    qun_q_t *q;
-    if (qun_db_run(r->w->db, &q, NULL,
-                   "SELECT s.gid FROM groups g JOIN dissolutions d ON d.group_id = g.id "
-                   "JOIN groups s ON s.id = d.successor_group_id WHERE g.gid = $1 ORDER BY d.id DESC LIMIT 1",
-                   "s", r->params[0]) == QUN_ROW) {
-        json_object_set_new(p, "successor", json_string(qun_q_col_text(q, 0)));
-        qun_q_done(q);
-    }
+    char succ[QUN_ID_MAX];
+    qun_err_t err;
+    if (qun_group_successor(r->w->db, r->params[0], succ, &err) == QUN_OK && succ[0])
+        json_object_set_new(p, "successor", json_string(succ));
 }
 
 /* The request's URI for the logs, with the value of a ticket= query parameter masked:
@@ -321,27 +318,21 @@ static qun_rc read_body(qun_req_t *r) {
     return qun_body_parse((const char *)r->body, n, &r->json, &r->err);
 }
 
+/* The caller of r as the idempotency store keys it: 0 before authentication. */
+static int64_t idem_uid(const qun_req_t *r) {
+    return r->authed ? r->actor.uid : 0;
+}
+
+/* A replay: the answer stored under r's Idempotency-Key becomes r's answer (*hit). */
 static qun_rc idem_lookup(qun_req_t *r, qun_db_t *db, bool *hit) {
-    qun_q_t *q;
-    *hit = false;
-    qun_rc rc = qun_db_run(db, &q, &r->err,
-                           "SELECT request_digest, status, body FROM idempotency "
-                           "WHERE user_id = $1 AND key = $2",
-                           "is", r->authed ? r->actor.uid : (int64_t)0, r->idem_key);
-    if (rc == QUN_DONE) return QUN_OK;
-    if (rc != QUN_ROW) return rc;
-    if (!qun_ct_equal(qun_q_col_text(q, 0), r->idem_digest, 64)) {
-        qun_q_done(q);
-        return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_REUSED,
-                        "this Idempotency-Key was used for another request");
-    }
-    r->status = (int)qun_q_col_int(q, 1);
+    qun_idem_answer_t a;
+    qun_rc rc = qun_idem_get(db, idem_uid(r), r->idem_key, r->idem_digest, hit, &a, &r->err);
+    if (rc != QUN_OK || !*hit) return rc;
+    r->status = a.status;
     free(r->out_text);
-    r->out_text = strdup(qun_q_col_text(q, 2));
-    qun_q_done(q);
+    r->out_text = a.body;
     add_header(r, "Idempotent-Replayed", "true");
     atomic_fetch_add(&m_replays, 1);
-    *hit = true;
     return QUN_OK;
 }
 
@@ -425,16 +416,6 @@ static qun_rc run_count_failure(qun_db_t *db, void *arg, qun_err_t *err) {
     return count_failure(arg, db);
 }
 
-/* The transaction lock of an Idempotency-Key: its user and key hashed into 32 bits
- * under QUN_IDEM_LOCK's high bits (a collision only makes two requests wait). */
-static int64_t idem_lock_key(const qun_req_t *r) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    int64_t uid = r->authed ? r->actor.uid : 0;
-    for (int i = 0; i < 8; i++) h = (h ^ (uint8_t)(uid >> (8 * i))) * 16777619u;
-    for (const char *k = r->idem_key; *k; k++) h = (h ^ (uint8_t)*k) * 16777619u;
-    return ((int64_t)QUN_IDEM_LOCK << 32) | h;
-}
-
 /* Runs on the writer: replay or run, and remember a successful answer under its key.
  * When failures count (r->lockout), the handler runs in a savepoint of its own, so a
  * refusal rolls back its work but not the count of the failure. */
@@ -446,7 +427,7 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     if (r->idem_key[0]) {
         /* Several instances: the first to take the key's lock runs; the others wait
          * for its commit and then find its answer (READ COMMITTED reads it). */
-        r->rc = qun_db_xlock(db, idem_lock_key(r), &r->err);
+        r->rc = qun_idem_lock(db, idem_uid(r), r->idem_key, &r->err);
         if (r->rc == QUN_OK) r->rc = idem_lookup(r, db, &hit);
         if (r->rc != QUN_OK || hit) return r->rc;
     }
@@ -468,20 +449,7 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     if (!r->idem_key[0]) return QUN_OK; /* serializing happens on the loop thread, off the writer */
     if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
     if (!r->status) r->status = r->out_text ? 200 : 204;
-    {
-        r->rc = qun_db_run(db, NULL, &r->err,
-                           "INSERT INTO idempotency(user_id, key, request_digest, status, body, created_at) "
-                           "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                           "issisi", r->authed ? r->actor.uid : (int64_t)0, r->idem_key,
-                           r->idem_digest, (int64_t)r->status, r->out_text ? r->out_text : "",
-                           qun_now());
-        if (r->rc == QUN_DONE) r->rc = QUN_OK;
-        /* Someone stored this key since the lookup (the lock makes it unreachable, but
-         * a duplicate must never become a 500): undo this run, ask for a retry. */
-        if (r->rc == QUN_OK && qun_db_changes(db) == 0)
-            r->rc = qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_IN_FLIGHT,
-                             "another request with this Idempotency-Key finished first; retry to get its answer");
-    }
+    r->rc = qun_idem_put(db, idem_uid(r), r->idem_key, r->idem_digest, r->status, r->out_text, &r->err);
     return r->rc;
 }
 

@@ -42,6 +42,13 @@ int qun_db_schema_version(qun_db_t *db) {
     return v;
 }
 
+qun_rc qun_db_ping(qun_db_t *db, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT 1", "");
+    if (rc == QUN_ROW) qun_q_done(q);
+    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+}
+
 qun_rc qun_q_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err) {
     return DB_OPS(db)->prepare(db, sql, out, err);
 }
@@ -102,6 +109,11 @@ qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *
     *woken = false;
     if (!DB_OPS(db)->wait_notify) return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
     return DB_OPS(db)->wait_notify(db, timeout_ms, woken, err);
+}
+
+bool qun_store_listens(const char *conn) {
+    const char *rest;
+    return conn && pick(conn, &rest)->listen != NULL;
 }
 
 void qun_store_init(void) {

@@ -4,7 +4,8 @@
  * removing members and changing roles, the member count kept equal to the member rows
  * by every route, pages of the caller's groups, and the permission table of the design
  * (section 2: owner / admin / member / non-member against each action), one row per
- * pair, each on a fresh group. */
+ * pair, each on a fresh group; and the successor a gone group's id names (the latest
+ * dissolution's, none, an unknown id). */
 #include "qun/core.h"
 #include "qun/policy.h"
 #include "unit.h"
@@ -400,6 +401,45 @@ static void permission_table(void) {
     }
 }
 
+/* The row id of group gid. */
+static int64_t group_id(const char *gid) {
+    qun_group_t g;
+    qun_err_t err;
+    CHECK(qun_group_load(db, gid, &g, &err) == QUN_OK);
+    return g.id;
+}
+
+/* A dissolution row of group id with successor succ (0: none); only the successor
+ * column matters here, so the row is written directly. */
+static void dissolution(int64_t id, int64_t succ) {
+    qun_err_t err;
+    CHECK(
+        qun_db_run(db, NULL, &err,
+                   "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, "
+                   "successor_group_id) SELECT $1, owner_id, 'keep', state, 0, $2 FROM groups WHERE id = $1",
+                   "iz", id, succ) == QUN_DONE);
+}
+
+static void test_successor(void) {
+    qun_err_t err;
+    char old[QUN_ID_MAX], first[QUN_ID_MAX], second[QUN_ID_MAX], plain[QUN_ID_MAX], out[QUN_ID_MAX];
+    new_group("old", old);
+    new_group("first", first);
+    new_group("second", second);
+    new_group("plain", plain);
+    int64_t old_id = group_id(old), first_id = group_id(first), second_id = group_id(second), plain_id = group_id(plain);
+    CHECK(qun_group_successor(db, old, out, &err) == QUN_OK && out[0] == '\0'); /* never dissolved */
+    dissolution(old_id, first_id);
+    CHECK(qun_group_successor(db, old, out, &err) == QUN_OK);
+    CHECK_STR(out, first);
+    dissolution(old_id, second_id); /* restored and dissolved again: the latest counts */
+    CHECK(qun_group_successor(db, old, out, &err) == QUN_OK);
+    CHECK_STR(out, second);
+    dissolution(plain_id, 0); /* dissolved without a successor */
+    CHECK(qun_group_successor(db, plain, out, &err) == QUN_OK && out[0] == '\0');
+    CHECK(qun_group_successor(db, "g_unknown", out, &err) == QUN_OK && out[0] == '\0');
+}
+
 int main(void) {
     qun_err_t err;
     qun_log_quiet = true;
@@ -420,6 +460,7 @@ int main(void) {
     RUN(member_count_invariant);
     RUN(group_pages);
     RUN(permission_table);
+    RUN(test_successor);
     qun_db_close(db);
     qun_policy_free(policy);
     return unit_done("core/group");
