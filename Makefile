@@ -25,7 +25,9 @@ else
 endif
 CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 LIBS_QUND = $(shell pkg-config --libs $(PKGS)) -lpthread
-LIBS_QUN = $(shell pkg-config --libs $(CLI_PKGS)) -lpthread
+# The CLI links libqun.a too: whichever of its objects a command pulls in brings its
+# libraries, so the CLI is offered all of them and keeps only those it uses.
+LIBS_QUN = -Wl,--as-needed $(shell pkg-config --libs $(CLI_PKGS) $(PKGS)) -lpthread
 
 LIB_SRC := $(wildcard src/common/*.c src/store/*.c src/core/*.c src/jobs/*.c src/ledger/*.c src/archive/*.c)
 HTTP_SRC := $(wildcard src/http/*.c)
