@@ -44,7 +44,7 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wstrict-prototypes -Wshadow
 PKG_CFLAGS=$(pkg-config --cflags sqlite3 jansson libsodium)
 PKG_LIBS=$(pkg-config --libs sqlite3 jansson libsodium)
 # libqun.a holds every backend and module: link what the server links.
-QUN_LIBS=$(pkg-config --libs libpq liboath libqrencode libarchive libzstd libcurl libcrypto)
+QUN_LIBS=$(pkg-config --libs libpq liboath libqrencode libarchive libzstd libcurl libcrypto icu-uc)
 # shellcheck disable=SC2086 # the flag lists are meant to split
 cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_sqlite" bench/raw_sqlite.c bench/raw_insert.c $PKG_LIBS
 # shellcheck disable=SC2086
