@@ -96,6 +96,7 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 WERROR=-Werror binaries unit
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 check-layers
+	@sh bench/build.sh build/asan build/asan/bench "-fsanitize=address,undefined"
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
 	@$(MAKE) --no-print-directory WERROR=-Werror fuzz-replay
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-browser test-pg

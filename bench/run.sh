@@ -40,25 +40,7 @@ die() {
 # ---- build the C benchmarks (qund and libqun.a come from `make binaries`) ----
 [ -x build/qund ] && [ -f build/libqun.a ] || make --no-print-directory binaries
 mkdir -p "$OUT"
-CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wstrict-prototypes -Wshadow -Werror -Iinclude"
-PKG_CFLAGS=$(pkg-config --cflags sqlite3 jansson libsodium)
-PKG_LIBS=$(pkg-config --libs sqlite3 jansson libsodium)
-# libqun.a holds every backend and module: link what the server links.
-QUN_LIBS=$(pkg-config --libs libpq liboath libqrencode libarchive libzstd libcurl libcrypto icu-uc)
-# shellcheck disable=SC2086 # the flag lists are meant to split
-cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_sqlite" bench/raw_sqlite.c bench/raw_insert.c $PKG_LIBS
-# shellcheck disable=SC2086
-cc $CFLAGS $PKG_CFLAGS -o "$OUT/store_bench" bench/store_bench.c bench/raw_insert.c \
-    build/libqun.a $PKG_LIBS $QUN_LIBS -lpthread
-# shellcheck disable=SC2086
-cc $CFLAGS $PKG_CFLAGS -o "$OUT/ledger_bench" bench/ledger_bench.c bench/raw_insert.c \
-    build/libqun.a $PKG_LIBS $QUN_LIBS -lpthread
-# shellcheck disable=SC2086
-cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_delete" bench/raw_delete.c bench/raw_insert.c $PKG_LIBS
-# shellcheck disable=SC2086
-cc $CFLAGS $PKG_CFLAGS -o "$OUT/risk_bench" bench/risk_bench.c bench/raw_insert.c \
-    build/libqun.a $PKG_LIBS $QUN_LIBS -lpthread
-cc $CFLAGS -o "$OUT/fanout_load" bench/fanout_load.c
+sh bench/build.sh build "$OUT"
 
 # ---- one qund on a free port in a temporary directory ----
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qun-bench.XXXXXX")
