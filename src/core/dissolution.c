@@ -1,10 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* The dissolution lifecycle of DESIGN.md section 3:
+/* The dissolution lifecycle of DESIGN.md section 3.  Its states, their group states and
+ * edges are the table include/qun/diss_states.def; every edge is taken by
+ * qun_diss_transition (below, with each edge's caller):
  *
- *   active --request--> review --all approved--> pending --timer--> dissolved --grace--> purging --> purged
- *     ^                   |  rejected / expired     |  cancelled        |
- *     +-------------------+-------------------------+                   |
- *     +------------------------- restored (within the purge grace) -----+
+ *  request -+-(archive)-> archiving -+-(archive ledgered: on as below)-+
+ *           |                        +-(export failed)-> failed         |
+ *           |                        +-(cancel)--------> cancelled      |
+ *           |<----------------------------------------------------------+
+ *           +-(approvals)-> review -(all approved)-+
+ *           +-(none)-------------------------------+-> pending -timer-> dissolved -grace-> purging -> purged
+ *                             |                            |                |
+ *                             +-(cancel, reject, expire)---+                +-(restore)-> restored
+ *                                            |
+ *                                            v
+ *                             cancelled | rejected | expired
+ *
+ *  The group is `active` while it has no dissolution, while its latest one is archiving
+ *  and after that one ended (cancelled, rejected, expired, restored, failed); otherwise
+ *  it is in its dissolution's state (review, pending, dissolved, purging, purged).
  *
  * Phase 1, authorize (qun_diss_request): owner only; the proofs the session's platform
  * needs by the verification policy (a single-use confirmation token from the preview,
@@ -18,10 +31,12 @@
  * stops it.
  *
  * Invariants: (I1) a token is used at most once (used_at is set in the transaction
- * that uses it); (I2) a group has at most one dissolution in review, pending,
- * dissolved or purging; (I3) the group's state mirrors its open dissolution's state;
- * (I4) every transition appends a ledger entry with actor, old and new state in the
- * same transaction. */
+ * that uses it); (I2) a group has at most one open dissolution (archiving, review,
+ * pending, dissolved or purging); (I3) the group's state is the group state of its
+ * latest dissolution (diss_states.def; active when it has none), so it mirrors the
+ * open one's; (I4) every transition appends a ledger entry with actor, old and new
+ * group state in the same transaction (except entering archiving: the request is
+ * ledgered once its archive is).  qun_diss_transition asserts its edge, I2 and I3. */
 #include <assert.h>
 #include <sodium.h>
 #include <string.h>
