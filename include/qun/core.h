@@ -14,6 +14,7 @@
 #include "qun/errors.h"
 #include "qun/json.h"
 #include "qun/policy.h"
+#include "qun/states.h"
 #include "qun/store.h"
 #include "qun/util.h"
 
@@ -348,11 +349,20 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
                         json_t **out, qun_err_t *err);
 /* Move a dissolution from review to pending once every approval is in (approval.c). */
 qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err);
-/* End a dissolution archiving, in review or pending without dissolving, in state why
- * (`cancelled`, `rejected` or `expired`); the group is `active` again.  Ledgered as
- * `dissolution.<why>`.  DISSOLUTION_NOT_CANCELLABLE in any other state. */
-qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *actor_openid, json_t *fields,
+/* End a cancellable dissolution (archiving, review or pending) without dissolving:
+ * why is QUN_DISS_CANCELLED, QUN_DISS_REJECTED or QUN_DISS_EXPIRED (its name is the
+ * ended_reason and the ledger event's suffix).  DISSOLUTION_NOT_CANCELLABLE otherwise. */
+qun_rc qun_diss_end(qun_db_t *db, int64_t did, qun_diss_state_t why, const char *actor_openid, json_t *fields,
                     qun_err_t *err);
+/* The one way a dissolution changes state (src/core/dissolution.c lists every caller
+ * beside it): move dissolution did from `from` to `to`, an edge of diss_states.def
+ * (anything else is a programming error and asserts), and its group from from's group
+ * state to to's, in the caller's transaction.  from QUN_DISS_NONE enters a row
+ * inserted in this transaction into the lifecycle.  A dissolution no longer in
+ * `from`, or a group no longer in from's group state, is GROUP_NOT_ACTIVE (another
+ * change won).  Builds without NDEBUG then assert invariants I2 and I3. */
+qun_rc qun_diss_transition(qun_db_t *db, int64_t did, qun_diss_state_t from, qun_diss_state_t to,
+                           qun_err_t *err);
 /* The end of export export_id (export.c, in the writer transaction that records it):
  * a dissolution `archiving` for it proceeds (ok: to `review` or `pending` as a plain
  * request would, ledgered with the archive's digest and ledger index) or ends in

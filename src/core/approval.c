@@ -188,12 +188,12 @@ qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, 
                     "issii", id, approve ? "approved" : "rejected", reason ? reason : "", a->uid, qun_now());
     if (rc != QUN_DONE) return rc;
     json_t *f = json_pack("{s:s, s:s, s:s}", "approval", aid, "kind", kind, "reason", reason ? reason : "");
-    rc = qun_ledger_append(db, approve ? "approval.approved" : "approval.rejected", gid, a->openid, "review", "review",
-                           f, NULL, err);
+    rc = qun_ledger_append(db, approve ? "approval.approved" : "approval.rejected", gid, a->openid,
+                           QUN_GROUP_NAME(REVIEW), QUN_GROUP_NAME(REVIEW), f, NULL, err);
     if (rc == QUN_OK) rc = qun_event_emit(db, approve ? "approval.approved" : "approval.rejected", 0, requester, json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", aid, "kind", kind, "group", gid, "by", a->openid, "reason", reason ? reason : ""), err);
     if (rc == QUN_OK) {
         if (!approve)
-            rc = qun_diss_end(db, did, "rejected", a->openid, f, err);
+            rc = qun_diss_end(db, did, QUN_DISS_REJECTED, a->openid, f, err);
         else if (complete(db, did))
             rc = qun_diss_approved(db, did, a->uid, err);
     }
@@ -214,5 +214,5 @@ qun_rc qun_approvals_expire(qun_db_t *db, int64_t did, qun_err_t *err) {
                            "UPDATE approvals SET state = 'expired', decided_at = $2 WHERE dissolution_id = $1 AND state = 'pending'",
                            "ii", did, qun_now());
     if (rc != QUN_DONE) return rc;
-    return qun_diss_end(db, did, "expired", NULL, NULL, err);
+    return qun_diss_end(db, did, QUN_DISS_EXPIRED, NULL, NULL, err);
 }

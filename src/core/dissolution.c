@@ -1,10 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* The dissolution lifecycle of docs/design.md section 3:
+/* The dissolution lifecycle of docs/design.md section 3.  Its states, their group states and
+ * edges are the table include/qun/diss_states.def; every edge is taken by
+ * qun_diss_transition (below, with each edge's caller):
  *
- *   active --request--> review --all approved--> pending --timer--> dissolved --grace--> purging --> purged
- *     ^                   |  rejected / expired     |  cancelled        |
- *     +-------------------+-------------------------+                   |
- *     +------------------------- restored (within the purge grace) -----+
+ *  request -+-(archive)-> archiving -+-(archive ledgered: on as below)-+
+ *           |                        +-(export failed)-> failed         |
+ *           |                        +-(cancel)--------> cancelled      |
+ *           |<----------------------------------------------------------+
+ *           +-(approvals)-> review -(all approved)-+
+ *           +-(none)-------------------------------+-> pending -timer-> dissolved -grace-> purging -> purged
+ *                             |                            |                |
+ *                             +-(cancel, reject, expire)---+                +-(restore)-> restored
+ *                                            |
+ *                                            v
+ *                             cancelled | rejected | expired
+ *
+ *  The group is `active` while it has no dissolution, while its latest one is archiving
+ *  and after that one ended (cancelled, rejected, expired, restored, failed); otherwise
+ *  it is in its dissolution's state (review, pending, dissolved, purging, purged).
  *
  * Phase 1, authorize (qun_diss_request): owner only; the proofs the session's platform
  * needs by the verification policy (a single-use confirmation token from the preview,
@@ -18,10 +31,13 @@
  * stops it.
  *
  * Invariants: (I1) a token is used at most once (used_at is set in the transaction
- * that uses it); (I2) a group has at most one dissolution in review, pending,
- * dissolved or purging; (I3) the group's state mirrors its open dissolution's state;
- * (I4) every transition appends a ledger entry with actor, old and new state in the
- * same transaction. */
+ * that uses it); (I2) a group has at most one open dissolution (archiving, review,
+ * pending, dissolved or purging); (I3) the group's state is the group state of its
+ * latest dissolution (diss_states.def; active when it has none), so it mirrors the
+ * open one's; (I4) every transition appends a ledger entry with actor, old and new
+ * group state in the same transaction (except entering archiving: the request is
+ * ledgered once its archive is).  qun_diss_transition asserts its edge, I2 and I3. */
+#include <assert.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -186,9 +202,11 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
 static qun_rc preview_group(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g, qun_err_t *err) {
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
     if (rc != QUN_OK) return rc;
-    if (strcmp(g->state, "active") != 0)
-        return qun_fail(err, strcmp(g->state, "review") == 0 || strcmp(g->state, "pending") == 0
-                                 ? QUN_DISSOLUTION_PENDING : QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
+    qun_group_state_t st = qun_group_state_parse(g->state);
+    if (st != QUN_GROUP_ACTIVE)
+        return qun_fail(err, st == QUN_GROUP_REVIEW || st == QUN_GROUP_PENDING ? QUN_DISSOLUTION_PENDING
+                                                                             : QUN_GROUP_NOT_ACTIVE,
+                        "group is %s", g->state);
     return qun_lifecycle_no_transfer(db, g, NULL, err);
 }
 
@@ -239,11 +257,86 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     return QUN_OK;
 }
 
-static qun_rc set_group_state(qun_db_t *db, int64_t group_id, const char *from, const char *to, qun_err_t *err) {
+static qun_rc set_group_state(qun_db_t *db, int64_t group_id, qun_group_state_t from, qun_group_state_t to,
+                              qun_err_t *err) {
     qun_rc rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
-                           "issi", group_id, from, to, qun_now());
+                           "issi", group_id, qun_group_state_name(from), qun_group_state_name(to), qun_now());
     if (rc != QUN_DONE) return rc;
-    return qun_db_changes(db) == 1 ? QUN_OK : qun_fail(err, QUN_GROUP_NOT_ACTIVE, "the group is no longer %s", from);
+    return qun_db_changes(db) == 1 ? QUN_OK
+                                   : qun_fail(err, QUN_GROUP_NOT_ACTIVE, "the group is no longer %s",
+                                              qun_group_state_name(from));
+}
+
+#ifndef NDEBUG
+/* I2 and I3 for group_id, read back in the transaction that just moved it.  A query
+ * that fails checks nothing: its caller meets the store's trouble soon enough. */
+static void assert_invariants(qun_db_t *db, int64_t group_id) {
+    qun_q_t *q;
+    qun_diss_state_t latest = QUN_DISS_NONE; /* a group with no dissolution is active */
+    int open = 0;
+    qun_rc rc = qun_db_run(db, &q, NULL, "SELECT state FROM dissolutions WHERE group_id = $1 ORDER BY id DESC", "i",
+                           group_id);
+    for (int n = 0; rc == QUN_ROW; rc = qun_q_step(q, NULL), n++) {
+        qun_diss_state_t s = qun_diss_state_parse(qun_q_col_text(q, 0));
+        assert(s != QUN_DISS_INVALID); /* every stored state is in the table */
+        if (n == 0) latest = s;
+        open += qun_diss_open(s);
+    }
+    if (rc != QUN_DONE) return;
+    assert(open <= 1); /* I2 */
+    if (qun_db_run(db, &q, NULL, "SELECT state FROM groups WHERE id = $1", "i", group_id) != QUN_ROW) return;
+    qun_group_state_t g = qun_group_state_parse(qun_q_col_text(q, 0));
+    qun_q_done(q);
+    assert(g == qun_diss_group_state(latest)); /* I3 */
+    (void)g;
+}
+#endif
+
+/* Every change of a dissolution's state, and so of its group's, comes here.  The
+ * edges, with the function that takes each (the ledger entry of I4 is that caller's,
+ * appended in the same transaction with the group states of `from` and `to`):
+ *
+ *   none      -> archiving  qun_diss_request (archive then dissolve; no entry until
+ *                           the archive is ledgered, then dissolution.requested)
+ *   none      -> review     proceed, from qun_diss_request   dissolution.requested
+ *   none      -> pending    proceed, from qun_diss_request   dissolution.requested
+ *   archiving -> review     proceed, from qun_diss_archived  dissolution.requested
+ *   archiving -> pending    proceed, from qun_diss_archived  dissolution.requested
+ *   archiving -> failed     qun_diss_archived                dissolution.archive_failed
+ *   archiving -> cancelled  qun_diss_end                     dissolution.cancelled
+ *   review    -> pending    qun_diss_approved                dissolution.approved
+ *   review    -> cancelled | rejected | expired  qun_diss_end  dissolution.<state>
+ *   pending   -> cancelled | rejected | expired  qun_diss_end  dissolution.<state>
+ *   pending   -> dissolved  qun_diss_mark_due                group.dissolved
+ *   dissolved -> restored   qun_diss_restore                 group.restored
+ *   dissolved -> purging    qun_purge_group_step (jobs)      group.purging
+ *   purging   -> purged     qun_purge_group_step (jobs)      group.purged
+ *
+ * Asserted here: the edge is in diss_states.def; afterwards (without NDEBUG) I2, at
+ * most one open dissolution per group, and I3, the group's state is the group state
+ * of its latest dissolution.  I1 belongs to the confirmation token (qun_confirm_consume). */
+qun_rc qun_diss_transition(qun_db_t *db, int64_t did, qun_diss_state_t from, qun_diss_state_t to,
+                           qun_err_t *err) {
+    assert(qun_diss_allowed(from, to));
+    qun_q_t *q;
+    qun_rc rc = from == QUN_DISS_NONE
+                    ? qun_db_run(db, &q, err, "UPDATE dissolutions SET state = $2 WHERE id = $1 RETURNING group_id",
+                                 "is", did, qun_diss_state_name(to))
+                    : qun_db_run(db, &q, err,
+                                 "UPDATE dissolutions SET state = $3 WHERE id = $1 AND state = $2 RETURNING group_id",
+                                 "iss", did, qun_diss_state_name(from), qun_diss_state_name(to));
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "the dissolution is no longer %s",
+                        from == QUN_DISS_NONE ? "new" : qun_diss_state_name(from));
+    if (rc != QUN_ROW) return rc;
+    int64_t group_id = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    qun_group_state_t gfrom = qun_diss_group_state(from), gto = qun_diss_group_state(to);
+    rc = gfrom == gto ? QUN_OK : set_group_state(db, group_id, gfrom, gto, err);
+#ifndef NDEBUG
+    if (rc == QUN_OK) assert_invariants(db, group_id);
+#endif
+    return rc;
 }
 
 static qun_rc group_openid(qun_db_t *db, int64_t group_id, char gid[QUN_ID_MAX], qun_err_t *err) {
@@ -255,11 +348,11 @@ static qun_rc group_openid(qun_db_t *db, int64_t group_id, char gid[QUN_ID_MAX],
     return QUN_OK;
 }
 
-/* The dissolution enters `pending`: the delay starts, a timer job is queued and a
+/* The dissolution has entered `pending`: the delay starts, a timer job is queued and a
  * system message tells the members when the group goes. */
 static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const rules_t *r, qun_err_t *err) {
     int64_t now = qun_now(), due = now + delay_of(r);
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'pending', due_at = $2 WHERE id = $1",
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET due_at = $2 WHERE id = $1",
                            "ii", did, due);
     if (rc == QUN_DONE && (rc = qun_queue_add(db, QUN_JOB_DISSOLVE_DUE, group_id, did, due, NULL, err)) == QUN_OK) rc = QUN_DONE;
     qun_q_t *q;
@@ -277,7 +370,7 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
                     "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, $3, 'system', $4, $5)",
                     "iiisi", group_id, seq, owner, text, now);
     if (rc == QUN_DONE) rc = qun_event_message(db, group_id, seq, err);
-    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.pending", group_id, 0, json_pack("{s:s, s:I, s:I}", "state", "pending", "dissolves_at", (json_int_t)due, "notice_seconds", (json_int_t)(due - now)), err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.pending", group_id, 0, json_pack("{s:s, s:I, s:I}", "state", QUN_GROUP_NAME(PENDING), "dissolves_at", (json_int_t)due, "notice_seconds", (json_int_t)(due - now)), err);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -286,7 +379,9 @@ static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, cha
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT id, state FROM dissolutions WHERE group_id = $1 AND state IN "
-                           "('archiving', 'review', 'pending', 'dissolved', 'purging') ORDER BY id DESC LIMIT 1", "i", group_id);
+                           "($2, $3, $4, $5, $6) ORDER BY id DESC LIMIT 1", "isssss", group_id,
+                           QUN_DISS_NAME(ARCHIVING), QUN_DISS_NAME(REVIEW), QUN_DISS_NAME(PENDING),
+                           QUN_DISS_NAME(DISSOLVED), QUN_DISS_NAME(PURGING));
     if (rc == QUN_DONE) return qun_fail(err, QUN_DISSOLUTION_NOT_FOUND, "no dissolution is in progress");
     if (rc != QUN_ROW) return rc;
     *did = qun_q_col_int(q, 0);
@@ -328,20 +423,22 @@ static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
     return rc;
 }
 
-/* After authorization: the approvals, the group's move to `review` or `pending`, the
- * event and the `dissolution.requested` ledger entry.  risk and archive (the archive's
- * export, digest and ledger index, or NULL) are stolen into the entry's fields. */
-static qun_rc proceed(qun_db_t *db, int64_t did, const qun_group_t *g, const rules_t *r, bool review,
+/* After authorization: the approvals, the move from `from` (none: a row inserted by
+ * this request; or archiving) to `review` or `pending`, the event and the
+ * `dissolution.requested` ledger entry.  risk and archive (the archive's export, digest
+ * and ledger index, or NULL) are stolen into the entry's fields. */
+static qun_rc proceed(qun_db_t *db, int64_t did, qun_diss_state_t from, const qun_group_t *g, const rules_t *r,
+                      bool review,
                       const char *actor, const char *messages, const char *successor, json_t *risk,
                       json_t *archive, json_t *verified, qun_err_t *err) {
     int64_t now = qun_now();
     int napprovals = 0;
     qun_approval_needs_t need = r->need;
     need.risk_review = review;
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'review' WHERE id = $1", "i", did);
-    rc = rc == QUN_DONE ? qun_approvals_create(db, did, g, &need, now + r->approval_expiry, &napprovals, err) : rc;
-    const char *to = napprovals ? "review" : "pending";
-    if (rc == QUN_OK) rc = set_group_state(db, g->id, "active", to, err);
+    qun_rc rc = qun_approvals_create(db, did, g, &need, now + r->approval_expiry, &napprovals, err);
+    qun_diss_state_t next = napprovals ? QUN_DISS_REVIEW : QUN_DISS_PENDING;
+    const char *to = qun_group_state_name(qun_diss_group_state(next));
+    if (rc == QUN_OK) rc = qun_diss_transition(db, did, from, next, err);
     if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.requested", g->id, 0, json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", actor, "messages", messages, "approvals", napprovals), err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g->id, r, err);
     if (rc == QUN_OK && napprovals)
@@ -351,7 +448,8 @@ static qun_rc proceed(qun_db_t *db, int64_t did, const qun_group_t *g, const rul
                           "delay_seconds", (json_int_t)delay_of(r), "notice", r->notice_applies, "successor_name", successor,
                           "risk", risk, "archive", archive);
     if (f && verified) json_object_update(f, verified);
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.requested", g->gid, actor, "active", to, f, NULL, err);
+    if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.requested", g->gid, actor,
+                                             qun_group_state_name(qun_diss_group_state(from)), to, f, NULL, err);
     json_decref(f);
     return rc;
 }
@@ -366,11 +464,18 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     qun_rc rc = qun_lifecycle_lock(db, err);
     if (rc == QUN_OK) rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc != QUN_OK) return rc;
-    if (strcmp(g.state, "review") == 0 || strcmp(g.state, "pending") == 0)
+    qun_group_state_t st = qun_group_state_parse(g.state);
+    if (st == QUN_GROUP_REVIEW || st == QUN_GROUP_PENDING)
         return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution in %s", g.gid, g.state);
-    if (strcmp(g.state, "active") != 0) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
-    if (count(db, "SELECT COUNT(*) FROM dissolutions WHERE group_id = $1 AND state = 'archiving'", g.id) > 0)
+    if (st != QUN_GROUP_ACTIVE) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
+    qun_q_t *q;
+    rc = qun_db_run(db, &q, err, "SELECT 1 FROM dissolutions WHERE group_id = $1 AND state = $2 LIMIT 1", "is", g.id,
+                    QUN_DISS_NAME(ARCHIVING));
+    if (rc == QUN_ROW) {
+        qun_q_done(q);
         return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution waiting for its archive", g.gid);
+    }
+    if (rc != QUN_DONE) return rc;
     rc = qun_lifecycle_no_transfer(db, &g, proof->problem, err);
     if (rc != QUN_OK) return rc;
     /* Archive then dissolve: the archive's recipients and the export policy are checked
@@ -422,12 +527,11 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     char *rtext = json_dumps(rj, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(rj);
     if (archive) rc = qun_export_queue(db, a, &g, recipients, false, &export_id, NULL, err);
-    qun_q_t *q;
     if (rc == QUN_OK)
         rc = qun_db_run(db, &q, err,
                         "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, rules, successor_name, "
                         "risk_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                        "iississs", g.id, a->uid, messages, archive ? "archiving" : "review", now, rtext, successor,
+                        "iississs", g.id, a->uid, messages, archive ? QUN_DISS_NAME(ARCHIVING) : QUN_DISS_NAME(REVIEW), now, rtext, successor,
                         risk.id);
     free(rtext);
     if (rc != QUN_ROW) {
@@ -440,11 +544,13 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (archive) {
         /* The group stays `active` until the archive is ledgered (qun_diss_archived). */
         rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET export_id = $2 WHERE id = $1", "ii", did, export_id);
-        if (rc == QUN_DONE)
+        rc = rc == QUN_DONE ? qun_diss_transition(db, did, QUN_DISS_NONE, QUN_DISS_ARCHIVING, err) : rc;
+        if (rc == QUN_OK)
             rc = qun_event_group(db, "dissolution.archiving", g.id, QUN_EVENT_OWNER,
-                                 json_pack("{s:s, s:s}", "state", "active", "dissolution_state", "archiving"), err);
+                                 json_pack("{s:s, s:s}", "state", QUN_GROUP_NAME(ACTIVE), "dissolution_state",
+                                           QUN_DISS_NAME(ARCHIVING)), err);
     } else {
-        rc = proceed(db, did, &g, &r, review, a->openid, messages, successor, qun_risk_json(&risk), NULL, verified, err);
+        rc = proceed(db, did, QUN_DISS_NONE, &g, &r, review, a->openid, messages, successor, qun_risk_json(&risk), NULL, verified, err);
     }
     json_decref(verified);
     qun_risk_clear(&risk);
@@ -460,19 +566,20 @@ qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *d
                            "(SELECT r.level FROM risk_evaluations r WHERE r.rid = d.risk_id), "
                            "(SELECT r.score FROM risk_evaluations r WHERE r.rid = d.risk_id), d.risk_id, d.rules "
                            "FROM dissolutions d JOIN users u ON u.id = d.requested_by JOIN exports e ON e.id = d.export_id "
-                           "WHERE d.export_id = $1 AND d.state = 'archiving'", "i", export_id);
+                           "WHERE d.export_id = $1 AND d.state = $2", "is", export_id, QUN_DISS_NAME(ARCHIVING));
     if (rc == QUN_DONE) return QUN_OK; /* nothing waits for this export */
     if (rc != QUN_ROW) return rc;
     int64_t did = qun_q_col_int(q, 0), group_id = qun_q_col_int(q, 1);
     char messages[8], successor[130], actor[QUN_ID_MAX], xid[QUN_ID_MAX], gid[QUN_ID_MAX];
     snprintf(messages, sizeof messages, "%s", qun_q_col_text(q, 2));
     snprintf(successor, sizeof successor, "%s", qun_q_col_text(q, 3));
-    bool has_successor = !qun_q_col_null(q, 3), review = !qun_q_col_null(q, 6) && strcmp(qun_q_col_text(q, 6), "review") == 0;
+    bool has_successor = !qun_q_col_null(q, 3), review = !qun_q_col_null(q, 6) &&
+                                                   strcmp(qun_q_col_text(q, 6), qun_risk_level_name(QUN_RISK_REVIEW)) == 0;
     snprintf(actor, sizeof actor, "%s", qun_q_col_text(q, 4));
     snprintf(xid, sizeof xid, "%s", qun_q_col_text(q, 5));
     json_t *risk = qun_q_col_null(q, 8) ? json_object()
                                         : json_pack("{s:s, s:s, s:I}", "id", qun_q_col_text(q, 8), "level",
-                                                    qun_q_col_null(q, 6) ? "allow" : qun_q_col_text(q, 6), "score",
+                                                    qun_q_col_null(q, 6) ? qun_risk_level_name(QUN_RISK_ALLOW) : qun_q_col_text(q, 6), "score",
                                                     (json_int_t)qun_q_col_int(q, 7));
     json_t *rules = json_loads(qun_q_col_text(q, 9), 0, NULL);
     qun_q_done(q);
@@ -480,16 +587,19 @@ qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *d
     if (rc == QUN_OK && !ok) {
         json_decref(risk);
         json_decref(rules);
-        rc = qun_db_run(db, NULL, err,
-                        "UPDATE dissolutions SET state = 'failed', ended_reason = 'archive_failed', cancelled_at = $2 "
-                        "WHERE id = $1", "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+        if (rc == QUN_OK) rc = qun_diss_transition(db, did, QUN_DISS_ARCHIVING, QUN_DISS_FAILED, err);
+        if (rc == QUN_OK)
+            rc = qun_db_run(db, NULL, err,
+                            "UPDATE dissolutions SET ended_reason = 'archive_failed', cancelled_at = $2 WHERE id = $1",
+                            "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
+        const char *gstate = qun_group_state_name(qun_diss_group_state(QUN_DISS_FAILED)); /* active, as before */
         json_t *f = json_pack("{s:s, s:s}", "export", xid, "error", error ? error : "");
-        if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.archive_failed", gid, actor, "active", "active", f, NULL, err);
+        if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.archive_failed", gid, actor, gstate, gstate, f, NULL, err);
         json_decref(f);
         if (rc == QUN_OK)
             rc = qun_event_group(db, "dissolution.archive_failed", group_id, QUN_EVENT_OWNER,
-                                 json_pack("{s:s, s:s, s:s, s:s}", "state", "active", "dissolution_state", "failed",
-                                           "export", xid, "error", error ? error : ""), err);
+                                 json_pack("{s:s, s:s, s:s, s:s}", "state", gstate, "dissolution_state",
+                                           QUN_DISS_NAME(FAILED), "export", xid, "error", error ? error : ""), err);
         return rc;
     }
     qun_group_t g;
@@ -502,7 +612,7 @@ qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *d
         return rc;
     }
     json_t *archive = json_pack("{s:s, s:s, s:I}", "export", xid, "digest", digest, "ledger_index", (json_int_t)ledger_index);
-    rc = proceed(db, did, &g, &r, review, actor, messages, has_successor ? successor : NULL, risk, archive,
+    rc = proceed(db, did, QUN_DISS_ARCHIVING, &g, &r, review, actor, messages, has_successor ? successor : NULL, risk, archive,
                  json_object_get(rules, "verified"), err);
     json_decref(rules);
     return rc;
@@ -514,7 +624,7 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
                            "SELECT d.group_id, d.state FROM dissolutions d WHERE d.id = $1", "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t group_id = qun_q_col_int(q, 0);
-    bool review = strcmp(qun_q_col_text(q, 1), "review") == 0;
+    bool review = qun_diss_state_parse(qun_q_col_text(q, 1)) == QUN_DISS_REVIEW;
     qun_q_done(q);
     if (!review) return QUN_OK;
     qun_group_t g;
@@ -524,7 +634,7 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
     if (rc != QUN_OK) return rc;
     rules_t r;
     rc = rules_for(db, &g, &r, err);
-    if (rc == QUN_OK) rc = set_group_state(db, group_id, "review", "pending", err);
+    if (rc == QUN_OK) rc = qun_diss_transition(db, did, QUN_DISS_REVIEW, QUN_DISS_PENDING, err);
     if (rc == QUN_OK) rc = enter_pending(db, did, group_id, &r, err);
     if (rc != QUN_OK) return rc;
     char actor[QUN_ID_MAX] = "";
@@ -533,40 +643,44 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
         qun_q_done(q);
     }
     json_t *f = json_pack("{s:I}", "delay_seconds", (json_int_t)delay_of(&r));
-    rc = qun_ledger_append(db, "dissolution.approved", gid, actor[0] ? actor : NULL, "review", "pending", f, NULL, err);
+    rc = qun_ledger_append(db, "dissolution.approved", gid, actor[0] ? actor : NULL, QUN_GROUP_NAME(REVIEW),
+                           QUN_GROUP_NAME(PENDING), f, NULL, err);
     json_decref(f);
-    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.approved", group_id, 0, json_pack("{s:s, s:s?}", "state", "pending", "by", actor[0] ? actor : NULL), err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.approved", group_id, 0, json_pack("{s:s, s:s?}", "state", QUN_GROUP_NAME(PENDING), "by", actor[0] ? actor : NULL), err);
     return rc;
 }
 
-qun_rc qun_diss_end(qun_db_t *db, int64_t did, const char *why, const char *actor_openid, json_t *fields,
+qun_rc qun_diss_end(qun_db_t *db, int64_t did, qun_diss_state_t why, const char *actor_openid, json_t *fields,
                     qun_err_t *err) {
+    assert(why == QUN_DISS_CANCELLED || why == QUN_DISS_REJECTED || why == QUN_DISS_EXPIRED);
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT group_id, state FROM dissolutions WHERE id = $1", "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t group_id = qun_q_col_int(q, 0);
-    char from[16];
-    snprintf(from, sizeof from, "%s", qun_q_col_text(q, 1));
+    char stored[16];
+    snprintf(stored, sizeof stored, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
-    if (strcmp(from, "review") != 0 && strcmp(from, "pending") != 0 && strcmp(from, "archiving") != 0)
-        return qun_fail(err, QUN_DISSOLUTION_NOT_CANCELLABLE, "the dissolution is %s", from);
-    bool archiving = strcmp(from, "archiving") == 0; /* the group is still active */
-    if (archiving) snprintf(from, sizeof from, "active");
+    qun_diss_state_t from = qun_diss_state_parse(stored);
+    if (!qun_diss_cancellable(from))
+        return qun_fail(err, QUN_DISSOLUTION_NOT_CANCELLABLE, "the dissolution is %s", stored);
     char gid[QUN_ID_MAX], event[48];
-    rc = qun_db_run(db, NULL, err,
-                    "UPDATE dissolutions SET state = $2, ended_reason = $2, cancelled_at = $3 WHERE id = $1",
-                    "isi", did, why, qun_now());
+    rc = qun_diss_transition(db, did, from, why, err);
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET ended_reason = $2, cancelled_at = $3 WHERE id = $1",
+                        "isi", did, qun_diss_state_name(why), qun_now());
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err,
                         "UPDATE approvals SET state = 'cancelled', decided_at = $2 WHERE dissolution_id = $1 AND state = 'pending'",
                         "ii", did, qun_now());
-    if (rc != QUN_DONE) return rc;
-    rc = archiving ? QUN_OK : set_group_state(db, group_id, from, "active", err);
+    rc = rc == QUN_DONE ? QUN_OK : rc;
     if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
     if (rc != QUN_OK) return rc;
-    snprintf(event, sizeof event, "dissolution.%s", why);
-    rc = qun_ledger_append(db, event, gid, actor_openid, from, "active", fields, NULL, err);
-    return rc == QUN_OK ? qun_event_group(db, event, group_id, 0, json_pack("{s:s, s:s?}", "state", "active", "by", actor_openid), err) : rc;
+    /* An archiving dissolution's group was active all along: active to active. */
+    const char *gfrom = qun_group_state_name(qun_diss_group_state(from));
+    const char *gto = qun_group_state_name(qun_diss_group_state(why));
+    snprintf(event, sizeof event, "dissolution.%s", qun_diss_state_name(why));
+    rc = qun_ledger_append(db, event, gid, actor_openid, gfrom, gto, fields, NULL, err);
+    return rc == QUN_OK ? qun_event_group(db, event, group_id, 0, json_pack("{s:s, s:s?}", "state", gto, "by", actor_openid), err) : rc;
 }
 
 qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err) {
@@ -578,7 +692,7 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t group_id = qun_q_col_int(q, 0), due = qun_q_col_int(q, 2), owner = qun_q_col_int(q, 5);
     int64_t members = qun_q_col_int(q, 6);
-    bool pending = strcmp(qun_q_col_text(q, 1), "pending") == 0;
+    bool pending = qun_diss_state_parse(qun_q_col_text(q, 1)) == QUN_DISS_PENDING;
     char messages[8], successor[130];
     snprintf(messages, sizeof messages, "%s", qun_q_col_text(q, 3));
     snprintf(successor, sizeof successor, "%s", qun_q_col_text(q, 4));
@@ -596,10 +710,10 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     int64_t now = qun_now(), grace_until = after(now, r.grace);
     int64_t purge_at = max64(grace_until, max64(after(now, r.retain_messages), after(now, r.retain_files)));
     int64_t payments_at = max64(grace_until, after(now, r.retain_payments));
-    rc = set_group_state(db, group_id, "pending", "dissolved", err);
+    rc = qun_diss_transition(db, did, QUN_DISS_PENDING, QUN_DISS_DISSOLVED, err);
     if (rc == QUN_OK)
         rc = qun_db_run(db, NULL, err,
-                        "UPDATE dissolutions SET state = 'dissolved', dissolved_at = $2, grace_until = $3, "
+                        "UPDATE dissolutions SET dissolved_at = $2, grace_until = $3, "
                         "tombstone_until = $4 WHERE id = $1", "iiii", did, now, grace_until,
                         after(purge_at, r.tombstone)) == QUN_DONE ? QUN_OK : QUN_STORE;
     if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_GROUP, group_id, did, purge_at, NULL, err);
@@ -630,16 +744,16 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
             qun_q_done(q);
         }
         json_t *f = json_pack("{s:s, s:s, s:s}", "name", successor, "predecessor", gid, "kind", "successor");
-        if (rc == QUN_OK) rc = qun_ledger_append(db, "group.created", succ_gid, owner_openid, NULL, "active", f, NULL, err);
+        if (rc == QUN_OK) rc = qun_ledger_append(db, "group.created", succ_gid, owner_openid, NULL, QUN_GROUP_NAME(ACTIVE), f, NULL, err);
         json_decref(f);
     }
     if (rc != QUN_OK) return rc;
     json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "messages", messages, "members", (json_int_t)members,
                           "purge_after", (json_int_t)purge_at, "payments_purge_after", (json_int_t)payments_at,
                           "successor", succ_gid[0] ? succ_gid : NULL);
-    rc = qun_ledger_append(db, "group.dissolved", gid, NULL, "pending", "dissolved", f, NULL, err);
+    rc = qun_ledger_append(db, "group.dissolved", gid, NULL, QUN_GROUP_NAME(PENDING), QUN_GROUP_NAME(DISSOLVED), f, NULL, err);
     json_decref(f);
-    if (rc == QUN_OK) rc = qun_event_group(db, "group.dissolved", group_id, 0, json_pack("{s:s, s:s, s:I, s:s?}", "state", "dissolved", "messages", messages, "restorable_until", (json_int_t)grace_until, "successor", succ_gid[0] ? succ_gid : NULL), err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "group.dissolved", group_id, 0, json_pack("{s:s, s:s, s:I, s:s?}", "state", QUN_GROUP_NAME(DISSOLVED), "messages", messages, "restorable_until", (json_int_t)grace_until, "successor", succ_gid[0] ? succ_gid : NULL), err);
     if (rc == QUN_OK) {
         f = json_pack("{s:s, s:s?}", "group", gid, "successor", succ_gid[0] ? succ_gid : NULL);
         char *payload = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
@@ -657,8 +771,8 @@ qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok,
     *ok = *held = false;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT state, COALESCE(grace_until, 0) FROM dissolutions WHERE id = $1", "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    const char *st = qun_q_col_text(q, 0);
-    bool live = strcmp(st, "dissolved") == 0 || strcmp(st, "purging") == 0 || strcmp(st, "purged") == 0;
+    qun_diss_state_t st = qun_diss_state_parse(qun_q_col_text(q, 0));
+    bool live = st == QUN_DISS_DISSOLVED || st == QUN_DISS_PURGING || st == QUN_DISS_PURGED;
     qun_q_done(q);
     if (!live) return QUN_OK; /* restored: nothing to purge */
     *held = count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", group_id) > 0;
@@ -694,7 +808,7 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
                      "successor_name", qun_q_col_null(q, 13) ? NULL : qun_q_col_text(q, 13),
                      "now", (json_int_t)now, "jobs");
 #undef OPT_INT
-    if (!qun_q_col_null(q, 8) && strcmp(qun_q_col_text(q, 2), "pending") == 0) {
+    if (!qun_q_col_null(q, 8) && qun_diss_state_parse(qun_q_col_text(q, 2)) == QUN_DISS_PENDING) {
         int64_t left = qun_q_col_int(q, 8) - now;
         json_object_set_new(*out, "seconds_left", json_integer(left > 0 ? left : 0));
     }
@@ -753,7 +867,7 @@ qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     char state[16];
     rc = open_dissolution(db, g.id, &did, state, sizeof state, err);
     if (rc != QUN_OK) return rc;
-    rc = qun_diss_end(db, did, "cancelled", a->openid, NULL, err);
+    rc = qun_diss_end(db, did, QUN_DISS_CANCELLED, a->openid, NULL, err);
     return rc == QUN_OK ? qun_diss_status(db, a, gid, out, err) : rc;
 }
 
@@ -765,7 +879,8 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
     if (rc == QUN_GROUP_NOT_FOUND && a->is_admin) { /* admins restore groups they are not in */
         rc = qun_group_load(db, gid, &g, err);
         if (rc != QUN_OK) return rc;
-        if (strcmp(g.state, "dissolved") == 0 || strcmp(g.state, "purging") == 0 || strcmp(g.state, "purged") == 0)
+        qun_group_state_t st = qun_group_state_parse(g.state);
+        if (st == QUN_GROUP_DISSOLVED || st == QUN_GROUP_PURGING || st == QUN_GROUP_PURGED)
             rc = QUN_GROUP_GONE;
         else
             return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s, not dissolved", g.gid, g.state);
@@ -774,21 +889,21 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
     if (g.role != QUN_ROLE_OWNER && !a->is_admin) return rc; /* gone, as every route says */
     if (!a->is_admin && !stepped_up)
         return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "restoring needs your password again");
-    if (strcmp(g.state, "dissolved") != 0)
+    if (qun_group_state_parse(g.state) != QUN_GROUP_DISSOLVED)
         return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s; the purge grace has ended", g.gid, g.state);
     int64_t did;
     char state[16];
     rc = open_dissolution(db, g.id, &did, state, sizeof state, err);
     if (rc != QUN_OK) return rc;
-    rc = set_group_state(db, g.id, "dissolved", "active", err);
+    rc = qun_diss_transition(db, did, QUN_DISS_DISSOLVED, QUN_DISS_RESTORED, err);
     if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err,
-                        "UPDATE dissolutions SET state = 'restored', ended_reason = 'restored', cancelled_at = $2 WHERE id = $1",
-                        "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
-    if (rc == QUN_OK) rc = qun_queue_end_purges(db, did, "restored", err);
+        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET ended_reason = $3, cancelled_at = $2 WHERE id = $1",
+                        "iis", did, qun_now(), QUN_DISS_NAME(RESTORED)) == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc == QUN_OK) rc = qun_queue_end_purges(db, did, QUN_DISS_NAME(RESTORED), err);
     json_t *f = json_pack("{s:s}", "by", a->is_admin && g.role != QUN_ROLE_OWNER ? "server_admin" : "owner");
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, "dissolved", "active", f, NULL, err);
-    if (rc == QUN_OK) rc = qun_event_group(db, "group.restored", g.id, 0, json_pack("{s:s, s:s}", "state", "active", "by", json_string_value(json_object_get(f, "by"))), err);
+    if (rc == QUN_OK) rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, QUN_GROUP_NAME(DISSOLVED), QUN_GROUP_NAME(ACTIVE), f,
+                                             NULL, err);
+    if (rc == QUN_OK) rc = qun_event_group(db, "group.restored", g.id, 0, json_pack("{s:s, s:s}", "state", QUN_GROUP_NAME(ACTIVE), "by", json_string_value(json_object_get(f, "by"))), err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
     qun_actor_t owner_view = *a;

@@ -72,7 +72,7 @@ qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, js
     if (rc != QUN_OK) return rc;
     /* A member's own copy: during a dissolution's notice (any member), or any time
      * for the owner. */
-    if (self && g.role != QUN_ROLE_OWNER && strcmp(g.state, "pending") != 0)
+    if (self && g.role != QUN_ROLE_OWNER && qun_group_state_parse(g.state) != QUN_GROUP_PENDING)
         return qun_fail(err, QUN_SELF_EXPORT_CLOSED,
                         "members export their own copy while a dissolution is pending; group %s is %s", g.gid, g.state);
     rc = qun_export_check_recipients(recipients, "recipients", err);

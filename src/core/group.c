@@ -37,8 +37,7 @@ static qun_role_t role_parse(const char *s) {
 }
 
 static bool live_state(const char *state) {
-    return strcmp(state, "active") == 0 || strcmp(state, "review") == 0 ||
-           strcmp(state, "pending") == 0;
+    return qun_group_state_live(qun_group_state_parse(state));
 }
 
 /* The group row and uid's role in it (QUN_ROLE_NONE for uid 0), no access decision. */
@@ -164,7 +163,7 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
     rc = qun_member_insert(db, id, a->uid, "owner", now, err);
     if (rc != QUN_OK) return rc;
     json_t *f = json_pack("{s:s, s:s, s:s?}", "name", name, "kind", kind, "org", org);
-    rc = qun_ledger_append(db, "group.created", gid, a->openid, NULL, "active", f, NULL, err);
+    rc = qun_ledger_append(db, "group.created", gid, a->openid, NULL, QUN_GROUP_NAME(ACTIVE), f, NULL, err);
     json_decref(f);
     if (rc == QUN_OK) rc = qun_event_member(db, "group.created", id, a->uid, err);
     if (rc != QUN_OK) return rc;
@@ -410,11 +409,13 @@ qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **pr
 static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doing, json_t **problem, qun_err_t *err) {
     char state[16] = "";
     qun_q_t *q;
-    if (strcmp(g->state, "review") == 0 || strcmp(g->state, "pending") == 0) {
+    qun_group_state_t st = qun_group_state_parse(g->state);
+    if (st == QUN_GROUP_REVIEW || st == QUN_GROUP_PENDING) {
         snprintf(state, sizeof state, "%s", g->state);
     } else {
         qun_rc rc = qun_db_run(db, &q, err, "SELECT state FROM dissolutions WHERE group_id = $1 AND state IN "
-                               "('archiving', 'review', 'pending') ORDER BY id DESC LIMIT 1", "i", g->id);
+                               "($2, $3, $4) ORDER BY id DESC LIMIT 1", "isss", g->id, QUN_DISS_NAME(ARCHIVING),
+                               QUN_DISS_NAME(REVIEW), QUN_DISS_NAME(PENDING));
         if (rc == QUN_DONE) return QUN_OK;
         if (rc != QUN_ROW) return rc;
         snprintf(state, sizeof state, "%s", qun_q_col_text(q, 0));
@@ -485,7 +486,7 @@ static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gi
     qun_role_t cur;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
     if (rc == QUN_OK) rc = no_dissolution(db, g, "its ownership can be offered", problem, err);
-    if (rc == QUN_OK && strcmp(g->state, "active") != 0)
+    if (rc == QUN_OK && qun_group_state_parse(g->state) != QUN_GROUP_ACTIVE)
         rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
     if (rc == QUN_OK) rc = qun_user_id(db, to, uid, err);
     if (rc == QUN_OK) rc = member_role(db, g->id, *uid, &cur, err);
@@ -673,7 +674,7 @@ static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     if (json_array_size(openids) > QUN_BULK_MAX)
         return qun_fail_field(err, QUN_FIELD_INVALID, "openids", "at most %d members at once", QUN_BULK_MAX);
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, g, err);
-    if (rc == QUN_OK && strcmp(g->state, "active") != 0)
+    if (rc == QUN_OK && qun_group_state_parse(g->state) != QUN_GROUP_ACTIVE)
         rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
     return rc == QUN_OK ? bulk_targets(db, a, g, openids, ids, admins, err) : rc;
 }

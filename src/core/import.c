@@ -138,15 +138,16 @@ static qun_rc check_importer(qun_db_t *db, qun_import_t *imp, const qun_actor_t 
     snprintf(state, sizeof state, "%s", qun_q_col_text(q, 1));
     snprintf(role, sizeof role, "%s", qun_q_col_text(q, 2));
     qun_q_done(q);
-    if (strcmp(state, "dissolved") == 0 || strcmp(state, "purging") == 0 || strcmp(state, "purged") == 0)
+    qun_group_state_t st = qun_group_state_parse(state);
+    if (st == QUN_GROUP_DISSOLVED || st == QUN_GROUP_PURGING || st == QUN_GROUP_PURGED)
         return qun_fail(err, QUN_IMPORT_SOURCE_GONE,
                         "group %s is %s: what an archive of it holds follows its dissolution's disposition%s", gid, state,
-                        strcmp(state, "dissolved") == 0 ? " (its owner may restore it within the purge grace)" : "");
+                        st == QUN_GROUP_DISSOLVED ? " (its owner may restore it within the purge grace)" : "");
     imp->by_owner = strcmp(role, "owner") == 0;
     if (!imp->by_owner && strcmp(role, "admin") != 0)
         return qun_fail(err, QUN_IMPORT_FORBIDDEN, "only a current owner or admin of group %s may import it; you are %s",
                         gid, role[0] ? role : "not a member");
-    if (!imp->by_owner && strcmp(state, "active") != 0)
+    if (!imp->by_owner && st != QUN_GROUP_ACTIVE)
         return qun_fail(err, QUN_IMPORT_FORBIDDEN, "group %s has a dissolution in %s: only its owner may import it now",
                         gid, state);
     return QUN_OK;
@@ -439,7 +440,8 @@ qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
     if (rc == QUN_OK) {
         json_t *f = json_pack("{s:O, s:O, s:I}", "source", source, "counts", counts, "skipped_members",
                               (json_int_t)json_array_size(skipped));
-        rc = qun_ledger_append(db, "import.made", gid, a->openid, "active", "active", f, &index, err);
+        rc = qun_ledger_append(db, "import.made", gid, a->openid, QUN_GROUP_NAME(ACTIVE), QUN_GROUP_NAME(ACTIVE), f,
+                               &index, err);
         json_decref(f);
     }
     if (rc != QUN_OK) {

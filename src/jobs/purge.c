@@ -238,12 +238,9 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         json_object_set_new(p, "grants_deleted", json_integer(0));
         json_object_set_new(p, "message_events_deleted", json_integer(0));
         json_object_set_new(p, "members_removed", json_integer(0));
-        rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = 'purging', updated_at = $2 WHERE id = $1 AND state = 'dissolved'",
-                        "ii", group_id, qun_now());
-        if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET state = 'purging' WHERE id = $1", "i", ref_id);
-        if (rc == QUN_DONE) rc = ledger_receipt(db, group_id, "group.purging", "dissolved", "purging", p, err);
-        rc = rc == QUN_DONE ? QUN_OK : rc;
+        rc = qun_diss_transition(db, ref_id, QUN_DISS_DISSOLVED, QUN_DISS_PURGING, err);
+        if (rc == QUN_OK)
+            rc = ledger_receipt(db, group_id, "group.purging", QUN_GROUP_NAME(DISSOLVED), QUN_GROUP_NAME(PURGING), p, err);
     } else if (strcmp(phase, "messages") == 0) {
         rc = purge_messages(db, group_id, p, &more, err);
         if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("files"));
@@ -292,17 +289,18 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             json_object_del(receipt, "desensitize_cursor");
             char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
             json_decref(receipt);
-            rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3, state = 'purged' WHERE id = $1",
+            rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3 WHERE id = $1",
                             "isi", ref_id, text, qun_now());
             free(text);
         }
-        if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = 'purged', updated_at = $2 WHERE id = $1", "ii",
-                            group_id, qun_now());
-        if (rc == QUN_DONE) *finished = true;
+        if (rc == QUN_DONE) rc = qun_diss_transition(db, ref_id, QUN_DISS_PURGING, QUN_DISS_PURGED, err);
+        if (rc == QUN_OK) *finished = true;
         rc = rc == QUN_DONE ? QUN_OK : rc;
-        if (rc == QUN_OK) rc = ledger_receipt(db, group_id, "group.purged", "purging", "purged", p, err);
-        if (rc == QUN_OK) rc = qun_event_group(db, "group.purged", group_id, QUN_EVENT_OWNER, json_pack("{s:s}", "state", "purged"), err);
+        if (rc == QUN_OK)
+            rc = ledger_receipt(db, group_id, "group.purged", QUN_GROUP_NAME(PURGING), QUN_GROUP_NAME(PURGED), p, err);
+        if (rc == QUN_OK)
+            rc = qun_event_group(db, "group.purged", group_id, QUN_EVENT_OWNER,
+                                 json_pack("{s:s}", "state", QUN_GROUP_NAME(PURGED)), err);
     } else {
         *finished = true;
     }

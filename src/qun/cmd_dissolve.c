@@ -13,6 +13,7 @@
 
 #include "client.h"
 #include "qun/queue.h"
+#include "qun/states.h"
 
 /* Print a JSON object of counters or words as "k=v k=v". */
 static void print_pairs(FILE *f, json_t *o) {
@@ -139,13 +140,13 @@ static void print_status(FILE *f, json_t *s) {
     if (json_object_get(s, "requested_at"))
         fprintf(f, "  requested:  %s by %s\n", qun_fmt_time(qun_jint(s, "requested_at"), t),
                 qun_jstr_or(s, "requested_by", "?"));
-    if (json_is_integer(json_object_get(s, "due_at")) && strcmp(qun_jstr_or(s, "state", ""), "pending") == 0) {
+    if (json_is_integer(json_object_get(s, "due_at")) && qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_PENDING) {
         char left[32];
         fmt_duration(qun_jint(s, "seconds_left"), left);
         fprintf(f, "  dissolves:  %s (in %s); cancel with: qun cancel %s\n", qun_fmt_time(qun_jint(s, "due_at"), t),
                 left, qun_jstr_or(s, "group", "?"));
     }
-    if (strcmp(qun_jstr_or(s, "state", ""), "review") == 0) {
+    if (qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_REVIEW) {
         fprintf(f, "  waiting for approvals; cancel with: qun cancel %s\n", qun_jstr_or(s, "group", "?"));
         print_approvals(f, "  approvals", json_object_get(s, "approvals"));
     }
@@ -156,7 +157,7 @@ static void print_status(FILE *f, json_t *s) {
                 json_is_string(json_object_get(s, "successor")) ? " " : "", qun_jstr_or(s, "successor", ""));
     if (json_is_true(json_object_get(s, "held"))) fprintf(f, "  under a legal hold: nothing is purged until it is released\n");
     if (json_is_integer(json_object_get(s, "dissolved_at"))) fprintf(f, "  dissolved:  %s\n", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
-    if (json_is_integer(json_object_get(s, "grace_until")) && strcmp(qun_jstr_or(s, "state", ""), "dissolved") == 0)
+    if (json_is_integer(json_object_get(s, "grace_until")) && qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_DISSOLVED)
         fprintf(f, "  restorable until %s\n", qun_fmt_time(qun_jint(s, "grace_until"), t));
     if (json_is_integer(json_object_get(s, "purged_at"))) fprintf(f, "  purged:     %s\n", qun_fmt_time(qun_jint(s, "purged_at"), t));
     json_t *receipt = json_object_get(s, "receipt");
@@ -226,7 +227,8 @@ static bool purge_over(json_t *s, json_t **progress, const char **state) {
                    (strcmp(*state, "queued") == 0 && qun_jint(job, "due_at") > qun_jint(s, "now"));
         }
     *state = qun_jstr_or(s, "state", "?");
-    return strcmp(*state, "dissolved") != 0 && strcmp(*state, "purging") != 0;
+    qun_group_state_t st = qun_group_state_parse(*state);
+    return st != QUN_GROUP_DISSOLVED && st != QUN_GROUP_PURGING;
 }
 
 /* Poll the status until the purge finishes or a minute passes, redrawing its

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of src/core/dissolution.c and src/jobs/purge.c on an in-memory store:
- * the confirmation token's bindings, the mark, and purge steps that are rolled back
- * halfway (a simulated crash) and resumed without double counting. */
+ * the state table and qun_diss_transition (every edge taken, every other pair
+ * refused, the group's state mirroring its dissolution's), the confirmation token's
+ * bindings, the mark, and purge steps that are rolled back halfway (a simulated
+ * crash) and resumed without double counting. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qun/core.h"
@@ -29,17 +33,213 @@ static int64_t count(const char *sql) {
     return unit_count(db, sql);
 }
 
-int main(void) {
+static qun_actor_t owner, member, other;
+
+/* The lifecycle's edges, written out independently of diss_states.def so that a
+ * change to the table is a change to this list too. */
+static const struct {
+    qun_diss_state_t from, to;
+} edges[] = {
+    {QUN_DISS_NONE, QUN_DISS_ARCHIVING},      {QUN_DISS_NONE, QUN_DISS_REVIEW},
+    {QUN_DISS_NONE, QUN_DISS_PENDING},        {QUN_DISS_ARCHIVING, QUN_DISS_REVIEW},
+    {QUN_DISS_ARCHIVING, QUN_DISS_PENDING},   {QUN_DISS_ARCHIVING, QUN_DISS_FAILED},
+    {QUN_DISS_ARCHIVING, QUN_DISS_CANCELLED}, {QUN_DISS_REVIEW, QUN_DISS_PENDING},
+    {QUN_DISS_REVIEW, QUN_DISS_CANCELLED},    {QUN_DISS_REVIEW, QUN_DISS_REJECTED},
+    {QUN_DISS_REVIEW, QUN_DISS_EXPIRED},      {QUN_DISS_PENDING, QUN_DISS_DISSOLVED},
+    {QUN_DISS_PENDING, QUN_DISS_CANCELLED},   {QUN_DISS_PENDING, QUN_DISS_REJECTED},
+    {QUN_DISS_PENDING, QUN_DISS_EXPIRED},     {QUN_DISS_DISSOLVED, QUN_DISS_PURGING},
+    {QUN_DISS_DISSOLVED, QUN_DISS_RESTORED},  {QUN_DISS_PURGING, QUN_DISS_PURGED},
+};
+#define NEDGES (sizeof edges / sizeof edges[0])
+
+static bool is_edge(int from, int to) {
+    for (size_t i = 0; i < NEDGES; i++)
+        if ((int)edges[i].from == from && (int)edges[i].to == to) return true;
+    return false;
+}
+
+static const char *text_of(const char *sql, int64_t id) {
+    static char buf[32];
+    qun_q_t *q;
+    buf[0] = '\0';
+    if (qun_db_run(db, &q, NULL, sql, "i", id) == QUN_ROW) {
+        snprintf(buf, sizeof buf, "%s", qun_q_col_text(q, 0));
+        qun_q_done(q);
+    }
+    return buf;
+}
+
+/* A new group of the owner's with one dissolution row in state `from` (for NONE: a row
+ * just inserted, as qun_diss_request leaves it), the group in from's group state. */
+static void group_in(qun_diss_state_t from, int64_t *group_id, int64_t *did) {
+    json_t *out;
+    qun_err_t err;
+    qun_q_t *q;
+    CHECK(qun_group_create(db, &owner, "lifecycle", "standard", NULL, NULL, &out, &err) == QUN_OK);
+    const char *gid = json_string_value(json_object_get(out, "id"));
+    CHECK(qun_db_run(db, &q, &err, "SELECT id FROM groups WHERE gid = $1", "s", gid) == QUN_ROW);
+    *group_id = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    json_decref(out);
+    CHECK(qun_db_run(db, &q, &err,
+                     "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at) "
+                     "VALUES ($1, $2, 'keep', $3, 0) RETURNING id", "iis", *group_id, owner.uid,
+                     from == QUN_DISS_NONE ? "review" : qun_diss_state_name(from)) == QUN_ROW);
+    *did = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = $2 WHERE id = $1", "is", *group_id,
+                     qun_group_state_name(qun_diss_group_state(from))) == QUN_DONE);
+}
+
+/* The names are pinned (stored and sent over the API); every one parses back. */
+static void state_names_pinned(void) {
+    static const char *diss[] = {NULL,       "archiving", "review",  "pending",  "dissolved", "purging",
+                                 "purged",   "cancelled", "rejected", "expired", "restored",  "failed"};
+    static const char *group[] = {"active", "review", "pending", "dissolved", "purging", "purged"};
+    CHECK(QUN_DISS__STATES == sizeof diss / sizeof diss[0]);
+    CHECK(QUN_GROUP__STATES == sizeof group / sizeof group[0]);
+    for (int s = 0; s < QUN_DISS__STATES; s++) {
+        const char *name = qun_diss_state_name((qun_diss_state_t)s);
+        CHECK(diss[s] ? name && strcmp(name, diss[s]) == 0 : name == NULL);
+        if (name) CHECK(qun_diss_state_parse(name) == (qun_diss_state_t)s);
+        CHECK(qun_diss_group_state((qun_diss_state_t)s) != QUN_GROUP_STATE_INVALID);
+    }
+    for (int s = 0; s < QUN_GROUP__STATES; s++) {
+        CHECK_STR(qun_group_state_name((qun_group_state_t)s), group[s]);
+        CHECK(qun_group_state_parse(group[s]) == (qun_group_state_t)s);
+    }
+    CHECK(qun_diss_state_parse("none") == QUN_DISS_INVALID);
+    CHECK(qun_diss_state_parse(NULL) == QUN_DISS_INVALID);
+    CHECK(qun_diss_state_parse("Pending") == QUN_DISS_INVALID);
+    CHECK(qun_group_state_parse("archiving") == QUN_GROUP_STATE_INVALID);
+    CHECK(qun_diss_state_name(QUN_DISS_INVALID) == NULL && qun_diss_state_name(QUN_DISS__STATES) == NULL);
+    CHECK(qun_group_state_name(QUN_GROUP_STATE_INVALID) == NULL);
+    /* live groups, cancellable and open dissolutions */
+    CHECK(qun_group_state_live(QUN_GROUP_ACTIVE) && qun_group_state_live(QUN_GROUP_REVIEW) &&
+          qun_group_state_live(QUN_GROUP_PENDING) && !qun_group_state_live(QUN_GROUP_DISSOLVED) &&
+          !qun_group_state_live(QUN_GROUP_PURGING) && !qun_group_state_live(QUN_GROUP_PURGED));
+    for (int s = 0; s < QUN_DISS__STATES; s++) {
+        bool cancellable = s == QUN_DISS_ARCHIVING || s == QUN_DISS_REVIEW || s == QUN_DISS_PENDING;
+        bool open = cancellable || s == QUN_DISS_DISSOLVED || s == QUN_DISS_PURGING;
+        CHECK(qun_diss_cancellable((qun_diss_state_t)s) == cancellable);
+        CHECK(qun_diss_open((qun_diss_state_t)s) == open);
+    }
+    /* Every group state name passes the groups table's CHECK constraint. */
+    qun_err_t err;
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    for (int s = 0; s < QUN_GROUP__STATES; s++)
+        CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = $1", "s",
+                         qun_group_state_name((qun_group_state_t)s)) == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'archiving'", "") != QUN_DONE);
+    CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
+}
+
+/* The table's edges are exactly the list above. */
+static void table_matches_edges(void) {
+    int allowed = 0;
+    for (int from = 0; from < QUN_DISS__STATES; from++)
+        for (int to = 0; to < QUN_DISS__STATES; to++) {
+            bool ok = qun_diss_allowed((qun_diss_state_t)from, (qun_diss_state_t)to);
+            CHECK(ok == is_edge(from, to));
+            allowed += ok;
+        }
+    CHECK(allowed == (int)NEDGES);
+    CHECK(!qun_diss_allowed(QUN_DISS_INVALID, QUN_DISS_PENDING) && !qun_diss_allowed(QUN_DISS_PENDING, QUN_DISS_INVALID));
+}
+
+/* Every edge succeeds on a real row: the dissolution and its group both move, and
+ * the group's state is the group state of its dissolution's (I3). */
+static void every_edge_succeeds(void) {
+    for (size_t i = 0; i < NEDGES; i++) {
+        int64_t group_id, did;
+        qun_err_t err;
+        group_in(edges[i].from, &group_id, &did);
+        CHECK(qun_diss_transition(db, did, edges[i].from, edges[i].to, &err) == QUN_OK);
+        CHECK_STR(text_of("SELECT state FROM dissolutions WHERE id = $1", did), qun_diss_state_name(edges[i].to));
+        CHECK_STR(text_of("SELECT state FROM groups WHERE id = $1", group_id),
+                  qun_group_state_name(qun_diss_group_state(edges[i].to)));
+    }
+}
+
+/* A row that moved meanwhile is a conflict the caller gets back, and nothing moves
+ * (the caller's transaction rolls back). */
+static void stale_from_is_a_conflict(void) {
+    int64_t group_id, did;
+    qun_err_t err;
+    group_in(QUN_DISS_PENDING, &group_id, &did);
+    /* The dissolution is not in `from`. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_diss_transition(db, did, QUN_DISS_REVIEW, QUN_DISS_PENDING, &err) == QUN_GROUP_NOT_ACTIVE);
+    CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
+    /* The group is not in from's group state. */
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'review' WHERE id = $1", "i", group_id) == QUN_DONE);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_diss_transition(db, did, QUN_DISS_PENDING, QUN_DISS_DISSOLVED, &err) == QUN_GROUP_NOT_ACTIVE);
+    CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
+    CHECK_STR(text_of("SELECT state FROM dissolutions WHERE id = $1", did), "pending");
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'pending' WHERE id = $1", "i", group_id) == QUN_DONE);
+}
+
+/* Every pair that is not an edge is a programming error: the transition asserts
+ * before touching the store (checked in a child process per pair). */
+static void every_other_pair_refused(void) {
+#ifndef NDEBUG
+    int refused = 0, pairs = 0;
+    for (int from = 0; from < QUN_DISS__STATES; from++)
+        for (int to = 0; to < QUN_DISS__STATES; to++) {
+            if (is_edge(from, to)) continue;
+            pairs++;
+            fflush(NULL);
+            pid_t pid = fork();
+            if (pid == 0) {
+                if (!freopen("/dev/null", "w", stderr)) _exit(3);
+                qun_err_t err;
+                qun_diss_transition(db, 1, (qun_diss_state_t)from, (qun_diss_state_t)to, &err);
+                _exit(0);
+            }
+            int status = 0;
+            CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+            bool aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+            if (!aborted) fprintf(stderr, "not refused: %d -> %d\n", from, to);
+            refused += aborted;
+        }
+    CHECK(pairs == QUN_DISS__STATES * QUN_DISS__STATES - (int)NEDGES);
+    CHECK(refused == pairs);
+#endif
+}
+
+/* Cancelling through the API path: the dissolution ends `cancelled`, the group is
+ * `active` again, and a second request may follow. */
+static void cancel_mirrors(void) {
+    json_t *out, *keep = json_pack("{s:s}", "messages", "keep");
+    qun_err_t err;
+    CHECK(qun_group_create(db, &owner, "cancelled", "standard", NULL, NULL, &out, &err) == QUN_OK);
+    char gid[QUN_ID_MAX];
+    snprintf(gid, sizeof gid, "%s", json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    for (int round = 0; round < 2; round++) {
+        CHECK(qun_diss_preview(db, &owner, gid, keep, NULL, &out, &err) == QUN_OK);
+        char token[80];
+        snprintf(token, sizeof token, "%s", json_string_value(json_object_get(out, "confirmation_token")));
+        json_decref(out);
+        CHECK(qun_diss_request(db, &owner, gid, keep, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_OK);
+        CHECK_STR(json_string_value(json_object_get(out, "state")), "pending");
+        CHECK_STR(json_string_value(json_object_get(out, "dissolution_state")), "pending");
+        json_decref(out);
+        CHECK(qun_diss_cancel(db, &owner, gid, &out, &err) == QUN_OK);
+        CHECK_STR(json_string_value(json_object_get(out, "state")), "active");
+        CHECK_STR(json_string_value(json_object_get(out, "dissolution_state")), "cancelled");
+        json_decref(out);
+        CHECK(qun_diss_cancel(db, &owner, gid, &out, &err) == QUN_DISSOLUTION_NOT_FOUND);
+    }
+    json_decref(keep);
+}
+
+/* The whole way through: request, mark, purge in steps with every other step rolled
+ * back as a crash; the group's state follows its dissolution's at each stop. */
+static void purge_resumes_after_crashes(void) {
     qun_err_t err;
     json_t *out;
-    CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
-    qun_policy_t *policy;
-    CHECK(qun_policy_builtin(&policy) == QUN_OK);
-    qun_core_cfg.policy = policy;
-    qun_actor_t owner = {0}, member = {0}, other = {0};
-    user("owner", &owner);
-    user("member", &member);
-    user("other", &other);
     CHECK(qun_group_create(db, &owner, "doomed", "standard", NULL, NULL, &out, &err) == QUN_OK);
     char gid[QUN_ID_MAX];
     snprintf(gid, sizeof gid, "%s", json_string_value(json_object_get(out, "id")));
@@ -82,6 +282,8 @@ int main(void) {
     qun_clock_advance(48 * 3600);
     CHECK(qun_diss_mark_due(db, did, &marked, &err) == QUN_OK && marked);
     CHECK(qun_diss_mark_due(db, did, &marked, &err) == QUN_OK && !marked); /* exactly once */
+    CHECK(count("SELECT COUNT(*) FROM dissolutions d JOIN groups g ON g.id = d.group_id "
+                "WHERE d.state = 'dissolved' AND g.state = 'dissolved'") == 1);
     /* Members lose access at once. */
     CHECK(qun_message_post(db, &member, gid, "late", &out, &err) == QUN_GROUP_GONE);
     qun_clock_advance(7 * 86400); /* past the purge grace */
@@ -133,7 +335,8 @@ int main(void) {
     CHECK(count("SELECT COUNT(*) FROM members") == 0);
     CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") == 1236); /* + notice + "still here" */
     CHECK(count("SELECT json_extract(receipt, '$.members_removed') FROM dissolutions") == 2);
-    CHECK(count("SELECT COUNT(*) FROM groups WHERE state = 'purged'") == 1);
+    CHECK(count("SELECT COUNT(*) FROM dissolutions d JOIN groups g ON g.id = d.group_id "
+                "WHERE d.state = 'purged' AND g.state = 'purged'") == 1);
     CHECK(count("SELECT json_extract(receipt, '$.exports_deleted') FROM dissolutions") == 250);
     CHECK(count("SELECT json_extract(receipt, '$.export_bytes_deleted') FROM dissolutions") == 250 * 251 / 2);
     CHECK(count("SELECT json_extract(receipt, '$.grants_deleted') FROM dissolutions") == 3);
@@ -153,6 +356,24 @@ int main(void) {
 
     json_decref(del);
     json_decref(keep);
+}
+
+int main(void) {
+    qun_err_t err;
+    CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
+    qun_policy_t *policy;
+    CHECK(qun_policy_builtin(&policy) == QUN_OK);
+    qun_core_cfg.policy = policy;
+    user("owner", &owner);
+    user("member", &member);
+    user("other", &other);
+    RUN(purge_resumes_after_crashes); /* first: it counts every row of some tables */
+    RUN(state_names_pinned);
+    RUN(table_matches_edges);
+    RUN(every_edge_succeeds);
+    RUN(stale_from_is_a_conflict);
+    RUN(every_other_pair_refused);
+    RUN(cancel_mirrors);
     qun_db_close(db);
     qun_policy_free(policy);
     return unit_done("core_dissolution");
