@@ -29,6 +29,10 @@ struct qun_db {
     const qun_store_ops_t *ops;
     sqlite3 *h;
     int savepoints;
+    /* Inside a transaction opened with qun_db_exec("BEGIN ...") and not yet ended.
+     * SQLite rolls a transaction back by itself after some errors (out of memory, a
+     * full disk, I/O); a statement run after that would commit on its own. */
+    bool in_txn;
     qun_q_t *cache[QCACHE];
 };
 
@@ -45,9 +49,27 @@ static qun_rc sqlite_rc(qun_db_t *db, int rc, qun_err_t *err, const char *what) 
     return qun_fail(err, QUN_STORE, "%s: %s", what, sqlite3_errmsg(db->h));
 }
 
+/* The transaction this connection opened is gone (SQLite rolled it back after an
+ * error its caller may not have seen): refuse everything until it is ended, so no
+ * statement of it runs, and commits, outside it. */
+static bool txn_lost(qun_db_t *db) {
+    return db->in_txn && sqlite3_get_autocommit(db->h);
+}
+
+static qun_rc lost(qun_err_t *err) {
+    return qun_fail(err, QUN_STORE, "the transaction was rolled back after an earlier error");
+}
+
 static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
+    bool rollback = strcmp(sql, "ROLLBACK") == 0;
+    if (rollback) db->in_txn = false;
+    else if (txn_lost(db)) return lost(err);
     char *msg = NULL;
     int rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && !rollback) {
+        if (strncmp(sql, "BEGIN", 5) == 0) db->in_txn = true;
+        else if (strcmp(sql, "COMMIT") == 0) db->in_txn = false;
+    }
     if (rc != SQLITE_OK) {
         qun_rc r = sqlite_rc(db, rc, err, msg ? msg : "exec");
         sqlite3_free(msg);
@@ -187,6 +209,10 @@ static void sq_bind_null(qun_q_t *q, int idx) {
 }
 
 static qun_rc sq_step(qun_q_t *q, qun_err_t *err) {
+    if (txn_lost(q->db)) {
+        sqlite3_reset(q->stmt);
+        return lost(err);
+    }
     int rc = sqlite3_step(q->stmt);
     if (rc == SQLITE_ROW) return QUN_ROW;
     if (rc == SQLITE_DONE) {
