@@ -385,7 +385,9 @@ qun_rc qun_hold_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t
 qun_rc qun_org_set_protection(qun_db_t *db, const qun_actor_t *a, const char *oid, bool on,
                               json_t **out, qun_err_t *err);
 
-/* Digest of the parameters of an action: SHA-256 hex of the canonical JSON of params. */
-void qun_params_digest(json_t *params, char out[65]);
+/* Digest of the parameters of an action: SHA-256 hex of the canonical JSON of params.
+ * False, with out set to "" (which matches no digest), when the JSON could not be
+ * encoded for want of memory. */
+bool qun_params_digest(json_t *params, char out[65]);
 
 #endif

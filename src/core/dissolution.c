@@ -33,10 +33,15 @@
 #include "qun/risk.h"
 #include "qun/verify.h"
 
-void qun_params_digest(json_t *params, char out[65]) {
+bool qun_params_digest(json_t *params, char out[65]) {
     char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) {
+        out[0] = '\0';
+        return false;
+    }
     qun_sha256_hex(out, text, strlen(text));
     free(text);
+    return true;
 }
 
 /* The rules that decide a group's dissolution: the policy packs' view for the group's
