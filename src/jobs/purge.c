@@ -41,7 +41,7 @@ static qun_rc load_progress(qun_db_t *db, int64_t job_id, json_t **out, qun_err_
 }
 
 static qun_rc save_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t *err) {
-    char *text = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+    char *text = qun_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot encode the progress of job %lld", (long long)job_id);
     qun_rc rc = qun_db_run(db, NULL, err, "UPDATE jobs SET progress = $2 WHERE id = $1", "is", job_id, text);
     free(text);
@@ -324,7 +324,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             json_t *receipt = bad ? NULL : json_deep_copy(p);
             json_object_del(receipt, "phase");
             json_object_del(receipt, "desensitize_cursor");
-            char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
+            char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
             json_decref(receipt);
             rc = !text ? no_memory(err) : qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3, state = 'purged' WHERE id = $1",
                             "isi", ref_id, text, qun_now());
@@ -380,7 +380,7 @@ qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, i
         }
         if (!receipt) receipt = json_object();
         json_object_set(receipt, "payments_deleted", json_object_get(p, "payments_deleted"));
-        char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
+        char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
         rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2 WHERE id = $1", "is", ref_id, text);
         free(text);
         json_decref(receipt);

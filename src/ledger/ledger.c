@@ -94,7 +94,7 @@ qun_rc qun_ledger_append(qun_db_t *db, const char *event, const char *group, con
     bad |= json_object_set_new(e, "old_state", old_state ? json_string(old_state) : json_null());
     bad |= json_object_set_new(e, "new_state", new_state ? json_string(new_state) : json_null());
     bad |= json_object_set_new(e, "params_digest", json_string(digest));
-    char *text = bad ? NULL : json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+    char *text = bad ? NULL : qun_json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(e);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot encode a ledger entry");
     unsigned char h[QUN_HASH];
