@@ -82,5 +82,8 @@ qun_rc qun_fault_check(qun_fault_kind kind, qun_err_t *err);
 /* Route jansson's and SQLite's allocations through the counting allocators (once,
  * before any connection is opened and any JSON allocated); false if SQLite refused. */
 bool qun_fault_alloc_install(void);
+/* Neither count nor fail jansson's allocations on this thread while paused (nests):
+ * for a library call that does not survive a failed allocation itself. */
+void qun_fault_json_pause(bool pause);
 
 #endif
