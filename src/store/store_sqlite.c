@@ -23,6 +23,7 @@ struct qun_q {
     const char *sql;
     sqlite3_stmt *stmt;
     int map[QMAXPARAM + 1]; /* $N -> sqlite parameter index, 0 if unused */
+    int bind_rc;            /* the first failed bind (out of memory copying a value), or 0 */
 };
 
 struct qun_db {
@@ -160,6 +161,7 @@ static qun_rc sq_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t
         if (q && q->sql == sql) {
             sqlite3_reset(q->stmt);
             sqlite3_clear_bindings(q->stmt);
+            q->bind_rc = 0;
             *out = q;
             return QUN_OK;
         }
@@ -190,28 +192,40 @@ static int pidx(qun_q_t *q, int idx) {
     return idx >= 1 && idx <= QMAXPARAM ? q->map[idx] : 0;
 }
 
+/* A bind that failed (SQLite could not copy the value) leaves the parameter NULL: the
+ * statement must not run with it, so the failure is kept for the step to report. */
+static void bound(qun_q_t *q, int rc) {
+    if (rc != SQLITE_OK && !q->bind_rc) q->bind_rc = rc;
+}
+
 static void sq_bind_int(qun_q_t *q, int idx, int64_t v) {
-    if (pidx(q, idx)) sqlite3_bind_int64(q->stmt, pidx(q, idx), v);
+    if (pidx(q, idx)) bound(q, sqlite3_bind_int64(q->stmt, pidx(q, idx), v));
 }
 
 static void sq_bind_text(qun_q_t *q, int idx, const char *s) {
     if (!pidx(q, idx)) return;
-    if (s) sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(q->stmt, pidx(q, idx));
+    if (s) bound(q, sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT));
+    else bound(q, sqlite3_bind_null(q->stmt, pidx(q, idx)));
 }
 
 static void sq_bind_blob(qun_q_t *q, int idx, const void *p, size_t n) {
-    if (pidx(q, idx)) sqlite3_bind_blob64(q->stmt, pidx(q, idx), p, n, SQLITE_TRANSIENT);
+    if (pidx(q, idx)) bound(q, sqlite3_bind_blob64(q->stmt, pidx(q, idx), p, n, SQLITE_TRANSIENT));
 }
 
 static void sq_bind_null(qun_q_t *q, int idx) {
-    if (pidx(q, idx)) sqlite3_bind_null(q->stmt, pidx(q, idx));
+    if (pidx(q, idx)) bound(q, sqlite3_bind_null(q->stmt, pidx(q, idx)));
 }
 
 static qun_rc sq_step(qun_q_t *q, qun_err_t *err) {
     if (txn_lost(q->db)) {
         sqlite3_reset(q->stmt);
         return lost(err);
+    }
+    if (q->bind_rc) {
+        int brc = q->bind_rc;
+        q->bind_rc = 0;
+        sqlite3_reset(q->stmt);
+        return sqlite_rc(q->db, brc, err, "bind");
     }
     int rc = sqlite3_step(q->stmt);
     if (rc == SQLITE_ROW) return QUN_ROW;
