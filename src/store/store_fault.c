@@ -74,10 +74,13 @@ qun_rc qun_fault_check(qun_fault_kind kind, qun_err_t *err) {
 static sqlite3_mem_methods sqlite_mem;
 static _Thread_local int json_paused;
 
-void qun_fault_json_pause(bool pause) { json_paused += pause ? 1 : -1; }
+void qun_fault_json_pause(bool pause) {
+    json_paused += pause ? 1 : -1;
+}
 
 static void *j_malloc(size_t n) {
-    if (atomic_load_explicit(&qun_fault_on, memory_order_relaxed) && !json_paused && hit(QUN_FAULT_ALLOC)) return NULL;
+    if (atomic_load_explicit(&qun_fault_on, memory_order_relaxed) && !json_paused && hit(QUN_FAULT_ALLOC))
+        return NULL;
     return malloc(n);
 }
 
