@@ -55,8 +55,15 @@ long qun_fault_seen(qun_fault_kind kind) {
     return atomic_load(&seen[kind]);
 }
 
+static _Thread_local int paused; /* this thread's events are not counted */
+
+void qun_fault_pause(bool pause) {
+    paused += pause ? 1 : -1;
+}
+
 /* Count one event of kind; true when it is the one to fail. */
 static bool hit(qun_fault_kind kind) {
+    if (paused) return false;
     long n = atomic_fetch_add(&seen[kind], 1) + 1;
     if (n != atomic_load(&target[kind])) return false;
     atomic_store(&fired, true);

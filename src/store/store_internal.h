@@ -85,5 +85,8 @@ bool qun_fault_alloc_install(void);
 /* Neither count nor fail jansson's allocations on this thread while paused (nests):
  * for a library call that does not survive a failed allocation itself. */
 void qun_fault_json_pause(bool pause);
+/* Neither count nor fail anything on this thread while paused (nests): for a test's
+ * own queries while other threads run the operation under test. */
+void qun_fault_pause(bool pause);
 
 #endif
