@@ -6,10 +6,11 @@
 #define QUN_JSON_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
-/* Hex SHA-256 of v's canonical text (compact, sorted keys) into out[65].  v is
- * borrowed.  Aborts when the text cannot be allocated, like qun_xmalloc: a wrong
- * digest must never stand in for a right one. */
-void qun_json_digest(json_t *v, char out[65]);
+/* Hex SHA-256 of v's canonical text (compact, sorted keys) into out[65]; v is
+ * borrowed.  False, with out set to "" (which matches no digest), when the text could
+ * not be encoded for want of memory. */
+bool qun_json_digest(json_t *v, char out[65]);
 
 #endif

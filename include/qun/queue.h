@@ -49,8 +49,10 @@ qun_rc qun_queue_end_purges(qun_db_t *db, int64_t ref_id, const char *reason, qu
  * {kind, state, due_at, attempts, progress}. */
 qun_rc qun_queue_list_purges(qun_db_t *db, int64_t ref_id, json_t *into, qun_err_t *err);
 
-/* A job's progress object (owned by the caller; an empty object when there is none). */
-json_t *qun_queue_progress(qun_db_t *db, int64_t job_id);
+/* A job's progress object into *out (owned by the caller; an empty object when the
+ * job has none).  A failed read is an error (QUN_NOMEM, a store error), never empty
+ * progress: a step that started its counters over would count twice. */
+qun_rc qun_queue_progress(qun_db_t *db, int64_t job_id, json_t **out, qun_err_t *err);
 /* Replace a job's progress with p (borrowed), in the caller's transaction. */
 qun_rc qun_queue_set_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t *err);
 

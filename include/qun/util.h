@@ -22,6 +22,12 @@ void *qun_xmalloc(size_t n);
 void *qun_xcalloc(size_t n, size_t size);
 char *qun_xstrdup(const char *s);
 
+/* json_dumps(j, flags) (caller frees), or NULL when memory ran out.  jansson's own
+ * json_dumps can return a corrupt text instead (it ignores a failed write of an object
+ * key and goes on); this one stops at the first failed write. */
+typedef struct json_t json_t;
+char *qun_json_dumps(const json_t *j, size_t flags);
+
 /* Log a line to stderr with a level tag ("info", "warn", "error"). */
 void qun_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern bool qun_log_quiet; /* suppress "info" lines */

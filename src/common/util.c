@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <sodium.h>
 
 #include "qun/util.h"
@@ -55,6 +56,39 @@ void *qun_xcalloc(size_t n, size_t size) {
 char *qun_xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     return memcpy(qun_xmalloc(n), s, n);
+}
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool failed; /* sticky: a write after a failed one would splice the text */
+} dump_buf_t;
+
+static int dump_put(const char *b, size_t n, void *arg) {
+    dump_buf_t *d = arg;
+    if (d->failed) return -1;
+    if (d->len + n + 1 > d->cap) {
+        size_t cap = (d->len + n + 1) * 2;
+        char *p = realloc(d->p, cap);
+        if (!p) {
+            d->failed = true;
+            return -1;
+        }
+        d->p = p, d->cap = cap;
+    }
+    memcpy(d->p + d->len, b, n);
+    d->len += n;
+    d->p[d->len] = '\0';
+    return 0;
+}
+
+char *qun_json_dumps(const json_t *j, size_t flags) {
+    dump_buf_t d = {NULL, 0, 0, false};
+    if (!j || json_dump_callback(j, dump_put, &d, flags) != 0 || d.failed || !d.p) {
+        free(d.p);
+        return NULL;
+    }
+    return d.p;
 }
 
 void qun_log(const char *level, const char *fmt, ...) {

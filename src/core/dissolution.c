@@ -524,7 +524,7 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     json_t *verified = json_pack("{s:s, s:s}", "confirmation", methods, "platform", a->platform);
     json_t *rj = rules_json(&r);
     json_object_set(rj, "verified", verified);
-    char *rtext = json_dumps(rj, JSON_COMPACT | JSON_SORT_KEYS);
+    char *rtext = qun_json_dumps(rj, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(rj);
     if (archive) rc = qun_export_queue(db, a, &g, recipients, false, &export_id, NULL, err);
     if (rc == QUN_OK)
@@ -756,7 +756,7 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     if (rc == QUN_OK) rc = qun_event_group(db, "group.dissolved", group_id, 0, json_pack("{s:s, s:s, s:I, s:s?}", "state", QUN_GROUP_NAME(DISSOLVED), "messages", messages, "restorable_until", (json_int_t)grace_until, "successor", succ_gid[0] ? succ_gid : NULL), err);
     if (rc == QUN_OK) {
         f = json_pack("{s:s, s:s?}", "group", gid, "successor", succ_gid[0] ? succ_gid : NULL);
-        char *payload = json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
+        char *payload = qun_json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(f);
         rc = qun_db_run(db, NULL, err, "INSERT INTO outbox(topic, payload, created_at) VALUES ('group.dissolved', $1, $2)",
                         "si", payload, now) == QUN_DONE ? QUN_OK : QUN_STORE;

@@ -41,7 +41,7 @@ qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t
         json_decref(payload);
         return rc;
     }
-    char *text = json_dumps(payload, JSON_COMPACT);
+    char *text = qun_json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s event", topic);
     rc = qun_db_run(db, NULL, err,
@@ -123,7 +123,7 @@ qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *er
     int64_t approver = qun_q_col_int(q, 8), org = qun_q_col_int(q, 9), requester = qun_q_col_int(q, 10);
     qun_q_done(q);
     if (approver) return qun_event_emit(db, "approval.requested", 0, approver, p, err);
-    char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    char *text = p ? qun_json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot build the approval.requested event");
     /* Any admin of the org may decide: one row each (orgs have few admins). */

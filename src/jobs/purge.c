@@ -22,8 +22,12 @@
 #include "qun/ledger.h"
 #include "qun/queue.h"
 
-/* Progress is a JSON object of counters kept in jobs.progress. */
-static json_t *load_progress(qun_db_t *db, int64_t job_id) { return qun_queue_progress(db, job_id); }
+/* Progress is a JSON object of counters kept in jobs.progress; *out is owned by the
+ * caller.  A failed read is an error, never empty progress: a step that started its
+ * counters over would commit wrong counts into the receipt. */
+static qun_rc load_progress(qun_db_t *db, int64_t job_id, json_t **out, qun_err_t *err) {
+    return qun_queue_progress(db, job_id, out, err);
+}
 
 static qun_rc save_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t *err) {
     return qun_queue_set_progress(db, job_id, p, err);
@@ -42,15 +46,22 @@ static qun_rc ledger_receipt(qun_db_t *db, int64_t group_id, const char *event, 
     json_t *receipt = json_deep_copy(p);
     json_object_del(receipt, "phase");
     json_object_del(receipt, "desensitize_cursor");
-    json_t *f = json_pack("{s:o}", "receipt", receipt);
+    json_t *f = receipt ? json_pack("{s:o}", "receipt", receipt) : NULL;
+    if (!f) return qun_fail(err, QUN_NOMEM, "cannot build the %s receipt", event);
     rc = qun_ledger_append(db, event, gid, NULL, old_state ? old_state : state, new_state ? new_state : state, f,
                            NULL, err);
     json_decref(f);
     return rc;
 }
 
-static void bump(json_t *p, const char *key, int64_t n) {
-    json_object_set_new(p, key, json_integer(json_integer_value(json_object_get(p, key)) + n));
+/* Add n to counter key of p; -1 when it could not be stored for want of memory (a
+ * counter that silently kept its old value would make the receipt wrong). */
+static int bump(json_t *p, const char *key, int64_t n) {
+    return json_object_set_new(p, key, json_integer(json_integer_value(json_object_get(p, key)) + n));
+}
+
+static qun_rc no_memory(qun_err_t *err) {
+    return qun_fail(err, QUN_NOMEM, "out of memory for the purge's progress");
 }
 
 static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
@@ -59,7 +70,7 @@ static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *mo
                            "ORDER BY seq LIMIT $2)", "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
     if (rc != QUN_DONE) return rc;
     int64_t n = qun_db_changes(db);
-    bump(p, "messages_deleted", n);
+    if (bump(p, "messages_deleted", n)) return no_memory(err);
     *more = n == qun_core_cfg.purge_batch;
     return QUN_OK;
 }
@@ -95,10 +106,11 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
     for (int64_t i = 0; i < n; i++) free(rows[i].text);
     free(rows);
     if (rc != QUN_DONE) return rc;
-    bump(p, "masked_phones", (int64_t)counts.phones);
-    bump(p, "masked_national_ids", (int64_t)counts.national_ids);
-    bump(p, "masked_bank_cards", (int64_t)counts.bank_cards);
-    json_object_set_new(p, "desensitize_cursor", json_integer(cursor));
+    int bad = bump(p, "masked_phones", (int64_t)counts.phones);
+    bad |= bump(p, "masked_national_ids", (int64_t)counts.national_ids);
+    bad |= bump(p, "masked_bank_cards", (int64_t)counts.bank_cards);
+    bad |= json_object_set_new(p, "desensitize_cursor", json_integer(cursor));
+    if (bad) return no_memory(err);
     *more = n == batch;
     return QUN_OK;
 }
@@ -118,8 +130,8 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
         if (rc != QUN_ROW) break;
         bool last = qun_q_col_int(q, 0) == 0;
         qun_q_done(q);
-        rc = QUN_DONE;
-        bump(p, "files_removed", 1);
+        rc = bump(p, "files_removed", 1) ? no_memory(err) : QUN_DONE;
+        if (rc != QUN_DONE) break;
         if (!last) continue;
         rc = qun_db_run(db, NULL, err, "DELETE FROM blobs WHERE sha256 = $1", "s", shas[i]);
         if (rc == QUN_DONE)
@@ -131,8 +143,7 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
             rc = qun_db_run(db, NULL, err, "INSERT INTO outbox(topic, payload, created_at) VALUES ('cdn.purge', $1, $2)",
                             "si", payload, qun_now());
         }
-        bump(p, "blobs_released", 1);
-        bump(p, "cdn_purges_queued", 1);
+        if (rc == QUN_DONE && (bump(p, "blobs_released", 1) | bump(p, "cdn_purges_queued", 1))) rc = no_memory(err);
     }
     free(shas);
     *more = n == qun_core_cfg.purge_batch;
@@ -184,8 +195,7 @@ static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *mor
         if (rc == QUN_OK)
             rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii", rows[i].id, qun_now());
         if (rc != QUN_DONE) break;
-        bump(p, "exports_deleted", 1);
-        bump(p, "export_bytes_deleted", rows[i].size);
+        if (bump(p, "exports_deleted", 1) | bump(p, "export_bytes_deleted", rows[i].size)) rc = no_memory(err);
     }
     free(rows);
     *more = n == batch;
@@ -209,57 +219,66 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
     *finished = false;
     qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
     if (grc != QUN_OK || !go) return grc;
-    json_t *p = load_progress(db, job_id);
+    json_t *p;
+    grc = load_progress(db, job_id, &p, err);
+    if (grc != QUN_OK) return grc;
     const char *phase = json_string_value(json_object_get(p, "phase"));
     qun_q_t *q;
     bool more = false;
     qun_rc rc = QUN_OK;
+    int bad = 0; /* a progress field that could not be set for want of memory */
     if (!phase) {
         /* First step: decide what this purge covers. */
         rc = qun_db_run(db, &q, err, "SELECT messages, rules FROM dissolutions WHERE id = $1", "i", ref_id);
         if (rc != QUN_ROW) goto out;
         bool del = strcmp(qun_q_col_text(q, 0), "delete") == 0;
         json_t *rules = json_loads(qun_q_col_text(q, 1), 0, NULL);
+        if (!rules) { /* (always an object): guessing "no masking" would keep numbers */
+            qun_q_done(q);
+            rc = no_memory(err);
+            goto out;
+        }
         bool mask = json_is_true(json_object_get(json_object_get(json_object_get(rules, "policy"), "desensitize"), "value"));
         json_decref(rules);
         qun_q_done(q);
-        json_object_set_new(p, "phase", json_string(del ? "messages" : mask ? "desensitize" : "files"));
+        bad |= json_object_set_new(p, "phase", json_string(del ? "messages" : mask ? "desensitize" : "files"));
         if (mask && !del) {
-            json_object_set_new(p, "masked_phones", json_integer(0));
-            json_object_set_new(p, "masked_national_ids", json_integer(0));
-            json_object_set_new(p, "masked_bank_cards", json_integer(0));
+            bad |= json_object_set_new(p, "masked_phones", json_integer(0));
+            bad |= json_object_set_new(p, "masked_national_ids", json_integer(0));
+            bad |= json_object_set_new(p, "masked_bank_cards", json_integer(0));
         }
-        json_object_set_new(p, "messages_deleted", json_integer(0));
-        json_object_set_new(p, "files_removed", json_integer(0));
-        json_object_set_new(p, "blobs_released", json_integer(0));
-        json_object_set_new(p, "cdn_purges_queued", json_integer(0));
-        json_object_set_new(p, "exports_deleted", json_integer(0));
-        json_object_set_new(p, "export_bytes_deleted", json_integer(0));
-        json_object_set_new(p, "grants_deleted", json_integer(0));
-        json_object_set_new(p, "message_events_deleted", json_integer(0));
-        json_object_set_new(p, "members_removed", json_integer(0));
+        bad |= json_object_set_new(p, "messages_deleted", json_integer(0));
+        bad |= json_object_set_new(p, "files_removed", json_integer(0));
+        bad |= json_object_set_new(p, "blobs_released", json_integer(0));
+        bad |= json_object_set_new(p, "cdn_purges_queued", json_integer(0));
+        bad |= json_object_set_new(p, "exports_deleted", json_integer(0));
+        bad |= json_object_set_new(p, "export_bytes_deleted", json_integer(0));
+        bad |= json_object_set_new(p, "grants_deleted", json_integer(0));
+        bad |= json_object_set_new(p, "message_events_deleted", json_integer(0));
+        bad |= json_object_set_new(p, "members_removed", json_integer(0));
         rc = qun_diss_transition(db, ref_id, QUN_DISS_DISSOLVED, QUN_DISS_PURGING, err);
+        if (rc == QUN_OK && bad) rc = no_memory(err);
         if (rc == QUN_OK)
             rc = ledger_receipt(db, group_id, "group.purging", QUN_GROUP_NAME(DISSOLVED), QUN_GROUP_NAME(PURGING), p, err);
     } else if (strcmp(phase, "messages") == 0) {
         rc = purge_messages(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("files"));
+        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("files"));
     } else if (strcmp(phase, "desensitize") == 0) {
         rc = desensitize_messages(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("files"));
+        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("files"));
     } else if (strcmp(phase, "files") == 0) {
         rc = purge_files(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("exports"));
+        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("exports"));
     } else if (strcmp(phase, "exports") == 0) {
         rc = purge_exports(db, group_id, p, &more, defer, err);
-        if (rc == QUN_OK && !more) json_object_set_new(p, "phase", json_string("grants"));
+        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("grants"));
     } else if (strcmp(phase, "grants") == 0) {
         /* A grant reaches nothing once the exports are gone; its row (label, secret
          * hash) goes too.  Issuing and revoking stay in the ledger. */
         rc = qun_db_run(db, NULL, err, "DELETE FROM export_grants WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {
-            bump(p, "grants_deleted", qun_db_changes(db));
-            json_object_set_new(p, "phase", json_string("message_events"));
+            bad |= bump(p, "grants_deleted", qun_db_changes(db));
+            bad |= json_object_set_new(p, "phase", json_string("message_events"));
         }
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "message_events") == 0) {
@@ -271,25 +290,26 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
                         "AND topic = 'message.created' ORDER BY id LIMIT $2)", "ii", group_id, batch);
         if (rc == QUN_DONE) {
             int64_t n = qun_db_changes(db);
-            bump(p, "message_events_deleted", n);
+            bad |= bump(p, "message_events_deleted", n);
             more = n == batch;
-            if (!more) json_object_set_new(p, "phase", json_string("members"));
+            if (!more) bad |= json_object_set_new(p, "phase", json_string("members"));
         }
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "members") == 0) {
         rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {
-            bump(p, "members_removed", qun_db_changes(db));
+            bad |= bump(p, "members_removed", qun_db_changes(db));
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);
         }
         if (rc == QUN_DONE) {
-            json_object_set_new(p, "phase", json_string("done"));
-            json_t *receipt = json_deep_copy(p);
+            bad |= json_object_set_new(p, "phase", json_string("done"));
+            json_t *receipt = bad ? NULL : json_deep_copy(p);
             json_object_del(receipt, "phase");
             json_object_del(receipt, "desensitize_cursor");
-            char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
+            char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
             json_decref(receipt);
-            rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3 WHERE id = $1",
+            rc = !text ? no_memory(err)
+                       : qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3 WHERE id = $1",
                             "isi", ref_id, text, qun_now());
             free(text);
         }
@@ -304,6 +324,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
     } else {
         *finished = true;
     }
+    if (rc == QUN_OK && bad) rc = no_memory(err);
     if (rc == QUN_OK) rc = save_progress(db, job_id, p, err);
 out:
     json_decref(p);
@@ -316,7 +337,9 @@ qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, i
     *finished = false;
     qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
     if (grc != QUN_OK || !go) return grc;
-    json_t *p = load_progress(db, job_id);
+    json_t *p;
+    grc = load_progress(db, job_id, &p, err);
+    if (grc != QUN_OK) return grc;
     int64_t batch = qun_core_cfg.purge_batch;
     qun_rc rc = qun_db_run(db, NULL, err,
                            "DELETE FROM payment_claims WHERE payment_id IN (SELECT id FROM payments WHERE group_id = $1 "
@@ -341,7 +364,7 @@ qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, i
         }
         if (!receipt) receipt = json_object();
         json_object_set(receipt, "payments_deleted", json_object_get(p, "payments_deleted"));
-        char *text = json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
+        char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
         rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2 WHERE id = $1", "is", ref_id, text);
         free(text);
         json_decref(receipt);

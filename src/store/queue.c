@@ -79,19 +79,25 @@ qun_rc qun_queue_list_purges(qun_db_t *db, int64_t ref_id, json_t *into, qun_err
     return done_ok(rc);
 }
 
-json_t *qun_queue_progress(qun_db_t *db, int64_t job_id) {
+qun_rc qun_queue_progress(qun_db_t *db, int64_t job_id, json_t **out, qun_err_t *err) {
     qun_q_t *q;
-    json_t *p = NULL;
-    if (qun_db_run(db, &q, NULL, "SELECT progress FROM jobs WHERE id = $1", "i", job_id) == QUN_ROW) {
-        p = json_loads(qun_q_col_text(q, 0), 0, NULL);
+    *out = NULL;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT progress FROM jobs WHERE id = $1", "i", job_id);
+    if (rc == QUN_ROW) {
+        const char *text = qun_q_col_text(q, 0);
+        *out = *text ? json_loads(text, 0, NULL) : json_object();
         qun_q_done(q);
+        if (!*out) return qun_fail(err, QUN_NOMEM, "cannot read the progress of job %lld", (long long)job_id);
+        return QUN_OK;
     }
-    return p ? p : json_object();
+    if (rc != QUN_DONE) return rc;
+    *out = json_object();
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
 
 qun_rc qun_queue_set_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t *err) {
-    char *text = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!text) return qun_fail(err, QUN_NOMEM, "cannot encode a job's progress");
+    char *text = qun_json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) return qun_fail(err, QUN_NOMEM, "cannot encode the progress of job %lld", (long long)job_id);
     qun_rc rc = qun_db_run(db, NULL, err, "UPDATE jobs SET progress = $2 WHERE id = $1", "is", job_id, text);
     free(text);
     return done_ok(rc);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The storage interface's front: picks a backend from the connection string (a path
  * or `sqlite:PATH` is SQLite; `postgres://` or `postgresql://` is PostgreSQL) and
- * forwards every qun_db_* / qun_q_* call to the ops table of the connection. */
+ * forwards every qun_db_* / qun_q_* call to the ops table of the connection.  It is
+ * also where a test's injected statement and commit faults fire (store_fault.c). */
 #include <stdarg.h>
 #include <string.h>
 
@@ -57,7 +58,20 @@ void qun_q_int(qun_q_t *q, int idx, int64_t v) { Q_OPS(q)->bind_int(q, idx, v); 
 void qun_q_text(qun_q_t *q, int idx, const char *s) { Q_OPS(q)->bind_text(q, idx, s); }
 void qun_q_blob(qun_q_t *q, int idx, const void *p, size_t n) { Q_OPS(q)->bind_blob(q, idx, p, n); }
 void qun_q_null(qun_q_t *q, int idx) { Q_OPS(q)->bind_null(q, idx); }
-qun_rc qun_q_step(qun_q_t *q, qun_err_t *err) { return Q_OPS(q)->step(q, err); }
+/* A statement fails here when a test armed a fault (store_fault.c); the query is
+ * reset as the backend resets one whose step failed. */
+static qun_rc step(qun_q_t *q, bool faultable, qun_err_t *err) {
+    if (QUN_FAULT_ARMED() && faultable) {
+        qun_rc rc = qun_fault_check(QUN_FAULT_STMT, err);
+        if (rc != QUN_OK) {
+            Q_OPS(q)->done(q);
+            return rc;
+        }
+    }
+    return Q_OPS(q)->step(q, err);
+}
+
+qun_rc qun_q_step(qun_q_t *q, qun_err_t *err) { return step(q, true, err); }
 int64_t qun_q_col_int(qun_q_t *q, int col) { return Q_OPS(q)->col_int(q, col); }
 const char *qun_q_col_text(qun_q_t *q, int col) { return Q_OPS(q)->col_text(q, col); }
 const void *qun_q_col_blob(qun_q_t *q, int col, size_t *n) { return Q_OPS(q)->col_blob(q, col, n); }
@@ -70,6 +84,10 @@ void qun_q_done(qun_q_t *q) {
 int64_t qun_db_changes(qun_db_t *db) { return DB_OPS(db)->changes(db); }
 
 qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
+    if (QUN_FAULT_ARMED() && strncmp(sql, "ROLLBACK", 8) != 0) {
+        qun_rc rc = qun_fault_check(strcmp(sql, "COMMIT") == 0 ? QUN_FAULT_COMMIT : QUN_FAULT_STMT, err);
+        if (rc != QUN_OK) return rc;
+    }
     return DB_OPS(db)->exec(db, sql, err);
 }
 
@@ -142,7 +160,10 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
         }
     }
     va_end(ap);
-    rc = qun_q_step(q, err);
+    /* The backends end a read transaction and undo a savepoint through here; those
+     * are never failed by an injected fault (store_fault.c says why). */
+    bool faultable = !QUN_FAULT_ARMED() || (strncmp(sql, "ROLLBACK", 8) != 0 && strcmp(sql, "COMMIT") != 0);
+    rc = step(q, faultable, err);
     if (rc == QUN_ROW && out) *out = q;
     else if (rc == QUN_ROW) qun_q_done(q);
     return rc;

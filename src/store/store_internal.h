@@ -5,6 +5,8 @@
 #ifndef QUN_STORE_INTERNAL_H
 #define QUN_STORE_INTERNAL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "qun/store.h"
@@ -65,5 +67,32 @@ extern const qun_store_ops_t qun_sqlite_ops;
 extern const qun_store_ops_t qun_pg_ops;
 /* The ops table of db's backend. */
 #define QUN_DB_OPS(db) (*(const qun_store_ops_t *const *)(const void *)(db))
+
+/* Fault injection for tests (store_fault.c): while armed, store.c counts statements
+ * and COMMITs, and the installed allocators count allocations; the Nth event of the
+ * armed kind fails once with the armed error.  Disarmed (qund), the cost is one
+ * relaxed load and a branch per statement. */
+typedef enum { QUN_FAULT_STMT, QUN_FAULT_COMMIT, QUN_FAULT_ALLOC, QUN_FAULT_KINDS } qun_fault_kind;
+extern atomic_bool qun_fault_on;
+#define QUN_FAULT_ARMED() atomic_load_explicit(&qun_fault_on, memory_order_relaxed)
+/* Fail the nth (1-based) event of kind with rc (QUN_STORE for a hard error,
+ * QUN_CONFLICT_RETRY for a busy one; allocations fail with NULL); reset every count. */
+void qun_fault_arm(qun_fault_kind kind, long n, qun_rc rc);
+/* Disarm: nothing fails and nothing is counted. */
+void qun_fault_clear(void);
+/* Whether the armed fault fired since qun_fault_arm, and how many events of kind were seen. */
+bool qun_fault_fired(void);
+long qun_fault_seen(qun_fault_kind kind);
+/* For store.c: count one event of kind; its error (detail in err) when it must fail. */
+qun_rc qun_fault_check(qun_fault_kind kind, qun_err_t *err);
+/* Route jansson's and SQLite's allocations through the counting allocators (once,
+ * before any connection is opened and any JSON allocated); false if SQLite refused. */
+bool qun_fault_alloc_install(void);
+/* Neither count nor fail jansson's allocations on this thread while paused (nests):
+ * for a library call that does not survive a failed allocation itself. */
+void qun_fault_json_pause(bool pause);
+/* Neither count nor fail anything on this thread while paused (nests): for a test's
+ * own queries while other threads run the operation under test. */
+void qun_fault_pause(bool pause);
 
 #endif

@@ -23,12 +23,17 @@ struct qun_q {
     const char *sql;
     sqlite3_stmt *stmt;
     int map[QMAXPARAM + 1]; /* $N -> sqlite parameter index, 0 if unused */
+    int bind_rc;            /* the first failed bind (out of memory copying a value), or 0 */
 };
 
 struct qun_db {
     const qun_store_ops_t *ops;
     sqlite3 *h;
     int savepoints;
+    /* Inside a transaction opened with qun_db_exec("BEGIN ...") and not yet ended.
+     * SQLite rolls a transaction back by itself after some errors (out of memory, a
+     * full disk, I/O); a statement run after that would commit on its own. */
+    bool in_txn;
     qun_q_t *cache[QCACHE];
 };
 
@@ -45,9 +50,27 @@ static qun_rc sqlite_rc(qun_db_t *db, int rc, qun_err_t *err, const char *what) 
     return qun_fail(err, QUN_STORE, "%s: %s", what, sqlite3_errmsg(db->h));
 }
 
+/* The transaction this connection opened is gone (SQLite rolled it back after an
+ * error its caller may not have seen): refuse everything until it is ended, so no
+ * statement of it runs, and commits, outside it. */
+static bool txn_lost(qun_db_t *db) {
+    return db->in_txn && sqlite3_get_autocommit(db->h);
+}
+
+static qun_rc lost(qun_err_t *err) {
+    return qun_fail(err, QUN_STORE, "the transaction was rolled back after an earlier error");
+}
+
 static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
+    bool rollback = strcmp(sql, "ROLLBACK") == 0;
+    if (rollback) db->in_txn = false;
+    else if (txn_lost(db)) return lost(err);
     char *msg = NULL;
     int rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && !rollback) {
+        if (strncmp(sql, "BEGIN", 5) == 0) db->in_txn = true;
+        else if (strcmp(sql, "COMMIT") == 0) db->in_txn = false;
+    }
     if (rc != SQLITE_OK) {
         qun_rc r = sqlite_rc(db, rc, err, msg ? msg : "exec");
         sqlite3_free(msg);
@@ -138,6 +161,7 @@ static qun_rc sq_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t
         if (q && q->sql == sql) {
             sqlite3_reset(q->stmt);
             sqlite3_clear_bindings(q->stmt);
+            q->bind_rc = 0;
             *out = q;
             return QUN_OK;
         }
@@ -168,25 +192,41 @@ static int pidx(qun_q_t *q, int idx) {
     return idx >= 1 && idx <= QMAXPARAM ? q->map[idx] : 0;
 }
 
+/* A bind that failed (SQLite could not copy the value) leaves the parameter NULL: the
+ * statement must not run with it, so the failure is kept for the step to report. */
+static void bound(qun_q_t *q, int rc) {
+    if (rc != SQLITE_OK && !q->bind_rc) q->bind_rc = rc;
+}
+
 static void sq_bind_int(qun_q_t *q, int idx, int64_t v) {
-    if (pidx(q, idx)) sqlite3_bind_int64(q->stmt, pidx(q, idx), v);
+    if (pidx(q, idx)) bound(q, sqlite3_bind_int64(q->stmt, pidx(q, idx), v));
 }
 
 static void sq_bind_text(qun_q_t *q, int idx, const char *s) {
     if (!pidx(q, idx)) return;
-    if (s) sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT);
-    else sqlite3_bind_null(q->stmt, pidx(q, idx));
+    if (s) bound(q, sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT));
+    else bound(q, sqlite3_bind_null(q->stmt, pidx(q, idx)));
 }
 
 static void sq_bind_blob(qun_q_t *q, int idx, const void *p, size_t n) {
-    if (pidx(q, idx)) sqlite3_bind_blob64(q->stmt, pidx(q, idx), p, n, SQLITE_TRANSIENT);
+    if (pidx(q, idx)) bound(q, sqlite3_bind_blob64(q->stmt, pidx(q, idx), p, n, SQLITE_TRANSIENT));
 }
 
 static void sq_bind_null(qun_q_t *q, int idx) {
-    if (pidx(q, idx)) sqlite3_bind_null(q->stmt, pidx(q, idx));
+    if (pidx(q, idx)) bound(q, sqlite3_bind_null(q->stmt, pidx(q, idx)));
 }
 
 static qun_rc sq_step(qun_q_t *q, qun_err_t *err) {
+    if (txn_lost(q->db)) {
+        sqlite3_reset(q->stmt);
+        return lost(err);
+    }
+    if (q->bind_rc) {
+        int brc = q->bind_rc;
+        q->bind_rc = 0;
+        sqlite3_reset(q->stmt);
+        return sqlite_rc(q->db, brc, err, "bind");
+    }
     int rc = sqlite3_step(q->stmt);
     if (rc == SQLITE_ROW) return QUN_ROW;
     if (rc == SQLITE_DONE) {
