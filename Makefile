@@ -94,6 +94,7 @@ run: deps
 	./$(O)/qund --config var/qund.conf
 
 test: deps
+	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 WERROR=-Werror binaries unit
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 check-layers
 	@sh bench/build.sh build/asan build/asan/bench "-fsanitize=address,undefined"

@@ -34,14 +34,14 @@ typedef struct {
     int is_stream;
     char *buf; /* unconsumed bytes */
     size_t len, cap;
-    int msg;   /* poster: message in flight, -1 when idle */
+    int msg; /* poster: message in flight, -1 when idle */
 } conn_t;
 
 static const char *g_host, *g_gid;
 static int g_port;
 static char *g_owner;
 static int g_members, g_messages;
-static int *g_count;      /* per message: streams that got it */
+static int *g_count; /* per message: streams that got it */
 static double *g_sent, *g_done;
 static int g_pending_seen;
 static int g_delivered_all; /* messages every stream has */
@@ -102,16 +102,19 @@ static void consume(conn_t *c, size_t n) {
 static char *call(const char *method, const char *path, const char *body, int *status) {
     int fd = dial();
     char *req;
-    int n = asprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                           "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     method, path, g_host, g_owner, strlen(body), body);
+    int n = asprintf(
+        &req,
+        "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+        "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+        method, path, g_host, g_owner, strlen(body), body);
     if (n < 0) die("asprintf");
     send_all(fd, req, (size_t)n);
     free(req);
     conn_t c = {0};
     char tmp[65536];
     ssize_t r;
-    while ((r = read(fd, tmp, sizeof tmp)) > 0) append(&c, tmp, (size_t)r);
+    while ((r = read(fd, tmp, sizeof tmp)) > 0)
+        append(&c, tmp, (size_t)r);
     close(fd);
     if (!c.buf) die("empty answer");
     *status = atoi(c.buf + 9);
@@ -124,8 +127,9 @@ static char *call(const char *method, const char *path, const char *body, int *s
 static void post_next(conn_t *c, int msg) {
     char body[64], req[1024];
     int bl = snprintf(body, sizeof body, "{\"text\":\"msg %d\"}", msg);
-    int n = snprintf(req, sizeof req, "POST /v1/groups/%s/messages HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-                                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/groups/%s/messages HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                      g_gid, g_host, g_owner, bl, body);
     c->msg = msg;
     g_sent[msg] = now();
@@ -179,8 +183,8 @@ static int pump(int ep, const char *waiting_for) {
     static char tmp[65536];
     int n = epoll_wait(ep, evs, 256, 30000);
     if (n == 0) {
-        fprintf(stderr, "timed out waiting for %s: %d answered, %d delivered to all, %d of %d pending\n", waiting_for,
-                g_answered, g_delivered_all, g_pending_seen, g_members);
+        fprintf(stderr, "timed out waiting for %s: %d answered, %d delivered to all, %d of %d pending\n",
+                waiting_for, g_answered, g_delivered_all, g_pending_seen, g_members);
         return -1;
     }
     for (int i = 0; i < n; i++) {
@@ -246,8 +250,9 @@ int main(int argc, char **argv) {
         c->fd = dial();
         c->is_stream = 1;
         char req[1024];
-        int n = snprintf(req, sizeof req, "GET /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n",
-                         g_host, tokens[i + 1]);
+        int n = snprintf(req, sizeof req,
+                         "GET /v1/events HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", g_host,
+                         tokens[i + 1]);
         send_all(c->fd, req, (size_t)n);
         char tmp[4096];
         while (!c->buf || !strstr(c->buf, "\r\n\r\n")) { /* the stream's headers */
@@ -279,7 +284,8 @@ int main(int argc, char **argv) {
         if (pump(ep, "the messages") < 0) return 1;
     double elapsed = g_last_delivery - t0;
     double *lat = calloc((size_t)g_messages, sizeof *lat);
-    for (int m = 0; m < g_messages; m++) lat[m] = (g_members ? g_done[m] : g_last_delivery) - g_sent[m];
+    for (int m = 0; m < g_messages; m++)
+        lat[m] = (g_members ? g_done[m] : g_last_delivery) - g_sent[m];
     qsort(lat, (size_t)g_messages, sizeof *lat, cmp);
 
     /* 2. Dissolution: preview (outside the timing), request, every member's pending. */
@@ -310,8 +316,9 @@ int main(int argc, char **argv) {
     printf("{\"members\":%d,\"messages\":%d,\"inflight\":%d,\"seconds\":%.4f,\"deliveries_per_s\":%.0f,"
            "\"messages_per_s\":%.0f,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,\"lat_max_ms\":%.2f,"
            "\"dissolve_ack_ms\":%.2f,\"dissolve_notify_all_ms\":%.2f,\"notify_after_ack_ms\":%.2f}\n",
-           g_members, g_messages, inflight, elapsed, (double)g_members * g_messages / elapsed, g_messages / elapsed,
-           lat[g_messages / 2] * 1e3, lat[(int)(g_messages * 0.99)] * 1e3, lat[g_messages - 1] * 1e3,
-           (acked - t1) * 1e3, (g_last_delivery - t1) * 1e3, (g_last_delivery - acked) * 1e3);
+           g_members, g_messages, inflight, elapsed, (double)g_members * g_messages / elapsed,
+           g_messages / elapsed, lat[g_messages / 2] * 1e3, lat[(int)(g_messages * 0.99)] * 1e3,
+           lat[g_messages - 1] * 1e3, (acked - t1) * 1e3, (g_last_delivery - t1) * 1e3,
+           (g_last_delivery - acked) * 1e3);
     return 0;
 }

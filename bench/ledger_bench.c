@@ -65,15 +65,16 @@ static qun_rc append_one(qun_db_t *db, void *arg, qun_err_t *err) {
     json_t *f = json_pack("{s:s, s:s, s:i, s:I, s:b}", "messages", "delete", "confirmation", "confirm",
                           "approvals", 0, "delay_seconds", (json_int_t)172800, "notice", 0);
     int64_t idx;
-    qun_rc rc = qun_ledger_append(db, "dissolution.requested", group_gid, actor_openid, "active", "pending", f,
-                                  &idx, err);
+    qun_rc rc = qun_ledger_append(db, "dissolution.requested", group_gid, actor_openid, "active", "pending",
+                                  f, &idx, err);
     json_decref(f);
     return rc;
 }
 
 static qun_rc append_n(qun_db_t *db, int n, qun_err_t *err) {
     qun_rc rc = QUN_OK;
-    for (int i = 0; i < n && rc == QUN_OK; i++) rc = append_one(db, NULL, err);
+    for (int i = 0; i < n && rc == QUN_OK; i++)
+        rc = append_one(db, NULL, err);
     return rc;
 }
 
@@ -97,8 +98,10 @@ static void *submitter(void *arg) {
     (void)arg;
     qun_err_t err;
     while (bench_now() < deadline) {
-        if (qun_writer_run(writer, append_one, NULL, &err) == QUN_OK) atomic_fetch_add(&appended, 1);
-        else if (atomic_fetch_add(&failures, 1) == 0) fprintf(stderr, "ledger_bench: append: %s\n", err.msg);
+        if (qun_writer_run(writer, append_one, NULL, &err) == QUN_OK)
+            atomic_fetch_add(&appended, 1);
+        else if (atomic_fetch_add(&failures, 1) == 0)
+            fprintf(stderr, "ledger_bench: append: %s\n", err.msg);
     }
     return NULL;
 }
@@ -112,8 +115,10 @@ static void writer_phase(const char *dir, double seconds) {
     qun_writer_stats(writer, &c0, &o0, &f0);
     double t0 = bench_now();
     deadline = t0 + seconds;
-    for (int i = 0; i < SUBMITTERS; i++) pthread_create(&th[i], NULL, submitter, NULL);
-    for (int i = 0; i < SUBMITTERS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < SUBMITTERS; i++)
+        pthread_create(&th[i], NULL, submitter, NULL);
+    for (int i = 0; i < SUBMITTERS; i++)
+        pthread_join(th[i], NULL);
     double t = bench_now() - t0;
     qun_writer_stats(writer, &c1, &o1, &f1);
     qun_writer_stop(writer);
@@ -191,16 +196,18 @@ static void raw_phase(const char *dir, char **pool, int npool, int batch, double
     sqlite3 *h;
     sqlite3_stmt *ins_e, *ins_n;
     if (sqlite3_open(path, &h) != SQLITE_OK ||
-        sqlite3_exec(h,
-                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "CREATE TABLE ledger_entries (idx INTEGER PRIMARY KEY, event TEXT NOT NULL,"
-                     " group_openid TEXT, actor_openid TEXT, entry TEXT NOT NULL, created_at INTEGER NOT NULL);"
-                     "CREATE INDEX ledger_entries_group ON ledger_entries(group_openid, idx);"
-                     "CREATE TABLE ledger_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,"
-                     " hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;",
-                     NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(h, "INSERT INTO ledger_entries VALUES (?1, 'dissolution.requested', ?2, ?3, ?4, ?5)", -1,
-                           &ins_e, NULL) != SQLITE_OK ||
+        sqlite3_exec(
+            h,
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+            "CREATE TABLE ledger_entries (idx INTEGER PRIMARY KEY, event TEXT NOT NULL,"
+            " group_openid TEXT, actor_openid TEXT, entry TEXT NOT NULL, created_at INTEGER NOT NULL);"
+            "CREATE INDEX ledger_entries_group ON ledger_entries(group_openid, idx);"
+            "CREATE TABLE ledger_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL,"
+            " hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;",
+            NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(h,
+                           "INSERT INTO ledger_entries VALUES (?1, 'dissolution.requested', ?2, ?3, ?4, ?5)",
+                           -1, &ins_e, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h, "INSERT INTO ledger_nodes VALUES (?1, ?2, ?3)", -1, &ins_n, NULL) != SQLITE_OK)
         die("raw ledger", sqlite3_errmsg(h));
     unsigned char hash[QUN_HASH];
@@ -233,8 +240,8 @@ static void raw_phase(const char *dir, char **pool, int npool, int batch, double
     sqlite3_finalize(ins_e);
     sqlite3_finalize(ins_n);
     sqlite3_close(h);
-    printf("raw_batch%d appends=%lld node_rows=%lld commits=%lld seconds=%.3f per_s=%.0f\n", batch, (long long)idx,
-           (long long)nodes, (long long)commits, t - t0, (double)idx / (t - t0));
+    printf("raw_batch%d appends=%lld node_rows=%lld commits=%lld seconds=%.3f per_s=%.0f\n", batch,
+           (long long)idx, (long long)nodes, (long long)commits, t - t0, (double)idx / (t - t0));
 }
 
 static int append_main(const char *dir, double seconds) {
@@ -247,7 +254,8 @@ static int append_main(const char *dir, double seconds) {
     sha_phase(pool, npool, mean_bytes, seconds / 2);
     raw_phase(dir, pool, npool, 64, seconds / 2);
     raw_phase(dir, pool, npool, 1000, seconds / 2);
-    for (int i = 0; i < npool; i++) free(pool[i]);
+    for (int i = 0; i < npool; i++)
+        free(pool[i]);
     free(pool);
     return 0;
 }
@@ -270,7 +278,8 @@ static int cmp_double(const void *a, const void *b) {
 /* Prints name p50_us= p99_us= mean_us= over n per-call latencies (seconds); sorts lat. */
 static void print_latency(const char *name, double *lat, int n, const char *extra) {
     double sum = 0;
-    for (int i = 0; i < n; i++) sum += lat[i];
+    for (int i = 0; i < n; i++)
+        sum += lat[i];
     qsort(lat, (size_t)n, sizeof *lat, cmp_double);
     printf("%s samples=%d p50_us=%.2f p99_us=%.2f max_us=%.2f mean_us=%.2f%s\n", name, n, lat[n / 2] * 1e6,
            lat[(int)((double)n * 0.99)] * 1e6, lat[n - 1] * 1e6, sum / n * 1e6, extra);
@@ -302,7 +311,8 @@ static void build(const char *path, int64_t entries) {
     double t = bench_now() - t0;
     qun_db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", &err);
     qun_db_close(db);
-    printf("build entries=%lld seconds=%.1f per_s=%.0f txn=10000\n", (long long)entries, t, (double)entries / t);
+    printf("build entries=%lld seconds=%.1f per_s=%.0f txn=10000\n", (long long)entries, t,
+           (double)entries / t);
 }
 
 static int proofs_main(const char *dir, int64_t entries, int samples) {
@@ -314,13 +324,15 @@ static int proofs_main(const char *dir, int64_t entries, int samples) {
     qun_db_t *db;
     uint64_t size;
     unsigned char root[QUN_HASH];
-    if (qun_db_open(path, true, false, &db, &err) != QUN_OK || qun_ledger_head(db, &size, root, &err) != QUN_OK)
+    if (qun_db_open(path, true, false, &db, &err) != QUN_OK ||
+        qun_ledger_head(db, &size, root, &err) != QUN_OK)
         die("head", err.msg);
     if (size != (uint64_t)entries) die("head", "the tree has the wrong size");
     sqlite3 *h;
     sqlite3_stmt *node, *entry;
     if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(h, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2", -1, &node, NULL) ||
+        sqlite3_prepare_v2(h, "SELECT hash FROM ledger_nodes WHERE level = ?1 AND idx = ?2", -1, &node,
+                           NULL) ||
         sqlite3_prepare_v2(h, "SELECT entry FROM ledger_entries WHERE idx = ?1", -1, &entry, NULL))
         die("raw read", sqlite3_errmsg(h));
     double *lat = calloc((size_t)samples, sizeof *lat);
@@ -330,7 +342,8 @@ static int proofs_main(const char *dir, int64_t entries, int samples) {
     char extra[128];
 
     /* Baseline: one point lookup, same table, same kind of index, random leaves. */
-    for (int i = 0; i < samples; i++) pick[i] = rnd() % size;
+    for (int i = 0; i < samples; i++)
+        pick[i] = rnd() % size;
     for (int i = 0; i < samples; i++) {
         double t0 = bench_now();
         sqlite3_bind_int(node, 1, 0);
@@ -358,7 +371,8 @@ static int proofs_main(const char *dir, int64_t entries, int samples) {
 
     /* Inclusion proofs at the full size for random leaves. */
     int64_t hashes = 0;
-    for (int i = 0; i < samples; i++) pick[i] = rnd() % size;
+    for (int i = 0; i < samples; i++)
+        pick[i] = rnd() % size;
     for (int i = 0; i < samples; i++) {
         double t0 = bench_now();
         qun_rc rc = qun_db_read_begin(db, &err);
@@ -373,7 +387,8 @@ static int proofs_main(const char *dir, int64_t entries, int samples) {
         const char *e = (const char *)sqlite3_column_text(entry, 0);
         qun_merkle_leaf(h32, e, strlen(e));
         sqlite3_reset(entry);
-        if (!qun_merkle_verify_inclusion(h32, pick[i], size, (const unsigned char(*)[QUN_HASH])proof, n, root))
+        if (!qun_merkle_verify_inclusion(h32, pick[i], size, (const unsigned char(*)[QUN_HASH])proof, n,
+                                         root))
             die("inclusion", "a proof does not verify");
     }
     snprintf(extra, sizeof extra, " hashes_mean=%.1f verified=%d", (double)hashes / samples, samples);
@@ -381,7 +396,8 @@ static int proofs_main(const char *dir, int64_t entries, int samples) {
 
     /* Consistency proofs from random older sizes to the full size. */
     hashes = 0;
-    for (int i = 0; i < samples; i++) pick[i] = 1 + rnd() % (size - 1);
+    for (int i = 0; i < samples; i++)
+        pick[i] = 1 + rnd() % (size - 1);
     int verified = 0;
     for (int i = 0; i < samples; i++) {
         double t0 = bench_now();
@@ -394,7 +410,8 @@ static int proofs_main(const char *dir, int64_t entries, int samples) {
         if (i % 10 == 0) { /* the old root costs log n reads more: check one in ten */
             unsigned char old_root[QUN_HASH];
             if (qun_ledger_root_at(db, pick[i], old_root, &err) != QUN_OK) die("root_at", err.msg);
-            if (!qun_merkle_verify_consistency(pick[i], size, old_root, root, (const unsigned char(*)[QUN_HASH])proof, n))
+            if (!qun_merkle_verify_consistency(pick[i], size, old_root, root,
+                                               (const unsigned char(*)[QUN_HASH])proof, n))
                 die("consistency", "a proof does not verify");
             verified++;
         }

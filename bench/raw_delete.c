@@ -45,7 +45,8 @@ static int batch(sqlite3 *h, sqlite3_stmt *del) {
 
 static double probe(sqlite3 *h, sqlite3_stmt *del) {
     double t0 = bench_now();
-    for (int i = 0; i < PROBES; i++) batch(h, del);
+    for (int i = 0; i < PROBES; i++)
+        batch(h, del);
     return (bench_now() - t0) / PROBES * 1e3;
 }
 
@@ -73,8 +74,10 @@ int main(int argc, char **argv) {
                      " body TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (group_id, seq))",
                      NULL, NULL, NULL) != SQLITE_OK)
         die(h, "schema");
-    if (sqlite3_prepare_v2(h, "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
-                              "VALUES (?1, ?2, 1, ?3, 0)", -1, &ins, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(h,
+                           "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                           "VALUES (?1, ?2, 1, ?3, 0)",
+                           -1, &ins, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h, index_order, -1, &del_index, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(h, purge_order, -1, &del_purge, NULL) != SQLITE_OK)
         die(h, "prepare");

@@ -14,16 +14,15 @@
 /* The shape of messages in src/store/sql/sqlite/0001_init.sql, including the
  * UNIQUE (group_id, seq) index every insert has to maintain.  The foreign keys are
  * left out: the baseline has no users or groups rows to point at. */
-static const char schema[] =
-    "CREATE TABLE messages ("
-    " id INTEGER PRIMARY KEY,"
-    " group_id INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL,"
-    " author_id INTEGER NOT NULL,"
-    " kind TEXT NOT NULL DEFAULT 'text',"
-    " body TEXT NOT NULL,"
-    " created_at INTEGER NOT NULL,"
-    " UNIQUE (group_id, seq))";
+static const char schema[] = "CREATE TABLE messages ("
+                             " id INTEGER PRIMARY KEY,"
+                             " group_id INTEGER NOT NULL,"
+                             " seq INTEGER NOT NULL,"
+                             " author_id INTEGER NOT NULL,"
+                             " kind TEXT NOT NULL DEFAULT 'text',"
+                             " body TEXT NOT NULL,"
+                             " created_at INTEGER NOT NULL,"
+                             " UNIQUE (group_id, seq))";
 
 double bench_now(void) {
     struct timespec ts;
@@ -60,7 +59,8 @@ int raw_insert_run(const char *path, int batch, double seconds, raw_result_t *ou
     }
     if (sqlite3_prepare_v2(h,
                            "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
-                           "VALUES (?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK) {
+                           "VALUES (?1, ?2, ?3, ?4, ?5)",
+                           -1, &ins, NULL) != SQLITE_OK) {
         fail(h, err, err_size, "prepare");
         goto out;
     }

@@ -66,7 +66,8 @@ static qun_rc setup(qun_db_t *db, void *arg, qun_err_t *err) {
     rc = qun_user_id(db, json_string_value(json_object_get(out, "openid")), &uid, err);
     json_decref(out);
     qun_sha256_hex(hash, "bench-token", 11);
-    if (rc == QUN_OK) rc = qun_session_create(db, uid, hash, "bench-phone", "android", NULL, hash, IP, &out, err);
+    if (rc == QUN_OK)
+        rc = qun_session_create(db, uid, hash, "bench-phone", "android", NULL, hash, IP, &out, err);
     if (rc != QUN_OK) return rc;
     json_decref(out);
     rc = qun_session_auth(db, hash, &owner, err);

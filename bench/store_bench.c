@@ -57,8 +57,10 @@ static void *submitter(void *arg) {
     (void)arg;
     qun_err_t err;
     while (bench_now() < deadline) {
-        if (qun_writer_run(writer, post, NULL, &err) == QUN_OK) atomic_fetch_add(&posted, 1);
-        else if (atomic_fetch_add(&failures, 1) == 0) fprintf(stderr, "store_bench: post: %s\n", err.msg);
+        if (qun_writer_run(writer, post, NULL, &err) == QUN_OK)
+            atomic_fetch_add(&posted, 1);
+        else if (atomic_fetch_add(&failures, 1) == 0)
+            fprintf(stderr, "store_bench: post: %s\n", err.msg);
     }
     return NULL;
 }
@@ -71,13 +73,15 @@ static int post_phase(const char *name, int n, double seconds) {
     atomic_store(&posted, 0);
     double t0 = bench_now();
     deadline = t0 + seconds;
-    for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, submitter, NULL);
-    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, submitter, NULL);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
     double t = bench_now() - t0;
     qun_writer_stats(writer, &c1, &o1, &f1);
     int64_t rows = atomic_load(&posted);
-    printf("%s threads=%d rows=%lld commits=%llu seconds=%.3f rows_per_s=%.0f mean_batch=%.1f\n",
-           name, n, (long long)rows, (unsigned long long)(c1 - c0), t, (double)rows / t,
+    printf("%s threads=%d rows=%lld commits=%llu seconds=%.3f rows_per_s=%.0f mean_batch=%.1f\n", name, n,
+           (long long)rows, (unsigned long long)(c1 - c0), t, (double)rows / t,
            c1 > c0 ? (double)(o1 - o0) / (double)(c1 - c0) : 0.0);
     return atomic_load(&failures) ? 1 : 0;
 }
@@ -86,7 +90,8 @@ static int post_phase(const char *name, int n, double seconds) {
 static qun_rc post64(qun_db_t *db, void *arg, qun_err_t *err) {
     (void)arg;
     qun_rc rc = QUN_OK;
-    for (int i = 0; i < 64 && rc == QUN_OK; i++) rc = post(db, NULL, err);
+    for (int i = 0; i < 64 && rc == QUN_OK; i++)
+        rc = post(db, NULL, err);
     return rc;
 }
 
@@ -130,8 +135,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "store_bench: raw baseline: %s\n", err_text);
         return 1;
     }
-    printf("raw_batch64 rows=%lld commits=%lld seconds=%.3f rows_per_s=%.0f\n",
-           (long long)raw.rows, (long long)raw.commits, raw.seconds, (double)raw.rows / raw.seconds);
+    printf("raw_batch64 rows=%lld commits=%lld seconds=%.3f rows_per_s=%.0f\n", (long long)raw.rows,
+           (long long)raw.commits, raw.seconds, (double)raw.rows / raw.seconds);
 
     qun_db_t *db;
     snprintf(path, sizeof path, "%s/store.db", dir);

@@ -50,8 +50,7 @@ qun_rc qun_bech32_decode(const char *s, bool limit90, char *hrp, size_t hrp_size
 
 /* A fresh X25519 key pair as strings: identity "AGE-SECRET-KEY-1..." and recipient
  * "age1...".  Both buffers are the caller's.  Returns QUN_OK. */
-qun_rc qun_age_keygen(char identity[QUN_AGE_IDENTITY_LEN + 1],
-                      char recipient[QUN_AGE_RECIPIENT_LEN + 1]);
+qun_rc qun_age_keygen(char identity[QUN_AGE_IDENTITY_LEN + 1], char recipient[QUN_AGE_RECIPIENT_LEN + 1]);
 
 /* Parse an "age1..." recipient into its X25519 public key.  QUN_AGE_KEY_INVALID if
  * it is not one (detail in err). */
@@ -110,11 +109,9 @@ qun_rc qun_age_dec_read(qun_age_dec_t *d, void *buf, size_t len, size_t *got, qu
 void qun_age_dec_free(qun_age_dec_t *d);
 
 /* Convenience: encrypt all of in to out for pks[n]. */
-qun_rc qun_age_encrypt_file(FILE *in, FILE *out, const uint8_t (*pks)[32], size_t n,
-                            qun_err_t *err);
+qun_rc qun_age_encrypt_file(FILE *in, FILE *out, const uint8_t (*pks)[32], size_t n, qun_err_t *err);
 /* Convenience: decrypt all of in to out with sks[n]; plaintext reaches out chunk by
  * verified chunk, so on a payload error out holds the verified prefix. */
-qun_rc qun_age_decrypt_file(FILE *in, FILE *out, const uint8_t (*sks)[32], size_t n,
-                            qun_err_t *err);
+qun_rc qun_age_decrypt_file(FILE *in, FILE *out, const uint8_t (*sks)[32], size_t n, qun_err_t *err);
 
 #endif

@@ -31,15 +31,15 @@ void qun_sha256_free(qun_sha256_t *h);
 qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
                        qun_archive_t **out, qun_err_t *err);
 /* Add a regular file name (a relative path, e.g. "messages.jsonl") holding buf[len]. */
-qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len,
-                       int64_t mtime, qun_err_t *err);
+qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len, int64_t mtime,
+                       qun_err_t *err);
 /* Add a regular file name of exactly size bytes, given in pieces: begin, then
  * add_data until size bytes have been given (the caller's count). */
 qun_rc qun_archive_add_begin(qun_archive_t *a, const char *name, int64_t size, int64_t mtime, qun_err_t *err);
 qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_err_t *err);
 /* Add a regular file name of exactly size bytes read from f in 64 KiB pieces. */
-qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64_t size,
-                              int64_t mtime, qun_err_t *err);
+qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64_t size, int64_t mtime,
+                              qun_err_t *err);
 /* Close the tar and zstd layers and write the final age chunk.  On QUN_OK the hex
  * SHA-256 of every byte written through write goes to digest (may be NULL) and the
  * count to *bytes (may be NULL). */
@@ -55,7 +55,13 @@ void qun_archive_free(qun_archive_t *a);
 /* ---- reading an archive (src/archive/import.c) ---- */
 
 /* The JSON members of a group archive, in the order of qun_archive_read_t.part. */
-enum { QUN_ARCHIVE_MEMBERS, QUN_ARCHIVE_MESSAGES, QUN_ARCHIVE_FILES, QUN_ARCHIVE_PAYMENTS, QUN_ARCHIVE_PARTS };
+enum {
+    QUN_ARCHIVE_MEMBERS,
+    QUN_ARCHIVE_MESSAGES,
+    QUN_ARCHIVE_FILES,
+    QUN_ARCHIVE_PAYMENTS,
+    QUN_ARCHIVE_PARTS
+};
 
 /* An archive read, staged and checked against its own manifest. */
 typedef struct {
@@ -65,10 +71,10 @@ typedef struct {
     struct {
         char sha[65];
         int64_t size;
-    } *blobs;                      /* files/<sha256>, staged as <dir>/<sha256> */
+    } * blobs; /* files/<sha256>, staged as <dir>/<sha256> */
     size_t nblobs, cap;
-    bool keep_blobs;               /* the caller moved the blobs away: free leaves them */
-    char content_digest[65];       /* over "<hex>  <name>\n" per listed member */
+    bool keep_blobs;         /* the caller moved the blobs away: free leaves them */
+    char content_digest[65]; /* over "<hex>  <name>\n" per listed member */
 } qun_archive_read_t;
 
 /* Read the archive plaintext buf[len] (a zstd-compressed tar): stage every member in

@@ -31,30 +31,30 @@ typedef struct {
 
 /* Server-wide settings the core needs. */
 typedef struct {
-    const char *data_dir;          /* blobs live under <data_dir>/blobs */
-    const char *store;             /* the store's connection string (for threads opening their own) */
-    int64_t session_ttl;           /* seconds */
-    int64_t confirm_ttl;           /* seconds a confirmation token lives */
-    int64_t payment_retention;     /* seconds group payments outlive a dissolution (override) */
-    int64_t idempotency_ttl;       /* seconds an Idempotency-Key is remembered (>= 24 h) */
-    int purge_batch;               /* rows per purge transaction */
+    const char *data_dir;      /* blobs live under <data_dir>/blobs */
+    const char *store;         /* the store's connection string (for threads opening their own) */
+    int64_t session_ttl;       /* seconds */
+    int64_t confirm_ttl;       /* seconds a confirmation token lives */
+    int64_t payment_retention; /* seconds group payments outlive a dissolution (override) */
+    int64_t idempotency_ttl;   /* seconds an Idempotency-Key is remembered (>= 24 h) */
+    int purge_batch;           /* rows per purge transaction */
     unsigned long long pw_opslimit;
     size_t pw_memlimit;
-    const char *admins;            /* comma-separated usernames of server admins */
-    const char *compliance;        /* comma-separated usernames holding the compliance role */
+    const char *admins;     /* comma-separated usernames of server admins */
+    const char *compliance; /* comma-separated usernames holding the compliance role */
     /* The policy packs decide the dissolution rules per kind and region (policies/).
      * The settings below, when set (>= 0), override the packs for every group: an
      * operator's switch, and how tests shorten timers. */
     const struct qun_policy *policy;
-    int64_t cooling_off;           /* seconds the owner can cancel */
-    int64_t notice;                /* advance notice for large groups */
-    int64_t notice_threshold;      /* groups with more members get the notice */
-    int64_t purge_grace;           /* seconds a dissolved group stays restorable */
-    int64_t tombstone;             /* seconds a purged group's id answers gone */
-    int64_t approval_expiry;       /* seconds an approval request stays open */
-    int64_t event_ticket_ttl;      /* seconds a GET /v1/events ticket may wait to be used */
-    int64_t import_limit;          /* bytes an imported archive may expand to (tar, uncompressed) */
-    int64_t export_quota_bytes;    /* largest .age file one export may write; 0: no limit */
+    int64_t cooling_off;        /* seconds the owner can cancel */
+    int64_t notice;             /* advance notice for large groups */
+    int64_t notice_threshold;   /* groups with more members get the notice */
+    int64_t purge_grace;        /* seconds a dissolved group stays restorable */
+    int64_t tombstone;          /* seconds a purged group's id answers gone */
+    int64_t approval_expiry;    /* seconds an approval request stays open */
+    int64_t event_ticket_ttl;   /* seconds a GET /v1/events ticket may wait to be used */
+    int64_t import_limit;       /* bytes an imported archive may expand to (tar, uncompressed) */
+    int64_t export_quota_bytes; /* largest .age file one export may write; 0: no limit */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
@@ -74,8 +74,7 @@ qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err);
 bool qun_password_verify(const char *hash, const char *password);
 /* Create a user; *out = {openid, username, created_at}.  QUN_USERNAME_TAKEN when the
  * name, or another with the same key (qun_username_key), is registered. */
-qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out,
-                       qun_err_t *err);
+qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out, qun_err_t *err);
 /* Look up a user's id and password hash by name (for login): the account whose
  * username is exactly this one, else the one holding its key (any case or Unicode
  * form of the name). */
@@ -83,8 +82,8 @@ qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, ch
                             size_t pwhash_size, qun_err_t *err);
 
 /* ---- usernames (core/username.c) ---- */
-#define QUN_USERNAME_MAX 256      /* bytes of a stored username, NUL included */
-#define QUN_USERNAME_KEY_MAX 1024 /* bytes of its key, NUL included */
+#define QUN_USERNAME_MAX 256         /* bytes of a stored username, NUL included */
+#define QUN_USERNAME_KEY_MAX 1024    /* bytes of its key, NUL included */
 #define QUN_USERNAME_LOCK 0x71756e10 /* the startup backfill of keys (qun_db_xlock) */
 /* The key a username is unique and found by: Unicode NFKC_Casefold of it, in UTF-8,
  * into out.  QUN_FIELD_INVALID when it cannot be computed (or does not fit). */
@@ -132,13 +131,13 @@ qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 /* Change the actor's password to pwhash (already argon2id-hashed; the caller verified
  * the old one) and revoke every other session of the account.  The change starts the
  * transfer cooldown.  *out = {password_changed_at, sessions_revoked}. */
-qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhash, json_t **out, qun_err_t *err);
+qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhash, json_t **out,
+                           qun_err_t *err);
 
 /* ---- orgs (core/org.c) ---- */
-qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
-                      json_t **out, qun_err_t *err);
-qun_rc qun_org_get(qun_db_t *db, const qun_actor_t *a, const char *oid, json_t **out,
-                   qun_err_t *err);
+qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind, json_t **out,
+                      qun_err_t *err);
+qun_rc qun_org_get(qun_db_t *db, const qun_actor_t *a, const char *oid, json_t **out, qun_err_t *err);
 /* The orgs the actor administers (server admins: every org), by creation, as a page
  * (limit <= 200) of org objects like qun_org_get's. */
 qun_rc qun_org_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
@@ -146,11 +145,10 @@ qun_rc qun_org_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit
 qun_rc qun_org_add_admin(qun_db_t *db, const qun_actor_t *a, const char *oid, const char *openid,
                          qun_err_t *err);
 /* Mark a user minor (school admins only) and link a guardian. */
-qun_rc qun_org_guardian_link(qun_db_t *db, const qun_actor_t *a, const char *oid,
-                             const char *minor, const char *guardian, qun_err_t *err);
+qun_rc qun_org_guardian_link(qun_db_t *db, const qun_actor_t *a, const char *oid, const char *minor,
+                             const char *guardian, qun_err_t *err);
 /* Row id of org oid when the actor administers it. */
-qun_rc qun_org_admin_id(qun_db_t *db, const qun_actor_t *a, const char *oid, int64_t *org_id,
-                        qun_err_t *err);
+qun_rc qun_org_admin_id(qun_db_t *db, const qun_actor_t *a, const char *oid, int64_t *org_id, qun_err_t *err);
 
 /* ---- groups and memberships (core/group.c) ---- */
 typedef enum { QUN_ROLE_NONE = 0, QUN_ROLE_MEMBER, QUN_ROLE_ADMIN, QUN_ROLE_OWNER } qun_role_t;
@@ -176,14 +174,14 @@ typedef struct {
     const char *typed_name;   /* the group's name typed back */
     const char *challenge_id; /* an approved device_key / qr challenge bound to the action */
     const char *totp_code;
-    json_t **problem;         /* receives requirements or limits of a refusal (owned by caller) */
+    json_t **problem; /* receives requirements or limits of a refusal (owned by caller) */
 } qun_action_proof_t;
 
 /* Load group gid for actor and check access.  need: the weakest role allowed.
  * Non-members get GROUP_NOT_FOUND (a group's existence is not disclosed) unless the
  * group is gone; members of a dissolved group get GROUP_GONE. */
-qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
-                        qun_group_t *g, qun_err_t *err);
+qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
+                        qun_err_t *err);
 /* Add user uid to group group_id with role, joined at joined_at, and count them: the
  * one function that inserts a member row, so the group's member_count follows its rows
  * (a successor group copies its predecessor's rows and count together).  In the
@@ -200,18 +198,17 @@ qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], 
 const char *qun_role_name(qun_role_t r);
 qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind,
                         const char *org, json_t *regions, json_t **out, qun_err_t *err);
-qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                     qun_err_t *err);
+qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
 qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
                       qun_err_t *err);
-qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name,
-                        json_t **out, qun_err_t *err);
-qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
-                       int limit, json_t **out, qun_err_t *err);
+qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name, json_t **out,
+                        qun_err_t *err);
+qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
+                       json_t **out, qun_err_t *err);
 qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                       const char *role, json_t **out, qun_err_t *err);
-qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
-                           const char *openid, const char *role, json_t **out, qun_err_t *err);
+qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                           const char *role, json_t **out, qun_err_t *err);
 /* Remove one member (owner; admins remove members only), ledgered as a `members.removed`
  * entry of one.  It counts against the same rolling day per actor and group as a bulk
  * removal: once that crosses bulk_remove.verify_above_members it needs the platform's
@@ -251,12 +248,13 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
                             const qun_action_proof_t *proof, json_t **out, qun_err_t *err);
 /* Accept or decline the transfer offered to the actor.  Accepting is refused
  * (LIFECYCLE_CONFLICT; the offer stays open) while the group has a dissolution open. */
-qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept,
-                           json_t **out, qun_err_t *err);
+qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept, json_t **out,
+                           qun_err_t *err);
 /* Withdraw the open transfer offer of a group (owner): ledgered as `transfer.withdrawn`,
  * the proposed new owner gets a `transfer.withdrawn` event.  TRANSFER_NOT_FOUND when
  * none is open. */
-qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
+qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
+                             qun_err_t *err);
 
 /* ---- the ownership / dissolution exclusion (core/group.c) ----
  * A group has at most one of an open ownership transfer offer and an open dissolution
@@ -272,10 +270,10 @@ qun_rc qun_lifecycle_lock(qun_db_t *db, qun_err_t *err);
 qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **problem, qun_err_t *err);
 
 /* ---- messages (core/message.c) ---- */
-qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
+qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text, json_t **out,
+                        qun_err_t *err);
+qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                         json_t **out, qun_err_t *err);
-qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
-                        int limit, json_t **out, qun_err_t *err);
 
 /* ---- files (core/file.c) ---- */
 /* Store bytes content-addressed under the data dir (idempotent); sha_hex gets the digest. */
@@ -286,24 +284,20 @@ qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err
 qun_rc qun_blob_adopt(const char *tmp, const char *sha_hex, int64_t size, qun_err_t *err);
 /* Path of a blob's bytes into out. */
 void qun_blob_path(const char *sha_hex, char *out, size_t size);
-qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,
-                    int64_t size, const char *name, const char *content_type, json_t **out,
-                    qun_err_t *err);
-qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
-                     int limit, json_t **out, qun_err_t *err);
+qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex, int64_t size,
+                    const char *name, const char *content_type, json_t **out, qun_err_t *err);
+qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
+                     json_t **out, qun_err_t *err);
 /* Find a file of the group; fills its content type and name. */
 qun_rc qun_file_get(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,
-                    char *content_type, size_t ct_size, char *name, size_t name_size,
-                    qun_err_t *err);
+                    char *content_type, size_t ct_size, char *name, size_t name_size, qun_err_t *err);
 
 /* ---- payments (core/payment.c) ---- */
 qun_rc qun_payment_create(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *kind,
-                          int64_t amount, int64_t shares, const char *memo, json_t **out,
-                          qun_err_t *err);
-qun_rc qun_payment_claim(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *pid,
-                         json_t **out, qun_err_t *err);
-qun_rc qun_payment_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                        qun_err_t *err);
+                          int64_t amount, int64_t shares, const char *memo, json_t **out, qun_err_t *err);
+qun_rc qun_payment_claim(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *pid, json_t **out,
+                         qun_err_t *err);
+qun_rc qun_payment_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
 qun_rc qun_bill_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
                      qun_err_t *err);
 
@@ -326,27 +320,25 @@ qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json
 /* What the client presents: the token (needed when the session's platform requires
  * `confirm`), the other proofs its platform and the risk engine require, its address. */
 typedef struct {
-    const char *token;        /* the preview's confirmation token */
-    bool stepped_up;          /* the password was re-entered and verified */
-    const char *totp_code;    /* a TOTP code, when risk asks for step-up */
-    const char *challenge_id; /* an approved device_key / qr challenge (platform method or step-up) */
+    const char *token;                /* the preview's confirmation token */
+    bool stepped_up;                  /* the password was re-entered and verified */
+    const char *totp_code;            /* a TOTP code, when risk asks for step-up */
+    const char *challenge_id;         /* an approved device_key / qr challenge (platform method or step-up) */
     const char *step_up_challenge_id; /* a second one, when both the platform and the risk ask */
-    const char *typed_name;   /* the group's name typed back (cli) */
+    const char *typed_name;           /* the group's name typed back (cli) */
     const char *ip;
-    json_t **problem;         /* receives requirements / reasons for a refusal (owned by caller) */
+    json_t **problem; /* receives requirements / reasons for a refusal (owned by caller) */
 } qun_diss_proof_t;
 qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *params,
                         const qun_diss_proof_t *proof, json_t **out, qun_err_t *err);
-qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                       qun_err_t *err);
+qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
 /* Cancel a dissolution archiving, in review or pending (owner). */
-qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                       qun_err_t *err);
+qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
 /* Restore a dissolved group while it is still `dissolved`: within its purge grace, or later
  * while a retention minimum or a legal hold keeps the purge from starting (the owner with
  * step-up, or a server admin). */
-qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up,
-                        json_t **out, qun_err_t *err);
+qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up, json_t **out,
+                        qun_err_t *err);
 /* Move a dissolution from review to pending once every approval is in (approval.c). */
 qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err);
 /* End a cancellable dissolution (archiving, review or pending) without dissolving:
@@ -390,8 +382,8 @@ typedef struct {
 qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, const qun_approval_needs_t *need,
                             int64_t expires_at, int *n, qun_err_t *err);
 /* What approvals a group's dissolution would need, for the preview. */
-qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approval_needs_t *need, json_t **out,
-                            qun_err_t *err);
+qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approval_needs_t *need,
+                            json_t **out, qun_err_t *err);
 qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, bool approve,
                            const char *reason, json_t **out, qun_err_t *err);
@@ -400,14 +392,14 @@ qun_rc qun_approvals_expire(qun_db_t *db, int64_t did, qun_err_t *err);
 
 /* ---- legal holds (core/hold.c) ---- */
 bool qun_is_compliance(const char *username);
-qun_rc qun_hold_place(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *reason,
-                      json_t **out, qun_err_t *err);
-qun_rc qun_hold_release(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *hid,
-                        json_t **out, qun_err_t *err);
+qun_rc qun_hold_place(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *reason, json_t **out,
+                      qun_err_t *err);
+qun_rc qun_hold_release(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *hid, json_t **out,
+                        qun_err_t *err);
 qun_rc qun_hold_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
 
 /* Switch an enterprise org's dissolve protection (org admins). */
-qun_rc qun_org_set_protection(qun_db_t *db, const qun_actor_t *a, const char *oid, bool on,
-                              json_t **out, qun_err_t *err);
+qun_rc qun_org_set_protection(qun_db_t *db, const qun_actor_t *a, const char *oid, bool on, json_t **out,
+                              qun_err_t *err);
 
 #endif

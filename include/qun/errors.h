@@ -35,8 +35,7 @@ int qun_rc_status(qun_rc rc);
 qun_rc qun_rc_errno(int e, qun_rc otherwise);
 
 /* Set err (may be NULL) to a printf-style message and return rc. */
-qun_rc qun_fail(qun_err_t *err, qun_rc rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+qun_rc qun_fail(qun_err_t *err, qun_rc rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Like qun_fail, naming the field at fault. */
 qun_rc qun_fail_field(qun_err_t *err, qun_rc rc, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

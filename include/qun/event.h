@@ -28,24 +28,23 @@
  * group_id / user_id: row ids of the audience, 0 for none; payload: the JSON object
  * clients receive as `data`, stolen (a NULL payload, e.g. a failed json_pack, is
  * QUN_NOMEM).  Returns QUN_OK or a store error. */
-qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
-                      json_t *payload, qun_err_t *err);
+qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
+                      qun_err_t *err);
 /* The user id that stands for "the group's owner" in qun_event_group. */
 #define QUN_EVENT_OWNER (-1)
 /* The PostgreSQL channel an event insert notifies at commit (src/http/events.c listens). */
 #define QUN_EVENTS_CHANNEL "qun_events"
 /* An event about group group_id: fields (stolen; NULL is QUN_NOMEM) plus "group": its
  * public id.  user_id: 0, a user row id, or QUN_EVENT_OWNER. */
-qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
-                       json_t *fields, qun_err_t *err);
+qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *fields,
+                       qun_err_t *err);
 /* A `message.created` event of the stored message (group_id, seq), as GET .../messages
  * shows it plus "group". */
 qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t *err);
 /* A membership event ("member.added", "member.removed", "group.created") for user uid
  * in group group_id, to the group and to that user: payload {group, openid, role?}
  * read from the rows. */
-qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid,
-                        qun_err_t *err);
+qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid, qun_err_t *err);
 /* The internal topic that ends the event streams of revoked sessions (src/http/events.c). */
 #define QUN_EVENT_SESSION_REVOKED "session.revoked"
 /* Append `session.revoked` for the session row ids in ids (a JSON array of integers,
@@ -106,13 +105,13 @@ qun_rc qun_event_successor(qun_db_t *db, const char *payload, int64_t *group_id,
 
 /* What a row changes for the loops that deliver it (their membership maps and streams). */
 typedef enum {
-    QUN_EVENT_KEEPS = 0,   /* nothing */
-    QUN_EVENT_JOINS,       /* user_id joins group_id, before delivery: a new member sees its own
-                            * arrival (member.added, group.created) */
-    QUN_EVENT_LEAVES,      /* user_id leaves group_id, after delivery (member.removed) */
-    QUN_EVENT_MOVES,       /* after delivery, every member of group_id joins the successor the
-                            * payload names, if any (group.dissolved; qun_event_successor) */
-    QUN_EVENT_ENDS,        /* after delivery, everyone leaves group_id (group.purged) */
+    QUN_EVENT_KEEPS = 0,     /* nothing */
+    QUN_EVENT_JOINS,         /* user_id joins group_id, before delivery: a new member sees its own
+                              * arrival (member.added, group.created) */
+    QUN_EVENT_LEAVES,        /* user_id leaves group_id, after delivery (member.removed) */
+    QUN_EVENT_MOVES,         /* after delivery, every member of group_id joins the successor the
+                              * payload names, if any (group.dissolved; qun_event_successor) */
+    QUN_EVENT_ENDS,          /* after delivery, everyone leaves group_id (group.purged) */
     QUN_EVENT_ENDS_SESSIONS, /* an internal row: the streams of the sessions it names end
                               * (session.revoked) */
 } qun_event_effect_t;

@@ -50,8 +50,7 @@ qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g
 /* The export xid as its requester sees it: {id, group, state, progress, created_at,
  * recipients, and digest, size, ledger_index, finished_at when done, error when
  * failed}.  Anyone but the requester gets EXPORT_NOT_FOUND. */
-qun_rc qun_export_get(qun_db_t *db, const qun_actor_t *a, const char *xid, json_t **out,
-                      qun_err_t *err);
+qun_rc qun_export_get(qun_db_t *db, const qun_actor_t *a, const char *xid, json_t **out, qun_err_t *err);
 
 /* Path of the finished archive of export xid into path[size] for its requester;
  * EXPORT_NOT_READY while it runs or after it failed. */
@@ -89,8 +88,8 @@ qun_rc qun_grant_download(qun_db_t *db, const char *token, const char *xid, char
  * its progress into the row and defer again, until the thread has ended, when the
  * step records `done` (with the ledger entry) or `failed` and finishes the job.  A job
  * found with no thread (the daemon restarted) starts the export over. */
-qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                             bool *finished, int64_t *defer, qun_err_t *err);
+qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                             int64_t *defer, qun_err_t *err);
 
 /* The writer export threads ledger their content seal through.  qun_jobs_start sets
  * it; NULL (from qun_jobs_stop, before the writer stops) waits until no export thread

@@ -42,8 +42,8 @@ typedef struct qun_import qun_import_t;
  * small compressed body cannot fill the disk), IMPORT_FORBIDDEN (the actor is
  * not an owner or admin in the archive's members.json).  On QUN_OK *out is
  * owned by the caller (qun_import_free). */
-qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, size_t len,
-                        qun_import_t **out, qun_err_t *err);
+qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, size_t len, qun_import_t **out,
+                        qun_err_t *err);
 
 /* Phase 2, in the caller's writer transaction; may run again if it is retried.
  * *out = {group, name, kind, source {group, export, content_digest, ledger_index},

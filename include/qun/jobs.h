@@ -18,24 +18,23 @@ typedef struct qun_jobs qun_jobs_t;
 /* One step of a job: do at most one batch of work inside the writer's transaction,
  * update the job's progress, and set *finished when nothing is left, or *defer to a
  * later time when the job must wait (e.g. a legal hold). */
-typedef qun_rc (*qun_job_step_fn)(qun_db_t *db, int64_t job_id, int64_t group_id,
-                                  int64_t ref_id, bool *finished, int64_t *defer, qun_err_t *err);
+typedef qun_rc (*qun_job_step_fn)(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                                  bool *finished, int64_t *defer, qun_err_t *err);
 
 /* Start the scheduler thread.  db_path: where it opens its read connection.  instance
  * names this process in job claims (unique among the processes sharing the database,
  * the same across its restarts); lease: seconds a claim holds without a step. */
 qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause_ms, const char *instance,
-                      int64_t lease, qun_jobs_t **out,
-                      qun_err_t *err);
+                      int64_t lease, qun_jobs_t **out, qun_err_t *err);
 void qun_jobs_stop(qun_jobs_t *j);
 /* Wake the scheduler now (e.g. after queuing a due job). */
 void qun_jobs_kick(qun_jobs_t *j);
 
 /* Steps of the purge jobs (jobs/purge.c). */
-qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                            bool *finished, int64_t *defer, qun_err_t *err);
-qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                               bool *finished, int64_t *defer, qun_err_t *err);
+qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                            int64_t *defer, qun_err_t *err);
+qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                               int64_t *defer, qun_err_t *err);
 /* Unlink up to a batch of blob files whose last reference is gone. */
 qun_rc qun_blob_unlink_queued(qun_db_t *db, int *unlinked, qun_err_t *err);
 

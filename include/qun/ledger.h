@@ -31,8 +31,8 @@ uint64_t qun_merkle_split(uint64_t n);
 typedef qun_rc (*qun_perfect_fn)(void *ctx, uint64_t lo, uint64_t hi, unsigned char out[QUN_HASH],
                                  qun_err_t *err);
 /* MTH(D[lo:hi]) of any range, from perfect subtrees. */
-qun_rc qun_merkle_range(qun_perfect_fn src, void *ctx, uint64_t lo, uint64_t hi,
-                        unsigned char out[QUN_HASH], qun_err_t *err);
+qun_rc qun_merkle_range(qun_perfect_fn src, void *ctx, uint64_t lo, uint64_t hi, unsigned char out[QUN_HASH],
+                        qun_err_t *err);
 /* PATH(index, D[0:size]) into proof (*n hashes). */
 qun_rc qun_merkle_inclusion(qun_perfect_fn src, void *ctx, uint64_t index, uint64_t size,
                             unsigned char proof[][QUN_HASH], int *n, qun_err_t *err);
@@ -45,14 +45,14 @@ bool qun_merkle_verify_inclusion(const unsigned char leaf[QUN_HASH], uint64_t in
                                  const unsigned char root[QUN_HASH]);
 /* RFC 9162 section 2.1.4.2: does proof show tree (old, old_root) is a prefix of (size, root)? */
 bool qun_merkle_verify_consistency(uint64_t old, uint64_t size, const unsigned char old_root[QUN_HASH],
-                                   const unsigned char root[QUN_HASH],
-                                   const unsigned char proof[][QUN_HASH], int n);
+                                   const unsigned char root[QUN_HASH], const unsigned char proof[][QUN_HASH],
+                                   int n);
 
 /* ---- signed checkpoints (ledger/note.c) ---- */
 typedef struct qun_note_key {
-    char name[128];                 /* key name, also the checkpoint origin */
+    char name[128]; /* key name, also the checkpoint origin */
     unsigned char pk[32];
-    unsigned char sk[64];           /* empty in a verifier */
+    unsigned char sk[64]; /* empty in a verifier */
     unsigned char key_id[4];
 } qun_note_key_t;
 
@@ -73,8 +73,8 @@ qun_rc qun_note_verify(const qun_note_key_t *key, const char *note, uint64_t *si
  * holds event-specific members; group/actor may be NULL.  *index receives the entry's
  * index. */
 qun_rc qun_ledger_append(qun_db_t *db, const char *event, const char *group, const char *actor,
-                         const char *old_state, const char *new_state, json_t *fields,
-                         int64_t *index, qun_err_t *err);
+                         const char *old_state, const char *new_state, json_t *fields, int64_t *index,
+                         qun_err_t *err);
 /* Current tree size and root. */
 qun_rc qun_ledger_head(qun_db_t *db, uint64_t *size, unsigned char root[QUN_HASH], qun_err_t *err);
 /* Root of the tree at an earlier size. */

@@ -19,11 +19,11 @@
 
 /* Delivery settings (the webhook_* keys of qund.conf). */
 typedef struct {
-    const char *urls;     /* comma-separated http(s) URLs; NULL or "" = no delivery */
-    const char *secret;   /* HMAC-SHA256 key; required when urls is set */
-    int timeout_ms;       /* whole-request timeout of one attempt */
-    int max_attempts;     /* attempts per URL before the delivery is dead */
-    int backoff_base;     /* seconds before the first retry; doubles per attempt */
+    const char *urls;   /* comma-separated http(s) URLs; NULL or "" = no delivery */
+    const char *secret; /* HMAC-SHA256 key; required when urls is set */
+    int timeout_ms;     /* whole-request timeout of one attempt */
+    int max_attempts;   /* attempts per URL before the delivery is dead */
+    int backoff_base;   /* seconds before the first retry; doubles per attempt */
 } qun_outbox_cfg_t;
 extern qun_outbox_cfg_t qun_outbox_cfg;
 
@@ -35,8 +35,7 @@ qun_rc qun_outbox_cfg_check(qun_err_t *err);
 /* Start the delivery thread, which opens its own read connection at db_path and writes
  * through writer.  When no URL is configured *out is NULL and nothing runs: events
  * stay undelivered until a URL is set.  On success *out is owned (qun_outbox_stop). */
-qun_rc qun_outbox_start(const char *db_path, qun_writer_t *writer, qun_outbox_t **out,
-                        qun_err_t *err);
+qun_rc qun_outbox_start(const char *db_path, qun_writer_t *writer, qun_outbox_t **out, qun_err_t *err);
 /* Stop the thread; a batch in flight is abandoned unrecorded and re-sent after the next
  * start (at least once).  NULL is accepted. */
 void qun_outbox_stop(qun_outbox_t *o);

@@ -6,10 +6,9 @@
  * limits of ownership transfers and bulk removals (section 5).
  *
  * A pack is read once at start from a directory holding `kinds.json`, `regions.json`
- * and `verification.json`, and validated strictly: an unknown key, a wrong type or an out-of-range value makes
- * loading fail with "FILE: FIELD.PATH: PROBLEM", because a typo that silently fell back
- * to a default would quietly weaken a safety rule.  The format is documented in
- * policies/README.md.
+ * and `verification.json`, and validated strictly: an unknown key, a wrong type or an out-of-range value
+ * makes loading fail with "FILE: FIELD.PATH: PROBLEM", because a typo that silently fell back to a default
+ * would quietly weaken a safety rule.  The format is documented in policies/README.md.
  *
  * A group's effective policy is resolved from its kind and its regions: the kind gives
  * the baseline (its own values, else the pack's defaults); every listed region may then

@@ -15,11 +15,11 @@
 #include "qun/store.h"
 
 /* X(enum suffix, stored name) */
-#define QUN_JOB_KINDS(X)                                                                           \
-    X(PURGE_GROUP, "purge_group")                                                                  \
-    X(PURGE_PAYMENTS, "purge_payments")                                                            \
-    X(DISSOLVE_DUE, "dissolve_due")                                                                \
-    X(APPROVAL_EXPIRY, "approval_expiry")                                                          \
+#define QUN_JOB_KINDS(X)                                                                                     \
+    X(PURGE_GROUP, "purge_group")                                                                            \
+    X(PURGE_PAYMENTS, "purge_payments")                                                                      \
+    X(DISSOLVE_DUE, "dissolve_due")                                                                          \
+    X(APPROVAL_EXPIRY, "approval_expiry")                                                                    \
     X(EXPORT_GROUP, "export_group")
 
 typedef enum {
@@ -71,8 +71,8 @@ qun_rc qun_queue_any_due(qun_db_t *db, const char *instance, int64_t now, bool *
 /* Claim up to max due jobs nobody else holds for instance until now + lease; the
  * claimed jobs of known kinds go to out[*n], ordered by (due_at, id).  Another
  * instance's locked rows are skipped, never waited for, where the backend can. */
-qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out, int max,
-                       int *n, qun_err_t *err);
+qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
+                       int max, int *n, qun_err_t *err);
 /* Start a step of job id: running, the claim renewed until until, if instance still
  * holds it; *mine false when the job ended or another instance took it over. */
 qun_rc qun_queue_begin_step(qun_db_t *db, int64_t id, const char *instance, int64_t until, bool *mine,

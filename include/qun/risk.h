@@ -45,32 +45,32 @@ enum {
 
 /* Thresholds and points of the rules.  Defaults in qun_risk_cfg; config keys may set them. */
 typedef struct {
-    int freq_max;               /* 3: a 4th dissolution in the window needs verification */
-    int freq_deny_max;          /* 20: beyond this many in the window, deny */
-    int64_t freq_window;        /* 24 h */
-    int freq_points;            /* 30 */
-    int64_t new_device_age;     /* 7 days */
-    int new_device_points;      /* 30 */
-    int linked_max;             /* 4: the 5th dissolution across linked accounts goes to review */
-    int64_t linked_window;      /* 1 h */
-    int linked_points;          /* 50 */
-    int linked_candidates;      /* 500: most recent requesters examined for links */
-    double anomaly_share;       /* 0.02: an hour with less than 2% of the user's activity */
-    int anomaly_min_history;    /* 50 messages */
-    int anomaly_history;        /* 10000: the profile uses at most this many recent messages */
-    int anomaly_points;         /* 20 */
-    int deny_score;             /* 150 */
-    int rules;                  /* QUN_RISK_RULE_* bits of the rules that run (all); an evaluation
-                                 * with none is still stored, at level allow */
+    int freq_max;            /* 3: a 4th dissolution in the window needs verification */
+    int freq_deny_max;       /* 20: beyond this many in the window, deny */
+    int64_t freq_window;     /* 24 h */
+    int freq_points;         /* 30 */
+    int64_t new_device_age;  /* 7 days */
+    int new_device_points;   /* 30 */
+    int linked_max;          /* 4: the 5th dissolution across linked accounts goes to review */
+    int64_t linked_window;   /* 1 h */
+    int linked_points;       /* 50 */
+    int linked_candidates;   /* 500: most recent requesters examined for links */
+    double anomaly_share;    /* 0.02: an hour with less than 2% of the user's activity */
+    int anomaly_min_history; /* 50 messages */
+    int anomaly_history;     /* 10000: the profile uses at most this many recent messages */
+    int anomaly_points;      /* 20 */
+    int deny_score;          /* 150 */
+    int rules;               /* QUN_RISK_RULE_* bits of the rules that run (all); an evaluation
+                              * with none is still stored, at level allow */
 } qun_risk_cfg_t;
 extern qun_risk_cfg_t qun_risk_cfg;
 
 /* The result of one evaluation.  reasons is owned: release with qun_risk_clear. */
 typedef struct {
-    char id[QUN_ID_MAX];        /* "r_..." the stored evaluation's public id */
+    char id[QUN_ID_MAX]; /* "r_..." the stored evaluation's public id */
     qun_risk_level_t level;
     int score;
-    json_t *reasons;            /* [{rule, level, detail, points}] */
+    json_t *reasons; /* [{rule, level, detail, points}] */
 } qun_risk_t;
 
 /* Evaluate a dissolution of group group_id (row id; 0 when none) requested by actor
@@ -87,7 +87,6 @@ const char *qun_risk_level_name(qun_risk_level_t level);
 json_t *qun_risk_json(const qun_risk_t *r);
 /* A stored evaluation of the actor's (server admins: anyone's) by public id, as
  * {id, level, score, reasons, group, device_id, created_at}. */
-qun_rc qun_risk_get(qun_db_t *db, const qun_actor_t *a, const char *rid, json_t **out,
-                    qun_err_t *err);
+qun_rc qun_risk_get(qun_db_t *db, const qun_actor_t *a, const char *rid, json_t **out, qun_err_t *err);
 
 #endif

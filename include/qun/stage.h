@@ -62,7 +62,7 @@ typedef struct {
     pthread_cond_t cv;
     qun_line_t *pending; /* handed over, not written yet */
     bool done;
-    qun_rc rc;           /* the helper's first error (only it writes rc and err) */
+    qun_rc rc; /* the helper's first error (only it writes rc and err) */
     qun_err_t err;
 } qun_stage_bg_t;
 

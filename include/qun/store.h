@@ -24,10 +24,9 @@ typedef struct qun_q qun_q_t;   /* a prepared query, owned by its connection */
 
 /* Open a connection to the store named by path: a SQLite file as a path or
  * `sqlite:PATH` (":memory:" for tests), or a PostgreSQL database as a `postgres://` or
- * `postgresql://` URL.  readonly connections refuse writes.  Applies migrations when migrate is true.  On success
- * *out is owned by the caller (qun_db_close). */
-qun_rc qun_db_open(const char *path, bool readonly, bool migrate, qun_db_t **out,
-                   qun_err_t *err);
+ * `postgresql://` URL.  readonly connections refuse writes.  Applies migrations when migrate is true.  On
+ * success *out is owned by the caller (qun_db_close). */
+qun_rc qun_db_open(const char *path, bool readonly, bool migrate, qun_db_t **out, qun_err_t *err);
 /* Close a connection and finalize its queries.  NULL is accepted. */
 void qun_db_close(qun_db_t *db);
 /* Schema version after migrations. */
@@ -115,8 +114,7 @@ bool qun_store_listens(const char *conn);
  * at the same schema version.  report (may be NULL) is called with each table's row
  * count as it is done.  QUN_BAD_REQUEST for a refused pair, with the reason in err. */
 typedef void (*qun_copy_report_fn)(void *arg, const char *table, int64_t rows);
-qun_rc qun_store_copy(const char *from, const char *to, qun_copy_report_fn report, void *arg,
-                      qun_err_t *err);
+qun_rc qun_store_copy(const char *from, const char *to, qun_copy_report_fn report, void *arg, qun_err_t *err);
 /* Process-wide store settings; call once before opening any connection. */
 void qun_store_init(void);
 
@@ -124,7 +122,6 @@ void qun_store_init(void);
  * types: one char per parameter: 'i' int64_t, 'z' int64_t bound as NULL when 0,
  * 's' const char * (NULL binds NULL), 'n' NULL (consumes no argument).
  * Returns QUN_ROW (row readable on *out, call qun_q_done when finished), QUN_DONE or error. */
-qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
-                  const char *types, ...);
+qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...);
 
 #endif

@@ -56,35 +56,33 @@ qun_rc qun_device_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err
 /* Issue a challenge for actor's current session: method "device_key" or "qr", bound
  * to action (required), group (public id or NULL) and params_digest (64 hex or NULL).
  * *out = {id, nonce, expires_at, method, action, group, params_digest, state}. */
-qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *method,
-                            const char *action, const char *group, const char *params_digest,
-                            json_t **out, qun_err_t *err);
+qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *method, const char *action,
+                            const char *group, const char *params_digest, json_t **out, qun_err_t *err);
 /* Approve challenge cid of the actor's account with a signature (64 bytes) by the
  * registered key of device_id, a device of the same account.  For method "qr" the
  * device must differ from the requesting one.  *out = the challenge's status. */
-qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid,
-                             const char *device_id, const unsigned char sig[64], json_t **out,
-                             qun_err_t *err);
+qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *device_id,
+                             const unsigned char sig[64], json_t **out, qun_err_t *err);
 /* Status of challenge cid of the actor's account: {id, method, action, group,
  * params_digest, state (pending|approved|expired|used), expires_at, approved_by}. */
 qun_rc qun_challenge_status(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
                             qun_err_t *err);
 /* The text the challenge's QR code encodes, "qun://challenge/<id>?n=<nonce>", into
  * out (at least 160 bytes).  Only for the actor's own pending challenges. */
-qun_rc qun_challenge_uri(qun_db_t *db, const qun_actor_t *a, const char *cid, char *out,
-                         size_t size, qun_err_t *err);
+qun_rc qun_challenge_uri(qun_db_t *db, const qun_actor_t *a, const char *cid, char *out, size_t size,
+                         qun_err_t *err);
 /* What dissolution (and any protected action) calls: check that challenge cid belongs
  * to the actor and was issued to the actor's current session, is approved, unexpired
  * and unused, and is bound to exactly action, group and params_digest (NULL and ""
  * are the same); then mark it used.  Codes: CHALLENGE_NOT_FOUND, CHALLENGE_EXPIRED,
  * CHALLENGE_USED, CHALLENGE_NOT_APPROVED, CHALLENGE_MISMATCH.  *method_out (may be
  * NULL) receives "device_key" or "qr" (static string). */
-qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid,
-                             const char *action, const char *group, const char *params_digest,
-                             const char **method_out, qun_err_t *err);
+qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *action,
+                             const char *group, const char *params_digest, const char **method_out,
+                             qun_err_t *err);
 /* The signed message of a challenge into a malloc'd string (*len its length). */
-char *qun_challenge_message(const char *cid, const char *nonce, const char *action,
-                            const char *group, const char *params_digest, size_t *len);
+char *qun_challenge_message(const char *cid, const char *nonce, const char *action, const char *group,
+                            const char *params_digest, size_t *len);
 
 /* ---- TOTP ---- */
 /* Start (or restart, while not yet confirmed) a TOTP enrollment.  The secret is sealed
@@ -106,10 +104,10 @@ qun_rc qun_totp_active(qun_db_t *db, const qun_actor_t *a, bool *active, qun_err
 
 /* What a request must present. */
 typedef struct {
-    unsigned all;    /* every method of this mask (QUN_VM_*) */
-    unsigned any;    /* and one of these (0: none): the risk step-up */
-    bool review;     /* and a manual review must approve it */
-    bool denied;     /* nothing satisfies it */
+    unsigned all;      /* every method of this mask (QUN_VM_*) */
+    unsigned any;      /* and one of these (0: none): the risk step-up */
+    bool review;       /* and a manual review must approve it */
+    bool denied;       /* nothing satisfies it */
     unsigned enrolled; /* the methods of all asked because of what the account enrolled */
 } qun_verify_need_t;
 
@@ -154,14 +152,14 @@ typedef struct {
  * TOTP_REQUIRED); VERIFICATION_REQUIRED for a missing step-up.  On a missing method
  * *problem (may be NULL) receives {requirements, action, group, params_digest} (owned by
  * the caller). */
-qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t need, const qun_verify_proof_t *p,
-                        json_t **problem, qun_err_t *err);
+qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t need,
+                        const qun_verify_proof_t *p, json_t **problem, qun_err_t *err);
 
 /* ---- confirmation tokens (method confirm) ---- */
 /* Issue a single-use token (into token, "qct_" + 43 characters) bound to the actor,
  * group_id, action and the digest of params, living confirm_ttl; *expires its end. */
-qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action, json_t *params,
-                         char token[64], int64_t *expires, qun_err_t *err);
+qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action,
+                         json_t *params, char token[64], int64_t *expires, qun_err_t *err);
 /* Check and use up token for exactly these bindings; CONFIRMATION_INVALID otherwise. */
 qun_rc qun_confirm_consume(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action,
                            json_t *params, const char *token, qun_err_t *err);

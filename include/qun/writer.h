@@ -34,8 +34,8 @@ void qun_writer_stop(qun_writer_t *w);
 /* Queue op (caller-owned, must live until op->done runs). */
 void qun_writer_submit(qun_writer_t *w, qun_wop_t *op);
 /* Queue fn and wait for its durable outcome; for background threads (jobs). */
-qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *),
-                      void *arg, qun_err_t *err);
+qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
+                      qun_err_t *err);
 /* Call fn(arg) on the writer thread after every successful COMMIT, before the batch's
  * done callbacks (NULL fn: none).  fn must be quick and thread-safe: it is how the HTTP
  * loops learn that new events are durable. */

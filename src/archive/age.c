@@ -80,9 +80,11 @@ static uint32_t b32_polymod_step(uint32_t chk, uint8_t v) {
 /* The checksum state after the expanded hrp (already lower case). */
 static uint32_t b32_hrp_chk(const char *hrp, size_t n) {
     uint32_t chk = 1;
-    for (size_t i = 0; i < n; i++) chk = b32_polymod_step(chk, (uint8_t)hrp[i] >> 5);
+    for (size_t i = 0; i < n; i++)
+        chk = b32_polymod_step(chk, (uint8_t)hrp[i] >> 5);
     chk = b32_polymod_step(chk, 0);
-    for (size_t i = 0; i < n; i++) chk = b32_polymod_step(chk, (uint8_t)hrp[i] & 31);
+    for (size_t i = 0; i < n; i++)
+        chk = b32_polymod_step(chk, (uint8_t)hrp[i] & 31);
     return chk;
 }
 
@@ -117,9 +119,11 @@ qun_rc qun_bech32_encode(const char *hrp, const uint8_t *data, size_t len, bool 
             out[o++] = B32_CHARSET[v];
         }
     }
-    for (int i = 0; i < 6; i++) chk = b32_polymod_step(chk, 0);
+    for (int i = 0; i < 6; i++)
+        chk = b32_polymod_step(chk, 0);
     chk ^= 1;
-    for (int i = 0; i < 6; i++) out[o++] = B32_CHARSET[(chk >> (5 * (5 - i))) & 31];
+    for (int i = 0; i < 6; i++)
+        out[o++] = B32_CHARSET[(chk >> (5 * (5 - i))) & 31];
     out[o] = '\0';
     if (upper)
         for (size_t i = 0; i < o; i++)
@@ -178,8 +182,7 @@ qun_rc qun_bech32_decode(const char *s, bool limit90, char *hrp, size_t hrp_size
 
 /* ---- keys ---- */
 
-qun_rc qun_age_keygen(char identity[QUN_AGE_IDENTITY_LEN + 1],
-                      char recipient[QUN_AGE_RECIPIENT_LEN + 1]) {
+qun_rc qun_age_keygen(char identity[QUN_AGE_IDENTITY_LEN + 1], char recipient[QUN_AGE_RECIPIENT_LEN + 1]) {
     uint8_t sk[32], pk[32];
     randombytes_buf(sk, sizeof sk);
     crypto_scalarmult_base(pk, sk);
@@ -189,15 +192,14 @@ qun_rc qun_age_keygen(char identity[QUN_AGE_IDENTITY_LEN + 1],
     return QUN_OK;
 }
 
-static qun_rc key_parse(const char *s, const char *want_hrp, bool upper, uint8_t key[32],
-                        qun_err_t *err, const char *what) {
+static qun_rc key_parse(const char *s, const char *want_hrp, bool upper, uint8_t key[32], qun_err_t *err,
+                        const char *what) {
     char hrp[32];
     size_t len = 0;
     bool up = false;
     for (const char *p = s; *p; p++)
         if (*p >= 'A' && *p <= 'Z') up = true;
-    if (up != upper ||
-        qun_bech32_decode(s, false, hrp, sizeof hrp, key, 32, &len) != QUN_OK ||
+    if (up != upper || qun_bech32_decode(s, false, hrp, sizeof hrp, key, 32, &len) != QUN_OK ||
         strcmp(hrp, want_hrp) != 0 || len != 32)
         return qun_fail(err, QUN_AGE_KEY_INVALID, "not an age X25519 %s", what);
     return QUN_OK;
@@ -217,8 +219,7 @@ qun_rc qun_age_identity_recipient(const char *identity, char recipient[QUN_AGE_R
     qun_rc rc = qun_age_identity_parse(identity, sk, err);
     if (rc == QUN_OK) {
         crypto_scalarmult_base(pk, sk);
-        qun_bech32_encode(HRP_RECIPIENT, pk, sizeof pk, false, recipient,
-                          QUN_AGE_RECIPIENT_LEN + 1);
+        qun_bech32_encode(HRP_RECIPIENT, pk, sizeof pk, false, recipient, QUN_AGE_RECIPIENT_LEN + 1);
     }
     sodium_memzero(sk, sizeof sk);
     return rc;
@@ -237,8 +238,7 @@ qun_rc qun_age_identities_load(FILE *f, uint8_t (*sks)[32], size_t max, size_t *
         if (*n == max) return qun_fail(err, QUN_AGE_KEY_INVALID, "more than %zu identities", max);
         if (qun_age_identity_parse(line, sks[*n], err) != QUN_OK) {
             sodium_memzero(line, sizeof line);
-            return qun_fail(err, QUN_AGE_KEY_INVALID, "line %zu is not an age X25519 identity",
-                            lineno);
+            return qun_fail(err, QUN_AGE_KEY_INVALID, "line %zu is not an age X25519 identity", lineno);
         }
         (*n)++;
     }
@@ -251,7 +251,8 @@ qun_rc qun_age_identities_load(FILE *f, uint8_t (*sks)[32], size_t max, size_t *
 
 static void stream_nonce(uint8_t nonce[12], uint64_t counter, bool last) {
     memset(nonce, 0, 12);
-    for (int i = 0; i < 8; i++) nonce[10 - i] = (uint8_t)(counter >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        nonce[10 - i] = (uint8_t)(counter >> (8 * i));
     nonce[11] = last ? 1 : 0;
 }
 
@@ -266,8 +267,7 @@ static void header_mac(const uint8_t file_key[FILE_KEY_LEN], const uint8_t *hdr,
     sodium_memzero(k, sizeof k);
 }
 
-static void payload_key(const uint8_t file_key[FILE_KEY_LEN], const uint8_t nonce[16],
-                        uint8_t key[32]) {
+static void payload_key(const uint8_t file_key[FILE_KEY_LEN], const uint8_t nonce[16], uint8_t key[32]) {
     qun_hkdf_sha256(nonce, 16, file_key, FILE_KEY_LEN, (const uint8_t *)"payload", 7, key, 32);
 }
 
@@ -277,8 +277,8 @@ static void wrap_key(const uint8_t shared[32], const uint8_t share[32], const ui
     uint8_t salt[64];
     memcpy(salt, share, 32);
     memcpy(salt + 32, rcpt, 32);
-    qun_hkdf_sha256(salt, sizeof salt, shared, 32, (const uint8_t *)X25519_INFO,
-                    sizeof X25519_INFO - 1, key, 32);
+    qun_hkdf_sha256(salt, sizeof salt, shared, 32, (const uint8_t *)X25519_INFO, sizeof X25519_INFO - 1, key,
+                    32);
 }
 
 /* ---- encryption ---- */
@@ -311,8 +311,7 @@ qun_rc qun_age_enc_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
     qun_age_enc_t *e = NULL;
     *out = NULL;
     if (n == 0 || n > QUN_AGE_MAX_KEYS)
-        return qun_fail(err, QUN_AGE_KEY_INVALID, "between 1 and %d recipients are needed",
-                        QUN_AGE_MAX_KEYS);
+        return qun_fail(err, QUN_AGE_KEY_INVALID, "between 1 and %d recipients are needed", QUN_AGE_MAX_KEYS);
     e = sodium_malloc(sizeof *e);
     hdr = malloc(cap);
     if (!e || !hdr) {
@@ -336,19 +335,17 @@ qun_rc qun_age_enc_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
         }
         wrap_key(shared, share, pks[i], wk);
         static const uint8_t zero_nonce[12];
-        crypto_aead_chacha20poly1305_ietf_encrypt(body, NULL, file_key, sizeof file_key, NULL, 0,
-                                                  NULL, zero_nonce, wk);
+        crypto_aead_chacha20poly1305_ietf_encrypt(body, NULL, file_key, sizeof file_key, NULL, 0, NULL,
+                                                  zero_nonce, wk);
         sodium_memzero(esk, sizeof esk);
         sodium_memzero(shared, sizeof shared);
         sodium_memzero(wk, sizeof wk);
         hdr_put(hdr, cap, &len, "-> X25519 ", 10);
-        sodium_bin2base64(b64, sizeof b64, share, sizeof share,
-                          sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+        sodium_bin2base64(b64, sizeof b64, share, sizeof share, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
         hdr_put(hdr, cap, &len, b64, strlen(b64));
         hdr_put(hdr, cap, &len, "\n", 1);
         /* 32 bytes of body are 43 characters: one short final line. */
-        sodium_bin2base64(b64, sizeof b64, body, sizeof body,
-                          sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+        sodium_bin2base64(b64, sizeof b64, body, sizeof body, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
         hdr_put(hdr, cap, &len, b64, strlen(b64));
         hdr_put(hdr, cap, &len, "\n", 1);
     }
@@ -378,8 +375,8 @@ static qun_rc enc_flush(qun_age_enc_t *e, bool last, qun_err_t *err) {
     uint8_t nonce[12];
     unsigned long long clen = 0;
     stream_nonce(nonce, e->counter, last);
-    crypto_aead_chacha20poly1305_ietf_encrypt(e->cipher, &clen, e->plain, e->fill, NULL, 0, NULL,
-                                              nonce, e->key);
+    crypto_aead_chacha20poly1305_ietf_encrypt(e->cipher, &clen, e->plain, e->fill, NULL, 0, NULL, nonce,
+                                              e->key);
     if (e->write(e->arg, e->cipher, (size_t)clen) != 0) {
         e->failed = true;
         return qun_fail(err, QUN_AGE_IO, "cannot write the age payload");
@@ -487,8 +484,7 @@ static qun_rc read_line(qun_age_dec_t *d, char *line, size_t *line_len, char *hd
 }
 
 static bool is_b64_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
 /* Strict unpadded, canonical base64 of the whole of s[n] into out (cap bytes). */
@@ -501,8 +497,8 @@ static bool b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t
         *out_len = 0;
         return true;
     }
-    if (sodium_base642bin(out, cap, s, n, NULL, out_len, &end,
-                          sodium_base64_VARIANT_ORIGINAL_NO_PADDING) != 0)
+    if (sodium_base642bin(out, cap, s, n, NULL, out_len, &end, sodium_base64_VARIANT_ORIGINAL_NO_PADDING) !=
+        0)
         return false;
     if (end != s + n) return false;
     /* Re-encode to reject non-zero trailing bits. */
@@ -554,8 +550,8 @@ static qun_rc x25519_unwrap(const stanza_t *s, const uint8_t sk[32], uint8_t fil
     if (crypto_scalarmult(shared, sk, share) != 0) return QUN_AGE_HEADER_INVALID; /* all zero */
     crypto_scalarmult_base(pk, sk);
     wrap_key(shared, share, pk, wk);
-    int bad = crypto_aead_chacha20poly1305_ietf_decrypt(file_key, NULL, NULL, s->body, s->body_len,
-                                                        NULL, 0, zero_nonce, wk);
+    int bad = crypto_aead_chacha20poly1305_ietf_decrypt(file_key, NULL, NULL, s->body, s->body_len, NULL, 0,
+                                                        zero_nonce, wk);
     sodium_memzero(shared, sizeof shared);
     sodium_memzero(wk, sizeof wk);
     return bad ? QUN_AGE_NO_MATCH : QUN_OK;
@@ -617,8 +613,7 @@ qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read,
             rc = read_line(d, body_line, &bl, hdr, &hdr_len);
             if (rc != QUN_OK) break;
             if (bl > 64 || st->body_len + 48 > sizeof st->body ||
-                !b64_decode(body_line, bl, st->body + st->body_len, sizeof st->body - st->body_len,
-                            &dec)) {
+                !b64_decode(body_line, bl, st->body + st->body_len, sizeof st->body - st->body_len, &dec)) {
                 rc = QUN_AGE_HEADER_INVALID;
                 detail = "a stanza body is not canonical base64 in 64-column lines";
                 break;
@@ -632,15 +627,15 @@ qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read,
             size_t sl = 0;
             any = true;
             if (st->nargs != 2 || st->body_len != FILE_KEY_LEN + 16 ||
-                !b64_decode(st->args[1], strlen(st->args[1]), share, sizeof share, &sl) ||
-                sl != 32) {
+                !b64_decode(st->args[1], strlen(st->args[1]), share, sizeof share, &sl) || sl != 32) {
                 rc = QUN_AGE_HEADER_INVALID;
                 detail = "an X25519 stanza is malformed";
                 break;
             }
             for (size_t i = 0; i < n && !have_key; i++) {
                 qun_rc u = x25519_unwrap(st, sks[i], file_key);
-                if (u == QUN_OK) have_key = true;
+                if (u == QUN_OK)
+                    have_key = true;
                 else if (u != QUN_AGE_NO_MATCH) {
                     rc = u;
                     detail = "an X25519 stanza is malformed";
@@ -662,8 +657,8 @@ qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read,
     if (rc == QUN_OK) {
         size_t ml = 0;
         mac_at = hdr_len - len - 1 + 3; /* the MAC covers the header through "---" */
-        if (len != 4 + 43 || st->line[3] != ' ' ||
-            !b64_decode(st->line + 4, 43, want, sizeof want, &ml) || ml != 32) {
+        if (len != 4 + 43 || st->line[3] != ' ' || !b64_decode(st->line + 4, 43, want, sizeof want, &ml) ||
+            ml != 32) {
             rc = QUN_AGE_HEADER_INVALID;
             detail = "the header MAC line is malformed";
         }
@@ -722,13 +717,13 @@ static qun_rc dec_chunk(qun_age_dec_t *d, qun_err_t *err) {
         last = true;
     }
     stream_nonce(nonce, d->counter, last);
-    int bad = crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, got, NULL, 0,
-                                                        nonce, d->key);
+    int bad =
+        crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, got, NULL, 0, nonce, d->key);
     if (bad && !last) {
         last = true;
         stream_nonce(nonce, d->counter, true);
-        bad = crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, got, NULL, 0,
-                                                        nonce, d->key);
+        bad = crypto_aead_chacha20poly1305_ietf_decrypt(d->plain, &plen, NULL, d->in, got, NULL, 0, nonce,
+                                                        d->key);
     }
     if (bad)
         return qun_fail(err, QUN_AGE_PAYLOAD_INVALID,
@@ -794,8 +789,7 @@ static int file_read(void *arg, void *buf, size_t len, size_t *got) {
     return ferror((FILE *)arg) ? -1 : 0;
 }
 
-qun_rc qun_age_encrypt_file(FILE *in, FILE *out, const uint8_t (*pks)[32], size_t n,
-                            qun_err_t *err) {
+qun_rc qun_age_encrypt_file(FILE *in, FILE *out, const uint8_t (*pks)[32], size_t n, qun_err_t *err) {
     qun_age_enc_t *e = NULL;
     uint8_t buf[16384];
     size_t got;
@@ -809,8 +803,7 @@ qun_rc qun_age_encrypt_file(FILE *in, FILE *out, const uint8_t (*pks)[32], size_
     return rc;
 }
 
-qun_rc qun_age_decrypt_file(FILE *in, FILE *out, const uint8_t (*sks)[32], size_t n,
-                            qun_err_t *err) {
+qun_rc qun_age_decrypt_file(FILE *in, FILE *out, const uint8_t (*sks)[32], size_t n, qun_err_t *err) {
     qun_age_dec_t *d = NULL;
     uint8_t buf[16384];
     size_t got = 0;

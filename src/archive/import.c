@@ -21,7 +21,7 @@
 #include "qun/util.h"
 
 static const char *const part_names[QUN_ARCHIVE_PARTS] = {"members.json", "messages.jsonl", "files.jsonl",
-                                                           "payments.jsonl"};
+                                                          "payments.jsonl"};
 
 void qun_archive_read_free(qun_archive_read_t *r) {
     if (!r) return;
@@ -53,13 +53,13 @@ static const char *jstr(json_t *o, const char *k) {
 typedef struct {
     struct archive *ar;
     qun_archive_read_t *imp;
-    json_t *seen;        /* member name -> hex digest, in archive order */
+    json_t *seen; /* member name -> hex digest, in archive order */
     crypto_hash_sha256_state content;
-    char *manifest;      /* manifest.json's bytes */
+    char *manifest; /* manifest.json's bytes */
     size_t manifest_len, manifest_cap;
-    int64_t expanded;    /* tar member bytes read so far, against limit */
+    int64_t expanded; /* tar member bytes read so far, against limit */
     int64_t limit;
-    unsigned char *buf;  /* COPY_BUF bytes */
+    unsigned char *buf; /* COPY_BUF bytes */
 } reader_t;
 
 #define COPY_BUF 65536
@@ -88,14 +88,16 @@ static qun_rc copy_member(reader_t *rd, const char *name, FILE *f, bool manifest
         crypto_hash_sha256_update(&h, buf, (size_t)n);
         total += n;
         if ((rd->expanded += n) > rd->limit)
-            return qun_fail(err, QUN_IMPORT_TOO_LARGE, "the archive expands beyond %lld bytes (setting import_limit)",
+            return qun_fail(err, QUN_IMPORT_TOO_LARGE,
+                            "the archive expands beyond %lld bytes (setting import_limit)",
                             (long long)rd->limit);
         if (manifest) {
             if (total > QUN_ARCHIVE_MANIFEST_MAX)
                 return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "manifest.json is larger than %d bytes",
                                 QUN_ARCHIVE_MANIFEST_MAX);
             if ((size_t)total + 1 > rd->manifest_cap) {
-                size_t ncap = rd->manifest_cap * 2 > (size_t)total + 1 ? rd->manifest_cap * 2 : (size_t)total + 1;
+                size_t ncap =
+                    rd->manifest_cap * 2 > (size_t)total + 1 ? rd->manifest_cap * 2 : (size_t)total + 1;
                 char *p = realloc(rd->manifest, ncap);
                 if (!p) return qun_fail(err, QUN_NOMEM, "out of memory for manifest.json");
                 rd->manifest = p;
@@ -105,12 +107,13 @@ static qun_rc copy_member(reader_t *rd, const char *name, FILE *f, bool manifest
             rd->manifest[total] = '\0';
             rd->manifest_len = (size_t)total;
         } else if (f && fwrite(buf, 1, (size_t)n, f) != (size_t)n) {
-            return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot stage %s: %s", name, strerror(errno));
+            return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot stage %s: %s", name,
+                            strerror(errno));
         }
     }
     if (total != size)
-        return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "%s holds %lld bytes, its tar header says %lld", name,
-                        (long long)total, (long long)size);
+        return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "%s holds %lld bytes, its tar header says %lld",
+                        name, (long long)total, (long long)size);
     unsigned char d[32];
     crypto_hash_sha256_final(&h, d);
     qun_hex(hex, d, sizeof d);
@@ -121,12 +124,15 @@ static qun_rc stage_file(qun_archive_read_t *imp, FILE **out, qun_err_t *err) {
     char path[760];
     snprintf(path, sizeof path, "%s/.part-XXXXXX", imp->dir);
     int fd = mkstemp(path);
-    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create a staging file: %s", strerror(errno));
+    if (fd < 0)
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create a staging file: %s",
+                        strerror(errno));
     unlink(path);
     *out = fdopen(fd, "w+");
     if (!*out) {
         close(fd);
-        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s", strerror(errno));
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s",
+                        strerror(errno));
     }
     return QUN_OK;
 }
@@ -140,8 +146,9 @@ static qun_rc read_member(reader_t *rd, struct archive_entry *e, qun_err_t *err)
         return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "member %.100s is not a regular file", name);
     int64_t size = archive_entry_size(e);
     if (size < 0 || size > rd->limit - rd->expanded)
-        return qun_fail(err, QUN_IMPORT_TOO_LARGE, "member %.100s would take the archive beyond %lld bytes (setting import_limit)",
-                        name, (long long)rd->limit);
+        return qun_fail(err, QUN_IMPORT_TOO_LARGE,
+                        "member %.100s would take the archive beyond %lld bytes (setting import_limit)", name,
+                        (long long)rd->limit);
     bool manifest = strcmp(name, "manifest.json") == 0;
     if (json_object_get(rd->seen, name) || (manifest && rd->manifest))
         return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "member %.100s appears twice", name);
@@ -206,16 +213,17 @@ static qun_rc check_digests(reader_t *rd, json_t *digests, qun_err_t *err) {
     json_object_foreach(rd->seen, name, v) {
         const char *want = json_string_value(json_object_get(digests, name));
         if (!want)
-            return qun_fail(err, QUN_IMPORT_DIGEST_MISMATCH, "the manifest does not list member %.100s", name);
+            return qun_fail(err, QUN_IMPORT_DIGEST_MISMATCH, "the manifest does not list member %.100s",
+                            name);
         if (strcmp(want, json_string_value(v)) != 0)
-            return qun_fail(err, QUN_IMPORT_DIGEST_MISMATCH, "%.100s hashes to %s, the manifest lists %.64s", name,
-                            json_string_value(v), want);
+            return qun_fail(err, QUN_IMPORT_DIGEST_MISMATCH, "%.100s hashes to %s, the manifest lists %.64s",
+                            name, json_string_value(v), want);
     }
-    json_object_foreach(digests, name, v)
-        if (!json_object_get(rd->seen, name))
-            return qun_fail(err, QUN_IMPORT_DIGEST_MISMATCH, "the manifest lists %.100s, which the archive lacks", name);
+    json_object_foreach(digests, name, v) if (!json_object_get(rd->seen, name)) return qun_fail(
+        err, QUN_IMPORT_DIGEST_MISMATCH, "the manifest lists %.100s, which the archive lacks", name);
     for (int i = 0; i < QUN_ARCHIVE_PARTS; i++)
-        if (!rd->imp->part[i]) return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "the archive has no %s", part_names[i]);
+        if (!rd->imp->part[i])
+            return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "the archive has no %s", part_names[i]);
     return QUN_OK;
 }
 
@@ -247,28 +255,35 @@ qun_rc qun_archive_read(const void *buf, size_t len, const char *dir, int64_t li
             /* libarchive reads a plain tar as readily as a compressed one; the format
              * is zstd, and a client sending anything else has the wrong bytes. */
             bool zstd = false;
-            for (int i = 0; i < archive_filter_count(rd.ar); i++) zstd |= archive_filter_code(rd.ar, i) == ARCHIVE_FILTER_ZSTD;
+            for (int i = 0; i < archive_filter_count(rd.ar); i++)
+                zstd |= archive_filter_code(rd.ar, i) == ARCHIVE_FILTER_ZSTD;
             if (!zstd) {
-                rc = qun_fail(err, QUN_IMPORT_NOT_ZSTD,
-                              "the body is a tar that is not zstd-compressed: send the plaintext `age -d` yields "
-                              "from the .age file, which is the zstd-compressed tar");
+                rc = qun_fail(
+                    err, QUN_IMPORT_NOT_ZSTD,
+                    "the body is a tar that is not zstd-compressed: send the plaintext `age -d` yields "
+                    "from the .age file, which is the zstd-compressed tar");
                 break;
             }
             zstd_checked = true;
         }
         rc = read_member(&rd, e, err);
     }
-    if (rc == QUN_OK && !rd.manifest) rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "the archive has no manifest.json");
+    if (rc == QUN_OK && !rd.manifest)
+        rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "the archive has no manifest.json");
     if (rc == QUN_OK) {
         json_error_t je;
         imp->manifest = json_loadb(rd.manifest, rd.manifest_len, JSON_REJECT_DUPLICATES, &je);
         json_t *m = imp->manifest, *g = json_object_get(m, "group");
         if (!json_is_object(m) || strcmp(jstr(m, "format"), "qun-group-archive") != 0)
-            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "manifest.json is not a qun group archive manifest");
+            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID,
+                          "manifest.json is not a qun group archive manifest");
         else if (json_integer_value(json_object_get(m, "format_version")) != QUN_ARCHIVE_FORMAT_VERSION)
-            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "manifest.json has format_version %lld, this server reads %d",
-                          (long long)json_integer_value(json_object_get(m, "format_version")), QUN_ARCHIVE_FORMAT_VERSION);
-        else if (!json_is_object(json_object_get(m, "digests")) || !json_string_value(json_object_get(g, "name")) ||
+            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID,
+                          "manifest.json has format_version %lld, this server reads %d",
+                          (long long)json_integer_value(json_object_get(m, "format_version")),
+                          QUN_ARCHIVE_FORMAT_VERSION);
+        else if (!json_is_object(json_object_get(m, "digests")) ||
+                 !json_string_value(json_object_get(g, "name")) ||
                  !json_string_value(json_object_get(g, "kind")))
             rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "manifest.json lacks its digests or group");
     }

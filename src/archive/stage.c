@@ -21,7 +21,8 @@ qun_rc qun_stage_open(qun_stage_t *s, const char *dir, qun_err_t *err) {
     s->f = fdopen(fd, "w+");
     if (!s->f) {
         close(fd);
-        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s", strerror(errno));
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open a staging file: %s",
+                        strerror(errno));
     }
     return qun_sha256_init(&s->h, err);
 }
@@ -40,7 +41,9 @@ qun_rc qun_stage_put(qun_stage_t *s, const void *buf, size_t n, qun_err_t *err) 
     return QUN_OK;
 }
 
-qun_rc qun_stage_str(qun_stage_t *s, const char *str, qun_err_t *err) { return qun_stage_put(s, str, strlen(str), err); }
+qun_rc qun_stage_str(qun_stage_t *s, const char *str, qun_err_t *err) {
+    return qun_stage_put(s, str, strlen(str), err);
+}
 
 qun_rc qun_stage_json(qun_stage_t *s, json_t *o, qun_err_t *err) {
     char *t = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -112,9 +115,7 @@ void qun_line_jstr(qun_line_t *l, const char *s) {
         case '\n': e[1] = 'n'; break;
         case '\r': e[1] = 'r'; break;
         case '\t': e[1] = 't'; break;
-        default:
-            e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
-            n = 6;
+        default: e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15]; n = 6;
         }
         qun_line_put(l, e, n);
     }
@@ -128,7 +129,8 @@ static void *bg_main(void *arg) {
     qun_stage_bg_t *b = arg;
     pthread_mutex_lock(&b->mu);
     for (;;) {
-        while (!b->pending && !b->done) pthread_cond_wait(&b->cv, &b->mu);
+        while (!b->pending && !b->done)
+            pthread_cond_wait(&b->cv, &b->mu);
         if (!b->pending) break;
         qun_line_t *l = b->pending;
         qun_rc failed = b->rc;
@@ -160,7 +162,8 @@ qun_rc qun_stage_bg_start(qun_stage_bg_t *b, qun_stage_t *s, qun_err_t *err) {
 
 qun_rc qun_stage_bg_hand(qun_stage_bg_t *b, qun_line_t *l) {
     pthread_mutex_lock(&b->mu);
-    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
+    while (b->pending)
+        pthread_cond_wait(&b->cv, &b->mu);
     qun_rc rc = b->rc;
     if (rc == QUN_OK && l->len) {
         b->pending = l;
@@ -172,7 +175,8 @@ qun_rc qun_stage_bg_hand(qun_stage_bg_t *b, qun_line_t *l) {
 
 qun_rc qun_stage_bg_finish(qun_stage_bg_t *b, qun_err_t *err) {
     pthread_mutex_lock(&b->mu);
-    while (b->pending) pthread_cond_wait(&b->cv, &b->mu);
+    while (b->pending)
+        pthread_cond_wait(&b->cv, &b->mu);
     b->done = true;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);

@@ -31,10 +31,10 @@ struct qun_archive {
     qun_age_enc_t *enc;
     qun_age_write_fn write;
     void *arg;
-    qun_sha256_t sha;   /* the encrypting thread's until it is joined */
-    int64_t bytes;      /* likewise */
-    qun_rc enc_rc;      /* the first error of the age layer, reported by the tar calls */
-    qun_err_t enc_err;  /* set by the encrypting thread before it sets failed */
+    qun_sha256_t sha;  /* the encrypting thread's until it is joined */
+    int64_t bytes;     /* likewise */
+    qun_rc enc_rc;     /* the first error of the age layer, reported by the tar calls */
+    qun_err_t enc_err; /* set by the encrypting thread before it sets failed */
     /* Between libarchive's callback (the caller's thread) and the encrypting thread,
      * under mu: full buffers queue in full[], empty ones wait in spare[]; cur is the
      * one being filled. */
@@ -60,7 +60,8 @@ static void *encrypt_main(void *arg) {
     qun_archive_t *a = arg;
     pthread_mutex_lock(&a->mu);
     for (;;) {
-        while (a->nfull == 0 && !a->closing) pthread_cond_wait(&a->data, &a->mu);
+        while (a->nfull == 0 && !a->closing)
+            pthread_cond_wait(&a->data, &a->mu);
         if (a->nfull == 0) break;
         obuf_t b = a->full[a->fhead];
         a->fhead = (a->fhead + 1) % OUT_BUFS;
@@ -85,7 +86,8 @@ static void *encrypt_main(void *arg) {
  * the thread has failed. */
 static bool hand_over(qun_archive_t *a) {
     pthread_mutex_lock(&a->mu);
-    while (a->nspare == 0 && !a->failed) pthread_cond_wait(&a->space, &a->mu);
+    while (a->nspare == 0 && !a->failed)
+        pthread_cond_wait(&a->space, &a->mu);
     bool ok = !a->failed;
     if (ok) {
         a->full[(a->fhead + a->nfull) % OUT_BUFS] = a->cur;
@@ -186,8 +188,7 @@ error:
     return rc;
 }
 
-static qun_rc add_header(qun_archive_t *a, const char *name, int64_t size, int64_t mtime,
-                         qun_err_t *err) {
+static qun_rc add_header(qun_archive_t *a, const char *name, int64_t size, int64_t mtime, qun_err_t *err) {
     struct archive_entry *e = archive_entry_new();
     if (!e) return qun_fail(err, QUN_NOMEM, "out of memory");
     archive_entry_set_pathname(e, name);
@@ -211,7 +212,8 @@ static qun_rc add_data(qun_archive_t *a, const void *buf, size_t len, qun_err_t 
     return QUN_OK;
 }
 
-qun_rc qun_archive_add_begin(qun_archive_t *a, const char *name, int64_t size, int64_t mtime, qun_err_t *err) {
+qun_rc qun_archive_add_begin(qun_archive_t *a, const char *name, int64_t size, int64_t mtime,
+                             qun_err_t *err) {
     return add_header(a, name, size, mtime, err);
 }
 
@@ -219,15 +221,15 @@ qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_e
     return add_data(a, buf, len, err);
 }
 
-qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len,
-                       int64_t mtime, qun_err_t *err) {
+qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len, int64_t mtime,
+                       qun_err_t *err) {
     qun_rc rc = add_header(a, name, (int64_t)len, mtime, err);
     if (rc == QUN_OK) rc = add_data(a, buf, len, err);
     return rc;
 }
 
-qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64_t size,
-                              int64_t mtime, qun_err_t *err) {
+qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64_t size, int64_t mtime,
+                              qun_err_t *err) {
     uint8_t *buf = malloc(QUN_AGE_CHUNK);
     int64_t left = size;
     qun_rc rc = buf ? add_header(a, name, size, mtime, err) : qun_fail(err, QUN_NOMEM, "out of memory");
@@ -267,8 +269,10 @@ void qun_archive_free(qun_archive_t *a) {
     qun_age_enc_free(a->enc);
     qun_sha256_free(&a->sha);
     free(a->cur.p);
-    for (int i = 0; i < a->nspare; i++) free(a->spare[i].p);
-    for (int i = 0; i < a->nfull; i++) free(a->full[(a->fhead + i) % OUT_BUFS].p);
+    for (int i = 0; i < a->nspare; i++)
+        free(a->spare[i].p);
+    for (int i = 0; i < a->nfull; i++)
+        free(a->full[(a->fhead + i) % OUT_BUFS].p);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->data);
     pthread_cond_destroy(&a->space);

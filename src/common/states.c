@@ -21,7 +21,8 @@ static const struct {
     bool cancellable;
     unsigned next;
 } diss_states[] = {
-#define QUN_DISS_STATE(id, name, group_state, cancellable, next) {name, QUN_GROUP_##group_state, cancellable, next},
+#define QUN_DISS_STATE(id, name, group_state, cancellable, next)                                             \
+    {name, QUN_GROUP_##group_state, cancellable, next},
 #include "qun/diss_states.def"
 #undef QUN_DISS_STATE
 };

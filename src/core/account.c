@@ -24,8 +24,8 @@ qun_core_cfg_t qun_core_cfg = {
     .approval_expiry = -1,
     .purge_batch = 500,
     .import_limit = (int64_t)1 << 30,
-    .pw_opslimit = 2,                 /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
-    .pw_memlimit = 64u << 20,         /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
+    .pw_opslimit = 2,         /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
+    .pw_memlimit = 64u << 20, /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
 };
 
 qun_rc qun_page(qun_rc rc, json_t *items, int64_t last, int limit, json_t **out) {
@@ -35,7 +35,8 @@ qun_rc qun_page(qun_rc rc, json_t *items, int64_t last, int limit, json_t **out)
     }
     char cur[24];
     snprintf(cur, sizeof cur, "%lld", (long long)last);
-    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor", (int)json_array_size(items) == limit ? cur : NULL);
+    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor",
+                     (int)json_array_size(items) == limit ? cur : NULL);
     return *out ? QUN_OK : QUN_NOMEM;
 }
 
@@ -69,8 +70,7 @@ bool qun_password_verify(const char *hash, const char *password) {
     return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
 }
 
-qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out,
-                       qun_err_t *err) {
+qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out, qun_err_t *err) {
     char openid[QUN_ID_MAX], key[QUN_USERNAME_KEY_MAX];
     qun_id_new(openid, "u");
     int64_t now = qun_now();
@@ -79,18 +79,19 @@ qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, j
     if (rc != QUN_OK) return rc;
     /* No conflict target: the exact name and its key are both unique, and either taken
      * is the same answer. */
-    rc = qun_db_run(db, &q, err,
-                    "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING id",
-                    "ssssi", openid, username, key, pwhash, now);
+    rc = qun_db_run(
+        db, &q, err,
+        "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING id",
+        "ssssi", openid, username, key, pwhash, now);
     if (rc == QUN_DONE)
         return qun_fail_field(err, QUN_USERNAME_TAKEN, "username",
                               "username \"%s\" is taken (names are compared ignoring case and Unicode forms)",
                               username);
     if (rc != QUN_ROW) return rc;
     qun_q_done(q);
-    *out = json_pack("{s:s, s:s, s:I}", "openid", openid, "username", username, "created_at",
-                     (json_int_t)now);
+    *out =
+        json_pack("{s:s, s:s, s:I}", "openid", openid, "username", username, "created_at", (json_int_t)now);
     return QUN_OK;
 }
 
@@ -118,7 +119,8 @@ qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, ch
 qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT id FROM users WHERE openid = $1", "s", openid);
-    if (rc == QUN_DONE) return qun_fail_field(err, QUN_USER_NOT_FOUND, "openid", "no user has openid %.40s", openid);
+    if (rc == QUN_DONE)
+        return qun_fail_field(err, QUN_USER_NOT_FOUND, "openid", "no user has openid %.40s", openid);
     if (rc != QUN_ROW) return rc;
     *uid = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -135,15 +137,19 @@ static qun_rc device_prove(qun_db_t *db, int64_t uid, const char *device_id, con
     qun_q_t *q;
     /* DO NOTHING, not an update: a known device's row (its platform, its first-seen
      * time, its secret) is never rewritten by whoever claims its id. */
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen, secret_hash) "
-                           "VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (user_id, device_id) DO NOTHING "
-                           "RETURNING first_seen", "issis", uid, device_id, platform, now, new_secret_hash);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen, secret_hash) "
+                   "VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (user_id, device_id) DO NOTHING "
+                   "RETURNING first_seen",
+                   "issis", uid, device_id, platform, now, new_secret_hash);
     *fresh = rc == QUN_ROW;
     if (rc == QUN_ROW) qun_q_done(q);
     if (rc != QUN_DONE) return rc == QUN_ROW ? QUN_OK : rc;
-    rc = qun_db_run(db, &q, err, "SELECT platform, COALESCE(secret_hash, '') FROM devices "
-                                 "WHERE user_id = $1 AND device_id = $2", "is", uid, device_id);
+    rc = qun_db_run(db, &q, err,
+                    "SELECT platform, COALESCE(secret_hash, '') FROM devices "
+                    "WHERE user_id = $1 AND device_id = $2",
+                    "is", uid, device_id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_INTERNAL, "device vanished") : rc;
     char stored[65], known_platform[16];
     snprintf(stored, sizeof stored, "%s", qun_q_col_text(q, 1));
@@ -152,9 +158,11 @@ static qun_rc device_prove(qun_db_t *db, int64_t uid, const char *device_id, con
     /* A device recorded before secrets existed cannot be proved by anyone, so it is
      * refused like a login that sent no secret: its owner logs in as a new device. */
     if (!secret_hash || strlen(stored) != 64)
-        return qun_fail_field(err, QUN_DEVICE_SECRET_REQUIRED, "device_secret",
-                              "device %.64s is already enrolled on this account: send the device_secret it was "
-                              "given at its first login, or log in as a new device with another device_id", device_id);
+        return qun_fail_field(
+            err, QUN_DEVICE_SECRET_REQUIRED, "device_secret",
+            "device %.64s is already enrolled on this account: send the device_secret it was "
+            "given at its first login, or log in as a new device with another device_id",
+            device_id);
     if (strlen(secret_hash) != 64 || !qun_ct_equal(stored, secret_hash, 64))
         return qun_fail_field(err, QUN_DEVICE_SECRET_INVALID, "device_secret",
                               "the device_secret is not the one device %.64s was given", device_id);
@@ -162,8 +170,8 @@ static qun_rc device_prove(qun_db_t *db, int64_t uid, const char *device_id, con
         return qun_fail_field(err, QUN_DEVICE_PLATFORM_MISMATCH, "platform",
                               "device %.64s is a %s device; a known device never changes platform", device_id,
                               known_platform);
-    rc = qun_db_run(db, NULL, err, "UPDATE devices SET last_seen = $3 WHERE user_id = $1 AND device_id = $2", "isi",
-                    uid, device_id, now);
+    rc = qun_db_run(db, NULL, err, "UPDATE devices SET last_seen = $3 WHERE user_id = $1 AND device_id = $2",
+                    "isi", uid, device_id, now);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -185,18 +193,20 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
                     "SELECT u.openid, d.first_seen FROM users u JOIN devices d ON d.user_id = u.id "
-                    "WHERE u.id = $1 AND d.device_id = $2", "is", uid, device_id);
+                    "WHERE u.id = $1 AND d.device_id = $2",
+                    "is", uid, device_id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_INTERNAL, "session vanished") : rc;
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I}", "session_id", sid, "openid",
-                     qun_q_col_text(q, 0), "device_id", device_id, "platform", platform,
-                     "device_first_seen", (json_int_t)qun_q_col_int(q, 1), "new_device", fresh,
-                     "expires_at", (json_int_t)(now + qun_core_cfg.session_ttl));
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I}", "session_id", sid, "openid", qun_q_col_text(q, 0),
+                     "device_id", device_id, "platform", platform, "device_first_seen",
+                     (json_int_t)qun_q_col_int(q, 1), "new_device", fresh, "expires_at",
+                     (json_int_t)(now + qun_core_cfg.session_ttl));
     qun_q_done(q);
     return QUN_OK;
 }
 
-#define ACTOR_COLS "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username " \
-                   "FROM sessions s JOIN users u ON u.id = s.user_id "
+#define ACTOR_COLS                                                                                           \
+    "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username "                                 \
+    "FROM sessions s JOIN users u ON u.id = s.user_id "
 
 /* Fill a from a row of ACTOR_COLS and finish q. */
 static void actor_from(qun_q_t *q, qun_actor_t *a) {
@@ -212,10 +222,11 @@ static void actor_from(qun_q_t *q, qun_actor_t *a) {
 
 qun_rc qun_session_auth(qun_db_t *db, const char *token_hash, qun_actor_t *a, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           ACTOR_COLS "WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
-                           "si", token_hash, qun_now());
-    if (rc == QUN_DONE) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
+    qun_rc rc = qun_db_run(
+        db, &q, err, ACTOR_COLS "WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+        "si", token_hash, qun_now());
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
     if (rc != QUN_ROW) return rc;
     actor_from(q, a);
     return QUN_OK;
@@ -226,7 +237,8 @@ qun_rc qun_event_ticket_issue(qun_db_t *db, const qun_actor_t *a, const char *ti
     *expires_at = qun_now() + qun_core_cfg.event_ticket_ttl;
     qun_rc rc = qun_db_run(db, NULL, err,
                            "INSERT INTO event_tickets(token_hash, session_id, created_at, expires_at) "
-                           "VALUES ($1, $2, $3, $4)", "siii", ticket_hash, a->session_id, qun_now(), *expires_at);
+                           "VALUES ($1, $2, $3, $4)",
+                           "siii", ticket_hash, a->session_id, qun_now(), *expires_at);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -237,7 +249,8 @@ qun_rc qun_event_ticket_redeem(qun_db_t *db, const char *ticket_hash, qun_actor_
      * requests race (the writer serializes them; on PostgreSQL the row lock does). */
     qun_rc rc = qun_db_run(db, &q, err,
                            "UPDATE event_tickets SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL "
-                           "AND expires_at > $2 RETURNING session_id", "si", ticket_hash, now);
+                           "AND expires_at > $2 RETURNING session_id",
+                           "si", ticket_hash, now);
     if (rc == QUN_DONE) {
         rc = qun_db_run(db, &q, err, "SELECT used_at IS NOT NULL FROM event_tickets WHERE token_hash = $1",
                         "s", ticket_hash);
@@ -245,8 +258,8 @@ qun_rc qun_event_ticket_redeem(qun_db_t *db, const char *ticket_hash, qun_actor_
         if (rc != QUN_ROW) return rc;
         bool used = qun_q_col_int(q, 0) != 0;
         qun_q_done(q);
-        return qun_fail(err, QUN_TICKET_INVALID, used ? "the event ticket was already used"
-                                                      : "the event ticket has expired");
+        return qun_fail(err, QUN_TICKET_INVALID,
+                        used ? "the event ticket was already used" : "the event ticket has expired");
     }
     if (rc != QUN_ROW) return rc;
     sid = qun_q_col_int(q, 0);
@@ -268,14 +281,16 @@ qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_er
                            "d.first_seen, s.id FROM sessions s JOIN devices d "
                            "ON d.user_id = s.user_id AND d.device_id = s.device_id "
                            "WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 "
-                           "ORDER BY s.id", "ii", a->uid, qun_now());
+                           "ORDER BY s.id",
+                           "ii", a->uid, qun_now());
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b}",
-            "session_id", qun_q_col_text(q, 0), "device_id", qun_q_col_text(q, 1),
-            "platform", qun_q_col_text(q, 2), "created_at", (json_int_t)qun_q_col_int(q, 3),
-            "expires_at", (json_int_t)qun_q_col_int(q, 4),
-            "device_first_seen", (json_int_t)qun_q_col_int(q, 5),
-            "current", qun_q_col_int(q, 6) == a->session_id));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b}", "session_id",
+                                        qun_q_col_text(q, 0), "device_id", qun_q_col_text(q, 1), "platform",
+                                        qun_q_col_text(q, 2), "created_at", (json_int_t)qun_q_col_int(q, 3),
+                                        "expires_at", (json_int_t)qun_q_col_int(q, 4), "device_first_seen",
+                                        (json_int_t)qun_q_col_int(q, 5), "current",
+                                        qun_q_col_int(q, 6) == a->session_id));
     if (rc != QUN_DONE) {
         json_decref(items);
         return rc;
@@ -292,7 +307,8 @@ qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_er
 static qun_rc sessions_revoked(qun_db_t *db, qun_rc rc, qun_q_t *q, const char *reason, int64_t *n,
                                qun_err_t *err) {
     json_t *ids = json_array();
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) json_array_append_new(ids, json_integer(qun_q_col_int(q, 0)));
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        json_array_append_new(ids, json_integer(qun_q_col_int(q, 0)));
     if (rc != QUN_DONE) {
         json_decref(ids);
         return rc;
@@ -306,7 +322,8 @@ qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, q
     int64_t n = 0;
     qun_rc rc = qun_db_run(db, &q, err,
                            "UPDATE sessions SET revoked_at = $3 WHERE sid = $1 AND user_id = $2 "
-                           "AND revoked_at IS NULL RETURNING id", "sii", sid, a->uid, qun_now());
+                           "AND revoked_at IS NULL RETURNING id",
+                           "sii", sid, a->uid, qun_now());
     rc = sessions_revoked(db, rc, q, "revoked", &n, err);
     if (rc == QUN_OK && n == 0)
         return qun_fail(err, QUN_SESSION_NOT_FOUND, "you have no active session %.40s", sid);
@@ -315,14 +332,13 @@ qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, q
 
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT openid, username, is_minor, created_at FROM users WHERE id = $1",
-                           "i", a->uid);
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT openid, username, is_minor, created_at FROM users WHERE id = $1", "i", a->uid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_USER_NOT_FOUND, "gone") : rc;
-    *out = json_pack("{s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "openid", qun_q_col_text(q, 0),
-                     "username", qun_q_col_text(q, 1), "minor", (int)qun_q_col_int(q, 2),
-                     "created_at", (json_int_t)qun_q_col_int(q, 3), "platform", a->platform,
-                     "device_id", a->device_id, "session_id", "");
+    *out = json_pack("{s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "openid", qun_q_col_text(q, 0), "username",
+                     qun_q_col_text(q, 1), "minor", (int)qun_q_col_int(q, 2), "created_at",
+                     (json_int_t)qun_q_col_int(q, 3), "platform", a->platform, "device_id", a->device_id,
+                     "session_id", "");
     qun_q_done(q);
     /* The server-wide roles, so a client knows which admin pages to offer. */
     json_object_set_new(*out, "server_admin", json_boolean(a->is_admin));
@@ -335,18 +351,22 @@ qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) 
     return QUN_OK;
 }
 
-qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhash, json_t **out, qun_err_t *err) {
+qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhash, json_t **out,
+                           qun_err_t *err) {
     int64_t now = qun_now();
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE users SET pwhash = $2, password_changed_at = $3 WHERE id = $1",
-                           "isi", a->uid, pwhash, now);
+    qun_rc rc =
+        qun_db_run(db, NULL, err, "UPDATE users SET pwhash = $2, password_changed_at = $3 WHERE id = $1",
+                   "isi", a->uid, pwhash, now);
     if (rc != QUN_DONE) return rc;
     /* Whoever else holds a session of this account (perhaps whoever learned the old
      * password) is logged out. */
     qun_q_t *q;
     int64_t n = 0;
-    rc = qun_db_run(db, &q, err,
-                    "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL "
-                    "RETURNING id", "iii", a->uid, a->session_id, now);
+    rc = qun_db_run(
+        db, &q, err,
+        "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL "
+        "RETURNING id",
+        "iii", a->uid, a->session_id, now);
     rc = sessions_revoked(db, rc, q, "password_changed", &n, err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:I, s:I}", "password_changed_at", (json_int_t)now, "sessions_revoked", (json_int_t)n);

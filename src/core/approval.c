@@ -14,23 +14,24 @@
 #include "qun/event.h"
 #include "qun/ledger.h"
 
-static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind, int64_t approver, int64_t org,
-                  int64_t subject, int64_t expires_at, qun_err_t *err) {
+static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind, int64_t approver,
+                  int64_t org, int64_t subject, int64_t expires_at, qun_err_t *err) {
     char aid[QUN_ID_MAX];
     qun_id_new(aid, "a");
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "INSERT INTO approvals(aid, dissolution_id, group_id, kind, approver_id, org_id, subject_id, "
-                           "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                           "siiszzzii", aid, did, group_id, kind, approver, org, subject, qun_now(), expires_at);
+    qun_rc rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO approvals(aid, dissolution_id, group_id, kind, approver_id, org_id, subject_id, "
+        "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "siiszzzii", aid, did, group_id, kind, approver, org, subject, qun_now(), expires_at);
     if (rc == QUN_DONE) rc = qun_event_approval_requested(db, aid, err);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
 /* Guardians of the group's minor members: (guardian, minor) pairs. */
-#define GUARDIANS_SQL                                                                              \
-    "SELECT gd.guardian_id, gd.minor_id, gu.openid, mu.openid FROM members m "                     \
-    "JOIN users mu ON mu.id = m.user_id AND mu.is_minor = 1 "                                       \
-    "JOIN guardians gd ON gd.minor_id = m.user_id JOIN users gu ON gu.id = gd.guardian_id "       \
+#define GUARDIANS_SQL                                                                                        \
+    "SELECT gd.guardian_id, gd.minor_id, gu.openid, mu.openid FROM members m "                               \
+    "JOIN users mu ON mu.id = m.user_id AND mu.is_minor = 1 "                                                \
+    "JOIN guardians gd ON gd.minor_id = m.user_id JOIN users gu ON gu.id = gd.guardian_id "                  \
     "WHERE m.group_id = $1 ORDER BY gd.minor_id, gd.guardian_id"
 
 qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, const qun_approval_needs_t *need,
@@ -63,20 +64,22 @@ qun_rc qun_approvals_create(qun_db_t *db, int64_t did, const qun_group_t *g, con
     return rc;
 }
 
-qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approval_needs_t *need, json_t **out,
-                            qun_err_t *err) {
+qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approval_needs_t *need,
+                            json_t **out, qun_err_t *err) {
     json_t *a = json_array();
     qun_q_t *q;
     qun_rc rc = QUN_DONE;
     if (need->org_admin && g->org_id)
-        json_array_append_new(a, json_pack("{s:s, s:s}", "kind", "org_admin", "from", "any admin of the org"));
+        json_array_append_new(a,
+                              json_pack("{s:s, s:s}", "kind", "org_admin", "from", "any admin of the org"));
     if (need->school_admin && g->org_id)
-        json_array_append_new(a, json_pack("{s:s, s:s}", "kind", "school_admin", "from", "any admin of the school"));
+        json_array_append_new(
+            a, json_pack("{s:s, s:s}", "kind", "school_admin", "from", "any admin of the school"));
     if (need->guardians) {
         rc = qun_db_run(db, &q, err, GUARDIANS_SQL, "i", g->id);
         for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-            json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "kind", "guardian", "from", qun_q_col_text(q, 2),
-                                               "for_minor", qun_q_col_text(q, 3)));
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "kind", "guardian", "from",
+                                               qun_q_col_text(q, 2), "for_minor", qun_q_col_text(q, 3)));
     }
     if (rc != QUN_DONE) {
         json_decref(a);
@@ -86,33 +89,37 @@ qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approv
     return QUN_OK;
 }
 
-#define APPROVAL_COLS                                                                               \
-    "SELECT a.aid, a.kind, a.state, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, "    \
+#define APPROVAL_COLS                                                                                        \
+    "SELECT a.aid, a.kind, a.state, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, "             \
     "a.expires_at, a.reason, a.id, a.dissolution_id, a.approver_id, COALESCE(a.org_id, 0), d.requested_by, " \
-    "COALESCE(d.risk_id, '') " \
-    "FROM approvals a JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id " \
+    "COALESCE(d.risk_id, '') "                                                                               \
+    "FROM approvals a JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id "    \
     "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
 
 static json_t *approval_json(qun_q_t *q) {
     /* risk_id: the risk evaluation of the request, which a risk_review decides on. */
     const char *risk = qun_q_col_text(q, 16);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I, s:s, s:s?}", "id", qun_q_col_text(q, 0),
-                     "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2), "group", qun_q_col_text(q, 3),
-                     "group_name", qun_q_col_text(q, 4), "group_kind", qun_q_col_text(q, 5),
-                     "subject", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "requested_by",
-                     qun_q_col_text(q, 7), "created_at", (json_int_t)qun_q_col_int(q, 8), "expires_at",
-                     (json_int_t)qun_q_col_int(q, 9), "reason", qun_q_col_text(q, 10), "risk_id",
-                     *risk ? risk : NULL);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I, s:s, s:s?}", "id",
+                     qun_q_col_text(q, 0), "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2),
+                     "group", qun_q_col_text(q, 3), "group_name", qun_q_col_text(q, 4), "group_kind",
+                     qun_q_col_text(q, 5), "subject", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6),
+                     "requested_by", qun_q_col_text(q, 7), "created_at", (json_int_t)qun_q_col_int(q, 8),
+                     "expires_at", (json_int_t)qun_q_col_int(q, 9), "reason", qun_q_col_text(q, 10),
+                     "risk_id", *risk ? risk : NULL);
 }
 
 qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
     qun_q_t *q;
     json_t *items = json_array();
-    qun_rc rc = qun_db_run(db, &q, err,
-                           APPROVAL_COLS "WHERE a.state = 'pending' AND (a.approver_id = $1 OR a.org_id IN "
-                           "(SELECT org_id FROM org_admins WHERE user_id = $1) OR (a.kind = 'risk_review' AND $2 = 1)) "
-                           "ORDER BY a.id LIMIT 200", "ii", a->uid, (int64_t)a->is_admin);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) json_array_append_new(items, approval_json(q));
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        APPROVAL_COLS
+        "WHERE a.state = 'pending' AND (a.approver_id = $1 OR a.org_id IN "
+        "(SELECT org_id FROM org_admins WHERE user_id = $1) OR (a.kind = 'risk_review' AND $2 = 1)) "
+        "ORDER BY a.id LIMIT 200",
+        "ii", a->uid, (int64_t)a->is_admin);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        json_array_append_new(items, approval_json(q));
     if (rc != QUN_DONE) {
         json_decref(items);
         return rc;
@@ -144,12 +151,17 @@ static int64_t count1(qun_db_t *db, const char *sql, int64_t a, int64_t b) {
 /* Whether a dissolution has every approval it needs: all but the guardians' approved,
  * and at least guardian_quorum guardians (the quorum the dissolution recorded). */
 static bool complete(qun_db_t *db, int64_t did) {
-    if (count_of(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind != 'guardian' "
-                     "AND state != 'approved'", did) > 0)
+    if (count_of(db,
+                 "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind != 'guardian' "
+                 "AND state != 'approved'",
+                 did) > 0)
         return false;
-    int64_t total = count_of(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind = 'guardian'", did);
-    int64_t yes = count_of(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind = 'guardian' "
-                               "AND state = 'approved'", did);
+    int64_t total =
+        count_of(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind = 'guardian'", did);
+    int64_t yes = count_of(db,
+                           "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND kind = 'guardian' "
+                           "AND state = 'approved'",
+                           did);
     qun_q_t *q;
     int64_t quorum = INT64_MAX;
     if (qun_db_run(db, &q, NULL, "SELECT rules FROM dissolutions WHERE id = $1", "i", did) == QUN_ROW) {
@@ -176,21 +188,29 @@ qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, 
     snprintf(kind, sizeof kind, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
     bool mine = approver ? approver == a->uid
-                : org      ? count1(db, "SELECT COUNT(*) FROM org_admins WHERE org_id = $1 AND user_id = $2", org, a->uid) > 0
-                           : strcmp(kind, "risk_review") == 0 && a->is_admin;
+                : org ? count1(db, "SELECT COUNT(*) FROM org_admins WHERE org_id = $1 AND user_id = $2", org,
+                               a->uid) > 0
+                      : strcmp(kind, "risk_review") == 0 && a->is_admin;
     /* Outsiders learn nothing: the approval does not exist for them. */
     if (!mine) return qun_fail(err, QUN_APPROVAL_NOT_FOUND, "no approval %.40s", aid);
-    if (requester == a->uid) return qun_fail(err, QUN_FORBIDDEN_APPROVER, "you cannot approve your own request");
+    if (requester == a->uid)
+        return qun_fail(err, QUN_FORBIDDEN_APPROVER, "you cannot approve your own request");
     if (strcmp(state, "pending") != 0 || expires <= qun_now())
-        return qun_fail(err, QUN_APPROVAL_CLOSED, "approval %s is %s", aid, expires <= qun_now() ? "expired" : state);
-    rc = qun_db_run(db, NULL, err,
-                    "UPDATE approvals SET state = $2, reason = $3, decided_by = $4, decided_at = $5 WHERE id = $1",
-                    "issii", id, approve ? "approved" : "rejected", reason ? reason : "", a->uid, qun_now());
+        return qun_fail(err, QUN_APPROVAL_CLOSED, "approval %s is %s", aid,
+                        expires <= qun_now() ? "expired" : state);
+    rc = qun_db_run(
+        db, NULL, err,
+        "UPDATE approvals SET state = $2, reason = $3, decided_by = $4, decided_at = $5 WHERE id = $1",
+        "issii", id, approve ? "approved" : "rejected", reason ? reason : "", a->uid, qun_now());
     if (rc != QUN_DONE) return rc;
     json_t *f = json_pack("{s:s, s:s, s:s}", "approval", aid, "kind", kind, "reason", reason ? reason : "");
     rc = qun_ledger_append(db, approve ? "approval.approved" : "approval.rejected", gid, a->openid,
                            QUN_GROUP_NAME(REVIEW), QUN_GROUP_NAME(REVIEW), f, NULL, err);
-    if (rc == QUN_OK) rc = qun_event_emit(db, approve ? "approval.approved" : "approval.rejected", 0, requester, json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", aid, "kind", kind, "group", gid, "by", a->openid, "reason", reason ? reason : ""), err);
+    if (rc == QUN_OK)
+        rc = qun_event_emit(db, approve ? "approval.approved" : "approval.rejected", 0, requester,
+                            json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", aid, "kind", kind, "group", gid,
+                                      "by", a->openid, "reason", reason ? reason : ""),
+                            err);
     if (rc == QUN_OK) {
         if (!approve)
             rc = qun_diss_end(db, did, QUN_DISS_REJECTED, a->openid, f, err);
@@ -207,11 +227,14 @@ qun_rc qun_approval_decide(qun_db_t *db, const qun_actor_t *a, const char *aid, 
 }
 
 qun_rc qun_approvals_expire(qun_db_t *db, int64_t did, qun_err_t *err) {
-    if (count1(db, "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND state = 'pending' AND expires_at <= $2",
+    if (count1(db,
+               "SELECT COUNT(*) FROM approvals WHERE dissolution_id = $1 AND state = 'pending' AND "
+               "expires_at <= $2",
                did, qun_now()) == 0)
         return QUN_OK;
     qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE approvals SET state = 'expired', decided_at = $2 WHERE dissolution_id = $1 AND state = 'pending'",
+                           "UPDATE approvals SET state = 'expired', decided_at = $2 WHERE dissolution_id = "
+                           "$1 AND state = 'pending'",
                            "ii", did, qun_now());
     if (rc != QUN_DONE) return rc;
     return qun_diss_end(db, did, QUN_DISS_EXPIRED, NULL, NULL, err);

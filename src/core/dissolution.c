@@ -112,7 +112,8 @@ static qun_rc rules_for(qun_db_t *db, const qun_group_t *g, rules_t *r, qun_err_
     int64_t bits = R[QUN_POLICY_APPROVALS].value;
     bool protected_org = false;
     if ((bits & (1 << QUN_APPROVAL_ORG_ADMIN_IF_PROTECTED)) && g->org_id &&
-        qun_db_run(db, &q, NULL, "SELECT dissolve_protection FROM orgs WHERE id = $1", "i", g->org_id) == QUN_ROW) {
+        qun_db_run(db, &q, NULL, "SELECT dissolve_protection FROM orgs WHERE id = $1", "i", g->org_id) ==
+            QUN_ROW) {
         protected_org = qun_q_col_int(q, 0) != 0;
         qun_q_done(q);
     }
@@ -140,14 +141,16 @@ static int64_t max64(int64_t a, int64_t b) {
 static json_t *rules_json(const rules_t *r) {
     const qun_policy_value_t *R = r->v.rule;
     json_t *why = json_array();
-    json_array_append_new(why, json_pack("{s:s, s:I, s:s}", "rule", "cooling_off", "seconds",
-                                         (json_int_t)r->cooling_off, "source", R[QUN_POLICY_COOLING_OFF].source));
+    json_array_append_new(why,
+                          json_pack("{s:s, s:I, s:s}", "rule", "cooling_off", "seconds",
+                                    (json_int_t)r->cooling_off, "source", R[QUN_POLICY_COOLING_OFF].source));
     if (r->notice_applies)
-        json_array_append_new(why, json_pack("{s:s, s:I, s:s, s:I}", "rule", "notice", "seconds", (json_int_t)r->notice,
-                                             "source", R[QUN_POLICY_NOTICE].source, "because_members_over",
-                                             (json_int_t)r->notice_threshold));
-    json_t *guardian_quorum = r->need.guardian_quorum == QUN_POLICY_QUORUM_ALL ? json_string("all")
-                                                                               : json_integer(r->need.guardian_quorum);
+        json_array_append_new(why, json_pack("{s:s, s:I, s:s, s:I}", "rule", "notice", "seconds",
+                                             (json_int_t)r->notice, "source", R[QUN_POLICY_NOTICE].source,
+                                             "because_members_over", (json_int_t)r->notice_threshold));
+    json_t *guardian_quorum = r->need.guardian_quorum == QUN_POLICY_QUORUM_ALL
+                                  ? json_string("all")
+                                  : json_integer(r->need.guardian_quorum);
     return json_pack("{s:I, s:o, s:o, s:o}", "delay_seconds", (json_int_t)delay_of(r), "delay_reasons", why,
                      "policy", qun_policy_view_json(&r->v), "guardian_quorum", guardian_quorum);
 }
@@ -167,45 +170,56 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
     int64_t bytes = count(db, "SELECT COALESCE(SUM(size), 0) FROM group_files WHERE group_id = $1", g->id);
     int64_t msgs = count(db, "SELECT COUNT(*) FROM messages WHERE group_id = $1", g->id);
     int64_t pays = count(db, "SELECT COUNT(*) FROM payments WHERE group_id = $1", g->id);
-    int64_t lines = count(db, "SELECT COUNT(*) FROM bill_lines b JOIN payments p ON p.pid = b.payment_openid "
-                              "WHERE p.group_id = $1", g->id);
-    int64_t exports = count(db, "SELECT COUNT(*) FROM exports WHERE group_id = $1 AND purged_at IS NULL", g->id);
-    int64_t export_bytes = count(db, "SELECT COALESCE(SUM(size), 0) FROM exports WHERE group_id = $1 AND purged_at IS NULL",
-                                 g->id);
+    int64_t lines = count(db,
+                          "SELECT COUNT(*) FROM bill_lines b JOIN payments p ON p.pid = b.payment_openid "
+                          "WHERE p.group_id = $1",
+                          g->id);
+    int64_t exports =
+        count(db, "SELECT COUNT(*) FROM exports WHERE group_id = $1 AND purged_at IS NULL", g->id);
+    int64_t export_bytes = count(
+        db, "SELECT COALESCE(SUM(size), 0) FROM exports WHERE group_id = $1 AND purged_at IS NULL", g->id);
     int64_t grants = count(db, "SELECT COUNT(*) FROM export_grants WHERE group_id = $1", g->id);
-    bool held = count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g->id) > 0;
+    bool held =
+        count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g->id) > 0;
     bool del = strcmp(messages, "delete") == 0;
     /* Every export holds the group's messages and file bytes, so its server copy goes
      * with the purge, which waits for the messages' and files' retention and for any
      * legal hold; a copy a member downloaded is theirs. */
-    json_t *x = json_pack("{s:{s:I, s:I, s:s, s:s, s:b}, s:{s:I, s:s, s:b}}",
-        "exports", "count", (json_int_t)exports, "bytes", (json_int_t)export_bytes, "rule",
-        "server copies (whole-group archives and members' own copies) deleted with the purge; "
-        "copies already downloaded stay with whoever holds them", "kept_by",
-        held ? "legal_hold" : r->retain_messages || r->retain_files ? "retention" : "none", "held", held,
-        "grants", "count", (json_int_t)grants, "rule", "storage grants deleted with the purge", "held", held);
+    json_t *x =
+        json_pack("{s:{s:I, s:I, s:s, s:s, s:b}, s:{s:I, s:s, s:b}}", "exports", "count", (json_int_t)exports,
+                  "bytes", (json_int_t)export_bytes, "rule",
+                  "server copies (whole-group archives and members' own copies) deleted with the purge; "
+                  "copies already downloaded stay with whoever holds them",
+                  "kept_by",
+                  held                                    ? "legal_hold"
+                  : r->retain_messages || r->retain_files ? "retention"
+                                                          : "none",
+                  "held", held, "grants", "count", (json_int_t)grants, "rule",
+                  "storage grants deleted with the purge", "held", held);
     json_t *o = json_pack(
-        "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}",
-        "members", "count", (json_int_t)g->member_count,
-        "messages", "count", (json_int_t)msgs, "rule",
-        del ? "purged after the purge grace" : "kept read-only, visible to the owner only",
-        "files", "count", (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
-        "members lose access at dissolution; bytes purged after the grace unless another group references them",
+        "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}", "members", "count",
+        (json_int_t)g->member_count, "messages", "count", (json_int_t)msgs, "rule",
+        del ? "purged after the purge grace" : "kept read-only, visible to the owner only", "files", "count",
+        (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
+        "members lose access at dissolution; bytes purged after the grace unless another group references "
+        "them",
         "payments", "count", (json_int_t)pays, "rule", "group payment records retained, then purged",
-        "retention_seconds", (json_int_t)r->retain_payments,
-        "bill_lines", "count", (json_int_t)lines, "rule", "personal bill lines are never purged");
+        "retention_seconds", (json_int_t)r->retain_payments, "bill_lines", "count", (json_int_t)lines, "rule",
+        "personal bill lines are never purged");
     if (o && x) json_object_update(o, x);
     json_decref(x);
     return o;
 }
 
-static qun_rc preview_group(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g, qun_err_t *err) {
+static qun_rc preview_group(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g,
+                            qun_err_t *err) {
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
     if (rc != QUN_OK) return rc;
     qun_group_state_t st = qun_group_state_parse(g->state);
     if (st != QUN_GROUP_ACTIVE)
-        return qun_fail(err, st == QUN_GROUP_REVIEW || st == QUN_GROUP_PENDING ? QUN_DISSOLUTION_PENDING
-                                                                             : QUN_GROUP_NOT_ACTIVE,
+        return qun_fail(err,
+                        st == QUN_GROUP_REVIEW || st == QUN_GROUP_PENDING ? QUN_DISSOLUTION_PENDING
+                                                                          : QUN_GROUP_NOT_ACTIVE,
                         "group is %s", g->state);
     return qun_lifecycle_no_transfer(db, g, NULL, err);
 }
@@ -227,13 +241,15 @@ qun_rc qun_diss_impact(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     }
     const char *messages = json_string_value(json_object_get(params, "messages"));
     json_t *requirements = qun_verify_requirements(need.all);
-    if (r.step_up) json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how", "send your password again as `password`"));
+    if (r.step_up)
+        json_array_append_new(requirements, json_pack("{s:s, s:s}", "method", "password", "how",
+                                                      "send your password again as `password`"));
     char digest[65];
     qun_json_digest(params, digest);
-    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "group", g.gid, "name", g.name, "state",
-                     g.state, "impact", impact(db, &g, messages, &r), "timing", rules_json(&r), "approvals", approvals,
-                     "requirements", requirements, "params", json_deep_copy(params), "params_digest", digest,
-                     "platform", a->platform);
+    *out = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s, s:s}", "group", g.gid, "name", g.name,
+                     "state", g.state, "impact", impact(db, &g, messages, &r), "timing", rules_json(&r),
+                     "approvals", approvals, "requirements", requirements, "params", json_deep_copy(params),
+                     "params_digest", digest, "platform", a->platform);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "cannot build the preview");
 }
 
@@ -241,8 +257,10 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
                         json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = preview_group(db, a, gid, &g, err);
-    if (rc == QUN_OK && !view) rc = qun_diss_impact(db, a, gid, params, &view, err);
-    else if (view) json_incref(view);
+    if (rc == QUN_OK && !view)
+        rc = qun_diss_impact(db, a, gid, params, &view, err);
+    else if (view)
+        json_incref(view);
     if (rc != QUN_OK) return rc;
     char token[64];
     int64_t expires;
@@ -259,12 +277,13 @@ qun_rc qun_diss_preview(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
 
 static qun_rc set_group_state(qun_db_t *db, int64_t group_id, qun_group_state_t from, qun_group_state_t to,
                               qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE groups SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "UPDATE groups SET state = $3, updated_at = $4 WHERE id = $1 AND state = $2",
                            "issi", group_id, qun_group_state_name(from), qun_group_state_name(to), qun_now());
     if (rc != QUN_DONE) return rc;
-    return qun_db_changes(db) == 1 ? QUN_OK
-                                   : qun_fail(err, QUN_GROUP_NOT_ACTIVE, "the group is no longer %s",
-                                              qun_group_state_name(from));
+    return qun_db_changes(db) == 1
+               ? QUN_OK
+               : qun_fail(err, QUN_GROUP_NOT_ACTIVE, "the group is no longer %s", qun_group_state_name(from));
 }
 
 #ifndef NDEBUG
@@ -274,8 +293,8 @@ static void assert_invariants(qun_db_t *db, int64_t group_id) {
     qun_q_t *q;
     qun_diss_state_t latest = QUN_DISS_NONE; /* a group with no dissolution is active */
     int open = 0;
-    qun_rc rc = qun_db_run(db, &q, NULL, "SELECT state FROM dissolutions WHERE group_id = $1 ORDER BY id DESC", "i",
-                           group_id);
+    qun_rc rc = qun_db_run(
+        db, &q, NULL, "SELECT state FROM dissolutions WHERE group_id = $1 ORDER BY id DESC", "i", group_id);
     for (int n = 0; rc == QUN_ROW; rc = qun_q_step(q, NULL), n++) {
         qun_diss_state_t s = qun_diss_state_parse(qun_q_col_text(q, 0));
         assert(s != QUN_DISS_INVALID); /* every stored state is in the table */
@@ -319,12 +338,13 @@ qun_rc qun_diss_transition(qun_db_t *db, int64_t did, qun_diss_state_t from, qun
                            qun_err_t *err) {
     assert(qun_diss_allowed(from, to));
     qun_q_t *q;
-    qun_rc rc = from == QUN_DISS_NONE
-                    ? qun_db_run(db, &q, err, "UPDATE dissolutions SET state = $2 WHERE id = $1 RETURNING group_id",
-                                 "is", did, qun_diss_state_name(to))
-                    : qun_db_run(db, &q, err,
-                                 "UPDATE dissolutions SET state = $3 WHERE id = $1 AND state = $2 RETURNING group_id",
-                                 "iss", did, qun_diss_state_name(from), qun_diss_state_name(to));
+    qun_rc rc =
+        from == QUN_DISS_NONE
+            ? qun_db_run(db, &q, err, "UPDATE dissolutions SET state = $2 WHERE id = $1 RETURNING group_id",
+                         "is", did, qun_diss_state_name(to))
+            : qun_db_run(db, &q, err,
+                         "UPDATE dissolutions SET state = $3 WHERE id = $1 AND state = $2 RETURNING group_id",
+                         "iss", did, qun_diss_state_name(from), qun_diss_state_name(to));
     if (rc == QUN_DONE)
         return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "the dissolution is no longer %s",
                         from == QUN_DISS_NONE ? "new" : qun_diss_state_name(from));
@@ -352,25 +372,35 @@ static qun_rc group_openid(qun_db_t *db, int64_t group_id, char gid[QUN_ID_MAX],
  * system message tells the members when the group goes. */
 static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const rules_t *r, qun_err_t *err) {
     int64_t now = qun_now(), due = now + delay_of(r);
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET due_at = $2 WHERE id = $1",
-                           "ii", did, due);
-    if (rc == QUN_DONE && (rc = qun_queue_add(db, QUN_JOB_DISSOLVE_DUE, group_id, did, due, NULL, err)) == QUN_OK) rc = QUN_DONE;
+    qun_rc rc =
+        qun_db_run(db, NULL, err, "UPDATE dissolutions SET due_at = $2 WHERE id = $1", "ii", did, due);
+    if (rc == QUN_DONE &&
+        (rc = qun_queue_add(db, QUN_JOB_DISSOLVE_DUE, group_id, did, due, NULL, err)) == QUN_OK)
+        rc = QUN_DONE;
     qun_q_t *q;
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, &q, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1, owner_id",
-                        "i", group_id);
+        rc = qun_db_run(
+            db, &q, err,
+            "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1, owner_id", "i",
+            group_id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t seq = qun_q_col_int(q, 0), owner = qun_q_col_int(q, 1);
     qun_q_done(q);
     char text[256];
     snprintf(text, sizeof text,
-             "{\"notice\":\"dissolution\",\"dissolves_at\":%lld,\"notice_seconds\":%lld,\"export\":\"members may export their own copy until then\"}",
+             "{\"notice\":\"dissolution\",\"dissolves_at\":%lld,\"notice_seconds\":%lld,\"export\":\"members "
+             "may export their own copy until then\"}",
              (long long)due, (long long)(due - now));
     rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, $3, 'system', $4, $5)",
+                    "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, "
+                    "$3, 'system', $4, $5)",
                     "iiisi", group_id, seq, owner, text, now);
     if (rc == QUN_DONE) rc = qun_event_message(db, group_id, seq, err);
-    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.pending", group_id, 0, json_pack("{s:s, s:I, s:I}", "state", QUN_GROUP_NAME(PENDING), "dissolves_at", (json_int_t)due, "notice_seconds", (json_int_t)(due - now)), err);
+    if (rc == QUN_OK)
+        rc = qun_event_group(db, "dissolution.pending", group_id, 0,
+                             json_pack("{s:s, s:I, s:I}", "state", QUN_GROUP_NAME(PENDING), "dissolves_at",
+                                       (json_int_t)due, "notice_seconds", (json_int_t)(due - now)),
+                             err);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -379,9 +409,9 @@ static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, cha
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT id, state FROM dissolutions WHERE group_id = $1 AND state IN "
-                           "($2, $3, $4, $5, $6) ORDER BY id DESC LIMIT 1", "isssss", group_id,
-                           QUN_DISS_NAME(ARCHIVING), QUN_DISS_NAME(REVIEW), QUN_DISS_NAME(PENDING),
-                           QUN_DISS_NAME(DISSOLVED), QUN_DISS_NAME(PURGING));
+                           "($2, $3, $4, $5, $6) ORDER BY id DESC LIMIT 1",
+                           "isssss", group_id, QUN_DISS_NAME(ARCHIVING), QUN_DISS_NAME(REVIEW),
+                           QUN_DISS_NAME(PENDING), QUN_DISS_NAME(DISSOLVED), QUN_DISS_NAME(PURGING));
     if (rc == QUN_DONE) return qun_fail(err, QUN_DISSOLUTION_NOT_FOUND, "no dissolution is in progress");
     if (rc != QUN_ROW) return rc;
     *did = qun_q_col_int(q, 0);
@@ -401,15 +431,20 @@ static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
     if (rc != QUN_OK) return rc;
     if (risk->level == QUN_RISK_DENY) {
         if (proof->problem) *proof->problem = json_pack("{s:o}", "risk", qun_risk_json(risk));
-        return qun_fail(err, QUN_RISK_DENIED, "the risk engine refuses this dissolution (score %d)", risk->score);
+        return qun_fail(err, QUN_RISK_DENIED, "the risk engine refuses this dissolution (score %d)",
+                        risk->score);
     }
     *review = risk->level == QUN_RISK_REVIEW;
     if (proof->token) rc = qun_confirm_consume(db, a, g->id, "dissolve", params, proof->token, err);
     if (rc != QUN_OK) return rc;
     char digest[65];
     qun_json_digest(params, digest);
-    qun_verify_proof_t p = {.action = "dissolve", .group = g->gid, .group_name = g->name, .params_digest = digest,
-                            .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
+    qun_verify_proof_t p = {.action = "dissolve",
+                            .group = g->gid,
+                            .group_name = g->name,
+                            .params_digest = digest,
+                            .confirmed = proof->token != NULL,
+                            .typed_name = proof->typed_name,
                             .challenges = {proof->challenge_id, proof->step_up_challenge_id},
                             .totp_code = proof->totp_code};
     qun_verify_need_t need;
@@ -427,10 +462,10 @@ static qun_rc verify_gate(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
  * this request; or archiving) to `review` or `pending`, the event and the
  * `dissolution.requested` ledger entry.  risk and archive (the archive's export, digest
  * and ledger index, or NULL) are stolen into the entry's fields. */
-static qun_rc proceed(qun_db_t *db, int64_t did, qun_diss_state_t from, const qun_group_t *g, const rules_t *r,
-                      bool review,
-                      const char *actor, const char *messages, const char *successor, json_t *risk,
-                      json_t *archive, json_t *verified, qun_err_t *err) {
+static qun_rc proceed(qun_db_t *db, int64_t did, qun_diss_state_t from, const qun_group_t *g,
+                      const rules_t *r, bool review, const char *actor, const char *messages,
+                      const char *successor, json_t *risk, json_t *archive, json_t *verified,
+                      qun_err_t *err) {
     int64_t now = qun_now();
     int napprovals = 0;
     qun_approval_needs_t need = r->need;
@@ -439,17 +474,22 @@ static qun_rc proceed(qun_db_t *db, int64_t did, qun_diss_state_t from, const qu
     qun_diss_state_t next = napprovals ? QUN_DISS_REVIEW : QUN_DISS_PENDING;
     const char *to = qun_group_state_name(qun_diss_group_state(next));
     if (rc == QUN_OK) rc = qun_diss_transition(db, did, from, next, err);
-    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.requested", g->id, 0, json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", actor, "messages", messages, "approvals", napprovals), err);
+    if (rc == QUN_OK)
+        rc = qun_event_group(db, "dissolution.requested", g->id, 0,
+                             json_pack("{s:s, s:s, s:s, s:i}", "state", to, "requested_by", actor, "messages",
+                                       messages, "approvals", napprovals),
+                             err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g->id, r, err);
     if (rc == QUN_OK && napprovals)
         rc = qun_queue_add(db, QUN_JOB_APPROVAL_EXPIRY, g->id, did, now + r->approval_expiry, NULL, err);
     /* verified: {"confirmation": the methods presented, "platform"} of the request */
-    json_t *f = json_pack("{s:s, s:i, s:I, s:b, s:s?, s:o, s:o?}", "messages", messages, "approvals", napprovals,
-                          "delay_seconds", (json_int_t)delay_of(r), "notice", r->notice_applies, "successor_name", successor,
-                          "risk", risk, "archive", archive);
+    json_t *f = json_pack("{s:s, s:i, s:I, s:b, s:s?, s:o, s:o?}", "messages", messages, "approvals",
+                          napprovals, "delay_seconds", (json_int_t)delay_of(r), "notice", r->notice_applies,
+                          "successor_name", successor, "risk", risk, "archive", archive);
     if (f && verified) json_object_update(f, verified);
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.requested", g->gid, actor,
-                                             qun_group_state_name(qun_diss_group_state(from)), to, f, NULL, err);
+    if (rc == QUN_OK)
+        rc = qun_ledger_append(db, "dissolution.requested", g->gid, actor,
+                               qun_group_state_name(qun_diss_group_state(from)), to, f, NULL, err);
     json_decref(f);
     return rc;
 }
@@ -466,14 +506,16 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (rc != QUN_OK) return rc;
     qun_group_state_t st = qun_group_state_parse(g.state);
     if (st == QUN_GROUP_REVIEW || st == QUN_GROUP_PENDING)
-        return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution in %s", g.gid, g.state);
+        return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution in %s", g.gid,
+                        g.state);
     if (st != QUN_GROUP_ACTIVE) return qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g.state);
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err, "SELECT 1 FROM dissolutions WHERE group_id = $1 AND state = $2 LIMIT 1", "is", g.id,
-                    QUN_DISS_NAME(ARCHIVING));
+    rc = qun_db_run(db, &q, err, "SELECT 1 FROM dissolutions WHERE group_id = $1 AND state = $2 LIMIT 1",
+                    "is", g.id, QUN_DISS_NAME(ARCHIVING));
     if (rc == QUN_ROW) {
         qun_q_done(q);
-        return qun_fail(err, QUN_DISSOLUTION_PENDING, "group %s already has a dissolution waiting for its archive", g.gid);
+        return qun_fail(err, QUN_DISSOLUTION_PENDING,
+                        "group %s already has a dissolution waiting for its archive", g.gid);
     }
     if (rc != QUN_DONE) return rc;
     rc = qun_lifecycle_no_transfer(db, &g, proof->problem, err);
@@ -485,9 +527,8 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (archive) {
         const char *k;
         json_t *v;
-        json_object_foreach(archive, k, v)
-            if (strcmp(k, "recipients") != 0)
-                return qun_fail_field(err, QUN_FIELD_UNKNOWN, "archive", "archive takes only recipients, not %.40s", k);
+        json_object_foreach(archive, k, v) if (strcmp(k, "recipients") != 0) return qun_fail_field(
+            err, QUN_FIELD_UNKNOWN, "archive", "archive takes only recipients, not %.40s", k);
         rc = qun_export_check_recipients(recipients, "archive.recipients", err);
         qun_policy_view_t v2;
         if (rc == QUN_OK) rc = qun_group_policy(db, &g, &v2, err);
@@ -504,9 +545,11 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (rc != QUN_OK) return rc;
     bool need_token = base.all & QUN_VM_CONFIRM;
     if (!token && need_token)
-        return qun_fail(err, QUN_CONFIRMATION_REQUIRED, "preview the dissolution and send its confirmation_token");
+        return qun_fail(err, QUN_CONFIRMATION_REQUIRED,
+                        "preview the dissolution and send its confirmation_token");
     if (r.step_up && !stepped_up) /* checked before the token is spent, so a retry can reuse it */
-        return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "%s groups need your password again", g.kind);
+        return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password", "%s groups need your password again",
+                              g.kind);
     qun_risk_t risk = {.reasons = NULL};
     bool review;
     rc = verify_gate(db, a, &g, params, proof, &risk, &review, err);
@@ -529,9 +572,11 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     if (archive) rc = qun_export_queue(db, a, &g, recipients, false, &export_id, NULL, err);
     if (rc == QUN_OK)
         rc = qun_db_run(db, &q, err,
-                        "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, rules, successor_name, "
+                        "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, "
+                        "rules, successor_name, "
                         "risk_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                        "iississs", g.id, a->uid, messages, archive ? QUN_DISS_NAME(ARCHIVING) : QUN_DISS_NAME(REVIEW), now, rtext, successor,
+                        "iississs", g.id, a->uid, messages,
+                        archive ? QUN_DISS_NAME(ARCHIVING) : QUN_DISS_NAME(REVIEW), now, rtext, successor,
                         risk.id);
     free(rtext);
     if (rc != QUN_ROW) {
@@ -543,14 +588,17 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     qun_q_done(q);
     if (archive) {
         /* The group stays `active` until the archive is ledgered (qun_diss_archived). */
-        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET export_id = $2 WHERE id = $1", "ii", did, export_id);
+        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET export_id = $2 WHERE id = $1", "ii", did,
+                        export_id);
         rc = rc == QUN_DONE ? qun_diss_transition(db, did, QUN_DISS_NONE, QUN_DISS_ARCHIVING, err) : rc;
         if (rc == QUN_OK)
             rc = qun_event_group(db, "dissolution.archiving", g.id, QUN_EVENT_OWNER,
                                  json_pack("{s:s, s:s}", "state", QUN_GROUP_NAME(ACTIVE), "dissolution_state",
-                                           QUN_DISS_NAME(ARCHIVING)), err);
+                                           QUN_DISS_NAME(ARCHIVING)),
+                                 err);
     } else {
-        rc = proceed(db, did, QUN_DISS_NONE, &g, &r, review, a->openid, messages, successor, qun_risk_json(&risk), NULL, verified, err);
+        rc = proceed(db, did, QUN_DISS_NONE, &g, &r, review, a->openid, messages, successor,
+                     qun_risk_json(&risk), NULL, verified, err);
     }
     json_decref(verified);
     qun_risk_clear(&risk);
@@ -561,26 +609,30 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
 qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *digest, int64_t ledger_index,
                          const char *error, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT d.id, d.group_id, d.messages, d.successor_name, u.openid, e.xid, "
-                           "(SELECT r.level FROM risk_evaluations r WHERE r.rid = d.risk_id), "
-                           "(SELECT r.score FROM risk_evaluations r WHERE r.rid = d.risk_id), d.risk_id, d.rules "
-                           "FROM dissolutions d JOIN users u ON u.id = d.requested_by JOIN exports e ON e.id = d.export_id "
-                           "WHERE d.export_id = $1 AND d.state = $2", "is", export_id, QUN_DISS_NAME(ARCHIVING));
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "SELECT d.id, d.group_id, d.messages, d.successor_name, u.openid, e.xid, "
+        "(SELECT r.level FROM risk_evaluations r WHERE r.rid = d.risk_id), "
+        "(SELECT r.score FROM risk_evaluations r WHERE r.rid = d.risk_id), d.risk_id, d.rules "
+        "FROM dissolutions d JOIN users u ON u.id = d.requested_by JOIN exports e ON e.id = d.export_id "
+        "WHERE d.export_id = $1 AND d.state = $2",
+        "is", export_id, QUN_DISS_NAME(ARCHIVING));
     if (rc == QUN_DONE) return QUN_OK; /* nothing waits for this export */
     if (rc != QUN_ROW) return rc;
     int64_t did = qun_q_col_int(q, 0), group_id = qun_q_col_int(q, 1);
     char messages[8], successor[130], actor[QUN_ID_MAX], xid[QUN_ID_MAX], gid[QUN_ID_MAX];
     snprintf(messages, sizeof messages, "%s", qun_q_col_text(q, 2));
     snprintf(successor, sizeof successor, "%s", qun_q_col_text(q, 3));
-    bool has_successor = !qun_q_col_null(q, 3), review = !qun_q_col_null(q, 6) &&
-                                                   strcmp(qun_q_col_text(q, 6), qun_risk_level_name(QUN_RISK_REVIEW)) == 0;
+    bool has_successor = !qun_q_col_null(q, 3),
+         review =
+             !qun_q_col_null(q, 6) && strcmp(qun_q_col_text(q, 6), qun_risk_level_name(QUN_RISK_REVIEW)) == 0;
     snprintf(actor, sizeof actor, "%s", qun_q_col_text(q, 4));
     snprintf(xid, sizeof xid, "%s", qun_q_col_text(q, 5));
     json_t *risk = qun_q_col_null(q, 8) ? json_object()
                                         : json_pack("{s:s, s:s, s:I}", "id", qun_q_col_text(q, 8), "level",
-                                                    qun_q_col_null(q, 6) ? qun_risk_level_name(QUN_RISK_ALLOW) : qun_q_col_text(q, 6), "score",
-                                                    (json_int_t)qun_q_col_int(q, 7));
+                                                    qun_q_col_null(q, 6) ? qun_risk_level_name(QUN_RISK_ALLOW)
+                                                                         : qun_q_col_text(q, 6),
+                                                    "score", (json_int_t)qun_q_col_int(q, 7));
     json_t *rules = json_loads(qun_q_col_text(q, 9), 0, NULL);
     qun_q_done(q);
     rc = group_openid(db, group_id, gid, err);
@@ -590,16 +642,23 @@ qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *d
         if (rc == QUN_OK) rc = qun_diss_transition(db, did, QUN_DISS_ARCHIVING, QUN_DISS_FAILED, err);
         if (rc == QUN_OK)
             rc = qun_db_run(db, NULL, err,
-                            "UPDATE dissolutions SET ended_reason = 'archive_failed', cancelled_at = $2 WHERE id = $1",
-                            "ii", did, qun_now()) == QUN_DONE ? QUN_OK : QUN_STORE;
-        const char *gstate = qun_group_state_name(qun_diss_group_state(QUN_DISS_FAILED)); /* active, as before */
+                            "UPDATE dissolutions SET ended_reason = 'archive_failed', cancelled_at = $2 "
+                            "WHERE id = $1",
+                            "ii", did, qun_now()) == QUN_DONE
+                     ? QUN_OK
+                     : QUN_STORE;
+        const char *gstate =
+            qun_group_state_name(qun_diss_group_state(QUN_DISS_FAILED)); /* active, as before */
         json_t *f = json_pack("{s:s, s:s}", "export", xid, "error", error ? error : "");
-        if (rc == QUN_OK) rc = qun_ledger_append(db, "dissolution.archive_failed", gid, actor, gstate, gstate, f, NULL, err);
+        if (rc == QUN_OK)
+            rc =
+                qun_ledger_append(db, "dissolution.archive_failed", gid, actor, gstate, gstate, f, NULL, err);
         json_decref(f);
         if (rc == QUN_OK)
             rc = qun_event_group(db, "dissolution.archive_failed", group_id, QUN_EVENT_OWNER,
                                  json_pack("{s:s, s:s, s:s, s:s}", "state", gstate, "dissolution_state",
-                                           QUN_DISS_NAME(FAILED), "export", xid, "error", error ? error : ""), err);
+                                           QUN_DISS_NAME(FAILED), "export", xid, "error", error ? error : ""),
+                                 err);
         return rc;
     }
     qun_group_t g;
@@ -611,17 +670,18 @@ qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *d
         json_decref(rules);
         return rc;
     }
-    json_t *archive = json_pack("{s:s, s:s, s:I}", "export", xid, "digest", digest, "ledger_index", (json_int_t)ledger_index);
-    rc = proceed(db, did, QUN_DISS_ARCHIVING, &g, &r, review, actor, messages, has_successor ? successor : NULL, risk, archive,
-                 json_object_get(rules, "verified"), err);
+    json_t *archive = json_pack("{s:s, s:s, s:I}", "export", xid, "digest", digest, "ledger_index",
+                                (json_int_t)ledger_index);
+    rc = proceed(db, did, QUN_DISS_ARCHIVING, &g, &r, review, actor, messages,
+                 has_successor ? successor : NULL, risk, archive, json_object_get(rules, "verified"), err);
     json_decref(rules);
     return rc;
 }
 
 qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT d.group_id, d.state FROM dissolutions d WHERE d.id = $1", "i", did);
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT d.group_id, d.state FROM dissolutions d WHERE d.id = $1", "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t group_id = qun_q_col_int(q, 0);
     bool review = qun_diss_state_parse(qun_q_col_text(q, 1)) == QUN_DISS_REVIEW;
@@ -646,7 +706,10 @@ qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_
     rc = qun_ledger_append(db, "dissolution.approved", gid, actor[0] ? actor : NULL, QUN_GROUP_NAME(REVIEW),
                            QUN_GROUP_NAME(PENDING), f, NULL, err);
     json_decref(f);
-    if (rc == QUN_OK) rc = qun_event_group(db, "dissolution.approved", group_id, 0, json_pack("{s:s, s:s?}", "state", QUN_GROUP_NAME(PENDING), "by", actor[0] ? actor : NULL), err);
+    if (rc == QUN_OK)
+        rc = qun_event_group(
+            db, "dissolution.approved", group_id, 0,
+            json_pack("{s:s, s:s?}", "state", QUN_GROUP_NAME(PENDING), "by", actor[0] ? actor : NULL), err);
     return rc;
 }
 
@@ -666,11 +729,13 @@ qun_rc qun_diss_end(qun_db_t *db, int64_t did, qun_diss_state_t why, const char 
     char gid[QUN_ID_MAX], event[48];
     rc = qun_diss_transition(db, did, from, why, err);
     if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET ended_reason = $2, cancelled_at = $3 WHERE id = $1",
-                        "isi", did, qun_diss_state_name(why), qun_now());
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE dissolutions SET ended_reason = $2, cancelled_at = $3 WHERE id = $1", "isi",
+                        did, qun_diss_state_name(why), qun_now());
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err,
-                        "UPDATE approvals SET state = 'cancelled', decided_at = $2 WHERE dissolution_id = $1 AND state = 'pending'",
+                        "UPDATE approvals SET state = 'cancelled', decided_at = $2 WHERE dissolution_id = $1 "
+                        "AND state = 'pending'",
                         "ii", did, qun_now());
     rc = rc == QUN_DONE ? QUN_OK : rc;
     if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
@@ -680,15 +745,19 @@ qun_rc qun_diss_end(qun_db_t *db, int64_t did, qun_diss_state_t why, const char 
     const char *gto = qun_group_state_name(qun_diss_group_state(why));
     snprintf(event, sizeof event, "dissolution.%s", qun_diss_state_name(why));
     rc = qun_ledger_append(db, event, gid, actor_openid, gfrom, gto, fields, NULL, err);
-    return rc == QUN_OK ? qun_event_group(db, event, group_id, 0, json_pack("{s:s, s:s?}", "state", gto, "by", actor_openid), err) : rc;
+    return rc == QUN_OK ? qun_event_group(db, event, group_id, 0,
+                                          json_pack("{s:s, s:s?}", "state", gto, "by", actor_openid), err)
+                        : rc;
 }
 
 qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err) {
     qun_q_t *q;
     *marked = false;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT d.group_id, d.state, d.due_at, d.messages, d.successor_name, d.requested_by, g.member_count "
-                           "FROM dissolutions d JOIN groups g ON g.id = d.group_id WHERE d.id = $1", "i", did);
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "SELECT d.group_id, d.state, d.due_at, d.messages, d.successor_name, d.requested_by, g.member_count "
+        "FROM dissolutions d JOIN groups g ON g.id = d.group_id WHERE d.id = $1",
+        "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t group_id = qun_q_col_int(q, 0), due = qun_q_col_int(q, 2), owner = qun_q_col_int(q, 5);
     int64_t members = qun_q_col_int(q, 6);
@@ -714,52 +783,75 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     if (rc == QUN_OK)
         rc = qun_db_run(db, NULL, err,
                         "UPDATE dissolutions SET dissolved_at = $2, grace_until = $3, "
-                        "tombstone_until = $4 WHERE id = $1", "iiii", did, now, grace_until,
-                        after(purge_at, r.tombstone)) == QUN_DONE ? QUN_OK : QUN_STORE;
+                        "tombstone_until = $4 WHERE id = $1",
+                        "iiii", did, now, grace_until, after(purge_at, r.tombstone)) == QUN_DONE
+                 ? QUN_OK
+                 : QUN_STORE;
     if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_GROUP, group_id, did, purge_at, NULL, err);
     if (rc == QUN_OK) rc = qun_queue_add(db, QUN_JOB_PURGE_PAYMENTS, group_id, did, payments_at, NULL, err);
-    if (rc == QUN_OK) rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1", "i", group_id) == QUN_DONE ? QUN_OK : QUN_STORE;
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1", "i", group_id) == QUN_DONE
+                 ? QUN_OK
+                 : QUN_STORE;
     char gid[QUN_ID_MAX], succ_gid[QUN_ID_MAX] = "";
     if (rc == QUN_OK) rc = group_openid(db, group_id, gid, err);
     if (rc == QUN_OK && has_successor) {
         /* Dissolve and rebuild: the successor takes the members with their roles. */
         qun_id_new(succ_gid, "g");
         rc = qun_db_run(db, &q, err,
-                        "INSERT INTO groups(gid, name, kind, org_id, regions, owner_id, member_count, created_at, updated_at) "
-                        "SELECT $2, $3, kind, org_id, regions, owner_id, member_count, $4, $4 FROM groups WHERE id = $1 RETURNING id",
+                        "INSERT INTO groups(gid, name, kind, org_id, regions, owner_id, member_count, "
+                        "created_at, updated_at) "
+                        "SELECT $2, $3, kind, org_id, regions, owner_id, member_count, $4, $4 FROM groups "
+                        "WHERE id = $1 RETURNING id",
                         "issi", group_id, succ_gid, successor, now);
         if (rc == QUN_ROW) {
             int64_t sid = qun_q_col_int(q, 0);
             qun_q_done(q);
-            rc = qun_db_run(db, NULL, err,
-                            "INSERT INTO members(group_id, user_id, role, joined_at) SELECT $2, user_id, role, $3 "
-                            "FROM members WHERE group_id = $1", "iii", group_id, sid, now);
+            rc = qun_db_run(
+                db, NULL, err,
+                "INSERT INTO members(group_id, user_id, role, joined_at) SELECT $2, user_id, role, $3 "
+                "FROM members WHERE group_id = $1",
+                "iii", group_id, sid, now);
             if (rc == QUN_DONE)
-                rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET successor_group_id = $2 WHERE id = $1", "ii", did, sid);
+                rc =
+                    qun_db_run(db, NULL, err, "UPDATE dissolutions SET successor_group_id = $2 WHERE id = $1",
+                               "ii", did, sid);
             rc = rc == QUN_DONE ? QUN_OK : rc;
         }
         char owner_openid[QUN_ID_MAX] = "";
-        if (rc == QUN_OK && qun_db_run(db, &q, NULL, "SELECT openid FROM users WHERE id = $1", "i", owner) == QUN_ROW) {
+        if (rc == QUN_OK &&
+            qun_db_run(db, &q, NULL, "SELECT openid FROM users WHERE id = $1", "i", owner) == QUN_ROW) {
             snprintf(owner_openid, sizeof owner_openid, "%s", qun_q_col_text(q, 0));
             qun_q_done(q);
         }
         json_t *f = json_pack("{s:s, s:s, s:s}", "name", successor, "predecessor", gid, "kind", "successor");
-        if (rc == QUN_OK) rc = qun_ledger_append(db, "group.created", succ_gid, owner_openid, NULL, QUN_GROUP_NAME(ACTIVE), f, NULL, err);
+        if (rc == QUN_OK)
+            rc = qun_ledger_append(db, "group.created", succ_gid, owner_openid, NULL, QUN_GROUP_NAME(ACTIVE),
+                                   f, NULL, err);
         json_decref(f);
     }
     if (rc != QUN_OK) return rc;
     json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "messages", messages, "members", (json_int_t)members,
-                          "purge_after", (json_int_t)purge_at, "payments_purge_after", (json_int_t)payments_at,
-                          "successor", succ_gid[0] ? succ_gid : NULL);
-    rc = qun_ledger_append(db, "group.dissolved", gid, NULL, QUN_GROUP_NAME(PENDING), QUN_GROUP_NAME(DISSOLVED), f, NULL, err);
+                          "purge_after", (json_int_t)purge_at, "payments_purge_after",
+                          (json_int_t)payments_at, "successor", succ_gid[0] ? succ_gid : NULL);
+    rc = qun_ledger_append(db, "group.dissolved", gid, NULL, QUN_GROUP_NAME(PENDING),
+                           QUN_GROUP_NAME(DISSOLVED), f, NULL, err);
     json_decref(f);
-    if (rc == QUN_OK) rc = qun_event_group(db, "group.dissolved", group_id, 0, json_pack("{s:s, s:s, s:I, s:s?}", "state", QUN_GROUP_NAME(DISSOLVED), "messages", messages, "restorable_until", (json_int_t)grace_until, "successor", succ_gid[0] ? succ_gid : NULL), err);
+    if (rc == QUN_OK)
+        rc = qun_event_group(db, "group.dissolved", group_id, 0,
+                             json_pack("{s:s, s:s, s:I, s:s?}", "state", QUN_GROUP_NAME(DISSOLVED),
+                                       "messages", messages, "restorable_until", (json_int_t)grace_until,
+                                       "successor", succ_gid[0] ? succ_gid : NULL),
+                             err);
     if (rc == QUN_OK) {
         f = json_pack("{s:s, s:s?}", "group", gid, "successor", succ_gid[0] ? succ_gid : NULL);
         char *payload = qun_json_dumps(f, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(f);
-        rc = qun_db_run(db, NULL, err, "INSERT INTO outbox(topic, payload, created_at) VALUES ('group.dissolved', $1, $2)",
-                        "si", payload, now) == QUN_DONE ? QUN_OK : QUN_STORE;
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO outbox(topic, payload, created_at) VALUES ('group.dissolved', $1, $2)",
+                        "si", payload, now) == QUN_DONE
+                 ? QUN_OK
+                 : QUN_STORE;
         free(payload);
     }
     *marked = rc == QUN_OK;
@@ -769,7 +861,8 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
 qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok, bool *held, qun_err_t *err) {
     qun_q_t *q;
     *ok = *held = false;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT state, COALESCE(grace_until, 0) FROM dissolutions WHERE id = $1", "i", did);
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT state, COALESCE(grace_until, 0) FROM dissolutions WHERE id = $1", "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     qun_diss_state_t st = qun_diss_state_parse(qun_q_col_text(q, 0));
     bool live = st == QUN_DISS_DISSOLVED || st == QUN_DISS_PURGING || st == QUN_DISS_PURGED;
@@ -780,33 +873,35 @@ qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok,
     return QUN_OK;
 }
 
-qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                       qun_err_t *err) {
+qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc == QUN_GROUP_GONE && g.role == QUN_ROLE_OWNER) rc = QUN_OK;
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err,
-                    "SELECT d.id, d.messages, d.state, d.requested_at, d.dissolved_at, d.purged_at, d.receipt, u.openid, "
-                    "d.due_at, d.grace_until, d.tombstone_until, d.rules, s.gid, d.successor_name, d.cancelled_at "
-                    "FROM dissolutions d JOIN users u ON u.id = d.requested_by LEFT JOIN groups s ON s.id = d.successor_group_id "
-                    "WHERE d.group_id = $1 ORDER BY d.id DESC LIMIT 1", "i", g.id);
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT d.id, d.messages, d.state, d.requested_at, d.dissolved_at, d.purged_at, d.receipt, u.openid, "
+        "d.due_at, d.grace_until, d.tombstone_until, d.rules, s.gid, d.successor_name, d.cancelled_at "
+        "FROM dissolutions d JOIN users u ON u.id = d.requested_by LEFT JOIN groups s ON s.id = "
+        "d.successor_group_id "
+        "WHERE d.group_id = $1 ORDER BY d.id DESC LIMIT 1",
+        "i", g.id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_DISSOLUTION_NOT_FOUND, "group %s has no dissolution", g.gid);
     if (rc != QUN_ROW) return rc;
     int64_t did = qun_q_col_int(q, 0), now = qun_now();
-    json_t *receipt = json_loads(qun_q_col_text(q, 6), 0, NULL), *rules = json_loads(qun_q_col_text(q, 11), 0, NULL);
+    json_t *receipt = json_loads(qun_q_col_text(q, 6), 0, NULL),
+           *rules = json_loads(qun_q_col_text(q, 11), 0, NULL);
 #define OPT_INT(c) (qun_q_col_null(q, c) ? NULL : json_integer(qun_q_col_int(q, c)))
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o?, s:o?, s:o?, s:o?, s:o?, s:o?, s:o, s:o, s:s?, s:s?, s:I, s:[]}",
-                     "group", g.gid, "state", g.state, "dissolution_state", qun_q_col_text(q, 2),
-                     "messages", qun_q_col_text(q, 1), "requested_by", qun_q_col_text(q, 7),
-                     "requested_at", (json_int_t)qun_q_col_int(q, 3), "due_at", OPT_INT(8),
-                     "dissolved_at", OPT_INT(4), "grace_until", OPT_INT(9), "tombstone_until", OPT_INT(10),
-                     "purged_at", OPT_INT(5), "ended_at", OPT_INT(14),
-                     "receipt", receipt ? receipt : json_object(), "timing", rules ? rules : json_object(),
-                     "successor", qun_q_col_null(q, 12) ? NULL : qun_q_col_text(q, 12),
-                     "successor_name", qun_q_col_null(q, 13) ? NULL : qun_q_col_text(q, 13),
-                     "now", (json_int_t)now, "jobs");
+    *out = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:I, s:o?, s:o?, s:o?, s:o?, s:o?, s:o?, s:o, s:o, s:s?, s:s?, s:I, s:[]}",
+        "group", g.gid, "state", g.state, "dissolution_state", qun_q_col_text(q, 2), "messages",
+        qun_q_col_text(q, 1), "requested_by", qun_q_col_text(q, 7), "requested_at",
+        (json_int_t)qun_q_col_int(q, 3), "due_at", OPT_INT(8), "dissolved_at", OPT_INT(4), "grace_until",
+        OPT_INT(9), "tombstone_until", OPT_INT(10), "purged_at", OPT_INT(5), "ended_at", OPT_INT(14),
+        "receipt", receipt ? receipt : json_object(), "timing", rules ? rules : json_object(), "successor",
+        qun_q_col_null(q, 12) ? NULL : qun_q_col_text(q, 12), "successor_name",
+        qun_q_col_null(q, 13) ? NULL : qun_q_col_text(q, 13), "now", (json_int_t)now, "jobs");
 #undef OPT_INT
     if (!qun_q_col_null(q, 8) && qun_diss_state_parse(qun_q_col_text(q, 2)) == QUN_DISS_PENDING) {
         int64_t left = qun_q_col_int(q, 8) - now;
@@ -817,37 +912,47 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     json_t *approvals = json_array();
     rc = qun_db_run(db, &q, err,
                     "SELECT a.aid, a.kind, a.state, su.openid, a.reason, a.expires_at FROM approvals a "
-                    "LEFT JOIN users su ON su.id = a.subject_id WHERE a.dissolution_id = $1 ORDER BY a.id", "i", did);
+                    "LEFT JOIN users su ON su.id = a.subject_id WHERE a.dissolution_id = $1 ORDER BY a.id",
+                    "i", did);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-        json_array_append_new(approvals, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:I}", "id", qun_q_col_text(q, 0),
-                                                   "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2),
-                                                   "subject", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3),
-                                                   "reason", qun_q_col_text(q, 4), "expires_at", (json_int_t)qun_q_col_int(q, 5)));
+        json_array_append_new(approvals,
+                              json_pack("{s:s, s:s, s:s, s:s?, s:s, s:I}", "id", qun_q_col_text(q, 0), "kind",
+                                        qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2), "subject",
+                                        qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3), "reason",
+                                        qun_q_col_text(q, 4), "expires_at", (json_int_t)qun_q_col_int(q, 5)));
     json_object_set_new(*out, "approvals", approvals);
     /* Archive then dissolve: the export the dissolution waits for (or waited for). */
     if (rc == QUN_DONE &&
-        qun_db_run(db, &q, NULL, "SELECT e.xid, e.state, e.progress, e.digest, e.ledger_index, e.error FROM dissolutions d "
-                   "JOIN exports e ON e.id = d.export_id WHERE d.id = $1", "i", did) == QUN_ROW) {
+        qun_db_run(db, &q, NULL,
+                   "SELECT e.xid, e.state, e.progress, e.digest, e.ledger_index, e.error FROM dissolutions d "
+                   "JOIN exports e ON e.id = d.export_id WHERE d.id = $1",
+                   "i", did) == QUN_ROW) {
         json_t *progress = json_loads(qun_q_col_text(q, 2), 0, NULL);
-        json_t *x = json_pack("{s:s, s:s, s:o}", "export", qun_q_col_text(q, 0), "state", qun_q_col_text(q, 1),
-                              "progress", progress ? progress : json_object());
+        json_t *x = json_pack("{s:s, s:s, s:o}", "export", qun_q_col_text(q, 0), "state",
+                              qun_q_col_text(q, 1), "progress", progress ? progress : json_object());
         if (!qun_q_col_null(q, 3)) json_object_set_new(x, "digest", json_string(qun_q_col_text(q, 3)));
         if (!qun_q_col_null(q, 4)) json_object_set_new(x, "ledger_index", json_integer(qun_q_col_int(q, 4)));
         if (!qun_q_col_null(q, 5)) json_object_set_new(x, "error", json_string(qun_q_col_text(q, 5)));
         json_object_set_new(*out, "archive", x);
         qun_q_done(q);
     }
-    if (qun_db_run(db, &q, NULL, "SELECT e.level, e.score, e.reasons, e.rid FROM dissolutions d "
-                   "JOIN risk_evaluations e ON e.rid = d.risk_id WHERE d.id = $1", "i", did) == QUN_ROW) {
+    if (qun_db_run(db, &q, NULL,
+                   "SELECT e.level, e.score, e.reasons, e.rid FROM dissolutions d "
+                   "JOIN risk_evaluations e ON e.rid = d.risk_id WHERE d.id = $1",
+                   "i", did) == QUN_ROW) {
         json_t *reasons = json_loads(qun_q_col_text(q, 2), 0, NULL);
-        json_object_set_new(*out, "risk", json_pack("{s:s, s:s, s:I, s:o}", "id", qun_q_col_text(q, 3), "level",
-                                                    qun_q_col_text(q, 0), "score", (json_int_t)qun_q_col_int(q, 1),
-                                                    "reasons", reasons ? reasons : json_array()));
+        json_object_set_new(*out, "risk",
+                            json_pack("{s:s, s:s, s:I, s:o}", "id", qun_q_col_text(q, 3), "level",
+                                      qun_q_col_text(q, 0), "score", (json_int_t)qun_q_col_int(q, 1),
+                                      "reasons", reasons ? reasons : json_array()));
         qun_q_done(q);
     }
     if (rc == QUN_DONE && (rc = qun_queue_list_purges(db, did, json_object_get(*out, "jobs"), err)) == QUN_OK)
         rc = QUN_DONE;
-    json_object_set_new(*out, "held", json_boolean(count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g.id) > 0));
+    json_object_set_new(
+        *out, "held",
+        json_boolean(
+            count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g.id) > 0));
     if (rc != QUN_DONE) {
         json_decref(*out);
         return rc;
@@ -855,13 +960,14 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     return QUN_OK;
 }
 
-qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                       qun_err_t *err) {
+qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc == QUN_GROUP_GONE && g.role == QUN_ROLE_OWNER)
-        return qun_fail(err, QUN_DISSOLUTION_NOT_CANCELLABLE,
-                        "group %s is already %s; the cancel window has passed (restore it within the purge grace)", g.gid, g.state);
+        return qun_fail(
+            err, QUN_DISSOLUTION_NOT_CANCELLABLE,
+            "group %s is already %s; the cancel window has passed (restore it within the purge grace)", g.gid,
+            g.state);
     if (rc != QUN_OK) return rc;
     int64_t did;
     char state[16];
@@ -871,11 +977,12 @@ qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     return rc == QUN_OK ? qun_diss_status(db, a, gid, out, err) : rc;
 }
 
-qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up,
-                        json_t **out, qun_err_t *err) {
+qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up, json_t **out,
+                        qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
-    if (rc == QUN_OK) return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s, not dissolved", g.gid, g.state);
+    if (rc == QUN_OK)
+        return qun_fail(err, QUN_NOT_RESTORABLE, "group %s is %s, not dissolved", g.gid, g.state);
     if (rc == QUN_GROUP_NOT_FOUND && a->is_admin) { /* admins restore groups they are not in */
         rc = qun_group_load(db, gid, &g, err);
         if (rc != QUN_OK) return rc;
@@ -897,13 +1004,21 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
     if (rc != QUN_OK) return rc;
     rc = qun_diss_transition(db, did, QUN_DISS_DISSOLVED, QUN_DISS_RESTORED, err);
     if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET ended_reason = $3, cancelled_at = $2 WHERE id = $1",
-                        "iis", did, qun_now(), QUN_DISS_NAME(RESTORED)) == QUN_DONE ? QUN_OK : QUN_STORE;
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE dissolutions SET ended_reason = $3, cancelled_at = $2 WHERE id = $1", "iis",
+                        did, qun_now(), QUN_DISS_NAME(RESTORED)) == QUN_DONE
+                 ? QUN_OK
+                 : QUN_STORE;
     if (rc == QUN_OK) rc = qun_queue_end_purges(db, did, QUN_DISS_NAME(RESTORED), err);
     json_t *f = json_pack("{s:s}", "by", a->is_admin && g.role != QUN_ROLE_OWNER ? "server_admin" : "owner");
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, QUN_GROUP_NAME(DISSOLVED), QUN_GROUP_NAME(ACTIVE), f,
-                                             NULL, err);
-    if (rc == QUN_OK) rc = qun_event_group(db, "group.restored", g.id, 0, json_pack("{s:s, s:s}", "state", QUN_GROUP_NAME(ACTIVE), "by", json_string_value(json_object_get(f, "by"))), err);
+    if (rc == QUN_OK)
+        rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, QUN_GROUP_NAME(DISSOLVED),
+                               QUN_GROUP_NAME(ACTIVE), f, NULL, err);
+    if (rc == QUN_OK)
+        rc = qun_event_group(db, "group.restored", g.id, 0,
+                             json_pack("{s:s, s:s}", "state", QUN_GROUP_NAME(ACTIVE), "by",
+                                       json_string_value(json_object_get(f, "by"))),
+                             err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
     qun_actor_t owner_view = *a;

@@ -17,9 +17,13 @@
 static atomic_bool g_pending;
 static _Atomic uint64_t g_emitted;
 
-bool qun_event_take_pending(void) { return atomic_exchange(&g_pending, false); }
+bool qun_event_take_pending(void) {
+    return atomic_exchange(&g_pending, false);
+}
 
-uint64_t qun_event_emitted(void) { return atomic_load(&g_emitted); }
+uint64_t qun_event_emitted(void) {
+    return atomic_load(&g_emitted);
+}
 
 static void appended(uint64_t n) {
     atomic_fetch_add(&g_emitted, n);
@@ -33,8 +37,8 @@ static qun_rc ordered(qun_db_t *db, qun_err_t *err) {
     return rc;
 }
 
-qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
-                      json_t *payload, qun_err_t *err) {
+qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
+                      qun_err_t *err) {
     if (!payload) return qun_fail(err, QUN_NOMEM, "cannot build the %s event", topic);
     qun_rc rc = ordered(db, err);
     if (rc != QUN_OK) {
@@ -44,23 +48,25 @@ qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t
     char *text = qun_json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s event", topic);
-    rc = qun_db_run(db, NULL, err,
-                           "INSERT INTO events(topic, group_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-                           "szzsi", topic, group_id, user_id, text, qun_now());
+    rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO events(topic, group_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "szzsi", topic, group_id, user_id, text, qun_now());
     free(text);
     if (rc != QUN_DONE) return rc;
     appended(1);
     return QUN_OK;
 }
 
-qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
-                       json_t *fields, qun_err_t *err) {
+qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *fields,
+                       qun_err_t *err) {
     if (!fields) return qun_fail(err, QUN_NOMEM, "cannot build the %s event", topic);
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT gid, owner_id FROM groups WHERE id = $1", "i", group_id);
     if (rc != QUN_ROW) {
         json_decref(fields);
-        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "%s: no group %lld", topic, (long long)group_id) : rc;
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "%s: no group %lld", topic, (long long)group_id)
+                              : rc;
     }
     json_object_set_new(fields, "group", json_string(qun_q_col_text(q, 0)));
     if (user_id == QUN_EVENT_OWNER) user_id = qun_q_col_int(q, 1);
@@ -73,12 +79,14 @@ qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t 
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT g.gid, m.seq, u.openid, m.kind, m.body, m.created_at FROM messages m "
                            "JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.author_id "
-                           "WHERE m.group_id = $1 AND m.seq = $2", "ii", group_id, seq);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "message %lld vanished", (long long)seq) : rc;
-    json_t *p = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "group", qun_q_col_text(q, 0),
-                          "seq", (json_int_t)qun_q_col_int(q, 1), "author", qun_q_col_text(q, 2),
-                          "kind", qun_q_col_text(q, 3), "text", qun_q_col_text(q, 4),
-                          "created_at", (json_int_t)qun_q_col_int(q, 5));
+                           "WHERE m.group_id = $1 AND m.seq = $2",
+                           "ii", group_id, seq);
+    if (rc != QUN_ROW)
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "message %lld vanished", (long long)seq) : rc;
+    json_t *p = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "group", qun_q_col_text(q, 0), "seq",
+                          (json_int_t)qun_q_col_int(q, 1), "author", qun_q_col_text(q, 2), "kind",
+                          qun_q_col_text(q, 3), "text", qun_q_col_text(q, 4), "created_at",
+                          (json_int_t)qun_q_col_int(q, 5));
     qun_q_done(q);
     return qun_event_emit(db, "message.created", group_id, 0, p, err);
 }
@@ -89,9 +97,11 @@ qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64
                            "SELECT g.gid, u.openid, m.role, g.name FROM groups g JOIN users u ON u.id = $2 "
                            "LEFT JOIN members m ON m.group_id = g.id AND m.user_id = u.id WHERE g.id = $1",
                            "ii", group_id, uid);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "%s: no such group or user", topic) : rc;
-    json_t *p = json_pack("{s:s, s:s, s:s, s:s?}", "group", qun_q_col_text(q, 0), "group_name", qun_q_col_text(q, 3),
-                          "openid", qun_q_col_text(q, 1), "role", qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2));
+    if (rc != QUN_ROW)
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "%s: no such group or user", topic) : rc;
+    json_t *p =
+        json_pack("{s:s, s:s, s:s, s:s?}", "group", qun_q_col_text(q, 0), "group_name", qun_q_col_text(q, 3),
+                  "openid", qun_q_col_text(q, 1), "role", qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2));
     qun_q_done(q);
     return qun_event_emit(db, topic, group_id, uid, p, err);
 }
@@ -108,18 +118,20 @@ qun_rc qun_event_sessions_revoked(qun_db_t *db, json_t *ids, const char *reason,
 
 qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT a.kind, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, a.expires_at, "
-                           "COALESCE(a.approver_id, 0), COALESCE(a.org_id, 0), d.requested_by FROM approvals a "
-                           "JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id "
-                           "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
-                           "WHERE a.aid = $1", "s", aid);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT a.kind, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, a.expires_at, "
+                   "COALESCE(a.approver_id, 0), COALESCE(a.org_id, 0), d.requested_by FROM approvals a "
+                   "JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id "
+                   "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
+                   "WHERE a.aid = $1",
+                   "s", aid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "approval %s vanished", aid) : rc;
-    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "id", aid, "kind", qun_q_col_text(q, 0),
-                          "group", qun_q_col_text(q, 1), "group_name", qun_q_col_text(q, 2),
-                          "group_kind", qun_q_col_text(q, 3), "subject", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4),
-                          "requested_by", qun_q_col_text(q, 5), "created_at", (json_int_t)qun_q_col_int(q, 6),
-                          "expires_at", (json_int_t)qun_q_col_int(q, 7));
+    json_t *p = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "id", aid, "kind", qun_q_col_text(q, 0), "group",
+        qun_q_col_text(q, 1), "group_name", qun_q_col_text(q, 2), "group_kind", qun_q_col_text(q, 3),
+        "subject", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4), "requested_by", qun_q_col_text(q, 5),
+        "created_at", (json_int_t)qun_q_col_int(q, 6), "expires_at", (json_int_t)qun_q_col_int(q, 7));
     int64_t approver = qun_q_col_int(q, 8), org = qun_q_col_int(q, 9), requester = qun_q_col_int(q, 10);
     qun_q_done(q);
     if (approver) return qun_event_emit(db, "approval.requested", 0, approver, p, err);
@@ -134,7 +146,8 @@ qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *er
     }
     rc = qun_db_run(db, NULL, err,
                     "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
-                    "SELECT 'approval.requested', NULL, user_id, $2, $3 FROM org_admins WHERE org_id = $1 AND user_id != $4",
+                    "SELECT 'approval.requested', NULL, user_id, $2, $3 FROM org_admins WHERE org_id = $1 "
+                    "AND user_id != $4",
                     "isii", org, text, qun_now(), requester);
     free(text);
     if (rc != QUN_DONE) return rc;
@@ -166,10 +179,11 @@ static qun_rc row_take(qun_q_t *q, qun_event_row_t *e, qun_err_t *err) {
 qun_rc qun_event_fetch(qun_db_t *db, int64_t after, qun_event_row_t *rows, int max, int *n, qun_err_t *err) {
     qun_q_t *q;
     *n = 0;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
-                           "WHERE id > $1 ORDER BY id LIMIT $2",
-                           "ii", after, (int64_t)max);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
+                   "WHERE id > $1 ORDER BY id LIMIT $2",
+                   "ii", after, (int64_t)max);
     for (; rc == QUN_ROW && *n < max; rc = qun_q_step(q, err)) {
         qun_rc taken = row_take(q, &rows[*n], err);
         if (taken != QUN_OK) {
@@ -189,8 +203,8 @@ void qun_event_rows_free(qun_event_row_t *rows, int n) {
     }
 }
 
-qun_rc qun_event_replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, int max, qun_event_row_t **rows,
-                        int *n, qun_event_replay_t *how, qun_err_t *err) {
+qun_rc qun_event_replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, int max,
+                        qun_event_row_t **rows, int *n, qun_event_replay_t *how, qun_err_t *err) {
     qun_q_t *q;
     *rows = NULL;
     *n = 0;
@@ -239,10 +253,12 @@ qun_rc qun_event_replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, 
 
 qun_rc qun_event_session_live(qun_db_t *db, int64_t session_id, int64_t *expires_at, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
-                           "ii", session_id, qun_now());
-    if (rc == QUN_DONE) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT expires_at FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                   "ii", session_id, qun_now());
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
     if (rc != QUN_ROW) return rc;
     *expires_at = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -254,7 +270,8 @@ qun_rc qun_event_user_groups(qun_db_t *db, int64_t uid, int64_t **ids, size_t *n
     size_t cap = 0;
     *ids = NULL;
     *n = 0;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT group_id FROM members WHERE user_id = $1 ORDER BY group_id", "i", uid);
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT group_id FROM members WHERE user_id = $1 ORDER BY group_id",
+                           "i", uid);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         if (*n == cap) {
             cap = cap ? 2 * cap : 8;
@@ -290,7 +307,9 @@ qun_rc qun_event_successor(qun_db_t *db, const char *payload, int64_t *group_id,
     return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
 }
 
-static bool topic_is(const qun_event_row_t *e, const char *t) { return strcmp(e->topic, t) == 0; }
+static bool topic_is(const qun_event_row_t *e, const char *t) {
+    return strcmp(e->topic, t) == 0;
+}
 
 qun_event_effect_t qun_event_effect(const qun_event_row_t *e) {
     if (!e->group_id && !e->user_id)

@@ -22,7 +22,8 @@ qun_rc qun_export_check_recipients(json_t *recipients, const char *field, qun_er
         uint8_t pk[32];
         char name[sizeof err->field];
         snprintf(name, sizeof name, "%s[%zu]", field, i);
-        if (!json_is_string(e)) return qun_fail_field(err, QUN_FIELD_INVALID, name, "a recipient is a string");
+        if (!json_is_string(e))
+            return qun_fail_field(err, QUN_FIELD_INVALID, name, "a recipient is a string");
         if (qun_age_recipient_parse(json_string_value(e), pk, err) != QUN_OK) {
             snprintf(err->field, sizeof err->field, "%s", name);
             return QUN_AGE_KEY_INVALID;
@@ -31,8 +32,8 @@ qun_rc qun_export_check_recipients(json_t *recipients, const char *field, qun_er
     return QUN_OK;
 }
 
-qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *recipients, bool self,
-                        int64_t *id, json_t **out, qun_err_t *err) {
+qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *recipients,
+                        bool self, int64_t *id, json_t **out, qun_err_t *err) {
     qun_policy_view_t v;
     qun_rc rc = qun_group_policy(db, g, &v, err);
     if (rc != QUN_OK) return rc;
@@ -47,10 +48,11 @@ qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g
     int64_t now = qun_now();
     const char *scope = self ? "self" : "group";
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err,
-                    "INSERT INTO exports(xid, group_id, requester_id, recipients, desensitize, created_at, scope) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id", "siisiis", xid, g->id, a->uid, rtext,
-                    (int64_t)mask, now, scope);
+    rc = qun_db_run(
+        db, &q, err,
+        "INSERT INTO exports(xid, group_id, requester_id, recipients, desensitize, created_at, scope) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "siisiis", xid, g->id, a->uid, rtext, (int64_t)mask, now, scope);
     free(rtext);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     *id = qun_q_col_int(q, 0);
@@ -58,14 +60,14 @@ qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g
     rc = qun_queue_add(db, QUN_JOB_EXPORT_GROUP, g->id, *id, now, NULL, err);
     if (rc != QUN_OK) return rc;
     if (out)
-        *out = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:b, s:I}", "id", xid, "group", g->gid, "scope", scope,
-                         "state", "running", "progress", "messages", 0, "files", 0, "bytes", 0, "desensitized", mask,
-                         "created_at", (json_int_t)now);
+        *out = json_pack("{s:s, s:s, s:s, s:s, s:{s:i, s:i, s:i}, s:b, s:I}", "id", xid, "group", g->gid,
+                         "scope", scope, "state", "running", "progress", "messages", 0, "files", 0, "bytes",
+                         0, "desensitized", mask, "created_at", (json_int_t)now);
     return QUN_OK;
 }
 
-qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients, const char *scope,
-                         json_t **out, qun_err_t *err) {
+qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients,
+                         const char *scope, json_t **out, qun_err_t *err) {
     bool self = scope && strcmp(scope, "self") == 0;
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, self ? QUN_ROLE_MEMBER : QUN_ROLE_OWNER, &g, err);
@@ -74,7 +76,8 @@ qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, js
      * for the owner. */
     if (self && g.role != QUN_ROLE_OWNER && qun_group_state_parse(g.state) != QUN_GROUP_PENDING)
         return qun_fail(err, QUN_SELF_EXPORT_CLOSED,
-                        "members export their own copy while a dissolution is pending; group %s is %s", g.gid, g.state);
+                        "members export their own copy while a dissolution is pending; group %s is %s", g.gid,
+                        g.state);
     rc = qun_export_check_recipients(recipients, "recipients", err);
     int64_t id;
     return rc == QUN_OK ? qun_export_queue(db, a, &g, recipients, self, &id, out, err) : rc;
@@ -82,10 +85,12 @@ qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, js
 
 /* Load the export row xid for its requester. */
 static qun_rc load(qun_db_t *db, const qun_actor_t *a, const char *xid, qun_q_t **q, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, q, err,
-                           "SELECT e.xid, g.gid, e.state, e.progress, e.digest, e.size, e.ledger_index, e.error, "
-                           "e.created_at, e.finished_at, e.requester_id, e.recipients, e.desensitize, e.scope, e.purged_at "
-                           "FROM exports e JOIN groups g ON g.id = e.group_id WHERE e.xid = $1", "s", xid);
+    qun_rc rc = qun_db_run(
+        db, q, err,
+        "SELECT e.xid, g.gid, e.state, e.progress, e.digest, e.size, e.ledger_index, e.error, "
+        "e.created_at, e.finished_at, e.requester_id, e.recipients, e.desensitize, e.scope, e.purged_at "
+        "FROM exports e JOIN groups g ON g.id = e.group_id WHERE e.xid = $1",
+        "s", xid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %s of yours", xid);
     if (rc != QUN_ROW) return rc;
     if (qun_q_col_int(*q, 10) != a->uid) {
@@ -102,10 +107,11 @@ qun_rc qun_export_get(qun_db_t *db, const qun_actor_t *a, const char *xid, json_
     json_t *progress = json_loads(qun_q_col_text(q, 3), 0, NULL);
     json_t *recips = json_loads(qun_q_col_text(q, 11), 0, NULL);
     const char *state = qun_q_col_text(q, 2);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:I}", "id", qun_q_col_text(q, 0), "group",
-                          qun_q_col_text(q, 1), "state", state, "progress", progress ? progress : json_object(),
-                          "recipients", recips ? recips : json_array(), "desensitized", qun_q_col_int(q, 12) != 0,
-                          "created_at", (json_int_t)qun_q_col_int(q, 8));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:b, s:I}", "id", qun_q_col_text(q, 0), "group",
+                  qun_q_col_text(q, 1), "state", state, "progress", progress ? progress : json_object(),
+                  "recipients", recips ? recips : json_array(), "desensitized", qun_q_col_int(q, 12) != 0,
+                  "created_at", (json_int_t)qun_q_col_int(q, 8));
     if (strcmp(state, "done") == 0) {
         json_object_set_new(o, "digest", json_string(qun_q_col_text(q, 4)));
         json_object_set_new(o, "size", json_integer(qun_q_col_int(q, 5)));

@@ -108,15 +108,14 @@ qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err
 static json_t *file_json(qun_q_t *q) {
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "digest", qun_q_col_text(q, 0), "name",
                      qun_q_col_text(q, 1), "content_type", qun_q_col_text(q, 2), "size",
-                     (json_int_t)qun_q_col_int(q, 3), "uploader", qun_q_col_text(q, 4),
-                     "created_at", (json_int_t)qun_q_col_int(q, 5));
+                     (json_int_t)qun_q_col_int(q, 3), "uploader", qun_q_col_text(q, 4), "created_at",
+                     (json_int_t)qun_q_col_int(q, 5));
 }
 
 #define FILE_COLS "f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at, f.id"
 
-qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,
-                    int64_t size, const char *name, const char *content_type, json_t **out,
-                    qun_err_t *err) {
+qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex, int64_t size,
+                    const char *name, const char *content_type, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
     int64_t now = qun_now();
@@ -124,7 +123,8 @@ qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const c
     if (rc != QUN_OK) return rc;
     rc = qun_db_run(db, &q, err,
                     "SELECT " FILE_COLS " FROM group_files f JOIN users u ON u.id = f.uploader_id "
-                    "WHERE f.group_id = $1 AND f.sha256 = $2", "is", g.id, sha_hex);
+                    "WHERE f.group_id = $1 AND f.sha256 = $2",
+                    "is", g.id, sha_hex);
     if (rc == QUN_ROW) { /* the same bytes are already in this group */
         *out = file_json(q);
         qun_q_done(q);
@@ -144,19 +144,20 @@ qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const c
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err, "DELETE FROM unlink_queue WHERE sha256 = $1", "s", sha_hex);
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO group_files(group_id, sha256, name, content_type, size, uploader_id, created_at) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        "isssiii", g.id, sha_hex, name, content_type, size, a->uid, now);
+        rc = qun_db_run(
+            db, NULL, err,
+            "INSERT INTO group_files(group_id, sha256, name, content_type, size, uploader_id, created_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "isssiii", g.id, sha_hex, name, content_type, size, a->uid, now);
     if (rc != QUN_DONE) return rc;
-    *out = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "digest", sha_hex, "name", name,
-                     "content_type", content_type, "size", (json_int_t)size, "uploader", a->openid,
-                     "created_at", (json_int_t)now);
+    *out = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "digest", sha_hex, "name", name, "content_type",
+                     content_type, "size", (json_int_t)size, "uploader", a->openid, "created_at",
+                     (json_int_t)now);
     return QUN_OK;
 }
 
-qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
-                     int limit, json_t **out, qun_err_t *err) {
+qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
+                     json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
@@ -175,15 +176,16 @@ qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_
 }
 
 qun_rc qun_file_get(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,
-                    char *content_type, size_t ct_size, char *name, size_t name_size,
-                    qun_err_t *err) {
+                    char *content_type, size_t ct_size, char *name, size_t name_size, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
-    if (!is_digest(sha_hex)) return qun_fail(err, QUN_FILE_NOT_FOUND, "a file is named by its lower-case SHA-256");
+    if (!is_digest(sha_hex))
+        return qun_fail(err, QUN_FILE_NOT_FOUND, "a file is named by its lower-case SHA-256");
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err, "SELECT content_type, name FROM group_files WHERE group_id = $1 AND sha256 = $2",
-                    "is", g.id, sha_hex);
+    rc = qun_db_run(db, &q, err,
+                    "SELECT content_type, name FROM group_files WHERE group_id = $1 AND sha256 = $2", "is",
+                    g.id, sha_hex);
     if (rc == QUN_DONE) return qun_fail(err, QUN_FILE_NOT_FOUND, "no file %s in this group", sha_hex);
     if (rc != QUN_ROW) return rc;
     snprintf(content_type, ct_size, "%s", qun_q_col_text(q, 0));

@@ -40,9 +40,10 @@ qun_rc qun_grant_auth(qun_db_t *db, const char *token, int64_t *grant_id, int64_
     char hash[65];
     qun_sha256_hex(hash, secret, 2 * SECRET_BYTES);
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT id, group_id, secret_hash, expires_at, revoked_at FROM export_grants WHERE grid = $1",
-                           "s", grid);
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "SELECT id, group_id, secret_hash, expires_at, revoked_at FROM export_grants WHERE grid = $1", "s",
+        grid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_GRANT_INVALID, "unknown grant token");
     if (rc != QUN_ROW) return rc;
     bool same = strlen(qun_q_col_text(q, 2)) == 64 && qun_ct_equal(qun_q_col_text(q, 2), hash, 64);
@@ -60,17 +61,18 @@ static json_t *grant_json(qun_q_t *q, const char *gid) {
     /* columns: grid, label, created_at, expires_at, revoked_at, uses, last_used_at, creator openid */
     int64_t now = qun_now();
     const char *state = !qun_q_col_null(q, 4) ? "revoked" : qun_q_col_int(q, 3) <= now ? "expired" : "active";
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I, s:I}", "id", qun_q_col_text(q, 0), "group", gid,
-                          "scope", "exports", "state", state, "label", qun_q_col_null(q, 1) ? NULL : qun_q_col_text(q, 1),
-                          "created_by", qun_q_col_text(q, 7), "created_at", (json_int_t)qun_q_col_int(q, 2),
-                          "expires_at", (json_int_t)qun_q_col_int(q, 3), "uses", (json_int_t)qun_q_col_int(q, 5));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I, s:I}", "id", qun_q_col_text(q, 0),
+                          "group", gid, "scope", "exports", "state", state, "label",
+                          qun_q_col_null(q, 1) ? NULL : qun_q_col_text(q, 1), "created_by",
+                          qun_q_col_text(q, 7), "created_at", (json_int_t)qun_q_col_int(q, 2), "expires_at",
+                          (json_int_t)qun_q_col_int(q, 3), "uses", (json_int_t)qun_q_col_int(q, 5));
     if (!qun_q_col_null(q, 4)) json_object_set_new(o, "revoked_at", json_integer(qun_q_col_int(q, 4)));
     if (!qun_q_col_null(q, 6)) json_object_set_new(o, "last_used_at", json_integer(qun_q_col_int(q, 6)));
     return o;
 }
 
-#define GRANT_COLS \
-    "g.grid, g.label, g.created_at, g.expires_at, g.revoked_at, g.uses, g.last_used_at, u.openid " \
+#define GRANT_COLS                                                                                           \
+    "g.grid, g.label, g.created_at, g.expires_at, g.revoked_at, g.uses, g.last_used_at, u.openid "           \
     "FROM export_grants g JOIN users u ON u.id = g.created_by "
 
 qun_rc qun_grant_issue(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t expires_in,
@@ -89,18 +91,20 @@ qun_rc qun_grant_issue(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
     qun_sha256_hex(hash, secret, strlen(secret));
     snprintf(token, sizeof token, GRANT_PREFIX "%s_%s", grid, secret);
     int64_t now = qun_now(), expires = now + expires_in;
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO export_grants(grid, group_id, secret_hash, label, created_by, created_at, expires_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7)", "sissiii", grid, g.id, hash, label, a->uid, now, expires);
+    rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO export_grants(grid, group_id, secret_hash, label, created_by, created_at, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "sissiii", grid, g.id, hash, label, a->uid, now, expires);
     if (rc != QUN_DONE) return rc;
-    json_t *f = json_pack("{s:s, s:s, s:I, s:s?}", "grant", grid, "scope", "exports", "expires_at", (json_int_t)expires,
-                          "label", label);
+    json_t *f = json_pack("{s:s, s:s, s:I, s:s?}", "grant", grid, "scope", "exports", "expires_at",
+                          (json_int_t)expires, "label", label);
     rc = qun_ledger_append(db, "grant.issued", g.gid, a->openid, g.state, g.state, f, NULL, err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:I}", "id", grid, "group", g.gid, "scope", "exports",
-                     "state", "active", "token", token, "label", label, "expires_at", (json_int_t)expires,
-                     "created_at", (json_int_t)now);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:I}", "id", grid, "group", g.gid, "scope",
+                     "exports", "state", "active", "token", token, "label", label, "expires_at",
+                     (json_int_t)expires, "created_at", (json_int_t)now);
     sodium_memzero(secret, sizeof secret);
     sodium_memzero(token, sizeof token);
     return QUN_OK;
@@ -113,7 +117,8 @@ qun_rc qun_grant_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_
     json_t *items = json_array();
     qun_q_t *q;
     rc = qun_db_run(db, &q, err, "SELECT " GRANT_COLS "WHERE g.group_id = $1 ORDER BY g.id", "i", g.id);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) json_array_append_new(items, grant_json(q, g.gid));
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        json_array_append_new(items, grant_json(q, g.gid));
     if (rc != QUN_DONE) {
         json_decref(items);
         return rc;
@@ -128,16 +133,17 @@ qun_rc qun_grant_revoke(qun_db_t *db, const qun_actor_t *a, const char *gid, con
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err, "SELECT id, revoked_at FROM export_grants WHERE grid = $1 AND group_id = $2", "si",
-                    grid, g.id);
+    rc = qun_db_run(db, &q, err, "SELECT id, revoked_at FROM export_grants WHERE grid = $1 AND group_id = $2",
+                    "si", grid, g.id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_GRANT_NOT_FOUND, "group %s has no grant %.40s", g.gid, grid);
     if (rc != QUN_ROW) return rc;
     int64_t id = qun_q_col_int(q, 0);
     bool revoked = !qun_q_col_null(q, 1);
     qun_q_done(q);
     if (!revoked) {
-        rc = qun_db_run(db, NULL, err, "UPDATE export_grants SET revoked_at = $2, revoked_by = $3 WHERE id = $1", "iii",
-                        id, qun_now(), a->uid);
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE export_grants SET revoked_at = $2, revoked_by = $3 WHERE id = $1", "iii", id,
+                        qun_now(), a->uid);
         if (rc != QUN_DONE) return rc;
         json_t *f = json_pack("{s:s}", "grant", grid);
         rc = qun_ledger_append(db, "grant.revoked", g.gid, a->openid, g.state, g.state, f, NULL, err);
@@ -151,7 +157,8 @@ qun_rc qun_grant_revoke(qun_db_t *db, const qun_actor_t *a, const char *gid, con
     return QUN_OK;
 }
 
-static qun_rc group_gid(qun_db_t *db, int64_t group_id, char gid[QUN_ID_MAX], char state[16], qun_err_t *err) {
+static qun_rc group_gid(qun_db_t *db, int64_t group_id, char gid[QUN_ID_MAX], char state[16],
+                        qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", group_id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
@@ -169,15 +176,17 @@ qun_rc qun_grant_exports(qun_db_t *db, const char *token, json_t **out, qun_err_
     if (rc != QUN_OK) return rc;
     json_t *items = json_array();
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err,
-                    "SELECT xid, digest, size, ledger_index, created_at, finished_at FROM exports WHERE group_id = $1 "
-                    "AND scope = 'group' AND state = 'done' AND purged_at IS NULL ORDER BY id DESC LIMIT 100", "i", group_id);
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT xid, digest, size, ledger_index, created_at, finished_at FROM exports WHERE group_id = $1 "
+        "AND scope = 'group' AND state = 'done' AND purged_at IS NULL ORDER BY id DESC LIMIT 100",
+        "i", group_id);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-        json_array_append_new(items, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "id", qun_q_col_text(q, 0), "digest",
-                                               qun_q_col_text(q, 1), "size", (json_int_t)qun_q_col_int(q, 2),
-                                               "ledger_index", (json_int_t)qun_q_col_int(q, 3), "created_at",
-                                               (json_int_t)qun_q_col_int(q, 4), "finished_at",
-                                               (json_int_t)qun_q_col_int(q, 5)));
+        json_array_append_new(
+            items, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "id", qun_q_col_text(q, 0), "digest",
+                             qun_q_col_text(q, 1), "size", (json_int_t)qun_q_col_int(q, 2), "ledger_index",
+                             (json_int_t)qun_q_col_int(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4),
+                             "finished_at", (json_int_t)qun_q_col_int(q, 5)));
     if (rc != QUN_DONE) {
         json_decref(items);
         return rc;
@@ -195,9 +204,11 @@ qun_rc qun_grant_download(qun_db_t *db, const char *token, const char *xid, char
     /* Another group's export, a member's own copy, a purged one and an id that never
      * existed get one answer: a grant holder learns nothing about exports it does not
      * cover (not even that they exist). */
-    rc = qun_db_run(db, &q, err,
-                    "SELECT state, digest, size FROM exports WHERE xid = $1 AND group_id = $2 AND scope = 'group' "
-                    "AND purged_at IS NULL", "si", xid, group_id);
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT state, digest, size FROM exports WHERE xid = $1 AND group_id = $2 AND scope = 'group' "
+        "AND purged_at IS NULL",
+        "si", xid, group_id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_EXPORT_NOT_FOUND, "no export %.40s under this grant", xid);
     if (rc != QUN_ROW) return rc;
     char state[16], digest[65];
@@ -209,8 +220,10 @@ qun_rc qun_grant_download(qun_db_t *db, const char *token, const char *xid, char
     char gid[QUN_ID_MAX], gstate[16], grid[QUN_ID_MAX];
     rc = group_gid(db, group_id, gid, gstate, err);
     if (rc == QUN_OK)
-        rc = qun_db_run(db, &q, err, "UPDATE export_grants SET uses = uses + 1, last_used_at = $2 WHERE id = $1 "
-                        "RETURNING grid", "ii", grant_id, qun_now());
+        rc = qun_db_run(db, &q, err,
+                        "UPDATE export_grants SET uses = uses + 1, last_used_at = $2 WHERE id = $1 "
+                        "RETURNING grid",
+                        "ii", grant_id, qun_now());
     if (rc != QUN_OK && rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     snprintf(grid, sizeof grid, "%s", qun_q_col_text(q, 0));
     qun_q_done(q);

@@ -43,10 +43,12 @@ static bool live_state(const char *state) {
 /* The group row and uid's role in it (QUN_ROLE_NONE for uid 0), no access decision. */
 static qun_rc load_row(qun_db_t *db, int64_t uid, const char *gid, qun_group_t *g, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, "
-                           "m.role, COALESCE(g.org_id, 0) FROM groups g LEFT JOIN members m ON m.group_id = g.id "
-                           "AND m.user_id = $2 WHERE g.gid = $1", "si", gid, uid);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, "
+                   "m.role, COALESCE(g.org_id, 0) FROM groups g LEFT JOIN members m ON m.group_id = g.id "
+                   "AND m.user_id = $2 WHERE g.gid = $1",
+                   "si", gid, uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
     if (rc != QUN_ROW) return rc;
     memset(g, 0, sizeof *g);
@@ -67,8 +69,8 @@ qun_rc qun_group_load(qun_db_t *db, const char *gid, qun_group_t *g, qun_err_t *
     return load_row(db, 0, gid, g, err);
 }
 
-qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need,
-                        qun_group_t *g, qun_err_t *err) {
+qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
+                        qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = load_row(db, a->uid, gid, g, err);
     if (rc != QUN_OK) return rc;
@@ -79,8 +81,10 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
         /* The handle is a tombstone answering "gone" for its tombstone period, then
          * it is simply unknown (to everyone but the owner). */
         if (g->role != QUN_ROLE_OWNER &&
-            qun_db_run(db, &q, NULL, "SELECT tombstone_until FROM dissolutions WHERE group_id = $1 "
-                       "AND tombstone_until IS NOT NULL ORDER BY id DESC LIMIT 1", "i", g->id) == QUN_ROW) {
+            qun_db_run(db, &q, NULL,
+                       "SELECT tombstone_until FROM dissolutions WHERE group_id = $1 "
+                       "AND tombstone_until IS NOT NULL ORDER BY id DESC LIMIT 1",
+                       "i", g->id) == QUN_ROW) {
             bool expired = qun_q_col_int(q, 0) < qun_now();
             qun_q_done(q);
             if (expired) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
@@ -89,18 +93,19 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     }
     if (g->role == QUN_ROLE_NONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
     if (g->role < need)
-        return qun_fail(err, QUN_FORBIDDEN_ROLE, "this needs role %s; you are %s",
-                        qun_role_name(need), qun_role_name(g->role));
+        return qun_fail(err, QUN_FORBIDDEN_ROLE, "this needs role %s; you are %s", qun_role_name(need),
+                        qun_role_name(g->role));
     return QUN_OK;
 }
 
 qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], qun_err_t *err) {
     qun_q_t *q;
     out[0] = '\0';
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT s.gid FROM groups g JOIN dissolutions d ON d.group_id = g.id "
-                           "JOIN groups s ON s.id = d.successor_group_id WHERE g.gid = $1 ORDER BY d.id DESC LIMIT 1",
-                           "s", gid);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT s.gid FROM groups g JOIN dissolutions d ON d.group_id = g.id "
+                   "JOIN groups s ON s.id = d.successor_group_id WHERE g.gid = $1 ORDER BY d.id DESC LIMIT 1",
+                   "s", gid);
     if (rc == QUN_DONE) return QUN_OK;
     if (rc != QUN_ROW) return rc;
     snprintf(out, QUN_ID_MAX, "%s", qun_q_col_text(q, 0));
@@ -110,21 +115,23 @@ qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], 
 
 static json_t *group_json(qun_db_t *db, int64_t id, int64_t uid, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
+    qun_rc rc = qun_db_run(
+        db, &q, err,
         "SELECT g.gid, g.name, g.kind, o.oid, g.regions, u.openid, g.state, g.member_count, "
         "g.created_at, g.updated_at, m.role, g.next_seq - 1 FROM groups g JOIN users u ON u.id = g.owner_id "
         "LEFT JOIN orgs o ON o.id = g.org_id LEFT JOIN members m ON m.group_id = g.id AND m.user_id = $2 "
-        "WHERE g.id = $1", "ii", id, uid);
+        "WHERE g.id = $1",
+        "ii", id, uid);
     if (rc != QUN_ROW) return NULL;
     json_t *regions = json_loads(qun_q_col_text(q, 4), 0, NULL);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:s, s:I, s:I, s:I, s:s?, s:I}",
-        "id", qun_q_col_text(q, 0), "name", qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2),
-        "org", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3),
-        "regions", regions ? regions : json_array(), "owner", qun_q_col_text(q, 5),
-        "state", qun_q_col_text(q, 6), "member_count", (json_int_t)qun_q_col_int(q, 7),
-        "created_at", (json_int_t)qun_q_col_int(q, 8), "updated_at", (json_int_t)qun_q_col_int(q, 9),
-        "my_role", qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10),
-        "last_seq", (json_int_t)qun_q_col_int(q, 11));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:s, s:I, s:I, s:I, s:s?, s:I}", "id",
+                          qun_q_col_text(q, 0), "name", qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2),
+                          "org", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3), "regions",
+                          regions ? regions : json_array(), "owner", qun_q_col_text(q, 5), "state",
+                          qun_q_col_text(q, 6), "member_count", (json_int_t)qun_q_col_int(q, 7), "created_at",
+                          (json_int_t)qun_q_col_int(q, 8), "updated_at", (json_int_t)qun_q_col_int(q, 9),
+                          "my_role", qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10), "last_seq",
+                          (json_int_t)qun_q_col_int(q, 11));
     qun_q_done(q);
     return o;
 }
@@ -143,10 +150,14 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
                               "cross_border groups list at least two regions");
     size_t ri;
     json_t *re;
-    json_array_foreach(regions, ri, re)
-        if (qun_core_cfg.policy && !qun_policy_has_region(qun_core_cfg.policy, json_string_value(re)))
-            return qun_fail_field(err, QUN_POLICY_UNKNOWN_REGION, "regions",
-                                  "no policy pack defines region \"%.20s\"", json_string_value(re));
+    json_array_foreach(
+        regions, ri,
+        re) if (qun_core_cfg.policy &&
+                !qun_policy_has_region(
+                    qun_core_cfg.policy,
+                    json_string_value(re))) return qun_fail_field(err, QUN_POLICY_UNKNOWN_REGION, "regions",
+                                                                  "no policy pack defines region \"%.20s\"",
+                                                                  json_string_value(re));
     char gid[QUN_ID_MAX];
     qun_id_new(gid, "g");
     char *regs = regions ? json_dumps(regions, JSON_COMPACT) : strdup("[]");
@@ -171,8 +182,7 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
     return *out ? QUN_OK : QUN_STORE;
 }
 
-qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                     qun_err_t *err) {
+qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc == QUN_GROUP_GONE && g.role == QUN_ROLE_OWNER) rc = QUN_OK; /* the owner sees the outcome */
@@ -186,50 +196,54 @@ qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int lim
     qun_q_t *q;
     json_t *items = json_array();
     int64_t last = 0;
-    qun_rc rc = qun_db_run(db, &q, err,
-        "SELECT g.id, g.gid, g.name, g.kind, g.state, g.member_count, m.role FROM members m "
-        "JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1 AND g.id > $2 "
-        "ORDER BY g.id LIMIT $3", "iii", a->uid, after, (int64_t)limit);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT g.id, g.gid, g.name, g.kind, g.state, g.member_count, m.role FROM members m "
+                   "JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1 AND g.id > $2 "
+                   "ORDER BY g.id LIMIT $3",
+                   "iii", a->uid, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}",
-            "id", qun_q_col_text(q, 1), "name", qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3),
-            "state", qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 5),
-            "my_role", qun_q_col_text(q, 6)));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "id", qun_q_col_text(q, 1), "name",
+                                        qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3), "state",
+                                        qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 5),
+                                        "my_role", qun_q_col_text(q, 6)));
     }
     return qun_page(rc, items, last, limit, out);
 }
 
-qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name,
-                        json_t **out, qun_err_t *err) {
+qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name, json_t **out,
+                        qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
     if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err, "UPDATE groups SET name = $2, updated_at = $3 WHERE id = $1",
-                        "isi", g.id, name, qun_now());
+        rc = qun_db_run(db, NULL, err, "UPDATE groups SET name = $2, updated_at = $3 WHERE id = $1", "isi",
+                        g.id, name, qun_now());
     if (rc != QUN_DONE) return rc;
     *out = group_json(db, g.id, a->uid, err);
     return *out ? QUN_OK : QUN_STORE;
 }
 
-qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
-                       int limit, json_t **out, qun_err_t *err) {
+qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
+                       json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
     json_t *items = json_array();
     int64_t last = 0;
-    rc = qun_db_run(db, &q, err,
+    rc = qun_db_run(
+        db, &q, err,
         "SELECT u.id, u.openid, u.username, m.role, m.joined_at, u.is_minor FROM members m "
         "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
         "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:b}",
-            "openid", qun_q_col_text(q, 1), "username", qun_q_col_text(q, 2),
-            "role", qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4),
-            "minor", (int)qun_q_col_int(q, 5)));
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:b}", "openid", qun_q_col_text(q, 1),
+                                               "username", qun_q_col_text(q, 2), "role", qun_q_col_text(q, 3),
+                                               "joined_at", (json_int_t)qun_q_col_int(q, 4), "minor",
+                                               (int)qun_q_col_int(q, 5)));
     }
     return qun_page(rc, items, last, limit, out);
 }
@@ -238,21 +252,21 @@ static json_t *member_json(qun_db_t *db, int64_t group_id, int64_t uid) {
     qun_q_t *q;
     if (qun_db_run(db, &q, NULL,
                    "SELECT u.openid, u.username, m.role, m.joined_at FROM members m JOIN users u "
-                   "ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2", "ii", group_id, uid) != QUN_ROW)
+                   "ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2",
+                   "ii", group_id, uid) != QUN_ROW)
         return NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 0), "username",
-                          qun_q_col_text(q, 1), "role", qun_q_col_text(q, 2), "joined_at",
-                          (json_int_t)qun_q_col_int(q, 3));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 0), "username", qun_q_col_text(q, 1),
+                  "role", qun_q_col_text(q, 2), "joined_at", (json_int_t)qun_q_col_int(q, 3));
     qun_q_done(q);
     return o;
 }
 
 /* The target's role in g, QUN_ROLE_NONE when not a member. */
-static qun_rc member_role(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_t *role,
-                          qun_err_t *err) {
+static qun_rc member_role(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_t *role, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2",
-                           "ii", group_id, uid);
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii",
+                           group_id, uid);
     *role = QUN_ROLE_NONE;
     if (rc == QUN_ROW) {
         *role = role_parse(qun_q_col_text(q, 0));
@@ -263,15 +277,16 @@ static qun_rc member_role(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_
 }
 
 static qun_rc count_delta(qun_db_t *db, int64_t group_id, int delta, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE groups SET member_count = member_count + $2, updated_at = $3 WHERE id = $1",
-                           "iii", group_id, (int64_t)delta, qun_now());
+    qun_rc rc = qun_db_run(
+        db, NULL, err, "UPDATE groups SET member_count = member_count + $2, updated_at = $3 WHERE id = $1",
+        "iii", group_id, (int64_t)delta, qun_now());
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
 qun_rc qun_member_insert(qun_db_t *db, int64_t group_id, int64_t uid, const char *role, int64_t joined_at,
                          qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "INSERT INTO members(group_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
                            "iisi", group_id, uid, role, joined_at);
     return rc == QUN_DONE ? count_delta(db, group_id, 1, err) : rc == QUN_OK ? QUN_STORE : rc;
 }
@@ -295,8 +310,8 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
     return *out ? QUN_OK : QUN_STORE;
 }
 
-qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
-                           const char *openid, const char *role, json_t **out, qun_err_t *err) {
+qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
+                           const char *role, json_t **out, qun_err_t *err) {
     qun_group_t g;
     int64_t uid;
     qun_role_t cur;
@@ -318,11 +333,11 @@ qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid,
 }
 
 static qun_rc remove_member(qun_db_t *db, int64_t group_id, int64_t uid, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1 AND user_id = $2",
-                           "ii", group_id, uid);
+    qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1 AND user_id = $2", "ii",
+                           group_id, uid);
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2",
-                        "ii", group_id, uid);
+        rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2", "ii",
+                        group_id, uid);
     if (rc == QUN_DONE) rc = count_delta(db, group_id, -1, err);
     return rc == QUN_OK ? qun_event_member(db, "member.removed", group_id, uid, err) : rc;
 }
@@ -334,7 +349,8 @@ qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_
     if (g.role == QUN_ROLE_OWNER)
         return qun_fail(err, QUN_OWNER_MUST_TRANSFER,
                         "the owner cannot leave: POST /v1/groups/%s/transfer {\"to\": openid} first, "
-                        "or dissolve the group", g.gid);
+                        "or dissolve the group",
+                        g.gid);
     return remove_member(db, g.id, a->uid, err);
 }
 
@@ -370,9 +386,14 @@ static qun_rc action_verify(qun_db_t *db, const qun_actor_t *a, const qun_group_
     if (rc != QUN_OK) return rc;
     char digest[65];
     qun_json_digest(params, digest);
-    qun_verify_proof_t p = {.action = action, .group = g->gid, .group_name = g->name, .params_digest = digest,
-                            .confirmed = proof->token != NULL, .typed_name = proof->typed_name,
-                            .challenges = {proof->challenge_id, NULL}, .totp_code = proof->totp_code};
+    qun_verify_proof_t p = {.action = action,
+                            .group = g->gid,
+                            .group_name = g->name,
+                            .params_digest = digest,
+                            .confirmed = proof->token != NULL,
+                            .typed_name = proof->typed_name,
+                            .challenges = {proof->challenge_id, NULL},
+                            .totp_code = proof->totp_code};
     qun_verify_need_t need = {0};
     if (needed) rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
     return rc == QUN_OK ? qun_verify_check(db, a, need, &p, proof->problem, err) : rc;
@@ -390,9 +411,9 @@ qun_rc qun_lifecycle_lock(qun_db_t *db, qun_err_t *err) {
 
 qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **problem, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT u.openid FROM transfers t JOIN users u ON u.id = t.to_id WHERE t.group_id = $1",
-                           "i", g->id);
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT u.openid FROM transfers t JOIN users u ON u.id = t.to_id WHERE t.group_id = $1",
+        "i", g->id);
     if (rc == QUN_DONE) return QUN_OK;
     if (rc != QUN_ROW) return rc;
     char to[QUN_ID_MAX];
@@ -401,30 +422,36 @@ qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **pr
     if (problem) *problem = json_pack("{s:s, s:s}", "open", "transfer", "transfer_to", to);
     return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
                     "group %s has an ownership transfer to %s waiting for an answer; withdraw it "
-                    "(DELETE /v1/groups/%s/transfer) or wait until it is declined before dissolving", g->gid, to, g->gid);
+                    "(DELETE /v1/groups/%s/transfer) or wait until it is declined before dissolving",
+                    g->gid, to, g->gid);
 }
 
 /* LIFECYCLE_CONFLICT when g has a dissolution open: in review or pending (the group's
  * state says so), or archiving (the group stays active until its archive is done). */
-static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doing, json_t **problem, qun_err_t *err) {
+static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doing, json_t **problem,
+                             qun_err_t *err) {
     char state[16] = "";
     qun_q_t *q;
     qun_group_state_t st = qun_group_state_parse(g->state);
     if (st == QUN_GROUP_REVIEW || st == QUN_GROUP_PENDING) {
         snprintf(state, sizeof state, "%s", g->state);
     } else {
-        qun_rc rc = qun_db_run(db, &q, err, "SELECT state FROM dissolutions WHERE group_id = $1 AND state IN "
-                               "($2, $3, $4) ORDER BY id DESC LIMIT 1", "isss", g->id, QUN_DISS_NAME(ARCHIVING),
-                               QUN_DISS_NAME(REVIEW), QUN_DISS_NAME(PENDING));
+        qun_rc rc = qun_db_run(db, &q, err,
+                               "SELECT state FROM dissolutions WHERE group_id = $1 AND state IN "
+                               "($2, $3, $4) ORDER BY id DESC LIMIT 1",
+                               "isss", g->id, QUN_DISS_NAME(ARCHIVING), QUN_DISS_NAME(REVIEW),
+                               QUN_DISS_NAME(PENDING));
         if (rc == QUN_DONE) return QUN_OK;
         if (rc != QUN_ROW) return rc;
         snprintf(state, sizeof state, "%s", qun_q_col_text(q, 0));
         qun_q_done(q);
     }
     if (problem) *problem = json_pack("{s:s, s:s}", "open", "dissolution", "dissolution_state", state);
-    return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
-                    "group %s has a dissolution in %s; the owner must cancel it (DELETE /v1/groups/%s/dissolution) "
-                    "before %s", g->gid, state, g->gid, doing);
+    return qun_fail(
+        err, QUN_LIFECYCLE_CONFLICT,
+        "group %s has a dissolution in %s; the owner must cancel it (DELETE /v1/groups/%s/dissolution) "
+        "before %s",
+        g->gid, state, g->gid, doing);
 }
 
 /* ---- ownership transfer ---- */
@@ -445,10 +472,14 @@ static int64_t col_int(qun_db_t *db, const char *sql, int64_t id) {
 static qun_rc transfers_since(qun_db_t *db, bool by_group, int64_t id, int64_t window, int64_t *n,
                               int64_t *frees_at, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = by_group ? qun_db_run(db, &q, err, "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
-                                      "WHERE group_id = $1 AND accepted_at > $2", "ii", id, qun_now() - window)
-                         : qun_db_run(db, &q, err, "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
-                                      "WHERE to_id = $1 AND accepted_at > $2", "ii", id, qun_now() - window);
+    qun_rc rc = by_group ? qun_db_run(db, &q, err,
+                                      "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
+                                      "WHERE group_id = $1 AND accepted_at > $2",
+                                      "ii", id, qun_now() - window)
+                         : qun_db_run(db, &q, err,
+                                      "SELECT COUNT(*), COALESCE(MIN(accepted_at), 0) FROM transfer_log "
+                                      "WHERE to_id = $1 AND accepted_at > $2",
+                                      "ii", id, qun_now() - window);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     *n = qun_q_col_int(q, 0);
     *frees_at = qun_q_col_int(q, 1) + window;
@@ -457,32 +488,39 @@ static qun_rc transfers_since(qun_db_t *db, bool by_group, int64_t id, int64_t w
 }
 
 /* The caps of the verification policy: transfers per group and per new owner. */
-static qun_rc transfer_caps(qun_db_t *db, const qun_group_t *g, int64_t to, json_t **problem, qun_err_t *err) {
+static qun_rc transfer_caps(qun_db_t *db, const qun_group_t *g, int64_t to, json_t **problem,
+                            qun_err_t *err) {
     const qun_policy_verify_t *pv = qun_policy_verification(qun_core_cfg.policy);
     int64_t n, frees;
     qun_rc rc = transfers_since(db, true, g->id, pv->transfer_group_window, &n, &frees, err);
     if (rc != QUN_OK) return rc;
     if (n >= pv->transfer_group_max) {
-        if (problem) *problem = json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_group_max,
-                                          "window_seconds", (json_int_t)pv->transfer_group_window, "retry_at", (json_int_t)frees);
-        return qun_fail(err, QUN_TRANSFER_LIMIT_GROUP, "group %s changed owner %lld times in the last %lld days (the limit)",
-                        g->gid, (long long)n, (long long)(pv->transfer_group_window / 86400));
+        if (problem)
+            *problem =
+                json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_group_max, "window_seconds",
+                          (json_int_t)pv->transfer_group_window, "retry_at", (json_int_t)frees);
+        return qun_fail(err, QUN_TRANSFER_LIMIT_GROUP,
+                        "group %s changed owner %lld times in the last %lld days (the limit)", g->gid,
+                        (long long)n, (long long)(pv->transfer_group_window / 86400));
     }
     rc = transfers_since(db, false, to, pv->transfer_owner_window, &n, &frees, err);
     if (rc != QUN_OK) return rc;
     if (n >= pv->transfer_owner_max) {
-        if (problem) *problem = json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_owner_max,
-                                          "window_seconds", (json_int_t)pv->transfer_owner_window, "retry_at", (json_int_t)frees);
-        return qun_fail(err, QUN_TRANSFER_LIMIT_OWNER, "the new owner received %lld groups in the last %lld hours (the limit)",
-                        (long long)n, (long long)(pv->transfer_owner_window / 3600));
+        if (problem)
+            *problem =
+                json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)pv->transfer_owner_max, "window_seconds",
+                          (json_int_t)pv->transfer_owner_window, "retry_at", (json_int_t)frees);
+        return qun_fail(err, QUN_TRANSFER_LIMIT_OWNER,
+                        "the new owner received %lld groups in the last %lld hours (the limit)", (long long)n,
+                        (long long)(pv->transfer_owner_window / 3600));
     }
     return QUN_OK;
 }
 
 /* Everything a transfer from a checks before any proof: the group, the new owner, no
  * pending transfer, a session and a password old enough, and the caps. */
-static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to, qun_group_t *g,
-                              int64_t *uid, json_t **problem, qun_err_t *err) {
+static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *to,
+                              qun_group_t *g, int64_t *uid, json_t **problem, qun_err_t *err) {
     qun_role_t cur;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, g, err);
     if (rc == QUN_OK) rc = no_dissolution(db, g, "its ownership can be offered", problem, err);
@@ -500,16 +538,21 @@ static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gi
     int64_t session_at = col_int(db, "SELECT created_at FROM sessions WHERE id = $1", a->session_id);
     int64_t password_at = col_int(db, "SELECT password_changed_at FROM users WHERE id = $1", a->uid);
     if (now - session_at < pv->transfer_session_age) {
-        if (problem) *problem = json_pack("{s:I, s:I}", "min_session_age_seconds", (json_int_t)pv->transfer_session_age,
-                                          "retry_at", (json_int_t)(session_at + pv->transfer_session_age));
-        return qun_fail(err, QUN_SESSION_TOO_NEW, "this session is %llds old; transfers need a session at least %llds old",
+        if (problem)
+            *problem =
+                json_pack("{s:I, s:I}", "min_session_age_seconds", (json_int_t)pv->transfer_session_age,
+                          "retry_at", (json_int_t)(session_at + pv->transfer_session_age));
+        return qun_fail(err, QUN_SESSION_TOO_NEW,
+                        "this session is %llds old; transfers need a session at least %llds old",
                         (long long)(now - session_at), (long long)pv->transfer_session_age);
     }
     if (now - password_at < pv->transfer_password_age) {
-        if (problem) *problem = json_pack("{s:I, s:I}", "password_change_cooldown_seconds",
-                                          (json_int_t)pv->transfer_password_age, "retry_at",
-                                          (json_int_t)(password_at + pv->transfer_password_age));
-        return qun_fail(err, QUN_PASSWORD_TOO_RECENT, "your password was set %llds ago; transfers wait %llds after a change",
+        if (problem)
+            *problem = json_pack("{s:I, s:I}", "password_change_cooldown_seconds",
+                                 (json_int_t)pv->transfer_password_age, "retry_at",
+                                 (json_int_t)(password_at + pv->transfer_password_age));
+        return qun_fail(err, QUN_PASSWORD_TOO_RECENT,
+                        "your password was set %llds ago; transfers wait %llds after a change",
                         (long long)(now - password_at), (long long)pv->transfer_password_age);
     }
     return transfer_caps(db, g, *uid, problem, err);
@@ -523,7 +566,8 @@ qun_rc qun_transfer_preview(qun_db_t *db, const qun_actor_t *a, const char *gid,
     if (rc != QUN_OK) return rc;
     json_t *params = json_pack("{s:s}", "to", to);
     *out = json_pack("{s:s, s:s, s:s, s:O}", "group", g.gid, "name", g.name, "to", to, "params", params);
-    rc = *out ? action_preview(db, a, &g, "transfer", params, *out, err) : qun_fail(err, QUN_NOMEM, "out of memory");
+    rc = *out ? action_preview(db, a, &g, "transfer", params, *out, err)
+              : qun_fail(err, QUN_NOMEM, "out of memory");
     json_decref(params);
     return rc;
 }
@@ -541,7 +585,8 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
     if (rc == QUN_OK) {
         rc = qun_db_run(db, &q, err,
                         "INSERT INTO transfers(group_id, from_id, to_id, created_at) VALUES ($1, $2, $3, $4) "
-                        "ON CONFLICT (group_id) DO NOTHING RETURNING group_id", "iiii", g.id, a->uid, uid, qun_now());
+                        "ON CONFLICT (group_id) DO NOTHING RETURNING group_id",
+                        "iiii", g.id, a->uid, uid, qun_now());
         if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_PENDING, "a transfer is already pending");
         if (rc == QUN_ROW) qun_q_done(q), rc = QUN_OK;
     }
@@ -550,17 +595,22 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
     if (rc == QUN_OK) rc = qun_verify_need(db, a, QUN_RISK_ALLOW, &need, err);
     qun_verify_mask_text(need.all, NULL, methods, sizeof methods);
     json_t *f = json_pack("{s:s, s:s, s:s}", "to", to, "platform", a->platform, "verification", methods);
-    if (rc == QUN_OK) rc = qun_ledger_append(db, "transfer.proposed", g.gid, a->openid, g.state, g.state, f, NULL, err);
+    if (rc == QUN_OK)
+        rc = qun_ledger_append(db, "transfer.proposed", g.gid, a->openid, g.state, g.state, f, NULL, err);
     json_decref(f);
-    if (rc == QUN_OK) rc = qun_event_emit(db, "transfer.proposed", 0, uid, json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "group_name", g.name, "from", a->openid, "to", to), err);
+    if (rc == QUN_OK)
+        rc = qun_event_emit(db, "transfer.proposed", 0, uid,
+                            json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "group_name", g.name, "from",
+                                      a->openid, "to", to),
+                            err);
     if (rc != QUN_OK) return rc;
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to,
-                     "state", "proposed", "verification", methods);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to, "state",
+                     "proposed", "verification", methods);
     return QUN_OK;
 }
 
-qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept,
-                           json_t **out, qun_err_t *err) {
+qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept, json_t **out,
+                           qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
     qun_rc rc = qun_lifecycle_lock(db, err);
@@ -577,18 +627,22 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     if (accept && (rc = transfer_caps(db, &g, a->uid, NULL, err)) != QUN_OK) return rc;
     /* Nor does ownership change while a dissolution is open; refused, the offer stays
      * open too (a decline always goes through). */
-    if (accept && (rc = no_dissolution(db, &g, "ownership can change hands; the offer stays open", NULL, err)) != QUN_OK)
+    if (accept && (rc = no_dissolution(db, &g, "ownership can change hands; the offer stays open", NULL,
+                                       err)) != QUN_OK)
         return rc;
     if (accept) {
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO transfer_log(group_id, from_id, to_id, accepted_at) VALUES ($1, $2, $3, $4)",
-                        "iiii", g.id, from, a->uid, qun_now());
+        rc = qun_db_run(
+            db, NULL, err,
+            "INSERT INTO transfer_log(group_id, from_id, to_id, accepted_at) VALUES ($1, $2, $3, $4)", "iiii",
+            g.id, from, a->uid, qun_now());
         if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "UPDATE members SET role = 'admin' WHERE group_id = $1 AND user_id = $2",
-                            "ii", g.id, from);
+            rc = qun_db_run(db, NULL, err,
+                            "UPDATE members SET role = 'admin' WHERE group_id = $1 AND user_id = $2", "ii",
+                            g.id, from);
         if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "UPDATE members SET role = 'owner' WHERE group_id = $1 AND user_id = $2",
-                            "ii", g.id, a->uid);
+            rc = qun_db_run(db, NULL, err,
+                            "UPDATE members SET role = 'owner' WHERE group_id = $1 AND user_id = $2", "ii",
+                            g.id, a->uid);
         if (rc == QUN_DONE)
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET owner_id = $2, updated_at = $3 WHERE id = $1",
                             "iii", g.id, a->uid, qun_now());
@@ -596,28 +650,32 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
         if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
         json_t *f = json_pack("{s:s, s:s}", "from", qun_q_col_text(q, 0), "to", a->openid);
         qun_q_done(q);
-        rc = qun_ledger_append(db, "group.ownership_transferred", g.gid, a->openid, g.state, g.state, f, NULL, err);
+        rc = qun_ledger_append(db, "group.ownership_transferred", g.gid, a->openid, g.state, g.state, f, NULL,
+                               err);
         json_decref(f);
         if (rc != QUN_OK) return rc;
     } else {
         rc = qun_ledger_append(db, "transfer.declined", g.gid, a->openid, g.state, g.state, NULL, NULL, err);
         if (rc != QUN_OK) return rc;
     }
-    rc = qun_event_emit(db, accept ? "transfer.accepted" : "transfer.declined", accept ? g.id : 0, from, json_pack("{s:s, s:s}", "group", g.gid, "to", a->openid), err);
+    rc = qun_event_emit(db, accept ? "transfer.accepted" : "transfer.declined", accept ? g.id : 0, from,
+                        json_pack("{s:s, s:s}", "group", g.gid, "to", a->openid), err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s}", "group", g.gid, "state", accept ? "accepted" : "declined");
     if (accept) json_object_set_new(*out, "owner", json_string(a->openid));
     return QUN_OK;
 }
 
-qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
+qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
+                             qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
     qun_rc rc = qun_lifecycle_lock(db, err);
     if (rc == QUN_OK) rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc != QUN_OK) return rc;
     rc = qun_db_run(db, &q, err, "DELETE FROM transfers WHERE group_id = $1 RETURNING to_id", "i", g.id);
-    if (rc == QUN_DONE) return qun_fail(err, QUN_TRANSFER_NOT_FOUND, "group %s has no transfer offer open", g.gid);
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_TRANSFER_NOT_FOUND, "group %s has no transfer offer open", g.gid);
     if (rc != QUN_ROW) return rc;
     int64_t to = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -630,8 +688,9 @@ qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid
     rc = qun_ledger_append(db, "transfer.withdrawn", g.gid, a->openid, g.state, g.state, f, NULL, err);
     json_decref(f);
     if (rc == QUN_OK)
-        rc = qun_event_emit(db, "transfer.withdrawn", 0, to, json_pack("{s:s, s:s, s:s}", "group", g.gid, "from", a->openid,
-                                                                       "to", to_openid), err);
+        rc = qun_event_emit(db, "transfer.withdrawn", 0, to,
+                            json_pack("{s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to_openid),
+                            err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s, s:s}", "group", g.gid, "to", to_openid, "state", "withdrawn");
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
@@ -642,8 +701,8 @@ qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid
 /* The members openids names, checked as a whole before anything is removed: each must
  * be a member the actor may remove (admins remove members only; nobody removes the
  * owner), none twice.  ids[] receives their user ids; *admins counts the admins. */
-static qun_rc bulk_targets(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *openids, int64_t *ids,
-                           int64_t *admins, qun_err_t *err) {
+static qun_rc bulk_targets(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *openids,
+                           int64_t *ids, int64_t *admins, qun_err_t *err) {
     size_t i, n = json_array_size(openids);
     json_t *e;
     *admins = 0;
@@ -654,23 +713,28 @@ static qun_rc bulk_targets(qun_db_t *db, const qun_actor_t *a, const qun_group_t
         const char *openid = json_string_value(e);
         qun_role_t cur;
         qun_rc rc = qun_user_id(db, openid, &ids[i], err);
-        if (rc == QUN_USER_NOT_FOUND) return qun_fail_field(err, rc, field, "no user has openid %.40s", openid);
+        if (rc == QUN_USER_NOT_FOUND)
+            return qun_fail_field(err, rc, field, "no user has openid %.40s", openid);
         if (rc == QUN_OK) rc = member_role(db, g->id, ids[i], &cur, err);
         if (rc != QUN_OK) return rc;
         for (size_t k = 0; k < i; k++)
-            if (ids[k] == ids[i]) return qun_fail_field(err, QUN_FIELD_INVALID, field, "%.40s is listed twice", openid);
-        if (cur == QUN_ROLE_NONE) return qun_fail_field(err, QUN_MEMBER_NOT_FOUND, field, "%.40s is not a member", openid);
-        if (cur == QUN_ROLE_OWNER) return qun_fail_field(err, QUN_FORBIDDEN_ROLE, field, "the owner cannot be removed");
+            if (ids[k] == ids[i])
+                return qun_fail_field(err, QUN_FIELD_INVALID, field, "%.40s is listed twice", openid);
+        if (cur == QUN_ROLE_NONE)
+            return qun_fail_field(err, QUN_MEMBER_NOT_FOUND, field, "%.40s is not a member", openid);
+        if (cur == QUN_ROLE_OWNER)
+            return qun_fail_field(err, QUN_FORBIDDEN_ROLE, field, "the owner cannot be removed");
         if (cur == QUN_ROLE_ADMIN && g->role != QUN_ROLE_OWNER)
-            return qun_fail_field(err, QUN_FORBIDDEN_ROLE, field, "admins remove members only; ask the owner");
+            return qun_fail_field(err, QUN_FORBIDDEN_ROLE, field,
+                                  "admins remove members only; ask the owner");
         if (cur == QUN_ROLE_ADMIN) (*admins)++;
     }
     return QUN_OK;
 }
 
 /* The group (active; the actor an admin or the owner) and the checked targets. */
-static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids, qun_group_t *g,
-                           int64_t ids[QUN_BULK_MAX], int64_t *admins, qun_err_t *err) {
+static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
+                           qun_group_t *g, int64_t ids[QUN_BULK_MAX], int64_t *admins, qun_err_t *err) {
     if (json_array_size(openids) > QUN_BULK_MAX)
         return qun_fail_field(err, QUN_FIELD_INVALID, "openids", "at most %d members at once", QUN_BULK_MAX);
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, g, err);
@@ -684,13 +748,15 @@ static qun_rc bulk_prepare(qun_db_t *db, const qun_actor_t *a, const char *gid, 
  * large removal into small requests, or into single removals, does not get around the
  * verification. */
 #define BULK_WINDOW 86400
-static qun_rc bulk_recent(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t *n, qun_err_t *err) {
+static qun_rc bulk_recent(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t *n,
+                          qun_err_t *err) {
     qun_q_t *q;
     *n = 0;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT entry FROM ledger_entries WHERE group_openid = $1 AND event = 'members.removed' "
-                           "AND actor_openid = $2 AND created_at > $3",
-                           "ssi", g->gid, a->openid, qun_now() - BULK_WINDOW);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT entry FROM ledger_entries WHERE group_openid = $1 AND event = 'members.removed' "
+                   "AND actor_openid = $2 AND created_at > $3",
+                   "ssi", g->gid, a->openid, qun_now() - BULK_WINDOW);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         json_t *e = json_loads(qun_q_col_text(q, 0), 0, NULL);
         *n += json_integer_value(json_object_get(e, "removed"));
@@ -700,8 +766,8 @@ static qun_rc bulk_recent(qun_db_t *db, const qun_actor_t *a, const qun_group_t 
 }
 
 /* Whether removing n more members needs the platform's verification. */
-static qun_rc bulk_needs_verification(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n, bool *needed,
-                                      int64_t *recent, qun_err_t *err) {
+static qun_rc bulk_needs_verification(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n,
+                                      bool *needed, int64_t *recent, qun_err_t *err) {
     qun_rc rc = bulk_recent(db, a, g, recent, err);
     *needed = n + *recent > qun_policy_verification(qun_core_cfg.policy)->bulk_verify_above;
     return rc;
@@ -710,8 +776,9 @@ static qun_rc bulk_needs_verification(qun_db_t *db, const qun_actor_t *a, const 
 /* The members.removed ledger entry of a removal of n members (admins of them admins)
  * whose parameters are params, by either route; methods receives what it was verified
  * with ("none" when nothing was needed). */
-static qun_rc removal_ledgered(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n, int64_t admins,
-                               json_t *params, bool verified, char methods[96], qun_err_t *err) {
+static qun_rc removal_ledgered(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, int64_t n,
+                               int64_t admins, json_t *params, bool verified, char methods[96],
+                               qun_err_t *err) {
     char digest[65];
     qun_json_digest(params, digest);
     snprintf(methods, 96, "none");
@@ -722,11 +789,13 @@ static qun_rc removal_ledgered(qun_db_t *db, const qun_actor_t *a, const qun_gro
         if (nrc != QUN_OK) return nrc;
         qun_verify_mask_text(need.all, NULL, methods, 96);
     }
-    json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins", (json_int_t)admins,
-                          "members", (json_int_t)(n - admins), "member_count", (json_int_t)(g->member_count - n),
-                          "request_digest", digest, "platform", a->platform, "verification", methods);
-    qun_rc rc = f ? qun_ledger_append(db, "members.removed", g->gid, a->openid, g->state, g->state, f, NULL, err)
-                  : qun_fail(err, QUN_NOMEM, "out of memory");
+    json_t *f = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "removed", (json_int_t)n, "admins",
+                          (json_int_t)admins, "members", (json_int_t)(n - admins), "member_count",
+                          (json_int_t)(g->member_count - n), "request_digest", digest, "platform",
+                          a->platform, "verification", methods);
+    qun_rc rc =
+        f ? qun_ledger_append(db, "members.removed", g->gid, a->openid, g->state, g->state, f, NULL, err)
+          : qun_fail(err, QUN_NOMEM, "out of memory");
     json_decref(f);
     return rc;
 }
@@ -759,7 +828,8 @@ qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, co
         json_object_set_new(*proof->problem, "removed_last_day", json_integer(recent));
     }
     if (rc == QUN_OK) rc = remove_member(db, g.id, uid, err);
-    if (rc == QUN_OK) rc = removal_ledgered(db, a, &g, 1, cur == QUN_ROLE_ADMIN, params, needed, methods, err);
+    if (rc == QUN_OK)
+        rc = removal_ledgered(db, a, &g, 1, cur == QUN_ROLE_ADMIN, params, needed, methods, err);
     json_decref(params);
     return rc;
 }
@@ -775,10 +845,12 @@ qun_rc qun_member_remove_bulk_preview(qun_db_t *db, const qun_actor_t *a, const 
     rc = bulk_needs_verification(db, a, &g, n, &needed, &recent, err);
     if (rc != QUN_OK) return rc;
     json_t *params = json_pack("{s:O}", "openids", openids);
-    *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:I, s:O}", "group", g.gid, "name", g.name, "count", (json_int_t)n,
-                     "admins", (json_int_t)admins, "members_after", (json_int_t)(g.member_count - n),
-                     "verification_required", needed, "removed_last_day", (json_int_t)recent, "params", params);
-    rc = *out ? action_preview(db, a, &g, "bulk_remove", params, *out, err) : qun_fail(err, QUN_NOMEM, "out of memory");
+    *out = json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:I, s:O}", "group", g.gid, "name", g.name, "count",
+                     (json_int_t)n, "admins", (json_int_t)admins, "members_after",
+                     (json_int_t)(g.member_count - n), "verification_required", needed, "removed_last_day",
+                     (json_int_t)recent, "params", params);
+    rc = *out ? action_preview(db, a, &g, "bulk_remove", params, *out, err)
+              : qun_fail(err, QUN_NOMEM, "out of memory");
     json_decref(params);
     return rc;
 }
@@ -798,13 +870,14 @@ qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gi
     rc = action_verify(db, a, &g, "bulk_remove", params, proof, needed, err);
     /* One transaction: the writer runs this operation in its own savepoint, so a failure
      * part-way leaves every member in place. */
-    for (size_t i = 0; rc == QUN_OK && i < n; i++) rc = remove_member(db, g.id, ids[i], err);
+    for (size_t i = 0; rc == QUN_OK && i < n; i++)
+        rc = remove_member(db, g.id, ids[i], err);
     char methods[96];
     if (rc == QUN_OK) rc = removal_ledgered(db, a, &g, (int64_t)n, admins, params, needed, methods, err);
     json_decref(params);
     if (rc != QUN_OK) return rc;
-    *out = json_pack("{s:s, s:I, s:I, s:I, s:s}", "group", g.gid, "removed", (json_int_t)n, "admins", (json_int_t)admins,
-                     "member_count", (json_int_t)(g.member_count - (int64_t)n), "verification", methods);
+    *out = json_pack("{s:s, s:I, s:I, s:I, s:s}", "group", g.gid, "removed", (json_int_t)n, "admins",
+                     (json_int_t)admins, "member_count", (json_int_t)(g.member_count - (int64_t)n),
+                     "verification", methods);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
-

@@ -24,8 +24,8 @@ struct qun_import {
     json_t *members;        /* members.json, parsed */
     char content_digest[65];
     int64_t source_index;
-    int64_t source_id;      /* the archived group's row here (its id is ledger-proven) */
-    bool by_owner;          /* the importer owns the archived group now (else: an admin) */
+    int64_t source_id; /* the archived group's row here (its id is ledger-proven) */
+    bool by_owner;     /* the importer owns the archived group now (else: an admin) */
 };
 
 void qun_import_free(qun_import_t *imp) {
@@ -56,7 +56,6 @@ static const char *jstr(json_t *o, const char *k) {
     return s ? s : "";
 }
 
-
 /* The manifest's `ledger` object: the entry commits to our content digest and this
  * export, its proof verifies, and this server's ledger holds it under that root. */
 static qun_rc check_proof(qun_db_t *db, qun_import_t *imp, const char *content, qun_err_t *err) {
@@ -70,37 +69,39 @@ static qun_rc check_proof(qun_db_t *db, qun_import_t *imp, const char *content, 
     json_int_t index = json_integer_value(json_object_get(l, "index"));
     json_int_t size = json_integer_value(json_object_get(l, "tree_size"));
     unsigned char root[QUN_HASH], leaf[QUN_HASH], path[QUN_PROOF_MAX][QUN_HASH];
-    if (!entry || !json_is_array(proof) || json_array_size(proof) > QUN_PROOF_MAX || index < 0 || size <= index ||
-        !unhex32(json_string_value(json_object_get(l, "root")), root))
+    if (!entry || !json_is_array(proof) || json_array_size(proof) > QUN_PROOF_MAX || index < 0 ||
+        size <= index || !unhex32(json_string_value(json_object_get(l, "root")), root))
         return qun_fail(err, QUN_IMPORT_PROOF_INVALID, "the manifest's ledger proof is malformed");
     size_t i;
     json_t *h;
-    json_array_foreach(proof, i, h)
-        if (!unhex32(json_string_value(h), path[i]))
-            return qun_fail(err, QUN_IMPORT_PROOF_INVALID, "the manifest's ledger proof is malformed");
+    json_array_foreach(proof, i, h) if (!unhex32(json_string_value(h), path[i])) return qun_fail(
+        err, QUN_IMPORT_PROOF_INVALID, "the manifest's ledger proof is malformed");
     if (strcmp(jstr(m, "content_digest"), content) != 0)
-        return qun_fail(err, QUN_IMPORT_PROOF_INVALID, "the members hash to content digest %s, the manifest says %.64s",
-                        content, jstr(m, "content_digest"));
+        return qun_fail(err, QUN_IMPORT_PROOF_INVALID,
+                        "the members hash to content digest %s, the manifest says %.64s", content,
+                        jstr(m, "content_digest"));
     json_t *e = json_loads(entry, JSON_REJECT_DUPLICATES, NULL);
     bool fits = e && strcmp(jstr(e, "event"), "export.content") == 0 &&
-                strcmp(jstr(e, "content_digest"), content) == 0 &&
-                xid && strcmp(jstr(e, "export"), xid) == 0 &&
-                gid && strcmp(jstr(e, "group"), gid) == 0;
+                strcmp(jstr(e, "content_digest"), content) == 0 && xid &&
+                strcmp(jstr(e, "export"), xid) == 0 && gid && strcmp(jstr(e, "group"), gid) == 0;
     json_decref(e);
     if (!fits)
         return qun_fail(err, QUN_IMPORT_PROOF_INVALID,
                         "the ledgered entry is not the export.content of this export and content digest");
     qun_merkle_leaf(leaf, entry, strlen(entry));
-    if (!qun_merkle_verify_inclusion(leaf, (uint64_t)index, (uint64_t)size, (const unsigned char(*)[QUN_HASH])path,
-                                     (int)json_array_size(proof), root))
-        return qun_fail(err, QUN_IMPORT_PROOF_INVALID, "the inclusion proof of entry %lld in a tree of %lld does not verify",
+    if (!qun_merkle_verify_inclusion(leaf, (uint64_t)index, (uint64_t)size,
+                                     (const unsigned char(*)[QUN_HASH])path, (int)json_array_size(proof),
+                                     root))
+        return qun_fail(err, QUN_IMPORT_PROOF_INVALID,
+                        "the inclusion proof of entry %lld in a tree of %lld does not verify",
                         (long long)index, (long long)size);
     /* Against our own ledger: the same root at that size, and the same entry text. */
     uint64_t head;
     unsigned char ours[QUN_HASH];
     qun_rc rc = qun_ledger_head(db, &head, ours, err);
     if (rc == QUN_OK && (uint64_t)size > head)
-        return qun_fail(err, QUN_IMPORT_PROOF_INVALID, "this server's ledger has %llu entries, the proof is for %lld",
+        return qun_fail(err, QUN_IMPORT_PROOF_INVALID,
+                        "this server's ledger has %llu entries, the proof is for %lld",
                         (unsigned long long)head, (long long)size);
     if (rc == QUN_OK) rc = qun_ledger_root_at(db, (uint64_t)size, ours, err);
     if (rc != QUN_OK) return rc;
@@ -109,10 +110,15 @@ static qun_rc check_proof(qun_db_t *db, qun_import_t *imp, const char *content, 
                         (long long)size);
     qun_q_t *q;
     rc = qun_db_run(db, &q, err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", (int64_t)index);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_IMPORT_PROOF_INVALID, "no ledger entry %lld", (long long)index) : rc;
+    if (rc != QUN_ROW)
+        return rc == QUN_DONE
+                   ? qun_fail(err, QUN_IMPORT_PROOF_INVALID, "no ledger entry %lld", (long long)index)
+                   : rc;
     bool same = strcmp(qun_q_col_text(q, 0), entry) == 0;
     qun_q_done(q);
-    if (!same) return qun_fail(err, QUN_IMPORT_PROOF_INVALID, "ledger entry %lld differs from the manifest's", (long long)index);
+    if (!same)
+        return qun_fail(err, QUN_IMPORT_PROOF_INVALID, "ledger entry %lld differs from the manifest's",
+                        (long long)index);
     imp->source_index = index;
     return QUN_OK;
 }
@@ -129,7 +135,8 @@ static qun_rc check_importer(qun_db_t *db, qun_import_t *imp, const qun_actor_t 
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT g.id, g.state, COALESCE(m.role, '') FROM groups g LEFT JOIN members m "
-                           "ON m.group_id = g.id AND m.user_id = $2 WHERE g.gid = $1", "si", gid, a->uid);
+                           "ON m.group_id = g.id AND m.user_id = $2 WHERE g.gid = $1",
+                           "si", gid, a->uid);
     if (rc == QUN_DONE)
         return qun_fail(err, QUN_IMPORT_FORBIDDEN, "the archived group %.40s is not on this server", gid);
     if (rc != QUN_ROW) return rc;
@@ -140,16 +147,18 @@ static qun_rc check_importer(qun_db_t *db, qun_import_t *imp, const qun_actor_t 
     qun_q_done(q);
     qun_group_state_t st = qun_group_state_parse(state);
     if (st == QUN_GROUP_DISSOLVED || st == QUN_GROUP_PURGING || st == QUN_GROUP_PURGED)
-        return qun_fail(err, QUN_IMPORT_SOURCE_GONE,
-                        "group %s is %s: what an archive of it holds follows its dissolution's disposition%s", gid, state,
-                        st == QUN_GROUP_DISSOLVED ? " (its owner may restore it within the purge grace)" : "");
+        return qun_fail(
+            err, QUN_IMPORT_SOURCE_GONE,
+            "group %s is %s: what an archive of it holds follows its dissolution's disposition%s", gid, state,
+            st == QUN_GROUP_DISSOLVED ? " (its owner may restore it within the purge grace)" : "");
     imp->by_owner = strcmp(role, "owner") == 0;
     if (!imp->by_owner && strcmp(role, "admin") != 0)
-        return qun_fail(err, QUN_IMPORT_FORBIDDEN, "only a current owner or admin of group %s may import it; you are %s",
-                        gid, role[0] ? role : "not a member");
+        return qun_fail(err, QUN_IMPORT_FORBIDDEN,
+                        "only a current owner or admin of group %s may import it; you are %s", gid,
+                        role[0] ? role : "not a member");
     if (!imp->by_owner && st != QUN_GROUP_ACTIVE)
-        return qun_fail(err, QUN_IMPORT_FORBIDDEN, "group %s has a dissolution in %s: only its owner may import it now",
-                        gid, state);
+        return qun_fail(err, QUN_IMPORT_FORBIDDEN,
+                        "group %s has a dissolution in %s: only its owner may import it now", gid, state);
     return QUN_OK;
 }
 
@@ -164,7 +173,8 @@ qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, siz
         rc = qun_fail(err, QUN_STORE, "cannot create %s: %s", top, strerror(errno));
     if (rc == QUN_OK) {
         snprintf(dir, sizeof dir, "%.600s/%s", top, rnd);
-        if (mkdir(dir, 0700) != 0) rc = qun_fail(err, QUN_STORE, "cannot create %s: %s", dir, strerror(errno));
+        if (mkdir(dir, 0700) != 0)
+            rc = qun_fail(err, QUN_STORE, "cannot create %s: %s", dir, strerror(errno));
     }
     /* The reader owns the staging directory from here, and removes it on failure. */
     if (rc == QUN_OK) rc = qun_archive_read(buf, len, dir, qun_core_cfg.import_limit, &imp->rd, err);
@@ -177,9 +187,10 @@ qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, siz
         json_t *e = json_loads(jstr(json_object_get(imp->manifest, "ledger"), "entry"), 0, NULL);
         const char *scope = json_string_value(json_object_get(e, "scope"));
         if (scope && strcmp(scope, "self") == 0)
-            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID,
-                          "this archive is one member's own copy (scope self): it lacks the others' payment lines "
-                          "and cannot rebuild the group");
+            rc = qun_fail(
+                err, QUN_IMPORT_ARCHIVE_INVALID,
+                "this archive is one member's own copy (scope self): it lacks the others' payment lines "
+                "and cannot rebuild the group");
         json_decref(e);
     }
     if (rc == QUN_OK) {
@@ -222,7 +233,8 @@ static qun_rc user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t 
 static qun_rc known_user(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err) {
     qun_rc rc = user_id(db, openid, uid, err);
     if (rc == QUN_OK && !*uid)
-        rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "%.40s is not a user of this server", openid ? openid : "(none)");
+        rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "%.40s is not a user of this server",
+                      openid ? openid : "(none)");
     return rc;
 }
 
@@ -232,7 +244,9 @@ static qun_rc next_line(FILE *f, const char *name, char **line, size_t *cap, jso
     ssize_t n = getline(line, cap, f);
     if (n < 0) return QUN_OK;
     *o = json_loadb(*line, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
-    return json_is_object(*o) ? QUN_OK : qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "a line of %s is not a JSON object", name);
+    return json_is_object(*o)
+               ? QUN_OK
+               : qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "a line of %s is not a JSON object", name);
 }
 
 /* Why an archived member is not added (the "skipped" list of the answer). */
@@ -241,13 +255,13 @@ static void skip(json_t *skipped, const char *openid, const char *reason) {
 }
 
 /* The members of the rebuilt group, added by today's rules for adding members
- * (qun_member_add) through qun_member_insert: only people who are members of the archived group now (someone who
- * left or was removed since the export is not put back; someone who joined since was
- * never in the archive), each with the role the importer may give today: their current
- * role when the importer owns the group (its owner's seat is the importer's), and
- * `member` when an admin imports, since admins appoint no admins. */
-static qun_rc add_members(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp, int64_t gid_id, json_t *skipped,
-                          int64_t *count, qun_err_t *err) {
+ * (qun_member_add) through qun_member_insert: only people who are members of the archived group now (someone
+ * who left or was removed since the export is not put back; someone who joined since was never in the
+ * archive), each with the role the importer may give today: their current role when the importer owns the
+ * group (its owner's seat is the importer's), and `member` when an admin imports, since admins appoint no
+ * admins. */
+static qun_rc add_members(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp, int64_t gid_id,
+                          json_t *skipped, int64_t *count, qun_err_t *err) {
     size_t i;
     json_t *m;
     qun_rc rc = QUN_OK;
@@ -255,8 +269,9 @@ static qun_rc add_members(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
     json_array_foreach(imp->members, i, m) {
         const char *openid = jstr(m, "openid");
         if (strcmp(openid, a->openid) == 0) {
-            rc = qun_db_run(db, NULL, err, "UPDATE members SET joined_at = $3 WHERE group_id = $1 AND user_id = $2",
-                            "iii", gid_id, a->uid, jint(m, "joined_at"));
+            rc = qun_db_run(db, NULL, err,
+                            "UPDATE members SET joined_at = $3 WHERE group_id = $1 AND user_id = $2", "iii",
+                            gid_id, a->uid, jint(m, "joined_at"));
             if (rc != QUN_DONE) return rc;
             continue;
         }
@@ -269,14 +284,15 @@ static qun_rc add_members(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
         }
         qun_q_t *q;
         char role[16];
-        rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii", imp->source_id,
-                        uid);
+        rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii",
+                        imp->source_id, uid);
         if (rc == QUN_DONE) {
             skip(skipped, openid, "not_a_member_now");
             continue;
         }
         if (rc != QUN_ROW) return rc;
-        snprintf(role, sizeof role, "%s", imp->by_owner && strcmp(qun_q_col_text(q, 0), "admin") == 0 ? "admin" : "member");
+        snprintf(role, sizeof role, "%s",
+                 imp->by_owner && strcmp(qun_q_col_text(q, 0), "admin") == 0 ? "admin" : "member");
         qun_q_done(q);
         rc = qun_member_insert(db, gid_id, uid, role, jint(m, "joined_at"), err);
         if (rc == QUN_OK) rc = qun_event_member(db, "member.added", gid_id, uid, err);
@@ -293,7 +309,9 @@ static qun_rc add_messages(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
     json_t *o;
     qun_rc rc;
     *count = 0;
-    while ((rc = next_line(imp->rd->part[QUN_ARCHIVE_MESSAGES], "messages.jsonl", &line, &cap, &o, err)) == QUN_OK && o) {
+    while ((rc = next_line(imp->rd->part[QUN_ARCHIVE_MESSAGES], "messages.jsonl", &line, &cap, &o, err)) ==
+               QUN_OK &&
+           o) {
         const char *author = jstr(o, "author");
         int64_t seq = jint(o, "seq");
         if (strcmp(author, last) != 0) {
@@ -301,13 +319,15 @@ static qun_rc add_messages(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
             snprintf(last, sizeof last, "%s", author);
         }
         if (rc == QUN_OK && (seq <= max_seq || !json_is_string(json_object_get(o, "text"))))
-            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "messages.jsonl is not in increasing seq order with text");
+            rc = qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID,
+                          "messages.jsonl is not in increasing seq order with text");
         if (rc == QUN_OK) {
             const char *kind = json_string_value(json_object_get(o, "kind"));
             rc = qun_db_run(db, NULL, err,
                             "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) "
-                            "VALUES ($1, $2, $3, $4, $5, $6)", "iiissi", gid_id, seq, last_uid, kind ? kind : "text",
-                            jstr(o, "text"), jint(o, "created_at"));
+                            "VALUES ($1, $2, $3, $4, $5, $6)",
+                            "iiissi", gid_id, seq, last_uid, kind ? kind : "text", jstr(o, "text"),
+                            jint(o, "created_at"));
             rc = rc == QUN_DONE ? QUN_OK : rc == QUN_OK ? QUN_STORE : rc;
         }
         json_decref(o);
@@ -317,7 +337,8 @@ static qun_rc add_messages(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
     }
     free(line);
     if (rc != QUN_OK) return rc;
-    rc = qun_db_run(db, NULL, err, "UPDATE groups SET next_seq = $2 WHERE id = $1", "ii", gid_id, max_seq + 1);
+    rc =
+        qun_db_run(db, NULL, err, "UPDATE groups SET next_seq = $2 WHERE id = $1", "ii", gid_id, max_seq + 1);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -328,7 +349,9 @@ static qun_rc add_files(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int64_t
     qun_rc rc;
     int64_t now = qun_now();
     *count = 0;
-    while ((rc = next_line(imp->rd->part[QUN_ARCHIVE_FILES], "files.jsonl", &line, &cap, &o, err)) == QUN_OK && o) {
+    while ((rc = next_line(imp->rd->part[QUN_ARCHIVE_FILES], "files.jsonl", &line, &cap, &o, err)) ==
+               QUN_OK &&
+           o) {
         const char *sha = jstr(o, "sha256");
         int64_t size = jint(o, "size"), uid = 0;
         char path[1024];
@@ -337,17 +360,22 @@ static qun_rc add_files(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int64_t
         qun_blob_path(sha, path, sizeof path);
         /* Unlinks of dropped blobs run on this writer, so this check cannot race one. */
         if (rc == QUN_OK && (stat(path, &st) != 0 || st.st_size != size))
-            rc = qun_fail(err, QUN_UNAVAILABLE, "the bytes of %s were reclaimed meanwhile; retry the import", sha);
+            rc = qun_fail(err, QUN_UNAVAILABLE, "the bytes of %s were reclaimed meanwhile; retry the import",
+                          sha);
         if (rc == QUN_OK)
             rc = qun_db_run(db, NULL, err,
                             "INSERT INTO blobs(sha256, size, refcount, created_at) VALUES ($1, $2, 1, $3) "
-                            "ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1", "sii", sha, size, now);
-        if (rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM unlink_queue WHERE sha256 = $1", "s", sha);
+                            "ON CONFLICT (sha256) DO UPDATE SET refcount = blobs.refcount + 1",
+                            "sii", sha, size, now);
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "DELETE FROM unlink_queue WHERE sha256 = $1", "s", sha);
         if (rc == QUN_DONE)
             rc = qun_db_run(db, NULL, err,
-                            "INSERT INTO group_files(group_id, sha256, name, content_type, size, uploader_id, created_at) "
-                            "VALUES ($1, $2, $3, $4, $5, $6, $7)", "isssiii", gid_id, sha, jstr(o, "name"),
-                            jstr(o, "content_type"), size, uid, jint(o, "created_at"));
+                            "INSERT INTO group_files(group_id, sha256, name, content_type, size, "
+                            "uploader_id, created_at) "
+                            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            "isssiii", gid_id, sha, jstr(o, "name"), jstr(o, "content_type"), size, uid,
+                            jint(o, "created_at"));
         json_decref(o);
         if (rc != QUN_DONE && rc != QUN_OK) break;
         rc = QUN_OK;
@@ -363,19 +391,22 @@ static qun_rc add_payments(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
     json_t *o;
     qun_rc rc;
     *count = 0;
-    while ((rc = next_line(imp->rd->part[QUN_ARCHIVE_PAYMENTS], "payments.jsonl", &line, &cap, &o, err)) == QUN_OK && o) {
+    while ((rc = next_line(imp->rd->part[QUN_ARCHIVE_PAYMENTS], "payments.jsonl", &line, &cap, &o, err)) ==
+               QUN_OK &&
+           o) {
         int64_t uid = 0, pid_id = 0;
         char pid[QUN_ID_MAX];
         qun_id_new(pid, "p");
         qun_q_t *q;
         rc = known_user(db, jstr(o, "creator"), &uid, err);
         if (rc == QUN_OK) {
-            rc = qun_db_run(db, &q, err,
-                            "INSERT INTO payments(pid, group_id, creator_id, kind, amount, shares, claimed_amount, "
-                            "claimed_shares, memo, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-                            "RETURNING id", "siisiiiisi", pid, gid_id, uid, jstr(o, "kind"), jint(o, "amount"),
-                            jint(o, "shares"), jint(o, "claimed_amount"), jint(o, "claimed_shares"), jstr(o, "memo"),
-                            jint(o, "created_at"));
+            rc = qun_db_run(
+                db, &q, err,
+                "INSERT INTO payments(pid, group_id, creator_id, kind, amount, shares, claimed_amount, "
+                "claimed_shares, memo, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                "RETURNING id",
+                "siisiiiisi", pid, gid_id, uid, jstr(o, "kind"), jint(o, "amount"), jint(o, "shares"),
+                jint(o, "claimed_amount"), jint(o, "claimed_shares"), jstr(o, "memo"), jint(o, "created_at"));
             if (rc == QUN_ROW) {
                 pid_id = qun_q_col_int(q, 0);
                 qun_q_done(q);
@@ -391,7 +422,8 @@ static qun_rc add_payments(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
             if (rc == QUN_OK) rc = known_user(db, jstr(c, "openid"), &cuid, err);
             if (rc == QUN_OK)
                 rc = qun_db_run(db, NULL, err,
-                                "INSERT INTO payment_claims(payment_id, user_id, amount, created_at) VALUES ($1, $2, $3, $4)",
+                                "INSERT INTO payment_claims(payment_id, user_id, amount, created_at) VALUES "
+                                "($1, $2, $3, $4)",
                                 "iiii", pid_id, cuid, jint(c, "amount"), jint(c, "created_at"));
             if (rc == QUN_DONE) rc = QUN_OK;
         }
@@ -403,8 +435,10 @@ static qun_rc add_payments(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
     return rc;
 }
 
-qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp, json_t **out, qun_err_t *err) {
-    for (int i = 0; i < QUN_ARCHIVE_PARTS; i++) rewind(imp->rd->part[i]); /* a retried transaction reads them again */
+qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp, json_t **out,
+                          qun_err_t *err) {
+    for (int i = 0; i < QUN_ARCHIVE_PARTS; i++)
+        rewind(imp->rd->part[i]); /* a retried transaction reads them again */
     /* The importer's standing again, on the writer: it may have changed since staging. */
     qun_rc rc = check_importer(db, imp, a, err);
     if (rc != QUN_OK) return rc;
@@ -433,15 +467,17 @@ qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
     if (rc == QUN_OK) rc = add_messages(db, imp, gid_id, &messages, err);
     if (rc == QUN_OK) rc = add_files(db, imp, gid_id, &files, err);
     if (rc == QUN_OK) rc = add_payments(db, imp, gid_id, &payments, err);
-    json_t *counts = json_pack("{s:I, s:I, s:I, s:I}", "members", (json_int_t)members, "messages", (json_int_t)messages,
-                               "files", (json_int_t)files, "payments", (json_int_t)payments);
-    json_t *source = json_pack("{s:s, s:s, s:s, s:I}", "group", jstr(g, "id"), "export", jstr(m, "export"),
-                               "content_digest", imp->content_digest, "ledger_index", (json_int_t)imp->source_index);
+    json_t *counts =
+        json_pack("{s:I, s:I, s:I, s:I}", "members", (json_int_t)members, "messages", (json_int_t)messages,
+                  "files", (json_int_t)files, "payments", (json_int_t)payments);
+    json_t *source =
+        json_pack("{s:s, s:s, s:s, s:I}", "group", jstr(g, "id"), "export", jstr(m, "export"),
+                  "content_digest", imp->content_digest, "ledger_index", (json_int_t)imp->source_index);
     if (rc == QUN_OK) {
         json_t *f = json_pack("{s:O, s:O, s:I}", "source", source, "counts", counts, "skipped_members",
                               (json_int_t)json_array_size(skipped));
-        rc = qun_ledger_append(db, "import.made", gid, a->openid, QUN_GROUP_NAME(ACTIVE), QUN_GROUP_NAME(ACTIVE), f,
-                               &index, err);
+        rc = qun_ledger_append(db, "import.made", gid, a->openid, QUN_GROUP_NAME(ACTIVE),
+                               QUN_GROUP_NAME(ACTIVE), f, &index, err);
         json_decref(f);
     }
     if (rc != QUN_OK) {
@@ -454,8 +490,8 @@ qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
     size_t i;
     json_t *e;
     json_array_foreach(skipped, i, e) json_array_append(openids, json_object_get(e, "openid"));
-    *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I}", "group", gid, "name", jstr(g, "name"), "kind",
-                     new_kind, "original_kind", kind, "source", source, "counts", counts, "skipped_members", openids,
-                     "skipped", skipped, "ledger_index", (json_int_t)index);
+    *out = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I}", "group", gid, "name", jstr(g, "name"),
+                     "kind", new_kind, "original_kind", kind, "source", source, "counts", counts,
+                     "skipped_members", openids, "skipped", skipped, "ledger_index", (json_int_t)index);
     return QUN_OK;
 }

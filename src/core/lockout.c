@@ -140,7 +140,8 @@ qun_rc qun_lockout_fail(qun_db_t *db, const char *account, const char *ip, const
     qun_lockout_network(ip, net);
     *retry_after = 0;
     if (info) *info = NULL;
-    qun_rc rc = count_one(db, "account", account_subject(account, key), kind, qun_lockout_cfg.account_max, retry_after, info, err);
+    qun_rc rc = count_one(db, "account", account_subject(account, key), kind, qun_lockout_cfg.account_max,
+                          retry_after, info, err);
     if (rc == QUN_OK)
         rc = count_one(db, "network", net, kind, qun_lockout_cfg.network_max, retry_after, info, err);
     return rc;

@@ -4,30 +4,32 @@
 #include "qun/core.h"
 #include "qun/event.h"
 
-qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
-                        json_t **out, qun_err_t *err) {
+qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text, json_t **out,
+                        qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
-    rc = qun_db_run(db, &q, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1",
-                    "i", g.id);
+    rc = qun_db_run(db, &q, err,
+                    "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1", "i",
+                    g.id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t seq = qun_q_col_int(q, 0), now = qun_now();
     qun_q_done(q);
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-                    "iiisi", g.id, seq, a->uid, text, now);
+    rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+        "iiisi", g.id, seq, a->uid, text, now);
     if (rc != QUN_DONE) return rc;
-    *out = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "group", g.gid, "seq", (json_int_t)seq,
-                     "author", a->openid, "kind", "text", "text", text, "created_at", (json_int_t)now);
+    *out = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "group", g.gid, "seq", (json_int_t)seq, "author",
+                     a->openid, "kind", "text", "text", text, "created_at", (json_int_t)now);
     rc = qun_event_emit(db, "message.created", g.id, 0, json_incref(*out), err);
     if (rc != QUN_OK) json_decref(*out), *out = NULL;
     return rc;
 }
 
-qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after,
-                        int limit, json_t **out, qun_err_t *err) {
+qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
+                        json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     /* After a dissolution that kept messages, the owner still reads them. */
@@ -39,12 +41,14 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
     rc = qun_db_run(db, &q, err,
                     "SELECT m.seq, u.openid, m.kind, m.body, m.created_at FROM messages m "
                     "JOIN users u ON u.id = m.author_id WHERE m.group_id = $1 AND m.seq > $2 "
-                    "ORDER BY m.seq LIMIT $3", "iii", g.id, after, (int64_t)limit);
+                    "ORDER BY m.seq LIMIT $3",
+                    "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items, json_pack("{s:I, s:s, s:s, s:s, s:I}",
-            "seq", (json_int_t)last, "author", qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2),
-            "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4)));
+        json_array_append_new(items,
+                              json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)last, "author",
+                                        qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2), "text",
+                                        qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4)));
     }
     return qun_page(rc, items, last, limit, out);
 }

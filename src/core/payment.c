@@ -7,29 +7,31 @@
 
 #include "qun/core.h"
 
-static qun_rc bill_line(qun_db_t *db, int64_t uid, const qun_group_t *g, const char *pid,
-                        const char *kind, int64_t amount, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "INSERT INTO bill_lines(user_id, group_openid, group_name, payment_openid, kind, amount, created_at) "
-                           "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                           "issssii", uid, g->gid, g->name, pid, kind, amount, qun_now());
+static qun_rc bill_line(qun_db_t *db, int64_t uid, const qun_group_t *g, const char *pid, const char *kind,
+                        int64_t amount, qun_err_t *err) {
+    qun_rc rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO bill_lines(user_id, group_openid, group_name, payment_openid, kind, amount, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "issssii", uid, g->gid, g->name, pid, kind, amount, qun_now());
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
 static json_t *payment_json(qun_q_t *q) {
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "id", qun_q_col_text(q, 0),
-                     "kind", qun_q_col_text(q, 1), "creator", qun_q_col_text(q, 2), "amount",
+    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "id", qun_q_col_text(q, 0), "kind",
+                     qun_q_col_text(q, 1), "creator", qun_q_col_text(q, 2), "amount",
                      (json_int_t)qun_q_col_int(q, 3), "shares", (json_int_t)qun_q_col_int(q, 4),
                      "claimed_amount", (json_int_t)qun_q_col_int(q, 5), "claimed_shares",
                      (json_int_t)qun_q_col_int(q, 6), "memo", qun_q_col_text(q, 7), "created_at",
                      (json_int_t)qun_q_col_int(q, 8));
 }
 
-#define PAY_COLS "p.pid, p.kind, u.openid, p.amount, p.shares, p.claimed_amount, p.claimed_shares, p.memo, p.created_at, p.id"
+#define PAY_COLS                                                                                             \
+    "p.pid, p.kind, u.openid, p.amount, p.shares, p.claimed_amount, p.claimed_shares, p.memo, "              \
+    "p.created_at, p.id"
 
 qun_rc qun_payment_create(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *kind,
-                          int64_t amount, int64_t shares, const char *memo, json_t **out,
-                          qun_err_t *err) {
+                          int64_t amount, int64_t shares, const char *memo, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
@@ -45,38 +47,44 @@ qun_rc qun_payment_create(qun_db_t *db, const qun_actor_t *a, const char *gid, c
     rc = bill_line(db, a->uid, &g, pid, "red_packet_sent", -amount, err);
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err, "SELECT " PAY_COLS " FROM payments p JOIN users u ON u.id = p.creator_id WHERE p.pid = $1",
-                    "s", pid);
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT " PAY_COLS " FROM payments p JOIN users u ON u.id = p.creator_id WHERE p.pid = $1", "s", pid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     *out = payment_json(q);
     qun_q_done(q);
     return QUN_OK;
 }
 
-qun_rc qun_payment_claim(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *pid,
-                         json_t **out, qun_err_t *err) {
+qun_rc qun_payment_claim(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *pid, json_t **out,
+                         qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
     rc = qun_db_run(db, &q, err,
                     "SELECT id, amount, shares, claimed_amount, claimed_shares FROM payments "
-                    "WHERE pid = $1 AND group_id = $2", "si", pid, g.id);
+                    "WHERE pid = $1 AND group_id = $2",
+                    "si", pid, g.id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_PAYMENT_NOT_FOUND, "no payment %.40s in this group", pid);
     if (rc != QUN_ROW) return rc;
     int64_t id = qun_q_col_int(q, 0), amount = qun_q_col_int(q, 1), shares = qun_q_col_int(q, 2);
     int64_t camount = qun_q_col_int(q, 3), cshares = qun_q_col_int(q, 4);
     qun_q_done(q);
-    if (cshares >= shares) return qun_fail(err, QUN_PAYMENT_EXHAUSTED, "all %lld shares are claimed", (long long)shares);
+    if (cshares >= shares)
+        return qun_fail(err, QUN_PAYMENT_EXHAUSTED, "all %lld shares are claimed", (long long)shares);
     int64_t share = cshares + 1 == shares ? amount - camount : amount / shares;
-    rc = qun_db_run(db, &q, err,
-                    "INSERT INTO payment_claims(payment_id, user_id, amount, created_at) VALUES ($1, $2, $3, $4) "
-                    "ON CONFLICT DO NOTHING RETURNING amount", "iiii", id, a->uid, share, qun_now());
+    rc = qun_db_run(
+        db, &q, err,
+        "INSERT INTO payment_claims(payment_id, user_id, amount, created_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING RETURNING amount",
+        "iiii", id, a->uid, share, qun_now());
     if (rc == QUN_DONE) return qun_fail(err, QUN_ALREADY_CLAIMED, "you already claimed this payment");
     if (rc != QUN_ROW) return rc;
     qun_q_done(q);
     rc = qun_db_run(db, NULL, err,
-                    "UPDATE payments SET claimed_amount = claimed_amount + $2, claimed_shares = claimed_shares + 1 WHERE id = $1",
+                    "UPDATE payments SET claimed_amount = claimed_amount + $2, claimed_shares = "
+                    "claimed_shares + 1 WHERE id = $1",
                     "ii", id, share);
     if (rc != QUN_DONE) return rc;
     rc = bill_line(db, a->uid, &g, pid, "red_packet_received", share, err);
@@ -85,8 +93,7 @@ qun_rc qun_payment_claim(qun_db_t *db, const qun_actor_t *a, const char *gid, co
     return QUN_OK;
 }
 
-qun_rc qun_payment_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
-                        qun_err_t *err) {
+qun_rc qun_payment_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
@@ -94,8 +101,10 @@ qun_rc qun_payment_list(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     json_t *items = json_array();
     rc = qun_db_run(db, &q, err,
                     "SELECT " PAY_COLS " FROM payments p JOIN users u ON u.id = p.creator_id "
-                    "WHERE p.group_id = $1 ORDER BY p.id DESC LIMIT 200", "i", g.id);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) json_array_append_new(items, payment_json(q));
+                    "WHERE p.group_id = $1 ORDER BY p.id DESC LIMIT 200",
+                    "i", g.id);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        json_array_append_new(items, payment_json(q));
     if (rc != QUN_DONE) {
         json_decref(items);
         return rc;
@@ -115,10 +124,11 @@ qun_rc qun_bill_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limi
                            "iii", a->uid, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}",
-            "group", qun_q_col_text(q, 1), "group_name", qun_q_col_text(q, 2),
-            "payment", qun_q_col_text(q, 3), "kind", qun_q_col_text(q, 4),
-            "amount", (json_int_t)qun_q_col_int(q, 5), "created_at", (json_int_t)qun_q_col_int(q, 6)));
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "group",
+                                               qun_q_col_text(q, 1), "group_name", qun_q_col_text(q, 2),
+                                               "payment", qun_q_col_text(q, 3), "kind", qun_q_col_text(q, 4),
+                                               "amount", (json_int_t)qun_q_col_int(q, 5), "created_at",
+                                               (json_int_t)qun_q_col_int(q, 6)));
     }
     return qun_page(rc, items, last, limit, out);
 }

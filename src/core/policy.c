@@ -229,14 +229,15 @@ static qun_rc builtin_regions(qun_policy_t *p) {
  * anchors (a session and a password at least 24 h old, as Telegram asks; caps per group
  * and per new owner, as WeCom has). */
 static const qun_policy_verify_t builtin_verify = {
-    .platform = {
-        [QUN_PLATFORM_ANDROID] = QUN_VM_CONFIRM,
-        [QUN_PLATFORM_IOS] = QUN_VM_DEVICE_KEY,
-        [QUN_PLATFORM_WINDOWS] = QUN_VM_QR,
-        [QUN_PLATFORM_WEB] = QUN_VM_QR,
-        [QUN_PLATFORM_CLI] = QUN_VM_CONFIRM | QUN_VM_TYPED_NAME,
-        [QUN_PLATFORM_OTHER] = QUN_VM_CONFIRM,
-    },
+    .platform =
+        {
+            [QUN_PLATFORM_ANDROID] = QUN_VM_CONFIRM,
+            [QUN_PLATFORM_IOS] = QUN_VM_DEVICE_KEY,
+            [QUN_PLATFORM_WINDOWS] = QUN_VM_QR,
+            [QUN_PLATFORM_WEB] = QUN_VM_QR,
+            [QUN_PLATFORM_CLI] = QUN_VM_CONFIRM | QUN_VM_TYPED_NAME,
+            [QUN_PLATFORM_OTHER] = QUN_VM_CONFIRM,
+        },
     .step_up = QUN_VM_TOTP | QUN_VM_DEVICE_KEY,
     .transfer_session_age = HOURS(24),
     .transfer_password_age = HOURS(24),
@@ -578,7 +579,8 @@ static qun_rc parse_methods(struct ctx *c, const char *path, json_t *v, unsigned
             if (strcmp(json_string_value(e), method_names[k].name) == 0) bit = method_names[k].bit;
         if (!bit || !(allowed & bit))
             return bad(c, epath, "must be one of %s",
-                       allowed & QUN_VM_CONFIRM ? "confirm, device_key, qr, totp, typed_name" : "device_key, qr, totp");
+                       allowed & QUN_VM_CONFIRM ? "confirm, device_key, qr, totp, typed_name"
+                                                : "device_key, qr, totp");
         if (mask & bit) return bad(c, epath, "is listed twice");
         mask |= bit;
     }
@@ -640,7 +642,8 @@ static qun_rc parse_limits(struct ctx *c, json_t *root, const char *section, qun
 }
 
 static qun_rc parse_verification(struct ctx *c, json_t *root, qun_policy_t *p) {
-    static const char *const top[] = {"version", "comment", "platforms", "step_up", "transfer", "bulk_remove", NULL};
+    static const char *const top[] = {"version",  "comment",     "platforms", "step_up",
+                                      "transfer", "bulk_remove", NULL};
     qun_rc rc = check_top(c, root, top);
     if (rc != QUN_OK) return rc;
     qun_policy_verify_t v = builtin_verify;
@@ -670,7 +673,8 @@ static qun_rc parse_verification(struct ctx *c, json_t *root, qun_policy_t *p) {
         }
     json_t *su = json_object_get(root, "step_up");
     if (!su) return bad(c, "step_up", "is required");
-    if ((rc = parse_methods(c, "step_up", su, QUN_VM_DEVICE_KEY | QUN_VM_QR | QUN_VM_TOTP, &v.step_up)) != QUN_OK)
+    if ((rc = parse_methods(c, "step_up", su, QUN_VM_DEVICE_KEY | QUN_VM_QR | QUN_VM_TOTP, &v.step_up)) !=
+        QUN_OK)
         return rc;
     if ((rc = parse_limits(c, root, "transfer", &v)) != QUN_OK) return rc;
     if ((rc = parse_limits(c, root, "bulk_remove", &v)) != QUN_OK) return rc;
@@ -918,7 +922,8 @@ static json_t *rules_json(const struct rules *rs) {
 static json_t *methods_json(unsigned mask) {
     json_t *a = json_array();
     for (size_t i = 0; a && i < NMETHODS; i++)
-        if ((mask & method_names[i].bit) && json_array_append_new(a, json_string(method_names[i].name)) != 0) {
+        if ((mask & method_names[i].bit) &&
+            json_array_append_new(a, json_string(method_names[i].name)) != 0) {
             json_decref(a);
             return NULL;
         }
@@ -928,15 +933,15 @@ static json_t *methods_json(unsigned mask) {
 /* The verification section in file form (verification.json). */
 static json_t *verification_json(const qun_policy_verify_t *v) {
     json_t *o = json_object(), *pf = json_object();
-    if (json_object_set_new(o, "platforms", pf) != 0 || json_object_set_new(o, "step_up", methods_json(v->step_up)) != 0)
+    if (json_object_set_new(o, "platforms", pf) != 0 ||
+        json_object_set_new(o, "step_up", methods_json(v->step_up)) != 0)
         goto error;
     for (int i = 0; i < QUN_PLATFORM__COUNT; i++)
         if (json_object_set_new(pf, platform_names[i], methods_json(v->platform[i])) != 0) goto error;
     for (size_t i = 0; i < NLIMITS; i++) {
         json_t *sec = json_object_get(o, limits[i].section);
         if (!sec && json_object_set_new(o, limits[i].section, sec = json_object()) != 0) goto error;
-        if (json_object_set_new(sec, limits[i].key, json_integer(limit_get(v, &limits[i]))) != 0)
-            goto error;
+        if (json_object_set_new(sec, limits[i].key, json_integer(limit_get(v, &limits[i]))) != 0) goto error;
     }
     return o;
 error:

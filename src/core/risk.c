@@ -46,14 +46,16 @@ void qun_risk_clear(qun_risk_t *r) {
 
 static void reason(qun_risk_t *r, const char *rule, qun_risk_level_t level, int points, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-static void reason(qun_risk_t *r, const char *rule, qun_risk_level_t level, int points, const char *fmt, ...) {
+static void reason(qun_risk_t *r, const char *rule, qun_risk_level_t level, int points, const char *fmt,
+                   ...) {
     char detail[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    json_array_append_new(r->reasons, json_pack("{s:s, s:s, s:s, s:i}", "rule", rule, "level",
-                                                qun_risk_level_name(level), "detail", detail, "points", points));
+    json_array_append_new(r->reasons,
+                          json_pack("{s:s, s:s, s:s, s:i}", "rule", rule, "level", qun_risk_level_name(level),
+                                    "detail", detail, "points", points));
     if (level > r->level) r->level = level;
     r->score += points;
 }
@@ -74,22 +76,26 @@ static qun_rc count1(qun_db_t *db, qun_err_t *err, int64_t *n, const char *sql, 
 /* frequency: this request would be the (n+1)th in the window. */
 static qun_rc rule_frequency(qun_db_t *db, const qun_actor_t *a, int64_t now, qun_risk_t *r, qun_err_t *err) {
     int64_t n;
-    qun_rc rc = count1(db, err, &n, "SELECT count(*) FROM dissolutions WHERE requested_by = $1 AND requested_at > $2",
-                       "ii", a->uid, now - qun_risk_cfg.freq_window);
+    qun_rc rc =
+        count1(db, err, &n, "SELECT count(*) FROM dissolutions WHERE requested_by = $1 AND requested_at > $2",
+               "ii", a->uid, now - qun_risk_cfg.freq_window);
     if (rc != QUN_OK || n + 1 <= qun_risk_cfg.freq_max) return rc;
     bool deny = n + 1 > qun_risk_cfg.freq_deny_max;
     reason(r, "frequency", deny ? QUN_RISK_DENY : QUN_RISK_VERIFY, qun_risk_cfg.freq_points,
            "this would be dissolution %lld by you in %lld hours; more than %d needs %s", (long long)(n + 1),
-           (long long)(qun_risk_cfg.freq_window / 3600), deny ? qun_risk_cfg.freq_deny_max : qun_risk_cfg.freq_max,
+           (long long)(qun_risk_cfg.freq_window / 3600),
+           deny ? qun_risk_cfg.freq_deny_max : qun_risk_cfg.freq_max,
            deny ? "nothing: it is refused" : "verification");
     return QUN_OK;
 }
 
 /* new_device: the request's device is young while an older device exists. */
-static qun_rc rule_new_device(qun_db_t *db, const qun_actor_t *a, int64_t now, qun_risk_t *r, qun_err_t *err) {
+static qun_rc rule_new_device(qun_db_t *db, const qun_actor_t *a, int64_t now, qun_risk_t *r,
+                              qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT first_seen FROM devices WHERE user_id = $1 AND device_id = $2", "is",
-                           a->uid, a->device_id);
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT first_seen FROM devices WHERE user_id = $1 AND device_id = $2", "is",
+                   a->uid, a->device_id);
     if (rc == QUN_DONE) return QUN_OK;
     if (rc != QUN_ROW) return rc;
     int64_t first = qun_q_col_int(q, 0);
@@ -97,16 +103,18 @@ static qun_rc rule_new_device(qun_db_t *db, const qun_actor_t *a, int64_t now, q
     if (now - first >= qun_risk_cfg.new_device_age) return QUN_OK;
     rc = qun_db_run(db, &q, err,
                     "SELECT count(*), COALESCE(min(first_seen), 0) FROM devices WHERE user_id = $1 "
-                    "AND device_id <> $2 AND first_seen < $3", "isi", a->uid, a->device_id, first);
+                    "AND device_id <> $2 AND first_seen < $3",
+                    "isi", a->uid, a->device_id, first);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
     int64_t others = qun_q_col_int(q, 0), oldest = qun_q_col_int(q, 1);
     qun_q_done(q);
     if (others == 0) return QUN_OK;
-    reason(r, "new_device", QUN_RISK_VERIFY, qun_risk_cfg.new_device_points,
-           "device %.64s was first seen %lld hours ago (less than %lld days), while the account has used %lld "
-           "other device(s) since %lld days ago",
-           a->device_id, (long long)((now - first) / 3600), (long long)(qun_risk_cfg.new_device_age / 86400),
-           (long long)others, (long long)((now - oldest) / 86400));
+    reason(
+        r, "new_device", QUN_RISK_VERIFY, qun_risk_cfg.new_device_points,
+        "device %.64s was first seen %lld hours ago (less than %lld days), while the account has used %lld "
+        "other device(s) since %lld days ago",
+        a->device_id, (long long)((now - first) / 3600), (long long)(qun_risk_cfg.new_device_age / 86400),
+        (long long)others, (long long)((now - oldest) / 86400));
     return QUN_OK;
 }
 
@@ -153,17 +161,22 @@ static bool net_eq(const net_t *x, const net_t *y) {
 enum { LINK_DEVICE = 1, LINK_NETWORK = 2, LINK_ORG = 4, LINK_DECLARED = 8 };
 
 /* Which links join users u and v (a mask of LINK_*). */
-static qun_rc links_between(qun_db_t *db, int64_t u, int64_t v, const net_t *net, unsigned *mask, qun_err_t *err) {
+static qun_rc links_between(qun_db_t *db, int64_t u, int64_t v, const net_t *net, unsigned *mask,
+                            qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc;
     *mask = 0;
     rc = qun_db_run(db, &q, err,
                     "SELECT 1 FROM devices x JOIN devices y ON y.user_id = $2 AND y.device_id = x.device_id "
-                    "WHERE x.user_id = $1 LIMIT 1", "ii", u, v);
-    if (rc == QUN_ROW) *mask |= LINK_DEVICE, qun_q_done(q);
-    else if (rc != QUN_DONE) return rc;
+                    "WHERE x.user_id = $1 LIMIT 1",
+                    "ii", u, v);
+    if (rc == QUN_ROW)
+        *mask |= LINK_DEVICE, qun_q_done(q);
+    else if (rc != QUN_DONE)
+        return rc;
     if (net) {
-        rc = qun_db_run(db, &q, err, "SELECT ip FROM sessions WHERE user_id = $1 ORDER BY id DESC LIMIT 50", "i", v);
+        rc = qun_db_run(db, &q, err, "SELECT ip FROM sessions WHERE user_id = $1 ORDER BY id DESC LIMIT 50",
+                        "i", v);
         for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
             net_t other;
             if (net_of(qun_q_col_text(q, 0), &other) && net_eq(net, &other)) {
@@ -179,14 +192,20 @@ static qun_rc links_between(qun_db_t *db, int64_t u, int64_t v, const net_t *net
                     "SELECT 1 FROM org_admins x JOIN org_admins y ON y.org_id = x.org_id AND y.user_id = $2 "
                     "WHERE x.user_id = $1 UNION ALL "
                     "SELECT 1 FROM groups x JOIN groups y ON y.org_id = x.org_id AND y.owner_id = $2 "
-                    "WHERE x.owner_id = $1 AND x.org_id IS NOT NULL LIMIT 1", "ii", u, v);
-    if (rc == QUN_ROW) *mask |= LINK_ORG, qun_q_done(q);
-    else if (rc != QUN_DONE) return rc;
-    rc = qun_db_run(db, &q, err,
-                    "SELECT 1 FROM account_links WHERE (user_a = $1 AND user_b = $2) OR (user_a = $2 AND user_b = $1)",
+                    "WHERE x.owner_id = $1 AND x.org_id IS NOT NULL LIMIT 1",
                     "ii", u, v);
-    if (rc == QUN_ROW) *mask |= LINK_DECLARED, qun_q_done(q);
-    else if (rc != QUN_DONE) return rc;
+    if (rc == QUN_ROW)
+        *mask |= LINK_ORG, qun_q_done(q);
+    else if (rc != QUN_DONE)
+        return rc;
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT 1 FROM account_links WHERE (user_a = $1 AND user_b = $2) OR (user_a = $2 AND user_b = $1)",
+        "ii", u, v);
+    if (rc == QUN_ROW)
+        *mask |= LINK_DECLARED, qun_q_done(q);
+    else if (rc != QUN_DONE)
+        return rc;
     return QUN_OK;
 }
 
@@ -205,11 +224,13 @@ static qun_rc rule_linked(qun_db_t *db, const qun_actor_t *a, const char *ip, in
      * GROUP BY with a scan of the whole (requested_by, requested_at) index, which grows
      * with the history; the window's range on requested_at is what must drive it
      * (bench/risk_bench.c measured 2.7 ms against 50 000 past dissolutions). */
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT +requested_by FROM dissolutions WHERE requested_at > $1 AND requested_by <> $2 "
-                           "GROUP BY +requested_by ORDER BY max(requested_at) DESC LIMIT $3",
-                           "iii", since, a->uid, (int64_t)cap);
-    for (; rc == QUN_ROW && nc < cap; rc = qun_q_step(q, err)) cand[nc++] = qun_q_col_int(q, 0);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT +requested_by FROM dissolutions WHERE requested_at > $1 AND requested_by <> $2 "
+                   "GROUP BY +requested_by ORDER BY max(requested_at) DESC LIMIT $3",
+                   "iii", since, a->uid, (int64_t)cap);
+    for (; rc == QUN_ROW && nc < cap; rc = qun_q_step(q, err))
+        cand[nc++] = qun_q_col_int(q, 0);
     if (rc == QUN_ROW) qun_q_done(q), rc = QUN_DONE;
     if (rc != QUN_DONE) goto out;
     rc = QUN_OK;
@@ -231,15 +252,17 @@ static qun_rc rule_linked(qun_db_t *db, const qun_actor_t *a, const char *ip, in
         rc = links_between(db, a->uid, cand[i], have_net ? &net : NULL, &mask, err);
         if (rc != QUN_OK || !mask) continue;
         int64_t n;
-        rc = count1(db, err, &n, "SELECT count(*) FROM dissolutions WHERE requested_by = $1 AND requested_at > $2",
-                    "ii", cand[i], since);
+        rc = count1(db, err, &n,
+                    "SELECT count(*) FROM dissolutions WHERE requested_by = $1 AND requested_at > $2", "ii",
+                    cand[i], since);
         total += n;
         accounts++;
         kinds |= mask;
     }
     if (rc != QUN_OK || accounts == 0) goto out;
     int64_t own;
-    rc = count1(db, err, &own, "SELECT count(*) FROM dissolutions WHERE requested_by = $1 AND requested_at > $2", "ii",
+    rc = count1(db, err, &own,
+                "SELECT count(*) FROM dissolutions WHERE requested_by = $1 AND requested_at > $2", "ii",
                 a->uid, since);
     if (rc != QUN_OK) goto out;
     total += own + 1;
@@ -250,7 +273,8 @@ static qun_rc rule_linked(qun_db_t *db, const qun_actor_t *a, const char *ip, in
         if (kinds & (1u << k))
             snprintf(how + strlen(how), sizeof how - strlen(how), "%s%s", how[0] ? ", " : "", names[k]);
     reason(r, "linked", QUN_RISK_REVIEW, qun_risk_cfg.linked_points,
-           "%lld dissolutions in %lld minutes by you and %lld linked account(s) (%s); more than %d goes to manual review",
+           "%lld dissolutions in %lld minutes by you and %lld linked account(s) (%s); more than %d goes to "
+           "manual review",
            (long long)total, (long long)(qun_risk_cfg.linked_window / 60), (long long)accounts, how,
            qun_risk_cfg.linked_max);
 out:
@@ -264,25 +288,27 @@ static qun_rc rule_anomaly(qun_db_t *db, const qun_actor_t *a, int64_t now, qun_
     qun_q_t *q;
     /* Counted inside SQL: one answer row instead of up to anomaly_history rows stepped
      * through the store's API (a third of the rule's cost in bench/risk_bench.c). */
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT count(*), COALESCE(sum(CASE WHEN created_at % 86400 / 3600 = $3 THEN 1 ELSE 0 END), 0) "
-                           "FROM (SELECT created_at FROM messages WHERE author_id = $1 ORDER BY created_at DESC LIMIT $2) m",
-                           "iii", a->uid, (int64_t)qun_risk_cfg.anomaly_history, (int64_t)h);
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "SELECT count(*), COALESCE(sum(CASE WHEN created_at % 86400 / 3600 = $3 THEN 1 ELSE 0 END), 0) "
+        "FROM (SELECT created_at FROM messages WHERE author_id = $1 ORDER BY created_at DESC LIMIT $2) m",
+        "iii", a->uid, (int64_t)qun_risk_cfg.anomaly_history, (int64_t)h);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
     int64_t total = qun_q_col_int(q, 0), at_h = qun_q_col_int(q, 1);
     qun_q_done(q);
     if (total < qun_risk_cfg.anomaly_min_history) return QUN_OK;
     double share = (double)at_h / (double)total;
     if (share >= qun_risk_cfg.anomaly_share) return QUN_OK;
-    reason(r, "anomaly", QUN_RISK_WARN, qun_risk_cfg.anomaly_points,
-           "requested at %02d:00-%02d:59 UTC, an hour holding %.1f%% of your last %lld messages (under %.1f%%)", h, h,
-           share * 100.0, (long long)total, qun_risk_cfg.anomaly_share * 100.0);
+    reason(
+        r, "anomaly", QUN_RISK_WARN, qun_risk_cfg.anomaly_points,
+        "requested at %02d:00-%02d:59 UTC, an hour holding %.1f%% of your last %lld messages (under %.1f%%)",
+        h, h, share * 100.0, (long long)total, qun_risk_cfg.anomaly_share * 100.0);
     return QUN_OK;
 }
 
 json_t *qun_risk_json(const qun_risk_t *r) {
-    return json_pack("{s:s, s:s, s:i, s:o}", "id", r->id, "level", qun_risk_level_name(r->level), "score", r->score,
-                     "reasons", r->reasons ? json_deep_copy(r->reasons) : json_array());
+    return json_pack("{s:s, s:s, s:i, s:o}", "id", r->id, "level", qun_risk_level_name(r->level), "score",
+                     r->score, "reasons", r->reasons ? json_deep_copy(r->reasons) : json_array());
 }
 
 qun_rc qun_risk_evaluate(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *ip,
@@ -298,7 +324,8 @@ qun_rc qun_risk_evaluate(qun_db_t *db, const qun_actor_t *a, int64_t group_id, c
     if (rc == QUN_OK && (on & QUN_RISK_RULE_LINKED)) rc = rule_linked(db, a, ip, now, out, err);
     if (rc == QUN_OK && (on & QUN_RISK_RULE_ANOMALY)) rc = rule_anomaly(db, a, now, out, err);
     if (rc == QUN_OK && out->score >= qun_risk_cfg.deny_score && out->level < QUN_RISK_DENY)
-        reason(out, "score", QUN_RISK_DENY, 0, "the total score %d reaches %d", out->score, qun_risk_cfg.deny_score);
+        reason(out, "score", QUN_RISK_DENY, 0, "the total score %d reaches %d", out->score,
+               qun_risk_cfg.deny_score);
     if (rc != QUN_OK) goto error;
     qun_id_new(out->id, "r");
     char *reasons = json_dumps(out->reasons, JSON_COMPACT);
@@ -306,11 +333,12 @@ qun_rc qun_risk_evaluate(qun_db_t *db, const qun_actor_t *a, int64_t group_id, c
         rc = qun_fail(err, QUN_NOMEM, "out of memory");
         goto error;
     }
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO risk_evaluations(rid, user_id, group_id, session_id, device_id, ip, level, score, "
-                    "reasons, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    "sizzsssisi", out->id, a->uid, group_id, a->session_id, a->device_id, ip ? ip : "",
-                    qun_risk_level_name(out->level), (int64_t)out->score, reasons, now);
+    rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO risk_evaluations(rid, user_id, group_id, session_id, device_id, ip, level, score, "
+        "reasons, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "sizzsssisi", out->id, a->uid, group_id, a->session_id, a->device_id, ip ? ip : "",
+        qun_risk_level_name(out->level), (int64_t)out->score, reasons, now);
     free(reasons);
     if (rc == QUN_DONE) return QUN_OK;
 error:
@@ -328,10 +356,13 @@ qun_rc qun_risk_get(qun_db_t *db, const qun_actor_t *a, const char *rid, json_t 
     if (rc == QUN_DONE) return qun_fail(err, QUN_RISK_NOT_FOUND, "no risk evaluation %.40s of yours", rid);
     if (rc != QUN_ROW) return rc;
     json_t *reasons = json_loads(qun_q_col_text(q, 3), 0, NULL);
-    *out = json_pack("{s:s, s:s, s:I, s:o, s:s, s:I}", "id", qun_q_col_text(q, 0), "level", qun_q_col_text(q, 1),
-                     "score", (json_int_t)qun_q_col_int(q, 2), "reasons", reasons ? reasons : json_array(),
-                     "device_id", qun_q_col_text(q, 5), "created_at", (json_int_t)qun_q_col_int(q, 6));
-    if (*out) json_object_set_new(*out, "group", qun_q_col_null(q, 4) ? json_null() : json_string(qun_q_col_text(q, 4)));
+    *out =
+        json_pack("{s:s, s:s, s:I, s:o, s:s, s:I}", "id", qun_q_col_text(q, 0), "level", qun_q_col_text(q, 1),
+                  "score", (json_int_t)qun_q_col_int(q, 2), "reasons", reasons ? reasons : json_array(),
+                  "device_id", qun_q_col_text(q, 5), "created_at", (json_int_t)qun_q_col_int(q, 6));
+    if (*out)
+        json_object_set_new(*out, "group",
+                            qun_q_col_null(q, 4) ? json_null() : json_string(qun_q_col_text(q, 4)));
     qun_q_done(q);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }

@@ -28,8 +28,10 @@ qun_rc qun_username_key(const char *username, char *out, size_t size, qun_err_t 
     UErrorCode st = U_ZERO_ERROR;
     const UNormalizer2 *nfkc_cf = unorm2_getNFKCCasefoldInstance(&st);
     if (U_SUCCESS(st)) u_strFromUTF8(src, U16_MAX, &n, username, -1, &st);
-    if (U_SUCCESS(st) && st != U_STRING_NOT_TERMINATED_WARNING) m = unorm2_normalize(nfkc_cf, src, n, dst, U16_MAX, &st);
-    if (U_SUCCESS(st) && st != U_STRING_NOT_TERMINATED_WARNING) u_strToUTF8(out, (int32_t)size, &bytes, dst, m, &st);
+    if (U_SUCCESS(st) && st != U_STRING_NOT_TERMINATED_WARNING)
+        m = unorm2_normalize(nfkc_cf, src, n, dst, U16_MAX, &st);
+    if (U_SUCCESS(st) && st != U_STRING_NOT_TERMINATED_WARNING)
+        u_strToUTF8(out, (int32_t)size, &bytes, dst, m, &st);
     if (U_FAILURE(st) || st == U_STRING_NOT_TERMINATED_WARNING)
         return qun_fail_field(err, QUN_FIELD_INVALID, "username", "the username cannot be normalized (%s)",
                               u_errorName(st));
@@ -71,7 +73,8 @@ qun_rc qun_username_check(const char *username, char *key, size_t size, qun_err_
 
 /* Give one account created before usernames had keys its key, or record that an older
  * account holds it already.  Runs in the caller's transaction. */
-static qun_rc backfill_one(qun_db_t *db, int64_t uid, const char *username, int64_t *collisions, qun_err_t *err) {
+static qun_rc backfill_one(qun_db_t *db, int64_t uid, const char *username, int64_t *collisions,
+                           qun_err_t *err) {
     char key[QUN_USERNAME_KEY_MAX];
     qun_q_t *q;
     qun_err_t ignore = {{0}, {0}};
@@ -79,26 +82,31 @@ static qun_rc backfill_one(qun_db_t *db, int64_t uid, const char *username, int6
      * that does not is keyed by its exact bytes, which still keeps it unique. */
     if (qun_username_key(username, key, sizeof key, &ignore) != QUN_OK || !*key)
         snprintf(key, sizeof key, "%s", username);
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT id, username, openid FROM users WHERE username_key = $1", "s", key);
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT id, username, openid FROM users WHERE username_key = $1", "s", key);
     if (rc == QUN_DONE)
-        return (rc = qun_db_run(db, NULL, err, "UPDATE users SET username_key = $2 WHERE id = $1", "is", uid, key)) ==
-                       QUN_DONE ? QUN_OK : rc;
+        return (rc = qun_db_run(db, NULL, err, "UPDATE users SET username_key = $2 WHERE id = $1", "is", uid,
+                                key)) == QUN_DONE
+                   ? QUN_OK
+                   : rc;
     if (rc != QUN_ROW) return rc;
     int64_t holder = qun_q_col_int(q, 0);
     char holder_name[QUN_USERNAME_KEY_MAX], holder_openid[QUN_ID_MAX];
     snprintf(holder_name, sizeof holder_name, "%s", qun_q_col_text(q, 1));
     snprintf(holder_openid, sizeof holder_openid, "%s", qun_q_col_text(q, 2));
     qun_q_done(q);
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO username_collisions(user_id, holder_id, username_key, found_at) VALUES ($1, $2, $3, $4)",
-                    "iisi", uid, holder, key, qun_now());
+    rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO username_collisions(user_id, holder_id, username_key, found_at) VALUES ($1, $2, $3, $4)",
+        "iisi", uid, holder, key, qun_now());
     if (rc != QUN_DONE) return rc;
     (*collisions)++;
-    qun_log("warn",
-            "username collision: \"%s\" and the older \"%s\" (%s) are one name once case and Unicode forms are "
-            "folded (\"%s\"); \"%s\" keeps the name, the other keeps logging in by its exact username "
-            "(GET /v1/admin/username-collisions)",
-            username, holder_name, holder_openid, key, holder_name);
+    qun_log(
+        "warn",
+        "username collision: \"%s\" and the older \"%s\" (%s) are one name once case and Unicode forms are "
+        "folded (\"%s\"); \"%s\" keeps the name, the other keeps logging in by its exact username "
+        "(GET /v1/admin/username-collisions)",
+        username, holder_name, holder_openid, key, holder_name);
     return QUN_OK;
 }
 
@@ -119,7 +127,8 @@ static qun_rc backfill_txn(qun_db_t *db, void *arg, qun_err_t *err) {
         /* Oldest first, so the oldest of colliding accounts keeps the key. */
         rc = qun_db_run(db, &q, err,
                         "SELECT id, username FROM users WHERE username_key IS NULL AND id NOT IN "
-                        "(SELECT user_id FROM username_collisions) ORDER BY id LIMIT 256", "");
+                        "(SELECT user_id FROM username_collisions) ORDER BY id LIMIT 256",
+                        "");
         for (n = 0; rc == QUN_ROW; rc = qun_q_step(q, err), n++) {
             ids[n] = qun_q_col_int(q, 0);
             snprintf(names[n], sizeof names[n], "%s", qun_q_col_text(q, 1));
@@ -164,12 +173,13 @@ qun_rc qun_username_collisions(qun_db_t *db, const qun_actor_t *a, int64_t after
                            "ii", after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(
-            items, json_pack("{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:I}, s:s, s:I}", "user", "openid",
-                             qun_q_col_text(q, 1), "username", qun_q_col_text(q, 2), "created_at",
-                             (json_int_t)qun_q_col_int(q, 3), "holder", "openid", qun_q_col_text(q, 4), "username",
-                             qun_q_col_text(q, 5), "created_at", (json_int_t)qun_q_col_int(q, 6), "username_key",
-                             qun_q_col_text(q, 7), "found_at", (json_int_t)qun_q_col_int(q, 8)));
+        json_array_append_new(items,
+                              json_pack("{s:{s:s, s:s, s:I}, s:{s:s, s:s, s:I}, s:s, s:I}", "user", "openid",
+                                        qun_q_col_text(q, 1), "username", qun_q_col_text(q, 2), "created_at",
+                                        (json_int_t)qun_q_col_int(q, 3), "holder", "openid",
+                                        qun_q_col_text(q, 4), "username", qun_q_col_text(q, 5), "created_at",
+                                        (json_int_t)qun_q_col_int(q, 6), "username_key", qun_q_col_text(q, 7),
+                                        "found_at", (json_int_t)qun_q_col_int(q, 8)));
     }
     return qun_page(rc, items, last, limit, out);
 }

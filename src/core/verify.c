@@ -41,8 +41,8 @@ qun_verify_cfg_t qun_verify_cfg = {
 
 /* ---- device keys ---- */
 
-static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than,
-                      bool *yes, qun_err_t *err);
+static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
+                      qun_err_t *err);
 
 /* A key for a device of an account that already trusts a key elsewhere is vouched for
  * by one of those devices: otherwise whoever learned the password could enroll a key of
@@ -59,28 +59,31 @@ static qun_rc key_vouched(qun_db_t *db, const qun_actor_t *a, const char *b64, c
     if (!params) return qun_fail(err, QUN_NOMEM, "out of memory");
     qun_json_digest(params, digest);
     json_decref(params);
-    qun_verify_proof_t p = {.action = QUN_ACTION_REGISTER_KEY, .params_digest = digest,
-                            .challenges = {challenge_id, NULL}};
+    qun_verify_proof_t p = {
+        .action = QUN_ACTION_REGISTER_KEY, .params_digest = digest, .challenges = {challenge_id, NULL}};
     qun_verify_need_t need = {.all = QUN_VM_QR};
     rc = qun_verify_check(db, a, need, &p, problem, err);
     if (rc == QUN_QR_REQUIRED)
-        qun_fail(err, rc, "your account already has a device key: approve this device's key from a device of yours "
-                          "that has one (a qr challenge for action %s and this params_digest), then send its id as "
-                          "challenge_id", QUN_ACTION_REGISTER_KEY);
+        qun_fail(err, rc,
+                 "your account already has a device key: approve this device's key from a device of yours "
+                 "that has one (a qr challenge for action %s and this params_digest), then send its id as "
+                 "challenge_id",
+                 QUN_ACTION_REGISTER_KEY);
     return rc;
 }
 
 qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigned char pk[32],
                                const char *challenge_id, json_t **out, json_t **problem, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT 1 FROM devices WHERE user_id = $1 AND device_id = $2",
-                           "is", a->uid, a->device_id);
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT 1 FROM devices WHERE user_id = $1 AND device_id = $2", "is",
+                           a->uid, a->device_id);
     if (rc == QUN_DONE) return qun_fail(err, QUN_DEVICE_NOT_FOUND, "your session's device is not recorded");
     if (rc != QUN_ROW) return rc;
     qun_q_done(q);
     char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(b64, sizeof b64, pk, 32, sodium_base64_VARIANT_ORIGINAL);
-    rc = qun_db_run(db, &q, err, "SELECT public_key, created_at FROM device_keys WHERE user_id = $1 AND device_id = $2",
+    rc = qun_db_run(db, &q, err,
+                    "SELECT public_key, created_at FROM device_keys WHERE user_id = $1 AND device_id = $2",
                     "is", a->uid, a->device_id);
     int64_t created = qun_now();
     if (rc == QUN_ROW) {
@@ -95,8 +98,10 @@ qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigne
     } else if (rc == QUN_DONE) {
         rc = key_vouched(db, a, b64, challenge_id, problem, err);
         if (rc != QUN_OK) return rc;
-        rc = qun_q_prepare(db, "INSERT INTO device_keys(user_id, device_id, public_key, created_at) "
-                               "VALUES ($1, $2, $3, $4)", &q, err);
+        rc = qun_q_prepare(db,
+                           "INSERT INTO device_keys(user_id, device_id, public_key, created_at) "
+                           "VALUES ($1, $2, $3, $4)",
+                           &q, err);
         if (rc != QUN_OK) return rc;
         qun_q_int(q, 1, a->uid);
         qun_q_text(q, 2, a->device_id);
@@ -115,15 +120,18 @@ qun_rc qun_device_key_register(qun_db_t *db, const qun_actor_t *a, const unsigne
 qun_rc qun_device_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
     qun_q_t *q;
     json_t *items = json_array();
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT d.device_id, d.platform, d.first_seen, d.last_seen, k.device_id IS NOT NULL "
-                           "FROM devices d LEFT JOIN device_keys k ON k.user_id = d.user_id AND k.device_id = d.device_id "
-                           "WHERE d.user_id = $1 ORDER BY d.first_seen, d.device_id", "i", a->uid);
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "SELECT d.device_id, d.platform, d.first_seen, d.last_seen, k.device_id IS NOT NULL "
+        "FROM devices d LEFT JOIN device_keys k ON k.user_id = d.user_id AND k.device_id = d.device_id "
+        "WHERE d.user_id = $1 ORDER BY d.first_seen, d.device_id",
+        "i", a->uid);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-        json_array_append_new(items, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b}",
-            "device_id", qun_q_col_text(q, 0), "platform", qun_q_col_text(q, 1),
-            "first_seen", (json_int_t)qun_q_col_int(q, 2), "last_seen", (json_int_t)qun_q_col_int(q, 3),
-            "has_key", (int)qun_q_col_int(q, 4), "current", strcmp(qun_q_col_text(q, 0), a->device_id) == 0));
+        json_array_append_new(
+            items, json_pack("{s:s, s:s, s:I, s:I, s:b, s:b}", "device_id", qun_q_col_text(q, 0), "platform",
+                             qun_q_col_text(q, 1), "first_seen", (json_int_t)qun_q_col_int(q, 2), "last_seen",
+                             (json_int_t)qun_q_col_int(q, 3), "has_key", (int)qun_q_col_int(q, 4), "current",
+                             strcmp(qun_q_col_text(q, 0), a->device_id) == 0));
     if (rc != QUN_DONE) {
         json_decref(items);
         return rc;
@@ -134,8 +142,8 @@ qun_rc qun_device_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err
 
 /* ---- challenges ---- */
 
-char *qun_challenge_message(const char *cid, const char *nonce, const char *action,
-                            const char *group, const char *params_digest, size_t *len) {
+char *qun_challenge_message(const char *cid, const char *nonce, const char *action, const char *group,
+                            const char *params_digest, size_t *len) {
     char *text = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&text, &n);
@@ -171,10 +179,12 @@ static const char *chal_state(const chal_t *c) {
 
 static qun_rc chal_load(qun_db_t *db, const qun_actor_t *a, const char *cid, chal_t *c, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT id, session_id, method, device_id, action, group_openid, params_digest, nonce, "
-                           "expires_at, COALESCE(approved_at, 0), COALESCE(used_at, 0), COALESCE(approved_device, ''), "
-                           "created_at FROM challenges WHERE cid = $1 AND user_id = $2", "si", cid, a->uid);
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "SELECT id, session_id, method, device_id, action, group_openid, params_digest, nonce, "
+        "expires_at, COALESCE(approved_at, 0), COALESCE(used_at, 0), COALESCE(approved_device, ''), "
+        "created_at FROM challenges WHERE cid = $1 AND user_id = $2",
+        "si", cid, a->uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_CHALLENGE_NOT_FOUND, "you have no challenge %.40s", cid);
     if (rc != QUN_ROW) return rc;
     memset(c, 0, sizeof *c);
@@ -203,33 +213,35 @@ static json_t *chal_json(const chal_t *c) {
     if (!o) return NULL;
     json_object_set_new(o, "group", c->group[0] ? json_string(c->group) : json_null());
     json_object_set_new(o, "params_digest", c->digest[0] ? json_string(c->digest) : json_null());
-    json_object_set_new(o, "approved_by", c->approved_device[0] ? json_string(c->approved_device) : json_null());
+    json_object_set_new(o, "approved_by",
+                        c->approved_device[0] ? json_string(c->approved_device) : json_null());
     json_object_set_new(o, "approved_at", c->approved_at ? json_integer(c->approved_at) : json_null());
     return o;
 }
 
-static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than,
-                      bool *yes, qun_err_t *err) {
+static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
+                      qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = other_than
-        ? qun_db_run(db, &q, err, "SELECT 1 FROM device_keys WHERE user_id = $1 AND device_id <> $2 LIMIT 1",
-                     "is", uid, other_than)
-        : qun_db_run(db, &q, err, "SELECT 1 FROM device_keys WHERE user_id = $1 AND device_id = $2",
-                     "is", uid, device_id);
+    qun_rc rc =
+        other_than
+            ? qun_db_run(db, &q, err,
+                         "SELECT 1 FROM device_keys WHERE user_id = $1 AND device_id <> $2 LIMIT 1", "is",
+                         uid, other_than)
+            : qun_db_run(db, &q, err, "SELECT 1 FROM device_keys WHERE user_id = $1 AND device_id = $2", "is",
+                         uid, device_id);
     if (rc == QUN_ROW) qun_q_done(q);
     *yes = rc == QUN_ROW;
     return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
 }
 
-qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *method,
-                            const char *action, const char *group, const char *params_digest,
-                            json_t **out, qun_err_t *err) {
+qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *method, const char *action,
+                            const char *group, const char *params_digest, json_t **out, qun_err_t *err) {
     bool qr = strcmp(method, "qr") == 0;
     if (!qr && strcmp(method, "device_key") != 0)
         return qun_fail_field(err, QUN_FIELD_INVALID, "method", "method must be device_key or qr");
     if (!action || !*action || strlen(action) > 64)
         return qun_fail_field(err, QUN_FIELD_INVALID, "action", "action must be 1 to 64 bytes");
-    if (group && strlen(group) >= sizeof ((chal_t *)0)->group)
+    if (group && strlen(group) >= sizeof((chal_t *)0)->group)
         return qun_fail_field(err, QUN_FIELD_INVALID, "group", "group is too long");
     if (params_digest && *params_digest && strlen(params_digest) != 64)
         return qun_fail_field(err, QUN_FIELD_INVALID, "params_digest", "params_digest must be 64 hex digits");
@@ -238,8 +250,10 @@ qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *meth
     qun_rc rc = has_key(db, a->uid, a->device_id, qr ? a->device_id : NULL, &ok, err);
     if (rc != QUN_OK) return rc;
     if (!ok)
-        return qr ? qun_fail(err, QUN_DEVICE_NOT_TRUSTED, "a qr challenge needs another device of yours with a registered key")
-                  : qun_fail(err, QUN_DEVICE_NOT_TRUSTED, "register a key for this device first (POST /v1/me/devices/key)");
+        return qr ? qun_fail(err, QUN_DEVICE_NOT_TRUSTED,
+                             "a qr challenge needs another device of yours with a registered key")
+                  : qun_fail(err, QUN_DEVICE_NOT_TRUSTED,
+                             "register a key for this device first (POST /v1/me/devices/key)");
     chal_t c = {0};
     unsigned char raw[32];
     qun_random(raw, sizeof raw);
@@ -251,11 +265,12 @@ qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *meth
     snprintf(c.digest, sizeof c.digest, "%s", params_digest ? params_digest : "");
     c.created_at = qun_now();
     c.expires_at = c.created_at + qun_verify_cfg.challenge_ttl;
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO challenges(cid, user_id, session_id, device_id, method, action, group_openid, "
-                    "params_digest, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    "siissssssii", c.cid, a->uid, a->session_id, a->device_id, c.method, c.action, c.group,
-                    c.digest, c.nonce, c.created_at, c.expires_at);
+    rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO challenges(cid, user_id, session_id, device_id, method, action, group_openid, "
+        "params_digest, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "siissssssii", c.cid, a->uid, a->session_id, a->device_id, c.method, c.action, c.group, c.digest,
+        c.nonce, c.created_at, c.expires_at);
     if (rc != QUN_DONE) return rc;
     *out = chal_json(&c);
     if (!*out) return qun_fail(err, QUN_NOMEM, "out of memory");
@@ -263,21 +278,22 @@ qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *meth
     return QUN_OK;
 }
 
-qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid,
-                             const char *device_id, const unsigned char sig[64], json_t **out,
-                             qun_err_t *err) {
+qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *device_id,
+                             const unsigned char sig[64], json_t **out, qun_err_t *err) {
     chal_t c;
     qun_rc rc = chal_load(db, a, cid, &c, err);
     if (rc != QUN_OK) return rc;
     if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", cid);
-    if (qun_now() >= c.expires_at) return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
-    if (c.approved_at) return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    if (qun_now() >= c.expires_at)
+        return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
+    if (c.approved_at)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
     qun_q_t *q;
     rc = qun_db_run(db, &q, err, "SELECT public_key FROM device_keys WHERE user_id = $1 AND device_id = $2",
                     "is", a->uid, device_id);
     if (rc == QUN_DONE)
-        return qun_fail_field(err, QUN_DEVICE_NOT_TRUSTED, "device_id", "you have no device %.64s with a registered key",
-                              device_id);
+        return qun_fail_field(err, QUN_DEVICE_NOT_TRUSTED, "device_id",
+                              "you have no device %.64s with a registered key", device_id);
     if (rc != QUN_ROW) return rc;
     unsigned char pk[32];
     size_t n;
@@ -294,7 +310,8 @@ qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid
                               "a qr challenge is approved from a device other than the one showing it");
     if (strcmp(c.method, "device_key") == 0 && !same_device)
         return qun_fail_field(err, QUN_CHALLENGE_MISMATCH, "device_id",
-                              "a device_key challenge is signed by the device that asked for it (%.64s)", c.device_id);
+                              "a device_key challenge is signed by the device that asked for it (%.64s)",
+                              c.device_id);
     size_t len;
     char *msg = qun_challenge_message(c.cid, c.nonce, c.action, c.group, c.digest, &len);
     if (!msg) return qun_fail(err, QUN_NOMEM, "out of memory");
@@ -302,13 +319,16 @@ qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid
     free(msg);
     if (bad)
         return qun_fail_field(err, QUN_SIGNATURE_INVALID, "signature",
-                              "the signature is not an Ed25519 signature of this challenge by device %.64s", device_id);
+                              "the signature is not an Ed25519 signature of this challenge by device %.64s",
+                              device_id);
     int64_t now = qun_now();
-    rc = qun_db_run(db, NULL, err,
-                    "UPDATE challenges SET approved_at = $2, approved_device = $3 WHERE id = $1 AND approved_at IS NULL",
-                    "iis", c.id, now, device_id);
+    rc = qun_db_run(
+        db, NULL, err,
+        "UPDATE challenges SET approved_at = $2, approved_device = $3 WHERE id = $1 AND approved_at IS NULL",
+        "iis", c.id, now, device_id);
     if (rc != QUN_DONE) return rc;
-    if (qun_db_changes(db) != 1) return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    if (qun_db_changes(db) != 1)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
     c.approved_at = now;
     snprintf(c.approved_device, sizeof c.approved_device, "%s", device_id);
     *out = chal_json(&c);
@@ -324,14 +344,16 @@ qun_rc qun_challenge_status(qun_db_t *db, const qun_actor_t *a, const char *cid,
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
 
-qun_rc qun_challenge_uri(qun_db_t *db, const qun_actor_t *a, const char *cid, char *out,
-                         size_t size, qun_err_t *err) {
+qun_rc qun_challenge_uri(qun_db_t *db, const qun_actor_t *a, const char *cid, char *out, size_t size,
+                         qun_err_t *err) {
     chal_t c;
     qun_rc rc = chal_load(db, a, cid, &c, err);
     if (rc != QUN_OK) return rc;
     if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", cid);
-    if (qun_now() >= c.expires_at) return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
-    if (c.approved_at) return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    if (qun_now() >= c.expires_at)
+        return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
+    if (c.approved_at)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
     snprintf(out, size, "qun://challenge/%s?n=%s", c.cid, c.nonce);
     return QUN_OK;
 }
@@ -344,14 +366,15 @@ static bool same_text(const char *stored, const char *given, bool ct) {
     return ct ? qun_ct_equal(stored, given, n) : memcmp(stored, given, n) == 0;
 }
 
-qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid,
-                             const char *action, const char *group, const char *params_digest,
-                             const char **method_out, qun_err_t *err) {
+qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *action,
+                             const char *group, const char *params_digest, const char **method_out,
+                             qun_err_t *err) {
     chal_t c;
     qun_rc rc = chal_load(db, a, cid ? cid : "", &c, err);
     if (rc != QUN_OK) return rc;
     if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c.cid);
-    if (qun_now() >= c.expires_at) return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", c.cid);
+    if (qun_now() >= c.expires_at)
+        return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", c.cid);
     if (c.session_id != a->session_id)
         return qun_fail(err, QUN_CHALLENGE_MISMATCH, "challenge %s was issued to another session", c.cid);
     if (!same_text(c.action, action, false))
@@ -360,11 +383,13 @@ qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid
         return qun_fail(err, QUN_CHALLENGE_MISMATCH, "challenge %s is bound to another group", c.cid);
     if (!same_text(c.digest, params_digest, true))
         return qun_fail(err, QUN_CHALLENGE_MISMATCH, "challenge %s is bound to other parameters", c.cid);
-    if (!c.approved_at) return qun_fail(err, QUN_CHALLENGE_NOT_APPROVED, "challenge %s is not approved yet", c.cid);
+    if (!c.approved_at)
+        return qun_fail(err, QUN_CHALLENGE_NOT_APPROVED, "challenge %s is not approved yet", c.cid);
     rc = qun_db_run(db, NULL, err, "UPDATE challenges SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
                     "ii", c.id, qun_now());
     if (rc != QUN_DONE) return rc;
-    if (qun_db_changes(db) != 1) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c.cid);
+    if (qun_db_changes(db) != 1)
+        return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c.cid);
     if (method_out) *method_out = strcmp(c.method, "qr") == 0 ? "qr" : "device_key";
     return QUN_OK;
 }
@@ -453,16 +478,20 @@ qun_rc qun_totp_enroll(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err
     }
     sodium_memzero(secret, sizeof secret);
     int64_t now = qun_now();
-    rc = qun_q_prepare(db, "INSERT INTO totp(user_id, sealed, state, created_at) VALUES ($1, $2, 'pending', $3) "
-                           "ON CONFLICT (user_id) DO UPDATE SET sealed = $2, state = 'pending', created_at = $3, "
-                           "confirmed_at = NULL, last_step = -1", &q, err);
+    rc = qun_q_prepare(db,
+                       "INSERT INTO totp(user_id, sealed, state, created_at) VALUES ($1, $2, 'pending', $3) "
+                       "ON CONFLICT (user_id) DO UPDATE SET sealed = $2, state = 'pending', created_at = $3, "
+                       "confirmed_at = NULL, last_step = -1",
+                       &q, err);
     if (rc == QUN_OK) {
         qun_q_int(q, 1, a->uid);
         qun_q_blob(q, 2, sealed, sizeof sealed);
         qun_q_int(q, 3, now);
         rc = qun_q_step(q, err);
-        if (rc == QUN_DONE) rc = QUN_OK;
-        else if (rc == QUN_ROW) rc = qun_fail(err, QUN_INTERNAL, "unexpected row");
+        if (rc == QUN_DONE)
+            rc = QUN_OK;
+        else if (rc == QUN_ROW)
+            rc = qun_fail(err, QUN_INTERNAL, "unexpected row");
     }
     if (rc != QUN_OK) goto out;
     char uri[512];
@@ -491,7 +520,8 @@ static qun_rc totp_use(qun_db_t *db, const qun_actor_t *a, const char *code, con
                        qun_err_t *err) {
     pthread_once(&oath_once, oath_start);
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT sealed, state, last_step FROM totp WHERE user_id = $1", "i", a->uid);
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT sealed, state, last_step FROM totp WHERE user_id = $1", "i", a->uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_TOTP_NOT_ENROLLED, "you have no TOTP enrollment");
     if (rc != QUN_ROW) return rc;
     unsigned char sealed[SEALED];
@@ -508,30 +538,36 @@ static qun_rc totp_use(qun_db_t *db, const qun_actor_t *a, const char *code, con
     if (n != SEALED) return qun_fail(err, QUN_INTERNAL, "stored TOTP secret has %zu bytes", n);
     size_t len = code ? strlen(code) : 0;
     bool digits = len == qun_verify_cfg.totp_digits;
-    for (size_t i = 0; digits && i < len; i++) digits = code[i] >= '0' && code[i] <= '9';
+    for (size_t i = 0; digits && i < len; i++)
+        digits = code[i] >= '0' && code[i] <= '9';
     if (!digits)
-        return qun_fail_field(err, QUN_TOTP_INVALID, "code", "the code must be %u digits", qun_verify_cfg.totp_digits);
+        return qun_fail_field(err, QUN_TOTP_INVALID, "code", "the code must be %u digits",
+                              qun_verify_cfg.totp_digits);
     unsigned char key[crypto_secretbox_KEYBYTES], secret[TOTP_SECRET];
     rc = load_key(key, err);
     if (rc != QUN_OK) return rc;
     int open = crypto_secretbox_open_easy(secret, sealed + crypto_secretbox_NONCEBYTES,
                                           SEALED - crypto_secretbox_NONCEBYTES, sealed, key);
     sodium_memzero(key, sizeof key);
-    if (open != 0) return qun_fail(err, QUN_INTERNAL, "the TOTP secret does not open with this server's totp.key");
+    if (open != 0)
+        return qun_fail(err, QUN_INTERNAL, "the TOTP secret does not open with this server's totp.key");
     int64_t now = qun_now();
     int pos = 0;
     uint64_t counter = 0;
     int r = oath_totp_validate3((const char *)secret, sizeof secret, (time_t)now, qun_verify_cfg.totp_step, 0,
                                 qun_verify_cfg.totp_window, &pos, &counter, code);
     sodium_memzero(secret, sizeof secret);
-    if (r < 0) return qun_fail_field(err, QUN_TOTP_INVALID, "code", "the code is wrong or outside the accepted window");
+    if (r < 0)
+        return qun_fail_field(err, QUN_TOTP_INVALID, "code",
+                              "the code is wrong or outside the accepted window");
     int64_t step = now / (int64_t)qun_verify_cfg.totp_step + pos;
     if (step <= last_step)
         return qun_fail_field(err, QUN_TOTP_REPLAYED, "code", "a code of this time step was already used");
     if (strcmp(want, "pending") == 0)
-        rc = qun_db_run(db, NULL, err,
-                        "UPDATE totp SET state = 'active', confirmed_at = $2, last_step = $3 WHERE user_id = $1",
-                        "iii", a->uid, now, step);
+        rc = qun_db_run(
+            db, NULL, err,
+            "UPDATE totp SET state = 'active', confirmed_at = $2, last_step = $3 WHERE user_id = $1", "iii",
+            a->uid, now, step);
     else
         rc = qun_db_run(db, NULL, err, "UPDATE totp SET last_step = $2 WHERE user_id = $1 AND last_step < $2",
                         "ii", a->uid, step);
@@ -551,7 +587,8 @@ qun_rc qun_totp_check(qun_db_t *db, const qun_actor_t *a, const char *code, qun_
 
 qun_rc qun_totp_active(qun_db_t *db, const qun_actor_t *a, bool *active, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT 1 FROM totp WHERE user_id = $1 AND state = 'active'", "i", a->uid);
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT 1 FROM totp WHERE user_id = $1 AND state = 'active'", "i", a->uid);
     if (rc == QUN_ROW) qun_q_done(q);
     *active = rc == QUN_ROW;
     return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
@@ -580,7 +617,8 @@ static qun_verify_need_t need_of(unsigned all, qun_risk_level_t level) {
 }
 
 qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t level) {
-    return need_of(qun_policy_verification(qun_core_cfg.policy)->platform[qun_platform_parse(platform)], level);
+    return need_of(qun_policy_verification(qun_core_cfg.policy)->platform[qun_platform_parse(platform)],
+                   level);
 }
 
 qun_rc qun_verify_need(qun_db_t *db, const qun_actor_t *a, qun_risk_level_t level, qun_verify_need_t *need,
@@ -611,8 +649,8 @@ static json_t *names_of(unsigned mask) {
 }
 
 json_t *qun_verify_need_json(qun_verify_need_t need) {
-    return json_pack("{s:o, s:o, s:b, s:b}", "all", names_of(need.all), "any_of", names_of(need.any), "review",
-                     need.review, "denied", need.denied);
+    return json_pack("{s:o, s:o, s:b, s:b}", "all", names_of(need.all), "any_of", names_of(need.any),
+                     "review", need.review, "denied", need.denied);
 }
 
 static const char *method_how(unsigned bit) {
@@ -623,7 +661,8 @@ static const char *method_how(unsigned bit) {
         return "POST /v1/challenges {method: device_key, action, group, params_digest}, sign it with this "
                "device's key, then send its id as challenge_id";
     case QUN_VM_QR:
-        return "POST /v1/challenges {method: qr, action, group, params_digest}, approve its QR code from another "
+        return "POST /v1/challenges {method: qr, action, group, params_digest}, approve its QR code from "
+               "another "
                "device of yours, then send its id as challenge_id";
     case QUN_VM_TOTP: return "send a current code of your authenticator app as totp_code";
     }
@@ -643,8 +682,8 @@ json_t *qun_verify_requirements(unsigned mask) {
     json_t *a = json_array();
     for (unsigned bit = 1; bit <= QUN_VM_TYPED_NAME; bit <<= 1)
         if (mask & bit)
-            json_array_append_new(a, json_pack("{s:s, s:s}", "method", qun_policy_method_name(bit), "how",
-                                               method_how(bit)));
+            json_array_append_new(
+                a, json_pack("{s:s, s:s}", "method", qun_policy_method_name(bit), "how", method_how(bit)));
     return a;
 }
 
@@ -661,12 +700,13 @@ static qun_rc missing_code(unsigned bit) {
 
 static unsigned bit_index(unsigned bit) {
     unsigned i = 0;
-    while (bit > 1) bit >>= 1, i++;
+    while (bit > 1)
+        bit >>= 1, i++;
     return i;
 }
 
-qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t need, const qun_verify_proof_t *p,
-                        json_t **problem, qun_err_t *err) {
+qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t need,
+                        const qun_verify_proof_t *p, json_t **problem, qun_err_t *err) {
     /* How many proofs of each method the request holds: each proof satisfies one
      * requirement, so a step-up is never the platform's own proof counted twice. */
     unsigned have[5] = {0};
@@ -681,7 +721,8 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
         const char *cid = p->challenges[i], *method = NULL;
         if (!cid) continue;
         if (i == 1 && p->challenges[0] && strcmp(cid, p->challenges[0]) == 0)
-            return qun_fail_field(err, QUN_CHALLENGE_USED, "step_up_challenge_id", "one challenge counts once");
+            return qun_fail_field(err, QUN_CHALLENGE_USED, "step_up_challenge_id",
+                                  "one challenge counts once");
         qun_rc rc = qun_challenge_consume(db, a, cid, p->action, p->group, p->params_digest, &method, err);
         if (rc != QUN_OK) return rc;
         have[bit_index(strcmp(method, "qr") == 0 ? QUN_VM_QR : QUN_VM_DEVICE_KEY)]++;
@@ -694,11 +735,14 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
     unsigned missing = 0;
     for (unsigned bit = 1; bit <= QUN_VM_TYPED_NAME; bit <<= 1)
         if (need.all & bit) {
-            if (have[bit_index(bit)]) have[bit_index(bit)]--;
-            else missing |= bit;
+            if (have[bit_index(bit)])
+                have[bit_index(bit)]--;
+            else
+                missing |= bit;
         }
     /* Name the first missing method in the order a client collects them. */
-    static const unsigned order[] = {QUN_VM_CONFIRM, QUN_VM_TYPED_NAME, QUN_VM_DEVICE_KEY, QUN_VM_QR, QUN_VM_TOTP};
+    static const unsigned order[] = {QUN_VM_CONFIRM, QUN_VM_TYPED_NAME, QUN_VM_DEVICE_KEY, QUN_VM_QR,
+                                     QUN_VM_TOTP};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
         if (!(missing & order[i])) continue;
         if (problem)
@@ -707,27 +751,28 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
         if (need.enrolled & order[i])
             return qun_fail(err, missing_code(order[i]),
                             "%s needs %s: your account has a registered device key, so a key's signature is "
-                            "needed whatever platform a session declares", p->action, qun_policy_method_name(order[i]));
-        return qun_fail(err, missing_code(order[i]), "%s from this %s session needs %s", p->action, a->platform,
-                        qun_policy_method_name(order[i]));
+                            "needed whatever platform a session declares",
+                            p->action, qun_policy_method_name(order[i]));
+        return qun_fail(err, missing_code(order[i]), "%s from this %s session needs %s", p->action,
+                        a->platform, qun_policy_method_name(order[i]));
     }
     bool stepped = !need.any;
     for (unsigned bit = 1; !stepped && bit <= QUN_VM_TYPED_NAME; bit <<= 1)
         stepped = (need.any & bit) && have[bit_index(bit)] > 0;
     if (!stepped) {
         if (problem)
-            *problem = json_pack("{s:o, s:s, s:s?, s:s?}", "requirements", qun_verify_need_json(need), "action",
-                                 p->action, "group", p->group, "params_digest", p->params_digest);
-        return qun_fail(err, QUN_VERIFICATION_REQUIRED, "%s needs a step-up verification beyond %s's own", p->action,
-                        a->platform);
+            *problem = json_pack("{s:o, s:s, s:s?, s:s?}", "requirements", qun_verify_need_json(need),
+                                 "action", p->action, "group", p->group, "params_digest", p->params_digest);
+        return qun_fail(err, QUN_VERIFICATION_REQUIRED, "%s needs a step-up verification beyond %s's own",
+                        p->action, a->platform);
     }
     return QUN_OK;
 }
 
 /* ---- confirmation tokens ---- */
 
-qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action, json_t *params,
-                         char token[64], int64_t *expires, qun_err_t *err) {
+qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action,
+                         json_t *params, char token[64], int64_t *expires, qun_err_t *err) {
     unsigned char raw[32];
     char hash[65], digest[65];
     memcpy(token, "qct_", 5);
@@ -736,9 +781,11 @@ qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, c
     qun_sha256_hex(hash, token, strlen(token));
     qun_json_digest(params, digest);
     *expires = qun_now() + qun_core_cfg.confirm_ttl;
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "INSERT INTO confirm_tokens(token_hash, user_id, group_id, action, params_digest, expires_at) "
-                           "VALUES ($1, $2, $3, $4, $5, $6)", "siissi", hash, a->uid, group_id, action, digest, *expires);
+    qun_rc rc = qun_db_run(
+        db, NULL, err,
+        "INSERT INTO confirm_tokens(token_hash, user_id, group_id, action, params_digest, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "siissi", hash, a->uid, group_id, action, digest, *expires);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -750,19 +797,31 @@ qun_rc qun_confirm_consume(qun_db_t *db, const qun_actor_t *a, int64_t group_id,
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT user_id, group_id, params_digest, expires_at, used_at FROM confirm_tokens "
-                           "WHERE token_hash = $1 AND action = $2", "ss", hash, action);
-    if (rc == QUN_DONE) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "unknown confirmation token");
+                           "WHERE token_hash = $1 AND action = $2",
+                           "ss", hash, action);
+    if (rc == QUN_DONE)
+        return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token",
+                              "unknown confirmation token");
     if (rc != QUN_ROW) return rc;
     bool mine = qun_q_col_int(q, 0) == a->uid && qun_q_col_int(q, 1) == group_id;
     bool same = qun_ct_equal(qun_q_col_text(q, 2), digest, 64);
     bool expired = qun_q_col_int(q, 3) <= qun_now(), used = !qun_q_col_null(q, 4);
     qun_q_done(q);
-    if (!mine) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token was issued for another user or group");
-    if (used) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token was already used");
-    if (expired) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "this token has expired; ask for a new preview");
-    if (!same) return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token", "the parameters differ from the previewed ones");
-    rc = qun_db_run(db, NULL, err, "UPDATE confirm_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL",
-                    "si", hash, qun_now());
+    if (!mine)
+        return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token",
+                              "this token was issued for another user or group");
+    if (used)
+        return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token",
+                              "this token was already used");
+    if (expired)
+        return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token",
+                              "this token has expired; ask for a new preview");
+    if (!same)
+        return qun_fail_field(err, QUN_CONFIRMATION_INVALID, "confirmation_token",
+                              "the parameters differ from the previewed ones");
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE confirm_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL", "si",
+                    hash, qun_now());
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -785,9 +844,11 @@ char *qun_qr_svg(const char *text) {
         QRcode_free(qr);
         return NULL;
     }
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
-               "shape-rendering=\"crispEdges\"><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
+    fprintf(f,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
+            "shape-rendering=\"crispEdges\"><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path "
+            "fill=\"#000\" d=\"",
             size, size, size * 8, size * 8, size, size);
     /* One rectangle per horizontal run of dark modules (bit 0 of each byte). */
     for (int y = 0; y < qr->width; y++)
@@ -797,7 +858,8 @@ char *qun_qr_svg(const char *text) {
                 continue;
             }
             int run = 0;
-            while (x + run < qr->width && (qr->data[y * qr->width + x + run] & 1)) run++;
+            while (x + run < qr->width && (qr->data[y * qr->width + x + run] & 1))
+                run++;
             fprintf(f, "M%d %dh%dv1h-%dz", x + QR_BORDER, y + QR_BORDER, run, run);
             x += run;
         }
@@ -815,7 +877,8 @@ static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n) {
     crc = ~crc;
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
-        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
     }
     return ~crc;
 }
@@ -828,7 +891,8 @@ static void put32(unsigned char *p, uint32_t v) {
 }
 
 /* Append a chunk (length, type, data, CRC over type and data) at *at. */
-static void png_chunk(unsigned char *buf, size_t *at, const char type[4], const unsigned char *data, size_t n) {
+static void png_chunk(unsigned char *buf, size_t *at, const char type[4], const unsigned char *data,
+                      size_t n) {
     unsigned char *p = buf + *at;
     put32(p, (uint32_t)n);
     memcpy(p + 4, type, 4);
@@ -859,7 +923,8 @@ unsigned char *qun_qr_png(const char *text, size_t *len) {
         unsigned char *r = raw + y * row;
         for (uint32_t x = 0; x < side; x++) {
             int mx = (int)(x / SCALE) - QR_BORDER, my = (int)(y / SCALE) - QR_BORDER;
-            bool dark = mx >= 0 && my >= 0 && mx < qr->width && my < qr->width && (qr->data[my * qr->width + mx] & 1);
+            bool dark =
+                mx >= 0 && my >= 0 && mx < qr->width && my < qr->width && (qr->data[my * qr->width + mx] & 1);
             if (!dark) r[1 + x / 8] |= (unsigned char)(0x80 >> (x % 8));
         }
     }

@@ -62,14 +62,14 @@
 #include "qun/event.h"
 #include "worker.h"
 
-#define STREAMS_PER_USER 8      /* open streams per user, across loops */
-#define REPLAY_MAX 1000         /* events a resume replays; beyond: stream.resync */
-#define OUT_MAX (1u << 20)      /* bytes queued to a stream before it counts as too slow */
+#define STREAMS_PER_USER 8 /* open streams per user, across loops */
+#define REPLAY_MAX 1000    /* events a resume replays; beyond: stream.resync */
+#define OUT_MAX (1u << 20) /* bytes queued to a stream before it counts as too slow */
 #define HEARTBEAT_S 15
-#define WRITE_TIMEOUT_S 60      /* queued bytes not drained for this long: disconnect */
+#define WRITE_TIMEOUT_S 60 /* queued bytes not drained for this long: disconnect */
 #define FETCH_BATCH 256
 #define BUCKETS 256
-#define EXPIRY_CHECK_MS 500     /* how often a loop with streams looks for expired sessions */
+#define EXPIRY_CHECK_MS 500 /* how often a loop with streams looks for expired sessions */
 
 typedef struct user user_t;
 typedef struct stream stream_t;
@@ -87,9 +87,9 @@ struct user {
 struct stream {
     loop_t *loop;
     user_t *user;
-    int64_t session_id;  /* the session the stream belongs to (E4) */
-    int64_t expires_at;  /* that session's expiry */
-    const char *ended;   /* why its session ended (a static string), or NULL while it lives */
+    int64_t session_id; /* the session the stream belongs to (E4) */
+    int64_t expires_at; /* that session's expiry */
+    const char *ended;  /* why its session ended (a static string), or NULL while it lives */
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct evbuffer *pending; /* frames of the current wake, sent as one chunk */
@@ -126,7 +126,8 @@ static _Atomic uint64_t m_streams, m_opened, m_fetched, m_delivered, m_slow, m_w
 static bool count_take(int64_t uid) {
     pthread_mutex_lock(&g_mu);
     ucount_t **pp = &g_counts[(uint64_t)uid % BUCKETS], *c = *pp;
-    while (c && c->uid != uid) c = c->next;
+    while (c && c->uid != uid)
+        c = c->next;
     if (!c) {
         c = qun_xcalloc(1, sizeof *c);
         c->uid = uid;
@@ -142,7 +143,8 @@ static bool count_take(int64_t uid) {
 static void count_give(int64_t uid) {
     pthread_mutex_lock(&g_mu);
     ucount_t **pp = &g_counts[(uint64_t)uid % BUCKETS];
-    while (*pp && (*pp)->uid != uid) pp = &(*pp)->next;
+    while (*pp && (*pp)->uid != uid)
+        pp = &(*pp)->next;
     if (*pp && --(*pp)->n == 0) {
         ucount_t *c = *pp;
         *pp = c->next;
@@ -154,7 +156,8 @@ static void count_give(int64_t uid) {
 /* ---- the membership map of a loop ---- */
 static user_t *user_find(loop_t *l, int64_t uid) {
     user_t *u = l->users[(uint64_t)uid % BUCKETS];
-    while (u && u->uid != uid) u = u->next;
+    while (u && u->uid != uid)
+        u = u->next;
     return u;
 }
 
@@ -162,8 +165,10 @@ static size_t group_pos(const user_t *u, int64_t gid) {
     size_t lo = 0, hi = u->ngroups;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (u->groups[mid] < gid) lo = mid + 1;
-        else hi = mid;
+        if (u->groups[mid] < gid)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -216,7 +221,8 @@ static qun_rc user_get(loop_t *l, qun_db_t *db, int64_t uid, user_t **out, qun_e
 static void user_unref(loop_t *l, user_t *u) {
     if (--u->nstreams > 0) return;
     user_t **pp = &l->users[(uint64_t)u->uid % BUCKETS];
-    while (*pp != u) pp = &(*pp)->next;
+    while (*pp != u)
+        pp = &(*pp)->next;
     *pp = u->next;
     free(u->groups);
     free(u);
@@ -226,8 +232,10 @@ static void user_unref(loop_t *l, user_t *u) {
 /* Unlink and free s; the evhttp request and connection are the caller's business. */
 static void stream_free(stream_t *s) {
     loop_t *l = s->loop;
-    if (s->prev) s->prev->next = s->next;
-    else l->streams = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        l->streams = s->next;
     if (s->next) s->next->prev = s->prev;
     if (!l->streams) {
         l->stale = true; /* (E1) */
@@ -353,7 +361,8 @@ static void fan_out(loop_t *l, const row_t *e) {
     if (effect == QUN_EVENT_MOVES) follow_successor(l, e);
     if (effect == QUN_EVENT_ENDS)
         for (int b = 0; b < BUCKETS; b++)
-            for (user_t *u = l->users[b]; u; u = u->next) user_leave(u, e->group_id);
+            for (user_t *u = l->users[b]; u; u = u->next)
+                user_leave(u, e->group_id);
 }
 
 /* Read the events after the loop's last_id, in batches, and fan each out. */
@@ -404,14 +413,16 @@ static void beat_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     loop_t *l = arg;
-    for (stream_t *s = l->streams; s; s = s->next) evbuffer_add(s->pending, ":\n\n", 3);
+    for (stream_t *s = l->streams; s; s = s->next)
+        evbuffer_add(s->pending, ":\n\n", 3);
     flush(l);
 }
 
 static void wake_all(void) {
     pthread_mutex_lock(&g_mu);
     if (g_live)
-        for (int i = 0; i < g_nloops; i++) event_active(g_loops[i].wake, EV_READ, 0);
+        for (int i = 0; i < g_nloops; i++)
+            event_active(g_loops[i].wake, EV_READ, 0);
     pthread_mutex_unlock(&g_mu);
 }
 
@@ -478,12 +489,14 @@ static bool parse_id(const char *s, int64_t *v) {
 }
 
 static void resync(struct evbuffer *out, int64_t id, const char *reason) {
-    evbuffer_add_printf(out, "id: %lld\nevent: stream.resync\ndata: {\"reason\":\"%s\"}\n\n", (long long)id, reason);
+    evbuffer_add_printf(out, "id: %lld\nevent: stream.resync\ndata: {\"reason\":\"%s\"}\n\n", (long long)id,
+                        reason);
 }
 
 /* Replay the events of (after, upto] the user may see, oldest first, into out; or a
  * stream.resync when they cannot all be replayed (too many, or partly past retention). */
-static qun_rc replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, struct evbuffer *out, qun_err_t *err) {
+static qun_rc replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, struct evbuffer *out,
+                     qun_err_t *err) {
     qun_event_row_t *rows;
     int n;
     qun_event_replay_t how;
@@ -503,7 +516,8 @@ static qun_rc replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, str
  * *expires_at: when it expires. */
 static qun_rc session_live(qun_req_t *r, int64_t *expires_at) {
     qun_rc rc = qun_event_session_live(r->db, r->actor.session_id, expires_at, &r->err);
-    if (rc == QUN_TOKEN_INVALID && !evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization"))
+    if (rc == QUN_TOKEN_INVALID &&
+        !evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization"))
         return qun_fail(&r->err, QUN_TICKET_INVALID, "the session that asked for the ticket has ended");
     return rc;
 }
@@ -516,7 +530,8 @@ qun_rc h_events(qun_req_t *r) {
     if (!h) h = qun_query(r, field = "last_event_id");
     int64_t cursor = -1;
     if (h && !parse_id(h, &cursor))
-        return qun_fail_field(&r->err, QUN_FIELD_INVALID, field, "%s must be an event id (the id: of an event)", field);
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, field,
+                              "%s must be an event id (the id: of an event)", field);
     if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) { /* headers only; nothing to stream */
         snprintf(r->content_type, sizeof r->content_type, "text/event-stream");
         r->status = 200;
@@ -623,7 +638,8 @@ void qun_events_quiesce(void) {
 
 void qun_events_loop_free(int index) {
     loop_t *l = &g_loops[index];
-    while (l->streams) drop(l->streams); /* normally none left: evhttp_free closed them */
+    while (l->streams)
+        drop(l->streams); /* normally none left: evhttp_free closed them */
     event_free(l->wake);
     event_free(l->beat);
     event_free(l->expiry);
@@ -636,24 +652,26 @@ void qun_events_stop(void) {
 }
 
 void qun_events_metrics(FILE *f) {
-    fprintf(f, "# HELP qun_events_emitted_total Events appended to the events table.\n"
-               "# TYPE qun_events_emitted_total counter\nqun_events_emitted_total %llu\n"
-               "# HELP qun_events_fetched_total Event rows read by the HTTP loops (once per loop with streams).\n"
-               "# TYPE qun_events_fetched_total counter\nqun_events_fetched_total %llu\n"
-               "# HELP qun_events_delivered_total Event frames queued to subscribers' streams.\n"
-               "# TYPE qun_events_delivered_total counter\nqun_events_delivered_total %llu\n"
-               "# HELP qun_events_wakes_total Loop wake-ups that read new events.\n"
-               "# TYPE qun_events_wakes_total counter\nqun_events_wakes_total %llu\n"
-               "# HELP qun_events_streams Open event streams.\n"
-               "# TYPE qun_events_streams gauge\nqun_events_streams %llu\n"
-               "# HELP qun_events_streams_opened_total Event streams opened.\n"
-               "# TYPE qun_events_streams_opened_total counter\nqun_events_streams_opened_total %llu\n"
-               "# HELP qun_events_slow_dropped_total Streams disconnected for not reading fast enough.\n"
-               "# TYPE qun_events_slow_dropped_total counter\nqun_events_slow_dropped_total %llu\n"
-               "# HELP qun_events_session_ended_total Streams ended because their session was revoked or expired.\n"
-               "# TYPE qun_events_session_ended_total counter\nqun_events_session_ended_total %llu\n",
-            (unsigned long long)qun_event_emitted(), (unsigned long long)atomic_load(&m_fetched),
-            (unsigned long long)atomic_load(&m_delivered), (unsigned long long)atomic_load(&m_wakes),
-            (unsigned long long)atomic_load(&m_streams), (unsigned long long)atomic_load(&m_opened),
-            (unsigned long long)atomic_load(&m_slow), (unsigned long long)atomic_load(&m_ended));
+    fprintf(
+        f,
+        "# HELP qun_events_emitted_total Events appended to the events table.\n"
+        "# TYPE qun_events_emitted_total counter\nqun_events_emitted_total %llu\n"
+        "# HELP qun_events_fetched_total Event rows read by the HTTP loops (once per loop with streams).\n"
+        "# TYPE qun_events_fetched_total counter\nqun_events_fetched_total %llu\n"
+        "# HELP qun_events_delivered_total Event frames queued to subscribers' streams.\n"
+        "# TYPE qun_events_delivered_total counter\nqun_events_delivered_total %llu\n"
+        "# HELP qun_events_wakes_total Loop wake-ups that read new events.\n"
+        "# TYPE qun_events_wakes_total counter\nqun_events_wakes_total %llu\n"
+        "# HELP qun_events_streams Open event streams.\n"
+        "# TYPE qun_events_streams gauge\nqun_events_streams %llu\n"
+        "# HELP qun_events_streams_opened_total Event streams opened.\n"
+        "# TYPE qun_events_streams_opened_total counter\nqun_events_streams_opened_total %llu\n"
+        "# HELP qun_events_slow_dropped_total Streams disconnected for not reading fast enough.\n"
+        "# TYPE qun_events_slow_dropped_total counter\nqun_events_slow_dropped_total %llu\n"
+        "# HELP qun_events_session_ended_total Streams ended because their session was revoked or expired.\n"
+        "# TYPE qun_events_session_ended_total counter\nqun_events_session_ended_total %llu\n",
+        (unsigned long long)qun_event_emitted(), (unsigned long long)atomic_load(&m_fetched),
+        (unsigned long long)atomic_load(&m_delivered), (unsigned long long)atomic_load(&m_wakes),
+        (unsigned long long)atomic_load(&m_streams), (unsigned long long)atomic_load(&m_opened),
+        (unsigned long long)atomic_load(&m_slow), (unsigned long long)atomic_load(&m_ended));
 }

@@ -52,7 +52,8 @@ static qun_rc check_one(const qun_field_t *f, json_t *v, qun_err_t *err) {
         return QUN_OK;
     case F_STRARR: {
         if (!json_is_array(v) || json_array_size(v) > 64)
-            return qun_fail_field(err, QUN_FIELD_INVALID, f->name, "%s must be an array of at most 64 strings", f->name);
+            return qun_fail_field(err, QUN_FIELD_INVALID, f->name,
+                                  "%s must be an array of at most 64 strings", f->name);
         size_t i;
         json_t *e;
         json_array_foreach(v, i, e) {
@@ -85,9 +86,9 @@ qun_rc qun_fields_check(json_t *body, const qun_field_t *fields, qun_err_t *err)
     void *tmp;
     json_object_foreach_safe(body, tmp, key, v) {
         const qun_field_t *f = fields;
-        while (f->name && strcmp(f->name, key) != 0) f++;
-        if (!f->name)
-            return qun_fail_field(err, QUN_FIELD_UNKNOWN, key, "unknown field \"%.60s\"", key);
+        while (f->name && strcmp(f->name, key) != 0)
+            f++;
+        if (!f->name) return qun_fail_field(err, QUN_FIELD_UNKNOWN, key, "unknown field \"%.60s\"", key);
         if (json_is_null(v) && !f->required) { /* an optional null is the same as absent */
             json_object_del(body, key);
             continue;

@@ -34,14 +34,35 @@
 #include "qun/util.h"
 
 #define GATE_FIELD "Qun-Gate-Refusal"
-#define FIELDS_MAX 100     /* header fields per request (browsers send about 20) */
+#define FIELDS_MAX 100      /* header fields per request (browsers send about 20) */
 #define CHUNK_LINE_MAX 1024 /* a chunk-size line with its extensions */
 
 /* Why the gate refused a request; the value travels in GATE_FIELD. */
 enum {
-    W_LINE, W_SHORT, W_VERSION, W_TARGET, W_CONNECT, W_CRLF, W_FIELD, W_FOLD, W_RESERVED, W_HOST,
-    W_HEAD_LARGE, W_FIELDS_MANY, W_CL_DUP, W_CL_BAD, W_TE_CL, W_TE_BAD, W_TE_OLD,
-    W_BODYLESS, W_EXPECT, W_BODY_LARGE, W_CHUNK_LINE, W_CHUNK_END, W_TRAILER, W_COUNT
+    W_LINE,
+    W_SHORT,
+    W_VERSION,
+    W_TARGET,
+    W_CONNECT,
+    W_CRLF,
+    W_FIELD,
+    W_FOLD,
+    W_RESERVED,
+    W_HOST,
+    W_HEAD_LARGE,
+    W_FIELDS_MANY,
+    W_CL_DUP,
+    W_CL_BAD,
+    W_TE_CL,
+    W_TE_BAD,
+    W_TE_OLD,
+    W_BODYLESS,
+    W_EXPECT,
+    W_BODY_LARGE,
+    W_CHUNK_LINE,
+    W_CHUNK_END,
+    W_TRAILER,
+    W_COUNT
 };
 
 static const struct {
@@ -54,7 +75,8 @@ static const struct {
     [W_TARGET] = {QUN_REQUEST_INVALID, "the request target must be an absolute path (or * for OPTIONS)"},
     [W_CONNECT] = {QUN_REQUEST_INVALID, "CONNECT is not served: this server is not a proxy"},
     [W_CRLF] = {QUN_REQUEST_INVALID, "the lines of a request head must end with CRLF"},
-    [W_FIELD] = {QUN_REQUEST_INVALID, "a header field must be a token, a colon and a value without NUL or CR"},
+    [W_FIELD] = {QUN_REQUEST_INVALID,
+                 "a header field must be a token, a colon and a value without NUL or CR"},
     [W_FOLD] = {QUN_REQUEST_INVALID, "obsolete line folding is not accepted in header fields"},
     [W_RESERVED] = {QUN_REQUEST_INVALID, "the header field " GATE_FIELD " is reserved"},
     [W_HOST] = {QUN_REQUEST_INVALID, "a request has at most one Host field"},
@@ -68,7 +90,8 @@ static const struct {
     [W_BODYLESS] = {QUN_FRAMING_INVALID, "this method takes no body, but the request announces one"},
     [W_EXPECT] = {QUN_EXPECTATION_FAILED, "the only expectation understood is Expect: 100-continue"},
     [W_BODY_LARGE] = {QUN_BODY_TOO_LARGE, "the body is larger than the upload limit"},
-    [W_CHUNK_LINE] = {QUN_FRAMING_INVALID, "a chunk size must be hexadecimal digits, with optional extensions, and CRLF"},
+    [W_CHUNK_LINE] = {QUN_FRAMING_INVALID,
+                      "a chunk size must be hexadecimal digits, with optional extensions, and CRLF"},
     [W_CHUNK_END] = {QUN_FRAMING_INVALID, "chunk data must end with CRLF"},
     [W_TRAILER] = {QUN_FRAMING_INVALID, "a trailer field is malformed"},
 };
@@ -85,10 +108,10 @@ typedef enum {
 
 typedef struct {
     state_t st;
-    bool busy;      /* the gate is changing evhttp's input itself */
+    bool busy; /* the gate is changing evhttp's input itself */
     uint64_t left;
-    uint64_t total; /* a chunked body's size so far */
-    size_t seen;    /* S_HEAD, S_TRAILER: bytes already searched for the section's end */
+    uint64_t total;          /* a chunked body's size so far */
+    size_t seen;             /* S_HEAD, S_TRAILER: bytes already searched for the section's end */
     struct evbuffer *hold;   /* bytes not yet looked at */
     struct evbuffer *staged; /* a chunked request checked so far, passed on once whole */
 } gate_t;
@@ -111,7 +134,9 @@ static bool is_tchar(unsigned char c) {
  * §5.5 has a recipient reject (evhttp's strings would end at a NUL, hiding the rest
  * of the value from us but not from a proxy).  Other controls reach the handlers,
  * which refuse them where a value matters. */
-static bool is_vbyte(unsigned char c) { return c != '\0' && c != '\r' && c != '\n'; }
+static bool is_vbyte(unsigned char c) {
+    return c != '\0' && c != '\r' && c != '\n';
+}
 
 /* The length of the section (a head or a trailer section) at the start of src up to
  * and including its empty line, or -1 while it is incomplete.  *seen keeps the
@@ -144,12 +169,15 @@ static ev_ssize_t next_line(const char *h, size_t n, size_t *pos, const char **l
 /* Check one field line; its name and trimmed value go to the out-parameters. */
 static bool field_ok(const char *s, size_t len, size_t *name_len, const char **val, size_t *val_len) {
     size_t i = 0;
-    while (i < len && is_tchar((unsigned char)s[i])) i++;
+    while (i < len && is_tchar((unsigned char)s[i]))
+        i++;
     if (i == 0 || i == len || s[i] != ':') return false;
     *name_len = i++;
-    while (i < len && (s[i] == ' ' || s[i] == '\t')) i++;
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
     size_t end = len;
-    while (end > i && (s[end - 1] == ' ' || s[end - 1] == '\t')) end--;
+    while (end > i && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+        end--;
     for (size_t k = i; k < end; k++)
         if (!is_vbyte((unsigned char)s[k])) return false;
     *val = s + i;
@@ -281,7 +309,8 @@ static int step_size(gate_t *g, struct evbuffer *src, bool *progress) {
     }
     if (i == 0) return W_CHUNK_LINE;
     size_t k = i;
-    while (k < n - 2 && (line[k] == ' ' || line[k] == '\t')) k++;
+    while (k < n - 2 && (line[k] == ' ' || line[k] == '\t'))
+        k++;
     if (k < n - 2 && line[k] != ';') return W_CHUNK_LINE;
     for (; k < n - 2; k++)
         if (!is_vbyte((unsigned char)line[k])) return W_CHUNK_LINE;
@@ -417,7 +446,8 @@ static gate_t *slot_of(struct bufferevent *bev) {
     if (!l || fd < 0) return NULL;
     if ((size_t)fd >= l->nslots) {
         size_t n = l->nslots ? l->nslots : 64;
-        while (n <= (size_t)fd) n *= 2;
+        while (n <= (size_t)fd)
+            n *= 2;
         gate_t *s = realloc(l->slots, n * sizeof *s);
         if (!s) return NULL;
         memset(s + l->nslots, 0, (n - l->nslots) * sizeof *s);

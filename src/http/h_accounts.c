@@ -11,9 +11,7 @@
 /* A username is 3 to 32 bytes of UTF-8: letters of any script and the rest that
  * qun_username_check allows (core/username.c). */
 static const qun_field_t user_fields[] = {
-    {"username", F_STR, true, 3, 32, NULL},
-    {"password", F_STR, true, 8, 256, NULL},
-    {0}};
+    {"username", F_STR, true, 3, 32, NULL}, {"password", F_STR, true, 8, 256, NULL}, {0}};
 
 /* Hashing is slow on purpose, so it happens on the loop thread, not the writer. */
 qun_rc h_user_create_prep(qun_req_t *r) {
@@ -37,13 +35,12 @@ typedef struct {
     char device_secret[64]; /* handed out only if this login enrolls a new device */
 } login_t;
 
-static const qun_field_t session_fields[] = {
-    {"username", F_STR, true, 1, 64, NULL},
-    {"password", F_STR, true, 1, 256, NULL},
-    {"device_id", F_STR, true, 1, 64, NULL},
-    {"platform", F_STR, true, 1, 16, "android|ios|windows|web|cli"},
-    {"device_secret", F_STR, false, 1, 128, NULL},
-    {0}};
+static const qun_field_t session_fields[] = {{"username", F_STR, true, 1, 64, NULL},
+                                             {"password", F_STR, true, 1, 256, NULL},
+                                             {"device_id", F_STR, true, 1, 64, NULL},
+                                             {"platform", F_STR, true, 1, 16, "android|ios|windows|web|cli"},
+                                             {"device_secret", F_STR, false, 1, 128, NULL},
+                                             {0}};
 
 /* "qun_" or "qds_" then 32 random bytes in base64url: a bearer token or a device secret. */
 static void random_secret(char out[64], const char *prefix) {
@@ -60,8 +57,7 @@ qun_rc h_session_create_prep(qun_req_t *r) {
     char hash[crypto_pwhash_STRBYTES];
     login_t *l = qun_xcalloc(1, sizeof *l);
     r->scratch = l;
-    rc = qun_user_credentials(r->db, qun_jstr(r->json, "username"), &l->uid, hash, sizeof hash,
-                              &r->err);
+    rc = qun_user_credentials(r->db, qun_jstr(r->json, "username"), &l->uid, hash, sizeof hash, &r->err);
     bool ok = false;
     if (rc == QUN_OK) {
         ok = qun_password_verify(hash, qun_jstr(r->json, "password"));
@@ -87,9 +83,9 @@ qun_rc h_session_create(qun_req_t *r) {
     const char *secret = json_string_value(json_object_get(r->json, "device_secret"));
     if (secret) qun_sha256_hex(presented, secret, strlen(secret));
     json_t *out = NULL;
-    qun_rc rc = qun_session_create(r->db, l->uid, hash, qun_jstr(r->json, "device_id"),
-                                   qun_jstr(r->json, "platform"), secret ? presented : NULL, new_secret, r->ip,
-                                   &out, &r->err);
+    qun_rc rc =
+        qun_session_create(r->db, l->uid, hash, qun_jstr(r->json, "device_id"), qun_jstr(r->json, "platform"),
+                           secret ? presented : NULL, new_secret, r->ip, &out, &r->err);
     if (rc == QUN_OK) rc = qun_lockout_reset(r->db, qun_jstr(r->json, "username"), &r->err);
     if (rc != QUN_OK) {
         json_decref(out);
@@ -140,7 +136,8 @@ qun_rc h_event_ticket(qun_req_t *r) {
     unsigned char raw[32];
     char ticket[64] = "et_", hash[65];
     qun_random(raw, sizeof raw);
-    sodium_bin2base64(ticket + 3, sizeof ticket - 3, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64(ticket + 3, sizeof ticket - 3, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     qun_sha256_hex(hash, ticket, strlen(ticket));
     int64_t expires_at;
     rc = qun_event_ticket_issue(r->db, &r->actor, hash, &expires_at, &r->err);
@@ -157,7 +154,8 @@ qun_rc h_password_prep(qun_req_t *r) {
     if (rc != QUN_OK) return rc;
     const char *old = qun_jstr(r->json, "old_password"), *new = qun_jstr(r->json, "new_password");
     if (strcmp(old, new) == 0)
-        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "new_password", "the new password must differ from the old one");
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "new_password",
+                              "the new password must differ from the old one");
     char hash[crypto_pwhash_STRBYTES];
     int64_t uid;
     rc = qun_user_credentials(r->db, r->actor.username, &uid, hash, sizeof hash, &r->err);

@@ -44,7 +44,8 @@ qun_rc h_admin_locks(qun_req_t *r) {
         return qun_fail_field(&r->err, QUN_FIELD_INVALID, "state", "state must be active or all");
     qun_rc rc = qun_page_args(r, &after, &limit);
     if (rc == QUN_OK)
-        rc = qun_lockout_list(r->db, &r->actor, state && strcmp(state, "all") == 0, after, limit, &out, &r->err);
+        rc = qun_lockout_list(r->db, &r->actor, state && strcmp(state, "all") == 0, after, limit, &out,
+                              &r->err);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }
 

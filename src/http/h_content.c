@@ -18,8 +18,7 @@ qun_rc h_message_post(qun_req_t *r) {
     static const qun_field_t f[] = {{"text", F_STR, true, 1, 16384, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
-    if (rc == QUN_OK)
-        rc = qun_message_post(r->db, &r->actor, GID, qun_jstr(r->json, "text"), &out, &r->err);
+    if (rc == QUN_OK) rc = qun_message_post(r->db, &r->actor, GID, qun_jstr(r->json, "text"), &out, &r->err);
     return answer(r, rc, 201, out);
 }
 
@@ -55,8 +54,7 @@ qun_rc h_file_upload_prep(qun_req_t *r) {
     if (!ct) ct = "application/octet-stream";
     if (strlen(ct) > 96 || !printable(ct))
         return qun_fail_field(&r->err, QUN_FIELD_INVALID, "Content-Type", "bad Content-Type");
-    if (r->body_len == 0)
-        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "body", "the file is empty");
+    if (r->body_len == 0) return qun_fail_field(&r->err, QUN_FIELD_INVALID, "body", "the file is empty");
     /* Check membership before storing anything. */
     qun_group_t g;
     qun_rc rc = qun_group_access(r->db, &r->actor, GID, QUN_ROLE_MEMBER, &g, &r->err);
@@ -71,8 +69,8 @@ qun_rc h_file_upload_prep(qun_req_t *r) {
 qun_rc h_file_upload(qun_req_t *r) {
     upload_t *u = r->scratch;
     json_t *out = NULL;
-    qun_rc rc = qun_file_add(r->db, &r->actor, GID, u->sha, (int64_t)r->body_len, u->name,
-                             u->ctype, &out, &r->err);
+    qun_rc rc =
+        qun_file_add(r->db, &r->actor, GID, u->sha, (int64_t)r->body_len, u->name, u->ctype, &out, &r->err);
     return answer(r, rc, 201, out);
 }
 
@@ -87,8 +85,8 @@ qun_rc h_file_list(qun_req_t *r) {
 
 qun_rc h_file_download(qun_req_t *r) {
     char name[129];
-    qun_rc rc = qun_file_get(r->db, &r->actor, GID, r->params[1], r->content_type,
-                             sizeof r->content_type, name, sizeof name, &r->err);
+    qun_rc rc = qun_file_get(r->db, &r->actor, GID, r->params[1], r->content_type, sizeof r->content_type,
+                             name, sizeof name, &r->err);
     if (rc != QUN_OK) return rc;
     char path[1024];
     qun_blob_path(r->params[1], path, sizeof path);
@@ -99,20 +97,18 @@ qun_rc h_file_download(qun_req_t *r) {
 }
 
 qun_rc h_payment_create(qun_req_t *r) {
-    static const qun_field_t f[] = {
-        {"kind", F_STR, false, 1, 16, "red_packet"},
-        {"amount", F_INT, true, 1, 100000000, NULL},
-        {"shares", F_INT, true, 1, 1000, NULL},
-        {"memo", F_STR, false, 0, 200, NULL},
-        {0}};
+    static const qun_field_t f[] = {{"kind", F_STR, false, 1, 16, "red_packet"},
+                                    {"amount", F_INT, true, 1, 100000000, NULL},
+                                    {"shares", F_INT, true, 1, 1000, NULL},
+                                    {"memo", F_STR, false, 0, 200, NULL},
+                                    {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     const char *memo = qun_jstr(r->json, "memo");
     if (rc == QUN_OK)
-        rc = qun_payment_create(r->db, &r->actor, GID, "red_packet",
-                                json_integer_value(json_object_get(r->json, "amount")),
-                                json_integer_value(json_object_get(r->json, "shares")),
-                                memo ? memo : "", &out, &r->err);
+        rc = qun_payment_create(
+            r->db, &r->actor, GID, "red_packet", json_integer_value(json_object_get(r->json, "amount")),
+            json_integer_value(json_object_get(r->json, "shares")), memo ? memo : "", &out, &r->err);
     return answer(r, rc, 201, out);
 }
 

@@ -54,8 +54,9 @@ static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
         r->problem_extra = json_pack("{s:[{s:s, s:s}]}", "requirements", "method", "password", "how",
                                      "send your account password again as `password`");
     if (rc == QUN_CONFIRMATION_REQUIRED)
-        r->problem_extra = json_pack("{s:[{s:s, s:s}]}", "requirements", "method", "confirm",
-                                     "how", "POST /v1/groups/{id}/dissolution/preview, then send its confirmation_token");
+        r->problem_extra =
+            json_pack("{s:[{s:s, s:s}]}", "requirements", "method", "confirm", "how",
+                      "POST /v1/groups/{id}/dissolution/preview, then send its confirmation_token");
     return rc == QUN_OK ? qun_ok(r, status, out) : rc;
 }
 
@@ -68,7 +69,8 @@ qun_rc h_diss_preview_prep(qun_req_t *r) {
                                    "challenge_id",       "typed_name", "step_up_challenge_id"};
     for (size_t i = 0; i < sizeof proofs / sizeof proofs[0]; i++)
         if (json_object_get(r->json, proofs[i]))
-            return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, proofs[i], "the preview takes only the dissolution's parameters");
+            return qun_fail_field(&r->err, QUN_FIELD_UNKNOWN, proofs[i],
+                                  "the preview takes only the dissolution's parameters");
     json_t *params = diss_params(r->json);
     rc = qun_diss_impact(r->db, &r->actor, GID, params, &r->out, &r->err);
     json_decref(params);
@@ -91,11 +93,14 @@ qun_rc h_diss_request_prep(qun_req_t *r) {
 
 qun_rc h_diss_request(qun_req_t *r) {
     json_t *params = diss_params(r->json), *out = NULL, *problem = NULL;
-    qun_diss_proof_t proof = {
-        .token = qun_jstr(r->json, "confirmation_token"), .stepped_up = *(bool *)r->scratch,
-        .totp_code = qun_jstr(r->json, "totp_code"), .challenge_id = qun_jstr(r->json, "challenge_id"),
-        .step_up_challenge_id = qun_jstr(r->json, "step_up_challenge_id"),
-        .typed_name = qun_jstr(r->json, "typed_name"), .ip = r->ip, .problem = &problem};
+    qun_diss_proof_t proof = {.token = qun_jstr(r->json, "confirmation_token"),
+                              .stepped_up = *(bool *)r->scratch,
+                              .totp_code = qun_jstr(r->json, "totp_code"),
+                              .challenge_id = qun_jstr(r->json, "challenge_id"),
+                              .step_up_challenge_id = qun_jstr(r->json, "step_up_challenge_id"),
+                              .typed_name = qun_jstr(r->json, "typed_name"),
+                              .ip = r->ip,
+                              .problem = &problem};
     qun_rc rc = qun_diss_request(r->db, &r->actor, GID, params, &proof, &out, &r->err);
     json_decref(params);
     if (problem) {
@@ -139,7 +144,8 @@ qun_rc h_approval_list(qun_req_t *r) {
 
 static qun_rc decide(qun_req_t *r, bool approve) {
     json_t *out = NULL;
-    qun_rc rc = qun_approval_decide(r->db, &r->actor, r->params[0], approve, qun_jstr(r->json, "reason"), &out, &r->err);
+    qun_rc rc = qun_approval_decide(r->db, &r->actor, r->params[0], approve, qun_jstr(r->json, "reason"),
+                                    &out, &r->err);
     return answer(r, rc, 200, out);
 }
 
@@ -180,7 +186,7 @@ qun_rc h_org_protection(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK)
-        rc = qun_org_set_protection(r->db, &r->actor, r->params[0], json_is_true(json_object_get(r->json, "enabled")),
-                                    &out, &r->err);
+        rc = qun_org_set_protection(r->db, &r->actor, r->params[0],
+                                    json_is_true(json_object_get(r->json, "enabled")), &out, &r->err);
     return answer(r, rc, 200, out);
 }

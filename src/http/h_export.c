@@ -22,9 +22,7 @@ static qun_rc send_archive(qun_req_t *r, const char *path) {
 
 qun_rc h_export_create(qun_req_t *r) {
     static const qun_field_t f[] = {
-        {"recipients", F_STRARR, true, 1, 128, NULL},
-        {"scope", F_STR, false, 1, 8, "group|self"},
-        {0}};
+        {"recipients", F_STRARR, true, 1, 128, NULL}, {"scope", F_STR, false, 1, 8, "group|self"}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK)
@@ -49,15 +47,15 @@ qun_rc h_export_download(qun_req_t *r) {
 /* ---- storage grants ---- */
 
 qun_rc h_grant_issue(qun_req_t *r) {
-    static const qun_field_t f[] = {
-        {"expires_in", F_INT, true, 60, 366LL * 86400, NULL},
-        {"scope", F_STR, false, 1, 16, "exports"},
-        {"label", F_STR, false, 1, 200, NULL},
-        {0}};
+    static const qun_field_t f[] = {{"expires_in", F_INT, true, 60, 366LL * 86400, NULL},
+                                    {"scope", F_STR, false, 1, 16, "exports"},
+                                    {"label", F_STR, false, 1, 200, NULL},
+                                    {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK)
-        rc = qun_grant_issue(r->db, &r->actor, r->params[0], json_integer_value(json_object_get(r->json, "expires_in")),
+        rc = qun_grant_issue(r->db, &r->actor, r->params[0],
+                             json_integer_value(json_object_get(r->json, "expires_in")),
                              qun_jstr(r->json, "label"), &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 201, out) : rc;
 }
@@ -79,7 +77,9 @@ qun_rc h_grant_revoke(qun_req_t *r) {
  * may execute on the writer. */
 qun_rc h_grant_token_prep(qun_req_t *r) {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
-    if (!h) return qun_fail(&r->err, QUN_GRANT_INVALID, "send Authorization: Bearer qgr_... (a storage grant token)");
+    if (!h)
+        return qun_fail(&r->err, QUN_GRANT_INVALID,
+                        "send Authorization: Bearer qgr_... (a storage grant token)");
     if (strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) > 200)
         return qun_fail(&r->err, QUN_GRANT_INVALID, "Authorization must be a Bearer grant token");
     r->scratch = qun_xstrdup(h + 7);

@@ -22,8 +22,7 @@ qun_rc h_group_create(qun_req_t *r) {
     const char *kind = qun_jstr(r->json, "kind");
     json_t *out;
     rc = qun_group_create(r->db, &r->actor, qun_jstr(r->json, "name"), kind ? kind : "standard",
-                          qun_jstr(r->json, "org"), json_object_get(r->json, "regions"), &out,
-                          &r->err);
+                          qun_jstr(r->json, "org"), json_object_get(r->json, "regions"), &out, &r->err);
     return answer(r, rc, 201, out);
 }
 
@@ -46,8 +45,7 @@ qun_rc h_group_patch(qun_req_t *r) {
     static const qun_field_t f[] = {{"name", F_STR, true, 1, 128, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
-    if (rc == QUN_OK)
-        rc = qun_group_rename(r->db, &r->actor, GID, qun_jstr(r->json, "name"), &out, &r->err);
+    if (rc == QUN_OK) rc = qun_group_rename(r->db, &r->actor, GID, qun_jstr(r->json, "name"), &out, &r->err);
     return answer(r, rc, 200, out);
 }
 
@@ -61,17 +59,15 @@ qun_rc h_member_list(qun_req_t *r) {
 }
 
 static const qun_field_t member_fields[] = {
-    {"openid", F_STR, true, 1, 64, NULL},
-    {"role", F_STR, false, 1, 16, "admin|member"},
-    {0}};
+    {"openid", F_STR, true, 1, 64, NULL}, {"role", F_STR, false, 1, 16, "admin|member"}, {0}};
 
 qun_rc h_member_add(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, member_fields, &r->err);
     json_t *out = NULL;
     const char *role = qun_jstr(r->json, "role");
     if (rc == QUN_OK)
-        rc = qun_member_add(r->db, &r->actor, GID, qun_jstr(r->json, "openid"),
-                            role ? role : "member", &out, &r->err);
+        rc = qun_member_add(r->db, &r->actor, GID, qun_jstr(r->json, "openid"), role ? role : "member", &out,
+                            &r->err);
     return answer(r, rc, 201, out);
 }
 
@@ -80,8 +76,8 @@ qun_rc h_member_patch(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK)
-        rc = qun_member_set_role(r->db, &r->actor, GID, r->params[1], qun_jstr(r->json, "role"),
-                                 &out, &r->err);
+        rc = qun_member_set_role(r->db, &r->actor, GID, r->params[1], qun_jstr(r->json, "role"), &out,
+                                 &r->err);
     return answer(r, rc, 200, out);
 }
 
@@ -107,18 +103,18 @@ static qun_action_proof_t action_proof(qun_req_t *r, json_t **problem) {
     return (qun_action_proof_t){.token = qun_jstr(r->json, "confirmation_token"),
                                 .typed_name = qun_jstr(r->json, "typed_name"),
                                 .challenge_id = qun_jstr(r->json, "challenge_id"),
-                                .totp_code = qun_jstr(r->json, "totp_code"), .problem = problem};
+                                .totp_code = qun_jstr(r->json, "totp_code"),
+                                .problem = problem};
 }
 
 /* One removal counts against the bulk removals' window: once that is crossed it takes
  * the same proofs (an optional JSON body; none is needed below the threshold). */
 qun_rc h_member_delete(qun_req_t *r) {
-    static const qun_field_t f[] = {
-        {"confirmation_token", F_STR, false, 1, 128, NULL},
-        {"typed_name", F_STR, false, 1, 256, NULL},
-        {"challenge_id", F_STR, false, 1, 64, NULL},
-        {"totp_code", F_STR, false, 6, 8, NULL},
-        {0}};
+    static const qun_field_t f[] = {{"confirmation_token", F_STR, false, 1, 128, NULL},
+                                    {"typed_name", F_STR, false, 1, 256, NULL},
+                                    {"challenge_id", F_STR, false, 1, 64, NULL},
+                                    {"totp_code", F_STR, false, 6, 8, NULL},
+                                    {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *problem = NULL;
     qun_action_proof_t proof = action_proof(r, &problem);
@@ -132,18 +128,16 @@ qun_rc h_transfer_preview(qun_req_t *r) {
     static const qun_field_t f[] = {{"to", F_STR, true, 1, 64, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL, *problem = NULL;
-    if (rc == QUN_OK) rc = qun_transfer_preview(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &out, &problem, &r->err);
+    if (rc == QUN_OK)
+        rc = qun_transfer_preview(r->db, &r->actor, GID, qun_jstr(r->json, "to"), &out, &problem, &r->err);
     return answer_action(r, rc, 200, out, problem);
 }
 
 qun_rc h_transfer(qun_req_t *r) {
     static const qun_field_t f[] = {
-        {"to", F_STR, true, 1, 64, NULL},
-        {"confirmation_token", F_STR, false, 1, 128, NULL},
-        {"typed_name", F_STR, false, 1, 256, NULL},
-        {"challenge_id", F_STR, false, 1, 64, NULL},
-        {"totp_code", F_STR, false, 6, 8, NULL},
-        {0}};
+        {"to", F_STR, true, 1, 64, NULL},           {"confirmation_token", F_STR, false, 1, 128, NULL},
+        {"typed_name", F_STR, false, 1, 256, NULL}, {"challenge_id", F_STR, false, 1, 64, NULL},
+        {"totp_code", F_STR, false, 6, 8, NULL},    {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL, *problem = NULL;
     qun_action_proof_t proof = action_proof(r, &problem);
@@ -157,23 +151,22 @@ qun_rc h_member_remove_preview(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK)
-        rc = qun_member_remove_bulk_preview(r->db, &r->actor, GID, json_object_get(r->json, "openids"), &out, &r->err);
+        rc = qun_member_remove_bulk_preview(r->db, &r->actor, GID, json_object_get(r->json, "openids"), &out,
+                                            &r->err);
     return answer(r, rc, 200, out);
 }
 
 qun_rc h_member_remove_bulk(qun_req_t *r) {
     static const qun_field_t f[] = {
-        {"openids", F_STRARR, true, 1, 64, NULL},
-        {"confirmation_token", F_STR, false, 1, 128, NULL},
-        {"typed_name", F_STR, false, 1, 256, NULL},
-        {"challenge_id", F_STR, false, 1, 64, NULL},
-        {"totp_code", F_STR, false, 6, 8, NULL},
-        {0}};
+        {"openids", F_STRARR, true, 1, 64, NULL},   {"confirmation_token", F_STR, false, 1, 128, NULL},
+        {"typed_name", F_STR, false, 1, 256, NULL}, {"challenge_id", F_STR, false, 1, 64, NULL},
+        {"totp_code", F_STR, false, 6, 8, NULL},    {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL, *problem = NULL;
     qun_action_proof_t proof = action_proof(r, &problem);
     if (rc == QUN_OK)
-        rc = qun_member_remove_bulk(r->db, &r->actor, GID, json_object_get(r->json, "openids"), &proof, &out, &r->err);
+        rc = qun_member_remove_bulk(r->db, &r->actor, GID, json_object_get(r->json, "openids"), &proof, &out,
+                                    &r->err);
     return answer_action(r, rc, 200, out, problem);
 }
 
@@ -203,8 +196,8 @@ qun_rc h_org_create(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL;
     if (rc == QUN_OK)
-        rc = qun_org_create(r->db, &r->actor, qun_jstr(r->json, "name"), qun_jstr(r->json, "kind"),
-                            &out, &r->err);
+        rc = qun_org_create(r->db, &r->actor, qun_jstr(r->json, "name"), qun_jstr(r->json, "kind"), &out,
+                            &r->err);
     return answer(r, rc, 201, out);
 }
 

@@ -29,8 +29,9 @@ qun_rc h_ledger_checkpoint(qun_req_t *r) {
 qun_rc h_ledger_key(qun_req_t *r) {
     char v[256];
     qun_note_verifier(qun_server_cfg.ledger_key, v, sizeof v);
-    return qun_ok(r, 200, json_pack("{s:s, s:s, s:s}", "origin", qun_server_cfg.ledger_key->name,
-                                    "verifier_key", v, "algorithm", "ed25519"));
+    return qun_ok(r, 200,
+                  json_pack("{s:s, s:s, s:s}", "origin", qun_server_cfg.ledger_key->name, "verifier_key", v,
+                            "algorithm", "ed25519"));
 }
 
 /* GET /v1/ledger/entries?start=&end= */
@@ -83,6 +84,7 @@ qun_rc h_group_history(qun_req_t *r) {
     int limit;
     json_t *out = NULL;
     qun_rc rc = qun_page_args(r, &after, &limit);
-    if (rc == QUN_OK) rc = qun_ledger_view_history(r->db, &r->actor, r->params[0], after, limit, &out, &r->err);
+    if (rc == QUN_OK)
+        rc = qun_ledger_view_history(r->db, &r->actor, r->params[0], after, limit, &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }

@@ -17,8 +17,7 @@ qun_rc h_healthz(qun_req_t *r) {
 qun_rc h_readyz(qun_req_t *r) {
     if (qun_db_ping(r->db, &r->err) != QUN_OK || !qun_server_ready())
         return qun_fail(&r->err, QUN_UNAVAILABLE, "not ready");
-    return qun_ok(r, 200, json_pack("{s:s, s:i}", "status", "ready", "schema",
-                                    qun_db_schema_version(r->db)));
+    return qun_ok(r, 200, json_pack("{s:s, s:i}", "status", "ready", "schema", qun_db_schema_version(r->db)));
 }
 
 qun_rc h_metrics(qun_req_t *r) {
@@ -31,10 +30,10 @@ qun_rc h_metrics(qun_req_t *r) {
 /* POST /v1/test/clock {"advance": seconds}: only with QUN_TEST_CLOCK=1 in the
  * environment of qund; otherwise the route does not exist. */
 qun_rc h_test_clock(qun_req_t *r) {
-    static const qun_field_t fields[] = {
-        {"advance", F_INT, true, 0, 10LL * 365 * 86400, NULL}, {0}};
+    static const qun_field_t fields[] = {{"advance", F_INT, true, 0, 10LL * 365 * 86400, NULL}, {0}};
     if (!qun_server_cfg.test_clock)
-        return qun_fail(&r->err, QUN_TEST_CLOCK_DISABLED, "start qund with QUN_TEST_CLOCK=1 to move its clock");
+        return qun_fail(&r->err, QUN_TEST_CLOCK_DISABLED,
+                        "start qund with QUN_TEST_CLOCK=1 to move its clock");
     qun_rc rc = qun_fields_check(r->json, fields, &r->err);
     if (rc != QUN_OK) return rc;
     qun_clock_advance(json_integer_value(json_object_get(r->json, "advance")));

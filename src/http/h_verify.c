@@ -26,7 +26,8 @@ static bool b64_exact(const char *s, unsigned char *out, size_t want) {
                                    sodium_base64_VARIANT_URLSAFE, sodium_base64_VARIANT_URLSAFE_NO_PADDING};
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         size_t n = 0;
-        if (sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL, variants[i]) == 0 && n == want) return true;
+        if (sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL, variants[i]) == 0 && n == want)
+            return true;
     }
     return false;
 }
@@ -35,14 +36,16 @@ static bool b64_exact(const char *s, unsigned char *out, size_t want) {
 static qun_rc check_action(qun_req_t *r, const char *action) {
     for (const char *p = action; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-'))
-            return qun_fail_field(&r->err, QUN_FIELD_INVALID, "action", "action may hold a-z, 0-9, '_', '.' and '-'");
+            return qun_fail_field(&r->err, QUN_FIELD_INVALID, "action",
+                                  "action may hold a-z, 0-9, '_', '.' and '-'");
     return QUN_OK;
 }
 
 static qun_rc check_digest(qun_req_t *r, const char *d) {
     for (const char *p = d; p && *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return qun_fail_field(&r->err, QUN_FIELD_INVALID, "params_digest", "params_digest must be lower-case hex");
+            return qun_fail_field(&r->err, QUN_FIELD_INVALID, "params_digest",
+                                  "params_digest must be lower-case hex");
     return QUN_OK;
 }
 
@@ -61,9 +64,11 @@ qun_rc h_device_key(qun_req_t *r) {
     if (rc != QUN_OK) return rc;
     unsigned char pk[32];
     if (!b64_exact(qun_jstr(r->json, "public_key"), pk, sizeof pk))
-        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "public_key", "public_key must be base64 of 32 bytes");
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "public_key",
+                              "public_key must be base64 of 32 bytes");
     json_t *out = NULL, *problem = NULL;
-    rc = qun_device_key_register(r->db, &r->actor, pk, qun_jstr(r->json, "challenge_id"), &out, &problem, &r->err);
+    rc = qun_device_key_register(r->db, &r->actor, pk, qun_jstr(r->json, "challenge_id"), &out, &problem,
+                                 &r->err);
     if (rc == QUN_OK) {
         json_decref(problem);
         return qun_ok(r, 201, out);
@@ -76,12 +81,11 @@ qun_rc h_device_key(qun_req_t *r) {
 
 /* ---- challenges ---- */
 
-static const qun_field_t challenge_fields[] = {
-    {"action", F_STR, true, 1, 64, NULL},
-    {"group", F_STR, false, 1, 64, NULL},
-    {"params_digest", F_STR, false, 64, 64, NULL},
-    {"method", F_STR, true, 1, 16, "device_key|qr"},
-    {0}};
+static const qun_field_t challenge_fields[] = {{"action", F_STR, true, 1, 64, NULL},
+                                               {"group", F_STR, false, 1, 64, NULL},
+                                               {"params_digest", F_STR, false, 64, 64, NULL},
+                                               {"method", F_STR, true, 1, 16, "device_key|qr"},
+                                               {0}};
 
 qun_rc h_challenge_create(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, challenge_fields, &r->err);
@@ -102,25 +106,23 @@ qun_rc h_challenge_get(qun_req_t *r) {
 
 qun_rc h_challenge_approve(qun_req_t *r) {
     static const qun_field_t f[] = {
-        {"device_id", F_STR, true, 1, 64, NULL},
-        {"signature", F_STR, true, 1, 128, NULL},
-        {0}};
+        {"device_id", F_STR, true, 1, 64, NULL}, {"signature", F_STR, true, 1, 128, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     if (rc != QUN_OK) return rc;
     unsigned char sig[crypto_sign_BYTES];
     if (!b64_exact(qun_jstr(r->json, "signature"), sig, sizeof sig))
-        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "signature", "signature must be base64 of 64 bytes");
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "signature",
+                              "signature must be base64 of 64 bytes");
     json_t *out;
     rc = qun_challenge_approve(r->db, &r->actor, CID, qun_jstr(r->json, "device_id"), sig, &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }
 
 qun_rc h_challenge_consume(qun_req_t *r) {
-    static const qun_field_t f[] = {
-        {"action", F_STR, true, 1, 64, NULL},
-        {"group", F_STR, false, 1, 64, NULL},
-        {"params_digest", F_STR, false, 64, 64, NULL},
-        {0}};
+    static const qun_field_t f[] = {{"action", F_STR, true, 1, 64, NULL},
+                                    {"group", F_STR, false, 1, 64, NULL},
+                                    {"params_digest", F_STR, false, 64, 64, NULL},
+                                    {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     if (rc != QUN_OK) return rc;
     const char *method = NULL;

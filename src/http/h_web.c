@@ -63,13 +63,14 @@ static qun_rc serve(qun_req_t *r, const char *rel) {
         return qun_fail(&r->err, QUN_FILE_NOT_FOUND, "the web console has no file %.200s", rel);
     char real_root[PATH_MAX], want[PATH_MAX + 256], real[PATH_MAX];
     if (!realpath(root, real_root))
-        return qun_fail(&r->err, QUN_FILE_NOT_FOUND, "the web console is not installed (web_root %.200s)", root);
+        return qun_fail(&r->err, QUN_FILE_NOT_FOUND, "the web console is not installed (web_root %.200s)",
+                        root);
     snprintf(want, sizeof want, "%s/%s", real_root, rel);
     struct stat st;
     size_t n = strlen(real_root);
     /* realpath resolves symbolic links: the file must still be inside the root. */
-    if (!realpath(want, real) || strncmp(real, real_root, n) != 0 || real[n] != '/' ||
-        stat(real, &st) != 0 || !S_ISREG(st.st_mode))
+    if (!realpath(want, real) || strncmp(real, real_root, n) != 0 || real[n] != '/' || stat(real, &st) != 0 ||
+        !S_ISREG(st.st_mode))
         return qun_fail(&r->err, QUN_FILE_NOT_FOUND, "the web console has no file %.200s", rel);
     r->file_path = strdup(real);
     if (!r->file_path) return qun_fail(&r->err, QUN_NOMEM, "out of memory");

@@ -17,18 +17,18 @@
 #include "qun/store.h"
 #include "qun/writer.h"
 
-#define QUN_JSON_MAX (1u << 20) /* JSON bodies are capped at 1 MiB */
+#define QUN_JSON_MAX (1u << 20)  /* JSON bodies are capped at 1 MiB */
 #define QUN_HEAD_MAX (64 * 1024) /* a request line and its header fields */
 #define QUN_MAX_PARAMS 3
 
 enum {
-    R_AUTH = 1 << 0,   /* bearer token required */
-    R_WRITE = 1 << 1,  /* run() executes on the group-commit writer */
-    R_JSON = 1 << 2,   /* body is a JSON object (empty body reads as {}) */
-    R_RAW = 1 << 3,    /* body is raw bytes up to the upload limit */
-    R_NOIDEM = 1 << 4, /* POST whose answer holds a secret: Idempotency-Key not replayed */
-    R_TICKET = 1 << 5, /* with R_AUTH: without an Authorization header, ?ticket= (an event
-                        * ticket, spent on the writer) authenticates instead */
+    R_AUTH = 1 << 0,    /* bearer token required */
+    R_WRITE = 1 << 1,   /* run() executes on the group-commit writer */
+    R_JSON = 1 << 2,    /* body is a JSON object (empty body reads as {}) */
+    R_RAW = 1 << 3,     /* body is raw bytes up to the upload limit */
+    R_NOIDEM = 1 << 4,  /* POST whose answer holds a secret: Idempotency-Key not replayed */
+    R_TICKET = 1 << 5,  /* with R_AUTH: without an Authorization header, ?ticket= (an event
+                         * ticket, spent on the writer) authenticates instead */
     R_LOCKOUT = 1 << 6, /* takes a password, code or signature: brute-force locks apply (lockout.h) */
 };
 
@@ -54,30 +54,30 @@ struct qun_req {
     struct evkeyvalq query;
     bool has_query;
     bool authed;
-    bool reading;        /* a read transaction is open on the loop's connection */
-    bool streaming;      /* run() took over ev as an open stream (events.c): send nothing */
+    bool reading;   /* a read transaction is open on the loop's connection */
+    bool streaming; /* run() took over ev as an open stream (events.c): send nothing */
     qun_actor_t actor;
     unsigned char *body; /* owned, NUL-terminated */
     size_t body_len;
-    json_t *json;        /* parsed body (R_JSON), owned */
+    json_t *json; /* parsed body (R_JSON), owned */
     char idem_key[129];
     char idem_digest[65];
     char ip[64];
-    qun_db_t *db;        /* connection run() uses */
+    qun_db_t *db; /* connection run() uses */
     /* The answer. */
     qun_rc rc;
     qun_err_t err;
     json_t *problem_extra; /* extra members merged into a problem answer, owned */
     int status;
-    json_t *out;         /* owned */
-    char *out_text;      /* serialized out (set by the writer for idempotency), owned */
-    char *file_path;     /* answer is this file's bytes, owned */
+    json_t *out;     /* owned */
+    char *out_text;  /* serialized out (set by the writer for idempotency), owned */
+    char *file_path; /* answer is this file's bytes, owned */
     char content_type[96];
     char disposition[300];
-    void *scratch;       /* handler state carried from prep to run, freed with free() */
+    void *scratch;                /* handler state carried from prep to run, freed with free() */
     void (*scratch_free)(void *); /* frees scratch instead of free() when set */
-    bool lockout;        /* an R_LOCKOUT route was sent a secret: failures are counted */
-    int64_t retry_after; /* seconds for Retry-After on LOCKED_OUT */
+    bool lockout;                 /* an R_LOCKOUT route was sent a secret: failures are counted */
+    int64_t retry_after;          /* seconds for Retry-After on LOCKED_OUT */
     int64_t t0_ms;
     qun_wop_t wop;
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */
@@ -94,7 +94,7 @@ typedef struct {
     bool bench_hello; /* serve GET /bench/hello, the benchmarks' baseline */
     const char *db_path;
     const struct qun_note_key *ledger_key; /* signs checkpoints */
-    const char *web_root; /* the web console's files; NULL means "web" */
+    const char *web_root;                  /* the web console's files; NULL means "web" */
 } qun_server_cfg_t;
 extern qun_server_cfg_t qun_server_cfg;
 
@@ -156,8 +156,8 @@ typedef struct {
     const char *name;
     qun_ftype_t type;
     bool required;
-    int64_t min, max;   /* UTF-8 byte length bounds for strings, value bounds for ints */
-    const char *oneof;  /* "a|b|c": allowed string values */
+    int64_t min, max;  /* UTF-8 byte length bounds for strings, value bounds for ints */
+    const char *oneof; /* "a|b|c": allowed string values */
 } qun_field_t;
 /* Parse the request body body[len] as the router does for every R_JSON route: an
  * empty body is an empty object; otherwise JSON with no duplicate keys whose top

@@ -58,15 +58,19 @@ int qun_route_match(const char *method, const char *path, char *params[QUN_MAX_P
         while (*p && ok) {
             if (*p == '*' && p[1] == '\0') { /* a final '*' takes the rest of the path, at least one byte */
                 size_t n = strlen(s);
-                if (n == 0 || np == QUN_MAX_PARAMS) ok = false;
-                else got[np++] = strndup(s, n);
+                if (n == 0 || np == QUN_MAX_PARAMS)
+                    ok = false;
+                else
+                    got[np++] = strndup(s, n);
                 s += n;
                 p++;
             } else if (*p == ':') {
                 const char *end = strchr(s, '/');
                 size_t n = end ? (size_t)(end - s) : strlen(s);
-                if (n == 0 || n > 128 || np == QUN_MAX_PARAMS) ok = false;
-                else got[np++] = strndup(s, n);
+                if (n == 0 || n > 128 || np == QUN_MAX_PARAMS)
+                    ok = false;
+                else
+                    got[np++] = strndup(s, n);
                 s += n;
                 p++;
             } else if (*p++ != *s++) {
@@ -75,10 +79,12 @@ int qun_route_match(const char *method, const char *path, char *params[QUN_MAX_P
         }
         ok = ok && *s == '\0';
         if (ok && strcmp(qun_routes[i].method, method) == 0) {
-            for (int k = 0; k < QUN_MAX_PARAMS; k++) params[k] = got[k];
+            for (int k = 0; k < QUN_MAX_PARAMS; k++)
+                params[k] = got[k];
             return i;
         }
-        for (int k = 0; k < np; k++) free(got[k]);
+        for (int k = 0; k < np; k++)
+            free(got[k]);
         if (ok) path_hit = -2;
     }
     return path_hit;
@@ -112,9 +118,13 @@ static bool parse_i64(const char *s, int64_t *v) {
 qun_rc qun_query_int(qun_req_t *r, const char *name, int64_t dflt, int64_t max, int64_t *out) {
     const char *s = qun_query(r, name);
     *out = dflt;
-    if (!s) return dflt >= 0 ? QUN_OK : qun_fail_field(&r->err, QUN_FIELD_MISSING, name, "query parameter %s is required", name);
+    if (!s)
+        return dflt >= 0
+                   ? QUN_OK
+                   : qun_fail_field(&r->err, QUN_FIELD_MISSING, name, "query parameter %s is required", name);
     if (!parse_i64(s, out) || *out > max)
-        return qun_fail_field(&r->err, QUN_FIELD_INVALID, name, "%s must be an integer from 0 to %lld", name, (long long)max);
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, name, "%s must be an integer from 0 to %lld", name,
+                              (long long)max);
     return QUN_OK;
 }
 
@@ -124,7 +134,8 @@ qun_rc qun_page_args(qun_req_t *r, int64_t *after, int *limit) {
     *after = 0;
     *limit = 50;
     if (a && !parse_i64(a, after))
-        return qun_fail_field(&r->err, QUN_CURSOR_INVALID, "after", "after must be a cursor from next_cursor");
+        return qun_fail_field(&r->err, QUN_CURSOR_INVALID, "after",
+                              "after must be a cursor from next_cursor");
     if (l) {
         if (!parse_i64(l, &v) || v < 1 || v > 200)
             return qun_fail_field(&r->err, QUN_FIELD_INVALID, "limit", "limit must be 1 to 200");
@@ -143,7 +154,8 @@ static void add_header(qun_req_t *r, const char *k, const char *v) {
 static json_t *utf8_string(const char *s) {
     size_t n = strlen(s);
     json_t *v = json_stringn(s, n);
-    for (int cut = 0; !v && cut < 3 && n > 0; cut++) v = json_stringn(s, --n);
+    for (int cut = 0; !v && cut < 3 && n > 0; cut++)
+        v = json_stringn(s, --n);
     return v;
 }
 
@@ -169,7 +181,8 @@ static const char *log_uri(qun_req_t *r, char *buf, size_t size) {
             int k = snprintf(buf + n, size - n, "ticket=***");
             n = (size_t)k < size - n ? n + (size_t)k : size - 1;
             p += 7;
-            while (*p && *p != '&') p++;
+            while (*p && *p != '&')
+                p++;
             continue;
         }
         buf[n++] = *p++;
@@ -191,7 +204,8 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_t *field = r->err.field[0] ? utf8_string(r->err.field) : NULL;
     if (field) json_object_set_new(p, "field", field);
     if (r->problem_extra) json_object_update(p, r->problem_extra);
-    if (r->rc == QUN_GROUP_GONE && r->params[0] && strncmp(qun_routes[r->route_index].pattern, "/v1/groups/:", 12) == 0)
+    if (r->rc == QUN_GROUP_GONE && r->params[0] &&
+        strncmp(qun_routes[r->route_index].pattern, "/v1/groups/:", 12) == 0)
         add_successor(r, p);
     char *text = json_dumps(p, JSON_COMPACT);
     evbuffer_add(buf, text, strlen(text));
@@ -199,8 +213,10 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     json_decref(p);
     r->status = qun_rc_status(r->rc);
     add_header(r, "Content-Type", "application/problem+json");
-    if (r->rc == QUN_STORAGE_FULL) add_header(r, "Retry-After", "5");
-    else if (r->status == 503) add_header(r, "Retry-After", "1");
+    if (r->rc == QUN_STORAGE_FULL)
+        add_header(r, "Retry-After", "5");
+    else if (r->status == 503)
+        add_header(r, "Retry-After", "1");
     if (r->rc == QUN_LOCKED_OUT && r->retry_after > 0) {
         char secs[24];
         snprintf(secs, sizeof secs, "%lld", (long long)r->retry_after);
@@ -208,8 +224,8 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     }
     if (r->status >= 500 && r->status != 503 && r->rc != QUN_STORAGE_FULL) {
         char ub[1200];
-        qun_log("error", "%s %s -> %s: %s", qun_routes[r->route_index].method,
-                log_uri(r, ub, sizeof ub), qun_rc_name(r->rc), r->err.msg);
+        qun_log("error", "%s %s -> %s: %s", qun_routes[r->route_index].method, log_uri(r, ub, sizeof ub),
+                qun_rc_name(r->rc), r->err.msg);
     }
 }
 
@@ -219,11 +235,14 @@ static bool send_file(qun_req_t *r, struct evbuffer *buf) {
     if (fd < 0 || fstat(fd, &st) != 0) {
         int e = errno;
         if (fd >= 0) close(fd);
-        r->rc = qun_fail(&r->err, qun_rc_errno(e, QUN_INTERNAL), "cannot open the file's bytes: %s", strerror(e));
+        r->rc =
+            qun_fail(&r->err, qun_rc_errno(e, QUN_INTERNAL), "cannot open the file's bytes: %s", strerror(e));
         return false;
     }
-    if (st.st_size > 0) evbuffer_add_file(buf, fd, 0, st.st_size);
-    else close(fd);
+    if (st.st_size > 0)
+        evbuffer_add_file(buf, fd, 0, st.st_size);
+    else
+        close(fd);
     add_header(r, "Content-Type", r->content_type[0] ? r->content_type : "application/octet-stream");
     if (r->disposition[0]) add_header(r, "Content-Disposition", r->disposition);
     return true;
@@ -271,12 +290,12 @@ count:;
     atomic_fetch_add(&m_ms[ri], (uint64_t)(ms > 0 ? ms : 0));
     if (qun_server_cfg.log_requests) {
         char ub[1200];
-        qun_log("info", "%s %s %d %lldms %s%s",
-                r->route_index >= 0 ? qun_routes[r->route_index].method : "-",
-                log_uri(r, ub, sizeof ub), r->status, (long long)ms,
-                r->authed ? r->actor.openid : "-", r->rc != QUN_OK ? qun_rc_name(r->rc) : "");
+        qun_log("info", "%s %s %d %lldms %s%s", r->route_index >= 0 ? qun_routes[r->route_index].method : "-",
+                log_uri(r, ub, sizeof ub), r->status, (long long)ms, r->authed ? r->actor.openid : "-",
+                r->rc != QUN_OK ? qun_rc_name(r->rc) : "");
     }
-    for (int k = 0; k < QUN_MAX_PARAMS; k++) free(r->params[k]);
+    for (int k = 0; k < QUN_MAX_PARAMS; k++)
+        free(r->params[k]);
     if (r->has_query) evhttp_clear_headers(&r->query);
     free(r->body);
     json_decref(r->json);
@@ -284,8 +303,10 @@ count:;
     json_decref(r->problem_extra);
     free(r->out_text);
     free(r->file_path);
-    if (r->scratch_free) r->scratch_free(r->scratch);
-    else free(r->scratch);
+    if (r->scratch_free)
+        r->scratch_free(r->scratch);
+    else
+        free(r->scratch);
     free(r);
 }
 
@@ -342,7 +363,8 @@ static qun_rc idem_prepare(qun_req_t *r) {
         (qun_routes[r->route_index].flags & R_NOIDEM))
         return QUN_OK;
     size_t n = strlen(k);
-    if (n == 0 || n > 128) return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be 1 to 128 characters");
+    if (n == 0 || n > 128)
+        return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be 1 to 128 characters");
     for (size_t i = 0; i < n; i++)
         if (k[i] < 0x21 || k[i] > 0x7e)
             return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be printable ASCII");
@@ -460,7 +482,8 @@ static void add_allow(qun_req_t *r, const char *path) {
     for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
         char *params[QUN_MAX_PARAMS] = {0};
         if (qun_route_match(methods[k], path, params) < 0) continue;
-        for (int p = 0; p < QUN_MAX_PARAMS; p++) free(params[p]);
+        for (int p = 0; p < QUN_MAX_PARAMS; p++)
+            free(params[p]);
         size_t n = strlen(allow);
         snprintf(allow + n, sizeof allow - n, "%s%s%s", n ? ", " : "", methods[k], k == 0 ? ", HEAD" : "");
     }
@@ -599,38 +622,44 @@ char *qun_metrics_render(void) {
         for (int c = 0; c < 6; c++) {
             uint64_t n = atomic_load(&m_count[i][c]);
             if (!n) continue;
-            if (i == MAX_ROUTES) fprintf(f, "qun_http_requests_total{route=\"unmatched\",status=\"%s\"} %llu\n", cls[c], (unsigned long long)n);
-            else fprintf(f, "qun_http_requests_total{route=\"%s %s\",status=\"%s\"} %llu\n",
-                         qun_routes[i].method, qun_routes[i].pattern, cls[c], (unsigned long long)n);
+            if (i == MAX_ROUTES)
+                fprintf(f, "qun_http_requests_total{route=\"unmatched\",status=\"%s\"} %llu\n", cls[c],
+                        (unsigned long long)n);
+            else
+                fprintf(f, "qun_http_requests_total{route=\"%s %s\",status=\"%s\"} %llu\n",
+                        qun_routes[i].method, qun_routes[i].pattern, cls[c], (unsigned long long)n);
         }
     }
     fprintf(f, "# HELP qun_http_request_milliseconds_total Time spent answering, by route.\n"
                "# TYPE qun_http_request_milliseconds_total counter\n");
     for (int i = 0; i < qun_routes_count; i++) {
         uint64_t ms = atomic_load(&m_ms[i]);
-        if (ms) fprintf(f, "qun_http_request_milliseconds_total{route=\"%s %s\"} %llu\n",
-                        qun_routes[i].method, qun_routes[i].pattern, (unsigned long long)ms);
+        if (ms)
+            fprintf(f, "qun_http_request_milliseconds_total{route=\"%s %s\"} %llu\n", qun_routes[i].method,
+                    qun_routes[i].pattern, (unsigned long long)ms);
     }
     uint64_t commits, ops, failed;
     qun_writer_stats(qun_server_writer(), &commits, &ops, &failed);
-    fprintf(f, "# HELP qun_store_commits_total Durable commits made by the group-commit writer.\n"
-               "# TYPE qun_store_commits_total counter\nqun_store_commits_total %llu\n"
-               "# HELP qun_store_write_ops_total Write operations run by the writer.\n"
-               "# TYPE qun_store_write_ops_total counter\nqun_store_write_ops_total %llu\n"
-               "# HELP qun_store_write_ops_failed_total Write operations that failed.\n"
-               "# TYPE qun_store_write_ops_failed_total counter\nqun_store_write_ops_failed_total %llu\n"
-               "# HELP qun_idempotent_replays_total POSTs answered from the idempotency store.\n"
-               "# TYPE qun_idempotent_replays_total counter\nqun_idempotent_replays_total %llu\n",
+    fprintf(f,
+            "# HELP qun_store_commits_total Durable commits made by the group-commit writer.\n"
+            "# TYPE qun_store_commits_total counter\nqun_store_commits_total %llu\n"
+            "# HELP qun_store_write_ops_total Write operations run by the writer.\n"
+            "# TYPE qun_store_write_ops_total counter\nqun_store_write_ops_total %llu\n"
+            "# HELP qun_store_write_ops_failed_total Write operations that failed.\n"
+            "# TYPE qun_store_write_ops_failed_total counter\nqun_store_write_ops_failed_total %llu\n"
+            "# HELP qun_idempotent_replays_total POSTs answered from the idempotency store.\n"
+            "# TYPE qun_idempotent_replays_total counter\nqun_idempotent_replays_total %llu\n",
             (unsigned long long)commits, (unsigned long long)ops, (unsigned long long)failed,
             (unsigned long long)atomic_load(&m_replays));
     uint64_t delivered, wfailed, dead;
     qun_outbox_stats(&delivered, &wfailed, &dead);
-    fprintf(f, "# HELP qun_webhook_deliveries_total Webhook attempts answered 2xx.\n"
-               "# TYPE qun_webhook_deliveries_total counter\nqun_webhook_deliveries_total %llu\n"
-               "# HELP qun_webhook_failures_total Webhook attempts that failed (non-2xx, timeout, error).\n"
-               "# TYPE qun_webhook_failures_total counter\nqun_webhook_failures_total %llu\n"
-               "# HELP qun_webhook_dead_total Webhook deliveries that ran out of attempts.\n"
-               "# TYPE qun_webhook_dead_total counter\nqun_webhook_dead_total %llu\n",
+    fprintf(f,
+            "# HELP qun_webhook_deliveries_total Webhook attempts answered 2xx.\n"
+            "# TYPE qun_webhook_deliveries_total counter\nqun_webhook_deliveries_total %llu\n"
+            "# HELP qun_webhook_failures_total Webhook attempts that failed (non-2xx, timeout, error).\n"
+            "# TYPE qun_webhook_failures_total counter\nqun_webhook_failures_total %llu\n"
+            "# HELP qun_webhook_dead_total Webhook deliveries that ran out of attempts.\n"
+            "# TYPE qun_webhook_dead_total counter\nqun_webhook_dead_total %llu\n",
             (unsigned long long)delivered, (unsigned long long)wfailed, (unsigned long long)dead);
     qun_events_metrics(f);
     fclose(f);

@@ -26,7 +26,10 @@
 #include "worker.h"
 
 qun_server_cfg_t qun_server_cfg = {
-    .host = "127.0.0.1", .port = 8080, .threads = 2, .upload_limit = 64u << 20,
+    .host = "127.0.0.1",
+    .port = 8080,
+    .threads = 2,
+    .upload_limit = 64u << 20,
     .log_requests = true,
 };
 
@@ -35,16 +38,20 @@ static _Atomic bool g_ready;
 static qun_worker_t *g_workers;
 static int g_nworkers;
 
-qun_writer_t *qun_server_writer(void) { return g_writer; }
-bool qun_server_ready(void) { return atomic_load(&g_ready); }
+qun_writer_t *qun_server_writer(void) {
+    return g_writer;
+}
+bool qun_server_ready(void) {
+    return atomic_load(&g_ready);
+}
 
 /* SO_REUSEPORT lets our loops share the port, but it would also let a second qund
  * (or anything else using the option) bind the same port silently and steal half the
  * connections.  A plain bind without the option fails on any port in use, so try one
  * first. */
 static qun_rc port_free(const char *host, int port, qun_err_t *err) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port);
@@ -61,8 +68,8 @@ static qun_rc port_free(const char *host, int port, qun_err_t *err) {
 }
 
 static int listen_socket(const char *host, int port, qun_err_t *err) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port);
@@ -112,8 +119,10 @@ static void drain_done(evutil_socket_t fd, short what, void *arg) {
         }
         void (*resume)(qun_req_t *) = r->resume;
         r->resume = NULL;
-        if (resume && r->rc == QUN_OK) resume(r);
-        else qun_req_finish(r);
+        if (resume && r->rc == QUN_OK)
+            resume(r);
+        else
+            qun_req_finish(r);
         list = next;
     }
 }
@@ -158,7 +167,8 @@ static void shed_answer_init(void) {
     int m = snprintf(g_shed_answer, sizeof g_shed_answer,
                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
                      "Retry-After: 1\r\nCache-Control: no-store\r\nConnection: close\r\n"
-                     "Content-Length: %d\r\n\r\n%s", n, body);
+                     "Content-Length: %d\r\n\r\n%s",
+                     n, body);
     g_shed_len = (size_t)m;
 }
 
@@ -214,7 +224,8 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg) {
     (void)sig;
     (void)what;
     (void)arg;
-    for (int i = 0; i < g_nworkers; i++) event_base_loopexit(g_workers[i].base, NULL);
+    for (int i = 0; i < g_nworkers; i++)
+        event_base_loopexit(g_workers[i].base, NULL);
 }
 
 static void *worker_main(void *arg) {
@@ -266,21 +277,23 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     g_workers = qun_xcalloc((size_t)g_nworkers, sizeof *g_workers);
     shed_answer_init();
     qun_rc rc = port_free(qun_server_cfg.host, qun_server_cfg.port, err);
-    for (int i = 0; i < g_nworkers && rc == QUN_OK; i++) rc = worker_init(&g_workers[i], i, err);
+    for (int i = 0; i < g_nworkers && rc == QUN_OK; i++)
+        rc = worker_init(&g_workers[i], i, err);
     if (rc != QUN_OK) return rc;
     qun_events_start(writer, g_workers, g_nworkers);
     struct event *sigint = evsignal_new(g_workers[0].base, SIGINT, stop_cb, NULL);
     struct event *sigterm = evsignal_new(g_workers[0].base, SIGTERM, stop_cb, NULL);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
-    qun_log("info", "qund listening on %s:%d with %d loops", qun_server_cfg.host,
-            qun_server_cfg.port, g_nworkers);
+    qun_log("info", "qund listening on %s:%d with %d loops", qun_server_cfg.host, qun_server_cfg.port,
+            g_nworkers);
     atomic_store(&g_ready, true);
     for (int i = 1; i < g_nworkers; i++)
         pthread_create(&g_workers[i].thread, NULL, worker_main, &g_workers[i]);
     event_base_dispatch(g_workers[0].base);
     atomic_store(&g_ready, false);
-    for (int i = 1; i < g_nworkers; i++) pthread_join(g_workers[i].thread, NULL);
+    for (int i = 1; i < g_nworkers; i++)
+        pthread_join(g_workers[i].thread, NULL);
     qun_events_quiesce();
     event_free(sigint);
     event_free(sigterm);

@@ -14,11 +14,11 @@ struct qun_worker {
     pthread_t thread;
     struct event_base *base;
     struct evhttp *http;
-    qun_db_t *db;            /* read-only connection of this thread */
-    pthread_mutex_t mu;      /* guards done_head */
-    qun_wop_t *done_head;    /* writes finished by the writer, to answer */
+    qun_db_t *db;         /* read-only connection of this thread */
+    pthread_mutex_t mu;   /* guards done_head */
+    qun_wop_t *done_head; /* writes finished by the writer, to answer */
     struct event *done_ev;
-    qun_gate_loop_t *gate;      /* the connections' framing state (gate.c) */
+    qun_gate_loop_t *gate; /* the connections' framing state (gate.c) */
     struct evconnlistener *listener;
     struct event *accept_retry; /* re-enables the listener after a failed accept */
     int reserve_fd;             /* a descriptor kept to answer connections when none is free */

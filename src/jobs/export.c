@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The export job (include/qun/export.h, docs/archive-format.md); the request that
- * queues it is core/export.c.  The job's first step starts an export thread and defers; the thread opens its own
- * read-only connection, takes one read transaction (a consistent snapshot of the
- * group, while writes go on) and streams the archive through the archive writer
- * (tar | zstd | age) into <data>/exports/<id>.age.part, renamed to <id>.age when it is
- * complete and durable.  Later steps, on the writer, copy the thread's counters into
- * the row and, once it has ended, record `done` with the digest and the `export.made`
- * ledger entry, or `failed` with the error.  The writer is never held while bytes are
- * read, compressed or encrypted.
+ * queues it is core/export.c.  The job's first step starts an export thread and defers; the thread opens its
+ * own read-only connection, takes one read transaction (a consistent snapshot of the group, while writes go
+ * on) and streams the archive through the archive writer (tar | zstd | age) into
+ * <data>/exports/<id>.age.part, renamed to <id>.age when it is complete and durable.  Later steps, on the
+ * writer, copy the thread's counters into the row and, once it has ended, record `done` with the digest and
+ * the `export.made` ledger entry, or `failed` with the error.  The writer is never held while bytes are read,
+ * compressed or encrypted.
  *
  * Member files of variable length (members.json, messages.jsonl, files.jsonl,
  * payments.jsonl) are staged (archive/stage.c) in unlinked temporary files next to the output, because
@@ -48,17 +47,17 @@ typedef struct ctx {
     struct ctx *next;
     int64_t job_id, export_id, group_id;
     char xid[QUN_ID_MAX];
-    char *recipients; /* JSON array text */
-    bool mask;        /* desensitize message text and memos */
-    int64_t self_uid; /* scope 'self': the member whose copy this is; 0 for the whole group */
+    char *recipients;           /* JSON array text */
+    bool mask;                  /* desensitize message text and memos */
+    int64_t self_uid;           /* scope 'self': the member whose copy this is; 0 for the whole group */
     char requester[QUN_ID_MAX]; /* openid, the actor of the seal's ledger entry */
     _Atomic int64_t messages, files, bytes, file_bytes;
     _Atomic int64_t total_messages, total_files, total_file_bytes; /* of the snapshot, once counted */
     _Atomic int64_t started_ms, elapsed_ms; /* the thread's wall time, when it has ended */
-    bool ended, ok;   /* under mu */
+    bool ended, ok;                         /* under mu */
     char digest[65];
     int64_t size;
-    json_t *counts;   /* the manifest's counts (and masked counts), set when ok */
+    json_t *counts; /* the manifest's counts (and masked counts), set when ok */
     char error[300];
     /* Sealing, by the thread through the writer (seal()): the `export.content` entry's
      * fields, then its index and text once appended. */
@@ -67,7 +66,6 @@ typedef struct ctx {
     int64_t seal_index;
     char *seal_entry;
 } ctx_t;
-
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static ctx_t *running; /* the contexts of export threads this process started */
@@ -79,7 +77,8 @@ static pthread_cond_t writer_idle_cv = PTHREAD_COND_INITIALIZER;
 void qun_export_use_writer(qun_writer_t *w) {
     pthread_mutex_lock(&mu);
     g_writer = w;
-    while (!w && g_writer_users > 0) pthread_cond_wait(&writer_idle_cv, &mu);
+    while (!w && g_writer_users > 0)
+        pthread_cond_wait(&writer_idle_cv, &mu);
     pthread_mutex_unlock(&mu);
 }
 
@@ -109,13 +108,15 @@ typedef struct {
     qun_stage_t digests; /* "name":"hex" pairs for the manifest, comma-separated */
     int64_t ndigests;
     crypto_hash_sha256_state content; /* over "<hex>  <name>\n" per member: the content digest */
-    bool over_quota; /* the output went past export_quota_bytes */
-    uint8_t *piece;  /* the read buffer for blobs (BLOB_PIECE bytes) */
-    author_t authors[1024]; /* the message authors' openids, by a hash of the user id */
+    bool over_quota;                  /* the output went past export_quota_bytes */
+    uint8_t *piece;                   /* the read buffer for blobs (BLOB_PIECE bytes) */
+    author_t authors[1024];           /* the message authors' openids, by a hash of the user id */
     qun_mask_counts_t masked;
 } work_t;
 
-static qun_rc stage_open(work_t *w, qun_stage_t *s, qun_err_t *err) { return qun_stage_open(s, w->dir, err); }
+static qun_rc stage_open(work_t *w, qun_stage_t *s, qun_err_t *err) {
+    return qun_stage_open(s, w->dir, err);
+}
 
 /* Record a member file's digest for the manifest. */
 static qun_rc note_digest(work_t *w, const char *name, const char *hex, qun_err_t *err) {
@@ -161,17 +162,22 @@ static qun_rc write_members(work_t *w, int64_t *count, qun_err_t *err) {
         qun_rc qrc = qun_db_run(w->db, &q, err,
                                 "SELECT u.id, u.openid, u.username, m.role, m.joined_at FROM members m "
                                 "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id > $2 "
-                                "ORDER BY m.user_id LIMIT $3", "iii", w->c->group_id, after_uid, (int64_t)PAGE);
+                                "ORDER BY m.user_id LIMIT $3",
+                                "iii", w->c->group_id, after_uid, (int64_t)PAGE);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
             after_uid = qun_q_col_int(q, 0);
             rc = qun_stage_str(&s, s.items++ ? ",\n" : "\n", err);
             if (rc == QUN_OK)
-                rc = qun_stage_json(&s, json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 1), "username",
-                                              qun_q_col_text(q, 2), "role", qun_q_col_text(q, 3), "joined_at",
-                                              (json_int_t)qun_q_col_int(q, 4)), err);
+                rc = qun_stage_json(&s,
+                                    json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 1),
+                                              "username", qun_q_col_text(q, 2), "role", qun_q_col_text(q, 3),
+                                              "joined_at", (json_int_t)qun_q_col_int(q, 4)),
+                                    err);
         }
-        if (qrc == QUN_ROW) qun_q_done(q);
-        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+        if (qrc == QUN_ROW)
+            qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE)
+            rc = qrc;
     } while (rc == QUN_OK && n == PAGE);
     if (rc == QUN_OK) rc = qun_stage_str(&s, "\n]\n", err);
     *count = s.items;
@@ -215,8 +221,8 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
         n = 0;
         qun_rc qrc = qun_db_run(w->db, &q, err,
                                 "SELECT m.seq, m.author_id, m.kind, m.body, m.created_at FROM messages m "
-                                "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3", "iii",
-                                w->c->group_id, after, (int64_t)PAGE);
+                                "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+                                "iii", w->c->group_id, after, (int64_t)PAGE);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
             after = qun_q_col_int(q, 0);
             char *masked = NULL;
@@ -246,14 +252,17 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
             qun_line_jstr(cur, text);
             qun_line_put(cur, "}\n", 2);
             free(masked);
-            if (cur->oom) rc = qun_fail(err, QUN_NOMEM, "out of memory");
+            if (cur->oom)
+                rc = qun_fail(err, QUN_NOMEM, "out of memory");
             else if (cur->len >= LINES_CAP && (rc = qun_stage_bg_hand(&bg, cur)) == QUN_OK)
                 cur = cur == &lines[0] ? &lines[1] : &lines[0];
             (*count)++;
             atomic_store(&w->c->messages, *count);
         }
-        if (qrc == QUN_ROW) qun_q_done(q);
-        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+        if (qrc == QUN_ROW)
+            qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE)
+            rc = qrc;
     } while (rc == QUN_OK && n == PAGE);
     if (rc == QUN_OK) rc = qun_stage_bg_hand(&bg, cur);
     qun_err_t bg_err = {{0}, {0}};
@@ -276,7 +285,9 @@ static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err)
     qun_blob_path(sha, path, sizeof path);
     snprintf(name, sizeof name, "files/%s", sha);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "file %s is missing from the store: %s", sha, strerror(errno));
+    if (fd < 0)
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "file %s is missing from the store: %s", sha,
+                        strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size != size) {
         close(fd);
@@ -295,7 +306,8 @@ static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err)
         ssize_t got = read(fd, w->piece, left < BLOB_PIECE ? (size_t)left : BLOB_PIECE);
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) {
-            rc = qun_fail(err, QUN_STORE, "cannot read file %s: %s", sha, got ? strerror(errno) : "it is shorter");
+            rc = qun_fail(err, QUN_STORE, "cannot read file %s: %s", sha,
+                          got ? strerror(errno) : "it is shorter");
             break;
         }
         qun_sha256_update(&h, w->piece, (size_t)got);
@@ -311,7 +323,8 @@ static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err)
     char hex[65];
     qun_sha256_final(&h, sum);
     qun_hex(hex, sum, sizeof sum);
-    if (strcmp(hex, sha) != 0) return qun_fail(err, QUN_STORE, "file %s does not match its digest (%s)", sha, hex);
+    if (strcmp(hex, sha) != 0)
+        return qun_fail(err, QUN_STORE, "file %s does not match its digest (%s)", sha, hex);
     return note_digest(w, name, hex, err);
 }
 
@@ -323,14 +336,19 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
     *count = *bytes = 0;
     do {
         /* Read a page first: the blobs stream between queries, not inside one. */
-        typedef struct { int64_t id, size; char sha[65]; } file_t;
+        typedef struct {
+            int64_t id, size;
+            char sha[65];
+        } file_t;
         file_t page[64];
         qun_q_t *q;
         n = 0;
-        qun_rc qrc = qun_db_run(w->db, &q, err,
-                                "SELECT f.id, f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at "
-                                "FROM group_files f JOIN users u ON u.id = f.uploader_id WHERE f.group_id = $1 "
-                                "AND f.id > $2 ORDER BY f.id LIMIT 64", "ii", w->c->group_id, after);
+        qun_rc qrc =
+            qun_db_run(w->db, &q, err,
+                       "SELECT f.id, f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at "
+                       "FROM group_files f JOIN users u ON u.id = f.uploader_id WHERE f.group_id = $1 "
+                       "AND f.id > $2 ORDER BY f.id LIMIT 64",
+                       "ii", w->c->group_id, after);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err)) {
             page[n].id = after = qun_q_col_int(q, 0);
             page[n].size = qun_q_col_int(q, 4);
@@ -342,14 +360,18 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
                 break;
             }
             mask_text(w, fname);
-            rc = qun_stage_line(&s, json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", qun_q_col_text(q, 1), "name",
-                                          fname, "content_type", qun_q_col_text(q, 3), "size",
+            rc = qun_stage_line(&s,
+                                json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", qun_q_col_text(q, 1),
+                                          "name", fname, "content_type", qun_q_col_text(q, 3), "size",
                                           (json_int_t)qun_q_col_int(q, 4), "uploader", qun_q_col_text(q, 5),
-                                          "created_at", (json_int_t)qun_q_col_int(q, 6)), err);
+                                          "created_at", (json_int_t)qun_q_col_int(q, 6)),
+                                err);
             free(fname);
         }
-        if (qrc == QUN_ROW) qun_q_done(q);
-        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+        if (qrc == QUN_ROW)
+            qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE)
+            rc = qrc;
         for (int64_t i = 0; rc == QUN_OK && i < n; i++) {
             rc = add_blob(w, page[i].sha, page[i].size, err);
             (*count)++;
@@ -361,8 +383,9 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
     return rc == QUN_OK ? stage_add(w, &s, "files.jsonl", true, err) : (qun_stage_close(&s), rc);
 }
 
-#define PAY_COLS \
-    "p.id, p.pid, p.kind, p.amount, p.shares, p.claimed_amount, p.claimed_shares, p.memo, u.openid, p.created_at " \
+#define PAY_COLS                                                                                             \
+    "p.id, p.pid, p.kind, p.amount, p.shares, p.claimed_amount, p.claimed_shares, p.memo, u.openid, "        \
+    "p.created_at "                                                                                          \
     "FROM payments p JOIN users u ON u.id = p.creator_id"
 
 static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
@@ -376,13 +399,17 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
         qun_q_t *q;
         n = 0;
         /* A member's own copy holds the payments they made or claimed from. */
-        qun_rc qrc = self ? qun_db_run(w->db, &q, err,
-                                       "SELECT " PAY_COLS " WHERE p.group_id = $1 AND p.id > $2 AND (p.creator_id = $4 OR "
-                                       "EXISTS (SELECT 1 FROM payment_claims c WHERE c.payment_id = p.id AND c.user_id = $4)) "
-                                       "ORDER BY p.id LIMIT $3", "iiii", w->c->group_id, after, (int64_t)PAGE, self)
-                          : qun_db_run(w->db, &q, err,
-                                       "SELECT " PAY_COLS " WHERE p.group_id = $1 AND p.id > $2 ORDER BY p.id LIMIT $3",
-                                       "iii", w->c->group_id, after, (int64_t)PAGE);
+        qun_rc qrc =
+            self
+                ? qun_db_run(
+                      w->db, &q, err,
+                      "SELECT " PAY_COLS " WHERE p.group_id = $1 AND p.id > $2 AND (p.creator_id = $4 OR "
+                      "EXISTS (SELECT 1 FROM payment_claims c WHERE c.payment_id = p.id AND c.user_id = $4)) "
+                      "ORDER BY p.id LIMIT $3",
+                      "iiii", w->c->group_id, after, (int64_t)PAGE, self)
+                : qun_db_run(w->db, &q, err,
+                             "SELECT " PAY_COLS " WHERE p.group_id = $1 AND p.id > $2 ORDER BY p.id LIMIT $3",
+                             "iii", w->c->group_id, after, (int64_t)PAGE);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
             after = qun_q_col_int(q, 0);
             char *memo = strdup(qun_q_col_text(q, 7));
@@ -394,31 +421,39 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
             json_t *claims = json_array();
             qun_q_t *cq;
             /* ... and of the claims, only their own. */
-            qun_rc crc = self ? qun_db_run(w->db, &cq, err,
-                                           "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
-                                           "ON u.id = c.user_id WHERE c.payment_id = $1 AND c.user_id = $2 "
-                                           "ORDER BY c.created_at, u.id", "ii", after, self)
-                              : qun_db_run(w->db, &cq, err,
-                                           "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
-                                           "ON u.id = c.user_id WHERE c.payment_id = $1 ORDER BY c.created_at, u.id",
-                                           "i", after);
+            qun_rc crc =
+                self
+                    ? qun_db_run(w->db, &cq, err,
+                                 "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
+                                 "ON u.id = c.user_id WHERE c.payment_id = $1 AND c.user_id = $2 "
+                                 "ORDER BY c.created_at, u.id",
+                                 "ii", after, self)
+                    : qun_db_run(w->db, &cq, err,
+                                 "SELECT u.openid, c.amount, c.created_at FROM payment_claims c JOIN users u "
+                                 "ON u.id = c.user_id WHERE c.payment_id = $1 ORDER BY c.created_at, u.id",
+                                 "i", after);
             for (; crc == QUN_ROW; crc = qun_q_step(cq, err))
-                json_array_append_new(claims, json_pack("{s:s, s:I, s:I}", "openid", qun_q_col_text(cq, 0), "amount",
-                                                        (json_int_t)qun_q_col_int(cq, 1), "created_at",
-                                                        (json_int_t)qun_q_col_int(cq, 2)));
+                json_array_append_new(claims, json_pack("{s:s, s:I, s:I}", "openid", qun_q_col_text(cq, 0),
+                                                        "amount", (json_int_t)qun_q_col_int(cq, 1),
+                                                        "created_at", (json_int_t)qun_q_col_int(cq, 2)));
             if (crc != QUN_DONE) rc = crc;
-            json_t *line = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:o}", "id", qun_q_col_text(q, 1),
-                                     "kind", qun_q_col_text(q, 2), "amount", (json_int_t)qun_q_col_int(q, 3), "shares",
-                                     (json_int_t)qun_q_col_int(q, 4), "claimed_amount", (json_int_t)qun_q_col_int(q, 5),
-                                     "claimed_shares", (json_int_t)qun_q_col_int(q, 6), "memo", memo, "creator",
-                                     qun_q_col_text(q, 8), "created_at", (json_int_t)qun_q_col_int(q, 9), "claims", claims);
+            json_t *line = json_pack(
+                "{s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:I, s:o}", "id", qun_q_col_text(q, 1), "kind",
+                qun_q_col_text(q, 2), "amount", (json_int_t)qun_q_col_int(q, 3), "shares",
+                (json_int_t)qun_q_col_int(q, 4), "claimed_amount", (json_int_t)qun_q_col_int(q, 5),
+                "claimed_shares", (json_int_t)qun_q_col_int(q, 6), "memo", memo, "creator",
+                qun_q_col_text(q, 8), "created_at", (json_int_t)qun_q_col_int(q, 9), "claims", claims);
             free(memo);
-            if (rc == QUN_OK) rc = qun_stage_line(&s, line, err);
-            else json_decref(line);
+            if (rc == QUN_OK)
+                rc = qun_stage_line(&s, line, err);
+            else
+                json_decref(line);
             (*count)++;
         }
-        if (qrc == QUN_ROW) qun_q_done(q);
-        else if (rc == QUN_OK && qrc != QUN_DONE) rc = qrc;
+        if (qrc == QUN_ROW)
+            qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE)
+            rc = qrc;
     } while (rc == QUN_OK && n == PAGE);
     return rc == QUN_OK ? stage_add(w, &s, "payments.jsonl", true, err) : (qun_stage_close(&s), rc);
 }
@@ -447,14 +482,15 @@ static qun_rc append_content(qun_db_t *db, ctx_t *c, qun_err_t *err) {
     qun_q_t *q;
     char gid[QUN_ID_MAX], gstate[16];
     qun_rc rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", c->group_id);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
+    if (rc != QUN_ROW)
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
     snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
     snprintf(gstate, sizeof gstate, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
     /* The scope is in the sealed entry, so an importer can trust it (the manifest itself
      * is outside the content digest). */
-    json_t *f = json_pack("{s:s, s:s, s:O, s:s}", "export", c->xid, "content_digest", c->content_digest, "counts",
-                          c->seal_counts, "scope", c->self_uid ? "self" : "group");
+    json_t *f = json_pack("{s:s, s:s, s:O, s:s}", "export", c->xid, "content_digest", c->content_digest,
+                          "counts", c->seal_counts, "scope", c->self_uid ? "self" : "group");
     int64_t index = -1;
     rc = qun_ledger_append(db, "export.content", gid, c->requester, gstate, gstate, f, &index, err);
     json_decref(f);
@@ -478,14 +514,17 @@ static qun_rc prove_content(qun_db_t *db, ctx_t *c, json_t **ledger, qun_err_t *
     if (rc != QUN_OK) return rc;
     qun_merkle_leaf(leaf, c->seal_entry, strlen(c->seal_entry));
     json_t *hashes = json_array();
-    for (int i = 0; i < n; i++) json_array_append_new(hashes, hex_json(proof[i]));
+    for (int i = 0; i < n; i++)
+        json_array_append_new(hashes, hex_json(proof[i]));
     *ledger = json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:o}", "event", "export.content", "index",
                         (json_int_t)c->seal_index, "tree_size", (json_int_t)size, "root", hex_json(root),
                         "leaf_hash", hex_json(leaf), "entry", c->seal_entry, "proof", hashes);
     return *ledger ? QUN_OK : qun_fail(err, QUN_NOMEM, "cannot build the seal's proof");
 }
 
-static qun_rc append_txn(qun_db_t *db, void *arg, qun_err_t *err) { return append_content(db, arg, err); }
+static qun_rc append_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    return append_content(db, arg, err);
+}
 
 typedef struct {
     ctx_t *c;
@@ -511,26 +550,30 @@ static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledge
     qun_writer_t *wr = g_writer;
     if (wr) g_writer_users++;
     pthread_mutex_unlock(&mu);
-    if (!wr) return qun_fail(err, QUN_UNAVAILABLE, "qund is stopping; the export starts over after the restart");
+    if (!wr)
+        return qun_fail(err, QUN_UNAVAILABLE, "qund is stopping; the export starts over after the restart");
     prove_t p = {c, NULL};
     qun_rc rc = qun_writer_run(wr, append_txn, c, err);
     if (rc == QUN_OK) rc = qun_writer_run(wr, prove_txn, &p, err);
     pthread_mutex_lock(&mu);
     if (--g_writer_users == 0) pthread_cond_broadcast(&writer_idle_cv);
     pthread_mutex_unlock(&mu);
-    if (rc == QUN_OK) *ledger = p.ledger;
-    else json_decref(p.ledger);
+    if (rc == QUN_OK)
+        *ledger = p.ledger;
+    else
+        json_decref(p.ledger);
     return rc;
 }
 
 /* manifest.json, last in the archive because it lists the digests of all the others
  * and the ledger proof of the content they make up. */
-static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, const char *content_digest, json_t *ledger,
-                             qun_err_t *err) {
-    json_t *m = json_pack("{s:s, s:i, s:s, s:O, s:O, s:b, s:I, s:s, s:O, s:s}", "format", "qun-group-archive",
-                          "format_version", QUN_EXPORT_FORMAT_VERSION, "export", w->c->xid, "group", group, "counts",
-                          counts, "desensitized", w->c->mask, "created_at", (json_int_t)w->now, "content_digest",
-                          content_digest, "ledger", ledger, "scope", w->c->self_uid ? "self" : "group");
+static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, const char *content_digest,
+                             json_t *ledger, qun_err_t *err) {
+    json_t *m =
+        json_pack("{s:s, s:i, s:s, s:O, s:O, s:b, s:I, s:s, s:O, s:s}", "format", "qun-group-archive",
+                  "format_version", QUN_EXPORT_FORMAT_VERSION, "export", w->c->xid, "group", group, "counts",
+                  counts, "desensitized", w->c->mask, "created_at", (json_int_t)w->now, "content_digest",
+                  content_digest, "ledger", ledger, "scope", w->c->self_uid ? "self" : "group");
     char *head = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(m);
     if (!head) return qun_fail(err, QUN_NOMEM, "cannot encode the manifest");
@@ -542,7 +585,8 @@ static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, const cha
     size_t got;
     if (rc == QUN_OK && (fflush(w->digests.f) != 0 || fseek(w->digests.f, 0, SEEK_SET) != 0))
         rc = qun_fail(err, QUN_STORE, "cannot rewind the digest list: %s", strerror(errno));
-    while (rc == QUN_OK && (got = fread(buf, 1, sizeof buf, w->digests.f)) > 0) rc = qun_stage_put(&s, buf, got, err);
+    while (rc == QUN_OK && (got = fread(buf, 1, sizeof buf, w->digests.f)) > 0)
+        rc = qun_stage_put(&s, buf, got, err);
     if (rc == QUN_OK) rc = qun_stage_str(&s, "}}\n", err);
     free(head);
     if (rc != QUN_OK) {
@@ -566,7 +610,8 @@ static int out_write(void *arg, const void *buf, size_t len) {
 
 static qun_rc fsync_dir(const char *dir, qun_err_t *err) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open %s: %s", dir, strerror(errno));
+    if (fd < 0)
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot open %s: %s", dir, strerror(errno));
     int r = fsync(fd);
     close(fd);
     return r == 0 ? QUN_OK : qun_fail(err, QUN_STORE, "cannot fsync %s: %s", dir, strerror(errno));
@@ -576,11 +621,13 @@ static qun_rc fsync_dir(const char *dir, qun_err_t *err) {
  * failed count leaves the totals at zero. */
 static void count_totals(work_t *w) {
     qun_q_t *q;
-    if (qun_db_run(w->db, &q, NULL, "SELECT COUNT(*) FROM messages WHERE group_id = $1", "i", w->c->group_id) == QUN_ROW) {
+    if (qun_db_run(w->db, &q, NULL, "SELECT COUNT(*) FROM messages WHERE group_id = $1", "i",
+                   w->c->group_id) == QUN_ROW) {
         atomic_store(&w->c->total_messages, qun_q_col_int(q, 0));
         qun_q_done(q);
     }
-    if (qun_db_run(w->db, &q, NULL, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM group_files WHERE group_id = $1", "i",
+    if (qun_db_run(w->db, &q, NULL,
+                   "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM group_files WHERE group_id = $1", "i",
                    w->c->group_id) == QUN_ROW) {
         atomic_store(&w->c->total_files, qun_q_col_int(q, 0));
         atomic_store(&w->c->total_file_bytes, qun_q_col_int(q, 1));
@@ -594,7 +641,8 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     uint8_t pks[QUN_EXPORT_MAX_RECIPIENTS][32];
     size_t npk = 0, i;
     json_t *recips = json_loads(c->recipients, 0, NULL), *e;
-    qun_rc rc = json_is_array(recips) ? QUN_OK : qun_fail(err, QUN_INTERNAL, "bad recipients on export %s", c->xid);
+    qun_rc rc =
+        json_is_array(recips) ? QUN_OK : qun_fail(err, QUN_INTERNAL, "bad recipients on export %s", c->xid);
     json_array_foreach(recips, i, e) {
         if (rc != QUN_OK || npk == QUN_EXPORT_MAX_RECIPIENTS) break;
         rc = qun_age_recipient_parse(json_string_value(e), pks[npk++], err);
@@ -617,7 +665,8 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (rc != QUN_OK) return rc;
 
     w->out = fopen(w->part, "wb");
-    if (!w->out) rc = qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create %s: %s", w->part, strerror(errno));
+    if (!w->out)
+        rc = qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create %s: %s", w->part, strerror(errno));
     if (rc == QUN_OK) rc = stage_open(w, &w->digests, err);
     crypto_hash_sha256_init(&w->content);
     if (rc == QUN_OK) rc = qun_archive_new((const uint8_t(*)[32])pks, npk, out_write, w, &w->a, err);
@@ -628,8 +677,8 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (rc == QUN_OK) rc = write_files(w, &files, &file_bytes, err);
     if (rc == QUN_OK) rc = write_payments(w, &payments, err);
     json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I}", "members", (json_int_t)members, "messages",
-                               (json_int_t)messages, "files", (json_int_t)files, "file_bytes", (json_int_t)file_bytes,
-                               "payments", (json_int_t)payments);
+                               (json_int_t)messages, "files", (json_int_t)files, "file_bytes",
+                               (json_int_t)file_bytes, "payments", (json_int_t)payments);
     if (c->mask) json_object_set_new(counts, "masked", qun_mask_counts_json(&w->masked));
     unsigned char ch[32];
     char content_digest[65];
@@ -706,19 +755,21 @@ static void *export_main(void *arg) {
 static json_t *progress_json(ctx_t *c) {
     int64_t ms = atomic_load(&c->elapsed_ms), t0 = atomic_load(&c->started_ms);
     if (!ms && t0) ms = mono_ms() - t0;
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "elapsed_ms", (json_int_t)ms,
-                     "messages", (json_int_t)atomic_load(&c->messages),
-                     "files", (json_int_t)atomic_load(&c->files), "bytes", (json_int_t)atomic_load(&c->bytes),
-                     "file_bytes", (json_int_t)atomic_load(&c->file_bytes), "total", "messages",
-                     (json_int_t)atomic_load(&c->total_messages), "files", (json_int_t)atomic_load(&c->total_files),
-                     "file_bytes", (json_int_t)atomic_load(&c->total_file_bytes));
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I}}", "elapsed_ms", (json_int_t)ms, "messages",
+                     (json_int_t)atomic_load(&c->messages), "files", (json_int_t)atomic_load(&c->files),
+                     "bytes", (json_int_t)atomic_load(&c->bytes), "file_bytes",
+                     (json_int_t)atomic_load(&c->file_bytes), "total", "messages",
+                     (json_int_t)atomic_load(&c->total_messages), "files",
+                     (json_int_t)atomic_load(&c->total_files), "file_bytes",
+                     (json_int_t)atomic_load(&c->total_file_bytes));
 }
 
 static qun_rc save_progress(qun_db_t *db, int64_t export_id, ctx_t *c, qun_err_t *err) {
     json_t *p = progress_json(c);
     char *text = json_dumps(p, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(p);
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE exports SET progress = $2 WHERE id = $1", "is", export_id, text);
+    qun_rc rc =
+        qun_db_run(db, NULL, err, "UPDATE exports SET progress = $2 WHERE id = $1", "is", export_id, text);
     free(text);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
@@ -728,7 +779,8 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     qun_rc rc = save_progress(db, c->export_id, c, err);
     if (rc != QUN_OK) return rc;
     if (!c->ok) {
-        rc = qun_db_run(db, NULL, err, "UPDATE exports SET state = 'failed', error = $2, finished_at = $3 WHERE id = $1",
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE exports SET state = 'failed', error = $2, finished_at = $3 WHERE id = $1",
                         "isi", c->export_id, c->error, qun_now());
         if (rc == QUN_DONE)
             rc = qun_event_group(db, "export.failed", c->group_id, QUN_EVENT_OWNER,
@@ -740,36 +792,41 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     qun_q_t *q;
     char gid[QUN_ID_MAX], state[16];
     rc = qun_db_run(db, &q, err, "SELECT gid, state FROM groups WHERE id = $1", "i", c->group_id);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
+    if (rc != QUN_ROW)
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "the group of export %s is gone", c->xid) : rc;
     snprintf(gid, sizeof gid, "%s", qun_q_col_text(q, 0));
     snprintf(state, sizeof state, "%s", qun_q_col_text(q, 1));
     qun_q_done(q);
     json_t *recips = json_loads(c->recipients, 0, NULL);
-    json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:O, s:s, s:I, s:s}", "export", c->xid, "digest", c->digest, "size",
-                          (json_int_t)c->size, "recipients", (json_int_t)json_array_size(recips), "counts", c->counts,
-                          "content_digest", c->content_digest, "content_index", (json_int_t)c->seal_index,
-                          "scope", c->self_uid ? "self" : "group");
+    json_t *f = json_pack("{s:s, s:s, s:I, s:I, s:O, s:s, s:I, s:s}", "export", c->xid, "digest", c->digest,
+                          "size", (json_int_t)c->size, "recipients", (json_int_t)json_array_size(recips),
+                          "counts", c->counts, "content_digest", c->content_digest, "content_index",
+                          (json_int_t)c->seal_index, "scope", c->self_uid ? "self" : "group");
     json_decref(recips);
     int64_t index = -1;
     rc = qun_ledger_append(db, "export.made", gid, requester, state, state, f, &index, err);
     json_decref(f);
     if (rc != QUN_OK) return rc;
-    rc = qun_db_run(db, NULL, err,
-                    "UPDATE exports SET state = 'done', digest = $2, size = $3, ledger_index = $4, finished_at = $5 "
-                    "WHERE id = $1", "isiii", c->export_id, c->digest, c->size, index, qun_now());
+    rc = qun_db_run(
+        db, NULL, err,
+        "UPDATE exports SET state = 'done', digest = $2, size = $3, ledger_index = $4, finished_at = $5 "
+        "WHERE id = $1",
+        "isiii", c->export_id, c->digest, c->size, index, qun_now());
     /* The archive is complete and its digest ledgered: a dissolution waiting for it
      * proceeds, in this same transaction. */
     if (rc == QUN_DONE) rc = qun_diss_archived(db, c->export_id, true, c->digest, index, NULL, err);
     return rc;
 }
 
-qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                             bool *finished, int64_t *defer, qun_err_t *err) {
+qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                             int64_t *defer, qun_err_t *err) {
     *finished = false;
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT e.xid, e.state, e.recipients, e.desensitize, u.openid, e.scope, e.requester_id "
-                           "FROM exports e JOIN users u ON u.id = e.requester_id WHERE e.id = $1", "i", ref_id);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT e.xid, e.state, e.recipients, e.desensitize, u.openid, e.scope, e.requester_id "
+                   "FROM exports e JOIN users u ON u.id = e.requester_id WHERE e.id = $1",
+                   "i", ref_id);
     if (rc == QUN_DONE) {
         *finished = true;
         return QUN_OK;
@@ -791,7 +848,8 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
 
     pthread_mutex_lock(&mu);
     ctx_t **pp = &running, *c;
-    while ((c = *pp) && c->job_id != job_id) pp = &c->next;
+    while ((c = *pp) && c->job_id != job_id)
+        pp = &c->next;
     if (!c) { /* first step, or the daemon restarted: (re)start the export */
         c = qun_xcalloc(1, sizeof *c);
         c->job_id = job_id;

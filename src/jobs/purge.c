@@ -48,8 +48,8 @@ static qun_rc ledger_receipt(qun_db_t *db, int64_t group_id, const char *event, 
     json_object_del(receipt, "desensitize_cursor");
     json_t *f = receipt ? json_pack("{s:o}", "receipt", receipt) : NULL;
     if (!f) return qun_fail(err, QUN_NOMEM, "cannot build the %s receipt", event);
-    rc = qun_ledger_append(db, event, gid, NULL, old_state ? old_state : state, new_state ? new_state : state, f,
-                           NULL, err);
+    rc = qun_ledger_append(db, event, gid, NULL, old_state ? old_state : state, new_state ? new_state : state,
+                           f, NULL, err);
     json_decref(f);
     return rc;
 }
@@ -67,7 +67,8 @@ static qun_rc no_memory(qun_err_t *err) {
 static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
     qun_rc rc = qun_db_run(db, NULL, err,
                            "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE group_id = $1 "
-                           "ORDER BY seq LIMIT $2)", "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
+                           "ORDER BY seq LIMIT $2)",
+                           "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
     if (rc != QUN_DONE) return rc;
     int64_t n = qun_db_changes(db);
     if (bump(p, "messages_deleted", n)) return no_memory(err);
@@ -82,11 +83,15 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
     int64_t cursor = json_integer_value(json_object_get(p, "desensitize_cursor"));
     int64_t batch = qun_core_cfg.purge_batch, n = 0;
     qun_mask_counts_t counts = {0, 0, 0};
-    typedef struct { int64_t id; char *text; } row_t;
+    typedef struct {
+        int64_t id;
+        char *text;
+    } row_t;
     row_t *rows = calloc((size_t)batch, sizeof *rows);
     if (!rows) return qun_fail(err, QUN_NOMEM, "out of memory");
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT seq, body FROM messages WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                           "iii", group_id, cursor, batch);
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT seq, body FROM messages WHERE group_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        "iii", group_id, cursor, batch);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         rows[n].id = qun_q_col_int(q, 0);
         rows[n++].text = strdup(qun_q_col_text(q, 1));
@@ -99,11 +104,12 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
         qun_mask_counts_t before = counts;
         qun_desensitize_inplace(rows[i].text, strlen(rows[i].text), &counts);
         if (memcmp(&before, &counts, sizeof counts) != 0)
-            rc = qun_db_run(db, NULL, err, "UPDATE messages SET body = $3 WHERE group_id = $1 AND seq = $2", "iis",
-                            group_id, rows[i].id, rows[i].text);
+            rc = qun_db_run(db, NULL, err, "UPDATE messages SET body = $3 WHERE group_id = $1 AND seq = $2",
+                            "iis", group_id, rows[i].id, rows[i].text);
         cursor = rows[i].id;
     }
-    for (int64_t i = 0; i < n; i++) free(rows[i].text);
+    for (int64_t i = 0; i < n; i++)
+        free(rows[i].text);
     free(rows);
     if (rc != QUN_DONE) return rc;
     int bad = bump(p, "masked_phones", (int64_t)counts.phones);
@@ -117,15 +123,19 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
 
 static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
     qun_q_t *q;
-    char (*shas)[65] = calloc((size_t)qun_core_cfg.purge_batch, 65);
+    char(*shas)[65] = calloc((size_t)qun_core_cfg.purge_batch, 65);
     int n = 0;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT sha256 FROM group_files WHERE group_id = $1 ORDER BY sha256 LIMIT $2",
-                           "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT sha256 FROM group_files WHERE group_id = $1 ORDER BY sha256 LIMIT $2",
+                   "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
     for (int i = 0; rc == QUN_DONE && i < n; i++) {
-        rc = qun_db_run(db, NULL, err, "DELETE FROM group_files WHERE group_id = $1 AND sha256 = $2", "is", group_id, shas[i]);
+        rc = qun_db_run(db, NULL, err, "DELETE FROM group_files WHERE group_id = $1 AND sha256 = $2", "is",
+                        group_id, shas[i]);
         if (rc == QUN_DONE)
-            rc = qun_db_run(db, &q, err, "UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = $1 RETURNING refcount",
+            rc = qun_db_run(db, &q, err,
+                            "UPDATE blobs SET refcount = refcount - 1 WHERE sha256 = $1 RETURNING refcount",
                             "s", shas[i]);
         if (rc != QUN_ROW) break;
         bool last = qun_q_col_int(q, 0) == 0;
@@ -135,15 +145,19 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
         if (!last) continue;
         rc = qun_db_run(db, NULL, err, "DELETE FROM blobs WHERE sha256 = $1", "s", shas[i]);
         if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "INSERT INTO unlink_queue(sha256, queued_at) VALUES ($1, $2) "
-                            "ON CONFLICT DO NOTHING", "si", shas[i], qun_now());
+            rc = qun_db_run(db, NULL, err,
+                            "INSERT INTO unlink_queue(sha256, queued_at) VALUES ($1, $2) "
+                            "ON CONFLICT DO NOTHING",
+                            "si", shas[i], qun_now());
         if (rc == QUN_DONE) {
             char payload[160];
             snprintf(payload, sizeof payload, "{\"digest\":\"%s\",\"reason\":\"dissolution\"}", shas[i]);
-            rc = qun_db_run(db, NULL, err, "INSERT INTO outbox(topic, payload, created_at) VALUES ('cdn.purge', $1, $2)",
+            rc = qun_db_run(db, NULL, err,
+                            "INSERT INTO outbox(topic, payload, created_at) VALUES ('cdn.purge', $1, $2)",
                             "si", payload, qun_now());
         }
-        if (rc == QUN_DONE && (bump(p, "blobs_released", 1) | bump(p, "cdn_purges_queued", 1))) rc = no_memory(err);
+        if (rc == QUN_DONE && (bump(p, "blobs_released", 1) | bump(p, "cdn_purges_queued", 1)))
+            rc = no_memory(err);
     }
     free(shas);
     *more = n == qun_core_cfg.purge_batch;
@@ -163,10 +177,11 @@ static qun_rc remove_file(const char *path, qun_err_t *err) {
  * the unlink and the commit only makes the retried step find the file gone.  An
  * export still being written would leave its file behind after its row was passed:
  * the step waits for it (*defer) instead. */
-static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *more, int64_t *defer, qun_err_t *err) {
+static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *more, int64_t *defer,
+                            qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT COUNT(*) FROM exports WHERE group_id = $1 AND state = 'running'", "i",
-                           group_id);
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT COUNT(*) FROM exports WHERE group_id = $1 AND state = 'running'", "i", group_id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t running = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -176,11 +191,17 @@ static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *mor
         return QUN_OK;
     }
     int64_t batch = qun_core_cfg.purge_batch, n = 0;
-    typedef struct { int64_t id, size; char xid[QUN_ID_MAX]; } row_t;
+    typedef struct {
+        int64_t id, size;
+        char xid[QUN_ID_MAX];
+    } row_t;
     row_t *rows = calloc((size_t)batch, sizeof *rows);
     if (!rows) return qun_fail(err, QUN_NOMEM, "out of memory");
-    rc = qun_db_run(db, &q, err, "SELECT id, xid, COALESCE(size, 0) FROM exports WHERE group_id = $1 AND purged_at IS NULL "
-                    "ORDER BY id LIMIT $2", "ii", group_id, batch);
+    rc =
+        qun_db_run(db, &q, err,
+                   "SELECT id, xid, COALESCE(size, 0) FROM exports WHERE group_id = $1 AND purged_at IS NULL "
+                   "ORDER BY id LIMIT $2",
+                   "ii", group_id, batch);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         rows[n].id = qun_q_col_int(q, 0);
         snprintf(rows[n].xid, sizeof rows[n].xid, "%s", qun_q_col_text(q, 1));
@@ -193,9 +214,11 @@ static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *mor
         snprintf(path, sizeof path, "%s/exports/%s.age.part", qun_core_cfg.data_dir, rows[i].xid);
         if (rc == QUN_OK) rc = remove_file(path, err);
         if (rc == QUN_OK)
-            rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii", rows[i].id, qun_now());
+            rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii",
+                            rows[i].id, qun_now());
         if (rc != QUN_DONE) break;
-        if (bump(p, "exports_deleted", 1) | bump(p, "export_bytes_deleted", rows[i].size)) rc = no_memory(err);
+        if (bump(p, "exports_deleted", 1) | bump(p, "export_bytes_deleted", rows[i].size))
+            rc = no_memory(err);
     }
     free(rows);
     *more = n == batch;
@@ -208,13 +231,15 @@ static qun_rc gate(qun_db_t *db, int64_t group_id, int64_t ref_id, bool *finishe
     bool ok, held;
     qun_rc rc = qun_diss_purgeable(db, ref_id, group_id, &ok, &held, err);
     *go = rc == QUN_OK && ok;
-    if (rc == QUN_OK && held) *defer = qun_now() + 60;
-    else if (rc == QUN_OK && !ok) *finished = true;
+    if (rc == QUN_OK && held)
+        *defer = qun_now() + 60;
+    else if (rc == QUN_OK && !ok)
+        *finished = true;
     return rc;
 }
 
-qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                            bool *finished, int64_t *defer, qun_err_t *err) {
+qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                            int64_t *defer, qun_err_t *err) {
     bool go;
     *finished = false;
     qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
@@ -238,10 +263,14 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             rc = no_memory(err);
             goto out;
         }
-        bool mask = json_is_true(json_object_get(json_object_get(json_object_get(rules, "policy"), "desensitize"), "value"));
+        bool mask = json_is_true(
+            json_object_get(json_object_get(json_object_get(rules, "policy"), "desensitize"), "value"));
         json_decref(rules);
         qun_q_done(q);
-        bad |= json_object_set_new(p, "phase", json_string(del ? "messages" : mask ? "desensitize" : "files"));
+        bad |= json_object_set_new(p, "phase",
+                                   json_string(del    ? "messages"
+                                               : mask ? "desensitize"
+                                                      : "files"));
         if (mask && !del) {
             bad |= json_object_set_new(p, "masked_phones", json_integer(0));
             bad |= json_object_set_new(p, "masked_national_ids", json_integer(0));
@@ -259,7 +288,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         rc = qun_diss_transition(db, ref_id, QUN_DISS_DISSOLVED, QUN_DISS_PURGING, err);
         if (rc == QUN_OK && bad) rc = no_memory(err);
         if (rc == QUN_OK)
-            rc = ledger_receipt(db, group_id, "group.purging", QUN_GROUP_NAME(DISSOLVED), QUN_GROUP_NAME(PURGING), p, err);
+            rc = ledger_receipt(db, group_id, "group.purging", QUN_GROUP_NAME(DISSOLVED),
+                                QUN_GROUP_NAME(PURGING), p, err);
     } else if (strcmp(phase, "messages") == 0) {
         rc = purge_messages(db, group_id, p, &more, err);
         if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("files"));
@@ -287,7 +317,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         int64_t batch = qun_core_cfg.purge_batch;
         rc = qun_db_run(db, NULL, err,
                         "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE group_id = $1 "
-                        "AND topic = 'message.created' ORDER BY id LIMIT $2)", "ii", group_id, batch);
+                        "AND topic = 'message.created' ORDER BY id LIMIT $2)",
+                        "ii", group_id, batch);
         if (rc == QUN_DONE) {
             int64_t n = qun_db_changes(db);
             bad |= bump(p, "message_events_deleted", n);
@@ -309,15 +340,17 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
             json_decref(receipt);
             rc = !text ? no_memory(err)
-                       : qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2, purged_at = $3 WHERE id = $1",
-                            "isi", ref_id, text, qun_now());
+                       : qun_db_run(db, NULL, err,
+                                    "UPDATE dissolutions SET receipt = $2, purged_at = $3 WHERE id = $1",
+                                    "isi", ref_id, text, qun_now());
             free(text);
         }
         if (rc == QUN_DONE) rc = qun_diss_transition(db, ref_id, QUN_DISS_PURGING, QUN_DISS_PURGED, err);
         if (rc == QUN_OK) *finished = true;
         rc = rc == QUN_DONE ? QUN_OK : rc;
         if (rc == QUN_OK)
-            rc = ledger_receipt(db, group_id, "group.purged", QUN_GROUP_NAME(PURGING), QUN_GROUP_NAME(PURGED), p, err);
+            rc = ledger_receipt(db, group_id, "group.purged", QUN_GROUP_NAME(PURGING), QUN_GROUP_NAME(PURGED),
+                                p, err);
         if (rc == QUN_OK)
             rc = qun_event_group(db, "group.purged", group_id, QUN_EVENT_OWNER,
                                  json_pack("{s:s}", "state", QUN_GROUP_NAME(PURGED)), err);
@@ -331,8 +364,8 @@ out:
     return rc;
 }
 
-qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
-                               bool *finished, int64_t *defer, qun_err_t *err) {
+qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                               int64_t *defer, qun_err_t *err) {
     bool go;
     *finished = false;
     qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
@@ -341,12 +374,15 @@ qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, i
     grc = load_progress(db, job_id, &p, err);
     if (grc != QUN_OK) return grc;
     int64_t batch = qun_core_cfg.purge_batch;
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "DELETE FROM payment_claims WHERE payment_id IN (SELECT id FROM payments WHERE group_id = $1 "
-                           "ORDER BY id LIMIT $2)", "ii", group_id, batch);
+    qun_rc rc = qun_db_run(
+        db, NULL, err,
+        "DELETE FROM payment_claims WHERE payment_id IN (SELECT id FROM payments WHERE group_id = $1 "
+        "ORDER BY id LIMIT $2)",
+        "ii", group_id, batch);
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err,
-                        "DELETE FROM payments WHERE id IN (SELECT id FROM payments WHERE group_id = $1 ORDER BY id LIMIT $2)",
+                        "DELETE FROM payments WHERE id IN (SELECT id FROM payments WHERE group_id = $1 ORDER "
+                        "BY id LIMIT $2)",
                         "ii", group_id, batch);
     if (rc == QUN_DONE) {
         int64_t n = qun_db_changes(db);
@@ -365,7 +401,8 @@ qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, i
         if (!receipt) receipt = json_object();
         json_object_set(receipt, "payments_deleted", json_object_get(p, "payments_deleted"));
         char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
-        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2 WHERE id = $1", "is", ref_id, text);
+        rc = qun_db_run(db, NULL, err, "UPDATE dissolutions SET receipt = $2 WHERE id = $1", "is", ref_id,
+                        text);
         free(text);
         json_decref(receipt);
         rc = rc == QUN_DONE ? QUN_OK : rc;
@@ -382,8 +419,10 @@ qun_rc qun_blob_unlink_queued(qun_db_t *db, int *unlinked, qun_err_t *err) {
     *unlinked = 0;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT u.sha256 FROM unlink_queue u WHERE NOT EXISTS "
-                           "(SELECT 1 FROM blobs b WHERE b.sha256 = u.sha256) LIMIT 64", "");
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
+                           "(SELECT 1 FROM blobs b WHERE b.sha256 = u.sha256) LIMIT 64",
+                           "");
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
     for (int i = 0; rc == QUN_DONE && i < n; i++) {
         char path[1024];
         qun_blob_path(shas[i], path, sizeof path);

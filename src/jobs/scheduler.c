@@ -31,7 +31,7 @@ struct qun_jobs {
     qun_db_t *db;
     qun_writer_t *writer;
     int pause_ms;
-    int64_t lease;     /* seconds a claim lasts without a step renewing it */
+    int64_t lease;      /* seconds a claim lasts without a step renewing it */
     char instance[128]; /* claimed_by of this process's claims */
     pthread_t thread;
     pthread_mutex_t mu;
@@ -40,26 +40,24 @@ struct qun_jobs {
 };
 
 /* The dissolution timer: mark the group dissolved when its delay is over. */
-static qun_rc dissolve_due_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
-                                int64_t *defer, qun_err_t *err) {
+static qun_rc dissolve_due_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                                bool *finished, int64_t *defer, qun_err_t *err) {
     bool marked;
     *finished = true;
     return qun_diss_mark_due(db, ref_id, &marked, err);
 }
 
 /* Open approvals of a dissolution expire together. */
-static qun_rc approval_expiry_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
-                                   int64_t *defer, qun_err_t *err) {
+static qun_rc approval_expiry_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                                   bool *finished, int64_t *defer, qun_err_t *err) {
     *finished = true;
     return qun_approvals_expire(db, ref_id, err);
 }
 
 /* The step of each job kind (include/qun/queue.h). */
 static const qun_job_step_fn steps[QUN_JOB_KIND_COUNT] = {
-    [QUN_JOB_PURGE_GROUP] = qun_purge_group_step,
-    [QUN_JOB_PURGE_PAYMENTS] = qun_purge_payments_step,
-    [QUN_JOB_DISSOLVE_DUE] = dissolve_due_step,
-    [QUN_JOB_APPROVAL_EXPIRY] = approval_expiry_step,
+    [QUN_JOB_PURGE_GROUP] = qun_purge_group_step,   [QUN_JOB_PURGE_PAYMENTS] = qun_purge_payments_step,
+    [QUN_JOB_DISSOLVE_DUE] = dissolve_due_step,     [QUN_JOB_APPROVAL_EXPIRY] = approval_expiry_step,
     [QUN_JOB_EXPORT_GROUP] = qun_export_group_step,
 };
 

@@ -16,16 +16,20 @@ static qun_rc node_get(qun_db_t *db, int level, uint64_t idx, unsigned char out[
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT hash FROM ledger_nodes WHERE level = $1 AND idx = $2", "ii",
                            (int64_t)level, (int64_t)idx);
-    if (rc == QUN_DONE) return qun_fail(err, QUN_STORE, "ledger node (%d, %llu) is missing", level, (unsigned long long)idx);
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_STORE, "ledger node (%d, %llu) is missing", level, (unsigned long long)idx);
     if (rc != QUN_ROW) return rc;
     size_t n;
     const void *p = qun_q_col_blob(q, 0, &n);
     if (n == QUN_HASH) memcpy(out, p, QUN_HASH);
     qun_q_done(q);
-    return n == QUN_HASH ? QUN_OK : qun_fail(err, QUN_STORE, "ledger node (%d, %llu) is corrupt", level, (unsigned long long)idx);
+    return n == QUN_HASH ? QUN_OK
+                         : qun_fail(err, QUN_STORE, "ledger node (%d, %llu) is corrupt", level,
+                                    (unsigned long long)idx);
 }
 
-static qun_rc node_put(qun_db_t *db, int level, uint64_t idx, const unsigned char h[QUN_HASH], qun_err_t *err) {
+static qun_rc node_put(qun_db_t *db, int level, uint64_t idx, const unsigned char h[QUN_HASH],
+                       qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_q_prepare(db, "INSERT INTO ledger_nodes(level, idx, hash) VALUES ($1, $2, $3)", &q, err);
     if (rc != QUN_OK) return rc;
@@ -38,7 +42,8 @@ static qun_rc node_put(qun_db_t *db, int level, uint64_t idx, const unsigned cha
 
 static qun_rc perfect_src(void *ctx, uint64_t lo, uint64_t hi, unsigned char out[QUN_HASH], qun_err_t *err) {
     int level = 0;
-    while (((uint64_t)1 << level) < hi - lo) level++;
+    while (((uint64_t)1 << level) < hi - lo)
+        level++;
     return node_get(ctx, level, lo >> level, out, err);
 }
 
@@ -70,12 +75,13 @@ qun_rc qun_ledger_consistency(qun_db_t *db, uint64_t old, uint64_t size, unsigne
 }
 
 qun_rc qun_ledger_append(qun_db_t *db, const char *event, const char *group, const char *actor,
-                         const char *old_state, const char *new_state, json_t *fields,
-                         int64_t *index, qun_err_t *err) {
+                         const char *old_state, const char *new_state, json_t *fields, int64_t *index,
+                         qun_err_t *err) {
     qun_q_t *q;
     /* Several qund on one PostgreSQL: one appender at a time keeps the tree one sequence. */
     qun_rc rc = qun_db_xlock(db, QUN_LEDGER_LOCK, err);
-    if (rc == QUN_OK) rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries", "");
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(idx) + 1, 0) FROM ledger_entries", "");
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     uint64_t idx = (uint64_t)qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -103,7 +109,8 @@ qun_rc qun_ledger_append(qun_db_t *db, const char *event, const char *group, con
     qun_merkle_leaf(h, text, strlen(text));
     rc = qun_db_run(db, NULL, err,
                     "INSERT INTO ledger_entries(idx, event, group_openid, actor_openid, entry, created_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6)", "issssi", (int64_t)idx, event, group, actor, text, now);
+                    "VALUES ($1, $2, $3, $4, $5, $6)",
+                    "issssi", (int64_t)idx, event, group, actor, text, now);
     free(text);
     if (rc != QUN_DONE) return rc;
     rc = node_put(db, 0, idx, h, err);

@@ -26,7 +26,8 @@ void qun_merkle_node(unsigned char out[QUN_HASH], const unsigned char l[QUN_HASH
 
 uint64_t qun_merkle_split(uint64_t n) {
     uint64_t k = 1;
-    while (k << 1 < n) k <<= 1;
+    while (k << 1 < n)
+        k <<= 1;
     return k;
 }
 
@@ -35,8 +36,8 @@ static bool perfect(uint64_t lo, uint64_t hi) {
     return n && (n & (n - 1)) == 0 && lo % n == 0;
 }
 
-qun_rc qun_merkle_range(qun_perfect_fn src, void *ctx, uint64_t lo, uint64_t hi,
-                        unsigned char out[QUN_HASH], qun_err_t *err) {
+qun_rc qun_merkle_range(qun_perfect_fn src, void *ctx, uint64_t lo, uint64_t hi, unsigned char out[QUN_HASH],
+                        qun_err_t *err) {
     if (perfect(lo, hi)) return src(ctx, lo, hi, out, err);
     /* The left part is always perfect and aligned; only the right edge recurses. */
     uint64_t k = qun_merkle_split(hi - lo);
@@ -88,8 +89,7 @@ static qun_rc subproof(qun_perfect_fn src, void *ctx, uint64_t m, uint64_t lo, u
 qun_rc qun_merkle_consistency(qun_perfect_fn src, void *ctx, uint64_t old, uint64_t size,
                               unsigned char proof[][QUN_HASH], int *n, qun_err_t *err) {
     *n = 0;
-    if (old == 0 || old > size)
-        return qun_fail_field(err, QUN_FIELD_INVALID, "old", "need 0 < old <= new");
+    if (old == 0 || old > size) return qun_fail_field(err, QUN_FIELD_INVALID, "old", "need 0 < old <= new");
     return subproof(src, ctx, old, 0, size, true, proof, n, err);
 }
 
@@ -104,7 +104,8 @@ bool qun_merkle_verify_inclusion(const unsigned char leaf[QUN_HASH], uint64_t in
         if (sn == 0) return false;
         if ((fn & 1) || fn == sn) {
             qun_merkle_node(r, proof[i], r);
-            while (!(fn & 1) && fn != 0) fn >>= 1, sn >>= 1;
+            while (!(fn & 1) && fn != 0)
+                fn >>= 1, sn >>= 1;
         } else {
             qun_merkle_node(r, r, proof[i]);
         }
@@ -115,17 +116,21 @@ bool qun_merkle_verify_inclusion(const unsigned char leaf[QUN_HASH], uint64_t in
 }
 
 bool qun_merkle_verify_consistency(uint64_t old, uint64_t size, const unsigned char old_root[QUN_HASH],
-                                   const unsigned char root[QUN_HASH],
-                                   const unsigned char proof[][QUN_HASH], int n) {
+                                   const unsigned char root[QUN_HASH], const unsigned char proof[][QUN_HASH],
+                                   int n) {
     if (old == 0 || old > size) return false;
     if (old == size) return n == 0 && sodium_memcmp(old_root, root, QUN_HASH) == 0;
     const unsigned char *first = NULL;
     int i = 0;
-    if ((old & (old - 1)) == 0) first = old_root; /* old is a power of two: it is its own subtree */
-    else if (n > 0) first = proof[i++];
-    else return false;
+    if ((old & (old - 1)) == 0)
+        first = old_root; /* old is a power of two: it is its own subtree */
+    else if (n > 0)
+        first = proof[i++];
+    else
+        return false;
     uint64_t fn = old - 1, sn = size - 1;
-    while (fn & 1) fn >>= 1, sn >>= 1;
+    while (fn & 1)
+        fn >>= 1, sn >>= 1;
     unsigned char fr[QUN_HASH], sr[QUN_HASH];
     memcpy(fr, first, QUN_HASH);
     memcpy(sr, first, QUN_HASH);
@@ -134,7 +139,8 @@ bool qun_merkle_verify_consistency(uint64_t old, uint64_t size, const unsigned c
         if ((fn & 1) || fn == sn) {
             qun_merkle_node(fr, proof[i], fr);
             qun_merkle_node(sr, proof[i], sr);
-            while (!(fn & 1) && fn != 0) fn >>= 1, sn >>= 1;
+            while (!(fn & 1) && fn != 0)
+                fn >>= 1, sn >>= 1;
         } else {
             qun_merkle_node(sr, sr, proof[i]);
         }

@@ -50,7 +50,8 @@ static qun_rc parse_key_text(const char *text, qun_note_key_t *k, unsigned char 
     const char *end;
     if (sodium_hex2bin(id, 4, p1 + 1, 8, NULL, NULL, NULL) != 0 ||
         sodium_base642bin(raw, sizeof raw, p2 + 1, strcspn(p2 + 1, "\r\n"), NULL, &n, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 || n != 33 || raw[0] != 0x01 || !name_ok(k->name))
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        n != 33 || raw[0] != 0x01 || !name_ok(k->name))
         return qun_fail(err, QUN_FIELD_INVALID, "key has a bad id, encoding or name");
     memcpy(bytes, raw + 1, 32);
     memcpy(k->key_id, id, 4);
@@ -73,7 +74,8 @@ qun_rc qun_note_key_load_or_create(const char *path, qun_note_key_t *key, qun_er
         crypto_sign_seed_keypair(key->pk, key->sk, seed);
         sodium_memzero(seed, sizeof seed);
         key_id(key);
-        if (memcmp(want, key->key_id, 4) != 0) return qun_fail(err, QUN_STORE, "%s: key id does not match the key", path);
+        if (memcmp(want, key->key_id, 4) != 0)
+            return qun_fail(err, QUN_STORE, "%s: key id does not match the key", path);
         return QUN_OK;
     }
     if (errno != ENOENT) return qun_fail(err, QUN_STORE, "cannot read %s: %s", path, strerror(errno));
@@ -96,7 +98,8 @@ qun_rc qun_note_key_load_or_create(const char *path, qun_note_key_t *key, qun_er
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0 || close(fd) != 0 ||
+        rename(tmp, path) != 0) {
         if (fd >= 0) close(fd);
         sodium_memzero(text, sizeof text);
         return qun_fail(err, QUN_STORE, "cannot write %s: %s", path, strerror(errno));
@@ -121,7 +124,8 @@ qun_rc qun_note_verifier_parse(const char *text, qun_note_key_t *key, qun_err_t 
     if (rc != QUN_OK) return rc;
     memcpy(want, key->key_id, 4);
     key_id(key);
-    if (memcmp(want, key->key_id, 4) != 0) return qun_fail(err, QUN_FIELD_INVALID, "verifier key id does not match its key");
+    if (memcmp(want, key->key_id, 4) != 0)
+        return qun_fail(err, QUN_FIELD_INVALID, "verifier key id does not match its key");
     return QUN_OK;
 }
 
@@ -141,7 +145,8 @@ char *qun_note_checkpoint(const qun_note_key_t *key, uint64_t size, const unsign
 qun_rc qun_note_verify(const qun_note_key_t *key, const char *note, uint64_t *size,
                        unsigned char root[QUN_HASH], qun_err_t *err) {
     const char *sep = NULL;
-    for (const char *p = strstr(note, "\n\n"); p; p = strstr(p + 1, "\n\n")) sep = p;
+    for (const char *p = strstr(note, "\n\n"); p; p = strstr(p + 1, "\n\n"))
+        sep = p;
     if (!sep) return qun_fail(err, QUN_FIELD_INVALID, "not a signed note: no blank line");
     size_t text_len = (size_t)(sep - note) + 1;
     bool verified = false;
@@ -155,8 +160,8 @@ qun_rc qun_note_verify(const qun_note_key_t *key, const char *note, uint64_t *si
             size_t n;
             const char *b = line + dl + nlen + 1;
             if (sodium_base642bin(sig, sizeof sig, b, (size_t)(nl - b), NULL, &n, NULL,
-                                  sodium_base64_VARIANT_ORIGINAL) == 0 && n == 4 + crypto_sign_BYTES &&
-                memcmp(sig, key->key_id, 4) == 0) {
+                                  sodium_base64_VARIANT_ORIGINAL) == 0 &&
+                n == 4 + crypto_sign_BYTES && memcmp(sig, key->key_id, 4) == 0) {
                 if (crypto_sign_verify_detached(sig + 4, (const unsigned char *)note, text_len, key->pk) != 0)
                     return qun_fail(err, QUN_FIELD_INVALID, "the checkpoint's signature does not verify");
                 verified = true;
@@ -172,7 +177,8 @@ qun_rc qun_note_verify(const qun_note_key_t *key, const char *note, uint64_t *si
     if (sscanf(note, "%159[^\n]\n%llu\n%79[^\n]\n", origin, &sz, b64) != 3 || strcmp(origin, key->name) != 0)
         return qun_fail(err, QUN_FIELD_INVALID, "the checkpoint text is not origin, size, root");
     size_t n;
-    if (sodium_base642bin(root, QUN_HASH, b64, strlen(b64), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+    if (sodium_base642bin(root, QUN_HASH, b64, strlen(b64), NULL, &n, NULL, sodium_base64_VARIANT_ORIGINAL) !=
+            0 ||
         n != QUN_HASH)
         return qun_fail(err, QUN_FIELD_INVALID, "the checkpoint's root hash is not 32 bytes of base64");
     *size = sz;

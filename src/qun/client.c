@@ -48,7 +48,8 @@ static int config_dir(char *out, size_t size) {
             struct passwd *pw = getpwuid(getuid());
             home = pw ? pw->pw_dir : NULL;
         }
-        if (!home) return qun_cli_fail(QUN_EXIT_FAIL, "CONFIG", "cannot find a home directory; set XDG_CONFIG_HOME");
+        if (!home)
+            return qun_cli_fail(QUN_EXIT_FAIL, "CONFIG", "cannot find a home directory; set XDG_CONFIG_HOME");
         n = snprintf(out, size, "%s/.config/qun", home);
     }
     if (n < 0 || (size_t)n >= size) return qun_cli_fail(QUN_EXIT_FAIL, "CONFIG", "config path too long");
@@ -85,7 +86,8 @@ static char *slurp_trimmed(const char *path) {
         free(buf);
         return NULL;
     }
-    while (n > 0 && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
     return buf;
 }
 
@@ -99,14 +101,18 @@ static bool config_url(const char *dir, char *out, size_t size) {
     bool found = false;
     while (!found && fgets(line, sizeof line, f)) {
         char *p = line;
-        while (isspace((unsigned char)*p)) p++;
+        while (isspace((unsigned char)*p))
+            p++;
         if (*p == '#' || strncmp(p, "url", 3) != 0) continue;
         p += 3;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (*p++ != '=') continue;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         size_t n = strlen(p);
-        while (n > 0 && isspace((unsigned char)p[n - 1])) p[--n] = '\0';
+        while (n > 0 && isspace((unsigned char)p[n - 1]))
+            p[--n] = '\0';
         if (n > 0 && n < size) {
             memcpy(out, p, n + 1);
             found = true;
@@ -121,14 +127,19 @@ int qun_cli_init(qun_cli_t *c, const char *url_flag) {
     int rc = config_dir(c->dir, sizeof c->dir);
     if (rc != QUN_EXIT_OK) return rc;
     const char *env_url = getenv("QUN_URL");
-    if (url_flag && *url_flag) c->url = url_flag;
-    else if (env_url && *env_url) c->url = env_url;
-    else if (config_url(c->dir, c->url_buf, sizeof c->url_buf)) c->url = c->url_buf;
-    else c->url = DEFAULT_URL;
+    if (url_flag && *url_flag)
+        c->url = url_flag;
+    else if (env_url && *env_url)
+        c->url = env_url;
+    else if (config_url(c->dir, c->url_buf, sizeof c->url_buf))
+        c->url = c->url_buf;
+    else
+        c->url = DEFAULT_URL;
     /* Paths start with '/', so drop the base URL's trailing slashes. */
     if (c->url != c->url_buf) snprintf(c->url_buf, sizeof c->url_buf, "%s", c->url);
     size_t n = strlen(c->url_buf);
-    while (n > 0 && c->url_buf[n - 1] == '/') c->url_buf[--n] = '\0';
+    while (n > 0 && c->url_buf[n - 1] == '/')
+        c->url_buf[--n] = '\0';
     c->url = c->url_buf;
 
     const char *env_token = getenv("QUN_TOKEN");
@@ -167,8 +178,8 @@ static int write_private(qun_cli_t *c, const char *name, const char *data) {
     if (fd < 0) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", tmp, strerror(errno));
     size_t len = strlen(data);
     /* O_CREAT does not change the mode of a leftover file; make sure it is private. */
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, data, len) == (ssize_t)len &&
-              write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, data, len) == (ssize_t)len && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
     int saved = errno;
     if (close(fd) != 0) ok = false;
     if (ok && rename(tmp, path) != 0) {
@@ -200,7 +211,8 @@ static char *secret_key(const qun_cli_t *c, const char *username, const char *de
     char *key = NULL;
     if (asprintf(&key, "%s %s %s", c->url, username, device) < 0) return NULL;
     /* Usernames are compared without case (they are ASCII): one account, one entry. */
-    for (char *p = key + strlen(c->url) + 1; *p && *p != ' '; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *p = key + strlen(c->url) + 1; *p && *p != ' '; p++)
+        *p = (char)tolower((unsigned char)*p);
     return key;
 }
 
@@ -269,8 +281,8 @@ bool qun_parse_uint(const char *s, int64_t *out) {
     return true;
 }
 
-int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, int max_pos,
-                   const char *usage, qun_args_t *a) {
+int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, int max_pos, const char *usage,
+                   qun_args_t *a) {
     memset(a, 0, sizeof *a);
     bool opts_done = false;
     for (int i = 0; i < argc; i++) {
@@ -304,7 +316,8 @@ int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, in
         } else if (i + 1 < argc) {
             a->val[k] = argv[++i];
         } else {
-            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "%s needs a value; usage: qun %s", opts[k].name, usage);
+            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "%s needs a value; usage: qun %s", opts[k].name,
+                                usage);
         }
     }
     if (a->npos < min_pos || (max_pos >= 0 && a->npos > max_pos))
@@ -352,8 +365,10 @@ int qun_pathf(char *out, size_t size, const char *fmt, ...) {
             lit = piece;
         }
         size_t len = strlen(lit);
-        if (n + len + 1 > size) rc = QUN_EXIT_USAGE;
-        else memcpy(out + n, lit, len), n += len;
+        if (n + len + 1 > size)
+            rc = QUN_EXIT_USAGE;
+        else
+            memcpy(out + n, lit, len), n += len;
     }
     va_end(ap);
     out[n < size ? n : size - 1] = '\0';
@@ -369,8 +384,8 @@ typedef struct {
     CURL *h;
     size_t cap;
     bool too_big, sink_failed;
-    bool bar;           /* draw a progress bar */
-    bool drew;          /* something is on the bar's line */
+    bool bar;  /* draw a progress bar */
+    bool drew; /* something is on the bar's line */
     int64_t last_ms;
 } xfer_t;
 
@@ -401,7 +416,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg) {
     }
     if (r->raw_len + len + 1 > x->cap) {
         size_t cap = x->cap ? x->cap : 4096;
-        while (cap < r->raw_len + len + 1) cap *= 2;
+        while (cap < r->raw_len + len + 1)
+            cap *= 2;
         char *grown = realloc(r->raw, cap);
         if (!grown) return 0;
         r->raw = grown;
@@ -444,7 +460,8 @@ static size_t on_read(char *p, size_t size, size_t nmemb, void *arg) {
 static void human_size(double v, char out[32]) {
     static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;
-    while (v >= 1024 && u < 4) v /= 1024, u++;
+    while (v >= 1024 && u < 4)
+        v /= 1024, u++;
     snprintf(out, 32, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
@@ -453,7 +470,8 @@ static void draw_bar(xfer_t *x, curl_off_t now, curl_off_t total) {
     int pct = total > 0 ? (int)(now * 100 / total) : 0;
     if (pct > 100) pct = 100;
     int fill = pct * 30 / 100;
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
     human_size((double)now, a);
     human_size((double)total, b);
@@ -484,10 +502,8 @@ static bool retryable(CURLcode res) {
     case CURLE_GOT_NOTHING:
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-        return true;
-    default:
-        return false;
+    case CURLE_PARTIAL_FILE: return true;
+    default: return false;
     }
 }
 
@@ -516,21 +532,26 @@ static void report_requirements(json_t *reqs) {
     size_t i;
     json_t *r;
     if (json_is_array(reqs)) {
-        json_array_foreach(reqs, i, r)
-            fprintf(stderr, "qun:   needs %s: %s\n", qun_jstr_or(r, "method", "?"), qun_jstr_or(r, "how", ""));
+        json_array_foreach(reqs, i, r) fprintf(stderr, "qun:   needs %s: %s\n", qun_jstr_or(r, "method", "?"),
+                                               qun_jstr_or(r, "how", ""));
     } else if (json_is_object(reqs)) {
         static const char *const parts[][2] = {{"all", "needs all of"}, {"any_of", "and one of"}};
         for (size_t k = 0; k < 2; k++) {
             json_t *names = json_object_get(reqs, parts[k][0]);
             if (!json_array_size(names)) continue;
             fprintf(stderr, "qun:   %s:", parts[k][1]);
-            json_array_foreach(names, i, r) fprintf(stderr, "%s %s", i ? "," : "", json_is_string(r) ? json_string_value(r) : "?");
+            json_array_foreach(names, i, r)
+                fprintf(stderr, "%s %s", i ? "," : "", json_is_string(r) ? json_string_value(r) : "?");
             fputc('\n', stderr);
         }
-        if (json_is_true(json_object_get(reqs, "review"))) fprintf(stderr, "qun:   and a manual review approval\n");
-        if (json_is_true(json_object_get(reqs, "denied"))) fprintf(stderr, "qun:   the risk engine refuses it for now\n");
+        if (json_is_true(json_object_get(reqs, "review")))
+            fprintf(stderr, "qun:   and a manual review approval\n");
+        if (json_is_true(json_object_get(reqs, "denied")))
+            fprintf(stderr, "qun:   the risk engine refuses it for now\n");
     } else if (reqs) {
-        fprintf(stderr, "qun:   the server asks for more verification in a form this qun does not know; update qun\n");
+        fprintf(
+            stderr,
+            "qun:   the server asks for more verification in a form this qun does not know; update qun\n");
     }
 }
 
@@ -553,12 +574,14 @@ static int report_problem(qun_resp_t *resp) {
     if (strcmp(code, "LIFECYCLE_CONFLICT") == 0) {
         const char *open = qun_jstr_or(p, "open", "");
         if (strcmp(open, "transfer") == 0)
-            fprintf(stderr, "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw <gid>\n");
+            fprintf(stderr,
+                    "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw <gid>\n");
         else if (strcmp(open, "dissolution") == 0)
             fprintf(stderr, "qun:   a dissolution is open: the owner cancels it with: qun cancel <gid>\n");
         else
-            fprintf(stderr, "qun:   close the other one first: qun transfer withdraw <gid> (an open ownership offer) "
-                            "or qun cancel <gid> (an open dissolution)\n");
+            fprintf(stderr,
+                    "qun:   close the other one first: qun transfer withdraw <gid> (an open ownership offer) "
+                    "or qun cancel <gid> (an open dissolution)\n");
     }
     return QUN_EXIT_FAIL;
 }
@@ -669,8 +692,10 @@ int qun_cli_call(qun_cli_t *c, const qun_call_t *call, qun_resp_t *resp) {
         goto out;
     }
     if (resp->raw_len > 0) resp->json = json_loadb(resp->raw, resp->raw_len, 0, NULL);
-    if (resp->status >= 200 && resp->status < 300) rc = QUN_EXIT_OK;
-    else rc = call->quiet ? QUN_EXIT_FAIL : report_problem(resp);
+    if (resp->status >= 200 && resp->status < 300)
+        rc = QUN_EXIT_OK;
+    else
+        rc = call->quiet ? QUN_EXIT_FAIL : report_problem(resp);
 out:
     curl_slist_free_all(hdrs);
     free(text);
@@ -688,8 +713,7 @@ void qun_resp_free(qun_resp_t *resp) {
     resp->raw = NULL;
 }
 
-int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *body,
-                 json_t **out) {
+int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *body, json_t **out) {
     qun_call_t call = {.method = method, .path = path, .body = body};
     qun_resp_t resp;
     *out = NULL;
@@ -711,10 +735,13 @@ int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **
     if (after) snprintf(cursor, sizeof cursor, "%s", after);
     for (;;) {
         char query[128];
-        if (cursor[0]) rc = qun_pathf(query, sizeof query, "limit=200&after=%s", cursor);
-        else snprintf(query, sizeof query, "limit=200");
+        if (cursor[0])
+            rc = qun_pathf(query, sizeof query, "limit=200&after=%s", cursor);
+        else
+            snprintf(query, sizeof query, "limit=200");
         if (rc != QUN_EXIT_OK) break;
-        if (snprintf(full, sizeof full, "%s%c%s", path, strchr(path, '?') ? '&' : '?', query) >= (int)sizeof full) {
+        if (snprintf(full, sizeof full, "%s%c%s", path, strchr(path, '?') ? '&' : '?', query) >=
+            (int)sizeof full) {
             rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the request path is too long");
             break;
         }
@@ -796,7 +823,8 @@ int qun_read_password(const char *flag, bool confirm, char *out, size_t size) {
     }
     /* Only prompt when a person is there; a script without a password fails fast. */
     if (!isatty(STDIN_FILENO))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no password: use --password, QUN_PASSWORD or a terminal");
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "no password: use --password, QUN_PASSWORD or a terminal");
     FILE *tty = fopen("/dev/tty", "r+");
     if (!tty) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "cannot open the terminal to ask for a password");
     char again[512];

@@ -20,13 +20,13 @@
 
 /* The state one invocation of qun carries from main into every command. */
 typedef struct {
-    const char *url;      /* the server's base URL, without a trailing slash */
-    bool json;            /* --json: print the server's JSON answers */
-    char *token;          /* bearer token, NULL when not logged in; owned */
-    bool token_from_env;  /* the token came from QUN_TOKEN, not the token file */
-    char dir[1024];       /* the config directory, $XDG_CONFIG_HOME/qun */
-    char url_buf[1024];   /* storage behind url when it came from a file */
-    void *curl;           /* a reused CURL easy handle; owned */
+    const char *url;     /* the server's base URL, without a trailing slash */
+    bool json;           /* --json: print the server's JSON answers */
+    char *token;         /* bearer token, NULL when not logged in; owned */
+    bool token_from_env; /* the token came from QUN_TOKEN, not the token file */
+    char dir[1024];      /* the config directory, $XDG_CONFIG_HOME/qun */
+    char url_buf[1024];  /* storage behind url when it came from a file */
+    void *curl;          /* a reused CURL easy handle; owned */
 } qun_cli_t;
 
 /* Resolve the config directory, the server URL (url_flag, QUN_URL, the config file,
@@ -36,8 +36,7 @@ int qun_cli_init(qun_cli_t *c, const char *url_flag);
 void qun_cli_free(qun_cli_t *c);
 
 /* Print "qun: <detail> (<code>)" on stderr and return exit; the one error format. */
-int qun_cli_fail(int exit, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int qun_cli_fail(int exit, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- files in the config directory ---- */
 
@@ -79,8 +78,8 @@ typedef struct {
 /* Split argv into positionals and the options of opts (terminated by a zero row).
  * "--" ends the options.  Checks min_pos <= positionals <= max_pos (max_pos < 0: no
  * limit) and prints a usage error naming usage otherwise.  Returns an exit status. */
-int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, int max_pos,
-                   const char *usage, qun_args_t *a);
+int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, int max_pos, const char *usage,
+                   qun_args_t *a);
 /* Parse a non-negative decimal integer of at most 18 digits. */
 bool qun_parse_uint(const char *s, int64_t *out);
 
@@ -90,25 +89,25 @@ bool qun_parse_uint(const char *s, int64_t *out);
 typedef struct {
     const char *method;
     const char *path;
-    json_t *body;             /* JSON request body, borrowed; NULL for none */
-    FILE *upload;             /* raw request body streamed from here, instead of body */
+    json_t *body; /* JSON request body, borrowed; NULL for none */
+    FILE *upload; /* raw request body streamed from here, instead of body */
     int64_t upload_size;
-    const char *content_type; /* of the raw body */
-    FILE *sink;               /* a 2xx answer's body is written here, not kept */
+    const char *content_type;            /* of the raw body */
+    FILE *sink;                          /* a 2xx answer's body is written here, not kept */
     crypto_hash_sha256_state *sink_hash; /* updated with every byte written to sink */
-    const char *progress;     /* label of a progress bar on stderr (tty only); NULL none */
-    bool no_auth;             /* send no bearer token */
-    bool quiet;               /* do not print error answers (the caller copes) */
+    const char *progress;                /* label of a progress bar on stderr (tty only); NULL none */
+    bool no_auth;                        /* send no bearer token */
+    bool quiet;                          /* do not print error answers (the caller copes) */
 } qun_call_t;
 
 /* What came back. */
 typedef struct {
     long status;
-    json_t *json;         /* the parsed JSON answer, or NULL; owned */
-    char *raw;            /* the body unless it went to a sink; owned, NUL-terminated */
+    json_t *json; /* the parsed JSON answer, or NULL; owned */
+    char *raw;    /* the body unless it went to a sink; owned, NUL-terminated */
     size_t raw_len;
-    int64_t sink_bytes;   /* bytes written to the sink */
-    char filename[256];   /* from Content-Disposition, "" when absent */
+    int64_t sink_bytes; /* bytes written to the sink */
+    char filename[256]; /* from Content-Disposition, "" when absent */
 } qun_resp_t;
 
 /* Perform call.  POSTs carry a fresh random Idempotency-Key; a connection failure or a
@@ -124,8 +123,7 @@ int qun_cli_report(qun_resp_t *resp);
 
 /* The common case: a JSON request whose body is stolen (may be NULL), answer in *out
  * (owned by the caller; NULL when the answer has no body).  Returns an exit status. */
-int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *body,
-                 json_t **out);
+int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *body, json_t **out);
 
 /* GET a paginated list from path (which may hold a query) starting after the cursor after
  * (NULL: from the start) and following next_cursor until the end; *out is

@@ -15,7 +15,9 @@ int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     rc = qun_read_password(a.val[0], true, password, sizeof password);
     if (rc != QUN_EXIT_OK) goto out;
-    qun_call_t call = {.method = "POST", .path = "/v1/users", .no_auth = true,
+    qun_call_t call = {.method = "POST",
+                       .path = "/v1/users",
+                       .no_auth = true,
                        .body = json_pack("{s:s, s:s}", "username", a.pos[0], "password", password)};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
@@ -24,9 +26,11 @@ int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
     resp.json = NULL;
     qun_resp_free(&resp);
     if (rc != QUN_EXIT_OK) goto out;
-    if (c->json) qun_print_json(out);
-    else printf("registered %s (openid %s)\nnext: qun login %s\n", qun_jstr_or(out, "username", a.pos[0]),
-                qun_jstr_or(out, "openid", "?"), a.pos[0]);
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("registered %s (openid %s)\nnext: qun login %s\n", qun_jstr_or(out, "username", a.pos[0]),
+               qun_jstr_or(out, "openid", "?"), a.pos[0]);
 out:
     sodium_memzero(password, sizeof password);
     json_decref(out);
@@ -43,16 +47,21 @@ int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
                             "login <username> [--password P] [--device ID] [--platform cli]", &a);
     if (rc != QUN_EXIT_OK) return rc;
     rc = qun_read_password(a.val[0], false, password, sizeof password);
-    if (rc == QUN_EXIT_OK && a.val[1]) snprintf(device, sizeof device, "%s", a.val[1]);
-    else if (rc == QUN_EXIT_OK) rc = qun_cli_device_id(c, device, sizeof device);
+    if (rc == QUN_EXIT_OK && a.val[1])
+        snprintf(device, sizeof device, "%s", a.val[1]);
+    else if (rc == QUN_EXIT_OK)
+        rc = qun_cli_device_id(c, device, sizeof device);
     if (rc == QUN_EXIT_OK) rc = qun_cli_device_secret(c, a.pos[0], device, secret, sizeof secret);
     if (rc != QUN_EXIT_OK) goto out;
     /* A device the account already knows is recognized by its secret alone; without
      * one the server refuses the id (DEVICE_SECRET_REQUIRED) and --device picks another. */
-    qun_call_t call = {.method = "POST", .path = "/v1/sessions", .no_auth = true,
-                       .body = json_pack("{s:s, s:s, s:s, s:s, s:s?}", "username", a.pos[0], "password",
-                                         password, "device_id", device, "platform",
-                                         a.val[2] ? a.val[2] : "cli", "device_secret", secret[0] ? secret : NULL)};
+    qun_call_t call = {.method = "POST",
+                       .path = "/v1/sessions",
+                       .no_auth = true,
+                       .body =
+                           json_pack("{s:s, s:s, s:s, s:s, s:s?}", "username", a.pos[0], "password", password,
+                                     "device_id", device, "platform", a.val[2] ? a.val[2] : "cli",
+                                     "device_secret", secret[0] ? secret : NULL)};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
     json_decref(call.body);

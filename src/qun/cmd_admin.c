@@ -14,7 +14,8 @@
 
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
 
-static const char USAGE[] = "admin migrate --from sqlite:PATH --to postgres://... | admin username-collisions";
+static const char USAGE[] =
+    "admin migrate --from sqlite:PATH --to postgres://... | admin username-collisions";
 
 typedef struct {
     bool json;
@@ -25,17 +26,22 @@ typedef struct {
 static void on_table(void *arg, const char *table, int64_t rows) {
     report_t *r = arg;
     r->total += rows;
-    if (r->json) json_object_set_new(r->tables, table, json_integer(rows));
-    else printf("%-28s %12lld rows\n", table, (long long)rows);
+    if (r->json)
+        json_object_set_new(r->tables, table, json_integer(rows));
+    else
+        printf("%-28s %12lld rows\n", table, (long long)rows);
     fflush(stdout);
 }
 
 static int migrate(qun_cli_t *c, int argc, char **argv) {
     const char *from = NULL, *to = NULL;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) from = argv[++i];
-        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc) to = argv[++i];
-        else return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
+        if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
+            from = argv[++i];
+        else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
+            to = argv[++i];
+        else
+            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
     }
     if (!from || !to) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
     qun_store_init();
@@ -76,8 +82,9 @@ static int username_collisions(qun_cli_t *c, int argc, char **argv) {
         json_array_foreach(json_object_get(out, "items"), i, it) {
             json_t *u = json_object_get(it, "user"), *h = json_object_get(it, "holder");
             printf("%s (%s) logs in by its exact name only; the older %s (%s) holds the name \"%s\"\n",
-                   qun_jstr_or(u, "username", "?"), qun_jstr_or(u, "openid", "?"), qun_jstr_or(h, "username", "?"),
-                   qun_jstr_or(h, "openid", "?"), qun_jstr_or(it, "username_key", "?"));
+                   qun_jstr_or(u, "username", "?"), qun_jstr_or(u, "openid", "?"),
+                   qun_jstr_or(h, "username", "?"), qun_jstr_or(h, "openid", "?"),
+                   qun_jstr_or(it, "username_key", "?"));
         }
     }
     json_decref(out);

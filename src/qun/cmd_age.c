@@ -67,7 +67,7 @@ static void close_io(const char *in_path, const char *out_path, FILE *in, FILE *
 }
 
 static int crypt(int argc, char **argv, bool encrypt) {
-    uint8_t (*keys)[32] = sodium_malloc(QUN_AGE_MAX_KEYS * 32);
+    uint8_t(*keys)[32] = sodium_malloc(QUN_AGE_MAX_KEYS * 32);
     size_t nkeys = 0;
     const char *in_path = NULL, *out_path = NULL, *id_path = NULL;
     qun_err_t err = {0};

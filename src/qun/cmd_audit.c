@@ -268,14 +268,16 @@ static int check_nodes(qun_cli_t *c, uint64_t size, const unsigned char (*leaves
     int rc = QUN_EXIT_OK;
     *checked = 0;
     unsigned char(*cur)[QUN_HASH] = malloc((size / 2 ? size / 2 : 1) * QUN_HASH);
-    if (!cur) return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory for %llu node hashes",
-                                  (unsigned long long)(size / 2));
+    if (!cur)
+        return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory for %llu node hashes",
+                            (unsigned long long)(size / 2));
     const unsigned char(*below)[QUN_HASH] = leaves;
     for (int level = 1; level < 63 && (size >> level) > 0 && rc == QUN_EXIT_OK; level++) {
         uint64_t count = size >> level;
         /* In place: node i of this level only reads nodes 2i and 2i + 1 of the level
          * below, which sit at or after i. */
-        for (uint64_t i = 0; i < count; i++) qun_merkle_node(cur[i], below[2 * i], below[2 * i + 1]);
+        for (uint64_t i = 0; i < count; i++)
+            qun_merkle_node(cur[i], below[2 * i], below[2 * i + 1]);
         below = (const unsigned char(*)[QUN_HASH])cur;
         for (uint64_t start = 0; start < count && rc == QUN_EXIT_OK; start += PAGE) {
             uint64_t end = start + PAGE < count ? start + PAGE : count, want = start;
@@ -307,8 +309,8 @@ static int check_nodes(qun_cli_t *c, uint64_t size, const unsigned char (*leaves
                             (long long)(((idx + 1) << level) - 1));
             }
             for (; want < end; want++)
-                problem(f, -1, "ledger node (level %d, index %llu) over entries %llu to %llu is missing", level,
-                        (unsigned long long)want, (unsigned long long)(want << level),
+                problem(f, -1, "ledger node (level %d, index %llu) over entries %llu to %llu is missing",
+                        level, (unsigned long long)want, (unsigned long long)(want << level),
                         (unsigned long long)(((want + 1) << level) - 1));
             json_decref(page);
         }
@@ -462,13 +464,13 @@ report:;
     hex_of(hex, root);
     if (c->json) {
         json_t *j =
-            json_pack("{s:b, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:o, s:o, s:O, s:o}", "ok", ok, "origin", key.name,
-                      "tree_size", (json_int_t)size, "root", hex, "entries_checked", (json_int_t)texts,
-                      "entries_hidden", (json_int_t)(complete ? (int64_t)size - texts : 0), "nodes_checked",
-                      (json_int_t)nodes, "root_matches",
-                      root_ok, "first_bad_index", f.first_bad >= 0 ? json_integer(f.first_bad) : json_null(),
-                      "saved_checkpoint", saved ? json_incref(saved) : json_null(), "problems", f.problems,
-                      "saved_to", ok && a.val[2] ? json_string(a.val[2]) : json_null());
+            json_pack("{s:b, s:s, s:I, s:s, s:I, s:I, s:I, s:b, s:o, s:o, s:O, s:o}", "ok", ok, "origin",
+                      key.name, "tree_size", (json_int_t)size, "root", hex, "entries_checked",
+                      (json_int_t)texts, "entries_hidden", (json_int_t)(complete ? (int64_t)size - texts : 0),
+                      "nodes_checked", (json_int_t)nodes, "root_matches", root_ok, "first_bad_index",
+                      f.first_bad >= 0 ? json_integer(f.first_bad) : json_null(), "saved_checkpoint",
+                      saved ? json_incref(saved) : json_null(), "problems", f.problems, "saved_to",
+                      ok && a.val[2] ? json_string(a.val[2]) : json_null());
         qun_print_json(j);
         json_decref(j);
     } else if (note && leaves) {
@@ -477,7 +479,8 @@ report:;
                (long long)texts);
         if (complete && (int64_t)size > texts)
             printf(" (%lld hidden from you)", (long long)((int64_t)size - texts));
-        if (complete) printf("\nnodes:      %lld stored subtree hashes recomputed from the leaves", (long long)nodes);
+        if (complete)
+            printf("\nnodes:      %lld stored subtree hashes recomputed from the leaves", (long long)nodes);
         printf("\nroot:       %s\n", !complete ? "not computed (entries missing)"
                                      : root_ok ? "recomputed from the leaf hashes, matches"
                                                : "MISMATCH");

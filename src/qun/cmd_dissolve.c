@@ -22,9 +22,12 @@ static void print_pairs(FILE *f, json_t *o) {
     bool first = true;
     json_object_foreach(o, k, v) {
         fprintf(f, "%s%s=", first ? "" : " ", k);
-        if (json_is_string(v)) fputs(json_string_value(v), f);
-        else if (json_is_integer(v)) fprintf(f, "%lld", (long long)json_integer_value(v));
-        else fputs(json_is_true(v) ? "true" : json_is_false(v) ? "false" : "?", f);
+        if (json_is_string(v))
+            fputs(json_string_value(v), f);
+        else if (json_is_integer(v))
+            fprintf(f, "%lld", (long long)json_integer_value(v));
+        else
+            fputs(json_is_true(v) ? "true" : json_is_false(v) ? "false" : "?", f);
         first = false;
     }
     if (first) fputs("-", f);
@@ -36,7 +39,8 @@ static void print_impact_line(FILE *f, const char *key, json_t *e) {
     for (char *p = label; *p; p++)
         if (*p == '_') *p = ' ';
     fprintf(f, "  %-12s %6lld", label, (long long)qun_jint(e, "count"));
-    if (json_is_integer(json_object_get(e, "bytes"))) fprintf(f, " (%lld bytes)", (long long)qun_jint(e, "bytes"));
+    if (json_is_integer(json_object_get(e, "bytes")))
+        fprintf(f, " (%lld bytes)", (long long)qun_jint(e, "bytes"));
     const char *rule = qun_jstr_or(e, "rule", NULL);
     if (rule) fprintf(f, "  %s", rule);
     int64_t keep = qun_jint(e, "retention_seconds");
@@ -48,11 +52,16 @@ static void print_impact_line(FILE *f, const char *key, json_t *e) {
  * Hours up to three days, because the notice periods are stated in hours. */
 static void fmt_duration(int64_t s, char out[32]) {
     long long d = s / 86400, h = s % 86400 / 3600, hh = s / 3600, m = s % 3600 / 60;
-    if (s < 0) snprintf(out, 32, "0s");
-    else if (s > 72 * 3600) snprintf(out, 32, h ? "%lldd %lldh" : "%lldd", d, h);
-    else if (s >= 3600) snprintf(out, 32, m ? "%lldh %02lldm" : "%lldh", hh, m);
-    else if (s >= 60) snprintf(out, 32, "%lldm", m);
-    else snprintf(out, 32, "%llds", (long long)s);
+    if (s < 0)
+        snprintf(out, 32, "0s");
+    else if (s > 72 * 3600)
+        snprintf(out, 32, h ? "%lldd %lldh" : "%lldd", d, h);
+    else if (s >= 3600)
+        snprintf(out, 32, m ? "%lldh %02lldm" : "%lldh", hh, m);
+    else if (s >= 60)
+        snprintf(out, 32, "%lldm", m);
+    else
+        snprintf(out, 32, "%llds", (long long)s);
 }
 
 /* The delay between the request and the dissolution, and the rules behind it. */
@@ -114,7 +123,8 @@ static void print_preview(FILE *f, json_t *p) {
         if ((e = json_object_get(impact, order[i]))) print_impact_line(f, order[i], e);
     json_object_foreach(impact, k, e) {
         bool known = false;
-        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) known = known || strcmp(k, order[i]) == 0;
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+            known = known || strcmp(k, order[i]) == 0;
         if (!known) print_impact_line(f, k, e);
     }
     const char *succ = qun_jstr_or(json_object_get(p, "params"), "successor_name", NULL);
@@ -123,9 +133,9 @@ static void print_preview(FILE *f, json_t *p) {
     print_approvals(f, "Approvals needed", json_object_get(p, "approvals"));
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(p, "requirements"), i, r)
-        if (strcmp(qun_jstr_or(r, "method", ""), "password") == 0)
-            fprintf(f, "Your password is needed again (step-up) to send the request.\n");
+    json_array_foreach(json_object_get(p, "requirements"), i,
+                       r) if (strcmp(qun_jstr_or(r, "method", ""), "password") == 0)
+        fprintf(f, "Your password is needed again (step-up) to send the request.\n");
     fprintf(f, "The confirmation expires at %s.\n", qun_fmt_time(qun_jint(p, "expires_at"), t));
 }
 
@@ -140,11 +150,12 @@ static void print_status(FILE *f, json_t *s) {
     if (json_object_get(s, "requested_at"))
         fprintf(f, "  requested:  %s by %s\n", qun_fmt_time(qun_jint(s, "requested_at"), t),
                 qun_jstr_or(s, "requested_by", "?"));
-    if (json_is_integer(json_object_get(s, "due_at")) && qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_PENDING) {
+    if (json_is_integer(json_object_get(s, "due_at")) &&
+        qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_PENDING) {
         char left[32];
         fmt_duration(qun_jint(s, "seconds_left"), left);
-        fprintf(f, "  dissolves:  %s (in %s); cancel with: qun cancel %s\n", qun_fmt_time(qun_jint(s, "due_at"), t),
-                left, qun_jstr_or(s, "group", "?"));
+        fprintf(f, "  dissolves:  %s (in %s); cancel with: qun cancel %s\n",
+                qun_fmt_time(qun_jint(s, "due_at"), t), left, qun_jstr_or(s, "group", "?"));
     }
     if (qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_REVIEW) {
         fprintf(f, "  waiting for approvals; cancel with: qun cancel %s\n", qun_jstr_or(s, "group", "?"));
@@ -155,11 +166,15 @@ static void print_status(FILE *f, json_t *s) {
     if (json_is_string(json_object_get(s, "successor_name")))
         fprintf(f, "  successor:  \"%s\"%s%s\n", qun_jstr_or(s, "successor_name", ""),
                 json_is_string(json_object_get(s, "successor")) ? " " : "", qun_jstr_or(s, "successor", ""));
-    if (json_is_true(json_object_get(s, "held"))) fprintf(f, "  under a legal hold: nothing is purged until it is released\n");
-    if (json_is_integer(json_object_get(s, "dissolved_at"))) fprintf(f, "  dissolved:  %s\n", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
-    if (json_is_integer(json_object_get(s, "grace_until")) && qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_DISSOLVED)
+    if (json_is_true(json_object_get(s, "held")))
+        fprintf(f, "  under a legal hold: nothing is purged until it is released\n");
+    if (json_is_integer(json_object_get(s, "dissolved_at")))
+        fprintf(f, "  dissolved:  %s\n", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
+    if (json_is_integer(json_object_get(s, "grace_until")) &&
+        qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_DISSOLVED)
         fprintf(f, "  restorable until %s\n", qun_fmt_time(qun_jint(s, "grace_until"), t));
-    if (json_is_integer(json_object_get(s, "purged_at"))) fprintf(f, "  purged:     %s\n", qun_fmt_time(qun_jint(s, "purged_at"), t));
+    if (json_is_integer(json_object_get(s, "purged_at")))
+        fprintf(f, "  purged:     %s\n", qun_fmt_time(qun_jint(s, "purged_at"), t));
     json_t *receipt = json_object_get(s, "receipt");
     if (json_object_size(receipt) > 0) {
         fprintf(f, "  receipt:    ");
@@ -197,7 +212,9 @@ static int fetch_status(qun_cli_t *c, const char *gid, bool quiet, json_t **out)
     if (rc != QUN_EXIT_OK || json_is_object(*out)) return rc;
     json_decref(*out);
     *out = NULL;
-    if (!quiet) fprintf(stderr, "qun: warning: the server's dissolution answer was empty; showing the group's state\n");
+    if (!quiet)
+        fprintf(stderr,
+                "qun: warning: the server's dissolution answer was empty; showing the group's state\n");
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s", gid);
     if (rc != QUN_EXIT_OK) return rc;
     qun_call_t gcall = {.method = "GET", .path = path, .quiet = quiet};
@@ -218,14 +235,15 @@ static bool purge_over(json_t *s, json_t **progress, const char **state) {
     json_t *job;
     size_t i;
     *progress = NULL;
-    json_array_foreach(json_object_get(s, "jobs"), i, job)
-        if (strcmp(qun_jstr_or(job, "kind", ""), qun_job_kind_name(QUN_JOB_PURGE_GROUP)) == 0) {
-            *progress = json_object_get(job, "progress");
-            *state = qun_jstr_or(job, "state", "?");
-            /* A purge that waits for the grace period (or a hold) is not worth watching. */
-            return strcmp(*state, "done") == 0 || strcmp(*state, "failed") == 0 ||
-                   (strcmp(*state, "queued") == 0 && qun_jint(job, "due_at") > qun_jint(s, "now"));
-        }
+    json_array_foreach(
+        json_object_get(s, "jobs"), i,
+        job) if (strcmp(qun_jstr_or(job, "kind", ""), qun_job_kind_name(QUN_JOB_PURGE_GROUP)) == 0) {
+        *progress = json_object_get(job, "progress");
+        *state = qun_jstr_or(job, "state", "?");
+        /* A purge that waits for the grace period (or a hold) is not worth watching. */
+        return strcmp(*state, "done") == 0 || strcmp(*state, "failed") == 0 ||
+               (strcmp(*state, "queued") == 0 && qun_jint(job, "due_at") > qun_jint(s, "now"));
+    }
     *state = qun_jstr_or(s, "state", "?");
     qun_group_state_t st = qun_group_state_parse(*state);
     return st != QUN_GROUP_DISSOLVED && st != QUN_GROUP_PURGING;
@@ -302,11 +320,12 @@ static int post_step_up(qun_cli_t *c, const char *path, json_t *body, const char
 }
 
 int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--messages", NULL, true},  {"--confirm-name", NULL, true},
-                                     {"--no-wait", NULL, false},  {"--successor", NULL, true},
-                                     {"--password", NULL, true},  {0}};
-    static const char usage[] = "dissolve <gid> --messages keep|delete [--successor NAME] [--confirm-name NAME] "
-                                "[--password P] [--no-wait]";
+    static const qun_opt_t opts[] = {{"--messages", NULL, true}, {"--confirm-name", NULL, true},
+                                     {"--no-wait", NULL, false}, {"--successor", NULL, true},
+                                     {"--password", NULL, true}, {0}};
+    static const char usage[] =
+        "dissolve <gid> --messages keep|delete [--successor NAME] [--confirm-name NAME] "
+        "[--password P] [--no-wait]";
     qun_args_t a;
     json_t *preview = NULL, *status = NULL, *params = NULL;
     char ppath[512], path[512];
@@ -315,7 +334,8 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     const char *messages = a.val[0];
     if (!messages || (strcmp(messages, "keep") != 0 && strcmp(messages, "delete") != 0))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "say what happens to the messages: --messages keep|delete");
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "say what happens to the messages: --messages keep|delete");
     rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/dissolution/preview", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/dissolution", a.pos[0]);
     /* The token is bound to the parameters, so the preview and the request carry the
@@ -349,8 +369,8 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     bool step_up = a.val[4] != NULL;
     size_t i;
     json_t *req;
-    json_array_foreach(json_object_get(preview, "requirements"), i, req)
-        step_up = step_up || strcmp(qun_jstr_or(req, "method", ""), "password") == 0;
+    json_array_foreach(json_object_get(preview, "requirements"), i, req) step_up =
+        step_up || strcmp(qun_jstr_or(req, "method", ""), "password") == 0;
     json_t *body = json_deep_copy(params);
     json_object_set_new(body, "confirmation_token", json_string(token));
     /* The server checks the typed name too: a cli session's policy asks for it. */
@@ -363,8 +383,10 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
         if (rc != QUN_EXIT_OK) goto out;
     }
     if (!a.val[2]) follow_purge(c, a.pos[0], &status);
-    if (c->json) qun_print_json(status);
-    else print_status(stdout, status);
+    if (c->json)
+        qun_print_json(status);
+    else
+        print_status(stdout, status);
 out:
     free(typed);
     json_decref(params);
@@ -379,8 +401,10 @@ int qun_cmd_status(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, NULL, 1, 1, "status <gid>", &a);
     if (rc == QUN_EXIT_OK) rc = fetch_status(c, a.pos[0], false, &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else print_status(stdout, out);
+    if (c->json)
+        qun_print_json(out);
+    else
+        print_status(stdout, out);
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -414,9 +438,11 @@ int qun_cmd_restore(qun_cli_t *c, int argc, char **argv) {
      * the server wants it (or sent at once when given on the command line). */
     if (rc == QUN_EXIT_OK) rc = post_step_up(c, path, json_object(), a.val[0], a.val[0] != NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else printf("restored group %s \"%s\"; it is %s again\n", qun_jstr_or(out, "id", a.pos[0]),
-                qun_jstr_or(out, "name", ""), qun_jstr_or(out, "state", "?"));
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("restored group %s \"%s\"; it is %s again\n", qun_jstr_or(out, "id", a.pos[0]),
+               qun_jstr_or(out, "name", ""), qun_jstr_or(out, "state", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }

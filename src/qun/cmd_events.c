@@ -16,7 +16,8 @@ int qun_cmd_events(qun_cli_t *c, int argc, char **argv) {
     char path[96] = "/v1/events";
     int64_t after;
     if (a.val[0]) {
-        if (!qun_parse_uint(a.val[0], &after)) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+        if (!qun_parse_uint(a.val[0], &after))
+            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
         qun_pathf(path, sizeof path, "/v1/events?last_event_id=%lld", (long long)after);
     }
     setvbuf(stdout, NULL, _IONBF, 0);

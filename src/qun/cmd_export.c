@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* qun export: ask the server for an age-encrypted archive of a group, follow the
  * export job with a progress line, then download the .age file into a temporary file
- * next to the target (a progress bar on stderr while the job runs), check its SHA-256 against the digest the server ledgered, and
- * only then give it its name. */
+ * next to the target (a progress bar on stderr while the job runs), check its SHA-256 against the digest the
+ * server ledgered, and only then give it its name. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -31,11 +31,13 @@ static void draw(const char *xid, json_t *x) {
     if (f > 1) f = 1;
     char bar[31];
     int fill = (int)(f * 30);
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\rexport %s [%s] %3d%%  %lld/%lld messages, %lld/%lld files, %.1f MiB written ", xid, bar,
-            (int)(f * 100), (long long)qun_jint(p, "messages"), (long long)qun_jint(t, "messages"),
-            (long long)qun_jint(p, "files"), (long long)qun_jint(t, "files"), (double)qun_jint(p, "bytes") / 1048576.0);
+    fprintf(stderr, "\rexport %s [%s] %3d%%  %lld/%lld messages, %lld/%lld files, %.1f MiB written ", xid,
+            bar, (int)(f * 100), (long long)qun_jint(p, "messages"), (long long)qun_jint(t, "messages"),
+            (long long)qun_jint(p, "files"), (long long)qun_jint(t, "files"),
+            (double)qun_jint(p, "bytes") / 1048576.0);
 }
 
 /* Follow export xid until it is no longer running, drawing the bar when stderr is a
@@ -60,8 +62,11 @@ static int follow(qun_cli_t *c, const char *xid, bool bar, json_t **out) {
 }
 
 int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--to", "-r", true}, {"--output", "-o", true}, {"--self", NULL, false},
-                                     {"--progress", NULL, false}, {0}};
+    static const qun_opt_t opts[] = {{"--to", "-r", true},
+                                     {"--output", "-o", true},
+                                     {"--self", NULL, false},
+                                     {"--progress", NULL, false},
+                                     {0}};
     const char *usage = "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE [--self] [--progress]";
     qun_args_t a;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
@@ -76,15 +81,20 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     char path[512], tmp[1100], dir[1024], got[65];
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/exports", a.pos[0]);
     json_t *x = NULL, *done = NULL;
-    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:o, s:s}", "recipients", recipients, "scope", a.val[2] ? "self" : "group"), &x);
-    else json_decref(recipients);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(
+            c, "POST", path,
+            json_pack("{s:o, s:s}", "recipients", recipients, "scope", a.val[2] ? "self" : "group"), &x);
+    else
+        json_decref(recipients);
     if (rc != QUN_EXIT_OK) goto out;
     char xid[64];
     snprintf(xid, sizeof xid, "%s", qun_jstr_or(x, "id", ""));
     rc = follow(c, xid, a.val[3] != NULL, &done);
     if (rc != QUN_EXIT_OK) goto out;
     if (strcmp(qun_jstr_or(done, "state", ""), "done") != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "EXPORT_FAILED", "export %s failed: %s", xid, qun_jstr_or(done, "error", "?"));
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "EXPORT_FAILED", "export %s failed: %s", xid,
+                          qun_jstr_or(done, "error", "?"));
         goto out;
     }
     /* Download next to the target and verify before naming it. */
@@ -93,7 +103,8 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     snprintf(tmp, sizeof tmp, "%s/.qun-export-XXXXXX", dirname(dir));
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file next to %s: %s", output, strerror(errno));
+        rc =
+            qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file next to %s: %s", output, strerror(errno));
         goto out;
     }
     FILE *sink = fdopen(fd, "wb");
@@ -109,7 +120,8 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     qun_resp_t resp;
     memset(&resp, 0, sizeof resp);
     if (rc == QUN_EXIT_OK) {
-        qun_call_t call = {.method = "GET", .path = path, .sink = sink, .sink_hash = &st, .progress = "download"};
+        qun_call_t call = {
+            .method = "GET", .path = path, .sink = sink, .sink_hash = &st, .progress = "download"};
         rc = qun_cli_call(c, &call, &resp);
     }
     int64_t bytes = resp.sink_bytes;
@@ -123,7 +135,8 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     if (rc == QUN_EXIT_OK && !written)
         rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
     if (rc == QUN_EXIT_OK && strcmp(got, want) != 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the archive hashes to %s, the server ledgered %s", got, want);
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH",
+                          "the archive hashes to %s, the server ledgered %s", got, want);
     if (rc == QUN_EXIT_OK && rename(tmp, output) != 0)
         rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", output, strerror(errno));
     if (rc != QUN_EXIT_OK) {
@@ -134,8 +147,8 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
         json_object_set_new(done, "path", json_string(output));
         qun_print_json(done);
     } else {
-        printf("saved %s (%lld bytes, sha256 %s verified, ledger entry %lld)\n", output, (long long)bytes, got,
-               (long long)qun_jint(done, "ledger_index"));
+        printf("saved %s (%lld bytes, sha256 %s verified, ledger entry %lld)\n", output, (long long)bytes,
+               got, (long long)qun_jint(done, "ledger_index"));
     }
 out:
     json_decref(x);

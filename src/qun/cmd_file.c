@@ -17,12 +17,12 @@
 static const char *guess_type(const char *name) {
     static const struct {
         const char *ext, *type;
-    } types[] = {{".txt", "text/plain"},       {".md", "text/markdown"},   {".csv", "text/csv"},
-                 {".html", "text/html"},       {".json", "application/json"}, {".pdf", "application/pdf"},
-                 {".png", "image/png"},        {".jpg", "image/jpeg"},     {".jpeg", "image/jpeg"},
-                 {".gif", "image/gif"},        {".webp", "image/webp"},    {".svg", "image/svg+xml"},
-                 {".mp3", "audio/mpeg"},       {".mp4", "video/mp4"},      {".zip", "application/zip"},
-                 {".gz", "application/gzip"},  {".tar", "application/x-tar"}};
+    } types[] = {{".txt", "text/plain"},      {".md", "text/markdown"},      {".csv", "text/csv"},
+                 {".html", "text/html"},      {".json", "application/json"}, {".pdf", "application/pdf"},
+                 {".png", "image/png"},       {".jpg", "image/jpeg"},        {".jpeg", "image/jpeg"},
+                 {".gif", "image/gif"},       {".webp", "image/webp"},       {".svg", "image/svg+xml"},
+                 {".mp3", "audio/mpeg"},      {".mp4", "video/mp4"},         {".zip", "application/zip"},
+                 {".gz", "application/gzip"}, {".tar", "application/x-tar"}};
     const char *dot = strrchr(name, '.');
     for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
         if (strcasecmp(dot, types[i].ext) == 0) return types[i].type;
@@ -35,7 +35,8 @@ static int hash_stream(FILE *f, char hex[65]) {
     unsigned char buf[65536], sum[32];
     size_t n;
     crypto_hash_sha256_init(&st);
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) crypto_hash_sha256_update(&st, buf, n);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        crypto_hash_sha256_update(&st, buf, n);
     if (ferror(f)) return QUN_EXIT_FAIL;
     crypto_hash_sha256_final(&st, sum);
     sodium_bin2hex(hex, 65, sum, sizeof sum);
@@ -64,8 +65,12 @@ int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
     const char *name = basename(namebuf);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files?name=%s", a.pos[0], name);
     if (rc != QUN_EXIT_OK) goto out;
-    qun_call_t call = {.method = "POST", .path = path, .upload = f, .upload_size = st.st_size,
-                       .content_type = guess_type(name), .progress = "upload"};
+    qun_call_t call = {.method = "POST",
+                       .path = path,
+                       .upload = f,
+                       .upload_size = st.st_size,
+                       .content_type = guess_type(name),
+                       .progress = "upload"};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
     out = resp.json;
@@ -74,13 +79,15 @@ int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) goto out;
     const char *digest = qun_jstr_or(out, "digest", "");
     if (strcmp(digest, local) != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the server stored digest %s but the file's is %s",
-                          digest, local);
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH",
+                          "the server stored digest %s but the file's is %s", digest, local);
         goto out;
     }
-    if (c->json) qun_print_json(out);
-    else printf("uploaded %s (%lld bytes, %s) to %s\ndigest: %s\n", qun_jstr_or(out, "name", name),
-                (long long)qun_jint(out, "size"), qun_jstr_or(out, "content_type", "?"), a.pos[0], digest);
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("uploaded %s (%lld bytes, %s) to %s\ndigest: %s\n", qun_jstr_or(out, "name", name),
+               (long long)qun_jint(out, "size"), qun_jstr_or(out, "content_type", "?"), a.pos[0], digest);
 out:
     fclose(f);
     json_decref(out);
@@ -119,7 +126,8 @@ int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     const char *output = a.val[0];
     snprintf(want, sizeof want, "%s", a.pos[1]);
-    for (char *p = want; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (char *p = want; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files/%s", a.pos[0], want);
     if (rc != QUN_EXIT_OK) return rc;
     if (output && strcmp(output, "-") == 0) {
@@ -131,7 +139,8 @@ int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
         snprintf(dir, sizeof dir, "%s", output ? output : "./x");
         snprintf(tmp, sizeof tmp, "%s/.qun-download-XXXXXX", dirname(dir));
         int fd = mkstemp(tmp);
-        if (fd < 0) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file in %s: %s", dir, strerror(errno));
+        if (fd < 0)
+            return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file in %s: %s", dir, strerror(errno));
         tmp_made = true;
         mode_t mask = umask(0);
         umask(mask);
@@ -164,7 +173,8 @@ int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
         }
     }
     if (strcmp(got, want) != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the downloaded bytes hash to %s, not %s", got, want);
+        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the downloaded bytes hash to %s, not %s", got,
+                          want);
         goto out;
     }
     if (to_stdout) {

@@ -15,10 +15,14 @@ static bool parse_expiry(const char *s, int64_t *out) {
     long long n = strtoll(s, &end, 10);
     if (end == s || n <= 0) return false;
     int64_t unit = 1;
-    if (*end == 'd') unit = 86400, end++;
-    else if (*end == 'h') unit = 3600, end++;
-    else if (*end == 'm') unit = 60, end++;
-    else if (*end == 's') end++;
+    if (*end == 'd')
+        unit = 86400, end++;
+    else if (*end == 'h')
+        unit = 3600, end++;
+    else if (*end == 'm')
+        unit = 60, end++;
+    else if (*end == 's')
+        end++;
     if (*end || n > 366LL * 86400) return false;
     *out = (int64_t)n * unit;
     return true;
@@ -39,24 +43,27 @@ static int grant_export(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     int64_t secs;
     if (!a.val[0] || !parse_expiry(a.val[0], &secs))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--expires takes a duration such as 7d, 12h or 30m (usage: qun %s)",
-                            usage);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "--expires takes a duration such as 7d, 12h or 30m (usage: qun %s)", usage);
     char path[512];
     json_t *out = NULL, *body = json_pack("{s:I, s:s}", "expires_in", (json_int_t)secs, "scope", "exports");
     if (a.val[1]) json_object_set_new(body, "label", json_string(a.val[1]));
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/grants", a.pos[0]);
-    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, body, &out);
-    else json_decref(body);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "POST", path, body, &out);
+    else
+        json_decref(body);
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json) {
         qun_print_json(out);
     } else {
         char t[32];
-        printf("grant %s on the exports of %s, until %s\n", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"),
-               qun_fmt_time(qun_jint(out, "expires_at"), t));
+        printf("grant %s on the exports of %s, until %s\n", qun_jstr_or(out, "id", "?"),
+               qun_jstr_or(out, "group", "?"), qun_fmt_time(qun_jint(out, "expires_at"), t));
         printf("token (shown once; the application sends it as Authorization: Bearer <token>):\n%s\n",
                qun_jstr_or(out, "token", "?"));
-        printf("it lists exports at GET /v1/grant/exports and downloads GET /v1/grant/exports/<id>/download\n");
+        printf(
+            "it lists exports at GET /v1/grant/exports and downloads GET /v1/grant/exports/<id>/download\n");
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -90,15 +97,18 @@ static int grant_revoke(qun_cli_t *c, int argc, char **argv) {
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/grants/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else printf("revoked grant %s of %s\n", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"));
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("revoked grant %s of %s\n", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }
 
 int qun_cmd_grant(qun_cli_t *c, int argc, char **argv) {
     if (argc < 1)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun grant export|list|revoke ...; see: qun help grant");
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "usage: qun grant export|list|revoke ...; see: qun help grant");
     if (strcmp(argv[0], "export") == 0) return grant_export(c, argc - 1, argv + 1);
     if (strcmp(argv[0], "list") == 0) return grant_list(c, argc - 1, argv + 1);
     if (strcmp(argv[0], "revoke") == 0) return grant_revoke(c, argc - 1, argv + 1);

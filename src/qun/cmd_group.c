@@ -12,9 +12,12 @@
 static int finish(qun_cli_t *c, json_t *out, void (*print_fn)(json_t *out, const void *arg),
                   const void *arg) {
     /* An empty answer (204) still gives scripts a JSON document to parse. */
-    if (c->json && !out) printf("{}\n");
-    else if (c->json) qun_print_json(out);
-    else print_fn(out, arg);
+    if (c->json && !out)
+        printf("{}\n");
+    else if (c->json)
+        qun_print_json(out);
+    else
+        print_fn(out, arg);
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -139,9 +142,10 @@ static int group_add(qun_cli_t *c, int argc, char **argv) {
 static int typed_confirm(const char *prompt, const char *name, const char *given, const char *not_done) {
     char *typed = given ? NULL : qun_prompt_line(prompt);
     const char *got = given ? given : typed ? typed : "";
-    int rc = strcmp(got, name) == 0 ? QUN_EXIT_OK
-                                    : qun_cli_fail(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH",
-                                                   "the name typed does not match \"%s\"; %s", name, not_done);
+    int rc = strcmp(got, name) == 0
+                 ? QUN_EXIT_OK
+                 : qun_cli_fail(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH",
+                                "the name typed does not match \"%s\"; %s", name, not_done);
     free(typed);
     return rc;
 }
@@ -157,7 +161,8 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
     char path[512], ppath[512], line[300], prompt[512];
     int rc = qun_args_parse(argc, argv, opts, 2, 2, "group remove <gid> <openid> [--confirm-name NAME]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
-    if (rc == QUN_EXIT_OK) rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/members/remove/preview", a.pos[0]);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/members/remove/preview", a.pos[0]);
     if (rc != QUN_EXIT_OK) return rc;
     qun_call_t call = {.method = "DELETE", .path = path, .quiet = true};
     qun_resp_t resp;
@@ -168,14 +173,17 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK && resp.status != 0 && !proof) rc = qun_cli_report(&resp);
     qun_resp_free(&resp);
     if (proof) {
-        fprintf(stderr, "You removed many members of this group in the last day: this removal needs your confirmation.\n");
+        fprintf(stderr, "You removed many members of this group in the last day: this removal needs your "
+                        "confirmation.\n");
         rc = qun_cli_json(c, "POST", ppath, json_pack("{s:[s]}", "openids", a.pos[1]), &preview);
         const char *name = qun_jstr_or(preview, "name", "");
-        snprintf(prompt, sizeof prompt, "Remove %.64s from \"%.200s\". Type the group's name to confirm: ", a.pos[1], name);
+        snprintf(prompt, sizeof prompt,
+                 "Remove %.64s from \"%.200s\". Type the group's name to confirm: ", a.pos[1], name);
         if (rc == QUN_EXIT_OK) rc = typed_confirm(prompt, name, a.val[0], "nobody was removed");
         if (rc == QUN_EXIT_OK)
-            rc = qun_cli_json(c, "DELETE", path, json_pack("{s:s, s:s}", "confirmation_token",
-                                                            qun_jstr_or(preview, "confirmation_token", ""), "typed_name", name),
+            rc = qun_cli_json(c, "DELETE", path,
+                              json_pack("{s:s, s:s}", "confirmation_token",
+                                        qun_jstr_or(preview, "confirmation_token", ""), "typed_name", name),
                               &out);
         json_decref(preview);
     }
@@ -194,8 +202,7 @@ static int group_role(qun_cli_t *c, int argc, char **argv) {
     if (strcmp(a.pos[2], "admin") != 0 && strcmp(a.pos[2], "member") != 0)
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the role is admin or member; usage: qun %s", usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
-    if (rc == QUN_EXIT_OK)
-        rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "role", a.pos[2]), &out);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "role", a.pos[2]), &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "set") : rc;
 }
 
@@ -205,8 +212,7 @@ static int group_rename(qun_cli_t *c, int argc, char **argv) {
     char path[512];
     int rc = qun_args_parse(argc, argv, NULL, 2, 2, "group rename <gid> <name>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s", a.pos[0]);
-    if (rc == QUN_EXIT_OK)
-        rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "name", a.pos[1]), &out);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "name", a.pos[1]), &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_group, "renamed") : rc;
 }
 
@@ -214,12 +220,13 @@ int qun_cmd_group(qun_cli_t *c, int argc, char **argv) {
     static const struct {
         const char *name;
         int (*run)(qun_cli_t *c, int argc, char **argv);
-    } subs[] = {{"create", group_create}, {"list", group_list},     {"show", group_show},
-                {"members", group_members}, {"add", group_add},     {"remove", group_remove},
+    } subs[] = {{"create", group_create},   {"list", group_list},    {"show", group_show},
+                {"members", group_members}, {"add", group_add},      {"remove", group_remove},
                 {"role", group_role},       {"rename", group_rename}};
     if (argc < 1)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "usage: qun group create|list|show|members|add|remove|role|rename ...; see: qun help group");
+        return qun_cli_fail(
+            QUN_EXIT_USAGE, "USAGE",
+            "usage: qun group create|list|show|members|add|remove|role|rename ...; see: qun help group");
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(subs[i].name, argv[0]) == 0) return subs[i].run(c, argc - 1, argv + 1);
     return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown group command %s; see: qun help group", argv[0]);
@@ -233,7 +240,8 @@ static void print_transfer(json_t *out, const void *arg) {
     else if (strcmp(state, "accepted") == 0)
         printf("you now own %s\n", qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "withdrawn") == 0)
-        printf("withdrew the offer of %s to %s\n", qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "to", "?"));
+        printf("withdrew the offer of %s to %s\n", qun_jstr_or(out, "group", "?"),
+               qun_jstr_or(out, "to", "?"));
     else
         printf("declined the ownership of %s\n", qun_jstr_or(out, "group", "?"));
 }
@@ -248,9 +256,10 @@ static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const c
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer", gid);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", ppath, json_pack("{s:s}", "to", to), &preview);
     if (rc != QUN_EXIT_OK) return rc;
-    const char *name = qun_jstr_or(preview, "name", ""), *token = qun_jstr_or(preview, "confirmation_token", NULL);
-    snprintf(prompt, sizeof prompt, "Transfer the ownership of \"%.200s\" to %.64s. Type the group's name to confirm: ",
-             name, to);
+    const char *name = qun_jstr_or(preview, "name", ""),
+               *token = qun_jstr_or(preview, "confirmation_token", NULL);
+    snprintf(prompt, sizeof prompt,
+             "Transfer the ownership of \"%.200s\" to %.64s. Type the group's name to confirm: ", name, to);
     rc = typed_confirm(prompt, name, confirm, "nothing was offered");
     if (rc == QUN_EXIT_OK) {
         json_t *body = json_pack("{s:s, s:s}", "to", to, "typed_name", name);

@@ -40,7 +40,7 @@ static int fail_rc(qun_rc rc, const qun_err_t *err) {
 
 /* Decrypt in (an age file) with the identities of id_path into the temporary file out. */
 static int decrypt(const char *in_path, const char *id_path, FILE *out, int64_t *plain) {
-    uint8_t (*keys)[32] = sodium_malloc(QUN_AGE_MAX_KEYS * 32);
+    uint8_t(*keys)[32] = sodium_malloc(QUN_AGE_MAX_KEYS * 32);
     if (!keys) return qun_cli_fail(QUN_EXIT_FAIL, "NOMEM", "out of memory");
     size_t nkeys = 0;
     qun_err_t err = {0};
@@ -70,7 +70,8 @@ static int decrypt(const char *in_path, const char *id_path, FILE *out, int64_t 
             *plain += (int64_t)got;
         }
         if (s.tty) fputc('\n', stderr);
-        if (rc == QUN_OK && fflush(out) != 0) rc = qun_fail(&err, QUN_AGE_IO, "cannot write the decrypted archive");
+        if (rc == QUN_OK && fflush(out) != 0)
+            rc = qun_fail(&err, QUN_AGE_IO, "cannot write the decrypted archive");
         if (rc != QUN_OK) xrc = fail_rc(rc, &err);
     }
     qun_age_dec_free(d);
@@ -88,7 +89,8 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv) {
     if (!a.val[0] || !*a.val[0]) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
     /* The plaintext goes to an unlinked file: nothing of it is left behind. */
     FILE *plain = tmpfile();
-    if (!plain) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a temporary file: %s", strerror(errno));
+    if (!plain)
+        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a temporary file: %s", strerror(errno));
     int64_t size = 0;
     rc = decrypt(a.pos[0], a.val[0], plain, &size);
     if (rc == QUN_EXIT_OK && fseek(plain, 0, SEEK_SET) != 0)
@@ -97,8 +99,12 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv) {
     if (rc == QUN_EXIT_OK) {
         qun_resp_t resp;
         memset(&resp, 0, sizeof resp);
-        qun_call_t call = {.method = "POST", .path = "/v1/imports", .upload = plain, .upload_size = size,
-                           .content_type = "application/zstd", .progress = "upload"};
+        qun_call_t call = {.method = "POST",
+                           .path = "/v1/imports",
+                           .upload = plain,
+                           .upload_size = size,
+                           .content_type = "application/zstd",
+                           .progress = "upload"};
         rc = qun_cli_call(c, &call, &resp);
         out = resp.json;
         resp.json = NULL;
@@ -115,8 +121,9 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv) {
         json_t *n = json_object_get(out, "counts");
         printf("imported group %s \"%s\": %lld members, %lld messages, %lld files, %lld payments "
                "(verified against ledger entry %lld; import ledgered as entry %lld)\n",
-               qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "name", ""), (long long)qun_jint(n, "members"),
-               (long long)qun_jint(n, "messages"), (long long)qun_jint(n, "files"), (long long)qun_jint(n, "payments"),
+               qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "name", ""),
+               (long long)qun_jint(n, "members"), (long long)qun_jint(n, "messages"),
+               (long long)qun_jint(n, "files"), (long long)qun_jint(n, "payments"),
                (long long)qun_jint(json_object_get(out, "source"), "ledger_index"),
                (long long)qun_jint(out, "ledger_index"));
         /* Who of the archive was not added, and why (no account here, or no longer a
@@ -125,8 +132,9 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv) {
         json_t *e;
         json_array_foreach(json_object_get(out, "skipped"), i, e)
             printf("not added: %s (%s)\n", qun_jstr_or(e, "openid", "?"),
-                   strcmp(qun_jstr_or(e, "reason", ""), "no_account") == 0 ? "no account on this server"
-                                                                            : "no longer a member of the archived group");
+                   strcmp(qun_jstr_or(e, "reason", ""), "no_account") == 0
+                       ? "no account on this server"
+                       : "no longer a member of the archived group");
     }
     json_decref(out);
     return QUN_EXIT_OK;

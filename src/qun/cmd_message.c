@@ -19,7 +19,8 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     if (a.npos == 2 && strcmp(a.pos[1], "-") == 0) {
         /* "-" posts standard input, for text that is awkward to quote. */
         n = fread(text, 1, sizeof text - 1, stdin);
-        while (n > 0 && text[n - 1] == '\n') n--;
+        while (n > 0 && text[n - 1] == '\n')
+            n--;
         if (n > MAX_TEXT || (!feof(stdin) && fgetc(stdin) != EOF))
             return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a message holds at most %d bytes", MAX_TEXT);
         text[n] = '\0';
@@ -38,8 +39,10 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:s%}", "text", text, n), &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else printf("posted #%lld to %s\n", (long long)qun_jint(out, "seq"), qun_jstr_or(out, "group", a.pos[0]));
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("posted #%lld to %s\n", (long long)qun_jint(out, "seq"), qun_jstr_or(out, "group", a.pos[0]));
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -54,9 +57,9 @@ static json_t *member_names(qun_cli_t *c, const char *gid) {
     qun_call_t call = {.method = "GET", .path = path, .quiet = true};
     qun_resp_t resp;
     if (qun_cli_call(c, &call, &resp) == QUN_EXIT_OK)
-        json_array_foreach(json_object_get(resp.json, "items"), i, m)
-            if (json_is_string(json_object_get(m, "openid")))
-                json_object_set(names, qun_jstr_or(m, "openid", ""), json_object_get(m, "username"));
+        json_array_foreach(json_object_get(resp.json, "items"), i,
+                           m) if (json_is_string(json_object_get(m, "openid")))
+            json_object_set(names, qun_jstr_or(m, "openid", ""), json_object_get(m, "username"));
     qun_resp_free(&resp);
     return names;
 }
@@ -72,7 +75,8 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if ((a.val[0] && !qun_parse_uint(a.val[0], &after)) || (a.val[1] && !qun_parse_uint(a.val[1], &limit)))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--after and --limit take whole numbers; usage: qun %s", usage);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--after and --limit take whole numbers; usage: qun %s",
+                            usage);
     if (a.val[1]) {
         /* One page, exactly as asked; the answer's next_cursor says where to go on. */
         rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages?after=%I&limit=%I", a.pos[0], after, limit);
@@ -92,12 +96,14 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     json_array_foreach(items, i, m) {
         char t[32];
         const char *author = qun_jstr_or(m, "author", "?");
-        printf("#%-4lld %s  %s: %s\n", (long long)qun_jint(m, "seq"), qun_fmt_time(qun_jint(m, "created_at"), t),
-               qun_jstr_or(names, author, author), qun_jstr_or(m, "text", ""));
+        printf("#%-4lld %s  %s: %s\n", (long long)qun_jint(m, "seq"),
+               qun_fmt_time(qun_jint(m, "created_at"), t), qun_jstr_or(names, author, author),
+               qun_jstr_or(m, "text", ""));
     }
     if (json_array_size(items) == 0) printf("no messages\n");
     const char *next = qun_jstr_or(out, "next_cursor", NULL);
-    if (a.val[1] && next) printf("more: qun history %s --after %s --limit %lld\n", a.pos[0], next, (long long)limit);
+    if (a.val[1] && next)
+        printf("more: qun history %s --after %s --limit %lld\n", a.pos[0], next, (long long)limit);
     json_decref(names);
     json_decref(out);
     return QUN_EXIT_OK;

@@ -15,7 +15,8 @@ int qun_cmd_pay(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 3, 3, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (!qun_parse_uint(a.pos[1], &amount) || !qun_parse_uint(a.pos[2], &shares))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "amount and shares are whole numbers; usage: qun %s", usage);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "amount and shares are whole numbers; usage: qun %s",
+                            usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
     if (rc != QUN_EXIT_OK) return rc;
     json_t *body = json_pack("{s:I, s:I}", "amount", (json_int_t)amount, "shares", (json_int_t)shares);
@@ -40,11 +41,15 @@ int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
     json_t *out;
     char path[512];
     int rc = qun_args_parse(argc, argv, NULL, 2, 2, "claim <gid> <pid>", &a);
-    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments/%s/claim", a.pos[0], a.pos[1]);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments/%s/claim", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) qun_print_json(out);
-    else printf("claimed %lld from %s\n", (long long)qun_jint(out, "amount"), qun_jstr_or(out, "payment", a.pos[1]));
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("claimed %lld from %s\n", (long long)qun_jint(out, "amount"),
+               qun_jstr_or(out, "payment", a.pos[1]));
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -63,8 +68,10 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
         return QUN_EXIT_OK;
     }
     json_t *items = json_object_get(out, "items");
-    if (json_array_size(items) == 0) printf("your bill is empty\n");
-    else printf("%-16s %10s  %-20s %-22s %s\n", "WHEN", "AMOUNT", "KIND", "GROUP", "PAYMENT");
+    if (json_array_size(items) == 0)
+        printf("your bill is empty\n");
+    else
+        printf("%-16s %10s  %-20s %-22s %s\n", "WHEN", "AMOUNT", "KIND", "GROUP", "PAYMENT");
     json_array_foreach(items, i, line) {
         char t[32];
         total += qun_jint(line, "amount");

@@ -113,7 +113,8 @@ static int ask_vouching(qun_cli_t *c, json_t *problem, const char *path) {
     json_t *ch = NULL;
     int rc = qun_cli_json(c, "POST", "/v1/challenges",
                           json_pack("{s:s, s:s, s:s}", "method", "qr", "action", "register_device_key",
-                                    "params_digest", qun_jstr_or(problem, "params_digest", "")), &ch);
+                                    "params_digest", qun_jstr_or(problem, "params_digest", "")),
+                          &ch);
     if (rc != QUN_EXIT_OK) return rc;
     char id[96], uri[256];
     snprintf(id, sizeof id, "%s", qun_jstr_or(ch, "id", "?"));
@@ -124,7 +125,8 @@ static int ask_vouching(qun_cli_t *c, json_t *problem, const char *path) {
         json_decref(o);
     } else {
         printf("Your account already has a device key, so another device of yours approves this one's.\n"
-               "Scan this with it, or run there: qun approve '%s' --key FILE\n\n", uri);
+               "Scan this with it, or run there: qun approve '%s' --key FILE\n\n",
+               uri);
         print_qr(uri);
         printf("\n%s\n\nthen here: qun device key register --challenge %s%s%s\n", uri, id,
                path[0] ? " --key " : "", path);
@@ -173,10 +175,13 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
     rc = qun_cli_call(c, &call, &resp);
     json_decref(body);
     if (rc != QUN_EXIT_OK) {
-        bool vouch = !a.val[1] && resp.status == 428 && strcmp(qun_jstr_or(resp.json, "code", ""), "QR_REQUIRED") == 0;
+        bool vouch =
+            !a.val[1] && resp.status == 428 && strcmp(qun_jstr_or(resp.json, "code", ""), "QR_REQUIRED") == 0;
         /* A transport failure was already reported; an HTTP refusal is reported here. */
-        if (vouch) rc = ask_vouching(c, resp.json, a.val[0] ? a.val[0] : "");
-        else if (resp.status) rc = qun_cli_report(&resp);
+        if (vouch)
+            rc = ask_vouching(c, resp.json, a.val[0] ? a.val[0] : "");
+        else if (resp.status)
+            rc = qun_cli_report(&resp);
         qun_resp_free(&resp);
         return rc;
     }
@@ -197,7 +202,8 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
 int qun_cmd_device(qun_cli_t *c, int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[0], "key") == 0 && strcmp(argv[1], "register") == 0)
         return device_key_register(c, argc - 2, argv + 2);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun device key register [--key FILE] [--challenge ID]");
+    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                        "usage: qun device key register [--key FILE] [--challenge ID]");
 }
 
 /* ---- approve ---- */

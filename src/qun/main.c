@@ -48,7 +48,8 @@ static const command_t commands[] = {
     {"upload", qun_cmd_upload, "upload <gid> <path>", "upload a file"},
     {"download", qun_cmd_download, "download <gid> <digest> [-o FILE]",
      "download a file and verify its SHA-256"},
-    {"transfer", qun_cmd_transfer, "transfer <gid> <openid> [--confirm-name NAME]", "offer ownership to a member"},
+    {"transfer", qun_cmd_transfer, "transfer <gid> <openid> [--confirm-name NAME]",
+     "offer ownership to a member"},
     {"transfer", NULL, "transfer accept <gid>", "accept an ownership offer"},
     {"transfer", NULL, "transfer decline <gid>", "decline an ownership offer"},
     {"transfer", NULL, "transfer withdraw <gid>", "withdraw your open ownership offer"},
@@ -60,9 +61,11 @@ static const command_t commands[] = {
      "dissolve <gid> --messages keep|delete [--successor NAME] [--confirm-name N] [--password P] [--no-wait]",
      "preview, confirm and dissolve a group"},
     {"status", qun_cmd_status, "status <gid>", "show a group's dissolution and purge progress"},
-    {"events", qun_cmd_events, "events [--after EVENT_ID]", "follow your live events (messages, notices, approvals)"},
+    {"events", qun_cmd_events, "events [--after EVENT_ID]",
+     "follow your live events (messages, notices, approvals)"},
     {"cancel", qun_cmd_cancel, "cancel <gid>", "cancel a dissolution under review or in its cooling-off"},
-    {"restore", qun_cmd_restore, "restore <gid> [--password P]", "restore a dissolved group within the grace"},
+    {"restore", qun_cmd_restore, "restore <gid> [--password P]",
+     "restore a dissolved group within the grace"},
     {"approvals", qun_cmd_approvals, "approvals list", "list the dissolutions waiting for your approval"},
     {"approvals", NULL, "approvals approve <aid> [--reason R]", "approve a dissolution"},
     {"approvals", NULL, "approvals reject <aid> --reason R", "reject a dissolution"},
@@ -91,7 +94,8 @@ static const command_t commands[] = {
      "make an Ed25519 key for this device (file 0600) and register it"},
     {"approve", qun_cmd_approve, "approve <challenge-id|qun://challenge/...> --key FILE [--nonce N]",
      "approve a challenge of yours by signing it with a device key"},
-    {"totp", qun_cmd_totp, "totp enroll [--code C]", "enroll an authenticator app (otpauth URI and QR), then confirm"},
+    {"totp", qun_cmd_totp, "totp enroll [--code C]",
+     "enroll an authenticator app (otpauth URI and QR), then confirm"},
     {"totp", NULL, "totp confirm <code>", "confirm a pending TOTP enrollment"},
     {"risk", qun_cmd_risk, "risk explain <r_...|g_...|a_...>",
      "show a risk evaluation: level, score and each reason"},
@@ -111,8 +115,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: qun [--url URL] [--json] <command> [arguments]\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-68s %s\n", commands[i].usage, commands[i].summary);
-    fprintf(f, "\n  %-68s %s\n  %-68s %s\n", "help [command]", "show this help or one command's",
-            "--version", "print the version");
+    fprintf(f, "\n  %-68s %s\n  %-68s %s\n", "help [command]", "show this help or one command's", "--version",
+            "print the version");
     fprintf(f,
             "\nglobal options (anywhere before \"--\"):\n"
             "  --url URL   server (else $QUN_URL, else url = in the config file, else %s)\n"

@@ -55,7 +55,8 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
     int64_t v;
     if (strcmp(key, "listen") == 0) return set_listen(value, err);
     if (strcmp(key, "data") == 0) {
-        if (strlen(value) >= sizeof qund_data_dir) return qun_fail(err, QUN_BAD_REQUEST, "data: path too long");
+        if (strlen(value) >= sizeof qund_data_dir)
+            return qun_fail(err, QUN_BAD_REQUEST, "data: path too long");
         snprintf(qund_data_dir, sizeof qund_data_dir, "%s", value);
         return QUN_OK;
     }
@@ -65,12 +66,14 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         return QUN_OK;
     }
     if (strcmp(key, "instance") == 0) {
-        if (strlen(value) >= sizeof qund_instance) return qun_fail(err, QUN_BAD_REQUEST, "instance: too long");
+        if (strlen(value) >= sizeof qund_instance)
+            return qun_fail(err, QUN_BAD_REQUEST, "instance: too long");
         snprintf(qund_instance, sizeof qund_instance, "%s", value);
         return QUN_OK;
     }
     if (strcmp(key, "policies") == 0) {
-        if (strlen(value) >= sizeof qund_policy_dir) return qun_fail(err, QUN_BAD_REQUEST, "policies: path too long");
+        if (strlen(value) >= sizeof qund_policy_dir)
+            return qun_fail(err, QUN_BAD_REQUEST, "policies: path too long");
         snprintf(qund_policy_dir, sizeof qund_policy_dir, "%s", value);
         return QUN_OK;
     }
@@ -145,26 +148,35 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         if (!to_i64(value, ints[i].lo, ints[i].hi, &v))
             return qun_fail(err, QUN_BAD_REQUEST, "%s: expected an integer from %lld to %lld, got \"%s\"",
                             key, (long long)ints[i].lo, (long long)ints[i].hi, value);
-        if (ints[i].i64) *ints[i].i64 = v;
-        else if (ints[i].i32) *ints[i].i32 = (int)v;
-        else if (strcmp(key, "upload_limit") == 0) qun_server_cfg.upload_limit = (size_t)v;
-        else if (strcmp(key, "argon2_opslimit") == 0) qun_core_cfg.pw_opslimit = (unsigned long long)v;
-        else if (strcmp(key, "argon2_memlimit_kib") == 0) qun_core_cfg.pw_memlimit = (size_t)v * 1024;
+        if (ints[i].i64)
+            *ints[i].i64 = v;
+        else if (ints[i].i32)
+            *ints[i].i32 = (int)v;
+        else if (strcmp(key, "upload_limit") == 0)
+            qun_server_cfg.upload_limit = (size_t)v;
+        else if (strcmp(key, "argon2_opslimit") == 0)
+            qun_core_cfg.pw_opslimit = (unsigned long long)v;
+        else if (strcmp(key, "argon2_memlimit_kib") == 0)
+            qun_core_cfg.pw_memlimit = (size_t)v * 1024;
         return QUN_OK;
     }
     return qun_fail(err, QUN_BAD_REQUEST, "unknown setting \"%s\"", key);
 }
 
 static char *trim(char *s) {
-    while (isspace((unsigned char)*s)) s++;
+    while (isspace((unsigned char)*s))
+        s++;
     char *e = s + strlen(s);
-    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
     return s;
 }
 
 qun_rc qund_config_load(const char *path, bool required, qun_err_t *err) {
     FILE *f = fopen(path, "r");
-    if (!f) return required ? qun_fail(err, QUN_BAD_REQUEST, "cannot read %s: %s", path, strerror(errno)) : QUN_OK;
+    if (!f)
+        return required ? qun_fail(err, QUN_BAD_REQUEST, "cannot read %s: %s", path, strerror(errno))
+                        : QUN_OK;
     char line[1024];
     int lineno = 0;
     qun_rc rc = QUN_OK;

@@ -32,10 +32,9 @@ char qund_instance[128] = "";
 int qund_job_lease = 60;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: qund [--config FILE] [--listen HOST:PORT] [--data DIR] [--threads N]\n"
-            "            [--set KEY=VALUE]... | --version | --help\n"
-            "Flags override the config file (default: $QUND_CONFIG, else none).\n");
+    fprintf(f, "usage: qund [--config FILE] [--listen HOST:PORT] [--data DIR] [--threads N]\n"
+               "            [--set KEY=VALUE]... | --version | --help\n"
+               "Flags override the config file (default: $QUND_CONFIG, else none).\n");
 }
 
 static int die(const char *what, const qun_err_t *err) {
@@ -96,13 +95,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     static char db_path[1100];
-    if (qund_store[0]) snprintf(db_path, sizeof db_path, "%s", qund_store);
-    else snprintf(db_path, sizeof db_path, "sqlite:%s/qun.db", qund_data_dir);
+    if (qund_store[0])
+        snprintf(db_path, sizeof db_path, "%s", qund_store);
+    else
+        snprintf(db_path, sizeof db_path, "sqlite:%s/qun.db", qund_data_dir);
     /* Logs name the store without a password a postgres:// URL may carry. */
     char shown[1100];
     const char *at = strchr(db_path, '@'), *scheme = strstr(db_path, "://");
-    if (at && scheme && scheme < at) snprintf(shown, sizeof shown, "%.*s://…%s", (int)(scheme - db_path), db_path, at);
-    else snprintf(shown, sizeof shown, "%s", db_path);
+    if (at && scheme && scheme < at)
+        snprintf(shown, sizeof shown, "%.*s://…%s", (int)(scheme - db_path), db_path, at);
+    else
+        snprintf(shown, sizeof shown, "%s", db_path);
     qun_core_cfg.data_dir = qund_data_dir;
     qun_server_cfg.db_path = db_path;
     qun_core_cfg.store = db_path;
@@ -120,10 +123,11 @@ int main(int argc, char **argv) {
     if (qun_username_backfill(wdb, &keyed, &collisions, &err) != QUN_OK) return die("username keys", &err);
     if (keyed) qun_log("info", "gave %lld existing usernames their case-insensitive key", (long long)keyed);
     if (collisions)
-        qun_log("warn",
-                "%lld accounts share their username's key with an older account and log in by their exact "
-                "username only; list them with GET /v1/admin/username-collisions (qun admin username-collisions)",
-                (long long)collisions);
+        qun_log(
+            "warn",
+            "%lld accounts share their username's key with an older account and log in by their exact "
+            "username only; list them with GET /v1/admin/username-collisions (qun admin username-collisions)",
+            (long long)collisions);
     static qun_note_key_t ledger_key;
     char key_path[600];
     snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);
@@ -138,7 +142,8 @@ int main(int argc, char **argv) {
         host[sizeof host - 1] = '\0';
         snprintf(qund_instance, sizeof qund_instance, "%s:%d", host, qun_server_cfg.port);
     }
-    if (qun_jobs_start(db_path, writer, qund_purge_pause_ms, qund_instance, qund_job_lease, &jobs, &err) != QUN_OK)
+    if (qun_jobs_start(db_path, writer, qund_purge_pause_ms, qund_instance, qund_job_lease, &jobs, &err) !=
+        QUN_OK)
         return die("jobs", &err);
     qun_outbox_t *outbox;
     if (qun_outbox_start(db_path, writer, &outbox, &err) != QUN_OK) return die("webhooks", &err);

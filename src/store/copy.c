@@ -91,10 +91,12 @@ static int64_t sqlite_seq(qun_db_t *src, const char *table) {
     qun_q_t *q;
     qun_err_t ignore;
     int64_t v = 0;
-    if (qun_db_run(src, &q, &ignore, "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'", "") != QUN_ROW)
+    if (qun_db_run(src, &q, &ignore, "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'", "") !=
+        QUN_ROW)
         return 0;
     qun_q_done(q);
-    if (qun_db_run(src, &q, &ignore, "SELECT seq FROM sqlite_sequence WHERE name = $1", "s", table) == QUN_ROW) {
+    if (qun_db_run(src, &q, &ignore, "SELECT seq FROM sqlite_sequence WHERE name = $1", "s", table) ==
+        QUN_ROW) {
         v = qun_q_col_int(q, 0);
         qun_q_done(q);
     }
@@ -112,8 +114,8 @@ static qun_rc copy_table(qun_db_t *src, qun_db_t *dst, const char *table, bool r
     rc = qun_db_run(dst, &q, err, keep(t, "SELECT 1 FROM %s LIMIT 1", table), "");
     if (rc == QUN_ROW) {
         qun_q_done(q);
-        return qun_fail(err, QUN_BAD_REQUEST, "the target's table %s is not empty: migrate into a new database",
-                        table);
+        return qun_fail(err, QUN_BAD_REQUEST,
+                        "the target's table %s is not empty: migrate into a new database", table);
     }
     if (rc != QUN_DONE) return rc;
     char list[MAX_COLS * 66] = "", params[MAX_COLS * 5] = "";
@@ -131,11 +133,13 @@ static qun_rc copy_table(qun_db_t *src, qun_db_t *dst, const char *table, bool r
         qun_rc wrc = qun_q_prepare(dst, ins, &in, err);
         for (int i = 0; wrc == QUN_OK && i < n; i++) {
             size_t len;
-            if (qun_q_col_null(q, i)) qun_q_null(in, i + 1);
+            if (qun_q_col_null(q, i))
+                qun_q_null(in, i + 1);
             else if (cols[i].bytea) {
                 const void *b = qun_q_col_blob(q, i, &len);
                 qun_q_blob(in, i + 1, b ? b : "", len);
-            } else qun_q_text(in, i + 1, qun_q_col_text(q, i));
+            } else
+                qun_q_text(in, i + 1, qun_q_col_text(q, i));
         }
         if (wrc == QUN_OK) wrc = qun_q_step(in, err);
         if (wrc != QUN_DONE) {
@@ -151,12 +155,15 @@ static qun_rc copy_table(qun_db_t *src, qun_db_t *dst, const char *table, bool r
     for (int i = 0; i < n; i++) {
         if (!cols[i].identity) continue;
         int64_t floor = sqlite_seq(src, table);
-        const char *sv = keep(t, "SELECT setval(pg_get_serial_sequence($1, $2), "
-                                  "GREATEST(COALESCE(MAX(%s), 0), $3) + 1, false) FROM %s",
-                                  cols[i].name, table);
+        const char *sv = keep(t,
+                              "SELECT setval(pg_get_serial_sequence($1, $2), "
+                              "GREATEST(COALESCE(MAX(%s), 0), $3) + 1, false) FROM %s",
+                              cols[i].name, table);
         rc = qun_db_run(dst, &q, err, sv, "ssi", table, cols[i].name, floor);
-        if (rc == QUN_ROW) qun_q_done(q);
-        else return rc;
+        if (rc == QUN_ROW)
+            qun_q_done(q);
+        else
+            return rc;
     }
     return QUN_OK;
 }
@@ -167,7 +174,8 @@ static qun_rc copy_all(qun_db_t *src, qun_db_t *dst, qun_copy_report_fn report, 
     if (vs != vd)
         return qun_fail(err, QUN_BAD_REQUEST,
                         "the source is at schema %d and the target at %d: start this version's qund once on "
-                        "the source (it migrates it) before moving it", vs, vd);
+                        "the source (it migrates it) before moving it",
+                        vs, vd);
     /* Table names first: the copy then runs on statements of its own. */
     char names[128][64];
     bool rowid[128];
@@ -175,7 +183,8 @@ static qun_rc copy_all(qun_db_t *src, qun_db_t *dst, qun_copy_report_fn report, 
     qun_q_t *q;
     qun_rc rc = qun_db_run(src, &q, err,
                            "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master WHERE type = 'table' "
-                           "AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY rowid", "");
+                           "AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY rowid",
+                           "");
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         const char *name = qun_q_col_text(q, 0);
         if (nt == 128 || !plain_name(name)) {
@@ -201,8 +210,7 @@ qun_rc qun_store_copy(const char *from, const char *to, qun_copy_report_fn repor
                       qun_err_t *err) {
     qun_db_t *src = NULL, *dst = NULL;
     texts_t t = {0};
-    if (strncmp(from, "sqlite:", 7) != 0)
-        return qun_fail(err, QUN_BAD_REQUEST, "--from must be sqlite:PATH");
+    if (strncmp(from, "sqlite:", 7) != 0) return qun_fail(err, QUN_BAD_REQUEST, "--from must be sqlite:PATH");
     if (strncmp(to, "postgres://", 11) != 0 && strncmp(to, "postgresql://", 13) != 0)
         return qun_fail(err, QUN_BAD_REQUEST, "--to must be a postgres:// URL");
     /* The source read-only and as it is; the target migrated to this version. */
@@ -218,7 +226,8 @@ qun_rc qun_store_copy(const char *from, const char *to, qun_copy_report_fn repor
     }
     qun_db_close(src);
     qun_db_close(dst);
-    for (size_t i = 0; i < t.n; i++) free(t.sql[i]);
+    for (size_t i = 0; i < t.n; i++)
+        free(t.sql[i]);
     free(t.sql);
     return rc;
 }

@@ -30,17 +30,20 @@ bool qun_job_kind_parse(const char *s, qun_job_kind *k) {
     return false;
 }
 
-static qun_rc done_ok(qun_rc rc) { return rc == QUN_DONE ? QUN_OK : rc; }
+static qun_rc done_ok(qun_rc rc) {
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
 
 qun_rc qun_queue_add(qun_db_t *db, qun_job_kind kind, int64_t group_id, int64_t ref_id, int64_t due_at,
                      int64_t *id, qun_err_t *err) {
     const char *name = qun_job_kind_name(kind);
     if (!name) return qun_fail(err, QUN_INTERNAL, "no job kind %d", (int)kind);
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5) "
-                           "RETURNING id",
-                           "sziii", name, group_id, ref_id, due_at, qun_now());
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "INSERT INTO jobs(kind, group_id, ref_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5) "
+                   "RETURNING id",
+                   "sziii", name, group_id, ref_id, due_at, qun_now());
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     if (id) *id = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -56,25 +59,28 @@ qun_rc qun_queue_wake_held(qun_db_t *db, int64_t group_id, int64_t now, qun_err_
 }
 
 qun_rc qun_queue_end_purges(qun_db_t *db, int64_t ref_id, const char *reason, qun_err_t *err) {
-    return done_ok(qun_db_run(db, NULL, err,
-                              "UPDATE jobs SET state = 'done', finished_at = $2, last_error = $3 WHERE ref_id = $1 "
-                              "AND kind IN ($4, $5) AND state IN ('queued', 'running')",
-                              "iisss", ref_id, qun_now(), reason, kind_names[QUN_JOB_PURGE_GROUP],
-                              kind_names[QUN_JOB_PURGE_PAYMENTS]));
+    return done_ok(
+        qun_db_run(db, NULL, err,
+                   "UPDATE jobs SET state = 'done', finished_at = $2, last_error = $3 WHERE ref_id = $1 "
+                   "AND kind IN ($4, $5) AND state IN ('queued', 'running')",
+                   "iisss", ref_id, qun_now(), reason, kind_names[QUN_JOB_PURGE_GROUP],
+                   kind_names[QUN_JOB_PURGE_PAYMENTS]));
 }
 
 qun_rc qun_queue_list_purges(qun_db_t *db, int64_t ref_id, json_t *into, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT kind, state, due_at, attempts, progress FROM jobs WHERE ref_id = $1 "
-                           "AND kind IN ($2, $3) ORDER BY id",
-                           "iss", ref_id, kind_names[QUN_JOB_PURGE_GROUP], kind_names[QUN_JOB_PURGE_PAYMENTS]);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT kind, state, due_at, attempts, progress FROM jobs WHERE ref_id = $1 "
+                   "AND kind IN ($2, $3) ORDER BY id",
+                   "iss", ref_id, kind_names[QUN_JOB_PURGE_GROUP], kind_names[QUN_JOB_PURGE_PAYMENTS]);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         json_t *progress = json_loads(qun_q_col_text(q, 4), 0, NULL);
-        json_array_append_new(into, json_pack("{s:s, s:s, s:I, s:I, s:o}", "kind", qun_q_col_text(q, 0), "state",
-                                              qun_q_col_text(q, 1), "due_at", (json_int_t)qun_q_col_int(q, 2),
-                                              "attempts", (json_int_t)qun_q_col_int(q, 3), "progress",
-                                              progress ? progress : json_object()));
+        json_array_append_new(into,
+                              json_pack("{s:s, s:s, s:I, s:I, s:o}", "kind", qun_q_col_text(q, 0), "state",
+                                        qun_q_col_text(q, 1), "due_at", (json_int_t)qun_q_col_int(q, 2),
+                                        "attempts", (json_int_t)qun_q_col_int(q, 3), "progress",
+                                        progress ? progress : json_object()));
     }
     return done_ok(rc);
 }
@@ -105,8 +111,8 @@ qun_rc qun_queue_set_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t
 
 /* ---- the scheduler's side ---- */
 
-#define CLAIMABLE                                                                                  \
-    "state IN ('queued', 'running') AND due_at <= $3 AND (claimed_by IS NULL OR claimed_by = $1 "  \
+#define CLAIMABLE                                                                                            \
+    "state IN ('queued', 'running') AND due_at <= $3 AND (claimed_by IS NULL OR claimed_by = $1 "            \
     "OR claimed_until < $3)"
 
 qun_rc qun_queue_any_due(qun_db_t *db, const char *instance, int64_t now, bool *any, qun_err_t *err) {
@@ -120,25 +126,29 @@ qun_rc qun_queue_any_due(qun_db_t *db, const char *instance, int64_t now, bool *
     return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
 }
 
-qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out, int max,
-                       int *n, qun_err_t *err) {
+qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
+                       int max, int *n, qun_err_t *err) {
     char sql[512];
-    snprintf(sql, sizeof sql,
-             "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs WHERE " CLAIMABLE
-             " ORDER BY due_at, id LIMIT %d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
-             "attempts, due_at",
-             max, QUN_DB_OPS(db)->skip_locked);
+    snprintf(
+        sql, sizeof sql,
+        "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "
+        "WHERE " CLAIMABLE
+        " ORDER BY due_at, id LIMIT %d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
+        "attempts, due_at",
+        max, QUN_DB_OPS(db)->skip_locked);
     qun_q_t *q;
     *n = 0;
     qun_rc rc = qun_db_run(db, &q, err, sql, "sii", instance, now + lease, now);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         qun_job_kind kind;
         if (*n >= max || !qun_job_kind_parse(qun_q_col_text(q, 1), &kind)) continue;
-        qun_job_t job = {qun_q_col_int(q, 0), qun_q_col_int(q, 2), qun_q_col_int(q, 3), qun_q_col_int(q, 5), kind,
-                         (int)qun_q_col_int(q, 4)};
+        qun_job_t job = {
+            qun_q_col_int(q, 0),     qun_q_col_int(q, 2), qun_q_col_int(q, 3), qun_q_col_int(q, 5), kind,
+            (int)qun_q_col_int(q, 4)};
         /* insertion sort by (due_at, id): RETURNING keeps no order */
         int i = (*n)++;
-        while (i > 0 && (out[i - 1].due_at > job.due_at || (out[i - 1].due_at == job.due_at && out[i - 1].id > job.id))) {
+        while (i > 0 && (out[i - 1].due_at > job.due_at ||
+                         (out[i - 1].due_at == job.due_at && out[i - 1].id > job.id))) {
             out[i] = out[i - 1];
             i--;
         }
@@ -159,23 +169,26 @@ qun_rc qun_queue_begin_step(qun_db_t *db, int64_t id, const char *instance, int6
 }
 
 qun_rc qun_queue_defer(qun_db_t *db, int64_t id, int64_t due_at, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE jobs SET state = 'queued', due_at = $2, last_error = 'held', claimed_by = NULL "
-                           "WHERE id = $1", "ii", id, due_at);
+    qun_rc rc =
+        qun_db_run(db, NULL, err,
+                   "UPDATE jobs SET state = 'queued', due_at = $2, last_error = 'held', claimed_by = NULL "
+                   "WHERE id = $1",
+                   "ii", id, due_at);
     return rc == QUN_DONE ? QUN_OK : QUN_STORE;
 }
 
 qun_rc qun_queue_done(qun_db_t *db, int64_t id, int64_t now, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2 WHERE id = $1", "ii", id,
-                           now);
+    qun_rc rc = qun_db_run(db, NULL, err, "UPDATE jobs SET state = 'done', finished_at = $2 WHERE id = $1",
+                           "ii", id, now);
     return rc == QUN_DONE ? QUN_OK : QUN_STORE;
 }
 
 qun_rc qun_queue_fail(qun_db_t *db, int64_t id, int attempts, const char *msg, int max_attempts, int64_t now,
                       qun_err_t *err) {
     int64_t backoff = (int64_t)1 << (attempts < 10 ? attempts : 10);
-    return done_ok(qun_db_run(db, NULL, err,
-                              "UPDATE jobs SET attempts = attempts + 1, last_error = $2, due_at = $3, claimed_by = NULL, "
-                              "state = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'queued' END WHERE id = $1",
-                              "isii", id, msg, now + backoff, (int64_t)max_attempts));
+    return done_ok(qun_db_run(
+        db, NULL, err,
+        "UPDATE jobs SET attempts = attempts + 1, last_error = $2, due_at = $3, claimed_by = NULL, "
+        "state = CASE WHEN attempts + 1 >= $4 THEN 'failed' ELSE 'queued' END WHERE id = $1",
+        "isii", id, msg, now + backoff, (int64_t)max_attempts));
 }

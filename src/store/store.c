@@ -15,14 +15,12 @@
 
 static const qun_store_ops_t *pick(const char *conn, const char **rest) {
     *rest = conn;
-    if (strncmp(conn, "postgres://", 11) == 0 || strncmp(conn, "postgresql://", 13) == 0)
-        return &qun_pg_ops;
+    if (strncmp(conn, "postgres://", 11) == 0 || strncmp(conn, "postgresql://", 13) == 0) return &qun_pg_ops;
     if (strncmp(conn, "sqlite:", 7) == 0) *rest = conn + 7;
     return &qun_sqlite_ops;
 }
 
-qun_rc qun_db_open(const char *conn, bool readonly, bool migrate, qun_db_t **out,
-                   qun_err_t *err) {
+qun_rc qun_db_open(const char *conn, bool readonly, bool migrate, qun_db_t **out, qun_err_t *err) {
     const char *rest;
     const qun_store_ops_t *ops = pick(conn, &rest);
     return ops->open(rest, readonly, migrate, out, err);
@@ -35,8 +33,7 @@ void qun_db_close(qun_db_t *db) {
 int qun_db_schema_version(qun_db_t *db) {
     qun_q_t *q;
     int v = 0;
-    if (qun_db_run(db, &q, NULL, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", "") ==
-        QUN_ROW) {
+    if (qun_db_run(db, &q, NULL, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", "") == QUN_ROW) {
         v = (int)qun_q_col_int(q, 0);
         qun_q_done(q);
     }
@@ -54,10 +51,18 @@ qun_rc qun_q_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *er
     return DB_OPS(db)->prepare(db, sql, out, err);
 }
 
-void qun_q_int(qun_q_t *q, int idx, int64_t v) { Q_OPS(q)->bind_int(q, idx, v); }
-void qun_q_text(qun_q_t *q, int idx, const char *s) { Q_OPS(q)->bind_text(q, idx, s); }
-void qun_q_blob(qun_q_t *q, int idx, const void *p, size_t n) { Q_OPS(q)->bind_blob(q, idx, p, n); }
-void qun_q_null(qun_q_t *q, int idx) { Q_OPS(q)->bind_null(q, idx); }
+void qun_q_int(qun_q_t *q, int idx, int64_t v) {
+    Q_OPS(q)->bind_int(q, idx, v);
+}
+void qun_q_text(qun_q_t *q, int idx, const char *s) {
+    Q_OPS(q)->bind_text(q, idx, s);
+}
+void qun_q_blob(qun_q_t *q, int idx, const void *p, size_t n) {
+    Q_OPS(q)->bind_blob(q, idx, p, n);
+}
+void qun_q_null(qun_q_t *q, int idx) {
+    Q_OPS(q)->bind_null(q, idx);
+}
 /* A statement fails here when a test armed a fault (store_fault.c); the query is
  * reset as the backend resets one whose step failed. */
 static qun_rc step(qun_q_t *q, bool faultable, qun_err_t *err) {
@@ -71,17 +76,29 @@ static qun_rc step(qun_q_t *q, bool faultable, qun_err_t *err) {
     return Q_OPS(q)->step(q, err);
 }
 
-qun_rc qun_q_step(qun_q_t *q, qun_err_t *err) { return step(q, true, err); }
-int64_t qun_q_col_int(qun_q_t *q, int col) { return Q_OPS(q)->col_int(q, col); }
-const char *qun_q_col_text(qun_q_t *q, int col) { return Q_OPS(q)->col_text(q, col); }
-const void *qun_q_col_blob(qun_q_t *q, int col, size_t *n) { return Q_OPS(q)->col_blob(q, col, n); }
-bool qun_q_col_null(qun_q_t *q, int col) { return Q_OPS(q)->col_null(q, col); }
+qun_rc qun_q_step(qun_q_t *q, qun_err_t *err) {
+    return step(q, true, err);
+}
+int64_t qun_q_col_int(qun_q_t *q, int col) {
+    return Q_OPS(q)->col_int(q, col);
+}
+const char *qun_q_col_text(qun_q_t *q, int col) {
+    return Q_OPS(q)->col_text(q, col);
+}
+const void *qun_q_col_blob(qun_q_t *q, int col, size_t *n) {
+    return Q_OPS(q)->col_blob(q, col, n);
+}
+bool qun_q_col_null(qun_q_t *q, int col) {
+    return Q_OPS(q)->col_null(q, col);
+}
 
 void qun_q_done(qun_q_t *q) {
     if (q) Q_OPS(q)->done(q);
 }
 
-int64_t qun_db_changes(qun_db_t *db) { return DB_OPS(db)->changes(db); }
+int64_t qun_db_changes(qun_db_t *db) {
+    return DB_OPS(db)->changes(db);
+}
 
 qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     if (QUN_FAULT_ARMED() && strncmp(sql, "ROLLBACK", 8) != 0) {
@@ -95,20 +112,28 @@ qun_rc qun_db_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
     return DB_OPS(db)->txn(db, fn, arg, err);
 }
 
-qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err) { return DB_OPS(db)->savepoint(db, err); }
+qun_rc qun_db_savepoint(qun_db_t *db, qun_err_t *err) {
+    return DB_OPS(db)->savepoint(db, err);
+}
 
 qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err) {
     return DB_OPS(db)->release(db, keep, err);
 }
 
-qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err) { return DB_OPS(db)->read_begin(db, err); }
-void qun_db_read_end(qun_db_t *db) { DB_OPS(db)->read_end(db); }
+qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err) {
+    return DB_OPS(db)->read_begin(db, err);
+}
+void qun_db_read_end(qun_db_t *db) {
+    DB_OPS(db)->read_end(db);
+}
 
 qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     return DB_OPS(db)->xlock ? DB_OPS(db)->xlock(db, key, err) : QUN_OK;
 }
 
-const char *qun_db_backend(qun_db_t *db) { return DB_OPS(db)->name; }
+const char *qun_db_backend(qun_db_t *db) {
+    return DB_OPS(db)->name;
+}
 
 qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err) {
     return DB_OPS(db)->scrub ? DB_OPS(db)->scrub(db, err) : QUN_OK;
@@ -125,7 +150,8 @@ qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err) {
 
 qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err) {
     *woken = false;
-    if (!DB_OPS(db)->wait_notify) return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
+    if (!DB_OPS(db)->wait_notify)
+        return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
     return DB_OPS(db)->wait_notify(db, timeout_ms, woken, err);
 }
 
@@ -139,8 +165,7 @@ void qun_store_init(void) {
     qun_pg_ops.init();
 }
 
-qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
-                  const char *types, ...) {
+qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...) {
     qun_q_t *q;
     qun_rc rc = qun_q_prepare(db, sql, &q, err);
     if (rc != QUN_OK) return rc;
@@ -151,8 +176,10 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
         case 'i': qun_q_int(q, i + 1, va_arg(ap, int64_t)); break;
         case 'z': {
             int64_t v = va_arg(ap, int64_t);
-            if (v) qun_q_int(q, i + 1, v);
-            else qun_q_null(q, i + 1);
+            if (v)
+                qun_q_int(q, i + 1, v);
+            else
+                qun_q_null(q, i + 1);
             break;
         }
         case 's': qun_q_text(q, i + 1, va_arg(ap, const char *)); break;
@@ -164,7 +191,9 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql,
      * are never failed by an injected fault (store_fault.c says why). */
     bool faultable = !QUN_FAULT_ARMED() || (strncmp(sql, "ROLLBACK", 8) != 0 && strcmp(sql, "COMMIT") != 0);
     rc = step(q, faultable, err);
-    if (rc == QUN_ROW && out) *out = q;
-    else if (rc == QUN_ROW) qun_q_done(q);
+    if (rc == QUN_ROW && out)
+        *out = q;
+    else if (rc == QUN_ROW)
+        qun_q_done(q);
     return rc;
 }

@@ -32,8 +32,7 @@ typedef struct qun_store_ops {
      * there is (SQLite). */
     const char *skip_locked;
     void (*init)(void);
-    qun_rc (*open)(const char *conninfo, bool readonly, bool migrate, qun_db_t **out,
-                   qun_err_t *err);
+    qun_rc (*open)(const char *conninfo, bool readonly, bool migrate, qun_db_t **out, qun_err_t *err);
     void (*close)(qun_db_t *db);
     qun_rc (*prepare)(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err);
     void (*bind_int)(qun_q_t *q, int idx, int64_t v);

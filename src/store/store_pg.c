@@ -78,7 +78,8 @@ static void quiet(void *arg, const char *msg) {
 static qun_rc connect_db(qun_db_t *db, qun_err_t *err) {
     int64_t now = qun_mono_ms();
     if (db->conn && now < db->retry_at_ms)
-        return qun_fail(err, QUN_STORE_UNAVAILABLE, "postgres: the server is unreachable; next attempt in %lld ms",
+        return qun_fail(err, QUN_STORE_UNAVAILABLE,
+                        "postgres: the server is unreachable; next attempt in %lld ms",
                         (long long)(db->retry_at_ms - now));
     if (db->conn) PQfinish(db->conn);
     db->conn = PQconnectdb(db->conninfo);
@@ -94,10 +95,9 @@ static qun_rc connect_db(qun_db_t *db, qun_err_t *err) {
     db->backoff_ms = 0;
     db->retry_at_ms = 0;
     PQsetNoticeProcessor(db->conn, quiet, NULL);
-    PGresult *r = PQexec(db->conn, db->readonly
-                                       ? "SET default_transaction_read_only = on; "
-                                         "SET application_name = 'qund'"
-                                       : "SET application_name = 'qund'");
+    PGresult *r = PQexec(db->conn, db->readonly ? "SET default_transaction_read_only = on; "
+                                                  "SET application_name = 'qund'"
+                                                : "SET application_name = 'qund'");
     qun_rc rc = QUN_OK;
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = qun_fail(err, QUN_STORE, "postgres: session setup: %.200s", PQerrorMessage(db->conn));
@@ -124,8 +124,7 @@ static qun_rc pg_fail(qun_db_t *db, PGresult *r, qun_err_t *err, const char *wha
         if (*p == '\n') *p = ' ';
     if (PQstatus(db->conn) != CONNECTION_OK)
         return qun_fail(err, QUN_STORE_UNAVAILABLE, "%s: connection lost: %.200s", what, clean);
-    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
-                  strcmp(state, "55P03") == 0))
+    if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "55P03") == 0))
         return qun_fail(err, QUN_CONFLICT_RETRY, "%s: %.200s", what, clean);
     if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0)) /* connection, shutdown */
         return qun_fail(err, QUN_STORE_UNAVAILABLE, "%s: %.200s", what, clean);
@@ -136,8 +135,7 @@ static qun_rc pg_fail(qun_db_t *db, PGresult *r, qun_err_t *err, const char *wha
 
 static void note_changes(qun_db_t *db, PGresult *r) {
     const char *st = PQcmdStatus(r);
-    if (strncmp(st, "INSERT", 6) == 0 || strncmp(st, "UPDATE", 6) == 0 ||
-        strncmp(st, "DELETE", 6) == 0)
+    if (strncmp(st, "INSERT", 6) == 0 || strncmp(st, "UPDATE", 6) == 0 || strncmp(st, "DELETE", 6) == 0)
         db->changes = strtoll(PQcmdTuples(r), NULL, 10);
 }
 
@@ -146,9 +144,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
         db->nheld = 0;
-    }
-    else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
-             strncmp(sql, "END", 3) == 0)
+    } else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 || strncmp(sql, "END", 3) == 0)
         db->in_txn = false;
 }
 
@@ -218,7 +214,8 @@ static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
         if (rc == QUN_OK)
             rc = qun_db_run(db, NULL, err,
                             "INSERT INTO schema_migrations(version, name, applied_at) "
-                            "VALUES ($1, $2, $3)", "isi", (int64_t)m->version, m->name, qun_now());
+                            "VALUES ($1, $2, $3)",
+                            "isi", (int64_t)m->version, m->name, qun_now());
         if (rc == QUN_DONE) rc = pg_exec(db, "COMMIT", err);
         if (rc != QUN_OK) {
             qun_err_t ignore;
@@ -233,8 +230,7 @@ static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
 
 static void pg_close(qun_db_t *db);
 
-static qun_rc pg_open(const char *conninfo, bool readonly, bool migrate_now, qun_db_t **out,
-                      qun_err_t *err) {
+static qun_rc pg_open(const char *conninfo, bool readonly, bool migrate_now, qun_db_t **out, qun_err_t *err) {
     qun_db_t *db = calloc(1, sizeof *db);
     if (!db) return qun_fail(err, QUN_NOMEM, "out of memory");
     db->ops = &qun_pg_ops;
@@ -371,8 +367,10 @@ static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
         if (!(q->used & ((uint64_t)1 << k))) types[k - 1] = TEXTOID;
     PGresult *r = PQprepare(db->conn, q->name, q->sql, q->nparams, types);
     qun_rc rc = QUN_OK;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = pg_fail(db, r, err, "prepare");
-    else q->gen = db->gen;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = pg_fail(db, r, err, "prepare");
+    else
+        q->gen = db->gen;
     PQclear(r);
     return rc;
 }
@@ -480,7 +478,8 @@ static void backoff(int attempt) {
 
 static qun_rc pg_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
     qun_rc rc = QUN_CONFLICT_RETRY;
-    for (int attempt = 0; attempt < 8 && (rc == QUN_CONFLICT_RETRY || rc == QUN_STORE_UNAVAILABLE); attempt++) {
+    for (int attempt = 0; attempt < 8 && (rc == QUN_CONFLICT_RETRY || rc == QUN_STORE_UNAVAILABLE);
+         attempt++) {
         if (attempt) backoff(attempt - 1);
         rc = pg_exec(db, "BEGIN", err);
         if (rc != QUN_OK) continue;

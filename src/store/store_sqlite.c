@@ -63,13 +63,17 @@ static qun_rc lost(qun_err_t *err) {
 
 static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     bool rollback = strcmp(sql, "ROLLBACK") == 0;
-    if (rollback) db->in_txn = false;
-    else if (txn_lost(db)) return lost(err);
+    if (rollback)
+        db->in_txn = false;
+    else if (txn_lost(db))
+        return lost(err);
     char *msg = NULL;
     int rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
     if (rc == SQLITE_OK && !rollback) {
-        if (strncmp(sql, "BEGIN", 5) == 0) db->in_txn = true;
-        else if (strcmp(sql, "COMMIT") == 0) db->in_txn = false;
+        if (strncmp(sql, "BEGIN", 5) == 0)
+            db->in_txn = true;
+        else if (strcmp(sql, "COMMIT") == 0)
+            db->in_txn = false;
     }
     if (rc != SQLITE_OK) {
         qun_rc r = sqlite_rc(db, rc, err, msg ? msg : "exec");
@@ -81,8 +85,9 @@ static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
 
 static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
     qun_rc rc = qun_db_exec(db,
-        "CREATE TABLE IF NOT EXISTS schema_migrations("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)", err);
+                            "CREATE TABLE IF NOT EXISTS schema_migrations("
+                            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                            err);
     for (size_t i = 0; rc == QUN_OK && i < qun_sqlite_migrations_count; i++) {
         const qun_migration_t *m = &qun_sqlite_migrations[i];
         qun_q_t *q;
@@ -99,7 +104,8 @@ static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
         if (rc == QUN_OK)
             rc = qun_db_run(db, NULL, err,
                             "INSERT INTO schema_migrations(version, name, applied_at) "
-                            "VALUES ($1, $2, $3)", "isi", (int64_t)m->version, m->name, qun_now());
+                            "VALUES ($1, $2, $3)",
+                            "isi", (int64_t)m->version, m->name, qun_now());
         if (rc == QUN_DONE) rc = qun_db_exec(db, "COMMIT", err);
         if (rc != QUN_OK) {
             qun_err_t ignore;
@@ -112,8 +118,7 @@ static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
     return rc;
 }
 
-static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_t **out,
-                   qun_err_t *err) {
+static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_t **out, qun_err_t *err) {
     qun_db_t *db = calloc(1, sizeof *db);
     if (!db) return qun_fail(err, QUN_NOMEM, "out of memory");
     db->ops = &qun_sqlite_ops;
@@ -128,10 +133,11 @@ static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_
     }
     sqlite3_busy_timeout(db->h, 5000);
     qun_rc r = qun_db_exec(db,
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-        /* What is purged is gone: deleted rows are overwritten with zeros, in their
-         * pages and on the freelist, instead of lingering in the file. */
-        "PRAGMA secure_delete=ON;", err);
+                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+                           /* What is purged is gone: deleted rows are overwritten with zeros, in their
+                            * pages and on the freelist, instead of lingering in the file. */
+                           "PRAGMA secure_delete=ON;",
+                           err);
     if (r == QUN_OK && migrate_now) r = migrate(db, err);
     if (r == QUN_OK && readonly) r = qun_db_exec(db, "PRAGMA query_only=1", err);
     if (r != QUN_OK) {
@@ -204,8 +210,10 @@ static void sq_bind_int(qun_q_t *q, int idx, int64_t v) {
 
 static void sq_bind_text(qun_q_t *q, int idx, const char *s) {
     if (!pidx(q, idx)) return;
-    if (s) bound(q, sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT));
-    else bound(q, sqlite3_bind_null(q->stmt, pidx(q, idx)));
+    if (s)
+        bound(q, sqlite3_bind_text(q->stmt, pidx(q, idx), s, -1, SQLITE_TRANSIENT));
+    else
+        bound(q, sqlite3_bind_null(q->stmt, pidx(q, idx)));
 }
 
 static void sq_bind_blob(qun_q_t *q, int idx, const void *p, size_t n) {
@@ -318,7 +326,8 @@ static qun_rc sq_scrub(qun_db_t *db, qun_err_t *err) {
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
     bool busy = qun_q_col_int(q, 0) != 0;
     qun_q_done(q);
-    return busy ? qun_fail(err, QUN_CONFLICT_RETRY, "a reader kept the WAL checkpoint from finishing") : QUN_OK;
+    return busy ? qun_fail(err, QUN_CONFLICT_RETRY, "a reader kept the WAL checkpoint from finishing")
+                : QUN_OK;
 }
 
 static void sq_init(void) {

@@ -27,9 +27,11 @@ struct qun_writer {
 /* Take up to max_batch queued operations, or NULL when stopping with nothing left. */
 static qun_wop_t *take_batch(qun_writer_t *w) {
     pthread_mutex_lock(&w->mu);
-    while (!w->head && !w->stopping) pthread_cond_wait(&w->cv, &w->mu);
+    while (!w->head && !w->stopping)
+        pthread_cond_wait(&w->cv, &w->mu);
     qun_wop_t *batch = w->head, *last = w->head;
-    for (int n = 1; last && last->next && n < w->max_batch; n++) last = last->next;
+    for (int n = 1; last && last->next && n < w->max_batch; n++)
+        last = last->next;
     if (last) {
         w->head = last->next;
         if (!w->head) w->tail = NULL;
@@ -52,14 +54,17 @@ static void fail_all(qun_wop_t *batch, qun_rc rc, const qun_err_t *why) {
  * lost database are worth naming (the client should wait, not just retry); anything
  * else is a retry. */
 static qun_rc broken(qun_rc why) {
-    return why == QUN_STORAGE_FULL || why == QUN_STORE_UNAVAILABLE || why == QUN_DESCRIPTORS_EXHAUSTED ? why : QUN_UNAVAILABLE;
+    return why == QUN_STORAGE_FULL || why == QUN_STORE_UNAVAILABLE || why == QUN_DESCRIPTORS_EXHAUSTED
+               ? why
+               : QUN_UNAVAILABLE;
 }
 
 static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
     qun_err_t err = {{0}, {0}};
     qun_rc rc = qun_db_exec(w->db, "BEGIN IMMEDIATE", &err);
     if (rc != QUN_OK) {
-        for (qun_wop_t *op = batch; op; op = op->next) op->rc = QUN_OK;
+        for (qun_wop_t *op = batch; op; op = op->next)
+            op->rc = QUN_OK;
         fail_all(batch, broken(rc), &err);
         return;
     }
@@ -69,7 +74,8 @@ static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
         if (op->rc == QUN_OK) op->rc = op->fn(w->db, op->arg, &op->err);
         if ((rc = qun_db_release(w->db, op->rc == QUN_OK, &err)) != QUN_OK) {
             /* The transaction itself broke: nothing of this batch is kept. */
-            qun_log(rc == QUN_STORAGE_FULL ? "warn" : "error", "writer: savepoint release failed: %s", err.msg);
+            qun_log(rc == QUN_STORAGE_FULL ? "warn" : "error", "writer: savepoint release failed: %s",
+                    err.msg);
             qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
             fail_all(batch, broken(rc), &err);
             return;
@@ -137,8 +143,10 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
     op->next = NULL;
     op->rc = QUN_OK;
     pthread_mutex_lock(&w->mu);
-    if (w->tail) w->tail->next = op;
-    else w->head = op;
+    if (w->tail)
+        w->tail->next = op;
+    else
+        w->head = op;
     w->tail = op;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -159,14 +167,15 @@ static void sync_done(qun_wop_t *op) {
     pthread_mutex_unlock(&s->mu);
 }
 
-qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *),
-                      void *arg, qun_err_t *err) {
+qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
+                      qun_err_t *err) {
     sync_op_t s = {.op = {.fn = fn, .done = sync_done, .arg = arg}};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     qun_writer_submit(w, &s.op);
     pthread_mutex_lock(&s.mu);
-    while (!s.finished) pthread_cond_wait(&s.cv, &s.mu);
+    while (!s.finished)
+        pthread_cond_wait(&s.cv, &s.mu);
     pthread_mutex_unlock(&s.mu);
     pthread_mutex_destroy(&s.mu);
     pthread_cond_destroy(&s.cv);

@@ -14,27 +14,26 @@
 static _Atomic int unit_failures, unit_checks;
 static const char *unit_case = "main";
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        unit_checks++;                                                                 \
-        if (!(cond)) {                                                                 \
-            unit_failures++;                                                           \
-            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__, unit_case, \
-                    #cond);                                                            \
-        }                                                                              \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        unit_checks++;                                                                                       \
+        if (!(cond)) {                                                                                       \
+            unit_failures++;                                                                                 \
+            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__, unit_case, #cond);         \
+        }                                                                                                    \
     } while (0)
 
 #define CHECK_STR(a, b) CHECK(strcmp((a), (b)) == 0)
 
 /* CHECK for one row of a table-driven case: a failure also names the row. */
-#define CHECKF(cond, row)                                                              \
-    do {                                                                               \
-        unit_checks++;                                                                 \
-        if (!(cond)) {                                                                 \
-            unit_failures++;                                                           \
-            fprintf(stderr, "%s:%d: [%s / %s] CHECK failed: %s\n", __FILE__, __LINE__,     \
-                    unit_case, (row), #cond);                                          \
-        }                                                                              \
+#define CHECKF(cond, row)                                                                                    \
+    do {                                                                                                     \
+        unit_checks++;                                                                                       \
+        if (!(cond)) {                                                                                       \
+            unit_failures++;                                                                                 \
+            fprintf(stderr, "%s:%d: [%s / %s] CHECK failed: %s\n", __FILE__, __LINE__, unit_case, (row),     \
+                    #cond);                                                                                  \
+        }                                                                                                    \
     } while (0)
 
 /* The number of rows of a table. */

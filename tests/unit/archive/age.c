@@ -20,7 +20,8 @@ static void test_hkdf(void) {
         {"RFC 5869 A.1", "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
          "f0f1f2f3f4f5f6f7f8f9",
          "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"},
-        {"RFC 5869 A.2", "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        {"RFC 5869 A.2",
+         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
          "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
          "404142434445464748494a4b4c4d4e4f",
          "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
@@ -57,19 +58,22 @@ static void test_bech32(void) {
         "?1ezyfcl",
     };
     static const char *invalid[] = {
-        "\x20" "1nwldj5",  /* HRP character out of range */
-        "\x7f" "1axkwrx",  /* HRP character out of range */
-        "\x80" "1eym55h",  /* HRP character out of range */
+        "\x20"
+        "1nwldj5", /* HRP character out of range */
+        "\x7f"
+        "1axkwrx", /* HRP character out of range */
+        "\x80"
+        "1eym55h", /* HRP character out of range */
         "an84characterslonghumanreadablepartthatcontainsthenumber1andtheexcludedcharactersbio1569pvx",
-        "pzry9x0s0muk",   /* no separator */
-        "1pzry9x0s0muk",  /* empty HRP */
-        "x1b4n0q5v",      /* invalid data character */
-        "li1dgmt3",       /* too short checksum */
-        "de1lg7wt\xff",   /* invalid character in checksum */
-        "A1G7SGD8",       /* checksum calculated with uppercase HRP */
-        "10a06t8",        /* empty HRP */
-        "1qzzfhee",       /* empty HRP */
-        "A12uEL5L",       /* mixed case */
+        "pzry9x0s0muk",  /* no separator */
+        "1pzry9x0s0muk", /* empty HRP */
+        "x1b4n0q5v",     /* invalid data character */
+        "li1dgmt3",      /* too short checksum */
+        "de1lg7wt\xff",  /* invalid character in checksum */
+        "A1G7SGD8",      /* checksum calculated with uppercase HRP */
+        "10a06t8",       /* empty HRP */
+        "1qzzfhee",      /* empty HRP */
+        "A12uEL5L",      /* mixed case */
     };
     char hrp[100];
     uint8_t data[100];
@@ -82,7 +86,8 @@ static void test_bech32(void) {
         CHECKF(strcmp(re, valid[i]) == 0, valid[i]);
     }
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++)
-        CHECKF(qun_bech32_decode(invalid[i], true, hrp, sizeof hrp, data, sizeof data, &n) == QUN_FIELD_INVALID,
+        CHECKF(qun_bech32_decode(invalid[i], true, hrp, sizeof hrp, data, sizeof data, &n) ==
+                   QUN_FIELD_INVALID,
                invalid[i]);
 }
 
@@ -100,14 +105,14 @@ static void test_keys(void) {
     CHECK(qun_age_identity_recipient(id, back, &err) == QUN_OK);
     CHECK_STR(back, rcpt);
     /* A recipient from age-keygen (the age README's example). */
-    CHECK(qun_age_recipient_parse("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
-                                  pk, &err) == QUN_OK);
+    CHECK(qun_age_recipient_parse("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", pk,
+                                  &err) == QUN_OK);
     /* Wrong case, wrong HRP, identity as recipient and a bad checksum are refused. */
-    CHECK(qun_age_recipient_parse("AGE1QL3Z7HJY54PW3HYWW5AYYFG7ZQGVC7W3J2ELW8ZMRJ2KG5SFN9AQMCAC8P",
-                                  pk, &err) == QUN_AGE_KEY_INVALID);
+    CHECK(qun_age_recipient_parse("AGE1QL3Z7HJY54PW3HYWW5AYYFG7ZQGVC7W3J2ELW8ZMRJ2KG5SFN9AQMCAC8P", pk,
+                                  &err) == QUN_AGE_KEY_INVALID);
     CHECK(qun_age_recipient_parse(id, pk, &err) == QUN_AGE_KEY_INVALID);
-    CHECK(qun_age_recipient_parse("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8q",
-                                  pk, &err) == QUN_AGE_KEY_INVALID);
+    CHECK(qun_age_recipient_parse("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8q", pk,
+                                  &err) == QUN_AGE_KEY_INVALID);
     CHECK(qun_age_identity_parse(rcpt, sk, &err) == QUN_AGE_KEY_INVALID);
 }
 
@@ -166,8 +171,8 @@ static void test_roundtrip(size_t size) {
         m.pos = 0;
         CHECK(qun_age_dec_new((const uint8_t(*)[32])sk[k], 1, mem_read, &m, &d, &err) == QUN_OK);
         qun_rc rc;
-        while ((rc = qun_age_dec_read(d, out + have, size + 1 - have > 4096 ? 4096 : size + 1 - have,
-                                      &got, &err)) == QUN_OK &&
+        while ((rc = qun_age_dec_read(d, out + have, size + 1 - have > 4096 ? 4096 : size + 1 - have, &got,
+                                      &err)) == QUN_OK &&
                got > 0)
             have += got;
         CHECK(rc == QUN_OK);
@@ -180,7 +185,8 @@ static void test_roundtrip(size_t size) {
     CHECK(qun_age_dec_new((const uint8_t(*)[32])sk[0], 1, mem_read, &m, &d, &err) == QUN_OK);
     size_t got = 0;
     qun_rc rc;
-    while ((rc = qun_age_dec_read(d, out, 4096, &got, &err)) == QUN_OK && got > 0) {}
+    while ((rc = qun_age_dec_read(d, out, 4096, &got, &err)) == QUN_OK && got > 0) {
+    }
     CHECK(rc == QUN_AGE_PAYLOAD_INVALID);
     qun_age_dec_free(d);
     free(m.buf);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of import (src/archive/import.c reads, src/core/import.c rebuilds) on an in-memory store: an archive plaintext built
- * here (pax tar + zstd, with a manifest whose ledger proof is taken from the store's
+/* Unit tests of import (src/archive/import.c reads, src/core/import.c rebuilds) on an in-memory store: an
+ * archive plaintext built here (pax tar + zstd, with a manifest whose ledger proof is taken from the store's
  * own ledger) is staged and rebuilt; then every byte of it is flipped in turn, and it
  * is cut at many lengths, and each variant must be refused with an import code (or,
  * where the change only touched bytes a tar reader ignores, accepted with the same
@@ -105,23 +105,31 @@ static void build_archive(void) {
     /* The members of an archive of group src, export x_src. */
     /* (the parts are the static buffers above) */
     char line[600], sha[65];
-    snprintf(line, sizeof line, "[\n{\"joined_at\":100,\"openid\":\"%s\",\"role\":\"owner\",\"username\":\"owner\"},\n"
+    snprintf(line, sizeof line,
+             "[\n{\"joined_at\":100,\"openid\":\"%s\",\"role\":\"owner\",\"username\":\"owner\"},\n"
              "{\"joined_at\":200,\"openid\":\"%s\",\"role\":\"member\",\"username\":\"member\"}\n]\n",
              owner.openid, member.openid);
     puts_(&members, line);
     for (int i = 1; i <= 50; i++) {
-        snprintf(line, sizeof line, "{\"author\":\"%s\",\"created_at\":%d,\"kind\":\"text\",\"seq\":%d,\"text\":\"m%d\"}\n",
+        snprintf(line, sizeof line,
+                 "{\"author\":\"%s\",\"created_at\":%d,\"kind\":\"text\",\"seq\":%d,\"text\":\"m%d\"}\n",
                  i % 2 ? owner.openid : member.openid, 1000 + i, i, i);
         puts_(&messages, line);
     }
-    for (int i = 0; i < 3000; i++) put(&blob, &(unsigned char){(unsigned char)(i * 7)}, 1);
+    for (int i = 0; i < 3000; i++)
+        put(&blob, &(unsigned char){(unsigned char)(i * 7)}, 1);
     hex_of(&blob, sha);
-    snprintf(line, sizeof line, "{\"content_type\":\"a/b\",\"created_at\":5,\"name\":\"f\",\"sha256\":\"%s\",\"size\":3000,"
-             "\"uploader\":\"%s\"}\n", sha, member.openid);
+    snprintf(line, sizeof line,
+             "{\"content_type\":\"a/b\",\"created_at\":5,\"name\":\"f\",\"sha256\":\"%s\",\"size\":3000,"
+             "\"uploader\":\"%s\"}\n",
+             sha, member.openid);
     puts_(&files, line);
-    snprintf(line, sizeof line, "{\"amount\":10,\"claimed_amount\":5,\"claimed_shares\":1,\"claims\":[{\"amount\":5,"
-             "\"created_at\":7,\"openid\":\"%s\"}],\"created_at\":6,\"creator\":\"%s\",\"id\":\"p_x\",\"kind\":\"red_packet\","
-             "\"memo\":\"\",\"shares\":2}\n", member.openid, owner.openid);
+    snprintf(line, sizeof line,
+             "{\"amount\":10,\"claimed_amount\":5,\"claimed_shares\":1,\"claims\":[{\"amount\":5,"
+             "\"created_at\":7,\"openid\":\"%s\"}],\"created_at\":6,\"creator\":\"%s\",\"id\":\"p_x\","
+             "\"kind\":\"red_packet\","
+             "\"memo\":\"\",\"shares\":2}\n",
+             member.openid, owner.openid);
     puts_(&payments, line);
     char blob_name[80];
     snprintf(blob_name, sizeof blob_name, "files/%s", sha);
@@ -141,7 +149,8 @@ static void build_archive(void) {
     /* Ledger the content, then prove it as the export would. */
     json_t *f = json_pack("{s:s, s:s}", "export", "x_src", "content_digest", content);
     int64_t index;
-    CHECK(qun_ledger_append(db, "export.content", src, owner.openid, "active", "active", f, &index, &err) == QUN_OK);
+    CHECK(qun_ledger_append(db, "export.content", src, owner.openid, "active", "active", f, &index, &err) ==
+          QUN_OK);
     json_decref(f);
     qun_q_t *q;
     entry = NULL;
@@ -161,11 +170,11 @@ static void build_archive(void) {
         json_array_append_new(path, json_string(hex));
     }
     qun_hex(hex, root, QUN_HASH);
-    json_t *m = json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:I, s:I, s:s, s:s, s:o}}", "format",
-                          "qun-group-archive", "format_version", 1, "export", "x_src", "group", "id", src, "name",
-                          "src", "kind", "standard", "digests", digests, "content_digest", content, "ledger", "event",
-                          "export.content", "index", (json_int_t)index, "tree_size", (json_int_t)index + 1, "root", hex,
-                          "entry", entry, "proof", path);
+    json_t *m = json_pack("{s:s, s:i, s:s, s:{s:s, s:s, s:s}, s:o, s:s, s:{s:s, s:I, s:I, s:s, s:s, s:o}}",
+                          "format", "qun-group-archive", "format_version", 1, "export", "x_src", "group",
+                          "id", src, "name", "src", "kind", "standard", "digests", digests, "content_digest",
+                          content, "ledger", "event", "export.content", "index", (json_int_t)index,
+                          "tree_size", (json_int_t)index + 1, "root", hex, "entry", entry, "proof", path);
     char *mtext = json_dumps(m, JSON_COMPACT);
     json_decref(m);
 
@@ -177,7 +186,8 @@ static void build_archive(void) {
     CHECK(archive_write_add_filter_zstd(ar) == ARCHIVE_OK);
     CHECK(archive_write_set_bytes_in_last_block(ar, 1) == ARCHIVE_OK);
     CHECK(archive_write_open(ar, &plain, NULL, ar_write, NULL) == ARCHIVE_OK);
-    for (int i = 0; i < 5; i++) add(ar, names[i], parts[i]);
+    for (int i = 0; i < 5; i++)
+        add(ar, names[i], parts[i]);
     add(ar, "manifest.json", &manifest);
     CHECK(archive_write_close(ar) == ARCHIVE_OK);
     archive_write_free(ar);
@@ -196,8 +206,10 @@ static void damaged_archives_refused(void) {
     for (size_t i = 0; i < plain.n * 2; i++) {
         size_t len = plain.n;
         memcpy(copy, plain.p, plain.n);
-        if (i < plain.n) copy[i] ^= 0x20;
-        else len = i - plain.n; /* a cut after len bytes */
+        if (i < plain.n)
+            copy[i] ^= 0x20;
+        else
+            len = i - plain.n; /* a cut after len bytes */
         qun_import_t *imp = NULL;
         qun_rc rc = qun_import_stage(db, &owner, copy, len, &imp, &err);
         if (rc == QUN_OK) {
@@ -205,8 +217,11 @@ static void damaged_archives_refused(void) {
             qun_import_free(imp);
             continue;
         }
-        if (rc == QUN_IMPORT_ARCHIVE_INVALID || rc == QUN_IMPORT_DIGEST_MISMATCH || rc == QUN_IMPORT_PROOF_INVALID) refused++;
-        else bad++, fprintf(stderr, "variant %zu: %s %s\n", i, qun_rc_name(rc), err.msg);
+        if (rc == QUN_IMPORT_ARCHIVE_INVALID || rc == QUN_IMPORT_DIGEST_MISMATCH ||
+            rc == QUN_IMPORT_PROOF_INVALID)
+            refused++;
+        else
+            bad++, fprintf(stderr, "variant %zu: %s %s\n", i, qun_rc_name(rc), err.msg);
     }
     free(copy);
     CHECK(bad == 0);

@@ -33,18 +33,26 @@ static void random_utf8(char *out, size_t n) {
     size_t k = 0, len = randombytes_uniform((uint32_t)n + 1);
     for (size_t i = 0; i < len; i++) {
         uint32_t cls = randombytes_uniform(6), c;
-        if (cls == 0) c = 1 + randombytes_uniform(0x1f);          /* control */
-        else if (cls == 1) c = "\"\\/\x7f"[randombytes_uniform(4)];
-        else if (cls == 2) c = 0x20 + randombytes_uniform(0x5f);   /* printable ASCII */
-        else if (cls == 3) c = 0x80 + randombytes_uniform(0x780);  /* 2 bytes */
+        if (cls == 0)
+            c = 1 + randombytes_uniform(0x1f); /* control */
+        else if (cls == 1)
+            c = "\"\\/\x7f"[randombytes_uniform(4)];
+        else if (cls == 2)
+            c = 0x20 + randombytes_uniform(0x5f); /* printable ASCII */
+        else if (cls == 3)
+            c = 0x80 + randombytes_uniform(0x780); /* 2 bytes */
         else if (cls == 4) {
-            c = 0x800 + randombytes_uniform(0xf800 - 0x800);       /* 3 bytes, no surrogates */
+            c = 0x800 + randombytes_uniform(0xf800 - 0x800); /* 3 bytes, no surrogates */
             if (c >= 0xd800 && c <= 0xdfff) c = 0x4e2d;
-        } else c = 0x10000 + randombytes_uniform(0x100000);       /* 4 bytes */
-        if (c < 0x80) out[k++] = (char)c;
-        else if (c < 0x800) out[k++] = (char)(0xc0 | c >> 6), out[k++] = (char)(0x80 | (c & 63));
+        } else
+            c = 0x10000 + randombytes_uniform(0x100000); /* 4 bytes */
+        if (c < 0x80)
+            out[k++] = (char)c;
+        else if (c < 0x800)
+            out[k++] = (char)(0xc0 | c >> 6), out[k++] = (char)(0x80 | (c & 63));
         else if (c < 0x10000)
-            out[k++] = (char)(0xe0 | c >> 12), out[k++] = (char)(0x80 | (c >> 6 & 63)), out[k++] = (char)(0x80 | (c & 63));
+            out[k++] = (char)(0xe0 | c >> 12), out[k++] = (char)(0x80 | (c >> 6 & 63)),
+            out[k++] = (char)(0x80 | (c & 63));
         else
             out[k++] = (char)(0xf0 | c >> 18), out[k++] = (char)(0x80 | (c >> 12 & 63)),
             out[k++] = (char)(0x80 | (c >> 6 & 63)), out[k++] = (char)(0x80 | (c & 63));
@@ -54,9 +62,17 @@ static void random_utf8(char *out, size_t n) {
 
 /* Strings that need every kind of escaping, one row each. */
 static void fixed_strings(void) {
-    static const char *fixed[] = {"", "plain", "\"quoted\"", "back\\slash", "new\nline\ttab\r\b\f",
-                                  "\x01\x1f\x7f", "a/b", "é✓😀 中文", "m0 by u1 \"q\" \\ \n\x01"};
-    for (size_t i = 0; i < NROWS(fixed); i++) same_as_jansson(fixed[i]);
+    static const char *fixed[] = {"",
+                                  "plain",
+                                  "\"quoted\"",
+                                  "back\\slash",
+                                  "new\nline\ttab\r\b\f",
+                                  "\x01\x1f\x7f",
+                                  "a/b",
+                                  "é✓😀 中文",
+                                  "m0 by u1 \"q\" \\ \n\x01"};
+    for (size_t i = 0; i < NROWS(fixed); i++)
+        same_as_jansson(fixed[i]);
 }
 
 /* 20000 random UTF-8 strings biased to the characters that need escaping. */
@@ -79,8 +95,8 @@ static void message_line(void) {
     qun_line_printf(&l, ",\"seq\":%lld,\"text\":", 42LL);
     qun_line_jstr(&l, text);
     qun_line_put(&l, "}\n", 3); /* with the NUL */
-    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)42, "author", "u_abc", "kind", "text",
-                          "text", text, "created_at", (json_int_t)1700000000);
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)42, "author", "u_abc", "kind",
+                          "text", "text", text, "created_at", (json_int_t)1700000000);
     char *want = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     size_t wl = strlen(want);
     CHECK(l.len == wl + 2 && memcmp(l.p, want, wl) == 0 && l.p[wl] == '\n');

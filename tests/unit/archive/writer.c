@@ -20,7 +20,8 @@ static char *run(const char *cmd) {
     size_t cap = 1 << 20, n = 0, got;
     char *out = malloc(cap + 1);
     if (!p || !out) return NULL;
-    while ((got = fread(out + n, 1, cap - n, p)) > 0) n += got;
+    while ((got = fread(out + n, 1, cap - n, p)) > 0)
+        n += got;
     out[n] = '\0';
     if (pclose(p) != 0) {
         free(out);
@@ -49,7 +50,8 @@ static void write_archive(void) {
 
     snprintf(cmd, sizeof cmd, "%s/blob", dir);
     FILE *blob = fopen(cmd, "w+");
-    for (int i = 0; i < 200000; i++) fputc('a' + i % 26, blob);
+    for (int i = 0; i < 200000; i++)
+        fputc('a' + i % 26, blob);
     rewind(blob);
     snprintf(cmd, sizeof cmd, "%s/out.age", dir);
     FILE *out = fopen(cmd, "wb");
@@ -88,12 +90,14 @@ static void interop_age_zstd_tar(void) {
     char *list = run(cmd);
     CHECK(list && strcmp(list, "manifest.json\nmembers.json\nfiles/blob\nmessages.jsonl\n") == 0);
     free(list);
-    snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - manifest.json", dir, dir);
+    snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - manifest.json", dir,
+             dir);
     char *m = run(cmd);
     CHECK(m && strcmp(m, manifest) == 0);
     free(m);
-    snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - files/blob | cmp - %s/blob",
-             dir, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - files/blob | cmp - %s/blob", dir, dir,
+             dir);
     char *c = run(cmd);
     CHECK(c != NULL);
     free(c);

@@ -83,7 +83,8 @@ static void group_in(qun_diss_state_t from, int64_t *group_id, int64_t *did) {
     json_decref(out);
     CHECK(qun_db_run(db, &q, &err,
                      "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at) "
-                     "VALUES ($1, $2, 'keep', $3, 0) RETURNING id", "iis", *group_id, owner.uid,
+                     "VALUES ($1, $2, 'keep', $3, 0) RETURNING id",
+                     "iis", *group_id, owner.uid,
                      from == QUN_DISS_NONE ? "review" : qun_diss_state_name(from)) == QUN_ROW);
     *did = qun_q_col_int(q, 0);
     qun_q_done(q);
@@ -93,8 +94,8 @@ static void group_in(qun_diss_state_t from, int64_t *group_id, int64_t *did) {
 
 /* The names are pinned (stored and sent over the API); every one parses back. */
 static void state_names_pinned(void) {
-    static const char *diss[] = {NULL,       "archiving", "review",  "pending",  "dissolved", "purging",
-                                 "purged",   "cancelled", "rejected", "expired", "restored",  "failed"};
+    static const char *diss[] = {NULL,     "archiving", "review",   "pending", "dissolved", "purging",
+                                 "purged", "cancelled", "rejected", "expired", "restored",  "failed"};
     static const char *group[] = {"active", "review", "pending", "dissolved", "purging", "purged"};
     CHECK(QUN_DISS__STATES == sizeof diss / sizeof diss[0]);
     CHECK(QUN_GROUP__STATES == sizeof group / sizeof group[0]);
@@ -144,7 +145,8 @@ static void table_matches_edges(void) {
             allowed += ok;
         }
     CHECK(allowed == (int)NEDGES);
-    CHECK(!qun_diss_allowed(QUN_DISS_INVALID, QUN_DISS_PENDING) && !qun_diss_allowed(QUN_DISS_PENDING, QUN_DISS_INVALID));
+    CHECK(!qun_diss_allowed(QUN_DISS_INVALID, QUN_DISS_PENDING) &&
+          !qun_diss_allowed(QUN_DISS_PENDING, QUN_DISS_INVALID));
 }
 
 /* Every edge succeeds on a real row: the dissolution and its group both move, and
@@ -155,7 +157,8 @@ static void every_edge_succeeds(void) {
         qun_err_t err;
         group_in(edges[i].from, &group_id, &did);
         CHECK(qun_diss_transition(db, did, edges[i].from, edges[i].to, &err) == QUN_OK);
-        CHECK_STR(text_of("SELECT state FROM dissolutions WHERE id = $1", did), qun_diss_state_name(edges[i].to));
+        CHECK_STR(text_of("SELECT state FROM dissolutions WHERE id = $1", did),
+                  qun_diss_state_name(edges[i].to));
         CHECK_STR(text_of("SELECT state FROM groups WHERE id = $1", group_id),
                   qun_group_state_name(qun_diss_group_state(edges[i].to)));
     }
@@ -172,12 +175,14 @@ static void stale_from_is_a_conflict(void) {
     CHECK(qun_diss_transition(db, did, QUN_DISS_REVIEW, QUN_DISS_PENDING, &err) == QUN_GROUP_NOT_ACTIVE);
     CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
     /* The group is not in from's group state. */
-    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'review' WHERE id = $1", "i", group_id) == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'review' WHERE id = $1", "i", group_id) ==
+          QUN_DONE);
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
     CHECK(qun_diss_transition(db, did, QUN_DISS_PENDING, QUN_DISS_DISSOLVED, &err) == QUN_GROUP_NOT_ACTIVE);
     CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
     CHECK_STR(text_of("SELECT state FROM dissolutions WHERE id = $1", did), "pending");
-    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'pending' WHERE id = $1", "i", group_id) == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'pending' WHERE id = $1", "i", group_id) ==
+          QUN_DONE);
 }
 
 /* Every pair that is not an edge is a programming error: the transition asserts
@@ -222,7 +227,8 @@ static void cancel_mirrors(void) {
         char token[80];
         snprintf(token, sizeof token, "%s", json_string_value(json_object_get(out, "confirmation_token")));
         json_decref(out);
-        CHECK(qun_diss_request(db, &owner, gid, keep, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_OK);
+        CHECK(qun_diss_request(db, &owner, gid, keep, &(qun_diss_proof_t){.token = token}, &out, &err) ==
+              QUN_OK);
         CHECK_STR(json_string_value(json_object_get(out, "state")), "pending");
         CHECK_STR(json_string_value(json_object_get(out, "dissolution_state")), "pending");
         json_decref(out);
@@ -256,20 +262,25 @@ static void purge_resumes_after_crashes(void) {
     CHECK(qun_diss_preview(db, &member, gid, del, NULL, &out, &err) == QUN_FORBIDDEN_ROLE);
     CHECK(qun_diss_preview(db, &other, gid, del, NULL, &out, &err) == QUN_GROUP_NOT_FOUND);
     CHECK(qun_diss_preview(db, &owner, gid, del, NULL, &out, &err) == QUN_OK);
-    CHECK(json_integer_value(json_object_get(json_object_get(json_object_get(out, "impact"), "messages"), "count")) == 1234);
+    CHECK(json_integer_value(
+              json_object_get(json_object_get(json_object_get(out, "impact"), "messages"), "count")) == 1234);
     char token[80];
     snprintf(token, sizeof token, "%s", json_string_value(json_object_get(out, "confirmation_token")));
     json_decref(out);
 
     /* The token is bound to its parameters and single-use. */
-    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = NULL}, &out, &err) == QUN_CONFIRMATION_REQUIRED);
-    CHECK(qun_diss_request(db, &owner, gid, keep, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_CONFIRMATION_INVALID);
-    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = "qct_forged"}, &out, &err) == QUN_CONFIRMATION_INVALID);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = NULL}, &out, &err) ==
+          QUN_CONFIRMATION_REQUIRED);
+    CHECK(qun_diss_request(db, &owner, gid, keep, &(qun_diss_proof_t){.token = token}, &out, &err) ==
+          QUN_CONFIRMATION_INVALID);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = "qct_forged"}, &out, &err) ==
+          QUN_CONFIRMATION_INVALID);
     CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_OK);
     CHECK_STR(json_string_value(json_object_get(out, "state")), "pending");
     CHECK(json_integer_value(json_object_get(out, "seconds_left")) == 48 * 3600);
     json_decref(out);
-    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_DISSOLUTION_PENDING);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = token}, &out, &err) ==
+          QUN_DISSOLUTION_PENDING);
     /* During the cooling-off members keep access, and the timer does nothing early. */
     CHECK(qun_message_post(db, &member, gid, "still here", &out, &err) == QUN_OK);
     json_decref(out);
@@ -299,9 +310,10 @@ static void purge_resumes_after_crashes(void) {
         char xid[32];
         snprintf(xid, sizeof xid, "x_unit%03d", i);
         CHECK(qun_db_run(db, NULL, &err,
-                         "INSERT INTO exports(xid, group_id, requester_id, recipients, state, size, created_at, scope) "
-                         "SELECT $1, id, owner_id, '[]', 'done', $2, 0, $3 FROM groups WHERE gid = $4", "siss", xid,
-                         (int64_t)(i + 1), i % 5 ? "group" : "self", gid) == QUN_DONE);
+                         "INSERT INTO exports(xid, group_id, requester_id, recipients, state, size, "
+                         "created_at, scope) "
+                         "SELECT $1, id, owner_id, '[]', 'done', $2, 0, $3 FROM groups WHERE gid = $4",
+                         "siss", xid, (int64_t)(i + 1), i % 5 ? "group" : "self", gid) == QUN_DONE);
         snprintf(path, sizeof path, "%s/exports/%s.age%s", dir, xid, i == 7 ? ".part" : "");
         FILE *f = fopen(path, "w");
         CHECK(f && fputs("ciphertext", f) >= 0 && fclose(f) == 0);
@@ -309,14 +321,18 @@ static void purge_resumes_after_crashes(void) {
     for (int i = 0; i < 3; i++) {
         char grid[32];
         snprintf(grid, sizeof grid, "gr_unit%d", i);
-        CHECK(qun_db_run(db, NULL, &err,
-                         "INSERT INTO export_grants(grid, group_id, secret_hash, created_by, created_at, expires_at) "
-                         "SELECT $1, id, 'h', owner_id, 0, 1 FROM groups WHERE gid = $2", "ss", grid, gid) == QUN_DONE);
+        CHECK(
+            qun_db_run(
+                db, NULL, &err,
+                "INSERT INTO export_grants(grid, group_id, secret_hash, created_by, created_at, expires_at) "
+                "SELECT $1, id, 'h', owner_id, 0, 1 FROM groups WHERE gid = $2",
+                "ss", grid, gid) == QUN_DONE);
     }
 
     /* Purge in steps; every other step is rolled back as if qund died before commit. */
     qun_core_cfg.purge_batch = 100;
-    CHECK(qun_db_run(db, &q, &err, "SELECT id, group_id, ref_id FROM jobs WHERE kind = 'purge_group'", "") == QUN_ROW);
+    CHECK(qun_db_run(db, &q, &err, "SELECT id, group_id, ref_id FROM jobs WHERE kind = 'purge_group'", "") ==
+          QUN_ROW);
     int64_t job = qun_q_col_int(q, 0), group = qun_q_col_int(q, 1), ref = qun_q_col_int(q, 2);
     qun_q_done(q);
     bool finished = false;
@@ -333,7 +349,8 @@ static void purge_resumes_after_crashes(void) {
     CHECK(finished);
     CHECK(count("SELECT COUNT(*) FROM messages") == 0);
     CHECK(count("SELECT COUNT(*) FROM members") == 0);
-    CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") == 1236); /* + notice + "still here" */
+    CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") ==
+          1236); /* + notice + "still here" */
     CHECK(count("SELECT json_extract(receipt, '$.members_removed') FROM dissolutions") == 2);
     CHECK(count("SELECT COUNT(*) FROM dissolutions d JOIN groups g ON g.id = d.group_id "
                 "WHERE d.state = 'purged' AND g.state = 'purged'") == 1);

@@ -427,7 +427,8 @@ static void test_successor(void) {
     new_group("first", first);
     new_group("second", second);
     new_group("plain", plain);
-    int64_t old_id = group_id(old), first_id = group_id(first), second_id = group_id(second), plain_id = group_id(plain);
+    int64_t old_id = group_id(old), first_id = group_id(first), second_id = group_id(second),
+            plain_id = group_id(plain);
     CHECK(qun_group_successor(db, old, out, &err) == QUN_OK && out[0] == '\0'); /* never dissolved */
     dissolution(old_id, first_id);
     CHECK(qun_group_successor(db, old, out, &err) == QUN_OK);

@@ -312,22 +312,26 @@ static void test_verification(void) {
     CHECK(v->transfer_group_max == 3 && v->transfer_group_window == 90 * 86400);
     CHECK(v->transfer_owner_max == 5 && v->transfer_owner_window == 86400 && v->bulk_verify_above == 10);
     CHECK(qun_platform_parse("ios") == QUN_PLATFORM_IOS && qun_platform_parse("palm") == QUN_PLATFORM_OTHER);
-    CHECK(qun_platform_parse(NULL) == QUN_PLATFORM_OTHER && strcmp(qun_platform_name(QUN_PLATFORM_CLI), "cli") == 0);
+    CHECK(qun_platform_parse(NULL) == QUN_PLATFORM_OTHER &&
+          strcmp(qun_platform_name(QUN_PLATFORM_CLI), "cli") == 0);
     CHECK(strcmp(qun_policy_method_name(QUN_VM_TYPED_NAME), "typed_name") == 0);
 
     char dir[128], path[160];
     new_dir(dir, sizeof dir);
     snprintf(path, sizeof path, "%s/verification.json", dir);
-    write_file(path, "{\"version\": 1, \"platforms\": {\"android\": [\"qr\", \"totp\"], \"ios\": [\"device_key\"], "
-                     "\"windows\": [\"qr\"], \"web\": [\"qr\"], \"cli\": [\"typed_name\"], \"other\": [\"confirm\"]}, "
-                     "\"step_up\": [\"qr\"], \"transfer\": {\"max_per_group\": 1}}");
+    write_file(
+        path,
+        "{\"version\": 1, \"platforms\": {\"android\": [\"qr\", \"totp\"], \"ios\": [\"device_key\"], "
+        "\"windows\": [\"qr\"], \"web\": [\"qr\"], \"cli\": [\"typed_name\"], \"other\": [\"confirm\"]}, "
+        "\"step_up\": [\"qr\"], \"transfer\": {\"max_per_group\": 1}}");
     qun_policy_t *p = NULL;
     qun_err_t err = {{0}, {0}};
     CHECK(qun_policy_load_dir(dir, &p, &err) == QUN_OK);
     if (!p) return;
     CHECK(strstr(qun_policy_origin(p), "verification.json") != NULL);
     v = qun_policy_verification(p);
-    CHECK(v->platform[QUN_PLATFORM_ANDROID] == (QUN_VM_QR | QUN_VM_TOTP) && v->platform[QUN_PLATFORM_CLI] == QUN_VM_TYPED_NAME);
+    CHECK(v->platform[QUN_PLATFORM_ANDROID] == (QUN_VM_QR | QUN_VM_TOTP) &&
+          v->platform[QUN_PLATFORM_CLI] == QUN_VM_TYPED_NAME);
     CHECK(v->step_up == QUN_VM_QR && v->transfer_group_max == 1);
     CHECK(v->transfer_owner_max == 5 && v->bulk_verify_above == 10); /* omitted: builtin */
     qun_policy_free(p);
@@ -422,9 +426,11 @@ static const struct broken {
     {"verification.json", "platforms.ios", "[]", NULL, "platforms.ios", "non-empty array"},
     {"verification.json", "platforms.web", "[\"qr\", \"qr\"]", NULL, "platforms.web[1]", "listed twice"},
     {"verification.json", "platforms.cli", NULL, NULL, "platforms.cli", "is missing"},
-    {"verification.json", "platforms.symbian", "[\"confirm\"]", NULL, "platforms.symbian", "unknown platform"},
+    {"verification.json", "platforms.symbian", "[\"confirm\"]", NULL, "platforms.symbian",
+     "unknown platform"},
     {"verification.json", "step_up", "[\"typed_name\"]", NULL, "step_up[0]", "must be one of device_key"},
-    {"verification.json", "transfer.max_per_group", "0", NULL, "transfer.max_per_group", "must be an integer >= 1"},
+    {"verification.json", "transfer.max_per_group", "0", NULL, "transfer.max_per_group",
+     "must be an integer >= 1"},
     {"verification.json", "transfer.min_session_age", "60", NULL, "transfer.min_session_age", "unknown key"},
     {"verification.json", "bulk_remove.verify_above_members", "-1", NULL, "bulk_remove.verify_above_members",
      "must be an integer >= 0"},

@@ -38,7 +38,8 @@ static void session(int64_t uid, const char *device, const char *ip, int64_t age
     static int n;
     char sid[32];
     snprintf(sid, sizeof sid, "s_%d", ++n);
-    sql("INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) VALUES (%lld, '%s', 'ios', %lld, %lld) "
+    sql("INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) VALUES (%lld, '%s', 'ios', "
+        "%lld, %lld) "
         "ON CONFLICT (user_id, device_id) DO NOTHING",
         (long long)uid, device, (long long)(now0 - age), (long long)now0);
     sql("INSERT INTO sessions(sid, user_id, token_hash, device_id, platform, ip, created_at, expires_at) "
@@ -59,14 +60,16 @@ static void session(int64_t uid, const char *device, const char *ip, int64_t age
 
 static void dissolution(int64_t uid, int64_t ago) {
     sql("INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at) "
-        "VALUES (%lld, %lld, 'keep', 'cancelled', %lld)", (long long)gid_row, (long long)uid, (long long)(now0 - ago));
+        "VALUES (%lld, %lld, 'keep', 'cancelled', %lld)",
+        (long long)gid_row, (long long)uid, (long long)(now0 - ago));
 }
 
 /* The reason of rule in an evaluation, or NULL. */
 static json_t *reason_of(const qun_risk_t *r, const char *rule) {
     size_t i;
     json_t *e;
-    json_array_foreach(r->reasons, i, e) if (strcmp(json_string_value(json_object_get(e, "rule")), rule) == 0) return e;
+    json_array_foreach(r->reasons, i,
+                       e) if (strcmp(json_string_value(json_object_get(e, "rule")), rule) == 0) return e;
     return NULL;
 }
 
@@ -93,7 +96,8 @@ static void test_frequency(void) {
     CHECK(r.score == qun_risk_cfg.freq_points);
     CHECK(why && strstr(json_string_value(json_object_get(why, "detail")), "dissolution 4") != NULL);
     CHECK(why && strcmp(json_string_value(json_object_get(why, "level")), "verify") == 0);
-    for (int i = 0; i < 17; i++) dissolution(u, 100 + i); /* 21st: denied */
+    for (int i = 0; i < 17; i++)
+        dissolution(u, 100 + i); /* 21st: denied */
     eval(&a, "198.51.100.1", &r);
     CHECK(r.level == QUN_RISK_DENY);
     /* risk_rules switches rules off: none runs, the evaluation is still stored. */
@@ -137,7 +141,8 @@ static void test_linked(void) {
         session(u[i], dev, "203.0.113.7", 90 * 86400, &a[i]);
         session(u[i], "shared-phone", i == 0 ? "10.9.0.1" : "172.16.5.5", 90 * 86400, NULL);
     }
-    for (int i = 1; i < 4; i++) dissolution(u[i], 600);
+    for (int i = 1; i < 4; i++)
+        dissolution(u[i], 600);
     /* 3 linked + this one = 4: not over the threshold. */
     eval(&a[0], "10.9.0.1", &r);
     CHECK(reason_of(&r, "linked") == NULL && r.level == QUN_RISK_ALLOW);
@@ -145,7 +150,8 @@ static void test_linked(void) {
     eval(&a[0], "10.9.0.1", &r);
     json_t *why = reason_of(&r, "linked");
     CHECK(r.level == QUN_RISK_REVIEW && why != NULL);
-    CHECK(why && strstr(json_string_value(json_object_get(why, "detail")), "4 linked account(s) (device") != NULL);
+    CHECK(why &&
+          strstr(json_string_value(json_object_get(why, "detail")), "4 linked account(s) (device") != NULL);
     CHECK(r.score == qun_risk_cfg.linked_points);
     /* Older than the window: not counted. */
     int64_t v = user("stale");
@@ -223,12 +229,16 @@ static void test_linked(void) {
         int64_t d = user(name);
         session(d, dev, "198.19.0.1", 90 * 86400, NULL);
         dissolution(d, 120);
-        if (i % 2) sql("INSERT INTO account_links(user_a, user_b, reason, created_at) VALUES (%lld, %lld, 'sock puppet', 0)",
-                       (long long)d0, (long long)d);
+        if (i % 2)
+            sql("INSERT INTO account_links(user_a, user_b, reason, created_at) VALUES (%lld, %lld, 'sock "
+                "puppet', 0)",
+                (long long)d0, (long long)d);
         else {
             sql("INSERT INTO orgs(oid, name, kind, created_at) VALUES ('o_t%d', 'acme', 'enterprise', 0)", i);
-            sql("INSERT INTO org_admins(org_id, user_id) SELECT id, %lld FROM orgs WHERE oid = 'o_t%d'", (long long)d0, i);
-            sql("INSERT INTO org_admins(org_id, user_id) SELECT id, %lld FROM orgs WHERE oid = 'o_t%d'", (long long)d, i);
+            sql("INSERT INTO org_admins(org_id, user_id) SELECT id, %lld FROM orgs WHERE oid = 'o_t%d'",
+                (long long)d0, i);
+            sql("INSERT INTO org_admins(org_id, user_id) SELECT id, %lld FROM orgs WHERE oid = 'o_t%d'",
+                (long long)d, i);
         }
     }
     eval(&da, "198.18.0.1", &r);
@@ -245,19 +255,24 @@ static void test_anomaly(void) {
     int64_t day0 = now0 - now0 % 86400 - 30 * 86400, hour_now = now0 % 86400 / 3600;
     int64_t busy = (hour_now + 12) % 24; /* the user's active hour: twelve hours away */
     for (int i = 0; i < 49; i++)
-        sql("INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (%lld, %d, %lld, 'hi', %lld)",
-            (long long)gid_row, 1000 + i, (long long)u, (long long)(day0 + (i % 28) * 86400 + busy * 3600 + i));
+        sql("INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (%lld, %d, %lld, 'hi', "
+            "%lld)",
+            (long long)gid_row, 1000 + i, (long long)u,
+            (long long)(day0 + (i % 28) * 86400 + busy * 3600 + i));
     eval(&a, NULL, &r); /* 49 messages: too little history */
     CHECK(reason_of(&r, "anomaly") == NULL);
-    sql("INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (%lld, 1049, %lld, 'hi', %lld)",
+    sql("INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (%lld, 1049, %lld, 'hi', "
+        "%lld)",
         (long long)gid_row, (long long)u, (long long)(day0 + busy * 3600));
     eval(&a, NULL, &r);
     json_t *why = reason_of(&r, "anomaly");
     CHECK(r.level == QUN_RISK_WARN && why != NULL && r.score == qun_risk_cfg.anomaly_points);
-    CHECK(why && strstr(json_string_value(json_object_get(why, "detail")), "0.0% of your last 50 messages") != NULL);
+    CHECK(why &&
+          strstr(json_string_value(json_object_get(why, "detail")), "0.0% of your last 50 messages") != NULL);
     /* One message at this hour is exactly 1/51 < 2%: still warns; two make 3.8%: quiet. */
     for (int i = 0; i < 2; i++) {
-        sql("INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (%lld, %d, %lld, 'hi', %lld)",
+        sql("INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (%lld, %d, %lld, 'hi', "
+            "%lld)",
             (long long)gid_row, 1100 + i, (long long)u, (long long)(day0 + hour_now * 3600 + i));
         eval(&a, NULL, &r);
         CHECK((reason_of(&r, "anomaly") != NULL) == (i == 0));
@@ -271,7 +286,8 @@ static void test_combined_and_stored(void) {
     session(u, "combo-old", "100.68.1.20", 90 * 86400, NULL);
     session(u, "combo-new", "100.68.1.20", 3600, &a);
     session(other, "nosy-dev", "100.69.1.21", 90 * 86400, &o);
-    for (int i = 0; i < 3; i++) dissolution(u, 60 + i);
+    for (int i = 0; i < 3; i++)
+        dissolution(u, 60 + i);
     qun_risk_t r = {0};
     eval(&a, "100.68.1.20", &r);
     CHECK(r.level == QUN_RISK_VERIFY && reason_of(&r, "frequency") && reason_of(&r, "new_device"));
@@ -300,7 +316,8 @@ static void test_combined_and_stored(void) {
     CHECK(r.level == QUN_RISK_DENY && reason_of(&r, "score") != NULL);
     qun_risk_cfg.deny_score = saved;
     qun_q_t *q;
-    CHECK(qun_db_run(db, &q, &err, "SELECT count(*), max(level) FROM risk_evaluations WHERE user_id = $1", "i", u) == QUN_ROW);
+    CHECK(qun_db_run(db, &q, &err, "SELECT count(*), max(level) FROM risk_evaluations WHERE user_id = $1",
+                     "i", u) == QUN_ROW);
     CHECK(qun_q_col_int(q, 0) == 2);
     qun_q_done(q);
     CHECK_STR(qun_risk_level_name(QUN_RISK_REVIEW), "review");
@@ -313,7 +330,8 @@ int main(void) {
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
     now0 = qun_now();
     int64_t owner = user("owner");
-    sql("INSERT INTO groups(gid, name, kind, owner_id, created_at, updated_at) VALUES ('g_risk', 'r', 'standard', %lld, 0, 0)",
+    sql("INSERT INTO groups(gid, name, kind, owner_id, created_at, updated_at) VALUES ('g_risk', 'r', "
+        "'standard', %lld, 0, 0)",
         (long long)owner);
     gid_row = 1;
     RUN(test_frequency);

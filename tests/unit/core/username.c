@@ -22,11 +22,12 @@ static void test_keys(void) {
     key_is("straße", "strasse");
     key_is("ΣΑΣ", "σασ");
     key_is("σας", "σασ");
-    key_is("ａｌｉｃｅ", "alice");    /* full-width letters */
+    key_is("ａｌｉｃｅ", "alice");         /* full-width letters */
     key_is("cafe\xcc\x81", "caf\xc3\xa9"); /* a decomposed accent composes */
     key_is("CAFÉ", "caf\xc3\xa9");
-    key_is("ǅemal", "d\xc5\xbe" "emal"); /* a title-case digraph: "dž", compatibility-decomposed */
-    key_is("ﬁle", "file");             /* a ligature */
+    key_is("ǅemal", "d\xc5\xbe"
+                    "emal"); /* a title-case digraph: "dž", compatibility-decomposed */
+    key_is("ﬁle", "file");   /* a ligature */
     key_is("A.b-c_9", "a.b-c_9");
 }
 
@@ -34,9 +35,17 @@ static void test_check(void) {
     char key[QUN_USERNAME_KEY_MAX];
     qun_err_t err;
     const char *good[] = {"abc", "ünïcode", "张伟", "Ｂｏｂ", "e\xcc\x81tienne", "a.b-c_9", NULL};
-    const char *bad[] = {"has space", "semi;colon", "zero\xe2\x80\x8bwidth", "\xcc\x81" "accent", "smile\xf0\x9f\x98\x80",
-                         "nb\xc2\xa0sp", "bad\xff", NULL};
-    for (int i = 0; good[i]; i++) CHECK(qun_username_check(good[i], key, sizeof key, &err) == QUN_OK);
+    const char *bad[] = {"has space",
+                         "semi;colon",
+                         "zero\xe2\x80\x8bwidth",
+                         "\xcc\x81"
+                         "accent",
+                         "smile\xf0\x9f\x98\x80",
+                         "nb\xc2\xa0sp",
+                         "bad\xff",
+                         NULL};
+    for (int i = 0; good[i]; i++)
+        CHECK(qun_username_check(good[i], key, sizeof key, &err) == QUN_OK);
     for (int i = 0; bad[i]; i++) {
         CHECK(qun_username_check(bad[i], key, sizeof key, &err) == QUN_FIELD_INVALID);
         CHECK_STR(err.field, "username");
@@ -49,7 +58,8 @@ static void legacy_user(const char *openid, const char *name) {
     qun_err_t err;
     CHECK(qun_db_run(db, NULL, &err,
                      "INSERT INTO users(openid, username, pwhash, password_changed_at, created_at) "
-                     "VALUES ($1, $2, 'h', 1, 1)", "ss", openid, name) == QUN_DONE);
+                     "VALUES ($1, $2, 'h', 1, 1)",
+                     "ss", openid, name) == QUN_DONE);
 }
 
 static int64_t uid_of(const char *name) {
@@ -99,10 +109,12 @@ static void test_backfill(void) {
     CHECK(qun_username_collisions(db, &admin, 0, 50, &out, &err) == QUN_OK);
     json_t *items = json_object_get(out, "items");
     CHECK(json_array_size(items) == 2);
-    CHECK_STR(json_string_value(json_object_get(json_object_get(json_array_get(items, 0), "user"), "username")),
-              "Alice");
-    CHECK_STR(json_string_value(json_object_get(json_object_get(json_array_get(items, 1), "holder"), "openid")),
-              "u_1");
+    CHECK_STR(
+        json_string_value(json_object_get(json_object_get(json_array_get(items, 0), "user"), "username")),
+        "Alice");
+    CHECK_STR(
+        json_string_value(json_object_get(json_object_get(json_array_get(items, 1), "holder"), "openid")),
+        "u_1");
     json_decref(out);
 }
 

@@ -47,7 +47,8 @@ static void sign_challenge(const keypair_t *k, json_t *c, const char *nonce_over
     const char *group = json_string_value(json_object_get(c, "group"));
     const char *digest = json_string_value(json_object_get(c, "params_digest"));
     char *msg = qun_challenge_message(json_string_value(json_object_get(c, "id")),
-                                      nonce_override ? nonce_override : json_string_value(json_object_get(c, "nonce")),
+                                      nonce_override ? nonce_override
+                                                     : json_string_value(json_object_get(c, "nonce")),
                                       json_string_value(json_object_get(c, "action")), group, digest, &len);
     crypto_sign_detached(sig, NULL, (const unsigned char *)msg, len, k->sk);
     free(msg);
@@ -55,14 +56,16 @@ static void sign_challenge(const keypair_t *k, json_t *c, const char *nonce_over
 
 /* Register pk for a's device while the account already has a key: refused until a
  * qr challenge bound to the key is approved by approver (key k), then accepted. */
-static void vouch(const qun_actor_t *a, const qun_actor_t *approver, const keypair_t *k, const unsigned char pk[32]) {
+static void vouch(const qun_actor_t *a, const qun_actor_t *approver, const keypair_t *k,
+                  const unsigned char pk[32]) {
     json_t *out = NULL, *problem = NULL, *c;
     qun_err_t err;
     unsigned char sig[64];
     CHECK(qun_device_key_register(db, a, pk, NULL, &out, &problem, &err) == QUN_QR_REQUIRED);
     CHECK_STR(json_string_value(json_object_get(problem, "action")), QUN_ACTION_REGISTER_KEY);
     CHECK(qun_challenge_create(db, a, "qr", QUN_ACTION_REGISTER_KEY, NULL,
-                               json_string_value(json_object_get(problem, "params_digest")), &c, &err) == QUN_OK);
+                               json_string_value(json_object_get(problem, "params_digest")), &c,
+                               &err) == QUN_OK);
     const char *cid = json_string_value(json_object_get(c, "id"));
     CHECK(qun_device_key_register(db, a, pk, cid, &out, NULL, &err) == QUN_CHALLENGE_NOT_APPROVED);
     sign_challenge(k, c, NULL, sig);
@@ -111,7 +114,8 @@ static void test_device_key_challenge(void) {
     crypto_sign_keypair(kb.pk, kb.sk);
 
     /* No key yet: a device_key challenge cannot be asked for. */
-    CHECK(qun_challenge_create(db, &phone, "device_key", "dissolve", "g_a", NULL, &out, &err) == QUN_DEVICE_NOT_TRUSTED);
+    CHECK(qun_challenge_create(db, &phone, "device_key", "dissolve", "g_a", NULL, &out, &err) ==
+          QUN_DEVICE_NOT_TRUSTED);
     CHECK(qun_device_key_register(db, &phone, kp.pk, NULL, &out, NULL, &err) == QUN_OK);
     json_decref(out);
     CHECK(qun_device_key_register(db, &phone, kp.pk, NULL, &out, NULL, &err) == QUN_OK); /* same key: fine */
@@ -133,12 +137,14 @@ static void test_device_key_challenge(void) {
     snprintf(cid, sizeof cid, "%s", json_string_value(json_object_get(c, "id")));
     CHECK(strlen(json_string_value(json_object_get(c, "nonce"))) == 43);
     CHECK_STR(state_of(&phone, cid), "pending");
-    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", digest, NULL, &err) == QUN_CHALLENGE_NOT_APPROVED);
+    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", digest, NULL, &err) ==
+          QUN_CHALLENGE_NOT_APPROVED);
 
     unsigned char sig[64];
     /* Another user's device, another user, a wrong key, a wrong nonce: refused. */
     sign_challenge(&kb, c, NULL, sig);
-    CHECK(qun_challenge_approve(db, &bob_phone, cid, "bob-phone", sig, &out, &err) == QUN_CHALLENGE_NOT_FOUND);
+    CHECK(qun_challenge_approve(db, &bob_phone, cid, "bob-phone", sig, &out, &err) ==
+          QUN_CHALLENGE_NOT_FOUND);
     CHECK(qun_challenge_approve(db, &phone, cid, "bob-phone", sig, &out, &err) == QUN_DEVICE_NOT_TRUSTED);
     CHECK(qun_challenge_approve(db, &phone, cid, "alice-phone", sig, &out, &err) == QUN_SIGNATURE_INVALID);
     sign_challenge(&kp, c, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", sig);
@@ -152,23 +158,31 @@ static void test_device_key_challenge(void) {
     CHECK(qun_challenge_approve(db, &phone, cid, "alice-phone", sig, &out, &err) == QUN_OK);
     CHECK_STR(json_string_value(json_object_get(out, "state")), "approved");
     json_decref(out);
-    CHECK(qun_challenge_approve(db, &phone, cid, "alice-phone", sig, &out, &err) == QUN_CHALLENGE_ALREADY_APPROVED);
+    CHECK(qun_challenge_approve(db, &phone, cid, "alice-phone", sig, &out, &err) ==
+          QUN_CHALLENGE_ALREADY_APPROVED);
     CHECK_STR(state_of(&phone, cid), "approved");
 
     /* Consume: bound to action, group, digest and the asking session. */
     char other[65];
     memset(other, 'b', 64);
     other[64] = '\0';
-    CHECK(qun_challenge_consume(db, &phone, cid, "transfer", "g_a", digest, NULL, &err) == QUN_CHALLENGE_MISMATCH);
-    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_b", digest, NULL, &err) == QUN_CHALLENGE_MISMATCH);
-    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", NULL, digest, NULL, &err) == QUN_CHALLENGE_MISMATCH);
-    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", other, NULL, &err) == QUN_CHALLENGE_MISMATCH);
-    CHECK(qun_challenge_consume(db, &desktop, cid, "dissolve", "g_a", digest, NULL, &err) == QUN_CHALLENGE_MISMATCH);
-    CHECK(qun_challenge_consume(db, &bob_phone, cid, "dissolve", "g_a", digest, NULL, &err) == QUN_CHALLENGE_NOT_FOUND);
+    CHECK(qun_challenge_consume(db, &phone, cid, "transfer", "g_a", digest, NULL, &err) ==
+          QUN_CHALLENGE_MISMATCH);
+    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_b", digest, NULL, &err) ==
+          QUN_CHALLENGE_MISMATCH);
+    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", NULL, digest, NULL, &err) ==
+          QUN_CHALLENGE_MISMATCH);
+    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", other, NULL, &err) ==
+          QUN_CHALLENGE_MISMATCH);
+    CHECK(qun_challenge_consume(db, &desktop, cid, "dissolve", "g_a", digest, NULL, &err) ==
+          QUN_CHALLENGE_MISMATCH);
+    CHECK(qun_challenge_consume(db, &bob_phone, cid, "dissolve", "g_a", digest, NULL, &err) ==
+          QUN_CHALLENGE_NOT_FOUND);
     const char *method = NULL;
     CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", digest, &method, &err) == QUN_OK);
     CHECK(method && strcmp(method, "device_key") == 0);
-    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", digest, NULL, &err) == QUN_CHALLENGE_USED);
+    CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", digest, NULL, &err) ==
+          QUN_CHALLENGE_USED);
     CHECK_STR(state_of(&phone, cid), "used");
     char uri[200];
     CHECK(qun_challenge_uri(db, &phone, cid, uri, sizeof uri, &err) == QUN_CHALLENGE_USED);
@@ -198,7 +212,8 @@ static void test_device_key_challenge(void) {
     snprintf(cid, sizeof cid, "%s", json_string_value(json_object_get(c, "id")));
     CHECK(qun_challenge_uri(db, &desktop, cid, uri, sizeof uri, &err) == QUN_OK);
     char want[200];
-    snprintf(want, sizeof want, "qun://challenge/%s?n=%s", cid, json_string_value(json_object_get(c, "nonce")));
+    snprintf(want, sizeof want, "qun://challenge/%s?n=%s", cid,
+             json_string_value(json_object_get(c, "nonce")));
     CHECK_STR(uri, want);
     sign_challenge(&kd, c, NULL, sig);
     CHECK(qun_challenge_approve(db, &desktop, cid, "alice-desktop", sig, &out, &err) == QUN_QR_SAME_DEVICE);
@@ -211,7 +226,8 @@ static void test_device_key_challenge(void) {
     json_decref(c);
 
     /* A qr challenge needs another device with a key; bob has only one. */
-    CHECK(qun_challenge_create(db, &bob_phone, "qr", "dissolve", NULL, NULL, &c, &err) == QUN_DEVICE_NOT_TRUSTED);
+    CHECK(qun_challenge_create(db, &bob_phone, "qr", "dissolve", NULL, NULL, &c, &err) ==
+          QUN_DEVICE_NOT_TRUSTED);
     CHECK(qun_challenge_create(db, &bob_phone, "sms", "dissolve", NULL, NULL, &c, &err) == QUN_FIELD_INVALID);
 }
 
@@ -221,12 +237,9 @@ static void test_rfc6238_vectors(void) {
         long t;
         const char *sha1, *sha256, *sha512;
     } v[] = {
-        {59, "94287082", "46119246", "90693936"},
-        {1111111109, "07081804", "68084774", "25091201"},
-        {1111111111, "14050471", "67062674", "99943326"},
-        {1234567890, "89005924", "91819424", "93441116"},
-        {2000000000, "69279037", "90698825", "38618901"},
-        {20000000000, "65353130", "77737706", "47863826"},
+        {59, "94287082", "46119246", "90693936"},         {1111111109, "07081804", "68084774", "25091201"},
+        {1111111111, "14050471", "67062674", "99943326"}, {1234567890, "89005924", "91819424", "93441116"},
+        {2000000000, "69279037", "90698825", "38618901"}, {20000000000, "65353130", "77737706", "47863826"},
     };
     const char *k1 = "12345678901234567890";
     const char *k256 = "12345678901234567890123456789012";
@@ -268,7 +281,8 @@ static void test_totp(void) {
     CHECK(qun_totp_enroll(db, &a, &out, &err) == QUN_OK);
     const char *b32 = json_string_value(json_object_get(out, "secret"));
     CHECK(b32 && strlen(b32) == 32);
-    CHECK(strncmp(json_string_value(json_object_get(out, "otpauth_uri")), "otpauth://totp/qun:carol?secret=", 32) == 0);
+    CHECK(strncmp(json_string_value(json_object_get(out, "otpauth_uri")),
+                  "otpauth://totp/qun:carol?secret=", 32) == 0);
     CHECK(strstr(json_string_value(json_object_get(out, "qr_svg")), "<svg") != NULL);
     char *secret = NULL;
     size_t n = 0;
@@ -332,7 +346,8 @@ static void test_policy(void) {
     CHECK(n.all == (QUN_VM_CONFIRM | QUN_VM_TYPED_NAME) && n.denied);
     json_t *j = qun_verify_need_json(qun_verify_required("cli", QUN_RISK_VERIFY));
     char *s = json_dumps(j, JSON_COMPACT);
-    CHECK_STR(s, "{\"all\":[\"confirm\",\"typed_name\"],\"any_of\":[\"device_key\",\"totp\"],\"review\":false,\"denied\":false}");
+    CHECK_STR(s, "{\"all\":[\"confirm\",\"typed_name\"],\"any_of\":[\"device_key\",\"totp\"],\"review\":"
+                 "false,\"denied\":false}");
     free(s);
     json_decref(j);
 }
@@ -369,7 +384,8 @@ static void test_check_proofs(void) {
     char digest[65];
     memset(digest, 'b', 64);
     digest[64] = '\0';
-    qun_verify_proof_t p = {.action = "transfer", .group = "g_v", .group_name = "Vault", .params_digest = digest};
+    qun_verify_proof_t p = {
+        .action = "transfer", .group = "g_v", .group_name = "Vault", .params_digest = digest};
 
     /* cli: confirm + typed_name. */
     qun_verify_need_t cli = qun_verify_required("cli", QUN_RISK_ALLOW);
@@ -443,7 +459,8 @@ static void test_check_proofs(void) {
     json_decref(out);
     g8 = g.id;
     CHECK(qun_confirm_issue(db, &desk, g7, "transfer", params, token, &expires, &err) == QUN_OK);
-    CHECK(strncmp(token, "qct_", 4) == 0 && strlen(token) == 47 && expires == qun_now() + qun_core_cfg.confirm_ttl);
+    CHECK(strncmp(token, "qct_", 4) == 0 && strlen(token) == 47 &&
+          expires == qun_now() + qun_core_cfg.confirm_ttl);
     CHECK(qun_confirm_consume(db, &desk, g7, "bulk_remove", params, token, &err) == QUN_CONFIRMATION_INVALID);
     CHECK(qun_confirm_consume(db, &desk, g8, "transfer", params, token, &err) == QUN_CONFIRMATION_INVALID);
     CHECK(qun_confirm_consume(db, &desk, g7, "transfer", other, token, &err) == QUN_CONFIRMATION_INVALID);
@@ -464,7 +481,8 @@ static uint32_t crc(const unsigned char *p, size_t n) {
     uint32_t c = 0xffffffffu;
     for (size_t i = 0; i < n; i++) {
         c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
     }
     return ~c;
 }
@@ -506,7 +524,8 @@ static void test_device_secrets(void) {
     qun_sha256_hex(secret, "qds_dora", 8);
     qun_sha256_hex(wrong, "qds_mallory", 11);
     qun_sha256_hex(tok, "t1", 2);
-    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", NULL, secret, "192.0.2.1", &out, &err) == QUN_OK);
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", NULL, secret, "192.0.2.1", &out, &err) ==
+          QUN_OK);
     CHECK(json_is_true(json_object_get(out, "new_device")));
     int64_t first = json_integer_value(json_object_get(out, "device_first_seen"));
     json_decref(out);
@@ -518,7 +537,8 @@ static void test_device_secrets(void) {
           QUN_DEVICE_SECRET_INVALID);
     CHECK(qun_session_create(db, uid, tok, "dora-phone", "ios", secret, wrong, "192.0.2.1", &out, &err) ==
           QUN_DEVICE_PLATFORM_MISMATCH);
-    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", secret, wrong, "192.0.2.1", &out, &err) == QUN_OK);
+    CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", secret, wrong, "192.0.2.1", &out, &err) ==
+          QUN_OK);
     CHECK(!json_is_true(json_object_get(out, "new_device")));
     CHECK(json_integer_value(json_object_get(out, "device_first_seen")) == first);
     json_decref(out);
@@ -527,8 +547,10 @@ static void test_device_secrets(void) {
     CHECK(qun_session_create(db, uid, tok, "dora-phone", "android", wrong, secret, "192.0.2.1", &out, &err) ==
           QUN_DEVICE_SECRET_INVALID);
     /* A device recorded before secrets existed cannot be proved. */
-    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) "
-                                     "VALUES ($1, 'old', 'cli', 1, 1)", "i", uid) == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err,
+                     "INSERT INTO devices(user_id, device_id, platform, first_seen, last_seen) "
+                     "VALUES ($1, 'old', 'cli', 1, 1)",
+                     "i", uid) == QUN_DONE);
     CHECK(qun_session_create(db, uid, tok, "old", "cli", secret, secret, "192.0.2.1", &out, &err) ==
           QUN_DEVICE_SECRET_REQUIRED);
 }

@@ -7,12 +7,14 @@
 #include "unit.h"
 
 static int match(const char *m, const char *p, char *params[QUN_MAX_PARAMS]) {
-    for (int i = 0; i < QUN_MAX_PARAMS; i++) params[i] = NULL;
+    for (int i = 0; i < QUN_MAX_PARAMS; i++)
+        params[i] = NULL;
     return qun_route_match(m, p, params);
 }
 
 static void clear(char *params[QUN_MAX_PARAMS]) {
-    for (int i = 0; i < QUN_MAX_PARAMS; i++) free(params[i]);
+    for (int i = 0; i < QUN_MAX_PARAMS; i++)
+        free(params[i]);
 }
 
 /* A path and method either match a route (its pattern and captured parameters) or
@@ -39,7 +41,8 @@ static void route_matching(void) {
             CHECKF(i == rows[r].rc, rows[r].name);
         } else {
             CHECKF(i >= 0, rows[r].name);
-            if (rows[r].pattern) CHECKF(i >= 0 && strcmp(qun_routes[i].pattern, rows[r].pattern) == 0, rows[r].name);
+            if (rows[r].pattern)
+                CHECKF(i >= 0 && strcmp(qun_routes[i].pattern, rows[r].pattern) == 0, rows[r].name);
             if (rows[r].p0) CHECKF(p[0] && strcmp(p[0], rows[r].p0) == 0, rows[r].name);
             if (rows[r].p1) CHECKF(p[1] && strcmp(p[1], rows[r].p1) == 0, rows[r].name);
         }
@@ -58,11 +61,10 @@ static void routes_unique(void) {
 
 /* A body is checked against a field table: the first offending field is named. */
 static void field_checks(void) {
-    static const qun_field_t f[] = {
-        {"name", F_STR, true, 1, 5, NULL},
-        {"kind", F_STR, false, 1, 16, "a|bb"},
-        {"n", F_INT, false, 1, 10, NULL},
-        {0}};
+    static const qun_field_t f[] = {{"name", F_STR, true, 1, 5, NULL},
+                                    {"kind", F_STR, false, 1, 16, "a|bb"},
+                                    {"n", F_INT, false, 1, 10, NULL},
+                                    {0}};
     static const struct {
         const char *name, *body;
         qun_rc rc;
@@ -92,7 +94,8 @@ static void field_checks(void) {
 static void error_table(void) {
     for (int rc = 1; rc < QUN__COUNT; rc++) {
         CHECKF(qun_rc_status(rc) >= 400 && qun_rc_status(rc) < 600, qun_rc_name(rc));
-        for (const char *s = qun_rc_name(rc); *s; s++) CHECKF((*s >= 'A' && *s <= 'Z') || *s == '_', qun_rc_name(rc));
+        for (const char *s = qun_rc_name(rc); *s; s++)
+            CHECKF((*s >= 'A' && *s <= 'Z') || *s == '_', qun_rc_name(rc));
     }
 }
 

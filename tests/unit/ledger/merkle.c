@@ -28,7 +28,8 @@ static void ref_mth(uint64_t lo, uint64_t hi, unsigned char out[QUN_HASH]) {
         return;
     }
     uint64_t k = 1;
-    while (k * 2 < hi - lo) k *= 2;
+    while (k * 2 < hi - lo)
+        k *= 2;
     unsigned char l[QUN_HASH], r[QUN_HASH];
     ref_mth(lo, lo + k, l);
     ref_mth(lo + k, hi, r);
@@ -40,7 +41,8 @@ static void ref_mth(uint64_t lo, uint64_t hi, unsigned char out[QUN_HASH]) {
 static void ref_path(uint64_t m, uint64_t lo, uint64_t hi, unsigned char p[][QUN_HASH], int *n) {
     if (hi - lo == 1) return;
     uint64_t k = 1;
-    while (k * 2 < hi - lo) k *= 2;
+    while (k * 2 < hi - lo)
+        k *= 2;
     if (m < k) {
         ref_path(m, lo, lo + k, p, n);
         ref_mth(lo + k, hi, p[(*n)++]);
@@ -56,7 +58,8 @@ static void ref_sub(uint64_t m, uint64_t lo, uint64_t hi, int b, unsigned char p
         return;
     }
     uint64_t k = 1;
-    while (k * 2 < hi - lo) k *= 2;
+    while (k * 2 < hi - lo)
+        k *= 2;
     if (m <= k) {
         ref_sub(m, lo, lo + k, b, p, n);
         ref_mth(lo + k, hi, p[(*n)++]);
@@ -71,20 +74,25 @@ static void hex2bin(unsigned char *out, const char *hex) {
 }
 
 static void rfc_vectors(void) {
-    static const char *in[8] = {"", "\x00", "\x10", "\x20\x21", "\x30\x31", "\x40\x41\x42\x43",
+    static const char *in[8] = {"",
+                                "\x00",
+                                "\x10",
+                                "\x20\x21",
+                                "\x30\x31",
+                                "\x40\x41\x42\x43",
                                 "\x50\x51\x52\x53\x54\x55\x56\x57",
                                 "\x60\x61\x62\x63\x64\x65\x66\x67\x68\x69\x6a\x6b\x6c\x6d\x6e\x6f"};
     static const size_t len[8] = {0, 1, 1, 2, 2, 4, 8, 16};
-    static const char *roots[8] = {
-        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"};
-    for (int i = 0; i < 8; i++) qun_merkle_leaf(leaves[i], in[i], len[i]);
+    static const char *roots[8] = {"6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+                                   "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+                                   "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+                                   "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                                   "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+                                   "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+                                   "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+                                   "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"};
+    for (int i = 0; i < 8; i++)
+        qun_merkle_leaf(leaves[i], in[i], len[i]);
     for (int n = 1; n <= 8; n++) {
         unsigned char got[QUN_HASH], want[QUN_HASH];
         ref_mth(0, (uint64_t)n, got);
@@ -130,7 +138,8 @@ static void stored_roots(void) {
         CHECK(idx == i);
         json_decref(f);
         qun_q_t *q;
-        CHECK(qun_db_run(db, &q, &err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", (int64_t)i) == QUN_ROW);
+        CHECK(qun_db_run(db, &q, &err, "SELECT entry FROM ledger_entries WHERE idx = $1", "i", (int64_t)i) ==
+              QUN_ROW);
         const char *e = qun_q_col_text(q, 0);
         qun_merkle_leaf(leaves[i], e, strlen(e));
         qun_q_done(q);
@@ -145,7 +154,8 @@ static void stored_roots(void) {
     }
     uint64_t head;
     unsigned char hroot[QUN_HASH];
-    CHECK(qun_ledger_head(db, &head, hroot, &err) == QUN_OK && head == N && memcmp(hroot, roots[N], QUN_HASH) == 0);
+    CHECK(qun_ledger_head(db, &head, hroot, &err) == QUN_OK && head == N &&
+          memcmp(hroot, roots[N], QUN_HASH) == 0);
 }
 
 /* Every inclusion and consistency proof of every size equals the reference and
@@ -163,7 +173,8 @@ static void proofs_against_reference(void) {
             if (!qun_merkle_verify_inclusion(leaves[m], m, size, p, n, roots[size])) bad++;
             /* A wrong leaf, index or root must fail. */
             if (qun_merkle_verify_inclusion(leaves[(m + 1) % N], m, size, p, n, roots[size])) bad++;
-            if (size > 1 && qun_merkle_verify_inclusion(leaves[m], (m + 1) % size, size, p, n, roots[size])) bad++;
+            if (size > 1 && qun_merkle_verify_inclusion(leaves[m], (m + 1) % size, size, p, n, roots[size]))
+                bad++;
         }
         for (uint64_t old = 1; old <= size; old++) {
             int n = 0, rn = 0;

@@ -28,7 +28,8 @@ static void parameters_by_number(void) {
     qun_err_t err;
     qun_q_t *q;
     CHECK(qun_db_exec(db, "CREATE TABLE t(a INTEGER, b TEXT)", &err) == QUN_OK);
-    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO t(b, a) VALUES ($2 || $2, $1)", "is", (int64_t)1, "x") == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO t(b, a) VALUES ($2 || $2, $1)", "is", (int64_t)1, "x") ==
+          QUN_DONE);
     CHECK(qun_db_run(db, &q, &err, "SELECT a, b FROM t WHERE a = $1", "i", (int64_t)1) == QUN_ROW);
     CHECK(qun_q_col_int(q, 0) == 1);
     CHECK_STR(qun_q_col_text(q, 1), "xx");

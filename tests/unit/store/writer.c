@@ -15,7 +15,7 @@
 enum { THREADS = 32, PER_THREAD = 50 };
 
 static qun_writer_t *w;
-static const char *conn;   /* the store the current cases run on */
+static const char *conn; /* the store the current cases run on */
 static char sqlite_path[] = "/tmp/qun-writer-test-XXXXXX";
 
 static qun_rc insert_op(qun_db_t *db, void *arg, qun_err_t *err) {
@@ -59,8 +59,10 @@ static void group_commit(void) {
     CHECK(qun_writer_start(db, 512, &w, &err) == QUN_OK);
 
     pthread_t th[THREADS];
-    for (intptr_t i = 0; i < THREADS; i++) pthread_create(&th[i], NULL, submitter, (void *)(i + 1));
-    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (intptr_t i = 0; i < THREADS; i++)
+        pthread_create(&th[i], NULL, submitter, (void *)(i + 1));
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(th[i], NULL);
 
     uint64_t commits, ops, failed;
     qun_writer_stats(w, &commits, &ops, &failed);
@@ -68,8 +70,9 @@ static void group_commit(void) {
     CHECK(failed == THREADS * 5);
     /* With 32 concurrent submitters, commits are shared: far fewer than operations. */
     CHECK(commits < ops / 2);
-    printf("writer (%s): %llu ops in %llu commits (%.1f per commit)\n", conn == sqlite_path ? "sqlite" : "postgres",
-           (unsigned long long)ops, (unsigned long long)commits, (double)ops / (double)(commits ? commits : 1));
+    printf("writer (%s): %llu ops in %llu commits (%.1f per commit)\n",
+           conn == sqlite_path ? "sqlite" : "postgres", (unsigned long long)ops, (unsigned long long)commits,
+           (double)ops / (double)(commits ? commits : 1));
     qun_writer_stop(w);
     w = NULL;
 }
