@@ -112,7 +112,7 @@ test-api:
 # The API tests again, against a temporary PostgreSQL cluster (tests/pg/run.sh).
 .PHONY: test-pg
 test-pg:
-	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) sh tests/pg/run.sh
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) UNIT=$(abspath $(O)/unit) sh tests/pg/run.sh
 
 # The web console in Debian's Chromium (tests/browser/run.sh); screenshots in build/screenshots.
 .PHONY: test-browser

@@ -3,7 +3,7 @@
 # unprivileged user: PostgreSQL refuses root), start it on a free loopback port, run
 # tests/api with QUN_STORE=postgres (every qund gets its own database), and stop the
 # cluster by its PID whatever happened.
-#   QUND=... QUN=... sh tests/pg/run.sh [pytest args]
+#   QUND=... QUN=... [UNIT=build/asan/unit] sh tests/pg/run.sh [pytest args]
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d /tmp/qun-pg.XXXXXX)
@@ -15,6 +15,11 @@ cleanup() {
 trap cleanup EXIT INT TERM
 pid=$(sh "$here/cluster.sh" start "$dir" "$port") || { cat "$dir"/*.log >&2; exit 1; }
 echo "test-pg: PostgreSQL pid $pid on 127.0.0.1:$port ($dir)"
+# The unit cases that need a server (the writer's group commit on PostgreSQL) run
+# first when UNIT names the unit-test binaries' directory.
+if [ -n "${UNIT:-}" ] && [ -x "$UNIT/store/writer" ]; then
+  QUN_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres" "$UNIT/store/writer" || exit 1
+fi
 # QUN_PG_DIR and QUN_PG_PORT let tests/pg/test_multi.py stop and start the cluster.
 QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port" QUN_PG_DIR="$dir" QUN_PG_PORT="$port" \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here/../api" "$here" "$@"
