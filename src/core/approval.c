@@ -29,7 +29,7 @@ static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind,
 
 /* Guardians of the group's minor members: (guardian, minor) pairs. */
 #define GUARDIANS_SQL                                                                                        \
-    "SELECT gd.guardian_id, gd.minor_id, gu.openid, mu.openid FROM members m "                               \
+    "SELECT gd.guardian_id, gd.minor_id, gu.openid, mu.openid, gu.username, mu.username FROM members m "     \
     "JOIN users mu ON mu.id = m.user_id AND mu.is_minor = 1 "                                                \
     "JOIN guardians gd ON gd.minor_id = m.user_id JOIN users gu ON gu.id = gd.guardian_id "                  \
     "WHERE m.group_id = $1 ORDER BY gd.minor_id, gd.guardian_id"
@@ -78,8 +78,10 @@ qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approv
     if (need->guardians) {
         rc = qun_db_run(db, &q, err, GUARDIANS_SQL, "i", g->id);
         for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-            json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "kind", "guardian", "from",
-                                               qun_q_col_text(q, 2), "for_minor", qun_q_col_text(q, 3)));
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "kind", "guardian", "from",
+                                               qun_q_col_text(q, 2), "for_minor", qun_q_col_text(q, 3),
+                                               "from_name", qun_q_col_text(q, 4), "for_minor_name",
+                                               qun_q_col_text(q, 5)));
     }
     if (rc != QUN_DONE) {
         json_decref(a);

@@ -172,6 +172,9 @@ def test_education_group_needs_step_up_school_admin_and_every_guardian(srv):
         expect(teacher.post(f"/v1/groups/{gid}/members", {"openid": kid.openid}), 201)
     p = expect(teacher.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
     assert sorted(a["kind"] for a in p["approvals"]) == ["guardian"] * 3 + ["school_admin"]
+    # Clients show names, not openids: each guardian entry names the guardian and the child.
+    names = {(a["from_name"], a["for_minor_name"]) for a in p["approvals"] if a["kind"] == "guardian"}
+    assert names == {(parent.username, kid.username) for kid, parent in links}
     assert any(r["method"] == "password" for r in p["requirements"])
     token = p["confirmation_token"]
     r = expect(teacher.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": token}),
@@ -183,6 +186,8 @@ def test_education_group_needs_step_up_school_admin_and_every_guardian(srv):
                                                                "password": "correct horse", "typed_name": p["name"]}),
                 202)
     assert st["state"] == "review" and len(st["approvals"]) == 4
+    minors = {a["subject_name"] for a in status(teacher, gid)["approvals"] if a["kind"] == "guardian"}
+    assert minors == {kid.username for kid in kids}
     for parent in parents:
         mine = [a for a in expect(parent.get("/v1/approvals"), 200)["items"] if a["group"] == gid]
         assert len(mine) == 1 and mine[0]["kind"] == "guardian"

@@ -309,10 +309,23 @@ try {
     check(impact.includes('Members') && impact.includes('personal bill lines are never purged'), 'impact rows and rules');
     const delay = await owner.page.textContent('#delay');
     check(delay.includes('2 d'), `delay: ${delay}`);
-    check((await owner.page.textContent('#delay-reasons')).includes('cooling_off'), 'delay reason');
+    check((await owner.page.textContent('#delay-reasons')).includes('Cooling-off period'), 'delay reason');
     check((await owner.page.textContent('#approvals-needed')).includes('No approvals'), 'approvals');
     check((await owner.page.textContent('#requirements')).toLowerCase().includes('qr'), "requirements: the web platform's QR challenge");
     await shot(owner.page, 'preview');
+  });
+
+  await step('the preview in Chinese names its rules and their source, never keys', async () => {
+    await owner.page.selectOption('#lang', 'zh');
+    await owner.page.click('#preview-btn');
+    await owner.page.waitForSelector('#impact');
+    const reasons = await owner.page.textContent('#delay-reasons');
+    check(reasons.includes('冷静期') && reasons.includes('默认规则'), `delay reason in Chinese: ${reasons}`);
+    check(!/cooling_off|default/.test(reasons), `no rule or source key on screen: ${reasons}`);
+    await shot(owner.page, 'preview-zh');
+    await owner.page.selectOption('#lang', 'en');
+    await owner.page.click('#preview-btn');
+    await owner.page.waitForSelector('#impact');
   });
 
   await step('a wrong name keeps the button disabled; the right one enables it', async () => {
@@ -483,7 +496,7 @@ try {
     await owner.page.waitForSelector('#group-name');
     egid = owner.page.url().split('#/g/')[1];
     await requestDissolution(owner.page);
-    check((await owner.page.textContent('#approvals-needed')).includes('org_admin'), 'an org admin must approve');
+    check((await owner.page.textContent('#approvals-needed')).includes("an admin of the group's organization"), 'an org admin must approve');
     await confirmWithQr(owner.page, 'Acme team', null, true); // by keyboard: Enter in the name field
     await stateIs(owner.page, 'review');
     await shot(owner.page, 'enterprise-review');

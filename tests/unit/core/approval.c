@@ -137,6 +137,9 @@ static void needed_for_preview(void) {
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 0), "kind")), "school_admin");
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "from")), guardian1.openid);
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "for_minor")), minor.openid);
+    /* Names as well as ids: a parent reads "a guardian of <name>", never an openid. */
+    CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "from_name")), guardian1.username);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "for_minor_name")), minor.username);
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 2), "from")), guardian2.openid);
     json_decref(out);
 }

@@ -16,7 +16,7 @@
 // the archive is complete and ledgered.
 
 import { api, ApiError, enc } from '../api.js';
-import { duration, t, when } from '../i18n.js';
+import { duration, has, t, when } from '../i18n.js';
 import { badge, busy, errorBox, field, h, requirementLines, toast } from '../ui.js';
 
 // The rules are said in the reader's language from what the preview asked (messages:
@@ -43,6 +43,36 @@ function impactTable(impact, messages) {
     h('tbody', {}, rows.map(([k, n, rule]) => h('tr', {}, h('th', { scope: 'row' }, t(k)), h('td', {}, String(n)), h('td', {}, rule)))));
 }
 
+// A delay's rule and the policy that set it, in the reader's words: the server sends
+// keys (`cooling_off`, `kind:education`, `region:cn`), never sentences.
+function ruleName(rule) {
+  return has('diss.rule_name.' + rule) ? t('diss.rule_name.' + rule) : t('diss.rule_name.other');
+}
+
+function sourceName(source) {
+  const [what, name] = String(source).split(':');
+  if (what === 'kind' && name) return t('policy.source.kind', { kind: has('kind.' + name) ? t('kind.' + name) : name });
+  if (what === 'region' && name) return t('policy.source.region', { region: name });
+  return has('policy.source.' + what) ? t('policy.source.' + what) : t('policy.source.default');
+}
+
+// Who must approve, by name where the server gives one.
+function approverLine(a) {
+  if (a.kind === 'guardian') return t('approval.kind.guardian', { guardian: a.from_name ?? a.from, minor: a.for_minor_name ?? a.for_minor });
+  return has('approval.kind.' + a.kind) ? t('approval.kind.' + a.kind) : t('approval.kind.other');
+}
+
+// An approval on the status page: who decides it, and how far it is.
+function approvalKindName(a) {
+  if (a.kind === 'guardian' && (a.subject_name || a.subject)) return t('approval.kind.guardian_of', { minor: a.subject_name ?? a.subject });
+  return has('approval.kind.' + a.kind) ? t('approval.kind.' + a.kind) : t('approval.kind.other');
+}
+
+function approvalBadge(state) {
+  return h('span', { class: `badge state-${state}`, 'data-state': state },
+    has('approval.state.' + state) ? t('approval.state.' + state) : state);
+}
+
 function previewDetails(p, params) {
   const timing = p.timing;
   return h('div', { id: 'preview' },
@@ -50,14 +80,13 @@ function previewDetails(p, params) {
     h('h2', {}, t('diss.timing')),
     h('p', { id: 'delay' }, t('diss.delay', { delay: duration(timing.delay_seconds) })),
     h('ul', { id: 'delay-reasons' }, timing.delay_reasons.map((r) =>
-      h('li', {}, t('diss.reason', { rule: r.rule, duration: duration(r.seconds), source: r.source })))),
+      h('li', {}, t('diss.reason', { rule: ruleName(r.rule), duration: duration(r.seconds), source: sourceName(r.source) })))),
     h('h2', {}, t('diss.approvals')),
     p.approvals.length
-      ? h('ul', { id: 'approvals-needed' }, p.approvals.map((a) => h('li', {}, t('diss.approval_from', { kind: a.kind, from: a.from }))))
+      ? h('ul', { id: 'approvals-needed' }, p.approvals.map((a) => h('li', { 'data-kind': a.kind }, approverLine(a))))
       : h('p', { id: 'approvals-needed' }, t('diss.no_approvals')),
     h('h2', {}, t('diss.requirements')),
-    h('ul', { id: 'requirements' }, (requirementLines(p.requirements) ?? [t('req.unexpected')]).map((l) => h('li', {}, l)),
-      h('li', {}, t('qr.requirement'))));
+    h('ul', { id: 'requirements' }, (requirementLines(p.requirements) ?? [t('req.unexpected')]).map((l) => h('li', {}, l))));
 }
 
 // JSON with sorted keys and no spaces: the text qun_params_digest hashes on the server.
@@ -254,7 +283,7 @@ export async function dissolutionView([gid], ctx) {
           status.archive.digest ? h('code', { class: 'small' }, ` sha256 ${status.archive.digest.slice(0, 16)}…`) : null,
           status.archive.error ? ` — ${status.archive.error}` : '')] : null),
       status.approvals.length ? [h('h2', {}, t('status.approvals')), h('ul', {}, status.approvals.map((a) =>
-        h('li', {}, `${a.kind}: `, badge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
+        h('li', { 'data-kind': a.kind }, `${approvalKindName(a)}: `, approvalBadge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
       cancellable ? cancel : null, slot));
   }
   async function load() {
