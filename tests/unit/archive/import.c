@@ -18,48 +18,10 @@
 #include "qun/import.h"
 #include "qun/ledger.h"
 #include "unit.h"
+#include "unit_archive.h"
 #include "unit_store.h"
 
 static qun_db_t *db;
-
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-} buf_t;
-
-static void put(buf_t *b, const void *p, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void puts_(buf_t *b, const char *s) {
-    put(b, s, strlen(s));
-}
-
-static la_ssize_t ar_write(struct archive *a, void *arg, const void *p, size_t n) {
-    (void)a;
-    put(arg, p, n);
-    return (la_ssize_t)n;
-}
-
-static void add(struct archive *ar, const char *name, const buf_t *b) {
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, name);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    archive_entry_set_size(e, (la_int64_t)b->n);
-    CHECK(archive_write_header(ar, e) == ARCHIVE_OK);
-    if (b->n) CHECK(archive_write_data(ar, b->p, b->n) == (la_ssize_t)b->n);
-    archive_entry_free(e);
-}
-
-static void hex_of(const buf_t *b, char out[65]) {
-    qun_sha256_hex(out, b->p ? (const void *)b->p : "", b->n);
-}
 
 static int entries(const char *dir) {
     DIR *d = opendir(dir);
@@ -187,8 +149,8 @@ static void build_archive(void) {
     CHECK(archive_write_set_bytes_in_last_block(ar, 1) == ARCHIVE_OK);
     CHECK(archive_write_open(ar, &plain, NULL, ar_write, NULL) == ARCHIVE_OK);
     for (int i = 0; i < 5; i++)
-        add(ar, names[i], parts[i]);
-    add(ar, "manifest.json", &manifest);
+        ar_add(ar, names[i], parts[i]);
+    ar_add(ar, "manifest.json", &manifest);
     CHECK(archive_write_close(ar) == ARCHIVE_OK);
     archive_write_free(ar);
 

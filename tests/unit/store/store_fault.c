@@ -26,6 +26,7 @@
 #include "qun/policy.h"
 #include "store_internal.h"
 #include "unit.h"
+#include "unit_archive.h"
 #include "unit_store.h"
 
 #define MESSAGES 6
@@ -468,45 +469,6 @@ static void purge(void) {
 }
 
 /* ---- import: an archive of group "src" into a new group ---- */
-
-typedef struct {
-    unsigned char *p;
-    size_t n, cap;
-} buf_t;
-
-static void put(buf_t *b, const void *p, size_t n) {
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void puts_(buf_t *b, const char *str) {
-    put(b, str, strlen(str));
-}
-
-static la_ssize_t ar_write(struct archive *a, void *arg, const void *p, size_t n) {
-    (void)a;
-    put(arg, p, n);
-    return (la_ssize_t)n;
-}
-
-static void ar_add(struct archive *ar, const char *name, const buf_t *b) {
-    struct archive_entry *e = archive_entry_new();
-    archive_entry_set_pathname(e, name);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    archive_entry_set_size(e, (la_int64_t)b->n);
-    CHECK(archive_write_header(ar, e) == ARCHIVE_OK);
-    if (b->n) CHECK(archive_write_data(ar, b->p, b->n) == (la_ssize_t)b->n);
-    archive_entry_free(e);
-}
-
-static void hex_of(const buf_t *b, char out[65]) {
-    qun_sha256_hex(out, b->p ? (const void *)b->p : "", b->n);
-}
 
 static buf_t plain;
 
