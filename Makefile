@@ -100,7 +100,7 @@ test: deps
 	@sh bench/build.sh build/asan build/asan/bench "-fsanitize=address,undefined"
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
 	@$(MAKE) --no-print-directory WERROR=-Werror fuzz-replay
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-browser test-pg
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix test-browser test-pg
 	@echo "make test: every suite passed; web console screenshots in $(CURDIR)/build/screenshots"
 
 test-unit:
@@ -108,6 +108,11 @@ test-unit:
 
 test-api:
 	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q tests/api
+
+# Matrix clients (Debian's matrix-nio, weechat-matrix) against qund (tests/matrix, docs/matrix.md).
+.PHONY: test-matrix
+test-matrix:
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q -p no:warnings tests/matrix
 
 # The API tests again, against a temporary PostgreSQL cluster (tests/pg/run.sh).
 .PHONY: test-pg

@@ -127,6 +127,9 @@ qun_rc qun_event_ticket_issue(qun_db_t *db, const qun_actor_t *a, const char *ti
 qun_rc qun_event_ticket_redeem(qun_db_t *db, const char *ticket_hash, qun_actor_t *actor, qun_err_t *err);
 qun_rc qun_session_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, qun_err_t *err);
+/* Revoke the actor's own session, or with all every session of the account (Matrix
+ * logout and logout/all); *n: how many were revoked. */
+qun_rc qun_session_revoke_own(qun_db_t *db, const qun_actor_t *a, bool all, int64_t *n, qun_err_t *err);
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 /* Change the actor's password to pwhash (already argon2id-hashed; the caller verified
  * the old one) and revoke every other session of the account.  The change starts the

@@ -157,6 +157,11 @@ static qun_rc device_prove(qun_db_t *db, int64_t uid, const char *device_id, con
     qun_q_done(q);
     /* A device recorded before secrets existed cannot be proved by anyone, so it is
      * refused like a login that sent no secret: its owner logs in as a new device. */
+    /* A Matrix device proves nothing and may do nothing destructive (qun_verify_need
+     * refuses its sessions), and Matrix clients know no device secrets: a known Matrix
+     * device logs in again by its id alone.  It still never becomes another platform. */
+    bool matrix = strcmp(platform, "matrix") == 0 && strcmp(known_platform, "matrix") == 0;
+    if (matrix) secret_hash = stored;
     if (!secret_hash || strlen(stored) != 64)
         return qun_fail_field(
             err, QUN_DEVICE_SECRET_REQUIRED, "device_secret",
@@ -328,6 +333,15 @@ qun_rc qun_session_revoke(qun_db_t *db, const qun_actor_t *a, const char *sid, q
     if (rc == QUN_OK && n == 0)
         return qun_fail(err, QUN_SESSION_NOT_FOUND, "you have no active session %.40s", sid);
     return rc;
+}
+
+qun_rc qun_session_revoke_own(qun_db_t *db, const qun_actor_t *a, bool all, int64_t *n, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND (id = $2 OR $4 = 1) "
+                           "AND revoked_at IS NULL RETURNING id",
+                           "iiii", a->uid, a->session_id, qun_now(), (int64_t)all);
+    return sessions_revoked(db, rc, q, "revoked", n, err);
 }
 
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {

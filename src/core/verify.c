@@ -623,6 +623,12 @@ qun_verify_need_t qun_verify_required(const char *platform, qun_risk_level_t lev
 
 qun_rc qun_verify_need(qun_db_t *db, const qun_actor_t *a, qun_risk_level_t level, qun_verify_need_t *need,
                        qun_err_t *err) {
+    /* A Matrix client can show no confirmation, QR code or typed name of qun's, and its
+     * token must not be a side door to /v1's destructive actions (docs/matrix.md). */
+    if (strcmp(a->platform, "matrix") == 0)
+        return qun_fail(err, QUN_MATRIX_FORBIDDEN,
+                        "dissolution, ownership transfer and bulk removal are done in qun's own apps, "
+                        "not from a Matrix client");
     unsigned all = qun_policy_verification(qun_core_cfg.policy)->platform[qun_platform_parse(a->platform)];
     unsigned enrolled = 0;
     /* The platform a session declares is only a claim: once the account has enrolled a

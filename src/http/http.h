@@ -30,6 +30,10 @@ enum {
     R_TICKET = 1 << 5,  /* with R_AUTH: without an Authorization header, ?ticket= (an event
                          * ticket, spent on the writer) authenticates instead */
     R_LOCKOUT = 1 << 6, /* takes a password, code or signature: brute-force locks apply (lockout.h) */
+    R_MATRIX = 1 << 7,  /* a Matrix client-server route (matrix_routes.def, h_matrix*.c): token also as
+                         * ?access_token=, Matrix errors, CORS, percent-decoded path parameters */
+    R_TXN = 1 << 8,     /* with R_MATRIX and R_WRITE: the last path parameter is a Matrix txnId, made
+                         * the request's idempotency key per session */
 };
 
 typedef struct qun_req qun_req_t;
@@ -54,8 +58,11 @@ struct qun_req {
     struct evkeyvalq query;
     bool has_query;
     bool authed;
-    bool reading;   /* a read transaction is open on the loop's connection */
-    bool streaming; /* run() took over ev as an open stream (events.c): send nothing */
+    bool reading;           /* a read transaction is open on the loop's connection */
+    bool streaming;         /* run() took over ev as an open stream (events.c): send nothing */
+    bool matrix;            /* a /_matrix path: Matrix error bodies and CORS (h_matrix.c) */
+    const char *mx_errcode; /* a Matrix errcode overriding the one mapped from rc, or NULL */
+    char mx_user[128];      /* qun_mx_login_user's answer, once computed */
     qun_actor_t actor;
     unsigned char *body; /* owned, NUL-terminated */
     size_t body_len;
@@ -128,6 +135,42 @@ struct bufferevent *qun_gate_bev(struct event_base *base, void *arg);
 /* When the gate refused ev's request, the refusal's code (its detail goes to err),
  * else QUN_OK.  A refused request is answered and its connection closed. */
 qun_rc qun_gate_refusal(struct evhttp_request *ev, qun_err_t *err);
+
+/* ---- h_matrix.c: the Matrix client-server adapter's shared parts (docs/matrix.md) ---- */
+typedef struct {
+    bool enabled;          /* setting `matrix` (on/off) */
+    char server_name[256]; /* setting `matrix_server_name`: the :domain of Matrix ids */
+    char base_url[512];    /* setting `matrix_base_url`: what /.well-known/matrix/client names */
+} qun_mx_cfg_t;
+extern qun_mx_cfg_t qun_mx_cfg;
+/* Whether path is one the adapter answers (/_matrix/..., /.well-known/matrix/...). */
+bool qun_mx_path(const char *path);
+/* The path as matrix_routes.def spells it: both client prefixes (r0, v3) map to v3 and
+ * both media prefixes to media/v3.  Into out (size bytes). */
+void qun_mx_normalize(const char *path, char *out, size_t size);
+/* Add the CORS headers every /_matrix answer carries, errors and OPTIONS included. */
+void qun_mx_cors(struct evhttp_request *ev);
+/* The body of a Matrix error answer for r (r->rc, r->err, r->mx_errcode), and its
+ * status into *status.  Caller frees the text. */
+char *qun_mx_error_body(qun_req_t *r, int *status);
+/* The account a Matrix login names (identifier.user or the legacy user: a username, a
+ * localpart or @localpart:server), as its username when it exists; "" when it names
+ * none.  Brute-force locks count against it.  Kept in r (scratch-free storage). */
+const char *qun_mx_login_user(qun_req_t *r);
+/* Refuse r with rc and a Matrix errcode of the handler's choosing (M_UNSUPPORTED_ROOM_VERSION
+ * ...); the detail becomes the answer's `error`.  Returns rc. */
+qun_rc qun_mx_fail(qun_req_t *r, qun_rc rc, const char *errcode, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define QUN_MX_ID_MAX 400 /* a rendered Matrix user or room id, NUL included */
+/* The group id of a room id !<gid>:<our server name>; false for anything else. */
+bool qun_mx_room_gid(const char *room_id, char gid[QUN_ID_MAX]);
+void qun_mx_room_id(const char *gid, char *out, size_t size);
+/* The localpart of a user id @<local>:<our server name> (QUN_MX_LOCAL_MAX bytes, from
+ * qun/matrix.h); false for anything else. */
+bool qun_mx_user_local(const char *user_id, char *local);
+void qun_mx_user_id(const char *local, char *out, size_t size);
+/* Whether id names another server (federation is not supported). */
+bool qun_mx_remote(const char *id);
 
 /* ---- events.c: GET /v1/events (server-sent events) ---- */
 /* Set up each worker's wake and heartbeat events and hook the writer's commits. */

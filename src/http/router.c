@@ -28,21 +28,24 @@
 #include "worker.h"
 
 #define ROUTE(m, p, prep, run, f) qun_rc run(qun_req_t *r);
+#include "matrix_routes.def"
 #include "routes.def"
 #undef ROUTE
 #define ROUTE(m, p, prep, run, f) qun_rc prep(qun_req_t *r);
+#include "matrix_routes.def"
 #include "routes.def"
 #undef ROUTE
 
 const qun_route_t qun_routes[] = {
 #define ROUTE(m, p, prep, run, f) {m, p, prep, run, f},
 #include "routes.def"
+#include "matrix_routes.def"
 #undef ROUTE
 };
 const int qun_routes_count = sizeof qun_routes / sizeof qun_routes[0];
 
 /* ---- metrics ---- */
-#define MAX_ROUTES 96
+#define MAX_ROUTES 256
 static _Atomic uint64_t m_count[MAX_ROUTES + 1][6]; /* by route and status class */
 static _Atomic uint64_t m_ms[MAX_ROUTES + 1];
 static _Atomic uint64_t m_replays;
@@ -168,19 +171,24 @@ static void add_successor(qun_req_t *r, json_t *p) {
         json_object_set_new(p, "successor", json_string(succ));
 }
 
-/* The request's URI for the logs, with the value of a ticket= query parameter masked:
- * an event ticket is a credential (if a short-lived, single-use one). */
+/* The request's URI for the logs, with the values of the ticket= and access_token=
+ * query parameters masked: an event ticket is a credential (if a short-lived, single-use
+ * one), and Matrix clients such as matrix-nio send their bearer token that way. */
 static const char *log_uri(qun_req_t *r, char *buf, size_t size) {
     const char *uri = evhttp_request_get_uri(r->ev);
     const char *q = strchr(uri, '?');
-    if (!q || !strstr(q, "ticket=")) return uri;
+    if (!q || (!strstr(q, "ticket=") && !strstr(q, "access_token="))) return uri;
     size_t n = 0;
     for (const char *p = uri; *p && n + 1 < size;) {
         bool at_param = p > q && (p[-1] == '?' || p[-1] == '&');
-        if (at_param && strncmp(p, "ticket=", 7) == 0) {
-            int k = snprintf(buf + n, size - n, "ticket=***");
+        size_t klen = !at_param                              ? 0
+                      : strncmp(p, "ticket=", 7) == 0        ? 7
+                      : strncmp(p, "access_token=", 13) == 0 ? 13
+                                                             : 0;
+        if (klen) {
+            int k = snprintf(buf + n, size - n, "%.*s***", (int)klen, p);
             n = (size_t)k < size - n ? n + (size_t)k : size - 1;
-            p += 7;
+            p += klen;
             while (*p && *p != '&')
                 p++;
             continue;
@@ -192,6 +200,17 @@ static const char *log_uri(qun_req_t *r, char *buf, size_t size) {
 }
 
 static void send_problem(qun_req_t *r, struct evbuffer *buf) {
+    if (r->matrix) {
+        char *text = qun_mx_error_body(r, &r->status);
+        evbuffer_add(buf, text, strlen(text));
+        free(text);
+        add_header(r, "Content-Type", "application/json");
+        if (r->status >= 500 && r->rc != QUN_STORAGE_FULL) {
+            char ub[1200];
+            qun_log("error", "%s -> %s: %s", log_uri(r, ub, sizeof ub), qun_rc_name(r->rc), r->err.msg);
+        }
+        return;
+    }
     json_t *p = json_object();
     char type[96];
     snprintf(type, sizeof type, "urn:qun:problem:%s", qun_rc_name(r->rc));
@@ -278,6 +297,7 @@ void qun_req_finish(qun_req_t *r) {
     }
     if (r->rc != QUN_OK) send_problem(r, buf);
     add_header(r, "Cache-Control", "no-store");
+    if (r->matrix) qun_mx_cors(r->ev);
     read_end(r); /* after the problem answer's successor lookup */
     evhttp_send_reply(r->ev, r->status, NULL, buf);
     evbuffer_free(buf);
@@ -313,11 +333,14 @@ count:;
 /* ---- shared checks ---- */
 static qun_rc authenticate(qun_req_t *r) {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
-    if (!h) return qun_fail(&r->err, QUN_UNAUTHENTICATED, "send Authorization: Bearer <token>");
-    if (strncasecmp(h, "Bearer ", 7) != 0 || strlen(h + 7) > 200)
+    const char *token = h ? h + 7 : NULL;
+    /* Matrix clients may send the token in the query instead (matrix-nio only does). */
+    if (!h && (qun_routes[r->route_index].flags & R_MATRIX)) token = qun_query(r, "access_token");
+    if (!token) return qun_fail(&r->err, QUN_UNAUTHENTICATED, "send Authorization: Bearer <token>");
+    if ((h && strncasecmp(h, "Bearer ", 7) != 0) || strlen(token) > 200)
         return qun_fail(&r->err, QUN_TOKEN_INVALID, "Authorization must be a Bearer token");
     char hash[65];
-    qun_sha256_hex(hash, h + 7, strlen(h + 7));
+    qun_sha256_hex(hash, token, strlen(token));
     qun_rc rc = qun_session_auth(r->w->db, hash, &r->actor, &r->err);
     r->authed = rc == QUN_OK;
     return rc;
@@ -357,11 +380,29 @@ static qun_rc idem_lookup(qun_req_t *r, qun_db_t *db, bool *hit) {
     return QUN_OK;
 }
 
+/* A Matrix PUT .../{txnId}: the transaction id is an idempotency key scoped to the
+ * session (a Matrix device), so a client that retries gets the first answer back. */
+static const char *txn_key(qun_req_t *r, char *buf, size_t size) {
+    const char *txn = NULL;
+    for (int k = 0; k < QUN_MAX_PARAMS; k++)
+        if (r->params[k]) txn = r->params[k];
+    if (!txn || !r->authed) return NULL;
+    int n = snprintf(buf, size, "mx:%lld:%s", (long long)r->actor.session_id, txn);
+    return n > 0 && (size_t)n < size ? buf : "";
+}
+
 static qun_rc idem_prepare(qun_req_t *r) {
+    char txn[160];
     const char *k = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Idempotency-Key");
+    if (qun_routes[r->route_index].flags & R_TXN) {
+        k = txn_key(r, txn, sizeof txn);
+        if (k && !*k) return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_INVALID, "the transaction id is too long");
+        if (k) goto keyed;
+    }
     if (!k || strcmp(qun_routes[r->route_index].method, "POST") != 0 ||
         (qun_routes[r->route_index].flags & R_NOIDEM))
         return QUN_OK;
+keyed:;
     size_t n = strlen(k);
     if (n == 0 || n > 128)
         return qun_fail(&r->err, QUN_IDEMPOTENCY_KEY_INVALID, "Idempotency-Key must be 1 to 128 characters");
@@ -387,6 +428,7 @@ static qun_rc idem_prepare(qun_req_t *r) {
 
 /* The account an attempt is against: the caller's, or a login's username. */
 static const char *lock_account(qun_req_t *r) {
+    if (!r->authed && r->matrix) return qun_mx_login_user(r);
     return r->authed ? r->actor.username : qun_jstr(r->json, "username");
 }
 
@@ -498,11 +540,31 @@ static const char *method_name(enum evhttp_cmd_type c) {
     case EVHTTP_REQ_DELETE: return "DELETE";
     case EVHTTP_REQ_PATCH: return "PATCH";
     case EVHTTP_REQ_HEAD: return "GET"; /* evhttp sends no body on HEAD */
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
     default: return "OTHER";
     }
 }
 
 static void proceed(qun_req_t *r, qun_rc rc);
+
+/* Matrix ids in paths arrive percent-encoded (!g_x%3Aserver): decode each parameter on
+ * its own, after matching, so an encoded '/' never splits a segment. */
+static bool decode_params(qun_req_t *r) {
+    for (int k = 0; k < QUN_MAX_PARAMS; k++) {
+        if (!r->params[k] || !strchr(r->params[k], '%')) continue;
+        size_t n = 0;
+        char *d = evhttp_uridecode(r->params[k], 0, &n);
+        json_t *utf8 = d && n > 0 && strlen(d) == n ? json_stringn(d, n) : NULL; /* NULL unless UTF-8 */
+        json_decref(utf8);
+        if (!utf8) {
+            free(d);
+            return false;
+        }
+        free(r->params[k]);
+        r->params[k] = d;
+    }
+    return true;
+}
 
 /* On the writer: spend the request's event ticket and take its session's identity. */
 static qun_rc ticket_write(qun_db_t *db, void *arg, qun_err_t *err) {
@@ -543,6 +605,7 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
         qun_req_finish(r);
         return;
     }
+    r->matrix = qun_mx_cfg.enabled && qun_mx_path(path);
     if (query) {
         r->has_query = true;
         if (evhttp_parse_query_str(query, &r->query) != 0) {
@@ -551,7 +614,30 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
             return;
         }
     }
-    int i = qun_route_match(method_name(evhttp_request_get_command(ev)), path, r->params);
+    const char *method = method_name(evhttp_request_get_command(ev));
+    char mpath[1100];
+    if (r->matrix) {
+        if (strcmp(method, "OPTIONS") == 0) { /* a CORS preflight: every Matrix path allows it */
+            r->status = 204;
+            qun_req_finish(r);
+            return;
+        }
+        qun_mx_normalize(path, mpath, sizeof mpath);
+        path = mpath;
+    }
+    int i = qun_route_match(method, path, r->params);
+    if (i >= 0 && (qun_routes[i].flags & R_MATRIX) && !r->matrix) { /* the adapter is off */
+        for (int k = 0; k < QUN_MAX_PARAMS; k++) {
+            free(r->params[k]);
+            r->params[k] = NULL;
+        }
+        i = -1;
+    }
+    if (i >= 0 && r->matrix && !decode_params(r)) {
+        r->rc = qun_fail(&r->err, QUN_NOT_FOUND, "a path segment is not valid percent-encoded UTF-8");
+        qun_req_finish(r);
+        return;
+    }
     if (i < 0) {
         if (i == -2) add_allow(r, path);
         r->rc = i == -2 ? qun_fail(&r->err, QUN_METHOD_NOT_ALLOWED, "method not allowed on %s", path)

@@ -101,6 +101,32 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         qun_server_cfg.bench_hello = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;
     }
+    if (strcmp(key, "matrix") == 0) {
+        bool on = strcmp(value, "on") == 0 || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+        if (!on && strcmp(value, "off") && strcmp(value, "false") && strcmp(value, "0"))
+            return qun_fail(err, QUN_BAD_REQUEST, "matrix: expected on or off, got \"%s\"", value);
+        qun_mx_cfg.enabled = on;
+        return QUN_OK;
+    }
+    if (strcmp(key, "matrix_server_name") == 0) {
+        /* The :domain of every Matrix id: a host name, an IP literal, an optional port. */
+        size_t n = strlen(value);
+        bool ok = n > 0 && n < sizeof qun_mx_cfg.server_name;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isalnum((unsigned char)value[i]) || strchr(".-:[]", value[i]);
+        if (!ok)
+            return qun_fail(err, QUN_BAD_REQUEST, "matrix_server_name: expected a host name, got \"%s\"",
+                            value);
+        snprintf(qun_mx_cfg.server_name, sizeof qun_mx_cfg.server_name, "%s", value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "matrix_base_url") == 0) {
+        if ((strncmp(value, "http://", 7) && strncmp(value, "https://", 8)) ||
+            strlen(value) >= sizeof qun_mx_cfg.base_url)
+            return qun_fail(err, QUN_BAD_REQUEST, "matrix_base_url: expected an http(s):// URL");
+        snprintf(qun_mx_cfg.base_url, sizeof qun_mx_cfg.base_url, "%s", value);
+        return QUN_OK;
+    }
     if (strcmp(key, "log_requests") == 0) {
         qun_server_cfg.log_requests = strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
         return QUN_OK;

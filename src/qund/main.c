@@ -147,6 +147,20 @@ int main(int argc, char **argv) {
         return die("jobs", &err);
     qun_outbox_t *outbox;
     if (qun_outbox_start(db_path, writer, &outbox, &err) != QUN_OK) return die("webhooks", &err);
+    if (qun_mx_cfg.enabled) { /* Matrix clients: defaults from where qund listens */
+        const char *h = qun_server_cfg.host;
+        bool any = strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
+        bool v6 = strchr(h, ':') != NULL;
+        if (!qun_mx_cfg.server_name[0])
+            snprintf(qun_mx_cfg.server_name, sizeof qun_mx_cfg.server_name, "%s%s%s", v6 && !any ? "[" : "",
+                     any ? "localhost" : h, v6 && !any ? "]" : "");
+        if (!qun_mx_cfg.base_url[0])
+            snprintf(qun_mx_cfg.base_url, sizeof qun_mx_cfg.base_url, "http://%s%s%s:%d",
+                     v6 && !any ? "[" : "", any ? "localhost" : h, v6 && !any ? "]" : "",
+                     qun_server_cfg.port);
+        qun_log("info", "matrix: point Matrix clients at %s (user ids look like @name:%s)",
+                qun_mx_cfg.base_url, qun_mx_cfg.server_name);
+    }
     qun_rc rc = qun_server_run(writer, &err);
     qun_jobs_stop(jobs);
     qun_outbox_stop(outbox);
