@@ -81,7 +81,14 @@ char *qun_mx_error_body(qun_req_t *r, int *status) {
     if (r->mx_errcode) code = r->mx_errcode;
     json_t *o = json_object();
     json_object_set_new(o, "errcode", json_string(code));
-    json_t *msg = r->err.msg[0] ? json_string(r->err.msg) : NULL;
+    const char *text = r->err.msg[0] ? r->err.msg : NULL;
+    if (r->route_index < 0 && r->rc == QUN_NOT_FOUND) /* end-to-end encryption, federation, unknown */
+        text = strstr(r->err.msg, "/keys/") || strstr(r->err.msg, "/room_keys/") ||
+                       strstr(r->err.msg, "/sendToDevice/") || strstr(r->err.msg, "dehydrated_device")
+                   ? "this server does not offer end-to-end encryption: qun keeps messages readable to "
+                     "the server for retention, legal holds and archives"
+                   : "Unrecognized request";
+    json_t *msg = text ? json_string(text) : NULL;
     json_object_set_new(o, "error", msg ? msg : json_string(qun_rc_title(r->rc)));
     json_object_set_new(o, "org.qun.code", json_string(qun_rc_name(r->rc)));
     if (r->rc == QUN_TOKEN_INVALID) json_object_set_new(o, "soft_logout", json_false());
@@ -96,9 +103,9 @@ char *qun_mx_error_body(qun_req_t *r, int *status) {
         qun_mx_room_id(succ, room, sizeof room);
         json_object_set_new(o, "org.qun.successor", json_string(room));
     }
-    char *text = json_dumps(o, JSON_COMPACT);
+    char *body = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    return text ? text : strdup("{\"errcode\":\"M_UNKNOWN\",\"error\":\"out of memory\"}");
+    return body ? body : strdup("{\"errcode\":\"M_UNKNOWN\",\"error\":\"out of memory\"}");
 }
 
 qun_rc qun_mx_fail(qun_req_t *r, qun_rc rc, const char *errcode, const char *fmt, ...) {
