@@ -91,7 +91,8 @@ typedef struct {
     char *payload;    /* the JSON text clients receive as `data`, malloc'd */
 } qun_event_row_t;
 
-/* The highest event id into *id (0 when there is none). */
+/* The highest event id into *id: the newest row's, or the horizon when housekeeping
+ * deleted the newest rows (0 when there was never one). */
 qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err);
 /* Up to max events with id > after, oldest first, into rows[0..*n).  On an error the
  * *n rows read before it are still filled (the rest can be read later).  The caller

@@ -223,12 +223,19 @@ qun_rc qun_event_horizon(qun_db_t *db, int64_t *id, qun_err_t *err) {
 /* ---- reading the feed ---- */
 qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
     qun_q_t *q;
+    int64_t horizon;
     *id = 0;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events", "");
-    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
-    *id = qun_q_col_int(q, 0);
-    qun_q_done(q);
-    return QUN_OK;
+    if (rc == QUN_ROW) {
+        *id = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    } else if (rc != QUN_DONE) {
+        return rc;
+    }
+    /* Housekeeping may have deleted the newest rows: ids never go back below it. */
+    rc = qun_event_horizon(db, &horizon, err);
+    if (rc == QUN_OK && horizon > *id) *id = horizon;
+    return rc;
 }
 
 /* The current row of q (id, topic, group_id, user_id, payload) into e, strings copied. */
