@@ -8,12 +8,13 @@ migration 0023 or at registration and never recomputed."""
 import json
 import os
 import sqlite3
+import subprocess
 import uuid
 
 import pytest
 import requests
 
-from conftest import Client, Server, expect, make_group, register, stop_clean
+from conftest import QUN, Client, Server, expect, make_group, stop_clean
 
 PW = "correct horse"
 
@@ -174,3 +175,40 @@ def test_localparts_lowercase_escape_and_stay():
                 dict(lp, **{"_alice" + n: "__alice" + n})
     finally:
         stop_clean(s)
+
+
+def qun(url, token, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUN_")}
+    env.update(HOME="/nonexistent", QUN_URL=url, QUN_TOKEN=token)
+    r = subprocess.run([QUN, *args], capture_output=True, text=True, env=env, timeout=60)
+    assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
+    return r
+
+
+def test_cli_shows_and_sets_display_names(url):
+    n = sfx()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUN_")}
+    env.update(HOME="/nonexistent", QUN_URL=url, QUN_PASSWORD=PW)
+    r = subprocess.run([QUN, "register", "li" + n, "--display-name", "李雷"], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0 and f'li{n} "李雷"' in r.stdout, r.stdout + r.stderr
+    li = login(url, "li" + n)
+    han = person(url)
+    who = qun(url, li.token, "whoami").stdout
+    assert who.splitlines()[0] == "li" + n and "name:     李雷" in who and f"matrix:   @li{n}" in who, who
+    gid = make_group(li, members=[han])
+    expect(li.post(f"/v1/groups/{gid}/messages", {"text": "早上好"}), 201)
+    assert "李雷: 早上好" in qun(url, han.token, "history", gid).stdout
+    members = qun(url, li.token, "group", "members", gid).stdout
+    assert "NAME" in members.splitlines()[0] and "李雷" in members, members
+    assert f"{li.openid} (李雷)" in qun(url, han.token, "group", "show", gid).stdout
+
+    r = qun(url, han.token, "display-name", "韩梅梅")
+    assert r.returncode == 0 and "韩梅梅" in r.stdout, r.stdout + r.stderr
+    assert expect(han.get("/v1/me"), 200)["display_name"] == "韩梅梅"
+    r = qun(url, han.token, "display-name", "--clear")
+    assert r.returncode == 0 and han.username in r.stdout, r.stdout + r.stderr
+    assert expect(han.get("/v1/me"), 200)["display_name"] is None
+    r = qun(url, han.token, "display-name", "a\x07b")
+    assert r.returncode == 1 and "(FIELD_INVALID)" in r.stderr, r.stderr
+    assert qun(url, han.token, "display-name").returncode == 2
