@@ -63,7 +63,8 @@ qun_rc qun_mx_localpart_escape(const char *username, char out[QUN_MX_LOCALPART_M
         o += n;
     }
     out[o] = '\0';
-    if (o == 0) return qun_fail_field(err, QUN_FIELD_INVALID, "username", "an empty username has no localpart");
+    if (o == 0)
+        return qun_fail_field(err, QUN_FIELD_INVALID, "username", "an empty username has no localpart");
     return QUN_OK;
 }
 
@@ -76,7 +77,8 @@ static qun_rc localpart_taken(qun_db_t *db, const char *localpart, bool *taken, 
     return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
 }
 
-qun_rc qun_mx_localpart_new(qun_db_t *db, const char *username, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err) {
+qun_rc qun_mx_localpart_new(qun_db_t *db, const char *username, char out[QUN_MX_LOCALPART_MAX],
+                            qun_err_t *err) {
     bool taken = true;
     qun_rc rc = QUN_OK;
     if (lowers_cleanly(username, out)) rc = localpart_taken(db, out, &taken, err);
@@ -117,8 +119,8 @@ static qun_rc localpart_backfill_txn(qun_db_t *db, void *arg, qun_err_t *err) {
             char lp[QUN_MX_LOCALPART_MAX];
             rc = qun_mx_localpart_new(db, names[i], lp, err);
             if (rc == QUN_OK)
-                rc = qun_db_run(db, NULL, err, "UPDATE users SET mx_localpart = $2 WHERE id = $1", "is", ids[i],
-                                lp);
+                rc = qun_db_run(db, NULL, err, "UPDATE users SET mx_localpart = $2 WHERE id = $1", "is",
+                                ids[i], lp);
             if (rc == QUN_DONE) rc = QUN_OK, (*filled)++;
         }
     }
@@ -129,11 +131,13 @@ qun_rc qun_mx_localpart_backfill(qun_db_t *db, int64_t *filled, qun_err_t *err) 
     return qun_db_txn(db, localpart_backfill_txn, filled, err);
 }
 
-qun_rc qun_user_by_localpart(qun_db_t *db, const char *localpart, int64_t *uid, char username[QUN_USERNAME_MAX],
-                             qun_err_t *err) {
+qun_rc qun_user_by_localpart(qun_db_t *db, const char *localpart, int64_t *uid,
+                             char username[QUN_USERNAME_MAX], qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT id, username FROM users WHERE mx_localpart = $1", "s", localpart);
-    if (rc == QUN_DONE) return qun_fail(err, QUN_USER_NOT_FOUND, "no user has the localpart %.128s", localpart);
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT id, username FROM users WHERE mx_localpart = $1", "s", localpart);
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_USER_NOT_FOUND, "no user has the localpart %.128s", localpart);
     if (rc != QUN_ROW) return rc;
     *uid = qun_q_col_int(q, 0);
     snprintf(username, QUN_USERNAME_MAX, "%s", qun_q_col_text(q, 1));
@@ -143,8 +147,8 @@ qun_rc qun_user_by_localpart(qun_db_t *db, const char *localpart, int64_t *uid, 
 
 qun_rc qun_user_localpart(qun_db_t *db, int64_t uid, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT mx_localpart FROM users WHERE id = $1 AND mx_localpart IS NOT NULL",
-                           "i", uid);
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT mx_localpart FROM users WHERE id = $1 AND mx_localpart IS NOT NULL", "i", uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_USER_NOT_FOUND, "no user %lld", (long long)uid);
     if (rc != QUN_ROW) return rc;
     snprintf(out, QUN_MX_LOCALPART_MAX, "%s", qun_q_col_text(q, 0));
@@ -181,7 +185,8 @@ qun_rc qun_display_name_check(const char *name, char out[QUN_DISPLAY_NAME_MAX], 
     d = qun_xmalloc(sizeof(UChar) * DN_U16);
     const UNormalizer2 *nfc = unorm2_getNFCInstance(&st);
     if (U_SUCCESS(st)) u_strFromUTF8(s, DN_U16, &n, name, -1, &st);
-    if (U_SUCCESS(st) && st != U_STRING_NOT_TERMINATED_WARNING) m = unorm2_normalize(nfc, s, n, d, DN_U16, &st);
+    if (U_SUCCESS(st) && st != U_STRING_NOT_TERMINATED_WARNING)
+        m = unorm2_normalize(nfc, s, n, d, DN_U16, &st);
     qun_rc rc = QUN_OK;
     if (U_FAILURE(st) || st == U_STRING_NOT_TERMINATED_WARNING) {
         rc = qun_fail_field(err, QUN_FIELD_INVALID, "display_name", "display_name is not valid UTF-8 (%s)",
@@ -209,7 +214,8 @@ qun_rc qun_display_name_check(const char *name, char out[QUN_DISPLAY_NAME_MAX], 
         U16_NEXT(d, i, end, c);
         if (refused(c)) {
             rc = qun_fail_field(err, QUN_FIELD_INVALID, "display_name",
-                                "display_name may not hold control or format characters (U+%04X)", (unsigned)c);
+                                "display_name may not hold control or format characters (U+%04X)",
+                                (unsigned)c);
             goto out;
         }
     }

@@ -43,10 +43,11 @@ static void test_escape(void) {
 
 static void user_with(const char *openid, const char *name, const char *localpart) {
     qun_err_t err;
-    CHECK(qun_db_run(db, NULL, &err,
-                     "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at, "
-                     "mx_localpart) VALUES ($1, $2, $1, 'h', 1, 1, $3)",
-                     "sss", openid, name, localpart) == QUN_DONE);
+    CHECK(qun_db_run(
+              db, NULL, &err,
+              "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at, "
+              "mx_localpart) VALUES ($1, $2, $1, 'h', 1, 1, $3)",
+              "sss", openid, name, localpart) == QUN_DONE);
 }
 
 static void localpart_is(const char *name, const char *want) {
@@ -103,8 +104,14 @@ static void test_display_names(void) {
         {"x", "x"},
         {"\xf0\x9f\x98\x80 smile", "\xf0\x9f\x98\x80 smile"},
     };
-    static const char *bad[] = {"", "   ", "a\x07z", "a\nz", "zero\xe2\x80\x8bwidth", "rtl\xe2\x80\xaeoverride",
-                                "bad\xff", "line\xe2\x80\xa8sep"};
+    static const char *bad[] = {"",
+                                "   ",
+                                "a\x07z",
+                                "a\nz",
+                                "zero\xe2\x80\x8bwidth",
+                                "rtl\xe2\x80\xaeoverride",
+                                "bad\xff",
+                                "line\xe2\x80\xa8sep"};
     char out[QUN_DISPLAY_NAME_MAX];
     qun_err_t err;
     for (size_t i = 0; i < NROWS(good); i++) {
