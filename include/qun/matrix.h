@@ -18,7 +18,7 @@
 /* The account whose Matrix localpart is local: its row id, openid and username
  * (QUN_USER_NOT_FOUND when none). */
 qun_rc qun_mx_user_by_local(qun_db_t *db, const char *local, int64_t *uid, char openid[QUN_ID_MAX],
-                            char username[33], qun_err_t *err);
+                            char username[QUN_USERNAME_MAX], qun_err_t *err);
 /* The Matrix localpart of user uid into local. */
 qun_rc qun_mx_local_of(qun_db_t *db, int64_t uid, char local[QUN_MX_LOCAL_MAX], qun_err_t *err);
 

@@ -86,17 +86,19 @@ qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_
 qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT g.gid, m.seq, u.openid, m.kind, m.body, m.created_at, m.msgtype FROM messages m "
+                           "SELECT g.gid, m.seq, u.openid, m.kind, m.body, m.created_at, m.msgtype, "
+                           "u.display_name FROM messages m "
                            "JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.author_id "
                            "WHERE m.group_id = $1 AND m.seq = $2",
                            "ii", group_id, seq);
     if (rc != QUN_ROW)
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "message %lld vanished", (long long)seq) : rc;
-    json_t *p = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s*}", "group", qun_q_col_text(q, 0), "seq",
-                          (json_int_t)qun_q_col_int(q, 1), "author", qun_q_col_text(q, 2), "kind",
-                          qun_q_col_text(q, 3), "text", qun_q_col_text(q, 4), "created_at",
-                          (json_int_t)qun_q_col_int(q, 5), "msgtype",
-                          qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6));
+    json_t *p =
+        json_pack("{s:s, s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "group", qun_q_col_text(q, 0), "seq",
+                  (json_int_t)qun_q_col_int(q, 1), "author", qun_q_col_text(q, 2), "author_display_name",
+                  qun_q_col_null(q, 7) ? NULL : qun_q_col_text(q, 7), "kind", qun_q_col_text(q, 3), "text",
+                  qun_q_col_text(q, 4), "created_at", (json_int_t)qun_q_col_int(q, 5), "msgtype",
+                  qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6));
     qun_q_done(q);
     int64_t id;
     rc = qun_event_emit_id(db, "message.created", group_id, 0, p, &id, err);
@@ -110,16 +112,18 @@ qun_rc qun_event_member_with(qun_db_t *db, const char *topic, int64_t group_id, 
                              qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT g.gid, u.openid, m.role, g.name FROM groups g JOIN users u ON u.id = $2 "
+                           "SELECT g.gid, u.openid, m.role, g.name, u.display_name FROM groups g "
+                           "JOIN users u ON u.id = $2 "
                            "LEFT JOIN members m ON m.group_id = g.id AND m.user_id = u.id WHERE g.id = $1",
                            "ii", group_id, uid);
     if (rc != QUN_ROW) {
         json_decref(extra);
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "%s: no such group or user", topic) : rc;
     }
-    json_t *p =
-        json_pack("{s:s, s:s, s:s, s:s?}", "group", qun_q_col_text(q, 0), "group_name", qun_q_col_text(q, 3),
-                  "openid", qun_q_col_text(q, 1), "role", qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2));
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "group", qun_q_col_text(q, 0), "group_name",
+                          qun_q_col_text(q, 3), "openid", qun_q_col_text(q, 1), "display_name",
+                          qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4), "role",
+                          qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2));
     qun_q_done(q);
     if (p && extra && json_object_update(p, extra) != 0) json_decref(p), p = NULL;
     json_decref(extra);
@@ -184,17 +188,17 @@ qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *er
 /* The rows housekeeping may delete, created before $1: per-user and internal rows,
  * message.created and any other topic that is not group state; group-state rows only
  * once their group is in state $2 (purged) or gone. */
-#define EXPIRABLE                                                                                         \
-    "created_at < $1 AND (COALESCE(group_id, 0) = 0 OR NOT (topic LIKE 'member.%' OR topic LIKE "        \
-    "'group.%' OR topic LIKE 'dissolution.%' OR topic LIKE 'invitation.%' OR topic = "                 \
-    "'transfer.accepted') OR NOT EXISTS (SELECT 1 FROM groups g WHERE g.id = events.group_id AND "        \
+#define EXPIRABLE                                                                                            \
+    "created_at < $1 AND (COALESCE(group_id, 0) = 0 OR NOT (topic LIKE 'member.%' OR topic LIKE "            \
+    "'group.%' OR topic LIKE 'dissolution.%' OR topic LIKE 'invitation.%' OR topic = "                       \
+    "'transfer.accepted') OR NOT EXISTS (SELECT 1 FROM groups g WHERE g.id = events.group_id AND "           \
     "g.state != $2))"
 
 qun_rc qun_event_expire(qun_db_t *db, int64_t before, int64_t *deleted, qun_err_t *err) {
     qun_q_t *q;
     if (deleted) *deleted = 0;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events WHERE " EXPIRABLE, "is", before,
-                           QUN_GROUP_NAME(PURGED));
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events WHERE " EXPIRABLE, "is",
+                           before, QUN_GROUP_NAME(PURGED));
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no largest expired event") : rc;
     int64_t top = qun_q_col_int(q, 0);
     qun_q_done(q);

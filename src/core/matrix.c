@@ -8,22 +8,22 @@
 #include "qun/matrix.h"
 
 qun_rc qun_mx_user_by_local(qun_db_t *db, const char *local, int64_t *uid, char openid[QUN_ID_MAX],
-                            char username[33], qun_err_t *err) {
+                            char username[QUN_USERNAME_MAX], qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT id, openid, username FROM users WHERE lower(username) = $1",
-                           "s", local);
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT id, openid, username FROM users WHERE mx_localpart = $1", "s", local);
     if (rc == QUN_DONE) return qun_fail(err, QUN_USER_NOT_FOUND, "no such user");
     if (rc != QUN_ROW) return rc;
     *uid = qun_q_col_int(q, 0);
     snprintf(openid, QUN_ID_MAX, "%s", qun_q_col_text(q, 1));
-    snprintf(username, 33, "%s", qun_q_col_text(q, 2));
+    snprintf(username, QUN_USERNAME_MAX, "%s", qun_q_col_text(q, 2));
     qun_q_done(q);
     return QUN_OK;
 }
 
 qun_rc qun_mx_local_of(qun_db_t *db, int64_t uid, char local[QUN_MX_LOCAL_MAX], qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT lower(username) FROM users WHERE id = $1", "i", uid);
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT mx_localpart FROM users WHERE id = $1", "i", uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_USER_NOT_FOUND, "no such user");
     if (rc != QUN_ROW) return rc;
     snprintf(local, QUN_MX_LOCAL_MAX, "%s", qun_q_col_text(q, 0));
@@ -118,7 +118,8 @@ qun_rc qun_mx_forgotten(qun_db_t *db, int64_t uid, int64_t group_id, bool *yes, 
 qun_rc qun_mx_profile(qun_db_t *db, int64_t caller, int64_t uid, json_t **out, bool *shared, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT u.username, u.id = $2 OR EXISTS (SELECT 1 FROM members a JOIN members b "
+                           "SELECT COALESCE(u.display_name, u.username), u.id = $2 OR EXISTS (SELECT 1 FROM "
+                           "members a JOIN members b "
                            "ON a.group_id = b.group_id WHERE a.user_id = $1 AND b.user_id = $2) "
                            "FROM users u WHERE u.id = $1",
                            "ii", uid, caller);

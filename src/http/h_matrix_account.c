@@ -46,7 +46,7 @@ static const char *login_name(json_t *body) {
 const char *qun_mx_login_user(qun_req_t *r) {
     if (r->mx_user[0]) return r->mx_user;
     const char *u = login_name(r->json);
-    char local[QUN_MX_LOCAL_MAX], openid[QUN_ID_MAX], username[33];
+    char local[QUN_MX_LOCAL_MAX], openid[QUN_ID_MAX], username[QUN_USERNAME_MAX];
     int64_t uid;
     qun_err_t ignore;
     if (!u || strlen(u) >= QUN_MX_LOCAL_MAX) return "";
@@ -317,7 +317,7 @@ qun_rc h_mx_room_data_put(qun_req_t *r) {
 /* A profile: the display name of the caller or of someone who shares a group with them
  * (anyone else reads as unknown: the directory of users is not public). */
 static qun_rc profile(qun_req_t *r, json_t **out) {
-    char local[QUN_MX_LOCAL_MAX], openid[QUN_ID_MAX], username[33];
+    char local[QUN_MX_LOCAL_MAX], openid[QUN_ID_MAX], username[QUN_USERNAME_MAX];
     int64_t uid;
     bool shared = false;
     if (!qun_mx_user_local(r->params[0], local))

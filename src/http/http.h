@@ -62,7 +62,7 @@ struct qun_req {
     bool streaming;         /* run() took over ev as an open stream (events.c): send nothing */
     bool matrix;            /* a /_matrix path: Matrix error bodies and CORS (h_matrix.c) */
     const char *mx_errcode; /* a Matrix errcode overriding the one mapped from rc, or NULL */
-    char mx_user[128];      /* qun_mx_login_user's answer, once computed */
+    char mx_user[256];      /* qun_mx_login_user's answer, once computed */
     qun_actor_t actor;
     unsigned char *body; /* owned, NUL-terminated */
     size_t body_len;

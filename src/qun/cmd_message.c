@@ -47,8 +47,6 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     return QUN_EXIT_OK;
 }
 
-/* Map openids to usernames from the member list, so history reads like a chat.  Best
- * effort: after a dissolution the owner may read messages but not list members. */
 /* A dissolution notice (a system message whose text is JSON, docs/events.md) as one
  * readable line into out; false when text is not one. */
 static bool notice_line(const char *text, char *out, size_t size) {
@@ -69,17 +67,21 @@ static bool notice_line(const char *text, char *out, size_t size) {
                  qun_fmt_time(qun_jint(n, "dissolves_at"), t));
     else if (strcmp(stage, "dissolved") == 0)
         snprintf(out, size, "this group was dissolved%s (messages %s%s%s); restorable until %s", who,
-                 qun_jstr_or(n, "messages", "keep") , qun_jstr_or(n, "successor", NULL) ? "; continues in " : "",
-                 qun_jstr_or(n, "successor", ""), qun_fmt_time(qun_jint(n, "restorable_until"), t));
+                 qun_jstr_or(n, "messages", "keep"),
+                 qun_jstr_or(n, "successor", NULL) ? "; continues in " : "", qun_jstr_or(n, "successor", ""),
+                 qun_fmt_time(qun_jint(n, "restorable_until"), t));
     else if (strcmp(stage, "restored") == 0)
         snprintf(out, size, "this group was restored%s", who);
     else
-        snprintf(out, size, "the dissolution was %s%s%s%s", stage, who, qun_jstr_or(n, "reason", NULL) ? ": " : "",
-                 qun_jstr_or(n, "reason", ""));
+        snprintf(out, size, "the dissolution was %s%s%s%s", stage, who,
+                 qun_jstr_or(n, "reason", NULL) ? ": " : "", qun_jstr_or(n, "reason", ""));
     json_decref(n);
     return true;
 }
 
+/* Map openids to names from the member list (the display name, else the username), so
+ * history reads like a chat.  Best effort: after a dissolution the owner may read
+ * messages but not list members; a message's own author_display_name comes first. */
 static json_t *member_names(qun_cli_t *c, const char *gid) {
     char path[512];
     json_t *names = json_object(), *m;
@@ -90,7 +92,10 @@ static json_t *member_names(qun_cli_t *c, const char *gid) {
     if (qun_cli_call(c, &call, &resp) == QUN_EXIT_OK)
         json_array_foreach(json_object_get(resp.json, "items"), i,
                            m) if (json_is_string(json_object_get(m, "openid")))
-            json_object_set(names, qun_jstr_or(m, "openid", ""), json_object_get(m, "username"));
+            json_object_set(names, qun_jstr_or(m, "openid", ""),
+                            json_object_get(m, json_is_string(json_object_get(m, "display_name"))
+                                                   ? "display_name"
+                                                   : "username"));
     qun_resp_free(&resp);
     return names;
 }
@@ -129,12 +134,13 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
         const char *author = qun_jstr_or(m, "author", "?");
         const char *kind = qun_jstr_or(m, "kind", "text");
         if (strcmp(kind, "system") == 0 && notice_line(qun_jstr_or(m, "text", ""), line, sizeof line)) {
-            printf("#%-4lld %s  ** %s\n", (long long)qun_jint(m, "seq"), qun_fmt_time(qun_jint(m, "created_at"), t),
-                   line);
+            printf("#%-4lld %s  ** %s\n", (long long)qun_jint(m, "seq"),
+                   qun_fmt_time(qun_jint(m, "created_at"), t), line);
             continue;
         }
         printf("#%-4lld %s  %s: %s\n", (long long)qun_jint(m, "seq"),
-               qun_fmt_time(qun_jint(m, "created_at"), t), qun_jstr_or(names, author, author),
+               qun_fmt_time(qun_jint(m, "created_at"), t),
+               qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)),
                qun_jstr_or(m, "text", ""));
     }
     if (json_array_size(items) == 0) printf("no messages\n");

@@ -360,6 +360,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     try:
         root = register(s.url, name="root")
         owner, member = register(s.url), register(s.url)
+        expect(member.patch("/v1/me", {"display_name": "王小明"}), 200)  # users' newer columns move too
         keep = make_group(owner, members=[member], name="kept")
         for i in range(30):
             expect((owner if i % 2 else member).post(f"/v1/groups/{keep}/messages", {"text": f"m{i}"}), 201)
@@ -391,6 +392,11 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     with sqlite3.connect(dbfile) as db:  # and holds the same values (spot check: messages, ledger)
         msgs = [list(map(str, r)) for r in db.execute("SELECT group_id, seq, body FROM messages ORDER BY id")]
     assert pg_sql(target, "SELECT group_id, seq, body FROM messages ORDER BY id") == msgs
+    with sqlite3.connect(dbfile) as db:
+        names = [[r[0], r[1], r[2] or ""] for r in
+                 db.execute("SELECT username, mx_localpart, display_name FROM users ORDER BY id")]
+    assert ["王小明"] == [n[2] for n in names if n[2]]
+    assert pg_sql(target, "SELECT username, mx_localpart, COALESCE(display_name, '') FROM users ORDER BY id") == names
     # A second run refuses: the target is no longer empty, and nothing changes.
     again = subprocess.run([QUN, "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],
                            capture_output=True, text=True, timeout=120)
@@ -405,6 +411,8 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
             [f"m{i}" for i in range(30)]
         assert o2.get(f"/v1/groups/{keep}/files/{f['digest']}").content == b"\x00\x01bytes\xff" * 50
         assert expect(o2.get(f"/v1/groups/{gone}"), 200)["state"] == "purged"
+        me = expect(on(member, target.url).get("/v1/me"), 200)
+        assert me["display_name"] == "王小明" and me["mx_localpart"] == member.username.lower()
         # Sequences moved on: new rows get new ids, and the ledger grows from where it was.
         expect(o2.post(f"/v1/groups/{keep}/messages", {"text": "after"}), 201)
         g3 = make_group(o2, name="new")
