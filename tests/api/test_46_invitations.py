@@ -210,3 +210,21 @@ def test_consent_policy_turns_a_direct_add_into_an_invitation(tmp_path):
         expect(owner.post(f"/v1/groups/{gid}/members", {"openid": d.openid}), 409, "INVITATION_REQUIRED")
     finally:
         stop_clean(s)
+
+
+def test_cli_invite_list_accept_decline(srv, tmp_path):
+    from test_20_cli import User
+    owner, alice, bob = (User(srv, tmp_path).signup() for _ in range(3))
+    gid = owner.json("group", "create", "Class 3")["id"]
+    out = owner.ok("invite", gid, alice.name, "--role", "admin").stdout
+    assert f'invited {alice.name} to "Class 3"' in out and "as admin" in out and "pending" in out
+    inv_b = owner.json("invite", gid, bob.name)["id"]
+    listing = alice.ok("invitations").stdout
+    assert "Class 3" in listing and owner.name in listing and "admin" in listing
+    inv_a = alice.json("invitations")["items"][0]["id"]
+    assert alice.ok("invitation", "accept", inv_a).stdout.strip() == f'joined "Class 3" ({gid}) as admin'
+    assert "declined" in bob.ok("invitation", "decline", inv_b).stdout
+    assert bob.ok("invitations").stdout.strip() == "no pending invitations"
+    alice.fails("INVITATION_NOT_FOUND", "invitation", "accept", inv_b)
+    roles = {m["username"]: m["role"] for m in owner.json("group", "members", gid)["items"]}
+    assert roles == {owner.name: "owner", alice.name: "admin"}
