@@ -72,9 +72,13 @@ bool qun_is_admin(const char *username);
  * call outside the writer. */
 qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err);
 bool qun_password_verify(const char *hash, const char *password);
-/* Create a user; *out = {openid, username, created_at}.  QUN_USERNAME_TAKEN when the
- * name, or another with the same key (qun_username_key), is registered. */
+/* Create a user; *out = {openid, username, display_name, mx_localpart, created_at}.
+ * QUN_USERNAME_TAKEN when the name, or another with the same key (qun_username_key),
+ * is registered.  The account gets its Matrix localpart (qun_mx_localpart_new). */
 qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out, qun_err_t *err);
+/* qun_user_create with a display name (NULL: none), checked as qun_display_name_check. */
+qun_rc qun_user_create_named(qun_db_t *db, const char *username, const char *display_name, const char *pwhash,
+                             json_t **out, qun_err_t *err);
 /* Look up a user's id and password hash by name (for login): the account whose
  * username is exactly this one, else the one holding its key (any case or Unicode
  * form of the name). */
@@ -100,6 +104,43 @@ qun_rc qun_username_backfill(qun_db_t *db, int64_t *keyed, int64_t *collisions, 
  * *out = {items: [{user, holder, username_key, found_at}], next_cursor}. */
 qun_rc qun_username_collisions(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
                                qun_err_t *err);
+
+/* ---- Matrix localparts and display names (core/names.c) ---- */
+#define QUN_MX_LOCALPART_MAX 128        /* bytes of a Matrix localpart, NUL included */
+#define QUN_DISPLAY_NAME_MAX 260        /* bytes of a checked display name (64 characters), NUL included */
+#define QUN_DISPLAY_NAME_INPUT_MAX 1024 /* bytes of a display name as offered, before normalization */
+/* The Matrix spec's escape of a username (appendix "Mapping from other character
+ * sets"): a-z, 0-9, '.', '-', '/', '+' as they are, A-Z as '_' and the lower-case
+ * letter, '_' as "__", every other byte (UTF-8) as '=' and two lower-case hex digits.
+ * QUN_FIELD_INVALID when the result would not fit out. */
+qun_rc qun_mx_localpart_escape(const char *username, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
+/* The localpart a new account named username gets: its ASCII lower case when that is
+ * a localpart no account holds, else its escape, else the escape with the lowest free
+ * ".2", ".3"...  Reads the store; the caller inserts it in the same transaction. */
+qun_rc qun_mx_localpart_new(qun_db_t *db, const char *username, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
+/* At startup, in its own transaction: give every account written without a localpart
+ * (by a tool writing SQL directly; SQLite cannot make the column NOT NULL) its
+ * localpart, oldest first.  *filled counts them. */
+qun_rc qun_mx_localpart_backfill(qun_db_t *db, int64_t *filled, qun_err_t *err);
+/* The account whose Matrix localpart is exactly localpart: its row id and username.
+ * QUN_USER_NOT_FOUND when none. */
+qun_rc qun_user_by_localpart(qun_db_t *db, const char *localpart, int64_t *uid, char username[QUN_USERNAME_MAX],
+                             qun_err_t *err);
+/* The Matrix localpart of account uid (never changes).  QUN_USER_NOT_FOUND when none. */
+qun_rc qun_user_localpart(qun_db_t *db, int64_t uid, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
+/* Check a display name and write its stored form to out: Unicode NFC, white space
+ * trimmed at both ends, 1 to 64 characters, no control, format, separator or
+ * unassigned characters.  QUN_FIELD_INVALID (field "display_name") otherwise. */
+qun_rc qun_display_name_check(const char *name, char out[QUN_DISPLAY_NAME_MAX], qun_err_t *err);
+/* Set (name_or_null checked as qun_display_name_check) or clear (NULL) the actor's
+ * display name.  A change emits member.display_name_changed {group, openid,
+ * display_name} to every group the actor is a member of, in the caller's
+ * transaction.  *out = {openid, display_name} (owned by the caller). */
+qun_rc qun_user_set_display_name(qun_db_t *db, const qun_actor_t *a, const char *name_or_null, json_t **out,
+                                 qun_err_t *err);
+
+/* Set o[key] to the display name of account uid, or null when they have none. */
+qun_rc qun_display_name_put(qun_db_t *db, json_t *o, const char *key, int64_t uid, qun_err_t *err);
 
 /* Resolve an openid to a user row id. */
 qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err);

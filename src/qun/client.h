@@ -158,6 +158,7 @@ int qun_cmd_register(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_login(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_logout(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_whoami(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_display_name(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_sessions(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_group(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv);
