@@ -460,7 +460,7 @@ qun_rc h_mx_sync(qun_req_t *r) {
     a->uid = r->actor.uid;
     a->session_id = r->actor.session_id;
     a->since = -1;
-    qun_rc rc = qun_mx_local_of(r->db, r->actor.uid, a->local, &r->err);
+    qun_rc rc = qun_mx_view_local(r->db, r->actor.openid, a->local, &r->err);
     if (rc == QUN_OK) rc = filter_limit(r, qun_query(r, "filter"), &a->limit);
     if (rc != QUN_OK) {
         free(a);

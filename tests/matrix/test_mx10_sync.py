@@ -190,3 +190,18 @@ def test_bad_input_is_never_5xx(url, nio):
     # Garbage since: an initial sync, limited.
     body = raw_sync(url, tok, since="garbage")
     assert body["next_batch"].startswith("s")
+
+
+def test_display_name_change_shows_as_member_event(url, nio):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    a = login(nio, alice)
+    first = sync(a)
+    expect(bob.patch("/v1/me", {"display_name": "Bobby Tables"}), 200)
+    r = sync(a, since=first.next_batch)
+    ev = [e for e in r.rooms.join[room_id(gid)].timeline.events if isinstance(e, RoomMemberEvent)]
+    assert ev and ev[-1].state_key == mxid(bob) and ev[-1].content["displayname"] == "Bobby Tables"
+    assert ev[-1].membership == "join"
+    jm = requests.get(url + f"/_matrix/client/v3/rooms/{room_id(gid)}/joined_members",
+                      params={"access_token": a.c.access_token}, timeout=30).json()
+    assert jm["joined"][mxid(bob)]["display_name"] == "Bobby Tables"
