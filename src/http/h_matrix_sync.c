@@ -489,10 +489,19 @@ static bool sync_fire(struct evhttp_request *ev, qun_db_t *db, void *arg, bool t
     json_t *out = NULL;
     bool empty = true;
     qun_err_t err = {{0}, {0}};
+    int64_t expires;
     qun_rc rc = qun_db_read_begin(db, &err);
     if (rc == QUN_OK) {
-        rc = sync_build(db, a, &out, &empty, &err);
+        /* The session may have ended while the request waited: then it learns nothing more. */
+        rc = qun_event_session_live(db, a->session_id, &expires, &err);
+        if (rc == QUN_OK) rc = sync_build(db, a, &out, &empty, &err);
         qun_db_read_end(db);
+    }
+    if (rc == QUN_TOKEN_INVALID) {
+        send_json(ev, 401,
+                  "{\"errcode\":\"M_UNKNOWN_TOKEN\",\"error\":\"the access token is no longer valid\","
+                  "\"soft_logout\":false}");
+        return true;
     }
     if (rc != QUN_OK) {
         qun_log("warn", "matrix sync: %s", err.msg);

@@ -233,3 +233,24 @@ def test_invitations_show_in_invite_then_join_or_leave(url, nio):
     assert room_id(other) in r2.rooms.leave
     last = r2.rooms.leave[room_id(other)].timeline.events[-1]
     assert isinstance(last, RoomMemberEvent) and last.membership == "leave" and last.state_key == mxid(bob)
+
+
+def test_logout_ends_a_parked_sync(url, nio, loop):
+    alice = register(url)
+    make_group(alice)
+    a = login(nio, alice)
+    first = sync(a)
+    tok = a.c.access_token
+
+    async def park_then_logout():
+        fut = loop.run_in_executor(None, lambda: requests.get(
+            url + SYNC, params={"since": first.next_batch, "timeout": 20000, "access_token": tok}, timeout=30))
+        await asyncio.sleep(0.5)
+        await loop.run_in_executor(None, lambda: requests.post(
+            url + "/_matrix/client/v3/logout", params={"access_token": tok}, json={}, timeout=10))
+        t0 = time.monotonic()
+        r = await fut
+        return r, time.monotonic() - t0
+
+    r, took = loop.run_until_complete(park_then_logout())
+    assert r.status_code == 401 and r.json()["errcode"] == "M_UNKNOWN_TOKEN" and took < 2, (r.text, took)

@@ -7,6 +7,7 @@ import socket
 import time
 from urllib.parse import quote
 
+import pytest
 import requests
 from nio import (JoinedMembersResponse, JoinedRoomsResponse, RoomGetStateResponse, RoomMessagesError,
                  RoomMessagesResponse, SyncResponse)
@@ -169,18 +170,23 @@ def sse_replay(client, after, wait=1.0):
     return [line[7:] for line in data.decode(errors="replace").split("\n") if line.startswith("event: ")]
 
 
-def own_nio(loop, url, made):
+@pytest.fixture
+def own_nio(own_server, loop):
+    """nio clients of the test's own server, closed at the end."""
+    made = []
+
     def make(user):
-        n = Nio(loop, url, user.username)
+        n = Nio(loop, own_server.url, user.username)
         made.append(n)
         return n
-    return make
+
+    yield make
+    for n in made:
+        n.close()
 
 
-def test_dissolution_with_successor_then_restore(own_server, loop):
-    url = own_server.url
-    made = []
-    nio = own_nio(loop, url, made)
+def test_dissolution_with_successor_then_restore(own_server, own_nio):
+    url, nio = own_server.url, own_nio
     alice, bob = register(url), register(url)
     gid = make_group(alice, admins=[bob], name="book club")
     rid = room_id(gid)
@@ -238,10 +244,8 @@ def test_dissolution_with_successor_then_restore(own_server, loop):
     assert [e.body for e in r4.rooms.join[rid].timeline.events if isinstance(e, RoomMessageText)] == ["back again"]
 
 
-def test_dissolution_without_successor_and_cancel(own_server, loop):
-    url = own_server.url
-    made = []
-    nio = own_nio(loop, url, made)
+def test_dissolution_without_successor_and_cancel(own_server, own_nio):
+    url, nio = own_server.url, own_nio
     alice, bob = register(url), register(url)
     keep = make_group(alice, members=[bob], name="kept")
     gone = make_group(alice, members=[bob], name="gone")
