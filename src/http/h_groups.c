@@ -83,11 +83,9 @@ qun_rc h_member_patch(qun_req_t *r) {
 
 static const qun_field_t no_fields[] = {{0}};
 
-/* The optional reason of a removal or a leave, told in the member.removed event. */
-#define REASON_FIELD {"reason", F_STR, false, 0, 500, NULL}
-
+/* The optional reason of a removal or a leave is told in the member.removed event. */
 qun_rc h_group_leave(qun_req_t *r) {
-    static const qun_field_t f[] = {REASON_FIELD, {0}};
+    static const qun_field_t f[] = {{"reason", F_STR, false, 0, 500, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     return rc == QUN_OK ? qun_group_leave(r->db, &r->actor, GID, qun_jstr(r->json, "reason"), &r->err) : rc;
 }
@@ -118,7 +116,7 @@ qun_rc h_member_delete(qun_req_t *r) {
                                     {"typed_name", F_STR, false, 1, 256, NULL},
                                     {"challenge_id", F_STR, false, 1, 64, NULL},
                                     {"totp_code", F_STR, false, 6, 8, NULL},
-                                    REASON_FIELD,
+                                    {"reason", F_STR, false, 0, 500, NULL},
                                     {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *problem = NULL;
@@ -167,7 +165,7 @@ qun_rc h_member_remove_bulk(qun_req_t *r) {
     static const qun_field_t f[] = {
         {"openids", F_STRARR, true, 1, 64, NULL},   {"confirmation_token", F_STR, false, 1, 128, NULL},
         {"typed_name", F_STR, false, 1, 256, NULL}, {"challenge_id", F_STR, false, 1, 64, NULL},
-        {"totp_code", F_STR, false, 6, 8, NULL},    REASON_FIELD,
+        {"totp_code", F_STR, false, 6, 8, NULL},    {"reason", F_STR, false, 0, 500, NULL},
         {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL, *problem = NULL;
