@@ -268,3 +268,30 @@ def test_dissolution_without_successor_and_cancel(own_server, own_nio):
     assert room_id(keep) in b(b.c.joined_rooms()).rooms
     assert room_id(gone) not in b(b.c.joined_rooms()).rooms
     assert SERVER_NAME in last.sender
+
+
+def test_a_since_below_the_horizon_starts_over(own_server, own_nio):
+    url, nio = own_server.url, own_nio
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    b = login(nio, bob)
+    s0 = sync(b)
+    post(alice, gid, "old")
+    s1 = sync(b, since=s0.next_batch)
+    old = int(s0.next_batch[1:])
+    advance(url, 86400 + 601)  # past the 24 h retention and a housekeeping period
+    deadline = time.monotonic() + 15
+    while "stream.resync" not in sse_replay(bob, old, wait=0.5):
+        assert time.monotonic() < deadline, "housekeeping did not run"
+    # The old position is past the horizon: an initial sync, limited, with the room whole.
+    r = sync(b, since=s0.next_batch)
+    room = r.rooms.join[room_id(gid)]
+    assert room.timeline.limited
+    assert any(isinstance(e, RoomCreateEvent) for e in room.state + room.timeline.events)
+    assert [e.body for e in room.timeline.events if isinstance(e, RoomMessageText)] == ["old"]
+    # A recent position still gives a plain incremental answer.
+    post(alice, gid, "new")
+    r2 = sync(b, since=r.next_batch)
+    assert [e.body for e in r2.rooms.join[room_id(gid)].timeline.events
+            if isinstance(e, RoomMessageText)] == ["new"]
+    assert s1.next_batch != r2.next_batch
