@@ -332,7 +332,7 @@ static void mark_finished(void) {
     CHECK(count("SELECT COUNT(*) FROM groups WHERE state = 'dissolved'") == 1);
     CHECK(count("SELECT COUNT(*) FROM jobs WHERE kind = 'purge_group'") == 1);
     CHECK(count("SELECT COUNT(*) FROM members") == 2);
-    CHECK(count("SELECT COUNT(*) FROM messages") == MESSAGES + 1); /* + the notice */
+    CHECK(count("SELECT COUNT(*) FROM messages") == MESSAGES + 2); /* + the pending and dissolved notices */
     bool marked = true;
     qun_err_t err;
     CHECK(qun_diss_mark_due(db, did, &marked, &err) == QUN_OK && !marked); /* exactly once */
@@ -448,7 +448,7 @@ static void purge_finished(void) {
     CHECK(count("SELECT COUNT(*) FROM members") == 0);
     CHECK(count("SELECT COUNT(*) FROM groups WHERE state = 'purged'") == 1);
     CHECK(count("SELECT COUNT(*) FROM dissolutions WHERE state = 'purged'") == 1);
-    CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") == MESSAGES + 1);
+    CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") == MESSAGES + 2);
     CHECK(count("SELECT json_extract(receipt, '$.members_removed') FROM dissolutions") == 2);
     CHECK(count("SELECT json_extract(receipt, '$.exports_deleted') FROM dissolutions") == EXPORTS);
     CHECK(count("SELECT json_extract(receipt, '$.export_bytes_deleted') FROM dissolutions") ==
