@@ -208,6 +208,9 @@ qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, con
                         qun_err_t *err);
 qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                        json_t **out, qun_err_t *err);
+/* Add a member at once (admins add members, only the owner appoints admins); *out: the
+ * member.  INVITATION_REQUIRED where the policy asks for the person's consent
+ * (qun_invitation_consent_check): invite them instead. */
 qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                       const char *role, json_t **out, qun_err_t *err);
 qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
@@ -258,6 +261,54 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
  * none is open. */
 qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                              qun_err_t *err);
+
+/* ---- invitations with consent (core/invitation.c) ----
+ * An owner or admin invites someone, who becomes a member only by accepting; the rights
+ * are those of a direct add (admins invite members, only the owner invites admins, into
+ * an active group), checked at invitation and again at acceptance.  States: pending,
+ * accepted, declined, revoked, expired.  An invitation as the API shows it:
+ * {id, state, group, group_name, group_kind, group_state, invitee, invitee_username,
+ *  inviter, inviter_username, role, created_at, decided_at}; the openids are invitee and
+ * inviter.  Every function runs in the caller's (writer, for changes) transaction. */
+/* Most pending invitations qun_invitations_of_user lists. */
+#define QUN_INVITATIONS_MAX 200
+/* Invite the user named by exactly one of username_or_null and openid_or_null into
+ * group gid with role ("member" or "admin"; NULL: "member").  *out: the invitation
+ * (caller-owned).  A second invitation while one is pending answers that one unchanged.
+ * Emits `member.invited` {group, openid, by, role, invitation} to the group and the
+ * invitee.  Errors: GROUP_NOT_FOUND (not a member), FORBIDDEN_ROLE (a member, or an
+ * admin inviting an admin), GROUP_NOT_ACTIVE, USER_NOT_FOUND (field username or openid),
+ * FIELD_MISSING / FIELD_INVALID (neither or both named; a bad role), ALREADY_MEMBER. */
+qun_rc qun_invitation_create(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *username_or_null,
+                             const char *openid_or_null, const char *role, json_t **out, qun_err_t *err);
+/* The invitee accepts (accept) or declines invitation iid; *out: the invitation.
+ * Accepting checks again that the group is active (GROUP_NOT_ACTIVE while a dissolution
+ * is open, GROUP_GONE once dissolved), that the inviter may still add that role
+ * (INVITATION_STALE) and that the invitee is not a member already (ALREADY_MEMBER),
+ * then adds the member (qun_member_insert, `member.added`) in the same transaction.
+ * Declining never makes a member and emits `invitation.declined` {group, openid,
+ * invitation} to the group and the invitee.  Answering the same way again answers the
+ * invitation as it is (a replay); otherwise a decided invitation is INVITATION_CLOSED.
+ * Anyone but the invitee, and unknown ids: INVITATION_NOT_FOUND. */
+qun_rc qun_invitation_respond(qun_db_t *db, const qun_actor_t *a, const char *iid, bool accept, json_t **out,
+                              qun_err_t *err);
+/* Revoke pending invitation iid: its inviter, or whoever may make that invitation now
+ * (the owner; admins for member invitations).  Emits `invitation.revoked` {group,
+ * openid, invitation, by} to the group and the invitee; revoking again answers it as it
+ * is.  Anyone else: INVITATION_NOT_FOUND; a decided one: INVITATION_CLOSED. */
+qun_rc qun_invitation_revoke(qun_db_t *db, const qun_actor_t *a, const char *iid, json_t **out, qun_err_t *err);
+/* The id of the pending invitation of user uid into group group_id, "" when there is
+ * none (whatever the group's state). */
+qun_rc qun_invitation_pending_for(qun_db_t *db, int64_t group_id, int64_t uid, char iid[QUN_ID_MAX],
+                                  qun_err_t *err);
+/* The pending invitations of user uid, oldest first, at most QUN_INVITATIONS_MAX: a new
+ * JSON array (caller-owned) of invitations as above.  Invitations to groups no longer
+ * live, or the user has joined meanwhile, are left out. */
+qun_rc qun_invitations_of_user(qun_db_t *db, int64_t uid, json_t **out, qun_err_t *err);
+/* INVITATION_REQUIRED (detail naming POST /v1/groups/{id}/invitations) when the policy
+ * pack's invitations section asks consent for group g (its kind, or its member count
+ * above require_consent_above_members); QUN_OK otherwise.  qun_member_add calls it. */
+qun_rc qun_invitation_consent_check(qun_db_t *db, const qun_group_t *g, qun_err_t *err);
 
 /* ---- the ownership / dissolution exclusion (core/group.c) ----
  * A group has at most one of an open ownership transfer offer and an open dissolution

@@ -303,6 +303,8 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
     if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
     if (rc == QUN_OK && cur != QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_ALREADY_MEMBER, "%s is already a %s", openid, qun_role_name(cur));
+    /* Where the policy asks for consent, people join only by accepting an invitation. */
+    if (rc == QUN_OK) rc = qun_invitation_consent_check(db, &g, err);
     if (rc == QUN_OK) rc = qun_member_insert(db, g.id, uid, role, qun_now(), err);
     if (rc == QUN_OK) rc = qun_event_member(db, "member.added", g.id, uid, err);
     if (rc != QUN_OK) return rc;
