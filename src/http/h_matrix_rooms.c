@@ -2,7 +2,8 @@
 /* The write side of the Matrix rooms API (MATRIX.md 1.4, docs/matrix.md "Rooms: writing"):
  * createRoom, invite, join, leave, forget, kick, send, the two state types qun maps
  * (m.room.name and the users of m.room.power_levels), and the honest refusals (bans,
- * upgrades, redactions, tombstones, encryption).  Every change goes through the same
+ * upgrades, redactions, tombstones, encryption).  Invitations are qun's: pending until
+ * the invitee joins (accepts) or leaves (declines).  Every change goes through the same
  * core function as its /v1 route, with the same role checks, ledger entries and events;
  * these handlers only translate ids and bodies.  Bodies are lenient as Matrix's are:
  * unknown members are ignored, a known member of the wrong type is 400 M_BAD_JSON. */
@@ -17,6 +18,8 @@
 #define REASON_MAX 1024 /* bytes of a kick or leave reason */
 #define NAME_MAX 128    /* bytes of a group name, as /v1 has it */
 #define TEXT_MAX 16384  /* bytes of a message, as /v1 has it */
+
+enum { ACCEPT, DECLINE, REVOKE }; /* what becomes of a pending invitation */
 
 /* ---- shared checks ---- */
 
@@ -116,20 +119,29 @@ static qun_rc state_answer(qun_req_t *r, const char *gid) {
 /* ---- invitations ---- */
 
 /* Invite user openid to group gid (admins and the owner, the core checks): a pending
- * invitation the user accepts with /join or declines with /leave. */
+ * invitation (POST /v1/groups/{id}/invitations) the user accepts with /join or declines
+ * with /leave.  Inviting again while one is pending answers that one. */
 static qun_rc invite(qun_req_t *r, const char *gid, const char *openid) {
     json_t *out = NULL;
-    qun_rc rc = qun_member_add(r->db, &r->actor, gid, openid, "member", &out, &r->err);
+    qun_rc rc = qun_invitation_create(r->db, &r->actor, gid, NULL, openid, "member", &out, &r->err);
     json_decref(out);
     return rc;
 }
 
-/* Accept or decline the caller's pending invitation to group g: *found false when
- * there is none. */
-static qun_rc answer_invitation(qun_req_t *r, const qun_group_t *g, bool accept, bool *found) {
-    (void)r, (void)g, (void)accept;
-    *found = false;
-    return QUN_OK;
+/* What becomes of user uid's pending invitation into group g: the caller (uid) accepts
+ * or declines it, or revokes it (an inviter).  *found false when there is none. */
+static qun_rc answer_invitation(qun_req_t *r, const qun_group_t *g, int64_t uid, int how, bool *found) {
+    char iid[QUN_ID_MAX];
+    json_t *out = NULL;
+    qun_rc rc = qun_invitation_pending_for(r->db, g->id, uid, iid, &r->err);
+    *found = rc == QUN_OK && iid[0];
+    if (!*found) return rc;
+    if (how == REVOKE)
+        rc = qun_invitation_revoke(r->db, &r->actor, iid, &out, &r->err);
+    else
+        rc = qun_invitation_respond(r->db, &r->actor, iid, how == ACCEPT, &out, &r->err);
+    json_decref(out);
+    return rc;
 }
 
 /* ---- createRoom ---- */
@@ -265,7 +277,7 @@ qun_rc h_mx_join(qun_req_t *r) {
     if (rc == QUN_OK) return room_answer(r, gid);
     if (rc != QUN_GROUP_NOT_FOUND) return rc;
     rc = qun_group_load(r->db, gid, &g, &r->err);
-    if (rc == QUN_OK) rc = answer_invitation(r, &g, true, &found);
+    if (rc == QUN_OK) rc = answer_invitation(r, &g, r->actor.uid, ACCEPT, &found);
     if (rc != QUN_OK && rc != QUN_GROUP_NOT_FOUND) return rc;
     if (!found) return qun_mx_fail(r, QUN_NOT_A_MEMBER, "M_FORBIDDEN", "You are not invited to this room");
     return room_answer(r, gid);
@@ -288,7 +300,7 @@ qun_rc h_mx_leave(qun_req_t *r) {
     if (rc == QUN_OK) return empty(r);
     if (rc != QUN_GROUP_NOT_FOUND) return rc;
     rc = qun_group_load(r->db, gid, &g, &r->err);
-    if (rc == QUN_OK) rc = answer_invitation(r, &g, false, &found);
+    if (rc == QUN_OK) rc = answer_invitation(r, &g, r->actor.uid, DECLINE, &found);
     if (rc != QUN_OK && rc != QUN_GROUP_NOT_FOUND) return rc;
     return found ? empty(r) : qun_mx_fail(r, QUN_NOT_A_MEMBER, "M_FORBIDDEN", "You are not in this room");
 }
@@ -312,7 +324,8 @@ qun_rc h_mx_forget(qun_req_t *r) {
 
 /* POST /rooms/{roomId}/kick {user_id, reason?}: the removal of DELETE
  * /v1/groups/{id}/members/{openid} (owner; admins remove members only), which counts
- * against the same daily bulk-removal window.  Past its threshold a removal needs
+ * against the same daily bulk-removal window; someone invited and not yet a member has
+ * the invitation revoked.  Past its threshold a removal needs
  * proofs a Matrix client cannot give: refused with qun's flow named. */
 qun_rc h_mx_kick(qun_req_t *r) {
     static const mx_member_t t[] = {{"user_id", JSON_STRING}, {0}};
@@ -327,6 +340,15 @@ qun_rc h_mx_kick(qun_req_t *r) {
     json_t *problem = NULL;
     qun_action_proof_t proof = {.problem = &problem};
     rc = room_rc(r, qun_member_remove(r->db, &r->actor, gid, openid, &proof, &r->err));
+    if (rc == QUN_MEMBER_NOT_FOUND) { /* a Matrix kick withdraws an invitation too */
+        qun_group_t g;
+        bool found = false;
+        qun_err_t refusal = r->err;
+        qun_rc irc = qun_group_load(r->db, gid, &g, &r->err);
+        if (irc == QUN_OK) irc = answer_invitation(r, &g, uid, REVOKE, &found);
+        if (irc != QUN_OK || found) rc = irc;
+        if (irc == QUN_OK && !found) r->err = refusal;
+    }
     if (rc == QUN_MATRIX_FORBIDDEN) {
         json_decref(r->problem_extra);
         r->problem_extra = problem;

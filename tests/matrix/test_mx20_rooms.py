@@ -16,7 +16,7 @@ from conftest import SERVER_NAME, expect, make_group, mxid, register, room_id
 
 # Whether an invitation is pending until the invitee joins (qun's invitations), or makes
 # the invitee a member at once (before they existed).
-PENDING_INVITES = False
+PENDING_INVITES = True
 
 BASE_LEVELS = {
     "users_default": 0, "events_default": 0, "state_default": 100, "invite": 50, "kick": 50, "ban": 101,
@@ -73,9 +73,13 @@ def test_create_with_invite_then_join(url, nio):
     m = members(alice, gid)
     assert m[alice.openid] == "owner"
     assert (bob.openid not in m) if PENDING_INVITES else m[bob.openid] == "member"
+    if PENDING_INVITES:
+        inv = expect(bob.get("/v1/me/invitations"), 200)["items"]
+        assert [(i["group"], i["inviter"], i["state"]) for i in inv] == [(gid, alice.openid, "pending")]
     j = nb(nb.c.join(resp.room_id))
     assert isinstance(j, JoinResponse) and j.room_id == resp.room_id, j
     assert members(alice, gid)[bob.openid] == "member"
+    assert expect(bob.get("/v1/me/invitations"), 200)["items"] == []
     # Joining again is idempotent (nio invites and then joins), for the owner too.
     assert isinstance(nb(nb.c.join(resp.room_id)), JoinResponse)
     assert isinstance(na(na.c.join(resp.room_id)), JoinResponse)
@@ -242,6 +246,7 @@ def test_invitations_both_ways(url, nio):
     # Bob declines by leaving: never a member.
     assert isinstance(nb(nb.c.room_leave(rid)), RoomLeaveResponse)
     assert bob.openid not in members(alice, gid)
+    assert [i["group"] for i in expect(bob.get("/v1/me/invitations"), 200)["items"]] == []
     r = nb(nb.c.join(rid))
     assert isinstance(r, JoinError) and r.status_code == "M_FORBIDDEN", r
     # Carol accepts by joining: a member, in /v1 too.
@@ -256,6 +261,16 @@ def test_invitations_both_ways(url, nio):
     assert isinstance(r, RoomInviteError) and r.status_code == "M_FORBIDDEN" and "federation" in r.message, r
     r = na(na.c.room_invite(rid, f"@nobody-{uuid.uuid4().hex[:8]}:{SERVER_NAME}"))
     assert isinstance(r, RoomInviteError) and r.status_code == "M_NOT_FOUND", r
+    if PENDING_INVITES:
+        # A kick withdraws a pending invitation (Matrix's way): dave can no longer join.
+        dave = register(url)
+        nd = login(nio, dave)
+        assert isinstance(na(na.c.room_invite(rid, mxid(dave))), RoomInviteResponse)
+        assert isinstance(na(na.c.room_invite(rid, mxid(dave))), RoomInviteResponse)  # the same one
+        assert isinstance(na(na.c.room_kick(rid, mxid(dave), reason="changed my mind")), RoomKickResponse)
+        r = nd(nd.c.join(rid))
+        assert isinstance(r, JoinError) and r.status_code == "M_FORBIDDEN", r
+        assert dave.openid not in members(alice, gid)
 
 
 def test_rename_and_state_refusals(url, nio):
