@@ -279,8 +279,9 @@ qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid
  * invitee.  Errors: GROUP_NOT_FOUND (not a member), FORBIDDEN_ROLE (a member, or an
  * admin inviting an admin), GROUP_NOT_ACTIVE, USER_NOT_FOUND (field username or openid),
  * FIELD_MISSING / FIELD_INVALID (neither or both named; a bad role), ALREADY_MEMBER. */
-qun_rc qun_invitation_create(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *username_or_null,
-                             const char *openid_or_null, const char *role, json_t **out, qun_err_t *err);
+qun_rc qun_invitation_create(qun_db_t *db, const qun_actor_t *a, const char *gid,
+                             const char *username_or_null, const char *openid_or_null, const char *role,
+                             json_t **out, qun_err_t *err);
 /* The invitee accepts (accept) or declines invitation iid; *out: the invitation.
  * Accepting checks again that the group is active (GROUP_NOT_ACTIVE while a dissolution
  * is open, GROUP_GONE once dissolved), that the inviter may still add that role
@@ -296,7 +297,8 @@ qun_rc qun_invitation_respond(qun_db_t *db, const qun_actor_t *a, const char *ii
  * (the owner; admins for member invitations).  Emits `invitation.revoked` {group,
  * openid, invitation, by} to the group and the invitee; revoking again answers it as it
  * is.  Anyone else: INVITATION_NOT_FOUND; a decided one: INVITATION_CLOSED. */
-qun_rc qun_invitation_revoke(qun_db_t *db, const qun_actor_t *a, const char *iid, json_t **out, qun_err_t *err);
+qun_rc qun_invitation_revoke(qun_db_t *db, const qun_actor_t *a, const char *iid, json_t **out,
+                             qun_err_t *err);
 /* The id of the pending invitation of user uid into group group_id, "" when there is
  * none (whatever the group's state). */
 qun_rc qun_invitation_pending_for(qun_db_t *db, int64_t group_id, int64_t uid, char iid[QUN_ID_MAX],

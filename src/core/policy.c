@@ -668,8 +668,9 @@ static qun_rc parse_invitations(struct ctx *c, json_t *root, qun_policy_verify_t
                 snprintf(epath, sizeof epath, "%s[%zu]", path, i);
                 int ki = kind_index(json_string_value(k));
                 if (ki < 0)
-                    return bad(c, epath,
-                               "must be a group kind (standard, enterprise, education, finance, cross_border)");
+                    return bad(
+                        c, epath,
+                        "must be a group kind (standard, enterprise, education, finance, cross_border)");
                 if (mask & (1u << ki)) return bad(c, epath, "is listed twice");
                 mask |= 1u << ki;
             }

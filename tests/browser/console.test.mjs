@@ -4,7 +4,8 @@
 // Scenario, as named steps: the sign-in page by keyboard; two users register in the
 // browser, the owner creates a group, adds the member by the openid the member's profile
 // shows, both post and see each other's messages live (server-sent events opened with
-// a ticket); the owner previews the dissolution, cannot press the button with a wrong
+// a ticket); the owner invites the member by username into a second group and the
+// member accepts on the groups page; the owner previews the dissolution, cannot press the button with a wrong
 // name, is told a phone is needed, signs in "the phone", types the right name, sees the
 // QR challenge, the phone approves it (approveAsPhone), and the countdown shows; the
 // member sees the notice banner arrive live; the owner cancels (active again),
@@ -301,6 +302,31 @@ try {
     check(streams.length >= 1, 'the group page opened /v1/events with a ticket');
     check((await owner.page.getAttribute('#group', 'data-live')) === 'on', 'live updates on');
     await shot(owner.page, 'group');
+  });
+
+  await step('the owner invites by username; the invitee accepts on the groups page', async () => {
+    const g2 = await api('POST', '/v1/groups', { name: 'Choir' }, await tokenOf(owner.page));
+    await owner.page.goto(`${URL}/#/g/${g2.id}`);
+    await owner.page.waitForSelector('input[name=invite-username]');
+    await owner.page.fill('input[name=invite-username]', 'bob');
+    await owner.page.click('#invite-member');
+    await owner.page.waitForSelector('#toast.show:has-text("Invitation sent to bob")');
+    // bob's console is in Chinese: the invitation names the group and who invited, never ids or codes.
+    await member.page.goto(`${URL}/#/groups`);
+    await member.page.waitForSelector('#invitations li');
+    const item = await member.page.textContent('#invitations li');
+    check(item.includes('ann') && item.includes('Choir') && item.includes('成员') && item.includes('接受'), `invitation: ${item}`);
+    check(!/\b(i_|g_|u_)[\w-]+|[A-Z]{2,}_[A-Z]+/.test(item), `no ids or codes on screen: ${item}`);
+    await shot(member.page, 'invitation-zh');
+    await member.page.click('#invitations .inv-accept');
+    await member.page.waitForSelector('#group-name');
+    check((await member.page.textContent('#group-name')) === 'Choir', 'the invitee lands in the group');
+    const roles = (await api('GET', `/v1/groups/${g2.id}/members`, undefined, await tokenOf(owner.page))).items.map((m) => `${m.username}:${m.role}`);
+    check(roles.sort().join(',') === 'ann:owner,bob:member', `members ${roles}`);
+    await owner.page.goto(`${URL}/#/g/${gid}`);
+    await owner.page.waitForSelector('#group-name');
+    await member.page.goto(`${URL}/#/g/${gid}`);
+    await member.page.waitForSelector('#messages li:has-text("Meeting on Friday")');
   });
 
   await step('the dissolve flow shows the impact preview', async () => {

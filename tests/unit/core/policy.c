@@ -339,10 +339,11 @@ static void test_verification(void) {
     qun_policy_free(p);
 
     /* Consent per kind and above a size (WeChat's 40): more than 40 members, not 40. */
-    write_file(path, "{\"version\": 1, \"platforms\": {\"android\": [\"qr\"], \"ios\": [\"qr\"], "
-                     "\"windows\": [\"qr\"], \"web\": [\"qr\"], \"cli\": [\"confirm\"], \"other\": [\"qr\"]}, "
-                     "\"step_up\": [\"qr\"], \"invitations\": {\"require_consent_kinds\": [\"education\"], "
-                     "\"require_consent_above_members\": 40}}");
+    write_file(path,
+               "{\"version\": 1, \"platforms\": {\"android\": [\"qr\"], \"ios\": [\"qr\"], "
+               "\"windows\": [\"qr\"], \"web\": [\"qr\"], \"cli\": [\"confirm\"], \"other\": [\"qr\"]}, "
+               "\"step_up\": [\"qr\"], \"invitations\": {\"require_consent_kinds\": [\"education\"], "
+               "\"require_consent_above_members\": 40}}");
     p = NULL;
     CHECK(qun_policy_load_dir(dir, &p, &err) == QUN_OK);
     if (!p) return;

@@ -183,7 +183,25 @@ export async function groupView([gid], ctx) {
         toast(t('group.member_added'));
       }));
     }
-    memberSection = [ul, add];
+    // Inviting by username: the person joins when they accept (and where the policy asks
+    // for consent, this is the only way in).
+    let invite = null;
+    if (canManage && g.state === 'active') {
+      const who = h('input', { name: 'invite-username', required: true, maxlength: 64, autocomplete: 'off' });
+      const role = h('select', { name: 'invite-role' }, ['member', 'admin'].map((r) => h('option', { value: r }, t('role.' + r))));
+      const slot = h('div');
+      const btn = h('button', { type: 'submit', id: 'invite-member' }, t('group.invite_send'));
+      invite = h('form', { class: 'row', 'aria-label': t('group.invite') },
+        field(t('group.invite_username'), who), isOwner ? field(t('group.role'), role) : null, btn, slot);
+      invite.addEventListener('submit', busy(btn, slot, async () => {
+        const body = { username: who.value.trim() };
+        if (isOwner) body.role = role.value;
+        const inv = await api.post(`${base}/invitations`, body);
+        who.value = '';
+        toast(t('group.invited', { name: inv.invitee_username }));
+      }));
+    }
+    memberSection = [ul, add, invite && h('h3', {}, t('group.invite')), invite];
   } else {
     memberSection = errorBox(members.reason);
   }

@@ -2,14 +2,40 @@
 // My groups (with the create form) and the profile page (which shows the openid
 // others need to add you to a group).
 
-import { api, session } from '../api.js';
+import { api, enc, session } from '../api.js';
 import { t } from '../i18n.js';
 import { badge, busy, field, h, toast } from '../ui.js';
 
 const KINDS = ['standard', 'enterprise', 'education', 'finance', 'cross_border'];
 
+// The caller's pending invitations, each with Accept and Decline; null when none.
+function invitationsCard(items) {
+  if (!items.length) return null;
+  const ul = h('ul', { class: 'list', id: 'invitations' });
+  for (const inv of items) {
+    const slot = h('div');
+    const yes = h('button', { type: 'button', class: 'inv-accept' }, t('inv.accept'));
+    const no = h('button', { type: 'button', class: 'inv-decline button' }, t('inv.decline'));
+    const li = h('li', { 'data-invitation': inv.id },
+      h('span', {}, t('inv.item', { by: inv.inviter_username, group: inv.group_name, role: t('role.' + inv.role) })),
+      ' ', h('span', { class: 'row' }, yes, no), slot);
+    yes.addEventListener('click', busy(yes, slot, async () => {
+      await api.post(`/v1/invitations/${enc(inv.id)}/accept`, {});
+      toast(t('inv.joined', { group: inv.group_name }));
+      location.hash = `#/g/${inv.group}`;
+    }));
+    no.addEventListener('click', busy(no, slot, async () => {
+      await api.post(`/v1/invitations/${enc(inv.id)}/decline`, {});
+      li.remove();
+      toast(t('inv.declined', { group: inv.group_name }));
+    }));
+    ul.append(li);
+  }
+  return h('section', { class: 'card', 'aria-labelledby': 'inv-title' }, h('h2', { id: 'inv-title' }, t('inv.title')), ul);
+}
+
 export async function groupsView() {
-  const page = await api.get('/v1/groups?limit=200');
+  const [page, invitations] = await Promise.all([api.get('/v1/groups?limit=200'), api.get('/v1/me/invitations')]);
   const list = page.items.length
     ? h('ul', { class: 'list', id: 'group-list' }, page.items.map((g) =>
       h('li', {},
@@ -33,7 +59,7 @@ export async function groupsView() {
     toast(t('groups.created', { name: g.name }));
     location.hash = `#/g/${g.id}`;
   }));
-  return h('div', {}, h('h1', {}, t('groups.title')), list, form);
+  return h('div', {}, h('h1', {}, t('groups.title')), invitationsCard(invitations.items), list, form);
 }
 
 export async function profileView() {
