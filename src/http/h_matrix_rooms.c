@@ -296,7 +296,7 @@ qun_rc h_mx_leave(qun_req_t *r) {
     if (rc == QUN_OK && g.role == QUN_ROLE_OWNER)
         return qun_mx_fail(r, QUN_OWNER_MUST_TRANSFER, "M_FORBIDDEN",
                            "the owner cannot leave; transfer ownership first (in qun's own apps)");
-    if (rc == QUN_OK) rc = qun_group_leave(r->db, &r->actor, gid, &r->err);
+    if (rc == QUN_OK) rc = qun_group_leave(r->db, &r->actor, gid, NULL, &r->err);
     if (rc == QUN_OK) return empty(r);
     if (rc != QUN_GROUP_NOT_FOUND) return rc;
     rc = qun_group_load(r->db, gid, &g, &r->err);
@@ -339,7 +339,7 @@ qun_rc h_mx_kick(qun_req_t *r) {
     if (rc != QUN_OK) return rc;
     json_t *problem = NULL;
     qun_action_proof_t proof = {.problem = &problem};
-    rc = room_rc(r, qun_member_remove(r->db, &r->actor, gid, openid, &proof, &r->err));
+    rc = room_rc(r, qun_member_remove(r->db, &r->actor, gid, openid, NULL, &proof, &r->err));
     if (rc == QUN_MEMBER_NOT_FOUND) { /* a Matrix kick withdraws an invitation too */
         qun_group_t g;
         bool found = false;
