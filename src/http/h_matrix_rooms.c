@@ -15,9 +15,9 @@
 #include "qun/matrix.h"
 
 #define ROOM r->params[0]
-#define REASON_MAX 1024 /* bytes of a kick or leave reason */
-#define NAME_MAX 128    /* bytes of a group name, as /v1 has it */
-#define TEXT_MAX 16384  /* bytes of a message, as /v1 has it */
+#define REASON_MAX 500 /* bytes of a kick or leave reason, as /v1 has it */
+#define NAME_MAX 128   /* bytes of a group name, as /v1 has it */
+#define TEXT_MAX 16384 /* bytes of a message, as /v1 has it */
 
 enum { ACCEPT, DECLINE, REVOKE }; /* what becomes of a pending invitation */
 
@@ -296,7 +296,7 @@ qun_rc h_mx_leave(qun_req_t *r) {
     if (rc == QUN_OK && g.role == QUN_ROLE_OWNER)
         return qun_mx_fail(r, QUN_OWNER_MUST_TRANSFER, "M_FORBIDDEN",
                            "the owner cannot leave; transfer ownership first (in qun's own apps)");
-    if (rc == QUN_OK) rc = qun_group_leave(r->db, &r->actor, gid, NULL, &r->err);
+    if (rc == QUN_OK) rc = qun_group_leave(r->db, &r->actor, gid, reason, &r->err);
     if (rc == QUN_OK) return empty(r);
     if (rc != QUN_GROUP_NOT_FOUND) return rc;
     rc = qun_group_load(r->db, gid, &g, &r->err);
@@ -339,7 +339,7 @@ qun_rc h_mx_kick(qun_req_t *r) {
     if (rc != QUN_OK) return rc;
     json_t *problem = NULL;
     qun_action_proof_t proof = {.problem = &problem};
-    rc = room_rc(r, qun_member_remove(r->db, &r->actor, gid, openid, NULL, &proof, &r->err));
+    rc = room_rc(r, qun_member_remove(r->db, &r->actor, gid, openid, reason, &proof, &r->err));
     if (rc == QUN_MEMBER_NOT_FOUND) { /* a Matrix kick withdraws an invitation too */
         qun_group_t g;
         bool found = false;
@@ -400,9 +400,10 @@ static const char *event_refusal(const char *type) {
 }
 
 /* PUT /rooms/{roomId}/send/{eventType}/{txnId}: a text message (m.text, m.notice,
- * m.emote; its plain body only) posted as POST /v1/groups/{id}/messages does.  The
- * router made the txnId the idempotency key of this session, so a retry gets the
- * first event id back, even once the group is gone. */
+ * m.emote; its plain body only) posted as POST /v1/groups/{id}/messages does, with its
+ * msgtype and txnId kept (the sender's sync echoes the txnId).  The router made the
+ * txnId the idempotency key of this session, so a retry gets the first event id back,
+ * even once the group is gone. */
 qun_rc h_mx_send(qun_req_t *r) {
     static const mx_member_t t[] = {{"msgtype", JSON_STRING}, {"body", JSON_STRING}, {0}};
     char gid[QUN_ID_MAX];
@@ -428,7 +429,8 @@ qun_rc h_mx_send(qun_req_t *r) {
         return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "a message body is 1 to %d bytes",
                            TEXT_MAX);
     json_t *out = NULL;
-    rc = room_rc(r, qun_message_post(r->db, &r->actor, gid, body, &out, &r->err));
+    qun_msg_opts_t opts = {.msgtype = msgtype, .txn_id = r->params[2]};
+    rc = room_rc(r, qun_message_post_ex(r->db, &r->actor, gid, body, &opts, &out, &r->err));
     if (rc != QUN_OK) return rc;
     char event[QUN_MX_ID_MAX];
     snprintf(event, sizeof event, "$%s.m%lld", gid,
