@@ -366,6 +366,11 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
         f = expect(owner.post(f"/v1/groups/{keep}/files?name=a.bin", raw=b"\x00\x01bytes\xff" * 50), 201)
         pid = expect(owner.post(f"/v1/groups/{keep}/payments", {"amount": 50, "shares": 5}), 201)["id"]
         expect(member.post(f"/v1/groups/{keep}/payments/{pid}/claim", {}), 201)
+        # Invitations (migration 0024): one accepted, one pending.
+        invited, pending = register(s.url), register(s.url)
+        inv = expect(owner.post(f"/v1/groups/{keep}/invitations", {"username": invited.username}), 201)
+        expect(invited.post(f"/v1/invitations/{inv['id']}/accept"), 200)
+        expect(owner.post(f"/v1/groups/{keep}/invitations", {"openid": pending.openid}), 201)
         gone = make_group(owner, name="gone")
         for i in range(20):
             expect(owner.post(f"/v1/groups/{gone}/messages", {"text": f"x{i}"}), 201)
@@ -380,6 +385,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     stop_clean(s)
     counts = sqlite_tables(dbfile)
     assert counts["messages"] >= 30 and counts["ledger_entries"] == len(entries) and counts["ledger_nodes"]
+    assert counts["invitations"] == 2
     target = Server(data=data, extra=extra)  # its PostgreSQL database: new, empty
     r = subprocess.run([QUN, "--json", "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],
                        capture_output=True, text=True, timeout=120)
