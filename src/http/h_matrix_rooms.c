@@ -325,8 +325,8 @@ qun_rc h_mx_forget(qun_req_t *r) {
 /* POST /rooms/{roomId}/kick {user_id, reason?}: the removal of DELETE
  * /v1/groups/{id}/members/{openid} (owner; admins remove members only), which counts
  * against the same daily bulk-removal window; someone invited and not yet a member has
- * the invitation revoked.  Past its threshold a removal needs
- * proofs a Matrix client cannot give: refused with qun's flow named. */
+ * the invitation revoked.  Past the window's threshold a removal needs proofs a Matrix
+ * client cannot give: refused with qun's flow named. */
 qun_rc h_mx_kick(qun_req_t *r) {
     static const mx_member_t t[] = {{"user_id", JSON_STRING}, {0}};
     char gid[QUN_ID_MAX], openid[QUN_ID_MAX];
