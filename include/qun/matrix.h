@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "qun/core.h"
+#include "qun/event.h"
 
 #define QUN_MX_LOCAL_MAX 128       /* a Matrix localpart, NUL included */
 #define QUN_MX_DATA_MAX (64 << 10) /* account data and filters, bytes of JSON */
@@ -49,5 +50,78 @@ qun_rc qun_mx_data_list(qun_db_t *db, int64_t uid, int64_t group_id, json_t **ou
 qun_rc qun_mx_forget(qun_db_t *db, int64_t uid, int64_t group_id, qun_err_t *err);
 /* Whether user uid forgot group_id. */
 qun_rc qun_mx_forgotten(qun_db_t *db, int64_t uid, int64_t group_id, bool *yes, qun_err_t *err);
+
+/* ---- the read side: what /sync and the room read routes render (core/matrix_view.c) ----
+ * Every Matrix event is a rendering of committed rows: groups, members, messages,
+ * dissolutions and the `events` rows of group-state changes.  These functions only
+ * read; the HTTP layer (src/http/mx_render.c) turns their answers into Matrix JSON. */
+
+/* A group as the Matrix views see it, with the viewing user's role in it. */
+typedef struct {
+    int64_t id;
+    char gid[QUN_ID_MAX];
+    char name[256];
+    char kind[16];
+    char state[16]; /* the group's state (active ... purged) */
+    char org[QUN_ID_MAX];          /* the org's public id, "" for none */
+    char regions[512];             /* the JSON array text */
+    int64_t owner_id;
+    char owner_local[QUN_MX_LOCAL_MAX];
+    int64_t created_at;
+    int64_t last_seq;              /* the highest message seq (0: none yet) */
+    char role[8];                  /* the user's role, "" when not a member */
+} qun_mx_room_t;
+
+/* The groups user uid is a member of (any state), by row id, into *rooms (malloc'd,
+ * *n of them; the caller frees it; NULL when none). */
+qun_rc qun_mx_view_rooms(qun_db_t *db, int64_t uid, qun_mx_room_t **rooms, size_t *n, qun_err_t *err);
+/* One group, by row id (group_id != 0) or by public id gid, with uid's role in it
+ * (role "" when not a member): QUN_GROUP_NOT_FOUND when no such group. */
+qun_rc qun_mx_view_room(qun_db_t *db, int64_t uid, int64_t group_id, const char *gid, qun_mx_room_t *room,
+                        qun_err_t *err);
+/* The events rows with after < id <= upto that concern user uid, oldest first: its own
+ * rows, those of the groups it is a member of, and those of the groups it left or was
+ * removed from after `after` (the leave itself included).  Into *rows (malloc'd, *n;
+ * qun_event_rows_free then free()). */
+qun_rc qun_mx_view_rows(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, qun_event_row_t **rows,
+                        int *n, qun_err_t *err);
+/* One events row by id into *row (strings owned: qun_event_rows_free(row, 1)), or
+ * QUN_NOT_FOUND when it is not (or no longer) there or not about group_id. */
+qun_rc qun_mx_view_row(qun_db_t *db, int64_t group_id, int64_t id, qun_event_row_t *row, qun_err_t *err);
+/* The members of group_id, by join time: [{local, openid, role, name, joined_at}]
+ * into *out (owned by the caller). */
+qun_rc qun_mx_view_members(qun_db_t *db, int64_t group_id, json_t **out, qun_err_t *err);
+/* The Matrix localpart of the user with public id openid into local ("" and QUN_OK
+ * when none). */
+qun_rc qun_mx_view_local(qun_db_t *db, const char *openid, char local[QUN_MX_LOCAL_MAX], qun_err_t *err);
+/* The latest dissolution of group_id as {state, messages, requested_by (a localpart),
+ * requested_at, dissolves_at?, dissolved_at?, restorable_until?, successor? (gid),
+ * successor_name?, ledger_index?}, and the group it succeeds, when it is a successor,
+ * as {predecessor (gid), predecessor_event (the events row id of its group.dissolved,
+ * 0 when no longer kept)}: both into *out (NULL members omitted; an empty object when
+ * neither applies; owned by the caller). */
+qun_rc qun_mx_view_dissolution(qun_db_t *db, int64_t group_id, json_t **out, qun_err_t *err);
+
+/* A message as the Matrix views render it. */
+typedef struct {
+    int64_t seq;
+    int64_t created_at;
+    char kind[16];                 /* text, system */
+    char msgtype[16];              /* the stored Matrix msgtype, "" for m.text */
+    char author_local[QUN_MX_LOCAL_MAX];
+    int64_t session_id;            /* the session that sent it (0: not recorded) */
+    char txn_id[256];              /* its Matrix transaction id, "" for none */
+    char *body;                    /* malloc'd */
+} qun_mx_msg_t;
+
+/* The messages of group_id with lo < seq <= hi, at most limit of them: the last ones
+ * when from_end, else the first; ascending into *msgs (malloc'd, *n;
+ * qun_mx_msgs_free).  hi < 0 means no upper bound. */
+qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t hi, int limit, bool from_end,
+                            qun_mx_msg_t **msgs, int *n, qun_err_t *err);
+void qun_mx_msgs_free(qun_mx_msg_t *msgs, int n);
+/* The seq of the last message of group_id at stream position pos (an events row id)
+ * into *seq: the messages committed up to that row. */
+qun_rc qun_mx_view_seq_at(qun_db_t *db, int64_t group_id, int64_t pos, int64_t *seq, qun_err_t *err);
 
 #endif

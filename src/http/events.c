@@ -74,6 +74,7 @@
 typedef struct user user_t;
 typedef struct stream stream_t;
 typedef struct loop loop_t;
+typedef struct parked parked_t;
 
 /* A user with at least one stream on a loop. */
 struct user {
@@ -97,10 +98,26 @@ struct stream {
     stream_t *prev, *next;
 };
 
+/* A long-poll (a Matrix /sync) parked until an event reaches its user (http.h). */
+struct parked {
+    loop_t *loop;
+    user_t *user;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct event *timer;
+    int64_t last_id; /* rows up to this one are already in its answer's snapshot */
+    bool woken;
+    qun_park_fn fire;
+    void *arg;
+    void (*arg_free)(void *);
+    parked_t *prev, *next;
+};
+
 struct loop {
     qun_worker_t *w;
     struct event *wake, *beat, *expiry;
     stream_t *streams;
+    parked_t *parked;
     user_t *users[BUCKETS];
     int64_t last_id;
     bool stale;
@@ -121,6 +138,7 @@ static ucount_t *g_counts[BUCKETS];
 static bool g_live;
 
 static _Atomic uint64_t m_streams, m_opened, m_fetched, m_delivered, m_slow, m_wakes, m_ended;
+static _Atomic uint64_t m_parked, m_parked_total, m_park_woken;
 
 /* ---- per-user stream counts ---- */
 static bool count_take(int64_t uid) {
@@ -238,7 +256,7 @@ static void stream_free(stream_t *s) {
         l->streams = s->next;
     if (s->next) s->next->prev = s->prev;
     if (!l->streams) {
-        l->stale = true; /* (E1) */
+        if (!l->parked) l->stale = true; /* (E1) */
         event_del(l->expiry);
     }
     count_give(s->user->uid);
@@ -309,6 +327,63 @@ static void flush(loop_t *l) {
     }
 }
 
+/* ---- parked long-polls ---- */
+static void park_free(parked_t *p) {
+    loop_t *l = p->loop;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        l->parked = p->next;
+    if (p->next) p->next->prev = p->prev;
+    if (!l->parked && !l->streams) l->stale = true; /* (E1) */
+    user_unref(l, p->user);
+    event_free(p->timer);
+    if (p->arg_free) p->arg_free(p->arg);
+    free(p);
+    atomic_fetch_sub(&m_parked, 1);
+}
+
+/* The client went away (or the server is stopping): as close_cb for streams. */
+static void park_close_cb(struct evhttp_connection *evcon, void *arg) {
+    (void)evcon;
+    parked_t *p = arg;
+    struct evhttp_request *req = p->req;
+    bool detached = evhttp_request_get_connection(req) == NULL;
+    park_free(p);
+    if (detached) evhttp_send_reply_end(req); /* frees a request without a connection */
+}
+
+/* Let p answer; it is freed when it did. */
+static void park_fire(parked_t *p, bool timed_out) {
+    p->woken = false;
+    p->last_id = p->loop->last_id > p->last_id ? p->loop->last_id : p->last_id;
+    if (!p->fire(p->req, p->loop->w->db, p->arg, timed_out)) return;
+    /* Answered (the bytes leave later, from the loop): the connection is evhttp's again. */
+    evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+    bufferevent_setwatermark(evhttp_connection_get_bufferevent(p->evcon), EV_READ, 0, 0);
+    park_free(p);
+}
+
+static void park_timeout_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    park_fire(arg, true);
+}
+
+/* After a wake's rows were fanned out: the parked requests they reach answer now. */
+static void wake_parked(loop_t *l) {
+    parked_t *next;
+    for (parked_t *p = l->parked; p; p = next) {
+        next = p->next;
+        if (!p->woken) {
+            p->last_id = l->last_id;
+            continue;
+        }
+        atomic_fetch_add(&m_park_woken, 1);
+        park_fire(p, false);
+    }
+}
+
 /* ---- fan-out ---- */
 typedef qun_event_row_t row_t;
 
@@ -357,6 +432,10 @@ static void fan_out(loop_t *l, const row_t *e) {
         }
     }
     free(frame);
+    for (parked_t *p = l->parked; p; p = p->next)
+        if (e->id > p->last_id &&
+            qun_event_reaches(e, p->user->uid, e->group_id && user_in(p->user, e->group_id)))
+            p->woken = true;
     if (target && effect == QUN_EVENT_LEAVES) user_leave(target, e->group_id);
     if (effect == QUN_EVENT_MOVES) follow_successor(l, e);
     if (effect == QUN_EVENT_ENDS)
@@ -383,13 +462,14 @@ static void deliver_new(loop_t *l) {
         if (n < FETCH_BATCH || rc != QUN_OK) break;
     }
     flush(l);
+    wake_parked(l);
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     loop_t *l = arg;
-    if (!l->streams) return; /* stale (E1): nothing to read for */
+    if (!l->streams && !l->parked) return; /* stale (E1): nothing to read for */
     atomic_fetch_add(&m_wakes, 1);
     deliver_new(l);
 }
@@ -551,7 +631,7 @@ qun_rc h_events(qun_req_t *r) {
         return rc;
     }
     u->nstreams++;
-    if (l->stale || !l->streams) { /* (E1) */
+    if (l->stale) { /* (E1) */
         l->last_id = max;
         l->stale = false;
     }
@@ -606,6 +686,48 @@ qun_rc h_events(qun_req_t *r) {
     return QUN_OK;
 }
 
+qun_rc qun_events_park(qun_req_t *r, int64_t position, int timeout_ms, qun_park_fn fire, void *arg,
+                       void (*arg_free)(void *)) {
+    loop_t *l = &g_loops[r->w->index];
+    user_t *u = NULL;
+    /* In the request's snapshot, on the loop's thread: every row after position commits
+     * later and wakes this loop later, so nothing between the answer's snapshot and the
+     * registration is missed (E2's argument, for a waiter). */
+    qun_rc rc = user_get(l, r->db, r->actor.uid, &u, &r->err);
+    if (rc != QUN_OK) return rc;
+    u->nstreams++;
+    if (l->stale) { /* (E1) */
+        l->last_id = position;
+        l->stale = false;
+    }
+    parked_t *p = qun_xcalloc(1, sizeof *p);
+    p->loop = l;
+    p->user = u;
+    p->req = r->ev;
+    p->evcon = evhttp_request_get_connection(r->ev);
+    p->last_id = position;
+    p->fire = fire;
+    p->arg = arg;
+    p->arg_free = arg_free;
+    p->timer = evtimer_new(l->w->base, park_timeout_cb, p);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(p->timer, &tv);
+    p->next = l->parked;
+    if (l->parked) l->parked->prev = p;
+    l->parked = p;
+    atomic_fetch_add(&m_parked, 1);
+    atomic_fetch_add(&m_parked_total, 1);
+    evhttp_connection_set_closecb(p->evcon, park_close_cb, p);
+    /* As for streams: read again (a small bounded buffer) only to learn at once when
+     * the client closes. */
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(p->evcon);
+    bufferevent_setwatermark(bev, EV_READ, 0, 4096);
+    bufferevent_enable(bev, EV_READ);
+    r->streaming = true;
+    r->status = 200;
+    return QUN_OK;
+}
+
 /* ---- life cycle and metrics ---- */
 void qun_events_start(qun_writer_t *writer, qun_worker_t *workers, int n) {
     g_loops = qun_xcalloc((size_t)n, sizeof *g_loops);
@@ -640,6 +762,13 @@ void qun_events_loop_free(int index) {
     loop_t *l = &g_loops[index];
     while (l->streams)
         drop(l->streams); /* normally none left: evhttp_free closed them */
+    while (l->parked) {
+        parked_t *p = l->parked;
+        struct evhttp_connection *evcon = p->evcon;
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        park_free(p);
+        evhttp_connection_free(evcon);
+    }
     event_free(l->wake);
     event_free(l->beat);
     event_free(l->expiry);
@@ -669,9 +798,17 @@ void qun_events_metrics(FILE *f) {
         "# HELP qun_events_slow_dropped_total Streams disconnected for not reading fast enough.\n"
         "# TYPE qun_events_slow_dropped_total counter\nqun_events_slow_dropped_total %llu\n"
         "# HELP qun_events_session_ended_total Streams ended because their session was revoked or expired.\n"
-        "# TYPE qun_events_session_ended_total counter\nqun_events_session_ended_total %llu\n",
+        "# TYPE qun_events_session_ended_total counter\nqun_events_session_ended_total %llu\n"
+        "# HELP qun_mx_sync_parked Matrix /sync long-polls waiting for an event.\n"
+        "# TYPE qun_mx_sync_parked gauge\nqun_mx_sync_parked %llu\n"
+        "# HELP qun_mx_sync_parked_total Matrix /sync long-polls parked.\n"
+        "# TYPE qun_mx_sync_parked_total counter\nqun_mx_sync_parked_total %llu\n"
+        "# HELP qun_mx_sync_woken_total Parked /sync long-polls woken by an event reaching their user.\n"
+        "# TYPE qun_mx_sync_woken_total counter\nqun_mx_sync_woken_total %llu\n",
         (unsigned long long)qun_event_emitted(), (unsigned long long)atomic_load(&m_fetched),
         (unsigned long long)atomic_load(&m_delivered), (unsigned long long)atomic_load(&m_wakes),
         (unsigned long long)atomic_load(&m_streams), (unsigned long long)atomic_load(&m_opened),
-        (unsigned long long)atomic_load(&m_slow), (unsigned long long)atomic_load(&m_ended));
+        (unsigned long long)atomic_load(&m_slow), (unsigned long long)atomic_load(&m_ended),
+        (unsigned long long)atomic_load(&m_parked), (unsigned long long)atomic_load(&m_parked_total),
+        (unsigned long long)atomic_load(&m_park_woken));
 }

@@ -184,6 +184,21 @@ void qun_events_stop(void);
 /* The events counters for /metrics. */
 void qun_events_metrics(FILE *f);
 
+/* ---- long-polls parked on the loops (events.c), for the Matrix /sync ----
+ * A parked request waits on its loop, holding no read transaction, until an event row
+ * that reaches its user is fanned out (the same wake and membership maps as the event
+ * streams: one read per loop per wake, never one query per parked request), or until
+ * its timeout.  fire runs on the loop thread outside any transaction: it answers ev and
+ * returns true, or returns false to keep waiting (the rows said nothing it renders);
+ * with timed_out it must answer. */
+typedef bool (*qun_park_fn)(struct evhttp_request *ev, qun_db_t *db, void *arg, bool timed_out);
+/* Park r, whose answer was computed in a snapshot whose last event id is position (rows
+ * up to it never wake it), for timeout_ms.  On QUN_OK the park owns arg (freed with
+ * arg_free) and r is marked streaming (the router sends nothing); otherwise the caller
+ * keeps arg and answers r. */
+qun_rc qun_events_park(qun_req_t *r, int64_t position, int timeout_ms, qun_park_fn fire, void *arg,
+                       void (*arg_free)(void *));
+
 /* ---- helpers for handlers (reply.c / fields.c) ---- */
 /* Set a JSON answer (steals out). */
 qun_rc qun_ok(qun_req_t *r, int status, json_t *out);

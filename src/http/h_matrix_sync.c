@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /_matrix/client/v3/sync (docs/matrix.md "Reading: sync and rooms"; MATRIX.md 1.3,
+ * 2.2, 2.5).  Positions are events row ids: next_batch is "s<id>" for the last row of
+ * the answer's snapshot.  An initial sync renders every joined group from its rows
+ * (state, the last messages); an incremental one renders the rows after `since` that
+ * concern the user, grouped by room.  With nothing to say and a timeout, the request is
+ * parked on its loop (events.c) and answered when a row reaching the user is fanned
+ * out, or empty at the timeout. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "http.h"
+#include "mx_render.h"
+#include "qun/matrix.h"
+
+#define TIMELINE_DEFAULT 10
+#define TIMELINE_MAX 100
+#define PARK_MAX_MS 30000 /* below evhttp's 60 s connection timeout (server.c) */
+#define DELTA_MAX 1000    /* messages one room's incremental timeline reads at most */
+
+/* What a sync answers for: kept across a park. */
+typedef struct {
+    int64_t uid;
+    int64_t session_id;
+    char local[QUN_MX_LOCAL_MAX];
+    int64_t since; /* -1: initial */
+    bool full_state;
+    bool force_limited; /* a since we cannot serve: initial, limited */
+    int limit;
+} sync_args_t;
+
+typedef struct {
+    mx_ctx_t c;
+    const sync_args_t *a;
+    json_t *join, *leave;
+} sync_t;
+
+static bool parse_pos(const char *s, char prefix, int64_t *v) {
+    if (!s || s[0] != prefix || !s[1] || strlen(s) > 19) return false;
+    int64_t x = 0;
+    for (const char *p = s + 1; *p; p++) {
+        if (*p < '0' || *p > '9') return false;
+        x = x * 10 + (*p - '0');
+    }
+    *v = x;
+    return true;
+}
+
+static json_t *summary(const qun_mx_room_t *room, json_t *members, const char *me) {
+    json_t *heroes = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(members, i, m) {
+        const char *local = json_string_value(json_object_get(m, "local"));
+        if (strcmp(local, me) == 0 || json_array_size(heroes) >= 5) continue;
+        char uid[QUN_MX_ID_MAX];
+        qun_mx_user_id(local, uid, sizeof uid);
+        json_array_append_new(heroes, json_string(uid));
+    }
+    size_t joined = mx_locked(room) ? 1 : json_array_size(members);
+    return json_pack("{s:o, s:I, s:i}", "m.heroes", heroes, "m.joined_member_count", (json_int_t)joined,
+                     "m.invited_member_count", 0);
+}
+
+static json_t *tok(char prefix, int64_t v) {
+    char b[32];
+    snprintf(b, sizeof b, "%c%lld", prefix, (long long)v);
+    return json_string(b);
+}
+
+/* A joined room's common members around its timeline and state. */
+static qun_rc join_entry(sync_t *s, const qun_mx_room_t *room, json_t *members, json_t *timeline,
+                         bool limited, int64_t prev_seq, json_t *state) {
+    json_t *data;
+    qun_err_t err;
+    qun_rc rc = qun_mx_data_list(s->c.db, s->a->uid, room->id, &data, &err);
+    if (rc != QUN_OK) {
+        json_decref(timeline);
+        json_decref(state);
+        return rc;
+    }
+    json_t *tl = json_pack("{s:o, s:b}", "events", timeline, "limited", limited);
+    if (prev_seq >= 0) json_object_set_new(tl, "prev_batch", tok('t', prev_seq));
+    char rid[QUN_MX_ID_MAX];
+    qun_mx_room_id(room->gid, rid, sizeof rid);
+    json_object_set_new(s->join, rid,
+                        json_pack("{s:o, s:{s:o}, s:{s:[]}, s:{s:o}, s:o, s:{s:i, s:i}}", "timeline", tl,
+                                  "state", "events", state, "ephemeral", "events", "account_data", "events",
+                                  data, "summary", summary(room, members, s->a->local),
+                                  "unread_notifications", "notification_count", 0, "highlight_count", 0));
+    return QUN_OK;
+}
+
+/* A joined room with its full state: the last `limit` messages, or, when they reach the
+ * room's start, its whole history with the state events first (a timeline is never
+ * empty: hydrogen drops rooms whose initial timeline is). */
+static qun_rc room_full(sync_t *s, const qun_mx_room_t *room, json_t *tail) {
+    json_t *members = NULL, *diss = NULL;
+    qun_mx_msg_t *msgs = NULL;
+    int n = 0;
+    qun_err_t err;
+    qun_rc rc = qun_mx_view_members(s->c.db, room->id, &members, &err);
+    if (rc == QUN_OK) rc = qun_mx_view_dissolution(s->c.db, room->id, &diss, &err);
+    if (rc == QUN_OK) rc = qun_mx_view_messages(s->c.db, room->id, 0, -1, s->a->limit, true, &msgs, &n, &err);
+    if (rc != QUN_OK) {
+        json_decref(members);
+        json_decref(diss);
+        return rc;
+    }
+    json_t *state = mx_state(&s->c, room, members, diss), *timeline = json_array();
+    bool from_start = n == 0 || msgs[0].seq <= 1;
+    if (from_start) {
+        json_array_extend(timeline, state);
+        json_array_clear(state);
+    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(timeline, mx_message(&s->c, room, &msgs[i]));
+    if (tail) json_array_extend(timeline, tail);
+    rc = join_entry(s, room, members, timeline, !from_start || s->a->force_limited,
+                    from_start ? -1 : msgs[0].seq - 1, state);
+    qun_mx_msgs_free(msgs, n);
+    json_decref(members);
+    json_decref(diss);
+    return rc;
+}
+
+/* Whether row e ends user me's membership of room (its leave, kick or dissolution). */
+static bool own_leave(const sync_t *s, const qun_mx_room_t *room, const qun_event_row_t *e) {
+    bool owner = room->owner_id == s->a->uid;
+    if (strcmp(e->topic, "member.removed") == 0) return e->user_id == s->a->uid;
+    if (strcmp(e->topic, "group.dissolved") == 0) return !owner;
+    if (strcmp(e->topic, "group.purged") == 0) return owner;
+    return false;
+}
+
+static int64_t payload_int(const char *payload, const char *key) {
+    json_t *p = json_loads(payload, 0, NULL);
+    int64_t v = json_integer_value(json_object_get(p, key));
+    json_decref(p);
+    return v;
+}
+
+/* The timeline rows[0..n) of room render into (messages read by seq), the last
+ * `limit` of it; *limited when more, *prev_seq the token before its first message. */
+static qun_rc render_rows(sync_t *s, const qun_mx_room_t *room, json_t *members, qun_event_row_t *rows, int n,
+                          json_t **timeline, bool *limited, int64_t *prev_seq) {
+    json_t *items = json_array();
+    int64_t lo = -1, hi = -1;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(rows[i].topic, "message.created") == 0) {
+            int64_t seq = payload_int(rows[i].payload, "seq");
+            if (seq <= 0) continue;
+            json_array_append_new(items, json_integer(seq));
+            if (lo < 0 || seq < lo) lo = seq;
+            if (seq > hi) hi = seq;
+        } else {
+            mx_row(&s->c, room, members, &rows[i], s->a->local, items);
+        }
+    }
+    qun_mx_msg_t *msgs = NULL;
+    int nm = 0;
+    qun_err_t err;
+    if (lo > 0) {
+        int64_t want = hi - lo + 1;
+        qun_rc rc = qun_mx_view_messages(s->c.db, room->id, lo - 1, hi,
+                                         (int)(want > DELTA_MAX ? DELTA_MAX : want), true, &msgs, &nm, &err);
+        if (rc != QUN_OK) {
+            json_decref(items);
+            return rc;
+        }
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *it;
+    int64_t first_seq = -1;
+    json_array_foreach(items, i, it) {
+        if (!json_is_integer(it)) {
+            json_array_append(out, it);
+            continue;
+        }
+        int64_t seq = json_integer_value(it);
+        for (int k = 0; k < nm; k++)
+            if (msgs[k].seq == seq) {
+                json_array_append_new(out, mx_message(&s->c, room, &msgs[k]));
+                break;
+            }
+    }
+    json_decref(items);
+    *limited = json_array_size(out) > (size_t)s->a->limit;
+    while (json_array_size(out) > (size_t)s->a->limit)
+        json_array_remove(out, 0);
+    json_array_foreach(out, i, it) {
+        mx_eid_t id;
+        if (mx_eid_parse(json_string_value(json_object_get(it, "event_id")), &id) && id.kind == 'm') {
+            first_seq = id.n;
+            break;
+        }
+    }
+    *prev_seq = first_seq > 0 ? first_seq - 1 : room->last_seq;
+    qun_mx_msgs_free(msgs, nm);
+    *timeline = out;
+    return QUN_OK;
+}
+
+/* A room the rows after since touched: a delta when joined all along, full state when
+ * joined after since, the timeline up to the leave when left. */
+static qun_rc room_delta(sync_t *s, const qun_mx_room_t *room, qun_event_row_t *rows, int n,
+                         bool joined_after) {
+    const char *membership = mx_membership(room);
+    json_t *members;
+    qun_err_t err;
+    qun_rc rc = qun_mx_view_members(s->c.db, room->id, &members, &err);
+    if (rc != QUN_OK) return rc;
+    json_t *timeline = NULL;
+    bool limited = false;
+    int64_t prev = -1;
+    if (strcmp(membership, "join") == 0) {
+        if (joined_after) {
+            /* Back or new: full state, plus what the rows of the (re)join say. */
+            int from = 0;
+            for (int i = 0; i < n; i++)
+                if (strcmp(rows[i].topic, "group.restored") == 0) from = i;
+            json_t *tail = json_array();
+            for (int i = from; i < n; i++)
+                if (strcmp(rows[i].topic, "group.restored") == 0)
+                    mx_row(&s->c, room, members, &rows[i], s->a->local, tail);
+            rc = room_full(s, room, tail);
+            json_decref(tail);
+            json_decref(members);
+            return rc;
+        }
+        rc = render_rows(s, room, members, rows, n, &timeline, &limited, &prev);
+        if (rc == QUN_OK) {
+            json_t *state = json_array();
+            if (limited) {
+                json_t *diss;
+                rc = qun_mx_view_dissolution(s->c.db, room->id, &diss, &err);
+                if (rc == QUN_OK) {
+                    json_decref(state);
+                    state = mx_state(&s->c, room, members, diss);
+                    json_decref(diss);
+                }
+            }
+            if (rc == QUN_OK && json_array_size(timeline) == 0) { /* rows rendering nothing */
+                json_decref(timeline);
+                json_decref(state);
+            } else if (rc == QUN_OK) {
+                rc = join_entry(s, room, members, timeline, limited, prev, state);
+            } else {
+                json_decref(timeline);
+                json_decref(state);
+            }
+        }
+        json_decref(members);
+        return rc;
+    }
+    /* Left: the timeline up to and including the user's own leave. */
+    int end = -1;
+    for (int i = 0; i < n; i++)
+        if (own_leave(s, room, &rows[i])) end = i;
+    if (end < 0) {
+        json_decref(members);
+        return QUN_OK;
+    }
+    rc = render_rows(s, room, members, rows, end + 1, &timeline, &limited, &prev);
+    if (rc == QUN_OK) {
+        json_t *tl = json_pack("{s:o, s:b}", "events", timeline, "limited", limited);
+        if (prev >= 0) json_object_set_new(tl, "prev_batch", tok('t', prev));
+        char rid[QUN_MX_ID_MAX];
+        qun_mx_room_id(room->gid, rid, sizeof rid);
+        json_object_set_new(s->leave, rid,
+                            json_pack("{s:o, s:{s:[]}, s:{s:[]}}", "timeline", tl, "state", "events",
+                                      "account_data", "events"));
+    }
+    json_decref(members);
+    return rc;
+}
+
+static bool has_id(const int64_t *ids, int n, int64_t id) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id) return true;
+    return false;
+}
+
+/* The incremental part: the rows after since, room by room. */
+static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
+    qun_event_row_t *rows = NULL;
+    int n = 0;
+    qun_err_t err;
+    const sync_args_t *a = s->a;
+    qun_rc rc = qun_mx_view_rows(s->c.db, a->uid, a->since, upto, &rows, &n, &err);
+    if (rc != QUN_OK) return rc;
+    int64_t *groups = calloc((size_t)n + 1, sizeof *groups), *joined = calloc((size_t)n + 1, sizeof *joined);
+    int ng = 0, nj = 0;
+    qun_event_row_t *sub = calloc((size_t)n + 1, sizeof *sub);
+    if (!groups || !joined || !sub) rc = qun_fail(&err, QUN_NOMEM, "out of memory");
+    for (int i = 0; rc == QUN_OK && i < n; i++) {
+        qun_event_row_t *e = &rows[i];
+        if (strcmp(e->topic, "matrix.account_data") == 0) {
+            int64_t g = payload_int(e->payload, "group_id");
+            if (!g)
+                *global_data = true;
+            else if (!has_id(groups, ng, g))
+                groups[ng++] = g;
+            continue;
+        }
+        if (!e->group_id) continue;
+        if (!has_id(groups, ng, e->group_id)) groups[ng++] = e->group_id;
+        if (e->user_id == a->uid &&
+            (strcmp(e->topic, "member.added") == 0 || strcmp(e->topic, "group.created") == 0))
+            joined[nj++] = e->group_id;
+        if (strcmp(e->topic, "group.restored") == 0) joined[nj++] = e->group_id;
+        if (strcmp(e->topic, "group.dissolved") == 0) { /* the successor holds everyone already */
+            int64_t succ = 0;
+            if (qun_event_successor(s->c.db, e->payload, &succ, &err) == QUN_OK && succ) {
+                if (!has_id(groups, ng, succ)) groups[ng++] = succ;
+                joined[nj++] = succ;
+            }
+        }
+    }
+    for (int k = 0; rc == QUN_OK && k < ng; k++) {
+        qun_mx_room_t room;
+        rc = qun_mx_view_room(s->c.db, a->uid, groups[k], NULL, &room, &err);
+        if (rc == QUN_GROUP_NOT_FOUND) {
+            rc = QUN_OK;
+            continue;
+        }
+        if (rc != QUN_OK) break;
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (rows[i].group_id == groups[k]) sub[m++] = rows[i];
+        bool after = has_id(joined, nj, groups[k]) && room.role[0];
+        rc = room_delta(s, &room, sub, m, after);
+        /* Room account data alone still makes a joined room's entry. */
+        char rid[QUN_MX_ID_MAX];
+        qun_mx_room_id(room.gid, rid, sizeof rid);
+        if (rc == QUN_OK && m == 0 && strcmp(mx_membership(&room), "join") == 0 &&
+            !json_object_get(s->join, rid)) {
+            json_t *none = json_array();
+            rc = join_entry(s, &room, none, json_array(), false, -1, json_array());
+            json_decref(none);
+        }
+    }
+    free(sub);
+    free(groups);
+    free(joined);
+    qun_event_rows_free(rows, n);
+    free(rows);
+    return rc;
+}
+
+/* The answer for a, in db's current snapshot: *out, and whether it says nothing. */
+static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty, qun_err_t *err) {
+    int64_t pos;
+    *out = NULL;
+    qun_rc rc = qun_event_last_id(db, &pos, err);
+    if (rc != QUN_OK) return rc;
+    if (a->since > pos) { /* a position this server never gave: start over */
+        a->since = -1;
+        a->force_limited = true;
+    }
+    sync_t s = {.a = a, .join = json_object(), .leave = json_object()};
+    mx_ctx_init(&s.c, db, a->session_id);
+    bool global_data = false;
+    if (a->since < 0 || a->full_state) {
+        qun_mx_room_t *rooms;
+        size_t n;
+        global_data = true;
+        rc = qun_mx_view_rooms(db, a->uid, &rooms, &n, err);
+        for (size_t i = 0; rc == QUN_OK && i < n; i++)
+            if (strcmp(mx_membership(&rooms[i]), "join") == 0) rc = room_full(&s, &rooms[i], NULL);
+        free(rooms);
+    } else {
+        rc = incremental(&s, pos, &global_data);
+    }
+    json_t *data = NULL;
+    if (rc == QUN_OK) rc = global_data ? qun_mx_data_list(db, a->uid, 0, &data, err) : QUN_OK;
+    if (rc == QUN_OK) {
+        *empty = json_object_size(s.join) == 0 && json_object_size(s.leave) == 0 && !global_data;
+        *out = json_pack("{s:o, s:{s:o, s:o, s:{}}, s:{s:o}}", "next_batch", tok('s', pos), "rooms", "join",
+                         s.join, "leave", s.leave, "invite", "account_data", "events",
+                         data ? data : json_array());
+        s.join = s.leave = NULL;
+    }
+    json_decref(s.join);
+    json_decref(s.leave);
+    mx_ctx_free(&s.c);
+    return rc;
+}
+
+/* ---- long-poll ---- */
+static void send_json(struct evhttp_request *ev, int status, const char *text) {
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, text, strlen(text));
+    struct evkeyvalq *h = evhttp_request_get_output_headers(ev);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    qun_mx_cors(ev);
+    evhttp_send_reply(ev, status, NULL, b);
+    evbuffer_free(b);
+}
+
+static bool sync_fire(struct evhttp_request *ev, qun_db_t *db, void *arg, bool timed_out) {
+    sync_args_t *a = arg;
+    json_t *out = NULL;
+    bool empty = true;
+    qun_err_t err = {{0}, {0}};
+    qun_rc rc = qun_db_read_begin(db, &err);
+    if (rc == QUN_OK) {
+        rc = sync_build(db, a, &out, &empty, &err);
+        qun_db_read_end(db);
+    }
+    if (rc != QUN_OK) {
+        qun_log("warn", "matrix sync: %s", err.msg);
+        send_json(ev, 500, "{\"errcode\":\"M_UNKNOWN\",\"error\":\"sync failed; retry\"}");
+        json_decref(out);
+        return true;
+    }
+    if (empty && !timed_out) {
+        json_decref(out);
+        return false;
+    }
+    char *text = json_dumps(out, JSON_COMPACT);
+    send_json(ev, 200, text ? text : "{}");
+    free(text);
+    json_decref(out);
+    return true;
+}
+
+/* The timeline limit a filter asks for (a stored filter's id or inline JSON). */
+static qun_rc filter_limit(qun_req_t *r, const char *f, int *limit) {
+    *limit = TIMELINE_DEFAULT;
+    if (!f || !*f) return QUN_OK;
+    char *text = NULL;
+    json_t *j = NULL;
+    if (f[0] == '{') {
+        j = json_loads(f, 0, NULL);
+        if (!j) return qun_mx_fail(r, QUN_FIELD_INVALID, "M_NOT_JSON", "filter is not JSON");
+    } else {
+        char *end;
+        long long id = strtoll(f, &end, 10);
+        /* An unknown or foreign filter id: the defaults (the filter is advice). */
+        if (*end || id <= 0 || qun_mx_filter_get(r->db, r->actor.uid, id, &text, &r->err) != QUN_OK)
+            return QUN_OK;
+        j = json_loads(text, 0, NULL);
+        free(text);
+    }
+    json_t *l = json_object_get(json_object_get(json_object_get(j, "room"), "timeline"), "limit");
+    if (json_is_integer(l) && json_integer_value(l) > 0)
+        *limit = json_integer_value(l) > TIMELINE_MAX ? TIMELINE_MAX : (int)json_integer_value(l);
+    json_decref(j);
+    return QUN_OK;
+}
+
+qun_rc h_mx_sync(qun_req_t *r) {
+    sync_args_t *a = qun_xcalloc(1, sizeof *a);
+    a->uid = r->actor.uid;
+    a->session_id = r->actor.session_id;
+    a->since = -1;
+    qun_rc rc = qun_mx_local_of(r->db, r->actor.uid, a->local, &r->err);
+    if (rc == QUN_OK) rc = filter_limit(r, qun_query(r, "filter"), &a->limit);
+    if (rc != QUN_OK) {
+        free(a);
+        return rc;
+    }
+    const char *since = qun_query(r, "since"), *fs = qun_query(r, "full_state"),
+               *to = qun_query(r, "timeout");
+    if (since && *since && !parse_pos(since, 's', &a->since)) {
+        a->since = -1; /* not ours, or mangled: start over */
+        a->force_limited = true;
+    }
+    a->full_state = fs && strcmp(fs, "true") == 0;
+    int64_t timeout = 0;
+    if (to && *to) {
+        char *end;
+        long long v = strtoll(to, &end, 10);
+        if (!*end && v > 0) timeout = v > PARK_MAX_MS ? PARK_MAX_MS : v;
+    }
+    json_t *out;
+    bool empty;
+    rc = sync_build(r->db, a, &out, &empty, &r->err);
+    if (rc != QUN_OK) {
+        free(a);
+        return rc;
+    }
+    if (!empty || timeout <= 0 || a->since < 0) {
+        free(a);
+        return qun_ok(r, 200, out);
+    }
+    int64_t pos = 0;
+    parse_pos(json_string_value(json_object_get(out, "next_batch")), 's', &pos);
+    json_decref(out);
+    /* Park: later answers start from the same since (nothing was said). */
+    rc = qun_events_park(r, pos, (int)timeout, sync_fire, a, free);
+    if (rc != QUN_OK) free(a);
+    return rc;
+}

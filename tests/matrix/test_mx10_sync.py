@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: MIT
+"""MATRIX.md 4.1 cases 4, 5 (second half), 6, 8, 9 (first half), 10-12 as far as
+rendering goes, and 15: /sync, initial and incremental, its long-poll, and how roles,
+kicks and dissolutions show in it; bad input never 5xx."""
+import asyncio
+import time
+
+import pytest
+import requests
+from nio import SyncResponse
+from nio.events import (PowerLevelsEvent, RoomCreateEvent, RoomMemberEvent, RoomMessageNotice,
+                        RoomMessageText, RoomNameEvent, RoomUpgradeEvent)
+
+from conftest import SERVER_NAME, expect, make_group, mxid, register, room_id
+
+SYNC = "/_matrix/client/v3/sync"
+
+
+def login(nio, user):
+    n = nio(user)
+    n.login()
+    return n
+
+
+def sync(n, **kw):
+    r = n(n.c.sync(**kw))
+    assert isinstance(r, SyncResponse), r
+    return r
+
+
+def raw_sync(url, token, **params):
+    r = requests.get(url + SYNC, params=dict(params, access_token=token), timeout=40)
+    assert r.status_code == 200, r.text[:400]
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    return r.json()
+
+
+def post(c, gid, text):
+    return expect(c.post(f"/v1/groups/{gid}/messages", {"text": text}), 201)
+
+
+def texts(events):
+    return [e.body for e in events if isinstance(e, (RoomMessageText, RoomMessageNotice))]
+
+
+def test_initial_sync_renders_state_and_timeline(url, nio):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob], name="book club")
+    quiet = make_group(alice, members=[bob], name="quiet")  # no messages at all
+    post(alice, gid, "hello bob")
+    b = login(nio, bob)
+    r = sync(b, full_state=True)
+    assert isinstance(r.next_batch, str) and r.next_batch.startswith("s")
+    room = r.rooms.join[room_id(gid)]
+    state = room.state + room.timeline.events
+    create = [e for e in state if isinstance(e, RoomCreateEvent)]
+    assert create and create[0].creator == mxid(alice) and create[0].room_version == "10"
+    pl = [e for e in state if isinstance(e, PowerLevelsEvent)][0]
+    assert pl.power_levels.users[mxid(alice)] == 100
+    assert pl.power_levels.defaults.ban == 101 and pl.power_levels.defaults.kick == 50
+    assert [e.name for e in state if isinstance(e, RoomNameEvent)] == ["book club"]
+    assert texts(room.timeline.events) == ["hello bob"]
+    assert room.timeline.events, "a joined room's timeline is never empty"
+    members = {e.state_key: e.membership for e in state if isinstance(e, RoomMemberEvent)}
+    assert members == {mxid(alice): "join", mxid(bob): "join"}
+    # A group without messages: the timeline holds its creation, not nothing.
+    q = r.rooms.join[room_id(quiet)]
+    assert any(isinstance(e, RoomCreateEvent) for e in q.timeline.events)
+    assert q.summary.joined_member_count == 2 and mxid(alice) in q.summary.heroes
+    # nio's room model agrees.
+    assert b.c.rooms[room_id(gid)].power_levels.get_user_level(mxid(alice)) == 100
+    assert b.c.rooms[room_id(gid)].name == "book club"
+    # Raw shape: string tokens, event fields, the limit of a filter.
+    for i in range(12):
+        post(alice, gid, f"m{i}")
+    body = raw_sync(url, b.c.access_token, filter='{"room":{"timeline":{"limit":5}}}')
+    tl = body["rooms"]["join"][room_id(gid)]["timeline"]
+    assert len(tl["events"]) == 5 and tl["limited"] is True and tl["prev_batch"].startswith("t")
+    for e in tl["events"]:
+        assert e["event_id"].startswith(f"${gid}.m") and e["sender"].endswith(":" + SERVER_NAME)
+        assert e["origin_server_ts"] > 10**12 and e["type"] == "m.room.message"
+    assert [e["content"]["body"] for e in tl["events"]] == [f"m{i}" for i in range(7, 12)]
+
+
+def test_incremental_sync_sees_v1_posts(url, nio):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    b = login(nio, bob)
+    first = sync(b)
+    post(alice, gid, "from v1")
+    r = sync(b, since=first.next_batch)
+    assert texts(r.rooms.join[room_id(gid)].timeline.events) == ["from v1"]
+    again = sync(b, since=r.next_batch)
+    assert room_id(gid) not in again.rooms.join
+    # A group made after the first sync arrives whole.
+    g2 = make_group(alice, members=[bob], name="later")
+    r2 = sync(b, since=again.next_batch)
+    later = r2.rooms.join[room_id(g2)]
+    assert any(isinstance(e, RoomCreateEvent) for e in later.state + later.timeline.events)
+
+
+def test_long_poll_wakes_and_times_out(url, nio, loop):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    b = login(nio, bob)
+    first = sync(b)
+
+    async def poll_and_post():
+        task = asyncio.ensure_future(b.c.sync(timeout=20000, since=first.next_batch))
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        await loop.run_in_executor(None, post, alice, gid, "wake up")
+        r = await task
+        return r, time.monotonic() - t0
+
+    r, took = loop.run_until_complete(poll_and_post())
+    assert isinstance(r, SyncResponse) and took < 2, took
+    assert texts(r.rooms.join[room_id(gid)].timeline.events) == ["wake up"]
+    t0 = time.monotonic()
+    quiet = sync(b, timeout=3000, since=r.next_batch)
+    took = time.monotonic() - t0
+    assert 2.5 < took < 6, took
+    assert isinstance(quiet.next_batch, str) and not quiet.rooms.join and not quiet.rooms.leave
+    # Events of other people's groups do not wake it; the parked count shows in /metrics.
+    carol = register(url)
+    other = make_group(carol)
+
+    async def poll_other():
+        task = asyncio.ensure_future(b.c.sync(timeout=2000, since=quiet.next_batch))
+        await asyncio.sleep(0.5)
+        m = await loop.run_in_executor(None, lambda: requests.get(url + "/metrics").text)
+        await loop.run_in_executor(None, post, carol, other, "not for bob")
+        t0 = time.monotonic()
+        res = await task
+        return res, time.monotonic() - t0, m
+
+    r3, rest, metrics = loop.run_until_complete(poll_other())
+    assert rest > 0.8 and not r3.rooms.join
+    assert "qun_mx_sync_parked 1" in metrics
+
+
+def test_role_change_shows_as_power_levels(url, nio):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    b = login(nio, bob)
+    first = sync(b)
+    expect(alice.patch(f"/v1/groups/{gid}/members/{bob.openid}", {"role": "admin"}), 200)
+    r = sync(b, since=first.next_batch)
+    if room_id(gid) not in r.rooms.join:
+        pytest.skip("the core emits no member.role_changed yet (wt-mxcore)")
+    room = r.rooms.join[room_id(gid)]
+    pls = [e for e in room.state + room.timeline.events if isinstance(e, PowerLevelsEvent)]
+    assert pls and pls[-1].power_levels.users[mxid(bob)] == 50
+    assert b.c.rooms[room_id(gid)].power_levels.get_user_level(mxid(bob)) == 50
+
+
+def test_kick_shows_in_leave(url, nio):
+    alice, carol = register(url), register(url)
+    gid = make_group(alice, members=[carol])
+    c = login(nio, carol)
+    first = sync(c)
+    r = alice.req("DELETE", f"/v1/groups/{gid}/members/{carol.openid}", {"reason": "spam"})
+    if r.status_code == 422:  # a core without removal reasons (before wt-mxcore)
+        r = alice.req("DELETE", f"/v1/groups/{gid}/members/{carol.openid}")
+    assert r.status_code in (200, 204), r.text
+    res = sync(c, since=first.next_batch)
+    assert room_id(gid) in res.rooms.leave and room_id(gid) not in res.rooms.join
+    last = res.rooms.leave[room_id(gid)].timeline.events[-1]
+    assert isinstance(last, RoomMemberEvent) and last.membership == "leave"
+    assert last.state_key == mxid(carol)
+    if last.sender != mxid(carol):  # the core records who removed (wt-mxcore)
+        assert last.sender == mxid(alice) and last.content.get("reason") == "spam"
+
+
+def test_bad_input_is_never_5xx(url, nio):
+    alice = register(url)
+    make_group(alice)  # something to say, so that no request here waits 30 s
+    n = login(nio, alice)
+    tok = n.c.access_token
+    base = url + SYNC
+    for params in ({"since": "garbage"}, {"since": "s99999999999"}, {"since": "t5"}, {"timeout": "-5"},
+                   {"timeout": "99999999999999999999", "since": "s0"}, {"timeout": "abc"},
+                   {"filter": "{not json"}, {"filter": "987654"}, {"filter": "abc"}, {"full_state": "yes"}):
+        r = requests.get(base, params=dict(params, access_token=tok), timeout=40)
+        assert r.status_code < 500, (params, r.status_code, r.text[:300])
+        if r.status_code == 200:
+            assert isinstance(r.json()["next_batch"], str)
+        else:
+            assert r.json()["errcode"].startswith("M_")
+    # Garbage since: an initial sync, limited.
+    body = raw_sync(url, tok, since="garbage")
+    assert body["next_batch"].startswith("s")
