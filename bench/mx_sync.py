@@ -23,8 +23,8 @@ baseline measured on the same qund in the same run:
      median of 5 each.
 
 usage: /usr/bin/python3 bench/mx_sync.py [--qund build/qund] [--load build/bench/mx_sync_load]
-       [--n 500] [--rounds 50] [--parked 10000] [--park-users 100] [--groups 100]
-       [--messages 100] [--reps 5] [--threads 2] [--settle-ms 300] [--only wake,rss,initial]
+       [--n 500] [--rounds 30] [--parked 10000] [--park-users 100] [--groups 100]
+       [--messages 100] [--reps 5] [--threads 2] [--argon2-kib 8] [--settle-ms 300] [--only wake,rss,initial]
 """
 import argparse
 import json
@@ -62,8 +62,8 @@ def nofile_max():
 class Qund:
     """One qund on a free loopback port over a data directory; restartable."""
 
-    def __init__(self, binary, tmp, threads):
-        self.binary, self.tmp, self.threads = binary, tmp, threads
+    def __init__(self, binary, tmp, threads, argon2_kib):
+        self.binary, self.tmp, self.threads, self.argon2_kib = binary, tmp, threads, argon2_kib
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -72,7 +72,7 @@ class Qund:
     def start(self):
         self.proc = subprocess.Popen(
             [self.binary, "--listen", f"127.0.0.1:{self.port}", "--data", os.path.join(self.tmp, "data"),
-             "--threads", str(self.threads), "--set", "argon2_memlimit_kib=8192", "--set", "argon2_opslimit=1",
+             "--threads", str(self.threads), "--set", f"argon2_memlimit_kib={self.argon2_kib}", "--set", "argon2_opslimit=1",
              "--set", "log_requests=false", "--set", "matrix=on", "--set", "matrix_server_name=bench.test"],
             stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=nofile_max)
         for _ in range(300):
@@ -278,13 +278,17 @@ def main():
     ap.add_argument("--qund", default=os.path.join(here, "../build/qund"))
     ap.add_argument("--load", default=os.path.join(here, "../build/bench/mx_sync_load"))
     ap.add_argument("--n", type=int, default=500, help="members holding a parked sync (wake-up)")
-    ap.add_argument("--rounds", type=int, default=50, help="posts in the wake-up benchmark")
+    ap.add_argument("--rounds", type=int, default=30, help="posts in the wake-up benchmark")
     ap.add_argument("--parked", type=int, default=10000, help="parked syncs for the RSS figure")
     ap.add_argument("--park-users", type=int, default=100, help="users holding the parked syncs")
     ap.add_argument("--groups", type=int, default=100, help="groups of the initial-sync user")
     ap.add_argument("--messages", type=int, default=100, help="messages per group of the initial-sync user")
     ap.add_argument("--reps", type=int, default=5, help="timed requests per side for the initial sync")
     ap.add_argument("--threads", type=int, default=2, help="qund --threads")
+    # No figure includes a password hash, but the setup hashes ~3 500 passwords (1 751 users
+    # registered and logged in, 600 Matrix logins): at fanout.py's 8192 KiB that alone took
+    # ~4 minutes on the shared 2-core machine.  8 KiB is libsodium's minimum.
+    ap.add_argument("--argon2-kib", type=int, default=8, help="qund argon2_memlimit_kib (setup speed only)")
     ap.add_argument("--settle-ms", type=int, default=300,
                     help="quiet time that stands for 'all parked' when qund has no parked-sync gauge")
     ap.add_argument("--only", default="wake,rss,initial")
@@ -292,22 +296,27 @@ def main():
     only = set(args.only.split(","))
     limit = nofile_max()
     tmp = tempfile.mkdtemp(prefix="qund-mxsync-")
-    q = Qund(os.path.abspath(args.qund), tmp, args.threads)
+    q = Qund(os.path.abspath(args.qund), tmp, args.threads, args.argon2_kib)
     try:
         q.start()
         gauge = parked_gauge(q.metrics())
         print(f"  Matrix /sync vs SSE on one qund (--threads {args.threads}), descriptor limit {limit}"
               + (f", parked-sync gauge {gauge}" if gauge else ", no parked-sync gauge on /metrics"))
         sys.stdout.flush()
+        took = []
+        t = time.time()
         owner = register(q.url, "owner")
         with ThreadPoolExecutor(16) as ex:
             members = list(ex.map(lambda i: register(q.url, f"member{i}"), range(args.n)))
-        if "wake" in only:
-            bench_wake(args, q, owner, members, gauge)
-        if "initial" in only:
-            bench_initial(args, q)
-        if "rss" in only:
-            bench_rss(args, q, members, gauge)
+        took.append(f"{args.n + 1} users registered {time.time() - t:.0f}")
+        for name, fn in (("wake", lambda: bench_wake(args, q, owner, members, gauge)),
+                         ("initial", lambda: bench_initial(args, q)),
+                         ("rss", lambda: bench_rss(args, q, members, gauge))):
+            if name in only:
+                t = time.time()
+                fn()
+                took.append(f"{name} {time.time() - t:.0f}")
+        print("       seconds taken: " + ", ".join(took))
     finally:
         q.stop()
         q.log.close()

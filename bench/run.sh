@@ -427,5 +427,5 @@ echo
 echo "11. Matrix /sync (bench/mx_sync.py): wake-up of parked syncs, RSS per parked sync, initial sync" |
     tee -a "$OUT/results.txt"
 /usr/bin/python3 bench/mx_sync.py --qund build/qund --load "$OUT/mx_sync_load" \
-    --n "${BENCH_MX_N:-500}" --rounds "${BENCH_MX_ROUNDS:-50}" --parked "${BENCH_MX_PARKED:-10000}" |
+    --n "${BENCH_MX_N:-500}" --rounds "${BENCH_MX_ROUNDS:-30}" --parked "${BENCH_MX_PARKED:-10000}" |
     tee -a "$OUT/results.txt"
