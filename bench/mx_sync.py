@@ -243,7 +243,7 @@ def bench_rss(args, q, users, gauge):
     q.stop()
     q.start()
     time.sleep(1)
-    per_sse = want // sse_users
+    per_sse = -(-want // sse_users)
     write_tokens(tokens, [u["token"] for u in users[:sse_users]])
     sse = load(args, "park", "sse", "127.0.0.1", q.port, q.proc.pid, tokens, per_sse, "qun_events_streams",
                args.settle_ms)
