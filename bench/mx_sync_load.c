@@ -23,8 +23,9 @@
  *     counted.
  *
  *   mx_sync_load get HOST PORT TOKEN REPS PATH_A PATH_B
- *     REPS timed GETs of each path on one keep-alive connection, alternating A and B
- *     after one untimed warm-up of each; prints the medians.
+ *     REPS timed GETs of each path on a keep-alive connection of its own, alternating A and B
+ *     after one untimed warm-up of each, then REPS of each on fresh connections;
+ *     prints the medians.
  *
  *   mx_sync_load post HOST PORT TOKEN INFLIGHT PER_GROUP GID...
  *     Posts PER_GROUP messages to each group with INFLIGHT requests in flight (setup).
@@ -394,6 +395,14 @@ static int wait_parked(int ep, const char *gauge, long want, int settle_ms) {
     return polls;
 }
 
+static void close_all(conn_t *conns, int n) {
+    for (int i = 0; i < n; i++) {
+        if (conns[i].fd > 0) close(conns[i].fd);
+        free(conns[i].buf);
+    }
+    free(conns);
+}
+
 static int cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -489,6 +498,10 @@ static int cmd_wake(char **argv) {
            g_mx ? "mx" : "sse", g_nmembers, rounds, t_open, (double)g_nmembers * rounds / sum,
            pick(lat, rounds, 0.5) * 1e3, pick(lat, rounds, 0.99) * 1e3, lat[rounds - 1] * 1e3,
            park_sum / rounds * 1e3, polls, g_answers, g_extra, extra_before);
+    close_all(conns, g_nmembers + 1);
+    free(lat);
+    free(owner);
+    close(ep);
     return 0;
 }
 
@@ -524,6 +537,8 @@ static int cmd_park(char **argv) {
            "\"answers_meanwhile\":%ld}\n",
            g_mx ? "mx" : "sse", total, g_nmembers, before, after, (double)(after - before) / total, t_open,
            polls, gauge_v, g_answers);
+    close_all(conns, total);
+    close(ep);
     return 0;
 }
 
@@ -551,6 +566,25 @@ static double timed_get(conn_t *c, const char *token, const char *path, size_t *
     return t;
 }
 
+/* REPS timed GETs of a path, each on a connection of its own (dialled before the clock
+ * starts): a fresh connection acknowledges at once (TCP quick-ack), so against the
+ * keep-alive figure this shows what delayed acknowledgements add to large answers. */
+static double fresh_median(const char *token, const char *path, int reps) {
+    double *t = calloc((size_t)reps, sizeof *t);
+    if (!t) die("calloc");
+    size_t bytes;
+    for (int i = 0; i < reps; i++) {
+        conn_t c = {.fd = dial()};
+        t[i] = timed_get(&c, token, path, &bytes);
+        close(c.fd);
+        free(c.buf);
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp);
+    double m = pick(t, reps, 0.5);
+    free(t);
+    return m;
+}
+
 static int cmd_get(char **argv) {
     g_host = argv[1];
     g_port = atoi(argv[2]);
@@ -558,24 +592,31 @@ static int cmd_get(char **argv) {
     int reps = atoi(argv[4]);
     const char *pa = argv[5], *pb = argv[6];
     if (reps < 1) fail("%s: reps >= 1", argv[4]);
-    conn_t c = {.fd = dial()};
+    /* One connection per path, so that neither inherits the other's unacknowledged tail. */
+    conn_t ca = {.fd = dial()}, cb = {.fd = dial()};
     size_t ba, bb;
     double *ta = calloc((size_t)reps, sizeof *ta), *tb = calloc((size_t)reps, sizeof *tb);
     if (!ta || !tb) die("calloc");
-    timed_get(&c, token, pa, &ba); /* warm-up: caches, statements */
-    timed_get(&c, token, pb, &bb);
+    timed_get(&ca, token, pa, &ba); /* warm-up: caches, statements */
+    timed_get(&cb, token, pb, &bb);
     for (int i = 0; i < reps; i++) {
-        ta[i] = timed_get(&c, token, pa, &ba);
-        tb[i] = timed_get(&c, token, pb, &bb);
+        ta[i] = timed_get(&ca, token, pa, &ba);
+        tb[i] = timed_get(&cb, token, pb, &bb);
     }
     qsort(ta, (size_t)reps, sizeof *ta, cmp);
     qsort(tb, (size_t)reps, sizeof *tb, cmp);
+    double fa = fresh_median(token, pa, reps), fb = fresh_median(token, pb, reps);
     printf("{\"reps\":%d,\"a_median_ms\":%.3f,\"a_min_ms\":%.3f,\"a_max_ms\":%.3f,\"a_bytes\":%zu,"
-           "\"b_median_ms\":%.3f,\"b_min_ms\":%.3f,\"b_max_ms\":%.3f,\"b_bytes\":%zu}\n",
+           "\"b_median_ms\":%.3f,\"b_min_ms\":%.3f,\"b_max_ms\":%.3f,\"b_bytes\":%zu,"
+           "\"a_fresh_median_ms\":%.3f,\"b_fresh_median_ms\":%.3f}\n",
            reps, pick(ta, reps, 0.5) * 1e3, ta[0] * 1e3, ta[reps - 1] * 1e3, ba, pick(tb, reps, 0.5) * 1e3,
-           tb[0] * 1e3, tb[reps - 1] * 1e3, bb);
-    close(c.fd);
-    free(c.buf);
+           tb[0] * 1e3, tb[reps - 1] * 1e3, bb, fa * 1e3, fb * 1e3);
+    close(ca.fd);
+    close(cb.fd);
+    free(ca.buf);
+    free(cb.buf);
+    free(ta);
+    free(tb);
     return 0;
 }
 
@@ -629,6 +670,12 @@ static int cmd_post(int argc, char **argv) {
         }
     }
     printf("{\"posts\":%ld,\"seconds\":%.3f}\n", total, now() - t0);
+    for (int i = 0; i < inflight; i++) {
+        if (conns[i].fd >= 0) close(conns[i].fd);
+        free(conns[i].buf);
+    }
+    free(conns);
+    close(ep);
     return 0;
 }
 
