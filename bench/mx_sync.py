@@ -197,7 +197,8 @@ def bench_wake(args, q, owner, members, gauge):
           + (f"re-park -> all {n} parked (gauge {gauge}): mean {mx['park_mean_ms']:.1f} ms, "
              f"{mx['metric_polls']} /metrics polls in all; " if gauge else
              f"no parked-sync gauge on /metrics: each post waits for {args.settle_ms} ms of quiet; ")
-          + f"{mx['sync_answers']} sync answers, {mx['answers_without_message']} without the awaited message")
+          + f"{mx['sync_answers']} sync answers of {mx['answer_bytes_mean']:,.0f} bytes on average, "
+          f"{mx['answers_without_message']} without the awaited message")
     sys.stdout.flush()
     return gid
 

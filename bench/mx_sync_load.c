@@ -291,6 +291,7 @@ static int g_received;    /* members that got the current round */
 static double g_last;     /* when the last of them got it */
 static long g_extra;      /* sync answers without the awaited message */
 static long g_answers;    /* sync answers in all */
+static double g_bytes;    /* their bodies\' bytes */
 static char g_needle[64]; /* "\"wake R\"" */
 
 static void got_round(member_t *m) {
@@ -308,6 +309,7 @@ static void mx_answers(conn_t *c) {
         consume(c, used);
         c->busy = 0;
         g_answers++;
+        g_bytes += (double)strlen(body);
         member_t *m = &g_members[c->member];
         if (status != 200) fail("sync answered: %s", body);
         char *nb = strstr(body, "\"next_batch\"");
@@ -494,10 +496,11 @@ static int cmd_wake(char **argv) {
     printf("{\"mode\":\"%s\",\"members\":%d,\"rounds\":%d,\"open_s\":%.3f,\"deliveries_per_s\":%.0f,"
            "\"last_p50_ms\":%.2f,\"last_p99_ms\":%.2f,\"last_max_ms\":%.2f,\"park_mean_ms\":%.2f,"
            "\"metric_polls\":%d,\"sync_answers\":%ld,\"answers_without_message\":%ld,"
-           "\"answers_without_message_before_round0\":%ld}\n",
+           "\"answers_without_message_before_round0\":%ld,\"answer_bytes_mean\":%.0f}\n",
            g_mx ? "mx" : "sse", g_nmembers, rounds, t_open, (double)g_nmembers * rounds / sum,
            pick(lat, rounds, 0.5) * 1e3, pick(lat, rounds, 0.99) * 1e3, lat[rounds - 1] * 1e3,
-           park_sum / rounds * 1e3, polls, g_answers, g_extra, extra_before);
+           park_sum / rounds * 1e3, polls, g_answers, g_extra, extra_before,
+           g_answers ? g_bytes / (double)g_answers : 0.0);
     close_all(conns, g_nmembers + 1);
     free(lat);
     free(owner);
