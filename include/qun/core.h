@@ -72,9 +72,13 @@ bool qun_is_admin(const char *username);
  * call outside the writer. */
 qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err);
 bool qun_password_verify(const char *hash, const char *password);
-/* Create a user; *out = {openid, username, created_at}.  QUN_USERNAME_TAKEN when the
- * name, or another with the same key (qun_username_key), is registered. */
+/* Create a user; *out = {openid, username, display_name, mx_localpart, created_at}.
+ * QUN_USERNAME_TAKEN when the name, or another with the same key (qun_username_key),
+ * is registered.  The account gets its Matrix localpart (qun_mx_localpart_new). */
 qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out, qun_err_t *err);
+/* qun_user_create with a display name (NULL: none), checked as qun_display_name_check. */
+qun_rc qun_user_create_named(qun_db_t *db, const char *username, const char *display_name, const char *pwhash,
+                             json_t **out, qun_err_t *err);
 /* Look up a user's id and password hash by name (for login): the account whose
  * username is exactly this one, else the one holding its key (any case or Unicode
  * form of the name). */
@@ -100,6 +104,43 @@ qun_rc qun_username_backfill(qun_db_t *db, int64_t *keyed, int64_t *collisions, 
  * *out = {items: [{user, holder, username_key, found_at}], next_cursor}. */
 qun_rc qun_username_collisions(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
                                qun_err_t *err);
+
+/* ---- Matrix localparts and display names (core/names.c) ---- */
+#define QUN_MX_LOCALPART_MAX 128        /* bytes of a Matrix localpart, NUL included */
+#define QUN_DISPLAY_NAME_MAX 260        /* bytes of a checked display name (64 characters), NUL included */
+#define QUN_DISPLAY_NAME_INPUT_MAX 1024 /* bytes of a display name as offered, before normalization */
+/* The Matrix spec's escape of a username (appendix "Mapping from other character
+ * sets"): a-z, 0-9, '.', '-', '/', '+' as they are, A-Z as '_' and the lower-case
+ * letter, '_' as "__", every other byte (UTF-8) as '=' and two lower-case hex digits.
+ * QUN_FIELD_INVALID when the result would not fit out. */
+qun_rc qun_mx_localpart_escape(const char *username, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
+/* The localpart a new account named username gets: its ASCII lower case when that is
+ * a localpart no account holds, else its escape, else the escape with the lowest free
+ * ".2", ".3"...  Reads the store; the caller inserts it in the same transaction. */
+qun_rc qun_mx_localpart_new(qun_db_t *db, const char *username, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
+/* At startup, in its own transaction: give every account written without a localpart
+ * (by a tool writing SQL directly; SQLite cannot make the column NOT NULL) its
+ * localpart, oldest first.  *filled counts them. */
+qun_rc qun_mx_localpart_backfill(qun_db_t *db, int64_t *filled, qun_err_t *err);
+/* The account whose Matrix localpart is exactly localpart: its row id and username.
+ * QUN_USER_NOT_FOUND when none. */
+qun_rc qun_user_by_localpart(qun_db_t *db, const char *localpart, int64_t *uid, char username[QUN_USERNAME_MAX],
+                             qun_err_t *err);
+/* The Matrix localpart of account uid (never changes).  QUN_USER_NOT_FOUND when none. */
+qun_rc qun_user_localpart(qun_db_t *db, int64_t uid, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
+/* Check a display name and write its stored form to out: Unicode NFC, white space
+ * trimmed at both ends, 1 to 64 characters, no control, format, separator or
+ * unassigned characters.  QUN_FIELD_INVALID (field "display_name") otherwise. */
+qun_rc qun_display_name_check(const char *name, char out[QUN_DISPLAY_NAME_MAX], qun_err_t *err);
+/* Set (name_or_null checked as qun_display_name_check) or clear (NULL) the actor's
+ * display name.  A change emits member.display_name_changed {group, openid,
+ * display_name} to every group the actor is a member of, in the caller's
+ * transaction.  *out = {openid, display_name} (owned by the caller). */
+qun_rc qun_user_set_display_name(qun_db_t *db, const qun_actor_t *a, const char *name_or_null, json_t **out,
+                                 qun_err_t *err);
+
+/* Set o[key] to the display name of account uid, or null when they have none. */
+qun_rc qun_display_name_put(qun_db_t *db, json_t *o, const char *key, int64_t uid, qun_err_t *err);
 
 /* Resolve an openid to a user row id. */
 qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err);
@@ -208,6 +249,9 @@ qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, con
                         qun_err_t *err);
 qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                        json_t **out, qun_err_t *err);
+/* Add a member at once (admins add members, only the owner appoints admins); *out: the
+ * member.  INVITATION_REQUIRED where the policy asks for the person's consent
+ * (qun_invitation_consent_check): invite them instead. */
 qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                       const char *role, json_t **out, qun_err_t *err);
 qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
@@ -258,6 +302,54 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
  * none is open. */
 qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
                              qun_err_t *err);
+
+/* ---- invitations with consent (core/invitation.c) ----
+ * An owner or admin invites someone, who becomes a member only by accepting; the rights
+ * are those of a direct add (admins invite members, only the owner invites admins, into
+ * an active group), checked at invitation and again at acceptance.  States: pending,
+ * accepted, declined, revoked, expired.  An invitation as the API shows it:
+ * {id, state, group, group_name, group_kind, group_state, invitee, invitee_username,
+ *  inviter, inviter_username, role, created_at, decided_at}; the openids are invitee and
+ * inviter.  Every function runs in the caller's (writer, for changes) transaction. */
+/* Most pending invitations qun_invitations_of_user lists. */
+#define QUN_INVITATIONS_MAX 200
+/* Invite the user named by exactly one of username_or_null and openid_or_null into
+ * group gid with role ("member" or "admin"; NULL: "member").  *out: the invitation
+ * (caller-owned).  A second invitation while one is pending answers that one unchanged.
+ * Emits `member.invited` {group, openid, by, role, invitation} to the group and the
+ * invitee.  Errors: GROUP_NOT_FOUND (not a member), FORBIDDEN_ROLE (a member, or an
+ * admin inviting an admin), GROUP_NOT_ACTIVE, USER_NOT_FOUND (field username or openid),
+ * FIELD_MISSING / FIELD_INVALID (neither or both named; a bad role), ALREADY_MEMBER. */
+qun_rc qun_invitation_create(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *username_or_null,
+                             const char *openid_or_null, const char *role, json_t **out, qun_err_t *err);
+/* The invitee accepts (accept) or declines invitation iid; *out: the invitation.
+ * Accepting checks again that the group is active (GROUP_NOT_ACTIVE while a dissolution
+ * is open, GROUP_GONE once dissolved), that the inviter may still add that role
+ * (INVITATION_STALE) and that the invitee is not a member already (ALREADY_MEMBER),
+ * then adds the member (qun_member_insert, `member.added`) in the same transaction.
+ * Declining never makes a member and emits `invitation.declined` {group, openid,
+ * invitation} to the group and the invitee.  Answering the same way again answers the
+ * invitation as it is (a replay); otherwise a decided invitation is INVITATION_CLOSED.
+ * Anyone but the invitee, and unknown ids: INVITATION_NOT_FOUND. */
+qun_rc qun_invitation_respond(qun_db_t *db, const qun_actor_t *a, const char *iid, bool accept, json_t **out,
+                              qun_err_t *err);
+/* Revoke pending invitation iid: its inviter, or whoever may make that invitation now
+ * (the owner; admins for member invitations).  Emits `invitation.revoked` {group,
+ * openid, invitation, by} to the group and the invitee; revoking again answers it as it
+ * is.  Anyone else: INVITATION_NOT_FOUND; a decided one: INVITATION_CLOSED. */
+qun_rc qun_invitation_revoke(qun_db_t *db, const qun_actor_t *a, const char *iid, json_t **out, qun_err_t *err);
+/* The id of the pending invitation of user uid into group group_id, "" when there is
+ * none (whatever the group's state). */
+qun_rc qun_invitation_pending_for(qun_db_t *db, int64_t group_id, int64_t uid, char iid[QUN_ID_MAX],
+                                  qun_err_t *err);
+/* The pending invitations of user uid, oldest first, at most QUN_INVITATIONS_MAX: a new
+ * JSON array (caller-owned) of invitations as above.  Invitations to groups no longer
+ * live, or the user has joined meanwhile, are left out. */
+qun_rc qun_invitations_of_user(qun_db_t *db, int64_t uid, json_t **out, qun_err_t *err);
+/* INVITATION_REQUIRED (detail naming POST /v1/groups/{id}/invitations) when the policy
+ * pack's invitations section asks consent for group g (its kind, or its member count
+ * above require_consent_above_members); QUN_OK otherwise.  qun_member_add calls it. */
+qun_rc qun_invitation_consent_check(qun_db_t *db, const qun_group_t *g, qun_err_t *err);
 
 /* ---- the ownership / dissolution exclusion (core/group.c) ----
  * A group has at most one of an open ownership transfer offer and an open dissolution

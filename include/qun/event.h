@@ -8,7 +8,10 @@
  * Audience of a row: every member of group_id (when not 0) and the user user_id (when
  * not 0).  Every code path that changes memberships must emit `member.added` /
  * `member.removed` (or `group.created`, or `group.dissolved` naming the successor that
- * takes the members) so the loops' membership maps stay exact.
+ * takes the members) so the loops' membership maps stay exact  An invitation
+ * (`member.invited`, `invitation.declined`, `invitation.revoked`) is addressed to the
+ * group and to the invitee, but joins nobody: only the `member.added` of its
+ * acceptance does.
  *
  * A row with neither group_id nor user_id reaches no client: it is an instruction to
  * the loops of every instance.  `session.revoked` is one: every code path that

@@ -173,10 +173,24 @@ typedef struct {
     int64_t transfer_owner_max;             /* groups one user may receive ... */
     int64_t transfer_owner_window;          /* ... within this window */
     int64_t bulk_verify_above;              /* removing more members than this needs verification */
+    /* invitations: when adding someone needs their consent (an invitation they accept)
+     * rather than a direct POST /v1/groups/{id}/members. */
+    unsigned consent_kinds; /* require_consent_kinds: bit 1 << k for each kind named */
+    int64_t consent_above;  /* require_consent_above_members: groups with MORE members;
+                             * QUN_POLICY_UNLIMITED (null in the file) for no size rule */
 } qun_policy_verify_t;
+
+/* "no limit" for a member count (null in the file). */
+#define QUN_POLICY_UNLIMITED INT64_MAX
 
 /* The verification section of p, or of the builtin pack when p is NULL.  Borrowed. */
 const qun_policy_verify_t *qun_policy_verification(const qun_policy_t *p);
+
+/* Whether adding someone to a group of kind with members members needs their consent
+ * (an invitation) under p's invitations section (the builtin pack's when p is NULL):
+ * the kind is listed in require_consent_kinds, or members exceeds
+ * require_consent_above_members. */
+bool qun_policy_consent_required(const qun_policy_t *p, const char *kind, int64_t members);
 
 /* The platform of a session's platform string (QUN_PLATFORM_OTHER when unknown), and
  * the name of a platform. */

@@ -71,28 +71,46 @@ bool qun_password_verify(const char *hash, const char *password) {
 }
 
 qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out, qun_err_t *err) {
-    char openid[QUN_ID_MAX], key[QUN_USERNAME_KEY_MAX];
+    return qun_user_create_named(db, username, NULL, pwhash, out, err);
+}
+
+qun_rc qun_user_create_named(qun_db_t *db, const char *username, const char *display_name, const char *pwhash,
+                             json_t **out, qun_err_t *err) {
+    char openid[QUN_ID_MAX], key[QUN_USERNAME_KEY_MAX], localpart[QUN_MX_LOCALPART_MAX],
+        name[QUN_DISPLAY_NAME_MAX];
     qun_id_new(openid, "u");
     int64_t now = qun_now();
     qun_q_t *q;
     qun_rc rc = qun_username_key(username, key, sizeof key, err);
+    if (rc == QUN_OK && display_name) rc = qun_display_name_check(display_name, name, err);
     if (rc != QUN_OK) return rc;
-    /* No conflict target: the exact name and its key are both unique, and either taken
-     * is the same answer. */
-    rc = qun_db_run(
-        db, &q, err,
-        "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING id",
-        "ssssi", openid, username, key, pwhash, now);
+    /* Taken names are refused below without a localpart being spent on them. */
+    rc = qun_db_run(db, &q, err, "SELECT 1 FROM users WHERE username = $1 OR username_key = $2", "ss", username,
+                    key);
+    if (rc == QUN_ROW) {
+        qun_q_done(q);
+        rc = QUN_DONE;
+    } else if (rc == QUN_DONE) {
+        rc = qun_mx_localpart_new(db, username, localpart, err);
+        /* No conflict target: the exact name and its key are both unique, and either
+         * taken is the same answer. */
+        if (rc == QUN_OK)
+            rc = qun_db_run(db, &q, err,
+                            "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, "
+                            "created_at, mx_localpart, display_name) "
+                            "VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+                            "ssssiss", openid, username, key, pwhash, now, localpart,
+                            display_name ? name : NULL);
+    }
     if (rc == QUN_DONE)
         return qun_fail_field(err, QUN_USERNAME_TAKEN, "username",
                               "username \"%s\" is taken (names are compared ignoring case and Unicode forms)",
                               username);
     if (rc != QUN_ROW) return rc;
     qun_q_done(q);
-    *out =
-        json_pack("{s:s, s:s, s:I}", "openid", openid, "username", username, "created_at", (json_int_t)now);
-    return QUN_OK;
+    *out = json_pack("{s:s, s:s, s:s?, s:s, s:I}", "openid", openid, "username", username, "display_name",
+                     display_name ? name : NULL, "mx_localpart", localpart, "created_at", (json_int_t)now);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
 
 qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, char *pwhash,
@@ -346,13 +364,16 @@ qun_rc qun_session_revoke_own(qun_db_t *db, const qun_actor_t *a, bool all, int6
 
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(
-        db, &q, err, "SELECT openid, username, is_minor, created_at FROM users WHERE id = $1", "i", a->uid);
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT openid, username, is_minor, created_at, display_name, mx_localpart "
+                           "FROM users WHERE id = $1",
+                           "i", a->uid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_USER_NOT_FOUND, "gone") : rc;
-    *out = json_pack("{s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "openid", qun_q_col_text(q, 0), "username",
-                     qun_q_col_text(q, 1), "minor", (int)qun_q_col_int(q, 2), "created_at",
+    *out = json_pack("{s:s, s:s, s:b, s:I, s:s, s:s, s:s, s:s?, s:s?}", "openid", qun_q_col_text(q, 0),
+                     "username", qun_q_col_text(q, 1), "minor", (int)qun_q_col_int(q, 2), "created_at",
                      (json_int_t)qun_q_col_int(q, 3), "platform", a->platform, "device_id", a->device_id,
-                     "session_id", "");
+                     "session_id", "", "display_name", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4),
+                     "mx_localpart", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5));
     qun_q_done(q);
     /* The server-wide roles, so a client knows which admin pages to offer. */
     json_object_set_new(*out, "server_admin", json_boolean(a->is_admin));

@@ -77,16 +77,17 @@ qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_
 qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT g.gid, m.seq, u.openid, m.kind, m.body, m.created_at FROM messages m "
+                           "SELECT g.gid, m.seq, u.openid, m.kind, m.body, m.created_at, u.display_name "
+                           "FROM messages m "
                            "JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.author_id "
                            "WHERE m.group_id = $1 AND m.seq = $2",
                            "ii", group_id, seq);
     if (rc != QUN_ROW)
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "message %lld vanished", (long long)seq) : rc;
-    json_t *p = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "group", qun_q_col_text(q, 0), "seq",
-                          (json_int_t)qun_q_col_int(q, 1), "author", qun_q_col_text(q, 2), "kind",
-                          qun_q_col_text(q, 3), "text", qun_q_col_text(q, 4), "created_at",
-                          (json_int_t)qun_q_col_int(q, 5));
+    json_t *p = json_pack("{s:s, s:I, s:s, s:s?, s:s, s:s, s:I}", "group", qun_q_col_text(q, 0), "seq",
+                          (json_int_t)qun_q_col_int(q, 1), "author", qun_q_col_text(q, 2), "author_display_name",
+                          qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind", qun_q_col_text(q, 3), "text",
+                          qun_q_col_text(q, 4), "created_at", (json_int_t)qun_q_col_int(q, 5));
     qun_q_done(q);
     return qun_event_emit(db, "message.created", group_id, 0, p, err);
 }
@@ -94,14 +95,16 @@ qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t 
 qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT g.gid, u.openid, m.role, g.name FROM groups g JOIN users u ON u.id = $2 "
+                           "SELECT g.gid, u.openid, m.role, g.name, u.display_name FROM groups g "
+                           "JOIN users u ON u.id = $2 "
                            "LEFT JOIN members m ON m.group_id = g.id AND m.user_id = u.id WHERE g.id = $1",
                            "ii", group_id, uid);
     if (rc != QUN_ROW)
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "%s: no such group or user", topic) : rc;
     json_t *p =
-        json_pack("{s:s, s:s, s:s, s:s?}", "group", qun_q_col_text(q, 0), "group_name", qun_q_col_text(q, 3),
-                  "openid", qun_q_col_text(q, 1), "role", qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2));
+        json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "group", qun_q_col_text(q, 0), "group_name", qun_q_col_text(q, 3),
+                  "openid", qun_q_col_text(q, 1), "display_name", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4),
+                  "role", qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2));
     qun_q_done(q);
     return qun_event_emit(db, topic, group_id, uid, p, err);
 }

@@ -105,14 +105,16 @@ qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err
     return fsync_dir(dir, err);
 }
 
+/* A row of FILE_COLS. */
 static json_t *file_json(qun_q_t *q) {
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "digest", qun_q_col_text(q, 0), "name",
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:I}", "digest", qun_q_col_text(q, 0), "name",
                      qun_q_col_text(q, 1), "content_type", qun_q_col_text(q, 2), "size",
-                     (json_int_t)qun_q_col_int(q, 3), "uploader", qun_q_col_text(q, 4), "created_at",
+                     (json_int_t)qun_q_col_int(q, 3), "uploader", qun_q_col_text(q, 4), "uploader_display_name",
+                     qun_q_col_null(q, 7) ? NULL : qun_q_col_text(q, 7), "created_at",
                      (json_int_t)qun_q_col_int(q, 5));
 }
 
-#define FILE_COLS "f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at, f.id"
+#define FILE_COLS "f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at, f.id, u.display_name"
 
 qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex, int64_t size,
                     const char *name, const char *content_type, json_t **out, qun_err_t *err) {
@@ -150,9 +152,13 @@ qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const c
             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             "isssiii", g.id, sha_hex, name, content_type, size, a->uid, now);
     if (rc != QUN_DONE) return rc;
-    *out = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "digest", sha_hex, "name", name, "content_type",
-                     content_type, "size", (json_int_t)size, "uploader", a->openid, "created_at",
-                     (json_int_t)now);
+    rc = qun_db_run(db, &q, err,
+                    "SELECT " FILE_COLS " FROM group_files f JOIN users u ON u.id = f.uploader_id "
+                    "WHERE f.group_id = $1 AND f.sha256 = $2",
+                    "is", g.id, sha_hex);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    *out = file_json(q);
+    qun_q_done(q);
     return QUN_OK;
 }
 

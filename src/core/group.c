@@ -118,7 +118,8 @@ static json_t *group_json(qun_db_t *db, int64_t id, int64_t uid, qun_err_t *err)
     qun_rc rc = qun_db_run(
         db, &q, err,
         "SELECT g.gid, g.name, g.kind, o.oid, g.regions, u.openid, g.state, g.member_count, "
-        "g.created_at, g.updated_at, m.role, g.next_seq - 1 FROM groups g JOIN users u ON u.id = g.owner_id "
+        "g.created_at, g.updated_at, m.role, g.next_seq - 1, u.display_name "
+        "FROM groups g JOIN users u ON u.id = g.owner_id "
         "LEFT JOIN orgs o ON o.id = g.org_id LEFT JOIN members m ON m.group_id = g.id AND m.user_id = $2 "
         "WHERE g.id = $1",
         "ii", id, uid);
@@ -132,6 +133,7 @@ static json_t *group_json(qun_db_t *db, int64_t id, int64_t uid, qun_err_t *err)
                           (json_int_t)qun_q_col_int(q, 8), "updated_at", (json_int_t)qun_q_col_int(q, 9),
                           "my_role", qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10), "last_seq",
                           (json_int_t)qun_q_col_int(q, 11));
+    json_object_set_new(o, "owner_display_name", qun_q_col_null(q, 12) ? json_null() : json_string(qun_q_col_text(q, 12)));
     qun_q_done(q);
     return o;
 }
@@ -235,15 +237,16 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
     int64_t last = 0;
     rc = qun_db_run(
         db, &q, err,
-        "SELECT u.id, u.openid, u.username, m.role, m.joined_at, u.is_minor FROM members m "
+        "SELECT u.id, u.openid, u.username, m.role, m.joined_at, u.is_minor, u.display_name FROM members m "
         "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
         "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:I, s:b}", "openid", qun_q_col_text(q, 1),
-                                               "username", qun_q_col_text(q, 2), "role", qun_q_col_text(q, 3),
-                                               "joined_at", (json_int_t)qun_q_col_int(q, 4), "minor",
-                                               (int)qun_q_col_int(q, 5)));
+        json_array_append_new(items, json_pack("{s:s, s:s, s:s?, s:s, s:I, s:b}", "openid", qun_q_col_text(q, 1),
+                                               "username", qun_q_col_text(q, 2), "display_name",
+                                               qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "role",
+                                               qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4),
+                                               "minor", (int)qun_q_col_int(q, 5)));
     }
     return qun_page(rc, items, last, limit, out);
 }
@@ -251,13 +254,13 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
 static json_t *member_json(qun_db_t *db, int64_t group_id, int64_t uid) {
     qun_q_t *q;
     if (qun_db_run(db, &q, NULL,
-                   "SELECT u.openid, u.username, m.role, m.joined_at FROM members m JOIN users u "
+                   "SELECT u.openid, u.username, m.role, m.joined_at, u.display_name FROM members m JOIN users u "
                    "ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2",
                    "ii", group_id, uid) != QUN_ROW)
         return NULL;
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:I}", "openid", qun_q_col_text(q, 0), "username", qun_q_col_text(q, 1),
-                  "role", qun_q_col_text(q, 2), "joined_at", (json_int_t)qun_q_col_int(q, 3));
+    json_t *o = json_pack("{s:s, s:s, s:s?, s:s, s:I}", "openid", qun_q_col_text(q, 0), "username",
+                          qun_q_col_text(q, 1), "display_name", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4),
+                          "role", qun_q_col_text(q, 2), "joined_at", (json_int_t)qun_q_col_int(q, 3));
     qun_q_done(q);
     return o;
 }
@@ -303,6 +306,8 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
     if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
     if (rc == QUN_OK && cur != QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_ALREADY_MEMBER, "%s is already a %s", openid, qun_role_name(cur));
+    /* Where the policy asks for consent, people join only by accepting an invitation. */
+    if (rc == QUN_OK) rc = qun_invitation_consent_check(db, &g, err);
     if (rc == QUN_OK) rc = qun_member_insert(db, g.id, uid, role, qun_now(), err);
     if (rc == QUN_OK) rc = qun_event_member(db, "member.added", g.id, uid, err);
     if (rc != QUN_OK) return rc;
@@ -606,7 +611,9 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to, "state",
                      "proposed", "verification", methods);
-    return QUN_OK;
+    rc = qun_display_name_put(db, *out, "from_display_name", a->uid, err);
+    if (rc == QUN_OK) rc = qun_display_name_put(db, *out, "to_display_name", uid, err);
+    return rc;
 }
 
 qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, bool accept, json_t **out,
@@ -662,8 +669,9 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
                         json_pack("{s:s, s:s}", "group", g.gid, "to", a->openid), err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s}", "group", g.gid, "state", accept ? "accepted" : "declined");
-    if (accept) json_object_set_new(*out, "owner", json_string(a->openid));
-    return QUN_OK;
+    if (!accept) return QUN_OK;
+    json_object_set_new(*out, "owner", json_string(a->openid));
+    return qun_display_name_put(db, *out, "owner_display_name", a->uid, err);
 }
 
 qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out,
@@ -693,7 +701,8 @@ qun_rc qun_transfer_withdraw(qun_db_t *db, const qun_actor_t *a, const char *gid
                             err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s, s:s}", "group", g.gid, "to", to_openid, "state", "withdrawn");
-    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+    if (!*out) return qun_fail(err, QUN_NOMEM, "out of memory");
+    return qun_display_name_put(db, *out, "to_display_name", to, err);
 }
 
 /* ---- member removal, one by one or in bulk ---- */

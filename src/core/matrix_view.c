@@ -8,9 +8,11 @@
 
 #include "qun/matrix.h"
 
-/* A user's Matrix localpart in SQL, for the user row aliased u.  One place to switch to
- * the users.mx_localpart column. */
-#define MX_LOCAL(u) "lower(" u ".username)" /* -- mx_localpart */
+/* A user's Matrix localpart in SQL, for the user row aliased u (users.mx_localpart, fixed
+ * at registration; a row from before its backfill reads as lower(username)). */
+#define MX_LOCAL(u) "COALESCE(" u ".mx_localpart, lower(" u ".username))"
+/* The name Matrix shows for a user: its display name, else its username. */
+#define MX_NAME(u) "COALESCE(" u ".display_name, " u ".username)"
 
 #define ROOM_COLS                                                                                            \
     "g.id, g.gid, g.name, g.kind, g.state, COALESCE(o.oid, ''), g.regions, g.owner_id, " MX_LOCAL(           \
@@ -148,8 +150,8 @@ qun_rc qun_mx_view_members(qun_db_t *db, int64_t group_id, json_t **out, qun_err
     *out = json_array();
     qun_rc rc = qun_db_run(
         db, &q, err,
-        "SELECT " MX_LOCAL(
-            "u") ", u.openid, m.role, u.username, m.joined_at FROM members m "
+        "SELECT " MX_LOCAL("u") ", u.openid, m.role, " MX_NAME(
+            "u") ", m.joined_at FROM members m "
                  "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 ORDER BY m.joined_at, u.id",
         "i", group_id);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))

@@ -21,8 +21,12 @@ qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, con
         "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
         "iiisi", g.id, seq, a->uid, text, now);
     if (rc != QUN_DONE) return rc;
-    *out = json_pack("{s:s, s:I, s:s, s:s, s:s, s:I}", "group", g.gid, "seq", (json_int_t)seq, "author",
-                     a->openid, "kind", "text", "text", text, "created_at", (json_int_t)now);
+    rc = qun_db_run(db, &q, err, "SELECT display_name FROM users WHERE id = $1", "i", a->uid);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    *out = json_pack("{s:s, s:I, s:s, s:s?, s:s, s:s, s:I}", "group", g.gid, "seq", (json_int_t)seq, "author",
+                     a->openid, "author_display_name", qun_q_col_null(q, 0) ? NULL : qun_q_col_text(q, 0), "kind",
+                     "text", "text", text, "created_at", (json_int_t)now);
+    qun_q_done(q);
     rc = qun_event_emit(db, "message.created", g.id, 0, json_incref(*out), err);
     if (rc != QUN_OK) json_decref(*out), *out = NULL;
     return rc;
@@ -39,16 +43,18 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
     json_t *items = json_array();
     int64_t last = after;
     rc = qun_db_run(db, &q, err,
-                    "SELECT m.seq, u.openid, m.kind, m.body, m.created_at FROM messages m "
+                    "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, u.display_name FROM messages m "
                     "JOIN users u ON u.id = m.author_id WHERE m.group_id = $1 AND m.seq > $2 "
                     "ORDER BY m.seq LIMIT $3",
                     "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
         json_array_append_new(items,
-                              json_pack("{s:I, s:s, s:s, s:s, s:I}", "seq", (json_int_t)last, "author",
-                                        qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2), "text",
-                                        qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4)));
+                              json_pack("{s:I, s:s, s:s?, s:s, s:s, s:I}", "seq", (json_int_t)last, "author",
+                                        qun_q_col_text(q, 1), "author_display_name",
+                                        qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5), "kind",
+                                        qun_q_col_text(q, 2), "text", qun_q_col_text(q, 3), "created_at",
+                                        (json_int_t)qun_q_col_int(q, 4)));
     }
     return qun_page(rc, items, last, limit, out);
 }

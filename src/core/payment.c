@@ -17,9 +17,11 @@ static qun_rc bill_line(qun_db_t *db, int64_t uid, const qun_group_t *g, const c
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+/* A row of PAY_COLS. */
 static json_t *payment_json(qun_q_t *q) {
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "id", qun_q_col_text(q, 0), "kind",
-                     qun_q_col_text(q, 1), "creator", qun_q_col_text(q, 2), "amount",
+    return json_pack("{s:s, s:s, s:s, s:s?, s:I, s:I, s:I, s:I, s:s, s:I}", "id", qun_q_col_text(q, 0), "kind",
+                     qun_q_col_text(q, 1), "creator", qun_q_col_text(q, 2), "creator_display_name",
+                     qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10), "amount",
                      (json_int_t)qun_q_col_int(q, 3), "shares", (json_int_t)qun_q_col_int(q, 4),
                      "claimed_amount", (json_int_t)qun_q_col_int(q, 5), "claimed_shares",
                      (json_int_t)qun_q_col_int(q, 6), "memo", qun_q_col_text(q, 7), "created_at",
@@ -28,7 +30,7 @@ static json_t *payment_json(qun_q_t *q) {
 
 #define PAY_COLS                                                                                             \
     "p.pid, p.kind, u.openid, p.amount, p.shares, p.claimed_amount, p.claimed_shares, p.memo, "              \
-    "p.created_at, p.id"
+    "p.created_at, p.id, u.display_name"
 
 qun_rc qun_payment_create(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *kind,
                           int64_t amount, int64_t shares, const char *memo, json_t **out, qun_err_t *err) {

@@ -246,6 +246,9 @@ static const qun_policy_verify_t builtin_verify = {
     .transfer_owner_max = 5,
     .transfer_owner_window = DAYS(1),
     .bulk_verify_above = 10,
+    /* Direct adds everywhere unless a pack asks for consent (WeChat asks above 40). */
+    .consent_kinds = 0,
+    .consent_above = QUN_POLICY_UNLIMITED,
 };
 
 static const char *const platform_names[QUN_PLATFORM__COUNT] = {
@@ -641,9 +644,58 @@ static qun_rc parse_limits(struct ctx *c, json_t *root, const char *section, qun
     return QUN_OK;
 }
 
+/* The invitations section: {"require_consent_kinds": [kind, ...],
+ * "require_consent_above_members": count | null}, both optional. */
+static qun_rc parse_invitations(struct ctx *c, json_t *root, qun_policy_verify_t *v) {
+    json_t *obj = json_object_get(root, "invitations"), *e;
+    if (!obj) return QUN_OK; /* the builtin: direct adds */
+    if (!json_is_object(obj)) return bad(c, "invitations", "must be an object");
+    const char *key;
+    char path[PATH_MAX_LEN];
+    qun_rc rc;
+    json_object_foreach(obj, key, e) {
+        if ((rc = check_key(c, "invitations", key)) != QUN_OK) return rc;
+        join(path, "invitations", key);
+        if (strcmp(key, "comment") == 0) {
+            if (!json_is_string(e)) return bad(c, path, "must be a string");
+        } else if (strcmp(key, "require_consent_kinds") == 0) {
+            if (!json_is_array(e)) return bad(c, path, "must be an array of group kinds");
+            unsigned mask = 0;
+            size_t i;
+            json_t *k;
+            json_array_foreach(e, i, k) {
+                char epath[PATH_MAX_LEN + 24];
+                snprintf(epath, sizeof epath, "%s[%zu]", path, i);
+                int ki = kind_index(json_string_value(k));
+                if (ki < 0)
+                    return bad(c, epath,
+                               "must be a group kind (standard, enterprise, education, finance, cross_border)");
+                if (mask & (1u << ki)) return bad(c, epath, "is listed twice");
+                mask |= 1u << ki;
+            }
+            v->consent_kinds = mask;
+        } else if (strcmp(key, "require_consent_above_members") == 0) {
+            if (json_is_null(e))
+                v->consent_above = QUN_POLICY_UNLIMITED;
+            else if ((rc = parse_int(c, path, e, 0, 1000000000, "", &v->consent_above)) != QUN_OK)
+                return rc;
+        } else {
+            return bad(c, path, "unknown key (see policies/README.md for the fields)");
+        }
+    }
+    return QUN_OK;
+}
+
+bool qun_policy_consent_required(const qun_policy_t *p, const char *kind, int64_t members) {
+    const qun_policy_verify_t *v = qun_policy_verification(p);
+    int k = kind_index(kind);
+    return (k >= 0 && (v->consent_kinds & (1u << k))) ||
+           (v->consent_above != QUN_POLICY_UNLIMITED && members > v->consent_above);
+}
+
 static qun_rc parse_verification(struct ctx *c, json_t *root, qun_policy_t *p) {
-    static const char *const top[] = {"version",  "comment",     "platforms", "step_up",
-                                      "transfer", "bulk_remove", NULL};
+    static const char *const top[] = {"version",  "comment",     "platforms",   "step_up",
+                                      "transfer", "bulk_remove", "invitations", NULL};
     qun_rc rc = check_top(c, root, top);
     if (rc != QUN_OK) return rc;
     qun_policy_verify_t v = builtin_verify;
@@ -678,6 +730,7 @@ static qun_rc parse_verification(struct ctx *c, json_t *root, qun_policy_t *p) {
         return rc;
     if ((rc = parse_limits(c, root, "transfer", &v)) != QUN_OK) return rc;
     if ((rc = parse_limits(c, root, "bulk_remove", &v)) != QUN_OK) return rc;
+    if ((rc = parse_invitations(c, root, &v)) != QUN_OK) return rc;
     p->verify = v;
     return QUN_OK;
 }
@@ -943,6 +996,16 @@ static json_t *verification_json(const qun_policy_verify_t *v) {
         if (!sec && json_object_set_new(o, limits[i].section, sec = json_object()) != 0) goto error;
         if (json_object_set_new(sec, limits[i].key, json_integer(limit_get(v, &limits[i]))) != 0) goto error;
     }
+    json_t *inv = json_object(), *kinds = json_array();
+    if (json_object_set_new(o, "invitations", inv) != 0 ||
+        json_object_set_new(inv, "require_consent_kinds", kinds) != 0 ||
+        json_object_set_new(inv, "require_consent_above_members",
+                            v->consent_above == QUN_POLICY_UNLIMITED ? json_null()
+                                                                     : json_integer(v->consent_above)) != 0)
+        goto error;
+    for (int k = 0; k < K__COUNT; k++)
+        if ((v->consent_kinds & (1u << k)) && json_array_append_new(kinds, json_string(kind_names[k])) != 0)
+            goto error;
     return o;
 error:
     json_decref(o);

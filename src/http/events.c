@@ -105,7 +105,8 @@ struct parked {
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct event *timer;
-    int64_t last_id; /* rows up to this one are already in its answer's snapshot */
+    int64_t last_id;    /* rows up to this one are already in its answer's snapshot */
+    int64_t session_id; /* the session that asked: its revocation wakes it (to refuse) */
     bool woken;
     qun_park_fn fire;
     void *arg;
@@ -408,6 +409,8 @@ static void revoked(loop_t *l, const row_t *e) {
     json_array_foreach(ids, i, v) {
         for (stream_t *s = l->streams; s; s = s->next)
             if (s->session_id == json_integer_value(v)) end_stream(s, reason);
+        for (parked_t *k = l->parked; k; k = k->next)
+            if (k->session_id == json_integer_value(v)) k->woken = true;
     }
     json_decref(p);
 }
@@ -706,6 +709,7 @@ qun_rc qun_events_park(qun_req_t *r, int64_t position, int timeout_ms, qun_park_
     p->req = r->ev;
     p->evcon = evhttp_request_get_connection(r->ev);
     p->last_id = position;
+    p->session_id = r->actor.session_id;
     p->fire = fire;
     p->arg = arg;
     p->arg_free = arg_free;

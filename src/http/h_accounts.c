@@ -10,14 +10,19 @@
 
 /* A username is 3 to 32 bytes of UTF-8: letters of any script and the rest that
  * qun_username_check allows (core/username.c). */
-static const qun_field_t user_fields[] = {
-    {"username", F_STR, true, 3, 32, NULL}, {"password", F_STR, true, 8, 256, NULL}, {0}};
+static const qun_field_t user_fields[] = {{"username", F_STR, true, 3, 32, NULL},
+                                          {"password", F_STR, true, 8, 256, NULL},
+                                          {"display_name", F_STR, false, 1, 1024, NULL},
+                                          {0}};
 
 /* Hashing is slow on purpose, so it happens on the loop thread, not the writer. */
 qun_rc h_user_create_prep(qun_req_t *r) {
     char key[QUN_USERNAME_KEY_MAX];
     qun_rc rc = qun_fields_check(r->json, user_fields, &r->err);
     if (rc == QUN_OK) rc = qun_username_check(qun_jstr(r->json, "username"), key, sizeof key, &r->err);
+    const char *dn = qun_jstr(r->json, "display_name");
+    char name[QUN_DISPLAY_NAME_MAX];
+    if (rc == QUN_OK && dn) rc = qun_display_name_check(dn, name, &r->err);
     if (rc != QUN_OK) return rc;
     r->scratch = qun_xmalloc(crypto_pwhash_STRBYTES);
     return qun_password_hash(qun_jstr(r->json, "password"), r->scratch, &r->err);
@@ -25,7 +30,8 @@ qun_rc h_user_create_prep(qun_req_t *r) {
 
 qun_rc h_user_create(qun_req_t *r) {
     json_t *out;
-    qun_rc rc = qun_user_create(r->db, qun_jstr(r->json, "username"), r->scratch, &out, &r->err);
+    qun_rc rc = qun_user_create_named(r->db, qun_jstr(r->json, "username"), qun_jstr(r->json, "display_name"),
+                                      r->scratch, &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 201, out) : rc;
 }
 
@@ -102,6 +108,24 @@ qun_rc h_session_create(qun_req_t *r) {
 qun_rc h_me(qun_req_t *r) {
     json_t *out;
     qun_rc rc = qun_me(r->db, &r->actor, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
+/* PATCH /v1/me {display_name}: a string sets it, null clears it (the username is
+ * shown then).  Answers GET /v1/me's representation. */
+qun_rc h_me_patch(qun_req_t *r) {
+    static const qun_field_t f[] = {{"display_name", F_STR, false, 1, 1024, NULL}, {0}};
+    bool clear = json_is_null(json_object_get(r->json, "display_name"));
+    qun_rc rc = qun_fields_check(r->json, f, &r->err); /* drops the null */
+    if (rc != QUN_OK) return rc;
+    const char *name = qun_jstr(r->json, "display_name");
+    if (!name && !clear)
+        return qun_fail_field(&r->err, QUN_FIELD_MISSING, "display_name",
+                              "display_name is required (a string, or null to clear it)");
+    json_t *out = NULL;
+    rc = qun_user_set_display_name(r->db, &r->actor, name, &out, &r->err);
+    json_decref(out);
+    if (rc == QUN_OK) rc = qun_me(r->db, &r->actor, &out, &r->err);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }
 

@@ -35,7 +35,7 @@ typedef struct {
 typedef struct {
     mx_ctx_t c;
     const sync_args_t *a;
-    json_t *join, *leave;
+    json_t *join, *leave, *invite;
 } sync_t;
 
 static bool parse_pos(const char *s, char prefix, int64_t *v) {
@@ -130,7 +130,9 @@ static qun_rc room_full(sync_t *s, const qun_mx_room_t *room, json_t *tail) {
 /* Whether row e ends user me's membership of room (its leave, kick or dissolution). */
 static bool own_leave(const sync_t *s, const qun_mx_room_t *room, const qun_event_row_t *e) {
     bool owner = room->owner_id == s->a->uid;
-    if (strcmp(e->topic, "member.removed") == 0) return e->user_id == s->a->uid;
+    if (strcmp(e->topic, "member.removed") == 0 || strcmp(e->topic, "invitation.declined") == 0 ||
+        strcmp(e->topic, "invitation.revoked") == 0)
+        return e->user_id == s->a->uid;
     if (strcmp(e->topic, "group.dissolved") == 0) return !owner;
     if (strcmp(e->topic, "group.purged") == 0) return owner;
     return false;
@@ -203,6 +205,68 @@ static qun_rc render_rows(sync_t *s, const qun_mx_room_t *room, json_t *members,
     qun_mx_msgs_free(msgs, nm);
     *timeline = out;
     return QUN_OK;
+}
+
+static json_t *stripped(json_t *e) {
+    return json_pack("{s:O, s:O, s:O, s:O}", "type", json_object_get(e, "type"), "state_key",
+                     json_object_get(e, "state_key"), "sender", json_object_get(e, "sender"), "content",
+                     json_object_get(e, "content"));
+}
+
+/* A room the user is invited into: its stripped state (create, name, join rules, the
+ * inviter's and the invitation's member events), as clients show an invitation. */
+static qun_rc invite_entry(sync_t *s, const qun_mx_room_t *room, const char *inviter_openid) {
+    json_t *members = NULL, *diss = NULL;
+    qun_err_t err;
+    qun_rc rc = qun_mx_view_members(s->c.db, room->id, &members, &err);
+    if (rc == QUN_OK) rc = qun_mx_view_dissolution(s->c.db, room->id, &diss, &err);
+    if (rc != QUN_OK) {
+        json_decref(members);
+        return rc;
+    }
+    json_t *state = mx_state(&s->c, room, members, diss), *events = json_array();
+    const char *inviter = mx_local(&s->c, inviter_openid);
+    char inviter_id[QUN_MX_ID_MAX], me[QUN_MX_ID_MAX], rid[QUN_MX_ID_MAX];
+    qun_mx_user_id(*inviter ? inviter : room->owner_local, inviter_id, sizeof inviter_id);
+    qun_mx_user_id(s->a->local, me, sizeof me);
+    size_t i;
+    json_t *e;
+    json_array_foreach(state, i, e) {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        bool keep = strcmp(type, "m.room.create") == 0 || strcmp(type, "m.room.name") == 0 ||
+                    strcmp(type, "m.room.join_rules") == 0 ||
+                    (strcmp(type, "m.room.member") == 0 &&
+                     strcmp(json_string_value(json_object_get(e, "state_key")), inviter_id) == 0);
+        if (keep) json_array_append_new(events, stripped(e));
+    }
+    json_array_append_new(events, json_pack("{s:s, s:s, s:s, s:{s:s}}", "type", "m.room.member", "state_key",
+                                            me, "sender", inviter_id, "content", "membership", "invite"));
+    qun_mx_room_id(room->gid, rid, sizeof rid);
+    json_object_set_new(s->invite, rid, json_pack("{s:{s:o}}", "invite_state", "events", events));
+    json_decref(state);
+    json_decref(members);
+    json_decref(diss);
+    return QUN_OK;
+}
+
+/* Whether the user, not a member of room, has a pending invitation into it that rows
+ * announce; the inviter's openid into inviter. */
+static bool invited(sync_t *s, const qun_mx_room_t *room, qun_event_row_t *rows, int n, char *inviter,
+                    size_t size) {
+    char iid[QUN_ID_MAX] = "";
+    qun_err_t err;
+    bool seen = false;
+    inviter[0] = '\0';
+    for (int i = 0; i < n; i++)
+        if (strcmp(rows[i].topic, "member.invited") == 0 && rows[i].user_id == s->a->uid) {
+            json_t *p = json_loads(rows[i].payload, 0, NULL);
+            const char *by = json_string_value(json_object_get(p, "by"));
+            snprintf(inviter, size, "%s", by ? by : "");
+            json_decref(p);
+            seen = true;
+        }
+    if (!seen || room->role[0]) return false;
+    return qun_invitation_pending_for(s->c.db, room->id, s->a->uid, iid, &err) == QUN_OK && iid[0];
 }
 
 /* A room the rows after since touched: a delta when joined all along, full state when
@@ -333,7 +397,11 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
         for (int i = 0; i < n; i++)
             if (rows[i].group_id == groups[k]) sub[m++] = rows[i];
         bool after = has_id(joined, nj, groups[k]) && room.role[0];
-        rc = room_delta(s, &room, sub, m, after);
+        char inviter[QUN_ID_MAX];
+        if (invited(s, &room, sub, m, inviter, sizeof inviter))
+            rc = invite_entry(s, &room, inviter);
+        else
+            rc = room_delta(s, &room, sub, m, after);
         /* Room account data alone still makes a joined room's entry. */
         char rid[QUN_MX_ID_MAX];
         qun_mx_room_id(room.gid, rid, sizeof rid);
@@ -362,7 +430,7 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         a->since = -1;
         a->force_limited = true;
     }
-    sync_t s = {.a = a, .join = json_object(), .leave = json_object()};
+    sync_t s = {.a = a, .join = json_object(), .leave = json_object(), .invite = json_object()};
     mx_ctx_init(&s.c, db, a->session_id);
     bool global_data = false;
     if (a->since < 0 || a->full_state) {
@@ -373,20 +441,33 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         for (size_t i = 0; rc == QUN_OK && i < n; i++)
             if (strcmp(mx_membership(&rooms[i]), "join") == 0) rc = room_full(&s, &rooms[i], NULL);
         free(rooms);
+        json_t *inv = NULL;
+        if (rc == QUN_OK) rc = qun_invitations_of_user(db, a->uid, &inv, err);
+        size_t i;
+        json_t *it;
+        json_array_foreach(inv, i, it) {
+            qun_mx_room_t room;
+            if (rc != QUN_OK) break;
+            rc = qun_mx_view_room(db, a->uid, 0, json_string_value(json_object_get(it, "group")), &room, err);
+            if (rc == QUN_OK) rc = invite_entry(&s, &room, json_string_value(json_object_get(it, "inviter")));
+        }
+        json_decref(inv);
     } else {
         rc = incremental(&s, pos, &global_data);
     }
     json_t *data = NULL;
     if (rc == QUN_OK) rc = global_data ? qun_mx_data_list(db, a->uid, 0, &data, err) : QUN_OK;
     if (rc == QUN_OK) {
-        *empty = json_object_size(s.join) == 0 && json_object_size(s.leave) == 0 && !global_data;
-        *out = json_pack("{s:o, s:{s:o, s:o, s:{}}, s:{s:o}}", "next_batch", tok('s', pos), "rooms", "join",
-                         s.join, "leave", s.leave, "invite", "account_data", "events",
+        *empty = json_object_size(s.join) == 0 && json_object_size(s.leave) == 0 &&
+                 json_object_size(s.invite) == 0 && !global_data;
+        *out = json_pack("{s:o, s:{s:o, s:o, s:o}, s:{s:o}}", "next_batch", tok('s', pos), "rooms", "join",
+                         s.join, "leave", s.leave, "invite", s.invite, "account_data", "events",
                          data ? data : json_array());
-        s.join = s.leave = NULL;
+        s.join = s.leave = s.invite = NULL;
     }
     json_decref(s.join);
     json_decref(s.leave);
+    json_decref(s.invite);
     mx_ctx_free(&s.c);
     return rc;
 }
@@ -408,10 +489,19 @@ static bool sync_fire(struct evhttp_request *ev, qun_db_t *db, void *arg, bool t
     json_t *out = NULL;
     bool empty = true;
     qun_err_t err = {{0}, {0}};
+    int64_t expires;
     qun_rc rc = qun_db_read_begin(db, &err);
     if (rc == QUN_OK) {
-        rc = sync_build(db, a, &out, &empty, &err);
+        /* The session may have ended while the request waited: then it learns nothing more. */
+        rc = qun_event_session_live(db, a->session_id, &expires, &err);
+        if (rc == QUN_OK) rc = sync_build(db, a, &out, &empty, &err);
         qun_db_read_end(db);
+    }
+    if (rc == QUN_TOKEN_INVALID) {
+        send_json(ev, 401,
+                  "{\"errcode\":\"M_UNKNOWN_TOKEN\",\"error\":\"the access token is no longer valid\","
+                  "\"soft_logout\":false}");
+        return true;
     }
     if (rc != QUN_OK) {
         qun_log("warn", "matrix sync: %s", err.msg);
@@ -460,7 +550,7 @@ qun_rc h_mx_sync(qun_req_t *r) {
     a->uid = r->actor.uid;
     a->session_id = r->actor.session_id;
     a->since = -1;
-    qun_rc rc = qun_mx_local_of(r->db, r->actor.uid, a->local, &r->err);
+    qun_rc rc = qun_mx_view_local(r->db, r->actor.openid, a->local, &r->err);
     if (rc == QUN_OK) rc = filter_limit(r, qun_query(r, "filter"), &a->limit);
     if (rc != QUN_OK) {
         free(a);

@@ -350,6 +350,13 @@ int mx_row(mx_ctx_t *c, const qun_mx_room_t *room, json_t *members, const qun_ev
         const char *by = mx_local(c, json_string_value(json_object_get(p, "by")));
         const char *reason = json_string_value(json_object_get(p, "reason"));
         k += add(out, member_event(id, *by ? by : who, who, ts, member_content("leave", NULL, reason)));
+    } else if (topic_is(e, "member.invited") && *who) {
+        const char *by = mx_local(c, json_string_value(json_object_get(p, "by")));
+        k += add(out, member_event(id, *by ? by : room->owner_local, who, ts,
+                                   member_content("invite", NULL, NULL)));
+    } else if ((topic_is(e, "invitation.declined") || topic_is(e, "invitation.revoked")) && *who) {
+        const char *by = mx_local(c, json_string_value(json_object_get(p, "by")));
+        k += add(out, member_event(id, *by ? by : who, who, ts, member_content("leave", NULL, NULL)));
     } else if (topic_is(e, "member.display_name_changed") && *who) {
         k += add(out, member_event(id, who, who, ts,
                                    member_content(

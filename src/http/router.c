@@ -48,6 +48,7 @@ const int qun_routes_count = sizeof qun_routes / sizeof qun_routes[0];
 #define MAX_ROUTES 256
 static _Atomic uint64_t m_count[MAX_ROUTES + 1][6]; /* by route and status class */
 static _Atomic uint64_t m_ms[MAX_ROUTES + 1];
+_Static_assert(sizeof qun_routes / sizeof qun_routes[0] <= MAX_ROUTES, "raise MAX_ROUTES for the route table");
 static _Atomic uint64_t m_replays;
 
 /* ---- matching ---- */

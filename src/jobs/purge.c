@@ -4,8 +4,8 @@
  * file references (dropping blobs whose count reaches zero, queueing their unlink and
  * a CDN-purge outbox event each), the server copies of its exports (whole-group
  * archives and members' own copies alike: each holds the group's messages and file
- * bytes), its storage grants, the message events that carry message text, and
- * memberships; then it writes the purge receipt and moves the group to `purged`.
+ * bytes), its storage grants, the message events that carry message text, its
+ * invitations and memberships; then it writes the purge receipt and moves the group to `purged`.
  * A legal hold defers all of it (gate).  purge_payments, due when the retention ends,
  * removes the group's payment records; personal bill lines are never touched.
  * Every batch updates the job's progress counters in its own transaction, so the
@@ -285,6 +285,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         bad |= json_object_set_new(p, "grants_deleted", json_integer(0));
         bad |= json_object_set_new(p, "message_events_deleted", json_integer(0));
         bad |= json_object_set_new(p, "members_removed", json_integer(0));
+        bad |= json_object_set_new(p, "invitations_deleted", json_integer(0));
         rc = qun_diss_transition(db, ref_id, QUN_DISS_DISSOLVED, QUN_DISS_PURGING, err);
         if (rc == QUN_OK && bad) rc = no_memory(err);
         if (rc == QUN_OK)
@@ -327,7 +328,13 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         }
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "members") == 0) {
-        rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
+        /* Invitations name the group and its people (who invited whom): they go with the
+         * memberships, every state alike. */
+        rc = qun_db_run(db, NULL, err, "DELETE FROM invitations WHERE group_id = $1", "i", group_id);
+        if (rc == QUN_DONE) {
+            bad |= bump(p, "invitations_deleted", qun_db_changes(db));
+            rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
+        }
         if (rc == QUN_DONE) {
             bad |= bump(p, "members_removed", qun_db_changes(db));
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);

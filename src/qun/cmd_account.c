@@ -1,24 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /* Account commands: register, login (saves the token), logout (revokes the session
- * and forgets the token), whoami and sessions. */
+ * and forgets the token), whoami, sessions and display-name. */
 #include <string.h>
 
 #include "client.h"
 
-static const qun_opt_t password_opts[] = {{"--password", "-p", true}, {0}};
-
 int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--password", "-p", true}, {"--display-name", NULL, true}, {0}};
     qun_args_t a;
     char password[512];
     json_t *out = NULL;
-    int rc = qun_args_parse(argc, argv, password_opts, 1, 1, "register <username> [--password P]", &a);
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, "register <username> [--password P] [--display-name NAME]",
+                            &a);
     if (rc != QUN_EXIT_OK) return rc;
     rc = qun_read_password(a.val[0], true, password, sizeof password);
     if (rc != QUN_EXIT_OK) goto out;
     qun_call_t call = {.method = "POST",
                        .path = "/v1/users",
                        .no_auth = true,
-                       .body = json_pack("{s:s, s:s}", "username", a.pos[0], "password", password)};
+                       .body = json_pack("{s:s, s:s, s:s?}", "username", a.pos[0], "password", password,
+                                         "display_name", a.val[1])};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
     json_decref(call.body);
@@ -29,8 +30,11 @@ int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("registered %s (openid %s)\nnext: qun login %s\n", qun_jstr_or(out, "username", a.pos[0]),
-               qun_jstr_or(out, "openid", "?"), a.pos[0]);
+        printf("registered %s%s%s%s (openid %s)\nnext: qun login %s\n", qun_jstr_or(out, "username", a.pos[0]),
+               json_is_string(json_object_get(out, "display_name")) ? " \"" : "",
+               qun_jstr_or(out, "display_name", ""),
+               json_is_string(json_object_get(out, "display_name")) ? "\"" : "", qun_jstr_or(out, "openid", "?"),
+               a.pos[0]);
 out:
     sodium_memzero(password, sizeof password);
     json_decref(out);
@@ -155,6 +159,8 @@ int qun_cmd_whoami(qun_cli_t *c, int argc, char **argv) {
     } else {
         printf("%s\n", qun_jstr_or(me, "username", "?"));
         printf("  openid:   %s\n", qun_jstr_or(me, "openid", "?"));
+        printf("  name:     %s\n", qun_jstr_or(me, "display_name", "(none: the username is shown)"));
+        printf("  matrix:   @%s\n", qun_jstr_or(me, "mx_localpart", "?"));
         printf("  session:  %s (%s, device %s)\n", qun_jstr_or(me, "session_id", "?"),
                qun_jstr_or(me, "platform", "?"), qun_jstr_or(me, "device_id", "?"));
         printf("  since:    %s\n", qun_fmt_time(qun_jint(me, "created_at"), t));
@@ -184,5 +190,28 @@ int qun_cmd_sessions(qun_cli_t *c, int argc, char **argv) {
                    qun_fmt_time(qun_jint(s, "expires_at"), t2));
     }
     json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+/* display-name NAME | display-name --clear: PATCH /v1/me. */
+int qun_cmd_display_name(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--clear", NULL, false}, {0}};
+    static const char usage[] = "display-name <name> | display-name --clear";
+    qun_args_t a;
+    json_t *me = NULL;
+    int rc = qun_args_parse(argc, argv, opts, 0, 1, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if ((a.npos == 1) == (a.val[0] != NULL))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "give a name or --clear; usage: qun %s", usage);
+    json_t *body = a.npos == 1 ? json_pack("{s:s}", "display_name", a.pos[0]) : json_pack("{s:n}", "display_name");
+    rc = qun_cli_json(c, "PATCH", "/v1/me", body, &me);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(me);
+    else if (json_is_string(json_object_get(me, "display_name")))
+        printf("your display name is now \"%s\"\n", qun_jstr_or(me, "display_name", ""));
+    else
+        printf("your display name is cleared; people see your username, %s\n", qun_jstr_or(me, "username", "?"));
+    json_decref(me);
     return QUN_EXIT_OK;
 }

@@ -47,8 +47,9 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     return QUN_EXIT_OK;
 }
 
-/* Map openids to usernames from the member list, so history reads like a chat.  Best
- * effort: after a dissolution the owner may read messages but not list members. */
+/* Map openids to names from the member list (the display name, else the username), so
+ * history reads like a chat.  Best effort: after a dissolution the owner may read
+ * messages but not list members; a message's own author_display_name comes first. */
 static json_t *member_names(qun_cli_t *c, const char *gid) {
     char path[512];
     json_t *names = json_object(), *m;
@@ -59,7 +60,9 @@ static json_t *member_names(qun_cli_t *c, const char *gid) {
     if (qun_cli_call(c, &call, &resp) == QUN_EXIT_OK)
         json_array_foreach(json_object_get(resp.json, "items"), i,
                            m) if (json_is_string(json_object_get(m, "openid")))
-            json_object_set(names, qun_jstr_or(m, "openid", ""), json_object_get(m, "username"));
+            json_object_set(names, qun_jstr_or(m, "openid", ""),
+                            json_object_get(m, json_is_string(json_object_get(m, "display_name")) ? "display_name"
+                                                                                                   : "username"));
     qun_resp_free(&resp);
     return names;
 }
@@ -97,7 +100,8 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
         char t[32];
         const char *author = qun_jstr_or(m, "author", "?");
         printf("#%-4lld %s  %s: %s\n", (long long)qun_jint(m, "seq"),
-               qun_fmt_time(qun_jint(m, "created_at"), t), qun_jstr_or(names, author, author),
+               qun_fmt_time(qun_jint(m, "created_at"), t),
+               qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)),
                qun_jstr_or(m, "text", ""));
     }
     if (json_array_size(items) == 0) printf("no messages\n");

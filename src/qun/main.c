@@ -29,11 +29,13 @@ int qun_cmd_grant(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
-    {"register", qun_cmd_register, "register <username> [--password P]", "create an account"},
+    {"register", qun_cmd_register, "register <username> [--password P] [--display-name NAME]", "create an account"},
     {"login", qun_cmd_login, "login <username> [--password P] [--device ID] [--platform cli]",
      "log in and save the token"},
     {"logout", qun_cmd_logout, "logout", "revoke this session and forget the token"},
     {"whoami", qun_cmd_whoami, "whoami", "show who the saved token belongs to"},
+    {"display-name", qun_cmd_display_name, "display-name <name> | display-name --clear",
+     "set or clear the name shown for you"},
     {"sessions", qun_cmd_sessions, "sessions", "list your active sessions"},
     {"group", qun_cmd_group, "group create <name> [--kind K] [--org O]", "create a group"},
     {"group", NULL, "group list", "list your groups"},
@@ -43,6 +45,11 @@ static const command_t commands[] = {
     {"group", NULL, "group remove <gid> <openid>", "remove a member"},
     {"group", NULL, "group role <gid> <openid> admin|member", "change a member's role"},
     {"group", NULL, "group rename <gid> <name>", "rename a group"},
+    {"invite", qun_cmd_invite, "invite <gid> <username> [--role admin|member] [--openid]",
+     "invite someone; they join by accepting"},
+    {"invitations", qun_cmd_invitations, "invitations", "list your pending invitations"},
+    {"invitation", qun_cmd_invitation, "invitation accept|decline <invitation-id>", "answer an invitation"},
+    {"invitation", NULL, "invitation revoke <invitation-id>", "revoke an invitation you made"},
     {"post", qun_cmd_post, "post <gid> <text...>", "post a message"},
     {"history", qun_cmd_history, "history <gid> [--after N] [--limit N]", "read messages"},
     {"upload", qun_cmd_upload, "upload <gid> <path>", "upload a file"},

@@ -128,6 +128,11 @@ int main(int argc, char **argv) {
             "%lld accounts share their username's key with an older account and log in by their exact "
             "username only; list them with GET /v1/admin/username-collisions (qun admin username-collisions)",
             (long long)collisions);
+    /* Migration 0023 gave every account its Matrix localpart; a row written since by
+     * something other than qund (SQLite cannot make the column NOT NULL) gets one here. */
+    int64_t localparts;
+    if (qun_mx_localpart_backfill(wdb, &localparts, &err) != QUN_OK) return die("Matrix localparts", &err);
+    if (localparts) qun_log("info", "gave %lld accounts their Matrix localpart", (long long)localparts);
     static qun_note_key_t ledger_key;
     char key_path[600];
     snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);

@@ -89,7 +89,7 @@ def test_no_dissolution_while_an_offer_is_open_until_declined_or_withdrawn(srv):
     # The owner withdraws the offer: only the owner, only an open one.
     expect(heir.delete(f"/v1/groups/{gid}/transfer"), 403, "FORBIDDEN_ROLE")
     out = expect(owner.delete(f"/v1/groups/{gid}/transfer"), 200)
-    assert out == {"group": gid, "to": heir.openid, "state": "withdrawn"}
+    assert out == {"group": gid, "to": heir.openid, "to_display_name": None, "state": "withdrawn"}
     expect(owner.delete(f"/v1/groups/{gid}/transfer"), 404, "TRANSFER_NOT_FOUND")
     expect(heir.post(f"/v1/groups/{gid}/transfer/accept"), 404, "TRANSFER_NOT_FOUND")
     assert "transfer.withdrawn" in history(owner, gid)

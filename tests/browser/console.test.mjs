@@ -303,6 +303,24 @@ try {
     await shot(owner.page, 'group');
   });
 
+  await step('the member sets a Chinese display name on the profile; the owner sees it live', async () => {
+    const page = member.page;
+    await page.goto(`${URL}/#/me`);
+    await page.waitForSelector('input[name=display-name]');
+    await page.fill('input[name=display-name]', '  王小明 ');
+    await page.click('#save-display-name');
+    await page.waitForFunction(() => document.getElementById('my-display-name')?.textContent === '王小明');
+    check((await page.inputValue('input[name=display-name]')) === '王小明', 'the stored name is trimmed');
+    await shot(page, 'profile-name-zh');
+    // The owner's open group page hears member.display_name_changed: the member's
+    // message and row say the new name without a reload.
+    await owner.page.waitForSelector('#messages li:has-text("周五见") .who:text-is("王小明")', { timeout: 10000 });
+    await owner.page.waitForSelector('#members li .who:text-is("王小明")');
+    // The answers carry it too: the member's own page shows it after a reload.
+    await page.goto(`${URL}/#/g/${gid}`);
+    await page.waitForSelector('#messages li:has-text("周五见") .who:text-is("王小明")');
+  });
+
   await step('the dissolve flow shows the impact preview', async () => {
     await requestDissolution(owner.page);
     const impact = await owner.page.textContent('#impact');

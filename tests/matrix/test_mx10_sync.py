@@ -190,3 +190,67 @@ def test_bad_input_is_never_5xx(url, nio):
     # Garbage since: an initial sync, limited.
     body = raw_sync(url, tok, since="garbage")
     assert body["next_batch"].startswith("s")
+
+
+def test_display_name_change_shows_as_member_event(url, nio):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    a = login(nio, alice)
+    first = sync(a)
+    expect(bob.patch("/v1/me", {"display_name": "Bobby Tables"}), 200)
+    r = sync(a, since=first.next_batch)
+    ev = [e for e in r.rooms.join[room_id(gid)].timeline.events if isinstance(e, RoomMemberEvent)]
+    assert ev and ev[-1].state_key == mxid(bob) and ev[-1].content["displayname"] == "Bobby Tables"
+    assert ev[-1].membership == "join"
+    jm = requests.get(url + f"/_matrix/client/v3/rooms/{room_id(gid)}/joined_members",
+                      params={"access_token": a.c.access_token}, timeout=30).json()
+    assert jm["joined"][mxid(bob)]["display_name"] == "Bobby Tables"
+
+
+def test_invitations_show_in_invite_then_join_or_leave(url, nio):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, name="invited")
+    other = make_group(alice, name="declined")
+    a, b = login(nio, alice), login(nio, bob)
+    a0, b0 = sync(a), sync(b)
+    inv = expect(alice.post(f"/v1/groups/{gid}/invitations", {"openid": bob.openid}), 201)
+    inv2 = expect(alice.post(f"/v1/groups/{other}/invitations", {"openid": bob.openid}), 201)
+    r = sync(b, since=b0.next_batch)
+    assert set(r.rooms.invite) == {room_id(gid), room_id(other)}
+    st = r.rooms.invite[room_id(gid)].invite_state
+    mine = [e for e in st if getattr(e, "state_key", None) == mxid(bob)]
+    assert mine and mine[-1].membership == "invite" and mine[-1].sender == mxid(alice)
+    assert b.c.invited_rooms[room_id(gid)].name == "invited"
+    # The initial sync lists them too; the members see an invite member event.
+    assert set(sync(b, full_state=True).rooms.invite) == {room_id(gid), room_id(other)}
+    ra = sync(a, since=a0.next_batch)
+    ev = [e for e in ra.rooms.join[room_id(gid)].timeline.events if isinstance(e, RoomMemberEvent)]
+    assert ev and ev[-1].membership == "invite" and ev[-1].state_key == mxid(bob)
+    expect(bob.post(f"/v1/invitations/{inv['id']}/accept", {}), 200)
+    expect(bob.post(f"/v1/invitations/{inv2['id']}/decline", {}), 200)
+    r2 = sync(b, since=r.next_batch)
+    assert room_id(gid) in r2.rooms.join and not r2.rooms.invite
+    assert room_id(other) in r2.rooms.leave
+    last = r2.rooms.leave[room_id(other)].timeline.events[-1]
+    assert isinstance(last, RoomMemberEvent) and last.membership == "leave" and last.state_key == mxid(bob)
+
+
+def test_logout_ends_a_parked_sync(url, nio, loop):
+    alice = register(url)
+    make_group(alice)
+    a = login(nio, alice)
+    first = sync(a)
+    tok = a.c.access_token
+
+    async def park_then_logout():
+        fut = loop.run_in_executor(None, lambda: requests.get(
+            url + SYNC, params={"since": first.next_batch, "timeout": 20000, "access_token": tok}, timeout=30))
+        await asyncio.sleep(0.5)
+        await loop.run_in_executor(None, lambda: requests.post(
+            url + "/_matrix/client/v3/logout", params={"access_token": tok}, json={}, timeout=10))
+        t0 = time.monotonic()
+        r = await fut
+        return r, time.monotonic() - t0
+
+    r, took = loop.run_until_complete(park_then_logout())
+    assert r.status_code == 401 and r.json()["errcode"] == "M_UNKNOWN_TOKEN" and took < 2, (r.text, took)

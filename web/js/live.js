@@ -21,11 +21,12 @@ const RETRY_MS = 3000;
 // Events of a group that change its state (docs/events.md).
 const GROUP_EVENTS = ['dissolution.requested', 'dissolution.pending', 'dissolution.approved',
   'dissolution.cancelled', 'dissolution.rejected', 'dissolution.expired', 'group.dissolved',
-  'group.restored', 'group.purged'];
+  'group.restored', 'group.purged', 'member.display_name_changed'];
 
 // Follows group gid from message seq afterSeq:
 //   onMessages(items)    each batch of newer messages, in seq order, each once;
-//   onGroup(type, data)  each state event of the group (dissolution.*, group.*);
+//   onGroup(type, data)  each state event of the group (dissolution.*, group.*) and each
+//                        member.display_name_changed;
 //   onError(err)         a failed fetch (it keeps trying, unless the group is gone).
 // Returns stop().  follow.mode() says 'events' or 'polling' (for tests and the UI).
 export function followGroup(gid, afterSeq, { onMessages, onGroup = () => {}, onError = () => {} }) {

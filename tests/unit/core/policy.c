@@ -334,7 +334,27 @@ static void test_verification(void) {
           v->platform[QUN_PLATFORM_CLI] == QUN_VM_TYPED_NAME);
     CHECK(v->step_up == QUN_VM_QR && v->transfer_group_max == 1);
     CHECK(v->transfer_owner_max == 5 && v->bulk_verify_above == 10); /* omitted: builtin */
+    /* No invitations section: direct adds everywhere. */
+    CHECK(!qun_policy_consent_required(p, "education", 100000));
     qun_policy_free(p);
+
+    /* Consent per kind and above a size (WeChat's 40): more than 40 members, not 40. */
+    write_file(path, "{\"version\": 1, \"platforms\": {\"android\": [\"qr\"], \"ios\": [\"qr\"], "
+                     "\"windows\": [\"qr\"], \"web\": [\"qr\"], \"cli\": [\"confirm\"], \"other\": [\"qr\"]}, "
+                     "\"step_up\": [\"qr\"], \"invitations\": {\"require_consent_kinds\": [\"education\"], "
+                     "\"require_consent_above_members\": 40}}");
+    p = NULL;
+    CHECK(qun_policy_load_dir(dir, &p, &err) == QUN_OK);
+    if (!p) return;
+    CHECK(qun_policy_consent_required(p, "education", 1));
+    CHECK(!qun_policy_consent_required(p, "standard", 40) && qun_policy_consent_required(p, "standard", 41));
+    json_t *j = qun_policy_json(p);
+    json_t *inv = json_object_get(json_object_get(j, "verification"), "invitations");
+    CHECK(json_integer_value(json_object_get(inv, "require_consent_above_members")) == 40);
+    CHECK(json_array_size(json_object_get(inv, "require_consent_kinds")) == 1);
+    json_decref(j);
+    qun_policy_free(p);
+    CHECK(!qun_policy_consent_required(NULL, "education", 1000)); /* the builtin pack */
 }
 
 static void test_missing(void) {
@@ -435,6 +455,14 @@ static const struct broken {
     {"verification.json", "bulk_remove.verify_above_members", "-1", NULL, "bulk_remove.verify_above_members",
      "must be an integer >= 0"},
     {"verification.json", "platforms", NULL, NULL, "platforms", "is required"},
+    {"verification.json", "invitations.require_consent_kinds", "[\"school\"]", NULL,
+     "invitations.require_consent_kinds[0]", "must be a group kind"},
+    {"verification.json", "invitations.require_consent_kinds", "[\"finance\", \"finance\"]", NULL,
+     "invitations.require_consent_kinds[1]", "listed twice"},
+    {"verification.json", "invitations.require_consent_above_members", "-1", NULL,
+     "invitations.require_consent_above_members", "must be an integer >= 0"},
+    {"verification.json", "invitations.require_consent", "true", NULL, "invitations.require_consent",
+     "unknown key"},
 };
 
 static void test_broken(void) {

@@ -27,7 +27,7 @@ export function approvalItem(a, ctx) {
     }
   };
   return h('li', { class: 'card approval', 'data-id': a.id, 'data-kind': a.kind },
-    h('p', {}, t('approvals.item', { kind: a.kind, group: a.group_name, gkind: a.group_kind, by: a.requested_by })),
+    h('p', {}, t('approvals.item', { kind: a.kind, group: a.group_name, gkind: a.group_kind, by: a.requested_by_display_name || a.requested_by })),
     h('p', { class: 'muted' }, when(a.created_at), ' → ', when(a.expires_at)),
     field(t('approvals.reason'), reason),
     h('div', { class: 'row' },

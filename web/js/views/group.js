@@ -31,12 +31,16 @@ export async function serverSkew(gid) {
   }
 }
 
+// The name shown for a person: the display name they chose, else the username.
+const shownName = (m) => m.display_name || m.username;
+
 function messageItem(m, names) {
   const notice = noticeOf(m);
   const text = notice ? t('group.system_notice', { when: when(notice.dissolves_at) })
     : m.kind === 'system' ? t('group.system', { text: m.text }) : m.text;
-  return h('li', { class: m.kind === 'system' ? 'msg system' : 'msg', 'data-seq': m.seq },
-    h('span', { class: 'who' }, m.kind === 'system' ? 'qun' : (names.get(m.author) || m.author.slice(0, 8))),
+  return h('li', { class: m.kind === 'system' ? 'msg system' : 'msg', 'data-seq': m.seq, 'data-author': m.author },
+    h('span', { class: 'who' }, m.kind === 'system' ? 'qun'
+      : (m.author_display_name || names.get(m.author) || m.author.slice(0, 8))),
     h('span', { class: 'text' }, text),
     h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)));
 }
@@ -55,7 +59,8 @@ export async function groupView([gid], ctx) {
   const live = g.state === 'active' || g.state === 'review' || g.state === 'pending';
   const [members, files, payments] = await Promise.allSettled([
     api.get(`${base}/members?limit=200`), api.get(`${base}/files?limit=200`), api.get(`${base}/payments`)]);
-  const names = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, m.username]) : []);
+  const names = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, shownName(m)]) : []);
+  const usernames = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, m.username]) : []);
 
   // ---- banner: the notice with the time left, while the group is pending ----
   const stateBadge = h('span', { id: 'group-state' }, badge(g.state));
@@ -132,11 +137,21 @@ export async function groupView([gid], ctx) {
       if (e.code === 'GROUP_GONE') gone();
     }
   }
+  // A member chose another display name: their messages and their row say it at once.
+  function renamed(data) {
+    const name = data.display_name || usernames.get(data.openid) || data.openid.slice(0, 8);
+    names.set(data.openid, name);
+    for (const el of document.querySelectorAll('#group [data-author] .who, #members [data-openid] .who')) {
+      const li = el.closest('[data-author], [data-openid]');
+      if ((li.dataset.author || li.dataset.openid) === data.openid) el.textContent = name;
+    }
+  }
   let follow = null;
   if (live) {
     follow = followGroup(gid, after, {
       onMessages: addMessages,
-      onGroup: (type) => (type === 'group.dissolved' || type === 'group.purged' ? gone() : reload()),
+      onGroup: (type, data) => (type === 'member.display_name_changed' ? renamed(data)
+        : type === 'group.dissolved' || type === 'group.purged' ? gone() : reload()),
       onError: (e) => e.code === 'GROUP_GONE' && gone(),
     });
     ctx.onLeave(follow);
@@ -163,7 +178,8 @@ export async function groupView([gid], ctx) {
   let memberSection;
   if (members.status === 'fulfilled') {
     const ul = h('ul', { class: 'list', id: 'members' }, members.value.items.map((m) =>
-      h('li', {}, h('span', {}, m.username), ' ', h('span', { class: `role role-${m.role}` }, t('role.' + m.role)),
+      h('li', { 'data-openid': m.openid }, h('span', { class: 'who', title: m.username }, shownName(m)), ' ',
+        h('span', { class: `role role-${m.role}` }, t('role.' + m.role)),
         m.minor ? ' ⚑' : '', ' ', h('code', { class: 'muted small' }, m.openid))));
     let add = null;
     if (canManage && g.state === 'active') {
@@ -177,8 +193,10 @@ export async function groupView([gid], ctx) {
         const body = { openid: who.value.trim() };
         if (isOwner) body.role = role.value;
         const m = await api.post(`${base}/members`, body);
-        names.set(m.openid, m.username);
-        ul.append(h('li', {}, h('span', {}, m.username), ' ', h('span', { class: `role role-${m.role}` }, t('role.' + m.role))));
+        names.set(m.openid, shownName(m));
+        usernames.set(m.openid, m.username);
+        ul.append(h('li', { 'data-openid': m.openid }, h('span', { class: 'who', title: m.username }, shownName(m)), ' ',
+          h('span', { class: `role role-${m.role}` }, t('role.' + m.role))));
         who.value = '';
         toast(t('group.member_added'));
       }));

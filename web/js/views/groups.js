@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // My groups (with the create form) and the profile page (which shows the openid
-// others need to add you to a group).
+// others need to add you to a group, and sets the display name others see).
 
 import { api, session } from '../api.js';
 import { t } from '../i18n.js';
@@ -49,9 +49,26 @@ export async function profileView() {
       }
     },
   }, t('profile.copy'));
+  const shown = h('dd', { id: 'my-display-name' }, me.display_name || t('profile.display_name_none'));
+  const name = h('input', { name: 'display-name', maxlength: 64, value: me.display_name || '',
+    placeholder: me.username || session.username });
+  const slot = h('div');
+  const btn = h('button', { type: 'submit', id: 'save-display-name' }, t('profile.display_name_save'));
+  const form = h('form', { class: 'card', 'aria-labelledby': 'display-name-title' },
+    h('h2', { id: 'display-name-title' }, t('profile.display_name_change')),
+    field(t('profile.display_name'), name, t('profile.display_name_hint')), slot, btn);
+  form.addEventListener('submit', busy(btn, slot, async () => {
+    // An empty field clears the name: others see the username again.
+    const fresh = await api.patch('/v1/me', { display_name: name.value.trim() || null });
+    shown.replaceChildren(fresh.display_name || t('profile.display_name_none'));
+    name.value = fresh.display_name || '';
+    toast(t('profile.display_name_saved'));
+  }));
   return h('div', {},
     h('h1', {}, t('profile.title')),
     h('dl', { class: 'card' },
       h('dt', {}, t('auth.username')), h('dd', { id: 'my-username' }, me.username || session.username),
-      h('dt', {}, t('profile.openid')), h('dd', {}, openid, ' ', copy)));
+      h('dt', {}, t('profile.display_name')), shown,
+      h('dt', {}, t('profile.openid')), h('dd', {}, openid, ' ', copy)),
+    form);
 }
