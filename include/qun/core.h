@@ -245,6 +245,7 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
 qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err);
 qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,
                       qun_err_t *err);
+/* Rename (admins): a changed name appends `group.renamed` {group, name, old_name, by}. */
 qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *name, json_t **out,
                         qun_err_t *err);
 qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
@@ -254,15 +255,20 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
  * (qun_invitation_consent_check): invite them instead. */
 qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                       const char *role, json_t **out, qun_err_t *err);
+/* Set a member's role (owner only; admin|member): a changed role appends
+ * `member.role_changed` {group, group_name, openid, role, old_role, by}, as accepting
+ * an ownership transfer does for both people. */
 qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                            const char *role, json_t **out, qun_err_t *err);
 /* Remove one member (owner; admins remove members only), ledgered as a `members.removed`
  * entry of one.  It counts against the same rolling day per actor and group as a bulk
  * removal: once that crosses bulk_remove.verify_above_members it needs the platform's
  * proofs for action "bulk_remove" bound to {"openids": [openid]} (proof; its problem
- * receives the requirements of a refusal). */
+ * receives the requirements of a refusal).  reason (NULL for none) and the remover's
+ * openid go into the `member.removed` event as {reason, by}; the same holds for
+ * qun_member_remove_bulk and qun_group_leave (by = the member itself). */
 qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
-                         const qun_action_proof_t *proof, qun_err_t *err);
+                         const char *reason, const qun_action_proof_t *proof, qun_err_t *err);
 /* Most members one bulk removal names (the request's array limit). */
 #define QUN_BULK_MAX 64
 /* Preview removing the members openids (a JSON array of openids) at once: the checks of
@@ -277,8 +283,11 @@ qun_rc qun_member_remove_bulk_preview(qun_db_t *db, const qun_actor_t *a, const 
  * bulk_remove.verify_above_members needs the platform's proofs.  *out = {group,
  * removed, admins, member_count, verification}. */
 qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
-                              const qun_action_proof_t *proof, json_t **out, qun_err_t *err);
-qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_err_t *err);
+                              const char *reason, const qun_action_proof_t *proof, json_t **out,
+                              qun_err_t *err);
+/* Leave group gid (any member but the owner: OWNER_MUST_TRANSFER). */
+qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *reason,
+                       qun_err_t *err);
 /* Preview a transfer to member `to`: every check a proposal makes except the proofs
  * (session and password age, the caps), and a confirmation token for action "transfer"
  * bound to {"to": to}.  *out = {group, name, to, params, params_digest,
@@ -365,6 +374,19 @@ qun_rc qun_lifecycle_lock(qun_db_t *db, qun_err_t *err);
 qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **problem, qun_err_t *err);
 
 /* ---- messages (core/message.c) ---- */
+/* Options of a posted message (qun_message_post_ex); NULL members mean the default. */
+typedef struct {
+    const char *msgtype; /* NULL or "m.text" (stored as NULL), "m.notice", "m.emote" */
+    const char *txn_id;  /* the client's transaction id (Matrix), stored with the message */
+} qun_msg_opts_t;
+/* Post text to group gid as a's message: a member of the active group.  The message
+ * records a's session row id, opts' msgtype and txn_id (opts NULL: none), and its
+ * stream_id, the id of the `message.created` event appended in the same transaction.
+ * *out (owned by the caller) is the message as the event carries it; msgtype appears
+ * only when not plain text.  QUN_FIELD_INVALID for another msgtype. */
+qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
+                           const qun_msg_opts_t *opts, json_t **out, qun_err_t *err);
+/* qun_message_post_ex with opts NULL. */
 qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text, json_t **out,
                         qun_err_t *err);
 qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,

@@ -33,6 +33,9 @@
  * QUN_NOMEM).  Returns QUN_OK or a store error. */
 qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
                       qun_err_t *err);
+/* qun_event_emit, and the new row's id into *id (when id is not NULL; 0 on failure). */
+qun_rc qun_event_emit_id(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
+                         int64_t *id, qun_err_t *err);
 /* The user id that stands for "the group's owner" in qun_event_group. */
 #define QUN_EVENT_OWNER (-1)
 /* The PostgreSQL channel an event insert notifies at commit (src/http/events.c listens). */
@@ -42,12 +45,16 @@ qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t
 qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *fields,
                        qun_err_t *err);
 /* A `message.created` event of the stored message (group_id, seq), as GET .../messages
- * shows it plus "group". */
+ * shows it plus "group"; the new row's id becomes the message's stream_id. */
 qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t *err);
 /* A membership event ("member.added", "member.removed", "group.created") for user uid
  * in group group_id, to the group and to that user: payload {group, openid, role?}
  * read from the rows. */
 qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid, qun_err_t *err);
+/* qun_event_member with the members of extra (a JSON object, stolen; NULL for none)
+ * added to the payload, e.g. member.removed's {by, reason?}. */
+qun_rc qun_event_member_with(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid, json_t *extra,
+                             qun_err_t *err);
 /* The internal topic that ends the event streams of revoked sessions (src/http/events.c). */
 #define QUN_EVENT_SESSION_REVOKED "session.revoked"
 /* Append `session.revoked` for the session row ids in ids (a JSON array of integers,
@@ -58,6 +65,19 @@ qun_rc qun_event_sessions_revoked(qun_db_t *db, json_t *ids, const char *reason,
 /* `approval.requested` for approval aid to whoever may decide it: its named approver,
  * or every admin of its org but the requester.  Payload as in GET /v1/approvals. */
 qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *err);
+
+/* ---- retention (the housekeeping job, src/jobs/scheduler.c; docs/events.md) ----
+ * Group-state topics (member.*, group.*, dissolution.*, invitation.*,
+ * transfer.accepted) of a group stay until its purge deletes them (or, for a group
+ * already purged, until housekeeping); every other row goes once it is old. */
+
+/* In the caller's (writer) transaction: delete the expirable rows created before
+ * `before` (every row but the group-state rows of groups not purged), count them into
+ * *deleted (when not NULL), and raise the horizon to the largest id deleted. */
+qun_rc qun_event_expire(qun_db_t *db, int64_t before, int64_t *deleted, qun_err_t *err);
+/* The horizon into *id: the largest event id housekeeping ever deleted, 0 for none.  A
+ * stream that last saw an id below it has lost events (QUN_REPLAY_EXPIRED). */
+qun_rc qun_event_horizon(qun_db_t *db, int64_t *id, qun_err_t *err);
 
 /* ---- reading the feed (src/http/events.c) ----
  * The loops read events in id order: new rows after the last one they fanned out, and
@@ -74,7 +94,8 @@ typedef struct {
     char *payload;    /* the JSON text clients receive as `data`, malloc'd */
 } qun_event_row_t;
 
-/* The highest event id into *id (0 when there is none). */
+/* The highest event id into *id: the newest row's, or the horizon when housekeeping
+ * deleted the newest rows (0 when there was never one). */
 qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err);
 /* Up to max events with id > after, oldest first, into rows[0..*n).  On an error the
  * *n rows read before it are still filled (the rest can be read later).  The caller
@@ -86,7 +107,8 @@ void qun_event_rows_free(qun_event_row_t *rows, int n);
 /* Why a replay could not send every event a stream missed. */
 typedef enum {
     QUN_REPLAY_COMPLETE = 0, /* every event is in the rows */
-    QUN_REPLAY_EXPIRED,      /* some are past retention (deleted): no rows */
+    QUN_REPLAY_EXPIRED,      /* after is below the horizon (qun_event_horizon): some may be
+                              * deleted; no rows */
     QUN_REPLAY_TOO_MANY,     /* more than max: no rows */
 } qun_event_replay_t;
 /* The events with after < id <= upto whose audience includes user uid (the user itself,

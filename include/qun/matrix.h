@@ -111,6 +111,7 @@ typedef struct {
     char author_local[QUN_MX_LOCAL_MAX];
     int64_t session_id;            /* the session that sent it (0: not recorded) */
     char txn_id[256];              /* its Matrix transaction id, "" for none */
+    int64_t stream_id;             /* its message.created row (0: from before stream positions) */
     char *body;                    /* malloc'd */
 } qun_mx_msg_t;
 
@@ -120,6 +121,12 @@ typedef struct {
 qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t hi, int limit, bool from_end,
                             qun_mx_msg_t **msgs, int *n, qun_err_t *err);
 void qun_mx_msgs_free(qun_mx_msg_t *msgs, int n);
+/* The group-state rows (every topic but message.created) of group_id with after < id <=
+ * upto, oldest first, into *rows (malloc'd, *n; qun_event_rows_free then free()). */
+qun_rc qun_mx_view_group_rows(qun_db_t *db, int64_t group_id, int64_t after, int64_t upto,
+                              qun_event_row_t **rows, int *n, qun_err_t *err);
+/* The stream position of message seq of group_id into *pos (0 when it has none). */
+qun_rc qun_mx_view_stream_of(qun_db_t *db, int64_t group_id, int64_t seq, int64_t *pos, qun_err_t *err);
 /* The seq of the last message of group_id at stream position pos (an events row id)
  * into *seq: the messages committed up to that row. */
 qun_rc qun_mx_view_seq_at(qun_db_t *db, int64_t group_id, int64_t pos, int64_t *seq, qun_err_t *err);

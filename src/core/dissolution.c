@@ -368,6 +368,42 @@ static qun_rc group_openid(qun_db_t *db, int64_t group_id, char gid[QUN_ID_MAX],
     return QUN_OK;
 }
 
+/* Post a dissolution notice to group_id: a system message whose author is the group's
+ * owner and whose text is the JSON object notice (stolen), {"notice":
+ * "dissolution.<stage>", "group": gid, ...} with the stage's own fields (docs/events.md),
+ * followed by its message.created event.  Every stage a member should know about
+ * posts one, so the group's history tells the whole story in order. */
+static qun_rc post_notice(qun_db_t *db, int64_t group_id, const char *stage, json_t *notice, qun_err_t *err) {
+    if (!notice) return qun_fail(err, QUN_NOMEM, "cannot build the dissolution.%s notice", stage);
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1, owner_id, gid", "i",
+        group_id);
+    if (rc != QUN_ROW) {
+        json_decref(notice);
+        return rc == QUN_DONE ? QUN_STORE : rc;
+    }
+    int64_t seq = qun_q_col_int(q, 0), owner = qun_q_col_int(q, 1), now = qun_now();
+    char kind[64];
+    snprintf(kind, sizeof kind, "dissolution.%s", stage);
+    /* "notice" and "group" first, whatever the stage adds. */
+    json_t *full = json_pack("{s:s, s:s}", "notice", kind, "group", qun_q_col_text(q, 2));
+    qun_q_done(q);
+    if (full && json_object_update_missing(full, notice) != 0) json_decref(full), full = NULL;
+    json_decref(notice);
+    char *text = full ? qun_json_dumps(full, JSON_COMPACT) : NULL;
+    json_decref(full);
+    if (!text) return qun_fail(err, QUN_NOMEM, "cannot build the %s notice", kind);
+    rc = qun_db_run(db, NULL, err,
+                    "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, "
+                    "$3, 'system', $4, $5)",
+                    "iiisi", group_id, seq, owner, text, now);
+    free(text);
+    if (rc == QUN_DONE) rc = qun_event_message(db, group_id, seq, err);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
 /* The dissolution has entered `pending`: the delay starts, a timer job is queued and a
  * system message tells the members when the group goes. */
 static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const rules_t *r, qun_err_t *err) {
@@ -379,29 +415,22 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
         rc = QUN_DONE;
     qun_q_t *q;
     if (rc == QUN_DONE)
-        rc = qun_db_run(
-            db, &q, err,
-            "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1, owner_id", "i",
-            group_id);
+        rc = qun_db_run(db, &q, err,
+                        "SELECT u.openid, d.messages FROM dissolutions d JOIN users u ON u.id = d.requested_by "
+                        "WHERE d.id = $1",
+                        "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    int64_t seq = qun_q_col_int(q, 0), owner = qun_q_col_int(q, 1);
+    json_t *notice = json_pack("{s:s, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at",
+                               (json_int_t)due, "notice_seconds", (json_int_t)(due - now), "export",
+                               "members may export their own copy until then", "messages", qun_q_col_text(q, 1));
     qun_q_done(q);
-    char text[256];
-    snprintf(text, sizeof text,
-             "{\"notice\":\"dissolution\",\"dissolves_at\":%lld,\"notice_seconds\":%lld,\"export\":\"members "
-             "may export their own copy until then\"}",
-             (long long)due, (long long)(due - now));
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, "
-                    "$3, 'system', $4, $5)",
-                    "iiisi", group_id, seq, owner, text, now);
-    if (rc == QUN_DONE) rc = qun_event_message(db, group_id, seq, err);
+    rc = post_notice(db, group_id, "pending", notice, err);
     if (rc == QUN_OK)
         rc = qun_event_group(db, "dissolution.pending", group_id, 0,
                              json_pack("{s:s, s:I, s:I}", "state", QUN_GROUP_NAME(PENDING), "dissolves_at",
                                        (json_int_t)due, "notice_seconds", (json_int_t)(due - now)),
                              err);
-    return rc == QUN_DONE ? QUN_OK : rc;
+    return rc;
 }
 
 static qun_rc open_dissolution(qun_db_t *db, int64_t group_id, int64_t *did, char *state, size_t state_size,
@@ -480,6 +509,11 @@ static qun_rc proceed(qun_db_t *db, int64_t did, qun_diss_state_t from, const qu
                                        messages, "approvals", napprovals),
                              err);
     if (rc == QUN_OK && !napprovals) rc = enter_pending(db, did, g->id, r, err);
+    if (rc == QUN_OK && napprovals)
+        rc = post_notice(db, g->id, QUN_DISS_NAME(REVIEW),
+                         json_pack("{s:s, s:s, s:i, s:I}", "by", actor, "messages", messages, "approvals",
+                                   napprovals, "approvals_expire_at", (json_int_t)(now + r->approval_expiry)),
+                         err);
     if (rc == QUN_OK && napprovals)
         rc = qun_queue_add(db, QUN_JOB_APPROVAL_EXPIRY, g->id, did, now + r->approval_expiry, NULL, err);
     /* verified: {"confirmation": the methods presented, "platform"} of the request */
@@ -745,6 +779,13 @@ qun_rc qun_diss_end(qun_db_t *db, int64_t did, qun_diss_state_t why, const char 
     const char *gto = qun_group_state_name(qun_diss_group_state(why));
     snprintf(event, sizeof event, "dissolution.%s", qun_diss_state_name(why));
     rc = qun_ledger_append(db, event, gid, actor_openid, gfrom, gto, fields, NULL, err);
+    if (rc == QUN_OK)
+        rc = post_notice(db, group_id, qun_diss_state_name(why),
+                         json_pack("{s:s*, s:O*}", "by", actor_openid, "reason",
+                                   json_string_length(json_object_get(fields, "reason")) > 0
+                                       ? json_object_get(fields, "reason")
+                                       : NULL),
+                         err);
     return rc == QUN_OK ? qun_event_group(db, event, group_id, 0,
                                           json_pack("{s:s, s:s?}", "state", gto, "by", actor_openid), err)
                         : rc;
@@ -830,6 +871,20 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
                                    f, NULL, err);
         json_decref(f);
     }
+    /* The last message the members can read, before the group.dissolved event takes
+     * them out. */
+    char by[QUN_ID_MAX] = "";
+    if (rc == QUN_OK &&
+        qun_db_run(db, &q, NULL, "SELECT openid FROM users WHERE id = $1", "i", owner) == QUN_ROW) {
+        snprintf(by, sizeof by, "%s", qun_q_col_text(q, 0));
+        qun_q_done(q);
+    }
+    if (rc == QUN_OK)
+        rc = post_notice(db, group_id, QUN_DISS_NAME(DISSOLVED),
+                         json_pack("{s:s*, s:s, s:I, s:s*}", "by", by[0] ? by : NULL, "messages", messages,
+                                   "restorable_until", (json_int_t)grace_until, "successor",
+                                   succ_gid[0] ? succ_gid : NULL),
+                         err);
     if (rc != QUN_OK) return rc;
     json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "messages", messages, "members", (json_int_t)members,
                           "purge_after", (json_int_t)purge_at, "payments_purge_after",
@@ -1016,6 +1071,11 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
     if (rc == QUN_OK)
         rc = qun_ledger_append(db, "group.restored", g.gid, a->openid, QUN_GROUP_NAME(DISSOLVED),
                                QUN_GROUP_NAME(ACTIVE), f, NULL, err);
+    if (rc == QUN_OK)
+        rc = post_notice(db, g.id, QUN_DISS_NAME(RESTORED),
+                         json_pack("{s:s, s:s}", "by", a->openid, "restored_by",
+                                   json_string_value(json_object_get(f, "by"))),
+                         err);
     if (rc == QUN_OK)
         rc = qun_event_group(db, "group.restored", g.id, 0,
                              json_pack("{s:s, s:s}", "state", QUN_GROUP_NAME(ACTIVE), "by",

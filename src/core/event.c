@@ -37,8 +37,9 @@ static qun_rc ordered(qun_db_t *db, qun_err_t *err) {
     return rc;
 }
 
-qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
-                      qun_err_t *err) {
+qun_rc qun_event_emit_id(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
+                         int64_t *id, qun_err_t *err) {
+    if (id) *id = 0;
     if (!payload) return qun_fail(err, QUN_NOMEM, "cannot build the %s event", topic);
     qun_rc rc = ordered(db, err);
     if (rc != QUN_OK) {
@@ -48,14 +49,22 @@ qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t
     char *text = qun_json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s event", topic);
-    rc = qun_db_run(
-        db, NULL, err,
-        "INSERT INTO events(topic, group_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5)",
-        "szzsi", topic, group_id, user_id, text, qun_now());
+    qun_q_t *q;
+    rc = qun_db_run(db, &q, err,
+                    "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
+                    "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    "szzsi", topic, group_id, user_id, text, qun_now());
     free(text);
-    if (rc != QUN_DONE) return rc;
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no id for the %s event", topic) : rc;
+    if (id) *id = qun_q_col_int(q, 0);
+    qun_q_done(q);
     appended(1);
     return QUN_OK;
+}
+
+qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
+                      qun_err_t *err) {
+    return qun_event_emit_id(db, topic, group_id, user_id, payload, NULL, err);
 }
 
 qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *fields,
@@ -77,36 +86,51 @@ qun_rc qun_event_group(qun_db_t *db, const char *topic, int64_t group_id, int64_
 qun_rc qun_event_message(qun_db_t *db, int64_t group_id, int64_t seq, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT g.gid, m.seq, u.openid, m.kind, m.body, m.created_at, u.display_name "
-                           "FROM messages m "
+                           "SELECT g.gid, m.seq, u.openid, m.kind, m.body, m.created_at, u.display_name, "
+                           "m.msgtype FROM messages m "
                            "JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.author_id "
                            "WHERE m.group_id = $1 AND m.seq = $2",
                            "ii", group_id, seq);
     if (rc != QUN_ROW)
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "message %lld vanished", (long long)seq) : rc;
-    json_t *p = json_pack("{s:s, s:I, s:s, s:s?, s:s, s:s, s:I}", "group", qun_q_col_text(q, 0), "seq",
+    json_t *p = json_pack("{s:s, s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "group", qun_q_col_text(q, 0), "seq",
                           (json_int_t)qun_q_col_int(q, 1), "author", qun_q_col_text(q, 2), "author_display_name",
                           qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind", qun_q_col_text(q, 3), "text",
-                          qun_q_col_text(q, 4), "created_at", (json_int_t)qun_q_col_int(q, 5));
+                          qun_q_col_text(q, 4), "created_at", (json_int_t)qun_q_col_int(q, 5), "msgtype",
+                          qun_q_col_null(q, 7) ? NULL : qun_q_col_text(q, 7));
     qun_q_done(q);
-    return qun_event_emit(db, "message.created", group_id, 0, p, err);
+    int64_t id;
+    rc = qun_event_emit_id(db, "message.created", group_id, 0, p, &id, err);
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err, "UPDATE messages SET stream_id = $3 WHERE group_id = $1 AND seq = $2",
+                        "iii", group_id, seq, id);
+    return rc == QUN_DONE ? QUN_OK : rc;
 }
 
-qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid, qun_err_t *err) {
+qun_rc qun_event_member_with(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid, json_t *extra,
+                             qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT g.gid, u.openid, m.role, g.name, u.display_name FROM groups g "
                            "JOIN users u ON u.id = $2 "
                            "LEFT JOIN members m ON m.group_id = g.id AND m.user_id = u.id WHERE g.id = $1",
                            "ii", group_id, uid);
-    if (rc != QUN_ROW)
+    if (rc != QUN_ROW) {
+        json_decref(extra);
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "%s: no such group or user", topic) : rc;
+    }
     json_t *p =
         json_pack("{s:s, s:s, s:s, s:s?, s:s?}", "group", qun_q_col_text(q, 0), "group_name", qun_q_col_text(q, 3),
                   "openid", qun_q_col_text(q, 1), "display_name", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4),
                   "role", qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2));
     qun_q_done(q);
+    if (p && extra && json_object_update(p, extra) != 0) json_decref(p), p = NULL;
+    json_decref(extra);
     return qun_event_emit(db, topic, group_id, uid, p, err);
+}
+
+qun_rc qun_event_member(qun_db_t *db, const char *topic, int64_t group_id, int64_t uid, qun_err_t *err) {
+    return qun_event_member_with(db, topic, group_id, uid, NULL, err);
 }
 
 qun_rc qun_event_sessions_revoked(qun_db_t *db, json_t *ids, const char *reason, qun_err_t *err) {
@@ -158,15 +182,63 @@ qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *er
     return QUN_OK;
 }
 
-/* ---- reading the feed ---- */
-qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
+/* ---- retention ---- */
+
+/* The rows housekeeping may delete, created before $1: per-user and internal rows,
+ * message.created and any other topic that is not group state; group-state rows only
+ * once their group is in state $2 (purged) or gone. */
+#define EXPIRABLE                                                                                         \
+    "created_at < $1 AND (COALESCE(group_id, 0) = 0 OR NOT (topic LIKE 'member.%' OR topic LIKE "        \
+    "'group.%' OR topic LIKE 'dissolution.%' OR topic LIKE 'invitation.%' OR topic = "                 \
+    "'transfer.accepted') OR NOT EXISTS (SELECT 1 FROM groups g WHERE g.id = events.group_id AND "        \
+    "g.state != $2))"
+
+qun_rc qun_event_expire(qun_db_t *db, int64_t before, int64_t *deleted, qun_err_t *err) {
+    qun_q_t *q;
+    if (deleted) *deleted = 0;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events WHERE " EXPIRABLE, "is", before,
+                           QUN_GROUP_NAME(PURGED));
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no largest expired event") : rc;
+    int64_t top = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    if (top == 0) return QUN_OK;
+    rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE id <= $3 AND " EXPIRABLE, "isi", before,
+                    QUN_GROUP_NAME(PURGED), top);
+    if (rc != QUN_DONE) return rc;
+    if (deleted) *deleted = qun_db_changes(db);
+    rc = qun_db_run(db, NULL, err,
+                    "INSERT INTO event_horizon(one, id) VALUES (1, $1) ON CONFLICT (one) DO UPDATE SET id = "
+                    "excluded.id WHERE excluded.id > event_horizon.id",
+                    "i", top);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_event_horizon(qun_db_t *db, int64_t *id, qun_err_t *err) {
     qun_q_t *q;
     *id = 0;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events", "");
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT id FROM event_horizon WHERE one = 1", "");
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
     *id = qun_q_col_int(q, 0);
     qun_q_done(q);
     return QUN_OK;
+}
+
+/* ---- reading the feed ---- */
+qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
+    qun_q_t *q;
+    int64_t horizon;
+    *id = 0;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events", "");
+    if (rc == QUN_ROW) {
+        *id = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    } else if (rc != QUN_DONE) {
+        return rc;
+    }
+    /* Housekeeping may have deleted the newest rows: ids never go back below it. */
+    rc = qun_event_horizon(db, &horizon, err);
+    if (rc == QUN_OK && horizon > *id) *id = horizon;
+    return rc;
 }
 
 /* The current row of q (id, topic, group_id, user_id, payload) into e, strings copied. */
@@ -213,11 +285,10 @@ qun_rc qun_event_replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, 
     *n = 0;
     *how = QUN_REPLAY_COMPLETE;
     if (after >= upto) return QUN_OK;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MIN(id), 0) FROM events", "");
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no oldest event") : rc;
-    int64_t oldest = qun_q_col_int(q, 0);
-    qun_q_done(q);
-    if (oldest > after + 1) { /* housekeeping deleted some of what the stream missed */
+    int64_t horizon;
+    qun_rc rc = qun_event_horizon(db, &horizon, err);
+    if (rc != QUN_OK) return rc;
+    if (after < horizon) { /* housekeeping deleted some of what the stream missed */
         *how = QUN_REPLAY_EXPIRED;
         return QUN_OK;
     }

@@ -223,6 +223,12 @@ qun_rc qun_group_rename(qun_db_t *db, const qun_actor_t *a, const char *gid, con
         rc = qun_db_run(db, NULL, err, "UPDATE groups SET name = $2, updated_at = $3 WHERE id = $1", "isi",
                         g.id, name, qun_now());
     if (rc != QUN_DONE) return rc;
+    /* A rename to the same name changes nothing and says nothing. */
+    if (strcmp(g.name, name) != 0 &&
+        (rc = qun_event_group(db, "group.renamed", g.id, 0,
+                              json_pack("{s:s, s:s, s:s}", "name", name, "old_name", g.name, "by", a->openid),
+                              err)) != QUN_OK)
+        return rc;
     *out = group_json(db, g.id, a->uid, err);
     return *out ? QUN_OK : QUN_STORE;
 }
@@ -315,6 +321,14 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
     return *out ? QUN_OK : QUN_STORE;
 }
 
+/* `member.role_changed` for member uid of group_id, to the group and to the member:
+ * {group, group_name, openid, role (now), old_role, by}. */
+static qun_rc role_changed(qun_db_t *db, int64_t group_id, int64_t uid, const char *old_role, const char *by,
+                           qun_err_t *err) {
+    return qun_event_member_with(db, "member.role_changed", group_id, uid,
+                                 json_pack("{s:s, s:s}", "old_role", old_role, "by", by), err);
+}
+
 qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
                            const char *role, json_t **out, qun_err_t *err) {
     qun_group_t g;
@@ -332,22 +346,30 @@ qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, 
                         "iis", g.id, uid, role);
         rc = rc == QUN_DONE ? QUN_OK : rc;
     }
+    if (rc == QUN_OK && role_parse(role) != cur)
+        rc = role_changed(db, g.id, uid, qun_role_name(cur), a->openid, err);
     if (rc != QUN_OK) return rc;
     *out = member_json(db, g.id, uid);
     return *out ? QUN_OK : QUN_STORE;
 }
 
-static qun_rc remove_member(qun_db_t *db, int64_t group_id, int64_t uid, qun_err_t *err) {
+/* Remove member uid; the member.removed event names who removed it (by, an openid: the
+ * member itself on leave) and why (reason, when given). */
+static qun_rc remove_member(qun_db_t *db, int64_t group_id, int64_t uid, const char *by, const char *reason,
+                            qun_err_t *err) {
     qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1 AND user_id = $2", "ii",
                            group_id, uid);
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err, "DELETE FROM transfers WHERE group_id = $1 AND to_id = $2", "ii",
                         group_id, uid);
     if (rc == QUN_DONE) rc = count_delta(db, group_id, -1, err);
-    return rc == QUN_OK ? qun_event_member(db, "member.removed", group_id, uid, err) : rc;
+    return rc == QUN_OK ? qun_event_member_with(db, "member.removed", group_id, uid,
+                                                json_pack("{s:s, s:s*}", "by", by, "reason", reason), err)
+                        : rc;
 }
 
-qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_err_t *err) {
+qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *reason,
+                       qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
@@ -356,7 +378,7 @@ qun_rc qun_group_leave(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_
                         "the owner cannot leave: POST /v1/groups/%s/transfer {\"to\": openid} first, "
                         "or dissolve the group",
                         g.gid);
-    return remove_member(db, g.id, a->uid, err);
+    return remove_member(db, g.id, a->uid, a->openid, reason, err);
 }
 
 /* ---- destructive actions: the platform's verification (policy) ---- */
@@ -660,6 +682,10 @@ qun_rc qun_transfer_answer(qun_db_t *db, const qun_actor_t *a, const char *gid, 
         rc = qun_ledger_append(db, "group.ownership_transferred", g.gid, a->openid, g.state, g.state, f, NULL,
                                err);
         json_decref(f);
+        /* Both roles changed: the new owner's first, then the old owner's (now admin);
+         * by is the new owner, whose acceptance made the change. */
+        if (rc == QUN_OK) rc = role_changed(db, g.id, a->uid, qun_role_name(g.role), a->openid, err);
+        if (rc == QUN_OK) rc = role_changed(db, g.id, from, qun_role_name(QUN_ROLE_OWNER), a->openid, err);
         if (rc != QUN_OK) return rc;
     } else {
         rc = qun_ledger_append(db, "transfer.declined", g.gid, a->openid, g.state, g.state, NULL, NULL, err);
@@ -810,7 +836,7 @@ static qun_rc removal_ledgered(qun_db_t *db, const qun_actor_t *a, const qun_gro
 }
 
 qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *openid,
-                         const qun_action_proof_t *proof, qun_err_t *err) {
+                         const char *reason, const qun_action_proof_t *proof, qun_err_t *err) {
     qun_group_t g;
     int64_t uid, recent;
     qun_role_t cur;
@@ -836,7 +862,7 @@ qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, co
         json_object_set(*proof->problem, "params", params);
         json_object_set_new(*proof->problem, "removed_last_day", json_integer(recent));
     }
-    if (rc == QUN_OK) rc = remove_member(db, g.id, uid, err);
+    if (rc == QUN_OK) rc = remove_member(db, g.id, uid, a->openid, reason, err);
     if (rc == QUN_OK)
         rc = removal_ledgered(db, a, &g, 1, cur == QUN_ROLE_ADMIN, params, needed, methods, err);
     json_decref(params);
@@ -865,7 +891,8 @@ qun_rc qun_member_remove_bulk_preview(qun_db_t *db, const qun_actor_t *a, const 
 }
 
 qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *openids,
-                              const qun_action_proof_t *proof, json_t **out, qun_err_t *err) {
+                              const char *reason, const qun_action_proof_t *proof, json_t **out,
+                              qun_err_t *err) {
     qun_group_t g;
     int64_t ids[QUN_BULK_MAX], admins;
     qun_rc rc = bulk_prepare(db, a, gid, openids, &g, ids, &admins, err);
@@ -880,7 +907,7 @@ qun_rc qun_member_remove_bulk(qun_db_t *db, const qun_actor_t *a, const char *gi
     /* One transaction: the writer runs this operation in its own savepoint, so a failure
      * part-way leaves every member in place. */
     for (size_t i = 0; rc == QUN_OK && i < n; i++)
-        rc = remove_member(db, g.id, ids[i], err);
+        rc = remove_member(db, g.id, ids[i], a->openid, reason, err);
     char methods[96];
     if (rc == QUN_OK) rc = removal_ledgered(db, a, &g, (int64_t)n, admins, params, needed, methods, err);
     json_decref(params);

@@ -246,13 +246,15 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
     qun_rc rc =
         from_end ? qun_db_run(db, &q, err,
                               "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
-                                  "u") ", m.body FROM "
+                                  "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
+                                       "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0) FROM "
                                        "messages m JOIN users u ON u.id = m.author_id WHERE m.group_id = $1 "
                                        "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq DESC LIMIT $4",
                               "iiii", group_id, lo, hi, (int64_t)limit)
                  : qun_db_run(db, &q, err,
                               "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
-                                  "u") ", m.body FROM "
+                                  "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
+                                       "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0) FROM "
                                        "messages m JOIN users u ON u.id = m.author_id WHERE m.group_id = $1 "
                                        "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
                               "iiii", group_id, lo, hi, (int64_t)limit);
@@ -264,6 +266,10 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
         snprintf(m->kind, sizeof m->kind, "%s", qun_q_col_text(q, 2));
         snprintf(m->author_local, sizeof m->author_local, "%s", qun_q_col_text(q, 3));
         m->body = strdup(qun_q_col_text(q, 4));
+        snprintf(m->msgtype, sizeof m->msgtype, "%s", qun_q_col_text(q, 5));
+        m->session_id = qun_q_col_int(q, 6);
+        snprintf(m->txn_id, sizeof m->txn_id, "%s", qun_q_col_text(q, 7));
+        m->stream_id = qun_q_col_int(q, 8);
         k++;
         if (!m->body) {
             qun_q_done(q);
@@ -292,16 +298,67 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
 
 qun_rc qun_mx_view_seq_at(qun_db_t *db, int64_t group_id, int64_t pos, int64_t *seq, qun_err_t *err) {
     qun_q_t *q;
-    /* Each message has exactly one message.created row, committed with it in seq order:
-     * the messages after pos are the rows after pos. */
-    qun_rc rc =
-        qun_db_run(db, &q, err,
-                   "SELECT (SELECT next_seq - 1 FROM groups WHERE id = $1) - (SELECT COUNT(*) FROM events "
-                   "WHERE group_id = $1 AND topic = 'message.created' AND id > $2)",
-                   "ii", group_id, pos);
+    /* A message's stream position is its message.created row; messages from before
+     * stream positions (NULL) come before every position. */
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE group_id = $1 "
+                           "AND (stream_id IS NULL OR stream_id <= $2)",
+                           "ii", group_id, pos);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_GROUP_NOT_FOUND, "no such group") : rc;
     *seq = qun_q_col_int(q, 0);
     qun_q_done(q);
-    if (*seq < 0) *seq = 0;
+    return QUN_OK;
+}
+
+qun_rc qun_mx_view_group_rows(qun_db_t *db, int64_t group_id, int64_t after, int64_t upto,
+                              qun_event_row_t **rows, int *n, qun_err_t *err) {
+    qun_q_t *q;
+    int cap = 0;
+    *rows = NULL;
+    *n = 0;
+    if (after >= upto) return QUN_OK;
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
+                   "WHERE group_id = $1 AND id > $2 AND id <= $3 AND topic != 'message.created' "
+                   "ORDER BY id",
+                   "iii", group_id, after, upto);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            qun_event_row_t *more = realloc(*rows, (size_t)cap * sizeof *more);
+            if (!more) {
+                qun_q_done(q);
+                rc = qun_fail(err, QUN_NOMEM, "cannot read the rows of group %lld", (long long)group_id);
+                break;
+            }
+            *rows = more;
+        }
+        qun_rc taken = row_take(q, &(*rows)[*n], err);
+        if (taken != QUN_OK) {
+            qun_q_done(q);
+            rc = taken;
+            break;
+        }
+        (*n)++;
+    }
+    if (rc == QUN_DONE) return QUN_OK;
+    qun_event_rows_free(*rows, *n);
+    free(*rows);
+    *rows = NULL;
+    *n = 0;
+    return rc;
+}
+
+qun_rc qun_mx_view_stream_of(qun_db_t *db, int64_t group_id, int64_t seq, int64_t *pos, qun_err_t *err) {
+    qun_q_t *q;
+    *pos = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT COALESCE(stream_id, 0) FROM messages WHERE group_id = $1 AND seq = $2",
+                           "ii", group_id, seq);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    *pos = qun_q_col_int(q, 0);
+    qun_q_done(q);
     return QUN_OK;
 }

@@ -83,9 +83,11 @@ qun_rc h_member_patch(qun_req_t *r) {
 
 static const qun_field_t no_fields[] = {{0}};
 
+/* The optional reason of a removal or a leave is told in the member.removed event. */
 qun_rc h_group_leave(qun_req_t *r) {
-    qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
-    return rc == QUN_OK ? qun_group_leave(r->db, &r->actor, GID, &r->err) : rc;
+    static const qun_field_t f[] = {{"reason", F_STR, false, 0, 500, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    return rc == QUN_OK ? qun_group_leave(r->db, &r->actor, GID, qun_jstr(r->json, "reason"), &r->err) : rc;
 }
 
 /* A destructive action's answer: a refusal carries what the core put in problem. */
@@ -114,11 +116,14 @@ qun_rc h_member_delete(qun_req_t *r) {
                                     {"typed_name", F_STR, false, 1, 256, NULL},
                                     {"challenge_id", F_STR, false, 1, 64, NULL},
                                     {"totp_code", F_STR, false, 6, 8, NULL},
+                                    {"reason", F_STR, false, 0, 500, NULL},
                                     {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *problem = NULL;
     qun_action_proof_t proof = action_proof(r, &problem);
-    if (rc == QUN_OK) rc = qun_member_remove(r->db, &r->actor, GID, r->params[1], &proof, &r->err);
+    if (rc == QUN_OK)
+        rc = qun_member_remove(r->db, &r->actor, GID, r->params[1], qun_jstr(r->json, "reason"), &proof,
+                               &r->err);
     if (rc != QUN_OK) return answer_action(r, rc, 0, NULL, problem);
     json_decref(problem);
     return QUN_OK; /* 204 */
@@ -160,13 +165,14 @@ qun_rc h_member_remove_bulk(qun_req_t *r) {
     static const qun_field_t f[] = {
         {"openids", F_STRARR, true, 1, 64, NULL},   {"confirmation_token", F_STR, false, 1, 128, NULL},
         {"typed_name", F_STR, false, 1, 256, NULL}, {"challenge_id", F_STR, false, 1, 64, NULL},
-        {"totp_code", F_STR, false, 6, 8, NULL},    {0}};
+        {"totp_code", F_STR, false, 6, 8, NULL},    {"reason", F_STR, false, 0, 500, NULL},
+        {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL, *problem = NULL;
     qun_action_proof_t proof = action_proof(r, &problem);
     if (rc == QUN_OK)
-        rc = qun_member_remove_bulk(r->db, &r->actor, GID, json_object_get(r->json, "openids"), &proof, &out,
-                                    &r->err);
+        rc = qun_member_remove_bulk(r->db, &r->actor, GID, json_object_get(r->json, "openids"),
+                                    qun_jstr(r->json, "reason"), &proof, &out, &r->err);
     return answer_action(r, rc, 200, out, problem);
 }
 

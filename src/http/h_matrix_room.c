@@ -75,6 +75,47 @@ static int page_limit(qun_req_t *r) {
     return v > PAGE_MAX ? PAGE_MAX : (int)v;
 }
 
+/* The page's chunk: messages msgs[0..n) (ascending) and the room's state changes with
+ * stream positions in (after, upto], merged by position (newest first when back). */
+static qun_rc page_chunk(qun_req_t *r, mx_ctx_t *c, const qun_mx_room_t *room, const qun_mx_msg_t *msgs,
+                         int n, int64_t after, int64_t upto, bool back, json_t *chunk) {
+    qun_event_row_t *rows = NULL;
+    int nr = 0;
+    json_t *members = NULL, *changes = json_array(), *pos = json_array();
+    qun_rc rc = qun_mx_view_group_rows(r->db, room->id, after, upto, &rows, &nr, &r->err);
+    if (rc == QUN_OK && nr) rc = qun_mx_view_members(r->db, room->id, &members, &r->err);
+    for (int i = 0; rc == QUN_OK && i < nr; i++) {
+        int k = mx_row(c, room, members, &rows[i], NULL, changes);
+        for (int j = 0; j < k; j++)
+            json_array_append_new(pos, json_integer(rows[i].id));
+    }
+    /* Both lists ascend by position; walk them from the chosen end. */
+    int im = back ? n - 1 : 0, ir = back ? (int)json_array_size(changes) - 1 : 0,
+        nc = (int)json_array_size(changes);
+    while (rc == QUN_OK && (back ? (im >= 0 || ir >= 0) : (im < n || ir < nc))) {
+        bool take_msg;
+        if (back)
+            take_msg = ir < 0 ||
+                       (im >= 0 && msgs[im].stream_id > json_integer_value(json_array_get(pos, (size_t)ir)));
+        else
+            take_msg = ir >= nc ||
+                       (im < n && msgs[im].stream_id < json_integer_value(json_array_get(pos, (size_t)ir)));
+        if (take_msg) {
+            json_array_append_new(chunk, mx_message(c, room, &msgs[im]));
+            im += back ? -1 : 1;
+        } else {
+            json_array_append(chunk, json_array_get(changes, (size_t)ir));
+            ir += back ? -1 : 1;
+        }
+    }
+    json_decref(changes);
+    json_decref(pos);
+    json_decref(members);
+    qun_event_rows_free(rows, nr);
+    free(rows);
+    return rc;
+}
+
 qun_rc h_mx_room_messages(qun_req_t *r) {
     qun_mx_room_t room;
     qun_rc rc = room_open(r, &room);
@@ -98,15 +139,28 @@ qun_rc h_mx_room_messages(qun_req_t *r) {
     mx_ctx_t c;
     mx_ctx_init(&c, r->db, r->actor.session_id);
     json_t *chunk = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(chunk, mx_message(&c, &room, &msgs[back ? n - 1 - i : i]));
+    /* The state changes between the page's messages: a page holds those after its
+     * oldest message's predecessor up to its newest message (up to now for the newest
+     * page), so that consecutive pages neither repeat nor skip one. */
+    int64_t after = 0, upto = 0, lowest_seq = n ? msgs[0].seq : from_seq + 1;
+    if (back) {
+        if (lowest_seq > 1) rc = qun_mx_view_stream_of(r->db, room.id, lowest_seq - 1, &after, &r->err);
+        if (rc == QUN_OK && from_seq >= room.last_seq)
+            rc = qun_event_last_id(r->db, &upto, &r->err);
+        else if (rc == QUN_OK && from_seq > 0)
+            rc = qun_mx_view_stream_of(r->db, room.id, from_seq, &upto, &r->err);
+    } else if (n > 0) {
+        if (from_seq > 0) rc = qun_mx_view_stream_of(r->db, room.id, from_seq, &after, &r->err);
+        if (rc == QUN_OK) upto = msgs[n - 1].stream_id;
+    }
+    if (rc == QUN_OK) rc = page_chunk(r, &c, &room, msgs, n, after, upto, back, chunk);
     json_t *out = json_pack("{s:o, s:o}", "chunk", chunk, "start",
                             from && *from ? json_string(from) : tok('t', from_seq));
     if (back) {
         int64_t lowest = n ? msgs[0].seq : from_seq + 1;
         if (lowest > 1 && n > 0 && (to_seq < 0 || lowest - 1 > to_seq)) {
             json_object_set_new(out, "end", tok('t', lowest - 1));
-        } else if (lowest <= 1 || (n == 0 && from_seq == 0)) {
+        } else if (rc == QUN_OK && (lowest <= 1 || (n == 0 && from_seq == 0))) {
             /* The room's start: its creation state closes the history (newest first). */
             json_t *state = NULL;
             rc = room_state(r, &c, &room, &state, NULL);

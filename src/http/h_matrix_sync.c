@@ -426,7 +426,12 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
     *out = NULL;
     qun_rc rc = qun_event_last_id(db, &pos, err);
     if (rc != QUN_OK) return rc;
-    if (a->since > pos) { /* a position this server never gave: start over */
+    int64_t horizon = 0;
+    rc = qun_event_horizon(db, &horizon, err);
+    if (rc != QUN_OK) return rc;
+    /* A position this server never gave, or one older than the rows housekeeping
+     * deleted (what followed it is partly gone): start over. */
+    if (a->since > pos || (a->since >= 0 && a->since < horizon)) {
         a->since = -1;
         a->force_limited = true;
     }

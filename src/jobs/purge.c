@@ -5,7 +5,8 @@
  * a CDN-purge outbox event each), the server copies of its exports (whole-group
  * archives and members' own copies alike: each holds the group's messages and file
  * bytes), its storage grants, the message events that carry message text, its
- * invitations and memberships; then it writes the purge receipt and moves the group to `purged`.
+ * invitations, and memberships with the group's remaining event rows; then it writes the
+ * purge receipt and moves the group to `purged`.
  * A legal hold defers all of it (gate).  purge_payments, due when the retention ends,
  * removes the group's payment records; personal bill lines are never touched.
  * Every batch updates the job's progress counters in its own transaction, so the
@@ -329,12 +330,17 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "members") == 0) {
         /* Invitations name the group and its people (who invited whom): they go with the
-         * memberships, every state alike. */
+         * memberships, every state alike.  So do the group's other event rows (membership
+         * and group state, kept past the events' 24 hours for the Matrix adapter's /sync:
+         * docs/events.md); the count stays the message events'.  group.purged, appended
+         * below, is left to housekeeping. */
         rc = qun_db_run(db, NULL, err, "DELETE FROM invitations WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {
             bad |= bump(p, "invitations_deleted", qun_db_changes(db));
-            rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
+            rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE group_id = $1", "i", group_id);
         }
+        if (rc == QUN_DONE)
+            rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {
             bad |= bump(p, "members_removed", qun_db_changes(db));
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);

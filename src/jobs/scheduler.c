@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "qun/core.h"
+#include "qun/event.h"
 #include "qun/export.h"
 #include "qun/jobs.h"
 #include "qun/queue.h"
@@ -124,8 +125,10 @@ static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
                            now - qun_core_cfg.idempotency_ttl);
     if (rc == QUN_DONE)
         rc = qun_db_run(db, NULL, err, "DELETE FROM confirm_tokens WHERE expires_at < $1", "i", now - 86400);
-    if (rc == QUN_DONE) /* GET /v1/events replays at most this far back (docs/events.md) */
-        rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE created_at < $1", "i", now - 86400);
+    if (rc == QUN_DONE) { /* GET /v1/events replays at most this far back (docs/events.md) */
+        rc = qun_event_expire(db, now - 86400, NULL, err);
+        if (rc == QUN_OK) rc = QUN_DONE;
+    }
     if (rc == QUN_DONE) /* kept an hour past expiry: a late reuse still says "expired" */
         rc = qun_db_run(db, NULL, err, "DELETE FROM event_tickets WHERE expires_at < $1", "i", now - 3600);
     return rc == QUN_DONE ? QUN_OK : rc;

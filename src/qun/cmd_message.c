@@ -47,6 +47,37 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     return QUN_EXIT_OK;
 }
 
+/* A dissolution notice (a system message whose text is JSON, docs/events.md) as one
+ * readable line into out; false when text is not one. */
+static bool notice_line(const char *text, char *out, size_t size) {
+    json_t *n = json_loads(text, 0, NULL);
+    const char *kind = qun_jstr_or(n, "notice", NULL);
+    if (!kind || strncmp(kind, "dissolution", 11) != 0) {
+        json_decref(n);
+        return false;
+    }
+    const char *stage = kind[11] == '.' ? kind + 12 : "pending", *by = qun_jstr_or(n, "by", NULL);
+    char t[32], who[80] = "";
+    if (by) snprintf(who, sizeof who, " by %s", by);
+    if (strcmp(stage, "review") == 0)
+        snprintf(out, size, "dissolution requested%s; waiting for %lld approval(s)", who,
+                 (long long)qun_jint(n, "approvals"));
+    else if (strcmp(stage, "pending") == 0)
+        snprintf(out, size, "this group will be dissolved at %s; export your copy before then",
+                 qun_fmt_time(qun_jint(n, "dissolves_at"), t));
+    else if (strcmp(stage, "dissolved") == 0)
+        snprintf(out, size, "this group was dissolved%s (messages %s%s%s); restorable until %s", who,
+                 qun_jstr_or(n, "messages", "keep") , qun_jstr_or(n, "successor", NULL) ? "; continues in " : "",
+                 qun_jstr_or(n, "successor", ""), qun_fmt_time(qun_jint(n, "restorable_until"), t));
+    else if (strcmp(stage, "restored") == 0)
+        snprintf(out, size, "this group was restored%s", who);
+    else
+        snprintf(out, size, "the dissolution was %s%s%s%s", stage, who, qun_jstr_or(n, "reason", NULL) ? ": " : "",
+                 qun_jstr_or(n, "reason", ""));
+    json_decref(n);
+    return true;
+}
+
 /* Map openids to names from the member list (the display name, else the username), so
  * history reads like a chat.  Best effort: after a dissolution the owner may read
  * messages but not list members; a message's own author_display_name comes first. */
@@ -97,8 +128,14 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     json_t *items = json_object_get(out, "items");
     if (json_array_size(items) > 0) names = member_names(c, a.pos[0]);
     json_array_foreach(items, i, m) {
-        char t[32];
+        char t[32], line[512];
         const char *author = qun_jstr_or(m, "author", "?");
+        const char *kind = qun_jstr_or(m, "kind", "text");
+        if (strcmp(kind, "system") == 0 && notice_line(qun_jstr_or(m, "text", ""), line, sizeof line)) {
+            printf("#%-4lld %s  ** %s\n", (long long)qun_jint(m, "seq"), qun_fmt_time(qun_jint(m, "created_at"), t),
+                   line);
+            continue;
+        }
         printf("#%-4lld %s  %s: %s\n", (long long)qun_jint(m, "seq"),
                qun_fmt_time(qun_jint(m, "created_at"), t),
                qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)),

@@ -96,7 +96,7 @@ def test_purge_survives_kill_9():
                        (doomed,)).fetchone()[0]
     progress_at_kill = con.execute("SELECT progress FROM jobs WHERE kind = 'purge_group'").fetchone()[0]
     con.close()
-    total = MESSAGES + 1  # the dissolution notice is a system message of the group
+    total = MESSAGES + 2  # the pending and dissolved notices are system messages of the group
     assert 0 < left < total, "the kill must land mid-purge"
     # What the job has counted is exactly what is gone: progress and deletions commit together.
     import json

@@ -83,7 +83,7 @@ def test_cooling_off_then_dissolved_then_purged_after_grace(srv):
     assert {j["kind"]: j["state"] for j in st["jobs"]} == {"purge_group": "queued", "purge_payments": "queued"}
     advance(owner, 7 * 86400 + 1)
     st = wait_state(owner, gid, "purged")
-    assert st["receipt"]["messages_deleted"] == 3
+    assert st["receipt"]["messages_deleted"] == 4  # + the pending and dissolved notices
     events = [(e["event"], e["old_state"], e["new_state"]) for e in history(owner, gid)
               if e["event"] != "group.payments_purged"]  # due at the same time, after the grace
     assert events == [("group.created", None, "active"), ("dissolution.requested", "active", "pending"),

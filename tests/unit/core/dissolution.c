@@ -350,14 +350,20 @@ static void purge_resumes_after_crashes(void) {
     CHECK(count("SELECT COUNT(*) FROM messages") == 0);
     CHECK(count("SELECT COUNT(*) FROM members") == 0);
     CHECK(count("SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions") ==
-          1236); /* + notice + "still here" */
+          1237); /* + the pending and dissolved notices + "still here" */
     CHECK(count("SELECT json_extract(receipt, '$.members_removed') FROM dissolutions") == 2);
     CHECK(count("SELECT COUNT(*) FROM dissolutions d JOIN groups g ON g.id = d.group_id "
                 "WHERE d.state = 'purged' AND g.state = 'purged'") == 1);
     CHECK(count("SELECT json_extract(receipt, '$.exports_deleted') FROM dissolutions") == 250);
     CHECK(count("SELECT json_extract(receipt, '$.export_bytes_deleted') FROM dissolutions") == 250 * 251 / 2);
     CHECK(count("SELECT json_extract(receipt, '$.grants_deleted') FROM dissolutions") == 3);
-    CHECK(count("SELECT json_extract(receipt, '$.message_events_deleted') FROM dissolutions") == 1236);
+    CHECK(count("SELECT json_extract(receipt, '$.message_events_deleted') FROM dissolutions") == 1237);
+    /* Every other event row of the group went too, but the group.purged it ends with. */
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM events WHERE group_id = %lld AND topic != 'group.purged'",
+             (long long)group);
+    CHECK(count(sql) == 0);
+    CHECK(count("SELECT COUNT(*) FROM events WHERE topic = 'group.purged'") == 1);
     CHECK(count("SELECT COUNT(*) FROM exports WHERE purged_at IS NULL") == 0);
     CHECK(count("SELECT COUNT(*) FROM export_grants") == 0);
     CHECK(count("SELECT COUNT(*) FROM events WHERE topic = 'message.created'") == 0);

@@ -5,6 +5,7 @@
  * session opening a stream is live. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "qun/core.h"
 #include "qun/event.h"
@@ -139,16 +140,88 @@ static void test_replay_audience(void) {
     CHECK_STR(got, "-");
 }
 
-/* Housekeeping deleted old events: a resume from before them cannot be replayed. */
+/* Housekeeping deleted old events: a resume from below the horizon cannot be replayed,
+ * and the group-state rows of live groups stay. */
 static void test_replay_expired(void) {
     char got[256];
     qun_err_t err;
-    int64_t last = last_id();
-    CHECK(qun_db_run(db, NULL, &err, "DELETE FROM events WHERE id <= $1", "i", (int64_t)5) == QUN_DONE);
+    qun_q_t *q;
+    int64_t last = last_id(), h = -1, n = -1;
+    CHECK(qun_event_horizon(db, &h, &err) == QUN_OK && h == 0);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE events SET created_at = 1 WHERE id <= $1", "i", (int64_t)5) ==
+          QUN_DONE);
+    CHECK(qun_event_expire(db, 2, &n, &err) == QUN_OK);
+    CHECK(qun_event_horizon(db, &h, &err) == QUN_OK && h == 5);
+    /* group.created of g1..g3 and member.added (ids 1-4) are group state: kept. */
+    CHECK(qun_db_run(db, &q, &err, "SELECT COUNT(*) FROM events WHERE id <= 5", "") == QUN_ROW);
+    CHECK(qun_q_col_int(q, 0) == 4 && n == 1);
+    qun_q_done(q);
     CHECK(replayed(0, last, 1000, got, sizeof got) == QUN_REPLAY_EXPIRED);
     CHECK_STR(got, "-");
     CHECK(replayed(4, last, 1000, got, sizeof got) == QUN_REPLAY_EXPIRED);
-    CHECK(replayed(5, last, 1000, got, sizeof got) == QUN_REPLAY_COMPLETE); /* the oldest kept is 6 */
+    CHECK(replayed(5, last, 1000, got, sizeof got) == QUN_REPLAY_COMPLETE); /* the horizon is 5 */
+    /* Nothing old enough: the horizon stays. */
+    CHECK(qun_event_expire(db, 2, &n, &err) == QUN_OK && n == 0);
+    CHECK(qun_event_horizon(db, &h, &err) == QUN_OK && h == 5);
+    /* Once g2 is purged its state rows go too, and a smaller id never lowers the horizon. */
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'purged' WHERE id = $1", "i", g2) == QUN_DONE);
+    CHECK(qun_event_expire(db, 2, &n, &err) == QUN_OK && n == 1);
+    CHECK(qun_event_horizon(db, &h, &err) == QUN_OK && h == 5);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'active' WHERE id = $1", "i", g2) == QUN_DONE);
+}
+
+/* qun_event_emit_id hands back the new row's id, the one the feed reads. */
+static void test_emit_id(void) {
+    qun_err_t err;
+    int64_t id = -1, before = last_id();
+    CHECK(qun_event_emit_id(db, "e.id", g1, 0, json_pack("{s:i}", "n", 1), &id, &err) == QUN_OK);
+    CHECK(id > before && id == last_id());
+    CHECK(qun_event_emit_id(db, "e.id", g1, 0, NULL, &id, &err) == QUN_NOMEM && id == 0);
+}
+
+/* A posted message's stream_id is its message.created row; msgtype and the session are
+ * stored, and msgtype shows only when it is not plain text. */
+static void test_message_stream(void) {
+    qun_err_t err;
+    json_t *out;
+    qun_q_t *q;
+    char gid[QUN_ID_MAX];
+    int64_t gi = group(&alice, "stream", gid);
+    alice.session_id = 42;
+    CHECK(qun_message_post(db, &alice, gid, "one", &out, &err) == QUN_OK);
+    CHECK(json_object_get(out, "msgtype") == NULL);
+    json_decref(out);
+    int64_t first = last_id();
+    qun_msg_opts_t o = {.msgtype = "m.notice", .txn_id = "t1"};
+    CHECK(qun_message_post_ex(db, &alice, gid, "two", &o, &out, &err) == QUN_OK);
+    CHECK_STR(json_string_value(json_object_get(out, "msgtype")), "m.notice");
+    json_decref(out);
+    int64_t second = last_id();
+    o.msgtype = "m.image";
+    CHECK(qun_message_post_ex(db, &alice, gid, "bad", &o, &out, &err) == QUN_FIELD_INVALID && !out);
+    alice.session_id = 0;
+    CHECK(qun_db_run(db, &q, &err,
+                     "SELECT seq, stream_id, COALESCE(msgtype, '-'), session_id, COALESCE(txn_id, '-') "
+                     "FROM messages WHERE group_id = $1 ORDER BY seq",
+                     "i", gi) == QUN_ROW);
+    CHECK(qun_q_col_int(q, 1) == first && qun_q_col_int(q, 3) == 42);
+    CHECK_STR(qun_q_col_text(q, 2), "-");
+    CHECK(qun_q_step(q, &err) == QUN_ROW);
+    CHECK(qun_q_col_int(q, 1) == second && second > first);
+    CHECK_STR(qun_q_col_text(q, 2), "m.notice");
+    CHECK_STR(qun_q_col_text(q, 4), "t1");
+    CHECK(qun_q_step(q, &err) == QUN_DONE);
+    /* The event carries msgtype too, and the listing shows it. */
+    qun_event_row_t rows[1];
+    int n;
+    CHECK(qun_event_fetch(db, second - 1, rows, 1, &n, &err) == QUN_OK && n == 1);
+    CHECK(strstr(rows[0].payload, "\"msgtype\":\"m.notice\"") != NULL);
+    qun_event_rows_free(rows, n);
+    CHECK(qun_message_list(db, &alice, gid, 0, 10, &out, &err) == QUN_OK);
+    json_t *items = json_object_get(out, "items");
+    CHECK(json_array_size(items) == 2 && !json_object_get(json_array_get(items, 0), "msgtype"));
+    CHECK_STR(json_string_value(json_object_get(json_array_get(items, 1), "msgtype")), "m.notice");
+    json_decref(out);
 }
 
 static void test_successor(void) {
@@ -227,6 +300,8 @@ int main(void) {
     RUN(test_replay_audience);
     RUN(test_replay_expired);
     RUN(test_successor);
+    RUN(test_emit_id);
+    RUN(test_message_stream);
     RUN(test_session_live);
     RUN(test_effects);
     qun_db_close(db);

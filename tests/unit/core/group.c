@@ -185,11 +185,11 @@ static void members_add_remove(void) {
     CHECK(qun_member_set_role(db, &owner, gid, owner.openid, "member", &out, &err) == QUN_FORBIDDEN_ROLE);
 
     int64_t removed0 = unit_count(db, "SELECT COUNT(*) FROM ledger_entries WHERE event = 'members.removed'");
-    CHECK(qun_member_remove(db, &owner, gid, owner.openid, &none, &err) == QUN_FORBIDDEN_ROLE);
-    CHECK(qun_member_remove(db, &owner, gid, outsider.openid, &none, &err) == QUN_MEMBER_NOT_FOUND);
-    CHECK(qun_member_remove(db, &owner, gid, member.openid, &none, &err) == QUN_OK);
+    CHECK(qun_member_remove(db, &owner, gid, owner.openid, NULL, &none, &err) == QUN_FORBIDDEN_ROLE);
+    CHECK(qun_member_remove(db, &owner, gid, outsider.openid, NULL, &none, &err) == QUN_MEMBER_NOT_FOUND);
+    CHECK(qun_member_remove(db, &owner, gid, member.openid, NULL, &none, &err) == QUN_OK);
     CHECK(member_count(gid) == 1);
-    CHECK(qun_member_remove(db, &owner, gid, member.openid, &none, &err) == QUN_MEMBER_NOT_FOUND);
+    CHECK(qun_member_remove(db, &owner, gid, member.openid, NULL, &none, &err) == QUN_MEMBER_NOT_FOUND);
     CHECK(unit_count(db, "SELECT COUNT(*) FROM ledger_entries WHERE event = 'members.removed'") ==
           removed0 + 1);
     /* A removed member no longer sees the group, and may be added again. */
@@ -210,26 +210,26 @@ static void member_count_invariant(void) {
     CHECK(member_count(gid) == 5 && count_consistent(gid));
     add(gid, &admin, &outsider, "member");
     CHECK(member_count(gid) == 6 && count_consistent(gid));
-    CHECK(qun_group_leave(db, &outsider, gid, &err) == QUN_OK);
+    CHECK(qun_group_leave(db, &outsider, gid, NULL, &err) == QUN_OK);
     CHECK(member_count(gid) == 5 && count_consistent(gid));
     /* A bulk removal naming the owner is refused as a whole: nobody leaves. */
     json_t *bad = json_pack("[s, s]", target.openid, owner.openid);
-    CHECK(qun_member_remove_bulk(db, &owner, gid, bad, &none, &out, &err) == QUN_FORBIDDEN_ROLE);
+    CHECK(qun_member_remove_bulk(db, &owner, gid, bad, NULL, &none, &out, &err) == QUN_FORBIDDEN_ROLE);
     CHECK_STR(err.field, "openids[1]");
     json_decref(bad);
     bad = json_pack("[s, s]", target.openid, target.openid);
-    CHECK(qun_member_remove_bulk(db, &owner, gid, bad, &none, &out, &err) == QUN_FIELD_INVALID);
+    CHECK(qun_member_remove_bulk(db, &owner, gid, bad, NULL, &none, &out, &err) == QUN_FIELD_INVALID);
     json_decref(bad);
     CHECK(member_count(gid) == 5 && count_consistent(gid));
     json_t *two = json_pack("[s, s]", target.openid, target_admin.openid);
-    CHECK(qun_member_remove_bulk(db, &owner, gid, two, &none, &out, &err) == QUN_OK);
+    CHECK(qun_member_remove_bulk(db, &owner, gid, two, NULL, &none, &out, &err) == QUN_OK);
     CHECK(json_integer_value(json_object_get(out, "removed")) == 2);
     CHECK(json_integer_value(json_object_get(out, "admins")) == 1);
     CHECK(json_integer_value(json_object_get(out, "member_count")) == 3);
     json_decref(out);
     json_decref(two);
     CHECK(member_count(gid) == 3 && count_consistent(gid));
-    CHECK(qun_member_remove(db, &admin, gid, member.openid, &none, &err) == QUN_OK);
+    CHECK(qun_member_remove(db, &admin, gid, member.openid, NULL, &none, &err) == QUN_OK);
     CHECK(member_count(gid) == 2 && count_consistent(gid));
 }
 
@@ -305,9 +305,9 @@ static qun_rc act(action_t what, const qun_actor_t *a, const char *gid) {
         break;
     case A_PROMOTE: rc = qun_member_set_role(db, a, gid, target.openid, "admin", &out, &err); break;
     case A_DEMOTE: rc = qun_member_set_role(db, a, gid, target_admin.openid, "member", &out, &err); break;
-    case A_REMOVE_MEMBER: rc = qun_member_remove(db, a, gid, target.openid, &none, &err); break;
-    case A_REMOVE_ADMIN: rc = qun_member_remove(db, a, gid, target_admin.openid, &none, &err); break;
-    case A_LEAVE: rc = qun_group_leave(db, a, gid, &err); break;
+    case A_REMOVE_MEMBER: rc = qun_member_remove(db, a, gid, target.openid, NULL, &none, &err); break;
+    case A_REMOVE_ADMIN: rc = qun_member_remove(db, a, gid, target_admin.openid, NULL, &none, &err); break;
+    case A_LEAVE: rc = qun_group_leave(db, a, gid, NULL, &err); break;
     case A_POST: rc = qun_message_post(db, a, gid, "hello", &out, &err); break;
     case A_READ_HISTORY: rc = qun_message_list(db, a, gid, 0, 50, &out, &err); break;
     case A_VIEW: rc = qun_group_get(db, a, gid, &out, &err); break;

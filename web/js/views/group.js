@@ -10,14 +10,42 @@ import { selfExportCard } from './selfexport.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
-export function noticeOf(msg) {
+// A dissolution notice (a system message whose text is JSON, docs/events.md) with its
+// stage ("review", "pending", "cancelled", ...), or null.  Older servers wrote the
+// pending one as {"notice": "dissolution"}.
+export function dissolutionNotice(msg) {
   if (msg.kind !== 'system') return null;
   try {
     const j = JSON.parse(msg.text);
-    return j && j.notice === 'dissolution' && Number.isInteger(j.dissolves_at) ? j : null;
+    if (!j || typeof j.notice !== 'string') return null;
+    if (j.notice === 'dissolution') return { ...j, stage: 'pending' };
+    if (!j.notice.startsWith('dissolution.')) return null;
+    return { ...j, stage: j.notice.slice('dissolution.'.length) };
   } catch {
     return null;
   }
+}
+
+// The pending notice (the banner's countdown), or null.
+export function noticeOf(msg) {
+  const j = dissolutionNotice(msg);
+  return j && j.stage === 'pending' && Number.isInteger(j.dissolves_at) ? j : null;
+}
+
+const STAGES = ['review', 'pending', 'cancelled', 'rejected', 'expired', 'dissolved', 'restored'];
+
+function noticeText(n, names) {
+  if (!STAGES.includes(n.stage)) return t('notice.dissolution.other', { stage: n.stage });
+  const who = n.by ? (names.get(n.by) || n.by.slice(0, 8)) : t('notice.someone');
+  return t(`notice.dissolution.${n.stage}`, {
+    by: who,
+    when: n.dissolves_at ? when(n.dissolves_at) : '',
+    until: n.restorable_until ? when(n.restorable_until) : '',
+    approvals: n.approvals ?? '',
+    reason: n.reason ? t('notice.reason', { reason: n.reason }) : '',
+    successor: n.successor ? t('notice.successor', { successor: n.successor }) : '',
+    messages: t(n.messages === 'delete' ? 'notice.messages.delete' : 'notice.messages.keep'),
+  });
 }
 
 // The server's clock minus the browser's, in seconds: the dissolution status carries
@@ -35,8 +63,8 @@ export async function serverSkew(gid) {
 const shownName = (m) => m.display_name || m.username;
 
 function messageItem(m, names) {
-  const notice = noticeOf(m);
-  const text = notice ? t('group.system_notice', { when: when(notice.dissolves_at) })
+  const notice = dissolutionNotice(m);
+  const text = notice ? noticeText(notice, names)
     : m.kind === 'system' ? t('group.system', { text: m.text }) : m.text;
   return h('li', { class: m.kind === 'system' ? 'msg system' : 'msg', 'data-seq': m.seq, 'data-author': m.author },
     h('span', { class: 'who' }, m.kind === 'system' ? 'qun'
@@ -105,6 +133,8 @@ export async function groupView([gid], ctx) {
       msgList.append(messageItem(m, names));
       const n = noticeOf(m);
       if (n) notice = n;
+      const d = dissolutionNotice(m);
+      if (d && ['cancelled', 'rejected', 'expired', 'restored'].includes(d.stage)) notice = null;
     }
     empty.hidden = msgList.children.length > 0;
     msgList.scrollTop = msgList.scrollHeight;
