@@ -214,6 +214,7 @@ def bench_initial(args, q):
     load(args, "post", "127.0.0.1", q.port, reader["token"], 32, args.messages, *gids)
     seeded = time.time() - t0
     token = mx_login(url, "reader")
+    time.sleep(2)  # let the writer finish with the 10 000 posts (WAL checkpoint) before timing reads
     r = load(args, "get", "127.0.0.1", q.port, token, args.reps, "/_matrix/client/v3/sync?timeout=0",
              f"/v1/groups?limit={min(200, args.groups)}")
     # /v1/groups takes a Matrix token as well (one session table); check that it listed them all.
@@ -223,11 +224,10 @@ def bench_initial(args, q):
     print(f"  11c. initial sync of a user in {args.groups} groups x {args.messages} messages: "
           f"{r['a_median_ms']:.1f} ms ({r['a_bytes']:,} bytes) / GET /v1/groups {r['b_median_ms']:.2f} ms "
           f"({r['b_bytes']:,} bytes, {len(items)} groups) = {ratio:.1f} (median of {args.reps} each, alternating)")
-    print(f"       context: sync min/max {r['a_min_ms']:.1f}/{r['a_max_ms']:.1f} ms, groups min/max "
-          f"{r['b_min_ms']:.2f}/{r['b_max_ms']:.2f} ms; each on a fresh connection (no delayed ACK): sync "
-          f"{r['a_fresh_median_ms']:.1f} ms / groups {r['b_fresh_median_ms']:.2f} ms = "
-          f"{r['a_fresh_median_ms'] / r['b_fresh_median_ms']:.1f}; {args.groups * args.messages} messages posted "
-          f"in {seeded:.1f} s")
+    print(f"       context: sync min/max {r['a_min_ms']:.1f}/{r['a_max_ms']:.1f} ms; the client acknowledges at once "
+          f"(TCP_QUICKACK); as a default client (delayed ACK): sync {r['a_plain_median_ms']:.1f} ms / groups "
+          f"{r['b_plain_median_ms']:.2f} ms = {r['a_plain_median_ms'] / r['b_plain_median_ms']:.1f}; "
+          f"{args.groups * args.messages} messages posted in {seeded:.1f} s")
     sys.stdout.flush()
 
 

@@ -24,8 +24,8 @@
  *
  *   mx_sync_load get HOST PORT TOKEN REPS PATH_A PATH_B
  *     REPS timed GETs of each path on a keep-alive connection of its own, alternating A and B
- *     after one untimed warm-up of each, then REPS of each on fresh connections;
- *     prints the medians.
+ *     after three untimed warm-ups of each, with TCP quick-ACK and then without; prints the
+ *     medians.
  *
  *   mx_sync_load post HOST PORT TOKEN INFLIGHT PER_GROUP GID...
  *     Posts PER_GROUP messages to each group with INFLIGHT requests in flight (setup).
@@ -177,9 +177,15 @@ static size_t answer(conn_t *c, int *status, char **body) {
     return head + n;
 }
 
+static int g_quickack; /* acknowledge every read at once (get) */
+
 /* Read what is there; returns 0 when the peer closed. */
 static int fill(conn_t *c) {
     static char tmp[65536];
+    if (g_quickack) { /* Linux clears it after a while: set it before every read */
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
     ssize_t r = read(c->fd, tmp, sizeof tmp);
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) return 1;
     if (r <= 0) return 0;
@@ -545,8 +551,12 @@ static int cmd_park(char **argv) {
     return 0;
 }
 
-/* One GET on a keep-alive connection; returns its time and the body's size. */
+/* One GET on a keep-alive connection; returns its time and the body's size.  It starts
+ * 100 ms after the previous one, so that qund has finished with the previous answer (freeing
+ * a large sync answer takes the loop a few ms) and each request meets an idle server. */
 static double timed_get(conn_t *c, const char *token, const char *path, size_t *bytes) {
+    struct timespec pause = {0, 100000000L};
+    nanosleep(&pause, NULL);
     char req[2048];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", path,
                      g_host, token);
@@ -569,25 +579,39 @@ static double timed_get(conn_t *c, const char *token, const char *path, size_t *
     return t;
 }
 
-/* REPS timed GETs of a path, each on a connection of its own (dialled before the clock
- * starts): a fresh connection acknowledges at once (TCP quick-ack), so against the
- * keep-alive figure this shows what delayed acknowledgements add to large answers. */
-static double fresh_median(const char *token, const char *path, int reps) {
-    double *t = calloc((size_t)reps, sizeof *t);
-    if (!t) die("calloc");
-    size_t bytes;
-    for (int i = 0; i < reps; i++) {
-        conn_t c = {.fd = dial()};
-        t[i] = timed_get(&c, token, path, &bytes);
-        close(c.fd);
-        free(c.buf);
+/* REPS timed GETs of each path, alternating, each path on a keep-alive connection of its
+ * own (so that neither inherits the other's unacknowledged tail), after three untimed warm-ups
+ * of each; medians into ma and mb. */
+static void get_series(const char *token, const char *pa, const char *pb, int reps, double *ma, double *mb,
+                       size_t *ba, size_t *bb, double *mina, double *maxa) {
+    conn_t ca = {.fd = dial()}, cb = {.fd = dial()};
+    double *ta = calloc((size_t)reps, sizeof *ta), *tb = calloc((size_t)reps, sizeof *tb);
+    if (!ta || !tb) die("calloc");
+    for (int i = 0; i < 3; i++) { /* warm-up: caches, statements */
+        timed_get(&ca, token, pa, ba);
+        timed_get(&cb, token, pb, bb);
     }
-    qsort(t, (size_t)reps, sizeof *t, cmp);
-    double m = pick(t, reps, 0.5);
-    free(t);
-    return m;
+    for (int i = 0; i < reps; i++) {
+        ta[i] = timed_get(&ca, token, pa, ba);
+        tb[i] = timed_get(&cb, token, pb, bb);
+    }
+    qsort(ta, (size_t)reps, sizeof *ta, cmp);
+    qsort(tb, (size_t)reps, sizeof *tb, cmp);
+    *ma = pick(ta, reps, 0.5);
+    *mb = pick(tb, reps, 0.5);
+    *mina = ta[0];
+    *maxa = ta[reps - 1];
+    close(ca.fd);
+    close(cb.fd);
+    free(ca.buf);
+    free(cb.buf);
+    free(ta);
+    free(tb);
 }
 
+/* The series twice: with TCP quick-ACK on the client (the figure: qund's work, not the
+ * 40 ms delayed-ACK timer that qund's answers can wait for, see bench/README.md), then as a
+ * default client acknowledges (context). */
 static int cmd_get(char **argv) {
     g_host = argv[1];
     g_port = atoi(argv[2]);
@@ -595,31 +619,15 @@ static int cmd_get(char **argv) {
     int reps = atoi(argv[4]);
     const char *pa = argv[5], *pb = argv[6];
     if (reps < 1) fail("%s: reps >= 1", argv[4]);
-    /* One connection per path, so that neither inherits the other's unacknowledged tail. */
-    conn_t ca = {.fd = dial()}, cb = {.fd = dial()};
     size_t ba, bb;
-    double *ta = calloc((size_t)reps, sizeof *ta), *tb = calloc((size_t)reps, sizeof *tb);
-    if (!ta || !tb) die("calloc");
-    timed_get(&ca, token, pa, &ba); /* warm-up: caches, statements */
-    timed_get(&cb, token, pb, &bb);
-    for (int i = 0; i < reps; i++) {
-        ta[i] = timed_get(&ca, token, pa, &ba);
-        tb[i] = timed_get(&cb, token, pb, &bb);
-    }
-    qsort(ta, (size_t)reps, sizeof *ta, cmp);
-    qsort(tb, (size_t)reps, sizeof *tb, cmp);
-    double fa = fresh_median(token, pa, reps), fb = fresh_median(token, pb, reps);
+    double ma, mb, mina, maxa, pa_m, pb_m, pmin, pmax;
+    g_quickack = 1;
+    get_series(token, pa, pb, reps, &ma, &mb, &ba, &bb, &mina, &maxa);
+    g_quickack = 0;
+    get_series(token, pa, pb, reps, &pa_m, &pb_m, &ba, &bb, &pmin, &pmax);
     printf("{\"reps\":%d,\"a_median_ms\":%.3f,\"a_min_ms\":%.3f,\"a_max_ms\":%.3f,\"a_bytes\":%zu,"
-           "\"b_median_ms\":%.3f,\"b_min_ms\":%.3f,\"b_max_ms\":%.3f,\"b_bytes\":%zu,"
-           "\"a_fresh_median_ms\":%.3f,\"b_fresh_median_ms\":%.3f}\n",
-           reps, pick(ta, reps, 0.5) * 1e3, ta[0] * 1e3, ta[reps - 1] * 1e3, ba, pick(tb, reps, 0.5) * 1e3,
-           tb[0] * 1e3, tb[reps - 1] * 1e3, bb, fa * 1e3, fb * 1e3);
-    close(ca.fd);
-    close(cb.fd);
-    free(ca.buf);
-    free(cb.buf);
-    free(ta);
-    free(tb);
+           "\"b_median_ms\":%.3f,\"b_bytes\":%zu,\"a_plain_median_ms\":%.3f,\"b_plain_median_ms\":%.3f}\n",
+           reps, ma * 1e3, mina * 1e3, maxa * 1e3, ba, mb * 1e3, bb, pa_m * 1e3, pb_m * 1e3);
     return 0;
 }
 
