@@ -27,3 +27,5 @@ cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_delete" bench/raw_delete.c bench/raw_insert.
 cc $CFLAGS $PKG_CFLAGS -o "$OUT/risk_bench" bench/risk_bench.c bench/raw_insert.c "$LIB" $PKG_LIBS $QUN_LIBS -lpthread
 # shellcheck disable=SC2086
 cc $CFLAGS -o "$OUT/fanout_load" bench/fanout_load.c $SAN
+# shellcheck disable=SC2086
+cc $CFLAGS -o "$OUT/mx_sync_load" bench/mx_sync_load.c $SAN

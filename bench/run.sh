@@ -15,6 +15,9 @@
 #   8. dissolution request with the risk rules   vs  the same request with no rule,
 #      over 1M rows of activity history              same store, alternating
 #   9. event fan-out to 100 and 500 open streams vs  the same posts with no stream open
+#  11. Matrix /sync: a post waking 500 parked    vs  the same rounds over 500 SSE streams;
+#      syncs; RSS per parked sync at 10 000          RSS per open SSE stream at 10 000;
+#      initial sync, 100 groups x 100 messages       GET /v1/groups of the same user
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -416,3 +419,13 @@ echo "9. event fan-out (bench/fanout.py): deliveries/s, post -> last recipient, 
     tee -a "$OUT/results.txt"
 /usr/bin/python3 bench/fanout.py --qund build/qund --load "$OUT/fanout_load" \
     --n "${BENCH_FANOUT_N:-100,500}" --messages "${BENCH_FANOUT_MESSAGES:-2000}" | tee -a "$OUT/results.txt"
+
+# ---- 11. Matrix /sync vs SSE: its own qund (bench/mx_sync.py drives bench/mx_sync_load.c) ----
+# 10 000 parked requests need as many descriptors on each side: raise the soft limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo
+echo "11. Matrix /sync (bench/mx_sync.py): wake-up of parked syncs, RSS per parked sync, initial sync" |
+    tee -a "$OUT/results.txt"
+/usr/bin/python3 bench/mx_sync.py --qund build/qund --load "$OUT/mx_sync_load" \
+    --n "${BENCH_MX_N:-500}" --rounds "${BENCH_MX_ROUNDS:-30}" --parked "${BENCH_MX_PARKED:-10000}" |
+    tee -a "$OUT/results.txt"
