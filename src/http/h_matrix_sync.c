@@ -86,11 +86,11 @@ static qun_rc join_entry(sync_t *s, const qun_mx_room_t *room, json_t *members, 
     if (prev_seq >= 0) json_object_set_new(tl, "prev_batch", tok('t', prev_seq));
     char rid[QUN_MX_ID_MAX];
     qun_mx_room_id(room->gid, rid, sizeof rid);
-    json_object_set_new(s->join, rid,
-                        json_pack("{s:o, s:{s:o}, s:{s:[]}, s:{s:o}, s:o, s:{s:i, s:i}}", "timeline", tl,
-                                  "state", "events", state, "ephemeral", "events", "account_data", "events",
-                                  data, "summary", summary(room, members, s->a->local),
-                                  "unread_notifications", "notification_count", 0, "highlight_count", 0));
+    json_t *entry = json_pack("{s:o, s:{s:o}, s:{s:[]}, s:{s:o}, s:{s:i, s:i}}", "timeline", tl, "state",
+                              "events", state, "ephemeral", "events", "account_data", "events", data,
+                              "unread_notifications", "notification_count", 0, "highlight_count", 0);
+    if (entry && members) json_object_set_new(entry, "summary", summary(room, members, s->a->local));
+    json_object_set_new(s->join, rid, entry);
     return QUN_OK;
 }
 
@@ -274,9 +274,16 @@ static bool invited(sync_t *s, const qun_mx_room_t *room, qun_event_row_t *rows,
 static qun_rc room_delta(sync_t *s, const qun_mx_room_t *room, qun_event_row_t *rows, int n,
                          bool joined_after) {
     const char *membership = mx_membership(room);
-    json_t *members;
+    json_t *members = NULL;
     qun_err_t err;
-    qun_rc rc = qun_mx_view_members(s->c.db, room->id, &members, &err);
+    /* Only new messages in a room the user stays in (what a post wakes every member's
+     * parked sync with): they render from the message rows alone, and the member list,
+     * one row per member for each of them, is not read.  The summary, which only needs
+     * sending when it changes, is left out then. */
+    bool only_messages = strcmp(membership, "join") == 0 && !joined_after;
+    for (int i = 0; i < n && only_messages; i++)
+        only_messages = strcmp(rows[i].topic, "message.created") == 0;
+    qun_rc rc = only_messages ? QUN_OK : qun_mx_view_members(s->c.db, room->id, &members, &err);
     if (rc != QUN_OK) return rc;
     json_t *timeline = NULL;
     bool limited = false;
@@ -301,7 +308,8 @@ static qun_rc room_delta(sync_t *s, const qun_mx_room_t *room, qun_event_row_t *
             json_t *state = json_array();
             if (limited) {
                 json_t *diss;
-                rc = qun_mx_view_dissolution(s->c.db, room->id, &diss, &err);
+                if (!members) rc = qun_mx_view_members(s->c.db, room->id, &members, &err);
+                if (rc == QUN_OK) rc = qun_mx_view_dissolution(s->c.db, room->id, &diss, &err);
                 if (rc == QUN_OK) {
                     json_decref(state);
                     state = mx_state(&s->c, room, members, diss);

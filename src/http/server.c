@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -82,7 +83,10 @@ static int listen_socket(const char *host, int port, qun_err_t *err) {
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0 ||
+        /* Accepted sockets inherit it (Linux): an answer written in several pieces (a
+         * large /sync, a file) must not wait on the client's delayed ACK for its tail. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
         qun_fail(err, QUN_INTERNAL, "cannot listen on %s:%d: %s", host, port, strerror(errno));
         if (fd >= 0) close(fd);
         fd = -1;
