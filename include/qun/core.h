@@ -117,15 +117,16 @@ qun_rc qun_mx_localpart_escape(const char *username, char out[QUN_MX_LOCALPART_M
 /* The localpart a new account named username gets: its ASCII lower case when that is
  * a localpart no account holds, else its escape, else the escape with the lowest free
  * ".2", ".3"...  Reads the store; the caller inserts it in the same transaction. */
-qun_rc qun_mx_localpart_new(qun_db_t *db, const char *username, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
+qun_rc qun_mx_localpart_new(qun_db_t *db, const char *username, char out[QUN_MX_LOCALPART_MAX],
+                            qun_err_t *err);
 /* At startup, in its own transaction: give every account written without a localpart
  * (by a tool writing SQL directly; SQLite cannot make the column NOT NULL) its
  * localpart, oldest first.  *filled counts them. */
 qun_rc qun_mx_localpart_backfill(qun_db_t *db, int64_t *filled, qun_err_t *err);
 /* The account whose Matrix localpart is exactly localpart: its row id and username.
  * QUN_USER_NOT_FOUND when none. */
-qun_rc qun_user_by_localpart(qun_db_t *db, const char *localpart, int64_t *uid, char username[QUN_USERNAME_MAX],
-                             qun_err_t *err);
+qun_rc qun_user_by_localpart(qun_db_t *db, const char *localpart, int64_t *uid,
+                             char username[QUN_USERNAME_MAX], qun_err_t *err);
 /* The Matrix localpart of account uid (never changes).  QUN_USER_NOT_FOUND when none. */
 qun_rc qun_user_localpart(qun_db_t *db, int64_t uid, char out[QUN_MX_LOCALPART_MAX], qun_err_t *err);
 /* Check a display name and write its stored form to out: Unicode NFC, white space

@@ -62,14 +62,14 @@ typedef struct {
     char gid[QUN_ID_MAX];
     char name[256];
     char kind[16];
-    char state[16]; /* the group's state (active ... purged) */
-    char org[QUN_ID_MAX];          /* the org's public id, "" for none */
-    char regions[512];             /* the JSON array text */
+    char state[16];       /* the group's state (active ... purged) */
+    char org[QUN_ID_MAX]; /* the org's public id, "" for none */
+    char regions[512];    /* the JSON array text */
     int64_t owner_id;
     char owner_local[QUN_MX_LOCAL_MAX];
     int64_t created_at;
-    int64_t last_seq;              /* the highest message seq (0: none yet) */
-    char role[8];                  /* the user's role, "" when not a member */
+    int64_t last_seq; /* the highest message seq (0: none yet) */
+    char role[8];     /* the user's role, "" when not a member */
 } qun_mx_room_t;
 
 /* The groups user uid is a member of (any state), by row id, into *rooms (malloc'd,
@@ -106,13 +106,13 @@ qun_rc qun_mx_view_dissolution(qun_db_t *db, int64_t group_id, json_t **out, qun
 typedef struct {
     int64_t seq;
     int64_t created_at;
-    char kind[16];                 /* text, system */
-    char msgtype[16];              /* the stored Matrix msgtype, "" for m.text */
+    char kind[16];    /* text, system */
+    char msgtype[16]; /* the stored Matrix msgtype, "" for m.text */
     char author_local[QUN_MX_LOCAL_MAX];
-    int64_t session_id;            /* the session that sent it (0: not recorded) */
-    char txn_id[256];              /* its Matrix transaction id, "" for none */
-    int64_t stream_id;             /* its message.created row (0: from before stream positions) */
-    char *body;                    /* malloc'd */
+    int64_t session_id; /* the session that sent it (0: not recorded) */
+    char txn_id[256];   /* its Matrix transaction id, "" for none */
+    int64_t stream_id;  /* its message.created row (0: from before stream positions) */
+    char *body;         /* malloc'd */
 } qun_mx_msg_t;
 
 /* The messages of group_id with lo < seq <= hi, at most limit of them: the last ones

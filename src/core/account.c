@@ -85,8 +85,8 @@ qun_rc qun_user_create_named(qun_db_t *db, const char *username, const char *dis
     if (rc == QUN_OK && display_name) rc = qun_display_name_check(display_name, name, err);
     if (rc != QUN_OK) return rc;
     /* Taken names are refused below without a localpart being spent on them. */
-    rc = qun_db_run(db, &q, err, "SELECT 1 FROM users WHERE username = $1 OR username_key = $2", "ss", username,
-                    key);
+    rc = qun_db_run(db, &q, err, "SELECT 1 FROM users WHERE username = $1 OR username_key = $2", "ss",
+                    username, key);
     if (rc == QUN_ROW) {
         qun_q_done(q);
         rc = QUN_DONE;

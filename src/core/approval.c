@@ -94,7 +94,7 @@ qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approv
 #define APPROVAL_COLS                                                                                        \
     "SELECT a.aid, a.kind, a.state, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, "             \
     "a.expires_at, a.reason, a.id, a.dissolution_id, a.approver_id, COALESCE(a.org_id, 0), d.requested_by, " \
-    "COALESCE(d.risk_id, ''), su.display_name, ru.display_name "                                            \
+    "COALESCE(d.risk_id, ''), su.display_name, ru.display_name "                                             \
     "FROM approvals a JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id "    \
     "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
 
@@ -107,9 +107,9 @@ static json_t *approval_json(qun_q_t *q) {
                      qun_q_col_text(q, 5), "subject", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6),
                      "subject_display_name", qun_q_col_null(q, 17) ? NULL : qun_q_col_text(q, 17),
                      "requested_by", qun_q_col_text(q, 7), "requested_by_display_name",
-                     qun_q_col_null(q, 18) ? NULL : qun_q_col_text(q, 18), "created_at", (json_int_t)qun_q_col_int(q, 8),
-                     "expires_at", (json_int_t)qun_q_col_int(q, 9), "reason", qun_q_col_text(q, 10),
-                     "risk_id", *risk ? risk : NULL);
+                     qun_q_col_null(q, 18) ? NULL : qun_q_col_text(q, 18), "created_at",
+                     (json_int_t)qun_q_col_int(q, 8), "expires_at", (json_int_t)qun_q_col_int(q, 9), "reason",
+                     qun_q_col_text(q, 10), "risk_id", *risk ? risk : NULL);
 }
 
 qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {

@@ -415,14 +415,16 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
         rc = QUN_DONE;
     qun_q_t *q;
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, &q, err,
-                        "SELECT u.openid, d.messages FROM dissolutions d JOIN users u ON u.id = d.requested_by "
-                        "WHERE d.id = $1",
-                        "i", did);
+        rc = qun_db_run(
+            db, &q, err,
+            "SELECT u.openid, d.messages FROM dissolutions d JOIN users u ON u.id = d.requested_by "
+            "WHERE d.id = $1",
+            "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    json_t *notice = json_pack("{s:s, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at",
-                               (json_int_t)due, "notice_seconds", (json_int_t)(due - now), "export",
-                               "members may export their own copy until then", "messages", qun_q_col_text(q, 1));
+    json_t *notice =
+        json_pack("{s:s, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at", (json_int_t)due,
+                  "notice_seconds", (json_int_t)(due - now), "export",
+                  "members may export their own copy until then", "messages", qun_q_col_text(q, 1));
     qun_q_done(q);
     rc = post_notice(db, group_id, "pending", notice, err);
     if (rc == QUN_OK)

@@ -109,9 +109,9 @@ qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err
 static json_t *file_json(qun_q_t *q) {
     return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?, s:I}", "digest", qun_q_col_text(q, 0), "name",
                      qun_q_col_text(q, 1), "content_type", qun_q_col_text(q, 2), "size",
-                     (json_int_t)qun_q_col_int(q, 3), "uploader", qun_q_col_text(q, 4), "uploader_display_name",
-                     qun_q_col_null(q, 7) ? NULL : qun_q_col_text(q, 7), "created_at",
-                     (json_int_t)qun_q_col_int(q, 5));
+                     (json_int_t)qun_q_col_int(q, 3), "uploader", qun_q_col_text(q, 4),
+                     "uploader_display_name", qun_q_col_null(q, 7) ? NULL : qun_q_col_text(q, 7),
+                     "created_at", (json_int_t)qun_q_col_int(q, 5));
 }
 
 #define FILE_COLS "f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at, f.id, u.display_name"

@@ -133,7 +133,8 @@ static json_t *group_json(qun_db_t *db, int64_t id, int64_t uid, qun_err_t *err)
                           (json_int_t)qun_q_col_int(q, 8), "updated_at", (json_int_t)qun_q_col_int(q, 9),
                           "my_role", qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10), "last_seq",
                           (json_int_t)qun_q_col_int(q, 11));
-    json_object_set_new(o, "owner_display_name", qun_q_col_null(q, 12) ? json_null() : json_string(qun_q_col_text(q, 12)));
+    json_object_set_new(o, "owner_display_name",
+                        qun_q_col_null(q, 12) ? json_null() : json_string(qun_q_col_text(q, 12)));
     qun_q_done(q);
     return o;
 }
@@ -248,25 +249,28 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
         "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items, json_pack("{s:s, s:s, s:s?, s:s, s:I, s:b}", "openid", qun_q_col_text(q, 1),
-                                               "username", qun_q_col_text(q, 2), "display_name",
-                                               qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "role",
-                                               qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4),
-                                               "minor", (int)qun_q_col_int(q, 5)));
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:s?, s:s, s:I, s:b}", "openid", qun_q_col_text(q, 1),
+                                        "username", qun_q_col_text(q, 2), "display_name",
+                                        qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "role",
+                                        qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4),
+                                        "minor", (int)qun_q_col_int(q, 5)));
     }
     return qun_page(rc, items, last, limit, out);
 }
 
 static json_t *member_json(qun_db_t *db, int64_t group_id, int64_t uid) {
     qun_q_t *q;
-    if (qun_db_run(db, &q, NULL,
-                   "SELECT u.openid, u.username, m.role, m.joined_at, u.display_name FROM members m JOIN users u "
-                   "ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2",
-                   "ii", group_id, uid) != QUN_ROW)
+    if (qun_db_run(
+            db, &q, NULL,
+            "SELECT u.openid, u.username, m.role, m.joined_at, u.display_name FROM members m JOIN users u "
+            "ON u.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2",
+            "ii", group_id, uid) != QUN_ROW)
         return NULL;
-    json_t *o = json_pack("{s:s, s:s, s:s?, s:s, s:I}", "openid", qun_q_col_text(q, 0), "username",
-                          qun_q_col_text(q, 1), "display_name", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4),
-                          "role", qun_q_col_text(q, 2), "joined_at", (json_int_t)qun_q_col_int(q, 3));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s?, s:s, s:I}", "openid", qun_q_col_text(q, 0), "username",
+                  qun_q_col_text(q, 1), "display_name", qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4),
+                  "role", qun_q_col_text(q, 2), "joined_at", (json_int_t)qun_q_col_int(q, 3));
     qun_q_done(q);
     return o;
 }

@@ -19,8 +19,8 @@ static qun_rc bill_line(qun_db_t *db, int64_t uid, const qun_group_t *g, const c
 
 /* A row of PAY_COLS. */
 static json_t *payment_json(qun_q_t *q) {
-    return json_pack("{s:s, s:s, s:s, s:s?, s:I, s:I, s:I, s:I, s:s, s:I}", "id", qun_q_col_text(q, 0), "kind",
-                     qun_q_col_text(q, 1), "creator", qun_q_col_text(q, 2), "creator_display_name",
+    return json_pack("{s:s, s:s, s:s, s:s?, s:I, s:I, s:I, s:I, s:s, s:I}", "id", qun_q_col_text(q, 0),
+                     "kind", qun_q_col_text(q, 1), "creator", qun_q_col_text(q, 2), "creator_display_name",
                      qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10), "amount",
                      (json_int_t)qun_q_col_int(q, 3), "shares", (json_int_t)qun_q_col_int(q, 4),
                      "claimed_amount", (json_int_t)qun_q_col_int(q, 5), "claimed_shares",

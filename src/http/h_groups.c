@@ -162,11 +162,13 @@ qun_rc h_member_remove_preview(qun_req_t *r) {
 }
 
 qun_rc h_member_remove_bulk(qun_req_t *r) {
-    static const qun_field_t f[] = {
-        {"openids", F_STRARR, true, 1, 64, NULL},   {"confirmation_token", F_STR, false, 1, 128, NULL},
-        {"typed_name", F_STR, false, 1, 256, NULL}, {"challenge_id", F_STR, false, 1, 64, NULL},
-        {"totp_code", F_STR, false, 6, 8, NULL},    {"reason", F_STR, false, 0, 500, NULL},
-        {0}};
+    static const qun_field_t f[] = {{"openids", F_STRARR, true, 1, 64, NULL},
+                                    {"confirmation_token", F_STR, false, 1, 128, NULL},
+                                    {"typed_name", F_STR, false, 1, 256, NULL},
+                                    {"challenge_id", F_STR, false, 1, 64, NULL},
+                                    {"totp_code", F_STR, false, 6, 8, NULL},
+                                    {"reason", F_STR, false, 0, 500, NULL},
+                                    {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL, *problem = NULL;
     qun_action_proof_t proof = action_proof(r, &problem);

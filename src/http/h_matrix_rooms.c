@@ -570,7 +570,7 @@ static qun_rc put_levels(qun_req_t *r, const char *gid) {
         json_int_t from = level_of(json_string_value(role));
         json_t *w = json_object_get(wanted, openid);
         json_int_t to = w ? json_integer_value(w) : 0;
-        const char *new_role;
+        const char *new_role = NULL;
         json_t *out = NULL;
         if (from == to) continue;
         rc = role_change(r, openid, from, to, &new_role);

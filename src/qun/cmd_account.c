@@ -10,8 +10,8 @@ int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     char password[512];
     json_t *out = NULL;
-    int rc = qun_args_parse(argc, argv, opts, 1, 1, "register <username> [--password P] [--display-name NAME]",
-                            &a);
+    int rc = qun_args_parse(argc, argv, opts, 1, 1,
+                            "register <username> [--password P] [--display-name NAME]", &a);
     if (rc != QUN_EXIT_OK) return rc;
     rc = qun_read_password(a.val[0], true, password, sizeof password);
     if (rc != QUN_EXIT_OK) goto out;
@@ -30,11 +30,12 @@ int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("registered %s%s%s%s (openid %s)\nnext: qun login %s\n", qun_jstr_or(out, "username", a.pos[0]),
+        printf("registered %s%s%s%s (openid %s)\nnext: qun login %s\n",
+               qun_jstr_or(out, "username", a.pos[0]),
                json_is_string(json_object_get(out, "display_name")) ? " \"" : "",
                qun_jstr_or(out, "display_name", ""),
-               json_is_string(json_object_get(out, "display_name")) ? "\"" : "", qun_jstr_or(out, "openid", "?"),
-               a.pos[0]);
+               json_is_string(json_object_get(out, "display_name")) ? "\"" : "",
+               qun_jstr_or(out, "openid", "?"), a.pos[0]);
 out:
     sodium_memzero(password, sizeof password);
     json_decref(out);
@@ -203,7 +204,8 @@ int qun_cmd_display_name(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     if ((a.npos == 1) == (a.val[0] != NULL))
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "give a name or --clear; usage: qun %s", usage);
-    json_t *body = a.npos == 1 ? json_pack("{s:s}", "display_name", a.pos[0]) : json_pack("{s:n}", "display_name");
+    json_t *body =
+        a.npos == 1 ? json_pack("{s:s}", "display_name", a.pos[0]) : json_pack("{s:n}", "display_name");
     rc = qun_cli_json(c, "PATCH", "/v1/me", body, &me);
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json)
@@ -211,7 +213,8 @@ int qun_cmd_display_name(qun_cli_t *c, int argc, char **argv) {
     else if (json_is_string(json_object_get(me, "display_name")))
         printf("your display name is now \"%s\"\n", qun_jstr_or(me, "display_name", ""));
     else
-        printf("your display name is cleared; people see your username, %s\n", qun_jstr_or(me, "username", "?"));
+        printf("your display name is cleared; people see your username, %s\n",
+               qun_jstr_or(me, "username", "?"));
     json_decref(me);
     return QUN_EXIT_OK;
 }

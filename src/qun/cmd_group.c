@@ -40,7 +40,8 @@ static void print_group(json_t *g, const void *arg) {
     }
     printf("  state:    %s\n", qun_jstr_or(g, "state", "?"));
     if (json_is_string(json_object_get(g, "owner_display_name")))
-        printf("  owner:    %s (%s)\n", qun_jstr_or(g, "owner", "?"), qun_jstr_or(g, "owner_display_name", ""));
+        printf("  owner:    %s (%s)\n", qun_jstr_or(g, "owner", "?"),
+               qun_jstr_or(g, "owner_display_name", ""));
     else
         printf("  owner:    %s\n", qun_jstr_or(g, "owner", "?"));
     printf("  members:  %lld\n", (long long)qun_jint(g, "member_count"));
@@ -69,10 +70,10 @@ static void print_members(json_t *out, const void *arg) {
     json_t *m;
     char t[32];
     printf("%-26s %-20s %-7s %-17s %s\n", "OPENID", "USERNAME", "ROLE", "JOINED", "NAME");
-    json_array_foreach(json_object_get(out, "items"), i, m)
-        printf("%-26s %-20s %-7s %-17s %s%s\n", qun_jstr_or(m, "openid", "?"), qun_jstr_or(m, "username", "?"),
-               qun_jstr_or(m, "role", "?"), qun_fmt_time(qun_jint(m, "joined_at"), t),
-               qun_jstr_or(m, "display_name", "-"), json_is_true(json_object_get(m, "minor")) ? "  (minor)" : "");
+    json_array_foreach(json_object_get(out, "items"), i, m) printf(
+        "%-26s %-20s %-7s %-17s %s%s\n", qun_jstr_or(m, "openid", "?"), qun_jstr_or(m, "username", "?"),
+        qun_jstr_or(m, "role", "?"), qun_fmt_time(qun_jint(m, "joined_at"), t),
+        qun_jstr_or(m, "display_name", "-"), json_is_true(json_object_get(m, "minor")) ? "  (minor)" : "");
 }
 
 static void print_member_change(json_t *m, const void *arg) {

@@ -29,7 +29,8 @@ int qun_cmd_grant(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
-    {"register", qun_cmd_register, "register <username> [--password P] [--display-name NAME]", "create an account"},
+    {"register", qun_cmd_register, "register <username> [--password P] [--display-name NAME]",
+     "create an account"},
     {"login", qun_cmd_login, "login <username> [--password P] [--device ID] [--platform cli]",
      "log in and save the token"},
     {"logout", qun_cmd_logout, "logout", "revoke this session and forget the token"},

@@ -239,7 +239,8 @@ def test_dissolve_needs_the_exact_name(alice, bob):
     assert gid in r.stdout and "cancel with: qun cancel" in r.stdout
     # During the cooling-off the members are still in, and they see the notice.
     history = bob.ok("history", gid).stdout
-    assert "last words" in history and "dissolves_at" in history
+    # The notice reads as a sentence, never as its JSON.
+    assert "last words" in history and "will be dissolved at" in history and "dissolves_at" not in history
     assert alice.run("status", gid).returncode == 0
 
 

@@ -164,10 +164,12 @@ static void test_replay_expired(void) {
     CHECK(qun_event_expire(db, 2, &n, &err) == QUN_OK && n == 0);
     CHECK(qun_event_horizon(db, &h, &err) == QUN_OK && h == 5);
     /* Once g2 is purged its state rows go too, and a smaller id never lowers the horizon. */
-    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'purged' WHERE id = $1", "i", g2) == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'purged' WHERE id = $1", "i", g2) ==
+          QUN_DONE);
     CHECK(qun_event_expire(db, 2, &n, &err) == QUN_OK && n == 1);
     CHECK(qun_event_horizon(db, &h, &err) == QUN_OK && h == 5);
-    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'active' WHERE id = $1", "i", g2) == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err, "UPDATE groups SET state = 'active' WHERE id = $1", "i", g2) ==
+          QUN_DONE);
 }
 
 /* qun_event_emit_id hands back the new row's id, the one the feed reads. */
