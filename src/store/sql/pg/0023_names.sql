@@ -46,5 +46,7 @@ BEGIN
   END LOOP;
 END $$;
 
-ALTER TABLE users ALTER COLUMN mx_localpart SET NOT NULL;
+-- Nullable, as on SQLite: an account written without one (by an older qund sharing the
+-- database, or restored from an old dump) gets its localpart when qund next starts
+-- (qun_mx_localpart_backfill), on both stores alike.
 CREATE UNIQUE INDEX users_by_mx_localpart ON users(mx_localpart);
