@@ -8,24 +8,13 @@
  * INFLIGHT keep-alive connections (one request in flight on each), all on one epoll
  * loop.  Every frame is scanned for its event name and message text; a message counts
  * as delivered when every member's stream has it.  Then it previews and requests the
- * group's dissolution and waits for every member's dissolution.pending.  Prints one
+ * group's dissolution and waits for every member's dissolution.pending and then (qund
+ * runs with cooling-off 0, so the job that marks it is due at once) group.dissolved.  Prints one
  * JSON object with the figures.  With no member tokens it only posts (and dissolves):
  * the same run's baseline of posts/s without fan-out. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "loadlib.h"
 
 #define LINE_MAX_ 65536
 
@@ -37,66 +26,15 @@ typedef struct {
     int msg; /* poster: message in flight, -1 when idle */
 } conn_t;
 
-static const char *g_host, *g_gid;
-static int g_port;
+static const char *g_gid;
 static char *g_owner;
 static int g_members, g_messages;
 static int *g_count; /* per message: streams that got it */
 static double *g_sent, *g_done;
-static int g_pending_seen;
-static int g_delivered_all; /* messages every stream has */
+static int g_pending_seen, g_dissolved_seen;
+static double g_pending_all, g_dissolved_all; /* when the last member had each */
+static int g_delivered_all;                   /* messages every stream has */
 static double g_last_delivery;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-    perror(what);
-    exit(1);
-}
-
-static int dial(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
-    inet_pton(AF_INET, g_host, &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-static void send_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            die("write");
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-static void append(conn_t *c, const char *p, size_t n) {
-    if (c->len + n + 1 > c->cap) {
-        c->cap = (c->len + n + 1) * 2;
-        c->buf = realloc(c->buf, c->cap);
-        if (!c->buf) die("realloc");
-    }
-    memcpy(c->buf + c->len, p, n);
-    c->len += n;
-    c->buf[c->len] = 0;
-}
-
-static void consume(conn_t *c, size_t n) {
-    memmove(c->buf, c->buf + n, c->len - n);
-    c->len -= n;
-    c->buf[c->len] = 0;
-}
 
 /* One blocking request/response on a fresh connection; returns the body (malloc'd). */
 static char *call(const char *method, const char *path, const char *body, int *status) {
@@ -114,7 +52,7 @@ static char *call(const char *method, const char *path, const char *body, int *s
     char tmp[65536];
     ssize_t r;
     while ((r = read(fd, tmp, sizeof tmp)) > 0)
-        append(&c, tmp, (size_t)r);
+        BUF_APPEND(&c, tmp, (size_t)r);
     close(fd);
     if (!c.buf) die("empty answer");
     *status = atoi(c.buf + 9);
@@ -148,7 +86,7 @@ static int poster_answer(conn_t *c) {
         fprintf(stderr, "post answered: %.200s\n", c->buf);
         exit(1);
     }
-    consume(c, total);
+    BUF_CONSUME(c, total);
     return 1;
 }
 
@@ -167,11 +105,13 @@ static void stream_lines(conn_t *c) {
                 }
             }
         } else if (!strncmp(p, "event: dissolution.pending", 26)) {
-            if (++g_pending_seen == g_members) g_last_delivery = now();
+            if (++g_pending_seen == g_members) g_pending_all = now();
+        } else if (!strncmp(p, "event: group.dissolved", 22)) {
+            if (++g_dissolved_seen == g_members) g_dissolved_all = now();
         }
         p = nl + 1;
     }
-    consume(c, (size_t)(p - c->buf));
+    BUF_CONSUME(c, (size_t)(p - c->buf));
 }
 
 /* One epoll_wait and what arrived: stream lines are scanned; a poster whose answer is
@@ -194,7 +134,7 @@ static int pump(int ep, const char *waiting_for) {
             fprintf(stderr, "connection closed by qund\n");
             return -1;
         }
-        append(c, tmp, (size_t)r);
+        BUF_APPEND(c, tmp, (size_t)r);
         if (c->is_stream) {
             stream_lines(c);
             continue;
@@ -258,13 +198,13 @@ int main(int argc, char **argv) {
         while (!c->buf || !strstr(c->buf, "\r\n\r\n")) { /* the stream's headers */
             ssize_t r = read(c->fd, tmp, sizeof tmp);
             if (r <= 0) die("stream open");
-            append(c, tmp, (size_t)r);
+            BUF_APPEND(c, tmp, (size_t)r);
         }
         if (strncmp(c->buf + 9, "200", 3)) {
             fprintf(stderr, "stream answered: %.200s\n", c->buf);
             return 1;
         }
-        consume(c, (size_t)(strstr(c->buf, "\r\n\r\n") + 4 - c->buf));
+        BUF_CONSUME(c, (size_t)(strstr(c->buf, "\r\n\r\n") + 4 - c->buf));
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     }
@@ -313,12 +253,15 @@ int main(int argc, char **argv) {
     }
     while (g_pending_seen < g_members)
         if (pump(ep, "dissolution.pending") < 0) return 1;
+    while (g_dissolved_seen < g_members)
+        if (pump(ep, "group.dissolved") < 0) return 1;
     printf("{\"members\":%d,\"messages\":%d,\"inflight\":%d,\"seconds\":%.4f,\"deliveries_per_s\":%.0f,"
            "\"messages_per_s\":%.0f,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,\"lat_max_ms\":%.2f,"
-           "\"dissolve_ack_ms\":%.2f,\"dissolve_notify_all_ms\":%.2f,\"notify_after_ack_ms\":%.2f}\n",
+           "\"dissolve_ack_ms\":%.2f,\"dissolve_notify_all_ms\":%.2f,\"notify_after_ack_ms\":%.2f,"
+           "\"dissolved_all_ms\":%.2f}\n",
            g_members, g_messages, inflight, elapsed, (double)g_members * g_messages / elapsed,
            g_messages / elapsed, lat[g_messages / 2] * 1e3, lat[(int)(g_messages * 0.99)] * 1e3,
-           lat[g_messages - 1] * 1e3, (acked - t1) * 1e3, (g_last_delivery - t1) * 1e3,
-           (g_last_delivery - acked) * 1e3);
+           lat[g_messages - 1] * 1e3, (acked - t1) * 1e3, (g_pending_all - t1) * 1e3,
+           (g_pending_all - acked) * 1e3, (g_dissolved_all - t1) * 1e3);
     return 0;
 }

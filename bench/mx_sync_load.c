@@ -31,22 +31,10 @@
  *     Posts PER_GROUP messages to each group with INFLIGHT requests in flight (setup).
  *
  * Exits non-zero with a message on stderr at the first unexpected answer. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "loadlib.h"
 
 #define SINCE_MAX 256
 #define OPEN_BATCH 500 /* connections opened before letting qund catch up */
@@ -66,22 +54,9 @@ typedef struct {
     int got; /* the last round this member received */
 } member_t;
 
-static const char *g_host;
-static int g_port;
 static int g_mx; /* mx (sync) or sse (events) */
 static member_t *g_members;
 static int g_nmembers;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-    perror(what);
-    exit(1);
-}
 
 static void fail(const char *fmt, const char *detail) {
     fprintf(stderr, fmt, detail);
@@ -96,46 +71,6 @@ static void raise_nofile(void) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-}
-
-static int dial(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
-    inet_pton(AF_INET, g_host, &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-static void send_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            die("write");
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-static void append(conn_t *c, const char *p, size_t n) {
-    if (c->len + n + 1 > c->cap) {
-        c->cap = (c->len + n + 1) * 2;
-        c->buf = realloc(c->buf, c->cap);
-        if (!c->buf) die("realloc");
-    }
-    memcpy(c->buf + c->len, p, n);
-    c->len += n;
-    c->buf[c->len] = 0;
-}
-
-static void consume(conn_t *c, size_t n) {
-    memmove(c->buf, c->buf + n, c->len - n);
-    c->len -= n;
-    if (c->buf) c->buf[c->len] = 0;
 }
 
 /* A complete HTTP answer at the head of c->buf: its status and its body (de-chunked,
@@ -189,7 +124,7 @@ static int fill(conn_t *c) {
     ssize_t r = read(c->fd, tmp, sizeof tmp);
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) return 1;
     if (r <= 0) return 0;
-    append(c, tmp, (size_t)r);
+    BUF_APPEND(c, tmp, (size_t)r);
     return 1;
 }
 
@@ -312,7 +247,7 @@ static void mx_answers(conn_t *c) {
     char *body;
     size_t used;
     while ((used = answer(c, &status, &body))) {
-        consume(c, used);
+        BUF_CONSUME(c, used);
         c->busy = 0;
         g_answers++;
         g_bytes += (double)strlen(body);
@@ -341,7 +276,7 @@ static void sse_lines(conn_t *c) {
         if (!end) return;
         if (strncmp(c->buf + 9, "200", 3)) fail("stream answered: %.300s", c->buf);
         c->open = 1;
-        consume(c, (size_t)(end + 4 - c->buf));
+        BUF_CONSUME(c, (size_t)(end + 4 - c->buf));
     }
     char *p = c->buf, *nl;
     while (p && (nl = memchr(p, '\n', c->len - (size_t)(p - c->buf)))) {
@@ -349,7 +284,7 @@ static void sse_lines(conn_t *c) {
         if (g_round >= 0 && !strncmp(p, "data: ", 6) && strstr(p, g_needle)) got_round(&g_members[c->member]);
         p = nl + 1;
     }
-    if (p) consume(c, (size_t)(p - c->buf));
+    if (p) BUF_CONSUME(c, (size_t)(p - c->buf));
 }
 
 /* The owner's post: its answer must be a 201. */
@@ -359,7 +294,7 @@ static void post_answer(conn_t *c) {
     char *body;
     size_t used = answer(c, &status, &body);
     if (!used) return;
-    consume(c, used);
+    BUF_CONSUME(c, used);
     if (status != 201) fail("post answered: %s", body);
     free(body);
     c->busy = 0;
@@ -569,7 +504,7 @@ static double timed_get(conn_t *c, const char *token, const char *path, size_t *
     while (!(used = answer(c, &status, &body)))
         if (!fill(c)) fail("%s: connection closed by qund", path);
     double t = now() - t0;
-    consume(c, used);
+    BUF_CONSUME(c, used);
     if (status != 200) {
         fprintf(stderr, "%s answered %d: %.300s\n", path, status, body);
         exit(1);

@@ -65,9 +65,13 @@ typedef struct {
     int attempts;
 } qun_job_t;
 
-/* Whether a job is due at now that instance may claim (on a read connection: an idle
- * scheduler costs no write transaction). */
-qun_rc qun_queue_any_due(qun_db_t *db, const char *instance, int64_t now, bool *any, qun_err_t *err);
+/* The earliest due_at among the jobs instance may claim at now, 0 when there is none
+ * (on a read connection: an idle scheduler costs no write transaction). */
+qun_rc qun_queue_next_due(qun_db_t *db, const char *instance, int64_t now, int64_t *due, qun_err_t *err);
+/* The earliest due_at that transactions on the calling thread queued or brought forward
+ * since the last call, 0 when none; the writer hands it to the scheduler after each
+ * commit.  A job whose savepoint rolled back only costs the scheduler a needless look. */
+int64_t qun_queue_take_hint(void);
 /* Claim up to max due jobs nobody else holds for instance until now + lease; the
  * claimed jobs of known kinds go to out[*n], ordered by (due_at, id).  Another
  * instance's locked rows are skipped, never waited for, where the backend can. */

@@ -40,6 +40,12 @@ qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_
  * done callbacks (NULL fn: none).  fn must be quick and thread-safe: it is how the HTTP
  * loops learn that new events are durable. */
 void qun_writer_on_commit(qun_writer_t *w, void (*fn)(void *arg), void *arg);
+/* Call fn(arg, due_at) on the writer thread after a COMMIT that queued a job or brought
+ * one forward, with the earliest such due time (NULL fn: none): the scheduler wakes
+ * for it instead of waiting for its next look.  fn runs with the writer's lock held (so
+ * once on_job(NULL) returns the old fn is never called again): quick, and it must not
+ * submit to the writer. */
+void qun_writer_on_job(qun_writer_t *w, void (*fn)(void *arg, int64_t due_at), void *arg);
 /* Counters for /metrics. */
 void qun_writer_stats(qun_writer_t *w, uint64_t *commits, uint64_t *ops, uint64_t *failed);
 

@@ -38,7 +38,12 @@ struct qun_jobs {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stopping, kicked;
+    int64_t due_hint; /* the earliest due time a commit queued since the last look */
 };
+
+/* How long the scheduler waits at most between looks: what no commit of this process
+ * announces (another instance's job, a moved test clock) is found this late. */
+#define LOOK_MS 250
 
 /* The dissolution timer: mark the group dissolved when its delay is over. */
 static qun_rc dissolve_due_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
@@ -182,12 +187,14 @@ static void run_job(qun_jobs_t *j, run_t *r) {
     }
 }
 
-/* Claim the due jobs (up to CLAIM_MAX) and run each; true when at least one ran.  The
- * read connection looks first, so an idle scheduler costs no write transactions. */
-static bool run_due(qun_jobs_t *j) {
+/* Claim the due jobs (up to CLAIM_MAX) and run each; true when at least one ran.  *next
+ * is the earliest due time seen, so the thread can sleep until then.  The read
+ * connection looks first, so an idle scheduler costs no write transactions. */
+static bool run_due(qun_jobs_t *j, int64_t *next) {
     qun_err_t err;
-    bool any;
-    if (qun_queue_any_due(j->db, j->instance, qun_now(), &any, &err) != QUN_OK || !any) return false;
+    int64_t now = qun_now();
+    if (qun_queue_next_due(j->db, j->instance, now, next, &err) != QUN_OK || !*next || *next > now)
+        return false;
     claim_t c = {.j = j};
     if (qun_writer_run(j->writer, claim_txn, &c, &err) != QUN_OK) {
         qun_log("warn", "jobs: claiming due jobs failed: %s", err.msg);
@@ -198,6 +205,23 @@ static bool run_due(qun_jobs_t *j) {
         run_job(j, &r);
     }
     return c.n > 0;
+}
+
+/* A commit queued a job (writer thread): wake the scheduler if it is due before the
+ * thread's next look. */
+static void on_job(void *arg, int64_t due_at) {
+    qun_jobs_t *j = arg;
+    pthread_mutex_lock(&j->mu);
+    if (!j->due_hint || due_at < j->due_hint) j->due_hint = due_at;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Milliseconds until the due time, at most LOOK_MS. */
+static int64_t wait_for(int64_t due_at, int64_t now_ms) {
+    if (!due_at) return LOOK_MS;
+    int64_t ms = due_at * 1000 - now_ms;
+    return ms < 0 ? 0 : ms < LOOK_MS ? ms : LOOK_MS;
 }
 
 static void *jobs_main(void *arg) {
@@ -211,16 +235,23 @@ static void *jobs_main(void *arg) {
             qun_writer_run(j->writer, expire_txn, NULL, &err);
             next_expiry = qun_now() + 600;
         }
-        if (run_due(j)) continue;
+        int64_t next = 0;
+        if (run_due(j, &next)) continue;
         pthread_mutex_lock(&j->mu);
-        if (!j->kicked && !j->stopping) {
+        /* A due job that could not be claimed (another instance holds it) is looked at
+         * again after LOOK_MS, not at once. */
+        int64_t now_ms = qun_now_ms(), ms = next * 1000 > now_ms ? wait_for(next, now_ms) : LOOK_MS;
+        if (j->due_hint && wait_for(j->due_hint, now_ms) < ms) ms = wait_for(j->due_hint, now_ms);
+        if (!j->kicked && !j->stopping && ms > 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 250 * 1000000L;
+            ts.tv_sec += ms / 1000;
+            ts.tv_nsec += (ms % 1000) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
             pthread_cond_timedwait(&j->cv, &j->mu, &ts);
         }
         j->kicked = false;
+        j->due_hint = 0;
         pthread_mutex_unlock(&j->mu);
     }
     return NULL;
@@ -241,6 +272,7 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
     snprintf(j->instance, sizeof j->instance, "%s", instance && *instance ? instance : "qund");
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
+    qun_writer_on_job(writer, on_job, j);
     pthread_create(&j->thread, NULL, jobs_main, j);
     *out = j;
     return QUN_OK;
@@ -256,6 +288,7 @@ void qun_jobs_kick(qun_jobs_t *j) {
 void qun_jobs_stop(qun_jobs_t *j) {
     if (!j) return;
     qun_export_use_writer(NULL); /* export threads stop using the writer before it stops */
+    qun_writer_on_job(j->writer, NULL, NULL);
     pthread_mutex_lock(&j->mu);
     j->stopping = true;
     pthread_cond_signal(&j->cv);

@@ -34,6 +34,22 @@ static qun_rc done_ok(qun_rc rc) {
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+/* The earliest due time the transactions of this thread queued or brought forward since
+ * the writer last asked: a job queued by a commit wakes the scheduler at once instead of
+ * at its next look.  Per thread, because only the thread running a transaction knows
+ * what it wrote. */
+static _Thread_local int64_t t_due_hint;
+
+static void hint_due(int64_t due_at) {
+    if (!t_due_hint || due_at < t_due_hint) t_due_hint = due_at;
+}
+
+int64_t qun_queue_take_hint(void) {
+    int64_t due = t_due_hint;
+    t_due_hint = 0;
+    return due;
+}
+
 qun_rc qun_queue_add(qun_db_t *db, qun_job_kind kind, int64_t group_id, int64_t ref_id, int64_t due_at,
                      int64_t *id, qun_err_t *err) {
     const char *name = qun_job_kind_name(kind);
@@ -47,10 +63,12 @@ qun_rc qun_queue_add(qun_db_t *db, qun_job_kind kind, int64_t group_id, int64_t 
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     if (id) *id = qun_q_col_int(q, 0);
     qun_q_done(q);
+    hint_due(due_at);
     return QUN_OK;
 }
 
 qun_rc qun_queue_wake_held(qun_db_t *db, int64_t group_id, int64_t now, qun_err_t *err) {
+    hint_due(now);
     return done_ok(qun_db_run(db, NULL, err,
                               "UPDATE jobs SET due_at = $2 WHERE group_id = $1 AND state = 'queued' "
                               "AND kind IN ($3, $4) AND due_at > $2 AND last_error = 'held'",
@@ -115,15 +133,17 @@ qun_rc qun_queue_set_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t
     "state IN ('queued', 'running') AND due_at <= $3 AND (claimed_by IS NULL OR claimed_by = $1 "            \
     "OR claimed_until < $3)"
 
-qun_rc qun_queue_any_due(qun_db_t *db, const char *instance, int64_t now, bool *any, qun_err_t *err) {
+qun_rc qun_queue_next_due(qun_db_t *db, const char *instance, int64_t now, int64_t *due, qun_err_t *err) {
     qun_q_t *q;
+    *due = 0;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT 1 FROM jobs WHERE state IN ('queued', 'running') AND due_at <= $2 AND "
-                           "(claimed_by IS NULL OR claimed_by = $1 OR claimed_until < $2) LIMIT 1",
+                           "SELECT MIN(due_at) FROM jobs WHERE state IN ('queued', 'running') AND "
+                           "(claimed_by IS NULL OR claimed_by = $1 OR claimed_until < $2)",
                            "si", instance, now);
-    *any = rc == QUN_ROW;
-    if (rc == QUN_ROW) qun_q_done(q);
-    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
+    if (!qun_q_col_null(q, 0)) *due = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    return QUN_OK;
 }
 
 qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,

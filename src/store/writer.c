@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "qun/queue.h"
 #include "qun/util.h"
 #include "qun/writer.h"
 
@@ -22,6 +23,8 @@ struct qun_writer {
     _Atomic uint64_t commits, ops, failed;
     void (*on_commit)(void *arg); /* guarded by mu */
     void *on_commit_arg;
+    void (*on_job)(void *arg, int64_t due_at); /* guarded by mu */
+    void *on_job_arg;
 };
 
 /* Take up to max_batch queued operations, or NULL when stopping with nothing left. */
@@ -61,6 +64,7 @@ static qun_rc broken(qun_rc why) {
 
 static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
     qun_err_t err = {{0}, {0}};
+    qun_queue_take_hint(); /* what a broken batch before this one queued is gone */
     qun_rc rc = qun_db_exec(w->db, "BEGIN IMMEDIATE", &err);
     if (rc != QUN_OK) {
         for (qun_wop_t *op = batch; op; op = op->next)
@@ -93,6 +97,12 @@ static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
     void *hook_arg = w->on_commit_arg;
     pthread_mutex_unlock(&w->mu);
     if (hook) hook(hook_arg);
+    int64_t due = qun_queue_take_hint();
+    if (due) { /* under the lock: once on_job(NULL) returns, the old hook is never called */
+        pthread_mutex_lock(&w->mu);
+        if (w->on_job) w->on_job(w->on_job_arg, due);
+        pthread_mutex_unlock(&w->mu);
+    }
 }
 
 static void *writer_main(void *arg) {
@@ -181,6 +191,13 @@ qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_
     pthread_cond_destroy(&s.cv);
     if (err && s.op.rc != QUN_OK) *err = s.op.err;
     return s.op.rc;
+}
+
+void qun_writer_on_job(qun_writer_t *w, void (*fn)(void *arg, int64_t due_at), void *arg) {
+    pthread_mutex_lock(&w->mu);
+    w->on_job = fn;
+    w->on_job_arg = arg;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void qun_writer_on_commit(qun_writer_t *w, void (*fn)(void *arg), void *arg) {

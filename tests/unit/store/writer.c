@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "qun/queue.h"
 #include "qun/util.h"
 #include "qun/writer.h"
 #include "unit.h"
@@ -88,6 +89,52 @@ static void survivors_after_reopen(void) {
     qun_db_close(db);
 }
 
+typedef struct {
+    int64_t due; /* queue a job due then */
+    bool fail;   /* then fail the operation */
+} queue_op_t;
+
+static qun_rc queue_op(qun_db_t *db, void *arg, qun_err_t *err) {
+    queue_op_t *o = arg;
+    if (o->due) {
+        qun_rc rc = qun_queue_add(db, QUN_JOB_APPROVAL_EXPIRY, 0, 42, o->due, NULL, err);
+        if (rc != QUN_OK) return rc;
+    }
+    return o->fail ? qun_fail(err, QUN_BAD_REQUEST, "refused") : QUN_OK;
+}
+
+static _Atomic int64_t told; /* what on_job heard last */
+static atomic_int told_count;
+
+static void on_job(void *arg, int64_t due_at) {
+    (void)arg;
+    atomic_store(&told, due_at);
+    atomic_fetch_add(&told_count, 1);
+}
+
+/* A commit that queues a job tells the scheduler its due time at once (so a due job
+ * runs without waiting for the scheduler's next look); a commit that queues nothing
+ * tells it nothing, and a removed hook is never called again. */
+static void commit_announces_jobs(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
+    CHECK(qun_writer_start(db, 64, &w, &err) == QUN_OK);
+    qun_writer_on_job(w, on_job, NULL);
+    queue_op_t plain = {0}, later = {.due = 2000000000}, sooner = {.due = 1900000000};
+    CHECK(qun_writer_run(w, queue_op, &plain, &err) == QUN_OK);
+    CHECK(atomic_load(&told_count) == 0);
+    CHECK(qun_writer_run(w, queue_op, &later, &err) == QUN_OK);
+    CHECK(atomic_load(&told_count) == 1 && atomic_load(&told) == 2000000000);
+    CHECK(qun_writer_run(w, queue_op, &sooner, &err) == QUN_OK);
+    CHECK(atomic_load(&told_count) == 2 && atomic_load(&told) == 1900000000);
+    qun_writer_on_job(w, NULL, NULL);
+    CHECK(qun_writer_run(w, queue_op, &later, &err) == QUN_OK);
+    CHECK(atomic_load(&told_count) == 2);
+    qun_writer_stop(w);
+    w = NULL;
+}
+
 static void remove_sqlite_files(void) {
     char side[64];
     unlink(sqlite_path);
@@ -106,6 +153,11 @@ static void survivors_after_reopen_pg(void) {
     survivors_after_reopen();
 }
 
+static void commit_announces_jobs_pg(void) {
+    atomic_store(&told_count, 0);
+    commit_announces_jobs();
+}
+
 int main(void) {
     qun_log_quiet = true;
     int fd = mkstemp(sqlite_path);
@@ -113,12 +165,14 @@ int main(void) {
     conn = sqlite_path;
     RUN(group_commit);
     RUN(survivors_after_reopen);
+    RUN(commit_announces_jobs);
     remove_sqlite_files();
 
     conn = getenv("QUN_TEST_PG");
     if (conn && *conn) {
         RUN(group_commit_pg);
         RUN(survivors_after_reopen_pg);
+        RUN(commit_announces_jobs_pg);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
