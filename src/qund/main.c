@@ -30,6 +30,8 @@ char qund_store[1024] = "";
 /* How job claims name this process (`instance`); empty means <hostname>:<port>. */
 char qund_instance[128] = "";
 int qund_job_lease = 60;
+/* `ledger_origin`; empty means matrix_server_name when set, else qun.local (first start only). */
+char qund_ledger_origin[QUN_LEDGER_ORIGIN_MAX + 1] = "";
 
 static void usage(FILE *f) {
     fprintf(f, "usage: qund [--config FILE] [--listen HOST:PORT] [--data DIR] [--threads N]\n"
@@ -133,10 +135,26 @@ int main(int argc, char **argv) {
     int64_t localparts;
     if (qun_mx_localpart_backfill(wdb, &localparts, &err) != QUN_OK) return die("Matrix localparts", &err);
     if (localparts) qun_log("info", "gave %lld accounts their Matrix localpart", (long long)localparts);
+    /* The origin names the log in every checkpoint, so the first start fixes it (in the
+     * name of ledger.key) and a later `ledger_origin` that differs stops qund here. */
     static qun_note_key_t ledger_key;
-    char key_path[600];
+    char key_path[600], origin[160];
     snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);
-    if (qun_note_key_load_or_create(key_path, &ledger_key, &err) != QUN_OK) return die("ledger key", &err);
+    const char *first_origin = qund_ledger_origin[0]                     ? qund_ledger_origin
+                               : qun_note_origin_ok(qun_mx_cfg.server_name) ? qun_mx_cfg.server_name
+                                                                            : NULL;
+    if (qun_note_key_load_or_create(key_path, first_origin, &ledger_key, &err) != QUN_OK)
+        return die("ledger key", &err);
+    qun_note_origin_of(&ledger_key, origin, sizeof origin);
+    if (qund_ledger_origin[0] && strcmp(origin, qund_ledger_origin) != 0) {
+        fprintf(stderr,
+                "qund: ledger_origin is \"%s\" but this ledger's origin, fixed at its first start in %s, is "
+                "\"%s\"; set ledger_origin = %s (or remove the setting), or start a new log under the new origin "
+                "with the key-rotation steps in docs/ledger.md (\"Changing the origin\")\n",
+                qund_ledger_origin, key_path, origin, origin);
+        return 1;
+    }
+    qun_log("info", "ledger origin %s (checkpoints signed by %s)", origin, ledger_key.name);
     qun_server_cfg.ledger_key = &ledger_key;
     qun_writer_t *writer;
     if (qun_writer_start(wdb, 512, &writer, &err) != QUN_OK) return die("writer", &err);
