@@ -24,7 +24,8 @@ else
   OPT := -O2
   LDSAN :=
 endif
-CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
+# EXTRA_CFLAGS, EXTRA_LDFLAGS: the distribution's flags (debian/rules passes dpkg-buildflags').
+CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null) $(EXTRA_CFLAGS)
 LIBS_QUND = $(shell pkg-config --libs $(PKGS)) -lpthread
 # The CLI links libqun.a too: whichever of its objects a command pulls in brings its
 # libraries, so the CLI is offered all of them and keeps only those it uses.
@@ -72,10 +73,10 @@ $(O)/libqun.a: $(LIB_OBJ)
 	@ar rcs $@ $^
 
 $(O)/qund: $(QUND_OBJ) $(HTTP_OBJ) $(O)/libqun.a
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS_QUND)
+	$(CC) $(LDSAN) $(EXTRA_LDFLAGS) -o $@ $^ $(LIBS_QUND)
 
 $(O)/qun: $(QUN_OBJ) $(O)/libqun.a
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS_QUN)
+	$(CC) $(LDSAN) $(EXTRA_LDFLAGS) -o $@ $^ $(LIBS_QUN)
 
 # Unit tests may #include the source they test; they link against the library and the HTTP objects.
 $(O)/unit/%: tests/unit/%.c $(O)/libqun.a $(HTTP_OBJ) tests/unit/unit.h
