@@ -43,6 +43,14 @@ def test_origin_is_fixed_at_first_start():
     assert '"chat.example.org"' in msg and "docs/ledger.md" in msg and "key-rotation" in msg, msg
     assert os.path.exists(os.path.join(s.data, "ledger.key"))
 
+    # The documented steps: keep the old key aside, start under the new origin: a new key
+    # signs checkpoints of the same tree.
+    os.rename(os.path.join(s.data, "ledger.key"), os.path.join(s.data, "ledger.key.chat.example.org"))
+    s.extra = ["--set", "ledger_origin=other.example.org"]
+    s.start()
+    assert origin_of(s.url).startswith("other.example.org/ledger/")
+    stop_clean(s)
+
 
 def test_default_origin_keeps_qun_local():
     s = Server().start()
