@@ -73,12 +73,14 @@ static qun_rc parse_key_text(const char *text, qun_note_key_t *k, unsigned char 
     return QUN_OK;
 }
 
-qun_rc qun_note_key_load_or_create(const char *path, const char *origin, qun_note_key_t *key, qun_err_t *err) {
+qun_rc qun_note_key_load_or_create(const char *path, const char *origin, qun_note_key_t *key,
+                                   qun_err_t *err) {
     memset(key, 0, sizeof *key);
     if (!origin) origin = QUN_LEDGER_ORIGIN_DEFAULT;
     if (!qun_note_origin_ok(origin))
-        return qun_fail(err, QUN_FIELD_INVALID, "\"%s\" is not a ledger origin (a host name, up to %d characters)",
-                        origin, QUN_LEDGER_ORIGIN_MAX);
+        return qun_fail(err, QUN_FIELD_INVALID,
+                        "\"%s\" is not a ledger origin (a host name, up to %d characters)", origin,
+                        QUN_LEDGER_ORIGIN_MAX);
     char text[512];
     FILE *f = fopen(path, "r");
     if (f) {

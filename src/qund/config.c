@@ -75,9 +75,10 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
     }
     if (strcmp(key, "ledger_origin") == 0) { /* fixed at first start: src/qund/main.c, docs/ledger.md */
         if (!qun_note_origin_ok(value))
-            return qun_fail(err, QUN_BAD_REQUEST,
-                            "ledger_origin: expected a host name (letters, digits, \".-:[]_/\", up to %d), got \"%s\"",
-                            QUN_LEDGER_ORIGIN_MAX, value);
+            return qun_fail(
+                err, QUN_BAD_REQUEST,
+                "ledger_origin: expected a host name (letters, digits, \".-:[]_/\", up to %d), got \"%s\"",
+                QUN_LEDGER_ORIGIN_MAX, value);
         snprintf(qund_ledger_origin, sizeof qund_ledger_origin, "%s", value);
         return QUN_OK;
     }

@@ -193,18 +193,19 @@ int main(int argc, char **argv) {
     static qun_note_key_t ledger_key;
     char key_path[600], origin[160];
     snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);
-    const char *first_origin = qund_ledger_origin[0]                     ? qund_ledger_origin
+    const char *first_origin = qund_ledger_origin[0]                        ? qund_ledger_origin
                                : qun_note_origin_ok(qun_mx_cfg.server_name) ? qun_mx_cfg.server_name
                                                                             : NULL;
     if (qun_note_key_load_or_create(key_path, first_origin, &ledger_key, &err) != QUN_OK)
         return die("ledger key", &err);
     qun_note_origin_of(&ledger_key, origin, sizeof origin);
     if (qund_ledger_origin[0] && strcmp(origin, qund_ledger_origin) != 0) {
-        fprintf(stderr,
-                "qund: ledger_origin is \"%s\" but this ledger's origin, fixed at its first start in %s, is "
-                "\"%s\"; set ledger_origin = %s (or remove the setting), or start a new log under the new origin "
-                "with the key-rotation steps in docs/ledger.md (\"Changing the origin\")\n",
-                qund_ledger_origin, key_path, origin, origin);
+        fprintf(
+            stderr,
+            "qund: ledger_origin is \"%s\" but this ledger's origin, fixed at its first start in %s, is "
+            "\"%s\"; set ledger_origin = %s (or remove the setting), or start a new log under the new origin "
+            "with the key-rotation steps in docs/ledger.md (\"Changing the origin\")\n",
+            qund_ledger_origin, key_path, origin, origin);
         return 1;
     }
     qun_log("info", "ledger origin %s (checkpoints signed by %s)", origin, ledger_key.name);
