@@ -1,11 +1,12 @@
 # qun — one top-level Makefile.  `make` builds build/qund and build/qun;
-# `make run` installs what is missing, builds and starts qund; `make test` installs,
-# builds with AddressSanitizer + UndefinedBehaviorSanitizer and runs every test.
+# `make run` installs what is missing to build and run, builds and starts qund; `make test`
+# also installs what the tests need, builds with AddressSanitizer + UndefinedBehaviorSanitizer
+# and runs every test; `make deb` builds the Debian package (docs/package.md).
 
 O ?= build
 SAN ?=
 CC ?= cc
-PKGS := libevent libevent_pthreads jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd libcrypto icu-uc
+PKGS := libevent libevent_pthreads jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd libcrypto icu-uc libsystemd
 CLI_PKGS := jansson libsodium libcurl sqlite3 libpq libqrencode
 
 # Plain `make` warns; `make test` (and so CI) builds with WERROR=-Werror.
@@ -23,7 +24,8 @@ else
   OPT := -O2
   LDSAN :=
 endif
-CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
+# EXTRA_CFLAGS, EXTRA_LDFLAGS: the distribution's flags (debian/rules passes dpkg-buildflags').
+CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null) $(EXTRA_CFLAGS)
 LIBS_QUND = $(shell pkg-config --libs $(PKGS)) -lpthread
 # The CLI links libqun.a too: whichever of its objects a command pulls in brings its
 # libraries, so the CLI is offered all of them and keeps only those it uses.
@@ -44,7 +46,7 @@ QUN_OBJ := $(patsubst %.c,$(O)/obj/%.o,$(QUN_SRC))
 UNIT_SRC := $(wildcard tests/unit/*/*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(O)/unit/%,$(UNIT_SRC))
 
-.PHONY: all binaries unit deps run test test-unit test-api bench fmt clean
+.PHONY: all binaries unit deps deps-run run test test-unit test-api bench fmt clean
 
 all: binaries
 binaries: $(O)/qund $(O)/qun
@@ -71,10 +73,10 @@ $(O)/libqun.a: $(LIB_OBJ)
 	@ar rcs $@ $^
 
 $(O)/qund: $(QUND_OBJ) $(HTTP_OBJ) $(O)/libqun.a
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS_QUND)
+	$(CC) $(LDSAN) $(EXTRA_LDFLAGS) -o $@ $^ $(LIBS_QUND)
 
 $(O)/qun: $(QUN_OBJ) $(O)/libqun.a
-	$(CC) $(LDSAN) -o $@ $^ $(LIBS_QUN)
+	$(CC) $(LDSAN) $(EXTRA_LDFLAGS) -o $@ $^ $(LIBS_QUN)
 
 # Unit tests may #include the source they test; they link against the library and the HTTP objects.
 $(O)/unit/%: tests/unit/%.c $(O)/libqun.a $(HTTP_OBJ) tests/unit/unit.h
@@ -84,10 +86,14 @@ $(O)/unit/%: tests/unit/%.c $(O)/libqun.a $(HTTP_OBJ) tests/unit/unit.h
 
 unit: $(UNIT_BIN)
 
+# What the tests need too (scripts/deps.sh test); deps-run: only what builds and runs qun.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
 
-run: deps
+deps-run:
+	@sh scripts/deps.sh run
+
+run: deps-run
 	@$(MAKE) --no-print-directory binaries
 	@mkdir -p var
 	@test -f var/qund.conf || cp qund.conf.default var/qund.conf
@@ -101,6 +107,7 @@ test: deps
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
 	@$(MAKE) --no-print-directory WERROR=-Werror fuzz-replay
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix test-browser test-pg
+	@$(MAKE) --no-print-directory test-deb
 	@echo "make test: every suite passed; web console screenshots in $(CURDIR)/build/screenshots"
 
 test-unit:
@@ -134,6 +141,16 @@ bench: deps
 bench-multi:
 	@$(MAKE) --no-print-directory binaries
 	@sh bench/multi.sh
+
+# The Debian package (debian/, docs/package.md): build/qun_<version>_amd64.deb, and its test
+# (build, lintian, install into a throwaway root, run the packaged qund, remove).
+.PHONY: deb test-deb
+deb:
+	@sh scripts/deps.sh deb
+	@sh scripts/deb.sh
+
+test-deb:
+	@sh tests/deb/run.sh
 
 # libFuzzer targets (tests/fuzz/, docs/fuzzing.md): build them, or replay each corpus briefly.
 .PHONY: fuzz fuzz-replay

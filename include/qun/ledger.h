@@ -56,8 +56,20 @@ typedef struct qun_note_key {
     unsigned char key_id[4];
 } qun_note_key_t;
 
-/* Load the signer key from path, or create it (mode 0600) with a fresh origin name. */
-qun_rc qun_note_key_load_or_create(const char *path, qun_note_key_t *key, qun_err_t *err);
+/* The origin of a log nobody named (`ledger_origin` unset), and the longest one allowed. */
+#define QUN_LEDGER_ORIGIN_DEFAULT "qun.local"
+#define QUN_LEDGER_ORIGIN_MAX 100
+
+/* Load the signer key from path, or create it (mode 0600) named "<origin>/ledger/<12 random
+ * hex digits>"; origin NULL means QUN_LEDGER_ORIGIN_DEFAULT.  An existing key keeps the name
+ * it was made with, whatever origin says: compare with qun_note_origin_of. */
+qun_rc qun_note_key_load_or_create(const char *path, const char *origin, qun_note_key_t *key, qun_err_t *err);
+
+/* Whether origin may name a log: 1..QUN_LEDGER_ORIGIN_MAX letters, digits and ".-:[]_/". */
+bool qun_note_origin_ok(const char *origin);
+
+/* The origin part of key's name (what precedes "/ledger/") into out. */
+void qun_note_origin_of(const qun_note_key_t *key, char *out, size_t size);
 /* The verifier key text "<name>+<hex key id>+<base64(0x01 || pk)>" into out. */
 void qun_note_verifier(const qun_note_key_t *key, char *out, size_t size);
 /* Parse a verifier key text. */

@@ -102,10 +102,19 @@ typedef struct {
     const char *db_path;
     const struct qun_note_key *ledger_key; /* signs checkpoints */
     const char *web_root;                  /* the web console's files; NULL means "web" */
+    /* What the service manager hears (src/qund/main.c sets these; NULL: nothing).  All run
+     * on the first loop's thread: on_ready once every loop listens, on_tick every tick_usec
+     * microseconds while that loop turns (the watchdog), on_reload on SIGHUP, on_stopping
+     * on SIGINT/SIGTERM before the loops wind down. */
+    void (*on_ready)(void);
+    void (*on_tick)(void);
+    uint64_t tick_usec;
+    void (*on_reload)(void);
+    void (*on_stopping)(void);
 } qun_server_cfg_t;
 extern qun_server_cfg_t qun_server_cfg;
 
-/* Run the server until SIGINT/SIGTERM.  Takes over writer. */
+/* Run the server until SIGINT/SIGTERM (SIGHUP calls on_reload).  Takes over writer. */
 qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err);
 qun_writer_t *qun_server_writer(void);
 bool qun_server_ready(void);

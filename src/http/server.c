@@ -228,8 +228,16 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg) {
     (void)sig;
     (void)what;
     (void)arg;
+    if (qun_server_cfg.on_stopping) qun_server_cfg.on_stopping();
     for (int i = 0; i < g_nworkers; i++)
         event_base_loopexit(g_workers[i].base, NULL);
+}
+
+static void hook_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    void (**hook)(void) = arg; /* a field of qun_server_cfg */
+    (*hook)();
 }
 
 static void *worker_main(void *arg) {
@@ -289,13 +297,28 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     struct event *sigterm = evsignal_new(g_workers[0].base, SIGTERM, stop_cb, NULL);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
+    /* The service manager's hooks: SIGHUP, and a tick that proves the first loop turns. */
+    struct event *sighup = NULL, *tick = NULL;
+    if (qun_server_cfg.on_reload) {
+        sighup = evsignal_new(g_workers[0].base, SIGHUP, hook_cb, &qun_server_cfg.on_reload);
+        event_add(sighup, NULL);
+    }
+    if (qun_server_cfg.on_tick && qun_server_cfg.tick_usec) {
+        struct timeval tv = {(time_t)(qun_server_cfg.tick_usec / 1000000),
+                             (suseconds_t)(qun_server_cfg.tick_usec % 1000000)};
+        tick = event_new(g_workers[0].base, -1, EV_PERSIST, hook_cb, &qun_server_cfg.on_tick);
+        event_add(tick, &tv);
+    }
     qun_log("info", "qund listening on %s:%d with %d loops", qun_server_cfg.host, qun_server_cfg.port,
             g_nworkers);
     atomic_store(&g_ready, true);
     for (int i = 1; i < g_nworkers; i++)
         pthread_create(&g_workers[i].thread, NULL, worker_main, &g_workers[i]);
+    if (qun_server_cfg.on_ready) qun_server_cfg.on_ready();
     event_base_dispatch(g_workers[0].base);
     atomic_store(&g_ready, false);
+    if (sighup) event_free(sighup);
+    if (tick) event_free(tick);
     for (int i = 1; i < g_nworkers; i++)
         pthread_join(g_workers[i].thread, NULL);
     qun_events_quiesce();

@@ -5,6 +5,7 @@
  * bytes of SHA-256(key name || 0x0A || 0x01 || public key), as the spec and Go's
  * sumdb/note compute it, so their verifiers accept our notes.  The signer key is kept
  * in Go's text form "PRIVATE+KEY+<name>+<hex id>+<base64(0x01 || seed)>", mode 0600. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -38,6 +39,20 @@ static bool name_ok(const char *s) {
     return true;
 }
 
+bool qun_note_origin_ok(const char *origin) {
+    size_t n = strlen(origin);
+    if (n == 0 || n > QUN_LEDGER_ORIGIN_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)origin[i]) && !strchr(".-:[]_/", origin[i])) return false;
+    return true;
+}
+
+void qun_note_origin_of(const qun_note_key_t *key, char *out, size_t size) {
+    const char *tail = strstr(key->name, "/ledger/");
+    size_t n = tail ? (size_t)(tail - key->name) : strlen(key->name);
+    snprintf(out, size, "%.*s", (int)n, key->name);
+}
+
 /* Parse "<name>+<hex id>+<base64(0x01 || 32 bytes)>" into name and the 32 bytes. */
 static qun_rc parse_key_text(const char *text, qun_note_key_t *k, unsigned char bytes[32], qun_err_t *err) {
     const char *p1 = strchr(text, '+'), *p2 = p1 ? strchr(p1 + 1, '+') : NULL;
@@ -58,8 +73,14 @@ static qun_rc parse_key_text(const char *text, qun_note_key_t *k, unsigned char 
     return QUN_OK;
 }
 
-qun_rc qun_note_key_load_or_create(const char *path, qun_note_key_t *key, qun_err_t *err) {
+qun_rc qun_note_key_load_or_create(const char *path, const char *origin, qun_note_key_t *key,
+                                   qun_err_t *err) {
     memset(key, 0, sizeof *key);
+    if (!origin) origin = QUN_LEDGER_ORIGIN_DEFAULT;
+    if (!qun_note_origin_ok(origin))
+        return qun_fail(err, QUN_FIELD_INVALID,
+                        "\"%s\" is not a ledger origin (a host name, up to %d characters)", origin,
+                        QUN_LEDGER_ORIGIN_MAX);
     char text[512];
     FILE *f = fopen(path, "r");
     if (f) {
@@ -83,7 +104,7 @@ qun_rc qun_note_key_load_or_create(const char *path, qun_note_key_t *key, qun_er
     char hex[13];
     randombytes_buf(rnd, sizeof rnd);
     qun_hex(hex, rnd, sizeof rnd);
-    snprintf(key->name, sizeof key->name, "qun.local/ledger/%s", hex);
+    snprintf(key->name, sizeof key->name, "%s/ledger/%s", origin, hex);
     randombytes_buf(seed, sizeof seed);
     crypto_sign_seed_keypair(key->pk, key->sk, seed);
     key_id(key);

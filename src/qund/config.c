@@ -11,6 +11,7 @@
 #include "../http/http.h"
 #include "config.h"
 #include "qun/core.h"
+#include "qun/ledger.h"
 #include "qun/lockout.h"
 #include "qun/risk.h"
 #include "qun/outbox.h"
@@ -22,6 +23,7 @@ extern char qund_policy_dir[512];
 extern char qund_store[1024];
 extern char qund_instance[128];
 extern int qund_job_lease;
+extern char qund_ledger_origin[QUN_LEDGER_ORIGIN_MAX + 1];
 
 static bool to_i64(const char *s, int64_t lo, int64_t hi, int64_t *v) {
     char *end;
@@ -69,6 +71,15 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         if (strlen(value) >= sizeof qund_instance)
             return qun_fail(err, QUN_BAD_REQUEST, "instance: too long");
         snprintf(qund_instance, sizeof qund_instance, "%s", value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "ledger_origin") == 0) { /* fixed at first start: src/qund/main.c, docs/ledger.md */
+        if (!qun_note_origin_ok(value))
+            return qun_fail(
+                err, QUN_BAD_REQUEST,
+                "ledger_origin: expected a host name (letters, digits, \".-:[]_/\", up to %d), got \"%s\"",
+                QUN_LEDGER_ORIGIN_MAX, value);
+        snprintf(qund_ledger_origin, sizeof qund_ledger_origin, "%s", value);
         return QUN_OK;
     }
     if (strcmp(key, "policies") == 0) {

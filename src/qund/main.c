@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* qund, the qun server: reads its config, opens (and migrates) the store, and runs
- * the group-commit writer, the job scheduler and the HTTP loops until TERM/INT. */
+ * the group-commit writer, the job scheduler and the HTTP loops until TERM/INT.
+ * Under systemd (Type=notify, debian/qund.service) it says READY=1 once listening,
+ * pings the watchdog from the first loop and reloads what it can on SIGHUP. */
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "../http/http.h"
 #include "config.h"
@@ -30,11 +33,63 @@ char qund_store[1024] = "";
 /* How job claims name this process (`instance`); empty means <hostname>:<port>. */
 char qund_instance[128] = "";
 int qund_job_lease = 60;
+/* `ledger_origin`; empty means matrix_server_name when set, else qun.local (first start only). */
+char qund_ledger_origin[QUN_LEDGER_ORIGIN_MAX + 1] = "";
 
 static void usage(FILE *f) {
     fprintf(f, "usage: qund [--config FILE] [--listen HOST:PORT] [--data DIR] [--threads N]\n"
                "            [--set KEY=VALUE]... | --version | --help\n"
-               "Flags override the config file (default: $QUND_CONFIG, else none).\n");
+               "The qun group-chat server.  Flags override the config file (default: $QUND_CONFIG,\n"
+               "else none); the file holds `key = value` lines (see qund.conf.default).\n"
+               "Signals: TERM or INT stop qund; HUP reloads the policy packs.\n"
+               "Under systemd (Type=notify) qund reports readiness and pings the watchdog.\n");
+}
+
+/* ---- the service manager: sd_notify(3) does nothing without $NOTIFY_SOCKET ---- */
+static void notify_ready(void) {
+    sd_notify(0, "READY=1\nSTATUS=serving");
+}
+
+static void notify_watchdog(void) {
+    sd_notify(0, "WATCHDOG=1");
+}
+
+static void notify_stopping(void) {
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+}
+
+/* Policy tables replaced by a reload.  A request may still be reading one (the core reads
+ * qun_core_cfg.policy without a lock), so they are freed only when qund exits; a reload
+ * costs one table's memory, which a handful of reloads a day makes nothing. */
+static qun_policy_t **retired_policies;
+static size_t retired_count;
+
+/* Load the policy packs into a new table and swap it in whole; a pack that does not load
+ * leaves the running table in place and the log says why. */
+static void reload_policies(void) {
+    qun_err_t err = {{0}, {0}};
+    qun_policy_t *fresh;
+    if (qun_policy_load_dir(qund_policy_dir, &fresh, &err) != QUN_OK) {
+        qun_log("warn", "reload: policies in %s not reloaded, the running ones stay: %s", qund_policy_dir,
+                err.msg);
+        return;
+    }
+    qun_policy_t *old = (qun_policy_t *)qun_core_cfg.policy;
+    qun_policy_t **grown = realloc(retired_policies, (retired_count + 1) * sizeof *grown);
+    if (grown) { /* without memory the old table stays allocated, unreachable */
+        retired_policies = grown;
+        retired_policies[retired_count++] = old;
+    }
+    __atomic_store_n(&qun_core_cfg.policy, fresh, __ATOMIC_RELEASE);
+    qun_log("info", "reload: policies from %s", qun_policy_origin(fresh));
+}
+
+/* SIGHUP (systemctl reload qund): everything qund can take up again without a restart is
+ * reloaded here, one call per kind, on the first loop's thread. */
+static void reload(void) {
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+    reload_policies();
+    sd_notify(0, "READY=1\nSTATUS=serving");
 }
 
 static int die(const char *what, const qun_err_t *err) {
@@ -133,10 +188,27 @@ int main(int argc, char **argv) {
     int64_t localparts;
     if (qun_mx_localpart_backfill(wdb, &localparts, &err) != QUN_OK) return die("Matrix localparts", &err);
     if (localparts) qun_log("info", "gave %lld accounts their Matrix localpart", (long long)localparts);
+    /* The origin names the log in every checkpoint, so the first start fixes it (in the
+     * name of ledger.key) and a later `ledger_origin` that differs stops qund here. */
     static qun_note_key_t ledger_key;
-    char key_path[600];
+    char key_path[600], origin[160];
     snprintf(key_path, sizeof key_path, "%s/ledger.key", qund_data_dir);
-    if (qun_note_key_load_or_create(key_path, &ledger_key, &err) != QUN_OK) return die("ledger key", &err);
+    const char *first_origin = qund_ledger_origin[0]                        ? qund_ledger_origin
+                               : qun_note_origin_ok(qun_mx_cfg.server_name) ? qun_mx_cfg.server_name
+                                                                            : NULL;
+    if (qun_note_key_load_or_create(key_path, first_origin, &ledger_key, &err) != QUN_OK)
+        return die("ledger key", &err);
+    qun_note_origin_of(&ledger_key, origin, sizeof origin);
+    if (qund_ledger_origin[0] && strcmp(origin, qund_ledger_origin) != 0) {
+        fprintf(
+            stderr,
+            "qund: ledger_origin is \"%s\" but this ledger's origin, fixed at its first start in %s, is "
+            "\"%s\"; set ledger_origin = %s (or remove the setting), or start a new log under the new origin "
+            "with the key-rotation steps in docs/ledger.md (\"Changing the origin\")\n",
+            qund_ledger_origin, key_path, origin, origin);
+        return 1;
+    }
+    qun_log("info", "ledger origin %s (checkpoints signed by %s)", origin, ledger_key.name);
     qun_server_cfg.ledger_key = &ledger_key;
     qun_writer_t *writer;
     if (qun_writer_start(wdb, 512, &writer, &err) != QUN_OK) return die("writer", &err);
@@ -166,12 +238,23 @@ int main(int argc, char **argv) {
         qun_log("info", "matrix: point Matrix clients at %s (user ids look like @name:%s)",
                 qun_mx_cfg.base_url, qun_mx_cfg.server_name);
     }
+    uint64_t watchdog_usec = 0;
+    if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+        qun_server_cfg.on_tick = notify_watchdog;
+        qun_server_cfg.tick_usec = watchdog_usec / 2;
+    }
+    qun_server_cfg.on_ready = notify_ready;
+    qun_server_cfg.on_reload = reload;
+    qun_server_cfg.on_stopping = notify_stopping;
     qun_rc rc = qun_server_run(writer, &err);
     qun_jobs_stop(jobs);
     qun_outbox_stop(outbox);
     qun_writer_stop(writer);
     if (rc != QUN_OK) return die("server", &err);
-    qun_policy_free(policy);
+    qun_policy_free((qun_policy_t *)qun_core_cfg.policy);
+    for (size_t i = 0; i < retired_count; i++)
+        qun_policy_free(retired_policies[i]);
+    free(retired_policies);
     qun_log("info", "qund stopped");
     return 0;
 }

@@ -172,7 +172,7 @@ static void entries_verifiable_against_signed_head(void) {
     close(mkstemp(path));
     unlink(path);
     qun_note_key_t key, ver;
-    CHECK(qun_note_key_load_or_create(path, &key, &err) == QUN_OK);
+    CHECK(qun_note_key_load_or_create(path, NULL, &key, &err) == QUN_OK);
     char vtext[256];
     qun_note_verifier(&key, vtext, sizeof vtext);
     CHECK(qun_note_verifier_parse(vtext, &ver, &err) == QUN_OK);

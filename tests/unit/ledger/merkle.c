@@ -207,8 +207,8 @@ static void signed_checkpoints(void) {
     close(mkstemp(path));
     unlink(path);
     qun_note_key_t key, again, ver;
-    CHECK(qun_note_key_load_or_create(path, &key, &err) == QUN_OK);
-    CHECK(qun_note_key_load_or_create(path, &again, &err) == QUN_OK);
+    CHECK(qun_note_key_load_or_create(path, NULL, &key, &err) == QUN_OK);
+    CHECK(qun_note_key_load_or_create(path, NULL, &again, &err) == QUN_OK);
     CHECK(memcmp(key.pk, again.pk, 32) == 0 && strcmp(key.name, again.name) == 0);
     struct stat st;
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
@@ -227,6 +227,25 @@ static void signed_checkpoints(void) {
     unlink(path);
 }
 
+/* A named origin begins the key's name and stays with the key; a bad one is refused. */
+static void named_origin(void) {
+    qun_err_t err;
+    char path[] = "/tmp/qun-ledger-key-XXXXXX", origin[128];
+    close(mkstemp(path));
+    unlink(path);
+    qun_note_key_t key, again;
+    CHECK(qun_note_key_load_or_create(path, "chat.example.org", &key, &err) == QUN_OK);
+    CHECK(strncmp(key.name, "chat.example.org/ledger/", 24) == 0 && strlen(key.name) == 24 + 12);
+    CHECK(qun_note_key_load_or_create(path, "other.example.org", &again, &err) == QUN_OK);
+    qun_note_origin_of(&again, origin, sizeof origin);
+    CHECK(strcmp(origin, "chat.example.org") == 0);
+    unlink(path);
+    CHECK(qun_note_key_load_or_create(path, "two words", &key, &err) == QUN_FIELD_INVALID);
+    CHECK(qun_note_key_load_or_create(path, "a+b", &key, &err) == QUN_FIELD_INVALID);
+    CHECK(access(path, F_OK) != 0);
+    CHECK(qun_note_origin_ok("qun.local") && qun_note_origin_ok("[::1]:8448") && !qun_note_origin_ok(""));
+}
+
 int main(void) {
     qun_err_t err;
     RUN(rfc_vectors);
@@ -235,6 +254,7 @@ int main(void) {
     RUN(proofs_against_reference);
     RUN(bad_proof_ranges);
     RUN(signed_checkpoints);
+    RUN(named_origin);
     qun_db_close(db);
     return unit_done("ledger/merkle");
 }
