@@ -2,6 +2,9 @@
 # Install the Debian packages qun needs to build, test and benchmark, if missing.
 # The browser tests need Chromium, a CJK font for the Chinese pages, and Node with npm
 # (Debian's nodejs package does not ship npm, so the npm package is added when npm is missing).
+# Their npm packages (playwright-core; for tests/browser-matrix also esbuild, hydrogen-view-sdk
+# and matrix-js-sdk, which warns that it wants node 22 but bundles and runs under node 20) come
+# from each folder's package-lock.json through `npm ci` in its run.sh.
 # The Matrix tests drive real Matrix clients: matrix-nio, and weechat-matrix in tmux.
 set -eu
 pkgs="build-essential pkg-config libevent-dev libjansson-dev libsqlite3-dev libsodium-dev
