@@ -4,7 +4,7 @@
 // origin (PAGES_URL), so every request crosses origins as for a hosted client.
 //
 // hydrogen (hydrogen-view-sdk): bob's session starts from a token the test got from
-// POST /login; his room's timeline shows a message alice posted through /v1; a message
+// POST /login (and, in a second page, through hydrogen's own discovery and login); his room's timeline shows a message alice posted through /v1; a message
 // typed in hydrogen's composer reaches GET /v1/groups/{id}/messages; an image alice
 // sends renders through authenticated media and hydrogen's service worker (when the
 // server has Matrix media); after alice dissolves the group through /v1, hydrogen shows
@@ -48,8 +48,8 @@ function check(cond, what) {
 async function step(name, fn) {
   const t0 = Date.now();
   try {
-    await fn();
-    log(`ok   ${name} (${Date.now() - t0} ms)`);
+    const waits = await fn();
+    log(`${waits ? 'wait' : 'ok  '} ${name} (${Date.now() - t0} ms)${waits ? ': ' + waits : ''}`);
   } catch (e) {
     failures++;
     log(`FAIL ${name}: ${e.stack || e}`);
@@ -165,6 +165,20 @@ try {
     check(await hp.evaluate(() => navigator.serviceWorker.controller !== null || navigator.serviceWorker.getRegistration().then((r) => !!r)), 'service worker registered');
   });
 
+  await step('hydrogen: its own password login (queryLogin, startWithLogin) reaches the same room', async () => {
+    const other = await newPage(browser, 'hydrogen-login');
+    const qs = new URLSearchParams({ hs: URL, username: bob.username, password: PASSWORD, room: rid }).toString();
+    await other.page.goto(`${PAGES}/hydrogen/index.html?${qs}`);
+    await other.page.waitForFunction(() => window.qun && window.qun.status !== 'starting', null, { timeout: 30000 });
+    const st = await other.page.evaluate(() => window.qun);
+    check(st.status === 'ready', `hydrogen status ${st.status}: ${st.error}`);
+    await other.page.locator('.Timeline').getByText('hello from qun').waitFor({ timeout: 20000 });
+    const calls = other.requests.join('\n');
+    check(/GET \/\.well-known\/matrix\/client/.test(calls) && /GET \/_matrix\/client\/r0\/login/.test(calls) &&
+      /POST \/_matrix\/client\/r0\/login/.test(calls), `discovery and login: ${calls}`);
+    await other.context.close();
+  });
+
   await step('hydrogen: a message typed in the composer reaches GET /v1/…/messages', async () => {
     const input = hp.locator('.MessageComposer_input textarea, .MessageComposer_input input').first();
     await input.click();
@@ -178,8 +192,9 @@ try {
   await step('hydrogen: an image renders through authenticated media and the service worker', async () => {
     const cfg = await api('GET', '/_matrix/client/v1/media/config', alice.token);
     if (cfg.status !== 200) {
-      waiting.push(`hydrogen image: waiting for Matrix media (GET /_matrix/client/v1/media/config answered ${cfg.status})`);
-      return;
+      const why = `waiting for Matrix media (GET /_matrix/client/v1/media/config answered ${cfg.status})`;
+      waiting.push(`hydrogen image: ${why}`);
+      return why;
     }
     const a = await matrixLogin(alice, 'ALICEIMG');
     // A 2x2 PNG, uploaded and sent by alice over Matrix.
@@ -204,6 +219,7 @@ try {
     const said = await text.innerText();
     check(/You were kicked from the room by .* because: Group dissolved/.test(said), `archived text: ${said}`);
     check(await hp.evaluate(() => window.qun.archived), 'the archived room is shown');
+    await hp.locator('.Timeline').getByText(/was kicked from the room by .*: Group dissolved by @/).waitFor({ timeout: 10000 });
     await shoot(hp, 'hydrogen-dissolved');
   });
   const hydroRequests = new Set(hydro.requests.map((r) => r.replace(/\?.*/, '').replace(/![^/]*/g, '{room}').replace(/(@|%40)[^/]*/g, '{user}')));
@@ -283,5 +299,6 @@ try {
   await browser.close();
 }
 for (const w of waiting) log(`WAIT ${w}`);
-log(`browser-matrix: ${failures ? 'FAILED' : 'passed'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+log(`browser-matrix: ${failures ? 'FAILED' : 'passed'} in ${((Date.now() - t0) / 1000).toFixed(1)} s` +
+  (waiting.length ? `, ${waiting.length} step(s) waiting` : ''));
 process.exit(failures ? 1 : 0);

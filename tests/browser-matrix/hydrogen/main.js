@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // hydrogen (npm hydrogen-view-sdk) in a page of its own origin, pointed at qund by the query
 // string: ?hs=<qund url>&token=&user=&device=&room=.  It starts a session from the access
-// token (no login UI), mounts hydrogen's own RoomView (its TimelineView and composer) for
+// token (no login UI), or with &username=&password= through hydrogen's own login
+// (queryLogin, then startWithLogin), mounts hydrogen's own RoomView (its TimelineView and composer) for
 // the room, and reports its progress on window.qun for tests/browser-matrix/matrix.test.mjs.
 // When the room leaves the joined set (qun dissolved the group), the page mounts the
 // archived room, as hydrogen's app does, so its "You were kicked…" text shows.
@@ -36,9 +37,16 @@ async function main() {
   const urlRouter = createRouter({ navigation, history: platform.history });
   urlRouter.attach();
   const client = new Client(platform);
-  await client.startWithAuthData({
-    accessToken: q.get("token"), deviceId: q.get("device"), userId: q.get("user"), homeserver: q.get("hs"),
-  });
+  if (q.get("password")) {
+    // hydrogen's own login: discovery (.well-known, versions), GET /login, then the password.
+    const options = await client.queryLogin(q.get("hs")).result;
+    if (!options || !options.password) throw new Error("no password login offered");
+    client.startWithLogin(options.password(q.get("username"), q.get("password")));
+  } else {
+    await client.startWithAuthData({
+      accessToken: q.get("token"), deviceId: q.get("device"), userId: q.get("user"), homeserver: q.get("hs"),
+    });
+  }
   await client.loadStatus.waitFor((s) => s === LoadStatus.Ready || s === LoadStatus.Error || s === LoadStatus.LoginFailed).promise;
   if (client.loadError || client.loginFailure) {
     throw new Error(String(client.loadError?.message || client.loginFailure));
