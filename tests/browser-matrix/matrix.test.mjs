@@ -197,18 +197,27 @@ try {
       return why;
     }
     const a = await matrixLogin(alice, 'ALICEIMG');
-    // A 2x2 PNG, uploaded and sent by alice over Matrix.
-    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64');
-    const up = await fetch(`${URL}/_matrix/media/v3/upload?filename=dot.png`, {
+    // A 96x64 checkerboard PNG, uploaded and sent by alice over Matrix.
+    const png = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAGAAAABACAIAAABqVuVZAAAAgUlEQVR42u3YsQ0AIAhFQRZwcmdyNp2BUv4RahKufLXObu1tzu/3' +
+      'CxAgQIAAAQIECBAgQIAAAQIEaBhQ2sPd+4AAAQIECBAgQIAAAQIECBAgQNOABDNFERAgQIAAAQIECBAgQIAAAQKUBSSYKYqAAAECBAgQIECA' +
+      'AAECBAgQoCigByMt2v40fPjsAAAAAElFTkSuQmCC', 'base64');
+    const up = await fetch(`${URL}/_matrix/media/v3/upload?filename=checkers.png`, {
       method: 'POST', headers: { Authorization: 'Bearer ' + a.accessToken, 'Content-Type': 'image/png' }, body: png,
     });
     check(up.status === 200, `upload answered ${up.status}`);
     const uri = (await up.json()).content_uri;
     await api('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(rid)}/send/m.room.message/img1`, a.accessToken,
-      { msgtype: 'm.image', body: 'dot.png', url: uri, info: { mimetype: 'image/png', size: png.length, w: 2, h: 2 } }, 200);
+      { msgtype: 'm.image', body: 'checkers.png', url: uri, info: { mimetype: 'image/png', size: png.length, w: 96, h: 64 } }, 200);
     const img = hp.locator('.Timeline img.picture, .Timeline .media img').last();
     await img.waitFor({ timeout: 20000 });
     await until('the image loaded', () => img.evaluate((el) => el.complete && el.naturalWidth > 0));
+    // The page asks for the authenticated route without a token of its own: the service
+    // worker adds it, since the same URL without one is refused.
+    const src = await img.evaluate((el) => el.src);
+    check(src.startsWith(`${URL}/_matrix/client/v1/media/`) && !src.includes('access_token'), `image src ${src}`);
+    const bare = await fetch(src);
+    check(bare.status === 401, `${src} without a token answered ${bare.status}`);
+    check(await hp.evaluate(() => navigator.serviceWorker.controller !== null), 'the service worker controls the page');
     await shoot(hp, 'hydrogen-image');
   });
 
