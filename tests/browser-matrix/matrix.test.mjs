@@ -119,6 +119,10 @@ async function shoot(page, name) {
   for (const [size, vp] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await page.setViewportSize(vp);
     await page.waitForTimeout(300);
+    // Show the newest entries: hydrogen scrolls down when a tile arrives, before an image
+    // in it has its height.
+    await page.evaluate(() => document.querySelectorAll('.Timeline_scroller, #timeline').forEach((el) => { el.scrollTop = el.scrollHeight; }));
+    await page.waitForTimeout(100);
     await page.screenshot({ path: join(SHOTS, `matrix-${name}-${size}.png`) });
   }
   await page.setViewportSize(DESKTOP);
