@@ -106,7 +106,7 @@ test: deps
 	@sh bench/build.sh build/asan build/asan/bench "-fsanitize=address,undefined"
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
 	@$(MAKE) --no-print-directory WERROR=-Werror fuzz-replay
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix test-browser test-pg
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix test-browser test-browser-matrix test-pg
 	@$(MAKE) --no-print-directory test-deb
 	@echo "make test: every suite passed; web console screenshots in $(CURDIR)/build/screenshots"
 
@@ -130,6 +130,12 @@ test-pg:
 .PHONY: test-browser
 test-browser:
 	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) sh tests/browser/run.sh
+
+# Real web Matrix clients (hydrogen, matrix-js-sdk) in Debian's Chromium, served from a
+# second origin (tests/browser-matrix/run.sh); screenshots in build/screenshots/matrix-*.png.
+.PHONY: test-browser-matrix
+test-browser-matrix:
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) sh tests/browser-matrix/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory binaries

@@ -4,7 +4,10 @@
 # `deps.sh test` (make test, make bench): all of the above and what only the tests and
 # benchmarks need.  The browser tests need Chromium, a CJK font for the Chinese pages, and
 # Node with npm (Debian's nodejs package does not ship npm, so the npm package is added when
-# npm is missing; tests/browser/run.sh then installs the npm packages with `npm ci`).
+# npm is missing; each run.sh then installs its
+# folder's npm packages with `npm ci` from its package-lock.json: playwright-core, and for
+# tests/browser-matrix esbuild, hydrogen-view-sdk and matrix-js-sdk, which warns that it
+# wants node 22 but bundles and runs under node 20).
 # The Matrix tests drive real Matrix clients: matrix-nio, and weechat-matrix in tmux.
 set -eu
 what=${1:-test}

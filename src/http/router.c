@@ -587,6 +587,33 @@ static void ticket_resume(qun_req_t *r) {
     proceed(r, QUN_OK);
 }
 
+/* A Matrix query string as lenient clients need it: hydrogen sends `?&_cacheBuster=…`
+   (an empty pair), which libevent's parser refuses.  Empty pairs and pairs with an empty
+   key are dropped and a bare key gets an empty value.  Returns a malloc'd copy, or NULL
+   when the query is fine as it is. */
+static char *mx_lenient_query(const char *q) {
+    bool clean = true;
+    for (const char *p = q;; p = strchr(p, '&') + 1) {
+        size_t n = strcspn(p, "&");
+        if (n == 0 || p[0] == '=' || !memchr(p, '=', n)) clean = false;
+        if (!p[n]) break;
+    }
+    if (clean) return NULL;
+    char *out = qun_xmalloc(2 * strlen(q) + 1), *o = out;
+    for (const char *p = q;; p = strchr(p, '&') + 1) {
+        size_t n = strcspn(p, "&");
+        if (n > 0 && p[0] != '=') {
+            if (o > out) *o++ = '&';
+            memcpy(o, p, n);
+            o += n;
+            if (!memchr(p, '=', n)) *o++ = '=';
+        }
+        if (!p[n]) break;
+    }
+    *o = '\0';
+    return out;
+}
+
 void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     qun_req_t *r = qun_xcalloc(1, sizeof *r);
     r->ev = ev;
@@ -608,22 +635,26 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
         return;
     }
     r->matrix = qun_mx_cfg.enabled && qun_mx_path(path);
+    const char *method = method_name(evhttp_request_get_command(ev));
+    if (r->matrix && strcmp(method, "OPTIONS") == 0) { /* a CORS preflight: every Matrix path allows it */
+        r->status = 204;
+        qun_req_finish(r);
+        return;
+    }
+    char *lenient = r->matrix && query ? mx_lenient_query(query) : NULL;
+    if (lenient) query = lenient;
     if (query) {
         r->has_query = true;
-        if (evhttp_parse_query_str(query, &r->query) != 0) {
+        int bad = evhttp_parse_query_str(query, &r->query);
+        free(lenient);
+        if (bad != 0) {
             r->rc = qun_fail(&r->err, QUN_BAD_REQUEST, "malformed query string");
             qun_req_finish(r);
             return;
         }
     }
-    const char *method = method_name(evhttp_request_get_command(ev));
     char mpath[1100];
     if (r->matrix) {
-        if (strcmp(method, "OPTIONS") == 0) { /* a CORS preflight: every Matrix path allows it */
-            r->status = 204;
-            qun_req_finish(r);
-            return;
-        }
         qun_mx_normalize(path, mpath, sizeof mpath);
         path = mpath;
     }
