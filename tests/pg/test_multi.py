@@ -372,6 +372,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
         inv = expect(owner.post(f"/v1/groups/{keep}/invitations", {"username": invited.username}), 201)
         expect(invited.post(f"/v1/invitations/{inv['id']}/accept"), 200)
         expect(owner.post(f"/v1/groups/{keep}/invitations", {"openid": pending.openid}), 201)
+        expect(member.post(f"/v1/groups/{keep}/read", {"seq": 20}), 200)  # read positions (migration 0026)
         gone = make_group(owner, name="gone")
         for i in range(20):
             expect(owner.post(f"/v1/groups/{gone}/messages", {"text": f"x{i}"}), 201)
@@ -386,7 +387,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     stop_clean(s)
     counts = sqlite_tables(dbfile)
     assert counts["messages"] >= 30 and counts["ledger_entries"] == len(entries) and counts["ledger_nodes"]
-    assert counts["invitations"] == 2
+    assert counts["invitations"] == 2 and counts["read_marks"] == 1
     target = Server(data=data, extra=extra)  # its PostgreSQL database: new, empty
     r = subprocess.run([QUN, "--json", "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],
                        capture_output=True, text=True, timeout=120)
