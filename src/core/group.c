@@ -209,12 +209,12 @@ qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int lim
                    "iii", a->uid, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items,
-                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I}", "id", qun_q_col_text(q, 1),
-                                        "name", qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3), "state",
-                                        qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 5),
-                                        "my_role", qun_q_col_text(q, 6), "read_seq",
-                                        (json_int_t)qun_q_col_int(q, 7), "unread", (json_int_t)qun_q_col_int(q, 8)));
+        json_array_append_new(
+            items, json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I}", "id", qun_q_col_text(q, 1), "name",
+                             qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3), "state",
+                             qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 5), "my_role",
+                             qun_q_col_text(q, 6), "read_seq", (json_int_t)qun_q_col_int(q, 7), "unread",
+                             (json_int_t)qun_q_col_int(q, 8)));
     }
     return qun_page(rc, items, last, limit, out);
 }

@@ -533,7 +533,8 @@ static void deliver_typing(loop_t *l) {
     for (uint64_t k = from; k <= g_ty_serial; k++) {
         const typing_change_t *c = &g_ty_log[k % TYPING_LOG];
         for (stream_t *st = l->streams; st; st = st->next)
-            if (!st->ended && user_in(st->user, c->group_id)) evbuffer_add(st->pending, c->frame, strlen(c->frame));
+            if (!st->ended && user_in(st->user, c->group_id))
+                evbuffer_add(st->pending, c->frame, strlen(c->frame));
         for (parked_t *p = l->parked; p; p = p->next)
             if (user_in(p->user, c->group_id)) p->woken = true;
     }

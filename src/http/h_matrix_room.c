@@ -57,7 +57,8 @@ static bool token_seq(qun_req_t *r, const qun_mx_room_t *room, const char *token
     /* A sync position may end in _<typing serial> (h_matrix_sync.c): not a position. */
     if (!token || strcspn(token, "_") >= sizeof t) return false;
     snprintf(t, sizeof t, "%.*s", (int)strcspn(token, "_"), token);
-    if ((t[0] != 't' && t[0] != 's') || !t[1] || strlen(t) > 19 || (t[0] == 't' && token[strlen(t)])) return false;
+    if ((t[0] != 't' && t[0] != 's') || !t[1] || strlen(t) > 19 || (t[0] == 't' && token[strlen(t)]))
+        return false;
     int64_t v = 0;
     for (const char *p = t + 1; *p; p++) {
         if (*p < '0' || *p > '9') return false;

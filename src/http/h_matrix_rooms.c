@@ -627,19 +627,22 @@ static qun_rc event_seq(qun_req_t *r, const qun_group_t *g, const char *eid, int
     if (id.kind == 'm') {
         qun_rc rc = qun_mx_view_room(r->db, r->actor.uid, g->id, NULL, &room, &r->err);
         if (rc != QUN_OK) return room_rc(r, rc);
-        if (id.n > room.last_seq) return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
+        if (id.n > room.last_seq)
+            return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
         *seq = id.n;
         return QUN_OK;
     }
     if (id.kind == 'e') {
         qun_event_row_t row;
         qun_rc rc = qun_mx_view_row(r->db, g->id, id.n, &row, &r->err);
-        if (rc == QUN_NOT_FOUND) return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
+        if (rc == QUN_NOT_FOUND)
+            return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
         if (rc != QUN_OK) return rc;
         qun_event_rows_free(&row, 1);
         return qun_mx_view_seq_at(r->db, g->id, id.n, seq, &r->err);
     }
-    static const char *const state[] = {"create", "pl0", "jr", "hv", "ga", "name", "grp", "diss", "tomb", NULL};
+    static const char *const state[] = {"create", "pl0", "jr", "hv", "ga", "name", "grp", "diss", "tomb",
+                                        NULL};
     for (int i = 0; state[i]; i++)
         if (strcmp(id.rest, state[i]) == 0) return QUN_OK;
     if (strncmp(id.rest, "j.", 2) == 0 && id.rest[2]) return QUN_OK;
@@ -661,11 +664,13 @@ static qun_rc mark(qun_req_t *r, const qun_group_t *g, const char *type, const c
         free(text);
         return rc;
     }
-    return qun_read_mark(r->db, r->actor.uid, g, seq, strcmp(type, "m.read") == 0, qun_now_ms(), NULL, &r->err);
+    bool public_ = strcmp(type, "m.read") == 0;
+    return qun_read_mark(r->db, r->actor.uid, g, seq, public_, qun_now_ms(), NULL, &r->err);
 }
 
 static bool receipt_type(const char *type) {
-    return strcmp(type, "m.read") == 0 || strcmp(type, "m.read.private") == 0 || strcmp(type, "m.fully_read") == 0;
+    return strcmp(type, "m.read") == 0 || strcmp(type, "m.read.private") == 0 ||
+           strcmp(type, "m.fully_read") == 0;
 }
 
 /* POST /rooms/{roomId}/receipt/{receiptType}/{eventId} {thread_id?}: threads are not

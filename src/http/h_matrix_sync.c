@@ -98,7 +98,8 @@ static void key_of(int64_t group_id, char key[24]) {
 
 /* Note a receipt of user local in group_id at message seq: a later one of the same
  * user and type replaces it. */
-static void receipt_note(sync_t *s, int64_t group_id, const char *local, bool private_, int64_t seq, int64_t ts) {
+static void receipt_note(sync_t *s, int64_t group_id, const char *local, bool private_, int64_t seq,
+                         int64_t ts) {
     char key[24], uid[QUN_MX_ID_MAX];
     key_of(group_id, key);
     qun_mx_user_id(local, uid, sizeof uid);
@@ -137,7 +138,8 @@ static json_t *ephemeral(sync_t *s, const qun_mx_room_t *room) {
         json_decref(content);
     json_t *typing = json_object_get(s->typing, key);
     if (typing)
-        json_array_append_new(events, json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", typing));
+        json_array_append_new(events,
+                              json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", typing));
     return events;
 }
 
@@ -476,7 +478,8 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
             json_t *p = json_loads(e->payload, 0, NULL);
             bool private_ = e->topic[8] == 'p';
             int64_t g = private_ ? json_integer_value(json_object_get(p, "group_id")) : e->group_id;
-            const char *who = private_ ? a->local : mx_local(&s->c, json_string_value(json_object_get(p, "user")));
+            const char *who =
+                private_ ? a->local : mx_local(&s->c, json_string_value(json_object_get(p, "user")));
             if (g && *who) {
                 receipt_note(s, g, who, private_, json_integer_value(json_object_get(p, "seq")),
                              json_integer_value(json_object_get(p, "ts")));
@@ -509,7 +512,8 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
         if (rc != QUN_OK) break;
         int m = 0;
         for (int i = 0; i < n; i++)
-            if (rows[i].group_id == groups[k] && strcmp(rows[i].topic, "receipt.read") != 0) sub[m++] = rows[i];
+            if (rows[i].group_id == groups[k] && strcmp(rows[i].topic, "receipt.read") != 0)
+                sub[m++] = rows[i];
         bool after = has_id(joined, nj, groups[k]) && room.role[0];
         char inviter[QUN_ID_MAX];
         if (invited(s, &room, sub, m, inviter, sizeof inviter))
@@ -552,10 +556,12 @@ static qun_rc full_reads(sync_t *s) {
     if (rc == QUN_OK) rc = qun_read_receipts(s->c.db, s->a->uid, 0, &list, &err);
     size_t i;
     json_t *it;
-    json_array_foreach(list, i, it)
-        receipt_note(s, json_integer_value(json_object_get(it, "group_id")), qun_jstr(it, "local"),
-                     json_is_true(json_object_get(it, "private")), json_integer_value(json_object_get(it, "seq")),
+    json_array_foreach(list, i, it) {
+        bool private_ = json_is_true(json_object_get(it, "private"));
+        receipt_note(s, json_integer_value(json_object_get(it, "group_id")), qun_jstr(it, "local"), private_,
+                     json_integer_value(json_object_get(it, "seq")),
                      json_integer_value(json_object_get(it, "ts")));
+    }
     json_decref(list);
     return rc;
 }
@@ -584,7 +590,8 @@ static qun_rc typing_rooms(sync_t *s, bool full) {
         json_t *entry = json_object_get(s->join, rid);
         if (entry) { /* already told: add to its ephemeral events */
             json_t *eph = json_object_get(json_object_get(entry, "ephemeral"), "events");
-            json_array_append_new(eph, json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", ids));
+            json_array_append_new(
+                eph, json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", ids));
         } else if (!full) {
             json_t *none = json_array();
             rc = join_entry(s, &rooms[i], none, json_array(), false, -1, json_array());
@@ -652,8 +659,8 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         *empty = json_object_size(s.join) == 0 && json_object_size(s.leave) == 0 &&
                  json_object_size(s.invite) == 0 && !global_data;
         a->typing = s.typing_now; /* a parked answer starts from what this one said */
-        *out = json_pack("{s:o, s:{s:o, s:o, s:o}, s:{s:o}}", "next_batch", batch(pos, s.typing_now), "rooms", "join",
-                         s.join, "leave", s.leave, "invite", s.invite, "account_data", "events",
+        *out = json_pack("{s:o, s:{s:o, s:o, s:o}, s:{s:o}}", "next_batch", batch(pos, s.typing_now), "rooms",
+                         "join", s.join, "leave", s.leave, "invite", s.invite, "account_data", "events",
                          data ? data : json_array());
         s.join = s.leave = s.invite = NULL;
     }
