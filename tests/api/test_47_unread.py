@@ -116,3 +116,20 @@ def test_typing_reaches_the_members(url):
     expect(carol.req("PUT", f"/v1/groups/{gid}/typing", {"typing": True}), 404, "GROUP_NOT_FOUND")
     expect(alice.req("PUT", f"/v1/groups/{gid}/typing", {"typing": "yes"}), 422, "FIELD_INVALID")
     expect(alice.req("PUT", f"/v1/groups/{gid}/typing", {}), 422, "FIELD_MISSING")
+
+
+def test_purge_deletes_and_counts_read_positions():
+    from conftest import Server, stop_clean
+    from test_46_invitations import dissolve, wait_dissolution
+    s = Server(env={"QUN_TEST_CLOCK": "1"}, extra=["--set", "cooling_off=0", "--set", "purge_grace=0"]).start()
+    try:
+        owner, member = register(s.url), register(s.url)
+        gid = make_group(owner, members=[member])
+        post(owner, gid, "one")
+        read(member, gid)
+        read(owner, gid)
+        dissolve(owner, gid)
+        st = wait_dissolution(owner, gid, "purged")
+        assert st["receipt"]["read_marks_deleted"] == 2
+    finally:
+        stop_clean(s)
