@@ -15,6 +15,7 @@
 #include "http.h"
 #include "mx_render.h"
 #include "qun/matrix.h"
+#include "qun/read.h"
 
 #define TIMELINE_DEFAULT 10
 #define TIMELINE_MAX 100
@@ -27,6 +28,7 @@ typedef struct {
     int64_t session_id;
     char local[QUN_MX_LOCAL_MAX];
     int64_t since; /* -1: initial */
+    uint64_t typing; /* typing changes up to this serial are told (the token's _<T>) */
     bool full_state;
     bool force_limited; /* a since we cannot serve: initial, limited */
     int limit;
@@ -36,6 +38,15 @@ typedef struct {
     mx_ctx_t c;
     const sync_args_t *a;
     json_t *join, *leave, *invite;
+    /* Receipts to show, by group row id ("<id>"): {"m.read": {"@u:srv": [seq, ts]},
+     * "m.read.private": {...}}: every visible one on a full sync, the changed ones on
+     * an incremental one. */
+    json_t *receipts;
+    /* Unread counts by group row id, read for every room at once on an initial sync;
+     * a room not in it reads its own. */
+    json_t *unread;
+    uint64_t typing_now; /* the typing serial this answer renders up to */
+    json_t *typing;      /* m.typing user ids by group row id, for the rooms to tell */
 } sync_t;
 
 static bool parse_pos(const char *s, char prefix, int64_t *v) {
@@ -71,12 +82,94 @@ static json_t *tok(char prefix, int64_t v) {
     return json_string(b);
 }
 
+/* next_batch: s<N>, with _<T> (the typing serial) once anyone has typed. */
+static json_t *batch(int64_t pos, uint64_t typing) {
+    char b[64];
+    if (typing)
+        snprintf(b, sizeof b, "s%lld_%llu", (long long)pos, (unsigned long long)typing);
+    else
+        snprintf(b, sizeof b, "s%lld", (long long)pos);
+    return json_string(b);
+}
+
+static void key_of(int64_t group_id, char key[24]) {
+    snprintf(key, 24, "%lld", (long long)group_id);
+}
+
+/* Note a receipt of user local in group_id at message seq: a later one of the same
+ * user and type replaces it. */
+static void receipt_note(sync_t *s, int64_t group_id, const char *local, bool private_, int64_t seq,
+                         int64_t ts) {
+    char key[24], uid[QUN_MX_ID_MAX];
+    key_of(group_id, key);
+    qun_mx_user_id(local, uid, sizeof uid);
+    json_t *g = json_object_get(s->receipts, key);
+    if (!g) json_object_set_new(s->receipts, key, g = json_object());
+    const char *type = private_ ? "m.read.private" : "m.read";
+    json_t *t = json_object_get(g, type);
+    if (!t) json_object_set_new(g, type, t = json_object());
+    json_object_set_new(t, uid, json_pack("[I, I]", (json_int_t)seq, (json_int_t)ts));
+}
+
+/* The room's ephemeral events: m.receipt {"$event": {type: {"@u": {ts}}}} when any
+ * receipt is to be shown (receipts on seq 0, before any message, have no event). */
+static json_t *ephemeral(sync_t *s, const qun_mx_room_t *room) {
+    char key[24];
+    key_of(room->id, key);
+    json_t *events = json_array(), *content = json_object(), *g = json_object_get(s->receipts, key);
+    const char *type, *uid;
+    json_t *t, *v;
+    json_object_foreach(g, type, t) {
+        json_object_foreach(t, uid, v) {
+            int64_t seq = json_integer_value(json_array_get(v, 0));
+            if (seq <= 0) continue;
+            char eid[QUN_ID_MAX + 32];
+            snprintf(eid, sizeof eid, "$%s.m%lld", room->gid, (long long)seq);
+            json_t *e = json_object_get(content, eid);
+            if (!e) json_object_set_new(content, eid, e = json_object());
+            json_t *byt = json_object_get(e, type);
+            if (!byt) json_object_set_new(e, type, byt = json_object());
+            json_object_set_new(byt, uid, json_pack("{s:O}", "ts", json_array_get(v, 1)));
+        }
+    }
+    if (json_object_size(content))
+        json_array_append_new(events, json_pack("{s:s, s:o}", "type", "m.receipt", "content", content));
+    else
+        json_decref(content);
+    json_t *typing = json_object_get(s->typing, key);
+    if (typing)
+        json_array_append_new(events,
+                              json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", typing));
+    return events;
+}
+
+/* The room's unread count for the user: from the initial sync's grouped read, or its own. */
+static qun_rc unread_of(sync_t *s, const qun_mx_room_t *room, int64_t *unread) {
+    char key[24];
+    key_of(room->id, key);
+    json_t *v = json_object_get(s->unread, key);
+    *unread = 0;
+    if (v) {
+        *unread = json_integer_value(v);
+        return QUN_OK;
+    }
+    qun_read_pos_t *pos = NULL;
+    size_t n = 0;
+    qun_err_t err;
+    qun_rc rc = qun_read_positions(s->c.db, s->a->uid, room->id, &pos, &n, &err);
+    if (rc == QUN_OK && n) *unread = pos[0].unread;
+    free(pos);
+    return rc;
+}
+
 /* A joined room's common members around its timeline and state. */
 static qun_rc join_entry(sync_t *s, const qun_mx_room_t *room, json_t *members, json_t *timeline,
                          bool limited, int64_t prev_seq, json_t *state) {
     json_t *data;
     qun_err_t err;
-    qun_rc rc = qun_mx_data_list(s->c.db, s->a->uid, room->id, &data, &err);
+    int64_t unread = 0;
+    qun_rc rc = unread_of(s, room, &unread);
+    if (rc == QUN_OK) rc = qun_mx_data_list(s->c.db, s->a->uid, room->id, &data, &err);
     if (rc != QUN_OK) {
         json_decref(timeline);
         json_decref(state);
@@ -86,9 +179,10 @@ static qun_rc join_entry(sync_t *s, const qun_mx_room_t *room, json_t *members, 
     if (prev_seq >= 0) json_object_set_new(tl, "prev_batch", tok('t', prev_seq));
     char rid[QUN_MX_ID_MAX];
     qun_mx_room_id(room->gid, rid, sizeof rid);
-    json_t *entry = json_pack("{s:o, s:{s:o}, s:{s:[]}, s:{s:o}, s:{s:i, s:i}}", "timeline", tl, "state",
-                              "events", state, "ephemeral", "events", "account_data", "events", data,
-                              "unread_notifications", "notification_count", 0, "highlight_count", 0);
+    json_t *entry = json_pack("{s:o, s:{s:o}, s:{s:o}, s:{s:o}, s:{s:I, s:i}}", "timeline", tl, "state",
+                              "events", state, "ephemeral", "events", ephemeral(s, room), "account_data",
+                              "events", data, "unread_notifications", "notification_count",
+                              (json_int_t)unread, "highlight_count", 0);
     if (entry && members) json_object_set_new(entry, "summary", summary(room, members, s->a->local));
     json_object_set_new(s->join, rid, entry);
     return QUN_OK;
@@ -379,6 +473,21 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
                 groups[ng++] = g;
             continue;
         }
+        if (strcmp(e->topic, "receipt.private") == 0 || strcmp(e->topic, "receipt.read") == 0) {
+            /* Ephemeral: noted for the room's entry, not rendered in its timeline. */
+            json_t *p = json_loads(e->payload, 0, NULL);
+            bool private_ = e->topic[8] == 'p';
+            int64_t g = private_ ? json_integer_value(json_object_get(p, "group_id")) : e->group_id;
+            const char *who =
+                private_ ? a->local : mx_local(&s->c, json_string_value(json_object_get(p, "user")));
+            if (g && *who) {
+                receipt_note(s, g, who, private_, json_integer_value(json_object_get(p, "seq")),
+                             json_integer_value(json_object_get(p, "ts")));
+                if (!has_id(groups, ng, g)) groups[ng++] = g;
+            }
+            json_decref(p);
+            continue;
+        }
         if (!e->group_id) continue;
         if (!has_id(groups, ng, e->group_id)) groups[ng++] = e->group_id;
         if (e->user_id == a->uid &&
@@ -403,18 +512,21 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
         if (rc != QUN_OK) break;
         int m = 0;
         for (int i = 0; i < n; i++)
-            if (rows[i].group_id == groups[k]) sub[m++] = rows[i];
+            if (rows[i].group_id == groups[k] && strcmp(rows[i].topic, "receipt.read") != 0)
+                sub[m++] = rows[i];
         bool after = has_id(joined, nj, groups[k]) && room.role[0];
         char inviter[QUN_ID_MAX];
         if (invited(s, &room, sub, m, inviter, sizeof inviter))
             rc = invite_entry(s, &room, inviter);
         else
             rc = room_delta(s, &room, sub, m, after);
-        /* Room account data alone still makes a joined room's entry. */
+        /* Room account data or receipts alone still make a joined room's entry. */
         char rid[QUN_MX_ID_MAX];
         qun_mx_room_id(room.gid, rid, sizeof rid);
-        if (rc == QUN_OK && m == 0 && strcmp(mx_membership(&room), "join") == 0 &&
-            !json_object_get(s->join, rid)) {
+        char key[24];
+        key_of(room.id, key);
+        if (rc == QUN_OK && (m == 0 || json_object_get(s->receipts, key)) &&
+            strcmp(mx_membership(&room), "join") == 0 && !json_object_get(s->join, rid)) {
             json_t *none = json_array();
             rc = join_entry(s, &room, none, json_array(), false, -1, json_array());
             json_decref(none);
@@ -425,6 +537,68 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
     free(joined);
     qun_event_rows_free(rows, n);
     free(rows);
+    return rc;
+}
+
+/* Every visible receipt and every room's unread count, for a full sync. */
+static qun_rc full_reads(sync_t *s) {
+    qun_read_pos_t *pos = NULL;
+    size_t n = 0;
+    json_t *list = NULL;
+    qun_err_t err;
+    qun_rc rc = qun_read_positions(s->c.db, s->a->uid, 0, &pos, &n, &err);
+    for (size_t i = 0; rc == QUN_OK && i < n; i++) {
+        char key[24];
+        key_of(pos[i].group_id, key);
+        json_object_set_new(s->unread, key, json_integer(pos[i].unread));
+    }
+    free(pos);
+    if (rc == QUN_OK) rc = qun_read_receipts(s->c.db, s->a->uid, 0, &list, &err);
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it) {
+        bool private_ = json_is_true(json_object_get(it, "private"));
+        receipt_note(s, json_integer_value(json_object_get(it, "group_id")), qun_jstr(it, "local"), private_,
+                     json_integer_value(json_object_get(it, "seq")),
+                     json_integer_value(json_object_get(it, "ts")));
+    }
+    json_decref(list);
+    return rc;
+}
+
+/* The typists of the joined rooms to tell: on a full sync every room where someone types,
+ * on an incremental one every room whose typists changed since the token (an entry of
+ * its own when nothing else names the room). */
+static qun_rc typing_rooms(sync_t *s, bool full) {
+    if (!full && s->typing_now <= s->a->typing) return QUN_OK;
+    qun_mx_room_t *rooms = NULL;
+    size_t n = 0;
+    qun_err_t err;
+    qun_rc rc = qun_mx_view_rooms(s->c.db, s->a->uid, &rooms, &n, &err);
+    for (size_t i = 0; rc == QUN_OK && i < n; i++) {
+        if (strcmp(mx_membership(&rooms[i]), "join") != 0) continue;
+        json_t *ids = qun_typing_users(rooms[i].id);
+        bool tell = full ? json_array_size(ids) > 0 : qun_typing_changed(rooms[i].id, s->a->typing);
+        char key[24], rid[QUN_MX_ID_MAX];
+        key_of(rooms[i].id, key);
+        qun_mx_room_id(rooms[i].gid, rid, sizeof rid);
+        if (!tell) {
+            json_decref(ids);
+            continue;
+        }
+        json_object_set_new(s->typing, key, ids);
+        json_t *entry = json_object_get(s->join, rid);
+        if (entry) { /* already told: add to its ephemeral events */
+            json_t *eph = json_object_get(json_object_get(entry, "ephemeral"), "events");
+            json_array_append_new(
+                eph, json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", ids));
+        } else if (!full) {
+            json_t *none = json_array();
+            rc = join_entry(s, &rooms[i], none, json_array(), false, -1, json_array());
+            json_decref(none);
+        }
+    }
+    free(rooms);
     return rc;
 }
 
@@ -443,7 +617,14 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         a->since = -1;
         a->force_limited = true;
     }
-    sync_t s = {.a = a, .join = json_object(), .leave = json_object(), .invite = json_object()};
+    sync_t s = {.a = a,
+                .join = json_object(),
+                .leave = json_object(),
+                .invite = json_object(),
+                .receipts = json_object(),
+                .unread = json_object(),
+                .typing_now = qun_typing_serial(),
+                .typing = json_object()};
     mx_ctx_init(&s.c, db, a->session_id);
     bool global_data = false;
     if (a->since < 0 || a->full_state) {
@@ -451,6 +632,9 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         size_t n;
         global_data = true;
         rc = qun_mx_view_rooms(db, a->uid, &rooms, &n, err);
+        /* Receipts and unread counts of every room, one query each; who is typing. */
+        if (rc == QUN_OK) rc = full_reads(&s);
+        if (rc == QUN_OK) rc = typing_rooms(&s, true);
         for (size_t i = 0; rc == QUN_OK && i < n; i++)
             if (strcmp(mx_membership(&rooms[i]), "join") == 0) rc = room_full(&s, &rooms[i], NULL);
         free(rooms);
@@ -467,20 +651,25 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         json_decref(inv);
     } else {
         rc = incremental(&s, pos, &global_data);
+        if (rc == QUN_OK) rc = typing_rooms(&s, false);
     }
     json_t *data = NULL;
     if (rc == QUN_OK) rc = global_data ? qun_mx_data_list(db, a->uid, 0, &data, err) : QUN_OK;
     if (rc == QUN_OK) {
         *empty = json_object_size(s.join) == 0 && json_object_size(s.leave) == 0 &&
                  json_object_size(s.invite) == 0 && !global_data;
-        *out = json_pack("{s:o, s:{s:o, s:o, s:o}, s:{s:o}}", "next_batch", tok('s', pos), "rooms", "join",
-                         s.join, "leave", s.leave, "invite", s.invite, "account_data", "events",
+        a->typing = s.typing_now; /* a parked answer starts from what this one said */
+        *out = json_pack("{s:o, s:{s:o, s:o, s:o}, s:{s:o}}", "next_batch", batch(pos, s.typing_now), "rooms",
+                         "join", s.join, "leave", s.leave, "invite", s.invite, "account_data", "events",
                          data ? data : json_array());
         s.join = s.leave = s.invite = NULL;
     }
     json_decref(s.join);
     json_decref(s.leave);
     json_decref(s.invite);
+    json_decref(s.receipts);
+    json_decref(s.unread);
+    json_decref(s.typing);
     mx_ctx_free(&s.c);
     return rc;
 }
@@ -571,7 +760,14 @@ qun_rc h_mx_sync(qun_req_t *r) {
     }
     const char *since = qun_query(r, "since"), *fs = qun_query(r, "full_state"),
                *to = qun_query(r, "timeout");
-    if (since && *since && !parse_pos(since, 's', &a->since)) {
+    char head[48] = "";
+    if (since && *since) { /* s<N>[_<T>] */
+        const char *us = strchr(since, '_');
+        snprintf(head, sizeof head, "%.*s", us ? (int)(us - since) : (int)strlen(since), since);
+        if (us) a->typing = strtoull(us + 1, NULL, 10);
+        if (a->typing > qun_typing_serial()) a->typing = 0; /* from before a restart */
+    }
+    if (since && *since && !parse_pos(head, 's', &a->since)) {
         a->since = -1; /* not ours, or mangled: start over */
         a->force_limited = true;
     }
@@ -594,7 +790,10 @@ qun_rc h_mx_sync(qun_req_t *r) {
         return qun_ok(r, 200, out);
     }
     int64_t pos = 0;
-    parse_pos(json_string_value(json_object_get(out, "next_batch")), 's', &pos);
+    char nb[48];
+    snprintf(nb, sizeof nb, "%s", json_string_value(json_object_get(out, "next_batch")));
+    if (strchr(nb, '_')) *strchr(nb, '_') = '\0';
+    parse_pos(nb, 's', &pos);
     json_decref(out);
     /* Park: later answers start from the same since (nothing was said). */
     rc = qun_events_park(r, pos, (int)timeout, sync_fire, a, free);
