@@ -345,6 +345,13 @@ static qun_rc authenticate(qun_req_t *r) {
     qun_sha256_hex(hash, token, strlen(token));
     qun_rc rc = qun_session_auth(r->w->db, hash, &r->actor, &r->err);
     r->authed = rc == QUN_OK;
+    /* A session opened with an admin's one-time code sets a new password first; it may
+     * still read who it is and log out. */
+    qun_handler_fn run = qun_routes[r->route_index].run;
+    if (rc == QUN_OK && r->actor.must_change_password && run != h_me && run != h_password &&
+        run != h_session_delete)
+        rc = qun_fail(&r->err, QUN_PASSWORD_CHANGE_REQUIRED,
+                      "this session was opened with a one-time code: set a new password first");
     return rc;
 }
 
