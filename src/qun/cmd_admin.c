@@ -15,10 +15,13 @@
 #include "qun/store.h"
 
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv);
 
 static const char USAGE[] =
     "admin migrate --from sqlite:PATH --to postgres://... | admin username-collisions | admin users [PREFIX] | "
-    "admin user USER | admin disable USER | admin enable USER | admin reset-password USER";
+    "admin user USER | admin disable USER | admin enable USER | admin reset-password USER | "
+    "admin backup DIR [--data DATA_DIR] [--config FILE] [--store URL] | admin restore DIR DATA_DIR";
 
 typedef struct {
     bool json;
@@ -199,6 +202,8 @@ static int one_user(qun_cli_t *c, const char *verb, int argc, char **argv) {
 }
 
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv) {
+    if (argc > 0 && strcmp(argv[0], "backup") == 0) return qun_cmd_admin_backup(c, argc - 1, argv + 1);
+    if (argc > 0 && strcmp(argv[0], "restore") == 0) return qun_cmd_admin_restore(c, argc - 1, argv + 1);
     if (argc > 0 && strcmp(argv[0], "users") == 0) return users(c, argc - 1, argv + 1);
     static const char *verbs[] = {"user", "disable", "enable", "reset-password"};
     for (size_t i = 0; argc > 0 && i < sizeof verbs / sizeof verbs[0]; i++)
