@@ -56,6 +56,7 @@ typedef struct {
     int64_t event_ticket_ttl;   /* seconds a GET /v1/events ticket may wait to be used */
     int64_t import_limit;       /* bytes an imported archive may expand to (tar, uncompressed) */
     int64_t export_quota_bytes; /* largest .age file one export may write; 0: no limit */
+    int64_t export_retention;   /* seconds a finished export's file is kept (housekeeping) */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 

@@ -15,6 +15,7 @@ qun_core_cfg_t qun_core_cfg = {
     .confirm_ttl = 600,
     .payment_retention = -1,
     .idempotency_ttl = 48LL * 3600,
+    .export_retention = 30LL * 86400,
     .event_ticket_ttl = 30,
     .cooling_off = -1,
     .notice = -1,

@@ -23,6 +23,7 @@
 
 #include "http.h"
 #include "qun/idempotency.h"
+#include "qun/jobs.h"
 #include "qun/lockout.h"
 #include "qun/outbox.h"
 #include "worker.h"
@@ -756,6 +757,13 @@ char *qun_metrics_render(void) {
             "# HELP qun_webhook_dead_total Webhook deliveries that ran out of attempts.\n"
             "# TYPE qun_webhook_dead_total counter\nqun_webhook_dead_total %llu\n",
             (unsigned long long)delivered, (unsigned long long)wfailed, (unsigned long long)dead);
+    uint64_t hk[QUN_HK_KINDS];
+    qun_housekeeping_stats(hk);
+    fprintf(f, "# HELP qun_housekeeping_deleted_total What housekeeping deleted past its life, by kind.\n"
+               "# TYPE qun_housekeeping_deleted_total counter\n");
+    for (int i = 0; i < QUN_HK_KINDS; i++)
+        fprintf(f, "qun_housekeeping_deleted_total{kind=\"%s\"} %llu\n", qun_housekeeping_kinds[i],
+                (unsigned long long)hk[i]);
     qun_events_metrics(f);
     fclose(f);
     return text;
