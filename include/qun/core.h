@@ -27,6 +27,7 @@ typedef struct {
     char device_id[65];
     char username[33];
     bool is_admin; /* a server admin (the `admins` setting) */
+    bool must_change_password; /* logged in with a one-time code: may only set a new password */
 } qun_actor_t;
 
 /* Server-wide settings the core needs. */
@@ -55,6 +56,7 @@ typedef struct {
     int64_t event_ticket_ttl;   /* seconds a GET /v1/events ticket may wait to be used */
     int64_t import_limit;       /* bytes an imported archive may expand to (tar, uncompressed) */
     int64_t export_quota_bytes; /* largest .age file one export may write; 0: no limit */
+    int64_t export_retention;   /* seconds a finished export's file is kept (housekeeping) */
 } qun_core_cfg_t;
 extern qun_core_cfg_t qun_core_cfg;
 
@@ -178,6 +180,30 @@ qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
  * transfer cooldown.  *out = {password_changed_at, sessions_revoked}. */
 qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhash, json_t **out,
                            qun_err_t *err);
+/* Revoke every live session of account uid (Matrix ones too), appending session.revoked
+ * in the caller's transaction so their event streams and parked syncs end; *n: how many. */
+qun_rc qun_session_revoke_user(qun_db_t *db, int64_t uid, const char *reason, int64_t *n, qun_err_t *err);
+
+/* ---- user administration (core/useradmin.c; server admins only, else FORBIDDEN_ADMIN) ---- */
+/* The accounts by creation as a page (limit <= 200), those whose username starts with
+ * prefix (or whose folded name starts with its ASCII lower case) when prefix is set:
+ * items {openid, username, display_name, created_at, disabled, disabled_at,
+ * last_seen (a device's newest activity, or null), password_change_required}. */
+qun_rc qun_useradmin_list(qun_db_t *db, const qun_actor_t *a, const char *prefix, int64_t after, int limit,
+                          json_t **out, qun_err_t *err);
+/* One account as in the list, with its groups: groups [{id, name, role, state}]. */
+qun_rc qun_useradmin_get(qun_db_t *db, const qun_actor_t *a, const char *openid, json_t **out, qun_err_t *err);
+/* Disable (disable true) or enable account openid.  Disabling revokes its sessions in the
+ * same transaction; an admin cannot disable their own account (ADMIN_SELF).  A change is
+ * ledgered (user.disabled / user.enabled); asking for the state it has changes nothing.
+ * *out is the account as qun_useradmin_get answers it. */
+qun_rc qun_useradmin_set_disabled(qun_db_t *db, const qun_actor_t *a, const char *openid, bool disable,
+                                  json_t **out, qun_err_t *err);
+/* Replace account openid's password by pwhash, the argon2id hash of a one-time code the
+ * caller shows the admin once: its sessions are revoked, the code logs in once, and that
+ * session must set a new password before anything else.  Ledgered (user.password_reset). */
+qun_rc qun_useradmin_reset_password(qun_db_t *db, const qun_actor_t *a, const char *openid, const char *pwhash,
+                                    json_t **out, qun_err_t *err);
 
 /* ---- orgs (core/org.c) ---- */
 qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind, json_t **out,

@@ -35,6 +35,12 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
                             int64_t *defer, qun_err_t *err);
 qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                                int64_t *defer, qun_err_t *err);
+/* What housekeeping deleted since start, by kind (qun_housekeeping_kinds names them):
+ * idempotency keys, confirmation tokens, event tickets, expired exports' files, unlinked
+ * blob files, staged imports left behind. */
+#define QUN_HK_KINDS 7
+extern const char *const qun_housekeeping_kinds[QUN_HK_KINDS];
+void qun_housekeeping_stats(uint64_t out[QUN_HK_KINDS]);
 /* Unlink up to a batch of blob files whose last reference is gone. */
 qun_rc qun_blob_unlink_queued(qun_db_t *db, int *unlinked, qun_err_t *err);
 

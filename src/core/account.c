@@ -15,6 +15,7 @@ qun_core_cfg_t qun_core_cfg = {
     .confirm_ttl = 600,
     .payment_retention = -1,
     .idempotency_ttl = 48LL * 3600,
+    .export_retention = 30LL * 86400,
     .event_ticket_ttl = 30,
     .cooling_off = -1,
     .notice = -1,
@@ -205,7 +206,23 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
     qun_id_new(sid, "s");
     int64_t now = qun_now();
     bool fresh = false;
-    qun_rc rc = device_prove(db, uid, device_id, platform, secret_hash, new_secret_hash, now, &fresh, err);
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT disabled_at IS NOT NULL, password_reset FROM users WHERE id = $1",
+                           "i", uid);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_USER_NOT_FOUND, "no such user") : rc;
+    bool disabled = qun_q_col_int(q, 0) != 0;
+    int64_t reset = qun_q_col_int(q, 1);
+    qun_q_done(q);
+    if (disabled) return qun_fail(err, QUN_ACCOUNT_DISABLED, "this account is disabled by a server admin");
+    /* A one-time code logs in once; its session may only set a new password. */
+    if (reset == 2)
+        return qun_fail(err, QUN_RESET_CODE_USED,
+                        "the one-time code was already used; ask a server admin for a new one");
+    if (reset == 1) {
+        rc = qun_db_run(db, NULL, err, "UPDATE users SET password_reset = 2 WHERE id = $1", "i", uid);
+        if (rc != QUN_DONE) return rc;
+    }
+    rc = device_prove(db, uid, device_id, platform, secret_hash, new_secret_hash, now, &fresh, err);
     if (rc == QUN_OK)
         rc = qun_db_run(db, NULL, err,
                         "INSERT INTO sessions(sid, user_id, token_hash, device_id, platform, ip, "
@@ -213,7 +230,6 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
                         "sissssii", sid, uid, token_hash, device_id, platform, ip, now,
                         now + qun_core_cfg.session_ttl);
     if (rc != QUN_DONE) return rc == QUN_OK ? QUN_INTERNAL : rc;
-    qun_q_t *q;
     rc = qun_db_run(db, &q, err,
                     "SELECT u.openid, d.first_seen FROM users u JOIN devices d ON d.user_id = u.id "
                     "WHERE u.id = $1 AND d.device_id = $2",
@@ -224,12 +240,13 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
                      (json_int_t)qun_q_col_int(q, 1), "new_device", fresh, "expires_at",
                      (json_int_t)(now + qun_core_cfg.session_ttl));
     qun_q_done(q);
+    if (reset) json_object_set_new(*out, "password_change_required", json_true());
     return QUN_OK;
 }
 
 #define ACTOR_COLS                                                                                           \
-    "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username "                                 \
-    "FROM sessions s JOIN users u ON u.id = s.user_id "
+    "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username, u.password_reset "               \
+    "FROM sessions s JOIN users u ON u.id = s.user_id AND u.disabled_at IS NULL "
 
 /* Fill a from a row of ACTOR_COLS and finish q. */
 static void actor_from(qun_q_t *q, qun_actor_t *a) {
@@ -239,6 +256,7 @@ static void actor_from(qun_q_t *q, qun_actor_t *a) {
     snprintf(a->platform, sizeof a->platform, "%s", qun_q_col_text(q, 3));
     snprintf(a->device_id, sizeof a->device_id, "%s", qun_q_col_text(q, 4));
     snprintf(a->username, sizeof a->username, "%s", qun_q_col_text(q, 5));
+    a->must_change_password = qun_q_col_int(q, 6) != 0;
     qun_q_done(q);
     a->is_admin = qun_is_admin(a->username);
 }
@@ -362,6 +380,15 @@ qun_rc qun_session_revoke_own(qun_db_t *db, const qun_actor_t *a, bool all, int6
     return sessions_revoked(db, rc, q, "revoked", n, err);
 }
 
+qun_rc qun_session_revoke_user(qun_db_t *db, int64_t uid, const char *reason, int64_t *n, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL "
+                           "RETURNING id",
+                           "ii", uid, qun_now());
+    return sessions_revoked(db, rc, q, reason, n, err);
+}
+
 qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
@@ -378,6 +405,7 @@ qun_rc qun_me(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) 
     /* The server-wide roles, so a client knows which admin pages to offer. */
     json_object_set_new(*out, "server_admin", json_boolean(a->is_admin));
     json_object_set_new(*out, "compliance", json_boolean(qun_is_compliance(a->username)));
+    json_object_set_new(*out, "password_change_required", json_boolean(a->must_change_password));
     rc = qun_db_run(db, &q, err, "SELECT sid FROM sessions WHERE id = $1", "i", a->session_id);
     if (rc == QUN_ROW) {
         json_object_set_new(*out, "session_id", json_string(qun_q_col_text(q, 0)));
@@ -390,7 +418,8 @@ qun_rc qun_password_change(qun_db_t *db, const qun_actor_t *a, const char *pwhas
                            qun_err_t *err) {
     int64_t now = qun_now();
     qun_rc rc =
-        qun_db_run(db, NULL, err, "UPDATE users SET pwhash = $2, password_changed_at = $3 WHERE id = $1",
+        qun_db_run(db, NULL, err,
+                   "UPDATE users SET pwhash = $2, password_changed_at = $3, password_reset = 0 WHERE id = $1",
                    "isi", a->uid, pwhash, now);
     if (rc != QUN_DONE) return rc;
     /* Whoever else holds a session of this account (perhaps whoever learned the old

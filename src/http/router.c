@@ -23,6 +23,7 @@
 
 #include "http.h"
 #include "qun/idempotency.h"
+#include "qun/jobs.h"
 #include "qun/lockout.h"
 #include "qun/outbox.h"
 #include "worker.h"
@@ -345,6 +346,13 @@ static qun_rc authenticate(qun_req_t *r) {
     qun_sha256_hex(hash, token, strlen(token));
     qun_rc rc = qun_session_auth(r->w->db, hash, &r->actor, &r->err);
     r->authed = rc == QUN_OK;
+    /* A session opened with an admin's one-time code sets a new password first; it may
+     * still read who it is and log out. */
+    qun_handler_fn run = qun_routes[r->route_index].run;
+    if (rc == QUN_OK && r->actor.must_change_password && run != h_me && run != h_password &&
+        run != h_session_delete)
+        rc = qun_fail(&r->err, QUN_PASSWORD_CHANGE_REQUIRED,
+                      "this session was opened with a one-time code: set a new password first");
     return rc;
 }
 
@@ -780,6 +788,13 @@ char *qun_metrics_render(void) {
             "# HELP qun_webhook_dead_total Webhook deliveries that ran out of attempts.\n"
             "# TYPE qun_webhook_dead_total counter\nqun_webhook_dead_total %llu\n",
             (unsigned long long)delivered, (unsigned long long)wfailed, (unsigned long long)dead);
+    uint64_t hk[QUN_HK_KINDS];
+    qun_housekeeping_stats(hk);
+    fprintf(f, "# HELP qun_housekeeping_deleted_total What housekeeping deleted past its life, by kind.\n"
+               "# TYPE qun_housekeeping_deleted_total counter\n");
+    for (int i = 0; i < QUN_HK_KINDS; i++)
+        fprintf(f, "qun_housekeeping_deleted_total{kind=\"%s\"} %llu\n", qun_housekeeping_kinds[i],
+                (unsigned long long)hk[i]);
     qun_events_metrics(f);
     fclose(f);
     return text;

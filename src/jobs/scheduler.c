@@ -12,12 +12,17 @@
  * the claim is still its own, so a step runs once even when a lease ran out under a
  * slow instance and another took the job over.  A crashed instance's claims expire
  * after the lease; the same instance restarted (same id) takes its own back at once. */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "qun/core.h"
 #include "qun/event.h"
@@ -118,29 +123,108 @@ static qun_rc claim_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return qun_queue_claim(db, c->j->instance, qun_now(), c->j->lease, c->due, CLAIM_MAX, &c->n, err);
 }
 
+/* What housekeeping deleted, by kind (qun_housekeeping_kinds below). */
+static _Atomic uint64_t hk_deleted[QUN_HK_KINDS];
+
 static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
-    return qun_blob_unlink_queued(db, arg, err);
+    qun_rc rc = qun_blob_unlink_queued(db, arg, err);
+    if (rc == QUN_OK) atomic_fetch_add(&hk_deleted[4], (uint64_t) * (int *)arg);
+    return rc;
 }
 
 /* Housekeeping: forget idempotency keys, confirmation tokens, events and event tickets past
- * their life. */
+ * their life; delete the files of exports older than export_retention (the row stays,
+ * marked purged_at, so a download says the file is gone); unlink the blob files no row
+ * references; remove staged imports a crash left behind; forget Matrix uploads no message
+ * took up within a day.  Each kind is counted for
+ * /metrics. */
+const char *const qun_housekeeping_kinds[QUN_HK_KINDS] = {"idempotency_key", "confirm_token", "event_ticket",
+                                                          "export",          "blob",          "staged_import",
+                                                          "matrix_media"};
+void qun_housekeeping_stats(uint64_t out[QUN_HK_KINDS]) {
+    for (int i = 0; i < QUN_HK_KINDS; i++) out[i] = atomic_load(&hk_deleted[i]);
+}
+
+/* Run a DELETE ... RETURNING 1 and count its rows into kind. */
+static qun_rc count_deleted(qun_db_t *db, int kind, qun_err_t *err, const char *sql, int64_t before) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, sql, "i", before);
+    uint64_t n = 0;
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) n++;
+    if (rc == QUN_DONE) atomic_fetch_add(&hk_deleted[kind], n);
+    return rc;
+}
+
+/* The files of finished exports older than export_retention, a batch at a time. */
+static qun_rc expire_exports(qun_db_t *db, int64_t now, qun_err_t *err) {
+    qun_q_t *q;
+    char xids[100][QUN_ID_MAX];
+    int64_t ids[100];
+    int n = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT id, xid FROM exports WHERE state = 'done' AND purged_at IS NULL "
+                           "AND finished_at < $1 ORDER BY id LIMIT 100",
+                           "i", now - qun_core_cfg.export_retention);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        ids[n] = qun_q_col_int(q, 0);
+        snprintf(xids[n++], QUN_ID_MAX, "%s", qun_q_col_text(q, 1));
+    }
+    for (int i = 0; rc == QUN_DONE && i < n; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/exports/%s.age", qun_core_cfg.data_dir, xids[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return qun_fail(err, QUN_STORE, "cannot delete %s: %s", path, strerror(errno));
+        rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii", ids[i], now);
+        if (rc == QUN_DONE) atomic_fetch_add(&hk_deleted[3], 1);
+    }
+    return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Staged imports (data_dir/imports/<id>/) a day old: an import stages and finishes in one
+ * request, so only a crash leaves one behind. */
+static void sweep_imports(int64_t now) {
+    char top[700];
+    snprintf(top, sizeof top, "%s/imports", qun_core_cfg.data_dir);
+    DIR *d = opendir(top);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[1024];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", top, e->d_name);
+        if (stat(path, &st) != 0 || st.st_mtime > now - 86400) continue;
+        if (nftw(path, rm_entry, 8, FTW_DEPTH | FTW_PHYS) == 0) atomic_fetch_add(&hk_deleted[5], 1);
+    }
+    closedir(d);
+}
+
 static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     (void)arg;
     int64_t now = qun_now();
-    qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM idempotency WHERE created_at < $1", "i",
-                           now - qun_core_cfg.idempotency_ttl);
+    qun_rc rc = count_deleted(db, 0, err, "DELETE FROM idempotency WHERE created_at < $1 RETURNING 1",
+                              now - qun_core_cfg.idempotency_ttl);
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err, "DELETE FROM confirm_tokens WHERE expires_at < $1", "i", now - 86400);
+        rc = count_deleted(db, 1, err, "DELETE FROM confirm_tokens WHERE expires_at < $1 RETURNING 1", now - 86400);
     if (rc == QUN_DONE) { /* GET /v1/events replays at most this far back (docs/events.md) */
         rc = qun_event_expire(db, now - 86400, NULL, err);
         if (rc == QUN_OK) rc = QUN_DONE;
     }
     if (rc == QUN_DONE) /* kept an hour past expiry: a late reuse still says "expired" */
-        rc = qun_db_run(db, NULL, err, "DELETE FROM event_tickets WHERE expires_at < $1", "i", now - 3600);
+        rc = count_deleted(db, 2, err, "DELETE FROM event_tickets WHERE expires_at < $1 RETURNING 1", now - 3600);
+    if (rc == QUN_DONE) rc = expire_exports(db, now, err);
     if (rc == QUN_DONE) { /* Matrix uploads no message took up (docs/matrix.md "Media") */
         int64_t expired;
         rc = qun_mx_media_expire(db, now - 86400, &expired, err);
-        if (rc == QUN_OK) rc = QUN_DONE;
+        if (rc == QUN_OK) {
+            atomic_fetch_add(&hk_deleted[6], (uint64_t)expired);
+            rc = QUN_DONE;
+        }
     }
     return rc == QUN_DONE ? QUN_OK : rc;
 }
@@ -239,10 +323,11 @@ static void *jobs_main(void *arg) {
     while (!stopping(j)) {
         if (qun_now() >= next_expiry) {
             qun_writer_run(j->writer, expire_txn, NULL, &err);
-            do { /* the bytes of expired Matrix uploads */
+            do { /* the bytes of expired exports' and Matrix uploads' blobs */
                 unlinked = 0;
                 qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
             } while (unlinked > 0);
+            sweep_imports(qun_now());
             next_expiry = qun_now() + 600;
         }
         int64_t next = 0;

@@ -3,7 +3,9 @@
  * postgres://...` works on the stores directly, not through qund: it moves an
  * installation from SQLite to PostgreSQL in one transaction on the target
  * (src/store/copy.c).  `qun admin username-collisions` asks qund (server admins) which
- * accounts' usernames were one name once folded (docs/accounts.md). */
+ * accounts' usernames were one name once folded (docs/accounts.md).  `qun admin users`,
+ * `user`, `disable`, `enable` and `reset-password` administer accounts through
+ * /v1/admin/users (server admins; docs/admin.md); USER is a username or an openid. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +15,13 @@
 #include "qun/store.h"
 
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv);
 
 static const char USAGE[] =
-    "admin migrate --from sqlite:PATH --to postgres://... | admin username-collisions";
+    "admin migrate --from sqlite:PATH --to postgres://... | admin username-collisions | admin users [PREFIX] | "
+    "admin user USER | admin disable USER | admin enable USER | admin reset-password USER | "
+    "admin backup DIR [--data DATA_DIR] [--config FILE] [--store URL] | admin restore DIR DATA_DIR";
 
 typedef struct {
     bool json;
@@ -91,7 +97,117 @@ static int username_collisions(qun_cli_t *c, int argc, char **argv) {
     return QUN_EXIT_OK;
 }
 
+/* The openid of USER: an exact username among the accounts it prefixes, else USER
+ * itself when it is an openid (u_...). */
+static int user_openid(qun_cli_t *c, const char *user, char *openid, size_t size) {
+    char path[512];
+    json_t *out = NULL, *it;
+    size_t i;
+    int rc = qun_pathf(path, sizeof path, "/v1/admin/users?prefix=%s", user);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    bool found = false;
+    json_array_foreach(json_object_get(out, "items"), i, it) {
+        if (strcmp(qun_jstr_or(it, "username", ""), user) == 0) {
+            snprintf(openid, size, "%s", qun_jstr_or(it, "openid", ""));
+            found = true;
+            break;
+        }
+    }
+    json_decref(out);
+    if (found) return QUN_EXIT_OK;
+    if (strncmp(user, "u_", 2) == 0 && strlen(user) < size) {
+        snprintf(openid, size, "%s", user);
+        return QUN_EXIT_OK;
+    }
+    return qun_cli_fail(QUN_EXIT_FAIL, "USER_NOT_FOUND", "no account is named \"%s\"", user);
+}
+
+static const char *state_of(json_t *u) {
+    if (json_is_true(json_object_get(u, "disabled"))) return "disabled";
+    if (json_is_true(json_object_get(u, "password_change_required"))) return "must change password";
+    return "active";
+}
+
+/* GET /v1/admin/users, every page. */
+static int users(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL, *it;
+    size_t i;
+    char path[512] = "/v1/admin/users", t1[32], t2[32];
+    int rc = qun_args_parse(argc, argv, NULL, 0, 1, "admin users [PREFIX]", &a);
+    if (rc == QUN_EXIT_OK && a.npos == 1) rc = qun_pathf(path, sizeof path, "/v1/admin/users?prefix=%s", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else if (json_array_size(json_object_get(out, "items")) == 0) {
+        printf("no accounts\n");
+    } else {
+        printf("%-24s %-24s %-16s %-16s %s\n", "USERNAME", "NAME", "CREATED", "LAST SEEN", "STATE");
+        json_array_foreach(json_object_get(out, "items"), i, it) {
+            printf("%-24s %-24s %-16s %-16s %s\n", qun_jstr_or(it, "username", "?"),
+                   qun_jstr_or(it, "display_name", "-"), qun_fmt_time(qun_jint(it, "created_at"), t1),
+                   qun_fmt_time(qun_jint(it, "last_seen"), t2), state_of(it));
+        }
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+/* admin user|disable|enable|reset-password USER */
+static int one_user(qun_cli_t *c, const char *verb, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL, *g;
+    size_t i;
+    char usage[64], openid[128], path[256], t[32];
+    snprintf(usage, sizeof usage, "admin %s USER", verb);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, usage, &a);
+    if (rc == QUN_EXIT_OK) rc = user_openid(c, a.pos[0], openid, sizeof openid);
+    bool get = strcmp(verb, "user") == 0, reset = strcmp(verb, "reset-password") == 0;
+    if (rc == QUN_EXIT_OK)
+        rc = get ? qun_pathf(path, sizeof path, "/v1/admin/users/%s", openid)
+                 : qun_pathf(path, sizeof path, reset ? "/v1/admin/users/%s/password-reset" : "/v1/admin/users/%s/%s",
+                             openid, verb);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, get ? "GET" : "POST", path, get ? NULL : json_object(), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    const char *name = qun_jstr_or(out, "username", "?");
+    if (c->json) {
+        qun_print_json(out);
+    } else if (reset) {
+        printf("%s's password is reset; every session was logged out.\n", name);
+        printf("one-time code (shown once): %s\n", qun_jstr_or(out, "code", "?"));
+        printf("%s logs in with it and must set a new password before anything else.\n", name);
+    } else if (!get) {
+        printf("%s is %s", name, state_of(out));
+        if (qun_jint(out, "sessions_revoked") > 0)
+            printf(" (%lld sessions revoked)", (long long)qun_jint(out, "sessions_revoked"));
+        printf("\n");
+    } else {
+        printf("%s\n", name);
+        printf("  openid:    %s\n", qun_jstr_or(out, "openid", "?"));
+        printf("  name:      %s\n", qun_jstr_or(out, "display_name", "(none)"));
+        printf("  created:   %s\n", qun_fmt_time(qun_jint(out, "created_at"), t));
+        printf("  last seen: %s\n", qun_fmt_time(qun_jint(out, "last_seen"), t));
+        printf("  state:     %s\n", state_of(out));
+        json_t *groups = json_object_get(out, "groups");
+        printf("  groups:    %s\n", json_array_size(groups) ? "" : "(none)");
+        json_array_foreach(groups, i, g) {
+            printf("    %-32s %-8s %s\n", qun_jstr_or(g, "name", "?"), qun_jstr_or(g, "role", "?"),
+                   qun_jstr_or(g, "state", "?"));
+        }
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv) {
+    if (argc > 0 && strcmp(argv[0], "backup") == 0) return qun_cmd_admin_backup(c, argc - 1, argv + 1);
+    if (argc > 0 && strcmp(argv[0], "restore") == 0) return qun_cmd_admin_restore(c, argc - 1, argv + 1);
+    if (argc > 0 && strcmp(argv[0], "users") == 0) return users(c, argc - 1, argv + 1);
+    static const char *verbs[] = {"user", "disable", "enable", "reset-password"};
+    for (size_t i = 0; argc > 0 && i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strcmp(argv[0], verbs[i]) == 0) return one_user(c, verbs[i], argc - 1, argv + 1);
     if (argc > 0 && strcmp(argv[0], "migrate") == 0) return migrate(c, argc - 1, argv + 1);
     if (argc > 0 && strcmp(argv[0], "username-collisions") == 0)
         return username_collisions(c, argc - 1, argv + 1);

@@ -179,6 +179,7 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         {"lockout_window", 1, 30LL * 86400, &qun_lockout_cfg.window, NULL},
         {"lockout_duration", 1, 30LL * 86400, &qun_lockout_cfg.duration, NULL},
         {"export_quota_bytes", 0, (int64_t)1 << 50, &qun_core_cfg.export_quota_bytes, NULL},
+        {"export_retention", 3600, 3650LL * 86400, &qun_core_cfg.export_retention, NULL},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (strcmp(key, ints[i].key) != 0) continue;

@@ -16,13 +16,20 @@ export const session = {
   get token() { return sessionStorage.getItem('qun.token'); },
   get openid() { return sessionStorage.getItem('qun.openid'); },
   get username() { return sessionStorage.getItem('qun.username'); },
+  // Signed in with a server admin's one-time code: the session may only set a new password.
+  get mustChange() { return sessionStorage.getItem('qun.mustchange') === '1'; },
+  set mustChange(on) {
+    if (on) sessionStorage.setItem('qun.mustchange', '1');
+    else sessionStorage.removeItem('qun.mustchange');
+  },
   set(token, openid, username) {
     sessionStorage.setItem('qun.token', token);
     sessionStorage.setItem('qun.openid', openid);
     sessionStorage.setItem('qun.username', username);
   },
   clear() {
-    for (const k of ['qun.token', 'qun.openid', 'qun.username']) sessionStorage.removeItem(k);
+    for (const k of ['qun.token', 'qun.openid', 'qun.username', 'qun.mustchange']) sessionStorage.removeItem(k);
+    oneTimeCode = null;
   },
 };
 
@@ -44,6 +51,11 @@ function deviceFor(username) {
   } catch { /* a damaged entry: this browser signs in as a new device */ }
   return { id: newDeviceId() };
 }
+
+// The one-time code a session was opened with, kept in memory only (never in storage)
+// so the new-password form need not ask for it again.
+let oneTimeCode = null;
+export const takeOneTimeCode = () => oneTimeCode;
 
 export async function request(method, path, body, opts = {}) {
   const headers = {};
@@ -67,6 +79,10 @@ export async function request(method, path, body, opts = {}) {
   if (!res.ok) {
     const problem = type.includes('json') ? await res.json() : { detail: await res.text() };
     const err = new ApiError(res.status, problem);
+    if (err.code === 'PASSWORD_CHANGE_REQUIRED') {
+      session.mustChange = true;
+      window.dispatchEvent(new CustomEvent('qun:must-change'));
+    }
     if (res.status === 401 && session.token && path !== '/v1/sessions') {
       session.clear();
       window.dispatchEvent(new CustomEvent('qun:signed-out'));
@@ -100,6 +116,8 @@ export async function signIn(username, password) {
   }
   if (s.device_secret) localStorage.setItem(deviceKey(username), JSON.stringify({ id: dev.id, secret: s.device_secret }));
   session.set(s.token, s.openid, username);
+  session.mustChange = s.password_change_required === true;
+  oneTimeCode = session.mustChange ? password : null;
   return s;
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The console's entry point: a hash router (#/groups, #/g/<id>, #/g/<id>/dissolve,
-// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/admin[/…], #/me, #/login), the navigation,
+// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/admin[/…], #/me, #/password, #/login), the navigation,
 // the language switch, and focus management: after every page change the page's
 // heading takes the focus, so keyboard and screen-reader users land on the new page.
 
@@ -13,7 +13,10 @@ import { groupView } from './views/group.js';
 import { dissolveView, dissolutionView } from './views/dissolve.js';
 import { approvalsView } from './views/approvals.js';
 import { auditView } from './views/audit.js';
-import { adminHoldsView, adminOrgsView, adminOutboxView, adminReviewsView, adminView } from './views/admin.js';
+import {
+  adminHoldsView, adminOrgsView, adminOutboxView, adminReviewsView, adminUserView, adminUsersView, adminView,
+} from './views/admin.js';
+import { passwordView } from './views/password.js';
 
 const routes = [
   [/^#\/login$/, loginView, false],
@@ -29,6 +32,9 @@ const routes = [
   [/^#\/admin\/holds$/, adminHoldsView, true],
   [/^#\/admin\/reviews$/, adminReviewsView, true],
   [/^#\/admin\/outbox$/, adminOutboxView, true],
+  [/^#\/admin\/users$/, adminUsersView, true],
+  [/^#\/admin\/users\/([\w-]+)$/, adminUserView, true],
+  [/^#\/password$/, passwordView, true],
 ];
 
 let cleanups = [];
@@ -40,18 +46,23 @@ function nav() {
     el.replaceChildren();
     return;
   }
+  const signOut = h('button', {
+    type: 'button', class: 'link', onclick: () => {
+      session.clear();
+      location.hash = '#/login';
+    },
+  }, t('nav.signout'));
+  if (session.mustChange) {
+    el.replaceChildren(signOut);
+    return;
+  }
   const link = (href, key) => h('a', { href, 'aria-current': location.hash.startsWith(href) ? 'page' : null }, t(key));
   el.replaceChildren(
     link('#/groups', 'nav.groups'),
     link('#/approvals', 'nav.approvals'),
     link('#/admin', 'nav.admin'),
     link('#/me', 'nav.profile'),
-    h('button', {
-      type: 'button', class: 'link', onclick: () => {
-        session.clear();
-        location.hash = '#/login';
-      },
-    }, t('nav.signout')),
+    signOut,
   );
 }
 
@@ -79,6 +90,10 @@ export async function render() {
   }
   if (route[2] && !session.token) {
     location.replace('#/login');
+    return;
+  }
+  if (session.token && session.mustChange && hash !== '#/password') {
+    location.replace('#/password');
     return;
   }
   const main = document.getElementById('view');
@@ -113,6 +128,9 @@ document.getElementById('skip-link').addEventListener('click', (e) => {
   document.getElementById('view').focus();
 });
 window.addEventListener('hashchange', render);
+window.addEventListener('qun:must-change', () => {
+  location.hash = '#/password';
+});
 window.addEventListener('qun:signed-out', () => {
   location.hash = '#/login';
 });

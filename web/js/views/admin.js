@@ -6,12 +6,14 @@
 //   #/admin/holds    the compliance role: a group's legal holds, place and release;
 //   #/admin/reviews  server admins: the risk-review queue (approvals of kind
 //                    risk_review, decided in the approvals inbox's way);
-//   #/admin/outbox   server admins: webhook dead letters and their retry.
+//   #/admin/outbox   server admins: webhook dead letters and their retry;
+//   #/admin/users    server admins: the accounts, searched by username prefix, and
+//   #/admin/users/<openid>  one account: its groups, disable / enable, password reset.
 // The server checks every role again; a page answers its 403 as an error box.
 
 import { api, enc } from '../api.js';
 import { t, when } from '../i18n.js';
-import { busy, errorBox, field, h, toast } from '../ui.js';
+import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 import { approvalItem } from './approvals.js';
 
 const PAGES = [
@@ -19,6 +21,7 @@ const PAGES = [
   ['holds', (me) => me.compliance],
   ['reviews', (me) => me.server_admin],
   ['outbox', (me) => me.server_admin],
+  ['users', (me) => me.server_admin],
 ];
 
 function back() {
@@ -175,4 +178,101 @@ export async function adminOutboxView(_params, ctx) {
         h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, t('admin.outbox.' + c))))),
         h('tbody', {}, rows)))
       : h('p', { class: 'muted', id: 'dead-letters' }, t('admin.outbox.none')));
+}
+
+// ---- accounts ----
+function accountState(u) {
+  if (u.disabled) return 'disabled';
+  return u.password_change_required ? 'must_change' : 'active';
+}
+
+function stateBadge(u) {
+  const s = accountState(u);
+  const look = { active: 'active', disabled: 'dissolved', must_change: 'pending' }[s];
+  return h('span', { class: `badge state-${look}`, 'data-account-state': s },
+    t('admin.users.state_' + s));
+}
+
+// Names, never ids: the table shows usernames and display names; the openid is only in
+// the link to the account's page.
+export async function adminUsersView(_params, ctx) {
+  const prefix = sessionStorage.getItem('qun.admin.prefix') || '';
+  const page = await api.get('/v1/admin/users?limit=50' + (prefix ? `&prefix=${enc(prefix)}` : ''));
+  const search = h('input', { name: 'prefix', type: 'search', maxlength: 64, value: prefix, id: 'user-prefix' });
+  const go = h('button', { type: 'submit', id: 'user-search' }, t('admin.users.search'));
+  const form = h('form', { class: 'card', role: 'search', 'aria-labelledby': 'user-search-title' },
+    h('h2', { id: 'user-search-title' }, t('admin.users.search_title')),
+    field(t('admin.users.prefix'), search, t('admin.users.prefix_hint')), go);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem('qun.admin.prefix', search.value.trim());
+    ctx.rerender();
+  });
+  const rows = page.items.map((u) => h('tr', { 'data-user': u.username },
+    h('td', {}, h('a', { href: `#/admin/users/${enc(u.openid)}` }, u.username)),
+    h('td', {}, u.display_name || '—'),
+    h('td', {}, when(u.created_at)),
+    h('td', {}, u.last_seen ? when(u.last_seen) : t('admin.users.never')),
+    h('td', {}, stateBadge(u))));
+  const cols = ['username', 'name', 'created', 'last_seen', 'state'];
+  return h('div', {},
+    h('h1', {}, t('admin.users.title')), back(),
+    h('p', { class: 'muted' }, t('admin.users.intro')),
+    form,
+    rows.length ? h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-labelledby': 'users-caption' },
+      h('table', { id: 'users' },
+        h('caption', { id: 'users-caption' }, t(page.next_cursor ? 'admin.users.caption_more' : 'admin.users.caption',
+          { n: rows.length })),
+        h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, t('admin.users.' + c))))),
+        h('tbody', {}, rows)))
+      : h('p', { class: 'muted', id: 'users' }, t('admin.users.none')));
+}
+
+export async function adminUserView([openid], ctx) {
+  const u = await api.get(`/v1/admin/users/${enc(openid)}`);
+  const slot = h('div');
+  const codeSlot = h('div', { 'aria-live': 'polite' });
+  const toggle = h('button', { type: 'button', id: u.disabled ? 'user-enable' : 'user-disable',
+    class: u.disabled ? null : 'danger' }, t(u.disabled ? 'admin.users.enable' : 'admin.users.disable'));
+  toggle.addEventListener('click', busy(toggle, slot, async () => {
+    const r = await api.post(`/v1/admin/users/${enc(openid)}/${u.disabled ? 'enable' : 'disable'}`, {});
+    toast(t(r.disabled ? 'admin.users.disabled_done' : 'admin.users.enabled_done',
+      { name: r.username, n: r.sessions_revoked }));
+    ctx.rerender();
+  }));
+  const reset = h('button', { type: 'button', id: 'user-reset' }, t('admin.users.reset'));
+  reset.addEventListener('click', busy(reset, slot, async () => {
+    const r = await api.post(`/v1/admin/users/${enc(openid)}/password-reset`, {});
+    // Shown once: the server keeps only its hash.
+    codeSlot.replaceChildren(h('div', { class: 'card', id: 'reset-code-box' },
+      h('p', {}, t('admin.users.code_is', { name: r.username })),
+      h('p', {}, h('code', { id: 'reset-code', class: 'big' }, r.code)),
+      h('p', { class: 'hint' }, t('admin.users.code_hint'))));
+    toast(t('admin.users.reset_done', { name: r.username }));
+  }));
+  const groups = u.groups.map((g) => h('tr', {},
+    h('td', {}, g.name), h('td', {}, t('role.' + g.role)), h('td', {}, badge(g.state))));
+  return h('div', {},
+    h('h1', {}, u.display_name ? `${u.display_name} (${u.username})` : u.username),
+    h('p', {}, h('a', { href: '#/admin/users' }, t('admin.users.back'))),
+    h('dl', { class: 'card', id: 'user-facts' },
+      h('dt', {}, t('auth.username')), h('dd', {}, u.username),
+      h('dt', {}, t('admin.users.name')), h('dd', {}, u.display_name || '—'),
+      h('dt', {}, t('admin.users.created')), h('dd', {}, when(u.created_at)),
+      h('dt', {}, t('admin.users.last_seen')), h('dd', {}, u.last_seen ? when(u.last_seen) : t('admin.users.never')),
+      h('dt', {}, t('admin.users.state')), h('dd', {}, stateBadge(u),
+        u.disabled ? ` ${t('admin.users.since', { when: when(u.disabled_at) })}` : null)),
+    h('div', { class: 'card' },
+      h('h2', {}, t('admin.users.actions')),
+      h('p', { class: 'muted' }, t(u.disabled ? 'admin.users.enable_what' : 'admin.users.disable_what')),
+      h('p', {}, toggle),
+      h('p', { class: 'muted' }, t('admin.users.reset_what')),
+      h('p', {}, reset), slot, codeSlot),
+    h('h2', { id: 'user-groups-title' }, t('admin.users.groups')),
+    groups.length ? h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-labelledby': 'user-groups-title' },
+      h('table', { id: 'user-groups' },
+        h('thead', {}, h('tr', {}, ['group', 'role', 'group_state'].map((c) =>
+          h('th', { scope: 'col' }, t('admin.users.' + c))))),
+        h('tbody', {}, groups)))
+      : h('p', { class: 'muted', id: 'user-groups' }, t('admin.users.no_groups')));
 }

@@ -16,8 +16,8 @@ export async function loginView() {
     field(t('auth.password'), password),
     slot, signInBtn);
   form.addEventListener('submit', busy(signInBtn, slot, async () => {
-    await signIn(username.value.trim(), password.value);
-    location.hash = '#/groups';
+    const s = await signIn(username.value.trim(), password.value);
+    location.hash = s.password_change_required ? '#/password' : '#/groups';
   }));
 
   const ru = h('input', { name: 'new-username', autocomplete: 'username', required: true, maxlength: 64 });
