@@ -72,7 +72,8 @@ def test_exports_expire_and_housekeeping_sweeps_with_metrics(tmp_path):
         wait_for(lambda: swept(srv.url).get("blob", 0) >= 1, "the purge's blob is unlinked and counted")
 
         before = swept(srv.url)
-        assert set(before) == {"idempotency_key", "confirm_token", "event_ticket", "export", "blob", "staged_import"}
+        assert set(before) == {"idempotency_key", "confirm_token", "event_ticket", "export", "blob", "staged_import",
+                           "matrix_media"}
 
         # 29 days on: everything short-lived is gone, the export is still there.
         advance(srv.url, 29 * 86400)
