@@ -232,6 +232,13 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg) {
         event_base_loopexit(g_workers[i].base, NULL);
 }
 
+static void hup_cb(evutil_socket_t sig, short what, void *arg) {
+    (void)sig;
+    (void)what;
+    (void)arg;
+    qun_tls_reload();
+}
+
 static void *worker_main(void *arg) {
     qun_worker_t *w = arg;
     event_base_dispatch(w->base);
@@ -247,7 +254,7 @@ static qun_rc worker_init(qun_worker_t *w, int index, qun_err_t *err) {
     /* The gate (gate.c) enforces both limits first and answers in problem+json;
      * evhttp's own checks, which answer in HTML, stay as a backstop it never reaches. */
     w->gate = qun_gate_loop_new();
-    evhttp_set_bevcb(w->http, qun_gate_bev, w->gate);
+    evhttp_set_bevcb(w->http, qun_server_cfg.tls_cert ? qun_tls_bev : qun_gate_bev, w->gate);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)qun_server_cfg.upload_limit);
     evhttp_set_max_headers_size(w->http, QUN_HEAD_MAX + 4096);
     evhttp_set_timeout(w->http, 60);
@@ -289,8 +296,13 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     struct event *sigterm = evsignal_new(g_workers[0].base, SIGTERM, stop_cb, NULL);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
-    qun_log("info", "qund listening on %s:%d with %d loops", qun_server_cfg.host, qun_server_cfg.port,
-            g_nworkers);
+    struct event *sighup = evsignal_new(g_workers[0].base, SIGHUP, hup_cb, NULL);
+    event_add(sighup, NULL);
+    qun_log("info", "qund listening on %s:%d (%s) with %d loops", qun_server_cfg.host, qun_server_cfg.port,
+            qun_server_cfg.tls_cert ? "HTTPS" : "HTTP", g_nworkers);
+    if (qun_proxy_count())
+        qun_log("info", "client addresses from X-Forwarded-For/Forwarded of %d trusted proxy networks",
+                qun_proxy_count());
     atomic_store(&g_ready, true);
     for (int i = 1; i < g_nworkers; i++)
         pthread_create(&g_workers[i].thread, NULL, worker_main, &g_workers[i]);
@@ -301,6 +313,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     qun_events_quiesce();
     event_free(sigint);
     event_free(sigterm);
+    event_free(sighup);
     for (int i = 0; i < g_nworkers; i++) {
         qun_worker_t *w = &g_workers[i];
         evhttp_free(w->http);
@@ -315,5 +328,6 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     }
     qun_events_stop();
     free(g_workers);
+    qun_tls_free();
     return QUN_OK;
 }

@@ -84,11 +84,13 @@ int main(int argc, char **argv) {
         }
         if (rc != QUN_OK) return die(a, &err);
     }
+    qund_config_log();
     const char *tc = getenv("QUN_TEST_CLOCK");
     qun_server_cfg.test_clock = tc && strcmp(tc, "1") == 0;
     if (qun_server_cfg.test_clock) qun_log("warn", "QUN_TEST_CLOCK=1: POST /v1/test/clock can move time");
 
     if (qun_outbox_cfg_check(&err) != QUN_OK) return die("config", &err);
+    if (qun_tls_init(&err) != QUN_OK) return die("TLS", &err);
 
     if (mkdir(qund_data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "qund: cannot create data directory %s: %s\n", qund_data_dir, strerror(errno));
