@@ -7,6 +7,7 @@ set -eu
 pkgs="build-essential pkg-config libevent-dev libjansson-dev libsqlite3-dev libsodium-dev
 libcurl4-openssl-dev sqlite3 postgresql libpq-dev python3-pytest python3-requests python3-cryptography python3-yaml wrk
 golang-go golang-golang-x-mod-dev liboath-dev libqrencode-dev chromium fonts-wqy-zenhei nodejs
+nginx-light
 libarchive-dev libzstd-dev libssl-dev libicu-dev age zstd time
 clang libclang-rt-14-dev clang-format
 python3-matrix-nio weechat-curses weechat-python weechat-matrix tmux"
