@@ -139,6 +139,9 @@ def test_matrix_long_poll_over_tls(tls):
     url = tls["srv"].url
     owner, member = register(url), register(url)
     gid = make_group(owner, members=[member])
+    # Without matrix_base_url, the one clients are pointed at is the https:// one.
+    wk = expect(requests.get(url + "/.well-known/matrix/client", timeout=10), 200)
+    assert wk["m.homeserver"]["base_url"] == url
     login = expect(requests.post(url + "/_matrix/client/v3/login", json={
         "type": "m.login.password", "identifier": {"type": "m.id.user", "user": member.username},
         "password": "correct horse"}, timeout=30), 200)
