@@ -160,6 +160,14 @@ def test_matrix_long_poll_over_tls(tls):
         t.join(25)
     assert time.time() - t0 < 15  # woken by the message, not by the timeout
     assert "long poll over tls" in out["r"].text
+    # A token in the query (matrix-nio sends it so) is masked in the request log, which
+    # names the user instead.
+    token = login["access_token"]
+    expect(requests.get(url + "/_matrix/client/v3/account/whoami", params={"access_token": token}, timeout=10), 200)
+    log = tls["srv"].read_log()
+    line = [ln for ln in log.splitlines() if "route=/_matrix/client/v3/account/whoami" in ln][-1]
+    assert f"user={member.username} " in line and 'uri="/_matrix/client/v3/account/whoami?access_token=***"' in line
+    assert token not in log
 
 
 def test_sighup_swaps_the_certificate(tls):
