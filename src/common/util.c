@@ -117,10 +117,10 @@ static size_t log_head(char *line, size_t size, const char *level) {
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    return (size_t)snprintf(line, size, qun_log_json ? "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\""
-                                                     : "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                            ts.tv_nsec / 1000000, level);
+    const char *fmt = qun_log_json ? "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\""
+                                   : "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ";
+    return (size_t)snprintf(line, size, fmt, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                            tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level);
 }
 
 static void log_end(char *line, size_t size, size_t n) {

@@ -97,7 +97,8 @@ static void note(const char *key, const char *value) {
         snprintf(out, size, "%s", value);
     g_noted[i].is_default = false;
     for (size_t k = 0; k < sizeof g_defaults / sizeof g_defaults[0]; k++)
-        if (strcmp(g_defaults[k].key, key) == 0) g_noted[i].is_default = strcmp(g_defaults[k].value, value) == 0;
+        if (strcmp(g_defaults[k].key, key) == 0)
+            g_noted[i].is_default = strcmp(g_defaults[k].value, value) == 0;
 }
 
 void qund_config_log(void) {
@@ -105,8 +106,8 @@ void qund_config_log(void) {
     size_t n = 0;
     for (int i = 0; i < g_nnoted; i++)
         if (!g_noted[i].is_default) f[n++] = (qun_log_field_t){g_noted[i].key, g_noted[i].value, 0};
-    qun_log_fields("info", n ? "settings that differ from their defaults:" : "every setting at its default", f,
-                   n);
+    const char *msg = n ? "settings that differ from their defaults:" : "every setting at its default";
+    qun_log_fields("info", msg, f, n);
 }
 
 static qun_rc config_set(const char *key, const char *value, qun_err_t *err);
