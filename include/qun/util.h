@@ -31,6 +31,17 @@ char *qun_json_dumps(const json_t *j, size_t flags);
 /* Log a line to stderr with a level tag ("info", "warn", "error"). */
 void qun_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern bool qun_log_quiet; /* suppress "info" lines */
+extern bool qun_log_json;  /* log_format = json: each line one JSON object {ts, level, msg, ...} */
+/* One field of a structured log line: a string s, or the integer i when s is NULL. */
+typedef struct {
+    const char *key;
+    const char *s;
+    long long i;
+} qun_log_field_t;
+/* Log msg with fields kept apart: `msg key=value ...` as text (values quoted when they
+ * hold a space, a quote or '=' or are empty), or the fields as members of the line's
+ * JSON object. */
+void qun_log_fields(const char *level, const char *msg, const qun_log_field_t *f, size_t n);
 
 /* Write a new opaque public id "<prefix>_<22 url-safe chars>" (128 random bits) to
  * out, which must hold at least QUN_ID_MAX bytes. */

@@ -14,6 +14,7 @@
 
 static _Atomic int64_t clock_offset; /* seconds added by the test clock */
 bool qun_log_quiet;
+bool qun_log_json;
 
 int64_t qun_now(void) {
     return (int64_t)time(NULL) + atomic_load(&clock_offset);
@@ -91,23 +92,75 @@ char *qun_json_dumps(const json_t *j, size_t flags) {
     return d.p;
 }
 
-void qun_log(const char *level, const char *fmt, ...) {
-    if (qun_log_quiet && strcmp(level, "info") == 0) return;
-    char line[1024];
+/* Append s to line (at *n, capacity size) as a JSON string's contents or, for text,
+ * as is; quote wraps it in double quotes. */
+static void put_str(char *line, size_t size, size_t *n, const char *s, bool escape, bool quote) {
+    if (quote && *n + 1 < size) line[(*n)++] = '"';
+    for (; *s && *n + 7 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (escape && (c == '"' || c == '\\')) {
+            line[(*n)++] = '\\';
+            line[(*n)++] = (char)c;
+        } else if (escape && c < 0x20) {
+            *n += (size_t)snprintf(line + *n, size - *n, "\\u%04x", c);
+        } else {
+            line[(*n)++] = (char)c;
+        }
+    }
+    if (quote && *n + 1 < size) line[(*n)++] = '"';
+    line[*n] = '\0';
+}
+
+/* The line's head: the time and level, as text or as the opening JSON members. */
+static size_t log_head(char *line, size_t size, const char *level) {
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n =
-        snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level);
+    const char *fmt = qun_log_json ? "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\""
+                                   : "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ";
+    return (size_t)snprintf(line, size, fmt, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                            tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level);
+}
+
+static void log_end(char *line, size_t size, size_t n) {
+    if (n > size - 3) n = size - 3;
+    if (qun_log_json) line[n++] = '}';
+    line[n++] = '\n';
+    fwrite(line, 1, n, stderr); /* one write per line: lines of threads never interleave */
+}
+
+void qun_log(const char *level, const char *fmt, ...) {
+    if (qun_log_quiet && strcmp(level, "info") == 0) return;
+    char line[1024], msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t len = strlen(line);
-    line[len++] = '\n';
-    fwrite(line, 1, len, stderr); /* one write per line: lines of threads never interleave */
+    size_t n = log_head(line, sizeof line, level);
+    if (qun_log_json) n += (size_t)snprintf(line + n, sizeof line - n, ",\"msg\":");
+    put_str(line, sizeof line, &n, msg, qun_log_json, qun_log_json);
+    log_end(line, sizeof line, n);
+}
+
+void qun_log_fields(const char *level, const char *msg, const qun_log_field_t *f, size_t nf) {
+    if (qun_log_quiet && strcmp(level, "info") == 0) return;
+    char line[2048];
+    size_t n = log_head(line, sizeof line, level);
+    if (qun_log_json) n += (size_t)snprintf(line + n, sizeof line - n, ",\"msg\":");
+    put_str(line, sizeof line, &n, msg, qun_log_json, qun_log_json);
+    for (size_t i = 0; i < nf && n + 8 < sizeof line; i++) {
+        n += (size_t)snprintf(line + n, sizeof line - n, qun_log_json ? ",\"%s\":" : " %s=", f[i].key);
+        if (n >= sizeof line) break;
+        if (!f[i].s) {
+            n += (size_t)snprintf(line + n, sizeof line - n, "%lld", f[i].i);
+            if (n >= sizeof line) n = sizeof line - 1;
+            continue;
+        }
+        bool quote = qun_log_json || !*f[i].s || strpbrk(f[i].s, " \"=\\") != NULL;
+        put_str(line, sizeof line, &n, f[i].s, quote, quote);
+    }
+    log_end(line, sizeof line, n);
 }
 
 void qun_random(void *buf, size_t n) {

@@ -529,8 +529,11 @@ static void gate_cb(struct evbuffer *in, const struct evbuffer_cb_info *info, vo
 }
 
 struct bufferevent *qun_gate_bev(struct event_base *base, void *arg) {
+    return qun_gate_attach(bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE), arg);
+}
+
+struct bufferevent *qun_gate_attach(struct bufferevent *bev, void *arg) {
     t_loop = arg; /* evhttp calls this on the loop's own thread */
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!bev || !evbuffer_add_cb(bufferevent_get_input(bev), gate_fresh_cb, bev)) {
         /* NULL would have evhttp make an ungated bufferevent of its own */
         qun_log("error", "out of memory for a connection's bufferevent");

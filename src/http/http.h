@@ -102,6 +102,9 @@ typedef struct {
     const char *db_path;
     const struct qun_note_key *ledger_key; /* signs checkpoints */
     const char *web_root;                  /* the web console's files; NULL means "web" */
+    const char *tls_cert;                  /* PEM certificate chain; with tls_key, qund speaks HTTPS */
+    const char *tls_key;                   /* PEM private key */
+    bool log_json;                         /* log_format = json: one JSON object per line */
     /* What the service manager hears (src/qund/main.c sets these; NULL: nothing).  All run
      * on the first loop's thread: on_ready once every loop listens, on_tick every tick_usec
      * microseconds while that loop turns (the watchdog), on_reload on SIGHUP, on_stopping
@@ -118,6 +121,31 @@ extern qun_server_cfg_t qun_server_cfg;
 qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err);
 qun_writer_t *qun_server_writer(void);
 bool qun_server_ready(void);
+
+/* ---- proxy.c: the client's address behind trusted reverse proxies ---- */
+/* Set the trusted proxies from a comma-separated list of CIDRs (IPv4 and IPv6; a bare
+ * address is a /32 or /128).  Refuses the whole list, naming the bad entry, when one is
+ * not a CIDR.  Call before the loops start. */
+qun_rc qun_proxy_set(const char *list, qun_err_t *err);
+/* How many CIDRs are trusted. */
+int qun_proxy_count(void);
+/* The client's address for a request from TCP peer `peer` with header fields headers:
+ * peer itself unless it is a trusted proxy, else the rightmost X-Forwarded-For hop (or,
+ * without that field, Forwarded for=) that is not a trusted proxy.  Into out. */
+void qun_proxy_client(const char *peer, struct evkeyvalq *headers, char *out, size_t size);
+
+/* ---- tls.c: HTTPS on qund's own port ---- */
+/* Load tls_cert and tls_key (qun_server_cfg) into the context new connections use,
+ * once, before qun_server_run; refuses an unreadable file or a key that does not match
+ * the certificate.  Without either setting, does nothing (plain HTTP). */
+qun_rc qun_tls_init(qun_err_t *err);
+/* Load the pair again (SIGHUP): new connections use the new pair; on failure the old
+ * one stays and the reason is logged. */
+void qun_tls_reload(void);
+/* The bufferevent of a new TLS connection (evhttp_set_bevcb), gated like qun_gate_bev. */
+struct bufferevent *qun_tls_bev(struct event_base *base, void *arg);
+/* Free the context at exit. */
+void qun_tls_free(void);
 
 /* ---- router.c ---- */
 extern const qun_route_t qun_routes[];
@@ -141,6 +169,8 @@ void qun_gate_loop_free(qun_gate_loop_t *l);
  * qun_gate_loop_t): a socket bufferevent whose input passes through the gate, so that
  * evhttp parses only requests whose framing is unambiguous (RFC 9112). */
 struct bufferevent *qun_gate_bev(struct event_base *base, void *arg);
+/* Put the gate in front of bev's input (any bufferevent, TLS ones too); returns bev. */
+struct bufferevent *qun_gate_attach(struct bufferevent *bev, void *arg);
 /* When the gate refused ev's request, the refusal's code (its detail goes to err),
  * else QUN_OK.  A refused request is answered and its connection closed. */
 qun_rc qun_gate_refusal(struct evhttp_request *ev, qun_err_t *err);

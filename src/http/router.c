@@ -45,6 +45,8 @@ const qun_route_t qun_routes[] = {
 };
 const int qun_routes_count = sizeof qun_routes / sizeof qun_routes[0];
 
+static const char *method_name(enum evhttp_cmd_type cmd);
+
 /* ---- metrics ---- */
 #define MAX_ROUTES 256
 static _Atomic uint64_t m_count[MAX_ROUTES + 1][6]; /* by route and status class */
@@ -312,10 +314,21 @@ count:;
     atomic_fetch_add(&m_count[ri][cls >= 1 && cls <= 5 ? cls : 0], 1);
     atomic_fetch_add(&m_ms[ri], (uint64_t)(ms > 0 ? ms : 0));
     if (qun_server_cfg.log_requests) {
+        /* The user by name, never by token; the route by its pattern, so lines group by
+         * endpoint; the URI (credentials masked) for the rest. */
         char ub[1200];
-        qun_log("info", "%s %s %d %lldms %s%s", r->route_index >= 0 ? qun_routes[r->route_index].method : "-",
-                log_uri(r, ub, sizeof ub), r->status, (long long)ms, r->authed ? r->actor.openid : "-",
-                r->rc != QUN_OK ? qun_rc_name(r->rc) : "");
+        const qun_route_t *rt = r->route_index >= 0 ? &qun_routes[r->route_index] : NULL;
+        qun_log_field_t f[] = {
+            {"client", r->ip[0] ? r->ip : "-", 0},
+            {"user", r->authed && r->actor.username[0] ? r->actor.username : "-", 0},
+            {"method", rt ? rt->method : method_name(evhttp_request_get_command(r->ev)), 0},
+            {"route", rt ? rt->pattern : "-", 0},
+            {"status", NULL, r->status},
+            {"code", r->rc != QUN_OK ? qun_rc_name(r->rc) : "-", 0},
+            {"ms", NULL, (long long)ms},
+            {"uri", log_uri(r, ub, sizeof ub), 0},
+        };
+        qun_log_fields("info", "request", f, sizeof f / sizeof f[0]);
     }
     for (int k = 0; k < QUN_MAX_PARAMS; k++)
         free(r->params[k]);
@@ -628,6 +641,11 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     r->w = arg;
     r->route_index = -1;
     r->t0_ms = qun_mono_ms();
+    /* The client as the lockout, the risk engine and the logs know it (proxy.c). */
+    char *peer = NULL;
+    ev_uint16_t port;
+    evhttp_connection_get_peer(evhttp_request_get_connection(ev), &peer, &port);
+    qun_proxy_client(peer, evhttp_request_get_input_headers(ev), r->ip, sizeof r->ip);
     r->rc = qun_gate_refusal(ev, &r->err);
     if (r->rc != QUN_OK) { /* what follows on the connection cannot be trusted to be a request */
         add_header(r, "Connection", "close");
@@ -691,10 +709,6 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     r->db = r->w->db;
     r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
     const qun_route_t *rt = &qun_routes[i];
-    char *peer = NULL;
-    ev_uint16_t port;
-    evhttp_connection_get_peer(evhttp_request_get_connection(ev), &peer, &port);
-    snprintf(r->ip, sizeof r->ip, "%s", peer ? peer : "");
     qun_rc rc = QUN_OK;
     const char *ticket = (rt->flags & R_TICKET) ? qun_query(r, "ticket") : NULL;
     if (ticket && !evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization")) {

@@ -240,6 +240,16 @@ static void hook_cb(evutil_socket_t fd, short what, void *arg) {
     (*hook)();
 }
 
+/* SIGHUP: the certificate and key (src/http/tls.c), then what the service manager asked
+ * for (the policy packs, src/qund/main.c). */
+static void hup_cb(evutil_socket_t sig, short what, void *arg) {
+    (void)sig;
+    (void)what;
+    (void)arg;
+    qun_tls_reload();
+    if (qun_server_cfg.on_reload) qun_server_cfg.on_reload();
+}
+
 static void *worker_main(void *arg) {
     qun_worker_t *w = arg;
     event_base_dispatch(w->base);
@@ -255,7 +265,7 @@ static qun_rc worker_init(qun_worker_t *w, int index, qun_err_t *err) {
     /* The gate (gate.c) enforces both limits first and answers in problem+json;
      * evhttp's own checks, which answer in HTML, stay as a backstop it never reaches. */
     w->gate = qun_gate_loop_new();
-    evhttp_set_bevcb(w->http, qun_gate_bev, w->gate);
+    evhttp_set_bevcb(w->http, qun_server_cfg.tls_cert ? qun_tls_bev : qun_gate_bev, w->gate);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)qun_server_cfg.upload_limit);
     evhttp_set_max_headers_size(w->http, QUN_HEAD_MAX + 4096);
     evhttp_set_timeout(w->http, 60);
@@ -298,32 +308,32 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
     /* The service manager's hooks: SIGHUP, and a tick that proves the first loop turns. */
-    struct event *sighup = NULL, *tick = NULL;
-    if (qun_server_cfg.on_reload) {
-        sighup = evsignal_new(g_workers[0].base, SIGHUP, hook_cb, &qun_server_cfg.on_reload);
-        event_add(sighup, NULL);
-    }
+    struct event *sighup = evsignal_new(g_workers[0].base, SIGHUP, hup_cb, NULL), *tick = NULL;
+    event_add(sighup, NULL);
     if (qun_server_cfg.on_tick && qun_server_cfg.tick_usec) {
         struct timeval tv = {(time_t)(qun_server_cfg.tick_usec / 1000000),
                              (suseconds_t)(qun_server_cfg.tick_usec % 1000000)};
         tick = event_new(g_workers[0].base, -1, EV_PERSIST, hook_cb, &qun_server_cfg.on_tick);
         event_add(tick, &tv);
     }
-    qun_log("info", "qund listening on %s:%d with %d loops", qun_server_cfg.host, qun_server_cfg.port,
-            g_nworkers);
+    qun_log("info", "qund listening on %s:%d (%s) with %d loops", qun_server_cfg.host, qun_server_cfg.port,
+            qun_server_cfg.tls_cert ? "HTTPS" : "HTTP", g_nworkers);
+    if (qun_proxy_count())
+        qun_log("info", "client addresses from X-Forwarded-For/Forwarded of %d trusted proxy networks",
+                qun_proxy_count());
     atomic_store(&g_ready, true);
     for (int i = 1; i < g_nworkers; i++)
         pthread_create(&g_workers[i].thread, NULL, worker_main, &g_workers[i]);
     if (qun_server_cfg.on_ready) qun_server_cfg.on_ready();
     event_base_dispatch(g_workers[0].base);
     atomic_store(&g_ready, false);
-    if (sighup) event_free(sighup);
     if (tick) event_free(tick);
     for (int i = 1; i < g_nworkers; i++)
         pthread_join(g_workers[i].thread, NULL);
     qun_events_quiesce();
     event_free(sigint);
     event_free(sigterm);
+    event_free(sighup);
     for (int i = 0; i < g_nworkers; i++) {
         qun_worker_t *w = &g_workers[i];
         evhttp_free(w->http);
@@ -338,5 +348,6 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     }
     qun_events_stop();
     free(g_workers);
+    qun_tls_free();
     return QUN_OK;
 }

@@ -3,6 +3,7 @@
  * is documented in README.md; qund.conf.default shows the common ones. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,92 @@ static qun_rc set_listen(const char *value, qun_err_t *err) {
     return QUN_OK;
 }
 
+/* ---- what was set, for the startup log ----
+ * Each key once, with its last value, and whether that value is the default; secrets
+ * (and passwords inside URLs) are masked as they are recorded. */
+#define MAX_NOTED 128
+static struct {
+    char key[64];
+    char value[256];
+    bool is_default;
+    bool have_initial; /* integer settings: the value before the first set, the default */
+    int64_t initial;
+} g_noted[MAX_NOTED];
+static int g_nnoted;
+
+/* Defaults of the settings that are not in the integer table. */
+static const struct {
+    const char *key, *value;
+} g_defaults[] = {
+    {"listen", "127.0.0.1:8080"}, {"data", "var/data"},       {"policies", "policies"},
+    {"matrix", "off"},            {"log_format", "text"},     {"log_requests", "true"},
+    {"bench_hello", "false"},     {"web_root", "web"},        {"trusted_proxies", ""},
+};
+
+static int noted(const char *key) {
+    for (int i = 0; i < g_nnoted; i++)
+        if (strcmp(g_noted[i].key, key) == 0) return i;
+    if (g_nnoted == MAX_NOTED || strlen(key) >= sizeof g_noted[0].key) return -1;
+    snprintf(g_noted[g_nnoted].key, sizeof g_noted[0].key, "%s", key);
+    return g_nnoted++;
+}
+
+static void note(const char *key, const char *value) {
+    int i = noted(key);
+    if (i < 0) return;
+    char *out = g_noted[i].value;
+    size_t size = sizeof g_noted[i].value;
+    const char *scheme = strstr(value, "://"), *at = strchr(value, '@');
+    const char *colon = scheme && at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (strstr(key, "secret") || strstr(key, "password"))
+        snprintf(out, size, "***");
+    else if (colon) /* scheme://user:password@host */
+        snprintf(out, size, "%.*s***%s", (int)(colon + 1 - value), value, at);
+    else
+        snprintf(out, size, "%s", value);
+    g_noted[i].is_default = false;
+    for (size_t k = 0; k < sizeof g_defaults / sizeof g_defaults[0]; k++)
+        if (strcmp(g_defaults[k].key, key) == 0)
+            g_noted[i].is_default = strcmp(g_defaults[k].value, value) == 0;
+}
+
+void qund_config_log(void) {
+    qun_log_field_t f[MAX_NOTED];
+    size_t n = 0;
+    for (int i = 0; i < g_nnoted; i++)
+        if (!g_noted[i].is_default) f[n++] = (qun_log_field_t){g_noted[i].key, g_noted[i].value, 0};
+    const char *msg = n ? "settings that differ from their defaults:" : "every setting at its default";
+    qun_log_fields("info", msg, f, n);
+}
+
+static qun_rc config_set(const char *key, const char *value, qun_err_t *err);
+
 qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
+    qun_rc rc = config_set(key, value, err);
+    if (rc != QUN_OK) return rc;
+    note(key, value);
+    int i = noted(key);
+    int64_t v;
+    if (i >= 0 && g_noted[i].have_initial && to_i64(value, INT64_MIN, INT64_MAX, &v))
+        g_noted[i].is_default = v == g_noted[i].initial;
+    return rc;
+}
+
+static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
     int64_t v;
     if (strcmp(key, "listen") == 0) return set_listen(value, err);
+    if (strcmp(key, "tls_cert") == 0 || strcmp(key, "tls_key") == 0) {
+        const char **slot = key[4] == 'c' ? &qun_server_cfg.tls_cert : &qun_server_cfg.tls_key;
+        *slot = *value ? qun_xstrdup(value) : NULL; /* checked when the server starts (tls.c) */
+        return QUN_OK;
+    }
+    if (strcmp(key, "trusted_proxies") == 0) return qun_proxy_set(value, err);
+    if (strcmp(key, "log_format") == 0) {
+        if (strcmp(value, "text") && strcmp(value, "json"))
+            return qun_fail(err, QUN_BAD_REQUEST, "log_format: expected text or json, got \"%s\"", value);
+        qun_log_json = strcmp(value, "json") == 0;
+        return QUN_OK;
+    }
     if (strcmp(key, "data") == 0) {
         if (strlen(value) >= sizeof qund_data_dir)
             return qun_fail(err, QUN_BAD_REQUEST, "data: path too long");
@@ -186,6 +270,16 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err) {
         if (!to_i64(value, ints[i].lo, ints[i].hi, &v))
             return qun_fail(err, QUN_BAD_REQUEST, "%s: expected an integer from %lld to %lld, got \"%s\"",
                             key, (long long)ints[i].lo, (long long)ints[i].hi, value);
+        int64_t before = ints[i].i64                             ? *ints[i].i64
+                         : ints[i].i32                           ? *ints[i].i32
+                         : strcmp(key, "upload_limit") == 0      ? (int64_t)qun_server_cfg.upload_limit
+                         : strcmp(key, "argon2_opslimit") == 0   ? (int64_t)qun_core_cfg.pw_opslimit
+                                                                 : (int64_t)(qun_core_cfg.pw_memlimit / 1024);
+        int k = noted(key);
+        if (k >= 0 && !g_noted[k].have_initial) {
+            g_noted[k].have_initial = true;
+            g_noted[k].initial = before;
+        }
         if (ints[i].i64)
             *ints[i].i64 = v;
         else if (ints[i].i32)

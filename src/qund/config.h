@@ -10,4 +10,7 @@ qun_rc qund_config_set(const char *key, const char *value, qun_err_t *err);
 /* Read a config file (a missing file is an error only when required). */
 qun_rc qund_config_load(const char *path, bool required, qun_err_t *err);
 
+/* Log, once at startup, every setting that differs from its default (secrets masked). */
+void qund_config_log(void);
+
 #endif

@@ -139,11 +139,13 @@ int main(int argc, char **argv) {
         }
         if (rc != QUN_OK) return die(a, &err);
     }
+    qund_config_log();
     const char *tc = getenv("QUN_TEST_CLOCK");
     qun_server_cfg.test_clock = tc && strcmp(tc, "1") == 0;
     if (qun_server_cfg.test_clock) qun_log("warn", "QUN_TEST_CLOCK=1: POST /v1/test/clock can move time");
 
     if (qun_outbox_cfg_check(&err) != QUN_OK) return die("config", &err);
+    if (qun_tls_init(&err) != QUN_OK) return die("TLS", &err);
 
     if (mkdir(qund_data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "qund: cannot create data directory %s: %s\n", qund_data_dir, strerror(errno));
@@ -232,8 +234,9 @@ int main(int argc, char **argv) {
             snprintf(qun_mx_cfg.server_name, sizeof qun_mx_cfg.server_name, "%s%s%s", v6 && !any ? "[" : "",
                      any ? "localhost" : h, v6 && !any ? "]" : "");
         if (!qun_mx_cfg.base_url[0])
-            snprintf(qun_mx_cfg.base_url, sizeof qun_mx_cfg.base_url, "http://%s%s%s:%d",
-                     v6 && !any ? "[" : "", any ? "localhost" : h, v6 && !any ? "]" : "",
+            snprintf(qun_mx_cfg.base_url, sizeof qun_mx_cfg.base_url, "%s://%s%s%s:%d",
+                     qun_server_cfg.tls_cert ? "https" : "http", v6 && !any ? "[" : "", any ? "localhost" : h,
+                     v6 && !any ? "]" : "",
                      qun_server_cfg.port);
         qun_log("info", "matrix: point Matrix clients at %s (user ids look like @name:%s)",
                 qun_mx_cfg.base_url, qun_mx_cfg.server_name);
