@@ -290,8 +290,8 @@ def bench_sync(args, q):
                                          ["reader_a", "reader_b", "poster"] + [f"member{i}" for i in range(16)])
     args.poster_token = poster["token"]
     t0 = time.time()
-    gids_a, members_a = build_set(args, q, ra, poster, others, "receipts")
-    gids_b, _ = build_set(args, q, rb, poster, others, "no receipts")
+    gids_a, members_a = build_set(args, q, ra, poster, others, "set a")
+    gids_b, _ = build_set(args, q, rb, poster, others, "set b")
     seeded = time.time() - t0
     gauge = parked_gauge(url)
     time.sleep(1)
@@ -323,8 +323,8 @@ def bench_sync(args, q):
         size = f", answers {b1['a_bytes']:,} / {b1['b_bytes']:,} bytes" if "a_bytes" in b1 else \
             f", answers {b1['a_bytes_mean']:,.0f} / {b1['b_bytes_mean']:,.0f} bytes"
         print(f"  12b. {label}: with receipts {b1['a_' + key]:.2f} ms / without {b1['b_' + key]:.2f} ms = "
-              f"{ratio:.2f}; before any receipt A/B {b0['a_' + key]:.2f}/{b0['b_' + key]:.2f} ms = {cal:.2f} "
-              f"(calibration){size}; quartiles with {b1['a_q1_ms']:.2f}-{b1['a_q3_ms']:.2f}, without "
+              f"{ratio:.2f} ({ratio / cal:.2f} of the calibration); before any receipt A/B {b0['a_' + key]:.2f}/"
+              f"{b0['b_' + key]:.2f} ms = {cal:.2f} (calibration){size}; quartiles with {b1['a_q1_ms']:.2f}-{b1['a_q3_ms']:.2f}, without "
               f"{b1['b_q1_ms']:.2f}-{b1['b_q3_ms']:.2f} ms")
         tag = label.split()[0].strip("/").replace("GET", "v1_groups")
         print(f"sync_{tag} with_ms={b1['a_' + key]:.3f} without_ms={b1['b_' + key]:.3f} ratio={ratio:.3f} "
