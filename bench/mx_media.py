@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import requests
 
@@ -110,7 +111,8 @@ def bearer(token):
 
 
 def room(gid):
-    return f"!{gid}:{SERVER}"
+    """The room id of a group, percent-encoded for a path as clients send it."""
+    return quote(f"!{gid}:{SERVER}", safe="")
 
 
 def load(args, *argv, timeout=900):
@@ -257,8 +259,8 @@ def receipts(q, gids, members):
 
     def post(t):
         gid, u, ev = t
-        return requests.post(f"{url}/_matrix/client/v3/rooms/{room(gid)}/receipt/m.read/{ev}", json={},
-                             headers=bearer(u["mx"]), timeout=60)
+        return requests.post(f"{url}/_matrix/client/v3/rooms/{room(gid)}/receipt/m.read/{quote(ev, safe='')}",
+                             json={}, headers=bearer(u["mx"]), timeout=60)
 
     t0 = time.time()
     with ThreadPoolExecutor(8) as ex:
