@@ -377,16 +377,25 @@ qun_rc qun_lifecycle_lock(qun_db_t *db, qun_err_t *err);
 qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **problem, qun_err_t *err);
 
 /* ---- messages (core/message.c) ---- */
+/* A file a message carries: a row of the group's files. */
+typedef struct {
+    const char *sha256, *name, *content_type;
+    int64_t size;
+} qun_msg_file_t;
 /* Options of a posted message (qun_message_post_ex); NULL members mean the default. */
 typedef struct {
-    const char *msgtype; /* NULL or "m.text" (stored as NULL), "m.notice", "m.emote" */
-    const char *txn_id;  /* the client's transaction id (Matrix), stored with the message */
+    const char *msgtype;        /* NULL or "m.text" (stored as NULL), "m.notice", "m.emote"; with a
+                                 * file, "m.image", "m.file", "m.audio" or "m.video" */
+    const char *txn_id;         /* the client's transaction id (Matrix), stored with the message */
+    const qun_msg_file_t *file; /* the group file it carries (already added), or NULL */
+    const char *media_id;       /* with file: the Matrix media id it was sent as */
 } qun_msg_opts_t;
 /* Post text to group gid as a's message: a member of the active group.  The message
  * records a's session row id, opts' msgtype and txn_id (opts NULL: none), and its
  * stream_id, the id of the `message.created` event appended in the same transaction.
  * *out (owned by the caller) is the message as the event carries it; msgtype appears
- * only when not plain text.  QUN_FIELD_INVALID for another msgtype. */
+ * only when not plain text, `file` {sha256, name, content_type, size} only with a file.
+ * QUN_FIELD_INVALID for another msgtype (a media msgtype needs a file). */
 qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
                            const qun_msg_opts_t *opts, json_t **out, qun_err_t *err);
 /* qun_message_post_ex with opts NULL. */
@@ -404,6 +413,11 @@ qun_rc qun_blob_put(const void *data, size_t n, char sha_hex[65], qun_err_t *err
 qun_rc qun_blob_adopt(const char *tmp, const char *sha_hex, int64_t size, qun_err_t *err);
 /* Path of a blob's bytes into out. */
 void qun_blob_path(const char *sha_hex, char *out, size_t size);
+/* Drop one reference to blob sha (core/mx_media.c).  The last one deletes the blobs
+ * row and queues the bytes' unlink (qun_blob_unlink_queued, after commit) and, when
+ * cdn_reason is not NULL, a `cdn.purge` outbox event {digest, reason}; *released
+ * then.  A blob without a row holds nothing: QUN_OK. */
+qun_rc qun_blob_release(qun_db_t *db, const char *sha, const char *cdn_reason, bool *released, qun_err_t *err);
 qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex, int64_t size,
                     const char *name, const char *content_type, json_t **out, qun_err_t *err);
 qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,

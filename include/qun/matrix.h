@@ -113,6 +113,10 @@ typedef struct {
     char txn_id[256];   /* its Matrix transaction id, "" for none */
     int64_t stream_id;  /* its message.created row (0: from before stream positions) */
     char *body;         /* malloc'd */
+    char media_msgtype[16]; /* m.image, m.file, m.audio, m.video for a file message, else "" */
+    char media_id[65];      /* the media id it was sent as, "" for none */
+    char file_type[97];     /* the group file's content type, "" when the group no longer has it */
+    int64_t file_size;
 } qun_mx_msg_t;
 
 /* The messages of group_id with lo < seq <= hi, at most limit of them: the last ones
@@ -130,5 +134,56 @@ qun_rc qun_mx_view_stream_of(qun_db_t *db, int64_t group_id, int64_t seq, int64_
 /* The seq of the last message of group_id at stream position pos (an events row id)
  * into *seq: the messages committed up to that row. */
 qun_rc qun_mx_view_seq_at(qun_db_t *db, int64_t group_id, int64_t pos, int64_t *seq, qun_err_t *err);
+
+/* ---- media (core/mx_media.c, docs/matrix.md "Media") ----
+ * Uploads are staged under a random media id (mx_media, holding one blob reference
+ * while the row lives) and attached to a group when a message references them
+ * (group_files through qun_file_add, plus an mx_media_links row per group). */
+#define QUN_MX_MEDIA_ID_LEN 32 /* characters of a media id we hand out */
+#define QUN_MX_MEDIA_ID_MAX 65 /* a media id we accept, NUL included */
+
+typedef struct {
+    char media_id[QUN_MX_MEDIA_ID_MAX];
+    char sha256[65];
+    int64_t size;
+    int64_t uploader_id;
+    char content_type[97];
+    char name[129];
+    int64_t created_at;
+} qun_mx_media_t;
+
+/* Whether id has the shape of a media id (1 to 64 of [A-Za-z0-9_-]). */
+bool qun_mx_media_id_ok(const char *id);
+/* Stage media uploaded by user uid whose bytes are blob sha (stored by qun_blob_put
+ * beforehand): take a blob reference and insert its row under a new random id, given
+ * in media_id.  QUN_UNAVAILABLE when the bytes were reclaimed meanwhile. */
+qun_rc qun_mx_media_stage(qun_db_t *db, int64_t uid, const char *sha, int64_t size, const char *name,
+                          const char *content_type, char media_id[QUN_MX_MEDIA_ID_MAX], qun_err_t *err);
+/* In the transaction of a's message to group gid: attach media_id to the group.  The
+ * uploader adds the file to the group (qun_file_add: membership of the live group,
+ * dedupe by digest) and links the media; anyone referencing media already linked to
+ * this group adds nothing.  Its row goes to *m.  QUN_FILE_NOT_FOUND for unknown ids
+ * and other people's media; qun_group_access's refusals otherwise. */
+qun_rc qun_mx_media_attach(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *media_id,
+                           qun_mx_media_t *m, qun_err_t *err);
+/* Media media_id into *m when user uid may download it: a member of a live group
+ * (active, review, pending) linked to it, or its uploader while nothing links it.
+ * QUN_FILE_NOT_FOUND otherwise (no disclosure of whether it exists). */
+qun_rc qun_mx_media_get(qun_db_t *db, int64_t uid, const char *media_id, qun_mx_media_t *m, qun_err_t *err);
+/* Housekeeping: delete up to a batch of staged media created before `before` that no
+ * message linked, releasing their blob references; *expired counts them. */
+qun_rc qun_mx_media_expire(qun_db_t *db, int64_t before, int64_t *expired, qun_err_t *err);
+
+/* What a group's purge removed of its media (counters added to, not reset). */
+typedef struct {
+    int64_t links_deleted;  /* mx_media_links rows of the group */
+    int64_t media_deleted;  /* mx_media rows that then had no link left */
+    int64_t blobs_released; /* of which the last reference to their blob */
+} qun_mx_media_purged_t;
+/* One batch of group_id's purge: delete its media links, and the media no other
+ * group links (a CDN purge is queued for every blob released).  *more when another
+ * batch may remain. */
+qun_rc qun_mx_media_purge_group(qun_db_t *db, int64_t group_id, qun_mx_media_purged_t *c, bool *more,
+                                qun_err_t *err);
 
 #endif

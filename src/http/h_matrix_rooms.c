@@ -400,8 +400,49 @@ static const char *event_refusal(const char *type) {
     return "qun accepts m.room.message events only";
 }
 
+/* The answer to a posted message: its event id. */
+static qun_rc sent(qun_req_t *r, const char *gid, json_t *out) {
+    char event[QUN_MX_ID_MAX];
+    snprintf(event, sizeof event, "$%s.m%lld", gid,
+             (long long)json_integer_value(json_object_get(out, "seq")));
+    json_decref(out);
+    return qun_ok(r, 200, json_pack("{s:s}", "event_id", event));
+}
+
+/* An m.image, m.file, m.audio or m.video whose url is mxc://<our server>/<media id>:
+ * in this one transaction the media is attached to the group (core/mx_media.c: the
+ * file joins the group's files as a /v1 upload would) and the message is stored with
+ * a reference to the file.  Its body is the client's, or the file's name. */
+static qun_rc send_media(qun_req_t *r, const char *gid, const char *msgtype, const char *body) {
+    static const mx_member_t t[] = {{"url", JSON_STRING}, {0}};
+    qun_rc rc = check_types(r, r->json, t);
+    if (rc != QUN_OK) return rc;
+    const char *url = qun_jstr(r->json, "url");
+    if (!url || strncmp(url, "mxc://", 6) != 0 || !strchr(url + 6, '/'))
+        return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM",
+                           "a media message has a url mxc://<server>/<media id> (encrypted media are not supported)");
+    const char *server = url + 6, *slash = strchr(server, '/');
+    size_t sn = strlen(qun_mx_cfg.server_name);
+    if ((size_t)(slash - server) != sn || strncmp(server, qun_mx_cfg.server_name, sn) != 0)
+        return qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN",
+                           "federation is not supported: only this server's media can be sent");
+    if (strlen(body) > TEXT_MAX)
+        return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "a message body is at most %d bytes",
+                           TEXT_MAX);
+    qun_mx_media_t m;
+    rc = room_rc(r, qun_mx_media_attach(r->db, &r->actor, gid, slash + 1, &m, &r->err));
+    if (rc == QUN_FILE_NOT_FOUND)
+        return qun_mx_fail(r, rc, "M_NOT_FOUND", "no media %.64s of yours on this server", slash + 1);
+    if (rc != QUN_OK) return rc;
+    qun_msg_file_t file = {m.sha256, m.name, m.content_type, m.size};
+    qun_msg_opts_t opts = {.msgtype = msgtype, .txn_id = r->params[2], .file = &file, .media_id = m.media_id};
+    json_t *out = NULL;
+    rc = room_rc(r, qun_message_post_ex(r->db, &r->actor, gid, *body ? body : m.name, &opts, &out, &r->err));
+    return rc == QUN_OK ? sent(r, gid, out) : rc;
+}
+
 /* PUT /rooms/{roomId}/send/{eventType}/{txnId}: a text message (m.text, m.notice,
- * m.emote; its plain body only) posted as POST /v1/groups/{id}/messages does, with its
+ * m.emote; its plain body only), or a media message (send_media), posted as POST /v1/groups/{id}/messages does, with its
  * msgtype and txnId kept (the sender's sync echoes the txnId).  The router made the
  * txnId the idempotency key of this session, so a retry gets the first event id back,
  * even once the group is gone. */
@@ -419,9 +460,7 @@ qun_rc h_mx_send(qun_req_t *r) {
     if (rc != QUN_OK) return rc;
     static const char *media[] = {"m.image", "m.file", "m.audio", "m.video"};
     for (size_t i = 0; i < sizeof media / sizeof media[0]; i++)
-        if (strcmp(msgtype, media[i]) == 0)
-            return qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN",
-                               "media messages are not supported yet");
+        if (strcmp(msgtype, media[i]) == 0) return send_media(r, gid, msgtype, body);
     if (strcmp(msgtype, "m.text") != 0 && strcmp(msgtype, "m.notice") != 0 && strcmp(msgtype, "m.emote") != 0)
         return qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN",
                            "qun stores m.text, m.notice and m.emote messages");
@@ -432,12 +471,7 @@ qun_rc h_mx_send(qun_req_t *r) {
     json_t *out = NULL;
     qun_msg_opts_t opts = {.msgtype = msgtype, .txn_id = r->params[2]};
     rc = room_rc(r, qun_message_post_ex(r->db, &r->actor, gid, body, &opts, &out, &r->err));
-    if (rc != QUN_OK) return rc;
-    char event[QUN_MX_ID_MAX];
-    snprintf(event, sizeof event, "$%s.m%lld", gid,
-             (long long)json_integer_value(json_object_get(out, "seq")));
-    json_decref(out);
-    return qun_ok(r, 200, json_pack("{s:s}", "event_id", event));
+    return rc == QUN_OK ? sent(r, gid, out) : rc;
 }
 
 /* ---- state ---- */

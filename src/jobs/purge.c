@@ -2,7 +2,7 @@
 /* Reclamation after a dissolution.  purge_group removes, in this order and one
  * bounded batch per transaction: messages (when the owner chose delete), the group's
  * file references (dropping blobs whose count reaches zero, queueing their unlink and
- * a CDN-purge outbox event each), the server copies of its exports (whole-group
+ * a CDN-purge outbox event each) and its Matrix media links, the server copies of its exports (whole-group
  * archives and members' own copies alike: each holds the group's messages and file
  * bytes), its storage grants, the message events that carry message text, its
  * invitations, what Matrix clients stored about it, and memberships with the group's
@@ -21,6 +21,7 @@
 #include "qun/event.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
+#include "qun/matrix.h"
 #include "qun/queue.h"
 
 /* Progress is a JSON object of counters kept in jobs.progress; *out is owned by the
@@ -281,6 +282,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         bad |= json_object_set_new(p, "files_removed", json_integer(0));
         bad |= json_object_set_new(p, "blobs_released", json_integer(0));
         bad |= json_object_set_new(p, "cdn_purges_queued", json_integer(0));
+        bad |= json_object_set_new(p, "media_links_deleted", json_integer(0));
+        bad |= json_object_set_new(p, "media_deleted", json_integer(0));
         bad |= json_object_set_new(p, "exports_deleted", json_integer(0));
         bad |= json_object_set_new(p, "export_bytes_deleted", json_integer(0));
         bad |= json_object_set_new(p, "grants_deleted", json_integer(0));
@@ -300,7 +303,17 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("files"));
     } else if (strcmp(phase, "files") == 0) {
         rc = purge_files(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("exports"));
+        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("media"));
+    } else if (strcmp(phase, "media") == 0) {
+        /* Matrix media linked to the group: the links go, and media no other group
+         * links go with their blob reference (core/mx_media.c). */
+        qun_mx_media_purged_t c = {0, 0, 0};
+        rc = qun_mx_media_purge_group(db, group_id, &c, &more, err);
+        if (rc == QUN_OK) {
+            bad |= bump(p, "media_links_deleted", c.links_deleted) | bump(p, "media_deleted", c.media_deleted);
+            bad |= bump(p, "blobs_released", c.blobs_released) | bump(p, "cdn_purges_queued", c.blobs_released);
+            if (!more) bad |= json_object_set_new(p, "phase", json_string("exports"));
+        }
     } else if (strcmp(phase, "exports") == 0) {
         rc = purge_exports(db, group_id, p, &more, defer, err);
         if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("grants"));

@@ -23,6 +23,7 @@
 #include "qun/event.h"
 #include "qun/export.h"
 #include "qun/jobs.h"
+#include "qun/matrix.h"
 #include "qun/queue.h"
 #include "qun/util.h"
 
@@ -131,6 +132,11 @@ static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     }
     if (rc == QUN_DONE) /* kept an hour past expiry: a late reuse still says "expired" */
         rc = qun_db_run(db, NULL, err, "DELETE FROM event_tickets WHERE expires_at < $1", "i", now - 3600);
+    if (rc == QUN_DONE) { /* Matrix uploads no message took up (docs/matrix.md "Media") */
+        int64_t expired;
+        rc = qun_mx_media_expire(db, now - 86400, &expired, err);
+        if (rc == QUN_OK) rc = QUN_DONE;
+    }
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -209,6 +215,10 @@ static void *jobs_main(void *arg) {
     while (!stopping(j)) {
         if (qun_now() >= next_expiry) {
             qun_writer_run(j->writer, expire_txn, NULL, &err);
+            do { /* the bytes of expired Matrix uploads */
+                unlinked = 0;
+                qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
+            } while (unlinked > 0);
             next_expiry = qun_now() + 600;
         }
         if (run_due(j)) continue;

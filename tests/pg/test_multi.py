@@ -351,7 +351,8 @@ def sqlite_tables(path):
 
 
 def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
-    extra = BASE + ["--set", "cooling_off=0", "--set", "purge_grace=0", "--set", "purge_batch=7"]
+    extra = BASE + ["--set", "cooling_off=0", "--set", "purge_grace=0", "--set", "purge_batch=7",
+                    "--set", "matrix=on", "--set", "matrix_server_name=qun.test"]
     data = None
     s = Server(extra=extra)
     dbfile = os.path.join(s.data, "qun.db")
@@ -372,6 +373,16 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
         inv = expect(owner.post(f"/v1/groups/{keep}/invitations", {"username": invited.username}), 201)
         expect(invited.post(f"/v1/invitations/{inv['id']}/accept"), 200)
         expect(owner.post(f"/v1/groups/{keep}/invitations", {"openid": pending.openid}), 201)
+        # Matrix media (migration 0025): one sent to the group, one staged.
+        mx = requests.post(s.url + "/_matrix/client/v3/login", json={
+            "type": "m.login.password", "user": owner.username, "password": "correct horse"}, timeout=30).json()
+        mh = {"Authorization": "Bearer " + mx["access_token"]}
+        uris = [requests.post(s.url + "/_matrix/media/v3/upload?filename=p.png", data=body, timeout=30,
+                              headers=dict(mh, **{"Content-Type": "image/png"})).json()["content_uri"]
+                for body in (b"png-ish", b"staged")]
+        r = requests.put(s.url + f"/_matrix/client/v3/rooms/!{keep}:qun.test/send/m.room.message/t1", headers=mh,
+                         json={"msgtype": "m.image", "body": "p.png", "url": uris[0]}, timeout=30)
+        assert r.status_code == 200, r.text
         gone = make_group(owner, name="gone")
         for i in range(20):
             expect(owner.post(f"/v1/groups/{gone}/messages", {"text": f"x{i}"}), 201)
@@ -387,6 +398,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     counts = sqlite_tables(dbfile)
     assert counts["messages"] >= 30 and counts["ledger_entries"] == len(entries) and counts["ledger_nodes"]
     assert counts["invitations"] == 2
+    assert counts["mx_media"] == 2 and counts["mx_media_links"] == 1
     target = Server(data=data, extra=extra)  # its PostgreSQL database: new, empty
     r = subprocess.run([QUN, "--json", "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],
                        capture_output=True, text=True, timeout=120)
