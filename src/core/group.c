@@ -201,17 +201,20 @@ qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int lim
     int64_t last = 0;
     qun_rc rc =
         qun_db_run(db, &q, err,
-                   "SELECT g.id, g.gid, g.name, g.kind, g.state, g.member_count, m.role FROM members m "
-                   "JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1 AND g.id > $2 "
-                   "ORDER BY g.id LIMIT $3",
+                   "SELECT g.id, g.gid, g.name, g.kind, g.state, g.member_count, m.role, COALESCE(r.seq, 0), "
+                   "(SELECT COUNT(*) FROM messages x WHERE x.group_id = g.id AND x.seq > COALESCE(r.seq, 0) "
+                   "AND x.author_id != m.user_id) FROM members m JOIN groups g ON g.id = m.group_id "
+                   "LEFT JOIN read_marks r ON r.user_id = m.user_id AND r.group_id = m.group_id "
+                   "WHERE m.user_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3",
                    "iii", a->uid, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
         json_array_append_new(items,
-                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s}", "id", qun_q_col_text(q, 1), "name",
-                                        qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3), "state",
+                              json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I, s:I}", "id", qun_q_col_text(q, 1),
+                                        "name", qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3), "state",
                                         qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 5),
-                                        "my_role", qun_q_col_text(q, 6)));
+                                        "my_role", qun_q_col_text(q, 6), "read_seq",
+                                        (json_int_t)qun_q_col_int(q, 7), "unread", (json_int_t)qun_q_col_int(q, 8)));
     }
     return qun_page(rc, items, last, limit, out);
 }

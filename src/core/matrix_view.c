@@ -329,7 +329,7 @@ qun_rc qun_mx_view_group_rows(qun_db_t *db, int64_t group_id, int64_t after, int
         qun_db_run(db, &q, err,
                    "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
                    "WHERE group_id = $1 AND id > $2 AND id <= $3 AND topic != 'message.created' "
-                   "ORDER BY id",
+                   "AND topic NOT LIKE 'receipt.%' ORDER BY id",
                    "iii", group_id, after, upto);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         if (*n == cap) {

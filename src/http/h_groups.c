@@ -3,6 +3,7 @@
  * with the verification their session's platform needs, and a preview issuing the
  * confirmation token). */
 #include "http.h"
+#include "qun/read.h"
 
 #define GID r->params[0]
 
@@ -241,4 +242,15 @@ qun_rc h_org_guardian(qun_req_t *r) {
         rc = qun_org_guardian_link(r->db, &r->actor, r->params[0], qun_jstr(r->json, "minor"),
                                    qun_jstr(r->json, "guardian"), &r->err);
     return rc;
+}
+
+/* POST /v1/groups/{id}/read {seq?}: mark the group read up to seq (default: the newest
+ * message); the same positions as Matrix receipts (include/qun/read.h). */
+qun_rc h_group_read(qun_req_t *r) {
+    static const qun_field_t f[] = {{"seq", F_INT, false, 0, 9007199254740991LL, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    json_t *out = NULL, *seq = json_object_get(r->json, "seq");
+    int64_t upto = json_is_integer(seq) ? json_integer_value(seq) : -1; /* null reads as absent */
+    if (rc == QUN_OK) rc = qun_read_mark_group(r->db, &r->actor, GID, upto, &out, &r->err);
+    return answer(r, rc, 200, out);
 }

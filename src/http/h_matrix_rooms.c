@@ -14,6 +14,7 @@
 #include "mx_render.h"
 #include "qun/event.h"
 #include "qun/matrix.h"
+#include "qun/read.h"
 
 #define ROOM r->params[0]
 #define REASON_MAX 500 /* bytes of a kick or leave reason, as /v1 has it */
@@ -644,17 +645,105 @@ qun_rc h_mx_state_put(qun_req_t *r) {
     return qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN", "%s", state_refusal(type));
 }
 
-/* ---- ephemeral: accepted, not kept ---- */
+/* ---- receipts, read markers, typing (docs/matrix.md "Receipts, unread counts and typing") ---- */
 
-/* PUT /rooms/{roomId}/typing/{userId}: nobody is shown typing. */
-qun_rc h_mx_typing(qun_req_t *r) {
+/* The message seq event id eid of group g stands for, for a receipt: a message is its
+ * own seq; a state change (an events row) the newest message at or before its stream
+ * position; the current-state events no message.  Anything else, or an event of another
+ * room, is M_NOT_FOUND. */
+static qun_rc event_seq(qun_req_t *r, const qun_group_t *g, const char *eid, int64_t *seq) {
+    mx_eid_t id;
+    qun_mx_room_t room;
+    *seq = 0;
+    if (!eid || !mx_eid_parse(eid, &id) || strcmp(id.gid, g->gid) != 0)
+        return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
+    if (id.kind == 'm') {
+        qun_rc rc = qun_mx_view_room(r->db, r->actor.uid, g->id, NULL, &room, &r->err);
+        if (rc != QUN_OK) return room_rc(r, rc);
+        if (id.n > room.last_seq) return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
+        *seq = id.n;
+        return QUN_OK;
+    }
+    if (id.kind == 'e') {
+        qun_event_row_t row;
+        qun_rc rc = qun_mx_view_row(r->db, g->id, id.n, &row, &r->err);
+        if (rc == QUN_NOT_FOUND) return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
+        if (rc != QUN_OK) return rc;
+        qun_event_rows_free(&row, 1);
+        return qun_mx_view_seq_at(r->db, g->id, id.n, seq, &r->err);
+    }
+    static const char *const state[] = {"create", "pl0", "jr", "hv", "ga", "name", "grp", "diss", "tomb", NULL};
+    for (int i = 0; state[i]; i++)
+        if (strcmp(id.rest, state[i]) == 0) return QUN_OK;
+    if (strncmp(id.rest, "j.", 2) == 0 && id.rest[2]) return QUN_OK;
+    return qun_mx_fail(r, QUN_NOT_FOUND, "M_NOT_FOUND", "no such event in this room");
+}
+
+/* One receipt or marker of type on event eid of group g: m.read and m.read.private move
+ * the read position (include/qun/read.h), m.fully_read is the room's account data. */
+static qun_rc mark(qun_req_t *r, const qun_group_t *g, const char *type, const char *eid) {
+    int64_t seq;
+    qun_rc rc = event_seq(r, g, eid, &seq);
+    if (rc != QUN_OK) return rc;
+    if (strcmp(type, "m.fully_read") == 0) {
+        json_t *c = json_pack("{s:s}", "event_id", eid);
+        char *text = json_dumps(c, JSON_COMPACT);
+        json_decref(c);
+        if (!text) return qun_fail(&r->err, QUN_NOMEM, "out of memory");
+        rc = qun_mx_data_put(r->db, r->actor.uid, g->id, "m.fully_read", text, &r->err);
+        free(text);
+        return rc;
+    }
+    return qun_read_mark(r->db, r->actor.uid, g, seq, strcmp(type, "m.read") == 0, qun_now_ms(), NULL, &r->err);
+}
+
+static bool receipt_type(const char *type) {
+    return strcmp(type, "m.read") == 0 || strcmp(type, "m.read.private") == 0 || strcmp(type, "m.fully_read") == 0;
+}
+
+/* POST /rooms/{roomId}/receipt/{receiptType}/{eventId} {thread_id?}: threads are not
+ * kept apart (every receipt is the room's). */
+qun_rc h_mx_receipt(qun_req_t *r) {
+    static const mx_member_t t[] = {{"thread_id", JSON_STRING}, {0}};
     char gid[QUN_ID_MAX];
+    qun_group_t g;
     qun_rc rc = room_gid(r, ROOM, gid);
+    if (rc == QUN_OK) rc = check_types(r, r->json, t);
+    if (rc == QUN_OK && !receipt_type(r->params[1]))
+        rc = qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "unknown receipt type %.80s", r->params[1]);
+    if (rc == QUN_OK) rc = room_rc(r, qun_group_access(r->db, &r->actor, gid, QUN_ROLE_MEMBER, &g, &r->err));
+    if (rc == QUN_OK) rc = mark(r, &g, r->params[1], r->params[2]);
     return rc == QUN_OK ? empty(r) : rc;
 }
 
-/* POST /rooms/{roomId}/receipt/{type}/{eventId} and /read_markers: accepted; read
- * receipts are not kept yet. */
-qun_rc h_mx_receipt(qun_req_t *r) {
-    return h_mx_typing(r);
+/* POST /rooms/{roomId}/read_markers {m.fully_read?, m.read?, m.read.private?}. */
+qun_rc h_mx_read_markers(qun_req_t *r) {
+    static const mx_member_t t[] = {
+        {"m.fully_read", JSON_STRING}, {"m.read", JSON_STRING}, {"m.read.private", JSON_STRING}, {0}};
+    char gid[QUN_ID_MAX];
+    qun_group_t g;
+    qun_rc rc = room_gid(r, ROOM, gid);
+    if (rc == QUN_OK) rc = check_types(r, r->json, t);
+    if (rc == QUN_OK) rc = room_rc(r, qun_group_access(r->db, &r->actor, gid, QUN_ROLE_MEMBER, &g, &r->err));
+    for (int i = 0; rc == QUN_OK && t[i].name; i++) {
+        const char *eid = json_string_value(json_object_get(r->json, t[i].name));
+        if (eid) rc = mark(r, &g, t[i].name, eid);
+    }
+    return rc == QUN_OK ? empty(r) : rc;
+}
+
+/* PUT /rooms/{roomId}/typing/{userId} {typing, timeout?}: only for oneself. */
+qun_rc h_mx_typing(qun_req_t *r) {
+    static const mx_member_t t[] = {{"typing", JSON_TRUE}, {"timeout", JSON_INTEGER}, {0}};
+    char gid[QUN_ID_MAX], local[QUN_MX_LOCAL_MAX], mine[QUN_MX_LOCAL_MAX];
+    qun_group_t g;
+    qun_rc rc = room_gid(r, ROOM, gid);
+    if (rc == QUN_OK) rc = check_types(r, r->json, t);
+    if (rc == QUN_OK && !json_is_boolean(json_object_get(r->json, "typing")))
+        rc = qun_mx_fail(r, QUN_FIELD_MISSING, "M_MISSING_PARAM", "typing is required");
+    if (rc == QUN_OK) rc = qun_mx_view_local(r->db, r->actor.openid, mine, &r->err);
+    if (rc == QUN_OK && (!qun_mx_user_local(r->params[1], local) || strcmp(local, mine) != 0))
+        rc = qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN", "you may only set your own typing state");
+    if (rc == QUN_OK) rc = room_rc(r, qun_group_access(r->db, &r->actor, gid, QUN_ROLE_MEMBER, &g, &r->err));
+    return rc == QUN_OK ? empty(r) : rc;
 }

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "mx_render.h"
 #include "qun/matrix.h"
+#include "qun/read.h"
 
 #define TIMELINE_DEFAULT 10
 #define TIMELINE_MAX 100
@@ -36,6 +37,13 @@ typedef struct {
     mx_ctx_t c;
     const sync_args_t *a;
     json_t *join, *leave, *invite;
+    /* Receipts to show, by group row id ("<id>"): {"m.read": {"@u:srv": [seq, ts]},
+     * "m.read.private": {...}}: every visible one on a full sync, the changed ones on
+     * an incremental one. */
+    json_t *receipts;
+    /* Unread counts by group row id, read for every room at once on an initial sync;
+     * a room not in it reads its own. */
+    json_t *unread;
 } sync_t;
 
 static bool parse_pos(const char *s, char prefix, int64_t *v) {
@@ -71,12 +79,79 @@ static json_t *tok(char prefix, int64_t v) {
     return json_string(b);
 }
 
+static void key_of(int64_t group_id, char key[24]) {
+    snprintf(key, 24, "%lld", (long long)group_id);
+}
+
+/* Note a receipt of user local in group_id at message seq: a later one of the same
+ * user and type replaces it. */
+static void receipt_note(sync_t *s, int64_t group_id, const char *local, bool private_, int64_t seq, int64_t ts) {
+    char key[24], uid[QUN_MX_ID_MAX];
+    key_of(group_id, key);
+    qun_mx_user_id(local, uid, sizeof uid);
+    json_t *g = json_object_get(s->receipts, key);
+    if (!g) json_object_set_new(s->receipts, key, g = json_object());
+    const char *type = private_ ? "m.read.private" : "m.read";
+    json_t *t = json_object_get(g, type);
+    if (!t) json_object_set_new(g, type, t = json_object());
+    json_object_set_new(t, uid, json_pack("[I, I]", (json_int_t)seq, (json_int_t)ts));
+}
+
+/* The room's ephemeral events: m.receipt {"$event": {type: {"@u": {ts}}}} when any
+ * receipt is to be shown (receipts on seq 0, before any message, have no event). */
+static json_t *ephemeral(sync_t *s, const qun_mx_room_t *room) {
+    char key[24];
+    key_of(room->id, key);
+    json_t *events = json_array(), *content = json_object(), *g = json_object_get(s->receipts, key);
+    const char *type, *uid;
+    json_t *t, *v;
+    json_object_foreach(g, type, t) {
+        json_object_foreach(t, uid, v) {
+            int64_t seq = json_integer_value(json_array_get(v, 0));
+            if (seq <= 0) continue;
+            char eid[QUN_ID_MAX + 32];
+            snprintf(eid, sizeof eid, "$%s.m%lld", room->gid, (long long)seq);
+            json_t *e = json_object_get(content, eid);
+            if (!e) json_object_set_new(content, eid, e = json_object());
+            json_t *byt = json_object_get(e, type);
+            if (!byt) json_object_set_new(e, type, byt = json_object());
+            json_object_set_new(byt, uid, json_pack("{s:O}", "ts", json_array_get(v, 1)));
+        }
+    }
+    if (json_object_size(content))
+        json_array_append_new(events, json_pack("{s:s, s:o}", "type", "m.receipt", "content", content));
+    else
+        json_decref(content);
+    return events;
+}
+
+/* The room's unread count for the user: from the initial sync's grouped read, or its own. */
+static qun_rc unread_of(sync_t *s, const qun_mx_room_t *room, int64_t *unread) {
+    char key[24];
+    key_of(room->id, key);
+    json_t *v = json_object_get(s->unread, key);
+    *unread = 0;
+    if (v) {
+        *unread = json_integer_value(v);
+        return QUN_OK;
+    }
+    qun_read_pos_t *pos = NULL;
+    size_t n = 0;
+    qun_err_t err;
+    qun_rc rc = qun_read_positions(s->c.db, s->a->uid, room->id, &pos, &n, &err);
+    if (rc == QUN_OK && n) *unread = pos[0].unread;
+    free(pos);
+    return rc;
+}
+
 /* A joined room's common members around its timeline and state. */
 static qun_rc join_entry(sync_t *s, const qun_mx_room_t *room, json_t *members, json_t *timeline,
                          bool limited, int64_t prev_seq, json_t *state) {
     json_t *data;
     qun_err_t err;
-    qun_rc rc = qun_mx_data_list(s->c.db, s->a->uid, room->id, &data, &err);
+    int64_t unread = 0;
+    qun_rc rc = unread_of(s, room, &unread);
+    if (rc == QUN_OK) rc = qun_mx_data_list(s->c.db, s->a->uid, room->id, &data, &err);
     if (rc != QUN_OK) {
         json_decref(timeline);
         json_decref(state);
@@ -86,9 +161,10 @@ static qun_rc join_entry(sync_t *s, const qun_mx_room_t *room, json_t *members, 
     if (prev_seq >= 0) json_object_set_new(tl, "prev_batch", tok('t', prev_seq));
     char rid[QUN_MX_ID_MAX];
     qun_mx_room_id(room->gid, rid, sizeof rid);
-    json_t *entry = json_pack("{s:o, s:{s:o}, s:{s:[]}, s:{s:o}, s:{s:i, s:i}}", "timeline", tl, "state",
-                              "events", state, "ephemeral", "events", "account_data", "events", data,
-                              "unread_notifications", "notification_count", 0, "highlight_count", 0);
+    json_t *entry = json_pack("{s:o, s:{s:o}, s:{s:o}, s:{s:o}, s:{s:I, s:i}}", "timeline", tl, "state",
+                              "events", state, "ephemeral", "events", ephemeral(s, room), "account_data",
+                              "events", data, "unread_notifications", "notification_count",
+                              (json_int_t)unread, "highlight_count", 0);
     if (entry && members) json_object_set_new(entry, "summary", summary(room, members, s->a->local));
     json_object_set_new(s->join, rid, entry);
     return QUN_OK;
@@ -379,6 +455,20 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
                 groups[ng++] = g;
             continue;
         }
+        if (strcmp(e->topic, "receipt.private") == 0 || strcmp(e->topic, "receipt.read") == 0) {
+            /* Ephemeral: noted for the room's entry, not rendered in its timeline. */
+            json_t *p = json_loads(e->payload, 0, NULL);
+            bool private_ = e->topic[8] == 'p';
+            int64_t g = private_ ? json_integer_value(json_object_get(p, "group_id")) : e->group_id;
+            const char *who = private_ ? a->local : mx_local(&s->c, json_string_value(json_object_get(p, "user")));
+            if (g && *who) {
+                receipt_note(s, g, who, private_, json_integer_value(json_object_get(p, "seq")),
+                             json_integer_value(json_object_get(p, "ts")));
+                if (!has_id(groups, ng, g)) groups[ng++] = g;
+            }
+            json_decref(p);
+            continue;
+        }
         if (!e->group_id) continue;
         if (!has_id(groups, ng, e->group_id)) groups[ng++] = e->group_id;
         if (e->user_id == a->uid &&
@@ -403,18 +493,20 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
         if (rc != QUN_OK) break;
         int m = 0;
         for (int i = 0; i < n; i++)
-            if (rows[i].group_id == groups[k]) sub[m++] = rows[i];
+            if (rows[i].group_id == groups[k] && strcmp(rows[i].topic, "receipt.read") != 0) sub[m++] = rows[i];
         bool after = has_id(joined, nj, groups[k]) && room.role[0];
         char inviter[QUN_ID_MAX];
         if (invited(s, &room, sub, m, inviter, sizeof inviter))
             rc = invite_entry(s, &room, inviter);
         else
             rc = room_delta(s, &room, sub, m, after);
-        /* Room account data alone still makes a joined room's entry. */
+        /* Room account data or receipts alone still make a joined room's entry. */
         char rid[QUN_MX_ID_MAX];
         qun_mx_room_id(room.gid, rid, sizeof rid);
-        if (rc == QUN_OK && m == 0 && strcmp(mx_membership(&room), "join") == 0 &&
-            !json_object_get(s->join, rid)) {
+        char key[24];
+        key_of(room.id, key);
+        if (rc == QUN_OK && (m == 0 || json_object_get(s->receipts, key)) &&
+            strcmp(mx_membership(&room), "join") == 0 && !json_object_get(s->join, rid)) {
             json_t *none = json_array();
             rc = join_entry(s, &room, none, json_array(), false, -1, json_array());
             json_decref(none);
@@ -425,6 +517,30 @@ static qun_rc incremental(sync_t *s, int64_t upto, bool *global_data) {
     free(joined);
     qun_event_rows_free(rows, n);
     free(rows);
+    return rc;
+}
+
+/* Every visible receipt and every room's unread count, for a full sync. */
+static qun_rc full_reads(sync_t *s) {
+    qun_read_pos_t *pos = NULL;
+    size_t n = 0;
+    json_t *list = NULL;
+    qun_err_t err;
+    qun_rc rc = qun_read_positions(s->c.db, s->a->uid, 0, &pos, &n, &err);
+    for (size_t i = 0; rc == QUN_OK && i < n; i++) {
+        char key[24];
+        key_of(pos[i].group_id, key);
+        json_object_set_new(s->unread, key, json_integer(pos[i].unread));
+    }
+    free(pos);
+    if (rc == QUN_OK) rc = qun_read_receipts(s->c.db, s->a->uid, 0, &list, &err);
+    size_t i;
+    json_t *it;
+    json_array_foreach(list, i, it)
+        receipt_note(s, json_integer_value(json_object_get(it, "group_id")), qun_jstr(it, "local"),
+                     json_is_true(json_object_get(it, "private")), json_integer_value(json_object_get(it, "seq")),
+                     json_integer_value(json_object_get(it, "ts")));
+    json_decref(list);
     return rc;
 }
 
@@ -443,7 +559,12 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         a->since = -1;
         a->force_limited = true;
     }
-    sync_t s = {.a = a, .join = json_object(), .leave = json_object(), .invite = json_object()};
+    sync_t s = {.a = a,
+                .join = json_object(),
+                .leave = json_object(),
+                .invite = json_object(),
+                .receipts = json_object(),
+                .unread = json_object()};
     mx_ctx_init(&s.c, db, a->session_id);
     bool global_data = false;
     if (a->since < 0 || a->full_state) {
@@ -451,6 +572,8 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         size_t n;
         global_data = true;
         rc = qun_mx_view_rooms(db, a->uid, &rooms, &n, err);
+        /* Receipts and unread counts of every room, one query each. */
+        if (rc == QUN_OK) rc = full_reads(&s);
         for (size_t i = 0; rc == QUN_OK && i < n; i++)
             if (strcmp(mx_membership(&rooms[i]), "join") == 0) rc = room_full(&s, &rooms[i], NULL);
         free(rooms);
@@ -481,6 +604,8 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
     json_decref(s.join);
     json_decref(s.leave);
     json_decref(s.invite);
+    json_decref(s.receipts);
+    json_decref(s.unread);
     mx_ctx_free(&s.c);
     return rc;
 }

@@ -360,6 +360,10 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             rc = qun_db_run(db, NULL, err, "DELETE FROM mx_forgotten WHERE group_id = $1", "i", group_id);
             if (rc == QUN_DONE) bad |= bump(p, "matrix_rows_deleted", n + qun_db_changes(db));
         }
+        if (rc == QUN_DONE) { /* read positions and receipts (include/qun/read.h) */
+            rc = qun_db_run(db, NULL, err, "DELETE FROM read_marks WHERE group_id = $1", "i", group_id);
+            if (rc == QUN_DONE) bad |= bump(p, "read_marks_deleted", qun_db_changes(db));
+        }
         if (rc == QUN_DONE)
             rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {

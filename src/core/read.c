@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/* Read positions, unread counts and receipts (include/qun/read.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "qun/event.h"
+#include "qun/read.h"
+
+/* The current row of (uid, group_id): both positions, 0 when there is none. */
+static qun_rc current(qun_db_t *db, int64_t uid, int64_t group_id, int64_t *seq, int64_t *pub_seq,
+                      bool *exists, qun_err_t *err) {
+    qun_q_t *q;
+    *seq = *pub_seq = 0;
+    *exists = false;
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT seq, pub_seq FROM read_marks WHERE user_id = $1 AND group_id = $2",
+                   "ii", uid, group_id);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    *seq = qun_q_col_int(q, 0);
+    *pub_seq = qun_q_col_int(q, 1);
+    *exists = true;
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_read_mark(qun_db_t *db, int64_t uid, const qun_group_t *g, int64_t seq, bool public_,
+                     int64_t ts_ms, int64_t *read_seq, qun_err_t *err) {
+    int64_t cur, pub;
+    bool exists;
+    qun_rc rc = current(db, uid, g->id, &cur, &pub, &exists, err);
+    if (rc != QUN_OK) return rc;
+    if (read_seq) *read_seq = cur > seq ? cur : seq;
+    bool moves = seq > cur, moves_pub = public_ && seq > pub;
+    if (!moves && !moves_pub) return QUN_OK;
+    if (!exists)
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO read_marks(user_id, group_id, seq, ts, pub_seq, pub_ts) "
+                        "VALUES ($1, $2, $3, $4, $5, $6)",
+                        "iiiiii", uid, g->id, seq, ts_ms, moves_pub ? seq : 0, moves_pub ? ts_ms : 0);
+    else if (moves && moves_pub)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE read_marks SET seq = $3, ts = $4, pub_seq = $3, pub_ts = $4 "
+                        "WHERE user_id = $1 AND group_id = $2",
+                        "iiii", uid, g->id, seq, ts_ms);
+    else if (moves)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE read_marks SET seq = $3, ts = $4 WHERE user_id = $1 AND group_id = $2",
+                        "iiii", uid, g->id, seq, ts_ms);
+    else
+        rc =
+            qun_db_run(db, NULL, err,
+                       "UPDATE read_marks SET pub_seq = $3, pub_ts = $4 WHERE user_id = $1 AND group_id = $2",
+                       "iiii", uid, g->id, seq, ts_ms);
+    if (rc != QUN_DONE) return rc == QUN_OK ? QUN_STORE : rc;
+    if (moves_pub) {
+        char openid[QUN_ID_MAX] = "";
+        qun_q_t *q;
+        rc = qun_db_run(db, &q, err, "SELECT openid FROM users WHERE id = $1", "i", uid);
+        if (rc != QUN_ROW)
+            return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no user %lld", (long long)uid) : rc;
+        snprintf(openid, sizeof openid, "%s", qun_q_col_text(q, 0));
+        qun_q_done(q);
+        return qun_event_emit(db, "receipt.read", g->id, 0,
+                              json_pack("{s:s, s:s, s:I, s:I}", "group", g->gid, "user", openid, "seq",
+                                        (json_int_t)seq, "ts", (json_int_t)ts_ms),
+                              err);
+    }
+    return qun_event_emit(db, "receipt.private", 0, uid,
+                          json_pack("{s:s, s:I, s:I, s:I}", "group", g->gid, "group_id", (json_int_t)g->id,
+                                    "seq", (json_int_t)seq, "ts", (json_int_t)ts_ms),
+                          err);
+}
+
+qun_rc qun_read_mark_group(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq, json_t **out,
+                           qun_err_t *err) {
+    qun_group_t g;
+    qun_q_t *q;
+    int64_t newest = 0, read_seq = 0;
+    qun_read_pos_t *pos = NULL;
+    size_t n = 0;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err, "SELECT next_seq - 1 FROM groups WHERE id = $1", "i", g.id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_GROUP_NOT_FOUND, "group not found") : rc;
+    newest = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    if (seq < 0) seq = newest;
+    if (seq > newest)
+        return qun_fail_field(err, QUN_READ_SEQ_INVALID, "seq",
+                              "seq %lld is beyond the newest message (%lld)", (long long)seq,
+                              (long long)newest);
+    rc = qun_read_mark(db, a->uid, &g, seq, true, qun_now_ms(), &read_seq, err);
+    if (rc == QUN_OK) rc = qun_read_positions(db, a->uid, g.id, &pos, &n, err);
+    if (rc == QUN_OK)
+        *out = json_pack("{s:I, s:I}", "read_seq", (json_int_t)read_seq, "unread",
+                         (json_int_t)(n ? pos[0].unread : 0));
+    free(pos);
+    if (rc == QUN_OK && !*out) rc = qun_fail(err, QUN_NOMEM, "out of memory");
+    return rc;
+}
+
+qun_rc qun_read_positions(qun_db_t *db, int64_t uid, int64_t group_id, qun_read_pos_t **pos, size_t *n,
+                          qun_err_t *err) {
+    qun_q_t *q;
+    size_t cap = 0;
+    *pos = NULL;
+    *n = 0;
+    /* The count walks the group's (group_id, seq) index from the read position on. */
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT m.group_id, COALESCE(r.seq, 0), (SELECT COUNT(*) FROM messages x "
+                   "WHERE x.group_id = m.group_id AND x.seq > COALESCE(r.seq, 0) "
+                   "AND x.author_id != m.user_id) FROM members m LEFT JOIN read_marks r "
+                   "ON r.user_id = m.user_id AND r.group_id = m.group_id "
+                   "WHERE m.user_id = $1 AND (CAST($2 AS BIGINT) = 0 OR m.group_id = $2) ORDER BY m.group_id",
+                   "ii", uid, group_id);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            qun_read_pos_t *more = realloc(*pos, cap * sizeof *more);
+            if (!more) {
+                qun_q_done(q);
+                rc = qun_fail(err, QUN_NOMEM, "cannot list the read positions of user %lld", (long long)uid);
+                break;
+            }
+            *pos = more;
+        }
+        qun_read_pos_t *p = &(*pos)[(*n)++];
+        p->group_id = qun_q_col_int(q, 0);
+        p->seq = qun_q_col_int(q, 1);
+        p->unread = qun_q_col_int(q, 2);
+    }
+    if (rc == QUN_DONE) return QUN_OK;
+    free(*pos);
+    *pos = NULL;
+    *n = 0;
+    return rc;
+}
+
+qun_rc qun_read_receipts(qun_db_t *db, int64_t uid, int64_t group_id, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    *out = json_array();
+    if (!*out) return qun_fail(err, QUN_NOMEM, "out of memory");
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT r.group_id, COALESCE(u.mx_localpart, lower(u.username)), r.user_id, r.seq, "
+                   "r.ts, r.pub_seq, r.pub_ts FROM members m JOIN read_marks r ON r.group_id = m.group_id "
+                   "JOIN members rm ON rm.group_id = r.group_id AND rm.user_id = r.user_id "
+                   "JOIN users u ON u.id = r.user_id WHERE m.user_id = $1 AND (CAST($2 AS BIGINT) = 0 OR "
+                   "m.group_id = $2) "
+                   "AND (r.pub_seq > 0 OR r.user_id = $1) ORDER BY r.group_id, r.user_id",
+                   "ii", uid, group_id);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        int64_t gid = qun_q_col_int(q, 0), who = qun_q_col_int(q, 2);
+        int64_t seq = qun_q_col_int(q, 3), ts = qun_q_col_int(q, 4), pub = qun_q_col_int(q, 5),
+                pub_ts = qun_q_col_int(q, 6);
+        const char *local = qun_q_col_text(q, 1);
+        if (pub > 0)
+            json_array_append_new(*out, json_pack("{s:I, s:s, s:I, s:I, s:b}", "group_id", (json_int_t)gid,
+                                                  "local", local, "seq", (json_int_t)pub, "ts",
+                                                  (json_int_t)pub_ts, "private", 0));
+        if (who == uid && seq > pub)
+            json_array_append_new(*out, json_pack("{s:I, s:s, s:I, s:I, s:b}", "group_id", (json_int_t)gid,
+                                                  "local", local, "seq", (json_int_t)seq, "ts",
+                                                  (json_int_t)ts, "private", 1));
+    }
+    if (rc == QUN_DONE) return QUN_OK;
+    json_decref(*out);
+    *out = NULL;
+    return rc;
+}
