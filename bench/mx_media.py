@@ -22,9 +22,9 @@ to a baseline measured on the same qund in the same run:
        two sets must then agree: the calibration) and once after.
 
 usage: /usr/bin/python3 bench/mx_media.py [--qund build/qund] [--load build/bench/mx_media_load]
-       [--post-load build/bench/mx_sync_load] [--sizes 65536,1048576,16777216] [--rounds 3]
-       [--upload-mib 64] [--download-mib 256] [--inflight 4] [--groups 100] [--members 10]
-       [--messages 20] [--reps 21] [--wake-rounds 30] [--only media,sync]
+       [--post-load build/bench/mx_sync_load] [--sizes 65536,1048576,16777216] [--rounds 6]
+       [--batch-seconds 0.75] [--inflight 4] [--groups 100] [--members 10]
+       [--messages 20] [--reps 41] [--wake-rounds 50] [--only media,sync]
 """
 import argparse
 import hashlib
@@ -132,6 +132,13 @@ def verdict(ok):
 
 # ---- 12a. media ----
 
+def batch(args, size, warm):
+    """Files per timed batch: about args.batch_seconds at the warm-up's mean rate, at least one
+    per connection."""
+    rate = sum(w["bytes"] for w in warm) / sum(w["seconds"] for w in warm)
+    return max(args.inflight, int(rate * args.batch_seconds / size))
+
+
 def bench_media(args, q, owner):
     url = q.url
     gid = requests.post(url + "/v1/groups", json={"name": "media"}, headers=bearer(owner["token"]),
@@ -152,7 +159,11 @@ def bench_media(args, q, owner):
     for size in args.sizes:
         up = {"mx": [], "v1": []}
         mx_files = []
-        n_up = max(args.inflight, args.upload_mib * 1048576 // size)
+        # One untimed batch per side sets the batch size: about --batch-seconds at their mean rate.
+        warm = [load(args, "upload", "127.0.0.1", q.port, sides[s][0], sides[s][1], size,
+                     max(args.inflight, 8 * 1048576 // size), args.inflight, f"{s}{size}w", answers)
+                for s in ("mx", "v1")]
+        n_up = batch(args, size, warm)
         for r in range(args.rounds):
             for side in (("mx", "v1") if r % 2 == 0 else ("v1", "mx")):
                 token, prefix = sides[side]
@@ -183,14 +194,17 @@ def bench_media(args, q, owner):
             mx_paths.append(mx_path)
             v1_paths.append(f"/v1/groups/{gid}/files/{sha}")
         down = {"mx": [], "v1": []}
-        n_down = max(args.inflight, args.download_mib * 1048576 // size)
+
+        def fetch(side, n):
+            with open(paths, "w") as f:
+                f.write("\n".join(mx_paths if side == "mx" else v1_paths) + "\n")
+            token = owner["mx"] if side == "mx" else owner["token"]
+            return load(args, "download", "127.0.0.1", q.port, token, paths, size, n, args.inflight)
+
+        n_down = batch(args, size, [fetch(s, max(args.inflight, 32 * 1048576 // size)) for s in ("mx", "v1")])
         for r in range(args.rounds):
             for side in (("v1", "mx") if r % 2 == 0 else ("mx", "v1")):
-                with open(paths, "w") as f:
-                    f.write("\n".join(mx_paths if side == "mx" else v1_paths) + "\n")
-                token = owner["mx"] if side == "mx" else owner["token"]
-                down[side].append(load(args, "download", "127.0.0.1", q.port, token, paths, size, n_down,
-                                       args.inflight))
+                down[side].append(fetch(side, n_down))
         for what, res, n in (("upload", up, n_up), ("download", down, n_down)):
             # MB/s of each side: all its bytes over all its seconds, over the rounds.
             rate = {s: sum(x["bytes"] for x in res[s]) / sum(x["seconds"] for x in res[s]) / 1e6 for s in res}
@@ -343,16 +357,15 @@ def main():
     ap.add_argument("--load", default=os.path.join(here, "../build/bench/mx_media_load"))
     ap.add_argument("--post-load", default=os.path.join(here, "../build/bench/mx_sync_load"))
     ap.add_argument("--sizes", default="65536,1048576,16777216")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per side and size")
-    ap.add_argument("--upload-mib", type=int, default=64, help="MiB uploaded per side and round")
-    ap.add_argument("--download-mib", type=int, default=256, help="MiB downloaded per side and round")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds per side, size and direction")
+    ap.add_argument("--batch-seconds", type=float, default=0.75, help="length of one side's batch, about")
     ap.add_argument("--download-files", type=int, default=8, help="distinct files downloaded in turn")
     ap.add_argument("--inflight", type=int, default=4)
     ap.add_argument("--groups", type=int, default=100)
     ap.add_argument("--members", type=int, default=10, help="members per group, the reader and poster included")
     ap.add_argument("--messages", type=int, default=20, help="messages per group")
-    ap.add_argument("--reps", type=int, default=21, help="timed syncs per side")
-    ap.add_argument("--wake-rounds", type=int, default=30, help="woken syncs per side")
+    ap.add_argument("--reps", type=int, default=41, help="timed syncs per side")
+    ap.add_argument("--wake-rounds", type=int, default=50, help="woken syncs per side")
     ap.add_argument("--threads", type=int, default=2, help="qund --threads")
     ap.add_argument("--argon2-kib", type=int, default=8, help="qund argon2_memlimit_kib (setup speed only)")
     ap.add_argument("--only", default="media,sync")

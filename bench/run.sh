@@ -439,5 +439,5 @@ echo
 echo "12. Matrix media and receipts (bench/mx_media.py): media MB/s vs /v1 files, /sync with receipts vs without" |
     tee -a "$OUT/results.txt"
 /usr/bin/python3 bench/mx_media.py --qund build/qund --load "$OUT/mx_media_load" \
-    --post-load "$OUT/mx_sync_load" --rounds "${BENCH_MEDIA_ROUNDS:-3}" |
+    --post-load "$OUT/mx_sync_load" --rounds "${BENCH_MEDIA_ROUNDS:-6}" |
     tee -a "$OUT/results.txt"
