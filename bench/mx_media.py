@@ -212,7 +212,7 @@ def bench_media(args, q, owner):
             per = " ".join(f"{a['mb_per_s']:.0f}/{b['mb_per_s']:.0f}" for a, b in zip(res["mx"], res["v1"]))
             print(f"  12a. {what} {human(size):>7}: Matrix {rate['mx']:8.1f} MB/s / /v1 {rate['v1']:8.1f} MB/s "
                   f"= {ratio:.2f} (aim >= 0.9: {verdict(ratio >= 0.9)}); {args.rounds} rounds x {n} files per side, "
-                  f"{args.inflight} in flight; per round mx/v1 MB/s {per}; p50 per request "
+                  f"{args.inflight} in flight; per round mx/v1 MB/s {per}; last round's p50 per request "
                   f"{res['mx'][-1]['p50_ms']:.1f}/{res['v1'][-1]['p50_ms']:.1f} ms")
             print(f"media_{what}_{size} mx_mb_per_s={rate['mx']:.1f} v1_mb_per_s={rate['v1']:.1f} ratio={ratio:.3f}")
         sys.stdout.flush()
