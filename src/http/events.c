@@ -60,6 +60,7 @@
 
 #include "http.h"
 #include "qun/event.h"
+#include "qun/matrix.h"
 #include "worker.h"
 
 #define STREAMS_PER_USER 8 /* open streams per user, across loops */
@@ -116,7 +117,8 @@ struct parked {
 
 struct loop {
     qun_worker_t *w;
-    struct event *wake, *beat, *expiry;
+    struct event *wake, *beat, *expiry, *typing;
+    uint64_t typing_seen; /* typing changes up to this serial are delivered */
     stream_t *streams;
     parked_t *parked;
     user_t *users[BUCKETS];
@@ -385,6 +387,160 @@ static void wake_parked(loop_t *l) {
     }
 }
 
+/* ---- typing (docs/matrix.md "Receipts, unread counts and typing") ----
+ * Who is typing where lives in memory only, shared by every loop under g_ty_mu: it is
+ * never stored and a restart forgets it.  Each change (a start, a stop, an expiry) gets
+ * a serial and a log entry with its SSE frame; on a wake every loop queues the frames
+ * after its typing_seen to the streams of the group's members and wakes their parked
+ * syncs, which render m.typing for the groups changed since their token's serial. */
+#define TYPING_MAX 4096 /* typists at once; more are not shown */
+#define TYPING_LOG 512  /* recent changes kept for the loops and the syncs */
+#define TYPING_CHECK_MS 500
+
+typedef struct {
+    int64_t group_id, uid, expires_ms;
+    char gid[QUN_ID_MAX], openid[QUN_ID_MAX], name[128], local[QUN_MX_LOCAL_MAX];
+} typist_t;
+typedef struct {
+    uint64_t serial;
+    int64_t group_id;
+    char *frame; /* "event: member.typing\ndata: {...}\n\n" */
+} typing_change_t;
+
+static pthread_mutex_t g_ty_mu = PTHREAD_MUTEX_INITIALIZER;
+static typist_t g_typists[TYPING_MAX];
+static int g_ntypists;
+static typing_change_t g_ty_log[TYPING_LOG];
+static uint64_t g_ty_serial;
+static _Atomic uint64_t g_ty_serial_pub; /* g_ty_serial, for readers without the lock */
+static _Atomic int64_t g_ty_next_expiry; /* the earliest expires_ms, 0: none */
+
+static void wake_all(void);
+
+/* Log a change of t (typing or not) under g_ty_mu. */
+static void typing_log(const typist_t *t, bool typing) {
+    json_t *p = json_pack("{s:s, s:s, s:s, s:b}", "group", t->gid, "user", t->openid, "display_name", t->name,
+                          "typing", typing);
+    char *data = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    char *frame = NULL;
+    if (!data || asprintf(&frame, "event: member.typing\ndata: %s\n\n", data) < 0) abort();
+    free(data);
+    typing_change_t *c = &g_ty_log[++g_ty_serial % TYPING_LOG];
+    free(c->frame);
+    c->serial = g_ty_serial;
+    c->group_id = t->group_id;
+    c->frame = frame;
+    atomic_store(&g_ty_serial_pub, g_ty_serial);
+}
+
+static void typing_next_expiry(void) {
+    int64_t next = 0;
+    for (int i = 0; i < g_ntypists; i++)
+        if (!next || g_typists[i].expires_ms < next) next = g_typists[i].expires_ms;
+    atomic_store(&g_ty_next_expiry, next);
+}
+
+void qun_typing_set(int64_t group_id, const char *gid, int64_t uid, const char *openid, const char *name,
+                    const char *local, bool typing, int64_t timeout_ms) {
+    bool changed = false;
+    pthread_mutex_lock(&g_ty_mu);
+    int i = 0;
+    while (i < g_ntypists && !(g_typists[i].group_id == group_id && g_typists[i].uid == uid))
+        i++;
+    if (typing && i == g_ntypists && g_ntypists < TYPING_MAX) { /* starts */
+        typist_t *t = &g_typists[g_ntypists++];
+        memset(t, 0, sizeof *t);
+        t->group_id = group_id;
+        t->uid = uid;
+        snprintf(t->gid, sizeof t->gid, "%s", gid);
+        snprintf(t->openid, sizeof t->openid, "%s", openid);
+        snprintf(t->name, sizeof t->name, "%s", name);
+        snprintf(t->local, sizeof t->local, "%s", local);
+        t->expires_ms = qun_now_ms() + timeout_ms;
+        typing_log(t, true);
+        changed = true;
+    } else if (typing && i < g_ntypists) { /* goes on: only the expiry moves */
+        g_typists[i].expires_ms = qun_now_ms() + timeout_ms;
+    } else if (!typing && i < g_ntypists) { /* stops */
+        typing_log(&g_typists[i], false);
+        g_typists[i] = g_typists[--g_ntypists];
+        changed = true;
+    }
+    typing_next_expiry();
+    pthread_mutex_unlock(&g_ty_mu);
+    if (changed) wake_all();
+}
+
+uint64_t qun_typing_serial(void) {
+    return atomic_load(&g_ty_serial_pub);
+}
+
+json_t *qun_typing_users(int64_t group_id) {
+    json_t *out = json_array();
+    pthread_mutex_lock(&g_ty_mu);
+    for (int i = 0; i < g_ntypists; i++)
+        if (g_typists[i].group_id == group_id) {
+            char id[QUN_MX_ID_MAX];
+            qun_mx_user_id(g_typists[i].local, id, sizeof id);
+            json_array_append_new(out, json_string(id));
+        }
+    pthread_mutex_unlock(&g_ty_mu);
+    return out;
+}
+
+bool qun_typing_changed(int64_t group_id, uint64_t since) {
+    bool yes = false;
+    pthread_mutex_lock(&g_ty_mu);
+    if (since < g_ty_serial && g_ty_serial - since >= TYPING_LOG) { /* older than the log: say so */
+        yes = true;
+    } else {
+        for (uint64_t k = since + 1; k <= g_ty_serial && !yes; k++)
+            yes = g_ty_log[k % TYPING_LOG].group_id == group_id;
+    }
+    pthread_mutex_unlock(&g_ty_mu);
+    return yes;
+}
+
+/* Expiry is a time: the first loop's timer stops the typists whose time is up. */
+static void typing_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    int64_t next = atomic_load(&g_ty_next_expiry), now = qun_now_ms();
+    if (!next || next > now) return;
+    bool changed = false;
+    pthread_mutex_lock(&g_ty_mu);
+    for (int i = 0; i < g_ntypists;)
+        if (g_typists[i].expires_ms <= now) {
+            typing_log(&g_typists[i], false);
+            g_typists[i] = g_typists[--g_ntypists];
+            changed = true;
+        } else {
+            i++;
+        }
+    typing_next_expiry();
+    pthread_mutex_unlock(&g_ty_mu);
+    if (changed) wake_all();
+}
+
+/* The typing changes after the loop's typing_seen: frames to the streams of the group's
+ * members, and a wake for their parked syncs. */
+static void deliver_typing(loop_t *l) {
+    pthread_mutex_lock(&g_ty_mu);
+    uint64_t from = l->typing_seen + 1;
+    if (g_ty_serial >= TYPING_LOG && from <= g_ty_serial - TYPING_LOG) from = g_ty_serial - TYPING_LOG + 1;
+    for (uint64_t k = from; k <= g_ty_serial; k++) {
+        const typing_change_t *c = &g_ty_log[k % TYPING_LOG];
+        for (stream_t *st = l->streams; st; st = st->next)
+            if (!st->ended && user_in(st->user, c->group_id)) evbuffer_add(st->pending, c->frame, strlen(c->frame));
+        for (parked_t *p = l->parked; p; p = p->next)
+            if (user_in(p->user, c->group_id)) p->woken = true;
+    }
+    l->typing_seen = g_ty_serial;
+    pthread_mutex_unlock(&g_ty_mu);
+}
+
 /* ---- fan-out ---- */
 typedef qun_event_row_t row_t;
 
@@ -472,8 +628,12 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     loop_t *l = arg;
-    if (!l->streams && !l->parked) return; /* stale (E1): nothing to read for */
+    if (!l->streams && !l->parked) { /* stale (E1): nothing to read for */
+        l->typing_seen = qun_typing_serial();
+        return;
+    }
     atomic_fetch_add(&m_wakes, 1);
+    deliver_typing(l);
     deliver_new(l);
 }
 
@@ -746,6 +906,11 @@ void qun_events_start(qun_writer_t *writer, qun_worker_t *workers, int n) {
         l->beat = event_new(l->w->base, -1, EV_PERSIST, beat_cb, l);
         l->expiry = event_new(l->w->base, -1, EV_PERSIST, expiry_cb, l);
         event_add(l->beat, &beat);
+        if (i == 0) {
+            struct timeval every = {0, TYPING_CHECK_MS * 1000};
+            l->typing = event_new(l->w->base, -1, EV_PERSIST, typing_cb, l);
+            event_add(l->typing, &every);
+        }
     }
     pthread_mutex_lock(&g_mu);
     g_live = true;
@@ -776,9 +941,16 @@ void qun_events_loop_free(int index) {
     event_free(l->wake);
     event_free(l->beat);
     event_free(l->expiry);
+    if (l->typing) event_free(l->typing);
 }
 
 void qun_events_stop(void) {
+    pthread_mutex_lock(&g_ty_mu);
+    for (int i = 0; i < TYPING_LOG; i++) {
+        free(g_ty_log[i].frame);
+        g_ty_log[i].frame = NULL;
+    }
+    pthread_mutex_unlock(&g_ty_mu);
     free(g_loops);
     g_loops = NULL;
     g_nloops = 0;

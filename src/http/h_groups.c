@@ -3,6 +3,7 @@
  * with the verification their session's platform needs, and a preview issuing the
  * confirmation token). */
 #include "http.h"
+#include "qun/matrix.h"
 #include "qun/read.h"
 
 #define GID r->params[0]
@@ -253,4 +254,24 @@ qun_rc h_group_read(qun_req_t *r) {
     int64_t upto = json_is_integer(seq) ? json_integer_value(seq) : -1; /* null reads as absent */
     if (rc == QUN_OK) rc = qun_read_mark_group(r->db, &r->actor, GID, upto, &out, &r->err);
     return answer(r, rc, 200, out);
+}
+
+/* PUT /v1/groups/{id}/typing {typing}: the member starts (for 30 s, or until the next
+ * stop) or stops typing; nothing is stored (events.c "typing"). */
+qun_rc h_group_typing(qun_req_t *r) {
+    static const qun_field_t f[] = {{"typing", F_BOOL, true, 0, 0, NULL}, {0}};
+    char local[QUN_MX_LOCAL_MAX] = "";
+    qun_group_t g;
+    json_t *profile = NULL;
+    bool shared;
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    if (rc == QUN_OK) rc = qun_group_access(r->db, &r->actor, GID, QUN_ROLE_MEMBER, &g, &r->err);
+    if (rc == QUN_OK) rc = qun_mx_view_local(r->db, r->actor.openid, local, &r->err);
+    if (rc == QUN_OK) rc = qun_mx_profile(r->db, r->actor.uid, r->actor.uid, &profile, &shared, &r->err);
+    if (rc != QUN_OK) return rc;
+    qun_typing_set(g.id, g.gid, r->actor.uid, r->actor.openid,
+                   json_string_value(json_object_get(profile, "displayname")), local,
+                   json_is_true(json_object_get(r->json, "typing")), 30000);
+    json_decref(profile);
+    return QUN_OK;
 }

@@ -52,8 +52,12 @@ static json_t *tok(char prefix, int64_t v) {
 
 /* A pagination token as a seq: t<seq>, or s<N> (a sync position) mapped to the last
  * message committed by then. */
-static bool token_seq(qun_req_t *r, const qun_mx_room_t *room, const char *t, int64_t *seq) {
-    if (!t || (t[0] != 't' && t[0] != 's') || !t[1] || strlen(t) > 19) return false;
+static bool token_seq(qun_req_t *r, const qun_mx_room_t *room, const char *token, int64_t *seq) {
+    char t[24];
+    /* A sync position may end in _<typing serial> (h_matrix_sync.c): not a position. */
+    if (!token || strcspn(token, "_") >= sizeof t) return false;
+    snprintf(t, sizeof t, "%.*s", (int)strcspn(token, "_"), token);
+    if ((t[0] != 't' && t[0] != 's') || !t[1] || strlen(t) > 19 || (t[0] == 't' && token[strlen(t)])) return false;
     int64_t v = 0;
     for (const char *p = t + 1; *p; p++) {
         if (*p < '0' || *p > '9') return false;

@@ -20,6 +20,7 @@
 #define REASON_MAX 500 /* bytes of a kick or leave reason, as /v1 has it */
 #define NAME_MAX 128   /* bytes of a group name, as /v1 has it */
 #define TEXT_MAX 16384 /* bytes of a message, as /v1 has it */
+#define TYPING_MAX_MS 30000 /* a typing notice lasts at most this long */
 
 enum { ACCEPT, DECLINE, REVOKE }; /* what becomes of a pending invitation */
 
@@ -745,5 +746,16 @@ qun_rc h_mx_typing(qun_req_t *r) {
     if (rc == QUN_OK && (!qun_mx_user_local(r->params[1], local) || strcmp(local, mine) != 0))
         rc = qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN", "you may only set your own typing state");
     if (rc == QUN_OK) rc = room_rc(r, qun_group_access(r->db, &r->actor, gid, QUN_ROLE_MEMBER, &g, &r->err));
-    return rc == QUN_OK ? empty(r) : rc;
+    json_t *profile = NULL;
+    bool shared;
+    if (rc == QUN_OK) rc = qun_mx_profile(r->db, r->actor.uid, r->actor.uid, &profile, &shared, &r->err);
+    if (rc != QUN_OK) return rc;
+    json_t *to = json_object_get(r->json, "timeout");
+    int64_t ms = json_is_integer(to) ? json_integer_value(to) : TYPING_MAX_MS;
+    if (ms <= 0 || ms > TYPING_MAX_MS) ms = TYPING_MAX_MS;
+    qun_typing_set(g.id, g.gid, r->actor.uid, r->actor.openid,
+                   json_string_value(json_object_get(profile, "displayname")), mine,
+                   json_is_true(json_object_get(r->json, "typing")), ms);
+    json_decref(profile);
+    return empty(r);
 }

@@ -28,6 +28,7 @@ typedef struct {
     int64_t session_id;
     char local[QUN_MX_LOCAL_MAX];
     int64_t since; /* -1: initial */
+    uint64_t typing; /* typing changes up to this serial are told (the token's _<T>) */
     bool full_state;
     bool force_limited; /* a since we cannot serve: initial, limited */
     int limit;
@@ -44,6 +45,8 @@ typedef struct {
     /* Unread counts by group row id, read for every room at once on an initial sync;
      * a room not in it reads its own. */
     json_t *unread;
+    uint64_t typing_now; /* the typing serial this answer renders up to */
+    json_t *typing;      /* m.typing user ids by group row id, for the rooms to tell */
 } sync_t;
 
 static bool parse_pos(const char *s, char prefix, int64_t *v) {
@@ -76,6 +79,16 @@ static json_t *summary(const qun_mx_room_t *room, json_t *members, const char *m
 static json_t *tok(char prefix, int64_t v) {
     char b[32];
     snprintf(b, sizeof b, "%c%lld", prefix, (long long)v);
+    return json_string(b);
+}
+
+/* next_batch: s<N>, with _<T> (the typing serial) once anyone has typed. */
+static json_t *batch(int64_t pos, uint64_t typing) {
+    char b[64];
+    if (typing)
+        snprintf(b, sizeof b, "s%lld_%llu", (long long)pos, (unsigned long long)typing);
+    else
+        snprintf(b, sizeof b, "s%lld", (long long)pos);
     return json_string(b);
 }
 
@@ -122,6 +135,9 @@ static json_t *ephemeral(sync_t *s, const qun_mx_room_t *room) {
         json_array_append_new(events, json_pack("{s:s, s:o}", "type", "m.receipt", "content", content));
     else
         json_decref(content);
+    json_t *typing = json_object_get(s->typing, key);
+    if (typing)
+        json_array_append_new(events, json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", typing));
     return events;
 }
 
@@ -544,6 +560,41 @@ static qun_rc full_reads(sync_t *s) {
     return rc;
 }
 
+/* The typists of the joined rooms to tell: on a full sync every room where someone types,
+ * on an incremental one every room whose typists changed since the token (an entry of
+ * its own when nothing else names the room). */
+static qun_rc typing_rooms(sync_t *s, bool full) {
+    if (!full && s->typing_now <= s->a->typing) return QUN_OK;
+    qun_mx_room_t *rooms = NULL;
+    size_t n = 0;
+    qun_err_t err;
+    qun_rc rc = qun_mx_view_rooms(s->c.db, s->a->uid, &rooms, &n, &err);
+    for (size_t i = 0; rc == QUN_OK && i < n; i++) {
+        if (strcmp(mx_membership(&rooms[i]), "join") != 0) continue;
+        json_t *ids = qun_typing_users(rooms[i].id);
+        bool tell = full ? json_array_size(ids) > 0 : qun_typing_changed(rooms[i].id, s->a->typing);
+        char key[24], rid[QUN_MX_ID_MAX];
+        key_of(rooms[i].id, key);
+        qun_mx_room_id(rooms[i].gid, rid, sizeof rid);
+        if (!tell) {
+            json_decref(ids);
+            continue;
+        }
+        json_object_set_new(s->typing, key, ids);
+        json_t *entry = json_object_get(s->join, rid);
+        if (entry) { /* already told: add to its ephemeral events */
+            json_t *eph = json_object_get(json_object_get(entry, "ephemeral"), "events");
+            json_array_append_new(eph, json_pack("{s:s, s:{s:O}}", "type", "m.typing", "content", "user_ids", ids));
+        } else if (!full) {
+            json_t *none = json_array();
+            rc = join_entry(s, &rooms[i], none, json_array(), false, -1, json_array());
+            json_decref(none);
+        }
+    }
+    free(rooms);
+    return rc;
+}
+
 /* The answer for a, in db's current snapshot: *out, and whether it says nothing. */
 static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty, qun_err_t *err) {
     int64_t pos;
@@ -564,7 +615,9 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
                 .leave = json_object(),
                 .invite = json_object(),
                 .receipts = json_object(),
-                .unread = json_object()};
+                .unread = json_object(),
+                .typing_now = qun_typing_serial(),
+                .typing = json_object()};
     mx_ctx_init(&s.c, db, a->session_id);
     bool global_data = false;
     if (a->since < 0 || a->full_state) {
@@ -572,8 +625,9 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         size_t n;
         global_data = true;
         rc = qun_mx_view_rooms(db, a->uid, &rooms, &n, err);
-        /* Receipts and unread counts of every room, one query each. */
+        /* Receipts and unread counts of every room, one query each; who is typing. */
         if (rc == QUN_OK) rc = full_reads(&s);
+        if (rc == QUN_OK) rc = typing_rooms(&s, true);
         for (size_t i = 0; rc == QUN_OK && i < n; i++)
             if (strcmp(mx_membership(&rooms[i]), "join") == 0) rc = room_full(&s, &rooms[i], NULL);
         free(rooms);
@@ -590,13 +644,15 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
         json_decref(inv);
     } else {
         rc = incremental(&s, pos, &global_data);
+        if (rc == QUN_OK) rc = typing_rooms(&s, false);
     }
     json_t *data = NULL;
     if (rc == QUN_OK) rc = global_data ? qun_mx_data_list(db, a->uid, 0, &data, err) : QUN_OK;
     if (rc == QUN_OK) {
         *empty = json_object_size(s.join) == 0 && json_object_size(s.leave) == 0 &&
                  json_object_size(s.invite) == 0 && !global_data;
-        *out = json_pack("{s:o, s:{s:o, s:o, s:o}, s:{s:o}}", "next_batch", tok('s', pos), "rooms", "join",
+        a->typing = s.typing_now; /* a parked answer starts from what this one said */
+        *out = json_pack("{s:o, s:{s:o, s:o, s:o}, s:{s:o}}", "next_batch", batch(pos, s.typing_now), "rooms", "join",
                          s.join, "leave", s.leave, "invite", s.invite, "account_data", "events",
                          data ? data : json_array());
         s.join = s.leave = s.invite = NULL;
@@ -606,6 +662,7 @@ static qun_rc sync_build(qun_db_t *db, sync_args_t *a, json_t **out, bool *empty
     json_decref(s.invite);
     json_decref(s.receipts);
     json_decref(s.unread);
+    json_decref(s.typing);
     mx_ctx_free(&s.c);
     return rc;
 }
@@ -696,7 +753,14 @@ qun_rc h_mx_sync(qun_req_t *r) {
     }
     const char *since = qun_query(r, "since"), *fs = qun_query(r, "full_state"),
                *to = qun_query(r, "timeout");
-    if (since && *since && !parse_pos(since, 's', &a->since)) {
+    char head[48] = "";
+    if (since && *since) { /* s<N>[_<T>] */
+        const char *us = strchr(since, '_');
+        snprintf(head, sizeof head, "%.*s", us ? (int)(us - since) : (int)strlen(since), since);
+        if (us) a->typing = strtoull(us + 1, NULL, 10);
+        if (a->typing > qun_typing_serial()) a->typing = 0; /* from before a restart */
+    }
+    if (since && *since && !parse_pos(head, 's', &a->since)) {
         a->since = -1; /* not ours, or mangled: start over */
         a->force_limited = true;
     }
@@ -719,7 +783,10 @@ qun_rc h_mx_sync(qun_req_t *r) {
         return qun_ok(r, 200, out);
     }
     int64_t pos = 0;
-    parse_pos(json_string_value(json_object_get(out, "next_batch")), 's', &pos);
+    char nb[48];
+    snprintf(nb, sizeof nb, "%s", json_string_value(json_object_get(out, "next_batch")));
+    if (strchr(nb, '_')) *strchr(nb, '_') = '\0';
+    parse_pos(nb, 's', &pos);
     json_decref(out);
     /* Park: later answers start from the same since (nothing was said). */
     rc = qun_events_park(r, pos, (int)timeout, sync_fire, a, free);

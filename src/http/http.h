@@ -184,6 +184,22 @@ void qun_events_stop(void);
 /* The events counters for /metrics. */
 void qun_events_metrics(FILE *f);
 
+/* ---- typing (events.c; docs/matrix.md "Receipts, unread counts and typing") ----
+ * In memory, shared by every loop, never stored.  A change (start, stop, expiry) is
+ * told to the group's members' event streams as `member.typing` {group, user,
+ * display_name, typing} and wakes their parked syncs. */
+/* User uid (its openid, display name and Matrix localpart) starts typing in group_id
+ * (public id gid) for timeout_ms, or stops (typing false).  Thread-safe. */
+void qun_typing_set(int64_t group_id, const char *gid, int64_t uid, const char *openid, const char *name,
+                    const char *local, bool typing, int64_t timeout_ms);
+/* The serial of the latest typing change anywhere (0: none since the start). */
+uint64_t qun_typing_serial(void);
+/* The Matrix user ids typing in group_id now (a JSON array, owned by the caller). */
+json_t *qun_typing_users(int64_t group_id);
+/* Whether group_id's typists changed after serial since (true when since is too old
+ * to tell). */
+bool qun_typing_changed(int64_t group_id, uint64_t since);
+
 /* ---- long-polls parked on the loops (events.c), for the Matrix /sync ----
  * A parked request waits on its loop, holding no read transaction, until an event row
  * that reaches its user is fanned out (the same wake and membership maps as the event

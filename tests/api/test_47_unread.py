@@ -82,3 +82,37 @@ def test_bad_input_and_non_members(url):
                       timeout=10)
     assert r.status_code == 400 and r.json()["code"] == "BAD_JSON", r.text
     assert item(bob, gid)["read_seq"] == 0
+
+
+def test_typing_reaches_the_members(url):
+    alice, bob, carol = register(url), register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    h = {"Authorization": "Bearer " + bob.token, "Accept": "text/event-stream"}
+    seen = []
+    with requests.get(url + "/v1/events", headers=h, stream=True, timeout=10) as r:
+        assert r.status_code == 200, r.text
+        lines = r.iter_lines(decode_unicode=True)
+        next(lines)  # the stream is open
+        expect(alice.req("PUT", f"/v1/groups/{gid}/typing", {"typing": True}), 204)
+        expect(alice.req("PUT", f"/v1/groups/{gid}/typing", {"typing": False}), 204)
+        ev = {}
+        for line in lines:
+            if line.startswith("id:"):
+                ev["id"] = line
+            elif line.startswith("event:"):
+                ev["event"] = line[6:].strip()
+            elif line.startswith("data:"):
+                ev["data"] = json.loads(line[5:])
+            elif not line and ev:
+                if ev.get("event") == "member.typing":
+                    assert "id" not in ev  # not a stored event: no id to resume from
+                    assert ev["data"]["group"] == gid and ev["data"]["user"] == alice.openid
+                    assert ev["data"]["display_name"]
+                    seen.append(ev["data"]["typing"])
+                    if len(seen) == 2:
+                        break
+                ev = {}
+    assert seen == [True, False]
+    expect(carol.req("PUT", f"/v1/groups/{gid}/typing", {"typing": True}), 404, "GROUP_NOT_FOUND")
+    expect(alice.req("PUT", f"/v1/groups/{gid}/typing", {"typing": "yes"}), 422, "FIELD_INVALID")
+    expect(alice.req("PUT", f"/v1/groups/{gid}/typing", {}), 422, "FIELD_MISSING")

@@ -347,6 +347,70 @@ try {
     await member.page.waitForSelector('#messages li:has-text("Meeting on Friday")');
   });
 
+  await step('unread badges: the list counts others\' messages live; opening a group marks it read', async () => {
+    const ownerToken = await tokenOf(owner.page);
+    const memberToken = await tokenOf(member.page);
+    await api('POST', `/v1/groups/${gid}/read`, {}, memberToken);
+    await member.page.goto(`${URL}/#/groups`);
+    await member.page.waitForSelector(`#group-list li[data-group="${gid}"] .unread[data-unread="0"]`, { state: 'attached' });
+    check(await member.page.isHidden(`#group-list li[data-group="${gid}"] .unread`), 'no badge when all is read');
+    await member.page.waitForSelector('#group-list[data-live="on"]');
+    // Two messages of the owner arrive over the member's event stream: the badge rises live.
+    for (const text of ['Agenda attached', 'Bring the book']) {
+      await api('POST', `/v1/groups/${gid}/messages`, { text }, ownerToken);
+    }
+    const badge = `#group-list li[data-group="${gid}"] .unread[data-unread="2"]`;
+    await member.page.waitForSelector(badge, { timeout: 10000 });
+    check((await member.page.textContent(badge)) === '2 条未读', 'the badge reads "2 条未读"');
+    await shot(member.page, 'unread-zh');
+    // The owner's own messages never count for the owner; the member's do, in English.
+    await owner.page.goto(`${URL}/#/groups`);
+    await owner.page.waitForSelector('#group-list[data-live="on"]');
+    await api('POST', `/v1/groups/${gid}/messages`, { text: '收到' }, memberToken);
+    const ownerBadge = `#group-list li[data-group="${gid}"] .unread[data-unread="1"]`;
+    await owner.page.waitForSelector(ownerBadge, { timeout: 10000 });
+    check((await owner.page.textContent(ownerBadge)) === '1 unread', 'the badge reads "1 unread"');
+    await shot(owner.page, 'unread');
+    // Opening the group marks it read: back on the list, the badge is gone.
+    await member.page.click(`#group-list li[data-group="${gid}"] a`);
+    await member.page.waitForSelector('#messages li:has-text("Bring the book")');
+    await member.page.waitForFunction(async ([u, g, tok]) => {
+      const r = await fetch(`${u}/v1/groups`, { headers: { Authorization: 'Bearer ' + tok } });
+      return (await r.json()).items.find((x) => x.id === g).unread === 0;
+    }, [URL, gid, memberToken], { timeout: 10000 });
+    await member.page.goto(`${URL}/#/groups`);
+    await member.page.waitForSelector(`#group-list li[data-group="${gid}"] .unread[data-unread="0"]`, { state: 'attached' });
+    await owner.page.goto(`${URL}/#/g/${gid}`);
+    await owner.page.waitForSelector('#group-name');
+    await member.page.goto(`${URL}/#/g/${gid}`);
+    await member.page.waitForSelector('#messages li:has-text("收到")');
+  });
+
+  await step('typing shows under the other member\'s composer and ends on send', async () => {
+    await owner.page.waitForFunction(() => document.getElementById('group')?.dataset.live === 'on');
+    await member.page.waitForFunction(() => document.getElementById('group')?.dataset.live === 'on');
+    // The owner's stream may still be opening: type again (a stop, then a start) until it hears.
+    for (let i = 0; ; i++) {
+      await member.page.fill('input[name=message]', '我在写');
+      try {
+        await owner.page.waitForSelector('#typing:text-is("王小明 is typing…")', { timeout: 3000 });
+        break;
+      } catch (e) {
+        if (i === 3) throw e;
+        await member.page.fill('input[name=message]', '');
+      }
+    }
+    await shot(owner.page, 'typing');
+    await member.page.click('#send');
+    await owner.page.waitForSelector('#messages li:has-text("我在写")', { timeout: 10000 });
+    await owner.page.waitForFunction(() => document.getElementById('typing').textContent === '');
+    await owner.page.fill('input[name=message]', 'Let me think');
+    await member.page.waitForSelector('#typing:text-is("ann 正在输入…")', { timeout: 10000 });
+    await shot(member.page, 'typing-zh');
+    await owner.page.fill('input[name=message]', '');
+    await member.page.waitForFunction(() => document.getElementById('typing').textContent === '', null, { timeout: 10000 });
+  });
+
   await step('the dissolve flow shows the impact preview', async () => {
     await requestDissolution(owner.page);
     const impact = await owner.page.textContent('#impact');

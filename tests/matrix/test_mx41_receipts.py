@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""Read receipts, read markers and unread counts (MATRIX.md 1.4 row 35; docs/matrix.md
+"""Read receipts, read markers, unread counts and typing (MATRIX.md 1.4 rows 34-35; docs/matrix.md
 "Receipts, unread counts and typing"): m.read moves the reader's position and is shown to
 the other members as m.receipt in ephemeral, m.read.private moves it unseen, m.fully_read
 is room account data, notification_count counts the other members' messages after the
-position, and a receipt wakes the other members' parked syncs.  The positions are /v1's
+position, and a receipt wakes the other members' parked syncs.  Typing shows as m.typing,
+wakes parked syncs, and ends at its timeout.  The positions are /v1's
 too (POST /v1/groups/{id}/read, GET /v1/groups)."""
 import threading
 import time
@@ -185,4 +186,66 @@ def test_bad_receipts_are_4xx(url, nio):
     mx(url, tb, "POST", path, {"m.read": 7}, status=400, errcode="M_BAD_JSON")
     mx(url, tb, "POST", path, {"m.fully_read": f"${gid}.m5"}, status=404, errcode="M_NOT_FOUND")
     r = requests.post(url + V3 + path, params={"access_token": tb}, data="{not json", timeout=10)
+    assert r.status_code == 400 and r.json()["errcode"] == "M_NOT_JSON", r.text
+
+
+def typing(url, tok, gid, user, body, status=200, errcode=None):
+    return mx(url, tok, "PUT", f"/rooms/{quote(room_id(gid))}/typing/{quote(user)}", body, status=status,
+              errcode=errcode)
+
+
+def typists(room):
+    for e in room.get("ephemeral", {}).get("events", []):
+        if e["type"] == "m.typing":
+            return e["content"]["user_ids"]
+    return None
+
+
+def test_typing_is_seen_then_expires(url, nio):
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    ta, tb = token(login(nio, alice)), token(login(nio, bob))
+    sb = sync(url, tb)
+    got = {}
+
+    def poll():
+        t0 = time.monotonic()
+        got["s"] = sync(url, tb, since=sb["next_batch"], timeout=20000)
+        got["took"] = time.monotonic() - t0
+
+    t = threading.Thread(target=poll)
+    t.start()
+    time.sleep(0.7)
+    typing(url, ta, gid, mxid(alice), {"typing": True, "timeout": 1500})
+    t.join(30)
+    assert got["took"] < 5, got["took"]
+    assert typists(joined(got["s"], gid)) == [mxid(alice)]
+    # The full sync shows who types now too.
+    assert typists(joined(sync(url, tb), gid)) == [mxid(alice)]
+    # The timeout ends it, and the parked sync hears of it.
+    s2 = sync(url, tb, since=got["s"]["next_batch"], timeout=10000)
+    assert typists(joined(s2, gid)) == []
+    # A stop is told at once.
+    typing(url, ta, gid, mxid(alice), {"typing": True})
+    s3 = sync(url, tb, since=s2["next_batch"])
+    assert typists(joined(s3, gid)) == [mxid(alice)]
+    typing(url, ta, gid, mxid(alice), {"typing": False})
+    s4 = sync(url, tb, since=s3["next_batch"])
+    assert typists(joined(s4, gid)) == []
+    # A sync token with the typing serial still pages /messages.
+    assert "_" in s4["next_batch"]
+    mx(url, tb, "GET", f"/rooms/{quote(room_id(gid))}/messages", **{"from": s4["next_batch"], "dir": "b"})
+
+
+def test_bad_typing_is_4xx(url, nio):
+    alice, bob, carol = register(url), register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    ta, tc = token(login(nio, alice)), token(login(nio, carol))
+    typing(url, ta, gid, mxid(bob), {"typing": True}, status=403, errcode="M_FORBIDDEN")
+    typing(url, ta, gid, mxid(alice), {"typing": "yes"}, status=400, errcode="M_BAD_JSON")
+    typing(url, ta, gid, mxid(alice), {}, status=400, errcode="M_MISSING_PARAM")
+    typing(url, ta, gid, mxid(alice), {"typing": True, "timeout": "soon"}, status=400, errcode="M_BAD_JSON")
+    typing(url, tc, gid, mxid(carol), {"typing": True}, status=403, errcode="M_FORBIDDEN")
+    r = requests.put(url + V3 + f"/rooms/{quote(room_id(gid))}/typing/{quote(mxid(alice))}",
+                     params={"access_token": ta}, data="{nope", timeout=10)
     assert r.status_code == 400 and r.json()["errcode"] == "M_NOT_JSON", r.text

@@ -383,6 +383,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
         r = requests.put(s.url + f"/_matrix/client/v3/rooms/!{keep}:qun.test/send/m.room.message/t1", headers=mh,
                          json={"msgtype": "m.image", "body": "p.png", "url": uris[0]}, timeout=30)
         assert r.status_code == 200, r.text
+        expect(member.post(f"/v1/groups/{keep}/read", {"seq": 20}), 200)  # read positions (migration 0026)
         gone = make_group(owner, name="gone")
         for i in range(20):
             expect(owner.post(f"/v1/groups/{gone}/messages", {"text": f"x{i}"}), 201)
@@ -397,7 +398,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     stop_clean(s)
     counts = sqlite_tables(dbfile)
     assert counts["messages"] >= 30 and counts["ledger_entries"] == len(entries) and counts["ledger_nodes"]
-    assert counts["invitations"] == 2
+    assert counts["invitations"] == 2 and counts["read_marks"] == 1
     assert counts["mx_media"] == 2 and counts["mx_media_links"] == 1
     target = Server(data=data, extra=extra)  # its PostgreSQL database: new, empty
     r = subprocess.run([QUN, "--json", "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],

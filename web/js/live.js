@@ -21,12 +21,12 @@ const RETRY_MS = 3000;
 // Events of a group that change its state (docs/events.md).
 const GROUP_EVENTS = ['dissolution.requested', 'dissolution.pending', 'dissolution.approved',
   'dissolution.cancelled', 'dissolution.rejected', 'dissolution.expired', 'group.dissolved',
-  'group.restored', 'group.purged', 'member.display_name_changed'];
+  'group.restored', 'group.purged', 'member.display_name_changed', 'member.typing'];
 
 // Follows group gid from message seq afterSeq:
 //   onMessages(items)    each batch of newer messages, in seq order, each once;
 //   onGroup(type, data)  each state event of the group (dissolution.*, group.*) and each
-//                        member.display_name_changed;
+//                        member.display_name_changed and member.typing;
 //   onError(err)         a failed fetch (it keeps trying, unless the group is gone).
 // Returns stop().  follow.mode() says 'events' or 'polling' (for tests and the UI).
 export function followGroup(gid, afterSeq, { onMessages, onGroup = () => {}, onError = () => {} }) {
@@ -141,5 +141,53 @@ export function followGroup(gid, afterSeq, { onMessages, onGroup = () => {}, onE
     poll();
   }
   stop.mode = () => mode;
+  return stop;
+}
+
+// Follows every group of the caller for the group list: onEvent(type, data) for each
+// of types (e.g. message.created, receipt.read) of any group.  A plain stream without
+// resume: onOpen runs each time it (re)opens, so the list can reload what it may have
+// missed.  Without EventSource it does nothing (the list is static then).
+// Returns stop().
+export function followAll(types, { onEvent, onOpen = () => {} }) {
+  let stopped = false;
+  let source = null;
+  let timer = null;
+
+  async function connect() {
+    if (stopped) return;
+    let ticket;
+    try {
+      ticket = (await api.post('/v1/events/ticket', {})).ticket;
+    } catch (e) {
+      if (!stopped && (e.status === 0 || e.status >= 500)) timer = setTimeout(connect, RETRY_MS);
+      return;
+    }
+    if (stopped) return;
+    source = new EventSource(`/v1/events?ticket=${enc(ticket)}`);
+    source.addEventListener('open', () => onOpen());
+    const onFrame = (ev) => {
+      try {
+        onEvent(ev.type, JSON.parse(ev.data));
+      } catch {
+        // a frame that is not JSON says nothing to the list
+      }
+    };
+    for (const type of types) source.addEventListener(type, onFrame);
+    source.addEventListener('error', () => {
+      source.close();
+      source = null;
+      if (!stopped) timer = setTimeout(connect, RETRY_MS);
+    });
+  }
+
+  function stop() {
+    stopped = true;
+    clearTimeout(timer);
+    if (source) source.close();
+    source = null;
+  }
+
+  if (typeof EventSource === 'function') connect();
   return stop;
 }

@@ -3,7 +3,7 @@
 // (live through live.js: server-sent events), members and roles, files and payments,
 // and the owner's actions.
 
-import { api, enc } from '../api.js';
+import { api, enc, session } from '../api.js';
 import { duration, t, when } from '../i18n.js';
 import { followGroup } from '../live.js';
 import { selfExportCard } from './selfexport.js';
@@ -127,8 +127,23 @@ export async function groupView([gid], ctx) {
     'aria-labelledby': 'h-msg',
   });
   const empty = h('p', { class: 'muted' }, t('group.no_messages'));
+  // Opening the group marks it read (POST …/read: the group list's badge and a Matrix
+  // client's count follow); messages that arrive while it is open are read as well.
+  let readTimer = null;
+  let readUpTo = g.last_seq || 0;
+  const markRead = (delay) => {
+    clearTimeout(readTimer);
+    readTimer = setTimeout(() => {
+      if (ctx.current()) api.post(`${base}/read`, {}).catch(() => {});
+    }, delay);
+  };
+  ctx.onLeave(() => clearTimeout(readTimer));
   function addMessages(items) {
     for (const m of items) {
+      if (m.seq > readUpTo) {
+        readUpTo = m.seq;
+        markRead(800);
+      }
       if (msgList.querySelector(`[data-seq="${m.seq}"]`)) continue;
       msgList.append(messageItem(m, names));
       const n = noticeOf(m);
@@ -148,6 +163,7 @@ export async function groupView([gid], ctx) {
   } catch (e) {
     msgList.replaceWith(errorBox(e));
   }
+  if (g.last_seq && live) markRead(0);
   const gone = () => {
     g = { ...g, state: 'dissolved' };
     stateBadge.replaceChildren(badge('dissolved'));
@@ -176,12 +192,37 @@ export async function groupView([gid], ctx) {
       if ((li.dataset.author || li.dataset.openid) === data.openid) el.textContent = name;
     }
   }
+  // Who else is typing (member.typing; the server ends a start after 30 s, and so does
+  // the page should the stop be lost), shown under the composer.
+  const typingEl = h('p', { id: 'typing', class: 'muted typing', 'aria-live': 'polite' });
+  const typists = new Map(); // openid -> timer
+  function paintTyping() {
+    const who = [...typists.keys()].map((o) => names.get(o) || usernames.get(o) || o.slice(0, 8));
+    typingEl.textContent = !who.length ? '' : who.length === 1 ? t('group.typing_one', { name: who[0] })
+      : t('group.typing_many', { names: who.join(t('group.typing_and')) });
+  }
+  function typingEvent(data) {
+    if (data.user === session.openid) return;
+    clearTimeout(typists.get(data.user));
+    if (data.typing) {
+      if (data.display_name) names.set(data.user, data.display_name);
+      typists.set(data.user, setTimeout(() => typingEvent({ user: data.user, typing: false }), 35000));
+    } else {
+      typists.delete(data.user);
+    }
+    paintTyping();
+  }
+  ctx.onLeave(() => typists.forEach((timer) => clearTimeout(timer)));
   let follow = null;
   if (live) {
     follow = followGroup(gid, after, {
-      onMessages: addMessages,
-      onGroup: (type, data) => (type === 'member.display_name_changed' ? renamed(data)
-        : type === 'group.dissolved' || type === 'group.purged' ? gone() : reload()),
+      onMessages: (items) => {
+        for (const m of items) if (typists.has(m.author)) typingEvent({ user: m.author, typing: false });
+        addMessages(items);
+      },
+      onGroup: (type, data) => (type === 'member.typing' ? typingEvent(data)
+        : type === 'member.display_name_changed' ? renamed(data)
+          : type === 'group.dissolved' || type === 'group.purged' ? gone() : reload()),
       onError: (e) => e.code === 'GROUP_GONE' && gone(),
     });
     ctx.onLeave(follow);
@@ -190,6 +231,17 @@ export async function groupView([gid], ctx) {
   const sendSlot = h('div');
   const send = h('button', { type: 'submit', id: 'send' }, t('group.send'));
   const msgForm = h('form', { class: 'row' }, field(t('group.message'), text), send, sendSlot);
+  // Typing is told while the person types, at most every 5 s (a start lasts 30 s on the
+  // server), and stopped when the field empties, on send and on leaving the page.
+  let typingSent = 0;
+  const tellTyping = (on) => {
+    if (on === (typingSent > 0) && (!on || Date.now() - typingSent < 5000)) return;
+    typingSent = on ? Date.now() : 0;
+    api.put(`${base}/typing`, { typing: on }).catch(() => {});
+  };
+  text.addEventListener('input', () => tellTyping(text.value.trim() !== ''));
+  ctx.onLeave(() => typingSent && tellTyping(false));
+  msgForm.addEventListener('submit', () => tellTyping(false));
   msgForm.addEventListener('submit', busy(send, sendSlot, async () => {
     const m = await api.post(`${base}/messages`, { text: text.value });
     addMessages([m]);
@@ -303,7 +355,7 @@ export async function groupView([gid], ctx) {
     actions,
     h('div', { class: 'grid' },
       exportCard,
-      h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), empty, msgList, live ? msgForm : null),
+      h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), empty, msgList, live ? msgForm : null, live ? typingEl : null),
       h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
       h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
       h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection)));

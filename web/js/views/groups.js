@@ -3,6 +3,7 @@
 // others need to add you to a group, and sets the display name others see).
 
 import { api, enc, session } from '../api.js';
+import { followAll } from '../live.js';
 import { t } from '../i18n.js';
 import { badge, busy, field, h, toast } from '../ui.js';
 
@@ -34,15 +35,54 @@ function invitationsCard(items) {
   return h('section', { class: 'card', 'aria-labelledby': 'inv-title' }, h('h2', { id: 'inv-title' }, t('inv.title')), ul);
 }
 
-export async function groupsView() {
+// A group's unread badge: its count, as text a screen reader reads ("3 unread").
+function setUnread(el, n) {
+  el.dataset.unread = String(n);
+  el.hidden = !(n > 0);
+  el.textContent = n > 0 ? t('groups.unread', { n: n > 999 ? '999+' : n }) : '';
+}
+
+export async function groupsView(_args, ctx) {
   const [page, invitations] = await Promise.all([api.get('/v1/groups?limit=200'), api.get('/v1/me/invitations')]);
+  const unread = new Map(); // group id -> its badge
   const list = page.items.length
-    ? h('ul', { class: 'list', id: 'group-list' }, page.items.map((g) =>
-      h('li', {},
+    ? h('ul', { class: 'list', id: 'group-list' }, page.items.map((g) => {
+      const count = h('span', { class: 'unread' });
+      setUnread(count, g.unread || 0);
+      unread.set(g.id, count);
+      return h('li', { 'data-group': g.id },
         h('a', { href: `#/g/${g.id}`, class: 'group-link' }, g.name),
-        ' ', badge(g.state),
-        h('span', { class: 'muted' }, ` ${t('kind.' + g.kind)} · ${t('role.' + g.my_role)} · ${t('groups.members_n', { n: g.member_count })}`))))
+        ' ', count, ' ', badge(g.state),
+        h('span', { class: 'muted' }, ` ${t('kind.' + g.kind)} · ${t('role.' + g.my_role)} · ${t('groups.members_n', { n: g.member_count })}`));
+    }))
     : h('p', { class: 'muted' }, t('groups.none'));
+  // Counts move live: another member's message raises its group's badge; a mark read
+  // on another device (receipt.read of our own) and each (re)opening of the stream
+  // reload the counts.
+  const reload = async () => {
+    try {
+      for (const g of (await api.get('/v1/groups?limit=200')).items) {
+        const el = unread.get(g.id);
+        if (el) setUnread(el, g.unread || 0);
+      }
+    } catch {
+      // the next event or visit tries again
+    }
+  };
+  if (ctx && unread.size) {
+    ctx.onLeave(followAll(['message.created', 'receipt.read'], {
+      onEvent: (type, data) => {
+        const el = unread.get(data.group);
+        if (!el) return;
+        if (type === 'message.created' && data.author !== session.openid) setUnread(el, Number(el.dataset.unread) + 1);
+        else if (type === 'receipt.read' && data.user === session.openid) reload();
+      },
+      onOpen: () => {
+        list.dataset.live = 'on';
+        reload();
+      },
+    }));
+  }
 
   const name = h('input', { name: 'group-name', required: true, maxlength: 128 });
   const kind = h('select', { name: 'group-kind' }, KINDS.map((k) => h('option', { value: k }, t('kind.' + k))));
