@@ -29,3 +29,5 @@ cc $CFLAGS $PKG_CFLAGS -o "$OUT/risk_bench" bench/risk_bench.c bench/raw_insert.
 cc $CFLAGS -o "$OUT/fanout_load" bench/fanout_load.c $SAN
 # shellcheck disable=SC2086
 cc $CFLAGS -o "$OUT/mx_sync_load" bench/mx_sync_load.c $SAN
+# shellcheck disable=SC2086
+cc $CFLAGS -o "$OUT/mx_media_load" bench/mx_media_load.c $SAN

@@ -18,6 +18,10 @@
 #  11. Matrix /sync: a post waking 500 parked    vs  the same rounds over 500 SSE streams;
 #      syncs; RSS per parked sync at 10 000          RSS per open SSE stream at 10 000;
 #      initial sync, 100 groups x 100 messages       GET /v1/groups of the same user
+#  12. Matrix media upload / download MB/s       vs  the /v1 file routes on the same files,
+#      (64 KiB, 1 MiB, 16 MiB);                      alternating;
+#      /sync with receipts and unread counts,        the same syncs of a second set of 100
+#      a user in 100 groups                          groups built the same way, no receipt
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -428,4 +432,12 @@ echo "11. Matrix /sync (bench/mx_sync.py): wake-up of parked syncs, RSS per park
     tee -a "$OUT/results.txt"
 /usr/bin/python3 bench/mx_sync.py --qund build/qund --load "$OUT/mx_sync_load" \
     --n "${BENCH_MX_N:-500}" --rounds "${BENCH_MX_ROUNDS:-30}" --parked "${BENCH_MX_PARKED:-10000}" |
+    tee -a "$OUT/results.txt"
+
+# ---- 12. Matrix media vs /v1 files, /sync with receipts vs without (bench/mx_media.py) ----
+echo
+echo "12. Matrix media and receipts (bench/mx_media.py): media MB/s vs /v1 files, /sync with receipts vs without" |
+    tee -a "$OUT/results.txt"
+/usr/bin/python3 bench/mx_media.py --qund build/qund --load "$OUT/mx_media_load" \
+    --post-load "$OUT/mx_sync_load" --rounds "${BENCH_MEDIA_ROUNDS:-6}" |
     tee -a "$OUT/results.txt"

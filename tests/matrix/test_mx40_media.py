@@ -77,6 +77,9 @@ def blobs(server):
 
 
 def db_rows(server, sql):
+    """Rows of sql on the server's database, SQLite or PostgreSQL."""
+    if api.PG:
+        return api.PgAsSqlite(server.store).execute(sql).fetchall()
     with sqlite3.connect(os.path.join(server.data, "qun.db")) as db:
         return db.execute(sql).fetchall()
 

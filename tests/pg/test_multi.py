@@ -427,7 +427,10 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
         assert ledger(r2) == entries
         o2 = on(owner, target.url)
         assert [m["text"] for m in expect(o2.get(f"/v1/groups/{keep}/messages?limit=100"), 200)["items"]] == \
-            [f"m{i}" for i in range(30)]
+            [f"m{i}" for i in range(30)] + ["p.png"]
+        for uri, body in zip(uris, (b"png-ish", b"staged")):  # the media rows moved: both still download
+            r = o2.get("/_matrix/client/v1/media/download/" + uri[len("mxc://"):])
+            assert r.status_code == 200 and r.content == body, r.text
         assert o2.get(f"/v1/groups/{keep}/files/{f['digest']}").content == b"\x00\x01bytes\xff" * 50
         assert expect(o2.get(f"/v1/groups/{gone}"), 200)["state"] == "purged"
         me = expect(on(member, target.url).get("/v1/me"), 200)
