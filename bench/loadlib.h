@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* What the C load generators of the benchmarks share (bench/fanout_load.c,
- * bench/mx_sync_load.c): a clock, blocking loopback connections and a growing receive
+ * bench/mx_sync_load.c, bench/mx_media_load.c): a clock, blocking loopback connections and a growing receive
  * buffer.  Header-only: each load generator is one translation unit. */
 #ifndef QUN_BENCH_LOADLIB_H
 #define QUN_BENCH_LOADLIB_H
@@ -31,6 +31,12 @@ static inline double now(void) {
 
 static inline void die(const char *what) {
     perror(what);
+    exit(1);
+}
+
+static inline void fail(const char *fmt, const char *detail) {
+    fprintf(stderr, fmt, detail);
+    fputc('\n', stderr);
     exit(1);
 }
 

@@ -32,24 +32,12 @@
  *     quiet).  Prints the post -> answer medians and quartiles of each side.
  *
  * Exits non-zero with a message on stderr at the first unexpected answer. */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <arpa/inet.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "loadlib.h"
 
 #define PREFIX_BYTES 32 /* the unique head of every uploaded file */
 
@@ -78,26 +66,7 @@ typedef struct {
     long long body_bytes;
 } conn_t;
 
-static const char *g_host;
-static int g_port;
 static int g_quickack;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what) {
-    perror(what);
-    exit(1);
-}
-
-static void fail(const char *fmt, const char *detail) {
-    fprintf(stderr, fmt, detail);
-    fputc('\n', stderr);
-    exit(1);
-}
 
 static void *xrealloc(void *p, size_t n) {
     p = realloc(p, n);
@@ -105,14 +74,9 @@ static void *xrealloc(void *p, size_t n) {
     return p;
 }
 
-static int dial(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
-    inet_pton(AF_INET, g_host, &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+/* A connection of the epoll loop: loadlib's, non-blocking. */
+static int dial_nb(void) {
+    int fd = dial();
     if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) die("fcntl");
     return fd;
 }
@@ -327,7 +291,7 @@ static int cmd_upload(char **argv) {
     int next = 0, done = 0;
     double t0 = now();
     for (int i = 0; i < inflight; i++) {
-        conns[i].fd = dial();
+        conns[i].fd = dial_nb();
         conns[i].keep = 1;
         watch(ep, &conns[i], EPOLLIN, EPOLL_CTL_ADD);
     }
@@ -404,7 +368,7 @@ static int cmd_download(char **argv) {
     int next = 0, done = 0;
     double t0 = now();
     for (int i = 0; i < inflight; i++) {
-        conns[i].fd = dial();
+        conns[i].fd = dial_nb();
         watch(ep, &conns[i], EPOLLIN, EPOLL_CTL_ADD);
     }
     while (done < count) {
@@ -483,7 +447,7 @@ static int cmd_get(char **argv) {
     const char *tok[2] = {argv[3], argv[5]}, *path[2] = {argv[4], argv[6]};
     if (reps < 1) fail("%s: reps >= 1", argv[2]);
     g_quickack = 1;
-    conn_t c[2] = {{.fd = dial(), .keep = 1}, {.fd = dial(), .keep = 1}};
+    conn_t c[2] = {{.fd = dial_nb(), .keep = 1}, {.fd = dial_nb(), .keep = 1}};
     double *t[2] = {calloc((size_t)reps, sizeof(double)), calloc((size_t)reps, sizeof(double))};
     if (!t[0] || !t[1]) die("calloc");
     for (int i = 0; i < 3; i++)
@@ -605,13 +569,13 @@ static int cmd_wake(char **argv) {
         rd[s].token = argv[6 + 3 * s];
         snprintf(rd[s].since, sizeof rd[s].since, "%s", argv[7 + 3 * s]);
         rd[s].gids = read_lines(argv[8 + 3 * s], &rd[s].ngids);
-        rd[s].c.fd = dial();
+        rd[s].c.fd = dial_nb();
         rd[s].c.keep = 1;
         rd[s].c.side = s;
         watch(ep, &rd[s].c, EPOLLIN, EPOLL_CTL_ADD);
         park(&rd[s]);
     }
-    conn_t poster = {.fd = dial(), .keep = 1, .side = 2}, mconn = {.fd = dial(), .keep = 1};
+    conn_t poster = {.fd = dial_nb(), .keep = 1, .side = 2}, mconn = {.fd = dial_nb(), .keep = 1};
     watch(ep, &poster, EPOLLIN, EPOLL_CTL_ADD);
     double *lat[2] = {calloc((size_t)rounds, sizeof(double)), calloc((size_t)rounds, sizeof(double))};
     if (!lat[0] || !lat[1]) die("calloc");

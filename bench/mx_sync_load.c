@@ -58,12 +58,6 @@ static int g_mx; /* mx (sync) or sse (events) */
 static member_t *g_members;
 static int g_nmembers;
 
-static void fail(const char *fmt, const char *detail) {
-    fprintf(stderr, fmt, detail);
-    fputc('\n', stderr);
-    exit(1);
-}
-
 /* As many descriptors as the hard limit allows: 10 000 parked requests need them. */
 static void raise_nofile(void) {
     struct rlimit rl;

@@ -171,7 +171,8 @@ static qun_rc expire_exports(qun_db_t *db, int64_t now, qun_err_t *err) {
     }
     for (int i = 0; rc == QUN_DONE && i < n; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/exports/%s.age", qun_core_cfg.data_dir, xids[i]);
+        if (snprintf(path, sizeof path, "%s/exports/%s.age", qun_core_cfg.data_dir, xids[i]) >= (int)sizeof path)
+            return qun_fail(err, QUN_STORE, "the data directory's path is too long");
         if (unlink(path) != 0 && errno != ENOENT)
             return qun_fail(err, QUN_STORE, "cannot delete %s: %s", path, strerror(errno));
         rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii", ids[i], now);
