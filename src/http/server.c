@@ -95,6 +95,10 @@ static int listen_socket(const char *host, int port, qun_err_t *err) {
     return fd;
 }
 
+/* Writes handed to the writer whose outcome a loop has not taken back yet: a stop waits
+ * for them before it frees the loops and their requests. */
+static atomic_int g_writes_out;
+
 /* The writer's done callback: move the request to its worker's completion queue. */
 static void write_done(qun_wop_t *op) {
     qun_req_t *r = op->arg;
@@ -117,6 +121,7 @@ static void drain_done(evutil_socket_t fd, short what, void *arg) {
     while (list) {
         qun_wop_t *next = list->next;
         qun_req_t *r = list->arg;
+        atomic_fetch_sub(&g_writes_out, 1);
         if (r->rc == QUN_OK && list->rc != QUN_OK) { /* the commit failed */
             r->rc = list->rc;
             r->err = list->err;
@@ -135,6 +140,7 @@ void qun_worker_submit_write(qun_req_t *r, qun_rc (*fn)(qun_db_t *, void *, qun_
     r->wop.fn = fn;
     r->wop.done = write_done;
     r->wop.arg = r;
+    atomic_fetch_add(&g_writes_out, 1);
     qun_writer_submit(g_writer, &r->wop);
 }
 
@@ -222,6 +228,20 @@ static void accept_retry(evutil_socket_t fd, short what, void *arg) {
     qun_worker_t *w = arg;
     if (w->reserve_fd < 0) w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     evconnlistener_enable(w->listener);
+}
+
+/* After the loops stopped: turn them (on this thread; theirs have ended) until every write
+ * they handed to the writer came back and its request was answered, so that no done
+ * callback finds a freed loop or request.  A request whose answer queues another write
+ * is waited for too; 10 s at most. */
+static void settle_writes(void) {
+    for (int spins = 0; atomic_load(&g_writes_out) > 0 && spins < 10000; spins++) {
+        for (int i = 0; i < g_nworkers; i++)
+            event_base_loop(g_workers[i].base, EVLOOP_NONBLOCK);
+        if (atomic_load(&g_writes_out) > 0) usleep(1000);
+    }
+    if (atomic_load(&g_writes_out) > 0)
+        qun_log("warn", "http: %d writes still queued at the stop", atomic_load(&g_writes_out));
 }
 
 static void stop_cb(evutil_socket_t sig, short what, void *arg) {
@@ -330,6 +350,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     if (tick) event_free(tick);
     for (int i = 1; i < g_nworkers; i++)
         pthread_join(g_workers[i].thread, NULL);
+    settle_writes();
     qun_events_quiesce();
     event_free(sigint);
     event_free(sigterm);
