@@ -145,6 +145,9 @@ qun_rc qun_user_set_display_name(qun_db_t *db, const qun_actor_t *a, const char 
 /* Set o[key] to the display name of account uid, or null when they have none. */
 qun_rc qun_display_name_put(qun_db_t *db, json_t *o, const char *key, int64_t uid, qun_err_t *err);
 
+/* The openid of the account named username (as login finds it: the exact name, else its
+ * folded key); QUN_USER_NOT_FOUND when there is none. */
+qun_rc qun_user_openid_of(qun_db_t *db, const char *username, char openid[QUN_ID_MAX], qun_err_t *err);
 /* Resolve an openid to a user row id. */
 qun_rc qun_user_id(qun_db_t *db, const char *openid, int64_t *uid, qun_err_t *err);
 /* Create a session bound to a device; token_hash is the SHA-256 hex of the bearer token.

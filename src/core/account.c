@@ -114,23 +114,38 @@ qun_rc qun_user_create_named(qun_db_t *db, const char *username, const char *dis
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
 
-qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, char *pwhash,
-                            size_t pwhash_size, qun_err_t *err) {
-    qun_q_t *q;
+/* The account named username: *q on its row (id, pwhash, openid). */
+static qun_rc user_by_name(qun_db_t *db, const char *username, qun_q_t **q, qun_err_t *err) {
     char key[QUN_USERNAME_KEY_MAX];
     qun_err_t ignore = {{0}, {0}};
     /* A name that cannot be folded has no key; it can still match exactly. */
     if (qun_username_key(username, key, sizeof key, &ignore) != QUN_OK) key[0] = '\0';
     /* The exact name first: of accounts whose names collided before keys existed, only
      * the oldest holds the key, and each other one is found by its own exact name. */
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT id, pwhash FROM users WHERE username = $1 OR username_key = $2 "
+    qun_rc rc = qun_db_run(db, q, err,
+                           "SELECT id, pwhash, openid FROM users WHERE username = $1 OR username_key = $2 "
                            "ORDER BY CASE WHEN username = $1 THEN 0 ELSE 1 END LIMIT 1",
                            "ss", username, key);
     if (rc == QUN_DONE) return qun_fail(err, QUN_USER_NOT_FOUND, "no such user");
-    if (rc != QUN_ROW) return rc;
+    return rc == QUN_ROW ? QUN_OK : rc;
+}
+
+qun_rc qun_user_credentials(qun_db_t *db, const char *username, int64_t *uid, char *pwhash,
+                            size_t pwhash_size, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = user_by_name(db, username, &q, err);
+    if (rc != QUN_OK) return rc;
     *uid = qun_q_col_int(q, 0);
     snprintf(pwhash, pwhash_size, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    return QUN_OK;
+}
+
+qun_rc qun_user_openid_of(qun_db_t *db, const char *username, char openid[QUN_ID_MAX], qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = user_by_name(db, username, &q, err);
+    if (rc != QUN_OK) return rc;
+    snprintf(openid, QUN_ID_MAX, "%s", qun_q_col_text(q, 2));
     qun_q_done(q);
     return QUN_OK;
 }
@@ -207,8 +222,8 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
     int64_t now = qun_now();
     bool fresh = false;
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT disabled_at IS NOT NULL, password_reset FROM users WHERE id = $1",
-                           "i", uid);
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT disabled_at IS NOT NULL, password_reset FROM users WHERE id = $1", "i", uid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_USER_NOT_FOUND, "no such user") : rc;
     bool disabled = qun_q_col_int(q, 0) != 0;
     int64_t reset = qun_q_col_int(q, 1);

@@ -60,16 +60,38 @@ qun_rc h_member_list(qun_req_t *r) {
     return answer(r, rc, 200, out);
 }
 
-static const qun_field_t member_fields[] = {
-    {"openid", F_STR, true, 1, 64, NULL}, {"role", F_STR, false, 1, 16, "admin|member"}, {0}};
+static const qun_field_t member_fields[] = {{"openid", F_STR, false, 1, 64, NULL},
+                                            {"username", F_STR, false, 1, 64, NULL},
+                                            {"role", F_STR, false, 1, 16, "admin|member"},
+                                            {0}};
+
+/* The person to add, named by exactly one of openid and username (what people know of
+ * each other); a username is looked up only for those who may add members here. */
+static qun_rc member_named(qun_req_t *r, char openid[QUN_ID_MAX]) {
+    const char *oid = qun_jstr(r->json, "openid"), *name = qun_jstr(r->json, "username");
+    if (oid && name)
+        return qun_fail_field(&r->err, QUN_FIELD_INVALID, "username",
+                              "name the person by username or by openid");
+    if (!oid && !name) return qun_fail_field(&r->err, QUN_FIELD_MISSING, "username", "whom to add: username");
+    if (oid) {
+        snprintf(openid, QUN_ID_MAX, "%s", oid);
+        return QUN_OK;
+    }
+    qun_group_t g;
+    qun_rc rc = qun_group_access(r->db, &r->actor, GID, QUN_ROLE_ADMIN, &g, &r->err);
+    if (rc == QUN_OK) rc = qun_user_openid_of(r->db, name, openid, &r->err);
+    if (rc == QUN_USER_NOT_FOUND) qun_fail_field(&r->err, rc, "username", "no user is named %.60s", name);
+    return rc;
+}
 
 qun_rc h_member_add(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, member_fields, &r->err);
     json_t *out = NULL;
+    char openid[QUN_ID_MAX];
     const char *role = qun_jstr(r->json, "role");
+    if (rc == QUN_OK) rc = member_named(r, openid);
     if (rc == QUN_OK)
-        rc = qun_member_add(r->db, &r->actor, GID, qun_jstr(r->json, "openid"), role ? role : "member", &out,
-                            &r->err);
+        rc = qun_member_add(r->db, &r->actor, GID, openid, role ? role : "member", &out, &r->err);
     return answer(r, rc, 201, out);
 }
 

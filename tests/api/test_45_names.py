@@ -212,3 +212,27 @@ def test_cli_shows_and_sets_display_names(url):
     r = qun(url, han.token, "display-name", "a\x07b")
     assert r.returncode == 1 and "(FIELD_INVALID)" in r.stderr, r.stderr
     assert qun(url, han.token, "display-name").returncode == 2
+
+
+def test_owners_add_people_by_the_name_they_sign_in_with(url):
+    """People know each other's usernames, not openids: POST /members takes either,
+    finds the username as login does (case folded), refuses both or neither, and
+    says USER_NOT_FOUND only to those who may add members to the group."""
+    owner, bob, carol, outsider = person(url), person(url, "鲍勃"), person(url), person(url)
+    gid = make_group(owner)
+    m = expect(owner.post(f"/v1/groups/{gid}/members", {"username": bob.username.upper()}), 201)
+    assert m["openid"] == bob.openid and m["display_name"] == "鲍勃" and m["role"] == "member"
+    m = expect(owner.post(f"/v1/groups/{gid}/members", {"username": carol.username, "role": "admin"}), 201)
+    assert m["openid"] == carol.openid and m["role"] == "admin"
+    expect(owner.post(f"/v1/groups/{gid}/members", {"username": "nobody-" + sfx()}), 404, "USER_NOT_FOUND")
+    expect(owner.post(f"/v1/groups/{gid}/members", {"username": bob.username, "openid": bob.openid}), 422,
+           "FIELD_INVALID")
+    expect(owner.post(f"/v1/groups/{gid}/members", {}), 422, "FIELD_MISSING")
+    expect(owner.post(f"/v1/groups/{gid}/members", {"username": 7}), 422)
+    # A member who may not add people learns nothing about which names exist.
+    r = bob.post(f"/v1/groups/{gid}/members", {"username": "nobody-" + sfx()})
+    assert r.status_code == 403 and r.json()["code"] != "USER_NOT_FOUND", r.text
+    r = outsider.post(f"/v1/groups/{gid}/members", {"username": bob.username})
+    assert r.status_code == 404 and r.json()["code"] != "USER_NOT_FOUND", r.text
+    names = {x["openid"] for x in expect(owner.get(f"/v1/groups/{gid}/members"), 200)["items"]}
+    assert names == {owner.openid, bob.openid, carol.openid}

@@ -2,7 +2,7 @@
 // The web console in a real browser (Debian's Chromium through playwright-core),
 // against the qund that run.sh started (QUN_URL, data directory QUN_DATA, qun CLI QUN).
 // Scenario, as named steps: the sign-in page by keyboard; two users register in the
-// browser, the owner creates a group, adds the member by the openid the member's profile
+// browser, the owner creates a group, adds the member by the username the member's profile
 // shows, both post and see each other's messages live (server-sent events opened with
 // a ticket); the owner invites the member by username into a second group and the
 // member accepts on the groups page; the owner previews the dissolution, cannot press the button with a wrong
@@ -159,8 +159,11 @@ async function register(page, username) {
   await page.fill('input[name=new-username]', username);
   await page.fill('input[name=new-password]', PASSWORD);
   await page.click('#register');
-  await page.waitForSelector('#my-openid');
-  return (await page.textContent('#my-openid')).trim();
+  await page.waitForSelector('#my-username');
+  const me = await api('GET', '/v1/me', undefined, await tokenOf(page));
+  // The profile shows the names a person goes by, never the id the API uses.
+  check(!(await page.textContent('#view')).includes(me.openid), 'the profile shows no openid');
+  return me.openid;
 }
 
 async function stateIs(page, state, timeout = 15000) {
@@ -284,8 +287,8 @@ try {
     check(/^g_/.test(gid), `group id ${gid}`);
   });
 
-  await step('the owner adds the member by openid; both post and see each other live', async () => {
-    await owner.page.fill('input[name=member-openid]', memberOpenid);
+  await step('the owner adds the member by username; both post and see each other live', async () => {
+    await owner.page.fill('input[name=member-username]', 'bob');
     await owner.page.click('#add-member');
     await owner.page.waitForSelector('#members li:nth-child(2)');
     for (const text of ['Hello everyone', 'Meeting on Friday']) {

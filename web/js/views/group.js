@@ -262,17 +262,17 @@ export async function groupView([gid], ctx) {
     const ul = h('ul', { class: 'list', id: 'members' }, members.value.items.map((m) =>
       h('li', { 'data-openid': m.openid }, h('span', { class: 'who', title: m.username }, shownName(m)), ' ',
         h('span', { class: `role role-${m.role}` }, t('role.' + m.role)),
-        m.minor ? ' ⚑' : '', ' ', h('code', { class: 'muted small' }, m.openid))));
+        m.minor ? ' ⚑' : '')));
     let add = null;
     if (canManage && g.state === 'active') {
-      const who = h('input', { name: 'member-openid', required: true, maxlength: 64, placeholder: 'u_…' });
+      const who = h('input', { name: 'member-username', required: true, maxlength: 64, autocomplete: 'off' });
       const role = h('select', { name: 'member-role' }, ['member', 'admin'].map((r) => h('option', { value: r }, t('role.' + r))));
       const slot = h('div');
       const btn = h('button', { type: 'submit', id: 'add-member' }, t('group.add'));
       add = h('form', { class: 'row', 'aria-label': t('group.add_member') },
-        field(t('group.openid'), who), isOwner ? field(t('group.role'), role) : null, btn, slot);
+        field(t('group.invite_username'), who), isOwner ? field(t('group.role'), role) : null, btn, slot);
       add.addEventListener('submit', busy(btn, slot, async () => {
-        const body = { openid: who.value.trim() };
+        const body = { username: who.value.trim() };
         if (isOwner) body.role = role.value;
         const m = await api.post(`${base}/members`, body);
         names.set(m.openid, shownName(m));

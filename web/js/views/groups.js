@@ -104,17 +104,6 @@ export async function groupsView(_args, ctx) {
 
 export async function profileView() {
   const me = await api.get('/v1/me');
-  const openid = h('code', { id: 'my-openid' }, me.openid);
-  const copy = h('button', {
-    type: 'button', onclick: async () => {
-      try {
-        await navigator.clipboard.writeText(me.openid);
-        toast(t('profile.copied'));
-      } catch {
-        getSelection().selectAllChildren(openid);
-      }
-    },
-  }, t('profile.copy'));
   const shown = h('dd', { id: 'my-display-name' }, me.display_name || t('profile.display_name_none'));
   const name = h('input', { name: 'display-name', maxlength: 64, value: me.display_name || '',
     placeholder: me.username || session.username });
@@ -134,7 +123,6 @@ export async function profileView() {
     h('h1', {}, t('profile.title')),
     h('dl', { class: 'card' },
       h('dt', {}, t('auth.username')), h('dd', { id: 'my-username' }, me.username || session.username),
-      h('dt', {}, t('profile.display_name')), shown,
-      h('dt', {}, t('profile.openid')), h('dd', {}, openid, ' ', copy)),
+      h('dt', {}, t('profile.display_name')), shown),
     form);
 }
