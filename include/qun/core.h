@@ -26,7 +26,7 @@ typedef struct {
     char platform[16];
     char device_id[65];
     char username[33];
-    bool is_admin; /* a server admin (the `admins` setting) */
+    bool is_admin;             /* a server admin (the `admins` setting) */
     bool must_change_password; /* logged in with a one-time code: may only set a new password */
 } qun_actor_t;
 
@@ -195,7 +195,8 @@ qun_rc qun_session_revoke_user(qun_db_t *db, int64_t uid, const char *reason, in
 qun_rc qun_useradmin_list(qun_db_t *db, const qun_actor_t *a, const char *prefix, int64_t after, int limit,
                           json_t **out, qun_err_t *err);
 /* One account as in the list, with its groups: groups [{id, name, role, state}]. */
-qun_rc qun_useradmin_get(qun_db_t *db, const qun_actor_t *a, const char *openid, json_t **out, qun_err_t *err);
+qun_rc qun_useradmin_get(qun_db_t *db, const qun_actor_t *a, const char *openid, json_t **out,
+                         qun_err_t *err);
 /* Disable (disable true) or enable account openid.  Disabling revokes its sessions in the
  * same transaction; an admin cannot disable their own account (ADMIN_SELF).  A change is
  * ledgered (user.disabled / user.enabled); asking for the state it has changes nothing.
@@ -205,8 +206,8 @@ qun_rc qun_useradmin_set_disabled(qun_db_t *db, const qun_actor_t *a, const char
 /* Replace account openid's password by pwhash, the argon2id hash of a one-time code the
  * caller shows the admin once: its sessions are revoked, the code logs in once, and that
  * session must set a new password before anything else.  Ledgered (user.password_reset). */
-qun_rc qun_useradmin_reset_password(qun_db_t *db, const qun_actor_t *a, const char *openid, const char *pwhash,
-                                    json_t **out, qun_err_t *err);
+qun_rc qun_useradmin_reset_password(qun_db_t *db, const qun_actor_t *a, const char *openid,
+                                    const char *pwhash, json_t **out, qun_err_t *err);
 
 /* ---- orgs (core/org.c) ---- */
 qun_rc qun_org_create(qun_db_t *db, const qun_actor_t *a, const char *name, const char *kind, json_t **out,
@@ -446,7 +447,8 @@ void qun_blob_path(const char *sha_hex, char *out, size_t size);
  * row and queues the bytes' unlink (qun_blob_unlink_queued, after commit) and, when
  * cdn_reason is not NULL, a `cdn.purge` outbox event {digest, reason}; *released
  * then.  A blob without a row holds nothing: QUN_OK. */
-qun_rc qun_blob_release(qun_db_t *db, const char *sha, const char *cdn_reason, bool *released, qun_err_t *err);
+qun_rc qun_blob_release(qun_db_t *db, const char *sha, const char *cdn_reason, bool *released,
+                        qun_err_t *err);
 qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex, int64_t size,
                     const char *name, const char *content_type, json_t **out, qun_err_t *err);
 qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,

@@ -109,10 +109,10 @@ typedef struct {
     char kind[16];    /* text, system */
     char msgtype[16]; /* the stored Matrix msgtype, "" for m.text */
     char author_local[QUN_MX_LOCAL_MAX];
-    int64_t session_id; /* the session that sent it (0: not recorded) */
-    char txn_id[256];   /* its Matrix transaction id, "" for none */
-    int64_t stream_id;  /* its message.created row (0: from before stream positions) */
-    char *body;         /* malloc'd */
+    int64_t session_id;     /* the session that sent it (0: not recorded) */
+    char txn_id[256];       /* its Matrix transaction id, "" for none */
+    int64_t stream_id;      /* its message.created row (0: from before stream positions) */
+    char *body;             /* malloc'd */
     char media_msgtype[16]; /* m.image, m.file, m.audio, m.video for a file message, else "" */
     char media_id[65];      /* the media id it was sent as, "" for none */
     char file_type[97];     /* the group file's content type, "" when the group no longer has it */

@@ -244,24 +244,27 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
     qun_mx_msg_t *got = calloc((size_t)limit, sizeof *got);
     if (!got) return qun_fail(err, QUN_NOMEM, "cannot read %d messages", limit);
     qun_rc rc =
-        from_end ? qun_db_run(db, &q, err,
-                              "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
-                                  "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
-                                       "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
-                                       "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0) "
-                                       "FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
-                                       "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
-                                       "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq DESC LIMIT $4",
-                              "iiii", group_id, lo, hi, (int64_t)limit)
-                 : qun_db_run(db, &q, err,
-                              "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
-                                  "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
-                                       "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
-                                       "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0) "
-                                       "FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
-                                       "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
-                                       "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
-                              "iiii", group_id, lo, hi, (int64_t)limit);
+        from_end
+            ? qun_db_run(
+                  db, &q, err,
+                  "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
+                      "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
+                           "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
+                           "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0) "
+                           "FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
+                           "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
+                           "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq DESC LIMIT $4",
+                  "iiii", group_id, lo, hi, (int64_t)limit)
+            : qun_db_run(
+                  db, &q, err,
+                  "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
+                      "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
+                           "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
+                           "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0) "
+                           "FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
+                           "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
+                           "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
+                  "iiii", group_id, lo, hi, (int64_t)limit);
     int k = 0;
     for (; rc == QUN_ROW && k < limit; rc = qun_q_step(q, err)) {
         qun_mx_msg_t *m = &got[k];

@@ -48,8 +48,8 @@ qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, 
         db, NULL, err,
         "INSERT INTO messages(group_id, seq, author_id, body, created_at, msgtype, session_id, txn_id, "
         "file_sha256, media_id, media_msgtype) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        "iiisiszssss", g.id, seq, a->uid, text, now, msgtype, a->session_id, txn_id, file ? file->sha256 : NULL,
-        file ? opts->media_id : NULL, media_type);
+        "iiisiszssss", g.id, seq, a->uid, text, now, msgtype, a->session_id, txn_id,
+        file ? file->sha256 : NULL, file ? opts->media_id : NULL, media_type);
     if (rc != QUN_DONE) return rc;
     rc = qun_db_run(db, &q, err, "SELECT display_name FROM users WHERE id = $1", "i", a->uid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
@@ -59,7 +59,8 @@ qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, 
                      "created_at", (json_int_t)now, "msgtype", media_type ? media_type : msgtype);
     qun_q_done(q);
     if (*out && file &&
-        json_object_set_new(*out, "file", file_json(file->sha256, file->name, file->content_type, file->size))) {
+        json_object_set_new(*out, "file",
+                            file_json(file->sha256, file->name, file->content_type, file->size))) {
         json_decref(*out);
         *out = NULL;
     }
@@ -89,20 +90,21 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
     qun_q_t *q;
     json_t *items = json_array();
     int64_t last = after;
-    rc = qun_db_run(db, &q, err,
-                    "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
-                    "u.display_name, f.sha256, f.name, f.content_type, f.size FROM messages m "
-                    "JOIN users u ON u.id = m.author_id "
-                    "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
-                    "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
-                    "iii", g.id, after, (int64_t)limit);
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
+        "u.display_name, f.sha256, f.name, f.content_type, f.size FROM messages m "
+        "JOIN users u ON u.id = m.author_id "
+        "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
+        "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+        "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_t *item = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "seq", (json_int_t)last, "author",
-                             qun_q_col_text(q, 1), "author_display_name",
-                             qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind", qun_q_col_text(q, 2),
-                             "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4),
-                             "msgtype", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5));
+        json_t *item = json_pack(
+            "{s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "seq", (json_int_t)last, "author", qun_q_col_text(q, 1),
+            "author_display_name", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind",
+            qun_q_col_text(q, 2), "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4),
+            "msgtype", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5));
         /* A file message shows its file while the group still has it. */
         if (item && !qun_q_col_null(q, 7))
             json_object_set_new(item, "file",

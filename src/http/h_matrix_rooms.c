@@ -17,9 +17,9 @@
 #include "qun/read.h"
 
 #define ROOM r->params[0]
-#define REASON_MAX 500 /* bytes of a kick or leave reason, as /v1 has it */
-#define NAME_MAX 128   /* bytes of a group name, as /v1 has it */
-#define TEXT_MAX 16384 /* bytes of a message, as /v1 has it */
+#define REASON_MAX 500      /* bytes of a kick or leave reason, as /v1 has it */
+#define NAME_MAX 128        /* bytes of a group name, as /v1 has it */
+#define TEXT_MAX 16384      /* bytes of a message, as /v1 has it */
 #define TYPING_MAX_MS 30000 /* a typing notice lasts at most this long */
 
 enum { ACCEPT, DECLINE, REVOKE }; /* what becomes of a pending invitation */
@@ -421,8 +421,9 @@ static qun_rc send_media(qun_req_t *r, const char *gid, const char *msgtype, con
     if (rc != QUN_OK) return rc;
     const char *url = qun_jstr(r->json, "url");
     if (!url || strncmp(url, "mxc://", 6) != 0 || !strchr(url + 6, '/'))
-        return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM",
-                           "a media message has a url mxc://<server>/<media id> (encrypted media are not supported)");
+        return qun_mx_fail(
+            r, QUN_FIELD_INVALID, "M_INVALID_PARAM",
+            "a media message has a url mxc://<server>/<media id> (encrypted media are not supported)");
     const char *server = url + 6, *slash = strchr(server, '/');
     size_t sn = strlen(qun_mx_cfg.server_name);
     if ((size_t)(slash - server) != sn || strncmp(server, qun_mx_cfg.server_name, sn) != 0)
@@ -444,10 +445,9 @@ static qun_rc send_media(qun_req_t *r, const char *gid, const char *msgtype, con
 }
 
 /* PUT /rooms/{roomId}/send/{eventType}/{txnId}: a text message (m.text, m.notice,
- * m.emote; its plain body only), or a media message (send_media), posted as POST /v1/groups/{id}/messages does, with its
- * msgtype and txnId kept (the sender's sync echoes the txnId).  The router made the
- * txnId the idempotency key of this session, so a retry gets the first event id back,
- * even once the group is gone. */
+ * m.emote; its plain body only), or a media message (send_media), posted as POST /v1/groups/{id}/messages
+ * does, with its msgtype and txnId kept (the sender's sync echoes the txnId).  The router made the txnId the
+ * idempotency key of this session, so a retry gets the first event id back, even once the group is gone. */
 qun_rc h_mx_send(qun_req_t *r) {
     static const mx_member_t t[] = {{"msgtype", JSON_STRING}, {"body", JSON_STRING}, {0}};
     char gid[QUN_ID_MAX];
@@ -675,8 +675,8 @@ static qun_rc event_seq(qun_req_t *r, const qun_group_t *g, const char *eid, int
         qun_event_rows_free(&row, 1);
         return qun_mx_view_seq_at(r->db, g->id, id.n, seq, &r->err);
     }
-    static const char *const state[] = {"create", "pl0", "jr", "hv", "ga", "name", "grp", "diss", "tomb",
-                                        NULL};
+    static const char *const state[] = {"create", "pl0", "jr",   "hv",   "ga",
+                                        "name",   "grp", "diss", "tomb", NULL};
     for (int i = 0; state[i]; i++)
         if (strcmp(id.rest, state[i]) == 0) return QUN_OK;
     if (strncmp(id.rest, "j.", 2) == 0 && id.rest[2]) return QUN_OK;

@@ -27,7 +27,7 @@ typedef struct {
     int64_t uid;
     int64_t session_id;
     char local[QUN_MX_LOCAL_MAX];
-    int64_t since; /* -1: initial */
+    int64_t since;   /* -1: initial */
     uint64_t typing; /* typing changes up to this serial are told (the token's _<T>) */
     bool full_state;
     bool force_limited; /* a since we cannot serve: initial, limited */
@@ -179,10 +179,10 @@ static qun_rc join_entry(sync_t *s, const qun_mx_room_t *room, json_t *members, 
     if (prev_seq >= 0) json_object_set_new(tl, "prev_batch", tok('t', prev_seq));
     char rid[QUN_MX_ID_MAX];
     qun_mx_room_id(room->gid, rid, sizeof rid);
-    json_t *entry = json_pack("{s:o, s:{s:o}, s:{s:o}, s:{s:o}, s:{s:I, s:i}}", "timeline", tl, "state",
-                              "events", state, "ephemeral", "events", ephemeral(s, room), "account_data",
-                              "events", data, "unread_notifications", "notification_count",
-                              (json_int_t)unread, "highlight_count", 0);
+    json_t *entry =
+        json_pack("{s:o, s:{s:o}, s:{s:o}, s:{s:o}, s:{s:I, s:i}}", "timeline", tl, "state", "events", state,
+                  "ephemeral", "events", ephemeral(s, room), "account_data", "events", data,
+                  "unread_notifications", "notification_count", (json_int_t)unread, "highlight_count", 0);
     if (entry && members) json_object_set_new(entry, "summary", summary(room, members, s->a->local));
     json_object_set_new(s->join, rid, entry);
     return QUN_OK;

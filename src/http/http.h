@@ -80,7 +80,7 @@ struct qun_req {
     char *out_text;  /* serialized out (set by the writer for idempotency), owned */
     char *file_path; /* answer is this file's bytes, owned */
     char content_type[96];
-    char disposition[700]; /* room for a percent-encoded UTF-8 file name */
+    char disposition[700];        /* room for a percent-encoded UTF-8 file name */
     void *scratch;                /* handler state carried from prep to run, freed with free() */
     void (*scratch_free)(void *); /* frees scratch instead of free() when set */
     bool lockout;                 /* an R_LOCKOUT route was sent a secret: failures are counted */

@@ -294,8 +294,9 @@ json_t *mx_message(mx_ctx_t *c, const qun_mx_room_t *room, const qun_mx_msg_t *m
         snprintf(url, sizeof url, "mxc://%s/%s", qun_mx_cfg.server_name, m->media_id);
         content = json_pack("{s:s, s:s, s:s}", "msgtype", m->media_msgtype, "body", m->body, "url", url);
         if (content && m->file_type[0])
-            json_object_set_new(content, "info",
-                                json_pack("{s:s, s:I}", "mimetype", m->file_type, "size", (json_int_t)m->file_size));
+            json_object_set_new(
+                content, "info",
+                json_pack("{s:s, s:I}", "mimetype", m->file_type, "size", (json_int_t)m->file_size));
     } else {
         content = json_pack("{s:s, s:s}", "msgtype", m->msgtype[0] ? m->msgtype : "m.text", "body", m->body);
     }

@@ -310,8 +310,10 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         qun_mx_media_purged_t c = {0, 0, 0};
         rc = qun_mx_media_purge_group(db, group_id, &c, &more, err);
         if (rc == QUN_OK) {
-            bad |= bump(p, "media_links_deleted", c.links_deleted) | bump(p, "media_deleted", c.media_deleted);
-            bad |= bump(p, "blobs_released", c.blobs_released) | bump(p, "cdn_purges_queued", c.blobs_released);
+            bad |=
+                bump(p, "media_links_deleted", c.links_deleted) | bump(p, "media_deleted", c.media_deleted);
+            bad |=
+                bump(p, "blobs_released", c.blobs_released) | bump(p, "cdn_purges_queued", c.blobs_released);
             if (!more) bad |= json_object_set_new(p, "phase", json_string("exports"));
         }
     } else if (strcmp(phase, "exports") == 0) {

@@ -138,11 +138,11 @@ static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
  * references; remove staged imports a crash left behind; forget Matrix uploads no message
  * took up within a day.  Each kind is counted for
  * /metrics. */
-const char *const qun_housekeeping_kinds[QUN_HK_KINDS] = {"idempotency_key", "confirm_token", "event_ticket",
-                                                          "export",          "blob",          "staged_import",
-                                                          "matrix_media"};
+const char *const qun_housekeeping_kinds[QUN_HK_KINDS] = {
+    "idempotency_key", "confirm_token", "event_ticket", "export", "blob", "staged_import", "matrix_media"};
 void qun_housekeeping_stats(uint64_t out[QUN_HK_KINDS]) {
-    for (int i = 0; i < QUN_HK_KINDS; i++) out[i] = atomic_load(&hk_deleted[i]);
+    for (int i = 0; i < QUN_HK_KINDS; i++)
+        out[i] = atomic_load(&hk_deleted[i]);
 }
 
 /* Run a DELETE ... RETURNING 1 and count its rows into kind. */
@@ -150,7 +150,8 @@ static qun_rc count_deleted(qun_db_t *db, int kind, qun_err_t *err, const char *
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, sql, "i", before);
     uint64_t n = 0;
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) n++;
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        n++;
     if (rc == QUN_DONE) atomic_fetch_add(&hk_deleted[kind], n);
     return rc;
 }
@@ -171,7 +172,8 @@ static qun_rc expire_exports(qun_db_t *db, int64_t now, qun_err_t *err) {
     }
     for (int i = 0; rc == QUN_DONE && i < n; i++) {
         char path[1024];
-        if (snprintf(path, sizeof path, "%s/exports/%s.age", qun_core_cfg.data_dir, xids[i]) >= (int)sizeof path)
+        if (snprintf(path, sizeof path, "%s/exports/%s.age", qun_core_cfg.data_dir, xids[i]) >=
+            (int)sizeof path)
             return qun_fail(err, QUN_STORE, "the data directory's path is too long");
         if (unlink(path) != 0 && errno != ENOENT)
             return qun_fail(err, QUN_STORE, "cannot delete %s: %s", path, strerror(errno));
@@ -211,13 +213,15 @@ static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     qun_rc rc = count_deleted(db, 0, err, "DELETE FROM idempotency WHERE created_at < $1 RETURNING 1",
                               now - qun_core_cfg.idempotency_ttl);
     if (rc == QUN_DONE)
-        rc = count_deleted(db, 1, err, "DELETE FROM confirm_tokens WHERE expires_at < $1 RETURNING 1", now - 86400);
+        rc = count_deleted(db, 1, err, "DELETE FROM confirm_tokens WHERE expires_at < $1 RETURNING 1",
+                           now - 86400);
     if (rc == QUN_DONE) { /* GET /v1/events replays at most this far back (docs/events.md) */
         rc = qun_event_expire(db, now - 86400, NULL, err);
         if (rc == QUN_OK) rc = QUN_DONE;
     }
     if (rc == QUN_DONE) /* kept an hour past expiry: a late reuse still says "expired" */
-        rc = count_deleted(db, 2, err, "DELETE FROM event_tickets WHERE expires_at < $1 RETURNING 1", now - 3600);
+        rc = count_deleted(db, 2, err, "DELETE FROM event_tickets WHERE expires_at < $1 RETURNING 1",
+                           now - 3600);
     if (rc == QUN_DONE) rc = expire_exports(db, now, err);
     if (rc == QUN_DONE) { /* Matrix uploads no message took up (docs/matrix.md "Media") */
         int64_t expired;

@@ -19,7 +19,8 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv);
 
 static const char USAGE[] =
-    "admin migrate --from sqlite:PATH --to postgres://... | admin username-collisions | admin users [PREFIX] | "
+    "admin migrate --from sqlite:PATH --to postgres://... | admin username-collisions | admin users [PREFIX] "
+    "| "
     "admin user USER | admin disable USER | admin enable USER | admin reset-password USER | "
     "admin backup DIR [--data DATA_DIR] [--config FILE] [--store URL] | admin restore DIR DATA_DIR";
 
@@ -136,7 +137,8 @@ static int users(qun_cli_t *c, int argc, char **argv) {
     size_t i;
     char path[512] = "/v1/admin/users", t1[32], t2[32];
     int rc = qun_args_parse(argc, argv, NULL, 0, 1, "admin users [PREFIX]", &a);
-    if (rc == QUN_EXIT_OK && a.npos == 1) rc = qun_pathf(path, sizeof path, "/v1/admin/users?prefix=%s", a.pos[0]);
+    if (rc == QUN_EXIT_OK && a.npos == 1)
+        rc = qun_pathf(path, sizeof path, "/v1/admin/users?prefix=%s", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json) {
@@ -167,8 +169,9 @@ static int one_user(qun_cli_t *c, const char *verb, int argc, char **argv) {
     bool get = strcmp(verb, "user") == 0, reset = strcmp(verb, "reset-password") == 0;
     if (rc == QUN_EXIT_OK)
         rc = get ? qun_pathf(path, sizeof path, "/v1/admin/users/%s", openid)
-                 : qun_pathf(path, sizeof path, reset ? "/v1/admin/users/%s/password-reset" : "/v1/admin/users/%s/%s",
-                             openid, verb);
+                 : qun_pathf(path, sizeof path,
+                             reset ? "/v1/admin/users/%s/password-reset" : "/v1/admin/users/%s/%s", openid,
+                             verb);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, get ? "GET" : "POST", path, get ? NULL : json_object(), &out);
     if (rc != QUN_EXIT_OK) return rc;
     const char *name = qun_jstr_or(out, "username", "?");

@@ -116,14 +116,17 @@ static const command_t commands[] = {
      "copy an installation from SQLite to PostgreSQL (one transaction, same ledger)"},
     {"admin", NULL, "admin username-collisions",
      "list accounts whose usernames were one name once case-folded (server admins)"},
-    {"admin", NULL, "admin users [PREFIX]", "list accounts, or those whose username starts with PREFIX (server admins)"},
+    {"admin", NULL, "admin users [PREFIX]",
+     "list accounts, or those whose username starts with PREFIX (server admins)"},
     {"admin", NULL, "admin user USER", "show an account and its groups (server admins)"},
     {"admin", NULL, "admin disable USER", "disable an account and log out its sessions (server admins)"},
     {"admin", NULL, "admin enable USER", "enable a disabled account again (server admins)"},
-    {"admin", NULL, "admin reset-password USER", "reset a password to a one-time code shown once (server admins)"},
+    {"admin", NULL, "admin reset-password USER",
+     "reset a password to a one-time code shown once (server admins)"},
     {"admin", NULL, "admin backup DIR [--data DATA_DIR] [--config FILE] [--store URL]",
      "copy a data directory while qund serves: database snapshot, blobs, exports, keys, manifest"},
-    {"admin", NULL, "admin restore DIR DATA_DIR", "rebuild a data directory from a backup whose digests all match"},
+    {"admin", NULL, "admin restore DIR DATA_DIR",
+     "rebuild a data directory from a backup whose digests all match"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

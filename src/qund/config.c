@@ -71,9 +71,9 @@ static int g_nnoted;
 static const struct {
     const char *key, *value;
 } g_defaults[] = {
-    {"listen", "127.0.0.1:8080"}, {"data", "var/data"},       {"policies", "policies"},
-    {"matrix", "off"},            {"log_format", "text"},     {"log_requests", "true"},
-    {"bench_hello", "false"},     {"web_root", "web"},        {"trusted_proxies", ""},
+    {"listen", "127.0.0.1:8080"}, {"data", "var/data"},     {"policies", "policies"}, {"matrix", "off"},
+    {"log_format", "text"},       {"log_requests", "true"}, {"bench_hello", "false"}, {"web_root", "web"},
+    {"trusted_proxies", ""},
 };
 
 static int noted(const char *key) {
@@ -270,11 +270,11 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
         if (!to_i64(value, ints[i].lo, ints[i].hi, &v))
             return qun_fail(err, QUN_BAD_REQUEST, "%s: expected an integer from %lld to %lld, got \"%s\"",
                             key, (long long)ints[i].lo, (long long)ints[i].hi, value);
-        int64_t before = ints[i].i64                             ? *ints[i].i64
-                         : ints[i].i32                           ? *ints[i].i32
-                         : strcmp(key, "upload_limit") == 0      ? (int64_t)qun_server_cfg.upload_limit
-                         : strcmp(key, "argon2_opslimit") == 0   ? (int64_t)qun_core_cfg.pw_opslimit
-                                                                 : (int64_t)(qun_core_cfg.pw_memlimit / 1024);
+        int64_t before = ints[i].i64                           ? *ints[i].i64
+                         : ints[i].i32                         ? *ints[i].i32
+                         : strcmp(key, "upload_limit") == 0    ? (int64_t)qun_server_cfg.upload_limit
+                         : strcmp(key, "argon2_opslimit") == 0 ? (int64_t)qun_core_cfg.pw_opslimit
+                                                               : (int64_t)(qun_core_cfg.pw_memlimit / 1024);
         int k = noted(key);
         if (k >= 0 && !g_noted[k].have_initial) {
             g_noted[k].have_initial = true;

@@ -236,8 +236,7 @@ int main(int argc, char **argv) {
         if (!qun_mx_cfg.base_url[0])
             snprintf(qun_mx_cfg.base_url, sizeof qun_mx_cfg.base_url, "%s://%s%s%s:%d",
                      qun_server_cfg.tls_cert ? "https" : "http", v6 && !any ? "[" : "", any ? "localhost" : h,
-                     v6 && !any ? "]" : "",
-                     qun_server_cfg.port);
+                     v6 && !any ? "]" : "", qun_server_cfg.port);
         qun_log("info", "matrix: point Matrix clients at %s (user ids look like @name:%s)",
                 qun_mx_cfg.base_url, qun_mx_cfg.server_name);
     }
