@@ -89,6 +89,9 @@ qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
  * when a reader's snapshot kept it from finishing).  A no-op on PostgreSQL, whose dead
  * rows go with VACUUM (docs/postgres.md). */
 qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err);
+/* Copy the whole database, as of one commit, into a new file at path (SQLite's online
+ * backup: writers carry on meanwhile); not synced.  QUN_INTERNAL on PostgreSQL. */
+qun_rc qun_db_copy_to(qun_db_t *db, const char *path, qun_err_t *err);
 /* The backend's name: "sqlite" or "postgres" (static). */
 const char *qun_db_backend(qun_db_t *db);
 /* Inside the open transaction, signal channel to every listening connection when it

@@ -4,14 +4,13 @@
  *
  * The backup works on the data directory itself (run it on the server, as the user qund
  * runs as), not through qund: the database first, as one consistent snapshot (SQLite's
- * VACUUM INTO runs in one read transaction, so it sees the database as of one commit
- * while qund keeps writing through WAL), then the blobs and the finished exports that
- * snapshot references, the ledger and TOTP keys, and the config file when there is one.
- * Blobs are named by their SHA-256 and never change, so a copy taken after the snapshot
- * is the snapshot's; one deleted in between (its group was being purged) is listed in the
- * manifest as gone, and the restored qund's purge, resumed from the snapshot, finishes
- * it.  manifest.json lists every file with its size and SHA-256; the restore checks them
- * all before it writes anything, and refuses a backup that does not match.
+ * online backup, its pages copied in one step and so in one read transaction: the
+ * database as of one commit while qund keeps writing through WAL), then the blobs and the finished exports
+ * that snapshot references, the ledger and TOTP keys, and the config file when there is one. Blobs are named
+ * by their SHA-256 and never change, so a copy taken after the snapshot is the snapshot's; one deleted in
+ * between (its group was being purged) is listed in the manifest as gone, and the restored qund's purge,
+ * resumed from the snapshot, finishes it.  manifest.json lists every file with its size and SHA-256; the
+ * restore checks them all before it writes anything, and refuses a backup that does not match.
  *
  * On PostgreSQL the database is pg_dump's; the command copies the rest, referenced as of
  * a REPEATABLE READ snapshot taken after the dump (docs/admin.md gives the order). */
@@ -65,6 +64,32 @@ static int copy_file(const char *src, const char *dst, char *hex, int64_t *size)
     return rc;
 }
 
+/* Copy src to dst (created 0600) in the kernel (copy_file_range: no trip through user
+ * space, a reflink where the file system shares extents), falling back to copy_file
+ * when the kernel cannot; for blobs, whose name is their digest already. */
+static int clone_file(const char *src, const char *dst, int64_t *size) {
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    if (in < 0) return errno == ENOENT ? 1 : -1;
+    struct stat st;
+    if (fstat(in, &st) == 0 && (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) >= 0) {
+        off_t left = st.st_size;
+        ssize_t n = 1;
+        while (left > 0 && (n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0)) > 0)
+            left -= n;
+        close(out);
+        if (left == 0) {
+            *size = st.st_size;
+            rc = 0;
+        } else if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL)) {
+            char hex[65];
+            unlink(dst);
+            rc = copy_file(src, dst, hex, size);
+        }
+    }
+    close(in);
+    return rc;
+}
+
 /* The SHA-256 of a file into hex; -1 when it cannot be read. */
 static int hash_file(const char *path, char *hex, int64_t *size) {
     int in = open(path, O_RDONLY | O_CLOEXEC);
@@ -103,8 +128,11 @@ typedef struct {
 } job_t;
 
 /* Copy rel from the data directory into the backup and list it; a file that is gone is
- * listed in gone when optional, and fails the backup otherwise. */
-static int take(job_t *j, const char *rel, bool optional) {
+ * listed in gone when optional, and fails the backup otherwise.  A blob is listed under
+ * its name, digest (content-addressed: a blob that no longer matches its name is then
+ * refused by the restore, which hashes everything); any other file is hashed as it is
+ * copied. */
+static int take(job_t *j, const char *rel, bool optional, const char *digest) {
     char src[1024], dst[1024], hex[65], dir[1024];
     int64_t size = 0;
     snprintf(src, sizeof src, "%s/%s", j->from, rel);
@@ -113,7 +141,8 @@ static int take(job_t *j, const char *rel, bool optional) {
     *strrchr(dir, '/') = '\0';
     if (mkdirs(dir) != 0)
         return qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot create %s: %s", dir, strerror(errno));
-    int rc = copy_file(src, dst, hex, &size);
+    int rc = digest ? clone_file(src, dst, &size) : copy_file(src, dst, hex, &size);
+    if (digest) snprintf(hex, sizeof hex, "%s", digest);
     if (rc == 1 && optional) {
         json_array_append_new(j->gone, json_string(rel));
         return QUN_EXIT_OK;
@@ -155,7 +184,9 @@ static int take_referenced(job_t *j, qun_db_t *db, int64_t *blobs, int64_t *expo
     }
     int out = QUN_EXIT_OK;
     json_array_foreach(rels, i, v) {
-        if ((out = take(j, json_string_value(v), true)) != QUN_EXIT_OK) break;
+        const char *path = json_string_value(v);
+        bool blob = strncmp(path, "blobs/", 6) == 0;
+        if ((out = take(j, path, true, blob ? strrchr(path, '/') + 1 : NULL)) != QUN_EXIT_OK) break;
     }
     json_decref(rels);
     return out;
@@ -217,9 +248,8 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
     if (!store) {
         /* The snapshot: one read transaction, however long qund keeps writing. */
         snprintf(snap, sizeof snap, "%s/qun.db", dir);
-        qrc = qun_db_open(dbpath, false, false, &live, &err); /* VACUUM INTO writes its target */
-        if (qrc == QUN_OK) qrc = qun_db_run(live, NULL, &err, "VACUUM INTO $1", "s", snap);
-        if (qrc == QUN_DONE) qrc = QUN_OK;
+        qrc = qun_db_open(dbpath, true, false, &live, &err);
+        if (qrc == QUN_OK) qrc = qun_db_copy_to(live, snap, &err);
         qun_db_close(live);
         if (qrc == QUN_OK) qrc = qun_db_open(snap, true, false, &db, &err);
     } else {
@@ -247,10 +277,11 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
         else
             rc = qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot read the snapshot %s", snap);
     }
-    if (rc == QUN_EXIT_OK) rc = take(&j, "ledger.key", false);
+    if (rc == QUN_EXIT_OK) rc = take(&j, "ledger.key", false, NULL);
     char totp[1024];
     snprintf(totp, sizeof totp, "%s/totp.key", data);
-    if (rc == QUN_EXIT_OK && access(totp, F_OK) == 0) rc = take(&j, "totp.key", false); /* none before TOTP */
+    if (rc == QUN_EXIT_OK && access(totp, F_OK) == 0)
+        rc = take(&j, "totp.key", false, NULL); /* none before TOTP */
     if (rc == QUN_EXIT_OK && config) {
         char hex[65];
         int64_t n = 0;
@@ -345,7 +376,7 @@ int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv) {
     }
     job_t j = {dir, data, json_array(), json_array()};
     json_array_foreach(json_object_get(m, "files"), i, f) {
-        if ((rc = take(&j, qun_jstr_or(f, "path", ""), false)) != QUN_EXIT_OK) break;
+        if ((rc = take(&j, qun_jstr_or(f, "path", ""), false, NULL)) != QUN_EXIT_OK) break;
     }
     json_decref(j.files);
     json_decref(j.gone);

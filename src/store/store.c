@@ -135,6 +135,12 @@ const char *qun_db_backend(qun_db_t *db) {
     return DB_OPS(db)->name;
 }
 
+qun_rc qun_db_copy_to(qun_db_t *db, const char *path, qun_err_t *err) {
+    return DB_OPS(db)->copy_to
+               ? DB_OPS(db)->copy_to(db, path, err)
+               : qun_fail(err, QUN_INTERNAL, "the %s store has no file copy", DB_OPS(db)->name);
+}
+
 qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err) {
     return DB_OPS(db)->scrub ? DB_OPS(db)->scrub(db, err) : QUN_OK;
 }

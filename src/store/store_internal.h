@@ -56,6 +56,9 @@ typedef struct qun_store_ops {
     /* Optional (NULL on PostgreSQL): drop the copies of deleted rows the backend's own
      * files still hold (the SQLite WAL). */
     qun_rc (*scrub)(qun_db_t *db, qun_err_t *err);
+    /* Optional (NULL on PostgreSQL, whose copy is pg_dump's): the whole database as of
+     * one commit into a new file. */
+    qun_rc (*copy_to)(qun_db_t *db, const char *path, qun_err_t *err);
     /* Optional (NULL on SQLite): notifications between processes. */
     qun_rc (*notify)(qun_db_t *db, const char *channel, qun_err_t *err);
     qun_rc (*listen)(qun_db_t *db, const char *channel, qun_err_t *err);

@@ -330,6 +330,33 @@ static qun_rc sq_scrub(qun_db_t *db, qun_err_t *err) {
                 : QUN_OK;
 }
 
+/* The database as of one commit, page by page, into a new file at path: one backup step
+ * over every page holds one read transaction, so writers carry on (WAL) and the copy is
+ * never restarted.  Not synced: the caller syncs what it wrote. */
+static qun_rc sq_copy_to(qun_db_t *db, const char *path, qun_err_t *err) {
+    sqlite3 *to = NULL;
+    int rc =
+        sqlite3_open_v2(path, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE, NULL);
+    if (rc != SQLITE_OK) {
+        qun_rc out =
+            qun_fail(err, QUN_STORE, "cannot create %s: %s", path, to ? sqlite3_errmsg(to) : "no memory");
+        sqlite3_close(to);
+        return out;
+    }
+    sqlite3_backup *b = sqlite3_backup_init(to, "main", db->h, "main");
+    if (!b) {
+        qun_rc out = qun_fail(err, QUN_STORE, "cannot copy the database: %s", sqlite3_errmsg(to));
+        sqlite3_close(to);
+        return out;
+    }
+    rc = sqlite3_backup_step(b, -1);
+    sqlite3_backup_finish(b);
+    qun_rc out = rc == SQLITE_DONE ? QUN_OK : sqlite_rc(db, rc, err, "copying the database");
+    if (sqlite3_close(to) != SQLITE_OK && out == QUN_OK)
+        out = qun_fail(err, QUN_STORE, "cannot close %s", path);
+    return out;
+}
+
 static void sq_init(void) {
     /* SQLite's memory statistics take a process-wide mutex on every allocation;
      * qund does not read them, and every loop thread paid for them. */
@@ -361,4 +388,5 @@ const qun_store_ops_t qun_sqlite_ops = {
     .read_begin = sq_read_begin,
     .read_end = sq_read_end,
     .scrub = sq_scrub,
+    .copy_to = sq_copy_to,
 };
