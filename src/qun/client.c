@@ -20,6 +20,9 @@
 #include "client.h"
 #include "qun/version.h"
 
+/* The invocation whose names qun_pathf resolves; set by qun_cli_init. */
+static qun_cli_t *names_cli;
+
 #define DEFAULT_URL "http://127.0.0.1:8080"
 /* Answers kept in memory are JSON or problems; anything larger is not one of ours. */
 #define MAX_ANSWER (64u << 20)
@@ -124,6 +127,7 @@ static bool config_url(const char *dir, char *out, size_t size) {
 
 int qun_cli_init(qun_cli_t *c, const char *url_flag) {
     memset(c, 0, sizeof *c);
+    names_cli = c;
     int rc = config_dir(c->dir, sizeof c->dir);
     if (rc != QUN_EXIT_OK) return rc;
     const char *env_url = getenv("QUN_URL");
@@ -159,6 +163,7 @@ int qun_cli_init(qun_cli_t *c, const char *url_flag) {
 }
 
 void qun_cli_free(qun_cli_t *c) {
+    if (names_cli == c) names_cli = NULL;
     if (c->curl) curl_easy_cleanup(c->curl);
     if (c->token) sodium_memzero(c->token, strlen(c->token));
     free(c->token);
@@ -336,13 +341,30 @@ static bool unreserved(unsigned char ch) {
 int qun_pathf(char *out, size_t size, const char *fmt, ...) {
     va_list ap;
     size_t n = 0;
-    int rc = QUN_EXIT_OK;
+    int rc = QUN_EXIT_OK, nth = 0;
+    char gid[128] = "", uid[128];
+    bool by_name = names_cli && strncmp(fmt, "/v1/groups/%s", 13) == 0,
+         member = by_name && strncmp(fmt, "/v1/groups/%s/members/%s", 24) == 0;
     va_start(ap, fmt);
     for (const char *p = fmt; *p && rc == QUN_EXIT_OK; p++) {
         char piece[32];
         const char *lit = NULL;
         if (p[0] == '%' && p[1] == 's') {
             const unsigned char *s = va_arg(ap, const unsigned char *);
+            nth++;
+            if (by_name && nth == 1) {
+                if (qun_group_ref(names_cli, (const char *)s, gid, sizeof gid) != QUN_EXIT_OK) {
+                    va_end(ap);
+                    return QUN_EXIT_FAIL;
+                }
+                s = (const unsigned char *)gid;
+            } else if (member && nth == 2) {
+                if (qun_member_ref(names_cli, gid, (const char *)s, uid, sizeof uid) != QUN_EXIT_OK) {
+                    va_end(ap);
+                    return QUN_EXIT_FAIL;
+                }
+                s = (const unsigned char *)uid;
+            }
             for (; *s && n + 4 < size; s++) {
                 if (unreserved(*s)) {
                     out[n++] = (char)*s;

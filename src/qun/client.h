@@ -131,8 +131,27 @@ int qun_cli_json(qun_cli_t *c, const char *method, const char *path, json_t *bod
 int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **out);
 
 /* Format a path: every %s is replaced by its argument percent-encoded as one path
- * segment or query value, %d by an int64_t.  Fails (usage) when it does not fit. */
+ * segment or query value, %d by an int64_t.  Fails (usage) when it does not fit.
+ * In a path that starts "/v1/groups/%s" the group may be given by name, and in
+ * "/v1/groups/%s/members/%s" the member by username: both are resolved to ids here
+ * (qun_group_ref, qun_member_ref), so every command accepts names. */
 int qun_pathf(char *out, size_t size, const char *fmt, ...);
+
+/* ---- names (names.c) ---- */
+
+/* The id of the group arg names: an id ("g_...") as it is, else the one of the caller's
+ * groups with that name (ASCII case ignored); none or several is an error that lists
+ * them.  Writes at most size bytes into out.  Returns an exit status. */
+int qun_group_ref(qun_cli_t *c, const char *arg, char *out, size_t size);
+/* The openid of the member of group gid that arg names: an openid ("u_...") as it is,
+ * else the member with that username, else the one with that display name. */
+int qun_member_ref(qun_cli_t *c, const char *gid, const char *arg, char *out, size_t size);
+/* The columns the UTF-8 text s takes on a terminal (CJK and fullwidth count two). */
+size_t qun_text_width(const char *s);
+/* Print s on stdout padded with spaces to width columns. */
+void qun_print_cell(const char *s, size_t width);
+/* A size in bytes as "512 B", "1.5 KiB", "20 MiB". */
+const char *qun_fmt_size(int64_t bytes, char out[32]);
 
 /* ---- output ---- */
 
@@ -182,5 +201,8 @@ int qun_cmd_approvals(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_hold(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_org(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_audit(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_files(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_file(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_payments(qun_cli_t *c, int argc, char **argv);
 
 #endif

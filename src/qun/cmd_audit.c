@@ -573,7 +573,7 @@ static bool tlog_proof_parse(const char *text, uint64_t *index, unsigned char (*
 static int audit_prove(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {
         {"--index", NULL, true}, {"--key", NULL, true}, {"--output", "-o", true}, {0}};
-    static const char usage[] = "audit prove <gid> [--index N] [--key K] [-o FILE]";
+    static const char usage[] = "audit prove <group> [--index N] [--key K] [-o FILE]";
     qun_args_t a;
     qun_note_key_t key;
     qun_err_t err = {0};
@@ -589,6 +589,11 @@ static int audit_prove(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     if (a.val[0] && !qun_parse_uint(a.val[0], &want))
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--index needs a ledger index (0, 1, ...)");
+    /* The bundle names the group by id, also when it was given by name. */
+    char gid[128];
+    rc = qun_group_ref(c, a.pos[0], gid, sizeof gid);
+    if (rc != QUN_EXIT_OK) return rc;
+    a.pos[0] = gid;
     /* The entry text: the group's history holds it for its members and owner. */
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/history", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &hist);

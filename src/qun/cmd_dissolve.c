@@ -324,7 +324,7 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
                                      {"--no-wait", NULL, false}, {"--successor", NULL, true},
                                      {"--password", NULL, true}, {0}};
     static const char usage[] =
-        "dissolve <gid> --messages keep|delete [--successor NAME] [--confirm-name NAME] "
+        "dissolve <group> --messages keep|delete [--successor NAME] [--confirm-name NAME] "
         "[--password P] [--no-wait]";
     qun_args_t a;
     json_t *preview = NULL, *status = NULL, *params = NULL;
@@ -398,7 +398,7 @@ out:
 int qun_cmd_status(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
-    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "status <gid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "status <group>", &a);
     if (rc == QUN_EXIT_OK) rc = fetch_status(c, a.pos[0], false, &out);
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json)
@@ -413,7 +413,7 @@ int qun_cmd_cancel(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "cancel <gid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "cancel <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/dissolution", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
@@ -432,7 +432,7 @@ int qun_cmd_restore(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL;
     char path[512];
-    int rc = qun_args_parse(argc, argv, opts, 1, 1, "restore <gid> [--password P]", &a);
+    int rc = qun_args_parse(argc, argv, opts, 1, 1, "restore <group> [--password P]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/restore", a.pos[0]);
     /* Server admins restore without a step-up, so the password is asked for only when
      * the server wants it (or sent at once when given on the command line). */

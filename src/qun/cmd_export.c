@@ -67,7 +67,7 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
                                      {"--self", NULL, false},
                                      {"--progress", NULL, false},
                                      {0}};
-    const char *usage = "export <gid> --to RECIPIENT[,RECIPIENT...] -o FILE [--self] [--progress]";
+    const char *usage = "export <group> --to RECIPIENT[,RECIPIENT...] -o FILE [--self] [--progress]";
     qun_args_t a;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;

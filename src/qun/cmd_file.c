@@ -48,7 +48,7 @@ int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
     char path[1024], local[65], namebuf[1024];
     struct stat st;
     json_t *out = NULL;
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "upload <gid> <path>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "upload <group> <path>", &a);
     if (rc != QUN_EXIT_OK) return rc;
     FILE *f = fopen(a.pos[1], "rb");
     if (!f) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", a.pos[1], strerror(errno));
@@ -122,7 +122,7 @@ int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
     crypto_hash_sha256_state st;
     FILE *sink = NULL;
     bool to_stdout = false, tmp_made = false;
-    int rc = qun_args_parse(argc, argv, opts, 2, 2, "download <gid> <digest> [-o FILE]", &a);
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, "download <group> <digest> [-o FILE]", &a);
     if (rc != QUN_EXIT_OK) return rc;
     const char *output = a.val[0];
     snprintf(want, sizeof want, "%s", a.pos[1]);

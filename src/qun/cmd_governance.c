@@ -122,7 +122,7 @@ static void print_hold(json_t *h) {
 
 static int hold_place(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--reason", NULL, true}, {0}};
-    static const char usage[] = "hold place <gid> --reason R";
+    static const char usage[] = "hold place <group> --reason R";
     qun_args_t a;
     json_t *out = NULL;
     char path[512];
@@ -147,7 +147,7 @@ static int hold_list(qun_cli_t *c, int argc, char **argv) {
     json_t *out = NULL, *h;
     size_t i;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "hold list <gid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "hold list <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/holds", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
@@ -166,7 +166,7 @@ static int hold_release(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "hold release <gid> <hid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "hold release <group> <hid>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/holds/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;

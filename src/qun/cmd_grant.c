@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* qun grant: storage grants, tokens that let another application download one group's
- * exports without a session (`grant export <gid> --expires 7d`, `grant list <gid>`,
- * `grant revoke <gid> <grant-id>`).  The token is printed once, when issued. */
+ * exports without a session (`grant export <group> --expires 7d`, `grant list <group>`,
+ * `grant revoke <group> <grant-id>`).  The token is printed once, when issued. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +37,7 @@ static void print_grant(json_t *g) {
 
 static int grant_export(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--expires", NULL, true}, {"--label", NULL, true}, {0}};
-    static const char usage[] = "grant export <gid> --expires 7d [--label L]";
+    static const char usage[] = "grant export <group> --expires 7d [--label L]";
     qun_args_t a;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
@@ -73,7 +73,7 @@ static int grant_list(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     char path[512];
     json_t *out = NULL;
-    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "grant list <gid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "grant list <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/grants", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
@@ -93,7 +93,7 @@ static int grant_revoke(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     char path[512];
     json_t *out = NULL;
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "grant revoke <gid> <grant-id>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "grant revoke <group> <grant-id>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/grants/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;

@@ -58,11 +58,21 @@ static void print_group_list(json_t *out, const void *arg) {
         printf("no groups yet; create one with: qun group create <name>\n");
         return;
     }
-    printf("%-26s %-24s %-12s %-9s %7s  %s\n", "ID", "NAME", "KIND", "STATE", "MEMBERS", "ROLE");
-    json_array_foreach(items, i, g)
-        printf("%-26s %-24s %-12s %-9s %7lld  %s\n", qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "name", ""),
-               qun_jstr_or(g, "kind", "?"), qun_jstr_or(g, "state", "?"),
+    /* Names may hold CJK text: pad by display columns, not bytes. */
+    size_t wname = 24;
+    json_array_foreach(items, i, g) {
+        size_t w = qun_text_width(qun_jstr_or(g, "name", ""));
+        wname = w > wname ? w : wname;
+    }
+    printf("%-26s ", "ID");
+    qun_print_cell("NAME", wname + 1);
+    printf("%-12s %-9s %7s  %s\n", "KIND", "STATE", "MEMBERS", "ROLE");
+    json_array_foreach(items, i, g) {
+        printf("%-26s ", qun_jstr_or(g, "id", "?"));
+        qun_print_cell(qun_jstr_or(g, "name", ""), wname + 1);
+        printf("%-12s %-9s %7lld  %s\n", qun_jstr_or(g, "kind", "?"), qun_jstr_or(g, "state", "?"),
                (long long)qun_jint(g, "member_count"), qun_jstr_or(g, "my_role", "-"));
+    }
 }
 
 static void print_members(json_t *out, const void *arg) {
@@ -112,7 +122,7 @@ static int group_show(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "group show <gid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "group show <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_group, NULL) : rc;
@@ -122,7 +132,7 @@ static int group_members(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "group members <gid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "group members <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_members, NULL) : rc;
@@ -133,10 +143,11 @@ static int group_add(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
     char path[512];
-    int rc = qun_args_parse(argc, argv, opts, 2, 2, "group add <gid> <openid> [--role admin|member]", &a);
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, "group add <group> <person> [--role admin|member]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members", a.pos[0]);
     if (rc != QUN_EXIT_OK) return rc;
-    json_t *body = json_pack("{s:s}", "openid", a.pos[1]);
+    /* The server finds a person by username itself; an openid is sent as one. */
+    json_t *body = json_pack("{s:s}", strncmp(a.pos[1], "u_", 2) == 0 ? "openid" : "username", a.pos[1]);
     if (a.val[0]) json_object_set_new(body, "role", json_string(a.val[0]));
     rc = qun_cli_json(c, "POST", path, body, &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "added") : rc;
@@ -164,7 +175,7 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL, *preview = NULL;
     char path[512], ppath[512], line[300], prompt[512];
-    int rc = qun_args_parse(argc, argv, opts, 2, 2, "group remove <gid> <openid> [--confirm-name NAME]", &a);
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, "group remove <group> <person> [--confirm-name NAME]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK)
         rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/members/remove/preview", a.pos[0]);
@@ -198,7 +209,7 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
 }
 
 static int group_role(qun_cli_t *c, int argc, char **argv) {
-    static const char usage[] = "group role <gid> <openid> admin|member";
+    static const char usage[] = "group role <group> <person> admin|member";
     qun_args_t a;
     json_t *out;
     char path[512];
@@ -215,7 +226,7 @@ static int group_rename(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "group rename <gid> <name>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "group rename <group> <name>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "name", a.pos[1]), &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_group, "renamed") : rc;
@@ -256,8 +267,13 @@ static void print_transfer(json_t *out, const void *arg) {
 static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const char *confirm, json_t **out) {
     char ppath[512], path[512];
     json_t *preview = NULL;
-    char prompt[512];
-    int rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/transfer/preview", gid);
+    char prompt[512], gidbuf[128], openid[128];
+    int rc = qun_group_ref(c, gid, gidbuf, sizeof gidbuf);
+    if (rc == QUN_EXIT_OK) rc = qun_member_ref(c, gidbuf, to, openid, sizeof openid);
+    if (rc != QUN_EXIT_OK) return rc;
+    gid = gidbuf;
+    to = openid;
+    rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/transfer/preview", gid);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer", gid);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", ppath, json_pack("{s:s}", "to", to), &preview);
     if (rc != QUN_EXIT_OK) return rc;
@@ -278,7 +294,7 @@ static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const c
 int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--confirm-name", NULL, true}, {0}};
     static const char usage[] =
-        "transfer <gid> <openid> [--confirm-name NAME] | transfer accept|decline|withdraw <gid>";
+        "transfer <group> <person> [--confirm-name NAME] | transfer accept|decline|withdraw <group>";
     qun_args_t a;
     json_t *out;
     char path[512];
@@ -302,7 +318,7 @@ int qun_cmd_leave(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
     char path[512], line[300];
-    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "leave <gid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "leave <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/leave", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
     if (rc != QUN_EXIT_OK) return rc;

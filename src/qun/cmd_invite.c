@@ -53,7 +53,7 @@ static void print_list(json_t *out, const char *verb) {
 
 int qun_cmd_invite(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--role", NULL, true}, {"--openid", NULL, false}, {0}};
-    static const char usage[] = "invite <gid> <username> [--role admin|member] [--openid]";
+    static const char usage[] = "invite <group> <username> [--role admin|member] [--openid]";
     qun_args_t a;
     json_t *out;
     char path[512];

@@ -9,7 +9,7 @@
 #define MAX_TEXT 16384 /* the server's limit on a message */
 
 int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
-    static const char usage[] = "post <gid> <text...>";
+    static const char usage[] = "post <group> <text...>";
     qun_args_t a;
     json_t *out;
     char path[512], text[MAX_TEXT + 2];
@@ -102,7 +102,7 @@ static json_t *member_names(qun_cli_t *c, const char *gid) {
 
 int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--after", NULL, true}, {"--limit", "-n", true}, {0}};
-    static const char usage[] = "history <gid> [--after N] [--limit N]";
+    static const char usage[] = "history <group> [--after N] [--limit N]";
     qun_args_t a;
     json_t *out = NULL, *names = NULL, *m;
     int64_t after = 0, limit = 0;

@@ -7,7 +7,7 @@
 
 int qun_cmd_pay(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--memo", "-m", true}, {0}};
-    static const char usage[] = "pay <gid> <amount> <shares> [--memo M]";
+    static const char usage[] = "pay <group> <amount> <shares> [--memo M]";
     qun_args_t a;
     int64_t amount, shares;
     json_t *out;
@@ -40,7 +40,7 @@ int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out;
     char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "claim <gid> <pid>", &a);
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "claim <group> <pid>", &a);
     if (rc == QUN_EXIT_OK)
         rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments/%s/claim", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
