@@ -101,34 +101,33 @@ static bool safe_name(const char *s) {
 
 /* Give the verified temporary file its final name; without -o an existing file is
  * never replaced, since the name came from the server. */
-static int place(const char *tmp, const char *final, bool overwrite) {
+static int place(const char *tmp, const char *final, bool overwrite, const char *hint) {
     if (overwrite) {
         if (rename(tmp, final) == 0) return QUN_EXIT_OK;
     } else if (link(tmp, final) == 0) {
         unlink(tmp);
         return QUN_EXIT_OK;
     } else if (errno == EEXIST) {
-        return qun_cli_fail(QUN_EXIT_FAIL, "FILE_EXISTS", "%s already exists; choose a name with -o", final);
+        return qun_cli_fail(QUN_EXIT_FAIL, "FILE_EXISTS", "%s already exists; %s", final, hint);
     } else if (access(final, F_OK) != 0 && rename(tmp, final) == 0) {
         return QUN_EXIT_OK; /* a file system without hard links */
     }
     return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", final, strerror(errno));
 }
 
-int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--output", "-o", true}, {0}};
-    qun_args_t a;
+/* Download the file of group gid with digest into output ("-": stdout; NULL: the name the
+ * server gives, which never replaces a file); overwrite lets output replace a file. */
+static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *output, bool overwrite,
+                 const char *hint) {
     char path[512], tmp[1100], dir[1024], got[65], want[65];
     crypto_hash_sha256_state st;
     FILE *sink = NULL;
     bool to_stdout = false, tmp_made = false;
-    int rc = qun_args_parse(argc, argv, opts, 2, 2, "download <group> <digest> [-o FILE]", &a);
-    if (rc != QUN_EXIT_OK) return rc;
-    const char *output = a.val[0];
-    snprintf(want, sizeof want, "%s", a.pos[1]);
+    int rc;
+    snprintf(want, sizeof want, "%s", digest);
     for (char *p = want; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files/%s", a.pos[0], want);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files/%s", gid, want);
     if (rc != QUN_EXIT_OK) return rc;
     if (output && strcmp(output, "-") == 0) {
         to_stdout = true;
@@ -184,7 +183,7 @@ int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
     fclose(sink);
     sink = NULL;
     const char *final = output ? output : (safe_name(server_name) ? server_name : want);
-    rc = place(tmp, final, output != NULL);
+    rc = place(tmp, final, overwrite, hint);
     if (rc != QUN_EXIT_OK) goto out;
     tmp_made = false;
     if (c->json) {
@@ -198,5 +197,116 @@ int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
 out:
     if (sink && !to_stdout) fclose(sink);
     if (tmp_made) unlink(tmp);
+    return rc;
+}
+
+int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--output", "-o", true}, {0}};
+    qun_args_t a;
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, "download <group> <digest> [-o FILE]", &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    return fetch(c, a.pos[0], a.pos[1], a.val[0], a.val[0] != NULL, "choose a name with -o");
+}
+
+static void print_files(json_t *items) {
+    size_t i, wname = 4, wtype = 4, wwho = 11;
+    json_t *f;
+    char t[32], sz[32];
+    json_array_foreach(items, i, f) {
+        const char *who = qun_jstr_or(f, "uploader_display_name", qun_jstr_or(f, "uploader", "?"));
+        size_t w = qun_text_width(qun_jstr_or(f, "name", ""));
+        wname = w > wname ? w : wname;
+        w = qun_text_width(qun_jstr_or(f, "content_type", ""));
+        wtype = w > wtype ? w : wtype;
+        w = qun_text_width(who);
+        wwho = w > wwho ? w : wwho;
+    }
+    qun_print_cell("NAME", wname + 2);
+    printf("%10s  ", "SIZE");
+    qun_print_cell("TYPE", wtype + 2);
+    qun_print_cell("UPLOADED BY", wwho + 2);
+    printf("%-16s  %s\n", "WHEN", "DIGEST");
+    json_array_foreach(items, i, f) {
+        qun_print_cell(qun_jstr_or(f, "name", ""), wname + 2);
+        printf("%10s  ", qun_fmt_size(qun_jint(f, "size"), sz));
+        qun_print_cell(qun_jstr_or(f, "content_type", "?"), wtype + 2);
+        qun_print_cell(qun_jstr_or(f, "uploader_display_name", qun_jstr_or(f, "uploader", "?")), wwho + 2);
+        printf("%-16s  %.12s\n", qun_fmt_time(qun_jint(f, "created_at"), t), qun_jstr_or(f, "digest", "?"));
+    }
+}
+
+int qun_cmd_files(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "files <group>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *items = json_object_get(out, "items");
+    if (c->json)
+        qun_print_json(out);
+    else if (json_array_size(items) == 0)
+        printf("no files in %s yet; add one with: qun upload %s <path>\n", a.pos[0], a.pos[0]);
+    else
+        print_files(items);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+/* The group's file that what names: by exact name, else by a prefix of its digest.
+ * Several matches are an error that lists them. */
+static int find_file(json_t *items, const char *what, json_t **hit) {
+    size_t i, n = 0, len = strlen(what);
+    json_t *f;
+    char t[32], sz[32];
+    *hit = NULL;
+    json_array_foreach(items, i, f) if (strcmp(qun_jstr_or(f, "name", ""), what) == 0) {
+        *hit = f;
+        n++;
+    }
+    bool by_name = n > 0;
+    if (!by_name)
+        json_array_foreach(items, i, f) if (len > 0 && strncasecmp(qun_jstr_or(f, "digest", ""), what, len) == 0) {
+            *hit = f;
+            n++;
+        }
+    if (n == 1) return QUN_EXIT_OK;
+    if (n == 0)
+        return qun_cli_fail(QUN_EXIT_FAIL, "FILE_NOT_FOUND",
+                            "no file of this group has the name or a digest starting \"%s\"; see: qun files", what);
+    fprintf(stderr, "%zu files match \"%s\":\n", n, what);
+    json_array_foreach(items, i, f) {
+        bool match = by_name ? strcmp(qun_jstr_or(f, "name", ""), what) == 0
+                             : strncasecmp(qun_jstr_or(f, "digest", ""), what, len) == 0;
+        if (match)
+            fprintf(stderr, "  %s  %s  %s  %s\n", qun_jstr_or(f, "digest", "?"), qun_jstr_or(f, "name", ""),
+                    qun_fmt_size(qun_jint(f, "size"), sz), qun_fmt_time(qun_jint(f, "created_at"), t));
+    }
+    return qun_cli_fail(QUN_EXIT_FAIL, "FILE_AMBIGUOUS", "several files match \"%s\"; give a longer digest prefix",
+                        what);
+}
+
+int qun_cmd_file(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--output", "-o", true}, {"--force", "-f", false}, {0}};
+    static const char usage[] = "file get <group> <name|digest-prefix> [-o PATH] [--force]";
+    qun_args_t a;
+    json_t *out, *hit;
+    char path[512], gid[128], name[256];
+    if (argc < 1 || strcmp(argv[0], "get") != 0)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s; see: qun help file", usage);
+    int rc = qun_args_parse(argc - 1, argv + 1, opts, 2, 2, usage, &a);
+    if (rc == QUN_EXIT_OK) rc = qun_group_ref(c, a.pos[0], gid, sizeof gid);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files", gid);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    rc = find_file(json_object_get(out, "items"), a.pos[1], &hit);
+    if (rc == QUN_EXIT_OK) {
+        const char *own = qun_jstr_or(hit, "name", "");
+        snprintf(name, sizeof name, "%s", safe_name(own) ? own : qun_jstr_or(hit, "digest", "download"));
+        rc = fetch(c, gid, qun_jstr_or(hit, "digest", ""), a.val[0] ? a.val[0] : name, a.val[1] != NULL,
+                   "add --force to replace it, or choose a name with -o");
+    }
+    json_decref(out);
     return rc;
 }

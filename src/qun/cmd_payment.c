@@ -83,3 +83,57 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
     json_decref(out);
     return QUN_EXIT_OK;
 }
+
+/* The person a JSON object names: display name, else username, else openid. */
+static const char *who(json_t *o, const char *prefix) {
+    char k[64];
+    snprintf(k, sizeof k, "%s_display_name", prefix);
+    const char *s = qun_jstr_or(o, k, NULL);
+    snprintf(k, sizeof k, "%s_username", prefix);
+    if (!s) s = qun_jstr_or(o, k, NULL);
+    return s ? s : qun_jstr_or(o, prefix, "?");
+}
+
+int qun_cmd_payments(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out, *p, *cl;
+    char path[512], t[32], claimed[64];
+    size_t i, j, wfrom = 4, wmemo = 4;
+    int rc = qun_args_parse(argc, argv, NULL, 1, 1, "payments <group>", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *items = json_object_get(out, "items");
+    if (c->json) {
+        qun_print_json(out);
+        json_decref(out);
+        return QUN_EXIT_OK;
+    }
+    if (json_array_size(items) == 0) printf("no red packets in %s yet; send one with: qun pay\n", a.pos[0]);
+    json_array_foreach(items, i, p) {
+        size_t w = qun_text_width(who(p, "creator"));
+        wfrom = w > wfrom ? w : wfrom;
+        w = qun_text_width(qun_jstr_or(p, "memo", ""));
+        wmemo = w > wmemo ? w : wmemo;
+    }
+    if (json_array_size(items) > 0) {
+        printf("%-16s  ", "WHEN");
+        qun_print_cell("FROM", wfrom + 2);
+        qun_print_cell("MEMO", wmemo + 2);
+        printf("%10s %7s  %-20s %s\n", "AMOUNT", "SHARES", "CLAIMED", "ID");
+    }
+    json_array_foreach(items, i, p) {
+        printf("%-16s  ", qun_fmt_time(qun_jint(p, "created_at"), t));
+        qun_print_cell(who(p, "creator"), wfrom + 2);
+        qun_print_cell(qun_jstr_or(p, "memo", ""), wmemo + 2);
+        snprintf(claimed, sizeof claimed, "%lld of %lld (%lld)", (long long)qun_jint(p, "claimed_shares"),
+                 (long long)qun_jint(p, "shares"), (long long)qun_jint(p, "claimed_amount"));
+        printf("%10lld %7lld  %-20s %s\n", (long long)qun_jint(p, "amount"), (long long)qun_jint(p, "shares"),
+               claimed, qun_jstr_or(p, "id", "?"));
+        /* Who claimed what, when the server lists the claims. */
+        json_array_foreach(json_object_get(p, "claims"), j, cl)
+            printf("%-16s    %s claimed %lld\n", "", who(cl, "claimer"), (long long)qun_jint(cl, "amount"));
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}

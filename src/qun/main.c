@@ -56,6 +56,9 @@ static const command_t commands[] = {
     {"upload", qun_cmd_upload, "upload <group> <path>", "upload a file"},
     {"download", qun_cmd_download, "download <group> <digest> [-o FILE]",
      "download a file and verify its SHA-256"},
+    {"files", qun_cmd_files, "files <group>", "list a group's files"},
+    {"file", qun_cmd_file, "file get <group> <name|digest-prefix> [-o PATH] [--force]",
+     "download a file by name or digest prefix"},
     {"transfer", qun_cmd_transfer, "transfer <group> <person> [--confirm-name NAME]",
      "offer ownership to a member"},
     {"transfer", NULL, "transfer accept <group>", "accept an ownership offer"},
@@ -64,6 +67,7 @@ static const command_t commands[] = {
     {"leave", qun_cmd_leave, "leave <group>", "leave a group"},
     {"pay", qun_cmd_pay, "pay <group> <amount> <shares> [--memo M]", "send a red packet"},
     {"claim", qun_cmd_claim, "claim <group> <pid>", "claim a share of a red packet"},
+    {"payments", qun_cmd_payments, "payments <group>", "list a group's red packets and their claims"},
     {"bill", qun_cmd_bill, "bill", "show your personal bill"},
     {"dissolve", qun_cmd_dissolve,
      "dissolve <group> --messages keep|delete [--successor NAME] [--confirm-name N] [--password P] [--no-wait]",
@@ -130,6 +134,54 @@ static const command_t commands[] = {
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
+/* What qun help <command> adds to the usage lines: the arguments and an example. */
+static const struct {
+    const char *name, *args, *example;
+} details[] = {
+    {"register", "  <username>  the name you log in with\n  --password P  else $QUN_PASSWORD, else asked twice\n  --display-name NAME  the name others see (any script)\n", "qun register alice --display-name 'Alice Wang'"},
+    {"login", "  <username>  your username\n  --password P  else $QUN_PASSWORD, else asked\n  --device ID  this machine's device id (default: made once)\n", "qun login alice"},
+    {"logout", "  (no arguments)\n", "qun logout"},
+    {"whoami", "  (no arguments)\n", "qun whoami"},
+    {"display-name", "  <name>  the name others see; --clear removes it\n", "qun display-name 王小明"},
+    {"sessions", "  (no arguments)\n", "qun sessions"},
+    {"group", "  <group>  a group id (g_...) or the name of one of your groups\n  <person>  an openid (u_...) or a username (in a group: also a display name)\n  --role admin|member  the role of an added member\n", "qun group add \"book club\" bob"},
+    {"invite", "  <group>  a group id (g_...) or the name of one of your groups\n  <username>  whom to invite (--openid: an openid instead)\n  --role admin|member  the role they join with\n", "qun invite \"book club\" carol"},
+    {"invitations", "  (no arguments)\n", "qun invitations"},
+    {"invitation", "  <invitation-id>  from qun invitations\n", "qun invitation accept i_0123456789abcdef"},
+    {"post", "  <group>  a group id (g_...) or the name of one of your groups\n  <text...>  the message; several words are joined by spaces\n", "qun post \"book club\" see you on Friday"},
+    {"history", "  <group>  a group id (g_...) or the name of one of your groups\n  --after N  start after message N\n  --limit N  at most N messages\n", "qun history \"book club\" --limit 20"},
+    {"upload", "  <group>  a group id (g_...) or the name of one of your groups\n  <path>  the file to upload; its name is kept\n", "qun upload \"book club\" notes.pdf"},
+    {"download", "  <group>  a group id (g_...) or the name of one of your groups\n  <digest>  the file's full SHA-256 (see qun files)\n  -o FILE  where to save (- for stdout; replaces FILE)\n", "qun download \"book club\" 9f86d081...15b0f00a08 -o notes.pdf"},
+    {"files", "  <group>  a group id (g_...) or the name of one of your groups\n", "qun files \"book club\""},
+    {"file", "  <group>  a group id (g_...) or the name of one of your groups\n  <name|digest-prefix>  the file's name, or the start of its digest\n  -o PATH  where to save (default: the file's own name; - for stdout)\n  --force  replace PATH if it exists\n", "qun file get \"book club\" notes.pdf"},
+    {"transfer", "  <group>  a group id (g_...) or the name of one of your groups\n  <person>  an openid (u_...) or a username (in a group: also a display name)\n  --confirm-name NAME  the group's name typed back\n", "qun transfer \"book club\" bob"},
+    {"leave", "  <group>  a group id (g_...) or the name of one of your groups\n", "qun leave \"book club\""},
+    {"pay", "  <group>  a group id (g_...) or the name of one of your groups\n  <amount>  the total, in the smallest currency unit\n  <shares>  how many members can claim\n  --memo M  a note shown with the red packet\n", "qun pay \"book club\" 500 5 --memo 红包"},
+    {"claim", "  <group>  a group id (g_...) or the name of one of your groups\n  <pid>  the red packet's id (see qun payments)\n", "qun claim \"book club\" p_0123456789abcdef"},
+    {"payments", "  <group>  a group id (g_...) or the name of one of your groups\n", "qun payments \"book club\""},
+    {"bill", "  (no arguments)\n", "qun bill"},
+    {"dissolve", "  <group>  a group id (g_...) or the name of one of your groups\n  --messages keep|delete  what happens to the messages\n  --successor NAME  a new group for those who stay\n  --confirm-name N  the group's name typed back\n  --password P  step-up password\n  --no-wait  do not wait for the outcome\n", "qun dissolve \"book club\" --messages keep"},
+    {"status", "  <group>  a group id (g_...) or the name of one of your groups\n", "qun status \"book club\""},
+    {"events", "  --after EVENT_ID  resume after this event\n", "qun events"},
+    {"cancel", "  <group>  a group id (g_...) or the name of one of your groups\n", "qun cancel \"book club\""},
+    {"restore", "  <group>  a group id (g_...) or the name of one of your groups\n  --password P  step-up password\n", "qun restore \"book club\""},
+    {"approvals", "  <aid>  an approval id from qun approvals list\n  --reason R  why (required to reject)\n", "qun approvals approve a_0123456789abcdef"},
+    {"hold", "  <group>  a group id (g_...) or the name of one of your groups\n  <hid>  a hold id from qun hold list\n  --reason R  why the hold is placed\n", "qun hold place \"book club\" --reason 'case 42'"},
+    {"org", "  <oid>  the organization's id\n  on|off  dissolve protection\n", "qun org protection o_0123456789abcdef on"},
+    {"audit", "  <group>  a group id (g_...) or the name of one of your groups\n  --key K  the verifier key (from qun audit key)\n  <bundle>  a proof bundle file\n", "qun audit verify --key $(qun audit key)"},
+    {"age", "  -r RECIPIENT  an age1... recipient\n  -i IDENTITY_FILE  the identity to decrypt with\n  -o OUT  output file (default stdout)\n", "qun age keygen -o me.key"},
+    {"export", "  <group>  a group id (g_...) or the name of one of your groups\n  --to RECIPIENT  age1... recipients, comma-separated\n  -o FILE  the archive to write\n  --self  your own copy during a notice\n", "qun export \"book club\" --to age1... -o club.age"},
+    {"grant", "  <group>  a group id (g_...) or the name of one of your groups\n  --expires 7d  how long the grant lasts\n  <grant-id>  from qun grant list\n", "qun grant export \"book club\" --expires 7d"},
+    {"import", "  <archive.age>  an archive made by qun export\n  --identity IDENTITY_FILE  the age identity that opens it\n", "qun import club.age --identity me.key"},
+    {"device", "  --key FILE  where to keep the key (mode 0600)\n  --challenge ID  approve this challenge at once\n", "qun device key register"},
+    {"approve", "  <challenge-id|qun://challenge/...>  the challenge to sign\n  --key FILE  the device key\n", "qun approve c_0123456789abcdef --key device.key"},
+    {"totp", "  <code>  the 6-digit code from the app\n", "qun totp enroll"},
+    {"risk", "  <r_...|g_...|a_...>  an evaluation, group or approval id\n", "qun risk explain a_0123456789abcdef"},
+    {"review", "  <aid>  an approval id from qun review list\n  --reason R  why (required to reject)\n", "qun review list"},
+    {"locks", "  --all  include ended locks\n  <id>  a lock id from qun locks list\n", "qun locks list"},
+    {"admin", "  USER  a username\n  DIR  a backup directory\n  --from/--to  the stores to copy between\n", "qun admin users al"},
+};
+
 static void usage(FILE *f) {
     fprintf(f, "usage: qun [--url URL] [--json] <command> [arguments]\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
@@ -159,6 +211,10 @@ static int help(const char *topic) {
         found = true;
     }
     if (!found) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no command %s; see: qun help", topic);
+    for (size_t i = 0; i < sizeof details / sizeof details[0]; i++) {
+        if (strcmp(details[i].name, topic) != 0) continue;
+        printf("\narguments:\n%s\nexample:\n  %s\n", details[i].args, details[i].example);
+    }
     printf("\nsee docs/cli.md for details.\n");
     return QUN_EXIT_OK;
 }
