@@ -267,14 +267,16 @@ static int find_file(json_t *items, const char *what, json_t **hit) {
     }
     bool by_name = n > 0;
     if (!by_name)
-        json_array_foreach(items, i, f) if (len > 0 && strncasecmp(qun_jstr_or(f, "digest", ""), what, len) == 0) {
+        json_array_foreach(items, i,
+                           f) if (len > 0 && strncasecmp(qun_jstr_or(f, "digest", ""), what, len) == 0) {
             *hit = f;
             n++;
         }
     if (n == 1) return QUN_EXIT_OK;
     if (n == 0)
         return qun_cli_fail(QUN_EXIT_FAIL, "FILE_NOT_FOUND",
-                            "no file of this group has the name or a digest starting \"%s\"; see: qun files", what);
+                            "no file of this group has the name or a digest starting \"%s\"; see: qun files",
+                            what);
     fprintf(stderr, "%zu files match \"%s\":\n", n, what);
     json_array_foreach(items, i, f) {
         bool match = by_name ? strcmp(qun_jstr_or(f, "name", ""), what) == 0
@@ -283,8 +285,8 @@ static int find_file(json_t *items, const char *what, json_t **hit) {
             fprintf(stderr, "  %s  %s  %s  %s\n", qun_jstr_or(f, "digest", "?"), qun_jstr_or(f, "name", ""),
                     qun_fmt_size(qun_jint(f, "size"), sz), qun_fmt_time(qun_jint(f, "created_at"), t));
     }
-    return qun_cli_fail(QUN_EXIT_FAIL, "FILE_AMBIGUOUS", "several files match \"%s\"; give a longer digest prefix",
-                        what);
+    return qun_cli_fail(QUN_EXIT_FAIL, "FILE_AMBIGUOUS",
+                        "several files match \"%s\"; give a longer digest prefix", what);
 }
 
 int qun_cmd_file(qun_cli_t *c, int argc, char **argv) {

@@ -175,7 +175,8 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL, *preview = NULL;
     char path[512], ppath[512], line[300], prompt[512];
-    int rc = qun_args_parse(argc, argv, opts, 2, 2, "group remove <group> <person> [--confirm-name NAME]", &a);
+    int rc =
+        qun_args_parse(argc, argv, opts, 2, 2, "group remove <group> <person> [--confirm-name NAME]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK)
         rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/members/remove/preview", a.pos[0]);
