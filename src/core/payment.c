@@ -105,12 +105,41 @@ qun_rc qun_payment_list(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
                     "SELECT " PAY_COLS " FROM payments p JOIN users u ON u.id = p.creator_id "
                     "WHERE p.group_id = $1 ORDER BY p.id DESC LIMIT 200",
                     "i", g.id);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+    int64_t oldest = 0;
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         json_array_append_new(items, payment_json(q));
+        oldest = qun_q_col_int(q, 9);
+    }
+    /* Who claimed what, by name: one query for the listed payments. */
+    json_t *by_pid = json_object();
+    if (rc == QUN_DONE && oldest)
+        rc = qun_db_run(db, &q, err,
+                        "SELECT p.pid, u.openid, u.username, u.display_name, c.amount, c.created_at "
+                        "FROM payment_claims c JOIN payments p ON p.id = c.payment_id JOIN users u ON "
+                        "u.id = c.user_id WHERE p.group_id = $1 AND p.id >= $2 ORDER BY c.payment_id, "
+                        "c.created_at, c.user_id",
+                        "ii", g.id, oldest);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        json_t *list = json_object_get(by_pid, qun_q_col_text(q, 0));
+        if (!list) json_object_set_new(by_pid, qun_q_col_text(q, 0), list = json_array());
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s?, s:I, s:I}", "claimer", qun_q_col_text(q, 1), "claimer_username",
+                            qun_q_col_text(q, 2), "claimer_display_name",
+                            qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3), "amount",
+                            (json_int_t)qun_q_col_int(q, 4), "claimed_at", (json_int_t)qun_q_col_int(q, 5)));
+    }
     if (rc != QUN_DONE) {
         json_decref(items);
+        json_decref(by_pid);
         return rc;
     }
+    size_t i;
+    json_t *it;
+    json_array_foreach(items, i, it) {
+        json_t *list = json_object_get(by_pid, json_string_value(json_object_get(it, "id")));
+        json_object_set_new(it, "claims", list ? json_incref(list) : json_array());
+    }
+    json_decref(by_pid);
     *out = json_pack("{s:o}", "items", items);
     return QUN_OK;
 }

@@ -252,6 +252,9 @@ def test_red_packet_shares_add_up(group, url):
     expect(fourth.post(claim), 409, "PAYMENT_EXHAUSTED")
     p = expect(owner.get(f"/v1/groups/{gid}/payments"), 200)["items"][0]
     assert (p["claimed_amount"], p["claimed_shares"]) == (100, 3)
+    # Who claimed what, by name, in the order they claimed.
+    assert [(x["claimer"], x["claimer_username"], x["amount"]) for x in p["claims"]] == \
+        [(c.openid, c.username, a) for c, a in zip([admin, member, third], got)]
 
     sender = [(b["payment"], b["kind"], b["amount"]) for b in all_items(owner, "/v1/me/bill")]
     assert sender == [(pay["id"], "red_packet_sent", -100)]
