@@ -72,7 +72,8 @@ static qun_rc member_named(qun_req_t *r, char openid[QUN_ID_MAX]) {
     if (oid && name)
         return qun_fail_field(&r->err, QUN_FIELD_INVALID, "username",
                               "name the person by username or by openid");
-    if (!oid && !name) return qun_fail_field(&r->err, QUN_FIELD_MISSING, "username", "whom to add: username");
+    if (!oid && !name)
+        return qun_fail_field(&r->err, QUN_FIELD_MISSING, "openid", "whom to add: openid or username");
     if (oid) {
         snprintf(openid, QUN_ID_MAX, "%s", oid);
         return QUN_OK;
@@ -85,6 +86,13 @@ static qun_rc member_named(qun_req_t *r, char openid[QUN_ID_MAX]) {
 }
 
 qun_rc h_member_add(qun_req_t *r) {
+    /* Either name may be left out, but one that is there is a name: a null openid stays
+     * the FIELD_INVALID it was when openid was the only way (the field check would read
+     * an optional null as absent). */
+    static const char *const names[] = {"openid", "username"};
+    for (int i = 0; i < 2; i++)
+        if (json_is_null(json_object_get(r->json, names[i])))
+            return qun_fail_field(&r->err, QUN_FIELD_INVALID, names[i], "%s must be a string", names[i]);
     qun_rc rc = qun_fields_check(r->json, member_fields, &r->err);
     json_t *out = NULL;
     char openid[QUN_ID_MAX];

@@ -49,8 +49,11 @@ static void print_impact_line(FILE *f, const char *key, json_t *e) {
 }
 
 /* A duration the way timers are read: "48h", "72h 30m", "7d", "7d 2h", "5m", "30s".
- * Hours up to three days, because the notice periods are stated in hours. */
+ * Hours up to three days, because the notice periods are stated in hours.  From a minute
+ * on, to the nearest minute: a 48 h timer read a second after it started is "48h", not
+ * "47h 59m". */
 static void fmt_duration(int64_t s, char out[32]) {
+    if (s >= 60) s = (s + 30) / 60 * 60;
     long long d = s / 86400, h = s % 86400 / 3600, hh = s / 3600, m = s % 3600 / 60;
     if (s < 0)
         snprintf(out, 32, "0s");
