@@ -71,6 +71,10 @@ def test_cooling_off_then_dissolved_then_purged_after_grace(srv):
     # The members are told, in the group itself, and keep access meanwhile.
     notice = expect(member.get(f"/v1/groups/{gid}/messages"), 200)["items"][-1]
     assert notice["kind"] == "system" and json.loads(notice["text"])["dissolves_at"] == st["due_at"]
+    # Two members get no advance notice: the 48 h delay is the cooling-off, under its own field.
+    body = json.loads(notice["text"])
+    assert body["notice_seconds"] == 0 and body["cooling_off_seconds"] == 48 * H
+    assert 48 * H - 2 <= body["delay_seconds"] <= 48 * H
     expect(member.post(f"/v1/groups/{gid}/messages", {"text": "still here"}), 201)
     expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 409, "DISSOLUTION_PENDING")
     advance(owner, 48 * H - 10)
@@ -118,7 +122,9 @@ def test_large_group_gets_the_longer_notice(srv):
     assert [r["rule"] for r in st["timing"]["delay_reasons"]] == ["cooling_off", "notice"]
     for m in members:
         items = expect(m.get(f"/v1/groups/{gid}/messages"), 200)["items"]
-        assert json.loads(items[-1]["text"])["notice_seconds"] == 72 * H
+        body = json.loads(items[-1]["text"])
+        assert body["notice_seconds"] == 72 * H and body["cooling_off_seconds"] == 48 * H
+        assert 72 * H - 2 <= body["delay_seconds"] <= 72 * H
 
 
 def test_protected_enterprise_group_waits_for_the_org_admin(srv):
