@@ -164,6 +164,21 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     assert expect(request(owner, gid, "keep"), 202)["state"] == "pending"
 
 
+def test_protection_switched_off_leaves_an_open_review_as_it_is(srv):
+    boss, owner = register(srv.url), register(srv.url)
+    org = expect(boss.post("/v1/orgs", {"name": "acme2", "kind": "enterprise"}), 201)
+    expect(boss.post(f"/v1/orgs/{org['id']}/admins", {"openid": owner.openid}), 204)
+    gid = expect(owner.post("/v1/groups", {"name": "team2", "kind": "enterprise", "org": org["id"]}), 201)["id"]
+    assert expect(request(owner, gid, "keep"), 202)["state"] == "review"
+    # The switch applies to requests made after it: the open one keeps its org-admin approval.
+    assert expect(boss.post(f"/v1/orgs/{org['id']}/protection", {"enabled": False}), 200)["dissolve_protection"] is False
+    st = status(owner, gid)
+    assert st["state"] == "review" and [(a["kind"], a["state"]) for a in st["approvals"]] == [("org_admin", "pending")]
+    aid = [a for a in expect(boss.get("/v1/approvals"), 200)["items"] if a["group"] == gid][0]["id"]
+    expect(boss.post(f"/v1/approvals/{aid}/approve", {}), 200)
+    assert status(owner, gid)["state"] == "pending"
+
+
 def test_education_group_needs_step_up_school_admin_and_every_guardian(srv):
     principal, teacher = register(srv.url), register(srv.url)
     kids = [register(srv.url) for _ in range(2)]
