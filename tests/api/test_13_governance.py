@@ -125,6 +125,11 @@ def test_large_group_gets_the_longer_notice(srv):
         body = json.loads(items[-1]["text"])
         assert body["notice_seconds"] == 72 * H and body["cooling_off_seconds"] == 48 * H
         assert 72 * H - 2 <= body["delay_seconds"] <= 72 * H
+    # Past the cooling-off, within the notice: still pending, and the owner may still cancel.
+    advance(owner, 48 * H + 60)
+    time.sleep(0.6)
+    assert status(owner, gid)["state"] == "pending"
+    assert expect(owner.delete(f"/v1/groups/{gid}/dissolution"), 200)["dissolution_state"] == "cancelled"
 
 
 def test_protected_enterprise_group_waits_for_the_org_admin(srv):
