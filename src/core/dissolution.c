@@ -199,7 +199,11 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
     json_t *o = json_pack(
         "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}", "members", "count",
         (json_int_t)g->member_count, "messages", "count", (json_int_t)msgs, "rule",
-        del ? "purged after the purge grace" : "kept read-only, visible to the owner only", "files", "count",
+        del              ? "purged after the purge grace"
+        : r->desensitize ? "kept read-only, visible to the owner only; phone, ID and card numbers masked "
+                           "when the purge starts, after the grace (unmasked until then: restores are exact)"
+                         : "kept read-only, visible to the owner only",
+        "files", "count",
         (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
         "members lose access at dissolution; bytes purged after the grace unless another group references "
         "them",
@@ -208,6 +212,10 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         "personal bill lines are never purged");
     if (o && x) json_object_update(o, x);
     json_decref(x);
+    /* Kept messages of a finance group are masked by the purge (jobs/purge.c), not at
+     * dissolution: the grace keeps everything restorable as it was. */
+    if (o && !del && r->desensitize)
+        json_object_set_new(json_object_get(o, "messages"), "masked_at_purge", json_true());
     return o;
 }
 
