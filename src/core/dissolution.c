@@ -199,7 +199,11 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
     json_t *o = json_pack(
         "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}", "members", "count",
         (json_int_t)g->member_count, "messages", "count", (json_int_t)msgs, "rule",
-        del ? "purged after the purge grace" : "kept read-only, visible to the owner only", "files", "count",
+        del              ? "purged after the purge grace"
+        : r->desensitize ? "kept read-only, visible to the owner only; phone, ID and card numbers masked "
+                           "when the purge starts, after the grace (unmasked until then: restores are exact)"
+                         : "kept read-only, visible to the owner only",
+        "files", "count",
         (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
         "members lose access at dissolution; bytes purged after the grace unless another group references "
         "them",
@@ -208,6 +212,10 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         "personal bill lines are never purged");
     if (o && x) json_object_update(o, x);
     json_decref(x);
+    /* Kept messages of a finance group are masked by the purge (jobs/purge.c), not at
+     * dissolution: the grace keeps everything restorable as it was. */
+    if (o && !del && r->desensitize)
+        json_object_set_new(json_object_get(o, "messages"), "masked_at_purge", json_true());
     return o;
 }
 
@@ -421,16 +429,22 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
             "WHERE d.id = $1",
             "i", did);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    json_t *notice =
-        json_pack("{s:s, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at", (json_int_t)due,
-                  "notice_seconds", (json_int_t)(due - now), "export",
-                  "members may export their own copy until then", "messages", qun_q_col_text(q, 1));
+    /* notice_seconds is the advance notice this group gets (0 when it is not over the
+     * threshold); the cooling-off has its own field and the delay is the larger. */
+    json_int_t notice_s = r->notice_applies ? (json_int_t)r->notice : 0;
+    json_int_t cooling_s = (json_int_t)r->cooling_off, delay_s = (json_int_t)(due - now);
+    json_t *notice = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0),
+                               "dissolves_at", (json_int_t)due, "delay_seconds", delay_s, "notice_seconds",
+                               notice_s, "cooling_off_seconds", cooling_s, "export",
+                               "members may export their own copy until then", "messages",
+                               qun_q_col_text(q, 1));
     qun_q_done(q);
     rc = post_notice(db, group_id, "pending", notice, err);
     if (rc == QUN_OK)
         rc = qun_event_group(db, "dissolution.pending", group_id, 0,
-                             json_pack("{s:s, s:I, s:I}", "state", QUN_GROUP_NAME(PENDING), "dissolves_at",
-                                       (json_int_t)due, "notice_seconds", (json_int_t)(due - now)),
+                             json_pack("{s:s, s:I, s:I, s:I, s:I}", "state", QUN_GROUP_NAME(PENDING),
+                                       "dissolves_at", (json_int_t)due, "delay_seconds", delay_s,
+                                       "notice_seconds", notice_s, "cooling_off_seconds", cooling_s),
                              err);
     return rc;
 }

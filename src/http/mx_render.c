@@ -244,7 +244,9 @@ static char *notice_body(mx_ctx_t *c, json_t *n) {
     if (!what) what = "";
     int rc;
     if (strcmp(what, "dissolution") == 0 || strcmp(what, "dissolution.pending") == 0) {
-        int64_t left = json_integer_value(json_object_get(n, "notice_seconds"));
+        /* delay_seconds; notices posted before it existed held the delay in notice_seconds */
+        json_t *d = json_object_get(n, "delay_seconds");
+        int64_t left = json_integer_value(d ? d : json_object_get(n, "notice_seconds"));
         char in[64] = "";
         if (left > 0)
             snprintf(in, sizeof in, " (in %lld h %lld min)", (long long)(left / 3600),

@@ -71,6 +71,10 @@ def test_cooling_off_then_dissolved_then_purged_after_grace(srv):
     # The members are told, in the group itself, and keep access meanwhile.
     notice = expect(member.get(f"/v1/groups/{gid}/messages"), 200)["items"][-1]
     assert notice["kind"] == "system" and json.loads(notice["text"])["dissolves_at"] == st["due_at"]
+    # Two members get no advance notice: the 48 h delay is the cooling-off, under its own field.
+    body = json.loads(notice["text"])
+    assert body["notice_seconds"] == 0 and body["cooling_off_seconds"] == 48 * H
+    assert 48 * H - 2 <= body["delay_seconds"] <= 48 * H
     expect(member.post(f"/v1/groups/{gid}/messages", {"text": "still here"}), 201)
     expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 409, "DISSOLUTION_PENDING")
     advance(owner, 48 * H - 10)
@@ -118,7 +122,14 @@ def test_large_group_gets_the_longer_notice(srv):
     assert [r["rule"] for r in st["timing"]["delay_reasons"]] == ["cooling_off", "notice"]
     for m in members:
         items = expect(m.get(f"/v1/groups/{gid}/messages"), 200)["items"]
-        assert json.loads(items[-1]["text"])["notice_seconds"] == 72 * H
+        body = json.loads(items[-1]["text"])
+        assert body["notice_seconds"] == 72 * H and body["cooling_off_seconds"] == 48 * H
+        assert 72 * H - 2 <= body["delay_seconds"] <= 72 * H
+    # Past the cooling-off, within the notice: still pending, and the owner may still cancel.
+    advance(owner, 48 * H + 60)
+    time.sleep(0.6)
+    assert status(owner, gid)["state"] == "pending"
+    assert expect(owner.delete(f"/v1/groups/{gid}/dissolution"), 200)["dissolution_state"] == "cancelled"
 
 
 def test_protected_enterprise_group_waits_for_the_org_admin(srv):
@@ -156,6 +167,21 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     expect(outsider.post(f"/v1/orgs/{org['id']}/protection", {"enabled": False}), 403, "FORBIDDEN_ORG")
     assert expect(boss.post(f"/v1/orgs/{org['id']}/protection", {"enabled": False}), 200)["dissolve_protection"] is False
     assert expect(request(owner, gid, "keep"), 202)["state"] == "pending"
+
+
+def test_protection_switched_off_leaves_an_open_review_as_it_is(srv):
+    boss, owner = register(srv.url), register(srv.url)
+    org = expect(boss.post("/v1/orgs", {"name": "acme2", "kind": "enterprise"}), 201)
+    expect(boss.post(f"/v1/orgs/{org['id']}/admins", {"openid": owner.openid}), 204)
+    gid = expect(owner.post("/v1/groups", {"name": "team2", "kind": "enterprise", "org": org["id"]}), 201)["id"]
+    assert expect(request(owner, gid, "keep"), 202)["state"] == "review"
+    # The switch applies to requests made after it: the open one keeps its org-admin approval.
+    assert expect(boss.post(f"/v1/orgs/{org['id']}/protection", {"enabled": False}), 200)["dissolve_protection"] is False
+    st = status(owner, gid)
+    assert st["state"] == "review" and [(a["kind"], a["state"]) for a in st["approvals"]] == [("org_admin", "pending")]
+    aid = [a for a in expect(boss.get("/v1/approvals"), 200)["items"] if a["group"] == gid][0]["id"]
+    expect(boss.post(f"/v1/approvals/{aid}/approve", {}), 200)
+    assert status(owner, gid)["state"] == "pending"
 
 
 def test_education_group_needs_step_up_school_admin_and_every_guardian(srv):

@@ -75,6 +75,34 @@ def test_a_broken_pack_stops_qund(tmp_path):
     assert "kinds.json" in p.stderr and "kinds.finance.retention.messages" in p.stderr, p.stderr
 
 
+def test_finance_kept_messages_stay_exact_through_the_grace(tmp_path):
+    """Masking happens at purge: within the grace the owner reads the kept messages as they
+    were, and a restore gives the members back exactly what they wrote."""
+    s = Server(env={"QUN_TEST_CLOCK": "1"}, extra=["--set", "cooling_off=0"]).start()
+    try:
+        owner, member = register(s.url), register(s.url)
+        g = expect(owner.post("/v1/groups", {"name": "desk2", "kind": "finance"}), 201)["id"]
+        expect(owner.post(f"/v1/groups/{g}/members", {"openid": member.openid}), 201)
+        text = "call me on 138 1234 5678"
+        expect(member.post(f"/v1/groups/{g}/messages", {"text": text}), 201)
+        tok = expect(owner.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "keep"}), 200)
+        expect(owner.post(f"/v1/groups/{g}/dissolution",
+                          {"messages": "keep", "confirmation_token": tok["confirmation_token"],
+                           "typed_name": tok["name"]}), 202)
+        deadline = time.time() + 20
+        while expect(owner.get(f"/v1/groups/{g}/dissolution"), 200)["state"] != "dissolved":
+            assert time.time() < deadline
+            time.sleep(0.05)
+        expect(member.get(f"/v1/groups/{g}/messages"), 410, "GROUP_GONE")
+        kept = [m["text"] for m in expect(owner.get(f"/v1/groups/{g}/messages"), 200)["items"] if m["kind"] == "text"]
+        assert kept == [text]
+        expect(owner.post(f"/v1/groups/{g}/restore", {"password": "correct horse"}), 200)
+        back = [m["text"] for m in expect(member.get(f"/v1/groups/{g}/messages"), 200)["items"] if m["kind"] == "text"]
+        assert back == [text]
+    finally:
+        stop_clean(s)
+
+
 def test_finance_retained_copy_is_desensitized(tmp_path):
     s = Server(env={"QUN_TEST_CLOCK": "1"}, extra=["--set", "cooling_off=0", "--set", "purge_grace=0"]).start()
     try:
@@ -87,6 +115,10 @@ def test_finance_retained_copy_is_desensitized(tmp_path):
             expect(member.post(f"/v1/groups/{g}/messages", {"text": t}), 201)
         tok = expect(owner.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "keep"}), 200)
         assert tok["timing"]["policy"]["desensitize"] == {"value": True, "source": "kind:finance"}
+        # The preview says when: kept messages are masked by the purge, after the grace.
+        assert tok["impact"]["messages"]["masked_at_purge"] is True and "after the grace" in tok["impact"]["messages"]["rule"]
+        gone = expect(owner.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "delete"}), 200)
+        assert "masked_at_purge" not in gone["impact"]["messages"]
         expect(owner.post(f"/v1/groups/{g}/dissolution",
                           {"messages": "keep", "confirmation_token": tok["confirmation_token"],
                            "typed_name": tok["name"]}), 202)

@@ -24,7 +24,8 @@ import { badge, busy, errorBox, field, h, requirementLines, toast } from '../ui.
 function impactTable(impact, messages) {
   const rows = [
     ['diss.members', impact.members.count, ''],
-    ['diss.messages', impact.messages.count, t(messages === 'delete' ? 'diss.rule.messages_delete' : 'diss.rule.messages_keep')],
+    ['diss.messages', impact.messages.count, t(messages === 'delete' ? 'diss.rule.messages_delete' : 'diss.rule.messages_keep')
+      + (impact.messages.masked_at_purge ? `; ${t('diss.rule.messages_masked')}` : '')],
     ['diss.files', `${impact.files.count} (${t('diss.bytes', { n: impact.files.bytes })})`, t('diss.rule.files')],
     ['diss.payments', impact.payments.count,
       `${t('diss.rule.payments')}; ${t('diss.retention', { duration: duration(impact.payments.retention_seconds) })}`],
