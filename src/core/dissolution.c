@@ -203,8 +203,7 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         : r->desensitize ? "kept read-only, visible to the owner only; phone, ID and card numbers masked "
                            "when the purge starts, after the grace (unmasked until then: restores are exact)"
                          : "kept read-only, visible to the owner only",
-        "files", "count",
-        (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
+        "files", "count", (json_int_t)files, "bytes", (json_int_t)bytes, "rule",
         "members lose access at dissolution; bytes purged after the grace unless another group references "
         "them",
         "payments", "count", (json_int_t)pays, "rule", "group payment records retained, then purged",
@@ -433,11 +432,10 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
      * threshold); the cooling-off has its own field and the delay is the larger. */
     json_int_t notice_s = r->notice_applies ? (json_int_t)r->notice : 0;
     json_int_t cooling_s = (json_int_t)r->cooling_off, delay_s = (json_int_t)(due - now);
-    json_t *notice = json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0),
-                               "dissolves_at", (json_int_t)due, "delay_seconds", delay_s, "notice_seconds",
-                               notice_s, "cooling_off_seconds", cooling_s, "export",
-                               "members may export their own copy until then", "messages",
-                               qun_q_col_text(q, 1));
+    json_t *notice = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at", (json_int_t)due,
+        "delay_seconds", delay_s, "notice_seconds", notice_s, "cooling_off_seconds", cooling_s, "export",
+        "members may export their own copy until then", "messages", qun_q_col_text(q, 1));
     qun_q_done(q);
     rc = post_notice(db, group_id, "pending", notice, err);
     if (rc == QUN_OK)
