@@ -22,6 +22,8 @@
 #      (64 KiB, 1 MiB, 16 MiB);                      alternating;
 #      /sync with receipts and unread counts,        the same syncs of a second set of 100
 #      a user in 100 groups                          groups built the same way, no receipt
+#  13. qun admin backup while qund serves,      vs  cp -a of the stopped data directory;
+#      1M messages and 1 GiB of files                GET p99 during it vs idle just before
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -440,4 +442,12 @@ echo "12. Matrix media and receipts (bench/mx_media.py): media MB/s vs /v1 files
     tee -a "$OUT/results.txt"
 /usr/bin/python3 bench/mx_media.py --qund build/qund --load "$OUT/mx_media_load" \
     --post-load "$OUT/mx_sync_load" --rounds "${BENCH_MEDIA_ROUNDS:-6}" |
+    tee -a "$OUT/results.txt"
+
+# ---- 13. online backup vs cp -a (bench/backup.py) ----
+echo
+echo "13. backup (bench/backup.py): qun admin backup while qund serves vs cp -a of the stopped data directory" |
+    tee -a "$OUT/results.txt"
+BENCH_DIR="$tmp" QUND=build/qund QUN=build/qun BENCH_BACKUP_MESSAGES="${BENCH_BACKUP_MESSAGES:-1000000}" \
+    BENCH_BACKUP_FILE_MB="${BENCH_BACKUP_FILE_MB:-1024}" /usr/bin/python3 bench/backup.py 2>&1 |
     tee -a "$OUT/results.txt"
