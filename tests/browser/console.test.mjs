@@ -328,6 +328,8 @@ try {
   await step('the owner invites by username; the invitee accepts on the groups page', async () => {
     const g2 = await api('POST', '/v1/groups', { name: 'Choir' }, await tokenOf(owner.page));
     await owner.page.goto(`${URL}/#/g/${g2.id}`);
+    // The hash changes on the same page: wait for the new group's page, not the old one's form.
+    await owner.page.waitForSelector('#group-name:text-is("Choir")');
     await owner.page.waitForSelector('input[name=invite-username]');
     await owner.page.fill('input[name=invite-username]', 'bob');
     await owner.page.click('#invite-member');
