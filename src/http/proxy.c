@@ -97,9 +97,10 @@ qun_rc qun_proxy_set(const char *list, qun_err_t *err) {
         if (!ok) {
             if (slash) *slash = '/';
             return qun_fail(err, QUN_BAD_REQUEST,
-                            "trusted_proxies: \"%s\" is not a CIDR (like 10.0.0.0/8 or fd00::/8)", item);
+                            "trusted_proxies: \"%s\" is not a CIDR (like 203.0.113.0/24 or 2001:db8::/32)",
+                            item);
         }
-        /* Host bits below the prefix are ignored: 10.1.2.3/8 means 10.0.0.0/8. */
+        /* Host bits below the prefix are ignored: 203.0.113.77/24 means 203.0.113.0/24. */
         for (int bit = c->bits; bit < 128; bit++)
             c->addr[bit / 8] &= (unsigned char)~(0x80 >> (bit % 8));
         n++;

@@ -242,19 +242,19 @@ def test_forged_forwarded_for_from_an_untrusted_peer_is_ignored():
 
 
 def test_startup_refuses_a_bad_cidr_and_lists_settings():
-    srv = Server(extra=["--set", "trusted_proxies=10.0.0.0/8,10.0.0.300/8"])
+    srv = Server(extra=["--set", "trusted_proxies=203.0.113.0/24,203.0.113.300/24"])
     with pytest.raises(RuntimeError) as e:
         srv.start()
-    assert "trusted_proxies" in str(e.value) and "10.0.0.300/8" in str(e.value)
+    assert "trusted_proxies" in str(e.value) and "203.0.113.300/24" in str(e.value)
     srv.log.close()
-    srv = Server(extra=["--set", "trusted_proxies=10.0.0.0/8", "--set", "webhook_url=http://u:pw@127.0.0.1:9/x",
+    srv = Server(extra=["--set", "trusted_proxies=203.0.113.0/24", "--set", "webhook_url=http://u:pw@127.0.0.1:9/x",
                         "--set", "webhook_secret=0123456789abcdef-secret", "--set", "threads=2",
                         "--set", "upload_limit=1000000"]).start()
     try:
         head = [line for line in srv.read_log().splitlines() if "settings that differ" in line]
         assert len(head) == 1, srv.read_log()
         line = head[0]
-        assert "trusted_proxies=10.0.0.0/8" in line and "upload_limit=1000000" in line
+        assert "trusted_proxies=203.0.113.0/24" in line and "upload_limit=1000000" in line
         assert "threads=" not in line  # 2 is the default
         assert "webhook_secret=***" in line and "0123456789abcdef" not in line
         assert "webhook_url=http://u:***@127.0.0.1:9/x" in line and "pw@" not in line
