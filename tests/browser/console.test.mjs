@@ -701,6 +701,7 @@ try {
     check(/^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/.test(resetCode), `a readable one-time code: ${resetCode}`);
     await page.selectOption('#lang', 'zh');
     await page.waitForSelector('#user-groups-title:has-text("所在的群")');
+    check(!(await page.isVisible('#toast.show')), 'the English toast goes with the change of language');
     check((await page.textContent('#user-facts')).includes('须设置新密码'), 'the state in Chinese');
     await shot(page, 'admin-user-zh');
     await page.goto(`${URL}/#/admin/users`);

@@ -6,7 +6,7 @@
 
 import { session } from './api.js';
 import { language, setLanguage, t } from './i18n.js';
-import { errorBox, h } from './ui.js';
+import { dismissToast, errorBox, h } from './ui.js';
 import { loginView } from './views/auth.js';
 import { groupsView, profileView } from './views/groups.js';
 import { groupView } from './views/group.js';
@@ -121,6 +121,7 @@ export async function render() {
 
 document.getElementById('lang').addEventListener('change', (e) => {
   setLanguage(e.target.value);
+  dismissToast();
   render();
 });
 document.getElementById('skip-link').addEventListener('click', (e) => {

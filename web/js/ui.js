@@ -41,6 +41,13 @@ export function field(labelText, input, hint) {
   return h('div', { class: 'field' }, parts);
 }
 
+// A toast speaks the language it was raised in: a change of language takes it down
+// rather than leave an English sentence on a Chinese page.
+export function dismissToast() {
+  clearTimeout(toast.timer);
+  document.getElementById('toast').classList.remove('show');
+}
+
 export function toast(text) {
   const el = document.getElementById('toast');
   el.textContent = text;
