@@ -184,24 +184,32 @@ typedef struct {
 
 #define MEDIA_BATCH 256
 
-qun_rc qun_mx_media_expire(qun_db_t *db, int64_t before, int64_t *expired, qun_err_t *err) {
+/* Up to MEDIA_BATCH (media_id, sha256) rows of sql (bound to a and the batch size) into
+ * *keys (the caller frees it), their number into *n. */
+static qun_rc read_keys(qun_db_t *db, const char *sql, int64_t a, media_key_t **keys, int *n,
+                        qun_err_t *err) {
     qun_q_t *q;
-    media_key_t *keys = calloc(MEDIA_BATCH, sizeof *keys);
-    int n = 0;
-    *expired = 0;
-    if (!keys) return qun_fail(err, QUN_NOMEM, "out of memory");
-    qun_rc rc =
-        qun_db_run(db, &q, err,
-                   "SELECT m.media_id, m.sha256 FROM mx_media m WHERE m.created_at < $1 AND NOT EXISTS "
-                   "(SELECT 1 FROM mx_media_links l WHERE l.media_id = m.media_id) "
-                   "ORDER BY m.created_at LIMIT $2",
-                   "ii", before, (int64_t)MEDIA_BATCH);
+    *n = 0;
+    if (!(*keys = calloc(MEDIA_BATCH, sizeof **keys))) return qun_fail(err, QUN_NOMEM, "out of memory");
+    qun_rc rc = qun_db_run(db, &q, err, sql, "ii", a, (int64_t)MEDIA_BATCH);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
-        snprintf(keys[n].id, sizeof keys[n].id, "%s", qun_q_col_text(q, 0));
-        snprintf(keys[n].sha, sizeof keys[n].sha, "%s", qun_q_col_text(q, 1));
-        n++;
+        snprintf((*keys)[*n].id, sizeof(*keys)[*n].id, "%s", qun_q_col_text(q, 0));
+        snprintf((*keys)[*n].sha, sizeof(*keys)[*n].sha, "%s", qun_q_col_text(q, 1));
+        (*n)++;
     }
-    rc = rc == QUN_DONE ? QUN_OK : rc;
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_mx_media_expire(qun_db_t *db, int64_t before, int64_t *expired, qun_err_t *err) {
+    media_key_t *keys = NULL;
+    int n;
+    *expired = 0;
+    qun_rc rc =
+        read_keys(db,
+                  "SELECT m.media_id, m.sha256 FROM mx_media m WHERE m.created_at < $1 AND NOT EXISTS "
+                  "(SELECT 1 FROM mx_media_links l WHERE l.media_id = m.media_id) "
+                  "ORDER BY m.created_at LIMIT $2",
+                  before, &keys, &n, err);
     for (int i = 0; rc == QUN_OK && i < n; i++) {
         bool released;
         rc = drop_media(db, keys[i].id, keys[i].sha, NULL, &released, err);
@@ -214,21 +222,13 @@ qun_rc qun_mx_media_expire(qun_db_t *db, int64_t before, int64_t *expired, qun_e
 qun_rc qun_mx_media_purge_group(qun_db_t *db, int64_t group_id, qun_mx_media_purged_t *c, bool *more,
                                 qun_err_t *err) {
     qun_q_t *q;
-    media_key_t *keys = calloc(MEDIA_BATCH, sizeof *keys);
-    int n = 0;
+    media_key_t *keys = NULL;
+    int n;
     *more = false;
-    if (!keys) return qun_fail(err, QUN_NOMEM, "out of memory");
-    qun_rc rc =
-        qun_db_run(db, &q, err,
-                   "SELECT l.media_id, m.sha256 FROM mx_media_links l JOIN mx_media m ON m.media_id = "
-                   "l.media_id WHERE l.group_id = $1 ORDER BY l.media_id LIMIT $2",
-                   "ii", group_id, (int64_t)MEDIA_BATCH);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
-        snprintf(keys[n].id, sizeof keys[n].id, "%s", qun_q_col_text(q, 0));
-        snprintf(keys[n].sha, sizeof keys[n].sha, "%s", qun_q_col_text(q, 1));
-        n++;
-    }
-    rc = rc == QUN_DONE ? QUN_OK : rc;
+    qun_rc rc = read_keys(db,
+                          "SELECT l.media_id, m.sha256 FROM mx_media_links l JOIN mx_media m ON m.media_id = "
+                          "l.media_id WHERE l.group_id = $1 ORDER BY l.media_id LIMIT $2",
+                          group_id, &keys, &n, err);
     for (int i = 0; rc == QUN_OK && i < n; i++) {
         rc = qun_db_run(db, NULL, err, "DELETE FROM mx_media_links WHERE media_id = $1 AND group_id = $2",
                         "si", keys[i].id, group_id);
