@@ -121,6 +121,8 @@ extern qun_server_cfg_t qun_server_cfg;
 qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err);
 qun_writer_t *qun_server_writer(void);
 bool qun_server_ready(void);
+/* A stop began: requests that arrive now are answered 503 UNAVAILABLE, Connection: close. */
+bool qun_server_stopping(void);
 
 /* ---- proxy.c: the client's address behind trusted reverse proxies ---- */
 /* Set the trusted proxies from a comma-separated list of CIDRs (IPv4 and IPv6; a bare

@@ -210,7 +210,7 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
         evbuffer_add(buf, text, strlen(text));
         free(text);
         add_header(r, "Content-Type", "application/json");
-        if (r->status >= 500 && r->rc != QUN_STORAGE_FULL) {
+        if (r->status >= 500 && r->status != 503 && r->rc != QUN_STORAGE_FULL) {
             char ub[1200];
             qun_log("error", "%s -> %s: %s", log_uri(r, ub, sizeof ub), qun_rc_name(r->rc), r->err.msg);
         }
@@ -661,6 +661,12 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
         return;
     }
     r->matrix = qun_mx_cfg.enabled && qun_mx_path(path);
+    if (qun_server_stopping()) { /* on a kept-alive connection, during a stop */
+        r->rc = qun_fail(&r->err, QUN_UNAVAILABLE, "the server is stopping");
+        add_header(r, "Connection", "close");
+        qun_req_finish(r);
+        return;
+    }
     const char *method = method_name(evhttp_request_get_command(ev));
     if (r->matrix && strcmp(method, "OPTIONS") == 0) { /* a CORS preflight: every Matrix path allows it */
         r->status = 204;

@@ -36,6 +36,7 @@ qun_server_cfg_t qun_server_cfg = {
 
 static qun_writer_t *g_writer;
 static _Atomic bool g_ready;
+static _Atomic bool g_stopping; /* SIGTERM or SIGINT came: new requests are refused */
 static qun_worker_t *g_workers;
 static int g_nworkers;
 
@@ -44,6 +45,9 @@ qun_writer_t *qun_server_writer(void) {
 }
 bool qun_server_ready(void) {
     return atomic_load(&g_ready);
+}
+bool qun_server_stopping(void) {
+    return atomic_load(&g_stopping);
 }
 
 /* SO_REUSEPORT lets our loops share the port, but it would also let a second qund
@@ -233,8 +237,14 @@ static void accept_retry(evutil_socket_t fd, short what, void *arg) {
 /* After the loops stopped: turn them (on this thread; theirs have ended) until every write
  * they handed to the writer came back and its request was answered, so that no done
  * callback finds a freed loop or request.  A request whose answer queues another write
- * is waited for too; 10 s at most. */
+ * is waited for too; 10 s at most.  Turning a loop also reads its connections: so that
+ * clients that keep posting cannot keep it busy, it accepts no connection any more and
+ * the router answers what still arrives 503 (qun_server_stopping). */
 static void settle_writes(void) {
+    for (int i = 0; i < g_nworkers; i++) {
+        event_del(g_workers[i].accept_retry);
+        evconnlistener_disable(g_workers[i].listener);
+    }
     for (int spins = 0; atomic_load(&g_writes_out) > 0 && spins < 10000; spins++) {
         for (int i = 0; i < g_nworkers; i++)
             event_base_loop(g_workers[i].base, EVLOOP_NONBLOCK);
@@ -248,6 +258,7 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg) {
     (void)sig;
     (void)what;
     (void)arg;
+    atomic_store(&g_stopping, true);
     if (qun_server_cfg.on_stopping) qun_server_cfg.on_stopping();
     for (int i = 0; i < g_nworkers; i++)
         event_base_loopexit(g_workers[i].base, NULL);

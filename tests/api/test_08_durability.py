@@ -9,9 +9,10 @@ from conftest import Server, expect, register, stop_clean
 
 def post_until_stopped(srv, owner, gid, writers=16, at_least=400):
     """Post from `writers` threads until `at_least` posts are acknowledged; returns the
-    acknowledged {seq: text}, a lock, the stop event and the threads (still posting)."""
+    acknowledged {seq: text}, the stop event and the threads (still posting).  Answers
+    other than 201 are kept in acked[None] as (status, code)."""
     from conftest import Client
-    acked, lock, stop = {}, threading.Lock(), threading.Event()
+    acked, lock, stop = {None: []}, threading.Lock(), threading.Event()
 
     def writer(n):
         c = Client(srv.url, owner.token)
@@ -21,16 +22,20 @@ def post_until_stopped(srv, owner, gid, writers=16, at_least=400):
                 r = c.post(f"/v1/groups/{gid}/messages", {"text": f"w{n}-{i}"})
             except Exception:
                 return  # the server died under us: that request was never acknowledged
-            if r.status_code == 201:
-                with lock:
+            with lock:
+                if r.status_code == 201:
                     acked[r.json()["seq"]] = r.json()["text"]
+                else:
+                    ctype = r.headers.get("Content-Type", "")
+                    code = r.json().get("code") if ctype.startswith("application/problem+json") else ctype
+                    acked[None].append((r.status_code, code))
             i += 1
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
     for t in threads:
         t.start()
     deadline = time.time() + 20
-    while len(acked) < at_least and time.time() < deadline:
+    while len(acked) <= at_least and time.time() < deadline:
         time.sleep(0.01)
     return acked, stop, threads
 
@@ -45,7 +50,7 @@ def check_all_there(srv, owner, gid, acked):
         if not page["next_cursor"]:
             break
         after = page["next_cursor"]
-    missing = [s for s in acked if seen.get(s) != acked[s]]
+    missing = [s for s in acked if s is not None and seen.get(s) != acked[s]]
     assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {missing[:5]}"
     # Sequence numbers stay gap-free across the stop.
     assert sorted(seen) == list(range(1, len(seen) + 1))
@@ -60,7 +65,7 @@ def test_acknowledged_posts_survive_kill_9():
     stop.set()
     for t in threads:
         t.join()
-    assert len(acked) >= 400
+    assert len(acked) > 400
     check_all_there(srv, owner, gid, acked)
     srv.stop()
 
@@ -74,10 +79,12 @@ def test_a_stop_while_people_post_is_clean():
     owner = register(srv.url)
     gid = expect(owner.post("/v1/groups", {"name": "stopping"}), 201)["id"]
     acked, stop, threads = post_until_stopped(srv, owner, gid)
-    stop_clean(srv)
+    stop_clean(srv)  # within 10 s: a request that arrives during the stop is not waited for
     stop.set()
     for t in threads:
         t.join()
+    # What reached a stopping server on a kept-alive connection was refused, "retry".
+    assert all(a == (503, "UNAVAILABLE") for a in acked[None]), acked[None][:5]
     check_all_there(srv, owner, gid, acked)
     stop_clean(srv)
 
