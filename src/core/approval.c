@@ -112,13 +112,15 @@ static json_t *approval_json(qun_q_t *q) {
                      qun_q_col_text(q, 10), "risk_id", *risk ? risk : NULL);
 }
 
+/* What the caller may decide: never their own request, which qun_approval_decide refuses
+ * (an owner who is also the org admin would otherwise find it in their inbox). */
 qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
     qun_q_t *q;
     json_t *items = json_array();
     qun_rc rc = qun_db_run(
         db, &q, err,
         APPROVAL_COLS
-        "WHERE a.state = 'pending' AND (a.approver_id = $1 OR a.org_id IN "
+        "WHERE a.state = 'pending' AND d.requested_by != $1 AND (a.approver_id = $1 OR a.org_id IN "
         "(SELECT org_id FROM org_admins WHERE user_id = $1) OR (a.kind = 'risk_review' AND $2 = 1)) "
         "ORDER BY a.id LIMIT 200",
         "ii", a->uid, (int64_t)a->is_admin);

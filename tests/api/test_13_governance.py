@@ -146,7 +146,9 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     aid = [a for a in inbox if a["group"] == gid][0]["id"]
     assert expect(outsider.get("/v1/approvals"), 200)["items"] == []
     expect(outsider.post(f"/v1/approvals/{aid}/approve", {}), 404, "APPROVAL_NOT_FOUND")
-    # The owner is an org admin too, but nobody approves their own request.
+    # The owner is an org admin too, but nobody approves their own request, nor finds it
+    # in their inbox.
+    assert [a for a in expect(owner.get("/v1/approvals"), 200)["items"] if a["group"] == gid] == []
     expect(owner.post(f"/v1/approvals/{aid}/approve", {}), 403, "FORBIDDEN_APPROVER")
     expect(boss.post(f"/v1/approvals/{aid}/reject", {}), 422, "FIELD_MISSING")
     a = expect(boss.post(f"/v1/approvals/{aid}/reject", {"reason": "not now"}), 200)
