@@ -94,22 +94,26 @@ qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approv
 #define APPROVAL_COLS                                                                                        \
     "SELECT a.aid, a.kind, a.state, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, "             \
     "a.expires_at, a.reason, a.id, a.dissolution_id, a.approver_id, COALESCE(a.org_id, 0), d.requested_by, " \
-    "COALESCE(d.risk_id, ''), su.display_name, ru.display_name "                                             \
+    "COALESCE(d.risk_id, ''), su.display_name, ru.display_name, su.username, ru.username "                   \
     "FROM approvals a JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id "    \
     "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
 
 static json_t *approval_json(qun_q_t *q) {
     /* risk_id: the risk evaluation of the request, which a risk_review decides on. */
     const char *risk = qun_q_col_text(q, 16);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:I, s:I, s:s, s:s?}", "id",
-                     qun_q_col_text(q, 0), "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2),
-                     "group", qun_q_col_text(q, 3), "group_name", qun_q_col_text(q, 4), "group_kind",
-                     qun_q_col_text(q, 5), "subject", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6),
-                     "subject_display_name", qun_q_col_null(q, 17) ? NULL : qun_q_col_text(q, 17),
-                     "requested_by", qun_q_col_text(q, 7), "requested_by_display_name",
-                     qun_q_col_null(q, 18) ? NULL : qun_q_col_text(q, 18), "created_at",
-                     (json_int_t)qun_q_col_int(q, 8), "expires_at", (json_int_t)qun_q_col_int(q, 9), "reason",
-                     qun_q_col_text(q, 10), "risk_id", *risk ? risk : NULL);
+    json_t *a = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s?, s:I, s:I, s:s, s:s?}", "id",
+                          qun_q_col_text(q, 0), "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2),
+                          "group", qun_q_col_text(q, 3), "group_name", qun_q_col_text(q, 4), "group_kind",
+                          qun_q_col_text(q, 5), "subject", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6),
+                          "subject_display_name", qun_q_col_null(q, 17) ? NULL : qun_q_col_text(q, 17),
+                          "requested_by", qun_q_col_text(q, 7), "requested_by_display_name",
+                          qun_q_col_null(q, 18) ? NULL : qun_q_col_text(q, 18), "created_at",
+                          (json_int_t)qun_q_col_int(q, 8), "expires_at", (json_int_t)qun_q_col_int(q, 9),
+                          "reason", qun_q_col_text(q, 10), "risk_id", *risk ? risk : NULL);
+    json_object_set_new(a, "requested_by_username", json_string(qun_q_col_text(q, 20)));
+    if (!qun_q_col_null(q, 19))
+        json_object_set_new(a, "subject_username", json_string(qun_q_col_text(q, 19)));
+    return a;
 }
 
 /* What the caller may decide: never their own request, which qun_approval_decide refuses

@@ -192,11 +192,13 @@ qun_rc qun_ledger_view_history(qun_db_t *db, const qun_actor_t *a, const char *g
     qun_q_t *q;
     json_t *items = json_array();
     int64_t last = after, rows = 0;
-    rc = qun_db_run(db, &q, err,
-                    "SELECT e.idx, e.entry, n.hash FROM ledger_entries e JOIN ledger_nodes n "
-                    "ON n.level = 0 AND n.idx = e.idx WHERE e.group_openid = $1 AND e.idx >= $2 "
-                    "ORDER BY e.idx LIMIT $3",
-                    "sii", g.gid, after, (int64_t)limit);
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT e.idx, e.entry, n.hash, u.username, u.display_name, u.openid FROM ledger_entries e "
+        "JOIN ledger_nodes n ON n.level = 0 AND n.idx = e.idx "
+        "LEFT JOIN users u ON u.openid = e.actor_openid WHERE e.group_openid = $1 "
+        "AND e.idx >= $2 ORDER BY e.idx LIMIT $3",
+        "sii", g.gid, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         char hex[2 * QUN_HASH + 1];
         hash_hex(q, 2, hex);
@@ -209,6 +211,12 @@ qun_rc qun_ledger_view_history(qun_db_t *db, const qun_actor_t *a, const char *g
                                    qun_q_col_text(q, 1), "leaf_hash", hex);
             entry_show(it, e);
             json_object_del(it, "group");
+            /* Who acted, by name: the side column found the user, the hashed text names them. */
+            if (!qun_q_col_null(q, 5) && column_agrees(e, "actor", qun_q_col_text(q, 5), false)) {
+                json_object_set_new(it, "actor_username", json_string(qun_q_col_text(q, 3)));
+                if (!qun_q_col_null(q, 4))
+                    json_object_set_new(it, "actor_display_name", json_string(qun_q_col_text(q, 4)));
+            }
             json_array_append_new(items, it);
         }
         json_decref(e);

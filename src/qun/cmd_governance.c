@@ -30,8 +30,11 @@ static void print_approval(json_t *a) {
     printf("%-24s %-12s %-9s %s \"%s\" (%s)", qun_jstr_or(a, "id", "?"), qun_jstr_or(a, "kind", "?"),
            qun_jstr_or(a, "state", "?"), qun_jstr_or(a, "group", "?"), qun_jstr_or(a, "group_name", ""),
            qun_jstr_or(a, "group_kind", "?"));
-    printf(" by %s", qun_jstr_or(a, "requested_by", "?"));
-    if (qun_jstr_or(a, "subject", NULL)) printf(", for %s", qun_jstr_or(a, "subject", ""));
+    /* People by name: the display name, else the username (never the openid). */
+    printf(" by %s",
+           qun_jstr_or(a, "requested_by_display_name", qun_jstr_or(a, "requested_by_username", "?")));
+    if (qun_jstr_or(a, "subject", NULL))
+        printf(", for %s", qun_jstr_or(a, "subject_display_name", qun_jstr_or(a, "subject_username", "?")));
     if (strcmp(qun_jstr_or(a, "state", ""), "pending") == 0)
         printf(", expires %s", qun_fmt_time(qun_jint(a, "expires_at"), t));
     const char *reason = qun_jstr_or(a, "reason", "");

@@ -112,6 +112,8 @@ def test_visibility_and_history(ledger):
     assert [h["event"] for h in hist] == ["group.created", "transfer.proposed", "group.ownership_transferred"]
     t = json.loads(hist[2]["entry"])
     assert t["from"] == alice.openid and t["to"] == bob.openid
+    # Each entry names who acted, so the console shows a name rather than an openid.
+    assert hist[0]["actor_username"] == alice.username
     # A dissolved group's history shows request, mark and purge, for its owner.
     owner, g = ledger["groups"][1]
     events = [h["event"] for h in expect(owner.get(f"/v1/groups/{g}/history"), 200)["items"]]

@@ -130,7 +130,7 @@ def test_approvals_list_reject_approve_and_org_protection(mk):
     inbox = boss.json("approvals", "list")["items"]
     aid = [a for a in inbox if a["group"] == gid][0]["id"]
     listed = boss.ok("approvals", "list").stdout
-    assert aid in listed and "org_admin" in listed and owner.openid in listed
+    assert aid in listed and "org_admin" in listed and owner.name in listed and owner.openid not in listed
     # A rejection needs a reason; the owner cannot decide on their own request.
     boss.fails("USAGE", "approvals", "reject", aid, exit=2)
     owner.fails("FORBIDDEN_APPROVER", "approvals", "approve", aid)

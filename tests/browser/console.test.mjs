@@ -552,6 +552,10 @@ try {
     const results = await auditResults(owner.page, rows);
     check(results.every((r) => r.result === 'verified'), `results: ${JSON.stringify(results)}`);
     check((await owner.page.textContent('#checkpoint')).includes('signature verified'), 'checkpoint signature');
+    // Events read as words and who acted by name, never an openid.
+    const first = await owner.page.textContent('#audit tbody tr[data-event="group.created"]');
+    check(first.includes('Group created') && !/u_[A-Za-z0-9_-]{22}/.test(first), `first row: ${first}`);
+    check(!/u_[A-Za-z0-9_-]{22}/.test(await owner.page.textContent('#audit')), 'an openid on the audit page');
     await shot(owner.page, 'audit-verified');
   });
 
@@ -566,6 +570,8 @@ try {
     for (const r of results) {
       check(r.result === (r.index === first ? 'failed' : 'verified'), `after tampering with ${first}: ${JSON.stringify(results)}`);
     }
+    const why = await owner.page.textContent(`#audit tr[data-index="${first}"] [data-why]`);
+    check(why.includes('not in the signed tree'), `why it failed: ${why}`);
     await shot(owner.page, 'audit-failed');
   });
 

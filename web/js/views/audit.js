@@ -11,9 +11,24 @@ import { t, when } from '../i18n.js';
 import { errorBox, h } from '../ui.js';
 import { hexToBytes, leafHash, openCheckpoint, parseVerifierKey, verifyInclusion } from '../ledger.js';
 
-function mark(ok, why) {
-  return h('span', { class: ok ? 'mark ok' : 'mark bad', 'data-result': ok ? 'verified' : 'failed', title: why || '' },
+function mark(ok) {
+  return h('span', { class: ok ? 'mark ok' : 'mark bad', 'data-result': ok ? 'verified' : 'failed' },
     ok ? `✔ ${t('audit.verified')}` : `✘ ${t('audit.failed')}`);
+}
+
+// A failed check, said in the reader's language; `code` picks the sentence.
+class Refusal extends Error {
+  constructor(code) {
+    super(code);
+    this.code = code;
+  }
+}
+
+// An event's name as people say it ("Group dissolved"), its code when qun has no words for it.
+function eventLabel(ev) {
+  const key = `audit.ev.${ev}`;
+  const s = t(key);
+  return s === key ? ev : s;
 }
 
 async function verifyAll(gid, rows, head) {
@@ -30,7 +45,7 @@ async function verifyAll(gid, rows, head) {
     cp = await openCheckpoint(await api.get('/v1/ledger/checkpoint', { text: true }), key);
     notes.push(h('p', { class: 'ok', id: 'checkpoint' }, t('audit.sig_ok'), ' ', t('audit.checkpoint', { size: cp.size, origin: cp.origin })));
   } catch (e) {
-    const why = e.name === 'NotSupportedError' ? t('audit.no_webcrypto') : e.message;
+    const why = e.name === 'NotSupportedError' ? t('audit.no_webcrypto') : t('audit.why.sig');
     notes.push(h('p', { class: 'error', role: 'alert', id: 'checkpoint' }, t('audit.sig_bad', { why })));
   }
   head.replaceChildren(...notes);
@@ -39,17 +54,17 @@ async function verifyAll(gid, rows, head) {
     let ok = false;
     let why = '';
     try {
-      if (!cp) throw new Error('no verified checkpoint');
-      if (typeof item.entry !== 'string') throw new Error('entry text not visible');
-      if (item.index >= cp.size) throw new Error('entry newer than the checkpoint');
+      if (!cp) throw new Refusal('no_checkpoint');
+      if (typeof item.entry !== 'string') throw new Refusal('hidden');
+      if (item.index >= cp.size) throw new Refusal('too_new');
       const proof = await api.get(`/v1/ledger/proof/inclusion?index=${item.index}&size=${cp.size}`);
       const leaf = await leafHash(item.entry);
       ok = await verifyInclusion(leaf, item.index, cp.size, proof.proof.map(hexToBytes), cp.root);
-      if (!ok) why = 'the entry is not in the signed tree (its hash or its proof does not match the root)';
+      if (!ok) why = 'mismatch';
     } catch (e) {
-      why = e.message;
+      why = e instanceof Refusal ? e.code : 'error';
     }
-    cell.replaceChildren(mark(ok, why), ...(why ? [h('span', { class: 'muted small' }, ` ${why}`)] : []));
+    cell.replaceChildren(mark(ok), ...(why ? [h('span', { class: 'muted small', 'data-why': why }, ` ${t(`audit.why.${why}`)}`)] : []));
   }
 }
 
@@ -71,8 +86,9 @@ export async function auditView([gid], ctx) {
     try {
       time = when(JSON.parse(item.entry).time);
     } catch { /* the text may be tampered with: verification will say so */ }
-    return h('tr', { 'data-index': item.index },
-      h('td', {}, String(item.index)), h('td', {}, h('code', {}, item.event || '')), h('td', {}, time), cell);
+    const who = item.actor_display_name || item.actor_username || t('audit.system');
+    return h('tr', { 'data-index': item.index, 'data-event': item.event || '' },
+      h('td', {}, String(item.index)), h('td', {}, eventLabel(item.event || '')), h('td', {}, who), h('td', {}, time), cell);
   }));
   const head = h('div', { 'aria-live': 'polite' }, t('audit.checking'));
   const rows = { history, cells };
@@ -84,7 +100,7 @@ export async function auditView([gid], ctx) {
     h('p', {}, t('audit.intro')),
     head,
     h('table', { class: 'audit', id: 'audit' },
-      h('thead', {}, h('tr', {}, ['audit.index', 'audit.event', 'audit.time', 'audit.result'].map((k) => h('th', { scope: 'col' }, t(k))))),
+      h('thead', {}, h('tr', {}, ['audit.index', 'audit.event', 'audit.who', 'audit.time', 'audit.result'].map((k) => h('th', { scope: 'col' }, t(k))))),
       tbody),
     again,
     h('p', {}, h('a', { href: `#/g/${gid}` }, t('status.back'))));
