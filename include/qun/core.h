@@ -453,6 +453,13 @@ qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const c
                     const char *name, const char *content_type, json_t **out, qun_err_t *err);
 qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                      json_t **out, qun_err_t *err);
+/* A person's upload (POST /v1/groups/{id}/files): qun_file_add, then a file message
+ * in the group's history carrying it (msgtype m.image, m.audio, m.video or m.file by
+ * the content type; text: the file's name), in the caller's transaction.  *out
+ * (owned by the caller) is the file as qun_file_add answers it plus `message_seq`,
+ * the seq of that message. */
+qun_rc qun_file_upload(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex, int64_t size,
+                       const char *name, const char *content_type, json_t **out, qun_err_t *err);
 /* Find a file of the group; fills its content type and name. */
 qun_rc qun_file_get(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex,
                     char *content_type, size_t ct_size, char *name, size_t name_size, qun_err_t *err);

@@ -162,6 +162,38 @@ qun_rc qun_file_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const c
     return QUN_OK;
 }
 
+/* The media msgtype a file message gets from its content type. */
+static const char *file_msgtype(const char *content_type) {
+    if (strncmp(content_type, "image/", 6) == 0) return "m.image";
+    if (strncmp(content_type, "audio/", 6) == 0) return "m.audio";
+    if (strncmp(content_type, "video/", 6) == 0) return "m.video";
+    return "m.file";
+}
+
+qun_rc qun_file_upload(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *sha_hex, int64_t size,
+                       const char *name, const char *content_type, json_t **out, qun_err_t *err) {
+    json_t *file = NULL, *msg = NULL;
+    *out = NULL;
+    qun_rc rc = qun_file_add(db, a, gid, sha_hex, size, name, content_type, &file, err);
+    if (rc != QUN_OK) return rc;
+    /* The group's row names the file: the same bytes may be there under another name. */
+    const char *gname = json_string_value(json_object_get(file, "name"));
+    const char *gtype = json_string_value(json_object_get(file, "content_type"));
+    qun_msg_file_t f = {sha_hex, gname, gtype, size};
+    qun_msg_opts_t opts = {.msgtype = file_msgtype(gtype), .file = &f};
+    rc = qun_message_post_ex(db, a, gid, gname, &opts, &msg, err);
+    json_t *seq = json_object_get(msg, "seq");
+    if (rc == QUN_OK && json_object_set_new(file, "message_seq", json_incref(seq)) != 0)
+        rc = qun_fail(err, QUN_NOMEM, "out of memory");
+    json_decref(msg);
+    if (rc != QUN_OK) {
+        json_decref(file);
+        return rc;
+    }
+    *out = file;
+    return QUN_OK;
+}
+
 qun_rc qun_file_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                      json_t **out, qun_err_t *err) {
     qun_group_t g;

@@ -79,10 +79,11 @@ static qun_rc serve(qun_req_t *r, const char *rel) {
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
     evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
     if (strcmp(type, types[0].type) == 0) {
-        /* The console only ever talks to its own origin and runs only its own modules. */
+        /* The console only ever talks to its own origin and runs only its own modules;
+         * blob: images are file previews it fetched itself (views/files.js). */
         evhttp_add_header(h, "Content-Security-Policy",
-                          "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                          "frame-ancestors 'none'; form-action 'self'");
+                          "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+                          "base-uri 'none'; frame-ancestors 'none'; form-action 'self'");
         evhttp_add_header(h, "Referrer-Policy", "no-referrer");
     }
     return QUN_OK;

@@ -291,7 +291,9 @@ json_t *mx_message(mx_ctx_t *c, const qun_mx_room_t *room, const qun_mx_msg_t *m
         free(body);
         if (n && json_is_object(n)) json_object_set(content, "org.qun.dissolution", n);
         json_decref(n);
-    } else if (m->media_msgtype[0]) { /* a file message: rendered from the group file's row */
+    } else if (m->media_msgtype[0] && m->media_id[0]) {
+        /* A file message sent through Matrix: rendered from the group file's row.  One
+         * uploaded through /v1 has no media id and reads as its file's name. */
         char url[QUN_MX_ID_MAX];
         snprintf(url, sizeof url, "mxc://%s/%s", qun_mx_cfg.server_name, m->media_id);
         content = json_pack("{s:s, s:s, s:s}", "msgtype", m->media_msgtype, "body", m->body, "url", url);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Payment commands: send a red packet to a group, claim a share of one, and read
- * your personal bill.  Amounts are integers in the smallest currency unit. */
+ * your personal bill.  Amounts are integers in the smallest currency unit (fen); the
+ * bill shows them in yuan. */
 #include <string.h>
 
 #include "client.h"
@@ -54,11 +55,35 @@ int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
     return QUN_EXIT_OK;
 }
 
+/* An amount in fen (the smallest unit) as yuan, "¥8.88"; with sign, "+¥0.25" or
+ * "-¥5.00".  The console shows amounts the same way (web/js/views/payments.js). */
+static const char *fmt_money(int64_t fen, bool sign, char out[40]) {
+    uint64_t v = fen < 0 ? -(uint64_t)fen : (uint64_t)fen;
+    snprintf(out, 40, "%s¥%llu.%02llu", fen < 0 ? "-" : sign ? "+" : "", (unsigned long long)(v / 100),
+             (unsigned long long)(v % 100));
+    return out;
+}
+
+/* What a bill line's kind means, as a person says it. */
+static const char *bill_kind(const char *kind) {
+    if (strcmp(kind, "red_packet_sent") == 0) return "sent a red packet";
+    if (strcmp(kind, "red_packet_received") == 0) return "claimed from a red packet";
+    return kind;
+}
+
+/* Print s right-aligned in width columns ("¥" is two bytes but one column), then a newline. */
+static void print_right(const char *s, size_t width) {
+    for (size_t w = qun_text_width(s); w < width; w++)
+        putchar(' ');
+    printf("%s\n", s);
+}
+
 int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out, *line;
-    size_t i;
+    size_t i, wgroup = 5;
     int64_t total = 0;
+    char t[32], money[40];
     int rc = qun_args_parse(argc, argv, NULL, 0, 0, "bill", &a);
     if (rc == QUN_EXIT_OK) rc = qun_cli_get_all(c, "/v1/me/bill", NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
@@ -68,18 +93,31 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
         return QUN_EXIT_OK;
     }
     json_t *items = json_object_get(out, "items");
-    if (json_array_size(items) == 0)
+    if (json_array_size(items) == 0) {
         printf("your bill is empty\n");
-    else
-        printf("%-16s %10s  %-20s %-22s %s\n", "WHEN", "AMOUNT", "KIND", "GROUP", "PAYMENT");
-    json_array_foreach(items, i, line) {
-        char t[32];
-        total += qun_jint(line, "amount");
-        printf("%-16s %+10lld  %-20s %-22s %s\n", qun_fmt_time(qun_jint(line, "created_at"), t),
-               (long long)qun_jint(line, "amount"), qun_jstr_or(line, "kind", "?"),
-               qun_jstr_or(line, "group_name", "?"), qun_jstr_or(line, "payment", "?"));
+        json_decref(out);
+        return QUN_EXIT_OK;
     }
-    if (json_array_size(items) > 0) printf("%-16s %+10lld\n", "total", (long long)total);
+    json_array_foreach(items, i, line) {
+        size_t w = qun_text_width(qun_jstr_or(line, "group_name", "?"));
+        wgroup = w > wgroup ? w : wgroup;
+    }
+    /* Group names may be Chinese: cells are padded by display width, not bytes. */
+    printf("%-16s  ", "WHEN");
+    qun_print_cell("GROUP", wgroup + 2);
+    printf("%-26s %12s\n", "WHAT", "AMOUNT");
+    json_array_foreach(items, i, line) {
+        int64_t amount = qun_jint(line, "amount");
+        total += amount;
+        printf("%-16s  ", qun_fmt_time(qun_jint(line, "created_at"), t));
+        qun_print_cell(qun_jstr_or(line, "group_name", "?"), wgroup + 2);
+        printf("%-26s ", bill_kind(qun_jstr_or(line, "kind", "?")));
+        print_right(fmt_money(amount, true, money), 12);
+    }
+    printf("%-16s  ", "total");
+    qun_print_cell("", wgroup + 2);
+    printf("%-26s ", "");
+    print_right(fmt_money(total, true, money), 12);
     json_decref(out);
     return QUN_EXIT_OK;
 }

@@ -42,7 +42,7 @@ class Scene:
         self.people = [self.owner, self.admin, self.member, self.member2]
         for i in range(n_messages):
             expect(self.people[i % 4].post(self.g + "/messages", {"text": f"secret message {i}"}), 201)
-        self.n_messages = n_messages
+        self.n_messages = n_messages + 3  # each upload below posts a file message
         # Two files only this group has, and one shared with another group.
         self.own_data = [os.urandom(1000), os.urandom(2345)]
         self.shared_data = b"shared between two groups " + os.urandom(16)
@@ -248,7 +248,7 @@ def test_purge_receipt_with_messages_deleted(server):
     st = wait_for(s.owner, s.gid, purged)
     assert st["purged_at"] >= st["dissolved_at"]
     r = st["receipt"]
-    assert r["messages_deleted"] == 9 + 2  # and the pending and dissolved notices
+    assert r["messages_deleted"] == 9 + 3 + 2  # the file messages, the pending and dissolved notices
     assert r["files_removed"] == 3
     assert r["blobs_released"] == 2 and r["cdn_purges_queued"] == 2
     assert r["members_removed"] == 4
@@ -277,9 +277,10 @@ def test_purge_keeps_messages_for_the_owner(server):
     assert st["messages"] == "keep"
     assert st["receipt"]["messages_deleted"] == 0 and st["receipt"]["members_removed"] == 4
     kept = all_items(s.owner, s.g + "/messages")
-    assert [m for m in kept if m["kind"] != "system"] == before
+    # A file message no longer shows its file once the purge took the file.
+    assert [m for m in kept if m["kind"] != "system"] == [{k: v for k, v in m.items() if k != "file"} for m in before]
     assert [m["kind"] for m in kept[len(before):]] == ["system", "system"]  # the pending and dissolved notices
-    assert [m["text"] for m in before] == [f"secret message {i}" for i in range(5)]
+    assert [m["text"] for m in before] == [f"secret message {i}" for i in range(5)] + ["f0", "f1", "s"]
     for c in (s.admin, s.member):
         expect(c.get(s.g + "/messages"), 410, "GROUP_GONE")
     expect(s.owner.post(s.g + "/messages", {"text": "read-only"}), 410, "GROUP_GONE")
@@ -313,7 +314,7 @@ def test_group_payments_are_purged_after_the_retention():
         st = wait_for(s.owner, s.gid, lambda x: "payments_deleted" in x["receipt"])
         assert st["receipt"]["payments_deleted"] == 2
         # The earlier counts survive in the receipt.
-        assert st["receipt"]["messages_deleted"] == 2 + 2 and st["receipt"]["members_removed"] == 4
+        assert st["receipt"]["messages_deleted"] == 2 + 3 + 2 and st["receipt"]["members_removed"] == 4
         assert {j["kind"]: j["state"] for j in st["jobs"]} == {"purge_group": "done", "purge_payments": "done"}
         assert s.payment_rows() == 0
         assert s.db_count("SELECT COUNT(*) FROM payment_claims c JOIN payments p ON p.id = c.payment_id "

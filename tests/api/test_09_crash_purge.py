@@ -73,7 +73,7 @@ def test_purge_survives_kill_9():
                                "WHERE g.gid = ?", (other,)).fetchone()[0]
     bills_before = con.execute("SELECT COUNT(*) FROM bill_lines").fetchone()[0]
     con.close()
-    assert before_other == 50
+    assert before_other == 50 + 2  # and the file messages of its two uploads
 
     srv.start()
     preview = expect(owner.post(f"/v1/groups/{doomed}/dissolution/preview", {"messages": "delete"}), 200)
@@ -120,7 +120,7 @@ def test_purge_survives_kill_9():
     con = sqlite3.connect(db_path)
     q = lambda sql, *a: con.execute(sql, a).fetchone()[0]
     assert q("SELECT COUNT(*) FROM messages m JOIN groups g ON g.id = m.group_id WHERE g.gid = ?", doomed) == 0
-    assert q("SELECT COUNT(*) FROM messages m JOIN groups g ON g.id = m.group_id WHERE g.gid = ?", other) == 50
+    assert q("SELECT COUNT(*) FROM messages m JOIN groups g ON g.id = m.group_id WHERE g.gid = ?", other) == 50 + 2
     assert q("SELECT COUNT(*) FROM outbox WHERE topic = 'cdn.purge'") == FILES - 1
     assert q("SELECT COUNT(DISTINCT payload) FROM outbox WHERE topic = 'cdn.purge'") == FILES - 1
     assert q("SELECT COUNT(*) FROM unlink_queue") == 0
@@ -135,6 +135,6 @@ def test_purge_survives_kill_9():
     r = member.get(f"/v1/groups/{other}/files/{shared_sha}")
     assert r.status_code == 200 and r.content == shared
     page = expect(member.get(f"/v1/groups/{other}/messages?limit=200"), 200)
-    assert len(page["items"]) == 50
+    assert len(page["items"]) == 50 + 2
     expect(member.get(f"/v1/groups/{doomed}/messages"), 410, "GROUP_GONE")
     assert srv.stop() == 0

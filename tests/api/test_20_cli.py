@@ -193,7 +193,7 @@ def test_payments_and_bill(alice, bob):
     assert bob.json("claim", gid, p["id"])["amount"] == 25
     bob.fails("ALREADY_CLAIMED", "claim", gid, p["id"])
     bill = bob.ok("bill").stdout
-    assert "red_packet_received" in bill and "+25" in bill
+    assert "claimed from a red packet" in bill and "+¥0.25" in bill and "lunch" in bill
     assert [l["amount"] for l in alice.json("bill")["items"]] == [-100]
 
 

@@ -104,7 +104,7 @@ def test_export_round_trip(srv, tmp_path):
     key, recipient = keygen(tmp_path, "k.txt")
     x = export(owner, gid, [recipient])
     assert x["state"] == "done", x
-    assert x["progress"]["messages"] == 300 and x["progress"]["files"] == 3 and x["progress"]["bytes"] == x["size"]
+    assert x["progress"]["messages"] == 303 and x["progress"]["files"] == 3 and x["progress"]["bytes"] == x["size"]
     r = owner.get(f"/v1/exports/{x['id']}/download")
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/age"
     data = r.content
@@ -113,13 +113,16 @@ def test_export_round_trip(srv, tmp_path):
     dest = open_archive(data, key, tmp_path / "out")
     m = check_manifest(dest)
     assert m["group"] == {"id": gid, "name": "export me", "kind": "standard"}
-    assert m["counts"] == {"members": 3, "messages": 300, "files": 3, "file_bytes": 365537, "payments": 1}
+    assert m["counts"] == {"members": 3, "messages": 303, "files": 3, "file_bytes": 365537, "payments": 1}
     assert m["export"] == x["id"] and m["desensitized"] is False
     members = json.loads((dest / "members.json").read_text())
     assert {(mm["openid"], mm["role"]) for mm in members} == {
         (owner.openid, "owner"), (alice.openid, "admin"), (bob.openid, "member")}
     lines = [json.loads(l) for l in (dest / "messages.jsonl").read_text().splitlines()]
-    assert len(lines) == 300
+    assert len(lines) == 303
+    # The uploads came last: their file messages name the files.
+    assert [l["text"] for l in lines[300:]] == ["f0.bin", "f1.bin", "f2.bin"]
+    lines = lines[:300]
     assert [l["seq"] for l in lines] == sorted(l["seq"] for l in lines)
     assert [l["text"] for l in lines] == texts
     assert [l["author"] for l in lines] == [authors[i % 3].openid for i in range(300)]
@@ -140,7 +143,7 @@ def test_export_round_trip(srv, tmp_path):
     assert len(made) == 1
     e = made[0]
     assert e["digest"] == hashlib.sha256(data).hexdigest() and e["export"] == x["id"]
-    assert e["actor"] == owner.openid and e["recipients"] == 1 and e["counts"]["messages"] == 300
+    assert e["actor"] == owner.openid and e["recipients"] == 1 and e["counts"]["messages"] == 303
     assert e["seq"] == x["ledger_index"]
 
     # Only its requester sees or downloads it; only the owner exports.

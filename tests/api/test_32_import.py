@@ -90,7 +90,8 @@ def advance(srv, seconds):
 
 @pytest.fixture(scope="module")
 def world(srv, tmp_path_factory):
-    """A group of 4 with 400 messages over several days, 4 files (two incompressible,
+    """A group of 4 with 400 messages over several days (and 4 more, the uploads' file
+    messages), 4 files (two incompressible,
     so the archive spans many 64 KiB chunks) and a claimed payment, exported."""
     tmp = tmp_path_factory.mktemp("import")
     owner, alice, bob, carol = (register(srv.url) for _ in range(4))
@@ -189,7 +190,7 @@ def check_rebuilt(world, importer, new):
         assert m["joined_at"] == old_members[openid]["joined_at"]
     want = all_items(old, f"/v1/groups/{gid}/messages")
     got = all_items(importer, f"/v1/groups/{new}/messages")
-    assert len(got) == 400
+    assert len(got) == 404
     key = lambda m: (m["seq"], m["author"], m["created_at"], m["text"], m["kind"])
     assert [key(m) for m in got] == [key(m) for m in want]
     assert len({m["created_at"] for m in got}) > 1
@@ -215,7 +216,7 @@ def check_rebuilt(world, importer, new):
     made = [json.loads(h["entry"]) for h in hist if h["event"] == "import.made"]
     assert len(made) == 1 and made[0]["actor"] == importer.openid
     assert made[0]["source"]["export"] == world["export"]["id"] and made[0]["source"]["group"] == gid
-    assert made[0]["counts"] == {"members": 4, "messages": 400, "files": 4, "payments": 1}
+    assert made[0]["counts"] == {"members": 4, "messages": 404, "files": 4, "payments": 1}
     return made[0]
 
 
@@ -225,7 +226,7 @@ def test_cli_round_trip(srv, world):
     r = cli(srv, owner, "--json", "import", str(world["path"]), "--identity", str(world["key"]), tmp=world["tmp"])
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["counts"] == {"members": 4, "messages": 400, "files": 4, "payments": 1}
+    assert out["counts"] == {"members": 4, "messages": 404, "files": 4, "payments": 1}
     assert out["skipped_members"] == [] and out["source"]["export"] == world["export"]["id"]
     made = check_rebuilt(world, owner, out["group"])
     assert made["seq"] == out["ledger_index"]
@@ -233,7 +234,7 @@ def test_cli_round_trip(srv, world):
     assert tree_size(owner) == before + 2
     # Without --json: one human line.
     r = cli(srv, owner, "import", str(world["path"]), "-i", str(world["key"]), tmp=world["tmp"])
-    assert r.returncode == 0 and b"imported group g_" in r.stdout and b"400 messages" in r.stdout, r.stderr
+    assert r.returncode == 0 and b"imported group g_" in r.stdout and b"404 messages" in r.stdout, r.stderr
 
 
 def test_api_import_by_an_admin(world):
@@ -334,7 +335,7 @@ def test_server_refuses_tampered_content(world):
                       "IMPORT_DIGEST_MISMATCH")
     # The untouched re-pack is accepted (the check is on content, not on tar bytes).
     out = expect(owner.post("/v1/imports", raw=repack(members, lambda n, c: c)), 201)
-    assert out["counts"]["messages"] == 400
+    assert out["counts"]["messages"] == 404
 
 
 def test_server_refuses_broken_plaintext_and_outsiders(srv, world):

@@ -70,7 +70,7 @@ def test_a_member_exports_their_own_copy_during_the_notice(srv, tmp_path):
     check_manifest(dest)
     lines = [json.loads(l) for l in (dest / "messages.jsonl").read_text().splitlines()]
     user_texts = [l["text"] for l in lines if l["kind"] == "text"]
-    assert user_texts == texts
+    assert user_texts == texts + ["notes.txt"]  # the upload's file message last
     assert any(l["kind"] == "system" for l in lines)  # the notice itself
     assert (dest / "files" / f["digest"]).read_bytes() == b"bob's notes\n"
     pays = {p["id"]: p for p in (json.loads(l) for l in (dest / "payments.jsonl").read_text().splitlines())}

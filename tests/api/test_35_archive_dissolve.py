@@ -104,7 +104,7 @@ def test_the_dissolution_waits_for_the_ledgered_archive(srv, tmp_path):
     assert hashlib.sha256(data).hexdigest() == x["digest"] == st["archive"]["digest"]
     dest = open_archive(data, key, tmp_path / "out")
     m = check_manifest(dest)
-    assert m["counts"]["messages"] == 40 and (dest / "files" / f["digest"]).exists()
+    assert m["counts"]["messages"] == 40 + 1 and (dest / "files" / f["digest"]).exists()
 
     # The ledger: the archive first, then the request that names it.
     h = history(owner, gid)

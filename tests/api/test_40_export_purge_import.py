@@ -134,7 +134,7 @@ def test_the_purge_takes_exports_grants_and_every_copy_of_the_content(srv, tmp_p
                                                         "confirmation_token": p["confirmation_token"]}), 202)
     st = wait_state(owner, gid, "purged")
     r = st["receipt"]
-    assert r["messages_deleted"] == 30 + 2  # and the pending and dissolved notices
+    assert r["messages_deleted"] == 30 + 2 + 2  # the file messages, the pending and dissolved notices
     assert r["exports_deleted"] == 2 and r["export_bytes_deleted"] == whole["size"] + own["size"]
     assert r["grants_deleted"] == 1 and r["message_events_deleted"] >= 30
     assert r["files_removed"] == 2 and r["blobs_released"] == 2

@@ -103,6 +103,7 @@ async function newUser(browser, locale) {
     if (m.type() !== 'error') return;
     if (user.goneExpected && /status of 410 \(Gone\)/.test(m.text())) return;
     if (user.stepUpExpected && /status of 428/.test(m.text())) return;
+    if (user.refusalExpected && /status of 422/.test(m.text())) return;
     errors.push(`${locale} console: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => errors.push(`${locale} page error: ${e.message}`));
@@ -789,6 +790,111 @@ try {
     check(await page.isEnabled('#dissolve-btn'), 'the button is usable again after an unexpected shape');
     await page.unroute('**/dissolution');
     await shot(page, 'step-up-unexpected');
+  });
+
+  // ---- files and red packets (issue 17): two new people, one in English, one in Chinese ----
+  const payer = await newUser(browser, 'en-US');
+  const taker = await newUser(browser, 'zh-CN');
+  let payGid = '';
+  const tokenUrls = [];
+  await step('files: an uploaded image shows in the list and the history with a preview, and downloads', async () => {
+    await register(payer.page, 'wangxm');
+    await register(taker.page, 'lihua');
+    const ptok = await tokenOf(payer.page);
+    const ttok = await tokenOf(taker.page);
+    await api('PATCH', '/v1/me', { display_name: '王小明' }, ptok);
+    await api('PATCH', '/v1/me', { display_name: '李华' }, ttok);
+    const g = await api('POST', '/v1/groups', { name: '午餐群 Lunch' }, ptok);
+    payGid = g.id;
+    await api('POST', `/v1/groups/${payGid}/members`, { username: 'lihua' }, ptok);
+    for (const u of [payer, taker]) {
+      const tok = u === payer ? ptok : ttok;
+      u.page.on('request', (r) => { if (r.url().includes(tok)) tokenUrls.push(r.url()); });
+    }
+    const page = payer.page;
+    await page.goto(`${URL}/#/g/${payGid}`);
+    await page.waitForSelector('#upload-form');
+    // A real picture: the page's own header, photographed.
+    const png = await page.screenshot({ type: 'png', clip: { x: 0, y: 0, width: 160, height: 120 } });
+    await page.setInputFiles('input[name=upload]', { name: 'lunch.png', mimeType: 'image/png', buffer: png });
+    await page.click('#upload-btn');
+    await page.waitForSelector('#messages li .attachment img.thumb[src^="blob:"]');
+    await page.waitForSelector('#files li img.thumb[src^="blob:"]');
+    const loaded = await page.$$eval('img.thumb', (imgs) => imgs.map((i) => i.complete && i.naturalWidth));
+    check(loaded.length === 2 && loaded.every((w) => w === 160), `both previews loaded: ${loaded}`);
+    const row = await page.textContent('#files li');
+    check(row.includes('lunch.png') && row.includes('王小明') && /\d+(\.\d)? KB/.test(row), `the file row: ${row}`);
+    const msg = await page.textContent('#messages li:has(.attachment)');
+    check(msg.includes('王小明') && msg.includes('lunch.png'), `the file message: ${msg}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#messages li .attachment .download')]);
+    check(download.suggestedFilename() === 'lunch.png', `download name ${download.suggestedFilename()}`);
+    const got = readFileSync(await download.path());
+    check(Buffer.compare(got, png) === 0, 'the download is the uploaded bytes');
+    await shot(page, 'files-en');
+    // The other member sees the file message too, in Chinese, with its preview.
+    await taker.page.goto(`${URL}/#/g/${payGid}`);
+    await taker.page.waitForSelector('#messages li .attachment img.thumb[src^="blob:"]');
+    check((await taker.page.textContent('#files li')).includes('王小明'), 'the uploader by name in Chinese too');
+    await shot(taker.page, 'files-zh');
+  });
+
+  await step('red packets: sent with sentences for bad input, claimed with one tap, who claimed what, the bill', async () => {
+    const page = payer.page;
+    await page.fill('input[name=rp-amount]', 'ten');
+    await page.click('#rp-send');
+    await page.waitForSelector('#rp-error [data-field=amount]');
+    check((await page.textContent('#rp-error')).includes('¥0.01'), 'a bad amount is a sentence');
+    await page.fill('input[name=rp-amount]', '0.02');
+    await page.fill('input[name=rp-shares]', '3');
+    await page.click('#rp-send');
+    await page.waitForSelector('#rp-error [data-field=share_min]');
+    await page.fill('input[name=rp-amount]', '10');
+    await page.fill('input[name=rp-memo]', '恭喜发财');
+    await page.click('#rp-send');
+    await page.waitForSelector('#messages li.redpacket:has-text("恭喜发财")');
+    const card = await page.textContent('#messages li.redpacket');
+    check(card.includes('王小明 sent a red packet: 0 of 3 claimed') && card.includes('¥10.00'), `the card: ${card}`);
+    await shot(page, 'redpacket-sent-en');
+    // The server's refusal of a field is a sentence too (here as the server would send it).
+    const tp = taker.page;
+    await tp.route('**/payments', (route) => (route.request().method() !== 'POST' ? route.continue()
+      : route.fulfill({ status: 422, contentType: 'application/problem+json', body: JSON.stringify({
+        type: 'about:blank', title: 'a field has an invalid value', status: 422, detail: 'shares must be 1 to 1000',
+        code: 'FIELD_INVALID', field: 'shares' }) })));
+    taker.refusalExpected = true; // the browser logs the 422 above
+    await tp.waitForSelector('#messages li.redpacket', { timeout: 10000 });
+    await tp.fill('input[name=rp-amount]', '1');
+    await tp.fill('input[name=rp-shares]', '1');
+    await tp.click('#rp-send');
+    await tp.waitForSelector('#rp-error [data-field=shares]');
+    check((await tp.textContent('#rp-error')).includes('1 至 1000'), 'the server\'s refusal in Chinese');
+    await tp.unroute('**/payments');
+    const zhCard = await tp.textContent('#messages li.redpacket');
+    check(zhCard.includes('王小明 发了一个红包：已领取 0/3 个'), `the card in Chinese: ${zhCard}`);
+    await tp.click('#messages li.redpacket button.claim');
+    await tp.waitForSelector('#messages li.redpacket .rp-mine');
+    check((await tp.textContent('#messages li.redpacket .rp-mine')).includes('¥3.33'), 'the share is shown');
+    await tp.click('#messages li.redpacket summary');
+    check((await tp.textContent('#messages li.redpacket .rp-claims')).includes('李华：¥3.33'), 'who claimed what');
+    await shot(tp, 'redpacket-claimed-zh');
+    // The sender's page follows within a few seconds and names the claimer.
+    await page.waitForSelector('#messages li.redpacket:has-text("1 of 3 claimed")', { timeout: 15000 });
+    await page.click('#messages li.redpacket summary');
+    check((await page.textContent('#messages li.redpacket .rp-claims')).includes('李华: ¥3.33'), 'the sender sees who claimed');
+    await shot(page, 'redpacket-claims-en');
+    // The bills: group names and yuan, never ids.
+    await page.click('a[href="#/bill"]');
+    await page.waitForSelector('#bill');
+    const bill = await page.textContent('#bill');
+    check(bill.includes('午餐群 Lunch') && bill.includes('Sent a red packet') && bill.includes('-¥10.00'), `bill: ${bill}`);
+    check(!bill.includes(payGid) && !/\bp_/.test(bill), 'no ids in the bill');
+    await shot(page, 'bill-en');
+    await tp.click('a[href="#/bill"]');
+    await tp.waitForSelector('#bill');
+    const zhBill = await tp.textContent('#bill');
+    check(zhBill.includes('领取红包') && zhBill.includes('+¥3.33') && zhBill.includes('午餐群 Lunch'), `bill zh: ${zhBill}`);
+    await shot(tp, 'bill-zh');
+    check(tokenUrls.length === 0, `no URL carries the token: ${tokenUrls.join(' ')}`);
   });
 
   await step('no console errors', async () => {

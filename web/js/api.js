@@ -89,6 +89,7 @@ export async function request(method, path, body, opts = {}) {
     }
     throw err;
   }
+  if (opts.blob) return res.blob(); // a file's bytes (views/files.js)
   return opts.text || !type.includes('json') ? res.text() : res.json();
 }
 

@@ -851,3 +851,9 @@ export function when(unixSeconds) {
     dateStyle: 'medium', timeStyle: 'short',
   }).format(new Date(unixSeconds * 1000));
 }
+
+// A view module brings its own words (views/files.js, views/payments.js): merged into
+// the dictionaries once, at import, so this file need not hold every view's sentences.
+export function addWords(dicts) {
+  for (const [l, words] of Object.entries(dicts)) if (dictionaries[l]) Object.assign(dictionaries[l], words);
+}

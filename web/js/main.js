@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The console's entry point: a hash router (#/groups, #/g/<id>, #/g/<id>/dissolve,
-// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/admin[/…], #/me, #/password, #/login), the navigation,
+// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/bill, #/admin[/…], #/me, #/password, #/login), the navigation,
 // the language switch, and focus management: after every page change the page's
 // heading takes the focus, so keyboard and screen-reader users land on the new page.
 
@@ -17,6 +17,7 @@ import {
   adminHoldsView, adminOrgsView, adminOutboxView, adminReviewsView, adminUserView, adminUsersView, adminView,
 } from './views/admin.js';
 import { passwordView } from './views/password.js';
+import { billView } from './views/payments.js';
 
 const routes = [
   [/^#\/login$/, loginView, false],
@@ -35,6 +36,7 @@ const routes = [
   [/^#\/admin\/users$/, adminUsersView, true],
   [/^#\/admin\/users\/([\w-]+)$/, adminUserView, true],
   [/^#\/password$/, passwordView, true],
+  [/^#\/bill$/, billView, true],
 ];
 
 let cleanups = [];
@@ -60,6 +62,7 @@ function nav() {
   el.replaceChildren(
     link('#/groups', 'nav.groups'),
     link('#/approvals', 'nav.approvals'),
+    link('#/bill', 'nav.bill'),
     link('#/admin', 'nav.admin'),
     link('#/me', 'nav.profile'),
     signOut,

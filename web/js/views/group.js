@@ -7,6 +7,8 @@ import { api, enc, session } from '../api.js';
 import { duration, t, when } from '../i18n.js';
 import { followGroup } from '../live.js';
 import { selfExportCard } from './selfexport.js';
+import { fileAttachment, filesSection, releaseFiles } from './files.js';
+import { paymentsSection, redPackets } from './payments.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
@@ -62,14 +64,14 @@ export async function serverSkew(gid) {
 // The name shown for a person: the display name they chose, else the username.
 const shownName = (m) => m.display_name || m.username;
 
-function messageItem(m, names) {
+function messageItem(m, names, gid) {
   const notice = dissolutionNotice(m);
   const text = notice ? noticeText(notice, names)
     : m.kind === 'system' ? t('group.system', { text: m.text }) : m.text;
   return h('li', { class: m.kind === 'system' ? 'msg system' : 'msg', 'data-seq': m.seq, 'data-author': m.author },
     h('span', { class: 'who' }, m.kind === 'system' ? 'qun'
       : (m.author_display_name || names.get(m.author) || m.author.slice(0, 8))),
-    h('span', { class: 'text' }, text),
+    h('span', { class: 'text' }, m.file ? fileAttachment(gid, m.file) : text), // a file message: its file
     h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)));
 }
 
@@ -85,8 +87,9 @@ export async function groupView([gid], ctx) {
   const isOwner = g.my_role === 'owner';
   const canManage = isOwner || g.my_role === 'admin';
   const live = g.state === 'active' || g.state === 'review' || g.state === 'pending';
-  const [members, files, payments] = await Promise.allSettled([
-    api.get(`${base}/members?limit=200`), api.get(`${base}/files?limit=200`), api.get(`${base}/payments`)]);
+  const [members, files] = await Promise.allSettled([
+    api.get(`${base}/members?limit=200`), api.get(`${base}/files?limit=200`)]);
+  ctx.onLeave(releaseFiles);
   const names = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, shownName(m)]) : []);
   const usernames = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, m.username]) : []);
 
@@ -145,7 +148,7 @@ export async function groupView([gid], ctx) {
         markRead(800);
       }
       if (msgList.querySelector(`[data-seq="${m.seq}"]`)) continue;
-      msgList.append(messageItem(m, names));
+      msgList.append(messageItem(m, names, gid));
       const n = noticeOf(m);
       if (n) notice = n;
       const d = dissolutionNotice(m);
@@ -164,6 +167,12 @@ export async function groupView([gid], ctx) {
     msgList.replaceWith(errorBox(e));
   }
   if (g.last_seq && live) markRead(0);
+  // Red packets show in the history as cards, by time (views/payments.js).
+  const packets = redPackets(gid, msgList, { names, live, onLeave: ctx.onLeave, onChange: (added) => {
+    empty.hidden = msgList.children.length > 0;
+    if (added) msgList.scrollTop = msgList.scrollHeight;
+  } });
+  await packets.refresh();
   const gone = () => {
     g = { ...g, state: 'dissolved' };
     stateBadge.replaceChildren(badge('dissolved'));
@@ -306,41 +315,17 @@ export async function groupView([gid], ctx) {
     memberSection = errorBox(members.reason);
   }
 
-  // ---- files ----
-  let fileSection;
-  if (files.status === 'fulfilled') {
-    const ul = h('ul', { class: 'list', id: 'files' }, files.value.items.map((f) =>
-      h('li', {}, f.name, h('span', { class: 'muted' }, ` ${t('diss.bytes', { n: f.size })}`))));
-    let up = null;
-    if (live) {
-      const input = h('input', { type: 'file', name: 'upload' });
-      const slot = h('div');
-      const btn = h('button', { type: 'submit' }, t('group.upload'));
-      up = h('form', { class: 'row' }, field(t('group.upload'), input), btn, slot);
-      up.addEventListener('submit', busy(btn, slot, async () => {
-        const file = input.files[0];
-        if (!file) return;
-        const f = await api.post(`${base}/files?name=${enc(file.name)}`, file, { raw: true, contentType: file.type || 'application/octet-stream' });
-        ul.append(h('li', {}, f.name, h('span', { class: 'muted' }, ` ${t('diss.bytes', { n: f.size })}`)));
-        toast(t('group.uploaded'));
-      }));
-    }
-    fileSection = [files.value.items.length ? null : h('p', { class: 'muted' }, t('group.no_files')), ul, up];
-  } else {
-    fileSection = errorBox(files.reason);
-  }
+  // ---- files (views/files.js); an upload's file message shows at once ----
+  const fileSection = files.status === 'fulfilled'
+    ? filesSection(gid, files.value.items, { live, names, onUploaded: async (f) => {
+      if (!f.message_seq) return;
+      const page = await api.get(`${base}/messages?after=${f.message_seq - 1}&limit=1`);
+      addMessages(page.items);
+    } })
+    : errorBox(files.reason);
 
-  // ---- payments ----
-  let paySection;
-  if (payments.status === 'fulfilled') {
-    paySection = payments.value.items.length
-      ? h('ul', { class: 'list', id: 'payments' }, payments.value.items.map((p) => h('li', {}, t('group.payment_line', {
-        kind: p.kind, claimed: p.claimed_amount, amount: p.amount, cs: p.claimed_shares, shares: p.shares, memo: p.memo || '',
-      }))))
-      : h('p', { class: 'muted' }, t('group.no_payments'));
-  } else {
-    paySection = errorBox(payments.reason);
-  }
+  // ---- payments (views/payments.js): send a red packet, the bill ----
+  const paySection = paymentsSection(gid, { live, onSent: () => packets.refresh() });
 
   // ---- actions ----
   const actions = h('ul', { class: 'actions' },
