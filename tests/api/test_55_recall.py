@@ -153,3 +153,23 @@ def test_export_has_no_recalled_text(server, group, tmp_path):
     r = [l for l in lines if l["seq"] == m["seq"]][0]
     assert r["recalled"] is True and r["text"] == ""
     assert [l["text"] for l in lines if l["seq"] != m["seq"]] == ["kept"]
+
+
+def test_cli_recall_and_history(server):
+    from test_54_cli_names import qun
+    owner, member = register(server.url), register(server.url)
+    g = expect(owner.post("/v1/groups", {"name": "读书会 recall"}), 201)["id"]
+    expect(owner.post(f"/v1/groups/{g}/members", {"openid": member.openid}), 201)
+    a = post(member, g, "typo here")
+    b = post(member, g, "rude words")
+    r = qun(server.url, member, "recall", "读书会 recall", str(a["seq"]))
+    assert r.returncode == 0 and f"recalled #{a['seq']}" in r.stdout, r.stderr
+    r = qun(server.url, owner, "recall", "读书会 recall", str(b["seq"]))
+    assert r.returncode != 0 and "reason" in r.stderr
+    r = qun(server.url, owner, "recall", "读书会 recall", str(b["seq"]), "--reason", "be kind")
+    assert r.returncode == 0 and f"removed #{b['seq']}" in r.stdout, r.stderr
+    r = qun(server.url, member, "recall", "读书会 recall", "x1")
+    assert r.returncode != 0
+    out = qun(server.url, member, "history", "读书会 recall").stdout
+    assert "typo here" not in out and "rude words" not in out
+    assert "(recalled)" in out and f"removed by {owner.username}: be kind" in out, out
