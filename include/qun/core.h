@@ -433,6 +433,24 @@ qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, con
                         qun_err_t *err);
 qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                         json_t **out, qun_err_t *err);
+/* Recall (the author, within the group policy's recall_window_seconds) or remove (an
+ * owner, or an admin for a member's message, at any time, with a reason) message seq of
+ * group gid.  The message's text is deleted: body becomes '', its file and media links
+ * NULL and recalled_at/recalled_by/recall_reason are set, by one UPDATE of messages in
+ * the caller's transaction; the copies a message leaves elsewhere (its message.created
+ * event row, the stored Idempotency-Key answer of its post) are rewritten to the
+ * recalled form, and a `message.recalled` event is appended.  Rank decides removal:
+ * the owner removes anyone's message, an admin a member's (or a former member's) or its
+ * own, never the owner's or another admin's.  reason: NULL or up to 500 bytes (required
+ * for a removal).  Recalling a recalled message answers its recalled state again.
+ * *out (owned by the caller) is the message as qun_message_list shows it.
+ * Errors: GROUP_NOT_FOUND (not a member), GROUP_GONE, MESSAGE_NOT_FOUND,
+ * MESSAGE_NOT_RECALLABLE (a system message), RECALL_WINDOW_PASSED (the author's window
+ * passed, not an admin), FORBIDDEN_ROLE, FIELD_MISSING (reason for a removal). */
+qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq, const char *reason,
+                          json_t **out, qun_err_t *err);
+/* Recalled messages of group group_id (for counts in previews and receipts). */
+qun_rc qun_message_recalled_count(qun_db_t *db, int64_t group_id, int64_t *n, qun_err_t *err);
 
 /* ---- files (core/file.c) ---- */
 /* Store bytes content-addressed under the data dir (idempotent); sha_hex gets the digest. */

@@ -115,6 +115,7 @@ typedef struct {
     char *body;             /* malloc'd */
     char media_msgtype[16]; /* m.image, m.file, m.audio, m.video for a file message, else "" */
     char media_id[65];      /* the media id it was sent as, "" for none */
+    bool recalled;          /* recalled or removed (core/message.c): body "", rendered redacted */
     char file_type[97];     /* the group file's content type, "" when the group no longer has it */
     int64_t file_size;
 } qun_mx_msg_t;

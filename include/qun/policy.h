@@ -44,6 +44,7 @@ typedef enum {
     QUN_POLICY_RETAIN_FILES,          /* retention.files */
     QUN_POLICY_RETAIN_GROUP_PAYMENTS, /* retention.group_payments */
     QUN_POLICY_RETAIN_BILL_LINES,     /* retention.bill_lines */
+    QUN_POLICY_RECALL_WINDOW,         /* recall_window_seconds: an author may recall a message */
     QUN_POLICY__COUNT
 } qun_policy_rule;
 

@@ -215,6 +215,14 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
      * dissolution: the grace keeps everything restorable as it was. */
     if (o && !del && r->desensitize)
         json_object_set_new(json_object_get(o, "messages"), "masked_at_purge", json_true());
+    /* Recalled and removed messages (core/message.c) count among the messages; their
+     * text is already gone. */
+    if (o)
+        json_object_set_new(json_object_get(o, "messages"), "recalled",
+                            json_integer(count(db,
+                                               "SELECT COUNT(*) FROM messages WHERE group_id = $1 "
+                                               "AND recalled_at IS NOT NULL",
+                                               g->id)));
     return o;
 }
 
@@ -900,9 +908,14 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
                                    succ_gid[0] ? succ_gid : NULL),
                          err);
     if (rc != QUN_OK) return rc;
-    json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "messages", messages, "members", (json_int_t)members,
-                          "purge_after", (json_int_t)purge_at, "payments_purge_after",
-                          (json_int_t)payments_at, "successor", succ_gid[0] ? succ_gid : NULL);
+    /* The receipt counts the messages recalled or removed before the dissolution. */
+    int64_t recalled = 0;
+    rc = qun_message_recalled_count(db, group_id, &recalled, err);
+    if (rc != QUN_OK) return rc;
+    json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?, s:I}", "messages", messages, "members",
+                          (json_int_t)members, "purge_after", (json_int_t)purge_at, "payments_purge_after",
+                          (json_int_t)payments_at, "successor", succ_gid[0] ? succ_gid : NULL,
+                          "messages_recalled", (json_int_t)recalled);
     rc = qun_ledger_append(db, "group.dissolved", gid, NULL, QUN_GROUP_NAME(PENDING),
                            QUN_GROUP_NAME(DISSOLVED), f, NULL, err);
     json_decref(f);

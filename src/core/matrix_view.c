@@ -250,8 +250,8 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
                   "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
                       "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
                            "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
-                           "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0) "
-                           "FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
+                           "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0), "
+                           "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
                            "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
                            "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq DESC LIMIT $4",
                   "iiii", group_id, lo, hi, (int64_t)limit)
@@ -260,8 +260,8 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
                   "SELECT m.seq, m.created_at, m.kind, " MX_LOCAL(
                       "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
                            "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
-                           "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0) "
-                           "FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
+                           "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0), "
+                           "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
                            "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
                            "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
                   "iiii", group_id, lo, hi, (int64_t)limit);
@@ -281,6 +281,7 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
         snprintf(m->media_id, sizeof m->media_id, "%s", qun_q_col_text(q, 10));
         snprintf(m->file_type, sizeof m->file_type, "%s", qun_q_col_text(q, 11));
         m->file_size = qun_q_col_int(q, 12);
+        m->recalled = qun_q_col_int(q, 13) != 0;
         k++;
         if (!m->body) {
             qun_q_done(q);

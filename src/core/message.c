@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Group messages with a gap-free per-group sequence number taken from the group row
  * in the same transaction as the insert. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qun/core.h"
@@ -80,6 +82,24 @@ qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, con
     return qun_message_post_ex(db, a, gid, text, NULL, out, err);
 }
 
+/* A recalled message as lists show it: no text, no file; who recalled it, when, and
+ * the reason given.  removed: someone other than the author took it down. */
+typedef struct {
+    int64_t seq, created_at, recalled_at;
+    const char *author, *author_name, *kind, *by, *by_username, *by_name, *reason;
+    bool removed;
+} recalled_t;
+
+static json_t *recalled_json(const recalled_t *m) {
+    return json_pack("{s:I, s:s, s:s?, s:s, s:I, s:b, s:b, s:I, s:s, s:s, s:s?, s:s*}", "seq",
+                     (json_int_t)m->seq, "author", m->author, "author_display_name", m->author_name, "kind",
+                     m->kind, "created_at", (json_int_t)m->created_at, "recalled", 1, "removed", m->removed,
+                     "recalled_at", (json_int_t)m->recalled_at, "by", m->by, "by_username", m->by_username,
+                     "by_display_name", m->by_name, "reason", m->reason);
+}
+
+#define OPT_TEXT(q, c) (qun_q_col_null(q, c) ? NULL : qun_q_col_text(q, c))
+
 qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                         json_t **out, qun_err_t *err) {
     qun_group_t g;
@@ -93,13 +113,30 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
     rc = qun_db_run(
         db, &q, err,
         "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
-        "u.display_name, f.sha256, f.name, f.content_type, f.size FROM messages m "
+        "u.display_name, f.sha256, f.name, f.content_type, f.size, m.recalled_at, ru.openid, ru.username, "
+        "ru.display_name, m.recall_reason, CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM messages m "
         "JOIN users u ON u.id = m.author_id "
         "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
+        "LEFT JOIN users ru ON ru.id = m.recalled_by "
         "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
         "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
+        if (!qun_q_col_null(q, 11)) {
+            recalled_t m = {last,
+                            qun_q_col_int(q, 4),
+                            qun_q_col_int(q, 11),
+                            qun_q_col_text(q, 1),
+                            OPT_TEXT(q, 6),
+                            qun_q_col_text(q, 2),
+                            qun_q_col_null(q, 12) ? "" : qun_q_col_text(q, 12),
+                            qun_q_col_null(q, 13) ? "" : qun_q_col_text(q, 13),
+                            OPT_TEXT(q, 14),
+                            OPT_TEXT(q, 15),
+                            qun_q_col_int(q, 16) == 0};
+            json_array_append_new(items, recalled_json(&m));
+            continue;
+        }
         json_t *item = json_pack(
             "{s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "seq", (json_int_t)last, "author", qun_q_col_text(q, 1),
             "author_display_name", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind",
@@ -113,4 +150,127 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
         json_array_append_new(items, item);
     }
     return qun_page(rc, items, last, limit, out);
+}
+
+/* ---- recall and removal ---- */
+
+/* The recalled form of message seq of group g into *out (group added), read back after
+ * the UPDATE. */
+static qun_rc recalled_read(qun_db_t *db, const qun_group_t *g, int64_t seq, json_t **out, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT m.seq, m.created_at, m.recalled_at, u.openid, u.display_name, m.kind, "
+                           "ru.openid, ru.username, ru.display_name, m.recall_reason, "
+                           "CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM messages m JOIN users u ON u.id = m.author_id "
+                           "JOIN users ru ON ru.id = m.recalled_by WHERE m.group_id = $1 AND m.seq = $2",
+                           "ii", g->id, seq);
+    if (rc != QUN_ROW)
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "recalled message %lld vanished", (long long)seq) : rc;
+    recalled_t m = {qun_q_col_int(q, 0),  qun_q_col_int(q, 1),  qun_q_col_int(q, 2),  qun_q_col_text(q, 3),
+                    OPT_TEXT(q, 4),       qun_q_col_text(q, 5), qun_q_col_text(q, 6), qun_q_col_text(q, 7),
+                    OPT_TEXT(q, 8),       OPT_TEXT(q, 9),       qun_q_col_int(q, 10) == 0};
+    *out = recalled_json(&m);
+    qun_q_done(q);
+    if (*out && json_object_set_new(*out, "group", json_string(g->gid)) != 0) json_decref(*out), *out = NULL;
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+/* Rewrite the copies of a message's text outside its row: the payload of its
+ * message.created event (SSE replays it) and the stored answer of the request that
+ * posted it (an Idempotency-Key replay returns it).  Both become the recalled form. */
+static qun_rc scrub_copies(qun_db_t *db, const qun_group_t *g, int64_t author, int64_t stream_id, int64_t seq,
+                           const json_t *recalled, qun_err_t *err) {
+    char *text = qun_json_dumps(recalled, JSON_COMPACT);
+    if (!text) return qun_fail(err, QUN_NOMEM, "out of memory");
+    qun_rc rc = QUN_DONE;
+    if (stream_id)
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE events SET payload = $2 WHERE id = $1 AND topic = 'message.created'", "is",
+                        stream_id, text);
+    /* A posted message's answer starts with its group and seq (qun_message_post_ex). */
+    char prefix[QUN_ID_MAX + 64];
+    snprintf(prefix, sizeof prefix, "{\"group\":\"%s\",\"seq\":%lld,%%", g->gid, (long long)seq);
+    if (rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err, "UPDATE idempotency SET body = $3 WHERE user_id = $1 AND body LIKE $2",
+                        "iss", author, prefix, text);
+    free(text);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static qun_role_t role_of(qun_db_t *db, int64_t group_id, int64_t uid) {
+    qun_q_t *q;
+    qun_role_t r = QUN_ROLE_NONE;
+    if (qun_db_run(db, &q, NULL, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii", group_id,
+                   uid) == QUN_ROW) {
+        const char *s = qun_q_col_text(q, 0);
+        r = strcmp(s, "owner") == 0 ? QUN_ROLE_OWNER : strcmp(s, "admin") == 0 ? QUN_ROLE_ADMIN : QUN_ROLE_MEMBER;
+        qun_q_done(q);
+    }
+    return r;
+}
+
+qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq, const char *reason,
+                          json_t **out, qun_err_t *err) {
+    qun_group_t g;
+    qun_q_t *q;
+    *out = NULL;
+    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    if (rc != QUN_OK) return rc;
+    if (seq < 1) return qun_fail(err, QUN_MESSAGE_NOT_FOUND, "no message %lld in this group", (long long)seq);
+    rc = qun_db_run(db, &q, err,
+                    "SELECT author_id, created_at, kind, CASE WHEN recalled_at IS NULL THEN 0 ELSE 1 END, COALESCE(stream_id, 0) "
+                    "FROM messages WHERE group_id = $1 AND seq = $2",
+                    "ii", g.id, seq);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_MESSAGE_NOT_FOUND, "no message %lld in this group", (long long)seq);
+    if (rc != QUN_ROW) return rc;
+    int64_t author = qun_q_col_int(q, 0), created = qun_q_col_int(q, 1), stream_id = qun_q_col_int(q, 4);
+    bool system = strcmp(qun_q_col_text(q, 2), "text") != 0, done = qun_q_col_int(q, 3) != 0;
+    qun_q_done(q);
+    if (system) return qun_fail(err, QUN_MESSAGE_NOT_RECALLABLE, "message %lld is a system message", (long long)seq);
+    if (done) return recalled_read(db, &g, seq, out, err); /* idempotent: the same state again */
+    bool own = author == a->uid;
+    if (own && g.role == QUN_ROLE_MEMBER) {
+        qun_policy_view_t v;
+        rc = qun_group_policy(db, &g, &v, err);
+        if (rc != QUN_OK) return rc;
+        int64_t window = v.rule[QUN_POLICY_RECALL_WINDOW].value;
+        if (qun_now() - created > window)
+            return qun_fail(err, QUN_RECALL_WINDOW_PASSED, "message %lld is older than the %lld-second window",
+                            (long long)seq, (long long)window);
+    } else if (!own) {
+        /* The author's role now; someone who left ranks as a member. */
+        qun_role_t ar = role_of(db, g.id, author);
+        if (ar < QUN_ROLE_MEMBER) ar = QUN_ROLE_MEMBER;
+        if (g.role < QUN_ROLE_ADMIN || g.role <= ar)
+            return qun_fail(err, QUN_FORBIDDEN_ROLE, "a %s cannot remove a %s's message", qun_role_name(g.role),
+                            qun_role_name(ar));
+        if (!reason || !*reason)
+            return qun_fail_field(err, QUN_FIELD_MISSING, "reason", "removing someone's message needs a reason");
+    }
+    /* One UPDATE deletes the text and the links (a search index kept by triggers on
+     * messages follows it in this transaction). */
+    int64_t now = qun_now();
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE messages SET body = '', file_sha256 = NULL, media_id = NULL, media_msgtype = NULL, "
+                    "recalled_at = $3, recalled_by = $4, recall_reason = $5 WHERE group_id = $1 AND seq = $2 "
+                    "AND recalled_at IS NULL",
+                    "iiiis", g.id, seq, now, a->uid, reason && *reason ? reason : NULL);
+    if (rc != QUN_DONE) return rc;
+    rc = recalled_read(db, &g, seq, out, err);
+    if (rc == QUN_OK) rc = scrub_copies(db, &g, author, stream_id, seq, *out, err);
+    if (rc == QUN_OK) rc = qun_event_emit(db, "message.recalled", g.id, 0, json_incref(*out), err);
+    if (rc != QUN_OK) json_decref(*out), *out = NULL;
+    return rc;
+}
+
+qun_rc qun_message_recalled_count(qun_db_t *db, int64_t group_id, int64_t *n, qun_err_t *err) {
+    qun_q_t *q;
+    *n = 0;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT COUNT(*) FROM messages WHERE group_id = $1 AND recalled_at IS NOT NULL", "i",
+                           group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
+    *n = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    return QUN_OK;
 }

@@ -75,6 +75,10 @@ static const struct rule {
                                           S_MAX, true, 0, QUN_POLICY_MAX_SECONDS},
     [QUN_POLICY_RETAIN_BILL_LINES] = {"bill_lines", "retention.bill_lines", true, T_RETENTION, S_MAX, true, 0,
                                       QUN_POLICY_MAX_SECONDS},
+    /* Not a dissolution rule: how long after posting an author may recall a message
+     * (core/message.c).  A region may not lengthen it; a kind may set it (0: never). */
+    [QUN_POLICY_RECALL_WINDOW] = {"recall_window_seconds", "recall_window_seconds", false, T_DURATION, S_MAX,
+                                  false, 0, QUN_POLICY_MAX_SECONDS},
 };
 
 static const char *const approval_names[QUN_APPROVAL__COUNT] = {
@@ -184,6 +188,7 @@ static void design_defaults(struct rules *d) {
     set_rule(d, QUN_POLICY_RETAIN_FILES, 0);
     set_rule(d, QUN_POLICY_RETAIN_GROUP_PAYMENTS, HOURS(72));
     set_rule(d, QUN_POLICY_RETAIN_BILL_LINES, QUN_POLICY_FOREVER);
+    set_rule(d, QUN_POLICY_RECALL_WINDOW, 120); /* two minutes, as WeChat */
 }
 
 static void builtin_kinds(qun_policy_t *p) {

@@ -2,6 +2,7 @@
 /* Group content: messages, files (raw-body upload, content-addressed bytes) and
  * payments. */
 #include <event2/http.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,27 @@ qun_rc h_message_list(qun_req_t *r) {
     json_t *out = NULL;
     qun_rc rc = qun_page_args(r, &after, &limit);
     if (rc == QUN_OK) rc = qun_message_list(r->db, &r->actor, GID, after, limit, &out, &r->err);
+    return answer(r, rc, 200, out);
+}
+
+/* DELETE /v1/groups/{id}/messages/{seq}: recall or remove (core/message.c); an
+ * optional body {"reason"}.  A seq that is not a positive decimal is no message. */
+qun_rc h_message_recall(qun_req_t *r) {
+    static const qun_field_t f[] = {{"reason", F_STR, false, 1, 500, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    const char *p = r->params[1];
+    int64_t seq = 0;
+    for (; rc == QUN_OK && *p; p++) {
+        if (*p < '0' || *p > '9' || seq > (INT64_MAX - 9) / 10) {
+            seq = 0;
+            break;
+        }
+        seq = seq * 10 + (*p - '0');
+    }
+    json_t *out = NULL;
+    if (rc == QUN_OK && seq < 1) rc = qun_fail(&r->err, QUN_MESSAGE_NOT_FOUND, "no such message");
+    if (rc == QUN_OK)
+        rc = qun_message_recall(r->db, &r->actor, GID, seq, qun_jstr(r->json, "reason"), &out, &r->err);
     return answer(r, rc, 200, out);
 }
 

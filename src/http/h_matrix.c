@@ -54,7 +54,10 @@ static const char *errcode_of(qun_req_t *r, int *status) {
     case QUN_METHOD_NOT_ALLOWED: return r->route_index < 0 ? "M_UNRECOGNIZED" : "M_NOT_FOUND";
     case QUN_USER_NOT_FOUND:
     case QUN_FILE_NOT_FOUND: /* Matrix media (h_matrix_media.c) */
-    case QUN_MEMBER_NOT_FOUND: *status = 404; return "M_NOT_FOUND";
+    case QUN_MEMBER_NOT_FOUND:
+    case QUN_MESSAGE_NOT_FOUND: /* a redaction's event (h_matrix_rooms.c) */
+        *status = 404;
+        return "M_NOT_FOUND";
     case QUN_BAD_JSON: *status = 400; return "M_NOT_JSON";
     case QUN_FIELD_MISSING: *status = 400; return "M_MISSING_PARAM";
     case QUN_FIELD_INVALID:

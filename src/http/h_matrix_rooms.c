@@ -382,13 +382,36 @@ qun_rc h_mx_upgrade(qun_req_t *r) {
                         : rc;
 }
 
+/* PUT /rooms/{roomId}/redact/{eventId}/{txnId}: a recall or removal of a message, the
+ * same core call as DELETE /v1/groups/{id}/messages/{seq} (window and roles enforced
+ * there).  Only message events ("$<gid>.m<seq>") are redacted; the answer's event id
+ * is the redaction's, the same on every repeat. */
 qun_rc h_mx_redact(qun_req_t *r) {
+    static const mx_member_t t[] = {{"reason", JSON_STRING}, {0}};
     char gid[QUN_ID_MAX];
     qun_rc rc = room_gid(r, ROOM, gid);
-    return rc == QUN_OK ? qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN",
-                                      "qun keeps messages until the group's dissolution and purge; nothing "
-                                      "is redacted")
-                        : rc;
+    if (rc == QUN_OK) rc = check_types(r, r->json, t);
+    if (rc != QUN_OK) return rc;
+    const char *reason = qun_jstr(r->json, "reason");
+    if (reason && strlen(reason) > 500)
+        return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "a reason is at most 500 bytes");
+    mx_eid_t e;
+    if (!mx_eid_parse(r->params[1], &e) || e.kind != 'm' || strcmp(e.gid, gid) != 0)
+        return qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN", "only messages of this room can be redacted");
+    json_t *out = NULL;
+    rc = room_rc(r, qun_message_recall(r->db, &r->actor, gid, e.n, reason && *reason ? reason : NULL, &out,
+                                       &r->err));
+    json_decref(out);
+    if (rc == QUN_RECALL_WINDOW_PASSED || rc == QUN_FORBIDDEN_ROLE || rc == QUN_MESSAGE_NOT_RECALLABLE ||
+        rc == QUN_FIELD_MISSING) {
+        char why[sizeof r->err.msg];
+        snprintf(why, sizeof why, "%s", r->err.msg);
+        return qun_mx_fail(r, rc, "M_FORBIDDEN", "%s", why);
+    }
+    if (rc != QUN_OK) return rc;
+    char id[QUN_MX_ID_MAX];
+    snprintf(id, sizeof id, "$%s.r%lld", gid, (long long)e.n);
+    return qun_ok(r, 200, json_pack("{s:s}", "event_id", id));
 }
 
 /* ---- messages ---- */

@@ -75,11 +75,11 @@ json_t *mx_power_levels(const qun_mx_room_t *room, json_t *members, bool locked)
     return json_pack("{s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, "
                      "s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:i}}",
                      "users", users, "users_default", 0, "events_default", locked ? 101 : 0, "state_default",
-                     100, "invite", change, "kick", change, "ban", 101, "redact", 101, "events",
+                     100, "invite", change, "kick", change, "ban", 101, "redact", change, "events",
                      "m.room.name", change, "m.room.power_levels", pl, "m.room.message", locked ? 101 : 0,
                      "m.room.tombstone", 101, "m.room.encryption", 101, "m.room.topic", 101, "m.room.avatar",
                      101, "m.room.join_rules", 101, "m.room.history_visibility", 101, "m.room.pinned_events",
-                     101, "m.room.server_acl", 101, "m.reaction", 101, "m.room.redaction", 101, "m.sticker",
+                     101, "m.room.server_acl", 101, "m.reaction", 101, "m.room.redaction", locked ? 101 : 0, "m.sticker",
                      101, "m.call.invite", 101, "org.qun.dissolution", 101, "org.qun.group", 101,
                      "notifications", "room", 50);
 }
@@ -284,7 +284,9 @@ json_t *mx_message(mx_ctx_t *c, const qun_mx_room_t *room, const qun_mx_msg_t *m
     char id[QUN_MX_ID_MAX];
     eid(id, sizeof id, room->gid, "m%lld", (long long)m->seq);
     json_t *content = NULL;
-    if (strcmp(m->kind, "system") == 0) {
+    if (m->recalled) { /* redacted: an m.room.message keeps no content at all */
+        content = json_object();
+    } else if (strcmp(m->kind, "system") == 0) {
         json_t *n = json_loads(m->body, 0, NULL);
         char *body = n ? notice_body(c, n) : NULL;
         content = json_pack("{s:s, s:s}", "msgtype", "m.notice", "body", body ? body : m->body);
@@ -305,6 +307,13 @@ json_t *mx_message(mx_ctx_t *c, const qun_mx_room_t *room, const qun_mx_msg_t *m
         content = json_pack("{s:s, s:s}", "msgtype", m->msgtype[0] ? m->msgtype : "m.text", "body", m->body);
     }
     json_t *e = mx_event("m.room.message", NULL, id, m->author_local, m->created_at, content);
+    if (m->recalled) { /* the redaction event's id is its message's: mx_row's message.recalled */
+        char rid[QUN_MX_ID_MAX];
+        eid(rid, sizeof rid, room->gid, "r%lld", (long long)m->seq);
+        json_object_set_new(json_object_get(e, "unsigned"), "redacted_because",
+                            json_pack("{s:s, s:s, s:s}", "type", "m.room.redaction", "event_id", rid, "redacts",
+                                      id));
+    }
     if (m->session_id && m->session_id == c->session_id && m->txn_id[0])
         json_object_set_new(json_object_get(e, "unsigned"), "transaction_id", json_string(m->txn_id));
     return e;
@@ -447,6 +456,22 @@ int mx_row(mx_ctx_t *c, const qun_mx_room_t *room, json_t *members, const qun_ev
             eid(id, sizeof id, g, "e%lld.t", (long long)e->id);
             k += add(out, mx_event("m.room.tombstone", "", id, room->owner_local, ts, json_object()));
         }
+    } else if (topic_is(e, "message.recalled")) {
+        /* A recall or removal (core/message.c) is an m.room.redaction of the message's
+         * event; its id derives from the seq, so a repeated redact answers the same. */
+        int64_t seq = json_integer_value(json_object_get(p, "seq"));
+        const char *by = mx_local(c, json_string_value(json_object_get(p, "by")));
+        const char *reason = json_string_value(json_object_get(p, "reason"));
+        char target[QUN_MX_ID_MAX];
+        eid(target, sizeof target, g, "m%lld", (long long)seq);
+        eid(id, sizeof id, g, "r%lld", (long long)seq);
+        json_t *content = json_pack("{s:s}", "redacts", target);
+        if (content && reason) json_object_set_new(content, "reason", json_string(reason));
+        ts = json_integer_value(json_object_get(p, "recalled_at"));
+        json_t *ev = mx_event("m.room.redaction", NULL, id, *by ? by : room->owner_local, ts ? ts : qun_now(),
+                              content);
+        if (ev) json_object_set_new(ev, "redacts", json_string(target)); /* room versions before 11 */
+        k += add(out, ev);
     } else if (topic_is(e, "group.purged")) {
         k += add(out, member_event(id, room->owner_local, room->owner_local, ts,
                                    member_content("leave", NULL, "purged")));

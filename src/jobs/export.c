@@ -220,7 +220,8 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
         qun_q_t *q;
         n = 0;
         qun_rc qrc = qun_db_run(w->db, &q, err,
-                                "SELECT m.seq, m.author_id, m.kind, m.body, m.created_at FROM messages m "
+                                "SELECT m.seq, m.author_id, m.kind, m.body, m.created_at, "
+                                "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m "
                                 "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
                                 "iii", w->c->group_id, after, (int64_t)PAGE);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
@@ -248,6 +249,8 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
             qun_line_jstr(cur, author);
             qun_line_printf(cur, ",\"created_at\":%lld,\"kind\":", (long long)qun_q_col_int(q, 4));
             qun_line_jstr(cur, qun_q_col_text(q, 2));
+            /* A recalled message's text is gone from its row (core/message.c): "". */
+            if (qun_q_col_int(q, 5)) qun_line_put(cur, ",\"recalled\":true", 16);
             qun_line_printf(cur, ",\"seq\":%lld,\"text\":", (long long)after);
             qun_line_jstr(cur, text);
             qun_line_put(cur, "}\n", 2);

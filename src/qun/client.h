@@ -187,6 +187,7 @@ int qun_cmd_invitations(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_invitation(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_post(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_history(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_recall(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_events(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_upload(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_download(qun_cli_t *c, int argc, char **argv);

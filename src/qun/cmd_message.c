@@ -133,6 +133,17 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
         char t[32], line[512];
         const char *author = qun_jstr_or(m, "author", "?");
         const char *kind = qun_jstr_or(m, "kind", "text");
+        if (json_is_true(json_object_get(m, "recalled"))) { /* its text is gone from the server */
+            const char *by = qun_jstr_or(m, "by", ""), *reason = qun_jstr_or(m, "reason", NULL);
+            const char *by_name = qun_jstr_or(m, "by_display_name", qun_jstr_or(m, "by_username", by));
+            char why[400] = "";
+            if (json_is_true(json_object_get(m, "removed")))
+                snprintf(why, sizeof why, " removed by %s%s%s", by_name, reason ? ": " : "", reason ? reason : "");
+            printf("#%-4lld %s  %s: (recalled)%s\n", (long long)qun_jint(m, "seq"),
+                   qun_fmt_time(qun_jint(m, "created_at"), t),
+                   qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)), why);
+            continue;
+        }
         if (strcmp(kind, "system") == 0 && notice_line(qun_jstr_or(m, "text", ""), line, sizeof line)) {
             printf("#%-4lld %s  ** %s\n", (long long)qun_jint(m, "seq"),
                    qun_fmt_time(qun_jint(m, "created_at"), t), line);
@@ -148,6 +159,34 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     if (a.val[1] && next)
         printf("more: qun history %s --after %s --limit %lld\n", a.pos[0], next, (long long)limit);
     json_decref(names);
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+/* qun recall: the author takes back a message within the group's window; an owner or
+ * admin removes one, with --reason. */
+int qun_cmd_recall(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--reason", NULL, true}, {0}};
+    static const char usage[] = "recall <group> <seq> [--reason TEXT]";
+    qun_args_t a;
+    json_t *out = NULL;
+    int64_t seq = 0;
+    char path[512];
+    int rc = qun_args_parse(argc, argv, opts, 2, 2, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!qun_parse_uint(a.pos[1], &seq) || seq < 1)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "<seq> is a message number (see qun history); usage: qun %s",
+                            usage);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages/%I", a.pos[0], seq);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "DELETE", path, a.val[0] ? json_pack("{s:s}", "reason", a.val[0]) : NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else if (json_is_true(json_object_get(out, "removed")))
+        printf("removed #%lld from %s\n", (long long)seq, qun_jstr_or(out, "group", a.pos[0]));
+    else
+        printf("recalled #%lld in %s\n", (long long)seq, qun_jstr_or(out, "group", a.pos[0]));
     json_decref(out);
     return QUN_EXIT_OK;
 }

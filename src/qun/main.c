@@ -53,6 +53,8 @@ static const command_t commands[] = {
     {"invitation", NULL, "invitation revoke <invitation-id>", "revoke an invitation you made"},
     {"post", qun_cmd_post, "post <group> <text...>", "post a message"},
     {"history", qun_cmd_history, "history <group> [--after N] [--limit N]", "read messages"},
+    {"recall", qun_cmd_recall, "recall <group> <seq> [--reason TEXT]",
+     "recall your message, or remove one as an owner or admin"},
     {"upload", qun_cmd_upload, "upload <group> <path>", "upload a file"},
     {"download", qun_cmd_download, "download <group> <digest> [-o FILE]",
      "download a file and verify its SHA-256"},
@@ -169,6 +171,10 @@ static const struct {
      "  <group>  a group id (g_...) or the name of one of your groups\n  --after N  start after message N\n  "
      "--limit N  at most N messages\n",
      "qun history \"book club\" --limit 20"},
+    {"recall",
+     "  <group>  a group id (g_...) or the name of one of your groups\n  <seq>  the message number (see qun "
+     "history)\n  --reason TEXT  why (needed to remove someone else's message)\n",
+     "qun recall \"book club\" 42 --reason \"off topic\""},
     {"upload",
      "  <group>  a group id (g_...) or the name of one of your groups\n  <path>  the file to upload; its "
      "name is kept\n",

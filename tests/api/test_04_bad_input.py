@@ -104,6 +104,7 @@ WRONG_TYPES = [
     ("POST", "{g}/dissolution", {"messages": "keep"},
      {"messages": ["maybe", 0], "confirmation_token": [1, [], {}, ""]}),
     ("POST", "/v1/test/clock", {"advance": 1}, {"advance": ["1", 1.5, -1, None, True]}),
+    ("DELETE", "{g}/messages/1", {"reason": "r"}, {"reason": [1, 0.5, True, [], ["r"], {}, "", "x" * 501]}),
 ]
 
 
@@ -133,6 +134,7 @@ UNKNOWN = [
     ("POST", "{g}/leave", {}),
     ("POST", "{g}/transfer/accept", {}),
     ("POST", "{g}/dissolution/preview", {"messages": "keep"}),
+    ("DELETE", "{g}/messages/1", {}),
 ]
 
 

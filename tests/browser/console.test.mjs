@@ -897,6 +897,45 @@ try {
     check(tokenUrls.length === 0, `no URL carries the token: ${tokenUrls.join(' ')}`);
   });
 
+  await step('recall and removal: the author recalls, the owner removes with a reason, both live', async () => {
+    // A fresh group: ann (English) owns it, bob (Chinese, 王小明) is a member.
+    const annToken = await tokenOf(owner.page);
+    const g3 = await api('POST', '/v1/groups', { name: 'Recall 撤回' }, annToken);
+    await api('POST', `/v1/groups/${g3.id}/members`, { username: 'bob' }, annToken);
+    await owner.page.goto(`${URL}/#/g/${g3.id}`);
+    await member.page.goto(`${URL}/#/g/${g3.id}`);
+    await owner.page.waitForSelector('#group[data-live="on"]');
+    await member.page.waitForSelector('#group[data-live="on"]');
+    // bob posts twice; his own messages offer 撤回 (recall), never 删除 (remove).
+    for (const text of ['打错字了 typo', 'rude words']) {
+      await member.page.fill('input[name=message]', text);
+      await member.page.click('#send');
+      await member.page.waitForSelector(`#messages li:has-text("${text}") button[data-action="recall"]`);
+    }
+    check(await member.page.locator('#messages button[data-action="remove"]').count() === 0, 'a member removes nobody\'s message');
+    await owner.page.waitForSelector('#messages li:has-text("rude words") button[data-action="remove"]', { timeout: 10000 });
+    await shot(member.page, 'recall-offered-zh');
+    await member.page.click('#messages li:has-text("打错字了") button[data-action="recall"]');
+    await member.page.waitForSelector('#messages li[data-recalled="recalled"]:has-text("消息已撤回")');
+    // The owner's page hears message.recalled: the text is gone there too.
+    await owner.page.waitForSelector('#messages li[data-recalled="recalled"]:has-text("Message recalled")', { timeout: 10000 });
+    check(!(await owner.page.textContent('#messages')).includes('打错字了'), 'the recalled text left the owner\'s page');
+    // The owner removes bob's other message with a reason, in a dialog.
+    await owner.page.click('#messages li:has-text("rude words") button[data-action="remove"]');
+    await owner.page.waitForSelector('#recall-dialog[open]');
+    await owner.page.fill('#recall-reason', 'Off topic 跑题');
+    await shot(owner.page, 'recall-dialog');
+    await owner.page.click('#recall-confirm');
+    await owner.page.waitForSelector('#messages li[data-recalled="removed"]:has-text("Removed by ann: Off topic 跑题")');
+    await member.page.waitForSelector('#messages li[data-recalled="removed"]:has-text("已被 ann 删除：Off topic 跑题")', { timeout: 10000 });
+    check(!(await member.page.textContent('#messages')).includes('rude words'), 'the removed text left the member\'s page');
+    await shot(owner.page, 'recall-removed-en');
+    await shot(member.page, 'recall-removed-zh');
+    // After a reload the history says the same (from GET …/messages).
+    await member.page.reload();
+    await member.page.waitForSelector('#messages li[data-recalled="removed"]:has-text("已被 ann 删除")');
+  });
+
   await step('no console errors', async () => {
     check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
   });

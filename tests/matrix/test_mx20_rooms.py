@@ -21,11 +21,11 @@ PENDING_INVITES = True
 
 BASE_LEVELS = {
     "users_default": 0, "events_default": 0, "state_default": 100, "invite": 50, "kick": 50, "ban": 101,
-    "redact": 101, "notifications": {"room": 50},
+    "redact": 50, "notifications": {"room": 50},
     "events": {"m.room.name": 50, "m.room.power_levels": 100, "m.room.message": 0, "m.room.tombstone": 101,
                "m.room.encryption": 101, "m.room.topic": 101, "m.room.avatar": 101, "m.room.join_rules": 101,
                "m.room.history_visibility": 101, "m.room.pinned_events": 101, "m.room.server_acl": 101,
-               "m.reaction": 101, "m.room.redaction": 101, "m.sticker": 101, "m.call.invite": 101,
+               "m.reaction": 101, "m.room.redaction": 0, "m.sticker": 101, "m.call.invite": 101,
                "org.qun.dissolution": 101, "org.qun.group": 101}}
 
 

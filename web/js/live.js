@@ -21,7 +21,7 @@ const RETRY_MS = 3000;
 // Events of a group that change its state (docs/events.md).
 const GROUP_EVENTS = ['dissolution.requested', 'dissolution.pending', 'dissolution.approved',
   'dissolution.cancelled', 'dissolution.rejected', 'dissolution.expired', 'group.dissolved',
-  'group.restored', 'group.purged', 'member.display_name_changed', 'member.typing'];
+  'group.restored', 'group.purged', 'member.display_name_changed', 'member.typing', 'message.recalled'];
 
 // Follows group gid from message seq afterSeq:
 //   onMessages(items)    each batch of newer messages, in seq order, each once;

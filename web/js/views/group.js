@@ -9,6 +9,7 @@ import { followGroup } from '../live.js';
 import { selfExportCard } from './selfexport.js';
 import { fileAttachment, filesSection, releaseFiles } from './files.js';
 import { paymentsSection, redPackets } from './payments.js';
+import { applyRecall, recallButton, recalledItem } from './recall.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
@@ -64,7 +65,8 @@ export async function serverSkew(gid) {
 // The name shown for a person: the display name they chose, else the username.
 const shownName = (m) => m.display_name || m.username;
 
-function messageItem(m, names, gid) {
+function messageItem(m, names, gid, recall) {
+  if (m.recalled) return recalledItem(m, names, h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)));
   const notice = dissolutionNotice(m);
   const text = notice ? noticeText(notice, names)
     : m.kind === 'system' ? t('group.system', { text: m.text }) : m.text;
@@ -72,7 +74,8 @@ function messageItem(m, names, gid) {
     h('span', { class: 'who' }, m.kind === 'system' ? 'qun'
       : (m.author_display_name || names.get(m.author) || m.author.slice(0, 8))),
     h('span', { class: 'text' }, m.file ? fileAttachment(gid, m.file) : text), // a file message: its file
-    h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)));
+    h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)),
+    recall ? recallButton(m, recall) : null);
 }
 
 export async function groupView([gid], ctx) {
@@ -141,6 +144,9 @@ export async function groupView([gid], ctx) {
     }, delay);
   };
   ctx.onLeave(() => clearTimeout(readTimer));
+  // Recall and removal (views/recall.js): who may take down which message.
+  const roles = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, m.role]) : []);
+  const recallOpts = { base, myRole: g.my_role, roles, names, onDone: (m) => applyRecall(msgList, m, names) };
   function addMessages(items) {
     for (const m of items) {
       if (m.seq > readUpTo) {
@@ -148,7 +154,7 @@ export async function groupView([gid], ctx) {
         markRead(800);
       }
       if (msgList.querySelector(`[data-seq="${m.seq}"]`)) continue;
-      msgList.append(messageItem(m, names, gid));
+      msgList.append(messageItem(m, names, gid, live && recallOpts));
       const n = noticeOf(m);
       if (n) notice = n;
       const d = dissolutionNotice(m);
@@ -229,7 +235,8 @@ export async function groupView([gid], ctx) {
         for (const m of items) if (typists.has(m.author)) typingEvent({ user: m.author, typing: false });
         addMessages(items);
       },
-      onGroup: (type, data) => (type === 'member.typing' ? typingEvent(data)
+      onGroup: (type, data) => (type === 'message.recalled' ? applyRecall(msgList, data, names)
+        : type === 'member.typing' ? typingEvent(data)
         : type === 'member.display_name_changed' ? renamed(data)
           : type === 'group.dissolved' || type === 'group.purged' ? gone() : reload()),
       onError: (e) => e.code === 'GROUP_GONE' && gone(),
