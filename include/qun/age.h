@@ -22,6 +22,13 @@
 #define QUN_AGE_IDENTITY_LEN 74
 /* Most recipients one file may be encrypted to, and identities one decryption tries. */
 #define QUN_AGE_MAX_KEYS 64
+/* The scrypt work factor (log2 N) of the passphrase files qun writes: age's own
+ * default, about a second and 256 MiB, which Debian's age (at most 22) opens. */
+#define QUN_AGE_SCRYPT_LOG_N 18
+/* The highest work factor qun writes or agrees to open, as age. */
+#define QUN_AGE_SCRYPT_MAX_LOG_N 22
+/* Room for an scrypt stanza's text with its terminating NUL. */
+#define QUN_AGE_SCRYPT_STANZA_MAX 128
 
 /* ---- primitives ---- */
 
@@ -85,6 +92,20 @@ typedef struct qun_age_dec qun_age_dec_t;
  * whatever is written later. */
 qun_rc qun_age_enc_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
                        qun_age_enc_t **out, qun_err_t *err);
+/* Start an age file for a passphrase: one scrypt stanza of work factor 2^log_n
+ * (QUN_AGE_SCRYPT_LOG_N normally) over a fresh file key; otherwise as qun_age_enc_new.
+ * QUN_NOMEM when scrypt cannot have its memory. */
+qun_rc qun_age_enc_new_passphrase(const char *pass, size_t pass_len, int log_n, qun_age_write_fn write,
+                                  void *arg, qun_age_enc_t **out, qun_err_t *err);
+/* The scrypt stanza wrapping file_key for pass (C2SP age, "The scrypt recipient
+ * type"): "-> scrypt <salt> <log_n>\n<body>\n" with a fresh salt, into out[size]. */
+qun_rc qun_age_scrypt_stanza(const char *pass, size_t pass_len, int log_n, const uint8_t file_key[16],
+                             char *out, size_t size, qun_err_t *err);
+/* Start an age file whose file key and recipient stanza text (one or more stanzas,
+ * each ending in a newline) were made beforehand, e.g. by qun_age_scrypt_stanza at
+ * the time of a request; the header MAC is computed here. */
+qun_rc qun_age_enc_new_keyed(const uint8_t file_key[16], const char *stanza, qun_age_write_fn write,
+                             void *arg, qun_age_enc_t **out, qun_err_t *err);
 /* Encrypt len more bytes of plaintext. */
 qun_rc qun_age_enc_write(qun_age_enc_t *e, const void *buf, size_t len, qun_err_t *err);
 /* Write the last chunk; the file is complete after QUN_OK.  No write after this. */
@@ -100,6 +121,11 @@ void qun_age_enc_free(qun_age_enc_t *e);
  * QUN_AGE_IO.  On success *out is owned by the caller (qun_age_dec_free). */
 qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read, void *arg,
                        qun_age_dec_t **out, qun_err_t *err);
+/* Open a passphrase file: its header must hold one scrypt stanza, alone, of work
+ * factor at most max_log_n (QUN_AGE_HEADER_INVALID otherwise); a wrong passphrase is
+ * QUN_AGE_NO_MATCH.  Otherwise as qun_age_dec_new. */
+qun_rc qun_age_dec_new_passphrase(const char *pass, size_t pass_len, int max_log_n, qun_age_read_fn read,
+                                  void *arg, qun_age_dec_t **out, qun_err_t *err);
 /* Decrypt up to len bytes of plaintext into buf; *got is 0 only at the authenticated
  * end of the file.  Each chunk is verified before any of its bytes are returned.
  * QUN_AGE_PAYLOAD_INVALID on a bad tag, a truncated stream, trailing data, a second

@@ -30,6 +30,14 @@ void qun_sha256_free(qun_sha256_t *h);
  * write(arg, ...).  On success *out is owned by the caller (qun_archive_free). */
 qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
                        qun_archive_t **out, qun_err_t *err);
+/* Start an archive encrypted to a passphrase (age's scrypt stanza, work factor
+ * QUN_AGE_SCRYPT_LOG_N: the scrypt runs here, about a second); otherwise as
+ * qun_archive_new. */
+qun_rc qun_archive_new_passphrase(const char *pass, size_t pass_len, qun_age_write_fn write, void *arg,
+                                  qun_archive_t **out, qun_err_t *err);
+/* Add name as a hard link to target, a member added before (no bytes repeated). */
+qun_rc qun_archive_add_link(qun_archive_t *a, const char *name, const char *target, int64_t mtime,
+                            qun_err_t *err);
 /* Add a regular file name (a relative path, e.g. "messages.jsonl") holding buf[len]. */
 qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len, int64_t mtime,
                        qun_err_t *err);

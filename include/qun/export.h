@@ -25,6 +25,18 @@
 /* Version of the archive layout written to manifest.json ("format_version"). */
 #define QUN_EXPORT_FORMAT_VERSION QUN_ARCHIVE_FORMAT_VERSION
 
+/* Fewest characters (code points) and most bytes of an export passphrase. */
+#define QUN_EXPORT_PASSPHRASE_MIN 10
+#define QUN_EXPORT_PASSPHRASE_MAX 1024
+
+/* How an export is protected and its transcript written (all optional). */
+typedef struct {
+    const char *passphrase; /* instead of recipients (exactly one of the two); borrowed */
+    const char *lang;       /* the transcript's language, "en" or "zh-CN"; NULL: "en" */
+    bool has_tz;            /* tz_offset is known; otherwise the transcript is in UTC */
+    int tz_offset;          /* minutes east of UTC, -840..840 */
+} qun_export_opts_t;
+
 /* Request an export of group gid for the actor, encrypted to the age X25519
  * recipients in the JSON array recipients (borrowed; 1..16 strings, each checked:
  * AGE_KEY_INVALID with field "recipients[i]").  scope "group" (or NULL): the whole
@@ -35,7 +47,7 @@
  * export (EXPORT_FORBIDDEN otherwise).  Runs in a writer transaction: it inserts the
  * row and the job.  *out = {id, group, scope, state, progress} (caller owns). */
 qun_rc qun_export_create(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *recipients,
-                         const char *scope, json_t **out, qun_err_t *err);
+                         const char *scope, const qun_export_opts_t *opts, json_t **out, qun_err_t *err);
 
 /* Check a JSON array of age recipients (borrowed); errors name field ("recipients",
  * "archive.recipients") and the index of a bad one. */
@@ -45,7 +57,10 @@ qun_rc qun_export_check_recipients(json_t *recipients, const char *field, qun_er
  * has checked the actor's right and the recipients).  *id = the exports row id; *out
  * as qun_export_create's (may be NULL). */
 qun_rc qun_export_queue(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *recipients,
-                        bool self, int64_t *id, json_t **out, qun_err_t *err);
+                        bool self, const qun_export_opts_t *opts, int64_t *id, json_t **out, qun_err_t *err);
+/* Check an export passphrase: QUN_EXPORT_PASSPHRASE_MIN code points at least
+ * (PASSPHRASE_TOO_SHORT), no control characters (FIELD_INVALID), both naming field. */
+qun_rc qun_export_check_passphrase(const char *pass, const char *field, qun_err_t *err);
 
 /* The export xid as its requester sees it: {id, group, state, progress, created_at,
  * recipients, and digest, size, ledger_index, finished_at when done, error when

@@ -164,6 +164,15 @@ qun_rc qun_confirm_issue(qun_db_t *db, const qun_actor_t *a, int64_t group_id, c
 qun_rc qun_confirm_consume(qun_db_t *db, const qun_actor_t *a, int64_t group_id, const char *action,
                            json_t *params, const char *token, qun_err_t *err);
 
+/* ---- sealing other secrets ---- */
+/* Seal plain[n] with the server's sealing key (<data_dir>/totp.key, as TOTP secrets):
+ * *out (malloc'd, caller frees) = nonce || secretbox, *out_len bytes. */
+qun_rc qun_secret_seal(const void *plain, size_t n, unsigned char **out, size_t *out_len, qun_err_t *err);
+/* Open what qun_secret_seal made into plain[size]; *plain_len bytes.  INTERNAL when it
+ * does not open (another server's key, or altered). */
+qun_rc qun_secret_open(const void *sealed, size_t n, unsigned char *plain, size_t size, size_t *plain_len,
+                       qun_err_t *err);
+
 /* ---- rendering ---- */
 /* An SVG of a QR code of text (malloc'd, NUL-terminated), or NULL on failure. */
 char *qun_qr_svg(const char *text);

@@ -27,6 +27,7 @@
 
 static const char VERSION_LINE[] = "age-encryption.org/v1";
 static const char X25519_INFO[] = "age-encryption.org/v1/X25519";
+static const char SCRYPT_LABEL[] = "age-encryption.org/v1/scrypt";
 static const char HRP_RECIPIENT[] = "age";
 static const char HRP_IDENTITY[] = "age-secret-key-";
 
@@ -302,9 +303,28 @@ static bool hdr_put(char *hdr, size_t cap, size_t *len, const char *s, size_t n)
     return true;
 }
 
+/* Close the header hdr[len] (cap bytes) with its MAC under file_key, draw the payload
+ * nonce, derive e's payload key and write header and nonce through e's sink. */
+static qun_rc enc_header_end(qun_age_enc_t *e, const uint8_t file_key[FILE_KEY_LEN], char *hdr, size_t cap,
+                             size_t len, qun_err_t *err) {
+    uint8_t nonce[16], mac[32];
+    char b64[64];
+    hdr_put(hdr, cap, &len, "---", 3);
+    header_mac(file_key, (const uint8_t *)hdr, len, mac);
+    sodium_bin2base64(b64, sizeof b64, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+    hdr_put(hdr, cap, &len, " ", 1);
+    hdr_put(hdr, cap, &len, b64, strlen(b64));
+    hdr_put(hdr, cap, &len, "\n", 1);
+    randombytes_buf(nonce, sizeof nonce);
+    payload_key(file_key, nonce, e->key);
+    if (e->write(e->arg, hdr, len) != 0 || e->write(e->arg, nonce, sizeof nonce) != 0)
+        return qun_fail(err, QUN_AGE_IO, "cannot write the age header");
+    return QUN_OK;
+}
+
 qun_rc qun_age_enc_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
                        qun_age_enc_t **out, qun_err_t *err) {
-    uint8_t file_key[FILE_KEY_LEN], nonce[16], mac[32];
+    uint8_t file_key[FILE_KEY_LEN];
     size_t cap = 64 + n * 160, len = 0;
     char *hdr = NULL, b64[128];
     qun_rc rc = QUN_OK;
@@ -349,18 +369,7 @@ qun_rc qun_age_enc_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
         hdr_put(hdr, cap, &len, b64, strlen(b64));
         hdr_put(hdr, cap, &len, "\n", 1);
     }
-    hdr_put(hdr, cap, &len, "---", 3);
-    header_mac(file_key, (const uint8_t *)hdr, len, mac);
-    sodium_bin2base64(b64, sizeof b64, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
-    hdr_put(hdr, cap, &len, " ", 1);
-    hdr_put(hdr, cap, &len, b64, strlen(b64));
-    hdr_put(hdr, cap, &len, "\n", 1);
-    randombytes_buf(nonce, sizeof nonce);
-    payload_key(file_key, nonce, e->key);
-    if (write(arg, hdr, len) != 0 || write(arg, nonce, sizeof nonce) != 0) {
-        rc = qun_fail(err, QUN_AGE_IO, "cannot write the age header");
-        goto out;
-    }
+    rc = enc_header_end(e, file_key, hdr, cap, len, err);
 out:
     sodium_memzero(file_key, sizeof file_key);
     free(hdr);
@@ -368,6 +377,78 @@ out:
         *out = e;
     else
         qun_age_enc_free(e);
+    return rc;
+}
+
+/* The scrypt wrap key of age's passphrase stanza: scrypt(N = 2^log_n, r = 8, p = 1) of
+ * the passphrase, salted with the label and the stanza's 16 bytes.  QUN_NOMEM when
+ * scrypt cannot have its memory (128 * 8 * 2^log_n bytes). */
+static qun_rc scrypt_wrap_key(const char *pass, size_t pass_len, const uint8_t salt[16], int log_n,
+                              uint8_t wk[32]) {
+    uint8_t s[sizeof SCRYPT_LABEL - 1 + 16];
+    memcpy(s, SCRYPT_LABEL, sizeof SCRYPT_LABEL - 1);
+    memcpy(s + sizeof SCRYPT_LABEL - 1, salt, 16);
+    int r = crypto_pwhash_scryptsalsa208sha256_ll((const uint8_t *)pass, pass_len, s, sizeof s,
+                                                  (uint64_t)1 << log_n, 8, 1, wk, 32);
+    return r == 0 ? QUN_OK : QUN_NOMEM;
+}
+
+qun_rc qun_age_scrypt_stanza(const char *pass, size_t pass_len, int log_n, const uint8_t file_key[16],
+                             char *out, size_t size, qun_err_t *err) {
+    uint8_t salt[16], wk[32], body[FILE_KEY_LEN + 16];
+    static const uint8_t zero_nonce[12];
+    char s64[32], b64[64];
+    if (log_n < 1 || log_n > QUN_AGE_SCRYPT_MAX_LOG_N)
+        return qun_fail(err, QUN_BAD_REQUEST, "scrypt work factor 2^%d is out of range", log_n);
+    randombytes_buf(salt, sizeof salt);
+    if (scrypt_wrap_key(pass, pass_len, salt, log_n, wk) != QUN_OK)
+        return qun_fail(err, QUN_NOMEM, "scrypt cannot have its memory");
+    crypto_aead_chacha20poly1305_ietf_encrypt(body, NULL, file_key, FILE_KEY_LEN, NULL, 0, NULL, zero_nonce,
+                                              wk);
+    sodium_memzero(wk, sizeof wk);
+    sodium_bin2base64(s64, sizeof s64, salt, sizeof salt, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+    sodium_bin2base64(b64, sizeof b64, body, sizeof body, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+    int w = snprintf(out, size, "-> scrypt %s %d\n%s\n", s64, log_n, b64);
+    if (w < 0 || (size_t)w >= size) return qun_fail(err, QUN_BAD_REQUEST, "the stanza buffer is too small");
+    return QUN_OK;
+}
+
+qun_rc qun_age_enc_new_keyed(const uint8_t file_key[16], const char *stanza, qun_age_write_fn write,
+                             void *arg, qun_age_enc_t **out, qun_err_t *err) {
+    size_t sl = strlen(stanza), cap = sizeof VERSION_LINE + sl + 64, len = 0;
+    char *hdr = malloc(cap);
+    qun_age_enc_t *e = sodium_malloc(sizeof *e);
+    qun_rc rc = QUN_OK;
+    *out = NULL;
+    if (strncmp(stanza, "-> ", 3) != 0 || sl < 5 || stanza[sl - 1] != '\n')
+        rc = qun_fail(err, QUN_AGE_HEADER_INVALID, "not a recipient stanza");
+    else if (!e || !hdr)
+        rc = qun_fail(err, QUN_NOMEM, "out of memory");
+    if (rc == QUN_OK) {
+        memset(e, 0, sizeof *e);
+        e->write = write;
+        e->arg = arg;
+        hdr_put(hdr, cap, &len, VERSION_LINE, sizeof VERSION_LINE - 1);
+        hdr_put(hdr, cap, &len, "\n", 1);
+        hdr_put(hdr, cap, &len, stanza, sl);
+        rc = enc_header_end(e, file_key, hdr, cap, len, err);
+    }
+    free(hdr);
+    if (rc == QUN_OK)
+        *out = e;
+    else if (e)
+        sodium_free(e);
+    return rc;
+}
+
+qun_rc qun_age_enc_new_passphrase(const char *pass, size_t pass_len, int log_n, qun_age_write_fn write,
+                                  void *arg, qun_age_enc_t **out, qun_err_t *err) {
+    uint8_t file_key[FILE_KEY_LEN];
+    char stanza[QUN_AGE_SCRYPT_STANZA_MAX];
+    randombytes_buf(file_key, sizeof file_key);
+    qun_rc rc = qun_age_scrypt_stanza(pass, pass_len, log_n, file_key, stanza, sizeof stanza, err);
+    if (rc == QUN_OK) rc = qun_age_enc_new_keyed(file_key, stanza, write, arg, out, err);
+    sodium_memzero(file_key, sizeof file_key);
     return rc;
 }
 
@@ -567,9 +648,20 @@ static const char *header_msg(qun_rc rc) {
     }
 }
 
-qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read, void *arg,
-                       qun_age_dec_t **out, qun_err_t *err) {
+/* A canonical decimal of 1 to 2 digits without a leading zero (age's work factor). */
+static int parse_log_n(const char *a) {
+    size_t l = strlen(a);
+    if (l < 1 || l > 2 || a[0] < '1' || a[0] > '9' || (l == 2 && (a[1] < '0' || a[1] > '9'))) return -1;
+    return l == 1 ? a[0] - '0' : (a[0] - '0') * 10 + (a[1] - '0');
+}
+
+/* Open with X25519 keys sks[n], or, when pass is not NULL, with a passphrase: then
+ * the header must hold exactly one scrypt stanza, of work factor at most max_log_n. */
+static qun_rc dec_open(const uint8_t (*sks)[32], size_t n, const char *pass, size_t pass_len, int max_log_n,
+                       qun_age_read_fn read, void *arg, qun_age_dec_t **out, qun_err_t *err) {
     qun_rc rc = QUN_OK;
+    uint8_t sc_salt[16], sc_body[FILE_KEY_LEN + 16];
+    int sc_log_n = 0, sc_count = 0;
     char *hdr = malloc(MAX_HEADER);
     stanza_t *st = malloc(sizeof *st);
     qun_age_dec_t *d = sodium_malloc(sizeof *d);
@@ -643,8 +735,19 @@ qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read,
                 }
             }
         } else if (strcmp(st->args[0], "scrypt") == 0) {
-            /* A passphrase stanza must be alone; we do not open passphrase files. */
+            /* A passphrase stanza must be alone (checked below); only a passphrase
+             * opens it. */
             any = true;
+            sc_count++;
+            size_t sl = 0;
+            if (pass && (st->nargs != 3 || st->body_len != FILE_KEY_LEN + 16 ||
+                         !b64_decode(st->args[1], strlen(st->args[1]), sc_salt, sizeof sc_salt, &sl) ||
+                         sl != 16 || (sc_log_n = parse_log_n(st->args[2])) < 1)) {
+                rc = QUN_AGE_HEADER_INVALID;
+                detail = "an scrypt stanza is malformed";
+                break;
+            }
+            if (pass) memcpy(sc_body, st->body, sizeof sc_body);
         }
         if (rc != QUN_OK) break;
         rc = read_line(d, st->line, &len, hdr, &hdr_len);
@@ -663,9 +766,31 @@ qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read,
             detail = "the header MAC line is malformed";
         }
     }
+    if (rc == QUN_OK && pass) {
+        if (sc_count != 1 || stanzas != 1) {
+            rc = QUN_AGE_HEADER_INVALID;
+            detail = sc_count ? "an scrypt stanza must be the only stanza"
+                              : "the file is not encrypted with a passphrase";
+        } else if (sc_log_n > max_log_n) {
+            rc = QUN_AGE_HEADER_INVALID;
+            detail = "the scrypt work factor is higher than allowed";
+        } else {
+            static const uint8_t zero_nonce[12];
+            uint8_t wk[32];
+            if (scrypt_wrap_key(pass, pass_len, sc_salt, sc_log_n, wk) != QUN_OK) {
+                rc = QUN_NOMEM;
+            } else {
+                have_key = crypto_aead_chacha20poly1305_ietf_decrypt(file_key, NULL, NULL, sc_body,
+                                                                     sizeof sc_body, NULL, 0, zero_nonce,
+                                                                     wk) == 0;
+                if (!have_key) detail = "the passphrase does not open this file";
+            }
+            sodium_memzero(wk, sizeof wk);
+        }
+    }
     if (rc == QUN_OK && !have_key) {
         rc = QUN_AGE_NO_MATCH;
-        detail = any ? NULL : "the file has no X25519 recipient";
+        if (!pass) detail = any ? NULL : "the file has no X25519 recipient";
     }
     if (rc == QUN_OK) {
         header_mac(file_key, (const uint8_t *)hdr, mac_at, mac);
@@ -689,6 +814,16 @@ out:
     else
         qun_age_dec_free(d);
     return rc;
+}
+
+qun_rc qun_age_dec_new(const uint8_t (*sks)[32], size_t n, qun_age_read_fn read, void *arg,
+                       qun_age_dec_t **out, qun_err_t *err) {
+    return dec_open(sks, n, NULL, 0, 0, read, arg, out, err);
+}
+
+qun_rc qun_age_dec_new_passphrase(const char *pass, size_t pass_len, int max_log_n, qun_age_read_fn read,
+                                  void *arg, qun_age_dec_t **out, qun_err_t *err) {
+    return dec_open(NULL, 0, pass, pass_len, max_log_n, read, arg, out, err);
 }
 
 /* Read, verify and decrypt the next chunk into plain[].  A chunk shorter than a full

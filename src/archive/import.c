@@ -142,6 +142,11 @@ static qun_rc read_member(reader_t *rd, struct archive_entry *e, qun_err_t *err)
     qun_archive_read_t *imp = rd->imp;
     const char *name = archive_entry_pathname(e);
     if (!name) return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "a member has no name");
+    /* The human-readable views (docs/archive-format.md) are derived from the listed
+     * members and carry nothing to import: the transcript, and the files under their
+     * original names, hard links to files/<sha256>. */
+    if (strcmp(name, "messages.html") == 0 && archive_entry_filetype(e) == AE_IFREG) return QUN_OK;
+    if (archive_entry_hardlink(e) && strncmp(name, "files/", 6) == 0 && !is_hex64(name + 6)) return QUN_OK;
     if (archive_entry_filetype(e) != AE_IFREG || !archive_entry_size_is_set(e))
         return qun_fail(err, QUN_IMPORT_ARCHIVE_INVALID, "member %.100s is not a regular file", name);
     int64_t size = archive_entry_size(e);

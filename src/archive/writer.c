@@ -136,8 +136,10 @@ static qun_rc ar_fail(qun_archive_t *a, qun_err_t *err, const char *what) {
     return qun_fail(err, QUN_INTERNAL, "%s: %s", what, archive_error_string(a->ar));
 }
 
-qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
-                       qun_archive_t **out, qun_err_t *err) {
+/* Start an archive for the X25519 keys pks[n], or for the passphrase pass when it is
+ * not NULL. */
+static qun_rc archive_start(const uint8_t (*pks)[32], size_t n, const char *pass, size_t pass_len,
+                            qun_age_write_fn write, void *arg, qun_archive_t **out, qun_err_t *err) {
     qun_archive_t *a = calloc(1, sizeof *a);
     qun_rc rc;
     *out = NULL;
@@ -158,7 +160,8 @@ qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
             rc = qun_fail(err, QUN_NOMEM, "out of memory");
             goto error;
         }
-    rc = qun_age_enc_new(pks, n, hashed_write, a, &a->enc, err);
+    rc = pass ? qun_age_enc_new_passphrase(pass, pass_len, QUN_AGE_SCRYPT_LOG_N, hashed_write, a, &a->enc, err)
+              : qun_age_enc_new(pks, n, hashed_write, a, &a->enc, err);
     if (rc != QUN_OK) goto error;
     a->ar = archive_write_new();
     if (!a->ar) {
@@ -186,6 +189,31 @@ qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn writ
 error:
     qun_archive_free(a);
     return rc;
+}
+
+qun_rc qun_archive_new(const uint8_t (*pks)[32], size_t n, qun_age_write_fn write, void *arg,
+                       qun_archive_t **out, qun_err_t *err) {
+    return archive_start(pks, n, NULL, 0, write, arg, out, err);
+}
+
+qun_rc qun_archive_new_passphrase(const char *pass, size_t pass_len, qun_age_write_fn write, void *arg,
+                                  qun_archive_t **out, qun_err_t *err) {
+    return archive_start(NULL, 0, pass, pass_len, write, arg, out, err);
+}
+
+qun_rc qun_archive_add_link(qun_archive_t *a, const char *name, const char *target, int64_t mtime,
+                            qun_err_t *err) {
+    struct archive_entry *e = archive_entry_new();
+    if (!e) return qun_fail(err, QUN_NOMEM, "out of memory");
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_hardlink(e, target);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, 0);
+    archive_entry_set_mtime(e, (time_t)mtime, 0);
+    int r = archive_write_header(a->ar, e);
+    archive_entry_free(e);
+    return r == ARCHIVE_OK ? QUN_OK : ar_fail(a, err, "cannot write a tar link");
 }
 
 static qun_rc add_header(qun_archive_t *a, const char *name, int64_t size, int64_t mtime, qun_err_t *err) {

@@ -625,7 +625,7 @@ qun_rc qun_diss_request(qun_db_t *db, const qun_actor_t *a, const char *gid, jso
     json_object_set(rj, "verified", verified);
     char *rtext = qun_json_dumps(rj, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(rj);
-    if (archive) rc = qun_export_queue(db, a, &g, recipients, false, &export_id, NULL, err);
+    if (archive) rc = qun_export_queue(db, a, &g, recipients, false, NULL, &export_id, NULL, err);
     if (rc == QUN_OK)
         rc = qun_db_run(db, &q, err,
                         "INSERT INTO dissolutions(group_id, requested_by, messages, state, requested_at, "

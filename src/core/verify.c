@@ -977,3 +977,39 @@ unsigned char *qun_qr_png(const char *text, size_t *len) {
     *len = at;
     return png;
 }
+
+/* ---- sealing other secrets ---- */
+
+qun_rc qun_secret_seal(const void *plain, size_t n, unsigned char **out, size_t *out_len, qun_err_t *err) {
+    unsigned char key[crypto_secretbox_KEYBYTES];
+    qun_rc rc = load_key(key, err);
+    if (rc != QUN_OK) return rc;
+    size_t len = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n;
+    unsigned char *s = malloc(len);
+    if (!s) {
+        sodium_memzero(key, sizeof key);
+        return qun_fail(err, QUN_NOMEM, "out of memory");
+    }
+    qun_random(s, crypto_secretbox_NONCEBYTES);
+    crypto_secretbox_easy(s + crypto_secretbox_NONCEBYTES, plain, n, s, key);
+    sodium_memzero(key, sizeof key);
+    *out = s;
+    *out_len = len;
+    return QUN_OK;
+}
+
+qun_rc qun_secret_open(const void *sealed, size_t n, unsigned char *plain, size_t size, size_t *plain_len,
+                       qun_err_t *err) {
+    const unsigned char *s = sealed;
+    size_t over = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES;
+    if (n < over || n - over > size) return qun_fail(err, QUN_INTERNAL, "a sealed secret has %zu bytes", n);
+    unsigned char key[crypto_secretbox_KEYBYTES];
+    qun_rc rc = load_key(key, err);
+    if (rc != QUN_OK) return rc;
+    int bad = crypto_secretbox_open_easy(plain, s + crypto_secretbox_NONCEBYTES, n - crypto_secretbox_NONCEBYTES,
+                                         s, key);
+    sodium_memzero(key, sizeof key);
+    if (bad) return qun_fail(err, QUN_INTERNAL, "a sealed secret does not open with this server's totp.key");
+    *plain_len = n - over;
+    return QUN_OK;
+}

@@ -35,6 +35,8 @@
 #include "qun/policy.h"
 #include "qun/queue.h"
 #include "qun/stage.h"
+#include "qun/transcript.h"
+#include "qun/verify.h"
 
 #define PAGE 1000 /* rows read per query while paging through a table */
 
@@ -47,7 +49,12 @@ typedef struct ctx {
     struct ctx *next;
     int64_t job_id, export_id, group_id;
     char xid[QUN_ID_MAX];
-    char *recipients;           /* JSON array text */
+    char *recipients;           /* JSON array text; "[]" with a passphrase */
+    unsigned char *sealed;      /* the passphrase, sealed (qun_secret_seal), or NULL */
+    size_t sealed_len;
+    char lang[8];      /* the transcript's language */
+    bool has_tz;       /* tz_offset is known; else the transcript is in UTC */
+    int tz_offset;     /* minutes east of UTC */
     bool mask;                  /* desensitize message text and memos */
     int64_t self_uid;           /* scope 'self': the member whose copy this is; 0 for the whole group */
     char requester[QUN_ID_MAX]; /* openid, the actor of the seal's ledger entry */
@@ -85,6 +92,7 @@ void qun_export_use_writer(qun_writer_t *w) {
 static void ctx_free(ctx_t *c) {
     if (!c) return;
     free(c->recipients);
+    free(c->sealed);
     json_decref(c->counts);
     json_decref(c->seal_counts);
     free(c->seal_entry);
@@ -111,6 +119,8 @@ typedef struct {
     bool over_quota;                  /* the output went past export_quota_bytes */
     uint8_t *piece;                   /* the read buffer for blobs (BLOB_PIECE bytes) */
     author_t authors[1024];           /* the message authors' openids, by a hash of the user id */
+    json_t *named;                    /* sha256 -> the file's name under files/ */
+    json_t *used;                     /* the names given under files/, folded */
     qun_mask_counts_t masked;
 } work_t;
 
@@ -363,6 +373,10 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
                 break;
             }
             mask_text(w, fname);
+            /* The file under its own name too: a hard link to files/<sha256>. */
+            char safe[200];
+            qun_tr_safe_name(fname, w->used, safe, sizeof safe);
+            json_object_set_new(w->named, qun_q_col_text(q, 1), json_string(safe));
             rc = qun_stage_line(&s,
                                 json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", qun_q_col_text(q, 1),
                                           "name", fname, "content_type", qun_q_col_text(q, 3), "size",
@@ -377,6 +391,13 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
             rc = qrc;
         for (int64_t i = 0; rc == QUN_OK && i < n; i++) {
             rc = add_blob(w, page[i].sha, page[i].size, err);
+            const char *safe = json_string_value(json_object_get(w->named, page[i].sha));
+            if (rc == QUN_OK && safe) {
+                char link[260], target[80];
+                snprintf(link, sizeof link, "files/%s", safe);
+                snprintf(target, sizeof target, "files/%s", page[i].sha);
+                rc = qun_archive_add_link(w->a, link, target, w->now, err);
+            }
             (*count)++;
             *bytes += page[i].size;
             atomic_store(&w->c->files, *count);
@@ -568,6 +589,176 @@ static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledge
     return rc;
 }
 
+/* ---- the transcript ---- */
+
+#define PUTS(l, lit) qun_line_put(l, lit, sizeof lit - 1)
+
+/* Hand l's bytes to the stage s once it holds a good piece, and at the end. */
+static qun_rc tr_flush(qun_stage_t *s, qun_line_t *l, bool all, qun_err_t *err) {
+    if (l->oom) return qun_fail(err, QUN_NOMEM, "out of memory");
+    if (l->len == 0 || (!all && l->len < (1 << 16))) return QUN_OK;
+    qun_rc rc = qun_stage_put(s, l->p, l->len, err);
+    l->len = 0;
+    return rc;
+}
+
+/* One sentence of the transcript, its single %s filled with arg (HTML-escaped). */
+static void tr_say(work_t *w, qun_line_t *l, qun_tr_id_t id, const char *arg) {
+    const char *fmt = qun_tr_str(w->c->lang, id), *at = strstr(fmt, "%s");
+    if (!at) {
+        qun_tr_html(l, fmt);
+        return;
+    }
+    if (at > fmt) qun_line_put(l, fmt, (size_t)(at - fmt));
+    qun_tr_html(l, arg ? arg : "");
+    if (at[2]) qun_line_put(l, at + 2, strlen(at + 2));
+}
+
+/* A system message's body as a sentence: its notice kind, never its JSON. */
+static void tr_notice(work_t *w, qun_line_t *l, const char *body) {
+    json_t *j = json_loads(body, 0, NULL);
+    const char *kind = json_string_value(json_object_get(j, "notice"));
+    tr_say(w, l, QUN_TR_NOTICE, NULL);
+    PUTS(l, " ");
+    if (kind && strncmp(kind, "dissolution.", 12) == 0) {
+        tr_say(w, l, QUN_TR_DISSOLUTION, NULL);
+        PUTS(l, " (");
+        qun_tr_html(l, kind + 12);
+        PUTS(l, ")");
+    } else {
+        qun_tr_html(l, kind ? kind : body);
+    }
+    json_decref(j);
+}
+
+/* messages.html: every message in seq order with its local time, its author's name
+ * and, for a file message, the file's name under files/; then the files.  Not listed
+ * in the manifest: it is a view of messages.jsonl and files.jsonl, for people. */
+static qun_rc write_transcript(work_t *w, json_t *group, qun_err_t *err) {
+    ctx_t *c = w->c;
+    qun_stage_t s;
+    qun_rc rc = stage_open(w, &s, err);
+    if (rc != QUN_OK) return rc;
+    qun_line_t l = {NULL, 0, 0, false};
+    char when[40], zone[16];
+    const char *gname = json_string_value(json_object_get(group, "name"));
+    qun_tr_zone(c->has_tz, c->tz_offset, zone, sizeof zone);
+    qun_tr_time(w->now, c->has_tz, c->tz_offset, when, sizeof when);
+    PUTS(&l, "<!DOCTYPE html>\n<html lang=\"");
+    qun_line_put(&l, c->lang, strlen(c->lang));
+    PUTS(&l, "\">\n<head><meta charset=\"utf-8\"><title>");
+    tr_say(w, &l, QUN_TR_TITLE, gname);
+    static const char style[] =
+        "</title>\n<style>body{font-family:sans-serif;max-width:50em;margin:1em auto;padding:0 1em}"
+        "li{margin:.4em 0}time{color:#555;font-size:.9em}.text{white-space:pre-wrap}"
+        ".gone{color:#777;font-style:italic}</style></head>\n<body>\n<h1>";
+    qun_line_put(&l, style, sizeof style - 1);
+    tr_say(w, &l, QUN_TR_TITLE, gname);
+    PUTS(&l, "</h1>\n<p>");
+    tr_say(w, &l, QUN_TR_EXPORTED, when);
+    PUTS(&l, " ");
+    tr_say(w, &l, QUN_TR_TIMES, zone);
+    PUTS(&l, "</p>\n<h2>");
+    tr_say(w, &l, QUN_TR_MESSAGES, NULL);
+    PUTS(&l, "</h2>\n<ol>\n");
+    int64_t after = 0, n, count = 0;
+    do {
+        qun_q_t *q;
+        n = 0;
+        qun_rc qrc = qun_db_run(w->db, &q, err,
+                                "SELECT m.seq, COALESCE(u.display_name, u.username), m.kind, m.body, "
+                                "m.created_at, m.file_sha256, f.name FROM messages m "
+                                "JOIN users u ON u.id = m.author_id "
+                                "LEFT JOIN group_files f ON f.group_id = m.group_id "
+                                "AND f.sha256 = m.file_sha256 "
+                                "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+                                "iii", c->group_id, after, (int64_t)PAGE);
+        for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
+            after = qun_q_col_int(q, 0);
+            qun_tr_time(qun_q_col_int(q, 4), c->has_tz, c->tz_offset, when, sizeof when);
+            qun_line_printf(&l, "<li id=\"m%lld\"><time>", (long long)after);
+            qun_line_put(&l, when, strlen(when));
+            PUTS(&l, "</time> <b>");
+            qun_tr_html(&l, qun_q_col_text(q, 1));
+            PUTS(&l, "</b>: ");
+            const char *kind = qun_q_col_text(q, 2);
+            const char *named = qun_q_col_null(q, 5)
+                                    ? NULL
+                                    : json_string_value(json_object_get(w->named, qun_q_col_text(q, 5)));
+            if (strcmp(kind, "system") == 0) {
+                PUTS(&l, "<span class=\"gone\">");
+                tr_notice(w, &l, qun_q_col_text(q, 3));
+                PUTS(&l, "</span>");
+            } else if (named) {
+                tr_say(w, &l, QUN_TR_FILE, NULL);
+                PUTS(&l, " <a href=\"files/");
+                qun_tr_html(&l, named);
+                PUTS(&l, "\">");
+                qun_tr_html(&l, named);
+                PUTS(&l, "</a>");
+            } else {
+                char *masked = NULL;
+                const char *text = qun_q_col_text(q, 3);
+                if (c->mask && !(masked = strdup(text))) {
+                    rc = qun_fail(err, QUN_NOMEM, "out of memory");
+                    break;
+                }
+                if (masked) {
+                    /* Masked as in messages.jsonl, but counted there only. */
+                    qun_mask_counts_t again;
+                    memset(&again, 0, sizeof again);
+                    qun_desensitize_inplace(masked, strlen(masked), &again);
+                    text = masked;
+                }
+                PUTS(&l, "<span class=\"text\">");
+                qun_tr_html(&l, text);
+                PUTS(&l, "</span>");
+                free(masked);
+            }
+            PUTS(&l, "</li>\n");
+            count++;
+            rc = tr_flush(&s, &l, false, err);
+        }
+        if (qrc == QUN_ROW)
+            qun_q_done(q);
+        else if (rc == QUN_OK && qrc != QUN_DONE)
+            rc = qrc;
+    } while (rc == QUN_OK && n == PAGE);
+    if (count == 0) {
+        PUTS(&l, "<li class=\"gone\">");
+        tr_say(w, &l, QUN_TR_NONE, NULL);
+        PUTS(&l, "</li>\n");
+    }
+    PUTS(&l, "</ol>\n<h2>");
+    tr_say(w, &l, QUN_TR_FILES, NULL);
+    PUTS(&l, "</h2>\n<p>");
+    tr_say(w, &l, QUN_TR_FILES_DIR, NULL);
+    PUTS(&l, "</p>\n<ul>\n");
+    const char *sha;
+    json_t *v;
+    json_object_foreach(w->named, sha, v) {
+        PUTS(&l, "<li><a href=\"files/");
+        qun_tr_html(&l, json_string_value(v));
+        PUTS(&l, "\">");
+        qun_tr_html(&l, json_string_value(v));
+        PUTS(&l, "</a></li>\n");
+    }
+    if (json_object_size(w->named) == 0) {
+        PUTS(&l, "<li class=\"gone\">");
+        tr_say(w, &l, QUN_TR_NONE, NULL);
+        PUTS(&l, "</li>\n");
+    }
+    PUTS(&l, "</ul>\n</body>\n</html>\n");
+    if (rc == QUN_OK) rc = tr_flush(&s, &l, true, err);
+    free(l.p);
+    if (rc != QUN_OK) {
+        qun_stage_close(&s);
+        return rc;
+    }
+    char hex[65];
+    return qun_stage_finish(&s, w->a, "messages.html", w->now, hex, err);
+}
+
 /* manifest.json, last in the archive because it lists the digests of all the others
  * and the ledger proof of the content they make up. */
 static qun_rc write_manifest(work_t *w, json_t *group, json_t *counts, const char *content_digest,
@@ -651,7 +842,8 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
         rc = qun_age_recipient_parse(json_string_value(e), pks[npk++], err);
     }
     json_decref(recips);
-    if (rc == QUN_OK && npk == 0) rc = qun_fail(err, QUN_INTERNAL, "export %s has no recipient", c->xid);
+    if (rc == QUN_OK && npk == 0 && !c->sealed)
+        rc = qun_fail(err, QUN_INTERNAL, "export %s has no recipient", c->xid);
     if (rc != QUN_OK) return rc;
 
     json_t *group = NULL;
@@ -672,13 +864,27 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
         rc = qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create %s: %s", w->part, strerror(errno));
     if (rc == QUN_OK) rc = stage_open(w, &w->digests, err);
     crypto_hash_sha256_init(&w->content);
-    if (rc == QUN_OK) rc = qun_archive_new((const uint8_t(*)[32])pks, npk, out_write, w, &w->a, err);
+    if (rc == QUN_OK && c->sealed) {
+        /* The passphrase exists in the clear only here, in locked memory, while the
+         * scrypt stanza is made. */
+        unsigned char *pass = sodium_malloc(QUN_EXPORT_PASSPHRASE_MAX + 1);
+        size_t plen = 0;
+        rc = pass ? qun_secret_open(c->sealed, c->sealed_len, pass, QUN_EXPORT_PASSPHRASE_MAX, &plen, err)
+                  : qun_fail(err, QUN_NOMEM, "out of memory");
+        if (rc == QUN_OK) rc = qun_archive_new_passphrase((const char *)pass, plen, out_write, w, &w->a, err);
+        if (pass) sodium_free(pass); /* wipes */
+    } else if (rc == QUN_OK) {
+        rc = qun_archive_new((const uint8_t(*)[32])pks, npk, out_write, w, &w->a, err);
+    }
+    w->named = json_object();
+    w->used = json_object();
     int64_t members = 0, messages = 0, files = 0, file_bytes = 0, payments = 0;
     if (rc == QUN_OK) count_totals(w);
     if (rc == QUN_OK) rc = write_members(w, &members, err);
     if (rc == QUN_OK) rc = write_messages(w, &messages, err);
     if (rc == QUN_OK) rc = write_files(w, &files, &file_bytes, err);
     if (rc == QUN_OK) rc = write_payments(w, &payments, err);
+    if (rc == QUN_OK) rc = write_transcript(w, group, err);
     json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I}", "members", (json_int_t)members, "messages",
                                (json_int_t)messages, "files", (json_int_t)files, "file_bytes",
                                (json_int_t)file_bytes, "payments", (json_int_t)payments);
@@ -706,6 +912,8 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (rc == QUN_OK) c->counts = json_incref(counts);
     json_decref(counts);
     json_decref(group);
+    json_decref(w->named);
+    json_decref(w->used);
     return rc;
 }
 
@@ -783,7 +991,8 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     if (rc != QUN_OK) return rc;
     if (!c->ok) {
         rc = qun_db_run(db, NULL, err,
-                        "UPDATE exports SET state = 'failed', error = $2, finished_at = $3 WHERE id = $1",
+                        "UPDATE exports SET state = 'failed', error = $2, finished_at = $3, "
+                        "passphrase_sealed = NULL WHERE id = $1",
                         "isi", c->export_id, c->error, qun_now());
         if (rc == QUN_DONE)
             rc = qun_event_group(db, "export.failed", c->group_id, QUN_EVENT_OWNER,
@@ -812,8 +1021,8 @@ static qun_rc record_end(qun_db_t *db, ctx_t *c, const char *requester, qun_err_
     if (rc != QUN_OK) return rc;
     rc = qun_db_run(
         db, NULL, err,
-        "UPDATE exports SET state = 'done', digest = $2, size = $3, ledger_index = $4, finished_at = $5 "
-        "WHERE id = $1",
+        "UPDATE exports SET state = 'done', digest = $2, size = $3, ledger_index = $4, finished_at = $5, "
+        "passphrase_sealed = NULL WHERE id = $1",
         "isiii", c->export_id, c->digest, c->size, index, qun_now());
     /* The archive is complete and its digest ledgered: a dissolution waiting for it
      * proceeds, in this same transaction. */
@@ -827,8 +1036,9 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
     qun_q_t *q;
     qun_rc rc =
         qun_db_run(db, &q, err,
-                   "SELECT e.xid, e.state, e.recipients, e.desensitize, u.openid, e.scope, e.requester_id "
-                   "FROM exports e JOIN users u ON u.id = e.requester_id WHERE e.id = $1",
+                   "SELECT e.xid, e.state, e.recipients, e.desensitize, u.openid, e.scope, e.requester_id, "
+                   "e.passphrase_sealed, e.lang, e.tz_offset FROM exports e "
+                   "JOIN users u ON u.id = e.requester_id WHERE e.id = $1",
                    "i", ref_id);
     if (rc == QUN_DONE) {
         *finished = true;
@@ -842,11 +1052,25 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
     char *recipients = qun_xstrdup(qun_q_col_text(q, 2));
     bool mask = qun_q_col_int(q, 3) != 0;
     int64_t self_uid = strcmp(qun_q_col_text(q, 5), "self") == 0 ? qun_q_col_int(q, 6) : 0;
+    size_t sealed_len = 0;
+    const void *sb = qun_q_col_null(q, 7) ? NULL : qun_q_col_blob(q, 7, &sealed_len);
+    unsigned char *sealed = sb && sealed_len ? qun_xmalloc(sealed_len) : NULL;
+    if (sealed) memcpy(sealed, sb, sealed_len);
+    char lang[8];
+    snprintf(lang, sizeof lang, "%s", qun_q_col_text(q, 8));
+    bool has_tz = !qun_q_col_null(q, 9);
+    int tz_offset = has_tz ? (int)qun_q_col_int(q, 9) : 0;
     qun_q_done(q);
     if (!live) {
         free(recipients);
+        free(sealed);
         *finished = true;
-        return QUN_OK;
+        /* An ended export keeps no passphrase, whatever ended it. */
+        rc = qun_db_run(db, NULL, err,
+                        "UPDATE exports SET passphrase_sealed = NULL "
+                        "WHERE id = $1 AND passphrase_sealed IS NOT NULL",
+                        "i", ref_id);
+        return rc == QUN_DONE ? QUN_OK : rc;
     }
 
     pthread_mutex_lock(&mu);
@@ -863,6 +1087,12 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
         recipients = NULL;
         c->mask = mask;
         c->self_uid = self_uid;
+        c->sealed = sealed;
+        c->sealed_len = sealed_len;
+        sealed = NULL;
+        snprintf(c->lang, sizeof c->lang, "%s", lang);
+        c->has_tz = has_tz;
+        c->tz_offset = tz_offset;
         snprintf(c->requester, sizeof c->requester, "%s", requester);
         pthread_t t;
         pthread_attr_t attr;
@@ -885,6 +1115,7 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
             }
     pthread_mutex_unlock(&mu);
     free(recipients);
+    free(sealed);
 
     if (!ended) {
         *defer = qun_now() + 1;

@@ -216,7 +216,8 @@ static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *mor
         snprintf(path, sizeof path, "%s/exports/%s.age.part", qun_core_cfg.data_dir, rows[i].xid);
         if (rc == QUN_OK) rc = remove_file(path, err);
         if (rc == QUN_OK)
-            rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii",
+            rc = qun_db_run(db, NULL, err,
+                            "UPDATE exports SET purged_at = $2, passphrase_sealed = NULL WHERE id = $1", "ii",
                             rows[i].id, qun_now());
         if (rc != QUN_DONE) break;
         if (bump(p, "exports_deleted", 1) | bump(p, "export_bytes_deleted", rows[i].size))

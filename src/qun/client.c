@@ -861,6 +861,28 @@ int qun_read_password(const char *flag, bool confirm, char *out, size_t size) {
     return rc;
 }
 
+int qun_read_passphrase(char *out, size_t size) {
+    const char *env = getenv("QUN_PASSPHRASE");
+    if (env && *env) {
+        if (strlen(env) >= size) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "passphrase too long");
+        snprintf(out, size, "%s", env);
+        return QUN_EXIT_OK;
+    }
+    if (!isatty(STDIN_FILENO))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no passphrase: set QUN_PASSPHRASE or use a terminal");
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "cannot open the terminal to ask for a passphrase");
+    char again[1100];
+    int rc = prompt_noecho(tty, "Passphrase for the archive: ", out, size);
+    if (rc == QUN_EXIT_OK) rc = prompt_noecho(tty, "Repeat the passphrase: ", again, sizeof again);
+    if (rc == QUN_EXIT_OK && strcmp(out, again) != 0)
+        rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the passphrases differ");
+    sodium_memzero(again, sizeof again);
+    fclose(tty);
+    return rc;
+}
+
 char *qun_prompt_line(const char *prompt) {
     char *line = NULL;
     size_t cap = 0;

@@ -168,6 +168,10 @@ const char *qun_fmt_time(int64_t t, char out[32]);
  * (twice when confirm).  Writes at most size bytes.  Returns an exit status. */
 int qun_read_password(const char *flag, bool confirm, char *out, size_t size);
 
+/* Read an archive passphrase: QUN_PASSPHRASE, else asked twice with no echo on the
+ * terminal.  Writes at most size bytes.  Returns an exit status. */
+int qun_read_passphrase(char *out, size_t size);
+
 /* Print prompt on stderr and read one line from stdin, without its line end; "" at end
  * of input.  Returns a malloc'd string the caller frees (NULL only without memory). */
 char *qun_prompt_line(const char *prompt);

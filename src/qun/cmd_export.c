@@ -2,7 +2,9 @@
 /* qun export: ask the server for an age-encrypted archive of a group, follow the
  * export job with a progress line, then download the .age file into a temporary file
  * next to the target (a progress bar on stderr while the job runs), check its SHA-256 against the digest the
- * server ledgered, and only then give it its name. */
+ * server ledgered, and only then give it its name.  With --passphrase the archive is
+ * protected by a passphrase (asked twice on the terminal, or QUN_PASSPHRASE) that
+ * `age -d` asks for, instead of age recipients. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -66,27 +68,48 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
                                      {"--output", "-o", true},
                                      {"--self", NULL, false},
                                      {"--progress", NULL, false},
+                                     {"--passphrase", NULL, false},
                                      {0}};
-    const char *usage = "export <group> --to RECIPIENT[,RECIPIENT...] -o FILE [--self] [--progress]";
+    const char *usage =
+        "export <group> (--to RECIPIENT[,RECIPIENT...] | --passphrase) -o FILE [--self] [--progress]";
     qun_args_t a;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
-    if (!a.val[0] || !*a.val[0] || !a.val[1] || !*a.val[1])
+    bool pass = a.val[4] != NULL, to = a.val[0] && *a.val[0];
+    if (pass == to || !a.val[1] || !*a.val[1])
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
-    json_t *recipients = json_array();
-    char *list = strdup(a.val[0]), *save = NULL;
-    for (char *r = strtok_r(list, ",", &save); r; r = strtok_r(NULL, ",", &save))
-        json_array_append_new(recipients, json_string(r));
-    free(list);
+    json_t *body = json_pack("{s:s}", "scope", a.val[2] ? "self" : "group");
+    if (pass) {
+        /* The transcript in this terminal's language and time zone. */
+        char secret[1100];
+        rc = qun_read_passphrase(secret, sizeof secret);
+        if (rc != QUN_EXIT_OK) {
+            json_decref(body);
+            return rc;
+        }
+        json_object_set_new(body, "passphrase", json_string(secret));
+        sodium_memzero(secret, sizeof secret);
+        const char *lang = getenv("LC_ALL");
+        if (!lang || !*lang) lang = getenv("LANG");
+        json_object_set_new(body, "lang", json_string(lang && strncmp(lang, "zh", 2) == 0 ? "zh-CN" : "en"));
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm)) json_object_set_new(body, "tz_offset", json_integer(tm.tm_gmtoff / 60));
+    } else {
+        json_t *recipients = json_array();
+        char *list = strdup(a.val[0]), *save = NULL;
+        for (char *r = strtok_r(list, ",", &save); r; r = strtok_r(NULL, ",", &save))
+            json_array_append_new(recipients, json_string(r));
+        free(list);
+        json_object_set_new(body, "recipients", recipients);
+    }
     char path[512], tmp[1100], dir[1024], got[65];
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/exports", a.pos[0]);
     json_t *x = NULL, *done = NULL;
     if (rc == QUN_EXIT_OK)
-        rc = qun_cli_json(
-            c, "POST", path,
-            json_pack("{s:o, s:s}", "recipients", recipients, "scope", a.val[2] ? "self" : "group"), &x);
+        rc = qun_cli_json(c, "POST", path, body, &x);
     else
-        json_decref(recipients);
+        json_decref(body);
     if (rc != QUN_EXIT_OK) goto out;
     char xid[64];
     snprintf(xid, sizeof xid, "%s", qun_jstr_or(x, "id", ""));
@@ -149,6 +172,10 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     } else {
         printf("saved %s (%lld bytes, sha256 %s verified, ledger entry %lld)\n", output, (long long)bytes,
                got, (long long)qun_jint(done, "ledger_index"));
+        if (pass)
+            printf("open it with: age -d %s | zstd -d | tar x   (age asks for the passphrase; the transcript "
+                   "is messages.html)\n",
+                   output);
     }
 out:
     json_decref(x);

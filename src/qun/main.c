@@ -97,7 +97,8 @@ static const command_t commands[] = {
     {"age", qun_cmd_age, "age keygen [-o FILE]", "make an age X25519 identity and recipient"},
     {"age", NULL, "age encrypt -r RECIPIENT... [-o OUT] [IN]", "encrypt to age recipients"},
     {"age", NULL, "age decrypt -i IDENTITY_FILE [-o OUT] [IN]", "decrypt an age file"},
-    {"export", qun_cmd_export, "export <group> --to RECIPIENT[,RECIPIENT...] -o FILE [--self] [--progress]",
+    {"export", qun_cmd_export,
+     "export <group> (--to RECIPIENT[,RECIPIENT...] | --passphrase) -o FILE [--self] [--progress]",
      "export a group to an age-encrypted archive (owner; --self: your own copy during a notice)"},
     {"grant", qun_cmd_grant, "grant export <group> --expires 7d [--label L]",
      "let another application download the group's exports (owner)"},
@@ -237,8 +238,9 @@ static const struct {
      "qun age keygen -o me.key"},
     {"export",
      "  <group>  a group id (g_...) or the name of one of your groups\n  --to RECIPIENT  age1... recipients, "
-     "comma-separated\n  -o FILE  the archive to write\n  --self  your own copy during a notice\n",
-     "qun export \"book club\" --to age1... -o club.age"},
+     "comma-separated\n  --passphrase  protect it with a passphrase instead (asked twice; or "
+     "QUN_PASSPHRASE)\n  -o FILE  the archive to write\n  --self  your own copy during a notice\n",
+     "qun export \"book club\" --passphrase -o club.age"},
     {"grant",
      "  <group>  a group id (g_...) or the name of one of your groups\n  --expires 7d  how long the grant "
      "lasts\n  <grant-id>  from qun grant list\n",

@@ -105,6 +105,10 @@ WRONG_TYPES = [
      {"messages": ["maybe", 0], "confirmation_token": [1, [], {}, ""]}),
     ("POST", "/v1/test/clock", {"advance": 1}, {"advance": ["1", 1.5, -1, None, True]}),
     ("DELETE", "{g}/messages/1", {"reason": "r"}, {"reason": [1, 0.5, True, [], ["r"], {}, "", "x" * 501]}),
+    # A passphrase export (test_57 has the rest: too short, both, neither).
+    ("POST", "{g}/exports", {"passphrase": "long enough passphrase", "scope": "self"},
+     {"passphrase": [1, True, [], {}, "", "x" * 1025, "two\nlines here", "tab\there long"],
+      "recipients": [1, "age1x", {}, True], "lang": ["fr", "EN", 1, ""], "tz_offset": ["8", 841, -841, 1.5, True, []]}),
 ]
 
 
@@ -135,6 +139,7 @@ UNKNOWN = [
     ("POST", "{g}/transfer/accept", {}),
     ("POST", "{g}/dissolution/preview", {"messages": "keep"}),
     ("DELETE", "{g}/messages/1", {}),
+    ("POST", "{g}/exports", {"passphrase": "long enough passphrase", "scope": "self"}),
 ]
 
 

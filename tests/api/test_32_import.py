@@ -143,6 +143,9 @@ def repack(members, edit):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
         for info, content in members:
+            if info.islnk():  # a file under its own name: a hard link, kept as one
+                t.addfile(info)
+                continue
             content = edit(info.name, content)
             info = tarfile.TarInfo(info.name)
             info.size, info.mode, info.mtime = len(content), 0o644, 0

@@ -484,6 +484,7 @@ try {
     execFileSync('age-keygen', ['-o', key], { stdio: 'pipe' });
     const recipient = /# public key: (age1\w+)/.exec(readFileSync(key, 'utf8'))[1];
     await member.page.waitForSelector('#self-export:not([hidden])');
+    await member.page.check('#self-export-protect-key'); // the advanced choice: an age key
     await member.page.fill('#export-recipient', recipient);
     await member.page.click('#export-btn');
     await member.page.waitForSelector('#export-download', { timeout: 60000 });
@@ -934,6 +935,75 @@ try {
     // After a reload the history says the same (from GET …/messages).
     await member.page.reload();
     await member.page.waitForSelector('#messages li[data-recalled="removed"]:has-text("已被 ann 删除")');
+  });
+
+  // Archives people can open (issue 17): the owner protects the group's export with a
+  // passphrase in the console, in Chinese and English, desktop and phone; Debian's age
+  // opens it with that passphrase typed at its prompt (through a pty), and the
+  // transcript inside names the author.
+  const parent = await newUser(browser, 'zh-CN');
+  await step('passphrase archive: the owner exports with a passphrase; age -d opens it', async () => {
+    const page = parent.page;
+    await register(page, 'pat');
+    const token = await tokenOf(page);
+    const g = await api('POST', '/v1/groups', { name: '家长群 Parents' }, token);
+    await api('POST', `/v1/groups/${g.id}/messages`, { text: '<script>alert(1)</script> 周五开会' }, token);
+    await page.goto(`${URL}/#/g/${g.id}`);
+    await page.selectOption('#lang', 'zh');
+    await page.waitForSelector('#group-export');
+    check(await page.isChecked('#group-export-protect-passphrase'), 'a passphrase is the default');
+    check(await page.isHidden('#group-export-recipient'), 'the age key is the advanced choice');
+    const zh = await page.textContent('#group-export');
+    check(zh.includes('密码短语') && zh.includes('age -d'), `Chinese card: ${zh.slice(0, 200)}`);
+    await page.fill('#group-export-passphrase', 'short');
+    await page.fill('#group-export-passphrase-again', 'short');
+    await page.click('#group-export-btn');
+    check((await page.textContent('#group-export-status')).includes('至少需要 10 个字符'), 'too short, said in Chinese');
+    await page.fill('#group-export-passphrase', 'plum kettle orbit 92');
+    await page.fill('#group-export-passphrase-again', 'plum kettle orbit 93');
+    await page.click('#group-export-btn');
+    check((await page.textContent('#group-export-status')).includes('不一致'), 'the two differ, said');
+    await page.click('#group-export summary');
+    await shot(page, 'passphrase-export-form-zh');
+    await page.selectOption('#lang', 'en');
+    await page.goto(`${URL}/#/g/${g.id}`);
+    await page.waitForSelector('#group-export');
+    const en = await page.textContent('#group-export');
+    check(en.includes('With a passphrase') && en.includes('Advanced: with an age key'), `English card: ${en.slice(0, 200)}`);
+    await page.check('#group-export-protect-key');
+    check(await page.isVisible('#group-export-recipient'), 'the key field shows on the advanced choice');
+    await page.check('#group-export-protect-passphrase');
+    await page.fill('#group-export-passphrase', 'plum kettle orbit 92');
+    await page.fill('#group-export-passphrase-again', 'plum kettle orbit 92');
+    await page.click('#group-export-btn');
+    await page.waitForSelector('#group-export-download', { timeout: 120000 });
+    await page.click('#group-export summary');
+    await shot(page, 'passphrase-export-ready-en');
+    const dir = mkdtempSync(join(tmpdir(), 'qun-pass-export-'));
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#group-export-download')]);
+    const file = join(dir, dl.suggestedFilename());
+    await dl.saveAs(file);
+    // age reads the passphrase from its terminal: a pty, driven by a few lines of Python.
+    const drive = [
+      'import os, pty, select, sys',
+      'pid, fd = pty.fork()',
+      'if pid == 0: os.execv("/usr/bin/age", ["age", "-d", "-o", sys.argv[2], sys.argv[1]])',
+      'seen = b""; typed = False',
+      'while True:',
+      '    r, _, _ = select.select([fd], [], [], 120)',
+      '    if not r: break',
+      '    try: d = os.read(fd, 4096)',
+      '    except OSError: break',
+      '    if not d: break',
+      '    seen += d',
+      '    if not typed and b"assphrase" in seen: os.write(fd, sys.argv[3].encode() + b"\\r"); typed = True',
+      'sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))'].join('\n');
+    execFileSync('python3', ['-c', drive, file, join(dir, 'a.tar.zst'), 'plum kettle orbit 92'], { stdio: 'pipe' });
+    const html = execFileSync('sh', ['-c', 'zstd -d -c "$1" | tar xO messages.html', 'sh', join(dir, 'a.tar.zst')],
+      { encoding: 'utf8' });
+    check(html.includes('<b>pat</b>') && html.includes('&lt;script&gt;alert(1)&lt;/script&gt; 周五开会'),
+      'the transcript names the author and escapes the text');
+    check(html.includes('Times are in UTC'), 'the transcript says its time zone');
   });
 
   await step('no console errors', async () => {

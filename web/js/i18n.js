@@ -418,6 +418,22 @@ const en = {
   'error.RECALL_WINDOW_PASSED': 'The time to recall this message has passed. An owner or admin can still remove it.',
   'error.MESSAGE_NOT_FOUND': 'This message no longer exists.',
   'error.MESSAGE_NOT_RECALLABLE': 'System messages cannot be recalled.',
+  // passphrase archives (views/selfexport.js)
+  'xp.group_title': 'Export the group',
+  'xp.group_intro': 'One archive of the whole group: every message, with a readable transcript, the files under their own names, and the payments.',
+  'xp.protect': 'How to protect the archive',
+  'xp.passphrase_opt': 'With a passphrase (simplest)',
+  'xp.key_opt': 'Advanced: with an age key (age1…)',
+  'xp.passphrase': 'Passphrase',
+  'xp.passphrase_hint': 'At least 10 characters. Write it down: nobody, not even the server, can open the archive without it.',
+  'xp.confirm': 'Passphrase again',
+  'xp.mismatch': 'The two passphrases differ.',
+  'xp.too_short': 'The passphrase needs at least 10 characters.',
+  'xp.how_title': 'How to open it',
+  'xp.how_passphrase': 'On a computer with age installed (Debian/Ubuntu: apt install age; macOS: brew install age; Windows: the age release, or Rage), run: age -d FILE.age > archive.tar.zst, type the passphrase, then unpack archive.tar.zst (tar --zstd -xf, or 7-Zip with zstd). Open messages.html in a browser; the files are in files/ under their own names.',
+  'xp.how_key': 'Open it with the matching identity: age -d -i key.txt FILE.age > archive.tar.zst, then unpack it as above.',
+  'error.PASSPHRASE_TOO_SHORT': 'The passphrase is too short: use at least 10 characters.',
+  'error.EXPORT_PROTECTION_CONFLICT': 'Give either a passphrase or an age key, not both.',
 };
 
 const zh = {
@@ -835,6 +851,22 @@ const zh = {
   'error.RECALL_WINDOW_PASSED': '已超过撤回时限。群主或管理员仍可删除这条消息。',
   'error.MESSAGE_NOT_FOUND': '这条消息已不存在。',
   'error.MESSAGE_NOT_RECALLABLE': '系统消息不能撤回。',
+  // passphrase archives (views/selfexport.js)
+  'xp.group_title': '导出整个群',
+  'xp.group_intro': '整个群打包成一个归档：所有消息（附可直接阅读的聊天记录）、按原文件名保存的文件，以及支付记录。',
+  'xp.protect': '如何保护归档',
+  'xp.passphrase_opt': '使用密码短语（最简单）',
+  'xp.key_opt': '高级：使用 age 密钥（age1…）',
+  'xp.passphrase': '密码短语',
+  'xp.passphrase_hint': '至少 10 个字符。请记下来：没有它，任何人（包括服务器）都无法打开归档。',
+  'xp.confirm': '再次输入密码短语',
+  'xp.mismatch': '两次输入的密码短语不一致。',
+  'xp.too_short': '密码短语至少需要 10 个字符。',
+  'xp.how_title': '如何打开',
+  'xp.how_passphrase': '在装有 age 的电脑上（Debian/Ubuntu：apt install age；macOS：brew install age；Windows：age 官方发布版或 Rage）运行：age -d 文件.age > archive.tar.zst，输入密码短语，然后解压 archive.tar.zst（tar --zstd -xf，或带 zstd 的 7-Zip）。用浏览器打开 messages.html；文件按原文件名保存在 files/ 文件夹中。',
+  'xp.how_key': '用对应的身份打开：age -d -i key.txt 文件.age > archive.tar.zst，然后按上面的方法解压。',
+  'error.PASSPHRASE_TOO_SHORT': '密码短语太短：至少需要 10 个字符。',
+  'error.EXPORT_PROTECTION_CONFLICT': '请只提供密码短语或 age 密钥中的一种。',
 };
 
 const dictionaries = { en, zh };

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of src/archive/age.c: HKDF-SHA256 against RFC 5869's test cases, Bech32
  * against BIP-173's valid and invalid strings, key strings, and in-memory round trips
- * of the streaming encryptor and decryptor at the chunk boundaries. */
+ * of the streaming encryptor and decryptor at the chunk boundaries; passphrase files
+ * (scrypt stanza) in a round trip and against a file made by age itself. */
 #include <sodium.h>
 
 #include "qun/age.h"
@@ -204,11 +205,99 @@ static void roundtrip_sizes(void) {
     }
 }
 
+
+/* Decrypt all of m with a passphrase into out[cap]; *have bytes. */
+static qun_rc pass_open(mem_t *m, const char *pass, int max_log_n, uint8_t *out, size_t cap, size_t *have) {
+    qun_err_t err;
+    qun_age_dec_t *d = NULL;
+    size_t got = 0;
+    m->pos = 0;
+    *have = 0;
+    qun_rc rc = qun_age_dec_new_passphrase(pass, strlen(pass), max_log_n, mem_read, m, &d, &err);
+    while (rc == QUN_OK && (rc = qun_age_dec_read(d, out + *have, cap - *have, &got, &err)) == QUN_OK &&
+           got)
+        *have += got;
+    qun_age_dec_free(d);
+    return rc;
+}
+
+/* A passphrase file (one scrypt stanza, C2SP age) round trip at a low work factor, a
+ * wrong passphrase, an over-limit work factor, and the stanza's text. */
+static void scrypt_roundtrip(void) {
+    mem_t m = {0};
+    qun_err_t err;
+    qun_age_enc_t *e = NULL;
+    uint8_t plain[70000], out[70001];
+    size_t have = 0;
+    randombytes_buf(plain, sizeof plain);
+    CHECK(qun_age_enc_new_passphrase("correct horse", 13, 10, mem_write, &m, &e, &err) == QUN_OK);
+    CHECK(qun_age_enc_write(e, plain, sizeof plain, &err) == QUN_OK);
+    CHECK(qun_age_enc_finish(e, &err) == QUN_OK);
+    qun_age_enc_free(e);
+    /* The header: the version line, then "-> scrypt <22 base64 characters> 10". */
+    CHECK(m.len > 60 && memcmp(m.buf, "age-encryption.org/v1\n-> scrypt ", 32) == 0);
+    CHECK(memcmp(m.buf + 32 + 22, " 10\n", 4) == 0);
+    CHECK(pass_open(&m, "correct horse", 22, out, sizeof out, &have) == QUN_OK);
+    CHECK(have == sizeof plain && memcmp(out, plain, sizeof plain) == 0);
+    CHECK(pass_open(&m, "correct horsf", 22, out, sizeof out, &have) == QUN_AGE_NO_MATCH);
+    CHECK(pass_open(&m, "correct horse", 9, out, sizeof out, &have) == QUN_AGE_HEADER_INVALID);
+    /* An X25519 identity does not open it. */
+    uint8_t sk[32];
+    qun_age_dec_t *d = NULL;
+    randombytes_buf(sk, sizeof sk);
+    m.pos = 0;
+    CHECK(qun_age_dec_new((const uint8_t(*)[32])sk, 1, mem_read, &m, &d, &err) == QUN_AGE_NO_MATCH);
+    /* Out-of-range work factors are refused when writing. */
+    char st[QUN_AGE_SCRYPT_STANZA_MAX];
+    uint8_t fk[16] = {0};
+    CHECK(qun_age_scrypt_stanza("x", 1, 23, fk, st, sizeof st, &err) != QUN_OK);
+    CHECK(qun_age_scrypt_stanza("x", 1, 0, fk, st, sizeof st, &err) != QUN_OK);
+    CHECK(qun_age_scrypt_stanza("x", 1, 10, fk, st, sizeof st, &err) == QUN_OK);
+    CHECK(strncmp(st, "-> scrypt ", 10) == 0 && strlen(st) == 10 + 22 + 4 + 43 + 1);
+    free(m.buf);
+}
+
+/* A file made by Debian's age 1.1 (`age -e -p`, work factor 18) with the passphrase
+ * "correct horse battery staple" opens to its known plaintext; a header with the
+ * scrypt stanza next to another stanza is refused. */
+static void scrypt_known_answer(void) {
+    static const char b64[] = "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IHNjcnlwdCA3QWJEVXMyQ25RdTM5YUNha1JHaHNRIDE4ClhRWUczTEFpSHg2OVJZaCtsclIxa3UvTFNkZWZJK1pPT01zRGFZZ1JmN00KLS0tIEl1ZGthL0pOZEJuWHRHZTBubS9tdDU5SGpKMnpiek9WZjNTaTh2U21vS1UK1BYhlgc+ea+6cDk/+1LPo6c5af6njUlfrkldKcaUtuf6xUUhQ4n9aAN43KOlqq8KAA==";
+    uint8_t file[512], out[64];
+    size_t n = 0, have = 0;
+    CHECK(sodium_base642bin(file, sizeof file, b64, strlen(b64), NULL, &n, NULL,
+                            sodium_base64_VARIANT_ORIGINAL) == 0);
+    mem_t m = {file, n, n, 0};
+    CHECK(pass_open(&m, "correct horse battery staple", 22, out, sizeof out, &have) == QUN_OK);
+    CHECK(have == 17 && memcmp(out, "qun known answer\n", 17) == 0);
+    CHECK(pass_open(&m, "correct horse battery stapler", 22, out, sizeof out, &have) ==
+          QUN_AGE_NO_MATCH);
+    /* Its work factor 18 is above a limit of 17. */
+    CHECK(pass_open(&m, "correct horse battery staple", 17, out, sizeof out, &have) ==
+          QUN_AGE_HEADER_INVALID);
+    /* Two stanzas: the scrypt one and a copy of it (any second stanza). */
+    const char *hdr_end = strstr((const char *)file, "\n---");
+    const char *first = strstr((const char *)file, "-> scrypt");
+    CHECK(hdr_end && first);
+    if (hdr_end && first) {
+        uint8_t two[700];
+        size_t at = (size_t)(hdr_end + 1 - (const char *)file);
+        size_t sl = at - (size_t)(first - (const char *)file);
+        memcpy(two, file, at);
+        memcpy(two + at, first, sl);
+        memcpy(two + at + sl, file + at, n - at);
+        mem_t m2 = {two, n + sl, n + sl, 0};
+        CHECK(pass_open(&m2, "correct horse battery staple", 22, out, sizeof out, &have) ==
+              QUN_AGE_HEADER_INVALID);
+    }
+}
+
 int main(void) {
     if (sodium_init() < 0) return 1;
     RUN(test_hkdf);
     RUN(test_bech32);
     RUN(test_keys);
     RUN(roundtrip_sizes);
+    RUN(scrypt_roundtrip);
+    RUN(scrypt_known_answer);
     return unit_done("archive/age");
 }

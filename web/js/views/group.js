@@ -6,10 +6,10 @@
 import { api, enc, session } from '../api.js';
 import { duration, t, when } from '../i18n.js';
 import { followGroup } from '../live.js';
-import { selfExportCard } from './selfexport.js';
 import { fileAttachment, filesSection, releaseFiles } from './files.js';
 import { paymentsSection, redPackets } from './payments.js';
 import { applyRecall, recallButton, recalledItem } from './recall.js';
+import { groupExportCard, selfExportCard } from './selfexport.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
@@ -122,6 +122,7 @@ export async function groupView([gid], ctx) {
   }
   // During the notice every member may export their own copy (views/selfexport.js).
   const exportCard = selfExportCard(gid, (fn) => ctx.onLeave(fn));
+  const groupExport = isOwner && live ? groupExportCard(gid, (fn) => ctx.onLeave(fn)) : null;
   const tick = setInterval(paintBanner, 1000);
   ctx.onLeave(() => clearInterval(tick));
   if (g.state === 'pending') skew = await serverSkew(gid);
@@ -350,5 +351,6 @@ export async function groupView([gid], ctx) {
       h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), empty, msgList, live ? msgForm : null, live ? typingEl : null),
       h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
       h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
-      h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection)));
+      h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection),
+      groupExport));
 }
