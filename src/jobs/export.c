@@ -667,7 +667,8 @@ static qun_rc write_transcript(work_t *w, json_t *group, qun_err_t *err) {
         n = 0;
         qun_rc qrc = qun_db_run(w->db, &q, err,
                                 "SELECT m.seq, COALESCE(u.display_name, u.username), m.kind, m.body, "
-                                "m.created_at, m.file_sha256, f.name FROM messages m "
+                                "m.created_at, m.file_sha256, f.name, "
+                                "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m "
                                 "JOIN users u ON u.id = m.author_id "
                                 "LEFT JOIN group_files f ON f.group_id = m.group_id "
                                 "AND f.sha256 = m.file_sha256 "
@@ -685,7 +686,11 @@ static qun_rc write_transcript(work_t *w, json_t *group, qun_err_t *err) {
             const char *named = qun_q_col_null(q, 5)
                                     ? NULL
                                     : json_string_value(json_object_get(w->named, qun_q_col_text(q, 5)));
-            if (strcmp(kind, "system") == 0) {
+            if (qun_q_col_int(q, 7)) { /* its text is gone from the row (core/message.c) */
+                PUTS(&l, "<span class=\"gone\">");
+                tr_say(w, &l, QUN_TR_RECALLED, NULL);
+                PUTS(&l, "</span>");
+            } else if (strcmp(kind, "system") == 0) {
                 PUTS(&l, "<span class=\"gone\">");
                 tr_notice(w, &l, qun_q_col_text(q, 3));
                 PUTS(&l, "</span>");

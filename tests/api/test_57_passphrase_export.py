@@ -143,6 +143,8 @@ def test_english_transcript_in_utc_and_the_self_copy(server, tmp_path):
     owner = person(server.url, "Olivia")
     gid = make_group(owner, name="plain")
     expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "hi"}), 201)
+    oops = expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "sent by mistake"}), 201)
+    expect(owner.delete(f"/v1/groups/{gid}/messages/{oops['seq']}"), 200)
     x = expect(owner.post(f"/v1/groups/{gid}/exports", {"passphrase": PASS, "scope": "self"}), 202)
     assert wait_done(owner, x["id"], timeout=120)["state"] == "done"
     rc, plain = age_decrypt(owner.get(f"/v1/exports/{x['id']}/download").content, PASS, tmp_path)
@@ -150,6 +152,9 @@ def test_english_transcript_in_utc_and_the_self_copy(server, tmp_path):
     html = (untar(plain, tmp_path / "x") / "messages.html").read_text()
     assert '<html lang="en">' in html and "Messages of plain" in html and "Times are in UTC." in html
     assert "<b>Olivia</b>: <span class=\"text\">hi</span>" in html
+    # A recalled message keeps its place and says so; its text is in no file of the archive.
+    assert "<b>Olivia</b>: <span class=\"gone\">message recalled</span>" in html
+    assert b"sent by mistake" not in plain
 
 
 def test_passphrase_bad_requests(server, tmp_path):
