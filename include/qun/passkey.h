@@ -67,8 +67,8 @@ json_t *qun_passkey_allow(qun_db_t *db, int64_t uid, qun_err_t *err);
 
 /* Whether user uid has a passkey: registered from device_id when it is not NULL, from
  * a device other than other_than when that is not NULL, anywhere when both are NULL. */
-qun_rc qun_passkey_exists(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than,
-                          bool *yes, qun_err_t *err);
+qun_rc qun_passkey_exists(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
+                          qun_err_t *err);
 
 /* Check cred, an assertion's PublicKeyCredential JSON (id, rawId, type,
  * response.clientDataJSON, response.authenticatorData, response.signature), against

@@ -40,7 +40,8 @@ char *qun_b64url(const unsigned char *p, size_t n) {
 }
 
 /* A refusal of the ceremony: PASSKEY_INVALID naming the reason (and the field). */
-static qun_rc refuse(qun_err_t *err, json_t **problem, const char *reason, const char *field, const char *msg) {
+static qun_rc refuse(qun_err_t *err, json_t **problem, const char *reason, const char *field,
+                     const char *msg) {
     if (problem) {
         json_decref(*problem);
         *problem = json_pack("{s:s}", "reason", reason);
@@ -68,14 +69,16 @@ static qun_rc get_b64(json_t *o, const char *key, const char *field, size_t max,
     json_t *v = json_object_get(o, key);
     char msg[160];
     snprintf(msg, sizeof msg, "%s must be a base64url string", field);
-    if (!json_is_string(v) || json_string_length(v) == 0) return refuse(err, problem, "malformed", field, msg);
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return refuse(err, problem, "malformed", field, msg);
     const char *s = json_string_value(v);
     size_t len = json_string_length(v), cap = len / 4 * 3 + 3;
     if (cap > max + 3) return refuse(err, problem, "malformed", field, "the value is too long");
     b->p = malloc(cap);
     if (!b->p) return qun_fail(err, QUN_NOMEM, "out of memory");
     const char *end = NULL;
-    int bad = sodium_base642bin(b->p, cap, s, len, NULL, &b->n, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    int bad =
+        sodium_base642bin(b->p, cap, s, len, NULL, &b->n, &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
     /* A padded form ends at the first '=': accept it when only padding follows. */
     if (!bad && end && end != s + len) {
         for (const char *q = end; q < s + len && !bad; q++)
@@ -102,15 +105,16 @@ static void cred_free(cred_t *c) {
 
 static qun_rc cred_read(json_t *cred, cred_t *c, json_t **problem, qun_err_t *err) {
     memset(c, 0, sizeof *c);
-    if (!json_is_object(cred)) return refuse(err, problem, "malformed", NULL, "the credential must be an object");
+    if (!json_is_object(cred))
+        return refuse(err, problem, "malformed", NULL, "the credential must be an object");
     json_t *type = json_object_get(cred, "type");
     if (type && !(json_is_string(type) && strcmp(json_string_value(type), "public-key") == 0))
         return refuse(err, problem, "malformed", "type", "type must be \"public-key\"");
     c->response = json_object_get(cred, "response");
     if (!json_is_object(c->response))
         return refuse(err, problem, "malformed", "response", "response must be an object");
-    qun_rc rc = get_b64(cred, json_object_get(cred, "rawId") ? "rawId" : "id", "rawId", CRED_ID_MAX, &c->raw_id,
-                        problem, err);
+    qun_rc rc = get_b64(cred, json_object_get(cred, "rawId") ? "rawId" : "id", "rawId", CRED_ID_MAX,
+                        &c->raw_id, problem, err);
     if (rc == QUN_OK && json_object_get(cred, "rawId") && json_object_get(cred, "id")) {
         blob_t id = {0};
         rc = get_b64(cred, "id", "id", CRED_ID_MAX, &id, problem, err);
@@ -133,7 +137,8 @@ static qun_rc client_data_check(const blob_t *cd, const char *want_type, unsigne
     json_t *o = json_loadb((const char *)cd->p, cd->n, JSON_REJECT_DUPLICATES, &je);
     qun_rc rc = QUN_OK;
     if (!json_is_object(o)) {
-        rc = refuse(err, problem, "malformed", "response.clientDataJSON", "clientDataJSON must be a JSON object");
+        rc = refuse(err, problem, "malformed", "response.clientDataJSON",
+                    "clientDataJSON must be a JSON object");
         goto out;
     }
     const char *type = json_string_value(json_object_get(o, "type"));
@@ -157,7 +162,8 @@ static qun_rc client_data_check(const blob_t *cd, const char *want_type, unsigne
     if (ok) memcpy(challenge, ch.p, 32);
     blob_free(&ch);
     if (!ok) {
-        rc = refuse(err, problem, "challenge", "response.clientDataJSON", "the client data's challenge is not ours");
+        rc = refuse(err, problem, "challenge", "response.clientDataJSON",
+                    "the client data's challenge is not ours");
         goto out;
     }
     json_t *cross = json_object_get(o, "crossOrigin");
@@ -174,7 +180,8 @@ out:
 /* The RP id hash and the flags at the head of authenticator data (fixed offsets). */
 static qun_rc authdata_check(const unsigned char *ad, size_t n, json_t **problem, qun_err_t *err) {
     const char *field = "response.authenticatorData";
-    if (n < AUTHDATA_MIN) return refuse(err, problem, "malformed", field, "the authenticator data is too short");
+    if (n < AUTHDATA_MIN)
+        return refuse(err, problem, "malformed", field, "the authenticator data is too short");
     unsigned char want[32];
     qun_sha256(want, qun_passkey_cfg.rp_id, strlen(qun_passkey_cfg.rp_id));
     if (!qun_ct_equal(want, ad, 32))
@@ -196,8 +203,8 @@ static bool exists(qun_db_t *db, const char *sql, const char *types, int64_t uid
     return yes;
 }
 
-qun_rc qun_passkey_exists(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than,
-                          bool *yes, qun_err_t *err) {
+qun_rc qun_passkey_exists(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
+                          qun_err_t *err) {
     qun_rc rc;
     if (device_id)
         *yes = exists(db, "SELECT 1 FROM passkeys WHERE user_id = $1 AND device_id = $2 LIMIT 1", "is", uid,
@@ -213,8 +220,8 @@ qun_rc qun_passkey_exists(qun_db_t *db, int64_t uid, const char *device_id, cons
 json_t *qun_passkey_allow(qun_db_t *db, int64_t uid, qun_err_t *err) {
     qun_q_t *q;
     json_t *items = json_array();
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT credential_id FROM passkeys WHERE user_id = $1 ORDER BY id", "i",
-                           uid);
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT credential_id FROM passkeys WHERE user_id = $1 ORDER BY id",
+                           "i", uid);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         size_t n;
         const void *p = qun_q_col_blob(q, 0, &n);
@@ -238,13 +245,15 @@ qun_rc qun_passkey_options(qun_db_t *db, const qun_actor_t *a, json_t **out, qun
     qun_sha256_hex(hash, raw, sizeof raw);
     int64_t now = qun_now(), expires = now + qun_passkey_cfg.options_ttl;
     /* Old ceremonies of this user are of no use: keep the table small. */
-    qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM passkey_options WHERE user_id = $1 AND expires_at < $2",
-                           "ii", a->uid, now);
+    qun_rc rc =
+        qun_db_run(db, NULL, err, "DELETE FROM passkey_options WHERE user_id = $1 AND expires_at < $2", "ii",
+                   a->uid, now);
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO passkey_options(challenge_hash, user_id, session_id, created_at, expires_at) "
-                        "VALUES ($1, $2, $3, $4, $5)",
-                        "siiii", hash, a->uid, a->session_id, now, expires);
+        rc = qun_db_run(
+            db, NULL, err,
+            "INSERT INTO passkey_options(challenge_hash, user_id, session_id, created_at, expires_at) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            "siiii", hash, a->uid, a->session_id, now, expires);
     if (rc != QUN_DONE) return rc;
     json_t *exclude = qun_passkey_allow(db, a->uid, err);
     if (!exclude) return QUN_INTERNAL;
@@ -253,15 +262,16 @@ qun_rc qun_passkey_options(qun_db_t *db, const qun_actor_t *a, json_t **out, qun
     snprintf(seed, sizeof seed, "qun-user:%s", a->openid);
     qun_sha256(uh, seed, strlen(seed));
     char *ch = qun_b64url(raw, sizeof raw), *uid = qun_b64url(uh, sizeof uh);
-    *out = ch && uid ? json_pack("{s:{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:[{s:s, s:i}], s:o, s:I, s:s, "
-                                 "s:{s:s, s:s}}, s:I}",
-                                 "publicKey", "challenge", ch, "rp", "id", qun_passkey_cfg.rp_id, "name",
-                                 qun_passkey_cfg.rp_name, "user", "id", uid, "name", a->username, "displayName",
-                                 a->username, "pubKeyCredParams", "type", "public-key", "alg", COSE_ES256,
-                                 "excludeCredentials", exclude, "timeout", (json_int_t)qun_passkey_cfg.timeout_ms,
-                                 "attestation", "none", "authenticatorSelection", "userVerification", "required",
-                                 "residentKey", "preferred", "expires_at", (json_int_t)expires)
-                         : NULL;
+    *out = ch && uid
+               ? json_pack("{s:{s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s}, s:[{s:s, s:i}], s:o, s:I, s:s, "
+                           "s:{s:s, s:s}}, s:I}",
+                           "publicKey", "challenge", ch, "rp", "id", qun_passkey_cfg.rp_id, "name",
+                           qun_passkey_cfg.rp_name, "user", "id", uid, "name", a->username, "displayName",
+                           a->username, "pubKeyCredParams", "type", "public-key", "alg", COSE_ES256,
+                           "excludeCredentials", exclude, "timeout", (json_int_t)qun_passkey_cfg.timeout_ms,
+                           "attestation", "none", "authenticatorSelection", "userVerification", "required",
+                           "residentKey", "preferred", "expires_at", (json_int_t)expires)
+               : NULL;
     if (!ch || !uid || !*out) json_decref(exclude);
     free(ch);
     free(uid);
@@ -269,14 +279,15 @@ qun_rc qun_passkey_options(qun_db_t *db, const qun_actor_t *a, json_t **out, qun
 }
 
 /* Use up the registration challenge ch of the actor's session (P1). */
-static qun_rc options_consume(qun_db_t *db, const qun_actor_t *a, const unsigned char ch[32], json_t **problem,
-                              qun_err_t *err) {
+static qun_rc options_consume(qun_db_t *db, const qun_actor_t *a, const unsigned char ch[32],
+                              json_t **problem, qun_err_t *err) {
     char hash[65];
     qun_sha256_hex(hash, ch, 32);
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "UPDATE passkey_options SET used_at = $4 WHERE challenge_hash = $1 AND user_id = $2 "
-                           "AND session_id = $3 AND used_at IS NULL AND expires_at > $4",
-                           "siii", hash, a->uid, a->session_id, qun_now());
+    qun_rc rc =
+        qun_db_run(db, NULL, err,
+                   "UPDATE passkey_options SET used_at = $4 WHERE challenge_hash = $1 AND user_id = $2 "
+                   "AND session_id = $3 AND used_at IS NULL AND expires_at > $4",
+                   "siii", hash, a->uid, a->session_id, qun_now());
     if (rc != QUN_DONE) return rc;
     if (qun_db_changes(db) != 1)
         return refuse(err, problem, "challenge", "response.clientDataJSON",
@@ -339,8 +350,8 @@ static qun_rc attobj_read(const blob_t *b, attobj_t *o, json_t **problem, qun_er
 
 /* Vouching, as for a device key (core/verify.c): a device without a key of its own on
  * an account whose other devices hold keys needs one of them to approve. */
-static qun_rc passkey_vouched(qun_db_t *db, const qun_actor_t *a, const char *cred_b64, const char *challenge_id,
-                              json_t **problem, qun_err_t *err) {
+static qun_rc passkey_vouched(qun_db_t *db, const qun_actor_t *a, const char *cred_b64,
+                              const char *challenge_id, json_t **problem, qun_err_t *err) {
     bool own, others;
     qun_rc rc = qun_device_has_key(db, a->uid, a->device_id, NULL, &own, err);
     if (rc == QUN_OK) rc = qun_device_has_key(db, a->uid, NULL, a->device_id, &others, err);
@@ -368,12 +379,12 @@ static json_t *passkey_json(const char *pkid, const unsigned char *cid, size_t c
                             const char *device_id, const qun_actor_t *a, int64_t created, int64_t last_used,
                             int64_t count) {
     char *id = qun_b64url(cid, cid_n);
-    json_t *o = id ? json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:o, s:I}", "id", pkid, "credential_id", id,
-                               "label", label, "device_id", device_id, "current",
-                               strcmp(device_id, a->device_id) == 0, "created_at", (json_int_t)created,
-                               "last_used_at", last_used ? json_integer(last_used) : json_null(), "sign_count",
-                               (json_int_t)count)
-                   : NULL;
+    json_t *o =
+        id ? json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:o, s:I}", "id", pkid, "credential_id", id, "label",
+                       label, "device_id", device_id, "current", strcmp(device_id, a->device_id) == 0,
+                       "created_at", (json_int_t)created, "last_used_at",
+                       last_used ? json_integer(last_used) : json_null(), "sign_count", (json_int_t)count)
+           : NULL;
     free(id);
     return o;
 }
@@ -410,7 +421,8 @@ qun_rc qun_passkey_register(qun_db_t *db, const qun_actor_t *a, json_t *cred, co
         goto out;
     }
     if (fido_cred_pubkey_len(fc) != 64) {
-        rc = refuse(err, problem, "algorithm", "response.attestationObject", "the credential is not a P-256 key");
+        rc = refuse(err, problem, "algorithm", "response.attestationObject",
+                    "the credential is not a P-256 key");
         goto out;
     }
     if (!(cred_b64 = qun_b64url(c.raw_id.p, c.raw_id.n))) {
@@ -467,10 +479,11 @@ out:
 qun_rc qun_passkey_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
     qun_q_t *q;
     json_t *items = json_array();
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT pkid, credential_id, label, device_id, created_at, COALESCE(last_used_at, 0), "
-                           "sign_count FROM passkeys WHERE user_id = $1 ORDER BY id",
-                           "i", a->uid);
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT pkid, credential_id, label, device_id, created_at, COALESCE(last_used_at, 0), "
+                   "sign_count FROM passkeys WHERE user_id = $1 ORDER BY id",
+                   "i", a->uid);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         size_t n;
         const unsigned char *cid = qun_q_col_blob(q, 1, &n);
@@ -487,8 +500,8 @@ qun_rc qun_passkey_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_er
 }
 
 qun_rc qun_passkey_delete(qun_db_t *db, const qun_actor_t *a, const char *id, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err, "DELETE FROM passkeys WHERE pkid = $1 AND user_id = $2", "si", id,
-                           a->uid);
+    qun_rc rc =
+        qun_db_run(db, NULL, err, "DELETE FROM passkeys WHERE pkid = $1 AND user_id = $2", "si", id, a->uid);
     if (rc != QUN_DONE) return rc;
     if (qun_db_changes(db) != 1) return qun_fail(err, QUN_PASSKEY_NOT_FOUND, "you have no passkey %.40s", id);
     return QUN_OK;
@@ -549,7 +562,8 @@ qun_rc qun_passkey_assert(qun_db_t *db, const qun_actor_t *a, const unsigned cha
      * the signature over authenticatorData || SHA-256(clientDataJSON). */
     if (fido_assert_set_count(fa, 1) != FIDO_OK || fido_assert_set_rp(fa, qun_passkey_cfg.rp_id) != FIDO_OK ||
         fido_assert_set_clientdata(fa, c.client_data.p, c.client_data.n) != FIDO_OK ||
-        fido_assert_set_up(fa, FIDO_OPT_TRUE) != FIDO_OK || fido_assert_set_uv(fa, FIDO_OPT_TRUE) != FIDO_OK) {
+        fido_assert_set_up(fa, FIDO_OPT_TRUE) != FIDO_OK ||
+        fido_assert_set_uv(fa, FIDO_OPT_TRUE) != FIDO_OK) {
         rc = qun_fail(err, QUN_NOMEM, "cannot prepare the assertion check");
         goto out;
     }
@@ -571,12 +585,14 @@ qun_rc qun_passkey_assert(qun_db_t *db, const qun_actor_t *a, const unsigned cha
                     "the authenticator's counter did not grow: it may be a copy");
         goto out;
     }
-    rc = qun_db_run(db, NULL, err,
-                    "UPDATE passkeys SET sign_count = $2, last_used_at = $3 WHERE id = $1 AND sign_count = $4",
-                    "iiii", row, count, qun_now(), stored);
+    rc =
+        qun_db_run(db, NULL, err,
+                   "UPDATE passkeys SET sign_count = $2, last_used_at = $3 WHERE id = $1 AND sign_count = $4",
+                   "iiii", row, count, qun_now(), stored);
     if (rc != QUN_DONE) goto out;
     if (qun_db_changes(db) != 1) {
-        rc = refuse(err, problem, "sign_count", "response.authenticatorData", "the passkey was used meanwhile");
+        rc = refuse(err, problem, "sign_count", "response.authenticatorData",
+                    "the passkey was used meanwhile");
         goto out;
     }
     if (pkid) snprintf(pkid, QUN_ID_MAX, "%s", id);

@@ -2,8 +2,6 @@
 /* Passkeys over HTTP: registration ceremonies, the list of the caller's passkeys, and
  * approving a challenge with a passkey assertion.  The checks live in core/passkey.c
  * and core/verify.c; a refusal carries its reason beside the code. */
-#include <string.h>
-
 #include "http.h"
 #include "qun/passkey.h"
 #include "qun/verify.h"
@@ -18,26 +16,27 @@ static qun_rc with_problem(qun_req_t *r, qun_rc rc, json_t *problem) {
     return rc;
 }
 
-/* The body is the browser's PublicKeyCredential JSON, whose members vary by browser
- * (authenticatorAttachment, clientExtensionResults...): only what qun reads is checked
- * here and in the core; label and challenge_id may ride along. */
-static qun_rc check_extras(qun_req_t *r) {
-    static const struct {
-        const char *name;
-        size_t max;
-    } f[] = {{"label", 64}, {"challenge_id", 64}};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        json_t *v = json_object_get(r->json, f[i].name);
-        if (!v || json_is_null(v)) continue;
-        if (!json_is_string(v))
-            return qun_fail_field(&r->err, QUN_FIELD_INVALID, f[i].name, "%s must be a string", f[i].name);
-        size_t n = json_string_length(v);
-        if (n < (i == 0 ? 0 : 1) || n > f[i].max || memchr(json_string_value(v), '\0', n))
-            return qun_fail_field(&r->err, QUN_FIELD_INVALID, f[i].name, "%s must be 1 to %zu bytes", f[i].name,
-                                  f[i].max);
-    }
-    return QUN_OK;
-}
+/* The body is the browser's PublicKeyCredential JSON (WebAuthn level 3 toJSON()):
+ * its members are checked here; those of response vary by browser and authenticator
+ * (transports, publicKey...), and the core reads only what it needs of them. */
+static const qun_field_t register_fields[] = {
+    {"id", F_STR, true, 1, 1400, NULL},
+    {"rawId", F_STR, true, 1, 1400, NULL},
+    {"type", F_STR, true, 1, 16, "public-key"},
+    {"response", F_OBJ, true, 0, 0, NULL},
+    {"authenticatorAttachment", F_STR, false, 1, 16, "platform|cross-platform"},
+    {"clientExtensionResults", F_OBJ, false, 0, 0, NULL},
+    {"label", F_STR, false, 0, 64, NULL},
+    {"challenge_id", F_STR, false, 1, 64, NULL},
+    {0}};
+static const qun_field_t assertion_fields[] = {
+    {"id", F_STR, true, 1, 1400, NULL},
+    {"rawId", F_STR, true, 1, 1400, NULL},
+    {"type", F_STR, true, 1, 16, "public-key"},
+    {"response", F_OBJ, true, 0, 0, NULL},
+    {"authenticatorAttachment", F_STR, false, 1, 16, "platform|cross-platform"},
+    {"clientExtensionResults", F_OBJ, false, 0, 0, NULL},
+    {0}};
 
 qun_rc h_passkey_options(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
@@ -48,7 +47,7 @@ qun_rc h_passkey_options(qun_req_t *r) {
 }
 
 qun_rc h_passkey_register(qun_req_t *r) {
-    qun_rc rc = check_extras(r);
+    qun_rc rc = qun_fields_check(r->json, register_fields, &r->err);
     if (rc != QUN_OK) return rc;
     json_t *out = NULL, *problem = NULL;
     rc = qun_passkey_register(r->db, &r->actor, r->json, qun_jstr(r->json, "label"),
@@ -77,8 +76,10 @@ qun_rc h_challenge_passkey_options(qun_req_t *r) {
 }
 
 qun_rc h_challenge_passkey(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, assertion_fields, &r->err);
+    if (rc != QUN_OK) return rc;
     json_t *out = NULL, *problem = NULL;
-    qun_rc rc = qun_challenge_approve_passkey(r->db, &r->actor, r->params[0], r->json, &out, &problem, &r->err);
+    rc = qun_challenge_approve_passkey(r->db, &r->actor, r->params[0], r->json, &out, &problem, &r->err);
     rc = with_problem(r, rc, problem);
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }
