@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qun/event.h"
 #include "qun/json.h"
 #include "qun/passkey.h"
 #include "qun/verify.h"
@@ -465,6 +466,11 @@ qun_rc qun_passkey_register(qun_db_t *db, const qun_actor_t *a, json_t *cred, co
         rc = rc == QUN_ROW ? QUN_INTERNAL : rc;
         goto out;
     }
+    /* The account's other devices learn of it: a key was added to what approves. */
+    rc = qun_event_emit(db, "passkey.added", 0, a->uid,
+                        json_pack("{s:s, s:s, s:s}", "id", pkid, "label", label, "device_id", a->device_id),
+                        err);
+    if (rc != QUN_OK) goto out;
     *out = passkey_json(pkid, c.raw_id.p, c.raw_id.n, label, a->device_id, a, now, 0, count);
     rc = *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 out:
@@ -504,7 +510,8 @@ qun_rc qun_passkey_delete(qun_db_t *db, const qun_actor_t *a, const char *id, qu
         qun_db_run(db, NULL, err, "DELETE FROM passkeys WHERE pkid = $1 AND user_id = $2", "si", id, a->uid);
     if (rc != QUN_DONE) return rc;
     if (qun_db_changes(db) != 1) return qun_fail(err, QUN_PASSKEY_NOT_FOUND, "you have no passkey %.40s", id);
-    return QUN_OK;
+    return qun_event_emit(db, "passkey.removed", 0, a->uid,
+                          json_pack("{s:s, s:s}", "id", id, "device_id", a->device_id), err);
 }
 
 /* ---- assertion ---- */

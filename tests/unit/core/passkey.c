@@ -229,6 +229,18 @@ static qun_rc do_approve(const qun_actor_t *a, json_t *ch, json_t *cred, const c
     return rc;
 }
 
+static int64_t events_of(int64_t uid, const char *topic) {
+    qun_q_t *q;
+    qun_err_t err;
+    int64_t n = -1;
+    if (qun_db_run(db, &q, &err, "SELECT count(*) FROM events WHERE user_id = $1 AND topic = $2", "is", uid,
+                   topic) == QUN_ROW) {
+        n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return n;
+}
+
 static void test_registration(void) {
     qun_actor_t a, b;
     login(new_user("pk_reg"), "pk-reg-phone", "ios", &a);
@@ -300,6 +312,9 @@ static void test_registration(void) {
     CHECK(qun_passkey_delete(db, &a, pkid, &err) == QUN_OK);
     CHECK(qun_passkey_delete(db, &a, pkid, &err) == QUN_PASSKEY_NOT_FOUND);
     json_decref(out);
+    /* Each registration and removal told its user's devices, once. */
+    CHECK(events_of(a.uid, "passkey.added") == 1 && events_of(a.uid, "passkey.removed") == 1);
+    CHECK(events_of(b.uid, "passkey.added") == 1 && events_of(b.uid, "passkey.removed") == 0);
     authn_free(&k), authn_free(&k2);
 }
 
