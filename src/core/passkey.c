@@ -421,7 +421,12 @@ qun_rc qun_passkey_register(qun_db_t *db, const qun_actor_t *a, json_t *cred, co
         rc = refuse(err, problem, "malformed", "rawId", "rawId is not the id of the attested credential");
         goto out;
     }
-    if (fido_cred_pubkey_len(fc) != 64) {
+    /* A point off the curve would be stored and fail every later assertion. */
+    es256_pk_t *pk = es256_pk_new();
+    bool point_ok = pk && fido_cred_pubkey_len(fc) == 64 &&
+                    es256_pk_from_ptr(pk, fido_cred_pubkey_ptr(fc), fido_cred_pubkey_len(fc)) == FIDO_OK;
+    es256_pk_free(&pk);
+    if (!point_ok) {
         rc = refuse(err, problem, "algorithm", "response.attestationObject",
                     "the credential is not a P-256 key");
         goto out;

@@ -421,12 +421,76 @@ static void test_malformed(void) {
     }
 }
 
+/* Replace the base64url member key of cred's response by its bytes mutated with r:
+ * a bit flipped, the tail cut, or a byte replaced. */
+static void mutate(json_t *cred, const char *key, unsigned r) {
+    json_t *resp = json_object_get(cred, "response");
+    const char *s = json_string_value(json_object_get(resp, key));
+    unsigned char b[2048];
+    size_t n = 0;
+    CHECK(sodium_base642bin(b, sizeof b, s, strlen(s), NULL, &n, NULL,
+                            sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+    if (!n) return;
+    size_t pos = (r >> 4) % n;
+    switch (r % 3) {
+    case 0: b[pos] ^= (unsigned char)(1u << ((r >> 16) % 8)); break;
+    case 1: n = pos; break;
+    default: b[pos] = (unsigned char)(r >> 20); break;
+    }
+    char *enc = n ? b64u(b, n) : strdup("");
+    json_object_set_new(resp, key, json_string(enc));
+    free(enc);
+}
+
+/* Mutated ceremonies never crash and are never a server error. */
+static void test_mutations(void) {
+    qun_actor_t a;
+    qun_err_t err;
+    login(new_user("pk_mut"), "pk-mut-phone", "ios", &a);
+    authn_t k;
+    authn_new(&k);
+    unsigned seed = 7;
+    const char *why;
+    /* A point off the curve is refused at registration, not at its first use. */
+    k.x[31] ^= 1;
+    CHECK(do_register(&a, &k, REG_OK, &why) == QUN_PASSKEY_INVALID);
+    CHECK_STR(why, "algorithm");
+    k.x[31] ^= 1;
+    for (int i = 0; i < 400; i++) {
+        json_t *opt, *out = NULL, *problem = NULL;
+        CHECK(qun_passkey_options(db, &a, &opt, &err) == QUN_OK);
+        json_t *cred = registration(
+            &k, json_string_value(json_object_get(json_object_get(opt, "publicKey"), "challenge")), REG_OK);
+        mutate(cred, i % 4 ? "attestationObject" : "clientDataJSON", (unsigned)rand_r(&seed));
+        qun_rc rc = qun_passkey_register(db, &a, cred, NULL, NULL, &out, &problem, &err);
+        CHECKF(rc == QUN_OK || qun_rc_status(rc) / 100 == 4, err.msg);
+        if (rc == QUN_OK) randombytes_buf(k.cred, sizeof k.cred); /* a harmless byte: the next one is new */
+        json_decref(opt), json_decref(out), json_decref(problem), json_decref(cred);
+    }
+    CHECK(do_register(&a, &k, REG_OK, NULL) == QUN_OK);
+    json_t *ch;
+    CHECK(qun_challenge_create(db, &a, "device_key", "dissolve", "g_m", NULL, &ch, &err) == QUN_OK);
+    unsigned char wc[32];
+    webauthn_challenge(ch, wc);
+    static const char *keys[] = {"authenticatorData", "signature", "clientDataJSON"};
+    for (int i = 0; i < 300; i++) {
+        json_t *cred = assertion(&k, wc, 100, UP | UV, "http://localhost:8080", NULL), *problem = NULL;
+        mutate(cred, keys[i % 3], (unsigned)rand_r(&seed));
+        qun_rc rc = qun_passkey_assert(db, &a, wc, cred, NULL, &problem, &err);
+        CHECKF(rc == QUN_OK || qun_rc_status(rc) / 100 == 4, err.msg); /* OK: a mutation that changed nothing */
+        json_decref(problem), json_decref(cred);
+    }
+    json_decref(ch);
+    authn_free(&k);
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
     RUN(test_registration);
     RUN(test_assertion);
     RUN(test_malformed);
+    RUN(test_mutations);
     qun_db_close(db);
     return unit_done("core/passkey");
 }
