@@ -6,7 +6,7 @@
 O ?= build
 SAN ?=
 CC ?= cc
-PKGS := libevent libevent_pthreads libevent_openssl openssl jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd libcrypto icu-uc libsystemd
+PKGS := libevent libevent_pthreads libevent_openssl openssl jansson sqlite3 libpq libsodium libcurl liboath libqrencode libarchive libzstd libcrypto icu-uc libsystemd libfido2 libcbor
 CLI_PKGS := jansson libsodium libcurl sqlite3 libpq libqrencode
 
 # Plain `make` warns; `make test` (and so CI) builds with WERROR=-Werror.

@@ -13,7 +13,7 @@ set -eu
 what=${1:-test}
 run="build-essential pkg-config libevent-dev libjansson-dev libsqlite3-dev libsodium-dev
 libcurl4-openssl-dev sqlite3 libpq-dev liboath-dev libqrencode-dev
-libarchive-dev libzstd-dev libssl-dev libicu-dev libsystemd-dev"
+libarchive-dev libzstd-dev libssl-dev libicu-dev libsystemd-dev libfido2-dev libcbor-dev"
 deb="debhelper lintian help2man fakeroot"
 test="postgresql python3-pytest python3-requests python3-cryptography python3-yaml wrk
 golang-go golang-golang-x-mod-dev chromium fonts-wqy-zenhei nodejs nginx-light age zstd time

@@ -63,6 +63,24 @@ qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *meth
  * device must differ from the requesting one.  *out = the challenge's status. */
 qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *device_id,
                              const unsigned char sig[64], json_t **out, qun_err_t *err);
+/* The options of navigator.credentials.get for approving challenge cid (of the actor's
+ * account, pending, and approvable from the actor's device) with a passkey:
+ * {challenge_id, publicKey: {challenge, rpId, allowCredentials, userVerification
+ * "required", timeout}, expires_at}.  The WebAuthn challenge is the SHA-256 of the
+ * challenge's signed message, so the assertion is bound to the action, the group and
+ * the parameters digest.  PASSKEY_NOT_FOUND when the account has no passkey. */
+qun_rc qun_challenge_passkey_options(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
+                                     qun_err_t *err);
+/* Approve challenge cid from the actor's current device with a passkey assertion
+ * (cred: PublicKeyCredential JSON, checked by qun_passkey_assert, which see for the
+ * codes and *problem).  The device rules are those of qun_challenge_approve, with the
+ * actor's device as the approving one.  *out = the challenge's status. */
+qun_rc qun_challenge_approve_passkey(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t *cred,
+                                     json_t **out, json_t **problem, qun_err_t *err);
+/* Whether user uid holds a key (an Ed25519 device key or a passkey registered from the
+ * device) on device_id, or, when other_than is not NULL, on a device other than it. */
+qun_rc qun_device_has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
+                          qun_err_t *err);
 /* Status of challenge cid of the actor's account: {id, method, action, group,
  * params_digest, state (pending|approved|expired|used), expires_at, approved_by}. */
 qun_rc qun_challenge_status(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qun/passkey.h"
 #include "qun/verify.h"
 
 qun_verify_cfg_t qun_verify_cfg = {
@@ -219,6 +220,7 @@ static json_t *chal_json(const chal_t *c) {
     return o;
 }
 
+/* A key is a device key or a passkey registered from the device. */
 static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
                       qun_err_t *err) {
     qun_q_t *q;
@@ -231,7 +233,14 @@ static qun_rc has_key(qun_db_t *db, int64_t uid, const char *device_id, const ch
                          uid, device_id);
     if (rc == QUN_ROW) qun_q_done(q);
     *yes = rc == QUN_ROW;
-    return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+    if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+    if (*yes) return QUN_OK;
+    return qun_passkey_exists(db, uid, other_than ? NULL : device_id, other_than, yes, err);
+}
+
+qun_rc qun_device_has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
+                          qun_err_t *err) {
+    return has_key(db, uid, device_id, other_than, yes, err);
 }
 
 qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *method, const char *action,
@@ -248,6 +257,8 @@ qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *meth
     /* Refuse early what no device could approve, so a client does not wait 120 s. */
     bool ok;
     qun_rc rc = has_key(db, a->uid, a->device_id, qr ? a->device_id : NULL, &ok, err);
+    /* A passkey may roam (synced, or a security key): any of the account's will do. */
+    if (rc == QUN_OK && !ok) rc = qun_passkey_exists(db, a->uid, NULL, NULL, &ok, err);
     if (rc != QUN_OK) return rc;
     if (!ok)
         return qr ? qun_fail(err, QUN_DEVICE_NOT_TRUSTED,
@@ -331,6 +342,84 @@ qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid
         return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
     c.approved_at = now;
     snprintf(c.approved_device, sizeof c.approved_device, "%s", device_id);
+    *out = chal_json(&c);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+/* The WebAuthn challenge of a challenge: SHA-256 of its signed message, so that an
+ * assertion is bound to the challenge, its action, group and parameters digest. */
+static qun_rc chal_webauthn(const chal_t *c, unsigned char out[32], qun_err_t *err) {
+    size_t len;
+    char *msg = qun_challenge_message(c->cid, c->nonce, c->action, c->group, c->digest, &len);
+    if (!msg) return qun_fail(err, QUN_NOMEM, "out of memory");
+    qun_sha256(out, msg, len);
+    free(msg);
+    return QUN_OK;
+}
+
+/* The checks approving by signature and by passkey share: state, then which device
+ * may approve (V3). */
+static qun_rc chal_approvable(const chal_t *c, const char *device_id, qun_err_t *err) {
+    if (c->used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c->cid);
+    if (qun_now() >= c->expires_at)
+        return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", c->cid);
+    if (c->approved_at)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", c->cid);
+    bool same_device = strcmp(device_id, c->device_id) == 0;
+    if (strcmp(c->method, "qr") == 0 && same_device)
+        return qun_fail_field(err, QUN_QR_SAME_DEVICE, "device_id",
+                              "a qr challenge is approved from a device other than the one showing it");
+    if (strcmp(c->method, "device_key") == 0 && !same_device)
+        return qun_fail_field(err, QUN_CHALLENGE_MISMATCH, "device_id",
+                              "a device_key challenge is signed by the device that asked for it (%.64s)",
+                              c->device_id);
+    return QUN_OK;
+}
+
+qun_rc qun_challenge_passkey_options(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
+                                     qun_err_t *err) {
+    chal_t c;
+    unsigned char ch[32];
+    qun_rc rc = chal_load(db, a, cid, &c, err);
+    if (rc == QUN_OK) rc = chal_approvable(&c, a->device_id, err);
+    if (rc == QUN_OK) rc = chal_webauthn(&c, ch, err);
+    if (rc != QUN_OK) return rc;
+    json_t *allow = qun_passkey_allow(db, a->uid, err);
+    if (!allow) return QUN_INTERNAL;
+    if (json_array_size(allow) == 0) {
+        json_decref(allow);
+        return qun_fail(err, QUN_PASSKEY_NOT_FOUND, "register a passkey first (POST /v1/me/passkeys)");
+    }
+    char *b64 = qun_b64url(ch, sizeof ch);
+    *out = b64 ? json_pack("{s:s, s:{s:s, s:s, s:o, s:s, s:I}, s:I}", "challenge_id", c.cid, "publicKey",
+                           "challenge", b64, "rpId", qun_passkey_cfg.rp_id, "allowCredentials", allow,
+                           "userVerification", "required", "timeout", (json_int_t)qun_passkey_cfg.timeout_ms,
+                           "expires_at", (json_int_t)c.expires_at)
+               : NULL;
+    if (!b64 || !*out) json_decref(allow);
+    free(b64);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+qun_rc qun_challenge_approve_passkey(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t *cred,
+                                     json_t **out, json_t **problem, qun_err_t *err) {
+    chal_t c;
+    unsigned char ch[32];
+    qun_rc rc = chal_load(db, a, cid, &c, err);
+    if (rc == QUN_OK) rc = chal_approvable(&c, a->device_id, err);
+    if (rc == QUN_OK) rc = chal_webauthn(&c, ch, err);
+    if (rc == QUN_OK) rc = qun_passkey_assert(db, a, ch, cred, NULL, problem, err);
+    if (rc != QUN_OK) return rc;
+    int64_t now = qun_now();
+    rc = qun_db_run(
+        db, NULL, err,
+        "UPDATE challenges SET approved_at = $2, approved_device = $3 WHERE id = $1 AND approved_at IS NULL",
+        "iis", c.id, now, a->device_id);
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) != 1)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    c.approved_at = now;
+    snprintf(c.approved_device, sizeof c.approved_device, "%s", a->device_id);
     *out = chal_json(&c);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }

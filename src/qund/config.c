@@ -16,6 +16,7 @@
 #include "qun/lockout.h"
 #include "qun/risk.h"
 #include "qun/outbox.h"
+#include "qun/passkey.h"
 #include "qun/util.h"
 
 extern int qund_purge_pause_ms;
@@ -74,6 +75,7 @@ static const struct {
     {"listen", "127.0.0.1:8080"}, {"data", "var/data"},     {"policies", "policies"}, {"matrix", "off"},
     {"log_format", "text"},       {"log_requests", "true"}, {"bench_hello", "false"}, {"web_root", "web"},
     {"trusted_proxies", ""},
+    {"webauthn_rp_id", "localhost"}, {"webauthn_origin", "http://localhost:8080"},
 };
 
 static int noted(const char *key) {
@@ -220,6 +222,27 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
             strlen(value) >= sizeof qun_mx_cfg.base_url)
             return qun_fail(err, QUN_BAD_REQUEST, "matrix_base_url: expected an http(s):// URL");
         snprintf(qun_mx_cfg.base_url, sizeof qun_mx_cfg.base_url, "%s", value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "webauthn_rp_id") == 0) {
+        /* A registrable host name: WebAuthn allows no IP address, port or scheme here. */
+        size_t n = strlen(value);
+        bool ok = n > 0 && n < 254 && value[0] != '.' && value[0] != '-';
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isalnum((unsigned char)value[i]) || value[i] == '.' || value[i] == '-';
+        if (!ok)
+            return qun_fail(err, QUN_BAD_REQUEST, "webauthn_rp_id: expected a host name, got \"%s\"", value);
+        qun_passkey_cfg.rp_id = qun_xstrdup(value);
+        return QUN_OK;
+    }
+    if (strcmp(key, "webauthn_origin") == 0) {
+        /* Compared with the browser's clientDataJSON.origin byte for byte: no path. */
+        const char *host = strstr(value, "://");
+        if ((strncmp(value, "http://", 7) && strncmp(value, "https://", 8)) || !host || !host[3] ||
+            strchr(host + 3, '/') || strlen(value) > 255)
+            return qun_fail(err, QUN_BAD_REQUEST,
+                            "webauthn_origin: expected scheme://host[:port] without a path, got \"%s\"", value);
+        qun_passkey_cfg.origin = qun_xstrdup(value);
         return QUN_OK;
     }
     if (strcmp(key, "log_requests") == 0) {

@@ -36,6 +36,7 @@ class World:
             "bill": all_items(o, "/v1/me/bill"),
             "member_bill": all_items(self.member, "/v1/me/bill"),
             "sessions": len(expect(o.get("/v1/me/sessions"), 200)["items"]),
+            "passkeys": expect(o.get("/v1/me/passkeys"), 200)["items"],
         }
 
     def assert_unchanged(self):
@@ -62,6 +63,11 @@ def refused(r, status, code, field=None):
 def post_raw(client, path, raw, headers=None):
     return client.post(path, raw=raw, headers=dict({"Content-Type": "application/json"}, **(headers or {})))
 
+
+# A registration or assertion body whose members have the right shapes (and say nothing).
+PASSKEY = {"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}}
+# Routes of the caller's own account: sent as the group's owner.
+OWN = ("/v1/groups", "/v1/me/passkeys", "/v1/me/passkeys/options", "/v1/challenges/c_nothing/passkey")
 
 MALFORMED = [b"{", b"}", b"{'text': 'single quotes'}", b'{text: "a"}', b'{"text": "a",}', b'{"text" "a"}',
              b'{"text": "a"} {"text": "b"}', b'{"text": "unterminated}', b"\xef\xbb\xbf{\"text\": \"bom\"}",
@@ -109,6 +115,12 @@ WRONG_TYPES = [
     ("POST", "{g}/exports", {"passphrase": "long enough passphrase", "scope": "self"},
      {"passphrase": [1, True, [], {}, "", "x" * 1025, "two\nlines here", "tab\there long"],
       "recipients": [1, "age1x", {}, True], "lang": ["fr", "EN", 1, ""], "tz_offset": ["8", 841, -841, 1.5, True, []]}),
+    ("POST", "/v1/me/passkeys", PASSKEY,
+     {"id": [1, None, [], ""], "rawId": [1, None, {}, "x" * 1401], "type": ["password", 1, None],
+      "response": ["x", 1, [], None], "authenticatorAttachment": ["usb", 1], "clientExtensionResults": [1, "x", []],
+      "label": [1, [], "x" * 65], "challenge_id": [1, "", {}]}),
+    ("POST", "/v1/challenges/c_nothing/passkey", PASSKEY,
+     {"rawId": [1, None], "type": ["", "Public-Key"], "response": [[], "{}"]}),
 ]
 
 
@@ -118,7 +130,7 @@ def fill(w, path):
 
 @pytest.mark.parametrize("method,path,body,bad", WRONG_TYPES, ids=[f"{m} {p}" for m, p, _, _ in WRONG_TYPES])
 def test_wrong_types_for_every_field(w, method, path, body, bad):
-    client = w.owner if "{" in path or path == "/v1/groups" else Client(w.url)
+    client = w.owner if "{" in path or path in OWN else Client(w.url)
     for field, values in bad.items():
         for v in values:
             r = client.req(method, fill(w, path), dict(body, **{field: v}))
@@ -140,13 +152,16 @@ UNKNOWN = [
     ("POST", "{g}/dissolution/preview", {"messages": "keep"}),
     ("DELETE", "{g}/messages/1", {}),
     ("POST", "{g}/exports", {"passphrase": "long enough passphrase", "scope": "self"}),
+    ("POST", "/v1/me/passkeys/options", {}),
+    ("POST", "/v1/me/passkeys", PASSKEY),
+    ("POST", "/v1/challenges/c_nothing/passkey", PASSKEY),
 ]
 
 
 @pytest.mark.parametrize("method,path,body", UNKNOWN, ids=[f"{m} {p}" for m, p, _ in UNKNOWN])
 def test_unknown_fields(w, method, path, body):
     client = w.member if path.startswith("{g}") else (w.owner if path == "/v1/groups" else Client(w.url))
-    if path in ("{g}", "{g}/dissolution/preview"):
+    if path in ("{g}", "{g}/dissolution/preview") or path in OWN:
         client = w.owner
     p = path.replace("{pid}", w.pid)
     for extra in ["admin", "is_owner", "Text", "", "x" * 200, "role\u00e9", "a" + "\u00e9" * 40, "\u5b57" * 30]:
@@ -175,12 +190,14 @@ MISSING = [
     ("POST", "{g}/payments", {"amount": 10, "shares": 2}),
     ("POST", "{g}/transfer", {"to": "u_x"}),
     ("POST", "{g}/dissolution/preview", {"messages": "keep"}),
+    ("POST", "/v1/me/passkeys", PASSKEY),
+    ("POST", "/v1/challenges/c_nothing/passkey", PASSKEY),
 ]
 
 
 @pytest.mark.parametrize("method,path,body", MISSING, ids=[f"{m} {p}" for m, p, _ in MISSING])
 def test_missing_fields(w, method, path, body):
-    client = w.owner if "{" in path or path == "/v1/groups" else Client(w.url)
+    client = w.owner if "{" in path or path in OWN else Client(w.url)
     for field in body:
         partial = {k: v for k, v in body.items() if k != field}
         refused(client.req(method, fill(w, path), partial), 422, "FIELD_MISSING", field)
@@ -285,6 +302,10 @@ def test_unknown_ids(w):
     refused(o.delete("/v1/sessions/s_nothing"), 404, "SESSION_NOT_FOUND")
     refused(o.get(w.g + "/dissolution"), 404, "DISSOLUTION_NOT_FOUND")
     refused(o.post(w.g + "/transfer/accept"), 404, "TRANSFER_NOT_FOUND")
+    refused(o.delete("/v1/me/passkeys/pk_nothing"), 404, "PASSKEY_NOT_FOUND")
+    refused(o.delete("/v1/me/passkeys/" + "x" * 300), 404, "NOT_FOUND")
+    refused(o.post("/v1/challenges/c_nothing/passkey/options", {}), 404, "CHALLENGE_NOT_FOUND")
+    refused(o.post("/v1/challenges/c_nothing/passkey", PASSKEY), 404, "CHALLENGE_NOT_FOUND")
     healthy(w.url)
     w.assert_unchanged()
 

@@ -22,6 +22,7 @@ import requests
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
 from conftest import PG, QUN, Client, Server, expect, make_group, pg_sql, register, stop_clean  # noqa: E402
 from test_14_events import Stream, assert_ended, login, session_id  # noqa: E402
+from test_60_passkeys import enroll  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_two_instances import entries  # noqa: E402
@@ -384,6 +385,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
                          json={"msgtype": "m.image", "body": "p.png", "url": uris[0]}, timeout=30)
         assert r.status_code == 200, r.text
         expect(member.post(f"/v1/groups/{keep}/read", {"seq": 20}), 200)  # read positions (migration 0026)
+        enroll(member)  # a passkey and its used registration challenge (migration 0034, bytea columns)
         gone = make_group(owner, name="gone")
         for i in range(20):
             expect(owner.post(f"/v1/groups/{gone}/messages", {"text": f"x{i}"}), 201)
@@ -400,6 +402,7 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     assert counts["messages"] >= 30 and counts["ledger_entries"] == len(entries) and counts["ledger_nodes"]
     assert counts["invitations"] == 2 and counts["read_marks"] == 1
     assert counts["mx_media"] == 2 and counts["mx_media_links"] == 1
+    assert counts["passkeys"] == 1 and counts["passkey_options"] == 1
     target = Server(data=data, extra=extra)  # its PostgreSQL database: new, empty
     r = subprocess.run([QUN, "--json", "admin", "migrate", "--from", "sqlite:" + dbfile, "--to", target.store],
                        capture_output=True, text=True, timeout=120)
@@ -414,6 +417,9 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     with sqlite3.connect(dbfile) as db:
         names = [[r[0], r[1], r[2] or ""] for r in
                  db.execute("SELECT username, mx_localpart, display_name FROM users ORDER BY id")]
+    with sqlite3.connect(dbfile) as db:
+        keys = [[r[0].hex(), r[1].hex()] for r in db.execute("SELECT credential_id, public_key FROM passkeys")]
+    assert pg_sql(target, "SELECT encode(credential_id, 'hex'), encode(public_key, 'hex') FROM passkeys") == keys
     assert ["王小明"] == [n[2] for n in names if n[2]]
     assert pg_sql(target, "SELECT username, mx_localpart, COALESCE(display_name, '') FROM users ORDER BY id") == names
     # A second run refuses: the target is no longer empty, and nothing changes.
