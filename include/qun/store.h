@@ -29,6 +29,15 @@ typedef struct qun_q qun_q_t;   /* a prepared query, owned by its connection */
 qun_rc qun_db_open(const char *path, bool readonly, bool migrate, qun_db_t **out, qun_err_t *err);
 /* Close a connection and finalize its queries.  NULL is accepted. */
 void qun_db_close(qun_db_t *db);
+/* Whether db was opened read-only: it never holds uncommitted writes of its own, so
+ * whatever it reads was committed. */
+bool qun_db_readonly(qun_db_t *db);
+/* One object a layer above the store keeps per connection (the ledger's cache of
+ * subtree hashes, src/ledger/ledger.c): _get borrows it (NULL when none); _set hands
+ * it over, and aux_free(aux) runs when the connection closes.  Like the connection,
+ * not thread-safe. */
+void *qun_db_aux_get(qun_db_t *db);
+void qun_db_aux_set(qun_db_t *db, void *aux, void (*aux_free)(void *aux));
 /* Schema version after migrations. */
 int qun_db_schema_version(qun_db_t *db);
 /* Whether db answers a trivial query (readiness): QUN_OK, or the error that kept it

@@ -27,7 +27,24 @@ qun_rc qun_db_open(const char *conn, bool readonly, bool migrate, qun_db_t **out
 }
 
 void qun_db_close(qun_db_t *db) {
-    if (db) DB_OPS(db)->close(db);
+    if (!db) return;
+    qun_db_ext_t *ext = QUN_DB_EXT(db);
+    if (ext->aux && ext->aux_free) ext->aux_free(ext->aux);
+    DB_OPS(db)->close(db);
+}
+
+bool qun_db_readonly(qun_db_t *db) {
+    return QUN_DB_EXT(db)->readonly;
+}
+
+void *qun_db_aux_get(qun_db_t *db) {
+    return QUN_DB_EXT(db)->aux;
+}
+
+void qun_db_aux_set(qun_db_t *db, void *aux, void (*aux_free)(void *aux)) {
+    qun_db_ext_t *ext = QUN_DB_EXT(db);
+    ext->aux = aux;
+    ext->aux_free = aux_free;
 }
 
 int qun_db_schema_version(qun_db_t *db) {

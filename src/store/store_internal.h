@@ -65,6 +65,16 @@ typedef struct qun_store_ops {
     qun_rc (*wait_notify)(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
 } qun_store_ops_t;
 
+/* What every backend's struct qun_db holds right after its ops pointer, for store.c:
+ * whether the connection was opened read-only, and the one object another layer hung
+ * on it (qun_db_aux_set), freed when the connection closes. */
+typedef struct qun_db_ext {
+    bool readonly;
+    void *aux;
+    void (*aux_free)(void *aux);
+} qun_db_ext_t;
+#define QUN_DB_EXT(db) (&((struct { const qun_store_ops_t *ops; qun_db_ext_t ext; } *)(void *)(db))->ext)
+
 extern const qun_store_ops_t qun_sqlite_ops;
 extern const qun_store_ops_t qun_pg_ops;
 /* The ops table of db's backend. */

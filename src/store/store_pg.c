@@ -48,6 +48,7 @@ struct qun_q {
 
 struct qun_db {
     const qun_store_ops_t *ops;
+    qun_db_ext_t ext; /* second, as store.c expects */
     PGconn *conn;
     char *conninfo;
     bool readonly;
@@ -234,6 +235,7 @@ static qun_rc pg_open(const char *conninfo, bool readonly, bool migrate_now, qun
     qun_db_t *db = calloc(1, sizeof *db);
     if (!db) return qun_fail(err, QUN_NOMEM, "out of memory");
     db->ops = &qun_pg_ops;
+    db->ext.readonly = readonly;
     db->readonly = readonly;
     db->conninfo = strdup(conninfo);
     qun_rc rc = db->conninfo ? connect_db(db, err) : qun_fail(err, QUN_NOMEM, "out of memory");

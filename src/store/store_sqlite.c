@@ -28,6 +28,7 @@ struct qun_q {
 
 struct qun_db {
     const qun_store_ops_t *ops;
+    qun_db_ext_t ext; /* second, as store.c expects */
     sqlite3 *h;
     int savepoints;
     /* Inside a transaction opened with qun_db_exec("BEGIN ...") and not yet ended.
@@ -122,6 +123,7 @@ static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_
     qun_db_t *db = calloc(1, sizeof *db);
     if (!db) return qun_fail(err, QUN_NOMEM, "out of memory");
     db->ops = &qun_sqlite_ops;
+    db->ext.readonly = readonly;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(path, &db->h, flags, NULL);
     if (rc != SQLITE_OK) {

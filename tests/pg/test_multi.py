@@ -5,7 +5,8 @@ jobs drained by two instances each run once; an SSE client on A sees a dissoluti
 done on B at once; an Idempotency-Key raced across instances runs once; PostgreSQL
 restarted under load loses nothing acknowledged and answers 503 STORE_UNAVAILABLE
 meanwhile; `qun admin migrate` moves a SQLite installation with the same ledger root
-and every row.  Run by tests/pg/run.sh (QUN_STORE=postgres); every wait is bounded."""
+and every row; proofs served by B, which caches the hashes of complete subtrees, stay
+right while A appends past the subtrees B read incomplete.  Run by tests/pg/run.sh (QUN_STORE=postgres); every wait is bounded."""
 import collections
 import concurrent.futures as cf
 import json
@@ -26,6 +27,9 @@ from test_60_passkeys import enroll  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_two_instances import entries  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
+import merkle_ref as ref  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not PG, reason="needs QUN_STORE=postgres (tests/pg/run.sh)")
 
@@ -448,3 +452,45 @@ def test_migrate_sqlite_to_postgres_same_ledger_root_and_every_row():
     finally:
         target.stop()
     stop_clean(target)
+
+
+def test_proofs_on_b_stay_right_while_a_appends():
+    """B's read connections keep the hashes of complete subtrees of 256 entries and more
+    (docs/ledger.md); A's appends complete more of them.  Every proof B serves, before and
+    after, checks against roots computed here from the entries."""
+    a, b = pair([])
+    try:
+        root = register(a.url, name="root")
+        owner = register(a.url)
+        rb = on(root, b.url)
+
+        def grow_to(n):
+            while entries(root)[1] < n:
+                for _ in range(50):
+                    expect(owner.post("/v1/groups", {"name": "c"}), 201)
+
+        def check(size_at_least):
+            items, size = entries(rb)
+            assert size >= size_at_least
+            leaves = [ref.leaf(e["entry"].encode()) for e in items]
+            roots = {n: ref.mth(leaves[:n]) for n in {size, 255, 256, 257, 300, 511, 512, size - 1} if 0 < n <= size}
+            for n in sorted(roots):
+                for i in sorted({0, 200, 255, 256, 300, 511, n // 2, n - 1}):
+                    if i >= n:
+                        continue
+                    p = expect(rb.get(f"/v1/ledger/proof/inclusion?index={i}&size={n}"), 200)
+                    assert ref.verify_inclusion(leaves[i], i, n, [bytes.fromhex(h) for h in p["proof"]], roots[n]), (i, n)
+                for old in sorted(roots):
+                    if old <= n:
+                        p = expect(rb.get(f"/v1/ledger/proof/consistency?old={old}&new={n}"), 200)
+                        assert ref.verify_consistency(old, n, roots[old], roots[n],
+                                                      [bytes.fromhex(h) for h in p["proof"]]), (old, n)
+            return size
+
+        grow_to(300)  # (8, 0) complete, (8, 1) not yet
+        first = check(300)
+        grow_to(first + 260)  # A completes (8, 1) and, past 512, (9, 0)
+        assert check(first + 260) >= 560
+    finally:
+        stop_clean(a)
+        stop_clean(b)

@@ -3,7 +3,9 @@
  * canonical entry an append stores, indexes without gaps (also after a rolled-back
  * append), the stored subtree hashes, earlier roots that never change as the ledger
  * grows, consistency proofs between every two heads, and inclusion proofs of every
- * entry against a signed checkpoint. */
+ * entry against a signed checkpoint; and, on a file with a read-only connection (which
+ * caches the upper subtree hashes), proofs and roots identical to those read one stored
+ * node at a time, as the ledger grows across completed subtrees. */
 #include <sodium.h>
 #include <unistd.h>
 
@@ -205,6 +207,124 @@ static void entries_verifiable_against_signed_head(void) {
     unlink(path);
 }
 
+/* Today's way, the reference: every perfect subtree hash read with its own query. */
+static qun_rc one_node_src(void *ctx, uint64_t lo, uint64_t hi, unsigned char out[QUN_HASH], qun_err_t *err) {
+    int level = 0;
+    while (((uint64_t)1 << level) < hi - lo)
+        level++;
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(ctx, &q, err, "SELECT hash FROM ledger_nodes WHERE level = $1 AND idx = $2", "ii",
+                           (int64_t)level, (int64_t)(lo >> level));
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    size_t n;
+    const void *p = qun_q_col_blob(q, 0, &n);
+    memcpy(out, p, n == QUN_HASH ? QUN_HASH : 0);
+    qun_q_done(q);
+    return n == QUN_HASH ? QUN_OK : QUN_STORE;
+}
+
+static void grow_to(qun_db_t *w, uint64_t size) {
+    qun_err_t err;
+    uint64_t now;
+    unsigned char root[QUN_HASH];
+    CHECK(qun_ledger_head(w, &now, root, &err) == QUN_OK);
+    CHECK(qun_db_exec(w, "BEGIN", &err) == QUN_OK);
+    for (; now < size; now++) {
+        json_t *f = json_pack("{s:I}", "n", (json_int_t)now);
+        CHECK(qun_ledger_append(w, "test.cache", "g_c", "u_c", NULL, NULL, f, NULL, &err) == QUN_OK);
+        json_decref(f);
+    }
+    CHECK(qun_db_exec(w, "COMMIT", &err) == QUN_OK);
+}
+
+/* Proofs and roots on reader r (cached, batched reads) against the reference on w for
+ * many (index, size) and (old, size) pairs up to size; the number that differ. */
+static int compare_upto(qun_db_t *w, qun_db_t *r, uint64_t size) {
+    static const uint64_t sizes[] = {1,    2,    3,    5,    1023, 1024, 1025, 1536, 2047, 2048,
+                                     2049, 3071, 3072, 3073, 4095, 4096, 4097, 5000, 6143, 6144};
+    qun_err_t err;
+    int bad = 0;
+    unsigned char a[QUN_PROOF_MAX][QUN_HASH], b[QUN_PROOF_MAX][QUN_HASH], ra[QUN_HASH], rb[QUN_HASH];
+    int na, nb;
+    CHECK(qun_db_read_begin(r, &err) == QUN_OK);
+    for (size_t s = 0; s < NROWS(sizes) + 1; s++) {
+        uint64_t n = s < NROWS(sizes) ? sizes[s] : size;
+        if (n > size) continue;
+        if (qun_ledger_root_at(r, n, ra, &err) != QUN_OK || qun_merkle_range(one_node_src, w, 0, n, rb, &err) != QUN_OK ||
+            memcmp(ra, rb, QUN_HASH) != 0)
+            bad++;
+        uint64_t picks[] = {0, 1, n / 2, n - 1, n - 2, 1023, 1024, 2047, 2048, 4095, (n * 7919) % n};
+        for (size_t k = 0; k < NROWS(picks); k++) {
+            uint64_t i = picks[k];
+            if (i >= n) continue;
+            if (qun_ledger_inclusion(r, i, n, a, &na, &err) != QUN_OK ||
+                qun_merkle_inclusion(one_node_src, w, i, n, b, &nb, &err) != QUN_OK || na != nb ||
+                memcmp(a, b, (size_t)na * QUN_HASH) != 0)
+                bad++;
+            uint64_t old = i + 1; /* 1 <= old <= n */
+            if (qun_ledger_consistency(r, old, n, a, &na, &err) != QUN_OK ||
+                qun_merkle_consistency(one_node_src, w, old, n, b, &nb, &err) != QUN_OK || na != nb ||
+                memcmp(a, b, (size_t)na * QUN_HASH) != 0)
+                bad++;
+        }
+    }
+    qun_db_read_end(r);
+    return bad;
+}
+
+/* A read-only connection keeps the hashes of complete subtrees of 256 leaves and more
+ * once read.  Its proofs and roots stay byte-identical to the reference as the ledger
+ * grows past subtrees it completes (1024, 2048, 4096 ...), with reads first made at
+ * sizes where those subtrees were incomplete; and a cached node is really served from
+ * memory (a stored hash changed behind the reader's back does not reach it, where one
+ * below the cached levels does). */
+static void cached_proofs_identical(void) {
+    char dir[] = "/tmp/qun-unit-ledger-cache-XXXXXX", path[128];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/ledger.db", dir);
+    qun_err_t err;
+    qun_db_t *w = NULL, *r = NULL;
+    CHECK(qun_db_open(path, false, true, &w, &err) == QUN_OK);
+    CHECK(qun_db_open(path, true, false, &r, &err) == QUN_OK);
+    if (!w || !r) return;
+    static const uint64_t steps[] = {1, 3, 1000, 1023, 1024, 1025, 2047, 2048, 2100, 3072, 4095, 4097, 6144, 6150};
+    int bad = 0;
+    for (size_t s = 0; s < NROWS(steps); s++) {
+        grow_to(w, steps[s]);
+        bad += compare_upto(w, r, steps[s]);
+    }
+    CHECK(bad == 0);
+    CHECK(qun_db_aux_get(r) != NULL);  /* the reader made its cache */
+    CHECK(qun_db_aux_get(w) == NULL);  /* the writer never does */
+
+    /* (10, 0) covers entries 0..1023: the sibling at the top of entry 1500's path in
+     * the tree of 2048.  (7, 6), below the cached levels (8 and up), is the eighth
+     * hash of entry 1000's. */
+    unsigned char a[QUN_PROOF_MAX][QUN_HASH], b[QUN_PROOF_MAX][QUN_HASH];
+    int na, nb;
+    CHECK(qun_ledger_inclusion(r, 1500, 2048, a, &na, &err) == QUN_OK);
+    CHECK(qun_db_exec(w, "UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 10 AND idx = 0", &err) ==
+          QUN_OK);
+    CHECK(qun_ledger_inclusion(r, 1500, 2048, b, &nb, &err) == QUN_OK);
+    CHECK(na == 11 && na == nb && memcmp(a, b, (size_t)na * QUN_HASH) == 0);
+    CHECK(qun_ledger_inclusion(r, 1000, 2048, a, &na, &err) == QUN_OK);
+    CHECK(qun_db_exec(w, "UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 7 AND idx = 6", &err) ==
+          QUN_OK);
+    CHECK(qun_ledger_inclusion(r, 1000, 2048, b, &nb, &err) == QUN_OK);
+    CHECK(na == 11 && na == nb);
+    for (int i = 0; i < na && na == nb; i++)
+        CHECK((memcmp(a[i], b[i], QUN_HASH) != 0) == (i == 7)); /* (7, 6): read again, changed */
+    qun_db_close(r);
+    qun_db_close(w);
+    unlink(path);
+    char side[160];
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    rmdir(dir);
+}
+
 int main(void) {
     qun_err_t err;
     qun_log_quiet = true;
@@ -214,6 +334,7 @@ int main(void) {
     RUN(rolled_back_append);
     RUN(consistency_across_appends);
     RUN(entries_verifiable_against_signed_head);
+    RUN(cached_proofs_identical);
     qun_db_close(db);
     return unit_done("ledger/ledger");
 }
