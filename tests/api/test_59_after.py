@@ -1,0 +1,117 @@
+# SPDX-License-Identifier: MIT
+"""After a dissolution, account basics and CLI polish (issue 17): what a GROUP_GONE answer
+tells someone who was in the group (name, dates, what became of their data, the
+successor), the pending notice's `export_code`, the cancel notice, the minor flag told
+only to the school's admins and the child's guardians, and the CLI's readable notices,
+successor names, lifecycle hints and `qun password`."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import QUN, Server, expect, make_group, register, relogin, stop_clean
+
+H = 3600
+
+
+@pytest.fixture(scope="module")
+def srv():
+    s = Server(env={"QUN_TEST_CLOCK": "1"}, extra=["--set", "admins=root"]).start()
+    yield s
+    stop_clean(s)
+
+
+def advance(c, seconds):
+    expect(c.post("/v1/test/clock", {"advance": seconds}), 200)
+
+
+def wait_state(c, gid, state, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        st = expect(c.get(f"/v1/groups/{gid}/dissolution"), 200)
+        if st["state"] == state:
+            return st
+        assert time.time() < deadline, f"never reached {state}: {st}"
+        time.sleep(0.05)
+
+
+def request(owner, gid, messages="keep", **extra):
+    p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": messages, **extra}), 200)
+    return owner.post(f"/v1/groups/{gid}/dissolution", {"messages": messages, "confirmation_token": p["confirmation_token"],
+                                                        "typed_name": p["name"], **extra})
+
+
+def notices(c, gid):
+    out = []
+    for m in expect(c.get(f"/v1/groups/{gid}/messages?limit=200"), 200)["items"]:
+        if m["kind"] == "system":
+            out.append(json.loads(m["text"]))
+    return out
+
+
+def qun(url, client, *args, stdin=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUN_")}
+    env.update(HOME="/nonexistent", XDG_CONFIG_HOME="/nonexistent/cfg", QUN_URL=url, TZ="UTC")
+    if client:
+        env["QUN_TOKEN"] = client.token
+    r = subprocess.run([QUN, *args], capture_output=True, text=True, env=env, timeout=60, input=stdin,
+                       stdin=None if stdin is not None else subprocess.DEVNULL)
+    assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
+    return r
+
+
+def test_gone_tells_a_member_what_happened(srv):
+    owner, member, stranger = register(srv.url), register(srv.url), register(srv.url)
+    gid = make_group(owner, members=[member], name="book club")
+    expect(request(owner, gid, successor_name="book club 2"), 202)
+    advance(owner, 48 * H + 1)
+    st = wait_state(owner, gid, "dissolved")
+    p = expect(member.get(f"/v1/groups/{gid}"), 410, "GROUP_GONE")
+    assert p["successor"] == st["successor"]
+    gone = p["gone"]
+    assert gone["name"] == "book club" and gone["state"] == "dissolved"
+    assert gone["dissolved_at"] == st["dissolved_at"] and gone["purge_after"] == st["grace_until"]
+    assert gone["messages"] == "keep" and gone["successor_name"] == "book club 2" and gone["held"] is False
+    assert {"what": "messages", "why": "owner_read_only"} in gone["kept"]
+    assert {"what": "bill_lines", "why": "personal_record"} in gone["kept"]
+    # Every route under the group says the same; someone never in the group learns nothing more.
+    assert expect(member.get(f"/v1/groups/{gid}/messages"), 410, "GROUP_GONE")["gone"]["name"] == "book club"
+    assert "gone" not in expect(stranger.get(f"/v1/groups/{gid}"), 410, "GROUP_GONE")
+    # The owner restores within the grace: the password first (428), then done.
+    expect(owner.post(f"/v1/groups/{gid}/restore", {}), 428, "STEP_UP_REQUIRED")
+    expect(owner.post(f"/v1/groups/{gid}/restore", {"password": "correct horse"}), 200)
+    assert expect(member.get(f"/v1/groups/{gid}"), 200)["state"] == "active"
+
+
+def test_pending_notice_carries_an_export_code_and_cancel_a_notice(srv):
+    owner, member = register(srv.url), register(srv.url)
+    gid = make_group(owner, members=[member])
+    expect(request(owner, gid), 202)
+    pending = [n for n in notices(member, gid) if n["notice"] == "dissolution.pending"][-1]
+    assert pending["export_code"] == "SELF_EXPORT_UNTIL_DUE" and isinstance(pending["dissolves_at"], int)
+    assert "export" in pending  # the old sentence stays for older clients
+    expect(owner.delete(f"/v1/groups/{gid}/dissolution"), 200)
+    last = notices(member, gid)[-1]
+    assert last["notice"] == "dissolution.cancelled" and last["by"] == owner.openid
+    assert expect(member.get(f"/v1/groups/{gid}"), 200)["state"] == "active"
+
+
+def test_minor_flag_only_for_school_admins_and_guardians(srv):
+    principal, teacher, kid, parent, other = (register(srv.url) for _ in range(5))
+    school = expect(principal.post("/v1/orgs", {"name": "school", "kind": "school"}), 201)["id"]
+    expect(principal.post(f"/v1/orgs/{school}/admins", {"openid": teacher.openid}), 204)
+    expect(principal.post(f"/v1/orgs/{school}/guardians", {"minor": kid.openid, "guardian": parent.openid}), 204)
+    gid = expect(teacher.post("/v1/groups", {"name": "class 4", "kind": "education", "org": school}), 201)["id"]
+    for who in (kid, parent, other):
+        expect(teacher.post(f"/v1/groups/{gid}/members", {"openid": who.openid}), 201)
+
+    def seen_by(c):
+        return {m["openid"]: m.get("minor") for m in expect(c.get(f"/v1/groups/{gid}/members"), 200)["items"]}
+    assert seen_by(teacher)[kid.openid] is True      # the school's admin
+    assert seen_by(parent)[kid.openid] is True       # the child's guardian
+    assert seen_by(kid)[kid.openid] is True          # the child itself
+    assert seen_by(other)[kid.openid] is None        # another member: not told
+    assert seen_by(other)[other.openid] is False     # one's own flag is one's own
+    assert expect(kid.get("/v1/me"), 200)["minor"] is True
