@@ -898,9 +898,10 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     }
     if (rc == QUN_OK)
         rc = post_notice(db, group_id, QUN_DISS_NAME(DISSOLVED),
-                         json_pack("{s:s*, s:s, s:I, s:s*}", "by", by[0] ? by : NULL, "messages", messages,
-                                   "restorable_until", (json_int_t)grace_until, "successor",
-                                   succ_gid[0] ? succ_gid : NULL),
+                         json_pack("{s:s*, s:s, s:I, s:s*, s:s*}", "by", by[0] ? by : NULL, "messages",
+                                   messages, "restorable_until", (json_int_t)grace_until, "successor",
+                                   succ_gid[0] ? succ_gid : NULL, "successor_name",
+                                   succ_gid[0] ? successor : NULL),
                          err);
     if (rc != QUN_OK) return rc;
     json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?}", "messages", messages, "members", (json_int_t)members,
@@ -911,9 +912,10 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     json_decref(f);
     if (rc == QUN_OK)
         rc = qun_event_group(db, "group.dissolved", group_id, 0,
-                             json_pack("{s:s, s:s, s:I, s:s?}", "state", QUN_GROUP_NAME(DISSOLVED),
+                             json_pack("{s:s, s:s, s:I, s:s?, s:s*}", "state", QUN_GROUP_NAME(DISSOLVED),
                                        "messages", messages, "restorable_until", (json_int_t)grace_until,
-                                       "successor", succ_gid[0] ? succ_gid : NULL),
+                                       "successor", succ_gid[0] ? succ_gid : NULL, "successor_name",
+                                       succ_gid[0] ? successor : NULL),
                              err);
     if (rc == QUN_OK) {
         f = json_pack("{s:s, s:s?}", "group", gid, "successor", succ_gid[0] ? succ_gid : NULL);

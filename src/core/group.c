@@ -459,7 +459,8 @@ qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **pr
     char to[QUN_ID_MAX];
     snprintf(to, sizeof to, "%s", qun_q_col_text(q, 0));
     qun_q_done(q);
-    if (problem) *problem = json_pack("{s:s, s:s}", "open", "transfer", "transfer_to", to);
+    if (problem)
+        *problem = json_pack("{s:s, s:s, s:s}", "open", "transfer", "transfer_to", to, "group_name", g->name);
     return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
                     "group %s has an ownership transfer to %s waiting for an answer; withdraw it "
                     "(DELETE /v1/groups/%s/transfer) or wait until it is declined before dissolving",
@@ -486,7 +487,9 @@ static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doi
         snprintf(state, sizeof state, "%s", qun_q_col_text(q, 0));
         qun_q_done(q);
     }
-    if (problem) *problem = json_pack("{s:s, s:s}", "open", "dissolution", "dissolution_state", state);
+    if (problem)
+        *problem = json_pack("{s:s, s:s, s:s}", "open", "dissolution", "dissolution_state", state, "group_name",
+                             g->name);
     return qun_fail(
         err, QUN_LIFECYCLE_CONFLICT,
         "group %s has a dissolution in %s; the owner must cancel it (DELETE /v1/groups/%s/dissolution) "

@@ -115,3 +115,54 @@ def test_minor_flag_only_for_school_admins_and_guardians(srv):
     assert seen_by(other)[kid.openid] is None        # another member: not told
     assert seen_by(other)[other.openid] is False     # one's own flag is one's own
     assert expect(kid.get("/v1/me"), 200)["minor"] is True
+
+
+def test_cli_notices_events_gone_and_hints(srv, tmp_path):
+    owner, member = register(srv.url), register(srv.url)
+    gid = make_group(owner, members=[member], name="book club")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUN_")}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path), QUN_URL=srv.url, QUN_TOKEN=member.token, TZ="UTC")
+    ev = subprocess.Popen([QUN, "events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        time.sleep(1.0)
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "hello club"}), 201)
+        expect(request(owner, gid), 202)
+        # The owner's hint names the group, not <gid>.
+        r = qun(srv.url, owner, "transfer", "book club", member.username)
+        assert r.returncode != 0 and "LIFECYCLE_CONFLICT" in r.stderr, r.stderr
+        assert "qun cancel 'book club'" in r.stderr and "<gid>" not in r.stderr, r.stderr
+        # History: notices as sentences naming people, what can still be undone and until when.
+        out = qun(srv.url, member, "history", "book club").stdout
+        assert "hello club" in out and '{"notice"' not in out, out
+        assert "the owner can still cancel until then" in out, out
+        expect(owner.delete(f"/v1/groups/{gid}/dissolution"), 200)
+        assert f"the dissolution was cancelled by {owner.username}" in qun(srv.url, member, "history", "book club").stdout
+        expect(request(owner, gid, successor_name="book club 2"), 202)
+        advance(owner, 48 * H + 1)
+        wait_state(owner, gid, "dissolved")
+        time.sleep(1.0)
+    finally:
+        ev.kill()
+        seen = ev.communicate(timeout=10)[0].decode()
+    lines = seen.splitlines()
+    assert any("book club" in ln and f"{owner.username}: hello club" in ln for ln in lines), seen
+    assert any("the dissolution was cancelled by " + owner.username in ln for ln in lines), seen
+    assert "event:" not in seen and "data:" not in seen, seen
+    assert any("the group was dissolved" in ln and "continued in “book club 2”" in ln for ln in lines), seen
+    # GROUP_GONE names the successor group by name.
+    r = qun(srv.url, member, "history", gid)
+    assert r.returncode != 0 and "GROUP_GONE" in r.stderr, r.stderr
+    assert "dissolved; continued in “book club 2”" in r.stderr, r.stderr
+    assert "restore it until" in r.stderr, r.stderr
+
+
+def test_cli_password_from_stdin(srv):
+    alice = register(srv.url)
+    r = qun(srv.url, alice, "password", "--stdin", stdin="wrong password\nnew secret 123\n")
+    assert r.returncode != 0 and "BAD_CREDENTIALS" in r.stderr, r.stderr
+    r = qun(srv.url, alice, "password", "--stdin", stdin="correct horse\nshort\n")
+    assert r.returncode != 0 and "8 characters" in r.stderr, r.stderr
+    r = qun(srv.url, alice, "password", "--stdin", stdin="correct horse\nnew secret 123\n")
+    assert r.returncode == 0 and "password is changed" in r.stdout, (r.stdout, r.stderr)
+    relogin(alice, password="new secret 123")
+    assert "password [--stdin]" in qun(srv.url, None, "help", "password").stdout
