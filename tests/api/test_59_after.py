@@ -166,3 +166,13 @@ def test_cli_password_from_stdin(srv):
     assert r.returncode == 0 and "password is changed" in r.stdout, (r.stdout, r.stderr)
     relogin(alice, password="new secret 123")
     assert "password [--stdin]" in qun(srv.url, None, "help", "password").stdout
+
+
+def test_cli_preview_says_what_can_be_undone_and_until_when(srv):
+    owner = register(srv.url)
+    make_group(owner, name="undo club")
+    r = qun(srv.url, owner, "dissolve", "undo club", "--messages", "delete", "--confirm-name", "undo club", "--no-wait")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("Undo:"))
+    assert "the owner can cancel until the group dissolves (about 20" in line, line
+    assert "then restore it for" in line and "purged for good" in line, line
