@@ -40,7 +40,8 @@ static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) 
     if (strcmp(type, "message.created") == 0) {
         char line[480];
         const char *text = qun_jstr_or(d, "text", "");
-        if (strcmp(qun_jstr_or(d, "kind", ""), "system") == 0 && qun_notice_line(text, s->names, line, sizeof line))
+        if (strcmp(qun_jstr_or(d, "kind", ""), "system") == 0 &&
+            qun_notice_line(text, s->names, line, sizeof line))
             snprintf(out, size, "** %s", line);
         else {
             const char *author = qun_jstr_or(d, "author_display_name", NULL);
@@ -48,7 +49,8 @@ static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) 
             snprintf(out, size, "%s: %s", author ? author : "?", text);
         }
     } else if (strcmp(type, "dissolution.requested") == 0)
-        snprintf(out, size, "%s asked to dissolve the group (%s)", who(s, d, "requested_by", t1) ?: "the owner",
+        snprintf(out, size, "%s asked to dissolve the group (%s)",
+                 who(s, d, "requested_by", t1) ?: "the owner",
                  strcmp(qun_jstr_or(d, "state", ""), "review") == 0 ? "waiting for approvals" : "pending");
     else if (strcmp(type, "dissolution.pending") == 0)
         snprintf(out, size, "the group will be dissolved at %s; the owner can cancel until then",
@@ -61,7 +63,8 @@ static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) 
         const char *succ = qun_jstr_or(d, "successor", NULL);
         snprintf(out, size, "the group was dissolved; restorable until %s%s%s%s",
                  qun_fmt_time(qun_jint(d, "restorable_until"), tm), succ ? "; continued in “" : "",
-                 succ ? qun_jstr_or(d, "successor_name", qun_jstr_or(s->groups, succ, succ)) : "", succ ? "”" : "");
+                 succ ? qun_jstr_or(d, "successor_name", qun_jstr_or(s->groups, succ, succ)) : "",
+                 succ ? "”" : "");
     } else if (strcmp(type, "group.restored") == 0)
         snprintf(out, size, "the group was restored (by the %s)",
                  strcmp(qun_jstr_or(d, "by", ""), "server_admin") == 0 ? "server admin" : "owner");
@@ -71,22 +74,24 @@ static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) 
         snprintf(out, size, "%s renamed the group from “%s” to “%s”", by ? by : "someone",
                  qun_jstr_or(d, "old_name", ""), qun_jstr_or(d, "name", ""));
     else if (strcmp(type, "member.added") == 0)
-        snprintf(out, size, "%s joined as %s", subject ? subject : "someone", qun_jstr_or(d, "role", "member"));
+        snprintf(out, size, "%s joined as %s", subject ? subject : "someone",
+                 qun_jstr_or(d, "role", "member"));
     else if (strcmp(type, "member.removed") == 0)
         snprintf(out, size, "%s left or was removed%s%s%s%s", subject ? subject : "someone",
                  by && strcmp(qun_jstr_or(d, "by", ""), qun_jstr_or(d, "openid", "")) != 0 ? " by " : "",
                  by && strcmp(qun_jstr_or(d, "by", ""), qun_jstr_or(d, "openid", "")) != 0 ? by : "",
                  qun_jstr_or(d, "reason", NULL) ? ": " : "", qun_jstr_or(d, "reason", ""));
     else if (strcmp(type, "member.role_changed") == 0)
-        snprintf(out, size, "%s is now %s (was %s)", subject ? subject : "someone", qun_jstr_or(d, "role", "?"),
-                 qun_jstr_or(d, "old_role", "?"));
+        snprintf(out, size, "%s is now %s (was %s)", subject ? subject : "someone",
+                 qun_jstr_or(d, "role", "?"), qun_jstr_or(d, "old_role", "?"));
     else if (strcmp(type, "member.display_name_changed") == 0)
         snprintf(out, size, "%s is now called %s", who(s, d, "openid", t2) ?: "someone",
                  qun_jstr_or(d, "display_name", "(no display name)"));
     else if (strcmp(type, "member.invited") == 0)
         snprintf(out, size, "%s invited %s", by ? by : "someone", subject ? subject : "someone");
     else if (strcmp(type, "receipt.read") == 0)
-        snprintf(out, size, "%s read up to #%lld", who(s, d, "user", t1) ?: "someone", (long long)qun_jint(d, "seq"));
+        snprintf(out, size, "%s read up to #%lld", who(s, d, "user", t1) ?: "someone",
+                 (long long)qun_jint(d, "seq"));
     else if (strcmp(type, "member.typing") == 0)
         snprintf(out, size, "%s %s typing", dn ? dn : (who(s, d, "user", t1) ?: "someone"),
                  json_is_true(json_object_get(d, "typing")) ? "is" : "stopped");
@@ -207,8 +212,10 @@ int qun_cmd_events(qun_cli_t *c, int argc, char **argv) {
     if (!a.val[1]) {
         if (!c->json) learn_names(c, &s);
         sink = fopencookie(&s, "w", (cookie_io_functions_t){.write = sse_write});
-        if (!sink) rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "cannot open the event reader");
-        else setvbuf(sink, NULL, _IONBF, 0);
+        if (!sink)
+            rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "cannot open the event reader");
+        else
+            setvbuf(sink, NULL, _IONBF, 0);
     }
     if (rc == QUN_EXIT_OK) {
         qun_call_t call = {.method = "GET", .path = path, .sink = sink};
