@@ -529,6 +529,11 @@ qun_rc qun_diss_cancel(qun_db_t *db, const qun_actor_t *a, const char *gid, json
  * step-up, or a server admin). */
 qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, bool stepped_up, json_t **out,
                         qun_err_t *err);
+/* What a GROUP_GONE answer tells a person who was in group gid (a member until the
+ * dissolution, or the owner): sets "gone" on problem (borrowed) to {name, state,
+ * dissolved_at, purge_after, messages, held, successor_name?, kept: [{what, why}]}.
+ * Nothing for anyone else, nor for a group that is not gone; QUN_OK then too. */
+qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *problem, qun_err_t *err);
 /* Move a dissolution from review to pending once every approval is in (approval.c). */
 qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err);
 /* End a cancellable dissolution (archiving, review or pending) without dissolving:

@@ -440,10 +440,13 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
      * threshold); the cooling-off has its own field and the delay is the larger. */
     json_int_t notice_s = r->notice_applies ? (json_int_t)r->notice : 0;
     json_int_t cooling_s = (json_int_t)r->cooling_off, delay_s = (json_int_t)(due - now);
+    /* `export` is the old English sentence, kept for older clients; `export_code` says the
+     * same as a code (its time is `dissolves_at`) for clients to render in their language. */
     json_t *notice = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at", (json_int_t)due,
+        "{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at", (json_int_t)due,
         "delay_seconds", delay_s, "notice_seconds", notice_s, "cooling_off_seconds", cooling_s, "export",
-        "members may export their own copy until then", "messages", qun_q_col_text(q, 1));
+        "members may export their own copy until then", "export_code", "SELF_EXPORT_UNTIL_DUE", "messages",
+        qun_q_col_text(q, 1));
     qun_q_done(q);
     rc = post_notice(db, group_id, "pending", notice, err);
     if (rc == QUN_OK)
@@ -903,9 +906,10 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     }
     if (rc == QUN_OK)
         rc = post_notice(db, group_id, QUN_DISS_NAME(DISSOLVED),
-                         json_pack("{s:s*, s:s, s:I, s:s*}", "by", by[0] ? by : NULL, "messages", messages,
-                                   "restorable_until", (json_int_t)grace_until, "successor",
-                                   succ_gid[0] ? succ_gid : NULL),
+                         json_pack("{s:s*, s:s, s:I, s:s*, s:s*}", "by", by[0] ? by : NULL, "messages",
+                                   messages, "restorable_until", (json_int_t)grace_until, "successor",
+                                   succ_gid[0] ? succ_gid : NULL, "successor_name",
+                                   succ_gid[0] ? successor : NULL),
                          err);
     if (rc != QUN_OK) return rc;
     /* The receipt counts the messages recalled or removed before the dissolution. */
@@ -921,9 +925,10 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     json_decref(f);
     if (rc == QUN_OK)
         rc = qun_event_group(db, "group.dissolved", group_id, 0,
-                             json_pack("{s:s, s:s, s:I, s:s?}", "state", QUN_GROUP_NAME(DISSOLVED),
+                             json_pack("{s:s, s:s, s:I, s:s?, s:s*}", "state", QUN_GROUP_NAME(DISSOLVED),
                                        "messages", messages, "restorable_until", (json_int_t)grace_until,
-                                       "successor", succ_gid[0] ? succ_gid : NULL),
+                                       "successor", succ_gid[0] ? succ_gid : NULL, "successor_name",
+                                       succ_gid[0] ? successor : NULL),
                              err);
     if (rc == QUN_OK) {
         f = json_pack("{s:s, s:s?}", "group", gid, "successor", succ_gid[0] ? succ_gid : NULL);
@@ -1041,6 +1046,53 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
         json_decref(*out);
         return rc;
     }
+    return QUN_OK;
+}
+
+qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *problem, qun_err_t *err) {
+    qun_group_t g;
+    qun_rc rc = qun_group_load(db, gid, &g, err);
+    if (rc != QUN_OK) return rc == QUN_GROUP_NOT_FOUND ? QUN_OK : rc;
+    qun_group_state_t st = qun_group_state_parse(g.state);
+    if (st != QUN_GROUP_DISSOLVED && st != QUN_GROUP_PURGING && st != QUN_GROUP_PURGED) return QUN_OK;
+    /* Only someone who was in the group learns more than that it is gone: its members
+     * keep their rows until the purge, the owner for good. */
+    qun_q_t *q;
+    bool was_in = g.owner_id == a->uid;
+    if (!was_in) {
+        rc = qun_db_run(db, &q, err, "SELECT 1 FROM members WHERE group_id = $1 AND user_id = $2", "ii", g.id,
+                        a->uid);
+        if (rc == QUN_ROW) qun_q_done(q);
+        if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+        was_in = rc == QUN_ROW;
+    }
+    if (!was_in) return QUN_OK;
+    rc = qun_db_run(db, &q, err,
+                    "SELECT d.dissolved_at, d.grace_until, d.messages, d.successor_name FROM dissolutions d "
+                    "WHERE d.group_id = $1 AND d.dissolved_at IS NOT NULL ORDER BY d.id DESC LIMIT 1",
+                    "i", g.id);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    bool keep = strcmp(qun_q_col_text(q, 2), "keep") == 0;
+    json_t *gone = json_pack("{s:s, s:s, s:I, s:s}", "name", g.name, "state", g.state, "dissolved_at",
+                             (json_int_t)qun_q_col_int(q, 0), "messages", qun_q_col_text(q, 2));
+    if (gone && !qun_q_col_null(q, 1)) json_object_set_new(gone, "purge_after", json_integer(qun_q_col_int(q, 1)));
+    if (gone && !qun_q_col_null(q, 3))
+        json_object_set_new(gone, "successor_name", json_string(qun_q_col_text(q, 3)));
+    qun_q_done(q);
+    if (!gone) return qun_fail(err, QUN_NOMEM, "cannot describe the dissolved group");
+    bool held = count(db, "SELECT COUNT(*) FROM holds WHERE group_id = $1 AND released_at IS NULL", g.id) > 0;
+    int64_t pays = count(db, "SELECT COUNT(*) FROM payments WHERE group_id = $1", g.id);
+    /* What outlives the purge, and why: codes a client renders in its own words. */
+    json_t *kept = json_array();
+    if (held) json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "everything", "why", "legal_hold"));
+    if (keep)
+        json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "messages", "why", "owner_read_only"));
+    if (pays > 0) json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "payments", "why", "retention"));
+    json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "bill_lines", "why", "personal_record"));
+    json_object_set_new(gone, "held", json_boolean(held));
+    json_object_set_new(gone, "kept", kept);
+    json_object_set_new(problem, "gone", gone);
     return QUN_OK;
 }
 

@@ -247,17 +247,23 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
     int64_t last = 0;
     rc = qun_db_run(
         db, &q, err,
-        "SELECT u.id, u.openid, u.username, m.role, m.joined_at, u.is_minor, u.display_name FROM members m "
+        "SELECT u.id, u.openid, u.username, m.role, m.joined_at, u.is_minor, u.display_name, "
+        /* Whether the caller may know this member is a minor: a guardian of theirs, an
+         * admin of the group's school, or the member themselves. */
+        "CASE WHEN u.id = $4 OR EXISTS (SELECT 1 FROM guardians gu WHERE gu.minor_id = u.id "
+        "AND gu.guardian_id = $4) OR EXISTS (SELECT 1 FROM org_admins oa JOIN orgs o ON o.id = oa.org_id WHERE o.id = $5 "
+        "AND o.kind = 'school' AND oa.user_id = $4) THEN 1 ELSE 0 END FROM members m "
         "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
-        "iii", g.id, after, (int64_t)limit);
+        "iiiii", g.id, after, (int64_t)limit, a->uid, g.org_id);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        json_array_append_new(items,
-                              json_pack("{s:s, s:s, s:s?, s:s, s:I, s:b}", "openid", qun_q_col_text(q, 1),
-                                        "username", qun_q_col_text(q, 2), "display_name",
-                                        qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "role",
-                                        qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4),
-                                        "minor", (int)qun_q_col_int(q, 5)));
+        json_t *m = json_pack("{s:s, s:s, s:s?, s:s, s:I}", "openid", qun_q_col_text(q, 1), "username",
+                              qun_q_col_text(q, 2), "display_name",
+                              qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "role", qun_q_col_text(q, 3),
+                              "joined_at", (json_int_t)qun_q_col_int(q, 4));
+        /* `minor` is told only to those who may know it; to the rest it is absent. */
+        if (m && qun_q_col_int(q, 7)) json_object_set_new(m, "minor", json_boolean(qun_q_col_int(q, 5)));
+        json_array_append_new(items, m);
     }
     return qun_page(rc, items, last, limit, out);
 }
@@ -453,7 +459,8 @@ qun_rc qun_lifecycle_no_transfer(qun_db_t *db, const qun_group_t *g, json_t **pr
     char to[QUN_ID_MAX];
     snprintf(to, sizeof to, "%s", qun_q_col_text(q, 0));
     qun_q_done(q);
-    if (problem) *problem = json_pack("{s:s, s:s}", "open", "transfer", "transfer_to", to);
+    if (problem)
+        *problem = json_pack("{s:s, s:s, s:s}", "open", "transfer", "transfer_to", to, "group_name", g->name);
     return qun_fail(err, QUN_LIFECYCLE_CONFLICT,
                     "group %s has an ownership transfer to %s waiting for an answer; withdraw it "
                     "(DELETE /v1/groups/%s/transfer) or wait until it is declined before dissolving",
@@ -480,7 +487,9 @@ static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doi
         snprintf(state, sizeof state, "%s", qun_q_col_text(q, 0));
         qun_q_done(q);
     }
-    if (problem) *problem = json_pack("{s:s, s:s}", "open", "dissolution", "dissolution_state", state);
+    if (problem)
+        *problem = json_pack("{s:s, s:s, s:s}", "open", "dissolution", "dissolution_state", state, "group_name",
+                             g->name);
     return qun_fail(
         err, QUN_LIFECYCLE_CONFLICT,
         "group %s has a dissolution in %s; the owner must cancel it (DELETE /v1/groups/%s/dissolution) "

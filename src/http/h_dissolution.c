@@ -60,6 +60,20 @@ static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
     return rc == QUN_OK ? qun_ok(r, status, out) : rc;
 }
 
+/* A preview refused with LIFECYCLE_CONFLICT says what is open, as the request does
+ * (`open`, `transfer_to`, `group_name`), so a client can name the way out. */
+static qun_rc conflict_extra(qun_req_t *r, qun_rc rc) {
+    qun_group_t g;
+    qun_err_t ignored;
+    json_t *problem = NULL;
+    if (rc == QUN_LIFECYCLE_CONFLICT && !r->problem_extra && qun_group_load(r->db, GID, &g, &ignored) == QUN_OK &&
+        qun_lifecycle_no_transfer(r->db, &g, &problem, &ignored) == QUN_LIFECYCLE_CONFLICT)
+        r->problem_extra = problem;
+    else
+        json_decref(problem);
+    return rc;
+}
+
 /* The preview's counting happens here, on the loop thread's reader: at 1M messages it
  * takes tens of milliseconds that must not hold the writer. */
 qun_rc h_diss_preview_prep(qun_req_t *r) {
@@ -74,7 +88,7 @@ qun_rc h_diss_preview_prep(qun_req_t *r) {
     json_t *params = diss_params(r->json);
     rc = qun_diss_impact(r->db, &r->actor, GID, params, &r->out, &r->err);
     json_decref(params);
-    return rc;
+    return conflict_extra(r, rc);
 }
 
 qun_rc h_diss_preview(qun_req_t *r) {
@@ -83,7 +97,7 @@ qun_rc h_diss_preview(qun_req_t *r) {
     qun_rc rc = qun_diss_preview(r->db, &r->actor, GID, params, view, &out, &r->err);
     json_decref(params);
     json_decref(view);
-    return answer(r, rc, 200, out);
+    return answer(r, conflict_extra(r, rc), 200, out);
 }
 
 qun_rc h_diss_request_prep(qun_req_t *r) {

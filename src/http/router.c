@@ -174,6 +174,9 @@ static void add_successor(qun_req_t *r, json_t *p) {
     qun_err_t err;
     if (qun_group_successor(r->w->db, r->params[0], succ, &err) == QUN_OK && succ[0])
         json_object_set_new(p, "successor", json_string(succ));
+    /* Someone who was in the group also learns its name, when it went and what became of
+     * their data (the console's "after a dissolution" page). */
+    if (r->actor.uid) (void)qun_diss_gone_view(r->w->db, &r->actor, r->params[0], p, &err);
 }
 
 /* The request's URI for the logs, with the values of the ticket= and access_token=

@@ -577,6 +577,32 @@ static void report_requirements(json_t *reqs) {
     }
 }
 
+/* name as one shell word for a hint to copy: as it is when it is plain, else in single
+ * quotes (a quote inside written '\'' as sh reads it). */
+static void shell_word(const char *name, char *out, size_t size) {
+    bool plain = *name != '\0';
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("-_.,/+@:%", *p) || (unsigned char)*p >= 0x80))
+            plain = false;
+    if (plain || size < 8) {
+        snprintf(out, size, "%s", name);
+        return;
+    }
+    size_t n = 0;
+    out[n++] = '\'';
+    for (const char *p = name; *p && n + 6 < size; p++) {
+        if (*p == '\'') {
+            memcpy(out + n, "'\\''", 4);
+            n += 4;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n++] = '\'';
+    out[n] = '\0';
+}
+
 /* Print a problem answer in the one error format, with hints the answer carries. */
 static int report_problem(qun_resp_t *resp) {
     json_t *p = resp->json;
@@ -593,17 +619,37 @@ static int report_problem(qun_resp_t *resp) {
     report_requirements(json_object_get(p, "requirements"));
     if (strcmp(code, "TOKEN_INVALID") == 0 || strcmp(code, "UNAUTHENTICATED") == 0)
         fprintf(stderr, "qun:   log in again with: qun login <username>\n");
+    if (strcmp(code, "GROUP_GONE") == 0) {
+        /* Where the group went: the successor's name (told to its former members), else its id. */
+        json_t *gone = json_object_get(p, "gone");
+        const char *succ = qun_jstr_or(gone, "successor_name", qun_jstr_or(p, "successor", NULL));
+        const char *name = qun_jstr_or(gone, "name", NULL);
+        char when[32];
+        if (succ)
+            fprintf(stderr, "qun:   %s%s%sdissolved; continued in \u201c%s\u201d\n", name ? "\u201c" : "",
+                    name ? name : "", name ? "\u201d " : "", succ);
+        else if (name)
+            fprintf(stderr, "qun:   \u201c%s\u201d was dissolved\n", name);
+        if (qun_jint(gone, "purge_after") > 0 && strcmp(qun_jstr_or(gone, "state", ""), "dissolved") == 0)
+            fprintf(stderr, "qun:   the owner can restore it until %s; then its data is purged\n",
+                    qun_fmt_time(qun_jint(gone, "purge_after"), when));
+    }
     if (strcmp(code, "LIFECYCLE_CONFLICT") == 0) {
         const char *open = qun_jstr_or(p, "open", "");
+        char ref[300];
+        if (qun_jstr_or(p, "group_name", NULL))
+            shell_word(qun_jstr_or(p, "group_name", ""), ref, sizeof ref);
+        else
+            snprintf(ref, sizeof ref, "<group>");
         if (strcmp(open, "transfer") == 0)
-            fprintf(stderr,
-                    "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw <gid>\n");
+            fprintf(stderr, "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw %s\n", ref);
         else if (strcmp(open, "dissolution") == 0)
-            fprintf(stderr, "qun:   a dissolution is open: the owner cancels it with: qun cancel <gid>\n");
+            fprintf(stderr, "qun:   a dissolution is open: the owner cancels it with: qun cancel %s\n", ref);
         else
             fprintf(stderr,
-                    "qun:   close the other one first: qun transfer withdraw <gid> (an open ownership offer) "
-                    "or qun cancel <gid> (an open dissolution)\n");
+                    "qun:   close the other one first: qun transfer withdraw %s (an open ownership offer) "
+                    "or qun cancel %s (an open dissolution)\n",
+                    ref, ref);
     }
     return QUN_EXIT_FAIL;
 }
@@ -833,6 +879,14 @@ static int prompt_noecho(FILE *tty, const char *prompt, char *out, size_t size) 
     if (!got) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no password given");
     out[strcspn(out, "\r\n")] = '\0';
     return QUN_EXIT_OK;
+}
+
+int qun_prompt_password(const char *prompt, char *out, size_t size) {
+    FILE *tty = fopen("/dev/tty", "r+");
+    if (!tty) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "cannot open the terminal to ask for a password");
+    int rc = prompt_noecho(tty, prompt, out, size);
+    fclose(tty);
+    return rc;
 }
 
 int qun_read_password(const char *flag, bool confirm, char *out, size_t size) {

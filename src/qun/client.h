@@ -177,6 +177,13 @@ int qun_read_passphrase(char *out, size_t size);
 char *qun_prompt_line(const char *prompt);
 
 /* ---- commands (cmd_*.c); each returns an exit status ---- */
+/* A dissolution notice (a system message whose text is JSON, docs/events.md) as one
+ * readable sentence into out, naming people by names (openid -> name, may be NULL);
+ * false when text is not one. */
+bool qun_notice_line(const char *text, json_t *names, char *out, size_t size);
+/* Ask for a password on the terminal (echo off) with prompt.  Returns an exit status. */
+int qun_prompt_password(const char *prompt, char *out, size_t size);
+int qun_cmd_password(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_register(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_login(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_logout(qun_cli_t *c, int argc, char **argv);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Account commands: register, login (saves the token), logout (revokes the session
- * and forgets the token), whoami, sessions and display-name. */
+ * and forgets the token), whoami, sessions, display-name and password. */
+#include <sodium.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -216,5 +219,50 @@ int qun_cmd_display_name(qun_cli_t *c, int argc, char **argv) {
         printf("your display name is cleared; people see your username, %s\n",
                qun_jstr_or(me, "username", "?"));
     json_decref(me);
+    return QUN_EXIT_OK;
+}
+
+/* One line of standard input, without its line end; false at end of input. */
+static bool stdin_line(char *out, size_t size) {
+    if (!fgets(out, (int)size, stdin)) return false;
+    out[strcspn(out, "\r\n")] = '\0';
+    return true;
+}
+
+/* password [--stdin]: on a terminal it asks for the current password and the new one
+ * twice; with --stdin, or when standard input is not a terminal, it reads the current
+ * password from the first line and the new one from the second (for scripts). */
+int qun_cmd_password(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--stdin", NULL, false}, {0}};
+    qun_args_t a;
+    char cur[512], pw[512], again[512];
+    json_t *out = NULL;
+    int rc = qun_args_parse(argc, argv, opts, 0, 0, "password [--stdin]", &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (a.val[0] || !isatty(STDIN_FILENO)) {
+        if (!stdin_line(cur, sizeof cur) || !stdin_line(pw, sizeof pw))
+            rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                              "--stdin reads two lines: the current password, then the new one");
+    } else {
+        rc = qun_prompt_password("Current password: ", cur, sizeof cur);
+        if (rc == QUN_EXIT_OK) rc = qun_prompt_password("New password: ", pw, sizeof pw);
+        if (rc == QUN_EXIT_OK) rc = qun_prompt_password("Repeat new password: ", again, sizeof again);
+        if (rc == QUN_EXIT_OK && strcmp(pw, again) != 0)
+            rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the new passwords differ; nothing was changed");
+    }
+    if (rc == QUN_EXIT_OK && strlen(pw) < 8)
+        rc = qun_cli_fail(QUN_EXIT_USAGE, "FIELD_INVALID", "the new password needs at least 8 characters");
+    if (rc == QUN_EXIT_OK)
+        rc = qun_cli_json(c, "POST", "/v1/me/password",
+                          json_pack("{s:s, s:s}", "old_password", cur, "new_password", pw), &out);
+    sodium_memzero(cur, sizeof cur);
+    sodium_memzero(pw, sizeof pw);
+    sodium_memzero(again, sizeof again);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("Your password is changed; your other sessions were logged out.\n");
+    json_decref(out);
     return QUN_EXIT_OK;
 }

@@ -47,9 +47,7 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     return QUN_EXIT_OK;
 }
 
-/* A dissolution notice (a system message whose text is JSON, docs/events.md) as one
- * readable line into out; false when text is not one. */
-static bool notice_line(const char *text, char *out, size_t size) {
+bool qun_notice_line(const char *text, json_t *names, char *out, size_t size) {
     json_t *n = json_loads(text, 0, NULL);
     const char *kind = qun_jstr_or(n, "notice", NULL);
     if (!kind || strncmp(kind, "dissolution", 11) != 0) {
@@ -57,18 +55,22 @@ static bool notice_line(const char *text, char *out, size_t size) {
         return false;
     }
     const char *stage = kind[11] == '.' ? kind + 12 : "pending", *by = qun_jstr_or(n, "by", NULL);
+    if (by) by = qun_jstr_or(names, by, by); /* a name where the member list gave one */
     char t[32], who[80] = "";
     if (by) snprintf(who, sizeof who, " by %s", by);
     if (strcmp(stage, "review") == 0)
         snprintf(out, size, "dissolution requested%s; waiting for %lld approval(s)", who,
                  (long long)qun_jint(n, "approvals"));
     else if (strcmp(stage, "pending") == 0)
-        snprintf(out, size, "this group will be dissolved at %s; export your copy before then",
+        snprintf(out, size,
+                 "this group will be dissolved at %s; the owner can still cancel until then, and every "
+                 "member may export their own copy until then",
                  qun_fmt_time(qun_jint(n, "dissolves_at"), t));
     else if (strcmp(stage, "dissolved") == 0)
         snprintf(out, size, "this group was dissolved%s (messages %s%s%s); restorable until %s", who,
                  qun_jstr_or(n, "messages", "keep"),
-                 qun_jstr_or(n, "successor", NULL) ? "; continues in " : "", qun_jstr_or(n, "successor", ""),
+                 qun_jstr_or(n, "successor", NULL) ? "; continues in " : "",
+                 qun_jstr_or(n, "successor_name", qun_jstr_or(n, "successor", "")),
                  qun_fmt_time(qun_jint(n, "restorable_until"), t));
     else if (strcmp(stage, "restored") == 0)
         snprintf(out, size, "this group was restored%s", who);
@@ -144,7 +146,7 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
                    qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)), why);
             continue;
         }
-        if (strcmp(kind, "system") == 0 && notice_line(qun_jstr_or(m, "text", ""), line, sizeof line)) {
+        if (strcmp(kind, "system") == 0 && qun_notice_line(qun_jstr_or(m, "text", ""), names, line, sizeof line)) {
             printf("#%-4lld %s  ** %s\n", (long long)qun_jint(m, "seq"),
                    qun_fmt_time(qun_jint(m, "created_at"), t), line);
             continue;

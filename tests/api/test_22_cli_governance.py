@@ -245,7 +245,7 @@ def test_events_follows_the_stream(tmp_path):
         alice, bob = register(s.url), register(s.url)
         gid = make_group(alice, members=[bob])
         env = dict(os.environ, QUN_URL=s.url, QUN_TOKEN=bob.token, XDG_CONFIG_HOME=str(tmp_path))
-        p = subprocess.Popen([QUN, "events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        p = subprocess.Popen([QUN, "events", "--raw"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         _time.sleep(0.5)
         expect(alice.post(f"/v1/groups/{gid}/messages", {"text": "hello from alice"}), 201)
         deadline = _time.time() + 10

@@ -277,7 +277,7 @@ def test_cli_names_the_conflict_withdraws_and_confirms_a_removal_past_the_thresh
     age_sessions(srv.url)
     owner.ok("transfer", gid, heir.openid, "--confirm-name", "porch")
     r = owner.fails("LIFECYCLE_CONFLICT", "dissolve", gid, "--messages", "keep", "--confirm-name", "porch", "--no-wait")
-    assert f"qun transfer withdraw <gid>" in r.stderr, r.stderr
+    assert "qun transfer withdraw porch" in r.stderr and "<gid>" not in r.stderr, r.stderr
     assert "withdrew the offer" in owner.ok("transfer", "withdraw", gid).stdout
     heir.fails("TRANSFER_NOT_FOUND", "transfer", "accept", gid)
     # Ten removals a day go through; the eleventh asks for the group's name.

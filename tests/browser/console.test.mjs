@@ -104,6 +104,7 @@ async function newUser(browser, locale) {
     if (user.goneExpected && /status of 410 \(Gone\)/.test(m.text())) return;
     if (user.stepUpExpected && /status of 428/.test(m.text())) return;
     if (user.refusalExpected && /status of 422/.test(m.text())) return;
+    if (user.badPasswordExpected && /status of 401/.test(m.text())) return;
     errors.push(`${locale} console: ${m.text()} (${m.location().url})`);
   });
   page.on('pageerror', (e) => errors.push(`${locale} page error: ${e.message}`));
@@ -159,6 +160,7 @@ async function register(page, username) {
   await page.waitForSelector('#register');
   await page.fill('input[name=new-username]', username);
   await page.fill('input[name=new-password]', PASSWORD);
+  await page.fill('input[name=new-password-again]', PASSWORD);
   await page.click('#register');
   await page.waitForSelector('#my-username');
   const me = await api('GET', '/v1/me', undefined, await tokenOf(page));
@@ -232,7 +234,7 @@ try {
       order.push(await focused());
     }
     const names = order.map((o) => o.name).join(', ');
-    check(names === 'username, password, signin, new-username, new-password, register', `tab order: ${names}`);
+    check(names === 'username, password, signin, new-username, new-password, new-password-again', `tab order: ${names}`);
     check(order.every((o) => o.visible), `focus visible on each: ${JSON.stringify(order)}`);
     // Backwards past the heading: the language switch, the brand, then the skip link.
     for (let i = 0; i < 5; i++) await page.keyboard.press('Shift+Tab');
@@ -583,7 +585,9 @@ try {
   let egid = '';
   await step('an org admin creates an enterprise org: dissolve protection is on', async () => {
     await register(carol.page, 'carol');
-    await carol.page.click('a[href="#/admin"]');
+    // A plain user has no Admin menu; the profile leads to the organisations page.
+    check(await carol.page.locator('#nav a[href="#/admin"]').count() === 0, 'no Admin menu for a plain user');
+    await carol.page.goto(`${URL}/#/admin`);
     await carol.page.waitForSelector('#admin-orgs');
     await shot(carol.page, 'admin-index');
     await carol.page.click('#admin-orgs');
@@ -1004,6 +1008,197 @@ try {
     check(html.includes('<b>pat</b>') && html.includes('&lt;script&gt;alert(1)&lt;/script&gt; 周五开会'),
       'the transcript names the author and escapes the text');
     check(html.includes('Times are in UTC'), 'the transcript says its time zone');
+  });
+
+  // ---- after a dissolution, scroll-back and account basics (issue 17, wt-after) ----
+  // Both languages: the page as it is, then the same page in the other language.
+  const shotBoth = async (page, name) => {
+    const was = await page.inputValue('#lang');
+    await shot(page, `${name}-${was}`);
+    const other = was === 'zh' ? 'en' : 'zh';
+    await page.selectOption('#lang', other);
+    await page.waitForFunction((l) => document.documentElement.lang.startsWith(l === 'zh' ? 'zh' : 'en') && !document.getElementById('view').hasAttribute('aria-busy'), other);
+    await shot(page, `${name}-${other}`);
+    await page.selectOption('#lang', was);
+    await page.waitForFunction(() => !document.getElementById('view').hasAttribute('aria-busy'));
+  };
+  const signInAs = async (page, username, password = PASSWORD) => {
+    await page.goto(URL + '/#/login');
+    await page.waitForSelector('#signin');
+    await page.fill('input[name=username]', username);
+    await page.fill('input[name=password]', password);
+    await page.click('#signin');
+    await page.waitForFunction(() => sessionStorage.getItem('qun.token'));
+  };
+  const apiUser = async (username) => {
+    await api('POST', '/v1/users', { username, password: PASSWORD });
+    const s = await api('POST', '/v1/sessions', { username, password: PASSWORD, device_id: 'cli-' + username, platform: 'cli' });
+    return { token: s.token, openid: s.openid };
+  };
+  const apiDissolve = async (tok, g, extra = {}) => {
+    const p = await api('POST', `/v1/groups/${g}/dissolution/preview`, { messages: 'keep', ...extra }, tok);
+    return api('POST', `/v1/groups/${g}/dissolution`, { messages: 'keep', confirmation_token: p.confirmation_token, typed_name: p.name, ...extra }, tok);
+  };
+
+  const reader = await newUser(browser, 'en-US');
+  reader.badPasswordExpected = true; // the password change is tried with a wrong one first
+  await step('sign-up asks for the password twice and says a mismatch before sending', async () => {
+    const page = reader.page;
+    await page.goto(URL + '/#/login');
+    await page.waitForSelector('#register');
+    await page.fill('input[name=new-username]', 'dora17');
+    await page.fill('input[name=new-password]', PASSWORD);
+    await page.fill('input[name=new-password-again]', PASSWORD + 'x');
+    await page.waitForSelector('#register-mismatch:not(:empty)');
+    check((await page.getAttribute('#register-password-again', 'aria-invalid')) === 'true', 'the second field is marked invalid');
+    await shotBoth(page, 'signup-mismatch');
+    // The language switch drew the form anew: fill it again, still differing.
+    await page.fill('input[name=new-username]', 'dora17');
+    await page.fill('input[name=new-password]', PASSWORD);
+    await page.fill('input[name=new-password-again]', PASSWORD + 'x');
+    await page.click('#register');
+    check(!(await page.evaluate(() => sessionStorage.getItem('qun.token'))), 'nothing was sent with differing passwords');
+    await page.fill('input[name=new-password-again]', PASSWORD);
+    check((await page.textContent('#register-mismatch')) === '', 'the mismatch goes when they agree');
+    await page.click('#register');
+    await page.waitForSelector('#my-username');
+    check(await page.locator('#nav a[href="#/admin"]').count() === 0, 'no Admin menu for a plain user');
+  });
+
+  let longGid = '';
+  await step('scroll-back through 250 messages, keeping the place; live messages still arrive', async () => {
+    const page = reader.page;
+    const tok = await tokenOf(page);
+    longGid = (await api('POST', '/v1/groups', { name: '长聊 long talk' }, tok)).id;
+    for (let i = 1; i <= 250; i++) await api('POST', `/v1/groups/${longGid}/messages`, { text: `line ${i}` }, tok);
+    await page.goto(`${URL}/#/g/${longGid}`);
+    await page.waitForSelector('#messages li[data-seq]');
+    const count = () => page.locator('#messages li[data-seq]').count();
+    check(await count() === 200, `the latest page only: ${await count()}`);
+    await page.waitForFunction(() => {
+      const l = document.getElementById('messages');
+      return l.scrollTop + l.clientHeight >= l.scrollHeight - 2;
+    });
+    await shotBoth(page, 'scroll-latest');
+    // Scrolling to the top loads the earlier page; the message read before stays in view.
+    const anchorSeq = await page.getAttribute('#messages li[data-seq]', 'data-seq');
+    await page.evaluate(() => { document.getElementById('messages').scrollTop = 0; });
+    await page.waitForFunction(() => document.querySelectorAll('#messages li[data-seq]').length === 250);
+    const firstSeq = await page.getAttribute('#messages li[data-seq]', 'data-seq');
+    check(firstSeq === '1', `the first message is there: ${firstSeq}`);
+    const inView = await page.evaluate((s) => {
+      const l = document.getElementById('messages');
+      const el = l.querySelector(`[data-seq="${s}"]`);
+      return el.offsetTop - l.offsetTop - l.scrollTop;
+    }, anchorSeq);
+    check(Math.abs(inView) < 80, `the place is kept: ${inView}px`);
+    await page.waitForSelector('#scroll-status:has-text("beginning")');
+    check(await page.isHidden('#load-earlier'), 'no button past the beginning');
+    await api('POST', `/v1/groups/${longGid}/messages`, { text: 'live one' }, tok);
+    await page.waitForSelector('#messages li:last-child:has-text("live one")');
+    await page.evaluate(() => { document.getElementById('messages').scrollTop = 0; });
+    await shotBoth(page, 'scroll-beginning');
+  });
+
+  await step('the Load earlier messages button works by keyboard', async () => {
+    const page = reader.page;
+    await page.goto(`${URL}/#/groups`);
+    await page.waitForSelector('#group-list');
+    await page.goto(`${URL}/#/g/${longGid}`);
+    await page.waitForSelector('#load-earlier');
+    await page.focus('#load-earlier');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelectorAll('#messages li[data-seq]').length === 251);
+  });
+
+  await step('password change: wrong current password said, then changed', async () => {
+    const page = reader.page;
+    await page.goto(`${URL}/#/me`);
+    await page.click('#password-link');
+    await page.waitForSelector('#change-password');
+    await page.fill('#current-password', 'not my password');
+    await page.fill('#account-new-password', 'a brand new secret');
+    await page.fill('#account-new-password-again', 'a brand new secret!');
+    await page.waitForSelector('#account-mismatch:not(:empty)');
+    await page.fill('#account-new-password-again', 'a brand new secret');
+    await page.click('#change-password');
+    await page.waitForSelector('#account-password-error[data-code="BAD_CREDENTIALS"]');
+    await shotBoth(page, 'password-wrong');
+    await page.fill('#current-password', PASSWORD); // the language switch drew the form anew
+    await page.fill('#account-new-password', 'a brand new secret');
+    await page.fill('#account-new-password-again', 'a brand new secret');
+    await page.click('#change-password');
+    await page.waitForSelector('#my-username');
+    await api('POST', '/v1/sessions', { username: 'dora17', password: 'a brand new secret', device_id: 'cli-check', platform: 'cli' });
+  });
+
+  // fay17 owns "Plans"; two members (eve17 in Chinese, gus17) watch it live.
+  const eve = await newUser(browser, 'zh-CN');
+  const bob2 = await newUser(browser, 'en-US');
+  eve.goneExpected = true;
+  const fayUser = await apiUser('fay17');
+  const eveUser = await apiUser('eve17');
+  const bobUser = await apiUser('gus17');
+  const planGid = (await api('POST', '/v1/groups', { name: 'Plans 计划' }, fayUser.token)).id;
+  for (const u of [eveUser, bobUser]) await api('POST', `/v1/groups/${planGid}/members`, { openid: u.openid }, fayUser.token);
+  await step('cancelling a pending dissolution clears the banner live for every member', async () => {
+    await signInAs(eve.page, 'eve17');
+    await signInAs(bob2.page, 'gus17');
+    await eve.page.goto(`${URL}/#/g/${planGid}`);
+    await eve.page.waitForSelector('#group[data-live="on"]');
+    await bob2.page.goto(`${URL}/#/groups`);
+    await bob2.page.waitForSelector(`#group-list [data-group="${planGid}"] .badge[data-state="active"]`);
+    await bob2.page.waitForFunction(() => document.getElementById('group-list').dataset.live === 'on');
+    await apiDissolve(fayUser.token, planGid);
+    await eve.page.waitForSelector('#notice-banner', { timeout: 15000 });
+    await bob2.page.waitForSelector(`#group-list [data-group="${planGid}"] .badge[data-state="pending"]`, { timeout: 15000 });
+    check(/导出.*仍可取消|仍可取消.*导出/.test(await eve.page.textContent('#messages')), 'the pending notice names the export window (export_code) and the cancel');
+    await shot(eve.page, 'pending-banner-zh');
+    await api('DELETE', `/v1/groups/${planGid}/dissolution`, undefined, fayUser.token);
+    await eve.page.waitForSelector('#notice-banner', { state: 'detached', timeout: 15000 });
+    await bob2.page.waitForSelector(`#group-list [data-group="${planGid}"] .badge[data-state="active"]`, { timeout: 15000 });
+    await eve.page.waitForSelector('#messages li.system:last-child:has-text("取消")');
+    await shotBoth(eve.page, 'cancelled-live');
+  });
+
+  await step('a member opens the dissolved group: name, date, data, successor link', async () => {
+    await apiDissolve(fayUser.token, planGid, { successor_name: 'Plans 2 计划二' });
+    await api('POST', '/v1/test/clock', { advance: 48 * 3600 + 1 });
+    const deadline = Date.now() + 15000;
+    for (;;) {
+      const st = await api('GET', `/v1/groups/${planGid}/dissolution`, undefined, fayUser.token);
+      if (st.state === 'dissolved') break;
+      check(Date.now() < deadline, `never dissolved: ${st.state}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await eve.page.goto(`${URL}/#/groups`);
+    await eve.page.goto(`${URL}/#/g/${planGid}`);
+    await eve.page.waitForSelector('#gone-data');
+    const text = await eve.page.textContent('#view');
+    check(text.includes('Plans 计划') && text.includes('Plans 2 计划二'), `names: ${text}`);
+    check(text.includes('群主') && !text.includes(planGid), `what was kept, no ids: ${text}`);
+    await shotBoth(eve.page, 'gone-member');
+    await eve.page.click('#successor-link');
+    await eve.page.waitForSelector('#group-name:has-text("Plans 2")');
+  });
+
+  const fay = await newUser(browser, 'en-US');
+  fay.stepUpExpected = true;
+  fay.goneExpected = true; // the owner's dissolved group answers 410 for members, files, payments
+  await step('the owner restores the dissolved group with the password step-up', async () => {
+    const page = fay.page;
+    await signInAs(page, 'fay17');
+    await page.goto(`${URL}/#/g/${planGid}`);
+    await page.waitForSelector('#restore-btn');
+    await page.click('#restore-btn');
+    await page.waitForSelector('#restore-password');
+    await shotBoth(page, 'restore-step-up');
+    await page.click('#restore-btn'); // the language switch drew the page anew
+    await page.waitForSelector('#restore-password');
+    await page.fill('#restore-password', PASSWORD);
+    await page.click('#restore-btn');
+    await page.waitForSelector('#group-state .badge[data-state="active"]', { timeout: 15000 });
+    check(await page.locator('#restore').count() === 0, 'the restore card is gone');
   });
 
   await step('no console errors', async () => {

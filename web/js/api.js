@@ -23,12 +23,13 @@ export const session = {
     else sessionStorage.removeItem('qun.mustchange');
   },
   set(token, openid, username) {
+    sessionStorage.removeItem('qun.admin'); // learnt again for this account (views/after.js)
     sessionStorage.setItem('qun.token', token);
     sessionStorage.setItem('qun.openid', openid);
     sessionStorage.setItem('qun.username', username);
   },
   clear() {
-    for (const k of ['qun.token', 'qun.openid', 'qun.username', 'qun.mustchange']) sessionStorage.removeItem(k);
+    for (const k of ['qun.token', 'qun.openid', 'qun.username', 'qun.mustchange', 'qun.admin']) sessionStorage.removeItem(k);
     oneTimeCode = null;
   },
 };
@@ -83,7 +84,8 @@ export async function request(method, path, body, opts = {}) {
       session.mustChange = true;
       window.dispatchEvent(new CustomEvent('qun:must-change'));
     }
-    if (res.status === 401 && session.token && path !== '/v1/sessions') {
+    // A wrong password typed again (a password change, a step-up) is not an ended session.
+    if (res.status === 401 && session.token && path !== '/v1/sessions' && err.code !== 'BAD_CREDENTIALS') {
       session.clear();
       window.dispatchEvent(new CustomEvent('qun:signed-out'));
     }

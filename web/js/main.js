@@ -18,6 +18,7 @@ import {
 } from './views/admin.js';
 import { passwordView } from './views/password.js';
 import { billView } from './views/payments.js';
+import { accountPasswordView, adminAllowed, adminKnown, refreshAdmin } from './views/after.js';
 
 const routes = [
   [/^#\/login$/, loginView, false],
@@ -37,6 +38,7 @@ const routes = [
   [/^#\/admin\/users\/([\w-]+)$/, adminUserView, true],
   [/^#\/password$/, passwordView, true],
   [/^#\/bill$/, billView, true],
+  [/^#\/me\/password$/, accountPasswordView, true],
 ];
 
 let cleanups = [];
@@ -59,14 +61,14 @@ function nav() {
     return;
   }
   const link = (href, key) => h('a', { href, 'aria-current': location.hash.startsWith(href) ? 'page' : null }, t(key));
-  el.replaceChildren(
+  el.replaceChildren(...[
     link('#/groups', 'nav.groups'),
     link('#/approvals', 'nav.approvals'),
     link('#/bill', 'nav.bill'),
-    link('#/admin', 'nav.admin'),
+    adminAllowed() ? link('#/admin', 'nav.admin') : null, // only for someone with an admin page
     link('#/me', 'nav.profile'),
     signOut,
-  );
+  ].filter(Boolean));
 }
 
 function chrome() {
@@ -83,6 +85,7 @@ export async function render() {
   cleanups = [];
   document.getElementById('banner').replaceChildren();
   chrome();
+  if (session.token && !session.mustChange && (!adminKnown() || location.hash.startsWith('#/admin'))) refreshAdmin().then((changed) => changed && nav());
   let hash = location.hash || '#/groups';
   let match = null;
   let route = routes.find(([re]) => (match = re.exec(hash)));

@@ -22,14 +22,30 @@ export async function loginView() {
 
   const ru = h('input', { name: 'new-username', autocomplete: 'username', required: true, maxlength: 64 });
   const rp = h('input', { name: 'new-password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  // The password twice: a mismatch is said as soon as the second one is typed.
+  const rp2 = h('input', { name: 'new-password-again', id: 'register-password-again', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const rmismatch = h('p', { class: 'error', id: 'register-mismatch', 'aria-live': 'polite' });
+  const rcheck = () => {
+    const bad = rp2.value !== '' && rp.value !== rp2.value;
+    rmismatch.textContent = bad ? t('auth.mismatch') : '';
+    rp2.setAttribute('aria-invalid', bad ? 'true' : 'false');
+    return !bad;
+  };
+  rp.addEventListener('input', rcheck);
+  rp2.addEventListener('input', rcheck);
   const rslot = h('div');
   const regBtn = h('button', { type: 'submit', id: 'register' }, t('auth.register'));
   const reg = h('form', { class: 'card', 'aria-labelledby': 'register-title' },
     h('h2', { id: 'register-title' }, t('auth.register_title')),
     field(t('auth.username'), ru),
     field(t('auth.password'), rp, t('auth.password_hint')),
+    field(t('auth.password_again'), rp2), rmismatch,
     rslot, regBtn);
   reg.addEventListener('submit', busy(regBtn, rslot, async () => {
+    if (!rcheck() || rp.value !== rp2.value) {
+      rp2.focus();
+      return;
+    }
     await register(ru.value.trim(), rp.value);
     location.hash = '#/me';
   }));

@@ -10,6 +10,7 @@ import { fileAttachment, filesSection, releaseFiles } from './files.js';
 import { paymentsSection, redPackets } from './payments.js';
 import { applyRecall, recallButton, recalledItem } from './recall.js';
 import { groupExportCard, selfExportCard } from './selfexport.js';
+import { goneView, pendingNoticeText, restoreCard, scrollBack } from './after.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
@@ -39,6 +40,8 @@ const STAGES = ['review', 'pending', 'cancelled', 'rejected', 'expired', 'dissol
 
 function noticeText(n, names) {
   if (!STAGES.includes(n.stage)) return t('notice.dissolution.other', { stage: n.stage });
+  const pending = pendingNoticeText(n);
+  if (pending) return pending;
   const who = n.by ? (names.get(n.by) || n.by.slice(0, 8)) : t('notice.someone');
   return t(`notice.dissolution.${n.stage}`, {
     by: who,
@@ -85,7 +88,7 @@ export async function groupView([gid], ctx) {
     g = await api.get(base);
   } catch (e) {
     if (e.code !== 'GROUP_GONE') throw e;
-    return h('div', {}, h('h1', {}, gid), h('p', { class: 'banner gone', role: 'status' }, t('banner.gone')));
+    return goneView(gid, e.problem);
   }
   const isOwner = g.my_role === 'owner';
   const canManage = isOwner || g.my_role === 'admin';
@@ -93,6 +96,9 @@ export async function groupView([gid], ctx) {
   const [members, files] = await Promise.allSettled([
     api.get(`${base}/members?limit=200`), api.get(`${base}/files?limit=200`)]);
   ctx.onLeave(releaseFiles);
+  // The owner of a dissolved group reads its messages; the rest answers 410: left out.
+  const goneErr = (r) => r.status === 'rejected' && r.reason?.code === 'GROUP_GONE';
+  const isGone = goneErr(members);
   const names = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, shownName(m)]) : []);
   const usernames = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, m.username]) : []);
 
@@ -166,9 +172,11 @@ export async function groupView([gid], ctx) {
     paintBanner();
   }
   let after = 0;
+  let earlier = null;
   try {
     const first = await api.get(`${base}/messages?after=${Math.max(0, (g.last_seq || 0) - 200)}&limit=200`);
     addMessages(first.items);
+    earlier = scrollBack(msgList, base, Math.max(0, (g.last_seq || 0) - 200), (m) => messageItem(m, names));
     after = first.items.length ? first.items[first.items.length - 1].seq : Math.max(0, (g.last_seq || 0) - 200);
   } catch (e) {
     msgList.replaceWith(errorBox(e));
@@ -342,15 +350,17 @@ export async function groupView([gid], ctx) {
     h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/audit`, id: 'audit-link' }, t('group.audit'))));
 
   paintBanner();
+  const restore = await restoreCard(gid, g, () => ctx.rerender());
   return h('div', { id: 'group', 'data-live': follow ? 'on' : 'off' },
     h('h1', { id: 'group-name' }, g.name),
     h('p', { class: 'meta' }, `${t('group.state')}: `, stateBadge, ` · ${t('group.your_role')}: ${t('role.' + g.my_role)} · ${t('kind.' + g.kind)}`),
     actions,
+    restore,
     h('div', { class: 'grid' },
       exportCard,
-      h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), empty, msgList, live ? msgForm : null, live ? typingEl : null),
-      h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
-      h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
-      h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection),
+      h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), earlier, empty, msgList, live ? msgForm : null, live ? typingEl : null),
+      isGone ? null : h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
+      goneErr(files) ? null : h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
+      isGone ? null : h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection),
       groupExport));
 }

@@ -8,6 +8,9 @@ import { t } from '../i18n.js';
 import { badge, busy, field, h, toast } from '../ui.js';
 
 const KINDS = ['standard', 'enterprise', 'education', 'finance', 'cross_border'];
+// Events that carry a group's new `state` (docs/events.md).
+const STATE_EVENTS = ['dissolution.requested', 'dissolution.pending', 'dissolution.approved', 'dissolution.cancelled',
+  'dissolution.rejected', 'dissolution.expired', 'group.dissolved', 'group.restored'];
 
 // The caller's pending invitations, each with Accept and Decline; null when none.
 function invitationsCard(items) {
@@ -45,6 +48,7 @@ function setUnread(el, n) {
 export async function groupsView(_args, ctx) {
   const [page, invitations] = await Promise.all([api.get('/v1/groups?limit=200'), api.get('/v1/me/invitations')]);
   const unread = new Map(); // group id -> its badge
+  const states = new Map(); // group id -> its state badge (follows dissolution events live)
   const list = page.items.length
     ? h('ul', { class: 'list', id: 'group-list' }, page.items.map((g) => {
       const count = h('span', { class: 'unread' });
@@ -52,7 +56,7 @@ export async function groupsView(_args, ctx) {
       unread.set(g.id, count);
       return h('li', { 'data-group': g.id },
         h('a', { href: `#/g/${g.id}`, class: 'group-link' }, g.name),
-        ' ', count, ' ', badge(g.state),
+        ' ', count, ' ', states.set(g.id, badge(g.state)).get(g.id),
         h('span', { class: 'muted' }, ` ${t('kind.' + g.kind)} · ${t('role.' + g.my_role)} · ${t('groups.members_n', { n: g.member_count })}`));
     }))
     : h('p', { class: 'muted' }, t('groups.none'));
@@ -70,8 +74,14 @@ export async function groupsView(_args, ctx) {
     }
   };
   if (ctx && unread.size) {
-    ctx.onLeave(followAll(['message.created', 'receipt.read'], {
+    ctx.onLeave(followAll(['message.created', 'receipt.read', ...STATE_EVENTS], {
       onEvent: (type, data) => {
+        if (STATE_EVENTS.includes(type) && typeof data.state === 'string' && states.has(data.group)) {
+          const fresh = badge(data.state); // a cancel clears "pending" in every open list
+          states.get(data.group).replaceWith(fresh);
+          states.set(data.group, fresh);
+          return;
+        }
         const el = unread.get(data.group);
         if (!el) return;
         if (type === 'message.created' && data.author !== session.openid) setUnread(el, Number(el.dataset.unread) + 1);
@@ -124,5 +134,9 @@ export async function profileView() {
     h('dl', { class: 'card' },
       h('dt', {}, t('auth.username')), h('dd', { id: 'my-username' }, me.username || session.username),
       h('dt', {}, t('profile.display_name')), shown),
-    form);
+    form,
+    h('ul', { class: 'actions' },
+      h('li', {}, h('a', { href: '#/me/password', class: 'button', id: 'password-link' }, t('account.password_link'))),
+      // Anyone may create an organisation; the Admin menu is only for those with admin pages.
+      h('li', {}, h('a', { href: '#/admin/orgs', class: 'button', id: 'orgs-link' }, t('admin.orgs.title')))));
 }
