@@ -447,8 +447,8 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
  * Errors: GROUP_NOT_FOUND (not a member), GROUP_GONE, MESSAGE_NOT_FOUND,
  * MESSAGE_NOT_RECALLABLE (a system message), RECALL_WINDOW_PASSED (the author's window
  * passed, not an admin), FORBIDDEN_ROLE, FIELD_MISSING (reason for a removal). */
-qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq, const char *reason,
-                          json_t **out, qun_err_t *err);
+qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq,
+                          const char *reason, json_t **out, qun_err_t *err);
 /* Recalled messages of group group_id (for counts in previews and receipts). */
 qun_rc qun_message_recalled_count(qun_db_t *db, int64_t group_id, int64_t *n, qun_err_t *err);
 
@@ -533,7 +533,8 @@ qun_rc qun_diss_restore(qun_db_t *db, const qun_actor_t *a, const char *gid, boo
  * dissolution, or the owner): sets "gone" on problem (borrowed) to {name, state,
  * dissolved_at, purge_after, messages, held, successor_name?, kept: [{what, why}]}.
  * Nothing for anyone else, nor for a group that is not gone; QUN_OK then too. */
-qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *problem, qun_err_t *err);
+qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *problem,
+                          qun_err_t *err);
 /* Move a dissolution from review to pending once every approval is in (approval.c). */
 qun_rc qun_diss_approved(qun_db_t *db, int64_t did, int64_t decided_by, qun_err_t *err);
 /* End a cancellable dissolution (archiving, review or pending) without dissolving:

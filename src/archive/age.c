@@ -780,9 +780,8 @@ static qun_rc dec_open(const uint8_t (*sks)[32], size_t n, const char *pass, siz
             if (scrypt_wrap_key(pass, pass_len, sc_salt, sc_log_n, wk) != QUN_OK) {
                 rc = QUN_NOMEM;
             } else {
-                have_key = crypto_aead_chacha20poly1305_ietf_decrypt(file_key, NULL, NULL, sc_body,
-                                                                     sizeof sc_body, NULL, 0, zero_nonce,
-                                                                     wk) == 0;
+                have_key = crypto_aead_chacha20poly1305_ietf_decrypt(
+                               file_key, NULL, NULL, sc_body, sizeof sc_body, NULL, 0, zero_nonce, wk) == 0;
                 if (!have_key) detail = "the passphrase does not open this file";
             }
             sodium_memzero(wk, sizeof wk);

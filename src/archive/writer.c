@@ -160,8 +160,9 @@ static qun_rc archive_start(const uint8_t (*pks)[32], size_t n, const char *pass
             rc = qun_fail(err, QUN_NOMEM, "out of memory");
             goto error;
         }
-    rc = pass ? qun_age_enc_new_passphrase(pass, pass_len, QUN_AGE_SCRYPT_LOG_N, hashed_write, a, &a->enc, err)
-              : qun_age_enc_new(pks, n, hashed_write, a, &a->enc, err);
+    rc = pass
+             ? qun_age_enc_new_passphrase(pass, pass_len, QUN_AGE_SCRYPT_LOG_N, hashed_write, a, &a->enc, err)
+             : qun_age_enc_new(pks, n, hashed_write, a, &a->enc, err);
     if (rc != QUN_OK) goto error;
     a->ar = archive_write_new();
     if (!a->ar) {

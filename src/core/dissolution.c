@@ -442,11 +442,11 @@ static qun_rc enter_pending(qun_db_t *db, int64_t did, int64_t group_id, const r
     json_int_t cooling_s = (json_int_t)r->cooling_off, delay_s = (json_int_t)(due - now);
     /* `export` is the old English sentence, kept for older clients; `export_code` says the
      * same as a code (its time is `dissolves_at`) for clients to render in their language. */
-    json_t *notice = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at", (json_int_t)due,
-        "delay_seconds", delay_s, "notice_seconds", notice_s, "cooling_off_seconds", cooling_s, "export",
-        "members may export their own copy until then", "export_code", "SELF_EXPORT_UNTIL_DUE", "messages",
-        qun_q_col_text(q, 1));
+    json_t *notice =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:s}", "by", qun_q_col_text(q, 0), "dissolves_at",
+                  (json_int_t)due, "delay_seconds", delay_s, "notice_seconds", notice_s,
+                  "cooling_off_seconds", cooling_s, "export", "members may export their own copy until then",
+                  "export_code", "SELF_EXPORT_UNTIL_DUE", "messages", qun_q_col_text(q, 1));
     qun_q_done(q);
     rc = post_notice(db, group_id, "pending", notice, err);
     if (rc == QUN_OK)
@@ -916,10 +916,10 @@ qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err
     int64_t recalled = 0;
     rc = qun_message_recalled_count(db, group_id, &recalled, err);
     if (rc != QUN_OK) return rc;
-    json_t *f = json_pack("{s:s, s:I, s:I, s:I, s:s?, s:I}", "messages", messages, "members",
-                          (json_int_t)members, "purge_after", (json_int_t)purge_at, "payments_purge_after",
-                          (json_int_t)payments_at, "successor", succ_gid[0] ? succ_gid : NULL,
-                          "messages_recalled", (json_int_t)recalled);
+    json_t *f =
+        json_pack("{s:s, s:I, s:I, s:I, s:s?, s:I}", "messages", messages, "members", (json_int_t)members,
+                  "purge_after", (json_int_t)purge_at, "payments_purge_after", (json_int_t)payments_at,
+                  "successor", succ_gid[0] ? succ_gid : NULL, "messages_recalled", (json_int_t)recalled);
     rc = qun_ledger_append(db, "group.dissolved", gid, NULL, QUN_GROUP_NAME(PENDING),
                            QUN_GROUP_NAME(DISSOLVED), f, NULL, err);
     json_decref(f);
@@ -1049,7 +1049,8 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     return QUN_OK;
 }
 
-qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *problem, qun_err_t *err) {
+qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t *problem,
+                          qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_load(db, gid, &g, err);
     if (rc != QUN_OK) return rc == QUN_GROUP_NOT_FOUND ? QUN_OK : rc;
@@ -1076,7 +1077,8 @@ qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, j
     bool keep = strcmp(qun_q_col_text(q, 2), "keep") == 0;
     json_t *gone = json_pack("{s:s, s:s, s:I, s:s}", "name", g.name, "state", g.state, "dissolved_at",
                              (json_int_t)qun_q_col_int(q, 0), "messages", qun_q_col_text(q, 2));
-    if (gone && !qun_q_col_null(q, 1)) json_object_set_new(gone, "purge_after", json_integer(qun_q_col_int(q, 1)));
+    if (gone && !qun_q_col_null(q, 1))
+        json_object_set_new(gone, "purge_after", json_integer(qun_q_col_int(q, 1)));
     if (gone && !qun_q_col_null(q, 3))
         json_object_set_new(gone, "successor_name", json_string(qun_q_col_text(q, 3)));
     qun_q_done(q);
@@ -1088,7 +1090,8 @@ qun_rc qun_diss_gone_view(qun_db_t *db, const qun_actor_t *a, const char *gid, j
     if (held) json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "everything", "why", "legal_hold"));
     if (keep)
         json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "messages", "why", "owner_read_only"));
-    if (pays > 0) json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "payments", "why", "retention"));
+    if (pays > 0)
+        json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "payments", "why", "retention"));
     json_array_append_new(kept, json_pack("{s:s, s:s}", "what", "bill_lines", "why", "personal_record"));
     json_object_set_new(gone, "held", json_boolean(held));
     json_object_set_new(gone, "kept", kept);

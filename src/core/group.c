@@ -251,7 +251,8 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
         /* Whether the caller may know this member is a minor: a guardian of theirs, an
          * admin of the group's school, or the member themselves. */
         "CASE WHEN u.id = $4 OR EXISTS (SELECT 1 FROM guardians gu WHERE gu.minor_id = u.id "
-        "AND gu.guardian_id = $4) OR EXISTS (SELECT 1 FROM org_admins oa JOIN orgs o ON o.id = oa.org_id WHERE o.id = $5 "
+        "AND gu.guardian_id = $4) OR EXISTS (SELECT 1 FROM org_admins oa JOIN orgs o ON o.id = oa.org_id "
+        "WHERE o.id = $5 "
         "AND o.kind = 'school' AND oa.user_id = $4) THEN 1 ELSE 0 END FROM members m "
         "JOIN users u ON u.id = m.user_id WHERE m.group_id = $1 AND u.id > $2 ORDER BY u.id LIMIT $3",
         "iiiii", g.id, after, (int64_t)limit, a->uid, g.org_id);
@@ -259,8 +260,8 @@ qun_rc qun_member_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int6
         last = qun_q_col_int(q, 0);
         json_t *m = json_pack("{s:s, s:s, s:s?, s:s, s:I}", "openid", qun_q_col_text(q, 1), "username",
                               qun_q_col_text(q, 2), "display_name",
-                              qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "role", qun_q_col_text(q, 3),
-                              "joined_at", (json_int_t)qun_q_col_int(q, 4));
+                              qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "role",
+                              qun_q_col_text(q, 3), "joined_at", (json_int_t)qun_q_col_int(q, 4));
         /* `minor` is told only to those who may know it; to the rest it is absent. */
         if (m && qun_q_col_int(q, 7)) json_object_set_new(m, "minor", json_boolean(qun_q_col_int(q, 5)));
         json_array_append_new(items, m);
@@ -488,8 +489,8 @@ static qun_rc no_dissolution(qun_db_t *db, const qun_group_t *g, const char *doi
         qun_q_done(q);
     }
     if (problem)
-        *problem = json_pack("{s:s, s:s, s:s}", "open", "dissolution", "dissolution_state", state, "group_name",
-                             g->name);
+        *problem = json_pack("{s:s, s:s, s:s}", "open", "dissolution", "dissolution_state", state,
+                             "group_name", g->name);
     return qun_fail(
         err, QUN_LIFECYCLE_CONFLICT,
         "group %s has a dissolution in %s; the owner must cancel it (DELETE /v1/groups/%s/dissolution) "

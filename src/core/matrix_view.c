@@ -251,7 +251,8 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
                       "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
                            "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
                            "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0), "
-                           "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
+                           "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m JOIN users u "
+                           "ON u.id = m.author_id LEFT JOIN group_files f "
                            "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
                            "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq DESC LIMIT $4",
                   "iiii", group_id, lo, hi, (int64_t)limit)
@@ -261,7 +262,8 @@ qun_rc qun_mx_view_messages(qun_db_t *db, int64_t group_id, int64_t lo, int64_t 
                       "u") ", m.body, COALESCE(m.msgtype, ''), COALESCE(m.session_id, 0), "
                            "COALESCE(m.txn_id, ''), COALESCE(m.stream_id, 0), COALESCE(m.media_msgtype, ''), "
                            "COALESCE(m.media_id, ''), COALESCE(f.content_type, ''), COALESCE(f.size, 0), "
-                           "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m JOIN users u ON u.id = m.author_id LEFT JOIN group_files f "
+                           "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m JOIN users u "
+                           "ON u.id = m.author_id LEFT JOIN group_files f "
                            "ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 WHERE m.group_id = $1 "
                            "AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
                   "iiii", group_id, lo, hi, (int64_t)limit);

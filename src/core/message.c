@@ -114,7 +114,8 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
         db, &q, err,
         "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
         "u.display_name, f.sha256, f.name, f.content_type, f.size, m.recalled_at, ru.openid, ru.username, "
-        "ru.display_name, m.recall_reason, CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM messages m "
+        "ru.display_name, m.recall_reason, CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM "
+        "messages m "
         "JOIN users u ON u.id = m.author_id "
         "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
         "LEFT JOIN users ru ON ru.id = m.recalled_by "
@@ -161,14 +162,16 @@ static qun_rc recalled_read(qun_db_t *db, const qun_group_t *g, int64_t seq, jso
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT m.seq, m.created_at, m.recalled_at, u.openid, u.display_name, m.kind, "
                            "ru.openid, ru.username, ru.display_name, m.recall_reason, "
-                           "CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM messages m JOIN users u ON u.id = m.author_id "
+                           "CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM messages m JOIN "
+                           "users u ON u.id = m.author_id "
                            "JOIN users ru ON ru.id = m.recalled_by WHERE m.group_id = $1 AND m.seq = $2",
                            "ii", g->id, seq);
     if (rc != QUN_ROW)
-        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "recalled message %lld vanished", (long long)seq) : rc;
-    recalled_t m = {qun_q_col_int(q, 0),  qun_q_col_int(q, 1),  qun_q_col_int(q, 2),  qun_q_col_text(q, 3),
-                    OPT_TEXT(q, 4),       qun_q_col_text(q, 5), qun_q_col_text(q, 6), qun_q_col_text(q, 7),
-                    OPT_TEXT(q, 8),       OPT_TEXT(q, 9),       qun_q_col_int(q, 10) == 0};
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "recalled message %lld vanished", (long long)seq)
+                              : rc;
+    recalled_t m = {qun_q_col_int(q, 0), qun_q_col_int(q, 1),  qun_q_col_int(q, 2),      qun_q_col_text(q, 3),
+                    OPT_TEXT(q, 4),      qun_q_col_text(q, 5), qun_q_col_text(q, 6),     qun_q_col_text(q, 7),
+                    OPT_TEXT(q, 8),      OPT_TEXT(q, 9),       qun_q_col_int(q, 10) == 0};
     *out = recalled_json(&m);
     qun_q_done(q);
     if (*out && json_object_set_new(*out, "group", json_string(g->gid)) != 0) json_decref(*out), *out = NULL;
@@ -200,17 +203,19 @@ static qun_rc scrub_copies(qun_db_t *db, const qun_group_t *g, int64_t author, i
 static qun_role_t role_of(qun_db_t *db, int64_t group_id, int64_t uid) {
     qun_q_t *q;
     qun_role_t r = QUN_ROLE_NONE;
-    if (qun_db_run(db, &q, NULL, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii", group_id,
-                   uid) == QUN_ROW) {
+    if (qun_db_run(db, &q, NULL, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii",
+                   group_id, uid) == QUN_ROW) {
         const char *s = qun_q_col_text(q, 0);
-        r = strcmp(s, "owner") == 0 ? QUN_ROLE_OWNER : strcmp(s, "admin") == 0 ? QUN_ROLE_ADMIN : QUN_ROLE_MEMBER;
+        r = strcmp(s, "owner") == 0   ? QUN_ROLE_OWNER
+            : strcmp(s, "admin") == 0 ? QUN_ROLE_ADMIN
+                                      : QUN_ROLE_MEMBER;
         qun_q_done(q);
     }
     return r;
 }
 
-qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq, const char *reason,
-                          json_t **out, qun_err_t *err) {
+qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq,
+                          const char *reason, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
     *out = NULL;
@@ -218,15 +223,18 @@ qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, i
     if (rc != QUN_OK) return rc;
     if (seq < 1) return qun_fail(err, QUN_MESSAGE_NOT_FOUND, "no message %lld in this group", (long long)seq);
     rc = qun_db_run(db, &q, err,
-                    "SELECT author_id, created_at, kind, CASE WHEN recalled_at IS NULL THEN 0 ELSE 1 END, COALESCE(stream_id, 0) "
+                    "SELECT author_id, created_at, kind, CASE WHEN recalled_at IS NULL THEN 0 ELSE 1 END, "
+                    "COALESCE(stream_id, 0) "
                     "FROM messages WHERE group_id = $1 AND seq = $2",
                     "ii", g.id, seq);
-    if (rc == QUN_DONE) return qun_fail(err, QUN_MESSAGE_NOT_FOUND, "no message %lld in this group", (long long)seq);
+    if (rc == QUN_DONE)
+        return qun_fail(err, QUN_MESSAGE_NOT_FOUND, "no message %lld in this group", (long long)seq);
     if (rc != QUN_ROW) return rc;
     int64_t author = qun_q_col_int(q, 0), created = qun_q_col_int(q, 1), stream_id = qun_q_col_int(q, 4);
     bool system = strcmp(qun_q_col_text(q, 2), "text") != 0, done = qun_q_col_int(q, 3) != 0;
     qun_q_done(q);
-    if (system) return qun_fail(err, QUN_MESSAGE_NOT_RECALLABLE, "message %lld is a system message", (long long)seq);
+    if (system)
+        return qun_fail(err, QUN_MESSAGE_NOT_RECALLABLE, "message %lld is a system message", (long long)seq);
     if (done) return recalled_read(db, &g, seq, out, err); /* idempotent: the same state again */
     bool own = author == a->uid;
     if (own && g.role == QUN_ROLE_MEMBER) {
@@ -235,26 +243,29 @@ qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, i
         if (rc != QUN_OK) return rc;
         int64_t window = v.rule[QUN_POLICY_RECALL_WINDOW].value;
         if (qun_now() - created > window)
-            return qun_fail(err, QUN_RECALL_WINDOW_PASSED, "message %lld is older than the %lld-second window",
-                            (long long)seq, (long long)window);
+            return qun_fail(err, QUN_RECALL_WINDOW_PASSED,
+                            "message %lld is older than the %lld-second window", (long long)seq,
+                            (long long)window);
     } else if (!own) {
         /* The author's role now; someone who left ranks as a member. */
         qun_role_t ar = role_of(db, g.id, author);
         if (ar < QUN_ROLE_MEMBER) ar = QUN_ROLE_MEMBER;
         if (g.role < QUN_ROLE_ADMIN || g.role <= ar)
-            return qun_fail(err, QUN_FORBIDDEN_ROLE, "a %s cannot remove a %s's message", qun_role_name(g.role),
-                            qun_role_name(ar));
+            return qun_fail(err, QUN_FORBIDDEN_ROLE, "a %s cannot remove a %s's message",
+                            qun_role_name(g.role), qun_role_name(ar));
         if (!reason || !*reason)
-            return qun_fail_field(err, QUN_FIELD_MISSING, "reason", "removing someone's message needs a reason");
+            return qun_fail_field(err, QUN_FIELD_MISSING, "reason",
+                                  "removing someone's message needs a reason");
     }
     /* One UPDATE deletes the text and the links (a search index kept by triggers on
      * messages follows it in this transaction). */
     int64_t now = qun_now();
-    rc = qun_db_run(db, NULL, err,
-                    "UPDATE messages SET body = '', file_sha256 = NULL, media_id = NULL, media_msgtype = NULL, "
-                    "recalled_at = $3, recalled_by = $4, recall_reason = $5 WHERE group_id = $1 AND seq = $2 "
-                    "AND recalled_at IS NULL",
-                    "iiiis", g.id, seq, now, a->uid, reason && *reason ? reason : NULL);
+    rc = qun_db_run(
+        db, NULL, err,
+        "UPDATE messages SET body = '', file_sha256 = NULL, media_id = NULL, media_msgtype = NULL, "
+        "recalled_at = $3, recalled_by = $4, recall_reason = $5 WHERE group_id = $1 AND seq = $2 "
+        "AND recalled_at IS NULL",
+        "iiiis", g.id, seq, now, a->uid, reason && *reason ? reason : NULL);
     if (rc != QUN_DONE) return rc;
     rc = recalled_read(db, &g, seq, out, err);
     if (rc == QUN_OK) rc = scrub_copies(db, &g, author, stream_id, seq, *out, err);
@@ -267,8 +278,8 @@ qun_rc qun_message_recalled_count(qun_db_t *db, int64_t group_id, int64_t *n, qu
     qun_q_t *q;
     *n = 0;
     qun_rc rc = qun_db_run(db, &q, err,
-                           "SELECT COUNT(*) FROM messages WHERE group_id = $1 AND recalled_at IS NOT NULL", "i",
-                           group_id);
+                           "SELECT COUNT(*) FROM messages WHERE group_id = $1 AND recalled_at IS NOT NULL",
+                           "i", group_id);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
     *n = qun_q_col_int(q, 0);
     qun_q_done(q);

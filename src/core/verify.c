@@ -1095,8 +1095,8 @@ qun_rc qun_secret_open(const void *sealed, size_t n, unsigned char *plain, size_
     unsigned char key[crypto_secretbox_KEYBYTES];
     qun_rc rc = load_key(key, err);
     if (rc != QUN_OK) return rc;
-    int bad = crypto_secretbox_open_easy(plain, s + crypto_secretbox_NONCEBYTES, n - crypto_secretbox_NONCEBYTES,
-                                         s, key);
+    int bad = crypto_secretbox_open_easy(plain, s + crypto_secretbox_NONCEBYTES,
+                                         n - crypto_secretbox_NONCEBYTES, s, key);
     sodium_memzero(key, sizeof key);
     if (bad) return qun_fail(err, QUN_INTERNAL, "a sealed secret does not open with this server's totp.key");
     *plain_len = n - over;

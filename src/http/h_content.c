@@ -91,8 +91,8 @@ qun_rc h_file_upload_prep(qun_req_t *r) {
 qun_rc h_file_upload(qun_req_t *r) {
     upload_t *u = r->scratch;
     json_t *out = NULL;
-    qun_rc rc =
-        qun_file_upload(r->db, &r->actor, GID, u->sha, (int64_t)r->body_len, u->name, u->ctype, &out, &r->err);
+    qun_rc rc = qun_file_upload(r->db, &r->actor, GID, u->sha, (int64_t)r->body_len, u->name, u->ctype, &out,
+                                &r->err);
     return answer(r, rc, 201, out);
 }
 

@@ -66,7 +66,8 @@ static qun_rc conflict_extra(qun_req_t *r, qun_rc rc) {
     qun_group_t g;
     qun_err_t ignored;
     json_t *problem = NULL;
-    if (rc == QUN_LIFECYCLE_CONFLICT && !r->problem_extra && qun_group_load(r->db, GID, &g, &ignored) == QUN_OK &&
+    if (rc == QUN_LIFECYCLE_CONFLICT && !r->problem_extra &&
+        qun_group_load(r->db, GID, &g, &ignored) == QUN_OK &&
         qun_lifecycle_no_transfer(r->db, &g, &problem, &ignored) == QUN_LIFECYCLE_CONFLICT)
         r->problem_extra = problem;
     else

@@ -22,12 +22,13 @@ static qun_rc send_archive(qun_req_t *r, const char *path) {
 
 qun_rc h_export_create(qun_req_t *r) {
     /* recipients (age1... keys) or passphrase: exactly one, checked by the core. */
-    static const qun_field_t f[] = {{"recipients", F_STRARR, false, 1, 128, NULL},
-                                    {"passphrase", F_STR, false, 1, 1024, NULL}, /* QUN_EXPORT_PASSPHRASE_MAX */
-                                    {"scope", F_STR, false, 1, 8, "group|self"},
-                                    {"lang", F_STR, false, 1, 8, "en|zh-CN"},
-                                    {"tz_offset", F_INT, false, -840, 840, NULL},
-                                    {0}};
+    static const qun_field_t f[] = {
+        {"recipients", F_STRARR, false, 1, 128, NULL},
+        {"passphrase", F_STR, false, 1, 1024, NULL}, /* QUN_EXPORT_PASSPHRASE_MAX */
+        {"scope", F_STR, false, 1, 8, "group|self"},
+        {"lang", F_STR, false, 1, 8, "en|zh-CN"},
+        {"tz_offset", F_INT, false, -840, 840, NULL},
+        {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *out = NULL, *tz = json_object_get(r->json, "tz_offset");
     qun_export_opts_t o = {qun_jstr(r->json, "passphrase"), qun_jstr(r->json, "lang"), tz != NULL,

@@ -397,10 +397,11 @@ qun_rc h_mx_redact(qun_req_t *r) {
         return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "a reason is at most 500 bytes");
     mx_eid_t e;
     if (!mx_eid_parse(r->params[1], &e) || e.kind != 'm' || strcmp(e.gid, gid) != 0)
-        return qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN", "only messages of this room can be redacted");
+        return qun_mx_fail(r, QUN_MATRIX_FORBIDDEN, "M_FORBIDDEN",
+                           "only messages of this room can be redacted");
     json_t *out = NULL;
-    rc = room_rc(r, qun_message_recall(r->db, &r->actor, gid, e.n, reason && *reason ? reason : NULL, &out,
-                                       &r->err));
+    rc = room_rc(
+        r, qun_message_recall(r->db, &r->actor, gid, e.n, reason && *reason ? reason : NULL, &out, &r->err));
     json_decref(out);
     if (rc == QUN_RECALL_WINDOW_PASSED || rc == QUN_FORBIDDEN_ROLE || rc == QUN_MESSAGE_NOT_RECALLABLE ||
         rc == QUN_FIELD_MISSING) {

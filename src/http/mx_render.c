@@ -79,8 +79,8 @@ json_t *mx_power_levels(const qun_mx_room_t *room, json_t *members, bool locked)
                      "m.room.name", change, "m.room.power_levels", pl, "m.room.message", locked ? 101 : 0,
                      "m.room.tombstone", 101, "m.room.encryption", 101, "m.room.topic", 101, "m.room.avatar",
                      101, "m.room.join_rules", 101, "m.room.history_visibility", 101, "m.room.pinned_events",
-                     101, "m.room.server_acl", 101, "m.reaction", 101, "m.room.redaction", locked ? 101 : 0, "m.sticker",
-                     101, "m.call.invite", 101, "org.qun.dissolution", 101, "org.qun.group", 101,
+                     101, "m.room.server_acl", 101, "m.reaction", 101, "m.room.redaction", locked ? 101 : 0,
+                     "m.sticker", 101, "m.call.invite", 101, "org.qun.dissolution", 101, "org.qun.group", 101,
                      "notifications", "room", 50);
 }
 
@@ -310,9 +310,9 @@ json_t *mx_message(mx_ctx_t *c, const qun_mx_room_t *room, const qun_mx_msg_t *m
     if (m->recalled) { /* the redaction event's id is its message's: mx_row's message.recalled */
         char rid[QUN_MX_ID_MAX];
         eid(rid, sizeof rid, room->gid, "r%lld", (long long)m->seq);
-        json_object_set_new(json_object_get(e, "unsigned"), "redacted_because",
-                            json_pack("{s:s, s:s, s:s}", "type", "m.room.redaction", "event_id", rid, "redacts",
-                                      id));
+        json_object_set_new(
+            json_object_get(e, "unsigned"), "redacted_because",
+            json_pack("{s:s, s:s, s:s}", "type", "m.room.redaction", "event_id", rid, "redacts", id));
     }
     if (m->session_id && m->session_id == c->session_id && m->txn_id[0])
         json_object_set_new(json_object_get(e, "unsigned"), "transaction_id", json_string(m->txn_id));

@@ -49,12 +49,12 @@ typedef struct ctx {
     struct ctx *next;
     int64_t job_id, export_id, group_id;
     char xid[QUN_ID_MAX];
-    char *recipients;           /* JSON array text; "[]" with a passphrase */
-    unsigned char *sealed;      /* the passphrase, sealed (qun_secret_seal), or NULL */
+    char *recipients;      /* JSON array text; "[]" with a passphrase */
+    unsigned char *sealed; /* the passphrase, sealed (qun_secret_seal), or NULL */
     size_t sealed_len;
-    char lang[8];      /* the transcript's language */
-    bool has_tz;       /* tz_offset is known; else the transcript is in UTC */
-    int tz_offset;     /* minutes east of UTC */
+    char lang[8];               /* the transcript's language */
+    bool has_tz;                /* tz_offset is known; else the transcript is in UTC */
+    int tz_offset;              /* minutes east of UTC */
     bool mask;                  /* desensitize message text and memos */
     int64_t self_uid;           /* scope 'self': the member whose copy this is; 0 for the whole group */
     char requester[QUN_ID_MAX]; /* openid, the actor of the seal's ledger entry */

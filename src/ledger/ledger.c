@@ -62,9 +62,9 @@ static qun_rc node_put(qun_db_t *db, int level, uint64_t idx, const unsigned cha
  * The nodes below (8 for a typical inclusion proof) are read in one query. */
 #define CACHE_LOW 8
 #define CACHE_SPAN 28
-#define BLOCK 1024    /* nodes of one level the cache reads at once */
-#define CHUNK 12      /* (level, idx) pairs per query: 24 parameters, the SQLite store's most */
-#define WANT_MAX 256  /* perfect subtrees one proof may need (2 log2 n is far fewer) */
+#define BLOCK 1024   /* nodes of one level the cache reads at once */
+#define CHUNK 12     /* (level, idx) pairs per query: 24 parameters, the SQLite store's most */
+#define WANT_MAX 256 /* perfect subtrees one proof may need (2 log2 n is far fewer) */
 
 typedef struct {
     unsigned char (*hash[CACHE_SPAN + 1])[QUN_HASH]; /* per level; NULL until used */
@@ -181,8 +181,8 @@ static qun_rc fill_block(fetch_t *f, int level, uint64_t idx, qun_err_t *err) {
     uint64_t lo = idx / BLOCK * BLOCK;
     qun_q_t *q;
     qun_rc rc = qun_db_run(f->db, &q, err,
-                           "SELECT idx, hash FROM ledger_nodes WHERE level = $1 AND idx >= $2 AND idx < $3", "iii",
-                           (int64_t)level, (int64_t)lo, (int64_t)(lo + BLOCK));
+                           "SELECT idx, hash FROM ledger_nodes WHERE level = $1 AND idx >= $2 AND idx < $3",
+                           "iii", (int64_t)level, (int64_t)lo, (int64_t)(lo + BLOCK));
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         size_t n;
         const void *p = qun_q_col_blob(q, 1, &n);
@@ -199,7 +199,8 @@ static qun_rc fetch_all(fetch_t *f, qun_err_t *err) {
         const want_t *w = &f->want[i];
         unsigned char h[QUN_HASH];
         if (cache_cacheable(f->cache, w->level, w->idx)) {
-            qun_rc rc = cache_get(f->cache, w->level, w->idx, h) ? QUN_OK : fill_block(f, w->level, w->idx, err);
+            qun_rc rc =
+                cache_get(f->cache, w->level, w->idx, h) ? QUN_OK : fill_block(f, w->level, w->idx, err);
             if (rc != QUN_OK) return rc;
             if (cache_get(f->cache, w->level, w->idx, h)) continue; /* else: read with the rest */
         }

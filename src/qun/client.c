@@ -642,7 +642,8 @@ static int report_problem(qun_resp_t *resp) {
         else
             snprintf(ref, sizeof ref, "<group>");
         if (strcmp(open, "transfer") == 0)
-            fprintf(stderr, "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw %s\n", ref);
+            fprintf(stderr, "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw %s\n",
+                    ref);
         else if (strcmp(open, "dissolution") == 0)
             fprintf(stderr, "qun:   a dissolution is open: the owner cancels it with: qun cancel %s\n", ref);
         else

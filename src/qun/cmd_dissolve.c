@@ -91,14 +91,15 @@ static void print_timing(FILE *f, json_t *timing) {
         fprintf(f, "  after it dissolves, the owner can restore it for %s before the purge\n", d);
     }
     /* What can still be undone, and until when (counted from now: the request follows). */
-    json_t *grace = json_object_get(json_object_get(json_object_get(timing, "policy"), "purge_grace_seconds"), "value");
+    json_t *grace =
+        json_object_get(json_object_get(json_object_get(timing, "policy"), "purge_grace_seconds"), "value");
     int64_t now = (int64_t)time(NULL), due = now + qun_jint(timing, "delay_seconds");
     char t1[32], t2[32];
     fprintf(f, "Undo: the owner can cancel until the group dissolves (about %s)", qun_fmt_time(due, t1));
     if (json_is_integer(grace)) {
         fmt_duration(json_integer_value(grace), d);
-        fprintf(f, ", then restore it for %s (until about %s); after that its data is purged for good",
-                d, qun_fmt_time(due + json_integer_value(grace), t2));
+        fprintf(f, ", then restore it for %s (until about %s); after that its data is purged for good", d,
+                qun_fmt_time(due + json_integer_value(grace), t2));
     }
     fprintf(f, ".\n");
 }

@@ -64,12 +64,9 @@ static int follow(qun_cli_t *c, const char *xid, bool bar, json_t **out) {
 }
 
 int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--to", "-r", true},
-                                     {"--output", "-o", true},
-                                     {"--self", NULL, false},
-                                     {"--progress", NULL, false},
-                                     {"--passphrase", NULL, false},
-                                     {0}};
+    static const qun_opt_t opts[] = {{"--to", "-r", true},          {"--output", "-o", true},
+                                     {"--self", NULL, false},       {"--progress", NULL, false},
+                                     {"--passphrase", NULL, false}, {0}};
     const char *usage =
         "export <group> (--to RECIPIENT[,RECIPIENT...] | --passphrase) -o FILE [--self] [--progress]";
     qun_args_t a;

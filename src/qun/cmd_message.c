@@ -140,13 +140,15 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
             const char *by_name = qun_jstr_or(m, "by_display_name", qun_jstr_or(m, "by_username", by));
             char why[400] = "";
             if (json_is_true(json_object_get(m, "removed")))
-                snprintf(why, sizeof why, " removed by %s%s%s", by_name, reason ? ": " : "", reason ? reason : "");
+                snprintf(why, sizeof why, " removed by %s%s%s", by_name, reason ? ": " : "",
+                         reason ? reason : "");
             printf("#%-4lld %s  %s: (recalled)%s\n", (long long)qun_jint(m, "seq"),
                    qun_fmt_time(qun_jint(m, "created_at"), t),
                    qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)), why);
             continue;
         }
-        if (strcmp(kind, "system") == 0 && qun_notice_line(qun_jstr_or(m, "text", ""), names, line, sizeof line)) {
+        if (strcmp(kind, "system") == 0 &&
+            qun_notice_line(qun_jstr_or(m, "text", ""), names, line, sizeof line)) {
             printf("#%-4lld %s  ** %s\n", (long long)qun_jint(m, "seq"),
                    qun_fmt_time(qun_jint(m, "created_at"), t), line);
             continue;
@@ -177,8 +179,8 @@ int qun_cmd_recall(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 2, 2, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (!qun_parse_uint(a.pos[1], &seq) || seq < 1)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "<seq> is a message number (see qun history); usage: qun %s",
-                            usage);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "<seq> is a message number (see qun history); usage: qun %s", usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages/%I", a.pos[0], seq);
     if (rc == QUN_EXIT_OK)
         rc = qun_cli_json(c, "DELETE", path, a.val[0] ? json_pack("{s:s}", "reason", a.val[0]) : NULL, &out);

@@ -59,8 +59,11 @@ int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
  * "-¥5.00".  The console shows amounts the same way (web/js/views/payments.js). */
 static const char *fmt_money(int64_t fen, bool sign, char out[40]) {
     uint64_t v = fen < 0 ? -(uint64_t)fen : (uint64_t)fen;
-    snprintf(out, 40, "%s¥%llu.%02llu", fen < 0 ? "-" : sign ? "+" : "", (unsigned long long)(v / 100),
-             (unsigned long long)(v % 100));
+    snprintf(out, 40, "%s¥%llu.%02llu",
+             fen < 0 ? "-"
+             : sign  ? "+"
+                     : "",
+             (unsigned long long)(v / 100), (unsigned long long)(v % 100));
     return out;
 }
 

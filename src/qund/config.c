@@ -72,10 +72,17 @@ static int g_nnoted;
 static const struct {
     const char *key, *value;
 } g_defaults[] = {
-    {"listen", "127.0.0.1:8080"}, {"data", "var/data"},     {"policies", "policies"}, {"matrix", "off"},
-    {"log_format", "text"},       {"log_requests", "true"}, {"bench_hello", "false"}, {"web_root", "web"},
+    {"listen", "127.0.0.1:8080"},
+    {"data", "var/data"},
+    {"policies", "policies"},
+    {"matrix", "off"},
+    {"log_format", "text"},
+    {"log_requests", "true"},
+    {"bench_hello", "false"},
+    {"web_root", "web"},
     {"trusted_proxies", ""},
-    {"webauthn_rp_id", "localhost"}, {"webauthn_origin", "http://localhost:8080"},
+    {"webauthn_rp_id", "localhost"},
+    {"webauthn_origin", "http://localhost:8080"},
 };
 
 static int noted(const char *key) {
@@ -241,7 +248,8 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
         if ((strncmp(value, "http://", 7) && strncmp(value, "https://", 8)) || !host || !host[3] ||
             strchr(host + 3, '/') || strlen(value) > 255)
             return qun_fail(err, QUN_BAD_REQUEST,
-                            "webauthn_origin: expected scheme://host[:port] without a path, got \"%s\"", value);
+                            "webauthn_origin: expected scheme://host[:port] without a path, got \"%s\"",
+                            value);
         qun_passkey_cfg.origin = qun_xstrdup(value);
         return QUN_OK;
     }

@@ -73,7 +73,12 @@ typedef struct qun_db_ext {
     void *aux;
     void (*aux_free)(void *aux);
 } qun_db_ext_t;
-#define QUN_DB_EXT(db) (&((struct { const qun_store_ops_t *ops; qun_db_ext_t ext; } *)(void *)(db))->ext)
+#define QUN_DB_EXT(db)                                                                                       \
+    (&((struct {                                                                                             \
+          const qun_store_ops_t *ops;                                                                        \
+          qun_db_ext_t ext;                                                                                  \
+      } *)(void *)(db))                                                                                      \
+          ->ext)
 
 extern const qun_store_ops_t qun_sqlite_ops;
 extern const qun_store_ops_t qun_pg_ops;

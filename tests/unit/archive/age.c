@@ -205,7 +205,6 @@ static void roundtrip_sizes(void) {
     }
 }
 
-
 /* Decrypt all of m with a passphrase into out[cap]; *have bytes. */
 static qun_rc pass_open(mem_t *m, const char *pass, int max_log_n, uint8_t *out, size_t cap, size_t *have) {
     qun_err_t err;
@@ -214,8 +213,7 @@ static qun_rc pass_open(mem_t *m, const char *pass, int max_log_n, uint8_t *out,
     m->pos = 0;
     *have = 0;
     qun_rc rc = qun_age_dec_new_passphrase(pass, strlen(pass), max_log_n, mem_read, m, &d, &err);
-    while (rc == QUN_OK && (rc = qun_age_dec_read(d, out + *have, cap - *have, &got, &err)) == QUN_OK &&
-           got)
+    while (rc == QUN_OK && (rc = qun_age_dec_read(d, out + *have, cap - *have, &got, &err)) == QUN_OK && got)
         *have += got;
     qun_age_dec_free(d);
     return rc;
@@ -261,7 +259,11 @@ static void scrypt_roundtrip(void) {
  * "correct horse battery staple" opens to its known plaintext; a header with the
  * scrypt stanza next to another stanza is refused. */
 static void scrypt_known_answer(void) {
-    static const char b64[] = "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IHNjcnlwdCA3QWJEVXMyQ25RdTM5YUNha1JHaHNRIDE4ClhRWUczTEFpSHg2OVJZaCtsclIxa3UvTFNkZWZJK1pPT01zRGFZZ1JmN00KLS0tIEl1ZGthL0pOZEJuWHRHZTBubS9tdDU5SGpKMnpiek9WZjNTaTh2U21vS1UK1BYhlgc+ea+6cDk/+1LPo6c5af6njUlfrkldKcaUtuf6xUUhQ4n9aAN43KOlqq8KAA==";
+    static const char b64[] =
+        "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+"
+        "IHNjcnlwdCA3QWJEVXMyQ25RdTM5YUNha1JHaHNRIDE4ClhRWUczTEFpSHg2OVJZaCtsclIxa3UvTFNkZWZJK1pPT01zRGFZZ1Jm"
+        "N00KLS0tIEl1ZGthL0pOZEJuWHRHZTBubS9tdDU5SGpKMnpiek9WZjNTaTh2U21vS1UK1BYhlgc+ea+6cDk/"
+        "+1LPo6c5af6njUlfrkldKcaUtuf6xUUhQ4n9aAN43KOlqq8KAA==";
     uint8_t file[512], out[64];
     size_t n = 0, have = 0;
     CHECK(sodium_base642bin(file, sizeof file, b64, strlen(b64), NULL, &n, NULL,
@@ -269,8 +271,7 @@ static void scrypt_known_answer(void) {
     mem_t m = {file, n, n, 0};
     CHECK(pass_open(&m, "correct horse battery staple", 22, out, sizeof out, &have) == QUN_OK);
     CHECK(have == 17 && memcmp(out, "qun known answer\n", 17) == 0);
-    CHECK(pass_open(&m, "correct horse battery stapler", 22, out, sizeof out, &have) ==
-          QUN_AGE_NO_MATCH);
+    CHECK(pass_open(&m, "correct horse battery stapler", 22, out, sizeof out, &have) == QUN_AGE_NO_MATCH);
     /* Its work factor 18 is above a limit of 17. */
     CHECK(pass_open(&m, "correct horse battery staple", 17, out, sizeof out, &have) ==
           QUN_AGE_HEADER_INVALID);

@@ -477,7 +477,8 @@ static void test_mutations(void) {
         json_t *cred = assertion(&k, wc, 100, UP | UV, "http://localhost:8080", NULL), *problem = NULL;
         mutate(cred, keys[i % 3], (unsigned)rand_r(&seed));
         qun_rc rc = qun_passkey_assert(db, &a, wc, cred, NULL, &problem, &err);
-        CHECKF(rc == QUN_OK || qun_rc_status(rc) / 100 == 4, err.msg); /* OK: a mutation that changed nothing */
+        CHECKF(rc == QUN_OK || qun_rc_status(rc) / 100 == 4,
+               err.msg); /* OK: a mutation that changed nothing */
         json_decref(problem), json_decref(cred);
     }
     json_decref(ch);

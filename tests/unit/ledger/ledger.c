@@ -250,8 +250,8 @@ static int compare_upto(qun_db_t *w, qun_db_t *r, uint64_t size) {
     for (size_t s = 0; s < NROWS(sizes) + 1; s++) {
         uint64_t n = s < NROWS(sizes) ? sizes[s] : size;
         if (n > size) continue;
-        if (qun_ledger_root_at(r, n, ra, &err) != QUN_OK || qun_merkle_range(one_node_src, w, 0, n, rb, &err) != QUN_OK ||
-            memcmp(ra, rb, QUN_HASH) != 0)
+        if (qun_ledger_root_at(r, n, ra, &err) != QUN_OK ||
+            qun_merkle_range(one_node_src, w, 0, n, rb, &err) != QUN_OK || memcmp(ra, rb, QUN_HASH) != 0)
             bad++;
         uint64_t picks[] = {0, 1, n / 2, n - 1, n - 2, 1023, 1024, 2047, 2048, 4095, (n * 7919) % n};
         for (size_t k = 0; k < NROWS(picks); k++) {
@@ -287,15 +287,16 @@ static void cached_proofs_identical(void) {
     CHECK(qun_db_open(path, false, true, &w, &err) == QUN_OK);
     CHECK(qun_db_open(path, true, false, &r, &err) == QUN_OK);
     if (!w || !r) return;
-    static const uint64_t steps[] = {1, 3, 1000, 1023, 1024, 1025, 2047, 2048, 2100, 3072, 4095, 4097, 6144, 6150};
+    static const uint64_t steps[] = {1,    3,    1000, 1023, 1024, 1025, 2047,
+                                     2048, 2100, 3072, 4095, 4097, 6144, 6150};
     int bad = 0;
     for (size_t s = 0; s < NROWS(steps); s++) {
         grow_to(w, steps[s]);
         bad += compare_upto(w, r, steps[s]);
     }
     CHECK(bad == 0);
-    CHECK(qun_db_aux_get(r) != NULL);  /* the reader made its cache */
-    CHECK(qun_db_aux_get(w) == NULL);  /* the writer never does */
+    CHECK(qun_db_aux_get(r) != NULL); /* the reader made its cache */
+    CHECK(qun_db_aux_get(w) == NULL); /* the writer never does */
 
     /* (10, 0) covers entries 0..1023: the sibling at the top of entry 1500's path in
      * the tree of 2048.  (7, 6), below the cached levels (8 and up), is the eighth

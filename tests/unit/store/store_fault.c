@@ -660,8 +660,8 @@ static void export_setup(void) {
 
 static qun_rc create_fn(qun_db_t *d, void *arg, qun_err_t *err) {
     json_t *r = json_pack("[s]", recipient), *out = NULL;
-    qun_rc rc =
-        r ? qun_export_create(d, &owner, gid, r, "group", NULL, &out, err) : qun_fail(err, QUN_NOMEM, "no memory");
+    qun_rc rc = r ? qun_export_create(d, &owner, gid, r, "group", NULL, &out, err)
+                  : qun_fail(err, QUN_NOMEM, "no memory");
     json_decref(r);
     if (rc == QUN_OK) json_decref(out);
     return rc;
