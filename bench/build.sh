@@ -13,8 +13,11 @@ mkdir -p "$OUT"
 CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wstrict-prototypes -Wshadow -Werror -Iinclude $SAN"
 PKG_CFLAGS=$(pkg-config --cflags sqlite3 jansson libsodium)
 PKG_LIBS=$(pkg-config --libs sqlite3 jansson libsodium)
-# libqun.a holds every backend and module: link what the server links.
-QUN_LIBS=$(pkg-config --libs libpq liboath libqrencode libarchive libzstd libcurl libcrypto icu-uc)
+# libqun.a holds every backend and module: link what the server links, the Makefile's
+# PKGS (read from it, so that a library added there cannot be missed here).
+QUN_PKGS=$(make -pn fuzz 2>/dev/null | sed -n 's/^PKGS := //p' | head -n 1)
+[ -n "$QUN_PKGS" ] || { echo "bench/build.sh: cannot read PKGS from the Makefile" >&2; exit 1; }
+QUN_LIBS=$(pkg-config --libs $QUN_PKGS)
 # shellcheck disable=SC2086 # the flag lists are meant to split
 cc $CFLAGS $PKG_CFLAGS -o "$OUT/raw_sqlite" bench/raw_sqlite.c bench/raw_insert.c $PKG_LIBS
 # shellcheck disable=SC2086
