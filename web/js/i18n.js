@@ -878,11 +878,6 @@ function pick() {
   return (navigator.language || 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
 }
 
-// Adds a module's words to a language (views that keep their words beside them).
-export function addWords(l, words) {
-  Object.assign(dictionaries[l], words);
-}
-
 export function language() {
   return lang;
 }

@@ -15,7 +15,7 @@ import { api, enc } from '../api.js';
 import { addWords, language, t, when } from '../i18n.js';
 import { busy, errorBox, field, h, toast } from '../ui.js';
 
-addWords('en', {
+addWords({ en: {
   'gone.title': '“{name}” was dissolved',
   'gone.title_unknown': 'This group was dissolved',
   'gone.when': 'Dissolved on {when}.',
@@ -59,8 +59,8 @@ addWords('en', {
   'auth.mismatch': 'The two passwords differ.',
   'notice.export_code.SELF_EXPORT_UNTIL_DUE': 'Every member may export their own copy until {when}.',
   'notice.pending_core': 'Notice: this group will be dissolved at {when}; until then the owner can still cancel.',
-});
-addWords('zh', {
+} });
+addWords({ zh: {
   'gone.title': '“{name}”已解散',
   'gone.title_unknown': '此群已解散',
   'gone.when': '解散于 {when}。',
@@ -104,7 +104,7 @@ addWords('zh', {
   'auth.mismatch': '两次输入的密码不一致。',
   'notice.export_code.SELF_EXPORT_UNTIL_DUE': '每位成员都可以在 {when} 之前导出自己的副本。',
   'notice.pending_core': '通知：此群将于 {when} 解散；在此之前群主仍可取消。',
-});
+} });
 
 // A pending notice that carries export_code (docs/events.md) in words: when the group
 // goes, that the owner can still cancel until then, and the export window from the
