@@ -11,6 +11,9 @@ src=build/deb-src/qun-$version
 rm -f build/deb-src/qun_* build/deb-src/*.changes build/deb-src/*.buildinfo
 mkdir -p "$src"
 git ls-files -co --exclude-standard -z | grep -zv '^build/' | xargs -0 cp -p --parents -t "$src"
+# ...but dh's own stamps would skip the build step of a second run altogether: make, not
+# dh, decides what is up to date.
+rm -f "$src"/debian/debhelper-build-stamp "$src"/debian/*.debhelper.log
 (cd "$src" && dpkg-buildpackage -us -uc -b -nc >../build.log 2>&1) || {
   tail -40 build/deb-src/build.log >&2
   exit 1
