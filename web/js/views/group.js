@@ -6,6 +6,7 @@
 import { api, enc, session } from '../api.js';
 import { duration, t, when } from '../i18n.js';
 import { followGroup } from '../live.js';
+import { searchCard } from './search.js';
 import { selfExportCard } from './selfexport.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
@@ -356,6 +357,7 @@ export async function groupView([gid], ctx) {
     h('div', { class: 'grid' },
       exportCard,
       h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), empty, msgList, live ? msgForm : null, live ? typingEl : null),
+      searchCard(gid, names),
       h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
       h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
       h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection)));
