@@ -9,11 +9,11 @@ jobs=${UNIT_JOBS:-$(nproc)}
 logs=$(mktemp -d /tmp/qun-unit-logs.XXXXXX)
 trap 'rm -rf "$logs"' EXIT INT TERM
 
-# One line per run: the binary, then its argument if any; store_fault's first, so
-# that the longest runs start first.
+# One line per run: the binary, then its argument if any; store_fault's first (its
+# longest walk, dissolution, at the head), so that the longest runs start first.
 {
   find "$dir" -type f -perm -u+x -name store_fault | while read -r t; do
-    for op in purge export import dissolution; do echo "$t $op"; done
+    for op in dissolution purge export import; do echo "$t $op"; done
   done
   find "$dir" -type f -perm -u+x ! -name store_fault | sort
 } > "$logs/runs"
