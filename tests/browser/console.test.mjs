@@ -65,6 +65,17 @@ function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
 
+// Switches the console's language and waits for the page to be drawn again in it: the
+// old page stays on screen until the new one replaces it, so a read straight after the
+// switch could see the old language.
+async function setLang(page, l) {
+  await page.selectOption('#lang', l);
+  await page.waitForFunction(
+    (want) => document.documentElement.lang.startsWith(want) && !document.getElementById('view').hasAttribute('aria-busy'),
+    l,
+  );
+}
+
 // axe-core on the page as it is: every violation fails (not only serious and critical
 // ones).  The source is evaluated rather than added as a <script>: the console's
 // Content-Security-Policy rightly refuses inline scripts, and the test keeps it on.
@@ -432,14 +443,14 @@ try {
   });
 
   await step('the preview in Chinese names its rules and their source, never keys', async () => {
-    await owner.page.selectOption('#lang', 'zh');
+    await setLang(owner.page, 'zh');
     await owner.page.click('#preview-btn');
     await owner.page.waitForSelector('#impact');
     const reasons = await owner.page.textContent('#delay-reasons');
     check(reasons.includes('冷静期') && reasons.includes('默认规则'), `delay reason in Chinese: ${reasons}`);
     check(!/cooling_off|default/.test(reasons), `no rule or source key on screen: ${reasons}`);
     await shot(owner.page, 'preview-zh');
-    await owner.page.selectOption('#lang', 'en');
+    await setLang(owner.page, 'en');
     await owner.page.click('#preview-btn');
     await owner.page.waitForSelector('#impact');
   });
@@ -711,7 +722,7 @@ try {
     await page.waitForSelector('#reset-code');
     resetCode = (await page.textContent('#reset-code')).trim();
     check(/^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/.test(resetCode), `a readable one-time code: ${resetCode}`);
-    await page.selectOption('#lang', 'zh');
+    await setLang(page, 'zh');
     await page.waitForSelector('#user-groups-title:has-text("所在的群")');
     check(!(await page.isVisible('#toast.show')), 'the English toast goes with the change of language');
     check((await page.textContent('#user-facts')).includes('须设置新密码'), 'the state in Chinese');
@@ -719,7 +730,7 @@ try {
     await page.goto(`${URL}/#/admin/users`);
     await page.waitForSelector('#users tr[data-user="dora"]');
     await shot(page, 'admin-users-zh');
-    await page.selectOption('#lang', 'en');
+    await setLang(page, 'en');
   });
 
   const dora = await newUser(browser, 'zh-CN');
@@ -953,7 +964,7 @@ try {
     const g = await api('POST', '/v1/groups', { name: '家长群 Parents' }, token);
     await api('POST', `/v1/groups/${g.id}/messages`, { text: '<script>alert(1)</script> 周五开会' }, token);
     await page.goto(`${URL}/#/g/${g.id}`);
-    await page.selectOption('#lang', 'zh');
+    await setLang(page, 'zh');
     await page.waitForSelector('#group-export');
     check(await page.isChecked('#group-export-protect-passphrase'), 'a passphrase is the default');
     check(await page.isHidden('#group-export-recipient'), 'the age key is the advanced choice');
@@ -969,7 +980,7 @@ try {
     check((await page.textContent('#group-export-status')).includes('不一致'), 'the two differ, said');
     await page.click('#group-export summary');
     await shot(page, 'passphrase-export-form-zh');
-    await page.selectOption('#lang', 'en');
+    await setLang(page, 'en');
     await page.goto(`${URL}/#/g/${g.id}`);
     await page.waitForSelector('#group-export');
     const en = await page.textContent('#group-export');
@@ -1016,11 +1027,9 @@ try {
     const was = await page.inputValue('#lang');
     await shot(page, `${name}-${was}`);
     const other = was === 'zh' ? 'en' : 'zh';
-    await page.selectOption('#lang', other);
-    await page.waitForFunction((l) => document.documentElement.lang.startsWith(l === 'zh' ? 'zh' : 'en') && !document.getElementById('view').hasAttribute('aria-busy'), other);
+    await setLang(page, other);
     await shot(page, `${name}-${other}`);
-    await page.selectOption('#lang', was);
-    await page.waitForFunction(() => !document.getElementById('view').hasAttribute('aria-busy'));
+    await setLang(page, was);
   };
   const signInAs = async (page, username, password = PASSWORD) => {
     await page.goto(URL + '/#/login');
