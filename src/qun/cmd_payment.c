@@ -1,58 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /* Payment commands: send a red packet to a group, claim a share of one, and read
- * your personal bill.  Amounts are integers in the smallest currency unit (fen); the
- * bill shows them in yuan. */
+ * your personal bill.  The API counts in the smallest currency unit (fen); people
+ * type and read yuan: `qun pay club 8.88 3`, "claimed ¥2.96". */
 #include <string.h>
 
 #include "client.h"
 
-int qun_cmd_pay(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--memo", "-m", true}, {0}};
-    static const char usage[] = "pay <group> <amount> <shares> [--memo M]";
-    qun_args_t a;
-    int64_t amount, shares;
-    json_t *out;
-    char path[512];
-    int rc = qun_args_parse(argc, argv, opts, 3, 3, usage, &a);
-    if (rc != QUN_EXIT_OK) return rc;
-    if (!qun_parse_uint(a.pos[1], &amount) || !qun_parse_uint(a.pos[2], &shares))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "amount and shares are whole numbers; usage: qun %s",
-                            usage);
-    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
-    if (rc != QUN_EXIT_OK) return rc;
-    json_t *body = json_pack("{s:I, s:I}", "amount", (json_int_t)amount, "shares", (json_int_t)shares);
-    if (a.val[0]) json_object_set_new(body, "memo", json_string(a.val[0]));
-    rc = qun_cli_json(c, "POST", path, body, &out);
-    if (rc != QUN_EXIT_OK) return rc;
-    if (c->json) {
-        qun_print_json(out);
-    } else {
-        const char *memo = qun_jstr_or(out, "memo", "");
-        printf("payment %s: %lld in %lld shares%s%s%s\n", qun_jstr_or(out, "id", "?"),
-               (long long)qun_jint(out, "amount"), (long long)qun_jint(out, "shares"), *memo ? " (\"" : "",
-               memo, *memo ? "\")" : "");
-        printf("members claim with: qun claim %s %s\n", a.pos[0], qun_jstr_or(out, "id", "?"));
+/* An amount as a person types it, in yuan: "8", "8.8", "8.88", with or without a
+ * leading "¥".  Stored in *fen; false for anything else (a third decimal, a sign,
+ * more than a billion yuan). */
+static bool parse_yuan(const char *s, int64_t *fen) {
+    int64_t yuan = 0, cents = 0;
+    int digits = 0, decimals = 0;
+    if (strncmp(s, "\xc2\xa5", 2) == 0) s += 2; /* ¥ */
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (digits == 10) return false;
+        yuan = yuan * 10 + (*s - '0');
     }
-    json_decref(out);
-    return QUN_EXIT_OK;
-}
-
-int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
-    qun_args_t a;
-    json_t *out;
-    char path[512];
-    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "claim <group> <pid>", &a);
-    if (rc == QUN_EXIT_OK)
-        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments/%s/claim", a.pos[0], a.pos[1]);
-    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
-    if (rc != QUN_EXIT_OK) return rc;
-    if (c->json)
-        qun_print_json(out);
-    else
-        printf("claimed %lld from %s\n", (long long)qun_jint(out, "amount"),
-               qun_jstr_or(out, "payment", a.pos[1]));
-    json_decref(out);
-    return QUN_EXIT_OK;
+    if (*s == '.') {
+        for (s++; *s >= '0' && *s <= '9'; s++, decimals++) {
+            if (decimals == 2) return false;
+            cents = cents * 10 + (*s - '0');
+        }
+        if (decimals == 0) return false;
+        if (decimals == 1) cents *= 10;
+    }
+    if (*s != '\0' || digits == 0) return false;
+    *fen = yuan * 100 + cents;
+    return true;
 }
 
 /* An amount in fen (the smallest unit) as yuan, "¥8.88"; with sign, "+¥0.25" or
@@ -65,6 +40,56 @@ static const char *fmt_money(int64_t fen, bool sign, char out[40]) {
                      : "",
              (unsigned long long)(v / 100), (unsigned long long)(v % 100));
     return out;
+}
+
+int qun_cmd_pay(qun_cli_t *c, int argc, char **argv) {
+    static const qun_opt_t opts[] = {{"--memo", "-m", true}, {0}};
+    static const char usage[] = "pay <group> <amount> <shares> [--memo M]";
+    qun_args_t a;
+    int64_t amount, shares;
+    json_t *out;
+    char path[512], money[40];
+    int rc = qun_args_parse(argc, argv, opts, 3, 3, usage, &a);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (!parse_yuan(a.pos[1], &amount) || !qun_parse_uint(a.pos[2], &shares))
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "the amount is in yuan (8 or 8.88) and shares a whole number; usage: qun %s",
+                            usage);
+    rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
+    if (rc != QUN_EXIT_OK) return rc;
+    json_t *body = json_pack("{s:I, s:I}", "amount", (json_int_t)amount, "shares", (json_int_t)shares);
+    if (a.val[0]) json_object_set_new(body, "memo", json_string(a.val[0]));
+    rc = qun_cli_json(c, "POST", path, body, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else {
+        const char *memo = qun_jstr_or(out, "memo", "");
+        printf("red packet %s: %s in %lld shares%s%s%s\n", qun_jstr_or(out, "id", "?"),
+               fmt_money(qun_jint(out, "amount"), false, money), (long long)qun_jint(out, "shares"),
+               *memo ? " (\"" : "", memo, *memo ? "\")" : "");
+        printf("members claim with: qun claim %s %s\n", a.pos[0], qun_jstr_or(out, "id", "?"));
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
+}
+
+int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out;
+    char path[512], money[40];
+    int rc = qun_args_parse(argc, argv, NULL, 2, 2, "claim <group> <pid>", &a);
+    if (rc == QUN_EXIT_OK)
+        rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments/%s/claim", a.pos[0], a.pos[1]);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json)
+        qun_print_json(out);
+    else
+        printf("claimed %s from %s\n", fmt_money(qun_jint(out, "amount"), false, money),
+               qun_jstr_or(out, "payment", a.pos[1]));
+    json_decref(out);
+    return QUN_EXIT_OK;
 }
 
 /* What a bill line's kind means, as a person says it. */
@@ -138,7 +163,7 @@ static const char *who(json_t *o, const char *prefix) {
 int qun_cmd_payments(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out, *p, *cl;
-    char path[512], t[32], claimed[64];
+    char path[512], t[32], claimed[96], money[40], got[40];
     size_t i, j, wfrom = 4, wmemo = 4;
     int rc = qun_args_parse(argc, argv, NULL, 1, 1, "payments <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
@@ -161,19 +186,26 @@ int qun_cmd_payments(qun_cli_t *c, int argc, char **argv) {
         printf("%-16s  ", "WHEN");
         qun_print_cell("FROM", wfrom + 2);
         qun_print_cell("MEMO", wmemo + 2);
-        printf("%10s %7s  %-20s %s\n", "AMOUNT", "SHARES", "CLAIMED", "ID");
+        printf("%10s %7s  ", "AMOUNT", "SHARES");
+        qun_print_cell("CLAIMED", 22);
+        printf("ID\n");
     }
     json_array_foreach(items, i, p) {
         printf("%-16s  ", qun_fmt_time(qun_jint(p, "created_at"), t));
         qun_print_cell(who(p, "creator"), wfrom + 2);
         qun_print_cell(qun_jstr_or(p, "memo", ""), wmemo + 2);
-        snprintf(claimed, sizeof claimed, "%lld of %lld (%lld)", (long long)qun_jint(p, "claimed_shares"),
-                 (long long)qun_jint(p, "shares"), (long long)qun_jint(p, "claimed_amount"));
-        printf("%10lld %7lld  %-20s %s\n", (long long)qun_jint(p, "amount"), (long long)qun_jint(p, "shares"),
-               claimed, qun_jstr_or(p, "id", "?"));
+        snprintf(claimed, sizeof claimed, "%lld of %lld (%s)", (long long)qun_jint(p, "claimed_shares"),
+                 (long long)qun_jint(p, "shares"), fmt_money(qun_jint(p, "claimed_amount"), false, got));
+        /* "¥" is one column but two bytes: pad by display width, not printf's bytes. */
+        for (size_t w = qun_text_width(fmt_money(qun_jint(p, "amount"), false, money)); w < 10; w++)
+            putchar(' ');
+        printf("%s %7lld  ", money, (long long)qun_jint(p, "shares"));
+        qun_print_cell(claimed, 22);
+        printf("%s\n", qun_jstr_or(p, "id", "?"));
         /* Who claimed what, when the server lists the claims. */
         json_array_foreach(json_object_get(p, "claims"), j, cl)
-            printf("%-16s    %s claimed %lld\n", "", who(cl, "claimer"), (long long)qun_jint(cl, "amount"));
+            printf("%-16s    %s claimed %s\n", "", who(cl, "claimer"),
+                   fmt_money(qun_jint(cl, "amount"), false, money));
     }
     json_decref(out);
     return QUN_EXIT_OK;

@@ -188,7 +188,7 @@ def test_upload_download_identical(alice, tmp_path):
 def test_payments_and_bill(alice, bob):
     gid = alice.json("group", "create", "lunch")["id"]
     alice.ok("group", "add", gid, bob.openid)
-    p = alice.json("pay", gid, "100", "4", "--memo", "noodles")
+    p = alice.json("pay", gid, "1", "4", "--memo", "noodles")  # one yuan: 100 fen
     assert p["amount"] == 100 and p["shares"] == 4 and p["memo"] == "noodles"
     assert bob.json("claim", gid, p["id"])["amount"] == 25
     bob.fails("ALREADY_CLAIMED", "claim", gid, p["id"])

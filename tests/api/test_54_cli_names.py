@@ -134,17 +134,24 @@ def test_payments_listing(url):
     expect(owner.patch("/v1/me", {"display_name": "王小明"}), 200)
     gid = expect(owner.post("/v1/groups", {"name": "红包群"}), 201)["id"]
     ok(url, owner, "group", "add", "红包群", bob.username)
-    ok(url, owner, "pay", "红包群", "500", "5", "--memo", "新年快乐")
-    ok(url, owner, "pay", "红包群", "30", "3", "--memo", "tea")
+    said = ok(url, owner, "pay", "红包群", "5", "5", "--memo", "新年快乐").stdout
+    assert "¥5.00 in 5 shares" in said, said
+    ok(url, owner, "pay", "红包群", "¥0.3", "3", "--memo", "tea")
     pid = expect(owner.get(f"/v1/groups/{gid}/payments"), 200)["items"][0]["id"]
-    ok(url, bob, "claim", "红包群", pid)
+    assert "claimed ¥0.10" in ok(url, bob, "claim", "红包群", pid).stdout
     out = ok(url, owner, "payments", "红包群").stdout.splitlines()
     assert out[0].startswith("WHEN"), out
     tea = next(line for line in out if "tea" in line)
     ny = next(line for line in out if "新年快乐" in line)
-    assert "1 of 3 (10)" in tea and "0 of 5 (0)" in ny and "王小明" in tea, out
+    assert "1 of 3 (¥0.10)" in tea and "0 of 5 (¥0.00)" in ny and "王小明" in tea, out
     assert column_of(tea, "tea") == column_of(ny, "新年快乐"), out
-    assert column_of(tea, " 30 ") + 1 + len("30") == column_of(ny, "500 ") + len("500"), out  # right-aligned
+    assert column_of(tea, "¥0.30") + len("¥0.30") == column_of(ny, "¥5.00") + len("¥5.00"), out  # right-aligned
+    assert column_of(tea, pid) == column_of(out[0], "ID"), out
+    for bad in ("5.555", "5.", "five", "¥", "12345678901", "5-"):  # yuan, two decimals at most
+        r = qun(url, owner, "pay", "红包群", bad, "2")
+        assert r.returncode == 2 and "yuan" in r.stderr, (bad, r.stderr)
+    assert qun(url, owner, "pay", "红包群", "-5", "2").returncode == 2  # not a negative packet
+    assert len(expect(owner.get(f"/v1/groups/{gid}/payments"), 200)["items"]) == 2
     assert '"items"' in ok(url, owner, "--json", "payments", gid).stdout
     assert ok(url, bob, "bill").stdout.strip()
 
