@@ -190,8 +190,14 @@ qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc == QUN_GROUP_GONE && g.role == QUN_ROLE_OWNER) rc = QUN_OK; /* the owner sees the outcome */
     if (rc != QUN_OK) return rc;
+    /* The recall window clients offer the author's Recall for (the server decides). */
+    qun_policy_view_t v;
+    rc = qun_group_policy(db, &g, &v, err);
+    if (rc != QUN_OK) return rc;
     *out = group_json(db, g.id, a->uid, err);
-    return *out ? QUN_OK : QUN_STORE;
+    if (!*out) return QUN_STORE;
+    json_object_set_new(*out, "recall_window_seconds", json_integer(v.rule[QUN_POLICY_RECALL_WINDOW].value));
+    return QUN_OK;
 }
 
 qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,

@@ -77,6 +77,8 @@ def test_author_recalls_within_the_window(server, group):
 
 def test_window_passed_and_ranks(server, group):
     gid, owner, admin, member = group["id"], group["owner"], group["admin"], group["member"]
+    # Clients learn the window from the group, to stop offering Recall when it has passed.
+    assert expect(member.get(f"/v1/groups/{gid}"), 200)["recall_window_seconds"] == 120
     old = post(member, gid, "old news")
     own_admin = post(admin, gid, "admin's words")
     by_owner = post(owner, gid, "owner's words")

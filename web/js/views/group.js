@@ -153,7 +153,7 @@ export async function groupView([gid], ctx) {
   ctx.onLeave(() => clearTimeout(readTimer));
   // Recall and removal (views/recall.js): who may take down which message.
   const roles = new Map(members.status === 'fulfilled' ? members.value.items.map((m) => [m.openid, m.role]) : []);
-  const recallOpts = { base, myRole: g.my_role, roles, names, onDone: (m) => applyRecall(msgList, m, names) };
+  const recallOpts = { base, myRole: g.my_role, recallWindow: g.recall_window_seconds, roles, names, onDone: (m) => applyRecall(msgList, m, names) };
   function addMessages(items) {
     for (const m of items) {
       if (m.seq > readUpTo) {

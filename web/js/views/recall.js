@@ -11,11 +11,14 @@ import { request, session } from '../api.js';
 import { t } from '../i18n.js';
 import { errorBox, h, toast } from '../ui.js';
 
-// The console's idea of the window: the default of policies/kinds.json.  Only used to
-// stop offering the button; the server enforces the group's own window.
-export const RECALL_WINDOW_SECONDS = 120;
+// The window when the group's answer does not say (policies/kinds.json's default).  Only
+// used to stop offering the button; the server enforces the group's own window.
+const DEFAULT_RECALL_WINDOW_SECONDS = 120;
 
 const RANK = { member: 1, admin: 2, owner: 3 };
+
+// The group's recall window in seconds (GET /v1/groups/{id} says; 0 turns recall off).
+const windowOf = (opts) => opts.recallWindow ?? DEFAULT_RECALL_WINDOW_SECONDS;
 
 // The words a recalled message shows in place of its text.
 export function recalledText(m, names) {
@@ -74,7 +77,7 @@ export function recallButton(m, opts) {
   const theirs = RANK[opts.roles.get(m.author)] || RANK.member;
   let kind = null;
   if (mine && my >= RANK.admin) kind = 'recall';
-  else if (mine && Date.now() / 1000 - m.created_at < RECALL_WINDOW_SECONDS) kind = 'recall';
+  else if (mine && Date.now() / 1000 - m.created_at < windowOf(opts)) kind = 'recall';
   else if (!mine && my >= RANK.admin && my > theirs) kind = 'remove';
   if (!kind) return null;
   const author = m.author_display_name || opts.names.get(m.author) || '';
@@ -84,7 +87,7 @@ export function recallButton(m, opts) {
   }, t(kind === 'recall' ? 'recall.recall' : 'recall.remove'));
   if (kind === 'recall' && my < RANK.admin) {
     // The window closes: the button goes (the server would refuse anyway).
-    const left = (m.created_at + RECALL_WINDOW_SECONDS) * 1000 - Date.now();
+    const left = (m.created_at + windowOf(opts)) * 1000 - Date.now();
     setTimeout(() => btn.remove(), Math.max(0, left));
   }
   btn.addEventListener('click', async () => {
