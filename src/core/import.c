@@ -323,11 +323,17 @@ static qun_rc add_messages(qun_db_t *db, qun_import_t *imp, int64_t gid_id, int6
                           "messages.jsonl is not in increasing seq order with text");
         if (rc == QUN_OK) {
             const char *kind = json_string_value(json_object_get(o, "kind"));
+            /* A recalled message comes back recalled, with no text (a hand-edited archive's
+             * text is dropped).  The archive names no one for a removal: its by is null. */
+            bool recalled = json_is_true(json_object_get(o, "recalled"));
+            bool removed = recalled && json_is_true(json_object_get(o, "removed"));
+            int64_t created = jint(o, "created_at");
             rc = qun_db_run(db, NULL, err,
-                            "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) "
-                            "VALUES ($1, $2, $3, $4, $5, $6)",
-                            "iiissi", gid_id, seq, last_uid, kind ? kind : "text", jstr(o, "text"),
-                            jint(o, "created_at"));
+                            "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at, "
+                            "recalled_at, recalled_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                            "iiissizz", gid_id, seq, last_uid, kind ? kind : "text",
+                            recalled ? "" : jstr(o, "text"), created, recalled ? created : 0,
+                            recalled && !removed ? last_uid : 0);
             rc = rc == QUN_DONE ? QUN_OK : rc == QUN_OK ? QUN_STORE : rc;
         }
         json_decref(o);

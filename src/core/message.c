@@ -91,7 +91,8 @@ typedef struct {
 } recalled_t;
 
 static json_t *recalled_json(const recalled_t *m) {
-    return json_pack("{s:I, s:s, s:s?, s:s, s:I, s:b, s:b, s:I, s:s, s:s, s:s?, s:s*}", "seq",
+    /* by is null for a removal restored from an archive, which names no one. */
+    return json_pack("{s:I, s:s, s:s?, s:s, s:I, s:b, s:b, s:I, s:s?, s:s?, s:s?, s:s*}", "seq",
                      (json_int_t)m->seq, "author", m->author, "author_display_name", m->author_name, "kind",
                      m->kind, "created_at", (json_int_t)m->created_at, "recalled", 1, "removed", m->removed,
                      "recalled_at", (json_int_t)m->recalled_at, "by", m->by, "by_username", m->by_username,
@@ -130,8 +131,8 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
                             qun_q_col_text(q, 1),
                             OPT_TEXT(q, 6),
                             qun_q_col_text(q, 2),
-                            qun_q_col_null(q, 12) ? "" : qun_q_col_text(q, 12),
-                            qun_q_col_null(q, 13) ? "" : qun_q_col_text(q, 13),
+                            OPT_TEXT(q, 12),
+                            OPT_TEXT(q, 13),
                             OPT_TEXT(q, 14),
                             OPT_TEXT(q, 15),
                             qun_q_col_int(q, 16) == 0};

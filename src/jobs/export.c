@@ -229,11 +229,13 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
     do {
         qun_q_t *q;
         n = 0;
-        qun_rc qrc = qun_db_run(w->db, &q, err,
-                                "SELECT m.seq, m.author_id, m.kind, m.body, m.created_at, "
-                                "CASE WHEN m.recalled_at IS NULL THEN 0 ELSE 1 END FROM messages m "
-                                "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
-                                "iii", w->c->group_id, after, (int64_t)PAGE);
+        qun_rc qrc =
+            qun_db_run(w->db, &q, err,
+                       "SELECT m.seq, m.author_id, m.kind, m.body, m.created_at, "
+                       "CASE WHEN m.recalled_at IS NULL THEN 0 WHEN m.recalled_by = m.author_id THEN 1 "
+                       "ELSE 2 END FROM messages m "
+                       "WHERE m.group_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+                       "iii", w->c->group_id, after, (int64_t)PAGE);
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
             after = qun_q_col_int(q, 0);
             char *masked = NULL;
@@ -259,8 +261,10 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
             qun_line_jstr(cur, author);
             qun_line_printf(cur, ",\"created_at\":%lld,\"kind\":", (long long)qun_q_col_int(q, 4));
             qun_line_jstr(cur, qun_q_col_text(q, 2));
-            /* A recalled message's text is gone from its row (core/message.c): "". */
+            /* A recalled message's text is gone from its row (core/message.c): "".
+             * removed: someone other than the author took it down. */
             if (qun_q_col_int(q, 5)) qun_line_put(cur, ",\"recalled\":true", 16);
+            if (qun_q_col_int(q, 5) == 2) qun_line_put(cur, ",\"removed\":true", 15);
             qun_line_printf(cur, ",\"seq\":%lld,\"text\":", (long long)after);
             qun_line_jstr(cur, text);
             qun_line_put(cur, "}\n", 2);

@@ -139,9 +139,9 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
             const char *by = qun_jstr_or(m, "by", ""), *reason = qun_jstr_or(m, "reason", NULL);
             const char *by_name = qun_jstr_or(m, "by_display_name", qun_jstr_or(m, "by_username", by));
             char why[400] = "";
-            if (json_is_true(json_object_get(m, "removed")))
-                snprintf(why, sizeof why, " removed by %s%s%s", by_name, reason ? ": " : "",
-                         reason ? reason : "");
+            if (json_is_true(json_object_get(m, "removed"))) /* by is null after an import */
+                snprintf(why, sizeof why, " removed%s%s%s%s", *by_name ? " by " : "", by_name,
+                         reason ? ": " : "", reason ? reason : "");
             printf("#%-4lld %s  %s: (recalled)%s\n", (long long)qun_jint(m, "seq"),
                    qun_fmt_time(qun_jint(m, "created_at"), t),
                    qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)), why);

@@ -100,7 +100,10 @@ def world(srv, tmp_path_factory):
     for i in range(400):
         if i % 100 == 0:
             advance(srv, 86400)
-        expect(authors[i % 4].post(f"/v1/groups/{gid}/messages", {"text": f"line {i} by {authors[i % 4].username} — é"}), 201)
+        last = expect(authors[i % 4].post(f"/v1/groups/{gid}/messages", {"text": f"line {i} by {authors[i % 4].username} — é"}), 201)
+    # The last line recalled by its author (carol), the one before removed by the owner.
+    expect(carol.req("DELETE", f"/v1/groups/{gid}/messages/{last['seq']}"), 200)
+    expect(owner.req("DELETE", f"/v1/groups/{gid}/messages/{last['seq'] - 1}", {"reason": "spam"}), 200)
     blobs = {}
     for i, size in enumerate([1, 65536, 300000, 200000]):
         data = os.urandom(size)
@@ -194,8 +197,14 @@ def check_rebuilt(world, importer, new):
     want = all_items(old, f"/v1/groups/{gid}/messages")
     got = all_items(importer, f"/v1/groups/{new}/messages")
     assert len(got) == 404
-    key = lambda m: (m["seq"], m["author"], m["created_at"], m["text"], m["kind"])
+    key = lambda m: (m["seq"], m["author"], m["created_at"], m.get("text"), m["kind"], m.get("recalled"), m.get("removed"))
     assert [key(m) for m in got] == [key(m) for m in want]
+    # Recalled and removed messages come back so, without text; the archive names no remover.
+    gone = {m["seq"]: m for m in got if m.get("recalled")}
+    assert len(gone) == 2, gone
+    recalled, removed = gone[max(gone)], gone[min(gone)]
+    assert not recalled["removed"] and recalled["by"] == world["carol"].openid
+    assert removed["removed"] and removed["by"] is None and "text" not in removed
     assert len({m["created_at"] for m in got}) > 1
     files = all_items(importer, f"/v1/groups/{new}/files")
     old_files = {f["digest"]: f for f in all_items(old, f"/v1/groups/{gid}/files")}
