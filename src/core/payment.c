@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qun/core.h"
+#include "qun/event.h"
 
 static qun_rc bill_line(qun_db_t *db, int64_t uid, const qun_group_t *g, const char *pid, const char *kind,
                         int64_t amount, qun_err_t *err) {
@@ -47,6 +48,13 @@ qun_rc qun_payment_create(qun_db_t *db, const qun_actor_t *a, const char *gid, c
                     "siisiisi", pid, g.id, a->uid, kind, amount, shares, memo, qun_now());
     if (rc != QUN_DONE) return rc;
     rc = bill_line(db, a->uid, &g, pid, "red_packet_sent", -amount, err);
+    /* The members' open pages show the new red packet at once (docs/events.md). */
+    if (rc == QUN_OK)
+        rc = qun_event_group(db, "payment.created", g.id, 0,
+                             json_pack("{s:s, s:s, s:I, s:I, s:s}", "payment", pid, "creator", a->openid,
+                                       "amount", (json_int_t)amount, "shares", (json_int_t)shares, "memo",
+                                       memo),
+                             err);
     if (rc != QUN_OK) return rc;
     qun_q_t *q;
     rc = qun_db_run(
@@ -90,6 +98,12 @@ qun_rc qun_payment_claim(qun_db_t *db, const qun_actor_t *a, const char *gid, co
                     "ii", id, share);
     if (rc != QUN_DONE) return rc;
     rc = bill_line(db, a->uid, &g, pid, "red_packet_received", share, err);
+    if (rc == QUN_OK)
+        rc = qun_event_group(db, "payment.claimed", g.id, 0,
+                             json_pack("{s:s, s:s, s:I, s:I, s:I}", "payment", pid, "claimer", a->openid,
+                                       "amount", (json_int_t)share, "claimed_shares",
+                                       (json_int_t)(cshares + 1), "shares", (json_int_t)shares),
+                             err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s, s:I}", "payment", pid, "claimer", a->openid, "amount", (json_int_t)share);
     return QUN_OK;

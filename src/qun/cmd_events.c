@@ -92,7 +92,18 @@ static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) 
     else if (strcmp(type, "receipt.read") == 0)
         snprintf(out, size, "%s read up to #%lld", who(s, d, "user", t1) ?: "someone",
                  (long long)qun_jint(d, "seq"));
-    else if (strcmp(type, "member.typing") == 0)
+    else if (strcmp(type, "payment.created") == 0) {
+        int64_t fen = qun_jint(d, "amount");
+        const char *memo = qun_jstr_or(d, "memo", "");
+        snprintf(out, size, "%s sent a red packet of ¥%lld.%02lld in %lld shares%s%s%s",
+                 who(s, d, "creator", t1) ?: "someone", (long long)(fen / 100), (long long)(fen % 100),
+                 (long long)qun_jint(d, "shares"), *memo ? " (“" : "", memo, *memo ? "”)" : "");
+    } else if (strcmp(type, "payment.claimed") == 0) {
+        int64_t fen = qun_jint(d, "amount");
+        snprintf(out, size, "%s claimed ¥%lld.%02lld from a red packet (%lld of %lld shares taken)",
+                 who(s, d, "claimer", t1) ?: "someone", (long long)(fen / 100), (long long)(fen % 100),
+                 (long long)qun_jint(d, "claimed_shares"), (long long)qun_jint(d, "shares"));
+    } else if (strcmp(type, "member.typing") == 0)
         snprintf(out, size, "%s %s typing", dn ? dn : (who(s, d, "user", t1) ?: "someone"),
                  json_is_true(json_object_get(d, "typing")) ? "is" : "stopped");
     else if (strncmp(type, "approval.", 9) == 0)

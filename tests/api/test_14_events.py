@@ -198,6 +198,25 @@ def test_members_get_messages_within_a_second_outsiders_do_not(url, group):
         os_.close()
 
 
+def test_red_packets_reach_members_live_and_no_one_else(url, group):
+    """A red packet sent and claimed shows on every member's open page at once."""
+    owner, member, outsider, gid = group["owner"], group["member"], group["outsider"], group["id"]
+    ms, os_ = Stream(member), Stream(outsider)
+    try:
+        p = expect(owner.post(f"/v1/groups/{gid}/payments", {"amount": 888, "shares": 2, "memo": "茶"}), 201)
+        ev = ms.wait("payment.created", timeout=2, group=gid)
+        assert ev["data"] == {"group": gid, "payment": p["id"], "creator": owner.openid, "amount": 888,
+                              "shares": 2, "memo": "茶"}
+        expect(group["admin"].post(f"/v1/groups/{gid}/payments/{p['id']}/claim", {}), 201)
+        ev = ms.wait("payment.claimed", timeout=2, group=gid)
+        assert ev["data"] == {"group": gid, "payment": p["id"], "claimer": group["admin"].openid, "amount": 444,
+                              "claimed_shares": 1, "shares": 2}
+        assert [e for e in os_.quiet(0.5) if e["event"].startswith("payment.")] == []
+    finally:
+        ms.close()
+        os_.close()
+
+
 def test_resume_with_last_event_id_gets_exactly_the_missed_events(url, group):
     owner, member, gid = group["owner"], group["member"], group["id"]
     s = Stream(member)

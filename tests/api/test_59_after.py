@@ -126,6 +126,8 @@ def test_cli_notices_events_gone_and_hints(srv, tmp_path):
     try:
         time.sleep(1.0)
         expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "hello club"}), 201)
+        p = expect(owner.post(f"/v1/groups/{gid}/payments", {"amount": 500, "shares": 2, "memo": "tea"}), 201)
+        expect(member.post(f"/v1/groups/{gid}/payments/{p['id']}/claim", {}), 201)
         expect(request(owner, gid), 202)
         # The owner's hint names the group, not <gid>.
         r = qun(srv.url, owner, "transfer", "book club", member.username)
@@ -147,6 +149,8 @@ def test_cli_notices_events_gone_and_hints(srv, tmp_path):
     lines = seen.splitlines()
     assert any("book club" in ln and f"{owner.username}: hello club" in ln for ln in lines), seen
     assert any("the dissolution was cancelled by " + owner.username in ln for ln in lines), seen
+    assert any(f"{owner.username} sent a red packet of ¥5.00 in 2 shares (“tea”)" in ln for ln in lines), seen
+    assert any(f"{member.username} claimed ¥2.50 from a red packet (1 of 2 shares taken)" in ln for ln in lines), seen
     assert "event:" not in seen and "data:" not in seen, seen
     assert any("the group was dissolved" in ln and "continued in “book club 2”" in ln for ln in lines), seen
     # GROUP_GONE names the successor group by name.

@@ -183,7 +183,8 @@ export async function groupView([gid], ctx) {
   }
   if (g.last_seq && live) markRead(0);
   // Red packets show in the history as cards, by time (views/payments.js).
-  const packets = redPackets(gid, msgList, { names, live, onLeave: ctx.onLeave, onChange: (added) => {
+  let follow = null; // the event stream (live.js), followed further down
+  const packets = redPackets(gid, msgList, { names, live, onLeave: ctx.onLeave, streaming: () => follow?.mode() === 'events', onChange: (added) => {
     empty.hidden = msgList.children.length > 0;
     if (added) msgList.scrollTop = msgList.scrollHeight;
   } });
@@ -237,7 +238,6 @@ export async function groupView([gid], ctx) {
     paintTyping();
   }
   ctx.onLeave(() => typists.forEach((timer) => clearTimeout(timer)));
-  let follow = null;
   if (live) {
     follow = followGroup(gid, after, {
       onMessages: (items) => {
@@ -246,6 +246,7 @@ export async function groupView([gid], ctx) {
       },
       onGroup: (type, data) => (type === 'message.recalled' ? applyRecall(msgList, data, names)
         : type === 'member.typing' ? typingEvent(data)
+        : type === 'payment.created' || type === 'payment.claimed' ? packets.refresh()
         : type === 'member.display_name_changed' ? renamed(data)
           : type === 'group.dissolved' || type === 'group.purged' ? gone() : reload()),
       onError: (e) => e.code === 'GROUP_GONE' && gone(),

@@ -133,9 +133,10 @@ function itemTime(li) {
 }
 
 // The red packets of group gid as cards in the history list `list`, kept up to date:
-// refresh() reads the payments again (after a send or a claim, and every few seconds
-// while the page is open).  live: whether claims are still possible.
-export function redPackets(gid, list, { names, live, onLeave, onChange }) {
+// refresh() reads the payments again: after a send or a claim, on the events
+// payment.created and payment.claimed, and every few seconds while streaming() says the
+// event stream is not flowing.  live: whether claims are still possible.
+export function redPackets(gid, list, { names, live, onLeave, onChange, streaming = () => false }) {
   const base = `/v1/groups/${enc(gid)}`;
   function card(p) {
     const mine = (p.claims || []).find((c) => c.claimer === session.openid);
@@ -201,7 +202,7 @@ export function redPackets(gid, list, { names, live, onLeave, onChange }) {
     }
     if (onChange) onChange(added);
   }
-  const timer = setInterval(refresh, 5000);
+  const timer = setInterval(() => streaming() || refresh(), 5000);
   onLeave(() => clearInterval(timer));
   return { refresh };
 }
