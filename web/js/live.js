@@ -21,12 +21,14 @@ const RETRY_MS = 3000;
 // Events of a group that change its state (docs/events.md).
 const GROUP_EVENTS = ['dissolution.requested', 'dissolution.pending', 'dissolution.approved',
   'dissolution.cancelled', 'dissolution.rejected', 'dissolution.expired', 'group.dissolved',
-  'group.restored', 'group.purged', 'member.display_name_changed', 'member.typing', 'message.recalled'];
+  'group.restored', 'group.purged', 'member.display_name_changed', 'member.typing', 'message.recalled',
+  'payment.created', 'payment.claimed'];
 
 // Follows group gid from message seq afterSeq:
 //   onMessages(items)    each batch of newer messages, in seq order, each once;
 //   onGroup(type, data)  each state event of the group (dissolution.*, group.*) and each
-//                        member.display_name_changed and member.typing;
+//                        member.display_name_changed, member.typing, message.recalled
+//                        and payment.* (red packets sent and claimed);
 //   onError(err)         a failed fetch (it keeps trying, unless the group is gone).
 // Returns stop().  follow.mode() says 'events' or 'polling' (for tests and the UI).
 export function followGroup(gid, afterSeq, { onMessages, onGroup = () => {}, onError = () => {} }) {
