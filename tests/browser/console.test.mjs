@@ -832,7 +832,9 @@ try {
     await page.waitForSelector('#upload-form');
     // A real picture: the page's own header, photographed.
     const png = await page.screenshot({ type: 'png', clip: { x: 0, y: 0, width: 160, height: 120 } });
+    check((await page.textContent('#upload-choose')) === 'Choose a file', 'the file button in the page\'s words');
     await page.setInputFiles('input[name=upload]', { name: 'lunch.png', mimeType: 'image/png', buffer: png });
+    check((await page.textContent('#upload-chosen')) === 'lunch.png', 'the chosen file is named');
     await page.click('#upload-btn');
     await page.waitForSelector('#messages li .attachment img.thumb[src^="blob:"]');
     await page.waitForSelector('#files li img.thumb[src^="blob:"]');
@@ -851,6 +853,9 @@ try {
     await taker.page.goto(`${URL}/#/g/${payGid}`);
     await taker.page.waitForSelector('#messages li .attachment img.thumb[src^="blob:"]');
     check((await taker.page.textContent('#files li')).includes('王小明'), 'the uploader by name in Chinese too');
+    // The browser's own file button would say "Choose File" here: the page's words instead.
+    check((await taker.page.textContent('#upload-choose')) === '选择文件', 'the file button in Chinese');
+    check((await taker.page.textContent('#upload-chosen')) === '未选择文件', 'no file chosen, in Chinese');
     await shot(taker.page, 'files-zh');
   });
 

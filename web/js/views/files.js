@@ -7,12 +7,14 @@
 
 import { api, enc } from '../api.js';
 import { addWords, t, when } from '../i18n.js';
-import { busy, field, h, toast } from '../ui.js';
+import { busy, h, toast } from '../ui.js';
 
 addWords({
   en: {
     'files.none': 'No files yet. Uploads appear here and in the messages.',
     'files.upload_label': 'Choose a file to share',
+    'files.choose': 'Choose a file',
+    'files.none_chosen': 'No file chosen',
     'files.upload': 'Upload',
     'files.uploaded': '{name} uploaded.',
     'files.by': '{name} · {when}',
@@ -32,6 +34,8 @@ addWords({
   zh: {
     'files.none': '还没有文件。上传的文件会显示在这里和消息中。',
     'files.upload_label': '选择要分享的文件',
+    'files.choose': '选择文件',
+    'files.none_chosen': '未选择文件',
     'files.upload': '上传',
     'files.uploaded': '已上传 {name}。',
     'files.by': '{name} · {when}',
@@ -142,10 +146,22 @@ export function filesSection(gid, items, { live, names, onUploaded }) {
   const ul = h('ul', { class: 'list files', id: 'files' }, items.map((f) => fileRow(gid, f, names)));
   let form = null;
   if (live) {
-    const input = h('input', { type: 'file', name: 'upload', required: true });
+    // The browser's own file button speaks the browser's language, not the page's: the
+    // input is hidden (still focusable) behind a button-like label in the page's words,
+    // with the chosen file's name beside it.
+    const input = h('input', { type: 'file', name: 'upload', required: true, id: 'upload-input', class: 'file-input' });
+    const chosen = h('span', { class: 'muted', id: 'upload-chosen', 'aria-live': 'polite' }, t('files.none_chosen'));
+    input.addEventListener('change', () => {
+      chosen.textContent = input.files[0] ? input.files[0].name : t('files.none_chosen');
+    });
+    const picker = h('div', { class: 'field' },
+      h('span', { class: 'label', id: 'upload-title' }, t('files.upload_label')),
+      h('span', { class: 'file-pick' }, input,
+        h('label', { for: 'upload-input', class: 'button', id: 'upload-choose' }, t('files.choose')), chosen));
+    input.setAttribute('aria-labelledby', 'upload-title upload-choose');
     const slot = h('div');
     const btn = h('button', { type: 'submit', id: 'upload-btn' }, t('files.upload'));
-    form = h('form', { class: 'row', id: 'upload-form' }, field(t('files.upload_label'), input), btn, slot);
+    form = h('form', { class: 'row', id: 'upload-form' }, picker, btn, slot);
     form.addEventListener('submit', busy(btn, slot, async () => {
       const file = input.files[0];
       if (!file) return;
@@ -154,6 +170,7 @@ export function filesSection(gid, items, { live, names, onUploaded }) {
       if (!ul.querySelector(`[data-digest="${f.digest}"]`)) ul.append(fileRow(gid, f, names));
       empty.hidden = true;
       input.value = '';
+      chosen.textContent = t('files.none_chosen');
       toast(t('files.uploaded', { name: f.name }));
       if (onUploaded) await onUploaded(f);
     }));
