@@ -186,16 +186,16 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
      * with the purge, which waits for the messages' and files' retention and for any
      * legal hold; a copy a member downloaded is theirs. */
     json_t *x =
-        json_pack("{s:{s:I, s:I, s:s, s:s, s:b}, s:{s:I, s:s, s:b}}", "exports", "count", (json_int_t)exports,
-                  "bytes", (json_int_t)export_bytes, "rule",
+        json_pack("{s:{s:I, s:I, s:s, s:s, s:b, s:s}, s:{s:I, s:s, s:b, s:s}}", "exports", "count",
+                  (json_int_t)exports, "bytes", (json_int_t)export_bytes, "rule",
                   "server copies (whole-group archives and members' own copies) deleted with the purge; "
                   "copies already downloaded stay with whoever holds them",
                   "kept_by",
                   held                                    ? "legal_hold"
                   : r->retain_messages || r->retain_files ? "retention"
                                                           : "none",
-                  "held", held, "grants", "count", (json_int_t)grants, "rule",
-                  "storage grants deleted with the purge", "held", held);
+                  "held", held, "rule_code", "exports", "grants", "count", (json_int_t)grants, "rule",
+                  "storage grants deleted with the purge", "held", held, "rule_code", "grants");
     json_t *o = json_pack(
         "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}", "members", "count",
         (json_int_t)g->member_count, "messages", "count", (json_int_t)msgs, "rule",
@@ -211,6 +211,16 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         "personal bill lines are never purged");
     if (o && x) json_object_update(o, x);
     json_decref(x);
+    /* Each rule also as a code (rule_code), so clients word it in their own language:
+     * the English `rule` is for developers. */
+    static const char *const rule_codes[] = {"files", "payments", "bill_lines"};
+    for (size_t i = 0; o && i < sizeof rule_codes / sizeof rule_codes[0]; i++)
+        json_object_set_new(json_object_get(o, rule_codes[i]), "rule_code", json_string(rule_codes[i]));
+    if (o)
+        json_object_set_new(json_object_get(o, "messages"), "rule_code",
+                            json_string(del              ? "messages_delete"
+                                        : r->desensitize ? "messages_masked"
+                                                         : "messages_keep"));
     /* Kept messages of a finance group are masked by the purge (jobs/purge.c), not at
      * dissolution: the grace keeps everything restorable as it was. */
     if (o && !del && r->desensitize)
