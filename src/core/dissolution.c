@@ -979,7 +979,8 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     rc = qun_db_run(
         db, &q, err,
         "SELECT d.id, d.messages, d.state, d.requested_at, d.dissolved_at, d.purged_at, d.receipt, u.openid, "
-        "d.due_at, d.grace_until, d.tombstone_until, d.rules, s.gid, d.successor_name, d.cancelled_at "
+        "d.due_at, d.grace_until, d.tombstone_until, d.rules, s.gid, d.successor_name, d.cancelled_at, "
+        "u.username, u.display_name "
         "FROM dissolutions d JOIN users u ON u.id = d.requested_by LEFT JOIN groups s ON s.id = "
         "d.successor_group_id "
         "WHERE d.group_id = $1 ORDER BY d.id DESC LIMIT 1",
@@ -1000,6 +1001,12 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
         qun_q_col_null(q, 12) ? NULL : qun_q_col_text(q, 12), "successor_name",
         qun_q_col_null(q, 13) ? NULL : qun_q_col_text(q, 13), "now", (json_int_t)now, "jobs");
 #undef OPT_INT
+    /* Who asked, by name: clients show no bare openid where a name exists. */
+    if (*out) {
+        json_object_set_new(*out, "requested_by_username", json_string(qun_q_col_text(q, 15)));
+        if (!qun_q_col_null(q, 16))
+            json_object_set_new(*out, "requested_by_display_name", json_string(qun_q_col_text(q, 16)));
+    }
     if (!qun_q_col_null(q, 8) && qun_diss_state_parse(qun_q_col_text(q, 2)) == QUN_DISS_PENDING) {
         int64_t left = qun_q_col_int(q, 8) - now;
         json_object_set_new(*out, "seconds_left", json_integer(left > 0 ? left : 0));

@@ -178,7 +178,8 @@ static void print_status(FILE *f, json_t *s) {
     if (json_object_get(s, "messages")) fprintf(f, "  messages:   %s\n", qun_jstr_or(s, "messages", "?"));
     if (json_object_get(s, "requested_at"))
         fprintf(f, "  requested:  %s by %s\n", qun_fmt_time(qun_jint(s, "requested_at"), t),
-                qun_jstr_or(s, "requested_by", "?"));
+                qun_jstr_or(s, "requested_by_display_name",
+                            qun_jstr_or(s, "requested_by_username", qun_jstr_or(s, "requested_by", "?"))));
     if (json_is_integer(json_object_get(s, "due_at")) &&
         qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_PENDING) {
         char left[32];

@@ -253,11 +253,13 @@ int qun_cmd_group(qun_cli_t *c, int argc, char **argv) {
     return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown group command %s; see: qun help group", argv[0]);
 }
 
+/* arg: the new owner as the command was given them (a name), else NULL. */
 static void print_transfer(json_t *out, const void *arg) {
     const char *state = qun_jstr_or(out, "state", "?");
     if (strcmp(state, "proposed") == 0)
         printf("offered ownership of %s to %s; they accept with: qun transfer accept %s\n",
-               qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "to", "?"), qun_jstr_or(out, "group", "?"));
+               qun_jstr_or(out, "group", "?"), arg ? (const char *)arg : qun_jstr_or(out, "to", "?"),
+               qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "accepted") == 0)
         printf("you now own %s\n", qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "withdrawn") == 0)
@@ -320,7 +322,9 @@ int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
         qun_proofs_t proofs = {.totp_code = a.val[1], .key_file = a.val[2]};
         rc = transfer_offer(c, a.pos[0], a.pos[1], a.val[0], &proofs, &out);
     }
-    return rc == QUN_EXIT_OK ? finish(c, out, print_transfer, NULL) : rc;
+    /* The new owner by the name they were given by, not the openid it resolved to. */
+    bool offer = !accept && !decline && strcmp(a.pos[0], "withdraw") != 0;
+    return rc == QUN_EXIT_OK ? finish(c, out, print_transfer, offer ? a.pos[1] : NULL) : rc;
 }
 
 int qun_cmd_leave(qun_cli_t *c, int argc, char **argv) {

@@ -554,9 +554,12 @@ static int review_list(qun_cli_t *c, int argc, char **argv) {
     } else {
         char t[32];
         json_array_foreach(queue, i, it) {
-            printf("%s: dissolution of %s \"%s\" by %s, expires %s\n", qun_jstr_or(it, "id", "?"),
-                   qun_jstr_or(it, "group", "?"), qun_jstr_or(it, "group_name", ""),
-                   qun_jstr_or(it, "requested_by", "?"), qun_fmt_time(qun_jint(it, "expires_at"), t));
+            printf(
+                "%s: dissolution of %s \"%s\" by %s, expires %s\n", qun_jstr_or(it, "id", "?"),
+                qun_jstr_or(it, "group", "?"), qun_jstr_or(it, "group_name", ""),
+                qun_jstr_or(it, "requested_by_display_name",
+                            qun_jstr_or(it, "requested_by_username", qun_jstr_or(it, "requested_by", "?"))),
+                qun_fmt_time(qun_jint(it, "expires_at"), t));
             json_t *r = json_object_get(it, "risk");
             if (r) print_risk(r);
         }

@@ -105,6 +105,9 @@ def test_totp_enrol_then_dissolve_answers_the_totp_step_up_from_stdin(srv, tmp_p
     assert f"group {gid}: pending" in r.stdout
     st = d.json("status", gid)
     assert st["state"] == "pending" and st["risk"]["level"] == "verify"
+    assert st["requested_by_username"] == d.name
+    shown = d.ok("status", gid).stdout
+    assert f"by {d.name}" in shown and d.openid not in shown  # a name, not an openid
     # --totp-code and QUN_TOTP_CODE are the same answer for scripts.
     next_step(srv)
     g2 = group(d, "two")
