@@ -292,3 +292,23 @@ def test_qr_shown_by_one_device_is_approved_by_the_other_and_the_first_goes_on(c
     assert "\u2588" in out or "\u2580" in out  # the QR code was drawn
     assert f"group {gid}: pending" in out
     assert "AddressSanitizer" not in err and "runtime error" not in err
+
+
+def test_a_removal_past_the_threshold_is_signed_with_the_key_file(calm, tmp_path):
+    """group remove, the eleventh in a day: the preview's token, the typed name and, for an
+    account with a device key, the key's signature, all collected by the CLI."""
+    owner = fresh(calm, tmp_path)
+    owner.ok("device", "key", "register")
+    gid = group(owner, "big club")
+    people = [expect(requests.post(calm.url + "/v1/users", json={"username": "m" + uuid.uuid4().hex[:10],
+                                                                  "password": PASSWORD}, timeout=30), 201)
+              for _ in range(11)]
+    for p in people:
+        expect(owner.api.post(f"/v1/groups/{gid}/members", {"openid": p["openid"]}), 201)
+    for p in people[:10]:
+        owner.ok("group", "remove", gid, p["openid"])
+    last = people[10]["openid"]
+    r = owner.ok("group", "remove", gid, last, "--confirm-name", "big club")
+    assert "signed with this device's key" in r.stderr
+    members = [m["openid"] for m in expect(owner.api.get(f"/v1/groups/{gid}/members"), 200)["items"]]
+    assert last not in members and len(members) == 1
