@@ -186,16 +186,16 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
      * with the purge, which waits for the messages' and files' retention and for any
      * legal hold; a copy a member downloaded is theirs. */
     json_t *x =
-        json_pack("{s:{s:I, s:I, s:s, s:s, s:b}, s:{s:I, s:s, s:b}}", "exports", "count", (json_int_t)exports,
-                  "bytes", (json_int_t)export_bytes, "rule",
+        json_pack("{s:{s:I, s:I, s:s, s:s, s:b, s:s}, s:{s:I, s:s, s:b, s:s}}", "exports", "count",
+                  (json_int_t)exports, "bytes", (json_int_t)export_bytes, "rule",
                   "server copies (whole-group archives and members' own copies) deleted with the purge; "
                   "copies already downloaded stay with whoever holds them",
                   "kept_by",
                   held                                    ? "legal_hold"
                   : r->retain_messages || r->retain_files ? "retention"
                                                           : "none",
-                  "held", held, "grants", "count", (json_int_t)grants, "rule",
-                  "storage grants deleted with the purge", "held", held);
+                  "held", held, "rule_code", "exports", "grants", "count", (json_int_t)grants, "rule",
+                  "storage grants deleted with the purge", "held", held, "rule_code", "grants");
     json_t *o = json_pack(
         "{s:{s:I}, s:{s:I, s:s}, s:{s:I, s:I, s:s}, s:{s:I, s:s, s:I}, s:{s:I, s:s}}", "members", "count",
         (json_int_t)g->member_count, "messages", "count", (json_int_t)msgs, "rule",
@@ -211,6 +211,16 @@ static json_t *impact(qun_db_t *db, const qun_group_t *g, const char *messages, 
         "personal bill lines are never purged");
     if (o && x) json_object_update(o, x);
     json_decref(x);
+    /* Each rule also as a code (rule_code), so clients word it in their own language:
+     * the English `rule` is for developers. */
+    static const char *const rule_codes[] = {"files", "payments", "bill_lines"};
+    for (size_t i = 0; o && i < sizeof rule_codes / sizeof rule_codes[0]; i++)
+        json_object_set_new(json_object_get(o, rule_codes[i]), "rule_code", json_string(rule_codes[i]));
+    if (o)
+        json_object_set_new(json_object_get(o, "messages"), "rule_code",
+                            json_string(del              ? "messages_delete"
+                                        : r->desensitize ? "messages_masked"
+                                                         : "messages_keep"));
     /* Kept messages of a finance group are masked by the purge (jobs/purge.c), not at
      * dissolution: the grace keeps everything restorable as it was. */
     if (o && !del && r->desensitize)
@@ -969,7 +979,8 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     rc = qun_db_run(
         db, &q, err,
         "SELECT d.id, d.messages, d.state, d.requested_at, d.dissolved_at, d.purged_at, d.receipt, u.openid, "
-        "d.due_at, d.grace_until, d.tombstone_until, d.rules, s.gid, d.successor_name, d.cancelled_at "
+        "d.due_at, d.grace_until, d.tombstone_until, d.rules, s.gid, d.successor_name, d.cancelled_at, "
+        "u.username, u.display_name "
         "FROM dissolutions d JOIN users u ON u.id = d.requested_by LEFT JOIN groups s ON s.id = "
         "d.successor_group_id "
         "WHERE d.group_id = $1 ORDER BY d.id DESC LIMIT 1",
@@ -990,6 +1001,12 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
         qun_q_col_null(q, 12) ? NULL : qun_q_col_text(q, 12), "successor_name",
         qun_q_col_null(q, 13) ? NULL : qun_q_col_text(q, 13), "now", (json_int_t)now, "jobs");
 #undef OPT_INT
+    /* Who asked, by name: clients show no bare openid where a name exists. */
+    if (*out) {
+        json_object_set_new(*out, "requested_by_username", json_string(qun_q_col_text(q, 15)));
+        if (!qun_q_col_null(q, 16))
+            json_object_set_new(*out, "requested_by_display_name", json_string(qun_q_col_text(q, 16)));
+    }
     if (!qun_q_col_null(q, 8) && qun_diss_state_parse(qun_q_col_text(q, 2)) == QUN_DISS_PENDING) {
         int64_t left = qun_q_col_int(q, 8) - now;
         json_object_set_new(*out, "seconds_left", json_integer(left > 0 ? left : 0));

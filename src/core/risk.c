@@ -44,18 +44,21 @@ void qun_risk_clear(qun_risk_t *r) {
     r->reasons = NULL;
 }
 
-static void reason(qun_risk_t *r, const char *rule, qun_risk_level_t level, int points, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void reason(qun_risk_t *r, const char *rule, qun_risk_level_t level, int points, const char *fmt,
-                   ...) {
+/* One fired rule: its code (rule), level and points, the numbers behind it as params
+ * (stolen; clients word the reason from rule and params in their own language) and the
+ * same as an English sentence (detail, for logs and developers). */
+static void reason(qun_risk_t *r, const char *rule, qun_risk_level_t level, int points, json_t *params,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void reason(qun_risk_t *r, const char *rule, qun_risk_level_t level, int points, json_t *params,
+                   const char *fmt, ...) {
     char detail[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    json_array_append_new(r->reasons,
-                          json_pack("{s:s, s:s, s:s, s:i}", "rule", rule, "level", qun_risk_level_name(level),
-                                    "detail", detail, "points", points));
+    json_array_append_new(r->reasons, json_pack("{s:s, s:s, s:s, s:i, s:o}", "rule", rule, "level",
+                                                qun_risk_level_name(level), "detail", detail, "points",
+                                                points, "params", params ? params : json_object()));
     if (level > r->level) r->level = level;
     r->score += points;
 }
@@ -82,6 +85,9 @@ static qun_rc rule_frequency(qun_db_t *db, const qun_actor_t *a, int64_t now, qu
     if (rc != QUN_OK || n + 1 <= qun_risk_cfg.freq_max) return rc;
     bool deny = n + 1 > qun_risk_cfg.freq_deny_max;
     reason(r, "frequency", deny ? QUN_RISK_DENY : QUN_RISK_VERIFY, qun_risk_cfg.freq_points,
+           json_pack("{s:I, s:I, s:i}", "count", (json_int_t)(n + 1), "window_hours",
+                     (json_int_t)(qun_risk_cfg.freq_window / 3600), "max",
+                     deny ? qun_risk_cfg.freq_deny_max : qun_risk_cfg.freq_max),
            "this would be dissolution %lld by you in %lld hours; more than %d needs %s", (long long)(n + 1),
            (long long)(qun_risk_cfg.freq_window / 3600),
            deny ? qun_risk_cfg.freq_deny_max : qun_risk_cfg.freq_max,
@@ -111,6 +117,10 @@ static qun_rc rule_new_device(qun_db_t *db, const qun_actor_t *a, int64_t now, q
     if (others == 0) return QUN_OK;
     reason(
         r, "new_device", QUN_RISK_VERIFY, qun_risk_cfg.new_device_points,
+        json_pack("{s:s, s:I, s:I, s:I, s:I}", "device_id", a->device_id, "age_hours",
+                  (json_int_t)((now - first) / 3600), "min_age_days",
+                  (json_int_t)(qun_risk_cfg.new_device_age / 86400), "other_devices", (json_int_t)others,
+                  "oldest_days", (json_int_t)((now - oldest) / 86400)),
         "device %.64s was first seen %lld hours ago (less than %lld days), while the account has used %lld "
         "other device(s) since %lld days ago",
         a->device_id, (long long)((now - first) / 3600), (long long)(qun_risk_cfg.new_device_age / 86400),
@@ -273,6 +283,9 @@ static qun_rc rule_linked(qun_db_t *db, const qun_actor_t *a, const char *ip, in
         if (kinds & (1u << k))
             snprintf(how + strlen(how), sizeof how - strlen(how), "%s%s", how[0] ? ", " : "", names[k]);
     reason(r, "linked", QUN_RISK_REVIEW, qun_risk_cfg.linked_points,
+           json_pack("{s:I, s:I, s:I, s:s, s:i}", "count", (json_int_t)total, "window_minutes",
+                     (json_int_t)(qun_risk_cfg.linked_window / 60), "accounts", (json_int_t)accounts, "links",
+                     how, "max", qun_risk_cfg.linked_max),
            "%lld dissolutions in %lld minutes by you and %lld linked account(s) (%s); more than %d goes to "
            "manual review",
            (long long)total, (long long)(qun_risk_cfg.linked_window / 60), (long long)accounts, how,
@@ -301,6 +314,8 @@ static qun_rc rule_anomaly(qun_db_t *db, const qun_actor_t *a, int64_t now, qun_
     if (share >= qun_risk_cfg.anomaly_share) return QUN_OK;
     reason(
         r, "anomaly", QUN_RISK_WARN, qun_risk_cfg.anomaly_points,
+        json_pack("{s:i, s:f, s:I, s:f}", "hour_utc", h, "share_percent", share * 100.0, "messages",
+                  (json_int_t)total, "threshold_percent", qun_risk_cfg.anomaly_share * 100.0),
         "requested at %02d:00-%02d:59 UTC, an hour holding %.1f%% of your last %lld messages (under %.1f%%)",
         h, h, share * 100.0, (long long)total, qun_risk_cfg.anomaly_share * 100.0);
     return QUN_OK;
@@ -324,8 +339,9 @@ qun_rc qun_risk_evaluate(qun_db_t *db, const qun_actor_t *a, int64_t group_id, c
     if (rc == QUN_OK && (on & QUN_RISK_RULE_LINKED)) rc = rule_linked(db, a, ip, now, out, err);
     if (rc == QUN_OK && (on & QUN_RISK_RULE_ANOMALY)) rc = rule_anomaly(db, a, now, out, err);
     if (rc == QUN_OK && out->score >= qun_risk_cfg.deny_score && out->level < QUN_RISK_DENY)
-        reason(out, "score", QUN_RISK_DENY, 0, "the total score %d reaches %d", out->score,
-               qun_risk_cfg.deny_score);
+        reason(out, "score", QUN_RISK_DENY, 0,
+               json_pack("{s:i, s:i}", "score", out->score, "deny_score", qun_risk_cfg.deny_score),
+               "the total score %d reaches %d", out->score, qun_risk_cfg.deny_score);
     if (rc != QUN_OK) goto error;
     qun_id_new(out->id, "r");
     char *reasons = json_dumps(out->reasons, JSON_COMPACT);

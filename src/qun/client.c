@@ -548,32 +548,45 @@ static bool reset_attempt(const qun_call_t *call, qun_resp_t *resp, xfer_t *x) {
     return true;
 }
 
+/* A verification method's words; an unknown one is named as it is. */
+static const char *method_words(const char *m, char *buf, size_t size) {
+    snprintf(buf, size, "req.method.%s", m);
+    return qun_w_or(buf, m);
+}
+
 /* The requirements of a 428 answer, in each shape the API documents: [{method, how}]
- * (the platform's missing methods) or {all, any_of, review, denied} (a risk step-up). */
+ * (the platform's missing methods) or {all, any_of, review, denied} (a risk step-up),
+ * in words from the methods' codes (`how` is developer text, never shown). */
 static void report_requirements(json_t *reqs) {
     size_t i;
     json_t *r;
+    char key[64];
     if (json_is_array(reqs)) {
-        json_array_foreach(reqs, i, r) fprintf(stderr, "qun:   needs %s: %s\n", qun_jstr_or(r, "method", "?"),
-                                               qun_jstr_or(r, "how", ""));
+        fprintf(stderr, "qun:   %s\n", qun_w("req.title"));
+        json_array_foreach(reqs, i, r)
+            fprintf(stderr, "qun:   - %s\n", method_words(qun_jstr_or(r, "method", "?"), key, sizeof key));
     } else if (json_is_object(reqs)) {
-        static const char *const parts[][2] = {{"all", "needs all of"}, {"any_of", "and one of"}};
+        static const char *const parts[][2] = {{"all", "req.all"}, {"any_of", "req.any_of"}};
+        fprintf(stderr, "qun:   %s\n", qun_w("req.title"));
         for (size_t k = 0; k < 2; k++) {
             json_t *names = json_object_get(reqs, parts[k][0]);
             if (!json_array_size(names)) continue;
-            fprintf(stderr, "qun:   %s:", parts[k][1]);
-            json_array_foreach(names, i, r)
-                fprintf(stderr, "%s %s", i ? "," : "", json_is_string(r) ? json_string_value(r) : "?");
-            fputc('\n', stderr);
+            char list[600] = "", line[800];
+            size_t n = 0;
+            json_array_foreach(names, i, r) {
+                const char *w = method_words(json_is_string(r) ? json_string_value(r) : "?", key, sizeof key);
+                n += (size_t)snprintf(list + n, n < sizeof list ? sizeof list - n : 0, "%s%s",
+                                      i ? (qun_lang_zh() ? "、" : "; ") : "", w);
+                if (n >= sizeof list) break;
+            }
+            fprintf(stderr, "qun:   - %s\n", qun_wf(line, sizeof line, parts[k][1], list));
         }
         if (json_is_true(json_object_get(reqs, "review")))
-            fprintf(stderr, "qun:   and a manual review approval\n");
+            fprintf(stderr, "qun:   - %s\n", qun_w("req.review"));
         if (json_is_true(json_object_get(reqs, "denied")))
-            fprintf(stderr, "qun:   the risk engine refuses it for now\n");
+            fprintf(stderr, "qun:   - %s\n", qun_w("req.denied"));
     } else if (reqs) {
-        fprintf(
-            stderr,
-            "qun:   the server asks for more verification in a form this qun does not know; update qun\n");
+        fprintf(stderr, "qun:   %s\n", qun_w("req.unexpected"));
     }
 }
 
@@ -607,15 +620,29 @@ static void shell_word(const char *name, char *out, size_t size) {
 static int report_problem(qun_resp_t *resp) {
     json_t *p = resp->json;
     const char *code = qun_jstr_or(p, "code", NULL);
-    const char *detail = qun_jstr_or(p, "detail", qun_jstr_or(p, "title", NULL));
-    if (!code || !detail) {
+    if (!code) {
         char snippet[200] = "";
         if (resp->raw) snprintf(snippet, sizeof snippet, ": %.150s", resp->raw);
         char hc[16];
         snprintf(hc, sizeof hc, "HTTP_%ld", resp->status);
         return qun_cli_fail(QUN_EXIT_FAIL, hc, "the server answered HTTP %ld%s", resp->status, snippet);
     }
-    qun_cli_fail(QUN_EXIT_FAIL, code, "%s", detail);
+    /* The code's words in the user's language; the server's English detail is for
+     * developers and logs, and never reaches the screen. */
+    char key[96], line[400], t[32];
+    snprintf(key, sizeof key, "error.%s", code);
+    const char *words = qun_w_or(key, NULL);
+    qun_cli_fail(QUN_EXIT_FAIL, code, "%s", words ? words : qun_wf(line, sizeof line, "cli.failed", code));
+    const char *reason = qun_jstr_or(p, "reason", NULL);
+    if (reason && strcmp(code, "PASSKEY_INVALID") == 0) {
+        snprintf(key, sizeof key, "passkey.reason.%s", reason);
+        fprintf(stderr, "qun:   %s\n", qun_w_or(key, reason));
+    }
+    if (qun_jstr_or(p, "field", NULL))
+        fprintf(stderr, "qun:   %s\n", qun_wf(line, sizeof line, "cli.field", qun_jstr_or(p, "field", "")));
+    int64_t retry = qun_jint(p, "retry_at") > 0 ? qun_jint(p, "retry_at") : qun_jint(p, "locked_until");
+    if (retry > 0)
+        fprintf(stderr, "qun:   %s\n", qun_wf(line, sizeof line, "cli.retry_at", qun_fmt_time(retry, t)));
     report_requirements(json_object_get(p, "requirements"));
     if (strcmp(code, "TOKEN_INVALID") == 0 || strcmp(code, "UNAUTHENTICATED") == 0)
         fprintf(stderr, "qun:   log in again with: qun login <username>\n");
@@ -905,7 +932,7 @@ int qun_read_password(const char *flag, bool confirm, char *out, size_t size) {
     FILE *tty = fopen("/dev/tty", "r+");
     if (!tty) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "cannot open the terminal to ask for a password");
     char again[512];
-    int rc = prompt_noecho(tty, "Password: ", out, size);
+    int rc = prompt_noecho(tty, qun_w("cli.password_prompt"), out, size);
     if (rc == QUN_EXIT_OK && confirm) {
         rc = prompt_noecho(tty, "Repeat password: ", again, sizeof again);
         if (rc == QUN_EXIT_OK && strcmp(out, again) != 0)

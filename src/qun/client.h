@@ -176,6 +176,40 @@ int qun_read_passphrase(char *out, size_t size);
  * of input.  Returns a malloc'd string the caller frees (NULL only without memory). */
 char *qun_prompt_line(const char *prompt);
 
+/* ---- words (words.c, words.def) ---- */
+
+/* Whether the locale (LC_ALL, else LC_MESSAGES, else LANG) asks for Chinese. */
+bool qun_lang_zh(void);
+/* The words of key in the user's language; fallback when the table has no such key. */
+const char *qun_w_or(const char *key, const char *fallback);
+/* The words of key, or the key itself (a gap shows). */
+const char *qun_w(const char *key);
+/* The words of key with each %s replaced by the next string argument, into out;
+ * returns out. */
+const char *qun_wf(char *out, size_t size, const char *key, ...);
+
+/* ---- proofs (proofs.c): answering a 428 ---- */
+
+/* What a command offers towards the proofs a protected action may ask for. */
+typedef struct {
+    const char *password;  /* --password, else QUN_PASSWORD, else asked (terminal, no echo) */
+    const char *totp_code; /* --totp-code, else QUN_TOTP_CODE, else asked */
+    const char *key_file;  /* --key: the device key file (default <config>/device_key) */
+    bool eager_password;   /* send the password with the first request */
+    bool step_up_field;    /* the route takes a second challenge as step_up_challenge_id */
+} qun_proofs_t;
+
+/* Send body (stolen) to path with method; while the answer is a 428, collect what its
+ * requirements name (every method has a CLI form, see proofs.c) and send it again.
+ * The answer goes to *out (owned; NULL without a body).  Returns an exit status. */
+int qun_send_proved(qun_cli_t *c, const char *method, const char *path, json_t *body, const qun_proofs_t *o,
+                    json_t **out);
+/* Sign challenge id (with nonce) with the device key file at key_path and send the
+ * approval; quiet prints nothing on success.  Returns an exit status. */
+int qun_challenge_sign(qun_cli_t *c, const char *id, const char *nonce, const char *key_path, bool quiet);
+/* Print text as a QR code on stdout (UTF-8 half blocks). */
+void qun_print_qr(const char *text);
+
 /* ---- commands (cmd_*.c); each returns an exit status ---- */
 /* A dissolution notice (a system message whose text is JSON, docs/events.md) as one
  * readable sentence into out, naming people by names (openid -> name, may be NULL);

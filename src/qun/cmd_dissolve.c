@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Dissolution commands.  `dissolve` shows the server's impact preview (with the delay
  * and the approvals it will need), makes the user type the group's name, and only on
- * an exact match sends the request with the preview's confirmation token, re-entering
- * the password when the server asks for a step-up; then it follows the purge job.
+ * an exact match sends the request with the preview's confirmation token, answering
+ * whatever else a 428 asks for (proofs.c); then it follows the purge job.
  * `status` shows a dissolution and its jobs, `cancel` withdraws one before it is
  * carried out, and `restore` brings a dissolved group back within the purge grace. */
 #include <stdio.h>
@@ -41,7 +41,10 @@ static void print_impact_line(FILE *f, const char *key, json_t *e) {
     fprintf(f, "  %-12s %6lld", label, (long long)qun_jint(e, "count"));
     if (json_is_integer(json_object_get(e, "bytes")))
         fprintf(f, " (%lld bytes)", (long long)qun_jint(e, "bytes"));
-    const char *rule = qun_jstr_or(e, "rule", NULL);
+    /* The rule in words from its code; an older server's English rule as it is. */
+    char rkey[64];
+    snprintf(rkey, sizeof rkey, "diss.rule.%s", qun_jstr_or(e, "rule_code", "-"));
+    const char *rule = qun_w_or(rkey, qun_jstr_or(e, "rule", NULL));
     if (rule) fprintf(f, "  %s", rule);
     int64_t keep = qun_jint(e, "retention_seconds");
     if (keep > 0) fprintf(f, " (retention %lld days)", (long long)(keep / 86400));
@@ -79,8 +82,10 @@ static void print_timing(FILE *f, json_t *timing) {
     if (json_array_size(why) > 0) fprintf(f, ", because of:");
     fputc('\n', f);
     json_array_foreach(why, i, r) {
+        char key[64];
         fmt_duration(qun_jint(r, "seconds"), d);
-        fprintf(f, "  %-12s %s", qun_jstr_or(r, "rule", "?"), d);
+        snprintf(key, sizeof key, "diss.rule_name.%s", qun_jstr_or(r, "rule", "?"));
+        fprintf(f, "  %-12s %s", qun_w_or(key, qun_jstr_or(r, "rule", "?")), d);
         const char *src = qun_jstr_or(r, "source", NULL);
         if (src) fprintf(f, " (%s)", src);
         fputc('\n', f);
@@ -111,14 +116,23 @@ static void print_approvals(FILE *f, const char *title, json_t *approvals) {
     if (json_array_size(approvals) == 0) return;
     fprintf(f, "%s:\n", title);
     json_array_foreach(approvals, i, a) {
-        fprintf(f, "  %-12s", qun_jstr_or(a, "kind", "?"));
-        if (json_object_get(a, "state")) fprintf(f, " %-9s", qun_jstr_or(a, "state", "?"));
-        const char *who = qun_jstr_or(a, "from", NULL);
-        if (who) fprintf(f, " from %s", who);
-        const char *minor = qun_jstr_or(a, "for_minor", qun_jstr_or(a, "subject", NULL));
-        if (minor) fprintf(f, " (for %s)", minor);
-        const char *org = qun_jstr_or(a, "org", NULL);
-        if (org) fprintf(f, " (org %s)", org);
+        /* The approver in words from the kind, people by their names where the answer
+         * has them (an openid only when it has none). */
+        char key[64], line[400];
+        const char *kind = qun_jstr_or(a, "kind", "?");
+        const char *who = qun_jstr_or(a, "from_name", qun_jstr_or(a, "approver_name", NULL));
+        const char *minor = qun_jstr_or(a, "for_minor_name", qun_jstr_or(a, "subject_name", NULL));
+        if (!minor) minor = qun_jstr_or(a, "for_minor", qun_jstr_or(a, "subject", "?"));
+        snprintf(key, sizeof key, "approval.kind.%s", kind);
+        if (strcmp(kind, "guardian") == 0 && who)
+            fprintf(f, "  %s", qun_wf(line, sizeof line, key, who, minor));
+        else if (strcmp(kind, "guardian") == 0)
+            fprintf(f, "  %s", qun_wf(line, sizeof line, "approval.kind.guardian_of", minor));
+        else
+            fprintf(f, "  %s", qun_w_or(key, kind));
+        if (json_object_get(a, "state")) fprintf(f, " [%s]", qun_jstr_or(a, "state", "?"));
+        const char *decider = qun_jstr_or(a, "decided_by_name", NULL);
+        if (decider) fprintf(f, "%s", qun_wf(line, sizeof line, "cli.approval_from", decider));
         const char *id = qun_jstr_or(a, "id", NULL);
         if (id) fprintf(f, "  [%s]", id);
         fputc('\n', f);
@@ -164,7 +178,8 @@ static void print_status(FILE *f, json_t *s) {
     if (json_object_get(s, "messages")) fprintf(f, "  messages:   %s\n", qun_jstr_or(s, "messages", "?"));
     if (json_object_get(s, "requested_at"))
         fprintf(f, "  requested:  %s by %s\n", qun_fmt_time(qun_jint(s, "requested_at"), t),
-                qun_jstr_or(s, "requested_by", "?"));
+                qun_jstr_or(s, "requested_by_display_name",
+                            qun_jstr_or(s, "requested_by_username", qun_jstr_or(s, "requested_by", "?"))));
     if (json_is_integer(json_object_get(s, "due_at")) &&
         qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_PENDING) {
         char left[32];
@@ -290,57 +305,14 @@ static void follow_purge(qun_cli_t *c, const char *gid, json_t **status) {
     if (drew) fputc('\n', stderr);
 }
 
-/* POST body (stolen) to path as a step-up request: with the password at once when
- * eager (the preview said it is needed, or one was given), else first without it;
- * a 428 STEP_UP_REQUIRED is answered by reading the password (flag, QUN_PASSWORD or
- * a prompt) and sending the same body again with it.  *out receives the answer. */
-static int post_step_up(qun_cli_t *c, const char *path, json_t *body, const char *flag, bool eager,
-                        json_t **out) {
-    char pw[512];
-    int rc = QUN_EXIT_OK;
-    bool sent_pw = false;
-    *out = NULL;
-    if (eager) {
-        rc = qun_read_password(flag, false, pw, sizeof pw);
-        if (rc == QUN_EXIT_OK) json_object_set_new(body, "password", json_string(pw));
-        sent_pw = rc == QUN_EXIT_OK;
-    }
-    for (int attempt = 0; rc == QUN_EXIT_OK && attempt < 2; attempt++) {
-        qun_call_t call = {.method = "POST", .path = path, .body = body, .quiet = true};
-        qun_resp_t resp;
-        rc = qun_cli_call(c, &call, &resp);
-        if (rc == QUN_EXIT_OK) {
-            *out = resp.json;
-            resp.json = NULL;
-        } else if (resp.status == 428 && !sent_pw &&
-                   strcmp(qun_jstr_or(resp.json, "code", ""), "STEP_UP_REQUIRED") == 0) {
-            fprintf(stderr, "The server asks for your password again to do this.\n");
-            rc = qun_read_password(flag, false, pw, sizeof pw);
-            if (rc == QUN_EXIT_OK) {
-                json_object_set_new(body, "password", json_string(pw));
-                sent_pw = true;
-                qun_resp_free(&resp);
-                continue;
-            }
-        } else if (resp.status != 0) {
-            rc = qun_cli_report(&resp);
-        }
-        /* A transport failure was already reported by qun_cli_call (status 0). */
-        qun_resp_free(&resp);
-        break;
-    }
-    sodium_memzero(pw, sizeof pw);
-    json_decref(body);
-    return rc;
-}
-
 int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--messages", NULL, true}, {"--confirm-name", NULL, true},
                                      {"--no-wait", NULL, false}, {"--successor", NULL, true},
-                                     {"--password", NULL, true}, {0}};
+                                     {"--password", NULL, true}, {"--totp-code", NULL, true},
+                                     {"--key", NULL, true},      {0}};
     static const char usage[] =
         "dissolve <group> --messages keep|delete [--successor NAME] [--confirm-name NAME] "
-        "[--password P] [--no-wait]";
+        "[--password P] [--totp-code C] [--key FILE] [--no-wait]";
     qun_args_t a;
     json_t *preview = NULL, *status = NULL, *params = NULL;
     char ppath[512], path[512];
@@ -390,7 +362,12 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     json_object_set_new(body, "confirmation_token", json_string(token));
     /* The server checks the typed name too: a cli session's policy asks for it. */
     json_object_set_new(body, "typed_name", json_string(confirm));
-    rc = post_step_up(c, path, body, a.val[4], step_up, &status);
+    qun_proofs_t proofs = {.password = a.val[4],
+                           .totp_code = a.val[5],
+                           .key_file = a.val[6],
+                           .eager_password = step_up,
+                           .step_up_field = true};
+    rc = qun_send_proved(c, "POST", path, body, &proofs, &status);
     if (rc != QUN_EXIT_OK) goto out;
     if (!json_is_object(status)) {
         json_decref(status);
@@ -443,15 +420,21 @@ int qun_cmd_cancel(qun_cli_t *c, int argc, char **argv) {
 }
 
 int qun_cmd_restore(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--password", NULL, true}, {0}};
+    static const qun_opt_t opts[] = {
+        {"--password", NULL, true}, {"--totp-code", NULL, true}, {"--key", NULL, true}, {0}};
     qun_args_t a;
     json_t *out = NULL;
     char path[512];
-    int rc = qun_args_parse(argc, argv, opts, 1, 1, "restore <group> [--password P]", &a);
+    int rc = qun_args_parse(argc, argv, opts, 1, 1,
+                            "restore <group> [--password P] [--totp-code C] [--key FILE]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/restore", a.pos[0]);
     /* Server admins restore without a step-up, so the password is asked for only when
      * the server wants it (or sent at once when given on the command line). */
-    if (rc == QUN_EXIT_OK) rc = post_step_up(c, path, json_object(), a.val[0], a.val[0] != NULL, &out);
+    qun_proofs_t proofs = {.password = a.val[0],
+                           .totp_code = a.val[1],
+                           .key_file = a.val[2],
+                           .eager_password = a.val[0] != NULL};
+    if (rc == QUN_EXIT_OK) rc = qun_send_proved(c, "POST", path, json_object(), &proofs, &out);
     if (rc != QUN_EXIT_OK) return rc;
     if (c->json)
         qun_print_json(out);

@@ -26,15 +26,21 @@ static int dispatch(qun_cli_t *c, const char *family, const sub_t *subs, size_t 
 /* ---- approvals ---- */
 
 static void print_approval(json_t *a) {
-    char t[32];
-    printf("%-24s %-12s %-9s %s \"%s\" (%s)", qun_jstr_or(a, "id", "?"), qun_jstr_or(a, "kind", "?"),
-           qun_jstr_or(a, "state", "?"), qun_jstr_or(a, "group", "?"), qun_jstr_or(a, "group_name", ""),
-           qun_jstr_or(a, "group_kind", "?"));
-    /* People by name: the display name, else the username (never the openid). */
+    char t[32], key[64], as[300];
+    /* In what capacity the caller decides, in words from the kind; people by name: the
+     * display name, else the username (never the openid). */
+    const char *kind = qun_jstr_or(a, "kind", "?");
+    const char *subject = qun_jstr_or(a, "subject_display_name", qun_jstr_or(a, "subject_username", NULL));
+    snprintf(key, sizeof key, "approval.kind.%s", kind);
+    if (strcmp(kind, "guardian") == 0)
+        qun_wf(as, sizeof as, "approval.kind.guardian_of", subject ? subject : "?");
+    else
+        snprintf(as, sizeof as, "%s", qun_w_or(key, kind));
+    printf("%-24s %s [%s] %s \"%s\" (%s)", qun_jstr_or(a, "id", "?"), as, qun_jstr_or(a, "state", "?"),
+           qun_jstr_or(a, "group", "?"), qun_jstr_or(a, "group_name", ""), qun_jstr_or(a, "group_kind", "?"));
     printf(" by %s",
            qun_jstr_or(a, "requested_by_display_name", qun_jstr_or(a, "requested_by_username", "?")));
-    if (qun_jstr_or(a, "subject", NULL))
-        printf(", for %s", qun_jstr_or(a, "subject_display_name", qun_jstr_or(a, "subject_username", "?")));
+    if (subject && strcmp(kind, "guardian") != 0) printf(", for %s", subject);
     if (strcmp(qun_jstr_or(a, "state", ""), "pending") == 0)
         printf(", expires %s", qun_fmt_time(qun_jint(a, "expires_at"), t));
     const char *reason = qun_jstr_or(a, "reason", "");

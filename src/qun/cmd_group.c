@@ -171,12 +171,14 @@ static int typed_confirm(const char *prompt, const char *name, const char *given
  * typed name: the bulk preview of this one member issues the token, the owner types the
  * group's name back, and the removal is sent again with both. */
 static int group_remove(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--confirm-name", NULL, true}, {0}};
+    static const qun_opt_t opts[] = {
+        {"--confirm-name", NULL, true}, {"--totp-code", NULL, true}, {"--key", NULL, true}, {0}};
     qun_args_t a;
     json_t *out = NULL, *preview = NULL;
     char path[512], ppath[512], line[300], prompt[512];
-    int rc =
-        qun_args_parse(argc, argv, opts, 2, 2, "group remove <group> <person> [--confirm-name NAME]", &a);
+    int rc = qun_args_parse(
+        argc, argv, opts, 2, 2,
+        "group remove <group> <person> [--confirm-name NAME] [--totp-code C] [--key FILE]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK)
         rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/members/remove/preview", a.pos[0]);
@@ -184,24 +186,26 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
     qun_call_t call = {.method = "DELETE", .path = path, .quiet = true};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
-    const char *code = qun_jstr_or(resp.json, "code", "");
-    bool proof = resp.status == 428 &&
-                 (strcmp(code, "CONFIRMATION_REQUIRED") == 0 || strcmp(code, "TYPED_NAME_REQUIRED") == 0);
+    bool proof = resp.status == 428;
     if (rc != QUN_EXIT_OK && resp.status != 0 && !proof) rc = qun_cli_report(&resp);
     qun_resp_free(&resp);
     if (proof) {
         fprintf(stderr, "You removed many members of this group in the last day: this removal needs your "
                         "confirmation.\n");
+        /* The bulk preview of this one member issues the token; the name is typed back
+         * here, and whatever else the 428 names is collected by qun_send_proved. */
         rc = qun_cli_json(c, "POST", ppath, json_pack("{s:[s]}", "openids", a.pos[1]), &preview);
         const char *name = qun_jstr_or(preview, "name", "");
         snprintf(prompt, sizeof prompt,
                  "Remove %.64s from \"%.200s\". Type the group's name to confirm: ", a.pos[1], name);
         if (rc == QUN_EXIT_OK) rc = typed_confirm(prompt, name, a.val[0], "nobody was removed");
+        qun_proofs_t proofs = {.totp_code = a.val[1], .key_file = a.val[2]};
         if (rc == QUN_EXIT_OK)
-            rc = qun_cli_json(c, "DELETE", path,
-                              json_pack("{s:s, s:s}", "confirmation_token",
-                                        qun_jstr_or(preview, "confirmation_token", ""), "typed_name", name),
-                              &out);
+            rc =
+                qun_send_proved(c, "DELETE", path,
+                                json_pack("{s:s, s:s}", "confirmation_token",
+                                          qun_jstr_or(preview, "confirmation_token", ""), "typed_name", name),
+                                &proofs, &out);
         json_decref(preview);
     }
     if (rc != QUN_EXIT_OK) return rc;
@@ -249,11 +253,13 @@ int qun_cmd_group(qun_cli_t *c, int argc, char **argv) {
     return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown group command %s; see: qun help group", argv[0]);
 }
 
+/* arg: the new owner as the command was given them (a name), else NULL. */
 static void print_transfer(json_t *out, const void *arg) {
     const char *state = qun_jstr_or(out, "state", "?");
     if (strcmp(state, "proposed") == 0)
         printf("offered ownership of %s to %s; they accept with: qun transfer accept %s\n",
-               qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "to", "?"), qun_jstr_or(out, "group", "?"));
+               qun_jstr_or(out, "group", "?"), arg ? (const char *)arg : qun_jstr_or(out, "to", "?"),
+               qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "accepted") == 0)
         printf("you now own %s\n", qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "withdrawn") == 0)
@@ -265,7 +271,8 @@ static void print_transfer(json_t *out, const void *arg) {
 
 /* Offer ownership: the preview issues a confirmation token, the owner types the group's
  * name back (a cli session's verification policy asks for both), then the offer. */
-static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const char *confirm, json_t **out) {
+static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const char *confirm,
+                          const qun_proofs_t *proofs, json_t **out) {
     char ppath[512], path[512];
     json_t *preview = NULL;
     char prompt[512], gidbuf[128], openid[128];
@@ -286,16 +293,18 @@ static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const c
     if (rc == QUN_EXIT_OK) {
         json_t *body = json_pack("{s:s, s:s}", "to", to, "typed_name", name);
         if (token) json_object_set_new(body, "confirmation_token", json_string(token));
-        rc = qun_cli_json(c, "POST", path, body, out);
+        rc = qun_send_proved(c, "POST", path, body, proofs, out);
     }
     json_decref(preview);
     return rc;
 }
 
 int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
-    static const qun_opt_t opts[] = {{"--confirm-name", NULL, true}, {0}};
+    static const qun_opt_t opts[] = {
+        {"--confirm-name", NULL, true}, {"--totp-code", NULL, true}, {"--key", NULL, true}, {0}};
     static const char usage[] =
-        "transfer <group> <person> [--confirm-name NAME] | transfer accept|decline|withdraw <group>";
+        "transfer <group> <person> [--confirm-name NAME] [--totp-code C] [--key FILE] | "
+        "transfer accept|decline|withdraw <group>";
     qun_args_t a;
     json_t *out;
     char path[512];
@@ -310,9 +319,12 @@ int qun_cmd_transfer(qun_cli_t *c, int argc, char **argv) {
         rc = qun_pathf(path, sizeof path, "/v1/groups/%s/transfer/%s", a.pos[1], a.pos[0]);
         if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
     } else {
-        rc = transfer_offer(c, a.pos[0], a.pos[1], a.val[0], &out);
+        qun_proofs_t proofs = {.totp_code = a.val[1], .key_file = a.val[2]};
+        rc = transfer_offer(c, a.pos[0], a.pos[1], a.val[0], &proofs, &out);
     }
-    return rc == QUN_EXIT_OK ? finish(c, out, print_transfer, NULL) : rc;
+    /* The new owner by the name they were given by, not the openid it resolved to. */
+    bool offer = !accept && !decline && strcmp(a.pos[0], "withdraw") != 0;
+    return rc == QUN_EXIT_OK ? finish(c, out, print_transfer, offer ? a.pos[1] : NULL) : rc;
 }
 
 int qun_cmd_leave(qun_cli_t *c, int argc, char **argv) {

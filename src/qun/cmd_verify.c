@@ -2,7 +2,8 @@
 /* Verification commands (docs/verification.md): a device key for this device
  * (`device key register`), approving a challenge with it (`approve`, how a second
  * device of the same user signs what another session's QR code shows), TOTP
- * enrollment (`totp enroll`, `totp confirm`), reading a risk evaluation back
+ * enrollment (`totp enrol`, `totp confirm`), the passkeys registered in the console
+ * (`passkeys list|remove`), reading a risk evaluation back
  * (`risk explain`), and for server admins the manual risk review queue (`review`) and
  * the brute-force locks (`locks list|clear`). */
 #include <errno.h>
@@ -104,8 +105,6 @@ static int current_device(qun_cli_t *c, char *out, size_t size) {
                   : qun_cli_fail(QUN_EXIT_FAIL, "DEVICE_NOT_FOUND", "the server lists no current device");
 }
 
-static void print_qr(const char *text);
-
 /* The key is refused until a device of the account that has a key vouches for it:
  * ask for a qr challenge bound to the key (problem's params_digest), show it and say how
  * to finish.  stdout gets the code and the link, or with --json {challenge_id, uri}. */
@@ -127,7 +126,7 @@ static int ask_vouching(qun_cli_t *c, json_t *problem, const char *path) {
         printf("Your account already has a device key, so another device of yours approves this one's.\n"
                "Scan this with it, or run there: qun approve '%s' --key FILE\n\n",
                uri);
-        print_qr(uri);
+        qun_print_qr(uri);
         printf("\n%s\n\nthen here: qun device key register --challenge %s%s%s\n", uri, id,
                path[0] ? " --key " : "", path);
     }
@@ -230,9 +229,7 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--key", NULL, true}, {"--nonce", NULL, true}, {0}};
     const char *usage = "approve <challenge-id|qun://challenge/ID?n=NONCE> --key FILE [--nonce N]";
     qun_args_t a;
-    char id[130], nonce[130], path[512], t[32];
-    devkey_t k;
-    bool missing;
+    char id[130], nonce[130];
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (!a.val[0])
@@ -246,10 +243,17 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
             QUN_EXIT_USAGE, "USAGE",
             "the challenge's nonce is shown only by its QR code: pass the qun://challenge/... text "
             "it encodes, or --nonce");
-    rc = key_load(a.val[0], &k, &missing);
+    return qun_challenge_sign(c, id, nonce, a.val[0], false);
+}
+
+int qun_challenge_sign(qun_cli_t *c, const char *id, const char *nonce, const char *key_path, bool quiet) {
+    char path[512], t[32];
+    devkey_t k;
+    bool missing;
+    int rc = key_load(key_path, &k, &missing);
     if (missing)
         return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "no key file %s; see: qun device key register",
-                            a.val[0]);
+                            key_path);
     if (rc != QUN_EXIT_OK) return rc;
     /* What the signature approves comes from the server, not from the QR code. */
     json_t *ch = NULL;
@@ -261,10 +265,24 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     }
     const char *action = qun_jstr_or(ch, "action", ""), *group = qun_jstr_or(ch, "group", "");
     const char *digest = qun_jstr_or(ch, "params_digest", "");
-    if (!c->json)
-        fprintf(stderr, "approving %s challenge %s: action %s%s%s%s%s, expires %s\n",
-                qun_jstr_or(ch, "method", "?"), id, action, *group ? " on group " : "", group,
-                *digest ? " with parameters " : "", digest, qun_fmt_time(qun_jint(ch, "expires_at"), t));
+    if (!c->json && !quiet) {
+        /* What is approved, in words: the action and the group by its name. */
+        char key[96], on[300] = "", who[200], line[700];
+        json_t *g = NULL;
+        snprintf(key, sizeof key, "action.%s", action);
+        if (*group && qun_pathf(path, sizeof path, "/v1/groups/%s", group) == QUN_EXIT_OK) {
+            qun_call_t gc = {.method = "GET", .path = path, .quiet = true};
+            qun_resp_t gr;
+            if (qun_cli_call(c, &gc, &gr) == QUN_EXIT_OK) g = json_incref(gr.json);
+            qun_resp_free(&gr);
+            snprintf(who, sizeof who, "\u201c%s\u201d (%s)", qun_jstr_or(g, "name", "?"), group);
+            qun_wf(on, sizeof on, "cli.on_group", g ? who : group);
+        }
+        json_decref(g);
+        fprintf(stderr, "%s\n",
+                qun_wf(line, sizeof line, "cli.approving", id, qun_w_or(key, action), on,
+                       qun_fmt_time(qun_jint(ch, "expires_at"), t)));
+    }
     char *msg = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&msg, &len);
@@ -289,9 +307,9 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
         rc = qun_cli_json(c, "POST", path,
                           json_pack("{s:s, s:s}", "device_id", k.device_id, "signature", sig64), &out);
     if (rc != QUN_EXIT_OK) return rc;
-    if (c->json)
+    if (c->json && !quiet)
         qun_print_json(out);
-    else
+    else if (!quiet)
         printf("approved %s from device %s\n", id, k.device_id);
     json_decref(out);
     return QUN_EXIT_OK;
@@ -301,7 +319,7 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
 
 /* Print text as a QR code of UTF-8 half blocks, two module rows per line, light
  * modules drawn (dark terminals show it dark on light), with a 2-module quiet zone. */
-static void print_qr(const char *text) {
+void qun_print_qr(const char *text) {
     QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
     if (!qr) {
         printf("(cannot render the QR code)\n");
@@ -326,18 +344,20 @@ static int totp_confirm_code(qun_cli_t *c, const char *code) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("TOTP is active: dissolutions that ask for a step-up accept a code from your app\n");
+        printf("%s\n", qun_w("cli.totp_active"));
     json_decref(out);
     return QUN_EXIT_OK;
 }
 
-/* totp enroll [--code C]: start an enrollment, show it, confirm with a code (asked on
- * stdin when --code is not given; at end of input, confirm later with totp confirm). */
+/* totp enrol [--code C]: start an enrollment, show it (a QR code for the app and the
+ * secret as text), confirm with a code: --code, else asked with no echo on a terminal,
+ * else one line of stdin; at end of input, confirm later with totp confirm. */
 static int totp_enroll(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--code", NULL, true}, {0}};
     qun_args_t a;
     json_t *out = NULL;
-    int rc = qun_args_parse(argc, argv, opts, 0, 0, "totp enroll [--code C]", &a);
+    char line[300];
+    int rc = qun_args_parse(argc, argv, opts, 0, 0, "totp enrol [--code C]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", "/v1/me/totp", NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
     const char *uri = qun_jstr_or(out, "otpauth_uri", "");
@@ -345,38 +365,86 @@ static int totp_enroll(qun_cli_t *c, int argc, char **argv) {
         json_object_del(out, "qr_svg");
         qun_print_json(out);
     } else {
-        printf("Scan this with your authenticator app, or enter the secret %s:\n\n",
-               qun_jstr_or(out, "secret", "?"));
-        print_qr(uri);
+        printf("%s\n\n", qun_wf(line, sizeof line, "cli.totp_scan", qun_jstr_or(out, "secret", "?")));
+        qun_print_qr(uri);
         printf("\n%s\n\n", uri);
     }
+    fflush(stdout);
     json_decref(out);
-    char line[64] = "";
-    const char *code = a.val[0];
-    if (!code) {
-        fprintf(stderr, "Code from the app: ");
-        fflush(stdout);
-        fflush(stderr);
-        bool got = fgets(line, sizeof line, stdin) != NULL;
-        line[strcspn(line, "\r\n")] = '\0';
-        if (!got || !line[0]) {
-            fprintf(stderr, "\nnot confirmed yet; confirm with: qun totp confirm <code>\n");
-            return QUN_EXIT_OK;
-        }
-        code = line;
+    char code[64] = "";
+    if (a.val[0]) {
+        snprintf(code, sizeof code, "%s", a.val[0]);
+    } else if (isatty(STDIN_FILENO)) {
+        if (qun_prompt_password(qun_w("cli.totp_code"), code, sizeof code) != QUN_EXIT_OK) code[0] = '\0';
+    } else {
+        char *got = qun_prompt_line(qun_w("cli.totp_code"));
+        snprintf(code, sizeof code, "%s", got ? got : "");
+        free(got);
+    }
+    if (!code[0]) {
+        fprintf(stderr, "%s\n", qun_w("cli.totp_later"));
+        return QUN_EXIT_OK;
     }
     return totp_confirm_code(c, code);
 }
 
 int qun_cmd_totp(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
-    if (argc >= 1 && strcmp(argv[0], "enroll") == 0) return totp_enroll(c, argc - 1, argv + 1);
+    if (argc >= 1 && (strcmp(argv[0], "enrol") == 0 || strcmp(argv[0], "enroll") == 0))
+        return totp_enroll(c, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "confirm") == 0) {
         int rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "totp confirm <code>", &a);
         return rc == QUN_EXIT_OK ? totp_confirm_code(c, a.pos[0]) : rc;
     }
     return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                        "usage: qun totp enroll [--code C] | qun totp confirm <code>");
+                        "usage: qun totp enrol [--code C] | qun totp confirm <code>");
+}
+
+/* ---- passkeys ---- */
+
+/* passkeys [list] | passkeys remove <id>: the caller's passkeys (registered in the
+ * console; the CLI's own form of a device key is its key file). */
+int qun_cmd_passkeys(qun_cli_t *c, int argc, char **argv) {
+    qun_args_t a;
+    json_t *out = NULL, *it;
+    size_t i;
+    char path[512], line[600], t1[32], t2[32];
+    int rc;
+    if (argc >= 1 && strcmp(argv[0], "remove") == 0) {
+        rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "passkeys remove <id>", &a);
+        if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/me/passkeys/%s", a.pos[0]);
+        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+        if (rc != QUN_EXIT_OK) return rc;
+        if (c->json)
+            qun_print_json(out ? out : json_object());
+        else
+            printf("%s\n", qun_wf(line, sizeof line, "cli.passkey_removed", a.pos[0]));
+        json_decref(out);
+        return QUN_EXIT_OK;
+    }
+    if (argc >= 1 && strcmp(argv[0], "list") != 0)
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun passkeys [list] | qun passkeys remove <id>");
+    rc = qun_args_parse(argc > 0 ? argc - 1 : 0, argv + (argc > 0), NULL, 0, 0, "passkeys [list]", &a);
+    if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", "/v1/me/passkeys", NULL, &out);
+    if (rc != QUN_EXIT_OK) return rc;
+    if (c->json) {
+        qun_print_json(out);
+    } else if (json_array_size(json_object_get(out, "items")) == 0) {
+        printf("%s\n", qun_w("cli.passkeys_none"));
+    } else {
+        json_array_foreach(json_object_get(out, "items"), i, it) {
+            int64_t used = qun_jint(it, "last_used_at");
+            const char *label = qun_jstr_or(it, "label", "");
+            printf("%s\n",
+                   qun_wf(line, sizeof line, "cli.passkey_line", qun_jstr_or(it, "id", "?"),
+                          *label ? label : "-", qun_jstr_or(it, "device_id", "?"),
+                          json_is_true(json_object_get(it, "current")) ? qun_w("cli.this_device") : "",
+                          qun_fmt_time(qun_jint(it, "created_at"), t1),
+                          used > 0 ? qun_fmt_time(used, t2) : qun_w("cli.never")));
+        }
+    }
+    json_decref(out);
+    return QUN_EXIT_OK;
 }
 
 /* ---- risk ---- */
@@ -387,9 +455,12 @@ static void print_risk(json_t *r) {
     printf("risk %s: level %s, score %lld\n", qun_jstr_or(r, "id", "?"), qun_jstr_or(r, "level", "?"),
            (long long)qun_jint(r, "score"));
     if (json_array_size(reasons) == 0) printf("  no rule fired\n");
-    json_array_foreach(reasons, i, why)
+    json_array_foreach(reasons, i, why) {
+        char key[64];
+        snprintf(key, sizeof key, "risk.rule.%s", qun_jstr_or(why, "rule", "?"));
         printf("  %-10s %-6s +%-3lld %s\n", qun_jstr_or(why, "rule", "?"), qun_jstr_or(why, "level", "?"),
-               (long long)qun_jint(why, "points"), qun_jstr_or(why, "detail", ""));
+               (long long)qun_jint(why, "points"), qun_w_or(key, qun_jstr_or(why, "rule", "?")));
+    }
 }
 
 /* The evaluation id behind ref: itself (r_...), a group's current dissolution
@@ -483,9 +554,12 @@ static int review_list(qun_cli_t *c, int argc, char **argv) {
     } else {
         char t[32];
         json_array_foreach(queue, i, it) {
-            printf("%s: dissolution of %s \"%s\" by %s, expires %s\n", qun_jstr_or(it, "id", "?"),
-                   qun_jstr_or(it, "group", "?"), qun_jstr_or(it, "group_name", ""),
-                   qun_jstr_or(it, "requested_by", "?"), qun_fmt_time(qun_jint(it, "expires_at"), t));
+            printf(
+                "%s: dissolution of %s \"%s\" by %s, expires %s\n", qun_jstr_or(it, "id", "?"),
+                qun_jstr_or(it, "group", "?"), qun_jstr_or(it, "group_name", ""),
+                qun_jstr_or(it, "requested_by_display_name",
+                            qun_jstr_or(it, "requested_by_username", qun_jstr_or(it, "requested_by", "?"))),
+                qun_fmt_time(qun_jint(it, "expires_at"), t));
             json_t *r = json_object_get(it, "risk");
             if (r) print_risk(r);
         }

@@ -22,6 +22,7 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_device(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_approve(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_totp(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_passkeys(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_risk(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_review(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_locks(qun_cli_t *c, int argc, char **argv);
@@ -45,7 +46,8 @@ static const command_t commands[] = {
     {"group", NULL, "group show <group>", "show a group"},
     {"group", NULL, "group members <group>", "list a group's members"},
     {"group", NULL, "group add <group> <person> [--role admin|member]", "add a member"},
-    {"group", NULL, "group remove <group> <person>", "remove a member"},
+    {"group", NULL, "group remove <group> <person> [--confirm-name N] [--totp-code C] [--key FILE]",
+     "remove a member"},
     {"group", NULL, "group role <group> <person> admin|member", "change a member's role"},
     {"group", NULL, "group rename <group> <name>", "rename a group"},
     {"invite", qun_cmd_invite, "invite <group> <username> [--role admin|member] [--openid]",
@@ -63,7 +65,8 @@ static const command_t commands[] = {
     {"files", qun_cmd_files, "files <group>", "list a group's files"},
     {"file", qun_cmd_file, "file get <group> <name|digest-prefix> [-o PATH] [--force]",
      "download a file by name or digest prefix"},
-    {"transfer", qun_cmd_transfer, "transfer <group> <person> [--confirm-name NAME]",
+    {"transfer", qun_cmd_transfer,
+     "transfer <group> <person> [--confirm-name NAME] [--totp-code C] [--key FILE]",
      "offer ownership to a member"},
     {"transfer", NULL, "transfer accept <group>", "accept an ownership offer"},
     {"transfer", NULL, "transfer decline <group>", "decline an ownership offer"},
@@ -75,13 +78,13 @@ static const command_t commands[] = {
     {"bill", qun_cmd_bill, "bill", "show your personal bill"},
     {"dissolve", qun_cmd_dissolve,
      "dissolve <group> --messages keep|delete [--successor NAME] [--confirm-name N] [--password P] "
-     "[--no-wait]",
+     "[--totp-code C] [--key FILE] [--no-wait]",
      "preview, confirm and dissolve a group"},
     {"status", qun_cmd_status, "status <group>", "show a group's dissolution and purge progress"},
     {"events", qun_cmd_events, "events [--after EVENT_ID] [--raw]",
      "follow your live events (messages, notices, approvals)"},
     {"cancel", qun_cmd_cancel, "cancel <group>", "cancel a dissolution under review or in its cooling-off"},
-    {"restore", qun_cmd_restore, "restore <group> [--password P]",
+    {"restore", qun_cmd_restore, "restore <group> [--password P] [--totp-code C] [--key FILE]",
      "restore a dissolved group within the grace"},
     {"approvals", qun_cmd_approvals, "approvals list", "list the dissolutions waiting for your approval"},
     {"approvals", NULL, "approvals approve <aid> [--reason R]", "approve a dissolution"},
@@ -112,9 +115,11 @@ static const command_t commands[] = {
      "make an Ed25519 key for this device (file 0600) and register it"},
     {"approve", qun_cmd_approve, "approve <challenge-id|qun://challenge/...> --key FILE [--nonce N]",
      "approve a challenge of yours by signing it with a device key"},
-    {"totp", qun_cmd_totp, "totp enroll [--code C]",
-     "enroll an authenticator app (otpauth URI and QR), then confirm"},
+    {"totp", qun_cmd_totp, "totp enrol [--code C]",
+     "set up an authenticator app (QR code and secret), then confirm with a code"},
     {"totp", NULL, "totp confirm <code>", "confirm a pending TOTP enrollment"},
+    {"passkeys", qun_cmd_passkeys, "passkeys [list]", "list your passkeys (registered in the console)"},
+    {"passkeys", NULL, "passkeys remove <id>", "remove one of your passkeys"},
     {"risk", qun_cmd_risk, "risk explain <r_...|g_...|a_...>",
      "show a risk evaluation: level, score and each reason"},
     {"review", qun_cmd_review, "review list", "list dissolutions waiting for a risk review (server admins)"},
@@ -216,7 +221,9 @@ static const struct {
     {"dissolve",
      "  <group>  a group id (g_...) or the name of one of your groups\n  --messages keep|delete  what "
      "happens to the messages\n  --successor NAME  a new group for those who stay\n  --confirm-name N  the "
-     "group's name typed back\n  --password P  step-up password\n  --no-wait  do not wait for the outcome\n",
+     "group's name typed back\n  --password P  step-up password\n  --totp-code C  a code from your "
+     "authenticator app, when asked for one (else asked)\n  --key FILE  this device's key file, when a "
+     "device key is asked for\n  --no-wait  do not wait for the outcome\n",
      "qun dissolve \"book club\" --messages keep"},
     {"status", "  <group>  a group id (g_...) or the name of one of your groups\n",
      "qun status \"book club\""},
@@ -227,7 +234,9 @@ static const struct {
     {"cancel", "  <group>  a group id (g_...) or the name of one of your groups\n",
      "qun cancel \"book club\""},
     {"restore",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  --password P  step-up password\n",
+     "  <group>  a group id (g_...) or the name of one of your groups\n  --password P  step-up password\n"
+     "  --totp-code C  a code from your authenticator app, when asked for one (else asked)\n  --key FILE  "
+     "this device's key file, when a device key is asked for\n",
      "qun restore \"book club\""},
     {"approvals", "  <aid>  an approval id from qun approvals list\n  --reason R  why (required to reject)\n",
      "qun approvals approve a_0123456789abcdef"},
@@ -263,7 +272,11 @@ static const struct {
      "qun device key register"},
     {"approve", "  <challenge-id|qun://challenge/...>  the challenge to sign\n  --key FILE  the device key\n",
      "qun approve c_0123456789abcdef --key device.key"},
-    {"totp", "  <code>  the 6-digit code from the app\n", "qun totp enroll"},
+    {"totp",
+     "  --code C  the 6-digit code from the app (else asked, with no echo)\n  <code>  the 6-digit code from "
+     "the app\n",
+     "qun totp enrol"},
+    {"passkeys", "  <id>  a passkey id from qun passkeys\n", "qun passkeys remove pk_0123456789abcdef"},
     {"risk", "  <r_...|g_...|a_...>  an evaluation, group or approval id\n",
      "qun risk explain a_0123456789abcdef"},
     {"review", "  <aid>  an approval id from qun review list\n  --reason R  why (required to reject)\n",
@@ -284,7 +297,9 @@ static void usage(FILE *f) {
             "  --url URL   server (else $QUN_URL, else url = in the config file, else %s)\n"
             "  --json      print the server's JSON answers instead of text\n"
             "\nfiles: $XDG_CONFIG_HOME/qun/{config,token,device_id} (default ~/.config/qun);\n"
-            "QUN_TOKEN overrides the token file, QUN_PASSWORD supplies passwords.\n"
+            "QUN_TOKEN overrides the token file, QUN_PASSWORD supplies passwords, QUN_TOTP_CODE a code\n"
+            "from your authenticator app, QUN_STEP_UP the step-up method to use (totp, device_key, qr);\n"
+            "LC_ALL, LC_MESSAGES or LANG starting with zh: messages in Chinese.\n"
             "exit status: 0 ok, 1 the request failed, 2 usage error.\n",
             "http://127.0.0.1:8080");
 }

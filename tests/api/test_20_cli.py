@@ -284,25 +284,18 @@ def test_version_and_help(alice):
     assert alice.run().returncode == 2
 
 
-class FakeQund:
-    """A stand-in server that answers the first `fail` POSTs with 503, then 201, and
-    records each request's Idempotency-Key, to observe the client's retry."""
+class FakeServer:
+    """A stand-in server on loopback: answer(path, headers) gives each POST's (status,
+    Content-Type, body bytes)."""
 
-    def __init__(self, fail):
+    def __init__(self, answer):
         import http.server
         import threading
-        self.keys, self.fail = [], fail
-        fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                fake.keys.append(self.headers.get("Idempotency-Key"))
-                if len(fake.keys) <= fake.fail:
-                    body, status, ctype = b'{"code":"UNAVAILABLE","detail":"busy","status":503}', 503, \
-                        "application/problem+json"
-                else:
-                    body, status, ctype = b'{"group":"g_1","seq":7,"text":"x"}', 201, "application/json"
+                status, ctype, body = answer(self.path, self.headers)
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -321,6 +314,21 @@ class FakeQund:
         self.httpd.server_close()
 
 
+class FakeQund(FakeServer):
+    """A stand-in server that answers the first `fail` POSTs with 503, then 201, and
+    records each request's Idempotency-Key, to observe the client's retry."""
+
+    def __init__(self, fail):
+        self.keys, self.fail = [], fail
+        super().__init__(self.answer)
+
+    def answer(self, path, headers):
+        self.keys.append(headers.get("Idempotency-Key"))
+        if len(self.keys) <= self.fail:
+            return 503, "application/problem+json", b'{"code":"UNAVAILABLE","detail":"busy","status":503}'
+        return 201, "application/json", b'{"group":"g_1","seq":7,"text":"x"}'
+
+
 @pytest.mark.parametrize("fail", [1, 2])
 def test_post_retries_once_with_the_same_idempotency_key(server, tmp_path, fail):
     fake = FakeQund(fail)
@@ -333,7 +341,7 @@ def test_post_retries_once_with_the_same_idempotency_key(server, tmp_path, fail)
     if fail == 1:
         assert r.returncode == 0 and "#7" in r.stdout, r.stderr
     else:  # one retry only, then the server's problem is reported
-        assert r.returncode == 1 and "qun: busy (UNAVAILABLE)" in r.stderr
+        assert r.returncode == 1 and "qun: The server is busy; try again shortly. (UNAVAILABLE)" in r.stderr
 
 
 def test_each_post_gets_a_fresh_key_and_double_dash_ends_options(alice):

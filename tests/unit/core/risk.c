@@ -96,6 +96,11 @@ static void test_frequency(void) {
     CHECK(r.score == qun_risk_cfg.freq_points);
     CHECK(why && strstr(json_string_value(json_object_get(why, "detail")), "dissolution 4") != NULL);
     CHECK(why && strcmp(json_string_value(json_object_get(why, "level")), "verify") == 0);
+    /* The same figures as params, for clients that word the reason themselves. */
+    json_t *params = json_object_get(why, "params");
+    CHECK(json_integer_value(json_object_get(params, "count")) == 4);
+    CHECK(json_integer_value(json_object_get(params, "window_hours")) == qun_risk_cfg.freq_window / 3600);
+    CHECK(json_integer_value(json_object_get(params, "max")) == qun_risk_cfg.freq_max);
     for (int i = 0; i < 17; i++)
         dissolution(u, 100 + i); /* 21st: denied */
     eval(&a, "198.51.100.1", &r);
