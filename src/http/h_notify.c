@@ -29,7 +29,7 @@ qun_rc h_notify_unread(qun_req_t *r) {
 }
 
 qun_rc h_notify_read(qun_req_t *r) {
-    static const qun_field_t f[] = {{"upto", F_INT, false, 1, INT64_MAX, NULL}, {0}};
+    static const qun_field_t f[] = {{"upto", F_INT, false, 1, 1000000000000000000LL, NULL}, {0}};
     json_t *out = NULL;
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
     json_t *upto = json_object_get(r->json, "upto");
