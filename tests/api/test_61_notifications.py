@@ -276,7 +276,7 @@ def test_paging_reading_and_bad_input(srv):
     assert expect(ann.post("/v1/me/notifications/read", {"upto": upto}), 200) == {"read": 2, "unread": 1}
     assert [n["read"] for n in inbox(ann)["items"]] == [False, True, True]  # up to a seq: the older ones
     assert expect(ann.post("/v1/me/notifications/read", {}), 200) == {"read": 1, "unread": 0}
-    # Someone else's seq marks nothing of theirs: each person reads only their own.
+    # Reading marks only the caller's own notifications.
     assert expect(owner.post("/v1/me/notifications/read", {"upto": upto}), 200) == {"read": 0, "unread": 0}
     for body_, code in [({"upto": 0}, "FIELD_INVALID"), ({"upto": "7"}, "FIELD_INVALID"),
                         ({"upto": -1}, "FIELD_INVALID"), ({"all": True}, "FIELD_UNKNOWN")]:
