@@ -19,6 +19,7 @@ import tempfile
 import time
 
 import pytest
+import requests
 
 from conftest import Client, Server, age_sessions, expect, free_port, make_group, register, stop_clean, transfer
 from test_14_events import Stream
@@ -387,6 +388,10 @@ def test_an_smtp_server_that_is_down_delays_mail_without_losing_it_or_slowing_re
         down.wait(address_of(ann), "dissolution.pending")
         time.sleep(1)
         assert len(down.to(address_of(ann), "email.verify")) == 1
+        metrics = requests.get(s.url + "/metrics", timeout=10).text
+        sent = int(re.search(r"^qun_mail_sent_total (\d+)$", metrics, re.M).group(1))
+        failed = int(re.search(r"^qun_mail_failures_total (\d+)$", metrics, re.M).group(1))
+        assert sent == 2 and failed >= 1, metrics
     finally:
         stop_clean(s)
         down.stop()
