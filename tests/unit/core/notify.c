@@ -38,8 +38,17 @@ static int64_t count(const char *sql, int64_t arg) {
 static void inputs(void) {
     CHECK(qun_email_valid("ann@example.org"));
     CHECK(qun_email_valid("a.b+c@mail.example.cn"));
-    const char *bad[] = {"", "ann", "@example.org", "ann@", "ann@example", "a b@example.org", "ann@@example.org",
-                         "<ann@example.org>", "ann@example.org,bob@example.org", "ann@.org", "ann@example.org."};
+    const char *bad[] = {"",
+                         "ann",
+                         "@example.org",
+                         "ann@",
+                         "ann@example",
+                         "a b@example.org",
+                         "ann@@example.org",
+                         "<ann@example.org>",
+                         "ann@example.org,bob@example.org",
+                         "ann@.org",
+                         "ann@example.org."};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(!qun_email_valid(bad[i]));
     CHECK(strcmp(qun_lang_from_accept("zh-CN,zh;q=0.9,en;q=0.8"), "zh-CN") == 0);
@@ -55,12 +64,14 @@ static void invitation_notifies_the_invitee_only(void) {
     CHECK(qun_group_create(db, &owner, "Book club 读书会", "standard", NULL, NULL, &out, &err) == QUN_OK);
     snprintf(gid, sizeof gid, "%s", json_string_value(json_object_get(out, "id")));
     json_decref(out);
-    int64_t events = count("SELECT COUNT(*) FROM events WHERE topic = 'notification.created' AND user_id = $1", ann.uid);
+    int64_t events =
+        count("SELECT COUNT(*) FROM events WHERE topic = 'notification.created' AND user_id = $1", ann.uid);
     CHECK(qun_invitation_create(db, &owner, gid, "ann", NULL, NULL, &out, &err) == QUN_OK);
     json_decref(out);
-    CHECK(count("SELECT COUNT(*) FROM events WHERE topic = 'notification.created' AND user_id = $1", ann.uid) ==
-          events + 1);
-    CHECK(count("SELECT COUNT(*) FROM events WHERE topic = 'notification.created' AND user_id != $1", ann.uid) == 0);
+    CHECK(count("SELECT COUNT(*) FROM events WHERE topic = 'notification.created' AND user_id = $1",
+                ann.uid) == events + 1);
+    CHECK(count("SELECT COUNT(*) FROM events WHERE topic = 'notification.created' AND user_id != $1",
+                ann.uid) == 0);
     CHECK(qun_notify_list(db, &ann, 0, 10, &out, &err) == QUN_OK);
     json_t *n = json_array_get(json_object_get(out, "items"), 0);
     CHECK(strcmp(json_string_value(json_object_get(n, "kind")), "invitation.received") == 0);
@@ -80,16 +91,20 @@ static void mail_needs_smtp_and_a_verified_address(void) {
     qun_err_t err;
     qun_notify_cfg.smtp_url = "smtp://127.0.0.1:9";
     qun_notify_cfg.smtp_from = "qun@example.test";
-    CHECK(qun_notify_user(db, bob.uid, "dissolution.expired", json_pack("{s:s}", "group_name", "g"), &err) == QUN_OK);
+    CHECK(qun_notify_user(db, bob.uid, "dissolution.expired", json_pack("{s:s}", "group_name", "g"), &err) ==
+          QUN_OK);
     CHECK(count("SELECT COUNT(*) FROM mail_outbox WHERE user_id = $1", bob.uid) == 0); /* no address */
-    CHECK(qun_db_run(db, NULL, &err,
-                     "INSERT INTO email_addresses(user_id, address, created_at) VALUES ($1, 'bob@example.test', 1)",
-                     "i", bob.uid) == QUN_DONE);
-    CHECK(qun_notify_user(db, bob.uid, "dissolution.expired", json_pack("{s:s}", "group_name", "g"), &err) == QUN_OK);
+    CHECK(qun_db_run(
+              db, NULL, &err,
+              "INSERT INTO email_addresses(user_id, address, created_at) VALUES ($1, 'bob@example.test', 1)",
+              "i", bob.uid) == QUN_DONE);
+    CHECK(qun_notify_user(db, bob.uid, "dissolution.expired", json_pack("{s:s}", "group_name", "g"), &err) ==
+          QUN_OK);
     CHECK(count("SELECT COUNT(*) FROM mail_outbox WHERE user_id = $1", bob.uid) == 0); /* not verified */
     CHECK(qun_db_run(db, NULL, &err, "UPDATE email_addresses SET verified_at = 2 WHERE user_id = $1", "i",
                      bob.uid) == QUN_DONE);
-    CHECK(qun_notify_user(db, bob.uid, "dissolution.expired", json_pack("{s:s}", "group_name", "g"), &err) == QUN_OK);
+    CHECK(qun_notify_user(db, bob.uid, "dissolution.expired", json_pack("{s:s}", "group_name", "g"), &err) ==
+          QUN_OK);
     CHECK(count("SELECT COUNT(*) FROM mail_outbox WHERE user_id = $1 AND state = 'pending'", bob.uid) == 1);
     CHECK(qun_notify_user(db, bob.uid, "x", NULL, &err) == QUN_NOMEM);
     qun_notify_cfg.smtp_url = NULL;
@@ -97,10 +112,12 @@ static void mail_needs_smtp_and_a_verified_address(void) {
     json_t *out = NULL;
     CHECK(qun_notify_list(db, &bob, 0, 10, &out, &err) == QUN_OK);
     CHECK(json_array_size(json_object_get(out, "items")) == 3);
-    int64_t middle = json_integer_value(json_object_get(json_array_get(json_object_get(out, "items"), 1), "seq"));
+    int64_t middle =
+        json_integer_value(json_object_get(json_array_get(json_object_get(out, "items"), 1), "seq"));
     json_decref(out);
     CHECK(qun_notify_read(db, &bob, middle, &out, &err) == QUN_OK);
-    CHECK(json_integer_value(json_object_get(out, "read")) == 2 && json_integer_value(json_object_get(out, "unread")) == 1);
+    CHECK(json_integer_value(json_object_get(out, "read")) == 2 &&
+          json_integer_value(json_object_get(out, "unread")) == 1);
     json_decref(out);
     CHECK(qun_notify_read(db, &ann, 0, &out, &err) == QUN_OK); /* ann's reading marks only ann's */
     CHECK(json_integer_value(json_object_get(out, "read")) == 1);
@@ -111,31 +128,34 @@ static void mail_needs_smtp_and_a_verified_address(void) {
 }
 
 static void words_in_both_languages(void) {
-    const char *kinds[] = {"approval.requested",    "transfer.offered",      "invitation.received",
-                           "dissolution.pending",   "dissolution.cancelled", "dissolution.rejected",
-                           "dissolution.expired",   "dissolution.dissolved", "dissolution.restored",
-                           "email.verify",          "email.invite",          "something.new"};
-    json_t *p = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:I, s:I, s:I, s:s}, s:s, s:s, "
-                          "s:s, s:I, s:I, s:I}",
-                          "group_name", "Hiking 徒步", "approval_kind", "guardian", "by", "username", "nora",
-                          "display_name", "诺拉", "from", "username", "nora", "requested_by", "username", "tina",
-                          "subject", "username", "kid", "impact", "members", (json_int_t)12, "messages",
-                          (json_int_t)340, "files", (json_int_t)5, "messages_rule", "keep", "org_name", "Riverside",
-                          "role", "guardian", "address", "ann@example.test", "expires_at", (json_int_t)86400,
-                          "dissolves_at", (json_int_t)172800, "restorable_until", (json_int_t)777600);
+    const char *kinds[] = {"approval.requested",  "transfer.offered",      "invitation.received",
+                           "dissolution.pending", "dissolution.cancelled", "dissolution.rejected",
+                           "dissolution.expired", "dissolution.dissolved", "dissolution.restored",
+                           "email.verify",        "email.invite",          "something.new"};
+    json_t *p =
+        json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:I, s:I, s:I, s:s}, s:s, s:s, "
+                  "s:s, s:I, s:I, s:I}",
+                  "group_name", "Hiking 徒步", "approval_kind", "guardian", "by", "username", "nora",
+                  "display_name", "诺拉", "from", "username", "nora", "requested_by", "username", "tina",
+                  "subject", "username", "kid", "impact", "members", (json_int_t)12, "messages",
+                  (json_int_t)340, "files", (json_int_t)5, "messages_rule", "keep", "org_name", "Riverside",
+                  "role", "guardian", "address", "ann@example.test", "expires_at", (json_int_t)86400,
+                  "dissolves_at", (json_int_t)172800, "restorable_until", (json_int_t)777600);
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         for (int zh = 0; zh < 2; zh++) {
             char *s = NULL, *b = NULL;
             CHECK(qun_mail_render(kinds[i], p, zh ? "zh-CN" : "en", "12345678", &s, &b));
             CHECK(s && b && *s && *b);
             CHECK(!strstr(s, "(null)") && !strstr(b, "(null)"));
-            if (strncmp(kinds[i], "email.", 6) && strcmp(kinds[i], "something.new") && strcmp(kinds[i], "transfer.offered") &&
-                strcmp(kinds[i], "invitation.received"))
+            if (strncmp(kinds[i], "email.", 6) && strcmp(kinds[i], "something.new") &&
+                strcmp(kinds[i], "transfer.offered") && strcmp(kinds[i], "invitation.received"))
                 CHECK(strstr(s, "Hiking 徒步") || strstr(b, "Hiking 徒步"));
             if (strcmp(kinds[i], "email.verify") == 0) CHECK(strstr(s, "12345678") && strstr(b, "12345678"));
             if (strcmp(kinds[i], "approval.requested") == 0)
-                CHECK(strstr(b, zh ? "12 名成员" : "12 members") && strstr(b, zh ? "kid 的监护人" : "guardian of kid"));
-            if (strcmp(kinds[i], "dissolution.pending") == 0) CHECK(strstr(b, "1970-01-03 00:00 UTC") && strstr(b, "诺拉 (nora)"));
+                CHECK(strstr(b, zh ? "12 名成员" : "12 members") &&
+                      strstr(b, zh ? "kid 的监护人" : "guardian of kid"));
+            if (strcmp(kinds[i], "dissolution.pending") == 0)
+                CHECK(strstr(b, "1970-01-03 00:00 UTC") && strstr(b, "诺拉 (nora)"));
             free(s);
             free(b);
         }
