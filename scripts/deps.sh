@@ -18,7 +18,7 @@ deb="debhelper lintian help2man fakeroot"
 test="postgresql python3-pytest python3-requests python3-cryptography python3-yaml wrk
 golang-go golang-golang-x-mod-dev chromium fonts-wqy-zenhei nodejs nginx-light age zstd time
 clang libclang-rt-14-dev clang-format
-python3-matrix-nio weechat-curses weechat-python weechat-matrix tmux"
+python3-matrix-nio weechat-curses weechat-python weechat-matrix tmux python3-aiosmtpd"
 case "$what" in
 run) pkgs="$run" ;;
 deb) pkgs="$run $deb" ;;

@@ -40,6 +40,11 @@ qun_rc qun_outbox_start(const char *db_path, qun_writer_t *writer, qun_outbox_t 
  * start (at least once).  NULL is accepted. */
 void qun_outbox_stop(qun_outbox_t *o);
 
+/* Seconds before retry number attempts + 1 of a delivery whose first retry waits base
+ * seconds: doubled per attempt, capped at 6 h, with "equal jitter" (half fixed, half
+ * random).  The mail thread (jobs/mail.c) retries the same way. */
+int64_t qun_backoff(int64_t base, int64_t attempts);
+
 /* Counters for /metrics since start: attempts answered 2xx, attempts that failed
  * (non-2xx, timeout, connection error) and deliveries that went dead. */
 void qun_outbox_stats(uint64_t *delivered, uint64_t *failed, uint64_t *dead);

@@ -13,6 +13,7 @@
 #include "qun/core.h"
 #include "qun/event.h"
 #include "qun/ledger.h"
+#include "qun/notify.h"
 
 static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind, int64_t approver,
                   int64_t org, int64_t subject, int64_t expires_at, qun_err_t *err) {
@@ -24,6 +25,7 @@ static qun_rc add(qun_db_t *db, int64_t did, int64_t group_id, const char *kind,
         "created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         "siiszzzii", aid, did, group_id, kind, approver, org, subject, qun_now(), expires_at);
     if (rc == QUN_DONE) rc = qun_event_approval_requested(db, aid, err);
+    if (rc == QUN_OK) rc = qun_notify_approval(db, aid, err);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 

@@ -45,6 +45,7 @@
 #include "qun/event.h"
 #include "qun/export.h"
 #include "qun/ledger.h"
+#include "qun/notify.h"
 #include "qun/policy.h"
 #include "qun/queue.h"
 #include "qun/risk.h"
@@ -418,14 +419,18 @@ static qun_rc post_notice(qun_db_t *db, int64_t group_id, const char *stage, jso
     if (full && json_object_update_missing(full, notice) != 0) json_decref(full), full = NULL;
     json_decref(notice);
     char *text = full ? qun_json_dumps(full, JSON_COMPACT) : NULL;
-    json_decref(full);
-    if (!text) return qun_fail(err, QUN_NOMEM, "cannot build the %s notice", kind);
+    if (!text) {
+        json_decref(full);
+        return qun_fail(err, QUN_NOMEM, "cannot build the %s notice", kind);
+    }
     rc = qun_db_run(db, NULL, err,
                     "INSERT INTO messages(group_id, seq, author_id, kind, body, created_at) VALUES ($1, $2, "
                     "$3, 'system', $4, $5)",
                     "iiisi", group_id, seq, owner, text, now);
     free(text);
     if (rc == QUN_DONE) rc = qun_event_message(db, group_id, seq, err);
+    if (rc == QUN_OK) rc = qun_notify_dissolution(db, group_id, stage, full, err);
+    json_decref(full);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 

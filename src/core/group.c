@@ -17,6 +17,7 @@
 #include "qun/core.h"
 #include "qun/event.h"
 #include "qun/ledger.h"
+#include "qun/notify.h"
 #include "qun/policy.h"
 #include "qun/verify.h"
 
@@ -653,6 +654,7 @@ qun_rc qun_transfer_propose(qun_db_t *db, const qun_actor_t *a, const char *gid,
                             json_pack("{s:s, s:s, s:s, s:s}", "group", g.gid, "group_name", g.name, "from",
                                       a->openid, "to", to),
                             err);
+    if (rc == QUN_OK) rc = qun_notify_transfer(db, g.id, a->uid, uid, err);
     if (rc != QUN_OK) return rc;
     *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "group", g.gid, "from", a->openid, "to", to, "state",
                      "proposed", "verification", methods);

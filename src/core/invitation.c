@@ -17,6 +17,7 @@
 
 #include "qun/core.h"
 #include "qun/event.h"
+#include "qun/notify.h"
 
 static const char *const STATE_PENDING = "pending";
 
@@ -126,6 +127,7 @@ qun_rc qun_invitation_create(qun_db_t *db, const qun_actor_t *a, const char *gid
                           role, "invitation", iid);
     qun_q_done(q);
     rc = qun_event_group(db, "member.invited", g.id, uid, f, err);
+    if (rc == QUN_OK) rc = qun_notify_invitation(db, iid, g.id, a->uid, uid, role, err);
     return rc == QUN_OK ? answer(db, iid, out, err) : rc;
 }
 

@@ -59,6 +59,7 @@ const char *qun_lockout_counts(qun_rc rc) {
     case QUN_TOTP_INVALID:
     case QUN_TOTP_REPLAYED: return "totp";
     case QUN_SIGNATURE_INVALID: return "signature";
+    case QUN_EMAIL_CODE_INVALID: return "email_code";
     default: return NULL;
     }
 }

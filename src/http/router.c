@@ -25,6 +25,7 @@
 #include "qun/idempotency.h"
 #include "qun/jobs.h"
 #include "qun/lockout.h"
+#include "qun/mail.h"
 #include "qun/outbox.h"
 #include "worker.h"
 
@@ -810,6 +811,15 @@ char *qun_metrics_render(void) {
             "# TYPE qun_webhook_failures_total counter\nqun_webhook_failures_total %llu\n"
             "# HELP qun_webhook_dead_total Webhook deliveries that ran out of attempts.\n"
             "# TYPE qun_webhook_dead_total counter\nqun_webhook_dead_total %llu\n",
+            (unsigned long long)delivered, (unsigned long long)wfailed, (unsigned long long)dead);
+    qun_mail_stats(&delivered, &wfailed, &dead);
+    fprintf(f,
+            "# HELP qun_mail_sent_total Notification mails the SMTP relay accepted.\n"
+            "# TYPE qun_mail_sent_total counter\nqun_mail_sent_total %llu\n"
+            "# HELP qun_mail_failures_total Mail attempts that failed (refused, timeout, relay down).\n"
+            "# TYPE qun_mail_failures_total counter\nqun_mail_failures_total %llu\n"
+            "# HELP qun_mail_dead_total Mails that ran out of attempts.\n"
+            "# TYPE qun_mail_dead_total counter\nqun_mail_dead_total %llu\n",
             (unsigned long long)delivered, (unsigned long long)wfailed, (unsigned long long)dead);
     uint64_t hk[QUN_HK_KINDS];
     qun_housekeeping_stats(hk);

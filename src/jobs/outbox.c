@@ -304,8 +304,8 @@ static bool send_all(qun_outbox_t *o, attempt_t *as, int n) {
 /* Seconds before retry number `attempts` + 1: base * 2^(attempts-1), capped, with
  * "equal jitter" (half fixed, half random) so receivers that came back are not hit by
  * every sender at once. */
-static int64_t backoff(int64_t attempts) {
-    int64_t d = qun_outbox_cfg.backoff_base;
+int64_t qun_backoff(int64_t base, int64_t attempts) {
+    int64_t d = base;
     for (int64_t i = 1; i < attempts && d < BACKOFF_CAP; i++)
         d *= 2;
     if (d > BACKOFF_CAP) d = BACKOFF_CAP;
@@ -350,8 +350,8 @@ static qun_rc record_txn(qun_db_t *db, void *arg, qun_err_t *err) {
             "UPDATE outbox_deliveries SET attempts = attempts + 1, last_status = $2, last_error = $3, "
             "last_attempt_at = $4, next_at = $5, state = CASE WHEN $6 = 1 THEN 'dead' ELSE 'pending' END "
             "WHERE id = $1 AND state = 'pending'",
-            "izsiii", a->id, (int64_t)a->status, a->error, now, now + backoff(a->attempts + 1),
-            (int64_t)dead);
+            "izsiii", a->id, (int64_t)a->status, a->error, now,
+            now + qun_backoff(qun_outbox_cfg.backoff_base, a->attempts + 1), (int64_t)dead);
     }
     return rc == QUN_DONE ? QUN_OK : rc;
 }

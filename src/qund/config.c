@@ -14,6 +14,7 @@
 #include "qun/core.h"
 #include "qun/ledger.h"
 #include "qun/lockout.h"
+#include "qun/notify.h"
 #include "qun/risk.h"
 #include "qun/outbox.h"
 #include "qun/passkey.h"
@@ -193,6 +194,17 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
         qun_outbox_cfg.urls = qun_xstrdup(value);
         return QUN_OK;
     }
+    if (strcmp(key, "smtp_url") == 0 || strcmp(key, "smtp_from") == 0 || strcmp(key, "console_url") == 0) {
+        const char **slot = key[0] == 'c'   ? &qun_notify_cfg.console_url
+                            : key[5] == 'u' ? &qun_notify_cfg.smtp_url
+                                            : &qun_notify_cfg.smtp_from;
+        if (strlen(value) > 1000) return qun_fail(err, QUN_BAD_REQUEST, "%s: too long", key);
+        if (key[0] == 'c' && *value && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+            return qun_fail(err, QUN_BAD_REQUEST, "console_url: expected an http(s):// URL, got \"%s\"",
+                            value);
+        *slot = *value ? qun_xstrdup(value) : NULL; /* checked as a whole at startup (qun_mail_cfg_check) */
+        return QUN_OK;
+    }
     if (strcmp(key, "webhook_secret") == 0) {
         qun_outbox_cfg.secret = qun_xstrdup(value);
         return QUN_OK;
@@ -286,6 +298,10 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
         {"webhook_timeout_ms", 100, 600000, NULL, &qun_outbox_cfg.timeout_ms},
         {"webhook_max_attempts", 1, 100, NULL, &qun_outbox_cfg.max_attempts},
         {"webhook_backoff_base", 1, 86400, NULL, &qun_outbox_cfg.backoff_base},
+        {"smtp_timeout_ms", 100, 600000, NULL, &qun_notify_cfg.timeout_ms},
+        {"smtp_max_attempts", 1, 100, NULL, &qun_notify_cfg.max_attempts},
+        {"smtp_backoff_base", 1, 86400, NULL, &qun_notify_cfg.backoff_base},
+        {"email_code_ttl", 60, 86400, &qun_notify_cfg.code_ttl, NULL},
         {"risk_frequency_max", 0, 1000000, NULL, &qun_risk_cfg.freq_max},
         {"risk_frequency_deny", 0, 1000000, NULL, &qun_risk_cfg.freq_deny_max},
         {"risk_rules", 0, 15, NULL, &qun_risk_cfg.rules},

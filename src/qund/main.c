@@ -21,6 +21,8 @@
 #include "qun/ledger.h"
 #include "qun/policy.h"
 #include "qun/outbox.h"
+#include "qun/mail.h"
+#include "qun/notify.h"
 #include "qun/util.h"
 #include "qun/version.h"
 #include "qun/writer.h"
@@ -145,6 +147,7 @@ int main(int argc, char **argv) {
     if (qun_server_cfg.test_clock) qun_log("warn", "QUN_TEST_CLOCK=1: POST /v1/test/clock can move time");
 
     if (qun_outbox_cfg_check(&err) != QUN_OK) return die("config", &err);
+    if (qun_mail_cfg_check(&err) != QUN_OK) return die("config", &err);
     if (qun_tls_init(&err) != QUN_OK) return die("TLS", &err);
 
     if (mkdir(qund_data_dir, 0700) != 0 && errno != EEXIST) {
@@ -226,6 +229,8 @@ int main(int argc, char **argv) {
         return die("jobs", &err);
     qun_outbox_t *outbox;
     if (qun_outbox_start(db_path, writer, &outbox, &err) != QUN_OK) return die("webhooks", &err);
+    qun_mail_t *mail;
+    if (qun_mail_start(db_path, writer, &mail, &err) != QUN_OK) return die("mail", &err);
     if (qun_mx_cfg.enabled) { /* Matrix clients: defaults from where qund listens */
         const char *h = qun_server_cfg.host;
         bool any = strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0;
@@ -251,6 +256,7 @@ int main(int argc, char **argv) {
     qun_rc rc = qun_server_run(writer, &err);
     qun_jobs_stop(jobs);
     qun_outbox_stop(outbox);
+    qun_mail_stop(mail);
     qun_writer_stop(writer);
     if (rc != QUN_OK) return die("server", &err);
     qun_policy_free((qun_policy_t *)qun_core_cfg.policy);

@@ -24,7 +24,7 @@
 #include "qun/util.h"
 #include "store_internal.h"
 
-#define QCACHE 256   /* slots of the statement cache (power of two) */
+#define QCACHE 1024  /* statement cache slots (a power of two): room for every SQL text */
 #define QMAXPARAM 63 /* highest $N a statement may use (qun admin migrate binds a whole row) */
 #define BYTEAOID 17
 #define TEXTOID 25

@@ -14,7 +14,7 @@
 #include "qun/util.h"
 #include "store_internal.h"
 
-#define QCACHE 256   /* slots of the statement cache (power of two) */
+#define QCACHE 1024  /* statement cache slots (a power of two): room for every SQL text */
 #define QMAXPARAM 24 /* highest $N a statement may use */
 
 struct qun_q {

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 # Run the browser tests: start a real qund (free port, temporary data directory, test
 # clock on, root as server admin, lawyer as the compliance role, the repository's web/ as
-# web_root, webhooks to a closed local port with one attempt so dead letters appear),
-# drive it with tests/browser/console.test.mjs in Debian's Chromium, stop qund by its PID
-# (TERM, then KILL), and name the screenshot folder.  QUND and QUN may point at other
-# qund and qun binaries (qun acts as the phone when it has `qun approve`).
+# web_root, webhooks to a closed local port with one attempt so dead letters appear,
+# mail to an aiosmtpd on a free loopback port saving into a Maildir), drive it with
+# tests/browser/console.test.mjs and notify.test.mjs (BROWSER_TESTS picks: "console
+# notify" by default) in Debian's Chromium, stop qund and aiosmtpd by their PIDs (TERM,
+# then KILL), and name the screenshot folder.  QUND and QUN may point at other qund and
+# qun binaries (qun acts as the phone when it has `qun approve`).
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 QUND=${QUND:-$REPO/build/qund}
@@ -20,10 +22,14 @@ fi
 rm -f "$SHOTS"/*.png 2>/dev/null || true
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
+SMTP_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$TMP/Maildir" >"$TMP/smtp.log" 2>&1 &
+SMTP_PID=$!
 QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=8192 \
   --set admins=root --set compliance=lawyer --set "web_root=$REPO/web" \
   --set webhook_url=http://127.0.0.1:9/hook --set webhook_secret=browser-test-secret-0123 \
-  --set webhook_max_attempts=1 >"$TMP/qund.log" 2>&1 &
+  --set webhook_max_attempts=1 --set "smtp_url=smtp://127.0.0.1:$SMTP_PORT" --set smtp_from=qun@example.test \
+  --set "console_url=http://127.0.0.1:$PORT" >"$TMP/qund.log" 2>&1 &
 PID=$!
 
 stop() {
@@ -34,6 +40,8 @@ stop() {
     kill -KILL "$PID" 2>/dev/null || true
   fi
   wait "$PID" 2>/dev/null || true
+  kill -TERM "$SMTP_PID" 2>/dev/null || true
+  wait "$SMTP_PID" 2>/dev/null || true
 }
 trap 'stop; rm -rf "$TMP"' EXIT INT TERM
 
@@ -49,8 +57,10 @@ until curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
 done
 
 rc=0
-QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" SHOTS="$SHOTS" QUN="$QUN" \
-  node "$REPO/tests/browser/console.test.mjs" || rc=$?
+for t in ${BROWSER_TESTS:-console notify}; do
+  QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" QUN_MAILDIR="$TMP/Maildir" SHOTS="$SHOTS" QUN="$QUN" \
+    node "$REPO/tests/browser/$t.test.mjs" || rc=$?
+done
 stop # before reading the log: leak reports are written at exit
 if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP/qund.log"; then
   echo "browser tests: qund's log shows a sanitizer report" >&2

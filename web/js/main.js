@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The console's entry point: a hash router (#/groups, #/g/<id>, #/g/<id>/dissolve,
-// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/bill, #/admin[/…], #/me, #/password, #/login), the navigation,
+// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/inbox, #/me/email, #/invite/<token>, #/bill, #/admin[/…], #/me, #/password, #/login), the navigation,
 // the language switch, and focus management: after every page change the page's
 // heading takes the focus, so keyboard and screen-reader users land on the new page.
 
@@ -12,6 +12,7 @@ import { groupsView, profileView } from './views/groups.js';
 import { groupView } from './views/group.js';
 import { dissolveView, dissolutionView } from './views/dissolve.js';
 import { approvalsView } from './views/approvals.js';
+import { inboxLink, inboxView, inviteView, mailView, pendingInvite } from './views/inbox.js';
 import { auditView } from './views/audit.js';
 import {
   adminHoldsView, adminOrgsView, adminOutboxView, adminReviewsView, adminUserView, adminUsersView, adminView,
@@ -25,6 +26,9 @@ const routes = [
   [/^#\/groups$/, groupsView, true],
   [/^#\/me$/, profileView, true],
   [/^#\/approvals$/, approvalsView, true],
+  [/^#\/inbox$/, inboxView, true],
+  [/^#\/me\/email$/, mailView, true],
+  [/^#\/invite\/([\w-]+)$/, inviteView, false],
   [/^#\/g\/([\w-]+)$/, groupView, true],
   [/^#\/g\/([\w-]+)\/dissolve$/, dissolveView, true],
   [/^#\/g\/([\w-]+)\/dissolution$/, dissolutionView, true],
@@ -63,6 +67,7 @@ function nav() {
   const link = (href, key) => h('a', { href, 'aria-current': location.hash.startsWith(href) ? 'page' : null }, t(key));
   el.replaceChildren(...[
     link('#/groups', 'nav.groups'),
+    inboxLink(),
     link('#/approvals', 'nav.approvals'),
     link('#/bill', 'nav.bill'),
     adminAllowed() ? link('#/admin', 'nav.admin') : null, // only for someone with an admin page
@@ -96,6 +101,10 @@ export async function render() {
   }
   if (route[2] && !session.token) {
     location.replace('#/login');
+    return;
+  }
+  if (session.token && !session.mustChange && pendingInvite() && !hash.startsWith('#/invite/')) {
+    location.replace('#/invite/' + pendingInvite()); // back to the invitation that asked to sign in
     return;
   }
   if (session.token && session.mustChange && hash !== '#/password') {
