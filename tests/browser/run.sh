@@ -4,8 +4,11 @@
 # clock on, root as server admin, lawyer as the compliance role, the repository's web/ as
 # web_root, webhooks to a closed local port with one attempt so dead letters appear),
 # drive it with tests/browser/console.test.mjs in Debian's Chromium, stop qund by its PID
-# (TERM, then KILL), and name the screenshot folder.  QUND and QUN may point at other
-# qund and qun binaries (qun acts as the phone when it has `qun approve`).
+# (TERM, then KILL), then run tests/browser/approve.test.mjs (the phone approval flows
+# with Chromium's virtual authenticator; it starts and stops qund servers of its own on
+# http://localhost:PORT, the origin passkeys need), and name the screenshot folder.
+# QUND and QUN may point at other qund and qun binaries (qun acts as the phone when it
+# has `qun approve`).  TESTS=approve (or console) runs one of the two files.
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 QUND=${QUND:-$REPO/build/qund}
@@ -18,6 +21,21 @@ if [ ! -d "$REPO/tests/browser/node_modules/playwright-core" ] || [ ! -f "$REPO/
 fi
 
 rm -f "$SHOTS"/*.png 2>/dev/null || true
+TESTS=${TESTS:-console approve}
+rc=0
+case " $TESTS " in
+*" approve "*)
+  # Before the console's server starts: this file runs servers of its own.
+  QUND="$QUND" SHOTS="$SHOTS" node "$REPO/tests/browser/approve.test.mjs" || rc=$?
+  ;;
+esac
+case " $TESTS " in
+*" console "*) ;;
+*)
+  echo "browser tests: screenshots in $SHOTS"
+  exit $rc
+  ;;
+esac
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
 QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=8192 \
@@ -48,7 +66,6 @@ until curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
   sleep 0.1
 done
 
-rc=0
 QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" SHOTS="$SHOTS" QUN="$QUN" \
   node "$REPO/tests/browser/console.test.mjs" || rc=$?
 stop # before reading the log: leak reports are written at exit
