@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Search within a group's messages (core/search.c over store/search.c): the members
  * find the text messages that contain some words, Chinese or English, newest first.
- * The text index is kept by the database in the transaction that writes the message
- * row, so what a search finds is what GET .../messages shows: a message whose text is
- * recalled or masked is found by its new text only (a NULL text never), and a purged
- * group's messages are gone from it with their rows. */
+ * The text index is kept in the transaction that writes the message row, so what a
+ * search finds is what GET .../messages shows: a recalled message is never found (its
+ * text is deleted, and its trigrams with it), a masked one by its new text only, and a
+ * purged group's messages are gone from the index with their rows. */
 #ifndef QUN_SEARCH_H
 #define QUN_SEARCH_H
 
@@ -12,6 +12,11 @@
 #include <stdint.h>
 
 #include "qun/core.h"
+
+/* The value of a search page's "incomplete" when a short query's scan stopped at its
+ * window (QUN_SEARCH_WINDOW rows) before the group's first message; "scanned_to" is the
+ * lowest seq it read, and next_cursor goes on from there. */
+#define QUN_SEARCH_SCAN_LIMIT "SEARCH_SCAN_LIMIT"
 
 /* The longest query, in characters. */
 #define QUN_SEARCH_MAX_CHARS 200
@@ -23,7 +28,8 @@
  * caller) is {items: [message as GET .../messages shows it], next_cursor}, newest
  * first; next_cursor is null once the search has covered the group.  A query of one or
  * two characters is answered by a bounded scan (store.h QUN_SEARCH_WINDOW), so its
- * page may hold fewer items than limit while next_cursor is set.  Access as
+ * page may hold fewer items than limit while next_cursor is set; the page then says so
+ * with "incomplete": "SEARCH_SCAN_LIMIT" and "scanned_to": the lowest seq read.  Access as
  * qun_message_list: non-members GROUP_NOT_FOUND. */
 qun_rc qun_message_search(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *q, int64_t after,
                           int limit, json_t **out, qun_err_t *err);

@@ -147,10 +147,12 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
  * seq < before (0: from the newest): at most limit (1 to 200) of them into seqs[], their
  * count into *n.  *next is where the following page starts (seq < *next), 0 when the
  * search has reached the group's first message.  A needle of 3 characters or more goes
- * through the backend's text index (SQLite FTS5 trigram, PostgreSQL pg_trgm); a shorter
- * one scans at most QUN_SEARCH_WINDOW rows below before, so a page may hold fewer than
- * limit matches (even none) while *next is set.  Returns QUN_OK or a store error. */
+ * through the backend's text index (SQLite: trigram tables of migration 0029,
+ * PostgreSQL: pg_trgm); a shorter one scans at most QUN_SEARCH_WINDOW rows below
+ * before, so a page may hold fewer than limit matches (even none) while *next is set:
+ * *stopped then says so (the scan stopped at its window, not at the first message).
+ * Returns QUN_OK or a store error. */
 qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t before, int limit,
-                     int64_t *seqs, int *n, int64_t *next, qun_err_t *err);
+                     int64_t *seqs, int *n, int64_t *next, bool *stopped, qun_err_t *err);
 
 #endif

@@ -53,9 +53,9 @@ static qun_rc add_item(qun_db_t *db, int64_t group_id, int64_t seq, json_t *item
         "u.display_name, f.sha256, f.name, f.content_type, f.size FROM messages m "
         "JOIN users u ON u.id = m.author_id "
         "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
-        "WHERE m.group_id = $1 AND m.seq = $2",
+        "WHERE m.group_id = $1 AND m.seq = $2 AND m.recalled_at IS NULL",
         "ii", group_id, seq);
-    if (rc == QUN_DONE) return QUN_OK; /* gone since the index answered: not a match */
+    if (rc == QUN_DONE) return QUN_OK; /* recalled or gone since the index answered: not a match */
     if (rc != QUN_ROW) return rc;
     json_t *item = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "seq", (json_int_t)qun_q_col_int(q, 0),
                              "author", qun_q_col_text(q, 1), "author_display_name",
@@ -67,13 +67,8 @@ static qun_rc add_item(qun_db_t *db, int64_t group_id, int64_t seq, json_t *item
                             json_pack("{s:s, s:s, s:s, s:I}", "sha256", qun_q_col_text(q, 7), "name",
                                       qun_q_col_text(q, 8), "content_type", qun_q_col_text(q, 9), "size",
                                       (json_int_t)qun_q_col_int(q, 10)));
-    bool null_text = qun_q_col_null(q, 3);
     qun_q_done(q);
     if (!item) return qun_fail(err, QUN_NOMEM, "out of memory");
-    if (null_text) { /* recalled since the index answered */
-        json_decref(item);
-        return QUN_OK;
-    }
     json_array_append_new(items, item);
     return QUN_OK;
 }
@@ -95,9 +90,10 @@ qun_rc qun_message_search(qun_db_t *db, const qun_actor_t *a, const char *gid, c
     char *needle = strndup(start, len);
     int64_t seqs[200], next = 0;
     int n = 0;
+    bool stopped = false;
     if (!needle) return qun_fail(err, QUN_NOMEM, "out of memory");
     if (limit > 200) limit = 200;
-    rc = qun_db_search(db, g.id, needle, after, limit, seqs, &n, &next, err);
+    rc = qun_db_search(db, g.id, needle, after, limit, seqs, &n, &next, &stopped, err);
     free(needle);
     json_t *items = json_array();
     for (int i = 0; rc == QUN_OK && i < n; i++)
@@ -109,5 +105,13 @@ qun_rc qun_message_search(qun_db_t *db, const qun_actor_t *a, const char *gid, c
     char cur[24];
     snprintf(cur, sizeof cur, "%lld", (long long)next);
     *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor", next > 0 ? cur : NULL);
+    /* A short query's scan ended at its window, not at the first message: say so, so
+     * that nobody reads a short page as "that is all". */
+    if (*out && stopped &&
+        (json_object_set_new(*out, "incomplete", json_string(QUN_SEARCH_SCAN_LIMIT)) != 0 ||
+         json_object_set_new(*out, "scanned_to", json_integer((json_int_t)next)) != 0)) {
+        json_decref(*out);
+        *out = NULL;
+    }
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }

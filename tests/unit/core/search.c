@@ -2,7 +2,8 @@
 /* Unit tests of src/core/search.c on an in-memory store: the query's checks, members
  * only, Chinese two-character and longer phrases and English words whatever their
  * case, and the index following the message rows (update of body, delete) in the
- * same transaction, with FTS5's own integrity check agreeing. */
+ * same transaction: the trigram tables hold exactly the trigrams of the bodies not
+ * pending, recall takes the text out, and a COMMIT leaves nothing pending. */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,15 +15,6 @@
 static qun_db_t *db;
 static qun_actor_t alice, bob;
 static char g1[QUN_ID_MAX];
-
-static void user(const char *name, qun_actor_t *a) {
-    json_t *out;
-    qun_err_t err;
-    CHECK(qun_user_create(db, name, "x", &out, &err) == QUN_OK);
-    snprintf(a->openid, sizeof a->openid, "%s", json_string_value(json_object_get(out, "openid")));
-    CHECK(qun_user_id(db, a->openid, &a->uid, &err) == QUN_OK);
-    json_decref(out);
-}
 
 static void post(const char *text) {
     json_t *out;
@@ -48,10 +40,18 @@ static const char *found(const char *q) {
     return buf;
 }
 
+/* The index holds exactly the trigrams of every text message's body that is not
+ * pending (migration 0029's invariant). */
+#define DERIVED                                                                                              \
+    "SELECT m.group_id, substr(lower(m.body), p.i, 3), m.seq FROM messages m "                               \
+    "JOIN search_positions p ON p.i <= length(m.body) - 2 "                                                  \
+    "WHERE m.kind = 'text' AND m.id NOT IN (SELECT id FROM search_pending)"
 static bool index_ok(void) {
-    qun_err_t err;
-    return qun_db_exec(db, "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
-                       &err) == QUN_OK;
+    return unit_count(db,
+                      "SELECT COUNT(*) FROM (SELECT group_id, tri, seq FROM search_trigrams EXCEPT " DERIVED
+                      ")") == 0 &&
+           unit_count(db, "SELECT COUNT(*) FROM (" DERIVED
+                          " EXCEPT SELECT group_id, tri, seq FROM search_trigrams)") == 0;
 }
 
 static void test_query_checks(void) {
@@ -122,16 +122,45 @@ static void test_index_follows_the_rows(void) {
     CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
     CHECK_STR(found("noon"), "Meeting at NOON");
     CHECK(index_ok());
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts_docsize") ==
-          unit_count(db, "SELECT COUNT(*) FROM messages"));
+    /* A COMMIT indexes what is pending. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    post("committed 作业 words");
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_trigrams") > 0);
+    CHECK_STR(found("作业 w"), "committed 作业 words");
+    CHECK(index_ok());
+}
+
+/* A recalled message is not found, by any of its words, and its trigrams are gone
+ * from the index in the recall's transaction. */
+static void test_recall_leaves_the_index(void) {
+    qun_err_t err;
+    json_t *out = NULL;
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    post("secret plan 秘密计划");
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK_STR(found("秘密计划"), "secret plan 秘密计划");
+    int64_t seq = unit_count(db, "SELECT MAX(seq) FROM messages");
+    int64_t before = unit_count(db, "SELECT COUNT(*) FROM search_trigrams");
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_message_recall(db, &alice, g1, seq, NULL, &out, &err) == QUN_OK);
+    json_decref(out);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK_STR(found("秘密计划"), "");
+    CHECK_STR(found("secret"), "");
+    CHECK_STR(found("秘密"), "");
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_trigrams WHERE tri IN ('秘密计', 'sec', 'pla')") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_trigrams") < before);
+    CHECK(index_ok());
 }
 
 int main(void) {
     qun_err_t err;
     json_t *out;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
-    user("alice", &alice);
-    user("bob", &bob);
+    CHECK(unit_user(db, "alice", &alice));
+    CHECK(unit_user(db, "bob", &bob));
     CHECK(qun_group_create(db, &alice, "one", "standard", NULL, NULL, &out, &err) == QUN_OK);
     snprintf(g1, sizeof g1, "%s", json_string_value(json_object_get(out, "id")));
     json_decref(out);
@@ -139,6 +168,7 @@ int main(void) {
     RUN(test_members_only);
     RUN(test_chinese_and_english);
     RUN(test_index_follows_the_rows);
+    RUN(test_recall_leaves_the_index);
     qun_db_close(db);
     return unit_done("test_core_search");
 }

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of src/store/search.c on an in-memory store: a short needle scans one
  * bounded window of the group's rows per call and says where to go on, a long one goes
- * through the index in one call, pages follow each other without gap or repeat, and
- * another group's rows are never found. */
+ * through the index in one call, pages follow each other without gap or repeat,
+ * another group's rows are never found, and rows not yet indexed (search_pending) are
+ * found too. */
 #include <stdio.h>
 
 #include "qun/store.h"
+#include "store_internal.h"
 #include "unit.h"
 #include "unit_store.h"
 
@@ -37,39 +39,90 @@ static void fill(void) {
                       "(2, 1, 1, 'a 作业 hit', 0), (2, 2, 1, 'a 作业 hit', 0)",
                       &err) == QUN_OK);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    /* Each COMMIT indexes a slice of what is pending (QUN_SEARCH_FLUSH rows). */
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == ROWS + 2 - QUN_SEARCH_FLUSH);
+    for (int i = 0; i < ROWS / QUN_SEARCH_FLUSH + 1; i++) {
+        CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+        CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    }
 }
 
 static void test_short_needle_windows(void) {
     int64_t seqs[200], next;
     int n;
+    bool stopped;
     qun_err_t err;
     /* The first window holds the newest hit only, and says where to go on. */
-    CHECK(qun_db_search(db, 1, "作业", 0, 50, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(qun_db_search(db, 1, "作业", 0, 50, seqs, &n, &next, &stopped, &err) == QUN_OK);
     CHECK(n == 1 && seqs[0] == ROWS - 5);
-    CHECK(next == ROWS + 1 - QUN_SEARCH_WINDOW);
+    CHECK(next == ROWS + 1 - QUN_SEARCH_WINDOW && stopped);
     /* The next one reaches the first message. */
-    CHECK(qun_db_search(db, 1, "作业", next, 50, seqs, &n, &next, &err) == QUN_OK);
-    CHECK(n == 2 && seqs[0] == 20 && seqs[1] == 10 && next == 0);
+    CHECK(qun_db_search(db, 1, "作业", next, 50, seqs, &n, &next, &stopped, &err) == QUN_OK);
+    CHECK(n == 2 && seqs[0] == 20 && seqs[1] == 10 && next == 0 && !stopped);
     /* A full page ends at its last seq. */
-    CHECK(qun_db_search(db, 1, "作业", 21, 1, seqs, &n, &next, &err) == QUN_OK);
-    CHECK(n == 1 && seqs[0] == 20 && next == 20);
+    CHECK(qun_db_search(db, 1, "作业", 21, 1, seqs, &n, &next, &stopped, &err) == QUN_OK);
+    CHECK(n == 1 && seqs[0] == 20 && next == 20 && !stopped);
     /* Every filler row has an "x": a full page, newest first. */
-    CHECK(qun_db_search(db, 1, "x", 0, 50, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(qun_db_search(db, 1, "x", 0, 50, seqs, &n, &next, &stopped, &err) == QUN_OK);
     CHECK(n == 50 && seqs[0] == ROWS && next == seqs[49]);
 }
 
 static void test_long_needle_index(void) {
     int64_t seqs[200], next;
     int n;
+    bool stopped;
     qun_err_t err;
-    CHECK(qun_db_search(db, 1, "作业 HIT", 0, 50, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(qun_db_search(db, 1, "作业 HIT", 0, 50, seqs, &n, &next, &stopped, &err) == QUN_OK);
     CHECK(n == 3 && seqs[0] == ROWS - 5 && seqs[1] == 20 && seqs[2] == 10 && next == 0);
-    CHECK(qun_db_search(db, 1, "作业 hit", 0, 2, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(qun_db_search(db, 1, "作业 hit", 0, 2, seqs, &n, &next, &stopped, &err) == QUN_OK);
     CHECK(n == 2 && next == 20);
-    CHECK(qun_db_search(db, 1, "作业 hit", next, 2, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(qun_db_search(db, 1, "作业 hit", next, 2, seqs, &n, &next, &stopped, &err) == QUN_OK);
     CHECK(n == 1 && seqs[0] == 10 && next == 0);
-    CHECK(qun_db_search(db, 1, "作业 hit", 999999999, 2, seqs, &n, &next, &err) == QUN_OK && n == 0);
-    CHECK(qun_db_search(db, 2, "hit", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
+    /* A cursor past the newest message reads from the newest. */
+    CHECK(qun_db_search(db, 1, "作业 hit", 999999999, 2, seqs, &n, &next, &stopped, &err) == QUN_OK &&
+          n == 2);
+    CHECK(qun_db_search(db, 1, "作业 hit", 10, 2, seqs, &n, &next, &stopped, &err) == QUN_OK && n == 0);
+    CHECK(qun_db_search(db, 2, "hit", 0, 50, seqs, &n, &next, &stopped, &err) == QUN_OK && n == 2);
+    /* The COMMIT indexed every row: nothing is left pending, each hit has its trigrams. */
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_trigrams WHERE group_id = 1 AND tri = '作业 '") == 3);
+}
+
+/* Rows inserted outside a transaction (no COMMIT statement: nothing flushed) are still
+ * found, through search_pending, and the next COMMIT indexes them. */
+static void test_pending_rows(void) {
+    int64_t seqs[200], next;
+    int n;
+    bool stopped;
+    qun_err_t err;
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES "
+                      "(2, 3, 1, 'pending 作业 HIT', 0)",
+                      &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 1);
+    CHECK(qun_db_search(db, 2, "作业 hit", 0, 50, seqs, &n, &next, &stopped, &err) == QUN_OK);
+    CHECK(n == 3 && seqs[0] == 3 && seqs[1] == 2 && seqs[2] == 1 && next == 0);
+    CHECK(qun_db_search(db, 2, "作业 hit", 0, 1, seqs, &n, &next, &stopped, &err) == QUN_OK);
+    CHECK(n == 1 && seqs[0] == 3 && next == 3);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(qun_db_search(db, 2, "作业 hit", 0, 50, seqs, &n, &next, &stopped, &err) == QUN_OK && n == 3);
+    /* A bulk insert from elsewhere is indexed a slice per COMMIT, and found meanwhile. */
+    CHECK(qun_db_exec(db,
+                      "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 3000) "
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                      "SELECT 2, 3 + n, 1, 'bulk 作业 hit', 0 FROM s",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 3000 - QUN_SEARCH_FLUSH);
+    CHECK(qun_db_search(db, 2, "作业 hit", 0, 200, seqs, &n, &next, &stopped, &err) == QUN_OK);
+    CHECK(n == 200 && seqs[0] == 3003 && seqs[199] == 2804 && next == 2804);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_trigrams WHERE group_id = 2 AND tri = 'bul'") == 3000);
 }
 
 int main(void) {
@@ -78,6 +131,7 @@ int main(void) {
     fill();
     RUN(test_short_needle_windows);
     RUN(test_long_needle_index);
+    RUN(test_pending_rows);
     qun_db_close(db);
     return unit_done("test_store_search");
 }
