@@ -457,7 +457,7 @@ BENCH_DIR="$tmp" QUND=build/qund QUN=build/qun BENCH_BACKUP_MESSAGES="${BENCH_BA
 
 # ---- 14. message search: index upkeep on posts, latency at 1M messages (bench/search_bench.c) ----
 echo
-echo "14. search (bench/search_bench.c): posts with the FTS5 index kept vs its triggers dropped;" \
+echo "14. search (bench/search_bench.c): posts with the trigram index kept vs its triggers and tables dropped;" \
     "search p50/p99 at ${BENCH_SEARCH_MESSAGES:-1000000} messages vs the latest page" | tee -a "$OUT/results.txt"
 search=$("$OUT/search_bench" "$tmp" "${BENCH_SEARCH_POST_SECONDS:-12}" "${BENCH_SEARCH_MESSAGES:-1000000}") ||
     die "search_bench failed"

@@ -2,9 +2,9 @@
 /* search_bench DIR [SECONDS] [MESSAGES]: what message search costs (benchmark 14).
  *
  * 1. Posts with the index maintained against posts without it, same process, same run:
- *    two fresh stores migrated alike, in one of which the three messages_fts triggers
- *    are dropped (so nothing maintains the FTS5 index: the store qun was before
- *    migration 0029).  64 submitter threads post through the group-commit writer, as in
+ *    two fresh stores migrated alike, in one of which the search index's triggers and
+ *    tables are dropped (the store qun was before migration 0029, which flushes nothing
+ *    at COMMIT).  64 submitter threads post through the group-commit writer, as in
  *    benchmark 2, half the messages English (BENCH_TEXT) and half Chinese; the two
  *    stores alternate in 6 rounds (indexed first in odd rounds) and each side's rows and
  *    seconds are summed, so load that comes and goes falls on both.
@@ -15,6 +15,9 @@
  *    GET .../messages/search makes; the baseline is qun_message_list of the same group's
  *    latest 20 messages (the indexed (group_id, seq) lookup GET .../messages makes).
  *    Queries and baseline alternate; p50 and p99 over the samples.
+ * With SEARCH_BENCH_PG=postgres://HOST:PORT set, part 1 runs on PostgreSQL instead, in
+ * the existing empty databases search_on and search_off, the pg_trgm GIN index
+ * dropped in the second; part 2 is skipped.
  * Every figure is printed as a `key=value` line for bench/run.sh. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -68,6 +71,16 @@ static qun_rc setup(qun_db_t *db, void *arg, qun_err_t *err) {
 static void open_store(store_t *s, const char *dir, const char *name, bool indexed, bool writer) {
     char path[1024];
     qun_err_t err = {{0}, {0}};
+    const char *pg = getenv("SEARCH_BENCH_PG");
+    if (pg) { /* an empty database of that name, made by the caller */
+        snprintf(path, sizeof path, "%s/%.*s", pg, (int)(strlen(name) - 3), name);
+        if (qun_db_open(path, false, true, &s->db, &err) != QUN_OK) fail("open", &err);
+        if (!indexed && qun_db_exec(s->db, "DROP INDEX messages_body_trgm", &err) != QUN_OK)
+            fail("drop the index", &err);
+        if (qun_db_txn(s->db, setup, s, &err) != QUN_OK) fail("setup", &err);
+        if (writer && qun_writer_start(s->db, 512, &s->writer, &err) != QUN_OK) fail("writer", &err);
+        return;
+    }
     snprintf(path, sizeof path, "%s/%s", dir, name);
     for (const char *ext = ""; ext; ext = *ext == '\0'                   ? "-wal"
                                           : *ext == '-' && ext[1] == 'w' ? "-shm"
@@ -77,11 +90,15 @@ static void open_store(store_t *s, const char *dir, const char *name, bool index
         unlink(p);
     }
     if (qun_db_open(path, false, true, &s->db, &err) != QUN_OK) fail("open", &err);
-    if (!indexed && qun_db_exec(s->db,
-                                "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; "
-                                "DROP TRIGGER messages_fts_update",
-                                &err) != QUN_OK)
-        fail("drop triggers", &err);
+    if (!indexed) { /* the store as it was before migration 0029; opened again, nothing to flush */
+        if (qun_db_exec(s->db,
+                        "DROP TRIGGER search_insert; DROP TRIGGER search_update; DROP TRIGGER search_delete; "
+                        "DROP TABLE search_pending; DROP TABLE search_trigrams; DROP TABLE search_positions",
+                        &err) != QUN_OK)
+            fail("drop the index", &err);
+        qun_db_close(s->db);
+        if (qun_db_open(path, false, true, &s->db, &err) != QUN_OK) fail("open", &err);
+    }
     if (qun_db_txn(s->db, setup, s, &err) != QUN_OK) fail("setup", &err);
     if (writer && qun_writer_start(s->db, 512, &s->writer, &err) != QUN_OK) fail("writer", &err);
 }
@@ -271,6 +288,7 @@ int main(int argc, char **argv) {
     printf("post_plain rows=%lld seconds=%.3f rows_per_s=%.0f\n", (long long)rows_off, s_off, r_off);
     printf("post_ratio value=%.3f\n", r_on / r_off);
     fflush(stdout);
+    if (getenv("SEARCH_BENCH_PG")) return 0; /* part 1 only: the GIN index's cost on posts */
 
     store_t big;
     open_store(&big, dir, "search_1m.db", true, false);
