@@ -65,16 +65,18 @@ qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
     /* At most QUN_SEARCH_FLUSH messages per COMMIT: a writer's batch fits whole, and rows
      * some other tool inserted in bulk (they wait in search_pending, where searches see
      * them) are indexed a slice per commit instead of stalling one commit for minutes. */
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "INSERT OR IGNORE INTO search_trigrams(group_id, tri, seq) "
-                           "SELECT m.group_id, substr(lower(m.body), p.i, 3), m.seq "
-                           "FROM (SELECT id FROM search_pending ORDER BY id LIMIT $1) s "
-                           "CROSS JOIN messages m ON m.id = s.id JOIN search_positions p ON p.i <= length(m.body) - 2",
-                           "i", (int64_t)QUN_SEARCH_FLUSH);
+    qun_rc rc = qun_db_run(
+        db, NULL, err,
+        "INSERT OR IGNORE INTO search_trigrams(group_id, tri, seq) "
+        "SELECT m.group_id, substr(lower(m.body), p.i, 3), m.seq "
+        "FROM (SELECT id FROM search_pending ORDER BY id LIMIT $1) s "
+        "CROSS JOIN messages m ON m.id = s.id JOIN search_positions p ON p.i <= length(m.body) - 2",
+        "i", (int64_t)QUN_SEARCH_FLUSH);
     if (rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err,
-                        "DELETE FROM search_pending WHERE id IN (SELECT id FROM search_pending ORDER BY id LIMIT $1)",
-                        "i", (int64_t)QUN_SEARCH_FLUSH);
+        rc = qun_db_run(
+            db, NULL, err,
+            "DELETE FROM search_pending WHERE id IN (SELECT id FROM search_pending ORDER BY id LIMIT $1)",
+            "i", (int64_t)QUN_SEARCH_FLUSH);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
