@@ -54,5 +54,8 @@ qun_rc qun_import_rebuild(qun_db_t *db, const qun_actor_t *a, qun_import_t *imp,
 
 /* Close the staged files and remove what is left of them; accepts NULL. */
 void qun_import_free(qun_import_t *imp);
+/* Whether an import is staged now (between qun_import_stage and qun_import_free): the
+ * housekeeping sweep of staged imports waits for none to be (jobs/scheduler.c). */
+bool qun_import_staging(void);
 
 #endif

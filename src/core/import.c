@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,8 +29,16 @@ struct qun_import {
     bool by_owner;     /* the importer owns the archived group now (else: an admin) */
 };
 
+/* Imports staged now, across threads (qun_import_staging). */
+static atomic_int staged;
+
+bool qun_import_staging(void) {
+    return atomic_load(&staged) > 0;
+}
+
 void qun_import_free(qun_import_t *imp) {
     if (!imp) return;
+    atomic_fetch_sub(&staged, 1);
     qun_archive_read_free(imp->rd);
     json_decref(imp->members);
     free(imp);
@@ -165,6 +174,7 @@ static qun_rc check_importer(qun_db_t *db, qun_import_t *imp, const qun_actor_t 
 qun_rc qun_import_stage(qun_db_t *db, const qun_actor_t *a, const void *buf, size_t len, qun_import_t **out,
                         qun_err_t *err) {
     qun_import_t *imp = qun_xcalloc(1, sizeof *imp);
+    atomic_fetch_add(&staged, 1); /* until qun_import_free */
     char top[700], dir[700], rnd[QUN_ID_MAX];
     snprintf(top, sizeof top, "%s/imports", qun_core_cfg.data_dir);
     qun_id_new(rnd, "i");

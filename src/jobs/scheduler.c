@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "qun/core.h"
+#include "qun/import.h"
 #include "qun/event.h"
 #include "qun/export.h"
 #include "qun/jobs.h"
@@ -191,6 +192,10 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 /* Staged imports (data_dir/imports/<id>/) a day old: an import stages and finishes in one
  * request, so only a crash leaves one behind. */
 static void sweep_imports(int64_t now) {
+    /* Not while an import is staging: under QUN_TEST_CLOCK qun_now() runs days ahead of
+     * the file times, and the directory being filled looked a day old.  Leftovers of a
+     * crash wait for the next round. */
+    if (qun_import_staging()) return;
     char top[700];
     snprintf(top, sizeof top, "%s/imports", qun_core_cfg.data_dir);
     DIR *d = opendir(top);
@@ -332,9 +337,7 @@ static void *jobs_main(void *arg) {
                 unlinked = 0;
                 qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
             } while (unlinked > 0);
-            /* Against the wall clock, as file times are: under QUN_TEST_CLOCK qun_now()
-             * runs days ahead, and a staging directory being filled looked a day old. */
-            sweep_imports((int64_t)time(NULL));
+            sweep_imports(qun_now());
             next_expiry = qun_now() + 600;
         }
         int64_t next = 0;
