@@ -17,6 +17,7 @@
 #define QUN_PASSKEY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "qun/core.h"
@@ -58,8 +59,11 @@ qun_rc qun_passkey_register(qun_db_t *db, const qun_actor_t *a, json_t *cred, co
  * created_at, last_used_at, sign_count}]}. */
 qun_rc qun_passkey_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err);
 
-/* Remove the actor's passkey id; PASSKEY_NOT_FOUND when the actor has none by that id. */
-qun_rc qun_passkey_delete(qun_db_t *db, const qun_actor_t *a, const char *id, qun_err_t *err);
+/* Remove the actor's passkey id; PASSKEY_NOT_FOUND when the actor has none by that id,
+ * else STEP_UP_REQUIRED unless the caller checked the account's password again
+ * (stepped_up): a stolen session alone must not take a way to approve away. */
+qun_rc qun_passkey_delete(qun_db_t *db, const qun_actor_t *a, const char *id, bool stepped_up,
+                          qun_err_t *err);
 
 /* [{type: "public-key", id}] of the passkeys of user uid, as a new JSON array (NULL
  * on a store error, described in err). */

@@ -82,11 +82,20 @@ qun_rc qun_challenge_approve_passkey(qun_db_t *db, const qun_actor_t *a, const c
 qun_rc qun_device_has_key(qun_db_t *db, int64_t uid, const char *device_id, const char *other_than, bool *yes,
                           qun_err_t *err);
 /* Status of challenge cid of the actor's account: {id, method, action, group,
- * params_digest, state (pending|approved|expired|used), expires_at, approved_by}. */
+ * params_digest, state (pending|approved|declined|expired|used), expires_at,
+ * approved_by, approved_with, declined_at, approve_url (without the nonce),
+ * requested_by {device_id, platform, current}} and, for a group the actor is a member
+ * of, group_name, group_kind, member_count and (action "dissolve") impact counts. */
 qun_rc qun_challenge_status(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
                             qun_err_t *err);
-/* The text the challenge's QR code encodes, "qun://challenge/<id>?n=<nonce>", into
- * out (at least 160 bytes).  Only for the actor's own pending challenges. */
+/* Decline challenge cid of the actor's account (pending only): it can then never be
+ * approved or used (CHALLENGE_DECLINED), and a `challenge.declined` event tells the
+ * user's sessions.  *out = the challenge's status. */
+qun_rc qun_challenge_decline(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
+                             qun_err_t *err);
+/* The text the challenge's QR code encodes, its approve_url with the nonce,
+ * "<webauthn_origin>/app/approve?c=<id>&n=<nonce>", into out (at least 512 bytes).
+ * Only for the actor's own pending challenges. */
 qun_rc qun_challenge_uri(qun_db_t *db, const qun_actor_t *a, const char *cid, char *out, size_t size,
                          qun_err_t *err);
 /* What dissolution (and any protected action) calls: check that challenge cid belongs

@@ -510,9 +510,18 @@ qun_rc qun_passkey_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_er
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
 
-qun_rc qun_passkey_delete(qun_db_t *db, const qun_actor_t *a, const char *id, qun_err_t *err) {
+qun_rc qun_passkey_delete(qun_db_t *db, const qun_actor_t *a, const char *id, bool stepped_up,
+                          qun_err_t *err) {
+    qun_q_t *q;
     qun_rc rc =
-        qun_db_run(db, NULL, err, "DELETE FROM passkeys WHERE pkid = $1 AND user_id = $2", "si", id, a->uid);
+        qun_db_run(db, &q, err, "SELECT 1 FROM passkeys WHERE pkid = $1 AND user_id = $2", "si", id, a->uid);
+    if (rc == QUN_ROW) qun_q_done(q);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_PASSKEY_NOT_FOUND, "you have no passkey %.40s", id);
+    if (rc != QUN_ROW) return rc;
+    if (!stepped_up)
+        return qun_fail_field(err, QUN_STEP_UP_REQUIRED, "password",
+                              "removing a passkey needs your password again");
+    rc = qun_db_run(db, NULL, err, "DELETE FROM passkeys WHERE pkid = $1 AND user_id = $2", "si", id, a->uid);
     if (rc != QUN_DONE) return rc;
     if (qun_db_changes(db) != 1) return qun_fail(err, QUN_PASSKEY_NOT_FOUND, "you have no passkey %.40s", id);
     return qun_event_emit(db, "passkey.removed", 0, a->uid,

@@ -5,15 +5,19 @@
  *
  * A challenge's life:
  *
- *   pending --signature ok--> approved --consume--> used
- *      |                          |
- *      +------- expires_at -------+--> expired
+ *   pending --signature or passkey ok--> approved --consume--> used
+ *      |  \                                  |
+ *      |   +--decline--> declined             |
+ *      +------------- expires_at -------------+--> expired
  *
  * Invariants: (V1) a challenge is approved at most once and used at most once (each
  * UPDATE is conditional on the column being NULL); (V2) only a registered key of a
  * device of the challenge's own user can approve it; (V3) a `qr` challenge is approved
  * by a device other than the one that asked, a `device_key` challenge by that one;
- * (V4) consume succeeds only for the session that asked, with the exact bindings. */
+ * (V4) consume succeeds only for the session that asked, with the exact bindings;
+ * (V5) a declined challenge is never approved or used.  Every approval and decline
+ * appends a `challenge.approved` / `challenge.declined` event for the user in the same
+ * transaction, so the waiting page learns the outcome over GET /v1/events. */
 #include <errno.h>
 #include <fcntl.h>
 #include <liboath/oath.h>
@@ -26,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "qun/event.h"
 #include "qun/passkey.h"
 #include "qun/verify.h"
 
@@ -161,8 +166,9 @@ char *qun_challenge_message(const char *cid, const char *nonce, const char *acti
 
 /* A challenge row, copied out of its query. */
 typedef struct {
-    int64_t id, session_id, expires_at, approved_at, used_at, created_at;
+    int64_t id, session_id, expires_at, approved_at, used_at, created_at, declined_at;
     char cid[QUN_ID_MAX];
+    char approved_with[16];
     char method[16];
     char device_id[65];
     char action[65];
@@ -174,6 +180,7 @@ typedef struct {
 
 static const char *chal_state(const chal_t *c) {
     if (c->used_at) return "used";
+    if (c->declined_at) return "declined";
     if (qun_now() >= c->expires_at) return "expired";
     return c->approved_at ? "approved" : "pending";
 }
@@ -184,7 +191,8 @@ static qun_rc chal_load(qun_db_t *db, const qun_actor_t *a, const char *cid, cha
         db, &q, err,
         "SELECT id, session_id, method, device_id, action, group_openid, params_digest, nonce, "
         "expires_at, COALESCE(approved_at, 0), COALESCE(used_at, 0), COALESCE(approved_device, ''), "
-        "created_at FROM challenges WHERE cid = $1 AND user_id = $2",
+        "created_at, COALESCE(declined_at, 0), COALESCE(approved_with, '') FROM challenges "
+        "WHERE cid = $1 AND user_id = $2",
         "si", cid, a->uid);
     if (rc == QUN_DONE) return qun_fail(err, QUN_CHALLENGE_NOT_FOUND, "you have no challenge %.40s", cid);
     if (rc != QUN_ROW) return rc;
@@ -203,9 +211,13 @@ static qun_rc chal_load(qun_db_t *db, const qun_actor_t *a, const char *cid, cha
     c->used_at = qun_q_col_int(q, 10);
     snprintf(c->approved_device, sizeof c->approved_device, "%s", qun_q_col_text(q, 11));
     c->created_at = qun_q_col_int(q, 12);
+    c->declined_at = qun_q_col_int(q, 13);
+    snprintf(c->approved_with, sizeof c->approved_with, "%s", qun_q_col_text(q, 14));
     qun_q_done(q);
     return QUN_OK;
 }
+
+static void chal_url(const chal_t *c, bool with_nonce, char *out, size_t size);
 
 static json_t *chal_json(const chal_t *c) {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "id", c->cid, "method", c->method, "action",
@@ -217,7 +229,33 @@ static json_t *chal_json(const chal_t *c) {
     json_object_set_new(o, "approved_by",
                         c->approved_device[0] ? json_string(c->approved_device) : json_null());
     json_object_set_new(o, "approved_at", c->approved_at ? json_integer(c->approved_at) : json_null());
+    json_object_set_new(o, "approved_with",
+                        c->approved_with[0] ? json_string(c->approved_with) : json_null());
+    json_object_set_new(o, "declined_at", c->declined_at ? json_integer(c->declined_at) : json_null());
+    /* The nonce travels only in the answer that creates the challenge (and its QR code). */
+    char url[512];
+    chal_url(c, false, url, sizeof url);
+    json_object_set_new(o, "approve_url", json_string(url));
     return o;
+}
+
+/* The console's phone approval page for a challenge, on the configured public origin
+ * (webauthn_origin): "<origin>/app/approve?c=<id>" and, with_nonce, "&n=<nonce>" so a
+ * device key (qun approve) can sign what it scanned.  Both are URL-safe already. */
+static void chal_url(const chal_t *c, bool with_nonce, char *out, size_t size) {
+    const char *origin = qun_passkey_cfg.origin ? qun_passkey_cfg.origin : "http://localhost:8080";
+    snprintf(out, size, "%s/app/approve?c=%s%s%s", origin, c->cid, with_nonce ? "&n=" : "",
+             with_nonce ? c->nonce : "");
+}
+
+/* The outcome of a challenge, to every session of its user (the page showing the QR
+ * code waits for it), in the transaction that decided it. */
+static qun_rc chal_event(qun_db_t *db, const qun_actor_t *a, const chal_t *c, const char *topic,
+                         qun_err_t *err) {
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}", "id", c->cid, "state", chal_state(c), "method",
+                          c->method, "action", c->action, "group", c->group[0] ? c->group : NULL,
+                          "approved_with", c->approved_with[0] ? c->approved_with : NULL);
+    return qun_event_emit(db, topic, 0, a->uid, o, err);
 }
 
 /* A key is a device key or a passkey registered from the device. */
@@ -286,7 +324,28 @@ qun_rc qun_challenge_create(qun_db_t *db, const qun_actor_t *a, const char *meth
     *out = chal_json(&c);
     if (!*out) return qun_fail(err, QUN_NOMEM, "out of memory");
     json_object_set_new(*out, "nonce", json_string(c.nonce));
+    char url[512];
+    chal_url(&c, true, url, sizeof url);
+    json_object_set_new(*out, "approve_url", json_string(url));
     return QUN_OK;
+}
+
+/* Record the approval of c by device_id (with: "signature" or "passkey") and tell the
+ * user's sessions (V1, V5: only a pending challenge changes). */
+static qun_rc chal_mark_approved(qun_db_t *db, const qun_actor_t *a, chal_t *c, const char *device_id,
+                                 const char *with, qun_err_t *err) {
+    int64_t now = qun_now();
+    qun_rc rc = qun_db_run(db, NULL, err,
+                           "UPDATE challenges SET approved_at = $2, approved_device = $3, approved_with = $4 "
+                           "WHERE id = $1 AND approved_at IS NULL AND declined_at IS NULL",
+                           "iiss", c->id, now, device_id, with);
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) != 1)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already decided", c->cid);
+    c->approved_at = now;
+    snprintf(c->approved_device, sizeof c->approved_device, "%s", device_id);
+    snprintf(c->approved_with, sizeof c->approved_with, "%s", with);
+    return chal_event(db, a, c, "challenge.approved", err);
 }
 
 qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *device_id,
@@ -299,6 +358,7 @@ qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid
         return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
     if (c.approved_at)
         return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    if (c.declined_at) return qun_fail(err, QUN_CHALLENGE_DECLINED, "challenge %s was declined", cid);
     qun_q_t *q;
     rc = qun_db_run(db, &q, err, "SELECT public_key FROM device_keys WHERE user_id = $1 AND device_id = $2",
                     "is", a->uid, device_id);
@@ -332,16 +392,8 @@ qun_rc qun_challenge_approve(qun_db_t *db, const qun_actor_t *a, const char *cid
         return qun_fail_field(err, QUN_SIGNATURE_INVALID, "signature",
                               "the signature is not an Ed25519 signature of this challenge by device %.64s",
                               device_id);
-    int64_t now = qun_now();
-    rc = qun_db_run(
-        db, NULL, err,
-        "UPDATE challenges SET approved_at = $2, approved_device = $3 WHERE id = $1 AND approved_at IS NULL",
-        "iis", c.id, now, device_id);
-    if (rc != QUN_DONE) return rc;
-    if (qun_db_changes(db) != 1)
-        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
-    c.approved_at = now;
-    snprintf(c.approved_device, sizeof c.approved_device, "%s", device_id);
+    rc = chal_mark_approved(db, a, &c, device_id, "signature", err);
+    if (rc != QUN_OK) return rc;
     *out = chal_json(&c);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
@@ -365,6 +417,7 @@ static qun_rc chal_approvable(const chal_t *c, const char *device_id, qun_err_t 
         return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", c->cid);
     if (c->approved_at)
         return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", c->cid);
+    if (c->declined_at) return qun_fail(err, QUN_CHALLENGE_DECLINED, "challenge %s was declined", c->cid);
     bool same_device = strcmp(device_id, c->device_id) == 0;
     if (strcmp(c->method, "qr") == 0 && same_device)
         return qun_fail_field(err, QUN_QR_SAME_DEVICE, "device_id",
@@ -410,24 +463,85 @@ qun_rc qun_challenge_approve_passkey(qun_db_t *db, const qun_actor_t *a, const c
     if (rc == QUN_OK) rc = chal_webauthn(&c, ch, err);
     if (rc == QUN_OK) rc = qun_passkey_assert(db, a, ch, cred, NULL, problem, err);
     if (rc != QUN_OK) return rc;
-    int64_t now = qun_now();
-    rc = qun_db_run(
-        db, NULL, err,
-        "UPDATE challenges SET approved_at = $2, approved_device = $3 WHERE id = $1 AND approved_at IS NULL",
-        "iis", c.id, now, a->device_id);
-    if (rc != QUN_DONE) return rc;
-    if (qun_db_changes(db) != 1)
-        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
-    c.approved_at = now;
-    snprintf(c.approved_device, sizeof c.approved_device, "%s", a->device_id);
+    rc = chal_mark_approved(db, a, &c, a->device_id, "passkey", err);
+    if (rc != QUN_OK) return rc;
     *out = chal_json(&c);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
+}
+
+/* What the approving person reads before deciding: the asking device and its platform,
+ * and, for a group the caller belongs to, its name (and, for a dissolution, the impact
+ * counts).  A group the caller is not in stays an id: a challenge may name any text. */
+static qun_rc chal_context(qun_db_t *db, const qun_actor_t *a, const chal_t *c, json_t *o, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT platform FROM devices WHERE user_id = $1 AND device_id = $2",
+                           "is", a->uid, c->device_id);
+    const char *platform = rc == QUN_ROW ? qun_q_col_text(q, 0) : NULL;
+    json_object_set_new(o, "requested_by",
+                        json_pack("{s:s, s:s?, s:b}", "device_id", c->device_id, "platform", platform,
+                                  "current", strcmp(c->device_id, a->device_id) == 0));
+    if (rc == QUN_ROW) qun_q_done(q);
+    if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+    if (!c->group[0]) return QUN_OK;
+    qun_group_t g;
+    qun_err_t ignored;
+    if (qun_group_access(db, a, c->group, QUN_ROLE_MEMBER, &g, &ignored) != QUN_OK) return QUN_OK;
+    json_object_set_new(o, "group_name", json_string(g.name));
+    json_object_set_new(o, "group_kind", json_string(g.kind));
+    json_object_set_new(o, "member_count", json_integer(g.member_count));
+    if (strcmp(c->action, "dissolve") != 0) return QUN_OK;
+    json_t *params = json_pack("{s:s}", "messages", "keep"), *view = NULL;
+    if (params && qun_diss_impact(db, a, c->group, params, &view, &ignored) == QUN_OK) {
+        json_t *impact = json_object_get(view, "impact"), *counts = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(impact, k, v) {
+            json_t *n = json_object_get(v, "count");
+            if (json_is_integer(n)) json_object_set(counts, k, n);
+        }
+        json_object_set_new(o, "impact", counts);
+    }
+    json_decref(view);
+    json_decref(params);
+    return QUN_OK;
 }
 
 qun_rc qun_challenge_status(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
                             qun_err_t *err) {
     chal_t c;
     qun_rc rc = chal_load(db, a, cid, &c, err);
+    if (rc != QUN_OK) return rc;
+    *out = chal_json(&c);
+    if (!*out) return qun_fail(err, QUN_NOMEM, "out of memory");
+    rc = chal_context(db, a, &c, *out, err);
+    if (rc != QUN_OK) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+qun_rc qun_challenge_decline(qun_db_t *db, const qun_actor_t *a, const char *cid, json_t **out,
+                             qun_err_t *err) {
+    chal_t c;
+    qun_rc rc = chal_load(db, a, cid, &c, err);
+    if (rc != QUN_OK) return rc;
+    if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", cid);
+    if (c.declined_at) return qun_fail(err, QUN_CHALLENGE_DECLINED, "challenge %s was declined", cid);
+    if (qun_now() >= c.expires_at)
+        return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
+    if (c.approved_at)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
+    int64_t now = qun_now();
+    rc = qun_db_run(db, NULL, err,
+                    "UPDATE challenges SET declined_at = $2 WHERE id = $1 AND approved_at IS NULL "
+                    "AND declined_at IS NULL AND used_at IS NULL",
+                    "ii", c.id, now);
+    if (rc != QUN_DONE) return rc;
+    if (qun_db_changes(db) != 1)
+        return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already decided", cid);
+    c.declined_at = now;
+    rc = chal_event(db, a, &c, "challenge.declined", err);
     if (rc != QUN_OK) return rc;
     *out = chal_json(&c);
     return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
@@ -443,7 +557,8 @@ qun_rc qun_challenge_uri(qun_db_t *db, const qun_actor_t *a, const char *cid, ch
         return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", cid);
     if (c.approved_at)
         return qun_fail(err, QUN_CHALLENGE_ALREADY_APPROVED, "challenge %s is already approved", cid);
-    snprintf(out, size, "qun://challenge/%s?n=%s", c.cid, c.nonce);
+    if (c.declined_at) return qun_fail(err, QUN_CHALLENGE_DECLINED, "challenge %s was declined", cid);
+    chal_url(&c, true, out, size);
     return QUN_OK;
 }
 
@@ -455,13 +570,14 @@ static bool same_text(const char *stored, const char *given, bool ct) {
     return ct ? qun_ct_equal(stored, given, n) : memcmp(stored, given, n) == 0;
 }
 
-qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *action,
-                             const char *group, const char *params_digest, const char **method_out,
-                             qun_err_t *err) {
+static qun_rc consume(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *action,
+                      const char *group, const char *params_digest, const char **method_out, bool *passkey,
+                      qun_err_t *err) {
     chal_t c;
     qun_rc rc = chal_load(db, a, cid ? cid : "", &c, err);
     if (rc != QUN_OK) return rc;
     if (c.used_at) return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c.cid);
+    if (c.declined_at) return qun_fail(err, QUN_CHALLENGE_DECLINED, "challenge %s was declined", c.cid);
     if (qun_now() >= c.expires_at)
         return qun_fail(err, QUN_CHALLENGE_EXPIRED, "challenge %s has expired", c.cid);
     if (c.session_id != a->session_id)
@@ -480,7 +596,14 @@ qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid
     if (qun_db_changes(db) != 1)
         return qun_fail(err, QUN_CHALLENGE_USED, "challenge %s was already used", c.cid);
     if (method_out) *method_out = strcmp(c.method, "qr") == 0 ? "qr" : "device_key";
+    if (passkey) *passkey = strcmp(c.approved_with, "passkey") == 0;
     return QUN_OK;
+}
+
+qun_rc qun_challenge_consume(qun_db_t *db, const qun_actor_t *a, const char *cid, const char *action,
+                             const char *group, const char *params_digest, const char **method_out,
+                             qun_err_t *err) {
+    return consume(db, a, cid, action, group, params_digest, method_out, NULL, err);
 }
 
 /* ---- TOTP ---- */
@@ -805,6 +928,11 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
     /* How many proofs of each method the request holds: each proof satisfies one
      * requirement, so a step-up is never the platform's own proof counted twice. */
     unsigned have[5] = {0};
+    /* device_key challenges approved by a passkey on the requesting device: a `qr`
+     * asks another device for a key's proof because the requesting one has none; a
+     * passkey with user verification on this device is that proof (a phone with no
+     * second device approves on itself). */
+    unsigned passkey_here = 0;
     if (p->confirmed) have[bit_index(QUN_VM_CONFIRM)]++;
     if (p->typed_name) {
         if (strcmp(p->typed_name, p->group_name ? p->group_name : "") != 0)
@@ -818,9 +946,12 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
         if (i == 1 && p->challenges[0] && strcmp(cid, p->challenges[0]) == 0)
             return qun_fail_field(err, QUN_CHALLENGE_USED, "step_up_challenge_id",
                                   "one challenge counts once");
-        qun_rc rc = qun_challenge_consume(db, a, cid, p->action, p->group, p->params_digest, &method, err);
+        bool passkey = false;
+        qun_rc rc = consume(db, a, cid, p->action, p->group, p->params_digest, &method, &passkey, err);
         if (rc != QUN_OK) return rc;
-        have[bit_index(strcmp(method, "qr") == 0 ? QUN_VM_QR : QUN_VM_DEVICE_KEY)]++;
+        bool qr = strcmp(method, "qr") == 0;
+        have[bit_index(qr ? QUN_VM_QR : QUN_VM_DEVICE_KEY)]++;
+        if (!qr && passkey) passkey_here++;
     }
     if (p->totp_code) {
         qun_rc rc = qun_totp_check(db, a, p->totp_code, err);
@@ -830,10 +961,15 @@ qun_rc qun_verify_check(qun_db_t *db, const qun_actor_t *a, qun_verify_need_t ne
     unsigned missing = 0;
     for (unsigned bit = 1; bit <= QUN_VM_TYPED_NAME; bit <<= 1)
         if (need.all & bit) {
-            if (have[bit_index(bit)])
+            if (have[bit_index(bit)]) {
                 have[bit_index(bit)]--;
-            else
+                if (bit == QUN_VM_DEVICE_KEY && passkey_here > have[bit_index(bit)]) passkey_here--;
+            } else if (bit == QUN_VM_QR && passkey_here) {
+                passkey_here--;
+                have[bit_index(QUN_VM_DEVICE_KEY)]--;
+            } else {
                 missing |= bit;
+            }
         }
     /* Name the first missing method in the order a client collects them. */
     static const unsigned order[] = {QUN_VM_CONFIRM, QUN_VM_TYPED_NAME, QUN_VM_DEVICE_KEY, QUN_VM_QR,

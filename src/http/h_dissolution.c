@@ -34,8 +34,9 @@ static json_t *diss_params(json_t *body) {
 }
 
 /* Step-up: verify a re-entered password on the loop thread (argon2id is slow by
- * design and must not hold the writer).  scratch records the outcome. */
-static qun_rc step_up_prep(qun_req_t *r) {
+ * design and must not hold the writer).  scratch records the outcome (a bool).  Also
+ * the prep of other routes that take a `password` (DELETE /v1/me/passkeys/{id}). */
+qun_rc h_step_up_prep(qun_req_t *r) {
     const char *pw = qun_jstr(r->json, "password");
     r->scratch = qun_xcalloc(1, sizeof(bool));
     if (!pw) return QUN_OK;
@@ -103,7 +104,7 @@ qun_rc h_diss_preview(qun_req_t *r) {
 
 qun_rc h_diss_request_prep(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, diss_fields, &r->err);
-    return rc == QUN_OK ? step_up_prep(r) : rc;
+    return rc == QUN_OK ? h_step_up_prep(r) : rc;
 }
 
 qun_rc h_diss_request(qun_req_t *r) {
@@ -142,7 +143,7 @@ static const qun_field_t restore_fields[] = {{"password", F_STR, false, 1, 256, 
 
 qun_rc h_diss_restore_prep(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, restore_fields, &r->err);
-    return rc == QUN_OK ? step_up_prep(r) : rc;
+    return rc == QUN_OK ? h_step_up_prep(r) : rc;
 }
 
 qun_rc h_diss_restore(qun_req_t *r) {

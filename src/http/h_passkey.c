@@ -62,8 +62,16 @@ qun_rc h_passkey_list(qun_req_t *r) {
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }
 
+/* Removing a passkey takes away a way to approve: the password again (checked by
+ * h_step_up_prep on the loop thread, so a stolen session alone cannot remove it). */
 qun_rc h_passkey_delete(qun_req_t *r) {
-    qun_rc rc = qun_passkey_delete(r->db, &r->actor, r->params[0], &r->err);
+    static const qun_field_t f[] = {{"password", F_STR, false, 1, 1024, NULL}, {0}};
+    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_passkey_delete(r->db, &r->actor, r->params[0], r->scratch && *(bool *)r->scratch, &r->err);
+    if (rc == QUN_STEP_UP_REQUIRED)
+        r->problem_extra = json_pack("{s:[{s:s, s:s}]}", "requirements", "method", "password", "how",
+                                     "send your account password again as `password`");
     return rc == QUN_OK ? qun_ok(r, 200, json_pack("{s:s, s:b}", "id", r->params[0], "deleted", 1)) : rc;
 }
 

@@ -118,6 +118,14 @@ qun_rc h_challenge_approve(qun_req_t *r) {
     return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
 }
 
+qun_rc h_challenge_decline(qun_req_t *r) {
+    qun_rc rc = qun_fields_check(r->json, no_fields, &r->err);
+    if (rc != QUN_OK) return rc;
+    json_t *out;
+    rc = qun_challenge_decline(r->db, &r->actor, CID, &out, &r->err);
+    return rc == QUN_OK ? qun_ok(r, 200, out) : rc;
+}
+
 qun_rc h_challenge_consume(qun_req_t *r) {
     static const qun_field_t f[] = {{"action", F_STR, true, 1, 64, NULL},
                                     {"group", F_STR, false, 1, 64, NULL},
@@ -133,7 +141,7 @@ qun_rc h_challenge_consume(qun_req_t *r) {
 }
 
 qun_rc h_challenge_qr_svg(qun_req_t *r) {
-    char uri[200];
+    char uri[512];
     qun_rc rc = qun_challenge_uri(r->db, &r->actor, CID, uri, sizeof uri, &r->err);
     if (rc != QUN_OK) return rc;
     r->out_text = qun_qr_svg(uri);
@@ -161,7 +169,7 @@ static void prune_qr(const char *dir) {
 /* The router sends text answers up to their first NUL, so a PNG goes out as a file:
  * <data>/qr/<sha256>.png, written to a temporary name and renamed. */
 qun_rc h_challenge_qr_png(qun_req_t *r) {
-    char uri[200];
+    char uri[512];
     qun_rc rc = qun_challenge_uri(r->db, &r->actor, CID, uri, sizeof uri, &r->err);
     if (rc != QUN_OK) return rc;
     size_t n;

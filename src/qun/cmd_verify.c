@@ -115,9 +115,12 @@ static int ask_vouching(qun_cli_t *c, json_t *problem, const char *path) {
                                     "params_digest", qun_jstr_or(problem, "params_digest", "")),
                           &ch);
     if (rc != QUN_EXIT_OK) return rc;
-    char id[96], uri[256];
+    char id[96], uri[600];
     snprintf(id, sizeof id, "%s", qun_jstr_or(ch, "id", "?"));
-    snprintf(uri, sizeof uri, "qun://challenge/%s?n=%s", id, qun_jstr_or(ch, "nonce", ""));
+    if (json_is_string(json_object_get(ch, "approve_url"))) /* what the QR code shows: the approval page */
+        snprintf(uri, sizeof uri, "%s", qun_jstr_or(ch, "approve_url", ""));
+    else
+        snprintf(uri, sizeof uri, "qun://challenge/%s?n=%s", id, qun_jstr_or(ch, "nonce", ""));
     if (c->json) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "challenge_id", id, "uri", uri, "key_file", path);
         qun_print_json(o);
@@ -207,11 +210,35 @@ int qun_cmd_device(qun_cli_t *c, int argc, char **argv) {
 
 /* ---- approve ---- */
 
-/* Split "qun://challenge/<id>?n=<nonce>" (what a challenge's QR code shows) or a bare
- * challenge id into id and nonce ("" when the argument has none). */
+/* The value of query parameter name in the query q ("a=1&b=2"), into out; false when it
+ * is absent, empty or too long. */
+static bool query_param(const char *q, const char *name, char *out, size_t size) {
+    size_t n = strlen(name);
+    for (const char *p = q; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+        if (strncmp(p, name, n) != 0 || p[n] != '=') continue;
+        const char *v = p + n + 1, *end = strchr(v, '&');
+        size_t len = end ? (size_t)(end - v) : strlen(v);
+        if (len == 0 || len >= size) return false;
+        snprintf(out, size, "%.*s", (int)len, v);
+        return true;
+    }
+    return false;
+}
+
+/* Split what a challenge's QR code shows into id and nonce ("" when the argument has
+ * none): the console's approval page "http(s)://HOST/app/approve?c=<id>&n=<nonce>"
+ * (its approve_url), the older "qun://challenge/<id>?n=<nonce>", or a bare id. */
 static bool parse_challenge_ref(const char *arg, char *id, size_t id_size, char *nonce, size_t nonce_size) {
     static const char prefix[] = "qun://challenge/";
     nonce[0] = '\0';
+    if (strncmp(arg, "http://", 7) == 0 || strncmp(arg, "https://", 8) == 0) {
+        const char *path = strstr(arg, "/app/approve?");
+        if (!path) return false;
+        const char *q = path + strlen("/app/approve?");
+        if (!query_param(q, "c", id, id_size)) return false;
+        if (!query_param(q, "n", nonce, nonce_size)) nonce[0] = '\0';
+        return true;
+    }
     if (strncmp(arg, prefix, sizeof prefix - 1) != 0) {
         snprintf(id, id_size, "%s", arg);
         return strlen(arg) > 0 && strlen(arg) < id_size && !strchr(arg, '?');
@@ -224,10 +251,11 @@ static bool parse_challenge_ref(const char *arg, char *id, size_t id_size, char 
     return true;
 }
 
-/* approve <challenge|qun://challenge/ID?n=NONCE> --key FILE [--nonce N] */
+/* approve <challenge|URL of /app/approve?c=ID&n=NONCE|qun://challenge/ID?n=NONCE> --key FILE [--nonce N] */
 int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--key", NULL, true}, {"--nonce", NULL, true}, {0}};
-    const char *usage = "approve <challenge-id|qun://challenge/ID?n=NONCE> --key FILE [--nonce N]";
+    const char *usage =
+        "approve <challenge-id|approve URL|qun://challenge/ID?n=NONCE> --key FILE [--nonce N]";
     qun_args_t a;
     char id[130], nonce[130];
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
@@ -235,14 +263,13 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     if (!a.val[0])
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--key FILE is required; usage: qun %s", usage);
     if (!parse_challenge_ref(a.pos[0], id, sizeof id, nonce, sizeof nonce))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "not a challenge id or qun://challenge/ URI: %s",
-                            a.pos[0]);
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "not a challenge id, approval URL or qun://challenge/ URI: %s", a.pos[0]);
     if (a.val[1]) snprintf(nonce, sizeof nonce, "%s", a.val[1]);
     if (!nonce[0])
         return qun_cli_fail(
             QUN_EXIT_USAGE, "USAGE",
-            "the challenge's nonce is shown only by its QR code: pass the qun://challenge/... text "
-            "it encodes, or --nonce");
+            "the challenge's nonce is shown only by its QR code: pass the URL it encodes, or --nonce");
     return qun_challenge_sign(c, id, nonce, a.val[0], false);
 }
 

@@ -116,10 +116,12 @@ def test_qr_challenge_approved_by_the_other_device_lets_the_dissolution_through(
     # phone's approval first: the account already has a key (the phone's).
     desk_key = str(desk.home / "desk.key")
     r = desk.fails("QR_REQUIRED", "device", "key", "register", "--key", desk_key)
-    assert "qun approve 'qun://challenge/" in r.stdout and "--challenge" in r.stdout
+    assert "/app/approve?c=" in r.stdout and "--challenge" in r.stdout
     r = desk.fails("QR_REQUIRED", "--json", "device", "key", "register", "--key", desk_key)
     vouch = json.loads(r.stdout)
-    assert vouch["uri"].startswith(f"qun://challenge/{vouch['challenge_id']}?n=")
+    # The URI is the console's approval page (the challenge's approve_url).
+    assert f"/app/approve?c={vouch['challenge_id']}&n=" in vouch["uri"]
+    assert vouch["uri"].startswith(("http://", "https://"))
     desk.fails("CHALLENGE_NOT_APPROVED", "device", "key", "register", "--key", desk_key,
                "--challenge", vouch["challenge_id"])
     phone.ok("approve", vouch["uri"], "--key", keyfile)

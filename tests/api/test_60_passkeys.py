@@ -188,9 +188,9 @@ def test_register_list_and_remove(url):
     # Another user sees none of it and cannot remove it.
     other = user(url)
     assert expect(other.get("/v1/me/passkeys"), 200)["items"] == []
-    expect(other.delete(f"/v1/me/passkeys/{body['id']}"), 404, "PASSKEY_NOT_FOUND")
-    expect(c.delete(f"/v1/me/passkeys/{body['id']}"), 200)
-    expect(c.delete(f"/v1/me/passkeys/{body['id']}"), 404, "PASSKEY_NOT_FOUND")
+    expect(other.req("DELETE", f"/v1/me/passkeys/{body['id']}", {"password": PASSWORD}), 404, "PASSKEY_NOT_FOUND")
+    expect(c.req("DELETE", f"/v1/me/passkeys/{body['id']}", {"password": PASSWORD}), 200)
+    expect(c.req("DELETE", f"/v1/me/passkeys/{body['id']}", {"password": PASSWORD}), 404, "PASSKEY_NOT_FOUND")
     assert expect(c.get("/v1/me/passkeys"), 200)["items"] == []
 
 
@@ -342,7 +342,7 @@ def test_assertion_refusals(url):
     ch2 = challenge(c, gid)
     wc2 = webauthn_challenge(c, ch2)
     pid = expect(c.get("/v1/me/passkeys"), 200)["items"][0]["id"]
-    expect(c.delete(f"/v1/me/passkeys/{pid}"), 200)
+    expect(c.req("DELETE", f"/v1/me/passkeys/{pid}", {"password": PASSWORD}), 200)
     expect(approve(c, ch2, a.assertion(wc2)), 404, "PASSKEY_NOT_FOUND")
     expect(c.post("/v1/challenges", {"action": "dissolve", "method": "device_key"}), 403, "DEVICE_NOT_TRUSTED")
     expect(c.post(f"/v1/challenges/{ch2['id']}/passkey/options", {}), 404, "PASSKEY_NOT_FOUND")

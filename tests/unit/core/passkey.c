@@ -308,9 +308,11 @@ static void test_registration(void) {
     json_t *items = json_object_get(out, "items");
     CHECK(json_array_size(items) == 1);
     const char *pkid = json_string_value(json_object_get(json_array_get(items, 0), "id"));
-    CHECK(qun_passkey_delete(db, &b, pkid, &err) == QUN_PASSKEY_NOT_FOUND);
-    CHECK(qun_passkey_delete(db, &a, pkid, &err) == QUN_OK);
-    CHECK(qun_passkey_delete(db, &a, pkid, &err) == QUN_PASSKEY_NOT_FOUND);
+    CHECK(qun_passkey_delete(db, &b, pkid, true, &err) == QUN_PASSKEY_NOT_FOUND);
+    /* Without the password again, the passkey stays. */
+    CHECK(qun_passkey_delete(db, &a, pkid, false, &err) == QUN_STEP_UP_REQUIRED);
+    CHECK(qun_passkey_delete(db, &a, pkid, true, &err) == QUN_OK);
+    CHECK(qun_passkey_delete(db, &a, pkid, true, &err) == QUN_PASSKEY_NOT_FOUND);
     json_decref(out);
     /* Each registration and removal told its user's devices, once. */
     CHECK(events_of(a.uid, "passkey.added") == 1 && events_of(a.uid, "passkey.removed") == 1);

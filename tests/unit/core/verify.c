@@ -184,7 +184,7 @@ static void test_device_key_challenge(void) {
     CHECK(qun_challenge_consume(db, &phone, cid, "dissolve", "g_a", digest, NULL, &err) ==
           QUN_CHALLENGE_USED);
     CHECK_STR(state_of(&phone, cid), "used");
-    char uri[200];
+    char uri[600];
     CHECK(qun_challenge_uri(db, &phone, cid, uri, sizeof uri, &err) == QUN_CHALLENGE_USED);
     json_decref(c);
 
@@ -211,10 +211,13 @@ static void test_device_key_challenge(void) {
     CHECK(qun_challenge_create(db, &desktop, "qr", "dissolve", "g_q", NULL, &c, &err) == QUN_OK);
     snprintf(cid, sizeof cid, "%s", json_string_value(json_object_get(c, "id")));
     CHECK(qun_challenge_uri(db, &desktop, cid, uri, sizeof uri, &err) == QUN_OK);
-    char want[200];
-    snprintf(want, sizeof want, "qun://challenge/%s?n=%s", cid,
+    char want[600];
+    /* The QR code opens the console's approval page on the configured origin; the
+     * challenge's answer carries the same URL. */
+    snprintf(want, sizeof want, "http://localhost:8080/app/approve?c=%s&n=%s", cid,
              json_string_value(json_object_get(c, "nonce")));
     CHECK_STR(uri, want);
+    CHECK_STR(json_string_value(json_object_get(c, "approve_url")), want);
     sign_challenge(&kd, c, NULL, sig);
     CHECK(qun_challenge_approve(db, &desktop, cid, "alice-desktop", sig, &out, &err) == QUN_QR_SAME_DEVICE);
     sign_challenge(&kp, c, NULL, sig);
