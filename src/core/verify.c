@@ -128,7 +128,9 @@ qun_rc qun_device_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err
     json_t *items = json_array();
     qun_rc rc = qun_db_run(
         db, &q, err,
-        "SELECT d.device_id, d.platform, d.first_seen, d.last_seen, k.device_id IS NOT NULL "
+        /* A passkey registered from a device is that device's key too. */
+        "SELECT d.device_id, d.platform, d.first_seen, d.last_seen, (k.device_id IS NOT NULL OR EXISTS "
+        "(SELECT 1 FROM passkeys p WHERE p.user_id = d.user_id AND p.device_id = d.device_id)) "
         "FROM devices d LEFT JOIN device_keys k ON k.user_id = d.user_id AND k.device_id = d.device_id "
         "WHERE d.user_id = $1 ORDER BY d.first_seen, d.device_id",
         "i", a->uid);

@@ -51,6 +51,9 @@ def test_the_approve_url_opens_the_page_that_shows_what_is_approved(url):
     assert seen["requested_by"] == {"device_id": desk.username + "-desk", "platform": "web", "current": False}
     assert seen["impact"]["members"] == 1 and seen["impact"]["messages"] == 1
     assert seen["approved_with"] is None and seen["declined_at"] is None
+    # The phone's passkey is its device's key in the device list too.
+    devices = {d["device_id"]: d for d in expect(desk.get("/v1/me/devices"), 200)["items"]}
+    assert devices[desk.username + "-phone"]["has_key"] and not devices[desk.username + "-desk"]["has_key"]
     # Another user's challenge stays unknown; a group the asker is not in stays an id.
     stranger = register(url)
     expect(stranger.get(f"/v1/challenges/{qr['id']}"), 404, "CHALLENGE_NOT_FOUND")

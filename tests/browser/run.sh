@@ -4,10 +4,13 @@
 # clock on, root as server admin, lawyer as the compliance role, the repository's web/ as
 # web_root, webhooks to a closed local port with one attempt so dead letters appear,
 # mail to an aiosmtpd on a free loopback port saving into a Maildir), drive it with
-# tests/browser/console.test.mjs and notify.test.mjs (BROWSER_TESTS picks: "console
-# notify" by default) in Debian's Chromium, stop qund and aiosmtpd by their PIDs (TERM,
-# then KILL), and name the screenshot folder.  QUND and QUN may point at other qund and
-# qun binaries (qun acts as the phone when it has `qun approve`).
+# tests/browser/console.test.mjs and notify.test.mjs in Debian's Chromium, stop qund and
+# aiosmtpd by their PIDs (TERM, then KILL), and name the screenshot folder.  Before that,
+# tests/browser/approve.test.mjs runs the phone approval flows with Chromium's virtual
+# authenticator; it starts and stops qund servers of its own on http://localhost:PORT,
+# the origin passkeys need.  BROWSER_TESTS picks files ("approve console notify" by
+# default).  QUND and QUN may point at other qund and qun binaries (qun acts as the phone
+# when it has `qun approve`).
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 QUND=${QUND:-$REPO/build/qund}
@@ -20,6 +23,21 @@ if [ ! -d "$REPO/tests/browser/node_modules/playwright-core" ] || [ ! -f "$REPO/
 fi
 
 rm -f "$SHOTS"/*.png 2>/dev/null || true
+TESTS=${BROWSER_TESTS:-approve console notify}
+rc=0
+case " $TESTS " in
+*" approve "*)
+  # Before the console's server starts: this file runs servers of its own.
+  QUND="$QUND" SHOTS="$SHOTS" node "$REPO/tests/browser/approve.test.mjs" || rc=$?
+  ;;
+esac
+case " $TESTS " in
+*" console "* | *" notify "*) ;;
+*)
+  echo "browser tests: screenshots in $SHOTS"
+  exit $rc
+  ;;
+esac
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
 SMTP_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -56,8 +74,8 @@ until curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
   sleep 0.1
 done
 
-rc=0
-for t in ${BROWSER_TESTS:-console notify}; do
+for t in $TESTS; do
+  [ "$t" = approve ] && continue
   QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" QUN_MAILDIR="$TMP/Maildir" SHOTS="$SHOTS" QUN="$QUN" \
     node "$REPO/tests/browser/$t.test.mjs" || rc=$?
 done

@@ -193,3 +193,30 @@ export function followAll(types, { onEvent, onOpen = () => {} }) {
   if (typeof EventSource === 'function') connect();
   return stop;
 }
+
+// Waits for the outcome of challenge cid on the event stream (`challenge.approved`,
+// `challenge.declined`, docs/events.md): onOutcome(state) once, with 'approved' or
+// 'declined' (or 'expired'/'used' when a catch-up read finds it so).  Each time the
+// stream (re)opens, one GET /v1/challenges/{id} catches up with an outcome that came
+// while it was closed: that is a catch-up, not polling.  Returns stop().
+export function followChallenge(cid, onOutcome) {
+  let done = false;
+  const finish = (state) => {
+    if (done || state === 'pending') return;
+    done = true;
+    stop();
+    onOutcome(state);
+  };
+  const stop = followAll(['challenge.approved', 'challenge.declined'], {
+    onEvent: (_type, data) => {
+      if (data.id === cid) finish(data.state);
+    },
+    onOpen: () => {
+      api.get(`/v1/challenges/${enc(cid)}`).then((c) => finish(c.state)).catch(() => {});
+    },
+  });
+  return () => {
+    done = true;
+    stop();
+  };
+}

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The console's entry point: a hash router (#/groups, #/g/<id>, #/g/<id>/dissolve,
-// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/inbox, #/me/email, #/invite/<token>, #/bill, #/admin[/…], #/me, #/password, #/login), the navigation,
+// #/g/<id>/dissolution, #/g/<id>/audit, #/approvals, #/inbox, #/me/email, #/invite/<token>,
+// #/bill, #/admin[/…], #/me, #/me/security, #/password, #/login), the phone approval page
+// at the path /app/approve?c=<challenge>&n=<nonce> (what a QR code opens; signed out, the
+// address is kept and the person signs in first, then comes back), the navigation,
 // the language switch, and focus management: after every page change the page's
 // heading takes the focus, so keyboard and screen-reader users land on the new page.
 
@@ -20,6 +23,7 @@ import {
 import { passwordView } from './views/password.js';
 import { billView } from './views/payments.js';
 import { accountPasswordView, adminAllowed, adminKnown, refreshAdmin } from './views/after.js';
+import { approveView, securityView } from './views/approve.js';
 
 const routes = [
   [/^#\/login$/, loginView, false],
@@ -43,7 +47,16 @@ const routes = [
   [/^#\/password$/, passwordView, true],
   [/^#\/bill$/, billView, true],
   [/^#\/me\/password$/, accountPasswordView, true],
+  [/^#\/me\/security$/, securityView, true],
 ];
+
+// The approval page lives at a path of its own (a phone camera opens a plain URL): it
+// shows while no hash route is chosen; the navigation's links still work from it.
+const APPROVE_PATH = '/app/approve';
+function approveRoute() {
+  if (location.pathname !== APPROVE_PATH || (location.hash && location.hash !== '#/approve')) return null;
+  return [approveView, [new URLSearchParams(location.search).get('c') || '']];
+}
 
 let cleanups = [];
 let generation = 0;
@@ -99,7 +112,14 @@ export async function render() {
     route = routes[1];
     match = [hash];
   }
+  const approve = approveRoute();
+  if (approve) {
+    route = [approve[0], approve[0], true];
+    match = [null, ...approve[1]];
+  }
   if (route[2] && !session.token) {
+    // Back to this address after signing in (views/auth.js): the approval page, say.
+    if (approve) sessionStorage.setItem('qun.return', location.pathname + location.search);
     location.replace('#/login');
     return;
   }

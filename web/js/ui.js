@@ -65,9 +65,11 @@ function methodName(m) {
 // methods, or a step-up password), or an object {all, any_of, review, denied} (a risk
 // step-up).  null for anything else, so the caller says so instead of breaking.
 export function requirementLines(reqs) {
-  const named = (a) => Array.isArray(a) && a.every((m) => typeof m === 'string');
+  // A method the console has no words for is a shape it does not know either.
+  const known = (m) => typeof m === 'string' && has('req.method.' + m);
+  const named = (a) => Array.isArray(a) && a.every(known);
   if (Array.isArray(reqs)) {
-    if (!reqs.every((r) => r && typeof r.method === 'string')) return null;
+    if (!reqs.every((r) => r && known(r.method))) return null;
     return reqs.map((r) => methodName(r.method)); // `how` is the server's English: never shown
   }
   if (reqs && typeof reqs === 'object' && named(reqs.all) && named(reqs.any_of ?? [])) {

@@ -5,6 +5,16 @@ import { register, signIn } from '../api.js';
 import { t } from '../i18n.js';
 import { busy, field, h } from '../ui.js';
 
+// A page that sent the person here to sign in first (the phone approval page) is
+// opened again; true when there was one.
+function comeBack() {
+  const back = sessionStorage.getItem('qun.return');
+  sessionStorage.removeItem('qun.return');
+  if (!back || !back.startsWith('/app/approve?')) return false;
+  location.assign(back);
+  return true;
+}
+
 export async function loginView() {
   const username = h('input', { name: 'username', autocomplete: 'username', required: true, maxlength: 64 });
   const password = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
@@ -17,6 +27,7 @@ export async function loginView() {
     slot, signInBtn);
   form.addEventListener('submit', busy(signInBtn, slot, async () => {
     const s = await signIn(username.value.trim(), password.value);
+    if (!s.password_change_required && comeBack()) return;
     location.hash = s.password_change_required ? '#/password' : '#/groups';
   }));
 
@@ -47,7 +58,10 @@ export async function loginView() {
       return;
     }
     await register(ru.value.trim(), rp.value);
+    if (comeBack()) return;
     location.hash = '#/me';
   }));
-  return h('div', {}, h('h1', {}, t('auth.title')), h('div', { class: 'cols' }, form, reg));
+  const waiting = sessionStorage.getItem('qun.return')
+    ? h('p', { class: 'banner', id: 'signin-first', role: 'status' }, t('approve.signin_first')) : null;
+  return h('div', {}, h('h1', {}, t('auth.title')), waiting, h('div', { class: 'cols' }, form, reg));
 }

@@ -4,12 +4,15 @@
 //   2. read the impact (members, messages, files, payments, bill lines, each with its
 //      rule), the delay and why, the approvals needed and from whom, the requirements;
 //   3. type the group's name exactly: the button stays disabled until it matches;
-//   4. the platform's verification, which on the web is a QR challenge: the console
-//      asks for a `qr` challenge bound to the action, the group and the digest of the
-//      parameters, shows its QR code (and its qun:// link as text), and waits until
-//      another trusted device of the same user (the phone) approves it;
-//   5. the request carries the preview's confirmation_token and the challenge_id, then
-//      the countdown page (dissolutionView) shows the time left with a Cancel button.
+//   4. the verification the preview's `requirements` name, as steps (proofs.js): on the
+//      web a QR challenge bound to the action, the group and the digest of the
+//      parameters, whose code (its approve_url) the phone opens and approves with its
+//      passkey — the outcome arrives over the event stream — or, on a narrow screen
+//      with a passkey here, "approve on this device with your passkey";
+//   5. the request carries the proofs; a 428 that asks for more (a risk step-up: one of
+//      passkey or authenticator code) adds the steps it names and the request goes
+//      again by itself with the same, unspent, approval; then the countdown page
+//      (dissolutionView) shows the time left with a Cancel button.
 // Archive then dissolve: age recipients given in step 1 go into the parameters
 // ("archive": {"recipients": [...]}), so the preview, the token and the phone's approval
 // all cover them; the dissolution then waits (`archiving`, the group still active) until
@@ -18,6 +21,7 @@
 import { api, ApiError, enc } from '../api.js';
 import { duration, has, t, when } from '../i18n.js';
 import { badge, busy, errorBox, field, h, requirementLines, toast } from '../ui.js';
+import { canonical, collectProofs, sha256hex } from '../proofs.js';
 
 // The rules are said in the reader's language from what the preview asked (messages:
 // keep or delete) and the structured fields, never from the server's English `rule`.
@@ -90,81 +94,6 @@ function previewDetails(p, params) {
     h('ul', { id: 'requirements' }, (requirementLines(p.requirements) ?? [t('req.unexpected')]).map((l) => h('li', {}, l))));
 }
 
-// JSON with sorted keys and no spaces: the text qun_params_digest hashes on the server.
-function canonical(v) {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
-async function sha256hex(text) {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
-  return Array.from(d, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-export const QR_POLL_MS = 1000;
-
-// Show a QR challenge for dissolving gid with params in slot and wait for its approval
-// on another device.  Resolves with the challenge id once approved; rejects with the
-// API error (DEVICE_NOT_TRUSTED: no other device with a key) or when it expires.
-// ctx.onLeave stops the waiting when the user leaves the page.
-async function qrApproval(gid, params, slot, ctx) {
-  // Ask first whether a phone could approve at all (the server would refuse the
-  // challenge with the same DEVICE_NOT_TRUSTED), so the owner is told at once.
-  const devices = await api.get('/v1/me/devices');
-  if (!devices.items.some((d) => d.has_key && !d.current)) {
-    throw new ApiError(403, { code: 'DEVICE_NOT_TRUSTED', detail: t('qr.no_device') });
-  }
-  const ch = await api.post('/v1/challenges', {
-    action: 'dissolve', group: gid, method: 'qr', params_digest: await sha256hex(canonical(params)),
-  });
-  const svg = await api.get(`/v1/challenges/${enc(ch.id)}/qr.svg`, { text: true });
-  const link = `qun://challenge/${ch.id}?n=${ch.nonce}`;
-  const state = h('p', { id: 'qr-state', role: 'status' }, t('qr.waiting'));
-  slot.replaceChildren(h('section', { class: 'card qr', id: 'qr', 'aria-labelledby': 'qr-title', 'data-challenge': ch.id },
-    h('h2', { id: 'qr-title', tabindex: -1 }, t('qr.title')),
-    h('p', {}, t('qr.intro')),
-    h('img', { src: 'data:image/svg+xml;base64,' + btoa(svg), alt: t('qr.alt'), width: 220, height: 220, id: 'qr-image' }),
-    h('p', { class: 'small' }, t('qr.link'), ' ', h('code', { id: 'qr-link' }, link)),
-    state));
-  // The pressed button is disabled now: the keyboard's focus goes to what comes next.
-  slot.querySelector('#qr-title').focus();
-  return new Promise((resolve, reject) => {
-    let timer = null;
-    let done = false;
-    ctx.onLeave(() => {
-      done = true;
-      clearTimeout(timer);
-    });
-    async function check() {
-      if (done) return;
-      try {
-        const c = await api.get(`/v1/challenges/${enc(ch.id)}`);
-        if (c.state === 'approved') {
-          done = true;
-          state.textContent = t('qr.approved');
-          resolve(ch.id);
-          return;
-        }
-        if (c.state !== 'pending') {
-          done = true;
-          state.textContent = t('qr.expired');
-          reject(new ApiError(410, { code: 'CHALLENGE_EXPIRED', detail: t('qr.expired') }));
-          return;
-        }
-      } catch (e) {
-        done = true;
-        reject(e);
-        return;
-      }
-      timer = setTimeout(check, QR_POLL_MS);
-    }
-    check();
-  });
-}
-
 export async function dissolveView([gid], ctx) {
   const base = `/v1/groups/${enc(gid)}`;
   const g = await api.get(base);
@@ -209,30 +138,62 @@ export async function dissolveView([gid], ctx) {
       field(t('diss.confirm_label', { name: p.name }), typed),
       password ? field(t('diss.password'), password) : null,
       go, qrSlot, slot);
+    let attempt = 0;
     confirm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       if (typed.value !== p.name) return; // the button is disabled too; Enter must not bypass it
+      const run = ++attempt; // pressing again starts over; an older run stops at its next step
       go.disabled = true;
       typed.readOnly = true; // the name and the choice are what the phone approves
       slot.replaceChildren();
+      const opts = {
+        action: 'dissolve', group: gid, digest: p.params_digest ?? await sha256hex(canonical(p.params)),
+        groupName: p.name, token: p.confirmation_token, typedName: typed.value, password: password?.value, ctx,
+        have: { confirmation_token: p.confirmation_token }, // the request always carries the preview's token
+      };
+      const reopen = () => {
+        typed.readOnly = false;
+        update();
+      };
       try {
-        const challengeId = await qrApproval(gid, p.params, qrSlot, ctx);
-        const body = { ...params, confirmation_token: p.confirmation_token, challenge_id: challengeId };
-        if (password) body.password = password.value;
-        await api.post(`${base}/dissolution`, body);
+        let proofs = await collectProofs(qrSlot, p.requirements, opts);
+        for (let round = 0; ; round++) {
+          if (run !== attempt) return;
+          try {
+            await api.post(`${base}/dissolution`, { ...params, ...proofs });
+            break;
+          } catch (e) {
+            if (!(e instanceof ApiError) || e.status !== 428 || e.problem.requirements === undefined || round >= 3) throw e;
+            // More is needed (a risk step-up): say what, give the form back, and offer
+            // the steps; once they are done the request goes again by itself.
+            qrSlot.querySelector('#qr-state')?.replaceChildren(t('qr.more_needed'));
+            const more = h('div', { id: 'more-steps' });
+            slot.replaceChildren(errorBox(e), more);
+            reopen();
+            const done = Object.keys(proofs).map((k) => ({
+              confirmation_token: 'confirm', typed_name: 'typed_name', password: 'password', totp_code: 'totp',
+            })[k]).filter(Boolean);
+            if (proofs.challenge_id) done.push(qrSlot.querySelector('#qr') ? 'qr' : 'device_key');
+            proofs = await collectProofs(more, e.problem.requirements, { ...opts, have: proofs, skip: done, idSuffix: '-more' });
+            if (run !== attempt) return;
+            go.disabled = true;
+            typed.readOnly = true;
+          }
+        }
         toast(t('diss.requested'));
         location.hash = `#/g/${gid}/dissolution`;
       } catch (e) {
+        if (run !== attempt) return;
         // Whatever the answer, the form comes back: the name can be typed again and the
         // button pressed again (a refused request spent no token or challenge).
         slot.replaceChildren(e.code === 'DEVICE_NOT_TRUSTED'
-          ? h('p', { class: 'error', role: 'alert', id: 'qr-no-device' }, t('qr.no_device'))
+          ? h('p', { class: 'error', role: 'alert', id: 'qr-no-device' }, t('qr.no_device'), ' ',
+            h('a', { href: '#/me/security' }, t('steps.passkey.setup_link')))
           : errorBox(e));
         if (e instanceof ApiError && e.problem.requirements !== undefined) {
           qrSlot.querySelector('#qr-state')?.replaceChildren(t('qr.more_needed'));
         }
-        typed.readOnly = false;
-        update();
+        reopen();
         (go.disabled ? typed : go).focus(); // disabling the button dropped the focus
       }
     });

@@ -137,6 +137,7 @@ export async function profileView() {
     form,
     h('ul', { class: 'actions' },
       h('li', {}, h('a', { href: '#/me/password', class: 'button', id: 'password-link' }, t('account.password_link'))),
+      h('li', {}, h('a', { href: '#/me/security', class: 'button', id: 'security-link' }, t('security.link'))),
       // Anyone may create an organisation; the Admin menu is only for those with admin pages.
       h('li', {}, h('a', { href: '#/admin/orgs', class: 'button', id: 'orgs-link' }, t('admin.orgs.title')))));
 }
