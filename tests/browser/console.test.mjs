@@ -155,11 +155,12 @@ async function setUpPhone(username) {
 }
 
 // Approve QR challenge challengeId as the phone would, having scanned the code: the
-// qun:// link the page shows (its text equals the QR's content) carries the nonce, and
-// `qun approve <link> --key FILE` signs it with the phone's device key.
+// link the page shows (its text equals the QR's content: the approval page's URL)
+// carries the nonce, and `qun approve <link> --key FILE` signs it with the phone's
+// device key (tests/browser/approve.test.mjs approves with a passkey on that page).
 async function approveAsPhone(challengeId) {
   const link = (await ownerPage.textContent('#qr-link')).trim();
-  const m = /^qun:\/\/challenge\/([\w-]+)\?n=([\w-]+)$/.exec(link);
+  const m = /^https?:\/\/[^/]+\/app\/approve\?c=([\w-]+)&n=([\w-]+)$/.exec(link);
   check(m && m[1] === challengeId, `QR link ${link} for ${challengeId}`);
   qunAsPhone('approve', link, '--key', phone.keyFile);
   return 'qun approve';

@@ -28,6 +28,7 @@ import { approveWithPasskey, passkeyError, supported } from './webauthn.js';
 addWords({ en: {
   'steps.title': 'Verification',
   'steps.more_title': 'One more verification',
+  'diss.steps_running': 'Complete the verification below: the request then goes on by itself.',
   'steps.intro': 'Complete each step; the request goes on by itself once they are done.',
   'steps.done': 'Done',
   'steps.continue': 'Continue',
@@ -91,6 +92,7 @@ addWords({ en: {
 addWords({ zh: {
   'steps.title': '身份验证',
   'steps.more_title': '还需一项验证',
+  'diss.steps_running': '请完成下方的验证，之后请求会自动继续。',
   'steps.intro': '请逐步完成；全部完成后请求会自动继续。',
   'steps.done': '已完成',
   'steps.continue': '继续',

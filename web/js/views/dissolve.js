@@ -134,16 +134,20 @@ export async function dissolveView([gid], ctx) {
     };
     typed.addEventListener('input', update);
     password?.addEventListener('input', update);
+    // While the steps run the button waits for them, and says so.
+    const why = h('p', { class: 'hint', id: 'dissolve-why', hidden: true }, t('diss.steps_running'));
+    go.setAttribute('aria-describedby', why.id);
     const confirm = h('form', { class: 'card confirm' },
       field(t('diss.confirm_label', { name: p.name }), typed),
       password ? field(t('diss.password'), password) : null,
-      go, qrSlot, slot);
+      go, why, qrSlot, slot);
     let attempt = 0;
     confirm.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       if (typed.value !== p.name) return; // the button is disabled too; Enter must not bypass it
       const run = ++attempt; // pressing again starts over; an older run stops at its next step
       go.disabled = true;
+      why.hidden = false;
       typed.readOnly = true; // the name and the choice are what the phone approves
       slot.replaceChildren();
       const opts = {
@@ -153,6 +157,7 @@ export async function dissolveView([gid], ctx) {
       };
       const reopen = () => {
         typed.readOnly = false;
+        why.hidden = true;
         update();
       };
       try {
@@ -177,6 +182,7 @@ export async function dissolveView([gid], ctx) {
             proofs = await collectProofs(more, e.problem.requirements, { ...opts, have: proofs, skip: done, idSuffix: '-more' });
             if (run !== attempt) return;
             go.disabled = true;
+            why.hidden = false;
             typed.readOnly = true;
           }
         }
