@@ -228,6 +228,21 @@ static void test_device_key_challenge(void) {
     CHECK(method && strcmp(method, "qr") == 0);
     json_decref(c);
 
+    /* Declined on the phone (V5): never approved, used or shown again. */
+    CHECK(qun_challenge_create(db, &desktop, "qr", "dissolve", "g_q", NULL, &c, &err) == QUN_OK);
+    snprintf(cid, sizeof cid, "%s", json_string_value(json_object_get(c, "id")));
+    CHECK(qun_challenge_decline(db, &phone, cid, &out, &err) == QUN_OK);
+    CHECK_STR(json_string_value(json_object_get(out, "state")), "declined");
+    json_decref(out);
+    CHECK(qun_challenge_decline(db, &phone, cid, &out, &err) == QUN_CHALLENGE_DECLINED);
+    sign_challenge(&kp, c, NULL, sig);
+    CHECK(qun_challenge_approve(db, &phone, cid, "alice-phone", sig, &out, &err) == QUN_CHALLENGE_DECLINED);
+    CHECK(qun_challenge_uri(db, &desktop, cid, uri, sizeof uri, &err) == QUN_CHALLENGE_DECLINED);
+    CHECK(qun_challenge_consume(db, &desktop, cid, "dissolve", "g_q", NULL, &method, &err) ==
+          QUN_CHALLENGE_DECLINED);
+    CHECK_STR(state_of(&desktop, cid), "declined");
+    json_decref(c);
+
     /* A qr challenge needs another device with a key; bob has only one. */
     CHECK(qun_challenge_create(db, &bob_phone, "qr", "dissolve", NULL, NULL, &c, &err) ==
           QUN_DEVICE_NOT_TRUSTED);
