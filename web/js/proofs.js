@@ -504,9 +504,9 @@ export async function collectProofs(slot, reqs, opts) {
     await prove(m, list, opts, body);
     done.add(m);
   }
-  const left = plan.anyOf.filter((m) => !done.has(m));
-  if (plan.anyOf.length && left.length === plan.anyOf.length) {
-    const m = left.length === 1 ? left[0] : await choose(list, left);
+  // A step-up is a proof beyond those above, whatever they were: always one more.
+  if (plan.anyOf.length) {
+    const m = plan.anyOf.length === 1 ? plan.anyOf[0] : await choose(list, plan.anyOf);
     await prove(m, list, opts, body);
   }
   return body;

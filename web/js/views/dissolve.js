@@ -178,7 +178,9 @@ export async function dissolveView([gid], ctx) {
             const done = Object.keys(proofs).map((k) => ({
               confirmation_token: 'confirm', typed_name: 'typed_name', password: 'password', totp_code: 'totp',
             })[k]).filter(Boolean);
-            if (proofs.challenge_id) done.push(qrSlot.querySelector('#qr') ? 'qr' : 'device_key');
+            // The first challenge answered the QR step (a code, or this device's passkey
+            // standing in for it) or the passkey step.
+            if (proofs.challenge_id) done.push(qrSlot.querySelector('#qr, #step-qr-here') ? 'qr' : 'device_key');
             proofs = await collectProofs(more, e.problem.requirements, { ...opts, have: proofs, skip: done, idSuffix: '-more' });
             if (run !== attempt) return;
             go.disabled = true;
