@@ -13,7 +13,7 @@
 
 import { api, enc, request } from '../api.js';
 import { addWords, has, t, when } from '../i18n.js';
-import { busy, errorBox, field, h, toast } from '../ui.js';
+import { busy, field, h, toast } from '../ui.js';
 import { approveWithPasskey, passkeyError, registerPasskey, supported } from '../webauthn.js';
 
 addWords({ en: {
