@@ -363,6 +363,17 @@ static void sq_init(void) {
     /* SQLite's memory statistics take a process-wide mutex on every allocation;
      * qund does not read them, and every loop thread paid for them. */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* The writer runs each operation in a savepoint; in WAL mode every page that
+     * existed before it and that it changes has its old image copied to the statement
+     * journal, which SQLite keeps in memory only up to 64 KiB by default and then moves
+     * to a temporary file: a batch of message posts opened, wrote and unlinked one per
+     * commit (a fifth of the writer's time, bench/README.md).  The journal only rolls an
+     * operation back and is never read after a crash, so memory is as safe.  -1 keeps it
+     * in memory whatever its size, in SQLite's small chunks: a positive limit would also
+     * be the size of each chunk, and a multi-megabyte malloc and free per operation cost
+     * more than the file did.  An operation's journal holds at most one image of each
+     * page it changed (a purge batch of 500 rows: a few hundred pages). */
+    sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
 }
 
 const qun_store_ops_t qun_sqlite_ops = {
