@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* store_bench DIR [SECONDS]: qun's write path without HTTP.  Opens a fresh store with
  * migrations, creates a user and a group through the core API, starts the
- * group-commit writer and posts messages with qun_message_post from 64 submitter
+ * group-commit writer and posts messages with qun_message_post_text from 64 submitter
  * threads (so commits are shared), then from one (one commit per message, for
  * context).  The raw SQLite baseline (64 rows per transaction) runs first in the same
  * process against a fresh file in the same directory; every figure is printed as a
@@ -47,9 +47,9 @@ static qun_rc setup(qun_db_t *db, void *arg, qun_err_t *err) {
 /* One message, exactly the core call POST /v1/groups/{id}/messages makes. */
 static qun_rc post(qun_db_t *db, void *arg, qun_err_t *err) {
     (void)arg;
-    json_t *out = NULL;
-    qun_rc rc = qun_message_post(db, &actor, group_gid, BENCH_TEXT, &out, err);
-    json_decref(out);
+    char *out = NULL;
+    qun_rc rc = qun_message_post_text(db, &actor, group_gid, BENCH_TEXT, NULL, &out, err);
+    free(out);
     return rc;
 }
 

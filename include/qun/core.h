@@ -428,6 +428,11 @@ typedef struct {
  * QUN_FIELD_INVALID for another msgtype (a media msgtype needs a file). */
 qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
                            const qun_msg_opts_t *opts, json_t **out, qun_err_t *err);
+/* qun_message_post_ex with the message's JSON as text (compact, the bytes its event
+ * carries) into *out, owned by the caller (free): what POST .../messages answers, encoded
+ * once for both. */
+qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
+                             const qun_msg_opts_t *opts, char **out, qun_err_t *err);
 /* qun_message_post_ex with opts NULL. */
 qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text, json_t **out,
                         qun_err_t *err);

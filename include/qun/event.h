@@ -36,6 +36,10 @@ qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t
 /* qun_event_emit, and the new row's id into *id (when id is not NULL; 0 on failure). */
 qun_rc qun_event_emit_id(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
                          int64_t *id, qun_err_t *err);
+/* qun_event_emit_id with the payload already encoded (compact JSON text, borrowed):
+ * for a caller that answers with the same bytes and would otherwise encode twice. */
+qun_rc qun_event_emit_text(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
+                           const char *payload, int64_t *id, qun_err_t *err);
 /* The user id that stands for "the group's owner" in qun_event_group. */
 #define QUN_EVENT_OWNER (-1)
 /* The PostgreSQL channel an event insert notifies at commit (src/http/events.c listens). */

@@ -37,29 +37,33 @@ static qun_rc ordered(qun_db_t *db, qun_err_t *err) {
     return rc;
 }
 
-qun_rc qun_event_emit_id(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
-                         int64_t *id, qun_err_t *err) {
+qun_rc qun_event_emit_text(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
+                           const char *payload, int64_t *id, qun_err_t *err) {
     if (id) *id = 0;
-    if (!payload) return qun_fail(err, QUN_NOMEM, "cannot build the %s event", topic);
     qun_rc rc = ordered(db, err);
-    if (rc != QUN_OK) {
-        json_decref(payload);
-        return rc;
-    }
-    char *text = qun_json_dumps(payload, JSON_COMPACT);
-    json_decref(payload);
-    if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s event", topic);
+    if (rc != QUN_OK) return rc;
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
                     "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
                     "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    "szzsi", topic, group_id, user_id, text, qun_now());
-    free(text);
+                    "szzsi", topic, group_id, user_id, payload, qun_now());
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no id for the %s event", topic) : rc;
     if (id) *id = qun_q_col_int(q, 0);
     qun_q_done(q);
     appended(1);
     return QUN_OK;
+}
+
+qun_rc qun_event_emit_id(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,
+                         int64_t *id, qun_err_t *err) {
+    if (id) *id = 0;
+    if (!payload) return qun_fail(err, QUN_NOMEM, "cannot build the %s event", topic);
+    char *text = qun_json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s event", topic);
+    qun_rc rc = qun_event_emit_text(db, topic, group_id, user_id, text, id, err);
+    free(text);
+    return rc;
 }
 
 qun_rc qun_event_emit(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,

@@ -7,6 +7,7 @@
 
 #include "qun/core.h"
 #include "qun/event.h"
+#include "qun/stage.h"
 
 static bool msgtype_ok(const char *t) {
     return !t || strcmp(t, "m.text") == 0 || strcmp(t, "m.notice") == 0 || strcmp(t, "m.emote") == 0;
@@ -23,8 +24,46 @@ static json_t *file_json(const char *sha, const char *name, const char *type, in
                      (json_int_t)size);
 }
 
-qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
-                           const qun_msg_opts_t *opts, json_t **out, qun_err_t *err) {
+/* The message's JSON as the answer and its message.created event carry it, written
+ * once by hand in the bytes jansson's compact encoder gives for the same object (the
+ * recall rewrites stored answers found by their `{"group":…,"seq":…,` prefix).
+ * author_name NULL is null; msgtype NULL is left out; so is file when NULL. */
+static void message_text(qun_line_t *l, const char *gid, int64_t seq, const char *author,
+                         const char *author_name, const char *text, int64_t now, const char *msgtype,
+                         const qun_msg_file_t *file) {
+#define PUT(lit) qun_line_put(l, lit, sizeof lit - 1)
+    PUT("{\"group\":");
+    qun_line_jstr(l, gid);
+    qun_line_printf(l, ",\"seq\":%lld", (long long)seq);
+    PUT(",\"author\":");
+    qun_line_jstr(l, author);
+    PUT(",\"author_display_name\":");
+    if (author_name)
+        qun_line_jstr(l, author_name);
+    else
+        PUT("null");
+    PUT(",\"kind\":\"text\",\"text\":");
+    qun_line_jstr(l, text);
+    qun_line_printf(l, ",\"created_at\":%lld", (long long)now);
+    if (msgtype) {
+        PUT(",\"msgtype\":");
+        qun_line_jstr(l, msgtype);
+    }
+    if (file) {
+        PUT(",\"file\":{\"sha256\":");
+        qun_line_jstr(l, file->sha256);
+        PUT(",\"name\":");
+        qun_line_jstr(l, file->name);
+        PUT(",\"content_type\":");
+        qun_line_jstr(l, file->content_type);
+        qun_line_printf(l, ",\"size\":%lld}", (long long)file->size);
+    }
+    qun_line_put(l, "}", 2); /* with the terminating NUL */
+#undef PUT
+}
+
+qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
+                             const qun_msg_opts_t *opts, char **out, qun_err_t *err) {
     qun_group_t g;
     qun_q_t *q;
     const char *msgtype = opts ? opts->msgtype : NULL, *txn_id = opts ? opts->txn_id : NULL;
@@ -40,41 +79,53 @@ qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     if (msgtype && strcmp(msgtype, "m.text") == 0) msgtype = NULL; /* stored as NULL */
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
-    rc = qun_db_run(db, &q, err,
-                    "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1 RETURNING next_seq - 1", "i",
-                    g.id);
+    rc = qun_db_run(db, NULL, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1", "i", g.id);
+    if (rc != QUN_DONE) return rc;
+    rc = qun_db_run(
+        db, &q, err,
+        "SELECT g.next_seq - 1, u.display_name FROM groups g JOIN users u ON u.id = $2 WHERE g.id = $1", "ii",
+        g.id, a->uid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
     int64_t seq = qun_q_col_int(q, 0), now = qun_now();
+    size_t cap = strlen(text) + 384; /* the rest of the object fits; escapes may grow it */
+    qun_line_t l = {.p = malloc(cap), .cap = cap};
+    l.oom = !l.p;
+    message_text(&l, g.gid, seq, a->openid, qun_q_col_null(q, 1) ? NULL : qun_q_col_text(q, 1), text, now,
+                 media_type ? media_type : msgtype, file);
     qun_q_done(q);
-    rc = qun_db_run(
-        db, NULL, err,
-        "INSERT INTO messages(group_id, seq, author_id, body, created_at, msgtype, session_id, txn_id, "
-        "file_sha256, media_id, media_msgtype) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        "iiisiszssss", g.id, seq, a->uid, text, now, msgtype, a->session_id, txn_id,
-        file ? file->sha256 : NULL, file ? opts->media_id : NULL, media_type);
-    if (rc != QUN_DONE) return rc;
-    rc = qun_db_run(db, &q, err, "SELECT display_name FROM users WHERE id = $1", "i", a->uid);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    *out = json_pack("{s:s, s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "group", g.gid, "seq", (json_int_t)seq,
-                     "author", a->openid, "author_display_name",
-                     qun_q_col_null(q, 0) ? NULL : qun_q_col_text(q, 0), "kind", "text", "text", text,
-                     "created_at", (json_int_t)now, "msgtype", media_type ? media_type : msgtype);
-    qun_q_done(q);
-    if (*out && file &&
-        json_object_set_new(*out, "file",
-                            file_json(file->sha256, file->name, file->content_type, file->size))) {
-        json_decref(*out);
-        *out = NULL;
+    if (l.oom) {
+        free(l.p);
+        return qun_fail(err, QUN_NOMEM, "out of memory");
     }
-    if (!*out) return qun_fail(err, QUN_NOMEM, "out of memory");
+    /* The event first, so the message row is written once, with its stream_id. */
     int64_t id;
-    rc = qun_event_emit_id(db, "message.created", g.id, 0, json_incref(*out), &id, err);
+    rc = qun_event_emit_text(db, "message.created", g.id, 0, l.p, &id, err);
     if (rc == QUN_OK)
-        rc = qun_db_run(db, NULL, err, "UPDATE messages SET stream_id = $3 WHERE group_id = $1 AND seq = $2",
-                        "iii", g.id, seq, id);
+        rc = qun_db_run(
+            db, NULL, err,
+            "INSERT INTO messages(group_id, seq, author_id, body, created_at, msgtype, session_id, "
+            "txn_id, file_sha256, media_id, media_msgtype, stream_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "iiisiszssssi", g.id, seq, a->uid, text, now, msgtype, a->session_id, txn_id,
+            file ? file->sha256 : NULL, file ? opts->media_id : NULL, media_type, id);
     if (rc == QUN_DONE) rc = QUN_OK;
-    if (rc != QUN_OK) json_decref(*out), *out = NULL;
-    return rc;
+    if (rc != QUN_OK) {
+        free(l.p);
+        return rc;
+    }
+    *out = l.p;
+    return QUN_OK;
+}
+
+qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
+                           const qun_msg_opts_t *opts, json_t **out, qun_err_t *err) {
+    char *t;
+    *out = NULL;
+    qun_rc rc = qun_message_post_text(db, a, gid, text, opts, &t, err);
+    if (rc != QUN_OK) return rc;
+    *out = json_loads(t, 0, NULL);
+    free(t);
+    return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "out of memory");
 }
 
 qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text, json_t **out,

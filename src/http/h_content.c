@@ -18,9 +18,15 @@ static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
 qun_rc h_message_post(qun_req_t *r) {
     static const qun_field_t f[] = {{"text", F_STR, true, 1, 16384, NULL}, {0}};
     qun_rc rc = qun_fields_check(r->json, f, &r->err);
-    json_t *out = NULL;
-    if (rc == QUN_OK) rc = qun_message_post(r->db, &r->actor, GID, qun_jstr(r->json, "text"), &out, &r->err);
-    return answer(r, rc, 201, out);
+    char *out = NULL;
+    if (rc == QUN_OK)
+        rc = qun_message_post_text(r->db, &r->actor, GID, qun_jstr(r->json, "text"), NULL, &out, &r->err);
+    if (rc != QUN_OK) return rc;
+    /* The answer is the event's bytes, encoded once on the writer (not again on the loop). */
+    free(r->out_text);
+    r->out_text = out;
+    r->status = 201;
+    return QUN_OK;
 }
 
 qun_rc h_message_list(qun_req_t *r) {
