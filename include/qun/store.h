@@ -64,6 +64,10 @@ bool qun_q_col_null(qun_q_t *q, int col);
 void qun_q_done(qun_q_t *q);
 /* Rows changed by the last completed statement on db. */
 int64_t qun_db_changes(qun_db_t *db);
+/* Rows inserted, updated or deleted by every statement completed on db since it was
+ * opened: an unchanged count means nothing was written in between (the writer tells
+ * an operation refused by its checks from one that failed half-way, writer.h). */
+int64_t qun_db_total_changes(qun_db_t *db);
 
 /* Run sql with no parameters (DDL, BEGIN, COMMIT ...). */
 qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err);

@@ -19,6 +19,15 @@ struct qun_wop {
     /* Called after the batch's commit with the final rc (fn's, or the commit's error). */
     void (*done)(qun_wop_t *op);
     void *arg;
+    /* Set by the submitter when fn makes every check before its first write and, once
+     * it has written, fails only when the store does (a message post): the writer runs
+     * it without a savepoint of its own, which saves copying the old image of every
+     * page it changes (two round trips on PostgreSQL).  A refusal that wrote nothing
+     * (a 4xx rc, the row count unchanged) costs the batch nothing.  Should it fail
+     * after writing, or with a 5xx rc, its half cannot be taken back alone: the batch's
+     * transaction is rolled back and every operation of it fails, as when a COMMIT
+     * fails. */
+    bool unguarded;
     qun_rc rc;
     qun_err_t err;
     qun_wop_t *next;

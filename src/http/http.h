@@ -22,18 +22,21 @@
 #define QUN_MAX_PARAMS 3
 
 enum {
-    R_AUTH = 1 << 0,    /* bearer token required */
-    R_WRITE = 1 << 1,   /* run() executes on the group-commit writer */
-    R_JSON = 1 << 2,    /* body is a JSON object (empty body reads as {}) */
-    R_RAW = 1 << 3,     /* body is raw bytes up to the upload limit */
-    R_NOIDEM = 1 << 4,  /* POST whose answer holds a secret: Idempotency-Key not replayed */
-    R_TICKET = 1 << 5,  /* with R_AUTH: without an Authorization header, ?ticket= (an event
-                         * ticket, spent on the writer) authenticates instead */
-    R_LOCKOUT = 1 << 6, /* takes a password, code or signature: brute-force locks apply (lockout.h) */
-    R_MATRIX = 1 << 7,  /* a Matrix client-server route (matrix_routes.def, h_matrix*.c): token also as
-                         * ?access_token=, Matrix errors, CORS, percent-decoded path parameters */
-    R_TXN = 1 << 8,     /* with R_MATRIX and R_WRITE: the last path parameter is a Matrix txnId, made
-                         * the request's idempotency key per session */
+    R_AUTH = 1 << 0,         /* bearer token required */
+    R_WRITE = 1 << 1,        /* run() executes on the group-commit writer */
+    R_JSON = 1 << 2,         /* body is a JSON object (empty body reads as {}) */
+    R_RAW = 1 << 3,          /* body is raw bytes up to the upload limit */
+    R_NOIDEM = 1 << 4,       /* POST whose answer holds a secret: Idempotency-Key not replayed */
+    R_TICKET = 1 << 5,       /* with R_AUTH: without an Authorization header, ?ticket= (an event
+                              * ticket, spent on the writer) authenticates instead */
+    R_LOCKOUT = 1 << 6,      /* takes a password, code or signature: brute-force locks apply (lockout.h) */
+    R_MATRIX = 1 << 7,       /* a Matrix client-server route (matrix_routes.def, h_matrix*.c): token also as
+                              * ?access_token=, Matrix errors, CORS, percent-decoded path parameters */
+    R_TXN = 1 << 8,          /* with R_MATRIX and R_WRITE: the last path parameter is a Matrix txnId, made
+                              * the request's idempotency key per session */
+    R_CHECKS_FIRST = 1 << 9, /* with R_WRITE: run() makes every check before its first write, and
+                              * after it fails only if the store does: the writer runs it without a
+                              * savepoint (qun_wop_t.unguarded, writer.h) */
 };
 
 typedef struct qun_req qun_req_t;

@@ -753,6 +753,8 @@ static void proceed(qun_req_t *r, qun_rc rc) {
     }
     if (rc == QUN_OK && !hit && (rt->flags & R_WRITE)) {
         read_end(r); /* the loop's snapshot must not outlive the hand-over to the writer */
+        /* A counted failure needs the handler's own savepoint (run_write). */
+        r->wop.unguarded = (rt->flags & R_CHECKS_FIRST) && !r->lockout;
         qun_worker_submit_write(r, run_write);
         return;
     }

@@ -117,6 +117,10 @@ int64_t qun_db_changes(qun_db_t *db) {
     return DB_OPS(db)->changes(db);
 }
 
+int64_t qun_db_total_changes(qun_db_t *db) {
+    return DB_OPS(db)->total_changes(db);
+}
+
 qun_rc qun_db_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     if (QUN_FAULT_ARMED() && strncmp(sql, "ROLLBACK", 8) != 0) {
         qun_rc rc = qun_fault_check(strcmp(sql, "COMMIT") == 0 ? QUN_FAULT_COMMIT : QUN_FAULT_STMT, err);

@@ -56,9 +56,10 @@ struct qun_db {
     unsigned gen; /* bumped on every (re)connect: prepared statements are per session */
     int nprepared;
     int64_t changes;
-    int64_t retry_at_ms; /* no new connection attempt before (monotonic ms) */
-    int backoff_ms;      /* the wait after the next failed attempt */
-    char listening[32];  /* the channel to LISTEN on again after a reconnect */
+    int64_t total_changes; /* the sum of every changes since the connection opened */
+    int64_t retry_at_ms;   /* no new connection attempt before (monotonic ms) */
+    int backoff_ms;        /* the wait after the next failed attempt */
+    char listening[32];    /* the channel to LISTEN on again after a reconnect */
     /* Transaction locks (and NOTIFYs) the open transaction already holds (queued), so a
      * batch of 500 writes pays one round trip for them, not 500.  Those taken since the
      * savepoint (index >= sp_mark) go when it is rolled back, as the server drops them. */
@@ -136,8 +137,10 @@ static qun_rc pg_fail(qun_db_t *db, PGresult *r, qun_err_t *err, const char *wha
 
 static void note_changes(qun_db_t *db, PGresult *r) {
     const char *st = PQcmdStatus(r);
-    if (strncmp(st, "INSERT", 6) == 0 || strncmp(st, "UPDATE", 6) == 0 || strncmp(st, "DELETE", 6) == 0)
+    if (strncmp(st, "INSERT", 6) == 0 || strncmp(st, "UPDATE", 6) == 0 || strncmp(st, "DELETE", 6) == 0) {
         db->changes = strtoll(PQcmdTuples(r), NULL, 10);
+        db->total_changes += db->changes;
+    }
 }
 
 /* Transaction bookkeeping for statements run through exec (BEGIN/COMMIT/ROLLBACK). */
@@ -471,6 +474,10 @@ static int64_t pg_changes(qun_db_t *db) {
     return db->changes;
 }
 
+static int64_t pg_total_changes(qun_db_t *db) {
+    return db->total_changes;
+}
+
 static void backoff(int attempt) {
     long ms = 20L << (attempt < 6 ? attempt : 6); /* 20 ms .. 1.3 s */
     ms += rand() % (ms / 2 + 1);
@@ -613,6 +620,7 @@ const qun_store_ops_t qun_pg_ops = {
     .col_null = pg_col_null,
     .done = pg_done,
     .changes = pg_changes,
+    .total_changes = pg_total_changes,
     .exec = pg_exec,
     .txn = pg_txn,
     .savepoint = pg_savepoint,

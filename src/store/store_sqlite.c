@@ -275,6 +275,10 @@ static int64_t sq_changes(qun_db_t *db) {
     return sqlite3_changes64(db->h);
 }
 
+static int64_t sq_total_changes(qun_db_t *db) {
+    return sqlite3_total_changes64(db->h);
+}
+
 static qun_rc sq_txn(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err) {
     qun_rc rc = QUN_CONFLICT_RETRY;
     for (int attempt = 0; attempt < 5 && rc == QUN_CONFLICT_RETRY; attempt++) {
@@ -394,6 +398,7 @@ const qun_store_ops_t qun_sqlite_ops = {
     .col_null = sq_col_null,
     .done = sq_done,
     .changes = sq_changes,
+    .total_changes = sq_total_changes,
     .exec = sq_exec,
     .txn = sq_txn,
     .savepoint = sq_savepoint,

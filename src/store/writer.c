@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Group commit: a single writer thread batches queued operations into one
- * transaction, one savepoint per operation, and one COMMIT (synchronous=FULL, so one
- * fsync) per batch.  An operation's done callback runs only after the commit that
- * made it durable, which is what lets the HTTP layer acknowledge a write. */
+ * transaction, one savepoint per operation (none for an operation marked unguarded,
+ * writer.h), and one COMMIT (synchronous=FULL, so one fsync) per batch.  An operation's done callback runs
+ * only after the commit that made it durable, which is what lets the HTTP layer acknowledge a write. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -74,6 +74,17 @@ static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
     }
     for (qun_wop_t *op = batch; op; op = op->next) {
         op->err.msg[0] = op->err.field[0] = '\0';
+        if (op->unguarded) {
+            int64_t written = qun_db_total_changes(w->db);
+            op->rc = op->fn(w->db, op->arg, &op->err);
+            if (op->rc == QUN_OK || (qun_rc_status(op->rc) < 500 && qun_db_total_changes(w->db) == written))
+                continue;
+            qun_log(op->rc == QUN_STORAGE_FULL ? "warn" : "error",
+                    "writer: an operation without a savepoint failed: %s", op->err.msg);
+            qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
+            fail_all(batch, broken(op->rc), &op->err);
+            return;
+        }
         op->rc = qun_db_savepoint(w->db, &op->err);
         if (op->rc == QUN_OK) op->rc = op->fn(w->db, op->arg, &op->err);
         if ((rc = qun_db_release(w->db, op->rc == QUN_OK, &err)) != QUN_OK) {
