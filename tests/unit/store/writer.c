@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of src/store/writer.c: concurrent submitters share commits (group
- * commit), a failing operation rolls back only itself, and done runs after commit.
+ * commit), a failing operation rolls back only itself (an unguarded one that fails
+ * after writing takes its batch with it), and done runs after commit.
  * The same cases run on PostgreSQL when QUN_TEST_PG holds a connection string
  * (postgres://...; see tests/pg/cluster.sh to start a throwaway cluster), and are
  * skipped with a message otherwise. */
@@ -135,6 +136,100 @@ static void commit_announces_jobs(void) {
     w = NULL;
 }
 
+/* ---- operations without a savepoint (qun_wop_t.unguarded) ---- */
+
+typedef struct {
+    qun_wop_t op;
+    int64_t v;         /* the row it inserts, 0: none */
+    qun_rc then;       /* what it returns after that */
+    atomic_bool *done; /* set by its done callback */
+} uop_t;
+
+static atomic_bool gate_open, gate_running;
+
+static qun_rc gate_fn(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)db, (void)arg, (void)err;
+    atomic_store(&gate_running, true);
+    while (!atomic_load(&gate_open))
+        usleep(1000);
+    return QUN_OK;
+}
+
+static qun_rc uop_fn(qun_db_t *db, void *arg, qun_err_t *err) {
+    uop_t *u = arg;
+    if (u->v) {
+        qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO unit_writer(v) VALUES ($1)", "i", u->v);
+        if (rc != QUN_DONE) return rc;
+    }
+    return u->then == QUN_OK ? QUN_OK : qun_fail(err, u->then, "refused");
+}
+
+static void uop_done(qun_wop_t *op) {
+    atomic_store(((uop_t *)op->arg)->done, true);
+}
+
+/* Run ops[0..n) as one batch: they are queued while a first operation, in the batch
+ * before, holds the writer. */
+static void one_batch(uop_t *ops, int n) {
+    atomic_bool done[16] = {0}, gate_done = false;
+    uop_t gate = {.op = {.fn = gate_fn, .done = uop_done}, .done = &gate_done};
+    gate.op.arg = &gate;
+    atomic_store(&gate_open, false);
+    atomic_store(&gate_running, false);
+    qun_writer_submit(w, &gate.op);
+    while (!atomic_load(&gate_running))
+        usleep(1000);
+    for (int i = 0; i < n; i++) {
+        ops[i].op.fn = uop_fn;
+        ops[i].op.done = uop_done;
+        ops[i].op.arg = &ops[i];
+        ops[i].done = &done[i];
+        qun_writer_submit(w, &ops[i].op);
+    }
+    atomic_store(&gate_open, true);
+    for (int i = 0; i < n; i++)
+        while (!atomic_load(&done[i]))
+            usleep(1000);
+    while (!atomic_load(&gate_done))
+        usleep(1000);
+}
+
+/* An unguarded operation refused by its checks (a 4xx before any write) costs its batch
+ * nothing; one that fails after writing, or with a server-side error, takes its whole
+ * batch with it: nothing of the batch is kept and the others fail as after a failed
+ * COMMIT, never acknowledged. */
+static void unguarded_ops(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_writer", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "CREATE TABLE unit_writer(v INTEGER)", &err) == QUN_OK);
+    CHECK(qun_writer_start(db, 64, &w, &err) == QUN_OK);
+    uop_t a[] = {{.v = 1},
+                 {.op.unguarded = true, .then = QUN_FORBIDDEN_ROLE},
+                 {.op.unguarded = true, .v = 2},
+                 {.v = 3, .then = QUN_BAD_REQUEST}};
+    one_batch(a, 4);
+    CHECK(a[0].op.rc == QUN_OK && a[1].op.rc == QUN_FORBIDDEN_ROLE && a[2].op.rc == QUN_OK &&
+          a[3].op.rc == QUN_BAD_REQUEST);
+    uop_t b[] = {{.v = 4}, {.op.unguarded = true, .v = 5, .then = QUN_BAD_REQUEST}, {.v = 6}};
+    one_batch(b, 3);
+    CHECK(b[0].op.rc == QUN_UNAVAILABLE && b[1].op.rc == QUN_BAD_REQUEST && b[2].op.rc == QUN_UNAVAILABLE);
+    uop_t c[] = {{.v = 7}, {.op.unguarded = true, .then = QUN_STORE}};
+    one_batch(c, 2);
+    CHECK(c[0].op.rc == QUN_UNAVAILABLE && c[1].op.rc == QUN_STORE);
+    uop_t d[] = {{.op.unguarded = true, .v = 8}};
+    one_batch(d, 1); /* and the writer goes on */
+    CHECK(d[0].op.rc == QUN_OK);
+    qun_writer_stop(w);
+    w = NULL;
+    CHECK(qun_db_open(conn, false, false, &db, &err) == QUN_OK);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_writer") == 3);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_writer WHERE v IN (1, 2, 8)") == 3);
+    CHECK(qun_db_exec(db, "DROP TABLE unit_writer", &err) == QUN_OK);
+    qun_db_close(db);
+}
+
 static void remove_sqlite_files(void) {
     char side[64];
     unlink(sqlite_path);
@@ -153,6 +248,10 @@ static void survivors_after_reopen_pg(void) {
     survivors_after_reopen();
 }
 
+static void unguarded_ops_pg(void) {
+    unguarded_ops();
+}
+
 static void commit_announces_jobs_pg(void) {
     atomic_store(&told_count, 0);
     commit_announces_jobs();
@@ -166,6 +265,7 @@ int main(void) {
     RUN(group_commit);
     RUN(survivors_after_reopen);
     RUN(commit_announces_jobs);
+    RUN(unguarded_ops);
     remove_sqlite_files();
 
     conn = getenv("QUN_TEST_PG");
@@ -173,6 +273,7 @@ int main(void) {
         RUN(group_commit_pg);
         RUN(survivors_after_reopen_pg);
         RUN(commit_announces_jobs_pg);
+        RUN(unguarded_ops_pg);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
