@@ -27,7 +27,8 @@
 #include "qun/verify.h"
 
 #define CODE_DIGITS 8
-#define RESEND_AFTER 60        /* seconds between two codes to one address */
+#define RESEND_AFTER 60        /* seconds between two codes of one account */
+#define CODES_PER_DAY 10       /* codes one account may have mailed in 24 hours */
 #define INVITE_TTL (7 * 86400) /* seconds an invitation by mail stays valid */
 
 /* ---- language ---- */
@@ -122,6 +123,26 @@ static void code_hash(char out[65], const char *salt, const char *code) {
     sodium_memzero(buf, sizeof buf);
 }
 
+/* One code a minute per account and ten a day, whatever the address: changing or
+ * removing it does not turn the server into a mailer for strangers' inboxes.  The
+ * outbox remembers what was sent after the address row is gone. */
+static qun_rc codes_allowed(qun_db_t *db, int64_t uid, int64_t now, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM mail_outbox "
+                           "WHERE user_id = $1 AND kind = 'email.verify' AND created_at > $2",
+                           "ii", uid, now - 86400);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    int64_t n = qun_q_col_int(q, 0), last = qun_q_col_int(q, 1);
+    qun_q_done(q);
+    if (last > now - RESEND_AFTER)
+        return qun_fail(err, QUN_EMAIL_CODE_TOO_SOON, "a code went out %lld seconds ago",
+                        (long long)(now - last));
+    if (n >= CODES_PER_DAY)
+        return qun_fail(err, QUN_EMAIL_CODE_LIMIT, "%d codes went out in the last 24 hours", CODES_PER_DAY);
+    return QUN_OK;
+}
+
 qun_rc qun_email_set(qun_db_t *db, const qun_actor_t *a, const char *address, const char *lang, json_t **out,
                      qun_err_t *err) {
     if (!qun_email_valid(address))
@@ -136,19 +157,17 @@ qun_rc qun_email_set(qun_db_t *db, const qun_actor_t *a, const char *address, co
     if (rc == QUN_ROW) {
         bool same = strcasecmp(qun_q_col_text(q, 0), address) == 0;
         bool verified = !qun_q_col_null(q, 1);
-        int64_t sent = qun_q_col_null(q, 5) ? 0 : qun_q_col_int(q, 5);
         if (same && verified) { /* nothing to verify again */
             *out = email_json(q);
             qun_q_done(q);
             return *out ? QUN_OK : qun_fail(err, QUN_NOMEM, "cannot build the answer");
         }
         qun_q_done(q);
-        if (same && sent > now - RESEND_AFTER)
-            return qun_fail(err, QUN_EMAIL_CODE_TOO_SOON, "a code went to this address %lld seconds ago",
-                            (long long)(now - sent));
     } else if (rc != QUN_DONE) {
         return rc;
     }
+    rc = codes_allowed(db, a->uid, now, err);
+    if (rc != QUN_OK) return rc;
     /* The person's language, when they never chose one, is the one they asked in. */
     rc = qun_db_run(db, NULL, err, "UPDATE users SET lang = $2 WHERE id = $1 AND lang IS NULL", "is", a->uid,
                     lang ? lang : "en");

@@ -160,6 +160,8 @@ def test_an_address_is_verified_by_the_code_mailed_to_it(srv, smtp):
     expect(ann.post("/v1/me/email", {"address": address_of(ann)}), 202)
     # A second code within the minute is refused; the first one is still the one to type.
     expect(ann.post("/v1/me/email", {"address": address_of(ann)}), 429, "EMAIL_CODE_TOO_SOON")
+    # Nor to another address: an account cannot make the server mail a stream of strangers.
+    expect(ann.post("/v1/me/email", {"address": "stranger@example.test"}), 429, "EMAIL_CODE_TOO_SOON")
     m = smtp.wait(address_of(ann), "email.verify")[0]
     assert m["From"].addresses[0].addr_spec == "qun@example.test"
     assert m["Message-ID"].endswith("@example.test>")
@@ -190,6 +192,21 @@ def test_an_address_is_verified_by_the_code_mailed_to_it(srv, smtp):
     assert params == [("{}",)]
     assert expect(ann.delete("/v1/me/email"), 200) == {"deleted": True}
     expect(ann.delete("/v1/me/email"), 404, "EMAIL_NOT_FOUND")
+
+
+def test_an_account_has_at_most_ten_codes_a_day_whatever_the_address(srv, smtp):
+    eve = register(srv.url)
+    for i in range(10):
+        expect(eve.post("/v1/me/email", {"address": f"target{i}@example.test"}), 202)
+        smtp.wait(f"target{i}@example.test", "email.verify")  # a change drops mail not yet sent
+        expect(eve.post("/v1/test/clock", {"advance": 61}), 200)
+    # Removing the address does not reset the count.
+    assert expect(eve.delete("/v1/me/email"), 200) == {"deleted": True}
+    expect(eve.post("/v1/me/email", {"address": "target10@example.test"}), 429, "EMAIL_CODE_LIMIT")
+    assert not smtp.to("target10@example.test")
+    expect(eve.post("/v1/test/clock", {"advance": 86400}), 200)
+    expect(eve.post("/v1/me/email", {"address": "target10@example.test"}), 202)
+    smtp.wait("target10@example.test", "email.verify")
 
 
 def test_wrong_codes_lock_the_account_like_wrong_passwords(srv, smtp):
@@ -392,6 +409,47 @@ def test_an_smtp_server_that_is_down_delays_mail_without_losing_it_or_slowing_re
         sent = int(re.search(r"^qun_mail_sent_total (\d+)$", metrics, re.M).group(1))
         failed = int(re.search(r"^qun_mail_failures_total (\d+)$", metrics, re.M).group(1))
         assert sent == 2 and failed >= 1, metrics
+    finally:
+        stop_clean(s)
+        down.stop()
+
+
+def test_mail_that_runs_out_of_attempts_goes_dead_and_a_new_code_can_be_asked():
+    down = Smtp()  # nothing listens on its port until the end
+    s = Server(env={"QUN_TEST_CLOCK": "1"},
+               extra=["--set", f"smtp_url=smtp://127.0.0.1:{down.port}", "--set", "smtp_from=qun@example.test",
+                      "--set", "smtp_backoff_base=1", "--set", "smtp_max_attempts=2"]).start()
+    try:
+        ann = register(s.url)
+        expect(ann.post("/v1/me/email", {"address": address_of(ann)}), 202)
+
+        def outbox():
+            db = sqlite3.connect(os.path.join(s.data, "qun.db"))
+            try:
+                return db.execute("SELECT state, attempts FROM mail_outbox WHERE to_addr = ? ORDER BY id",
+                                  (address_of(ann),)).fetchall()
+            finally:
+                db.close()
+
+        deadline = time.time() + 20
+        while outbox()[0][0] != "dead":
+            assert time.time() < deadline, (outbox(), s.read_log()[-2000:])
+            expect(ann.post("/v1/test/clock", {"advance": 30}), 200)  # past the backoff
+            time.sleep(0.2)
+        assert outbox() == [("dead", 2)]
+        metrics = requests.get(s.url + "/metrics", timeout=10).text
+        assert re.search(r"^qun_mail_dead_total 1$", metrics, re.M), metrics
+        assert int(re.search(r"^qun_mail_failures_total (\d+)$", metrics, re.M).group(1)) == 2, metrics
+        # The relay comes back: the dead mail stays dead, and asking again sends a new code.
+        down.start()
+        expect(ann.post("/v1/test/clock", {"advance": 120}), 200)
+        expect(ann.post("/v1/me/email", {"address": address_of(ann)}), 202)
+        m = down.wait(address_of(ann), "email.verify", timeout=20)
+        time.sleep(1)
+        assert len(down.to(address_of(ann), "email.verify")) == 1
+        assert [r[0] for r in outbox()] == ["dead", "sent"]
+        code = re.search(r"\b(\d{8})\b", str(m[0]["Subject"])).group(1)
+        expect(ann.post("/v1/me/email/verify", {"code": code}), 200)
     finally:
         stop_clean(s)
         down.stop()

@@ -71,7 +71,8 @@ addWords({
     'error.EMAIL_NOT_FOUND': 'You have no mail address yet.',
     'error.EMAIL_CODE_INVALID': 'That code is not the one we sent. Check the mail and try again.',
     'error.EMAIL_CODE_EXPIRED': 'No code is waiting, or it expired. Ask for a new one.',
-    'error.EMAIL_CODE_TOO_SOON': 'A code was just sent to this address. Wait a minute before asking again.',
+    'error.EMAIL_CODE_TOO_SOON': 'A code was just sent. Wait a minute before asking again.',
+    'error.EMAIL_CODE_LIMIT': 'Ten codes were sent today. Try again tomorrow.',
     'error.EMAIL_INVITE_INVALID': 'This invitation link is unknown, already used or expired. Ask for a new one.',
   },
   zh: {
@@ -134,7 +135,8 @@ addWords({
     'error.EMAIL_NOT_FOUND': '你还没有邮箱地址。',
     'error.EMAIL_CODE_INVALID': '验证码不正确。请检查邮件后重试。',
     'error.EMAIL_CODE_EXPIRED': '没有待验证的验证码，或已过期。请重新获取。',
-    'error.EMAIL_CODE_TOO_SOON': '刚刚已向此邮箱发送验证码。请一分钟后再试。',
+    'error.EMAIL_CODE_TOO_SOON': '刚刚已发送验证码。请一分钟后再试。',
+    'error.EMAIL_CODE_LIMIT': '今天已发送十次验证码。请明天再试。',
     'error.EMAIL_INVITE_INVALID': '此邀请链接无效、已使用或已过期。请重新索取。',
   },
 });
