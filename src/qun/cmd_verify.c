@@ -429,8 +429,10 @@ int qun_cmd_totp(qun_cli_t *c, int argc, char **argv) {
 
 /* ---- passkeys ---- */
 
-/* passkeys [list] | passkeys remove <id>: the caller's passkeys (registered in the
- * console; the CLI's own form of a device key is its key file). */
+/* passkeys [list] | passkeys remove <id> [--password P]: the caller's passkeys
+ * (registered in the console; the CLI's own form of a device key is its key file).
+ * Removing one takes away a way to approve, so the server asks the password again:
+ * --password, else QUN_PASSWORD, else asked without echo. */
 int qun_cmd_passkeys(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL, *it;
@@ -438,9 +440,11 @@ int qun_cmd_passkeys(qun_cli_t *c, int argc, char **argv) {
     char path[512], line[600], t1[32], t2[32];
     int rc;
     if (argc >= 1 && strcmp(argv[0], "remove") == 0) {
-        rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "passkeys remove <id>", &a);
+        static const qun_opt_t opts[] = {{"--password", NULL, true}, {0}};
+        rc = qun_args_parse(argc - 1, argv + 1, opts, 1, 1, "passkeys remove <id> [--password P]", &a);
         if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/me/passkeys/%s", a.pos[0]);
-        if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
+        qun_proofs_t proofs = {.password = a.val[0], .eager_password = true};
+        if (rc == QUN_EXIT_OK) rc = qun_send_proved(c, "DELETE", path, json_object(), &proofs, &out);
         if (rc != QUN_EXIT_OK) return rc;
         if (c->json)
             qun_print_json(out ? out : json_object());
@@ -450,7 +454,8 @@ int qun_cmd_passkeys(qun_cli_t *c, int argc, char **argv) {
         return QUN_EXIT_OK;
     }
     if (argc >= 1 && strcmp(argv[0], "list") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun passkeys [list] | qun passkeys remove <id>");
+        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
+                            "usage: qun passkeys [list] | qun passkeys remove <id> [--password P]");
     rc = qun_args_parse(argc > 0 ? argc - 1 : 0, argv + (argc > 0), NULL, 0, 0, "passkeys [list]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", "/v1/me/passkeys", NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;

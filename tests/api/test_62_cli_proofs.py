@@ -221,11 +221,16 @@ def test_passkeys_list_and_remove(calm, tmp_path):
     listed = d.ok("passkeys").stdout
     assert pk["id"] in listed and "(this device)" in listed and d.device_id in listed and "never" in listed
     assert [p["id"] for p in d.json("passkeys", "list")["items"]] == [pk["id"]]
-    assert f"removed the passkey {pk['id']}" in d.ok("passkeys", "remove", pk["id"]).stdout
+    # Removing takes away a way to approve: the password again, refused when wrong.
+    d.fails("BAD_CREDENTIALS", "passkeys", "remove", pk["id"], "--password", "wrong horse")
+    assert [p["id"] for p in d.json("passkeys", "list")["items"]] == [pk["id"]]
+    assert f"removed the passkey {pk['id']}" in d.ok("passkeys", "remove", pk["id"],
+                                                     env={"QUN_PASSWORD": PASSWORD}).stdout
     assert d.json("passkeys")["items"] == []
-    r = d.fails("PASSKEY_NOT_FOUND", "passkeys", "remove", pk["id"])
+    r = d.fails("PASSKEY_NOT_FOUND", "passkeys", "remove", pk["id"], "--password", PASSWORD)
     assert "That passkey does not exist" in r.stderr
-    r = d.fails("PASSKEY_NOT_FOUND", "passkeys", "remove", pk["id"], env={"LANG": "zh_CN.UTF-8"})
+    r = d.fails("PASSKEY_NOT_FOUND", "passkeys", "remove", pk["id"], "--password", PASSWORD,
+                env={"LANG": "zh_CN.UTF-8"})
     assert "该通行密钥不存在" in r.stderr
     d.fails("USAGE", "passkeys", "forget", exit=2)
 
