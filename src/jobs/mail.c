@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "qun/idle.h"
 #include "qun/mail.h"
 #include "qun/notify.h"
 #include "qun/outbox.h"
@@ -41,9 +42,7 @@ struct qun_mail {
     qun_db_t *db;
     qun_writer_t *writer;
     pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stopping;
+    qun_idle_t idle; /* rest between rounds; stop */
 };
 
 typedef struct {
@@ -245,13 +244,6 @@ static void mails_free(mail_t *ms, int n) {
     }
 }
 
-static bool stopping(qun_mail_t *m) {
-    pthread_mutex_lock(&m->mu);
-    bool s = m->stopping;
-    pthread_mutex_unlock(&m->mu);
-    return s;
-}
-
 /* Send one batch of due mail and record the outcomes; *n = attempts made. */
 static qun_rc deliver(qun_mail_t *o, int *n, qun_err_t *err) {
     static mail_t ms[BATCH]; /* only this thread delivers */
@@ -277,7 +269,7 @@ static qun_rc deliver(qun_mail_t *o, int *n, qun_err_t *err) {
         return rc == QUN_DONE ? QUN_OK : rc;
     }
     int done = 0;
-    for (; done < *n && !stopping(o); done++)
+    for (; done < *n && !qun_idle_stopping(&o->idle); done++)
         send_one(&ms[done]);
     record_t r = {ms, done, 0};
     rc = done ? qun_writer_run(o->writer, record_txn, &r, err) : QUN_OK;
@@ -294,26 +286,14 @@ static qun_rc deliver(qun_mail_t *o, int *n, qun_err_t *err) {
     return rc;
 }
 
-static void idle(qun_mail_t *m) {
-    pthread_mutex_lock(&m->mu);
-    if (!m->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += IDLE_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&m->cv, &m->mu, &ts);
-    }
-    pthread_mutex_unlock(&m->mu);
-}
-
 static void *mail_main(void *arg) {
     qun_mail_t *m = arg;
     qun_err_t err = {{0}, {0}};
-    while (!stopping(m)) {
+    while (!qun_idle_stopping(&m->idle)) {
         int sent = 0;
         qun_rc rc = deliver(m, &sent, &err);
         if (rc != QUN_OK) qun_log("warn", "mail delivery: %s %s", qun_rc_name(rc), err.msg);
-        if (rc != QUN_OK || sent < BATCH) idle(m);
+        if (rc != QUN_OK || sent < BATCH) qun_idle_rest(&m->idle, IDLE_MS);
     }
     return NULL;
 }
@@ -333,8 +313,7 @@ qun_rc qun_mail_start(const char *db_path, qun_writer_t *writer, qun_mail_t **ou
         return rc;
     }
     m->writer = writer;
-    pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
+    qun_idle_init(&m->idle);
     pthread_create(&m->thread, NULL, mail_main, m);
     qun_log("info", "mail: sending notifications as %s", qun_notify_cfg.smtp_from);
     *out = m;
@@ -343,14 +322,10 @@ qun_rc qun_mail_start(const char *db_path, qun_writer_t *writer, qun_mail_t **ou
 
 void qun_mail_stop(qun_mail_t *m) {
     if (!m) return;
-    pthread_mutex_lock(&m->mu);
-    m->stopping = true;
-    pthread_cond_signal(&m->cv);
-    pthread_mutex_unlock(&m->mu);
+    qun_idle_stop(&m->idle);
     pthread_join(m->thread, NULL);
     qun_db_close(m->db);
-    pthread_mutex_destroy(&m->mu);
-    pthread_cond_destroy(&m->cv);
+    qun_idle_destroy(&m->idle);
     free(m);
     curl_global_cleanup();
 }

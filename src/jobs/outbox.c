@@ -30,6 +30,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "qun/idle.h"
 #include "qun/outbox.h"
 #include "qun/util.h"
 #include "qun/version.h"
@@ -52,9 +53,7 @@ struct qun_outbox {
     CURLM *multi;    /* keeps connections to receivers alive between batches */
     int64_t scanned; /* outbox ids up to here have their deliveries */
     pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stopping;
+    qun_idle_t idle; /* rest between rounds; stop */
 };
 
 /* One attempt of one delivery. */
@@ -119,25 +118,6 @@ qun_rc qun_outbox_cfg_check(qun_err_t *err) {
 }
 
 /* ---- the thread's plumbing ---- */
-
-static bool stopping(qun_outbox_t *o) {
-    pthread_mutex_lock(&o->mu);
-    bool s = o->stopping;
-    pthread_mutex_unlock(&o->mu);
-    return s;
-}
-
-static void idle(qun_outbox_t *o) {
-    pthread_mutex_lock(&o->mu);
-    if (!o->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += IDLE_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&o->cv, &o->mu, &ts);
-    }
-    pthread_mutex_unlock(&o->mu);
-}
 
 /* ---- new outbox rows become deliveries ---- */
 
@@ -269,7 +249,7 @@ static bool send_all(qun_outbox_t *o, attempt_t *as, int n) {
     for (int running = added; running > 0;) {
         if (curl_multi_perform(o->multi, &running) != CURLM_OK) break;
         if (running == 0) break;
-        if (stopping(o)) {
+        if (qun_idle_stopping(&o->idle)) {
             stopped = true;
             break;
         }
@@ -418,15 +398,15 @@ static qun_rc deliver(qun_outbox_t *o, int *n, qun_err_t *err) {
 static void *outbox_main(void *arg) {
     qun_outbox_t *o = arg;
     qun_err_t err = {{0}, {0}};
-    while (!stopping(o)) {
+    while (!qun_idle_stopping(&o->idle)) {
         int scanned = 0, sent = 0;
         qun_rc rc = scan(o, &scanned, &err);
         if (rc == QUN_OK) rc = deliver(o, &sent, &err);
         if (rc != QUN_OK) {
             qun_log("warn", "webhook delivery: %s %s", qun_rc_name(rc), err.msg);
-            idle(o);
+            qun_idle_rest(&o->idle, IDLE_MS);
         } else if (sent == 0 && scanned < SCAN) {
-            idle(o);
+            qun_idle_rest(&o->idle, IDLE_MS);
         }
     }
     return NULL;
@@ -456,8 +436,7 @@ qun_rc qun_outbox_start(const char *db_path, qun_writer_t *writer, qun_outbox_t 
     }
     curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)BATCH);
     o->writer = writer;
-    pthread_mutex_init(&o->mu, NULL);
-    pthread_cond_init(&o->cv, NULL);
+    qun_idle_init(&o->idle);
     pthread_create(&o->thread, NULL, outbox_main, o);
     qun_log("info", "webhooks: delivering the outbox to %d URL(s)", n);
     *out = o;
@@ -466,18 +445,14 @@ qun_rc qun_outbox_start(const char *db_path, qun_writer_t *writer, qun_outbox_t 
 
 void qun_outbox_stop(qun_outbox_t *o) {
     if (!o) return;
-    pthread_mutex_lock(&o->mu);
-    o->stopping = true;
-    pthread_cond_signal(&o->cv);
-    pthread_mutex_unlock(&o->mu);
+    qun_idle_stop(&o->idle);
     curl_multi_wakeup(o->multi);
     pthread_join(o->thread, NULL);
     curl_multi_cleanup(o->multi);
     qun_db_close(o->db);
     for (int i = 0; i < o->nurls; i++)
         free(o->urls[i]);
-    pthread_mutex_destroy(&o->mu);
-    pthread_cond_destroy(&o->cv);
+    qun_idle_destroy(&o->idle);
     free(o);
     curl_global_cleanup();
 }
