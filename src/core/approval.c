@@ -8,6 +8,7 @@
  * guardians' must be approved, and at least the policy's guardian_quorum of the
  * guardians' (default all); one rejection ends the dissolution; open rows expire with
  * the request.  Nobody approves their own request.  Each decision is ledgered. */
+#include <stdio.h>
 #include <string.h>
 
 #include "qun/core.h"
@@ -71,19 +72,37 @@ qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approv
     json_t *a = json_array();
     qun_q_t *q;
     qun_rc rc = QUN_DONE;
+    /* `from` is the pinned English (or the guardian's openid); clients say it from
+     * `from_code` and `from_params` in the reader's language. */
+    char org[256] = "";
+    if ((need->org_admin || need->school_admin) && g->org_id) {
+        rc = qun_db_run(db, &q, err, "SELECT name FROM orgs WHERE id = $1", "i", g->org_id);
+        if (rc == QUN_ROW) {
+            snprintf(org, sizeof org, "%s", qun_q_col_text(q, 0));
+            qun_q_done(q);
+        } else if (rc != QUN_DONE) {
+            json_decref(a);
+            return rc;
+        }
+        rc = QUN_DONE;
+    }
     if (need->org_admin && g->org_id)
-        json_array_append_new(a,
-                              json_pack("{s:s, s:s}", "kind", "org_admin", "from", "any admin of the org"));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:{s:s}}", "kind", "org_admin", "from",
+                                           "any admin of the org", "from_code", "org_admins", "from_params",
+                                           "org", org));
     if (need->school_admin && g->org_id)
-        json_array_append_new(
-            a, json_pack("{s:s, s:s}", "kind", "school_admin", "from", "any admin of the school"));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:{s:s}}", "kind", "school_admin", "from",
+                                           "any admin of the school", "from_code", "school_admins",
+                                           "from_params", "org", org));
     if (need->guardians) {
         rc = qun_db_run(db, &q, err, GUARDIANS_SQL, "i", g->id);
         for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "kind", "guardian", "from",
-                                               qun_q_col_text(q, 2), "for_minor", qun_q_col_text(q, 3),
-                                               "from_name", qun_q_col_text(q, 4), "for_minor_name",
-                                               qun_q_col_text(q, 5)));
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s}}", "kind",
+                                               "guardian", "from", qun_q_col_text(q, 2), "for_minor",
+                                               qun_q_col_text(q, 3), "from_name", qun_q_col_text(q, 4),
+                                               "for_minor_name", qun_q_col_text(q, 5), "from_code",
+                                               "guardian", "from_params", "guardian", qun_q_col_text(q, 4),
+                                               "minor", qun_q_col_text(q, 5)));
     }
     if (rc != QUN_DONE) {
         json_decref(a);

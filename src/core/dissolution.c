@@ -418,6 +418,18 @@ static qun_rc post_notice(qun_db_t *db, int64_t group_id, const char *stage, jso
     qun_q_done(q);
     if (full && json_object_update_missing(full, notice) != 0) json_decref(full), full = NULL;
     json_decref(notice);
+    /* Who did it by name too (display name, else username): a reader who no longer sees
+     * the members (the owner of a dissolved group) still has a name to show. */
+    const char *by = full ? json_string_value(json_object_get(full, "by")) : NULL;
+    if (by &&
+        (rc = qun_db_run(db, &q, err, "SELECT COALESCE(display_name, username) FROM users WHERE openid = $1",
+                         "s", by)) == QUN_ROW) {
+        json_object_set_new(full, "by_name", json_string(qun_q_col_text(q, 0)));
+        qun_q_done(q);
+    } else if (by && rc != QUN_DONE) {
+        json_decref(full);
+        return rc;
+    }
     char *text = full ? qun_json_dumps(full, JSON_COMPACT) : NULL;
     if (!text) {
         json_decref(full);

@@ -186,6 +186,31 @@ qun_rc qun_group_create(qun_db_t *db, const qun_actor_t *a, const char *name, co
     return *out ? QUN_OK : QUN_STORE;
 }
 
+/* The open ownership offer, shown to the two people it concerns (the owner who made it
+ * and the member it is made to) as `transfer` {from, to, their names, created_at}. */
+static qun_rc pending_transfer(qun_db_t *db, const qun_actor_t *a, const qun_group_t *g, json_t *out,
+                               qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc =
+        qun_db_run(db, &q, err,
+                   "SELECT fu.openid, fu.username, fu.display_name, tu.openid, tu.username, "
+                   "tu.display_name, t.created_at FROM transfers t JOIN users fu ON fu.id = t.from_id "
+                   "JOIN users tu ON tu.id = t.to_id WHERE t.group_id = $1 AND (t.from_id = $2 OR "
+                   "t.to_id = $2)",
+                   "ii", g->id, a->uid);
+    if (rc == QUN_DONE) return QUN_OK;
+    if (rc != QUN_ROW) return rc;
+    json_t *t = json_pack(
+        "{s:s, s:s, s:s?, s:s, s:s, s:s?, s:I}", "from", qun_q_col_text(q, 0), "from_username",
+        qun_q_col_text(q, 1), "from_display_name", qun_q_col_null(q, 2) ? NULL : qun_q_col_text(q, 2), "to",
+        qun_q_col_text(q, 3), "to_username", qun_q_col_text(q, 4), "to_display_name",
+        qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5), "created_at", (json_int_t)qun_q_col_int(q, 6));
+    qun_q_done(q);
+    if (!t) return qun_fail(err, QUN_NOMEM, "out of memory");
+    json_object_set_new(out, "transfer", t);
+    return QUN_OK;
+}
+
 qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
     qun_group_t g;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
@@ -198,7 +223,12 @@ qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t
     *out = group_json(db, g.id, a->uid, err);
     if (!*out) return QUN_STORE;
     json_object_set_new(*out, "recall_window_seconds", json_integer(v.rule[QUN_POLICY_RECALL_WINDOW].value));
-    return QUN_OK;
+    rc = pending_transfer(db, a, &g, *out, err);
+    if (rc != QUN_OK) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 qun_rc qun_group_list(qun_db_t *db, const qun_actor_t *a, int64_t after, int limit, json_t **out,

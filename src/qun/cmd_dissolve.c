@@ -124,7 +124,19 @@ static void print_approvals(FILE *f, const char *title, json_t *approvals) {
         const char *minor = qun_jstr_or(a, "for_minor_name", qun_jstr_or(a, "subject_name", NULL));
         if (!minor) minor = qun_jstr_or(a, "for_minor", qun_jstr_or(a, "subject", "?"));
         snprintf(key, sizeof key, "approval.kind.%s", kind);
-        if (strcmp(kind, "guardian") == 0 && who)
+        /* A preview's `from_code` says who decides in the reader's language (`from` is
+         * the server's pinned English). */
+        const char *code = qun_jstr_or(a, "from_code", NULL);
+        json_t *fp = json_object_get(a, "from_params");
+        char fkey[64];
+        if (code) snprintf(fkey, sizeof fkey, "approval.from.%s", code);
+        if (code && strcmp(code, "guardian") == 0)
+            fprintf(f, "  %s",
+                    qun_wf(line, sizeof line, fkey, qun_jstr_or(fp, "guardian", who ? who : "?"),
+                           qun_jstr_or(fp, "minor", minor)));
+        else if (code && qun_w_or(fkey, NULL))
+            fprintf(f, "  %s", qun_wf(line, sizeof line, fkey, qun_jstr_or(fp, "org", "?")));
+        else if (strcmp(kind, "guardian") == 0 && who)
             fprintf(f, "  %s", qun_wf(line, sizeof line, key, who, minor));
         else if (strcmp(kind, "guardian") == 0)
             fprintf(f, "  %s", qun_wf(line, sizeof line, "approval.kind.guardian_of", minor));

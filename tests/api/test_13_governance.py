@@ -140,6 +140,10 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     gid = expect(owner.post("/v1/groups", {"name": "team", "kind": "enterprise", "org": org["id"]}), 201)["id"]
     preview = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "keep"}), 200)
     assert [a["kind"] for a in preview["approvals"]] == ["org_admin"]
+    # Who decides, as a code clients put in words (the pinned `from` stays English).
+    a = preview["approvals"][0]
+    assert a["from"] == "any admin of the org"
+    assert a["from_code"] == "org_admins" and a["from_params"] == {"org": "acme"}
     st = expect(request(owner, gid, "keep"), 202)
     assert st["state"] == "review" and st["approvals"][0]["state"] == "pending"
     inbox = expect(boss.get("/v1/approvals"), 200)["items"]
@@ -203,6 +207,11 @@ def test_education_group_needs_step_up_school_admin_and_every_guardian(srv):
     # Clients show names, not openids: each guardian entry names the guardian and the child.
     names = {(a["from_name"], a["for_minor_name"]) for a in p["approvals"] if a["kind"] == "guardian"}
     assert names == {(parent.username, kid.username) for kid, parent in links}
+    coded = {(a["from_code"], a["from_params"]["guardian"], a["from_params"]["minor"]) for a in p["approvals"]
+             if a["kind"] == "guardian"}
+    assert coded == {("guardian", parent.username, kid.username) for kid, parent in links}
+    assert [(a["from_code"], a["from_params"]) for a in p["approvals"] if a["kind"] == "school_admin"] == [
+        ("school_admins", {"org": "school"})]
     assert any(r["method"] == "password" for r in p["requirements"])
     token = p["confirmation_token"]
     r = expect(teacher.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "confirmation_token": token}),

@@ -90,7 +90,17 @@ def test_declines_are_ledgered(srv):
     gid = make_group(owner, members=[heir])
     age_sessions(srv.url)
     expect(transfer(owner, gid, heir.openid), 202)
+    # The open offer shows on the group to its two people, by name, and to nobody else.
+    for c in (owner, heir):
+        t = expect(c.get(f"/v1/groups/{gid}"), 200)["transfer"]
+        assert (t["from"], t["from_username"], t["to"], t["to_username"]) == (
+            owner.openid, owner.username, heir.openid, heir.username)
+        assert t["to_display_name"] is None and isinstance(t["created_at"], int)
+    bystander = register(srv.url)
+    expect(owner.post(f"/v1/groups/{gid}/members", {"openid": bystander.openid}), 201)
+    assert "transfer" not in expect(bystander.get(f"/v1/groups/{gid}"), 200)
     assert expect(heir.post(f"/v1/groups/{gid}/transfer/decline"), 200)["state"] == "declined"
+    assert "transfer" not in expect(owner.get(f"/v1/groups/{gid}"), 200)
     assert [ev for ev, _ in history(owner, gid)][-2:] == ["transfer.proposed", "transfer.declined"]
     assert expect(owner.get(f"/v1/groups/{gid}"), 200)["owner"] == owner.openid
 

@@ -95,6 +95,8 @@ def test_pending_notice_carries_an_export_code_and_cancel_a_notice(srv):
     expect(owner.delete(f"/v1/groups/{gid}/dissolution"), 200)
     last = notices(member, gid)[-1]
     assert last["notice"] == "dissolution.cancelled" and last["by"] == owner.openid
+    # Who did it by name too, for readers who no longer see the members list.
+    assert last["by_name"] == owner.username and pending["by_name"] == owner.username
     assert expect(member.get(f"/v1/groups/{gid}"), 200)["state"] == "active"
 
 

@@ -39,6 +39,7 @@ def server_codes():
         "risk.rule.": found(r'reason\(\s*\w+, "(\w+)"', "src/core/risk.c"),
         "approval.kind.": found(r'add\(db, did, g->id, "(\w+)"', "src/core/approval.c")
         | found(r'"kind", "(\w+)"', "src/core/approval.c"),
+        "approval.from.": found(r'"from_code",\s*"(\w+)"', "src/core/approval.c"),
         "diss.rule.": found(r'"rule_code", "(\w+)"', "src/core/dissolution.c")
         | found(r'"(messages_(?:keep|delete|masked))"', "src/core/dissolution.c")
         | set(re.findall(r'"(\w+)"', re.search(r"rule_codes\[\] = \{([^}]*)\}", read("src/core/dissolution.c")).group(1))),
@@ -56,9 +57,9 @@ def console_words():
     cut = src.index("const zh = {")
     key = re.compile(r"^\s*'([\w.]+)':\s*(?:'(?:[^'\\]|\\.)+'|\"(?:[^\"\\]|\\.)+\"|`[^`]+`)", re.M)
     en, zh = set(key.findall(src[:cut])), set(key.findall(src[cut:]))
-    for path in glob.glob(os.path.join(ROOT, "web/js/views/*.js")):
+    for path in glob.glob(os.path.join(ROOT, "web/js/views/*.js")) + glob.glob(os.path.join(ROOT, "web/js/*.js")):
         text = open(path, encoding="utf-8").read()
-        for lang, block in re.findall(r"^\s*(en|zh):\s*\{(.*?)^\s*\}", text, re.M | re.S):
+        for lang, block in re.findall(r"^(?:\s*|addWords\(\{\s*)(en|zh):\s*\{(.*?)^\s*\}", text, re.M | re.S):
             (en if lang == "en" else zh).update(key.findall(block))
     return en, zh
 
@@ -77,6 +78,7 @@ def test_the_codes_are_found_at_all():
     assert {"malformed", "origin", "user_verified", "sign_count", "challenge"} <= c["passkey.reason."]
     assert {"frequency", "new_device", "linked", "anomaly", "score"} <= c["risk.rule."]
     assert {"org_admin", "school_admin", "guardian", "risk_review"} <= c["approval.kind."]
+    assert {"org_admins", "school_admins", "guardian"} <= c["approval.from."]
     assert {"messages_keep", "messages_delete", "messages_masked", "files", "exports", "grants"} <= c["diss.rule."]
     assert {"cooling_off", "notice"} <= c["diss.rule_name."]
     assert {"dissolve", "transfer", "bulk_remove", "register_device_key", "register_passkey"} <= c["action."]

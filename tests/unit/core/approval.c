@@ -124,7 +124,9 @@ static void needed_for_preview(void) {
     CHECK(qun_group_load(db, ent, &g, &err) == QUN_OK);
     CHECK(qun_approvals_needed(db, &g, &(qun_approval_needs_t){.org_admin = true}, &out, &err) == QUN_OK);
     char *s = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
-    CHECK_STR(s, "[{\"from\":\"any admin of the org\",\"kind\":\"org_admin\"}]");
+    /* `from` is pinned English; from_code and from_params are what clients say. */
+    CHECK_STR(s, "[{\"from\":\"any admin of the org\",\"from_code\":\"org_admins\",\"from_params\":{\"org\":"
+                 "\"enterprise\"},\"kind\":\"org_admin\"}]");
     free(s);
     json_decref(out);
     CHECK(qun_approvals_needed(db, &g, &(qun_approval_needs_t){0}, &out, &err) == QUN_OK);
@@ -141,6 +143,11 @@ static void needed_for_preview(void) {
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "from_name")), guardian1.username);
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "for_minor_name")), minor.username);
     CHECK_STR(json_string_value(json_object_get(json_array_get(out, 2), "from")), guardian2.openid);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(out, 0), "from_code")), "school_admins");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(out, 1), "from_code")), "guardian");
+    json_t *fp = json_object_get(json_array_get(out, 1), "from_params");
+    CHECK_STR(json_string_value(json_object_get(fp, "guardian")), guardian1.username);
+    CHECK_STR(json_string_value(json_object_get(fp, "minor")), minor.username);
     json_decref(out);
 }
 
