@@ -633,7 +633,7 @@ try {
     await owner.page.waitForSelector('#group-name');
     egid = owner.page.url().split('#/g/')[1];
     await requestDissolution(owner.page);
-    check((await owner.page.textContent('#approvals-needed')).includes("an admin of the group's organization"), 'an org admin must approve');
+    check((await owner.page.textContent('#approvals-needed')).includes('any admin of Acme Ltd'), 'an org admin must approve, the org by name (from_code)');
     await confirmWithQr(owner.page, 'Acme team', null, true); // by keyboard: Enter in the name field
     await stateIs(owner.page, 'review');
     await shot(owner.page, 'enterprise-review');
@@ -1206,12 +1206,12 @@ try {
     await page.goto(`${URL}/#/g/${planGid}`);
     await page.waitForSelector('#restore-btn');
     await page.click('#restore-btn');
-    await page.waitForSelector('#restore-password');
+    await page.waitForSelector('#step-password-input');
     await shotBoth(page, 'restore-step-up');
     await page.click('#restore-btn'); // the language switch drew the page anew
-    await page.waitForSelector('#restore-password');
-    await page.fill('#restore-password', PASSWORD);
-    await page.click('#restore-btn');
+    await page.waitForSelector('#step-password-input');
+    await page.fill('#step-password-input', PASSWORD);
+    await page.click('#step-password-go');
     await page.waitForSelector('#group-state .badge[data-state="active"]', { timeout: 15000 });
     check(await page.locator('#restore').count() === 0, 'the restore card is gone');
   });

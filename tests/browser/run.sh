@@ -4,12 +4,13 @@
 # clock on, root as server admin, lawyer as the compliance role, the repository's web/ as
 # web_root, webhooks to a closed local port with one attempt so dead letters appear,
 # mail to an aiosmtpd on a free loopback port saving into a Maildir), drive it with
-# tests/browser/console.test.mjs and notify.test.mjs in Debian's Chromium, stop qund and
+# tests/browser/console.test.mjs, notify.test.mjs and console16.test.mjs (transfer, bulk
+# removal, restore, approvals) in Debian's Chromium, stop qund and
 # aiosmtpd by their PIDs (TERM, then KILL), and name the screenshot folder.  Before that,
 # tests/browser/approve.test.mjs runs the phone approval flows with Chromium's virtual
 # authenticator; it starts and stops qund servers of its own on http://localhost:PORT,
-# the origin passkeys need.  BROWSER_TESTS picks files ("approve console notify" by
-# default).  QUND and QUN may point at other qund and qun binaries (qun acts as the phone
+# the origin passkeys need.  BROWSER_TESTS picks files ("approve console notify console16"
+# by default).  QUND and QUN may point at other qund and qun binaries (qun acts as the phone
 # when it has `qun approve`).
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,7 +24,7 @@ if [ ! -d "$REPO/tests/browser/node_modules/playwright-core" ] || [ ! -f "$REPO/
 fi
 
 rm -f "$SHOTS"/*.png 2>/dev/null || true
-TESTS=${BROWSER_TESTS:-approve console notify}
+TESTS=${BROWSER_TESTS:-approve console notify console16}
 rc=0
 case " $TESTS " in
 *" approve "*)
@@ -32,7 +33,7 @@ case " $TESTS " in
   ;;
 esac
 case " $TESTS " in
-*" console "* | *" notify "*) ;;
+*" console "* | *" notify "* | *" console16 "*) ;;
 *)
   echo "browser tests: screenshots in $SHOTS"
   exit $rc

@@ -14,6 +14,7 @@ import { loginView } from './views/auth.js';
 import { groupsView, profileView } from './views/groups.js';
 import { groupView } from './views/group.js';
 import { dissolveView, dissolutionView } from './views/dissolve.js';
+import { removeView, transferView } from './views/ownership.js';
 import { approvalsView } from './views/approvals.js';
 import { inboxLink, inboxView, inviteView, mailView, pendingInvite } from './views/inbox.js';
 import { auditView } from './views/audit.js';
@@ -37,6 +38,8 @@ const routes = [
   [/^#\/g\/([\w-]+)\/dissolve$/, dissolveView, true],
   [/^#\/g\/([\w-]+)\/dissolution$/, dissolutionView, true],
   [/^#\/g\/([\w-]+)\/audit$/, auditView, true],
+  [/^#\/g\/([\w-]+)\/transfer$/, transferView, true],
+  [/^#\/g\/([\w-]+)\/remove$/, removeView, true],
   [/^#\/admin$/, adminView, true],
   [/^#\/admin\/orgs$/, adminOrgsView, true],
   [/^#\/admin\/holds$/, adminHoldsView, true],

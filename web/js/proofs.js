@@ -511,3 +511,32 @@ export async function collectProofs(slot, reqs, opts) {
   }
   return body;
 }
+
+// Send an action with the proofs reqs name (none when reqs is null: the action is tried
+// as it is), and when the answer is a 428 that names more (a step-up, a password), add
+// those steps under slot and send again with everything proven so far — at most three
+// times.  send(proofs) makes the request; resolves with its answer, rejects with the
+// ApiError the caller shows (errorBox).
+export async function sendWithProofs(slot, reqs, opts, send) {
+  const list = h('div');
+  slot.replaceChildren(list);
+  let proofs = reqs == null ? { ...(opts.have || {}) } : await collectProofs(list, reqs, opts);
+  const first = planOf(reqs);
+  for (let round = 0; ; round++) {
+    try {
+      return await send(proofs);
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 428 || e.problem.requirements === undefined || round >= 3) throw e;
+      const done = Object.keys(proofs).map((k) => ({
+        confirmation_token: 'confirm', typed_name: 'typed_name', password: 'password', totp_code: 'totp',
+      })[k]).filter(Boolean);
+      if (proofs.challenge_id) done.push(first?.all.includes('qr') ? 'qr' : 'device_key');
+      // Steps after nothing was asked are the first ones, not "one more".
+      const firstAsk = reqs == null && round === 0;
+      const more = h('div', { id: firstAsk ? 'first-steps' : 'more-steps' + (round || '') });
+      slot.append(more);
+      proofs = await collectProofs(more, e.problem.requirements,
+        { ...opts, have: proofs, skip: done, idSuffix: firstAsk ? '' : '-more' + (round || '') });
+    }
+  }
+}

@@ -2,8 +2,8 @@
 // After a dissolution, scroll-back and account basics (issue 17):
 //   goneView       what a member sees on a dissolved group (the 410's `gone`: name, date,
 //                  what became of their data, the successor group);
-//   restoreCard    the owner's Restore button during the purge grace, with the password
-//                  step-up the server asks for (428 STEP_UP_REQUIRED);
+//   restoreCard    the owner's Restore button during the purge grace, with whatever
+//                  verification a 428 names (the password again today) as proofs.js steps;
 //   scrollBack     "Load earlier messages" above the message list, also on scrolling to
 //                  its top, through the whole history (the cursor is a seq);
 //   accountPasswordView  #/me/password: change one's password;
@@ -14,6 +14,7 @@
 import { api, enc } from '../api.js';
 import { addWords, language, t, when } from '../i18n.js';
 import { busy, errorBox, field, h, toast } from '../ui.js';
+import { sendWithProofs } from '../proofs.js';
 
 addWords({ en: {
   'gone.title': '“{name}” was dissolved',
@@ -36,7 +37,7 @@ addWords({ en: {
   'restore.title': 'Restore this group',
   'restore.intro': 'You can restore the group until {when}: members get it back as it was.',
   'restore.button': 'Restore the group',
-  'restore.password': 'Your password (needed again to restore)',
+  'restore.steps_running': 'Complete the verification below: the group is then restored by itself.',
   'restore.done': 'The group is restored.',
   'scroll.earlier': 'Load earlier messages',
   'scroll.loading': 'Loading earlier messages…',
@@ -81,7 +82,7 @@ addWords({ zh: {
   'restore.title': '恢复此群',
   'restore.intro': '你可以在 {when} 之前恢复此群：成员将原样找回它。',
   'restore.button': '恢复此群',
-  'restore.password': '你的密码（恢复需要再次输入）',
+  'restore.steps_running': '请完成下方的验证，之后群会自动恢复。',
   'restore.done': '此群已恢复。',
   'scroll.earlier': '加载更早的消息',
   'scroll.loading': '正在加载更早的消息…',
@@ -169,27 +170,33 @@ export async function restoreCard(gid, g, onRestored) {
     // the card still offers the restore; the server says whether it is too late
   }
   const slot = h('div');
-  const pwSlot = h('div');
-  let password = null;
+  const steps = h('div', { 'aria-live': 'polite' });
   const btn = h('button', { type: 'submit', id: 'restore-btn' }, t('restore.button'));
+  const why = h('p', { class: 'hint', id: 'restore-why', hidden: true }, t('restore.steps_running'));
+  btn.setAttribute('aria-describedby', why.id);
   const form = h('form', { class: 'card', id: 'restore', 'aria-labelledby': 'restore-title' },
     h('h2', { id: 'restore-title' }, t('restore.title')),
-    until ? h('p', {}, t('restore.intro', { when: when(until) })) : null, pwSlot, btn, slot);
-  form.addEventListener('submit', busy(btn, slot, async () => {
+    until ? h('p', {}, t('restore.intro', { when: when(until) })) : null, btn, why, steps, slot);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    btn.disabled = true;
+    why.hidden = false;
+    slot.replaceChildren();
     try {
-      await api.post(`/v1/groups/${enc(gid)}/restore`, password ? { password: password.value } : {});
+      // Tried as it is; whatever a 428 asks (the password again, or more) becomes steps
+      // (proofs.js) and the restore goes again by itself once they are done.
+      await sendWithProofs(steps, null, { action: 'restore', group: gid, groupName: g.name },
+        (proofs) => api.post(`/v1/groups/${enc(gid)}/restore`, proofs));
     } catch (e) {
-      if (e.code === 'STEP_UP_REQUIRED' && !password) {
-        password = h('input', { type: 'password', name: 'password', id: 'restore-password', autocomplete: 'current-password', required: true });
-        pwSlot.replaceChildren(field(t('restore.password'), password));
-        password.focus();
-        return;
-      }
-      throw e;
+      slot.replaceChildren(errorBox(e));
+      btn.disabled = false;
+      why.hidden = true;
+      btn.focus();
+      return;
     }
     toast(t('restore.done'));
     onRestored();
-  }));
+  });
   return form;
 }
 

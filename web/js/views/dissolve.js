@@ -62,7 +62,12 @@ function sourceName(source) {
 }
 
 // Who must approve, by name where the server gives one.
+// The server's `from` is pinned English; `from_code` with `from_params` is what is said.
 function approverLine(a) {
+  const fp = a.from_params || {};
+  if (a.from_code && has('approval.from.' + a.from_code) && (a.from_code !== 'guardian' || (fp.guardian && fp.minor))) {
+    return t('approval.from.' + a.from_code, fp);
+  }
   if (a.kind === 'guardian') return t('approval.kind.guardian', { guardian: a.from_name ?? a.from, minor: a.for_minor_name ?? a.for_minor });
   return has('approval.kind.' + a.kind) ? t('approval.kind.' + a.kind) : t('approval.kind.other');
 }

@@ -42,7 +42,7 @@ function noticeText(n, names) {
   if (!STAGES.includes(n.stage)) return t('notice.dissolution.other', { stage: n.stage });
   const pending = pendingNoticeText(n);
   if (pending) return pending;
-  const who = n.by ? (names.get(n.by) || n.by.slice(0, 8)) : t('notice.someone');
+  const who = n.by ? (names.get(n.by) || n.by_name || n.by.slice(0, 8)) : t('notice.someone');
   return t(`notice.dissolution.${n.stage}`, {
     by: who,
     when: n.dissolves_at ? when(n.dissolves_at) : '',
@@ -348,6 +348,8 @@ export async function groupView([gid], ctx) {
   const actions = h('ul', { class: 'actions' },
     isOwner && g.state === 'active' ? h('li', {}, h('a', { class: 'button danger', href: `#/g/${gid}/dissolve`, id: 'dissolve-link' }, t('group.dissolve'))) : null,
     g.state !== 'active' || isOwner ? h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/dissolution`, id: 'status-link' }, t('group.dissolution'))) : null,
+    isOwner && g.state === 'active' || g.transfer ? h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/transfer`, id: 'transfer-link' }, t('group.transfer'))) : null,
+    canManage && g.state === 'active' ? h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/remove`, id: 'remove-link' }, t('group.remove_members'))) : null,
     h('li', {}, h('a', { class: 'button', href: `#/g/${gid}/audit`, id: 'audit-link' }, t('group.audit'))));
 
   paintBanner();

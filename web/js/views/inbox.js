@@ -33,6 +33,7 @@ addWords({
     'inbox.role.org_admin': 'an admin of “{org}”',
     'inbox.role.risk_review': 'a server admin',
     'inbox.transfer.offered': '{from} offers you ownership of “{group}”.',
+    'inbox.open_transfer': 'Accept or decline the offer',
     'inbox.invitation.received': '{by} invited you to “{group}” as {role}.',
     'inbox.invitation.member': 'a member',
     'inbox.invitation.admin': 'an admin',
@@ -97,6 +98,7 @@ addWords({
     'inbox.role.org_admin': '「{org}」的管理员',
     'inbox.role.risk_review': '服务器管理员',
     'inbox.transfer.offered': '{from} 想把「{group}」的群主转让给你。',
+    'inbox.open_transfer': '接受或拒绝此转让',
     'inbox.invitation.received': '{by} 邀请你以{role}身份加入「{group}」。',
     'inbox.invitation.member': '成员',
     'inbox.invitation.admin': '管理员',
@@ -239,6 +241,7 @@ function sentence(n) {
 function action(n) {
   const gid = n.params?.group;
   if (n.kind === 'approval.requested') return h('a', { href: '#/approvals' }, t('inbox.open_approvals'));
+  if (n.kind === 'transfer.offered' && gid) return h('a', { href: `#/g/${enc(gid)}/transfer` }, t('inbox.open_transfer'));
   if (n.kind === 'invitation.received' || n.kind === 'dissolution.dissolved') return h('a', { href: '#/groups' }, t('inbox.open_groups'));
   if (gid) return h('a', { href: `#/g/${enc(gid)}` }, t('inbox.open_group'));
   return null;
