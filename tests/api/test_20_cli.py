@@ -350,3 +350,19 @@ def test_each_post_gets_a_fresh_key_and_double_dash_ends_options(alice):
     alice.ok("post", gid, "--", "--not-an-option")  # a reused key would replay, not post
     texts = [m["text"] for m in alice.json("history", gid)["items"]]
     assert texts == ["--not-an-option", "--not-an-option"]
+
+
+def test_dissolve_preview_says_who_approves_in_the_users_language(alice, bob):
+    """The preview's approver comes from from_code with the org's name, in English and in
+    Chinese (LC_ALL), never as the server's pinned English `from`."""
+    token = {"Authorization": "Bearer " + alice.token()}
+    org = expect(requests.post(f"{alice.url}/v1/orgs", json={"name": "Acme 艾克米", "kind": "enterprise"},
+                               headers=token, timeout=30), 201)
+    gid = expect(requests.post(f"{alice.url}/v1/groups", json={"name": "Team", "kind": "enterprise", "org": org["id"]},
+                               headers=token, timeout=30), 201)["id"]
+    r = alice.fails("CONFIRMATION_MISMATCH", "dissolve", gid, "--messages", "keep", input="",
+                    env={"LC_ALL": "C.UTF-8"})
+    assert "any admin of Acme 艾克米" in r.stdout and "any admin of the org" not in r.stdout
+    r = alice.fails("CONFIRMATION_MISMATCH", "dissolve", gid, "--messages", "keep", input="",
+                    env={"LC_ALL": "zh_CN.UTF-8"})
+    assert "“Acme 艾克米”的任意一位管理员" in r.stdout
