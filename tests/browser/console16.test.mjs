@@ -20,50 +20,18 @@
 // showing null/undefined/NaN, a console error or an uncaught page error fails.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  DESKTOP, PASSWORD, PHONE, URL, api, apiUser, axeCheck, check, finish, launch, noErrors, person, run, step,
+} from './harness.mjs';
 
-const URL = process.env.QUN_URL;
 const SHOTS = process.env.SHOTS || 'build/screenshots';
 const QUN = process.env.QUN || '';
-const AXE = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'node_modules/axe-core/axe.min.js'), 'utf8');
-const PASSWORD = 'correct horse battery';
 if (!URL || !QUN) throw new Error('run through tests/browser/run.sh (QUN_URL and QUN)');
 mkdirSync(SHOTS, { recursive: true });
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
-const errors = [];
 let shots = 0;
-let axeRuns = 0;
-let failures = 0;
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failures++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-    throw e;
-  }
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-async function axeCheck(page, name) {
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
-  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running'));
-  const v = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
-    .violations.map((x) => `${x.impact} ${x.id}: ${x.help} — ${x.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`));
-  axeRuns++;
-  check(v.length === 0, `${name}: axe-core violations:\n  ${v.join('\n  ')}`);
-}
 
 // Desktop and phone width, axe-core at both; a Chinese page must not show English
 // sentences of the server, keys or openids.
@@ -85,20 +53,6 @@ async function shot(page, name) {
   await page.setViewportSize(DESKTOP);
 }
 
-async function api(method, path, body, token) {
-  const headers = { 'Content-Type': 'application/json' };
-  if (token) headers.Authorization = 'Bearer ' + token;
-  const res = await fetch(URL + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.status === 204 ? null : res.json();
-}
-
-async function apiUser(username) {
-  await api('POST', '/v1/users', { username, password: PASSWORD });
-  const s = await api('POST', '/v1/sessions', { username, password: PASSWORD, device_id: 'cli-' + username, platform: 'cli' });
-  return { username, token: s.token, openid: s.openid };
-}
-
 // A phone of username: a session on platform ios with a device key, driven by the qun CLI.
 async function phoneOf(username) {
   const s = await api('POST', '/v1/sessions', { username, password: PASSWORD, device_id: 'phone-' + username, platform: 'ios' });
@@ -116,19 +70,6 @@ async function phoneOf(username) {
   };
 }
 
-async function person(browser, locale, username) {
-  const context = await browser.newContext({ viewport: DESKTOP, locale });
-  const page = await context.newPage();
-  const who = { context, page, username, expect: [] };
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    if (who.expect.some((re) => re.test(m.text()))) return;
-    errors.push(`${username} console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => errors.push(`${username} page error: ${e.message}`));
-  return who;
-}
-
 async function signIn(page, username) {
   await page.goto(URL + '/#/login');
   await page.waitForSelector('#signin');
@@ -144,10 +85,7 @@ async function open(page, hash, selector) {
   await page.waitForFunction(() => !document.getElementById('view').hasAttribute('aria-busy'));
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-});
+const browser = await launch();
 try {
   // People: made through the API first (their CLI devices are the oldest), then the
   // browsers sign in, then the phones; the clock then moves 7 days and a second, so
@@ -345,16 +283,8 @@ try {
     await shot(ap, 'approval-done-zh');
   });
 
-  await step('no console errors', async () => {
-    check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
-  });
+  await noErrors();
 } catch {
   // reported by step()
-} finally {
-  await browser.close();
 }
-if (failures || errors.length) {
-  if (errors.length) console.log(errors.join('\n'));
-  process.exit(1);
-}
-console.log(`console16 browser tests passed; ${shots * 2} screenshots, ${axeRuns} axe-core checks without a violation`);
+await finish(browser, `console16 browser tests passed; ${shots * 2} screenshots, ${run.axeRuns} axe-core checks without a violation`);

@@ -12,46 +12,16 @@
 // desktop and phone width and passes axe-core.
 
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import {
+  DESKTOP, PASSWORD, PHONE, URL, api, apiUser, axeCheck, check, finish, launch, noErrors, person, run, step,
+} from './harness.mjs';
 
-const URL = process.env.QUN_URL;
 const MAILDIR = process.env.QUN_MAILDIR;
 const SHOTS = process.env.SHOTS || 'build/screenshots';
-const AXE = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'node_modules/axe-core/axe.min.js'), 'utf8');
-const PASSWORD = 'correct horse battery';
 if (!URL || !MAILDIR) throw new Error('run through tests/browser/run.sh (QUN_URL and QUN_MAILDIR)');
 mkdirSync(SHOTS, { recursive: true });
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 390, height: 844 };
-const errors = [];
 let shots = 0;
-let failures = 0;
-
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failures++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-    throw e;
-  }
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-async function axeCheck(page, name) {
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
-  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running'));
-  const v = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
-    .violations.map((x) => `${x.impact} ${x.id}: ${x.help} — ${x.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`));
-  check(v.length === 0, `${name}: axe-core violations:\n  ${v.join('\n  ')}`);
-}
 
 async function shot(page, name) {
   const n = String(++shots).padStart(2, '0');
@@ -63,20 +33,6 @@ async function shot(page, name) {
     await page.screenshot({ path: join(SHOTS, `n${n}-${name}-${w}.png`), fullPage: true });
   }
   await page.setViewportSize(DESKTOP);
-}
-
-async function api(method, path, body, token) {
-  const headers = { 'Content-Type': 'application/json' };
-  if (token) headers.Authorization = 'Bearer ' + token;
-  const res = await fetch(URL + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return res.status === 204 ? null : res.json();
-}
-
-async function apiUser(username) {
-  await api('POST', '/v1/users', { username, password: PASSWORD });
-  const s = await api('POST', '/v1/sessions', { username, password: PASSWORD, device_id: 'cli-' + username, platform: 'cli' });
-  return { username, token: s.token, openid: s.openid };
 }
 
 // ---- mail, as aiosmtpd's Maildir holds it ----
@@ -109,19 +65,6 @@ async function waitMail(address, kind, timeout = 15000) {
 
 // ---- people in the browser ----
 
-async function person(browser, locale, username) {
-  const context = await browser.newContext({ viewport: DESKTOP, locale });
-  const page = await context.newPage();
-  const who = { context, page, username, expect: [] };
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    if (who.expect.some((re) => re.test(m.text()))) return;
-    errors.push(`${username} console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => errors.push(`${username} page error: ${e.message}`));
-  return who;
-}
-
 async function signUp(page, username, waitFor = '#my-username') {
   await page.waitForSelector('#register');
   await page.fill('input[name=new-username]', username);
@@ -136,10 +79,7 @@ const unreadBadge = (page) => page.evaluate(() => {
   return b ? b.textContent : '';
 });
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 const stamp = Date.now().toString(36).slice(-5);
 try {
   const owner = await apiUser('nora' + stamp);
@@ -242,16 +182,8 @@ try {
     check((await mother.page.textContent('#approvals')).includes('class 3b'), 'the approval names the group');
   });
 
-  await step('no console errors', async () => {
-    check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
-  });
+  await noErrors();
 } catch {
   // reported by step()
-} finally {
-  await browser.close();
 }
-if (failures || errors.length) {
-  if (errors.length) console.log(errors.join('\n'));
-  process.exit(1);
-}
-console.log(`notification browser tests passed; ${shots * 2} screenshots with axe-core at both widths`);
+await finish(browser, `notification browser tests passed; ${shots * 2} screenshots with axe-core at both widths`);

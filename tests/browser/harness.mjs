@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+// What the browser tests run against run.sh's qund (QUN_URL) share: named steps that
+// count failures, checks, axe-core on a page (every violation fails), the API as a
+// test client, users made through it, a browser context per person whose console
+// errors and uncaught page errors are collected, and the end of a run (exit 1 on any
+// failure or collected error).  Used by notify.test.mjs and console16.test.mjs.
+
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const URL = process.env.QUN_URL;
+export const PASSWORD = 'correct horse battery';
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+const AXE = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'node_modules/axe-core/axe.min.js'), 'utf8');
+
+// errors: console and page errors nobody expected; failures: failed steps.
+export const run = { errors: [], failures: 0, axeRuns: 0 };
+
+export async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    run.failures++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+    throw e;
+  }
+}
+
+export function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+// The source is evaluated rather than added as a <script>: the console's
+// Content-Security-Policy rightly refuses inline scripts, and the tests keep it on.
+export async function axeCheck(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running'));
+  const v = await page.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] }))
+    .violations.map((x) => `${x.impact} ${x.id}: ${x.help} — ${x.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`));
+  run.axeRuns++;
+  check(v.length === 0, `${name}: axe-core violations:\n  ${v.join('\n  ')}`);
+}
+
+export async function api(method, path, body, token) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const res = await fetch(URL + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? null : res.json();
+}
+
+// A user made through the API, with a CLI session.
+export async function apiUser(username) {
+  await api('POST', '/v1/users', { username, password: PASSWORD });
+  const s = await api('POST', '/v1/sessions', { username, password: PASSWORD, device_id: 'cli-' + username, platform: 'cli' });
+  return { username, token: s.token, openid: s.openid };
+}
+
+// A person in a browser context of their own; errors matching who.expect are allowed.
+export async function person(browser, locale, username) {
+  const context = await browser.newContext({ viewport: DESKTOP, locale });
+  const page = await context.newPage();
+  const who = { context, page, username, expect: [] };
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (who.expect.some((re) => re.test(m.text()))) return;
+    run.errors.push(`${username} console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => run.errors.push(`${username} page error: ${e.message}`));
+  return who;
+}
+
+export function launch() {
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+// The last step of a run, then its end: exit 1 after any failure or collected error.
+export async function finish(browser, passed) {
+  await browser.close();
+  if (run.failures || run.errors.length) {
+    if (run.errors.length) console.log(run.errors.join('\n'));
+    process.exit(1);
+  }
+  console.log(passed);
+}
+
+export async function noErrors() {
+  await step('no console errors', async () => {
+    check(run.errors.length === 0, `console errors:\n${run.errors.join('\n')}`);
+  });
+}
