@@ -115,7 +115,8 @@ qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approv
 #define APPROVAL_COLS                                                                                        \
     "SELECT a.aid, a.kind, a.state, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, "             \
     "a.expires_at, a.reason, a.id, a.dissolution_id, a.approver_id, COALESCE(a.org_id, 0), d.requested_by, " \
-    "COALESCE(d.risk_id, ''), su.display_name, ru.display_name, su.username, ru.username "                   \
+    "COALESCE(d.risk_id, ''), su.display_name, ru.display_name, su.username, ru.username, g.id, "            \
+    "g.member_count, d.messages "                                                                            \
     "FROM approvals a JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id "    \
     "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
 
@@ -137,6 +138,25 @@ static json_t *approval_json(qun_q_t *q) {
     return a;
 }
 
+/* The group's messages, files (and their bytes) and payments into impact: what an
+ * approver sees before deciding (the members count comes with the row). */
+static qun_rc impact_counts(qun_db_t *db, int64_t group_id, json_t *impact, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT (SELECT COUNT(*) FROM messages WHERE group_id = $1), "
+                           "(SELECT COUNT(*) FROM group_files WHERE group_id = $1), "
+                           "(SELECT COALESCE(SUM(size), 0) FROM group_files WHERE group_id = $1), "
+                           "(SELECT COUNT(*) FROM payments WHERE group_id = $1)",
+                           "i", group_id);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    json_object_set_new(impact, "messages", json_integer(qun_q_col_int(q, 0)));
+    json_object_set_new(impact, "files", json_integer(qun_q_col_int(q, 1)));
+    json_object_set_new(impact, "file_bytes", json_integer(qun_q_col_int(q, 2)));
+    json_object_set_new(impact, "payments", json_integer(qun_q_col_int(q, 3)));
+    qun_q_done(q);
+    return QUN_DONE;
+}
+
 /* What the caller may decide: never their own request, which qun_approval_decide refuses
  * (an owner who is also the org admin would otherwise find it in their inbox). */
 qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_err_t *err) {
@@ -149,8 +169,19 @@ qun_rc qun_approval_list(qun_db_t *db, const qun_actor_t *a, json_t **out, qun_e
         "(SELECT org_id FROM org_admins WHERE user_id = $1) OR (a.kind = 'risk_review' AND $2 = 1)) "
         "ORDER BY a.id LIMIT 200",
         "ii", a->uid, (int64_t)a->is_admin);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
-        json_array_append_new(items, approval_json(q));
+    int64_t ids[200];
+    size_t n = 0;
+    for (; rc == QUN_ROW && n < 200; rc = qun_q_step(q, err)) {
+        json_t *it = approval_json(q);
+        json_object_set_new(it, "messages", json_string(qun_q_col_text(q, 23)));
+        json_object_set_new(it, "impact", json_pack("{s:I}", "members", (json_int_t)qun_q_col_int(q, 22)));
+        ids[n++] = qun_q_col_int(q, 21);
+        json_array_append_new(items, it);
+    }
+    if (rc == QUN_ROW) qun_q_done(q), rc = QUN_DONE;
+    /* What the approver decides on, in figures: counted after the list's cursor closed. */
+    for (size_t i = 0; rc == QUN_DONE && i < n; i++)
+        rc = impact_counts(db, ids[i], json_object_get(json_array_get(items, i), "impact"), err);
     if (rc != QUN_DONE) {
         json_decref(items);
         return rc;

@@ -46,6 +46,20 @@ static void print_approval(json_t *a) {
     const char *reason = qun_jstr_or(a, "reason", "");
     if (*reason) printf(", reason: %s", reason);
     putchar('\n');
+    /* What is decided on, in figures. */
+    json_t *i = json_object_get(a, "impact");
+    if (json_is_object(i)) {
+        char sz[32], n[5][24], line[400];
+        const char *k[] = {"members", "messages", "files", "payments"};
+        for (int j = 0; j < 4; j++)
+            snprintf(n[j], sizeof n[j], "%lld", (long long)qun_jint(i, k[j]));
+        qun_fmt_size(qun_jint(i, "file_bytes"), sz);
+        printf("  %s", qun_wf(line, sizeof line, "cli.approval_impact", n[0], n[1], n[2], sz, n[3]));
+        const char *m = qun_jstr_or(a, "messages", "");
+        snprintf(key, sizeof key, "cli.approval_messages.%s", m);
+        if (*m) printf(" %s", qun_w_or(key, ""));
+        putchar('\n');
+    }
 }
 
 static int approvals_list(qun_cli_t *c, int argc, char **argv) {

@@ -138,6 +138,9 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     assert org["dissolve_protection"] is True
     expect(boss.post(f"/v1/orgs/{org['id']}/admins", {"openid": owner.openid}), 204)
     gid = expect(owner.post("/v1/groups", {"name": "team", "kind": "enterprise", "org": org["id"]}), 201)["id"]
+    for i in range(3):
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": f"m{i}"}), 201)
+    expect(owner.post(f"/v1/groups/{gid}/files?name=a.txt", raw=b"0123456789"), 201)
     preview = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "keep"}), 200)
     assert [a["kind"] for a in preview["approvals"]] == ["org_admin"]
     # Who decides, as a code clients put in words (the pinned `from` stays English).
@@ -147,7 +150,12 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     st = expect(request(owner, gid, "keep"), 202)
     assert st["state"] == "review" and st["approvals"][0]["state"] == "pending"
     inbox = expect(boss.get("/v1/approvals"), 200)["items"]
-    aid = [a for a in inbox if a["group"] == gid][0]["id"]
+    mine = [a for a in inbox if a["group"] == gid][0]
+    aid = mine["id"]
+    # The approver decides on names and figures, not ids.
+    assert mine["group_name"] == "team" and mine["messages"] == "keep"
+    # Messages: the three texts, the file's message and the dissolution's notice.
+    assert mine["impact"] == {"members": 1, "messages": 5, "files": 1, "file_bytes": 10, "payments": 0}
     assert expect(outsider.get("/v1/approvals"), 200)["items"] == []
     expect(outsider.post(f"/v1/approvals/{aid}/approve", {}), 404, "APPROVAL_NOT_FOUND")
     # The owner is an org admin too, but nobody approves their own request, nor finds it

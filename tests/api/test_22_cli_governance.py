@@ -132,6 +132,11 @@ def test_approvals_list_reject_approve_and_org_protection(mk):
     listed = boss.ok("approvals", "list").stdout
     assert aid in listed and "an admin of the group's organization" in listed and owner.name in listed
     assert owner.openid not in listed
+    # What is decided on, in figures and words, in both languages.
+    assert "It affects 1 members, 1 messages, 0 files (0 B) and 0 payments." in listed
+    assert "The messages are kept read-only for the owner." in listed
+    zh = boss.ok("approvals", "list", env={"LANG": "zh_CN.UTF-8"}).stdout
+    assert "涉及 1 名成员、1 条消息、0 个文件（0 B）和 0 笔收付款。" in zh and "消息将只读保留" in zh
     # A rejection needs a reason; the owner cannot decide on their own request.
     boss.fails("USAGE", "approvals", "reject", aid, exit=2)
     owner.fails("FORBIDDEN_APPROVER", "approvals", "approve", aid)
