@@ -95,7 +95,10 @@ static qun_rc rule_frequency(qun_db_t *db, const qun_actor_t *a, int64_t now, qu
     return QUN_OK;
 }
 
-/* new_device: the request's device is young while an older device exists. */
+/* new_device: the request's device is young while an established device (itself
+ * older than new_device_age) exists. A new account's first devices are all young and
+ * say nothing about a takeover; counting them would make the rule depend on whether
+ * two registrations fell in the same second. */
 static qun_rc rule_new_device(qun_db_t *db, const qun_actor_t *a, int64_t now, qun_risk_t *r,
                               qun_err_t *err) {
     qun_q_t *q;
@@ -109,8 +112,8 @@ static qun_rc rule_new_device(qun_db_t *db, const qun_actor_t *a, int64_t now, q
     if (now - first >= qun_risk_cfg.new_device_age) return QUN_OK;
     rc = qun_db_run(db, &q, err,
                     "SELECT count(*), COALESCE(min(first_seen), 0) FROM devices WHERE user_id = $1 "
-                    "AND device_id <> $2 AND first_seen < $3",
-                    "isi", a->uid, a->device_id, first);
+                    "AND device_id <> $2 AND first_seen <= $3",
+                    "isi", a->uid, a->device_id, now - qun_risk_cfg.new_device_age);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
     int64_t others = qun_q_col_int(q, 0), oldest = qun_q_col_int(q, 1);
     qun_q_done(q);

@@ -130,6 +130,14 @@ static void test_new_device(void) {
     session(u, "nd-week", "100.65.1.2", 8 * 86400, &week); /* older than 7 days */
     eval(&week, NULL, &r);
     CHECK(reason_of(&r, "new_device") == NULL);
+    /* A new account's second device: the first is young too, so nothing is established
+     * to compare with, whether the two arrived a second or three days apart. */
+    int64_t young = user("young");
+    qun_actor_t first, second;
+    session(young, "young-1", "100.67.1.2", 3 * 86400, &first);
+    session(young, "young-2", "100.67.1.2", 3600, &second);
+    eval(&second, NULL, &r);
+    CHECK(reason_of(&r, "new_device") == NULL);
     qun_risk_clear(&r);
 }
 
