@@ -140,4 +140,21 @@ void qun_store_init(void);
  * Returns QUN_ROW (row readable on *out, call qun_q_done when finished), QUN_DONE or error. */
 qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...);
 
+/* ---- message search (store/search.c) ---- */
+/* Needles of fewer characters than this are not looked up in the text index (a trigram
+ * index holds nothing for them): the group's rows are scanned, a window at a time. */
+#define QUN_SEARCH_INDEXED 3
+/* The rows one windowed scan covers: a short needle's page costs at most this many rows. */
+#define QUN_SEARCH_WINDOW 50000
+/* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no
+ * control characters, case-folded by the backend: ASCII at least), newest first, with
+ * seq < before (0: from the newest): at most limit (1 to 200) of them into seqs[], their
+ * count into *n.  *next is where the following page starts (seq < *next), 0 when the
+ * search has reached the group's first message.  A needle of 3 characters or more goes
+ * through the backend's text index (SQLite FTS5 trigram, PostgreSQL pg_trgm); a shorter
+ * one scans at most QUN_SEARCH_WINDOW rows below before, so a page may hold fewer than
+ * limit matches (even none) while *next is set.  Returns QUN_OK or a store error. */
+qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t before, int limit,
+                     int64_t *seqs, int *n, int64_t *next, qun_err_t *err);
+
 #endif

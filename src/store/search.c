@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* Message search: the one place that knows how each backend indexes message text.
+ * SQLite keeps an FTS5 trigram index (messages_fts, migration 0029) whose triggers
+ * follow every insert, update of body and delete of a messages row; PostgreSQL keeps a
+ * pg_trgm GIN index on messages.body.  Both answer substring queries of three or more
+ * characters; a shorter needle scans the group's rows through (group_id, seq), one
+ * bounded window per call, because neither index holds anything it could look up. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qun/store.h"
+#include "qun/util.h"
+
+/* Characters (UTF-8 code points) in s. */
+static size_t chars(const char *s) {
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* s with ASCII letters lowered, and, when like, wrapped as an ILIKE pattern '%s%' with
+ * its own '%', '_' and '\' escaped; when phrase, as an FTS5 string "s" with '"'
+ * doubled.  Owned by the caller. */
+static char *needle_as(const char *s, bool like, bool phrase) {
+    char *out = qun_xmalloc(2 * strlen(s) + 3), *o = out;
+    if (like) *o++ = '%';
+    if (phrase) *o++ = '"';
+    for (; *s; s++) {
+        char c = *s;
+        if (like && (c == '%' || c == '_' || c == '\\')) *o++ = '\\';
+        if (phrase && c == '"') *o++ = '"';
+        *o++ = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    if (phrase) *o++ = '"';
+    if (like) *o++ = '%';
+    *o = '\0';
+    return out;
+}
+
+static qun_rc collect(qun_rc rc, qun_q_t *q, int64_t *seqs, int limit, int *n, qun_err_t *err) {
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err))
+        if (*n < limit) seqs[(*n)++] = qun_q_col_int(q, 0);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t before, int limit,
+                     int64_t *seqs, int *n, int64_t *next, qun_err_t *err) {
+    bool pg = strcmp(qun_db_backend(db), "sqlite") != 0;
+    bool indexed = chars(needle) >= QUN_SEARCH_INDEXED;
+    qun_q_t *q;
+    qun_rc rc = QUN_OK;
+    *n = 0;
+    *next = 0;
+    if (before <= 0 && !indexed) { /* the window starts at the newest message */
+        rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE group_id = $1",
+                        "i", group_id);
+        if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+        before = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    if (before <= 0) before = INT64_MAX;
+    int64_t floor = indexed ? 0 : (before > QUN_SEARCH_WINDOW ? before - QUN_SEARCH_WINDOW : 1);
+    char *arg = needle_as(needle, pg, !pg && indexed);
+    if (pg) {
+        /* ILIKE lets the planner choose the trigram index or the group's seq order. */
+        rc = qun_db_run(db, &q, err,
+                        "SELECT seq FROM messages WHERE group_id = $1 AND seq < $2 AND seq >= $3 "
+                        "AND kind = 'text' AND body ILIKE $4 ORDER BY seq DESC LIMIT $5",
+                        "iiisi", group_id, before, floor, arg, (int64_t)limit);
+    } else if (indexed) {
+        /* Message ids grow with seq inside a group, so the index's rowid order, walked
+         * down from the cursor's row, is the group's newest-first order. */
+        int64_t below = INT64_MAX;
+        if (before != INT64_MAX) {
+            rc = qun_db_run(db, &q, err, "SELECT id FROM messages WHERE group_id = $1 AND seq = $2", "ii",
+                            group_id, before);
+            if (rc == QUN_ROW) {
+                below = qun_q_col_int(q, 0);
+                qun_q_done(q);
+            } else if (rc == QUN_DONE) {
+                below = 0; /* no such message: nothing below it */
+            }
+        }
+        if (rc == QUN_ROW || rc == QUN_DONE || rc == QUN_OK)
+            rc = qun_db_run(db, &q, err,
+                            "SELECT m.seq FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+                            "WHERE messages_fts MATCH $1 AND messages_fts.rowid < $2 AND m.group_id = $3 "
+                            "AND m.kind = 'text' ORDER BY messages_fts.rowid DESC LIMIT $4",
+                            "siii", arg, below, group_id, (int64_t)limit);
+    } else {
+        rc = qun_db_run(db, &q, err,
+                        "SELECT seq FROM messages WHERE group_id = $1 AND seq < $2 AND seq >= $3 "
+                        "AND kind = 'text' AND instr(lower(body), $4) > 0 ORDER BY seq DESC LIMIT $5",
+                        "iiisi", group_id, before, floor, arg, (int64_t)limit);
+    }
+    free(arg);
+    rc = collect(rc, q, seqs, limit, n, err);
+    if (rc != QUN_OK) return rc;
+    if (*n == limit)
+        *next = seqs[*n - 1];
+    else if (floor > 1)
+        *next = floor;
+    return QUN_OK;
+}

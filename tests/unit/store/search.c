@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of src/store/search.c on an in-memory store: a short needle scans one
+ * bounded window of the group's rows per call and says where to go on, a long one goes
+ * through the index in one call, pages follow each other without gap or repeat, and
+ * another group's rows are never found. */
+#include <stdio.h>
+
+#include "qun/store.h"
+#include "unit.h"
+#include "unit_store.h"
+
+static qun_db_t *db;
+#define ROWS (QUN_SEARCH_WINDOW + QUN_SEARCH_WINDOW / 2)
+
+static void fill(void) {
+    qun_err_t err;
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO users(id, openid, username, pwhash, password_changed_at, created_at) "
+                      "VALUES (1, 'u_a', 'a', 'x', 0, 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO groups(id, gid, name, kind, owner_id, created_at, updated_at) VALUES "
+                      "(1, 'g_1', 'one', 'standard', 1, 0, 0), (2, 'g_2', 'two', 'standard', 1, 0, 0)",
+                      &err) == QUN_OK);
+    /* Group 1: "hit NN" at seqs 10, 20 and ROWS - 5; "filler" elsewhere; group 2 all hits. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < %d) "
+             "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+             "SELECT 1, n, 1, CASE WHEN n IN (10, 20, %d) THEN 'a 作业 hit ' || n ELSE 'filler text' END, n "
+             "FROM s",
+             ROWS, ROWS - 5);
+    CHECK(qun_db_exec(db, sql, &err) == QUN_OK);
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES "
+                      "(2, 1, 1, 'a 作业 hit', 0), (2, 2, 1, 'a 作业 hit', 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+}
+
+static void test_short_needle_windows(void) {
+    int64_t seqs[200], next;
+    int n;
+    qun_err_t err;
+    /* The first window holds the newest hit only, and says where to go on. */
+    CHECK(qun_db_search(db, 1, "作业", 0, 50, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(n == 1 && seqs[0] == ROWS - 5);
+    CHECK(next == ROWS + 1 - QUN_SEARCH_WINDOW);
+    /* The next one reaches the first message. */
+    CHECK(qun_db_search(db, 1, "作业", next, 50, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(n == 2 && seqs[0] == 20 && seqs[1] == 10 && next == 0);
+    /* A full page ends at its last seq. */
+    CHECK(qun_db_search(db, 1, "作业", 21, 1, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(n == 1 && seqs[0] == 20 && next == 20);
+    /* Every filler row has an "x": a full page, newest first. */
+    CHECK(qun_db_search(db, 1, "x", 0, 50, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(n == 50 && seqs[0] == ROWS && next == seqs[49]);
+}
+
+static void test_long_needle_index(void) {
+    int64_t seqs[200], next;
+    int n;
+    qun_err_t err;
+    CHECK(qun_db_search(db, 1, "作业 HIT", 0, 50, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(n == 3 && seqs[0] == ROWS - 5 && seqs[1] == 20 && seqs[2] == 10 && next == 0);
+    CHECK(qun_db_search(db, 1, "作业 hit", 0, 2, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(n == 2 && next == 20);
+    CHECK(qun_db_search(db, 1, "作业 hit", next, 2, seqs, &n, &next, &err) == QUN_OK);
+    CHECK(n == 1 && seqs[0] == 10 && next == 0);
+    CHECK(qun_db_search(db, 1, "作业 hit", 999999999, 2, seqs, &n, &next, &err) == QUN_OK && n == 0);
+    CHECK(qun_db_search(db, 2, "hit", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
+}
+
+int main(void) {
+    qun_err_t err;
+    CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
+    fill();
+    RUN(test_short_needle_windows);
+    RUN(test_long_needle_index);
+    qun_db_close(db);
+    return unit_done("test_store_search");
+}
