@@ -378,3 +378,21 @@ def test_garbage_http(server, w):
                 assert 400 <= status < 500, head
     healthy(w.url)
     w.assert_unchanged()
+
+
+def test_search_queries(w):
+    """GET .../messages/search: a missing, blank, too long, control-laden or non-UTF-8 q is a
+    400 SEARCH_QUERY_INVALID naming the field; a bad cursor or limit is refused as on the list."""
+    o, s = w.owner, w.g + "/messages/search"
+    for q in ("", "?q=", "?q=%20", "?q=" + "x" * 201, "?q=" + "字" * 201, "?q=a%01b", "?q=%0A", "?q=%7F",
+              "?q=%FF", "?q=%C0%AF", "?q=%ED%A0%80", "?q=%E5%AD", "?q=%C2%85"):
+        refused(o.get(s + q), 400, "SEARCH_QUERY_INVALID", "q")
+    refused(o.get(s + "?q=first&after=-1"), 400, "CURSOR_INVALID", "after")
+    refused(o.get(s + "?q=first&limit=0"), 422, "FIELD_INVALID", "limit")
+    refused(o.get(s + "?q=first&limit=abc"), 422, "FIELD_INVALID", "limit")
+    assert expect(o.get(s + "?q=" + "字" * 200), 200)["items"] == []
+    assert [m["text"] for m in expect(o.get(s + "?q=FIRST"), 200)["items"]] == ["first"]
+    refused(o.get(f"/v1/groups/g_{uuid.uuid4().hex[:22]}/messages/search?q=x"), 404, "GROUP_NOT_FOUND")
+    refused(o.post(s + "?q=x", {}), 405, "METHOD_NOT_ALLOWED")
+    healthy(w.url)
+    w.assert_unchanged()

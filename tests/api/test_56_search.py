@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: MIT
+"""Search within a group's messages (GET /v1/groups/{id}/messages/search?q=): Chinese
+phrases of two characters and of more, English words whatever their case, newest first
+and paged with the cursor of GET .../messages; members only; a bad query is a 400
+problem; a purge takes the group's text out of the index with its rows."""
+import sqlite3
+import subprocess
+import urllib.parse
+
+import requests
+
+from conftest import PG, QUN, expect, make_group, pg_sql, register
+from test_07_dissolution import Scene, purged, wait_for
+from test_07_dissolution import server  # noqa: F401 (a fixture: zero timers, so purges run at once)
+
+TEXTS = ["今天的作业很多", "Meeting at NOON in the library", "作业交了吗？", "明天见", "noon is lunch time",
+         "我们的作业本丢了", "nothing here"]
+
+
+def search(c, gid, q, **params):
+    qs = urllib.parse.urlencode(dict(q=q, **params))
+    return c.get(f"/v1/groups/{gid}/messages/search?{qs}")
+
+
+def texts(page):
+    return [m["text"] for m in page["items"]]
+
+
+def chat(server):
+    owner, member, outsider = (register(server.url) for _ in range(3))
+    expect(member.patch("/v1/me", {"display_name": "王小明"}), 200)
+    gid = make_group(owner, members=[member], name="search")
+    for i, t in enumerate(TEXTS):
+        expect((owner if i % 2 else member).post(f"/v1/groups/{gid}/messages", {"text": t}), 201)
+    return owner, member, outsider, gid
+
+
+def test_chinese_two_characters_inside_a_sentence(server):
+    owner, member, _, gid = chat(server)
+    page = expect(search(owner, gid, "作业"), 200)
+    assert texts(page) == ["我们的作业本丢了", "作业交了吗？", "今天的作业很多"]  # newest first
+    assert page["next_cursor"] is None
+    first = page["items"][-1]
+    # The item is a message as GET .../messages shows it, author's name included.
+    listed = expect(owner.get(f"/v1/groups/{gid}/messages"), 200)["items"]
+    assert first == next(m for m in listed if m["seq"] == first["seq"])
+    assert first["author"] == member.openid and first["author_display_name"] == "王小明"
+    # One character, and three or more (the trigram index on SQLite).
+    assert texts(expect(search(owner, gid, "见"), 200)) == ["明天见"]
+    assert texts(expect(search(member, gid, "的作业"), 200)) == ["我们的作业本丢了", "今天的作业很多"]
+    assert texts(expect(search(member, gid, "今天的作业很多"), 200)) == ["今天的作业很多"]
+
+
+def test_english_word_case_insensitively(server):
+    owner, member, _, gid = chat(server)
+    for q in ("noon", "NOON", "Noon", " noon "):
+        assert texts(expect(search(member, gid, q), 200)) == ["noon is lunch time", "Meeting at NOON in the library"]
+    assert texts(expect(search(member, gid, "LIBRARY"), 200)) == ["Meeting at NOON in the library"]
+    assert texts(expect(search(member, gid, "no"), 200)) == ["nothing here", "noon is lunch time",
+                                                              "Meeting at NOON in the library"]
+
+
+def test_not_found_and_query_characters_are_not_syntax(server):
+    owner, _, _, gid = chat(server)
+    for q in ("作文", "homework", "x", '"noon"', "noon OR 明天", "%", "_", "a*", "NEAR(noon)", "\\"):
+        page = expect(search(owner, gid, q), 200)
+        assert page["items"] == [] and page["next_cursor"] is None, q
+    expect(owner.post(f"/v1/groups/{gid}/messages", {"text": '100% "done" a_b'}), 201)
+    assert texts(expect(search(owner, gid, '% "done"'), 200)) == ['100% "done" a_b']
+    assert texts(expect(search(owner, gid, "_"), 200)) == ['100% "done" a_b']
+
+
+def test_members_only(server):
+    owner, _, outsider, gid = chat(server)
+    expect(search(outsider, gid, "作业"), 404, "GROUP_NOT_FOUND")
+    expect(search(outsider, gid, ""), 404, "GROUP_NOT_FOUND")  # no hint that the group exists
+    expect(search(outsider, "nosuchgroup", "作业"), 404, "GROUP_NOT_FOUND")
+    expect(requests.get(f"{server.url}/v1/groups/{gid}/messages/search?q=x", timeout=30), 401)
+    # Only text messages are found, never the other groups' ones.
+    other = make_group(outsider, name="other")
+    expect(outsider.post(f"/v1/groups/{other}/messages", {"text": "今天的作业很多"}), 201)
+    assert len(expect(search(owner, gid, "今天的作业"), 200)["items"]) == 1
+    assert len(expect(search(outsider, other, "作业"), 200)["items"]) == 1
+
+
+def test_paging_with_the_cursor(server):
+    owner, member, _, gid = chat(server)
+    for i in range(25):
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": f"第{i}次作业 homework {i}"}), 201)
+    for q in ("作业", "homework", "次作业"):
+        got, after = [], None
+        for _ in range(20):
+            page = expect(search(member, gid, q, limit=4, **({"after": after} if after else {})), 200)
+            assert len(page["items"]) <= 4
+            got += page["items"]
+            after = page["next_cursor"]
+            if not after:
+                break
+        seqs = [m["seq"] for m in got]
+        assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == len(seqs)
+        want = 25 + (3 if q == "作业" else 0)
+        assert len(got) == want, q
+    expect(search(member, gid, "作业", limit=0), 422, "FIELD_INVALID")
+    expect(search(member, gid, "作业", limit=201), 422, "FIELD_INVALID")
+    expect(search(member, gid, "作业", after="x"), 400, "CURSOR_INVALID")
+
+
+def test_bad_queries_are_problems(server):
+    owner, _, _, gid = chat(server)
+    g = f"/v1/groups/{gid}/messages/search"
+    for bad in ("", "q=", "q=%20%20", "q=" + "a" * 201, "q=" + "作" * 201, "q=a%0Ab", "q=%FF%FE", "q=%C0%AF"):
+        expect(owner.get(g + ("?" + bad if bad else "")), 400, "SEARCH_QUERY_INVALID")
+    assert expect(owner.get(g + "?q=" + "作" * 200), 200)["items"] == []
+    # The route is literal: "search" is not a message seq, and other methods are refused.
+    assert owner.delete(g).status_code in (404, 405)
+    assert owner.post(g, {}).status_code == 405
+
+
+def test_purge_takes_the_text_out_of_the_index(server):
+    s = Scene(server, n_messages=3)
+    expect(s.member.post(s.g + "/messages", {"text": "期末作业 purgeable words"}), 201)
+    assert len(expect(search(s.member, s.gid, "purgeable"), 200)["items"]) == 1
+    s.dissolve("delete")
+    wait_for(s.owner, s.gid, purged)
+    expect(search(s.member, s.gid, "作业"), 410, "GROUP_GONE")
+    for q in ("purgeable", "作业", "期末作业"):
+        assert expect(search(s.owner, s.gid, q), 200)["items"] == []
+    if PG:
+        assert pg_sql(server, "SELECT count(*) FROM messages WHERE body LIKE '%purgeable%'") == [["0"]]
+    else:
+        db = sqlite3.connect(f"{server.data}/qun.db", timeout=10)  # integrity-check asks for a writable handle
+        try:
+            assert db.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'purgeable'").fetchone() == (0,)
+            # The index agrees with its content table.
+            db.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+        finally:
+            db.close()
+
+
+def test_cli_search_by_group_name(server):
+    owner, member, _, gid = chat(server)
+    env = {"QUN_URL": server.url, "QUN_TOKEN": member.token}
+    r = subprocess.run([QUN, "search", "search", "作业"], capture_output=True, text=True, timeout=30,
+                       env=dict(__import__("os").environ, **env))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and "王小明" in lines[-1] and lines[-1].endswith("今天的作业很多"), r.stdout
+    r = subprocess.run([QUN, "search", "search", "homework"], capture_output=True, text=True, timeout=30,
+                       env=dict(__import__("os").environ, **env))
+    assert r.returncode == 0 and r.stdout.strip() != "", r
