@@ -28,6 +28,7 @@ int qun_cmd_review(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_locks(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_grant(qun_cli_t *c, int argc, char **argv);
 int qun_cmd_admin(qun_cli_t *c, int argc, char **argv);
+int qun_cmd_search(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P] [--display-name NAME]",
@@ -59,6 +60,8 @@ static const command_t commands[] = {
     {"history", qun_cmd_history, "history <group> [--after N] [--limit N]", "read messages"},
     {"recall", qun_cmd_recall, "recall <group> <seq> [--reason TEXT]",
      "recall your message, or remove one as an owner or admin"},
+    {"search", qun_cmd_search, "search <group> <words...> [--limit N]",
+     "find messages that contain the words, newest first"},
     {"upload", qun_cmd_upload, "upload <group> <path>", "upload a file"},
     {"download", qun_cmd_download, "download <group> <digest> [-o FILE]",
      "download a file and verify its SHA-256"},
@@ -187,6 +190,10 @@ static const struct {
      "  <group>  a group id (g_...) or the name of one of your groups\n  <seq>  the message number (see qun "
      "history)\n  --reason TEXT  why (needed to remove someone else's message)\n",
      "qun recall \"book club\" 42 --reason \"off topic\""},
+    {"search",
+     "  <group>  a group id (g_...) or the name of one of your groups\n  <words...>  what to find (joined by "
+     "spaces; Chinese or English, 1 to 200 characters)\n  --limit N  at most N messages (default 20)\n",
+     "qun search \"book club\" 作业"},
     {"upload",
      "  <group>  a group id (g_...) or the name of one of your groups\n  <path>  the file to upload; its "
      "name is kept\n",
