@@ -1216,6 +1216,50 @@ try {
     check(await page.locator('#restore').count() === 0, 'the restore card is gone');
   });
 
+  await step('search in a group: an English word in English, a two-character Chinese phrase in Chinese', async () => {
+    const ot = await tokenOf(owner.page);
+    const mt = await tokenOf(member.page);
+    const g = await api('POST', '/v1/groups', { name: 'Search 搜索' }, ot);
+    await api('POST', `/v1/groups/${g.id}/members`, { username: 'bob' }, ot);
+    for (const [text, token] of [['Homework is due on FRIDAY', ot], ['今天的作业很多', mt], ['作业交了吗？', ot],
+      ['See you on Friday at noon', mt], ['明天见', ot]]) {
+      await api('POST', `/v1/groups/${g.id}/messages`, { text }, token);
+    }
+    const page = owner.page;
+    await page.goto(`${URL}/#/g/${g.id}`);
+    await page.waitForSelector('#search-q');
+    await page.fill('#search-q', 'friday');
+    await page.click('#search-go');
+    await page.waitForSelector('#search-results li:nth-child(2)');
+    const found = await page.$$eval('#search-results li .text', (els) => els.map((e) => e.textContent));
+    check(JSON.stringify(found) === JSON.stringify(['See you on Friday at noon', 'Homework is due on FRIDAY']),
+      `newest first, any case: ${found}`);
+    check((await page.textContent('#search-results li:first-child .who')) === '王小明', 'the author by name');
+    check((await page.textContent('#search-status')).includes('2 found'), 'the count is said');
+    check(!(await page.isVisible('#search-more')), 'no "More results" once the search reached the start');
+    await shot(page, 'search-en');
+    await page.fill('#search-q', 'holiday');
+    await page.click('#search-go');
+    await page.waitForFunction(() => document.getElementById('search-status').textContent.includes('No messages contain'));
+    check((await page.$$('#search-results li')).length === 0, 'no results');
+    await shot(page, 'search-none-en');
+    const zh = member.page;
+    await zh.goto(`${URL}/#/g/${g.id}`);
+    await zh.waitForSelector('#search-q');
+    await zh.fill('#search-q', '作业');
+    await zh.click('#search-go');
+    await zh.waitForSelector('#search-results li:nth-child(2)');
+    const zhFound = await zh.$$eval('#search-results li .text', (els) => els.map((e) => e.textContent));
+    check(JSON.stringify(zhFound) === JSON.stringify(['作业交了吗？', '今天的作业很多']), `作业: ${zhFound}`);
+    check((await zh.textContent('#search-status')).includes('找到 2 条'), 'the count in Chinese');
+    check((await zh.textContent('#h-search')) === '搜索消息', 'the card in Chinese');
+    await shot(zh, 'search-zh');
+    await zh.fill('#search-q', '作文');
+    await zh.click('#search-go');
+    await zh.waitForFunction(() => document.getElementById('search-status').textContent.includes('没有消息包含'));
+    await shot(zh, 'search-none-zh');
+  });
+
   await step('no console errors', async () => {
     check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
   });

@@ -11,6 +11,7 @@ import { paymentsSection, redPackets } from './payments.js';
 import { applyRecall, recallButton, recalledItem } from './recall.js';
 import { groupExportCard, selfExportCard } from './selfexport.js';
 import { goneView, pendingNoticeText, restoreCard, scrollBack } from './after.js';
+import { searchCard } from './search.js';
 import { badge, busy, errorBox, field, h, toast } from '../ui.js';
 
 // The dissolution notice of a system message, or null.
@@ -365,5 +366,6 @@ export async function groupView([gid], ctx) {
       isGone ? null : h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
       goneErr(files) ? null : h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
       isGone ? null : h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection),
+      g.state === 'purged' ? null : searchCard(gid, names),
       groupExport));
 }
