@@ -34,3 +34,5 @@ cc $CFLAGS -o "$OUT/fanout_load" bench/fanout_load.c $SAN
 cc $CFLAGS -o "$OUT/mx_sync_load" bench/mx_sync_load.c $SAN
 # shellcheck disable=SC2086
 cc $CFLAGS -o "$OUT/mx_media_load" bench/mx_media_load.c $SAN
+# shellcheck disable=SC2086
+cc $CFLAGS $PKG_CFLAGS -o "$OUT/search_bench" bench/search_bench.c bench/raw_insert.c "$LIB" $PKG_LIBS $QUN_LIBS -lpthread

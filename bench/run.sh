@@ -24,6 +24,9 @@
 #      a user in 100 groups                          groups built the same way, no receipt
 #  13. qun admin backup while qund serves,      vs  cp -a of the stopped data directory;
 #      1M messages and 1 GiB of files                GET p99 during it vs idle just before
+#  14. message posts with the search index      vs  the same posts with its triggers dropped,
+#      maintained (64 writers, in-process);          same process, alternating rounds;
+#      search p50/p99 over 1M messages in a group    the same group's latest page (GET .../messages)
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
 cd "$(dirname "$0")/.."
@@ -450,4 +453,15 @@ echo "13. backup (bench/backup.py): qun admin backup while qund serves vs cp -a 
     tee -a "$OUT/results.txt"
 BENCH_DIR="$tmp" QUND=build/qund QUN=build/qun BENCH_BACKUP_MESSAGES="${BENCH_BACKUP_MESSAGES:-1000000}" \
     BENCH_BACKUP_FILE_MB="${BENCH_BACKUP_FILE_MB:-1024}" /usr/bin/python3 bench/backup.py 2>&1 |
+    tee -a "$OUT/results.txt"
+
+# ---- 14. message search: index upkeep on posts, latency at 1M messages (bench/search_bench.c) ----
+echo
+echo "14. search (bench/search_bench.c): posts with the FTS5 index kept vs its triggers dropped;" \
+    "search p50/p99 at ${BENCH_SEARCH_MESSAGES:-1000000} messages vs the latest page" | tee -a "$OUT/results.txt"
+search=$("$OUT/search_bench" "$tmp" "${BENCH_SEARCH_POST_SECONDS:-12}" "${BENCH_SEARCH_MESSAGES:-1000000}") ||
+    die "search_bench failed"
+echo "$search" | tee -a "$OUT/results.txt"
+sr=$(echo "$search" | sed -n 's/^post_ratio value=//p')
+echo "  posts with the index / without: $sr (aim >= 0.8: $(awk -v r="$sr" 'BEGIN { print (r >= 0.8 ? "met" : "MISSED") }'))" |
     tee -a "$OUT/results.txt"

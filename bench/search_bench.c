@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/* search_bench DIR [SECONDS] [MESSAGES]: what message search costs (benchmark 14).
+ *
+ * 1. Posts with the index maintained against posts without it, same process, same run:
+ *    two fresh stores migrated alike, in one of which the three messages_fts triggers
+ *    are dropped (so nothing maintains the FTS5 index: the store qun was before
+ *    migration 0029).  64 submitter threads post through the group-commit writer, as in
+ *    benchmark 2, half the messages English (BENCH_TEXT) and half Chinese; the two
+ *    stores alternate in 6 rounds (indexed first in odd rounds) and each side's rows and
+ *    seconds are summed, so load that comes and goes falls on both.
+ * 2. Search latency over MESSAGES (default 1M) messages in one group, seeded through
+ *    plain INSERTs with the triggers on (the index is built as qund builds it): a
+ *    generated school-chat vocabulary, 70% Chinese, 30% English, with rare marker words.
+ *    Each query is qun_message_search from the newest message, limit 20, the call
+ *    GET .../messages/search makes; the baseline is qun_message_list of the same group's
+ *    latest 20 messages (the indexed (group_id, seq) lookup GET .../messages makes).
+ *    Queries and baseline alternate; p50 and p99 over the samples.
+ * Every figure is printed as a `key=value` line for bench/run.sh. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "bench.h"
+#include "qun/core.h"
+#include "qun/search.h"
+#include "qun/writer.h"
+
+#define SUBMITTERS 64
+#define ZH_TEXT "今天的作业很多，明天上午八点在学校操场集合，记得带水。"
+
+typedef struct {
+    qun_db_t *db;
+    qun_writer_t *writer;
+    qun_actor_t actor;
+    char gid[QUN_ID_MAX];
+} store_t;
+
+static store_t *cur;
+static double deadline;
+static _Atomic int64_t posted, failures;
+
+static void fail(const char *what, const qun_err_t *err) {
+    fprintf(stderr, "search_bench: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+static qun_rc setup(qun_db_t *db, void *arg, qun_err_t *err) {
+    store_t *s = arg;
+    json_t *out;
+    qun_rc rc = qun_user_create(db, "bench", "$argon2id$not-a-real-hash", &out, err);
+    if (rc != QUN_OK) return rc;
+    snprintf(s->actor.openid, sizeof s->actor.openid, "%s",
+             json_string_value(json_object_get(out, "openid")));
+    json_decref(out);
+    rc = qun_user_id(db, s->actor.openid, &s->actor.uid, err);
+    if (rc == QUN_OK) rc = qun_group_create(db, &s->actor, "bench", "standard", NULL, NULL, &out, err);
+    if (rc != QUN_OK) return rc;
+    snprintf(s->gid, sizeof s->gid, "%s", json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    return QUN_OK;
+}
+
+static void open_store(store_t *s, const char *dir, const char *name, bool indexed, bool writer) {
+    char path[1024];
+    qun_err_t err = {{0}, {0}};
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    for (const char *ext = ""; ext; ext = *ext == '\0'                   ? "-wal"
+                                          : *ext == '-' && ext[1] == 'w' ? "-shm"
+                                                                         : NULL) {
+        char p[1100];
+        snprintf(p, sizeof p, "%s%s", path, ext);
+        unlink(p);
+    }
+    if (qun_db_open(path, false, true, &s->db, &err) != QUN_OK) fail("open", &err);
+    if (!indexed && qun_db_exec(s->db,
+                                "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; "
+                                "DROP TRIGGER messages_fts_update",
+                                &err) != QUN_OK)
+        fail("drop triggers", &err);
+    if (qun_db_txn(s->db, setup, s, &err) != QUN_OK) fail("setup", &err);
+    if (writer && qun_writer_start(s->db, 512, &s->writer, &err) != QUN_OK) fail("writer", &err);
+}
+
+/* ---- 1. posts ---- */
+
+static qun_rc post(qun_db_t *db, void *arg, qun_err_t *err) {
+    json_t *out = NULL;
+    qun_rc rc = qun_message_post(db, &cur->actor, cur->gid, arg ? ZH_TEXT : BENCH_TEXT, &out, err);
+    json_decref(out);
+    return rc;
+}
+
+static void *submitter(void *arg) {
+    qun_err_t err;
+    uintptr_t i = (uintptr_t)arg;
+    while (bench_now() < deadline) {
+        if (qun_writer_run(cur->writer, post, (void *)(i++ & 1), &err) == QUN_OK)
+            atomic_fetch_add(&posted, 1);
+        else if (atomic_fetch_add(&failures, 1) == 0)
+            fprintf(stderr, "search_bench: post: %s\n", err.msg);
+    }
+    return NULL;
+}
+
+static void post_round(store_t *s, double seconds, int64_t *rows, double *spent) {
+    pthread_t th[SUBMITTERS];
+    cur = s;
+    atomic_store(&posted, 0);
+    double t0 = bench_now();
+    deadline = t0 + seconds;
+    for (uintptr_t i = 0; i < SUBMITTERS; i++)
+        pthread_create(&th[i], NULL, submitter, (void *)i);
+    for (int i = 0; i < SUBMITTERS; i++)
+        pthread_join(th[i], NULL);
+    *spent += bench_now() - t0;
+    *rows += atomic_load(&posted);
+}
+
+/* ---- 2. search at scale ---- */
+
+static const char *zh_words[] = {
+    "今天",   "明天", "作业", "老师",   "同学",   "考试", "数学", "语文", "英语", "家长",
+    "开会",   "通知", "周末", "学校",   "放学",   "下午", "上午", "晚上", "记得", "带书",
+    "本子",   "活动", "比赛", "运动会", "报名",   "练习", "复习", "预习", "课本", "请假",
+    "接孩子", "谢谢", "收到", "好的",   "辛苦了", "的",   "了",   "吗",   "，",   "。",
+};
+static const char *en_words[] = {
+    "homework", "teacher",  "meeting", "tomorrow", "library", "noon", "math",  "class", "remember",
+    "bring",    "book",     "sports",  "day",      "parents", "the",  "at",    "in",    "please",
+    "thanks",   "received", "see",     "you",      "ok",      "exam", "notes", "lunch", "bus",
+};
+#define NWORDS(a) (sizeof(a) / sizeof((a)[0]))
+
+static uint64_t rng = 88172645463325252ULL;
+static uint32_t next_rand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+
+/* Message i's text into buf: 4 to 11 words; every 10 000th carries 期末考试安排, every
+ * 100 000th the English word zebra, every 50 000th the two characters 斑马. */
+static void message_text(int64_t i, char *buf, size_t size) {
+    bool zh = next_rand() % 10 < 7;
+    int n = 4 + (int)(next_rand() % 8);
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int w = 0; w < n && len + 32 < size; w++) {
+        const char *word =
+            zh ? zh_words[next_rand() % NWORDS(zh_words)] : en_words[next_rand() % NWORDS(en_words)];
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", zh || w == 0 ? "" : " ", word);
+    }
+    if (i % 10000 == 5000) len += (size_t)snprintf(buf + len, size - len, "期末考试安排");
+    if (i % 100000 == 50000) len += (size_t)snprintf(buf + len, size - len, " zebra");
+    if (i % 50000 == 25000) snprintf(buf + len, size - len, "斑马");
+}
+
+typedef struct {
+    int64_t messages;
+    int64_t group_id;
+} seed_t;
+
+static qun_rc seed(qun_db_t *db, void *arg, qun_err_t *err) {
+    seed_t *sd = arg;
+    qun_q_t *q;
+    char text[512];
+    qun_rc rc = qun_q_prepare(db,
+                              "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                              "VALUES ($1, $2, $3, $4, $5)",
+                              &q, err);
+    for (int64_t i = 1; rc == QUN_OK && i <= sd->messages; i++) {
+        message_text(i, text, sizeof text);
+        qun_q_int(q, 1, sd->group_id);
+        qun_q_int(q, 2, i);
+        qun_q_int(q, 3, cur->actor.uid);
+        qun_q_text(q, 4, text);
+        qun_q_int(q, 5, 1700000000 + i);
+        rc = qun_q_step(q, err);
+        rc = rc == QUN_DONE ? QUN_OK : rc;
+    }
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err, "UPDATE groups SET next_seq = $2 WHERE id = $1", "ii", sd->group_id,
+                        sd->messages + 1);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(double *v, int n, double p) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[(int)(p * (n - 1) + 0.5)];
+}
+
+/* One sample of each query and of the baseline per round, rounds times. */
+static void latency(store_t *s, int64_t messages, int rounds) {
+    static const struct {
+        const char *name, *q;
+    } queries[] = {
+        {"zh2_common", "作业"},       {"zh2_rare", "斑马"},      {"zh3_common", "运动会"},
+        {"zh6_rare", "期末考试安排"}, {"en_common", "HOMEWORK"}, {"en_rare", "zebra"},
+    };
+    enum { NQ = sizeof queries / sizeof queries[0] };
+    double *t[NQ + 1];
+    int items[NQ + 1] = {0};
+    bool more[NQ + 1] = {0};
+    qun_err_t err;
+    for (int k = 0; k <= NQ; k++)
+        t[k] = calloc((size_t)rounds, sizeof(double));
+    for (int r = 0; r < rounds; r++) {
+        for (int k = 0; k <= NQ; k++) {
+            json_t *out = NULL;
+            double t0 = bench_now();
+            qun_rc rc = k == NQ
+                            ? qun_message_list(s->db, &s->actor, s->gid, messages - 20, 20, &out, &err)
+                            : qun_message_search(s->db, &s->actor, s->gid, queries[k].q, 0, 20, &out, &err);
+            t[k][r] = (bench_now() - t0) * 1e6;
+            if (rc != QUN_OK) fail(k == NQ ? "list" : queries[k].name, &err);
+            items[k] = (int)json_array_size(json_object_get(out, "items"));
+            more[k] = json_is_string(json_object_get(out, "next_cursor"));
+            json_decref(out);
+        }
+    }
+    for (int k = 0; k <= NQ; k++) {
+        const char *name = k == NQ ? "latest_page" : queries[k].name;
+        double p50 = pct(t[k], rounds, 0.5), p99 = pct(t[k], rounds, 0.99);
+        printf("search_%s q=%s samples=%d items=%d more=%d p50_us=%.0f p99_us=%.0f\n", name,
+               k == NQ ? "-" : queries[k].q, rounds, items[k], more[k], p50, p99);
+        free(t[k]);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: search_bench DIR [SECONDS] [MESSAGES]\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    double seconds = argc > 2 ? atof(argv[2]) : 12.0;
+    int64_t messages = argc > 3 ? atoll(argv[3]) : 1000000;
+    qun_err_t err = {{0}, {0}};
+    if (sodium_init() < 0) return 1;
+    qun_log_quiet = true;
+    qun_core_cfg.data_dir = dir;
+
+    store_t on, off;
+    open_store(&on, dir, "search_on.db", true, true);
+    open_store(&off, dir, "search_off.db", false, true);
+    int64_t rows_on = 0, rows_off = 0;
+    double s_on = 0, s_off = 0;
+    for (int r = 0; r < 6; r++) {
+        bool on_first = r % 2 == 0;
+        post_round(on_first ? &on : &off, seconds / 6, on_first ? &rows_on : &rows_off,
+                   on_first ? &s_on : &s_off);
+        post_round(on_first ? &off : &on, seconds / 6, on_first ? &rows_off : &rows_on,
+                   on_first ? &s_off : &s_on);
+    }
+    qun_writer_stop(on.writer); /* closes its store */
+    qun_writer_stop(off.writer);
+    if (atomic_load(&failures)) return 1;
+    double r_on = (double)rows_on / s_on, r_off = (double)rows_off / s_off;
+    printf("post_indexed rows=%lld seconds=%.3f rows_per_s=%.0f\n", (long long)rows_on, s_on, r_on);
+    printf("post_plain rows=%lld seconds=%.3f rows_per_s=%.0f\n", (long long)rows_off, s_off, r_off);
+    printf("post_ratio value=%.3f\n", r_on / r_off);
+    fflush(stdout);
+
+    store_t big;
+    open_store(&big, dir, "search_1m.db", true, false);
+    cur = &big;
+    qun_group_t g;
+    if (qun_group_load(big.db, big.gid, &g, &err) != QUN_OK) fail("group", &err);
+    seed_t sd = {messages, g.id};
+    double t0 = bench_now();
+    if (qun_db_txn(big.db, seed, &sd, &err) != QUN_OK) fail("seed", &err);
+    double seeded = bench_now() - t0;
+    printf("seed_indexed rows=%lld seconds=%.1f rows_per_s=%.0f\n", (long long)messages, seeded,
+           (double)messages / seeded);
+    fflush(stdout);
+    latency(&big, messages, 200);
+    qun_db_close(big.db);
+    return 0;
+}
