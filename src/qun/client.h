@@ -146,6 +146,11 @@ int qun_group_ref(qun_cli_t *c, const char *arg, char *out, size_t size);
 /* The openid of the member of group gid that arg names: an openid ("u_...") as it is,
  * else the member with that username, else the one with that display name. */
 int qun_member_ref(qun_cli_t *c, const char *gid, const char *arg, char *out, size_t size);
+/* Names of group gid's members by openid (the display name, else the username), owned
+ * by the caller, so that messages read like a chat.  Best effort (an empty object when
+ * the list cannot be read: after a dissolution the owner may read messages but not list
+ * members); a message's own author_display_name comes first. */
+json_t *qun_member_names(qun_cli_t *c, const char *gid);
 /* The columns the UTF-8 text s takes on a terminal (CJK and fullwidth count two). */
 size_t qun_text_width(const char *s);
 /* Print s on stdout padded with spaces to width columns. */

@@ -81,27 +81,6 @@ bool qun_notice_line(const char *text, json_t *names, char *out, size_t size) {
     return true;
 }
 
-/* Map openids to names from the member list (the display name, else the username), so
- * history reads like a chat.  Best effort: after a dissolution the owner may read
- * messages but not list members; a message's own author_display_name comes first. */
-static json_t *member_names(qun_cli_t *c, const char *gid) {
-    char path[512];
-    json_t *names = json_object(), *m;
-    size_t i;
-    if (qun_pathf(path, sizeof path, "/v1/groups/%s/members?limit=200", gid) != QUN_EXIT_OK) return names;
-    qun_call_t call = {.method = "GET", .path = path, .quiet = true};
-    qun_resp_t resp;
-    if (qun_cli_call(c, &call, &resp) == QUN_EXIT_OK)
-        json_array_foreach(json_object_get(resp.json, "items"), i,
-                           m) if (json_is_string(json_object_get(m, "openid")))
-            json_object_set(names, qun_jstr_or(m, "openid", ""),
-                            json_object_get(m, json_is_string(json_object_get(m, "display_name"))
-                                                   ? "display_name"
-                                                   : "username"));
-    qun_resp_free(&resp);
-    return names;
-}
-
 int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--after", NULL, true}, {"--limit", "-n", true}, {0}};
     static const char usage[] = "history <group> [--after N] [--limit N]";
@@ -130,7 +109,7 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
         return QUN_EXIT_OK;
     }
     json_t *items = json_object_get(out, "items");
-    if (json_array_size(items) > 0) names = member_names(c, a.pos[0]);
+    if (json_array_size(items) > 0) names = qun_member_names(c, a.pos[0]);
     json_array_foreach(items, i, m) {
         char t[32], line[512];
         const char *author = qun_jstr_or(m, "author", "?");

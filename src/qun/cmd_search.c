@@ -8,24 +8,6 @@
 
 int qun_cmd_search(qun_cli_t *c, int argc, char **argv);
 
-/* Usernames by openid for authors without a display name (borrowed from the members list). */
-static json_t *usernames(qun_cli_t *c, const char *gid) {
-    char path[512];
-    json_t *names = json_object(), *m;
-    size_t i;
-    if (qun_pathf(path, sizeof path, "/v1/groups/%s/members?limit=200", gid) != QUN_EXIT_OK) return names;
-    qun_call_t call = {.method = "GET", .path = path, .quiet = true};
-    qun_resp_t resp;
-    if (qun_cli_call(c, &call, &resp) == QUN_EXIT_OK)
-        json_array_foreach(json_object_get(resp.json, "items"), i, m) {
-            if (json_is_string(json_object_get(m, "openid")) &&
-                json_is_string(json_object_get(m, "username")))
-                json_object_set(names, qun_jstr_or(m, "openid", ""), json_object_get(m, "username"));
-        }
-    qun_resp_free(&resp);
-    return names;
-}
-
 int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
     static const qun_opt_t opts[] = {{"--limit", "-n", true}, {0}};
     static const char usage[] = "search <group> <words...> [--limit N]";
@@ -33,6 +15,7 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
     int64_t limit = 20;
     char words[1024] = "", path[2048], after[24] = "";
     json_t *names = NULL, *all = json_array();
+    int64_t scanned_to = 0; /* the last page's, when its scan stopped at its window */
     int rc = qun_args_parse(argc, argv, opts, 2, -1, usage, &a);
     if (rc != QUN_EXIT_OK) return json_decref(all), rc;
     if (a.val[0] && (!qun_parse_uint(a.val[0], &limit) || limit < 1 || limit > 1000)) {
@@ -54,6 +37,7 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
         if (rc != QUN_EXIT_OK) break;
         json_array_extend(all, json_object_get(out, "items"));
         const char *next = qun_jstr_or(out, "next_cursor", NULL);
+        scanned_to = json_is_string(json_object_get(out, "incomplete")) ? qun_jint(out, "scanned_to") : 0;
         snprintf(after, sizeof after, "%s", next ? next : "");
         json_decref(out);
         if (!*after) break;
@@ -64,6 +48,10 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
     }
     if (c->json) {
         json_t *out = json_pack("{s:o, s:s?}", "items", all, "next_cursor", *after ? after : NULL);
+        if (out && scanned_to > 0) {
+            json_object_set_new(out, "incomplete", json_string("SEARCH_SCAN_LIMIT"));
+            json_object_set_new(out, "scanned_to", json_integer((json_int_t)scanned_to));
+        }
         qun_print_json(out);
         json_decref(out);
         return QUN_EXIT_OK;
@@ -72,14 +60,19 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
     json_t *m;
     json_array_foreach(all, i, m) {
         if (!names && !json_is_string(json_object_get(m, "author_display_name")))
-            names = usernames(c, a.pos[0]);
+            names = qun_member_names(c, a.pos[0]);
         char t[32];
         const char *author = qun_jstr_or(m, "author", "?");
         printf("%s  %s: %s\n", qun_fmt_time(qun_jint(m, "created_at"), t),
                qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)),
                qun_jstr_or(m, "text", ""));
     }
-    if (json_array_size(all) == 0) printf("no messages found\n");
+    if (scanned_to > 0) /* SEARCH_SCAN_LIMIT: a short query read as many windows as it may */
+        printf("%s; the search stopped at message %lld: older messages were not searched (use 3 or more "
+               "characters to search them all)\n",
+               json_array_size(all) ? "that is not all" : "no messages found so far", (long long)scanned_to);
+    else if (json_array_size(all) == 0)
+        printf("no messages found\n");
     json_decref(names);
     json_decref(all);
     return QUN_EXIT_OK;

@@ -133,3 +133,21 @@ const char *qun_fmt_size(int64_t bytes, char out[32]) {
     snprintf(out, 32, v < 10 ? "%.1f %s" : "%.0f %s", v, units[u]);
     return out;
 }
+
+json_t *qun_member_names(qun_cli_t *c, const char *gid) {
+    char path[512];
+    json_t *names = json_object(), *m;
+    size_t i;
+    if (qun_pathf(path, sizeof path, "/v1/groups/%s/members?limit=200", gid) != QUN_EXIT_OK) return names;
+    qun_call_t call = {.method = "GET", .path = path, .quiet = true};
+    qun_resp_t resp;
+    if (qun_cli_call(c, &call, &resp) == QUN_EXIT_OK)
+        json_array_foreach(json_object_get(resp.json, "items"), i,
+                           m) if (json_is_string(json_object_get(m, "openid")))
+            json_object_set(names, qun_jstr_or(m, "openid", ""),
+                            json_object_get(m, json_is_string(json_object_get(m, "display_name"))
+                                                   ? "display_name"
+                                                   : "username"));
+    qun_resp_free(&resp);
+    return names;
+}

@@ -128,11 +128,34 @@ def test_purge_takes_the_text_out_of_the_index(server):
     if PG:
         assert pg_sql(server, "SELECT count(*) FROM messages WHERE body LIKE '%purgeable%'") == [["0"]]
     else:
-        db = sqlite3.connect(f"{server.data}/qun.db", timeout=10)  # integrity-check asks for a writable handle
+        db = sqlite3.connect(f"{server.data}/qun.db", timeout=10)
         try:
-            assert db.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'purgeable'").fetchone() == (0,)
-            # The index agrees with its content table.
-            db.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+            # Not one trigram of the purged text is left, and nothing waits to be indexed.
+            assert db.execute("SELECT count(*) FROM search_trigrams WHERE tri IN ('pur', 'gea', '期末作')"
+                              ).fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM search_pending").fetchone() == (0,)
+        finally:
+            db.close()
+
+
+def test_recalled_text_is_not_found_and_leaves_the_index(server):
+    owner, member, _, gid = chat(server)
+    m = expect(member.post(f"/v1/groups/{gid}/messages", {"text": "秘密计划 secret plan"}), 201)
+    r = expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "rude remark 跑题"}), 201)
+    assert texts(expect(search(owner, gid, "秘密计划"), 200)) == ["秘密计划 secret plan"]
+    expect(member.delete(f"/v1/groups/{gid}/messages/{m['seq']}"), 200)  # the author recalls
+    expect(owner.delete(f"/v1/groups/{gid}/messages/{r['seq']}", body={"reason": "off topic"}), 200)
+    for q in ("秘密计划", "秘密", "secret plan", "sec", "rude remark", "跑题"):
+        assert expect(search(member, gid, q), 200)["items"] == [], q
+    # The other messages are still found.
+    assert texts(expect(search(member, gid, "作业"), 200)) == ["我们的作业本丢了", "作业交了吗？", "今天的作业很多"]
+    if PG:
+        assert pg_sql(server, "SELECT count(*) FROM messages WHERE body LIKE '%秘密%'") == [["0"]]
+    else:
+        db = sqlite3.connect(f"{server.data}/qun.db", timeout=10)
+        try:
+            assert db.execute("SELECT count(*) FROM search_trigrams WHERE tri IN ('秘密计', 'sec', 'rud')"
+                              ).fetchone() == (0,)
         finally:
             db.close()
 

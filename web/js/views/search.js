@@ -37,19 +37,26 @@ export function searchCard(gid, names) {
       h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)));
   }
 
-  // Pages from the cursor until PAGE results or the end (or MAX_CALLS windows).
+  // Pages from the cursor until PAGE results or the end (or MAX_CALLS windows).  When
+  // the last page's scan stopped at its window (incomplete: SEARCH_SCAN_LIMIT), the
+  // status says how far back it read: a short list is then not "all there is".
   async function fetchMore() {
     let got = 0;
+    let stopped = null;
     for (let calls = 0; calls < MAX_CALLS; calls++) {
       const after = cursor ? `&after=${enc(cursor)}` : '';
       const page = await api.get(`${base}?q=${enc(query)}&limit=${PAGE - got}${after}`);
       list.append(...page.items.map(item));
       got += page.items.length;
       cursor = page.next_cursor || null;
+      stopped = page.incomplete ? page : null;
       if (!cursor || got >= PAGE) break;
     }
     shown += got;
-    status.textContent = shown ? t('search.count', { n: shown }) : t('search.none', { q: query });
+    const said = shown ? t('search.count', { n: shown }) : t('search.none', { q: query });
+    status.textContent = stopped
+      ? `${said} ${t('search.incomplete.' + stopped.incomplete, { seq: stopped.scanned_to })}` : said;
+    status.dataset.incomplete = stopped ? stopped.incomplete : '';
     moreRow.hidden = !cursor;
   }
 
