@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Message search: the one place that knows how each backend indexes message text.
- * SQLite keeps an FTS5 trigram index (messages_fts, migration 0029) whose triggers
- * follow every insert, update of body and delete of a messages row; PostgreSQL keeps a
+ * SQLite keeps an FTS5 trigram index (messages_fts, migration 0029): a new text message
+ * waits in search_pending until its transaction's COMMIT indexes the batch
+ * (qun_db_search_flush), triggers take changed and deleted text out; PostgreSQL keeps a
  * pg_trgm GIN index on messages.body.  Both answer substring queries of three or more
  * characters; a shorter needle scans the group's rows through (group_id, seq), one
  * bounded window per call, because neither index holds anything it could look up. */
@@ -37,6 +38,42 @@ static char *needle_as(const char *s, bool like, bool phrase) {
     if (like) *o++ = '%';
     *o = '\0';
     return out;
+}
+
+qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT EXISTS (SELECT 1 FROM search_gone), EXISTS (SELECT 1 FROM search_pending)", "");
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
+    bool gone = qun_q_col_int(q, 0) != 0, pending = qun_q_col_int(q, 1) != 0;
+    qun_q_done(q);
+    rc = QUN_DONE;
+    /* Old text out first (a reused id may be pending with new text), then the new rows
+     * in: one statement each, so FTS5 writes once for the whole batch. */
+    if (gone)
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO messages_fts(messages_fts, rowid, body) "
+                        "SELECT 'delete', id, body FROM search_gone",
+                        "");
+    if (gone && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM search_gone", "");
+    if (pending && rc == QUN_DONE)
+        rc = qun_db_run(db, NULL, err,
+                        "INSERT INTO messages_fts(rowid, body) SELECT m.id, m.body FROM search_pending p "
+                        "JOIN messages m ON m.id = p.id",
+                        "");
+    if (pending && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM search_pending", "");
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+/* Merge the descending seqs b[0..nb) into a[0..*na), keeping the limit largest. */
+static void merge_desc(int64_t *a, int *na, const int64_t *b, int nb, int limit) {
+    int64_t *out = qun_xmalloc(sizeof *out * (size_t)limit);
+    int i = 0, j = 0, k = 0;
+    while (k < limit && (i < *na || j < nb))
+        out[k++] = j >= nb || (i < *na && a[i] > b[j]) ? a[i++] : b[j++];
+    memcpy(a, out, sizeof *out * (size_t)k);
+    *na = k;
+    free(out);
 }
 
 static qun_rc collect(qun_rc rc, qun_q_t *q, int64_t *seqs, int limit, int *n, qun_err_t *err) {
@@ -84,11 +121,13 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
             }
         }
         if (rc == QUN_ROW || rc == QUN_DONE || rc == QUN_OK)
-            rc = qun_db_run(db, &q, err,
-                            "SELECT m.seq FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-                            "WHERE messages_fts MATCH $1 AND messages_fts.rowid < $2 AND m.group_id = $3 "
-                            "AND m.kind = 'text' ORDER BY messages_fts.rowid DESC LIMIT $4",
-                            "siii", arg, below, group_id, (int64_t)limit);
+            rc = qun_db_run(
+                db, &q, err,
+                "SELECT m.seq FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+                "WHERE messages_fts MATCH $1 AND messages_fts.rowid < $2 AND m.group_id = $3 "
+                "AND m.kind = 'text' AND NOT EXISTS (SELECT 1 FROM search_pending p WHERE p.id = m.id) "
+                "ORDER BY messages_fts.rowid DESC LIMIT $4",
+                "siii", arg, below, group_id, (int64_t)limit);
     } else {
         rc = qun_db_run(db, &q, err,
                         "SELECT seq FROM messages WHERE group_id = $1 AND seq < $2 AND seq >= $3 "
@@ -97,6 +136,23 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
     }
     free(arg);
     rc = collect(rc, q, seqs, limit, n, err);
+    if (rc == QUN_OK && !pg && indexed) {
+        /* Rows committed but not indexed yet (none after a COMMIT through this store,
+         * so the query above skips them: the index may still hold a pending row's old
+         * text): matched by their text, ASCII case-folded as the short-needle scan does. */
+        int64_t *more = qun_xmalloc(sizeof *more * (size_t)limit);
+        int nm = 0;
+        char *plain = needle_as(needle, false, false);
+        rc = qun_db_run(db, &q, err,
+                        "SELECT m.seq FROM search_pending p JOIN messages m ON m.id = p.id "
+                        "WHERE m.group_id = $1 AND m.seq < $2 AND m.kind = 'text' "
+                        "AND instr(lower(m.body), $3) > 0 ORDER BY m.seq DESC LIMIT $4",
+                        "iisi", group_id, before, plain, (int64_t)limit);
+        free(plain);
+        rc = collect(rc, q, more, limit, &nm, err);
+        if (rc == QUN_OK && nm > 0) merge_desc(seqs, n, more, nm, limit);
+        free(more);
+    }
     if (rc != QUN_OK) return rc;
     if (*n == limit)
         *next = seqs[*n - 1];

@@ -35,6 +35,7 @@ struct qun_db {
      * SQLite rolls a transaction back by itself after some errors (out of memory, a
      * full disk, I/O); a statement run after that would commit on its own. */
     bool in_txn;
+    bool search; /* the schema has search_pending (migration 0029): index it at COMMIT */
     qun_q_t *cache[QCACHE];
 };
 
@@ -68,6 +69,12 @@ static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
         db->in_txn = false;
     else if (txn_lost(db))
         return lost(err);
+    /* The text messages this transaction inserted or changed go into the search index
+     * here, once, in the transaction (migration 0029 says why not per statement). */
+    if (db->search && db->in_txn && strcmp(sql, "COMMIT") == 0) {
+        qun_rc r = qun_db_search_flush(db, err);
+        if (r != QUN_OK) return r;
+    }
     char *msg = NULL;
     int rc = sqlite3_exec(db->h, sql, NULL, NULL, &msg);
     if (rc == SQLITE_OK && !rollback) {
@@ -141,6 +148,14 @@ static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_
                            "PRAGMA secure_delete=ON;",
                            err);
     if (r == QUN_OK && migrate_now) r = migrate(db, err);
+    if (r == QUN_OK && !readonly) {
+        qun_q_t *q;
+        r = qun_db_run(db, &q, err,
+                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_pending'", "");
+        db->search = r == QUN_ROW;
+        if (r == QUN_ROW) qun_q_done(q);
+        if (r == QUN_ROW || r == QUN_DONE) r = QUN_OK;
+    }
     if (r == QUN_OK && readonly) r = qun_db_exec(db, "PRAGMA query_only=1", err);
     if (r != QUN_OK) {
         qun_db_close(db);

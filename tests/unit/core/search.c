@@ -48,8 +48,11 @@ static const char *found(const char *q) {
     return buf;
 }
 
+/* After a COMMIT through the store (which indexes what writes outside a transaction
+ * left pending), the index agrees with the rows. */
 static bool index_ok(void) {
     qun_err_t err;
+    if (qun_db_exec(db, "BEGIN", &err) != QUN_OK || qun_db_exec(db, "COMMIT", &err) != QUN_OK) return false;
     return qun_db_exec(db, "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)",
                        &err) == QUN_OK;
 }
@@ -121,9 +124,14 @@ static void test_index_follows_the_rows(void) {
     CHECK(qun_db_exec(db, "DELETE FROM messages", &err) == QUN_OK);
     CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
     CHECK_STR(found("noon"), "Meeting at NOON");
-    CHECK(index_ok());
+    /* These writes ran outside a transaction: the next COMMIT through the store brings
+     * the index up to them, one entry per text message. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0 &&
+          unit_count(db, "SELECT COUNT(*) FROM search_gone") == 0);
     CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts_docsize") ==
-          unit_count(db, "SELECT COUNT(*) FROM messages"));
+          unit_count(db, "SELECT COUNT(*) FROM messages WHERE kind = 'text'"));
+    CHECK(index_ok());
 }
 
 int main(void) {

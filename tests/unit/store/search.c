@@ -72,12 +72,52 @@ static void test_long_needle_index(void) {
     CHECK(qun_db_search(db, 2, "hit", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
 }
 
+/* A write outside a transaction of this store leaves the index to the next COMMIT
+ * through it: until then the search reads the row itself, never the stale index. */
+static void test_pending_rows(void) {
+    int64_t seqs[200], next;
+    int n;
+    qun_err_t err;
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                      "VALUES (2, 3, 1, 'late 斑马线 row', 0)",
+                      &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 1);
+    CHECK(qun_db_search(db, 2, "斑马线", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 3);
+    CHECK(qun_db_search(db, 2, "a 作业", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
+    /* Any COMMIT through the store indexes it. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '斑马线'") == 1);
+    /* Recalled outside a transaction: the old text is not found, though still indexed. */
+    CHECK(qun_db_exec(db, "UPDATE messages SET body = '' WHERE group_id = 2 AND seq = 3", &err) == QUN_OK);
+    CHECK(qun_db_search(db, 2, "斑马线", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '斑马线'") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_gone") == 0);
+    /* In a transaction: recall and delete take the text out at its COMMIT. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "UPDATE messages SET body = 'masked' WHERE group_id = 2 AND seq = 1", &err) ==
+          QUN_OK);
+    CHECK(qun_db_exec(db, "DELETE FROM messages WHERE group_id = 2 AND seq = 2", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(qun_db_search(db, 2, "作业 hit", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
+    CHECK(qun_db_search(db, 2, "masked", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 1);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"a 作业\"'") == 3);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_gone") == 0 &&
+          unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
+          QUN_DONE);
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
     fill();
     RUN(test_short_needle_windows);
     RUN(test_long_needle_index);
+    RUN(test_pending_rows);
     qun_db_close(db);
     return unit_done("test_store_search");
 }
