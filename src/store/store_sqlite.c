@@ -63,8 +63,20 @@ static qun_rc lost(qun_err_t *err) {
     return qun_fail(err, QUN_STORE, "the transaction was rolled back after an earlier error");
 }
 
+/* SQLite rolled the whole transaction back by itself (out of memory in FTS5's write of
+ * the search index, seen under store_fault's allocation faults): FTS5 3.40 can keep
+ * state from it that the next write into the index takes for a malformed index.  A
+ * rolled-back schema change makes SQLite drop every table object of the connection,
+ * FTS5's included, so the index is read afresh from the file, which is intact. */
+static void reset_after_lost_txn(qun_db_t *db) {
+    if (!db->search) return;
+    sqlite3_exec(db->h, "BEGIN; CREATE TABLE search_reset(x); ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(db->h)) sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     bool rollback = strcmp(sql, "ROLLBACK") == 0;
+    if (rollback && txn_lost(db)) reset_after_lost_txn(db);
     if (rollback)
         db->in_txn = false;
     else if (txn_lost(db))
