@@ -350,9 +350,11 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
 
 def sqlite_tables(path):
     with sqlite3.connect(path) as db:
-        # Virtual tables and their shadow tables (the FTS5 search index) are derived: not moved.
+        # Virtual tables and their shadow tables (the FTS5 search index) and the index's
+        # queues are derived: not moved.
         names = [r[0] for r in db.execute("SELECT name FROM sqlite_master t WHERE type = 'table' "
-                                          "AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' AND NOT EXISTS "
+                                          "AND name NOT LIKE 'sqlite_%' AND name NOT IN "
+                                          "('schema_migrations', 'search_pending', 'search_gone') AND NOT EXISTS "
                                           "(SELECT 1 FROM sqlite_master v WHERE v.sql LIKE 'CREATE VIRTUAL TABLE%' "
                                           "AND (t.name = v.name OR t.name LIKE v.name || '\\_%' ESCAPE '\\'))")]
         return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in names}
