@@ -2,12 +2,14 @@
 /* search_bench DIR [SECONDS] [MESSAGES]: what message search costs (benchmark 14).
  *
  * 1. Posts with the index maintained against posts without it, same process, same run:
- *    two fresh stores migrated alike, in one of which the three messages_fts triggers
- *    are dropped (so nothing maintains the FTS5 index: the store qun was before
- *    migration 0029).  64 submitter threads post through the group-commit writer, as in
- *    benchmark 2, half the messages English (BENCH_TEXT) and half Chinese; the two
- *    stores alternate in 6 rounds (indexed first in odd rounds) and each side's rows and
- *    seconds are summed, so load that comes and goes falls on both.
+ *    two fresh stores migrated alike, in one of which the three search triggers are
+ *    dropped (so nothing reaches search_pending and the COMMIT indexes nothing: the store
+ *    qun was before migration 0029, but for one SELECT EXISTS per COMMIT).  64 submitter threads post through
+ * the group-commit writer, as in benchmark 2, half the messages English (BENCH_TEXT) and half Chinese; the
+ * two stores alternate in 6 rounds (indexed first in odd rounds) and each side's rows and seconds are summed,
+ * so load that comes and goes falls on both.  The writer threads' CPU time (from /proc/self/task, read with
+ * no submitter alive) is summed per side too: CPU per post does not depend on what else the shared machine
+ * runs.
  * 2. Search latency over MESSAGES (default 1M) messages in one group, seeded through
  *    plain INSERTs with the triggers on (the index is built as qund builds it): a
  *    generated school-chat vocabulary, 70% Chinese, 30% English, with rare marker words.
@@ -16,6 +18,7 @@
  *    latest 20 messages (the indexed (group_id, seq) lookup GET .../messages makes).
  *    Queries and baseline alternate; p50 and p99 over the samples.
  * Every figure is printed as a `key=value` line for bench/run.sh. */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -78,8 +81,8 @@ static void open_store(store_t *s, const char *dir, const char *name, bool index
     }
     if (qun_db_open(path, false, true, &s->db, &err) != QUN_OK) fail("open", &err);
     if (!indexed && qun_db_exec(s->db,
-                                "DROP TRIGGER messages_fts_insert; DROP TRIGGER messages_fts_delete; "
-                                "DROP TRIGGER messages_fts_update",
+                                "DROP TRIGGER search_insert; DROP TRIGGER search_delete; "
+                                "DROP TRIGGER search_update",
                                 &err) != QUN_OK)
         fail("drop triggers", &err);
     if (qun_db_txn(s->db, setup, s, &err) != QUN_OK) fail("setup", &err);
@@ -107,8 +110,36 @@ static void *submitter(void *arg) {
     return NULL;
 }
 
-static void post_round(store_t *s, double seconds, int64_t *rows, double *spent) {
+/* CPU seconds of every thread of this process but the main one: called while no
+ * submitter runs, that is the writer threads (the idle store's writer adds nothing). */
+static double threads_cpu(void) {
+    char path[64];
+    double ticks = 0;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)getpid());
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == (int)getpid()) continue;
+        char stat[400], buf[1024];
+        snprintf(stat, sizeof stat, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(stat, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* Fields after the command's closing parenthesis: state is the 3rd, utime the 14th. */
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            ticks += (double)(ut + st);
+    }
+    closedir(d);
+    return ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void post_round(store_t *s, double seconds, int64_t *rows, double *spent, double *cpu) {
     pthread_t th[SUBMITTERS];
+    double c0 = threads_cpu();
     cur = s;
     atomic_store(&posted, 0);
     double t0 = bench_now();
@@ -119,6 +150,7 @@ static void post_round(store_t *s, double seconds, int64_t *rows, double *spent)
         pthread_join(th[i], NULL);
     *spent += bench_now() - t0;
     *rows += atomic_load(&posted);
+    *cpu += threads_cpu() - c0;
 }
 
 /* ---- 2. search at scale ---- */
@@ -255,13 +287,13 @@ int main(int argc, char **argv) {
     open_store(&on, dir, "search_on.db", true, true);
     open_store(&off, dir, "search_off.db", false, true);
     int64_t rows_on = 0, rows_off = 0;
-    double s_on = 0, s_off = 0;
+    double s_on = 0, s_off = 0, c_on = 0, c_off = 0;
     for (int r = 0; r < 6; r++) {
         bool on_first = r % 2 == 0;
         post_round(on_first ? &on : &off, seconds / 6, on_first ? &rows_on : &rows_off,
-                   on_first ? &s_on : &s_off);
+                   on_first ? &s_on : &s_off, on_first ? &c_on : &c_off);
         post_round(on_first ? &off : &on, seconds / 6, on_first ? &rows_off : &rows_on,
-                   on_first ? &s_off : &s_on);
+                   on_first ? &s_off : &s_on, on_first ? &c_off : &c_on);
     }
     qun_writer_stop(on.writer); /* closes its store */
     qun_writer_stop(off.writer);
@@ -270,6 +302,8 @@ int main(int argc, char **argv) {
     printf("post_indexed rows=%lld seconds=%.3f rows_per_s=%.0f\n", (long long)rows_on, s_on, r_on);
     printf("post_plain rows=%lld seconds=%.3f rows_per_s=%.0f\n", (long long)rows_off, s_off, r_off);
     printf("post_ratio value=%.3f\n", r_on / r_off);
+    printf("writer_cpu_per_post indexed_us=%.1f plain_us=%.1f ratio=%.3f\n", c_on / (double)rows_on * 1e6,
+           c_off / (double)rows_off * 1e6, (c_off / (double)rows_off) / (c_on / (double)rows_on));
     fflush(stdout);
 
     store_t big;
