@@ -78,6 +78,7 @@ static void test_pending_rows(void) {
     int64_t seqs[200], next;
     int n;
     qun_err_t err;
+    qun_search_batch = 1; /* every COMMIT indexes what waits */
     CHECK(qun_db_exec(db,
                       "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
                       "VALUES (2, 3, 1, 'late 斑马线 row', 0)",
@@ -109,6 +110,48 @@ static void test_pending_rows(void) {
     qun_q_t *q;
     CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
           QUN_DONE);
+    qun_search_batch = 256;
+}
+
+/* New rows gather until qun_search_batch of them wait: meanwhile they are found by their
+ * text, a recalled one is not, and the COMMIT that completes the batch indexes each
+ * waiting row once, with its current text. */
+static void test_batched_rows(void) {
+    int64_t seqs[200], next;
+    int n;
+    qun_err_t err;
+    qun_search_batch = 3;
+    int64_t docs = unit_count(db, "SELECT COUNT(*) FROM messages_fts_docsize");
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES "
+                      "(2, 10, 1, '运动会 batch one', 0), (2, 11, 1, '运动会 batch two', 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 2);
+    CHECK(qun_db_search(db, 2, "运动会", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2 && seqs[0] == 11);
+    CHECK(qun_db_search(db, 2, "BATCH", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
+    /* Recalled while waiting: gone from the answers, and never indexed. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "UPDATE messages SET body = '' WHERE group_id = 2 AND seq = 11", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(qun_db_search(db, 2, "运动会", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 10);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_gone") == 0);
+    /* The third row completes the batch: all three indexed, nothing waits. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES "
+                      "(2, 12, 1, '运动会 batch three', 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts_docsize") == docs + 3);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '运动会'") == 2);
+    CHECK(qun_db_search(db, 2, "运动会", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2 && seqs[0] == 12);
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
+          QUN_DONE);
+    qun_search_batch = 256;
 }
 
 int main(void) {
@@ -118,6 +161,7 @@ int main(void) {
     RUN(test_short_needle_windows);
     RUN(test_long_needle_index);
     RUN(test_pending_rows);
+    RUN(test_batched_rows);
     qun_db_close(db);
     return unit_done("test_store_search");
 }

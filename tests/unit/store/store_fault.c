@@ -799,6 +799,7 @@ int main(int argc, char **argv) {
     CHECK(qun_policy_builtin(&policy) == QUN_OK);
     qun_core_cfg.policy = policy;
     qun_core_cfg.purge_batch = 2;
+    qun_search_batch = 1; /* each COMMIT indexes, so the walks take indexed text out */
     del_params = json_pack("{s:s}", "messages", "delete");
     const char *only = argc > 1 ? argv[1] : "";
     if (!*only || strcmp(only, "dissolution") == 0) RUN(dissolution);

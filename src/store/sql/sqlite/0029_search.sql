@@ -12,14 +12,14 @@
 -- FTS5 writes reached from triggers did not survive injected allocation faults: the
 -- connection saw its index as malformed afterwards).  So the triggers only write plain
 -- tables: a new text message's id goes to search_pending, a changed or deleted one's old
--- body, if it was indexed, to search_gone.  The connection applies both with one
--- statement each just before its COMMIT (store_sqlite.c, qun_db_search_flush), in the
--- same transaction, and empties them: one index write per writer batch, and a message
--- is never committed without being indexed or pending, nor its old text without being
--- taken out.  search_gone never holds a committed row (the flush empties it before the
--- COMMIT; secure_delete zeroes the pages).  A search also scans the pending messages
--- of its group, so a row committed by a tool that never runs the flush (an autocommit
--- insert) is still found.
+-- body, if it was indexed, to search_gone.  Just before its COMMIT the connection
+-- (store/search.c, qun_db_search_flush) takes search_gone's text out of the index, and
+-- once search_batch (default 256) ids wait in search_pending indexes them all, one
+-- statement each, in the same transaction: FTS5's cost per row falls with the rows per
+-- flush.  A search reads the text of the rows still queued directly, so a committed
+-- message is always found, indexed or not, and old text never outlives the transaction
+-- that changed or deleted its row.  search_gone never holds a committed row (the flush
+-- empties it before the COMMIT; secure_delete zeroes the pages).
 --
 -- Invariant, after each COMMIT through this store: a text message is in messages_fts,
 -- with its current body, exactly when it is not in search_pending.  FTS5's 'delete'
