@@ -19,6 +19,7 @@
  *    Queries and baseline alternate; p50 and p99 over the samples.
  * Every figure is printed as a `key=value` line for bench/run.sh. */
 #include <dirent.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -280,6 +281,9 @@ int main(int argc, char **argv) {
     int64_t messages = argc > 3 ? atoll(argv[3]) : 1000000;
     qun_err_t err = {{0}, {0}};
     if (sodium_init() < 0) return 1;
+    /* As qund runs (src/qund/main.c): without it, glibc trims and regrows the writer's
+     * arena around FTS5's large buffers, and each post pays the page faults. */
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     qun_log_quiet = true;
     qun_core_cfg.data_dir = dir;
 
