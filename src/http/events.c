@@ -755,13 +755,19 @@ static qun_rc replay(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, str
     return QUN_OK;
 }
 
+/* The stream was opened with an event ticket (the router takes the ticket only when no
+ * Authorization header came). */
+static bool by_ticket(qun_req_t *r) {
+    return qun_query(r, "ticket") &&
+           !evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
+}
+
 /* (E4): the session is live in this snapshot (after a ticket, the snapshot is newer than
  * the writer's check, and a revocation may have been read by the loop in between);
  * *expires_at: when it expires. */
 static qun_rc session_live(qun_req_t *r, int64_t *expires_at) {
     qun_rc rc = qun_event_session_live(r->db, r->actor.session_id, expires_at, &r->err);
-    if (rc == QUN_TOKEN_INVALID &&
-        !evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization"))
+    if (rc == QUN_TOKEN_INVALID && by_ticket(r))
         return qun_fail(&r->err, QUN_TICKET_INVALID, "the session that asked for the ticket has ended");
     return rc;
 }
@@ -800,7 +806,11 @@ qun_rc h_events(qun_req_t *r) {
         l->stale = false;
     }
     struct evbuffer *out = evbuffer_new();
-    evbuffer_add_printf(out, "retry: 3000\n: stream open\n\n");
+    /* A ticket is spent by this request, so EventSource's own reconnect (the same URL)
+     * can only be refused; the console closes the source on error and reconnects with
+     * a new ticket.  A day's retry keeps the browser from trying first when the page is
+     * too busy to run its error handler within the usual 3 s. */
+    evbuffer_add_printf(out, "retry: %d\n: stream open\n\n", by_ticket(r) ? 86400000 : 3000);
     if (cursor > max) cursor = max; /* an id this server never gave: start from now */
     rc = cursor >= 0 ? replay(r->db, r->actor.uid, cursor, l->last_id, out, &r->err) : QUN_OK;
     if (rc != QUN_OK) {

@@ -109,6 +109,34 @@ def test_ticket_opens_the_stream_once_and_delivers_the_callers_events(srv):
         sock.close()
 
 
+def retry_of(f):
+    """The stream's `retry:` field, read after the response headers."""
+    while f.readline().strip():
+        pass
+    for _ in range(10):
+        line = f.readline().decode()
+        if line.startswith("retry: "):
+            return int(line[7:])
+    raise AssertionError("no retry field")
+
+
+def test_a_ticket_stream_tells_the_browser_not_to_reconnect_by_itself(srv):
+    """EventSource would reconnect with the same, spent ticket after `retry` ms: a page too
+    busy to close the source within 3 s would log a 401.  A ticket stream asks for a day;
+    a bearer stream, whose reconnects work, keeps 3 s."""
+    c = register(srv.url)
+    status, sock, f = open_stream(srv.url, "?ticket=" + ticket(c)["ticket"])
+    try:
+        assert status == 200 and retry_of(f) == 86400000
+    finally:
+        sock.close()
+    status, sock, f = open_stream(srv.url, "", [f"Authorization: Bearer {c.token}"])
+    try:
+        assert status == 200 and retry_of(f) == 3000
+    finally:
+        sock.close()
+
+
 def test_ticket_expires(srv):
     c = register(srv.url)
     t = ticket(c)

@@ -86,7 +86,8 @@ if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP/qund.
   rc=1
 fi
 if [ $rc -ne 0 ]; then
-  echo "--- qund log (last 40 lines) ---" >&2
+  cp "$TMP/qund.log" "$SHOTS/qund.log" # the whole log, kept beside the screenshots
+  echo "--- qund log (last 40 lines; all of it in $SHOTS/qund.log) ---" >&2
   tail -n 40 "$TMP/qund.log" >&2
 fi
 echo "browser tests: screenshots in $SHOTS"
