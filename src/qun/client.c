@@ -645,21 +645,21 @@ static int report_problem(qun_resp_t *resp) {
         fprintf(stderr, "qun:   %s\n", qun_wf(line, sizeof line, "cli.retry_at", qun_fmt_time(retry, t)));
     report_requirements(json_object_get(p, "requirements"));
     if (strcmp(code, "TOKEN_INVALID") == 0 || strcmp(code, "UNAUTHENTICATED") == 0)
-        fprintf(stderr, "qun:   log in again with: qun login <username>\n");
+        qun_hint("cli.login_again");
     if (strcmp(code, "GROUP_GONE") == 0) {
         /* Where the group went: the successor's name (told to its former members), else its id. */
         json_t *gone = json_object_get(p, "gone");
         const char *succ = qun_jstr_or(gone, "successor_name", qun_jstr_or(p, "successor", NULL));
         const char *name = qun_jstr_or(gone, "name", NULL);
         char when[32];
-        if (succ)
-            fprintf(stderr, "qun:   %s%s%sdissolved; continued in \u201c%s\u201d\n", name ? "\u201c" : "",
-                    name ? name : "", name ? "\u201d " : "", succ);
+        if (succ && name)
+            qun_hint("cli.gone_named", name, succ);
+        else if (succ)
+            qun_hint("cli.gone_continued", succ);
         else if (name)
-            fprintf(stderr, "qun:   \u201c%s\u201d was dissolved\n", name);
+            qun_hint("cli.gone", name);
         if (qun_jint(gone, "purge_after") > 0 && strcmp(qun_jstr_or(gone, "state", ""), "dissolved") == 0)
-            fprintf(stderr, "qun:   the owner can restore it until %s; then its data is purged\n",
-                    qun_fmt_time(qun_jint(gone, "purge_after"), when));
+            qun_hint("cli.gone_restore", qun_fmt_time(qun_jint(gone, "purge_after"), when));
     }
     if (strcmp(code, "LIFECYCLE_CONFLICT") == 0) {
         const char *open = qun_jstr_or(p, "open", "");
@@ -669,15 +669,11 @@ static int report_problem(qun_resp_t *resp) {
         else
             snprintf(ref, sizeof ref, "<group>");
         if (strcmp(open, "transfer") == 0)
-            fprintf(stderr, "qun:   an ownership offer is open: withdraw it with: qun transfer withdraw %s\n",
-                    ref);
+            qun_hint("cli.conflict_transfer", ref);
         else if (strcmp(open, "dissolution") == 0)
-            fprintf(stderr, "qun:   a dissolution is open: the owner cancels it with: qun cancel %s\n", ref);
+            qun_hint("cli.conflict_dissolution", ref);
         else
-            fprintf(stderr,
-                    "qun:   close the other one first: qun transfer withdraw %s (an open ownership offer) "
-                    "or qun cancel %s (an open dissolution)\n",
-                    ref, ref);
+            qun_hint("cli.conflict_other", ref, ref);
     }
     return QUN_EXIT_FAIL;
 }

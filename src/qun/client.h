@@ -192,6 +192,14 @@ const char *qun_w(const char *key);
 /* The words of key with each %s replaced by the next string argument, into out;
  * returns out. */
 const char *qun_wf(char *out, size_t size, const char *key, ...);
+/* Print the words of key, each %s replaced by the next string argument, and a newline:
+ * qun_say on stdout (what a command did), qun_note on stderr after "qun: " (a remark
+ * beside the answer), qun_hint on stderr after "qun:   " (a line under an error). */
+void qun_say(const char *key, ...);
+void qun_note(const char *key, ...);
+void qun_hint(const char *key, ...);
+/* v in decimal into out[24], for a %s of the words; returns out. */
+const char *qun_fmt_int(int64_t v, char out[24]);
 
 /* ---- proofs (proofs.c): answering a 428 ---- */
 

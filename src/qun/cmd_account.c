@@ -30,15 +30,14 @@ int qun_cmd_register(qun_cli_t *c, int argc, char **argv) {
     resp.json = NULL;
     qun_resp_free(&resp);
     if (rc != QUN_EXIT_OK) goto out;
+    char dn[200] = "";
+    if (json_is_string(json_object_get(out, "display_name")))
+        qun_wf(dn, sizeof dn, "cli.quoted", qun_jstr_or(out, "display_name", ""));
     if (c->json)
         qun_print_json(out);
     else
-        printf("registered %s%s%s%s (openid %s)\nnext: qun login %s\n",
-               qun_jstr_or(out, "username", a.pos[0]),
-               json_is_string(json_object_get(out, "display_name")) ? " \"" : "",
-               qun_jstr_or(out, "display_name", ""),
-               json_is_string(json_object_get(out, "display_name")) ? "\"" : "",
-               qun_jstr_or(out, "openid", "?"), a.pos[0]);
+        qun_say("cli.registered", qun_jstr_or(out, "username", a.pos[0]), dn, qun_jstr_or(out, "openid", "?"),
+                a.pos[0]);
 out:
     sodium_memzero(password, sizeof password);
     json_decref(out);
@@ -87,16 +86,15 @@ int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
     if (issued) rc = qun_cli_device_secret_save(c, a.pos[0], device, issued);
     if (rc == QUN_EXIT_OK) rc = qun_cli_token_save(c, token);
     if (rc != QUN_EXIT_OK) goto out;
-    if (c->token_from_env)
-        fprintf(stderr, "qun: note: QUN_TOKEN is set and still takes precedence over the saved token\n");
+    if (c->token_from_env) qun_note("cli.token_env");
     if (c->json) {
         /* The token is a secret already stored in the token file; keep it off stdout. */
         json_object_del(out, "token");
         json_object_del(out, "device_secret");
         qun_print_json(out);
     } else {
-        printf("logged in as %s (openid %s, session %s, device %s)\n", a.pos[0],
-               qun_jstr_or(out, "openid", "?"), qun_jstr_or(out, "session_id", "?"), device);
+        qun_say("cli.logged_in", a.pos[0], qun_jstr_or(out, "openid", "?"),
+                qun_jstr_or(out, "session_id", "?"), device);
     }
 out:
     sodium_memzero(password, sizeof password);
@@ -122,7 +120,7 @@ int qun_cmd_logout(qun_cli_t *c, int argc, char **argv) {
     if (already_gone && !c->token_from_env) {
         /* The session ended on the server already; what is left is the local file. */
         rc = qun_cli_token_remove(c);
-        if (rc == QUN_EXIT_OK) fprintf(stderr, "qun: removed the saved token of an ended session\n");
+        if (rc == QUN_EXIT_OK) qun_note("cli.token_removed");
         goto out;
     }
     if (rc != QUN_EXIT_OK) goto out;
@@ -144,7 +142,7 @@ int qun_cmd_logout(qun_cli_t *c, int argc, char **argv) {
         qun_print_json(o);
         json_decref(o);
     } else {
-        printf("logged out %s (session %s revoked)\n", qun_jstr_or(me, "username", "?"), sid);
+        qun_say("cli.logged_out", qun_jstr_or(me, "username", "?"), sid);
     }
 out:
     json_decref(me);
@@ -214,10 +212,9 @@ int qun_cmd_display_name(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(me);
     else if (json_is_string(json_object_get(me, "display_name")))
-        printf("your display name is now \"%s\"\n", qun_jstr_or(me, "display_name", ""));
+        qun_say("cli.display_name_set", qun_jstr_or(me, "display_name", ""));
     else
-        printf("your display name is cleared; people see your username, %s\n",
-               qun_jstr_or(me, "username", "?"));
+        qun_say("cli.display_name_cleared", qun_jstr_or(me, "username", "?"));
     json_decref(me);
     return QUN_EXIT_OK;
 }
@@ -244,9 +241,9 @@ int qun_cmd_password(qun_cli_t *c, int argc, char **argv) {
             rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
                               "--stdin reads two lines: the current password, then the new one");
     } else {
-        rc = qun_prompt_password("Current password: ", cur, sizeof cur);
-        if (rc == QUN_EXIT_OK) rc = qun_prompt_password("New password: ", pw, sizeof pw);
-        if (rc == QUN_EXIT_OK) rc = qun_prompt_password("Repeat new password: ", again, sizeof again);
+        rc = qun_prompt_password(qun_w("cli.password_current"), cur, sizeof cur);
+        if (rc == QUN_EXIT_OK) rc = qun_prompt_password(qun_w("cli.password_new"), pw, sizeof pw);
+        if (rc == QUN_EXIT_OK) rc = qun_prompt_password(qun_w("cli.password_repeat"), again, sizeof again);
         if (rc == QUN_EXIT_OK && strcmp(pw, again) != 0)
             rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the new passwords differ; nothing was changed");
     }
@@ -262,7 +259,7 @@ int qun_cmd_password(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("Your password is changed; your other sessions were logged out.\n");
+        qun_say("cli.password_changed");
     json_decref(out);
     return QUN_EXIT_OK;
 }

@@ -68,7 +68,8 @@ static int migrate(qun_cli_t *c, int argc, char **argv) {
         json_decref(out);
     } else {
         json_decref(r.tables);
-        printf("migrated %lld rows in one transaction\n", (long long)r.total);
+        char n[24];
+        qun_say("cli.migrated", qun_fmt_int(r.total, n));
     }
     return QUN_EXIT_OK;
 }
@@ -84,14 +85,13 @@ static int username_collisions(qun_cli_t *c, int argc, char **argv) {
     if (c->json) {
         qun_print_json(out);
     } else if (json_array_size(json_object_get(out, "items")) == 0) {
-        printf("no username collisions\n");
+        qun_say("cli.collisions_none");
     } else {
         json_array_foreach(json_object_get(out, "items"), i, it) {
             json_t *u = json_object_get(it, "user"), *h = json_object_get(it, "holder");
-            printf("%s (%s) logs in by its exact name only; the older %s (%s) holds the name \"%s\"\n",
-                   qun_jstr_or(u, "username", "?"), qun_jstr_or(u, "openid", "?"),
-                   qun_jstr_or(h, "username", "?"), qun_jstr_or(h, "openid", "?"),
-                   qun_jstr_or(it, "username_key", "?"));
+            qun_say("cli.collision", qun_jstr_or(u, "username", "?"), qun_jstr_or(u, "openid", "?"),
+                    qun_jstr_or(h, "username", "?"), qun_jstr_or(h, "openid", "?"),
+                    qun_jstr_or(it, "username_key", "?"));
         }
     }
     json_decref(out);
@@ -125,9 +125,10 @@ static int user_openid(qun_cli_t *c, const char *user, char *openid, size_t size
 }
 
 static const char *state_of(json_t *u) {
-    if (json_is_true(json_object_get(u, "disabled"))) return "disabled";
-    if (json_is_true(json_object_get(u, "password_change_required"))) return "must change password";
-    return "active";
+    if (json_is_true(json_object_get(u, "disabled"))) return qun_w("cli.user_state.disabled");
+    if (json_is_true(json_object_get(u, "password_change_required")))
+        return qun_w("cli.user_state.must_change");
+    return qun_w("cli.user_state.active");
 }
 
 /* GET /v1/admin/users, every page. */
@@ -144,7 +145,7 @@ static int users(qun_cli_t *c, int argc, char **argv) {
     if (c->json) {
         qun_print_json(out);
     } else if (json_array_size(json_object_get(out, "items")) == 0) {
-        printf("no accounts\n");
+        qun_say("cli.accounts_none");
     } else {
         printf("%-24s %-24s %-16s %-16s %s\n", "USERNAME", "NAME", "CREATED", "LAST SEEN", "STATE");
         json_array_foreach(json_object_get(out, "items"), i, it) {
@@ -178,14 +179,15 @@ static int one_user(qun_cli_t *c, const char *verb, int argc, char **argv) {
     if (c->json) {
         qun_print_json(out);
     } else if (reset) {
-        printf("%s's password is reset; every session was logged out.\n", name);
-        printf("one-time code (shown once): %s\n", qun_jstr_or(out, "code", "?"));
-        printf("%s logs in with it and must set a new password before anything else.\n", name);
+        qun_say("cli.reset_done", name);
+        qun_say("cli.reset_code", qun_jstr_or(out, "code", "?"));
+        qun_say("cli.reset_next", name);
     } else if (!get) {
-        printf("%s is %s", name, state_of(out));
+        char line[300], more[80] = "", n[24];
         if (qun_jint(out, "sessions_revoked") > 0)
-            printf(" (%lld sessions revoked)", (long long)qun_jint(out, "sessions_revoked"));
-        printf("\n");
+            qun_wf(more, sizeof more, "cli.sessions_revoked",
+                   qun_fmt_int(qun_jint(out, "sessions_revoked"), n));
+        printf("%s%s\n", qun_wf(line, sizeof line, "cli.user_state", name, state_of(out)), more);
     } else {
         printf("%s\n", name);
         printf("  openid:    %s\n", qun_jstr_or(out, "openid", "?"));

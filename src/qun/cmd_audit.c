@@ -474,21 +474,20 @@ report:;
         qun_print_json(j);
         json_decref(j);
     } else if (note && leaves) {
-        printf("checkpoint: %s, size %llu, signature ok\n", key.name, (unsigned long long)size);
-        printf("entries:    %llu leaf hashes, %lld texts checked", (unsigned long long)size,
-               (long long)texts);
+        char n1[24], n2[24], line[300], hidden[80] = "";
+        qun_say("cli.audit_checkpoint", key.name, qun_fmt_int((int64_t)size, n1));
         if (complete && (int64_t)size > texts)
-            printf(" (%lld hidden from you)", (long long)((int64_t)size - texts));
-        if (complete)
-            printf("\nnodes:      %lld stored subtree hashes recomputed from the leaves", (long long)nodes);
-        printf("\nroot:       %s\n", !complete ? "not computed (entries missing)"
-                                     : root_ok ? "recomputed from the leaf hashes, matches"
-                                               : "MISMATCH");
+            qun_wf(hidden, sizeof hidden, "cli.audit_hidden", qun_fmt_int((int64_t)size - texts, n2));
+        printf("%s%s\n", qun_wf(line, sizeof line, "cli.audit_entries", n1, qun_fmt_int(texts, n2)), hidden);
+        if (complete) qun_say("cli.audit_nodes", qun_fmt_int(nodes, n2));
+        qun_say("cli.audit_root", qun_w(!complete ? "cli.audit_root.missing"
+                                        : root_ok ? "cli.audit_root.ok"
+                                                  : "cli.audit_root.bad"));
         if (saved)
-            printf("saved:      size %lld from %s, %s\n", (long long)qun_jint(saved, "tree_size"), a.val[1],
-                   json_is_true(json_object_get(saved, "consistent")) ? "consistent (the log only grew)"
-                                                                      : "NOT consistent");
-        if (ok && a.val[2]) printf("saved the checkpoint to %s\n", a.val[2]);
+            qun_say("cli.audit_saved", qun_fmt_int(qun_jint(saved, "tree_size"), n2), a.val[1],
+                    qun_w(json_is_true(json_object_get(saved, "consistent")) ? "cli.audit_saved.ok"
+                                                                             : "cli.audit_saved.bad"));
+        if (ok && a.val[2]) qun_say("cli.audit_saved_to", a.val[2]);
     }
     if (!ok) {
         size_t i;
@@ -496,10 +495,11 @@ report:;
         /* Every finding on stderr; the first names the first bad index when there is one. */
         json_array_foreach(f.problems, i, p)
             qun_cli_fail(QUN_EXIT_FAIL, "LEDGER_INVALID", "%s", qun_jstr_or(p, "problem", "?"));
-        if (f.first_bad >= 0) fprintf(stderr, "qun:   first bad index: %lld\n", (long long)f.first_bad);
+        char n[24];
+        if (f.first_bad >= 0) qun_hint("cli.audit_first_bad", qun_fmt_int(f.first_bad, n));
         rc = QUN_EXIT_FAIL;
     } else if (!c->json) {
-        printf("OK: the ledger matches its signed checkpoint\n");
+        qun_say("cli.audit_ok");
     }
 out:
     json_decref(f.problems);
@@ -765,8 +765,7 @@ static int audit_check(qun_cli_t *c, int argc, char **argv) {
         if (rc != QUN_EXIT_OK) goto out;
         char mine[256];
         qun_note_verifier(&key, mine, sizeof mine);
-        if (bkey && strcmp(bkey, mine) != 0)
-            fprintf(stderr, "qun: note: the bundle names another key; checking with the one given\n");
+        if (bkey && strcmp(bkey, mine) != 0) qun_note("cli.proof_other_key");
     } else {
         qun_err_t err = {0};
         if (!bkey || qun_note_verifier_parse(bkey, &key, &err) != QUN_OK) {
@@ -784,13 +783,13 @@ static int audit_check(qun_cli_t *c, int argc, char **argv) {
         json_object_set_new(facts, "key_from", json_string(a.val[0] ? "--key" : "bundle"));
         qun_print_json(facts);
     } else {
-        printf("OK: entry %lld (%s", (long long)qun_jint(facts, "index"), qun_jstr_or(facts, "event", "?"));
-        if (qun_jstr_or(facts, "group", NULL)) printf(", group %s", qun_jstr_or(facts, "group", ""));
-        printf(") is in the ledger %s of size %lld\n", key.name, (long long)qun_jint(facts, "tree_size"));
+        char n1[24], n2[24], group[200] = "";
+        if (qun_jstr_or(facts, "group", NULL))
+            qun_wf(group, sizeof group, "cli.proof_group", qun_jstr_or(facts, "group", ""));
+        qun_say("cli.proof_ok", qun_fmt_int(qun_jint(facts, "index"), n1), qun_jstr_or(facts, "event", "?"),
+                group, key.name, qun_fmt_int(qun_jint(facts, "tree_size"), n2));
     }
-    if (!a.val[0])
-        fprintf(stderr,
-                "qun: note: checked with the key inside the bundle; pass the key you trust with --key\n");
+    if (!a.val[0]) qun_note("cli.proof_bundle_key");
 out:
     json_decref(facts);
     json_decref(b);

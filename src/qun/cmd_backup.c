@@ -318,11 +318,11 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
         qun_print_json(o);
         json_decref(o);
     } else {
-        printf("backed up %s into %s: %zu files (%lld blobs, %lld exports), ledger of %llu entries\n", data,
-               dir, json_array_size(j.files), (long long)blobs, (long long)exports, (unsigned long long)size);
+        char n[4][24];
+        qun_say("cli.backed_up", data, dir, qun_fmt_int((int64_t)json_array_size(j.files), n[0]),
+                qun_fmt_int(blobs, n[1]), qun_fmt_int(exports, n[2]), qun_fmt_int((int64_t)size, n[3]));
         if (json_array_size(j.gone))
-            printf("%zu blobs were deleted by a purge after the snapshot; the restored purge finishes them\n",
-                   json_array_size(j.gone));
+            qun_say("cli.backup_gone", qun_fmt_int((int64_t)json_array_size(j.gone), n[0]));
     }
     json_decref(m);
     return QUN_EXIT_OK;
@@ -384,11 +384,12 @@ int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv) {
         rc = qun_cli_fail(QUN_EXIT_FAIL, "RESTORE_FAILED", "cannot sync %s: %s", data, strerror(errno));
     if (rc == QUN_EXIT_OK) {
         json_t *l = json_object_get(m, "ledger");
+        char n[24];
         if (c->json)
             qun_print_json(l);
         else
-            printf("restored %s into %s: ledger of %lld entries, root %s\n", dir, data,
-                   (long long)qun_jint(l, "size"), qun_jstr_or(l, "root", "?"));
+            qun_say("cli.backup_restored", dir, data, qun_fmt_int(qun_jint(l, "size"), n),
+                    qun_jstr_or(l, "root", "?"));
     }
     json_decref(m);
     return rc;

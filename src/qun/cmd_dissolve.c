@@ -424,8 +424,7 @@ int qun_cmd_cancel(qun_cli_t *c, int argc, char **argv) {
     if (c->json) {
         qun_print_json(out);
     } else {
-        printf("cancelled the dissolution of %s; the group is %s\n", qun_jstr_or(out, "group", a.pos[0]),
-               qun_jstr_or(out, "state", "?"));
+        qun_say("cli.diss_cancelled", qun_jstr_or(out, "group", a.pos[0]), qun_jstr_or(out, "state", "?"));
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -451,8 +450,8 @@ int qun_cmd_restore(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("restored group %s \"%s\"; it is %s again\n", qun_jstr_or(out, "id", a.pos[0]),
-               qun_jstr_or(out, "name", ""), qun_jstr_or(out, "state", "?"));
+        qun_say("cli.group_restored", qun_jstr_or(out, "id", a.pos[0]), qun_jstr_or(out, "name", ""),
+                qun_jstr_or(out, "state", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }

@@ -167,12 +167,10 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
         json_object_set_new(done, "path", json_string(output));
         qun_print_json(done);
     } else {
-        printf("saved %s (%lld bytes, sha256 %s verified, ledger entry %lld)\n", output, (long long)bytes,
-               got, (long long)qun_jint(done, "ledger_index"));
-        if (pass)
-            printf("open it with: age -d %s | zstd -d | tar x   (age asks for the passphrase; the transcript "
-                   "is messages.html)\n",
-                   output);
+        char n1[24], n2[24];
+        qun_say("cli.export_saved", output, qun_fmt_int(bytes, n1), got,
+                qun_fmt_int(qun_jint(done, "ledger_index"), n2));
+        if (pass) qun_say("cli.export_open", output);
     }
 out:
     json_decref(x);

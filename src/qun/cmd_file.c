@@ -45,7 +45,7 @@ static int hash_stream(FILE *f, char hex[65]) {
 
 int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
-    char path[1024], local[65], namebuf[1024];
+    char path[1024], local[65], namebuf[1024], n[24];
     struct stat st;
     json_t *out = NULL;
     int rc = qun_args_parse(argc, argv, NULL, 2, 2, "upload <group> <path>", &a);
@@ -86,8 +86,8 @@ int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("uploaded %s (%lld bytes, %s) to %s\ndigest: %s\n", qun_jstr_or(out, "name", name),
-               (long long)qun_jint(out, "size"), qun_jstr_or(out, "content_type", "?"), a.pos[0], digest);
+        qun_say("cli.uploaded", qun_jstr_or(out, "name", name), qun_fmt_int(qun_jint(out, "size"), n),
+                qun_jstr_or(out, "content_type", "?"), a.pos[0], digest);
 out:
     fclose(f);
     json_decref(out);
@@ -119,7 +119,7 @@ static int place(const char *tmp, const char *final, bool overwrite, const char 
  * server gives, which never replaces a file); overwrite lets output replace a file. */
 static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *output, bool overwrite,
                  const char *hint) {
-    char path[512], tmp[1100], dir[1024], got[65], want[65];
+    char path[512], tmp[1100], dir[1024], got[65], want[65], n[24];
     crypto_hash_sha256_state st;
     FILE *sink = NULL;
     bool to_stdout = false, tmp_made = false;
@@ -177,7 +177,7 @@ static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *
         goto out;
     }
     if (to_stdout) {
-        fprintf(stderr, "qun: %lld bytes, sha256 verified\n", (long long)bytes);
+        qun_note("cli.download_checked", qun_fmt_int(bytes, n));
         goto out;
     }
     fclose(sink);
@@ -192,7 +192,7 @@ static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *
         qun_print_json(o);
         json_decref(o);
     } else {
-        printf("saved %s (%lld bytes, sha256 verified)\n", final, (long long)bytes);
+        qun_say("cli.file_saved", final, qun_fmt_int(bytes, n));
     }
 out:
     if (sink && !to_stdout) fclose(sink);
@@ -247,7 +247,7 @@ int qun_cmd_files(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else if (json_array_size(items) == 0)
-        printf("no files in %s yet; add one with: qun upload %s <path>\n", a.pos[0], a.pos[0]);
+        qun_say("cli.files_none", a.pos[0], a.pos[0]);
     else
         print_files(items);
     json_decref(out);
@@ -277,7 +277,9 @@ static int find_file(json_t *items, const char *what, json_t **hit) {
         return qun_cli_fail(QUN_EXIT_FAIL, "FILE_NOT_FOUND",
                             "no file of this group has the name or a digest starting \"%s\"; see: qun files",
                             what);
-    fprintf(stderr, "%zu files match \"%s\":\n", n, what);
+    char line[300], count[24];
+    fprintf(stderr, "%s\n",
+            qun_wf(line, sizeof line, "cli.files_match", qun_fmt_int((int64_t)n, count), what));
     json_array_foreach(items, i, f) {
         bool match = by_name ? strcmp(qun_jstr_or(f, "name", ""), what) == 0
                              : strncasecmp(qun_jstr_or(f, "digest", ""), what, len) == 0;

@@ -73,7 +73,7 @@ static int approvals_list(qun_cli_t *c, int argc, char **argv) {
     if (c->json) {
         qun_print_json(out);
     } else if (json_array_size(items) == 0) {
-        printf("no approvals are waiting for you\n");
+        qun_say("cli.approvals_none");
     } else {
         json_array_foreach(items, i, it) print_approval(it);
         printf(
@@ -107,9 +107,8 @@ static int decide(qun_cli_t *c, int argc, char **argv, bool approve) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("%s %s: the dissolution of %s \"%s\"\n", approve ? "approved" : "rejected",
-               qun_jstr_or(out, "id", a.pos[0]), qun_jstr_or(out, "group", "?"),
-               qun_jstr_or(out, "group_name", ""));
+        qun_say(approve ? "cli.approval_approved" : "cli.approval_rejected", qun_jstr_or(out, "id", a.pos[0]),
+                qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "group_name", ""));
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -159,8 +158,8 @@ static int hold_place(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("placed hold %s on %s; nothing of the group is purged until: qun hold release %s %s\n",
-               qun_jstr_or(out, "id", "?"), a.pos[0], a.pos[0], qun_jstr_or(out, "id", "?"));
+        qun_say("cli.hold_placed", qun_jstr_or(out, "id", "?"), a.pos[0], a.pos[0],
+                qun_jstr_or(out, "id", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -178,7 +177,7 @@ static int hold_list(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else if (json_array_size(items) == 0)
-        printf("no legal holds on %s\n", a.pos[0]);
+        qun_say("cli.holds_none", a.pos[0]);
     else
         json_array_foreach(items, i, h) print_hold(h);
     json_decref(out);
@@ -196,7 +195,7 @@ static int hold_release(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("released hold %s on %s\n", qun_jstr_or(out, "id", a.pos[1]), a.pos[0]);
+        qun_say("cli.hold_released", qun_jstr_or(out, "id", a.pos[1]), a.pos[0]);
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -224,12 +223,9 @@ static int org_protection(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("dissolve protection of org %s \"%s\" is %s%s\n", qun_jstr_or(out, "id", a.pos[0]),
-               qun_jstr_or(out, "name", ""),
-               json_is_true(json_object_get(out, "dissolve_protection")) ? "on" : "off",
-               json_is_true(json_object_get(out, "dissolve_protection"))
-                   ? ": dissolving its enterprise groups needs an org admin's approval"
-                   : "");
+        qun_say(json_is_true(json_object_get(out, "dissolve_protection")) ? "cli.protection_on"
+                                                                          : "cli.protection_off",
+                qun_jstr_or(out, "id", a.pos[0]), qun_jstr_or(out, "name", ""));
     json_decref(out);
     return QUN_EXIT_OK;
 }

@@ -58,12 +58,10 @@ static int grant_export(qun_cli_t *c, int argc, char **argv) {
         qun_print_json(out);
     } else {
         char t[32];
-        printf("grant %s on the exports of %s, until %s\n", qun_jstr_or(out, "id", "?"),
-               qun_jstr_or(out, "group", "?"), qun_fmt_time(qun_jint(out, "expires_at"), t));
-        printf("token (shown once; the application sends it as Authorization: Bearer <token>):\n%s\n",
-               qun_jstr_or(out, "token", "?"));
-        printf(
-            "it lists exports at GET /v1/grant/exports and downloads GET /v1/grant/exports/<id>/download\n");
+        qun_say("cli.grant_made", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"),
+                qun_fmt_time(qun_jint(out, "expires_at"), t));
+        qun_say("cli.grant_token", qun_jstr_or(out, "token", "?"));
+        qun_say("cli.grant_use");
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -100,7 +98,7 @@ static int grant_revoke(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("revoked grant %s of %s\n", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"));
+        qun_say("cli.grant_revoked", qun_jstr_or(out, "id", "?"), qun_jstr_or(out, "group", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }

@@ -25,7 +25,7 @@ static int finish(qun_cli_t *c, json_t *out, void (*print_fn)(json_t *out, const
 static void print_group(json_t *g, const void *arg) {
     char t[32];
     const char *verb = arg;
-    if (verb) printf("%s group %s \"%s\"\n", verb, qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "name", ""));
+    if (verb) qun_say(verb, qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "name", ""));
     printf("  id:       %s\n", qun_jstr_or(g, "id", "?"));
     printf("  name:     %s\n", qun_jstr_or(g, "name", ""));
     printf("  kind:     %s\n", qun_jstr_or(g, "kind", "?"));
@@ -55,7 +55,7 @@ static void print_group_list(json_t *out, const void *arg) {
     json_t *g;
     json_t *items = json_object_get(out, "items");
     if (json_array_size(items) == 0) {
-        printf("no groups yet; create one with: qun group create <name>\n");
+        qun_say("cli.groups_none");
         return;
     }
     /* Names may hold CJK text: pad by display columns, not bytes. */
@@ -87,9 +87,11 @@ static void print_members(json_t *out, const void *arg) {
 }
 
 static void print_member_change(json_t *m, const void *arg) {
-    const char *dn = qun_jstr_or(m, "display_name", NULL);
-    printf("%s %s%s%s%s (%s) as %s\n", (const char *)arg, qun_jstr_or(m, "username", "?"), dn ? " \"" : "",
-           dn ? dn : "", dn ? "\"" : "", qun_jstr_or(m, "openid", "?"), qun_jstr_or(m, "role", "?"));
+    char dn[200] = "";
+    if (qun_jstr_or(m, "display_name", NULL))
+        qun_wf(dn, sizeof dn, "cli.quoted", qun_jstr_or(m, "display_name", ""));
+    qun_say(arg, qun_jstr_or(m, "username", "?"), dn, qun_jstr_or(m, "openid", "?"),
+            qun_jstr_or(m, "role", "?"));
 }
 
 static void print_line(json_t *out, const void *arg) {
@@ -107,7 +109,7 @@ static int group_create(qun_cli_t *c, int argc, char **argv) {
     if (a.val[0]) json_object_set_new(body, "kind", json_string(a.val[0]));
     if (a.val[1]) json_object_set_new(body, "org", json_string(a.val[1]));
     rc = qun_cli_json(c, "POST", "/v1/groups", body, &out);
-    return rc == QUN_EXIT_OK ? finish(c, out, print_group, "created") : rc;
+    return rc == QUN_EXIT_OK ? finish(c, out, print_group, "cli.group_created") : rc;
 }
 
 static int group_list(qun_cli_t *c, int argc, char **argv) {
@@ -150,7 +152,7 @@ static int group_add(qun_cli_t *c, int argc, char **argv) {
     json_t *body = json_pack("{s:s}", strncmp(a.pos[1], "u_", 2) == 0 ? "openid" : "username", a.pos[1]);
     if (a.val[0]) json_object_set_new(body, "role", json_string(a.val[0]));
     rc = qun_cli_json(c, "POST", path, body, &out);
-    return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "added") : rc;
+    return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "cli.member_added") : rc;
 }
 
 /* The group's name typed back (given, or asked for with prompt): QUN_EXIT_OK when it
@@ -190,14 +192,12 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK && resp.status != 0 && !proof) rc = qun_cli_report(&resp);
     qun_resp_free(&resp);
     if (proof) {
-        fprintf(stderr, "You removed many members of this group in the last day: this removal needs your "
-                        "confirmation.\n");
+        fprintf(stderr, "%s\n", qun_w("cli.remove_many"));
         /* The bulk preview of this one member issues the token; the name is typed back
          * here, and whatever else the 428 names is collected by qun_send_proved. */
         rc = qun_cli_json(c, "POST", ppath, json_pack("{s:[s]}", "openids", a.pos[1]), &preview);
         const char *name = qun_jstr_or(preview, "name", "");
-        snprintf(prompt, sizeof prompt,
-                 "Remove %.64s from \"%.200s\". Type the group's name to confirm: ", a.pos[1], name);
+        qun_wf(prompt, sizeof prompt, "cli.remove_prompt", a.pos[1], name);
         if (rc == QUN_EXIT_OK) rc = typed_confirm(prompt, name, a.val[0], "nobody was removed");
         qun_proofs_t proofs = {.totp_code = a.val[1], .key_file = a.val[2]};
         if (rc == QUN_EXIT_OK)
@@ -209,7 +209,7 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
         json_decref(preview);
     }
     if (rc != QUN_EXIT_OK) return rc;
-    snprintf(line, sizeof line, "removed %s from %s", a.pos[1], a.pos[0]);
+    qun_wf(line, sizeof line, "cli.removed_member", a.pos[1], a.pos[0]);
     return finish(c, out, print_line, line);
 }
 
@@ -224,7 +224,7 @@ static int group_role(qun_cli_t *c, int argc, char **argv) {
         return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the role is admin or member; usage: qun %s", usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "role", a.pos[2]), &out);
-    return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "set") : rc;
+    return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "cli.member_set") : rc;
 }
 
 static int group_rename(qun_cli_t *c, int argc, char **argv) {
@@ -257,16 +257,14 @@ int qun_cmd_group(qun_cli_t *c, int argc, char **argv) {
 static void print_transfer(json_t *out, const void *arg) {
     const char *state = qun_jstr_or(out, "state", "?");
     if (strcmp(state, "proposed") == 0)
-        printf("offered ownership of %s to %s; they accept with: qun transfer accept %s\n",
-               qun_jstr_or(out, "group", "?"), arg ? (const char *)arg : qun_jstr_or(out, "to", "?"),
-               qun_jstr_or(out, "group", "?"));
+        qun_say("cli.transfer_offered", qun_jstr_or(out, "group", "?"),
+                arg ? (const char *)arg : qun_jstr_or(out, "to", "?"), qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "accepted") == 0)
-        printf("you now own %s\n", qun_jstr_or(out, "group", "?"));
+        qun_say("cli.transfer_accepted", qun_jstr_or(out, "group", "?"));
     else if (strcmp(state, "withdrawn") == 0)
-        printf("withdrew the offer of %s to %s\n", qun_jstr_or(out, "group", "?"),
-               qun_jstr_or(out, "to", "?"));
+        qun_say("cli.transfer_withdrawn", qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "to", "?"));
     else
-        printf("declined the ownership of %s\n", qun_jstr_or(out, "group", "?"));
+        qun_say("cli.transfer_declined", qun_jstr_or(out, "group", "?"));
 }
 
 /* Offer ownership: the preview issues a confirmation token, the owner types the group's
@@ -335,6 +333,6 @@ int qun_cmd_leave(qun_cli_t *c, int argc, char **argv) {
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/leave", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_object(), &out);
     if (rc != QUN_EXIT_OK) return rc;
-    snprintf(line, sizeof line, "left %s", a.pos[0]);
+    qun_wf(line, sizeof line, "cli.left", a.pos[0]);
     return finish(c, out, print_line, line);
 }

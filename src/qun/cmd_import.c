@@ -119,22 +119,20 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv) {
         qun_print_json(out);
     } else {
         json_t *n = json_object_get(out, "counts");
-        printf("imported group %s \"%s\": %lld members, %lld messages, %lld files, %lld payments "
-               "(verified against ledger entry %lld; import ledgered as entry %lld)\n",
-               qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "name", ""),
-               (long long)qun_jint(n, "members"), (long long)qun_jint(n, "messages"),
-               (long long)qun_jint(n, "files"), (long long)qun_jint(n, "payments"),
-               (long long)qun_jint(json_object_get(out, "source"), "ledger_index"),
-               (long long)qun_jint(out, "ledger_index"));
+        char f[6][24];
+        qun_say("cli.imported", qun_jstr_or(out, "group", "?"), qun_jstr_or(out, "name", ""),
+                qun_fmt_int(qun_jint(n, "members"), f[0]), qun_fmt_int(qun_jint(n, "messages"), f[1]),
+                qun_fmt_int(qun_jint(n, "files"), f[2]), qun_fmt_int(qun_jint(n, "payments"), f[3]),
+                qun_fmt_int(qun_jint(json_object_get(out, "source"), "ledger_index"), f[4]),
+                qun_fmt_int(qun_jint(out, "ledger_index"), f[5]));
         /* Who of the archive was not added, and why (no account here, or no longer a
          * member of the archived group). */
         size_t i;
         json_t *e;
         json_array_foreach(json_object_get(out, "skipped"), i, e)
-            printf("not added: %s (%s)\n", qun_jstr_or(e, "openid", "?"),
-                   strcmp(qun_jstr_or(e, "reason", ""), "no_account") == 0
-                       ? "no account on this server"
-                       : "no longer a member of the archived group");
+            qun_say(strcmp(qun_jstr_or(e, "reason", ""), "no_account") == 0 ? "cli.import_no_account"
+                                                                            : "cli.import_left",
+                    qun_jstr_or(e, "openid", "?"));
     }
     json_decref(out);
     return QUN_EXIT_OK;

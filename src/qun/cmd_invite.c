@@ -17,22 +17,23 @@ static int finish(qun_cli_t *c, json_t *out, void (*print_fn)(json_t *out, const
     return QUN_EXIT_OK;
 }
 
-/* "invited bob to "Class 3" (g_…) as member: invitation i_… is pending". */
+/* "invited bob to "Class 3" (g_…) as member: invitation i_… is pending"; verb is the
+ * words' key. */
 static void print_invitation(json_t *i, const char *verb) {
-    printf("%s %s to \"%s\" (%s) as %s: invitation %s is %s\n", verb, qun_jstr_or(i, "invitee_username", "?"),
-           qun_jstr_or(i, "group_name", ""), qun_jstr_or(i, "group", "?"), qun_jstr_or(i, "role", "?"),
-           qun_jstr_or(i, "id", "?"), qun_jstr_or(i, "state", "?"));
+    qun_say(verb, qun_jstr_or(i, "invitee_username", "?"), qun_jstr_or(i, "group_name", ""),
+            qun_jstr_or(i, "group", "?"), qun_jstr_or(i, "role", "?"), qun_jstr_or(i, "id", "?"),
+            qun_jstr_or(i, "state", "?"));
 }
 
 static void print_answer(json_t *i, const char *verb) {
     (void)verb;
     const char *state = qun_jstr_or(i, "state", "?");
     if (strcmp(state, "accepted") == 0)
-        printf("joined \"%s\" (%s) as %s\n", qun_jstr_or(i, "group_name", ""), qun_jstr_or(i, "group", "?"),
-               qun_jstr_or(i, "role", "?"));
+        qun_say("cli.invite_joined", qun_jstr_or(i, "group_name", ""), qun_jstr_or(i, "group", "?"),
+                qun_jstr_or(i, "role", "?"));
     else
-        printf("%s the invitation to \"%s\" (%s) from %s\n", state, qun_jstr_or(i, "group_name", ""),
-               qun_jstr_or(i, "group", "?"), qun_jstr_or(i, "inviter_username", "?"));
+        qun_say("cli.invite_declined", qun_jstr_or(i, "group_name", ""), qun_jstr_or(i, "group", "?"),
+                qun_jstr_or(i, "inviter_username", "?"));
 }
 
 static void print_list(json_t *out, const char *verb) {
@@ -41,7 +42,7 @@ static void print_list(json_t *out, const char *verb) {
     size_t k;
     char t[32];
     if (json_array_size(items) == 0) {
-        printf("no pending invitations\n");
+        qun_say("cli.invitations_none");
         return;
     }
     printf("%-26s %-24s %-20s %-7s %s\n", "INVITATION", "GROUP", "INVITED BY", "ROLE", "SINCE");
@@ -69,7 +70,7 @@ int qun_cmd_invite(qun_cli_t *c, int argc, char **argv) {
         rc = qun_cli_json(c, "POST", path, body, &out);
     else
         json_decref(body);
-    return rc == QUN_EXIT_OK ? finish(c, out, print_invitation, "invited") : rc;
+    return rc == QUN_EXIT_OK ? finish(c, out, print_invitation, "cli.invited") : rc;
 }
 
 int qun_cmd_invitations(qun_cli_t *c, int argc, char **argv) {
@@ -96,7 +97,7 @@ int qun_cmd_invitation(qun_cli_t *c, int argc, char **argv) {
     if (strcmp(verb, "revoke") == 0) {
         rc = qun_pathf(path, sizeof path, "/v1/invitations/%s", a.pos[1]);
         if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
-        return rc == QUN_EXIT_OK ? finish(c, out, print_invitation, "revoked: had invited") : rc;
+        return rc == QUN_EXIT_OK ? finish(c, out, print_invitation, "cli.invite_revoked") : rc;
     }
     return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
 }

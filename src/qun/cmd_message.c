@@ -12,7 +12,7 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     static const char usage[] = "post <group> <text...>";
     qun_args_t a;
     json_t *out;
-    char path[512], text[MAX_TEXT + 2];
+    char path[512], text[MAX_TEXT + 2], seq[24];
     size_t n = 0;
     int rc = qun_args_parse(argc, argv, NULL, 2, -1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
@@ -42,7 +42,7 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("posted #%lld to %s\n", (long long)qun_jint(out, "seq"), qun_jstr_or(out, "group", a.pos[0]));
+        qun_say("cli.posted", qun_fmt_int(qun_jint(out, "seq"), seq), qun_jstr_or(out, "group", a.pos[0]));
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -87,7 +87,7 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL, *names = NULL, *m;
     int64_t after = 0, limit = 0;
-    char path[512];
+    char path[512], n[24];
     size_t i;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
@@ -137,10 +137,9 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
                qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)),
                qun_jstr_or(m, "text", ""));
     }
-    if (json_array_size(items) == 0) printf("no messages\n");
+    if (json_array_size(items) == 0) qun_say("cli.messages_none");
     const char *next = qun_jstr_or(out, "next_cursor", NULL);
-    if (a.val[1] && next)
-        printf("more: qun history %s --after %s --limit %lld\n", a.pos[0], next, (long long)limit);
+    if (a.val[1] && next) qun_say("cli.history_more", a.pos[0], next, qun_fmt_int(limit, n));
     json_decref(names);
     json_decref(out);
     return QUN_EXIT_OK;
@@ -154,7 +153,7 @@ int qun_cmd_recall(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out = NULL;
     int64_t seq = 0;
-    char path[512];
+    char path[512], n[24];
     int rc = qun_args_parse(argc, argv, opts, 2, 2, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (!qun_parse_uint(a.pos[1], &seq) || seq < 1)
@@ -167,9 +166,9 @@ int qun_cmd_recall(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else if (json_is_true(json_object_get(out, "removed")))
-        printf("removed #%lld from %s\n", (long long)seq, qun_jstr_or(out, "group", a.pos[0]));
+        qun_say("cli.message_removed", qun_fmt_int(seq, n), qun_jstr_or(out, "group", a.pos[0]));
     else
-        printf("recalled #%lld in %s\n", (long long)seq, qun_jstr_or(out, "group", a.pos[0]));
+        qun_say("cli.message_recalled", qun_fmt_int(seq, n), qun_jstr_or(out, "group", a.pos[0]));
     json_decref(out);
     return QUN_EXIT_OK;
 }

@@ -65,10 +65,12 @@ int qun_cmd_pay(qun_cli_t *c, int argc, char **argv) {
         qun_print_json(out);
     } else {
         const char *memo = qun_jstr_or(out, "memo", "");
-        printf("red packet %s: %s in %lld shares%s%s%s\n", qun_jstr_or(out, "id", "?"),
-               fmt_money(qun_jint(out, "amount"), false, money), (long long)qun_jint(out, "shares"),
-               *memo ? " (\"" : "", memo, *memo ? "\")" : "");
-        printf("members claim with: qun claim %s %s\n", a.pos[0], qun_jstr_or(out, "id", "?"));
+        char n[24], note[300] = "";
+        if (*memo) qun_wf(note, sizeof note, "cli.memo", memo);
+        qun_say("cli.red_packet", qun_jstr_or(out, "id", "?"),
+                fmt_money(qun_jint(out, "amount"), false, money), qun_fmt_int(qun_jint(out, "shares"), n),
+                note);
+        qun_say("cli.claim_with", a.pos[0], qun_jstr_or(out, "id", "?"));
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -86,17 +88,17 @@ int qun_cmd_claim(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("claimed %s from %s\n", fmt_money(qun_jint(out, "amount"), false, money),
-               qun_jstr_or(out, "payment", a.pos[1]));
+        qun_say("cli.claimed", fmt_money(qun_jint(out, "amount"), false, money),
+                qun_jstr_or(out, "payment", a.pos[1]));
     json_decref(out);
     return QUN_EXIT_OK;
 }
 
 /* What a bill line's kind means, as a person says it. */
 static const char *bill_kind(const char *kind) {
-    if (strcmp(kind, "red_packet_sent") == 0) return "sent a red packet";
-    if (strcmp(kind, "red_packet_received") == 0) return "claimed from a red packet";
-    return kind;
+    char key[64];
+    snprintf(key, sizeof key, "cli.bill.%s", kind);
+    return qun_w_or(key, kind);
 }
 
 /* Print s right-aligned in width columns ("¥" is two bytes but one column), then a newline. */
@@ -122,7 +124,7 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
     }
     json_t *items = json_object_get(out, "items");
     if (json_array_size(items) == 0) {
-        printf("your bill is empty\n");
+        qun_say("cli.bill_empty");
         json_decref(out);
         return QUN_EXIT_OK;
     }
@@ -139,7 +141,7 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
         total += amount;
         printf("%-16s  ", qun_fmt_time(qun_jint(line, "created_at"), t));
         qun_print_cell(qun_jstr_or(line, "group_name", "?"), wgroup + 2);
-        printf("%-26s ", bill_kind(qun_jstr_or(line, "kind", "?")));
+        qun_print_cell(bill_kind(qun_jstr_or(line, "kind", "?")), 27);
         print_right(fmt_money(amount, true, money), 12);
     }
     printf("%-16s  ", "total");
@@ -175,7 +177,7 @@ int qun_cmd_payments(qun_cli_t *c, int argc, char **argv) {
         json_decref(out);
         return QUN_EXIT_OK;
     }
-    if (json_array_size(items) == 0) printf("no red packets in %s yet; send one with: qun pay\n", a.pos[0]);
+    if (json_array_size(items) == 0) qun_say("cli.red_packets_none", a.pos[0]);
     json_array_foreach(items, i, p) {
         size_t w = qun_text_width(who(p, "creator"));
         wfrom = w > wfrom ? w : wfrom;

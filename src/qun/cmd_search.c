@@ -13,7 +13,7 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
     static const char usage[] = "search <group> <words...> [--limit N]";
     qun_args_t a;
     int64_t limit = 20;
-    char words[1024] = "", path[2048], after[24] = "";
+    char words[1024] = "", path[2048], after[24] = "", stop[24];
     json_t *names = NULL, *all = json_array();
     int64_t scanned_to = 0; /* the last page's, when its scan stopped at its window */
     int rc = qun_args_parse(argc, argv, opts, 2, -1, usage, &a);
@@ -68,11 +68,10 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
                qun_jstr_or(m, "text", ""));
     }
     if (scanned_to > 0) /* SEARCH_SCAN_LIMIT: a short query read as many windows as it may */
-        printf("%s; the search stopped at message %lld: older messages were not searched (use 3 or more "
-               "characters to search them all)\n",
-               json_array_size(all) ? "that is not all" : "no messages found so far", (long long)scanned_to);
+        qun_say(json_array_size(all) ? "cli.search_stopped_some" : "cli.search_stopped_none",
+                qun_fmt_int(scanned_to, stop));
     else if (json_array_size(all) == 0)
-        printf("no messages found\n");
+        qun_say("cli.search_none");
     json_decref(names);
     json_decref(all);
     return QUN_EXIT_OK;

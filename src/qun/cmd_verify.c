@@ -126,12 +126,12 @@ static int ask_vouching(qun_cli_t *c, json_t *problem, const char *path) {
         qun_print_json(o);
         json_decref(o);
     } else {
-        printf("Your account already has a device key, so another device of yours approves this one's.\n"
-               "Scan this with it, or run there: qun approve '%s' --key FILE\n\n",
-               uri);
+        char key[1100] = "";
+        if (path[0]) snprintf(key, sizeof key, " --key %s", path);
+        qun_say("cli.device_key_qr", uri);
         qun_print_qr(uri);
-        printf("\n%s\n\nthen here: qun device key register --challenge %s%s%s\n", uri, id,
-               path[0] ? " --key " : "", path);
+        printf("\n%s\n\n", uri);
+        qun_say("cli.device_key_then", id, key);
     }
     json_decref(ch);
     return qun_cli_fail(QUN_EXIT_FAIL, "QR_REQUIRED", "the key waits for the approval of challenge %s", id);
@@ -337,7 +337,7 @@ int qun_challenge_sign(qun_cli_t *c, const char *id, const char *nonce, const ch
     if (c->json && !quiet)
         qun_print_json(out);
     else if (!quiet)
-        printf("approved %s from device %s\n", id, k.device_id);
+        qun_say("cli.challenge_approved", id, k.device_id);
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -484,9 +484,10 @@ int qun_cmd_passkeys(qun_cli_t *c, int argc, char **argv) {
 static void print_risk(json_t *r) {
     json_t *why, *reasons = json_object_get(r, "reasons");
     size_t i;
-    printf("risk %s: level %s, score %lld\n", qun_jstr_or(r, "id", "?"), qun_jstr_or(r, "level", "?"),
-           (long long)qun_jint(r, "score"));
-    if (json_array_size(reasons) == 0) printf("  no rule fired\n");
+    char n[24];
+    qun_say("cli.risk", qun_jstr_or(r, "id", "?"), qun_jstr_or(r, "level", "?"),
+            qun_fmt_int(qun_jint(r, "score"), n));
+    if (json_array_size(reasons) == 0) qun_say("cli.risk_none");
     json_array_foreach(reasons, i, why) {
         char key[64];
         snprintf(key, sizeof key, "risk.rule.%s", qun_jstr_or(why, "rule", "?"));
@@ -548,8 +549,8 @@ int qun_cmd_risk(qun_cli_t *c, int argc, char **argv) {
     } else {
         print_risk(r);
         char t[32];
-        printf("  evaluated %s for group %s from device %s\n", qun_fmt_time(qun_jint(r, "created_at"), t),
-               qun_jstr_or(r, "group", "-"), qun_jstr_or(r, "device_id", "-"));
+        qun_say("cli.risk_evaluated", qun_fmt_time(qun_jint(r, "created_at"), t),
+                qun_jstr_or(r, "group", "-"), qun_jstr_or(r, "device_id", "-"));
     }
     json_decref(r);
     return QUN_EXIT_OK;
@@ -582,20 +583,20 @@ static int review_list(qun_cli_t *c, int argc, char **argv) {
         qun_print_json(o);
         json_decref(o);
     } else if (json_array_size(queue) == 0) {
-        printf("no dissolution is waiting for a risk review\n");
+        qun_say("cli.reviews_none");
     } else {
         char t[32];
         json_array_foreach(queue, i, it) {
-            printf(
-                "%s: dissolution of %s \"%s\" by %s, expires %s\n", qun_jstr_or(it, "id", "?"),
-                qun_jstr_or(it, "group", "?"), qun_jstr_or(it, "group_name", ""),
+            qun_say(
+                "cli.review_item", qun_jstr_or(it, "id", "?"), qun_jstr_or(it, "group", "?"),
+                qun_jstr_or(it, "group_name", ""),
                 qun_jstr_or(it, "requested_by_display_name",
                             qun_jstr_or(it, "requested_by_username", qun_jstr_or(it, "requested_by", "?"))),
                 qun_fmt_time(qun_jint(it, "expires_at"), t));
             json_t *r = json_object_get(it, "risk");
             if (r) print_risk(r);
         }
-        printf("decide with: qun review approve <id> [--reason R] | qun review reject <id> --reason R\n");
+        qun_say("cli.review_decide");
     }
     json_decref(queue);
     return QUN_EXIT_OK;
@@ -620,8 +621,8 @@ static int review_decide(qun_cli_t *c, int argc, char **argv, bool approve) {
     if (c->json)
         qun_print_json(out);
     else
-        printf("%s the risk review %s of %s\n", approve ? "approved" : "rejected", a.pos[0],
-               qun_jstr_or(out, "group", "?"));
+        qun_say(approve ? "cli.review_approved" : "cli.review_rejected", a.pos[0],
+                qun_jstr_or(out, "group", "?"));
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -675,7 +676,7 @@ int qun_cmd_locks(qun_cli_t *c, int argc, char **argv) {
     if (c->json)
         qun_print_json(out);
     else if (json_array_size(json_object_get(out, "items")) == 0)
-        printf("no %slocks\n", a.val[0] ? "" : "active ");
+        qun_say(a.val[0] ? "cli.locks_none" : "cli.locks_none_active");
     else
         json_array_foreach(json_object_get(out, "items"), i, it) print_lock(it);
     json_decref(out);

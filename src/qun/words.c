@@ -4,6 +4,7 @@
  * orders them) starts with "zh", else English.  Server answers are rendered from their
  * codes through this table, never from the server's English `detail`. */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,22 +40,74 @@ const char *qun_w(const char *key) {
     return qun_w_or(key, key);
 }
 
-const char *qun_wf(char *out, size_t size, const char *key, ...) {
-    const char *fmt = qun_w(key);
-    va_list ap;
-    size_t n = 0;
-    va_start(ap, key);
-    for (const char *p = fmt; *p && n + 1 < size; p++) {
-        if (p[0] == '%' && p[1] == 's') {
-            const char *arg = va_arg(ap, const char *);
-            for (arg = arg ? arg : ""; *arg && n + 1 < size; arg++)
-                out[n++] = *arg;
-            p++;
-        } else {
-            out[n++] = *p;
-        }
+/* Where the pieces of a row go: a bounded buffer, or a stream. */
+typedef struct {
+    char *out;
+    size_t size, n;
+    FILE *f;
+} sink_t;
+
+static void put(sink_t *s, const char *p, size_t len) {
+    if (s->f) {
+        fwrite(p, 1, len, s->f);
+        return;
     }
+    for (size_t i = 0; i < len && s->n + 1 < s->size; i++)
+        s->out[s->n++] = p[i];
+}
+
+/* The words of key with each %s replaced by the next string argument (NULL is ""). */
+static void fill(sink_t *s, const char *key, va_list ap) {
+    const char *p = qun_w(key), *mark;
+    while ((mark = strstr(p, "%s")) != NULL) {
+        put(s, p, (size_t)(mark - p));
+        const char *arg = va_arg(ap, const char *);
+        if (arg) put(s, arg, strlen(arg));
+        p = mark + 2;
+    }
+    put(s, p, strlen(p));
+}
+
+const char *qun_wf(char *out, size_t size, const char *key, ...) {
+    sink_t s = {.out = out, .size = size};
+    va_list ap;
+    va_start(ap, key);
+    fill(&s, key, ap);
     va_end(ap);
-    out[n] = '\0';
+    out[s.n] = '\0';
+    return out;
+}
+
+/* The words of key on f between prefix and a newline. */
+static void vprint(FILE *f, const char *prefix, const char *key, va_list ap) {
+    sink_t s = {.f = f};
+    fputs(prefix, f);
+    fill(&s, key, ap);
+    fputc('\n', f);
+}
+
+void qun_say(const char *key, ...) {
+    va_list ap;
+    va_start(ap, key);
+    vprint(stdout, "", key, ap);
+    va_end(ap);
+}
+
+void qun_note(const char *key, ...) {
+    va_list ap;
+    va_start(ap, key);
+    vprint(stderr, "qun: ", key, ap);
+    va_end(ap);
+}
+
+void qun_hint(const char *key, ...) {
+    va_list ap;
+    va_start(ap, key);
+    vprint(stderr, "qun:   ", key, ap);
+    va_end(ap);
+}
+
+const char *qun_fmt_int(int64_t v, char out[24]) {
+    snprintf(out, 24, "%lld", (long long)v);
     return out;
 }
