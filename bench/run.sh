@@ -26,6 +26,8 @@
 #      1M messages and 1 GiB of files                GET p99 during it vs idle just before
 #  14. message posts with the search index      vs  the same posts with its triggers dropped,
 #      maintained (64 writers, in-process);          same process, alternating rounds;
+#      POST over HTTP, the index maintained          the same qund with the search triggers
+#                                                    dropped (bench/qund-nosearch.sh), alternating;
 #      search p50/p99 over 1M messages in a group    the same group's latest page (GET .../messages)
 # Durations and load can be changed through the environment (see bench/README.md).
 set -eu
@@ -463,5 +465,15 @@ search=$("$OUT/search_bench" "$tmp" "${BENCH_SEARCH_POST_SECONDS:-12}" "${BENCH_
     die "search_bench failed"
 echo "$search" | tee -a "$OUT/results.txt"
 sr=$(echo "$search" | sed -n 's/^post_ratio value=//p')
-echo "  posts with the index / without: $sr (aim >= 0.8: $(awk -v r="$sr" 'BEGIN { print (r >= 0.8 ? "met" : "MISSED") }'))" |
+echo "  posts through the writer, with the index / without: $sr (aim >= 0.8: $(awk -v r="$sr" 'BEGIN { print (r >= 0.8 ? "met" : "MISSED") }'))" |
+    tee -a "$OUT/results.txt"
+# The same comparison as a person's phone sees it: POST over HTTP (benchmark 1's wrk and
+# loops), qund against the same qund with the search triggers dropped, alternating rounds.
+ab=$(QUND_REAL=build/qund BENCH_BIN="$OUT" BENCH_POST_SECONDS="${BENCH_SEARCH_HTTP_SECONDS:-8}" \
+    sh bench/post_ab.sh "${BENCH_SEARCH_HTTP_ROUNDS:-3}" build/qund bench/qund-nosearch.sh) || die "post_ab failed"
+echo "$ab" | tee -a "$OUT/results.txt"
+hr=$(echo "$ab" | awk '/^POST / { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+                       if (f["name"] == "qund") { on += f["posts_per_s"]; n1++ } else { off += f["posts_per_s"]; n2++ } }
+                       END { printf "%.3f", (on / n1) / (off / n2) }')
+echo "  POST over HTTP, with the index / without: $hr (aim >= 0.8: $(awk -v r="$hr" 'BEGIN { print (r >= 0.8 ? "met" : "MISSED") }'))" |
     tee -a "$OUT/results.txt"
