@@ -1226,7 +1226,9 @@ try {
       await api('POST', `/v1/groups/${g.id}/messages`, { text }, token);
     }
     const page = owner.page;
+    // A hash change keeps the page: wait for this group's view, not the last one's search box.
     await page.goto(`${URL}/#/g/${g.id}`);
+    await page.waitForSelector('#group-name:has-text("Search")');
     await page.waitForSelector('#search-q');
     await page.fill('#search-q', 'friday');
     await page.click('#search-go');
@@ -1245,6 +1247,7 @@ try {
     await shot(page, 'search-none-en');
     const zh = member.page;
     await zh.goto(`${URL}/#/g/${g.id}`);
+    await zh.waitForSelector('#group-name:has-text("Search")');
     await zh.waitForSelector('#search-q');
     await zh.fill('#search-q', '作业');
     await zh.click('#search-go');
