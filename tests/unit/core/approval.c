@@ -9,6 +9,7 @@
 #include "qun/policy.h"
 #include "qun/risk.h"
 #include "unit.h"
+#include "unit_core.h"
 #include "unit_store.h"
 
 static qun_db_t *db;
@@ -16,14 +17,7 @@ static qun_actor_t owner, admin2, member, outsider, minor, guardian1, guardian2,
 static char enterprise_org[QUN_ID_MAX], school_org[QUN_ID_MAX];
 
 static void user(const char *name, qun_actor_t *a) {
-    json_t *out = NULL;
-    qun_err_t err;
-    memset(a, 0, sizeof *a);
-    CHECK(qun_user_create(db, name, "x", &out, &err) == QUN_OK);
-    snprintf(a->openid, sizeof a->openid, "%s", json_string_value(json_object_get(out, "openid")));
-    snprintf(a->username, sizeof a->username, "%s", name);
-    json_decref(out);
-    CHECK(qun_user_id(db, a->openid, &a->uid, &err) == QUN_OK);
+    unit_user(db, name, a);
 }
 
 static void org(const char *kind, char *oid) {

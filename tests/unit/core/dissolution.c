@@ -16,17 +16,13 @@
 #include "qun/jobs.h"
 #include "qun/policy.h"
 #include "unit.h"
+#include "unit_core.h"
 #include "unit_store.h"
 
 static qun_db_t *db;
 
 static void user(const char *name, qun_actor_t *a) {
-    json_t *out;
-    qun_err_t err;
-    CHECK(qun_user_create(db, name, "x", &out, &err) == QUN_OK);
-    snprintf(a->openid, sizeof a->openid, "%s", json_string_value(json_object_get(out, "openid")));
-    CHECK(qun_user_id(db, a->openid, &a->uid, &err) == QUN_OK);
-    json_decref(out);
+    unit_user(db, name, a);
 }
 
 static int64_t count(const char *sql) {

@@ -9,19 +9,14 @@
 #include "qun/ledger.h"
 #include "qun/ledger_view.h"
 #include "unit.h"
+#include "unit_core.h"
 
 static qun_db_t *db;
 static qun_actor_t owner, member, other, admin;
 static char g1[QUN_ID_MAX], g2[QUN_ID_MAX];
 
 static void user(const char *name, qun_actor_t *a) {
-    json_t *out;
-    qun_err_t err;
-    CHECK(qun_user_create(db, name, "x", &out, &err) == QUN_OK);
-    snprintf(a->openid, sizeof a->openid, "%s", json_string_value(json_object_get(out, "openid")));
-    snprintf(a->username, sizeof a->username, "%s", name);
-    CHECK(qun_user_id(db, a->openid, &a->uid, &err) == QUN_OK);
-    json_decref(out);
+    unit_user(db, name, a);
 }
 
 static void group(const qun_actor_t *a, const char *name, char gid[QUN_ID_MAX]) {

@@ -10,17 +10,12 @@
 
 #include "qun/verify.h"
 #include "unit.h"
+#include "unit_core.h"
 
 static qun_db_t *db;
 
 static int64_t new_user(const char *name) {
-    json_t *out;
-    qun_err_t err;
-    int64_t uid = 0;
-    CHECK(qun_user_create(db, name, "x", &out, &err) == QUN_OK);
-    CHECK(qun_user_id(db, json_string_value(json_object_get(out, "openid")), &uid, &err) == QUN_OK);
-    json_decref(out);
-    return uid;
+    return unit_user_id(db, name);
 }
 
 /* A logged-in actor of user uid on device, as the router would authenticate it. */

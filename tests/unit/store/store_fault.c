@@ -26,6 +26,7 @@
 #include "qun/policy.h"
 #include "store_internal.h"
 #include "unit.h"
+#include "unit_core.h"
 #include "unit_archive.h"
 #include "unit_store.h"
 
@@ -143,13 +144,7 @@ static bool same(const char *a, const char *b) {
 /* ---- the fixture: an owner, a member, a group with MESSAGES messages ---- */
 
 static void user(const char *name, qun_actor_t *a) {
-    json_t *out;
-    qun_err_t err;
-    memset(a, 0, sizeof *a);
-    CHECK(qun_user_create(db, name, "x", &out, &err) == QUN_OK);
-    snprintf(a->openid, sizeof a->openid, "%s", json_string_value(json_object_get(out, "openid")));
-    CHECK(qun_user_id(db, a->openid, &a->uid, &err) == QUN_OK);
-    json_decref(out);
+    unit_user(db, name, a);
 }
 
 static void fixture_at(const char *path) {
