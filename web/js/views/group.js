@@ -363,9 +363,11 @@ export async function groupView([gid], ctx) {
     h('div', { class: 'grid' },
       exportCard,
       h('section', { 'aria-labelledby': 'h-msg', class: 'card wide' }, h('h2', { id: 'h-msg' }, t('group.messages')), earlier, empty, msgList, live ? msgForm : null, live ? typingEl : null),
+      // Right under the messages it searches: on a phone the cards stack, and a person
+      // looking for a message should not scroll past members, files and red packets.
+      g.state === 'purged' ? null : searchCard(gid, names),
       isGone ? null : h('section', { 'aria-labelledby': 'h-mem', class: 'card' }, h('h2', { id: 'h-mem' }, t('group.members')), memberSection),
       goneErr(files) ? null : h('section', { 'aria-labelledby': 'h-files', class: 'card' }, h('h2', { id: 'h-files' }, t('group.files')), fileSection),
       isGone ? null : h('section', { 'aria-labelledby': 'h-pay', class: 'card' }, h('h2', { id: 'h-pay' }, t('group.payments')), paySection),
-      g.state === 'purged' ? null : searchCard(gid, names),
       groupExport));
 }
