@@ -4,8 +4,8 @@
 #   QUND_REAL=build/qund bench/qund-nosearch.sh [qund arguments]
 # Starts the real qund once on the given --data directory (so the migrations run),
 # stops it, drops the three triggers that feed the search index (search_insert,
-# search_update, search_delete: nothing then reaches search_pending, and each COMMIT's
-# flush finds nothing to do, as before migration 0029), and execs the real qund with the
+# search_update, search_delete) and its watermark (search_state: without it qund does
+# not look for messages to index at COMMIT, as before migration 0029), and execs the real qund with the
 # same arguments, so the caller's PID is qund's. bench/post_ab.sh runs it beside the real
 # qund, alternating, as it compares builds.
 set -eu
@@ -33,6 +33,7 @@ import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
 for t in ("search_insert", "search_update", "search_delete"):
     db.execute(f"DROP TRIGGER {t}")
+db.execute("DROP TABLE search_state")
 db.commit()
 EOF
 exec "$real" "$@"

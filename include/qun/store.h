@@ -146,8 +146,8 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
 #define QUN_SEARCH_INDEXED 3
 /* The rows one windowed scan covers: a short needle's page costs at most this many rows. */
 #define QUN_SEARCH_WINDOW 50000
-/* SQLite: new text messages wait in search_pending until a COMMIT finds this many
- * (setting `search_batch`, default 256), then one FTS5 statement indexes them all; a
+/* SQLite: new text messages wait above the index's watermark until a COMMIT finds this many
+ * (setting `search_batch`, default 1024), then one FTS5 statement indexes them all; a
  * search reads the waiting ones' text directly. */
 extern int qun_search_batch;
 /* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no

@@ -6,9 +6,9 @@
  * the ledger's entries, leaves and nodes hash to the same root; identity sequences
  * are moved past the highest id ever handed out (SQLite's sqlite_sequence included,
  * so event ids keep increasing after the move).  Virtual tables and their shadow tables
- * (the FTS5 message search index, messages_fts*) and its queues search_pending and
- * search_gone are derived data and are not copied: PostgreSQL builds its own search
- * index as the message rows arrive.
+ * (the FTS5 message search index, messages_fts*) and its queues search_pending,
+ * search_gone and search_state are derived data and are not copied: PostgreSQL builds
+ * its own search index as the message rows arrive.
  *
  * Statements here are built at run time (one per table), and the statement caches
  * are keyed by the SQL text's address, so every text lives until both connections
@@ -188,7 +188,7 @@ static qun_rc copy_all(qun_db_t *src, qun_db_t *dst, qun_copy_report_fn report, 
         qun_db_run(src, &q, err,
                    "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_master t WHERE type = 'table' "
                    "AND name NOT LIKE 'sqlite_%' AND name NOT IN ('schema_migrations', 'search_pending', "
-                   "'search_gone') AND NOT EXISTS "
+                   "'search_gone', 'search_state') AND NOT EXISTS "
                    "(SELECT 1 FROM sqlite_master v WHERE v.type = 'table' AND v.sql LIKE "
                    "'CREATE VIRTUAL TABLE%' AND (t.name = v.name OR t.name LIKE v.name || '\\_%' "
                    "ESCAPE '\\')) ORDER BY rowid",

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Message search: the one place that knows how each backend indexes message text.
- * SQLite keeps an FTS5 trigram index (messages_fts, migration 0029): a new text message
- * waits in search_pending until a COMMIT finds qun_search_batch of them and
- * indexes the lot (qun_db_search_flush), and a search reads the waiting rows' text
- * directly; triggers queue changed and deleted text, which leaves the index at the
- * COMMIT of the transaction that changed it; PostgreSQL keeps a
+ * SQLite keeps an FTS5 trigram index (messages_fts, migrations 0029 and 0035): a new
+ * text message waits above a watermark (search_state) until a COMMIT finds
+ * qun_search_batch of them and indexes the lot (qun_db_search_flush), and a search
+ * reads the waiting rows' text directly; triggers queue changed and deleted text, which
+ * leaves the index at the COMMIT of the transaction that changed it; PostgreSQL keeps a
  * pg_trgm GIN index on messages.body.  Both answer substring queries of three or more
  * characters; a shorter needle scans the group's rows through (group_id, seq), one
  * bounded window per call, because neither index holds anything it could look up. */
@@ -42,18 +42,24 @@ static char *needle_as(const char *s, bool like, bool phrase) {
     return out;
 }
 
-int qun_search_batch = 256;
+int qun_search_batch = 1024;
 
 qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(
-        db, &q, err, "SELECT EXISTS (SELECT 1 FROM search_gone), (SELECT count(*) FROM search_pending)", "");
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT indexed_to, COALESCE((SELECT MAX(id) FROM messages), 0), "
+                           "EXISTS (SELECT 1 FROM search_gone), (SELECT count(*) FROM search_pending) "
+                           "FROM search_state",
+                           "");
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    bool gone = qun_q_col_int(q, 0) != 0;
-    /* New rows wait until a few hundred gather: FTS5 writes a segment per flush and
+    int64_t indexed_to = qun_q_col_int(q, 0), top = qun_q_col_int(q, 1);
+    bool gone = qun_q_col_int(q, 2) != 0;
+    int64_t waiting = qun_q_col_int(q, 3);
+    /* New rows wait until about a thousand gather: FTS5 writes a segment per flush and
      * merges them as they pile up, so its cost per row falls with the rows per flush
-     * (bench/README.md, benchmark 14). A search reads the waiting rows' text itself. */
-    bool pending = qun_q_col_int(q, 1) >= qun_search_batch;
+     * (bench/README.md, benchmark 14). A search reads the waiting rows' text itself.
+     * Ids above the watermark are new messages (text or not): close enough a count. */
+    bool due = (top > indexed_to ? top - indexed_to : 0) + waiting >= qun_search_batch;
     qun_q_done(q);
     rc = QUN_DONE;
     /* Old text out first (a reused id may be pending with new text), then the new rows
@@ -65,12 +71,16 @@ qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
                         "SELECT 'delete', id, body FROM search_gone",
                         "");
     if (gone && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM search_gone", "");
-    if (pending && rc == QUN_DONE)
-        rc = qun_db_run(db, NULL, err,
-                        "INSERT INTO messages_fts(rowid, body) SELECT m.id, m.body FROM search_pending p "
-                        "CROSS JOIN messages m ON m.id = p.id",
-                        "");
-    if (pending && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM search_pending", "");
+    if (!due || rc != QUN_DONE) return rc == QUN_DONE ? QUN_OK : rc;
+    rc =
+        qun_db_run(db, NULL, err,
+                   "INSERT INTO messages_fts(rowid, body) "
+                   "SELECT id, body FROM messages WHERE id > $1 AND kind = 'text' "
+                   "UNION ALL SELECT m.id, m.body FROM search_pending p CROSS JOIN messages m ON m.id = p.id",
+                   "i", indexed_to);
+    if (rc == QUN_DONE && waiting > 0) rc = qun_db_run(db, NULL, err, "DELETE FROM search_pending", "");
+    if (rc == QUN_DONE && top > indexed_to)
+        rc = qun_db_run(db, NULL, err, "UPDATE search_state SET indexed_to = $1", "i", top);
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -130,13 +140,13 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
             }
         }
         if (rc == QUN_ROW || rc == QUN_DONE || rc == QUN_OK)
-            rc = qun_db_run(
-                db, &q, err,
-                "SELECT m.seq FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-                "WHERE messages_fts MATCH $1 AND messages_fts.rowid < $2 AND m.group_id = $3 "
-                "AND m.kind = 'text' AND NOT EXISTS (SELECT 1 FROM search_pending p WHERE p.id = m.id) "
-                "ORDER BY messages_fts.rowid DESC LIMIT $4",
-                "siii", arg, below, group_id, (int64_t)limit);
+            rc = qun_db_run(db, &q, err,
+                            "SELECT m.seq FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+                            "WHERE messages_fts MATCH $1 AND messages_fts.rowid < $2 AND m.group_id = $3 "
+                            "AND m.kind = 'text' AND m.id <= (SELECT indexed_to FROM search_state) "
+                            "AND NOT EXISTS (SELECT 1 FROM search_pending p WHERE p.id = m.id) "
+                            "ORDER BY messages_fts.rowid DESC LIMIT $4",
+                            "siii", arg, below, group_id, (int64_t)limit);
     } else {
         rc = qun_db_run(db, &q, err,
                         "SELECT seq FROM messages WHERE group_id = $1 AND seq < $2 AND seq >= $3 "
@@ -146,18 +156,21 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
     free(arg);
     rc = collect(rc, q, seqs, limit, n, err);
     if (rc == QUN_OK && !pg && indexed) {
-        /* Rows committed but not indexed yet (fewer than qun_search_batch, so the query
-         * above skips them: the index may still hold a pending row's old text): matched
-         * by their text, ASCII case-folded as the short-needle scan does.  CROSS JOIN
-         * keeps the queue the outer loop: with the queue nearly empty the planner would
-         * otherwise walk the whole group by (group_id, seq) (45 ms at 100 000 rows). */
+        /* Rows committed but not indexed yet (above the watermark, fewer than
+         * qun_search_batch; or in search_pending, whose old text the index may still
+         * hold, so the query above skips them): matched by their text, ASCII case-folded
+         * as the short-needle scan does.  The first part walks ids down from the newest
+         * (+group_id keeps the planner off (group_id, seq), which would walk the whole
+         * group); CROSS JOIN keeps the queue the outer loop of the second. */
         int64_t *more = qun_xmalloc(sizeof *more * (size_t)limit);
         int nm = 0;
         char *plain = needle_as(needle, false, false);
         rc = qun_db_run(db, &q, err,
-                        "SELECT m.seq FROM search_pending p CROSS JOIN messages m ON m.id = p.id "
+                        "SELECT seq FROM messages WHERE id > (SELECT indexed_to FROM search_state) "
+                        "AND +group_id = $1 AND seq < $2 AND kind = 'text' AND instr(lower(body), $3) > 0 "
+                        "UNION ALL SELECT m.seq FROM search_pending p CROSS JOIN messages m ON m.id = p.id "
                         "WHERE m.group_id = $1 AND m.seq < $2 AND m.kind = 'text' "
-                        "AND instr(lower(m.body), $3) > 0 ORDER BY m.seq DESC LIMIT $4",
+                        "AND instr(lower(m.body), $3) > 0 ORDER BY 1 DESC LIMIT $4",
                         "iisi", group_id, before, plain, (int64_t)limit);
         free(plain);
         rc = collect(rc, q, more, limit, &nm, err);

@@ -86,8 +86,9 @@ extern const qun_store_ops_t qun_pg_ops;
 /* The ops table of db's backend. */
 #define QUN_DB_OPS(db) (*(const qun_store_ops_t *const *)(const void *)(db))
 
-/* SQLite (store/search.c): put the messages search_pending lists (migration 0029) into
- * the FTS5 index and take them off it, in the open transaction; store_sqlite.c calls it
+/* SQLite (store/search.c): put the messages above the watermark and in search_pending
+ * (migrations 0029, 0035) into the FTS5 index once enough wait, and take search_gone's
+ * old text off it, in the open transaction; store_sqlite.c calls it
  * just before each COMMIT of a connection whose schema has the search tables. */
 qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err);
 

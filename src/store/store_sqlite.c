@@ -35,7 +35,7 @@ struct qun_db {
      * SQLite rolls a transaction back by itself after some errors (out of memory, a
      * full disk, I/O); a statement run after that would commit on its own. */
     bool in_txn;
-    bool search; /* the schema has search_pending (migration 0029): index it at COMMIT */
+    bool search; /* the schema has search_state (migration 0035): index at COMMIT */
     qun_q_t *cache[QCACHE];
 };
 
@@ -163,7 +163,7 @@ static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_
     if (r == QUN_OK && !readonly) {
         qun_q_t *q;
         r = qun_db_run(db, &q, err,
-                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_pending'", "");
+                       "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'search_state'", "");
         db->search = r == QUN_ROW;
         if (r == QUN_ROW) qun_q_done(q);
         if (r == QUN_ROW || r == QUN_DONE) r = QUN_OK;

@@ -354,7 +354,8 @@ def sqlite_tables(path):
         # queues are derived: not moved.
         names = [r[0] for r in db.execute("SELECT name FROM sqlite_master t WHERE type = 'table' "
                                           "AND name NOT LIKE 'sqlite_%' AND name NOT IN "
-                                          "('schema_migrations', 'search_pending', 'search_gone') AND NOT EXISTS "
+                                          "('schema_migrations', 'search_pending', 'search_gone', 'search_state') "
+                                          "AND NOT EXISTS "
                                           "(SELECT 1 FROM sqlite_master v WHERE v.sql LIKE 'CREATE VIRTUAL TABLE%' "
                                           "AND (t.name = v.name OR t.name LIKE v.name || '\\_%' ESCAPE '\\'))")]
         return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in names}

@@ -72,6 +72,12 @@ static void test_long_needle_index(void) {
     CHECK(qun_db_search(db, 2, "hit", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
 }
 
+/* Rows the index has not taken in: those above the watermark and those queued. */
+static int64_t waiting(void) {
+    return unit_count(db, "SELECT (SELECT COALESCE(MAX(id), 0) FROM messages) - indexed_to + "
+                          "(SELECT COUNT(*) FROM search_pending) FROM search_state");
+}
+
 /* A write outside a transaction of this store leaves the index to the next COMMIT
  * through it: until then the search reads the row itself, never the stale index. */
 static void test_pending_rows(void) {
@@ -83,12 +89,12 @@ static void test_pending_rows(void) {
                       "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
                       "VALUES (2, 3, 1, 'late 斑马线 row', 0)",
                       &err) == QUN_OK);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 1);
+    CHECK(waiting() == 1);
     CHECK(qun_db_search(db, 2, "斑马线", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 3);
     CHECK(qun_db_search(db, 2, "a 作业", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
     /* Any COMMIT through the store indexes it. */
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(waiting() == 0);
     CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '斑马线'") == 1);
     /* Recalled outside a transaction: the old text is not found, though still indexed. */
     CHECK(qun_db_exec(db, "UPDATE messages SET body = '' WHERE group_id = 2 AND seq = 3", &err) == QUN_OK);
@@ -105,8 +111,7 @@ static void test_pending_rows(void) {
     CHECK(qun_db_search(db, 2, "作业 hit", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
     CHECK(qun_db_search(db, 2, "masked", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 1);
     CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"a 作业\"'") == 3);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_gone") == 0 &&
-          unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_gone") == 0 && waiting() == 0);
     qun_q_t *q;
     CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
           QUN_DONE);
@@ -128,7 +133,7 @@ static void test_batched_rows(void) {
                       "(2, 10, 1, '运动会 batch one', 0), (2, 11, 1, '运动会 batch two', 0)",
                       &err) == QUN_OK);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 2);
+    CHECK(waiting() == 2);
     CHECK(qun_db_search(db, 2, "运动会", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2 && seqs[0] == 11);
     CHECK(qun_db_search(db, 2, "BATCH", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
     /* Recalled while waiting: gone from the answers, and never indexed. */
@@ -144,10 +149,50 @@ static void test_batched_rows(void) {
                       "(2, 12, 1, '运动会 batch three', 0)",
                       &err) == QUN_OK);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(waiting() == 0);
     CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts_docsize") == docs + 3);
     CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '运动会'") == 2);
     CHECK(qun_db_search(db, 2, "运动会", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2 && seqs[0] == 12);
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
+          QUN_DONE);
+    qun_search_batch = 256;
+}
+
+/* SQLite gives a deleted newest row's id to the next row: at or below the watermark, the
+ * new row is queued, and the old text leaves the index before the new text goes in. */
+static void test_reused_id(void) {
+    int64_t seqs[200], next;
+    int n;
+    qun_err_t err;
+    qun_search_batch = 1;
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                      "VALUES (2, 20, 1, 'old 长颈鹿 text', 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    int64_t id = unit_count(db, "SELECT MAX(id) FROM messages");
+    CHECK(unit_count(db, "SELECT indexed_to FROM search_state") == id);
+    qun_search_batch = 256; /* the swap waits in the queue */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DELETE FROM messages WHERE group_id = 2 AND seq = 20", &err) == QUN_OK);
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                      "VALUES (2, 21, 1, 'new 河马 text', 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT MAX(id) FROM messages") == id);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 1);
+    CHECK(qun_db_search(db, 2, "长颈鹿", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
+    CHECK(qun_db_search(db, 2, "河马", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 21);
+    qun_search_batch = 1;
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(waiting() == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '长颈鹿'") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"new 河马\"'") == 1);
+    CHECK(qun_db_search(db, 2, "new 河马", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 &&
+          seqs[0] == 21);
     qun_q_t *q;
     CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
           QUN_DONE);
@@ -162,6 +207,7 @@ int main(void) {
     RUN(test_long_needle_index);
     RUN(test_pending_rows);
     RUN(test_batched_rows);
+    RUN(test_reused_id);
     qun_db_close(db);
     return unit_done("test_store_search");
 }
