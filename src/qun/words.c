@@ -2,7 +2,8 @@
 /* The CLI's words (words.def) and the language they are shown in: Simplified Chinese
  * when the locale the environment names (LC_ALL, else LC_MESSAGES, else LANG, as POSIX
  * orders them) starts with "zh", else English.  Server answers are rendered from their
- * codes through this table, never from the server's English `detail`. */
+ * codes through this table, never from the server's English `detail`; the client's own
+ * sentences, errors (qun_failw), labels and headers are rows of it too. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
