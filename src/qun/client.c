@@ -51,11 +51,10 @@ static int config_dir(char *out, size_t size) {
             struct passwd *pw = getpwuid(getuid());
             home = pw ? pw->pw_dir : NULL;
         }
-        if (!home)
-            return qun_cli_fail(QUN_EXIT_FAIL, "CONFIG", "cannot find a home directory; set XDG_CONFIG_HOME");
+        if (!home) return qun_failw(QUN_EXIT_FAIL, "CONFIG", "cli.err.no_home");
         n = snprintf(out, size, "%s/.config/qun", home);
     }
-    if (n < 0 || (size_t)n >= size) return qun_cli_fail(QUN_EXIT_FAIL, "CONFIG", "config path too long");
+    if (n < 0 || (size_t)n >= size) return qun_failw(QUN_EXIT_FAIL, "CONFIG", "cli.err.config_path_long");
     return QUN_EXIT_OK;
 }
 
@@ -68,11 +67,11 @@ static int make_dirs(const char *dir) {
         if (*p != '/') continue;
         *p = '\0';
         if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", tmp, strerror(errno));
+            return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", tmp, qun_errno_words(errno));
         *p = '/';
     }
     if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", tmp, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", tmp, qun_errno_words(errno));
     return QUN_EXIT_OK;
 }
 
@@ -180,7 +179,7 @@ static int write_private(qun_cli_t *c, const char *name, const char *data) {
     snprintf(path, sizeof path, "%s/%s", c->dir, name);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", tmp, strerror(errno));
+    if (fd < 0) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", tmp, qun_errno_words(errno));
     size_t len = strlen(data);
     /* O_CREAT does not change the mode of a leftover file; make sure it is private. */
     bool ok = fchmod(fd, 0600) == 0 && write(fd, data, len) == (ssize_t)len && write(fd, "\n", 1) == 1 &&
@@ -193,7 +192,7 @@ static int write_private(qun_cli_t *c, const char *name, const char *data) {
     }
     if (!ok) {
         unlink(tmp);
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", path, strerror(saved));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.write", path, qun_errno_words(saved));
     }
     return QUN_EXIT_OK;
 }
@@ -206,7 +205,7 @@ int qun_cli_token_remove(qun_cli_t *c) {
     char path[1100];
     snprintf(path, sizeof path, "%s/token", c->dir);
     if (unlink(path) != 0 && errno != ENOENT)
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot remove %s: %s", path, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.remove", path, qun_errno_words(errno));
     return QUN_EXIT_OK;
 }
 
@@ -246,7 +245,7 @@ int qun_cli_device_secret_save(qun_cli_t *c, const char *username, const char *d
     if (key && json_object_set_new(all, key, json_string(secret)) == 0)
         text = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
     int rc = text ? write_private(c, "device_secrets", text)
-                  : qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot record the device secret");
+                  : qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.device_secret");
     if (text) sodium_memzero(text, strlen(text));
     free(text);
     free(key);
@@ -294,7 +293,7 @@ int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, in
         const char *s = argv[i];
         if (opts_done || s[0] != '-' || s[1] == '\0') {
             if (a->npos == QUN_MAX_POS)
-                return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "too many arguments; usage: qun %s", usage);
+                return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.too_many_args", usage);
             a->pos[a->npos++] = s;
             continue;
         }
@@ -312,21 +311,20 @@ int qun_args_parse(int argc, char **argv, const qun_opt_t *opts, int min_pos, in
                 break;
         }
         if (!opts || !opts[k].name)
-            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown option %s; usage: qun %s", s, usage);
+            return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.unknown_option", s, usage);
         if (!opts[k].has_value) {
-            if (eq) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "%s takes no value", opts[k].name);
+            if (eq) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.no_value", opts[k].name);
             a->val[k] = "";
         } else if (eq) {
             a->val[k] = eq + 1;
         } else if (i + 1 < argc) {
             a->val[k] = argv[++i];
         } else {
-            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "%s needs a value; usage: qun %s", opts[k].name,
-                                usage);
+            return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.needs_value", opts[k].name, usage);
         }
     }
     if (a->npos < min_pos || (max_pos >= 0 && a->npos > max_pos))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", usage);
     return QUN_EXIT_OK;
 }
 
@@ -394,7 +392,7 @@ int qun_pathf(char *out, size_t size, const char *fmt, ...) {
     }
     va_end(ap);
     out[n < size ? n : size - 1] = '\0';
-    if (rc != QUN_EXIT_OK) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "an argument is too long");
+    if (rc != QUN_EXIT_OK) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.arg_long");
     return QUN_EXIT_OK;
 }
 
@@ -518,6 +516,30 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return 0;
 }
 
+/* What a transfer failure means: in Chinese for the failures people meet (nothing
+ * listening, a wrong host name, a timeout, TLS), else as libcurl says it (English). */
+static const char *curl_words(CURLcode res) {
+    static const struct {
+        CURLcode res;
+        const char *key;
+    } known[] = {{CURLE_COULDNT_CONNECT, "cli.curl.connect"},
+                 {CURLE_COULDNT_RESOLVE_HOST, "cli.curl.resolve"},
+                 {CURLE_COULDNT_RESOLVE_PROXY, "cli.curl.resolve"},
+                 {CURLE_OPERATION_TIMEDOUT, "cli.curl.timeout"},
+                 {CURLE_GOT_NOTHING, "cli.curl.nothing"},
+                 {CURLE_SEND_ERROR, "cli.curl.lost"},
+                 {CURLE_RECV_ERROR, "cli.curl.lost"},
+                 {CURLE_PARTIAL_FILE, "cli.curl.lost"},
+                 {CURLE_SSL_CONNECT_ERROR, "cli.curl.tls"},
+                 {CURLE_PEER_FAILED_VERIFICATION, "cli.curl.tls"},
+                 {CURLE_UNSUPPORTED_PROTOCOL, "cli.curl.protocol"},
+                 {CURLE_URL_MALFORMAT, "cli.curl.url"}};
+    if (qun_lang_zh())
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (known[i].res == res) return qun_w(known[i].key);
+    return curl_easy_strerror(res);
+}
+
 static bool retryable(CURLcode res) {
     switch (res) {
     case CURLE_COULDNT_CONNECT:
@@ -621,11 +643,13 @@ static int report_problem(qun_resp_t *resp) {
     json_t *p = resp->json;
     const char *code = qun_jstr_or(p, "code", NULL);
     if (!code) {
-        char snippet[200] = "";
-        if (resp->raw) snprintf(snippet, sizeof snippet, ": %.150s", resp->raw);
+        char snippet[160] = "", status[24];
+        if (resp->raw) snprintf(snippet, sizeof snippet, "%.150s", resp->raw);
         char hc[16];
         snprintf(hc, sizeof hc, "HTTP_%ld", resp->status);
-        return qun_cli_fail(QUN_EXIT_FAIL, hc, "the server answered HTTP %ld%s", resp->status, snippet);
+        qun_fmt_int(resp->status, status);
+        return resp->raw ? qun_failw(QUN_EXIT_FAIL, hc, "cli.err.http_body", status, snippet)
+                         : qun_failw(QUN_EXIT_FAIL, hc, "cli.err.http", status);
     }
     /* The code's words in the user's language; the server's English detail is for
      * developers and logs, and never reaches the screen. */
@@ -681,9 +705,9 @@ static int report_problem(qun_resp_t *resp) {
 int qun_cli_call(qun_cli_t *c, const qun_call_t *call, qun_resp_t *resp) {
     memset(resp, 0, sizeof *resp);
     if (!call->no_auth && !c->token)
-        return qun_cli_fail(QUN_EXIT_FAIL, "NOT_LOGGED_IN", "not logged in; run: qun login <username>");
+        return qun_failw(QUN_EXIT_FAIL, "NOT_LOGGED_IN", "cli.err.not_logged_in");
     if (!c->curl && !(c->curl = curl_easy_init()))
-        return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "cannot start libcurl");
+        return qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.libcurl");
     CURL *h = c->curl;
     char url[3072], auth[512], idem[64];
     struct curl_slist *hdrs = NULL;
@@ -693,7 +717,7 @@ int qun_cli_call(qun_cli_t *c, const qun_call_t *call, qun_resp_t *resp) {
     x.bar = call->progress && isatty(STDERR_FILENO);
 
     if (snprintf(url, sizeof url, "%s%s", c->url, call->path) >= (int)sizeof url) {
-        rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the request URL is too long");
+        rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.url_long");
         goto out;
     }
     curl_easy_reset(h); /* keeps the connection cache, drops the last call's options */
@@ -728,7 +752,7 @@ int qun_cli_call(qun_cli_t *c, const qun_call_t *call, qun_resp_t *resp) {
     } else if (call->body || post) {
         text = call->body ? json_dumps(call->body, JSON_COMPACT) : strdup("");
         if (!text) {
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+            rc = qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem");
             goto out;
         }
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
@@ -772,15 +796,15 @@ int qun_cli_call(qun_cli_t *c, const qun_call_t *call, qun_resp_t *resp) {
         fputc('\n', stderr);
     }
     if (x.sink_failed) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write the download: %s", strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.write_download", qun_errno_words(errno));
         goto out;
     }
     if (x.too_big) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the server's answer is too large");
+        rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.answer_large");
         goto out;
     }
     if (res != CURLE_OK) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "NETWORK", "cannot reach %s: %s", c->url, curl_easy_strerror(res));
+        rc = qun_failw(QUN_EXIT_FAIL, "NETWORK", "cli.err.network", c->url, curl_words(res));
         goto out;
     }
     if (resp->raw_len > 0) resp->json = json_loadb(resp->raw, resp->raw_len, 0, NULL);
@@ -834,7 +858,7 @@ int qun_cli_get_all(qun_cli_t *c, const char *path, const char *after, json_t **
         if (rc != QUN_EXIT_OK) break;
         if (snprintf(full, sizeof full, "%s%c%s", path, strchr(path, '?') ? '&' : '?', query) >=
             (int)sizeof full) {
-            rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the request path is too long");
+            rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.path_long");
             break;
         }
         rc = qun_cli_json(c, "GET", full, NULL, &page);
@@ -900,14 +924,14 @@ static int prompt_noecho(FILE *tty, const char *prompt, char *out, size_t size) 
     bool got = fgets(out, (int)size, tty) != NULL;
     if (restore) tcsetattr(fd, TCSAFLUSH, &old);
     fputc('\n', tty);
-    if (!got) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no password given");
+    if (!got) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.no_password_given");
     out[strcspn(out, "\r\n")] = '\0';
     return QUN_EXIT_OK;
 }
 
 int qun_prompt_password(const char *prompt, char *out, size_t size) {
     FILE *tty = fopen("/dev/tty", "r+");
-    if (!tty) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "cannot open the terminal to ask for a password");
+    if (!tty) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.tty_password");
     int rc = prompt_noecho(tty, prompt, out, size);
     fclose(tty);
     return rc;
@@ -917,22 +941,20 @@ int qun_read_password(const char *flag, bool confirm, char *out, size_t size) {
     const char *env = getenv("QUN_PASSWORD");
     const char *given = flag ? flag : (env && *env ? env : NULL);
     if (given) {
-        if (strlen(given) >= size) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "password too long");
+        if (strlen(given) >= size) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.password_long");
         snprintf(out, size, "%s", given);
         return QUN_EXIT_OK;
     }
     /* Only prompt when a person is there; a script without a password fails fast. */
-    if (!isatty(STDIN_FILENO))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "no password: use --password, QUN_PASSWORD or a terminal");
+    if (!isatty(STDIN_FILENO)) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.no_password");
     FILE *tty = fopen("/dev/tty", "r+");
-    if (!tty) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "cannot open the terminal to ask for a password");
+    if (!tty) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.tty_password");
     char again[512];
     int rc = prompt_noecho(tty, qun_w("cli.password_prompt"), out, size);
     if (rc == QUN_EXIT_OK && confirm) {
-        rc = prompt_noecho(tty, "Repeat password: ", again, sizeof again);
+        rc = prompt_noecho(tty, qun_w("cli.password_repeat_prompt"), again, sizeof again);
         if (rc == QUN_EXIT_OK && strcmp(out, again) != 0)
-            rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the passwords differ");
+            rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.passwords_differ");
     }
     sodium_memzero(again, sizeof again);
     fclose(tty);
@@ -942,20 +964,18 @@ int qun_read_password(const char *flag, bool confirm, char *out, size_t size) {
 int qun_read_passphrase(char *out, size_t size) {
     const char *env = getenv("QUN_PASSPHRASE");
     if (env && *env) {
-        if (strlen(env) >= size) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "passphrase too long");
+        if (strlen(env) >= size) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.passphrase_long");
         snprintf(out, size, "%s", env);
         return QUN_EXIT_OK;
     }
-    if (!isatty(STDIN_FILENO))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no passphrase: set QUN_PASSPHRASE or use a terminal");
+    if (!isatty(STDIN_FILENO)) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.no_passphrase");
     FILE *tty = fopen("/dev/tty", "r+");
-    if (!tty)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "cannot open the terminal to ask for a passphrase");
+    if (!tty) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.tty_passphrase");
     char again[1100];
-    int rc = prompt_noecho(tty, "Passphrase for the archive: ", out, size);
-    if (rc == QUN_EXIT_OK) rc = prompt_noecho(tty, "Repeat the passphrase: ", again, sizeof again);
+    int rc = prompt_noecho(tty, qun_w("cli.passphrase_prompt"), out, size);
+    if (rc == QUN_EXIT_OK) rc = prompt_noecho(tty, qun_w("cli.passphrase_repeat"), again, sizeof again);
     if (rc == QUN_EXIT_OK && strcmp(out, again) != 0)
-        rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the passphrases differ");
+        rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.passphrases_differ");
     sodium_memzero(again, sizeof again);
     fclose(tty);
     return rc;

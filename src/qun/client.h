@@ -5,6 +5,7 @@
 #ifndef QUN_CLI_CLIENT_H
 #define QUN_CLI_CLIENT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,7 +36,10 @@ int qun_cli_init(qun_cli_t *c, const char *url_flag);
 /* Release what qun_cli_init and later calls acquired. */
 void qun_cli_free(qun_cli_t *c);
 
-/* Print "qun: <detail> (<code>)" on stderr and return exit; the one error format. */
+/* Print "qun: <detail> (<code>)" on stderr and return exit; the one error format.  Only
+ * for a detail that is already words ("%s" and text from words.def): every sentence of
+ * the client's own goes through qun_failw, so it is in the user's language
+ * (tests/api/test_63_cli_chinese.py checks that no other call is left). */
 int qun_cli_fail(int exit, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- files in the config directory ---- */
@@ -155,6 +159,20 @@ json_t *qun_member_names(qun_cli_t *c, const char *gid);
 size_t qun_text_width(const char *s);
 /* Print s on stdout padded with spaces to width columns. */
 void qun_print_cell(const char *s, size_t width);
+/* Print s on stdout padded to width columns and one space, as printf's "%-*s " does
+ * for ASCII: a table's column. */
+void qun_print_col(const char *s, size_t width);
+/* Print s on stdout right-aligned in width columns. */
+void qun_print_cell_right(const char *s, size_t width);
+/* The width of a table column: at least min, and as wide as the words of the header key
+ * (a Chinese header may be wider than the English one). */
+size_t qun_col_width(const char *key, size_t min);
+/* One line of a table whose columns are left-aligned: cells[i] padded to widths[i]
+ * columns and a space (qun_print_col), the last cell as it is, then a newline. */
+void qun_print_row(const char *const cells[], const size_t widths[], size_t n);
+/* A table's header line: first widths[i] is raised to the width of the words of keys[i]
+ * (qun_col_width), then those words are printed as a row. */
+void qun_print_header(const char *const keys[], size_t widths[], size_t n);
 /* A size in bytes as "512 B", "1.5 KiB", "20 MiB". */
 const char *qun_fmt_size(int64_t bytes, char out[32]);
 
@@ -198,6 +216,27 @@ const char *qun_wf(char *out, size_t size, const char *key, ...);
 void qun_say(const char *key, ...);
 void qun_note(const char *key, ...);
 void qun_hint(const char *key, ...);
+/* qun_wf in English whatever the locale, for text that machine-readable output carries
+ * (--json stays the same in every language). */
+const char *qun_wf_en(char *out, size_t size, const char *key, ...);
+/* qun_wf (english false) or qun_wf_en (true) with the arguments in ap. */
+const char *qun_vwf(char *out, size_t size, bool english, const char *key, va_list ap);
+/* The one error format with the words of key, each %s replaced by the next string
+ * argument: "qun: <words> (<code>)" on stderr.  Returns exit. */
+int qun_failw(int exit, const char *code, const char *key, ...);
+/* What errno value e means, in the user's language for the errors people meet with their
+ * own files (missing, not allowed, full disk ...), else strerror's English.  Borrowed. */
+const char *qun_errno_words(int e);
+/* A library failure's detail for the screen: in English detail itself (the library's own
+ * sentence), in Chinese the words of its code ("error.<code>", every code has a row),
+ * falling back to detail.  Borrowed; valid until the next call. */
+const char *qun_detail_words(const char *code, const char *detail);
+/* The columns a block of "label: value" lines needs for its labels: the widest label of
+ * keys (in the user's language) plus one space, at least min. */
+size_t qun_label_width(const char *const keys[], size_t n, size_t min);
+/* One "  label value" line of such a block on stdout: the words of key padded to width
+ * columns (so CJK labels align too), then value. */
+void qun_field(size_t width, const char *key, const char *value);
 /* v in decimal into out[24], for a %s of the words; returns out. */
 const char *qun_fmt_int(int64_t v, char out[24]);
 
@@ -228,6 +267,9 @@ void qun_print_qr(const char *text);
  * readable sentence into out, naming people by names (openid -> name, may be NULL);
  * false when text is not one. */
 bool qun_notice_line(const char *text, json_t *names, char *out, size_t size);
+/* "the dissolution was <stage>" into out, in words: by (may be NULL) who did it, why ("" or
+ * the words of cli.notice.reason) what they said.  Returns out. */
+const char *qun_dissolution_was(char *out, size_t size, const char *stage, const char *by, const char *why);
 /* Ask for a password on the terminal (echo off) with prompt.  Returns an exit status. */
 int qun_prompt_password(const char *prompt, char *out, size_t size);
 int qun_cmd_password(qun_cli_t *c, int argc, char **argv);

@@ -78,7 +78,7 @@ int qun_cmd_login(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) goto out;
     const char *token = qun_jstr_or(out, "token", NULL);
     if (!token) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the server's login answer has no token");
+        rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.no_token");
         goto out;
     }
     /* A new device's secret is shown once: keep it before anything else can fail. */
@@ -109,7 +109,7 @@ int qun_cmd_logout(qun_cli_t *c, int argc, char **argv) {
     char path[256];
     int rc = qun_args_parse(argc, argv, NULL, 0, 0, "logout", &a);
     if (rc != QUN_EXIT_OK) return rc;
-    if (!c->token) return qun_cli_fail(QUN_EXIT_FAIL, "NOT_LOGGED_IN", "not logged in");
+    if (!c->token) return qun_failw(QUN_EXIT_FAIL, "NOT_LOGGED_IN", "cli.err.not_logged_in_short");
     qun_call_t call = {.method = "GET", .path = "/v1/me"};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
@@ -126,7 +126,7 @@ int qun_cmd_logout(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) goto out;
     const char *sid = qun_jstr_or(me, "session_id", "");
     if (!*sid) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the server did not say which session this is");
+        rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.no_session_id");
         goto out;
     }
     rc = qun_pathf(path, sizeof path, "/v1/sessions/%s", sid);
@@ -159,15 +159,24 @@ int qun_cmd_whoami(qun_cli_t *c, int argc, char **argv) {
     if (c->json) {
         qun_print_json(me);
     } else {
+        static const char *const labels[] = {
+            "cli.label.openid", "cli.label.display_name", "cli.label.matrix", "cli.label.session",
+            "cli.label.since",  "cli.label.minor",        "cli.label.server"};
+        size_t w = qun_label_width(labels, sizeof labels / sizeof labels[0], 10);
+        char v[400];
         printf("%s\n", qun_jstr_or(me, "username", "?"));
-        printf("  openid:   %s\n", qun_jstr_or(me, "openid", "?"));
-        printf("  name:     %s\n", qun_jstr_or(me, "display_name", "(none: the username is shown)"));
-        printf("  matrix:   @%s\n", qun_jstr_or(me, "mx_localpart", "?"));
-        printf("  session:  %s (%s, device %s)\n", qun_jstr_or(me, "session_id", "?"),
-               qun_jstr_or(me, "platform", "?"), qun_jstr_or(me, "device_id", "?"));
-        printf("  since:    %s\n", qun_fmt_time(qun_jint(me, "created_at"), t));
-        if (json_is_true(json_object_get(me, "minor"))) printf("  minor:    yes\n");
-        printf("  server:   %s\n", c->url);
+        qun_field(w, "cli.label.openid", qun_jstr_or(me, "openid", "?"));
+        qun_field(w, "cli.label.display_name",
+                  qun_jstr_or(me, "display_name", qun_w("cli.value.no_display_name")));
+        snprintf(v, sizeof v, "@%s", qun_jstr_or(me, "mx_localpart", "?"));
+        qun_field(w, "cli.label.matrix", v);
+        qun_field(w, "cli.label.session",
+                  qun_wf(v, sizeof v, "cli.value.session", qun_jstr_or(me, "session_id", "?"),
+                         qun_jstr_or(me, "platform", "?"), qun_jstr_or(me, "device_id", "?")));
+        qun_field(w, "cli.label.since", qun_fmt_time(qun_jint(me, "created_at"), t));
+        if (json_is_true(json_object_get(me, "minor")))
+            qun_field(w, "cli.label.minor", qun_w("cli.value.yes"));
+        qun_field(w, "cli.label.server", c->url);
     }
     json_decref(me);
     return QUN_EXIT_OK;
@@ -184,12 +193,19 @@ int qun_cmd_sessions(qun_cli_t *c, int argc, char **argv) {
     if (c->json) {
         qun_print_json(out);
     } else {
-        printf("  %-26s %-22s %-8s %-17s %s\n", "SESSION", "DEVICE", "PLATFORM", "CREATED", "EXPIRES");
-        json_array_foreach(json_object_get(out, "items"), i, s)
-            printf("%c %-26s %-22s %-8s %-17s %s\n", json_is_true(json_object_get(s, "current")) ? '*' : ' ',
-                   qun_jstr_or(s, "session_id", "?"), qun_jstr_or(s, "device_id", "?"),
-                   qun_jstr_or(s, "platform", "?"), qun_fmt_time(qun_jint(s, "created_at"), t1),
-                   qun_fmt_time(qun_jint(s, "expires_at"), t2));
+        static const char *const cols[] = {"cli.col.session", "cli.col.device", "cli.col.platform",
+                                           "cli.col.created", "cli.col.expires"};
+        size_t w[] = {26, 22, 8, 17, 0};
+        fputs("  ", stdout);
+        qun_print_header(cols, w, 5);
+        json_array_foreach(json_object_get(out, "items"), i, s) {
+            const char *cells[] = {qun_jstr_or(s, "session_id", "?"), qun_jstr_or(s, "device_id", "?"),
+                                   qun_jstr_or(s, "platform", "?"),
+                                   qun_fmt_time(qun_jint(s, "created_at"), t1),
+                                   qun_fmt_time(qun_jint(s, "expires_at"), t2)};
+            printf("%c ", json_is_true(json_object_get(s, "current")) ? '*' : ' ');
+            qun_print_row(cells, w, 5);
+        }
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -204,7 +220,7 @@ int qun_cmd_display_name(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 0, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if ((a.npos == 1) == (a.val[0] != NULL))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "give a name or --clear; usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.name_or_clear", usage);
     json_t *body =
         a.npos == 1 ? json_pack("{s:s}", "display_name", a.pos[0]) : json_pack("{s:n}", "display_name");
     rc = qun_cli_json(c, "PATCH", "/v1/me", body, &me);
@@ -238,17 +254,16 @@ int qun_cmd_password(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     if (a.val[0] || !isatty(STDIN_FILENO)) {
         if (!stdin_line(cur, sizeof cur) || !stdin_line(pw, sizeof pw))
-            rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                              "--stdin reads two lines: the current password, then the new one");
+            rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.stdin_two_lines");
     } else {
         rc = qun_prompt_password(qun_w("cli.password_current"), cur, sizeof cur);
         if (rc == QUN_EXIT_OK) rc = qun_prompt_password(qun_w("cli.password_new"), pw, sizeof pw);
         if (rc == QUN_EXIT_OK) rc = qun_prompt_password(qun_w("cli.password_repeat"), again, sizeof again);
         if (rc == QUN_EXIT_OK && strcmp(pw, again) != 0)
-            rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the new passwords differ; nothing was changed");
+            rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.new_passwords_differ");
     }
     if (rc == QUN_EXIT_OK && strlen(pw) < 8)
-        rc = qun_cli_fail(QUN_EXIT_USAGE, "FIELD_INVALID", "the new password needs at least 8 characters");
+        rc = qun_failw(QUN_EXIT_USAGE, "FIELD_INVALID", "cli.err.password_short");
     if (rc == QUN_EXIT_OK)
         rc = qun_cli_json(c, "POST", "/v1/me/password",
                           json_pack("{s:s, s:s}", "old_password", cur, "new_password", pw), &out);

@@ -35,8 +35,12 @@ static void on_table(void *arg, const char *table, int64_t rows) {
     r->total += rows;
     if (r->json)
         json_object_set_new(r->tables, table, json_integer(rows));
-    else
-        printf("%-28s %12lld rows\n", table, (long long)rows);
+    else {
+        char n[24], line[80];
+        snprintf(n, sizeof n, "%12lld", (long long)rows);
+        qun_print_col(table, 28);
+        printf("%s\n", qun_wf(line, sizeof line, "cli.migrate_rows", n));
+    }
     fflush(stdout);
 }
 
@@ -48,9 +52,9 @@ static int migrate(qun_cli_t *c, int argc, char **argv) {
         else if (strcmp(argv[i], "--to") == 0 && i + 1 < argc)
             to = argv[++i];
         else
-            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
+            return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", USAGE);
     }
-    if (!from || !to) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
+    if (!from || !to) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", USAGE);
     qun_store_init();
     report_t r = {c->json, json_object(), 0};
     qun_err_t err = {{0}, {0}};
@@ -58,7 +62,7 @@ static int migrate(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_OK) {
         json_decref(r.tables);
         return qun_cli_fail(rc == QUN_BAD_REQUEST ? QUN_EXIT_USAGE : QUN_EXIT_FAIL, qun_rc_name(rc), "%s",
-                            err.msg[0] ? err.msg : qun_rc_title(rc));
+                            qun_detail_words(qun_rc_name(rc), err.msg[0] ? err.msg : qun_rc_title(rc)));
     }
     if (r.json) {
         json_t *out = json_pack("{s:o, s:I}", "tables", r.tables, "rows", (json_int_t)r.total);
@@ -121,7 +125,7 @@ static int user_openid(qun_cli_t *c, const char *user, char *openid, size_t size
         snprintf(openid, size, "%s", user);
         return QUN_EXIT_OK;
     }
-    return qun_cli_fail(QUN_EXIT_FAIL, "USER_NOT_FOUND", "no account is named \"%s\"", user);
+    return qun_failw(QUN_EXIT_FAIL, "USER_NOT_FOUND", "cli.err.no_account", user);
 }
 
 static const char *state_of(json_t *u) {
@@ -147,11 +151,15 @@ static int users(qun_cli_t *c, int argc, char **argv) {
     } else if (json_array_size(json_object_get(out, "items")) == 0) {
         qun_say("cli.accounts_none");
     } else {
-        printf("%-24s %-24s %-16s %-16s %s\n", "USERNAME", "NAME", "CREATED", "LAST SEEN", "STATE");
+        static const char *const cols[] = {"cli.col.username", "cli.col.display_name", "cli.col.created",
+                                           "cli.col.last_seen", "cli.col.state"};
+        size_t w[] = {24, 24, 16, 16, 0};
+        qun_print_header(cols, w, 5);
         json_array_foreach(json_object_get(out, "items"), i, it) {
-            printf("%-24s %-24s %-16s %-16s %s\n", qun_jstr_or(it, "username", "?"),
-                   qun_jstr_or(it, "display_name", "-"), qun_fmt_time(qun_jint(it, "created_at"), t1),
-                   qun_fmt_time(qun_jint(it, "last_seen"), t2), state_of(it));
+            const char *cells[] = {qun_jstr_or(it, "username", "?"), qun_jstr_or(it, "display_name", "-"),
+                                   qun_fmt_time(qun_jint(it, "created_at"), t1),
+                                   qun_fmt_time(qun_jint(it, "last_seen"), t2), state_of(it)};
+            qun_print_row(cells, w, 5);
         }
     }
     json_decref(out);
@@ -189,17 +197,24 @@ static int one_user(qun_cli_t *c, const char *verb, int argc, char **argv) {
                    qun_fmt_int(qun_jint(out, "sessions_revoked"), n));
         printf("%s%s\n", qun_wf(line, sizeof line, "cli.user_state", name, state_of(out)), more);
     } else {
+        static const char *const labels[] = {"cli.label.openid",  "cli.label.display_name",
+                                             "cli.label.created", "cli.label.last_seen",
+                                             "cli.label.state",   "cli.label.groups"};
+        size_t w = qun_label_width(labels, sizeof labels / sizeof labels[0], 11);
         printf("%s\n", name);
-        printf("  openid:    %s\n", qun_jstr_or(out, "openid", "?"));
-        printf("  name:      %s\n", qun_jstr_or(out, "display_name", "(none)"));
-        printf("  created:   %s\n", qun_fmt_time(qun_jint(out, "created_at"), t));
-        printf("  last seen: %s\n", qun_fmt_time(qun_jint(out, "last_seen"), t));
-        printf("  state:     %s\n", state_of(out));
+        qun_field(w, "cli.label.openid", qun_jstr_or(out, "openid", "?"));
+        qun_field(w, "cli.label.display_name", qun_jstr_or(out, "display_name", qun_w("cli.value.none")));
+        qun_field(w, "cli.label.created", qun_fmt_time(qun_jint(out, "created_at"), t));
+        qun_field(w, "cli.label.last_seen", qun_fmt_time(qun_jint(out, "last_seen"), t));
+        qun_field(w, "cli.label.state", state_of(out));
         json_t *groups = json_object_get(out, "groups");
-        printf("  groups:    %s\n", json_array_size(groups) ? "" : "(none)");
+        qun_field(w, "cli.label.groups", json_array_size(groups) ? "" : qun_w("cli.value.none"));
+        static const size_t gw[] = {32, 8, 0};
         json_array_foreach(groups, i, g) {
-            printf("    %-32s %-8s %s\n", qun_jstr_or(g, "name", "?"), qun_jstr_or(g, "role", "?"),
-                   qun_jstr_or(g, "state", "?"));
+            const char *cells[] = {qun_jstr_or(g, "name", "?"), qun_jstr_or(g, "role", "?"),
+                                   qun_jstr_or(g, "state", "?")};
+            fputs("    ", stdout);
+            qun_print_row(cells, gw, 3);
         }
     }
     json_decref(out);
@@ -216,5 +231,5 @@ int qun_cmd_admin(qun_cli_t *c, int argc, char **argv) {
     if (argc > 0 && strcmp(argv[0], "migrate") == 0) return migrate(c, argc - 1, argv + 1);
     if (argc > 0 && strcmp(argv[0], "username-collisions") == 0)
         return username_collisions(c, argc - 1, argv + 1);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", USAGE);
 }

@@ -17,7 +17,8 @@ static const char USAGE[] = "age keygen [-o FILE] | age encrypt -r RECIPIENT... 
                             "age decrypt -i IDENTITY_FILE [-o OUT] [IN]";
 
 static int fail_rc(qun_rc rc, const qun_err_t *err) {
-    return qun_cli_fail(QUN_EXIT_FAIL, qun_rc_name(rc), "%s", err->msg[0] ? err->msg : qun_rc_title(rc));
+    return qun_cli_fail(QUN_EXIT_FAIL, qun_rc_name(rc), "%s",
+                        qun_detail_words(qun_rc_name(rc), err->msg[0] ? err->msg : qun_rc_title(rc)));
 }
 
 static int keygen(int argc, char **argv) {
@@ -27,14 +28,14 @@ static int keygen(int argc, char **argv) {
         if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc)
             out = argv[++i];
         else
-            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
+            return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", USAGE);
     }
     FILE *f = stdout;
     if (out) {
         /* The identity is a secret: the file is created private. */
         umask(077);
         f = fopen(out, "wx");
-        if (!f) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", out, strerror(errno));
+        if (!f) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", out, qun_errno_words(errno));
     }
     qun_age_keygen(id, rcpt);
     time_t now = time(NULL);
@@ -42,8 +43,9 @@ static int keygen(int argc, char **argv) {
     fprintf(f, "# created: %s\n# public key: %s\n%s\n", when, rcpt, id);
     sodium_memzero(id, sizeof id);
     if (out) {
-        if (fclose(f) != 0) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s", out);
-        fprintf(stderr, "Public key: %s\n", rcpt);
+        if (fclose(f) != 0) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.write_short", out);
+        char line[200];
+        fprintf(stderr, "%s\n", qun_wf(line, sizeof line, "cli.age_public_key", rcpt));
     }
     return QUN_EXIT_OK;
 }
@@ -53,10 +55,10 @@ static int open_io(const char *in_path, const char *out_path, FILE **in, FILE **
     *in = stdin;
     *out = stdout;
     if (in_path && !(*in = fopen(in_path, "rb")))
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", in_path, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.open", in_path, qun_errno_words(errno));
     if (out_path && !(*out = fopen(out_path, "wb"))) {
         if (in_path) fclose(*in);
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", out_path, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", out_path, qun_errno_words(errno));
     }
     return QUN_EXIT_OK;
 }
@@ -73,13 +75,15 @@ static int crypt(int argc, char **argv, bool encrypt) {
     qun_err_t err = {0};
     qun_rc rc = QUN_OK;
     int xrc = QUN_EXIT_OK;
-    if (!keys) return qun_cli_fail(QUN_EXIT_FAIL, "NOMEM", "out of memory");
+    char max[24];
+    if (!keys) return qun_failw(QUN_EXIT_FAIL, "NOMEM", "cli.err.nomem");
     for (int i = 0; i < argc && xrc == QUN_EXIT_OK; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (encrypt && (strcmp(a, "-r") == 0 || strcmp(a, "--recipient") == 0) && has) {
             if (nkeys == QUN_AGE_MAX_KEYS)
-                xrc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "at most %d recipients", QUN_AGE_MAX_KEYS);
+                xrc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.age_max_recipients",
+                                qun_fmt_int(QUN_AGE_MAX_KEYS, max));
             else if ((rc = qun_age_recipient_parse(argv[++i], keys[nkeys++], &err)) != QUN_OK)
                 xrc = fail_rc(rc, &err);
         } else if (!encrypt && (strcmp(a, "-i") == 0 || strcmp(a, "--identity") == 0) && has) {
@@ -89,17 +93,17 @@ static int crypt(int argc, char **argv, bool encrypt) {
         } else if (a[0] != '-' && !in_path) {
             in_path = a;
         } else {
-            xrc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
+            xrc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", USAGE);
         }
     }
     if (xrc == QUN_EXIT_OK && encrypt && nkeys == 0)
-        xrc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "encrypt needs at least one -r RECIPIENT");
+        xrc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.age_no_recipient");
     if (xrc == QUN_EXIT_OK && !encrypt) {
         FILE *idf = id_path ? fopen(id_path, "r") : NULL;
         if (!id_path)
-            xrc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "decrypt needs -i IDENTITY_FILE");
+            xrc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.age_no_identity");
         else if (!idf)
-            xrc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", id_path, strerror(errno));
+            xrc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.open", id_path, qun_errno_words(errno));
         else {
             rc = qun_age_identities_load(idf, keys, QUN_AGE_MAX_KEYS, &nkeys, &err);
             fclose(idf);
@@ -124,5 +128,5 @@ int qun_cmd_age(qun_cli_t *c, int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "keygen") == 0) return keygen(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "encrypt") == 0) return crypt(argc - 1, argv + 1, true);
     if (argc >= 1 && strcmp(argv[0], "decrypt") == 0) return crypt(argc - 1, argv + 1, false);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", USAGE);
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", USAGE);
 }

@@ -27,7 +27,7 @@
 static int read_text(const char *path, char **out) {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     *out = NULL;
-    if (!f) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", path, strerror(errno));
+    if (!f) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.open", path, qun_errno_words(errno));
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -45,13 +45,12 @@ static int read_text(const char *path, char **out) {
     if (f != stdin) fclose(f);
     if (failed) {
         free(buf);
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot read %s (too large or unreadable)", path);
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.read_large", path);
     }
     buf[n] = '\0';
     if (strlen(buf) != n) {
         free(buf);
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "%s holds NUL bytes; it is not a checkpoint or bundle",
-                            path);
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.nul_bytes", path);
     }
     *out = buf;
     return QUN_EXIT_OK;
@@ -62,9 +61,9 @@ static int read_text(const char *path, char **out) {
 static int write_text(const char *path, const char *text) {
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the path %s is too long", path);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.path_too_long", path);
     FILE *f = fopen(tmp, "wb");
-    if (!f) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", tmp, strerror(errno));
+    if (!f) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", tmp, qun_errno_words(errno));
     bool ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
     int saved = errno;
     if (fclose(f) != 0) ok = false;
@@ -74,7 +73,7 @@ static int write_text(const char *path, const char *text) {
     }
     if (!ok) {
         unlink(tmp);
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", path, strerror(saved));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.write", path, qun_errno_words(saved));
     }
     return QUN_EXIT_OK;
 }
@@ -94,8 +93,10 @@ static bool hash_from_hex(const char *s, unsigned char out[QUN_HASH]) {
 /* Parse a verifier key given on the command line.  A bad key is a usage error. */
 static int parse_key(const char *text, qun_note_key_t *key) {
     qun_err_t err = {0};
-    if (qun_note_verifier_parse(text, key, &err) != QUN_OK)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the verifier key is not valid: %s", err.msg);
+    qun_rc rc = qun_note_verifier_parse(text, key, &err);
+    if (rc != QUN_OK)
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.verifier_key",
+                         qun_detail_words(qun_rc_name(rc), err.msg));
     return QUN_EXIT_OK;
 }
 
@@ -106,7 +107,7 @@ static int fetch_checkpoint(qun_cli_t *c, char **out) {
     *out = NULL;
     int rc = qun_cli_call(c, &call, &resp);
     if (rc == QUN_EXIT_OK && !resp.raw)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the checkpoint is empty");
+        rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.checkpoint_empty");
     if (rc == QUN_EXIT_OK) {
         *out = resp.raw;
         resp.raw = NULL;
@@ -159,7 +160,7 @@ static int audit_key(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     const char *v = qun_jstr_or(out, "verifier_key", NULL);
     if (!v)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the answer has no verifier_key");
+        rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.no_verifier_key");
     else if (c->json)
         qun_print_json(out);
     else
@@ -172,21 +173,50 @@ static int audit_key(qun_cli_t *c, int argc, char **argv) {
 
 /* What verify found: problems in the order found, and the lowest entry index named. */
 typedef struct {
-    json_t *problems;
+    json_t *problems; /* [{index, problem}], problem in English: --json is the same in every language */
+    json_t *shown;    /* the problems in the user's language, for stderr */
     int64_t first_bad;
 } findings_t;
 
-static void problem(findings_t *f, int64_t index, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void problem(findings_t *f, int64_t index, const char *fmt, ...) {
+/* Record a problem: the words of key, each %s replaced by the next string argument. */
+static void problem(findings_t *f, int64_t index, const char *key, ...) {
     char text[512];
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    va_start(ap, key);
+    qun_vwf(text, sizeof text, true, key, ap);
     va_end(ap);
     json_array_append_new(
         f->problems,
         json_pack("{s:o, s:s}", "index", index >= 0 ? json_integer(index) : json_null(), "problem", text));
+    va_start(ap, key);
+    json_array_append_new(f->shown, json_string(qun_vwf(text, sizeof text, false, key, ap)));
+    va_end(ap);
     if (index >= 0 && (f->first_bad < 0 || index < f->first_bad)) f->first_bad = index;
+}
+
+/* Record a library's refusal: its English detail en in --json, shown (its words in the
+ * user's language) on stderr; key takes what (may be NULL) and the detail. */
+static void problem_lib(findings_t *f, const char *key, const char *what, const char *en, const char *shown) {
+    char text[512];
+    if (what)
+        qun_wf_en(text, sizeof text, key, what, en);
+    else
+        qun_wf_en(text, sizeof text, key, en);
+    json_array_append_new(f->problems, json_pack("{s:n, s:s}", "index", "problem", text));
+    if (what)
+        qun_wf(text, sizeof text, key, what, shown);
+    else
+        qun_wf(text, sizeof text, key, shown);
+    json_array_append_new(f->shown, json_string(text));
+}
+
+/* u in decimal, for a %s of the words (a ring of buffers: several in one call). */
+static const char *num(uint64_t u) {
+    static char ring[8][24];
+    static int next;
+    char *out = ring[next++ % 8];
+    snprintf(out, 24, "%llu", (unsigned long long)u);
+    return out;
 }
 
 /* Fetch the entries [0, size) page by page, record their leaf hashes and check every
@@ -210,19 +240,18 @@ static int check_entries(qun_cli_t *c, uint64_t size, unsigned char (*leaves)[QU
             json_t *jidx = json_object_get(it, "index");
             int64_t idx = json_is_integer(jidx) ? json_integer_value(jidx) : -1;
             if (idx < (int64_t)want || idx >= (int64_t)end) {
-                problem(f, (int64_t)want, "entry %llu: the listing holds index %lld in its place",
-                        (unsigned long long)want, (long long)idx);
+                problem(f, (int64_t)want, "cli.audit.misplaced", num(want),
+                        idx < 0 ? "-1" : num((uint64_t)idx));
                 *complete = false;
                 continue;
             }
             if ((uint64_t)idx > want) {
-                problem(f, (int64_t)want, "entry %llu is missing from the ledger (the listing jumps to %lld)",
-                        (unsigned long long)want, (long long)idx);
+                problem(f, (int64_t)want, "cli.audit.jump", num(want), num((uint64_t)idx));
                 *complete = false;
             }
             want = (uint64_t)idx + 1;
             if (!hash_from_hex(qun_jstr_or(it, "leaf_hash", NULL), leaves[idx])) {
-                problem(f, idx, "entry %lld: its leaf hash is not 32 bytes of hex", (long long)idx);
+                problem(f, idx, "cli.audit.leaf_hex", num((uint64_t)idx));
                 *complete = false;
                 continue;
             }
@@ -232,7 +261,7 @@ static int check_entries(qun_cli_t *c, uint64_t size, unsigned char (*leaves)[QU
             unsigned char h[QUN_HASH];
             qun_merkle_leaf(h, text, strlen(text));
             if (sodium_memcmp(h, leaves[idx], QUN_HASH) != 0) {
-                problem(f, idx, "entry %lld: text does not hash to its leaf hash", (long long)idx);
+                problem(f, idx, "cli.audit.text_hash", num((uint64_t)idx));
                 continue;
             }
             /* The hash matches, so the text is what was logged at some index; seq says
@@ -240,17 +269,17 @@ static int check_entries(qun_cli_t *c, uint64_t size, unsigned char (*leaves)[QU
             json_t *e = json_loads(text, 0, NULL);
             json_t *seq = json_object_get(e, "seq");
             if (!json_is_integer(seq))
-                problem(f, idx, "entry %lld: text is not a ledger entry (no seq)", (long long)idx);
-            else if (json_integer_value(seq) != idx)
-                problem(f, idx, "entry %lld: it says it is entry %lld (seq); entries were moved",
-                        (long long)idx, (long long)json_integer_value(seq));
+                problem(f, idx, "cli.audit.no_seq", num((uint64_t)idx));
+            else if (json_integer_value(seq) != idx) {
+                char s[24];
+                problem(f, idx, "cli.audit.moved", num((uint64_t)idx),
+                        qun_fmt_int(json_integer_value(seq), s));
+            }
             json_decref(e);
         }
         if (want < end) {
-            problem(f, (int64_t)want,
-                    "entry %llu is missing from the ledger (%llu of %llu listed in [%llu, %llu))",
-                    (unsigned long long)want, (unsigned long long)(want - start),
-                    (unsigned long long)(end - start), (unsigned long long)start, (unsigned long long)end);
+            problem(f, (int64_t)want, "cli.audit.short_page", num(want), num(want - start), num(end - start),
+                    num(start), num(end));
             *complete = false;
         }
         json_decref(page);
@@ -268,9 +297,7 @@ static int check_nodes(qun_cli_t *c, uint64_t size, const unsigned char (*leaves
     int rc = QUN_EXIT_OK;
     *checked = 0;
     unsigned char(*cur)[QUN_HASH] = malloc((size / 2 ? size / 2 : 1) * QUN_HASH);
-    if (!cur)
-        return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory for %llu node hashes",
-                            (unsigned long long)(size / 2));
+    if (!cur) return qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem_nodes", num(size / 2));
     const unsigned char(*below)[QUN_HASH] = leaves;
     for (int level = 1; level < 63 && (size >> level) > 0 && rc == QUN_EXIT_OK; level++) {
         uint64_t count = size >> level;
@@ -294,24 +321,18 @@ static int check_nodes(qun_cli_t *c, uint64_t size, const unsigned char (*leaves
                 unsigned char stored[QUN_HASH];
                 if (idx < (int64_t)want || idx >= (int64_t)end) continue; /* reported as missing below */
                 for (; want < (uint64_t)idx; want++)
-                    problem(f, -1, "ledger node (level %d, index %llu) over entries %llu to %llu is missing",
-                            level, (unsigned long long)want, (unsigned long long)(want << level),
-                            (unsigned long long)(((want + 1) << level) - 1));
+                    problem(f, -1, "cli.audit.node_missing", num((uint64_t)level), num(want),
+                            num(want << level), num(((want + 1) << level) - 1));
                 want = (uint64_t)idx + 1;
                 (*checked)++;
                 if (!hash_from_hex(qun_jstr_or(it, "hash", NULL), stored) ||
                     sodium_memcmp(stored, cur[idx], QUN_HASH) != 0)
-                    problem(f, -1,
-                            "ledger node (level %d, index %lld) over entries %lld to %lld is damaged: "
-                            "the server stores a hash its leaves do not give, so the roots and proofs it "
-                            "builds from it fail",
-                            level, (long long)idx, (long long)(idx << level),
-                            (long long)(((idx + 1) << level) - 1));
+                    problem(f, -1, "cli.audit.node_damaged", num((uint64_t)level), num((uint64_t)idx),
+                            num((uint64_t)idx << level), num((((uint64_t)idx + 1) << level) - 1));
             }
             for (; want < end; want++)
-                problem(f, -1, "ledger node (level %d, index %llu) over entries %llu to %llu is missing",
-                        level, (unsigned long long)want, (unsigned long long)(want << level),
-                        (unsigned long long)(((want + 1) << level) - 1));
+                problem(f, -1, "cli.audit.node_missing", num((uint64_t)level), num(want), num(want << level),
+                        num(((want + 1) << level) - 1));
             json_decref(page);
         }
     }
@@ -332,28 +353,22 @@ static int check_saved(qun_cli_t *c, const qun_note_key_t *key, const char *file
     *summary = NULL;
     int rc = read_text(file, &text);
     if (rc != QUN_EXIT_OK) return rc;
-    if (qun_note_verify(key, text, &old, old_root, &err) != QUN_OK) {
-        problem(f, -1, "saved checkpoint %s: %s", file, err.msg);
+    qun_rc vrc = qun_note_verify(key, text, &old, old_root, &err);
+    if (vrc != QUN_OK) {
+        problem_lib(f, "cli.audit.saved_bad", file, err.msg, qun_detail_words(qun_rc_name(vrc), err.msg));
         free(text);
         return QUN_EXIT_OK;
     }
     free(text);
     bool consistent = false;
     if (old > size) {
-        char gone[64];
         if (old - size == 1)
-            snprintf(gone, sizeof gone, "entry %llu is gone", (unsigned long long)size);
+            problem(f, (int64_t)size, "cli.audit.shrank_one", num(old), num(size), num(size));
         else
-            snprintf(gone, sizeof gone, "entries %llu to %llu are gone", (unsigned long long)size,
-                     (unsigned long long)(old - 1));
-        problem(f, (int64_t)size, "tree shrank from %llu to %llu: %s", (unsigned long long)old,
-                (unsigned long long)size, gone);
+            problem(f, (int64_t)size, "cli.audit.shrank", num(old), num(size), num(size), num(old - 1));
     } else if (old == size) {
         consistent = sodium_memcmp(old_root, root, QUN_HASH) == 0;
-        if (!consistent)
-            problem(f, -1,
-                    "the saved checkpoint has the same size %llu but another root: the log was rewritten",
-                    (unsigned long long)old);
+        if (!consistent) problem(f, -1, "cli.audit.rewritten", num(old));
     } else if (old == 0) {
         consistent = true; /* every tree extends the empty one */
     } else {
@@ -361,11 +376,7 @@ static int check_saved(qun_cli_t *c, const qun_note_key_t *key, const char *file
         if (complete) {
             root_of(leaves, old, mine);
             prefix_ok = sodium_memcmp(mine, old_root, QUN_HASH) == 0;
-            if (!prefix_ok)
-                problem(f, -1,
-                        "the first %llu leaf hashes do not produce the saved checkpoint's root: "
-                        "entries before %llu changed",
-                        (unsigned long long)old, (unsigned long long)old);
+            if (!prefix_ok) problem(f, -1, "cli.audit.prefix_changed", num(old), num(old));
         }
         char path[128];
         json_t *ans = NULL, *h;
@@ -390,11 +401,7 @@ static int check_saved(qun_cli_t *c, const qun_note_key_t *key, const char *file
          * with both roots while the entries under them changed; the prefix root
          * computed here from the listed leaf hashes catches that. */
         consistent = proof_ok && prefix_ok;
-        if (!proof_ok)
-            problem(f, -1,
-                    "the consistency proof from the saved size %llu to %llu does not verify: "
-                    "the log is not an extension of the saved one",
-                    (unsigned long long)old, (unsigned long long)size);
+        if (!proof_ok) problem(f, -1, "cli.audit.not_extension", num(old), num(size));
     }
     char hex[2 * QUN_HASH + 1];
     hex_of(hex, old_root);
@@ -415,29 +422,29 @@ static int audit_verify(qun_cli_t *c, int argc, char **argv) {
     unsigned char root[QUN_HASH] = {0}, mine[QUN_HASH];
     uint64_t size = 0;
     json_t *saved = NULL;
-    findings_t f = {json_array(), -1};
+    findings_t f = {json_array(), json_array(), -1};
     int64_t texts = 0, nodes = 0;
     bool complete = false, root_ok = false;
     int rc = qun_args_parse(argc, argv, opts, 0, 0, usage, &a);
     if (rc != QUN_EXIT_OK) goto out;
     if (!a.val[0]) {
         /* The key fetched from the server it should check would prove nothing. */
-        rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                          "give the verifier key you trust: --key K (see: qun audit key)");
+        rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.verify_needs_key");
         goto out;
     }
     rc = parse_key(a.val[0], &key);
     if (rc == QUN_EXIT_OK) rc = fetch_checkpoint(c, &note);
     if (rc != QUN_EXIT_OK) goto out;
-    if (qun_note_verify(&key, note, &size, root, &err) != QUN_OK) {
+    qun_rc vrc = qun_note_verify(&key, note, &size, root, &err);
+    if (vrc != QUN_OK) {
         /* Nothing else can be trusted without the signed root. */
-        problem(&f, -1, "the server's checkpoint: %s", err.msg);
+        problem_lib(&f, "cli.audit.checkpoint_bad", NULL, err.msg,
+                    qun_detail_words(qun_rc_name(vrc), err.msg));
         goto report;
     }
     leaves = calloc(size ? size : 1, QUN_HASH);
     if (!leaves) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory for %llu leaf hashes",
-                          (unsigned long long)size);
+        rc = qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem_leaves", num(size));
         goto out;
     }
     rc = check_entries(c, size, leaves, &f, &texts, &complete);
@@ -445,8 +452,7 @@ static int audit_verify(qun_cli_t *c, int argc, char **argv) {
     if (complete) {
         root_of((const unsigned char(*)[QUN_HASH])leaves, size, mine);
         root_ok = sodium_memcmp(mine, root, QUN_HASH) == 0;
-        if (!root_ok)
-            problem(&f, -1, "the %llu leaf hashes do not produce the signed root", (unsigned long long)size);
+        if (!root_ok) problem(&f, -1, "cli.audit.root_differs", num(size));
         rc = check_nodes(c, size, (const unsigned char(*)[QUN_HASH])leaves, &f, &nodes);
         if (rc != QUN_EXIT_OK) goto out;
     }
@@ -493,8 +499,8 @@ report:;
         size_t i;
         json_t *p;
         /* Every finding on stderr; the first names the first bad index when there is one. */
-        json_array_foreach(f.problems, i, p)
-            qun_cli_fail(QUN_EXIT_FAIL, "LEDGER_INVALID", "%s", qun_jstr_or(p, "problem", "?"));
+        json_array_foreach(f.shown, i, p)
+            qun_cli_fail(QUN_EXIT_FAIL, "LEDGER_INVALID", "%s", json_string_value(p));
         char n[24];
         if (f.first_bad >= 0) qun_hint("cli.audit_first_bad", qun_fmt_int(f.first_bad, n));
         rc = QUN_EXIT_FAIL;
@@ -503,6 +509,7 @@ report:;
     }
 out:
     json_decref(f.problems);
+    json_decref(f.shown);
     json_decref(saved);
     free(leaves);
     free(note);
@@ -528,41 +535,39 @@ static char *tlog_proof_text(uint64_t index, const unsigned char (*proof)[QUN_HA
     return out;
 }
 
-/* Parse a tlog-proof@v1 text.  *checkpoint points into text.  False with why set on
- * any deviation from the format. */
+/* Parse a tlog-proof@v1 text.  *checkpoint points into text.  False with *why set to
+ * the words' key of any deviation from the format. */
 static bool tlog_proof_parse(const char *text, uint64_t *index, unsigned char (*proof)[QUN_HASH], int *n,
                              const char **checkpoint, const char **why) {
     const char *p = text, *nl;
     *n = 0;
     size_t hl = strlen(TLOG_PROOF_HEADER);
-    if (strncmp(p, TLOG_PROOF_HEADER, hl) != 0 || p[hl] != '\n')
-        return *why = "it does not start with " TLOG_PROOF_HEADER, false;
+    if (strncmp(p, TLOG_PROOF_HEADER, hl) != 0 || p[hl] != '\n') return *why = "cli.tlog.header", false;
     p += hl + 1;
     if (strncmp(p, "extra ", 6) == 0) { /* opaque and unauthenticated: skipped */
-        if (!(nl = strchr(p, '\n'))) return *why = "the extra line does not end", false;
+        if (!(nl = strchr(p, '\n'))) return *why = "cli.tlog.extra", false;
         p = nl + 1;
     }
-    if (strncmp(p, "index ", 6) != 0) return *why = "no index line", false;
+    if (strncmp(p, "index ", 6) != 0) return *why = "cli.tlog.no_index", false;
     p += 6;
     size_t digits = strspn(p, "0123456789");
     int64_t v;
     char num[24];
     if (digits == 0 || digits > 18 || p[digits] != '\n' || (digits > 1 && p[0] == '0'))
-        return *why = "the index is not a decimal without leading zeros", false;
+        return *why = "cli.tlog.index_digits", false;
     memcpy(num, p, digits);
     num[digits] = '\0';
-    if (!qun_parse_uint(num, &v)) return *why = "the index is out of range", false;
+    if (!qun_parse_uint(num, &v)) return *why = "cli.tlog.index_range", false;
     *index = (uint64_t)v;
     p += digits + 1;
     while (*p != '\n') {
-        if (!*p || !(nl = strchr(p, '\n')))
-            return *why = "the proof lines do not end with an empty line", false;
+        if (!*p || !(nl = strchr(p, '\n'))) return *why = "cli.tlog.no_end", false;
         size_t got;
         if (*n == QUN_PROOF_MAX ||
             sodium_base642bin(proof[*n], QUN_HASH, p, (size_t)(nl - p), NULL, &got, NULL,
                               sodium_base64_VARIANT_ORIGINAL) != 0 ||
             got != QUN_HASH)
-            return *why = "a proof line is not a base64 SHA-256 hash", false;
+            return *why = "cli.tlog.bad_hash", false;
         (*n)++;
         p = nl + 1;
     }
@@ -588,7 +593,7 @@ static int audit_prove(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (a.val[0] && !qun_parse_uint(a.val[0], &want))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--index needs a ledger index (0, 1, ...)");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.index");
     /* The bundle names the group by id, also when it was given by name. */
     char gid[128];
     rc = qun_group_ref(c, a.pos[0], gid, sizeof gid);
@@ -601,16 +606,15 @@ static int audit_prove(qun_cli_t *c, int argc, char **argv) {
     json_array_foreach(json_object_get(hist, "items"), i, it) if (want < 0 || qun_jint(it, "index") == want)
         chosen = it;
     if (!chosen) {
-        rc = want < 0
-                 ? qun_cli_fail(QUN_EXIT_FAIL, "ENTRY_NOT_FOUND", "group %s has no ledger entries", a.pos[0])
-                 : qun_cli_fail(QUN_EXIT_FAIL, "ENTRY_NOT_FOUND", "entry %lld is not in the history of %s",
-                                (long long)want, a.pos[0]);
+        rc = want < 0 ? qun_failw(QUN_EXIT_FAIL, "ENTRY_NOT_FOUND", "cli.err.no_entries", a.pos[0])
+                      : qun_failw(QUN_EXIT_FAIL, "ENTRY_NOT_FOUND", "cli.err.entry_not_found",
+                                  num((uint64_t)want), a.pos[0]);
         goto out;
     }
     const char *entry = qun_jstr_or(chosen, "entry", NULL);
     int64_t index = qun_jint(chosen, "index");
     if (!entry) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the history lacks the entry text");
+        rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.no_entry_text");
         goto out;
     }
     if (a.val[1]) {
@@ -623,8 +627,10 @@ static int audit_prove(qun_cli_t *c, int argc, char **argv) {
     rc = parse_key(vkey, &key);
     if (rc == QUN_EXIT_OK) rc = fetch_checkpoint(c, &note);
     if (rc != QUN_EXIT_OK) goto out;
-    if (qun_note_verify(&key, note, &size, root, &err) != QUN_OK) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "LEDGER_INVALID", "the server's checkpoint: %s", err.msg);
+    qun_rc vrc = qun_note_verify(&key, note, &size, root, &err);
+    if (vrc != QUN_OK) {
+        rc = qun_failw(QUN_EXIT_FAIL, "LEDGER_INVALID", "cli.err.checkpoint_bad",
+                       qun_detail_words(qun_rc_name(vrc), err.msg));
         goto out;
     }
     rc = qun_pathf(path, sizeof path, "/v1/ledger/proof/inclusion?index=%I&size=%I", index, (int64_t)size);
@@ -632,8 +638,7 @@ static int audit_prove(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) goto out;
     json_array_foreach(json_object_get(incl, "proof"), i, it) {
         if (n == QUN_PROOF_MAX || !hash_from_hex(json_string_value(it), proof[n])) {
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER",
-                              "the inclusion proof holds something other than hashes");
+            rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.proof_not_hashes");
             goto out;
         }
         n++;
@@ -642,10 +647,8 @@ static int audit_prove(qun_cli_t *c, int argc, char **argv) {
     qun_merkle_leaf(leaf, entry, strlen(entry));
     if (!qun_merkle_verify_inclusion(leaf, (uint64_t)index, size, (const unsigned char(*)[QUN_HASH])proof, n,
                                      root)) {
-        rc = qun_cli_fail(
-            QUN_EXIT_FAIL, "LEDGER_INVALID",
-            "the server's inclusion proof for entry %lld does not lead to the signed root of size %llu",
-            (long long)index, (unsigned long long)size);
+        rc = qun_failw(QUN_EXIT_FAIL, "LEDGER_INVALID", "cli.err.inclusion_bad", num((uint64_t)index),
+                       num(size));
         goto out;
     }
     char vtext[256];
@@ -657,22 +660,22 @@ static int audit_prove(qun_cli_t *c, int argc, char **argv) {
                   : NULL;
     text = bundle ? json_dumps(bundle, JSON_INDENT(2)) : NULL;
     if (!text) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+        rc = qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem");
         goto out;
     }
     if (a.val[2] && strcmp(a.val[2], "-") != 0) {
         char *withnl = NULL;
         if (asprintf(&withnl, "%s\n", text) < 0) {
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+            rc = qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem");
             goto out;
         }
         rc = write_text(a.val[2], withnl);
         free(withnl);
+        char line[1200];
         if (rc == QUN_EXIT_OK)
-            fprintf(
-                stderr,
-                "wrote the proof of entry %lld (tree size %llu) to %s; check it with: qun audit check %s\n",
-                (long long)index, (unsigned long long)size, a.val[2], a.val[2]);
+            fprintf(stderr, "%s\n",
+                    qun_wf(line, sizeof line, "cli.proof_written", num((uint64_t)index), num(size), a.val[2],
+                           a.val[2]));
     } else {
         printf("%s\n", text);
     }
@@ -695,42 +698,36 @@ static bool bundle_verify(json_t *b, const qun_note_key_t *key, json_t **facts, 
     uint64_t index, size;
     unsigned char proof[QUN_PROOF_MAX][QUN_HASH], root[QUN_HASH], leaf[QUN_HASH];
     int n;
+    char n1[24];
     qun_err_t err = {0};
     *facts = NULL;
     if (strcmp(qun_jstr_or(b, "format", ""), BUNDLE_FORMAT) != 0)
-        return snprintf(why, 300, "not a %s bundle", BUNDLE_FORMAT), false;
-    if (!entry || !tlog || !json_is_integer(jidx))
-        return snprintf(why, 300, "the bundle lacks entry, index or tlog_proof"), false;
+        return qun_wf(why, 300, "cli.bundle.format", BUNDLE_FORMAT), false;
+    if (!entry || !tlog || !json_is_integer(jidx)) return qun_wf(why, 300, "cli.bundle.lacks"), false;
     if (!tlog_proof_parse(tlog, &index, proof, &n, &cp, &w))
-        return snprintf(why, 300, "tlog_proof: %s", w), false;
+        return qun_wf(why, 300, "cli.bundle.tlog", qun_w(w)), false;
     if ((int64_t)index != json_integer_value(jidx))
-        return snprintf(why, 300, "the bundle says index %lld but its tlog_proof says %llu",
-                        (long long)json_integer_value(jidx), (unsigned long long)index),
+        return qun_wf(why, 300, "cli.bundle.index_differs", qun_fmt_int(json_integer_value(jidx), n1),
+                      num(index)),
                false;
-    if (qun_note_verify(key, cp, &size, root, &err) != QUN_OK)
-        return snprintf(why, 300, "checkpoint: %s", err.msg), false;
-    if (index >= size)
-        return snprintf(why, 300, "index %llu is not below the checkpoint's size %llu",
-                        (unsigned long long)index, (unsigned long long)size),
-               false;
+    qun_rc vrc = qun_note_verify(key, cp, &size, root, &err);
+    if (vrc != QUN_OK)
+        return qun_wf(why, 300, "cli.bundle.checkpoint", qun_detail_words(qun_rc_name(vrc), err.msg)), false;
+    if (index >= size) return qun_wf(why, 300, "cli.bundle.index_size", num(index), num(size)), false;
     json_t *e = json_loads(entry, 0, NULL);
     json_t *seq = json_object_get(e, "seq");
     const char *group = qun_jstr_or(b, "group", NULL), *egroup = qun_jstr_or(e, "group", NULL);
     bool ok = false;
     if (!json_is_integer(seq) || json_integer_value(seq) != (json_int_t)index)
-        snprintf(why, 300, "the entry is not ledger entry %llu (its seq differs)", (unsigned long long)index);
+        qun_wf(why, 300, "cli.bundle.seq", num(index));
     else if (group && (!egroup || strcmp(group, egroup) != 0))
-        snprintf(why, 300, "the entry is not about group %s", group);
+        qun_wf(why, 300, "cli.bundle.group", group);
     else
         ok = true;
     if (ok) {
         qun_merkle_leaf(leaf, entry, strlen(entry));
         ok = qun_merkle_verify_inclusion(leaf, index, size, (const unsigned char(*)[QUN_HASH])proof, n, root);
-        if (!ok)
-            snprintf(
-                why, 300,
-                "the entry's leaf hash and the inclusion proof do not lead to the signed root of size %llu",
-                (unsigned long long)size);
+        if (!ok) qun_wf(why, 300, "cli.bundle.inclusion", num(size));
     }
     if (ok) {
         char hex[2 * QUN_HASH + 1];
@@ -755,8 +752,8 @@ static int audit_check(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     b = json_loads(text, 0, &jerr);
     if (!json_is_object(b)) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "PROOF_INVALID", "%s is not a JSON proof bundle: %s", a.pos[0],
-                          jerr.text);
+        rc = qun_failw(QUN_EXIT_FAIL, "PROOF_INVALID", "cli.err.bundle_json", a.pos[0],
+                       qun_lang_zh() ? qun_w("cli.json_invalid") : jerr.text);
         goto out;
     }
     const char *bkey = qun_jstr_or(b, "verifier_key", NULL);
@@ -768,15 +765,16 @@ static int audit_check(qun_cli_t *c, int argc, char **argv) {
         if (bkey && strcmp(bkey, mine) != 0) qun_note("cli.proof_other_key");
     } else {
         qun_err_t err = {0};
-        if (!bkey || qun_note_verifier_parse(bkey, &key, &err) != QUN_OK) {
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "PROOF_INVALID",
-                              "the bundle's verifier key is missing or invalid%s%s", bkey ? ": " : "",
-                              bkey ? err.msg : "");
+        qun_rc krc = bkey ? qun_note_verifier_parse(bkey, &key, &err) : QUN_OK;
+        if (!bkey || krc != QUN_OK) {
+            rc = bkey ? qun_failw(QUN_EXIT_FAIL, "PROOF_INVALID", "cli.err.bundle_key_bad",
+                                  qun_detail_words(qun_rc_name(krc), err.msg))
+                      : qun_failw(QUN_EXIT_FAIL, "PROOF_INVALID", "cli.err.bundle_key_missing");
             goto out;
         }
     }
     if (!bundle_verify(b, &key, &facts, why)) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "PROOF_INVALID", "%s: %s", a.pos[0], why);
+        rc = qun_failw(QUN_EXIT_FAIL, "PROOF_INVALID", "cli.err.bundle_bad", a.pos[0], why);
         goto out;
     }
     if (c->json) {
@@ -803,9 +801,9 @@ int qun_cmd_audit(qun_cli_t *c, int argc, char **argv) {
         int (*run)(qun_cli_t *c, int argc, char **argv);
     } subs[] = {{"key", audit_key}, {"verify", audit_verify}, {"prove", audit_prove}, {"check", audit_check}};
     if (argc < 1)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "usage: qun audit key|verify|prove|check ...; see: qun help audit");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage_see", "audit key|verify|prove|check ...",
+                         "audit");
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(subs[i].name, argv[0]) == 0) return subs[i].run(c, argc - 1, argv + 1);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown audit command %s; see: qun help audit", argv[0]);
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.unknown_sub", "audit", argv[0], "audit");
 }

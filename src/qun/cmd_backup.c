@@ -140,7 +140,7 @@ static int take(job_t *j, const char *rel, bool optional, const char *digest) {
     snprintf(dir, sizeof dir, "%s", dst);
     *strrchr(dir, '/') = '\0';
     if (mkdirs(dir) != 0)
-        return qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot create %s: %s", dir, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "BACKUP_FAILED", "cli.err.create", dir, qun_errno_words(errno));
     int rc = digest ? clone_file(src, dst, &size) : copy_file(src, dst, hex, &size);
     if (digest) snprintf(hex, sizeof hex, "%s", digest);
     if (rc == 1 && optional) {
@@ -148,7 +148,7 @@ static int take(job_t *j, const char *rel, bool optional, const char *digest) {
         return QUN_EXIT_OK;
     }
     if (rc != 0)
-        return qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot copy %s: %s", src, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "BACKUP_FAILED", "cli.err.copy", src, qun_errno_words(errno));
     json_array_append_new(j->files,
                           json_pack("{s:s, s:I, s:s}", "path", rel, "size", (json_int_t)size, "sha256", hex));
     return QUN_EXIT_OK;
@@ -180,7 +180,8 @@ static int take_referenced(job_t *j, qun_db_t *db, int64_t *blobs, int64_t *expo
     }
     if (rc != QUN_DONE) {
         json_decref(rels);
-        return qun_cli_fail(QUN_EXIT_FAIL, qun_rc_name(rc), "reading the snapshot: %s", err.msg);
+        return qun_failw(QUN_EXIT_FAIL, qun_rc_name(rc), "cli.err.snapshot_read",
+                         qun_detail_words(qun_rc_name(rc), err.msg));
     }
     int out = QUN_EXIT_OK;
     json_array_foreach(rels, i, v) {
@@ -224,18 +225,14 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
     const char *store = a.val[2];
     const char *dir = a.pos[0];
     if (!dir_empty(dir))
-        return qun_cli_fail(QUN_EXIT_USAGE, "BACKUP_DIR_NOT_EMPTY",
-                            "%s exists and is not empty: back up into a new directory", dir);
+        return qun_failw(QUN_EXIT_USAGE, "BACKUP_DIR_NOT_EMPTY", "cli.err.backup_dir_not_empty", dir);
     char dbpath[1024], snap[1024];
     snprintf(dbpath, sizeof dbpath, "%s/qun.db", data);
     struct stat st;
     if (!store && stat(dbpath, &st) != 0)
-        return qun_cli_fail(
-            QUN_EXIT_USAGE, "NO_DATA_DIR",
-            "%s has no qun.db: name the data directory with --data (or the PostgreSQL store with --store)",
-            data);
+        return qun_failw(QUN_EXIT_USAGE, "NO_DATA_DIR", "cli.err.no_data_dir", data);
     if (mkdirs(dir) != 0)
-        return qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot create %s: %s", dir, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "BACKUP_FAILED", "cli.err.create", dir, qun_errno_words(errno));
     qun_store_init();
     job_t j = {data, dir, json_array(), json_array()};
     qun_err_t err = {{0}, {0}};
@@ -261,7 +258,8 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
         qun_db_close(db);
         json_decref(j.files);
         json_decref(j.gone);
-        return qun_cli_fail(QUN_EXIT_FAIL, qun_rc_name(qrc), "the database snapshot failed: %s", err.msg);
+        return qun_failw(QUN_EXIT_FAIL, qun_rc_name(qrc), "cli.err.snapshot_failed",
+                         qun_detail_words(qun_rc_name(qrc), err.msg));
     }
     qun_hex(rooth, root, sizeof root);
     rc = take_referenced(&j, db, &blobs, &exports);
@@ -275,7 +273,7 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
                 j.files, 0,
                 json_pack("{s:s, s:I, s:s}", "path", "qun.db", "size", (json_int_t)n, "sha256", hex));
         else
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot read the snapshot %s", snap);
+            rc = qun_failw(QUN_EXIT_FAIL, "BACKUP_FAILED", "cli.err.snapshot_unreadable", snap);
     }
     if (rc == QUN_EXIT_OK) rc = take(&j, "ledger.key", false, NULL);
     char totp[1024];
@@ -288,8 +286,8 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
         char dst[1024];
         snprintf(dst, sizeof dst, "%s/qund.conf", dir);
         if (copy_file(config, dst, hex, &n) != 0)
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot copy the config %s: %s", config,
-                              strerror(errno));
+            rc = qun_failw(QUN_EXIT_FAIL, "BACKUP_FAILED", "cli.err.copy_config", config,
+                           qun_errno_words(errno));
         else
             json_array_append_new(j.files, json_pack("{s:s, s:I, s:s}", "path", "qund.conf", "size",
                                                      (json_int_t)n, "sha256", hex));
@@ -309,7 +307,7 @@ int qun_cmd_admin_backup(qun_cli_t *c, int argc, char **argv) {
     snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
     if (json_dump_file(m, mpath, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 || flush(dir) != 0) {
         json_decref(m);
-        return qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_FAILED", "cannot write %s", mpath);
+        return qun_failw(QUN_EXIT_FAIL, "BACKUP_FAILED", "cli.err.write_short", mpath);
     }
     if (c->json) {
         json_t *o = json_pack("{s:s, s:O, s:I, s:I, s:I}", "dir", dir, "ledger", json_object_get(m, "ledger"),
@@ -341,12 +339,11 @@ int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv) {
     if (!m || strcmp(qun_jstr_or(m, "format", ""), FORMAT) != 0 ||
         !json_is_array(json_object_get(m, "files"))) {
         json_decref(m);
-        return qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_INVALID", "%s is not a qun backup manifest", mpath);
+        return qun_failw(QUN_EXIT_FAIL, "BACKUP_INVALID", "cli.err.not_manifest", mpath);
     }
     if (!dir_empty(data)) {
         json_decref(m);
-        return qun_cli_fail(QUN_EXIT_USAGE, "DATA_DIR_NOT_EMPTY",
-                            "%s exists and is not empty: restore into a new directory", data);
+        return qun_failw(QUN_EXIT_USAGE, "DATA_DIR_NOT_EMPTY", "cli.err.data_dir_not_empty", data);
     }
     size_t i;
     /* Every file first: nothing is written unless the whole backup is intact. */
@@ -356,23 +353,20 @@ int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv) {
         int64_t n = 0;
         if (!rel[0] || rel[0] == '/' || strstr(rel, "..")) {
             json_decref(m);
-            return qun_cli_fail(QUN_EXIT_FAIL, "BACKUP_INVALID", "the manifest names an unsafe path");
+            return qun_failw(QUN_EXIT_FAIL, "BACKUP_INVALID", "cli.err.unsafe_path");
         }
         snprintf(path, sizeof path, "%s/%s", dir, rel);
         if (hash_file(path, hex, &n) != 0 || n != qun_jint(f, "size") ||
             strcmp(hex, qun_jstr_or(f, "sha256", "")) != 0) {
             int e = QUN_EXIT_FAIL;
-            qun_cli_fail(e, "BACKUP_DIGEST_MISMATCH",
-                         "%s does not match the digest in the manifest: the backup is damaged or was "
-                         "changed; nothing was restored",
-                         rel);
+            qun_failw(e, "BACKUP_DIGEST_MISMATCH", "cli.err.backup_digest", rel);
             json_decref(m);
             return e;
         }
     }
     if (mkdirs(data) != 0) {
         json_decref(m);
-        return qun_cli_fail(QUN_EXIT_FAIL, "RESTORE_FAILED", "cannot create %s: %s", data, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "RESTORE_FAILED", "cli.err.create", data, qun_errno_words(errno));
     }
     job_t j = {dir, data, json_array(), json_array()};
     json_array_foreach(json_object_get(m, "files"), i, f) {
@@ -381,7 +375,7 @@ int qun_cmd_admin_restore(qun_cli_t *c, int argc, char **argv) {
     json_decref(j.files);
     json_decref(j.gone);
     if (rc == QUN_EXIT_OK && flush(data) != 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "RESTORE_FAILED", "cannot sync %s: %s", data, strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "RESTORE_FAILED", "cli.err.sync", data, qun_errno_words(errno));
     if (rc == QUN_EXIT_OK) {
         json_t *l = json_object_get(m, "ledger");
         char n[24];

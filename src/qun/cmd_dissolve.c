@@ -33,21 +33,40 @@ static void print_pairs(FILE *f, json_t *o) {
     if (first) fputs("-", f);
 }
 
+/* s on f padded with spaces to width columns (CJK counts two), then one space. */
+static void col(FILE *f, const char *s, size_t width) {
+    fputs(s, f);
+    for (size_t w = qun_text_width(s); w < width; w++)
+        fputc(' ', f);
+    fputc(' ', f);
+}
+
+/* One "label: value" line of the status: the label padded to width columns. */
+static void field(FILE *f, size_t width, const char *key, const char *value) {
+    fputs("  ", f);
+    col(f, qun_w(key), width - 1);
+    fprintf(f, "%s\n", value);
+}
+
 static void print_impact_line(FILE *f, const char *key, json_t *e) {
-    char label[40];
+    char label[40], lkey[64], line[200], n[24];
     snprintf(label, sizeof label, "%s:", key);
     for (char *p = label; *p; p++)
         if (*p == '_') *p = ' ';
-    fprintf(f, "  %-12s %6lld", label, (long long)qun_jint(e, "count"));
+    /* The label in words for the counts qun knows; a newer server's as its key says. */
+    snprintf(lkey, sizeof lkey, "cli.impact.%s", key);
+    fputs("  ", f);
+    col(f, qun_w_or(lkey, label), 12);
+    fprintf(f, "%6lld", (long long)qun_jint(e, "count"));
     if (json_is_integer(json_object_get(e, "bytes")))
-        fprintf(f, " (%lld bytes)", (long long)qun_jint(e, "bytes"));
+        fputs(qun_wf(line, sizeof line, "cli.impact_bytes", qun_fmt_int(qun_jint(e, "bytes"), n)), f);
     /* The rule in words from its code; an older server's English rule as it is. */
     char rkey[64];
     snprintf(rkey, sizeof rkey, "diss.rule.%s", qun_jstr_or(e, "rule_code", "-"));
     const char *rule = qun_w_or(rkey, qun_jstr_or(e, "rule", NULL));
     if (rule) fprintf(f, "  %s", rule);
     int64_t keep = qun_jint(e, "retention_seconds");
-    if (keep > 0) fprintf(f, " (retention %lld days)", (long long)(keep / 86400));
+    if (keep > 0) fputs(qun_wf(line, sizeof line, "cli.impact_retention", qun_fmt_int(keep / 86400, n)), f);
     fputc('\n', f);
 }
 
@@ -70,51 +89,67 @@ static void fmt_duration(int64_t s, char out[32]) {
         snprintf(out, 32, "%llds", (long long)s);
 }
 
+/* Where a policy value comes from ("default", "kind:family", "region:cn") in words. */
+static const char *source_words(const char *src) {
+    static char out[200];
+    const char *colon = strchr(src, ':');
+    char key[64];
+    snprintf(key, sizeof key, "cli.diss.source.%.*s", colon ? (int)(colon - src) : 40, src);
+    if (!colon) return qun_w_or(key, src);
+    if (!qun_w_or(key, NULL)) return src;
+    return qun_wf(out, sizeof out, key, colon + 1);
+}
+
 /* The delay between the request and the dissolution, and the rules behind it. */
 static void print_timing(FILE *f, json_t *timing) {
-    char d[32];
+    char d[32], line[600];
     size_t i;
     json_t *r;
     if (!json_is_integer(json_object_get(timing, "delay_seconds"))) return;
     fmt_duration(qun_jint(timing, "delay_seconds"), d);
-    fprintf(f, "Timing: the group dissolves %s after the request", d);
     json_t *why = json_object_get(timing, "delay_reasons");
-    if (json_array_size(why) > 0) fprintf(f, ", because of:");
-    fputc('\n', f);
+    fprintf(f, "%s\n",
+            qun_wf(line, sizeof line,
+                   json_array_size(why) > 0 ? "cli.diss.timing_because" : "cli.diss.timing", d));
     json_array_foreach(why, i, r) {
         char key[64];
         fmt_duration(qun_jint(r, "seconds"), d);
         snprintf(key, sizeof key, "diss.rule_name.%s", qun_jstr_or(r, "rule", "?"));
-        fprintf(f, "  %-12s %s", qun_w_or(key, qun_jstr_or(r, "rule", "?")), d);
+        fputs("  ", f);
+        col(f, qun_w_or(key, qun_jstr_or(r, "rule", "?")), 12);
+        fputs(d, f);
         const char *src = qun_jstr_or(r, "source", NULL);
-        if (src) fprintf(f, " (%s)", src);
+        if (src) fputs(qun_wf(line, sizeof line, "cli.diss.source", source_words(src)), f);
         fputc('\n', f);
     }
     json_t *rules = json_object_get(timing, "rules");
     if (json_is_integer(json_object_get(rules, "purge_grace_seconds"))) {
         fmt_duration(qun_jint(rules, "purge_grace_seconds"), d);
-        fprintf(f, "  after it dissolves, the owner can restore it for %s before the purge\n", d);
+        fprintf(f, "%s\n", qun_wf(line, sizeof line, "cli.diss.grace", d));
     }
     /* What can still be undone, and until when (counted from now: the request follows). */
     json_t *grace =
         json_object_get(json_object_get(json_object_get(timing, "policy"), "purge_grace_seconds"), "value");
     int64_t now = (int64_t)time(NULL), due = now + qun_jint(timing, "delay_seconds");
     char t1[32], t2[32];
-    fprintf(f, "Undo: the owner can cancel until the group dissolves (about %s)", qun_fmt_time(due, t1));
+    qun_fmt_time(due, t1);
     if (json_is_integer(grace)) {
         fmt_duration(json_integer_value(grace), d);
-        fprintf(f, ", then restore it for %s (until about %s); after that its data is purged for good", d,
-                qun_fmt_time(due + json_integer_value(grace), t2));
+        qun_wf(line, sizeof line, "cli.diss.undo_restore", t1, d,
+               qun_fmt_time(due + json_integer_value(grace), t2));
+    } else {
+        qun_wf(line, sizeof line, "cli.diss.undo", t1);
     }
-    fprintf(f, ".\n");
+    fprintf(f, "%s\n", line);
 }
 
-/* The approvals a dissolution needs (preview) or waits for (status). */
+/* The approvals a dissolution needs (preview) or waits for (status); title is the words'
+ * key of the line above them. */
 static void print_approvals(FILE *f, const char *title, json_t *approvals) {
     size_t i;
     json_t *a;
     if (json_array_size(approvals) == 0) return;
-    fprintf(f, "%s:\n", title);
+    fprintf(f, "%s\n", qun_w(title));
     json_array_foreach(approvals, i, a) {
         /* The approver in words from the kind, people by their names where the answer
          * has them (an openid only when it has none). */
@@ -156,10 +191,13 @@ static void print_preview(FILE *f, json_t *p) {
     static const char *order[] = {"members", "messages", "files", "payments", "bill_lines"};
     json_t *impact = json_object_get(p, "impact"), *e;
     const char *k;
-    char t[32];
-    fprintf(f, "Dissolving group \"%s\" (%s), messages: %s\n", qun_jstr_or(p, "name", ""),
-            qun_jstr_or(p, "group", "?"), qun_jstr_or(json_object_get(p, "params"), "messages", "?"));
-    fprintf(f, "Impact:\n");
+    char t[32], line[600], mkey[64];
+    const char *m = qun_jstr_or(json_object_get(p, "params"), "messages", "?");
+    snprintf(mkey, sizeof mkey, "cli.notice.messages.%s", m);
+    fprintf(f, "%s\n",
+            qun_wf(line, sizeof line, "cli.diss.dissolving", qun_jstr_or(p, "name", ""),
+                   qun_jstr_or(p, "group", "?"), qun_w_or(mkey, m)));
+    fprintf(f, "%s\n", qun_w("cli.diss.impact"));
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if ((e = json_object_get(impact, order[i]))) print_impact_line(f, order[i], e);
     json_object_foreach(impact, k, e) {
@@ -169,67 +207,87 @@ static void print_preview(FILE *f, json_t *p) {
         if (!known) print_impact_line(f, k, e);
     }
     const char *succ = qun_jstr_or(json_object_get(p, "params"), "successor_name", NULL);
-    if (succ) fprintf(f, "A successor group \"%s\" gets the members when the group dissolves.\n", succ);
+    if (succ) fprintf(f, "%s\n", qun_wf(line, sizeof line, "cli.diss.successor", succ));
     print_timing(f, json_object_get(p, "timing"));
-    print_approvals(f, "Approvals needed", json_object_get(p, "approvals"));
+    print_approvals(f, "cli.diss.approvals_needed", json_object_get(p, "approvals"));
     size_t i;
     json_t *r;
     json_array_foreach(json_object_get(p, "requirements"), i,
                        r) if (strcmp(qun_jstr_or(r, "method", ""), "password") == 0)
-        fprintf(f, "Your password is needed again (step-up) to send the request.\n");
-    fprintf(f, "The confirmation expires at %s.\n", qun_fmt_time(qun_jint(p, "expires_at"), t));
+        fprintf(f, "%s\n", qun_w("cli.diss.step_up"));
+    fprintf(f, "%s\n",
+            qun_wf(line, sizeof line, "cli.diss.expires", qun_fmt_time(qun_jint(p, "expires_at"), t)));
 }
 
 static void print_status(FILE *f, json_t *s) {
-    char t[32];
+    static const char *const labels[] = {
+        "cli.status.messages",  "cli.status.requested", "cli.status.dissolves", "cli.status.successor",
+        "cli.status.dissolved", "cli.status.purged",    "cli.status.receipt"};
+    size_t w = qun_label_width(labels, sizeof labels / sizeof labels[0], 12);
+    char t[32], v[700], left[32];
     json_t *job;
     size_t i;
-    fprintf(f, "group %s: %s\n", qun_jstr_or(s, "group", "?"), qun_jstr_or(s, "state", "?"));
+    const char *gid = qun_jstr_or(s, "group", "?");
+    fprintf(f, "%s\n", qun_wf(v, sizeof v, "cli.status.group", gid, qun_jstr_or(s, "state", "?")));
     /* Only what the answer holds: the fallback of fetch_status has the state alone, and
      * times not reached yet are null. */
-    if (json_object_get(s, "messages")) fprintf(f, "  messages:   %s\n", qun_jstr_or(s, "messages", "?"));
+    if (json_object_get(s, "messages")) {
+        const char *m = qun_jstr_or(s, "messages", "?");
+        char key[64];
+        snprintf(key, sizeof key, "cli.notice.messages.%s", m);
+        field(f, w, "cli.status.messages", qun_w_or(key, m));
+    }
     if (json_object_get(s, "requested_at"))
-        fprintf(f, "  requested:  %s by %s\n", qun_fmt_time(qun_jint(s, "requested_at"), t),
-                qun_jstr_or(s, "requested_by_display_name",
-                            qun_jstr_or(s, "requested_by_username", qun_jstr_or(s, "requested_by", "?"))));
+        field(f, w, "cli.status.requested",
+              qun_wf(
+                  v, sizeof v, "cli.status.requested_by", qun_fmt_time(qun_jint(s, "requested_at"), t),
+                  qun_jstr_or(s, "requested_by_display_name",
+                              qun_jstr_or(s, "requested_by_username", qun_jstr_or(s, "requested_by", "?")))));
     if (json_is_integer(json_object_get(s, "due_at")) &&
         qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_PENDING) {
-        char left[32];
         fmt_duration(qun_jint(s, "seconds_left"), left);
-        fprintf(f, "  dissolves:  %s (in %s); cancel with: qun cancel %s\n",
-                qun_fmt_time(qun_jint(s, "due_at"), t), left, qun_jstr_or(s, "group", "?"));
+        field(f, w, "cli.status.dissolves",
+              qun_wf(v, sizeof v, "cli.status.dissolves_at", qun_fmt_time(qun_jint(s, "due_at"), t), left,
+                     gid));
     }
     if (qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_REVIEW) {
-        fprintf(f, "  waiting for approvals; cancel with: qun cancel %s\n", qun_jstr_or(s, "group", "?"));
-        print_approvals(f, "  approvals", json_object_get(s, "approvals"));
+        fprintf(f, "  %s\n", qun_wf(v, sizeof v, "cli.status.waiting", gid));
+        print_approvals(f, "cli.status.approvals", json_object_get(s, "approvals"));
     }
     const char *ds = qun_jstr_or(s, "dissolution_state", NULL);
-    if (ds && strcmp(ds, qun_jstr_or(s, "state", "")) != 0) fprintf(f, "  dissolution: %s\n", ds);
+    if (ds && strcmp(ds, qun_jstr_or(s, "state", "")) != 0) {
+        size_t wd = qun_text_width(qun_w("cli.status.dissolution")) + 1;
+        field(f, wd > w ? wd : w, "cli.status.dissolution", ds);
+    }
     if (json_is_string(json_object_get(s, "successor_name")))
-        fprintf(f, "  successor:  \"%s\"%s%s\n", qun_jstr_or(s, "successor_name", ""),
-                json_is_string(json_object_get(s, "successor")) ? " " : "", qun_jstr_or(s, "successor", ""));
-    if (json_is_true(json_object_get(s, "held")))
-        fprintf(f, "  under a legal hold: nothing is purged until it is released\n");
+        field(f, w, "cli.status.successor",
+              json_is_string(json_object_get(s, "successor"))
+                  ? qun_wf(v, sizeof v, "cli.status.successor_id", qun_jstr_or(s, "successor_name", ""),
+                           qun_jstr_or(s, "successor", ""))
+                  : qun_wf(v, sizeof v, "cli.status.successor_name", qun_jstr_or(s, "successor_name", "")));
+    if (json_is_true(json_object_get(s, "held"))) fprintf(f, "  %s\n", qun_w("cli.status.held"));
     if (json_is_integer(json_object_get(s, "dissolved_at")))
-        fprintf(f, "  dissolved:  %s\n", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
+        field(f, w, "cli.status.dissolved", qun_fmt_time(qun_jint(s, "dissolved_at"), t));
     if (json_is_integer(json_object_get(s, "grace_until")) &&
         qun_group_state_parse(qun_jstr_or(s, "state", "")) == QUN_GROUP_DISSOLVED)
-        fprintf(f, "  restorable until %s\n", qun_fmt_time(qun_jint(s, "grace_until"), t));
+        fprintf(f, "  %s\n",
+                qun_wf(v, sizeof v, "cli.status.restorable", qun_fmt_time(qun_jint(s, "grace_until"), t)));
     if (json_is_integer(json_object_get(s, "purged_at")))
-        fprintf(f, "  purged:     %s\n", qun_fmt_time(qun_jint(s, "purged_at"), t));
+        field(f, w, "cli.status.purged", qun_fmt_time(qun_jint(s, "purged_at"), t));
     json_t *receipt = json_object_get(s, "receipt");
     if (json_object_size(receipt) > 0) {
-        fprintf(f, "  receipt:    ");
+        fputs("  ", f);
+        col(f, qun_w("cli.status.receipt"), w - 1);
         print_pairs(f, receipt);
         fputc('\n', f);
     }
     json_t *jobs = json_object_get(s, "jobs");
-    if (json_array_size(jobs) > 0) fprintf(f, "  jobs:\n");
+    if (json_array_size(jobs) > 0) fprintf(f, "  %s\n", qun_w("cli.status.jobs"));
     json_array_foreach(jobs, i, job) {
         const char *state = qun_jstr_or(job, "state", "?");
         fprintf(f, "    %-15s %-8s", qun_jstr_or(job, "kind", "?"), state);
         if (strcmp(state, "queued") == 0 && qun_jint(job, "due_at") > time(NULL))
-            fprintf(f, " due %s", qun_fmt_time(qun_jint(job, "due_at"), t));
+            fputs(qun_wf(v, sizeof v, "cli.status.due", qun_fmt_time(qun_jint(job, "due_at"), t)), f);
         fputc(' ', f);
         print_pairs(f, json_object_get(job, "progress"));
         fputc('\n', f);
@@ -251,12 +309,15 @@ static int fetch_status(qun_cli_t *c, const char *gid, bool quiet, json_t **out)
     *out = resp.json;
     resp.json = NULL;
     qun_resp_free(&resp);
-    if (rc != QUN_EXIT_OK || json_is_object(*out)) return rc;
+    if (rc != QUN_EXIT_OK) { /* a problem's JSON is not a status: not for the caller */
+        json_decref(*out);
+        *out = NULL;
+        return rc;
+    }
+    if (json_is_object(*out)) return rc;
     json_decref(*out);
     *out = NULL;
-    if (!quiet)
-        fprintf(stderr,
-                "qun: warning: the server's dissolution answer was empty; showing the group's state\n");
+    if (!quiet) qun_note("cli.status_empty");
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s", gid);
     if (rc != QUN_EXIT_OK) return rc;
     qun_call_t gcall = {.method = "GET", .path = path, .quiet = quiet};
@@ -300,7 +361,8 @@ static void follow_purge(qun_cli_t *c, const char *gid, json_t **status) {
         const char *state;
         if (purge_over(*status, &progress, &state)) break;
         if (tty) {
-            fprintf(stderr, "\rpurging: %s ", state);
+            char line[200];
+            fprintf(stderr, "\r%s ", qun_wf(line, sizeof line, "cli.progress.purging", state));
             print_pairs(stderr, progress);
             fputs("   ", stderr);
             fflush(stderr);
@@ -333,8 +395,7 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     const char *messages = a.val[0];
     if (!messages || (strcmp(messages, "keep") != 0 && strcmp(messages, "delete") != 0))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "say what happens to the messages: --messages keep|delete");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.messages_choice");
     rc = qun_pathf(ppath, sizeof ppath, "/v1/groups/%s/dissolution/preview", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/dissolution", a.pos[0]);
     /* The token is bound to the parameters, so the preview and the request carry the
@@ -346,7 +407,7 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
     const char *name = qun_jstr_or(preview, "name", NULL);
     const char *token = qun_jstr_or(preview, "confirmation_token", NULL);
     if (!name || !token) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "BAD_ANSWER", "the preview has no group name or confirmation token");
+        rc = qun_failw(QUN_EXIT_FAIL, "BAD_ANSWER", "cli.err.preview_incomplete");
         goto out;
     }
     /* With --json, stdout carries only the final JSON answer, so the preview a person
@@ -357,12 +418,11 @@ int qun_cmd_dissolve(qun_cli_t *c, int argc, char **argv) {
 
     const char *confirm = a.val[1];
     if (!confirm) {
-        typed = qun_prompt_line("This cannot be undone. Type the group's name to confirm: ");
+        typed = qun_prompt_line(qun_w("cli.dissolve_prompt"));
         confirm = typed ? typed : "";
     }
     if (strcmp(confirm, name) != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH",
-                          "the name typed does not match \"%s\"; nothing was dissolved", name);
+        rc = qun_failw(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH", "cli.err.mismatch_dissolve", name);
         goto out;
     }
     bool step_up = a.val[4] != NULL;

@@ -31,11 +31,17 @@ static const char *who(sse_t *s, json_t *data, const char *key, char tmp[16]) {
     return tmp;
 }
 
-/* One event as a sentence into out. */
+/* Money in fen as "¥8.88". */
+static const char *yuan(int64_t fen, char out[40]) {
+    snprintf(out, 40, "¥%lld.%02lld", (long long)(fen / 100), (long long)(fen % 100));
+    return out;
+}
+
+/* One event as a sentence into out, in the user's words. */
 static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) {
-    char t1[16], t2[16], tm[32];
+    char t1[16], t2[16], tm[32], n[3][24], money[40], piece[300] = "";
     const char *by = who(s, d, "by", t1), *subject = who(s, d, "openid", t2);
-    const char *dn = qun_jstr_or(d, "display_name", NULL);
+    const char *dn = qun_jstr_or(d, "display_name", NULL), *someone = qun_w("cli.ev.someone");
     if (dn && subject && qun_jstr_or(d, "openid", NULL)) subject = dn;
     if (strcmp(type, "message.created") == 0) {
         char line[480];
@@ -49,71 +55,69 @@ static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) 
             snprintf(out, size, "%s: %s", author ? author : "?", text);
         }
     } else if (strcmp(type, "dissolution.requested") == 0)
-        snprintf(out, size, "%s asked to dissolve the group (%s)",
-                 who(s, d, "requested_by", t1) ?: "the owner",
-                 strcmp(qun_jstr_or(d, "state", ""), "review") == 0 ? "waiting for approvals" : "pending");
+        qun_wf(
+            out, size, "cli.ev.requested", who(s, d, "requested_by", t1) ?: qun_w("cli.ev.the_owner"),
+            qun_w(strcmp(qun_jstr_or(d, "state", ""), "review") == 0 ? "cli.ev.waiting" : "cli.ev.pending"));
     else if (strcmp(type, "dissolution.pending") == 0)
-        snprintf(out, size, "the group will be dissolved at %s; the owner can cancel until then",
-                 qun_fmt_time(qun_jint(d, "dissolves_at"), tm));
-    else if (strcmp(type, "dissolution.approved") == 0)
-        snprintf(out, size, "the dissolution was approved%s%s", by ? " by " : "", by ? by : "");
+        qun_wf(out, size, "cli.ev.will_dissolve", qun_fmt_time(qun_jint(d, "dissolves_at"), tm));
     else if (strncmp(type, "dissolution.", 12) == 0)
-        snprintf(out, size, "the dissolution was %s%s%s", type + 12, by ? " by " : "", by ? by : "");
+        qun_dissolution_was(out, size, type + 12, by, "");
     else if (strcmp(type, "group.dissolved") == 0) {
         const char *succ = qun_jstr_or(d, "successor", NULL);
-        snprintf(out, size, "the group was dissolved; restorable until %s%s%s%s",
-                 qun_fmt_time(qun_jint(d, "restorable_until"), tm), succ ? "; continued in “" : "",
-                 succ ? qun_jstr_or(d, "successor_name", qun_jstr_or(s->groups, succ, succ)) : "",
-                 succ ? "”" : "");
+        if (succ)
+            qun_wf(piece, sizeof piece, "cli.ev.continued",
+                   qun_jstr_or(d, "successor_name", qun_jstr_or(s->groups, succ, succ)));
+        qun_wf(out, size, "cli.ev.dissolved", qun_fmt_time(qun_jint(d, "restorable_until"), tm), piece);
     } else if (strcmp(type, "group.restored") == 0)
-        snprintf(out, size, "the group was restored (by the %s)",
-                 strcmp(qun_jstr_or(d, "by", ""), "server_admin") == 0 ? "server admin" : "owner");
+        qun_wf(out, size,
+               strcmp(qun_jstr_or(d, "by", ""), "server_admin") == 0 ? "cli.ev.restored_admin"
+                                                                     : "cli.ev.restored_owner");
     else if (strcmp(type, "group.purged") == 0)
-        snprintf(out, size, "the group's data was purged");
+        qun_wf(out, size, "cli.ev.purged");
     else if (strcmp(type, "group.renamed") == 0)
-        snprintf(out, size, "%s renamed the group from “%s” to “%s”", by ? by : "someone",
-                 qun_jstr_or(d, "old_name", ""), qun_jstr_or(d, "name", ""));
+        qun_wf(out, size, "cli.ev.renamed", by ? by : someone, qun_jstr_or(d, "old_name", ""),
+               qun_jstr_or(d, "name", ""));
     else if (strcmp(type, "member.added") == 0)
-        snprintf(out, size, "%s joined as %s", subject ? subject : "someone",
-                 qun_jstr_or(d, "role", "member"));
-    else if (strcmp(type, "member.removed") == 0)
-        snprintf(out, size, "%s left or was removed%s%s%s%s", subject ? subject : "someone",
-                 by && strcmp(qun_jstr_or(d, "by", ""), qun_jstr_or(d, "openid", "")) != 0 ? " by " : "",
-                 by && strcmp(qun_jstr_or(d, "by", ""), qun_jstr_or(d, "openid", "")) != 0 ? by : "",
-                 qun_jstr_or(d, "reason", NULL) ? ": " : "", qun_jstr_or(d, "reason", ""));
-    else if (strcmp(type, "member.role_changed") == 0)
-        snprintf(out, size, "%s is now %s (was %s)", subject ? subject : "someone",
-                 qun_jstr_or(d, "role", "?"), qun_jstr_or(d, "old_role", "?"));
+        qun_wf(out, size, "cli.ev.joined", subject ? subject : someone, qun_jstr_or(d, "role", "member"));
+    else if (strcmp(type, "member.removed") == 0) {
+        bool other = by && strcmp(qun_jstr_or(d, "by", ""), qun_jstr_or(d, "openid", "")) != 0;
+        if (qun_jstr_or(d, "reason", NULL))
+            qun_wf(piece, sizeof piece, "cli.notice.reason", qun_jstr_or(d, "reason", ""));
+        other ? qun_wf(out, size, "cli.ev.removed_by", subject ? subject : someone, by, piece)
+              : qun_wf(out, size, "cli.ev.removed", subject ? subject : someone, piece);
+    } else if (strcmp(type, "member.role_changed") == 0)
+        qun_wf(out, size, "cli.ev.role", subject ? subject : someone, qun_jstr_or(d, "role", "?"),
+               qun_jstr_or(d, "old_role", "?"));
     else if (strcmp(type, "member.display_name_changed") == 0)
-        snprintf(out, size, "%s is now called %s", who(s, d, "openid", t2) ?: "someone",
-                 qun_jstr_or(d, "display_name", "(no display name)"));
+        qun_wf(out, size, "cli.ev.renamed_member", who(s, d, "openid", t2) ?: someone,
+               qun_jstr_or(d, "display_name", qun_w("cli.ev.no_display_name")));
     else if (strcmp(type, "member.invited") == 0)
-        snprintf(out, size, "%s invited %s", by ? by : "someone", subject ? subject : "someone");
+        qun_wf(out, size, "cli.ev.invited", by ? by : someone, subject ? subject : someone);
     else if (strcmp(type, "receipt.read") == 0)
-        snprintf(out, size, "%s read up to #%lld", who(s, d, "user", t1) ?: "someone",
-                 (long long)qun_jint(d, "seq"));
+        qun_wf(out, size, "cli.ev.read", who(s, d, "user", t1) ?: someone,
+               qun_fmt_int(qun_jint(d, "seq"), n[0]));
     else if (strcmp(type, "payment.created") == 0) {
-        int64_t fen = qun_jint(d, "amount");
         const char *memo = qun_jstr_or(d, "memo", "");
-        snprintf(out, size, "%s sent a red packet of ¥%lld.%02lld in %lld shares%s%s%s",
-                 who(s, d, "creator", t1) ?: "someone", (long long)(fen / 100), (long long)(fen % 100),
-                 (long long)qun_jint(d, "shares"), *memo ? " (“" : "", memo, *memo ? "”)" : "");
-    } else if (strcmp(type, "payment.claimed") == 0) {
-        int64_t fen = qun_jint(d, "amount");
-        snprintf(out, size, "%s claimed ¥%lld.%02lld from a red packet (%lld of %lld shares taken)",
-                 who(s, d, "claimer", t1) ?: "someone", (long long)(fen / 100), (long long)(fen % 100),
-                 (long long)qun_jint(d, "claimed_shares"), (long long)qun_jint(d, "shares"));
-    } else if (strcmp(type, "member.typing") == 0)
-        snprintf(out, size, "%s %s typing", dn ? dn : (who(s, d, "user", t1) ?: "someone"),
-                 json_is_true(json_object_get(d, "typing")) ? "is" : "stopped");
-    else if (strncmp(type, "approval.", 9) == 0)
-        snprintf(out, size, "approval %s: %s%s%s", qun_jstr_or(d, "id", "?"), type + 9, by ? " by " : "",
-                 by ? by : "");
-    else if (strcmp(type, "session.ended") == 0)
-        snprintf(out, size, "this session ended (%s)", qun_jstr_or(d, "reason", "?"));
+        if (*memo) qun_wf(piece, sizeof piece, "cli.ev.memo", memo);
+        qun_wf(out, size, "cli.ev.red_packet", who(s, d, "creator", t1) ?: someone,
+               yuan(qun_jint(d, "amount"), money), qun_fmt_int(qun_jint(d, "shares"), n[0]), piece);
+    } else if (strcmp(type, "payment.claimed") == 0)
+        qun_wf(out, size, "cli.ev.claimed", who(s, d, "claimer", t1) ?: someone,
+               yuan(qun_jint(d, "amount"), money), qun_fmt_int(qun_jint(d, "claimed_shares"), n[0]),
+               qun_fmt_int(qun_jint(d, "shares"), n[1]));
+    else if (strcmp(type, "member.typing") == 0)
+        qun_wf(out, size,
+               json_is_true(json_object_get(d, "typing")) ? "cli.ev.typing" : "cli.ev.typing_stopped",
+               dn ? dn : (who(s, d, "user", t1) ?: someone));
+    else if (strncmp(type, "approval.", 9) == 0) {
+        char key[96];
+        snprintf(key, sizeof key, "cli.ev.approval.%.60s", type + 9);
+        by ? qun_wf(out, size, "cli.ev.approval_by", qun_jstr_or(d, "id", "?"), qun_w_or(key, type + 9), by)
+           : qun_wf(out, size, "cli.ev.approval", qun_jstr_or(d, "id", "?"), qun_w_or(key, type + 9));
+    } else if (strcmp(type, "session.ended") == 0)
+        qun_wf(out, size, "cli.ev.session_ended", qun_jstr_or(d, "reason", "?"));
     else if (strcmp(type, "stream.resync") == 0)
-        snprintf(out, size, "some events were missed (%s): read the history to catch up",
-                 qun_jstr_or(d, "reason", "?"));
+        qun_wf(out, size, "cli.ev.resync", qun_jstr_or(d, "reason", "?"));
     else
         snprintf(out, size, "%s", type);
 }
@@ -214,7 +218,7 @@ int qun_cmd_events(qun_cli_t *c, int argc, char **argv) {
     int64_t after;
     if (a.val[0]) {
         if (!qun_parse_uint(a.val[0], &after))
-            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+            return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", usage);
         qun_pathf(path, sizeof path, "/v1/events?last_event_id=%lld", (long long)after);
     }
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -224,7 +228,7 @@ int qun_cmd_events(qun_cli_t *c, int argc, char **argv) {
         if (!c->json) learn_names(c, &s);
         sink = fopencookie(&s, "w", (cookie_io_functions_t){.write = sse_write});
         if (!sink)
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "cannot open the event reader");
+            rc = qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.event_reader");
         else
             setvbuf(sink, NULL, _IONBF, 0);
     }

@@ -36,10 +36,13 @@ static void draw(const char *xid, json_t *x) {
     for (int i = 0; i < 30; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
-    fprintf(stderr, "\rexport %s [%s] %3d%%  %lld/%lld messages, %lld/%lld files, %.1f MiB written ", xid,
-            bar, (int)(f * 100), (long long)qun_jint(p, "messages"), (long long)qun_jint(t, "messages"),
-            (long long)qun_jint(p, "files"), (long long)qun_jint(t, "files"),
-            (double)qun_jint(p, "bytes") / 1048576.0);
+    char pct[8], n[4][24], mib[32], line[300];
+    snprintf(pct, sizeof pct, "%3d", (int)(f * 100));
+    snprintf(mib, sizeof mib, "%.1f", (double)qun_jint(p, "bytes") / 1048576.0);
+    fprintf(stderr, "\r%s ",
+            qun_wf(line, sizeof line, "cli.progress.export", xid, bar, pct,
+                   qun_fmt_int(qun_jint(p, "messages"), n[0]), qun_fmt_int(qun_jint(t, "messages"), n[1]),
+                   qun_fmt_int(qun_jint(p, "files"), n[2]), qun_fmt_int(qun_jint(t, "files"), n[3]), mib));
 }
 
 /* Follow export xid until it is no longer running, drawing the bar when stderr is a
@@ -74,7 +77,7 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     bool pass = a.val[4] != NULL, to = a.val[0] && *a.val[0];
     if (pass == to || !a.val[1] || !*a.val[1])
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", usage);
     json_t *body = json_pack("{s:s}", "scope", a.val[2] ? "self" : "group");
     if (pass) {
         /* The transcript in this terminal's language and time zone. */
@@ -86,9 +89,7 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
         }
         json_object_set_new(body, "passphrase", json_string(secret));
         sodium_memzero(secret, sizeof secret);
-        const char *lang = getenv("LC_ALL");
-        if (!lang || !*lang) lang = getenv("LANG");
-        json_object_set_new(body, "lang", json_string(lang && strncmp(lang, "zh", 2) == 0 ? "zh-CN" : "en"));
+        json_object_set_new(body, "lang", json_string(qun_lang_zh() ? "zh-CN" : "en"));
         time_t now = time(NULL);
         struct tm tm;
         if (localtime_r(&now, &tm)) json_object_set_new(body, "tz_offset", json_integer(tm.tm_gmtoff / 60));
@@ -113,8 +114,12 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     rc = follow(c, xid, a.val[3] != NULL, &done);
     if (rc != QUN_EXIT_OK) goto out;
     if (strcmp(qun_jstr_or(done, "state", ""), "done") != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "EXPORT_FAILED", "export %s failed: %s", xid,
-                          qun_jstr_or(done, "error", "?"));
+        /* The job's error is "CODE: detail": the code's words in Chinese. */
+        const char *why = qun_jstr_or(done, "error", "?");
+        char code[64];
+        snprintf(code, sizeof code, "%.*s", (int)strcspn(why, ":"), why);
+        rc = qun_failw(QUN_EXIT_FAIL, "EXPORT_FAILED", "cli.err.export_failed", xid,
+                       qun_detail_words(code, why));
         goto out;
     }
     /* Download next to the target and verify before naming it. */
@@ -123,15 +128,14 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     snprintf(tmp, sizeof tmp, "%s/.qun-export-XXXXXX", dirname(dir));
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        rc =
-            qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file next to %s: %s", output, strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create_next_to", output, qun_errno_words(errno));
         goto out;
     }
     FILE *sink = fdopen(fd, "wb");
     if (!sink) {
         close(fd);
         unlink(tmp);
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.write", tmp, qun_errno_words(errno));
         goto out;
     }
     crypto_hash_sha256_state st;
@@ -153,12 +157,11 @@ int qun_cmd_export(qun_cli_t *c, int argc, char **argv) {
     sodium_bin2hex(got, sizeof got, sum, sizeof sum);
     const char *want = qun_jstr_or(done, "digest", "");
     if (rc == QUN_EXIT_OK && !written)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.write", tmp, qun_errno_words(errno));
     if (rc == QUN_EXIT_OK && strcmp(got, want) != 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH",
-                          "the archive hashes to %s, the server ledgered %s", got, want);
+        rc = qun_failw(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "cli.err.archive_digest", got, want);
     if (rc == QUN_EXIT_OK && rename(tmp, output) != 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", output, strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", output, qun_errno_words(errno));
     if (rc != QUN_EXIT_OK) {
         unlink(tmp);
         goto out;

@@ -51,14 +51,14 @@ int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, NULL, 2, 2, "upload <group> <path>", &a);
     if (rc != QUN_EXIT_OK) return rc;
     FILE *f = fopen(a.pos[1], "rb");
-    if (!f) return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", a.pos[1], strerror(errno));
+    if (!f) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.open", a.pos[1], qun_errno_words(errno));
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "%s is not a regular file", a.pos[1]);
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.not_regular", a.pos[1]);
         goto out;
     }
     /* Hashing first lets us check that the server stored exactly these bytes. */
     if (hash_stream(f, local) != QUN_EXIT_OK || fseek(f, 0, SEEK_SET) != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot read %s: %s", a.pos[1], strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.read", a.pos[1], qun_errno_words(errno));
         goto out;
     }
     snprintf(namebuf, sizeof namebuf, "%s", a.pos[1]);
@@ -70,7 +70,7 @@ int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
                        .upload = f,
                        .upload_size = st.st_size,
                        .content_type = guess_type(name),
-                       .progress = "upload"};
+                       .progress = qun_w("cli.progress.upload")};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
     out = resp.json;
@@ -79,8 +79,7 @@ int qun_cmd_upload(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) goto out;
     const char *digest = qun_jstr_or(out, "digest", "");
     if (strcmp(digest, local) != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH",
-                          "the server stored digest %s but the file's is %s", digest, local);
+        rc = qun_failw(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "cli.err.upload_digest", digest, local);
         goto out;
     }
     if (c->json)
@@ -100,25 +99,27 @@ static bool safe_name(const char *s) {
 }
 
 /* Give the verified temporary file its final name; without -o an existing file is
- * never replaced, since the name came from the server. */
-static int place(const char *tmp, const char *final, bool overwrite, const char *hint) {
+ * never replaced, since the name came from the server.  exists is the words' key of the
+ * FILE_EXISTS error, which says what to do instead. */
+static int place(const char *tmp, const char *final, bool overwrite, const char *exists) {
     if (overwrite) {
         if (rename(tmp, final) == 0) return QUN_EXIT_OK;
     } else if (link(tmp, final) == 0) {
         unlink(tmp);
         return QUN_EXIT_OK;
     } else if (errno == EEXIST) {
-        return qun_cli_fail(QUN_EXIT_FAIL, "FILE_EXISTS", "%s already exists; %s", final, hint);
+        return qun_failw(QUN_EXIT_FAIL, "FILE_EXISTS", exists, final);
     } else if (access(final, F_OK) != 0 && rename(tmp, final) == 0) {
         return QUN_EXIT_OK; /* a file system without hard links */
     }
-    return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", final, strerror(errno));
+    return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", final, qun_errno_words(errno));
 }
 
 /* Download the file of group gid with digest into output ("-": stdout; NULL: the name the
- * server gives, which never replaces a file); overwrite lets output replace a file. */
+ * server gives, which never replaces a file); overwrite lets output replace a file;
+ * exists is the words of the error when a file is in the way (place). */
 static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *output, bool overwrite,
-                 const char *hint) {
+                 const char *exists) {
     char path[512], tmp[1100], dir[1024], got[65], want[65], n[24];
     crypto_hash_sha256_state st;
     FILE *sink = NULL;
@@ -138,19 +139,22 @@ static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *
         snprintf(dir, sizeof dir, "%s", output ? output : "./x");
         snprintf(tmp, sizeof tmp, "%s/.qun-download-XXXXXX", dirname(dir));
         int fd = mkstemp(tmp);
-        if (fd < 0)
-            return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a file in %s: %s", dir, strerror(errno));
+        if (fd < 0) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create_in", dir, qun_errno_words(errno));
         tmp_made = true;
         mode_t mask = umask(0);
         umask(mask);
         if (fchmod(fd, 0666 & ~mask) != 0 || !(sink = fdopen(fd, "w+b"))) {
             close(fd);
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write %s: %s", tmp, strerror(errno));
+            rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.write", tmp, qun_errno_words(errno));
             goto out;
         }
     }
     crypto_hash_sha256_init(&st);
-    qun_call_t call = {.method = "GET", .path = path, .sink = sink, .sink_hash = &st, .progress = "download"};
+    qun_call_t call = {.method = "GET",
+                       .path = path,
+                       .sink = sink,
+                       .sink_hash = &st,
+                       .progress = qun_w("cli.progress.download")};
     qun_resp_t resp;
     rc = qun_cli_call(c, &call, &resp);
     int64_t bytes = resp.sink_bytes;
@@ -167,13 +171,12 @@ static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *
         bool ok = fflush(sink) == 0 && fsync(fileno(sink)) == 0 && fseek(sink, 0, SEEK_SET) == 0 &&
                   hash_stream(sink, got) == QUN_EXIT_OK;
         if (!ok) {
-            rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot read back %s: %s", tmp, strerror(errno));
+            rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.read_back", tmp, qun_errno_words(errno));
             goto out;
         }
     }
     if (strcmp(got, want) != 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "the downloaded bytes hash to %s, not %s", got,
-                          want);
+        rc = qun_failw(QUN_EXIT_FAIL, "DIGEST_MISMATCH", "cli.err.download_digest", got, want);
         goto out;
     }
     if (to_stdout) {
@@ -183,7 +186,7 @@ static int fetch(qun_cli_t *c, const char *gid, const char *digest, const char *
     fclose(sink);
     sink = NULL;
     const char *final = output ? output : (safe_name(server_name) ? server_name : want);
-    rc = place(tmp, final, overwrite, hint);
+    rc = place(tmp, final, overwrite, exists);
     if (rc != QUN_EXIT_OK) goto out;
     tmp_made = false;
     if (c->json) {
@@ -205,11 +208,13 @@ int qun_cmd_download(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     int rc = qun_args_parse(argc, argv, opts, 2, 2, "download <group> <digest> [-o FILE]", &a);
     if (rc != QUN_EXIT_OK) return rc;
-    return fetch(c, a.pos[0], a.pos[1], a.val[0], a.val[0] != NULL, "choose a name with -o");
+    return fetch(c, a.pos[0], a.pos[1], a.val[0], a.val[0] != NULL, "cli.err.exists_download");
 }
 
 static void print_files(json_t *items) {
-    size_t i, wname = 4, wtype = 4, wwho = 11;
+    size_t i, wname = qun_col_width("cli.col.name", 4), wtype = qun_col_width("cli.col.type", 4),
+              wwho = qun_col_width("cli.col.uploaded_by", 11), wsize = qun_col_width("cli.col.size", 10),
+              wwhen = qun_col_width("cli.col.when", 16);
     json_t *f;
     char t[32], sz[32];
     json_array_foreach(items, i, f) {
@@ -221,17 +226,21 @@ static void print_files(json_t *items) {
         w = qun_text_width(who);
         wwho = w > wwho ? w : wwho;
     }
-    qun_print_cell("NAME", wname + 2);
-    printf("%10s  ", "SIZE");
-    qun_print_cell("TYPE", wtype + 2);
-    qun_print_cell("UPLOADED BY", wwho + 2);
-    printf("%-16s  %s\n", "WHEN", "DIGEST");
+    qun_print_cell(qun_w("cli.col.name"), wname + 2);
+    qun_print_cell_right(qun_w("cli.col.size"), wsize);
+    fputs("  ", stdout);
+    qun_print_cell(qun_w("cli.col.type"), wtype + 2);
+    qun_print_cell(qun_w("cli.col.uploaded_by"), wwho + 2);
+    qun_print_cell(qun_w("cli.col.when"), wwhen + 2);
+    printf("%s\n", qun_w("cli.col.digest"));
     json_array_foreach(items, i, f) {
         qun_print_cell(qun_jstr_or(f, "name", ""), wname + 2);
-        printf("%10s  ", qun_fmt_size(qun_jint(f, "size"), sz));
+        qun_print_cell_right(qun_fmt_size(qun_jint(f, "size"), sz), wsize);
+        fputs("  ", stdout);
         qun_print_cell(qun_jstr_or(f, "content_type", "?"), wtype + 2);
         qun_print_cell(qun_jstr_or(f, "uploader_display_name", qun_jstr_or(f, "uploader", "?")), wwho + 2);
-        printf("%-16s  %.12s\n", qun_fmt_time(qun_jint(f, "created_at"), t), qun_jstr_or(f, "digest", "?"));
+        qun_print_cell(qun_fmt_time(qun_jint(f, "created_at"), t), wwhen + 2);
+        printf("%.12s\n", qun_jstr_or(f, "digest", "?"));
     }
 }
 
@@ -273,10 +282,7 @@ static int find_file(json_t *items, const char *what, json_t **hit) {
             n++;
         }
     if (n == 1) return QUN_EXIT_OK;
-    if (n == 0)
-        return qun_cli_fail(QUN_EXIT_FAIL, "FILE_NOT_FOUND",
-                            "no file of this group has the name or a digest starting \"%s\"; see: qun files",
-                            what);
+    if (n == 0) return qun_failw(QUN_EXIT_FAIL, "FILE_NOT_FOUND", "cli.err.file_not_found", what);
     char line[300], count[24];
     fprintf(stderr, "%s\n",
             qun_wf(line, sizeof line, "cli.files_match", qun_fmt_int((int64_t)n, count), what));
@@ -287,8 +293,7 @@ static int find_file(json_t *items, const char *what, json_t **hit) {
             fprintf(stderr, "  %s  %s  %s  %s\n", qun_jstr_or(f, "digest", "?"), qun_jstr_or(f, "name", ""),
                     qun_fmt_size(qun_jint(f, "size"), sz), qun_fmt_time(qun_jint(f, "created_at"), t));
     }
-    return qun_cli_fail(QUN_EXIT_FAIL, "FILE_AMBIGUOUS",
-                        "several files match \"%s\"; give a longer digest prefix", what);
+    return qun_failw(QUN_EXIT_FAIL, "FILE_AMBIGUOUS", "cli.err.file_ambiguous", what);
 }
 
 int qun_cmd_file(qun_cli_t *c, int argc, char **argv) {
@@ -298,7 +303,7 @@ int qun_cmd_file(qun_cli_t *c, int argc, char **argv) {
     json_t *out, *hit;
     char path[512], gid[128], name[256];
     if (argc < 1 || strcmp(argv[0], "get") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s; see: qun help file", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage_see", usage, "file");
     int rc = qun_args_parse(argc - 1, argv + 1, opts, 2, 2, usage, &a);
     if (rc == QUN_EXIT_OK) rc = qun_group_ref(c, a.pos[0], gid, sizeof gid);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/files", gid);
@@ -309,7 +314,7 @@ int qun_cmd_file(qun_cli_t *c, int argc, char **argv) {
         const char *own = qun_jstr_or(hit, "name", "");
         snprintf(name, sizeof name, "%s", safe_name(own) ? own : qun_jstr_or(hit, "digest", "download"));
         rc = fetch(c, gid, qun_jstr_or(hit, "digest", ""), a.val[0] ? a.val[0] : name, a.val[1] != NULL,
-                   "add --force to replace it, or choose a name with -o");
+                   "cli.err.exists_file_get");
     }
     json_decref(out);
     return rc;

@@ -16,11 +16,8 @@ static int dispatch(qun_cli_t *c, const char *family, const sub_t *subs, size_t 
     if (argc >= 1)
         for (size_t i = 0; i < n; i++)
             if (strcmp(subs[i].name, argv[0]) == 0) return subs[i].run(c, argc - 1, argv + 1);
-    if (argc < 1)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a %s command is missing; see: qun help %s", family,
-                            family);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown %s command %s; see: qun help %s", family, argv[0],
-                        family);
+    if (argc < 1) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.sub_missing", family, family);
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.unknown_sub", family, argv[0], family);
 }
 
 /* ---- approvals ---- */
@@ -36,20 +33,24 @@ static void print_approval(json_t *a) {
         qun_wf(as, sizeof as, "approval.kind.guardian_of", subject ? subject : "?");
     else
         snprintf(as, sizeof as, "%s", qun_w_or(key, kind));
-    printf("%-24s %s [%s] %s \"%s\" (%s)", qun_jstr_or(a, "id", "?"), as, qun_jstr_or(a, "state", "?"),
-           qun_jstr_or(a, "group", "?"), qun_jstr_or(a, "group_name", ""), qun_jstr_or(a, "group_kind", "?"));
-    printf(" by %s",
-           qun_jstr_or(a, "requested_by_display_name", qun_jstr_or(a, "requested_by_username", "?")));
-    if (subject && strcmp(kind, "guardian") != 0) printf(", for %s", subject);
+    char line[900], piece[400];
+    printf("%-24s %s", qun_jstr_or(a, "id", "?"),
+           qun_wf(line, sizeof line, "cli.approval_line", as, qun_jstr_or(a, "state", "?"),
+                  qun_jstr_or(a, "group", "?"), qun_jstr_or(a, "group_name", ""),
+                  qun_jstr_or(a, "group_kind", "?"),
+                  qun_jstr_or(a, "requested_by_display_name", qun_jstr_or(a, "requested_by_username", "?"))));
+    if (subject && strcmp(kind, "guardian") != 0)
+        fputs(qun_wf(piece, sizeof piece, "cli.approval_for", subject), stdout);
     if (strcmp(qun_jstr_or(a, "state", ""), "pending") == 0)
-        printf(", expires %s", qun_fmt_time(qun_jint(a, "expires_at"), t));
+        fputs(qun_wf(piece, sizeof piece, "cli.approval_expires", qun_fmt_time(qun_jint(a, "expires_at"), t)),
+              stdout);
     const char *reason = qun_jstr_or(a, "reason", "");
-    if (*reason) printf(", reason: %s", reason);
+    if (*reason) fputs(qun_wf(piece, sizeof piece, "cli.approval_reason", reason), stdout);
     putchar('\n');
     /* What is decided on, in figures. */
     json_t *i = json_object_get(a, "impact");
     if (json_is_object(i)) {
-        char sz[32], n[5][24], line[400];
+        char sz[32], n[5][24];
         const char *k[] = {"members", "messages", "files", "payments"};
         for (int j = 0; j < 4; j++)
             snprintf(n[j], sizeof n[j], "%lld", (long long)qun_jint(i, k[j]));
@@ -76,8 +77,7 @@ static int approvals_list(qun_cli_t *c, int argc, char **argv) {
         qun_say("cli.approvals_none");
     } else {
         json_array_foreach(items, i, it) print_approval(it);
-        printf(
-            "decide with: qun approvals approve <id> [--reason R] | qun approvals reject <id> --reason R\n");
+        qun_say("cli.approvals_decide");
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -94,7 +94,7 @@ static int decide(qun_cli_t *c, int argc, char **argv, bool approve) {
     if (rc != QUN_EXIT_OK) return rc;
     /* The server insists on a reason for a rejection; say so before asking it. */
     if (!approve && (!a.val[0] || !*a.val[0]))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a rejection needs a reason; usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.reject_reason", usage);
     json_t *body = json_object();
     if (a.val[0]) json_object_set_new(body, "reason", json_string(a.val[0]));
     rc = qun_pathf(path, sizeof path, approve ? "/v1/approvals/%s/approve" : "/v1/approvals/%s/reject",
@@ -132,14 +132,15 @@ int qun_cmd_approvals(qun_cli_t *c, int argc, char **argv) {
 /* ---- legal holds ---- */
 
 static void print_hold(json_t *h) {
-    char t[32];
-    printf("%-24s %-8s placed %s by %s", qun_jstr_or(h, "id", "?"),
-           json_is_integer(json_object_get(h, "released_at")) ? "released" : "active",
-           qun_fmt_time(qun_jint(h, "placed_at"), t), qun_jstr_or(h, "placed_by", "?"));
-    if (json_is_integer(json_object_get(h, "released_at")))
-        printf(", released %s by %s", qun_fmt_time(qun_jint(h, "released_at"), t),
+    char t[32], line[600], released[300] = "";
+    bool over = json_is_integer(json_object_get(h, "released_at"));
+    if (over)
+        qun_wf(released, sizeof released, "cli.hold_released_at", qun_fmt_time(qun_jint(h, "released_at"), t),
                qun_jstr_or(h, "released_by", "?"));
-    printf(": %s\n", qun_jstr_or(h, "reason", ""));
+    printf("%-24s ", qun_jstr_or(h, "id", "?"));
+    qun_print_col(qun_w(over ? "cli.hold_state.released" : "cli.hold_state.active"), 8);
+    printf("%s\n", qun_wf(line, sizeof line, "cli.hold_line", qun_fmt_time(qun_jint(h, "placed_at"), t),
+                          qun_jstr_or(h, "placed_by", "?"), released, qun_jstr_or(h, "reason", "")));
 }
 
 static int hold_place(qun_cli_t *c, int argc, char **argv) {
@@ -150,8 +151,7 @@ static int hold_place(qun_cli_t *c, int argc, char **argv) {
     char path[512];
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
-    if (!a.val[0] || !*a.val[0])
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a legal hold needs a reason; usage: qun %s", usage);
+    if (!a.val[0] || !*a.val[0]) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.hold_reason", usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/holds", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:s}", "reason", a.val[0]), &out);
     if (rc != QUN_EXIT_OK) return rc;
@@ -216,7 +216,7 @@ static int org_protection(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     bool on = strcmp(a.pos[1], "on") == 0;
     if (!on && strcmp(a.pos[1], "off") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", usage);
     rc = qun_pathf(path, sizeof path, "/v1/orgs/%s/protection", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "POST", path, json_pack("{s:b}", "enabled", on), &out);
     if (rc != QUN_EXIT_OK) return rc;

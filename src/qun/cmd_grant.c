@@ -28,11 +28,19 @@ static bool parse_expiry(const char *s, int64_t *out) {
     return true;
 }
 
-static void print_grant(json_t *g) {
-    char t[32], u[32];
-    printf("%-26s %-8s %-20s %-20s %5lld  %s\n", qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "state", "?"),
-           qun_fmt_time(qun_jint(g, "created_at"), t), qun_fmt_time(qun_jint(g, "expires_at"), u),
-           (long long)qun_jint(g, "uses"), qun_jstr_or(g, "label", ""));
+/* The columns of grant list: widths at least the English ones, and the headers' words. */
+static const char *const grant_cols[] = {"cli.col.id", "cli.col.state", "cli.col.created", "cli.col.expires",
+                                         "cli.col.uses"};
+static const size_t grant_min[] = {26, 8, 20, 20, 5};
+
+static void print_grant(json_t *g, const size_t w[5]) {
+    char t[32], u[32], n[24];
+    qun_print_col(qun_jstr_or(g, "id", "?"), w[0]);
+    qun_print_col(qun_jstr_or(g, "state", "?"), w[1]);
+    qun_print_col(qun_fmt_time(qun_jint(g, "created_at"), t), w[2]);
+    qun_print_col(qun_fmt_time(qun_jint(g, "expires_at"), u), w[3]);
+    qun_print_cell_right(qun_fmt_int(qun_jint(g, "uses"), n), w[4]);
+    printf("  %s\n", qun_jstr_or(g, "label", ""));
 }
 
 static int grant_export(qun_cli_t *c, int argc, char **argv) {
@@ -43,8 +51,7 @@ static int grant_export(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return rc;
     int64_t secs;
     if (!a.val[0] || !parse_expiry(a.val[0], &secs))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "--expires takes a duration such as 7d, 12h or 30m (usage: qun %s)", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.expires", usage);
     char path[512];
     json_t *out = NULL, *body = json_pack("{s:I, s:s}", "expires_in", (json_int_t)secs, "scope", "exports");
     if (a.val[1]) json_object_set_new(body, "label", json_string(a.val[1]));
@@ -78,10 +85,15 @@ static int grant_list(qun_cli_t *c, int argc, char **argv) {
     if (c->json) {
         qun_print_json(out);
     } else {
-        size_t i;
+        size_t i, w[5];
         json_t *g;
-        printf("%-26s %-8s %-20s %-20s %5s  %s\n", "ID", "STATE", "CREATED", "EXPIRES", "USES", "LABEL");
-        json_array_foreach(json_object_get(out, "items"), i, g) print_grant(g);
+        for (i = 0; i < 5; i++)
+            w[i] = qun_col_width(grant_cols[i], grant_min[i]);
+        for (i = 0; i < 4; i++)
+            qun_print_col(qun_w(grant_cols[i]), w[i]);
+        qun_print_cell_right(qun_w(grant_cols[4]), w[4]);
+        printf("  %s\n", qun_w("cli.col.label"));
+        json_array_foreach(json_object_get(out, "items"), i, g) print_grant(g, w);
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -105,10 +117,10 @@ static int grant_revoke(qun_cli_t *c, int argc, char **argv) {
 
 int qun_cmd_grant(qun_cli_t *c, int argc, char **argv) {
     if (argc < 1)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "usage: qun grant export|list|revoke ...; see: qun help grant");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage_see", "grant export|list|revoke ...",
+                         "grant");
     if (strcmp(argv[0], "export") == 0) return grant_export(c, argc - 1, argv + 1);
     if (strcmp(argv[0], "list") == 0) return grant_list(c, argc - 1, argv + 1);
     if (strcmp(argv[0], "revoke") == 0) return grant_revoke(c, argc - 1, argv + 1);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown grant command %s; see: qun help grant", argv[0]);
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.unknown_sub", "grant", argv[0], "grant");
 }

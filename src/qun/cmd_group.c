@@ -23,31 +23,38 @@ static int finish(qun_cli_t *c, json_t *out, void (*print_fn)(json_t *out, const
 }
 
 static void print_group(json_t *g, const void *arg) {
-    char t[32];
+    static const char *const labels[] = {"cli.label.id",       "cli.label.name",    "cli.label.kind",
+                                         "cli.label.org",      "cli.label.regions", "cli.label.state",
+                                         "cli.label.owner",    "cli.label.members", "cli.label.my_role",
+                                         "cli.label.messages", "cli.label.created"};
+    size_t w = qun_label_width(labels, sizeof labels / sizeof labels[0], 10);
+    char t[32], v[600], n[24];
     const char *verb = arg;
     if (verb) qun_say(verb, qun_jstr_or(g, "id", "?"), qun_jstr_or(g, "name", ""));
-    printf("  id:       %s\n", qun_jstr_or(g, "id", "?"));
-    printf("  name:     %s\n", qun_jstr_or(g, "name", ""));
-    printf("  kind:     %s\n", qun_jstr_or(g, "kind", "?"));
-    if (json_is_string(json_object_get(g, "org"))) printf("  org:      %s\n", qun_jstr_or(g, "org", ""));
+    qun_field(w, "cli.label.id", qun_jstr_or(g, "id", "?"));
+    qun_field(w, "cli.label.name", qun_jstr_or(g, "name", ""));
+    qun_field(w, "cli.label.kind", qun_jstr_or(g, "kind", "?"));
+    if (json_is_string(json_object_get(g, "org"))) qun_field(w, "cli.label.org", qun_jstr_or(g, "org", ""));
     json_t *regions = json_object_get(g, "regions");
     if (json_array_size(regions) > 0) {
-        size_t i;
+        size_t i, len = 0;
         json_t *r;
-        printf("  regions: ");
-        json_array_foreach(regions, i, r) printf(" %s", json_string_value(r) ? json_string_value(r) : "?");
-        printf("\n");
+        v[0] = '\0';
+        json_array_foreach(regions, i, r) if (len < sizeof v) len += (size_t)snprintf(
+            v + len, sizeof v - len, "%s%s", i ? " " : "", json_string_value(r) ? json_string_value(r) : "?");
+        qun_field(w, "cli.label.regions", v);
     }
-    printf("  state:    %s\n", qun_jstr_or(g, "state", "?"));
+    qun_field(w, "cli.label.state", qun_jstr_or(g, "state", "?"));
     if (json_is_string(json_object_get(g, "owner_display_name")))
-        printf("  owner:    %s (%s)\n", qun_jstr_or(g, "owner", "?"),
-               qun_jstr_or(g, "owner_display_name", ""));
+        qun_field(w, "cli.label.owner",
+                  qun_wf(v, sizeof v, "cli.value.named", qun_jstr_or(g, "owner", "?"),
+                         qun_jstr_or(g, "owner_display_name", "")));
     else
-        printf("  owner:    %s\n", qun_jstr_or(g, "owner", "?"));
-    printf("  members:  %lld\n", (long long)qun_jint(g, "member_count"));
-    printf("  my role:  %s\n", qun_jstr_or(g, "my_role", "-"));
-    printf("  messages: %lld\n", (long long)qun_jint(g, "last_seq"));
-    printf("  created:  %s\n", qun_fmt_time(qun_jint(g, "created_at"), t));
+        qun_field(w, "cli.label.owner", qun_jstr_or(g, "owner", "?"));
+    qun_field(w, "cli.label.members", qun_fmt_int(qun_jint(g, "member_count"), n));
+    qun_field(w, "cli.label.my_role", qun_jstr_or(g, "my_role", "-"));
+    qun_field(w, "cli.label.messages", qun_fmt_int(qun_jint(g, "last_seq"), n));
+    qun_field(w, "cli.label.created", qun_fmt_time(qun_jint(g, "created_at"), t));
 }
 
 static void print_group_list(json_t *out, const void *arg) {
@@ -64,14 +71,23 @@ static void print_group_list(json_t *out, const void *arg) {
         size_t w = qun_text_width(qun_jstr_or(g, "name", ""));
         wname = w > wname ? w : wname;
     }
-    printf("%-26s ", "ID");
-    qun_print_cell("NAME", wname + 1);
-    printf("%-12s %-9s %7s  %s\n", "KIND", "STATE", "MEMBERS", "ROLE");
+    size_t wid = qun_col_width("cli.col.id", 26), wkind = qun_col_width("cli.col.kind", 12),
+           wstate = qun_col_width("cli.col.state", 9), wcount = qun_col_width("cli.col.members", 7);
+    wname = qun_col_width("cli.col.name", wname);
+    qun_print_col(qun_w("cli.col.id"), wid);
+    qun_print_cell(qun_w("cli.col.name"), wname + 1);
+    qun_print_col(qun_w("cli.col.kind"), wkind);
+    qun_print_col(qun_w("cli.col.state"), wstate);
+    qun_print_cell_right(qun_w("cli.col.members"), wcount);
+    printf("  %s\n", qun_w("cli.col.role"));
     json_array_foreach(items, i, g) {
-        printf("%-26s ", qun_jstr_or(g, "id", "?"));
+        char n[24];
+        qun_print_col(qun_jstr_or(g, "id", "?"), wid);
         qun_print_cell(qun_jstr_or(g, "name", ""), wname + 1);
-        printf("%-12s %-9s %7lld  %s\n", qun_jstr_or(g, "kind", "?"), qun_jstr_or(g, "state", "?"),
-               (long long)qun_jint(g, "member_count"), qun_jstr_or(g, "my_role", "-"));
+        qun_print_col(qun_jstr_or(g, "kind", "?"), wkind);
+        qun_print_col(qun_jstr_or(g, "state", "?"), wstate);
+        qun_print_cell_right(qun_fmt_int(qun_jint(g, "member_count"), n), wcount);
+        printf("  %s\n", qun_jstr_or(g, "my_role", "-"));
     }
 }
 
@@ -79,11 +95,20 @@ static void print_members(json_t *out, const void *arg) {
     size_t i;
     json_t *m;
     char t[32];
-    printf("%-26s %-20s %-7s %-17s %s\n", "OPENID", "USERNAME", "ROLE", "JOINED", "NAME");
-    json_array_foreach(json_object_get(out, "items"), i, m) printf(
-        "%-26s %-20s %-7s %-17s %s%s\n", qun_jstr_or(m, "openid", "?"), qun_jstr_or(m, "username", "?"),
-        qun_jstr_or(m, "role", "?"), qun_fmt_time(qun_jint(m, "joined_at"), t),
-        qun_jstr_or(m, "display_name", "-"), json_is_true(json_object_get(m, "minor")) ? "  (minor)" : "");
+    json_t *items = json_object_get(out, "items");
+    /* Usernames may be Chinese too: pad by display columns. */
+    static const char *const cols[] = {"cli.col.openid", "cli.col.username", "cli.col.role", "cli.col.joined",
+                                       "cli.col.display_name"};
+    size_t w[] = {26, 20, 7, 17, 0};
+    qun_print_header(cols, w, 5);
+    json_array_foreach(items, i, m) {
+        char name[300];
+        snprintf(name, sizeof name, "%s%s", qun_jstr_or(m, "display_name", "-"),
+                 json_is_true(json_object_get(m, "minor")) ? qun_w("cli.value.minor") : "");
+        const char *cells[] = {qun_jstr_or(m, "openid", "?"), qun_jstr_or(m, "username", "?"),
+                               qun_jstr_or(m, "role", "?"), qun_fmt_time(qun_jint(m, "joined_at"), t), name};
+        qun_print_row(cells, w, 5);
+    }
 }
 
 static void print_member_change(json_t *m, const void *arg) {
@@ -156,14 +181,13 @@ static int group_add(qun_cli_t *c, int argc, char **argv) {
 }
 
 /* The group's name typed back (given, or asked for with prompt): QUN_EXIT_OK when it
- * matches name, else CONFIRMATION_MISMATCH saying what was not done. */
-static int typed_confirm(const char *prompt, const char *name, const char *given, const char *not_done) {
+ * matches name, else CONFIRMATION_MISMATCH in the words of mismatch (which say what was
+ * not done). */
+static int typed_confirm(const char *prompt, const char *name, const char *given, const char *mismatch) {
     char *typed = given ? NULL : qun_prompt_line(prompt);
     const char *got = given ? given : typed ? typed : "";
-    int rc = strcmp(got, name) == 0
-                 ? QUN_EXIT_OK
-                 : qun_cli_fail(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH",
-                                "the name typed does not match \"%s\"; %s", name, not_done);
+    int rc = strcmp(got, name) == 0 ? QUN_EXIT_OK
+                                    : qun_failw(QUN_EXIT_FAIL, "CONFIRMATION_MISMATCH", mismatch, name);
     free(typed);
     return rc;
 }
@@ -198,7 +222,7 @@ static int group_remove(qun_cli_t *c, int argc, char **argv) {
         rc = qun_cli_json(c, "POST", ppath, json_pack("{s:[s]}", "openids", a.pos[1]), &preview);
         const char *name = qun_jstr_or(preview, "name", "");
         qun_wf(prompt, sizeof prompt, "cli.remove_prompt", a.pos[1], name);
-        if (rc == QUN_EXIT_OK) rc = typed_confirm(prompt, name, a.val[0], "nobody was removed");
+        if (rc == QUN_EXIT_OK) rc = typed_confirm(prompt, name, a.val[0], "cli.err.mismatch_remove");
         qun_proofs_t proofs = {.totp_code = a.val[1], .key_file = a.val[2]};
         if (rc == QUN_EXIT_OK)
             rc =
@@ -221,7 +245,7 @@ static int group_role(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, NULL, 3, 3, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (strcmp(a.pos[2], "admin") != 0 && strcmp(a.pos[2], "member") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the role is admin or member; usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.role", usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/members/%s", a.pos[0], a.pos[1]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "role", a.pos[2]), &out);
     return rc == QUN_EXIT_OK ? finish(c, out, print_member_change, "cli.member_set") : rc;
@@ -234,7 +258,7 @@ static int group_rename(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, NULL, 2, 2, "group rename <group> <name>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "PATCH", path, json_pack("{s:s}", "name", a.pos[1]), &out);
-    return rc == QUN_EXIT_OK ? finish(c, out, print_group, "renamed") : rc;
+    return rc == QUN_EXIT_OK ? finish(c, out, print_group, "cli.group_renamed") : rc;
 }
 
 int qun_cmd_group(qun_cli_t *c, int argc, char **argv) {
@@ -245,12 +269,11 @@ int qun_cmd_group(qun_cli_t *c, int argc, char **argv) {
                 {"members", group_members}, {"add", group_add},      {"remove", group_remove},
                 {"role", group_role},       {"rename", group_rename}};
     if (argc < 1)
-        return qun_cli_fail(
-            QUN_EXIT_USAGE, "USAGE",
-            "usage: qun group create|list|show|members|add|remove|role|rename ...; see: qun help group");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage_see",
+                         "group create|list|show|members|add|remove|role|rename ...", "group");
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(subs[i].name, argv[0]) == 0) return subs[i].run(c, argc - 1, argv + 1);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown group command %s; see: qun help group", argv[0]);
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.unknown_sub", "group", argv[0], "group");
 }
 
 /* arg: the new owner as the command was given them (a name), else NULL. */
@@ -285,9 +308,11 @@ static int transfer_offer(qun_cli_t *c, const char *gid, const char *to, const c
     if (rc != QUN_EXIT_OK) return rc;
     const char *name = qun_jstr_or(preview, "name", ""),
                *token = qun_jstr_or(preview, "confirmation_token", NULL);
-    snprintf(prompt, sizeof prompt,
-             "Transfer the ownership of \"%.200s\" to %.64s. Type the group's name to confirm: ", name, to);
-    rc = typed_confirm(prompt, name, confirm, "nothing was offered");
+    char shown_name[201], shown_to[65];
+    snprintf(shown_name, sizeof shown_name, "%.200s", name);
+    snprintf(shown_to, sizeof shown_to, "%.64s", to);
+    qun_wf(prompt, sizeof prompt, "cli.transfer_prompt", shown_name, shown_to);
+    rc = typed_confirm(prompt, name, confirm, "cli.err.mismatch_transfer");
     if (rc == QUN_EXIT_OK) {
         json_t *body = json_pack("{s:s, s:s}", "to", to, "typed_name", name);
         if (token) json_object_set_new(body, "confirmation_token", json_string(token));

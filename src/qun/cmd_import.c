@@ -28,26 +28,29 @@ static int src_read(void *arg, void *buf, size_t len, size_t *got) {
     /* A line per MiB, and the last one. */
     if (s->tty && *got > 0 && s->total > 0 && (s->done - s->shown >= (1 << 20) || s->done == s->total)) {
         s->shown = s->done;
-        fprintf(stderr, "\rdecrypt: %lld / %lld bytes (%d%%) ", (long long)s->done, (long long)s->total,
-                (int)(s->done * 100 / s->total));
+        char n[3][24], line[160];
+        fprintf(stderr, "\r%s ",
+                qun_wf(line, sizeof line, "cli.progress.decrypt", qun_fmt_int(s->done, n[0]),
+                       qun_fmt_int(s->total, n[1]), qun_fmt_int(s->done * 100 / s->total, n[2])));
     }
     return *got == 0 && ferror(s->f) ? -1 : 0;
 }
 
 static int fail_rc(qun_rc rc, const qun_err_t *err) {
-    return qun_cli_fail(QUN_EXIT_FAIL, qun_rc_name(rc), "%s", err->msg[0] ? err->msg : qun_rc_title(rc));
+    return qun_cli_fail(QUN_EXIT_FAIL, qun_rc_name(rc), "%s",
+                        qun_detail_words(qun_rc_name(rc), err->msg[0] ? err->msg : qun_rc_title(rc)));
 }
 
 /* Decrypt in (an age file) with the identities of id_path into the temporary file out. */
 static int decrypt(const char *in_path, const char *id_path, FILE *out, int64_t *plain) {
     uint8_t(*keys)[32] = sodium_malloc(QUN_AGE_MAX_KEYS * 32);
-    if (!keys) return qun_cli_fail(QUN_EXIT_FAIL, "NOMEM", "out of memory");
+    if (!keys) return qun_failw(QUN_EXIT_FAIL, "NOMEM", "cli.err.nomem");
     size_t nkeys = 0;
     qun_err_t err = {0};
     int xrc = QUN_EXIT_OK;
     FILE *idf = fopen(id_path, "r");
     if (!idf) {
-        xrc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", id_path, strerror(errno));
+        xrc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.open", id_path, qun_errno_words(errno));
     } else {
         qun_rc rc = qun_age_identities_load(idf, keys, QUN_AGE_MAX_KEYS, &nkeys, &err);
         fclose(idf);
@@ -56,7 +59,7 @@ static int decrypt(const char *in_path, const char *id_path, FILE *out, int64_t 
     src_t s = {.tty = isatty(fileno(stderr))};
     struct stat st;
     if (xrc == QUN_EXIT_OK && !(s.f = fopen(in_path, "rb")))
-        xrc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot open %s: %s", in_path, strerror(errno));
+        xrc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.open", in_path, qun_errno_words(errno));
     if (xrc == QUN_EXIT_OK && fstat(fileno(s.f), &st) == 0) s.total = st.st_size;
     qun_age_dec_t *d = NULL;
     if (xrc == QUN_EXIT_OK) {
@@ -86,15 +89,14 @@ int qun_cmd_import(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
-    if (!a.val[0] || !*a.val[0]) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+    if (!a.val[0] || !*a.val[0]) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", usage);
     /* The plaintext goes to an unlinked file: nothing of it is left behind. */
     FILE *plain = tmpfile();
-    if (!plain)
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create a temporary file: %s", strerror(errno));
+    if (!plain) return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.tmpfile", qun_errno_words(errno));
     int64_t size = 0;
     rc = decrypt(a.pos[0], a.val[0], plain, &size);
     if (rc == QUN_EXIT_OK && fseek(plain, 0, SEEK_SET) != 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot rewind the decrypted archive: %s", strerror(errno));
+        rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.rewind", qun_errno_words(errno));
     json_t *out = NULL;
     if (rc == QUN_EXIT_OK) {
         qun_resp_t resp;

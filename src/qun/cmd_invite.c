@@ -45,11 +45,17 @@ static void print_list(json_t *out, const char *verb) {
         qun_say("cli.invitations_none");
         return;
     }
-    printf("%-26s %-24s %-20s %-7s %s\n", "INVITATION", "GROUP", "INVITED BY", "ROLE", "SINCE");
-    json_array_foreach(items, k, i)
-        printf("%-26s %-24s %-20s %-7s %s\n", qun_jstr_or(i, "id", "?"), qun_jstr_or(i, "group_name", "?"),
-               qun_jstr_or(i, "inviter_username", "?"), qun_jstr_or(i, "role", "?"),
-               qun_fmt_time(qun_jint(i, "created_at"), t));
+    /* Group names and usernames may be Chinese: pad by display columns. */
+    static const char *const cols[] = {"cli.col.invitation", "cli.col.group", "cli.col.invited_by",
+                                       "cli.col.role", "cli.col.since"};
+    size_t w[] = {26, 24, 20, 7, 0};
+    qun_print_header(cols, w, 5);
+    json_array_foreach(items, k, i) {
+        const char *cells[] = {qun_jstr_or(i, "id", "?"), qun_jstr_or(i, "group_name", "?"),
+                               qun_jstr_or(i, "inviter_username", "?"), qun_jstr_or(i, "role", "?"),
+                               qun_fmt_time(qun_jint(i, "created_at"), t)};
+        qun_print_row(cells, w, 5);
+    }
 }
 
 int qun_cmd_invite(qun_cli_t *c, int argc, char **argv) {
@@ -61,7 +67,7 @@ int qun_cmd_invite(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 2, 2, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (a.val[0] && strcmp(a.val[0], "admin") != 0 && strcmp(a.val[0], "member") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "the role is admin or member; usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.role", usage);
     /* --openid: the second argument is an openid, not a username. */
     json_t *body = json_pack("{s:s}", a.val[1] ? "openid" : "username", a.pos[1]);
     if (a.val[0]) json_object_set_new(body, "role", json_string(a.val[0]));
@@ -99,5 +105,5 @@ int qun_cmd_invitation(qun_cli_t *c, int argc, char **argv) {
         if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "DELETE", path, NULL, &out);
         return rc == QUN_EXIT_OK ? finish(c, out, print_invitation, "cli.invite_revoked") : rc;
     }
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun %s", usage);
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage", usage);
 }

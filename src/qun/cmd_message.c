@@ -22,14 +22,14 @@ int qun_cmd_post(qun_cli_t *c, int argc, char **argv) {
         while (n > 0 && text[n - 1] == '\n')
             n--;
         if (n > MAX_TEXT || (!feof(stdin) && fgetc(stdin) != EOF))
-            return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a message holds at most %d bytes", MAX_TEXT);
+            return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.message_long", qun_fmt_int(MAX_TEXT, seq));
         text[n] = '\0';
     } else {
         /* Words are joined with single spaces, as echo would print them. */
         for (int i = 1; i < a.npos; i++) {
             size_t len = strlen(a.pos[i]);
             if (n + len + 1 > MAX_TEXT)
-                return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a message holds at most %d bytes", MAX_TEXT);
+                return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.message_long", qun_fmt_int(MAX_TEXT, seq));
             if (i > 1) text[n++] = ' ';
             memcpy(text + n, a.pos[i], len);
             n += len;
@@ -56,29 +56,38 @@ bool qun_notice_line(const char *text, json_t *names, char *out, size_t size) {
     }
     const char *stage = kind[11] == '.' ? kind + 12 : "pending", *by = qun_jstr_or(n, "by", NULL);
     if (by) by = qun_jstr_or(names, by, by); /* a name where the member list gave one */
-    char t[32], who[80] = "";
-    if (by) snprintf(who, sizeof who, " by %s", by);
-    if (strcmp(stage, "review") == 0)
-        snprintf(out, size, "dissolution requested%s; waiting for %lld approval(s)", who,
-                 (long long)qun_jint(n, "approvals"));
-    else if (strcmp(stage, "pending") == 0)
-        snprintf(out, size,
-                 "this group will be dissolved at %s; the owner can still cancel until then, and every "
-                 "member may export their own copy until then",
-                 qun_fmt_time(qun_jint(n, "dissolves_at"), t));
-    else if (strcmp(stage, "dissolved") == 0)
-        snprintf(out, size, "this group was dissolved%s (messages %s%s%s); restorable until %s", who,
-                 qun_jstr_or(n, "messages", "keep"),
-                 qun_jstr_or(n, "successor", NULL) ? "; continues in " : "",
-                 qun_jstr_or(n, "successor_name", qun_jstr_or(n, "successor", "")),
-                 qun_fmt_time(qun_jint(n, "restorable_until"), t));
-    else if (strcmp(stage, "restored") == 0)
-        snprintf(out, size, "this group was restored%s", who);
-    else
-        snprintf(out, size, "the dissolution was %s%s%s%s", stage, who,
-                 qun_jstr_or(n, "reason", NULL) ? ": " : "", qun_jstr_or(n, "reason", ""));
+    char t[32], num[24], key[64], succ[300] = "", why[300] = "";
+    if (strcmp(stage, "review") == 0) {
+        qun_fmt_int(qun_jint(n, "approvals"), num);
+        by ? qun_wf(out, size, "cli.notice.review_by", by, num) : qun_wf(out, size, "cli.notice.review", num);
+    } else if (strcmp(stage, "pending") == 0) {
+        qun_wf(out, size, "cli.notice.pending", qun_fmt_time(qun_jint(n, "dissolves_at"), t));
+    } else if (strcmp(stage, "dissolved") == 0) {
+        const char *m = qun_jstr_or(n, "messages", "keep");
+        snprintf(key, sizeof key, "cli.notice.messages.%s", m);
+        if (qun_jstr_or(n, "successor", NULL))
+            qun_wf(succ, sizeof succ, "cli.notice.continues",
+                   qun_jstr_or(n, "successor_name", qun_jstr_or(n, "successor", "")));
+        qun_fmt_time(qun_jint(n, "restorable_until"), t);
+        by ? qun_wf(out, size, "cli.notice.dissolved_by", by, qun_w_or(key, m), succ, t)
+           : qun_wf(out, size, "cli.notice.dissolved", qun_w_or(key, m), succ, t);
+    } else if (strcmp(stage, "restored") == 0) {
+        by ? qun_wf(out, size, "cli.notice.restored_by", by) : qun_wf(out, size, "cli.notice.restored");
+    } else {
+        if (qun_jstr_or(n, "reason", NULL))
+            qun_wf(why, sizeof why, "cli.notice.reason", qun_jstr_or(n, "reason", ""));
+        qun_dissolution_was(out, size, stage, by, why);
+    }
     json_decref(n);
     return true;
+}
+
+const char *qun_dissolution_was(char *out, size_t size, const char *stage, const char *by, const char *why) {
+    char key[64];
+    snprintf(key, sizeof key, "cli.notice.stage.%s", stage);
+    const char *what = qun_w_or(key, stage);
+    return by ? qun_wf(out, size, "cli.notice.other_by", what, by, why)
+              : qun_wf(out, size, "cli.notice.other", what, why);
 }
 
 int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
@@ -92,8 +101,7 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if ((a.val[0] && !qun_parse_uint(a.val[0], &after)) || (a.val[1] && !qun_parse_uint(a.val[1], &limit)))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--after and --limit take whole numbers; usage: qun %s",
-                            usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.after_limit", usage);
     if (a.val[1]) {
         /* One page, exactly as asked; the answer's next_cursor says where to go on. */
         rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages?after=%I&limit=%I", a.pos[0], after, limit);
@@ -117,13 +125,17 @@ int qun_cmd_history(qun_cli_t *c, int argc, char **argv) {
         if (json_is_true(json_object_get(m, "recalled"))) { /* its text is gone from the server */
             const char *by = qun_jstr_or(m, "by", ""), *reason = qun_jstr_or(m, "reason", NULL);
             const char *by_name = qun_jstr_or(m, "by_display_name", qun_jstr_or(m, "by_username", by));
-            char why[400] = "";
-            if (json_is_true(json_object_get(m, "removed"))) /* by is null after an import */
-                snprintf(why, sizeof why, " removed%s%s%s%s", *by_name ? " by " : "", by_name,
-                         reason ? ": " : "", reason ? reason : "");
-            printf("#%-4lld %s  %s: (recalled)%s\n", (long long)qun_jint(m, "seq"),
+            char what[600], why[400] = "";
+            if (reason) qun_wf(why, sizeof why, "cli.notice.reason", reason);
+            if (!json_is_true(json_object_get(m, "removed")))
+                qun_wf(what, sizeof what, "cli.history_recalled");
+            else if (*by_name) /* by is null after an import */
+                qun_wf(what, sizeof what, "cli.history_removed_by", by_name, why);
+            else
+                qun_wf(what, sizeof what, "cli.history_removed", why);
+            printf("#%-4lld %s  %s: %s\n", (long long)qun_jint(m, "seq"),
                    qun_fmt_time(qun_jint(m, "created_at"), t),
-                   qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)), why);
+                   qun_jstr_or(m, "author_display_name", qun_jstr_or(names, author, author)), what);
             continue;
         }
         if (strcmp(kind, "system") == 0 &&
@@ -157,8 +169,7 @@ int qun_cmd_recall(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 2, 2, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (!qun_parse_uint(a.pos[1], &seq) || seq < 1)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "<seq> is a message number (see qun history); usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.seq", usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/messages/%I", a.pos[0], seq);
     if (rc == QUN_EXIT_OK)
         rc = qun_cli_json(c, "DELETE", path, a.val[0] ? json_pack("{s:s}", "reason", a.val[0]) : NULL, &out);

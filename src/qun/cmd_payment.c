@@ -52,9 +52,7 @@ int qun_cmd_pay(qun_cli_t *c, int argc, char **argv) {
     int rc = qun_args_parse(argc, argv, opts, 3, 3, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (!parse_yuan(a.pos[1], &amount) || !qun_parse_uint(a.pos[2], &shares))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "the amount is in yuan (8 or 8.88) and shares a whole number; usage: qun %s",
-                            usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.amount", usage);
     rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
     if (rc != QUN_EXIT_OK) return rc;
     json_t *body = json_pack("{s:I, s:I}", "amount", (json_int_t)amount, "shares", (json_int_t)shares);
@@ -128,26 +126,30 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
         json_decref(out);
         return QUN_EXIT_OK;
     }
+    wgroup = qun_col_width("cli.col.group", wgroup);
     json_array_foreach(items, i, line) {
         size_t w = qun_text_width(qun_jstr_or(line, "group_name", "?"));
         wgroup = w > wgroup ? w : wgroup;
     }
+    size_t wwhen = qun_col_width("cli.col.when", 16), wwhat = qun_col_width("cli.col.what", 26),
+           wamount = qun_col_width("cli.col.amount", 12);
     /* Group names may be Chinese: cells are padded by display width, not bytes. */
-    printf("%-16s  ", "WHEN");
-    qun_print_cell("GROUP", wgroup + 2);
-    printf("%-26s %12s\n", "WHAT", "AMOUNT");
+    qun_print_cell(qun_w("cli.col.when"), wwhen + 2);
+    qun_print_cell(qun_w("cli.col.group"), wgroup + 2);
+    qun_print_col(qun_w("cli.col.what"), wwhat);
+    print_right(qun_w("cli.col.amount"), wamount);
     json_array_foreach(items, i, line) {
         int64_t amount = qun_jint(line, "amount");
         total += amount;
-        printf("%-16s  ", qun_fmt_time(qun_jint(line, "created_at"), t));
+        qun_print_cell(qun_fmt_time(qun_jint(line, "created_at"), t), wwhen + 2);
         qun_print_cell(qun_jstr_or(line, "group_name", "?"), wgroup + 2);
-        qun_print_cell(bill_kind(qun_jstr_or(line, "kind", "?")), 27);
-        print_right(fmt_money(amount, true, money), 12);
+        qun_print_cell(bill_kind(qun_jstr_or(line, "kind", "?")), wwhat + 1);
+        print_right(fmt_money(amount, true, money), wamount);
     }
-    printf("%-16s  ", "total");
+    qun_print_cell(qun_w("cli.bill_total"), wwhen + 2);
     qun_print_cell("", wgroup + 2);
-    printf("%-26s ", "");
-    print_right(fmt_money(total, true, money), 12);
+    qun_print_col("", wwhat);
+    print_right(fmt_money(total, true, money), wamount);
     json_decref(out);
     return QUN_EXIT_OK;
 }
@@ -166,7 +168,10 @@ int qun_cmd_payments(qun_cli_t *c, int argc, char **argv) {
     qun_args_t a;
     json_t *out, *p, *cl;
     char path[512], t[32], claimed[96], money[40], got[40];
-    size_t i, j, wfrom = 4, wmemo = 4;
+    size_t i, j, wfrom = qun_col_width("cli.col.from", 4), wmemo = qun_col_width("cli.col.memo", 4),
+                 wwhen = qun_col_width("cli.col.when", 16), wamount = qun_col_width("cli.col.amount", 10),
+                 wshares = qun_col_width("cli.col.shares", 7),
+                 wclaimed = qun_col_width("cli.col.claimed", 22);
     int rc = qun_args_parse(argc, argv, NULL, 1, 1, "payments <group>", &a);
     if (rc == QUN_EXIT_OK) rc = qun_pathf(path, sizeof path, "/v1/groups/%s/payments", a.pos[0]);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", path, NULL, &out);
@@ -185,29 +190,38 @@ int qun_cmd_payments(qun_cli_t *c, int argc, char **argv) {
         wmemo = w > wmemo ? w : wmemo;
     }
     if (json_array_size(items) > 0) {
-        printf("%-16s  ", "WHEN");
-        qun_print_cell("FROM", wfrom + 2);
-        qun_print_cell("MEMO", wmemo + 2);
-        printf("%10s %7s  ", "AMOUNT", "SHARES");
-        qun_print_cell("CLAIMED", 22);
-        printf("ID\n");
+        qun_print_cell(qun_w("cli.col.when"), wwhen + 2);
+        qun_print_cell(qun_w("cli.col.from"), wfrom + 2);
+        qun_print_cell(qun_w("cli.col.memo"), wmemo + 2);
+        qun_print_cell_right(qun_w("cli.col.amount"), wamount);
+        putchar(' ');
+        qun_print_cell_right(qun_w("cli.col.shares"), wshares);
+        fputs("  ", stdout);
+        qun_print_cell(qun_w("cli.col.claimed"), wclaimed);
+        printf("%s\n", qun_w("cli.col.id"));
     }
     json_array_foreach(items, i, p) {
-        printf("%-16s  ", qun_fmt_time(qun_jint(p, "created_at"), t));
+        char n[3][24];
+        qun_print_cell(qun_fmt_time(qun_jint(p, "created_at"), t), wwhen + 2);
         qun_print_cell(who(p, "creator"), wfrom + 2);
         qun_print_cell(qun_jstr_or(p, "memo", ""), wmemo + 2);
-        snprintf(claimed, sizeof claimed, "%lld of %lld (%s)", (long long)qun_jint(p, "claimed_shares"),
-                 (long long)qun_jint(p, "shares"), fmt_money(qun_jint(p, "claimed_amount"), false, got));
+        qun_wf(claimed, sizeof claimed, "cli.claimed_of", qun_fmt_int(qun_jint(p, "claimed_shares"), n[0]),
+               qun_fmt_int(qun_jint(p, "shares"), n[1]),
+               fmt_money(qun_jint(p, "claimed_amount"), false, got));
         /* "¥" is one column but two bytes: pad by display width, not printf's bytes. */
-        for (size_t w = qun_text_width(fmt_money(qun_jint(p, "amount"), false, money)); w < 10; w++)
-            putchar(' ');
-        printf("%s %7lld  ", money, (long long)qun_jint(p, "shares"));
-        qun_print_cell(claimed, 22);
+        qun_print_cell_right(fmt_money(qun_jint(p, "amount"), false, money), wamount);
+        putchar(' ');
+        qun_print_cell_right(qun_fmt_int(qun_jint(p, "shares"), n[2]), wshares);
+        fputs("  ", stdout);
+        qun_print_cell(claimed, wclaimed);
         printf("%s\n", qun_jstr_or(p, "id", "?"));
         /* Who claimed what, when the server lists the claims. */
-        json_array_foreach(json_object_get(p, "claims"), j, cl)
-            printf("%-16s    %s claimed %s\n", "", who(cl, "claimer"),
-                   fmt_money(qun_jint(cl, "amount"), false, money));
+        json_array_foreach(json_object_get(p, "claims"), j, cl) {
+            char line[300];
+            qun_print_cell("", wwhen + 4);
+            printf("%s\n", qun_wf(line, sizeof line, "cli.claim_line", who(cl, "claimer"),
+                                  fmt_money(qun_jint(cl, "amount"), false, money)));
+        }
     }
     json_decref(out);
     return QUN_EXIT_OK;

@@ -20,7 +20,7 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv) {
     if (rc != QUN_EXIT_OK) return json_decref(all), rc;
     if (a.val[0] && (!qun_parse_uint(a.val[0], &limit) || limit < 1 || limit > 1000)) {
         json_decref(all);
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--limit takes 1 to 1000; usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.search_limit", usage);
     }
     for (int i = 1; i < a.npos; i++) {
         size_t n = strlen(words);

@@ -51,7 +51,9 @@ static int key_load(const char *path, devkey_t *k, bool *missing) {
         return QUN_EXIT_FAIL;
     }
     json_t *j = json_load_file(path, 0, &je);
-    if (!j) return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "cannot read the key file %s: %s", path, je.text);
+    if (!j)
+        return qun_failw(QUN_EXIT_FAIL, "KEY_FILE", "cli.err.key_file_read", path,
+                         qun_lang_zh() ? qun_w("cli.json_invalid") : je.text);
     const char *dev = qun_jstr_or(j, "device_id", NULL);
     bool ok = dev && strlen(dev) < sizeof k->device_id &&
               b64_decode(qun_jstr_or(j, "public_key", NULL), k->pk, sizeof k->pk) &&
@@ -59,7 +61,7 @@ static int key_load(const char *path, devkey_t *k, bool *missing) {
               memcmp(k->sk + 32, k->pk, sizeof k->pk) == 0;
     if (ok) snprintf(k->device_id, sizeof k->device_id, "%s", dev);
     json_decref(j);
-    if (!ok) return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "%s is not a qun device key file", path);
+    if (!ok) return qun_failw(QUN_EXIT_FAIL, "KEY_FILE", "cli.err.not_key_file", path);
     return QUN_EXIT_OK;
 }
 
@@ -86,7 +88,7 @@ static int key_save(const char *path, const devkey_t *k) {
     }
     if (!ok) {
         if (fd >= 0) unlink(path);
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", path, strerror(saved));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", path, qun_errno_words(saved));
     }
     return QUN_EXIT_OK;
 }
@@ -101,8 +103,7 @@ static int current_device(qun_cli_t *c, char *out, size_t size) {
     json_array_foreach(json_object_get(devs, "items"), i, d) if (json_is_true(json_object_get(d, "current")))
         snprintf(out, size, "%s", qun_jstr_or(d, "device_id", ""));
     json_decref(devs);
-    return out[0] ? QUN_EXIT_OK
-                  : qun_cli_fail(QUN_EXIT_FAIL, "DEVICE_NOT_FOUND", "the server lists no current device");
+    return out[0] ? QUN_EXIT_OK : qun_failw(QUN_EXIT_FAIL, "DEVICE_NOT_FOUND", "cli.err.no_current_device");
 }
 
 /* The key is refused until a device of the account that has a key vouches for it:
@@ -134,7 +135,7 @@ static int ask_vouching(qun_cli_t *c, json_t *problem, const char *path) {
         qun_say("cli.device_key_then", id, key);
     }
     json_decref(ch);
-    return qun_cli_fail(QUN_EXIT_FAIL, "QR_REQUIRED", "the key waits for the approval of challenge %s", id);
+    return qun_failw(QUN_EXIT_FAIL, "QR_REQUIRED", "cli.err.key_waits", id);
 }
 
 /* device key register [--key FILE] [--challenge ID]: make (or reuse) this device's key
@@ -154,13 +155,12 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
     else
         snprintf(path, sizeof path, "%s/device_key", c->dir);
     if (!a.val[0] && mkdir(c->dir, 0700) != 0 && errno != EEXIST)
-        return qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot create %s: %s", c->dir, strerror(errno));
+        return qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.create", c->dir, qun_errno_words(errno));
     rc = current_device(c, dev, sizeof dev);
     if (rc != QUN_EXIT_OK) return rc;
     rc = key_load(path, &k, &missing);
     if (rc == QUN_EXIT_OK && strcmp(k.device_id, dev) != 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "%s belongs to device %s, this session is device %s",
-                          path, k.device_id, dev);
+        rc = qun_failw(QUN_EXIT_FAIL, "KEY_FILE", "cli.err.key_other_device", path, k.device_id, dev);
     if (rc != QUN_EXIT_OK && !missing) return rc;
     if (missing) { /* saved before it is registered: a key the server knows is never lost */
         snprintf(k.device_id, sizeof k.device_id, "%s", dev);
@@ -194,8 +194,8 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
         json_object_set_new(out, "key_file", json_string(path));
         qun_print_json(out);
     } else {
-        printf("%s key for device %s: %s\nkey file: %s (keep it private)\n",
-               missing ? "registered a new" : "registered the", qun_jstr_or(out, "device_id", dev), pk, path);
+        qun_say(missing ? "cli.device_key_new" : "cli.device_key_again", qun_jstr_or(out, "device_id", dev),
+                pk, path);
     }
     json_decref(out);
     return QUN_EXIT_OK;
@@ -204,8 +204,8 @@ static int device_key_register(qun_cli_t *c, int argc, char **argv) {
 int qun_cmd_device(qun_cli_t *c, int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[0], "key") == 0 && strcmp(argv[1], "register") == 0)
         return device_key_register(c, argc - 2, argv + 2);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                        "usage: qun device key register [--key FILE] [--challenge ID]");
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage",
+                     "device key register [--key FILE] [--challenge ID]");
 }
 
 /* ---- approve ---- */
@@ -260,16 +260,11 @@ int qun_cmd_approve(qun_cli_t *c, int argc, char **argv) {
     char id[130], nonce[130];
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
-    if (!a.val[0])
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--key FILE is required; usage: qun %s", usage);
+    if (!a.val[0]) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.key_required", usage);
     if (!parse_challenge_ref(a.pos[0], id, sizeof id, nonce, sizeof nonce))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "not a challenge id, approval URL or qun://challenge/ URI: %s", a.pos[0]);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.not_challenge", a.pos[0]);
     if (a.val[1]) snprintf(nonce, sizeof nonce, "%s", a.val[1]);
-    if (!nonce[0])
-        return qun_cli_fail(
-            QUN_EXIT_USAGE, "USAGE",
-            "the challenge's nonce is shown only by its QR code: pass the URL it encodes, or --nonce");
+    if (!nonce[0]) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.nonce");
     return qun_challenge_sign(c, id, nonce, a.val[0], false);
 }
 
@@ -278,9 +273,7 @@ int qun_challenge_sign(qun_cli_t *c, const char *id, const char *nonce, const ch
     devkey_t k;
     bool missing;
     int rc = key_load(key_path, &k, &missing);
-    if (missing)
-        return qun_cli_fail(QUN_EXIT_FAIL, "KEY_FILE", "no key file %s; see: qun device key register",
-                            key_path);
+    if (missing) return qun_failw(QUN_EXIT_FAIL, "KEY_FILE", "cli.err.no_key_file", key_path);
     if (rc != QUN_EXIT_OK) return rc;
     /* What the signature approves comes from the server, not from the QR code. */
     json_t *ch = NULL;
@@ -320,7 +313,7 @@ int qun_challenge_sign(qun_cli_t *c, const char *id, const char *nonce, const ch
     json_decref(ch);
     if (!msg) {
         sodium_memzero(k.sk, sizeof k.sk);
-        return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+        return qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem");
     }
     unsigned char sig[crypto_sign_BYTES];
     char sig64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
@@ -349,7 +342,7 @@ int qun_challenge_sign(qun_cli_t *c, const char *id, const char *nonce, const ch
 void qun_print_qr(const char *text) {
     QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
     if (!qr) {
-        printf("(cannot render the QR code)\n");
+        qun_say("cli.qr_cannot");
         return;
     }
     const int border = 2, w = qr->width;
@@ -423,8 +416,8 @@ int qun_cmd_totp(qun_cli_t *c, int argc, char **argv) {
         int rc = qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "totp confirm <code>", &a);
         return rc == QUN_EXIT_OK ? totp_confirm_code(c, a.pos[0]) : rc;
     }
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                        "usage: qun totp enrol [--code C] | qun totp confirm <code>");
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage",
+                     "totp enrol [--code C] | qun totp confirm <code>");
 }
 
 /* ---- passkeys ---- */
@@ -454,8 +447,8 @@ int qun_cmd_passkeys(qun_cli_t *c, int argc, char **argv) {
         return QUN_EXIT_OK;
     }
     if (argc >= 1 && strcmp(argv[0], "list") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "usage: qun passkeys [list] | qun passkeys remove <id> [--password P]");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage",
+                         "passkeys [list] | qun passkeys remove <id> [--password P]");
     rc = qun_args_parse(argc > 0 ? argc - 1 : 0, argv + (argc > 0), NULL, 0, 0, "passkeys [list]", &a);
     if (rc == QUN_EXIT_OK) rc = qun_cli_json(c, "GET", "/v1/me/passkeys", NULL, &out);
     if (rc != QUN_EXIT_OK) return rc;
@@ -516,12 +509,10 @@ static int risk_id_of(qun_cli_t *c, const char *ref, char *out, size_t size) {
                            it) if (strcmp(qun_jstr_or(it, "id", ""), ref) == 0)
             snprintf(out, size, "%s", qun_jstr_or(it, "risk_id", ""));
     } else {
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "%s is not an evaluation (r_...), group (g_...) or approval (a_...)", ref);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.risk_ref", ref);
     }
     json_decref(j);
-    if (rc == QUN_EXIT_OK && !out[0])
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "RISK_NOT_FOUND", "no risk evaluation is recorded for %s", ref);
+    if (rc == QUN_EXIT_OK && !out[0]) rc = qun_failw(QUN_EXIT_FAIL, "RISK_NOT_FOUND", "cli.err.no_risk", ref);
     return rc;
 }
 
@@ -537,8 +528,8 @@ int qun_cmd_risk(qun_cli_t *c, int argc, char **argv) {
     char rid[130];
     json_t *r = NULL;
     if (argc < 1 || strcmp(argv[0], "explain") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                            "usage: qun risk explain <evaluation|group|approval id>");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage",
+                         "risk explain <evaluation|group|approval id>");
     int rc =
         qun_args_parse(argc - 1, argv + 1, NULL, 1, 1, "risk explain <evaluation|group|approval id>", &a);
     if (rc == QUN_EXIT_OK) rc = risk_id_of(c, a.pos[0], rid, sizeof rid);
@@ -611,7 +602,7 @@ static int review_decide(qun_cli_t *c, int argc, char **argv, bool approve) {
     int rc = qun_args_parse(argc, argv, opts, 1, 1, usage, &a);
     if (rc != QUN_EXIT_OK) return rc;
     if (!approve && (!a.val[0] || !*a.val[0]))
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "a rejection needs a reason; usage: qun %s", usage);
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.reject_reason", usage);
     rc = qun_pathf(path, sizeof path, approve ? "/v1/approvals/%s/approve" : "/v1/approvals/%s/reject",
                    a.pos[0]);
     if (rc == QUN_EXIT_OK)
@@ -631,20 +622,21 @@ int qun_cmd_review(qun_cli_t *c, int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "list") == 0) return review_list(c, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "approve") == 0) return review_decide(c, argc - 1, argv + 1, true);
     if (argc >= 1 && strcmp(argv[0], "reject") == 0) return review_decide(c, argc - 1, argv + 1, false);
-    return qun_cli_fail(QUN_EXIT_USAGE, "USAGE",
-                        "usage: qun review list | approve <id> [--reason R] | reject <id> --reason R");
+    return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage",
+                     "review list | approve <id> [--reason R] | reject <id> --reason R");
 }
 
 /* ---- brute-force locks (server admins) ---- */
 
 static void print_lock(json_t *l) {
-    char t[32];
-    printf("%-24s %-7s %-7s %s: %lld failures (the last: %s), until %s", qun_jstr_or(l, "id", "?"),
-           qun_jstr_or(l, "state", "?"), qun_jstr_or(l, "scope", "?"), qun_jstr_or(l, "subject", "?"),
-           (long long)qun_jint(l, "failures"), qun_jstr_or(l, "kind", "?"),
-           qun_fmt_time(qun_jint(l, "locked_until"), t));
-    if (qun_jstr_or(l, "cleared_by", NULL)) printf(", cleared by %s", qun_jstr_or(l, "cleared_by", ""));
-    putchar('\n');
+    char t[32], n[24], line[600], cleared[200] = "";
+    if (qun_jstr_or(l, "cleared_by", NULL))
+        qun_wf(cleared, sizeof cleared, "cli.lock_cleared", qun_jstr_or(l, "cleared_by", ""));
+    printf("%-24s %-7s %-7s %s\n", qun_jstr_or(l, "id", "?"), qun_jstr_or(l, "state", "?"),
+           qun_jstr_or(l, "scope", "?"),
+           qun_wf(line, sizeof line, "cli.lock_line", qun_jstr_or(l, "subject", "?"),
+                  qun_fmt_int(qun_jint(l, "failures"), n), qun_jstr_or(l, "kind", "?"),
+                  qun_fmt_time(qun_jint(l, "locked_until"), t), cleared));
 }
 
 /* locks list [--all] | locks clear <id> */
@@ -668,7 +660,8 @@ int qun_cmd_locks(qun_cli_t *c, int argc, char **argv) {
         return QUN_EXIT_OK;
     }
     if (argc < 1 || strcmp(argv[0], "list") != 0)
-        return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "usage: qun locks list [--all] | qun locks clear <id>");
+        return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.usage",
+                         "locks list [--all] | qun locks clear <id>");
     rc = qun_args_parse(argc - 1, argv + 1, opts, 0, 0, "locks list [--all]", &a);
     if (rc == QUN_EXIT_OK)
         rc = qun_cli_get_all(c, a.val[0] ? "/v1/admin/locks?state=all" : "/v1/admin/locks", NULL, &out);

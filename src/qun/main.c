@@ -9,6 +9,8 @@
 #include "client.h"
 #include "qun/version.h"
 
+/* A command: its name, runner (NULL on the further usage lines of a family), usage
+ * synopsis (as typed, in every language) and the words' key of its one-line summary. */
 typedef struct {
     const char *name;
     int (*run)(qun_cli_t *c, int argc, char **argv);
@@ -32,283 +34,165 @@ int qun_cmd_search(qun_cli_t *c, int argc, char **argv);
 
 static const command_t commands[] = {
     {"register", qun_cmd_register, "register <username> [--password P] [--display-name NAME]",
-     "create an account"},
+     "cli.sum.register"},
     {"login", qun_cmd_login, "login <username> [--password P] [--device ID] [--platform cli]",
-     "log in and save the token"},
-    {"logout", qun_cmd_logout, "logout", "revoke this session and forget the token"},
-    {"whoami", qun_cmd_whoami, "whoami", "show who the saved token belongs to"},
+     "cli.sum.login"},
+    {"logout", qun_cmd_logout, "logout", "cli.sum.logout"},
+    {"whoami", qun_cmd_whoami, "whoami", "cli.sum.whoami"},
     {"display-name", qun_cmd_display_name, "display-name <name> | display-name --clear",
-     "set or clear the name shown for you"},
-    {"sessions", qun_cmd_sessions, "sessions", "list your active sessions"},
-    {"password", qun_cmd_password, "password [--stdin]",
-     "change your password (other sessions are logged out)"},
-    {"group", qun_cmd_group, "group create <name> [--kind K] [--org O]", "create a group"},
-    {"group", NULL, "group list", "list your groups"},
-    {"group", NULL, "group show <group>", "show a group"},
-    {"group", NULL, "group members <group>", "list a group's members"},
-    {"group", NULL, "group add <group> <person> [--role admin|member]", "add a member"},
+     "cli.sum.display_name"},
+    {"sessions", qun_cmd_sessions, "sessions", "cli.sum.sessions"},
+    {"password", qun_cmd_password, "password [--stdin]", "cli.sum.password"},
+    {"group", qun_cmd_group, "group create <name> [--kind K] [--org O]", "cli.sum.group_create"},
+    {"group", NULL, "group list", "cli.sum.group_list"},
+    {"group", NULL, "group show <group>", "cli.sum.group_show"},
+    {"group", NULL, "group members <group>", "cli.sum.group_members"},
+    {"group", NULL, "group add <group> <person> [--role admin|member]", "cli.sum.group_add"},
     {"group", NULL, "group remove <group> <person> [--confirm-name N] [--totp-code C] [--key FILE]",
-     "remove a member"},
-    {"group", NULL, "group role <group> <person> admin|member", "change a member's role"},
-    {"group", NULL, "group rename <group> <name>", "rename a group"},
+     "cli.sum.group_remove"},
+    {"group", NULL, "group role <group> <person> admin|member", "cli.sum.group_role"},
+    {"group", NULL, "group rename <group> <name>", "cli.sum.group_rename"},
     {"invite", qun_cmd_invite, "invite <group> <username> [--role admin|member] [--openid]",
-     "invite someone; they join by accepting"},
-    {"invitations", qun_cmd_invitations, "invitations", "list your pending invitations"},
-    {"invitation", qun_cmd_invitation, "invitation accept|decline <invitation-id>", "answer an invitation"},
-    {"invitation", NULL, "invitation revoke <invitation-id>", "revoke an invitation you made"},
-    {"post", qun_cmd_post, "post <group> <text...>", "post a message"},
-    {"history", qun_cmd_history, "history <group> [--after N] [--limit N]", "read messages"},
-    {"recall", qun_cmd_recall, "recall <group> <seq> [--reason TEXT]",
-     "recall your message, or remove one as an owner or admin"},
-    {"search", qun_cmd_search, "search <group> <words...> [--limit N]",
-     "find messages that contain the words, newest first"},
-    {"upload", qun_cmd_upload, "upload <group> <path>", "upload a file"},
-    {"download", qun_cmd_download, "download <group> <digest> [-o FILE]",
-     "download a file and verify its SHA-256"},
-    {"files", qun_cmd_files, "files <group>", "list a group's files"},
-    {"file", qun_cmd_file, "file get <group> <name|digest-prefix> [-o PATH] [--force]",
-     "download a file by name or digest prefix"},
+     "cli.sum.invite"},
+    {"invitations", qun_cmd_invitations, "invitations", "cli.sum.invitations"},
+    {"invitation", qun_cmd_invitation, "invitation accept|decline <invitation-id>",
+     "cli.sum.invitation_accept"},
+    {"invitation", NULL, "invitation revoke <invitation-id>", "cli.sum.invitation_revoke"},
+    {"post", qun_cmd_post, "post <group> <text...>", "cli.sum.post"},
+    {"history", qun_cmd_history, "history <group> [--after N] [--limit N]", "cli.sum.history"},
+    {"recall", qun_cmd_recall, "recall <group> <seq> [--reason TEXT]", "cli.sum.recall"},
+    {"search", qun_cmd_search, "search <group> <words...> [--limit N]", "cli.sum.search"},
+    {"upload", qun_cmd_upload, "upload <group> <path>", "cli.sum.upload"},
+    {"download", qun_cmd_download, "download <group> <digest> [-o FILE]", "cli.sum.download"},
+    {"files", qun_cmd_files, "files <group>", "cli.sum.files"},
+    {"file", qun_cmd_file, "file get <group> <name|digest-prefix> [-o PATH] [--force]", "cli.sum.file_get"},
     {"transfer", qun_cmd_transfer,
-     "transfer <group> <person> [--confirm-name NAME] [--totp-code C] [--key FILE]",
-     "offer ownership to a member"},
-    {"transfer", NULL, "transfer accept <group>", "accept an ownership offer"},
-    {"transfer", NULL, "transfer decline <group>", "decline an ownership offer"},
-    {"transfer", NULL, "transfer withdraw <group>", "withdraw your open ownership offer"},
-    {"leave", qun_cmd_leave, "leave <group>", "leave a group"},
-    {"pay", qun_cmd_pay, "pay <group> <amount> <shares> [--memo M]", "send a red packet"},
-    {"claim", qun_cmd_claim, "claim <group> <pid>", "claim a share of a red packet"},
-    {"payments", qun_cmd_payments, "payments <group>", "list a group's red packets and their claims"},
-    {"bill", qun_cmd_bill, "bill", "show your personal bill"},
+     "transfer <group> <person> [--confirm-name NAME] [--totp-code C] [--key FILE]", "cli.sum.transfer"},
+    {"transfer", NULL, "transfer accept <group>", "cli.sum.transfer_accept"},
+    {"transfer", NULL, "transfer decline <group>", "cli.sum.transfer_decline"},
+    {"transfer", NULL, "transfer withdraw <group>", "cli.sum.transfer_withdraw"},
+    {"leave", qun_cmd_leave, "leave <group>", "cli.sum.leave"},
+    {"pay", qun_cmd_pay, "pay <group> <amount> <shares> [--memo M]", "cli.sum.pay"},
+    {"claim", qun_cmd_claim, "claim <group> <pid>", "cli.sum.claim"},
+    {"payments", qun_cmd_payments, "payments <group>", "cli.sum.payments"},
+    {"bill", qun_cmd_bill, "bill", "cli.sum.bill"},
     {"dissolve", qun_cmd_dissolve,
      "dissolve <group> --messages keep|delete [--successor NAME] [--confirm-name N] [--password P] "
      "[--totp-code C] [--key FILE] [--no-wait]",
-     "preview, confirm and dissolve a group"},
-    {"status", qun_cmd_status, "status <group>", "show a group's dissolution and purge progress"},
-    {"events", qun_cmd_events, "events [--after EVENT_ID] [--raw]",
-     "follow your live events (messages, notices, approvals)"},
-    {"cancel", qun_cmd_cancel, "cancel <group>", "cancel a dissolution under review or in its cooling-off"},
+     "cli.sum.dissolve"},
+    {"status", qun_cmd_status, "status <group>", "cli.sum.status"},
+    {"events", qun_cmd_events, "events [--after EVENT_ID] [--raw]", "cli.sum.events"},
+    {"cancel", qun_cmd_cancel, "cancel <group>", "cli.sum.cancel"},
     {"restore", qun_cmd_restore, "restore <group> [--password P] [--totp-code C] [--key FILE]",
-     "restore a dissolved group within the grace"},
-    {"approvals", qun_cmd_approvals, "approvals list", "list the dissolutions waiting for your approval"},
-    {"approvals", NULL, "approvals approve <aid> [--reason R]", "approve a dissolution"},
-    {"approvals", NULL, "approvals reject <aid> --reason R", "reject a dissolution"},
-    {"hold", qun_cmd_hold, "hold place <group> --reason R", "place a legal hold (compliance role)"},
-    {"hold", NULL, "hold list <group>", "list a group's legal holds"},
-    {"hold", NULL, "hold release <group> <hid>", "release a legal hold"},
-    {"org", qun_cmd_org, "org protection <oid> on|off", "switch an enterprise org's dissolve protection"},
-    {"audit", qun_cmd_audit, "audit key", "print the server's ledger verifier key"},
-    {"audit", NULL, "audit verify --key K [--checkpoint-file OLD] [--save NEW]",
-     "verify the whole ledger against a signed checkpoint"},
-    {"audit", NULL, "audit prove <group> [--index N] [--key K] [-o FILE]",
-     "write an offline proof bundle for a group's ledger entry"},
-    {"audit", NULL, "audit check <bundle> [--key K]", "verify a proof bundle offline"},
-    {"age", qun_cmd_age, "age keygen [-o FILE]", "make an age X25519 identity and recipient"},
-    {"age", NULL, "age encrypt -r RECIPIENT... [-o OUT] [IN]", "encrypt to age recipients"},
-    {"age", NULL, "age decrypt -i IDENTITY_FILE [-o OUT] [IN]", "decrypt an age file"},
+     "cli.sum.restore"},
+    {"approvals", qun_cmd_approvals, "approvals list", "cli.sum.approvals_list"},
+    {"approvals", NULL, "approvals approve <aid> [--reason R]", "cli.sum.approvals_approve"},
+    {"approvals", NULL, "approvals reject <aid> --reason R", "cli.sum.approvals_reject"},
+    {"hold", qun_cmd_hold, "hold place <group> --reason R", "cli.sum.hold_place"},
+    {"hold", NULL, "hold list <group>", "cli.sum.hold_list"},
+    {"hold", NULL, "hold release <group> <hid>", "cli.sum.hold_release"},
+    {"org", qun_cmd_org, "org protection <oid> on|off", "cli.sum.org_protection"},
+    {"audit", qun_cmd_audit, "audit key", "cli.sum.audit_key"},
+    {"audit", NULL, "audit verify --key K [--checkpoint-file OLD] [--save NEW]", "cli.sum.audit_verify"},
+    {"audit", NULL, "audit prove <group> [--index N] [--key K] [-o FILE]", "cli.sum.audit_prove"},
+    {"audit", NULL, "audit check <bundle> [--key K]", "cli.sum.audit_check"},
+    {"age", qun_cmd_age, "age keygen [-o FILE]", "cli.sum.age_keygen"},
+    {"age", NULL, "age encrypt -r RECIPIENT... [-o OUT] [IN]", "cli.sum.age_encrypt"},
+    {"age", NULL, "age decrypt -i IDENTITY_FILE [-o OUT] [IN]", "cli.sum.age_decrypt"},
     {"export", qun_cmd_export,
      "export <group> (--to RECIPIENT[,RECIPIENT...] | --passphrase) -o FILE [--self] [--progress]",
-     "export a group to an age-encrypted archive (owner; --self: your own copy during a notice)"},
-    {"grant", qun_cmd_grant, "grant export <group> --expires 7d [--label L]",
-     "let another application download the group's exports (owner)"},
-    {"grant", NULL, "grant list <group>", "list a group's storage grants"},
-    {"grant", NULL, "grant revoke <group> <grant-id>", "revoke a storage grant"},
-    {"import", qun_cmd_import, "import <archive.age> --identity IDENTITY_FILE",
-     "decrypt an archive locally and rebuild it as a new group"},
-    {"device", qun_cmd_device, "device key register [--key FILE] [--challenge ID]",
-     "make an Ed25519 key for this device (file 0600) and register it"},
+     "cli.sum.export"},
+    {"grant", qun_cmd_grant, "grant export <group> --expires 7d [--label L]", "cli.sum.grant_export"},
+    {"grant", NULL, "grant list <group>", "cli.sum.grant_list"},
+    {"grant", NULL, "grant revoke <group> <grant-id>", "cli.sum.grant_revoke"},
+    {"import", qun_cmd_import, "import <archive.age> --identity IDENTITY_FILE", "cli.sum.import"},
+    {"device", qun_cmd_device, "device key register [--key FILE] [--challenge ID]", "cli.sum.device_key"},
     {"approve", qun_cmd_approve, "approve <challenge-id|qun://challenge/...> --key FILE [--nonce N]",
-     "approve a challenge of yours by signing it with a device key"},
-    {"totp", qun_cmd_totp, "totp enrol [--code C]",
-     "set up an authenticator app (QR code and secret), then confirm with a code"},
-    {"totp", NULL, "totp confirm <code>", "confirm a pending TOTP enrollment"},
-    {"passkeys", qun_cmd_passkeys, "passkeys [list]", "list your passkeys (registered in the console)"},
-    {"passkeys", NULL, "passkeys remove <id>", "remove one of your passkeys"},
-    {"risk", qun_cmd_risk, "risk explain <r_...|g_...|a_...>",
-     "show a risk evaluation: level, score and each reason"},
-    {"review", qun_cmd_review, "review list", "list dissolutions waiting for a risk review (server admins)"},
-    {"review", NULL, "review approve <aid> [--reason R]", "approve a dissolution under risk review"},
-    {"review", NULL, "review reject <aid> --reason R", "reject a dissolution under risk review"},
-    {"locks", qun_cmd_locks, "locks list [--all]", "list brute-force locks (server admins)"},
-    {"locks", NULL, "locks clear <id>", "end a brute-force lock now (server admins)"},
-    {"admin", qun_cmd_admin, "admin migrate --from sqlite:PATH --to postgres://...",
-     "copy an installation from SQLite to PostgreSQL (one transaction, same ledger)"},
-    {"admin", NULL, "admin username-collisions",
-     "list accounts whose usernames were one name once case-folded (server admins)"},
-    {"admin", NULL, "admin users [PREFIX]",
-     "list accounts, or those whose username starts with PREFIX (server admins)"},
-    {"admin", NULL, "admin user USER", "show an account and its groups (server admins)"},
-    {"admin", NULL, "admin disable USER", "disable an account and log out its sessions (server admins)"},
-    {"admin", NULL, "admin enable USER", "enable a disabled account again (server admins)"},
-    {"admin", NULL, "admin reset-password USER",
-     "reset a password to a one-time code shown once (server admins)"},
+     "cli.sum.approve"},
+    {"totp", qun_cmd_totp, "totp enrol [--code C]", "cli.sum.totp_enrol"},
+    {"totp", NULL, "totp confirm <code>", "cli.sum.totp_confirm"},
+    {"passkeys", qun_cmd_passkeys, "passkeys [list]", "cli.sum.passkeys"},
+    {"passkeys", NULL, "passkeys remove <id>", "cli.sum.passkeys_remove"},
+    {"risk", qun_cmd_risk, "risk explain <r_...|g_...|a_...>", "cli.sum.risk_explain"},
+    {"review", qun_cmd_review, "review list", "cli.sum.review_list"},
+    {"review", NULL, "review approve <aid> [--reason R]", "cli.sum.review_approve"},
+    {"review", NULL, "review reject <aid> --reason R", "cli.sum.review_reject"},
+    {"locks", qun_cmd_locks, "locks list [--all]", "cli.sum.locks_list"},
+    {"locks", NULL, "locks clear <id>", "cli.sum.locks_clear"},
+    {"admin", qun_cmd_admin, "admin migrate --from sqlite:PATH --to postgres://...", "cli.sum.admin_migrate"},
+    {"admin", NULL, "admin username-collisions", "cli.sum.admin_username_collisions"},
+    {"admin", NULL, "admin users [PREFIX]", "cli.sum.admin_users"},
+    {"admin", NULL, "admin user USER", "cli.sum.admin_user"},
+    {"admin", NULL, "admin disable USER", "cli.sum.admin_disable"},
+    {"admin", NULL, "admin enable USER", "cli.sum.admin_enable"},
+    {"admin", NULL, "admin reset-password USER", "cli.sum.admin_reset_password"},
     {"admin", NULL, "admin backup DIR [--data DATA_DIR] [--config FILE] [--store URL]",
-     "copy a data directory while qund serves: database snapshot, blobs, exports, keys, manifest"},
-    {"admin", NULL, "admin restore DIR DATA_DIR",
-     "rebuild a data directory from a backup whose digests all match"},
+     "cli.sum.admin_backup"},
+    {"admin", NULL, "admin restore DIR DATA_DIR", "cli.sum.admin_restore"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 
-/* What qun help <command> adds to the usage lines: the arguments and an example. */
+/* What qun help <command> adds to the usage lines: the words' key of the arguments, and
+ * an example (in Chinese the row cli.example.<name> where there is one). */
 static const struct {
     const char *name, *args, *example;
 } details[] = {
-    {"register",
-     "  <username>  the name you log in with\n  --password P  else $QUN_PASSWORD, else asked twice\n  "
-     "--display-name NAME  the name others see (any script)\n",
-     "qun register alice --display-name 'Alice Wang'"},
-    {"login",
-     "  <username>  your username\n  --password P  else $QUN_PASSWORD, else asked\n  --device ID  this "
-     "machine's device id (default: made once)\n",
-     "qun login alice"},
-    {"logout", "  (no arguments)\n", "qun logout"},
-    {"whoami", "  (no arguments)\n", "qun whoami"},
-    {"display-name", "  <name>  the name others see; --clear removes it\n", "qun display-name 王小明"},
-    {"sessions", "  (no arguments)\n", "qun sessions"},
-    {"password",
-     "  (asks for the current password, then the new one twice)\n  --stdin  read the current password "
-     "and the new one from two lines of standard input\n",
-     "printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | qun password --stdin"},
-    {"group",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <person>  an openid (u_...) or a "
-     "username (in a group: also a display name)\n  --role admin|member  the role of an added member\n",
-     "qun group add \"book club\" bob"},
-    {"invite",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <username>  whom to invite "
-     "(--openid: an openid instead)\n  --role admin|member  the role they join with\n",
-     "qun invite \"book club\" carol"},
-    {"invitations", "  (no arguments)\n", "qun invitations"},
-    {"invitation", "  <invitation-id>  from qun invitations\n", "qun invitation accept i_0123456789abcdef"},
-    {"post",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <text...>  the message; several "
-     "words are joined by spaces\n",
-     "qun post \"book club\" see you on Friday"},
-    {"history",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  --after N  start after message N\n  "
-     "--limit N  at most N messages\n",
-     "qun history \"book club\" --limit 20"},
-    {"recall",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <seq>  the message number (see qun "
-     "history)\n  --reason TEXT  why (needed to remove someone else's message)\n",
-     "qun recall \"book club\" 42 --reason \"off topic\""},
-    {"search",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <words...>  what to find (joined by "
-     "spaces; Chinese or English, 1 to 200 characters)\n  --limit N  at most N messages (default 20)\n",
-     "qun search \"book club\" 作业"},
-    {"upload",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <path>  the file to upload; its "
-     "name is kept\n",
-     "qun upload \"book club\" notes.pdf"},
-    {"download",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <digest>  the file's full SHA-256 "
-     "(see qun files)\n  -o FILE  where to save (- for stdout; replaces FILE)\n",
-     "qun download \"book club\" 9f86d081...15b0f00a08 -o notes.pdf"},
-    {"files", "  <group>  a group id (g_...) or the name of one of your groups\n", "qun files \"book club\""},
-    {"file",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <name|digest-prefix>  the file's "
-     "name, or the start of its digest\n  -o PATH  where to save (default: the file's own name; - for "
-     "stdout)\n  --force  replace PATH if it exists\n",
-     "qun file get \"book club\" notes.pdf"},
-    {"transfer",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <person>  an openid (u_...) or a "
-     "username (in a group: also a display name)\n  --confirm-name NAME  the group's name typed back\n",
-     "qun transfer \"book club\" bob"},
-    {"leave", "  <group>  a group id (g_...) or the name of one of your groups\n", "qun leave \"book club\""},
-    {"pay",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <amount>  the total, in the "
-     "smallest currency unit\n  <shares>  how many members can claim\n  --memo M  a note shown with the red "
-     "packet\n",
-     "qun pay \"book club\" 500 5 --memo 红包"},
-    {"claim",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <pid>  the red packet's id (see qun "
-     "payments)\n",
-     "qun claim \"book club\" p_0123456789abcdef"},
-    {"payments", "  <group>  a group id (g_...) or the name of one of your groups\n",
-     "qun payments \"book club\""},
-    {"bill", "  (no arguments)\n", "qun bill"},
-    {"dissolve",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  --messages keep|delete  what "
-     "happens to the messages\n  --successor NAME  a new group for those who stay\n  --confirm-name N  the "
-     "group's name typed back\n  --password P  step-up password\n  --totp-code C  a code from your "
-     "authenticator app, when asked for one (else asked)\n  --key FILE  this device's key file, when a "
-     "device key is asked for\n  --no-wait  do not wait for the outcome\n",
-     "qun dissolve \"book club\" --messages keep"},
-    {"status", "  <group>  a group id (g_...) or the name of one of your groups\n",
-     "qun status \"book club\""},
-    {"events",
-     "  --after EVENT_ID  resume after this event\n  --raw  the stream as the server sends it (else one "
-     "line per event: time, group, who, what; --json: one JSON object per line)\n",
-     "qun events"},
-    {"cancel", "  <group>  a group id (g_...) or the name of one of your groups\n",
-     "qun cancel \"book club\""},
-    {"restore",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  --password P  step-up password\n"
-     "  --totp-code C  a code from your authenticator app, when asked for one (else asked)\n  --key FILE  "
-     "this device's key file, when a device key is asked for\n",
-     "qun restore \"book club\""},
-    {"approvals", "  <aid>  an approval id from qun approvals list\n  --reason R  why (required to reject)\n",
-     "qun approvals approve a_0123456789abcdef"},
-    {"hold",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  <hid>  a hold id from qun hold "
-     "list\n  --reason R  why the hold is placed\n",
-     "qun hold place \"book club\" --reason 'case 42'"},
-    {"org", "  <oid>  the organization's id\n  on|off  dissolve protection\n",
-     "qun org protection o_0123456789abcdef on"},
-    {"audit",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  --key K  the verifier key (from qun "
-     "audit key)\n  <bundle>  a proof bundle file\n",
-     "qun audit verify --key $(qun audit key)"},
-    {"age",
-     "  -r RECIPIENT  an age1... recipient\n  -i IDENTITY_FILE  the identity to decrypt with\n  -o OUT  "
-     "output file (default stdout)\n",
-     "qun age keygen -o me.key"},
-    {"export",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  --to RECIPIENT  age1... recipients, "
-     "comma-separated\n  --passphrase  protect it with a passphrase instead (asked twice; or "
-     "QUN_PASSPHRASE)\n  -o FILE  the archive to write\n  --self  your own copy during a notice\n",
-     "qun export \"book club\" --passphrase -o club.age"},
-    {"grant",
-     "  <group>  a group id (g_...) or the name of one of your groups\n  --expires 7d  how long the grant "
-     "lasts\n  <grant-id>  from qun grant list\n",
-     "qun grant export \"book club\" --expires 7d"},
-    {"import",
-     "  <archive.age>  an archive made by qun export\n  --identity IDENTITY_FILE  the age identity that "
-     "opens it\n",
-     "qun import club.age --identity me.key"},
-    {"device",
-     "  --key FILE  where to keep the key (mode 0600)\n  --challenge ID  approve this challenge at once\n",
-     "qun device key register"},
-    {"approve", "  <challenge-id|qun://challenge/...>  the challenge to sign\n  --key FILE  the device key\n",
-     "qun approve c_0123456789abcdef --key device.key"},
-    {"totp",
-     "  --code C  the 6-digit code from the app (else asked, with no echo)\n  <code>  the 6-digit code from "
-     "the app\n",
-     "qun totp enrol"},
-    {"passkeys", "  <id>  a passkey id from qun passkeys\n", "qun passkeys remove pk_0123456789abcdef"},
-    {"risk", "  <r_...|g_...|a_...>  an evaluation, group or approval id\n",
-     "qun risk explain a_0123456789abcdef"},
-    {"review", "  <aid>  an approval id from qun review list\n  --reason R  why (required to reject)\n",
-     "qun review list"},
-    {"locks", "  --all  include ended locks\n  <id>  a lock id from qun locks list\n", "qun locks list"},
-    {"admin", "  USER  a username\n  DIR  a backup directory\n  --from/--to  the stores to copy between\n",
-     "qun admin users al"},
+    {"register", "cli.args.register", "qun register alice --display-name 'Alice Wang'"},
+    {"login", "cli.args.login", "qun login alice"},
+    {"logout", "cli.args.logout", "qun logout"},
+    {"whoami", "cli.args.whoami", "qun whoami"},
+    {"display-name", "cli.args.display_name", "qun display-name 王小明"},
+    {"sessions", "cli.args.sessions", "qun sessions"},
+    {"password", "cli.args.password", "printf '%s\\n%s\\n' \"$OLD\" \"$NEW\" | qun password --stdin"},
+    {"group", "cli.args.group", "qun group add \"book club\" bob"},
+    {"invite", "cli.args.invite", "qun invite \"book club\" carol"},
+    {"invitations", "cli.args.invitations", "qun invitations"},
+    {"invitation", "cli.args.invitation", "qun invitation accept i_0123456789abcdef"},
+    {"post", "cli.args.post", "qun post \"book club\" see you on Friday"},
+    {"history", "cli.args.history", "qun history \"book club\" --limit 20"},
+    {"recall", "cli.args.recall", "qun recall \"book club\" 42 --reason \"off topic\""},
+    {"search", "cli.args.search", "qun search \"book club\" 作业"},
+    {"upload", "cli.args.upload", "qun upload \"book club\" notes.pdf"},
+    {"download", "cli.args.download", "qun download \"book club\" 9f86d081...15b0f00a08 -o notes.pdf"},
+    {"files", "cli.args.files", "qun files \"book club\""},
+    {"file", "cli.args.file", "qun file get \"book club\" notes.pdf"},
+    {"transfer", "cli.args.transfer", "qun transfer \"book club\" bob"},
+    {"leave", "cli.args.leave", "qun leave \"book club\""},
+    {"pay", "cli.args.pay", "qun pay \"book club\" 500 5 --memo 红包"},
+    {"claim", "cli.args.claim", "qun claim \"book club\" p_0123456789abcdef"},
+    {"payments", "cli.args.payments", "qun payments \"book club\""},
+    {"bill", "cli.args.bill", "qun bill"},
+    {"dissolve", "cli.args.dissolve", "qun dissolve \"book club\" --messages keep"},
+    {"status", "cli.args.status", "qun status \"book club\""},
+    {"events", "cli.args.events", "qun events"},
+    {"cancel", "cli.args.cancel", "qun cancel \"book club\""},
+    {"restore", "cli.args.restore", "qun restore \"book club\""},
+    {"approvals", "cli.args.approvals", "qun approvals approve a_0123456789abcdef"},
+    {"hold", "cli.args.hold", "qun hold place \"book club\" --reason 'case 42'"},
+    {"org", "cli.args.org", "qun org protection o_0123456789abcdef on"},
+    {"audit", "cli.args.audit", "qun audit verify --key $(qun audit key)"},
+    {"age", "cli.args.age", "qun age keygen -o me.key"},
+    {"export", "cli.args.export", "qun export \"book club\" --passphrase -o club.age"},
+    {"grant", "cli.args.grant", "qun grant export \"book club\" --expires 7d"},
+    {"import", "cli.args.import", "qun import club.age --identity me.key"},
+    {"device", "cli.args.device", "qun device key register"},
+    {"approve", "cli.args.approve", "qun approve c_0123456789abcdef --key device.key"},
+    {"totp", "cli.args.totp", "qun totp enrol"},
+    {"passkeys", "cli.args.passkeys", "qun passkeys remove pk_0123456789abcdef"},
+    {"risk", "cli.args.risk", "qun risk explain a_0123456789abcdef"},
+    {"review", "cli.args.review", "qun review list"},
+    {"locks", "cli.args.locks", "qun locks list"},
+    {"admin", "cli.args.admin", "qun admin users al"},
 };
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: qun [--url URL] [--json] <command> [arguments]\n\ncommands:\n");
+    char text[2048];
+    fprintf(f, "%s\n\n%s\n", qun_w("cli.help.synopsis"), qun_w("cli.help.commands"));
     for (int i = 0; i < NCOMMANDS; i++)
-        fprintf(f, "  %-68s %s\n", commands[i].usage, commands[i].summary);
-    fprintf(f, "\n  %-68s %s\n  %-68s %s\n", "help [command]", "show this help or one command's", "--version",
-            "print the version");
-    fprintf(f,
-            "\nglobal options (anywhere before \"--\"):\n"
-            "  --url URL   server (else $QUN_URL, else url = in the config file, else %s)\n"
-            "  --json      print the server's JSON answers instead of text\n"
-            "\nfiles: $XDG_CONFIG_HOME/qun/{config,token,device_id} (default ~/.config/qun);\n"
-            "QUN_TOKEN overrides the token file, QUN_PASSWORD supplies passwords, QUN_TOTP_CODE a code\n"
-            "from your authenticator app, QUN_STEP_UP the step-up method to use (totp, device_key, qr);\n"
-            "LC_ALL, LC_MESSAGES or LANG starting with zh: messages in Chinese.\n"
-            "exit status: 0 ok, 1 the request failed, 2 usage error.\n",
-            "http://127.0.0.1:8080");
+        fprintf(f, "  %-68s %s\n", commands[i].usage, qun_w(commands[i].summary));
+    fprintf(f, "\n  %-68s %s\n  %-68s %s\n", "help [command]", qun_w("cli.sum.help"), "--version",
+            qun_w("cli.sum.version"));
+    fputs(qun_wf(text, sizeof text, "cli.help.global", "http://127.0.0.1:8080"), f);
 }
 
 static int help(const char *topic) {
@@ -319,16 +203,21 @@ static int help(const char *topic) {
     bool found = false;
     for (int i = 0; i < NCOMMANDS; i++) {
         if (strcmp(commands[i].name, topic) != 0) continue;
-        if (!found) printf("usage:\n");
-        printf("  qun %-60s %s\n", commands[i].usage, commands[i].summary);
+        if (!found) printf("%s\n", qun_w("cli.help.usage"));
+        printf("  qun %-60s %s\n", commands[i].usage, qun_w(commands[i].summary));
         found = true;
     }
-    if (!found) return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "no command %s; see: qun help", topic);
+    if (!found) return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.no_command", topic);
     for (size_t i = 0; i < sizeof details / sizeof details[0]; i++) {
         if (strcmp(details[i].name, topic) != 0) continue;
-        printf("\narguments:\n%s\nexample:\n  %s\n", details[i].args, details[i].example);
+        char key[64];
+        snprintf(key, sizeof key, "cli.example.%s", details[i].name);
+        for (char *p = key; *p; p++)
+            if (*p == '-') *p = '_';
+        printf("\n%s\n%s\n%s\n  %s\n", qun_w("cli.help.arguments"), qun_w(details[i].args),
+               qun_w("cli.help.example"), qun_w_or(key, details[i].example));
     }
-    printf("\nsee docs/cli.md for details.\n");
+    printf("\n%s\n", qun_w("cli.help.see_docs"));
     return QUN_EXIT_OK;
 }
 
@@ -339,7 +228,7 @@ int main(int argc, char **argv) {
     bool json = false, want_help = false, dashdash = false;
     char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int n = 0, rc;
-    if (!rest) return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+    if (!rest) return qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem");
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (dashdash) {
@@ -352,7 +241,7 @@ int main(int argc, char **argv) {
         } else if (strcmp(s, "--url") == 0) {
             if (i + 1 == argc) {
                 free(rest);
-                return qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "--url needs a value");
+                return qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.url_value");
             }
             url_flag = argv[++i];
         } else if (strncmp(s, "--url=", 6) == 0) {
@@ -382,13 +271,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < NCOMMANDS && !cmd; i++)
         if (commands[i].run && strcmp(commands[i].name, rest[0]) == 0) cmd = &commands[i];
     if (!cmd) {
-        rc = qun_cli_fail(QUN_EXIT_USAGE, "USAGE", "unknown command %s; see: qun help", rest[0]);
+        rc = qun_failw(QUN_EXIT_USAGE, "USAGE", "cli.err.unknown_command", rest[0]);
         free(rest);
         return rc;
     }
     if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         free(rest);
-        return qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "cannot initialise libsodium or libcurl");
+        return qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.init");
     }
     qun_cli_t c;
     rc = qun_cli_init(&c, url_flag);
@@ -398,7 +287,6 @@ int main(int argc, char **argv) {
     curl_global_cleanup();
     free(rest);
     fflush(stdout);
-    if (ferror(stdout) && rc == QUN_EXIT_OK)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "IO", "cannot write the output");
+    if (ferror(stdout) && rc == QUN_EXIT_OK) rc = qun_failw(QUN_EXIT_FAIL, "IO", "cli.err.output");
     return rc;
 }

@@ -27,21 +27,23 @@ int qun_group_ref(qun_cli_t *c, const char *arg, char *out, size_t size) {
         hit = g;
         n++;
     }
+    char count[24];
     if (n == 0) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "GROUP_NOT_FOUND",
-                          "none of your %zu groups is named \"%s\"; see: qun group list",
-                          json_array_size(items), arg);
+        rc = qun_failw(QUN_EXIT_FAIL, "GROUP_NOT_FOUND", "cli.err.group_not_found",
+                       qun_fmt_int((int64_t)json_array_size(items), count), arg);
     } else if (n > 1) {
-        fprintf(stderr, "%zu of your groups are named \"%s\":\n", n, arg);
+        char line[700];
+        fprintf(stderr, "%s\n",
+                qun_wf(line, sizeof line, "cli.groups_named", qun_fmt_int((int64_t)n, count), arg));
         json_array_foreach(items, i, g) if (strcasecmp(qun_jstr_or(g, "name", ""), arg) == 0) {
             char t[32];
-            fprintf(stderr, "  %s  \"%s\"  created %s\n", qun_jstr_or(g, "id", "?"),
-                    qun_jstr_or(g, "name", ""), qun_fmt_time(qun_jint(g, "created_at"), t));
+            fprintf(stderr, "%s\n",
+                    qun_wf(line, sizeof line, "cli.group_named", qun_jstr_or(g, "id", "?"),
+                           qun_jstr_or(g, "name", ""), qun_fmt_time(qun_jint(g, "created_at"), t)));
         }
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "GROUP_AMBIGUOUS", "several groups are named \"%s\"; give the id",
-                          arg);
+        rc = qun_failw(QUN_EXIT_FAIL, "GROUP_AMBIGUOUS", "cli.err.group_ambiguous", arg);
     } else if ((size_t)snprintf(out, size, "%s", qun_jstr_or(hit, "id", "")) >= size) {
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "group id too long");
+        rc = qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.group_id_long");
     } else {
         snprintf(last_name, sizeof last_name, "%s", arg);
         snprintf(last_id, sizeof last_id, "%s", out);
@@ -71,14 +73,12 @@ int qun_member_ref(qun_cli_t *c, const char *gid, const char *arg, char *out, si
             hit = m;
             n++;
         }
+    char count[24];
     if (n == 0)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "MEMBER_NOT_FOUND",
-                          "no member of the group has the username or display name \"%s\"; see: qun group "
-                          "members",
-                          arg);
+        rc = qun_failw(QUN_EXIT_FAIL, "MEMBER_NOT_FOUND", "cli.err.member_not_found", arg);
     else if (n > 1)
-        rc = qun_cli_fail(QUN_EXIT_FAIL, "MEMBER_AMBIGUOUS",
-                          "%zu members are called \"%s\"; give the username", n, arg);
+        rc = qun_failw(QUN_EXIT_FAIL, "MEMBER_AMBIGUOUS", "cli.err.member_ambiguous",
+                       qun_fmt_int((int64_t)n, count), arg);
     else
         snprintf(out, size, "%s", qun_jstr_or(hit, "openid", ""));
     json_decref(all);
@@ -118,6 +118,37 @@ void qun_print_cell(const char *s, size_t width) {
     fputs(s, stdout);
     for (; w < width; w++)
         putchar(' ');
+}
+
+void qun_print_col(const char *s, size_t width) {
+    qun_print_cell(s, width);
+    putchar(' ');
+}
+
+void qun_print_cell_right(const char *s, size_t width) {
+    for (size_t w = qun_text_width(s); w < width; w++)
+        putchar(' ');
+    fputs(s, stdout);
+}
+
+size_t qun_col_width(const char *key, size_t min) {
+    size_t w = qun_text_width(qun_w(key));
+    return w > min ? w : min;
+}
+
+void qun_print_row(const char *const cells[], const size_t widths[], size_t n) {
+    for (size_t i = 0; i + 1 < n; i++)
+        qun_print_col(cells[i], widths[i]);
+    printf("%s\n", n ? cells[n - 1] : "");
+}
+
+void qun_print_header(const char *const keys[], size_t widths[], size_t n) {
+    const char *words[16];
+    for (size_t i = 0; i < n && i < 16; i++) {
+        widths[i] = qun_col_width(keys[i], widths[i]);
+        words[i] = qun_w(keys[i]);
+    }
+    qun_print_row(words, widths, n < 16 ? n : 16);
 }
 
 const char *qun_fmt_size(int64_t bytes, char out[32]) {

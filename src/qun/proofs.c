@@ -70,7 +70,7 @@ static int read_typed_name(qun_cli_t *c, const char *gid, char **out) {
     qun_wf(prompt, sizeof prompt, "cli.typed_name_prompt", qun_jstr_or(g, "name", ""));
     json_decref(g);
     *out = qun_prompt_line(prompt);
-    return *out ? QUN_EXIT_OK : qun_cli_fail(QUN_EXIT_FAIL, "INTERNAL", "out of memory");
+    return *out ? QUN_EXIT_OK : qun_failw(QUN_EXIT_FAIL, "INTERNAL", "cli.err.nomem");
 }
 
 /* A challenge of method for what the problem binds (action, group, params_digest). */

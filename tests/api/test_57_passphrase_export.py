@@ -27,8 +27,8 @@ PASS = "plum-kettle-orbit-92 七月"
 
 def on_pty(argv, answer, env=None, prompts=1, timeout=120):
     """Run argv on a new pty and type answer (or answer[i], given a list) at each of
-    its first `prompts` prompts that mention a passphrase (age and qun read it from
-    /dev/tty).  Returns (exit code, what it wrote to the terminal)."""
+    its first `prompts` prompts that mention a passphrase, in English or Chinese (age and
+    qun read it from /dev/tty).  Returns (exit code, what it wrote to the terminal)."""
     answers = answer if isinstance(answer, list) else [answer] * prompts
     pid, fd = pty.fork()
     if pid == 0:
@@ -48,7 +48,7 @@ def on_pty(argv, answer, env=None, prompts=1, timeout=120):
         if not chunk:
             break
         seen += chunk
-        if typed < len(answers) and b"passphrase" in seen[at:].lower():
+        if typed < len(answers) and (b"passphrase" in seen[at:].lower() or "口令".encode() in seen[at:]):
             at = len(seen)
             os.write(fd, answers[typed].encode() + b"\r")
             typed += 1
@@ -190,7 +190,8 @@ def test_cli_export_with_a_passphrase(server, tmp_path):
     out = tmp_path / "tty.age"
     rc, screen = on_pty([QUN, "export", gid, "--passphrase", "-o", str(out)], PASS, env=env, prompts=2)
     assert rc == 0, screen
-    assert screen.lower().count(b"passphrase") >= 2 and b"age -d" in screen
+    # The prompts in the user's language (LANG=zh_CN.UTF-8).
+    assert screen.decode().count("口令") >= 2 and b"age -d" in screen, screen
     rc, plain = age_decrypt(out.read_bytes(), PASS, tmp_path, "tty")
     assert rc == 0
     html = (untar(plain, tmp_path / "tty") / "messages.html").read_text()

@@ -1,18 +1,66 @@
 # SPDX-License-Identifier: MIT
-"""What the qun CLI says about what it did is in the user's language: a user whose locale
-is Chinese (LANG=zh_CN.UTF-8) reads every sentence of a day's commands in Simplified
-Chinese, and the same commands under LANG=C still say it in English, word for word.
-The real binary runs against a real qund; the expected sentences are written out here,
-not read from src/qun/words.def, so a row translated wrongly or lost fails."""
+"""What the qun CLI says is in the user's language: a user whose locale is Chinese
+(LANG=zh_CN.UTF-8) reads every sentence of a day's commands in Simplified Chinese (what
+was done, the client's own errors, labels and table headers, history's marks, the
+approvals inbox, qun help), and the same commands under LANG=C still say it in English,
+word for word.  The real binary runs against a real qund; the expected text is written
+out here, not read from src/qun/words.def, so a row translated wrongly or lost fails."""
 import hashlib
 import os
 import re
+import unicodedata
 
 import pytest
 
-from conftest import age_sessions
+from conftest import Client, age_sessions, expect
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+# Words that nearly every English sentence holds and no command line or name here does.
+STOPWORDS = {"the", "a", "an", "is", "are", "was", "were", "of", "to", "in", "on", "no", "not", "your", "you",
+             "with", "for", "and", "or", "by", "this", "that", "it", "its", "be", "can", "cannot", "has", "have",
+             "from", "at", "as", "there", "will", "give", "see"}
+
+
+def english_sentences(text):
+    """Runs of three or more ASCII words that hold an English function word: what is left
+    of an English sentence.  Command lines (qun group list), flags, ids and names have none."""
+    word = r"(?<![\w./:-])[A-Za-z']+(?![\w./:-])"  # not part of a flag, id, path or URL
+    runs = re.findall(word + r"(?:[ ,;:]+" + word + r"){2,}", text)
+    return [r for r in runs if STOPWORDS & {w.lower() for w in re.findall(r"[A-Za-z']+", r)}]
+
+
+def columns(text):
+    """Display columns of text: CJK wide and fullwidth characters count two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def at(line, cell):
+    """The display column at which the cell cell (a whole word of line, or a pattern) starts."""
+    m = re.search(r"(?:^|(?<= ))(?:" + cell + r")(?= |$)", line)
+    assert m, (cell, line)
+    return columns(line[:m.start()])
+
+
+def test_every_client_error_is_a_words_row():
+    """qun_cli_fail only passes words through ("%s"); a sentence of its own would be English
+    under every locale.  The client's own errors use qun_failw and a row of words.def."""
+    english = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "src/qun"))):
+        if name.endswith(".c"):
+            with open(os.path.join(ROOT, "src/qun", name), encoding="utf-8") as f:
+                src = f.read()
+            for fmt in re.findall(r'qun_cli_fail\(\s*[^,()]+,\s*(?:[^,()]|\([^()]*\))+,\s*("(?:[^"\\]|\\.)*")', src):
+                if fmt != '"%s"':
+                    english.append(f"{name}: {fmt}")
+    assert not english, english
+
+
+def test_the_english_finder_finds_english():
+    assert english_sentences("qun: none of your 1 groups is named \"x\"; see: qun group list (GROUP_NOT_FOUND)")
+    assert not english_sentences("qun: 你的 1 个群中没有叫“x”的群；请查看：qun group list (GROUP_NOT_FOUND)")
+    assert not english_sentences("用法：qun history <group> [--after N] [--limit N]")
+    assert not english_sentences("示例：qun approvals approve a_0123456789abcdef; qun admin migrate --from sqlite:PATH")
 
 
 def test_every_cli_key_the_commands_use_has_words():
@@ -46,6 +94,12 @@ class Speaker:
 
     def json(self, *args):
         return self.u.json(*args, env=self.env())
+
+    def fails(self, code, *args, exit=1):
+        """The one error format on stderr, nothing on stdout; returns stderr."""
+        r = self.u.fails(code, *args, exit=exit, env=self.env())
+        assert r.stdout == "", r.stdout
+        return r.stderr
 
     def __getattr__(self, name):
         return getattr(self.u, name)
@@ -124,3 +178,184 @@ def test_a_day_of_commands_in_the_users_language(server, tmp_path, lang):
     sid = alice.json("whoami")["session_id"]
     assert alice.ok("logout") == say(f"logged out {alice.name} (session {sid} revoked)\n",
                                      f"{alice.name} 已退出登录（会话 {sid} 已注销）\n")
+
+
+def times(text):
+    """text with every time ("2026-12-04 10:50") as T, so whole lines can be compared."""
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "T", text)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_clients_own_words_in_the_users_language(server, tmp_path, lang):
+    """A parent who types a wrong group name, an ambiguous name or a bad option, reads who
+    they are, a group, a history with a recalled and a removed message, the approvals
+    inbox and qun help: in Chinese under LANG=zh_CN.UTF-8 (no English sentence left),
+    in the English of before under LANG=C; tables aligned by display width."""
+    zh = lang == "zh"
+
+    def say(en, cn):
+        return cn if zh else en
+
+    alice, bob, carol, boss = (Speaker(server, tmp_path, lang) for _ in range(4))
+    seen = []  # everything the zh user read, checked for English at the end
+    for u in (alice, bob, carol, boss):
+        u.ok("register", u.name, "--password", "correct horse")
+        u.ok("login", u.name, env={"QUN_PASSWORD": "correct horse"})
+        u.openid = u.u.openid = u.json("whoami")["openid"]
+    bob.ok("display-name", "王小明")
+    carol.ok("display-name", "王小明")
+
+    def ok(u, *args):
+        out = u.ok(*args)
+        seen.append(out)
+        return out
+
+    def fails(u, code, *args, exit=1):
+        err = u.fails(code, *args, exit=exit)
+        seen.append(err)
+        return err
+
+    # whoami: the labels, padded by display width.
+    out = times(ok(bob, "whoami"))
+    sid = bob.json("whoami")["session_id"]
+    device = bob.json("whoami")["device_id"]
+    assert out == say(f"{bob.name}\n"
+                      f"  openid:   {bob.openid}\n"
+                      f"  name:     王小明\n"
+                      f"  matrix:   @{bob.name}\n"
+                      f"  session:  {sid} (cli, device {device})\n"
+                      f"  since:    T\n"
+                      f"  server:   {server.url}\n",
+                      f"{bob.name}\n"
+                      f"  OpenID：   {bob.openid}\n"
+                      f"  显示名称： 王小明\n"
+                      f"  Matrix：   @{bob.name}\n"
+                      f"  会话：     {sid}（cli，设备 {device}）\n"
+                      f"  注册于：   T\n"
+                      f"  服务器：   {server.url}\n"), out
+
+    # A group shown by name; a wrong name.
+    gid = alice.json("group", "create", "茶话会")["id"]
+    out = times(ok(alice, "group", "show", "茶话会"))
+    assert out == say(f"  id:       {gid}\n"
+                      f"  name:     茶话会\n"
+                      f"  kind:     standard\n"
+                      f"  state:    active\n"
+                      f"  owner:    {alice.openid}\n"
+                      f"  members:  1\n"
+                      f"  my role:  owner\n"
+                      f"  messages: 0\n"
+                      f"  created:  T\n",
+                      f"  ID：       {gid}\n"
+                      f"  名称：     茶话会\n"
+                      f"  类型：     standard\n"
+                      f"  状态：     active\n"
+                      f"  群主：     {alice.openid}\n"
+                      f"  成员数：   1\n"
+                      f"  我的角色： owner\n"
+                      f"  消息数：   0\n"
+                      f"  创建于：   T\n"), out
+    assert fails(alice, "GROUP_NOT_FOUND", "group", "show", "茶话汇") == say(
+        'qun: none of your 1 groups is named "茶话汇"; see: qun group list (GROUP_NOT_FOUND)\n',
+        "qun: 你的 1 个群中没有叫“茶话汇”的群；请查看：qun group list (GROUP_NOT_FOUND)\n")
+
+    # Two members called 王小明: the name is ambiguous, the username is not.
+    alice.ok("group", "add", gid, bob.name)
+    alice.ok("group", "add", gid, carol.name)
+    assert fails(alice, "MEMBER_AMBIGUOUS", "group", "role", gid, "王小明", "admin") == say(
+        'qun: 2 members are called "王小明"; give the username (MEMBER_AMBIGUOUS)\n',
+        "qun: 有 2 名成员都叫“王小明”；请给出用户名 (MEMBER_AMBIGUOUS)\n")
+    assert fails(alice, "MEMBER_NOT_FOUND", "group", "role", gid, "小明", "admin") == say(
+        'qun: no member of the group has the username or display name "小明"; see: qun group members '
+        "(MEMBER_NOT_FOUND)\n",
+        "qun: 本群没有用户名或显示名称为“小明”的成员；请查看：qun group members (MEMBER_NOT_FOUND)\n")
+
+    # Usage errors keep the synopsis as it is typed.
+    assert fails(alice, "USAGE", "history", gid, "--limit", "many", exit=2) == say(
+        "qun: --after and --limit take whole numbers; usage: qun history <group> [--after N] [--limit N] (USAGE)\n",
+        "qun: --after 和 --limit 需要整数；用法：qun history <group> [--after N] [--limit N] (USAGE)\n")
+    assert fails(alice, "USAGE", "history", gid, "--since", "1", exit=2) == say(
+        "qun: unknown option --since; usage: qun history <group> [--after N] [--limit N] (USAGE)\n",
+        "qun: 无法识别的选项 --since；用法：qun history <group> [--after N] [--limit N] (USAGE)\n")
+    assert fails(alice, "USAGE", "frobnicate", exit=2) == say(
+        "qun: unknown command frobnicate; see: qun help (USAGE)\n",
+        "qun: 没有命令 frobnicate；参见：qun help (USAGE)\n")
+    assert fails(alice, "IO", "upload", gid, str(alice.home / "missing.txt")) == say(
+        f"qun: cannot open {alice.home}/missing.txt: No such file or directory (IO)\n",
+        f"qun: 无法打开 {alice.home}/missing.txt：没有这个文件或目录 (IO)\n")
+    err = fails(alice, "NETWORK", "--url", "http://127.0.0.1:1", "group", "list")
+    assert err.startswith(say("qun: cannot reach http://127.0.0.1:1: ", "qun: 无法连接 http://127.0.0.1:1：")), err
+    if zh:
+        assert err == "qun: 无法连接 http://127.0.0.1:1：连接被拒绝（服务器没有运行，或地址、端口有误） (NETWORK)\n"
+
+    # Members and the group list: CJK cells padded by display width under their headers.
+    out = ok(alice, "group", "members", gid)
+    head, *rows = out.splitlines()
+    assert head.split() == say(["OPENID", "USERNAME", "ROLE", "JOINED", "NAME"],
+                               ["OpenID", "用户名", "角色", "入群时间", "显示名称"])
+    for row in rows:
+        assert at(row, r"\d{4}-\d\d-\d\d") == at(head, say("JOINED", "入群时间")), out
+    assert at(rows[1], "王小明") == at(head, say("NAME", "显示名称")), out
+    out = ok(alice, "group", "list")
+    head, row = out.splitlines()
+    assert at(row, "standard") == at(head, say("KIND", "类型")) and at(row, "owner") == at(head, say("ROLE", "角色"))
+
+    # History: a message removed by the owner with a reason, one recalled by its author.
+    alice.ok("post", gid, "早上好")
+    bob.ok("post", gid, "hello all")
+    bob.ok("post", gid, "发错了")
+    alice.ok("recall", gid, "2", "--reason", "跑题")
+    bob.ok("recall", gid, "3")
+    out = times(ok(alice, "history", gid))
+    assert out == say(f"#1    T  {alice.name}: 早上好\n"
+                      f"#2    T  王小明: (recalled) removed by {alice.name}: 跑题\n"
+                      f"#3    T  王小明: (recalled)\n",
+                      f"#1    T  {alice.name}: 早上好\n"
+                      f"#2    T  王小明: （已被 {alice.name} 删除：跑题）\n"
+                      f"#3    T  王小明: （已撤回）\n"), out
+
+    # The approvals inbox: an enterprise group's dissolution waits for the org's admin.
+    api = Client(boss.url, boss.u.token(), boss.openid, boss.name)
+    org = expect(api.post("/v1/orgs", {"name": "acme", "kind": "enterprise"}), 201)["id"]
+    expect(api.post(f"/v1/orgs/{org}/admins", {"openid": alice.openid}), 204)
+    team = alice.json("group", "create", "团队", "--kind", "enterprise", "--org", org)["id"]
+    out = ok(alice, "dissolve", team, "--messages", "keep", "--confirm-name", "团队", "--no-wait")
+    assert out.startswith(say(f'Dissolving group "团队" ({team}), messages: keep\nImpact:\n',
+                              f"解散群“团队”（{team}），消息：保留\n影响：\n")), out
+    assert say("Approvals needed:\n", "需要的审批：\n") in out
+    aid = boss.json("approvals", "list")["items"][0]["id"]
+    out = times(ok(boss, "approvals", "list"))
+    assert out == say(f"{aid} an admin of the group's organization [pending] {team} \"团队\" (enterprise) "
+                      f"by {alice.name}, expires T\n"
+                      "  It affects 1 members, 1 messages, 0 files (0 B) and 0 payments. "
+                      "The messages are kept read-only for the owner.\n"
+                      "decide with: qun approvals approve <id> [--reason R] | qun approvals reject <id> --reason R\n",
+                      f"{aid} 群所属组织的管理员 [pending] {team}“团队”（enterprise），发起人 {alice.name}，截止 T\n"
+                      "  涉及 1 名成员、1 条消息、0 个文件（0 B）和 0 笔收付款。 消息将只读保留，仅群主可见。\n"
+                      "处理方式：qun approvals approve <id> [--reason R] | qun approvals reject <id> --reason R\n"), out
+    assert fails(boss, "USAGE", "approvals", "reject", aid, exit=2) == say(
+        "qun: a rejection needs a reason; usage: qun approvals reject <aid> --reason R (USAGE)\n",
+        "qun: 驳回需要说明理由；用法：qun approvals reject <aid> --reason R (USAGE)\n")
+    out = times(ok(alice, "status", team))
+    assert out.startswith(say(f"group {team}: review\n  messages:   keep\n  requested:  T by {alice.name}\n",
+                              f"群 {team}：review\n  消息：      保留\n  申请于：    T，申请人 {alice.name}\n")), out
+    alice.ok("cancel", team)
+
+    # qun help <command>: summaries, arguments and the example in words; the synopsis as typed.
+    out = ok(alice, "help", "leave")
+    synopsis = "  qun " + "leave <group>".ljust(60) + " "
+    assert out == say("usage:\n" + synopsis + "leave a group\n\n"
+                      "arguments:\n  <group>  a group id (g_...) or the name of one of your groups\n\n"
+                      "example:\n  qun leave \"book club\"\n\nsee docs/cli.md for details.\n",
+                      "用法：\n" + synopsis + "退出群\n\n"
+                      "参数：\n  <group>  群 ID（g_...）或你所在的某个群的名称\n\n"
+                      "示例：\n  qun leave 读书会\n\n详见 docs/cli.md。\n"), out
+    for command in ("history", "dissolve", "approvals", "group", "file"):
+        ok(alice, "help", command)
+    ok(alice, "--help")
+
+    left = [s for text in seen for s in english_sentences(text)]
+    if zh:
+        assert not left, left
+    else:  # the finder is not blind: the same commands in English are full of sentences
+        assert len(left) > 20, left
