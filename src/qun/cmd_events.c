@@ -118,8 +118,42 @@ static void what(sse_t *s, const char *type, json_t *d, char *out, size_t size) 
         qun_wf(out, size, "cli.ev.session_ended", qun_jstr_or(d, "reason", "?"));
     else if (strcmp(type, "stream.resync") == 0)
         qun_wf(out, size, "cli.ev.resync", qun_jstr_or(d, "reason", "?"));
+    else if (strcmp(type, "message.recalled") == 0) {
+        const char *author = qun_jstr_or(d, "author_display_name", NULL),
+                   *reason = qun_jstr_or(d, "reason", NULL);
+        if (!author) author = who(s, d, "author", t2) ?: someone;
+        const char *remover = qun_jstr_or(d, "by_display_name", qun_jstr_or(d, "by_username", by));
+        if (reason) qun_wf(piece, sizeof piece, "cli.notice.reason", reason);
+        qun_fmt_int(qun_jint(d, "seq"), n[0]);
+        if (!json_is_true(json_object_get(d, "removed")))
+            qun_wf(out, size, "cli.ev.recalled", author, n[0]);
+        else
+            qun_wf(out, size, "cli.ev.removed_message", remover ? remover : someone, author, n[0], piece);
+    } else if (strcmp(type, "group.created") == 0)
+        qun_wf(out, size, "cli.ev.created");
+    else if (strcmp(type, "transfer.proposed") == 0)
+        qun_wf(out, size, "cli.ev.transfer_offered", who(s, d, "from", t1) ?: someone,
+               qun_jstr_or(d, "group", "?"));
+    else if (strcmp(type, "transfer.withdrawn") == 0)
+        qun_wf(out, size, "cli.ev.transfer_withdrawn", who(s, d, "from", t1) ?: someone);
+    else if (strcmp(type, "passkey.added") == 0)
+        qun_wf(out, size, "cli.ev.passkey_added", qun_jstr_or(d, "label", ""));
+    else if (strcmp(type, "passkey.removed") == 0)
+        qun_wf(out, size, "cli.ev.passkey_removed");
+    else if (strcmp(type, "receipt.private") == 0)
+        qun_wf(out, size, "cli.ev.read_private", qun_fmt_int(qun_jint(d, "seq"), n[0]));
+    else if (strcmp(type, "notification.created") == 0) {
+        /* Each one repeats an event of its own (approval.requested, dissolution.…) to
+         * one person; here it says only that the bell has something. */
+        char key[96];
+        json_t *p = json_object_get(d, "params");
+        snprintf(key, sizeof key, "cli.ev.note.%.60s", qun_jstr_or(d, "kind", ""));
+        qun_wf(out, size, "cli.ev.note", qun_w_or(key, qun_w("cli.ev.note_other")),
+               qun_jstr_or(p, "group_name", qun_jstr_or(p, "group", "-")));
+    } else if (strncmp(type, "matrix.", 7) == 0)
+        *out = '\0'; /* a Matrix client's own data: nothing a person reads */
     else
-        snprintf(out, size, "%s", type);
+        qun_wf(out, size, "cli.ev.other", type);
 }
 
 /* A whole frame (its lines, without the blank line that ends it): one output line. */
@@ -153,7 +187,7 @@ static void frame(sse_t *s, char *f) {
         json_object_set_new(s->groups, gid, json_string(qun_jstr_or(d, "group_name", "")));
     const char *gname = gid ? qun_jstr_or(d, "group_name", qun_jstr_or(s->groups, gid, gid)) : "-";
     what(s, type, d, line, sizeof line);
-    printf("%s  %s  %s\n", qun_fmt_time(at > 0 ? at : (int64_t)time(NULL), tm), gname, line);
+    if (*line) printf("%s  %s  %s\n", qun_fmt_time(at > 0 ? at : (int64_t)time(NULL), tm), gname, line);
     json_decref(d);
 }
 

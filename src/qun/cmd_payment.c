@@ -154,14 +154,15 @@ int qun_cmd_bill(qun_cli_t *c, int argc, char **argv) {
     return QUN_EXIT_OK;
 }
 
-/* The person a JSON object names: display name, else username, else openid. */
+/* The person a JSON object names: display name, else username (an account made through
+ * Matrix registration has one too), else "someone": never the openid. */
 static const char *who(json_t *o, const char *prefix) {
     char k[64];
     snprintf(k, sizeof k, "%s_display_name", prefix);
     const char *s = qun_jstr_or(o, k, NULL);
     snprintf(k, sizeof k, "%s_username", prefix);
     if (!s) s = qun_jstr_or(o, k, NULL);
-    return s ? s : qun_jstr_or(o, prefix, "?");
+    return s ? s : qun_w("cli.ev.someone");
 }
 
 int qun_cmd_payments(qun_cli_t *c, int argc, char **argv) {

@@ -130,6 +130,10 @@ def test_cli_notices_events_gone_and_hints(srv, tmp_path):
         expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "hello club"}), 201)
         p = expect(owner.post(f"/v1/groups/{gid}/payments", {"amount": 500, "shares": 2, "memo": "tea"}), 201)
         expect(member.post(f"/v1/groups/{gid}/payments/{p['id']}/claim", {}), 201)
+        oops = expect(member.post(f"/v1/groups/{gid}/messages", {"text": "oops"}), 201)["seq"]
+        expect(member.delete(f"/v1/groups/{gid}/messages/{oops}"), 200)
+        rude = expect(member.post(f"/v1/groups/{gid}/messages", {"text": "rude"}), 201)["seq"]
+        expect(owner.delete(f"/v1/groups/{gid}/messages/{rude}", body={"reason": "off topic"}), 200)
         expect(request(owner, gid), 202)
         # The owner's hint names the group, not <gid>.
         r = qun(srv.url, owner, "transfer", "book club", member.username)
@@ -153,7 +157,12 @@ def test_cli_notices_events_gone_and_hints(srv, tmp_path):
     assert any("the dissolution was cancelled by " + owner.username in ln for ln in lines), seen
     assert any(f"{owner.username} sent a red packet of ¥5.00 in 2 shares (“tea”)" in ln for ln in lines), seen
     assert any(f"{member.username} claimed ¥2.50 from a red packet (1 of 2 shares taken)" in ln for ln in lines), seen
-    assert "event:" not in seen and "data:" not in seen, seen
+    assert any(f"{member.username} recalled message #{oops}" in ln for ln in lines), seen
+    assert any(f"{owner.username} removed {member.username}'s message #{rude}" in ln and "off topic" in ln
+               for ln in lines), seen
+    assert any("notification: a group will be dissolved (“book club”)" in ln for ln in lines), seen
+    # Every event the stream brought became a sentence: none fell through to its code.
+    assert "event:" not in seen and "data:" not in seen and "something changed" not in seen, seen
     assert any("the group was dissolved" in ln and "continued in “book club 2”" in ln for ln in lines), seen
     # GROUP_GONE names the successor group by name.
     r = qun(srv.url, member, "history", gid)
