@@ -186,10 +186,9 @@ static void shed_answer_init(void) {
     g_shed_len = (size_t)m;
 }
 
-/* Answer up to SHED_MAX waiting connections 503 through the reserved descriptor's slot. */
-static void shed(qun_worker_t *w, int lfd) {
-    if (w->reserve_fd < 0) return;
-    close(w->reserve_fd);
+/* Answer up to SHED_MAX connections waiting on one listening socket 503, in the one free
+ * descriptor slot. */
+static void shed_listener(int lfd) {
     for (int i = 0; i < SHED_MAX; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) break;
@@ -203,7 +202,27 @@ static void shed(qun_worker_t *w, int lfd) {
         shutdown(fd, SHUT_WR);
         close(fd);
     }
-    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Shed through the reserved descriptor's slot, on every loop's listening socket: the
+ * descriptor table is the process's, so when one loop runs out all do, and a loop whose
+ * reserve another thread took (its slot filled between the close and the accept) cannot
+ * answer its own clients until a descriptor frees: the kernel spreads new connections
+ * over the loops' sockets (SO_REUSEPORT), and those would wait.  One loop sheds at a
+ * time, so two cannot take each other's slot. */
+static pthread_mutex_t g_shed_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void shed(qun_worker_t *w) {
+    pthread_mutex_lock(&g_shed_mu);
+    if (w->reserve_fd < 0) w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (w->reserve_fd >= 0) {
+        close(w->reserve_fd);
+        shed_listener(evconnlistener_get_fd(w->listener));
+        for (int i = 0; i < g_nworkers; i++)
+            if (&g_workers[i] != w) shed_listener(evconnlistener_get_fd(g_workers[i].listener));
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    pthread_mutex_unlock(&g_shed_mu);
 }
 
 /* evhttp owns the listener's callback argument: find the worker by its listener. */
@@ -220,7 +239,7 @@ static void accept_error(struct evconnlistener *lev, void *arg) {
         qun_log("warn", "loop %d cannot accept connections: %s; answering 503 and retrying every %d ms",
                 w->index, strerror(e), ACCEPT_BACKOFF_MS);
     }
-    if (e == EMFILE || e == ENFILE) shed(w, evconnlistener_get_fd(lev));
+    if (e == EMFILE || e == ENFILE) shed(w);
     evconnlistener_disable(lev);
     struct timeval tv = {0, ACCEPT_BACKOFF_MS * 1000};
     evtimer_add(w->accept_retry, &tv);
