@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from seeding import index_seeded
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 DIR = os.environ.get("BENCH_DIR", os.path.join(ROOT, "build/bench"))
 QUND = os.environ.get("QUND", os.path.join(ROOT, "build/qund"))
@@ -92,6 +94,7 @@ def seed(gid, openid):
         con.execute("INSERT INTO group_files(group_id, sha256, name, content_type, size, uploader_id, created_at)"
                     " VALUES (?, ?, ?, 'application/octet-stream', ?, ?, ?)", (g, sha, f"f{i}", len(body), u, now))
     con.commit()
+    index_seeded(con)  # as qund would have indexed them when posted
     con.close()
 
 

@@ -30,6 +30,8 @@ import sys
 import threading
 import time
 
+from seeding import index_seeded
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), ".."))
 DIR = os.environ.get("BENCH_DIR", os.path.join(ROOT, "build/bench"))
 QUND = os.environ.get("QUND", os.path.join(ROOT, "build/qund"))
@@ -145,6 +147,7 @@ def seed():
                     "VALUES (?, ?, ?, 'application/octet-stream', ?, ?, ?)",
                     (row[0], sha, f"file{i}.bin", len(data), owner, now))
     con.commit()
+    index_seeded(con)  # as qund would have indexed them when posted
     # The same member files for the baseline, written as the archive holds them.
     openid = cur.execute("SELECT openid FROM users WHERE id = ?", (owner,)).fetchone()[0]
     with open(os.path.join(SRC, "members.json"), "w") as f:

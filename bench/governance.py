@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from seeding import index_seeded
+
 QUND, DIR, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
 REPS = int(os.environ.get("BENCH_DISSOLVE_REPS", "5"))
 BIG_REPS = int(os.environ.get("BENCH_DISSOLVE_REPS_1M", "2"))
@@ -175,6 +177,7 @@ def setup():
     doomed_row = cur.execute("SELECT id FROM groups WHERE gid = ?", (doomed,)).fetchone()[0]
     add_messages(doomed_row, PURGE_MSGS)
     con.commit()
+    index_seeded(con)  # as qund would have indexed them when posted
     counts = cur.execute("SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM members), "
                          "(SELECT COUNT(*) FROM messages)").fetchone()
     con.close()

@@ -150,6 +150,13 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
  * (setting `search_batch`, default 1024), then one FTS5 statement indexes them all; a
  * search reads the waiting ones' text directly. */
 extern int qun_search_batch;
+/* The most ids above the watermark one COMMIT indexes (a bulk load catches up over many):
+ * 4096, or four batches when search_batch is larger. */
+#define QUN_SEARCH_CATCHUP (qun_search_batch > 1024 ? 4 * (int64_t)qun_search_batch : 4096)
+/* SQLite: how many message ids wait above the index's watermark (0 on PostgreSQL, whose
+ * index is kept by the row's own statement).  The jobs thread commits while this is
+ * QUN_SEARCH_CATCHUP or more, so a bulk load gets indexed though nobody writes. */
+qun_rc qun_db_search_backlog(qun_db_t *db, int64_t *n, qun_err_t *err);
 /* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no
  * control characters, case-folded by the backend: ASCII at least), newest first, with
  * seq < before (0: from the newest): at most limit (1 to 200) of them into seqs[], their

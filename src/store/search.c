@@ -72,16 +72,35 @@ qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
                         "");
     if (gone && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM search_gone", "");
     if (!due || rc != QUN_DONE) return rc == QUN_DONE ? QUN_OK : rc;
+    /* A bulk load (an import, a copy, rows written by another tool) leaves millions above
+     * the watermark: one COMMIT takes in at most QUN_SEARCH_CATCHUP ids of them, so no
+     * transaction stalls the writer for long, and the jobs thread commits until the rest
+     * is in (qun_db_search_backlog). */
+    int64_t upto = top - indexed_to > QUN_SEARCH_CATCHUP ? indexed_to + QUN_SEARCH_CATCHUP : top;
     rc =
         qun_db_run(db, NULL, err,
                    "INSERT INTO messages_fts(rowid, body) "
-                   "SELECT id, body FROM messages WHERE id > $1 AND kind = 'text' "
+                   "SELECT id, body FROM messages WHERE id > $1 AND id <= $2 AND kind = 'text' "
                    "UNION ALL SELECT m.id, m.body FROM search_pending p CROSS JOIN messages m ON m.id = p.id",
-                   "i", indexed_to);
+                   "ii", indexed_to, upto);
     if (rc == QUN_DONE && waiting > 0) rc = qun_db_run(db, NULL, err, "DELETE FROM search_pending", "");
-    if (rc == QUN_DONE && top > indexed_to)
-        rc = qun_db_run(db, NULL, err, "UPDATE search_state SET indexed_to = $1", "i", top);
+    if (rc == QUN_DONE && upto > indexed_to)
+        rc = qun_db_run(db, NULL, err, "UPDATE search_state SET indexed_to = $1", "i", upto);
     return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+qun_rc qun_db_search_backlog(qun_db_t *db, int64_t *n, qun_err_t *err) {
+    *n = 0;
+    if (strcmp(qun_db_backend(db), "sqlite") != 0) return QUN_OK;
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT COALESCE((SELECT MAX(id) FROM messages), 0) - indexed_to FROM search_state", "");
+    if (rc == QUN_ROW) {
+        *n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+        rc = QUN_DONE;
+    }
+    return rc == QUN_DONE || rc == QUN_STORE ? QUN_OK : rc; /* no search_state: nothing to index */
 }
 
 /* Merge the descending seqs b[0..nb) into a[0..*na), keeping the limit largest. */

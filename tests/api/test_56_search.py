@@ -5,6 +5,7 @@ and paged with the cursor of GET .../messages; members only; a bad query is a 40
 problem; a purge takes the group's text out of the index with its rows."""
 import sqlite3
 import subprocess
+import time
 import urllib.parse
 
 import pytest
@@ -198,3 +199,42 @@ def test_cli_search_by_group_name(server):
     r = subprocess.run([QUN, "search", "search", "homework"], capture_output=True, text=True, timeout=30,
                        env=dict(__import__("os").environ, **env))
     assert r.returncode == 0 and r.stdout.strip() != "", r
+
+
+@pytest.mark.skipif(PG, reason="SQLite's index: PostgreSQL's is kept by each row's own statement")
+def test_a_bulk_load_is_indexed_in_slices_while_posts_go_on():
+    """Rows written while qund was down (an import, a restore, another tool) wait above the
+    index's watermark: qund takes them in a slice per COMMIT, its jobs thread committing
+    while nobody posts, so no post waits for the whole load, and search finds them all
+    the while."""
+    s = Server(env={"QUN_TEST_CLOCK": "1"}).start()
+    try:
+        owner = register(s.url)
+        gid = make_group(owner, name="bulk")
+        s.stop()
+        n = 60000
+        with sqlite3.connect(f"{s.data}/qun.db") as db:
+            row, nxt = db.execute("SELECT id, next_seq FROM groups WHERE gid = ?", (gid,)).fetchone()
+            author = db.execute("SELECT id FROM users WHERE openid = ?", (owner.openid,)).fetchone()[0]
+            db.execute("WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < ? - 1) "
+                       "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                       "SELECT ?, ? + i, ?, CASE WHEN i % 10000 = 0 THEN '长城 wall ' ELSE 'bulk ' END || i, 0 "
+                       "FROM c", (n, row, nxt, author))
+            db.execute("UPDATE groups SET next_seq = ? WHERE id = ?", (nxt + n, row))
+        s.start()
+        # Found while they wait, newest first.
+        assert [m["text"] for m in expect(search(owner, gid, "长城 wall"), 200)["items"]] == \
+            [f"长城 wall {i}" for i in range(50000, -1, -10000)]
+        # The index catches up by itself, a slice of at most 4096 ids per COMMIT: the
+        # count of waiting messages is seen going down in steps.
+        seen, deadline = [], time.time() + 60
+        while (not seen or seen[-1] > 0) and time.time() < deadline:
+            seen.append(indexed(s, sql=WAITING))
+            time.sleep(0.02)
+        assert seen[-1] == 0, seen
+        assert any(0 < n < 60000 - 4096 for n in seen), seen
+        assert indexed(s, "城 w") == 6
+        assert texts(expect(search(owner, gid, "长城 wall"), 200))[-1] == "长城 wall 0"
+        expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "after the load"}), 201)
+    finally:
+        stop_clean(s)

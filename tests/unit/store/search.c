@@ -20,7 +20,8 @@ static void fill(void) {
                       &err) == QUN_OK);
     CHECK(qun_db_exec(db,
                       "INSERT INTO groups(id, gid, name, kind, owner_id, created_at, updated_at) VALUES "
-                      "(1, 'g_1', 'one', 'standard', 1, 0, 0), (2, 'g_2', 'two', 'standard', 1, 0, 0)",
+                      "(1, 'g_1', 'one', 'standard', 1, 0, 0), (2, 'g_2', 'two', 'standard', 1, 0, 0), "
+                      "(3, 'g_3', 'three', 'standard', 1, 0, 0)",
                       &err) == QUN_OK);
     /* Group 1: "hit NN" at seqs 10, 20 and ROWS - 5; "filler" elsewhere; group 2 all hits. */
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
@@ -36,7 +37,11 @@ static void fill(void) {
                       "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES "
                       "(2, 1, 1, 'a 作业 hit', 0), (2, 2, 1, 'a 作业 hit', 0)",
                       &err) == QUN_OK);
+    qun_search_batch = ROWS; /* one slice takes in the lot */
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    qun_search_batch = 256;
+    int64_t backlog;
+    CHECK(qun_db_search_backlog(db, &backlog, &err) == QUN_OK && backlog == 0);
 }
 
 static void test_short_needle_windows(void) {
@@ -199,6 +204,48 @@ static void test_reused_id(void) {
     qun_search_batch = 256;
 }
 
+/* A bulk load far above the watermark is taken in a slice per COMMIT, never all at
+ * once, and is found by its text meanwhile. */
+static void test_bulk_catch_up(void) {
+    int64_t seqs[200], next, backlog;
+    int n;
+    qun_err_t err;
+    qun_search_batch = 8; /* QUN_SEARCH_CATCHUP stays 4096 */
+    int64_t top = unit_count(db, "SELECT MAX(id) FROM messages");
+    CHECK(qun_db_exec(
+              db,
+              "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 10000) "
+              "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+              "SELECT 3, i, 1, CASE WHEN i % 1000 = 0 THEN 'bulk 骆驼 ' ELSE 'bulk ' END || i, 0 FROM k",
+              &err) == QUN_OK);
+    CHECK(qun_db_search_backlog(db, &backlog, &err) == QUN_OK && backlog == 10000);
+    CHECK(qun_db_search(db, 3, "骆驼", 0, 200, seqs, &n, &next, &err) == QUN_OK && n == 10);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT indexed_to FROM search_state") == top + 4096);
+    CHECK(qun_db_search_backlog(db, &backlog, &err) == QUN_OK && backlog == 5904);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"bulk 骆驼\"'") == 4);
+    CHECK(qun_db_search(db, 3, "bulk 骆驼", 0, 200, seqs, &n, &next, &err) == QUN_OK && n == 10 &&
+          seqs[0] == 10000 && seqs[9] == 1000);
+    for (int i = 0; i < 2; i++)
+        CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(qun_db_search_backlog(db, &backlog, &err) == QUN_OK && backlog == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"bulk 骆驼\"'") == 10);
+    /* Fewer than a batch wait for the next posts, as new messages do. */
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES "
+                      "(3, 10001, 1, 'bulk 骆驼 10001', 0), (3, 10002, 1, 'bulk 骆驼 10002', 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(qun_db_search_backlog(db, &backlog, &err) == QUN_OK && backlog == 2);
+    CHECK(qun_db_search(db, 3, "bulk 骆驼", 0, 200, seqs, &n, &next, &err) == QUN_OK && n == 12 &&
+          seqs[0] == 10002);
+    qun_search_batch = 2;
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(qun_db_search_backlog(db, &backlog, &err) == QUN_OK && backlog == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"bulk 骆驼\"'") == 12);
+    qun_search_batch = 256;
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
@@ -208,6 +255,7 @@ int main(void) {
     RUN(test_pending_rows);
     RUN(test_batched_rows);
     RUN(test_reused_id);
+    RUN(test_bulk_catch_up);
     qun_db_close(db);
     return unit_done("test_store_search");
 }
