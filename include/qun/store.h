@@ -155,7 +155,7 @@ extern int qun_search_batch;
 #define QUN_SEARCH_CATCHUP (qun_search_batch > 1024 ? 4 * (int64_t)qun_search_batch : 4096)
 /* SQLite: how many message ids wait above the index's watermark (0 on PostgreSQL, whose
  * index is kept by the row's own statement).  The jobs thread commits while this is
- * QUN_SEARCH_CATCHUP or more, so a bulk load gets indexed though nobody writes. */
+ * qun_search_batch or more, so a bulk load gets indexed though nobody writes. */
 qun_rc qun_db_search_backlog(qun_db_t *db, int64_t *n, qun_err_t *err);
 /* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no
  * control characters, case-folded by the backend: ASCII at least), newest first, with

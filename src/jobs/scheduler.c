@@ -239,8 +239,8 @@ static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
-static void pause_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+static void pause_us(int64_t us) {
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000L};
     nanosleep(&ts, NULL);
 }
 
@@ -258,9 +258,7 @@ static int64_t mono_us(void) {
 #define STEP_YIELD_MAX_US 250000
 static void step_pause(int floor_ms, int64_t took_us) {
     int64_t us = took_us < STEP_YIELD_MAX_US ? took_us : STEP_YIELD_MAX_US;
-    if (us < (int64_t)floor_ms * 1000) us = (int64_t)floor_ms * 1000;
-    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000L};
-    nanosleep(&ts, NULL);
+    pause_us(us > (int64_t)floor_ms * 1000 ? us : (int64_t)floor_ms * 1000);
 }
 
 static bool stopping(qun_jobs_t *j) {
@@ -279,7 +277,7 @@ static void scrub(qun_jobs_t *j) {
     for (int i = 0; i < 20 && !stopping(j); i++) {
         rc = qun_db_scrub(j->db, &err);
         if (rc != QUN_CONFLICT_RETRY) break;
-        pause_ms(50);
+        pause_us(50000);
     }
     if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files after a purge: %s", err.msg);
 }

@@ -100,7 +100,7 @@ qun_rc qun_db_search_backlog(qun_db_t *db, int64_t *n, qun_err_t *err) {
         qun_q_done(q);
         rc = QUN_DONE;
     }
-    return rc == QUN_DONE || rc == QUN_STORE ? QUN_OK : rc; /* no search_state: nothing to index */
+    return rc == QUN_DONE ? QUN_OK : rc;
 }
 
 /* Merge the descending seqs b[0..nb) into a[0..*na), keeping the limit largest. */
