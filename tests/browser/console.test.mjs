@@ -926,8 +926,9 @@ try {
     await api('POST', `/v1/groups/${g3.id}/members`, { username: 'bob' }, annToken);
     await owner.page.goto(`${URL}/#/g/${g3.id}`);
     await member.page.goto(`${URL}/#/g/${g3.id}`);
-    await owner.page.waitForSelector('#group[data-live="on"]');
-    await member.page.waitForSelector('#group[data-live="on"]');
+    // The hash changes without a reload: wait for this group's page, not the last one's.
+    await owner.page.waitForSelector(`#group[data-gid="${g3.id}"][data-live="on"]`);
+    await member.page.waitForSelector(`#group[data-gid="${g3.id}"][data-live="on"]`);
     // bob posts twice; his own messages offer 撤回 (recall), never 删除 (remove).
     for (const text of ['打错字了 typo', 'rude words']) {
       await member.page.fill('input[name=message]', text);
@@ -1160,7 +1161,7 @@ try {
     await signInAs(eve.page, 'eve17');
     await signInAs(bob2.page, 'gus17');
     await eve.page.goto(`${URL}/#/g/${planGid}`);
-    await eve.page.waitForSelector('#group[data-live="on"]');
+    await eve.page.waitForSelector(`#group[data-gid="${planGid}"][data-live="on"]`);
     await bob2.page.goto(`${URL}/#/groups`);
     await bob2.page.waitForSelector(`#group-list [data-group="${planGid}"] .badge[data-state="active"]`);
     await bob2.page.waitForFunction(() => document.getElementById('group-list').dataset.live === 'on');

@@ -355,7 +355,7 @@ export async function groupView([gid], ctx) {
 
   paintBanner();
   const restore = await restoreCard(gid, g, () => ctx.rerender());
-  return h('div', { id: 'group', 'data-live': follow ? 'on' : 'off' },
+  return h('div', { id: 'group', 'data-gid': gid, 'data-live': follow ? 'on' : 'off' },
     h('h1', { id: 'group-name' }, g.name),
     h('p', { class: 'meta' }, `${t('group.state')}: `, stateBadge, ` · ${t('group.your_role')}: ${t('role.' + g.my_role)} · ${t('kind.' + g.kind)}`),
     actions,
