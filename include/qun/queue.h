@@ -20,7 +20,8 @@
     X(PURGE_PAYMENTS, "purge_payments")                                                                      \
     X(DISSOLVE_DUE, "dissolve_due")                                                                          \
     X(APPROVAL_EXPIRY, "approval_expiry")                                                                    \
-    X(EXPORT_GROUP, "export_group")
+    X(EXPORT_GROUP, "export_group")                                                                          \
+    X(NOTIFY_FANOUT, "notify_fanout")
 
 typedef enum {
 #define QUN_JOB_ENUM(e, name) QUN_JOB_##e,

@@ -16,6 +16,7 @@
 #include "qun/core.h"
 #include "qun/event.h"
 #include "qun/notify.h"
+#include "qun/queue.h"
 #include "qun/util.h"
 
 qun_notify_cfg_t qun_notify_cfg = {NULL, NULL, NULL, 10000, 12, 30, 900};
@@ -228,6 +229,99 @@ qun_rc qun_notify_approval(qun_db_t *db, const char *aid, qun_err_t *err) {
     return rc;
 }
 
+/* Notify, one by one, the people of query q (its first column: their ids), params
+ * (borrowed) to each; the ids to *last, their number to *n. */
+static qun_rc notify_each(qun_db_t *db, qun_q_t *q, qun_rc rc, const char *kind, const json_t *params,
+                          int64_t *last, int64_t *n, qun_err_t *err) {
+    int64_t *uids = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        if ((size_t)*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int64_t *g = realloc(uids, cap * sizeof *uids);
+            if (!g) {
+                qun_q_done(q);
+                rc = qun_fail(err, QUN_NOMEM, "cannot list whom to notify");
+                break;
+            }
+            uids = g;
+        }
+        uids[(*n)++] = qun_q_col_int(q, 0);
+    }
+    rc = rc == QUN_DONE ? QUN_OK : rc;
+    /* The query is done before the first insert: SQLite would see the rows it adds. */
+    for (int64_t i = 0; i < *n && rc == QUN_OK; i++)
+        rc = qun_notify_user(db, uids[i], kind, json_deep_copy(params), err);
+    if (*n) *last = uids[*n - 1];
+    free(uids);
+    return rc;
+}
+
+/* Notify the members of group_id but skip (0: none): at once when they are few; else
+ * record them and queue the job that notifies them after the commit.  One notification
+ * row and event per person in a single transaction held the writer for seconds in a
+ * group of 100 000, and in SQLite each statement of such a transaction walks the
+ * savepoint journal it has grown: the cost per person rose with the group. */
+static qun_rc notify_members(qun_db_t *db, int64_t group_id, int64_t skip, const char *kind,
+                             const json_t *params, qun_err_t *err) {
+    int64_t n = count_of(db, "SELECT COUNT(*) FROM members WHERE group_id = $1", group_id), last;
+    qun_q_t *q;
+    qun_rc rc;
+    if (n <= QUN_NOTIFY_INLINE) {
+        rc = qun_db_run(db, &q, err,
+                        "SELECT user_id FROM members WHERE group_id = $1 AND user_id != $2 ORDER BY user_id",
+                        "ii", group_id, skip);
+        return notify_each(db, q, rc, kind, params, &last, &n, err);
+    }
+    char *text = qun_json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s notification", kind);
+    rc = qun_db_run(db, &q, err,
+                    "INSERT INTO notice_fanouts(group_id, kind, params, created_at) VALUES ($1, $2, $3, $4) "
+                    "RETURNING id",
+                    "issi", group_id, kind, text, qun_now());
+    free(text);
+    if (rc != QUN_ROW)
+        return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no id for the %s fan-out", kind) : rc;
+    int64_t fid = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    rc = qun_db_run(db, NULL, err,
+                    "INSERT INTO notice_targets(fanout_id, user_id) SELECT $1, user_id FROM members "
+                    "WHERE group_id = $2 AND user_id != $3",
+                    "iii", fid, group_id, skip);
+    if (rc != QUN_DONE) return rc;
+    return qun_queue_add(db, QUN_JOB_NOTIFY_FANOUT, group_id, fid, qun_now(), NULL, err);
+}
+
+qun_rc qun_notify_fanout_step(qun_db_t *db, int64_t fid, bool *finished, qun_err_t *err) {
+    *finished = true;
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT kind, params FROM notice_fanouts WHERE id = $1", "i", fid);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc; /* done before a crash */
+    char kind[32];
+    snprintf(kind, sizeof kind, "%s", qun_q_col_text(q, 0));
+    json_t *params = json_loads(qun_q_col_text(q, 1), 0, NULL);
+    qun_q_done(q);
+    if (!params) return qun_fail(err, QUN_STORE, "fan-out %lld: unreadable parameters", (long long)fid);
+    int64_t n = 0, last = 0;
+    rc = qun_db_run(db, &q, err,
+                    "SELECT user_id FROM notice_targets WHERE fanout_id = $1 ORDER BY user_id LIMIT $2", "ii",
+                    fid, (int64_t)QUN_NOTIFY_SLICE);
+    rc = notify_each(db, q, rc, kind, params, &last, &n, err);
+    json_decref(params);
+    if (rc == QUN_OK && n)
+        rc = qun_db_run(db, NULL, err, "DELETE FROM notice_targets WHERE fanout_id = $1 AND user_id <= $2",
+                        "ii", fid, last) == QUN_DONE
+                 ? QUN_OK
+                 : QUN_STORE;
+    *finished = rc == QUN_OK && n < QUN_NOTIFY_SLICE;
+    if (*finished)
+        rc = qun_db_run(db, NULL, err, "DELETE FROM notice_fanouts WHERE id = $1", "i", fid) == QUN_DONE
+                 ? QUN_OK
+                 : QUN_STORE;
+    return rc;
+}
+
 qun_rc qun_notify_dissolution(qun_db_t *db, int64_t group_id, const char *stage, const json_t *notice,
                               qun_err_t *err) {
     static const char *stages[] = {"pending", "cancelled", "rejected", "expired", "dissolved", "restored"};
@@ -252,29 +346,8 @@ qun_rc qun_notify_dissolution(qun_db_t *db, int64_t group_id, const char *stage,
         strcmp(stage, "pending") == 0 || strcmp(stage, "cancelled") == 0 || strcmp(stage, "restored") == 0;
     char kind[32];
     snprintf(kind, sizeof kind, "dissolution.%s", stage);
-    int64_t *uids = NULL;
-    size_t n = 0, cap = 0;
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT user_id FROM members WHERE group_id = $1 ORDER BY user_id",
-                           "i", group_id);
-    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            int64_t *g = realloc(uids, cap * sizeof *uids);
-            if (!g) {
-                qun_q_done(q);
-                rc = qun_fail(err, QUN_NOMEM, "cannot list the members");
-                break;
-            }
-            uids = g;
-        }
-        uids[n++] = qun_q_col_int(q, 0);
-    }
-    rc = rc == QUN_DONE ? QUN_OK : rc;
-    for (size_t i = 0; i < n && rc == QUN_OK; i++)
-        if (!(skip_actor && uids[i] == by_uid))
-            rc = qun_notify_user(db, uids[i], kind, json_deep_copy(base), err);
-    free(uids);
+    int64_t skip = skip_actor ? by_uid : 0;
+    qun_rc rc = notify_members(db, group_id, skip, kind, base, err);
     json_decref(base);
     return rc;
 }

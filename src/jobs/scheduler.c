@@ -30,6 +30,7 @@
 #include "qun/export.h"
 #include "qun/jobs.h"
 #include "qun/matrix.h"
+#include "qun/notify.h"
 #include "qun/queue.h"
 #include "qun/util.h"
 
@@ -67,11 +68,17 @@ static qun_rc approval_expiry_step(qun_db_t *db, int64_t job_id, int64_t group_i
     return qun_approvals_expire(db, ref_id, err);
 }
 
+/* A notice to a large group: the next slice of its people. */
+static qun_rc notify_fanout_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id,
+                                 bool *finished, int64_t *defer, qun_err_t *err) {
+    return qun_notify_fanout_step(db, ref_id, finished, err);
+}
+
 /* The step of each job kind (include/qun/queue.h). */
 static const qun_job_step_fn steps[QUN_JOB_KIND_COUNT] = {
     [QUN_JOB_PURGE_GROUP] = qun_purge_group_step,   [QUN_JOB_PURGE_PAYMENTS] = qun_purge_payments_step,
     [QUN_JOB_DISSOLVE_DUE] = dissolve_due_step,     [QUN_JOB_APPROVAL_EXPIRY] = approval_expiry_step,
-    [QUN_JOB_EXPORT_GROUP] = qun_export_group_step,
+    [QUN_JOB_EXPORT_GROUP] = qun_export_group_step, [QUN_JOB_NOTIFY_FANOUT] = notify_fanout_step,
 };
 
 typedef struct {

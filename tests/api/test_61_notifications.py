@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+import uuid
 
 import pytest
 import requests
@@ -278,6 +279,59 @@ def test_each_kind_reaches_the_right_people_only(srv, smtp):
     assert kinds(bob) == ["dissolution.restored", "dissolution.dissolved", "dissolution.pending",
                           "dissolution.cancelled", "dissolution.pending", "invitation.received"]
     assert inbox(outsider)["items"] == [] and inbox(outsider)["unread"] == 0
+
+
+def test_a_large_groups_notice_reaches_every_member_after_the_answer(srv, smtp):
+    """Above 64 members the notices are written by a job after the request's commit, a
+    slice per transaction: the answer does not wait for them, and still every member gets
+    each notice once, live and by mail, and the one who acted gets none."""
+    owner, ann, bob = (register(srv.url) for _ in range(3))
+    verify_address(ann, smtp)
+    gid = make_group(owner, members=[ann, bob], name="Parents 家长群")
+    for i in range(100):
+        name = f"p{uuid.uuid4().hex[:10]}"
+        u = expect(requests.post(srv.url + "/v1/users", json={"username": name, "password": "correct horse"},
+                                 timeout=30), 201)
+        expect(owner.post(f"/v1/groups/{gid}/members", {"openid": u["openid"]}), 201)
+    sa = Stream(ann)
+    try:
+        st = expect(request(owner, gid), 202)
+        ev = sa.wait("notification.created", timeout=10)
+        assert ev["data"]["kind"] == "dissolution.pending" and ev["data"]["params"]["group_name"] == "Parents 家长群"
+        assert ev["data"]["params"]["dissolves_at"] == st["due_at"]
+        assert ev["data"]["params"]["by"]["username"] == owner.username
+        assert ev["data"] == inbox(ann)["items"][0]
+        m = smtp.wait(address_of(ann), "dissolution.pending")
+        assert len(m) == 1 and "Parents 家长群" in str(m[0]["Subject"])
+        expect(owner.delete(f"/v1/groups/{gid}/dissolution"), 200)
+        assert sa.wait("notification.created", timeout=10)["data"]["kind"] == "dissolution.cancelled"
+    finally:
+        sa.close()
+
+    def per_member(kind):
+        db = sqlite3.connect(os.path.join(srv.data, "qun.db"))
+        try:
+            return db.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT n.user_id), SUM(CASE WHEN u.username = ? THEN 1 ELSE 0 END) "
+                "FROM notifications n JOIN users u ON u.id = n.user_id WHERE n.kind = ? AND n.params LIKE ?",
+                (owner.username, kind, f'%"group":"{gid}"%')).fetchone()
+        finally:
+            db.close()
+
+    deadline = time.time() + 15
+    while per_member("dissolution.cancelled")[0] < 102:
+        assert time.time() < deadline, per_member("dissolution.cancelled")
+        time.sleep(0.1)
+    for kind in ("dissolution.pending", "dissolution.cancelled"):
+        assert tuple(per_member(kind)) == (102, 102, 0), kind
+    assert kinds(bob)[:2] == ["dissolution.cancelled", "dissolution.pending"]
+    assert "dissolution.pending" not in kinds(owner)
+    db = sqlite3.connect(os.path.join(srv.data, "qun.db"))
+    try:
+        assert db.execute("SELECT COUNT(*) FROM notice_targets").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM jobs WHERE kind = 'notify_fanout' AND state != 'done'").fetchone()[0] == 0
+    finally:
+        db.close()
 
 
 def test_paging_reading_and_bad_input(srv):

@@ -3,11 +3,13 @@
  * addresses and Accept-Language values are taken, an invitation notifies its invitee
  * only (row and event in one transaction, none for anyone else), mail is queued only
  * with SMTP configured and a verified address, reading up to a seq, and the words of
- * every kind in both languages carry the names and never "(null)". */
+ * every kind in both languages carry the names and never "(null)"; a large group's
+ * notice is written by the fan-out job's slices. */
 #include "qun/core.h"
 #include "qun/event.h"
 #include "qun/notify.h"
 #include "qun/policy.h"
+#include "qun/queue.h"
 #include "unit.h"
 #include "unit_core.h"
 #include "unit_store.h"
@@ -121,6 +123,82 @@ static void mail_needs_smtp_and_a_verified_address(void) {
     json_decref(out);
 }
 
+/* A group above QUN_NOTIFY_INLINE: the notice's own transaction only records it and
+ * queues the job; the steps notify QUN_NOTIFY_SLICE people each, everyone once, the
+ * one who caused it never; a step rolled back (a crash) notifies nobody, and a step
+ * after the last is a no-op. */
+static void a_large_group_is_notified_by_slices(void) {
+    json_t *out = NULL;
+    qun_err_t err;
+    CHECK(qun_group_create(db, &owner, "Parents 家长群", "standard", NULL, NULL, &out, &err) == QUN_OK);
+    const char *gid = json_string_value(json_object_get(out, "id"));
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "SELECT id FROM groups WHERE gid = $1", "s", gid) == QUN_ROW);
+    int64_t group = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    json_decref(out);
+    const int64_t people = QUN_NOTIFY_SLICE + 88;
+    CHECK(qun_db_run(
+              db, NULL, &err,
+              "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $1) "
+              "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at) "
+              "SELECT printf('u_fan%05d', i), printf('fan%05d', i), printf('fan%05d', i), 'x', 1, 1 FROM c",
+              "i", people) == QUN_DONE);
+    CHECK(qun_db_run(db, NULL, &err,
+                     "INSERT INTO members(group_id, user_id, role, joined_at) SELECT $1, id, 'member', 1 "
+                     "FROM users WHERE username LIKE 'fan%'",
+                     "i", group) == QUN_DONE);
+    const char *mine =
+        "SELECT COUNT(*) FROM notifications WHERE kind = 'dissolution.pending' AND params LIKE "
+        "'%Parents%' AND user_id != $1";
+    json_t *notice = json_pack("{s:s, s:I}", "by", owner.openid, "dissolves_at", (json_int_t)1000);
+    CHECK(qun_notify_dissolution(db, group, "pending", notice, &err) == QUN_OK);
+    json_decref(notice);
+    CHECK(count(mine, 0) == 0);
+    CHECK(count("SELECT COUNT(*) FROM notice_targets WHERE user_id != $1", owner.uid) == people);
+    CHECK(count("SELECT COUNT(*) FROM jobs WHERE kind = 'notify_fanout' AND group_id = $1", group) == 1);
+    CHECK(qun_db_run(db, &q, &err, "SELECT id FROM notice_fanouts", "") == QUN_ROW);
+    int64_t fid = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    bool finished = false;
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_notify_fanout_step(db, fid, &finished, &err) == QUN_OK && !finished);
+    CHECK(count(mine, 0) == QUN_NOTIFY_SLICE);
+    CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
+    CHECK(count(mine, 0) == 0 &&
+          count("SELECT COUNT(*) FROM notice_targets WHERE fanout_id = $1", fid) == people);
+    CHECK(qun_notify_fanout_step(db, fid, &finished, &err) == QUN_OK && !finished);
+    CHECK(count(mine, 0) == QUN_NOTIFY_SLICE);
+    CHECK(qun_notify_fanout_step(db, fid, &finished, &err) == QUN_OK && finished);
+    CHECK(count(mine, 0) == people);
+    CHECK(
+        count(
+            "SELECT COUNT(DISTINCT user_id) FROM notifications WHERE kind = 'dissolution.pending' AND params "
+            "LIKE '%Parents%' AND user_id != $1",
+            0) == people);
+    CHECK(count("SELECT COUNT(*) FROM notifications WHERE kind = 'dissolution.pending' AND user_id = $1",
+                owner.uid) == 0);
+    CHECK(count("SELECT COUNT(*) FROM events e JOIN users u ON u.id = e.user_id WHERE e.topic = "
+                "'notification.created' AND u.username LIKE 'fan%' AND e.id > $1",
+                0) == people);
+    CHECK(count("SELECT COUNT(*) FROM notice_fanouts WHERE id = $1", fid) == 0);
+    CHECK(count("SELECT COUNT(*) FROM notice_targets WHERE fanout_id = $1", fid) == 0);
+    CHECK(qun_notify_fanout_step(db, fid, &finished, &err) == QUN_OK && finished);
+    CHECK(count(mine, 0) == people);
+    /* Each one reads it in their own inbox, with the group's name and who did it. */
+    qun_actor_t last = {0};
+    CHECK(qun_db_run(db, &q, &err, "SELECT id, openid FROM users WHERE username = 'fan00600'", "") ==
+          QUN_ROW);
+    last.uid = qun_q_col_int(q, 0);
+    snprintf(last.openid, sizeof last.openid, "%s", qun_q_col_text(q, 1));
+    qun_q_done(q);
+    CHECK(qun_notify_list(db, &last, 0, 10, &out, &err) == QUN_OK);
+    json_t *p = json_object_get(json_array_get(json_object_get(out, "items"), 0), "params");
+    CHECK(strcmp(json_string_value(json_object_get(p, "group_name")), "Parents 家长群") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(json_object_get(p, "by"), "username")), "owner") == 0);
+    json_decref(out);
+}
+
 static void words_in_both_languages(void) {
     const char *kinds[] = {"approval.requested",  "transfer.offered",      "invitation.received",
                            "dissolution.pending", "dissolution.cancelled", "dissolution.rejected",
@@ -170,6 +248,7 @@ int main(void) {
     RUN(inputs);
     RUN(invitation_notifies_the_invitee_only);
     RUN(mail_needs_smtp_and_a_verified_address);
+    RUN(a_large_group_is_notified_by_slices);
     RUN(words_in_both_languages);
     qun_db_close(db);
     qun_policy_free(policy);
