@@ -63,16 +63,16 @@ qun_rc qun_notify_approval(qun_db_t *db, const char *aid, qun_err_t *err);
 /* A dissolution notice of stage ("pending", "cancelled", "rejected", "expired",
  * "dissolved", "restored") was posted to group_id with fields notice (borrowed): notify
  * every member but the one who caused it (for pending, cancelled and restored).  Up to
- * QUN_NOTIFY_INLINE people are notified in the caller's transaction; for more, it
- * records who (the members as they are now) and queues a `notify_fanout` job that
- * notifies them QUN_NOTIFY_SLICE at a time after the commit. */
+ * QUN_NOTIFY_INLINE members are notified in the caller's transaction; for more, it
+ * records the notice and queues a `notify_fanout` job that notifies the members
+ * QUN_NOTIFY_SLICE at a time, in user id order, after the commit. */
 qun_rc qun_notify_dissolution(qun_db_t *db, int64_t group_id, const char *stage, const json_t *notice,
                               qun_err_t *err);
 #define QUN_NOTIFY_INLINE 64
 #define QUN_NOTIFY_SLICE 512
 /* One step of the `notify_fanout` job of fan-out fid: notify the next QUN_NOTIFY_SLICE
- * people it waits for and forget them, in the caller's transaction; *finished once
- * nobody waits (a fan-out already gone is finished too, so a repeated step is a no-op). */
+ * members and move its cursor past them, in the caller's transaction; *finished after
+ * the last (a fan-out already gone is finished too, so a repeated step is a no-op). */
 qun_rc qun_notify_fanout_step(qun_db_t *db, int64_t fid, bool *finished, qun_err_t *err);
 /* Ownership of group_id was offered by from to to. */
 qun_rc qun_notify_transfer(qun_db_t *db, int64_t group_id, int64_t from, int64_t to, qun_err_t *err);

@@ -259,10 +259,10 @@ static qun_rc notify_each(qun_db_t *db, qun_q_t *q, qun_rc rc, const char *kind,
 }
 
 /* Notify the members of group_id but skip (0: none): at once when they are few; else
- * record them and queue the job that notifies them after the commit.  One notification
- * row and event per person in a single transaction held the writer for seconds in a
- * group of 100 000, and in SQLite each statement of such a transaction walks the
- * savepoint journal it has grown: the cost per person rose with the group. */
+ * record the notice and queue the job that notifies them after the commit.  One
+ * notification row and event per person in a single transaction held the writer for
+ * seconds in a group of 100 000, and in SQLite each statement of such a transaction
+ * walks the savepoint journal it has grown: the cost per person rose with the group. */
 static qun_rc notify_members(qun_db_t *db, int64_t group_id, int64_t skip, const char *kind,
                              const json_t *params, qun_err_t *err) {
     int64_t n = count_of(db, "SELECT COUNT(*) FROM members WHERE group_id = $1", group_id), last;
@@ -277,46 +277,44 @@ static qun_rc notify_members(qun_db_t *db, int64_t group_id, int64_t skip, const
     char *text = qun_json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     if (!text) return qun_fail(err, QUN_NOMEM, "cannot serialize the %s notification", kind);
     rc = qun_db_run(db, &q, err,
-                    "INSERT INTO notice_fanouts(group_id, kind, params, created_at) VALUES ($1, $2, $3, $4) "
-                    "RETURNING id",
-                    "issi", group_id, kind, text, qun_now());
+                    "INSERT INTO notice_fanouts(group_id, kind, params, skip_user_id, created_at) "
+                    "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    "issii", group_id, kind, text, skip, qun_now());
     free(text);
     if (rc != QUN_ROW)
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no id for the %s fan-out", kind) : rc;
     int64_t fid = qun_q_col_int(q, 0);
     qun_q_done(q);
-    rc = qun_db_run(db, NULL, err,
-                    "INSERT INTO notice_targets(fanout_id, user_id) SELECT $1, user_id FROM members "
-                    "WHERE group_id = $2 AND user_id != $3",
-                    "iii", fid, group_id, skip);
-    if (rc != QUN_DONE) return rc;
     return qun_queue_add(db, QUN_JOB_NOTIFY_FANOUT, group_id, fid, qun_now(), NULL, err);
 }
 
 qun_rc qun_notify_fanout_step(qun_db_t *db, int64_t fid, bool *finished, qun_err_t *err) {
     *finished = true;
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT kind, params FROM notice_fanouts WHERE id = $1", "i", fid);
+    qun_rc rc = qun_db_run(
+        db, &q, err,
+        "SELECT kind, params, group_id, skip_user_id, after_user_id FROM notice_fanouts WHERE id = $1", "i",
+        fid);
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc; /* done before a crash */
     char kind[32];
     snprintf(kind, sizeof kind, "%s", qun_q_col_text(q, 0));
     json_t *params = json_loads(qun_q_col_text(q, 1), 0, NULL);
+    int64_t group_id = qun_q_col_int(q, 2), skip = qun_q_col_int(q, 3), after = qun_q_col_int(q, 4);
     qun_q_done(q);
     if (!params) return qun_fail(err, QUN_STORE, "fan-out %lld: unreadable parameters", (long long)fid);
-    int64_t n = 0, last = 0;
+    int64_t n = 0, last = after;
     rc = qun_db_run(db, &q, err,
-                    "SELECT user_id FROM notice_targets WHERE fanout_id = $1 ORDER BY user_id LIMIT $2", "ii",
-                    fid, (int64_t)QUN_NOTIFY_SLICE);
+                    "SELECT user_id FROM members WHERE group_id = $1 AND user_id > $2 AND user_id != $3 "
+                    "ORDER BY user_id LIMIT $4",
+                    "iiii", group_id, after, skip, (int64_t)QUN_NOTIFY_SLICE);
     rc = notify_each(db, q, rc, kind, params, &last, &n, err);
     json_decref(params);
-    if (rc == QUN_OK && n)
-        rc = qun_db_run(db, NULL, err, "DELETE FROM notice_targets WHERE fanout_id = $1 AND user_id <= $2",
-                        "ii", fid, last) == QUN_DONE
-                 ? QUN_OK
-                 : QUN_STORE;
     *finished = rc == QUN_OK && n < QUN_NOTIFY_SLICE;
-    if (*finished)
-        rc = qun_db_run(db, NULL, err, "DELETE FROM notice_fanouts WHERE id = $1", "i", fid) == QUN_DONE
+    if (rc == QUN_OK)
+        rc = qun_db_run(db, NULL, err,
+                        *finished ? "DELETE FROM notice_fanouts WHERE id = $1"
+                                  : "UPDATE notice_fanouts SET after_user_id = $2 WHERE id = $1",
+                        *finished ? "i" : "ii", fid, last) == QUN_DONE
                  ? QUN_OK
                  : QUN_STORE;
     return rc;

@@ -241,6 +241,16 @@ static qun_rc gate(qun_db_t *db, int64_t group_id, int64_t ref_id, bool *finishe
     return rc;
 }
 
+/* QUN_ROW while a notice to group_id's members is still being written
+ * (notice_fanouts), QUN_DONE when none is, or a store error. */
+static qun_rc notices_pending(qun_db_t *db, int64_t group_id, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT 1 FROM notice_fanouts WHERE group_id = $1 LIMIT 1", "i", group_id);
+    if (rc == QUN_ROW) qun_q_done(q);
+    return rc;
+}
+
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                             int64_t *defer, qun_err_t *err) {
     bool go;
@@ -344,6 +354,10 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             if (!more) bad |= json_object_set_new(p, "phase", json_string("members"));
         }
         rc = rc == QUN_DONE ? QUN_OK : rc;
+    } else if (strcmp(phase, "members") == 0 && (rc = notices_pending(db, group_id, err)) != QUN_DONE) {
+        /* QUN_ROW: notices still being written to the members (a large group's, by the
+         * notify_fanout job) need the memberships, so this step waits for the next round. */
+        rc = rc == QUN_ROW ? QUN_OK : rc;
     } else if (strcmp(phase, "members") == 0) {
         /* The group's other event rows (membership and group state, kept past the
          * events' 24 hours for the Matrix adapter's /sync: docs/events.md) go with the

@@ -328,10 +328,58 @@ def test_a_large_groups_notice_reaches_every_member_after_the_answer(srv, smtp):
     assert "dissolution.pending" not in kinds(owner)
     db = sqlite3.connect(os.path.join(srv.data, "qun.db"))
     try:
-        assert db.execute("SELECT COUNT(*) FROM notice_targets").fetchone()[0] == 0
+        assert db.execute("SELECT COUNT(*) FROM notice_fanouts").fetchone()[0] == 0
         assert db.execute("SELECT COUNT(*) FROM jobs WHERE kind = 'notify_fanout' AND state != 'done'").fetchone()[0] == 0
     finally:
         db.close()
+
+
+def test_a_purge_at_once_waits_for_the_notices_to_a_large_group():
+    """With no cooling-off and no grace the purge starts with the notices: it removes the
+    memberships only after the last slice of `dissolution.dissolved` (here twelve slices
+    of 512, more than the purge has steps before it reaches the members) is written, so every
+    member is told, the owner too, and nobody twice."""
+    s = Server(env={"QUN_TEST_CLOCK": "1"},
+               extra=["--set", "cooling_off=0", "--set", "purge_grace=0", "--set", "notice=0"]).start()
+    try:
+        owner, ann = register(s.url), register(s.url)
+        gid = make_group(owner, members=[ann], name="School run 接送")
+        db = sqlite3.connect(os.path.join(s.data, "qun.db"))
+        try:
+            tag = uuid.uuid4().hex[:8]
+            db.executemany("INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at) "
+                           "VALUES (?, ?, ?, 'x', 1, 1)",
+                           [(f"u_{tag}{i:05d}", f"k{tag}{i:05d}", f"k{tag}{i:05d}") for i in range(6000)])
+            row = db.execute("SELECT id FROM groups WHERE gid = ?", (gid,)).fetchone()[0]
+            ids = [r[0] for r in db.execute("SELECT id FROM users WHERE username LIKE ?", (f"k{tag}%",))]
+            db.executemany("INSERT INTO members(group_id, user_id, role, joined_at) VALUES (?, ?, 'member', 1)",
+                           [(row, i) for i in ids])
+            db.execute("UPDATE groups SET member_count = member_count + 6000 WHERE id = ?", (row,))
+            db.commit()
+        finally:
+            db.close()
+        expect(request(owner, gid), 202)
+        deadline = time.time() + 30
+        while True:
+            st = expect(owner.get(f"/v1/groups/{gid}/dissolution"), 200)
+            if st["state"] == "purged":
+                break
+            assert time.time() < deadline, st
+            time.sleep(0.1)
+        assert st["receipt"]["members_removed"] == 6002
+        db = sqlite3.connect(os.path.join(s.data, "qun.db"))
+        try:
+            for kind, want in (("dissolution.pending", 6001), ("dissolution.dissolved", 6002)):
+                got = db.execute("SELECT COUNT(*), COUNT(DISTINCT user_id) FROM notifications WHERE kind = ? "
+                                 "AND params LIKE ?", (kind, f'%"group":"{gid}"%')).fetchone()
+                assert tuple(got) == (want, want), kind
+            assert db.execute("SELECT COUNT(*) FROM notice_fanouts").fetchone()[0] == 0
+        finally:
+            db.close()
+        assert kinds(ann)[:2] == ["dissolution.dissolved", "dissolution.pending"]
+        assert kinds(owner)[0] == "dissolution.dissolved"
+    finally:
+        stop_clean(s)
 
 
 def test_paging_reading_and_bad_input(srv):
