@@ -59,11 +59,12 @@ qun_rc qun_queue_set_progress(qun_db_t *db, int64_t job_id, json_t *p, qun_err_t
 
 /* ---- the scheduler's side ---- */
 
-/* A claimed job. */
+/* A claimed job; started: a step of it ran before (it is `running`). */
 typedef struct {
     int64_t id, group_id, ref_id, due_at;
     qun_job_kind kind;
     int attempts;
+    bool started;
 } qun_job_t;
 
 /* The earliest due_at among the jobs instance may claim at now, 0 when there is none
@@ -74,7 +75,8 @@ qun_rc qun_queue_next_due(qun_db_t *db, const char *instance, int64_t now, int64
  * commit.  A job whose savepoint rolled back only costs the scheduler a needless look. */
 int64_t qun_queue_take_hint(void);
 /* Claim up to max due jobs nobody else holds for instance until now + lease; the
- * claimed jobs of known kinds go to out[*n], ordered by (due_at, id).  Another
+ * claimed jobs of known kinds go to out[*n], those not started yet first, each part
+ * ordered by (due_at, id): a job just due goes before the next step of a long one.  Another
  * instance's locked rows are skipped, never waited for, where the backend can. */
 qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
                        int max, int *n, qun_err_t *err);

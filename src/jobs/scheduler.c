@@ -47,6 +47,7 @@ struct qun_jobs {
     pthread_cond_t cv;
     bool stopping, kicked;
     int64_t due_hint; /* the earliest due time a commit queued since the last look */
+    bool was_cut;     /* the last round ended early (run_due) */
 };
 
 /* How long the scheduler waits at most between looks: what no commit of this process
@@ -257,15 +258,26 @@ static int64_t mono_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* The pause after a step of a long job: purge_pause_ms at least, and as long as the step
+/* The pause after a round of long jobs: purge_pause_ms at least, and as long as the round
  * took, up to STEP_YIELD_MAX_US.  A step's time is its own work plus its wait behind the
  * writes queued before it, so a purge takes at most about half the writer when the
  * server is idle and yields more the busier the writer and the cores are: the readers and
- * posters of other groups keep their latency (bench/README.md, benchmark 7). */
+ * posters of other groups keep their latency (bench/README.md, benchmark 7).  A commit
+ * that makes a job due now (a dissolution's timer) ends the pause: yielding is for the
+ * readers and writers of the loops, not for other jobs. */
 #define STEP_YIELD_MAX_US 250000
-static void step_pause(int floor_ms, int64_t took_us) {
+static void step_pause(qun_jobs_t *j, int64_t took_us) {
     int64_t us = took_us < STEP_YIELD_MAX_US ? took_us : STEP_YIELD_MAX_US;
-    pause_us(us > (int64_t)floor_ms * 1000 ? us : (int64_t)floor_ms * 1000);
+    if (us < (int64_t)j->pause_ms * 1000) us = (int64_t)j->pause_ms * 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(us / 1000000);
+    ts.tv_nsec += (long)(us % 1000000) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&j->mu);
+    while (!j->stopping && !(j->due_hint && j->due_hint <= qun_now()))
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&j->mu);
 }
 
 static bool stopping(qun_jobs_t *j) {
@@ -289,36 +301,52 @@ static void scrub(qun_jobs_t *j) {
     if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files after a purge: %s", err.msg);
 }
 
-static void run_job(qun_jobs_t *j, run_t *r) {
+/* One step of a claimed job; r->finished also when it failed or waits (deferred):
+ * nothing more of it this round. */
+static void step_job(qun_jobs_t *j, run_t *r) {
     qun_err_t err = {{0}, {0}};
-    while (!r->finished && !stopping(j)) {
-        int64_t t0 = mono_us();
-        qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
-        int64_t took = mono_us() - t0;
-        if (rc == QUN_OK && r->defer) return;
-        if (rc != QUN_OK) {
-            qun_log("warn", "job %lld failed a step: %s %s", (long long)r->job.id, qun_rc_name(rc), err.msg);
-            /* Some steps fail without a message; the row still says how. */
-            failure_t f = {r->job.id, r->job.attempts, err.msg[0] ? err.msg : qun_rc_name(rc)};
-            qun_writer_run(j->writer, fail_txn, &f, &err);
-            return;
-        }
-        int unlinked;
-        do {
-            unlinked = 0;
-            qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
-        } while (unlinked > 0);
-        if (r->finished && r->job.kind == QUN_JOB_PURGE_GROUP) scrub(j);
-        if (j->pause_ms > 0 && !r->finished) step_pause(j->pause_ms, took);
+    qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
+    if (rc == QUN_OK && r->defer) {
+        r->finished = true;
+        return;
     }
+    if (rc != QUN_OK) {
+        qun_log("warn", "job %lld failed a step: %s %s", (long long)r->job.id, qun_rc_name(rc), err.msg);
+        /* Some steps fail without a message; the row still says how. */
+        failure_t f = {r->job.id, r->job.attempts, err.msg[0] ? err.msg : qun_rc_name(rc)};
+        qun_writer_run(j->writer, fail_txn, &f, &err);
+        r->finished = true;
+        return;
+    }
+    int unlinked;
+    do {
+        unlinked = 0;
+        qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
+    } while (unlinked > 0);
+    if (r->finished && r->job.kind == QUN_JOB_PURGE_GROUP) scrub(j);
 }
 
-/* Claim the due jobs (up to CLAIM_MAX) and run each; true when at least one ran.  *next
- * is the earliest due time seen, so the thread can sleep until then.  The read
- * connection looks first, so an idle scheduler costs no write transactions. */
+/* A commit made a job due by now since the last claim (it is not among the claimed). */
+static bool newly_due(qun_jobs_t *j) {
+    pthread_mutex_lock(&j->mu);
+    bool due = j->due_hint && j->due_hint <= qun_now();
+    pthread_mutex_unlock(&j->mu);
+    return due;
+}
+
+/* Claim the due jobs (up to CLAIM_MAX) and run one step of each, those not started
+ * first; true when at least one ran.  A long job (a purge, a notice to 100 000 people)
+ * is claimed again by the next round, and a round ends early when a commit makes
+ * another job due (but not two rounds in a row): a dissolution's timer waits for one
+ * step of a long job, not for all of it nor for a step of each.  After a round that left work, the thread
+ * pauses as long as the round took (step_pause).  *next is the earliest due time seen, so the thread can
+ * sleep until then.  The read connection looks first, so an idle scheduler costs no write transactions. */
 static bool run_due(qun_jobs_t *j, int64_t *next) {
     qun_err_t err;
     int64_t now = qun_now();
+    pthread_mutex_lock(&j->mu);
+    j->due_hint = 0; /* what is due now, the claim below takes */
+    pthread_mutex_unlock(&j->mu);
     if (qun_queue_next_due(j->db, j->instance, now, next, &err) != QUN_OK || !*next || *next > now)
         return false;
     claim_t c = {.j = j};
@@ -326,10 +354,18 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
         qun_log("warn", "jobs: claiming due jobs failed: %s", err.msg);
         return false;
     }
-    for (int i = 0; i < c.n && !stopping(j); i++) {
+    int64_t t0 = mono_us();
+    bool left = false, cut = false;
+    for (int i = 0; i < c.n && !cut && !stopping(j); i++) {
         run_t r = {.job = c.due[i], .j = j};
-        run_job(j, &r);
+        step_job(j, &r);
+        left |= !r.finished;
+        /* The rest stay claimed: the next round has them.  Never two cut rounds in a row,
+         * so jobs that keep coming do not starve a long one. */
+        cut = !j->was_cut && i + 1 < c.n && newly_due(j);
     }
+    j->was_cut = cut;
+    if (left && !cut && j->pause_ms > 0 && !stopping(j)) step_pause(j, mono_us() - t0);
     return c.n > 0;
 }
 
@@ -367,7 +403,7 @@ static bool catch_up_search(qun_jobs_t *j) {
         qun_log("warn", "jobs: indexing waiting messages failed: %s", err.msg);
         return false;
     }
-    step_pause(j->pause_ms, mono_us() - t0);
+    step_pause(j, mono_us() - t0);
     return true;
 }
 

@@ -154,7 +154,7 @@ qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t 
         "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "
         "WHERE " CLAIMABLE
         " ORDER BY due_at, id LIMIT %d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
-        "attempts, due_at",
+        "attempts, due_at, CASE WHEN state = 'running' THEN 1 ELSE 0 END",
         max, QUN_DB_OPS(db)->skip_locked);
     qun_q_t *q;
     *n = 0;
@@ -163,12 +163,14 @@ qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t 
         qun_job_kind kind;
         if (*n >= max || !qun_job_kind_parse(qun_q_col_text(q, 1), &kind)) continue;
         qun_job_t job = {
-            qun_q_col_int(q, 0),     qun_q_col_int(q, 2), qun_q_col_int(q, 3), qun_q_col_int(q, 5), kind,
-            (int)qun_q_col_int(q, 4)};
-        /* insertion sort by (due_at, id): RETURNING keeps no order */
+            qun_q_col_int(q, 0),      qun_q_col_int(q, 2),     qun_q_col_int(q, 3), qun_q_col_int(q, 5), kind,
+            (int)qun_q_col_int(q, 4), qun_q_col_int(q, 6) != 0};
+        /* insertion sort by (started, due_at, id): RETURNING keeps no order */
         int i = (*n)++;
-        while (i > 0 && (out[i - 1].due_at > job.due_at ||
-                         (out[i - 1].due_at == job.due_at && out[i - 1].id > job.id))) {
+        while (i > 0 && (out[i - 1].started > job.started ||
+                         (out[i - 1].started == job.started &&
+                          (out[i - 1].due_at > job.due_at ||
+                           (out[i - 1].due_at == job.due_at && out[i - 1].id > job.id))))) {
             out[i] = out[i - 1];
             i--;
         }

@@ -4,7 +4,8 @@
  * alone), retries a failing step with exponential backoff until it is `failed` after
  * 10 attempts, parks a purge behind a legal hold, takes over a job whose claim by a
  * crashed instance has expired (and its own claims at once after a restart), and two
- * instances sharing the database run each job once.  Jobs are enqueued as rows of
+ * instances sharing the database run each job once, and a job due meanwhile does not
+ * wait for a long one to end.  Jobs are enqueued as rows of
  * `jobs`, as the core writes them; the test clock moves time forward. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -265,6 +266,46 @@ static void two_instances_share(void) {
     qun_jobs_stop(second);
 }
 
+static int64_t count_rd(const char *sql) {
+    qun_q_t *q;
+    qun_err_t err;
+    int64_t n = -1;
+    if (qun_db_run(rd, &q, &err, sql, "") == QUN_ROW) {
+        n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return n;
+}
+
+/* A job that becomes due while a long one runs (a notice to 20 480 members: 40 slices)
+ * waits for a step of it, not for all of it: the scheduler takes one step of each claimed
+ * job per round, the ones not started first, and claims again. */
+static void a_due_job_does_not_wait_for_a_long_one(void) {
+    write_sql(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $1) "
+        "INSERT INTO users(openid, username, username_key, pwhash, password_changed_at, created_at) "
+        "SELECT printf('u_many%05d', i), printf('many%05d', i), printf('many%05d', i), 'x', 1, 1 FROM c",
+        "i", 40 * 512, 0, 0, 0);
+    int64_t group = write_sql("INSERT INTO groups(gid, name, kind, owner_id, created_at, updated_at) "
+                              "SELECT 'g_many', 'many', 'standard', MIN(id), 1, 1 FROM users RETURNING id",
+                              "", 0, 0, 0, 0);
+    write_sql("INSERT INTO members(group_id, user_id, role, joined_at) SELECT $1, id, 'member', 1 FROM users "
+              "WHERE username LIKE 'many%'",
+              "i", group, 0, 0, 0);
+    int64_t fid = write_sql("INSERT INTO notice_fanouts(group_id, kind, params, created_at) "
+                            "VALUES ($1, 'dissolution.expired', '{\"group_name\":\"g\"}', 1) RETURNING id",
+                            "i", group, 0, 0, 0);
+    int64_t long_id = enqueue("notify_fanout", group, fid, qun_now());
+    job_t j;
+    CHECK(wait_state(long_id, "running", 0, &j));
+    int64_t id = enqueue("approval_expiry", 0, 999003, qun_now());
+    CHECK(wait_state(id, "done", 0, &j));
+    CHECKF(count_rd("SELECT COUNT(*) FROM notice_fanouts") == 1, "the long job had finished first");
+    CHECK(wait_state(long_id, "done", 0, &j));
+    CHECK(count_rd("SELECT COUNT(*) FROM notice_fanouts") == 0);
+    CHECK(count_rd("SELECT COUNT(*) FROM notifications WHERE kind = 'dissolution.expired'") == 40 * 512);
+}
+
 int main(void) {
     qun_err_t err;
     qun_log_quiet = true;
@@ -282,6 +323,7 @@ int main(void) {
     RUN(held_job_waits_for_release);
     RUN(expired_claim_is_reclaimed);
     RUN(two_instances_share);
+    RUN(a_due_job_does_not_wait_for_a_long_one);
     qun_jobs_stop(jobs);
     qun_writer_stop(writer);
     qun_db_close(rd);
