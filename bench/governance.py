@@ -258,7 +258,7 @@ def wrk(name, url, token, script, group):
 
 
 def bench_purge(token, doomed, other):
-    q = Qund(["--set", "purge_grace=0"])
+    q = Qund(["--set", "purge_grace=0"] + os.environ.get("BENCH_PURGE_EXTRA", "").split())
     url = q.url
     get_script, post_script = "bench/report.lua", "bench/post_message.lua"
     wrk("purge_warmup", url, token, get_script, other)
