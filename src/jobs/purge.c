@@ -241,12 +241,15 @@ static qun_rc gate(qun_db_t *db, int64_t group_id, int64_t ref_id, bool *finishe
     return rc;
 }
 
-/* QUN_ROW while a notice to group_id's members is still being written
- * (notice_fanouts), QUN_DONE when none is, or a store error. */
+/* QUN_ROW while a notice to group_id's members is still being written (a
+ * notice_fanouts row whose job is queued or running: one that failed for good holds
+ * nothing back), QUN_DONE when none is, or a store error. */
 static qun_rc notices_pending(qun_db_t *db, int64_t group_id, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc =
-        qun_db_run(db, &q, err, "SELECT 1 FROM notice_fanouts WHERE group_id = $1 LIMIT 1", "i", group_id);
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT 1 FROM notice_fanouts f JOIN jobs j ON j.ref_id = f.id AND j.kind = $2 "
+                           "WHERE f.group_id = $1 AND j.state IN ('queued', 'running') LIMIT 1",
+                           "is", group_id, qun_job_kind_name(QUN_JOB_NOTIFY_FANOUT));
     if (rc == QUN_ROW) qun_q_done(q);
     return rc;
 }
