@@ -74,9 +74,10 @@ qun_rc qun_queue_next_due(qun_db_t *db, const char *instance, int64_t now, int64
  * since the last call, 0 when none; the writer hands it to the scheduler after each
  * commit.  A job whose savepoint rolled back only costs the scheduler a needless look. */
 int64_t qun_queue_take_hint(void);
-/* Claim up to max due jobs nobody else holds for instance until now + lease; the
- * claimed jobs of known kinds go to out[*n], those not started yet first, each part
- * ordered by (due_at, id): a job just due goes before the next step of a long one.  Another
+/* Claim up to max due jobs nobody else holds for instance until now + lease, those not
+ * started yet first, each part ordered by (due_at, id): a job just due goes before the
+ * next step of a long one, however many long ones run.  The claimed jobs of known kinds
+ * go to out[*n] in that order.  Another
  * instance's locked rows are skipped, never waited for, where the backend can. */
 qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
                        int max, int *n, qun_err_t *err);

@@ -149,13 +149,12 @@ qun_rc qun_queue_next_due(qun_db_t *db, const char *instance, int64_t now, int64
 qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
                        int max, int *n, qun_err_t *err) {
     char sql[512];
-    snprintf(
-        sql, sizeof sql,
-        "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "
-        "WHERE " CLAIMABLE
-        " ORDER BY due_at, id LIMIT %d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
-        "attempts, due_at, CASE WHEN state = 'running' THEN 1 ELSE 0 END",
-        max, QUN_DB_OPS(db)->skip_locked);
+    snprintf(sql, sizeof sql,
+             "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "
+             "WHERE " CLAIMABLE " ORDER BY CASE WHEN state = 'running' THEN 1 ELSE 0 END, due_at, id LIMIT "
+                                "%d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
+             "attempts, due_at, CASE WHEN state = 'running' THEN 1 ELSE 0 END",
+             max, QUN_DB_OPS(db)->skip_locked);
     qun_q_t *q;
     *n = 0;
     qun_rc rc = qun_db_run(db, &q, err, sql, "sii", instance, now + lease, now);
