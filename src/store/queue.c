@@ -152,7 +152,7 @@ qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t 
     snprintf(sql, sizeof sql,
              "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "
              "WHERE " CLAIMABLE " ORDER BY CASE WHEN state = 'running' THEN 1 ELSE 0 END, due_at, id LIMIT "
-                                "%d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
+             "%d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
              "attempts, due_at, CASE WHEN state = 'running' THEN 1 ELSE 0 END",
              max, QUN_DB_OPS(db)->skip_locked);
     qun_q_t *q;
