@@ -74,6 +74,11 @@ qun_rc qun_queue_next_due(qun_db_t *db, const char *instance, int64_t now, int64
  * since the last call, 0 when none; the writer hands it to the scheduler after each
  * commit.  A job whose savepoint rolled back only costs the scheduler a needless look. */
 int64_t qun_queue_take_hint(void);
+/* The ids (at most max) of the jobs of kind that transactions on the calling thread
+ * queued due at once since the last call, and forget all of them: the writer's
+ * before-commit hook runs their first step in the same transaction
+ * (qun_writer_before_commit).  Ids whose savepoint rolled back are no rows any more. */
+int qun_queue_take_due_now(qun_job_kind kind, int64_t *ids, int max);
 /* Claim up to max due jobs nobody else holds for instance until now + lease, those not
  * started yet first, each part ordered by (due_at, id): a job just due goes before the
  * next step of a long one, however many long ones run.  The claimed jobs of known kinds
@@ -81,6 +86,10 @@ int64_t qun_queue_take_hint(void);
  * instance's locked rows are skipped, never waited for, where the backend can. */
 qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
                        int max, int *n, qun_err_t *err);
+/* Claim job id for instance until now + lease if it is due and nobody else holds it:
+ * *mine, and the job to *job. */
+qun_rc qun_queue_claim_one(qun_db_t *db, int64_t id, const char *instance, int64_t now, int64_t lease,
+                           qun_job_t *job, bool *mine, qun_err_t *err);
 /* Start a step of job id: running, the claim renewed until until, if instance still
  * holds it; *mine false when the job ended or another instance took it over. */
 qun_rc qun_queue_begin_step(qun_db_t *db, int64_t id, const char *instance, int64_t until, bool *mine,

@@ -45,8 +45,9 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op);
 /* Queue fn and wait for its durable outcome; for background threads (jobs). */
 qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
                       qun_err_t *err);
-/* Call fn(arg) on the writer thread after every successful COMMIT, before the batch's
- * done callbacks (NULL fn: none).  fn must be quick and thread-safe: it is how the HTTP
+/* Call fn(arg) on the writer thread after every successful COMMIT, once the batch's
+ * done callbacks ran (NULL fn: none): a loop answers a write before it fans out the
+ * events the write appended.  fn must be quick and thread-safe: it is how the HTTP
  * loops learn that new events are durable. */
 void qun_writer_on_commit(qun_writer_t *w, void (*fn)(void *arg), void *arg);
 /* Call fn(arg, due_at) on the writer thread after a COMMIT that queued a job or brought
@@ -55,6 +56,13 @@ void qun_writer_on_commit(qun_writer_t *w, void (*fn)(void *arg), void *arg);
  * once on_job(NULL) returns the old fn is never called again): quick, and it must not
  * submit to the writer. */
 void qun_writer_on_job(qun_writer_t *w, void (*fn)(void *arg, int64_t due_at), void *arg);
+/* Call fn(db, arg) on the writer thread before each COMMIT, after the batch's operations,
+ * in their transaction (NULL fn: none; setting NULL returns once no batch uses the old
+ * fn).  fn undoes its own failures (a savepoint) and returns an error only when the
+ * transaction itself broke, which fails the batch.  The scheduler marks a dissolution
+ * due at once here, in the commit of the request that made it due. */
+void qun_writer_before_commit(qun_writer_t *w, qun_rc (*fn)(qun_db_t *db, void *arg, qun_err_t *err),
+                              void *arg);
 /* Counters for /metrics. */
 void qun_writer_stats(qun_writer_t *w, uint64_t *commits, uint64_t *ops, uint64_t *failed);
 

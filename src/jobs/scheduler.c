@@ -124,12 +124,50 @@ typedef struct {
     qun_jobs_t *j;
     qun_job_t due[CLAIM_MAX];
     int n;
+    run_t first; /* the first claimed job's step, when it ran in the claim's transaction */
+    bool first_ran;
 } claim_t;
 
-/* The due jobs nobody else holds, oldest first. */
+/* The due jobs nobody else holds, those not started yet first, and one step of the
+ * first of them: it shares the claim's commit, so a job due at once (a dissolution
+ * without cooling-off) is done one fsync sooner.  A step that fails is undone here
+ * and runs again on its own, where its failure is recorded (step_job). */
 static qun_rc claim_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     claim_t *c = arg;
-    return qun_queue_claim(db, c->j->instance, qun_now(), c->j->lease, c->due, CLAIM_MAX, &c->n, err);
+    c->first_ran = false;
+    qun_rc rc = qun_queue_claim(db, c->j->instance, qun_now(), c->j->lease, c->due, CLAIM_MAX, &c->n, err);
+    if (rc != QUN_OK || c->n == 0) return rc;
+    c->first = (run_t){.job = c->due[0], .j = c->j};
+    qun_err_t step_err = {{0}, {0}};
+    if ((rc = qun_db_savepoint(db, err)) != QUN_OK) return rc;
+    qun_rc step = step_txn(db, &c->first, &step_err);
+    if ((rc = qun_db_release(db, step == QUN_OK, err)) != QUN_OK) return rc;
+    c->first_ran = step == QUN_OK;
+    return QUN_OK;
+}
+
+/* The writer's before-commit hook: a dissolution the batch made due at once (no
+ * cooling-off, notice or approval left) is marked in the same commit as the request,
+ * approval or cancellation of a hold that made it due, so its members get
+ * `dissolution.pending` and `group.dissolved` together instead of one commit and a
+ * scheduler round apart (bench/README.md, benchmark 9).  A step that fails is undone
+ * and left to the scheduler, which records the failure. */
+static qun_rc mark_due_now(qun_db_t *db, void *arg, qun_err_t *err) {
+    qun_jobs_t *j = arg;
+    int64_t ids[4];
+    int n = qun_queue_take_due_now(QUN_JOB_DISSOLVE_DUE, ids, 4);
+    for (int i = 0; i < n; i++) {
+        run_t r = {.j = j};
+        qun_err_t step_err = {{0}, {0}};
+        bool mine = false;
+        qun_rc rc = qun_db_savepoint(db, err);
+        if (rc != QUN_OK) return rc;
+        qun_rc step =
+            qun_queue_claim_one(db, ids[i], j->instance, qun_now(), j->lease, &r.job, &mine, &step_err);
+        if (step == QUN_OK && mine) step = step_txn(db, &r, &step_err);
+        if ((rc = qun_db_release(db, step == QUN_OK && mine, err)) != QUN_OK) return rc;
+    }
+    return QUN_OK;
 }
 
 /* What housekeeping deleted, by kind (qun_housekeeping_kinds below). */
@@ -301,11 +339,11 @@ static void scrub(qun_jobs_t *j) {
     if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files after a purge: %s", err.msg);
 }
 
-/* One step of a claimed job; r->finished also when it failed or waits (deferred):
- * nothing more of it this round. */
-static void step_job(qun_jobs_t *j, run_t *r) {
+/* One step of a claimed job (ran: the claim's transaction took it already);
+ * r->finished also when it failed or waits (deferred): nothing more of it this round. */
+static void step_job(qun_jobs_t *j, run_t *r, bool ran) {
     qun_err_t err = {{0}, {0}};
-    qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
+    qun_rc rc = ran ? QUN_OK : qun_writer_run(j->writer, step_txn, r, &err);
     if (rc == QUN_OK && r->defer) {
         r->finished = true;
         return;
@@ -357,8 +395,9 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
     int64_t t0 = mono_us();
     bool left = false, cut = false;
     for (int i = 0; i < c.n && !cut && !stopping(j); i++) {
-        run_t r = {.job = c.due[i], .j = j};
-        step_job(j, &r);
+        bool ran = i == 0 && c.first_ran;
+        run_t r = ran ? c.first : (run_t){.job = c.due[i], .j = j};
+        step_job(j, &r, ran);
         left |= !r.finished;
         /* The rest stay claimed: the next round has them.  Never two cut rounds in a row,
          * so jobs that keep coming do not starve a long one. */
@@ -461,6 +500,7 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     qun_writer_on_job(writer, on_job, j);
+    qun_writer_before_commit(writer, mark_due_now, j);
     pthread_create(&j->thread, NULL, jobs_main, j);
     *out = j;
     return QUN_OK;
@@ -477,6 +517,7 @@ void qun_jobs_stop(qun_jobs_t *j) {
     if (!j) return;
     qun_export_use_writer(NULL); /* export threads stop using the writer before it stops */
     qun_writer_on_job(j->writer, NULL, NULL);
+    qun_writer_before_commit(j->writer, NULL, NULL);
     pthread_mutex_lock(&j->mu);
     j->stopping = true;
     pthread_cond_signal(&j->cv);

@@ -50,6 +50,23 @@ int64_t qun_queue_take_hint(void) {
     return due;
 }
 
+/* The jobs this thread's transactions queued due at once since the writer last asked,
+ * for the writer's before-commit hook (qun_queue_take_due_now). */
+#define DUE_NOW_MAX 8
+static _Thread_local struct {
+    int64_t id;
+    qun_job_kind kind;
+} t_due_now[DUE_NOW_MAX];
+static _Thread_local int t_due_now_n;
+
+int qun_queue_take_due_now(qun_job_kind kind, int64_t *ids, int max) {
+    int n = 0;
+    for (int i = 0; i < t_due_now_n; i++)
+        if (t_due_now[i].kind == kind && n < max) ids[n++] = t_due_now[i].id;
+    t_due_now_n = 0;
+    return n;
+}
+
 qun_rc qun_queue_add(qun_db_t *db, qun_job_kind kind, int64_t group_id, int64_t ref_id, int64_t due_at,
                      int64_t *id, qun_err_t *err) {
     const char *name = qun_job_kind_name(kind);
@@ -61,9 +78,12 @@ qun_rc qun_queue_add(qun_db_t *db, qun_job_kind kind, int64_t group_id, int64_t 
                    "RETURNING id",
                    "sziii", name, group_id, ref_id, due_at, qun_now());
     if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    if (id) *id = qun_q_col_int(q, 0);
+    int64_t row = qun_q_col_int(q, 0);
+    if (id) *id = row;
     qun_q_done(q);
     hint_due(due_at);
+    if (due_at <= qun_now() && t_due_now_n < DUE_NOW_MAX) /* beyond: the scheduler has them */
+        t_due_now[t_due_now_n].id = row, t_due_now[t_due_now_n++].kind = kind;
     return QUN_OK;
 }
 
@@ -176,6 +196,27 @@ qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t 
         out[i] = job;
     }
     return done_ok(rc);
+}
+
+qun_rc qun_queue_claim_one(qun_db_t *db, int64_t id, const char *instance, int64_t now, int64_t lease,
+                           qun_job_t *job, bool *mine, qun_err_t *err) {
+    qun_q_t *q;
+    *mine = false;
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id = $4 AND " CLAIMABLE
+                           " RETURNING kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), attempts, due_at, "
+                           "CASE WHEN state = 'running' THEN 1 ELSE 0 END",
+                           "siii", instance, now + lease, now, id);
+    if (rc != QUN_ROW) return done_ok(rc);
+    *mine = qun_job_kind_parse(qun_q_col_text(q, 0), &job->kind);
+    job->id = id;
+    job->group_id = qun_q_col_int(q, 1);
+    job->ref_id = qun_q_col_int(q, 2);
+    job->attempts = (int)qun_q_col_int(q, 3);
+    job->due_at = qun_q_col_int(q, 4);
+    job->started = qun_q_col_int(q, 5) != 0;
+    qun_q_done(q);
+    return QUN_OK;
 }
 
 qun_rc qun_queue_begin_step(qun_db_t *db, int64_t id, const char *instance, int64_t until, bool *mine,

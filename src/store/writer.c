@@ -25,6 +25,8 @@ struct qun_writer {
     void *on_commit_arg;
     void (*on_job)(void *arg, int64_t due_at); /* guarded by mu */
     void *on_job_arg;
+    qun_rc (*before_commit)(qun_db_t *db, void *arg, qun_err_t *err); /* guarded by mu */
+    void *before_commit_arg;
 };
 
 /* Take up to max_batch queued operations, or NULL when stopping with nothing left. */
@@ -62,15 +64,17 @@ static qun_rc broken(qun_rc why) {
                : QUN_UNAVAILABLE;
 }
 
-static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
+/* The batch's transaction; true when it committed. */
+static bool run_batch(qun_writer_t *w, qun_wop_t *batch) {
     qun_err_t err = {{0}, {0}};
     qun_queue_take_hint(); /* what a broken batch before this one queued is gone */
+    qun_queue_take_due_now(0, NULL, 0);
     qun_rc rc = qun_db_exec(w->db, "BEGIN IMMEDIATE", &err);
     if (rc != QUN_OK) {
         for (qun_wop_t *op = batch; op; op = op->next)
             op->rc = QUN_OK;
         fail_all(batch, broken(rc), &err);
-        return;
+        return false;
     }
     for (qun_wop_t *op = batch; op; op = op->next) {
         op->err.msg[0] = op->err.field[0] = '\0';
@@ -83,7 +87,7 @@ static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
                     "writer: an operation without a savepoint failed: %s", op->err.msg);
             qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
             fail_all(batch, broken(op->rc), &op->err);
-            return;
+            return false;
         }
         op->rc = qun_db_savepoint(w->db, &op->err);
         if (op->rc == QUN_OK) op->rc = op->fn(w->db, op->arg, &op->err);
@@ -93,34 +97,50 @@ static void run_batch(qun_writer_t *w, qun_wop_t *batch) {
                     err.msg);
             qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
             fail_all(batch, broken(rc), &err);
-            return;
+            return false;
         }
+    }
+    pthread_mutex_lock(&w->mu);
+    qun_rc (*pre)(qun_db_t *, void *, qun_err_t *) = w->before_commit;
+    void *pre_arg = w->before_commit_arg;
+    pthread_mutex_unlock(&w->mu);
+    if (pre && (rc = pre(w->db, pre_arg, &err)) != QUN_OK) {
+        qun_log("error", "writer: the work before the commit broke the transaction: %s", err.msg);
+        qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
+        fail_all(batch, broken(rc), &err);
+        return false;
     }
     if ((rc = qun_db_exec(w->db, "COMMIT", &err)) != QUN_OK) {
         qun_log(rc == QUN_STORAGE_FULL ? "warn" : "error", "writer: commit failed: %s", err.msg);
         qun_db_exec(w->db, "ROLLBACK", &(qun_err_t){{0}, {0}});
         fail_all(batch, broken(rc), &err);
-        return;
+        return false;
     }
     atomic_fetch_add(&w->commits, 1);
-    pthread_mutex_lock(&w->mu);
-    void (*hook)(void *) = w->on_commit;
-    void *hook_arg = w->on_commit_arg;
-    pthread_mutex_unlock(&w->mu);
-    if (hook) hook(hook_arg);
     int64_t due = qun_queue_take_hint();
     if (due) { /* under the lock: once on_job(NULL) returns, the old hook is never called */
         pthread_mutex_lock(&w->mu);
         if (w->on_job) w->on_job(w->on_job_arg, due);
         pthread_mutex_unlock(&w->mu);
     }
+    return true;
+}
+
+/* After a commit and the batch's done callbacks, so that a loop answers the writes
+ * before it fans their events out (a dissolution's 202 before its 500 members' frames). */
+static void wake_loops(qun_writer_t *w) {
+    pthread_mutex_lock(&w->mu);
+    void (*hook)(void *) = w->on_commit;
+    void *hook_arg = w->on_commit_arg;
+    pthread_mutex_unlock(&w->mu);
+    if (hook) hook(hook_arg);
 }
 
 static void *writer_main(void *arg) {
     qun_writer_t *w = arg;
     qun_wop_t *batch;
     while ((batch = take_batch(w))) {
-        run_batch(w, batch);
+        bool committed = run_batch(w, batch);
         while (batch) {
             qun_wop_t *next = batch->next;
             atomic_fetch_add(&w->ops, 1);
@@ -129,6 +149,7 @@ static void *writer_main(void *arg) {
             batch->done(batch); /* may free batch */
             batch = next;
         }
+        if (committed) wake_loops(w);
     }
     return NULL;
 }
@@ -204,11 +225,25 @@ qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_
     return s.op.rc;
 }
 
+static qun_rc noop_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)db, (void)arg, (void)err;
+    return QUN_OK;
+}
+
 void qun_writer_on_job(qun_writer_t *w, void (*fn)(void *arg, int64_t due_at), void *arg) {
     pthread_mutex_lock(&w->mu);
     w->on_job = fn;
     w->on_job_arg = arg;
     pthread_mutex_unlock(&w->mu);
+}
+
+void qun_writer_before_commit(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg) {
+    pthread_mutex_lock(&w->mu);
+    w->before_commit = fn;
+    w->before_commit_arg = arg;
+    pthread_mutex_unlock(&w->mu);
+    /* A batch that read the old hook commits before this no-op runs. */
+    if (!fn) qun_writer_run(w, noop_txn, NULL, NULL);
 }
 
 void qun_writer_on_commit(qun_writer_t *w, void (*fn)(void *arg), void *arg) {

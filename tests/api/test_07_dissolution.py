@@ -242,6 +242,21 @@ def test_members_lose_access_at_once(server):
     expect(s.owner.delete(s.g + "/dissolution"), 409, "DISSOLUTION_NOT_CANCELLABLE")
 
 
+def test_without_cooling_off_the_group_is_gone_when_the_owner_is_answered(server):
+    """Cooling-off 0 and no notice: the group is marked dissolved in the commit of the
+    request itself, so the 202 (which still tells the state the request left) comes
+    after the members lost the group, not one scheduler round before."""
+    for _ in range(3):  # each time, not by luck of timing
+        s = Scene(server, n_messages=1)
+        p = s.preview("keep")
+        out = expect(s.owner.post(s.g + "/dissolution", {"messages": "keep", "typed_name": p["name"],
+                                                         "confirmation_token": p["confirmation_token"]}), 202)
+        assert out["state"] == "pending"
+        st = expect(s.owner.get(s.g + "/dissolution"), 200)
+        assert st["state"] in ("dissolved", "purging", "purged") and st["dissolved_at"] > 0, st
+        expect(s.member.get(s.g + "/messages"), 410, "GROUP_GONE")
+
+
 def test_purge_receipt_with_messages_deleted(server):
     s = Scene(server, n_messages=9)
     s.dissolve("delete")

@@ -51,14 +51,19 @@ static int64_t count(qun_db_t *db, const char *sql) {
     return n;
 }
 
-/* 32 threads, 50 operations each, every tenth refused: shared commits, exact counters. */
-static void group_commit(void) {
+/* A writer on a store with an empty unit_writer table. */
+static void start_fresh(int max_batch) {
     qun_db_t *db;
     qun_err_t err;
     CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
     CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_writer", &err) == QUN_OK);
     CHECK(qun_db_exec(db, "CREATE TABLE unit_writer(v INTEGER)", &err) == QUN_OK);
-    CHECK(qun_writer_start(db, 512, &w, &err) == QUN_OK);
+    CHECK(qun_writer_start(db, max_batch, &w, &err) == QUN_OK);
+}
+
+/* 32 threads, 50 operations each, every tenth refused: shared commits, exact counters. */
+static void group_commit(void) {
+    start_fresh(512);
 
     pthread_t th[THREADS];
     for (intptr_t i = 0; i < THREADS; i++)
@@ -136,6 +141,65 @@ static void commit_announces_jobs(void) {
     w = NULL;
 }
 
+/* ---- the before-commit hook ---- */
+
+static atomic_int hooked;       /* how many times the hook ran */
+static qun_rc hook_rc = QUN_OK; /* what it returns */
+
+/* Records, in the batch's transaction, the due-now approval-expiry jobs the batch queued
+ * that are rows (an operation that rolled back leaves an id and no row, as the
+ * scheduler's claim finds). */
+static qun_rc record_due_now(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)arg;
+    atomic_fetch_add(&hooked, 1);
+    int64_t ids[4];
+    int n = qun_queue_take_due_now(QUN_JOB_APPROVAL_EXPIRY, ids, 4);
+    for (int i = 0; i < n; i++) {
+        qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO unit_writer(v) SELECT id FROM jobs WHERE id = $1",
+                               "i", ids[i]);
+        if (rc != QUN_DONE) return rc;
+    }
+    return hook_rc == QUN_OK ? QUN_OK : qun_fail(err, hook_rc, "the transaction broke");
+}
+
+/* The hook runs once per batch, before its COMMIT and in its transaction: what it writes
+ * commits with the batch, it sees the jobs the batch queued due at once (not those due
+ * later, nor those of an operation that rolled back), a failure fails the whole batch
+ * (nothing of it kept), and a removed hook is not called again. */
+static void before_commit_joins_the_batch(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    start_fresh(64);
+    qun_writer_before_commit(w, record_due_now, NULL);
+    queue_op_t now = {.due = qun_now()}, later = {.due = qun_now() + 3600},
+               undone = {.due = qun_now(), .fail = true};
+    CHECK(qun_writer_run(w, queue_op, &now, &err) == QUN_OK);
+    CHECK(qun_writer_run(w, queue_op, &later, &err) == QUN_OK);
+    CHECK(qun_writer_run(w, queue_op, &undone, &err) == QUN_BAD_REQUEST);
+    CHECK(atomic_load(&hooked) == 3);
+    hook_rc = QUN_STORE;
+    CHECK(qun_writer_run(w, queue_op, &now, &err) == QUN_UNAVAILABLE);
+    hook_rc = QUN_OK;
+    qun_writer_before_commit(w, NULL, NULL);
+    int before = atomic_load(&hooked);
+    CHECK(qun_writer_run(w, queue_op, &now, &err) == QUN_OK);
+    CHECK(atomic_load(&hooked) == before);
+    qun_writer_stop(w);
+    w = NULL;
+    CHECK(qun_db_open(conn, false, false, &db, &err) == QUN_OK);
+    /* One row: the first due-now job's id; the failed batch's job and row are gone. */
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_writer") == 1);
+    CHECK(
+        count(
+            db,
+            "SELECT COUNT(*) FROM unit_writer u JOIN jobs j ON j.id = u.v WHERE j.due_at <= j.created_at") ==
+        1);
+    CHECK(count(db, "SELECT COUNT(*) FROM jobs WHERE kind = 'approval_expiry' AND ref_id = 42 AND due_at <= "
+                    "created_at") == 2);
+    CHECK(qun_db_exec(db, "DROP TABLE unit_writer", &err) == QUN_OK);
+    qun_db_close(db);
+}
+
 /* ---- operations without a savepoint (qun_wop_t.unguarded) ---- */
 
 typedef struct {
@@ -201,10 +265,7 @@ static void one_batch(uop_t *ops, int n) {
 static void unguarded_ops(void) {
     qun_db_t *db;
     qun_err_t err;
-    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
-    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_writer", &err) == QUN_OK);
-    CHECK(qun_db_exec(db, "CREATE TABLE unit_writer(v INTEGER)", &err) == QUN_OK);
-    CHECK(qun_writer_start(db, 64, &w, &err) == QUN_OK);
+    start_fresh(64);
     uop_t a[] = {{.v = 1},
                  {.op.unguarded = true, .then = QUN_FORBIDDEN_ROLE},
                  {.op.unguarded = true, .v = 2},
@@ -252,6 +313,11 @@ static void unguarded_ops_pg(void) {
     unguarded_ops();
 }
 
+static void before_commit_joins_the_batch_pg(void) {
+    atomic_store(&hooked, 0);
+    before_commit_joins_the_batch();
+}
+
 static void commit_announces_jobs_pg(void) {
     atomic_store(&told_count, 0);
     commit_announces_jobs();
@@ -265,6 +331,7 @@ int main(void) {
     RUN(group_commit);
     RUN(survivors_after_reopen);
     RUN(commit_announces_jobs);
+    RUN(before_commit_joins_the_batch);
     RUN(unguarded_ops);
     remove_sqlite_files();
 
@@ -273,6 +340,7 @@ int main(void) {
         RUN(group_commit_pg);
         RUN(survivors_after_reopen_pg);
         RUN(commit_announces_jobs_pg);
+        RUN(before_commit_joins_the_batch_pg);
         RUN(unguarded_ops_pg);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
