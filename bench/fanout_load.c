@@ -7,9 +7,11 @@
  * Opens one GET /v1/events per member, then posts MESSAGES messages as the owner over
  * INFLIGHT keep-alive connections (one request in flight on each), all on one epoll
  * loop.  Every frame is scanned for its event name and message text; a message counts
- * as delivered when every member's stream has it.  Then it previews and requests the
- * group's dissolution and waits for every member's dissolution.pending and then (qund
- * runs with cooling-off 0, so the job that marks it is due at once) group.dissolved.  Prints one
+ * as delivered when every member's stream has it.  Then it previews the group's
+ * dissolution (a blocking call, not timed) and requests it on a kept-alive poster
+ * connection read by the same loop as the streams, and waits for the 202, every member's
+ * dissolution.pending and (qund runs with cooling-off 0, so the group is marked in the
+ * request's commit) group.dissolved.  Prints one
  * JSON object with the figures.  With no member tokens it only posts (and dissolves):
  * the same run's baseline of posts/s without fan-out. */
 #include <sys/epoll.h>
@@ -23,7 +25,8 @@ typedef struct {
     int is_stream;
     char *buf; /* unconsumed bytes */
     size_t len, cap;
-    int msg; /* poster: message in flight, -1 when idle */
+    int msg;        /* poster: message in flight, -1 when idle */
+    int dissolving; /* the poster that requested the dissolution, until its answer */
 } conn_t;
 
 static const char *g_gid;
@@ -35,6 +38,8 @@ static int g_pending_seen, g_dissolved_seen;
 static double g_pending_all, g_dissolved_all; /* when the last member had each */
 static int g_delivered_all;                   /* messages every stream has */
 static double g_last_delivery;
+static int g_dissolve_status; /* the dissolution request's answer, 0 until it is complete */
+static double g_dissolve_acked;
 
 /* One blocking request/response on a fresh connection; returns the body (malloc'd). */
 static char *call(const char *method, const char *path, const char *body, int *status) {
@@ -137,6 +142,16 @@ static int pump(int ep, const char *waiting_for) {
         BUF_APPEND(c, tmp, (size_t)r);
         if (c->is_stream) {
             stream_lines(c);
+            continue;
+        }
+        if (c->dissolving) {
+            char *end = strstr(c->buf, "\r\n\r\n");
+            char *cl = end ? strcasestr(c->buf, "Content-Length:") : NULL;
+            if (end && c->len >= (size_t)(end + 4 - c->buf) + (cl && cl < end ? (size_t)atol(cl + 15) : 0)) {
+                g_dissolve_acked = now();
+                g_dissolve_status = atoi(c->buf + 9);
+                c->dissolving = 0;
+            }
             continue;
         }
         while (c->msg >= 0 && poster_answer(c)) {
@@ -242,19 +257,30 @@ int main(int argc, char **argv) {
     *strchr(tok, '"') = 0;
     char body[512];
     snprintf(body, sizeof body, "{\"messages\":\"keep\",\"confirmation_token\":\"%s\"}", tok);
-    snprintf(path, sizeof path, "/v1/groups/%s/dissolution", g_gid);
+    /* On a kept-alive poster connection, read on the same loop as the streams: a member's
+     * phone does not wait for the owner's answer to read its own stream. */
+    conn_t *d = &conns[g_members];
+    free(d->buf);
+    d->buf = NULL;
+    d->len = d->cap = 0;
+    d->dissolving = 1;
+    char *req;
+    int rn = asprintf(&req,
+                      "POST /v1/groups/%s/dissolution HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                      g_gid, g_host, g_owner, strlen(body), body);
+    if (rn < 0) die("asprintf");
     g_pending_seen = 0;
     double t1 = now();
-    free(call("POST", path, body, &status));
-    double acked = now();
-    if (status != 202) {
-        fprintf(stderr, "dissolution answered %d\n", status);
+    send_all(d->fd, req, (size_t)rn);
+    free(req);
+    while (!g_dissolve_status || g_pending_seen < g_members || g_dissolved_seen < g_members)
+        if (pump(ep, "the dissolution") < 0) return 1;
+    double acked = g_dissolve_acked;
+    if (g_dissolve_status != 202) {
+        fprintf(stderr, "dissolution answered %d\n", g_dissolve_status);
         return 1;
     }
-    while (g_pending_seen < g_members)
-        if (pump(ep, "dissolution.pending") < 0) return 1;
-    while (g_dissolved_seen < g_members)
-        if (pump(ep, "group.dissolved") < 0) return 1;
     printf("{\"members\":%d,\"messages\":%d,\"inflight\":%d,\"seconds\":%.4f,\"deliveries_per_s\":%.0f,"
            "\"messages_per_s\":%.0f,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,\"lat_max_ms\":%.2f,"
            "\"dissolve_ack_ms\":%.2f,\"dissolve_notify_all_ms\":%.2f,\"notify_after_ack_ms\":%.2f,"
