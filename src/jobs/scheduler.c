@@ -124,26 +124,15 @@ typedef struct {
     qun_jobs_t *j;
     qun_job_t due[CLAIM_MAX];
     int n;
-    run_t first; /* the first claimed job's step, when it ran in the claim's transaction */
-    bool first_ran;
 } claim_t;
 
-/* The due jobs nobody else holds, those not started yet first, and one step of the
- * first of them: it shares the claim's commit, so a job due at once (a dissolution
- * without cooling-off) is done one fsync sooner.  A step that fails is undone here
- * and runs again on its own, where its failure is recorded (step_job). */
+/* The due jobs nobody else holds, those not started yet first.  Its own transaction:
+ * a step in it would hold the claimed rows while it waits for a group's lock, and a
+ * cancellation on another instance holding that lock and waiting for one of those
+ * rows deadlocks with it (tests/pg/test_multi.py). */
 static qun_rc claim_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     claim_t *c = arg;
-    c->first_ran = false;
-    qun_rc rc = qun_queue_claim(db, c->j->instance, qun_now(), c->j->lease, c->due, CLAIM_MAX, &c->n, err);
-    if (rc != QUN_OK || c->n == 0) return rc;
-    c->first = (run_t){.job = c->due[0], .j = c->j};
-    qun_err_t step_err = {{0}, {0}};
-    if ((rc = qun_db_savepoint(db, err)) != QUN_OK) return rc;
-    qun_rc step = step_txn(db, &c->first, &step_err);
-    if ((rc = qun_db_release(db, step == QUN_OK, err)) != QUN_OK) return rc;
-    c->first_ran = step == QUN_OK;
-    return QUN_OK;
+    return qun_queue_claim(db, c->j->instance, qun_now(), c->j->lease, c->due, CLAIM_MAX, &c->n, err);
 }
 
 /* The writer's before-commit hook: a dissolution the batch made due at once (no
@@ -151,7 +140,9 @@ static qun_rc claim_txn(qun_db_t *db, void *arg, qun_err_t *err) {
  * approval or cancellation of a hold that made it due, so its members get
  * `dissolution.pending` and `group.dissolved` together instead of one commit and a
  * scheduler round apart (bench/README.md, benchmark 9).  A step that fails is undone
- * and left to the scheduler, which records the failure. */
+ * and left to the scheduler, which records the failure.  The job row is the batch's own,
+ * uncommitted, and the request holds the group's lock already: no other instance can
+ * hold what the step waits for. */
 static qun_rc mark_due_now(qun_db_t *db, void *arg, qun_err_t *err) {
     qun_jobs_t *j = arg;
     int64_t ids[4];
@@ -339,11 +330,11 @@ static void scrub(qun_jobs_t *j) {
     if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files after a purge: %s", err.msg);
 }
 
-/* One step of a claimed job (ran: the claim's transaction took it already);
- * r->finished also when it failed or waits (deferred): nothing more of it this round. */
-static void step_job(qun_jobs_t *j, run_t *r, bool ran) {
+/* One step of a claimed job; r->finished also when it failed or waits (deferred):
+ * nothing more of it this round. */
+static void step_job(qun_jobs_t *j, run_t *r) {
     qun_err_t err = {{0}, {0}};
-    qun_rc rc = ran ? QUN_OK : qun_writer_run(j->writer, step_txn, r, &err);
+    qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
     if (rc == QUN_OK && r->defer) {
         r->finished = true;
         return;
@@ -395,9 +386,8 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
     int64_t t0 = mono_us();
     bool left = false, cut = false;
     for (int i = 0; i < c.n && !cut && !stopping(j); i++) {
-        bool ran = i == 0 && c.first_ran;
-        run_t r = ran ? c.first : (run_t){.job = c.due[i], .j = j};
-        step_job(j, &r, ran);
+        run_t r = {.job = c.due[i], .j = j};
+        step_job(j, &r);
         left |= !r.finished;
         /* The rest stay claimed: the next round has them.  Never two cut rounds in a row,
          * so jobs that keep coming do not starve a long one. */
