@@ -136,8 +136,8 @@ static qun_rc claim_txn(qun_db_t *db, void *arg, qun_err_t *err) {
 }
 
 /* The writer's before-commit hook: a dissolution the batch made due at once (no
- * cooling-off, notice or approval left) is marked in the same commit as the request,
- * approval or cancellation of a hold that made it due, so its members get
+ * cooling-off, notice or approval left) is marked in the same commit as the request
+ * or the last approval that made it due, so its members get
  * `dissolution.pending` and `group.dissolved` together instead of one commit and a
  * scheduler round apart (bench/README.md, benchmark 9).  A step that fails is undone
  * and left to the scheduler, which records the failure.  The job row is the batch's own,
