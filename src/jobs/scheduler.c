@@ -367,9 +367,10 @@ static bool newly_due(qun_jobs_t *j) {
  * first; true when at least one ran.  A long job (a purge, a notice to 100 000 people)
  * is claimed again by the next round, and a round ends early when a commit makes
  * another job due (but not two rounds in a row): a dissolution's timer waits for one
- * step of a long job, not for all of it nor for a step of each.  After a round that left work, the thread
- * pauses as long as the round took (step_pause).  *next is the earliest due time seen, so the thread can
- * sleep until then.  The read connection looks first, so an idle scheduler costs no write transactions. */
+ * step of a long job, not for all of it nor for a step of each.  After a round that
+ * left work, the thread pauses as long as the round took (step_pause).  *next is the
+ * earliest due time seen, so the thread can sleep until then.  The read connection
+ * looks first, so an idle scheduler costs no write transactions. */
 static bool run_due(qun_jobs_t *j, int64_t *next) {
     qun_err_t err;
     int64_t now = qun_now();

@@ -166,24 +166,36 @@ qun_rc qun_queue_next_due(qun_db_t *db, const char *instance, int64_t now, int64
     return QUN_OK;
 }
 
+/* What a claim's RETURNING lists, in this order, and the job it describes: false for a
+ * kind this build does not know. */
+#define CLAIMED_COLUMNS                                                                                      \
+    "id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), attempts, due_at, "                               \
+    "CASE WHEN state = 'running' THEN 1 ELSE 0 END"
+
+static bool claimed_job(qun_q_t *q, qun_job_t *job) {
+    *job = (qun_job_t){.id = qun_q_col_int(q, 0),
+                       .group_id = qun_q_col_int(q, 2),
+                       .ref_id = qun_q_col_int(q, 3),
+                       .attempts = (int)qun_q_col_int(q, 4),
+                       .due_at = qun_q_col_int(q, 5),
+                       .started = qun_q_col_int(q, 6) != 0};
+    return qun_job_kind_parse(qun_q_col_text(q, 1), &job->kind);
+}
+
 qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
                        int max, int *n, qun_err_t *err) {
     char sql[512];
     snprintf(sql, sizeof sql,
              "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "
              "WHERE " CLAIMABLE " ORDER BY CASE WHEN state = 'running' THEN 1 ELSE 0 END, due_at, id LIMIT "
-             "%d%s) RETURNING id, kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), "
-             "attempts, due_at, CASE WHEN state = 'running' THEN 1 ELSE 0 END",
+             "%d%s) RETURNING " CLAIMED_COLUMNS,
              max, QUN_DB_OPS(db)->skip_locked);
     qun_q_t *q;
     *n = 0;
     qun_rc rc = qun_db_run(db, &q, err, sql, "sii", instance, now + lease, now);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
-        qun_job_kind kind;
-        if (*n >= max || !qun_job_kind_parse(qun_q_col_text(q, 1), &kind)) continue;
-        qun_job_t job = {
-            qun_q_col_int(q, 0),      qun_q_col_int(q, 2),     qun_q_col_int(q, 3), qun_q_col_int(q, 5), kind,
-            (int)qun_q_col_int(q, 4), qun_q_col_int(q, 6) != 0};
+        qun_job_t job;
+        if (*n >= max || !claimed_job(q, &job)) continue;
         /* insertion sort by (started, due_at, id): RETURNING keeps no order */
         int i = (*n)++;
         while (i > 0 && (out[i - 1].started > job.started ||
@@ -204,17 +216,10 @@ qun_rc qun_queue_claim_one(qun_db_t *db, int64_t id, const char *instance, int64
     *mine = false;
     qun_rc rc = qun_db_run(db, &q, err,
                            "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id = $4 AND " CLAIMABLE
-                           " RETURNING kind, COALESCE(group_id, 0), COALESCE(ref_id, 0), attempts, due_at, "
-                           "CASE WHEN state = 'running' THEN 1 ELSE 0 END",
+                           " RETURNING " CLAIMED_COLUMNS,
                            "siii", instance, now + lease, now, id);
     if (rc != QUN_ROW) return done_ok(rc);
-    *mine = qun_job_kind_parse(qun_q_col_text(q, 0), &job->kind);
-    job->id = id;
-    job->group_id = qun_q_col_int(q, 1);
-    job->ref_id = qun_q_col_int(q, 2);
-    job->attempts = (int)qun_q_col_int(q, 3);
-    job->due_at = qun_q_col_int(q, 4);
-    job->started = qun_q_col_int(q, 5) != 0;
+    *mine = claimed_job(q, job);
     qun_q_done(q);
     return QUN_OK;
 }
