@@ -8,14 +8,12 @@ author's name and local time, and files/ holds each file under its original name
 the sealed copy is gone once the job ends."""
 import glob
 import os
-import pty
-import select
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
+import terminal
 from conftest import expect, make_group, register
 from test_31_export import AGE, check_manifest, wait_done
 from test_45_names import person
@@ -25,36 +23,12 @@ pytestmark = pytest.mark.skipif(not AGE, reason="Debian's age is needed")
 PASS = "plum-kettle-orbit-92 七月"
 
 
-def on_pty(argv, answer, env=None, prompts=1, timeout=120):
+def on_pty(argv, answer, env=None, prompts=1):
     """Run argv on a new pty and type answer (or answer[i], given a list) at each of
     its first `prompts` prompts that mention a passphrase, in English or Chinese (age and
     qun read it from /dev/tty).  Returns (exit code, what it wrote to the terminal)."""
     answers = answer if isinstance(answer, list) else [answer] * prompts
-    pid, fd = pty.fork()
-    if pid == 0:
-        if env is not None:
-            os.execve(argv[0], argv, env)
-        os.execv(argv[0], argv)
-    seen, typed, at = b"", 0, 0
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        r, _, _ = select.select([fd], [], [], 1)
-        if not r:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if typed < len(answers) and (b"passphrase" in seen[at:].lower() or "口令".encode() in seen[at:]):
-            at = len(seen)
-            os.write(fd, answers[typed].encode() + b"\r")
-            typed += 1
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), seen
+    return terminal.on_pty(argv, [(r"(?i)passphrase|口令", a) for a in answers], env=env, timeout=120, enter="\r")
 
 
 def age_decrypt(data, passphrase, tmp_path, name="a"):

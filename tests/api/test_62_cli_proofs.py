@@ -17,8 +17,6 @@ Each device runs the real binary with its own XDG_CONFIG_HOME (test_23's Device)
 import json
 import subprocess
 import os
-import pty
-import select
 import time
 import uuid
 
@@ -30,6 +28,7 @@ from test_15_verify import server_now, totp
 from test_20_cli import FakeServer
 from test_23_cli_verify import PASSWORD, Device
 from test_60_passkeys import enroll
+from terminal import on_pty
 
 
 @pytest.fixture(scope="module")
@@ -153,33 +152,13 @@ def test_a_device_key_file_answers_device_key_and_totp_the_second_round(srv, tmp
     assert d.json("group", "show", g2)["state"] == "pending"
 
 
-def run_on_pty(d, args, answers, env=None, timeout=60):
-    """Run qun on a terminal; answer each prompt (a substring of the output) in turn.
+def run_on_pty(d, args, answers, env=None):
+    """Run qun on a terminal as device d; answer each (prompt, text) once.
     Returns (exit status, everything the terminal showed)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("QUN_")}
     e.update(HOME=str(d.home), XDG_CONFIG_HOME=str(d.home / "cfg"), QUN_URL=d.url, **(env or {}))
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(QUN, [QUN, *args], e)
-    shown, pending, mark, deadline = b"", list(answers), 0, time.time() + timeout
-    while time.time() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # the child ended: the terminal is gone
-                break
-            if not chunk:
-                break
-            shown += chunk
-        for item in list(pending):  # prompts may come in any order; each is answered once
-            if item[0].encode() in shown[mark:]:
-                pending.remove(item)
-                mark = len(shown)
-                os.write(fd, item[1].encode() + b"\n")
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+    rc, shown = on_pty([QUN, *args], answers, env=e)
+    return rc, shown.decode(errors="replace")
 
 
 def test_password_and_totp_asked_on_a_terminal_without_echo(srv, tmp_path):
@@ -190,8 +169,8 @@ def test_password_and_totp_asked_on_a_terminal_without_echo(srv, tmp_path):
     next_step(srv)
     code = totp(secret, server_now(srv.url))
     rc, shown = run_on_pty(d, ["dissolve", gid, "--messages", "delete", "--no-wait"],
-                           [("Type the group's name", "class 3"), ("Password:", PASSWORD),
-                            ("authenticator app:", code)])
+                           [("Type the group's name", "class 3"), ("Password: $", PASSWORD),
+                            ("authenticator app: $", code)])
     assert rc == 0, shown
     assert "Password:" in shown and "authenticator app" in shown
     assert PASSWORD not in shown and code not in shown  # neither secret was echoed
@@ -204,12 +183,12 @@ def test_a_wrong_password_on_a_terminal_is_refused_in_chinese(calm, tmp_path):
     school = expect(d.api.post("/v1/orgs", {"name": "school", "kind": "school"}), 201)["id"]
     gid = d.json("group", "create", "class 4", "--kind", "education", "--org", school)["id"]
     rc, shown = run_on_pty(d, ["dissolve", gid, "--messages", "delete", "--confirm-name", "class 4", "--no-wait"],
-                           [("密码", "not the password")], env={"LC_ALL": "zh_CN.UTF-8"})
+                           [("密码：$", "not the password")], env={"LC_ALL": "zh_CN.UTF-8"})
     assert rc == 1 and "用户名或密码错误。 (BAD_CREDENTIALS)" in shown, shown
     assert "not the password" not in shown
     assert d.json("group", "show", gid)["state"] == "active"
     rc, shown = run_on_pty(d, ["dissolve", gid, "--messages", "delete", "--confirm-name", "class 4", "--no-wait"],
-                           [("Password:", PASSWORD)])
+                           [("Password: $", PASSWORD)])
     assert rc == 0 and PASSWORD not in shown, shown
     assert d.json("group", "show", gid)["state"] == "review"
 

@@ -1024,7 +1024,7 @@ try {
       'seen = b""; typed = False',
       'while True:',
       '    r, _, _ = select.select([fd], [], [], 120)',
-      '    if not r: break',
+      '    if not r: os.kill(pid, 9); break  # silent for 2 minutes: stop it, do not hang',
       '    try: d = os.read(fd, 4096)',
       '    except OSError: break',
       '    if not d: break',
