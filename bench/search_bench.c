@@ -229,6 +229,11 @@ static qun_rc seed(qun_db_t *db, void *arg, qun_err_t *err) {
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+static qun_rc nothing(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)db, (void)arg, (void)err;
+    return QUN_OK;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
@@ -327,6 +332,20 @@ int main(int argc, char **argv) {
     double seeded = bench_now() - t0;
     printf("seed_indexed rows=%lld seconds=%.1f rows_per_s=%.0f\n", (long long)messages, seeded,
            (double)messages / seeded);
+    /* The seeding COMMIT indexed one slice of the bulk load (QUN_SEARCH_CATCHUP ids); qund's
+     * jobs thread commits until the rest is in (catch_up_search), and so does this, so the
+     * searches below meet the index as a running server has it, not a million rows read by
+     * their text. */
+    int64_t backlog = 0;
+    t0 = bench_now();
+    for (;;) {
+        if (qun_db_search_backlog(big.db, &backlog, &err) != QUN_OK) fail("backlog", &err);
+        if (backlog < qun_search_batch) break;
+        if (qun_db_txn(big.db, nothing, NULL, &err) != QUN_OK) fail("catch up", &err);
+    }
+    double caught = bench_now() - t0;
+    printf("catch_up rows=%lld seconds=%.1f rows_per_s=%.0f left=%lld\n", (long long)(messages - backlog),
+           caught, (double)(messages - backlog) / caught, (long long)backlog);
     fflush(stdout);
     latency(&big, messages, 200);
     qun_db_close(big.db);
