@@ -980,7 +980,7 @@ static bool end_direct(ctx_t *c) {
     qun_rc rc = qun_writer_run(wr, end_txn, &e, &err);
     writer_give();
     if (rc != QUN_OK)
-        qun_log("warn", "export %s: recording its end failed, the job will: %s", c->xid, err.msg);
+        qun_log("warn", "export %s: recording its end failed, the job's next step will: %s", c->xid, err.msg);
     return rc == QUN_OK;
 }
 

@@ -28,7 +28,8 @@ def on_pty(argv, answer, env=None, prompts=1):
     its first `prompts` prompts that mention a passphrase, in English or Chinese (age and
     qun read it from /dev/tty).  Returns (exit code, what it wrote to the terminal)."""
     answers = answer if isinstance(answer, list) else [answer] * prompts
-    return terminal.on_pty(argv, [(r"(?i)passphrase|口令", a) for a in answers], env=env, timeout=120, enter="\r")
+    prompt = r"(?i)(passphrase|口令)[^\n]*[:：] ?$"  # the prompt itself, the last thing shown
+    return terminal.on_pty(argv, [(prompt, a) for a in answers], env=env, timeout=120, enter="\r")
 
 
 def age_decrypt(data, passphrase, tmp_path, name="a"):
