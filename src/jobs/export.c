@@ -105,6 +105,15 @@ static void writer_give(void) {
     pthread_mutex_unlock(&mu);
 }
 
+/* Take c out of the running list; the caller holds mu. */
+static void running_remove(ctx_t *c) {
+    for (ctx_t **r = &running; *r; r = &(*r)->next)
+        if (*r == c) {
+            *r = c->next;
+            return;
+        }
+}
+
 static void ctx_free(ctx_t *c) {
     if (!c) return;
     free(c->recipients);
@@ -1020,11 +1029,7 @@ static void *export_main(void *arg) {
     pthread_mutex_unlock(&mu);
     if (end_direct(c)) { /* recorded: no step looks at c again */
         pthread_mutex_lock(&mu);
-        for (ctx_t **r = &running; *r; r = &(*r)->next)
-            if (*r == c) {
-                *r = c->next;
-                break;
-            }
+        running_remove(c);
         pthread_mutex_unlock(&mu);
         ctx_free(c);
         return NULL;
@@ -1181,12 +1186,7 @@ qun_rc qun_export_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int
         running = c;
     }
     bool ended = c->ended;
-    if (ended) /* the step takes c out of the list, and owns it */
-        for (ctx_t **r = &running; *r; r = &(*r)->next)
-            if (*r == c) {
-                *r = c->next;
-                break;
-            }
+    if (ended) running_remove(c); /* the step takes c out of the list, and owns it */
     pthread_mutex_unlock(&mu);
     free(recipients);
     free(sealed);

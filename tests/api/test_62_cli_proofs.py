@@ -169,7 +169,7 @@ def test_password_and_totp_asked_on_a_terminal_without_echo(srv, tmp_path):
     next_step(srv)
     code = totp(secret, server_now(srv.url))
     rc, shown = run_on_pty(d, ["dissolve", gid, "--messages", "delete", "--no-wait"],
-                           [("Type the group's name", "class 3"), ("Password: $", PASSWORD),
+                           [("Type the group's name.* to confirm: $", "class 3"), ("Password: $", PASSWORD),
                             ("authenticator app: $", code)])
     assert rc == 0, shown
     assert "Password:" in shown and "authenticator app" in shown
