@@ -32,6 +32,7 @@
 #include "qun/export.h"
 #include "qun/jobs.h"
 #include "qun/ledger.h"
+#include "qun/outfile.h"
 #include "qun/policy.h"
 #include "qun/queue.h"
 #include "qun/stage.h"
@@ -132,10 +133,17 @@ typedef struct {
 } author_t;
 
 typedef struct {
+    int64_t size;
+    char sha[65];
+} blob_t;
+
+typedef struct {
     ctx_t *c;
     qun_db_t *db;
     qun_archive_t *a;
-    FILE *out;
+    qun_outfile_t *out;
+    qun_rc out_rc; /* the output file's first error (the age layer sees only -1) */
+    qun_err_t out_err;
     char dir[600], part[700], final[700];
     int64_t now;
     qun_stage_t digests; /* "name":"hex" pairs for the manifest, comma-separated */
@@ -144,8 +152,11 @@ typedef struct {
     bool over_quota;                  /* the output went past export_quota_bytes */
     uint8_t *piece;                   /* the read buffer for blobs (BLOB_PIECE bytes) */
     author_t authors[1024];           /* the message authors' openids, by a hash of the user id */
-    json_t *named;                    /* sha256 -> the file's name under files/ */
-    json_t *used;                     /* the names given under files/, folded */
+    blob_t *blobs;                    /* the group's files, listed before they stream */
+    size_t nblobs, blobs_cap;
+    atomic_bool stop; /* the export thread or the file streamer failed: the other stops */
+    json_t *named;    /* sha256 -> the file's name under files/ */
+    json_t *used;     /* the names given under files/, folded */
     qun_mask_counts_t masked;
 } work_t;
 
@@ -239,14 +250,22 @@ static const char *author_openid(work_t *w, int64_t uid, qun_err_t *err) {
 
 #define LINES_CAP (1 << 20) /* bytes of lines handed to the staging thread at a time */
 
-static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
+/* The file streamer failed: the export thread stops reading too (its error is the
+ * streamer's, reported after the join). */
+static bool stopped(work_t *w, qun_rc *rc, qun_err_t *err) {
+    if (!atomic_load(&w->stop)) return false;
+    *rc = qun_fail(err, QUN_INTERNAL, "the file streamer stopped");
+    return true;
+}
+
+/* messages.jsonl into s (added to the archive by the caller). */
+static qun_rc write_messages(work_t *w, qun_stage_t *s, int64_t *count, qun_err_t *err) {
     qun_line_t lines[2] = {{NULL, 0, 0, false}, {NULL, 0, 0, false}}, *cur = &lines[0];
-    qun_stage_t s;
-    qun_rc rc = stage_open(w, &s, err);
+    qun_rc rc = stage_open(w, s, err);
     if (rc != QUN_OK) return rc;
     qun_stage_bg_t bg;
-    if ((rc = qun_stage_bg_start(&bg, &s, err)) != QUN_OK) {
-        qun_stage_close(&s);
+    if ((rc = qun_stage_bg_start(&bg, s, err)) != QUN_OK) {
+        qun_stage_close(s);
         return rc;
     }
     int64_t after = 0, n;
@@ -305,7 +324,7 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
             qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE)
             rc = qrc;
-    } while (rc == QUN_OK && n == PAGE);
+    } while (rc == QUN_OK && n == PAGE && !stopped(w, &rc, err));
     if (rc == QUN_OK) rc = qun_stage_bg_hand(&bg, cur);
     qun_err_t bg_err = {{0}, {0}};
     qun_rc brc = qun_stage_bg_finish(&bg, &bg_err);
@@ -315,7 +334,8 @@ static qun_rc write_messages(work_t *w, int64_t *count, qun_err_t *err) {
     }
     free(lines[0].p);
     free(lines[1].p);
-    return rc == QUN_OK ? stage_add(w, &s, "messages.jsonl", true, err) : (qun_stage_close(&s), rc);
+    if (rc != QUN_OK) qun_stage_close(s);
+    return rc;
 }
 
 /* One blob into the archive, read in large pieces and hashed on the way, so it is
@@ -370,32 +390,38 @@ static qun_rc add_blob(work_t *w, const char *sha, int64_t size, qun_err_t *err)
     return note_digest(w, name, hex, err);
 }
 
-static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *err) {
-    qun_stage_t s;
-    qun_rc rc = stage_open(w, &s, err);
+/* files.jsonl into s, and the list of blobs to stream (w->blobs): the export thread
+ * reads the whole list first, so the blobs can stream on their own thread while this
+ * one goes on to the messages. */
+static qun_rc list_files(work_t *w, qun_stage_t *s, int64_t *count, qun_err_t *err) {
+    qun_rc rc = stage_open(w, s, err);
     if (rc != QUN_OK) return rc;
     int64_t after = 0, n;
-    *count = *bytes = 0;
+    *count = 0;
     do {
-        /* Read a page first: the blobs stream between queries, not inside one. */
-        typedef struct {
-            int64_t id, size;
-            char sha[65];
-        } file_t;
-        file_t page[64];
         qun_q_t *q;
         n = 0;
         qun_rc qrc =
             qun_db_run(w->db, &q, err,
                        "SELECT f.id, f.sha256, f.name, f.content_type, f.size, u.openid, f.created_at "
                        "FROM group_files f JOIN users u ON u.id = f.uploader_id WHERE f.group_id = $1 "
-                       "AND f.id > $2 ORDER BY f.id LIMIT 64",
-                       "ii", w->c->group_id, after);
-        for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err)) {
-            page[n].id = after = qun_q_col_int(q, 0);
-            page[n].size = qun_q_col_int(q, 4);
-            snprintf(page[n].sha, sizeof page[n].sha, "%s", qun_q_col_text(q, 1));
-            n++;
+                       "AND f.id > $2 ORDER BY f.id LIMIT $3",
+                       "iii", w->c->group_id, after, (int64_t)PAGE);
+        for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
+            after = qun_q_col_int(q, 0);
+            if (w->nblobs == w->blobs_cap) {
+                size_t cap = w->blobs_cap ? 2 * w->blobs_cap : 64;
+                blob_t *more = realloc(w->blobs, cap * sizeof *more);
+                if (!more) {
+                    rc = qun_fail(err, QUN_NOMEM, "out of memory");
+                    break;
+                }
+                w->blobs = more;
+                w->blobs_cap = cap;
+            }
+            blob_t *b = &w->blobs[w->nblobs++];
+            b->size = qun_q_col_int(q, 4);
+            snprintf(b->sha, sizeof b->sha, "%s", qun_q_col_text(q, 1));
             char *fname = strdup(qun_q_col_text(q, 2));
             if (!fname) {
                 rc = qun_fail(err, QUN_NOMEM, "out of memory");
@@ -405,35 +431,56 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
             /* The file under its own name too: a hard link to files/<sha256>. */
             char safe[200];
             qun_tr_safe_name(fname, w->used, safe, sizeof safe);
-            json_object_set_new(w->named, qun_q_col_text(q, 1), json_string(safe));
-            rc = qun_stage_line(&s,
-                                json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", qun_q_col_text(q, 1),
-                                          "name", fname, "content_type", qun_q_col_text(q, 3), "size",
-                                          (json_int_t)qun_q_col_int(q, 4), "uploader", qun_q_col_text(q, 5),
-                                          "created_at", (json_int_t)qun_q_col_int(q, 6)),
+            json_object_set_new(w->named, b->sha, json_string(safe));
+            rc = qun_stage_line(s,
+                                json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}", "sha256", b->sha, "name", fname,
+                                          "content_type", qun_q_col_text(q, 3), "size", (json_int_t)b->size,
+                                          "uploader", qun_q_col_text(q, 5), "created_at",
+                                          (json_int_t)qun_q_col_int(q, 6)),
                                 err);
             free(fname);
+            (*count)++;
         }
         if (qrc == QUN_ROW)
             qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE)
             rc = qrc;
-        for (int64_t i = 0; rc == QUN_OK && i < n; i++) {
-            rc = add_blob(w, page[i].sha, page[i].size, err);
-            const char *safe = json_string_value(json_object_get(w->named, page[i].sha));
-            if (rc == QUN_OK && safe) {
-                char link[260], target[80];
-                snprintf(link, sizeof link, "files/%s", safe);
-                snprintf(target, sizeof target, "files/%s", page[i].sha);
-                rc = qun_archive_add_link(w->a, link, target, w->now, err);
-            }
-            (*count)++;
-            *bytes += page[i].size;
-            atomic_store(&w->c->files, *count);
-            atomic_store(&w->c->file_bytes, *bytes);
+    } while (rc == QUN_OK && n == PAGE);
+    if (rc != QUN_OK) qun_stage_close(s);
+    return rc;
+}
+
+/* The file streamer: every listed blob and its link into the archive.  It owns the
+ * archive, w->digests and w->content until it is joined; w->named is only read. */
+typedef struct {
+    work_t *w;
+    qun_rc rc;
+    qun_err_t err;
+} streamer_t;
+
+static void *stream_files(void *arg) {
+    streamer_t *st = arg;
+    work_t *w = st->w;
+    int64_t bytes = 0;
+    qun_rc rc = QUN_OK;
+    for (size_t i = 0; rc == QUN_OK && i < w->nblobs; i++) {
+        if (atomic_load(&w->stop)) break;
+        const blob_t *b = &w->blobs[i];
+        rc = add_blob(w, b->sha, b->size, &st->err);
+        const char *safe = json_string_value(json_object_get(w->named, b->sha));
+        if (rc == QUN_OK && safe) {
+            char link[260], target[80];
+            snprintf(link, sizeof link, "files/%s", safe);
+            snprintf(target, sizeof target, "files/%s", b->sha);
+            rc = qun_archive_add_link(w->a, link, target, w->now, &st->err);
         }
-    } while (rc == QUN_OK && n == 64);
-    return rc == QUN_OK ? stage_add(w, &s, "files.jsonl", true, err) : (qun_stage_close(&s), rc);
+        bytes += b->size;
+        atomic_store(&w->c->files, (int64_t)i + 1);
+        atomic_store(&w->c->file_bytes, bytes);
+    }
+    st->rc = rc;
+    if (rc != QUN_OK) atomic_store(&w->stop, true);
+    return NULL;
 }
 
 #define PAY_COLS                                                                                             \
@@ -441,10 +488,10 @@ static qun_rc write_files(work_t *w, int64_t *count, int64_t *bytes, qun_err_t *
     "p.created_at "                                                                                          \
     "FROM payments p JOIN users u ON u.id = p.creator_id"
 
-static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
+/* payments.jsonl into s (added by the caller). */
+static qun_rc write_payments(work_t *w, qun_stage_t *s, int64_t *count, qun_err_t *err) {
     int64_t self = w->c->self_uid;
-    qun_stage_t s;
-    qun_rc rc = stage_open(w, &s, err);
+    qun_rc rc = stage_open(w, s, err);
     if (rc != QUN_OK) return rc;
     int64_t after = 0, n;
     *count = 0;
@@ -498,7 +545,7 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
                 qun_q_col_text(q, 8), "created_at", (json_int_t)qun_q_col_int(q, 9), "claims", claims);
             free(memo);
             if (rc == QUN_OK)
-                rc = qun_stage_line(&s, line, err);
+                rc = qun_stage_line(s, line, err);
             else
                 json_decref(line);
             (*count)++;
@@ -507,8 +554,9 @@ static qun_rc write_payments(work_t *w, int64_t *count, qun_err_t *err) {
             qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE)
             rc = qrc;
-    } while (rc == QUN_OK && n == PAGE);
-    return rc == QUN_OK ? stage_add(w, &s, "payments.jsonl", true, err) : (qun_stage_close(&s), rc);
+    } while (rc == QUN_OK && n == PAGE && !stopped(w, &rc, err));
+    if (rc != QUN_OK) qun_stage_close(s);
+    return rc;
 }
 
 static json_t *hex_json(const unsigned char *h) {
@@ -658,10 +706,9 @@ static void tr_notice(work_t *w, qun_line_t *l, const char *body) {
 /* messages.html: every message in seq order with its local time, its author's name
  * and, for a file message, the file's name under files/; then the files.  Not listed
  * in the manifest: it is a view of messages.jsonl and files.jsonl, for people. */
-static qun_rc write_transcript(work_t *w, json_t *group, qun_err_t *err) {
+static qun_rc write_transcript(work_t *w, json_t *group, qun_stage_t *s, qun_err_t *err) {
     ctx_t *c = w->c;
-    qun_stage_t s;
-    qun_rc rc = stage_open(w, &s, err);
+    qun_rc rc = stage_open(w, s, err);
     if (rc != QUN_OK) return rc;
     qun_line_t l = {NULL, 0, 0, false};
     char when[40], zone[16];
@@ -746,13 +793,13 @@ static qun_rc write_transcript(work_t *w, json_t *group, qun_err_t *err) {
             }
             PUTS(&l, "</li>\n");
             count++;
-            rc = tr_flush(&s, &l, false, err);
+            rc = tr_flush(s, &l, false, err);
         }
         if (qrc == QUN_ROW)
             qun_q_done(q);
         else if (rc == QUN_OK && qrc != QUN_DONE)
             rc = qrc;
-    } while (rc == QUN_OK && n == PAGE);
+    } while (rc == QUN_OK && n == PAGE && !stopped(w, &rc, err));
     if (count == 0) {
         PUTS(&l, "<li class=\"gone\">");
         tr_say(w, &l, QUN_TR_NONE, NULL);
@@ -778,14 +825,10 @@ static qun_rc write_transcript(work_t *w, json_t *group, qun_err_t *err) {
         PUTS(&l, "</li>\n");
     }
     PUTS(&l, "</ul>\n</body>\n</html>\n");
-    if (rc == QUN_OK) rc = tr_flush(&s, &l, true, err);
+    if (rc == QUN_OK) rc = tr_flush(s, &l, true, err);
     free(l.p);
-    if (rc != QUN_OK) {
-        qun_stage_close(&s);
-        return rc;
-    }
-    char hex[65];
-    return qun_stage_finish(&s, w->a, "messages.html", w->now, hex, err);
+    if (rc != QUN_OK) qun_stage_close(s);
+    return rc;
 }
 
 /* manifest.json, last in the archive because it lists the digests of all the others
@@ -826,7 +869,7 @@ static int out_write(void *arg, const void *buf, size_t len) {
         w->over_quota = true;
         return -1;
     }
-    if (fwrite(buf, 1, len, w->out) != len) return -1;
+    if ((w->out_rc = qun_outfile_write(w->out, buf, len, &w->out_err)) != QUN_OK) return -1;
     atomic_fetch_add(&w->c->bytes, (int64_t)len);
     return 0;
 }
@@ -888,9 +931,7 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     }
     if (rc != QUN_OK) return rc;
 
-    w->out = fopen(w->part, "wb");
-    if (!w->out)
-        rc = qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot create %s: %s", w->part, strerror(errno));
+    rc = qun_outfile_open(w->part, true, &w->out, err);
     if (rc == QUN_OK) rc = stage_open(w, &w->digests, err);
     crypto_hash_sha256_init(&w->content);
     if (rc == QUN_OK && c->sealed) {
@@ -910,10 +951,42 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     int64_t members = 0, messages = 0, files = 0, file_bytes = 0, payments = 0;
     if (rc == QUN_OK) count_totals(w);
     if (rc == QUN_OK) rc = write_members(w, &members, err);
-    if (rc == QUN_OK) rc = write_messages(w, &messages, err);
-    if (rc == QUN_OK) rc = write_files(w, &files, &file_bytes, err);
-    if (rc == QUN_OK) rc = write_payments(w, &payments, err);
-    if (rc == QUN_OK) rc = write_transcript(w, group, err);
+    /* The blobs stream on their own thread (read, hashed, tar, zstd; age on the
+     * writer's) while this one reads and stages the messages, the payments and the
+     * transcript; those follow the files in the archive, which a tar reader does not
+     * mind (docs/archive-format.md). */
+    qun_stage_t s_files = {0}, s_msgs = {0}, s_pay = {0}, s_html = {0};
+    if (rc == QUN_OK) rc = list_files(w, &s_files, &files, err);
+    streamer_t st = {w, QUN_OK, {{0}, {0}}};
+    pthread_t streamer;
+    bool streaming = false;
+    if (rc == QUN_OK) {
+        streaming = pthread_create(&streamer, NULL, stream_files, &st) == 0;
+        if (!streaming) rc = qun_fail(err, QUN_INTERNAL, "cannot start the file streamer");
+    }
+    if (rc == QUN_OK) rc = write_messages(w, &s_msgs, &messages, err);
+    if (rc == QUN_OK) rc = write_payments(w, &s_pay, &payments, err);
+    if (rc == QUN_OK) rc = write_transcript(w, group, &s_html, err);
+    if (streaming) {
+        if (rc != QUN_OK) atomic_store(&w->stop, true);
+        pthread_join(streamer, NULL);
+        if (st.rc != QUN_OK) { /* the streamer's error is the first one */
+            rc = st.rc;
+            *err = st.err;
+        }
+    }
+    file_bytes = atomic_load(&c->file_bytes);
+    if (rc == QUN_OK) rc = stage_add(w, &s_files, "files.jsonl", true, err);
+    if (rc == QUN_OK) rc = stage_add(w, &s_msgs, "messages.jsonl", true, err);
+    if (rc == QUN_OK) rc = stage_add(w, &s_pay, "payments.jsonl", true, err);
+    if (rc == QUN_OK) {
+        char hex[65];
+        rc = qun_stage_finish(&s_html, w->a, "messages.html", w->now, hex, err);
+    }
+    qun_stage_close(&s_files);
+    qun_stage_close(&s_msgs);
+    qun_stage_close(&s_pay);
+    qun_stage_close(&s_html);
     json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I}", "members", (json_int_t)members, "messages",
                                (json_int_t)messages, "files", (json_int_t)files, "file_bytes",
                                (json_int_t)file_bytes, "payments", (json_int_t)payments);
@@ -930,11 +1003,14 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (rc != QUN_OK && w->over_quota)
         rc = qun_fail(err, QUN_EXPORT_QUOTA_EXCEEDED, "the archive would exceed export_quota_bytes (%lld)",
                       (long long)qun_core_cfg.export_quota_bytes);
-    if (rc == QUN_OK && (fflush(w->out) != 0 || fsync(fileno(w->out)) != 0))
-        rc = qun_fail(err, QUN_STORE, "cannot write %s: %s", w->part, strerror(errno));
-    if (w->out && fclose(w->out) != 0 && rc == QUN_OK)
-        rc = qun_fail(err, QUN_STORE, "cannot close %s: %s", w->part, strerror(errno));
-    w->out = NULL;
+    else if (rc != QUN_OK && w->out_rc != QUN_OK) { /* the disk's own words, e.g. it is full */
+        rc = w->out_rc;
+        *err = w->out_err;
+    }
+    if (rc == QUN_OK) {
+        rc = qun_outfile_close(w->out, err);
+        w->out = NULL;
+    }
     if (rc == QUN_OK && rename(w->part, w->final) != 0)
         rc = qun_fail(err, QUN_STORE, "cannot rename %s: %s", w->part, strerror(errno));
     if (rc == QUN_OK) rc = fsync_dir(w->dir, err);
@@ -1016,7 +1092,8 @@ static void *export_main(void *arg) {
     qun_db_close(w.db);
     qun_archive_free(w.a);
     free(w.piece);
-    if (w.out) fclose(w.out);
+    free(w.blobs);
+    qun_outfile_abandon(w.out);
     qun_stage_close(&w.digests);
     if (rc != QUN_OK) {
         unlink(w.part);
