@@ -48,6 +48,13 @@ qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_e
 /* Add a regular file name of exactly size bytes read from f in 64 KiB pieces. */
 qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64_t size, int64_t mtime,
                               qun_err_t *err);
+/* Add a regular file name of size bytes whose zstd compression (whole frames,
+ * zsize bytes) is read from zf: it goes into the stream as it is. */
+qun_rc qun_archive_add_zst(qun_archive_t *a, const char *name, int64_t size, FILE *zf, int64_t zsize,
+                           int64_t mtime, qun_err_t *err);
+/* The zstd level of the archive stream, and of members compressed beforehand
+ * (libarchive's default, and zstd's). */
+#define QUN_ARCHIVE_ZSTD_LEVEL 3
 /* Close the tar and zstd layers and write the final age chunk.  On QUN_OK the hex
  * SHA-256 of every byte written through write goes to digest (may be NULL) and the
  * count to *bytes (may be NULL). */

@@ -22,10 +22,18 @@ typedef struct {
     qun_sha256_t h;
     int64_t size;
     int64_t items; /* JSON array members written (a caller's count, e.g. members.json) */
+    void *zc;      /* a ZSTD_CCtx when the file holds the bytes compressed */
+    uint8_t *zbuf; /* its output buffer */
+    int64_t zsize; /* compressed bytes in the file */
 } qun_stage_t;
 
 /* Open an empty staged member in directory dir (an unlinked temporary file). */
 qun_rc qun_stage_open(qun_stage_t *s, const char *dir, qun_err_t *err);
+/* The same, the bytes compressed as they are put (one zstd frame at the archive's
+ * level) and added to the archive as they are: the compression is done by whoever
+ * puts the bytes, e.g. a staging helper thread, rather than by the archive's writer
+ * when the member is added, and the file is a fraction of the size. */
+qun_rc qun_stage_open_zst(qun_stage_t *s, const char *dir, qun_err_t *err);
 /* Close it without adding it (accepts a closed one). */
 void qun_stage_close(qun_stage_t *s);
 /* Append buf[n] / a string / o (stolen) as compact sorted JSON / o (stolen) as one line. */

@@ -6,8 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zstd.h>
+
 #include "qun/stage.h"
 #include "qun/util.h"
+
+#define ZBUF_CAP (1 << 17) /* compressed bytes gathered per write to a compressed stage */
 
 qun_rc qun_stage_open(qun_stage_t *s, const char *dir, qun_err_t *err) {
     char path[720];
@@ -27,15 +31,53 @@ qun_rc qun_stage_open(qun_stage_t *s, const char *dir, qun_err_t *err) {
     return qun_sha256_init(&s->h, err);
 }
 
+qun_rc qun_stage_open_zst(qun_stage_t *s, const char *dir, qun_err_t *err) {
+    qun_rc rc = qun_stage_open(s, dir, err);
+    if (rc != QUN_OK) return rc;
+    s->zc = ZSTD_createCCtx();
+    s->zbuf = malloc(ZBUF_CAP);
+    if (!s->zc || !s->zbuf ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, QUN_ARCHIVE_ZSTD_LEVEL))) {
+        qun_stage_close(s);
+        return qun_fail(err, QUN_NOMEM, "cannot start zstd");
+    }
+    return QUN_OK;
+}
+
 void qun_stage_close(qun_stage_t *s) {
     if (s->f) fclose(s->f);
     s->f = NULL;
     qun_sha256_free(&s->h);
+    ZSTD_freeCCtx(s->zc);
+    s->zc = NULL;
+    free(s->zbuf);
+    s->zbuf = NULL;
+}
+
+/* Compress buf[n] into the file; end: and end the frame. */
+static qun_rc put_zst(qun_stage_t *s, const void *buf, size_t n, bool end, qun_err_t *err) {
+    ZSTD_inBuffer in = {buf, n, 0};
+    for (;;) {
+        ZSTD_outBuffer out = {s->zbuf, ZBUF_CAP, 0};
+        size_t r = ZSTD_compressStream2(s->zc, &out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+        if (ZSTD_isError(r)) return qun_fail(err, QUN_INTERNAL, "zstd: %s", ZSTD_getErrorName(r));
+        if (out.pos && fwrite(s->zbuf, 1, out.pos, s->f) != out.pos)
+            return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot write a staging file: %s",
+                            strerror(errno));
+        s->zsize += (int64_t)out.pos;
+        if (end ? r == 0 : in.pos == in.size) return QUN_OK;
+    }
 }
 
 qun_rc qun_stage_put(qun_stage_t *s, const void *buf, size_t n, qun_err_t *err) {
-    if (n && fwrite(buf, 1, n, s->f) != n)
-        return qun_fail(err, QUN_STORE, "cannot write a staging file: %s", strerror(errno));
+    if (!n) return QUN_OK;
+    if (s->zc) {
+        qun_rc rc = put_zst(s, buf, n, false, err);
+        if (rc != QUN_OK) return rc;
+    } else if (fwrite(buf, 1, n, s->f) != n) {
+        return qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot write a staging file: %s",
+                        strerror(errno));
+    }
     qun_sha256_update(&s->h, buf, n);
     s->size += (int64_t)n;
     return QUN_OK;
@@ -64,10 +106,13 @@ qun_rc qun_stage_finish(qun_stage_t *s, qun_archive_t *a, const char *name, int6
     unsigned char h[32];
     qun_sha256_final(&s->h, h);
     qun_hex(hex, h, sizeof h);
-    qun_rc rc = QUN_OK;
-    if (fflush(s->f) != 0 || fseek(s->f, 0, SEEK_SET) != 0)
-        rc = qun_fail(err, QUN_STORE, "cannot rewind a staging file: %s", strerror(errno));
-    if (rc == QUN_OK) rc = qun_archive_add_stream(a, name, s->f, s->size, mtime, err);
+    qun_rc rc = s->zc ? put_zst(s, NULL, 0, true, err) : QUN_OK;
+    if (rc == QUN_OK && (fflush(s->f) != 0 || fseek(s->f, 0, SEEK_SET) != 0))
+        rc = qun_fail(err, qun_rc_errno(errno, QUN_STORE), "cannot rewind a staging file: %s",
+                      strerror(errno));
+    if (rc == QUN_OK)
+        rc = s->zc ? qun_archive_add_zst(a, name, s->size, s->f, s->zsize, mtime, err)
+                   : qun_archive_add_stream(a, name, s->f, s->size, mtime, err);
     qun_stage_close(s);
     return rc;
 }

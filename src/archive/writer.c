@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* The archive writer of archive.h: libarchive writes a pax tar through its zstd
- * filter into a callback that hands the compressed bytes, in 1 MiB buffers, to an
- * encrypting thread: it feeds the age encryptor, whose output is hashed on its way to
- * the caller's sink.  So taring and compressing run at the same time as encrypting,
- * hashing and writing, much as `tar | zstd | age` runs its processes side by side.
- * Each layer holds a few blocks or chunks (OUT_BUFS buffers between the threads), so
- * memory stays flat whatever the archive's size. */
+/* The archive writer of archive.h: libarchive writes a pax tar, unblocked, into a
+ * callback that compresses it with zstd into 1 MiB buffers for an encrypting thread:
+ * it feeds the age encryptor, whose output is hashed on its way to the caller's sink.
+ * So taring and compressing run at the same time as encrypting, hashing and writing,
+ * much as `tar | zstd | age` runs its processes side by side.  A member whose bytes
+ * come already compressed (qun_archive_add_zst, a stage compressed while it was
+ * written) goes in as a zstd frame of its own between frames of the rest: a zstd
+ * stream may be any number of frames, and a reader sees one tar.  Each layer holds a
+ * few blocks or chunks (OUT_BUFS buffers between the threads), so memory stays flat
+ * whatever the archive's size. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -15,6 +18,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <sodium.h>
+#include <zstd.h>
 
 #include "qun/archive.h"
 
@@ -28,6 +32,9 @@ typedef struct {
 
 struct qun_archive {
     struct archive *ar;
+    ZSTD_CCtx *zc;
+    bool in_frame; /* zc has been given bytes since its last frame ended */
+    int64_t skip;  /* tar bytes to drop: the data of a member that went in compressed */
     qun_age_enc_t *enc;
     qun_age_write_fn write;
     void *arg;
@@ -99,21 +106,51 @@ static bool hand_over(qun_archive_t *a) {
     return ok;
 }
 
-/* libarchive's output callback: compressed tar bytes, gathered for the encrypting
- * thread. */
-static la_ssize_t ar_write(struct archive *ar, void *arg, const void *buf, size_t len) {
-    qun_archive_t *a = arg;
-    const uint8_t *p = buf;
-    for (size_t left = len; left > 0;) {
-        size_t n = OUT_CAP - a->cur.len < left ? OUT_CAP - a->cur.len : left;
+/* Bytes as they are into the current buffer, handing full ones over. */
+static bool put_raw(qun_archive_t *a, const uint8_t *p, size_t len) {
+    while (len > 0) {
+        size_t n = OUT_CAP - a->cur.len < len ? OUT_CAP - a->cur.len : len;
         memcpy(a->cur.p + a->cur.len, p, n);
         a->cur.len += n;
         p += n;
-        left -= n;
-        if (a->cur.len == OUT_CAP && !hand_over(a)) {
-            archive_set_error(ar, EIO, "%s", a->enc_err.msg);
-            return -1;
+        len -= n;
+        if (a->cur.len == OUT_CAP && !hand_over(a)) return false;
+    }
+    return true;
+}
+
+/* Compress in[len] into the current buffer; end: and end the frame.  False on a zstd
+ * error (its name in zerr) or when the encrypting thread has failed. */
+static bool put_zst(qun_archive_t *a, const uint8_t *p, size_t len, bool end, const char **zerr) {
+    ZSTD_inBuffer in = {p, len, 0};
+    if (len) a->in_frame = true;
+    if (end && !a->in_frame) return true; /* no empty frames */
+    for (;;) {
+        ZSTD_outBuffer out = {a->cur.p, OUT_CAP, a->cur.len};
+        size_t r = ZSTD_compressStream2(a->zc, &out, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+        a->cur.len = out.pos;
+        if (ZSTD_isError(r)) {
+            *zerr = ZSTD_getErrorName(r);
+            return false;
         }
+        if (a->cur.len == OUT_CAP && !hand_over(a)) return false;
+        if (end ? r == 0 : in.pos == in.size) break;
+    }
+    if (end) a->in_frame = false;
+    return true;
+}
+
+/* libarchive's output callback: tar bytes, compressed for the encrypting thread
+ * (the data of a member that went in compressed is dropped). */
+static la_ssize_t ar_write(struct archive *ar, void *arg, const void *buf, size_t len) {
+    qun_archive_t *a = arg;
+    const uint8_t *p = buf;
+    size_t drop = a->skip < (int64_t)len ? (size_t)a->skip : len;
+    a->skip -= (int64_t)drop;
+    const char *zerr = NULL;
+    if (!put_zst(a, p + drop, len - drop, false, &zerr)) {
+        archive_set_error(ar, EIO, "%s", zerr ? zerr : a->enc_err.msg);
+        return -1;
     }
     return (la_ssize_t)len;
 }
@@ -169,13 +206,20 @@ static qun_rc archive_start(const uint8_t (*pks)[32], size_t n, const char *pass
         rc = qun_fail(err, QUN_NOMEM, "out of memory");
         goto error;
     }
-    /* pax restricted: plain ustar unless a name or size needs an extension. */
+    /* Single-threaded zstd at libarchive's level: a zstd worker made exports of
+     * incompressible files slower and tripled the RSS (bench/README.md, benchmark 10);
+     * the text members are compressed while they are staged, on their own threads. */
+    a->zc = ZSTD_createCCtx();
+    if (!a->zc ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(a->zc, ZSTD_c_compressionLevel, QUN_ARCHIVE_ZSTD_LEVEL))) {
+        rc = qun_fail(err, QUN_NOMEM, "cannot start zstd");
+        goto error;
+    }
+    /* pax restricted: plain ustar unless a name or size needs an extension; unblocked
+     * (block size 0), so each write reaches ar_write at once and as it is, which is
+     * what lets qun_archive_add_zst drop a member's data exactly. */
     if (archive_write_set_format_pax_restricted(a->ar) != ARCHIVE_OK ||
-        /* Single-threaded zstd: a zstd worker made exports of incompressible files slower
-         * and tripled the RSS (bench/README.md, benchmark 9); the encrypting thread is
-         * the overlap that pays. */
-        archive_write_add_filter_zstd(a->ar) != ARCHIVE_OK ||
-        archive_write_set_bytes_in_last_block(a->ar, 1) != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(a->ar, 0) != ARCHIVE_OK ||
         archive_write_open(a->ar, a, NULL, ar_write, NULL) != ARCHIVE_OK) {
         rc = ar_fail(a, err, "cannot start the tar stream");
         goto error;
@@ -276,9 +320,47 @@ qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64
     return rc;
 }
 
+qun_rc qun_archive_add_zst(qun_archive_t *a, const char *name, int64_t size, FILE *zf, int64_t zsize,
+                           int64_t mtime, qun_err_t *err) {
+    static const uint8_t zeros[1 << 16];
+    const char *zerr = NULL;
+    qun_rc rc = add_header(a, name, size, mtime, err);
+    if (rc != QUN_OK) return rc;
+    /* The header ends the frame; the member's frame follows as it is. */
+    if (!put_zst(a, NULL, 0, true, &zerr))
+        return zerr ? qun_fail(err, QUN_INTERNAL, "zstd: %s", zerr) : ar_fail(a, err, "cannot encrypt");
+    uint8_t *buf = malloc(QUN_AGE_CHUNK);
+    if (!buf) return qun_fail(err, QUN_NOMEM, "out of memory");
+    for (int64_t left = zsize; left > 0 && rc == QUN_OK;) {
+        size_t want = left < QUN_AGE_CHUNK ? (size_t)left : QUN_AGE_CHUNK;
+        if (fread(buf, 1, want, zf) != want)
+            rc = qun_fail(err, QUN_AGE_IO, "%s is shorter than its %lld compressed bytes", name,
+                          (long long)zsize);
+        else if (!put_raw(a, buf, want))
+            rc = ar_fail(a, err, "cannot encrypt");
+        left -= (int64_t)want;
+    }
+    free(buf);
+    /* libarchive counts the member's bytes and pads after them: it gets as many
+     * zeros, which ar_write drops. */
+    a->skip = size;
+    for (int64_t left = size; left > 0 && rc == QUN_OK;) {
+        size_t n = left < (int64_t)sizeof zeros ? (size_t)left : sizeof zeros;
+        rc = add_data(a, zeros, n, err);
+        left -= (int64_t)n;
+    }
+    if (rc == QUN_OK && a->skip != 0)
+        rc = qun_fail(err, QUN_INTERNAL, "libarchive held back %lld bytes of %s", (long long)a->skip, name);
+    a->skip = 0;
+    return rc;
+}
+
 qun_rc qun_archive_finish(qun_archive_t *a, char digest[65], int64_t *bytes, qun_err_t *err) {
     uint8_t sum[32];
+    const char *zerr = NULL;
     if (archive_write_close(a->ar) != ARCHIVE_OK) return ar_fail(a, err, "cannot close the tar stream");
+    if (!put_zst(a, NULL, 0, true, &zerr))
+        return zerr ? qun_fail(err, QUN_INTERNAL, "zstd: %s", zerr) : ar_fail(a, err, "cannot encrypt");
     if (a->cur.len > 0 && !hand_over(a)) return ar_fail(a, err, "cannot encrypt");
     stop_thread(a, false);
     if (a->failed) return ar_fail(a, err, "cannot encrypt");
@@ -295,6 +377,7 @@ void qun_archive_free(qun_archive_t *a) {
     stop_thread(a, true);
     a->failed = true; /* an unfinished archive's last flush goes nowhere */
     if (a->ar) archive_write_free(a->ar);
+    ZSTD_freeCCtx(a->zc);
     qun_age_enc_free(a->enc);
     qun_sha256_free(&a->sha);
     free(a->cur.p);

@@ -258,16 +258,34 @@ static bool stopped(work_t *w, qun_rc *rc, qun_err_t *err) {
     return true;
 }
 
+/* A member staged compressed in s from lines a helper thread writes (bg). */
+static qun_rc lines_begin(work_t *w, qun_stage_t *s, qun_stage_bg_t *bg, qun_err_t *err) {
+    qun_rc rc = qun_stage_open_zst(s, w->dir, err);
+    if (rc == QUN_OK && (rc = qun_stage_bg_start(bg, s, err)) != QUN_OK) qun_stage_close(s);
+    return rc;
+}
+
+/* End the helper and free the two line buffers; the helper's error wins when rc is
+ * fine or is the helper's own (from a hand-over).  On failure s is closed. */
+static qun_rc lines_end(qun_stage_bg_t *bg, qun_line_t lines[2], qun_stage_t *s, qun_rc rc, qun_err_t *err) {
+    qun_err_t bg_err = {{0}, {0}};
+    qun_rc brc = qun_stage_bg_finish(bg, &bg_err);
+    if (brc != QUN_OK && (rc == QUN_OK || rc == brc)) {
+        rc = brc;
+        *err = bg_err;
+    }
+    free(lines[0].p);
+    free(lines[1].p);
+    if (rc != QUN_OK) qun_stage_close(s);
+    return rc;
+}
+
 /* messages.jsonl into s (added to the archive by the caller). */
 static qun_rc write_messages(work_t *w, qun_stage_t *s, int64_t *count, qun_err_t *err) {
     qun_line_t lines[2] = {{NULL, 0, 0, false}, {NULL, 0, 0, false}}, *cur = &lines[0];
-    qun_rc rc = stage_open(w, s, err);
-    if (rc != QUN_OK) return rc;
     qun_stage_bg_t bg;
-    if ((rc = qun_stage_bg_start(&bg, s, err)) != QUN_OK) {
-        qun_stage_close(s);
-        return rc;
-    }
+    qun_rc rc = lines_begin(w, s, &bg, err);
+    if (rc != QUN_OK) return rc;
     int64_t after = 0, n;
     *count = 0;
     do {
@@ -326,16 +344,7 @@ static qun_rc write_messages(work_t *w, qun_stage_t *s, int64_t *count, qun_err_
             rc = qrc;
     } while (rc == QUN_OK && n == PAGE && !stopped(w, &rc, err));
     if (rc == QUN_OK) rc = qun_stage_bg_hand(&bg, cur);
-    qun_err_t bg_err = {{0}, {0}};
-    qun_rc brc = qun_stage_bg_finish(&bg, &bg_err);
-    if (brc != QUN_OK && (rc == QUN_OK || rc == brc)) { /* rc may be the helper's, from bg_hand */
-        rc = brc;
-        *err = bg_err;
-    }
-    free(lines[0].p);
-    free(lines[1].p);
-    if (rc != QUN_OK) qun_stage_close(s);
-    return rc;
+    return lines_end(&bg, lines, s, rc, err);
 }
 
 /* One blob into the archive, read in large pieces and hashed on the way, so it is
@@ -666,11 +675,13 @@ static qun_rc seal(work_t *w, const char *digest, json_t *counts, json_t **ledge
 #define PUTS(l, lit) qun_line_put(l, lit, sizeof lit - 1)
 
 /* Hand l's bytes to the stage s once it holds a good piece, and at the end. */
-static qun_rc tr_flush(qun_stage_t *s, qun_line_t *l, bool all, qun_err_t *err) {
-    if (l->oom) return qun_fail(err, QUN_NOMEM, "out of memory");
-    if (l->len == 0 || (!all && l->len < (1 << 16))) return QUN_OK;
-    qun_rc rc = qun_stage_put(s, l->p, l->len, err);
-    l->len = 0;
+/* Hand the lines to the staging helper once there are LINES_CAP bytes of them (all:
+ * whatever there is) and go on in the other buffer; the helper's error so far. */
+static qun_rc tr_flush(qun_stage_bg_t *bg, qun_line_t lines[2], qun_line_t **l, bool all, qun_err_t *err) {
+    if ((*l)->oom) return qun_fail(err, QUN_NOMEM, "out of memory");
+    if ((*l)->len == 0 || (!all && (*l)->len < LINES_CAP)) return QUN_OK;
+    qun_rc rc = qun_stage_bg_hand(bg, *l);
+    *l = *l == &lines[0] ? &lines[1] : &lines[0];
     return rc;
 }
 
@@ -708,30 +719,31 @@ static void tr_notice(work_t *w, qun_line_t *l, const char *body) {
  * in the manifest: it is a view of messages.jsonl and files.jsonl, for people. */
 static qun_rc write_transcript(work_t *w, json_t *group, qun_stage_t *s, qun_err_t *err) {
     ctx_t *c = w->c;
-    qun_rc rc = stage_open(w, s, err);
+    qun_stage_bg_t bg;
+    qun_rc rc = lines_begin(w, s, &bg, err);
     if (rc != QUN_OK) return rc;
-    qun_line_t l = {NULL, 0, 0, false};
+    qun_line_t lines[2] = {{NULL, 0, 0, false}, {NULL, 0, 0, false}}, *l = &lines[0];
     char when[40], zone[16];
     const char *gname = json_string_value(json_object_get(group, "name"));
     qun_tr_zone(c->has_tz, c->tz_offset, zone, sizeof zone);
     qun_tr_time(w->now, c->has_tz, c->tz_offset, when, sizeof when);
-    PUTS(&l, "<!DOCTYPE html>\n<html lang=\"");
-    qun_line_put(&l, c->lang, strlen(c->lang));
-    PUTS(&l, "\">\n<head><meta charset=\"utf-8\"><title>");
-    tr_say(w, &l, QUN_TR_TITLE, gname);
+    PUTS(l, "<!DOCTYPE html>\n<html lang=\"");
+    qun_line_put(l, c->lang, strlen(c->lang));
+    PUTS(l, "\">\n<head><meta charset=\"utf-8\"><title>");
+    tr_say(w, l, QUN_TR_TITLE, gname);
     static const char style[] =
         "</title>\n<style>body{font-family:sans-serif;max-width:50em;margin:1em auto;padding:0 1em}"
         "li{margin:.4em 0}time{color:#555;font-size:.9em}.text{white-space:pre-wrap}"
         ".gone{color:#777;font-style:italic}</style></head>\n<body>\n<h1>";
-    qun_line_put(&l, style, sizeof style - 1);
-    tr_say(w, &l, QUN_TR_TITLE, gname);
-    PUTS(&l, "</h1>\n<p>");
-    tr_say(w, &l, QUN_TR_EXPORTED, when);
-    PUTS(&l, " ");
-    tr_say(w, &l, QUN_TR_TIMES, zone);
-    PUTS(&l, "</p>\n<h2>");
-    tr_say(w, &l, QUN_TR_MESSAGES, NULL);
-    PUTS(&l, "</h2>\n<ol>\n");
+    qun_line_put(l, style, sizeof style - 1);
+    tr_say(w, l, QUN_TR_TITLE, gname);
+    PUTS(l, "</h1>\n<p>");
+    tr_say(w, l, QUN_TR_EXPORTED, when);
+    PUTS(l, " ");
+    tr_say(w, l, QUN_TR_TIMES, zone);
+    PUTS(l, "</p>\n<h2>");
+    tr_say(w, l, QUN_TR_MESSAGES, NULL);
+    PUTS(l, "</h2>\n<ol>\n");
     int64_t after = 0, n, count = 0;
     do {
         qun_q_t *q;
@@ -748,30 +760,30 @@ static qun_rc write_transcript(work_t *w, json_t *group, qun_stage_t *s, qun_err
         for (; rc == QUN_OK && qrc == QUN_ROW; qrc = qun_q_step(q, err), n++) {
             after = qun_q_col_int(q, 0);
             qun_tr_time(qun_q_col_int(q, 4), c->has_tz, c->tz_offset, when, sizeof when);
-            qun_line_printf(&l, "<li id=\"m%lld\"><time>", (long long)after);
-            qun_line_put(&l, when, strlen(when));
-            PUTS(&l, "</time> <b>");
-            qun_tr_html(&l, qun_q_col_text(q, 1));
-            PUTS(&l, "</b>: ");
+            qun_line_printf(l, "<li id=\"m%lld\"><time>", (long long)after);
+            qun_line_put(l, when, strlen(when));
+            PUTS(l, "</time> <b>");
+            qun_tr_html(l, qun_q_col_text(q, 1));
+            PUTS(l, "</b>: ");
             const char *kind = qun_q_col_text(q, 2);
             const char *named = qun_q_col_null(q, 5)
                                     ? NULL
                                     : json_string_value(json_object_get(w->named, qun_q_col_text(q, 5)));
             if (qun_q_col_int(q, 7)) { /* its text is gone from the row (core/message.c) */
-                PUTS(&l, "<span class=\"gone\">");
-                tr_say(w, &l, QUN_TR_RECALLED, NULL);
-                PUTS(&l, "</span>");
+                PUTS(l, "<span class=\"gone\">");
+                tr_say(w, l, QUN_TR_RECALLED, NULL);
+                PUTS(l, "</span>");
             } else if (strcmp(kind, "system") == 0) {
-                PUTS(&l, "<span class=\"gone\">");
-                tr_notice(w, &l, qun_q_col_text(q, 3));
-                PUTS(&l, "</span>");
+                PUTS(l, "<span class=\"gone\">");
+                tr_notice(w, l, qun_q_col_text(q, 3));
+                PUTS(l, "</span>");
             } else if (named) {
-                tr_say(w, &l, QUN_TR_FILE, NULL);
-                PUTS(&l, " <a href=\"files/");
-                qun_tr_html(&l, named);
-                PUTS(&l, "\">");
-                qun_tr_html(&l, named);
-                PUTS(&l, "</a>");
+                tr_say(w, l, QUN_TR_FILE, NULL);
+                PUTS(l, " <a href=\"files/");
+                qun_tr_html(l, named);
+                PUTS(l, "\">");
+                qun_tr_html(l, named);
+                PUTS(l, "</a>");
             } else {
                 char *masked = NULL;
                 const char *text = qun_q_col_text(q, 3);
@@ -786,14 +798,14 @@ static qun_rc write_transcript(work_t *w, json_t *group, qun_stage_t *s, qun_err
                     qun_desensitize_inplace(masked, strlen(masked), &again);
                     text = masked;
                 }
-                PUTS(&l, "<span class=\"text\">");
-                qun_tr_html(&l, text);
-                PUTS(&l, "</span>");
+                PUTS(l, "<span class=\"text\">");
+                qun_tr_html(l, text);
+                PUTS(l, "</span>");
                 free(masked);
             }
-            PUTS(&l, "</li>\n");
+            PUTS(l, "</li>\n");
             count++;
-            rc = tr_flush(s, &l, false, err);
+            rc = tr_flush(&bg, lines, &l, false, err);
         }
         if (qrc == QUN_ROW)
             qun_q_done(q);
@@ -801,34 +813,32 @@ static qun_rc write_transcript(work_t *w, json_t *group, qun_stage_t *s, qun_err
             rc = qrc;
     } while (rc == QUN_OK && n == PAGE && !stopped(w, &rc, err));
     if (count == 0) {
-        PUTS(&l, "<li class=\"gone\">");
-        tr_say(w, &l, QUN_TR_NONE, NULL);
-        PUTS(&l, "</li>\n");
+        PUTS(l, "<li class=\"gone\">");
+        tr_say(w, l, QUN_TR_NONE, NULL);
+        PUTS(l, "</li>\n");
     }
-    PUTS(&l, "</ol>\n<h2>");
-    tr_say(w, &l, QUN_TR_FILES, NULL);
-    PUTS(&l, "</h2>\n<p>");
-    tr_say(w, &l, QUN_TR_FILES_DIR, NULL);
-    PUTS(&l, "</p>\n<ul>\n");
+    PUTS(l, "</ol>\n<h2>");
+    tr_say(w, l, QUN_TR_FILES, NULL);
+    PUTS(l, "</h2>\n<p>");
+    tr_say(w, l, QUN_TR_FILES_DIR, NULL);
+    PUTS(l, "</p>\n<ul>\n");
     const char *sha;
     json_t *v;
     json_object_foreach(w->named, sha, v) {
-        PUTS(&l, "<li><a href=\"files/");
-        qun_tr_html(&l, json_string_value(v));
-        PUTS(&l, "\">");
-        qun_tr_html(&l, json_string_value(v));
-        PUTS(&l, "</a></li>\n");
+        PUTS(l, "<li><a href=\"files/");
+        qun_tr_html(l, json_string_value(v));
+        PUTS(l, "\">");
+        qun_tr_html(l, json_string_value(v));
+        PUTS(l, "</a></li>\n");
     }
     if (json_object_size(w->named) == 0) {
-        PUTS(&l, "<li class=\"gone\">");
-        tr_say(w, &l, QUN_TR_NONE, NULL);
-        PUTS(&l, "</li>\n");
+        PUTS(l, "<li class=\"gone\">");
+        tr_say(w, l, QUN_TR_NONE, NULL);
+        PUTS(l, "</li>\n");
     }
-    PUTS(&l, "</ul>\n</body>\n</html>\n");
-    if (rc == QUN_OK) rc = tr_flush(s, &l, true, err);
-    free(l.p);
-    if (rc != QUN_OK) qun_stage_close(s);
-    return rc;
+    PUTS(l, "</ul>\n</body>\n</html>\n");
+    if (rc == QUN_OK) rc = tr_flush(&bg, lines, &l, true, err);
+    return lines_end(&bg, lines, s, rc, err);
 }
 
 /* manifest.json, last in the archive because it lists the digests of all the others

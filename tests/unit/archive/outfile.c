@@ -21,7 +21,8 @@ static char dir[] = "/tmp/qun-outfile-unit-XXXXXX";
 static void round_trip(size_t n, size_t max_piece, bool direct) {
     char path[200], row[80];
     snprintf(path, sizeof path, "%s/out", dir);
-    snprintf(row, sizeof row, "%s, %zu bytes in pieces up to %zu", direct ? "direct" : "cached", n, max_piece);
+    snprintf(row, sizeof row, "%s, %zu bytes in pieces up to %zu", direct ? "direct" : "cached", n,
+             max_piece);
     uint8_t *want = malloc(n + 1);
     randombytes_buf(want, n);
     qun_outfile_t *f;
@@ -64,8 +65,8 @@ static void sizes(void) {
         qun_outfile_abandon(f);
         unlink(path);
     }
-    static const size_t ns[] = {0, 1, 4095, 4096, 4097, (1 << 20) - 1, 1 << 20, (1 << 20) + 1,
-                                (3 << 20) + 4096, (5 << 20) + 12345};
+    static const size_t ns[] = {
+        0, 1, 4095, 4096, 4097, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (3 << 20) + 4096, (5 << 20) + 12345};
     for (size_t i = 0; i < NROWS(ns); i++) {
         round_trip(ns[i], 200000, true);
         round_trip(ns[i], 17, true);
@@ -91,8 +92,10 @@ static void full_disk(void) {
     qun_rc rc = QUN_OK;
     for (int i = 0; i < 200 && rc == QUN_OK; i++) /* 12.5 MiB, more than the queue holds */
         rc = qun_outfile_write(f, buf, sizeof buf, &err);
-    if (rc == QUN_OK) rc = qun_outfile_close(f, &err);
-    else qun_outfile_abandon(f);
+    if (rc == QUN_OK)
+        rc = qun_outfile_close(f, &err);
+    else
+        qun_outfile_abandon(f);
     CHECK(rc == QUN_STORAGE_FULL);
 }
 

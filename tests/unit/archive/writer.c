@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of src/archive/writer.c: an archive written by qun is decrypted by
  * Debian's age, decompressed by zstd and listed and extracted by tar (skipped when
- * the tools are missing); its digest is the SHA-256 of the bytes written; and
- * qun's own age reader opens it too. */
+ * the tools are missing), members staged compressed (their own zstd frames between
+ * the stream's) included; its digest is the SHA-256 of the bytes written; and qun's
+ * own age reader opens it too. */
 #include <sodium.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "qun/archive.h"
+#include "qun/stage.h"
 #include "unit.h"
 
 static int file_write(void *arg, const void *buf, size_t len) {
@@ -34,8 +36,26 @@ static char dir[] = "/tmp/qun-archive-XXXXXX", digest[65];
 static int64_t bytes;
 static const char manifest[] = "{\"format\":1}\n";
 
-/* A file of 200000 bytes streamed from disk, and small ones from memory, for a fresh
- * age key written where Debian's age finds it. */
+/* Stage n lines of text compressed and add them as name; the same bytes go to
+ * dir/name for cmp. */
+static void add_staged(qun_archive_t *a, const char *name, int n) {
+    char path[1024], hex[65], line[64];
+    qun_stage_t s;
+    qun_err_t err;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *want = fopen(path, "w");
+    CHECK(want && qun_stage_open_zst(&s, dir, &err) == QUN_OK);
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(line, sizeof line, "{\"seq\":%d,\"text\":\"line %d\"}\n", i, i * 7919 % 1000);
+        CHECK(qun_stage_put(&s, line, (size_t)len, &err) == QUN_OK);
+        fputs(line, want);
+    }
+    fclose(want);
+    CHECK(qun_stage_finish(&s, a, name, 1700000000, hex, &err) == QUN_OK);
+}
+
+/* A file of 200000 bytes streamed from disk, small ones from memory and two staged
+ * compressed (one empty), for a fresh age key written where Debian's age finds it. */
 static void write_archive(void) {
     char id[QUN_AGE_IDENTITY_LEN + 1], rcpt[QUN_AGE_RECIPIENT_LEN + 1], cmd[1024];
     uint8_t pk[1][32];
@@ -58,7 +78,9 @@ static void write_archive(void) {
     CHECK(qun_archive_new((const uint8_t(*)[32])pk, 1, file_write, out, &a, &err) == QUN_OK);
     CHECK(qun_archive_add(a, "manifest.json", manifest, strlen(manifest), 1700000000, &err) == QUN_OK);
     CHECK(qun_archive_add(a, "members.json", "[]", 2, 1700000000, &err) == QUN_OK);
+    add_staged(a, "lines.jsonl", 50000);
     CHECK(qun_archive_add_stream(a, "files/blob", blob, 200000, 1700000000, &err) == QUN_OK);
+    add_staged(a, "empty.jsonl", 0);
     CHECK(qun_archive_add(a, "messages.jsonl", "", 0, 1700000000, &err) == QUN_OK);
     CHECK(qun_archive_finish(a, digest, &bytes, &err) == QUN_OK);
     qun_archive_free(a);
@@ -88,7 +110,17 @@ static void interop_age_zstd_tar(void) {
     }
     snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar tf -", dir, dir);
     char *list = run(cmd);
-    CHECK(list && strcmp(list, "manifest.json\nmembers.json\nfiles/blob\nmessages.jsonl\n") == 0);
+    CHECK(list &&
+          strcmp(list,
+                 "manifest.json\nmembers.json\nlines.jsonl\nfiles/blob\nempty.jsonl\nmessages.jsonl\n") == 0);
+    const char *staged[] = {"lines.jsonl", "empty.jsonl"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - %s | cmp - %s/%s",
+                 dir, dir, staged[i], dir, staged[i]);
+        char *c = run(cmd);
+        CHECKF(c != NULL, staged[i]);
+        free(c);
+    }
     free(list);
     snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - manifest.json", dir,
              dir);
