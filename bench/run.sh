@@ -197,7 +197,7 @@ echo "bench: ledger of 1M entries, then $PROOF_SAMPLES inclusion and consistency
 proofs1m=$("$OUT/ledger_bench" proofs "$tmp" 1000000 "$PROOF_SAMPLES") || die "ledger_bench proofs failed"
 proofs10m=""
 if [ "${BENCH_LEDGER_10M:-0}" = 1 ]; then
-    echo "bench: ledger of 10M entries (BENCH_LEDGER_10M=1; about 6 minutes to build)"
+    echo "bench: ledger of 10M entries (BENCH_LEDGER_10M=1; 2.5 to 11 minutes to build)"
     proofs10m=$("$OUT/ledger_bench" proofs "$tmp" 10000000 "$PROOF_SAMPLES") || die "ledger_bench proofs 10M failed"
 fi
 
