@@ -139,6 +139,13 @@ void qun_store_init(void);
  * 's' const char * (NULL binds NULL), 'n' NULL (consumes no argument).
  * Returns QUN_ROW (row readable on *out, call qun_q_done when finished), QUN_DONE or error. */
 qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...);
+/* qun_db_run of a write that changes exactly one row and whose outcome the caller does
+ * not read, inside a transaction that its failure fails anyway (the writer's unguarded
+ * operations: docs/architecture.md).  PostgreSQL sends it without waiting (libpq's
+ * pipeline mode) and reads its answer with the next statement's, in the same round
+ * trip: a failure, or a count other than one row, then fails that next call (a COMMIT
+ * rolls back).  SQLite runs it at once.  QUN_OK or an error. */
+qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const char *types, ...);
 
 /* ---- message search (store/search.c) ---- */
 /* Needles of fewer characters than this are not looked up in the text index (a trigram

@@ -79,8 +79,9 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
     if (msgtype && strcmp(msgtype, "m.text") == 0) msgtype = NULL; /* stored as NULL */
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc != QUN_OK) return rc;
-    rc = qun_db_run(db, NULL, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1", "i", g.id);
-    if (rc != QUN_DONE) return rc;
+    /* Sent without waiting on PostgreSQL: its answer comes with the SELECT's. */
+    rc = qun_db_run_nowait(db, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1", "i", g.id);
+    if (rc != QUN_OK) return rc;
     rc = qun_db_run(
         db, &q, err,
         "SELECT g.next_seq - 1, u.display_name FROM groups g JOIN users u ON u.id = $2 WHERE g.id = $1", "ii",
@@ -100,15 +101,17 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
     /* The event first, so the message row is written once, with its stream_id. */
     int64_t id;
     rc = qun_event_emit_text(db, "message.created", g.id, 0, l.p, &id, err);
+    /* Sent without waiting too: its answer comes with the next statement's (the next
+     * post's, or the COMMIT's), and a failure there fails the batch, as it would here
+     * (the post runs unguarded, docs/architecture.md). */
     if (rc == QUN_OK)
-        rc = qun_db_run(
-            db, NULL, err,
+        rc = qun_db_run_nowait(
+            db, err,
             "INSERT INTO messages(group_id, seq, author_id, body, created_at, msgtype, session_id, "
             "txn_id, file_sha256, media_id, media_msgtype, stream_id) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             "iiisiszssssi", g.id, seq, a->uid, text, now, msgtype, a->session_id, txn_id,
             file ? file->sha256 : NULL, file ? opts->media_id : NULL, media_type, id);
-    if (rc == QUN_DONE) rc = QUN_OK;
     if (rc != QUN_OK) {
         free(l.p);
         return rc;

@@ -192,12 +192,7 @@ void qun_store_init(void) {
     qun_pg_ops.init();
 }
 
-qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...) {
-    qun_q_t *q;
-    qun_rc rc = qun_q_prepare(db, sql, &q, err);
-    if (rc != QUN_OK) return rc;
-    va_list ap;
-    va_start(ap, types);
+static void bind_va(qun_q_t *q, const char *types, va_list ap) {
     for (int i = 0; types[i]; i++) {
         switch (types[i]) {
         case 'i': qun_q_int(q, i + 1, va_arg(ap, int64_t)); break;
@@ -213,7 +208,23 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
         default: qun_q_null(q, i + 1); break;
         }
     }
+}
+
+/* qun_q_prepare, then bind the arguments by types (qun_db_run's letters). */
+static qun_rc prepare_bound(qun_db_t *db, const char *sql, const char *types, va_list ap, qun_q_t **q,
+                            qun_err_t *err) {
+    qun_rc rc = qun_q_prepare(db, sql, q, err);
+    if (rc == QUN_OK) bind_va(*q, types, ap);
+    return rc;
+}
+
+qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...) {
+    qun_q_t *q;
+    va_list ap;
+    va_start(ap, types);
+    qun_rc rc = prepare_bound(db, sql, types, ap, &q, err);
     va_end(ap);
+    if (rc != QUN_OK) return rc;
     /* The backends end a read transaction and undo a savepoint through here; those
      * are never failed by an injected fault (store_fault.c says why). */
     bool faultable = !QUN_FAULT_ARMED() || (strncmp(sql, "ROLLBACK", 8) != 0 && strcmp(sql, "COMMIT") != 0);
@@ -222,5 +233,28 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
         *out = q;
     else if (rc == QUN_ROW)
         qun_q_done(q);
+    return rc;
+}
+
+qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const char *types, ...) {
+    qun_q_t *q;
+    va_list ap;
+    va_start(ap, types);
+    qun_rc rc = prepare_bound(db, sql, types, ap, &q, err);
+    va_end(ap);
+    if (rc != QUN_OK) return rc;
+    if (DB_OPS(db)->step_nowait) {
+        rc = QUN_FAULT_ARMED() ? qun_fault_check(QUN_FAULT_STMT, err) : QUN_OK;
+        return rc == QUN_OK ? DB_OPS(db)->step_nowait(q, err) : rc;
+    }
+    rc = step(q, true, err);
+    if (rc == QUN_ROW) {
+        qun_q_done(q);
+        rc = qun_fail(err, QUN_INTERNAL, "a one-row write answered rows");
+    } else if (rc == QUN_DONE) {
+        rc = qun_db_changes(db) == 1 ? QUN_OK
+                                     : qun_fail(err, QUN_STORE, "a one-row write changed %lld rows",
+                                                (long long)qun_db_changes(db));
+    }
     return rc;
 }

@@ -40,6 +40,9 @@ typedef struct qun_store_ops {
     void (*bind_blob)(qun_q_t *q, int idx, const void *p, size_t n);
     void (*bind_null)(qun_q_t *q, int idx);
     qun_rc (*step)(qun_q_t *q, qun_err_t *err);
+    /* Optional (NULL on SQLite): step a one-row write without waiting for it
+     * (qun_db_run_nowait). */
+    qun_rc (*step_nowait)(qun_q_t *q, qun_err_t *err);
     int64_t (*col_int)(qun_q_t *q, int col);
     const char *(*col_text)(qun_q_t *q, int col);
     const void *(*col_blob)(qun_q_t *q, int col, size_t *n);

@@ -28,6 +28,8 @@
 #define QMAXPARAM 63 /* highest $N a statement may use (qun admin migrate binds a whole row) */
 #define BYTEAOID 17
 #define TEXTOID 25
+#define PENDING_MAX 32 /* statements sent ahead at most before their results are read */
+enum { PEND_ONE_ROW, PEND_ANY };
 
 struct qun_q {
     const qun_store_ops_t *ops;
@@ -65,6 +67,11 @@ struct qun_db {
      * savepoint (index >= sp_mark) go when it is rolled back, as the server drops them. */
     int64_t held[8];
     int nheld, sp_mark;
+    /* Statements sent without waiting (libpq's pipeline mode, step_nowait): their
+     * results are read with the next statement's, in one round trip.  kind[i]: a write
+     * that must change exactly one row, or anything that merely succeeds. */
+    int pending, pending_writes;
+    unsigned char pending_kind[PENDING_MAX];
     qun_q_t *cache[QCACHE];
 };
 
@@ -160,6 +167,54 @@ static bool safe_to_resend(qun_db_t *db, const char *sql) {
            (db->readonly || strncmp(sql, "BEGIN", 5) == 0);
 }
 
+/* Read the results of the statements sent ahead and leave pipeline mode.  Each must
+ * have succeeded (and a write changed one row); the first failure is the answer.
+ * With q: q was sent after them, and its result is kept on it for pg_step. */
+static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
+    qun_rc rc = PQpipelineSync(db->conn) == 1 ? QUN_OK : pg_fail(db, NULL, err, "pipeline");
+    int n = db->pending + (q ? 1 : 0);
+    /* Each statement answers with its result and then NULL (after a failure the later
+     * ones answer PGRES_PIPELINE_ABORTED); then comes the sync. */
+    for (int i = 0; i < n; i++) {
+        PGresult *r = PQgetResult(db->conn), *extra;
+        ExecStatusType st = PQresultStatus(r);
+        bool keep = false;
+        if (rc != QUN_OK) {
+            /* only read */
+        } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            note_changes(db, r);
+            if (i < db->pending && db->pending_kind[i] == PEND_ONE_ROW && db->changes != 1)
+                rc = qun_fail(err, QUN_STORE, "a write sent ahead changed %lld rows, not one",
+                              (long long)db->changes);
+            keep = q && i == db->pending;
+        } else {
+            rc = pg_fail(db, r, err, i < db->pending ? "pipelined write" : "step");
+        }
+        if (keep)
+            q->res = r;
+        else
+            PQclear(r);
+        if (!r) break; /* the connection is gone */
+        while ((extra = PQgetResult(db->conn)))
+            PQclear(extra);
+    }
+    PGresult *sync = PQstatus(db->conn) == CONNECTION_OK ? PQgetResult(db->conn) : NULL;
+    if (sync && PQresultStatus(sync) != PGRES_PIPELINE_SYNC && rc == QUN_OK)
+        rc = qun_fail(err, QUN_STORE, "postgres: the pipeline's sync did not come back");
+    PQclear(sync);
+    if (rc != QUN_OK && q && q->res) {
+        PQclear(q->res);
+        q->res = NULL;
+    }
+    db->pending = db->pending_writes = 0;
+    PQexitPipelineMode(db->conn);
+    return rc;
+}
+
+static qun_rc settle(qun_db_t *db, qun_err_t *err) {
+    return db->pending ? drain(db, NULL, err) : QUN_OK;
+}
+
 static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     /* SQLite's write-lock-up-front BEGIN: PostgreSQL locks rows as it goes. */
     if (strcmp(sql, "BEGIN IMMEDIATE") == 0) sql = "BEGIN";
@@ -167,7 +222,18 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
         db->in_txn = false; /* the server already dropped it */
         return QUN_OK;
     }
-    qun_rc rc = ensure_conn(db, err);
+    /* What was sent ahead is read first.  A ROLLBACK (to a savepoint, too) goes on
+     * whatever it said; anything else is not sent after a failure, and a COMMIT then
+     * rolls back. */
+    qun_rc rc = settle(db, err);
+    if (rc != QUN_OK && strncmp(sql, "ROLLBACK", 8) != 0) {
+        if (strncmp(sql, "COMMIT", 6) == 0) {
+            qun_err_t ignore;
+            pg_exec(db, "ROLLBACK", &ignore);
+        }
+        return rc;
+    }
+    rc = ensure_conn(db, err);
     if (rc != QUN_OK) return rc;
     PGresult *r = PQexec(db->conn, sql);
     ExecStatusType st = PQresultStatus(r);
@@ -366,6 +432,8 @@ static void pg_bind_null(qun_q_t *q, int idx) {
 static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
     qun_db_t *db = q->db;
     if (q->gen == db->gen) return QUN_OK;
+    qun_rc src = settle(db, err); /* PQprepare waits: not inside a pipeline */
+    if (src != QUN_OK) return src;
     /* A $N the text skips has no type to infer: call it text. */
     Oid types[QMAXPARAM + 1] = {0};
     for (int k = 1; k <= q->nparams; k++)
@@ -382,6 +450,22 @@ static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
 
 static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
     qun_db_t *db = q->db;
+    if (!q->res && db->pending) {
+        /* Behind the statements sent ahead, in the same round trip. */
+        qun_rc rc = ensure_prepared(q, err);
+        if (rc == QUN_OK && db->pending) {
+            if (PQsendQueryPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1,
+                                    q->lens + 1, q->fmts + 1, 0) != 1)
+                rc = pg_fail(db, NULL, err, "step");
+            qun_rc drc = drain(db, rc == QUN_OK ? q : NULL, err);
+            if (rc == QUN_OK) rc = drc;
+            if (rc != QUN_OK) return rc;
+            q->nrows = PQresultStatus(q->res) == PGRES_TUPLES_OK ? PQntuples(q->res) : 0;
+            q->row = -1;
+        } else if (rc != QUN_OK) {
+            return rc;
+        }
+    }
     if (!q->res) {
         qun_rc rc = ensure_conn(db, err);
         if (rc == QUN_OK) rc = ensure_prepared(q, err);
@@ -470,12 +554,47 @@ static void pg_done(qun_q_t *q) {
     if (q) reset_q(q);
 }
 
+/* Send q without waiting for its result (a write of one row, or with kind PEND_ANY
+ * anything), inside a transaction; outside one, or when the pipeline is full, it
+ * runs at once. */
+static qun_rc send_ahead(qun_q_t *q, int kind, qun_err_t *err) {
+    qun_db_t *db = q->db;
+    qun_rc rc = ensure_conn(db, err);
+    if (rc == QUN_OK && db->pending == PENDING_MAX) rc = settle(db, err);
+    if (rc == QUN_OK) rc = ensure_prepared(q, err);
+    if (rc != QUN_OK) return rc;
+    if (!db->in_txn) {
+        rc = pg_step(q, err);
+        if (rc == QUN_ROW) rc = QUN_DONE;
+        if (rc == QUN_DONE && kind == PEND_ONE_ROW && db->changes != 1)
+            rc = qun_fail(err, QUN_STORE, "a one-row write changed %lld rows", (long long)db->changes);
+        reset_q(q);
+        return rc == QUN_DONE ? QUN_OK : rc;
+    }
+    if (!db->pending && PQenterPipelineMode(db->conn) != 1) return pg_fail(db, NULL, err, "pipeline");
+    if (PQsendQueryPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1, q->lens + 1,
+                            q->fmts + 1, 0) != 1) {
+        rc = pg_fail(db, NULL, err, "send");
+        if (!db->pending) PQexitPipelineMode(db->conn);
+        return rc;
+    }
+    db->pending_kind[db->pending++] = (unsigned char)kind;
+    if (kind == PEND_ONE_ROW) db->pending_writes++;
+    return QUN_OK;
+}
+
+static qun_rc pg_step_nowait(qun_q_t *q, qun_err_t *err) {
+    return send_ahead(q, PEND_ONE_ROW, err);
+}
+
 static int64_t pg_changes(qun_db_t *db) {
     return db->changes;
 }
 
+/* The writes sent ahead count as done: each changes one row, or its failure fails the
+ * transaction (the writer compares this count around an operation). */
 static int64_t pg_total_changes(qun_db_t *db) {
-    return db->total_changes;
+    return db->total_changes + db->pending_writes;
 }
 
 static void backoff(int attempt) {
@@ -537,10 +656,15 @@ static void hold(qun_db_t *db, int64_t key) {
     if (db->in_txn && db->nheld < (int)(sizeof db->held / sizeof db->held[0])) db->held[db->nheld++] = key;
 }
 
+/* The lock is sent ahead: the server takes it before it runs what follows, and the
+ * transaction learns it has it with the next statement's answer. */
 static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     if (db->in_txn && held(db, key)) return QUN_OK;
-    qun_rc rc = qun_db_run(db, NULL, err, "SELECT pg_advisory_xact_lock($1)", "i", key);
-    if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+    qun_q_t *q;
+    qun_rc rc = pg_prepare(db, "SELECT pg_advisory_xact_lock($1)", &q, err);
+    if (rc != QUN_OK) return rc;
+    pg_bind_int(q, 1, key);
+    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
     hold(db, key);
     return QUN_OK;
 }
@@ -549,8 +673,11 @@ static qun_rc pg_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
     /* The server sends one NOTIFY per channel and payload per transaction anyway. */
     int64_t key = INT64_MIN + (int64_t)(strlen(channel) * 131 + (unsigned char)channel[0]);
     if (db->in_txn && held(db, key)) return QUN_OK;
-    qun_rc rc = qun_db_run(db, NULL, err, "SELECT pg_notify($1, '')", "s", channel);
-    if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+    qun_q_t *q;
+    qun_rc rc = pg_prepare(db, "SELECT pg_notify($1, '')", &q, err);
+    if (rc != QUN_OK) return rc;
+    pg_bind_text(q, 1, channel);
+    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
     hold(db, key);
     return QUN_OK;
 }
@@ -628,6 +755,7 @@ const qun_store_ops_t qun_pg_ops = {
     .read_begin = pg_read_begin,
     .read_end = pg_read_end,
     .xlock = pg_xlock,
+    .step_nowait = pg_step_nowait,
     .notify = pg_notify,
     .listen = pg_listen,
     .wait_notify = pg_wait_notify,

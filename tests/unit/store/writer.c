@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of src/store/writer.c: concurrent submitters share commits (group
  * commit), a failing operation rolls back only itself (an unguarded one that fails
- * after writing takes its batch with it), and done runs after commit.
+ * after writing takes its batch with it), done runs after commit, and a write sent
+ * without waiting (qun_db_run_nowait) is seen, counted and failed as it should.
  * The same cases run on PostgreSQL when QUN_TEST_PG holds a connection string
  * (postgres://...; see tests/pg/cluster.sh to start a throwaway cluster), and are
  * skipped with a message otherwise. */
@@ -291,6 +292,52 @@ static void unguarded_ops(void) {
     qun_db_close(db);
 }
 
+/* qun_db_run_nowait: inside a transaction a later statement sees the write; a write
+ * that changes no row, or fails, fails the transaction (at once on SQLite, with the
+ * next statement on PostgreSQL, whose COMMIT then rolls back); outside one it runs at
+ * once.  The writer's count of changes includes the writes not answered yet. */
+static qun_rc in_txn(qun_db_t *db, const char *first, int64_t id) {
+    qun_err_t err;
+    qun_rc rc = qun_db_exec(db, "BEGIN", &err);
+    if (rc == QUN_OK)
+        rc = qun_db_run_nowait(db, &err, "INSERT INTO unit_nowait(id, v) VALUES ($1, 0)", "i", 2);
+    if (rc == QUN_OK) rc = qun_db_run_nowait(db, &err, first, "i", id);
+    if (rc == QUN_OK && count(db, "SELECT COUNT(*) FROM unit_nowait") < 0)
+        rc = QUN_STORE; /* the next statement */
+    if (rc == QUN_OK) rc = qun_db_exec(db, "COMMIT", &err);
+    if (rc != QUN_OK) qun_db_exec(db, "ROLLBACK", &err);
+    return rc;
+}
+
+static void nowait_writes(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_nowait", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "CREATE TABLE unit_nowait(id BIGINT PRIMARY KEY, v BIGINT NOT NULL)", &err) ==
+          QUN_OK);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    int64_t before = qun_db_total_changes(db);
+    CHECK(qun_db_run_nowait(db, &err, "INSERT INTO unit_nowait(id, v) VALUES ($1, 10)", "i", 1) == QUN_OK);
+    CHECK(qun_db_run_nowait(db, &err, "UPDATE unit_nowait SET v = v + 1 WHERE id = $1", "i", 1) == QUN_OK);
+    CHECK(qun_db_total_changes(db) == before + 2);
+    CHECK(count(db, "SELECT v FROM unit_nowait WHERE id = 1") == 11);
+    CHECK(qun_db_total_changes(db) == before + 2);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    /* No row to update; a duplicate key: nothing of either transaction stays. */
+    CHECK(in_txn(db, "UPDATE unit_nowait SET v = 5 WHERE id = $1", 99) == QUN_STORE);
+    CHECK(in_txn(db, "INSERT INTO unit_nowait(id, v) VALUES ($1, 5)", 1) != QUN_OK);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_nowait") == 1);
+    CHECK(count(db, "SELECT v FROM unit_nowait WHERE id = 1") == 11);
+    /* The connection goes on; outside a transaction the write is done at once. */
+    CHECK(qun_db_run_nowait(db, &err, "INSERT INTO unit_nowait(id, v) VALUES ($1, 3)", "i", 3) == QUN_OK);
+    CHECK(qun_db_run_nowait(db, &err, "UPDATE unit_nowait SET v = 4 WHERE id = $1", "i", 98) == QUN_STORE);
+    CHECK(in_txn(db, "UPDATE unit_nowait SET v = 7 WHERE id = $1", 3) == QUN_OK);
+    CHECK(count(db, "SELECT SUM(v) FROM unit_nowait") == 11 + 0 + 7);
+    CHECK(qun_db_exec(db, "DROP TABLE unit_nowait", &err) == QUN_OK);
+    qun_db_close(db);
+}
+
 static void remove_sqlite_files(void) {
     char side[64];
     unlink(sqlite_path);
@@ -313,6 +360,10 @@ static void unguarded_ops_pg(void) {
     unguarded_ops();
 }
 
+static void nowait_writes_pg(void) {
+    nowait_writes();
+}
+
 static void before_commit_joins_the_batch_pg(void) {
     atomic_store(&hooked, 0);
     before_commit_joins_the_batch();
@@ -333,6 +384,7 @@ int main(void) {
     RUN(commit_announces_jobs);
     RUN(before_commit_joins_the_batch);
     RUN(unguarded_ops);
+    RUN(nowait_writes);
     remove_sqlite_files();
 
     conn = getenv("QUN_TEST_PG");
@@ -342,6 +394,7 @@ int main(void) {
         RUN(commit_announces_jobs_pg);
         RUN(before_commit_joins_the_batch_pg);
         RUN(unguarded_ops_pg);
+        RUN(nowait_writes_pg);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
