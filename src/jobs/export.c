@@ -962,9 +962,9 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (rc == QUN_OK) count_totals(w);
     if (rc == QUN_OK) rc = write_members(w, &members, err);
     /* The blobs stream on their own thread (read, hashed, tar, zstd; age on the
-     * writer's) while this one reads and stages the messages, the payments and the
-     * transcript; those follow the files in the archive, which a tar reader does not
-     * mind (docs/archive-format.md). */
+     * archive's encrypting thread) while this one reads and stages the messages, the
+     * payments and the transcript; those follow the files in the archive, which a tar
+     * reader does not mind (docs/archive-format.md). */
     qun_stage_t s_files = {0}, s_msgs = {0}, s_pay = {0}, s_html = {0};
     if (rc == QUN_OK) rc = list_files(w, &s_files, &files, err);
     streamer_t st = {w, QUN_OK, {{0}, {0}}};
@@ -980,7 +980,7 @@ static qun_rc run_export(work_t *w, qun_err_t *err) {
     if (streaming) {
         if (rc != QUN_OK) atomic_store(&w->stop, true);
         pthread_join(streamer, NULL);
-        if (st.rc != QUN_OK) { /* the streamer's error is the first one */
+        if (st.rc != QUN_OK) { /* the cause: this thread's error is then "stopped" */
             rc = st.rc;
             *err = st.err;
         }
