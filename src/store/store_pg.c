@@ -70,7 +70,7 @@ struct qun_db {
     /* Statements sent without waiting (libpq's pipeline mode, step_nowait): their
      * results are read with the next statement's, in one round trip.  kind[i]: a write
      * that must change exactly one row, or anything that merely succeeds. */
-    int pending, pending_writes;
+    int pending;
     unsigned char pending_kind[PENDING_MAX];
     qun_q_t *cache[QCACHE];
 };
@@ -167,6 +167,12 @@ static bool safe_to_resend(qun_db_t *db, const char *sql) {
            (db->readonly || strncmp(sql, "BEGIN", 5) == 0);
 }
 
+/* Send q's prepared statement with its binds, not waiting for the answer. */
+static bool send_q(qun_q_t *q) {
+    return PQsendQueryPrepared(q->db->conn, q->name, q->nparams, (const char *const *)q->vals + 1,
+                               q->lens + 1, q->fmts + 1, 0) == 1;
+}
+
 /* Read the results of the statements sent ahead and leave pipeline mode.  Each must
  * have succeeded (and a write changed one row); the first failure is the answer.
  * With q: q was sent after them, and its result is kept on it for pg_step. */
@@ -206,7 +212,7 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
         PQclear(q->res);
         q->res = NULL;
     }
-    db->pending = db->pending_writes = 0;
+    db->pending = 0;
     PQexitPipelineMode(db->conn);
     return rc;
 }
@@ -454,9 +460,7 @@ static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
         /* Behind the statements sent ahead, in the same round trip. */
         qun_rc rc = ensure_prepared(q, err);
         if (rc == QUN_OK && db->pending) {
-            if (PQsendQueryPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1,
-                                    q->lens + 1, q->fmts + 1, 0) != 1)
-                rc = pg_fail(db, NULL, err, "step");
+            if (!send_q(q)) rc = pg_fail(db, NULL, err, "step");
             qun_rc drc = drain(db, rc == QUN_OK ? q : NULL, err);
             if (rc == QUN_OK) rc = drc;
             if (rc != QUN_OK) return rc;
@@ -572,14 +576,12 @@ static qun_rc send_ahead(qun_q_t *q, int kind, qun_err_t *err) {
         return rc == QUN_DONE ? QUN_OK : rc;
     }
     if (!db->pending && PQenterPipelineMode(db->conn) != 1) return pg_fail(db, NULL, err, "pipeline");
-    if (PQsendQueryPrepared(db->conn, q->name, q->nparams, (const char *const *)q->vals + 1, q->lens + 1,
-                            q->fmts + 1, 0) != 1) {
+    if (!send_q(q)) {
         rc = pg_fail(db, NULL, err, "send");
         if (!db->pending) PQexitPipelineMode(db->conn);
         return rc;
     }
     db->pending_kind[db->pending++] = (unsigned char)kind;
-    if (kind == PEND_ONE_ROW) db->pending_writes++;
     return QUN_OK;
 }
 
@@ -594,7 +596,10 @@ static int64_t pg_changes(qun_db_t *db) {
 /* The writes sent ahead count as done: each changes one row, or its failure fails the
  * transaction (the writer compares this count around an operation). */
 static int64_t pg_total_changes(qun_db_t *db) {
-    return db->total_changes + db->pending_writes;
+    int64_t n = db->total_changes;
+    for (int i = 0; i < db->pending; i++)
+        n += db->pending_kind[i] == PEND_ONE_ROW;
+    return n;
 }
 
 static void backoff(int attempt) {
