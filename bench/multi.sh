@@ -4,11 +4,11 @@
 # Message posts per second, in one run on one machine:
 #   1. one qund on SQLite (the default store)
 #   2. one qund on PostgreSQL
-#   3. two qund on the same PostgreSQL database and data directory
+#   3. two, then three qund on one PostgreSQL database and data directory
 # Each case posts with wrk (bench/post_message.lua) for BENCH_MULTI_SECONDS after a
-# 2 s warm-up, BENCH_CONNECTIONS connections in all; with two instances each wrk posts
-# to a group of its own through its own instance (half the connections each), as a
-# load balancer spreading groups would.  The PostgreSQL cluster is a throwaway one
+# 2 s warm-up, BENCH_CONNECTIONS connections in all; with several instances each wrk
+# posts to a group of its own through its own instance (its share of the connections),
+# as a load balancer spreading groups would.  The PostgreSQL cluster is a throwaway one
 # (tests/pg/cluster.sh: a temporary directory, loopback, fsync on), stopped by PID.
 set -eu
 cd "$(dirname "$0")/.."
@@ -116,32 +116,50 @@ sqlite_line=$(one_case sqlite "sqlite:$tmp/d1/qun.db" "$tmp/d1")
 echo "bench multi: PostgreSQL, 1 qund (${SECS}s)"
 psql "$pg/postgres" -qc "CREATE DATABASE bench1" >/dev/null
 pg1_line=$(one_case pg1 "$pg/bench1" "$tmp/d2")
+# n_case N: N qund on one PostgreSQL database (bench<N>) and data directory, each
+# posting to a group of its own through its own wrk, CONNS/N connections each;
+# writes the WRK lines to $tmp/n<N>.<i>.line
+n_case() {
+    psql "$pg/postgres" -qc "CREATE DATABASE bench$1" >/dev/null
+    urls=""
+    k=1
+    while [ $k -le "$1" ]; do
+        start_qund "pg$1_$k" "$tmp/n$1" "$pg/bench$1"
+        urls="$urls $url"
+        k=$((k + 1))
+    done
+    tok=$(session "$url" bench)
+    waits=""
+    k=1
+    for u in $urls; do
+        g=$(post "$u" /v1/groups "{\"name\":\"bench-$k\"}" "$tok" | jfield id)
+        [ -n "$g" ] || die "$1 instances: no group on $u"
+        load "pg$1_$k" "$u" "$tok" "$g" $((CONNS / $1)) >"$tmp/n$1.$k.line" &
+        waits="$waits $!"
+        k=$((k + 1))
+    done
+    for w in $waits; do wait "$w" || die "$1 instances: a wrk failed"; done
+    stop_all
+}
+# sum_case N: the posts/s of n_case N, summed over its instances
+sum_case() {
+    total=0
+    for f in "$tmp"/n"$1".*.line; do
+        line=$(cat "$f")
+        total=$((total + $(rate "$(field "$line" requests)" "$(field "$line" duration_us)")))
+    done
+    echo "$total"
+}
+
 echo "bench multi: PostgreSQL, 2 qund on one database (${SECS}s)"
-psql "$pg/postgres" -qc "CREATE DATABASE bench2" >/dev/null
-start_qund pg2a "$tmp/d3" "$pg/bench2"
-url_a=$url
-start_qund pg2b "$tmp/d3" "$pg/bench2"
-url_b=$url
-tok=$(session "$url_a" bench)
-ga=$(post "$url_a" /v1/groups '{"name":"bench-a"}' "$tok" | jfield id)
-gb=$(post "$url_b" /v1/groups '{"name":"bench-b"}' "$tok" | jfield id)
-[ -n "$ga" ] && [ -n "$gb" ] || die "two instances: no groups"
-half=$((CONNS / 2))
-load pg2a "$url_a" "$tok" "$ga" "$half" >"$tmp/a.line" &
-wa=$!
-load pg2b "$url_b" "$tok" "$gb" "$half" >"$tmp/b.line" &
-wb=$!
-wait $wa || die "wrk on instance A failed"
-wait $wb || die "wrk on instance B failed"
-stop_all
-pg2a_line=$(cat "$tmp/a.line")
-pg2b_line=$(cat "$tmp/b.line")
+n_case 2
+echo "bench multi: PostgreSQL, 3 qund on one database (${SECS}s)"
+n_case 3
 
 s_rps=$(rate "$(field "$sqlite_line" requests)" "$(field "$sqlite_line" duration_us)")
 p1_rps=$(rate "$(field "$pg1_line" requests)" "$(field "$pg1_line" duration_us)")
-a_rps=$(rate "$(field "$pg2a_line" requests)" "$(field "$pg2a_line" duration_us)")
-b_rps=$(rate "$(field "$pg2b_line" requests)" "$(field "$pg2b_line" duration_us)")
-p2_rps=$((a_rps + b_rps))
+p2_rps=$(sum_case 2)
+p3_rps=$(sum_case 3)
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
 }
@@ -153,9 +171,18 @@ ratio() {
     printf '%-44s %12s %10s  %s\n' "case" "posts/s" "vs SQLite" "latency"
     printf '%-44s %12s %10s  %s\n' "SQLite, 1 qund" "$s_rps" "1.00" "$(lat "$sqlite_line")"
     printf '%-44s %12s %10s  %s\n' "PostgreSQL, 1 qund" "$p1_rps" "$(ratio "$p1_rps" "$s_rps")" "$(lat "$pg1_line")"
-    printf '%-44s %12s %10s  %s\n' "PostgreSQL, 2 qund (sum)" "$p2_rps" "$(ratio "$p2_rps" "$s_rps")" ""
-    printf '%-44s %12s %10s  %s\n' "  instance A" "$a_rps" "" "$(lat "$pg2a_line")"
-    printf '%-44s %12s %10s  %s\n' "  instance B" "$b_rps" "" "$(lat "$pg2b_line")"
+    for n in 2 3; do
+        sum=$p2_rps
+        [ $n = 3 ] && sum=$p3_rps
+        printf '%-44s %12s %10s  %s\n' "PostgreSQL, $n qund (sum)" "$sum" "$(ratio "$sum" "$s_rps")" ""
+        i=1
+        while [ $i -le $n ]; do
+            line=$(cat "$tmp/n$n.$i.line")
+            printf '%-44s %12s %10s  %s\n' "  instance $i" "$(rate "$(field "$line" requests)" "$(field "$line" duration_us)")" "" "$(lat "$line")"
+            i=$((i + 1))
+        done
+    done
     echo
     echo "2 vs 1 PostgreSQL instances: $(ratio "$p2_rps" "$p1_rps")x"
+    echo "3 vs 1 PostgreSQL instances: $(ratio "$p3_rps" "$p1_rps")x"
 } | tee -a "$OUT/results.txt" | tee "$OUT/multi.txt"
