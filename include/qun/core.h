@@ -255,6 +255,13 @@ typedef struct {
 /* Load group gid for actor and check access.  need: the weakest role allowed.
  * Non-members get GROUP_NOT_FOUND (a group's existence is not disclosed) unless the
  * group is gone; members of a dissolved group get GROUP_GONE. */
+/* qun_group_access for a message post, in the writer's transaction: the same checks at
+ * QUN_ROLE_MEMBER, and in the same round trip the group's next sequence number (its row
+ * locked until the commit where the store locks rows, so no other instance takes the same
+ * number) and the actor's display name (name[0] '\0' when it has none). */
+qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g,
+                             int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX], bool *has_name,
+                             qun_err_t *err);
 qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
                         qun_err_t *err);
 /* Add user uid to group group_id with role, joined at joined_at, and count them: the

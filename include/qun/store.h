@@ -107,6 +107,9 @@ qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err);
 qun_rc qun_db_copy_to(qun_db_t *db, const char *path, qun_err_t *err);
 /* The backend's name: "sqlite" or "postgres" (static). */
 const char *qun_db_backend(qun_db_t *db);
+/* Whether the store locks rows, so that a read a write will follow must lock what it read
+ * (`FOR UPDATE`) against other writers (PostgreSQL); SQLite's one writer needs none. */
+bool qun_db_locks_rows(qun_db_t *db);
 /* Inside the open transaction, signal channel to every listening connection when it
  * commits (PostgreSQL NOTIFY; the same signal twice in one transaction is sent once).
  * A no-op on SQLite, where one process owns the database. */
@@ -140,12 +143,22 @@ void qun_store_init(void);
  * Returns QUN_ROW (row readable on *out, call qun_q_done when finished), QUN_DONE or error. */
 qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...);
 /* qun_db_run of a write that changes exactly one row and whose outcome the caller does
- * not read, inside a transaction that its failure fails anyway (the writer's unguarded
- * operations: docs/architecture.md).  PostgreSQL sends it without waiting (libpq's
+ * not read and that only a failing store can make fail, inside a transaction that may
+ * then fail as a whole (the writer's unguarded operations, an event row with an id taken
+ * ahead: docs/architecture.md).  PostgreSQL sends it without waiting (libpq's
  * pipeline mode) and reads its answer with the next statement's, in the same round
  * trip: a failure, or a count other than one row, then fails that next call (a COMMIT
  * rolls back).  SQLite runs it at once.  QUN_OK or an error. */
 qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const char *types, ...);
+/* An id for the next row of table (its `id` identity column) taken before the INSERT, so
+ * the INSERT needs no RETURNING and can go through qun_db_run_nowait.  *id 0: let the
+ * INSERT assign it and return it (SQLite always, where that costs no round trip; and a
+ * transaction's first row on PostgreSQL, so a lone row leaves no gap).  PostgreSQL takes
+ * ids in blocks (8, then twice as many each time, at most 128) in one round trip each;
+ * those the transaction does not use are gaps, never reused.  Call it inside the
+ * transaction after any lock that orders the table's ids: the block is dropped when the
+ * transaction ends or rolls back to a savepoint. */
+qun_rc qun_db_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err);
 
 /* ---- message search (store/search.c) ---- */
 /* Needles of fewer characters than this are not looked up in the text index (a trigram

@@ -6,7 +6,9 @@
  * ledger's transaction lock: event ids then commit in id order across instances (a
  * reader's `id > last` never skips a row that commits later with a smaller id), and
  * one lock for both means no lock-order deadlock between them.  It also queues a
- * NOTIFY on `qun_events`, sent at commit, which wakes the other instances' loops. */
+ * NOTIFY on `qun_events`, sent at commit, which wakes the other instances' loops.
+ * Ids taken ahead under that lock (qun_db_take_id) let PostgreSQL send a row without
+ * waiting for it, as the message's own row is (its failure fails the transaction). */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,19 @@ qun_rc qun_event_emit_text(qun_db_t *db, const char *topic, int64_t group_id, in
                            const char *payload, int64_t *id, qun_err_t *err) {
     if (id) *id = 0;
     qun_rc rc = ordered(db, err);
+    int64_t taken;
+    if (rc == QUN_OK) rc = qun_db_take_id(db, "events", &taken, err);
     if (rc != QUN_OK) return rc;
+    if (taken) { /* PostgreSQL: the id is known, so the row is sent without waiting */
+        rc = qun_db_run_nowait(db, err,
+                               "INSERT INTO events(id, topic, group_id, user_id, payload, created_at) "
+                               "VALUES ($1, $2, $3, $4, $5, $6)",
+                               "iszzsi", taken, topic, group_id, user_id, payload, qun_now());
+        if (rc != QUN_OK) return rc;
+        if (id) *id = taken;
+        appended(1);
+        return QUN_OK;
+    }
     qun_q_t *q;
     rc = qun_db_run(db, &q, err,
                     "INSERT INTO events(topic, group_id, user_id, payload, created_at) "

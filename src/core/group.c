@@ -41,17 +41,12 @@ static bool live_state(const char *state) {
     return qun_group_state_live(qun_group_state_parse(state));
 }
 
-/* The group row and uid's role in it (QUN_ROLE_NONE for uid 0), no access decision. */
-static qun_rc load_row(qun_db_t *db, int64_t uid, const char *gid, qun_group_t *g, qun_err_t *err) {
-    qun_q_t *q;
-    qun_rc rc =
-        qun_db_run(db, &q, err,
-                   "SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, "
-                   "m.role, COALESCE(g.org_id, 0) FROM groups g LEFT JOIN members m ON m.group_id = g.id "
-                   "AND m.user_id = $2 WHERE g.gid = $1",
-                   "si", gid, uid);
-    if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
-    if (rc != QUN_ROW) return rc;
+#define ROW_COLS                                                                                             \
+    "SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, m.role, COALESCE(g.org_id, 0)"
+#define ROW_FROM "FROM groups g LEFT JOIN members m ON m.group_id = g.id AND m.user_id = $2 "
+
+/* The current row of q (ROW_COLS) into g. */
+static void row_from(qun_q_t *q, qun_group_t *g) {
     memset(g, 0, sizeof *g);
     g->id = qun_q_col_int(q, 0);
     snprintf(g->gid, sizeof g->gid, "%s", qun_q_col_text(q, 1));
@@ -62,6 +57,15 @@ static qun_rc load_row(qun_db_t *db, int64_t uid, const char *gid, qun_group_t *
     g->member_count = qun_q_col_int(q, 6);
     g->role = qun_q_col_null(q, 7) ? QUN_ROLE_NONE : role_parse(qun_q_col_text(q, 7));
     g->org_id = qun_q_col_int(q, 8);
+}
+
+/* The group row and uid's role in it (QUN_ROLE_NONE for uid 0), no access decision. */
+static qun_rc load_row(qun_db_t *db, int64_t uid, const char *gid, qun_group_t *g, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, ROW_COLS " " ROW_FROM "WHERE g.gid = $1", "si", gid, uid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    if (rc != QUN_ROW) return rc;
+    row_from(q, g);
     qun_q_done(q);
     return QUN_OK;
 }
@@ -70,11 +74,10 @@ qun_rc qun_group_load(qun_db_t *db, const char *gid, qun_group_t *g, qun_err_t *
     return load_row(db, 0, gid, g, err);
 }
 
-qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
-                        qun_err_t *err) {
+/* The access decision on a loaded row g (the tombstone read only when it is gone). */
+static qun_rc decide(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
+                     qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = load_row(db, a->uid, gid, g, err);
-    if (rc != QUN_OK) return rc;
     if (!live_state(g->state)) {
         /* Members lose access at dissolution (their rows go with the purge); the owner
          * keeps a read-only view. */
@@ -97,6 +100,33 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
         return qun_fail(err, QUN_FORBIDDEN_ROLE, "this needs role %s; you are %s", qun_role_name(need),
                         qun_role_name(g->role));
     return QUN_OK;
+}
+
+qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
+                        qun_err_t *err) {
+    qun_rc rc = load_row(db, a->uid, gid, g, err);
+    return rc == QUN_OK ? decide(db, a, gid, need, g, err) : rc;
+}
+
+/* The access row with the group's next sequence number and the poster's name; on a store
+ * that locks rows, the group's row locked: the post's UPDATE of next_seq follows. */
+#define POST_SQL(lock)                                                                                       \
+    ROW_COLS ", g.next_seq, u.display_name " ROW_FROM "JOIN users u ON u.id = $2 WHERE g.gid = $1" lock
+
+qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g,
+                             int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX], bool *has_name,
+                             qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, qun_db_locks_rows(db) ? POST_SQL(" FOR UPDATE OF g") : POST_SQL(""),
+                           "si", gid, a->uid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    if (rc != QUN_ROW) return rc;
+    row_from(q, g);
+    *next_seq = qun_q_col_int(q, 9);
+    *has_name = !qun_q_col_null(q, 10);
+    snprintf(name, QUN_DISPLAY_NAME_MAX, "%s", *has_name ? qun_q_col_text(q, 10) : "");
+    qun_q_done(q);
+    return decide(db, a, gid, QUN_ROLE_MEMBER, g, err);
 }
 
 qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], qun_err_t *err) {

@@ -65,7 +65,6 @@ static void message_text(qun_line_t *l, const char *gid, int64_t seq, const char
 qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
                              const qun_msg_opts_t *opts, char **out, qun_err_t *err) {
     qun_group_t g;
-    qun_q_t *q;
     const char *msgtype = opts ? opts->msgtype : NULL, *txn_id = opts ? opts->txn_id : NULL;
     const qun_msg_file_t *file = opts ? opts->file : NULL;
     const char *media_type = NULL; /* messages.media_msgtype */
@@ -77,23 +76,19 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
         return qun_fail(err, QUN_FIELD_INVALID, "msgtype must be m.text, m.notice or m.emote");
     }
     if (msgtype && strcmp(msgtype, "m.text") == 0) msgtype = NULL; /* stored as NULL */
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    int64_t seq, now = qun_now();
+    char name[QUN_DISPLAY_NAME_MAX];
+    bool has_name;
+    qun_rc rc = qun_group_access_post(db, a, gid, &g, &seq, name, &has_name, err);
     if (rc != QUN_OK) return rc;
-    /* Sent without waiting on PostgreSQL: its answer comes with the SELECT's. */
+    /* Sent without waiting on PostgreSQL: its answer comes with the next statement's. */
     rc = qun_db_run_nowait(db, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1", "i", g.id);
     if (rc != QUN_OK) return rc;
-    rc = qun_db_run(
-        db, &q, err,
-        "SELECT g.next_seq - 1, u.display_name FROM groups g JOIN users u ON u.id = $2 WHERE g.id = $1", "ii",
-        g.id, a->uid);
-    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_STORE : rc;
-    int64_t seq = qun_q_col_int(q, 0), now = qun_now();
     size_t cap = strlen(text) + 384; /* the rest of the object fits; escapes may grow it */
     qun_line_t l = {.p = malloc(cap), .cap = cap};
     l.oom = !l.p;
-    message_text(&l, g.gid, seq, a->openid, qun_q_col_null(q, 1) ? NULL : qun_q_col_text(q, 1), text, now,
+    message_text(&l, g.gid, seq, a->openid, has_name ? name : NULL, text, now,
                  media_type ? media_type : msgtype, file);
-    qun_q_done(q);
     if (l.oom) {
         free(l.p);
         return qun_fail(err, QUN_NOMEM, "out of memory");

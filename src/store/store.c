@@ -117,6 +117,11 @@ int64_t qun_db_changes(qun_db_t *db) {
     return DB_OPS(db)->changes(db);
 }
 
+qun_rc qun_db_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err) {
+    *id = 0;
+    return DB_OPS(db)->take_id ? DB_OPS(db)->take_id(db, table, id, err) : QUN_OK;
+}
+
 int64_t qun_db_total_changes(qun_db_t *db) {
     return DB_OPS(db)->total_changes(db);
 }
@@ -150,6 +155,10 @@ void qun_db_read_end(qun_db_t *db) {
 
 qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     return DB_OPS(db)->xlock ? DB_OPS(db)->xlock(db, key, err) : QUN_OK;
+}
+
+bool qun_db_locks_rows(qun_db_t *db) {
+    return DB_OPS(db)->skip_locked[0] != '\0'; /* the stores that skip locked rows lock them */
 }
 
 const char *qun_db_backend(qun_db_t *db) {

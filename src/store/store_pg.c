@@ -30,6 +30,8 @@
 #define TEXTOID 25
 #define PENDING_MAX 32 /* statements sent ahead at most before their results are read */
 enum { PEND_ONE_ROW, PEND_ANY };
+#define IDS_FIRST 8 /* ids in the first block take_id fetches in a transaction */
+#define IDS_MAX 128 /* and at most, doubling */
 
 struct qun_q {
     const qun_store_ops_t *ops;
@@ -72,6 +74,11 @@ struct qun_db {
      * that must change exactly one row, or anything that merely succeeds. */
     int pending;
     unsigned char pending_kind[PENDING_MAX];
+    /* Ids taken ahead for one table (take_id) in the open transaction: ids[next..n). */
+    char ids_table[64];
+    int64_t ids[IDS_MAX];
+    int ids_next, ids_n;
+    int ids_blocks; /* since BEGIN: 0, then 1 once the first row's INSERT took its own id */
     qun_q_t *cache[QCACHE];
 };
 
@@ -150,13 +157,25 @@ static void note_changes(qun_db_t *db, PGresult *r) {
     }
 }
 
+/* The ids taken ahead are the open transaction's: gone with it, and with a rollback to a
+ * savepoint, which may have dropped the lock they were taken under. */
+static void ids_drop(qun_db_t *db) {
+    db->ids_next = db->ids_n = 0;
+    db->ids_table[0] = '\0';
+}
+
 /* Transaction bookkeeping for statements run through exec (BEGIN/COMMIT/ROLLBACK). */
 static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
         db->nheld = 0;
-    } else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 || strncmp(sql, "END", 3) == 0)
+        ids_drop(db);
+        db->ids_blocks = 0;
+    } else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
+               strncmp(sql, "END", 3) == 0) {
         db->in_txn = false;
+        ids_drop(db);
+    }
 }
 
 /* A statement that failed because the connection was gone may be sent again on a new
@@ -589,6 +608,32 @@ static qun_rc pg_step_nowait(qun_q_t *q, qun_err_t *err) {
     return send_ahead(q, PEND_ONE_ROW, err);
 }
 
+/* A transaction's first row gets its id from its INSERT (*id 0): a lone row leaves no gap.
+ * After it, blocks of ids, each fetched in one round trip, doubling up to IDS_MAX. */
+static qun_rc pg_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err) {
+    if (!db->in_txn || strlen(table) >= sizeof db->ids_table) return QUN_OK;
+    if (strcmp(db->ids_table, table) != 0) ids_drop(db);
+    if (db->ids_next == db->ids_n) {
+        if (db->ids_blocks++ == 0) return QUN_OK;
+        int want = db->ids_blocks > 5 ? IDS_MAX : IDS_FIRST << (db->ids_blocks - 2);
+        qun_q_t *q;
+        qun_rc rc = qun_db_run(db, &q, err,
+                               "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",
+                               "si", table, (int64_t)want);
+        int n = 0;
+        for (; rc == QUN_ROW && n < IDS_MAX; rc = pg_step(q, err))
+            db->ids[n++] = pg_col_int(q, 0);
+        if (rc == QUN_ROW) reset_q(q);
+        if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+        if (n == 0) return qun_fail(err, QUN_STORE, "no ids from the sequence of %s", table);
+        snprintf(db->ids_table, sizeof db->ids_table, "%s", table);
+        db->ids_next = 0;
+        db->ids_n = n;
+    }
+    *id = db->ids[db->ids_next++];
+    return QUN_OK;
+}
+
 static int64_t pg_changes(qun_db_t *db) {
     return db->changes;
 }
@@ -635,6 +680,7 @@ static qun_rc pg_release(qun_db_t *db, bool keep, qun_err_t *err) {
     qun_rc rc = QUN_OK;
     if (!keep) {
         db->nheld = db->sp_mark < db->nheld ? db->sp_mark : db->nheld;
+        ids_drop(db);
         rc = pg_exec(db, "ROLLBACK TO SAVEPOINT op", err);
     }
     if (rc == QUN_OK) rc = pg_exec(db, "RELEASE SAVEPOINT op", err);
@@ -761,6 +807,7 @@ const qun_store_ops_t qun_pg_ops = {
     .read_end = pg_read_end,
     .xlock = pg_xlock,
     .step_nowait = pg_step_nowait,
+    .take_id = pg_take_id,
     .notify = pg_notify,
     .listen = pg_listen,
     .wait_notify = pg_wait_notify,
