@@ -29,7 +29,11 @@
 #define BYTEAOID 17
 #define TEXTOID 25
 #define PENDING_MAX 32 /* statements sent ahead at most before their results are read */
-enum { PEND_ONE_ROW, PEND_ANY };
+#define READ_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+/* What a statement sent ahead must answer: one changed row; success; anything (a read
+ * transaction's COMMIT: its failure ends the transaction just the same); or, for
+ * PEND_SYNC, the pipeline's sync sent after the statements before it. */
+enum { PEND_ONE_ROW, PEND_ANY, PEND_IGNORE, PEND_SYNC };
 #define IDS_FIRST 8 /* ids in the first block take_id fetches in a transaction */
 #define IDS_MAX 128 /* and at most, doubling */
 
@@ -74,6 +78,7 @@ struct qun_db {
      * that must change exactly one row, or anything that merely succeeds. */
     int pending;
     unsigned char pending_kind[PENDING_MAX];
+    bool read_fresh; /* a read transaction's BEGIN is sent ahead and no statement followed */
     /* Ids taken ahead for one table (take_id) in the open transaction: ids[next..n). */
     char ids_table[64];
     int64_t ids[IDS_MAX];
@@ -201,14 +206,23 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
     /* Each statement answers with its result and then NULL (after a failure the later
      * ones answer PGRES_PIPELINE_ABORTED); then comes the sync. */
     for (int i = 0; i < n; i++) {
+        int kind = i < db->pending ? db->pending_kind[i] : PEND_ANY;
         PGresult *r = PQgetResult(db->conn), *extra;
         ExecStatusType st = PQresultStatus(r);
         bool keep = false;
-        if (rc != QUN_OK) {
+        if (kind == PEND_SYNC) { /* a sync answers alone, with no NULL after it */
+            if (rc == QUN_OK && st != PGRES_PIPELINE_SYNC)
+                rc = r ? qun_fail(err, QUN_STORE, "postgres: a pipeline's sync did not come back")
+                       : pg_fail(db, NULL, err, "pipeline");
+            PQclear(r);
+            if (!r) break;
+            continue;
+        }
+        if (rc != QUN_OK || kind == PEND_IGNORE) {
             /* only read */
         } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             note_changes(db, r);
-            if (i < db->pending && db->pending_kind[i] == PEND_ONE_ROW && db->changes != 1)
+            if (kind == PEND_ONE_ROW && db->changes != 1)
                 rc = qun_fail(err, QUN_STORE, "a write sent ahead changed %lld rows, not one",
                               (long long)db->changes);
             keep = q && i == db->pending;
@@ -477,16 +491,25 @@ static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
     qun_db_t *db = q->db;
     if (!q->res && db->pending) {
         /* Behind the statements sent ahead, in the same round trip. */
+        bool fresh = db->read_fresh;
+        db->read_fresh = false;
         qun_rc rc = ensure_prepared(q, err);
         if (rc == QUN_OK && db->pending) {
             if (!send_q(q)) rc = pg_fail(db, NULL, err, "step");
             qun_rc drc = drain(db, rc == QUN_OK ? q : NULL, err);
             if (rc == QUN_OK) rc = drc;
-            if (rc != QUN_OK) return rc;
-            q->nrows = PQresultStatus(q->res) == PGRES_TUPLES_OK ? PQntuples(q->res) : 0;
-            q->row = -1;
-        } else if (rc != QUN_OK) {
-            return rc;
+            if (rc == QUN_OK) {
+                q->nrows = PQresultStatus(q->res) == PGRES_TUPLES_OK ? PQntuples(q->res) : 0;
+                q->row = -1;
+            }
+        }
+        if (rc != QUN_OK) {
+            if (!fresh || PQstatus(db->conn) == CONNECTION_OK) return rc;
+            /* The connection went away before the read transaction began (the server
+             * restarted while the loop was idle): begin it on a new one, as a BEGIN run
+             * by itself would have been sent again. */
+            db->in_txn = false;
+            if ((rc = pg_exec(db, READ_BEGIN, err)) != QUN_OK) return rc;
         }
     }
     if (!q->res) {
@@ -687,12 +710,44 @@ static qun_rc pg_release(qun_db_t *db, bool keep, qun_err_t *err) {
     return rc;
 }
 
+/* Send sql (no parameters) ahead as kind, entering pipeline mode if need be. */
+static bool send_sql_ahead(qun_db_t *db, const char *sql, int kind) {
+    if (db->pending + 2 > PENDING_MAX) return false;
+    if (!db->pending && PQenterPipelineMode(db->conn) != 1) return false;
+    if (PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+        if (!db->pending) PQexitPipelineMode(db->conn);
+        return false;
+    }
+    db->pending_kind[db->pending++] = (unsigned char)kind;
+    return true;
+}
+
+/* A read transaction costs no round trip of its own: its BEGIN goes with its first
+ * statement, and its COMMIT, flushed with a sync, is answered with the next one (the
+ * next request's BEGIN and first statement).  The snapshot is the first statement's,
+ * as before. */
 static qun_rc pg_read_begin(qun_db_t *db, qun_err_t *err) {
-    return pg_exec(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+    if (db->in_txn || PQstatus(db->conn) != CONNECTION_OK || !send_sql_ahead(db, READ_BEGIN, PEND_ANY))
+        return pg_exec(db, READ_BEGIN, err);
+    db->in_txn = true;
+    db->nheld = 0;
+    ids_drop(db);
+    db->read_fresh = true;
+    return QUN_OK;
 }
 
 static void pg_read_end(qun_db_t *db) {
     qun_err_t ignore;
+    db->read_fresh = false;
+    if (PQstatus(db->conn) == CONNECTION_OK && send_sql_ahead(db, "COMMIT", PEND_IGNORE)) {
+        db->in_txn = false;
+        if (PQpipelineSync(db->conn) == 1) {
+            db->pending_kind[db->pending++] = PEND_SYNC;
+            return;
+        }
+        settle(db, &ignore); /* reads what it can; the connection is then made again */
+        return;
+    }
     if (pg_exec(db, "COMMIT", &ignore) != QUN_OK) pg_exec(db, "ROLLBACK", &ignore);
 }
 

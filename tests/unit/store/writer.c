@@ -414,6 +414,62 @@ static void ids_taken_ahead(void) {
     qun_db_close(db);
 }
 
+/* The count of unit_read inside the reader's open read transaction (-1 on failure). */
+static int64_t read_count(qun_db_t *db) {
+    return count(db, "SELECT COUNT(*) FROM unit_read");
+}
+
+/* Read transactions, whose BEGIN and COMMIT PostgreSQL sends ahead with the statements
+ * around them: each still reads one snapshot, sees what committed before it, and a
+ * reader whose server connection was cut while idle reads on, on a new one. */
+static void read_transactions(void) {
+    qun_db_t *wr, *rd;
+    qun_err_t err;
+    bool pg = strcmp(conn, sqlite_path) != 0;
+    CHECK(qun_db_open(conn, false, true, &wr, &err) == QUN_OK);
+    CHECK(qun_db_exec(wr, "DROP TABLE IF EXISTS unit_read", &err) == QUN_OK);
+    CHECK(qun_db_exec(wr, "CREATE TABLE unit_read(v BIGINT)", &err) == QUN_OK);
+    CHECK(qun_db_open(conn, true, false, &rd, &err) == QUN_OK);
+    for (int64_t i = 1; i <= 40; i++) {
+        CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO unit_read(v) VALUES ($1)", "i", i) == QUN_DONE);
+        CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+        CHECK(read_count(rd) == i);
+        CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO unit_read(v) VALUES ($1)", "i", -i) == QUN_DONE);
+        CHECK(read_count(rd) == i); /* the snapshot of its first statement */
+        CHECK(qun_db_run(wr, NULL, &err, "DELETE FROM unit_read WHERE v = $1", "i", -i) == QUN_DONE);
+        qun_db_read_end(rd);
+        if (i % 10 == 0) { /* one without a statement, then a statement outside any */
+            CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+            qun_db_read_end(rd);
+            CHECK(read_count(rd) == i);
+        }
+    }
+    if (pg) {
+        int64_t pid;
+        CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+        CHECK((pid = count(rd, "SELECT pg_backend_pid()")) > 0);
+        qun_db_read_end(rd);
+        qun_q_t *q;
+        CHECK(qun_db_run(wr, &q, &err, "SELECT pg_terminate_backend($1)", "i", pid) == QUN_ROW);
+        qun_q_done(q);
+        qun_q_t *gone;
+        for (int tries = 0; tries < 200; tries++) { /* until the server has closed it */
+            if (qun_db_run(wr, &gone, &err, "SELECT 1 FROM pg_stat_activity WHERE pid = $1", "i", pid) !=
+                QUN_ROW)
+                break;
+            qun_q_done(gone);
+            usleep(10 * 1000);
+        }
+        CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+        CHECK(read_count(rd) == 40);
+        CHECK(count(rd, "SELECT pg_backend_pid()") != pid);
+        qun_db_read_end(rd);
+    }
+    qun_db_close(rd);
+    CHECK(qun_db_exec(wr, "DROP TABLE unit_read", &err) == QUN_OK);
+    qun_db_close(wr);
+}
+
 static void remove_sqlite_files(void) {
     char side[64];
     unlink(sqlite_path);
@@ -444,6 +500,10 @@ static void ids_taken_ahead_pg(void) {
     ids_taken_ahead();
 }
 
+static void read_transactions_pg(void) {
+    read_transactions();
+}
+
 static void before_commit_joins_the_batch_pg(void) {
     atomic_store(&hooked, 0);
     before_commit_joins_the_batch();
@@ -466,6 +526,7 @@ int main(void) {
     RUN(unguarded_ops);
     RUN(nowait_writes);
     RUN(ids_taken_ahead);
+    RUN(read_transactions);
     remove_sqlite_files();
 
     conn = getenv("QUN_TEST_PG");
@@ -477,6 +538,7 @@ int main(void) {
         RUN(unguarded_ops_pg);
         RUN(nowait_writes_pg);
         RUN(ids_taken_ahead_pg);
+        RUN(read_transactions_pg);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
