@@ -159,6 +159,10 @@ qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const ch
  * transaction after any lock that orders the table's ids: the block is dropped when the
  * transaction ends or rolls back to a savepoint. */
 qun_rc qun_db_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err);
+/* Rows of table were just inserted with ids of the table's own (a multi-row INSERT ...
+ * SELECT): the ids taken ahead before them are dropped, so that rows inserted after them
+ * get higher ids, in the order they are written. */
+void qun_db_ids_used(qun_db_t *db, const char *table);
 
 /* ---- message search (store/search.c) ---- */
 /* Needles of fewer characters than this are not looked up in the text index (a trigram

@@ -197,6 +197,7 @@ qun_rc qun_event_approval_requested(qun_db_t *db, const char *aid, qun_err_t *er
                     "isii", org, text, qun_now(), requester);
     free(text);
     if (rc != QUN_DONE) return rc;
+    qun_db_ids_used(db, "events"); /* the next event's id is above these */
     appended((uint64_t)qun_db_changes(db));
     return QUN_OK;
 }

@@ -122,6 +122,10 @@ qun_rc qun_db_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *e
     return DB_OPS(db)->take_id ? DB_OPS(db)->take_id(db, table, id, err) : QUN_OK;
 }
 
+void qun_db_ids_used(qun_db_t *db, const char *table) {
+    if (DB_OPS(db)->ids_used) DB_OPS(db)->ids_used(db, table);
+}
+
 int64_t qun_db_total_changes(qun_db_t *db) {
     return DB_OPS(db)->total_changes(db);
 }

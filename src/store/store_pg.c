@@ -657,6 +657,10 @@ static qun_rc pg_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t
     return QUN_OK;
 }
 
+static void pg_ids_used(qun_db_t *db, const char *table) {
+    if (strcmp(db->ids_table, table) == 0) ids_drop(db);
+}
+
 static int64_t pg_changes(qun_db_t *db) {
     return db->changes;
 }
@@ -863,6 +867,7 @@ const qun_store_ops_t qun_pg_ops = {
     .xlock = pg_xlock,
     .step_nowait = pg_step_nowait,
     .take_id = pg_take_id,
+    .ids_used = pg_ids_used,
     .notify = pg_notify,
     .listen = pg_listen,
     .wait_notify = pg_wait_notify,

@@ -401,8 +401,15 @@ static void ids_taken_ahead(void) {
     int64_t after = ids_insert(db, 1004, &ahead);
     CHECK(inside > before && after > before);             /* SQLite gives the rolled-back id again */
     if (pg) CHECK(after > inside && after >= before + 8); /* a new block, not the rest of the old one */
+    /* Rows given the table's own ids after some were taken ahead: later rows go above them. */
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "INSERT INTO unit_ids(v) VALUES (1005) RETURNING id", "") == QUN_ROW);
+    int64_t own = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    qun_db_ids_used(db, "unit_ids");
+    CHECK(ids_insert(db, 1006, &ahead) > own);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
-    CHECK(count(db, "SELECT COUNT(*) FROM unit_ids WHERE v >= 1000") == 4);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_ids WHERE v >= 1000") == 6);
     CHECK(count(db, "SELECT COUNT(*) FROM unit_ids WHERE v = 1003") == 0);
     /* A transaction rolled back: its rows go, the connection goes on. */
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
