@@ -169,7 +169,7 @@ static void ids_drop(qun_db_t *db) {
     db->ids_table[0] = '\0';
 }
 
-/* Transaction bookkeeping for statements run through exec (BEGIN/COMMIT/ROLLBACK). */
+/* Transaction bookkeeping for BEGIN/COMMIT/ROLLBACK, run through exec or sent ahead. */
 static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
@@ -733,9 +733,7 @@ static bool send_sql_ahead(qun_db_t *db, const char *sql, int kind) {
 static qun_rc pg_read_begin(qun_db_t *db, qun_err_t *err) {
     if (db->in_txn || PQstatus(db->conn) != CONNECTION_OK || !send_sql_ahead(db, READ_BEGIN, PEND_ANY))
         return pg_exec(db, READ_BEGIN, err);
-    db->in_txn = true;
-    db->nheld = 0;
-    ids_drop(db);
+    track_txn(db, READ_BEGIN);
     db->read_fresh = true;
     return QUN_OK;
 }
@@ -744,7 +742,7 @@ static void pg_read_end(qun_db_t *db) {
     qun_err_t ignore;
     db->read_fresh = false;
     if (PQstatus(db->conn) == CONNECTION_OK && send_sql_ahead(db, "COMMIT", PEND_IGNORE)) {
-        db->in_txn = false;
+        track_txn(db, "COMMIT");
         if (PQpipelineSync(db->conn) == 1) {
             db->pending_kind[db->pending++] = PEND_SYNC;
             return;
