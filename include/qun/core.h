@@ -28,6 +28,10 @@ typedef struct {
     char username[33];
     bool is_admin;             /* a server admin (the `admins` setting) */
     bool must_change_password; /* logged in with a one-time code: may only set a new password */
+    int64_t session_expires_at;
+    /* Taken from a loop's cache (src/http/actors.c), not looked up for this request: the
+     * write it runs checks the session again (qun_group_access_post). */
+    bool cached;
 } qun_actor_t;
 
 /* Server-wide settings the core needs. */
@@ -258,7 +262,9 @@ typedef struct {
 /* qun_group_access for a message post, in the writer's transaction: the same checks at
  * QUN_ROLE_MEMBER, and in the same round trip the group's next sequence number (its row
  * locked until the commit where the store locks rows, so no other instance takes the same
- * number) and the actor's display name (name[0] '\0' when it has none). */
+ * number) and the actor's display name (name[0] '\0' when it has none).  An actor taken
+ * from a cache (a->cached) has its session checked in the same statement: QUN_TOKEN_INVALID
+ * when it has ended or its user was disabled, reset or renamed since. */
 qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g,
                              int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX], bool *has_name,
                              qun_err_t *err);

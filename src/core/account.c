@@ -260,7 +260,7 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
 }
 
 #define ACTOR_COLS                                                                                           \
-    "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username, u.password_reset "               \
+    "SELECT s.id, s.user_id, u.openid, s.platform, s.device_id, u.username, u.password_reset, s.expires_at " \
     "FROM sessions s JOIN users u ON u.id = s.user_id AND u.disabled_at IS NULL "
 
 /* Fill a from a row of ACTOR_COLS and finish q. */
@@ -272,6 +272,8 @@ static void actor_from(qun_q_t *q, qun_actor_t *a) {
     snprintf(a->device_id, sizeof a->device_id, "%s", qun_q_col_text(q, 4));
     snprintf(a->username, sizeof a->username, "%s", qun_q_col_text(q, 5));
     a->must_change_password = qun_q_col_int(q, 6) != 0;
+    a->session_expires_at = qun_q_col_int(q, 7);
+    a->cached = false;
     qun_q_done(q);
     a->is_admin = qun_is_admin(a->username);
 }

@@ -109,23 +109,38 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
 }
 
 /* The access row with the group's next sequence number and the poster's name; on a store
- * that locks rows, the group's row locked: the post's UPDATE of next_seq follows. */
-#define POST_SQL(lock)                                                                                       \
-    ROW_COLS ", g.next_seq, u.display_name " ROW_FROM "JOIN users u ON u.id = $2 WHERE g.gid = $1" lock
+ * that locks rows, the group's row locked: the post's UPDATE of next_seq follows.  For a
+ * caller taken from a loop's cache (qun_actor_t.cached) the row also says whether the
+ * session still stands: not revoked or expired, its user not disabled, reset or renamed. */
+#define POST_SQL(session, lock)                                                                              \
+    ROW_COLS ", g.next_seq, u.display_name" session " " ROW_FROM                                             \
+             "JOIN users u ON u.id = $2 WHERE g.gid = $1" lock
+#define POST_SESSION                                                                                         \
+    ", CASE WHEN u.disabled_at IS NULL AND u.password_reset = 0 AND u.username = $4 AND EXISTS (SELECT 1 "   \
+    "FROM sessions s WHERE s.id = $3 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $5) "    \
+    "THEN 1 ELSE 0 END"
 
 qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g,
                              int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX], bool *has_name,
                              qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, qun_db_locks_rows(db) ? POST_SQL(" FOR UPDATE OF g") : POST_SQL(""),
-                           "si", gid, a->uid);
+    bool lock = qun_db_locks_rows(db);
+    qun_rc rc =
+        !a->cached
+            ? qun_db_run(db, &q, err, lock ? POST_SQL("", " FOR UPDATE OF g") : POST_SQL("", ""), "si", gid,
+                         a->uid)
+            : qun_db_run(db, &q, err,
+                         lock ? POST_SQL(POST_SESSION, " FOR UPDATE OF g") : POST_SQL(POST_SESSION, ""),
+                         "siisi", gid, a->uid, a->session_id, a->username, qun_now());
     if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
     if (rc != QUN_ROW) return rc;
     row_from(q, g);
     *next_seq = qun_q_col_int(q, 9);
     *has_name = !qun_q_col_null(q, 10);
     snprintf(name, QUN_DISPLAY_NAME_MAX, "%s", *has_name ? qun_q_col_text(q, 10) : "");
+    bool ended = a->cached && qun_q_col_int(q, 11) == 0;
     qun_q_done(q);
+    if (ended) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
     return decide(db, a, gid, QUN_ROLE_MEMBER, g, err);
 }
 

@@ -22,21 +22,24 @@
 #define QUN_MAX_PARAMS 3
 
 enum {
-    R_AUTH = 1 << 0,         /* bearer token required */
-    R_WRITE = 1 << 1,        /* run() executes on the group-commit writer */
-    R_JSON = 1 << 2,         /* body is a JSON object (empty body reads as {}) */
-    R_RAW = 1 << 3,          /* body is raw bytes up to the upload limit */
-    R_NOIDEM = 1 << 4,       /* POST whose answer holds a secret: Idempotency-Key not replayed */
-    R_TICKET = 1 << 5,       /* with R_AUTH: without an Authorization header, ?ticket= (an event
-                              * ticket, spent on the writer) authenticates instead */
-    R_LOCKOUT = 1 << 6,      /* takes a password, code or signature: brute-force locks apply (lockout.h) */
-    R_MATRIX = 1 << 7,       /* a Matrix client-server route (matrix_routes.def, h_matrix*.c): token also as
-                              * ?access_token=, Matrix errors, CORS, percent-decoded path parameters */
-    R_TXN = 1 << 8,          /* with R_MATRIX and R_WRITE: the last path parameter is a Matrix txnId, made
-                              * the request's idempotency key per session */
-    R_CHECKS_FIRST = 1 << 9, /* with R_WRITE: run() makes every check before its first write, and
-                              * after it fails only if the store does: the writer runs it without a
-                              * savepoint (qun_wop_t.unguarded, writer.h) */
+    R_AUTH = 1 << 0,          /* bearer token required */
+    R_WRITE = 1 << 1,         /* run() executes on the group-commit writer */
+    R_JSON = 1 << 2,          /* body is a JSON object (empty body reads as {}) */
+    R_RAW = 1 << 3,           /* body is raw bytes up to the upload limit */
+    R_NOIDEM = 1 << 4,        /* POST whose answer holds a secret: Idempotency-Key not replayed */
+    R_TICKET = 1 << 5,        /* with R_AUTH: without an Authorization header, ?ticket= (an event
+                               * ticket, spent on the writer) authenticates instead */
+    R_LOCKOUT = 1 << 6,       /* takes a password, code or signature: brute-force locks apply (lockout.h) */
+    R_MATRIX = 1 << 7,        /* a Matrix client-server route (matrix_routes.def, h_matrix*.c): token also as
+                               * ?access_token=, Matrix errors, CORS, percent-decoded path parameters */
+    R_TXN = 1 << 8,           /* with R_MATRIX and R_WRITE: the last path parameter is a Matrix txnId, made
+                               * the request's idempotency key per session */
+    R_CHECKS_FIRST = 1 << 9,  /* with R_WRITE: run() makes every check before its first write, and
+                               * after it fails only if the store does: the writer runs it without a
+                               * savepoint (qun_wop_t.unguarded, writer.h) */
+    R_ACTOR_CACHED = 1 << 10, /* with R_CHECKS_FIRST: run() checks the session in its own write
+                               * (qun_actor_t.cached), so the loop may take the caller from its
+                               * cache of sessions (actors.c) without a read of its own */
 };
 
 typedef struct qun_req qun_req_t;
@@ -91,6 +94,7 @@ struct qun_req {
     int64_t t0_ms;
     qun_wop_t wop;
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */
+    bool reauth; /* the write refused a cached caller: look the session up and run it again */
 };
 
 /* ---- server.c ---- */
@@ -152,6 +156,17 @@ struct bufferevent *qun_tls_bev(struct event_base *base, void *arg);
 /* Free the context at exit. */
 void qun_tls_free(void);
 
+/* ---- actors.c: a loop's cache of the sessions it authenticated (R_ACTOR_CACHED) ---- */
+typedef struct qun_actor_cache qun_actor_cache_t;
+qun_actor_cache_t *qun_actor_cache_new(void);
+void qun_actor_cache_free(qun_actor_cache_t *c);
+/* The caller whose token has the hex SHA-256 hash, with a->cached set, while its session
+ * has not expired; false when the cache does not hold it. */
+bool qun_actor_cache_get(qun_actor_cache_t *c, const char *hash, qun_actor_t *a);
+/* Remember a freshly authenticated caller (not one that must set a new password). */
+void qun_actor_cache_put(qun_actor_cache_t *c, const char *hash, const qun_actor_t *a);
+void qun_actor_cache_drop(qun_actor_cache_t *c, const char *hash);
+
 /* ---- router.c ---- */
 extern const qun_route_t qun_routes[];
 extern const int qun_routes_count;
@@ -160,6 +175,9 @@ extern const int qun_routes_count;
 int qun_route_match(const char *method, const char *path, char *params[QUN_MAX_PARAMS]);
 /* Entry point for every request (the evhttp generic callback). */
 void qun_router_dispatch(struct evhttp_request *ev, void *worker);
+/* Back on the loop after the writer refused r's cached caller (r->reauth): look the
+ * session up and run the write again, or answer the lookup's refusal. */
+void qun_router_reauth(qun_req_t *r);
 /* Finish a request on its loop thread: send the answer, log, count, free. */
 void qun_req_finish(qun_req_t *r);
 /* Metrics text for /metrics into out (owned by caller, free()). */

@@ -351,7 +351,9 @@ count:;
 }
 
 /* ---- shared checks ---- */
-static qun_rc authenticate(qun_req_t *r) {
+/* The hex SHA-256 of r's bearer token into hash, or the refusal of a missing or
+ * malformed one. */
+static qun_rc bearer_hash(qun_req_t *r, char hash[65]) {
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Authorization");
     const char *token = h ? h + 7 : NULL;
     /* Matrix clients may send the token in the query instead (matrix-nio only does). */
@@ -359,10 +361,34 @@ static qun_rc authenticate(qun_req_t *r) {
     if (!token) return qun_fail(&r->err, QUN_UNAUTHENTICATED, "send Authorization: Bearer <token>");
     if ((h && strncasecmp(h, "Bearer ", 7) != 0) || strlen(token) > 200)
         return qun_fail(&r->err, QUN_TOKEN_INVALID, "Authorization must be a Bearer token");
-    char hash[65];
     qun_sha256_hex(hash, token, strlen(token));
-    qun_rc rc = qun_session_auth(r->w->db, hash, &r->actor, &r->err);
+    return QUN_OK;
+}
+
+/* The caller of an R_ACTOR_CACHED route from the loop's cache, when it holds the token
+ * and the request carries no Idempotency-Key (a replay answers before the write that
+ * checks the session). */
+static bool cached_caller(qun_req_t *r) {
+    char hash[65];
+    if (evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Idempotency-Key") ||
+        bearer_hash(r, hash) != QUN_OK || !qun_actor_cache_get(r->w->actors, hash, &r->actor))
+        return false;
+    r->authed = true;
+    return true;
+}
+
+static qun_rc authenticate(qun_req_t *r) {
+    char hash[65];
+    qun_rc rc = bearer_hash(r, hash);
+    if (rc != QUN_OK) return rc;
+    rc = qun_session_auth(r->w->db, hash, &r->actor, &r->err);
     r->authed = rc == QUN_OK;
+    if (qun_routes[r->route_index].flags & R_ACTOR_CACHED) {
+        if (rc == QUN_OK)
+            qun_actor_cache_put(r->w->actors, hash, &r->actor);
+        else
+            qun_actor_cache_drop(r->w->actors, hash);
+    }
     /* A session opened with an admin's one-time code sets a new password first; it may
      * still read who it is and log out. */
     qun_handler_fn run = qun_routes[r->route_index].run;
@@ -536,6 +562,10 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     } else {
         r->rc = qun_routes[r->route_index].run(r);
     }
+    /* A cached caller's refusal may come from a stale cache: the loop looks the session up
+     * and runs the request again (qun_router_reauth).  Nothing was written: the route makes
+     * every check first (R_CHECKS_FIRST), and a 4xx is a check's. */
+    if (r->rc != QUN_OK && r->actor.cached && qun_rc_status(r->rc) < 500) r->reauth = true;
     if (r->rc != QUN_OK) return r->rc;
     if (!r->idem_key[0]) return QUN_OK; /* serializing happens on the loop thread, off the writer */
     if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
@@ -717,9 +747,7 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     }
     r->route_index = i;
     r->db = r->w->db;
-    r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
     const qun_route_t *rt = &qun_routes[i];
-    qun_rc rc = QUN_OK;
     const char *ticket = (rt->flags & R_TICKET) ? qun_query(r, "ticket") : NULL;
     if (ticket && !evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization")) {
         if (strlen(ticket) > 200) {
@@ -727,13 +755,43 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
             qun_req_finish(r);
             return;
         }
-        read_end(r);
         r->resume = ticket_resume;
         qun_worker_submit_write(r, ticket_write);
         return;
     }
+    /* A caller the loop knows needs no read here: its write checks the session. */
+    if ((rt->flags & R_ACTOR_CACHED) && cached_caller(r)) {
+        proceed(r, QUN_OK);
+        return;
+    }
+    r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
+    qun_rc rc = QUN_OK;
     if (rt->flags & R_AUTH) rc = authenticate(r);
     proceed(r, rc);
+}
+
+/* Hand r's run() to the writer, the loop's snapshot ended first. */
+static void submit(qun_req_t *r) {
+    read_end(r); /* the loop's snapshot must not outlive the hand-over to the writer */
+    /* A counted failure needs the handler's own savepoint (run_write). */
+    r->wop.unguarded = (qun_routes[r->route_index].flags & R_CHECKS_FIRST) && !r->lockout;
+    qun_worker_submit_write(r, run_write);
+}
+
+void qun_router_reauth(qun_req_t *r) {
+    r->reauth = false;
+    r->rc = QUN_OK;
+    r->err = (qun_err_t){{0}, {0}};
+    r->status = 0;
+    r->db = r->w->db;
+    r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
+    qun_rc rc = authenticate(r); /* not cached: the write will not send it back again */
+    if (rc != QUN_OK) {
+        r->rc = rc;
+        qun_req_finish(r);
+        return;
+    }
+    submit(r); /* body, key and prep are the first attempt's */
 }
 
 /* Everything after authentication: body, idempotency, prep, then run (here or on the writer). */
@@ -752,10 +810,7 @@ static void proceed(qun_req_t *r, qun_rc rc) {
         return;
     }
     if (rc == QUN_OK && !hit && (rt->flags & R_WRITE)) {
-        read_end(r); /* the loop's snapshot must not outlive the hand-over to the writer */
-        /* A counted failure needs the handler's own savepoint (run_write). */
-        r->wop.unguarded = (rt->flags & R_CHECKS_FIRST) && !r->lockout;
-        qun_worker_submit_write(r, run_write);
+        submit(r);
         return;
     }
     if (rc == QUN_OK && !hit) rc = rt->run(r);

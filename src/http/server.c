@@ -130,6 +130,11 @@ static void drain_done(evutil_socket_t fd, short what, void *arg) {
             r->rc = list->rc;
             r->err = list->err;
         }
+        if (r->reauth) {
+            qun_router_reauth(r);
+            list = next;
+            continue;
+        }
         void (*resume)(qun_req_t *) = r->resume;
         r->resume = NULL;
         if (resume && r->rc == QUN_OK)
@@ -315,6 +320,7 @@ static qun_rc worker_init(qun_worker_t *w, int index, qun_err_t *err) {
     /* The gate (gate.c) enforces both limits first and answers in problem+json;
      * evhttp's own checks, which answer in HTML, stay as a backstop it never reaches. */
     w->gate = qun_gate_loop_new();
+    w->actors = qun_actor_cache_new();
     evhttp_set_bevcb(w->http, qun_server_cfg.tls_cert ? qun_tls_bev : qun_gate_bev, w->gate);
     evhttp_set_max_body_size(w->http, (ev_ssize_t)qun_server_cfg.upload_limit);
     evhttp_set_max_headers_size(w->http, QUN_HEAD_MAX + 4096);
@@ -392,6 +398,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
         event_free(w->done_ev);
         event_free(w->accept_retry);
         qun_gate_loop_free(w->gate);
+        qun_actor_cache_free(w->actors);
         if (w->reserve_fd >= 0) close(w->reserve_fd);
         event_base_free(w->base);
         qun_db_close(w->db);

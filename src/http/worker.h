@@ -18,7 +18,8 @@ struct qun_worker {
     pthread_mutex_t mu;   /* guards done_head */
     qun_wop_t *done_head; /* writes finished by the writer, to answer */
     struct event *done_ev;
-    qun_gate_loop_t *gate; /* the connections' framing state (gate.c) */
+    qun_gate_loop_t *gate;     /* the connections' framing state (gate.c) */
+    qun_actor_cache_t *actors; /* sessions this loop authenticated (actors.c) */
     struct evconnlistener *listener;
     struct event *accept_retry; /* re-enables the listener after a failed accept */
     int reserve_fd;             /* a descriptor kept to answer connections when none is free */

@@ -2,7 +2,8 @@
 """Several qund on one PostgreSQL database (docs/postgres.md, "Several instances"):
 a cancel on A racing the timer on B ends one way and is ledgered once; 1000 due purge
 jobs drained by two instances each run once; an SSE client on A sees a dissolution
-done on B at once; an Idempotency-Key raced across instances runs once; PostgreSQL
+done on B at once; a session ended on B posts no more on A, whose loops cached it; an
+Idempotency-Key raced across instances runs once; PostgreSQL
 restarted under load loses nothing acknowledged and answers 503 STORE_UNAVAILABLE
 meanwhile; `qun admin migrate` moves a SQLite installation with the same ledger root
 and every row; proofs served by B, which caches the hashes of complete subtrees, stay
@@ -213,6 +214,32 @@ def test_revocation_on_b_ends_the_stream_on_a_and_removal_filters_it():
         finally:
             for st in streams:
                 st.close()
+    finally:
+        b.stop()
+        a.stop()
+    for s_ in (a, b):
+        stop_clean(s_)
+
+
+def test_a_session_ended_on_b_posts_no_more_on_a():
+    """A's loops cache the sessions they authenticated for message posts; a logout, a
+    disabled account or a password reset done through B is still refused on A's next
+    post on the same connection, and nothing more is written."""
+    a, b = pair([])
+    try:
+        root, owner = register(b.url, name="root"), register(a.url)
+        users = [register(a.url) for _ in range(3)]
+        g = make_group(owner, members=users)
+        logout, disabled, reset = users
+        for u in users:
+            expect(u.post(f"/v1/groups/{g}/messages", {"text": "hi " + u.username}), 201)
+        expect(on(logout, b.url).delete(f"/v1/sessions/{session_id(logout)}"), 204)
+        expect(root.post(f"/v1/admin/users/{disabled.openid}/disable", {}), 200)
+        expect(root.post(f"/v1/admin/users/{reset.openid}/password-reset", {}), 200)
+        for u in users:
+            expect(u.post(f"/v1/groups/{g}/messages", {"text": "again"}), 401, "TOKEN_INVALID")
+        texts = [m["text"] for m in expect(owner.get(f"/v1/groups/{g}/messages"), 200)["items"]]
+        assert texts == ["hi " + u.username for u in users]
     finally:
         b.stop()
         a.stop()
