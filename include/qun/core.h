@@ -264,10 +264,18 @@ typedef struct {
  * locked until the commit where the store locks rows, so no other instance takes the same
  * number) and the actor's display name (name[0] '\0' when it has none).  An actor taken
  * from a cache (a->cached) has its session checked in the same statement: QUN_TOKEN_INVALID
- * when it has ended or its user was disabled, reset or renamed since. */
-qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g,
-                             int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX], bool *has_name,
-                             qun_err_t *err);
+ * when it has ended or its user was disabled, reset or renamed since.  ahead: the handle
+ * qun_group_access_post_ahead gave in this transaction, or NULL; through it the number
+ * was already taken when the post is allowed (*seq_taken: the caller does not UPDATE
+ * next_seq again). */
+qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t *ahead,
+                             qun_group_t *g, int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX],
+                             bool *has_name, bool *seq_taken, qun_err_t *err);
+/* Send a post's access statement ahead (qun_db_run_ahead, PostgreSQL): it also takes the
+ * group's next sequence number when the post is allowed, so call it only for a post that
+ * will run next in this transaction, after every check that does not need the store.
+ * *ahead NULL: nothing was sent. */
+void qun_group_access_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead);
 qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
                         qun_err_t *err);
 /* Add user uid to group group_id with role, joined at joined_at, and count them: the
@@ -432,7 +440,12 @@ typedef struct {
     const char *txn_id;         /* the client's transaction id (Matrix), stored with the message */
     const qun_msg_file_t *file; /* the group file it carries (already added), or NULL */
     const char *media_id;       /* with file: the Matrix media id it was sent as */
+    qun_q_t *ahead;             /* qun_message_post_ahead's handle in this transaction, or NULL */
 } qun_msg_opts_t;
+/* Send the access statement of a post of a's to gid ahead (qun_group_access_post_ahead):
+ * for the writer's qun_wop_t.ahead, of a post that passed every other check already.
+ * *ahead (NULL when nothing was sent) goes in the post's opts. */
+void qun_message_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead);
 /* Post text to group gid as a's message: a member of the active group.  The message
  * records a's session row id, opts' msgtype and txn_id (opts NULL: none), and its
  * stream_id, the id of the `message.created` event appended in the same transaction.

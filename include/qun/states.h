@@ -34,6 +34,9 @@ typedef enum qun_diss_state {
 
 /* The pinned name of s ("active"), or NULL when s is not a group state. */
 const char *qun_group_state_name(qun_group_state_t s);
+/* The live states of group_states.def as an SQL list, for statements that decide access
+ * on the server (core/group.c); tests/unit/core/group.c checks that the two agree. */
+#define QUN_GROUP_LIVE_SQL "'active', 'review', 'pending'"
 /* The state named name, or QUN_GROUP_STATE_INVALID (also for NULL). */
 qun_group_state_t qun_group_state_parse(const char *name);
 /* Whether members of a group in state s still have access (active, review, pending). */

@@ -110,6 +110,9 @@ const char *qun_db_backend(qun_db_t *db);
 /* Whether the store locks rows, so that a read a write will follow must lock what it read
  * (`FOR UPDATE`) against other writers (PostgreSQL); SQLite's one writer needs none. */
 bool qun_db_locks_rows(qun_db_t *db);
+/* Whether qun_db_run_ahead sends anything on this store (PostgreSQL): where it does not,
+ * preparing reads ahead is wasted work. */
+bool qun_db_runs_ahead(qun_db_t *db);
 /* Inside the open transaction, signal channel to every listening connection when it
  * commits (PostgreSQL NOTIFY; the same signal twice in one transaction is sent once).
  * A no-op on SQLite, where one process owns the database. */
@@ -150,6 +153,17 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
  * trip: a failure, or a count other than one row, then fails that next call (a COMMIT
  * rolls back).  SQLite runs it at once.  QUN_OK or an error. */
 qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const char *types, ...);
+/* A statement sent now whose rows are read later, inside a transaction: PostgreSQL sends
+ * it without waiting (libpq's pipeline mode), the server runs it after everything sent
+ * before it, and its rows come back with the next answer the connection waits for, so
+ * the reads of a run of operations cost one round trip, not one each (qun_wop_t.ahead).
+ * *out is a handle the transaction owns: qun_q_step it (the first step answers QUN_ROW
+ * or QUN_DONE, as qun_db_run would have), qun_q_done it, and never touch it after the
+ * transaction ends.  Should the statement fail, the call that reads its answer fails
+ * (which may be another statement's), as for qun_db_run_nowait.  QUN_OK with *out NULL:
+ * nothing was sent (SQLite, outside a transaction, or 64 handles in this transaction
+ * already); run the statement when its rows are needed. */
+qun_rc qun_db_run_ahead(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...);
 /* An id for the next row of table (its `id` identity column) taken before the INSERT, so
  * the INSERT needs no RETURNING and can go through qun_db_run_nowait.  *id 0: let the
  * INSERT assign it and return it (SQLite always, where that costs no round trip; and a

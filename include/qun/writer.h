@@ -28,6 +28,14 @@ struct qun_wop {
      * transaction is rolled back and every operation of it fails, as when a COMMIT
      * fails. */
     bool unguarded;
+    /* Optional, for an unguarded fn: send now what fn will read (qun_db_run_ahead), in
+     * the batch's transaction.  The writer calls it for a run of consecutive operations
+     * that have it (up to 64), in their order, before it runs the first of them, so the
+     * run's reads cost one round trip on PostgreSQL.  What it sends executes before the
+     * run's writes: it may read only what those writes cannot change, and it may write
+     * only what fn would write first, and only when fn's checks will pass. */
+    void (*ahead)(qun_db_t *db, void *arg);
+    bool sent_ahead; /* the writer's: ahead was called */
     qun_rc rc;
     qun_err_t err;
     qun_wop_t *next;

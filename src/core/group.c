@@ -108,40 +108,67 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     return rc == QUN_OK ? decide(db, a, gid, need, g, err) : rc;
 }
 
-/* The access row with the group's next sequence number and the poster's name; on a store
- * that locks rows, the group's row locked: the post's UPDATE of next_seq follows.  For a
- * caller taken from a loop's cache (qun_actor_t.cached) the row also says whether the
- * session still stands: not revoked or expired, its user not disabled, reset or renamed. */
-#define POST_SQL(session, lock)                                                                              \
-    ROW_COLS ", g.next_seq, u.display_name" session " " ROW_FROM                                             \
-             "JOIN users u ON u.id = $2 WHERE g.gid = $1" lock
-#define POST_SESSION                                                                                         \
-    ", CASE WHEN u.disabled_at IS NULL AND u.password_reset = 0 AND u.username = $4 AND EXISTS (SELECT 1 "   \
-    "FROM sessions s WHERE s.id = $3 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $5) "    \
-    "THEN 1 ELSE 0 END"
+/* The access row with the group's next sequence number, the poster's name, and whether
+ * the session still stands (always 1 unless the caller was taken from a loop's cache,
+ * qun_actor_t.cached: then it must not be revoked or expired, nor its user disabled,
+ * reset or renamed); on a store that locks rows, the group's row locked: the post's
+ * UPDATE of next_seq follows. */
+#define POST_COLS ROW_COLS ", g.next_seq, u.display_name, "
+#define POST_FROM ROW_FROM "JOIN users u ON u.id = $2 WHERE g.gid = $1"
+#define SESSION_OK                                                                                           \
+    "CASE WHEN u.disabled_at IS NULL AND u.password_reset = 0 AND u.username = $4 AND EXISTS (SELECT 1 "     \
+    "FROM sessions se WHERE se.id = $3 AND se.user_id = $2 AND se.revoked_at IS NULL AND "                   \
+    "se.expires_at > $5) THEN 1 ELSE 0 END"
+#define POST_SQL(session, lock) POST_COLS session " " POST_FROM lock
+/* The same row sent ahead (PostgreSQL), the sequence number taken in the same statement
+ * when the post's checks pass (a live group, a member, the session standing: what
+ * decide() allows), and as last column whether it was. */
+#define POST_AHEAD_SQL(session)                                                                              \
+    "WITH r AS (" POST_COLS session " AS session_ok " POST_FROM " FOR UPDATE OF g), "                        \
+    "s AS (UPDATE groups SET next_seq = groups.next_seq + 1 FROM r WHERE groups.id = r.id AND "              \
+    "r.role IS NOT NULL AND r.state IN (" QUN_GROUP_LIVE_SQL ") AND r.session_ok = 1 RETURNING 1) "          \
+    "SELECT r.*, (SELECT COUNT(*) FROM s) FROM r"
 
-qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_group_t *g,
-                             int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX], bool *has_name,
-                             qun_err_t *err) {
-    qun_q_t *q;
-    bool lock = qun_db_locks_rows(db);
-    qun_rc rc =
-        !a->cached
-            ? qun_db_run(db, &q, err, lock ? POST_SQL("", " FOR UPDATE OF g") : POST_SQL("", ""), "si", gid,
-                         a->uid)
-            : qun_db_run(db, &q, err,
-                         lock ? POST_SQL(POST_SESSION, " FOR UPDATE OF g") : POST_SQL(POST_SESSION, ""),
-                         "siisi", gid, a->uid, a->session_id, a->username, qun_now());
+void qun_group_access_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead) {
+    qun_rc rc = !a->cached ? qun_db_run_ahead(db, ahead, NULL, POST_AHEAD_SQL("1"), "si", gid, a->uid)
+                           : qun_db_run_ahead(db, ahead, NULL, POST_AHEAD_SQL(SESSION_OK), "siisi", gid,
+                                              a->uid, a->session_id, a->username, qun_now());
+    if (rc != QUN_OK) *ahead = NULL; /* the post reads its row itself, and finds out */
+}
+
+qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t *ahead,
+                             qun_group_t *g, int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX],
+                             bool *has_name, bool *seq_taken, qun_err_t *err) {
+    qun_q_t *q = ahead;
+    qun_rc rc;
+    *seq_taken = false;
+    if (ahead)
+        rc = qun_q_step(ahead, err);
+    else if (!a->cached)
+        rc = qun_db_run(db, &q, err,
+                        qun_db_locks_rows(db) ? POST_SQL("1", " FOR UPDATE OF g") : POST_SQL("1", ""), "si",
+                        gid, a->uid);
+    else
+        rc = qun_db_run(db, &q, err,
+                        qun_db_locks_rows(db) ? POST_SQL(SESSION_OK, " FOR UPDATE OF g")
+                                              : POST_SQL(SESSION_OK, ""),
+                        "siisi", gid, a->uid, a->session_id, a->username, qun_now());
     if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
     if (rc != QUN_ROW) return rc;
     row_from(q, g);
     *next_seq = qun_q_col_int(q, 9);
     *has_name = !qun_q_col_null(q, 10);
     snprintf(name, QUN_DISPLAY_NAME_MAX, "%s", *has_name ? qun_q_col_text(q, 10) : "");
-    bool ended = a->cached && qun_q_col_int(q, 11) == 0;
+    bool ended = qun_q_col_int(q, 11) == 0;
+    *seq_taken = ahead && qun_q_col_int(q, 12) > 0;
     qun_q_done(q);
-    if (ended) return qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked");
-    return decide(db, a, gid, QUN_ROLE_MEMBER, g, err);
+    rc = ended ? qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked")
+               : decide(db, a, gid, QUN_ROLE_MEMBER, g, err);
+    /* The statement sent ahead took the number exactly when decide() allows the post. */
+    if (ahead && (rc == QUN_OK) != *seq_taken)
+        return qun_fail(err, QUN_INTERNAL, "the post's access statement and its checks disagree on %.40s",
+                        gid);
+    return rc;
 }
 
 qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], qun_err_t *err) {

@@ -79,10 +79,13 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
     int64_t seq, now = qun_now();
     char name[QUN_DISPLAY_NAME_MAX];
     bool has_name;
-    qun_rc rc = qun_group_access_post(db, a, gid, &g, &seq, name, &has_name, err);
+    bool taken;
+    qun_rc rc =
+        qun_group_access_post(db, a, gid, opts ? opts->ahead : NULL, &g, &seq, name, &has_name, &taken, err);
     if (rc != QUN_OK) return rc;
     /* Sent without waiting on PostgreSQL: its answer comes with the next statement's. */
-    rc = qun_db_run_nowait(db, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1", "i", g.id);
+    if (!taken)
+        rc = qun_db_run_nowait(db, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1", "i", g.id);
     if (rc != QUN_OK) return rc;
     size_t cap = strlen(text) + 384; /* the rest of the object fits; escapes may grow it */
     qun_line_t l = {.p = malloc(cap), .cap = cap};
@@ -113,6 +116,10 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
     }
     *out = l.p;
     return QUN_OK;
+}
+
+void qun_message_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead) {
+    qun_group_access_post_ahead(db, a, gid, ahead);
 }
 
 qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,

@@ -15,12 +15,24 @@ static qun_rc answer(qun_req_t *r, qun_rc rc, int status, json_t *out) {
     return rc == QUN_OK ? qun_ok(r, status, out) : rc;
 }
 
+static const qun_field_t post_fields[] = {{"text", F_STR, true, 1, 16384, NULL}, {0}};
+
+/* The post's qun_wop_t.ahead: its access statement, sent with those of the posts queued
+ * beside it (one round trip for all on PostgreSQL), once its body is known to be good. */
+void h_message_post_ahead(qun_req_t *r, qun_db_t *db) {
+    qun_err_t ignore;
+    r->ahead = NULL;
+    if (qun_fields_check(r->json, post_fields, &ignore) == QUN_OK)
+        qun_message_post_ahead(db, &r->actor, GID, &r->ahead);
+}
+
 qun_rc h_message_post(qun_req_t *r) {
-    static const qun_field_t f[] = {{"text", F_STR, true, 1, 16384, NULL}, {0}};
-    qun_rc rc = qun_fields_check(r->json, f, &r->err);
+    qun_rc rc = qun_fields_check(r->json, post_fields, &r->err);
     char *out = NULL;
+    qun_msg_opts_t opts = {.ahead = r->ahead};
+    r->ahead = NULL; /* the transaction's, and used once */
     if (rc == QUN_OK)
-        rc = qun_message_post_text(r->db, &r->actor, GID, qun_jstr(r->json, "text"), NULL, &out, &r->err);
+        rc = qun_message_post_text(r->db, &r->actor, GID, qun_jstr(r->json, "text"), &opts, &out, &r->err);
     if (rc != QUN_OK) return rc;
     /* The answer is the event's bytes, encoded once on the writer (not again on the loop). */
     free(r->out_text);

@@ -94,7 +94,8 @@ struct qun_req {
     int64_t t0_ms;
     qun_wop_t wop;
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */
-    bool reauth; /* the write refused a cached caller: look the session up and run it again */
+    bool reauth;    /* the write refused a cached caller: look the session up and run it again */
+    qun_q_t *ahead; /* what run() reads, sent ahead by the writer's batch (h_message_post_ahead) */
 };
 
 /* ---- server.c ---- */
@@ -166,6 +167,10 @@ bool qun_actor_cache_get(qun_actor_cache_t *c, const char *hash, qun_actor_t *a)
 /* Remember a freshly authenticated caller (not one that must set a new password). */
 void qun_actor_cache_put(qun_actor_cache_t *c, const char *hash, const qun_actor_t *a);
 void qun_actor_cache_drop(qun_actor_cache_t *c, const char *hash);
+
+/* ---- h_content.c ---- */
+/* A message post's qun_wop_t.ahead (the router sets it on posts the writer runs unguarded). */
+void h_message_post_ahead(qun_req_t *r, qun_db_t *db);
 
 /* ---- router.c ---- */
 extern const qun_route_t qun_routes[];

@@ -770,11 +770,22 @@ void qun_router_dispatch(struct evhttp_request *ev, void *arg) {
     proceed(r, rc);
 }
 
+/* The writer's qun_wop_t.ahead of a message post. */
+static void post_ahead(qun_db_t *db, void *arg) {
+    h_message_post_ahead(arg, db);
+}
+
 /* Hand r's run() to the writer, the loop's snapshot ended first. */
 static void submit(qun_req_t *r) {
     read_end(r); /* the loop's snapshot must not outlive the hand-over to the writer */
     /* A counted failure needs the handler's own savepoint (run_write). */
     r->wop.unguarded = (qun_routes[r->route_index].flags & R_CHECKS_FIRST) && !r->lockout;
+    /* Its read sent ahead with its neighbours' (not with a key: a replay writes nothing). */
+    r->wop.ahead = r->wop.unguarded && !r->idem_key[0] && qun_routes[r->route_index].run == h_message_post &&
+                           qun_db_runs_ahead(r->w->db)
+                       ? post_ahead
+                       : NULL;
+    r->ahead = NULL;
     qun_worker_submit_write(r, run_write);
 }
 

@@ -165,6 +165,10 @@ bool qun_db_locks_rows(qun_db_t *db) {
     return DB_OPS(db)->skip_locked[0] != '\0'; /* the stores that skip locked rows lock them */
 }
 
+bool qun_db_runs_ahead(qun_db_t *db) {
+    return DB_OPS(db)->run_ahead != NULL;
+}
+
 const char *qun_db_backend(qun_db_t *db) {
     return DB_OPS(db)->name;
 }
@@ -247,6 +251,19 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
     else if (rc == QUN_ROW)
         qun_q_done(q);
     return rc;
+}
+
+qun_rc qun_db_run_ahead(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types,
+                        ...) {
+    *out = NULL;
+    if (!DB_OPS(db)->run_ahead) return QUN_OK;
+    qun_q_t *q;
+    va_list ap;
+    va_start(ap, types);
+    qun_rc rc = prepare_bound(db, sql, types, ap, &q, err);
+    va_end(ap);
+    if (rc == QUN_OK && QUN_FAULT_ARMED()) rc = qun_fault_check(QUN_FAULT_STMT, err);
+    return rc == QUN_OK ? DB_OPS(db)->run_ahead(q, out, err) : rc;
 }
 
 qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const char *types, ...) {

@@ -43,6 +43,9 @@ typedef struct qun_store_ops {
     /* Optional (NULL on SQLite): step a one-row write without waiting for it
      * (qun_db_run_nowait). */
     qun_rc (*step_nowait)(qun_q_t *q, qun_err_t *err);
+    /* Optional (NULL on SQLite): send a prepared, bound statement now and keep its rows
+     * for a handle read later (qun_db_run_ahead); unbinds q. */
+    qun_rc (*run_ahead)(qun_q_t *q, qun_q_t **out, qun_err_t *err);
     /* Optional (NULL on SQLite): an id taken ahead of its INSERT (qun_db_take_id). */
     qun_rc (*take_id)(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err);
     void (*ids_used)(qun_db_t *db, const char *table);

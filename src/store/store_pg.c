@@ -28,12 +28,14 @@
 #define QMAXPARAM 63 /* highest $N a statement may use (qun admin migrate binds a whole row) */
 #define BYTEAOID 17
 #define TEXTOID 25
-#define PENDING_MAX 32 /* statements sent ahead at most before their results are read */
+#define PENDING_MAX 160 /* statements sent ahead at most before their results are read */
+#define AHEAD_MAX 64    /* statements sent ahead whose rows are kept (run_ahead), per transaction */
 #define READ_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 /* What a statement sent ahead must answer: one changed row; success; anything (a read
  * transaction's COMMIT: its failure ends the transaction just the same); or, for
- * PEND_SYNC, the pipeline's sync sent after the statements before it. */
-enum { PEND_ONE_ROW, PEND_ANY, PEND_IGNORE, PEND_SYNC };
+ * PEND_SYNC, the pipeline's sync sent after the statements before it; PEND_KEEP, a
+ * statement whose rows are kept for a handle (run_ahead). */
+enum { PEND_ONE_ROW, PEND_ANY, PEND_IGNORE, PEND_SYNC, PEND_KEEP };
 #define IDS_FIRST 8 /* ids in the first block take_id fetches in a transaction */
 #define IDS_MAX 128 /* and at most, doubling */
 
@@ -52,6 +54,9 @@ struct qun_q {
     int row, nrows;
     unsigned char *blob; /* col_blob's decoded bytea */
     size_t blob_cap;
+    bool ahead;   /* a handle of run_ahead: no statement of its own, rows kept for it */
+    bool waiting; /* (ahead) its statement is sent and its rows not read yet */
+    bool lost;    /* (ahead) its statement failed, or was not run after a failure */
 };
 
 struct qun_db {
@@ -78,6 +83,10 @@ struct qun_db {
      * that must change exactly one row, or anything that merely succeeds. */
     int pending;
     unsigned char pending_kind[PENDING_MAX];
+    qun_q_t *pending_dest[PENDING_MAX]; /* PEND_KEEP: the handle its rows go to */
+    /* Handles of run_ahead, reused from one transaction to the next: ahead[0..nahead). */
+    qun_q_t *ahead[AHEAD_MAX];
+    int nahead;
     bool read_fresh; /* a read transaction's BEGIN is sent ahead and no statement followed */
     /* Ids taken ahead for one table (take_id) in the open transaction: ids[next..n). */
     char ids_table[64];
@@ -170,16 +179,32 @@ static void ids_drop(qun_db_t *db) {
 }
 
 /* Transaction bookkeeping for BEGIN/COMMIT/ROLLBACK, run through exec or sent ahead. */
+/* The run_ahead handles go back to the pool when their transaction ends. */
+static void ahead_drop(qun_db_t *db) {
+    for (int i = 0; i < db->pending; i++)
+        db->pending_dest[i] = NULL;
+    for (int i = 0; i < db->nahead; i++) {
+        qun_q_t *h = db->ahead[i];
+        if (h->res) PQclear(h->res);
+        h->res = NULL;
+        h->waiting = h->lost = false;
+        h->row = h->nrows = 0;
+    }
+    db->nahead = 0;
+}
+
 static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
         db->nheld = 0;
         ids_drop(db);
+        ahead_drop(db);
         db->ids_blocks = 0;
     } else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
                strncmp(sql, "END", 3) == 0) {
         db->in_txn = false;
         ids_drop(db);
+        ahead_drop(db);
     }
 }
 
@@ -210,6 +235,8 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
         PGresult *r = PQgetResult(db->conn), *extra;
         ExecStatusType st = PQresultStatus(r);
         bool keep = false;
+        qun_q_t *dest = kind == PEND_KEEP && i < db->pending ? db->pending_dest[i] : NULL;
+        if (dest) dest->waiting = false, dest->lost = true;
         if (kind == PEND_SYNC) { /* a sync answers alone, with no NULL after it */
             if (rc == QUN_OK && st != PGRES_PIPELINE_SYNC)
                 rc = r ? qun_fail(err, QUN_STORE, "postgres: a pipeline's sync did not come back")
@@ -220,6 +247,16 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
         }
         if (rc != QUN_OK || kind == PEND_IGNORE) {
             /* only read */
+        } else if (kind == PEND_KEEP && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)) {
+            /* Not counted in changes: a handle's statement reads (the writer's
+             * unguarded operations count what they write themselves). */
+            if (dest) {
+                dest->lost = false;
+                dest->res = r;
+                dest->nrows = st == PGRES_TUPLES_OK ? PQntuples(r) : 0;
+                dest->row = -1;
+                keep = true;
+            }
         } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             note_changes(db, r);
             if (kind == PEND_ONE_ROW && db->changes != 1)
@@ -229,9 +266,9 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
         } else {
             rc = pg_fail(db, r, err, i < db->pending ? "pipelined write" : "step");
         }
-        if (keep)
+        if (keep && !dest)
             q->res = r;
-        else
+        else if (!keep)
             PQclear(r);
         if (!r) break; /* the connection is gone */
         while ((extra = PQgetResult(db->conn)))
@@ -381,6 +418,11 @@ static void pg_close(qun_db_t *db) {
         free(q->blob);
         free(q);
     }
+    ahead_drop(db);
+    for (int i = 0; i < AHEAD_MAX && db->ahead[i]; i++) {
+        free(db->ahead[i]->blob);
+        free(db->ahead[i]);
+    }
     if (db->conn) PQfinish(db->conn);
     free(db->conninfo);
     free(db);
@@ -487,8 +529,22 @@ static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
     return rc;
 }
 
+/* Step a run_ahead handle: its rows come with the first drain after it was sent. */
+static qun_rc step_ahead(qun_q_t *q, qun_err_t *err) {
+    if (q->waiting) {
+        qun_rc rc = settle(q->db, err);
+        q->waiting = false;
+        if (rc != QUN_OK) return rc;
+    }
+    if (q->lost) return qun_fail(err, QUN_STORE, "postgres: a statement sent ahead failed");
+    if (q->res && ++q->row < q->nrows) return QUN_ROW;
+    reset_q(q);
+    return QUN_DONE;
+}
+
 static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
     qun_db_t *db = q->db;
+    if (q->ahead) return step_ahead(q, err);
     if (!q->res && db->pending) {
         /* Behind the statements sent ahead, in the same round trip. */
         bool fresh = db->read_fresh;
@@ -629,6 +685,45 @@ static qun_rc send_ahead(qun_q_t *q, int kind, qun_err_t *err) {
 
 static qun_rc pg_step_nowait(qun_q_t *q, qun_err_t *err) {
     return send_ahead(q, PEND_ONE_ROW, err);
+}
+
+/* Send q (prepared, bound) and hand back a handle its rows will be kept for; *out NULL
+ * when nothing was sent (outside a transaction, or every handle taken). */
+static qun_rc pg_run_ahead(qun_q_t *q, qun_q_t **out, qun_err_t *err) {
+    qun_db_t *db = q->db;
+    *out = NULL;
+    qun_rc rc = QUN_OK;
+    if (!db->in_txn || db->nahead == AHEAD_MAX) goto unbound;
+    if ((rc = ensure_conn(db, err)) == QUN_OK && db->pending == PENDING_MAX) rc = settle(db, err);
+    if (rc == QUN_OK) rc = ensure_prepared(q, err);
+    if (rc != QUN_OK) goto unbound;
+    qun_q_t *h = db->ahead[db->nahead];
+    if (!h) {
+        h = db->ahead[db->nahead] = qun_xcalloc(1, sizeof *h);
+        h->ops = q->ops;
+        h->db = db;
+        h->ahead = true;
+        h->sql = "(sent ahead)";
+    }
+    if (!db->pending && PQenterPipelineMode(db->conn) != 1) {
+        rc = pg_fail(db, NULL, err, "pipeline");
+        goto unbound;
+    }
+    if (!send_q(q)) {
+        rc = pg_fail(db, NULL, err, "send");
+        if (!db->pending) PQexitPipelineMode(db->conn);
+        goto unbound;
+    }
+    db->pending_dest[db->pending] = h;
+    db->pending_kind[db->pending++] = PEND_KEEP;
+    db->nahead++;
+    h->waiting = true;
+    h->lost = false;
+    *out = h;
+unbound:
+    reset_q(q);
+    clear_binds(q);
+    return rc;
 }
 
 /* A transaction's first row gets its id from its INSERT (*id 0): a lone row leaves no gap.
@@ -864,6 +959,7 @@ const qun_store_ops_t qun_pg_ops = {
     .read_end = pg_read_end,
     .xlock = pg_xlock,
     .step_nowait = pg_step_nowait,
+    .run_ahead = pg_run_ahead,
     .take_id = pg_take_id,
     .ids_used = pg_ids_used,
     .notify = pg_notify,

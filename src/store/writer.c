@@ -12,6 +12,8 @@
 #include "qun/util.h"
 #include "qun/writer.h"
 
+#define AHEAD_RUN 64 /* operations whose reads are sent ahead together (qun_wop_t.ahead) */
+
 struct qun_writer {
     qun_db_t *db;
     int max_batch;
@@ -78,6 +80,13 @@ static bool run_batch(qun_writer_t *w, qun_wop_t *batch) {
     }
     for (qun_wop_t *op = batch; op; op = op->next) {
         op->err.msg[0] = op->err.field[0] = '\0';
+        if (op->ahead && !op->sent_ahead) { /* the run's reads, in one round trip */
+            int n = 0;
+            for (qun_wop_t *o = op; o && o->ahead && n < AHEAD_RUN; o = o->next, n++) {
+                o->sent_ahead = true;
+                o->ahead(w->db, o->arg);
+            }
+        }
         if (op->unguarded) {
             int64_t written = qun_db_total_changes(w->db);
             op->rc = op->fn(w->db, op->arg, &op->err);
@@ -184,6 +193,7 @@ void qun_writer_stop(qun_writer_t *w) {
 void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
     op->next = NULL;
     op->rc = QUN_OK;
+    op->sent_ahead = false;
     pthread_mutex_lock(&w->mu);
     if (w->tail)
         w->tail->next = op;

@@ -82,6 +82,22 @@ static void role_names(void) {
           QUN_ROLE_ADMIN < QUN_ROLE_OWNER);
 }
 
+/* QUN_GROUP_LIVE_SQL, the live states a post's statement sent ahead allows on the server,
+ * names exactly the states group_states.def marks live. */
+static void live_states_sql(void) {
+    int live = 0;
+    for (int s = 0; qun_group_state_name(s); s++) {
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "'%s'", qun_group_state_name(s));
+        CHECKF((strstr(QUN_GROUP_LIVE_SQL, quoted) != NULL) == qun_group_state_live(s), quoted);
+        live += qun_group_state_live(s);
+    }
+    int listed = 1;
+    for (const char *p = QUN_GROUP_LIVE_SQL; *p; p++)
+        listed += *p == ',';
+    CHECK(live > 0 && listed == live);
+}
+
 /* A new group: its owner is its one member, it is ledgered, and it reads back. */
 static void create_group(void) {
     json_t *out = NULL;
@@ -449,6 +465,7 @@ int main(void) {
     user("target", &target);
     user("target_admin", &target_admin);
     RUN(role_names);
+    RUN(live_states_sql);
     RUN(create_group);
     RUN(create_refusals);
     RUN(members_add_remove);

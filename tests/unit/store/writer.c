@@ -2,7 +2,8 @@
 /* Unit tests of src/store/writer.c: concurrent submitters share commits (group
  * commit), a failing operation rolls back only itself (an unguarded one that fails
  * after writing takes its batch with it), done runs after commit, and a write sent
- * without waiting (qun_db_run_nowait) is seen, counted and failed as it should.
+ * without waiting (qun_db_run_nowait) is seen, counted and failed as it should, and reads
+ * sent ahead (qun_db_run_ahead, qun_wop_t.ahead) answer as of where they were sent.
  * The same cases run on PostgreSQL when QUN_TEST_PG holds a connection string
  * (postgres://...; see tests/pg/cluster.sh to start a throwaway cluster), and are
  * skipped with a message otherwise. */
@@ -477,6 +478,149 @@ static void read_transactions(void) {
     qun_db_close(wr);
 }
 
+/* ---- reads sent ahead (qun_db_run_ahead, qun_wop_t.ahead) ---- */
+
+/* In one transaction: 70 reads sent ahead, then a write sent without waiting, then the
+ * reads stepped.  On PostgreSQL the first 64 are sent (their rows as before the write,
+ * which the server ran after them) and the rest are not; on SQLite none is sent. */
+static void run_ahead_rows(qun_db_t *db, bool pg) {
+    qun_err_t err;
+    qun_q_t *h[70];
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    for (int i = 0; i < 70; i++)
+        CHECK(qun_db_run_ahead(db, &h[i], &err, "SELECT v FROM unit_ahead WHERE id = $1", "i",
+                               (int64_t)i + 1) == QUN_OK);
+    CHECK(qun_db_run_nowait(db, &err, "UPDATE unit_ahead SET v = v + 1000 WHERE id = $1", "i", 1) == QUN_OK);
+    for (int i = 0; i < 70; i++) {
+        CHECKF((h[i] != NULL) == (pg && i < 64), "sent or not");
+        if (!h[i]) continue;
+        qun_rc rc = qun_q_step(h[i], &err);
+        if (i < 60) { /* rows 1..60 exist, each v = 10 * id; row 1 read before its update */
+            CHECK(rc == QUN_ROW && qun_q_col_int(h[i], 0) == 10 * (i + 1));
+            CHECK(qun_q_step(h[i], &err) == QUN_DONE);
+        } else {
+            CHECK(rc == QUN_DONE);
+        }
+        qun_q_done(h[i]);
+    }
+    CHECK(count(db, "SELECT v FROM unit_ahead WHERE id = 1") == 1010);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    /* Outside a transaction nothing is sent. */
+    qun_q_t *none;
+    CHECK(qun_db_run_ahead(db, &none, &err, "SELECT v FROM unit_ahead WHERE id = $1", "i", 2) == QUN_OK);
+    CHECK(none == NULL);
+    /* A statement sent ahead that fails fails the read of it (or an earlier one): the
+     * transaction rolls back and the connection goes on. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    qun_q_t *bad, *good;
+    CHECK(qun_db_run_nowait(db, &err, "UPDATE unit_ahead SET v = 0 WHERE id = $1", "i", 2) == QUN_OK);
+    CHECK(qun_db_run_ahead(db, &bad, &err, "SELECT v / (v - v) FROM unit_ahead WHERE id = $1", "i", 3) ==
+          QUN_OK);
+    CHECK(qun_db_run_ahead(db, &good, &err, "SELECT v FROM unit_ahead WHERE id = $1", "i", 4) == QUN_OK);
+    if (pg) {
+        CHECK(bad && good);
+        CHECK(qun_q_step(good, &err) == QUN_STORE); /* the pipeline's first failure */
+        CHECK(qun_q_step(bad, &err) == QUN_STORE);
+    }
+    qun_db_exec(db, "ROLLBACK", &err);
+    CHECK(count(db, "SELECT v FROM unit_ahead WHERE id = 2") == 20);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_ahead") == 60);
+}
+
+/* A writer op whose ahead sends a count of unit_writer's rows and whose fn reads it
+ * (or counts then, when nothing was sent) and inserts a row. */
+typedef struct {
+    qun_wop_t op;
+    char name;
+    int64_t seen;
+    qun_q_t *h;
+    atomic_bool done;
+} aop_t;
+
+static char call_log[64];
+
+static void log_call(char c) {
+    size_t n = strlen(call_log);
+    if (n + 1 < sizeof call_log) call_log[n] = c;
+}
+
+static void aop_ahead(qun_db_t *db, void *arg) {
+    aop_t *a = arg;
+    log_call((char)(a->name - 'a' + 'A')); /* upper case: its read sent */
+    CHECK(qun_db_run_ahead(db, &a->h, NULL, "SELECT COUNT(*) FROM unit_writer", "") == QUN_OK);
+}
+
+static qun_rc aop_fn(qun_db_t *db, void *arg, qun_err_t *err) {
+    aop_t *a = arg;
+    log_call(a->name);
+    a->seen = a->h ? (qun_q_step(a->h, err) == QUN_ROW ? qun_q_col_int(a->h, 0) : -1)
+                   : count(db, "SELECT COUNT(*) FROM unit_writer");
+    if (a->h) qun_q_done(a->h);
+    a->h = NULL;
+    qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO unit_writer(v) VALUES ($1)", "i", (int64_t)a->name);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static void aop_done(qun_wop_t *op) {
+    atomic_store(&((aop_t *)op->arg)->done, true);
+}
+
+/* Ops a b c (with ahead), p (without), d e (with) in one batch: the reads of a, b and c
+ * go before a runs, those of d and e after p ran; what each op reads follows. */
+static void ahead_runs(bool pg) {
+    static aop_t ops[6];
+    const char *names = "abcpde";
+    atomic_bool gate_done = false;
+    uop_t gate = {.op = {.fn = gate_fn, .done = uop_done}, .done = &gate_done};
+    gate.op.arg = &gate;
+    start_fresh(64);
+    memset(call_log, 0, sizeof call_log);
+    atomic_store(&gate_open, false);
+    atomic_store(&gate_running, false);
+    qun_writer_submit(w, &gate.op);
+    while (!atomic_load(&gate_running))
+        usleep(1000);
+    for (int i = 0; i < 6; i++) {
+        memset(&ops[i], 0, sizeof ops[i]);
+        ops[i].name = names[i];
+        ops[i].op = (qun_wop_t){.fn = aop_fn,
+                                .done = aop_done,
+                                .arg = &ops[i],
+                                .unguarded = true,
+                                .ahead = names[i] == 'p' ? NULL : aop_ahead};
+        qun_writer_submit(w, &ops[i].op);
+    }
+    atomic_store(&gate_open, true);
+    for (int i = 0; i < 6; i++)
+        while (!atomic_load(&ops[i].done))
+            usleep(1000);
+    while (!atomic_load(&gate_done))
+        usleep(1000);
+    CHECK_STR(call_log, "ABCabcpDEde");
+    static const int64_t seen_pg[] = {0, 0, 0, 3, 4, 4}, seen_sqlite[] = {0, 1, 2, 3, 4, 5};
+    for (int i = 0; i < 6; i++)
+        CHECKF(ops[i].op.rc == QUN_OK && ops[i].seen == (pg ? seen_pg : seen_sqlite)[i], names + i);
+    qun_writer_stop(w);
+    w = NULL;
+}
+
+static void reads_sent_ahead(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    bool pg = strncmp(conn, "postgres", 8) == 0;
+    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_ahead", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "CREATE TABLE unit_ahead(id BIGINT PRIMARY KEY, v BIGINT NOT NULL)", &err) ==
+          QUN_OK);
+    for (int64_t i = 1; i <= 60; i++)
+        CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_ahead(id, v) VALUES ($1, $2)", "ii", i, 10 * i) ==
+              QUN_DONE);
+    run_ahead_rows(db, pg);
+    CHECK(qun_db_exec(db, "DROP TABLE unit_ahead", &err) == QUN_OK);
+    qun_db_close(db);
+    ahead_runs(pg);
+}
+
 static void remove_sqlite_files(void) {
     char side[64];
     unlink(sqlite_path);
@@ -511,6 +655,10 @@ static void read_transactions_pg(void) {
     read_transactions();
 }
 
+static void reads_sent_ahead_pg(void) {
+    reads_sent_ahead();
+}
+
 static void before_commit_joins_the_batch_pg(void) {
     atomic_store(&hooked, 0);
     before_commit_joins_the_batch();
@@ -534,6 +682,7 @@ int main(void) {
     RUN(nowait_writes);
     RUN(ids_taken_ahead);
     RUN(read_transactions);
+    RUN(reads_sent_ahead);
     remove_sqlite_files();
 
     conn = getenv("QUN_TEST_PG");
@@ -546,6 +695,7 @@ int main(void) {
         RUN(nowait_writes_pg);
         RUN(ids_taken_ahead_pg);
         RUN(read_transactions_pg);
+        RUN(reads_sent_ahead_pg);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
