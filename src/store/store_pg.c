@@ -291,9 +291,15 @@ static qun_rc settle(qun_db_t *db, qun_err_t *err) {
     return db->pending ? drain(db, NULL, err) : QUN_OK;
 }
 
+static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
+
 static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
-    /* SQLite's write-lock-up-front BEGIN: PostgreSQL locks rows as it goes. */
-    if (strcmp(sql, "BEGIN IMMEDIATE") == 0) sql = "BEGIN";
+    /* SQLite's BEGIN that takes the write lock up front (the writer's batches): here the
+     * lock every instance's event rows and ledger appends take anyway, sent ahead.  A
+     * batch that held a row lock and then waited for it could deadlock with another
+     * instance's batch holding it and waiting for the row; taken first, it cannot. */
+    bool immediate = strcmp(sql, "BEGIN IMMEDIATE") == 0;
+    if (immediate) sql = "BEGIN";
     if (strcmp(sql, "ROLLBACK") == 0 && PQstatus(db->conn) != CONNECTION_OK) {
         db->in_txn = false; /* the server already dropped it */
         return QUN_OK;
@@ -323,7 +329,7 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
         note_changes(db, r);
         track_txn(db, sql);
         PQclear(r);
-        return QUN_OK;
+        return immediate ? pg_xlock(db, QUN_LEDGER_LOCK, err) : QUN_OK;
     }
     rc = pg_fail(db, r, err, "exec");
     PQclear(r);
