@@ -182,17 +182,19 @@ static bool claimed_job(qun_q_t *q, qun_job_t *job) {
     return qun_job_kind_parse(qun_q_col_text(q, 1), &job->kind);
 }
 
+/* One text per store, each a constant: the statement caches know a statement by its
+ * text's address, so a text built per call could be taken for another. */
+#define CLAIM_SQL(lock)                                                                                      \
+    "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs WHERE " CLAIMABLE  \
+    " ORDER BY CASE WHEN state = 'running' THEN 1 ELSE 0 END, due_at, id LIMIT $4" lock                      \
+    ") RETURNING " CLAIMED_COLUMNS
+
 qun_rc qun_queue_claim(qun_db_t *db, const char *instance, int64_t now, int64_t lease, qun_job_t *out,
                        int max, int *n, qun_err_t *err) {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "UPDATE jobs SET claimed_by = $1, claimed_until = $2 WHERE id IN (SELECT id FROM jobs "
-             "WHERE " CLAIMABLE " ORDER BY CASE WHEN state = 'running' THEN 1 ELSE 0 END, due_at, id LIMIT "
-             "%d%s) RETURNING " CLAIMED_COLUMNS,
-             max, QUN_DB_OPS(db)->skip_locked);
+    const char *sql = qun_db_locks_rows(db) ? CLAIM_SQL(" FOR UPDATE SKIP LOCKED") : CLAIM_SQL("");
     qun_q_t *q;
     *n = 0;
-    qun_rc rc = qun_db_run(db, &q, err, sql, "sii", instance, now + lease, now);
+    qun_rc rc = qun_db_run(db, &q, err, sql, "siii", instance, now + lease, now, (int64_t)max);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         qun_job_t job;
         if (*n >= max || !claimed_job(q, &job)) continue;
