@@ -16,7 +16,9 @@ from conftest import expect
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), "../.."))
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options", "trace")
-FLAG_BITS = ("R_AUTH", "R_WRITE", "R_JSON", "R_RAW", "R_NOIDEM", "R_TICKET", "R_LOCKOUT", "R_CHECKS_FIRST")
+# R_CHECKS_FIRST and R_ACTOR_CACHED change how the writer runs a route, not what it answers.
+FLAG_BITS = ("R_AUTH", "R_WRITE", "R_JSON", "R_RAW", "R_NOIDEM", "R_TICKET", "R_LOCKOUT", "R_CHECKS_FIRST",
+             "R_ACTOR_CACHED")
 # Outside the router: served by evhttp_set_cb only with the bench_hello setting.
 OUTSIDE_ROUTER = {("GET", "/bench/hello")}
 # Body members a field table accepts but the handler refuses anyway (documented as such).
