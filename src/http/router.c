@@ -814,6 +814,15 @@ static void proceed(qun_req_t *r, qun_rc rc) {
     if (rc == QUN_OK && r->idem_key[0]) rc = idem_lookup(r, r->w->db, &hit);
     if (rc == QUN_OK && !hit) rc = lockout_gate(r);
     if (rc == QUN_OK && !hit) rc = rt->prep(r);
+    /* A cached caller refused before the writer (a bad body): its session is looked up
+     * now, and a session's refusal comes first, as it does without the cache. */
+    if (rc != QUN_OK && r->actor.cached) {
+        r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
+        qun_err_t why = r->err;
+        qun_rc auth = authenticate(r);
+        if (auth == QUN_OK) r->err = why;
+        rc = auth == QUN_OK ? rc : auth;
+    }
     if (r->lockout && qun_lockout_counts(rc)) { /* a wrong password in prep: count it on the writer */
         r->rc = rc;
         read_end(r);

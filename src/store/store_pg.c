@@ -178,7 +178,6 @@ static void ids_drop(qun_db_t *db) {
     db->ids_table[0] = '\0';
 }
 
-/* Transaction bookkeeping for BEGIN/COMMIT/ROLLBACK, run through exec or sent ahead. */
 /* The run_ahead handles go back to the pool when their transaction ends. */
 static void ahead_drop(qun_db_t *db) {
     for (int i = 0; i < db->pending; i++)
@@ -193,6 +192,7 @@ static void ahead_drop(qun_db_t *db) {
     db->nahead = 0;
 }
 
+/* Transaction bookkeeping for BEGIN/COMMIT/ROLLBACK, run through exec or sent ahead. */
 static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
@@ -539,6 +539,7 @@ static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
 static qun_rc step_ahead(qun_q_t *q, qun_err_t *err) {
     if (q->waiting) {
         qun_rc rc = settle(q->db, err);
+        if (q->waiting) q->lost = true; /* the drain stopped before it: the connection went */
         q->waiting = false;
         if (rc != QUN_OK) return rc;
     }
