@@ -298,7 +298,7 @@ int main(int argc, char **argv) {
     qun_log_quiet = true;
     qun_core_cfg.data_dir = dir;
 
-    store_t on, off;
+    store_t on = {0}, off = {0};
     open_store(&on, dir, "search_on.db", true, true);
     open_store(&off, dir, "search_off.db", false, true);
     int64_t rows_on = 0, rows_off = 0;
