@@ -440,12 +440,8 @@ typedef struct {
     const char *txn_id;         /* the client's transaction id (Matrix), stored with the message */
     const qun_msg_file_t *file; /* the group file it carries (already added), or NULL */
     const char *media_id;       /* with file: the Matrix media id it was sent as */
-    qun_q_t *ahead;             /* qun_message_post_ahead's handle in this transaction, or NULL */
+    qun_q_t *ahead; /* qun_group_access_post_ahead's handle for this post in this transaction, or NULL */
 } qun_msg_opts_t;
-/* Send the access statement of a post of a's to gid ahead (qun_group_access_post_ahead):
- * for the writer's qun_wop_t.ahead, of a post that passed every other check already.
- * *ahead (NULL when nothing was sent) goes in the post's opts. */
-void qun_message_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead);
 /* Post text to group gid as a's message: a member of the active group.  The message
  * records a's session row id, opts' msgtype and txn_id (opts NULL: none), and its
  * stream_id, the id of the `message.created` event appended in the same transaction.

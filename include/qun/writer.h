@@ -35,7 +35,6 @@ struct qun_wop {
      * run's writes: it may read only what those writes cannot change, and it may write
      * only what fn would write first, and only when fn's checks will pass. */
     void (*ahead)(qun_db_t *db, void *arg);
-    bool sent_ahead; /* the writer's: ahead was called */
     qun_rc rc;
     qun_err_t err;
     qun_wop_t *next;

@@ -789,14 +789,19 @@ static void submit(qun_req_t *r) {
     qun_worker_submit_write(r, run_write);
 }
 
+/* r's session looked up in a read transaction of its own, for a caller the cache gave. */
+static qun_rc reauthenticate(qun_req_t *r) {
+    r->db = r->w->db;
+    r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
+    return authenticate(r); /* not cached now: the write will not send it back again */
+}
+
 void qun_router_reauth(qun_req_t *r) {
     r->reauth = false;
     r->rc = QUN_OK;
     r->err = (qun_err_t){{0}, {0}};
     r->status = 0;
-    r->db = r->w->db;
-    r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
-    qun_rc rc = authenticate(r); /* not cached: the write will not send it back again */
+    qun_rc rc = reauthenticate(r);
     if (rc != QUN_OK) {
         r->rc = rc;
         qun_req_finish(r);
@@ -817,9 +822,8 @@ static void proceed(qun_req_t *r, qun_rc rc) {
     /* A cached caller refused before the writer (a bad body): its session is looked up
      * now, and a session's refusal comes first, as it does without the cache. */
     if (rc != QUN_OK && r->actor.cached) {
-        r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK;
         qun_err_t why = r->err;
-        qun_rc auth = authenticate(r);
+        qun_rc auth = reauthenticate(r);
         if (auth == QUN_OK) r->err = why;
         rc = auth == QUN_OK ? rc : auth;
     }

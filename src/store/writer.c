@@ -78,14 +78,13 @@ static bool run_batch(qun_writer_t *w, qun_wop_t *batch) {
         fail_all(batch, broken(rc), &err);
         return false;
     }
+    qun_wop_t *unsent = batch; /* the first operation whose read was not sent ahead */
     for (qun_wop_t *op = batch; op; op = op->next) {
         op->err.msg[0] = op->err.field[0] = '\0';
-        if (op->ahead && !op->sent_ahead) { /* the run's reads, in one round trip */
-            int n = 0;
-            for (qun_wop_t *o = op; o && o->ahead && n < AHEAD_RUN; o = o->next, n++) {
-                o->sent_ahead = true;
-                o->ahead(w->db, o->arg);
-            }
+        if (op == unsent) { /* a run's reads, in one round trip */
+            for (int n = 0; unsent && unsent->ahead && n < AHEAD_RUN; unsent = unsent->next, n++)
+                unsent->ahead(w->db, unsent->arg);
+            if (unsent == op) unsent = op->next; /* op has none */
         }
         if (op->unguarded) {
             int64_t written = qun_db_total_changes(w->db);
@@ -193,7 +192,6 @@ void qun_writer_stop(qun_writer_t *w) {
 void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
     op->next = NULL;
     op->rc = QUN_OK;
-    op->sent_ahead = false;
     pthread_mutex_lock(&w->mu);
     if (w->tail)
         w->tail->next = op;
