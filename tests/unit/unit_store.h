@@ -3,6 +3,9 @@
 #ifndef QUN_UNIT_STORE_H
 #define QUN_UNIT_STORE_H
 
+#include <stdio.h>
+#include <unistd.h>
+
 #include "qun/store.h"
 
 /* The integer in the first column of the first row of sql, or -1. */
@@ -14,6 +17,16 @@ static inline int64_t unit_count(qun_db_t *db, const char *sql) {
         qun_q_done(q);
     }
     return n;
+}
+
+/* A SQLite store's file and its WAL files removed (those that exist). */
+static inline void unit_remove_sqlite(const char *path) {
+    static const char *const ends[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s%s", path, ends[i]);
+        unlink(p);
+    }
 }
 
 #endif

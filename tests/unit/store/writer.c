@@ -15,6 +15,7 @@
 #include "qun/util.h"
 #include "qun/writer.h"
 #include "unit.h"
+#include "unit_store.h"
 
 enum { THREADS = 32, PER_THREAD = 50 };
 
@@ -621,15 +622,6 @@ static void reads_sent_ahead(void) {
     ahead_runs(pg);
 }
 
-static void remove_sqlite_files(void) {
-    char side[64];
-    unlink(sqlite_path);
-    snprintf(side, sizeof side, "%s-wal", sqlite_path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", sqlite_path);
-    unlink(side);
-}
-
 /* The same cases, on PostgreSQL. */
 static void group_commit_pg(void) {
     group_commit();
@@ -683,7 +675,7 @@ int main(void) {
     RUN(ids_taken_ahead);
     RUN(read_transactions);
     RUN(reads_sent_ahead);
-    remove_sqlite_files();
+    unit_remove_sqlite(sqlite_path);
 
     conn = getenv("QUN_TEST_PG");
     if (conn && *conn) {
