@@ -5,10 +5,12 @@ temporary data directory, waited for on /readyz and stopped with TERM then KILL.
 With QUN_STORE=postgres and QUN_PG_URL=postgres://user@host:port (tests/pg/run.sh sets
 both), every qund runs on PostgreSQL instead: one database per data directory, so a
 server restarted on the same data finds its rows again."""
+import atexit
 import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -22,6 +24,27 @@ import requests
 
 QUND = os.environ.get("QUND", os.path.join(os.path.dirname(__file__), "../../build/qund"))
 QUN = os.environ.get("QUN", os.path.join(os.path.dirname(__file__), "../../build/qun"))
+
+
+# Every temporary file of a run (the servers' data and logs, the tools' configuration)
+# goes into one directory of the run's own: qund, qun and the other tools inherit TMPDIR.
+# A run that passes removes it at exit (after pytest's own tmp_path cleanup there); one
+# that fails keeps it, and says where, for a look.
+RUN_TMP = tempfile.mkdtemp(prefix="qun-tests-")
+os.environ["TMPDIR"] = tempfile.tempdir = RUN_TMP
+_run = {"passed": False}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _run["passed"] = exitstatus == 0
+    if not _run["passed"]:
+        print(f"\nthis run's servers, logs and files are kept in {RUN_TMP}")
+
+
+@atexit.register
+def _remove_run_tmp():
+    if _run["passed"]:
+        shutil.rmtree(RUN_TMP, ignore_errors=True)
 
 
 STORE = os.environ.get("QUN_STORE", "sqlite")

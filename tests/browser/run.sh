@@ -24,6 +24,11 @@ if [ ! -d "$REPO/tests/browser/node_modules/playwright-core" ] || [ ! -f "$REPO/
 fi
 
 rm -f "$SHOTS"/*.png 2>/dev/null || true
+# Every temporary file of the run (qund's data, the tests' downloads and keys) goes under
+# one directory, removed at exit: the tests' own mkdtemp follows TMPDIR.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+export TMPDIR="$TMP"
 TESTS=${BROWSER_TESTS:-approve console notify console16}
 rc=0
 case " $TESTS " in
@@ -40,7 +45,6 @@ case " $TESTS " in
   ;;
 esac
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
 SMTP_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$TMP/Maildir" >"$TMP/smtp.log" 2>&1 &
 SMTP_PID=$!

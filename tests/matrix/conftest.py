@@ -21,6 +21,7 @@ MATRIX = ["--set", "matrix=on", "--set", "matrix_server_name=" + SERVER_NAME,
           "--set", "cooling_off=60", "--set", "purge_grace=3600"]
 
 expect, register, make_group, stop_clean = api.expect, api.register, api.make_group, api.stop_clean
+pytest_sessionfinish = api.pytest_sessionfinish  # removes the run's temporary files
 
 
 def start_server():
