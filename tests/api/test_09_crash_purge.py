@@ -28,6 +28,7 @@ def seed(db_path, data_dir, gid, uid_openid, start_seq, nfiles_done):
         "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (?, ?, ?, ?, ?)",
         ((gid_row, next_seq + i, uid, f"bulk message {i}", now) for i in range(n)))
     cur.execute("UPDATE groups SET next_seq = ? WHERE id = ?", (next_seq + n, gid_row))
+    files = []
     for i in range(FILES - nfiles_done):
         data = f"bulk file {gid} {i}".encode()
         sha = hashlib.sha256(data).hexdigest()
@@ -35,10 +36,13 @@ def seed(db_path, data_dir, gid, uid_openid, start_seq, nfiles_done):
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, sha), "wb") as f:
             f.write(data)
-        cur.execute("INSERT INTO blobs(sha256, size, refcount, created_at) VALUES (?, ?, 1, ?)",
-                    (sha, len(data), now))
-        cur.execute("INSERT INTO group_files(group_id, sha256, name, content_type, size, uploader_id, created_at)"
-                    " VALUES (?, ?, ?, 'text/plain', ?, ?, ?)", (gid_row, sha, f"f{i}.txt", len(data), uid, now))
+        files.append((i, sha, len(data)))
+    # Each batch at once (under PostgreSQL one psql for all its rows, not one per row).
+    cur.executemany("INSERT INTO blobs(sha256, size, refcount, created_at) VALUES (?, ?, 1, ?)",
+                    ((sha, size, now) for _, sha, size in files))
+    cur.executemany("INSERT INTO group_files(group_id, sha256, name, content_type, size, uploader_id, created_at)"
+                    " VALUES (?, ?, ?, 'text/plain', ?, ?, ?)",
+                    ((gid_row, sha, f"f{i}.txt", size, uid, now) for i, sha, size in files))
     con.commit()
     con.close()
 
