@@ -113,8 +113,12 @@ test: deps
 test-unit:
 	@sh scripts/run-unit.sh $(O)/unit
 
+# The API tests PYTEST_JOBS at a time (pytest-xdist): most of a test's time is waiting on
+# a server, a clock or a stream, so four share two cores well.
+PYTEST_JOBS ?= 4
+export PYTEST_JOBS
 test-api:
-	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q tests/api
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q -n $(PYTEST_JOBS) tests/api
 
 # Matrix clients (Debian's matrix-nio, weechat-matrix) against qund (tests/matrix, docs/matrix.md).
 .PHONY: test-matrix

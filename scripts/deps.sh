@@ -15,7 +15,7 @@ run="build-essential pkg-config libevent-dev libjansson-dev libsqlite3-dev libso
 libcurl4-openssl-dev sqlite3 libpq-dev liboath-dev libqrencode-dev
 libarchive-dev libzstd-dev libssl-dev libicu-dev libsystemd-dev libfido2-dev libcbor-dev"
 deb="debhelper lintian help2man fakeroot"
-test="postgresql python3-pytest python3-pytest-timeout python3-requests python3-cryptography python3-yaml wrk
+test="postgresql python3-pytest python3-pytest-timeout python3-pytest-xdist python3-requests python3-cryptography python3-yaml wrk
 golang-go golang-golang-x-mod-dev chromium fonts-wqy-zenhei nodejs nginx-light age zstd time
 clang libclang-rt-14-dev clang-format
 python3-matrix-nio weechat-curses weechat-python weechat-matrix tmux python3-aiosmtpd"

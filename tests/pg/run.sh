@@ -20,14 +20,18 @@ echo "test-pg: PostgreSQL pid $pid on 127.0.0.1:$port ($dir)"
 if [ -n "${UNIT:-}" ] && [ -x "$UNIT/store/writer" ]; then
   QUN_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres" "$UNIT/store/writer" || exit 1
 fi
-# QUN_PG_DIR and QUN_PG_PORT let tests/pg/test_multi.py stop and start the cluster.
-QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port" QUN_PG_DIR="$dir" QUN_PG_PORT="$port" \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider "$here/../api" "$here" "$@"
+# PYTEST_JOBS tests at a time (pytest-xdist; most of a test's time is waiting), then
+# the tests marked `cluster` alone: QUN_PG_DIR and QUN_PG_PORT let them stop and start
+# the cluster the others use (tests/api is named for its conftest, which they import).
+export QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -n "${PYTEST_JOBS:-4}" -m "not cluster" "$here/../api" "$here" "$@"
 rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && exit "$rc" # 5: a -k that selects none of them
+QUN_PG_DIR="$dir" QUN_PG_PORT="$port" /usr/bin/python3 -m pytest -q -p no:cacheprovider -m cluster "$here/../api" "$here" "$@"
+rc=$?
+[ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && exit "$rc"
 # The Matrix clients too, in a run of their own (their conftest loads tests/api's).
-QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port" \
-  /usr/bin/python3 -m pytest -q -p no:cacheprovider -p no:warnings "$here/../matrix" "$@"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -p no:warnings "$here/../matrix" "$@"
 rc=$?
 [ "$rc" -eq 5 ] && rc=0
 exit "$rc"

@@ -325,6 +325,7 @@ PG_DIR, PG_PORT = os.environ.get("QUN_PG_DIR"), os.environ.get("QUN_PG_PORT")
 CLUSTER = os.path.join(os.path.dirname(__file__), "cluster.sh")
 
 
+@pytest.mark.cluster
 @pytest.mark.skipif(not PG_DIR, reason="needs the cluster of tests/pg/run.sh (QUN_PG_DIR)")
 def test_postgres_restart_mid_run_loses_nothing_acknowledged():
     a, b = pair([])
