@@ -4,7 +4,6 @@
 #define QUN_UNIT_STORE_H
 
 #include <stdio.h>
-#include <unistd.h>
 
 #include "qun/store.h"
 
@@ -25,7 +24,7 @@ static inline void unit_remove_sqlite(const char *path) {
     for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
         char p[1024];
         snprintf(p, sizeof p, "%s%s", path, ends[i]);
-        unlink(p);
+        remove(p);
     }
 }
 
