@@ -666,6 +666,19 @@ static void import(void) {
  * the writer: the store is a file, and the test steps the job through a writer as the
  * scheduler does.  The export's thread counts (and fails) too, so where its points
  * fall among the step's depends on timing: the walk's counts may vary a little. */
+/* This process's threads (/proc/self/status), or -1. */
+static int threads(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
+}
+
+static int idle_threads; /* with the writer started and no export thread (export_setup) */
+
 static char store_path[700];
 static const char *recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 
@@ -681,6 +694,7 @@ static void export_setup(void) {
     CHECK(qun_db_open(store_path, false, false, &wdb, &err) == QUN_OK);
     CHECK(qun_writer_start(wdb, 16, &wr, &err) == QUN_OK);
     qun_export_use_writer(wr);
+    idle_threads = threads();
 }
 
 static qun_rc create_fn(qun_db_t *d, void *arg, qun_err_t *err) {
@@ -771,10 +785,19 @@ static int64_t files_in_exports(const char *suffix) {
 
 static void export_finished(void);
 
+/* A run that failed in a step of its job leaves the export's thread going: it may still
+ * finish the archive and record the end.  What the run left is what is there once it
+ * has ended (at most a few seconds; a thread stuck longer fails the checks after). */
+static void export_settle(void) {
+    for (int i = 0; i < 5000 && threads() > idle_threads; i++)
+        usleep(2000);
+}
+
 /* A failed run: no export, or one still running (its job resumes), or one that ended
  * `failed` with its reason and no archive; nothing half-recorded.  Or one whole and
  * done: its thread recorded the end, and a later step of the job met the fault. */
 static void export_consistent(const char *before) {
+    export_settle();
     if (count("SELECT COUNT(*) FROM exports WHERE state = 'done'") > 0) {
         export_finished();
         return;
