@@ -39,33 +39,42 @@ static qun_rc ordered(qun_db_t *db, qun_err_t *err) {
     return rc;
 }
 
-qun_rc qun_event_emit_text(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
-                           const char *payload, int64_t *id, qun_err_t *err) {
-    if (id) *id = 0;
+qun_rc qun_event_reserve(qun_db_t *db, int64_t *id, qun_err_t *err) {
+    *id = 0;
     qun_rc rc = ordered(db, err);
-    int64_t taken;
-    if (rc == QUN_OK) rc = qun_db_take_id(db, "events", &taken, err);
-    if (rc != QUN_OK) return rc;
-    if (taken) { /* PostgreSQL: the id is known, so the row is sent without waiting */
-        rc = qun_db_run_nowait(db, err,
-                               "INSERT INTO events(id, topic, group_id, user_id, payload, created_at) "
-                               "VALUES ($1, $2, $3, $4, $5, $6)",
-                               "iszzsi", taken, topic, group_id, user_id, payload, qun_now());
-        if (rc != QUN_OK) return rc;
-        if (id) *id = taken;
-        appended(1);
-        return QUN_OK;
-    }
+    if (rc == QUN_OK) rc = qun_db_take_id(db, "events", id, err);
+    if (rc == QUN_OK && *id) appended(1); /* a wake-up for a row that then fails is harmless */
+    return rc;
+}
+
+qun_rc qun_event_insert(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
+                        const char *payload, int64_t *id, qun_err_t *err) {
     qun_q_t *q;
-    rc = qun_db_run(db, &q, err,
-                    "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
-                    "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    "szzsi", topic, group_id, user_id, payload, qun_now());
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
+                           "VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                           "szzsi", topic, group_id, user_id, payload, qun_now());
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no id for the %s event", topic) : rc;
     if (id) *id = qun_q_col_int(q, 0);
     qun_q_done(q);
     appended(1);
     return QUN_OK;
+}
+
+qun_rc qun_event_emit_text(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
+                           const char *payload, int64_t *id, qun_err_t *err) {
+    if (id) *id = 0;
+    int64_t taken;
+    qun_rc rc = qun_event_reserve(db, &taken, err);
+    if (rc != QUN_OK) return rc;
+    if (!taken) return qun_event_insert(db, topic, group_id, user_id, payload, id, err);
+    /* PostgreSQL: the id is known, so the row is sent without waiting */
+    rc = qun_db_run_nowait(db, err,
+                           "INSERT INTO events(id, topic, group_id, user_id, payload, created_at) "
+                           "VALUES ($1, $2, $3, $4, $5, $6)",
+                           "iszzsi", taken, topic, group_id, user_id, payload, qun_now());
+    if (rc == QUN_OK && id) *id = taken;
+    return rc;
 }
 
 qun_rc qun_event_emit_id(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id, json_t *payload,

@@ -62,6 +62,14 @@ static void message_text(qun_line_t *l, const char *gid, int64_t seq, const char
 #undef PUT
 }
 
+/* The message row, its parameters numbered from $n (n 1 or 7: a literal). */
+#define MESSAGE_INSERT(n)                                                                                    \
+    "INSERT INTO messages(group_id, seq, author_id, body, created_at, msgtype, session_id, txn_id, "         \
+    "file_sha256, media_id, media_msgtype, stream_id) VALUES " MESSAGE_PARAMS_##n
+#define MESSAGE_PARAMS_1 "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+#define MESSAGE_PARAMS_7 "($7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+#define MESSAGE_TYPES "iiisiszssssi"
+
 qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
                              const qun_msg_opts_t *opts, char **out, qun_err_t *err) {
     qun_group_t g;
@@ -96,20 +104,20 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
         free(l.p);
         return qun_fail(err, QUN_NOMEM, "out of memory");
     }
-    /* The event first, so the message row is written once, with its stream_id. */
+    /* The event first, so the message row is written once, with its stream_id: on
+     * PostgreSQL both rows in one statement.  Sent without waiting: its answer comes with
+     * the next statement's (the next post's, or the COMMIT's), and a failure there fails
+     * the batch, as it would here (the post runs unguarded, docs/architecture.md). */
     int64_t id;
-    rc = qun_event_emit_text(db, "message.created", g.id, 0, l.p, &id, err);
-    /* Sent without waiting too: its answer comes with the next statement's (the next
-     * post's, or the COMMIT's), and a failure there fails the batch, as it would here
-     * (the post runs unguarded, docs/architecture.md). */
-    if (rc == QUN_OK)
-        rc = qun_db_run_nowait(
-            db, err,
-            "INSERT INTO messages(group_id, seq, author_id, body, created_at, msgtype, session_id, "
-            "txn_id, file_sha256, media_id, media_msgtype, stream_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            "iiisiszssssi", g.id, seq, a->uid, text, now, msgtype, a->session_id, txn_id,
-            file ? file->sha256 : NULL, file ? opts->media_id : NULL, media_type, id);
+    const char *media_id = file ? opts->media_id : NULL, *sha = file ? file->sha256 : NULL;
+    rc = qun_event_reserve(db, &id, err);
+    if (rc == QUN_OK && id)
+        rc = qun_db_run_nowait(db, err, QUN_EVENT_ROW_CTE MESSAGE_INSERT(7), "iszzsi" MESSAGE_TYPES, id,
+                               "message.created", g.id, (int64_t)0, l.p, now, g.id, seq, a->uid, text, now,
+                               msgtype, a->session_id, txn_id, sha, media_id, media_type, id);
+    else if (rc == QUN_OK && (rc = qun_event_insert(db, "message.created", g.id, 0, l.p, &id, err)) == QUN_OK)
+        rc = qun_db_run_nowait(db, err, MESSAGE_INSERT(1), MESSAGE_TYPES, g.id, seq, a->uid, text, now,
+                               msgtype, a->session_id, txn_id, sha, media_id, media_type, id);
     if (rc != QUN_OK) {
         free(l.p);
         return rc;

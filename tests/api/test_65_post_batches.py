@@ -7,11 +7,15 @@ its own group, numbers have no gaps and no repeats, each answer names the number
 and the refused ones are answered as alone."""
 import concurrent.futures as cf
 import itertools
+import json
+import os
+import sqlite3
 
 from conftest import Client, all_items, expect, make_group, register
 
 
-def test_a_crowd_of_posts_numbers_each_group_without_gaps(url):
+def test_a_crowd_of_posts_numbers_each_group_without_gaps(server):
+    url = server.url
     owner = register(url)
     members = [register(url) for _ in range(6)]
     outsider, removed, revoked = register(url), register(url), register(url)
@@ -59,3 +63,14 @@ def test_a_crowd_of_posts_numbers_each_group_without_gaps(url):
                 seq = r.json()["seq"]
                 assert by_seq[seq]["text"] == text and by_seq[seq]["author"] == c.openid
         assert expect(owner.get(f"/v1/groups/{g}"), 200)["last_seq"] == first - 1 + len(accepted[g])
+    # Each message's live event (the one SSE and Matrix sync deliver it by, its stream
+    # position) carries that message: written in one statement on PostgreSQL.
+    con = sqlite3.connect(os.path.join(server.data, "qun.db"))
+    rows = con.execute("SELECT m.seq, m.body, e.payload, e.topic FROM messages m JOIN groups g ON g.id = m.group_id "
+                       "LEFT JOIN events e ON e.id = m.stream_id WHERE g.name LIKE 'crowd%'").fetchall()
+    con.close()
+    assert len(rows) == sum(len(v) for v in accepted.values()) + 1
+    for seq, body, payload, topic in rows:
+        assert topic == "message.created", (seq, body)
+        event = json.loads(payload)
+        assert (event["seq"], event["text"]) == (seq, body)
