@@ -666,6 +666,9 @@ static void import(void) {
  * the writer: the store is a file, and the test steps the job through a writer as the
  * scheduler does.  The export's thread counts (and fails) too, so where its points
  * fall among the step's depends on timing: the walk's counts may vary a little. */
+static char store_path[700];
+static const char *recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
 /* This process's threads (/proc/self/status), or -1. */
 static int threads(void) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -678,9 +681,6 @@ static int threads(void) {
 }
 
 static int idle_threads; /* with the writer started and no export thread (export_setup) */
-
-static char store_path[700];
-static const char *recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 
 static void export_setup(void) {
     snprintf(store_path, sizeof store_path, "%s/export.db", dir);
@@ -787,7 +787,7 @@ static void export_finished(void);
 
 /* A run that failed in a step of its job leaves the export's thread going: it may still
  * finish the archive and record the end.  What the run left is what is there once it
- * has ended (at most a few seconds; a thread stuck longer fails the checks after). */
+ * has ended (waited for up to 10 s; a thread stuck longer fails the checks after). */
 static void export_settle(void) {
     for (int i = 0; i < 5000 && threads() > idle_threads; i++)
         usleep(2000);
