@@ -49,11 +49,12 @@ qun_rc qun_event_reserve(qun_db_t *db, int64_t *id, qun_err_t *err);
 /* After a qun_event_reserve that gave no id: the row inserted now, its id into *id. */
 qun_rc qun_event_insert(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
                         const char *payload, int64_t *id, qun_err_t *err);
-/* The row of a reserved event, ahead of the statement that carries it: parameters $1 id,
- * $2 topic, $3 group_id, $4 user_id (NULL for none), $5 payload, $6 created_at. */
-#define QUN_EVENT_ROW_CTE                                                                                    \
-    "WITH e AS (INSERT INTO events(id, topic, group_id, user_id, payload, created_at) "                      \
-    "VALUES ($1, $2, $3, $4, $5, $6)) "
+/* The row of an event whose id is known: parameters $1 id, $2 topic, $3 group_id,
+ * $4 user_id (NULL for none), $5 payload, $6 created_at. */
+#define QUN_EVENT_ROW                                                                                        \
+    "INSERT INTO events(id, topic, group_id, user_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+/* That row ahead of the statement that carries it (a reserved event). */
+#define QUN_EVENT_ROW_CTE "WITH e AS (" QUN_EVENT_ROW ") "
 /* The user id that stands for "the group's owner" in qun_event_group. */
 #define QUN_EVENT_OWNER (-1)
 /* The PostgreSQL channel an event insert notifies at commit (src/http/events.c listens). */

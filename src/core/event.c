@@ -69,10 +69,8 @@ qun_rc qun_event_emit_text(qun_db_t *db, const char *topic, int64_t group_id, in
     if (rc != QUN_OK) return rc;
     if (!taken) return qun_event_insert(db, topic, group_id, user_id, payload, id, err);
     /* PostgreSQL: the id is known, so the row is sent without waiting */
-    rc = qun_db_run_nowait(db, err,
-                           "INSERT INTO events(id, topic, group_id, user_id, payload, created_at) "
-                           "VALUES ($1, $2, $3, $4, $5, $6)",
-                           "iszzsi", taken, topic, group_id, user_id, payload, qun_now());
+    rc = qun_db_run_nowait(db, err, QUN_EVENT_ROW, "iszzsi", taken, topic, group_id, user_id, payload,
+                           qun_now());
     if (rc == QUN_OK && id) *id = taken;
     return rc;
 }
