@@ -35,13 +35,16 @@ def logs(home):
     return text
 
 
-def wait_for(what, probe, seconds=30):
+def wait_for(what, probe, seconds=30, seen=None):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if probe():
             return True
         time.sleep(0.3)
-    raise AssertionError(f"weechat never showed {what}")
+    home, session, proxy = seen
+    raise AssertionError(f"weechat never showed {what}\n--- screen\n{screen(session)}"
+                         f"\n--- its logs (end)\n{logs(home)[-3000:]}"
+                         f"\n--- through the proxy\n" + "\n".join(proxy.trace[-40:]))
 
 
 def test_weechat_logs_in_joins_and_shows_a_v1_message(server):
@@ -65,19 +68,23 @@ def test_weechat_logs_in_joins_and_shows_a_v1_message(server):
     try:
         r = tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", f"weechat -d {home} -r '{cmds}'")
         assert r.returncode == 0, r.stderr
+        seen = (home, session, proxy)
         me = f"@{bob.username.lower()}:{SERVER_NAME}"
-        wait_for("the login", lambda: f"Logged in as {me}" in logs(home) + screen(session))
+        wait_for("the login", lambda: f"Logged in as {me}" in logs(home) + screen(session), seen=seen)
+        # As a person would, join once the first sync has shown the invitation.
+        wait_for("the invitation", lambda: "You have been invited to weechat club" in logs(home),
+                 seen=seen)
         tmux("send-keys", "-t", session, "/buffer server.qun", "Enter")
         tmux("send-keys", "-t", session, f"/join !{gid}:{SERVER_NAME}", "Enter")
         # The join accepted the invitation: bob is a member in qun's own answer.
         wait_for("the join", lambda: any(m["openid"] == bob.openid for m in api.all_items(
-            alice, f"/v1/groups/{gid}/members")))
+            alice, f"/v1/groups/{gid}/members")), seen=seen)
         text = "hello from qun, 你好 " + bob.username
         expect(alice.post(f"/v1/groups/{gid}/messages", {"text": text}), 201)
-        wait_for("the message in its log", lambda: text in logs(home))
+        wait_for("the message in its log", lambda: text in logs(home), seen=seen)
         # And on screen, in the room's buffer.
         tmux("send-keys", "-t", session, "/buffer weechat club", "Enter")
-        wait_for("the message on screen", lambda: "hello from qun" in screen(session))
+        wait_for("the message on screen", lambda: "hello from qun" in screen(session), seen=seen)
     finally:
         tmux("send-keys", "-t", session, "/quit", "Enter")
         time.sleep(0.5)

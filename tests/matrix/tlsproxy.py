@@ -4,6 +4,7 @@
 The certificate is a fresh self-signed one made by the openssl tool."""
 import asyncio
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -18,6 +19,9 @@ def self_signed(directory):
     return cert, key
 
 
+_HEAD = re.compile(rb"^(?:(?:GET|POST|PUT|DELETE|OPTIONS) \S+|HTTP/1\.1 \d{3}) ", re.M)
+
+
 class TlsProxy:
     def __init__(self, directory, target_port):
         cert, key = self_signed(directory)
@@ -25,6 +29,7 @@ class TlsProxy:
         self.ctx.load_cert_chain(cert, key)
         self.ctx.set_alpn_protocols(["http/1.1"])
         self.target = target_port
+        self.trace = []  # request and status lines seen, for a failing test's message
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -37,6 +42,7 @@ class TlsProxy:
     async def _pipe(self, reader, writer):
         try:
             while data := await reader.read(65536):
+                self.trace += [m.decode("latin-1") for m in _HEAD.findall(data)]
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
