@@ -25,7 +25,9 @@ typedef struct {
 } qun_idem_answer_t;
 
 /* Look up key (at most 128 bytes) of user uid (0: anonymous).  digest is the SHA-256 hex
- * of the request being made.  Returns QUN_OK with *found false when nothing is stored;
+ * of the request being made.  Returns QUN_OK with *found false when nothing is stored
+ * or what is stored is older than idempotency_ttl (forgotten, whether or not housekeeping
+ * has deleted it yet);
  * QUN_OK with *found true and *out filled (out->body owned by the caller) when the key
  * holds the answer to this same request; QUN_IDEMPOTENCY_KEY_REUSED when it holds the
  * answer to another request; a store error or QUN_NOMEM otherwise. */
@@ -37,7 +39,7 @@ qun_rc qun_idem_get(qun_db_t *db, int64_t uid, const char *key, const char *dige
  * keys may share a lock (a hash), which only makes one wait for the other. */
 qun_rc qun_idem_lock(qun_db_t *db, int64_t uid, const char *key, qun_err_t *err);
 /* Inside the open (writer) transaction, remember the answer (status, body; NULL body is
- * stored as "") to the request of digest under (uid, key).  Returns
+ * stored as "") to the request of digest under (uid, key), in place of a forgotten one.  Returns
  * QUN_IDEMPOTENCY_KEY_IN_FLIGHT when the key was stored since the caller looked it up
  * (the caller should then roll back and let the client retry), or a store error. */
 qun_rc qun_idem_put(qun_db_t *db, int64_t uid, const char *key, const char *digest, int status,

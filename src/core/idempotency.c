@@ -5,8 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qun/core.h"
 #include "qun/idempotency.h"
 #include "qun/util.h"
+
+/* A key is remembered for idempotency_ttl: older rows are forgotten here already, not
+ * only when housekeeping gets to deleting them, so the life is the same on every store
+ * and under any load. */
+static int64_t oldest_kept(void) {
+    return qun_now() - qun_core_cfg.idempotency_ttl;
+}
 
 qun_rc qun_idem_get(qun_db_t *db, int64_t uid, const char *key, const char *digest, bool *found,
                     qun_idem_answer_t *out, qun_err_t *err) {
@@ -14,8 +22,8 @@ qun_rc qun_idem_get(qun_db_t *db, int64_t uid, const char *key, const char *dige
     *found = false;
     qun_rc rc = qun_db_run(db, &q, err,
                            "SELECT request_digest, status, body FROM idempotency "
-                           "WHERE user_id = $1 AND key = $2",
-                           "is", uid, key);
+                           "WHERE user_id = $1 AND key = $2 AND created_at >= $3",
+                           "isi", uid, key, oldest_kept());
     if (rc == QUN_DONE) return QUN_OK;
     if (rc != QUN_ROW) return rc;
     /* In constant time: the digest of someone's request is not to be learnt by timing. */
@@ -47,10 +55,15 @@ qun_rc qun_idem_lock(qun_db_t *db, int64_t uid, const char *key, qun_err_t *err)
 
 qun_rc qun_idem_put(qun_db_t *db, int64_t uid, const char *key, const char *digest, int status,
                     const char *body, qun_err_t *err) {
-    qun_rc rc = qun_db_run(db, NULL, err,
-                           "INSERT INTO idempotency(user_id, key, request_digest, status, body, created_at) "
-                           "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                           "issisi", uid, key, digest, (int64_t)status, body ? body : "", qun_now());
+    /* A forgotten row housekeeping has not deleted yet gives way to the new answer. */
+    qun_rc rc =
+        qun_db_run(db, NULL, err,
+                   "INSERT INTO idempotency(user_id, key, request_digest, status, body, created_at) "
+                   "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, key) DO UPDATE SET "
+                   "request_digest = excluded.request_digest, status = excluded.status, "
+                   "body = excluded.body, created_at = excluded.created_at "
+                   "WHERE idempotency.created_at < $7",
+                   "issisii", uid, key, digest, (int64_t)status, body ? body : "", qun_now(), oldest_kept());
     if (rc != QUN_DONE) return rc;
     /* Someone stored this key since the lookup (the lock makes it unreachable, but a
      * duplicate must never become a 500): the caller undoes its run, asks for a retry. */
