@@ -12,15 +12,18 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 
 import pytest
 import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # also when loaded by path
+from free_port import free_port  # noqa: E402
 
 QUND = os.environ.get("QUND", os.path.join(os.path.dirname(__file__), "../../build/qund"))
 QUN = os.environ.get("QUN", os.path.join(os.path.dirname(__file__), "../../build/qun"))
@@ -179,10 +182,6 @@ SQLITE_ONLY = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:

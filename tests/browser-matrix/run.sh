@@ -36,7 +36,7 @@ cp "$HERE/jssdk/index.html" "$OUT/jssdk/"
 
 rm -f "$SHOTS"/matrix-*.png 2>/dev/null || true
 free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  /usr/bin/python3 "$(dirname "$0")/../api/free_port.py"
 }
 PORT=$(free_port)
 SPORT=$(free_port)

@@ -44,8 +44,8 @@ case " $TESTS " in
   exit $rc
   ;;
 esac
-PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SMTP_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(/usr/bin/python3 "$(dirname "$0")/../api/free_port.py")
+SMTP_PORT=$(/usr/bin/python3 "$(dirname "$0")/../api/free_port.py")
 /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$TMP/Maildir" >"$TMP/smtp.log" 2>&1 &
 SMTP_PID=$!
 QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=8192 \

@@ -72,7 +72,7 @@ else
 fi
 
 # The packaged config with its paths moved into the root, on a free loopback port.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(python3 tests/api/free_port.py)
 sed -e "s|^listen = .*|listen = 127.0.0.1:$port|" -e "s|/var/lib/qun|$R/var/lib/qun|" \
   -e "s|/usr/share/qun|$R/usr/share/qun|" "$R/etc/qun/qund.conf" >"$R/etc/qun/qund.test.conf"
 set -- "$R/usr/sbin/qund" --config "$R/etc/qun/qund.test.conf" --set argon2_memlimit_kib=8192

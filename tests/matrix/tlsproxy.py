@@ -5,7 +5,6 @@ The certificate is a fresh self-signed one made by the openssl tool."""
 import asyncio
 import os
 import re
-import socket
 import ssl
 import subprocess
 import threading
@@ -30,9 +29,7 @@ class TlsProxy:
         self.ctx.set_alpn_protocols(["http/1.1"])
         self.target = target_port
         self.trace = []  # request and status lines seen, for a failing test's message
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = None  # the kernel's pick, read from the listening socket: no race
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -61,7 +58,8 @@ class TlsProxy:
     def _run(self, ready):
         asyncio.set_event_loop(self.loop)
         self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._client, "127.0.0.1", self.port, ssl=self.ctx))
+            asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self.ctx))
+        self.port = self.server.sockets[0].getsockname()[1]
         ready.set()
         self.loop.run_forever()
 

@@ -7,7 +7,7 @@
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d /tmp/qun-pg.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(python3 "$here/../api/free_port.py")
 cleanup() {
   sh "$here/cluster.sh" stop "$dir"
   rm -rf "$dir"
