@@ -50,6 +50,14 @@ def _remove_run_tmp():
         shutil.rmtree(RUN_TMP, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(items):
+    """The modules with a test marked slow first, each whole (fixtures are module-scoped),
+    the rest in their order: with -n the long tests start early, instead of running alone
+    at the end while the other workers idle."""
+    slow = {item.module for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module not in slow)
+
+
 STORE = os.environ.get("QUN_STORE", "sqlite")
 PG_URL = os.environ.get("QUN_PG_URL", "")
 PG = STORE == "postgres"

@@ -11,6 +11,8 @@ import os
 import sqlite3
 import time
 
+import pytest
+
 from conftest import Server, expect, register
 
 MESSAGES = 100_000
@@ -51,6 +53,7 @@ def status(owner, gid):
     return expect(owner.get(f"/v1/groups/{gid}/dissolution"), 200)
 
 
+@pytest.mark.slow
 def test_purge_survives_kill_9():
     srv = Server(extra=["--set", "purge_batch=500", "--set", "purge_pause_ms=30",
                         "--set", "cooling_off=0", "--set", "purge_grace=0"]).start()

@@ -54,6 +54,7 @@ def all_entries(client):
         start = page["end"]
 
 
+@pytest.mark.slow
 def test_roots_and_proofs_match_an_independent_implementation(ledger):
     admin = ledger["root"]
     entries, size = all_entries(admin)

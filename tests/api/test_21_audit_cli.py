@@ -65,6 +65,7 @@ def assert_fails_at(result, index, words):
     assert f"first bad index: {index}" in err
 
 
+@pytest.mark.slow
 def test_verify_passes_then_catches_each_tampering(srv, root, tmp_path):
     key = qun(srv, root, "audit", "key").stdout.strip()
     assert key == expect(root.get("/v1/ledger/key"), 200)["verifier_key"]

@@ -98,6 +98,7 @@ def request(owner, gid):
                                                                "typed_name": p["name"]}), 202)
 
 
+@pytest.mark.slow
 def test_600_members_get_the_72h_notice_and_every_member_every_event(srv):
     owner = register(srv.url)
     gid = expect(owner.post("/v1/groups", {"name": "town hall"}), 201)["id"]

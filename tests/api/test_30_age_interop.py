@@ -203,6 +203,7 @@ OUTCOME = {
 }
 
 
+@pytest.mark.slow
 def test_cctv_vectors(tmp):
     vecs = cctv_vectors()
     if vecs is None:

@@ -156,6 +156,7 @@ def test_payments_listing(url):
     assert ok(url, bob, "bill").stdout.strip()
 
 
+@pytest.mark.slow
 def test_help_for_every_command(url):
     listing = ok(url, None, "help").stdout
     names = sorted(set(re.findall(r"^  ([a-z][a-z-]*) ", listing, re.M)) - {"help"})

@@ -153,6 +153,7 @@ def test_passphrase_bad_requests(server, tmp_path):
     assert needle_absent(server, "long enough")
 
 
+@pytest.mark.slow
 def test_cli_export_with_a_passphrase(server, tmp_path):
     from conftest import QUN
     owner = person(server.url, "陈老师")

@@ -334,6 +334,7 @@ def test_a_large_groups_notice_reaches_every_member_after_the_answer(srv, smtp):
         db.close()
 
 
+@pytest.mark.slow
 def test_a_purge_at_once_waits_for_the_notices_to_a_large_group():
     """With no cooling-off and no grace the purge starts with the notices: it removes the
     memberships only after the last slice of `dissolution.dissolved` (here twelve slices

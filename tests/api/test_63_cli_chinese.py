@@ -185,6 +185,7 @@ def times(text):
     return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "T", text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["zh", "en"])
 def test_the_clients_own_words_in_the_users_language(server, tmp_path, lang):
     """A parent who types a wrong group name, an ambiguous name or a bad option, reads who

@@ -61,6 +61,7 @@ def check(r, codes, where):
         assert p.get("code") in codes and p.get("status") == r.status_code, f"{where}: {p}"
 
 
+@pytest.mark.slow
 def test_every_route_refuses_bad_input_with_a_problem(srv, doc, codes):
     me = register(srv.url, name="sweeper")
     gid = expect(me.post("/v1/groups", {"name": "swept"}), 201)["id"]

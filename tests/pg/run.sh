@@ -31,7 +31,7 @@ QUN_PG_DIR="$dir" QUN_PG_PORT="$port" /usr/bin/python3 -m pytest -q -p no:cachep
 rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && exit "$rc"
 # The Matrix clients too, in a run of their own (their conftest loads tests/api's).
-/usr/bin/python3 -m pytest -q -p no:cacheprovider -p no:warnings "$here/../matrix" "$@"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -p no:warnings -n "${PYTEST_JOBS:-4}" "$here/../matrix" "$@"
 rc=$?
 [ "$rc" -eq 5 ] && rc=0
 exit "$rc"

@@ -109,6 +109,7 @@ def test_cancel_on_a_races_timer_on_b_one_outcome_ledgered_once():
         stop_clean(s)
 
 
+@pytest.mark.slow
 def test_1000_due_purge_jobs_drained_by_two_instances_each_once():
     n = 1000
     extra = ["--set", "cooling_off=0", "--set", "purge_grace=3600", "--set", "purge_batch=50"]

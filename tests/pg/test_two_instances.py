@@ -32,6 +32,7 @@ def entries(client):
         start = page["end"]
 
 
+@pytest.mark.slow
 def test_two_instances_drain_jobs_once_and_keep_one_ledger():
     a = Server(extra=SETTINGS).start()
     b = Server(data=a.data, extra=SETTINGS).start()
