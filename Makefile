@@ -99,9 +99,11 @@ run: deps-run
 	@test -f var/qund.conf || cp qund.conf.default var/qund.conf
 	./$(O)/qund --config var/qund.conf
 
+# The builds of `make test` use every core (its suites run one after another).
+JOBS ?= $(shell nproc)
 test: deps
 	@$(MAKE) --no-print-directory fmt-check
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 WERROR=-Werror binaries unit
+	@$(MAKE) --no-print-directory -j$(JOBS) O=build/asan SAN=1 WERROR=-Werror binaries unit
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 check-layers
 	@sh bench/build.sh build/asan build/asan/bench "-fsanitize=address,undefined"
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
@@ -123,7 +125,7 @@ test-api:
 # Matrix clients (Debian's matrix-nio, weechat-matrix) against qund (tests/matrix, docs/matrix.md).
 .PHONY: test-matrix
 test-matrix:
-	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q -p no:warnings tests/matrix
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q -p no:warnings -n $(PYTEST_JOBS) tests/matrix
 
 # The API tests again, against a temporary PostgreSQL cluster (tests/pg/run.sh).
 .PHONY: test-pg

@@ -14,7 +14,7 @@ git ls-files -co --exclude-standard -z | grep -zv '^build/' | xargs -0 cp -p --p
 # ...but dh's own stamps would skip the build step of a second run altogether: make, not
 # dh, decides what is up to date.
 rm -f "$src"/debian/debhelper-build-stamp "$src"/debian/*.debhelper.log
-(cd "$src" && dpkg-buildpackage -us -uc -b -nc >../build.log 2>&1) || {
+(cd "$src" && dpkg-buildpackage -us -uc -b -nc -jauto >../build.log 2>&1) || {
   tail -40 build/deb-src/build.log >&2
   exit 1
 }
