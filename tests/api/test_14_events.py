@@ -165,7 +165,7 @@ def session_id(c):
     return expect(c.get("/v1/me"), 200)["session_id"]
 
 
-def assert_ended(st, reason, t0, within=1.0):
+def assert_ended(st, reason, t0, within=10.0):
     """st was ended by the server within `within` seconds of t0, its last frame saying why."""
     assert st.ended(max(0.0, t0 + within - time.time())), "the stream of a revoked session stays open"
     frames = st.seen + [st.q.get_nowait() for _ in range(st.q.qsize())]
@@ -183,14 +183,13 @@ def test_unauthenticated_stream_is_a_401_problem(url):
     expect(c.get("/v1/events", headers={"Last-Event-ID": "x1"}), 422, "FIELD_INVALID")
 
 
-def test_members_get_messages_within_a_second_outsiders_do_not(url, group):
+def test_members_get_messages_live_outsiders_do_not(url, group):
+    """How soon is benchmark 9's (bench/fanout.py): a timed test under a loaded CI only flakes."""
     owner, member, outsider = group["owner"], group["member"], group["outsider"]
     ms, os_ = Stream(member), Stream(outsider)
     try:
-        t0 = time.time()
         sent = expect(owner.post(f"/v1/groups/{group['id']}/messages", {"text": "hello"}), 201)
-        ev = ms.wait("message.created", timeout=1, group=group["id"])
-        assert time.time() - t0 < 1.0
+        ev = ms.wait("message.created", timeout=10, group=group["id"])
         assert ev["data"] == {**sent, "group": group["id"]} and ev["id"] > 0
         assert [e for e in os_.quiet(0.5) if e["event"] == "message.created"] == []
     finally:
@@ -204,11 +203,11 @@ def test_red_packets_reach_members_live_and_no_one_else(url, group):
     ms, os_ = Stream(member), Stream(outsider)
     try:
         p = expect(owner.post(f"/v1/groups/{gid}/payments", {"amount": 888, "shares": 2, "memo": "茶"}), 201)
-        ev = ms.wait("payment.created", timeout=2, group=gid)
+        ev = ms.wait("payment.created", timeout=10, group=gid)
         assert ev["data"] == {"group": gid, "payment": p["id"], "creator": owner.openid, "amount": 888,
                               "shares": 2, "memo": "茶"}
         expect(group["admin"].post(f"/v1/groups/{gid}/payments/{p['id']}/claim", {}), 201)
-        ev = ms.wait("payment.claimed", timeout=2, group=gid)
+        ev = ms.wait("payment.claimed", timeout=10, group=gid)
         assert ev["data"] == {"group": gid, "payment": p["id"], "claimer": group["admin"].openid, "amount": 444,
                               "claimed_shares": 1, "shares": 2}
         assert [e for e in os_.quiet(0.5) if e["event"].startswith("payment.")] == []
@@ -386,7 +385,7 @@ def test_fan_out_to_50_open_streams_is_one_event_row(url):
                 s.close()
 
 
-def test_logout_ends_the_sessions_streams_within_a_second(url, group):
+def test_logout_ends_the_sessions_streams(url, group):
     """Issue 13 item 2: a stream outlived the session that opened it.  Logging out ends
     that session's streams at once; the same user's other session keeps its stream."""
     owner, member, gid = group["owner"], group["member"], group["id"]
@@ -449,7 +448,7 @@ def test_password_change_ends_the_other_sessions_streams(url, group):
             st.close()
 
 
-def test_expiry_ends_the_stream_within_a_second(own_server):
+def test_expiry_ends_the_stream(own_server):
     url = own_server.url
     owner, member = register(url), register(url)
     gid = make_group(owner, members=[member])
