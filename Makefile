@@ -108,7 +108,10 @@ test: deps
 	@sh bench/build.sh build/asan build/asan/bench "-fsanitize=address,undefined"
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
 	@$(MAKE) --no-print-directory WERROR=-Werror fuzz-replay
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix test-browser test-browser-matrix test-pg
+	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix
+	@sh scripts/beside.sh build/asan/browsers.log \
+		"$(MAKE) --no-print-directory O=build/asan SAN=1 test-browser test-browser-matrix" \
+		"$(MAKE) --no-print-directory O=build/asan SAN=1 test-pg"
 	@$(MAKE) --no-print-directory test-deb
 	@echo "make test: every suite passed; web console screenshots in $(CURDIR)/build/screenshots"
 

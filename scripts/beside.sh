@@ -1,0 +1,26 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# sh scripts/beside.sh LOG QUIET BUSY: run the command QUIET beside the command BUSY and
+# fail if either fails.  make test runs the browser suites (mostly waiting on pages)
+# beside the PostgreSQL lane (busy on both cores): together they take about as long as
+# the lane alone.  BUSY prints as it goes; QUIET's output is held in LOG and printed
+# whole when both have ended, so that the two never interleave.
+set -u
+log=$1
+quiet=$2
+busy=$3
+mkdir -p "$(dirname "$log")"
+# QUIET in a process group of its own, so that an interrupt stops all of it: a shell
+# without job control starts background commands with SIGINT ignored.
+setsid sh -c "$quiet" >"$log" 2>&1 &
+pid=$!
+trap 'kill -TERM "-$pid" 2>/dev/null; exit 130' INT TERM
+sh -c "$busy"
+busy_rc=$?
+wait "$pid"
+quiet_rc=$?
+echo "---- $quiet (beside the above) ----"
+cat "$log"
+[ "$quiet_rc" -eq 0 ] || echo "beside.sh: $quiet failed ($quiet_rc)" >&2
+[ "$busy_rc" -eq 0 ] || echo "beside.sh: $busy failed ($busy_rc)" >&2
+[ "$quiet_rc" -eq 0 ] && [ "$busy_rc" -eq 0 ]
