@@ -65,11 +65,15 @@ qun_rc qun_notify_approval(qun_db_t *db, const char *aid, qun_err_t *err);
  * every member but the one who caused it (for pending, cancelled and restored).  Up to
  * QUN_NOTIFY_INLINE members are notified in the caller's transaction; for more, it
  * records the notice and queues a `notify_fanout` job that notifies the members
- * QUN_NOTIFY_SLICE at a time, in user id order, after the commit. */
+ * QUN_NOTIFY_SLICE at a time, in user id order, from QUN_NOTIFY_DEFER seconds after the
+ * commit: the live events of the same commit (dissolution.pending, group.dissolved) reach
+ * every open stream first, instead of sharing the writer and the loops with hundreds of
+ * inbox rows and their events in that moment. */
 qun_rc qun_notify_dissolution(qun_db_t *db, int64_t group_id, const char *stage, const json_t *notice,
                               qun_err_t *err);
 #define QUN_NOTIFY_INLINE 64
 #define QUN_NOTIFY_SLICE 512
+#define QUN_NOTIFY_DEFER 1
 /* One step of the `notify_fanout` job of fan-out fid: notify the next QUN_NOTIFY_SLICE
  * members and move its cursor past them, in the caller's transaction; *finished after
  * the last (a fan-out already gone is finished too, so a repeated step is a no-op). */

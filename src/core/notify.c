@@ -259,7 +259,7 @@ static qun_rc notify_each(qun_db_t *db, qun_q_t *q, qun_rc rc, const char *kind,
 }
 
 /* Notify the members of group_id but skip (0: none): at once when they are few; else
- * record the notice and queue the job that notifies them after the commit.  One
+ * record the notice and queue the job that notifies them a moment after the commit.  One
  * notification row and event per person in a single transaction held the writer for
  * seconds in a group of 100 000, and in SQLite each statement of such a transaction
  * walks the savepoint journal it has grown: the cost per person rose with the group. */
@@ -285,7 +285,7 @@ static qun_rc notify_members(qun_db_t *db, int64_t group_id, int64_t skip, const
         return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no id for the %s fan-out", kind) : rc;
     int64_t fid = qun_q_col_int(q, 0);
     qun_q_done(q);
-    return qun_queue_add(db, QUN_JOB_NOTIFY_FANOUT, group_id, fid, qun_now(), NULL, err);
+    return qun_queue_add(db, QUN_JOB_NOTIFY_FANOUT, group_id, fid, qun_now() + QUN_NOTIFY_DEFER, NULL, err);
 }
 
 qun_rc qun_notify_fanout_step(qun_db_t *db, int64_t fid, bool *finished, qun_err_t *err) {
