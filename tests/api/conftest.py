@@ -190,8 +190,6 @@ SQLITE_ONLY = {
 }
 
 
-
-
 class Server:
     """A running qund.  `start()` may be called again after `kill()` on the same data."""
 
