@@ -65,10 +65,10 @@ qun_rc qun_notify_approval(qun_db_t *db, const char *aid, qun_err_t *err);
  * every member but the one who caused it (for pending, cancelled and restored).  Up to
  * QUN_NOTIFY_INLINE members are notified in the caller's transaction; for more, it
  * records the notice and queues a `notify_fanout` job that notifies the members
- * QUN_NOTIFY_SLICE at a time, in user id order, from QUN_NOTIFY_DEFER seconds after the
- * commit: the live events of the same commit (dissolution.pending, group.dissolved) reach
- * every open stream first, instead of sharing the writer and the loops with hundreds of
- * inbox rows and their events in that moment. */
+ * QUN_NOTIFY_SLICE at a time, in user id order, due QUN_NOTIFY_DEFER seconds after the
+ * commit's second (job times are whole seconds: 0 to 1 s later): the live events of the same commit
+ * (dissolution.pending, group.dissolved) reach every open stream first, instead of sharing the writer and the
+ * loops with hundreds of inbox rows and their events in that moment. */
 qun_rc qun_notify_dissolution(qun_db_t *db, int64_t group_id, const char *stage, const json_t *notice,
                               qun_err_t *err);
 #define QUN_NOTIFY_INLINE 64
