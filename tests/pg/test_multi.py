@@ -23,7 +23,7 @@ import pytest
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
-from conftest import PG, QUN, Client, Server, expect, make_group, pg_sql, register, stop_clean  # noqa: E402
+from conftest import PG, PG_URL, QUN, Client, Server, expect, make_group, pg_sql, register, stop_clean  # noqa: E402
 from test_14_events import Stream, assert_ended, login, session_id  # noqa: E402
 from test_60_passkeys import enroll  # noqa: E402
 
@@ -330,12 +330,12 @@ CLUSTER = os.path.join(os.path.dirname(__file__), "cluster.sh")
 @pytest.mark.skipif(not PG_DIR, reason="needs the cluster of tests/pg/run.sh (QUN_PG_DIR)")
 def test_postgres_restart_mid_run_loses_nothing_acknowledged():
     a, b = pair([])
-    stopped = False
+    stopped, stop = False, threading.Event()
     try:
         u = register(a.url)
         g = make_group(u)
         clients = [u, on(u, b.url)]
-        acked, statuses, stop = [], collections.Counter(), threading.Event()
+        acked, statuses = [], collections.Counter()
         lock = threading.Lock()
 
         def writer(w):
@@ -347,6 +347,7 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
                 except requests.RequestException as e:  # never: qund answers
                     with lock:
                         statuses["exception " + type(e).__name__] += 1
+                    time.sleep(0.05)
                     continue
                 with lock:
                     statuses[r.status_code] += 1
@@ -362,7 +363,12 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
                     time.sleep(0.05)
                 i += 1
 
-        threads = [threading.Thread(target=writer, args=(w,)) for w in range(6)]
+        # The suite before this test writes gigabytes of WAL (4 MB per qund's database),
+        # up to max_wal_size of it since the last checkpoint: a checkpoint first, so that
+        # the restart replays this test's writes, not those.
+        subprocess.run(["psql", PG_URL + "/postgres", "-qAtc", "CHECKPOINT"], check=True, timeout=120,
+                       capture_output=True)
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(6)]
         for t in threads:
             t.start()
         time.sleep(1.5)
@@ -373,7 +379,7 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
         time.sleep(1.0)
         down = expect(u.get(f"/v1/groups/{g}"), 503, "STORE_UNAVAILABLE")
         assert down["status"] == 503
-        subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], check=True, timeout=120,
+        subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], check=True, timeout=300,
                        capture_output=True)
         stopped = False
         before = len(acked)
@@ -401,8 +407,9 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
         assert not missing, f"{len(missing)} acknowledged messages lost: {missing[:5]}"
         assert all(v == 1 for v in stored.values())
     finally:
+        stop.set()  # a failure above must not leave the writers posting to stopped servers
         if stopped:
-            subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], timeout=120, capture_output=True)
+            subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], timeout=300, capture_output=True)
         b.stop()
         a.stop()
     for s in (a, b):  # exit 0 and no sanitizer report; error lines of the outage are expected
