@@ -99,20 +99,24 @@ run: deps-run
 	@test -f var/qund.conf || cp qund.conf.default var/qund.conf
 	./$(O)/qund --config var/qund.conf
 
-# The builds of `make test` use every core (its suites run one after another).
+# The builds of `make test` use every core (its suites run one after another).  Each
+# long stage is bounded (STAGE_LIMIT seconds; each takes under 12 minutes here), so that
+# a hang fails the run, naming the stage, long before CI's 90 minutes are up.
 JOBS ?= $(shell nproc)
+STAGE_LIMIT ?= 1800
+STAGE = sh scripts/bounded.sh $(STAGE_LIMIT)
 test: deps
 	@$(MAKE) --no-print-directory fmt-check
 	@$(MAKE) --no-print-directory -j$(JOBS) O=build/asan SAN=1 WERROR=-Werror binaries unit
 	@$(MAKE) --no-print-directory O=build/asan SAN=1 check-layers
 	@sh bench/build.sh build/asan build/asan/bench "-fsanitize=address,undefined"
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
-	@$(MAKE) --no-print-directory WERROR=-Werror fuzz-replay
-	@$(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix
-	@sh scripts/beside.sh build/asan/browsers.log \
+	@$(STAGE) $(MAKE) --no-print-directory O=build/asan SAN=1 test-unit
+	@$(STAGE) $(MAKE) --no-print-directory WERROR=-Werror fuzz-replay
+	@$(STAGE) $(MAKE) --no-print-directory O=build/asan SAN=1 test-api test-matrix
+	@$(STAGE) sh scripts/beside.sh build/asan/browsers.log \
 		"$(MAKE) --no-print-directory O=build/asan SAN=1 test-browser test-browser-matrix" \
 		"$(MAKE) --no-print-directory O=build/asan SAN=1 test-pg"
-	@$(MAKE) --no-print-directory test-deb
+	@$(STAGE) $(MAKE) --no-print-directory test-deb
 	@echo "make test: every suite passed; web console screenshots in $(CURDIR)/build/screenshots"
 
 test-unit:

@@ -15,7 +15,9 @@ mkdir -p "$(dirname "$log")"
 # without job control starts background commands with SIGINT ignored.
 setsid sh -c "$quiet" >"$log" 2>&1 &
 pid=$!
-trap 'kill -TERM "-$pid" 2>/dev/null; exit 130' INT TERM
+# Stopped (an interrupt, or scripts/bounded.sh's limit): QUIET's output so far is shown,
+# for a look at where it was.
+trap 'kill -TERM "-$pid" 2>/dev/null; echo "---- $quiet (stopped) ----"; cat "$log"; exit 130' INT TERM
 sh -c "$busy"
 busy_rc=$?
 wait "$pid"

@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -42,6 +43,23 @@ def pytest_sessionfinish(session, exitstatus):
     _run["passed"] = exitstatus == 0
     if not _run["passed"]:
         print(f"\nthis run's servers, logs and files are kept in {RUN_TMP}")
+
+
+def pytest_unconfigure(config):
+    """A test that fails halfway may leave a thread of its own running (a writer looping
+    on a stopped server), and Python waits for such threads at exit, for ever: CI once
+    spent an hour there.  Ten seconds for them to end, then name them and exit failed."""
+    deadline = time.monotonic() + 10
+    left = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for t in left:
+        t.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in left if t.is_alive()]
+    if left:
+        sys.stdout.flush()
+        sys.stderr.write(f"\ntests left threads running: {', '.join(left)}; "
+                         f"their run's files are kept in {RUN_TMP}\n")
+        sys.stderr.flush()
+        os._exit(1)
 
 
 @atexit.register

@@ -22,6 +22,7 @@ MATRIX = ["--set", "matrix=on", "--set", "matrix_server_name=" + SERVER_NAME,
 
 expect, register, make_group, stop_clean = api.expect, api.register, api.make_group, api.stop_clean
 pytest_sessionfinish = api.pytest_sessionfinish  # removes the run's temporary files
+pytest_unconfigure = api.pytest_unconfigure  # never hangs on a thread a test left running
 
 
 def start_server():
