@@ -17,6 +17,13 @@ typedef struct {
     const char *sql;
 } qun_migration_t;
 
+/* Apply the migrations of list (n, in version order) that db's schema_migrations lacks,
+ * in one transaction, after create (the backend's CREATE TABLE IF NOT EXISTS
+ * schema_migrations).  QUN_STORE naming the migration that failed, which undoes them all.
+ * src/store/migrate.c. */
+qun_rc qun_store_migrate(qun_db_t *db, const qun_migration_t *list, size_t n, const char *create,
+                         qun_err_t *err);
+
 extern const qun_migration_t qun_sqlite_migrations[];
 extern const size_t qun_sqlite_migrations_count;
 extern const qun_migration_t qun_pg_migrations[];

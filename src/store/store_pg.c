@@ -338,46 +338,10 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
 }
 
 static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
-    qun_rc rc = QUN_OK;
-    for (size_t i = 0; rc == QUN_OK && i < qun_pg_migrations_count; i++) {
-        const qun_migration_t *m = &qun_pg_migrations[i];
-        /* Several qund may start at once on one database: the advisory lock makes the
-         * check and the migration one step. */
-        rc = pg_exec(db, "BEGIN", err);
-        if (rc == QUN_OK) rc = qun_db_run(db, NULL, err, "SELECT pg_advisory_xact_lock(715001)", "");
-        if (rc == QUN_ROW) rc = QUN_OK;
-        if (rc == QUN_OK)
-            rc = pg_exec(db,
-                         "CREATE TABLE IF NOT EXISTS schema_migrations("
-                         " version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-                         err);
-        qun_q_t *q;
-        if (rc == QUN_OK) {
-            rc = qun_db_run(db, &q, err, "SELECT 1 FROM schema_migrations WHERE version = $1", "i",
-                            (int64_t)m->version);
-            if (rc == QUN_ROW) {
-                qun_q_done(q);
-                rc = pg_exec(db, "COMMIT", err);
-                continue;
-            }
-            if (rc == QUN_DONE) rc = QUN_OK;
-        }
-        if (rc == QUN_OK) rc = pg_exec(db, m->sql, err);
-        if (rc == QUN_OK)
-            rc = qun_db_run(db, NULL, err,
-                            "INSERT INTO schema_migrations(version, name, applied_at) "
-                            "VALUES ($1, $2, $3)",
-                            "isi", (int64_t)m->version, m->name, qun_now());
-        if (rc == QUN_DONE) rc = pg_exec(db, "COMMIT", err);
-        if (rc != QUN_OK) {
-            qun_err_t ignore;
-            pg_exec(db, "ROLLBACK", &ignore);
-            char why[200];
-            snprintf(why, sizeof why, "%.180s", err ? err->msg : "");
-            return qun_fail(err, QUN_STORE, "migration %s failed: %.180s", m->name, why);
-        }
-    }
-    return rc;
+    return qun_store_migrate(db, qun_pg_migrations, qun_pg_migrations_count,
+                             "CREATE TABLE IF NOT EXISTS schema_migrations("
+                             " version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                             err);
 }
 
 static void pg_close(qun_db_t *db);

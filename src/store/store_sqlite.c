@@ -104,38 +104,10 @@ static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
 }
 
 static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
-    qun_rc rc = qun_db_exec(db,
-                            "CREATE TABLE IF NOT EXISTS schema_migrations("
-                            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-                            err);
-    for (size_t i = 0; rc == QUN_OK && i < qun_sqlite_migrations_count; i++) {
-        const qun_migration_t *m = &qun_sqlite_migrations[i];
-        qun_q_t *q;
-        rc = qun_db_run(db, &q, err, "SELECT 1 FROM schema_migrations WHERE version = $1", "i",
-                        (int64_t)m->version);
-        if (rc == QUN_ROW) {
-            qun_q_done(q);
-            rc = QUN_OK;
-            continue;
-        }
-        if (rc != QUN_DONE) break;
-        rc = qun_db_exec(db, "BEGIN IMMEDIATE", err);
-        if (rc == QUN_OK) rc = qun_db_exec(db, m->sql, err);
-        if (rc == QUN_OK)
-            rc = qun_db_run(db, NULL, err,
-                            "INSERT INTO schema_migrations(version, name, applied_at) "
-                            "VALUES ($1, $2, $3)",
-                            "isi", (int64_t)m->version, m->name, qun_now());
-        if (rc == QUN_DONE) rc = qun_db_exec(db, "COMMIT", err);
-        if (rc != QUN_OK) {
-            qun_err_t ignore;
-            qun_db_exec(db, "ROLLBACK", &ignore);
-            char why[200];
-            snprintf(why, sizeof why, "%.180s", err ? err->msg : "");
-            return qun_fail(err, QUN_STORE, "migration %s failed: %.180s", m->name, why);
-        }
-    }
-    return rc;
+    return qun_store_migrate(db, qun_sqlite_migrations, qun_sqlite_migrations_count,
+                             "CREATE TABLE IF NOT EXISTS schema_migrations("
+                             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                             err);
 }
 
 static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_t **out, qun_err_t *err) {

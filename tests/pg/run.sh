@@ -15,10 +15,12 @@ cleanup() {
 trap cleanup EXIT INT TERM
 pid=$(sh "$here/cluster.sh" start "$dir" "$port") || { cat "$dir"/*.log >&2; exit 1; }
 echo "test-pg: PostgreSQL pid $pid on 127.0.0.1:$port ($dir)"
-# The unit cases that need a server (the writer's group commit on PostgreSQL) run
+# The unit cases that need a server (the writer's group commit, the migrations) run
 # first when UNIT names the unit-test binaries' directory.
-if [ -n "${UNIT:-}" ] && [ -x "$UNIT/store/writer" ]; then
-  QUN_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres" "$UNIT/store/writer" || exit 1
+if [ -n "${UNIT:-}" ]; then
+  for t in writer migrate; do
+    QUN_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres" "$UNIT/store/$t" || exit 1
+  done
 fi
 # PYTEST_JOBS tests at a time (pytest-xdist; most of a test's time is waiting), then
 # the tests marked `cluster` alone: QUN_PG_DIR and QUN_PG_PORT let them stop and start
