@@ -123,8 +123,10 @@ qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err);
 /* Wait up to timeout_ms for a notification on a listening connection.  *woken is set
  * when one (or several) arrived, and also after the connection had to be made again,
  * since notifications sent meanwhile are lost: the caller should look for news.
- * A lost server is reported as QUN_STORE_UNAVAILABLE after the timeout. */
-qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
+ * A lost server is reported as QUN_STORE_UNAVAILABLE after the timeout.  stop_fd, unless
+ * -1, ends the wait at once when it becomes readable: the caller's way to stop the
+ * waiting thread without waiting out the timeout. */
+qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, int stop_fd, bool *woken, qun_err_t *err);
 /* Whether the backend the connection string conn names delivers notifications between
  * processes (qun_db_listen works): true for PostgreSQL, false for SQLite.  Callers ask
  * this instead of looking at the string, so only the store knows backend dialects. */

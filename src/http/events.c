@@ -47,11 +47,13 @@
  * the loops through a listener thread (its own connection, LISTEN qun_events; every
  * event insert NOTIFYs at commit, core/event.c).  After the listener had to reconnect
  * it wakes the loops anyway, since notifications sent meanwhile were lost. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -679,6 +681,7 @@ static void on_commit(void *arg) {
 /* ---- other instances' events (PostgreSQL) ---- */
 static pthread_t g_listener;
 static atomic_bool g_listening, g_listen_stop;
+static int g_listen_pipe[2] = {-1, -1}; /* a byte on it stops the listener's wait at once */
 
 static void *listener_main(void *arg) {
     qun_db_t *db = arg;
@@ -688,13 +691,20 @@ static void *listener_main(void *arg) {
         qun_log("warn", "events: LISTEN failed (will retry): %s", err.msg);
     while (!atomic_load(&g_listen_stop)) {
         bool woken;
-        qun_rc rc = qun_db_wait_notify(db, 250, &woken, &err);
+        qun_rc rc = qun_db_wait_notify(db, 250, g_listen_pipe[0], &woken, &err);
         if (rc != QUN_OK && !warned) qun_log("warn", "events: listener: %s", err.msg);
         warned = rc != QUN_OK;
         if (woken) wake_all();
     }
     qun_db_close(db);
     return NULL;
+}
+
+static void listen_pipe_close(void) {
+    for (int i = 0; i < 2; i++) {
+        if (g_listen_pipe[i] >= 0) close(g_listen_pipe[i]);
+        g_listen_pipe[i] = -1;
+    }
 }
 
 static void listener_start(void) {
@@ -707,8 +717,12 @@ static void listener_start(void) {
         return;
     }
     atomic_store(&g_listen_stop, false);
+    if (pipe2(g_listen_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        g_listen_pipe[0] = g_listen_pipe[1] = -1; /* then the listener stops within 250 ms */
+    }
     if (pthread_create(&g_listener, NULL, listener_main, db) != 0) {
         qun_db_close(db);
+        listen_pipe_close();
         return;
     }
     atomic_store(&g_listening, true);
@@ -717,7 +731,9 @@ static void listener_start(void) {
 static void listener_stop(void) {
     if (!atomic_exchange(&g_listening, false)) return;
     atomic_store(&g_listen_stop, true);
+    if (g_listen_pipe[1] >= 0) (void)!write(g_listen_pipe[1], "", 1);
     pthread_join(g_listener, NULL);
+    listen_pipe_close();
 }
 
 /* ---- opening a stream ---- */

@@ -192,11 +192,11 @@ qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err) {
     return DB_OPS(db)->listen(db, channel, err);
 }
 
-qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err) {
+qun_rc qun_db_wait_notify(qun_db_t *db, int timeout_ms, int stop_fd, bool *woken, qun_err_t *err) {
     *woken = false;
     if (!DB_OPS(db)->wait_notify)
         return qun_fail(err, QUN_INTERNAL, "%s has no notifications", DB_OPS(db)->name);
-    return DB_OPS(db)->wait_notify(db, timeout_ms, woken, err);
+    return DB_OPS(db)->wait_notify(db, timeout_ms, stop_fd, woken, err);
 }
 
 bool qun_store_listens(const char *conn) {

@@ -79,7 +79,7 @@ typedef struct qun_store_ops {
     /* Optional (NULL on SQLite): notifications between processes. */
     qun_rc (*notify)(qun_db_t *db, const char *channel, qun_err_t *err);
     qun_rc (*listen)(qun_db_t *db, const char *channel, qun_err_t *err);
-    qun_rc (*wait_notify)(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err);
+    qun_rc (*wait_notify)(qun_db_t *db, int timeout_ms, int stop_fd, bool *woken, qun_err_t *err);
 } qun_store_ops_t;
 
 /* What every backend's struct qun_db holds right after its ops pointer, for store.c:

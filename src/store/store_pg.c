@@ -870,26 +870,22 @@ static qun_rc pg_listen(qun_db_t *db, const char *channel, qun_err_t *err) {
     return send_listen(db, err);
 }
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static qun_rc pg_wait_notify(qun_db_t *db, int timeout_ms, bool *woken, qun_err_t *err) {
+static qun_rc pg_wait_notify(qun_db_t *db, int timeout_ms, int stop_fd, bool *woken, qun_err_t *err) {
     *woken = false;
+    struct pollfd p[2] = {{-1, POLLIN, 0}, {stop_fd, POLLIN, 0}};
     if (PQstatus(db->conn) != CONNECTION_OK) {
         qun_rc rc = connect_db(db, err);
         if (rc == QUN_OK) rc = send_listen(db, err);
         if (rc != QUN_OK) {
-            sleep_ms(timeout_ms);
+            (void)poll(&p[1], 1, timeout_ms); /* the timeout, or less when stopped */
             return rc;
         }
         *woken = true; /* whatever was sent while we were away is lost: look */
         return QUN_OK;
     }
-    struct pollfd p = {PQsocket(db->conn), POLLIN, 0};
-    if (p.fd < 0 || poll(&p, 1, timeout_ms) < 0) return QUN_OK;
-    if (p.revents && !PQconsumeInput(db->conn)) {
+    p[0].fd = PQsocket(db->conn);
+    if (p[0].fd < 0 || poll(p, 2, timeout_ms) < 0) return QUN_OK;
+    if (p[0].revents && !PQconsumeInput(db->conn)) {
         return qun_fail(err, QUN_STORE_UNAVAILABLE, "postgres: listening connection lost: %.200s",
                         PQerrorMessage(db->conn));
     }
