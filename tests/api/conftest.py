@@ -81,10 +81,45 @@ PG_URL = os.environ.get("QUN_PG_URL", "")
 PG = STORE == "postgres"
 
 
+_template = {}
+
+
+def pg_template():
+    """This process's template database: an empty one that a qund has migrated, from which
+    every server's database is copied.  So the suite runs the migrations once per process
+    instead of once per server: 0.45 s of DDL on PostgreSQL each time, hundreds of times."""
+    if "name" in _template:
+        return _template["name"]
+    name = "qun_tpl_" + hashlib.sha256(RUN_TMP.encode()).hexdigest()[:16]
+    subprocess.run(["psql", PG_URL + "/postgres", "-qAtc", f"CREATE DATABASE {name}"],
+                   capture_output=True, text=True, check=True)
+    data = tempfile.mkdtemp(prefix="qund-template-")
+    port = free_port()
+    with open(os.path.join(data, "qund.log"), "ab") as log:
+        proc = subprocess.Popen([QUND, "--listen", f"127.0.0.1:{port}", "--data", data,
+                                 "--set", f"store={PG_URL}/{name}"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 30
+            while proc.poll() is None and time.time() < deadline:
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.05)
+            else:
+                raise RuntimeError(f"the template's qund did not start; see {data}/qund.log")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    _template["name"] = name
+    return name
+
+
 def pg_database(data):
-    """The PostgreSQL database of a data directory, created on first use."""
+    """The PostgreSQL database of a data directory, created on first use, a copy of
+    pg_template()."""
     name = "qun_" + hashlib.sha256(os.path.abspath(data).encode()).hexdigest()[:20]
-    r = subprocess.run(["psql", PG_URL + "/postgres", "-qAtc", f"CREATE DATABASE {name}"],
+    r = subprocess.run(["psql", PG_URL + "/postgres", "-qAtc", f"CREATE DATABASE {name} TEMPLATE {pg_template()}"],
                        capture_output=True, text=True)
     if r.returncode != 0 and "already exists" not in r.stderr:
         raise RuntimeError("createdb failed: " + r.stderr)
