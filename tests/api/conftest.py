@@ -263,14 +263,20 @@ class Server:
         if self.store and not any(a.startswith("store=") for a in self.extra):
             args += ["--set", "store=" + self.store]
         self.log = open(self.log_path, "ab")
+        since = self.log.tell()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        # Ready when this qund says it listens (so a 200 from anything else that held the
+        # port a moment ago is not taken for it) and answers /readyz.
+        listening = f"listening on 127.0.0.1:{self.port} ".encode()
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"qund exited with {self.proc.returncode}: {self.read_log()[-2000:]}")
             try:
-                if requests.get(self.url + "/readyz", timeout=0.5).status_code == 200:
-                    return self
+                with open(self.log_path, "rb") as f:
+                    f.seek(since)
+                    if listening in f.read() and requests.get(self.url + "/readyz", timeout=0.5).status_code == 200:
+                        return self
             except requests.RequestException:
                 pass
             time.sleep(0.05)
