@@ -94,20 +94,19 @@ def pg_template():
     subprocess.run(["psql", PG_URL + "/postgres", "-qAtc", f"CREATE DATABASE {name}"],
                    capture_output=True, text=True, check=True)
     data = tempfile.mkdtemp(prefix="qund-template-")
-    port = free_port()
-    with open(os.path.join(data, "qund.log"), "ab") as log:
-        proc = subprocess.Popen([QUND, "--listen", f"127.0.0.1:{port}", "--data", data,
+    log_path = os.path.join(data, "qund.log")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([QUND, "--listen", f"127.0.0.1:{free_port()}", "--data", data,
                                  "--set", f"store={PG_URL}/{name}"], stdout=log, stderr=subprocess.STDOUT)
-        try:
+        try:  # migrated once it names the schema it is at
             deadline = time.time() + 30
-            while proc.poll() is None and time.time() < deadline:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=0.5).status_code == 200:
+            while True:
+                with open(log_path, "rb") as f:
+                    if re.search(rb"info store \S+ at schema \d+", f.read()):
                         break
-                except requests.RequestException:
-                    time.sleep(0.05)
-            else:
-                raise RuntimeError(f"the template's qund did not start; see {data}/qund.log")
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"the template's qund did not migrate; see {log_path}")
+                time.sleep(0.05)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
