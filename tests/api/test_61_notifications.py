@@ -360,7 +360,9 @@ def test_a_purge_at_once_waits_for_the_notices_to_a_large_group():
         finally:
             db.close()
         expect(request(owner, gid), 202)
-        deadline = time.time() + 30
+        # How soon is benchmark 9's question; this one waits for the outcome: 10 s alone
+        # here, over 30 s once on PostgreSQL with three suites and the browsers beside it.
+        deadline = time.time() + 120
         while True:
             st = expect(owner.get(f"/v1/groups/{gid}/dissolution"), 200)
             if st["state"] == "purged":
