@@ -338,10 +338,7 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
 }
 
 static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
-    return qun_store_migrate(db, qun_pg_migrations, qun_pg_migrations_count,
-                             "CREATE TABLE IF NOT EXISTS schema_migrations("
-                             " version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
-                             err);
+    return qun_store_migrate(db, qun_pg_migrations, qun_pg_migrations_count, QUN_PG_MIGRATIONS_TABLE, err);
 }
 
 static void pg_close(qun_db_t *db);

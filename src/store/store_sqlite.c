@@ -105,9 +105,7 @@ static qun_rc sq_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
 
 static qun_rc migrate(qun_db_t *db, qun_err_t *err) {
     return qun_store_migrate(db, qun_sqlite_migrations, qun_sqlite_migrations_count,
-                             "CREATE TABLE IF NOT EXISTS schema_migrations("
-                             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-                             err);
+                             QUN_SQLITE_MIGRATIONS_TABLE, err);
 }
 
 static qun_rc sq_open(const char *path, bool readonly, bool migrate_now, qun_db_t **out, qun_err_t *err) {

@@ -13,12 +13,11 @@ last two minutes is not picked again.
 
 Run as a script it prints one port, for the shell runners."""
 import fcntl
-import os
 import random
 import socket
 import time
 
-_REGISTRY = os.path.join(os.environ.get("QUN_PORT_REGISTRY_DIR", "/tmp"), "qun-test-ports")
+_REGISTRY = "/tmp/qun-test-ports"  # not $TMPDIR: each pytest process has its own
 _REMEMBER = 120  # seconds a picked port stays reserved
 
 
