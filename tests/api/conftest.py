@@ -258,7 +258,7 @@ class Server:
 
     def start(self):
         args = [QUND, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
-                "--set", "argon2_memlimit_kib=8192", "--set", "argon2_opslimit=1"] + self.extra
+                "--set", "argon2_memlimit_kib=64", "--set", "argon2_opslimit=1"] + self.extra
         if self.store and not any(a.startswith("store=") for a in self.extra):
             args += ["--set", "store=" + self.store]
         self.log = open(self.log_path, "ab")

@@ -41,7 +41,7 @@ free_port() {
 PORT=$(free_port)
 SPORT=$(free_port)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser-matrix.XXXXXX")
-QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=8192 \
+QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=64 \
   --set matrix=on --set matrix_server_name=qun.test --set cooling_off=0 --set purge_grace=3600 \
   >"$TMP/qund.log" 2>&1 &
 PID=$!

@@ -87,7 +87,7 @@ async function startServer(extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'qun-approve.'));
   const url = `http://localhost:${port}`;
   const child = spawn(QUND, ['--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'),
-    '--set', 'argon2_memlimit_kib=8192', '--set', `web_root=${join(REPO, 'web')}`,
+    '--set', 'argon2_memlimit_kib=64', '--set', `web_root=${join(REPO, 'web')}`,
     '--set', `webauthn_origin=${url}`, '--set', 'webauthn_rp_id=localhost', ...extra],
   { env: { ...process.env, QUN_TEST_CLOCK: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -48,7 +48,7 @@ PORT=$(/usr/bin/python3 "$(dirname "$0")/../api/free_port.py")
 SMTP_PORT=$(/usr/bin/python3 "$(dirname "$0")/../api/free_port.py")
 /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$TMP/Maildir" >"$TMP/smtp.log" 2>&1 &
 SMTP_PID=$!
-QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=8192 \
+QUN_TEST_CLOCK=1 "$QUND" --listen "127.0.0.1:$PORT" --data "$TMP/data" --set argon2_memlimit_kib=64 \
   --set admins=root --set compliance=lawyer --set "web_root=$REPO/web" \
   --set webhook_url=http://127.0.0.1:9/hook --set webhook_secret=browser-test-secret-0123 \
   --set webhook_max_attempts=1 --set "smtp_url=smtp://127.0.0.1:$SMTP_PORT" --set smtp_from=qun@example.test \

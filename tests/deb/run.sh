@@ -75,7 +75,7 @@ fi
 port=$(python3 tests/api/free_port.py)
 sed -e "s|^listen = .*|listen = 127.0.0.1:$port|" -e "s|/var/lib/qun|$R/var/lib/qun|" \
   -e "s|/usr/share/qun|$R/usr/share/qun|" "$R/etc/qun/qund.conf" >"$R/etc/qun/qund.test.conf"
-set -- "$R/usr/sbin/qund" --config "$R/etc/qun/qund.test.conf" --set argon2_memlimit_kib=8192
+set -- "$R/usr/sbin/qund" --config "$R/etc/qun/qund.test.conf" --set argon2_memlimit_kib=64
 if [ "$(id -u)" -eq 0 ]; then # as the package's qun user, as the unit runs it
   chmod 0755 "$R"
   set -- setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$@"
