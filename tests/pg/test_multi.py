@@ -23,7 +23,7 @@ import pytest
 import requests
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
-from conftest import PG, PG_URL, QUN, Client, Server, expect, make_group, pg_sql, register, stop_clean  # noqa: E402
+from conftest import PG, PG_URL, PSQL, QUN, Client, Server, expect, make_group, pg_sql, register, stop_clean  # noqa: E402
 from test_14_events import Stream, assert_ended, login, session_id  # noqa: E402
 from test_60_passkeys import enroll  # noqa: E402
 
@@ -366,7 +366,7 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
         # The suite before this test writes gigabytes of WAL (4 MB per qund's database),
         # up to max_wal_size of it since the last checkpoint: a checkpoint first, so that
         # the restart replays this test's writes, not those.
-        subprocess.run(["psql", PG_URL + "/postgres", "-qAtc", "CHECKPOINT"], check=True, timeout=120,
+        subprocess.run([PSQL, PG_URL + "/postgres", "-qAtc", "CHECKPOINT"], check=True, timeout=120,
                        capture_output=True)
         threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(6)]
         for t in threads:
