@@ -290,11 +290,10 @@ class Server:
     def start(self):
         args = [QUND, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
                 "--set", "argon2_memlimit_kib=64", "--set", "argon2_opslimit=1"] + self.extra
-        own_store = any(a.startswith("store=") or a == "--config" for a in self.extra)
-        if self.store and not own_store:
+        if self.store and not any(a.startswith("store=") for a in self.extra):
             args += ["--set", "store=" + self.store]
-        elif not self.store and not own_store:
-            sqlite_seed(self.data)
+        elif not self.store and not any(a.startswith("store=") or a == "--config" for a in self.extra):
+            sqlite_seed(self.data)  # not for a store (or a config naming one) of the test's own
         self.log = open(self.log_path, "ab")
         since = self.log.tell()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
