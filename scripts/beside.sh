@@ -3,7 +3,7 @@
 # sh scripts/beside.sh LOG QUIET BUSY: run the command QUIET beside the command BUSY and
 # fail if either fails.  make test runs the browser suites (mostly waiting on pages)
 # beside the PostgreSQL lane (busy on both cores): the lane slows by less than the
-# browsers take alone (on 2026-12-05: 308 s -> 528 s, against 7 minutes of browsers beside it).
+# browsers take alone (on 2026-12-05: 308 s -> 528 s, against 4 min 2 s of browsers alone).
 # BUSY prints as it goes; QUIET's output is held in LOG and printed
 # whole when both have ended, so that the two never interleave.
 set -u
