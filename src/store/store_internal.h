@@ -17,16 +17,18 @@ typedef struct {
     const char *sql;
 } qun_migration_t;
 
-/* Apply the migrations of list (n, in version order) that db's schema_migrations lacks,
- * in one transaction, after create (the backend's CREATE TABLE IF NOT EXISTS
- * schema_migrations).  QUN_STORE naming the migration that failed, which undoes them all.
- * src/store/migrate.c. */
+/* Each backend's schema_migrations, the create argument below. */
 #define QUN_SQLITE_MIGRATIONS_TABLE                                                                          \
     "CREATE TABLE IF NOT EXISTS schema_migrations("                                                          \
     " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
 #define QUN_PG_MIGRATIONS_TABLE                                                                              \
     "CREATE TABLE IF NOT EXISTS schema_migrations("                                                          \
     " version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+
+/* Apply the migrations of list (n, in version order) that db's schema_migrations lacks,
+ * in one transaction, after create (the backend's CREATE TABLE IF NOT EXISTS
+ * schema_migrations).  QUN_STORE naming the migration that failed, which undoes them all.
+ * src/store/migrate.c. */
 qun_rc qun_store_migrate(qun_db_t *db, const qun_migration_t *list, size_t n, const char *create,
                          qun_err_t *err);
 
