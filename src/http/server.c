@@ -359,6 +359,13 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
         rc = worker_init(&g_workers[i], i, err);
     if (rc != QUN_OK) return rc;
     qun_events_start(writer, g_workers, g_nworkers);
+    /* libevent restores a signal's earlier disposition when its event is freed.  Ignoring
+     * them first makes that disposition "ignore", so a second TERM (or INT, or a HUP) that
+     * comes while qund settles and closes its store changes nothing instead of killing it
+     * half-way with the default action: the first one already started a stop that ends. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     struct event *sigint = evsignal_new(g_workers[0].base, SIGINT, stop_cb, NULL);
     struct event *sigterm = evsignal_new(g_workers[0].base, SIGTERM, stop_cb, NULL);
     event_add(sigint, NULL);
