@@ -161,13 +161,34 @@ static qun_rc mark_due_now(qun_db_t *db, void *arg, qun_err_t *err) {
     return QUN_OK;
 }
 
-/* What housekeeping deleted, by kind (qun_housekeeping_kinds below). */
+/* What housekeeping deleted, by kind (qun_housekeeping_kinds below).  A round counts
+ * into a tally of its own, added here only once its transaction committed: /metrics
+ * never counts a deletion a reader cannot see yet, nor one a rollback undid. */
 static _Atomic uint64_t hk_deleted[QUN_HK_KINDS];
+typedef struct {
+    uint64_t n[QUN_HK_KINDS];
+} hk_tally_t;
+
+static void hk_publish(const hk_tally_t *t) {
+    for (int i = 0; i < QUN_HK_KINDS; i++)
+        if (t->n[i]) atomic_fetch_add(&hk_deleted[i], t->n[i]);
+}
 
 static qun_rc unlink_txn(qun_db_t *db, void *arg, qun_err_t *err) {
-    qun_rc rc = qun_blob_unlink_queued(db, arg, err);
-    if (rc == QUN_OK) atomic_fetch_add(&hk_deleted[4], (uint64_t) * (int *)arg);
-    return rc;
+    return qun_blob_unlink_queued(db, arg, err);
+}
+
+/* The bytes of the blobs that commits released, a batch per transaction until none is
+ * left (or a batch fails: the next round tries again), each batch counted once it is
+ * committed. */
+static void unlink_blobs(qun_writer_t *w) {
+    qun_err_t err;
+    int unlinked;
+    do {
+        unlinked = 0;
+        if (qun_writer_run(w, unlink_txn, &unlinked, &err) != QUN_OK) break;
+        hk_publish(&(hk_tally_t){.n[4] = (uint64_t)unlinked});
+    } while (unlinked > 0);
 }
 
 /* Housekeeping: forget idempotency keys, confirmation tokens, events and event tickets past
@@ -183,19 +204,20 @@ void qun_housekeeping_stats(uint64_t out[QUN_HK_KINDS]) {
         out[i] = atomic_load(&hk_deleted[i]);
 }
 
-/* Run a DELETE ... RETURNING 1 and count its rows into kind. */
-static qun_rc count_deleted(qun_db_t *db, int kind, qun_err_t *err, const char *sql, int64_t before) {
+/* Run a DELETE ... RETURNING 1 and count its rows into t's kind. */
+static qun_rc count_deleted(qun_db_t *db, hk_tally_t *t, int kind, qun_err_t *err, const char *sql,
+                            int64_t before) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, sql, "i", before);
     uint64_t n = 0;
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
         n++;
-    if (rc == QUN_DONE) atomic_fetch_add(&hk_deleted[kind], n);
+    if (rc == QUN_DONE) t->n[kind] += n;
     return rc;
 }
 
 /* The files of finished exports older than export_retention, a batch at a time. */
-static qun_rc expire_exports(qun_db_t *db, int64_t now, qun_err_t *err) {
+static qun_rc expire_exports(qun_db_t *db, hk_tally_t *t, int64_t now, qun_err_t *err) {
     qun_q_t *q;
     char xids[100][QUN_ID_MAX];
     int64_t ids[100];
@@ -216,7 +238,7 @@ static qun_rc expire_exports(qun_db_t *db, int64_t now, qun_err_t *err) {
         if (unlink(path) != 0 && errno != ENOENT)
             return qun_fail(err, QUN_STORE, "cannot delete %s: %s", path, strerror(errno));
         rc = qun_db_run(db, NULL, err, "UPDATE exports SET purged_at = $2 WHERE id = $1", "ii", ids[i], now);
-        if (rc == QUN_DONE) atomic_fetch_add(&hk_deleted[3], 1);
+        if (rc == QUN_DONE) t->n[3]++;
     }
     return rc;
 }
@@ -250,26 +272,27 @@ static void sweep_imports(int64_t now) {
 }
 
 static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
-    (void)arg;
+    hk_tally_t *t = arg;
+    *t = (hk_tally_t){{0}}; /* the writer may run it again after a retry */
     int64_t now = qun_now();
-    qun_rc rc = count_deleted(db, 0, err, "DELETE FROM idempotency WHERE created_at < $1 RETURNING 1",
+    qun_rc rc = count_deleted(db, t, 0, err, "DELETE FROM idempotency WHERE created_at < $1 RETURNING 1",
                               now - qun_core_cfg.idempotency_ttl);
     if (rc == QUN_DONE)
-        rc = count_deleted(db, 1, err, "DELETE FROM confirm_tokens WHERE expires_at < $1 RETURNING 1",
+        rc = count_deleted(db, t, 1, err, "DELETE FROM confirm_tokens WHERE expires_at < $1 RETURNING 1",
                            now - 86400);
     if (rc == QUN_DONE) { /* GET /v1/events replays at most this far back (docs/events.md) */
         rc = qun_event_expire(db, now - 86400, NULL, err);
         if (rc == QUN_OK) rc = QUN_DONE;
     }
     if (rc == QUN_DONE) /* kept an hour past expiry: a late reuse still says "expired" */
-        rc = count_deleted(db, 2, err, "DELETE FROM event_tickets WHERE expires_at < $1 RETURNING 1",
+        rc = count_deleted(db, t, 2, err, "DELETE FROM event_tickets WHERE expires_at < $1 RETURNING 1",
                            now - 3600);
-    if (rc == QUN_DONE) rc = expire_exports(db, now, err);
+    if (rc == QUN_DONE) rc = expire_exports(db, t, now, err);
     if (rc == QUN_DONE) { /* Matrix uploads no message took up (docs/matrix.md "Media") */
         int64_t expired;
         rc = qun_mx_media_expire(db, now - 86400, &expired, err);
         if (rc == QUN_OK) {
-            atomic_fetch_add(&hk_deleted[6], (uint64_t)expired);
+            t->n[6] += (uint64_t)expired;
             rc = QUN_DONE;
         }
     }
@@ -347,11 +370,7 @@ static void step_job(qun_jobs_t *j, run_t *r) {
         r->finished = true;
         return;
     }
-    int unlinked;
-    do {
-        unlinked = 0;
-        qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
-    } while (unlinked > 0);
+    unlink_blobs(j->writer);
     if (r->finished && r->job.kind == QUN_JOB_PURGE_GROUP) scrub(j);
 }
 
@@ -439,17 +458,14 @@ static bool catch_up_search(qun_jobs_t *j) {
 
 static void *jobs_main(void *arg) {
     qun_jobs_t *j = arg;
-    int unlinked = 0;
     qun_err_t err;
-    qun_writer_run(j->writer, unlink_txn, &unlinked, &err); /* leftovers of a crash */
+    unlink_blobs(j->writer); /* leftovers of a crash */
     int64_t next_expiry = 0;
     while (!stopping(j)) {
         if (qun_now() >= next_expiry) {
-            qun_writer_run(j->writer, expire_txn, NULL, &err);
-            do { /* the bytes of expired exports' and Matrix uploads' blobs */
-                unlinked = 0;
-                qun_writer_run(j->writer, unlink_txn, &unlinked, &err);
-            } while (unlinked > 0);
+            hk_tally_t tally;
+            if (qun_writer_run(j->writer, expire_txn, &tally, &err) == QUN_OK) hk_publish(&tally);
+            unlink_blobs(j->writer); /* expired exports' and Matrix uploads' blobs */
             sweep_imports(qun_now());
             next_expiry = qun_now() + 600;
         }
