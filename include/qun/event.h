@@ -113,10 +113,13 @@ typedef struct {
     char *payload;    /* the JSON text clients receive as `data`, malloc'd */
 } qun_event_row_t;
 
-/* The highest event id into *id: the newest row's, or the horizon when housekeeping
- * deleted the newest rows (0 when there was never one). */
+/* The feed's position into *id: the newest row's id under the event frontier
+ * (qun_db_event_frontier: no row at or under it can still appear), or the horizon when
+ * housekeeping deleted the newest rows (0 when there was never one).  In a read
+ * transaction, the transaction may begin again for the frontier: read this first. */
 qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err);
-/* Up to max events with id > after, oldest first, into rows[0..*n).  On an error the
+/* Up to max events with id > after and under the event frontier, oldest first, into
+ * rows[0..*n).  On an error the
  * *n rows read before it are still filled (the rest can be read later).  The caller
  * owns the rows' strings either way: qun_event_rows_free. */
 qun_rc qun_event_fetch(qun_db_t *db, int64_t after, qun_event_row_t *rows, int max, int *n, qun_err_t *err);

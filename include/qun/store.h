@@ -92,8 +92,20 @@ void qun_db_read_end(qun_db_t *db);
  * several qund sharing one database serialize, e.g., ledger appends).  A no-op on
  * SQLite, whose single writer already serializes every write. */
 qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
-#define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends, and event rows (one order) */
+#define QUN_LEDGER_LOCK 0x71756e01 /* the ledger's appends, and the writer's batches */
 #define QUN_IDEM_LOCK 0x71756e02   /* high bits of an Idempotency-Key's lock (router.c) */
+
+/* The event feed's order with several writers (PostgreSQL, docs/architecture.md "The event
+ * frontier").  Event ids come from one sequence but commit in any order, so a reader
+ * must not pass an id whose transaction is still open.  qun_db_event_order, in a
+ * transaction, before its first event id is taken: marks the transaction as one that
+ * may hold ids from the sequence's current value on (a shared lock nobody waits for).
+ * qun_db_event_frontier: *below (INT64_MAX on SQLite) such that every event id under it
+ * belongs to a transaction that has ended, so the events a reader sees under it are all
+ * there will ever be.  In a read transaction that began without it, the transaction
+ * begins again after it (a new snapshot, which then sees every id under *below). */
+qun_rc qun_db_event_order(qun_db_t *db, qun_err_t *err);
+qun_rc qun_db_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err);
 
 /* Outside any transaction, make what was deleted unrecoverable from the database's
  * own files, as far as the backend allows (a purge calls it when it ends).  SQLite

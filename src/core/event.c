@@ -2,11 +2,12 @@
 /* Appending member-facing events (include/qun/event.h).  Rows are written in the
  * caller's transaction; the loops that deliver them are woken after the commit.
  *
- * With several qund on one PostgreSQL database, an event insert first takes the
- * ledger's transaction lock: event ids then commit in id order across instances (a
- * reader's `id > last` never skips a row that commits later with a smaller id), and
- * one lock for both means no lock-order deadlock between them.  It also queues a
- * NOTIFY on `qun_events`, sent at commit, which wakes the other instances' loops.
+ * With several qund on one PostgreSQL database, event ids commit in any order.  An
+ * event insert first marks its transaction in the event frontier (qun_db_event_order),
+ * and every reader reads only under the frontier (qun_db_event_frontier), so a
+ * reader's `id > last` never skips a row that commits later with a smaller id; no
+ * writer waits for another's.  It also queues a NOTIFY on `qun_events`, sent at commit,
+ * which wakes the other instances' loops.
  * Ids taken ahead under that lock (qun_db_take_id) let PostgreSQL send a row without
  * waiting for it, as the message's own row is (its failure fails the transaction). */
 #include <stdatomic.h>
@@ -32,9 +33,9 @@ static void appended(uint64_t n) {
     atomic_store(&g_pending, true);
 }
 
-/* Before an insert into events: one commit order for event ids, and the NOTIFY. */
+/* Before an insert into events: its place in the frontier, and the NOTIFY. */
 static qun_rc ordered(qun_db_t *db, qun_err_t *err) {
-    qun_rc rc = qun_db_xlock(db, QUN_LEDGER_LOCK, err);
+    qun_rc rc = qun_db_event_order(db, err);
     if (rc == QUN_OK) rc = qun_db_notify(db, QUN_EVENTS_CHANNEL, err);
     return rc;
 }
@@ -253,9 +254,11 @@ qun_rc qun_event_horizon(qun_db_t *db, int64_t *id, qun_err_t *err) {
 /* ---- reading the feed ---- */
 qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
     qun_q_t *q;
-    int64_t horizon;
+    int64_t horizon, below;
     *id = 0;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events", "");
+    qun_rc rc = qun_db_event_frontier(db, &below, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events WHERE id < $1", "i", below);
     if (rc == QUN_ROW) {
         *id = qun_q_col_int(q, 0);
         qun_q_done(q);
@@ -264,7 +267,7 @@ qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
     }
     /* Housekeeping may have deleted the newest rows: ids never go back below it. */
     rc = qun_event_horizon(db, &horizon, err);
-    if (rc == QUN_OK && horizon > *id) *id = horizon;
+    if (rc == QUN_OK && horizon > *id) *id = horizon < below ? horizon : below - 1;
     return rc;
 }
 
@@ -280,12 +283,14 @@ static qun_rc row_take(qun_q_t *q, qun_event_row_t *e, qun_err_t *err) {
 
 qun_rc qun_event_fetch(qun_db_t *db, int64_t after, qun_event_row_t *rows, int max, int *n, qun_err_t *err) {
     qun_q_t *q;
+    int64_t below;
     *n = 0;
-    qun_rc rc =
-        qun_db_run(db, &q, err,
-                   "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
-                   "WHERE id > $1 ORDER BY id LIMIT $2",
-                   "ii", after, (int64_t)max);
+    qun_rc rc = qun_db_event_frontier(db, &below, err);
+    if (rc != QUN_OK) return rc;
+    rc = qun_db_run(db, &q, err,
+                    "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
+                    "WHERE id > $1 AND id < $3 ORDER BY id LIMIT $2",
+                    "iii", after, (int64_t)max, below);
     for (; rc == QUN_ROW && *n < max; rc = qun_q_step(q, err)) {
         qun_rc taken = row_take(q, &rows[*n], err);
         if (taken != QUN_OK) {

@@ -694,7 +694,10 @@ static void *listener_main(void *arg) {
         qun_rc rc = qun_db_wait_notify(db, 250, g_listen_pipe[0], &woken, &err);
         if (rc != QUN_OK && !warned) qun_log("warn", "events: listener: %s", err.msg);
         warned = rc != QUN_OK;
-        if (woken) wake_all();
+        /* Also when the wait timed out: a transaction that rolled back, or whose qund
+         * died, held the event frontier without a NOTIFY at its end, and the rows
+         * committed above it wait for a look (store.h, qun_db_event_frontier). */
+        wake_all();
     }
     qun_db_close(db);
     return NULL;

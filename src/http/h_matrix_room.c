@@ -123,7 +123,10 @@ static qun_rc page_chunk(qun_req_t *r, mx_ctx_t *c, const qun_mx_room_t *room, c
 
 qun_rc h_mx_room_messages(qun_req_t *r) {
     qun_mx_room_t room;
-    qun_rc rc = room_open(r, &room);
+    int64_t below;
+    /* The page's messages and the feed position it may end at, in one snapshot. */
+    qun_rc rc = qun_db_event_frontier(r->db, &below, &r->err);
+    if (rc == QUN_OK) rc = room_open(r, &room);
     if (rc != QUN_OK) return rc;
     const char *dir = qun_query(r, "dir"), *from = qun_query(r, "from"), *to = qun_query(r, "to");
     bool back = !dir || strcmp(dir, "b") == 0;

@@ -183,6 +183,15 @@ qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err) {
     return DB_OPS(db)->scrub ? DB_OPS(db)->scrub(db, err) : QUN_OK;
 }
 
+qun_rc qun_db_event_order(qun_db_t *db, qun_err_t *err) {
+    return DB_OPS(db)->event_order ? DB_OPS(db)->event_order(db, err) : QUN_OK;
+}
+
+qun_rc qun_db_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err) {
+    *below = INT64_MAX;
+    return DB_OPS(db)->event_frontier ? DB_OPS(db)->event_frontier(db, below, err) : QUN_OK;
+}
+
 qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
     return DB_OPS(db)->notify ? DB_OPS(db)->notify(db, channel, err) : QUN_OK;
 }

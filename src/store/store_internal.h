@@ -78,6 +78,10 @@ typedef struct qun_store_ops {
     qun_rc (*read_begin)(qun_db_t *db, qun_err_t *err);
     void (*read_end)(qun_db_t *db);
     qun_rc (*xlock)(qun_db_t *db, int64_t key, qun_err_t *err);
+    /* Optional (NULL on SQLite, whose one writer commits ids in order): the event
+     * frontier (qun_db_event_order, qun_db_event_frontier). */
+    qun_rc (*event_order)(qun_db_t *db, qun_err_t *err);
+    qun_rc (*event_frontier)(qun_db_t *db, int64_t *below, qun_err_t *err);
     /* Optional (NULL on PostgreSQL): drop the copies of deleted rows the backend's own
      * files still hold (the SQLite WAL). */
     qun_rc (*scrub)(qun_db_t *db, qun_err_t *err);

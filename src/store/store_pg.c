@@ -87,7 +87,10 @@ struct qun_db {
     /* Handles of run_ahead, reused from one transaction to the next: ahead[0..nahead). */
     qun_q_t *ahead[AHEAD_MAX];
     int nahead;
-    bool read_fresh; /* a read transaction's BEGIN is sent ahead and no statement followed */
+    bool read_fresh;  /* a read transaction's BEGIN is sent ahead and no statement followed */
+    bool reading;     /* the open transaction is a read transaction (READ_BEGIN) */
+    bool frontier_ok; /* it began after the event frontier was read: frontier holds it */
+    int64_t frontier;
     /* Ids taken ahead for one table (take_id) in the open transaction: ids[next..n). */
     char ids_table[64];
     int64_t ids[IDS_MAX];
@@ -196,6 +199,8 @@ static void ahead_drop(qun_db_t *db) {
 static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
+        db->reading = strcmp(sql, READ_BEGIN) == 0;
+        db->frontier_ok = false;
         db->nheld = 0;
         ids_drop(db);
         ahead_drop(db);
@@ -203,6 +208,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
     } else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
                strncmp(sql, "END", 3) == 0) {
         db->in_txn = false;
+        db->reading = db->frontier_ok = false;
         ids_drop(db);
         ahead_drop(db);
     }
@@ -840,6 +846,67 @@ static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     return QUN_OK;
 }
 
+/* The event frontier (include/qun/store.h; docs/architecture.md "The event frontier").
+ * A transaction about to take event ids holds a shared advisory lock keyed by the
+ * sequence's next value at that moment: its ids are all at or above the key.  The lock
+ * uses the two-int4 form (objsubid 2 in pg_locks), which nothing else in qun uses, so
+ * it never waits and never meets another lock; the key's 64 bits are split across the
+ * two halves. */
+#define FRONTIER_HELD INT64_MIN /* held()'s key for it: no advisory key of ours */
+#define FRONTIER_NEXT                                                                                        \
+    "(SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM events_id_seq)"
+#define FRONTIER_LOCK_SQL                                                                                    \
+    "SELECT pg_advisory_xact_lock_shared((n >> 32)::int4, ((n & 4294967295) - CASE WHEN n & 2147483648 = 0 " \
+    "THEN 0 ELSE 4294967296 END)::int4) FROM " FRONTIER_NEXT " AS s(n)"
+#define FRONTIER_LOCKS_SQL                                                                                   \
+    "SELECT MIN((classid::int8 << 32) | objid::int8) FROM pg_locks WHERE locktype = 'advisory' AND "         \
+    "objsubid = 2 AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = "  \
+    "current_database())"
+
+static qun_rc pg_event_order(qun_db_t *db, qun_err_t *err) {
+    if (db->in_txn && held(db, FRONTIER_HELD)) return QUN_OK;
+    qun_q_t *q;
+    qun_rc rc = pg_prepare(db, FRONTIER_LOCK_SQL, &q, err);
+    if (rc != QUN_OK) return rc;
+    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
+    hold(db, FRONTIER_HELD);
+    return QUN_OK;
+}
+
+/* One int8 (NULL: none) of a one-row statement. */
+static qun_rc frontier_part(qun_db_t *db, const char *sql, int64_t *v, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = pg_prepare(db, sql, &q, err);
+    if (rc == QUN_OK) rc = pg_step(q, err);
+    if (rc == QUN_ROW && !pg_col_null(q, 0) && pg_col_int(q, 0) < *v) *v = pg_col_int(q, 0);
+    if (rc == QUN_ROW) reset_q(q);
+    return rc == QUN_ROW ? QUN_OK : rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no event frontier") : rc;
+}
+
+/* The sequence's next value first, then the locks: an id under that value was taken
+ * before, after its transaction's lock, which is in pg_locks unless that transaction
+ * has ended.  The connection's own lock does not count: its rows are its own.  Each statement has a snapshot
+ * of its own (outside a read transaction): the reads that follow see every transaction that ended before. */
+static qun_rc pg_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err) {
+    if (db->frontier_ok && db->in_txn) {
+        *below = db->frontier;
+        return QUN_OK;
+    }
+    bool again = db->in_txn && db->reading; /* its snapshot may be older than the frontier */
+    if (again) pg_read_end(db);
+    int64_t v = INT64_MAX;
+    qun_rc rc = frontier_part(db, "SELECT " FRONTIER_NEXT, &v, err);
+    if (rc == QUN_OK) rc = frontier_part(db, FRONTIER_LOCKS_SQL, &v, err);
+    if (again) {
+        qun_rc brc = pg_read_begin(db, err);
+        if (rc == QUN_OK) rc = brc;
+    }
+    if (rc != QUN_OK) return rc;
+    db->frontier = *below = v;
+    db->frontier_ok = db->in_txn && db->reading;
+    return QUN_OK;
+}
+
 static qun_rc pg_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
     /* The server sends one NOTIFY per channel and payload per transaction anyway. */
     int64_t key = INT64_MIN + (int64_t)(strlen(channel) * 131 + (unsigned char)channel[0]);
@@ -922,6 +989,8 @@ const qun_store_ops_t qun_pg_ops = {
     .read_begin = pg_read_begin,
     .read_end = pg_read_end,
     .xlock = pg_xlock,
+    .event_order = pg_event_order,
+    .event_frontier = pg_event_frontier,
     .step_nowait = pg_step_nowait,
     .run_ahead = pg_run_ahead,
     .take_id = pg_take_id,

@@ -661,6 +661,93 @@ static void commit_announces_jobs_pg(void) {
     commit_announces_jobs();
 }
 
+/* One event row in db's open transaction, its place in the frontier taken first, as
+ * core/event.c does: its id. */
+static int64_t event_row(qun_db_t *db, const char *topic) {
+    qun_err_t err;
+    qun_q_t *q;
+    int64_t id = -1;
+    CHECK(qun_db_event_order(db, &err) == QUN_OK);
+    if (qun_db_run(
+            db, &q, &err,
+            "INSERT INTO events(topic, group_id, user_id, payload, created_at) VALUES ($1, NULL, NULL, "
+            "'{}', 0) RETURNING id",
+            "s", topic) == QUN_ROW) {
+        id = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    CHECK(id > 0);
+    return id;
+}
+
+/* What a reader may deliver now: the highest event id under the frontier. */
+static int64_t feed_position(qun_db_t *db) {
+    qun_err_t err;
+    qun_q_t *q;
+    int64_t below, pos = -1;
+    CHECK(qun_db_event_frontier(db, &below, &err) == QUN_OK);
+    if (qun_db_run(db, &q, &err, "SELECT COALESCE(MAX(id), 0) FROM events WHERE id < $1", "i", below) ==
+        QUN_ROW) {
+        pos = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return pos;
+}
+
+/* The event frontier (store.h): two writers whose event ids commit out of order.  A
+ * reader never reaches past a row whose transaction is open, whether it commits or
+ * rolls back later; in a read transaction too; a writer sees its own rows. */
+static void event_frontier(void) {
+    qun_db_t *a, *b, *r;
+    qun_err_t err;
+    bool pg = strcmp(conn, sqlite_path) != 0;
+    CHECK(qun_db_open(conn, false, true, &a, &err) == QUN_OK);
+    CHECK(qun_db_open(conn, false, false, &b, &err) == QUN_OK);
+    CHECK(qun_db_open(conn, true, false, &r, &err) == QUN_OK);
+    int64_t below;
+    CHECK(qun_db_event_frontier(r, &below, &err) == QUN_OK);
+    if (!pg) { /* one writer: ids commit in order, nothing to hold back */
+        CHECK(below == INT64_MAX);
+    } else {
+        int64_t start = feed_position(r);
+        /* a takes the lower id and stays open; b takes a higher one and commits. */
+        CHECK(qun_db_exec(a, "BEGIN", &err) == QUN_OK);
+        int64_t ida = event_row(a, "unit.a");
+        CHECK(qun_db_exec(b, "BEGIN", &err) == QUN_OK);
+        int64_t idb = event_row(b, "unit.b");
+        CHECK(qun_db_exec(b, "COMMIT", &err) == QUN_OK);
+        CHECK(idb > ida && ida > start);
+        CHECK(feed_position(r) == start); /* b's row is there, but a's may still come */
+        CHECK(feed_position(a) == idb);   /* a writer: its own row and what committed */
+        CHECK(qun_db_read_begin(r, &err) == QUN_OK);
+        CHECK(feed_position(r) == start);
+        qun_db_read_end(r);
+        CHECK(qun_db_exec(a, "COMMIT", &err) == QUN_OK);
+        CHECK(feed_position(r) == idb); /* both, with nothing skipped */
+        /* A read transaction that began before a commit begins again at the frontier. */
+        CHECK(qun_db_exec(a, "BEGIN", &err) == QUN_OK);
+        int64_t idc = event_row(a, "unit.c");
+        CHECK(qun_db_read_begin(r, &err) == QUN_OK);
+        CHECK(unit_count(r, "SELECT COUNT(*) FROM events") >= 2); /* the snapshot is taken */
+        CHECK(qun_db_exec(a, "COMMIT", &err) == QUN_OK);
+        CHECK(feed_position(r) == idc);
+        qun_db_read_end(r);
+        /* The lower id rolls back: the frontier moves past it all the same. */
+        CHECK(qun_db_exec(a, "BEGIN", &err) == QUN_OK);
+        event_row(a, "unit.d");
+        CHECK(qun_db_exec(b, "BEGIN", &err) == QUN_OK);
+        int64_t ide = event_row(b, "unit.e");
+        CHECK(qun_db_exec(b, "COMMIT", &err) == QUN_OK);
+        CHECK(feed_position(r) == idc);
+        CHECK(qun_db_exec(a, "ROLLBACK", &err) == QUN_OK);
+        CHECK(feed_position(r) == ide);
+        CHECK(qun_db_exec(a, "DELETE FROM events WHERE topic LIKE 'unit.%'", &err) == QUN_OK);
+    }
+    qun_db_close(r);
+    qun_db_close(b);
+    qun_db_close(a);
+}
+
 int main(void) {
     qun_log_quiet = true;
     int fd = mkstemp(sqlite_path);
@@ -675,6 +762,7 @@ int main(void) {
     RUN(ids_taken_ahead);
     RUN(read_transactions);
     RUN(reads_sent_ahead);
+    RUN(event_frontier);
     unit_remove_sqlite(sqlite_path);
 
     conn = getenv("QUN_TEST_PG");
@@ -688,6 +776,7 @@ int main(void) {
         RUN(ids_taken_ahead_pg);
         RUN(read_transactions_pg);
         RUN(reads_sent_ahead_pg);
+        RUN(event_frontier);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
