@@ -125,10 +125,18 @@ bool qun_db_locks_rows(qun_db_t *db);
 /* Whether qun_db_run_ahead sends anything on this store (PostgreSQL): where it does not,
  * preparing reads ahead is wasted work. */
 bool qun_db_runs_ahead(qun_db_t *db);
-/* Inside the open transaction, signal channel to every listening connection when it
- * commits (PostgreSQL NOTIFY; the same signal twice in one transaction is sent once).
+/* Inside the open transaction, signal channel to every listening connection once it
+ * has committed (PostgreSQL NOTIFY, sent after the COMMIT; the same signal twice in one
+ * transaction is sent once; one channel per transaction).
  * A no-op on SQLite, where one process owns the database. */
 qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err);
+/* PostgreSQL sends a committed transaction's notification after the commit, at most
+ * one every few milliseconds per connection; one owed meanwhile goes with the next
+ * commit or with this call, outside a transaction, once its time has come.  Returns the
+ * milliseconds until an owed one is due (0: none owed, or it was just sent).  The
+ * writer calls it while it waits for work; other connections' owed ones are made up by
+ * the listeners' 250 ms wake. */
+int qun_db_notify_owed(qun_db_t *db);
 /* Make db (a connection of its own, outside any transaction) listen on channel.
  * QUN_INTERNAL on SQLite, which has no notifications. */
 qun_rc qun_db_listen(qun_db_t *db, const char *channel, qun_err_t *err);

@@ -35,6 +35,13 @@ struct qun_wop {
      * run's writes: it may read only what those writes cannot change, and it may write
      * only what fn would write first, and only when fn's checks will pass. */
     void (*ahead)(qun_db_t *db, void *arg);
+    /* Optional: set when fn takes no store-wide lock (qun_db_xlock) and, among row locks,
+     * only that of the row this key names (a post: its group's).  A batch of such
+     * operations alone may run beside other instances' (on PostgreSQL, BEGIN SHARED:
+     * the ledger lock in share mode), its operations in key order, so that two such
+     * batches lock their rows in one order and never wait for each other in a circle.
+     * Operations of one key keep their order. */
+    const char *shares_key;
     qun_rc rc;
     qun_err_t err;
     qun_wop_t *next;

@@ -785,6 +785,8 @@ static void submit(qun_req_t *r) {
                            qun_db_runs_ahead(r->w->db)
                        ? post_ahead
                        : NULL;
+    /* Such a post locks only its group's row: its batch may run beside other qund's. */
+    r->wop.shares_key = r->wop.ahead ? r->params[0] : NULL;
     r->ahead = NULL;
     qun_worker_submit_write(r, run_write);
 }

@@ -192,6 +192,10 @@ qun_rc qun_db_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err) {
     return DB_OPS(db)->event_frontier ? DB_OPS(db)->event_frontier(db, below, err) : QUN_OK;
 }
 
+int qun_db_notify_owed(qun_db_t *db) {
+    return DB_OPS(db)->notify_owed ? DB_OPS(db)->notify_owed(db) : 0;
+}
+
 qun_rc qun_db_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
     return DB_OPS(db)->notify ? DB_OPS(db)->notify(db, channel, err) : QUN_OK;
 }

@@ -90,6 +90,7 @@ typedef struct qun_store_ops {
     qun_rc (*copy_to)(qun_db_t *db, const char *path, qun_err_t *err);
     /* Optional (NULL on SQLite): notifications between processes. */
     qun_rc (*notify)(qun_db_t *db, const char *channel, qun_err_t *err);
+    int (*notify_owed)(qun_db_t *db);
     qun_rc (*listen)(qun_db_t *db, const char *channel, qun_err_t *err);
     qun_rc (*wait_notify)(qun_db_t *db, int timeout_ms, int stop_fd, bool *woken, qun_err_t *err);
 } qun_store_ops_t;

@@ -87,9 +87,14 @@ struct qun_db {
     /* Handles of run_ahead, reused from one transaction to the next: ahead[0..nahead). */
     qun_q_t *ahead[AHEAD_MAX];
     int nahead;
-    bool read_fresh;  /* a read transaction's BEGIN is sent ahead and no statement followed */
-    bool reading;     /* the open transaction is a read transaction (READ_BEGIN) */
-    bool frontier_ok; /* it began after the event frontier was read: frontier holds it */
+    bool read_fresh; /* a read transaction's BEGIN is sent ahead and no statement followed */
+    bool reading;    /* the open transaction is a read transaction (READ_BEGIN) */
+    bool shared;     /* it began as BEGIN SHARED: the ledger lock held in share mode */
+    bool notify_due; /* it asked for a NOTIFY on notify_to, sent once it commits */
+    char notify_to[32];
+    bool notify_owed;    /* a committed transaction's NOTIFY waits for NOTIFY_GAP_MS to pass */
+    int64_t notified_ms; /* when the last one was sent (monotonic) */
+    bool frontier_ok;    /* it began after the event frontier was read: frontier holds it */
     int64_t frontier;
     /* Ids taken ahead for one table (take_id) in the open transaction: ids[next..n). */
     char ids_table[64];
@@ -200,7 +205,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
         db->reading = strcmp(sql, READ_BEGIN) == 0;
-        db->frontier_ok = false;
+        db->frontier_ok = db->shared = db->notify_due = false;
         db->nheld = 0;
         ids_drop(db);
         ahead_drop(db);
@@ -208,7 +213,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
     } else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
                strncmp(sql, "END", 3) == 0) {
         db->in_txn = false;
-        db->reading = db->frontier_ok = false;
+        db->reading = db->frontier_ok = db->shared = false;
         ids_drop(db);
         ahead_drop(db);
     }
@@ -298,14 +303,19 @@ static qun_rc settle(qun_db_t *db, qun_err_t *err) {
 }
 
 static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
+static qun_rc ledger_share(qun_db_t *db, qun_err_t *err);
+static void notify_now(qun_db_t *db);
 
 static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     /* SQLite's BEGIN that takes the write lock up front (the writer's batches): here the
-     * lock every instance's event rows and ledger appends take anyway, sent ahead.  A
-     * batch that held a row lock and then waited for it could deadlock with another
-     * instance's batch holding it and waiting for the row; taken first, it cannot. */
-    bool immediate = strcmp(sql, "BEGIN IMMEDIATE") == 0;
-    if (immediate) sql = "BEGIN";
+     * lock every instance's ledger appends take anyway, sent ahead.  A batch that held a
+     * row lock and then waited for it could deadlock with another instance's batch
+     * holding it and waiting for the row; taken first, it cannot.  BEGIN SHARED (a
+     * batch of posts alone, qun_wop_t.shares_key) takes it in share mode: such batches
+     * run beside each other, and lock their group rows in one order. */
+    bool immediate = strcmp(sql, "BEGIN IMMEDIATE") == 0, shared = strcmp(sql, "BEGIN SHARED") == 0;
+    if (immediate || shared) sql = "BEGIN";
+    bool committing = strcmp(sql, "COMMIT") == 0 && db->notify_due;
     if (strcmp(sql, "ROLLBACK") == 0 && PQstatus(db->conn) != CONNECTION_OK) {
         db->in_txn = false; /* the server already dropped it */
         return QUN_OK;
@@ -335,6 +345,8 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
         note_changes(db, r);
         track_txn(db, sql);
         PQclear(r);
+        if (committing) notify_now(db);
+        if (shared) return ledger_share(db, err);
         return immediate ? pg_xlock(db, QUN_LEDGER_LOCK, err) : QUN_OK;
     }
     rc = pg_fail(db, r, err, "exec");
@@ -837,6 +849,9 @@ static void hold(qun_db_t *db, int64_t key) {
  * transaction learns it has it with the next statement's answer. */
 static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     if (db->in_txn && held(db, key)) return QUN_OK;
+    /* Two shared batches asking for it whole would wait for each other: a bug to name. */
+    if (db->in_txn && db->shared && key == QUN_LEDGER_LOCK)
+        return qun_fail(err, QUN_INTERNAL, "an operation of a shared batch asked for the ledger lock");
     qun_q_t *q;
     qun_rc rc = pg_prepare(db, "SELECT pg_advisory_xact_lock($1)", &q, err);
     if (rc != QUN_OK) return rc;
@@ -907,17 +922,74 @@ static qun_rc pg_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err) {
     return QUN_OK;
 }
 
+/* BEGIN SHARED's lock (pg_exec). */
+static qun_rc ledger_share(qun_db_t *db, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = pg_prepare(db, "SELECT pg_advisory_xact_lock_shared($1)", &q, err);
+    if (rc != QUN_OK) return rc;
+    pg_bind_int(q, 1, QUN_LEDGER_LOCK);
+    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
+    db->shared = true;
+    return QUN_OK;
+}
+
+/* A NOTIFY asked for inside a transaction goes out once it has committed, as a
+ * transaction of its own that does not wait for its WAL flush (synchronous_commit off:
+ * a wake-up, not data).  Sent inside, it made PostgreSQL serialize the commits of every
+ * notifying transaction, flush included (the notification queue's lock is held through
+ * the commit): each instance's batch waited for the others' flushes.  It is sent ahead
+ * with a sync and read with the next statement.  A wake-up lost in between (qund dying
+ * there) is made up by the listeners' 250 ms wake (src/http/events.c). */
+#define NOTIFY_SQL "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, '')"
+static void notify_send(qun_db_t *db) {
+    db->notify_owed = false;
+    db->notified_ms = qun_mono_ms();
+    if (PQstatus(db->conn) != CONNECTION_OK || db->pending + 2 > PENDING_MAX) return;
+    if (!db->pending && PQenterPipelineMode(db->conn) != 1) return;
+    const char *vals[1] = {db->notify_to};
+    if (PQsendQueryParams(db->conn, NOTIFY_SQL, 1, NULL, vals, NULL, NULL, 0) != 1) {
+        if (!db->pending) PQexitPipelineMode(db->conn);
+        return;
+    }
+    db->pending_kind[db->pending++] = PEND_IGNORE;
+    if (PQpipelineSync(db->conn) == 1) db->pending_kind[db->pending++] = PEND_SYNC;
+}
+
+/* Even so, a NOTIFY per commit cost a third of what two instances post (the queue's
+ * lock, a commit record, and every listener waking): one goes out at most every
+ * NOTIFY_GAP_MS, and one owed meanwhile is sent by the next commit or by
+ * qun_db_notify_owed, which the writer calls while it waits for work. */
+#define NOTIFY_GAP_MS 5
+static void notify_now(qun_db_t *db) {
+    db->notify_due = false;
+    if (qun_mono_ms() - db->notified_ms < NOTIFY_GAP_MS)
+        db->notify_owed = true;
+    else
+        notify_send(db);
+}
+
+static int pg_notify_owed(qun_db_t *db) {
+    if (!db->notify_owed) return 0;
+    int64_t wait = db->notified_ms + NOTIFY_GAP_MS - qun_mono_ms();
+    if (wait > 0 || db->in_txn) return wait > 0 ? (int)wait : 1;
+    notify_send(db);
+    return 0;
+}
+
 static qun_rc pg_notify(qun_db_t *db, const char *channel, qun_err_t *err) {
-    /* The server sends one NOTIFY per channel and payload per transaction anyway. */
-    int64_t key = INT64_MIN + (int64_t)(strlen(channel) * 131 + (unsigned char)channel[0]);
-    if (db->in_txn && held(db, key)) return QUN_OK;
+    if (strlen(channel) >= sizeof db->notify_to) return qun_fail(err, QUN_INTERNAL, "bad channel name");
+    if (db->in_txn) {
+        if (db->notify_due && strcmp(db->notify_to, channel) != 0)
+            return qun_fail(err, QUN_INTERNAL, "one channel per transaction is notified");
+        snprintf(db->notify_to, sizeof db->notify_to, "%s", channel);
+        db->notify_due = true;
+        return QUN_OK;
+    }
     qun_q_t *q;
     qun_rc rc = pg_prepare(db, "SELECT pg_notify($1, '')", &q, err);
     if (rc != QUN_OK) return rc;
     pg_bind_text(q, 1, channel);
-    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
-    hold(db, key);
-    return QUN_OK;
+    return send_ahead(q, PEND_ANY, err); /* outside a transaction: at once */
 }
 
 static qun_rc send_listen(qun_db_t *db, qun_err_t *err) {
@@ -996,6 +1068,7 @@ const qun_store_ops_t qun_pg_ops = {
     .take_id = pg_take_id,
     .ids_used = pg_ids_used,
     .notify = pg_notify,
+    .notify_owed = pg_notify_owed,
     .listen = pg_listen,
     .wait_notify = pg_wait_notify,
 };

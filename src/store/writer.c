@@ -7,6 +7,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "qun/queue.h"
 #include "qun/util.h"
@@ -34,8 +36,21 @@ struct qun_writer {
 /* Take up to max_batch queued operations, or NULL when stopping with nothing left. */
 static qun_wop_t *take_batch(qun_writer_t *w) {
     pthread_mutex_lock(&w->mu);
-    while (!w->head && !w->stopping)
-        pthread_cond_wait(&w->cv, &w->mu);
+    while (!w->head && !w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        int ms = qun_db_notify_owed(w->db); /* sent when due: other instances wake */
+        pthread_mutex_lock(&w->mu);
+        if (w->head || w->stopping) break;
+        if (ms <= 0) {
+            pthread_cond_wait(&w->cv, &w->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)ms * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec += ts.tv_nsec / 1000000000L, ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    }
     qun_wop_t *batch = w->head, *last = w->head;
     for (int n = 1; last && last->next && n < w->max_batch; n++)
         last = last->next;
@@ -66,12 +81,43 @@ static qun_rc broken(qun_rc why) {
                : QUN_UNAVAILABLE;
 }
 
-/* The batch's transaction; true when it committed. */
-static bool run_batch(qun_writer_t *w, qun_wop_t *batch) {
+/* Whether every operation of the batch may run beside other instances' batches
+ * (qun_wop_t.shares_key), on a store where they would (one that locks rows). */
+static bool batch_shares(qun_writer_t *w, const qun_wop_t *batch) {
+    if (!qun_db_locks_rows(w->db)) return false;
+    for (const qun_wop_t *op = batch; op; op = op->next)
+        if (!op->shares_key) return false;
+    return true;
+}
+
+/* The batch in shares_key order, stable (a merge sort of the list): the order in which
+ * its row locks are taken, the same in every instance. */
+static qun_wop_t *by_key(qun_wop_t *list) {
+    if (!list || !list->next) return list;
+    qun_wop_t *slow = list, *fast = list->next;
+    while (fast && fast->next)
+        slow = slow->next, fast = fast->next->next;
+    qun_wop_t *right = slow->next;
+    slow->next = NULL;
+    qun_wop_t *a = by_key(list), *b = by_key(right), head = {0}, *tail = &head;
+    while (a && b) {
+        qun_wop_t **take = strcmp(b->shares_key, a->shares_key) < 0 ? &b : &a;
+        tail = tail->next = *take;
+        *take = (*take)->next;
+    }
+    tail->next = a ? a : b;
+    return head.next;
+}
+
+/* The batch's transaction; true when it committed.  *batch may be reordered (by_key). */
+static bool run_batch(qun_writer_t *w, qun_wop_t **batchp) {
     qun_err_t err = {{0}, {0}};
     qun_queue_take_hint(); /* what a broken batch before this one queued is gone */
     qun_queue_take_due_now(0, NULL, 0);
-    qun_rc rc = qun_db_exec(w->db, "BEGIN IMMEDIATE", &err);
+    bool shared = batch_shares(w, *batchp);
+    if (shared) *batchp = by_key(*batchp);
+    qun_wop_t *batch = *batchp;
+    qun_rc rc = qun_db_exec(w->db, shared ? "BEGIN SHARED" : "BEGIN IMMEDIATE", &err);
     if (rc != QUN_OK) {
         for (qun_wop_t *op = batch; op; op = op->next)
             op->rc = QUN_OK;
@@ -148,7 +194,7 @@ static void *writer_main(void *arg) {
     qun_writer_t *w = arg;
     qun_wop_t *batch;
     while ((batch = take_batch(w))) {
-        bool committed = run_batch(w, batch);
+        bool committed = run_batch(w, &batch);
         while (batch) {
             qun_wop_t *next = batch->next;
             atomic_fetch_add(&w->ops, 1);

@@ -13,6 +13,7 @@ import collections
 import concurrent.futures as cf
 import json
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
@@ -250,10 +251,11 @@ def test_a_session_ended_on_b_posts_no_more_on_a():
 
 
 def test_posts_to_shared_groups_through_both_instances_all_land_in_order():
-    """Both instances post to the same groups at once: each batch locks group rows and
-    then takes the event lock, so without one lock order two batches could wait on each
-    other (PostgreSQL then kills one: 503).  Every post is answered 201 and every group
-    numbers its messages without gaps or repeats."""
+    """Both instances post to the same groups at once.  Batches of posts alone run side by
+    side on the two instances (BEGIN SHARED) and lock their groups' rows in one order,
+    so two batches never wait on each other in a circle (PostgreSQL would kill one:
+    503).  Every post is answered 201 and every group numbers its messages without gaps
+    or repeats."""
     a, b = pair([])
     try:
         owner = register(a.url)
@@ -281,6 +283,55 @@ def test_posts_to_shared_groups_through_both_instances_all_land_in_order():
     for s_ in (a, b):
         stop_clean(s_)
 
+
+
+def test_streams_on_both_instances_miss_no_post_while_both_post():
+    """Two instances commit event ids out of order (neither waits for the other's
+    batch): a stream on each must still get every post of both, once, in id order,
+    with nothing skipped while a lower id was still in flight on the other instance
+    (docs/architecture.md, "The event frontier")."""
+    a, b = pair([])
+    try:
+        owner = register(a.url)
+        members = [register(a.url) for _ in range(6)]
+        groups = [make_group(owner, members=members, name=f"feed{i}") for i in range(3)]
+        watch_a, watch_b = Stream(owner), Stream(on(members[0], b.url))
+        try:
+            plan = [(m, url, groups[(i + k) % 3], f"{k}.{i}.{url[-5:]}") for k in range(10)
+                    for i, m in enumerate(members) for url in (a.url, b.url)]
+
+            def send(item):
+                m, url, g, text = item
+                return on(m, url).post(f"/v1/groups/{g}/messages", {"text": text})
+
+            with cf.ThreadPoolExecutor(12) as pool:
+                answers = list(pool.map(send, plan))
+            for r in answers:
+                expect(r, 201)
+            want = {text for (_, _, _, text) in plan}
+            for st in (watch_a, watch_b):
+                deadline = time.time() + 10
+                while time.time() < deadline:
+                    got = [e for e in st.seen if e["event"] == "message.created"]
+                    if {e["data"]["text"] for e in got} >= want:
+                        break
+                    try:
+                        st.next(timeout=max(0.05, deadline - time.time()))
+                    except queue.Empty:
+                        break
+                got = [e for e in st.seen if e["event"] == "message.created"]
+                texts = [e["data"]["text"] for e in got]
+                assert set(texts) == want and len(texts) == len(want), (len(texts), len(want))
+                ids = [e["id"] for e in st.seen]
+                assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        finally:
+            watch_a.sock.close()
+            watch_b.sock.close()
+    finally:
+        b.stop()
+        a.stop()
+    for s_ in (a, b):
+        stop_clean(s_)
 
 def test_idempotency_key_raced_across_instances_runs_once():
     a, b = pair([])
