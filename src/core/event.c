@@ -6,9 +6,9 @@
  * event insert first marks its transaction in the event frontier (qun_db_event_order),
  * and every reader reads only under the frontier (qun_db_event_frontier), so a
  * reader's `id > last` never skips a row that commits later with a smaller id; no
- * writer waits for another's.  It also queues a NOTIFY on `qun_events`, sent at commit,
- * which wakes the other instances' loops.
- * Ids taken ahead under that lock (qun_db_take_id) let PostgreSQL send a row without
+ * writer waits for another's.  It also asks for a NOTIFY on `qun_events`, sent after
+ * the commit, which wakes the other instances' loops.
+ * Ids taken ahead after that mark (qun_db_take_id) let PostgreSQL send a row without
  * waiting for it, as the message's own row is (its failure fails the transaction). */
 #include <stdatomic.h>
 #include <stdlib.h>

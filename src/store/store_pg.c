@@ -73,7 +73,7 @@ struct qun_db {
     int64_t retry_at_ms;   /* no new connection attempt before (monotonic ms) */
     int backoff_ms;        /* the wait after the next failed attempt */
     char listening[32];    /* the channel to LISTEN on again after a reconnect */
-    /* Transaction locks (and NOTIFYs) the open transaction already holds (queued), so a
+    /* Transaction locks the open transaction already holds (queued), so a
      * batch of 500 writes pays one round trip for them, not 500.  Those taken since the
      * savepoint (index >= sp_mark) go when it is rolled back, as the server drops them. */
     int64_t held[8];
@@ -322,8 +322,12 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     }
     /* What was sent ahead is read first.  A ROLLBACK (to a savepoint, too) goes on
      * whatever it said; anything else is not sent after a failure, and a COMMIT then
-     * rolls back. */
+     * rolls back.  Outside a transaction only what nobody waits for can be pending (a
+     * NOTIFY after a commit): the connection lost under it is made again below, as if
+     * nothing had been pending. */
+    bool owed_only = !db->in_txn;
     qun_rc rc = settle(db, err);
+    if (rc != QUN_OK && owed_only && PQstatus(db->conn) != CONNECTION_OK) rc = QUN_OK;
     if (rc != QUN_OK && strncmp(sql, "ROLLBACK", 8) != 0) {
         if (strncmp(sql, "COMMIT", 6) == 0) {
             qun_err_t ignore;
@@ -900,8 +904,9 @@ static qun_rc frontier_part(qun_db_t *db, const char *sql, int64_t *v, qun_err_t
 
 /* The sequence's next value first, then the locks: an id under that value was taken
  * before, after its transaction's lock, which is in pg_locks unless that transaction
- * has ended.  The connection's own lock does not count: its rows are its own.  Each statement has a snapshot
- * of its own (outside a read transaction): the reads that follow see every transaction that ended before. */
+ * has ended.  The connection's own lock does not count: its rows are its own.  Each
+ * statement has a snapshot of its own (outside a read transaction): the reads that
+ * follow see every transaction that ended before. */
 static qun_rc pg_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err) {
     if (db->frontier_ok && db->in_txn) {
         *below = db->frontier;
