@@ -323,11 +323,12 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     /* What was sent ahead is read first.  A ROLLBACK (to a savepoint, too) goes on
      * whatever it said; anything else is not sent after a failure, and a COMMIT then
      * rolls back.  Outside a transaction only what nobody waits for can be pending (a
-     * NOTIFY after a commit): the connection lost under it is made again below, as if
-     * nothing had been pending. */
+     * NOTIFY after a commit, a read transaction's COMMIT): when reading it fails (the
+     * server dropped the connection meanwhile; libpq may not call it bad yet), the
+     * connection is made afresh, as it would be with nothing pending. */
     bool owed_only = !db->in_txn;
     qun_rc rc = settle(db, err);
-    if (rc != QUN_OK && owed_only && PQstatus(db->conn) != CONNECTION_OK) rc = QUN_OK;
+    if (rc != QUN_OK && owed_only) rc = connect_db(db, err);
     if (rc != QUN_OK && strncmp(sql, "ROLLBACK", 8) != 0) {
         if (strncmp(sql, "COMMIT", 6) == 0) {
             qun_err_t ignore;
@@ -851,18 +852,23 @@ static void hold(qun_db_t *db, int64_t key) {
 
 /* The lock is sent ahead: the server takes it before it runs what follows, and the
  * transaction learns it has it with the next statement's answer. */
+/* Send a lock statement ahead: sql with key as $1, or without parameters (key NULL). */
+static qun_rc lock_ahead(qun_db_t *db, const char *sql, const int64_t *key, qun_err_t *err) {
+    qun_q_t *q;
+    qun_rc rc = pg_prepare(db, sql, &q, err);
+    if (rc != QUN_OK) return rc;
+    if (key) pg_bind_int(q, 1, *key);
+    return send_ahead(q, PEND_ANY, err);
+}
+
 static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
     if (db->in_txn && held(db, key)) return QUN_OK;
     /* Two shared batches asking for it whole would wait for each other: a bug to name. */
     if (db->in_txn && db->shared && key == QUN_LEDGER_LOCK)
         return qun_fail(err, QUN_INTERNAL, "an operation of a shared batch asked for the ledger lock");
-    qun_q_t *q;
-    qun_rc rc = pg_prepare(db, "SELECT pg_advisory_xact_lock($1)", &q, err);
-    if (rc != QUN_OK) return rc;
-    pg_bind_int(q, 1, key);
-    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
-    hold(db, key);
-    return QUN_OK;
+    qun_rc rc = lock_ahead(db, "SELECT pg_advisory_xact_lock($1)", &key, err);
+    if (rc == QUN_OK) hold(db, key);
+    return rc;
 }
 
 /* The event frontier (include/qun/store.h; docs/architecture.md "The event frontier").
@@ -884,12 +890,9 @@ static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {
 
 static qun_rc pg_event_order(qun_db_t *db, qun_err_t *err) {
     if (db->in_txn && held(db, FRONTIER_HELD)) return QUN_OK;
-    qun_q_t *q;
-    qun_rc rc = pg_prepare(db, FRONTIER_LOCK_SQL, &q, err);
-    if (rc != QUN_OK) return rc;
-    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
-    hold(db, FRONTIER_HELD);
-    return QUN_OK;
+    qun_rc rc = lock_ahead(db, FRONTIER_LOCK_SQL, NULL, err);
+    if (rc == QUN_OK) hold(db, FRONTIER_HELD);
+    return rc;
 }
 
 /* One int8 (NULL: none) of a one-row statement. */
@@ -929,13 +932,9 @@ static qun_rc pg_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err) {
 
 /* BEGIN SHARED's lock (pg_exec). */
 static qun_rc ledger_share(qun_db_t *db, qun_err_t *err) {
-    qun_q_t *q;
-    qun_rc rc = pg_prepare(db, "SELECT pg_advisory_xact_lock_shared($1)", &q, err);
-    if (rc != QUN_OK) return rc;
-    pg_bind_int(q, 1, QUN_LEDGER_LOCK);
-    if ((rc = send_ahead(q, PEND_ANY, err)) != QUN_OK) return rc;
-    db->shared = true;
-    return QUN_OK;
+    qun_rc rc = lock_ahead(db, "SELECT pg_advisory_xact_lock_shared($1)", &(int64_t){QUN_LEDGER_LOCK}, err);
+    if (rc == QUN_OK) db->shared = true;
+    return rc;
 }
 
 /* A NOTIFY asked for inside a transaction goes out once it has committed, as a

@@ -748,6 +748,31 @@ static void event_frontier(void) {
     qun_db_close(a);
 }
 
+/* PostgreSQL: a committed transaction's NOTIFY goes out after the COMMIT, its answer
+ * left unread on the connection.  Should the server drop the connection meanwhile (a
+ * restart while the writer idles), the next BEGIN connects again, as it would with
+ * nothing pending, instead of failing the next batch. */
+static void notify_pending_then_connection_lost(void) {
+    qun_db_t *db, *other;
+    qun_err_t err;
+    CHECK(qun_db_open(conn, false, false, &db, &err) == QUN_OK);
+    CHECK(qun_db_open(conn, false, false, &other, &err) == QUN_OK);
+    int64_t pid = unit_count(db, "SELECT pg_backend_pid()");
+    CHECK(pid > 0);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_notify(db, "unit_channel", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK); /* the NOTIFY is now sent ahead */
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%lld)::int", (long long)pid);
+    CHECK(unit_count(other, sql) == 1);
+    usleep(100000); /* the backend exits and the socket closes */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT pg_backend_pid()") != pid); /* a new connection */
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    qun_db_close(other);
+    qun_db_close(db);
+}
+
 int main(void) {
     qun_log_quiet = true;
     int fd = mkstemp(sqlite_path);
@@ -777,6 +802,7 @@ int main(void) {
         RUN(read_transactions_pg);
         RUN(reads_sent_ahead_pg);
         RUN(event_frontier);
+        RUN(notify_pending_then_connection_lost);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
