@@ -455,6 +455,10 @@ qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, 
  * once for both. */
 qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
                              const qun_msg_opts_t *opts, char **out, qun_err_t *err);
+/* What a post about to run in the writer's transaction sends ahead (qun_wop_t.ahead): its
+ * access statement (qun_group_access_post_ahead; *ahead NULL when nothing was sent) and
+ * the announcement of its event's id (qun_event_expect). */
+void qun_message_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead);
 /* qun_message_post_ex with opts NULL. */
 qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text, json_t **out,
                         qun_err_t *err);

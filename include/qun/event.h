@@ -46,6 +46,10 @@ qun_rc qun_event_emit_text(qun_db_t *db, const char *topic, int64_t group_id, in
  * (SQLite; PostgreSQL for a transaction's first event, whose id its INSERT gives, so
  * that a lone row leaves no gap): the caller then appends with qun_event_insert. */
 qun_rc qun_event_reserve(qun_db_t *db, int64_t *id, qun_err_t *err);
+/* Announce, from an operation whose reads are sent ahead (qun_wop_t.ahead), that it will
+ * reserve n event ids in this transaction: the event's ordering and notification are
+ * arranged now, and the ids come with the reads (qun_db_expect_ids). */
+void qun_event_expect(qun_db_t *db, int n);
 /* After a qun_event_reserve that gave no id: the row inserted now, its id into *id. */
 qun_rc qun_event_insert(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
                         const char *payload, int64_t *id, qun_err_t *err);

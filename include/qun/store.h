@@ -183,7 +183,7 @@ qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const ch
  * or QUN_DONE, as qun_db_run would have), qun_q_done it, and never touch it after the
  * transaction ends.  Should the statement fail, the call that reads its answer fails
  * (which may be another statement's), as for qun_db_run_nowait.  QUN_OK with *out NULL:
- * nothing was sent (SQLite, outside a transaction, or 64 handles in this transaction
+ * nothing was sent (SQLite, outside a transaction, or 144 handles in this transaction
  * already); run the statement when its rows are needed. */
 qun_rc qun_db_run_ahead(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types, ...);
 /* An id for the next row of table (its `id` identity column) taken before the INSERT, so
@@ -199,6 +199,15 @@ qun_rc qun_db_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *e
  * SELECT): the ids taken ahead before them are dropped, so that rows inserted after them
  * get higher ids, in the order they are written. */
 void qun_db_ids_used(qun_db_t *db, const char *table);
+/* The operations whose reads a writer sends ahead (qun_wop_t.ahead) announce the ids
+ * they will take: qun_db_expect_ids, after the lock that orders the table's ids (for
+ * events, qun_db_event_order), adds n to the open transaction's count; once the run's
+ * reads are sent, qun_db_send_expected sends one statement that fetches that many ids
+ * (at most 128) behind them, so the reads and the ids cost one round trip together and
+ * no operation waits for a block of its own.  qun_db_take_id hands them out first, in
+ * order.  Nothing on SQLite, nor outside a transaction. */
+void qun_db_expect_ids(qun_db_t *db, const char *table, int n);
+void qun_db_send_expected(qun_db_t *db);
 
 /* ---- message search (store/search.c) ---- */
 /* Needles of fewer characters than this are not looked up in the text index (a trigram

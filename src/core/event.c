@@ -48,6 +48,11 @@ qun_rc qun_event_reserve(qun_db_t *db, int64_t *id, qun_err_t *err) {
     return rc;
 }
 
+void qun_event_expect(qun_db_t *db, int n) {
+    qun_err_t ignore; /* on failure nothing is announced: the reserve takes its ids itself */
+    if (ordered(db, &ignore) == QUN_OK) qun_db_expect_ids(db, "events", n);
+}
+
 qun_rc qun_event_insert(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
                         const char *payload, int64_t *id, qun_err_t *err) {
     qun_q_t *q;

@@ -22,7 +22,7 @@ static const qun_field_t post_fields[] = {{"text", F_STR, true, 1, 16384, NULL},
 void h_message_post_ahead(qun_req_t *r, qun_db_t *db) {
     qun_err_t ignore;
     if (qun_fields_check(r->json, post_fields, &ignore) == QUN_OK)
-        qun_group_access_post_ahead(db, &r->actor, GID, &r->ahead);
+        qun_message_post_ahead(db, &r->actor, GID, &r->ahead);
 }
 
 qun_rc h_message_post(qun_req_t *r) {

@@ -126,6 +126,14 @@ void qun_db_ids_used(qun_db_t *db, const char *table) {
     if (DB_OPS(db)->ids_used) DB_OPS(db)->ids_used(db, table);
 }
 
+void qun_db_expect_ids(qun_db_t *db, const char *table, int n) {
+    if (DB_OPS(db)->expect_ids) DB_OPS(db)->expect_ids(db, table, n);
+}
+
+void qun_db_send_expected(qun_db_t *db) {
+    if (DB_OPS(db)->send_expected) DB_OPS(db)->send_expected(db);
+}
+
 int64_t qun_db_total_changes(qun_db_t *db) {
     return DB_OPS(db)->total_changes(db);
 }

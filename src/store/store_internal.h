@@ -64,6 +64,8 @@ typedef struct qun_store_ops {
     /* Optional (NULL on SQLite): an id taken ahead of its INSERT (qun_db_take_id). */
     qun_rc (*take_id)(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err);
     void (*ids_used)(qun_db_t *db, const char *table);
+    void (*expect_ids)(qun_db_t *db, const char *table, int n);
+    void (*send_expected)(qun_db_t *db);
     int64_t (*col_int)(qun_q_t *q, int col);
     const char *(*col_text)(qun_q_t *q, int col);
     const void *(*col_blob)(qun_q_t *q, int col, size_t *n);

@@ -29,13 +29,16 @@
 #define BYTEAOID 17
 #define TEXTOID 25
 #define PENDING_MAX 160 /* statements sent ahead at most before their results are read */
-#define AHEAD_MAX 64    /* statements sent ahead whose rows are kept (run_ahead), per transaction */
+#define AHEAD_MAX 144   /* statements sent ahead whose rows are kept (run_ahead), per transaction */
 #define READ_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 /* What a statement sent ahead must answer: one changed row; success; anything (a read
  * transaction's COMMIT: its failure ends the transaction just the same); or, for
  * PEND_SYNC, the pipeline's sync sent after the statements before it; PEND_KEEP, a
- * statement whose rows are kept for a handle (run_ahead). */
-enum { PEND_ONE_ROW, PEND_ANY, PEND_IGNORE, PEND_SYNC, PEND_KEEP };
+ * statement whose rows are kept for a handle (run_ahead); PEND_INSERT, one changed row
+ * from an INSERT of one VALUES row, which the server inserts or fails (the schema has
+ * no trigger that could skip it): unlike PEND_ONE_ROW's, its check cannot fail once the
+ * server has said yes, so a COMMIT may follow it unread (pg_exec). */
+enum { PEND_ONE_ROW, PEND_ANY, PEND_IGNORE, PEND_SYNC, PEND_KEEP, PEND_INSERT };
 #define IDS_FIRST 8 /* ids in the first block take_id fetches in a transaction */
 #define IDS_MAX 128 /* and at most, doubling */
 
@@ -46,6 +49,7 @@ struct qun_q {
     char name[16];
     unsigned gen;  /* connection generation it is prepared in; 0: not prepared */
     int nparams;   /* highest $N in sql */
+    bool insert1;  /* sql inserts exactly one row or fails (one_row_insert) */
     uint64_t used; /* bit N set when $N appears */
     char *vals[QMAXPARAM + 1];
     int lens[QMAXPARAM + 1];
@@ -101,6 +105,11 @@ struct qun_db {
     int64_t ids[IDS_MAX];
     int ids_next, ids_n;
     int ids_blocks; /* since BEGIN: 0, then 1 once the first row's INSERT took its own id */
+    /* Ids announced by operations sent ahead (qun_db_expect_ids), and the handle of the
+     * statement fetching them (qun_db_send_expected), read when the block above runs out. */
+    char want_table[64];
+    int ids_want;
+    qun_q_t *ids_ahead;
     qun_q_t *cache[QCACHE];
 };
 
@@ -184,6 +193,8 @@ static void note_changes(qun_db_t *db, PGresult *r) {
 static void ids_drop(qun_db_t *db) {
     db->ids_next = db->ids_n = 0;
     db->ids_table[0] = '\0';
+    db->ids_want = 0;
+    db->ids_ahead = NULL;
 }
 
 /* The run_ahead handles go back to the pool when their transaction ends. */
@@ -270,7 +281,7 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
             }
         } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             note_changes(db, r);
-            if (kind == PEND_ONE_ROW && db->changes != 1)
+            if ((kind == PEND_ONE_ROW || kind == PEND_INSERT) && db->changes != 1)
                 rc = qun_fail(err, QUN_STORE, "a write sent ahead changed %lld rows, not one",
                               (long long)db->changes);
             keep = q && i == db->pending;
@@ -306,6 +317,24 @@ static qun_rc pg_xlock(qun_db_t *db, int64_t key, qun_err_t *err);
 static qun_rc ledger_share(qun_db_t *db, qun_err_t *err);
 static void notify_now(qun_db_t *db);
 
+static bool send_sql_ahead(qun_db_t *db, const char *sql, int kind);
+
+/* Whether every statement sent ahead fails on the server if it fails at all, so that a
+ * COMMIT sent behind them runs only when they all succeeded: not so after a write
+ * whose count of changed rows is checked here (PEND_ONE_ROW). */
+static bool commit_may_follow(qun_db_t *db) {
+    for (int i = 0; i < db->pending; i++)
+        if (db->pending_kind[i] == PEND_ONE_ROW) return false;
+    return true;
+}
+
+/* What follows a BEGIN that succeeded: BEGIN IMMEDIATE's and BEGIN SHARED's lock. */
+static qun_rc begun(qun_db_t *db, bool immediate, bool shared, qun_err_t *err) {
+    track_txn(db, "BEGIN");
+    if (shared) return ledger_share(db, err);
+    return immediate ? pg_xlock(db, QUN_LEDGER_LOCK, err) : QUN_OK;
+}
+
 static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     /* SQLite's BEGIN that takes the write lock up front (the writer's batches): here the
      * lock every instance's ledger appends take anyway, sent ahead.  A batch that held a
@@ -327,7 +356,27 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
      * server dropped the connection meanwhile; libpq may not call it bad yet), the
      * connection is made afresh, as it would be with nothing pending. */
     bool owed_only = !db->in_txn;
-    qun_rc rc = settle(db, err);
+    qun_rc rc;
+    /* A BEGIN after a commit whose NOTIFY is still unread goes in the same round trip
+     * as reading it; if that fails, it runs again on a new connection. */
+    if (owed_only && db->pending && strcmp(sql, "BEGIN") == 0 && PQstatus(db->conn) == CONNECTION_OK &&
+        send_sql_ahead(db, sql, PEND_ANY)) {
+        if (drain(db, NULL, err) == QUN_OK) return begun(db, immediate, shared, err);
+        if ((rc = connect_db(db, err)) != QUN_OK) return rc;
+    }
+    /* A COMMIT behind writes sent ahead goes with them: one round trip.  Should one of
+     * them fail, the COMMIT is not run and the transaction rolls back, as below. */
+    if (!owed_only && db->pending && strcmp(sql, "COMMIT") == 0 && commit_may_follow(db) &&
+        send_sql_ahead(db, sql, PEND_ANY)) {
+        if ((rc = drain(db, NULL, err)) == QUN_OK) {
+            track_txn(db, sql);
+            if (committing) notify_now(db);
+            return QUN_OK;
+        }
+        pg_exec(db, "ROLLBACK", &(qun_err_t){{0}, {0}});
+        return rc;
+    }
+    rc = settle(db, err);
     if (rc != QUN_OK && owed_only) rc = connect_db(db, err);
     if (rc != QUN_OK && strncmp(sql, "ROLLBACK", 8) != 0) {
         if (strncmp(sql, "COMMIT", 6) == 0) {
@@ -348,11 +397,11 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     }
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY) {
         note_changes(db, r);
-        track_txn(db, sql);
         PQclear(r);
+        if (strcmp(sql, "BEGIN") == 0) return begun(db, immediate, shared, err);
+        track_txn(db, sql);
         if (committing) notify_now(db);
-        if (shared) return ledger_share(db, err);
-        return immediate ? pg_xlock(db, QUN_LEDGER_LOCK, err) : QUN_OK;
+        return QUN_OK;
     }
     rc = pg_fail(db, r, err, "exec");
     PQclear(r);
@@ -442,6 +491,34 @@ static void scan_params(const char *sql, int *max, uint64_t *used) {
     }
 }
 
+/* Whether sql is an INSERT (after any WITH) whose rows are one VALUES row, with nothing
+ * after it (no ON CONFLICT, no RETURNING): outside parentheses and quotes, the text
+ * holds INSERT INTO and ends with VALUES (...). */
+static bool one_row_insert(const char *sql) {
+    if (strncmp(sql, "INSERT ", 7) != 0 && strncmp(sql, "WITH ", 5) != 0) return false;
+    char quote = 0;
+    int depth = 0;
+    bool insert = false;
+    const char *values = NULL, *row_end = NULL; /* the last top-level VALUES, its row's ')' */
+    for (const char *p = sql; *p; p++) {
+        if (quote) {
+            if (*p == quote) quote = 0;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+        } else if (*p == '(') {
+            depth++;
+        } else if (*p == ')') {
+            if (--depth == 0 && values && !row_end) row_end = p;
+        } else if (depth == 0 && strncmp(p, "INSERT INTO ", 12) == 0) {
+            insert = true;
+        } else if (depth == 0 && insert && strncmp(p, "VALUES ", 7) == 0) {
+            values = p, row_end = NULL;
+        }
+        if (depth == 0 && row_end && p > row_end && *p != ' ') values = NULL; /* more after the row */
+    }
+    return insert && values && row_end && depth == 0 && !quote;
+}
+
 static qun_rc pg_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t *err) {
     size_t h = ((uintptr_t)sql >> 3) * 2654435761u;
     for (size_t n = 0; n < QCACHE; n++) {
@@ -461,6 +538,7 @@ static qun_rc pg_prepare(qun_db_t *db, const char *sql, qun_q_t **out, qun_err_t
         q->sql = sql;
         snprintf(q->name, sizeof q->name, "q%d", ++db->nprepared);
         scan_params(sql, &q->nparams, &q->used);
+        q->insert1 = one_row_insert(sql);
         db->cache[i] = q;
         *out = q;
         return QUN_OK;
@@ -675,7 +753,7 @@ static qun_rc send_ahead(qun_q_t *q, int kind, qun_err_t *err) {
 }
 
 static qun_rc pg_step_nowait(qun_q_t *q, qun_err_t *err) {
-    return send_ahead(q, PEND_ONE_ROW, err);
+    return send_ahead(q, q->insert1 ? PEND_INSERT : PEND_ONE_ROW, err);
 }
 
 /* Send q (prepared, bound) and hand back a handle its rows will be kept for; *out NULL
@@ -719,16 +797,24 @@ unbound:
 
 /* A transaction's first row gets its id from its INSERT (*id 0): a lone row leaves no gap.
  * After it, blocks of ids, each fetched in one round trip, doubling up to IDS_MAX. */
+#define IDS_SQL "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)"
 static qun_rc pg_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err) {
     if (!db->in_txn || strlen(table) >= sizeof db->ids_table) return QUN_OK;
-    if (strcmp(db->ids_table, table) != 0) ids_drop(db);
+    if (strcmp(db->ids_table, table) != 0 && strcmp(db->want_table, table) != 0) ids_drop(db);
     if (db->ids_next == db->ids_n) {
-        if (db->ids_blocks++ == 0) return QUN_OK;
-        int want = db->ids_blocks > 5 ? IDS_MAX : IDS_FIRST << (db->ids_blocks - 2);
-        qun_q_t *q;
-        qun_rc rc = qun_db_run(db, &q, err,
-                               "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)",
-                               "si", table, (int64_t)want);
+        qun_q_t *q = strcmp(db->want_table, table) == 0 ? db->ids_ahead : NULL;
+        if (q) {
+            db->ids_ahead = NULL; /* read now: blocks after it are fetched as usual */
+            if (db->ids_blocks < 2) db->ids_blocks = 2;
+        } else if (db->ids_blocks++ == 0) {
+            return QUN_OK;
+        }
+        qun_rc rc = QUN_OK;
+        if (q)
+            rc = pg_step(q, err);
+        else
+            rc = qun_db_run(db, &q, err, IDS_SQL, "si", table,
+                            (int64_t)(db->ids_blocks > 5 ? IDS_MAX : IDS_FIRST << (db->ids_blocks - 2)));
         int n = 0;
         for (; rc == QUN_ROW && n < IDS_MAX; rc = pg_step(q, err))
             db->ids[n++] = pg_col_int(q, 0);
@@ -744,7 +830,27 @@ static qun_rc pg_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t
 }
 
 static void pg_ids_used(qun_db_t *db, const char *table) {
-    if (strcmp(db->ids_table, table) == 0) ids_drop(db);
+    if (strcmp(db->ids_table, table) == 0 || strcmp(db->want_table, table) == 0) ids_drop(db);
+}
+
+static void pg_expect_ids(qun_db_t *db, const char *table, int n) {
+    if (!db->in_txn || n <= 0 || strlen(table) >= sizeof db->want_table) return;
+    if (db->ids_want && strcmp(db->want_table, table) != 0) return; /* one table at a time */
+    snprintf(db->want_table, sizeof db->want_table, "%s", table);
+    db->ids_want = db->ids_want + n > IDS_MAX ? IDS_MAX : db->ids_want + n;
+}
+
+/* Sent only while no fetch is waiting to be read: the ids must come out in order. */
+static void pg_send_expected(qun_db_t *db) {
+    if (!db->in_txn || !db->ids_want || db->ids_ahead) return;
+    int want = db->ids_want;
+    db->ids_want = 0;
+    qun_q_t *q, *h = NULL;
+    qun_err_t ignore;
+    if (pg_prepare(db, IDS_SQL, &q, &ignore) != QUN_OK) return;
+    pg_bind_text(q, 1, db->want_table);
+    pg_bind_int(q, 2, want);
+    if (pg_run_ahead(q, &h, &ignore) == QUN_OK) db->ids_ahead = h; /* NULL: blocks as usual */
 }
 
 static int64_t pg_changes(qun_db_t *db) {
@@ -756,7 +862,7 @@ static int64_t pg_changes(qun_db_t *db) {
 static int64_t pg_total_changes(qun_db_t *db) {
     int64_t n = db->total_changes;
     for (int i = 0; i < db->pending; i++)
-        n += db->pending_kind[i] == PEND_ONE_ROW;
+        n += db->pending_kind[i] == PEND_ONE_ROW || db->pending_kind[i] == PEND_INSERT;
     return n;
 }
 
@@ -1071,6 +1177,8 @@ const qun_store_ops_t qun_pg_ops = {
     .run_ahead = pg_run_ahead,
     .take_id = pg_take_id,
     .ids_used = pg_ids_used,
+    .expect_ids = pg_expect_ids,
+    .send_expected = pg_send_expected,
     .notify = pg_notify,
     .notify_owed = pg_notify_owed,
     .listen = pg_listen,

@@ -130,6 +130,7 @@ static bool run_batch(qun_writer_t *w, qun_wop_t **batchp) {
         if (op == unsent) { /* a run's reads, in one round trip */
             for (int n = 0; unsent && unsent->ahead && n < AHEAD_RUN; unsent = unsent->next, n++)
                 unsent->ahead(w->db, unsent->arg);
+            qun_db_send_expected(w->db);         /* the ids they announced, in the same round trip */
             if (unsent == op) unsent = op->next; /* op has none */
         }
         if (op->unguarded) {

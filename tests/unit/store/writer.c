@@ -298,14 +298,14 @@ static void unguarded_ops(void) {
  * that changes no row, or fails, fails the transaction (at once on SQLite, with the
  * next statement on PostgreSQL, whose COMMIT then rolls back); outside one it runs at
  * once.  The writer's count of changes includes the writes not answered yet. */
-static qun_rc in_txn(qun_db_t *db, const char *first, int64_t id) {
+static qun_rc in_txn(qun_db_t *db, const char *first, int64_t id, bool read_after) {
     qun_err_t err;
     qun_rc rc = qun_db_exec(db, "BEGIN", &err);
     if (rc == QUN_OK)
         rc = qun_db_run_nowait(db, &err, "INSERT INTO unit_nowait(id, v) VALUES ($1, 0)", "i", 2);
     if (rc == QUN_OK) rc = qun_db_run_nowait(db, &err, first, "i", id);
-    if (rc == QUN_OK && count(db, "SELECT COUNT(*) FROM unit_nowait") < 0)
-        rc = QUN_STORE; /* the next statement */
+    if (rc == QUN_OK && read_after && count(db, "SELECT COUNT(*) FROM unit_nowait") < 0)
+        rc = QUN_STORE; /* the next statement; else the COMMIT, which goes with them */
     if (rc == QUN_OK) rc = qun_db_exec(db, "COMMIT", &err);
     if (rc != QUN_OK) qun_db_exec(db, "ROLLBACK", &err);
     return rc;
@@ -327,14 +327,25 @@ static void nowait_writes(void) {
     CHECK(qun_db_total_changes(db) == before + 2);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
     /* No row to update; a duplicate key: nothing of either transaction stays. */
-    CHECK(in_txn(db, "UPDATE unit_nowait SET v = 5 WHERE id = $1", 99) == QUN_STORE);
-    CHECK(in_txn(db, "INSERT INTO unit_nowait(id, v) VALUES ($1, 5)", 1) != QUN_OK);
+    for (int read_after = 0; read_after < 2; read_after++) {
+        CHECK(in_txn(db, "UPDATE unit_nowait SET v = 5 WHERE id = $1", 99, read_after) == QUN_STORE);
+        CHECK(in_txn(db, "INSERT INTO unit_nowait(id, v) VALUES ($1, 5)", 1, read_after) != QUN_OK);
+        /* INSERTs that may insert no row without failing (PostgreSQL checks those counts
+         * before it lets a COMMIT follow them). */
+        CHECK(in_txn(db, "INSERT INTO unit_nowait(id, v) SELECT $1, 5 WHERE 1 = 0", 7, read_after) ==
+              QUN_STORE);
+        CHECK(in_txn(db, "INSERT INTO unit_nowait(id, v) VALUES ($1, 5) ON CONFLICT DO NOTHING", 1,
+                     read_after) == QUN_STORE);
+        CHECK(in_txn(db,
+                     "WITH s AS (SELECT 1) INSERT INTO unit_nowait(id, v) SELECT $1, 5 FROM s WHERE 1 = 0", 8,
+                     read_after) == QUN_STORE);
+    }
     CHECK(count(db, "SELECT COUNT(*) FROM unit_nowait") == 1);
     CHECK(count(db, "SELECT v FROM unit_nowait WHERE id = 1") == 11);
     /* The connection goes on; outside a transaction the write is done at once. */
     CHECK(qun_db_run_nowait(db, &err, "INSERT INTO unit_nowait(id, v) VALUES ($1, 3)", "i", 3) == QUN_OK);
     CHECK(qun_db_run_nowait(db, &err, "UPDATE unit_nowait SET v = 4 WHERE id = $1", "i", 98) == QUN_STORE);
-    CHECK(in_txn(db, "UPDATE unit_nowait SET v = 7 WHERE id = $1", 3) == QUN_OK);
+    CHECK(in_txn(db, "UPDATE unit_nowait SET v = 7 WHERE id = $1", 3, false) == QUN_OK);
     CHECK(count(db, "SELECT SUM(v) FROM unit_nowait") == 11 + 0 + 7);
     CHECK(qun_db_exec(db, "DROP TABLE unit_nowait", &err) == QUN_OK);
     qun_db_close(db);
@@ -413,6 +424,33 @@ static void ids_taken_ahead(void) {
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
     CHECK(count(db, "SELECT COUNT(*) FROM unit_ids WHERE v >= 1000") == 6);
     CHECK(count(db, "SELECT COUNT(*) FROM unit_ids WHERE v = 1003") == 0);
+    /* Ids announced ahead (qun_db_expect_ids) come with what is sent next, before any
+     * block: the transaction's first row takes one too; they still rise when announced
+     * again with a block's ids left, and none is handed out below the table's own. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    qun_db_expect_ids(db, "unit_ids", 2);
+    qun_db_expect_ids(db, "unit_ids", 3);
+    qun_db_send_expected(db);
+    last = 0;
+    for (int i = 0; i < 40; i++) {
+        if (i == 12) {
+            qun_db_expect_ids(db, "unit_ids", 4);
+            qun_db_send_expected(db);
+        }
+        id = ids_insert(db, 3000, &ahead);
+        CHECK(id > last && ahead == pg);
+        last = id;
+    }
+    qun_db_expect_ids(db, "unit_ids", 4);
+    qun_db_send_expected(db);
+    CHECK(qun_db_run(db, &q, &err, "INSERT INTO unit_ids(v) VALUES (3001) RETURNING id", "") == QUN_ROW);
+    own = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    qun_db_ids_used(db, "unit_ids");
+    CHECK(own > last && ids_insert(db, 3002, &ahead) > own);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_ids WHERE v >= 3000") == 42);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_ids a JOIN unit_ids b ON b.id < a.id AND b.v > a.v") == 0);
     /* A transaction rolled back: its rows go, the connection goes on. */
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
     for (int i = 0; i < 20; i++)
@@ -481,19 +519,19 @@ static void read_transactions(void) {
 
 /* ---- reads sent ahead (qun_db_run_ahead, qun_wop_t.ahead) ---- */
 
-/* In one transaction: 70 reads sent ahead, then a write sent without waiting, then the
- * reads stepped.  On PostgreSQL the first 64 are sent (their rows as before the write,
+/* In one transaction: 150 reads sent ahead, then a write sent without waiting, then the
+ * reads stepped.  On PostgreSQL the first 144 are sent (their rows as before the write,
  * which the server ran after them) and the rest are not; on SQLite none is sent. */
 static void run_ahead_rows(qun_db_t *db, bool pg) {
     qun_err_t err;
-    qun_q_t *h[70];
+    qun_q_t *h[150];
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
-    for (int i = 0; i < 70; i++)
+    for (int i = 0; i < 150; i++)
         CHECK(qun_db_run_ahead(db, &h[i], &err, "SELECT v FROM unit_ahead WHERE id = $1", "i",
                                (int64_t)i + 1) == QUN_OK);
     CHECK(qun_db_run_nowait(db, &err, "UPDATE unit_ahead SET v = v + 1000 WHERE id = $1", "i", 1) == QUN_OK);
-    for (int i = 0; i < 70; i++) {
-        CHECKF((h[i] != NULL) == (pg && i < 64), "sent or not");
+    for (int i = 0; i < 150; i++) {
+        CHECKF((h[i] != NULL) == (pg && i < 144), "sent or not");
         if (!h[i]) continue;
         qun_rc rc = qun_q_step(h[i], &err);
         if (i < 60) { /* rows 1..60 exist, each v = 10 * id; row 1 read before its update */
