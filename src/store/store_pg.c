@@ -39,18 +39,21 @@
  * no trigger that could skip it): unlike PEND_ONE_ROW's, its check cannot fail once the
  * server has said yes, so a COMMIT may follow it unread (pg_exec). */
 enum { PEND_ONE_ROW, PEND_ANY, PEND_IGNORE, PEND_SYNC, PEND_KEEP, PEND_INSERT };
-#define IDS_FIRST 8 /* ids in the first block take_id fetches in a transaction */
-#define IDS_MAX 128 /* and at most, doubling */
+#define ROWS_MAX 256 /* rows of one INSERT held back to go as one statement (rows_out), at most */
+#define IDS_FIRST 8  /* ids in the first block take_id fetches in a transaction */
+#define IDS_MAX 128  /* and at most, doubling */
 
 struct qun_q {
     const qun_store_ops_t *ops;
     qun_db_t *db;
     const char *sql;
     char name[16];
-    unsigned gen;  /* connection generation it is prepared in; 0: not prepared */
-    int nparams;   /* highest $N in sql */
-    bool insert1;  /* sql inserts exactly one row or fails (one_row_insert) */
-    uint64_t used; /* bit N set when $N appears */
+    unsigned gen; /* connection generation it is prepared in; 0: not prepared */
+    int nparams;  /* highest $N in sql */
+    bool insert1; /* sql inserts exactly one row or fails (one_row_insert) */
+    bool rows_checked;
+    char *rows_sql; /* insert1's form for many rows at once (rows_form), or NULL */
+    uint64_t used;  /* bit N set when $N appears */
     char *vals[QMAXPARAM + 1];
     int lens[QMAXPARAM + 1];
     int fmts[QMAXPARAM + 1];
@@ -87,6 +90,7 @@ struct qun_db {
      * that must change exactly one row, or anything that merely succeeds. */
     int pending;
     unsigned char pending_kind[PENDING_MAX];
+    int pending_want[PENDING_MAX];      /* PEND_ONE_ROW, PEND_INSERT: the rows it must change */
     qun_q_t *pending_dest[PENDING_MAX]; /* PEND_KEEP: the handle its rows go to */
     /* Handles of run_ahead, reused from one transaction to the next: ahead[0..nahead). */
     qun_q_t *ahead[AHEAD_MAX];
@@ -111,7 +115,26 @@ struct qun_db {
     int ids_want;
     qun_q_t *ids_ahead;
     qun_q_t *cache[QCACHE];
+    /* Rows of one insert1 statement sent without waiting, held back to go as one
+     * statement (rows_out): rows_buf[k] is the array literal of parameter $k so far. */
+    qun_q_t *rows_of;
+    int rows_n;
+    bool rows_lost; /* a held batch could not be sent: the transaction must not commit */
+    struct {
+        char *p;
+        size_t len, cap;
+    } rows_buf[QMAXPARAM + 1];
 };
+
+/* The rows held back (rows_hold) are forgotten: gone with a rollback or a lost connection. */
+static void rows_drop(qun_db_t *db) {
+    db->rows_of = NULL;
+    db->rows_n = 0;
+    for (int k = 0; k <= QMAXPARAM; k++)
+        db->rows_buf[k].len = 0;
+}
+
+static void rows_out(qun_db_t *db);
 
 static void quiet(void *arg, const char *msg) {
     (void)arg;
@@ -129,6 +152,7 @@ static qun_rc connect_db(qun_db_t *db, qun_err_t *err) {
                         "postgres: the server is unreachable; next attempt in %lld ms",
                         (long long)(db->retry_at_ms - now));
     if (db->conn) PQfinish(db->conn);
+    rows_drop(db);
     db->conn = PQconnectdb(db->conninfo);
     db->gen++;
     db->in_txn = false;
@@ -216,7 +240,8 @@ static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
         db->reading = strcmp(sql, READ_BEGIN) == 0;
-        db->frontier_ok = db->shared = db->notify_due = false;
+        db->frontier_ok = db->shared = db->notify_due = db->rows_lost = false;
+        rows_drop(db);
         db->nheld = 0;
         ids_drop(db);
         ahead_drop(db);
@@ -224,7 +249,8 @@ static void track_txn(qun_db_t *db, const char *sql) {
     } else if (strncmp(sql, "COMMIT", 6) == 0 || strcmp(sql, "ROLLBACK") == 0 ||
                strncmp(sql, "END", 3) == 0) {
         db->in_txn = false;
-        db->reading = db->frontier_ok = db->shared = false;
+        db->reading = db->frontier_ok = db->shared = db->rows_lost = false;
+        rows_drop(db);
         ids_drop(db);
         ahead_drop(db);
     }
@@ -281,9 +307,9 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
             }
         } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             note_changes(db, r);
-            if ((kind == PEND_ONE_ROW || kind == PEND_INSERT) && db->changes != 1)
-                rc = qun_fail(err, QUN_STORE, "a write sent ahead changed %lld rows, not one",
-                              (long long)db->changes);
+            if ((kind == PEND_ONE_ROW || kind == PEND_INSERT) && db->changes != db->pending_want[i])
+                rc = qun_fail(err, QUN_STORE, "a write sent ahead changed %lld rows, not %d",
+                              (long long)db->changes, db->pending_want[i]);
             keep = q && i == db->pending;
         } else {
             rc = pg_fail(db, r, err, i < db->pending ? "pipelined write" : "step");
@@ -306,6 +332,8 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
     }
     db->pending = 0;
     PQexitPipelineMode(db->conn);
+    if (rc == QUN_OK && db->rows_lost)
+        rc = qun_fail(err, QUN_STORE, "postgres: rows held back could not be sent");
     return rc;
 }
 
@@ -344,6 +372,15 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
      * run beside each other, and lock their group rows in one order. */
     bool immediate = strcmp(sql, "BEGIN IMMEDIATE") == 0, shared = strcmp(sql, "BEGIN SHARED") == 0;
     if (immediate || shared) sql = "BEGIN";
+    if (strncmp(sql, "ROLLBACK", 8) == 0) { /* rows held since the savepoint, or the BEGIN */
+        rows_drop(db);
+    } else {
+        rows_out(db);
+        if (db->rows_lost && strcmp(sql, "COMMIT") == 0) {
+            pg_exec(db, "ROLLBACK", &(qun_err_t){{0}, {0}});
+            return qun_fail(err, QUN_STORE, "postgres: rows held back could not be sent");
+        }
+    }
     bool committing = strcmp(sql, "COMMIT") == 0 && db->notify_due;
     if (strcmp(sql, "ROLLBACK") == 0 && PQstatus(db->conn) != CONNECTION_OK) {
         db->in_txn = false; /* the server already dropped it */
@@ -455,8 +492,11 @@ static void pg_close(qun_db_t *db) {
         reset_q(q);
         clear_binds(q);
         free(q->blob);
+        free(q->rows_sql);
         free(q);
     }
+    for (int k = 0; k <= QMAXPARAM; k++)
+        free(db->rows_buf[k].p);
     ahead_drop(db);
     for (int i = 0; i < AHEAD_MAX && db->ahead[i]; i++) {
         free(db->ahead[i]->blob);
@@ -577,6 +617,165 @@ static void pg_bind_null(qun_q_t *q, int idx) {
     bind(q, idx, NULL, 0, 0);
 }
 
+/* ---- many rows of one INSERT as one statement ----
+ * A transaction's writes sent without waiting are often one INSERT of one row many
+ * times over (a batch of posts: an event row and a message row each).  PostgreSQL
+ * starts its executor and prepares the tables' constraints and triggers once per
+ * statement, which cost more than the row itself: such rows are held back while they
+ * come one after another, and go as one statement, `INSERT ... SELECT * FROM
+ * unnest($1::T[], ...)` with each parameter an array of the rows' values, before
+ * anything else is sent (rows_out, called first by every function that sends), so the
+ * server runs the same writes in the same order.  That statement inserts every row or
+ * fails, as each one-row INSERT did: the transaction fails as it would have. */
+
+/* The element type of an array parameter for a parameter of type t, or NULL. */
+static const char *array_type(Oid t) {
+    switch (t) {
+    case 16: return "bool";
+    case 20: return "int8";
+    case 21: return "int2";
+    case 23: return "int4";
+    case 25: return "text";
+    case 701: return "float8";
+    case 1043: return "varchar";
+    default: return NULL;
+    }
+}
+
+/* The row `($a, $b, ...)` at p as `SELECT * FROM unnest($a::T[], $b::T[], ...)`, T the
+ * type PostgreSQL gave the parameter (types[n-1] for $n), written at *o: the text after
+ * the row, or NULL when it holds anything but parameters of types array_type knows. */
+static const char *unnest_row(const char *p, char **o, const Oid *types, int ntypes) {
+    *o += sprintf(*o, "SELECT * FROM unnest(");
+    for (p++;; p++) { /* past the '(', then past each ',' */
+        while (*p == ' ')
+            p++;
+        char *end = NULL;
+        long n = *p == '$' ? strtol(p + 1, &end, 10) : 0;
+        const char *t = n >= 1 && n <= ntypes ? array_type(types[n - 1]) : NULL;
+        if (!t) return NULL;
+        *o += sprintf(*o, "$%ld::%s[]", n, t);
+        for (p = end; *p == ' '; p++)
+            ;
+        if (*p == ')') {
+            *(*o)++ = ')';
+            return p + 1;
+        }
+        if (*p != ',') return NULL;
+        *o += sprintf(*o, ", ");
+    }
+}
+
+/* sql (one_row_insert) with every `VALUES (...)` row in unnest_row's form, or NULL when
+ * one is not.  Malloc'd. */
+static char *rows_form(const char *sql, const Oid *types, int ntypes) {
+    char *out = malloc(strlen(sql) * 7 + 64), *o = out; /* "$n" grows to 13 at most */
+    char quote = 0;
+    bool rows = false;
+    for (const char *p = sql; out && *p;) {
+        if (!quote && strncmp(p, "VALUES (", 8) == 0) {
+            if (!(p = unnest_row(p + 7, &o, types, ntypes))) {
+                free(out);
+                return NULL;
+            }
+            rows = true;
+            continue;
+        }
+        if (quote ? *p == quote : *p == '\'' || *p == '"') quote = quote ? 0 : *p;
+        *o++ = *p++;
+    }
+    if (out) *o = '\0';
+    if (out && rows && !quote) return out;
+    free(out);
+    return NULL;
+}
+
+static bool buf_put(qun_db_t *db, int k, const char *s, size_t n) {
+    __typeof__(db->rows_buf[0]) *b = &db->rows_buf[k];
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2 < 256 ? 256 : (b->len + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return false;
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return true;
+}
+
+static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err);
+static bool send_q(qun_q_t *q);
+static qun_rc settle(qun_db_t *db, qun_err_t *err);
+
+/* Send the rows held back as one statement, sent without waiting like them; if that
+ * cannot be done, the transaction is marked so that it cannot commit. */
+static void rows_out(qun_db_t *db) {
+    qun_q_t *src = db->rows_of, *q = NULL;
+    if (!src) return;
+    int n = db->rows_n;
+    db->rows_of = NULL;
+    db->rows_n = 0;
+    qun_err_t ignore;
+    bool ok = !db->rows_lost && pg_prepare(db, src->rows_sql, &q, &ignore) == QUN_OK;
+    for (int k = 1; ok && k <= src->nparams; k++) {
+        if (!(src->used & ((uint64_t)1 << k))) continue;
+        ok = buf_put(db, k, "}", 1);
+        if (ok) { /* the literal goes to the statement, which frees it */
+            bind(q, k, db->rows_buf[k].p, (int)db->rows_buf[k].len, 0);
+            db->rows_buf[k].p = NULL;
+            db->rows_buf[k].cap = 0;
+        }
+    }
+    rows_drop(db);
+    if (ok && db->pending == PENDING_MAX) ok = settle(db, &ignore) == QUN_OK;
+    if (ok) ok = ensure_prepared(q, &ignore) == QUN_OK;
+    if (ok && !db->pending) ok = PQenterPipelineMode(db->conn) == 1;
+    if (ok && !send_q(q)) {
+        ok = false;
+        if (!db->pending) PQexitPipelineMode(db->conn);
+    }
+    if (ok) {
+        db->pending_want[db->pending] = n;
+        db->pending_kind[db->pending++] = PEND_INSERT;
+    } else {
+        db->rows_lost = true;
+    }
+}
+
+/* Hold q's binds back as one more row: false when they cannot be (q has no form for
+ * many rows, or a binary parameter), and it is sent by itself. */
+static bool rows_hold(qun_q_t *q) {
+    qun_db_t *db = q->db;
+    if (!q->rows_sql) return false;
+    for (int k = 1; k <= q->nparams; k++)
+        if (q->fmts[k]) return false;
+    if (db->rows_of != q) rows_out(db);
+    bool ok = true;
+    for (int k = 1; k <= q->nparams; k++) {
+        if (!(q->used & ((uint64_t)1 << k))) continue;
+        ok = ok && buf_put(db, k, db->rows_n ? "," : "{", 1);
+        const char *v = q->vals[k];
+        if (!v) {
+            ok = ok && buf_put(db, k, "NULL", 4);
+            continue;
+        }
+        ok = ok && buf_put(db, k, "\"", 1); /* quoted, `"` and `\` escaped: even "NULL" is text */
+        while (ok && *v) {
+            size_t run = strcspn(v, "\"\\");
+            ok = buf_put(db, k, v, run);
+            v += run;
+            if (ok && *v) ok = buf_put(db, k, "\\", 1) && buf_put(db, k, v++, 1);
+        }
+        ok = ok && buf_put(db, k, "\"", 1);
+    }
+    db->rows_of = q;
+    db->rows_n++;
+    if (!ok) db->rows_lost = true;
+    if (db->rows_n == ROWS_MAX) rows_out(db);
+    return true;
+}
+
 /* Prepare q on the current session if it is not yet. */
 static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
     qun_db_t *db = q->db;
@@ -594,6 +793,17 @@ static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err) {
     else
         q->gen = db->gen;
     PQclear(r);
+    if (rc == QUN_OK && q->insert1 && !q->rows_checked) { /* its form for many rows, once */
+        q->rows_checked = true;
+        PGresult *d = PQdescribePrepared(db->conn, q->name);
+        if (PQresultStatus(d) == PGRES_COMMAND_OK && PQnparams(d) <= QMAXPARAM) {
+            Oid ptypes[QMAXPARAM];
+            for (int k = 0; k < PQnparams(d); k++)
+                ptypes[k] = PQparamtype(d, k);
+            q->rows_sql = rows_form(q->sql, ptypes, PQnparams(d));
+        }
+        PQclear(d);
+    }
     return rc;
 }
 
@@ -614,6 +824,7 @@ static qun_rc step_ahead(qun_q_t *q, qun_err_t *err) {
 static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
     qun_db_t *db = q->db;
     if (q->ahead) return step_ahead(q, err);
+    if (!q->res) rows_out(db); /* what is held back goes first */
     if (!q->res && db->pending) {
         /* Behind the statements sent ahead, in the same round trip. */
         bool fresh = db->read_fresh;
@@ -731,7 +942,10 @@ static void pg_done(qun_q_t *q) {
 static qun_rc send_ahead(qun_q_t *q, int kind, qun_err_t *err) {
     qun_db_t *db = q->db;
     qun_rc rc = ensure_conn(db, err);
-    if (rc == QUN_OK && db->pending == PENDING_MAX) rc = settle(db, err);
+    if (rc != QUN_OK) return rc;
+    if (kind == PEND_INSERT && db->in_txn && q->gen == db->gen && rows_hold(q)) return QUN_OK;
+    rows_out(db);
+    if (db->pending == PENDING_MAX) rc = settle(db, err);
     if (rc == QUN_OK) rc = ensure_prepared(q, err);
     if (rc != QUN_OK) return rc;
     if (!db->in_txn) {
@@ -748,6 +962,7 @@ static qun_rc send_ahead(qun_q_t *q, int kind, qun_err_t *err) {
         if (!db->pending) PQexitPipelineMode(db->conn);
         return rc;
     }
+    db->pending_want[db->pending] = 1;
     db->pending_kind[db->pending++] = (unsigned char)kind;
     return QUN_OK;
 }
@@ -763,6 +978,7 @@ static qun_rc pg_run_ahead(qun_q_t *q, qun_q_t **out, qun_err_t *err) {
     *out = NULL;
     qun_rc rc = QUN_OK;
     if (!db->in_txn || db->nahead == AHEAD_MAX) goto unbound;
+    rows_out(db);
     if ((rc = ensure_conn(db, err)) == QUN_OK && db->pending == PENDING_MAX) rc = settle(db, err);
     if (rc == QUN_OK) rc = ensure_prepared(q, err);
     if (rc != QUN_OK) goto unbound;
@@ -797,7 +1013,10 @@ unbound:
 
 /* A transaction's first row gets its id from its INSERT (*id 0): a lone row leaves no gap.
  * After it, blocks of ids, each fetched in one round trip, doubling up to IDS_MAX. */
-#define IDS_SQL "SELECT nextval(pg_get_serial_sequence($1, 'id')) FROM generate_series(1, $2)"
+/* The sequence named once per statement, not once per id (a catalog lookup each). */
+#define IDS_SQL                                                                                              \
+    "SELECT nextval(s) FROM (SELECT pg_get_serial_sequence($1, 'id')::regclass) AS t(s), "                   \
+    "generate_series(1, $2) ORDER BY 1"
 static qun_rc pg_take_id(qun_db_t *db, const char *table, int64_t *id, qun_err_t *err) {
     if (!db->in_txn || strlen(table) >= sizeof db->ids_table) return QUN_OK;
     if (strcmp(db->ids_table, table) != 0 && strcmp(db->want_table, table) != 0) ids_drop(db);
@@ -862,8 +1081,9 @@ static int64_t pg_changes(qun_db_t *db) {
 static int64_t pg_total_changes(qun_db_t *db) {
     int64_t n = db->total_changes;
     for (int i = 0; i < db->pending; i++)
-        n += db->pending_kind[i] == PEND_ONE_ROW || db->pending_kind[i] == PEND_INSERT;
-    return n;
+        if (db->pending_kind[i] == PEND_ONE_ROW || db->pending_kind[i] == PEND_INSERT)
+            n += db->pending_want[i];
+    return n + db->rows_n;
 }
 
 static void backoff(int attempt) {
@@ -908,6 +1128,7 @@ static qun_rc pg_release(qun_db_t *db, bool keep, qun_err_t *err) {
 
 /* Send sql (no parameters) ahead as kind, entering pipeline mode if need be. */
 static bool send_sql_ahead(qun_db_t *db, const char *sql, int kind) {
+    rows_out(db);
     if (db->pending + 2 > PENDING_MAX) return false;
     if (!db->pending && PQenterPipelineMode(db->conn) != 1) return false;
     if (PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {

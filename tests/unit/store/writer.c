@@ -351,6 +351,82 @@ static void nowait_writes(void) {
     qun_db_close(db);
 }
 
+/* Rows of one INSERT sent without waiting one after another, which PostgreSQL holds back
+ * and sends as one statement: every value arrives as bound (quotes, backslashes, braces,
+ * commas, "NULL" as text, NULL itself); more than one statement's worth (256) goes; a
+ * read or a write sent after them sees them; a rollback to a savepoint drops those
+ * held since it; a row that fails fails the COMMIT, and nothing of its transaction stays. */
+static const char *const held_texts[] = {"plain",
+                                         "",
+                                         "NULL",
+                                         "null",
+                                         "a\"b",
+                                         "back\\slash",
+                                         "{x,y}",
+                                         "comma, (paren)",
+                                         "end\\",
+                                         "\"",
+                                         "\u591a\u8bed \u2713",
+                                         "line\nbreak",
+                                         "tab\tx",
+                                         NULL};
+#define HELD_TEXTS (sizeof held_texts / sizeof *held_texts)
+
+static qun_rc held_row(qun_db_t *db, int64_t id) {
+    qun_err_t err;
+    return qun_db_run_nowait(db, &err, "INSERT INTO unit_rows(id, t, n) VALUES ($1, $2, $3)", "isz", id,
+                             held_texts[id % HELD_TEXTS], id % 3 ? id : 0);
+}
+
+static void rows_held_back(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_rows", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "CREATE TABLE unit_rows(id BIGINT PRIMARY KEY, t TEXT, n BIGINT)", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    int64_t before = qun_db_total_changes(db);
+    for (int64_t id = 1; id <= 300; id++)
+        CHECK(held_row(db, id) == QUN_OK);
+    CHECK(qun_db_total_changes(db) == before + 300);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_rows") == 300);
+    CHECK(held_row(db, 301) == QUN_OK);
+    CHECK(qun_db_run_nowait(db, &err, "UPDATE unit_rows SET n = -1 WHERE id = $1", "i", 301) == QUN_OK);
+    CHECK(qun_db_savepoint(db, &err) == QUN_OK);
+    for (int64_t id = 1000; id < 1010; id++)
+        CHECK(held_row(db, id) == QUN_OK);
+    CHECK(qun_db_release(db, false, &err) == QUN_OK);
+    for (int64_t id = 2000; id < 2005; id++)
+        CHECK(held_row(db, id) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_rows") == 306);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_rows WHERE id >= 1000 AND id < 1010") == 0);
+    CHECK(count(db, "SELECT n FROM unit_rows WHERE id = 301") == -1);
+    qun_q_t *q;
+    int64_t seen = 0, bad = 0;
+    qun_rc rc = qun_db_run(db, &q, &err, "SELECT id, t, n FROM unit_rows WHERE id <> 301 ORDER BY id", "");
+    for (; rc == QUN_ROW; rc = qun_q_step(q, &err), seen++) {
+        int64_t id = qun_q_col_int(q, 0);
+        const char *want = held_texts[id % HELD_TEXTS];
+        bad += want ? qun_q_col_null(q, 1) || strcmp(qun_q_col_text(q, 1), want) != 0 : !qun_q_col_null(q, 1);
+        bad += id % 3 ? qun_q_col_int(q, 2) != id : !qun_q_col_null(q, 2);
+    }
+    CHECK(rc == QUN_DONE && seen == 305 && bad == 0);
+    /* A duplicate key among them: that call fails (SQLite) or the COMMIT (PostgreSQL),
+     * and none of the transaction's rows stays. */
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    rc = held_row(db, 3000);
+    if (rc == QUN_OK) rc = held_row(db, 1);
+    if (rc == QUN_OK) rc = held_row(db, 3001);
+    if (rc == QUN_OK) rc = qun_db_exec(db, "COMMIT", &err);
+    if (rc != QUN_OK) qun_db_exec(db, "ROLLBACK", &err);
+    CHECK(rc != QUN_OK);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_rows WHERE id >= 3000") == 0);
+    CHECK(count(db, "SELECT COUNT(*) FROM unit_rows") == 306); /* and the connection goes on */
+    CHECK(qun_db_exec(db, "DROP TABLE unit_rows", &err) == QUN_OK);
+    qun_db_close(db);
+}
+
 /* One row of unit_ids the way the event appender writes it: with an id taken ahead
  * (sent without waiting), or, when the store gives none, with the INSERT's own. */
 static int64_t ids_insert(qun_db_t *db, int64_t v, bool *ahead) {
@@ -677,6 +753,10 @@ static void nowait_writes_pg(void) {
     nowait_writes();
 }
 
+static void rows_held_back_pg(void) {
+    rows_held_back();
+}
+
 static void ids_taken_ahead_pg(void) {
     ids_taken_ahead();
 }
@@ -822,6 +902,7 @@ int main(void) {
     RUN(before_commit_joins_the_batch);
     RUN(unguarded_ops);
     RUN(nowait_writes);
+    RUN(rows_held_back);
     RUN(ids_taken_ahead);
     RUN(read_transactions);
     RUN(reads_sent_ahead);
@@ -836,6 +917,7 @@ int main(void) {
         RUN(before_commit_joins_the_batch_pg);
         RUN(unguarded_ops_pg);
         RUN(nowait_writes_pg);
+        RUN(rows_held_back_pg);
         RUN(ids_taken_ahead_pg);
         RUN(read_transactions_pg);
         RUN(reads_sent_ahead_pg);
