@@ -267,7 +267,8 @@ typedef struct {
  * when it has ended or its user was disabled, reset or renamed since.  ahead: the handle
  * qun_group_access_post_ahead gave in this transaction, or NULL; through it the number
  * was already taken when the post is allowed (*seq_taken: the caller does not UPDATE
- * next_seq again). */
+ * next_seq again), except in a transaction of posts alone (qun_db_txn_shared), whose
+ * posts take their numbers themselves (qun_message_post_text). */
 qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t *ahead,
                              qun_group_t *g, int64_t *next_seq, char name[QUN_DISPLAY_NAME_MAX],
                              bool *has_name, bool *seq_taken, qun_err_t *err);

@@ -208,6 +208,19 @@ void qun_db_ids_used(qun_db_t *db, const char *table);
  * order.  Nothing on SQLite, nor outside a transaction. */
 void qun_db_expect_ids(qun_db_t *db, const char *table, int n);
 void qun_db_send_expected(qun_db_t *db);
+/* Inside the open transaction, set a value of a row the transaction holds locked: sql is
+ * an UPDATE of that one row ($1 its key, $2 the value; the address of the literal names
+ * it).  PostgreSQL writes it before the transaction's next statement goes (its COMMIT
+ * included), and a value set again for the same key before then is written once, the
+ * last; qun_db_later_value answers the last value set for the key in this transaction.
+ * Its count of changed rows is not checked: the row must exist.  Values set in a
+ * transaction that then rolls back to a savepoint keep it from committing.  SQLite
+ * runs it at once. */
+qun_rc qun_db_set_later(qun_db_t *db, const char *sql, int64_t key, int64_t value, qun_err_t *err);
+bool qun_db_later_value(qun_db_t *db, const char *sql, int64_t key, int64_t *value);
+/* Whether the open transaction began as BEGIN SHARED (the writer's batch of posts sent
+ * ahead alone, qun_wop_t.shares_key in writer.h); never on SQLite. */
+bool qun_db_txn_shared(qun_db_t *db);
 
 /* ---- message search (store/search.c) ---- */
 /* Needles of fewer characters than this are not looked up in the text index (a trigram

@@ -128,11 +128,23 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     "s AS (UPDATE groups SET next_seq = groups.next_seq + 1 FROM r WHERE groups.id = r.id AND "              \
     "r.role IS NOT NULL AND r.state IN (" QUN_GROUP_LIVE_SQL ") AND r.session_ok = 1 RETURNING 1) "          \
     "SELECT r.*, (SELECT COUNT(*) FROM s) FROM r"
+/* The same in a transaction of posts alone (qun_db_txn_shared), which takes no number:
+ * the post does (qun_message_post_text), and the group row is written once.  The last
+ * column says whether the post is allowed. */
+#define POST_AHEAD_SHARED_SQL(session)                                                                       \
+    "WITH r AS (" POST_COLS session " AS session_ok " POST_FROM " FOR UPDATE OF g) "                         \
+    "SELECT r.*, CASE WHEN r.role IS NOT NULL AND r.state IN (" QUN_GROUP_LIVE_SQL ") AND r.session_ok = 1 " \
+    "THEN 1 ELSE 0 END FROM r"
 
 void qun_group_access_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead) {
-    qun_rc rc = !a->cached ? qun_db_run_ahead(db, ahead, NULL, POST_AHEAD_SQL("1"), "si", gid, a->uid)
-                           : qun_db_run_ahead(db, ahead, NULL, POST_AHEAD_SQL(SESSION_OK), "siisi", gid,
-                                              a->uid, a->session_id, a->username, qun_now());
+    bool shared = qun_db_txn_shared(db);
+    qun_rc rc =
+        !a->cached
+            ? qun_db_run_ahead(db, ahead, NULL, shared ? POST_AHEAD_SHARED_SQL("1") : POST_AHEAD_SQL("1"),
+                               "si", gid, a->uid)
+            : qun_db_run_ahead(db, ahead, NULL,
+                               shared ? POST_AHEAD_SHARED_SQL(SESSION_OK) : POST_AHEAD_SQL(SESSION_OK),
+                               "siisi", gid, a->uid, a->session_id, a->username, qun_now());
     if (rc != QUN_OK) *ahead = NULL; /* the post reads its row itself, and finds out */
 }
 
@@ -160,14 +172,16 @@ qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid
     *has_name = !qun_q_col_null(q, 10);
     snprintf(name, QUN_DISPLAY_NAME_MAX, "%s", *has_name ? qun_q_col_text(q, 10) : "");
     bool ended = qun_q_col_int(q, 11) == 0;
-    *seq_taken = ahead && qun_q_col_int(q, 12) > 0;
+    bool allowed = ahead && qun_q_col_int(q, 12) > 0;
     qun_q_done(q);
     rc = ended ? qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked")
                : decide(db, a, gid, QUN_ROLE_MEMBER, g, err);
-    /* The statement sent ahead took the number exactly when decide() allows the post. */
-    if (ahead && (rc == QUN_OK) != *seq_taken)
+    /* The statement sent ahead allowed the post (and, but in a shared transaction, took
+     * the number) exactly when decide() allows it. */
+    if (ahead && (rc == QUN_OK) != allowed)
         return qun_fail(err, QUN_INTERNAL, "the post's access statement and its checks disagree on %.40s",
                         gid);
+    *seq_taken = allowed && !qun_db_txn_shared(db);
     return rc;
 }
 

@@ -70,6 +70,9 @@ static void message_text(qun_line_t *l, const char *gid, int64_t seq, const char
 #define MESSAGE_PARAMS_7 "($7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 #define MESSAGE_TYPES "iiisiszssssi"
 
+/* A group's next number, set once for a transaction of posts (qun_db_set_later). */
+static const char NEXT_SEQ_SET[] = "UPDATE groups SET next_seq = $2 WHERE id = $1";
+
 qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,
                              const qun_msg_opts_t *opts, char **out, qun_err_t *err) {
     qun_group_t g;
@@ -91,9 +94,15 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
     qun_rc rc =
         qun_group_access_post(db, a, gid, opts ? opts->ahead : NULL, &g, &seq, name, &has_name, &taken, err);
     if (rc != QUN_OK) return rc;
-    /* Sent without waiting on PostgreSQL: its answer comes with the next statement's. */
-    if (!taken)
+    if (qun_db_txn_shared(db)) {
+        /* Posts alone (PostgreSQL): the number after this transaction's last post to the
+         * group, or the row's; the row, locked since the access read, is written once. */
+        int64_t next;
+        if (qun_db_later_value(db, NEXT_SEQ_SET, g.id, &next)) seq = next;
+        rc = qun_db_set_later(db, NEXT_SEQ_SET, g.id, seq + 1, err);
+    } else if (!taken) { /* sent without waiting on PostgreSQL: answered with the next statement */
         rc = qun_db_run_nowait(db, err, "UPDATE groups SET next_seq = next_seq + 1 WHERE id = $1", "i", g.id);
+    }
     if (rc != QUN_OK) return rc;
     size_t cap = strlen(text) + 384; /* the rest of the object fits; escapes may grow it */
     qun_line_t l = {.p = malloc(cap), .cap = cap};

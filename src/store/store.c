@@ -134,6 +134,20 @@ void qun_db_send_expected(qun_db_t *db) {
     if (DB_OPS(db)->send_expected) DB_OPS(db)->send_expected(db);
 }
 
+qun_rc qun_db_set_later(qun_db_t *db, const char *sql, int64_t key, int64_t value, qun_err_t *err) {
+    if (DB_OPS(db)->set_later) return DB_OPS(db)->set_later(db, sql, key, value, err);
+    qun_rc rc = qun_db_run(db, NULL, err, sql, "ii", key, value);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+bool qun_db_later_value(qun_db_t *db, const char *sql, int64_t key, int64_t *value) {
+    return DB_OPS(db)->later_value && DB_OPS(db)->later_value(db, sql, key, value);
+}
+
+bool qun_db_txn_shared(qun_db_t *db) {
+    return DB_OPS(db)->txn_shared && DB_OPS(db)->txn_shared(db);
+}
+
 int64_t qun_db_total_changes(qun_db_t *db) {
     return DB_OPS(db)->total_changes(db);
 }

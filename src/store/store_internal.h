@@ -66,6 +66,10 @@ typedef struct qun_store_ops {
     void (*ids_used)(qun_db_t *db, const char *table);
     void (*expect_ids)(qun_db_t *db, const char *table, int n);
     void (*send_expected)(qun_db_t *db);
+    /* Optional (NULL on SQLite): qun_db_set_later, qun_db_later_value, qun_db_txn_shared. */
+    qun_rc (*set_later)(qun_db_t *db, const char *sql, int64_t key, int64_t value, qun_err_t *err);
+    bool (*later_value)(qun_db_t *db, const char *sql, int64_t key, int64_t *value);
+    bool (*txn_shared)(qun_db_t *db);
     int64_t (*col_int)(qun_q_t *q, int col);
     const char *(*col_text)(qun_q_t *q, int col);
     const void *(*col_blob)(qun_q_t *q, int col, size_t *n);

@@ -39,9 +39,10 @@
  * no trigger that could skip it): unlike PEND_ONE_ROW's, its check cannot fail once the
  * server has said yes, so a COMMIT may follow it unread (pg_exec). */
 enum { PEND_ONE_ROW, PEND_ANY, PEND_IGNORE, PEND_SYNC, PEND_KEEP, PEND_INSERT };
-#define ROWS_MAX 256 /* rows of one INSERT held back to go as one statement (rows_out), at most */
-#define IDS_FIRST 8  /* ids in the first block take_id fetches in a transaction */
-#define IDS_MAX 128  /* and at most, doubling */
+#define ROWS_MAX 256  /* rows of one INSERT held back to go as one statement (rows_out), at most */
+#define LATER_MAX 512 /* values set later (qun_db_set_later) per transaction: a batch's posts */
+#define IDS_FIRST 8   /* ids in the first block take_id fetches in a transaction */
+#define IDS_MAX 128   /* and at most, doubling */
 
 struct qun_q {
     const qun_store_ops_t *ops;
@@ -119,7 +120,16 @@ struct qun_db {
      * statement (rows_out): rows_buf[k] is the array literal of parameter $k so far. */
     qun_q_t *rows_of;
     int rows_n;
-    bool rows_lost; /* a held batch could not be sent: the transaction must not commit */
+    bool rows_lost; /* a held batch or value could not be sent: the transaction must not commit */
+    /* Values set later (qun_db_set_later) in the open transaction, the last per (sql,
+     * key); `sent` once written, kept for qun_db_later_value until the transaction ends. */
+    struct {
+        const char *sql;
+        int64_t key, value;
+        bool sent;
+    } later[LATER_MAX];
+    int nlater;
+    int64_t later_sets; /* qun_db_set_later calls since the connection opened: changes */
     struct {
         char *p;
         size_t len, cap;
@@ -134,7 +144,13 @@ static void rows_drop(qun_db_t *db) {
         db->rows_buf[k].len = 0;
 }
 
-static void rows_out(qun_db_t *db);
+/* And the values set later: at a transaction's start and end, and with its connection. */
+static void held_drop(qun_db_t *db) {
+    rows_drop(db);
+    db->nlater = 0;
+}
+
+static void held_out(qun_db_t *db);
 
 static void quiet(void *arg, const char *msg) {
     (void)arg;
@@ -152,7 +168,7 @@ static qun_rc connect_db(qun_db_t *db, qun_err_t *err) {
                         "postgres: the server is unreachable; next attempt in %lld ms",
                         (long long)(db->retry_at_ms - now));
     if (db->conn) PQfinish(db->conn);
-    rows_drop(db);
+    held_drop(db);
     db->conn = PQconnectdb(db->conninfo);
     db->gen++;
     db->in_txn = false;
@@ -241,7 +257,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
         db->in_txn = true;
         db->reading = strcmp(sql, READ_BEGIN) == 0;
         db->frontier_ok = db->shared = db->notify_due = db->rows_lost = false;
-        rows_drop(db);
+        held_drop(db);
         db->nheld = 0;
         ids_drop(db);
         ahead_drop(db);
@@ -250,7 +266,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
                strncmp(sql, "END", 3) == 0) {
         db->in_txn = false;
         db->reading = db->frontier_ok = db->shared = db->rows_lost = false;
-        rows_drop(db);
+        held_drop(db);
         ids_drop(db);
         ahead_drop(db);
     }
@@ -374,11 +390,15 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     if (immediate || shared) sql = "BEGIN";
     if (strncmp(sql, "ROLLBACK", 8) == 0) { /* rows held since the savepoint, or the BEGIN */
         rows_drop(db);
+        /* A value set later may have been set since the savepoint: what it was before is
+         * not kept, so the transaction cannot commit (the writer's posts set values in
+         * transactions without savepoints). */
+        if (db->nlater && strncmp(sql, "ROLLBACK TO", 11) == 0) db->rows_lost = true;
     } else {
-        rows_out(db);
+        held_out(db);
         if (db->rows_lost && strcmp(sql, "COMMIT") == 0) {
             pg_exec(db, "ROLLBACK", &(qun_err_t){{0}, {0}});
-            return qun_fail(err, QUN_STORE, "postgres: rows held back could not be sent");
+            return qun_fail(err, QUN_STORE, "postgres: writes held back could not be sent");
         }
     }
     bool committing = strcmp(sql, "COMMIT") == 0 && db->notify_due;
@@ -708,6 +728,25 @@ static qun_rc ensure_prepared(qun_q_t *q, qun_err_t *err);
 static bool send_q(qun_q_t *q);
 static qun_rc settle(qun_db_t *db, qun_err_t *err);
 
+/* Send q (bound) ahead as kind, want the rows it must change: how held writes go out
+ * (rows_out, held_out).  False when it could not be sent. */
+static bool send_held(qun_q_t *q, int kind, int want) {
+    qun_db_t *db = q->db;
+    qun_err_t ignore;
+    bool ok = db->pending < PENDING_MAX || settle(db, &ignore) == QUN_OK;
+    if (ok) ok = ensure_prepared(q, &ignore) == QUN_OK;
+    if (ok && !db->pending) ok = PQenterPipelineMode(db->conn) == 1;
+    if (ok && !send_q(q)) {
+        ok = false;
+        if (!db->pending) PQexitPipelineMode(db->conn);
+    }
+    if (ok) {
+        db->pending_want[db->pending] = want;
+        db->pending_kind[db->pending++] = (unsigned char)kind;
+    }
+    return ok;
+}
+
 /* Send the rows held back as one statement, sent without waiting like them; if that
  * cannot be done, the transaction is marked so that it cannot commit. */
 static void rows_out(qun_db_t *db) {
@@ -728,19 +767,7 @@ static void rows_out(qun_db_t *db) {
         }
     }
     rows_drop(db);
-    if (ok && db->pending == PENDING_MAX) ok = settle(db, &ignore) == QUN_OK;
-    if (ok) ok = ensure_prepared(q, &ignore) == QUN_OK;
-    if (ok && !db->pending) ok = PQenterPipelineMode(db->conn) == 1;
-    if (ok && !send_q(q)) {
-        ok = false;
-        if (!db->pending) PQexitPipelineMode(db->conn);
-    }
-    if (ok) {
-        db->pending_want[db->pending] = n;
-        db->pending_kind[db->pending++] = PEND_INSERT;
-    } else {
-        db->rows_lost = true;
-    }
+    if (!ok || !send_held(q, PEND_INSERT, n)) db->rows_lost = true;
 }
 
 /* Hold q's binds back as one more row: false when they cannot be (q has no form for
@@ -774,6 +801,53 @@ static bool rows_hold(qun_q_t *q) {
     if (!ok) db->rows_lost = true;
     if (db->rows_n == ROWS_MAX) rows_out(db);
     return true;
+}
+
+/* Send the values set later and not sent yet (qun_db_set_later), then the rows held
+ * back: whatever the caller sends next comes after them. */
+static void held_out(qun_db_t *db) {
+    qun_err_t ignore;
+    for (int i = 0; i < db->nlater; i++) {
+        if (db->later[i].sent) continue;
+        db->later[i].sent = true;
+        qun_q_t *q;
+        bool ok = pg_prepare(db, db->later[i].sql, &q, &ignore) == QUN_OK;
+        if (ok) {
+            pg_bind_int(q, 1, db->later[i].key);
+            pg_bind_int(q, 2, db->later[i].value);
+        }
+        /* a row the transaction holds locked (store.h): its count is not checked */
+        if (!ok || !send_held(q, PEND_ANY, 1)) db->rows_lost = true;
+    }
+    rows_out(db);
+}
+
+static qun_rc pg_set_later(qun_db_t *db, const char *sql, int64_t key, int64_t value, qun_err_t *err) {
+    if (!db->in_txn) return qun_fail(err, QUN_INTERNAL, "a value set later needs a transaction");
+    int i = 0;
+    while (i < db->nlater && !(db->later[i].sql == sql && db->later[i].key == key))
+        i++;
+    if (i == LATER_MAX) return qun_fail(err, QUN_INTERNAL, "too many values set later in one transaction");
+    if (i == db->nlater) db->nlater++;
+    db->later[i].sql = sql;
+    db->later[i].key = key;
+    db->later[i].value = value;
+    db->later[i].sent = false;
+    db->later_sets++;
+    return QUN_OK;
+}
+
+static bool pg_later_value(qun_db_t *db, const char *sql, int64_t key, int64_t *value) {
+    for (int i = 0; db->in_txn && i < db->nlater; i++)
+        if (db->later[i].sql == sql && db->later[i].key == key) {
+            *value = db->later[i].value;
+            return true;
+        }
+    return false;
+}
+
+static bool pg_txn_shared(qun_db_t *db) {
+    return db->in_txn && db->shared;
 }
 
 /* Prepare q on the current session if it is not yet. */
@@ -824,7 +898,7 @@ static qun_rc step_ahead(qun_q_t *q, qun_err_t *err) {
 static qun_rc pg_step(qun_q_t *q, qun_err_t *err) {
     qun_db_t *db = q->db;
     if (q->ahead) return step_ahead(q, err);
-    if (!q->res) rows_out(db); /* what is held back goes first */
+    if (!q->res) held_out(db); /* what is held back goes first */
     if (!q->res && db->pending) {
         /* Behind the statements sent ahead, in the same round trip. */
         bool fresh = db->read_fresh;
@@ -944,7 +1018,7 @@ static qun_rc send_ahead(qun_q_t *q, int kind, qun_err_t *err) {
     qun_rc rc = ensure_conn(db, err);
     if (rc != QUN_OK) return rc;
     if (kind == PEND_INSERT && db->in_txn && q->gen == db->gen && rows_hold(q)) return QUN_OK;
-    rows_out(db);
+    held_out(db);
     if (db->pending == PENDING_MAX) rc = settle(db, err);
     if (rc == QUN_OK) rc = ensure_prepared(q, err);
     if (rc != QUN_OK) return rc;
@@ -978,7 +1052,7 @@ static qun_rc pg_run_ahead(qun_q_t *q, qun_q_t **out, qun_err_t *err) {
     *out = NULL;
     qun_rc rc = QUN_OK;
     if (!db->in_txn || db->nahead == AHEAD_MAX) goto unbound;
-    rows_out(db);
+    held_out(db);
     if ((rc = ensure_conn(db, err)) == QUN_OK && db->pending == PENDING_MAX) rc = settle(db, err);
     if (rc == QUN_OK) rc = ensure_prepared(q, err);
     if (rc != QUN_OK) goto unbound;
@@ -1066,6 +1140,7 @@ static void pg_send_expected(qun_db_t *db) {
     db->ids_want = 0;
     qun_q_t *q, *h = NULL;
     qun_err_t ignore;
+    held_out(db);
     if (pg_prepare(db, IDS_SQL, &q, &ignore) != QUN_OK) return;
     pg_bind_text(q, 1, db->want_table);
     pg_bind_int(q, 2, want);
@@ -1083,7 +1158,7 @@ static int64_t pg_total_changes(qun_db_t *db) {
     for (int i = 0; i < db->pending; i++)
         if (db->pending_kind[i] == PEND_ONE_ROW || db->pending_kind[i] == PEND_INSERT)
             n += db->pending_want[i];
-    return n + db->rows_n;
+    return n + db->rows_n + db->later_sets;
 }
 
 static void backoff(int attempt) {
@@ -1128,7 +1203,7 @@ static qun_rc pg_release(qun_db_t *db, bool keep, qun_err_t *err) {
 
 /* Send sql (no parameters) ahead as kind, entering pipeline mode if need be. */
 static bool send_sql_ahead(qun_db_t *db, const char *sql, int kind) {
-    rows_out(db);
+    held_out(db);
     if (db->pending + 2 > PENDING_MAX) return false;
     if (!db->pending && PQenterPipelineMode(db->conn) != 1) return false;
     if (PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
@@ -1399,6 +1474,9 @@ const qun_store_ops_t qun_pg_ops = {
     .take_id = pg_take_id,
     .ids_used = pg_ids_used,
     .expect_ids = pg_expect_ids,
+    .set_later = pg_set_later,
+    .later_value = pg_later_value,
+    .txn_shared = pg_txn_shared,
     .send_expected = pg_send_expected,
     .notify = pg_notify,
     .notify_owed = pg_notify_owed,

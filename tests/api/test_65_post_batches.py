@@ -4,7 +4,9 @@ reads are sent ahead together, each taking the group's next number only when the
 allowed.  Whatever mix arrives at once - members of several groups, outsiders, a removed
 member, a revoked session, an empty text - every accepted post gets the next number of
 its own group, numbers have no gaps and no repeats, each answer names the number stored,
-and the refused ones are answered as alone."""
+and the refused ones are answered as alone.  Some posts carry an Idempotency-Key: a batch
+holding one takes numbers post by post, a batch of posts alone (on PostgreSQL) writes each
+group's number once, and the numbers run on across both kinds."""
 import concurrent.futures as cf
 import itertools
 import json
@@ -39,8 +41,10 @@ def test_a_crowd_of_posts_numbers_each_group_without_gaps(server):
     plan = plan * 3
 
     def send(item):
-        c, g, text, _ = item
-        return Client(c.url, c.token).post(f"/v1/groups/{g}/messages", {"text": text})
+        c, g, text, status = item
+        keyed = status == 201 and sum(map(ord, text)) % 4 == 0
+        headers = {"Idempotency-Key": f"crowd-{os.urandom(8).hex()}"} if keyed else None
+        return Client(c.url, c.token).post(f"/v1/groups/{g}/messages", {"text": text}, headers=headers)
 
     with cf.ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(send, plan))

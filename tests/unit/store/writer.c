@@ -427,6 +427,52 @@ static void rows_held_back(void) {
     qun_db_close(db);
 }
 
+/* Values set later (qun_db_set_later): PostgreSQL writes the last one per key before the
+ * next statement and the COMMIT (a read sees it, qun_db_later_value answers it, each
+ * counts as a change); a rollback forgets them; a rollback to a savepoint after one keeps
+ * the transaction from committing there.  SQLite writes each at once. */
+static const char LATER_SET[] = "UPDATE unit_later SET v = $2 WHERE id = $1";
+
+static void values_set_later(void) {
+    qun_db_t *db;
+    qun_err_t err;
+    bool pg = strcmp(conn, sqlite_path) != 0;
+    int64_t v = 0;
+    CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_later", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "CREATE TABLE unit_later(id BIGINT PRIMARY KEY, v BIGINT)", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "INSERT INTO unit_later VALUES (1, 0), (2, 0)", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    int64_t before = qun_db_total_changes(db);
+    CHECK(qun_db_set_later(db, LATER_SET, 1, 5, &err) == QUN_OK);
+    CHECK(qun_db_set_later(db, LATER_SET, 1, 6, &err) == QUN_OK);
+    CHECK(qun_db_set_later(db, LATER_SET, 2, 9, &err) == QUN_OK);
+    CHECK(qun_db_total_changes(db) == before + 3);
+    CHECK(qun_db_later_value(db, LATER_SET, 1, &v) == pg && (!pg || v == 6));
+    CHECK(!qun_db_later_value(db, LATER_SET, 3, &v));
+    CHECK(count(db, "SELECT v FROM unit_later WHERE id = 1") == 6);
+    CHECK(qun_db_set_later(db, LATER_SET, 1, 7, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(!qun_db_later_value(db, LATER_SET, 1, &v)); /* the transaction's, gone with it */
+    CHECK(count(db, "SELECT v FROM unit_later WHERE id = 1") == 7);
+    CHECK(count(db, "SELECT v FROM unit_later WHERE id = 2") == 9);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_set_later(db, LATER_SET, 1, 100, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
+    CHECK(count(db, "SELECT v FROM unit_later WHERE id = 1") == 7);
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_set_later(db, LATER_SET, 2, 50, &err) == QUN_OK);
+    CHECK(qun_db_savepoint(db, &err) == QUN_OK);
+    CHECK(qun_db_release(db, false, &err) == QUN_OK);
+    qun_rc rc = qun_db_exec(db, "COMMIT", &err);
+    if (rc != QUN_OK) qun_db_exec(db, "ROLLBACK", &err);
+    CHECK((rc == QUN_OK) == !pg);
+    CHECK(count(db, "SELECT v FROM unit_later WHERE id = 2") == (pg ? 9 : 50));
+    CHECK(!qun_db_txn_shared(db)); /* outside a transaction, and on SQLite always */
+    CHECK(qun_db_exec(db, "DROP TABLE unit_later", &err) == QUN_OK);
+    qun_db_close(db);
+}
+
 /* One row of unit_ids the way the event appender writes it: with an id taken ahead
  * (sent without waiting), or, when the store gives none, with the INSERT's own. */
 static int64_t ids_insert(qun_db_t *db, int64_t v, bool *ahead) {
@@ -757,6 +803,10 @@ static void rows_held_back_pg(void) {
     rows_held_back();
 }
 
+static void values_set_later_pg(void) {
+    values_set_later();
+}
+
 static void ids_taken_ahead_pg(void) {
     ids_taken_ahead();
 }
@@ -903,6 +953,7 @@ int main(void) {
     RUN(unguarded_ops);
     RUN(nowait_writes);
     RUN(rows_held_back);
+    RUN(values_set_later);
     RUN(ids_taken_ahead);
     RUN(read_transactions);
     RUN(reads_sent_ahead);
@@ -918,6 +969,7 @@ int main(void) {
         RUN(unguarded_ops_pg);
         RUN(nowait_writes_pg);
         RUN(rows_held_back_pg);
+        RUN(values_set_later_pg);
         RUN(ids_taken_ahead_pg);
         RUN(read_transactions_pg);
         RUN(reads_sent_ahead_pg);
