@@ -67,6 +67,12 @@ struct qun_q {
     bool lost;    /* (ahead) its statement failed, or was not run after a failure */
 };
 
+/* The array literal of one parameter of the rows held back (rows_hold), NUL-terminated. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} rowbuf_t;
+
 struct qun_db {
     const qun_store_ops_t *ops;
     qun_db_ext_t ext; /* second, as store.c expects */
@@ -130,10 +136,7 @@ struct qun_db {
     } later[LATER_MAX];
     int nlater;
     int64_t later_sets; /* qun_db_set_later calls since the connection opened: changes */
-    struct {
-        char *p;
-        size_t len, cap;
-    } rows_buf[QMAXPARAM + 1];
+    rowbuf_t rows_buf[QMAXPARAM + 1];
 };
 
 /* The rows held back (rows_hold) are forgotten: gone with a rollback or a lost connection. */
@@ -349,7 +352,7 @@ static qun_rc drain(qun_db_t *db, qun_q_t *q, qun_err_t *err) {
     db->pending = 0;
     PQexitPipelineMode(db->conn);
     if (rc == QUN_OK && db->rows_lost)
-        rc = qun_fail(err, QUN_STORE, "postgres: rows held back could not be sent");
+        rc = qun_fail(err, QUN_STORE, "postgres: writes held back could not be sent");
     return rc;
 }
 
@@ -687,31 +690,38 @@ static const char *unnest_row(const char *p, char **o, const Oid *types, int nty
 }
 
 /* sql (one_row_insert) with every `VALUES (...)` row in unnest_row's form, or NULL when
- * one is not.  Malloc'd. */
+ * one is not, or when sql does anything but INSERT rows of parameters: a SELECT, UPDATE,
+ * DELETE or RETURNING (in a WITH, say) would run once for all the rows instead of once
+ * for each.  Malloc'd. */
 static char *rows_form(const char *sql, const Oid *types, int ntypes) {
+    static const char *const once[] = {"SELECT", "UPDATE", "DELETE", "RETURNING", "CONFLICT", "nextval"};
+    for (size_t i = 0; i < sizeof once / sizeof *once; i++)
+        if (strstr(sql, once[i])) return NULL;
+    int inserts = 0, rows = 0;
+    for (const char *p = sql; (p = strstr(p, "INSERT INTO ")) != NULL; p++)
+        inserts++;
     char *out = malloc(strlen(sql) * 7 + 64), *o = out; /* "$n" grows to 13 at most */
     char quote = 0;
-    bool rows = false;
     for (const char *p = sql; out && *p;) {
         if (!quote && strncmp(p, "VALUES (", 8) == 0) {
             if (!(p = unnest_row(p + 7, &o, types, ntypes))) {
                 free(out);
                 return NULL;
             }
-            rows = true;
+            rows++;
             continue;
         }
         if (quote ? *p == quote : *p == '\'' || *p == '"') quote = quote ? 0 : *p;
         *o++ = *p++;
     }
     if (out) *o = '\0';
-    if (out && rows && !quote) return out;
+    if (out && rows && rows == inserts && !quote) return out; /* each INSERT its one row */
     free(out);
     return NULL;
 }
 
 static bool buf_put(qun_db_t *db, int k, const char *s, size_t n) {
-    __typeof__(db->rows_buf[0]) *b = &db->rows_buf[k];
+    rowbuf_t *b = &db->rows_buf[k];
     if (b->len + n + 1 > b->cap) {
         size_t cap = (b->len + n + 1) * 2 < 256 ? 256 : (b->len + n + 1) * 2;
         char *p = realloc(b->p, cap);

@@ -381,6 +381,7 @@ static qun_rc held_row(qun_db_t *db, int64_t id) {
 static void rows_held_back(void) {
     qun_db_t *db;
     qun_err_t err;
+    bool pg = strcmp(conn, sqlite_path) != 0;
     CHECK(qun_db_open(conn, false, true, &db, &err) == QUN_OK);
     CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_rows", &err) == QUN_OK);
     CHECK(qun_db_exec(db, "CREATE TABLE unit_rows(id BIGINT PRIMARY KEY, t TEXT, n BIGINT)", &err) == QUN_OK);
@@ -423,6 +424,21 @@ static void rows_held_back(void) {
     CHECK(rc != QUN_OK);
     CHECK(count(db, "SELECT COUNT(*) FROM unit_rows WHERE id >= 3000") == 0);
     CHECK(count(db, "SELECT COUNT(*) FROM unit_rows") == 306); /* and the connection goes on */
+    if (pg) { /* an INSERT that also updates (in a WITH) runs once per row, not once for all */
+        CHECK(qun_db_exec(db, "CREATE TABLE unit_rows_n(n BIGINT)", &err) == QUN_OK);
+        CHECK(qun_db_exec(db, "INSERT INTO unit_rows_n VALUES (0)", &err) == QUN_OK);
+        CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+        for (int64_t id = 4000; id < 4010; id++)
+            CHECK(qun_db_run_nowait(
+                      db, &err,
+                      "WITH c AS (UPDATE unit_rows_n SET n = n + 1) INSERT INTO unit_rows(id, t, n) "
+                      "VALUES ($1, $2, $3)",
+                      "isi", id, "x", id) == QUN_OK);
+        CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+        CHECK(count(db, "SELECT n FROM unit_rows_n") == 10);
+        CHECK(count(db, "SELECT COUNT(*) FROM unit_rows WHERE id >= 4000") == 10);
+        CHECK(qun_db_exec(db, "DROP TABLE unit_rows_n", &err) == QUN_OK);
+    }
     CHECK(qun_db_exec(db, "DROP TABLE unit_rows", &err) == QUN_OK);
     qun_db_close(db);
 }
