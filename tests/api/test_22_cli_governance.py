@@ -252,15 +252,23 @@ def test_events_follows_the_stream(tmp_path):
         gid = make_group(alice, members=[bob])
         env = dict(os.environ, QUN_URL=s.url, QUN_TOKEN=bob.token, XDG_CONFIG_HOME=str(tmp_path))
         p = subprocess.Popen([QUN, "events", "--raw"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        _time.sleep(0.5)
-        expect(alice.post(f"/v1/groups/{gid}/messages", {"text": "hello from alice"}), 201)
-        deadline = _time.time() + 10
-        seen = ""
         import select
-        while "hello from alice" not in seen and _time.time() < deadline:
-            r, _, _ = select.select([p.stdout], [], [], 0.5)
-            if r:  # raw reads: a buffered reader would hide data from select
-                seen += os.read(p.stdout.fileno(), 65536).decode()
+        seen = ""
+
+        def read_until(what, seconds):
+            nonlocal seen
+            deadline = _time.time() + seconds
+            while what not in seen and _time.time() < deadline:
+                r, _, _ = select.select([p.stdout], [], [], 0.5)
+                if r:  # raw reads: a buffered reader would hide data from select
+                    seen += os.read(p.stdout.fileno(), 65536).decode()
+
+        # The stream starts at the present: post once it is open (a fixed sleep was once
+        # too short, and the post went before the stream).
+        read_until(": stream open", 10)
+        assert ": stream open" in seen, seen
+        expect(alice.post(f"/v1/groups/{gid}/messages", {"text": "hello from alice"}), 201)
+        read_until("hello from alice", 10)
         p.kill()
         p.wait()
         assert "event: message.created" in seen and "hello from alice" in seen, seen

@@ -6,10 +6,12 @@ only to the school's admins and the child's guardians, and the CLI's readable no
 successor names, lifecycle hints and `qun password`."""
 import json
 import os
+import re
 import subprocess
 import time
 
 import pytest
+import requests
 
 from conftest import QUN, Server, expect, make_group, register, relogin, stop_clean
 
@@ -119,14 +121,24 @@ def test_minor_flag_only_for_school_admins_and_guardians(srv):
     assert expect(kid.get("/v1/me"), 200)["minor"] is True
 
 
+def streams_opened(url):
+    """qund's count of event streams opened so far (/metrics)."""
+    text = requests.get(url + "/metrics", timeout=10).text
+    return int(re.search(r"^qun_events_streams_opened_total (\d+)$", text, re.M).group(1))
+
+
 def test_cli_notices_events_gone_and_hints(srv, tmp_path):
     owner, member = register(srv.url), register(srv.url)
     gid = make_group(owner, members=[member], name="book club")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUN_")}
     env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path), QUN_URL=srv.url, QUN_TOKEN=member.token, TZ="UTC")
+    opened = streams_opened(srv.url)
     ev = subprocess.Popen([QUN, "events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        time.sleep(1.0)
+        # The stream starts at the present: the first event goes once it is open.
+        deadline = time.time() + 10
+        while streams_opened(srv.url) == opened and time.time() < deadline:
+            time.sleep(0.05)
         expect(owner.post(f"/v1/groups/{gid}/messages", {"text": "hello club"}), 201)
         p = expect(owner.post(f"/v1/groups/{gid}/payments", {"amount": 500, "shares": 2, "memo": "tea"}), 201)
         expect(member.post(f"/v1/groups/{gid}/payments/{p['id']}/claim", {}), 201)
