@@ -173,7 +173,10 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
  * ahead: docs/architecture.md).  PostgreSQL sends it without waiting (libpq's
  * pipeline mode) and reads its answer with the next statement's, in the same round
  * trip: a failure, or a count other than one row, then fails that next call (a COMMIT
- * rolls back).  SQLite runs it at once.  QUN_OK or an error. */
+ * rolls back).  An INSERT of one VALUES row of parameters that does nothing else is
+ * held back while more of the same follow, and they go as one statement before the
+ * next other statement (docs/postgres.md); a COMMIT may ride with it.  SQLite runs it
+ * at once.  QUN_OK or an error. */
 qun_rc qun_db_run_nowait(qun_db_t *db, qun_err_t *err, const char *sql, const char *types, ...);
 /* A statement sent now whose rows are read later, inside a transaction: PostgreSQL sends
  * it without waiting (libpq's pipeline mode), the server runs it after everything sent
