@@ -275,8 +275,11 @@ qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid
 /* Send a post's access statement ahead (qun_db_run_ahead, PostgreSQL): it also takes the
  * group's next sequence number when the post is allowed, so call it only for a post that
  * will run next in this transaction, after every check that does not need the store.
- * *ahead NULL: nothing was sent. */
-void qun_group_access_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead);
+ * In a transaction of posts alone (qun_db_txn_shared) the post is registered instead,
+ * and the first registered post to run reads the rows of all in one statement.  False:
+ * neither was done (the post reads its row itself); *ahead NULL unless a statement was
+ * sent for this post alone. */
+bool qun_group_access_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead);
 qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_role_t need, qun_group_t *g,
                         qun_err_t *err);
 /* Add user uid to group group_id with role, joined at joined_at, and count them: the

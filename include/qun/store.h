@@ -224,6 +224,9 @@ bool qun_db_later_value(qun_db_t *db, const char *sql, int64_t key, int64_t *val
 /* Whether the open transaction began as BEGIN SHARED (the writer's batch of posts sent
  * ahead alone, qun_wop_t.shares_key in writer.h); never on SQLite. */
 bool qun_db_txn_shared(qun_db_t *db);
+/* A number that changes with every transaction the connection begins (PostgreSQL; 0 on
+ * SQLite): what lets state kept beside a transaction know it is stale. */
+uint64_t qun_db_txn_serial(qun_db_t *db);
 
 /* ---- message search (store/search.c) ---- */
 /* Needles of fewer characters than this are not looked up in the text index (a trigram

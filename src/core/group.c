@@ -19,6 +19,7 @@
 #include "qun/ledger.h"
 #include "qun/notify.h"
 #include "qun/policy.h"
+#include "qun/stage.h"
 #include "qun/verify.h"
 
 const char *qun_role_name(qun_role_t r) {
@@ -115,10 +116,11 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
  * UPDATE of next_seq follows. */
 #define POST_COLS ROW_COLS ", g.next_seq, u.display_name, "
 #define POST_FROM ROW_FROM "JOIN users u ON u.id = $2 WHERE g.gid = $1"
-#define SESSION_OK                                                                                           \
-    "CASE WHEN u.disabled_at IS NULL AND u.password_reset = 0 AND u.username = $4 AND EXISTS (SELECT 1 "     \
-    "FROM sessions se WHERE se.id = $3 AND se.user_id = $2 AND se.revoked_at IS NULL AND "                   \
-    "se.expires_at > $5) THEN 1 ELSE 0 END"
+#define SESSION_CHECK(uname, sid, uid, now)                                                                  \
+    "u.disabled_at IS NULL AND u.password_reset = 0 AND u.username = " uname " AND EXISTS (SELECT 1 FROM "   \
+    "sessions se WHERE se.id = " sid " AND se.user_id = " uid " AND se.revoked_at IS NULL AND "              \
+    "se.expires_at > " now ")"
+#define SESSION_OK "CASE WHEN " SESSION_CHECK("$4", "$3", "$2", "$5") " THEN 1 ELSE 0 END"
 #define POST_SQL(session, lock) POST_COLS session " " POST_FROM lock
 /* The same row sent ahead (PostgreSQL), the sequence number taken in the same statement
  * when the post's checks pass (a live group, a member, the session standing: what
@@ -128,24 +130,155 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
     "s AS (UPDATE groups SET next_seq = groups.next_seq + 1 FROM r WHERE groups.id = r.id AND "              \
     "r.role IS NOT NULL AND r.state IN (" QUN_GROUP_LIVE_SQL ") AND r.session_ok = 1 RETURNING 1) "          \
     "SELECT r.*, (SELECT COUNT(*) FROM s) FROM r"
-/* The same in a transaction of posts alone (qun_db_txn_shared), which takes no number:
- * the post does (qun_message_post_text), and the group row is written once.  The last
- * column says whether the post is allowed. */
-#define POST_AHEAD_SHARED_SQL(session)                                                                       \
-    "WITH r AS (" POST_COLS session " AS session_ok " POST_FROM " FOR UPDATE OF g) "                         \
-    "SELECT r.*, CASE WHEN r.role IS NOT NULL AND r.state IN (" QUN_GROUP_LIVE_SQL ") AND r.session_ok = 1 " \
-    "THEN 1 ELSE 0 END FROM r"
+/* ---- the posts of a shared transaction: their rows read together ----
+ * In a batch of posts alone (qun_db_txn_shared, PostgreSQL) the posts whose reads the
+ * writer sends ahead register here instead, and the first of them to run reads the rows
+ * of all registered so far in one statement (RUN_SQL), sent behind the ids and locks
+ * sent ahead, in their round trip: one statement for a run of posts, not one each.  It
+ * locks the group rows in gid order, takes no number (the post does,
+ * qun_message_post_text) and answers, for each post in order, what POST_SQL answers for
+ * one.  State of the writer's thread, valid for one transaction (qun_db_txn_serial). */
+#define RUN_MAX 64
+#define RUN_SQL                                                                                              \
+    "WITH p AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::int8[]) WITH "      \
+    "ORDINALITY AS p(gid, uid, sid, uname, cached, ord)), l AS MATERIALIZED (SELECT g.id, g.gid, g.name, "   \
+    "g.kind, g.state, g.owner_id, g.member_count, g.org_id, g.next_seq FROM groups g WHERE g.gid IN "        \
+    "(SELECT "                                                                                               \
+    "gid FROM p) ORDER BY g.gid FOR UPDATE) SELECT l.id, l.gid, l.name, l.kind, l.state, l.owner_id, "       \
+    "l.member_count, m.role, COALESCE(l.org_id, 0), l.next_seq, u.display_name, CASE WHEN p.cached = 0 "     \
+    "THEN "                                                                                                  \
+    "1 WHEN " SESSION_CHECK(                                                                                 \
+        "p.uname", "p.sid", "p.uid",                                                                         \
+        "$6") " THEN 1 ELSE 0 END, p.ord, CASE WHEN l.id "                                                   \
+              "IS NULL OR u.id IS NULL THEN 0 ELSE 1 END FROM p LEFT JOIN l ON l.gid = p.gid LEFT JOIN "     \
+              "members m ON "                                                                                \
+              "m.group_id = l.id AND m.user_id = p.uid LEFT JOIN users u ON u.id = p.uid ORDER BY p.ord"
 
-void qun_group_access_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead) {
-    bool shared = qun_db_txn_shared(db);
-    qun_rc rc =
-        !a->cached
-            ? qun_db_run_ahead(db, ahead, NULL, shared ? POST_AHEAD_SHARED_SQL("1") : POST_AHEAD_SQL("1"),
-                               "si", gid, a->uid)
-            : qun_db_run_ahead(db, ahead, NULL,
-                               shared ? POST_AHEAD_SHARED_SQL(SESSION_OK) : POST_AHEAD_SQL(SESSION_OK),
-                               "siisi", gid, a->uid, a->session_id, a->username, qun_now());
+typedef struct {
+    char gid[QUN_ID_MAX];
+    int64_t uid, sid;
+    char uname[sizeof((qun_actor_t *)0)->username];
+    bool cached;
+    bool read, used;             /* its row was read; a post took it */
+    bool found, ended, has_name; /* the row: group and user found, session ended */
+    qun_group_t g;
+    int64_t next_seq;
+    char name[QUN_DISPLAY_NAME_MAX];
+} run_post_t;
+
+static _Thread_local struct {
+    uint64_t txn;
+    int n;
+    run_post_t p[RUN_MAX];
+} run;
+
+/* Register a post of db's shared transaction; false when there is no room (it then reads
+ * its row itself). */
+static bool run_register(qun_db_t *db, const qun_actor_t *a, const char *gid) {
+    uint64_t txn = qun_db_txn_serial(db);
+    if (run.txn != txn) run.txn = txn, run.n = 0;
+    bool spent = true; /* every registered post took its row: start over */
+    for (int i = 0; i < run.n && spent; i++)
+        spent = run.p[i].used;
+    if (spent) run.n = 0;
+    if (run.n == RUN_MAX || strlen(gid) >= QUN_ID_MAX) return false;
+    run_post_t *p = &run.p[run.n++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->gid, sizeof p->gid, "%s", gid);
+    snprintf(p->uname, sizeof p->uname, "%s", a->username);
+    p->uid = a->uid;
+    p->sid = a->session_id;
+    p->cached = a->cached;
+    return true;
+}
+
+/* s as an element of a PostgreSQL array literal: quoted, `"` and `\` escaped. */
+static void array_text(qun_line_t *l, const char *s) {
+    qun_line_put(l, "\"", 1);
+    for (size_t run_len; *s; s += run_len) {
+        run_len = strcspn(s, "\"\\");
+        qun_line_put(l, s, run_len);
+        if (s[run_len]) qun_line_put(l, "\\", 1), qun_line_put(l, s + run_len, 1), run_len++;
+    }
+    qun_line_put(l, "\"", 1);
+}
+
+/* Read the rows of the registered posts not read yet, in one statement. */
+static qun_rc run_read(qun_db_t *db, qun_err_t *err) {
+    int first = 0;
+    while (first < run.n && run.p[first].read)
+        first++;
+    qun_line_t col[5] = {{0}};
+    for (int c = 0; c < 5; c++)
+        qun_line_put(&col[c], "{", 1);
+    for (int i = first; i < run.n; i++) {
+        const char *sep = i > first ? "," : "";
+        for (int c = 0; c < 5; c++)
+            qun_line_put(&col[c], sep, strlen(sep));
+        array_text(&col[0], run.p[i].gid);
+        qun_line_printf(&col[1], "%lld", (long long)run.p[i].uid);
+        qun_line_printf(&col[2], "%lld", (long long)run.p[i].sid);
+        array_text(&col[3], run.p[i].uname);
+        qun_line_printf(&col[4], "%lld", (long long)run.p[i].cached);
+    }
+    bool oom = false;
+    for (int c = 0; c < 5; c++) {
+        qun_line_put(&col[c], "}", 2); /* with the NUL */
+        oom |= col[c].oom;
+    }
+    qun_q_t *q;
+    qun_rc rc = oom ? qun_fail(err, QUN_NOMEM, "out of memory")
+                    : qun_db_run(db, &q, err, RUN_SQL, "sssssi", col[0].p, col[1].p, col[2].p, col[3].p,
+                                 col[4].p, qun_now());
+    for (int c = 0; c < 5; c++)
+        free(col[c].p);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
+        int64_t i = first + qun_q_col_int(q, 12) - 1;
+        if (i < first || i >= run.n) continue;
+        run_post_t *p = &run.p[i];
+        p->read = true;
+        p->found = qun_q_col_int(q, 13) != 0;
+        if (!p->found) continue;
+        row_from(q, &p->g);
+        p->next_seq = qun_q_col_int(q, 9);
+        p->has_name = !qun_q_col_null(q, 10);
+        snprintf(p->name, sizeof p->name, "%s", p->has_name ? qun_q_col_text(q, 10) : "");
+        p->ended = qun_q_col_int(q, 11) == 0;
+    }
+    if (rc != QUN_DONE) return rc;
+    for (int i = first; i < run.n; i++) /* a row the statement did not give: not found */
+        run.p[i].read = true;
+    return QUN_OK;
+}
+
+/* The registered post of a (the first not taken), its row read; NULL when a did not
+ * register one in this transaction. */
+static qun_rc run_take(qun_db_t *db, const qun_actor_t *a, const char *gid, run_post_t **out,
+                       qun_err_t *err) {
+    *out = NULL;
+    if (run.txn != qun_db_txn_serial(db)) return QUN_OK;
+    for (int i = 0; i < run.n; i++) {
+        run_post_t *p = &run.p[i];
+        if (p->used || p->uid != a->uid || p->sid != a->session_id || strcmp(p->gid, gid) != 0) continue;
+        if (!p->read) {
+            qun_rc rc = run_read(db, err);
+            if (rc != QUN_OK) return rc;
+        }
+        p->used = true;
+        *out = p;
+        return QUN_OK;
+    }
+    return QUN_OK;
+}
+
+bool qun_group_access_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead) {
+    *ahead = NULL;
+    if (qun_db_txn_shared(db)) return run_register(db, a, gid);
+    qun_rc rc = !a->cached ? qun_db_run_ahead(db, ahead, NULL, POST_AHEAD_SQL("1"), "si", gid, a->uid)
+                           : qun_db_run_ahead(db, ahead, NULL, POST_AHEAD_SQL(SESSION_OK), "siisi", gid,
+                                              a->uid, a->session_id, a->username, qun_now());
     if (rc != QUN_OK) *ahead = NULL; /* the post reads its row itself, and finds out */
+    return *ahead != NULL;
 }
 
 qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t *ahead,
@@ -154,6 +287,18 @@ qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid
     qun_q_t *q = ahead;
     qun_rc rc;
     *seq_taken = false;
+    run_post_t *reg = NULL;
+    if (!ahead && qun_db_txn_shared(db) && (rc = run_take(db, a, gid, &reg, err)) != QUN_OK) return rc;
+    if (reg) {
+        if (!reg->found) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+        *g = reg->g;
+        *next_seq = reg->next_seq;
+        *has_name = reg->has_name;
+        snprintf(name, QUN_DISPLAY_NAME_MAX, "%s", reg->name);
+        return reg->ended
+                   ? qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked")
+                   : decide(db, a, gid, QUN_ROLE_MEMBER, g, err);
+    }
     if (ahead)
         rc = qun_q_step(ahead, err);
     else if (!a->cached)
@@ -172,16 +317,14 @@ qun_rc qun_group_access_post(qun_db_t *db, const qun_actor_t *a, const char *gid
     *has_name = !qun_q_col_null(q, 10);
     snprintf(name, QUN_DISPLAY_NAME_MAX, "%s", *has_name ? qun_q_col_text(q, 10) : "");
     bool ended = qun_q_col_int(q, 11) == 0;
-    bool allowed = ahead && qun_q_col_int(q, 12) > 0;
+    *seq_taken = ahead && qun_q_col_int(q, 12) > 0;
     qun_q_done(q);
     rc = ended ? qun_fail(err, QUN_TOKEN_INVALID, "the bearer token is invalid, expired or revoked")
                : decide(db, a, gid, QUN_ROLE_MEMBER, g, err);
-    /* The statement sent ahead allowed the post (and, but in a shared transaction, took
-     * the number) exactly when decide() allows it. */
-    if (ahead && (rc == QUN_OK) != allowed)
+    /* The statement sent ahead took the number exactly when decide() allows the post. */
+    if (ahead && (rc == QUN_OK) != *seq_taken)
         return qun_fail(err, QUN_INTERNAL, "the post's access statement and its checks disagree on %.40s",
                         gid);
-    *seq_taken = allowed && !qun_db_txn_shared(db);
     return rc;
 }
 

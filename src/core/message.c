@@ -136,8 +136,7 @@ qun_rc qun_message_post_text(qun_db_t *db, const qun_actor_t *a, const char *gid
 }
 
 void qun_message_post_ahead(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_q_t **ahead) {
-    qun_group_access_post_ahead(db, a, gid, ahead);
-    if (*ahead) qun_event_expect(db, 1);
+    if (qun_group_access_post_ahead(db, a, gid, ahead)) qun_event_expect(db, 1);
 }
 
 qun_rc qun_message_post_ex(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *text,

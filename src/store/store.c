@@ -148,6 +148,10 @@ bool qun_db_txn_shared(qun_db_t *db) {
     return DB_OPS(db)->txn_shared && DB_OPS(db)->txn_shared(db);
 }
 
+uint64_t qun_db_txn_serial(qun_db_t *db) {
+    return DB_OPS(db)->txn_serial ? DB_OPS(db)->txn_serial(db) : 0;
+}
+
 int64_t qun_db_total_changes(qun_db_t *db) {
     return DB_OPS(db)->total_changes(db);
 }

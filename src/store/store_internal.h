@@ -70,6 +70,7 @@ typedef struct qun_store_ops {
     qun_rc (*set_later)(qun_db_t *db, const char *sql, int64_t key, int64_t value, qun_err_t *err);
     bool (*later_value)(qun_db_t *db, const char *sql, int64_t key, int64_t *value);
     bool (*txn_shared)(qun_db_t *db);
+    uint64_t (*txn_serial)(qun_db_t *db);
     int64_t (*col_int)(qun_q_t *q, int col);
     const char *(*col_text)(qun_q_t *q, int col);
     const void *(*col_blob)(qun_q_t *q, int col, size_t *n);

@@ -135,7 +135,8 @@ struct qun_db {
         bool sent;
     } later[LATER_MAX];
     int nlater;
-    int64_t later_sets; /* qun_db_set_later calls since the connection opened: changes */
+    int64_t later_sets;  /* qun_db_set_later calls since the connection opened: changes */
+    uint64_t txn_serial; /* transactions begun on this connection (qun_db_txn_serial) */
     rowbuf_t rows_buf[QMAXPARAM + 1];
 };
 
@@ -260,6 +261,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
         db->in_txn = true;
         db->reading = strcmp(sql, READ_BEGIN) == 0;
         db->frontier_ok = db->shared = db->notify_due = db->rows_lost = false;
+        db->txn_serial++;
         held_drop(db);
         db->nheld = 0;
         ids_drop(db);
@@ -858,6 +860,10 @@ static bool pg_later_value(qun_db_t *db, const char *sql, int64_t key, int64_t *
 
 static bool pg_txn_shared(qun_db_t *db) {
     return db->in_txn && db->shared;
+}
+
+static uint64_t pg_txn_serial(qun_db_t *db) {
+    return db->txn_serial;
 }
 
 /* Prepare q on the current session if it is not yet. */
@@ -1487,6 +1493,7 @@ const qun_store_ops_t qun_pg_ops = {
     .set_later = pg_set_later,
     .later_value = pg_later_value,
     .txn_shared = pg_txn_shared,
+    .txn_serial = pg_txn_serial,
     .send_expected = pg_send_expected,
     .notify = pg_notify,
     .notify_owed = pg_notify_owed,
