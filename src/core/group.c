@@ -139,20 +139,19 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
  * qun_message_post_text) and answers, for each post in order, what POST_SQL answers for
  * one.  State of the writer's thread, valid for one transaction (qun_db_txn_serial). */
 #define RUN_MAX 64
+#define RUN_SESSION_OK                                                                                       \
+    "CASE WHEN p.cached = 0 THEN 1 WHEN " SESSION_CHECK("p.uname", "p.sid", "p.uid",                         \
+                                                        "$6") " THEN 1 ELSE 0 END"
 #define RUN_SQL                                                                                              \
-    "WITH p AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::int8[]) WITH "      \
-    "ORDINALITY AS p(gid, uid, sid, uname, cached, ord)), l AS MATERIALIZED (SELECT g.id, g.gid, g.name, "   \
-    "g.kind, g.state, g.owner_id, g.member_count, g.org_id, g.next_seq FROM groups g WHERE g.gid IN "        \
-    "(SELECT "                                                                                               \
-    "gid FROM p) ORDER BY g.gid FOR UPDATE) SELECT l.id, l.gid, l.name, l.kind, l.state, l.owner_id, "       \
-    "l.member_count, m.role, COALESCE(l.org_id, 0), l.next_seq, u.display_name, CASE WHEN p.cached = 0 "     \
-    "THEN "                                                                                                  \
-    "1 WHEN " SESSION_CHECK(                                                                                 \
-        "p.uname", "p.sid", "p.uid",                                                                         \
-        "$6") " THEN 1 ELSE 0 END, p.ord, CASE WHEN l.id "                                                   \
-              "IS NULL OR u.id IS NULL THEN 0 ELSE 1 END FROM p LEFT JOIN l ON l.gid = p.gid LEFT JOIN "     \
-              "members m ON "                                                                                \
-              "m.group_id = l.id AND m.user_id = p.uid LEFT JOIN users u ON u.id = p.uid ORDER BY p.ord"
+    "WITH p AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::text[], $5::int8[]) "           \
+    "WITH ORDINALITY AS p(gid, uid, sid, uname, cached, ord)), "                                             \
+    "l AS MATERIALIZED (SELECT g.id, g.gid, g.name, g.kind, g.state, g.owner_id, g.member_count, g.org_id, " \
+    "g.next_seq FROM groups g WHERE g.gid IN (SELECT gid FROM p) ORDER BY g.gid FOR UPDATE) "                \
+    "SELECT l.id, l.gid, l.name, l.kind, l.state, l.owner_id, l.member_count, m.role, "                      \
+    "COALESCE(l.org_id, 0), l.next_seq, u.display_name, " RUN_SESSION_OK ", p.ord, "                         \
+    "CASE WHEN l.id IS NULL OR u.id IS NULL THEN 0 ELSE 1 END "                                              \
+    "FROM p LEFT JOIN l ON l.gid = p.gid LEFT JOIN members m ON m.group_id = l.id AND m.user_id = p.uid "    \
+    "LEFT JOIN users u ON u.id = p.uid ORDER BY p.ord"
 
 typedef struct {
     char gid[QUN_ID_MAX];
