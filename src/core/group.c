@@ -137,7 +137,8 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
  * sent ahead, in their round trip: one statement for a run of posts, not one each.  It
  * locks the group rows in gid order, takes no number (the post does,
  * qun_message_post_text) and answers, for each post in order, what POST_SQL answers for
- * one.  State of the writer's thread, valid for one transaction (qun_db_txn_serial). */
+ * one.  State of the writer's thread, valid for one transaction of one connection
+ * (qun_db_txn_serial). */
 #define RUN_MAX 64
 #define RUN_SESSION_OK                                                                                       \
     "CASE WHEN p.cached = 0 THEN 1 WHEN " SESSION_CHECK("p.uname", "p.sid", "p.uid",                         \
@@ -166,6 +167,7 @@ typedef struct {
 } run_post_t;
 
 static _Thread_local struct {
+    qun_db_t *db; /* the connection and transaction the registrations belong to */
     uint64_t txn;
     int n;
     run_post_t p[RUN_MAX];
@@ -175,7 +177,7 @@ static _Thread_local struct {
  * its row itself). */
 static bool run_register(qun_db_t *db, const qun_actor_t *a, const char *gid) {
     uint64_t txn = qun_db_txn_serial(db);
-    if (run.txn != txn) run.txn = txn, run.n = 0;
+    if (run.db != db || run.txn != txn) run.db = db, run.txn = txn, run.n = 0;
     bool spent = true; /* every registered post took its row: start over */
     for (int i = 0; i < run.n && spent; i++)
         spent = run.p[i].used;
@@ -255,7 +257,7 @@ static qun_rc run_read(qun_db_t *db, qun_err_t *err) {
 static qun_rc run_take(qun_db_t *db, const qun_actor_t *a, const char *gid, run_post_t **out,
                        qun_err_t *err) {
     *out = NULL;
-    if (run.txn != qun_db_txn_serial(db)) return QUN_OK;
+    if (run.db != db || run.txn != qun_db_txn_serial(db)) return QUN_OK;
     for (int i = 0; i < run.n; i++) {
         run_post_t *p = &run.p[i];
         if (p->used || p->uid != a->uid || p->sid != a->session_id || strcmp(p->gid, gid) != 0) continue;
