@@ -196,10 +196,14 @@ static bool run_register(qun_db_t *db, const qun_actor_t *a, const char *gid) {
 /* s as an element of a PostgreSQL array literal: quoted, `"` and `\` escaped. */
 static void array_text(qun_line_t *l, const char *s) {
     qun_line_put(l, "\"", 1);
-    for (size_t run_len; *s; s += run_len) {
-        run_len = strcspn(s, "\"\\");
-        qun_line_put(l, s, run_len);
-        if (s[run_len]) qun_line_put(l, "\\", 1), qun_line_put(l, s + run_len, 1), run_len++;
+    while (*s) {
+        size_t plain = strcspn(s, "\"\\");
+        qun_line_put(l, s, plain);
+        s += plain;
+        if (*s) {
+            qun_line_put(l, "\\", 1);
+            qun_line_put(l, s++, 1);
+        }
     }
     qun_line_put(l, "\"", 1);
 }

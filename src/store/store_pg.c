@@ -1155,8 +1155,7 @@ static void pg_send_expected(qun_db_t *db) {
     int want = db->ids_want;
     db->ids_want = 0;
     qun_q_t *q, *h = NULL;
-    qun_err_t ignore;
-    held_out(db);
+    qun_err_t ignore; /* pg_run_ahead sends what is held back first */
     if (pg_prepare(db, IDS_SQL, &q, &ignore) != QUN_OK) return;
     pg_bind_text(q, 1, db->want_table);
     pg_bind_int(q, 2, want);
