@@ -42,6 +42,10 @@ struct qun_wop {
      * batches lock their rows in one order and never wait for each other in a circle.
      * Operations of one key keep their order. */
     const char *shares_key;
+    /* Set by the submitter for work nobody waits on (a job's step): a batch of such
+     * operations alone runs at the lowest CPU priority (qun_writer_yield), and an
+     * operation without it, queued meanwhile, lifts the writer back at once. */
+    bool background;
     qun_rc rc;
     qun_err_t err;
     qun_wop_t *next;
@@ -59,6 +63,19 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op);
 /* Queue fn and wait for its durable outcome; for background threads (jobs). */
 qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
                       qun_err_t *err);
+/* The same for work nobody waits on (qun_wop_t.background): a job's step. */
+qun_rc qun_writer_run_background(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
+                                 qun_err_t *err);
+/* Whether background batches run at SCHED_IDLE, so that the HTTP loops and foreground
+ * writes take the cores first (a purge's batches otherwise hold a loop's core for a
+ * scheduler slice at a time).  Asked for with on; true only when the process may also
+ * return the thread to normal priority (root, CAP_SYS_NICE, or RLIMIT_NICE of 20 or
+ * more), which is tried once on a throwaway thread: a writer left at SCHED_IDLE would
+ * starve behind any busy process. */
+bool qun_writer_yield(qun_writer_t *w, bool on);
+/* What the last qun_writer_yield settled: the threads that feed the writer background
+ * work (the job scheduler) may then run at SCHED_IDLE themselves. */
+bool qun_writer_yields(qun_writer_t *w);
 /* Call fn(arg) on the writer thread after every successful COMMIT, once the batch's
  * done callbacks ran (NULL fn: none): a loop answers a write before it fans out the
  * events the write appended.  fn must be quick and thread-safe: it is how the HTTP

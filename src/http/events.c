@@ -685,6 +685,7 @@ static int g_listen_pipe[2] = {-1, -1}; /* a byte on it stops the listener's wai
 
 static void *listener_main(void *arg) {
     qun_db_t *db = arg;
+    pthread_setname_np(pthread_self(), "qun-listen");
     qun_err_t err = {{0}, {0}};
     bool warned = false;
     if (qun_db_listen(db, QUN_EVENTS_CHANNEL, &err) != QUN_OK)

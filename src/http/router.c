@@ -882,9 +882,11 @@ char *qun_metrics_render(void) {
             "# HELP qun_store_write_ops_failed_total Write operations that failed.\n"
             "# TYPE qun_store_write_ops_failed_total counter\nqun_store_write_ops_failed_total %llu\n"
             "# HELP qun_idempotent_replays_total POSTs answered from the idempotency store.\n"
-            "# TYPE qun_idempotent_replays_total counter\nqun_idempotent_replays_total %llu\n",
+            "# TYPE qun_idempotent_replays_total counter\nqun_idempotent_replays_total %llu\n"
+            "# HELP qun_background_yields 1 when purges and other background work run at SCHED_IDLE.\n"
+            "# TYPE qun_background_yields gauge\nqun_background_yields %d\n",
             (unsigned long long)commits, (unsigned long long)ops, (unsigned long long)failed,
-            (unsigned long long)atomic_load(&m_replays));
+            (unsigned long long)atomic_load(&m_replays), qun_writer_yields(qun_server_writer()) ? 1 : 0);
     uint64_t delivered, wfailed, dead;
     qun_outbox_stats(&delivered, &wfailed, &dead);
     fprintf(f,

@@ -307,6 +307,7 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg) {
 
 static void *worker_main(void *arg) {
     qun_worker_t *w = arg;
+    pthread_setname_np(pthread_self(), "qun-loop");
     event_base_dispatch(w->base);
     return NULL;
 }

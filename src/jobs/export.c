@@ -1081,6 +1081,7 @@ static bool end_direct(ctx_t *c) {
 
 static void *export_main(void *arg) {
     ctx_t *c = arg;
+    pthread_setname_np(pthread_self(), "qun-export");
     atomic_store(&c->started_ms, mono_ms());
     work_t w;
     memset(&w, 0, sizeof w);

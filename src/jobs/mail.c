@@ -288,6 +288,7 @@ static qun_rc deliver(qun_mail_t *o, int *n, qun_err_t *err) {
 
 static void *mail_main(void *arg) {
     qun_mail_t *m = arg;
+    pthread_setname_np(pthread_self(), "qun-mail");
     qun_err_t err = {{0}, {0}};
     while (!qun_idle_stopping(&m->idle)) {
         int sent = 0;

@@ -397,6 +397,7 @@ static qun_rc deliver(qun_outbox_t *o, int *n, qun_err_t *err) {
 
 static void *outbox_main(void *arg) {
     qun_outbox_t *o = arg;
+    pthread_setname_np(pthread_self(), "qun-webhooks");
     qun_err_t err = {{0}, {0}};
     while (!qun_idle_stopping(&o->idle)) {
         int scanned = 0, sent = 0;

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -186,7 +187,7 @@ static void unlink_blobs(qun_writer_t *w) {
     int unlinked;
     do {
         unlinked = 0;
-        if (qun_writer_run(w, unlink_txn, &unlinked, &err) != QUN_OK) break;
+        if (qun_writer_run_background(w, unlink_txn, &unlinked, &err) != QUN_OK) break;
         hk_publish(&(hk_tally_t){.n[4] = (uint64_t)unlinked});
     } while (unlinked > 0);
 }
@@ -357,7 +358,7 @@ static void scrub(qun_jobs_t *j) {
  * nothing more of it this round. */
 static void step_job(qun_jobs_t *j, run_t *r) {
     qun_err_t err = {{0}, {0}};
-    qun_rc rc = qun_writer_run(j->writer, step_txn, r, &err);
+    qun_rc rc = qun_writer_run_background(j->writer, step_txn, r, &err);
     if (rc == QUN_OK && r->defer) {
         r->finished = true;
         return;
@@ -366,7 +367,7 @@ static void step_job(qun_jobs_t *j, run_t *r) {
         qun_log("warn", "job %lld failed a step: %s %s", (long long)r->job.id, qun_rc_name(rc), err.msg);
         /* Some steps fail without a message; the row still says how. */
         failure_t f = {r->job.id, r->job.attempts, err.msg[0] ? err.msg : qun_rc_name(rc)};
-        qun_writer_run(j->writer, fail_txn, &f, &err);
+        qun_writer_run_background(j->writer, fail_txn, &f, &err);
         r->finished = true;
         return;
     }
@@ -399,7 +400,7 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
     if (qun_queue_next_due(j->db, j->instance, now, next, &err) != QUN_OK || !*next || *next > now)
         return false;
     claim_t c = {.j = j};
-    if (qun_writer_run(j->writer, claim_txn, &c, &err) != QUN_OK) {
+    if (qun_writer_run_background(j->writer, claim_txn, &c, &err) != QUN_OK) {
         qun_log("warn", "jobs: claiming due jobs failed: %s", err.msg);
         return false;
     }
@@ -448,7 +449,7 @@ static bool catch_up_search(qun_jobs_t *j) {
     int64_t n;
     if (qun_db_search_backlog(j->db, &n, &err) != QUN_OK || n < qun_search_batch) return false;
     int64_t t0 = mono_us();
-    if (qun_writer_run(j->writer, commit_txn, NULL, &err) != QUN_OK) {
+    if (qun_writer_run_background(j->writer, commit_txn, NULL, &err) != QUN_OK) {
         qun_log("warn", "jobs: indexing waiting messages failed: %s", err.msg);
         return false;
     }
@@ -458,13 +459,19 @@ static bool catch_up_search(qun_jobs_t *j) {
 
 static void *jobs_main(void *arg) {
     qun_jobs_t *j = arg;
+    pthread_setname_np(pthread_self(), "qun-jobs");
+    /* Everything this thread does is background work: with the writer's, its own turns
+     * come after the loops' when the cores are busy (a step's wake-up would otherwise
+     * preempt a loop mid-request).  It never returns to normal priority. */
+    if (qun_writer_yields(j->writer))
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0});
     qun_err_t err;
     unlink_blobs(j->writer); /* leftovers of a crash */
     int64_t next_expiry = 0;
     while (!stopping(j)) {
         if (qun_now() >= next_expiry) {
             hk_tally_t tally;
-            if (qun_writer_run(j->writer, expire_txn, &tally, &err) == QUN_OK) hk_publish(&tally);
+            if (qun_writer_run_background(j->writer, expire_txn, &tally, &err) == QUN_OK) hk_publish(&tally);
             unlink_blobs(j->writer); /* expired exports' and Matrix uploads' blobs */
             sweep_imports(qun_now());
             next_expiry = qun_now() + 600;

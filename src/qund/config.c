@@ -21,6 +21,7 @@
 #include "qun/util.h"
 
 extern int qund_purge_pause_ms;
+extern bool qund_background_idle;
 extern char qund_data_dir[512];
 extern char qund_policy_dir[512];
 extern char qund_store[1024];
@@ -78,6 +79,7 @@ static const struct {
     {"policies", "policies"},
     {"matrix", "off"},
     {"log_format", "text"},
+    {"background_priority", "idle"},
     {"log_requests", "true"},
     {"bench_hello", "false"},
     {"web_root", "web"},
@@ -144,6 +146,13 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
         return QUN_OK;
     }
     if (strcmp(key, "trusted_proxies") == 0) return qun_proxy_set(value, err);
+    if (strcmp(key, "background_priority") == 0) {
+        if (strcmp(value, "idle") && strcmp(value, "normal"))
+            return qun_fail(err, QUN_BAD_REQUEST, "background_priority: expected idle or normal, got \"%s\"",
+                            value);
+        qund_background_idle = strcmp(value, "idle") == 0;
+        return QUN_OK;
+    }
     if (strcmp(key, "log_format") == 0) {
         if (strcmp(value, "text") && strcmp(value, "json"))
             return qun_fail(err, QUN_BAD_REQUEST, "log_format: expected text or json, got \"%s\"", value);

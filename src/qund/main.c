@@ -28,6 +28,7 @@
 #include "qun/writer.h"
 
 int qund_purge_pause_ms = 5;
+bool qund_background_idle = true;
 char qund_data_dir[512] = "var/data";
 char qund_policy_dir[512] = "policies";
 /* The store's connection string (`store`); empty means sqlite:<data>/qun.db. */
@@ -217,6 +218,9 @@ int main(int argc, char **argv) {
     qun_server_cfg.ledger_key = &ledger_key;
     qun_writer_t *writer;
     if (qun_writer_start(wdb, 512, &writer, &err) != QUN_OK) return die("writer", &err);
+    if (!qun_writer_yield(writer, qund_background_idle) && qund_background_idle)
+        qun_log("info", "background work (purges, fan-outs) runs at normal CPU priority: this process may "
+                        "not return a thread from SCHED_IDLE (RLIMIT_NICE below 20, no CAP_SYS_NICE)");
     qun_jobs_t *jobs;
     if (!qund_instance[0]) {
         char host[64] = "qund";

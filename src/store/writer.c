@@ -4,6 +4,7 @@
  * writer.h), and one COMMIT (synchronous=FULL, so one fsync) per batch.  An operation's done callback runs
  * only after the commit that made it durable, which is what lets the HTTP layer acknowledge a write. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -24,6 +25,8 @@ struct qun_writer {
     pthread_cond_t cv;
     qun_wop_t *head, *tail;
     bool stopping;
+    bool yield_ok; /* qun_writer_yield: background batches at SCHED_IDLE */
+    bool idle;     /* the thread is at SCHED_IDLE now; guarded by mu */
     _Atomic uint64_t commits, ops, failed;
     void (*on_commit)(void *arg); /* guarded by mu */
     void *on_commit_arg;
@@ -32,6 +35,18 @@ struct qun_writer {
     qun_rc (*before_commit)(qun_db_t *db, void *arg, qun_err_t *err); /* guarded by mu */
     void *before_commit_arg;
 };
+
+/* Put the writer thread at SCHED_IDLE or back at SCHED_OTHER; with mu held.  Nice
+ * values are left alone: SCHED_IDLE alone is what lets a woken loop preempt it. */
+static void set_idle(qun_writer_t *w, bool idle) {
+    if (w->idle == idle) return;
+    if (pthread_setschedparam(w->thread, idle ? SCHED_IDLE : SCHED_OTHER, &(struct sched_param){0}) == 0) {
+        w->idle = idle;
+    } else if (!idle) { /* only when the limits changed since qun_writer_yield's trial */
+        qun_log("error", "writer: cannot return to normal CPU priority; background work no longer yields");
+        w->yield_ok = false;
+    }
+}
 
 /* Take up to max_batch queued operations, or NULL when stopping with nothing left. */
 static qun_wop_t *take_batch(qun_writer_t *w) {
@@ -52,8 +67,12 @@ static qun_wop_t *take_batch(qun_writer_t *w) {
         pthread_cond_timedwait(&w->cv, &w->mu, &ts);
     }
     qun_wop_t *batch = w->head, *last = w->head;
-    for (int n = 1; last && last->next && n < w->max_batch; n++)
+    bool background = batch && batch->background;
+    for (int n = 1; last && last->next && n < w->max_batch; n++) {
         last = last->next;
+        background = background && last->background;
+    }
+    if (w->yield_ok) set_idle(w, background);
     if (last) {
         w->head = last->next;
         if (!w->head) w->tail = NULL;
@@ -194,6 +213,7 @@ static void wake_loops(qun_writer_t *w) {
 static void *writer_main(void *arg) {
     qun_writer_t *w = arg;
     qun_wop_t *batch;
+    pthread_setname_np(pthread_self(), "qun-writer"); /* for top -H, perf and gdb */
     while ((batch = take_batch(w))) {
         bool committed = run_batch(w, &batch);
         while (batch) {
@@ -240,6 +260,7 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
     op->next = NULL;
     op->rc = QUN_OK;
     pthread_mutex_lock(&w->mu);
+    if (w->idle && !op->background) set_idle(w, false); /* someone waits: the batch running finishes first */
     if (w->tail)
         w->tail->next = op;
     else
@@ -264,9 +285,9 @@ static void sync_done(qun_wop_t *op) {
     pthread_mutex_unlock(&s->mu);
 }
 
-qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
-                      qun_err_t *err) {
-    sync_op_t s = {.op = {.fn = fn, .done = sync_done, .arg = arg}};
+static qun_rc run_sync(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
+                       bool background, qun_err_t *err) {
+    sync_op_t s = {.op = {.fn = fn, .done = sync_done, .arg = arg, .background = background}};
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     qun_writer_submit(w, &s.op);
@@ -278,6 +299,43 @@ qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_
     pthread_cond_destroy(&s.cv);
     if (err && s.op.rc != QUN_OK) *err = s.op.err;
     return s.op.rc;
+}
+
+qun_rc qun_writer_run(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
+                      qun_err_t *err) {
+    return run_sync(w, fn, arg, false, err);
+}
+
+qun_rc qun_writer_run_background(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *), void *arg,
+                                 qun_err_t *err) {
+    return run_sync(w, fn, arg, true, err);
+}
+
+/* On a thread of its own: whether this process may go to SCHED_IDLE and come back. */
+static void *try_idle(void *arg) {
+    bool *ok = arg;
+    struct sched_param none = {0};
+    *ok = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0 &&
+          pthread_setschedparam(pthread_self(), SCHED_OTHER, &none) == 0;
+    return NULL;
+}
+
+bool qun_writer_yield(qun_writer_t *w, bool on) {
+    bool ok = false;
+    pthread_t t;
+    if (on && pthread_create(&t, NULL, try_idle, &ok) == 0) pthread_join(t, NULL);
+    pthread_mutex_lock(&w->mu);
+    w->yield_ok = ok;
+    if (!ok) set_idle(w, false);
+    pthread_mutex_unlock(&w->mu);
+    return ok;
+}
+
+bool qun_writer_yields(qun_writer_t *w) {
+    pthread_mutex_lock(&w->mu);
+    bool ok = w->yield_ok;
+    pthread_mutex_unlock(&w->mu);
+    return ok;
 }
 
 static qun_rc noop_txn(qun_db_t *db, void *arg, qun_err_t *err) {

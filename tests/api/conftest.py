@@ -363,6 +363,14 @@ class Client:
         return self.req("DELETE", path, **kw)
 
 
+def metric(url, name):
+    """The value of an unlabelled counter or gauge in qund's /metrics."""
+    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError(name + " missing from /metrics")
+
+
 def expect(r, status, code=None):
     """Assert an answer's status, and for errors its problem+json shape and code."""
     assert r.status_code == status, f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:500]}"

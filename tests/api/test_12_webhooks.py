@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import Server, expect, register
+from conftest import Server, expect, metric, register
 
 SECRET = "test-secret-0123456789abcdef"
 NO_PROXY = {"QUN_TEST_CLOCK": "1", "no_proxy": "*", "NO_PROXY": "*"}
@@ -150,13 +150,6 @@ def dissolve_with_files(url, k, tag="x"):
 def advance(srv, receiver, seconds):
     expect(requests.post(srv.url + "/v1/test/clock", json={"advance": seconds}, timeout=10), 200)
     receiver.clock_offset += seconds
-
-
-def metric(url, name):
-    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + " "):
-            return int(line.split()[1])
-    raise AssertionError(name + " missing from /metrics")
 
 
 def test_refuses_a_url_without_secret():

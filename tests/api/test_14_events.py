@@ -5,7 +5,6 @@ A raw SSE client (requests, stream=True) reads each stream on a thread of its ow
 every wait is bounded so nothing hangs."""
 import json
 import queue
-import re
 import socket
 import threading
 import time
@@ -13,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import Client, Server, age_sessions, expect, make_group, register, stop_clean, transfer
+from conftest import Client, Server, age_sessions, expect, make_group, metric, register, stop_clean, transfer
 
 FAST = ["--set", "cooling_off=0", "--set", "purge_grace=0"]
 
@@ -140,11 +139,6 @@ class Stream:
         self.t.join(5)
         self.f.close()
         self.sock.close()
-
-
-def metric(url, name):
-    m = re.search(r"^%s (\d+)$" % re.escape(name), requests.get(url + "/metrics", timeout=10).text, re.M)
-    return int(m.group(1))
 
 
 def request(owner, gid, messages="delete", **extra):

@@ -8,6 +8,7 @@
  * (postgres://...; see tests/pg/cluster.sh to start a throwaway cluster), and are
  * skipped with a message otherwise. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -201,6 +202,90 @@ static void before_commit_joins_the_batch(void) {
                     "created_at") == 2);
     CHECK(qun_db_exec(db, "DROP TABLE unit_writer", &err) == QUN_OK);
     qun_db_close(db);
+}
+
+/* ---- background work at SCHED_IDLE (qun_writer_yield) ---- */
+
+typedef struct {
+    qun_wop_t op;
+    atomic_bool wait; /* hold the writer until cleared */
+    atomic_bool running, done;
+    int policy; /* the writer thread's, seen by fn after the wait */
+} pop_t;
+
+static qun_rc policy_fn(qun_db_t *db, void *arg, qun_err_t *err) {
+    (void)db, (void)err;
+    pop_t *p = arg;
+    atomic_store(&p->running, true);
+    while (atomic_load(&p->wait))
+        usleep(1000);
+    p->policy = sched_getscheduler(0);
+    return QUN_OK;
+}
+
+static void pop_done(qun_wop_t *op) {
+    atomic_store(&((pop_t *)op->arg)->done, true);
+}
+
+static void pop_submit(pop_t *p, bool background, bool wait) {
+    memset(p, 0, sizeof *p);
+    p->op = (qun_wop_t){.fn = policy_fn, .done = pop_done, .arg = p, .background = background};
+    atomic_store(&p->wait, wait);
+    qun_writer_submit(w, &p->op);
+}
+
+static void pop_wait(pop_t *p) {
+    for (int i = 0; i < 10000 && !atomic_load(&p->done); i++)
+        usleep(1000);
+    CHECK(atomic_load(&p->done));
+}
+
+/* A batch of background operations alone runs at SCHED_IDLE, anything else at
+ * SCHED_OTHER; a foreground operation queued while a background one runs lifts the
+ * writer back before that one ends; qun_writer_yield(false) turns it off.  Where this
+ * process may not come back from SCHED_IDLE, nothing runs there. */
+static void background_yields(void) {
+    start_fresh(64);
+    bool ok = qun_writer_yield(w, true);
+    CHECK(qun_writer_yields(w) == ok);
+    if (!ok) printf("store/writer: SCHED_IDLE not available here; checking that nothing uses it\n");
+    int idle = ok ? SCHED_IDLE : SCHED_OTHER;
+    pop_t bg, fg;
+    pop_submit(&bg, true, false);
+    pop_wait(&bg);
+    CHECK(bg.policy == idle);
+    pop_submit(&fg, false, false);
+    pop_wait(&fg);
+    CHECK(fg.policy == SCHED_OTHER);
+    /* The writer stays idle after a background batch until foreground work comes. */
+    pop_submit(&bg, true, false);
+    pop_wait(&bg);
+    CHECK(bg.policy == idle);
+    pop_submit(&bg, true, true);
+    for (int i = 0; i < 10000 && !atomic_load(&bg.running); i++)
+        usleep(1000);
+    pop_submit(&fg, false, false);
+    atomic_store(&bg.wait, false);
+    pop_wait(&bg);
+    pop_wait(&fg);
+    CHECK(bg.policy == SCHED_OTHER); /* lifted while it ran */
+    CHECK(fg.policy == SCHED_OTHER);
+    /* Mixed with foreground work in one batch: normal priority. */
+    pop_t hold, mixed_bg, mixed_fg;
+    pop_submit(&hold, false, true);
+    for (int i = 0; i < 10000 && !atomic_load(&hold.running); i++)
+        usleep(1000);
+    pop_submit(&mixed_bg, true, false);
+    pop_submit(&mixed_fg, false, false);
+    atomic_store(&hold.wait, false);
+    pop_wait(&mixed_fg);
+    CHECK(mixed_bg.policy == SCHED_OTHER);
+    CHECK(!qun_writer_yield(w, false));
+    pop_submit(&bg, true, false);
+    pop_wait(&bg);
+    CHECK(bg.policy == SCHED_OTHER);
+    qun_writer_stop(w);
+    w = NULL;
 }
 
 /* ---- operations without a savepoint (qun_wop_t.unguarded) ---- */
@@ -967,6 +1052,7 @@ int main(void) {
     RUN(commit_announces_jobs);
     RUN(before_commit_joins_the_batch);
     RUN(unguarded_ops);
+    RUN(background_yields);
     RUN(nowait_writes);
     RUN(rows_held_back);
     RUN(values_set_later);
