@@ -78,6 +78,38 @@ static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *mo
     return QUN_OK;
 }
 
+/* The group's people, purge_batch rows a step: its other event rows (membership and
+ * group state, kept past the events' 24 hours for the Matrix adapter's /sync:
+ * docs/events.md; the receipt counts the message events only, and group.purged, appended
+ * at the end, is left to housekeeping), then the read positions and receipts
+ * (include/qun/read.h), then the memberships.  A 100 000-member group has that many of
+ * each: in one statement they held the writer, and every write queued behind it, for the
+ * whole group.  QUN_OK with *more while rows were deleted; QUN_DONE once none is left. */
+static qun_rc purge_people(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
+    static const struct {
+        const char *sql, *counter;
+    } batches[] = {
+        {"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE group_id = $1 ORDER BY id LIMIT $2)",
+         NULL},
+        {"DELETE FROM read_marks WHERE group_id = $1 AND user_id IN (SELECT user_id FROM read_marks "
+         "WHERE group_id = $1 ORDER BY user_id LIMIT $2)",
+         "read_marks_deleted"},
+        {"DELETE FROM members WHERE group_id = $1 AND user_id IN (SELECT user_id FROM members "
+         "WHERE group_id = $1 ORDER BY user_id LIMIT $2)",
+         "members_removed"},
+    };
+    int64_t budget = qun_core_cfg.purge_batch;
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0] && budget > 0; i++) {
+        qun_rc rc = qun_db_run(db, NULL, err, batches[i].sql, "ii", group_id, budget);
+        if (rc != QUN_DONE) return rc;
+        int64_t n = qun_db_changes(db);
+        if (batches[i].counter && bump(p, batches[i].counter, n)) return no_memory(err);
+        budget -= n;
+    }
+    *more = budget == 0;
+    return *more ? QUN_OK : QUN_DONE;
+}
+
 /* Finance groups keep no personal numbers in a retained copy: mask the kept messages
  * one batch per transaction, resuming after the last id the progress recorded. */
 static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
@@ -361,16 +393,15 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         /* QUN_ROW: notices still being written to the members (a large group's, by the
          * notify_fanout job) need the memberships, so this step waits for the next round. */
         rc = rc == QUN_ROW ? QUN_OK : rc;
+    } else if (strcmp(phase, "members") == 0 &&
+               (rc = purge_people(db, group_id, p, &more, err)) != QUN_DONE) {
+        /* QUN_OK: a batch of a large group's events, read marks or memberships went;
+         * the rest in the next steps, so no step holds the writer for the whole group. */
     } else if (strcmp(phase, "members") == 0) {
-        /* The group's other event rows (membership and group state, kept past the
-         * events' 24 hours for the Matrix adapter's /sync: docs/events.md) go with the
-         * memberships; the count stays the message events'.  group.purged, appended
-         * below, is left to housekeeping.  Invitations name the group and its people
-         * (who invited whom), and Matrix clients' per-room account data and forget
-         * marks name it too: they go as well, every state alike. */
-        rc = qun_db_run(db, NULL, err, "DELETE FROM events WHERE group_id = $1", "i", group_id);
-        if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "DELETE FROM invitations WHERE group_id = $1", "i", group_id);
+        /* Invitations name the group and its people (who invited whom), and Matrix
+         * clients' per-room account data and forget marks name it too: they go as well,
+         * every state alike. */
+        rc = qun_db_run(db, NULL, err, "DELETE FROM invitations WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {
             bad |= bump(p, "invitations_deleted", qun_db_changes(db));
             rc = qun_db_run(db, NULL, err, "DELETE FROM mx_account_data WHERE group_id = $1", "i", group_id);
@@ -380,16 +411,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             rc = qun_db_run(db, NULL, err, "DELETE FROM mx_forgotten WHERE group_id = $1", "i", group_id);
             if (rc == QUN_DONE) bad |= bump(p, "matrix_rows_deleted", n + qun_db_changes(db));
         }
-        if (rc == QUN_DONE) { /* read positions and receipts (include/qun/read.h) */
-            rc = qun_db_run(db, NULL, err, "DELETE FROM read_marks WHERE group_id = $1", "i", group_id);
-            if (rc == QUN_DONE) bad |= bump(p, "read_marks_deleted", qun_db_changes(db));
-        }
         if (rc == QUN_DONE)
-            rc = qun_db_run(db, NULL, err, "DELETE FROM members WHERE group_id = $1", "i", group_id);
-        if (rc == QUN_DONE) {
-            bad |= bump(p, "members_removed", qun_db_changes(db));
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);
-        }
         if (rc == QUN_DONE) {
             bad |= json_object_set_new(p, "phase", json_string("done"));
             json_t *receipt = bad ? NULL : json_deep_copy(p);

@@ -353,3 +353,55 @@ def test_test_clock_is_off_without_the_variable():
         expect(u.get("/v1/me"), 200)
     finally:
         stop_clean(srv)
+
+
+def test_a_group_larger_than_a_purge_batch_goes_in_several_steps():
+    """purge_batch bounds every step, the people of a group included (a 100 000-member
+    group's memberships, read marks and events once went in one statement, holding every
+    write queued behind it): with 2 rows a step, 9 members, their read marks and the
+    group's events all go, the receipt counts each, and no other group loses a row."""
+    srv = Server(extra=FAST + ["--set", "purge_batch=2", "--set", "purge_pause_ms=100"]).start()
+    try:
+        people = [register(srv.url) for _ in range(9)]
+        owner = people[0]
+        gid = make_group(owner, members=people[1:])
+        keep = make_group(people[1], members=[owner, people[2]])
+        for i, c in enumerate(people):
+            expect(c.post(f"/v1/groups/{gid}/messages", {"text": f"hello {i}"}), 201)
+            expect(c.post(f"/v1/groups/{gid}/read", {}), 200)
+        expect(people[2].post(f"/v1/groups/{keep}/messages", {"text": "stays"}), 201)
+        expect(people[2].post(f"/v1/groups/{keep}/read", {}), 200)
+        p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
+        expect(owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "typed_name": p["name"],
+                                                            "confirmation_token": p["confirmation_token"]}), 202)
+        seen = set()  # members_removed as the purge's progress showed it, step by step
+
+        def steps(st):
+            for j in st["jobs"]:
+                if j["kind"] == "purge_group":
+                    seen.add(j["progress"].get("members_removed"))
+            return purged(st)
+
+        deadline = time.time() + 30
+        while not steps(st := expect(owner.get(f"/v1/groups/{gid}/dissolution"), 200)):
+            assert time.time() < deadline, st
+            time.sleep(0.02)
+        receipt = st["receipt"]
+        assert len({v for v in seen if v and 0 < v < 9}) >= 3, seen  # 2 a step, not all at once
+        assert receipt["members_removed"] == 9
+        assert receipt["read_marks_deleted"] == 9
+        assert receipt["messages_deleted"] >= 9
+        con = sqlite3.connect(os.path.join(srv.data, "qun.db")) if not srv.store else None
+        if con:  # what is left of the purged group, straight from the file
+            row = con.execute("SELECT id FROM groups WHERE gid = ?", (gid,)).fetchone()[0]
+            for table in ("members", "read_marks", "messages"):
+                assert con.execute(f"SELECT COUNT(*) FROM {table} WHERE group_id = ?", (row,)).fetchone()[0] == 0
+            assert con.execute("SELECT COUNT(*) FROM events WHERE group_id = ? AND topic != 'group.purged'",
+                               (row,)).fetchone()[0] == 0
+            con.close()
+        g = expect(people[2].get(f"/v1/groups/{keep}"), 200)
+        assert g["member_count"] == 3
+        msgs = all_items(people[2], f"/v1/groups/{keep}/messages")
+        assert [m["text"] for m in msgs if m.get("text")] == ["stays"]
+    finally:
+        stop_clean(srv)
