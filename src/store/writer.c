@@ -42,9 +42,9 @@ static void set_idle(qun_writer_t *w, bool idle) {
     if (w->idle == idle) return;
     if (pthread_setschedparam(w->thread, idle ? SCHED_IDLE : SCHED_OTHER, &(struct sched_param){0}) == 0) {
         w->idle = idle;
-    } else if (!idle) { /* only when the limits changed since qun_writer_yield's trial */
+    } else if (!idle && w->yield_ok) { /* only when the limits changed since qun_writer_yield's trial */
         qun_log("error", "writer: cannot return to normal CPU priority; background work no longer yields");
-        w->yield_ok = false;
+        w->yield_ok = false; /* once: later submits still try, quietly */
     }
 }
 
