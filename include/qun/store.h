@@ -245,6 +245,15 @@ extern int qun_search_batch;
  * index is kept by the row's own statement).  The jobs thread commits while this is
  * qun_search_batch or more, so a bulk load gets indexed though nobody writes. */
 qun_rc qun_db_search_backlog(qun_db_t *db, int64_t *n, qun_err_t *err);
+/* SQLite: merge the search index's segments, about pages pages of merged data at most
+ * (FTS5's 'merge'); *more when it did some, so the caller asks again.  The COMMITs that
+ * write the index never merge (migration 0038): the job thread calls this as background
+ * work while qun_search_unmerged() says a COMMIT wrote since the index was last found
+ * merged.  A no-op on PostgreSQL. */
+qun_rc qun_db_search_merge(qun_db_t *db, int pages, bool *more, qun_err_t *err);
+/* Whether a COMMIT of this process wrote to the search index since qun_db_search_merge
+ * last found nothing to merge. */
+bool qun_search_unmerged(void);
 /* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no
  * control characters, case-folded by the backend: ASCII at least), newest first, with
  * seq < before (0: from the newest): at most limit (1 to 200) of them into seqs[], their

@@ -457,6 +457,28 @@ static bool catch_up_search(qun_jobs_t *j) {
     return true;
 }
 
+#define MERGE_PAGES 128 /* about half a MiB of the search index merged per commit */
+
+static qun_rc merge_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    return qun_db_search_merge(db, MERGE_PAGES, arg, err);
+}
+
+/* The search index's segments, merged a bounded piece per commit while COMMITs wrote some
+ * since it was last found merged (migration 0038): no COMMIT of a person's write merges,
+ * and the merging yields as a long job does.  True when there is more. */
+static bool merge_search(qun_jobs_t *j) {
+    if (!qun_search_unmerged()) return false;
+    qun_err_t err = {{0}, {0}};
+    bool more = false;
+    int64_t t0 = mono_us();
+    if (qun_writer_run_background(j->writer, merge_txn, &more, &err) != QUN_OK) {
+        qun_log("warn", "jobs: merging the search index failed: %s", err.msg);
+        return false;
+    }
+    if (more) step_pause(j, mono_us() - t0);
+    return more;
+}
+
 static void *jobs_main(void *arg) {
     qun_jobs_t *j = arg;
     pthread_setname_np(pthread_self(), "qun-jobs");
@@ -477,7 +499,7 @@ static void *jobs_main(void *arg) {
             next_expiry = qun_now() + 600;
         }
         int64_t next = 0;
-        if (run_due(j, &next) || catch_up_search(j)) continue;
+        if (run_due(j, &next) || catch_up_search(j) || merge_search(j)) continue;
         pthread_mutex_lock(&j->mu);
         /* A due job that could not be claimed (another instance holds it) is looked at
          * again after LOOK_MS, not at once. */

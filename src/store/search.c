@@ -8,6 +8,7 @@
  * pg_trgm GIN index on messages.body.  Both answer substring queries of three or more
  * characters; a shorter needle scans the group's rows through (group_id, seq), one
  * bounded window per call, because neither index holds anything it could look up. */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,28 @@ static char *needle_as(const char *s, bool like, bool phrase) {
 
 int qun_search_batch = 1024;
 
+static atomic_bool unmerged = true; /* a COMMIT wrote to the index (or nobody looked yet) */
+
+bool qun_search_unmerged(void) {
+    return atomic_load(&unmerged);
+}
+
+qun_rc qun_db_search_merge(qun_db_t *db, int pages, bool *more, qun_err_t *err) {
+    *more = false;
+    if (strcmp(qun_db_backend(db), "sqlite") != 0) {
+        atomic_store(&unmerged, false);
+        return QUN_OK;
+    }
+    /* FTS5 counts a merge that wrote anything as at least two changes. */
+    int64_t before = qun_db_total_changes(db);
+    qun_rc rc = qun_db_run(db, NULL, err, "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', $1)",
+                           "i", (int64_t)pages);
+    if (rc != QUN_DONE) return rc;
+    *more = qun_db_total_changes(db) - before >= 2;
+    if (!*more) atomic_store(&unmerged, false);
+    return QUN_OK;
+}
+
 qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
@@ -71,6 +94,7 @@ qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
                         "SELECT 'delete', id, body FROM search_gone",
                         "");
     if (gone && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM search_gone", "");
+    if (gone || due) atomic_store(&unmerged, true); /* a segment more: the job thread merges */
     if (!due || rc != QUN_DONE) return rc == QUN_DONE ? QUN_OK : rc;
     /* A bulk load (an import, a copy, rows written by another tool) leaves millions above
      * the watermark: one COMMIT takes in at most QUN_SEARCH_CATCHUP ids of them, so no

@@ -246,6 +246,49 @@ static void test_bulk_catch_up(void) {
     qun_search_batch = 256;
 }
 
+static int64_t segments(void) {
+    return unit_count(db, "SELECT COUNT(DISTINCT segid) FROM messages_fts_idx");
+}
+
+/* A COMMIT that writes to the index adds a segment and never merges (migration 0038):
+ * 40 of them leave 40 more segments.  qun_db_search_merge then folds them, a bounded
+ * piece per call, says when it is done, and the answers stay the same. */
+static void test_merges_apart(void) {
+    qun_err_t err;
+    int64_t seqs[200], next;
+    int n;
+    qun_search_batch = 1;
+    bool more = true;
+    for (int i = 0; i < 1000 && more; i++) /* what the earlier cases left */
+        CHECK(qun_db_search_merge(db, 64, &more, &err) == QUN_OK);
+    CHECK(!qun_search_unmerged());
+    int64_t before = segments();
+    for (int i = 0; i < 40; i++) {
+        char sql[200];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (2, %d, 1, "
+                 "'合并 merge %d', 0)",
+                 5000 + i, i);
+        CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+        CHECK(qun_db_exec(db, sql, &err) == QUN_OK);
+        CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    }
+    CHECK(segments() == before + 40);
+    CHECK(qun_search_unmerged());
+    int calls = 0;
+    for (more = true; more && calls < 1000; calls++)
+        CHECK(qun_db_search_merge(db, 2, &more, &err) == QUN_OK);
+    CHECK(calls >= 2);               /* one that merged, one that found nothing left */
+    CHECK(segments() < before + 16); /* 16 a level at a time (usermerge) */
+    CHECK(!qun_search_unmerged());
+    CHECK(qun_db_search(db, 2, "合并 merge", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 40);
+    CHECK(seqs[0] == 5039 && seqs[39] == 5000);
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
+          QUN_DONE);
+    qun_search_batch = 256;
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
@@ -256,6 +299,7 @@ int main(void) {
     RUN(test_batched_rows);
     RUN(test_reused_id);
     RUN(test_bulk_catch_up);
+    RUN(test_merges_apart);
     qun_db_close(db);
     return unit_done("test_store_search");
 }
