@@ -43,6 +43,7 @@ typedef struct {
     int64_t payment_retention; /* seconds group payments outlive a dissolution (override) */
     int64_t idempotency_ttl;   /* seconds an Idempotency-Key is remembered (>= 24 h) */
     int purge_batch;           /* rows per purge transaction */
+    int purge_batch_busy;      /* the same while people write (a foreground write in the last second) */
     unsigned long long pw_opslimit;
     size_t pw_memlimit;
     const char *admins;     /* comma-separated usernames of server admins */

@@ -76,6 +76,9 @@ bool qun_writer_yield(qun_writer_t *w, bool on);
 /* What the last qun_writer_yield settled: the threads that feed the writer background
  * work (the job scheduler) may then run at SCHED_IDLE themselves. */
 bool qun_writer_yields(qun_writer_t *w);
+/* Whether an operation that is not background work was queued to a writer of this
+ * process in the last ms milliseconds: people are writing, so background steps keep short. */
+bool qun_writer_foreground_within(int64_t ms);
 /* Call fn(arg) on the writer thread after every successful COMMIT, once the batch's
  * done callbacks ran (NULL fn: none): a loop answers a write before it fans out the
  * events the write appended.  fn must be quick and thread-safe: it is how the HTTP

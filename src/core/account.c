@@ -24,6 +24,7 @@ qun_core_cfg_t qun_core_cfg = {
     .tombstone = -1,
     .approval_expiry = -1,
     .purge_batch = 500,
+    .purge_batch_busy = 50,
     .import_limit = (int64_t)1 << 30,
     .pw_opslimit = 2,         /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
     .pw_memlimit = 64u << 20, /* crypto_pwhash_MEMLIMIT_INTERACTIVE */

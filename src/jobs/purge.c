@@ -23,6 +23,7 @@
 #include "qun/ledger.h"
 #include "qun/matrix.h"
 #include "qun/queue.h"
+#include "qun/writer.h"
 
 /* Progress is a JSON object of counters kept in jobs.progress; *out is owned by the
  * caller.  A failed read is an error, never empty progress: a step that started its
@@ -66,15 +67,27 @@ static qun_rc no_memory(qun_err_t *err) {
     return qun_fail(err, QUN_NOMEM, "out of memory for the purge's progress");
 }
 
+/* The rows a step may delete, fixed for the whole step (plan_step): purge_batch, or
+ * purge_batch_busy while people write (a foreground write queued in the last second), so
+ * that a post queued behind a step waits for a short one (bench/README.md, "Benchmark 7:
+ * shorter steps while people write"). */
+static _Thread_local int64_t g_rows;
+
+static void plan_step(void) {
+    g_rows = qun_core_cfg.purge_batch;
+    if (qun_core_cfg.purge_batch_busy < g_rows && qun_writer_foreground_within(1000))
+        g_rows = qun_core_cfg.purge_batch_busy;
+}
+
 static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
     qun_rc rc = qun_db_run(db, NULL, err,
                            "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE group_id = $1 "
                            "ORDER BY seq LIMIT $2)",
-                           "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
+                           "ii", group_id, g_rows);
     if (rc != QUN_DONE) return rc;
     int64_t n = qun_db_changes(db);
     if (bump(p, "messages_deleted", n)) return no_memory(err);
-    *more = n == qun_core_cfg.purge_batch;
+    *more = n == g_rows;
     return QUN_OK;
 }
 
@@ -98,7 +111,7 @@ static qun_rc purge_people(qun_db_t *db, int64_t group_id, json_t *p, bool *more
          "WHERE group_id = $1 ORDER BY user_id LIMIT $2)",
          "members_removed"},
     };
-    int64_t budget = qun_core_cfg.purge_batch;
+    int64_t budget = g_rows;
     for (size_t i = 0; i < sizeof batches / sizeof batches[0] && budget > 0; i++) {
         qun_rc rc = qun_db_run(db, NULL, err, batches[i].sql, "ii", group_id, budget);
         if (rc != QUN_DONE) return rc;
@@ -115,7 +128,7 @@ static qun_rc purge_people(qun_db_t *db, int64_t group_id, json_t *p, bool *more
 static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
     qun_q_t *q;
     int64_t cursor = json_integer_value(json_object_get(p, "desensitize_cursor"));
-    int64_t batch = qun_core_cfg.purge_batch, n = 0;
+    int64_t batch = g_rows, n = 0;
     qun_mask_counts_t counts = {0, 0, 0};
     typedef struct {
         int64_t id;
@@ -157,11 +170,11 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
 
 static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more, qun_err_t *err) {
     qun_q_t *q;
-    char(*shas)[65] = calloc((size_t)qun_core_cfg.purge_batch, 65);
+    char(*shas)[65] = calloc((size_t)g_rows, 65);
     int n = 0;
     qun_rc rc =
         qun_db_run(db, &q, err, "SELECT sha256 FROM group_files WHERE group_id = $1 ORDER BY sha256 LIMIT $2",
-                   "ii", group_id, (int64_t)qun_core_cfg.purge_batch);
+                   "ii", group_id, g_rows);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
         snprintf(shas[n++], 65, "%s", qun_q_col_text(q, 0));
     for (int i = 0; rc == QUN_DONE && i < n; i++) {
@@ -194,7 +207,7 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
             rc = no_memory(err);
     }
     free(shas);
-    *more = n == qun_core_cfg.purge_batch;
+    *more = n == g_rows;
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
@@ -224,7 +237,7 @@ static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *mor
         *more = true;
         return QUN_OK;
     }
-    int64_t batch = qun_core_cfg.purge_batch, n = 0;
+    int64_t batch = g_rows, n = 0;
     typedef struct {
         int64_t id, size;
         char xid[QUN_ID_MAX];
@@ -288,6 +301,7 @@ static qun_rc notices_pending(qun_db_t *db, int64_t group_id, qun_err_t *err) {
 
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                             int64_t *defer, qun_err_t *err) {
+    plan_step();
     bool go;
     *finished = false;
     qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
@@ -377,7 +391,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
     } else if (strcmp(phase, "message_events") == 0) {
         /* The replayable message events carry the text (GET /v1/events); a busy group
          * has as many as messages, so they go in batches like the messages did. */
-        int64_t batch = qun_core_cfg.purge_batch;
+        int64_t batch = g_rows;
         rc = qun_db_run(db, NULL, err,
                         "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE group_id = $1 "
                         "AND topic = 'message.created' ORDER BY id LIMIT $2)",
@@ -447,6 +461,7 @@ out:
 
 qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                                int64_t *defer, qun_err_t *err) {
+    plan_step();
     bool go;
     *finished = false;
     qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
@@ -454,7 +469,7 @@ qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, i
     json_t *p;
     grc = load_progress(db, job_id, &p, err);
     if (grc != QUN_OK) return grc;
-    int64_t batch = qun_core_cfg.purge_batch;
+    int64_t batch = g_rows;
     qun_rc rc = qun_db_run(
         db, NULL, err,
         "DELETE FROM payment_claims WHERE payment_id IN (SELECT id FROM payments WHERE group_id = $1 "

@@ -293,6 +293,7 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
         {"confirm_ttl", 10, 86400, &qun_core_cfg.confirm_ttl, NULL},
         {"payment_retention", 0, 3650LL * 86400, &qun_core_cfg.payment_retention, NULL},
         {"purge_batch", 1, 100000, NULL, &qun_core_cfg.purge_batch},
+        {"purge_batch_busy", 1, 100000, NULL, &qun_core_cfg.purge_batch_busy},
         {"purge_pause_ms", 0, 60000, NULL, &qund_purge_pause_ms},
         {"search_batch", 1, 100000, NULL, &qun_search_batch},
         {"job_lease", 5, 86400, NULL, &qund_job_lease},

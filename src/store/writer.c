@@ -36,6 +36,19 @@ struct qun_writer {
     void *before_commit_arg;
 };
 
+static _Atomic int64_t foreground_ms; /* CLOCK_MONOTONIC_COARSE ms of the last one queued, 0: none */
+
+static int64_t coarse_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 1; /* never 0 */
+}
+
+bool qun_writer_foreground_within(int64_t ms) {
+    int64_t at = atomic_load(&foreground_ms);
+    return at && coarse_ms() - at < ms;
+}
+
 /* Put the writer thread at SCHED_IDLE or back at SCHED_OTHER; with mu held.  Nice
  * values are left alone: SCHED_IDLE alone is what lets a woken loop preempt it. */
 static void set_idle(qun_writer_t *w, bool idle) {
@@ -260,6 +273,7 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
     op->next = NULL;
     op->rc = QUN_OK;
     pthread_mutex_lock(&w->mu);
+    if (!op->background) atomic_store(&foreground_ms, coarse_ms());
     if (w->idle && !op->background) set_idle(w, false); /* someone waits: the batch running finishes first */
     if (w->tail)
         w->tail->next = op;

@@ -405,3 +405,50 @@ def test_a_group_larger_than_a_purge_batch_goes_in_several_steps():
         assert [m["text"] for m in msgs if m.get("text")] == ["stays"]
     finally:
         stop_clean(srv)
+
+
+def test_a_purge_takes_short_steps_while_people_write():
+    """While people post (a write queued to the writer in the last second), a purge step
+    deletes purge_batch_busy rows instead of purge_batch, so a post waits behind a short
+    step; the purge still completes with an exact receipt."""
+    srv = Server(extra=FAST + ["--set", "purge_batch=50", "--set", "purge_batch_busy=5",
+                               "--set", "purge_pause_ms=40"]).start()
+    try:
+        owner, other = register(srv.url), register(srv.url)
+        gid = make_group(owner)
+        busy = make_group(other)
+        for i in range(120):
+            expect(owner.post(f"/v1/groups/{gid}/messages", {"text": f"old {i}"}), 201)
+        stop = threading.Event()
+
+        def keep_posting():
+            c = Client(srv.url, other.token)
+            while not stop.is_set():
+                expect(c.post(f"/v1/groups/{busy}/messages", {"text": "still here"}), 201)
+                time.sleep(0.02)
+
+        poster = threading.Thread(target=keep_posting)
+        poster.start()
+        try:
+            time.sleep(0.2)
+            p = expect(owner.post(f"/v1/groups/{gid}/dissolution/preview", {"messages": "delete"}), 200)
+            expect(owner.post(f"/v1/groups/{gid}/dissolution", {"messages": "delete", "typed_name": p["name"],
+                                                                "confirmation_token": p["confirmation_token"]}), 202)
+            seen, deadline = set(), time.time() + 30
+            while True:
+                st = expect(owner.get(f"/v1/groups/{gid}/dissolution"), 200)
+                for j in st["jobs"]:
+                    if j["kind"] == "purge_group":
+                        seen.add(j["progress"].get("messages_deleted"))
+                if purged(st):
+                    break
+                assert time.time() < deadline, st
+                time.sleep(0.01)
+        finally:
+            stop.set()
+            poster.join()
+        steps = sorted(v for v in seen if v)
+        assert len([v for v in steps if v < 100]) >= 5, steps  # 5 at a time; 50 would show 50 alone
+        assert st["receipt"]["messages_deleted"] >= 120
+    finally:
+        stop_clean(srv)
