@@ -273,8 +273,10 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
     op->next = NULL;
     op->rc = QUN_OK;
     pthread_mutex_lock(&w->mu);
-    if (!op->background) atomic_store(&foreground_ms, coarse_ms());
-    if (w->idle && !op->background) set_idle(w, false); /* someone waits: the batch running finishes first */
+    if (!op->background) {
+        atomic_store(&foreground_ms, coarse_ms());
+        if (w->idle) set_idle(w, false); /* someone waits: the batch running finishes first */
+    }
     if (w->tail)
         w->tail->next = op;
     else

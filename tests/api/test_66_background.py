@@ -6,10 +6,15 @@ What an operator sees: the threads' names and classes in `ps -L -o comm,cls`, th
 `qun_background_yields` gauge, and `background_priority=normal` to turn it off."""
 import os
 import resource
+import shutil
 import subprocess
+import time
+
+import pytest
+import requests
 
 
-from conftest import QUND, Server, expect, metric, register
+from conftest import QUND, Server, expect, free_port, metric, register
 
 SCHED_OTHER, SCHED_IDLE = 0, 5
 
@@ -65,3 +70,36 @@ def test_an_unknown_background_priority_stops_qund(tmp_path):
                         "--set", "background_priority=lowest"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "background_priority" in p.stderr and "idle or normal" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("prlimit"),
+                    reason="needs root to take CAP_SYS_NICE away")
+def test_without_the_right_to_come_back_nothing_goes_idle(tmp_path):
+    """Without CAP_SYS_NICE and with RLIMIT_NICE 0, a thread could go to SCHED_IDLE but
+    never come back: qund's trial finds that out, keeps every thread normal, says so once
+    in the log, and the gauge reads 0."""
+    port = free_port()
+    log = tmp_path / "qund.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["setpriv", "--bounding-set=-sys_nice", "prlimit", "--nice=0", QUND,
+                                 "--listen", f"127.0.0.1:{port}", "--data", str(tmp_path / "d"),
+                                 "--set", "argon2_memlimit_kib=64"], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 15
+        while True:
+            try:
+                if requests.get(url + "/readyz", timeout=0.5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert metric(url, "qun_background_yields") == 0
+        t = threads(proc.pid)
+        assert "qun-jobs" in t and all(p == {SCHED_OTHER} for p in t.values()), t
+        text = log.read_text()
+        assert text.count("runs at normal CPU priority") == 1, text
+    finally:
+        proc.terminate()
+        proc.wait(10)
