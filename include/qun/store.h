@@ -254,6 +254,16 @@ qun_rc qun_db_search_merge(qun_db_t *db, int pages, bool *more, qun_err_t *err);
 /* Whether a COMMIT of this process wrote to the search index since qun_db_search_merge
  * last found nothing to merge. */
 bool qun_search_unmerged(void);
+/* One bounded step (about pages pages written) of rewriting the SQLite search index so
+ * that text taken out of it is gone from the file, not only hidden (migration 0039):
+ * FTS5 keeps a deleted entry beside its tombstone until both meet at the oldest level.
+ * A step begins a rewrite when a COMMIT took text out since the last one began, and
+ * continues the one under way otherwise.  *covered: the COMMITs counted so far whose
+ * text is gone for good (compare qun_db_search_gone); INT64_MAX on PostgreSQL, where
+ * there is nothing to do. */
+qun_rc qun_db_search_scrub(qun_db_t *db, int pages, int64_t *covered, qun_err_t *err);
+/* The COMMITs so far that took text out of the search index (0 on PostgreSQL). */
+qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, qun_err_t *err);
 /* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no
  * control characters, case-folded by the backend: ASCII at least), newest first, with
  * seq < before (0: from the newest): at most limit (1 to 200) of them into seqs[], their

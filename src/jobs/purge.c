@@ -73,6 +73,8 @@ static qun_rc no_memory(qun_err_t *err) {
  * shorter steps while people write"). */
 static _Thread_local int64_t g_rows;
 
+#define SCRUB_PAGES 64 /* of the search index rewritten a step (qun_db_search_scrub) */
+
 static void plan_step(void) {
     g_rows = qun_core_cfg.purge_batch;
     if (qun_core_cfg.purge_batch_busy < g_rows && qun_writer_foreground_within(1000))
@@ -299,6 +301,32 @@ static qun_rc notices_pending(qun_db_t *db, int64_t group_id, qun_err_t *err) {
     return rc;
 }
 
+/* The purge's last step: the receipt, the purged state, its ledger entry and event. */
+static qun_rc finish(qun_db_t *db, int64_t group_id, int64_t ref_id, json_t *p, int *bad, bool *finished,
+                     qun_err_t *err) {
+    *bad |= json_object_set_new(p, "phase", json_string("done"));
+    json_t *receipt = *bad ? NULL : json_deep_copy(p);
+    json_object_del(receipt, "phase");
+    json_object_del(receipt, "desensitize_cursor");
+    char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(receipt);
+    qun_rc rc = !text ? no_memory(err)
+                      : qun_db_run(db, NULL, err,
+                                   "UPDATE dissolutions SET receipt = $2, purged_at = $3 WHERE id = $1",
+                                   "isi", ref_id, text, qun_now());
+    free(text);
+    if (rc == QUN_DONE) rc = qun_diss_transition(db, ref_id, QUN_DISS_PURGING, QUN_DISS_PURGED, err);
+    if (rc == QUN_OK) *finished = true;
+    rc = rc == QUN_DONE ? QUN_OK : rc;
+    if (rc == QUN_OK)
+        rc = ledger_receipt(db, group_id, "group.purged", QUN_GROUP_NAME(PURGING), QUN_GROUP_NAME(PURGED), p,
+                            err);
+    if (rc == QUN_OK)
+        rc = qun_event_group(db, "group.purged", group_id, QUN_EVENT_OWNER,
+                             json_pack("{s:s}", "state", QUN_GROUP_NAME(PURGED)), err);
+    return rc;
+}
+
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                             int64_t *defer, qun_err_t *err) {
     plan_step();
@@ -427,28 +455,24 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         }
         if (rc == QUN_DONE)
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);
-        if (rc == QUN_DONE) {
-            bad |= json_object_set_new(p, "phase", json_string("done"));
-            json_t *receipt = bad ? NULL : json_deep_copy(p);
-            json_object_del(receipt, "phase");
-            json_object_del(receipt, "desensitize_cursor");
-            char *text = qun_json_dumps(receipt, JSON_COMPACT | JSON_SORT_KEYS);
-            json_decref(receipt);
-            rc = !text ? no_memory(err)
-                       : qun_db_run(db, NULL, err,
-                                    "UPDATE dissolutions SET receipt = $2, purged_at = $3 WHERE id = $1",
-                                    "isi", ref_id, text, qun_now());
-            free(text);
+        /* Every COMMIT that took this group's text out of the search index is counted by
+         * now: the next phase waits for a rewrite of the index that covers them all. */
+        int64_t gone = 0;
+        if (rc == QUN_DONE && (rc = qun_db_search_gone(db, &gone, err)) == QUN_OK) {
+            bad |= json_object_set_new(p, "phase", json_string("search_index"));
+            bad |= json_object_set_new(p, "search_gone", json_integer(gone));
         }
-        if (rc == QUN_DONE) rc = qun_diss_transition(db, ref_id, QUN_DISS_PURGING, QUN_DISS_PURGED, err);
-        if (rc == QUN_OK) *finished = true;
-        rc = rc == QUN_DONE ? QUN_OK : rc;
-        if (rc == QUN_OK)
-            rc = ledger_receipt(db, group_id, "group.purged", QUN_GROUP_NAME(PURGING), QUN_GROUP_NAME(PURGED),
-                                p, err);
-        if (rc == QUN_OK)
-            rc = qun_event_group(db, "group.purged", group_id, QUN_EVENT_OWNER,
-                                 json_pack("{s:s}", "state", QUN_GROUP_NAME(PURGED)), err);
+    } else if (strcmp(phase, "search_index") == 0) {
+        /* The purged (or masked) text left the index when its rows changed, but FTS5 only
+         * hid it: its trigrams stay in the file until the index is rewritten (migration
+         * 0039), a bounded piece a step.  Other purges' steps and the jobs thread rewrite
+         * the same index, so any rewrite that covers this purge's COMMITs ends it. */
+        int64_t covered;
+        rc = qun_db_search_scrub(db, SCRUB_PAGES, &covered, err);
+        if (rc == QUN_OK && covered >= json_integer_value(json_object_get(p, "search_gone"))) {
+            json_object_del(p, "search_gone");
+            rc = finish(db, group_id, ref_id, p, &bad, finished, err);
+        }
     } else {
         *finished = true;
     }

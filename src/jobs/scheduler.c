@@ -49,6 +49,10 @@ struct qun_jobs {
     bool stopping, kicked;
     int64_t due_hint; /* the earliest due time a commit queued since the last look */
     bool was_cut;     /* the last round ended early (run_due) */
+    /* scrub_search: what the last rewrite of the search index covered (-1: not asked
+     * yet), whether one is under way, and when the next may begin. */
+    int64_t scrub_covered, next_scrub;
+    bool scrubbing;
 };
 
 /* How long the scheduler waits at most between looks: what no commit of this process
@@ -479,6 +483,42 @@ static bool merge_search(qun_jobs_t *j) {
     return more;
 }
 
+#define SCRUB_PAGES 64  /* of the search index rewritten per commit (qun_db_search_scrub) */
+#define SCRUB_EVERY 900 /* seconds between the starts of two rewrites for recalls and masks */
+
+static qun_rc scrub_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    return qun_db_search_scrub(db, SCRUB_PAGES, arg, err);
+}
+
+/* Recalled and masked text, hidden in the search index when it changed, is dropped
+ * from the file by a rewrite of the index (migration 0039) when no job is due: one
+ * begins at most every SCRUB_EVERY seconds, and goes on a bounded piece per commit
+ * until done, and then the WAL is truncated as after a purge.  A purge does not wait
+ * for this: its last phase rewrites the index itself (jobs/purge.c).  True when there
+ * is more. */
+static bool scrub_search(qun_jobs_t *j) {
+    if (!j->scrubbing && qun_now() < j->next_scrub) return false;
+    qun_err_t err = {{0}, {0}};
+    int64_t gone, covered;
+    if (qun_db_search_gone(j->db, &gone, &err) != QUN_OK) return false;
+    if (!j->scrubbing && j->scrub_covered >= gone) return false;
+    int64_t t0 = mono_us();
+    if (qun_writer_run_background(j->writer, scrub_txn, &covered, &err) != QUN_OK) {
+        qun_log("warn", "jobs: rewriting the search index failed: %s", err.msg);
+        j->next_scrub = qun_now() + 60;
+        return false;
+    }
+    bool ended = j->scrubbing && covered > j->scrub_covered;
+    j->scrubbing = !ended && covered < gone;
+    j->scrub_covered = covered;
+    if (ended) { /* and the WAL's old page images go; text hidden since waits its turn */
+        j->next_scrub = qun_now() + SCRUB_EVERY;
+        scrub(j);
+    }
+    if (j->scrubbing) step_pause(j, mono_us() - t0);
+    return j->scrubbing;
+}
+
 static void *jobs_main(void *arg) {
     qun_jobs_t *j = arg;
     pthread_setname_np(pthread_self(), "qun-jobs");
@@ -499,7 +539,7 @@ static void *jobs_main(void *arg) {
             next_expiry = qun_now() + 600;
         }
         int64_t next = 0;
-        if (run_due(j, &next) || catch_up_search(j) || merge_search(j)) continue;
+        if (run_due(j, &next) || catch_up_search(j) || merge_search(j) || scrub_search(j)) continue;
         pthread_mutex_lock(&j->mu);
         /* A due job that could not be claimed (another instance holds it) is looked at
          * again after LOOK_MS, not at once. */
@@ -531,6 +571,7 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
     j->writer = writer;
     qun_export_use_writer(writer);
     j->pause_ms = pause;
+    j->scrub_covered = -1;
     j->lease = lease > 0 ? lease : 60;
     snprintf(j->instance, sizeof j->instance, "%s", instance && *instance ? instance : "qund");
     pthread_mutex_init(&j->mu, NULL);

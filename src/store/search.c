@@ -67,6 +67,36 @@ qun_rc qun_db_search_merge(qun_db_t *db, int pages, bool *more, qun_err_t *err) 
     return QUN_OK;
 }
 
+qun_rc qun_db_search_scrub(qun_db_t *db, int pages, int64_t *covered, qun_err_t *err) {
+    *covered = INT64_MAX;
+    if (strcmp(qun_db_backend(db), "sqlite") != 0) return QUN_OK;
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT gone, scrubbed, scrub_to FROM search_state", "");
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "search_state has no row") : rc;
+    int64_t gone = qun_q_col_int(q, 0), scrubbed = qun_q_col_int(q, 1), scrub_to = qun_q_col_int(q, 2);
+    qun_q_done(q);
+    *covered = scrubbed;
+    if (!scrub_to && scrubbed >= gone) return QUN_OK;
+    if (!scrub_to) {
+        /* A negative 'merge' begins an incremental optimize: every segment is to become
+         * one, at the oldest level, where tombstones drop with what they hide. */
+        rc = qun_db_run(db, NULL, err, "UPDATE search_state SET scrub_to = $1", "i", gone);
+        if (rc == QUN_DONE)
+            rc =
+                qun_db_run(db, NULL, err, "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', $1)",
+                           "i", -(int64_t)pages);
+        return rc == QUN_DONE ? QUN_OK : rc;
+    }
+    int64_t before = qun_db_total_changes(db);
+    rc = qun_db_run(db, NULL, err, "INSERT INTO messages_fts(messages_fts, rank) VALUES ('merge', $1)", "i",
+                    (int64_t)pages);
+    if (rc != QUN_DONE || qun_db_total_changes(db) - before >= 2) return rc == QUN_DONE ? QUN_OK : rc;
+    /* Nothing left to merge: the rewrite is done. */
+    rc = qun_db_run(db, NULL, err, "UPDATE search_state SET scrubbed = scrub_to, scrub_to = 0", "");
+    *covered = scrub_to;
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
 qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err,
@@ -94,6 +124,8 @@ qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
                         "SELECT 'delete', id, body FROM search_gone",
                         "");
     if (gone && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "DELETE FROM search_gone", "");
+    /* Hidden, not yet gone from the file: the next rewrite must cover this COMMIT. */
+    if (gone && rc == QUN_DONE) rc = qun_db_run(db, NULL, err, "UPDATE search_state SET gone = gone + 1", "");
     if (gone || due) atomic_store(&unmerged, true); /* a segment more: the job thread merges */
     if (!due || rc != QUN_DONE) return rc == QUN_DONE ? QUN_OK : rc;
     /* A bulk load (an import, a copy, rows written by another tool) leaves millions above
@@ -226,4 +258,17 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
     else if (floor > 1)
         *next = floor;
     return QUN_OK;
+}
+
+qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, qun_err_t *err) {
+    *gone = 0;
+    if (strcmp(qun_db_backend(db), "sqlite") != 0) return QUN_OK;
+    qun_q_t *q;
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT gone FROM search_state", "");
+    if (rc == QUN_ROW) {
+        *gone = qun_q_col_int(q, 0);
+        qun_q_done(q);
+        rc = QUN_DONE;
+    }
+    return rc == QUN_DONE ? QUN_OK : rc;
 }

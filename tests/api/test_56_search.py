@@ -3,6 +3,8 @@
 phrases of two characters and of more, English words whatever their case, newest first
 and paged with the cursor of GET .../messages; members only; a bad query is a 400
 problem; a purge takes the group's text out of the index with its rows."""
+import os
+import random
 import sqlite3
 import subprocess
 import time
@@ -186,6 +188,68 @@ def test_recalled_text_is_not_found_and_leaves_the_index(server):
         assert pg_sql(server, "SELECT count(*) FROM messages WHERE body LIKE '%秘密%'") == [["0"]]
     else:
         assert indexed(server, "秘密计", "sec", "rud") == 0
+
+
+# Rare characters, three bytes each in UTF-8: what is left of a trigram in FTS5's pages
+# (the whole term, or what follows the prefix it shares with the term before) is at least
+# two of them, six bytes no other data in the files repeats by chance.
+RARE = "龘靐齉麤爩驫鱻羴犇骉飝厵"
+
+
+def secret():
+    return "".join(random.sample(RARE, 8))
+
+
+def left_in_files(server, text):
+    """The pairs of adjacent characters of text still somewhere in qun.db or its WAL."""
+    data = b""
+    for name in ("qun.db", "qun.db-wal"):
+        path = os.path.join(server.data, name)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                data += f.read()
+    return [text[i:i + 2] for i in range(len(text) - 1) if text[i:i + 2].encode() in data]
+
+
+@pytest.mark.sqlite_only
+def test_a_purge_leaves_no_trigram_of_the_text_in_the_files(server):
+    """FTS5's 'delete' only hides an entry behind a tombstone; the purge's last phase
+    rewrites the index so that the trigrams, and their positions, leave the file too."""
+    s = Scene(server, n_messages=3)
+    words = secret()
+    expect(s.member.post(s.g + "/messages", {"text": f"密码 {words} 请勿外传"}), 201)
+    assert len(expect(search(s.member, s.gid, words[2:6]), 200)["items"]) == 1
+    if server.search_batch == 1:  # in the index's own pages, not only in the message row
+        assert indexed(server, words[:3]) == 1
+    s.dissolve("delete")
+    wait_for(s.owner, s.gid, purged)
+    assert left_in_files(server, words) == []
+
+
+@pytest.mark.sqlite_only
+def test_recalled_text_leaves_the_files_after_the_index_is_rewritten(server):
+    """The jobs thread rewrites the index when text left it (and then truncates the WAL).
+    Text recalled before it was indexed (search_batch 1024) was never in FTS5's pages; its
+    old row can linger in WAL frames until the WAL starts over (docs/api.md)."""
+    if server.search_batch != 1:
+        pytest.skip("the text must be in the index's pages before it is recalled")
+    owner, member, _, gid = chat(server)
+    words = secret()
+    m = expect(member.post(f"/v1/groups/{gid}/messages", {"text": f"{words} 发错群了"}), 201)
+    assert indexed(server, words[:3]) == 1
+    expect(member.delete(f"/v1/groups/{gid}/messages/{m['seq']}"), 200)
+    assert expect(search(member, gid, words[:4]), 200)["items"] == []
+    deadline = time.time() + 15
+    while left_in_files(server, words) and time.time() < deadline:
+        time.sleep(0.2)
+    assert left_in_files(server, words) == []
+    # The rewritten index still finds everything else.
+    assert texts(expect(search(member, gid, "作业"), 200)) == ["我们的作业本丢了", "作业交了吗？", "今天的作业很多"]
+    db = sqlite3.connect(f"{server.data}/qun.db", timeout=10)
+    try:
+        db.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)")
+    finally:
+        db.close()
 
 
 def test_cli_search_by_group_name(server):
