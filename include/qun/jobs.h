@@ -29,6 +29,9 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause_ms, c
 void qun_jobs_stop(qun_jobs_t *j);
 /* Wake the scheduler now (e.g. after queuing a due job). */
 void qun_jobs_kick(qun_jobs_t *j);
+/* The COMMITs whose text the SQLite search index still holds hidden (migration 0039),
+ * as the jobs thread last read it: 0 once a rewrite dropped them all. */
+int64_t qun_jobs_search_hidden(void);
 
 /* Steps of the purge jobs (jobs/purge.c). */
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,

@@ -262,8 +262,9 @@ bool qun_search_unmerged(void);
  * text is gone for good (compare qun_db_search_gone); INT64_MAX on PostgreSQL, where
  * there is nothing to do. */
 qun_rc qun_db_search_scrub(qun_db_t *db, int pages, int64_t *covered, qun_err_t *err);
-/* The COMMITs so far that took text out of the search index (0 on PostgreSQL). */
-qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, qun_err_t *err);
+/* The COMMITs so far that took text out of the search index, and how many of them the
+ * last finished rewrite covers (both 0 on PostgreSQL). */
+qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, int64_t *scrubbed, qun_err_t *err);
 /* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no
  * control characters, case-folded by the backend: ASCII at least), newest first, with
  * seq < before (0: from the newest): at most limit (1 to 200) of them into seqs[], their

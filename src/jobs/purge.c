@@ -457,8 +457,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);
         /* Every COMMIT that took this group's text out of the search index is counted by
          * now: the next phase waits for a rewrite of the index that covers them all. */
-        int64_t gone = 0;
-        if (rc == QUN_DONE && (rc = qun_db_search_gone(db, &gone, err)) == QUN_OK) {
+        int64_t gone = 0, scrubbed;
+        if (rc == QUN_DONE && (rc = qun_db_search_gone(db, &gone, &scrubbed, err)) == QUN_OK) {
             bad |= json_object_set_new(p, "phase", json_string("search_index"));
             bad |= json_object_set_new(p, "search_gone", json_integer(gone));
         }

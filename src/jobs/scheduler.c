@@ -49,9 +49,9 @@ struct qun_jobs {
     bool stopping, kicked;
     int64_t due_hint; /* the earliest due time a commit queued since the last look */
     bool was_cut;     /* the last round ended early (run_due) */
-    /* scrub_search: what the last rewrite of the search index covered (-1: not asked
-     * yet), whether one is under way, and when the next may begin. */
-    int64_t scrub_covered, next_scrub;
+    /* scrub_search: whether a rewrite of the search index is under way, and when the
+     * next may begin. */
+    int64_t next_scrub;
     bool scrubbing;
 };
 
@@ -486,6 +486,12 @@ static bool merge_search(qun_jobs_t *j) {
 #define SCRUB_PAGES 64  /* of the search index rewritten per commit (qun_db_search_scrub) */
 #define SCRUB_EVERY 900 /* seconds between the starts of two rewrites for recalls and masks */
 
+static _Atomic int64_t search_hidden; /* qun_jobs_search_hidden */
+
+int64_t qun_jobs_search_hidden(void) {
+    return atomic_load(&search_hidden);
+}
+
 static qun_rc scrub_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return qun_db_search_scrub(db, SCRUB_PAGES, arg, err);
 }
@@ -497,21 +503,21 @@ static qun_rc scrub_txn(qun_db_t *db, void *arg, qun_err_t *err) {
  * for this: its last phase rewrites the index itself (jobs/purge.c).  True when there
  * is more. */
 static bool scrub_search(qun_jobs_t *j) {
-    if (!j->scrubbing && qun_now() < j->next_scrub) return false;
     qun_err_t err = {{0}, {0}};
-    int64_t gone, covered;
-    if (qun_db_search_gone(j->db, &gone, &err) != QUN_OK) return false;
-    if (!j->scrubbing && j->scrub_covered >= gone) return false;
+    int64_t gone, scrubbed, covered;
+    if (qun_db_search_gone(j->db, &gone, &scrubbed, &err) != QUN_OK) return false;
+    atomic_store(&search_hidden, gone > scrubbed ? gone - scrubbed : 0);
+    if (!j->scrubbing && (scrubbed >= gone || qun_now() < j->next_scrub)) return false;
     int64_t t0 = mono_us();
     if (qun_writer_run_background(j->writer, scrub_txn, &covered, &err) != QUN_OK) {
         qun_log("warn", "jobs: rewriting the search index failed: %s", err.msg);
         j->next_scrub = qun_now() + 60;
         return false;
     }
-    bool ended = j->scrubbing && covered > j->scrub_covered;
+    bool ended = covered > scrubbed; /* this step, or a purge's since the read, finished one */
     j->scrubbing = !ended && covered < gone;
-    j->scrub_covered = covered;
     if (ended) { /* and the WAL's old page images go; text hidden since waits its turn */
+        atomic_store(&search_hidden, gone > covered ? gone - covered : 0);
         j->next_scrub = qun_now() + SCRUB_EVERY;
         scrub(j);
     }
@@ -571,7 +577,6 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
     j->writer = writer;
     qun_export_use_writer(writer);
     j->pause_ms = pause;
-    j->scrub_covered = -1;
     j->lease = lease > 0 ? lease : 60;
     snprintf(j->instance, sizeof j->instance, "%s", instance && *instance ? instance : "qund");
     pthread_mutex_init(&j->mu, NULL);

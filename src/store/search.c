@@ -260,13 +260,14 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
     return QUN_OK;
 }
 
-qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, qun_err_t *err) {
-    *gone = 0;
+qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, int64_t *scrubbed, qun_err_t *err) {
+    *gone = *scrubbed = 0;
     if (strcmp(qun_db_backend(db), "sqlite") != 0) return QUN_OK;
     qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT gone FROM search_state", "");
+    qun_rc rc = qun_db_run(db, &q, err, "SELECT gone, scrubbed FROM search_state", "");
     if (rc == QUN_ROW) {
         *gone = qun_q_col_int(q, 0);
+        *scrubbed = qun_q_col_int(q, 1);
         qun_q_done(q);
         rc = QUN_DONE;
     }

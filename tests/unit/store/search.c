@@ -308,10 +308,10 @@ static int64_t pages_holding(const char *text) {
  * everything else is found as before. */
 static void test_scrub_drops_hidden_text(void) {
     qun_err_t err;
-    int64_t seqs[200], next, gone0, gone, covered = 0;
+    int64_t seqs[200], next, gone0, gone, scrubbed, covered = 0;
     int n;
     qun_search_batch = 1;
-    CHECK(qun_db_search_gone(db, &gone0, &err) == QUN_OK);
+    CHECK(qun_db_search_gone(db, &gone0, &scrubbed, &err) == QUN_OK);
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
     CHECK(qun_db_exec(db,
                       "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (2, 9000, 1, "
@@ -322,7 +322,7 @@ static void test_scrub_drops_hidden_text(void) {
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
     CHECK(qun_db_exec(db, "DELETE FROM messages WHERE group_id = 2 AND seq = 9000", &err) == QUN_OK);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
-    CHECK(qun_db_search_gone(db, &gone, &err) == QUN_OK && gone == gone0 + 1);
+    CHECK(qun_db_search_gone(db, &gone, &scrubbed, &err) == QUN_OK && gone == gone0 + 1 && scrubbed < gone);
     CHECK(qun_db_search(db, 2, "龘靐齉", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
     CHECK(pages_holding("靐齉") > 0); /* hidden, not gone */
     int calls = 0;
@@ -332,6 +332,7 @@ static void test_scrub_drops_hidden_text(void) {
     }
     CHECK(covered >= gone);
     CHECK(calls >= 3); /* began, merged, found nothing left */
+    CHECK(qun_db_search_gone(db, &gone, &scrubbed, &err) == QUN_OK && scrubbed == gone);
     CHECK(pages_holding("靐齉") == 0 && pages_holding("龘靐") == 0 && pages_holding("齉麤") == 0);
     CHECK(qun_db_search(db, 2, "合并 merge", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 40);
     qun_q_t *q;
