@@ -36,6 +36,9 @@ int64_t qun_jobs_search_hidden(void);
 /* Steps of the purge jobs (jobs/purge.c). */
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                             int64_t *defer, qun_err_t *err);
+/* Whether the purge step just run asks for qun_db_scrub once its transaction
+ * committed (the scheduler runs it); reading it clears it. */
+bool qun_purge_take_scrub(void);
 qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                                int64_t *defer, qun_err_t *err);
 /* What housekeeping deleted since start, by kind (qun_housekeeping_kinds names them):

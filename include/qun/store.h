@@ -114,6 +114,8 @@ qun_rc qun_db_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err);
  * when a reader's snapshot kept it from finishing).  A no-op on PostgreSQL, whose dead
  * rows go with VACUUM (docs/postgres.md). */
 qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err);
+/* How many qun_db_scrub calls succeeded in this process. */
+uint64_t qun_db_scrubs(void);
 /* Copy the whole database, as of one commit, into a new file at path (SQLite's online
  * backup: writers carry on meanwhile); not synced.  QUN_INTERNAL on PostgreSQL. */
 qun_rc qun_db_copy_to(qun_db_t *db, const char *path, qun_err_t *err);

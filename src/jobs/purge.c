@@ -12,6 +12,7 @@
  * Every batch updates the job's progress counters in its own transaction, so the
  * counts in the receipt are exact even across kill -9. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,15 @@ static qun_rc no_memory(qun_err_t *err) {
 static _Thread_local int64_t g_rows;
 
 #define SCRUB_PAGES 64 /* of the search index rewritten a step (qun_db_search_scrub) */
+
+/* qun_purge_take_scrub: set by a step on the writer's thread, taken by the jobs
+ * thread once that step's commit returned (one step runs at a time). */
+static atomic_bool g_scrub;
+#define SCRUB_TRIES 30 /* steps that ask for it before a purge ends without it */
+
+bool qun_purge_take_scrub(void) {
+    return atomic_exchange(&g_scrub, false);
+}
 
 static void plan_step(void) {
     g_rows = qun_core_cfg.purge_batch;
@@ -471,7 +481,29 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         rc = qun_db_search_scrub(db, SCRUB_PAGES, &covered, err);
         if (rc == QUN_OK && covered >= json_integer_value(json_object_get(p, "search_gone"))) {
             json_object_del(p, "search_gone");
+            bad |= json_object_set_new(p, "phase", json_string("files_scrub"));
+            bad |= json_object_set_new(p, "scrubs", json_integer((json_int_t)qun_db_scrubs()));
+            atomic_store(&g_scrub, true);
+        }
+    } else if (strcmp(phase, "files_scrub") == 0) {
+        /* The database's own files (the SQLite WAL's old page images) are scrubbed
+         * after the commit of the step before (qun_purge_take_scrub): purged means
+         * no copy is left.  A reader in the way, or a restart, asks again; after
+         * SCRUB_TRIES the purge ends all the same, as it did before, and the log says
+         * so (the next purge or rewrite of the index truncates the WAL). */
+        int64_t tries = json_integer_value(json_object_get(p, "scrub_tries"));
+        bool done = qun_db_scrubs() > (uint64_t)json_integer_value(json_object_get(p, "scrubs"));
+        if (done || tries >= SCRUB_TRIES) {
+            if (!done)
+                qun_log("warn", "purge: the WAL could not be truncated; group %lld purged all the same",
+                        (long long)group_id);
+            json_object_del(p, "scrubs");
+            json_object_del(p, "scrub_tries");
             rc = finish(db, group_id, ref_id, p, &bad, finished, err);
+        } else {
+            bad |= json_object_set_new(p, "scrubs", json_integer((json_int_t)qun_db_scrubs()));
+            bad |= json_object_set_new(p, "scrub_tries", json_integer(tries + 1));
+            atomic_store(&g_scrub, true);
         }
     } else {
         *finished = true;

@@ -376,7 +376,7 @@ static void step_job(qun_jobs_t *j, run_t *r) {
         return;
     }
     unlink_blobs(j->writer);
-    if (r->finished && r->job.kind == QUN_JOB_PURGE_GROUP) scrub(j);
+    if (qun_purge_take_scrub()) scrub(j);
 }
 
 /* A commit made a job due by now since the last claim (it is not among the claimed). */

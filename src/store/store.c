@@ -205,8 +205,16 @@ qun_rc qun_db_copy_to(qun_db_t *db, const char *path, qun_err_t *err) {
                : qun_fail(err, QUN_INTERNAL, "the %s store has no file copy", DB_OPS(db)->name);
 }
 
+static _Atomic uint64_t scrubs;
+
 qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err) {
-    return DB_OPS(db)->scrub ? DB_OPS(db)->scrub(db, err) : QUN_OK;
+    qun_rc rc = DB_OPS(db)->scrub ? DB_OPS(db)->scrub(db, err) : QUN_OK;
+    if (rc == QUN_OK) atomic_fetch_add(&scrubs, 1);
+    return rc;
+}
+
+uint64_t qun_db_scrubs(void) {
+    return atomic_load(&scrubs);
 }
 
 qun_rc qun_db_event_order(qun_db_t *db, qun_err_t *err) {
