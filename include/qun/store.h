@@ -116,6 +116,11 @@ qun_rc qun_db_event_frontier(qun_db_t *db, int64_t *below, qun_err_t *err);
 qun_rc qun_db_scrub(qun_db_t *db, qun_err_t *err);
 /* How many qun_db_scrub calls succeeded in this process. */
 uint64_t qun_db_scrubs(void);
+/* A write that took text away from a row it keeps (a recall) asks for a qun_db_scrub
+ * soon: the row's old page images stay in the SQLite WAL until it starts over.
+ * qun_db_take_scrub_owed: whether one was asked for since, clearing it. */
+void qun_db_scrub_later(void);
+bool qun_db_take_scrub_owed(void);
 /* Copy the whole database, as of one commit, into a new file at path (SQLite's online
  * backup: writers carry on meanwhile); not synced.  QUN_INTERNAL on PostgreSQL. */
 qun_rc qun_db_copy_to(qun_db_t *db, const char *path, qun_err_t *err);

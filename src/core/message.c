@@ -343,6 +343,7 @@ qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, i
     if (rc != QUN_DONE) return rc;
     rc = recalled_read(db, &g, seq, out, err);
     if (rc == QUN_OK) rc = scrub_copies(db, &g, author, stream_id, seq, *out, err);
+    if (rc == QUN_OK) qun_db_scrub_later(); /* the old rows' page images in the WAL */
     if (rc == QUN_OK) rc = qun_event_emit(db, "message.recalled", g.id, 0, json_incref(*out), err);
     if (rc != QUN_OK) json_decref(*out), *out = NULL;
     return rc;

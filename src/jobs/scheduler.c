@@ -53,6 +53,7 @@ struct qun_jobs {
      * next may begin. */
     int64_t next_scrub;
     bool scrubbing;
+    int64_t next_wal_scrub; /* scrub_recalled */
 };
 
 /* How long the scheduler waits at most between looks: what no commit of this process
@@ -347,7 +348,7 @@ static bool stopping(qun_jobs_t *j) {
 /* After a purge, the database's own files must not keep what it deleted (the SQLite
  * WAL's old page images).  A reader in the way is waited for a few times; a WAL that
  * still could not be truncated is logged, and the next purge tries again. */
-static void scrub(qun_jobs_t *j) {
+static bool scrub(qun_jobs_t *j) {
     qun_err_t err = {{0}, {0}};
     qun_rc rc = QUN_OK;
     for (int i = 0; i < 20 && !stopping(j); i++) {
@@ -355,7 +356,18 @@ static void scrub(qun_jobs_t *j) {
         if (rc != QUN_CONFLICT_RETRY) break;
         pause_us(50000);
     }
-    if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files after a purge: %s", err.msg);
+    if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files: %s", err.msg);
+    return rc == QUN_OK;
+}
+
+#define SCRUB_WAL_EVERY 60 /* seconds between two scrubs for recalls (qun_db_scrub_later) */
+
+/* A recall's old rows linger in WAL frames until the WAL starts over: when no job is
+ * due, at most every SCRUB_WAL_EVERY seconds, the WAL is truncated. */
+static void scrub_recalled(qun_jobs_t *j) {
+    if (qun_now() < j->next_wal_scrub || !qun_db_take_scrub_owed()) return;
+    j->next_wal_scrub = qun_now() + SCRUB_WAL_EVERY;
+    if (!scrub(j)) qun_db_scrub_later();
 }
 
 /* One step of a claimed job; r->finished also when it failed or waits (deferred):
@@ -546,6 +558,7 @@ static void *jobs_main(void *arg) {
         }
         int64_t next = 0;
         if (run_due(j, &next) || catch_up_search(j) || merge_search(j) || scrub_search(j)) continue;
+        scrub_recalled(j);
         pthread_mutex_lock(&j->mu);
         /* A due job that could not be claimed (another instance holds it) is looked at
          * again after LOOK_MS, not at once. */

@@ -217,6 +217,16 @@ uint64_t qun_db_scrubs(void) {
     return atomic_load(&scrubs);
 }
 
+static atomic_bool scrub_owed;
+
+void qun_db_scrub_later(void) {
+    atomic_store(&scrub_owed, true);
+}
+
+bool qun_db_take_scrub_owed(void) {
+    return atomic_exchange(&scrub_owed, false);
+}
+
 qun_rc qun_db_event_order(qun_db_t *db, qun_err_t *err) {
     return DB_OPS(db)->event_order ? DB_OPS(db)->event_order(db, err) : QUN_OK;
 }

@@ -325,8 +325,14 @@ static void sq_read_end(qun_db_t *db) {
  * (zeroed) database and truncate the WAL. */
 static qun_rc sq_scrub(qun_db_t *db, qun_err_t *err) {
     qun_q_t *q;
+    /* No busy handler: a TRUNCATE checkpoint holds the write lock while it waits for a
+     * reader with an older snapshot (an export reads for seconds), and every write of
+     * qund would wait with it.  Busy at once instead; the caller tries again later. */
+    sqlite3_busy_timeout(db->h, 0);
     qun_rc rc = qun_db_run(db, &q, err, "PRAGMA wal_checkpoint(TRUNCATE)", "");
-    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
+    sqlite3_busy_timeout(db->h, 5000);
+    if (rc != QUN_ROW) /* QUN_CONFLICT_RETRY too: the writer was in the middle of a commit */
+        return rc == QUN_DONE ? QUN_OK : rc;
     bool busy = qun_q_col_int(q, 0) != 0;
     qun_q_done(q);
     return busy ? qun_fail(err, QUN_CONFLICT_RETRY, "a reader kept the WAL checkpoint from finishing")
