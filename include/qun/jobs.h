@@ -33,6 +33,11 @@ void qun_jobs_kick(qun_jobs_t *j);
  * as the jobs thread last read it: 0 once a rewrite dropped them all. */
 int64_t qun_jobs_search_hidden(void);
 
+/* Pages of the search index a step of its rewrite writes (qun_db_search_scrub): about
+ * 0.2 ms each, so a step holds the writer about as long as a purge step (64 pages took
+ * 10 ms at p50 and 20 ms at p90; bench/README.md, "What the tombstones hide"). */
+#define QUN_SCRUB_PAGES 16
+
 /* Steps of the purge jobs (jobs/purge.c). */
 qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                             int64_t *defer, qun_err_t *err);

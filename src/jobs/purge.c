@@ -74,8 +74,6 @@ static qun_rc no_memory(qun_err_t *err) {
  * shorter steps while people write"). */
 static _Thread_local int64_t g_rows;
 
-#define SCRUB_PAGES 64 /* of the search index rewritten a step (qun_db_search_scrub) */
-
 /* qun_purge_take_scrub: set by a step on the writer's thread, taken by the jobs
  * thread once that step's commit returned (one step runs at a time). */
 static atomic_bool g_scrub;
@@ -478,7 +476,7 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
          * 0039), a bounded piece a step.  Other purges' steps and the jobs thread rewrite
          * the same index, so any rewrite that covers this purge's COMMITs ends it. */
         int64_t covered;
-        rc = qun_db_search_scrub(db, SCRUB_PAGES, &covered, err);
+        rc = qun_db_search_scrub(db, QUN_SCRUB_PAGES, &covered, err);
         if (rc == QUN_OK && covered >= json_integer_value(json_object_get(p, "search_gone"))) {
             json_object_del(p, "search_gone");
             bad |= json_object_set_new(p, "phase", json_string("files_scrub"));

@@ -495,7 +495,6 @@ static bool merge_search(qun_jobs_t *j) {
     return more;
 }
 
-#define SCRUB_PAGES 64  /* of the search index rewritten per commit (qun_db_search_scrub) */
 #define SCRUB_EVERY 900 /* seconds between the starts of two rewrites for recalls and masks */
 
 static _Atomic int64_t search_hidden; /* qun_jobs_search_hidden */
@@ -505,7 +504,7 @@ int64_t qun_jobs_search_hidden(void) {
 }
 
 static qun_rc scrub_txn(qun_db_t *db, void *arg, qun_err_t *err) {
-    return qun_db_search_scrub(db, SCRUB_PAGES, arg, err);
+    return qun_db_search_scrub(db, QUN_SCRUB_PAGES, arg, err);
 }
 
 /* Recalled and masked text, hidden in the search index when it changed, is dropped
