@@ -490,7 +490,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
          * SCRUB_TRIES the purge ends all the same, as it did before, and the log says
          * so (the next purge or rewrite of the index truncates the WAL). */
         int64_t tries = json_integer_value(json_object_get(p, "scrub_tries"));
-        bool done = qun_db_scrubs() > (uint64_t)json_integer_value(json_object_get(p, "scrubs"));
+        bool done = qun_db_scrubs() > (uint64_t)json_integer_value(json_object_get(p, "scrubs")) ||
+                    strcmp(qun_db_backend(db), "sqlite") != 0; /* no files of its own: nothing to wait for */
         if (done || tries >= SCRUB_TRIES) {
             if (!done)
                 qun_log("warn", "purge: the WAL could not be truncated; group %lld purged all the same",

@@ -483,7 +483,9 @@ static qun_rc merge_txn(qun_db_t *db, void *arg, qun_err_t *err) {
  * since it was last found merged (migration 0038): no COMMIT of a person's write merges,
  * and the merging yields as a long job does.  True when there is more. */
 static bool merge_search(qun_jobs_t *j) {
-    if (!qun_search_unmerged()) return false;
+    /* During a rewrite a 'merge' would go on with it, 128 pages at once: the rewrite's
+     * own steps merge everything in QUN_SCRUB_PAGES pieces instead. */
+    if (!qun_search_unmerged() || j->scrubbing) return false;
     qun_err_t err = {{0}, {0}};
     bool more = false;
     int64_t t0 = mono_us();
