@@ -31,6 +31,7 @@ qun_passkey_cfg_t qun_passkey_cfg = {
 #define BLOB_MAX 16384   /* what any field of a ceremony may decode to */
 #define FLAG_UP 0x01
 #define FLAG_UV 0x04
+#define FLAG_AT 0x40    /* attested credential data follows */
 #define AUTHDATA_MIN 37 /* rpIdHash (32), flags (1), signCount (4) */
 
 char *qun_b64url(const unsigned char *p, size_t n) {
@@ -179,10 +180,69 @@ out:
 }
 
 /* The RP id hash and the flags at the head of authenticator data (fixed offsets). */
+/* One CBOR item at p[*at..n), every length it declares within the bytes left.  libcbor
+ * (and libfido2 through it) allocates what a header declares before reading it, so one
+ * changed byte asked for gigabytes: a unit test's mutated attestation object was killed
+ * at 24 GB.  Definite lengths only (WebAuthn's CTAP2 canonical CBOR), 16 levels deep. */
+static bool cbor_item_fits(const unsigned char *p, size_t n, size_t *at, int depth) {
+    if (depth > 16 || *at >= n) return false;
+    unsigned char ib = p[(*at)++];
+    unsigned major = ib >> 5, info = ib & 31;
+    uint64_t arg = info;
+    if (info >= 28) return false; /* reserved, or an indefinite length */
+    if (info >= 24) {
+        size_t len = (size_t)1 << (info - 24);
+        if (n - *at < len) return false;
+        for (arg = 0; len--;)
+            arg = arg << 8 | p[(*at)++];
+    }
+    uint64_t left = n - *at;
+    switch (major) {
+    case 2: /* byte and text strings */
+    case 3:
+        if (arg > left) return false;
+        *at += (size_t)arg;
+        return true;
+    case 4: /* arrays and maps: each item takes a byte at least */
+    case 5:
+        if (arg > left) return false;
+        for (uint64_t i = 0; i < (major == 5 ? arg * 2 : arg); i++)
+            if (!cbor_item_fits(p, n, at, depth + 1)) return false;
+        return true;
+    case 6: return cbor_item_fits(p, n, at, depth + 1); /* a tag's item */
+    default: return true;                               /* integers, simple values, floats */
+    }
+}
+
+/* Whether p[0..n) is CBOR items back to back, each within bounds (cbor_item_fits). */
+static bool cbor_fits(const unsigned char *p, size_t n) {
+    size_t at = 0;
+    while (at < n)
+        if (!cbor_item_fits(p, n, &at, 0)) return false;
+    return true;
+}
+
+/* The CBOR of authenticator data (the attested credential's COSE key, extensions),
+ * checked before libfido2 reads it. */
+static bool authdata_fits(const unsigned char *ad, size_t n) {
+    if (n <= AUTHDATA_MIN) return true;
+    size_t at = AUTHDATA_MIN;
+    if (ad[32] & FLAG_AT) { /* AAGUID (16), credential id length (2), the id */
+        if (n - at < 18) return false;
+        size_t id_len = (size_t)ad[at + 16] << 8 | ad[at + 17];
+        at += 18;
+        if (n - at < id_len) return false;
+        at += id_len;
+    }
+    return cbor_fits(ad + at, n - at);
+}
+
 static qun_rc authdata_check(const unsigned char *ad, size_t n, json_t **problem, qun_err_t *err) {
     const char *field = "response.authenticatorData";
     if (n < AUTHDATA_MIN)
         return refuse(err, problem, "malformed", field, "the authenticator data is too short");
+    if (!authdata_fits(ad, n))
+        return refuse(err, problem, "malformed", field, "the authenticator data is not well-formed CBOR");
     unsigned char want[32];
     qun_sha256(want, qun_passkey_cfg.rp_id, strlen(qun_passkey_cfg.rp_id));
     if (!qun_ct_equal(want, ad, 32))
@@ -315,6 +375,8 @@ static qun_rc attobj_read(const blob_t *b, attobj_t *o, json_t **problem, qun_er
     const char *field = "response.attestationObject";
     struct cbor_load_result res;
     memset(o, 0, sizeof *o);
+    if (!cbor_fits(b->p, b->n))
+        return refuse(err, problem, "malformed", field, "attestationObject must be one CBOR map");
     o->item = cbor_load(b->p, b->n, &res);
     if (!o->item || res.error.code != CBOR_ERR_NONE || res.read != b->n || !cbor_isa_map(o->item) ||
         !cbor_map_is_definite(o->item))
@@ -346,6 +408,8 @@ static qun_rc attobj_read(const blob_t *b, attobj_t *o, json_t **problem, qun_er
                       "attestationObject must hold fmt (text), attStmt (map) and authData (bytes) once each");
     if (!o->fmt_none || !o->stmt_empty)
         return refuse(err, problem, "attestation", field, "only attestation \"none\" is accepted");
+    if (!authdata_fits(o->auth_data, o->auth_len)) /* before libfido2 reads it */
+        return refuse(err, problem, "malformed", field, "the authenticator data is not well-formed CBOR");
     return QUN_OK;
 }
 

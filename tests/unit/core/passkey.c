@@ -418,6 +418,57 @@ static void test_malformed(void) {
     }
 }
 
+/* CBOR that declares more than it holds is refused before libcbor or libfido2 reads it:
+ * both allocate what a header declares first (a mutation in test_mutations once asked
+ * for 24 GB).  In the attestation object itself, and in its authenticator data's COSE
+ * key, which libfido2 parses. */
+static void test_declared_lengths(void) {
+    qun_actor_t a;
+    qun_err_t err;
+    login(new_user("pk_len"), "pk-len-phone", "ios", &a);
+    authn_t k;
+    authn_new(&k);
+    /* {"fmt": [2^32 items]}; a byte string of 2^60 bytes; an indefinite map. */
+    static const unsigned char arr[] = {0xa1, 0x63, 'f', 'm', 't', 0x9b, 0, 0, 0, 1, 0, 0, 0, 0};
+    static const unsigned char str[] = {0x5b, 0x10, 0, 0, 0, 0, 0, 0, 0};
+    static const unsigned char indef[] = {0xbf, 0xff};
+    /* fmt "none", attStmt {}, authData whose COSE key is a map of 2^32 pairs. */
+    unsigned char ao[160], ad[80];
+    unsigned char h[32];
+    qun_sha256(h, qun_passkey_cfg.rp_id, strlen(qun_passkey_cfg.rp_id));
+    memcpy(ad, h, 32);
+    ad[32] = 0x45; /* UP, UV, AT */
+    memset(ad + 33, 0, 4 + 16);
+    ad[53] = 0, ad[54] = 16;
+    memset(ad + 55, 7, 16);
+    static const unsigned char cose[] = {0xbb, 0, 0, 0, 1, 0, 0, 0, 0};
+    memcpy(ad + 71, cose, sizeof cose);
+    static const unsigned char ao_head[] = {0xa3, 0x63, 'f', 'm', 't', 0x64, 'n', 'o', 'n',  'e',
+                                            0x67, 'a',  't', 't', 'S', 't',  'm', 't', 0xa0, 0x68,
+                                            'a',  'u',  't', 'h', 'D', 'a',  't', 'a', 0x58, sizeof ad};
+    memcpy(ao, ao_head, sizeof ao_head);
+    memcpy(ao + sizeof ao_head, ad, sizeof ad);
+    struct {
+        const unsigned char *p;
+        size_t n;
+    } cases[] = {
+        {arr, sizeof arr}, {str, sizeof str}, {indef, sizeof indef}, {ao, sizeof ao_head + sizeof ad}};
+    for (size_t i = 0; i < NROWS(cases); i++) {
+        json_t *opt, *out = NULL, *problem = NULL;
+        CHECK(qun_passkey_options(db, &a, &opt, &err) == QUN_OK);
+        json_t *cred = registration(
+            &k, json_string_value(json_object_get(json_object_get(opt, "publicKey"), "challenge")), REG_OK);
+        char *enc = b64u(cases[i].p, cases[i].n);
+        json_object_set_new(json_object_get(cred, "response"), "attestationObject", json_string(enc));
+        free(enc);
+        qun_rc rc = qun_passkey_register(db, &a, cred, NULL, NULL, &out, &problem, &err);
+        CHECKF(rc == QUN_PASSKEY_INVALID, err.msg);
+        CHECK_STR(json_string_value(json_object_get(problem, "reason")), "malformed");
+        json_decref(opt), json_decref(out), json_decref(problem), json_decref(cred);
+    }
+    authn_free(&k);
+}
+
 /* Replace the base64url member key of cred's response by its bytes mutated with r:
  * a bit flipped, the tail cut, or a byte replaced. */
 static void mutate(json_t *cred, const char *key, unsigned r) {
@@ -488,6 +539,7 @@ int main(void) {
     RUN(test_registration);
     RUN(test_assertion);
     RUN(test_malformed);
+    RUN(test_declared_lengths);
     RUN(test_mutations);
     qun_db_close(db);
     return unit_done("core/passkey");
