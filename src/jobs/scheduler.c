@@ -345,9 +345,10 @@ static bool stopping(qun_jobs_t *j) {
     return s;
 }
 
-/* After a purge, the database's own files must not keep what it deleted (the SQLite
- * WAL's old page images).  A reader in the way is waited for a few times; a WAL that
- * still could not be truncated is logged, and the next purge tries again. */
+/* After a purge, a rewrite of the search index or a recall, the database's own files
+ * must not keep what was removed (the SQLite WAL's old page images).  A reader in the
+ * way is tried around 20 times, 50 ms apart; a WAL that still could not be truncated
+ * is logged, and false tells the caller to ask again later. */
 static bool scrub(qun_jobs_t *j) {
     qun_err_t err = {{0}, {0}};
     qun_rc rc = QUN_OK;
