@@ -42,7 +42,8 @@ qun_rc qun_archive_add_link(qun_archive_t *a, const char *name, const char *targ
 qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len, int64_t mtime,
                        qun_err_t *err);
 /* Add a regular file name of exactly size bytes, given in pieces: begin, then
- * add_data until size bytes have been given (the caller's count). */
+ * add_data until size bytes have been given (the caller's count).  A piece of 64 KiB
+ * or more that zstd would not shrink is stored raw (docs/archive-format.md, "Writer"). */
 qun_rc qun_archive_add_begin(qun_archive_t *a, const char *name, int64_t size, int64_t mtime, qun_err_t *err);
 qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_err_t *err);
 /* Add a regular file name of exactly size bytes read from f in 64 KiB pieces. */

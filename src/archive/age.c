@@ -2,6 +2,9 @@
 /* The age v1 file format for X25519 recipients (C2SP age), written from the
  * specification on libsodium: HKDF-SHA256 on HMAC-SHA256, Bech32 keys, the textual
  * header with its MAC, and the ChaCha20-Poly1305 STREAM payload in 64 KiB chunks.
+ * The payload is sealed with OpenSSL's ChaCha20-Poly1305, which uses the CPU's wide
+ * vector units: 2.7 GB/s against libsodium's 1.7 on the benchmark machine, and an
+ * export encrypts every byte it writes (bench/README.md, benchmark 10).
  *
  *   file    = header nonce(16) chunk* final-chunk
  *   header  = "age-encryption.org/v1\n" stanza+ "--- " base64(MAC) "\n"
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "qun/age.h"
@@ -288,6 +292,7 @@ struct qun_age_enc {
     qun_age_write_fn write;
     void *arg;
     uint8_t key[32];
+    EVP_CIPHER_CTX *aead; /* the payload cipher under key, made for the first chunk */
     uint64_t counter;
     size_t fill;
     bool finished, failed;
@@ -452,18 +457,31 @@ qun_rc qun_age_enc_new_passphrase(const char *pass, size_t pass_len, int log_n, 
     return rc;
 }
 
-static qun_rc enc_flush(qun_age_enc_t *e, bool last, qun_err_t *err) {
+/* Seal in[len] into e->cipher (len + 16 bytes) as chunk number e->counter. */
+static bool seal(qun_age_enc_t *e, const uint8_t *in, size_t len, bool last) {
     uint8_t nonce[12];
-    unsigned long long clen = 0;
+    int n = 0, f = 0;
     stream_nonce(nonce, e->counter, last);
-    crypto_aead_chacha20poly1305_ietf_encrypt(e->cipher, &clen, e->plain, e->fill, NULL, 0, NULL, nonce,
-                                              e->key);
-    if (e->write(e->arg, e->cipher, (size_t)clen) != 0) {
+    if (!e->aead && (!(e->aead = EVP_CIPHER_CTX_new()) ||
+                     EVP_EncryptInit_ex(e->aead, EVP_chacha20_poly1305(), NULL, e->key, NULL) != 1))
+        return false;
+    return EVP_EncryptInit_ex(e->aead, NULL, NULL, NULL, nonce) == 1 &&
+           EVP_EncryptUpdate(e->aead, e->cipher, &n, in, (int)len) == 1 && (size_t)n == len &&
+           EVP_EncryptFinal_ex(e->aead, e->cipher + n, &f) == 1 && f == 0 &&
+           EVP_CIPHER_CTX_ctrl(e->aead, EVP_CTRL_AEAD_GET_TAG, 16, e->cipher + len) == 1;
+}
+
+/* Seal in[len] as the next chunk and write it. */
+static qun_rc enc_chunk(qun_age_enc_t *e, const uint8_t *in, size_t len, bool last, qun_err_t *err) {
+    if (!seal(e, in, len, last)) {
+        e->failed = true;
+        return qun_fail(err, QUN_NOMEM, "cannot encrypt the age payload");
+    }
+    if (e->write(e->arg, e->cipher, len + 16) != 0) {
         e->failed = true;
         return qun_fail(err, QUN_AGE_IO, "cannot write the age payload");
     }
     e->counter++;
-    e->fill = 0;
     return QUN_OK;
 }
 
@@ -475,8 +493,17 @@ qun_rc qun_age_enc_write(qun_age_enc_t *e, const void *buf, size_t len, qun_err_
         /* A full chunk is sealed only once more data arrives: the final chunk may be
          * full, and it must carry the last-chunk flag. */
         if (e->fill == QUN_AGE_CHUNK) {
-            qun_rc rc = enc_flush(e, false, err);
+            qun_rc rc = enc_chunk(e, e->plain, QUN_AGE_CHUNK, false, err);
             if (rc != QUN_OK) return rc;
+            e->fill = 0;
+        }
+        /* A whole chunk with more after it is sealed where it lies, without a copy. */
+        if (e->fill == 0 && len > QUN_AGE_CHUNK) {
+            qun_rc rc = enc_chunk(e, p, QUN_AGE_CHUNK, false, err);
+            if (rc != QUN_OK) return rc;
+            p += QUN_AGE_CHUNK;
+            len -= QUN_AGE_CHUNK;
+            continue;
         }
         size_t take = QUN_AGE_CHUNK - e->fill;
         if (take > len) take = len;
@@ -493,13 +520,18 @@ qun_rc qun_age_enc_finish(qun_age_enc_t *e, qun_err_t *err) {
         return qun_fail(err, QUN_INTERNAL, "finish of a finished or failed age encryptor");
     /* fill is 0 here only for an empty file, whose one final chunk is empty. */
     assert(e->fill > 0 || e->counter == 0);
-    qun_rc rc = enc_flush(e, true, err);
-    if (rc == QUN_OK) e->finished = true;
+    qun_rc rc = enc_chunk(e, e->plain, e->fill, true, err);
+    if (rc == QUN_OK) {
+        e->finished = true;
+        e->fill = 0;
+    }
     return rc;
 }
 
 void qun_age_enc_free(qun_age_enc_t *e) {
-    if (e) sodium_free(e); /* sodium_free wipes the memory */
+    if (!e) return;
+    EVP_CIPHER_CTX_free(e->aead); /* OpenSSL wipes its copy of the key */
+    sodium_free(e);               /* sodium_free wipes the memory */
 }
 
 /* ---- decryption ---- */

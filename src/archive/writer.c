@@ -6,7 +6,9 @@
  * much as `tar | zstd | age` runs its processes side by side.  A member whose bytes
  * come already compressed (qun_archive_add_zst, a stage compressed while it was
  * written) goes in as a zstd frame of its own between frames of the rest: a zstd
- * stream may be any number of frames, and a reader sees one tar.  Each layer holds a
+ * stream may be any number of frames, and a reader sees one tar.  So does a piece of
+ * file data that zstd would not shrink (photos, videos: most of an export's bytes),
+ * as a frame of raw blocks, without the compressor's pass over it.  Each layer holds a
  * few blocks or chunks (OUT_BUFS buffers between the threads), so memory stays flat
  * whatever the archive's size. */
 #include <errno.h>
@@ -24,6 +26,12 @@
 
 #define OUT_BUFS 4
 #define OUT_CAP (1 << 20)
+/* Pieces of file data of RAW_MIN bytes and more are first tried: their first RAW_PROBE
+ * bytes compressed at zstd's fastest level (~10 us).  If that saves less than 1/32,
+ * the piece goes in raw, in blocks of zstd's largest size. */
+#define RAW_MIN (64 << 10)
+#define RAW_PROBE (16 << 10)
+#define RAW_BLOCK (128 << 10)
 
 typedef struct {
     uint8_t *p;
@@ -33,8 +41,10 @@ typedef struct {
 struct qun_archive {
     struct archive *ar;
     ZSTD_CCtx *zc;
-    bool in_frame; /* zc has been given bytes since its last frame ended */
-    int64_t skip;  /* tar bytes to drop: the data of a member that went in compressed */
+    bool in_frame;  /* zc has been given bytes since its last frame ended */
+    ZSTD_CCtx *pc;  /* the probe's, made for the first piece tried */
+    uint8_t *probe; /* its output, ZSTD_COMPRESSBOUND(RAW_PROBE) bytes */
+    int64_t skip;   /* tar bytes to drop: data that went in compressed, or raw */
     qun_age_enc_t *enc;
     qun_age_write_fn write;
     void *arg;
@@ -290,8 +300,47 @@ qun_rc qun_archive_add_begin(qun_archive_t *a, const char *name, int64_t size, i
     return add_header(a, name, size, mtime, err);
 }
 
+/* Whether zstd would shrink p[len] (len >= RAW_PROBE) by 1/32 or more, judged on its
+ * first RAW_PROBE bytes; a probe that cannot run says yes (compress as usual). */
+static bool shrinks(qun_archive_t *a, const uint8_t *p) {
+    if (!a->pc && (a->pc = ZSTD_createCCtx()) == NULL) return true;
+    if (!a->probe && (a->probe = malloc(ZSTD_COMPRESSBOUND(RAW_PROBE))) == NULL) return true;
+    size_t n = ZSTD_compressCCtx(a->pc, a->probe, ZSTD_COMPRESSBOUND(RAW_PROBE), p, RAW_PROBE, 1);
+    return ZSTD_isError(n) || n < RAW_PROBE - RAW_PROBE / 32;
+}
+
+/* p[len] as one zstd frame of raw blocks (RFC 8878, section 3.1.1): the magic number,
+ * a descriptor byte of 0 (no content size, checksum or dictionary), a window of
+ * 128 KiB (exponent 7), then blocks of at most that size, each after its 3-byte header
+ * (bit 0: last block; bits 1-2: type 0, raw; bits 3-23: size). */
+static bool put_raw_frame(qun_archive_t *a, const uint8_t *p, size_t len) {
+    static const uint8_t head[6] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3};
+    if (!put_raw(a, head, sizeof head)) return false;
+    do {
+        size_t n = len < RAW_BLOCK ? len : RAW_BLOCK;
+        uint32_t bh = (uint32_t)n << 3 | (n == len);
+        uint8_t b[3] = {(uint8_t)bh, (uint8_t)(bh >> 8), (uint8_t)(bh >> 16)};
+        if (!put_raw(a, b, sizeof b) || !put_raw(a, p, n)) return false;
+        p += n;
+        len -= n;
+    } while (len > 0);
+    return true;
+}
+
 qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_err_t *err) {
-    return add_data(a, buf, len, err);
+    if (len < RAW_MIN || shrinks(a, buf)) return add_data(a, buf, len, err);
+    /* End the frame before (the member's header), put the piece in raw, and let
+     * libarchive count the same bytes, which ar_write drops. */
+    const char *zerr = NULL;
+    if (!put_zst(a, NULL, 0, true, &zerr))
+        return zerr ? qun_fail(err, QUN_INTERNAL, "zstd: %s", zerr) : ar_fail(a, err, "cannot encrypt");
+    if (!put_raw_frame(a, buf, len)) return ar_fail(a, err, "cannot encrypt");
+    a->skip = (int64_t)len;
+    qun_rc rc = add_data(a, buf, len, err);
+    if (rc == QUN_OK && a->skip != 0)
+        rc = qun_fail(err, QUN_INTERNAL, "libarchive held back %lld bytes", (long long)a->skip);
+    a->skip = 0;
+    return rc;
 }
 
 qun_rc qun_archive_add(qun_archive_t *a, const char *name, const void *buf, size_t len, int64_t mtime,
@@ -378,6 +427,8 @@ void qun_archive_free(qun_archive_t *a) {
     a->failed = true; /* an unfinished archive's last flush goes nowhere */
     if (a->ar) archive_write_free(a->ar);
     ZSTD_freeCCtx(a->zc);
+    ZSTD_freeCCtx(a->pc);
+    free(a->probe);
     qun_age_enc_free(a->enc);
     qun_sha256_free(&a->sha);
     free(a->cur.p);

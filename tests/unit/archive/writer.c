@@ -2,10 +2,11 @@
 /* Unit tests of src/archive/writer.c: an archive written by qun is decrypted by
  * Debian's age, decompressed by zstd and listed and extracted by tar (skipped when
  * the tools are missing), members staged compressed (their own zstd frames between
- * the stream's) included; its digest is the SHA-256 of the bytes written; and qun's
- * own age reader opens it too. */
+ * the stream's) and pieces of file data stored raw (frames of raw blocks) beside
+ * compressed ones included; its digest is the SHA-256 of the bytes written. */
 #include <sodium.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qun/archive.h"
@@ -54,8 +55,45 @@ static void add_staged(qun_archive_t *a, const char *name, int n) {
     CHECK(qun_stage_finish(&s, a, name, 1700000000, hex, &err) == QUN_OK);
 }
 
-/* A file of 200000 bytes streamed from disk, small ones from memory and two staged
- * compressed (one empty), for a fresh age key written where Debian's age finds it. */
+/* files/photo, in pieces as the export's file streamer adds them: random bytes that
+ * zstd cannot shrink (300 KiB: three raw blocks, the last short; exactly 64 KiB, the
+ * smallest piece tried; 128 KiB, one full block that is also the last; 1000 bytes, too
+ * few to try) between text that compresses (200 KiB, and 100 KiB whose first 16 KiB
+ * are random, so it is stored raw).  The same bytes go to dir/files/photo for cmp. */
+static const size_t photo_piece[] = {300 << 10, 200 << 10, 64 << 10, 1000, 128 << 10, 100 << 10};
+static const bool photo_random[] = {true, false, true, true, true, false};
+#define PHOTO_PIECES (sizeof photo_piece / sizeof photo_piece[0])
+
+static void add_photo(qun_archive_t *a) {
+    char path[1024];
+    qun_err_t err;
+    size_t total = 0;
+    for (size_t i = 0; i < PHOTO_PIECES; i++)
+        total += photo_piece[i];
+    snprintf(path, sizeof path, "%s/files", dir);
+    CHECK(mkdir(path, 0700) == 0);
+    snprintf(path, sizeof path, "%s/files/photo", dir);
+    FILE *want = fopen(path, "w");
+    uint8_t *buf = malloc(300 << 10);
+    CHECK(want && buf && qun_archive_add_begin(a, "files/photo", (int64_t)total, 1700000000, &err) == QUN_OK);
+    for (size_t i = 0; i < PHOTO_PIECES; i++) {
+        size_t n = photo_piece[i];
+        for (size_t j = 0; j < n; j++)
+            buf[j] = (uint8_t)('a' + (j / 7) % 26);
+        if (photo_random[i])
+            randombytes_buf(buf, n);
+        else if (n == (100 << 10))
+            randombytes_buf(buf, 16 << 10);
+        CHECK(qun_archive_add_data(a, buf, n, &err) == QUN_OK);
+        CHECK(fwrite(buf, 1, n, want) == n);
+    }
+    fclose(want);
+    free(buf);
+}
+
+/* A file of 200000 bytes streamed from disk, small ones from memory, two staged
+ * compressed (one empty) and files/photo, for a fresh age key written where Debian's
+ * age finds it. */
 static void write_archive(void) {
     char id[QUN_AGE_IDENTITY_LEN + 1], rcpt[QUN_AGE_RECIPIENT_LEN + 1], cmd[1024];
     uint8_t pk[1][32];
@@ -80,6 +118,7 @@ static void write_archive(void) {
     CHECK(qun_archive_add(a, "members.json", "[]", 2, 1700000000, &err) == QUN_OK);
     add_staged(a, "lines.jsonl", 50000);
     CHECK(qun_archive_add_stream(a, "files/blob", blob, 200000, 1700000000, &err) == QUN_OK);
+    add_photo(a);
     add_staged(a, "empty.jsonl", 0);
     CHECK(qun_archive_add(a, "messages.jsonl", "", 0, 1700000000, &err) == QUN_OK);
     CHECK(qun_archive_finish(a, digest, &bytes, &err) == QUN_OK);
@@ -88,7 +127,9 @@ static void write_archive(void) {
     fclose(blob);
 }
 
-/* The digest is the SHA-256 of the file written, and the size its length. */
+/* The digest is the SHA-256 of the file written, and the size its length: the bytes
+ * of files/photo stored raw (593 KiB) and the rest compressed (a text piece stored raw
+ * would add 200 KiB). */
 static void digest_and_size(void) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "sha256sum %s/out.age", dir);
@@ -98,6 +139,7 @@ static void digest_and_size(void) {
     snprintf(cmd, sizeof cmd, "wc -c < %s/out.age", dir);
     char *wc = run(cmd);
     CHECK(wc && atoll(wc) == bytes);
+    CHECKF(bytes > 593 << 10 && bytes < 660 << 10, "the archive has the wrong size");
     free(wc);
 }
 
@@ -112,9 +154,10 @@ static void interop_age_zstd_tar(void) {
     char *list = run(cmd);
     CHECK(list &&
           strcmp(list,
-                 "manifest.json\nmembers.json\nlines.jsonl\nfiles/blob\nempty.jsonl\nmessages.jsonl\n") == 0);
-    const char *staged[] = {"lines.jsonl", "empty.jsonl"};
-    for (int i = 0; i < 2; i++) {
+                 "manifest.json\nmembers.json\nlines.jsonl\nfiles/blob\nfiles/photo\nempty.jsonl\nmessages."
+                 "jsonl\n") == 0);
+    const char *staged[] = {"lines.jsonl", "empty.jsonl", "files/photo"};
+    for (int i = 0; i < 3; i++) {
         snprintf(cmd, sizeof cmd, "age -d -i %s/key.txt %s/out.age | zstd -dq | tar xOf - %s | cmp - %s/%s",
                  dir, dir, staged[i], dir, staged[i]);
         char *c = run(cmd);
