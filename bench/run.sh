@@ -311,6 +311,8 @@ proof_rows() { # proof_rows LABEL LINES: inclusion and consistency p50/p99 vs th
                 "$(field "$lk" ${p}_us)" "$(ratio "$v" "$(field "$lk" ${p}_us)")" "$aim"
         done
     done
+    ic=$(line "$2" inclusion_cold)
+    echo "   $1 inclusion proofs, the first $(field "$ic" samples) on a fresh connection (its cache of upper levels filling): p50 $(field "$ic" p50_us) us, p99 $(field "$ic" p99_us) us"
     b=$(line "$2" build)
     echo "   $1 ledger built through qun_ledger_append in $(field "$b" seconds)s ($(field "$b" per_s) appends/s, 10 000 per transaction); $(field "$(line "$2" inclusion)" hashes_mean) hashes per proof on average; every inclusion proof verified"
 }
