@@ -289,6 +289,49 @@ def test_a_reader_in_the_way_of_the_wal_scrub_holds_up_no_post(server):
     assert left_in_files(server, words) == []
 
 
+@pytest.mark.sqlite_only
+def test_a_reader_that_never_lets_go_does_not_hold_a_purge_forever(server):
+    """A purge reads `purged` once the WAL was truncated.  A reader that keeps an old
+    snapshot (a stuck backup, a forgotten sqlite3 shell) makes every truncation fail:
+    after 30 steps that could not truncate, the purge ends all the same, and the log
+    tells the operator; the reader gone, the next scrub truncates the WAL."""
+    if server.search_batch != 1024:
+        pytest.skip("a minute of tries; the index's batching plays no part")
+    s = Scene(server, n_messages=3)
+    words = secret()
+    expect(s.member.post(s.g + "/messages", {"text": f"{words} 请勿外传"}), 201)
+    with open(server.log_path, "rb") as f:
+        f.seek(0, 2)
+        since = f.tell()
+    reader = sqlite3.connect(f"{server.data}/qun.db", timeout=10, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM messages").fetchone()  # a snapshot from before the purge
+        s.dissolve("delete")
+        # Each try waits a second for readers to go (20 times 50 ms), then the step
+        # pauses as long: about a minute for the 30 tries.
+        t0 = time.time()
+        wait_for(s.owner, s.gid, purged, timeout=120)
+        assert time.time() - t0 > 20, "purged although the WAL could not be truncated"
+        with open(server.log_path, "rb") as f:
+            f.seek(since)
+            log = f.read().decode(errors="replace")
+        assert "the WAL could not be truncated" in log, log[-2000:]
+        assert left_in_files(server, words) != []  # the reader still sees them: nothing could go
+    finally:
+        reader.rollback()
+        reader.close()
+    # The reader gone, a recall's scrub (at most once a minute) truncates the WAL.
+    other = make_group(s.owner, name="after")
+    m = expect(s.owner.post(f"/v1/groups/{other}/messages", {"text": "再见"}), 201)
+    expect(s.owner.delete(f"/v1/groups/{other}/messages/{m['seq']}"), 200)
+    expect(requests.post(server.url + "/v1/test/clock", json={"advance": 61}, timeout=10), 200)
+    deadline = time.time() + 15
+    while left_in_files(server, words) and time.time() < deadline:
+        time.sleep(0.2)
+    assert left_in_files(server, words) == []
+
+
 def test_cli_search_by_group_name(server):
     owner, member, _, gid = chat(server)
     env = {"QUN_URL": server.url, "QUN_TOKEN": member.token}
