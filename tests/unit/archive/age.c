@@ -145,7 +145,7 @@ static int mem_read(void *arg, void *p, size_t n, size_t *got) {
     return 0;
 }
 
-static void test_roundtrip(size_t size) {
+static void test_roundtrip(size_t size, bool whole) {
     uint8_t sk[2][32], pk[2][32];
     mem_t m = {0};
     qun_err_t err;
@@ -158,9 +158,9 @@ static void test_roundtrip(size_t size) {
         crypto_scalarmult_base(pk[i], sk[i]);
     }
     CHECK(qun_age_enc_new((const uint8_t(*)[32])pk, 2, mem_write, &m, &e, &err) == QUN_OK);
-    /* Write in uneven pieces. */
+    /* Write in uneven pieces, or all at once (whole chunks are then sealed in place). */
     for (size_t at = 0; at < size;) {
-        size_t n = 3000 + at % 5000;
+        size_t n = whole ? size : 3000 + at % 5000;
         if (n > size - at) n = size - at;
         CHECK(qun_age_enc_write(e, plain + at, n, &err) == QUN_OK);
         at += n;
@@ -195,14 +195,18 @@ static void test_roundtrip(size_t size) {
     free(out);
 }
 
-/* Round trips at the chunk boundaries (64 KiB): a failing size is named. */
+/* Round trips at the chunk boundaries (64 KiB), written in small pieces and in one:
+ * a failing size is named. */
 static void roundtrip_sizes(void) {
-    static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 2 * 65536, 300000};
-    for (size_t i = 0; i < NROWS(sizes); i++) {
-        int before = unit_failures;
-        test_roundtrip(sizes[i]);
-        if (unit_failures != before) fprintf(stderr, "[roundtrip_sizes / %zu bytes] failed\n", sizes[i]);
-    }
+    static const size_t sizes[] = {0, 1, 65535, 65536, 65537, 2 * 65536, 2 * 65536 + 1, 300000};
+    for (int whole = 0; whole < 2; whole++)
+        for (size_t i = 0; i < NROWS(sizes); i++) {
+            int before = unit_failures;
+            test_roundtrip(sizes[i], whole);
+            if (unit_failures != before)
+                fprintf(stderr, "[roundtrip_sizes / %zu bytes%s] failed\n", sizes[i],
+                        whole ? ", one write" : "");
+        }
 }
 
 /* Decrypt all of m with a passphrase into out[cap]; *have bytes. */
