@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 
@@ -272,3 +273,54 @@ def test_cli_export(srv, tmp_path):
     assert r.returncode == 1 and b"FORBIDDEN_ROLE" in r.stderr
     assert not (tmp_path / "no.age").exists()
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".qun-export-")]
+
+
+def export_threads(pid):
+    """(policy, nice) of each of pid's threads named qun-export, from /proc."""
+    seen = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm == "qun-export":
+            seen.append((int(rest[38]), int(rest[16])))  # fields 41 (policy) and 19 (nice)
+    return seen
+
+
+@pytest.mark.sqlite_only
+def test_an_export_is_not_left_to_idle_time(tmp_path):
+    """Background work runs at SCHED_IDLE, so requests take the cores first; an export
+    is somebody waiting for their archive, and on cores busy with requests an idle
+    thread gets almost nothing.  Its threads run at the normal policy, niced to 10."""
+    s = Server().start()
+    try:
+        owner = register(s.url)
+        gid = make_group(owner, name="long export")
+        s.stop()
+        con = sqlite3.connect(os.path.join(s.data, "qun.db"))
+        row, nxt = con.execute("SELECT id, next_seq FROM groups WHERE gid = ?", (gid,)).fetchone()
+        uid = con.execute("SELECT id FROM users WHERE openid = ?", (owner.openid,)).fetchone()[0]
+        n = 200000
+        con.executemany("INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (?, ?, ?, ?, ?)",
+                        ((row, nxt + i, uid, f"line {i} of a long year", 1700000000) for i in range(n)))
+        con.execute("UPDATE groups SET next_seq = ? WHERE id = ?", (nxt + n, row))
+        con.commit()
+        con.close()
+        s.start()
+        _, recipient = keygen(tmp_path, "k.txt")
+        x = expect(owner.post(f"/v1/groups/{gid}/exports", {"recipients": [recipient]}), 202)
+        seen = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            seen += export_threads(s.proc.pid)
+            if expect(owner.get(f"/v1/exports/{x['id']}"), 200)["state"] != "running":
+                break
+            time.sleep(0.002)
+        assert expect(owner.get(f"/v1/exports/{x['id']}"), 200)["state"] == "done"
+        assert seen, "no export thread was seen running"
+        assert set(seen) == {(0, 10)}, f"(policy, nice) of the export's threads: {sorted(set(seen))}"
+    finally:
+        s.stop()
