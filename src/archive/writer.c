@@ -183,6 +183,13 @@ static qun_rc ar_fail(qun_archive_t *a, qun_err_t *err, const char *what) {
     return qun_fail(err, QUN_INTERNAL, "%s: %s", what, archive_error_string(a->ar));
 }
 
+/* End the zstd frame under way, if any: what follows goes in as a frame of its own. */
+static qun_rc end_frame(qun_archive_t *a, qun_err_t *err) {
+    const char *zerr = NULL;
+    if (put_zst(a, NULL, 0, true, &zerr)) return QUN_OK;
+    return zerr ? qun_fail(err, QUN_INTERNAL, "zstd: %s", zerr) : ar_fail(a, err, "cannot encrypt");
+}
+
 /* Start an archive for the X25519 keys pks[n], or for the passphrase pass when it is
  * not NULL. */
 static qun_rc archive_start(const uint8_t (*pks)[32], size_t n, const char *pass, size_t pass_len,
@@ -331,12 +338,11 @@ qun_rc qun_archive_add_data(qun_archive_t *a, const void *buf, size_t len, qun_e
     if (len < RAW_MIN || shrinks(a, buf)) return add_data(a, buf, len, err);
     /* End the frame before (the member's header), put the piece in raw, and let
      * libarchive count the same bytes, which ar_write drops. */
-    const char *zerr = NULL;
-    if (!put_zst(a, NULL, 0, true, &zerr))
-        return zerr ? qun_fail(err, QUN_INTERNAL, "zstd: %s", zerr) : ar_fail(a, err, "cannot encrypt");
+    qun_rc rc = end_frame(a, err);
+    if (rc != QUN_OK) return rc;
     if (!put_raw_frame(a, buf, len)) return ar_fail(a, err, "cannot encrypt");
     a->skip = (int64_t)len;
-    qun_rc rc = add_data(a, buf, len, err);
+    rc = add_data(a, buf, len, err);
     if (rc == QUN_OK && a->skip != 0)
         rc = qun_fail(err, QUN_INTERNAL, "libarchive held back %lld bytes", (long long)a->skip);
     a->skip = 0;
@@ -372,12 +378,10 @@ qun_rc qun_archive_add_stream(qun_archive_t *a, const char *name, FILE *f, int64
 qun_rc qun_archive_add_zst(qun_archive_t *a, const char *name, int64_t size, FILE *zf, int64_t zsize,
                            int64_t mtime, qun_err_t *err) {
     static const uint8_t zeros[1 << 16];
-    const char *zerr = NULL;
     qun_rc rc = add_header(a, name, size, mtime, err);
     if (rc != QUN_OK) return rc;
     /* The header ends the frame; the member's frame follows as it is. */
-    if (!put_zst(a, NULL, 0, true, &zerr))
-        return zerr ? qun_fail(err, QUN_INTERNAL, "zstd: %s", zerr) : ar_fail(a, err, "cannot encrypt");
+    if ((rc = end_frame(a, err)) != QUN_OK) return rc;
     uint8_t *buf = malloc(QUN_AGE_CHUNK);
     if (!buf) return qun_fail(err, QUN_NOMEM, "out of memory");
     for (int64_t left = zsize; left > 0 && rc == QUN_OK;) {
@@ -406,14 +410,13 @@ qun_rc qun_archive_add_zst(qun_archive_t *a, const char *name, int64_t size, FIL
 
 qun_rc qun_archive_finish(qun_archive_t *a, char digest[65], int64_t *bytes, qun_err_t *err) {
     uint8_t sum[32];
-    const char *zerr = NULL;
     if (archive_write_close(a->ar) != ARCHIVE_OK) return ar_fail(a, err, "cannot close the tar stream");
-    if (!put_zst(a, NULL, 0, true, &zerr))
-        return zerr ? qun_fail(err, QUN_INTERNAL, "zstd: %s", zerr) : ar_fail(a, err, "cannot encrypt");
+    qun_rc rc = end_frame(a, err);
+    if (rc != QUN_OK) return rc;
     if (a->cur.len > 0 && !hand_over(a)) return ar_fail(a, err, "cannot encrypt");
     stop_thread(a, false);
     if (a->failed) return ar_fail(a, err, "cannot encrypt");
-    qun_rc rc = qun_age_enc_finish(a->enc, err);
+    rc = qun_age_enc_finish(a->enc, err);
     if (rc != QUN_OK) return rc;
     qun_sha256_final(&a->sha, sum);
     if (digest) sodium_bin2hex(digest, 65, sum, sizeof sum);
