@@ -324,3 +324,26 @@ def test_an_export_is_not_left_to_idle_time(tmp_path):
         assert set(seen) == {(0, 10)}, f"(policy, nice) of the export's threads: {sorted(set(seen))}"
     finally:
         s.stop()
+
+
+def test_photos_past_the_quota_fail_the_export_cleanly(tmp_path):
+    """Files that do not compress go into the archive as they are (raw zstd frames); when
+    the archive outgrows export_quota_bytes in the middle of one, the export fails with
+    EXPORT_QUOTA_EXCEEDED, leaves no file behind, and the next export under the limit works."""
+    s = Server(extra=["--set", "export_quota_bytes=262144"]).start()
+    try:
+        owner = register(s.url)
+        gid = make_group(owner, name="photos")
+        for i in range(3):
+            expect(owner.post(f"/v1/groups/{gid}/files?name=p{i}.jpg", raw=os.urandom(200000),
+                              headers={"Content-Type": "image/jpeg"}), 201)
+        _, recipient = keygen(tmp_path, "k.txt")
+        x = export(owner, gid, [recipient])
+        assert x["state"] == "failed" and "EXPORT_QUOTA_EXCEEDED" in x["error"], x
+        expect(owner.get(f"/v1/exports/{x['id']}/download"), 409, "EXPORT_NOT_READY")
+        assert not [n for n in os.listdir(os.path.join(s.data, "exports")) if n.startswith(x["id"])]
+        small = make_group(owner, name="one photo")
+        expect(owner.post(f"/v1/groups/{small}/files?name=p.jpg", raw=os.urandom(100000)), 201)
+        assert export(owner, small, [recipient])["state"] == "done"
+    finally:
+        s.stop()
