@@ -32,8 +32,12 @@ void qun_db_close(qun_db_t *db);
 /* Whether db was opened read-only: it never holds uncommitted writes of its own, so
  * whatever it reads was committed. */
 bool qun_db_readonly(qun_db_t *db);
-/* One object a layer above the store keeps per connection (the ledger's cache of
- * subtree hashes, src/ledger/ledger.c): _get borrows it (NULL when none); _set hands
+/* The connection string db was opened with, as given (borrowed, lives as long as db);
+ * NULL if memory was short.  Connections opened with the same string reach the same
+ * database, except ":memory:", which is a new one each time. */
+const char *qun_db_name(qun_db_t *db);
+/* One object a layer above the store keeps per connection (the ledger's reference to
+ * the cache of subtree hashes, src/ledger/ledger.c): _get borrows it (NULL when none); _set hands
  * it over, and aux_free(aux) runs when the connection closes.  Like the connection,
  * not thread-safe. */
 void *qun_db_aux_get(qun_db_t *db);

@@ -3,10 +3,12 @@
  * perfect subtree it completes (at most log2(n) parents), in the caller's transaction
  * so an event and the state change it records commit together.  Appends are
  * serialized by the single writer. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
-#include <stdlib.h>
 
 #include "qun/json.h"
 #include "qun/ledger.h"
@@ -43,10 +45,10 @@ static qun_rc node_put(qun_db_t *db, int level, uint64_t idx, const unsigned cha
 /* ---- reading subtree hashes for roots and proofs ----
  *
  * A proof or root is computed twice over the pure math of merkle.c.  The first pass
- * only collects the perfect subtrees it needs; those not in the connection's cache are
- * then read in a few multi-row queries (CHUNK nodes each) instead of one query per
- * node; the second pass computes the answer from them.  Both passes ask for the same
- * nodes, since which subtrees a proof needs depends on (index, size) alone.
+ * only collects the perfect subtrees it needs; those not in the cache are then read in
+ * a few multi-row queries (CHUNK nodes each) instead of one query per node; the second
+ * pass computes the answer from them.  Both passes ask for the same nodes, since which
+ * subtrees a proof needs depends on (index, size) alone.
  *
  * The cache.  A stored node (level, idx) is the hash of a complete subtree; it is
  * written once, by the append that completes the subtree, and never updated or
@@ -54,75 +56,148 @@ static qun_rc node_put(qun_db_t *db, int level, uint64_t idx, const unsigned cha
  * INSERT in node_put).  Once committed it is therefore the same for every connection
  * and every later snapshot, whichever qund on a shared PostgreSQL database appended
  * it.  Only a writer's own uncommitted append could be rolled back, so only read-only
- * connections (which never hold uncommitted writes) keep a cache: every node they read
- * was committed.  Nodes of level CACHE_LOW and up (subtrees of 256 leaves and more)
- * are kept for the first 2^CACHE_SPAN entries, read BLOCK adjacent nodes of a level at
- * a time when a proof first needs one of them: one 32-byte hash (and a bit) per 128
- * entries, about 2.5 MiB at 10M entries and 64 MiB at most, per read-only connection.
- * The nodes below (8 for a typical inclusion proof) are read in one query. */
-#define CACHE_LOW 8
+ * connections (which never hold uncommitted writes) use the cache: every node they
+ * read was committed.  All the read-only connections of a process to one database
+ * (the same connection string) share one cache, made by the first and freed with the
+ * last, so that the memory is spent once and a node read by one loop serves them all.
+ *
+ * What it keeps: nodes of level CACHE_LOW and up (subtrees of 8 leaves and more),
+ * read BLOCK adjacent nodes of a level at a time when a proof first needs one of them:
+ * memory only for the parts of the tree proofs ask about.  All of it is one 32-byte
+ * hash per 4 entries, 8 MiB per million entries; levels below CACHE_MID are kept for
+ * the first 2^CACHE_LOW_SPAN entries (124 MiB at most), levels CACHE_MID and up for
+ * the first 2^CACHE_SPAN (64 MiB at most).  A typical inclusion proof then reads its
+ * 3 lowest nodes in one query.  Each node read is a B-tree descent, at 10M entries
+ * about 6 us of cache misses (bench/README.md, "Proofs at 10M").  The levels are kept
+ * in pieces of PIECE nodes allocated on first use; a piece, and the bit of a hash in
+ * it, are published with release stores after the hash is written, under the cache's
+ * lock, so readers take no lock. */
+#define CACHE_LOW 3
+#define CACHE_MID 8
+#define CACHE_LOW_SPAN 24
 #define CACHE_SPAN 28
+#define PIECE 4096   /* nodes per piece of a level */
 #define BLOCK 1024   /* nodes of one level the cache reads at once */
 #define CHUNK 12     /* (level, idx) pairs per query: 24 parameters, the SQLite store's most */
 #define WANT_MAX 256 /* perfect subtrees one proof may need (2 log2 n is far fewer) */
 
 typedef struct {
-    unsigned char (*hash[CACHE_SPAN + 1])[QUN_HASH]; /* per level; NULL until used */
-    uint64_t *have[CACHE_SPAN + 1];                  /* bitmaps of the hashes held */
-    uint64_t cap[CACHE_SPAN + 1];                    /* nodes allocated per level */
+    _Atomic uint64_t have[PIECE / 64]; /* which hashes are in */
+    unsigned char hash[][QUN_HASH];    /* level_nodes(level) of them at most */
+} piece_t;
+
+typedef struct cache {
+    struct cache *next; /* in caches, under caches_lock */
+    char *name;         /* the database's connection string */
+    int refs;           /* the connections using it, under caches_lock */
+    pthread_mutex_t lock;
+    _Atomic(piece_t *) *pieces[CACHE_SPAN + 1]; /* per level, NULL below CACHE_LOW */
 } cache_t;
 
-static void cache_free(void *p) {
-    cache_t *c = p;
-    if (!c) return;
-    for (int l = 0; l <= CACHE_SPAN; l++) {
-        free(c->hash[l]);
-        free(c->have[l]);
+static pthread_mutex_t caches_lock = PTHREAD_MUTEX_INITIALIZER;
+static cache_t *caches;
+
+/* How many nodes of level the cache keeps, from index 0. */
+static uint64_t level_nodes(int level) {
+    return (uint64_t)1 << ((level < CACHE_MID ? CACHE_LOW_SPAN : CACHE_SPAN) - level);
+}
+
+static uint64_t piece_nodes(int level) {
+    uint64_t n = level_nodes(level);
+    return n < PIECE ? n : PIECE;
+}
+
+static void cache_free(cache_t *c) {
+    for (int l = CACHE_LOW; l <= CACHE_SPAN; l++) {
+        if (!c->pieces[l]) continue;
+        for (uint64_t i = 0; i < (level_nodes(l) + PIECE - 1) / PIECE; i++)
+            free(atomic_load_explicit(&c->pieces[l][i], memory_order_relaxed));
+        free((void *)c->pieces[l]);
     }
+    pthread_mutex_destroy(&c->lock);
+    free(c->name);
     free(c);
 }
 
-/* The cache of a read-only connection (made on first use), NULL for any other, or
- * when memory is short (then proofs just read every node). */
+static cache_t *cache_new(const char *name) {
+    cache_t *c = calloc(1, sizeof *c);
+    if (!c || !(c->name = strdup(name)) || pthread_mutex_init(&c->lock, NULL) != 0) {
+        if (c) free(c->name);
+        free(c);
+        return NULL;
+    }
+    for (int l = CACHE_LOW; l <= CACHE_SPAN; l++)
+        if (!(c->pieces[l] = calloc((level_nodes(l) + PIECE - 1) / PIECE, sizeof *c->pieces[l]))) {
+            cache_free(c);
+            return NULL;
+        }
+    return c;
+}
+
+/* A connection's reference, dropped when it closes: the last one frees the cache. */
+static void cache_release(void *p) {
+    cache_t *c = p;
+    pthread_mutex_lock(&caches_lock);
+    bool last = --c->refs == 0;
+    if (last) {
+        cache_t **pp = &caches;
+        while (*pp != c)
+            pp = &(*pp)->next;
+        *pp = c->next;
+    }
+    pthread_mutex_unlock(&caches_lock);
+    if (last) cache_free(c);
+}
+
+/* The cache of a read-only connection (found or made on its first use), NULL for any
+ * other, for an in-memory database (each is its own), or when memory is short (then
+ * proofs just read every node). */
 static cache_t *cache_of(qun_db_t *db) {
     if (!qun_db_readonly(db)) return NULL;
     cache_t *c = qun_db_aux_get(db);
-    if (!c && (c = calloc(1, sizeof *c)) != NULL) qun_db_aux_set(db, c, cache_free);
+    const char *name = qun_db_name(db);
+    if (c || !name || strstr(name, ":memory:")) return c;
+    pthread_mutex_lock(&caches_lock);
+    for (c = caches; c && strcmp(c->name, name) != 0; c = c->next)
+        ;
+    if (!c && (c = cache_new(name)) != NULL) {
+        c->next = caches;
+        caches = c;
+    }
+    if (c) c->refs++;
+    pthread_mutex_unlock(&caches_lock);
+    if (c) qun_db_aux_set(db, c, cache_release);
     return c;
 }
 
 /* Whether (level, idx) is a node the cache keeps (when it has the memory). */
 static bool cache_cacheable(const cache_t *c, int level, uint64_t idx) {
-    return c && level >= CACHE_LOW && level <= CACHE_SPAN && idx < (uint64_t)1 << (CACHE_SPAN - level);
+    return c && level >= CACHE_LOW && level <= CACHE_SPAN && idx < level_nodes(level);
 }
 
-static bool cache_get(const cache_t *c, int level, uint64_t idx, unsigned char out[QUN_HASH]) {
-    if (!c || level < CACHE_LOW || level > CACHE_SPAN || idx >= c->cap[level]) return false;
-    if (!(c->have[level][idx / 64] >> (idx % 64) & 1)) return false;
-    memcpy(out, c->hash[level][idx], QUN_HASH);
+static bool cache_get(cache_t *c, int level, uint64_t idx, unsigned char out[QUN_HASH]) {
+    if (!cache_cacheable(c, level, idx)) return false;
+    piece_t *p = atomic_load_explicit(&c->pieces[level][idx / PIECE], memory_order_acquire);
+    uint64_t i = idx % PIECE;
+    if (!p || !(atomic_load_explicit(&p->have[i / 64], memory_order_acquire) >> (i % 64) & 1)) return false;
+    memcpy(out, p->hash[i], QUN_HASH);
     return true;
 }
 
 static void cache_put(cache_t *c, int level, uint64_t idx, const unsigned char h[QUN_HASH]) {
-    if (!c || level < CACHE_LOW || level > CACHE_SPAN) return;
-    uint64_t most = (uint64_t)1 << (CACHE_SPAN - level); /* nodes of this level in 2^CACHE_SPAN leaves */
-    if (idx >= most) return;
-    if (idx >= c->cap[level]) { /* grow by doubling, in whole bitmap words, to at most `most` */
-        uint64_t cap = c->cap[level] ? c->cap[level] : 64;
-        while (cap <= idx)
-            cap *= 2;
-        if (cap > most) cap = most < 64 ? 64 : most;
-        void *h2 = realloc(c->hash[level], (size_t)cap * QUN_HASH);
-        if (!h2) return;
-        c->hash[level] = h2;
-        uint64_t *b2 = realloc(c->have[level], (size_t)(cap / 64) * sizeof *b2);
-        if (!b2) return;
-        memset(b2 + c->cap[level] / 64, 0, (size_t)((cap - c->cap[level]) / 64) * sizeof *b2);
-        c->have[level] = b2;
-        c->cap[level] = cap;
+    if (!cache_cacheable(c, level, idx)) return;
+    _Atomic(piece_t *) *slot = &c->pieces[level][idx / PIECE];
+    uint64_t i = idx % PIECE, bit = (uint64_t)1 << (i % 64);
+    pthread_mutex_lock(&c->lock);
+    piece_t *p = atomic_load_explicit(slot, memory_order_relaxed);
+    if (!p && (p = calloc(1, sizeof *p + (size_t)piece_nodes(level) * QUN_HASH)) != NULL)
+        atomic_store_explicit(slot, p, memory_order_release);
+    /* A hash is written once: a reader may be copying it as soon as its bit is set. */
+    if (p && !(atomic_load_explicit(&p->have[i / 64], memory_order_relaxed) & bit)) {
+        memcpy(p->hash[i], h, QUN_HASH);
+        atomic_fetch_or_explicit(&p->have[i / 64], bit, memory_order_release);
     }
-    memcpy(c->hash[level][idx], h, QUN_HASH);
-    c->have[level][idx / 64] |= (uint64_t)1 << (idx % 64);
+    pthread_mutex_unlock(&c->lock);
 }
 
 typedef struct {
@@ -191,8 +266,27 @@ static qun_rc fill_block(fetch_t *f, int level, uint64_t idx, qun_err_t *err) {
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+/* The query for m (level, idx) pairs, 1 <= m <= CHUNK: one statement each, as a
+ * pair repeated to fill a longer one still costs its index search. */
+#define PAIR(l, i) "(level = $" #l " AND idx = $" #i ")"
+#define SEL "SELECT level, idx, hash FROM ledger_nodes WHERE "
+#define P2 PAIR(1, 2)
+#define P4 P2 " OR " PAIR(3, 4)
+#define P6 P4 " OR " PAIR(5, 6)
+#define P8 P6 " OR " PAIR(7, 8)
+#define P10 P8 " OR " PAIR(9, 10)
+#define P12 P10 " OR " PAIR(11, 12)
+#define P14 P12 " OR " PAIR(13, 14)
+#define P16 P14 " OR " PAIR(15, 16)
+#define P18 P16 " OR " PAIR(17, 18)
+#define P20 P18 " OR " PAIR(19, 20)
+#define P22 P20 " OR " PAIR(21, 22)
+#define P24 P22 " OR " PAIR(23, 24)
+static const char *const pairs_sql[CHUNK] = {SEL P2,  SEL P4,  SEL P6,  SEL P8,  SEL P10, SEL P12,
+                                             SEL P14, SEL P16, SEL P18, SEL P20, SEL P22, SEL P24};
+
 /* Read the collected nodes: the cacheable ones by blocks into the cache, the others
- * CHUNK per query (a short chunk repeats its last pair). */
+ * up to CHUNK per query. */
 static qun_rc fetch_all(fetch_t *f, qun_err_t *err) {
     int kept = 0;
     for (int i = 0; i < f->n; i++) {
@@ -208,19 +302,12 @@ static qun_rc fetch_all(fetch_t *f, qun_err_t *err) {
     }
     f->n = kept;
     for (int base = 0; base < f->n; base += CHUNK) {
+        int m = f->n - base < CHUNK ? f->n - base : CHUNK;
         qun_q_t *q;
-        qun_rc rc = qun_q_prepare(f->db,
-                                  "SELECT level, idx, hash FROM ledger_nodes WHERE "
-                                  "(level = $1 AND idx = $2) OR (level = $3 AND idx = $4) OR "
-                                  "(level = $5 AND idx = $6) OR (level = $7 AND idx = $8) OR "
-                                  "(level = $9 AND idx = $10) OR (level = $11 AND idx = $12) OR "
-                                  "(level = $13 AND idx = $14) OR (level = $15 AND idx = $16) OR "
-                                  "(level = $17 AND idx = $18) OR (level = $19 AND idx = $20) OR "
-                                  "(level = $21 AND idx = $22) OR (level = $23 AND idx = $24)",
-                                  &q, err);
+        qun_rc rc = qun_q_prepare(f->db, pairs_sql[m - 1], &q, err);
         if (rc != QUN_OK) return rc;
-        for (int k = 0; k < CHUNK; k++) {
-            const want_t *w = &f->want[base + k < f->n ? base + k : f->n - 1];
+        for (int k = 0; k < m; k++) {
+            const want_t *w = &f->want[base + k];
             qun_q_int(q, 2 * k + 1, w->level);
             qun_q_int(q, 2 * k + 2, (int64_t)w->idx);
         }

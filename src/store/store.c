@@ -4,6 +4,7 @@
  * forwards every qun_db_* / qun_q_* call to the ops table of the connection.  It is
  * also where a test's injected statement and commit faults fire (store_fault.c). */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qun/store.h"
@@ -23,18 +24,25 @@ static const qun_store_ops_t *pick(const char *conn, const char **rest) {
 qun_rc qun_db_open(const char *conn, bool readonly, bool migrate, qun_db_t **out, qun_err_t *err) {
     const char *rest;
     const qun_store_ops_t *ops = pick(conn, &rest);
-    return ops->open(rest, readonly, migrate, out, err);
+    qun_rc rc = ops->open(rest, readonly, migrate, out, err);
+    if (rc == QUN_OK) QUN_DB_EXT(*out)->name = strdup(conn); /* NULL when memory is short */
+    return rc;
 }
 
 void qun_db_close(qun_db_t *db) {
     if (!db) return;
     qun_db_ext_t *ext = QUN_DB_EXT(db);
     if (ext->aux && ext->aux_free) ext->aux_free(ext->aux);
+    free(ext->name);
     DB_OPS(db)->close(db);
 }
 
 bool qun_db_readonly(qun_db_t *db) {
     return QUN_DB_EXT(db)->readonly;
+}
+
+const char *qun_db_name(qun_db_t *db) {
+    return QUN_DB_EXT(db)->name;
 }
 
 void *qun_db_aux_get(qun_db_t *db) {

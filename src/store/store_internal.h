@@ -103,10 +103,12 @@ typedef struct qun_store_ops {
 } qun_store_ops_t;
 
 /* What every backend's struct qun_db holds right after its ops pointer, for store.c:
- * whether the connection was opened read-only, and the one object another layer hung
- * on it (qun_db_aux_set), freed when the connection closes. */
+ * whether the connection was opened read-only, the connection string it was opened
+ * with (set and freed by store.c), and the one object another layer hung on it
+ * (qun_db_aux_set), freed when the connection closes. */
 typedef struct qun_db_ext {
     bool readonly;
+    char *name;
     void *aux;
     void (*aux_free)(void *aux);
 } qun_db_ext_t;

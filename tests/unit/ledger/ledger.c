@@ -3,10 +3,13 @@
  * canonical entry an append stores, indexes without gaps (also after a rolled-back
  * append), the stored subtree hashes, earlier roots that never change as the ledger
  * grows, consistency proofs between every two heads, and inclusion proofs of every
- * entry against a signed checkpoint; and, on a file with a read-only connection (which
- * caches the upper subtree hashes), proofs and roots identical to those read one stored
- * node at a time, as the ledger grows across completed subtrees. */
+ * entry against a signed checkpoint; and, on a file with read-only connections (which
+ * share a cache of the upper subtree hashes), proofs and roots identical to those read
+ * one stored node at a time, as the ledger grows across completed subtrees, one cache
+ * per database, and two threads filling one cache at once. */
+#include <pthread.h>
 #include <sodium.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "qun/ledger.h"
@@ -223,7 +226,7 @@ static qun_rc one_node_src(void *ctx, uint64_t lo, uint64_t hi, unsigned char ou
     return n == QUN_HASH ? QUN_OK : QUN_STORE;
 }
 
-static void grow_to(qun_db_t *w, uint64_t size) {
+static void grow_with(qun_db_t *w, uint64_t size, const char *event) {
     qun_err_t err;
     uint64_t now;
     unsigned char root[QUN_HASH];
@@ -231,10 +234,30 @@ static void grow_to(qun_db_t *w, uint64_t size) {
     CHECK(qun_db_exec(w, "BEGIN", &err) == QUN_OK);
     for (; now < size; now++) {
         json_t *f = json_pack("{s:I}", "n", (json_int_t)now);
-        CHECK(qun_ledger_append(w, "test.cache", "g_c", "u_c", NULL, NULL, f, NULL, &err) == QUN_OK);
+        CHECK(qun_ledger_append(w, event, "g_c", "u_c", NULL, NULL, f, NULL, &err) == QUN_OK);
         json_decref(f);
     }
     CHECK(qun_db_exec(w, "COMMIT", &err) == QUN_OK);
+}
+
+static void grow_to(qun_db_t *w, uint64_t size) {
+    grow_with(w, size, "test.cache");
+}
+
+/* A ledger file in a new directory: dir is the mkdtemp template, path gets the file. */
+static void temp_ledger(char *dir, char path[128]) {
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, 128, "%s/ledger.db", dir);
+}
+
+static void remove_ledger(const char *dir, const char *path) {
+    char side[160];
+    unlink(path);
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    rmdir(dir);
 }
 
 /* Proofs and roots on reader r (cached, batched reads) against the reference on w for
@@ -272,16 +295,15 @@ static int compare_upto(qun_db_t *w, qun_db_t *r, uint64_t size) {
     return bad;
 }
 
-/* A read-only connection keeps the hashes of complete subtrees of 256 leaves and more
- * once read.  Its proofs and roots stay byte-identical to the reference as the ledger
- * grows past subtrees it completes (1024, 2048, 4096 ...), with reads first made at
- * sizes where those subtrees were incomplete; and a cached node is really served from
- * memory (a stored hash changed behind the reader's back does not reach it, where one
- * below the cached levels does). */
+/* Read-only connections keep the hashes of complete subtrees of 8 leaves and more
+ * once read.  Their proofs and roots stay byte-identical to the reference as the
+ * ledger grows past subtrees it completes (1024, 2048, 4096 ...), with reads first
+ * made at sizes where those subtrees were incomplete; and a cached node is really
+ * served from memory (a stored hash changed behind the reader's back does not reach
+ * it, where one below the cached levels does). */
 static void cached_proofs_identical(void) {
     char dir[] = "/tmp/qun-unit-ledger-cache-XXXXXX", path[128];
-    CHECK(mkdtemp(dir) != NULL);
-    snprintf(path, sizeof path, "%s/ledger.db", dir);
+    temp_ledger(dir, path);
     qun_err_t err;
     qun_db_t *w = NULL, *r = NULL;
     CHECK(qun_db_open(path, false, true, &w, &err) == QUN_OK);
@@ -295,12 +317,12 @@ static void cached_proofs_identical(void) {
         bad += compare_upto(w, r, steps[s]);
     }
     CHECK(bad == 0);
-    CHECK(qun_db_aux_get(r) != NULL); /* the reader made its cache */
+    CHECK(qun_db_aux_get(r) != NULL); /* the reader found its cache */
     CHECK(qun_db_aux_get(w) == NULL); /* the writer never does */
 
     /* (10, 0) covers entries 0..1023: the sibling at the top of entry 1500's path in
-     * the tree of 2048.  (7, 6), below the cached levels (8 and up), is the eighth
-     * hash of entry 1000's. */
+     * the tree of 2048.  (3, 124), the lowest cached level, is the fourth hash of entry
+     * 1000's; (2, 251), below it, the third. */
     unsigned char a[QUN_PROOF_MAX][QUN_HASH], b[QUN_PROOF_MAX][QUN_HASH];
     int na, nb;
     CHECK(qun_ledger_inclusion(r, 1500, 2048, a, &na, &err) == QUN_OK);
@@ -309,21 +331,139 @@ static void cached_proofs_identical(void) {
     CHECK(qun_ledger_inclusion(r, 1500, 2048, b, &nb, &err) == QUN_OK);
     CHECK(na == 11 && na == nb && memcmp(a, b, (size_t)na * QUN_HASH) == 0);
     CHECK(qun_ledger_inclusion(r, 1000, 2048, a, &na, &err) == QUN_OK);
-    CHECK(qun_db_exec(w, "UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 7 AND idx = 6", &err) ==
-          QUN_OK);
+    CHECK(qun_db_exec(w,
+                      "UPDATE ledger_nodes SET hash = zeroblob(32) WHERE (level = 3 AND idx = 124) OR "
+                      "(level = 2 AND idx = 251)",
+                      &err) == QUN_OK);
     CHECK(qun_ledger_inclusion(r, 1000, 2048, b, &nb, &err) == QUN_OK);
     CHECK(na == 11 && na == nb);
     for (int i = 0; i < na && na == nb; i++)
-        CHECK((memcmp(a[i], b[i], QUN_HASH) != 0) == (i == 7)); /* (7, 6): read again, changed */
+        CHECK((memcmp(a[i], b[i], QUN_HASH) != 0) == (i == 2)); /* (2, 251): read again, changed */
     qun_db_close(r);
     qun_db_close(w);
-    unlink(path);
-    char side[160];
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-    rmdir(dir);
+    remove_ledger(dir, path);
+}
+
+/* The inclusion proof of every entry of the tree of size on r, each compared with the
+ * reference on w: the number that differ. */
+static int compare_all(qun_db_t *w, qun_db_t *r, uint64_t size) {
+    qun_err_t err;
+    unsigned char a[QUN_PROOF_MAX][QUN_HASH], b[QUN_PROOF_MAX][QUN_HASH];
+    int na, nb, bad = 0;
+    CHECK(qun_db_read_begin(r, &err) == QUN_OK);
+    for (uint64_t i = 0; i < size; i++)
+        if (qun_ledger_inclusion(r, i, size, a, &na, &err) != QUN_OK ||
+            qun_merkle_inclusion(one_node_src, w, i, size, b, &nb, &err) != QUN_OK || na != nb ||
+            memcmp(a, b, (size_t)na * QUN_HASH) != 0)
+            bad++;
+    qun_db_read_end(r);
+    return bad;
+}
+
+/* The read-only connections of one database share its cache; another database has
+ * its own; and the cache goes with the last connection, so a new database made at
+ * the same path (every hash different) is never answered from the old one. */
+static void one_cache_per_database(void) {
+    char dir[] = "/tmp/qun-unit-ledger-share-XXXXXX", path[128];
+    char dir2[] = "/tmp/qun-unit-ledger-other-XXXXXX", path2[128];
+    temp_ledger(dir, path);
+    temp_ledger(dir2, path2);
+    qun_err_t err;
+    qun_db_t *w = NULL, *r1 = NULL, *r2 = NULL, *w2 = NULL, *r3 = NULL;
+    CHECK(qun_db_open(path, false, true, &w, &err) == QUN_OK);
+    CHECK(qun_db_open(path, true, false, &r1, &err) == QUN_OK);
+    CHECK(qun_db_open(path, true, false, &r2, &err) == QUN_OK);
+    CHECK(qun_db_open(path2, false, true, &w2, &err) == QUN_OK);
+    CHECK(qun_db_open(path2, true, false, &r3, &err) == QUN_OK);
+    if (!w || !r1 || !r2 || !w2 || !r3) return;
+    grow_with(w, 300, "test.one");
+    grow_with(w2, 300, "test.two");
+    CHECK(compare_all(w, r1, 300) == 0);
+    CHECK(compare_all(w, r2, 300) == 0);
+    CHECK(compare_all(w2, r3, 300) == 0);
+    CHECK(qun_db_aux_get(r1) != NULL && qun_db_aux_get(r1) == qun_db_aux_get(r2));
+    CHECK(qun_db_aux_get(r3) != NULL && qun_db_aux_get(r3) != qun_db_aux_get(r1));
+    qun_db_close(r1);
+    CHECK(compare_all(w, r2, 300) == 0); /* still there for the other reader */
+    qun_db_close(r2);
+    qun_db_close(w);
+    remove_ledger(dir, path);
+
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK(qun_db_open(path, false, true, &w, &err) == QUN_OK);
+    CHECK(qun_db_open(path, true, false, &r1, &err) == QUN_OK);
+    if (w && r1) {
+        grow_with(w, 300, "test.again");
+        CHECK(compare_all(w, r1, 300) == 0);
+    }
+    qun_db_close(r1);
+    qun_db_close(w);
+    qun_db_close(r3);
+    qun_db_close(w2);
+    remove_ledger(dir, path);
+    remove_ledger(dir2, path2);
+}
+
+/* Two threads, each with its own read-only connection to one database, fill and read
+ * the shared cache at once, in opposite orders; every proof matches the reference
+ * taken before on the writer. */
+#define RACE_SIZE 5000
+#define RACE_PICKS 400
+static unsigned char race_ref[RACE_PICKS][QUN_PROOF_MAX][QUN_HASH];
+static int race_n[RACE_PICKS];
+
+typedef struct {
+    const char *path;
+    bool backwards;
+    int bad;
+} racer_t;
+
+static uint64_t race_pick(int k) {
+    return (uint64_t)k * 7919 % RACE_SIZE;
+}
+
+static void *race(void *arg) {
+    racer_t *t = arg;
+    qun_err_t err;
+    qun_db_t *r;
+    if (qun_db_open(t->path, true, false, &r, &err) != QUN_OK) {
+        t->bad = -1;
+        return NULL;
+    }
+    unsigned char a[QUN_PROOF_MAX][QUN_HASH];
+    int na;
+    for (int j = 0; j < RACE_PICKS; j++) {
+        int k = t->backwards ? RACE_PICKS - 1 - j : j;
+        if (qun_db_read_begin(r, &err) != QUN_OK ||
+            qun_ledger_inclusion(r, race_pick(k), RACE_SIZE, a, &na, &err) != QUN_OK || na != race_n[k] ||
+            memcmp(a, race_ref[k], (size_t)na * QUN_HASH) != 0)
+            t->bad++;
+        qun_db_read_end(r);
+    }
+    qun_db_close(r);
+    return NULL;
+}
+
+static void shared_cache_two_threads(void) {
+    char dir[] = "/tmp/qun-unit-ledger-race-XXXXXX", path[128];
+    temp_ledger(dir, path);
+    qun_err_t err;
+    qun_db_t *w = NULL;
+    CHECK(qun_db_open(path, false, true, &w, &err) == QUN_OK);
+    if (!w) return;
+    grow_with(w, RACE_SIZE, "test.race");
+    for (int k = 0; k < RACE_PICKS; k++)
+        CHECK(qun_merkle_inclusion(one_node_src, w, race_pick(k), RACE_SIZE, race_ref[k], &race_n[k], &err) ==
+              QUN_OK);
+    racer_t t[2] = {{path, false, 0}, {path, true, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&th[i], NULL, race, &t[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECK(t[0].bad == 0 && t[1].bad == 0);
+    qun_db_close(w);
+    remove_ledger(dir, path);
 }
 
 int main(void) {
@@ -336,6 +476,8 @@ int main(void) {
     RUN(consistency_across_appends);
     RUN(entries_verifiable_against_signed_head);
     RUN(cached_proofs_identical);
+    RUN(one_cache_per_database);
+    RUN(shared_cache_two_threads);
     qun_db_close(db);
     return unit_done("ledger/ledger");
 }
