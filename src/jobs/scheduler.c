@@ -305,15 +305,26 @@ static qun_rc expire_txn(qun_db_t *db, void *arg, qun_err_t *err) {
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
-static void pause_us(int64_t us) {
-    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000L};
-    nanosleep(&ts, NULL);
-}
-
 static int64_t mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Wait us microseconds, or less when a commit makes a job due by now or qund stops:
+ * true then. */
+static bool wait_unless_due(qun_jobs_t *j, int64_t us) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(us / 1000000);
+    ts.tv_nsec += (long)(us % 1000000) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    pthread_mutex_lock(&j->mu);
+    bool woken = false;
+    while (!(woken = j->stopping || (j->due_hint && j->due_hint <= qun_now())))
+        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&j->mu);
+    return woken;
 }
 
 /* The pause after a round of long jobs: purge_pause_ms at least, and as long as the round
@@ -327,15 +338,7 @@ static int64_t mono_us(void) {
 static void step_pause(qun_jobs_t *j, int64_t took_us) {
     int64_t us = took_us < STEP_YIELD_MAX_US ? took_us : STEP_YIELD_MAX_US;
     if (us < (int64_t)j->pause_ms * 1000) us = (int64_t)j->pause_ms * 1000;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(us / 1000000);
-    ts.tv_nsec += (long)(us % 1000000) * 1000L;
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&j->mu);
-    while (!j->stopping && !(j->due_hint && j->due_hint <= qun_now()))
-        if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT) break;
-    pthread_mutex_unlock(&j->mu);
+    wait_unless_due(j, us);
 }
 
 static bool stopping(qun_jobs_t *j) {
@@ -347,15 +350,16 @@ static bool stopping(qun_jobs_t *j) {
 
 /* After a purge, a rewrite of the search index or a recall, the database's own files
  * must not keep what was removed (the SQLite WAL's old page images).  A reader in the
- * way is tried around 20 times, 50 ms apart; a WAL that still could not be truncated
- * is logged, and false tells the caller to ask again later. */
+ * way is tried around 20 times, 50 ms apart, unless a job falls due meanwhile (a
+ * dissolution's timer does not wait a second for a reader to go: the purge asks again
+ * at its next step); a WAL that still could not be truncated is logged, and false
+ * tells the caller to ask again later. */
 static bool scrub(qun_jobs_t *j) {
     qun_err_t err = {{0}, {0}};
     qun_rc rc = QUN_OK;
-    for (int i = 0; i < 20 && !stopping(j); i++) {
+    for (int i = 0; i < 20; i++) {
         rc = qun_db_scrub(j->db, &err);
-        if (rc != QUN_CONFLICT_RETRY) break;
-        pause_us(50000);
+        if (rc != QUN_CONFLICT_RETRY || wait_unless_due(j, 50000)) break;
     }
     if (rc != QUN_OK) qun_log("warn", "jobs: cannot scrub the database files: %s", err.msg);
     return rc == QUN_OK;

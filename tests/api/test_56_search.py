@@ -289,6 +289,27 @@ def test_a_reader_in_the_way_of_the_wal_scrub_holds_up_no_post(server):
     assert left_in_files(server, words) == []
 
 
+def log_end(server):
+    """Where qund's log ends now, for log_since."""
+    with open(server.log_path, "rb") as f:
+        return f.seek(0, 2)
+
+
+def log_since(server, offset):
+    with open(server.log_path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+def old_snapshot(server):
+    """A connection that keeps reading the database as it is now (a stuck backup, a
+    forgotten sqlite3 shell): no WAL truncation can finish while it is open."""
+    reader = sqlite3.connect(f"{server.data}/qun.db", timeout=10, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM messages").fetchone()
+    return reader
+
+
 @pytest.mark.sqlite_only
 def test_a_reader_that_never_lets_go_does_not_hold_a_purge_forever(server):
     """A purge reads `purged` once the WAL was truncated.  A reader that keeps an old
@@ -300,22 +321,16 @@ def test_a_reader_that_never_lets_go_does_not_hold_a_purge_forever(server):
     s = Scene(server, n_messages=3)
     words = secret()
     expect(s.member.post(s.g + "/messages", {"text": f"{words} 请勿外传"}), 201)
-    with open(server.log_path, "rb") as f:
-        f.seek(0, 2)
-        since = f.tell()
-    reader = sqlite3.connect(f"{server.data}/qun.db", timeout=10, isolation_level=None)
+    since = log_end(server)
+    reader = old_snapshot(server)
     try:
-        reader.execute("BEGIN")
-        reader.execute("SELECT count(*) FROM messages").fetchone()  # a snapshot from before the purge
         s.dissolve("delete")
         # Each try waits a second for readers to go (20 times 50 ms), then the step
         # pauses as long: about a minute for the 30 tries.
         t0 = time.time()
         wait_for(s.owner, s.gid, purged, timeout=120)
         assert time.time() - t0 > 20, "purged although the WAL could not be truncated"
-        with open(server.log_path, "rb") as f:
-            f.seek(since)
-            log = f.read().decode(errors="replace")
+        log = log_since(server, since)
         assert "the WAL could not be truncated" in log, log[-2000:]
         assert left_in_files(server, words) != []  # the reader still sees them: nothing could go
     finally:
@@ -329,6 +344,56 @@ def test_a_reader_that_never_lets_go_does_not_hold_a_purge_forever(server):
     deadline = time.time() + 15
     while left_in_files(server, words) and time.time() < deadline:
         time.sleep(0.2)
+    assert left_in_files(server, words) == []
+
+
+def export_time(owner, gid, recipient):
+    """Seconds from an export request to its archive being ready."""
+    t0 = time.monotonic()
+    x = expect(owner.post(f"/v1/groups/{gid}/exports", {"recipients": [recipient]}), 202)
+    while (state := expect(owner.get(f"/v1/exports/{x['id']}"), 200)["state"]) == "running":
+        assert time.monotonic() - t0 < 10, "no archive in 10 s"
+        time.sleep(0.01)
+    assert state == "done", state
+    return time.monotonic() - t0
+
+
+@pytest.mark.sqlite_only
+def test_a_purge_waiting_for_a_reader_does_not_hold_up_other_jobs(server):
+    """A purge that cannot truncate the WAL (a reader keeps an old snapshot) tries again
+    and again, on the jobs thread that also starts every other job.  Its tries give way
+    to a job that falls due: an export asked for meanwhile is ready within a fraction of
+    a second, not after the second of tries under way."""
+    if server.search_batch != 1024:
+        pytest.skip("the index's batching plays no part")
+    keygen = subprocess.run(["age-keygen"], capture_output=True, text=True, timeout=30, check=True)
+    recipient = next(line.split(": ")[1] for line in keygen.stderr.splitlines() + keygen.stdout.splitlines()
+                     if line.startswith("# public key: "))
+    s = Scene(server, n_messages=3)
+    words = secret()
+    expect(s.member.post(s.g + "/messages", {"text": f"{words} 请勿外传"}), 201)
+    other = make_group(s.owner, members=[s.member], name="other")
+    expect(s.owner.post(f"/v1/groups/{other}/messages", {"text": "留下"}), 201)
+    since = log_end(server)
+    reader = old_snapshot(server)
+    try:
+        s.dissolve("delete")
+        deadline = time.time() + 30
+        while "cannot scrub the database files" not in log_since(server, since):  # the purge's tries
+            assert time.time() < deadline, "the purge never tried to truncate the WAL"
+            time.sleep(0.05)
+        # A try takes up to a second and the purge's next step follows a pause of a
+        # quarter: exports 0.3 s apart meet the tries at every point of them.
+        took = []
+        for _ in range(8):
+            took.append(export_time(s.owner, other, recipient))
+            time.sleep(0.3)
+        assert expect(s.owner.get(s.g + "/dissolution"), 200)["state"] != "purged"  # still trying
+        assert max(took) < 0.5, took
+    finally:
+        reader.rollback()
+        reader.close()
+    wait_for(s.owner, s.gid, purged, timeout=60)
     assert left_in_files(server, words) == []
 
 
