@@ -599,6 +599,9 @@ qun_rc qun_diss_archived(qun_db_t *db, int64_t export_id, bool ok, const char *d
 qun_rc qun_diss_mark_due(qun_db_t *db, int64_t did, bool *marked, qun_err_t *err);
 /* The policy packs' view for group g's kind and regions (operator overrides not applied). */
 qun_rc qun_group_policy(qun_db_t *db, const qun_group_t *g, qun_policy_view_t *v, qun_err_t *err);
+/* The same for g's kind and the regions its row holds, already read (a JSON array of
+ * region names, borrowed; NULL for none). */
+qun_rc qun_group_policy_of(const qun_group_t *g, const json_t *regions, qun_policy_view_t *v, qun_err_t *err);
 /* Whether a dissolution may still purge: it is `dissolved`/`purging` and no hold is active.
  * *held tells a hold is what stops it. */
 qun_rc qun_diss_purgeable(qun_db_t *db, int64_t did, int64_t group_id, bool *ok, bool *held, qun_err_t *err);

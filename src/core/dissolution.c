@@ -68,6 +68,17 @@ static void override(qun_policy_value_t *v, int64_t setting) {
     snprintf(v->source, sizeof v->source, "config");
 }
 
+qun_rc qun_group_policy_of(const qun_group_t *g, const json_t *regions, qun_policy_view_t *v,
+                           qun_err_t *err) {
+    const char *names[16];
+    int n = 0;
+    size_t i;
+    const json_t *e;
+    json_array_foreach(regions, i, e) if (n < 16 && json_is_string(e)) names[n++] = json_string_value(e);
+    return qun_core_cfg.policy ? qun_policy_resolve(qun_core_cfg.policy, g->kind, names, n, v, err)
+                               : qun_fail(err, QUN_INTERNAL, "no policy loaded");
+}
+
 qun_rc qun_group_policy(qun_db_t *db, const qun_group_t *g, qun_policy_view_t *v, qun_err_t *err) {
     qun_q_t *q;
     json_t *regions = NULL;
@@ -75,13 +86,7 @@ qun_rc qun_group_policy(qun_db_t *db, const qun_group_t *g, qun_policy_view_t *v
         regions = json_loads(qun_q_col_text(q, 0), 0, NULL);
         qun_q_done(q);
     }
-    const char *names[16];
-    int n = 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(regions, i, e) if (n < 16 && json_is_string(e)) names[n++] = json_string_value(e);
-    qun_rc rc = qun_core_cfg.policy ? qun_policy_resolve(qun_core_cfg.policy, g->kind, names, n, v, err)
-                                    : qun_fail(err, QUN_INTERNAL, "no policy loaded");
+    qun_rc rc = qun_group_policy_of(g, regions, v, err);
     json_decref(regions);
     return rc;
 }

@@ -348,28 +348,33 @@ qun_rc qun_group_successor(qun_db_t *db, const char *gid, char out[QUN_ID_MAX], 
     return QUN_OK;
 }
 
+/* A group as answers show it, with the row's own columns (ROW_COLS) first. */
+#define GROUP_JSON_SQL(where)                                                                                \
+    ROW_COLS                                                                                                 \
+    ", o.oid, g.regions, u.openid, g.created_at, g.updated_at, g.next_seq - 1, u.display_name " ROW_FROM     \
+    "JOIN users u ON u.id = g.owner_id LEFT JOIN orgs o ON o.id = g.org_id WHERE " where
+
+/* The current row of q (GROUP_JSON_SQL) as JSON; NULL when memory is short. */
+static json_t *group_row_json(qun_q_t *q) {
+    json_t *regions = json_loads(qun_q_col_text(q, 10), 0, NULL);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:s, s:I, s:I, s:I, s:s?, s:I}", "id",
+                          qun_q_col_text(q, 1), "name", qun_q_col_text(q, 2), "kind", qun_q_col_text(q, 3),
+                          "org", qun_q_col_null(q, 9) ? NULL : qun_q_col_text(q, 9), "regions",
+                          regions ? regions : json_array(), "owner", qun_q_col_text(q, 11), "state",
+                          qun_q_col_text(q, 4), "member_count", (json_int_t)qun_q_col_int(q, 6), "created_at",
+                          (json_int_t)qun_q_col_int(q, 12), "updated_at", (json_int_t)qun_q_col_int(q, 13),
+                          "my_role", qun_q_col_null(q, 7) ? NULL : qun_q_col_text(q, 7), "last_seq",
+                          (json_int_t)qun_q_col_int(q, 14));
+    if (o)
+        json_object_set_new(o, "owner_display_name",
+                            qun_q_col_null(q, 15) ? json_null() : json_string(qun_q_col_text(q, 15)));
+    return o;
+}
+
 static json_t *group_json(qun_db_t *db, int64_t id, int64_t uid, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(
-        db, &q, err,
-        "SELECT g.gid, g.name, g.kind, o.oid, g.regions, u.openid, g.state, g.member_count, "
-        "g.created_at, g.updated_at, m.role, g.next_seq - 1, u.display_name "
-        "FROM groups g JOIN users u ON u.id = g.owner_id "
-        "LEFT JOIN orgs o ON o.id = g.org_id LEFT JOIN members m ON m.group_id = g.id AND m.user_id = $2 "
-        "WHERE g.id = $1",
-        "ii", id, uid);
-    if (rc != QUN_ROW) return NULL;
-    json_t *regions = json_loads(qun_q_col_text(q, 4), 0, NULL);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:o, s:s, s:s, s:I, s:I, s:I, s:s?, s:I}", "id",
-                          qun_q_col_text(q, 0), "name", qun_q_col_text(q, 1), "kind", qun_q_col_text(q, 2),
-                          "org", qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3), "regions",
-                          regions ? regions : json_array(), "owner", qun_q_col_text(q, 5), "state",
-                          qun_q_col_text(q, 6), "member_count", (json_int_t)qun_q_col_int(q, 7), "created_at",
-                          (json_int_t)qun_q_col_int(q, 8), "updated_at", (json_int_t)qun_q_col_int(q, 9),
-                          "my_role", qun_q_col_null(q, 10) ? NULL : qun_q_col_text(q, 10), "last_seq",
-                          (json_int_t)qun_q_col_int(q, 11));
-    json_object_set_new(o, "owner_display_name",
-                        qun_q_col_null(q, 12) ? json_null() : json_string(qun_q_col_text(q, 12)));
+    if (qun_db_run(db, &q, err, GROUP_JSON_SQL("g.id = $1"), "ii", id, uid) != QUN_ROW) return NULL;
+    json_t *o = group_row_json(q);
     qun_q_done(q);
     return o;
 }
@@ -447,17 +452,27 @@ static qun_rc pending_transfer(qun_db_t *db, const qun_actor_t *a, const qun_gro
 
 qun_rc qun_group_get(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t **out, qun_err_t *err) {
     qun_group_t g;
-    qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_MEMBER, &g, err);
+    qun_q_t *q;
+    /* The access row and the answer's in one read (what qun_group_access and group_json
+     * read apart elsewhere). */
+    qun_rc rc = qun_db_run(db, &q, err, GROUP_JSON_SQL("g.gid = $1"), "si", gid, a->uid);
+    if (rc == QUN_DONE) return qun_fail(err, QUN_GROUP_NOT_FOUND, "no group %.40s", gid);
+    if (rc != QUN_ROW) return rc;
+    row_from(q, &g);
+    *out = group_row_json(q);
+    qun_q_done(q);
+    rc = decide(db, a, gid, QUN_ROLE_MEMBER, &g, err);
     if (rc == QUN_GROUP_GONE && g.role == QUN_ROLE_OWNER) rc = QUN_OK; /* the owner sees the outcome */
-    if (rc != QUN_OK) return rc;
-    /* The recall window clients offer the author's Recall for (the server decides). */
+    if (rc == QUN_OK && !*out) rc = qun_fail(err, QUN_NOMEM, "out of memory");
+    /* The recall window clients offer the author's Recall for (the server decides), by
+     * the regions the row holds. */
     qun_policy_view_t v;
-    rc = qun_group_policy(db, &g, &v, err);
-    if (rc != QUN_OK) return rc;
-    *out = group_json(db, g.id, a->uid, err);
-    if (!*out) return QUN_STORE;
-    json_object_set_new(*out, "recall_window_seconds", json_integer(v.rule[QUN_POLICY_RECALL_WINDOW].value));
-    rc = pending_transfer(db, a, &g, *out, err);
+    if (rc == QUN_OK) rc = qun_group_policy_of(&g, json_object_get(*out, "regions"), &v, err);
+    if (rc == QUN_OK) {
+        json_object_set_new(*out, "recall_window_seconds",
+                            json_integer(v.rule[QUN_POLICY_RECALL_WINDOW].value));
+        rc = pending_transfer(db, a, &g, *out, err);
+    }
     if (rc != QUN_OK) {
         json_decref(*out);
         *out = NULL;
