@@ -21,6 +21,10 @@ void qun_clock_advance(int64_t seconds);
 void *qun_xmalloc(size_t n);
 void *qun_xcalloc(size_t n, size_t size);
 char *qun_xstrdup(const char *s);
+/* Copy src into dst of size bytes (size >= 1), cut to fit, always NUL-terminated:
+ * snprintf(dst, size, "%s", src) without the format parsing, for hot paths.  Returns
+ * the length written. */
+size_t qun_copy(char *dst, size_t size, const char *src);
 
 /* json_dumps(j, flags) (caller frees), or NULL when memory ran out.  jansson's own
  * json_dumps can return a corrupt text instead (it ignores a failed write of an object

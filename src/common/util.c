@@ -54,6 +54,13 @@ void *qun_xcalloc(size_t n, size_t size) {
     return p;
 }
 
+size_t qun_copy(char *dst, size_t size, const char *src) {
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
 char *qun_xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     return memcpy(qun_xmalloc(n), s, n);

@@ -268,10 +268,10 @@ qun_rc qun_session_create(qun_db_t *db, int64_t uid, const char *token_hash, con
 static void actor_from(qun_q_t *q, qun_actor_t *a) {
     a->session_id = qun_q_col_int(q, 0);
     a->uid = qun_q_col_int(q, 1);
-    snprintf(a->openid, sizeof a->openid, "%s", qun_q_col_text(q, 2));
-    snprintf(a->platform, sizeof a->platform, "%s", qun_q_col_text(q, 3));
-    snprintf(a->device_id, sizeof a->device_id, "%s", qun_q_col_text(q, 4));
-    snprintf(a->username, sizeof a->username, "%s", qun_q_col_text(q, 5));
+    qun_copy(a->openid, sizeof a->openid, qun_q_col_text(q, 2));
+    qun_copy(a->platform, sizeof a->platform, qun_q_col_text(q, 3));
+    qun_copy(a->device_id, sizeof a->device_id, qun_q_col_text(q, 4));
+    qun_copy(a->username, sizeof a->username, qun_q_col_text(q, 5));
     a->must_change_password = qun_q_col_int(q, 6) != 0;
     a->session_expires_at = qun_q_col_int(q, 7);
     a->cached = false;

@@ -50,10 +50,10 @@ static bool live_state(const char *state) {
 static void row_from(qun_q_t *q, qun_group_t *g) {
     memset(g, 0, sizeof *g);
     g->id = qun_q_col_int(q, 0);
-    snprintf(g->gid, sizeof g->gid, "%s", qun_q_col_text(q, 1));
-    snprintf(g->name, sizeof g->name, "%s", qun_q_col_text(q, 2));
-    snprintf(g->kind, sizeof g->kind, "%s", qun_q_col_text(q, 3));
-    snprintf(g->state, sizeof g->state, "%s", qun_q_col_text(q, 4));
+    qun_copy(g->gid, sizeof g->gid, qun_q_col_text(q, 1));
+    qun_copy(g->name, sizeof g->name, qun_q_col_text(q, 2));
+    qun_copy(g->kind, sizeof g->kind, qun_q_col_text(q, 3));
+    qun_copy(g->state, sizeof g->state, qun_q_col_text(q, 4));
     g->owner_id = qun_q_col_int(q, 5);
     g->member_count = qun_q_col_int(q, 6);
     g->role = qun_q_col_null(q, 7) ? QUN_ROLE_NONE : role_parse(qun_q_col_text(q, 7));

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "qun/policy.h"
+#include "qun/util.h"
 
 #define POLICY_VERSION 1
 #define REGION_NAME_MAX 16 /* including the NUL */
@@ -829,7 +830,9 @@ qun_rc qun_policy_load_dir(const char *dir, qun_policy_t **out, qun_err_t *err) 
 /* ---- resolution ---- */
 
 static void source_set(char *dst, const char *what, const char *name) {
-    snprintf(dst, QUN_POLICY_SOURCE_MAX, "%s%s%s", what, name ? ":" : "", name ? name : "");
+    size_t n = qun_copy(dst, QUN_POLICY_SOURCE_MAX, what);
+    if (name) n += qun_copy(dst + n, QUN_POLICY_SOURCE_MAX - n, ":");
+    if (name) qun_copy(dst + n, QUN_POLICY_SOURCE_MAX - n, name);
 }
 
 /* Whether candidate is strictly stricter than current under rule r. */
