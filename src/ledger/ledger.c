@@ -150,13 +150,13 @@ static void cache_release(void *p) {
 }
 
 /* The cache of a read-only connection (found or made on its first use), NULL for any
- * other, for an in-memory database (each is its own), or when memory is short (then
- * proofs just read every node). */
+ * other, for an in-memory or temporary database (each is its own: ":memory:", ""), or
+ * when memory is short (then proofs just read every node). */
 static cache_t *cache_of(qun_db_t *db) {
     if (!qun_db_readonly(db)) return NULL;
     cache_t *c = qun_db_aux_get(db);
     const char *name = qun_db_name(db);
-    if (c || !name || strstr(name, ":memory:")) return c;
+    if (c || !name || !*name || strstr(name, ":memory:")) return c;
     pthread_mutex_lock(&caches_lock);
     for (c = caches; c && strcmp(c->name, name) != 0; c = c->next)
         ;
