@@ -350,10 +350,11 @@ static bool stopping(qun_jobs_t *j) {
 
 /* After a purge, a rewrite of the search index or a recall, the database's own files
  * must not keep what was removed (the SQLite WAL's old page images).  A reader in the
- * way is tried around 20 times, 50 ms apart, unless a job falls due meanwhile (a
- * dissolution's timer does not wait a second for a reader to go: the purge asks again
- * at its next step); a WAL that still could not be truncated is logged, and false
- * tells the caller to ask again later. */
+ * way is tried around 20 times, 50 ms apart, unless a commit makes a job due meanwhile
+ * (an export asked for then does not wait a second for a reader to go: the purge asks
+ * again at its next step); a WAL that still could not be truncated is logged, and
+ * false tells the caller to ask again later.  A timer queued earlier that falls due
+ * during the tries waits for them, as it waits for any step. */
 static bool scrub(qun_jobs_t *j) {
     qun_err_t err = {{0}, {0}};
     qun_rc rc = QUN_OK;
