@@ -24,7 +24,8 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
-  DESKTOP, PASSWORD, PHONE, URL, api, apiUser, axeCheck, check, finish, launch, noErrors, person, run, step,
+  DESKTOP, PASSWORD, PHONE, URL, advanceClock, api, apiUser, axeCheck, check, finish, launch, noErrors, person, run,
+  step,
 } from './harness.mjs';
 
 const SHOTS = process.env.SHOTS || 'build/screenshots';
@@ -109,7 +110,7 @@ try {
   await signIn(admin.page, 'boss16');
   await signIn(keeper.page, 'rita16');
   const olgaPhone = await phoneOf('olga16');
-  await api('POST', '/v1/test/clock', { advance: 7 * 86400 + 1 });
+  await advanceClock([owner, heir, admin, keeper], 7 * 86400 + 1);
 
   await step('bulk removal: 11 members by name, the impact, the QR step, removed (Chinese)', async () => {
     const page = owner.page;
@@ -202,7 +203,7 @@ try {
     const r = await api('POST', '/v1/groups', { name: 'Garden 花园', kind: 'standard' }, rita.token);
     const p = await api('POST', `/v1/groups/${r.id}/dissolution/preview`, { messages: 'keep' }, rita.token);
     await api('POST', `/v1/groups/${r.id}/dissolution`, { messages: 'keep', confirmation_token: p.confirmation_token, typed_name: p.name }, rita.token);
-    await api('POST', '/v1/test/clock', { advance: 48 * 3600 + 1 });
+    await advanceClock([owner, heir, admin, keeper], 48 * 3600 + 1);
     const deadline = Date.now() + 15000;
     while ((await api('GET', `/v1/groups/${r.id}/dissolution`, undefined, rita.token)).state !== 'dissolved') {
       check(Date.now() < deadline, 'the group was dissolved');

@@ -61,9 +61,39 @@ export async function apiUser(username) {
   return { username, token: s.token, openid: s.openid };
 }
 
+// Runs in every page of a person before the console's scripts: counts the event streams
+// being set up (a ticket asked for, then its EventSource until it opens or fails), so a
+// test can wait for none to be under way (advanceClock).
+function trackStreams() {
+  const s = { pending: 0, connecting: 0 };
+  window.__qunStreams = s;
+  const realFetch = window.fetch;
+  window.fetch = function (input, init) {
+    const ticket = String(typeof input === 'string' ? input : input.url).includes('/v1/events/ticket');
+    if (ticket) s.pending++;
+    const p = realFetch.call(this, input, init);
+    if (ticket) p.then((r) => { if (!r.ok) s.pending--; }, () => { s.pending--; });
+    return p;
+  };
+  const Real = window.EventSource;
+  if (!Real) return;
+  window.EventSource = class extends Real {
+    constructor(url, opts) {
+      super(url, opts);
+      if (s.pending > 0) s.pending--;
+      s.connecting++;
+      let ended = false;
+      const end = () => { if (!ended) { ended = true; s.connecting--; } };
+      this.addEventListener('open', end);
+      this.addEventListener('error', end);
+    }
+  };
+}
+
 // A person in a browser context of their own; errors matching who.expect are allowed.
 export async function person(browser, locale, username) {
   const context = await browser.newContext({ viewport: DESKTOP, locale });
+  await context.addInitScript(trackStreams);
   const page = await context.newPage();
   const who = { context, page, username, expect: [] };
   page.on('console', (m) => {
@@ -90,6 +120,16 @@ export async function finish(browser, passed) {
     process.exit(1);
   }
   console.log(passed);
+}
+
+// Move qund's test clock ahead (QUN_TEST_CLOCK), once no page of people is setting up an
+// event stream: a ticket asked for before the jump would have expired when its stream
+// opens after it, and the browser logs that 401.
+export async function advanceClock(people, seconds) {
+  for (const who of people)
+    await who.page.waitForFunction(() => !window.__qunStreams ||
+      (window.__qunStreams.pending === 0 && window.__qunStreams.connecting === 0), null, { timeout: 15000 });
+  return (await api('POST', '/v1/test/clock', { advance: seconds })).now;
 }
 
 export async function noErrors() {
