@@ -63,16 +63,24 @@ export async function apiUser(username) {
 
 // Runs in every page of a person before the console's scripts: counts the event streams
 // being set up (a ticket asked for, then its EventSource until it opens or fails), so a
-// test can wait for none to be under way (advanceClock).
+// test can wait for none to be under way (advanceClock).  A ticket granted but not used
+// within 2 s (the console stopped following while it was asked for) stops counting.
 function trackStreams() {
   const s = { pending: 0, connecting: 0 };
+  const granted = []; // tickets not yet used by an EventSource
+  const settle = (t) => { if (!t.done) { t.done = true; s.pending--; } };
   window.__qunStreams = s;
   const realFetch = window.fetch;
   window.fetch = function (input, init) {
-    const ticket = String(typeof input === 'string' ? input : input.url).includes('/v1/events/ticket');
-    if (ticket) s.pending++;
     const p = realFetch.call(this, input, init);
-    if (ticket) p.then((r) => { if (!r.ok) s.pending--; }, () => { s.pending--; });
+    if (!String(typeof input === 'string' ? input : input.url).includes('/v1/events/ticket')) return p;
+    const t = { done: false };
+    s.pending++;
+    p.then((r) => {
+      if (!r.ok) return settle(t);
+      granted.push(t);
+      setTimeout(() => settle(t), 2000);
+    }, () => settle(t));
     return p;
   };
   const Real = window.EventSource;
@@ -80,7 +88,9 @@ function trackStreams() {
   window.EventSource = class extends Real {
     constructor(url, opts) {
       super(url, opts);
-      if (s.pending > 0) s.pending--;
+      let t;
+      while ((t = granted.shift()) && t.done); // the oldest ticket still counting
+      if (t) settle(t);
       s.connecting++;
       let ended = false;
       const end = () => { if (!ended) { ended = true; s.connecting--; } };
