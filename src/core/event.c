@@ -55,14 +55,13 @@ void qun_event_expect(qun_db_t *db, int n) {
 
 qun_rc qun_event_insert(qun_db_t *db, const char *topic, int64_t group_id, int64_t user_id,
                         const char *payload, int64_t *id, qun_err_t *err) {
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err,
-                           "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
-                           "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                           "szzsi", topic, group_id, user_id, payload, qun_now());
-    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no id for the %s event", topic) : rc;
-    if (id) *id = qun_q_col_int(q, 0);
-    qun_q_done(q);
+    int64_t row;
+    qun_rc rc = QUN_DB_INSERT_ID(db, &row, err,
+                                 "INSERT INTO events(topic, group_id, user_id, payload, created_at) "
+                                 "VALUES ($1, $2, $3, $4, $5)",
+                                 "szzsi", topic, group_id, user_id, payload, qun_now());
+    if (rc != QUN_OK) return rc;
+    if (id) *id = row;
     appended(1);
     return QUN_OK;
 }

@@ -318,6 +318,30 @@ qun_rc qun_db_run(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, 
     return rc;
 }
 
+qun_rc qun_db_insert_id(qun_db_t *db, int64_t *id, qun_err_t *err, const char *sql, const char *returning,
+                        const char *types, ...) {
+    *id = 0;
+    bool rowid = DB_OPS(db)->last_id != NULL;
+    qun_q_t *q;
+    va_list ap;
+    va_start(ap, types);
+    qun_rc rc = prepare_bound(db, rowid ? sql : returning, types, ap, &q, err);
+    va_end(ap);
+    if (rc != QUN_OK) return rc;
+    rc = step(q, true, err);
+    if (rc == QUN_ROW) {
+        if (!rowid) *id = qun_q_col_int(q, 0);
+        qun_q_done(q);
+        return rowid ? qun_fail(err, QUN_INTERNAL, "an INSERT without RETURNING answered rows") : QUN_OK;
+    }
+    if (rc != QUN_DONE) return rc;
+    if (!rowid || qun_db_changes(db) != 1)
+        return qun_fail(err, QUN_STORE, "an INSERT wrote %lld rows, not one",
+                        (long long)(rowid ? qun_db_changes(db) : 0));
+    *id = DB_OPS(db)->last_id(db);
+    return QUN_OK;
+}
+
 qun_rc qun_db_run_ahead(qun_db_t *db, qun_q_t **out, qun_err_t *err, const char *sql, const char *types,
                         ...) {
     *out = NULL;

@@ -77,6 +77,9 @@ typedef struct qun_store_ops {
     bool (*col_null)(qun_q_t *q, int col);
     void (*done)(qun_q_t *q);
     int64_t (*changes)(qun_db_t *db);
+    /* Optional (NULL on PostgreSQL): the key of the row the connection's last INSERT
+     * wrote (qun_db_insert_id). */
+    int64_t (*last_id)(qun_db_t *db);
     int64_t (*total_changes)(qun_db_t *db);
     qun_rc (*exec)(qun_db_t *db, const char *sql, qun_err_t *err);
     qun_rc (*txn)(qun_db_t *db, qun_txn_fn fn, void *arg, qun_err_t *err);

@@ -272,6 +272,10 @@ static int64_t sq_changes(qun_db_t *db) {
     return sqlite3_changes64(db->h);
 }
 
+static int64_t sq_last_id(qun_db_t *db) {
+    return sqlite3_last_insert_rowid(db->h);
+}
+
 static int64_t sq_total_changes(qun_db_t *db) {
     return sqlite3_total_changes64(db->h);
 }
@@ -401,6 +405,7 @@ const qun_store_ops_t qun_sqlite_ops = {
     .col_null = sq_col_null,
     .done = sq_done,
     .changes = sq_changes,
+    .last_id = sq_last_id,
     .total_changes = sq_total_changes,
     .exec = sq_exec,
     .txn = sq_txn,
