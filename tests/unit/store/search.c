@@ -164,40 +164,96 @@ static void test_batched_rows(void) {
     qun_search_batch = 256;
 }
 
-/* SQLite gives a deleted newest row's id to the next row: at or below the watermark, the
- * new row is queued, and the old text leaves the index before the new text goes in. */
+/* sql (one statement) in a transaction of its own, committed through the store. */
+static bool committed(const char *sql) {
+    qun_err_t err;
+    bool ok = qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, sql, &err) == QUN_OK;
+    return qun_db_exec(db, ok ? "COMMIT" : "ROLLBACK", &err) == QUN_OK && ok;
+}
+
+/* In one transaction: del, then ins; whether both ran, the watermark was lowered to
+ * mark between them, and the transaction committed. */
+static bool deleted_then_posted(const char *del, int64_t mark, const char *ins) {
+    qun_err_t err;
+    bool ok = qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, del, &err) == QUN_OK &&
+              unit_count(db, "SELECT indexed_to FROM search_state") == mark &&
+              qun_db_exec(db, ins, &err) == QUN_OK;
+    return qun_db_exec(db, ok ? "COMMIT" : "ROLLBACK", &err) == QUN_OK && ok;
+}
+
+/* SQLite gives a deleted newest row's id to the next row.  Deleting the newest row
+ * lowers the watermark below it, so the new row waits above it like any other (no
+ * trigger fires for a new row), and the old text leaves the index before the new text
+ * goes in. */
 static void test_reused_id(void) {
+    int64_t seqs[200], next;
+    int n;
+    qun_err_t err;
+    qun_search_batch = 1;
+    CHECK(committed("INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                    "VALUES (2, 20, 1, 'old 长颈鹿 text', 0)"));
+    int64_t id = unit_count(db, "SELECT MAX(id) FROM messages");
+    CHECK(unit_count(db, "SELECT indexed_to FROM search_state") == id);
+    qun_search_batch = 256; /* the new row waits above the watermark */
+    CHECK(deleted_then_posted("DELETE FROM messages WHERE group_id = 2 AND seq = 20", id - 1,
+                              "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                              "VALUES (2, 21, 1, 'new 河马 text', 0)"));
+    CHECK(unit_count(db, "SELECT MAX(id) FROM messages") == id);
+    CHECK(unit_count(db, "SELECT indexed_to FROM search_state") == id - 1);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_gone") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '长颈鹿'") == 0);
+    CHECK(qun_db_search(db, 2, "长颈鹿", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
+    CHECK(qun_db_search(db, 2, "河马", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 21);
+    qun_search_batch = 1;
+    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(waiting() == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"new 河马\"'") == 1);
+    CHECK(qun_db_search(db, 2, "new 河马", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 &&
+          seqs[0] == 21);
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
+          QUN_DONE);
+    qun_search_batch = 256;
+}
+
+/* The newest rows deleted while some wait above the watermark and some are indexed:
+ * the watermark comes down to the newest row left, and the rows posted next, with the
+ * deleted rows' ids, are found and then indexed once each. */
+static void test_newest_rows_deleted(void) {
     int64_t seqs[200], next;
     int n;
     qun_err_t err;
     qun_search_batch = 1;
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
     CHECK(qun_db_exec(db,
-                      "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
-                      "VALUES (2, 20, 1, 'old 长颈鹿 text', 0)",
+                      "INSERT INTO groups(id, gid, name, kind, owner_id, created_at, updated_at) "
+                      "VALUES (4, 'g_4', 'four', 'standard', 1, 0, 0)",
                       &err) == QUN_OK);
-    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
-    int64_t id = unit_count(db, "SELECT MAX(id) FROM messages");
-    CHECK(unit_count(db, "SELECT indexed_to FROM search_state") == id);
-    qun_search_batch = 256; /* the swap waits in the queue */
-    CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
-    CHECK(qun_db_exec(db, "DELETE FROM messages WHERE group_id = 2 AND seq = 20", &err) == QUN_OK);
     CHECK(qun_db_exec(db,
                       "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
-                      "VALUES (2, 21, 1, 'new 河马 text', 0)",
+                      "VALUES (4, 1, 1, 'kept 企鹅 one', 0), (4, 2, 1, 'gone 斑马 two', 0)",
                       &err) == QUN_OK);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
-    CHECK(unit_count(db, "SELECT MAX(id) FROM messages") == id);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM search_pending") == 1);
-    CHECK(qun_db_search(db, 2, "长颈鹿", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
-    CHECK(qun_db_search(db, 2, "河马", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 21);
+    int64_t top = unit_count(db, "SELECT MAX(id) FROM messages");
+    CHECK(unit_count(db, "SELECT indexed_to FROM search_state") == top);
+    qun_search_batch = 256;
+    CHECK(committed("INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                    "VALUES (4, 3, 1, 'gone 斑马 three', 0), (4, 4, 1, 'gone 斑马 four', 0)"));
+    CHECK(unit_count(db, "SELECT indexed_to FROM search_state") == top);
+    CHECK(deleted_then_posted("DELETE FROM messages WHERE group_id = 4 AND seq > 1", top - 1,
+                              "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                              "VALUES (4, 5, 1, 'new 海豹 five', 0), (4, 6, 1, 'new 海豹 six', 0)"));
+    CHECK(unit_count(db, "SELECT MAX(id) FROM messages") == top + 1);
+    CHECK(qun_db_search(db, 4, "斑马", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 0);
+    CHECK(qun_db_search(db, 4, "海豹", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2 && seqs[0] == 6);
+    CHECK(qun_db_search(db, 4, "企鹅", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 && seqs[0] == 1);
     qun_search_batch = 1;
     CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK && qun_db_exec(db, "COMMIT", &err) == QUN_OK);
     CHECK(waiting() == 0);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '长颈鹿'") == 0);
-    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"new 河马\"'") == 1);
-    CHECK(qun_db_search(db, 2, "new 河马", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 1 &&
-          seqs[0] == 21);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"gone 斑马\"'") == 0);
+    CHECK(unit_count(db, "SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"new 海豹\"'") == 2);
+    CHECK(qun_db_search(db, 4, "new 海豹", 0, 50, seqs, &n, &next, &err) == QUN_OK && n == 2);
     qun_q_t *q;
     CHECK(qun_db_run(db, &q, &err, "INSERT INTO messages_fts(messages_fts) VALUES ('integrity-check')", "") ==
           QUN_DONE);
@@ -354,6 +410,7 @@ int main(void) {
     RUN(test_pending_rows);
     RUN(test_batched_rows);
     RUN(test_reused_id);
+    RUN(test_newest_rows_deleted);
     RUN(test_bulk_catch_up);
     RUN(test_merges_apart);
     RUN(test_scrub_drops_hidden_text);
