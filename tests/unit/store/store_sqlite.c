@@ -135,6 +135,33 @@ static void message_row_without_temporary_index(void) {
     CHECK(strstr(err.msg, "CHECK") != NULL);
 }
 
+/* An event addressed to no one, as every message's is, adds no entry to events_user
+ * (migration 0042), and a user's events are still read through it. */
+static void events_user_partial(void) {
+    qun_err_t err;
+    qun_q_t *q;
+    CHECK(qun_db_exec(db,
+                      "INSERT INTO events(topic, group_id, user_id, payload, created_at) VALUES "
+                      "('message.created', 1, NULL, '{}', 0), ('message.created', 1, NULL, '{}', 0), "
+                      "('session.revoked', NULL, 7, '{}', 0)",
+                      &err) == QUN_OK);
+    CHECK(qun_db_run(db, &q, &err,
+                     "SELECT SUM(ncell) FROM dbstat WHERE name = 'events_user' AND pagetype = 'leaf'",
+                     "") == QUN_ROW);
+    CHECK(qun_q_col_int(q, 0) == 1);
+    qun_q_done(q);
+    bool used = false;
+    qun_rc rc = qun_db_run(db, &q, &err,
+                           "EXPLAIN QUERY PLAN SELECT id FROM events WHERE id > $1 AND id <= $2 AND "
+                           "(user_id = $3 OR group_id IN (SELECT group_id FROM members WHERE user_id = $3)) "
+                           "ORDER BY id",
+                           "iii", (int64_t)0, (int64_t)10, (int64_t)7);
+    for (; rc == QUN_ROW; rc = qun_q_step(q, &err))
+        if (strstr(qun_q_col_text(q, 3), "INDEX events_user")) used = true;
+    CHECK(rc == QUN_DONE);
+    CHECK(used);
+}
+
 /* Constraint violations are hard errors with a message, not crashes; bad SQL is
  * reported at prepare time. */
 static void errors(void) {
@@ -156,6 +183,7 @@ int main(void) {
     RUN(errors);
     RUN(insert_id);
     RUN(message_row_without_temporary_index);
+    RUN(events_user_partial);
     qun_db_close(db);
     qun_db_close(NULL);
     return unit_done("store/store_sqlite");
