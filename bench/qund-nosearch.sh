@@ -3,7 +3,7 @@
 # qund with its message-search index switched off: benchmark 14's baseline over HTTP.
 #   QUND_REAL=build/qund bench/qund-nosearch.sh [qund arguments]
 # Starts the real qund once on the given --data directory (so the migrations run),
-# stops it, drops the three triggers that feed the search index (search_insert,
+# stops it, drops the three triggers that feed the search index (search_tail,
 # search_update, search_delete) and its watermark (search_state: without it qund does
 # not look for messages to index at COMMIT, as before migration 0029), and execs the real qund with the
 # same arguments, so the caller's PID is qund's. bench/post_ab.sh runs it beside the real
@@ -31,7 +31,7 @@ wait "$pid" || true
 /usr/bin/python3 - "$data/qun.db" <<'EOF'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-for t in ("search_insert", "search_update", "search_delete"):
+for t in ("search_tail", "search_update", "search_delete"):
     db.execute(f"DROP TRIGGER {t}")
 db.execute("DROP TABLE search_state")
 db.commit()
