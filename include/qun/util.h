@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <stdbool.h>
+#include <pthread.h>
 
 /* The one clock of qun: Unix time in seconds.  Every timestamp the server stores or
  * compares comes from here, so a test clock can move it (qun_clock_advance). */
@@ -25,6 +26,11 @@ char *qun_xstrdup(const char *s);
  * snprintf(dst, size, "%s", src) without the format parsing, for hot paths.  Returns
  * the length written. */
 size_t qun_copy(char *dst, size_t size, const char *src);
+/* pthread_create, then the thread's name (at most 15 bytes: top -H, perf, gdb and /proc
+ * show it) set by the creator before it goes on, so whatever the creator does next (such
+ * as saying the server is ready) comes after the name, however late the thread first
+ * runs.  0 or pthread_create's error. */
+int qun_thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
 
 /* json_dumps(j, flags) (caller frees), or NULL when memory ran out.  jansson's own
  * json_dumps can return a corrupt text instead (it ignores a failed write of an object

@@ -200,3 +200,9 @@ void qun_sha256_hex(char out[65], const void *data, size_t n) {
 bool qun_ct_equal(const void *a, const void *b, size_t n) {
     return sodium_memcmp(a, b, n) == 0;
 }
+
+int qun_thread_start(pthread_t *t, const char *name, void *(*fn)(void *), void *arg) {
+    int rc = pthread_create(t, NULL, fn, arg);
+    if (rc == 0) pthread_setname_np(*t, name);
+    return rc;
+}

@@ -685,7 +685,6 @@ static int g_listen_pipe[2] = {-1, -1}; /* a byte on it stops the listener's wai
 
 static void *listener_main(void *arg) {
     qun_db_t *db = arg;
-    pthread_setname_np(pthread_self(), "qun-listen");
     qun_err_t err = {{0}, {0}};
     bool warned = false;
     if (qun_db_listen(db, QUN_EVENTS_CHANNEL, &err) != QUN_OK)
@@ -724,7 +723,7 @@ static void listener_start(void) {
     if (pipe2(g_listen_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         g_listen_pipe[0] = g_listen_pipe[1] = -1; /* then the listener stops within 250 ms */
     }
-    if (pthread_create(&g_listener, NULL, listener_main, db) != 0) {
+    if (qun_thread_start(&g_listener, "qun-listen", listener_main, db) != 0) {
         qun_db_close(db);
         listen_pipe_close();
         return;

@@ -307,7 +307,6 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg) {
 
 static void *worker_main(void *arg) {
     qun_worker_t *w = arg;
-    pthread_setname_np(pthread_self(), "qun-loop");
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -387,7 +386,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
                 qun_proxy_count());
     atomic_store(&g_ready, true);
     for (int i = 1; i < g_nworkers; i++)
-        pthread_create(&g_workers[i].thread, NULL, worker_main, &g_workers[i]);
+        qun_thread_start(&g_workers[i].thread, "qun-loop", worker_main, &g_workers[i]);
     if (qun_server_cfg.on_ready) qun_server_cfg.on_ready();
     event_base_dispatch(g_workers[0].base);
     atomic_store(&g_ready, false);

@@ -288,7 +288,6 @@ static qun_rc deliver(qun_mail_t *o, int *n, qun_err_t *err) {
 
 static void *mail_main(void *arg) {
     qun_mail_t *m = arg;
-    pthread_setname_np(pthread_self(), "qun-mail");
     qun_err_t err = {{0}, {0}};
     while (!qun_idle_stopping(&m->idle)) {
         int sent = 0;
@@ -315,7 +314,7 @@ qun_rc qun_mail_start(const char *db_path, qun_writer_t *writer, qun_mail_t **ou
     }
     m->writer = writer;
     qun_idle_init(&m->idle);
-    pthread_create(&m->thread, NULL, mail_main, m);
+    qun_thread_start(&m->thread, "qun-mail", mail_main, m);
     qun_log("info", "mail: sending notifications as %s", qun_notify_cfg.smtp_from);
     *out = m;
     return QUN_OK;

@@ -397,7 +397,6 @@ static qun_rc deliver(qun_outbox_t *o, int *n, qun_err_t *err) {
 
 static void *outbox_main(void *arg) {
     qun_outbox_t *o = arg;
-    pthread_setname_np(pthread_self(), "qun-webhooks");
     qun_err_t err = {{0}, {0}};
     while (!qun_idle_stopping(&o->idle)) {
         int scanned = 0, sent = 0;
@@ -438,7 +437,7 @@ qun_rc qun_outbox_start(const char *db_path, qun_writer_t *writer, qun_outbox_t 
     curl_multi_setopt(o->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)BATCH);
     o->writer = writer;
     qun_idle_init(&o->idle);
-    pthread_create(&o->thread, NULL, outbox_main, o);
+    qun_thread_start(&o->thread, "qun-webhooks", outbox_main, o);
     qun_log("info", "webhooks: delivering the outbox to %d URL(s)", n);
     *out = o;
     return QUN_OK;

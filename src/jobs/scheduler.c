@@ -546,7 +546,6 @@ static bool scrub_search(qun_jobs_t *j) {
 
 static void *jobs_main(void *arg) {
     qun_jobs_t *j = arg;
-    pthread_setname_np(pthread_self(), "qun-jobs");
     /* Everything this thread does is background work: with the writer's, its own turns
      * come after the loops' when the cores are busy (a step's wake-up would otherwise
      * preempt a loop mid-request).  It never returns to normal priority. */
@@ -603,7 +602,7 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
     pthread_cond_init(&j->cv, NULL);
     qun_writer_on_job(writer, on_job, j);
     qun_writer_before_commit(writer, mark_due_now, j);
-    pthread_create(&j->thread, NULL, jobs_main, j);
+    qun_thread_start(&j->thread, "qun-jobs", jobs_main, j);
     *out = j;
     return QUN_OK;
 }

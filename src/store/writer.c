@@ -226,7 +226,6 @@ static void wake_loops(qun_writer_t *w) {
 static void *writer_main(void *arg) {
     qun_writer_t *w = arg;
     qun_wop_t *batch;
-    pthread_setname_np(pthread_self(), "qun-writer"); /* for top -H, perf and gdb */
     while ((batch = take_batch(w))) {
         bool committed = run_batch(w, &batch);
         while (batch) {
@@ -248,7 +247,7 @@ qun_rc qun_writer_start(qun_db_t *db, int max_batch, qun_writer_t **out, qun_err
     w->max_batch = max_batch > 0 ? max_batch : 256;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+    if (qun_thread_start(&w->thread, "qun-writer", writer_main, w) != 0) {
         free(w);
         return qun_fail(err, QUN_INTERNAL, "cannot start the writer thread");
     }
