@@ -384,9 +384,9 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     if (qun_proxy_count())
         qun_log("info", "client addresses from X-Forwarded-For/Forwarded of %d trusted proxy networks",
                 qun_proxy_count());
-    atomic_store(&g_ready, true);
     for (int i = 1; i < g_nworkers; i++)
         qun_thread_start(&g_workers[i].thread, "qun-loop", worker_main, &g_workers[i]);
+    atomic_store(&g_ready, true); /* a loop may answer /readyz at once: every thread is named */
     if (qun_server_cfg.on_ready) qun_server_cfg.on_ready();
     event_base_dispatch(g_workers[0].base);
     atomic_store(&g_ready, false);
