@@ -263,7 +263,7 @@ extern int qun_search_batch;
  * 4096, or four batches when search_batch is larger. */
 #define QUN_SEARCH_CATCHUP (qun_search_batch > 1024 ? 4 * (int64_t)qun_search_batch : 4096)
 /* SQLite: how many message ids wait above the index's watermark (0 on PostgreSQL, whose
- * index is kept by the row's own statement).  The jobs thread commits while this is
+ * copies are made apart, qun_db_search_copy).  The jobs thread commits while this is
  * qun_search_batch or more, so a bulk load gets indexed though nobody writes. */
 qun_rc qun_db_search_backlog(qun_db_t *db, int64_t *n, qun_err_t *err);
 /* SQLite: merge the search index's segments, about pages pages of merged data at most
@@ -286,12 +286,24 @@ qun_rc qun_db_search_scrub(qun_db_t *db, int pages, int64_t *covered, qun_err_t 
 /* The COMMITs so far that took text out of the search index, and how many of them the
  * last finished rewrite covers (both 0 on PostgreSQL). */
 qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, int64_t *scrubbed, qun_err_t *err);
+/* PostgreSQL: text messages are copied, a slice at a time, into message_search, which
+ * holds the pg_trgm index (migration 0043), by a connection of their own beside the
+ * writer; search_state.indexed_to is the id below which every text message has its copy.
+ * A step reads the newest message id, waits (100 ms at most) for the transactions then
+ * open that could still commit a message under it, copies the text messages up to it
+ * (up to limit of them) and raises the watermark over them; it does nothing when those
+ * transactions outlast the wait, or another copier is at work (one at a time,
+ * QUN_SEARCH_COPY_LOCK).  *more when it stopped at limit: ask again soon.  A no-op on
+ * SQLite. */
+#define QUN_SEARCH_COPY_LOCK 0x71756e03 /* pg_try_advisory_lock, held for a step */
+qun_rc qun_db_search_copy(qun_db_t *db, int limit, bool *more, qun_err_t *err);
 /* The seqs of group_id's text messages whose body contains needle (valid UTF-8, no
  * control characters, case-folded by the backend: ASCII at least), newest first, with
  * seq < before (0: from the newest): at most limit (1 to 200) of them into seqs[], their
  * count into *n.  *next is where the following page starts (seq < *next), 0 when the
  * search has reached the group's first message.  A needle of 3 characters or more goes
- * through the backend's text index (SQLite FTS5 trigram, PostgreSQL pg_trgm); a shorter
+ * through the backend's text index (SQLite FTS5 trigram, PostgreSQL pg_trgm on the copies,
+ * and the messages not copied yet by their text); a shorter
  * one scans at most QUN_SEARCH_WINDOW rows below before, so a page may hold fewer than
  * limit matches (even none) while *next is set.  Returns QUN_OK or a store error. */
 qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t before, int limit,

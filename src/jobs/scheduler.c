@@ -54,6 +54,13 @@ struct qun_jobs {
     int64_t next_scrub;
     bool scrubbing;
     int64_t next_wal_scrub; /* scrub_recalled */
+    /* copy_search (PostgreSQL): its own connection, and the writer's commit count at
+     * its last step. */
+    qun_db_t *copy_db;
+    uint64_t copy_commits;
+    int copy_quiet;       /* steps in a row that began with no commit since the last one */
+    int64_t copy_next_us; /* mono_us of the next step */
+    bool copy_more;
 };
 
 /* How long the scheduler waits at most between looks: what no commit of this process
@@ -479,6 +486,38 @@ static bool catch_up_search(qun_jobs_t *j) {
     return true;
 }
 
+/* PostgreSQL's search copies (store/search.c, qun_db_search_copy): a step copies up to
+ * COPY_ROWS new text messages on a connection of its own, beside the writer, and raises
+ * the watermark below which a search finds every message in the index.  A step runs
+ * every COPY_MS while this process's writer commits, and twice more after it stopped
+ * (for rows a step could not take yet, its wait for open transactions cut short); at
+ * once again while one stops at COPY_ROWS.  True when it should run again at once. */
+#define COPY_ROWS 8192
+/* A step a second while posts come: what a step costs apart from its rows (reading and
+ * waiting for the open transactions, a statement per table) is paid once a second, and
+ * a search reads at most about two seconds of new messages directly (bench/README.md,
+ * "Search apart from the post on PostgreSQL": steps every 50 ms cost two instances a
+ * sixth of their posts). */
+#define COPY_MS 1000
+static bool copy_search(qun_jobs_t *j) {
+    if (!j->copy_db || (!j->copy_more && mono_us() < j->copy_next_us)) return false;
+    j->copy_next_us = mono_us() + (int64_t)COPY_MS * 1000;
+    uint64_t commits, ops, failed;
+    qun_writer_stats(j->writer, &commits, &ops, &failed);
+    j->copy_quiet = commits == j->copy_commits ? j->copy_quiet + 1 : 0;
+    j->copy_commits = commits;
+    if (j->copy_quiet > 2 && !j->copy_more) return false;
+    int64_t t0 = mono_us();
+    qun_err_t err = {{0}, {0}};
+    bool more = false;
+    if (qun_db_search_copy(j->copy_db, COPY_ROWS, &more, &err) != QUN_OK)
+        qun_log("warn", "jobs: copying messages for search failed: %s", err.msg);
+    j->copy_more = more;
+    if (!more) return false;
+    step_pause(j, mono_us() - t0);
+    return true;
+}
+
 #define MERGE_PAGES 128 /* about half a MiB of the search index merged per commit */
 
 static qun_rc merge_txn(qun_db_t *db, void *arg, qun_err_t *err) {
@@ -563,7 +602,8 @@ static void *jobs_main(void *arg) {
             next_expiry = qun_now() + 600;
         }
         int64_t next = 0;
-        if (run_due(j, &next) || catch_up_search(j) || merge_search(j) || scrub_search(j)) continue;
+        if (run_due(j, &next) || catch_up_search(j) || copy_search(j) || merge_search(j) || scrub_search(j))
+            continue;
         scrub_recalled(j);
         pthread_mutex_lock(&j->mu);
         /* A due job that could not be claimed (another instance holds it) is looked at
@@ -590,6 +630,14 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
     qun_jobs_t *j = qun_xcalloc(1, sizeof *j);
     qun_rc rc = qun_db_open(db_path, true, false, &j->db, err);
     if (rc != QUN_OK) {
+        free(j);
+        return rc;
+    }
+    /* PostgreSQL: the search copies are written beside the writer, on a connection of
+     * their own (the scheduler's reads are read-only). */
+    if (strcmp(qun_db_backend(j->db), "sqlite") != 0 &&
+        (rc = qun_db_open(db_path, false, false, &j->copy_db, err)) != QUN_OK) {
+        qun_db_close(j->db);
         free(j);
         return rc;
     }
@@ -625,6 +673,7 @@ void qun_jobs_stop(qun_jobs_t *j) {
     pthread_mutex_unlock(&j->mu);
     pthread_join(j->thread, NULL);
     qun_db_close(j->db);
+    if (j->copy_db) qun_db_close(j->copy_db);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j);

@@ -4,14 +4,18 @@
  * text message waits above a watermark (search_state) until a COMMIT finds
  * qun_search_batch of them and indexes the lot (qun_db_search_flush), and a search
  * reads the waiting rows' text directly; triggers queue changed and deleted text, which
- * leaves the index at the COMMIT of the transaction that changed it; PostgreSQL keeps a
- * pg_trgm GIN index on messages.body.  Both answer substring queries of three or more
- * characters; a shorter needle scans the group's rows through (group_id, seq), one
- * bounded window per call, because neither index holds anything it could look up. */
+ * leaves the index at the COMMIT of the transaction that changed it.  PostgreSQL keeps a
+ * pg_trgm GIN index on message_search, copies of the text messages that the job thread's
+ * own connection makes a slice at a time beside the writer (qun_db_search_copy), and a
+ * search reads the few messages not copied yet directly (migration 0043).  Both answer
+ * substring queries of three or more characters; a shorter needle scans the group's rows
+ * through (group_id, seq), one bounded window per call, because neither index holds
+ * anything it could look up. */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "qun/store.h"
 #include "qun/util.h"
@@ -145,6 +149,109 @@ qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+/* PostgreSQL's copy step (store.h).  Why every text message up to top is copied: the
+ * statement that read top (the newest id its snapshot S showed) read the open
+ * transactions after S.  An id under top was taken before S; if S did not show its row,
+ * its transaction was open at S and had written (it has an xid) or was inside its INSERT
+ * (active), so it was still open and so when the open transactions were read, or had
+ * ended by then.  Once none of those read is left, a snapshot shows every message under
+ * top that will ever commit, and the copy statement's is such a snapshot.  Transactions
+ * that began after S take ids above top. */
+#define MAY_COMMIT_MESSAGES                                                                                  \
+    "l.locktype = 'virtualxid' AND l.granted AND l.pid <> pg_backend_pid() AND "                             \
+    "(a.backend_xid IS NOT NULL OR COALESCE(a.state NOT IN ('idle in transaction', "                         \
+    "'idle in transaction (aborted)'), true))"
+#define COPY_WAIT_MS 100 /* for the transactions open at S; the next step tries again */
+
+typedef struct {
+    int64_t mark, top;
+    int limit;
+    bool more;
+} copy_t;
+
+static qun_rc copy_txn(qun_db_t *db, void *arg, qun_err_t *err) {
+    copy_t *k = arg;
+    qun_q_t *q;
+    /* A row lock the copy waits for longer than this fails the attempt (qun_db_txn
+     * tries again after a backoff).  When the writer and the copy each wait for a row
+     * the other took (a batch that recalls two new messages in the opposite order), the
+     * copy gives up, long before PostgreSQL's deadlock check (a second) might abort the
+     * writer's batch instead. */
+    qun_rc rc = qun_db_run(db, NULL, err, "SET LOCAL lock_timeout = 50", "");
+    if (rc != QUN_DONE) return rc == QUN_ROW ? qun_fail(err, QUN_STORE, "rows from a SET") : rc;
+    /* FOR KEY SHARE (which the foreign key's check takes anyway): a row being deleted
+     * is waited for and skipped once gone, where the check would fail the step; a
+     * change of text (which does not wait for it) wrote its copy itself, by trigger, and
+     * ON CONFLICT keeps that one, waiting for it if it is not committed yet. */
+    rc = qun_db_run(
+        db, &q, err,
+        "WITH c AS (INSERT INTO message_search(id, group_id, seq, body) "
+        "SELECT id, group_id, seq, body FROM messages WHERE id > $1 AND id <= $2 AND kind = 'text' "
+        "ORDER BY id LIMIT $3 FOR KEY SHARE ON CONFLICT (id) DO NOTHING RETURNING id) "
+        "SELECT count(*), COALESCE(MAX(id), 0) FROM c",
+        "iii", k->mark, k->top, (int64_t)k->limit);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no answer to a copy") : rc;
+    k->more = qun_q_col_int(q, 0) >= k->limit; /* copied up to its MAX(id): the rest next */
+    int64_t to = k->more ? qun_q_col_int(q, 1) : k->top;
+    qun_q_done(q);
+    rc = qun_db_run(db, NULL, err, "UPDATE search_state SET indexed_to = $1 WHERE indexed_to < $1", "i", to);
+    return rc == QUN_DONE ? QUN_OK : rc;
+}
+
+static qun_rc copy_step(qun_db_t *db, int limit, bool *more, qun_err_t *err) {
+    qun_q_t *q;
+    copy_t k = {.limit = limit};
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT indexed_to, (SELECT COALESCE(MAX(id), 0) FROM messages), "
+                           "(SELECT COALESCE(array_agg(l.virtualxid), '{}')::text FROM pg_locks l "
+                           "JOIN pg_stat_activity a ON a.pid = l.pid WHERE " MAY_COMMIT_MESSAGES ") "
+                           "FROM search_state",
+                           "");
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "search_state has no row") : rc;
+    k.mark = qun_q_col_int(q, 0);
+    k.top = qun_q_col_int(q, 1);
+    char *open = qun_xstrdup(qun_q_col_text(q, 2));
+    qun_q_done(q);
+    bool settled = strcmp(open, "{}") == 0 || k.top <= k.mark;
+    /* Each statement outside a transaction reads pg_stat_activity afresh. */
+    for (int waited = 0; !settled && waited <= COPY_WAIT_MS; waited++) {
+        if (waited) nanosleep(&(struct timespec){0, 1000000}, NULL);
+        rc =
+            qun_db_run(db, &q, err,
+                       "SELECT NOT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                       "WHERE l.virtualxid = ANY($1::text[]) AND " MAY_COMMIT_MESSAGES ")",
+                       "s", open);
+        if (rc != QUN_ROW) break;
+        settled = qun_q_col_int(q, 0) != 0;
+        qun_q_done(q);
+    }
+    free(open);
+    if (rc != QUN_ROW && rc != QUN_DONE) return rc;
+    if (!settled || k.top <= k.mark) return QUN_OK;
+    rc = qun_db_txn(db, copy_txn, &k, err);
+    *more = rc == QUN_OK && k.more;
+    return rc;
+}
+
+qun_rc qun_db_search_copy(qun_db_t *db, int limit, bool *more, qun_err_t *err) {
+    *more = false;
+    if (strcmp(qun_db_backend(db), "sqlite") == 0) return QUN_OK;
+    qun_q_t *q;
+    /* One copier at a time, for the whole step: the watermark it read stays its own. */
+    qun_rc rc =
+        qun_db_run(db, &q, err, "SELECT pg_try_advisory_lock($1)", "i", (int64_t)QUN_SEARCH_COPY_LOCK);
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no answer to a lock") : rc;
+    bool mine = qun_q_col_int(q, 0) != 0;
+    qun_q_done(q);
+    if (!mine) return QUN_OK;
+    rc = copy_step(db, limit, more, err);
+    qun_err_t ignore; /* a connection lost takes its lock with it */
+    if (qun_db_run(db, &q, &ignore, "SELECT pg_advisory_unlock($1)", "i", (int64_t)QUN_SEARCH_COPY_LOCK) ==
+        QUN_ROW)
+        qun_q_done(q);
+    return rc;
+}
+
 qun_rc qun_db_search_backlog(qun_db_t *db, int64_t *n, qun_err_t *err) {
     *n = 0;
     if (strcmp(qun_db_backend(db), "sqlite") != 0) return QUN_OK;
@@ -194,8 +301,29 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
     if (before <= 0) before = INT64_MAX;
     int64_t floor = indexed ? 0 : (before > QUN_SEARCH_WINDOW ? before - QUN_SEARCH_WINDOW : 1);
     char *arg = needle_as(needle, pg, !pg && indexed);
-    if (pg) {
-        /* ILIKE lets the planner choose the trigram index or the group's seq order. */
+    if (pg && indexed) {
+        /* The copies (ILIKE lets the planner choose the trigram index or the group's seq
+         * order), and the messages above the watermark that have none yet.  The
+         * watermark is read first and only grows, so every message at or below the value
+         * read has its copy in the second statement's snapshot; passed as a parameter,
+         * it lets the planner walk the few ids above it by the primary key. */
+        rc = qun_db_run(db, &q, err, "SELECT indexed_to FROM search_state", "");
+        int64_t mark = 0;
+        if (rc == QUN_ROW) {
+            mark = qun_q_col_int(q, 0);
+            qun_q_done(q);
+            rc = qun_db_run(
+                db, &q, err,
+                "SELECT seq FROM message_search WHERE group_id = $1 AND seq < $2 AND body ILIKE $3 "
+                "UNION ALL SELECT seq FROM messages m WHERE id > $5 AND group_id = $1 AND seq < $2 "
+                "AND kind = 'text' AND body ILIKE $3 "
+                "AND NOT EXISTS (SELECT 1 FROM message_search s WHERE s.id = m.id) "
+                "ORDER BY 1 DESC LIMIT $4",
+                "iisii", group_id, before, arg, (int64_t)limit, mark);
+        } else if (rc == QUN_DONE) {
+            rc = qun_fail(err, QUN_STORE, "search_state has no row");
+        }
+    } else if (pg) {
         rc = qun_db_run(db, &q, err,
                         "SELECT seq FROM messages WHERE group_id = $1 AND seq < $2 AND seq >= $3 "
                         "AND kind = 'text' AND body ILIKE $4 ORDER BY seq DESC LIMIT $5",

@@ -18,7 +18,7 @@ echo "test-pg: PostgreSQL pid $pid on 127.0.0.1:$port ($dir)"
 # The unit cases that need a server (the writer's group commit, the migrations) run
 # first when UNIT names the unit-test binaries' directory.
 if [ -n "${UNIT:-}" ]; then
-  for t in writer migrate; do
+  for t in writer migrate search; do
     QUN_TEST_PG="postgres://postgres@127.0.0.1:$port/postgres" "$UNIT/store/$t" || exit 1
   done
 fi

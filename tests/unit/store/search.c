@@ -4,6 +4,9 @@
  * through the index in one call, pages follow each other without gap or repeat, and
  * another group's rows are never found. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "qun/store.h"
 #include "unit.h"
@@ -401,6 +404,159 @@ static void test_scrub_drops_hidden_text(void) {
     qun_search_batch = 256;
 }
 
+/* ---- PostgreSQL (QUN_TEST_PG): the copies the pg_trgm index holds (migration 0043) ---- */
+
+static qun_db_t *pg;      /* a fresh database's store */
+static char pg_conn[512]; /* its conninfo */
+
+static int64_t pg_count(const char *sql) {
+    return unit_count(pg, sql);
+}
+
+/* The seqs group 1's search for needle finds, as "3,1" (newest first). */
+static const char *found(const char *needle) {
+    static char out[256];
+    int64_t seqs[50], next;
+    int n = 0;
+    qun_err_t err;
+    out[0] = '\0';
+    if (qun_db_search(pg, 1, needle, 0, 50, seqs, &n, &next, &err) != QUN_OK) return "error";
+    for (int i = 0; i < n; i++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%lld", i ? "," : "", (long long)seqs[i]);
+    return out;
+}
+
+static qun_rc post(qun_db_t *to, int64_t seq, const char *body) {
+    qun_err_t err;
+    return qun_db_run(
+               to, NULL, &err,
+               "INSERT INTO messages(group_id, seq, author_id, body, created_at) VALUES (1, $1, 1, $2, 0)",
+               "is", seq, body) == QUN_DONE
+               ? QUN_OK
+               : QUN_STORE;
+}
+
+static int64_t mark(void) {
+    return pg_count("SELECT indexed_to FROM search_state");
+}
+
+/* One copy step on a connection: true when it did not stop at limit. */
+static bool step_on(qun_db_t *on, int limit) {
+    bool more;
+    qun_err_t err;
+    return qun_db_search_copy(on, limit, &more, &err) == QUN_OK && !more;
+}
+
+static bool step(int limit) {
+    return step_on(pg, limit);
+}
+
+/* A fresh database unit_search next to QUN_TEST_PG's, migrated, with a user and a group. */
+static bool pg_fresh(const char *conn) {
+    qun_db_t *admin;
+    qun_err_t err;
+    const char *slash = strrchr(conn, '/');
+    if (!slash || qun_db_open(conn, false, false, &admin, &err) != QUN_OK) return false;
+    bool ok = qun_db_exec(admin, "DROP DATABASE IF EXISTS unit_search", &err) == QUN_OK &&
+              qun_db_exec(admin, "CREATE DATABASE unit_search", &err) == QUN_OK;
+    qun_db_close(admin);
+    snprintf(pg_conn, sizeof pg_conn, "%.*s/unit_search", (int)(slash - conn), conn);
+    return ok && qun_db_open(pg_conn, false, true, &pg, &err) == QUN_OK &&
+           qun_db_exec(pg,
+                       "INSERT INTO users(id, openid, username, pwhash, password_changed_at, created_at) "
+                       "VALUES (1, 'u_a', 'a', 'x', 0, 0); "
+                       "INSERT INTO groups(id, gid, name, kind, owner_id, created_at, updated_at) "
+                       "VALUES (1, 'g_1', 'one', 'standard', 1, 0, 0)",
+                       &err) == QUN_OK;
+}
+
+/* New messages are found before any copy and once each after it; a step copies the
+ * text messages and raises the watermark over them, no higher than it copied when it
+ * stopped at its limit. */
+static void test_pg_copies(void) {
+    qun_err_t err;
+    CHECK(post(pg, 1, "first zebra") == QUN_OK && post(pg, 2, "second zebra") == QUN_OK);
+    CHECK(post(pg, 3, "a file") == QUN_OK);
+    CHECK(qun_db_exec(pg, "UPDATE messages SET kind = 'file' WHERE seq = 3", &err) == QUN_OK);
+    CHECK_STR(found("zebra"), "2,1");
+    CHECK(step(100) && mark() == 3 && pg_count("SELECT count(*) FROM message_search") == 2);
+    CHECK_STR(found("ZEBRA"), "2,1");
+    CHECK_STR(found("file"), "");
+    CHECK(post(pg, 4, "third zebra") == QUN_OK && post(pg, 5, "fourth zebra") == QUN_OK);
+    CHECK(!step(1) && mark() == 4);
+    CHECK_STR(found("zebra"), "5,4,2,1");
+    CHECK(!step(1) && mark() == 5);
+    CHECK(step(1) && mark() == 5);
+    CHECK_STR(found("zebra"), "5,4,2,1");
+    /* Another copier at work: a step does nothing. */
+    qun_db_t *other = NULL;
+    CHECK(qun_db_open(pg_conn, false, false, &other, &err) == QUN_OK);
+    if (!other) return;
+    qun_q_t *q;
+    CHECK(qun_db_run(other, &q, &err, "SELECT pg_advisory_lock($1)", "i", (int64_t)QUN_SEARCH_COPY_LOCK) ==
+          QUN_ROW);
+    qun_q_done(q);
+    CHECK(post(pg, 6, "fifth zebra") == QUN_OK);
+    CHECK(step(100) && mark() == 5);
+    qun_db_close(other);
+    CHECK(step(100) && mark() == 6);
+}
+
+/* A message whose transaction is still open when a later one committed: the step waits
+ * for it, a while, then leaves both for a later step; once it commits both are copied
+ * and found. */
+static void test_pg_open_transaction(void) {
+    qun_db_t *other = NULL;
+    qun_err_t err;
+    CHECK(qun_db_open(pg_conn, false, false, &other, &err) == QUN_OK);
+    if (!other) return;
+    int64_t before = mark();
+    CHECK(qun_db_exec(other, "BEGIN", &err) == QUN_OK && post(other, 10, "late giraffe") == QUN_OK);
+    CHECK(post(pg, 11, "early giraffe") == QUN_OK);
+    int64_t late = pg_count("SELECT max(id) FROM messages") - 1;
+    CHECK(step(100) && mark() == before); /* still open: not passed */
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE '%giraffe%'") == 0);
+    CHECK_STR(found("giraffe"), "11");
+    CHECK(qun_db_exec(other, "COMMIT", &err) == QUN_OK);
+    CHECK_STR(found("giraffe"), "11,10");
+    CHECK(step(100) && mark() == late + 1);
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE '%giraffe%'") == 2);
+    CHECK_STR(found("giraffe"), "11,10");
+    /* An open transaction that wrote nothing does not hold a step back. */
+    CHECK(qun_db_exec(other, "BEGIN", &err) == QUN_OK);
+    CHECK(unit_count(other, "SELECT count(*) FROM messages") > 0);
+    CHECK(post(pg, 12, "zebra again") == QUN_OK);
+    CHECK(step(100) && mark() == late + 2);
+    CHECK(qun_db_exec(other, "COMMIT", &err) == QUN_OK);
+    qun_db_close(other);
+}
+
+/* Text changed, a message no longer text, or deleted: the copy follows in the same
+ * transaction, copied already or not. */
+static void test_pg_changes(void) {
+    qun_err_t err;
+    CHECK(qun_db_exec(pg, "UPDATE messages SET body = 'recalled' WHERE seq = 1", &err) == QUN_OK);
+    CHECK(qun_db_exec(pg, "DELETE FROM messages WHERE seq = 2", &err) == QUN_OK);
+    CHECK_STR(found("zebra"), "12,6,5,4");
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE id IN (SELECT id FROM messages WHERE seq = 1) "
+                   "AND body = 'recalled'") == 1);
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE '%second%'") == 0);
+    CHECK(qun_db_exec(pg, "UPDATE messages SET kind = 'file' WHERE seq = 4", &err) == QUN_OK);
+    CHECK_STR(found("zebra"), "12,6,5");
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE '%third%'") == 0);
+    /* A message not copied yet, masked: the change writes the copy itself, and the
+     * step keeps it (its own row, from a snapshot before the change, would conflict). */
+    CHECK(post(pg, 20, "secret okapi") == QUN_OK);
+    CHECK(qun_db_exec(pg, "UPDATE messages SET body = '******' WHERE seq = 20", &err) == QUN_OK);
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body = '******'") == 1);
+    CHECK(step(100));
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE '%okapi%'") == 0);
+    CHECK(
+        pg_count("SELECT count(*) FROM message_search s JOIN messages m USING (id) WHERE s.body <> m.body") ==
+        0);
+    CHECK_STR(found("okapi"), "");
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
@@ -415,5 +571,17 @@ int main(void) {
     RUN(test_merges_apart);
     RUN(test_scrub_drops_hidden_text);
     qun_db_close(db);
+    const char *conn = getenv("QUN_TEST_PG");
+    if (conn && *conn) {
+        CHECK(pg_fresh(conn));
+        if (pg) {
+            RUN(test_pg_copies);
+            RUN(test_pg_open_transaction);
+            RUN(test_pg_changes);
+            qun_db_close(pg);
+        }
+    } else {
+        printf("store/search: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
+    }
     return unit_done("test_store_search");
 }
