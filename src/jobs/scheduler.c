@@ -54,13 +54,10 @@ struct qun_jobs {
     int64_t next_scrub;
     bool scrubbing;
     int64_t next_wal_scrub; /* scrub_recalled */
-    /* copy_search (PostgreSQL): its own connection, and the writer's commit count at
-     * its last step. */
+    /* copy_search (PostgreSQL): its own connection, and when its next step is due. */
     qun_db_t *copy_db;
-    uint64_t copy_commits;
-    int copy_quiet;       /* steps in a row that began with no commit since the last one */
-    int64_t copy_next_us; /* mono_us of the next step */
-    bool copy_more;
+    int64_t copy_next_us; /* mono_us */
+    bool copy_more;       /* the last step stopped at COPY_ROWS: the next one at once */
 };
 
 /* How long the scheduler waits at most between looks: what no commit of this process
@@ -489,9 +486,9 @@ static bool catch_up_search(qun_jobs_t *j) {
 /* PostgreSQL's search copies (store/search.c, qun_db_search_copy): a step copies up to
  * COPY_ROWS new text messages on a connection of its own, beside the writer, and raises
  * the watermark below which a search finds every message in the index.  A step runs
- * every COPY_MS while this process's writer commits, and twice more after it stopped
- * (for rows a step could not take yet, its wait for open transactions cut short); at
- * once again while one stops at COPY_ROWS.  True when it should run again at once. */
+ * every COPY_MS (one lookup when nothing is above the watermark: rows another instance
+ * or another tool wrote are copied too), at once again while one stops at COPY_ROWS.
+ * True when it should run again at once. */
 #define COPY_ROWS 8192
 /* A step a second while posts come: what a step costs apart from its rows (reading and
  * waiting for the open transactions, a statement per table) is paid once a second, and
@@ -502,11 +499,6 @@ static bool catch_up_search(qun_jobs_t *j) {
 static bool copy_search(qun_jobs_t *j) {
     if (!j->copy_db || (!j->copy_more && mono_us() < j->copy_next_us)) return false;
     j->copy_next_us = mono_us() + (int64_t)COPY_MS * 1000;
-    uint64_t commits, ops, failed;
-    qun_writer_stats(j->writer, &commits, &ops, &failed);
-    j->copy_quiet = commits == j->copy_commits ? j->copy_quiet + 1 : 0;
-    j->copy_commits = commits;
-    if (j->copy_quiet > 2 && !j->copy_more) return false;
     int64_t t0 = mono_us();
     qun_err_t err = {{0}, {0}};
     bool more = false;

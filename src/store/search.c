@@ -237,9 +237,15 @@ qun_rc qun_db_search_copy(qun_db_t *db, int limit, bool *more, qun_err_t *err) {
     *more = false;
     if (strcmp(qun_db_backend(db), "sqlite") == 0) return QUN_OK;
     qun_q_t *q;
+    /* Nothing above the watermark (two index lookups): a step costs nothing more. */
+    qun_rc rc = qun_db_run(
+        db, &q, err, "SELECT COALESCE((SELECT MAX(id) FROM messages), 0) > indexed_to FROM search_state", "");
+    if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "search_state has no row") : rc;
+    bool behind = qun_q_col_int(q, 0) != 0;
+    qun_q_done(q);
+    if (!behind) return QUN_OK;
     /* One copier at a time, for the whole step: the watermark it read stays its own. */
-    qun_rc rc =
-        qun_db_run(db, &q, err, "SELECT pg_try_advisory_lock($1)", "i", (int64_t)QUN_SEARCH_COPY_LOCK);
+    rc = qun_db_run(db, &q, err, "SELECT pg_try_advisory_lock($1)", "i", (int64_t)QUN_SEARCH_COPY_LOCK);
     if (rc != QUN_ROW) return rc == QUN_DONE ? qun_fail(err, QUN_STORE, "no answer to a lock") : rc;
     bool mine = qun_q_col_int(q, 0) != 0;
     qun_q_done(q);
@@ -303,7 +309,9 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
     char *arg = needle_as(needle, pg, !pg && indexed);
     if (pg && indexed) {
         /* The copies (ILIKE lets the planner choose the trigram index or the group's seq
-         * order), and the messages above the watermark that have none yet.  The
+         * order), and the messages above the watermark that have none yet, each part
+         * ordered and cut apart (under one ORDER BY the planner sorted every copy of the
+         * group that matched a common word: 148 ms against 1.4 at 1M messages).  The
          * watermark is read first and only grows, so every message at or below the value
          * read has its copy in the second statement's snapshot; passed as a parameter,
          * it lets the planner walk the few ids above it by the primary key. */
@@ -314,11 +322,11 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
             qun_q_done(q);
             rc = qun_db_run(
                 db, &q, err,
-                "SELECT seq FROM message_search WHERE group_id = $1 AND seq < $2 AND body ILIKE $3 "
-                "UNION ALL SELECT seq FROM messages m WHERE id > $5 AND group_id = $1 AND seq < $2 "
-                "AND kind = 'text' AND body ILIKE $3 "
+                "SELECT seq FROM ((SELECT seq FROM message_search WHERE group_id = $1 AND seq < $2 "
+                "AND body ILIKE $3 ORDER BY seq DESC LIMIT $4) UNION ALL (SELECT seq FROM messages m "
+                "WHERE id > $5 AND group_id = $1 AND seq < $2 AND kind = 'text' AND body ILIKE $3 "
                 "AND NOT EXISTS (SELECT 1 FROM message_search s WHERE s.id = m.id) "
-                "ORDER BY 1 DESC LIMIT $4",
+                "ORDER BY seq DESC LIMIT $4)) u ORDER BY 1 DESC LIMIT $4",
                 "iisii", group_id, before, arg, (int64_t)limit, mark);
         } else if (rc == QUN_DONE) {
             rc = qun_fail(err, QUN_STORE, "search_state has no row");

@@ -205,9 +205,10 @@ def copied(server, sql, want, timeout=10):
 @pytest.mark.skipif(not PG, reason="PostgreSQL's copies for its trigram index")
 def test_posts_are_copied_for_the_index_and_the_watermark_passes_them(server):
     """On PostgreSQL the text the trigram index holds is a copy, made by the jobs thread
-    beside the writer: a new message is found at once (read directly), copied within a
-    second, and the watermark under which search trusts the copies passes it on the step
-    after; every copy holds its message's text, and only text messages have one."""
+    beside the writer: a new message is found at once (read directly), then copied, a step
+    a second, and the watermark under which search trusts the copies raised over it;
+    every copy holds its message's text, and only text messages have one; a row another
+    tool writes while nobody posts is copied as well."""
     owner, member, _, gid = chat(server)
     for i in range(5):
         expect(member.post(f"/v1/groups/{gid}/messages", {"text": f"长颈鹿 giraffe {i}"}), 201)
@@ -218,6 +219,13 @@ def test_posts_are_copied_for_the_index_and_the_watermark_passes_them(server):
     assert texts(expect(search(owner, gid, "长颈鹿"), 200)) == [f"长颈鹿 giraffe {i}" for i in range(4, -1, -1)]
     assert pg_sql(server, "SELECT count(*) FROM message_search s JOIN messages m USING (id) "
                           "WHERE m.kind <> 'text' OR s.body <> m.body") == [["0"]]
+    # A row another tool writes while nobody posts is copied too, and found all the while.
+    pg_sql(server, "INSERT INTO messages(group_id, seq, author_id, body, created_at) "
+                   "SELECT group_id, seq + 1, author_id, '长颈鹿 from a tool', created_at FROM messages "
+                   "ORDER BY id DESC LIMIT 1")
+    assert texts(expect(search(owner, gid, "长颈鹿"), 200))[0] == "长颈鹿 from a tool"
+    copied(server, "SELECT count(*) FROM message_search WHERE body = '长颈鹿 from a tool'", 1)
+    copied(server, f"SELECT ((SELECT indexed_to FROM search_state) >= {top})::int", 1)
 
 
 # Rare characters, three bytes each in UTF-8: what is left of a trigram in FTS5's pages
