@@ -156,10 +156,11 @@ qun_rc qun_db_search_flush(qun_db_t *db, qun_err_t *err) {
  * (active), so it was still open and so when the open transactions were read, or had
  * ended by then.  Once none of those read is left, a snapshot shows every message under
  * top that will ever commit, and the copy statement's is such a snapshot.  Transactions
- * that began after S take ids above top. */
+ * that began after S take ids above top; those of other databases take none. */
 #define MAY_COMMIT_MESSAGES                                                                                  \
     "l.locktype = 'virtualxid' AND l.granted AND l.pid <> pg_backend_pid() AND "                             \
-    "(a.backend_xid IS NOT NULL OR COALESCE(a.state NOT IN ('idle in transaction', "                         \
+    "a.datname = current_database() AND (a.backend_xid IS NOT NULL OR COALESCE(a.state NOT IN ('idle in "    \
+    "transaction', "                                                                                         \
     "'idle in transaction (aborted)'), true))"
 #define COPY_WAIT_MS 100 /* for the transactions open at S; the next step tries again */
 

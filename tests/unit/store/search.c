@@ -406,8 +406,9 @@ static void test_scrub_drops_hidden_text(void) {
 
 /* ---- PostgreSQL (QUN_TEST_PG): the copies the pg_trgm index holds (migration 0043) ---- */
 
-static qun_db_t *pg;      /* a fresh database's store */
-static char pg_conn[512]; /* its conninfo */
+static qun_db_t *pg;         /* a fresh database's store */
+static char pg_conn[512];    /* its conninfo */
+static const char *pg_admin; /* QUN_TEST_PG: another database of the same server */
 
 static int64_t pg_count(const char *sql) {
     return unit_count(pg, sql);
@@ -456,6 +457,7 @@ static bool pg_fresh(const char *conn) {
     qun_db_t *admin;
     qun_err_t err;
     const char *slash = strrchr(conn, '/');
+    pg_admin = conn;
     if (!slash || qun_db_open(conn, false, false, &admin, &err) != QUN_OK) return false;
     bool ok = qun_db_exec(admin, "DROP DATABASE IF EXISTS unit_search", &err) == QUN_OK &&
               qun_db_exec(admin, "CREATE DATABASE unit_search", &err) == QUN_OK;
@@ -498,6 +500,10 @@ static void test_pg_copies(void) {
     qun_q_done(q);
     CHECK(post(pg, 6, "fifth zebra") == QUN_OK);
     CHECK(step(100) && mark() == 5);
+    /* Released at once (a closed connection's backend lets go a moment later). */
+    CHECK(qun_db_run(other, &q, &err, "SELECT pg_advisory_unlock($1)", "i", (int64_t)QUN_SEARCH_COPY_LOCK) ==
+          QUN_ROW);
+    qun_q_done(q);
     qun_db_close(other);
     CHECK(step(100) && mark() == 6);
 }
@@ -529,6 +535,16 @@ static void test_pg_open_transaction(void) {
     CHECK(step(100) && mark() == late + 2);
     CHECK(qun_db_exec(other, "COMMIT", &err) == QUN_OK);
     qun_db_close(other);
+    /* Nor does one that wrote in another database of the same server. */
+    qun_db_t *elsewhere = NULL;
+    CHECK(qun_db_open(pg_admin, false, false, &elsewhere, &err) == QUN_OK);
+    if (!elsewhere) return;
+    CHECK(qun_db_exec(elsewhere, "BEGIN", &err) == QUN_OK);
+    CHECK(qun_db_exec(elsewhere, "CREATE TEMP TABLE unit_elsewhere(v INT)", &err) == QUN_OK);
+    CHECK(post(pg, 13, "zebra elsewhere") == QUN_OK);
+    CHECK(step(100) && mark() == late + 3);
+    CHECK(qun_db_exec(elsewhere, "ROLLBACK", &err) == QUN_OK);
+    qun_db_close(elsewhere);
 }
 
 /* Text changed, a message no longer text, or deleted: the copy follows in the same
@@ -537,12 +553,12 @@ static void test_pg_changes(void) {
     qun_err_t err;
     CHECK(qun_db_exec(pg, "UPDATE messages SET body = 'recalled' WHERE seq = 1", &err) == QUN_OK);
     CHECK(qun_db_exec(pg, "DELETE FROM messages WHERE seq = 2", &err) == QUN_OK);
-    CHECK_STR(found("zebra"), "12,6,5,4");
+    CHECK_STR(found("zebra"), "13,12,6,5,4");
     CHECK(pg_count("SELECT count(*) FROM message_search WHERE id IN (SELECT id FROM messages WHERE seq = 1) "
                    "AND body = 'recalled'") == 1);
     CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE '%second%'") == 0);
     CHECK(qun_db_exec(pg, "UPDATE messages SET kind = 'file' WHERE seq = 4", &err) == QUN_OK);
-    CHECK_STR(found("zebra"), "12,6,5");
+    CHECK_STR(found("zebra"), "13,12,6,5");
     CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE '%third%'") == 0);
     /* A message not copied yet, masked: the change writes the copy itself, and the
      * step keeps it (its own row, from a snapshot before the change, would conflict). */
