@@ -3,12 +3,15 @@
  * bounded window of the group's rows per call and says where to go on, a long one goes
  * through the index in one call, pages follow each other without gap or repeat, and
  * another group's rows are never found. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "qun/store.h"
+#include "qun/util.h"
 #include "unit.h"
 #include "unit_store.h"
 
@@ -573,6 +576,66 @@ static void test_pg_changes(void) {
     CHECK_STR(found("okapi"), "");
 }
 
+/* Posts, changes of text and deletions of new messages on one connection while copy
+ * steps run on another: whatever the interleaving (the change or deletion of a row a
+ * step is copying included), no step fails and, at the end, every copy holds its
+ * message's current text and every text message under the watermark has one. */
+#define STRESS_POSTS 1500
+static atomic_bool stress_done;
+
+static void *stress_copier(void *arg) {
+    qun_db_t *on = arg;
+    int *failed = qun_xcalloc(1, sizeof *failed);
+    while (!atomic_load(&stress_done)) {
+        bool more;
+        qun_err_t err;
+        if (qun_db_search_copy(on, 64, &more, &err) != QUN_OK) {
+            fprintf(stderr, "copy step: %s\n", err.msg);
+            (*failed)++;
+        }
+    }
+    return failed;
+}
+
+static void test_pg_changes_during_copies(void) {
+    qun_db_t *writer = NULL, *copier = NULL;
+    qun_err_t err;
+    CHECK(qun_db_open(pg_conn, false, false, &writer, &err) == QUN_OK);
+    CHECK(qun_db_open(pg_conn, false, false, &copier, &err) == QUN_OK);
+    if (!writer || !copier) return;
+    atomic_store(&stress_done, false);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, stress_copier, copier) == 0);
+    char text[64];
+    for (int i = 1; i <= STRESS_POSTS; i++) {
+        snprintf(text, sizeof text, "stress %d", i);
+        CHECK(post(writer, 1000 + i, text) == QUN_OK);
+        if (i % 3 == 0)
+            CHECK(qun_db_run(writer, NULL, &err, "UPDATE messages SET body = 'masked ' || seq WHERE seq = $1",
+                             "i", (int64_t)(1000 + i - 1)) == QUN_DONE);
+        if (i % 5 == 0)
+            CHECK(qun_db_run(writer, NULL, &err, "DELETE FROM messages WHERE seq = $1", "i",
+                             (int64_t)(1000 + i - 2)) == QUN_DONE);
+    }
+    atomic_store(&stress_done, true);
+    int *failed = NULL;
+    pthread_join(t, (void **)&failed);
+    CHECK(failed && *failed == 0);
+    free(failed);
+    CHECK(step(100000));
+    CHECK(mark() == pg_count("SELECT max(id) FROM messages"));
+    CHECK(
+        pg_count("SELECT count(*) FROM message_search s JOIN messages m USING (id) WHERE s.body <> m.body") ==
+        0);
+    CHECK(pg_count("SELECT count(*) FROM messages m WHERE kind = 'text' AND id <= "
+                   "(SELECT indexed_to FROM search_state) AND NOT EXISTS "
+                   "(SELECT 1 FROM message_search s WHERE s.id = m.id)") == 0);
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body LIKE 'masked%'") ==
+          pg_count("SELECT count(*) FROM messages WHERE body LIKE 'masked%'"));
+    qun_db_close(writer);
+    qun_db_close(copier);
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
@@ -594,6 +657,7 @@ int main(void) {
             RUN(test_pg_copies);
             RUN(test_pg_open_transaction);
             RUN(test_pg_changes);
+            RUN(test_pg_changes_during_copies);
             qun_db_close(pg);
         }
     } else {
