@@ -289,10 +289,10 @@ qun_rc qun_db_search_gone(qun_db_t *db, int64_t *gone, int64_t *scrubbed, qun_er
 /* PostgreSQL: text messages are copied, a slice at a time, into message_search, which
  * holds the pg_trgm index (migration 0043), by a connection of their own beside the
  * writer; search_state.indexed_to is the id below which every text message has its copy.
- * A step reads the newest message id, waits (100 ms at most) for the transactions then
- * open that could still commit a message under it, copies the text messages up to it
- * (up to limit of them) and raises the watermark over them; it does nothing when those
- * transactions outlast the wait, or another copier is at work (one at a time,
+ * A step reads the newest message id, waits (about 100 ms at most) for the transactions
+ * then open that could still commit a message under it, copies the text messages up to
+ * it (up to limit of them) and raises the watermark over them; it does nothing when
+ * those transactions outlast the wait, or another copier is at work (one at a time,
  * QUN_SEARCH_COPY_LOCK).  *more when it stopped at limit: ask again soon.  A no-op on
  * SQLite. */
 #define QUN_SEARCH_COPY_LOCK 0x71756e03 /* pg_try_advisory_lock, held for a step */
