@@ -498,8 +498,10 @@ static void test_pg_copies(void) {
     CHECK(qun_db_open(pg_conn, false, false, &other, &err) == QUN_OK);
     if (!other) return;
     qun_q_t *q;
-    CHECK(qun_db_run(other, &q, &err, "SELECT pg_advisory_lock($1)", "i", (int64_t)QUN_SEARCH_COPY_LOCK) ==
-          QUN_ROW);
+    /* try: a step that kept the lock makes this fail at once, not wait forever */
+    CHECK(qun_db_run(other, &q, &err, "SELECT pg_try_advisory_lock($1)", "i",
+                     (int64_t)QUN_SEARCH_COPY_LOCK) == QUN_ROW);
+    CHECK(qun_q_col_int(q, 0) == 1);
     qun_q_done(q);
     CHECK(post(pg, 6, "fifth zebra") == QUN_OK);
     CHECK(step(100) && mark() == 5);
@@ -548,6 +550,37 @@ static void test_pg_open_transaction(void) {
     CHECK(step(100) && mark() == late + 3);
     CHECK(qun_db_exec(elsewhere, "ROLLBACK", &err) == QUN_OK);
     qun_db_close(elsewhere);
+}
+
+/* The copier's session cut (a server restart, an administrator's pg_terminate_backend):
+ * the step that finds it fails, the next connects again and copies, the copy lock gone
+ * with the old session. */
+static void test_pg_copier_reconnects(void) {
+    qun_db_t *copier = NULL;
+    qun_err_t err;
+    CHECK(qun_db_open(pg_conn, false, false, &copier, &err) == QUN_OK);
+    if (!copier) return;
+    int64_t pid = unit_count(copier, "SELECT pg_backend_pid()");
+    qun_q_t *q;
+    CHECK(qun_db_run(pg, &q, &err, "SELECT pg_terminate_backend($1::int4)", "i", pid) == QUN_ROW);
+    qun_q_done(q);
+    CHECK(post(pg, 30, "after the cut zebra") == QUN_OK);
+    bool more = true;
+    /* The first statement finds the session gone: the step fails as the server being
+     * away does (the scheduler logs it and steps again a second later), copying nothing. */
+    CHECK(qun_db_search_copy(copier, 100, &more, &err) == QUN_STORE_UNAVAILABLE && !more);
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body = 'after the cut zebra'") == 0);
+    CHECK(qun_db_search_copy(copier, 100, &more, &err) == QUN_OK && !more);
+    CHECK(mark() == pg_count("SELECT max(id) FROM messages"));
+    CHECK(pg_count("SELECT count(*) FROM message_search WHERE body = 'after the cut zebra'") == 1);
+    CHECK(qun_db_run(pg, &q, &err,
+                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND "
+                     "objid::int8 = $1 AND database = (SELECT oid FROM pg_database WHERE datname = "
+                     "current_database())",
+                     "i", (int64_t)QUN_SEARCH_COPY_LOCK) == QUN_ROW);
+    CHECK(qun_q_col_int(q, 0) == 0); /* the step let go of its lock */
+    qun_q_done(q);
+    qun_db_close(copier);
 }
 
 /* Text changed, a message no longer text, or deleted: the copy follows in the same
@@ -658,6 +691,7 @@ int main(void) {
             RUN(test_pg_copies);
             RUN(test_pg_open_transaction);
             RUN(test_pg_changes);
+            RUN(test_pg_copier_reconnects);
             RUN(test_pg_changes_during_copies);
             qun_db_close(pg);
         }
