@@ -18,6 +18,18 @@ static inline int64_t unit_count(qun_db_t *db, const char *sql) {
     return n;
 }
 
+/* The same with $1 = arg.  sql must be a literal: the store caches statements by the
+ * address of their text, so a buffer rewritten between calls runs its first text. */
+static inline int64_t unit_count_i(qun_db_t *db, const char *sql, int64_t arg) {
+    qun_q_t *q;
+    int64_t n = -1;
+    if (qun_db_run(db, &q, NULL, sql, "i", arg) == QUN_ROW) {
+        n = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    }
+    return n;
+}
+
 /* A SQLite store's file and its WAL files removed (those that exist). */
 static inline void unit_remove_sqlite(const char *path) {
     static const char *const ends[] = {"", "-wal", "-shm"};

@@ -45,13 +45,7 @@ static qun_rc recall(const qun_actor_t *a, int64_t seq, const char *reason) {
 
 /* The integer sql (a literal: the store caches statements by address) answers for $1 = a. */
 static int64_t rows(const char *sql, int64_t a) {
-    qun_q_t *q;
-    int64_t n = -1;
-    if (qun_db_run(db, &q, NULL, sql, "i", a) == QUN_ROW) {
-        n = qun_q_col_int(q, 0);
-        qun_q_done(q);
-    }
-    return n;
+    return unit_count_i(db, sql, a);
 }
 
 static void setup(void) {

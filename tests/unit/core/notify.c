@@ -22,13 +22,7 @@ static void user(const char *name, qun_actor_t *a) {
 }
 
 static int64_t count(const char *sql, int64_t arg) {
-    qun_q_t *q;
-    int64_t n = -1;
-    if (qun_db_run(db, &q, NULL, sql, "i", arg) == QUN_ROW) {
-        n = qun_q_col_int(q, 0);
-        qun_q_done(q);
-    }
-    return n;
+    return unit_count_i(db, sql, arg);
 }
 
 static void inputs(void) {

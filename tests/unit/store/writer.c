@@ -1042,6 +1042,51 @@ static void notify_pending_then_connection_lost(void) {
     qun_db_close(db);
 }
 
+/* PostgreSQL: a writer's BEGIN IMMEDIATE less than a second after its last COMMIT is
+ * sent ahead with the batch's first statements (store_pg.c, BEGIN_AHEAD_MS).  The
+ * session cut in between: that batch fails as a whole with STORE_UNAVAILABLE and keeps
+ * nothing, and the next one connects again.  Cut after a longer idle: the BEGIN waits for
+ * its answer and runs again on a new connection, so the batch succeeds. */
+static void cut_session(qun_db_t *other, int64_t pid) {
+    CHECK(unit_count_i(other, "SELECT pg_terminate_backend($1::int4)::int", pid) == 1);
+    for (int tries = 0; tries < 200; tries++) { /* until the server has closed it */
+        if (unit_count_i(other, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid) == 0) break;
+        usleep(10 * 1000);
+    }
+}
+
+static void begin_ahead_then_session_cut(void) {
+    qun_db_t *db, *other;
+    qun_err_t err;
+    CHECK(qun_db_open(conn, false, false, &db, &err) == QUN_OK);
+    CHECK(qun_db_open(conn, false, false, &other, &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "DROP TABLE IF EXISTS unit_cut", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "CREATE TABLE unit_cut(v BIGINT)", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "BEGIN IMMEDIATE", &err) == QUN_OK);
+    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (1)", "") == QUN_DONE);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    int64_t pid = unit_count(db, "SELECT pg_backend_pid()");
+    CHECK(pid > 0);
+    cut_session(other, pid);                                   /* well within a second of the commit */
+    CHECK(qun_db_exec(db, "BEGIN IMMEDIATE", &err) == QUN_OK); /* sent, not answered */
+    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (2)", "") == QUN_STORE_UNAVAILABLE);
+    CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
+    CHECK(qun_db_exec(db, "BEGIN IMMEDIATE", &err) == QUN_OK);
+    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (3)", "") == QUN_DONE);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK((pid = unit_count(db, "SELECT pg_backend_pid()")) > 0);
+    usleep(1100 * 1000); /* idle for longer than BEGIN_AHEAD_MS */
+    cut_session(other, pid);
+    CHECK(qun_db_exec(db, "BEGIN IMMEDIATE", &err) == QUN_OK);
+    CHECK(unit_count(db, "SELECT pg_backend_pid()") != pid); /* a new connection */
+    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (4)", "") == QUN_DONE);
+    CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    CHECK(unit_count(other, "SELECT string_agg(v::text, '' ORDER BY v)::bigint FROM unit_cut") == 134);
+    CHECK(qun_db_exec(db, "DROP TABLE unit_cut", &err) == QUN_OK);
+    qun_db_close(other);
+    qun_db_close(db);
+}
+
 int main(void) {
     qun_log_quiet = true;
     int fd = mkstemp(sqlite_path);
@@ -1077,6 +1122,7 @@ int main(void) {
         RUN(reads_sent_ahead_pg);
         RUN(event_frontier);
         RUN(notify_pending_then_connection_lost);
+        RUN(begin_ahead_then_session_cut);
     } else {
         printf("store/writer: QUN_TEST_PG not set, PostgreSQL cases skipped\n");
     }
