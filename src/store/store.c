@@ -329,10 +329,19 @@ qun_rc qun_db_insert_id(qun_db_t *db, int64_t *id, qun_err_t *err, const char *s
     va_end(ap);
     if (rc != QUN_OK) return rc;
     rc = step(q, true, err);
-    if (rc == QUN_ROW) {
-        if (!rowid) *id = qun_q_col_int(q, 0);
+    if (rc == QUN_ROW && rowid) {
         qun_q_done(q);
-        return rowid ? qun_fail(err, QUN_INTERNAL, "an INSERT without RETURNING answered rows") : QUN_OK;
+        return qun_fail(err, QUN_INTERNAL, "an INSERT without RETURNING answered rows");
+    }
+    if (rc == QUN_ROW) { /* RETURNING: one row, and no second one */
+        int64_t first = qun_q_col_int(q, 0);
+        if ((rc = step(q, true, err)) == QUN_DONE) {
+            *id = first;
+            return QUN_OK;
+        }
+        if (rc != QUN_ROW) return rc;
+        qun_q_done(q);
+        return qun_fail(err, QUN_STORE, "an INSERT wrote more than one row");
     }
     if (rc != QUN_DONE) return rc;
     if (!rowid || qun_db_changes(db) != 1)
