@@ -425,7 +425,7 @@ static qun_rc pg_exec(qun_db_t *db, const char *sql, qun_err_t *err) {
     qun_rc rc;
     /* A batch's BEGIN on a session that committed less than BEGIN_AHEAD_MS ago (a writer
      * under load) is sent ahead: it goes with the batch's lock and first reads, and a
-     * batch costs two round trips, not three (10 % more posts a second on one instance,
+     * batch costs two round trips, not three (8 % more posts a second on one instance,
      * bench/README.md).  Should the server have gone meanwhile, the batch fails on its
      * reads (503), as one running then would; a session idle for longer waits for its
      * BEGIN, which is sent again on a new connection if the server restarted. */

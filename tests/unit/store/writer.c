@@ -1097,11 +1097,17 @@ static void begin_ahead_then_session_cut(void) {
     CHECK(qun_db_exec(db, "BEGIN IMMEDIATE", &err) == QUN_OK);
     CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (1)", "") == QUN_DONE);
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+    int64_t committed = qun_mono_ms();
     int64_t pid = unit_count(db, "SELECT pg_backend_pid()");
     CHECK(pid > 0);
-    cut_session(other, pid);                                   /* well within a second of the commit */
+    cut_session(other, pid); /* within a second of the commit, unless the server is slow to close it */
+    bool ahead = qun_mono_ms() - committed < 900;
+    if (!ahead)
+        printf(
+            "begin_ahead_then_session_cut: the session took over 900 ms to close; its first part skipped\n");
     CHECK(qun_db_exec(db, "BEGIN IMMEDIATE", &err) == QUN_OK); /* sent, not answered */
-    CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (2)", "") == QUN_STORE_UNAVAILABLE);
+    qun_rc second = qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (2)", "");
+    if (ahead) CHECK(second == QUN_STORE_UNAVAILABLE);
     CHECK(qun_db_exec(db, "ROLLBACK", &err) == QUN_OK);
     CHECK(qun_db_exec(db, "BEGIN IMMEDIATE", &err) == QUN_OK);
     CHECK(qun_db_run(db, NULL, &err, "INSERT INTO unit_cut(v) VALUES (3)", "") == QUN_DONE);
