@@ -88,6 +88,9 @@ static qun_rc row_take(qun_q_t *q, qun_event_row_t *e, qun_err_t *err) {
     return qun_fail(err, QUN_NOMEM, "cannot copy event %lld", (long long)e->id);
 }
 
+/* The widest range of event ids read row by row (qun_mx_view_rows). */
+#define ROWS_NARROW 64
+
 qun_rc qun_mx_view_rows(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, qun_event_row_t **rows,
                         int *n, qun_err_t *err) {
     qun_q_t *q;
@@ -96,14 +99,29 @@ qun_rc qun_mx_view_rows(qun_db_t *db, int64_t uid, int64_t after, int64_t upto, 
     *n = 0;
     if (after >= upto) return QUN_OK;
     /* The groups left after `after` stay in the audience up to and including the leave;
-     * the caller cuts each room's rows at the user's own leave. */
-    qun_rc rc = qun_db_run(
-        db, &q, err,
-        "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
-        "WHERE id > $1 AND id <= $2 AND (user_id = $3 OR group_id IN "
-        "(SELECT group_id FROM members WHERE user_id = $3) OR group_id IN (SELECT group_id FROM events "
-        "WHERE id > $1 AND id <= $2 AND topic = 'member.removed' AND user_id = $3)) ORDER BY id",
-        "iii", after, upto, uid);
+     * the caller cuts each room's rows at the user's own leave.  Two statements, one
+     * answer: across a wide range the user's own indexes find their rows among everyone
+     * else's; across a narrow one (a parked sync woken by the post after its position)
+     * reading the range itself and testing each row is cheaper than gathering the user's
+     * groups into temporary tables first (bench/README.md, "A woken sync's reads"). */
+    qun_rc rc =
+        upto - after <= ROWS_NARROW
+            ? qun_db_run(
+                  db, &q, err,
+                  "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events e "
+                  "WHERE id > $1 AND id <= $2 AND (user_id = $3 OR EXISTS (SELECT 1 FROM members m "
+                  "WHERE m.group_id = e.group_id AND m.user_id = $3) OR EXISTS (SELECT 1 FROM events x "
+                  "WHERE x.id > $1 AND x.id <= $2 AND x.topic = 'member.removed' AND x.user_id = $3 "
+                  "AND x.group_id = e.group_id)) ORDER BY id",
+                  "iii", after, upto, uid)
+            : qun_db_run(
+                  db, &q, err,
+                  "SELECT id, topic, COALESCE(group_id, 0), COALESCE(user_id, 0), payload FROM events "
+                  "WHERE id > $1 AND id <= $2 AND (user_id = $3 OR group_id IN "
+                  "(SELECT group_id FROM members WHERE user_id = $3) OR group_id IN (SELECT group_id "
+                  "FROM events WHERE id > $1 AND id <= $2 AND topic = 'member.removed' AND user_id = $3)) "
+                  "ORDER BY id",
+                  "iii", after, upto, uid);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
