@@ -36,12 +36,16 @@ bool qun_db_readonly(qun_db_t *db);
  * NULL if memory was short.  Connections opened with the same string reach the same
  * database, except ":memory:", which is a new one each time. */
 const char *qun_db_name(qun_db_t *db);
-/* One object a layer above the store keeps per connection (the ledger's reference to
- * the cache of subtree hashes, src/ledger/ledger.c): _get borrows it (NULL when none); _set hands
- * it over, and aux_free(aux) runs when the connection closes.  Like the connection,
- * not thread-safe. */
-void *qun_db_aux_get(qun_db_t *db);
-void qun_db_aux_set(qun_db_t *db, void *aux, void (*aux_free)(void *aux));
+/* The objects layers above the store keep per connection, one per slot: _get borrows
+ * it (NULL when none); _set hands it over, and aux_free(aux) runs when the connection
+ * closes.  Like the connection, not thread-safe. */
+typedef enum {
+    QUN_AUX_LEDGER, /* the reference to the cache of subtree hashes (src/ledger/ledger.c) */
+    QUN_AUX_UNREAD, /* the unread counts last counted (src/core/read.c) */
+    QUN_AUX_SLOTS
+} qun_aux_slot;
+void *qun_db_aux_get(qun_db_t *db, qun_aux_slot slot);
+void qun_db_aux_set(qun_db_t *db, qun_aux_slot slot, void *aux, void (*aux_free)(void *aux));
 /* Schema version after migrations. */
 int qun_db_schema_version(qun_db_t *db);
 /* Whether db answers a trivial query (readiness): QUN_OK, or the error that kept it

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Read positions, unread counts and receipts (include/qun/read.h). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,21 +101,82 @@ qun_rc qun_read_mark_group(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     return rc;
 }
 
+/* ---- unread counts ----
+ * A member's unread count is the messages of others after its read position: counted
+ * row by row, O(unread), and paid by the /sync of every member a post wakes (bench/README.md,
+ * "A woken sync's reads").  So a read-only connection remembers the counts it made
+ * (memo_t: the read position, the group's newest seq then, the count), and the next count
+ * of the same member adds only the messages after that seq, when the read position has
+ * not moved and the group is still live.  That sum is exact because what the count reads
+ * of the messages up to a seq a snapshot saw does not change while the group is live:
+ *   - a seq is taken under the group row's lock by the transaction that inserts its
+ *     message and raises next_seq, so a snapshot holds every message up to the newest
+ *     seq it sees (no later commit adds one below it);
+ *   - rows stay while the group is live (a recall or a removal blanks the body only),
+ *     and their group, seq and author never change;
+ *   - only the purge of a dissolved group deletes them, and a group that is not live
+ *     is counted in full.
+ * Read-only connections only: a write transaction also sees its own rows, which a
+ * rollback may take back. */
+#define MEMO_SLOTS 4096 /* a power of two; a slot holds the last (uid, group) hashed to it */
+typedef struct {
+    int64_t uid, group_id; /* 0, 0: empty */
+    int64_t read_seq, upto, unread;
+} memo_t;
+
+#define LIVE_SQL "(g.state = 'active' OR g.state = 'review' OR g.state = 'pending')"
+
+static memo_t *memo_of(qun_db_t *db, int64_t uid, int64_t group_id) {
+    if (!qun_db_readonly(db)) return NULL;
+    memo_t *m = qun_db_aux_get(db, QUN_AUX_UNREAD);
+    if (!m) {
+        if (!(m = calloc(MEMO_SLOTS, sizeof *m))) return NULL; /* then counted in full */
+        qun_db_aux_set(db, QUN_AUX_UNREAD, m, free);
+    }
+    uint64_t h = (uint64_t)uid * 0x9E3779B97F4A7C15u ^ (uint64_t)group_id * 0xC2B2AE3D27D4EB4Fu;
+    return &m[(h >> 40) & (MEMO_SLOTS - 1)];
+}
+
+/* Note the count of (uid, group_id) made at read_seq with the group's newest seq upto. */
+static void memo_note(memo_t *m, int64_t uid, int64_t group_id, bool live, int64_t read_seq, int64_t upto,
+                      int64_t unread) {
+    if (!m) return;
+    if (live && upto >= read_seq)
+        *m = (memo_t){uid, group_id, read_seq, upto, unread};
+    else if (m->uid == uid && m->group_id == group_id)
+        *m = (memo_t){0};
+}
+
 qun_rc qun_read_positions(qun_db_t *db, int64_t uid, int64_t group_id, qun_read_pos_t **pos, size_t *n,
                           qun_err_t *err) {
     qun_q_t *q;
     size_t cap = 0;
     *pos = NULL;
     *n = 0;
-    /* The count walks the group's (group_id, seq) index from the read position on. */
+    /* One group: from what this connection counted before, when it can; every group: in
+     * full (the initial sync, once per device), each count noted for the next.  The
+     * count walks the group's (group_id, seq) index from its start on. */
+    memo_t *one = group_id ? memo_of(db, uid, group_id) : NULL;
+    bool known = one && one->uid == uid && one->group_id == group_id;
+    int64_t since_seq = known ? one->read_seq : -1, since_upto = known ? one->upto : 0;
     qun_rc rc =
-        qun_db_run(db, &q, err,
-                   "SELECT m.group_id, COALESCE(r.seq, 0), (SELECT COUNT(*) FROM messages x "
-                   "WHERE x.group_id = m.group_id AND x.seq > COALESCE(r.seq, 0) "
-                   "AND x.author_id != m.user_id) FROM members m LEFT JOIN read_marks r "
-                   "ON r.user_id = m.user_id AND r.group_id = m.group_id "
-                   "WHERE m.user_id = $1 AND (CAST($2 AS BIGINT) = 0 OR m.group_id = $2) ORDER BY m.group_id",
-                   "ii", uid, group_id);
+        group_id
+            ? qun_db_run(
+                  db, &q, err,
+                  "SELECT m.group_id, COALESCE(r.seq, 0), g.next_seq - 1, CASE WHEN " LIVE_SQL
+                  " THEN 1 ELSE 0 END, (SELECT COUNT(*) FROM messages x WHERE x.group_id = m.group_id "
+                  "AND x.seq > CASE WHEN COALESCE(r.seq, 0) = $3 AND g.next_seq - 1 >= $4 AND " LIVE_SQL
+                  " THEN $4 ELSE COALESCE(r.seq, 0) END AND x.author_id != m.user_id) FROM members m "
+                  "JOIN groups g ON g.id = m.group_id LEFT JOIN read_marks r ON r.user_id = m.user_id "
+                  "AND r.group_id = m.group_id WHERE m.user_id = $1 AND m.group_id = $2",
+                  "iiii", uid, group_id, since_seq, since_upto)
+            : qun_db_run(db, &q, err,
+                         "SELECT m.group_id, COALESCE(r.seq, 0), g.next_seq - 1, CASE WHEN " LIVE_SQL
+                         " THEN 1 ELSE 0 END, (SELECT COUNT(*) FROM messages x WHERE x.group_id = m.group_id "
+                         "AND x.seq > COALESCE(r.seq, 0) AND x.author_id != m.user_id) FROM members m "
+                         "JOIN groups g ON g.id = m.group_id LEFT JOIN read_marks r ON r.user_id = m.user_id "
+                         "AND r.group_id = m.group_id WHERE m.user_id = $1 ORDER BY m.group_id",
+                         "i", uid);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
@@ -127,9 +189,15 @@ qun_rc qun_read_positions(qun_db_t *db, int64_t uid, int64_t group_id, qun_read_
             *pos = more;
         }
         qun_read_pos_t *p = &(*pos)[(*n)++];
+        int64_t upto = qun_q_col_int(q, 2), counted = qun_q_col_int(q, 4);
+        bool live = qun_q_col_int(q, 3) != 0;
         p->group_id = qun_q_col_int(q, 0);
         p->seq = qun_q_col_int(q, 1);
-        p->unread = qun_q_col_int(q, 2);
+        /* The statement's CASE, the same test: counted from since_upto on. */
+        bool from_memo = known && p->seq == since_seq && upto >= since_upto && live;
+        p->unread = from_memo ? one->unread + counted : counted;
+        memo_note(group_id ? one : memo_of(db, uid, p->group_id), uid, p->group_id, live, p->seq, upto,
+                  p->unread);
     }
     if (rc == QUN_DONE) return QUN_OK;
     free(*pos);

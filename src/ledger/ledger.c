@@ -154,7 +154,7 @@ static void cache_release(void *p) {
  * when memory is short (then proofs just read every node). */
 static cache_t *cache_of(qun_db_t *db) {
     if (!qun_db_readonly(db)) return NULL;
-    cache_t *c = qun_db_aux_get(db);
+    cache_t *c = qun_db_aux_get(db, QUN_AUX_LEDGER);
     const char *name = qun_db_name(db);
     if (c || !name || !*name || strstr(name, ":memory:")) return c;
     pthread_mutex_lock(&caches_lock);
@@ -166,7 +166,7 @@ static cache_t *cache_of(qun_db_t *db) {
     }
     if (c) c->refs++;
     pthread_mutex_unlock(&caches_lock);
-    if (c) qun_db_aux_set(db, c, cache_release);
+    if (c) qun_db_aux_set(db, QUN_AUX_LEDGER, c, cache_release);
     return c;
 }
 

@@ -32,7 +32,8 @@ qun_rc qun_db_open(const char *conn, bool readonly, bool migrate, qun_db_t **out
 void qun_db_close(qun_db_t *db) {
     if (!db) return;
     qun_db_ext_t *ext = QUN_DB_EXT(db);
-    if (ext->aux && ext->aux_free) ext->aux_free(ext->aux);
+    for (int i = 0; i < QUN_AUX_SLOTS; i++)
+        if (ext->aux[i] && ext->aux_free[i]) ext->aux_free[i](ext->aux[i]);
     free(ext->name);
     DB_OPS(db)->close(db);
 }
@@ -45,14 +46,14 @@ const char *qun_db_name(qun_db_t *db) {
     return QUN_DB_EXT(db)->name;
 }
 
-void *qun_db_aux_get(qun_db_t *db) {
-    return QUN_DB_EXT(db)->aux;
+void *qun_db_aux_get(qun_db_t *db, qun_aux_slot slot) {
+    return QUN_DB_EXT(db)->aux[slot];
 }
 
-void qun_db_aux_set(qun_db_t *db, void *aux, void (*aux_free)(void *aux)) {
+void qun_db_aux_set(qun_db_t *db, qun_aux_slot slot, void *aux, void (*aux_free)(void *aux)) {
     qun_db_ext_t *ext = QUN_DB_EXT(db);
-    ext->aux = aux;
-    ext->aux_free = aux_free;
+    ext->aux[slot] = aux;
+    ext->aux_free[slot] = aux_free;
 }
 
 int qun_db_schema_version(qun_db_t *db) {

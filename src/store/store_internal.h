@@ -107,13 +107,13 @@ typedef struct qun_store_ops {
 
 /* What every backend's struct qun_db holds right after its ops pointer, for store.c:
  * whether the connection was opened read-only, the connection string it was opened
- * with (set and freed by store.c), and the one object another layer hung on it
+ * with (set and freed by store.c), and the objects other layers hung on it
  * (qun_db_aux_set), freed when the connection closes. */
 typedef struct qun_db_ext {
     bool readonly;
     char *name;
-    void *aux;
-    void (*aux_free)(void *aux);
+    void *aux[QUN_AUX_SLOTS];
+    void (*aux_free[QUN_AUX_SLOTS])(void *aux);
 } qun_db_ext_t;
 #define QUN_DB_EXT(db)                                                                                       \
     (&((struct {                                                                                             \

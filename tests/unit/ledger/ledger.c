@@ -317,8 +317,8 @@ static void cached_proofs_identical(void) {
         bad += compare_upto(w, r, steps[s]);
     }
     CHECK(bad == 0);
-    CHECK(qun_db_aux_get(r) != NULL); /* the reader found its cache */
-    CHECK(qun_db_aux_get(w) == NULL); /* the writer never does */
+    CHECK(qun_db_aux_get(r, QUN_AUX_LEDGER) != NULL); /* the reader found its cache */
+    CHECK(qun_db_aux_get(w, QUN_AUX_LEDGER) == NULL); /* the writer never does */
 
     /* (10, 0) covers entries 0..1023: the sibling at the top of entry 1500's path in
      * the tree of 2048.  (3, 124), the lowest cached level, is the fourth hash of entry
@@ -381,8 +381,10 @@ static void one_cache_per_database(void) {
     CHECK(compare_all(w, r1, 300) == 0);
     CHECK(compare_all(w, r2, 300) == 0);
     CHECK(compare_all(w2, r3, 300) == 0);
-    CHECK(qun_db_aux_get(r1) != NULL && qun_db_aux_get(r1) == qun_db_aux_get(r2));
-    CHECK(qun_db_aux_get(r3) != NULL && qun_db_aux_get(r3) != qun_db_aux_get(r1));
+    CHECK(qun_db_aux_get(r1, QUN_AUX_LEDGER) != NULL &&
+          qun_db_aux_get(r1, QUN_AUX_LEDGER) == qun_db_aux_get(r2, QUN_AUX_LEDGER));
+    CHECK(qun_db_aux_get(r3, QUN_AUX_LEDGER) != NULL &&
+          qun_db_aux_get(r3, QUN_AUX_LEDGER) != qun_db_aux_get(r1, QUN_AUX_LEDGER));
     qun_db_close(r1);
     CHECK(compare_all(w, r2, 300) == 0); /* still there for the other reader */
     qun_db_close(r2);
