@@ -7,10 +7,18 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Hex SHA-256 of v's canonical text (compact, sorted keys) into out[65]; v is
  * borrowed.  False, with out set to "" (which matches no digest), when the text could
  * not be encoded for want of memory. */
 bool qun_json_digest(json_t *v, char out[65]);
+
+/* The integer at key in the top level of the JSON object text, into *v: what
+ * json_integer_value(json_object_get(json_loads(text), key)) gives, without building
+ * the object, and reading only up to that key (an event's seq, first in its payload).
+ * False, *v 0, when text is not an object up to there, the key is missing, or its
+ * value is not an integer (a real, a string, one that overflows). */
+bool qun_json_top_int(const char *text, const char *key, int64_t *v);
 
 #endif

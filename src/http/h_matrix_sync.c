@@ -14,6 +14,7 @@
 
 #include "http.h"
 #include "mx_render.h"
+#include "qun/json.h"
 #include "qun/matrix.h"
 #include "qun/read.h"
 
@@ -232,10 +233,11 @@ static bool own_leave(const sync_t *s, const qun_mx_room_t *room, const qun_even
     return false;
 }
 
+/* An integer of an event's payload (0 when none), read without parsing the rest: a
+ * message's seq comes before its text. */
 static int64_t payload_int(const char *payload, const char *key) {
-    json_t *p = json_loads(payload, 0, NULL);
-    int64_t v = json_integer_value(json_object_get(p, key));
-    json_decref(p);
+    int64_t v;
+    qun_json_top_int(payload, key, &v);
     return v;
 }
 
