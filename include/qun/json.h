@@ -14,6 +14,14 @@
  * not be encoded for want of memory. */
 bool qun_json_digest(json_t *v, char out[65]);
 
+/* json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), byte for byte, for the answers the
+ * server sends (caller frees): jansson's encoder formats every object's and array's
+ * address with snprintf to look for cycles, a fifth of a woken /sync answer's time.
+ * Reals are jansson's own.  NULL when memory ran out, or for a value nested deeper
+ * than 1 000 levels (as a cycle would be), or a string jansson would refuse
+ * (json_string_nocheck with bytes that are not UTF-8: passed through here). */
+char *qun_json_compact(const json_t *v);
+
 /* The integer at key in the top level of the JSON object text, into *v: what
  * json_integer_value(json_object_get(json_loads(text), key)) gives, without building
  * the object, and reading only up to that key (an event's seq, first in its payload).

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Canonical JSON digests, and one integer read from a text (include/qun/json.h). */
+/* Canonical JSON digests, a compact encoder, and one integer read from a text
+ * (include/qun/json.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,4 +86,126 @@ bool qun_json_top_int(const char *text, const char *key, int64_t *v) {
         if (*p != ',') return false;
     }
     return false;
+}
+
+/* ---- the compact encoder ---- */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n) {
+    if (o->failed) return;
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap < o->len + n + 1)
+            cap *= 2;
+        char *p = realloc(o->p, cap);
+        if (!p) {
+            o->failed = true;
+            return;
+        }
+        o->p = p, o->cap = cap;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+/* A JSON string's text, escaped as jansson does (the short escapes, \u00XX for the
+ * other control characters, nothing else). */
+static void put_string(out_t *o, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF";
+    put(o, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        put(o, s + run, i - run);
+        run = i + 1;
+        char esc[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default: esc[1] = 'u'; break;
+        }
+        put(o, esc, esc[1] == 'u' ? 6 : 2);
+    }
+    put(o, s + run, n - run);
+    put(o, "\"", 1);
+}
+
+static void put_int(out_t *o, json_int_t v) {
+    char b[24], *e = b + sizeof b, *p = e;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0) *--p = '-';
+    put(o, p, (size_t)(e - p));
+}
+
+static void put_value(out_t *o, const json_t *v, int depth) {
+    if (depth > 1000 || !v) {
+        o->failed = true;
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_NULL: put(o, "null", 4); break;
+    case JSON_TRUE: put(o, "true", 4); break;
+    case JSON_FALSE: put(o, "false", 5); break;
+    case JSON_INTEGER: put_int(o, json_integer_value(v)); break;
+    case JSON_STRING: put_string(o, json_string_value(v), json_string_length(v)); break;
+    case JSON_REAL: {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (t)
+            put(o, t, strlen(t));
+        else
+            o->failed = true;
+        free(t);
+        break;
+    }
+    case JSON_ARRAY: {
+        put(o, "[", 1);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i) put(o, ",", 1);
+            put_value(o, json_array_get(v, i), depth + 1);
+        }
+        put(o, "]", 1);
+        break;
+    }
+    case JSON_OBJECT: {
+        put(o, "{", 1);
+        bool first = true;
+        const char *k;
+        size_t klen;
+        json_t *x;
+        json_object_keylen_foreach((json_t *)v, k, klen, x) {
+            if (!first) put(o, ",", 1);
+            first = false;
+            put_string(o, k, klen);
+            put(o, ":", 1);
+            put_value(o, x, depth + 1);
+        }
+        put(o, "}", 1);
+        break;
+    }
+    }
+}
+
+char *qun_json_compact(const json_t *v) {
+    out_t o = {NULL, 0, 0, false};
+    put_value(&o, v, 0);
+    if (!o.failed) put(&o, "", 0);
+    if (o.failed || !o.p) {
+        free(o.p);
+        return NULL;
+    }
+    o.p[o.len] = '\0';
+    return o.p;
 }

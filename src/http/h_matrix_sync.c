@@ -717,7 +717,7 @@ static bool sync_fire(struct evhttp_request *ev, qun_db_t *db, void *arg, bool t
         json_decref(out);
         return false;
     }
-    char *text = json_dumps(out, JSON_COMPACT);
+    char *text = qun_json_compact(out);
     send_json(ev, 200, text ? text : "{}");
     free(text);
     json_decref(out);

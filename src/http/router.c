@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "qun/json.h"
 #include "qun/idempotency.h"
 #include "qun/jobs.h"
 #include "qun/lockout.h"
@@ -235,8 +236,8 @@ static void send_problem(qun_req_t *r, struct evbuffer *buf) {
     if (r->rc == QUN_GROUP_GONE && r->params[0] &&
         strncmp(qun_routes[r->route_index].pattern, "/v1/groups/:", 12) == 0)
         add_successor(r, p);
-    char *text = json_dumps(p, JSON_COMPACT);
-    evbuffer_add(buf, text, strlen(text));
+    char *text = qun_json_compact(p);
+    if (text) evbuffer_add(buf, text, strlen(text));
     free(text);
     json_decref(p);
     r->status = qun_rc_status(r->rc);
@@ -291,7 +292,7 @@ void qun_req_finish(qun_req_t *r) {
     if (r->rc == QUN_OK && r->file_path && !send_file(r, buf)) {
         /* falls through to the problem answer */
     } else if (r->rc == QUN_OK && !r->file_path) {
-        if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
+        if (!r->out_text && r->out) r->out_text = qun_json_compact(r->out);
         if (r->out_text && !*r->out_text) { /* a replayed 204 */
             free(r->out_text);
             r->out_text = NULL;
@@ -568,7 +569,7 @@ static qun_rc run_write(qun_db_t *db, void *arg, qun_err_t *err) {
     if (r->rc != QUN_OK && r->actor.cached && qun_rc_status(r->rc) < 500) r->reauth = true;
     if (r->rc != QUN_OK) return r->rc;
     if (!r->idem_key[0]) return QUN_OK; /* serializing happens on the loop thread, off the writer */
-    if (!r->out_text && r->out) r->out_text = json_dumps(r->out, JSON_COMPACT);
+    if (!r->out_text && r->out) r->out_text = qun_json_compact(r->out);
     if (!r->status) r->status = r->out_text ? 200 : 204;
     r->rc = qun_idem_put(db, idem_uid(r), r->idem_key, r->idem_digest, r->status, r->out_text, &r->err);
     return r->rc;

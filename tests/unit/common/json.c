@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of src/common/json.c's qun_json_top_int: the same integer jansson reads
- * from the same text, on the payloads qun writes and on texts built to mislead a
- * scanner (the key inside strings and nested values, escapes, limits). */
+/* Unit tests of src/common/json.c: qun_json_compact writes what jansson's compact
+ * encoder writes, byte for byte (every escape, order after deletions, limits, random
+ * trees); qun_json_top_int reads the same integer jansson reads from the same text, on
+ * the payloads qun writes and on texts built to mislead a scanner (the key inside
+ * strings and nested values, escapes, limits). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -54,8 +57,15 @@ static void test_payloads(void) {
 
 static void test_not_objects(void) {
     int64_t v = 1;
-    const char *bad[] = {"", "[1,2]", "\"seq\"", "{\"seq\"", "{\"seq\":", "{\"a\":\"unterminated",
-                         "{\"a\":{\"b\":1", "{\"a\":1 \"seq\":2}", "{\"seq\":99999999999999999999}",
+    const char *bad[] = {"",
+                         "[1,2]",
+                         "\"seq\"",
+                         "{\"seq\"",
+                         "{\"seq\":",
+                         "{\"a\":\"unterminated",
+                         "{\"a\":{\"b\":1",
+                         "{\"a\":1 \"seq\":2}",
+                         "{\"seq\":99999999999999999999}",
                          "{\"seq\":-}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         v = 1;
@@ -63,7 +73,122 @@ static void test_not_objects(void) {
     }
 }
 
+static int same_as_jansson(const json_t *v) {
+    char *mine = qun_json_compact(v), *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    int same = mine && theirs && strcmp(mine, theirs) == 0;
+    if (!same)
+        fprintf(stderr, "  compact: %s\n  jansson: %s\n", mine ? mine : "(null)", theirs ? theirs : "(null)");
+    free(mine);
+    free(theirs);
+    return same;
+}
+
+static uint32_t rnd_state = 7;
+static uint32_t rnd(uint32_t n) {
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 8) % n;
+}
+
+/* A random string: ASCII, every control character, quotes, backslashes, slashes, DEL,
+ * two- to four-byte UTF-8, and NUL. */
+static json_t *rnd_string(void) {
+    static const char *const parts[] = {"a",
+                                        "Zz",
+                                        " ",
+                                        "\"",
+                                        "\\",
+                                        "/",
+                                        "\x7f",
+                                        "\xc3\xa9",
+                                        "\xe8\xaf\xbe",
+                                        "\xf0\x9f\x98\x80",
+                                        "\xe2\x80\xa8",
+                                        "seq"};
+    char buf[128];
+    size_t n = 0, k = rnd(8);
+    for (size_t i = 0; i < k; i++) {
+        if (rnd(4) == 0) {
+            buf[n++] = (char)rnd(0x20); /* a control character, NUL included */
+            continue;
+        }
+        const char *p = parts[rnd(sizeof parts / sizeof parts[0])];
+        memcpy(buf + n, p, strlen(p));
+        n += strlen(p);
+    }
+    return json_stringn(buf, n);
+}
+
+static json_t *rnd_value(int depth) {
+    switch (rnd(depth > 3 ? 6 : 8)) {
+    case 0: return json_null();
+    case 1: return json_boolean(rnd(2));
+    case 2: {
+        static const json_int_t ints[] = {0, 1, -1, 9, 10, -10, 1700000000123, INT64_MAX, INT64_MIN};
+        return json_integer(rnd(2) ? ints[rnd(9)] : (json_int_t)rnd(1u << 31) - (1 << 30));
+    }
+    case 3: {
+        static const double reals[] = {0.5, -0.0, 1e300, 3.0, 0.1, 123456.789, -2.5e-7};
+        return json_real(reals[rnd(7)]);
+    }
+    case 4:
+    case 5: return rnd_string();
+    case 6: {
+        json_t *a = json_array();
+        for (uint32_t i = rnd(5); i > 0; i--)
+            json_array_append_new(a, rnd_value(depth + 1));
+        return a;
+    }
+    default: {
+        json_t *o = json_object();
+        for (uint32_t i = rnd(6); i > 0; i--) {
+            json_t *k = rnd_string();
+            json_object_setn_new(o, json_string_value(k), json_string_length(k), rnd_value(depth + 1));
+            json_decref(k);
+        }
+        if (json_object_size(o) > 2 && rnd(2)) { /* a deletion, then one more key */
+            void *it = json_object_iter(o);
+            json_object_del(o, json_object_iter_key(it));
+            json_object_set_new(o, "after", json_integer(1));
+        }
+        return o;
+    }
+    }
+}
+
+static void test_compact(void) {
+    json_t *v =
+        json_pack("{s:s, s:I, s:[i, b, n, {}], s:{}, s:[], s:f}", "text", "line\n\t\"q\" \\ / \x01\x1f\x7f",
+                  "ts", (json_int_t)1700000000123, "a", 1, 1, "empty", "none", "pi", 3.25);
+    CHECK(same_as_jansson(v));
+    json_decref(v);
+    for (int c = 0; c < 0x80; c++) { /* every ASCII character alone */
+        char s[1] = {(char)c};
+        v = json_stringn(s, 1);
+        CHECK(same_as_jansson(v));
+        json_decref(v);
+    }
+    int differ = 0;
+    for (int i = 0; i < 3000; i++) {
+        v = rnd_value(0);
+        if (!same_as_jansson(v)) differ++;
+        json_decref(v);
+    }
+    CHECK(differ == 0);
+    /* Deeper than the limit: refused, as jansson refuses a cycle. */
+    json_t *deep = json_array(), *cur = deep;
+    for (int i = 0; i < 1100; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    char *t = qun_json_compact(deep);
+    CHECK(t == NULL);
+    free(t);
+    json_decref(deep);
+}
+
 int main(void) {
+    RUN(test_compact);
     RUN(test_payloads);
     RUN(test_not_objects);
     return unit_done("test_common_json");
