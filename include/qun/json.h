@@ -14,6 +14,23 @@
  * not be encoded for want of memory. */
 bool qun_json_digest(json_t *v, char out[65]);
 
+/* A growing buffer of JSON written by hand (a million lines through jansson's encoder
+ * cost a third of an export).  oom is set, and later writes ignored, when it cannot
+ * grow; the caller checks it. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} qun_line_t;
+
+void qun_line_put(qun_line_t *l, const char *b, size_t n);
+/* fmt formats one long long. */
+void qun_line_printf(qun_line_t *l, const char *fmt, long long v);
+/* A JSON string as jansson's encoder writes it: quote, backslash and control
+ * characters escaped, UTF-8 passed through; _jstrn takes n bytes (NULs too). */
+void qun_line_jstr(qun_line_t *l, const char *s);
+void qun_line_jstrn(qun_line_t *l, const char *s, size_t n);
+
 /* json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), byte for byte, for the answers the
  * server sends (caller frees): jansson's encoder formats every object's and array's
  * address with snprintf to look for cycles, a fifth of a woken /sync answer's time.

@@ -16,6 +16,7 @@
 
 #include "qun/archive.h"
 #include "qun/errors.h"
+#include "qun/json.h" /* qun_line_t */
 
 typedef struct {
     FILE *f;
@@ -45,22 +46,6 @@ qun_rc qun_stage_line(qun_stage_t *s, json_t *o, qun_err_t *err);
  * in hex[65], and close the stage (also on error). */
 qun_rc qun_stage_finish(qun_stage_t *s, qun_archive_t *a, const char *name, int64_t mtime, char hex[65],
                         qun_err_t *err);
-
-/* A growing buffer of JSON lines written by hand (a million lines through jansson's
- * encoder cost a third of an export).  oom is set, and later writes ignored, when it
- * cannot grow; the caller checks it. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} qun_line_t;
-
-void qun_line_put(qun_line_t *l, const char *b, size_t n);
-/* fmt formats one long long. */
-void qun_line_printf(qun_line_t *l, const char *fmt, long long v);
-/* A JSON string as jansson's encoder writes it: quote, backslash and control
- * characters escaped, UTF-8 passed through. */
-void qun_line_jstr(qun_line_t *l, const char *s);
 
 /* A helper thread staging buffers of lines into s. */
 typedef struct {

@@ -117,57 +117,6 @@ qun_rc qun_stage_finish(qun_stage_t *s, qun_archive_t *a, const char *name, int6
     return rc;
 }
 
-/* ---- lines ---- */
-
-void qun_line_put(qun_line_t *l, const char *b, size_t n) {
-    if (l->oom) return;
-    if (l->len + n > l->cap) {
-        size_t cap = (l->len + n) * 2 + 256;
-        char *p = realloc(l->p, cap);
-        if (!p) {
-            l->oom = true;
-            return;
-        }
-        l->p = p;
-        l->cap = cap;
-    }
-    memcpy(l->p + l->len, b, n);
-    l->len += n;
-}
-
-void qun_line_printf(qun_line_t *l, const char *fmt, long long v) {
-    char b[96];
-    int n = snprintf(b, sizeof b, fmt, v);
-    if (n > 0) qun_line_put(l, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
-}
-
-void qun_line_jstr(qun_line_t *l, const char *s) {
-    static const char hex[] = "0123456789ABCDEF";
-    qun_line_put(l, "\"", 1);
-    const char *run = s;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        qun_line_put(l, run, (size_t)(s - run));
-        run = s + 1;
-        char e[7] = {'\\', 0};
-        size_t n = 2;
-        switch (c) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
-        default: e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15]; n = 6;
-        }
-        qun_line_put(l, e, n);
-    }
-    qun_line_put(l, run, (size_t)(s - run));
-    qun_line_put(l, "\"", 1);
-}
-
 /* ---- the staging helper thread ---- */
 
 static void *bg_main(void *arg) {

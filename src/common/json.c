@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Canonical JSON digests, a compact encoder, and one integer read from a text
  * (include/qun/json.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,124 +89,128 @@ bool qun_json_top_int(const char *text, const char *key, int64_t *v) {
     return false;
 }
 
-/* ---- the compact encoder ---- */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} out_t;
+/* ---- lines ---- */
 
-static void put(out_t *o, const char *s, size_t n) {
-    if (o->failed) return;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *p = realloc(o->p, cap);
+void qun_line_put(qun_line_t *l, const char *b, size_t n) {
+    if (l->oom) return;
+    if (l->len + n > l->cap) {
+        size_t cap = (l->len + n) * 2 + 256;
+        char *p = realloc(l->p, cap);
         if (!p) {
-            o->failed = true;
+            l->oom = true;
             return;
         }
-        o->p = p, o->cap = cap;
+        l->p = p;
+        l->cap = cap;
     }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
+    memcpy(l->p + l->len, b, n);
+    l->len += n;
 }
 
-/* A JSON string's text, escaped as jansson does (the short escapes, \u00XX for the
- * other control characters, nothing else). */
-static void put_string(out_t *o, const char *s, size_t n) {
+void qun_line_printf(qun_line_t *l, const char *fmt, long long v) {
+    char b[96];
+    int n = snprintf(b, sizeof b, fmt, v);
+    if (n > 0) qun_line_put(l, b, (size_t)n < sizeof b ? (size_t)n : sizeof b - 1);
+}
+
+void qun_line_jstrn(qun_line_t *l, const char *s, size_t n) {
     static const char hex[] = "0123456789ABCDEF";
-    put(o, "\"", 1);
+    qun_line_put(l, "\"", 1);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
-        put(o, s + run, i - run);
+        qun_line_put(l, s + run, i - run);
         run = i + 1;
-        char esc[6] = {'\\', 0, '0', '0', hex[c >> 4], hex[c & 15]};
+        char e[6] = {'\\', 0};
+        size_t k = 2;
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default: esc[1] = 'u'; break;
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default: e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15]; k = 6;
         }
-        put(o, esc, esc[1] == 'u' ? 6 : 2);
+        qun_line_put(l, e, k);
     }
-    put(o, s + run, n - run);
-    put(o, "\"", 1);
+    qun_line_put(l, s + run, n - run);
+    qun_line_put(l, "\"", 1);
 }
 
-static void put_int(out_t *o, json_int_t v) {
+void qun_line_jstr(qun_line_t *l, const char *s) {
+    qun_line_jstrn(l, s, strlen(s));
+}
+
+/* ---- the compact encoder ---- */
+
+static void put_int(qun_line_t *o, json_int_t v) {
     char b[24], *e = b + sizeof b, *p = e;
     uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     do
         *--p = (char)('0' + u % 10);
     while ((u /= 10) != 0);
     if (v < 0) *--p = '-';
-    put(o, p, (size_t)(e - p));
+    qun_line_put(o, p, (size_t)(e - p));
 }
 
-static void put_value(out_t *o, const json_t *v, int depth) {
+static void put_value(qun_line_t *o, const json_t *v, int depth) {
     if (depth > 1000 || !v) {
-        o->failed = true;
+        o->oom = true;
         return;
     }
     switch (json_typeof(v)) {
-    case JSON_NULL: put(o, "null", 4); break;
-    case JSON_TRUE: put(o, "true", 4); break;
-    case JSON_FALSE: put(o, "false", 5); break;
+    case JSON_NULL: qun_line_put(o, "null", 4); break;
+    case JSON_TRUE: qun_line_put(o, "true", 4); break;
+    case JSON_FALSE: qun_line_put(o, "false", 5); break;
     case JSON_INTEGER: put_int(o, json_integer_value(v)); break;
-    case JSON_STRING: put_string(o, json_string_value(v), json_string_length(v)); break;
+    case JSON_STRING: qun_line_jstrn(o, json_string_value(v), json_string_length(v)); break;
     case JSON_REAL: {
         char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         if (t)
-            put(o, t, strlen(t));
+            qun_line_put(o, t, strlen(t));
         else
-            o->failed = true;
+            o->oom = true;
         free(t);
         break;
     }
     case JSON_ARRAY: {
-        put(o, "[", 1);
+        qun_line_put(o, "[", 1);
         for (size_t i = 0; i < json_array_size(v); i++) {
-            if (i) put(o, ",", 1);
+            if (i) qun_line_put(o, ",", 1);
             put_value(o, json_array_get(v, i), depth + 1);
         }
-        put(o, "]", 1);
+        qun_line_put(o, "]", 1);
         break;
     }
     case JSON_OBJECT: {
-        put(o, "{", 1);
+        qun_line_put(o, "{", 1);
         bool first = true;
         const char *k;
         size_t klen;
         json_t *x;
         json_object_keylen_foreach((json_t *)v, k, klen, x) {
-            if (!first) put(o, ",", 1);
+            if (!first) qun_line_put(o, ",", 1);
             first = false;
-            put_string(o, k, klen);
-            put(o, ":", 1);
+            qun_line_jstrn(o, k, klen);
+            qun_line_put(o, ":", 1);
             put_value(o, x, depth + 1);
         }
-        put(o, "}", 1);
+        qun_line_put(o, "}", 1);
         break;
     }
     }
 }
 
 char *qun_json_compact(const json_t *v) {
-    out_t o = {NULL, 0, 0, false};
+    qun_line_t o = {NULL, 0, 0, false};
     put_value(&o, v, 0);
-    if (!o.failed) put(&o, "", 0);
-    if (o.failed || !o.p) {
+    qun_line_put(&o, "", 1); /* its NUL */
+    if (o.oom) {
         free(o.p);
         return NULL;
     }
-    o.p[o.len] = '\0';
     return o.p;
 }
