@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Canonical JSON: the one serialization qun hashes (compact, keys sorted), so a
- * digest of the same value is the same wherever it is taken — a confirmation token
- * bound to a request's parameters, a ledger entry's params, a QR challenge. */
+/* JSON beside jansson: the canonical serialization qun hashes (compact, keys sorted),
+ * so a digest of the same value is the same wherever it is taken — a confirmation
+ * token bound to a request's parameters, a ledger entry's params, a QR challenge; the
+ * compact encoder answers are written with; a buffer for JSON written by hand; one
+ * integer read from a text without parsing all of it. */
 #ifndef QUN_JSON_H
 #define QUN_JSON_H
 
@@ -35,8 +37,9 @@ void qun_line_jstrn(qun_line_t *l, const char *s, size_t n);
  * server sends (caller frees): jansson's encoder formats every object's and array's
  * address with snprintf to look for cycles, a fifth of a woken /sync answer's time.
  * Reals are jansson's own.  NULL when memory ran out, or for a value nested deeper
- * than 1 000 levels (as a cycle would be), or a string jansson would refuse
- * (json_string_nocheck with bytes that are not UTF-8: passed through here). */
+ * than 1 000 levels (as a cycle would be).  A string jansson would refuse (made by
+ * json_string_nocheck from bytes that are not UTF-8; qun makes none) goes out as its
+ * bytes. */
 char *qun_json_compact(const json_t *v);
 
 /* The integer at key in the top level of the JSON object text, into *v: what

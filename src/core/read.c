@@ -154,8 +154,8 @@ qun_rc qun_read_positions(qun_db_t *db, int64_t uid, int64_t group_id, qun_read_
     *pos = NULL;
     *n = 0;
     /* One group: from what this connection counted before, when it can; every group: in
-     * full (the initial sync, once per device), each count noted for the next.  The
-     * count walks the group's (group_id, seq) index from its start on. */
+     * full (the initial sync, once per device), each count noted for the next.  A count
+     * walks the group's (group_id, seq) index from the seq it starts after. */
     memo_t *one = group_id ? memo_of(db, uid, group_id) : NULL;
     bool known = one && one->uid == uid && one->group_id == group_id;
     int64_t since_seq = known ? one->read_seq : -1, since_upto = known ? one->upto : 0;
