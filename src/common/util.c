@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "qun/json.h"
 #include "qun/util.h"
 
 static _Atomic int64_t clock_offset; /* seconds added by the test clock */
@@ -66,37 +67,23 @@ char *qun_xstrdup(const char *s) {
     return memcpy(qun_xmalloc(n), s, n);
 }
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    bool failed; /* sticky: a write after a failed one would splice the text */
-} dump_buf_t;
-
+/* jansson's writes into a line buffer, which ignores every write after a failed one
+ * (a later write would splice the text). */
 static int dump_put(const char *b, size_t n, void *arg) {
-    dump_buf_t *d = arg;
-    if (d->failed) return -1;
-    if (d->len + n + 1 > d->cap) {
-        size_t cap = (d->len + n + 1) * 2;
-        char *p = realloc(d->p, cap);
-        if (!p) {
-            d->failed = true;
-            return -1;
-        }
-        d->p = p, d->cap = cap;
-    }
-    memcpy(d->p + d->len, b, n);
-    d->len += n;
-    d->p[d->len] = '\0';
-    return 0;
+    qun_line_t *l = arg;
+    qun_line_put(l, b, n);
+    return l->oom ? -1 : 0;
 }
 
 char *qun_json_dumps(const json_t *j, size_t flags) {
-    dump_buf_t d = {NULL, 0, 0, false};
-    if (!j || json_dump_callback(j, dump_put, &d, flags) != 0 || d.failed || !d.p) {
-        free(d.p);
+    qun_line_t l = {NULL, 0, 0, false};
+    bool done = j && json_dump_callback(j, dump_put, &l, flags) == 0 && l.len;
+    if (done) qun_line_put(&l, "", 1); /* its NUL */
+    if (!done || l.oom) {
+        free(l.p);
         return NULL;
     }
-    return d.p;
+    return l.p;
 }
 
 /* Append s to line (at *n, capacity size) as a JSON string's contents or, for text,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of src/common/json.c: qun_json_compact writes what jansson's compact
+/* Unit tests of src/common/json.c: qun_json_dumps (util.c, on json.c's line buffer)
+ * writes jansson's text; qun_json_compact writes what jansson's compact
  * encoder writes, byte for byte (every escape, order after deletions, limits, random
  * trees); qun_json_top_int reads the same integer jansson reads from the same text, on
  * the payloads qun writes and on texts built to mislead a scanner (the key inside
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "qun/json.h"
+#include "qun/util.h"
 #include "unit.h"
 
 /* What jansson says: found (an integer at key) and its value. */
@@ -187,8 +189,29 @@ static void test_compact(void) {
     json_decref(deep);
 }
 
+/* qun_json_dumps (src/common/util.c), jansson's encoder into the same line buffer: its
+ * text, sorted keys included, and NULL where jansson refuses. */
+static void test_dumps(void) {
+    int differ = 0;
+    for (int i = 0; i < 300; i++) {
+        json_t *v = rnd_value(0);
+        char *mine = qun_json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        char *theirs = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        if (!mine || !theirs || strcmp(mine, theirs) != 0) differ++;
+        free(mine);
+        free(theirs);
+        json_decref(v);
+    }
+    CHECK(differ == 0);
+    json_t *n = json_integer(3);
+    CHECK(qun_json_dumps(n, JSON_COMPACT) == NULL); /* not a container, no JSON_ENCODE_ANY */
+    json_decref(n);
+    CHECK(qun_json_dumps(NULL, JSON_COMPACT) == NULL);
+}
+
 int main(void) {
     RUN(test_compact);
+    RUN(test_dumps);
     RUN(test_payloads);
     RUN(test_not_objects);
     return unit_done("test_common_json");
