@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Reclamation after a dissolution.  purge_group removes, in this order and one
- * bounded batch per transaction: messages (when the owner chose delete), the group's
+/* Reclamation after a dissolution.  purge_group removes, in this order and at most
+ * purge_batch rows per transaction (a step goes on into the next phase while its rows
+ * last): messages (when the owner chose delete), the group's
  * file references (dropping blobs whose count reaches zero, queueing their unlink and
  * a CDN-purge outbox event each) and its Matrix media links, the server copies of its exports (whole-group
  * archives and members' own copies alike: each holds the group's messages and file
@@ -74,6 +75,10 @@ static qun_rc no_memory(qun_err_t *err) {
  * shorter steps while people write"). */
 static _Thread_local int64_t g_rows;
 
+/* The rows the phase that just ran deleted, masked or released: what it spent of the
+ * step's g_rows (qun_purge_group_step carries on into the next phase with the rest). */
+static _Thread_local int64_t g_used;
+
 /* qun_purge_take_scrub: set by a step on the writer's thread, taken by the jobs
  * thread once that step's commit returned (one step runs at a time). */
 static atomic_bool g_scrub;
@@ -96,6 +101,7 @@ static qun_rc purge_messages(qun_db_t *db, int64_t group_id, json_t *p, bool *mo
                            "ii", group_id, g_rows);
     if (rc != QUN_DONE) return rc;
     int64_t n = qun_db_changes(db);
+    g_used += n;
     if (bump(p, "messages_deleted", n)) return no_memory(err);
     *more = n == g_rows;
     return QUN_OK;
@@ -128,6 +134,7 @@ static qun_rc purge_people(qun_db_t *db, int64_t group_id, json_t *p, bool *more
         int64_t n = qun_db_changes(db);
         if (batches[i].counter && bump(p, batches[i].counter, n)) return no_memory(err);
         budget -= n;
+        g_used += n;
     }
     *more = budget == 0;
     return *more ? QUN_OK : QUN_DONE;
@@ -174,6 +181,7 @@ static qun_rc desensitize_messages(qun_db_t *db, int64_t group_id, json_t *p, bo
     bad |= bump(p, "masked_bank_cards", (int64_t)counts.bank_cards);
     bad |= json_object_set_new(p, "desensitize_cursor", json_integer(cursor));
     if (bad) return no_memory(err);
+    g_used += n;
     *more = n == batch;
     return QUN_OK;
 }
@@ -217,6 +225,7 @@ static qun_rc purge_files(qun_db_t *db, int64_t group_id, json_t *p, bool *more,
             rc = no_memory(err);
     }
     free(shas);
+    g_used += n;
     *more = n == g_rows;
     return rc == QUN_DONE ? QUN_OK : rc;
 }
@@ -279,6 +288,7 @@ static qun_rc purge_exports(qun_db_t *db, int64_t group_id, json_t *p, bool *mor
             rc = no_memory(err);
     }
     free(rows);
+    g_used += n;
     *more = n == batch;
     return rc == QUN_DONE ? QUN_OK : rc;
 }
@@ -335,93 +345,99 @@ static qun_rc finish(qun_db_t *db, int64_t group_id, int64_t ref_id, json_t *p, 
     return rc;
 }
 
-qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
-                            int64_t *defer, qun_err_t *err) {
+/* The start of a step of either purge: its rows planned, the gate passed and its
+ * progress loaded into *p; *p NULL when the step has nothing to do (or failed). */
+static qun_rc begin(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                    int64_t *defer, json_t **p, qun_err_t *err) {
     plan_step();
     bool go;
     *finished = false;
-    qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
-    if (grc != QUN_OK || !go) return grc;
-    json_t *p;
-    grc = load_progress(db, job_id, &p, err);
-    if (grc != QUN_OK) return grc;
-    const char *phase = json_string_value(json_object_get(p, "phase"));
+    *p = NULL;
+    qun_rc rc = gate(db, group_id, ref_id, finished, defer, &go, err);
+    if (rc != QUN_OK || !go) return rc;
+    return load_progress(db, job_id, p, err);
+}
+
+/* One phase of purge_group's steps: the one named phase ("" for the first step), one
+ * batch of at most g_rows rows (noted in g_used); the next phase is set in p when this
+ * one has no more. */
+static qun_rc run_phase(qun_db_t *db, int64_t group_id, int64_t ref_id, const char *phase, json_t *p,
+                        bool *more, bool *finished, int64_t *defer, int *bad, qun_err_t *err) {
     qun_q_t *q;
-    bool more = false;
     qun_rc rc = QUN_OK;
-    int bad = 0; /* a progress field that could not be set for want of memory */
-    if (!phase) {
+    if (!*phase) {
         /* First step: decide what this purge covers. */
         rc = qun_db_run(db, &q, err, "SELECT messages, rules FROM dissolutions WHERE id = $1", "i", ref_id);
-        if (rc != QUN_ROW) goto out;
+        if (rc != QUN_ROW) return rc;
         bool del = strcmp(qun_q_col_text(q, 0), "delete") == 0;
         json_t *rules = json_loads(qun_q_col_text(q, 1), 0, NULL);
         if (!rules) { /* (always an object): guessing "no masking" would keep numbers */
             qun_q_done(q);
-            rc = no_memory(err);
-            goto out;
+            return no_memory(err);
         }
         bool mask = json_is_true(
             json_object_get(json_object_get(json_object_get(rules, "policy"), "desensitize"), "value"));
         json_decref(rules);
         qun_q_done(q);
-        bad |= json_object_set_new(p, "phase",
-                                   json_string(del    ? "messages"
-                                               : mask ? "desensitize"
-                                                      : "files"));
+        *bad |= json_object_set_new(p, "phase",
+                                    json_string(del    ? "messages"
+                                                : mask ? "desensitize"
+                                                       : "files"));
         if (mask && !del) {
-            bad |= json_object_set_new(p, "masked_phones", json_integer(0));
-            bad |= json_object_set_new(p, "masked_national_ids", json_integer(0));
-            bad |= json_object_set_new(p, "masked_bank_cards", json_integer(0));
+            *bad |= json_object_set_new(p, "masked_phones", json_integer(0));
+            *bad |= json_object_set_new(p, "masked_national_ids", json_integer(0));
+            *bad |= json_object_set_new(p, "masked_bank_cards", json_integer(0));
         }
-        bad |= json_object_set_new(p, "messages_deleted", json_integer(0));
-        bad |= json_object_set_new(p, "files_removed", json_integer(0));
-        bad |= json_object_set_new(p, "blobs_released", json_integer(0));
-        bad |= json_object_set_new(p, "cdn_purges_queued", json_integer(0));
-        bad |= json_object_set_new(p, "media_links_deleted", json_integer(0));
-        bad |= json_object_set_new(p, "media_deleted", json_integer(0));
-        bad |= json_object_set_new(p, "exports_deleted", json_integer(0));
-        bad |= json_object_set_new(p, "export_bytes_deleted", json_integer(0));
-        bad |= json_object_set_new(p, "grants_deleted", json_integer(0));
-        bad |= json_object_set_new(p, "message_events_deleted", json_integer(0));
-        bad |= json_object_set_new(p, "members_removed", json_integer(0));
-        bad |= json_object_set_new(p, "invitations_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "messages_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "files_removed", json_integer(0));
+        *bad |= json_object_set_new(p, "blobs_released", json_integer(0));
+        *bad |= json_object_set_new(p, "cdn_purges_queued", json_integer(0));
+        *bad |= json_object_set_new(p, "media_links_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "media_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "exports_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "export_bytes_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "grants_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "message_events_deleted", json_integer(0));
+        *bad |= json_object_set_new(p, "members_removed", json_integer(0));
+        *bad |= json_object_set_new(p, "invitations_deleted", json_integer(0));
         rc = qun_diss_transition(db, ref_id, QUN_DISS_DISSOLVED, QUN_DISS_PURGING, err);
-        if (rc == QUN_OK && bad) rc = no_memory(err);
+        if (rc == QUN_OK && *bad) rc = no_memory(err);
         if (rc == QUN_OK)
             rc = ledger_receipt(db, group_id, "group.purging", QUN_GROUP_NAME(DISSOLVED),
                                 QUN_GROUP_NAME(PURGING), p, err);
     } else if (strcmp(phase, "messages") == 0) {
-        rc = purge_messages(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("files"));
+        rc = purge_messages(db, group_id, p, more, err);
+        if (rc == QUN_OK && !*more) *bad |= json_object_set_new(p, "phase", json_string("files"));
     } else if (strcmp(phase, "desensitize") == 0) {
-        rc = desensitize_messages(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("files"));
+        rc = desensitize_messages(db, group_id, p, more, err);
+        if (rc == QUN_OK && !*more) *bad |= json_object_set_new(p, "phase", json_string("files"));
     } else if (strcmp(phase, "files") == 0) {
-        rc = purge_files(db, group_id, p, &more, err);
-        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("media"));
+        rc = purge_files(db, group_id, p, more, err);
+        if (rc == QUN_OK && !*more) *bad |= json_object_set_new(p, "phase", json_string("media"));
     } else if (strcmp(phase, "media") == 0) {
         /* Matrix media linked to the group: the links go, and media no other group
          * links go with their blob reference (core/mx_media.c). */
         qun_mx_media_purged_t c = {0, 0, 0};
-        rc = qun_mx_media_purge_group(db, group_id, &c, &more, err);
+        rc = qun_mx_media_purge_group(db, group_id, &c, more, err);
         if (rc == QUN_OK) {
-            bad |=
+            g_used += c.links_deleted;
+            *bad |=
                 bump(p, "media_links_deleted", c.links_deleted) | bump(p, "media_deleted", c.media_deleted);
-            bad |=
+            *bad |=
                 bump(p, "blobs_released", c.blobs_released) | bump(p, "cdn_purges_queued", c.blobs_released);
-            if (!more) bad |= json_object_set_new(p, "phase", json_string("exports"));
+            if (!*more) *bad |= json_object_set_new(p, "phase", json_string("exports"));
         }
     } else if (strcmp(phase, "exports") == 0) {
-        rc = purge_exports(db, group_id, p, &more, defer, err);
-        if (rc == QUN_OK && !more) bad |= json_object_set_new(p, "phase", json_string("grants"));
+        rc = purge_exports(db, group_id, p, more, defer, err);
+        if (rc == QUN_OK && !*more) *bad |= json_object_set_new(p, "phase", json_string("grants"));
     } else if (strcmp(phase, "grants") == 0) {
         /* A grant reaches nothing once the exports are gone; its row (label, secret
          * hash) goes too.  Issuing and revoking stay in the ledger. */
         rc = qun_db_run(db, NULL, err, "DELETE FROM export_grants WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {
-            bad |= bump(p, "grants_deleted", qun_db_changes(db));
-            bad |= json_object_set_new(p, "phase", json_string("message_events"));
+            g_used += qun_db_changes(db);
+            *bad |= bump(p, "grants_deleted", qun_db_changes(db));
+            *bad |= json_object_set_new(p, "phase", json_string("message_events"));
         }
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "message_events") == 0) {
@@ -434,17 +450,17 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
                         "ii", group_id, batch);
         if (rc == QUN_DONE) {
             int64_t n = qun_db_changes(db);
-            bad |= bump(p, "message_events_deleted", n);
-            more = n == batch;
-            if (!more) bad |= json_object_set_new(p, "phase", json_string("members"));
+            g_used += n;
+            *bad |= bump(p, "message_events_deleted", n);
+            *more = n == batch;
+            if (!*more) *bad |= json_object_set_new(p, "phase", json_string("members"));
         }
         rc = rc == QUN_DONE ? QUN_OK : rc;
     } else if (strcmp(phase, "members") == 0 && (rc = notices_pending(db, group_id, err)) != QUN_DONE) {
         /* QUN_ROW: notices still being written to the members (a large group's, by the
          * notify_fanout job) need the memberships, so this step waits for the next round. */
         rc = rc == QUN_ROW ? QUN_OK : rc;
-    } else if (strcmp(phase, "members") == 0 &&
-               (rc = purge_people(db, group_id, p, &more, err)) != QUN_DONE) {
+    } else if (strcmp(phase, "members") == 0 && (rc = purge_people(db, group_id, p, more, err)) != QUN_DONE) {
         /* QUN_OK: a batch of a large group's events, read marks or memberships went;
          * the rest in the next steps, so no step holds the writer for the whole group. */
     } else if (strcmp(phase, "members") == 0) {
@@ -453,13 +469,13 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
          * every state alike. */
         rc = qun_db_run(db, NULL, err, "DELETE FROM invitations WHERE group_id = $1", "i", group_id);
         if (rc == QUN_DONE) {
-            bad |= bump(p, "invitations_deleted", qun_db_changes(db));
+            *bad |= bump(p, "invitations_deleted", qun_db_changes(db));
             rc = qun_db_run(db, NULL, err, "DELETE FROM mx_account_data WHERE group_id = $1", "i", group_id);
         }
         if (rc == QUN_DONE) {
             int64_t n = qun_db_changes(db);
             rc = qun_db_run(db, NULL, err, "DELETE FROM mx_forgotten WHERE group_id = $1", "i", group_id);
-            if (rc == QUN_DONE) bad |= bump(p, "matrix_rows_deleted", n + qun_db_changes(db));
+            if (rc == QUN_DONE) *bad |= bump(p, "matrix_rows_deleted", n + qun_db_changes(db));
         }
         if (rc == QUN_DONE)
             rc = qun_db_run(db, NULL, err, "UPDATE groups SET member_count = 0 WHERE id = $1", "i", group_id);
@@ -467,8 +483,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
          * now: the next phase waits for a rewrite of the index that covers them all. */
         int64_t gone = 0, scrubbed;
         if (rc == QUN_DONE && (rc = qun_db_search_gone(db, &gone, &scrubbed, err)) == QUN_OK) {
-            bad |= json_object_set_new(p, "phase", json_string("search_index"));
-            bad |= json_object_set_new(p, "search_gone", json_integer(gone));
+            *bad |= json_object_set_new(p, "phase", json_string("search_index"));
+            *bad |= json_object_set_new(p, "search_gone", json_integer(gone));
         }
     } else if (strcmp(phase, "search_index") == 0) {
         /* The purged (or masked) text left the index when its rows changed, but FTS5 only
@@ -479,8 +495,8 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
         rc = qun_db_search_scrub(db, QUN_SCRUB_PAGES, &covered, err);
         if (rc == QUN_OK && covered >= json_integer_value(json_object_get(p, "search_gone"))) {
             json_object_del(p, "search_gone");
-            bad |= json_object_set_new(p, "phase", json_string("files_scrub"));
-            bad |= json_object_set_new(p, "scrubs", json_integer((json_int_t)qun_db_scrubs()));
+            *bad |= json_object_set_new(p, "phase", json_string("files_scrub"));
+            *bad |= json_object_set_new(p, "scrubs", json_integer((json_int_t)qun_db_scrubs()));
             atomic_store(&g_scrub, true);
         }
     } else if (strcmp(phase, "files_scrub") == 0) {
@@ -498,32 +514,65 @@ qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int6
                         (long long)group_id);
             json_object_del(p, "scrubs");
             json_object_del(p, "scrub_tries");
-            rc = finish(db, group_id, ref_id, p, &bad, finished, err);
+            rc = finish(db, group_id, ref_id, p, bad, finished, err);
         } else {
-            bad |= json_object_set_new(p, "scrubs", json_integer((json_int_t)qun_db_scrubs()));
-            bad |= json_object_set_new(p, "scrub_tries", json_integer(tries + 1));
+            *bad |= json_object_set_new(p, "scrubs", json_integer((json_int_t)qun_db_scrubs()));
+            *bad |= json_object_set_new(p, "scrub_tries", json_integer(tries + 1));
             atomic_store(&g_scrub, true);
         }
     } else {
         *finished = true;
     }
+    return rc;
+}
+
+/* Whether a step that moved the purge into phase `to` may go on with it in the same
+ * transaction.  Not into members: its search_gone must count the COMMITs that took the
+ * group's text out of the search index, this step's own included, and the members wait
+ * for a large group's notices anyway.  Not into files_scrub where the database has files
+ * of its own: their scrub follows the COMMIT of the step before. */
+static bool goes_on(qun_db_t *db, const char *to) {
+    if (strcmp(to, "members") == 0) return false;
+    if (strcmp(to, "files_scrub") == 0) return strcmp(qun_db_backend(db), "sqlite") != 0;
+    return true;
+}
+
+qun_rc qun_purge_group_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
+                            int64_t *defer, qun_err_t *err) {
+    json_t *p;
+    qun_rc grc = begin(db, job_id, group_id, ref_id, finished, defer, &p, err);
+    if (grc != QUN_OK || !p) return grc;
+    /* A step spends g_rows rows at most, across phases: one whose batch was not full
+     * leaves the rest to the next (a small group's purge takes two or three
+     * transactions, not one a phase: each is a round of the jobs thread and its pause). */
+    int64_t budget = g_rows;
+    bool more = false;
+    qun_rc rc;
+    int bad = 0; /* a progress field that could not be set for want of memory */
+    for (;;) {
+        const char *now = json_string_value(json_object_get(p, "phase"));
+        char phase[32];
+        snprintf(phase, sizeof phase, "%s", now ? now : "");
+        g_used = 0;
+        rc = run_phase(db, group_id, ref_id, phase, p, &more, finished, defer, &bad, err);
+        budget -= g_used;
+        const char *next = json_string_value(json_object_get(p, "phase"));
+        if (rc != QUN_OK || bad || more || *finished || *defer || budget <= 0 || !next ||
+            strcmp(next, phase) == 0 || !goes_on(db, next))
+            break;
+        g_rows = budget;
+    }
     if (rc == QUN_OK && bad) rc = no_memory(err);
     if (rc == QUN_OK) rc = save_progress(db, job_id, p, err);
-out:
     json_decref(p);
     return rc;
 }
 
 qun_rc qun_purge_payments_step(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
                                int64_t *defer, qun_err_t *err) {
-    plan_step();
-    bool go;
-    *finished = false;
-    qun_rc grc = gate(db, group_id, ref_id, finished, defer, &go, err);
-    if (grc != QUN_OK || !go) return grc;
     json_t *p;
-    grc = load_progress(db, job_id, &p, err);
-    if (grc != QUN_OK) return grc;
+    qun_rc grc = begin(db, job_id, group_id, ref_id, finished, defer, &p, err);
+    if (grc != QUN_OK || !p) return grc;
     int64_t batch = g_rows;
     qun_rc rc = qun_db_run(
         db, NULL, err,

@@ -2,8 +2,9 @@
 /* Unit tests of src/core/dissolution.c and src/jobs/purge.c on an in-memory store:
  * the state table and qun_diss_transition (every edge taken, every other pair
  * refused, the group's state mirroring its dissolution's), the confirmation token's
- * bindings, the mark, and purge steps that are rolled back halfway (a simulated
- * crash) and resumed without double counting. */
+ * bindings, the mark, purge steps that are rolled back halfway (a simulated crash)
+ * and resumed without double counting, and steps that go on into the next phase while
+ * their purge_batch rows last. */
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "qun/core.h"
 #include "qun/jobs.h"
 #include "qun/policy.h"
+#include "qun/read.h"
 #include "unit.h"
 #include "unit_core.h"
 #include "unit_store.h"
@@ -372,9 +374,160 @@ static void purge_resumes_after_crashes(void) {
     closedir(d);
     CHECK(left == 0); /* every .age and the .part are gone */
     CHECK(rmdir(path) == 0 && rmdir(dir) == 0);
+    qun_core_cfg.data_dir = NULL; /* dir was this function's */
 
     json_decref(del);
     json_decref(keep);
+}
+
+/* A group dissolved and past its grace, with n messages by the member (read to the end),
+ * exports rows and grants: the ids of its purge job, group and dissolution. */
+static void dissolve_for_purge(const char *name, int n, int exports, int grants, int64_t ids[3]) {
+    qun_err_t err;
+    json_t *out;
+    CHECK(qun_group_create(db, &owner, name, "standard", NULL, NULL, &out, &err) == QUN_OK);
+    char gid[QUN_ID_MAX];
+    snprintf(gid, sizeof gid, "%s", json_string_value(json_object_get(out, "id")));
+    json_decref(out);
+    CHECK(qun_member_add(db, &owner, gid, member.openid, "member", &out, &err) == QUN_OK);
+    json_decref(out);
+    for (int i = 0; i < n; i++) {
+        CHECK(qun_message_post(db, &member, gid, "hello", &out, &err) == QUN_OK);
+        json_decref(out);
+    }
+    CHECK(qun_read_mark_group(db, &member, gid, n, &out, &err) == QUN_OK);
+    json_decref(out);
+    for (int i = 0; i < exports + grants; i++) {
+        char id[48];
+        snprintf(id, sizeof id, "%s_%s%d", i < exports ? "x" : "gr", name, i);
+        CHECK(qun_db_run(db, NULL, &err,
+                         i < exports
+                             ? "INSERT INTO exports(xid, group_id, requester_id, recipients, state, size, "
+                               "created_at, scope) SELECT $1, id, owner_id, '[]', 'done', 1, 0, 'group' "
+                               "FROM groups WHERE gid = $2"
+                             : "INSERT INTO export_grants(grid, group_id, secret_hash, created_by, "
+                               "created_at, expires_at) SELECT $1, id, 'h', owner_id, 0, 1 FROM groups "
+                               "WHERE gid = $2",
+                         "ss", id, gid) == QUN_DONE);
+    }
+    json_t *del = json_pack("{s:s}", "messages", "delete");
+    CHECK(qun_diss_preview(db, &owner, gid, del, NULL, &out, &err) == QUN_OK);
+    char token[80];
+    snprintf(token, sizeof token, "%s", json_string_value(json_object_get(out, "confirmation_token")));
+    json_decref(out);
+    CHECK(qun_diss_request(db, &owner, gid, del, &(qun_diss_proof_t){.token = token}, &out, &err) == QUN_OK);
+    json_decref(out);
+    json_decref(del);
+    qun_q_t *q;
+    CHECK(qun_db_run(db, &q, &err,
+                     "SELECT d.id FROM dissolutions d JOIN groups g ON g.id = d.group_id WHERE g.gid = $1",
+                     "s", gid) == QUN_ROW);
+    int64_t did = qun_q_col_int(q, 0);
+    qun_q_done(q);
+    qun_clock_advance(48 * 3600);
+    bool marked;
+    CHECK(qun_diss_mark_due(db, did, &marked, &err) == QUN_OK && marked);
+    qun_clock_advance(7 * 86400);
+    CHECK(qun_db_run(db, &q, &err,
+                     "SELECT id, group_id, ref_id FROM jobs WHERE kind = 'purge_group' AND ref_id = $1", "i",
+                     did) == QUN_ROW);
+    for (int i = 0; i < 3; i++)
+        ids[i] = qun_q_col_int(q, i);
+    qun_q_done(q);
+}
+
+/* The rows a purge step spent (the counters bounded by purge_batch), from its progress. */
+static int64_t spent(int64_t job, int *phases) {
+    static const char *keys[] = {"messages_deleted",  "files_removed",          "media_links_deleted",
+                                 "exports_deleted",   "message_events_deleted", "members_removed",
+                                 "read_marks_deleted"};
+    static int64_t last[sizeof keys / sizeof keys[0]];
+    static int64_t last_job;
+    qun_q_t *q;
+    json_t *p = NULL;
+    if (qun_db_run(db, &q, NULL, "SELECT progress FROM jobs WHERE id = $1", "i", job) == QUN_ROW) {
+        p = json_loads(qun_q_col_text(q, 0), 0, NULL);
+        qun_q_done(q);
+    }
+    if (job != last_job) memset(last, 0, sizeof last), last_job = job;
+    int64_t sum = 0;
+    *phases = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int64_t v = json_integer_value(json_object_get(p, keys[i]));
+        sum += v - last[i];
+        *phases += v != last[i];
+        last[i] = v;
+    }
+    json_decref(p);
+    return sum;
+}
+
+/* Run a purge to its end as the jobs thread does (a step a transaction, the database's
+ * files scrubbed after a step that asks); its number of steps. */
+static int purge_steps(const int64_t ids[3], int64_t batch, int *widest) {
+    qun_err_t err;
+    qun_core_cfg.purge_batch = batch;
+    bool finished = false;
+    int steps = 0;
+    *widest = 0;
+    while (!finished && steps < 100) {
+        int64_t defer = 0;
+        CHECK(qun_db_exec(db, "BEGIN", &err) == QUN_OK);
+        CHECK(qun_purge_group_step(db, ids[0], ids[1], ids[2], &finished, &defer, &err) == QUN_OK);
+        CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
+        if (qun_purge_take_scrub()) CHECK(qun_db_scrub(db, &err) == QUN_OK);
+        steps++;
+        int phases;
+        int64_t n = spent(ids[0], &phases);
+        CHECKF(n <= batch, "a step spent more than purge_batch rows");
+        if (phases > *widest) *widest = phases;
+    }
+    CHECK(finished);
+    return steps;
+}
+
+/* A step goes on into the next phase while its purge_batch rows last: a small group's
+ * purge takes three transactions (its rows; its people; the scrub of the files after
+ * their commit), not one a phase, and no step spends more than purge_batch rows. */
+static void a_step_goes_on_while_its_rows_last(void) {
+    char dir[] = "/tmp/qun-unit-steps-XXXXXX"; /* the exports' files: none to find */
+    CHECK(mkdtemp(dir) != NULL);
+    qun_core_cfg.data_dir = dir;
+    int64_t small[3], big[3];
+    dissolve_for_purge("small", 6, 3, 2, small);
+    dissolve_for_purge("batches", 30, 9, 1, big);
+    int widest;
+    CHECK(purge_steps(small, 500, &widest) == 3);
+    CHECK(widest >= 2); /* messages, exports and their events in the first step */
+    CHECK(purge_steps(big, 7, &widest) >= (30 + 2 + 9 + 30 + 2) / 7);
+    CHECK(widest >= 2);
+    CHECK(unit_count_i(db,
+                       "SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions WHERE id = $1",
+                       small[2]) == 6 + 2); /* and the pending and dissolved notices */
+    CHECK(unit_count_i(db,
+                       "SELECT json_extract(receipt, '$.exports_deleted') FROM dissolutions WHERE id = $1",
+                       small[2]) == 3);
+    CHECK(unit_count_i(db, "SELECT json_extract(receipt, '$.grants_deleted') FROM dissolutions WHERE id = $1",
+                       small[2]) == 2);
+    CHECK(unit_count_i(db,
+                       "SELECT json_extract(receipt, '$.messages_deleted') FROM dissolutions WHERE id = $1",
+                       big[2]) == 30 + 2);
+    CHECK(unit_count_i(db,
+                       "SELECT json_extract(receipt, '$.exports_deleted') FROM dissolutions WHERE id = $1",
+                       big[2]) == 9);
+    CHECK(unit_count_i(db,
+                       "SELECT json_extract(receipt, '$.read_marks_deleted') FROM dissolutions WHERE id = $1",
+                       big[2]) == 1);
+    for (int i = 0; i < 2; i++) {
+        int64_t g = (i ? big : small)[1];
+        CHECK(unit_count_i(db, "SELECT COUNT(*) FROM messages WHERE group_id = $1", g) == 0);
+        CHECK(unit_count_i(db, "SELECT COUNT(*) FROM members WHERE group_id = $1", g) == 0);
+        CHECK(unit_count_i(db, "SELECT COUNT(*) FROM events WHERE group_id = $1 AND topic != 'group.purged'",
+                           g) == 0);
+        CHECK(unit_count_i(db, "SELECT state = 'purged' FROM groups WHERE id = $1", g) == 1);
+    }
+    CHECK(rmdir(dir) == 0);
+    qun_core_cfg.data_dir = NULL;
 }
 
 int main(void) {
@@ -387,6 +540,7 @@ int main(void) {
     user("member", &member);
     user("other", &other);
     RUN(purge_resumes_after_crashes); /* first: it counts every row of some tables */
+    RUN(a_step_goes_on_while_its_rows_last);
     RUN(state_names_pinned);
     RUN(table_matches_edges);
     RUN(every_edge_succeeds);
