@@ -78,6 +78,9 @@ def pytest_collection_modifyitems(items):
 
 
 STORE = os.environ.get("QUN_STORE", "sqlite")
+# background_priority for every server that does not set its own (tests/pg/run.sh: normal,
+# for a lane that shares the cores with the browser suites; unset: qund's default, idle).
+BACKGROUND = os.environ.get("QUN_TEST_BACKGROUND", "")
 PG_URL = os.environ.get("QUN_PG_URL", "")
 PG = STORE == "postgres"
 # Debian's psql is a Perl wrapper that picks a version: 40 ms of the 80 ms a call takes,
@@ -288,6 +291,8 @@ class Server:
     def start(self):
         args = [QUND, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
                 "--set", "argon2_memlimit_kib=64", "--set", "argon2_opslimit=1"] + self.extra
+        if BACKGROUND and not any(a.startswith("background_priority=") for a in self.extra):
+            args += ["--set", "background_priority=" + BACKGROUND]
         if self.store and not any(a.startswith("store=") for a in self.extra):
             args += ["--set", "store=" + self.store]
         elif not self.store and not any(a.startswith("store=") or a == "--config" for a in self.extra):

@@ -33,12 +33,13 @@ def ledger():
         p = expect(who.post(f"/v1/groups/{g}/dissolution/preview", {"messages": "delete"}), 200)
         expect(who.post(f"/v1/groups/{g}/dissolution", {"messages": "delete", "typed_name": p["name"],
                                                          "confirmation_token": p["confirmation_token"]}), 202)
-    # Let the purge jobs finish: they append to the ledger too.
+    # Let the purge jobs finish: they append to the ledger too.  (Under a second alone;
+    # the bound is for a hang, on a host shared with the browsers and other servers.)
     import time
-    deadline = time.time() + 60
+    deadline = time.time() + 180
     for who, g in groups[1:80]:
         while expect(who.get(f"/v1/groups/{g}/dissolution"), 200)["state"] != "purged":
-            assert time.time() < deadline
+            assert time.time() < deadline, f"group {g} not purged within 180 s"
             time.sleep(0.05)
     yield {"srv": srv, "root": root, "alice": alice, "bob": bob, "groups": groups}
     srv.stop()

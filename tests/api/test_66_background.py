@@ -38,7 +38,7 @@ def threads(pid):
 
 
 def test_the_job_thread_gives_way_and_the_loops_do_not():
-    srv = Server().start()
+    srv = Server(extra=["--set", "background_priority=idle"]).start()  # the default, in every lane
     try:
         owner = register(srv.url)
         gid = expect(owner.post("/v1/groups", json={"name": "g"}), 201)["id"]
