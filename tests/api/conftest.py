@@ -78,9 +78,14 @@ def pytest_collection_modifyitems(items):
 
 
 STORE = os.environ.get("QUN_STORE", "sqlite")
-# background_priority for every server that does not set its own (tests/pg/run.sh: normal,
-# for a lane that shares the cores with the browser suites; unset: qund's default, idle).
-BACKGROUND = os.environ.get("QUN_TEST_BACKGROUND", "")
+# background_priority for every server that does not set its own: normal.  At qund's
+# default, idle, the job thread and the writer's background batches get next to no CPU
+# while other processes keep the cores busy, and every suite shares them (four pytest
+# workers and their servers, the browsers beside the PostgreSQL lane): with two busy loops
+# beside this suite, 7 tests that wait for purges, the search index or a backup ran out of
+# time at idle (2026-12-07).  tests/api/test_66_background.py asks for idle and checks it;
+# QUN_TEST_BACKGROUND=idle runs everything at the default.
+BACKGROUND = os.environ.get("QUN_TEST_BACKGROUND", "normal")
 PG_URL = os.environ.get("QUN_PG_URL", "")
 PG = STORE == "postgres"
 # Debian's psql is a Perl wrapper that picks a version: 40 ms of the 80 ms a call takes,

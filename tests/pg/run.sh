@@ -26,11 +26,6 @@ fi
 # the tests marked `cluster` alone: QUN_PG_DIR and QUN_PG_PORT let them stop and start
 # the cluster the others use (tests/api is named for its conftest, which they import).
 export QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port"
-# make test runs this lane beside the browser suites, which keep both cores busy: there a
-# job thread at SCHED_IDLE got next to no CPU (79 purges that take 0.3 s waited past 180 s
-# with four busy threads beside them, docs/architecture.md "Background work").  Its servers
-# run background work at normal priority; tests/api/test_66_background.py sets idle itself.
-export QUN_TEST_BACKGROUND="${QUN_TEST_BACKGROUND:-normal}"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider -n "${PYTEST_JOBS:-4}" -m "not cluster" "$here/../api" "$here" "$@"
 rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && exit "$rc" # 5: a -k that selects none of them
