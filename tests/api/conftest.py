@@ -46,10 +46,21 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\nthis run's servers, logs and files are kept in {RUN_TMP}")
 
 
+# Servers started and not stopped since: a test or fixture that fails before its stop()
+# would leave its qund running past the run, busy with its jobs beside the next suites.
+_live = set()
+
+
 def pytest_unconfigure(config):
     """A test that fails halfway may leave a thread of its own running (a writer looping
     on a stopped server), and Python waits for such threads at exit, for ever: CI once
-    spent an hour there.  Ten seconds for them to end, then name them and exit failed."""
+    spent an hour there.  Ten seconds for them to end, then name them and exit failed.
+    Servers still running are killed first."""
+    for s in list(_live):
+        if s.proc and s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+    _live.clear()
     deadline = time.monotonic() + 10
     left = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     for t in left:
@@ -305,6 +316,7 @@ class Server:
         self.log = open(self.log_path, "ab")
         since = self.log.tell()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        _live.add(self)
         # Ready when this qund says it listens (so a 200 from anything else that held the
         # port a moment ago is not taken for it) and answers /readyz.
         listening = f"listening on 127.0.0.1:{self.port} ".encode()
@@ -335,12 +347,14 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        _live.discard(self)
         return self.proc.returncode
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.log.close()
+        _live.discard(self)
 
 
 class Client:
