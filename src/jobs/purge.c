@@ -345,6 +345,12 @@ static qun_rc finish(qun_db_t *db, int64_t group_id, int64_t ref_id, json_t *p, 
     return rc;
 }
 
+/* Whether the database keeps files of its own that a purge must scrub (SQLite's WAL);
+ * PostgreSQL's are the server's. */
+static bool own_files(qun_db_t *db) {
+    return strcmp(qun_db_backend(db), "sqlite") == 0;
+}
+
 /* The start of a step of either purge: its rows planned, the gate passed and its
  * progress loaded into *p; *p NULL when the step has nothing to do (or failed). */
 static qun_rc begin(qun_db_t *db, int64_t job_id, int64_t group_id, int64_t ref_id, bool *finished,
@@ -507,7 +513,7 @@ static qun_rc run_phase(qun_db_t *db, int64_t group_id, int64_t ref_id, const ch
          * so (the next purge or rewrite of the index truncates the WAL). */
         int64_t tries = json_integer_value(json_object_get(p, "scrub_tries"));
         bool done = qun_db_scrubs() > (uint64_t)json_integer_value(json_object_get(p, "scrubs")) ||
-                    strcmp(qun_db_backend(db), "sqlite") != 0; /* no files of its own: nothing to wait for */
+                    !own_files(db); /* nothing to wait for */
         if (done || tries >= SCRUB_TRIES) {
             if (!done)
                 qun_log("warn", "purge: the WAL could not be truncated; group %lld purged all the same",
@@ -533,7 +539,7 @@ static qun_rc run_phase(qun_db_t *db, int64_t group_id, int64_t ref_id, const ch
  * of its own: their scrub follows the COMMIT of the step before. */
 static bool goes_on(qun_db_t *db, const char *to) {
     if (strcmp(to, "members") == 0) return false;
-    if (strcmp(to, "files_scrub") == 0) return strcmp(qun_db_backend(db), "sqlite") != 0;
+    if (strcmp(to, "files_scrub") == 0) return !own_files(db);
     return true;
 }
 
