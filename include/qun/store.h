@@ -92,9 +92,14 @@ qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err);
 
 /* One read transaction around a request's reads on a reader connection: one snapshot
  * (SQLite's WAL snapshot, PostgreSQL's REPEATABLE READ: consistent answers) and one
- * round trip to begin it instead of one per query. */
+ * round trip to begin it instead of one per query.  They nest: a read begun inside
+ * another shares its snapshot (several parked requests answered by one wake), unless a
+ * failure ended that transaction, and only the outermost end ends it. */
 qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err);
 void qun_db_read_end(qun_db_t *db);
+/* Which snapshot the open read transaction reads: equal values, equal answers, so what
+ * was read in it may be kept for it; 0 outside one. */
+uint64_t qun_db_read_snapshot(qun_db_t *db);
 /* Inside the open transaction, wait until no other connection's transaction holds
  * key, and hold it until this transaction ends (PostgreSQL: pg_advisory_xact_lock, so
  * several qund sharing one database serialize, e.g., ledger appends).  A no-op on

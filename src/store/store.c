@@ -185,11 +185,34 @@ qun_rc qun_db_release(qun_db_t *db, bool keep, qun_err_t *err) {
     return DB_OPS(db)->release(db, keep, err);
 }
 
+/* Read transactions nest: an inner one shares the outer's snapshot, and only the
+ * outermost ends it.  A statement failure may have ended or aborted the shared
+ * transaction (PostgreSQL aborts it at any error): an inner begin then begins a new
+ * one, so one request's failure is not every later one's. */
 qun_rc qun_db_read_begin(qun_db_t *db, qun_err_t *err) {
-    return DB_OPS(db)->read_begin(db, err);
+    qun_db_ext_t *x = QUN_DB_EXT(db);
+    if (x->read_depth > 0 && DB_OPS(db)->read_live(db)) {
+        x->read_depth++;
+        return QUN_OK;
+    }
+    if (x->read_depth > 0) DB_OPS(db)->read_end(db);
+    qun_rc rc = DB_OPS(db)->read_begin(db, err);
+    if (rc == QUN_OK)
+        x->read_depth++;
+    else if (x->read_depth > 0) /* the outer one's work goes on without a snapshot */
+        x->read_depth = 0;
+    return rc;
 }
+
 void qun_db_read_end(qun_db_t *db) {
-    DB_OPS(db)->read_end(db);
+    qun_db_ext_t *x = QUN_DB_EXT(db);
+    if (x->read_depth == 0) return; /* an inner begin failed to begin it again */
+    if (--x->read_depth == 0) DB_OPS(db)->read_end(db);
+}
+
+uint64_t qun_db_read_snapshot(qun_db_t *db) {
+    qun_db_ext_t *x = QUN_DB_EXT(db);
+    return x->read_depth > 0 && DB_OPS(db)->read_live(db) ? x->snapshot : 0;
 }
 
 qun_rc qun_db_xlock(qun_db_t *db, int64_t key, qun_err_t *err) {

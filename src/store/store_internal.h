@@ -87,6 +87,9 @@ typedef struct qun_store_ops {
     qun_rc (*release)(qun_db_t *db, bool keep, qun_err_t *err);
     qun_rc (*read_begin)(qun_db_t *db, qun_err_t *err);
     void (*read_end)(qun_db_t *db);
+    /* Whether the open read transaction can still answer (no statement failure ended or
+     * aborted it): a nested qun_db_read_begin begins a new one when not. */
+    bool (*read_live)(qun_db_t *db);
     qun_rc (*xlock)(qun_db_t *db, int64_t key, qun_err_t *err);
     /* Optional (NULL on SQLite, whose one writer commits ids in order): the event
      * frontier (qun_db_event_order, qun_db_event_frontier). */
@@ -107,10 +110,14 @@ typedef struct qun_store_ops {
 
 /* What every backend's struct qun_db holds right after its ops pointer, for store.c:
  * whether the connection was opened read-only, the connection string it was opened
- * with (set and freed by store.c), and the objects other layers hung on it
- * (qun_db_aux_set), freed when the connection closes. */
+ * with (set and freed by store.c), the objects other layers hung on it
+ * (qun_db_aux_set), freed when the connection closes, and the read transactions open
+ * on it (qun_db_read_begin): how deep, and which snapshot.  A backend bumps snapshot
+ * whenever it begins a read transaction, its own restarts included. */
 typedef struct qun_db_ext {
     bool readonly;
+    int read_depth;
+    uint64_t snapshot;
     char *name;
     void *aux[QUN_AUX_SLOTS];
     void (*aux_free[QUN_AUX_SLOTS])(void *aux);

@@ -106,6 +106,7 @@ struct qun_db {
     int nahead;
     bool read_fresh; /* a read transaction's BEGIN is sent ahead and no statement followed */
     bool reading;    /* the open transaction is a read transaction (READ_BEGIN) */
+    bool failed;     /* a statement failed in the open transaction, which is then aborted */
     bool shared;     /* it began as BEGIN SHARED: the ledger lock held in share mode */
     bool notify_due; /* it asked for a NOTIFY on notify_to, sent once it commits */
     char notify_to[32];
@@ -210,6 +211,7 @@ static qun_rc ensure_conn(qun_db_t *db, qun_err_t *err) {
 
 /* Map a failed result onto qun_rc. */
 static qun_rc pg_fail(qun_db_t *db, PGresult *r, qun_err_t *err, const char *what) {
+    db->failed = db->in_txn;
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(db->conn);
     char clean[300];
@@ -263,6 +265,7 @@ static void track_txn(qun_db_t *db, const char *sql) {
     if (strncmp(sql, "BEGIN", 5) == 0 || strncmp(sql, "START", 5) == 0) {
         db->in_txn = true;
         db->reading = strcmp(sql, READ_BEGIN) == 0;
+        db->failed = false;
         db->frontier_ok = db->shared = db->notify_due = db->rows_lost = false;
         db->txn_serial++;
         held_drop(db);
@@ -1247,11 +1250,16 @@ static bool send_sql_ahead(qun_db_t *db, const char *sql, int kind) {
  * next request's BEGIN and first statement).  The snapshot is the first statement's,
  * as before. */
 static qun_rc pg_read_begin(qun_db_t *db, qun_err_t *err) {
+    db->ext.snapshot++;
     if (db->in_txn || PQstatus(db->conn) != CONNECTION_OK || !send_sql_ahead(db, READ_BEGIN, PEND_ANY))
         return pg_exec(db, READ_BEGIN, err);
     track_txn(db, READ_BEGIN);
     db->read_fresh = true;
     return QUN_OK;
+}
+
+static bool pg_read_live(qun_db_t *db) {
+    return db->in_txn && db->reading && !db->failed;
 }
 
 static void pg_read_end(qun_db_t *db) {
@@ -1493,6 +1501,7 @@ const qun_store_ops_t qun_pg_ops = {
     .savepoint = pg_savepoint,
     .release = pg_release,
     .read_begin = pg_read_begin,
+    .read_live = pg_read_live,
     .read_end = pg_read_end,
     .xlock = pg_xlock,
     .event_order = pg_event_order,

@@ -317,7 +317,14 @@ static qun_rc sq_release(qun_db_t *db, bool keep, qun_err_t *err) {
 }
 
 static qun_rc sq_read_begin(qun_db_t *db, qun_err_t *err) {
-    return run_cached(db, "BEGIN", err);
+    qun_rc rc = run_cached(db, "BEGIN", err);
+    if (rc == QUN_OK) db->ext.snapshot++;
+    return rc;
+}
+
+/* SQLite ends a transaction itself after some failures (out of memory, I/O). */
+static bool sq_read_live(qun_db_t *db) {
+    return !sqlite3_get_autocommit(db->h);
 }
 
 static void sq_read_end(qun_db_t *db) {
@@ -413,6 +420,7 @@ const qun_store_ops_t qun_sqlite_ops = {
     .release = sq_release,
     .read_begin = sq_read_begin,
     .read_end = sq_read_end,
+    .read_live = sq_read_live,
     .scrub = sq_scrub,
     .copy_to = sq_copy_to,
 };

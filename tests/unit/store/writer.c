@@ -913,6 +913,60 @@ static void ids_taken_ahead_pg(void) {
     ids_taken_ahead();
 }
 
+/* Read transactions nest: an inner one shares the outer's snapshot (the answers of one
+ * wake of parked syncs), only the outermost end ends it, and each outermost one is a new
+ * snapshot.  After a statement failed inside, an inner one still reads: PostgreSQL
+ * aborted the transaction, so a new one begins, with a snapshot of its own. */
+static void nested_reads(void) {
+    qun_db_t *wr, *rd;
+    qun_err_t err;
+    bool pg = strcmp(conn, sqlite_path) != 0;
+    CHECK(qun_db_open(conn, false, true, &wr, &err) == QUN_OK);
+    CHECK(qun_db_exec(wr, "DROP TABLE IF EXISTS unit_nest", &err) == QUN_OK);
+    CHECK(qun_db_exec(wr, "CREATE TABLE unit_nest(v BIGINT)", &err) == QUN_OK);
+    CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO unit_nest(v) VALUES (1)", "") == QUN_DONE);
+    CHECK(qun_db_open(conn, true, false, &rd, &err) == QUN_OK);
+    const char *sql = "SELECT COUNT(*) FROM unit_nest";
+    CHECK(qun_db_read_snapshot(rd) == 0);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+    uint64_t s1 = qun_db_read_snapshot(rd);
+    CHECK(s1 != 0);
+    CHECK(count(rd, sql) == 1);
+    CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO unit_nest(v) VALUES (2)", "") == QUN_DONE);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK); /* inner: the same snapshot */
+    CHECK(qun_db_read_snapshot(rd) == s1);
+    CHECK(count(rd, sql) == 1);
+    qun_db_read_end(rd);
+    CHECK(qun_db_read_snapshot(rd) == s1); /* the outer one is still open */
+    CHECK(count(rd, sql) == 1);
+    qun_db_read_end(rd);
+    CHECK(qun_db_read_snapshot(rd) == 0);
+    CHECK(count(rd, sql) == 2);
+
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+    uint64_t s2 = qun_db_read_snapshot(rd);
+    CHECK(s2 != 0 && s2 != s1);
+    CHECK(count(rd, sql) == 2);
+    CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO unit_nest(v) VALUES (3)", "") == QUN_DONE);
+    qun_q_t *q;
+    CHECK(qun_db_run(rd, &q, &err, "SELECT v FROM unit_nest_missing", "") != QUN_ROW);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+    CHECK(count(rd, sql) == (pg ? 3 : 2)); /* PostgreSQL's is a new transaction */
+    CHECK(pg ? qun_db_read_snapshot(rd) != s2 : qun_db_read_snapshot(rd) == s2);
+    qun_db_read_end(rd);
+    CHECK(count(rd, sql) == (pg ? 3 : 2));
+    qun_db_read_end(rd);
+    CHECK(qun_db_read_snapshot(rd) == 0);
+    CHECK(count(rd, sql) == 3);
+    qun_db_close(rd);
+    CHECK(qun_db_exec(wr, "DROP TABLE unit_nest", &err) == QUN_OK);
+    qun_db_close(wr);
+}
+
+static void nested_reads_pg(void) {
+    nested_reads();
+}
+
 static void read_transactions_pg(void) {
     read_transactions();
 }
@@ -1141,6 +1195,7 @@ int main(void) {
     RUN(values_set_later);
     RUN(ids_taken_ahead);
     RUN(read_transactions);
+    RUN(nested_reads);
     RUN(reads_sent_ahead);
     RUN(event_frontier);
     unit_remove_sqlite(sqlite_path);
@@ -1157,6 +1212,7 @@ int main(void) {
         RUN(values_set_later_pg);
         RUN(ids_taken_ahead_pg);
         RUN(read_transactions_pg);
+        RUN(nested_reads_pg);
         RUN(reads_sent_ahead_pg);
         RUN(event_frontier);
         RUN(notify_pending_then_connection_lost);
