@@ -133,6 +133,12 @@ def initial_sync(url, token):
     return nb
 
 
+def woken_cpu(text):
+    """The loops' CPU seconds answering woken syncs, from /metrics (None when qund has no such counter)."""
+    m = re.search(r"^qun_mx_sync_woken_cpu_seconds_total ([0-9.]+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
 def parked_gauge(text):
     """The name of a gauge of parked /sync requests on /metrics, if qund has one."""
     for name in re.findall(r"^# TYPE (\w+) gauge$", text, re.M):
@@ -180,9 +186,9 @@ def bench_wake(args, q, owner, members, gauge):
     for m, t in zip(members, mx_tokens):
         m["mx_token"] = t
     write_tokens(tokens, [owner["token"]] + [f"{t} {s}" for t, s in zip(mx_tokens, since)])
-    c0 = q.cpu_s()
+    c0, w0 = q.cpu_s(), woken_cpu(q.metrics())
     mx = load(args, "wake", "mx", "127.0.0.1", q.port, gid, tokens, args.rounds, gauge or "-", args.settle_ms)
-    mx_cpu = q.cpu_s() - c0
+    mx_cpu, w1 = q.cpu_s() - c0, woken_cpu(q.metrics())
     dr = mx["deliveries_per_s"] / sse["deliveries_per_s"]
     print(f"  11a. wake-up of {n} members, {args.rounds} rounds of one post: deliveries/s "
           f"sync {mx['deliveries_per_s']:,.0f} / SSE {sse['deliveries_per_s']:,.0f} = {dr:.3f} "
@@ -200,6 +206,9 @@ def bench_wake(args, q, owner, members, gauge):
              f"no parked-sync gauge on /metrics: each post waits for {args.settle_ms} ms of quiet; ")
           + f"{mx['sync_answers']} sync answers of {mx['answer_bytes_mean']:,.0f} bytes on average, "
           f"{mx['answers_without_message']} without the awaited message")
+    if w0 is not None and w1 is not None:
+        print(f"       context: the loops' CPU per woken answer (qun_mx_sync_woken_cpu_seconds_total): "
+              f"{(w1 - w0) / (n * args.rounds) * 1e6:.1f} us")
     sys.stdout.flush()
     return gid
 

@@ -245,13 +245,39 @@ qun_rc qun_event_expire(qun_db_t *db, int64_t before, int64_t *deleted, qun_err_
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
+/* What one snapshot says of the feed, kept for the next reader of the same snapshot:
+ * the answers one wake sends its parked syncs all read it (qun_db_read_snapshot).  Kept
+ * once computed, with the snapshot it was computed in (PostgreSQL may begin a newer one
+ * while finding the frontier), on read-only connections. */
+typedef struct {
+    uint64_t last_snap, horizon_snap; /* 0: not known */
+    int64_t last_id, horizon;
+} feed_memo_t;
+
+static feed_memo_t *feed_memo(qun_db_t *db) {
+    if (!qun_db_readonly(db)) return NULL; /* a transaction that writes may move both */
+    feed_memo_t *m = qun_db_aux_get(db, QUN_AUX_FEED);
+    if (!m && (m = calloc(1, sizeof *m))) qun_db_aux_set(db, QUN_AUX_FEED, m, free);
+    return m;
+}
+
 qun_rc qun_event_horizon(qun_db_t *db, int64_t *id, qun_err_t *err) {
     qun_q_t *q;
     *id = 0;
+    uint64_t snap = qun_db_read_snapshot(db);
+    feed_memo_t *m = snap ? feed_memo(db) : NULL;
+    if (m && m->horizon_snap == snap) {
+        *id = m->horizon;
+        return QUN_OK;
+    }
     qun_rc rc = qun_db_run(db, &q, err, "SELECT id FROM event_horizon WHERE one = 1", "");
-    if (rc != QUN_ROW) return rc == QUN_DONE ? QUN_OK : rc;
-    *id = qun_q_col_int(q, 0);
-    qun_q_done(q);
+    if (rc == QUN_ROW) {
+        *id = qun_q_col_int(q, 0);
+        qun_q_done(q);
+    } else if (rc != QUN_DONE) {
+        return rc;
+    }
+    if (m) *m = (feed_memo_t){m->last_snap, snap, m->last_id, *id};
     return QUN_OK;
 }
 
@@ -260,6 +286,11 @@ qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
     qun_q_t *q;
     int64_t horizon, below;
     *id = 0;
+    feed_memo_t *m = qun_db_read_snapshot(db) ? feed_memo(db) : NULL;
+    if (m && m->last_snap == qun_db_read_snapshot(db)) {
+        *id = m->last_id;
+        return QUN_OK;
+    }
     qun_rc rc = qun_db_event_frontier(db, &below, err);
     if (rc != QUN_OK) return rc;
     rc = qun_db_run(db, &q, err, "SELECT COALESCE(MAX(id), 0) FROM events WHERE id < $1", "i", below);
@@ -272,6 +303,11 @@ qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
     /* Housekeeping may have deleted the newest rows: ids never go back below it. */
     rc = qun_event_horizon(db, &horizon, err);
     if (rc == QUN_OK && horizon > *id) *id = horizon < below ? horizon : below - 1;
+    uint64_t snap = qun_db_read_snapshot(db); /* the one the reads above were made in */
+    if (rc == QUN_OK && m && snap) {
+        m->last_snap = snap;
+        m->last_id = *id;
+    }
     return rc;
 }
 

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -144,6 +145,7 @@ static bool g_live;
 
 static _Atomic uint64_t m_streams, m_opened, m_fetched, m_delivered, m_slow, m_wakes, m_ended;
 static _Atomic uint64_t m_parked, m_parked_total, m_park_woken;
+static _Atomic uint64_t m_park_woken_ns; /* the loops' CPU time answering woken parked requests */
 
 /* ---- per-user stream counts ---- */
 static bool count_take(int64_t uid) {
@@ -375,9 +377,13 @@ static void park_timeout_cb(evutil_socket_t fd, short what, void *arg) {
     park_fire(arg, true);
 }
 
-/* After a wake's rows were fanned out: the parked requests they reach answer now. */
+/* After a wake's rows were fanned out: the parked requests they reach answer now, all
+ * in one read transaction (begun after the rows were read, so it sees them): one
+ * snapshot for the many answers one post wakes, not one each (qun_db_read_begin). */
 static void wake_parked(loop_t *l) {
     parked_t *next;
+    bool firing = false, reading = false;
+    struct timespec t0, t1;
     for (parked_t *p = l->parked; p; p = next) {
         next = p->next;
         if (!p->woken) {
@@ -385,7 +391,18 @@ static void wake_parked(loop_t *l) {
             continue;
         }
         atomic_fetch_add(&m_park_woken, 1);
+        if (!firing) {
+            firing = true;
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+            reading = qun_db_read_begin(l->w->db, &(qun_err_t){{0}, {0}}) == QUN_OK;
+        }
         park_fire(p, false);
+    }
+    if (reading) qun_db_read_end(l->w->db);
+    if (firing) {
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+        int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+        atomic_fetch_add(&m_park_woken_ns, (uint64_t)(ns > 0 ? ns : 0));
     }
 }
 
@@ -1010,11 +1027,13 @@ void qun_events_metrics(FILE *f) {
         "# HELP qun_mx_sync_parked_total Matrix /sync long-polls parked.\n"
         "# TYPE qun_mx_sync_parked_total counter\nqun_mx_sync_parked_total %llu\n"
         "# HELP qun_mx_sync_woken_total Parked /sync long-polls woken by an event reaching their user.\n"
-        "# TYPE qun_mx_sync_woken_total counter\nqun_mx_sync_woken_total %llu\n",
+        "# TYPE qun_mx_sync_woken_total counter\nqun_mx_sync_woken_total %llu\n"
+        "# HELP qun_mx_sync_woken_cpu_seconds_total CPU time of the loops answering woken /sync long-polls.\n"
+        "# TYPE qun_mx_sync_woken_cpu_seconds_total counter\nqun_mx_sync_woken_cpu_seconds_total %.6f\n",
         (unsigned long long)qun_event_emitted(), (unsigned long long)atomic_load(&m_fetched),
         (unsigned long long)atomic_load(&m_delivered), (unsigned long long)atomic_load(&m_wakes),
         (unsigned long long)atomic_load(&m_streams), (unsigned long long)atomic_load(&m_opened),
         (unsigned long long)atomic_load(&m_slow), (unsigned long long)atomic_load(&m_ended),
         (unsigned long long)atomic_load(&m_parked), (unsigned long long)atomic_load(&m_parked_total),
-        (unsigned long long)atomic_load(&m_park_woken));
+        (unsigned long long)atomic_load(&m_park_woken), (double)atomic_load(&m_park_woken_ns) / 1e9);
 }

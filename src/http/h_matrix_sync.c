@@ -241,8 +241,77 @@ static int64_t payload_int(const char *payload, const char *key) {
     return v;
 }
 
+/* ---- the messages of one snapshot, shared by the answers of one wake ----
+ * A post wakes every member's parked sync, and each answer reads and renders the same
+ * new messages.  In one read snapshot (qun_db_read_snapshot: a wake answers all of its
+ * syncs in one) they read alike, so the loop's connection keeps the last window of
+ * messages read and their renderings for the next answer in the same snapshot.  A
+ * rendering is shared only without a transaction id: the sending session's own answer
+ * renders its message itself. */
+typedef struct {
+    uint64_t snap; /* the snapshot read in; 0: not kept */
+    int64_t room_id, lo, hi;
+    qun_mx_msg_t *msgs;
+    int n;
+    json_t **ev; /* the renderings without a transaction id, NULL until made */
+} window_t;
+
+static void window_clear(window_t *w) {
+    for (int k = 0; w->ev && k < w->n; k++)
+        json_decref(w->ev[k]);
+    free(w->ev);
+    qun_mx_msgs_free(w->msgs, w->n);
+    *w = (window_t){0};
+}
+
+static void window_free(void *w) {
+    window_clear(w);
+    free(w);
+}
+
+/* The messages lo <= seq <= hi of room (DELTA_MAX of them at most): the kept window when
+ * this snapshot read it already, else read now, into the kept one when there is a
+ * snapshot and else into *tmp (the caller clears it). */
+static qun_rc window_get(sync_t *s, const qun_mx_room_t *room, int64_t lo, int64_t hi, window_t *tmp,
+                         window_t **out, qun_err_t *err) {
+    qun_db_t *db = s->c.db;
+    uint64_t snap = qun_db_readonly(db) ? qun_db_read_snapshot(db) : 0;
+    window_t *w = snap ? qun_db_aux_get(db, QUN_AUX_WINDOW) : NULL;
+    if (snap && !w && (w = calloc(1, sizeof *w))) qun_db_aux_set(db, QUN_AUX_WINDOW, w, window_free);
+    if (w && w->snap == snap && w->room_id == room->id && w->lo == lo && w->hi == hi) {
+        *out = w;
+        return QUN_OK;
+    }
+    if (!w) w = tmp;
+    window_clear(w);
+    int64_t want = hi - lo + 1;
+    qun_rc rc = qun_mx_view_messages(db, room->id, lo - 1, hi, (int)(want > DELTA_MAX ? DELTA_MAX : want),
+                                     true, &w->msgs, &w->n, err);
+    if (rc == QUN_OK && w->n && !(w->ev = calloc((size_t)w->n, sizeof *w->ev)))
+        rc = qun_fail(err, QUN_NOMEM, "out of memory");
+    if (rc != QUN_OK) {
+        window_clear(w);
+        return rc;
+    }
+    w->snap = snap;
+    w->room_id = room->id;
+    w->lo = lo;
+    w->hi = hi;
+    *out = w;
+    return QUN_OK;
+}
+
+/* The window's message k as this answer shows it (a new reference). */
+static json_t *window_render(sync_t *s, const qun_mx_room_t *room, window_t *w, int k) {
+    const qun_mx_msg_t *m = &w->msgs[k];
+    if (m->session_id && m->session_id == s->c.session_id && m->txn_id[0]) return mx_message(&s->c, room, m);
+    if (!w->ev[k]) w->ev[k] = mx_message(&s->c, room, m);
+    return json_incref(w->ev[k]);
+}
+
 /* The timeline rows[0..n) of room render into (messages read by seq), the last
- * `limit` of it; *limited when more, *prev_seq the token before its first message. */
+ * `limit` of it; *limited when more, *prev_seq the token before its first message.
+ * Its messages may be shared with other answers (window_t): nothing changes them. */
 static qun_rc render_rows(sync_t *s, const qun_mx_room_t *room, json_t *members, qun_event_row_t *rows, int n,
                           json_t **timeline, bool *limited, int64_t *prev_seq) {
     json_t *items = json_array();
@@ -258,13 +327,10 @@ static qun_rc render_rows(sync_t *s, const qun_mx_room_t *room, json_t *members,
             mx_row(&s->c, room, members, &rows[i], s->a->local, items);
         }
     }
-    qun_mx_msg_t *msgs = NULL;
-    int nm = 0;
+    window_t tmp = {0}, *w = &tmp;
     qun_err_t err;
     if (lo > 0) {
-        int64_t want = hi - lo + 1;
-        qun_rc rc = qun_mx_view_messages(s->c.db, room->id, lo - 1, hi,
-                                         (int)(want > DELTA_MAX ? DELTA_MAX : want), true, &msgs, &nm, &err);
+        qun_rc rc = window_get(s, room, lo, hi, &tmp, &w, &err);
         if (rc != QUN_OK) {
             json_decref(items);
             return rc;
@@ -280,9 +346,9 @@ static qun_rc render_rows(sync_t *s, const qun_mx_room_t *room, json_t *members,
             continue;
         }
         int64_t seq = json_integer_value(it);
-        for (int k = 0; k < nm; k++)
-            if (msgs[k].seq == seq) {
-                json_array_append_new(out, mx_message(&s->c, room, &msgs[k]));
+        for (int k = 0; k < w->n; k++)
+            if (w->msgs[k].seq == seq) {
+                json_array_append_new(out, window_render(s, room, w, k));
                 break;
             }
     }
@@ -298,7 +364,7 @@ static qun_rc render_rows(sync_t *s, const qun_mx_room_t *room, json_t *members,
         }
     }
     *prev_seq = first_seq > 0 ? first_seq - 1 : room->last_seq;
-    qun_mx_msgs_free(msgs, nm);
+    window_clear(&tmp);
     *timeline = out;
     return QUN_OK;
 }

@@ -271,9 +271,10 @@ bool qun_typing_changed(int64_t group_id, uint64_t since);
  * A parked request waits on its loop, holding no read transaction, until an event row
  * that reaches its user is fanned out (the same wake and membership maps as the event
  * streams: one read per loop per wake, never one query per parked request), or until
- * its timeout.  fire runs on the loop thread outside any transaction: it answers ev and
- * returns true, or returns false to keep waiting (the rows said nothing it renders);
- * with timed_out it must answer. */
+ * its timeout.  fire runs on the loop thread: woken, inside the read transaction its
+ * wake's answers share (a read fire begins nests in it, qun_db_read_begin); timed out,
+ * outside any.  It answers ev and returns true, or returns false to keep waiting (the
+ * rows said nothing it renders); with timed_out it must answer. */
 typedef bool (*qun_park_fn)(struct evhttp_request *ev, qun_db_t *db, void *arg, bool timed_out);
 /* Park r, whose answer was computed in a snapshot whose last event id is position (rows
  * up to it never wake it), for timeout_ms.  On QUN_OK the park owns arg (freed with

@@ -3,6 +3,7 @@
 rendering goes, and 15: /sync, initial and incremental, its long-poll, and how roles,
 kicks and dissolutions show in it; bad input never 5xx."""
 import asyncio
+import threading
 import time
 
 import requests
@@ -136,6 +137,49 @@ def test_long_poll_wakes_and_times_out(url, nio, loop):
     r3, rest, metrics = loop.run_until_complete(poll_other())
     assert rest > 0.8 and not r3.rooms.join
     assert "qun_mx_sync_parked 1" in metrics
+
+
+def test_one_wake_answers_each_parked_sync_as_its_own(url, nio):
+    """A post wakes every parked sync at once, and the answers of one wake share what
+    they read alike (bench/README.md, "One snapshot per wake"): each still says what is
+    its own.  Only the sending device's answers carry the transaction id; eight parked
+    requests of four devices of two users make some share a loop with the sender's."""
+    alice, bob = register(url), register(url)
+    gid = make_group(alice, members=[bob])
+    rid = room_id(gid)
+    devices = [login(nio, alice), login(nio, alice), login(nio, bob), login(nio, bob)]
+    since = [sync(d).next_batch for d in devices]
+    order = [0, 2, 1, 3, 0, 2, 0, 1]  # device of each parked request
+    got = {}
+
+    def park(i):
+        d = order[i]
+        got[i] = raw_sync(url, devices[d].c.access_token, since=since[d], timeout=20000)
+
+    threads = [threading.Thread(target=park, args=(i,)) for i in range(len(order))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while f"qun_mx_sync_parked {len(order)}\n" not in requests.get(url + "/metrics", timeout=10).text:
+        assert time.monotonic() < deadline, "the syncs did not park"
+        time.sleep(0.05)
+    tok = devices[0].c.access_token
+    r = requests.put(f"{url}/_matrix/client/v3/rooms/{rid}/send/m.room.message/txn-wake-1",
+                     params={"access_token": tok}, json={"msgtype": "m.text", "body": "one wake"}, timeout=10)
+    assert r.status_code == 200, r.text
+    event_id = r.json()["event_id"]
+    for t in threads:
+        t.join(30)
+    assert len(got) == len(order)
+    for i, d in enumerate(order):
+        events = [e for e in got[i]["rooms"]["join"][rid]["timeline"]["events"] if e["event_id"] == event_id]
+        assert len(events) == 1, (i, got[i])
+        e = events[0]
+        assert e["content"] == {"msgtype": "m.text", "body": "one wake"} and e["sender"] == mxid(alice)
+        if d == 0:
+            assert e["unsigned"].get("transaction_id") == "txn-wake-1", (i, e)
+        else:
+            assert "transaction_id" not in e["unsigned"], (i, d, e)
 
 
 def test_role_change_shows_as_power_levels(url, nio):

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "qun/core.h"
 #include "qun/event.h"
@@ -289,6 +290,38 @@ static void test_effects(void) {
     CHECK(!qun_event_reaches(&internal, 0, true) && !qun_event_reaches(&internal, 3, true));
 }
 
+/* In one read snapshot the feed's last id and horizon are read once and kept for the
+ * snapshot's next readers (the answers of one wake); a new snapshot reads them again. */
+static void test_snapshot_memo(void) {
+    char path[] = "/tmp/qun-event-memo-XXXXXX";
+    close(mkstemp(path));
+    qun_db_t *wr, *rd;
+    qun_err_t err;
+    int64_t id, horizon;
+    CHECK(qun_db_open(path, false, true, &wr, &err) == QUN_OK);
+    CHECK(qun_db_open(path, true, false, &rd, &err) == QUN_OK);
+    CHECK(qun_event_emit(wr, "unit.one", 0, 0, json_object(), &err) == QUN_OK);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+    CHECK(qun_event_last_id(rd, &id, &err) == QUN_OK && id == 1);
+    CHECK(qun_event_horizon(rd, &horizon, &err) == QUN_OK && horizon == 0);
+    CHECK(qun_event_emit(wr, "unit.two", 0, 0, json_object(), &err) == QUN_OK);
+    CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO event_horizon(one, id) VALUES (1, 1)", "") == QUN_DONE);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK); /* the same snapshot: the same answers */
+    CHECK(qun_event_last_id(rd, &id, &err) == QUN_OK && id == 1);
+    CHECK(qun_event_horizon(rd, &horizon, &err) == QUN_OK && horizon == 0);
+    qun_db_read_end(rd);
+    qun_db_read_end(rd);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK); /* a new one */
+    CHECK(qun_event_horizon(rd, &horizon, &err) == QUN_OK && horizon == 1);
+    CHECK(qun_event_last_id(rd, &id, &err) == QUN_OK && id == 2);
+    qun_db_read_end(rd);
+    CHECK(qun_event_emit(wr, "unit.three", 0, 0, json_object(), &err) == QUN_OK);
+    CHECK(qun_event_last_id(rd, &id, &err) == QUN_OK && id == 3); /* outside any */
+    qun_db_close(rd);
+    qun_db_close(wr);
+    unit_remove_sqlite(path);
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
@@ -302,6 +335,7 @@ int main(void) {
     RUN(test_message_stream);
     RUN(test_session_live);
     RUN(test_effects);
+    RUN(test_snapshot_memo);
     qun_db_close(db);
     return unit_done("test_core_event");
 }
