@@ -44,6 +44,7 @@ typedef enum {
     QUN_AUX_UNREAD, /* the unread counts last counted (src/core/read.c) */
     QUN_AUX_FEED,   /* the feed's last id and horizon in the open snapshot (src/core/event.c) */
     QUN_AUX_WINDOW, /* the messages a woken sync rendered in it (src/http/h_matrix_sync.c) */
+    QUN_AUX_ROOM,   /* the room row read last in it, without the role (src/core/matrix_view.c) */
     QUN_AUX_SLOTS
 } qun_aux_slot;
 void *qun_db_aux_get(qun_db_t *db, qun_aux_slot slot);

@@ -64,9 +64,36 @@ qun_rc qun_mx_view_rooms(qun_db_t *db, int64_t uid, qun_mx_room_t **rooms, size_
     return rc;
 }
 
+/* The room row read last in a snapshot, but for the reader's role: the answers one
+ * wake sends its parked syncs (qun_db_read_snapshot) all read the room the post was in,
+ * and then each reads only its role. */
+typedef struct {
+    uint64_t snap; /* 0: none */
+    qun_mx_room_t room;
+} room_memo_t;
+
+static room_memo_t *room_memo(qun_db_t *db, int64_t group_id) {
+    uint64_t snap = group_id && qun_db_readonly(db) ? qun_db_read_snapshot(db) : 0;
+    if (!snap) return NULL;
+    room_memo_t *m = qun_db_aux_get(db, QUN_AUX_ROOM);
+    if (!m && (m = calloc(1, sizeof *m))) qun_db_aux_set(db, QUN_AUX_ROOM, m, free);
+    return m;
+}
+
 qun_rc qun_mx_view_room(qun_db_t *db, int64_t uid, int64_t group_id, const char *gid, qun_mx_room_t *room,
                         qun_err_t *err) {
     qun_q_t *q;
+    room_memo_t *m = room_memo(db, group_id);
+    if (m && m->snap == qun_db_read_snapshot(db) && m->room.id == group_id) {
+        *room = m->room;
+        qun_rc rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2",
+                               "ii", group_id, uid);
+        if (rc == QUN_ROW) {
+            snprintf(room->role, sizeof room->role, "%s", qun_q_col_text(q, 0));
+            qun_q_done(q);
+        }
+        return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+    }
     qun_rc rc = group_id ? qun_db_run(db, &q, err, "SELECT " ROOM_COLS ROOM_FROM "WHERE g.id = $2", "ii", uid,
                                       group_id)
                          : qun_db_run(db, &q, err, "SELECT " ROOM_COLS ROOM_FROM "WHERE g.gid = $2", "is",
@@ -75,6 +102,11 @@ qun_rc qun_mx_view_room(qun_db_t *db, int64_t uid, int64_t group_id, const char 
     if (rc != QUN_ROW) return rc;
     room_take(q, room);
     qun_q_done(q);
+    if (m) {
+        m->snap = qun_db_read_snapshot(db);
+        m->room = *room;
+        m->room.role[0] = '\0';
+    }
     return QUN_OK;
 }
 

@@ -22,6 +22,7 @@
 #define TIMELINE_MAX 100
 #define PARK_MAX_MS 30000 /* below evhttp's 60 s connection timeout (server.c) */
 #define DELTA_MAX 1000    /* messages one room's incremental timeline reads at most */
+#define WINDOW_KEEP 16    /* the widest window of messages kept for a snapshot's next answer */
 
 /* What a sync answers for: kept across a park. */
 typedef struct {
@@ -271,11 +272,12 @@ static void window_free(void *w) {
 
 /* The messages lo <= seq <= hi of room (DELTA_MAX of them at most): the kept window when
  * this snapshot read it already, else read now, into the kept one when there is a
- * snapshot and else into *tmp (the caller clears it). */
+ * snapshot and the window is narrow (what a post wakes), and else into *tmp (the caller
+ * clears it): a loop keeps WINDOW_KEEP messages at most after its answers. */
 static qun_rc window_get(sync_t *s, const qun_mx_room_t *room, int64_t lo, int64_t hi, window_t *tmp,
                          window_t **out, qun_err_t *err) {
     qun_db_t *db = s->c.db;
-    uint64_t snap = qun_db_readonly(db) ? qun_db_read_snapshot(db) : 0;
+    uint64_t snap = qun_db_readonly(db) && hi - lo < WINDOW_KEEP ? qun_db_read_snapshot(db) : 0;
     window_t *w = snap ? qun_db_aux_get(db, QUN_AUX_WINDOW) : NULL;
     if (snap && !w && (w = calloc(1, sizeof *w))) qun_db_aux_set(db, QUN_AUX_WINDOW, w, window_free);
     if (w && w->snap == snap && w->room_id == room->id && w->lo == lo && w->hi == hi) {

@@ -4,6 +4,7 @@
  * people's groups not), members, message windows and the seq at a stream position. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "qun/core.h"
 #include "qun/event.h"
@@ -21,15 +22,19 @@ static void user(const char *name, qun_actor_t *a) {
     unit_user(db, name, a);
 }
 
-static int64_t group(const qun_actor_t *owner, const char *name, char gid[QUN_ID_MAX]) {
+static int64_t group_in(qun_db_t *in, const qun_actor_t *owner, const char *name, char gid[QUN_ID_MAX]) {
     json_t *out;
     qun_err_t err;
     qun_group_t g;
-    CHECK(qun_group_create(db, owner, name, "standard", NULL, NULL, &out, &err) == QUN_OK);
+    CHECK(qun_group_create(in, owner, name, "standard", NULL, NULL, &out, &err) == QUN_OK);
     snprintf(gid, QUN_ID_MAX, "%s", json_string_value(json_object_get(out, "id")));
     json_decref(out);
-    CHECK(qun_group_load(db, gid, &g, &err) == QUN_OK);
+    CHECK(qun_group_load(in, gid, &g, &err) == QUN_OK);
     return g.id;
+}
+
+static int64_t group(const qun_actor_t *owner, const char *name, char gid[QUN_ID_MAX]) {
+    return group_in(db, owner, name, gid);
 }
 
 static void post(const qun_actor_t *a, const char *gid, const char *text) {
@@ -169,6 +174,52 @@ static void test_message_windows(void) {
     qun_mx_msgs_free(m, n);
 }
 
+/* In one read snapshot the room row is read once and kept for the next reader, each
+ * with its own role; a new snapshot reads it again. */
+static void test_room_in_one_snapshot(void) {
+    char path[] = "/tmp/qun-mx-room-XXXXXX";
+    close(mkstemp(path));
+    qun_db_t *wr, *rd;
+    qun_err_t err;
+    qun_actor_t ann, ben, cat;
+    json_t *out;
+    int64_t id;
+    qun_mx_room_t room;
+    char gid[QUN_ID_MAX];
+    CHECK(qun_db_open(path, false, true, &wr, &err) == QUN_OK);
+    CHECK(qun_db_open(path, true, false, &rd, &err) == QUN_OK);
+    unit_user(wr, "ann", &ann);
+    unit_user(wr, "ben", &ben);
+    unit_user(wr, "cat", &cat);
+    id = group_in(wr, &ann, "one", gid);
+    CHECK(qun_member_add(wr, &ann, gid, ben.openid, "admin", &out, &err) == QUN_OK);
+    json_decref(out);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+    CHECK(qun_mx_view_room(rd, ann.uid, id, NULL, &room, &err) == QUN_OK);
+    CHECK_STR(room.role, "owner");
+    CHECK_STR(room.name, "one");
+    CHECK(qun_db_run(wr, NULL, &err, "UPDATE groups SET name = 'uno' WHERE id = $1", "i", id) == QUN_DONE);
+    CHECK(qun_db_run(wr, NULL, &err, "UPDATE members SET role = 'member' WHERE user_id = $1", "i", ben.uid) ==
+          QUN_DONE);
+    CHECK(qun_mx_view_room(rd, ben.uid, id, NULL, &room, &err) == QUN_OK);
+    CHECK_STR(room.role, "admin"); /* the snapshot's */
+    CHECK_STR(room.name, "one");
+    CHECK(qun_mx_view_room(rd, cat.uid, id, NULL, &room, &err) == QUN_OK);
+    CHECK_STR(room.role, "");
+    CHECK_STR(room.owner_local, "ann");
+    CHECK(qun_mx_view_room(rd, ann.uid, id, NULL, &room, &err) == QUN_OK);
+    CHECK_STR(room.role, "owner");
+    qun_db_read_end(rd);
+    CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
+    CHECK(qun_mx_view_room(rd, ben.uid, id, NULL, &room, &err) == QUN_OK);
+    CHECK_STR(room.role, "member");
+    CHECK_STR(room.name, "uno");
+    qun_db_read_end(rd);
+    qun_db_close(rd);
+    qun_db_close(wr);
+    unit_remove_sqlite(path);
+}
+
 int main(void) {
     qun_err_t err;
     CHECK(qun_db_open(":memory:", false, true, &db, &err) == QUN_OK);
@@ -177,6 +228,7 @@ int main(void) {
     RUN(test_rows_of_a_user);
     RUN(test_message_windows);
     RUN(test_rows_of_a_user_wide);
+    RUN(test_room_in_one_snapshot);
     qun_db_close(db);
     return unit_done("test_core_matrix_view");
 }
