@@ -289,6 +289,8 @@ qun_rc qun_group_access(qun_db_t *db, const qun_actor_t *a, const char *gid, qun
  * caller's transaction; the caller checks rights and announces the member. */
 qun_rc qun_member_insert(qun_db_t *db, int64_t group_id, int64_t uid, const char *role, int64_t joined_at,
                          qun_err_t *err);
+/* User uid's role in group group_id, QUN_ROLE_NONE when not a member. */
+qun_rc qun_member_role(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_t *role, qun_err_t *err);
 /* Load group gid without any access decision (role QUN_ROLE_NONE): for jobs and
  * roles that act on groups they are not members of (compliance, server admins). */
 qun_rc qun_group_load(qun_db_t *db, const char *gid, qun_group_t *g, qun_err_t *err);

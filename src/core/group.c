@@ -571,8 +571,7 @@ static json_t *member_json(qun_db_t *db, int64_t group_id, int64_t uid) {
     return o;
 }
 
-/* The target's role in g, QUN_ROLE_NONE when not a member. */
-static qun_rc member_role(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_t *role, qun_err_t *err) {
+qun_rc qun_member_role(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_t *role, qun_err_t *err) {
     qun_q_t *q;
     qun_rc rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii",
                            group_id, uid);
@@ -609,7 +608,7 @@ qun_rc qun_member_add(qun_db_t *db, const qun_actor_t *a, const char *gid, const
     if (rc == QUN_OK && strcmp(role, "admin") == 0 && g.role != QUN_ROLE_OWNER)
         rc = qun_fail(err, QUN_FORBIDDEN_ROLE, "only the owner appoints admins");
     if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
-    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK) rc = qun_member_role(db, g.id, uid, &cur, err);
     if (rc == QUN_OK && cur != QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_ALREADY_MEMBER, "%s is already a %s", openid, qun_role_name(cur));
     /* Where the policy asks for consent, people join only by accepting an invitation. */
@@ -636,7 +635,7 @@ qun_rc qun_member_set_role(qun_db_t *db, const qun_actor_t *a, const char *gid, 
     qun_role_t cur;
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_OWNER, &g, err);
     if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
-    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK) rc = qun_member_role(db, g.id, uid, &cur, err);
     if (rc == QUN_OK && cur == QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
     if (rc == QUN_OK && cur == QUN_ROLE_OWNER)
@@ -857,7 +856,7 @@ static qun_rc transfer_checks(qun_db_t *db, const qun_actor_t *a, const char *gi
     if (rc == QUN_OK && qun_group_state_parse(g->state) != QUN_GROUP_ACTIVE)
         rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group is %s", g->state);
     if (rc == QUN_OK) rc = qun_user_id(db, to, uid, err);
-    if (rc == QUN_OK) rc = member_role(db, g->id, *uid, &cur, err);
+    if (rc == QUN_OK) rc = qun_member_role(db, g->id, *uid, &cur, err);
     if (rc == QUN_OK && (cur == QUN_ROLE_NONE || *uid == a->uid))
         rc = qun_fail_field(err, QUN_MEMBER_NOT_FOUND, "to", "the new owner must be another member");
     if (rc == QUN_OK && col_int(db, "SELECT COUNT(*) FROM transfers WHERE group_id = $1", g->id) > 0)
@@ -1054,7 +1053,7 @@ static qun_rc bulk_targets(qun_db_t *db, const qun_actor_t *a, const qun_group_t
         qun_rc rc = qun_user_id(db, openid, &ids[i], err);
         if (rc == QUN_USER_NOT_FOUND)
             return qun_fail_field(err, rc, field, "no user has openid %.40s", openid);
-        if (rc == QUN_OK) rc = member_role(db, g->id, ids[i], &cur, err);
+        if (rc == QUN_OK) rc = qun_member_role(db, g->id, ids[i], &cur, err);
         if (rc != QUN_OK) return rc;
         for (size_t k = 0; k < i; k++)
             if (ids[k] == ids[i])
@@ -1148,7 +1147,7 @@ qun_rc qun_member_remove(qun_db_t *db, const qun_actor_t *a, const char *gid, co
     char methods[96];
     qun_rc rc = qun_group_access(db, a, gid, QUN_ROLE_ADMIN, &g, err);
     if (rc == QUN_OK) rc = qun_user_id(db, openid, &uid, err);
-    if (rc == QUN_OK) rc = member_role(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK) rc = qun_member_role(db, g.id, uid, &cur, err);
     if (rc == QUN_OK && cur == QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_MEMBER_NOT_FOUND, "%s is not a member", openid);
     if (rc == QUN_OK && cur == QUN_ROLE_OWNER)

@@ -50,22 +50,6 @@ static qun_rc answer(qun_db_t *db, const char *iid, json_t **out, qun_err_t *err
     return *out ? QUN_OK : qun_fail(err, QUN_STORE, "cannot read invitation %.40s back", iid);
 }
 
-/* uid's role in group group_id, QUN_ROLE_NONE when not a member. */
-static qun_rc role_in(qun_db_t *db, int64_t group_id, int64_t uid, qun_role_t *role, qun_err_t *err) {
-    qun_q_t *q;
-    qun_rc rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii",
-                           group_id, uid);
-    *role = QUN_ROLE_NONE;
-    if (rc == QUN_DONE) return QUN_OK;
-    if (rc != QUN_ROW) return rc;
-    const char *r = qun_q_col_text(q, 0);
-    *role = strcmp(r, "owner") == 0   ? QUN_ROLE_OWNER
-            : strcmp(r, "admin") == 0 ? QUN_ROLE_ADMIN
-                                      : QUN_ROLE_MEMBER;
-    qun_q_done(q);
-    return QUN_OK;
-}
-
 /* Whether someone of role `by` may add a person with role `role` (qun_member_add's rule:
  * admins and the owner add members, only the owner appoints admins). */
 static bool may_add(qun_role_t by, const char *role) {
@@ -105,7 +89,7 @@ qun_rc qun_invitation_create(qun_db_t *db, const qun_actor_t *a, const char *gid
     if (rc == QUN_OK && qun_group_state_parse(g.state) != QUN_GROUP_ACTIVE)
         rc = qun_fail(err, QUN_GROUP_NOT_ACTIVE, "group %s is %s: nobody can be invited now", g.gid, g.state);
     if (rc == QUN_OK) rc = invitee_id(db, username_or_null, openid_or_null, &uid, err);
-    if (rc == QUN_OK) rc = role_in(db, g.id, uid, &cur, err);
+    if (rc == QUN_OK) rc = qun_member_role(db, g.id, uid, &cur, err);
     if (rc == QUN_OK && cur != QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_ALREADY_MEMBER, "%s is already a %s",
                       username_or_null ? username_or_null : openid_or_null, qun_role_name(cur));
@@ -186,11 +170,11 @@ static qun_rc accept(qun_db_t *db, const char *iid, const inv_row_t *r, qun_err_
             "group %s is %s (a dissolution is open): the invitation can be accepted only while it is "
             "active",
             g.gid, g.state);
-    rc = role_in(db, g.id, r->inviter_id, &by, err);
+    rc = qun_member_role(db, g.id, r->inviter_id, &by, err);
     if (rc == QUN_OK && !may_add(by, r->role))
         rc = qun_fail(err, QUN_INVITATION_STALE, "whoever invited you may no longer add a%s %s to group %s",
                       strcmp(r->role, "admin") == 0 ? "n" : "", r->role, g.gid);
-    if (rc == QUN_OK) rc = role_in(db, g.id, r->invitee_id, &cur, err);
+    if (rc == QUN_OK) rc = qun_member_role(db, g.id, r->invitee_id, &cur, err);
     if (rc == QUN_OK && cur != QUN_ROLE_NONE)
         rc = qun_fail(err, QUN_ALREADY_MEMBER, "you are already a %s of group %s", qun_role_name(cur), g.gid);
     if (rc == QUN_OK) rc = decide(db, iid, "accepted", err);
@@ -227,7 +211,7 @@ qun_rc qun_invitation_revoke(qun_db_t *db, const qun_actor_t *a, const char *iid
     inv_row_t r;
     qun_role_t by = QUN_ROLE_NONE;
     qun_rc rc = load(db, iid, &r, err);
-    if (rc == QUN_OK) rc = role_in(db, r.group_id, a->uid, &by, err);
+    if (rc == QUN_OK) rc = qun_member_role(db, r.group_id, a->uid, &by, err);
     /* The inviter, or whoever may make the same invitation now; to anyone else it does
      * not exist. */
     if (rc == QUN_OK && r.inviter_id != a->uid && !may_add(by, r.role))

@@ -85,14 +85,11 @@ qun_rc qun_mx_view_room(qun_db_t *db, int64_t uid, int64_t group_id, const char 
     qun_q_t *q;
     room_memo_t *m = room_memo(db, group_id);
     if (m && m->snap == qun_db_read_snapshot(db) && m->room.id == group_id) {
+        qun_role_t role;
+        qun_rc rc = qun_member_role(db, group_id, uid, &role, err);
         *room = m->room;
-        qun_rc rc = qun_db_run(db, &q, err, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2",
-                               "ii", group_id, uid);
-        if (rc == QUN_ROW) {
-            snprintf(room->role, sizeof room->role, "%s", qun_q_col_text(q, 0));
-            qun_q_done(q);
-        }
-        return rc == QUN_ROW || rc == QUN_DONE ? QUN_OK : rc;
+        snprintf(room->role, sizeof room->role, "%s", role == QUN_ROLE_NONE ? "" : qun_role_name(role));
+        return rc;
     }
     qun_rc rc = group_id ? qun_db_run(db, &q, err, "SELECT " ROOM_COLS ROOM_FROM "WHERE g.id = $2", "ii", uid,
                                       group_id)

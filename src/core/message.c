@@ -274,20 +274,6 @@ static qun_rc scrub_copies(qun_db_t *db, const qun_group_t *g, int64_t author, i
     return rc == QUN_DONE ? QUN_OK : rc;
 }
 
-static qun_role_t role_of(qun_db_t *db, int64_t group_id, int64_t uid) {
-    qun_q_t *q;
-    qun_role_t r = QUN_ROLE_NONE;
-    if (qun_db_run(db, &q, NULL, "SELECT role FROM members WHERE group_id = $1 AND user_id = $2", "ii",
-                   group_id, uid) == QUN_ROW) {
-        const char *s = qun_q_col_text(q, 0);
-        r = strcmp(s, "owner") == 0   ? QUN_ROLE_OWNER
-            : strcmp(s, "admin") == 0 ? QUN_ROLE_ADMIN
-                                      : QUN_ROLE_MEMBER;
-        qun_q_done(q);
-    }
-    return r;
-}
-
 qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t seq,
                           const char *reason, json_t **out, qun_err_t *err) {
     qun_group_t g;
@@ -322,7 +308,8 @@ qun_rc qun_message_recall(qun_db_t *db, const qun_actor_t *a, const char *gid, i
                             (long long)window);
     } else if (!own) {
         /* The author's role now; someone who left ranks as a member. */
-        qun_role_t ar = role_of(db, g.id, author);
+        qun_role_t ar;
+        qun_member_role(db, g.id, author, &ar, NULL); /* QUN_ROLE_NONE when unreadable, as before */
         if (ar < QUN_ROLE_MEMBER) ar = QUN_ROLE_MEMBER;
         if (g.role < QUN_ROLE_ADMIN || g.role <= ar)
             return qun_fail(err, QUN_FORBIDDEN_ROLE, "a %s cannot remove a %s's message",

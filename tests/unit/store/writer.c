@@ -690,6 +690,17 @@ static int64_t read_count(qun_db_t *db) {
     return count(db, "SELECT COUNT(*) FROM unit_read");
 }
 
+/* A writer with table (dropped first if there) made by create, and a reader, on conn. */
+static void writer_and_reader(const char *table, const char *create, qun_db_t **wr, qun_db_t **rd) {
+    qun_err_t err;
+    char drop[128];
+    snprintf(drop, sizeof drop, "DROP TABLE IF EXISTS %s", table);
+    CHECK(qun_db_open(conn, false, true, wr, &err) == QUN_OK);
+    CHECK(qun_db_exec(*wr, drop, &err) == QUN_OK);
+    CHECK(qun_db_exec(*wr, create, &err) == QUN_OK);
+    CHECK(qun_db_open(conn, true, false, rd, &err) == QUN_OK);
+}
+
 /* Read transactions, whose BEGIN and COMMIT PostgreSQL sends ahead with the statements
  * around them: each still reads one snapshot, sees what committed before it, and a
  * reader whose server connection was cut while idle reads on, on a new one. */
@@ -697,10 +708,7 @@ static void read_transactions(void) {
     qun_db_t *wr, *rd;
     qun_err_t err;
     bool pg = strcmp(conn, sqlite_path) != 0;
-    CHECK(qun_db_open(conn, false, true, &wr, &err) == QUN_OK);
-    CHECK(qun_db_exec(wr, "DROP TABLE IF EXISTS unit_read", &err) == QUN_OK);
-    CHECK(qun_db_exec(wr, "CREATE TABLE unit_read(v BIGINT)", &err) == QUN_OK);
-    CHECK(qun_db_open(conn, true, false, &rd, &err) == QUN_OK);
+    writer_and_reader("unit_read", "CREATE TABLE unit_read(v BIGINT)", &wr, &rd);
     for (int64_t i = 1; i <= 40; i++) {
         CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO unit_read(v) VALUES ($1)", "i", i) == QUN_DONE);
         CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
@@ -921,11 +929,8 @@ static void nested_reads(void) {
     qun_db_t *wr, *rd;
     qun_err_t err;
     bool pg = strcmp(conn, sqlite_path) != 0;
-    CHECK(qun_db_open(conn, false, true, &wr, &err) == QUN_OK);
-    CHECK(qun_db_exec(wr, "DROP TABLE IF EXISTS unit_nest", &err) == QUN_OK);
-    CHECK(qun_db_exec(wr, "CREATE TABLE unit_nest(v BIGINT)", &err) == QUN_OK);
+    writer_and_reader("unit_nest", "CREATE TABLE unit_nest(v BIGINT)", &wr, &rd);
     CHECK(qun_db_run(wr, NULL, &err, "INSERT INTO unit_nest(v) VALUES (1)", "") == QUN_DONE);
-    CHECK(qun_db_open(conn, true, false, &rd, &err) == QUN_OK);
     const char *sql = "SELECT COUNT(*) FROM unit_nest";
     CHECK(qun_db_read_snapshot(rd) == 0);
     CHECK(qun_db_read_begin(rd, &err) == QUN_OK);
