@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Message search: the one place that knows how each backend indexes message text.
- * SQLite keeps an FTS5 trigram index (messages_fts, migrations 0029 and 0035): a new
+ * SQLite keeps an FTS5 trigram index without positions (messages_fts, migrations 0029,
+ * 0035 and 0044; a search checks its candidates' text for the needle): a new
  * text message waits above a watermark (search_state) until a COMMIT finds
  * qun_search_batch of them and indexes the lot (qun_db_search_flush), and a search
  * reads the waiting rows' text directly; triggers queue changed and deleted text, which
@@ -29,20 +30,54 @@ static size_t chars(const char *s) {
 }
 
 /* s with ASCII letters lowered, and, when like, wrapped as an ILIKE pattern '%s%' with
- * its own '%', '_' and '\' escaped; when phrase, as an FTS5 string "s" with '"'
- * doubled.  Owned by the caller. */
-static char *needle_as(const char *s, bool like, bool phrase) {
+ * its own '%', '_' and '\\' escaped.  Owned by the caller. */
+static char *needle_as(const char *s, bool like) {
     char *out = qun_xmalloc(2 * strlen(s) + 3), *o = out;
     if (like) *o++ = '%';
-    if (phrase) *o++ = '"';
     for (; *s; s++) {
         char c = *s;
         if (like && (c == '%' || c == '_' || c == '\\')) *o++ = '\\';
-        if (phrase && c == '"') *o++ = '"';
         *o++ = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
-    if (phrase) *o++ = '"';
     if (like) *o++ = '%';
+    *o = '\0';
+    return out;
+}
+
+/* The FTS5 query for a needle of QUN_SEARCH_INDEXED characters or more: the trigrams
+ * that start at characters 0, 3, 6 ... and the needle's last one, each an FTS5 string
+ * with '"' doubled, joined by AND.  The index keeps no positions (migration 0044), so
+ * this finds the messages that hold every one of them anywhere; the caller keeps those
+ * whose text holds the needle.  Trigrams that tile the needle suffice for that test and
+ * read fewer of the index's lists than all of them would.  Owned by the caller. */
+static char *trigrams_of(const char *s) {
+    size_t len = strlen(s), n = chars(s);
+    /* At most n / 3 + 1 trigrams, each at most 3 * 4 bytes doubled, quoted, " AND ". */
+    char *out = qun_xmalloc((n / 3 + 1) * (2 * 12 + 2 + 5) + 1), *o = out;
+    const char *p = s;
+    for (size_t at = 0;; at += 3) {
+        if (at + 3 > n) { /* the last trigram, overlapping the one before */
+            at = n - 3;
+            p = s + len;
+            for (int back = 0; back < 3; back++)
+                while (((unsigned char)*--p & 0xC0) == 0x80) {
+                }
+        }
+        if (o != out) {
+            memcpy(o, " AND ", 5);
+            o += 5;
+        }
+        *o++ = '"';
+        const char *t = p;
+        for (int k = 0; k < 3; k++)
+            do {
+                if (*t == '"') *o++ = '"';
+                *o++ = *t++;
+            } while (((unsigned char)*t & 0xC0) == 0x80);
+        *o++ = '"';
+        if (at + 3 == n) break;
+        p = t;
+    }
     *o = '\0';
     return out;
 }
@@ -310,7 +345,7 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
     }
     if (before <= 0) before = INT64_MAX;
     int64_t floor = indexed ? 0 : (before > QUN_SEARCH_WINDOW ? before - QUN_SEARCH_WINDOW : 1);
-    char *arg = needle_as(needle, pg, !pg && indexed);
+    char *arg = !pg && indexed ? trigrams_of(needle) : needle_as(needle, pg);
     if (pg && indexed) {
         /* The copies (ILIKE lets the planner choose the trigram index or the group's seq
          * order), and the messages above the watermark that have none yet, each part
@@ -354,14 +389,19 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
                 below = 0; /* no such message: nothing below it */
             }
         }
+        /* The index finds the messages holding the needle's trigrams; instr keeps
+         * those holding the needle, with ASCII folded as everywhere else. */
+        char *plain = needle_as(needle, false);
         if (rc == QUN_ROW || rc == QUN_DONE || rc == QUN_OK)
             rc = qun_db_run(db, &q, err,
                             "SELECT m.seq FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
                             "WHERE messages_fts MATCH $1 AND messages_fts.rowid < $2 AND m.group_id = $3 "
                             "AND m.kind = 'text' AND m.id <= (SELECT indexed_to FROM search_state) "
                             "AND NOT EXISTS (SELECT 1 FROM search_pending p WHERE p.id = m.id) "
+                            "AND instr(lower(m.body), $5) > 0 "
                             "ORDER BY messages_fts.rowid DESC LIMIT $4",
-                            "siii", arg, below, group_id, (int64_t)limit);
+                            "siiis", arg, below, group_id, (int64_t)limit, plain);
+        free(plain);
     } else {
         rc = qun_db_run(db, &q, err,
                         "SELECT seq FROM messages WHERE group_id = $1 AND seq < $2 AND seq >= $3 "
@@ -379,7 +419,7 @@ qun_rc qun_db_search(qun_db_t *db, int64_t group_id, const char *needle, int64_t
          * group); CROSS JOIN keeps the queue the outer loop of the second. */
         int64_t *more = qun_xmalloc(sizeof *more * (size_t)limit);
         int nm = 0;
-        char *plain = needle_as(needle, false, false);
+        char *plain = needle_as(needle, false);
         rc = qun_db_run(db, &q, err,
                         "SELECT seq FROM messages WHERE id > (SELECT indexed_to FROM search_state) "
                         "AND +group_id = $1 AND seq < $2 AND kind = 'text' AND instr(lower(body), $3) > 0 "

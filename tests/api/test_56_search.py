@@ -252,7 +252,7 @@ def left_in_files(server, text):
 @pytest.mark.sqlite_only
 def test_a_purge_leaves_no_trigram_of_the_text_in_the_files(server):
     """FTS5's 'delete' only hides an entry behind a tombstone; the purge's last phase
-    rewrites the index so that the trigrams, and their positions, leave the file too."""
+    rewrites the index so that the trigrams leave the file too."""
     s = Scene(server, n_messages=3)
     words = secret()
     expect(s.member.post(s.g + "/messages", {"text": f"密码 {words} 请勿外传"}), 201)

@@ -167,7 +167,8 @@ static void fixture_build(const char *path) {
     }
     CHECK(qun_db_exec(db, "COMMIT", &err) == QUN_OK);
     CHECK(count("SELECT COUNT(*) FROM search_pending") == 0);
-    CHECK(count("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'hello'") == MESSAGES);
+    CHECK(count("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH '\"hel\" AND \"llo\"'") ==
+          MESSAGES);
 }
 
 /* path and its WAL files gone, then a copy of from (a closed store: one file) at path. */
