@@ -6,7 +6,7 @@ done on B at once; posts through both instances to the same groups all land, num
 without gaps; a session ended on B posts no more on A, whose loops cached it; an
 Idempotency-Key raced across instances runs once; PostgreSQL
 restarted under load loses nothing acknowledged and answers 503 STORE_UNAVAILABLE
-meanwhile; `qun admin migrate` moves a SQLite installation with the same ledger root
+meanwhile; Matrix syncs parked through a PostgreSQL crash are each answered with the next post; `qun admin migrate` moves a SQLite installation with the same ledger root
 and every row; proofs served by B, which caches the hashes of complete subtrees, stay
 right while A appends past the subtrees B read incomplete.  Run by tests/pg/run.sh (QUN_STORE=postgres); every wait is bounded."""
 import collections
@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -467,6 +468,89 @@ def test_postgres_restart_mid_run_loses_nothing_acknowledged():
         log = s.read_log()
         assert "AddressSanitizer" not in log and "runtime error" not in log, log[-3000:]
         assert s.proc.returncode == 0, log[-2000:]
+
+
+def mx_token(c):
+    """A Matrix access token of c's user: a session of its own, as a Matrix app logs in."""
+    r = requests.post(c.url + "/_matrix/client/v3/login", json={
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": c.username},
+        "password": "correct horse"}, timeout=30)
+    assert r.status_code == 200, r.text[:300]
+    return r.json()["access_token"]
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(not PG_DIR, reason="needs the cluster of tests/pg/run.sh (QUN_PG_DIR)")
+def test_parked_syncs_outlive_a_postgres_crash():
+    """Matrix apps keep a /sync parked on each loop.  PostgreSQL crashes and comes back
+    while they wait: the loops' connections die with it, their reads fail through the
+    outage (the parked syncs must neither be answered with an error nor forgotten), and
+    the loops connect again.  Every parked sync is answered with the first post that
+    succeeds, and the next post reaches the syncs that parked again."""
+    a = Server(extra=BASE + ["--set", "matrix=on", "--set", "matrix_server_name=pg.test"]).start()
+    stopped = False
+    try:
+        alice, bob = register(a.url), register(a.url)
+        gid = make_group(alice, members=[bob])
+        tokens = [mx_token(alice), mx_token(bob), mx_token(bob)] * 2  # six parked syncs, both loops
+        got, errors = {}, []
+
+        def sync(i, since):
+            try:
+                r = requests.get(a.url + "/_matrix/client/v3/sync",
+                                 params={"access_token": tokens[i], "since": since, "timeout": 30000}, timeout=60)
+                got[i] = (r.status_code, r.json())
+            except Exception as e:  # noqa: BLE001 - recorded, asserted below
+                errors.append(repr(e))
+
+        def bodies(answer):
+            return [e["content"].get("body") for room in answer.get("rooms", {}).get("join", {}).values()
+                    for e in room["timeline"]["events"] if e["type"] == "m.room.message"]
+
+        since = {}
+        for i, t in enumerate(tokens):
+            r = requests.get(a.url + "/_matrix/client/v3/sync", params={"access_token": t}, timeout=30)
+            assert r.status_code == 200, r.text[:300]
+            since[i] = r.json()["next_batch"]
+        for round_ in ("after the crash", "once more"):
+            got.clear()
+
+            def parked():
+                text = requests.get(a.url + "/metrics", timeout=10).text
+                return int(next(l for l in text.splitlines() if l.startswith("qun_mx_sync_parked ")).split()[1])
+
+            threads = [threading.Thread(target=sync, args=(i, since[i])) for i in range(len(tokens))]
+            for t in threads:
+                t.start()
+            wait_for("the syncs parked", lambda: parked() >= len(tokens), 15)
+            if round_ == "after the crash":
+                subprocess.run(["sh", CLUSTER, "crash", PG_DIR], check=True, timeout=60)
+                stopped = True
+                subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], check=True, timeout=300,
+                               capture_output=True)
+                stopped = False
+            text = f"{round_}: {uuid.uuid4().hex[:8]}"
+            deadline = time.time() + 30
+            while (r := alice.post(f"/v1/groups/{gid}/messages", {"text": text})).status_code == 503:
+                expect(r, 503, "STORE_UNAVAILABLE")  # the writer's connection, until it is back
+                assert time.time() < deadline, "posts succeed again within 30 s"
+                time.sleep(0.2)
+            expect(r, 201)
+            for t in threads:
+                t.join(45)
+            assert not errors, errors
+            assert sorted(got) == list(range(len(tokens))), got
+            for i, (status, answer) in got.items():
+                assert status == 200, (round_, i, answer)
+                assert text in bodies(answer), (round_, i, answer)
+                since[i] = answer["next_batch"]
+    finally:
+        if stopped:
+            subprocess.run(["sh", CLUSTER, "start", PG_DIR, PG_PORT], timeout=300, capture_output=True)
+        a.stop()
+    log = a.read_log()
+    assert "AddressSanitizer" not in log and "runtime error" not in log, log[-3000:]
+    assert a.proc.returncode == 0, log[-2000:]
 
 
 def sqlite_tables(path):
