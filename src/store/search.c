@@ -30,7 +30,7 @@ static size_t chars(const char *s) {
 }
 
 /* s with ASCII letters lowered, and, when like, wrapped as an ILIKE pattern '%s%' with
- * its own '%', '_' and '\\' escaped.  Owned by the caller. */
+ * its own '%', '_' and '\' escaped.  Owned by the caller. */
 static char *needle_as(const char *s, bool like) {
     char *out = qun_xmalloc(2 * strlen(s) + 3), *o = out;
     if (like) *o++ = '%';
@@ -69,7 +69,7 @@ static char *trigrams_of(const char *s) {
         }
         *o++ = '"';
         const char *t = p;
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 3 && *t; k++) /* *t: a needle not UTF-8 ends it early */
             do {
                 if (*t == '"') *o++ = '"';
                 *o++ = *t++;
