@@ -49,6 +49,9 @@ typedef enum {
 } qun_aux_slot;
 void *qun_db_aux_get(qun_db_t *db, qun_aux_slot slot);
 void qun_db_aux_set(qun_db_t *db, qun_aux_slot slot, void *aux, void (*aux_free)(void *aux));
+/* The object in slot, or, when it holds none, size zeroed bytes hung there (freed with
+ * aux_free); NULL when memory is short, and the caller goes without. */
+void *qun_db_aux_zeroed(qun_db_t *db, qun_aux_slot slot, size_t size, void (*aux_free)(void *aux));
 /* Schema version after migrations. */
 int qun_db_schema_version(qun_db_t *db);
 /* Whether db answers a trivial query (readiness): QUN_OK, or the error that kept it

@@ -256,9 +256,7 @@ typedef struct {
 
 static feed_memo_t *feed_memo(qun_db_t *db) {
     if (!qun_db_readonly(db)) return NULL; /* a transaction that writes may move both */
-    feed_memo_t *m = qun_db_aux_get(db, QUN_AUX_FEED);
-    if (!m && (m = calloc(1, sizeof *m))) qun_db_aux_set(db, QUN_AUX_FEED, m, free);
-    return m;
+    return qun_db_aux_zeroed(db, QUN_AUX_FEED, sizeof(feed_memo_t), free);
 }
 
 qun_rc qun_event_horizon(qun_db_t *db, int64_t *id, qun_err_t *err) {
@@ -286,8 +284,9 @@ qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
     qun_q_t *q;
     int64_t horizon, below;
     *id = 0;
-    feed_memo_t *m = qun_db_read_snapshot(db) ? feed_memo(db) : NULL;
-    if (m && m->last_snap == qun_db_read_snapshot(db)) {
+    uint64_t snap = qun_db_read_snapshot(db);
+    feed_memo_t *m = snap ? feed_memo(db) : NULL;
+    if (m && m->last_snap == snap) {
         *id = m->last_id;
         return QUN_OK;
     }
@@ -303,7 +302,7 @@ qun_rc qun_event_last_id(qun_db_t *db, int64_t *id, qun_err_t *err) {
     /* Housekeeping may have deleted the newest rows: ids never go back below it. */
     rc = qun_event_horizon(db, &horizon, err);
     if (rc == QUN_OK && horizon > *id) *id = horizon < below ? horizon : below - 1;
-    uint64_t snap = qun_db_read_snapshot(db); /* the one the reads above were made in */
+    snap = qun_db_read_snapshot(db); /* the one the reads above were made in */
     if (rc == QUN_OK && m && snap) {
         m->last_snap = snap;
         m->last_id = *id;

@@ -75,9 +75,7 @@ typedef struct {
 static room_memo_t *room_memo(qun_db_t *db, int64_t group_id) {
     uint64_t snap = group_id && qun_db_readonly(db) ? qun_db_read_snapshot(db) : 0;
     if (!snap) return NULL;
-    room_memo_t *m = qun_db_aux_get(db, QUN_AUX_ROOM);
-    if (!m && (m = calloc(1, sizeof *m))) qun_db_aux_set(db, QUN_AUX_ROOM, m, free);
-    return m;
+    return qun_db_aux_zeroed(db, QUN_AUX_ROOM, sizeof(room_memo_t), free);
 }
 
 qun_rc qun_mx_view_room(qun_db_t *db, int64_t uid, int64_t group_id, const char *gid, qun_mx_room_t *room,

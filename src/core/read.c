@@ -128,11 +128,8 @@ typedef struct {
 
 static memo_t *memo_of(qun_db_t *db, int64_t uid, int64_t group_id) {
     if (!qun_db_readonly(db)) return NULL;
-    memo_t *m = qun_db_aux_get(db, QUN_AUX_UNREAD);
-    if (!m) {
-        if (!(m = calloc(MEMO_SLOTS, sizeof *m))) return NULL; /* then counted in full */
-        qun_db_aux_set(db, QUN_AUX_UNREAD, m, free);
-    }
+    memo_t *m = qun_db_aux_zeroed(db, QUN_AUX_UNREAD, MEMO_SLOTS * sizeof *m, free);
+    if (!m) return NULL; /* then counted in full */
     uint64_t h = (uint64_t)uid * 0x9E3779B97F4A7C15u ^ (uint64_t)group_id * 0xC2B2AE3D27D4EB4Fu;
     return &m[(h >> 40) & (MEMO_SLOTS - 1)];
 }

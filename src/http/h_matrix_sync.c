@@ -278,8 +278,7 @@ static qun_rc window_get(sync_t *s, const qun_mx_room_t *room, int64_t lo, int64
                          window_t **out, qun_err_t *err) {
     qun_db_t *db = s->c.db;
     uint64_t snap = qun_db_readonly(db) && hi - lo < WINDOW_KEEP ? qun_db_read_snapshot(db) : 0;
-    window_t *w = snap ? qun_db_aux_get(db, QUN_AUX_WINDOW) : NULL;
-    if (snap && !w && (w = calloc(1, sizeof *w))) qun_db_aux_set(db, QUN_AUX_WINDOW, w, window_free);
+    window_t *w = snap ? qun_db_aux_zeroed(db, QUN_AUX_WINDOW, sizeof(window_t), window_free) : NULL;
     if (w && w->snap == snap && w->room_id == room->id && w->lo == lo && w->hi == hi) {
         *out = w;
         return QUN_OK;

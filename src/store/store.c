@@ -56,6 +56,12 @@ void qun_db_aux_set(qun_db_t *db, qun_aux_slot slot, void *aux, void (*aux_free)
     ext->aux_free[slot] = aux_free;
 }
 
+void *qun_db_aux_zeroed(qun_db_t *db, qun_aux_slot slot, size_t size, void (*aux_free)(void *aux)) {
+    void *aux = qun_db_aux_get(db, slot);
+    if (!aux && (aux = calloc(1, size))) qun_db_aux_set(db, slot, aux, aux_free);
+    return aux;
+}
+
 int qun_db_schema_version(qun_db_t *db) {
     qun_q_t *q;
     int v = 0;
