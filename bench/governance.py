@@ -110,6 +110,14 @@ class Qund:
             sys.exit(f"governance: {method} {path}: {got} {out}")
         return out
 
+    def metric(self, name):
+        """An unlabelled value of /metrics."""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        return next(int(line.split()[1]) for line in text.splitlines() if line.startswith(name + " "))
+
     def stop(self):
         if self.conn:
             self.conn.close()
@@ -299,6 +307,9 @@ def bench_purge(token, doomed, other):
             sys.exit(f"governance: purge not finished in time: {st}")
         time.sleep(0.05)
     t_end = time.perf_counter()
+    # Times the purge's steps waited over half a second for a CPU (docs/architecture.md,
+    # "Background work"): 0 when the loops alone shared the cores with it.
+    hurries = q.metric("qun_background_hurries_total")
     q.stop()
     total = st["receipt"]["messages_deleted"]  # the group's rows plus the dissolution notice
     msgs_s = t_msgs_done - t0
@@ -306,7 +317,8 @@ def bench_purge(token, doomed, other):
          purged_seconds=f"{t_end - t0:.2f}",
          loaded_rows_per_s=f"{deleted_at_load_end / (t_load_end - t0):.0f}",
          unloaded_rows_per_s=f"{(total - deleted_at_load_end) / max(t_msgs_done - t_load_end, 1e-9):.0f}",
-         purge_outlasted_load=int(deleted_at_load_end < total), first_batch_s=f"{t_start - t0:.2f}")
+         purge_outlasted_load=int(deleted_at_load_end < total), first_batch_s=f"{t_start - t0:.2f}",
+         hurries=hurries)
     for name, kv in (("idle_get", idle_get), ("purge_get", busy_get), ("idle_post", idle_post),
                      ("purge_post", busy_post)):
         emit(name, requests=kv["requests"], duration_us=kv["duration_us"], p50_us=kv["p50_us"],

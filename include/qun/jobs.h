@@ -29,6 +29,12 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause_ms, c
 void qun_jobs_stop(qun_jobs_t *j);
 /* Wake the scheduler now (e.g. after queuing a due job). */
 void qun_jobs_kick(qun_jobs_t *j);
+/* Called every quarter second from a thread at normal priority (the first HTTP loop's
+ * tick): when the scheduler, at SCHED_IDLE, owes progress it has not made for too long
+ * (starved by busy cores), its work runs at QUN_GENTLE_NICE until it catches up. */
+void qun_jobs_watch(qun_jobs_t *j);
+/* How many times qun_jobs_watch hurried background work since start. */
+uint64_t qun_jobs_hurries(void);
 /* The COMMITs whose text the SQLite search index still holds hidden (migration 0039),
  * as the jobs thread last read it: 0 once a rewrite dropped them all. */
 int64_t qun_jobs_search_hidden(void);

@@ -73,6 +73,14 @@ qun_rc qun_writer_run_background(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void 
  * more), which is tried once on a throwaway thread: a writer left at SCHED_IDLE would
  * starve behind any busy process. */
 bool qun_writer_yield(qun_writer_t *w, bool on);
+/* The nice value of background work that waited too long for a CPU at SCHED_IDLE, and of
+ * an export (somebody waits for it): about a tenth of a busy core's turns against a
+ * thread at nice 0, so it yields most of the CPU and is never starved. */
+#define QUN_GENTLE_NICE 10
+/* Run background batches at QUN_GENTLE_NICE (on) or at SCHED_IDLE again (off), the one
+ * running now too; for the job scheduler, when its work waited too long (jobs.h,
+ * qun_jobs_watch).  Nothing changes unless background work yields. */
+void qun_writer_hurry(qun_writer_t *w, bool on);
 /* What the last qun_writer_yield settled: the threads that feed the writer background
  * work (the job scheduler) may then run at SCHED_IDLE themselves. */
 bool qun_writer_yields(qun_writer_t *w);

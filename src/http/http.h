@@ -115,7 +115,7 @@ typedef struct {
     bool log_json;                         /* log_format = json: one JSON object per line */
     /* What the service manager hears (src/qund/main.c sets these; NULL: nothing).  All run
      * on the first loop's thread: on_ready once every loop listens, on_tick every tick_usec
-     * microseconds while that loop turns (the watchdog), on_reload on SIGHUP, on_stopping
+     * microseconds while that loop turns (the jobs' patience, the watchdog), on_reload on SIGHUP, on_stopping
      * on SIGINT/SIGTERM before the loops wind down. */
     void (*on_ready)(void);
     void (*on_tick)(void);

@@ -886,11 +886,14 @@ char *qun_metrics_render(void) {
             "# TYPE qun_idempotent_replays_total counter\nqun_idempotent_replays_total %llu\n"
             "# HELP qun_background_yields 1 when purges and other background work run at SCHED_IDLE.\n"
             "# TYPE qun_background_yields gauge\nqun_background_yields %d\n"
+            "# HELP qun_background_hurries_total Times background work starved at SCHED_IDLE was run at nice "
+            "10.\n"
+            "# TYPE qun_background_hurries_total counter\nqun_background_hurries_total %llu\n"
             "# HELP qun_search_hidden_commits Commits whose removed text the search index hides.\n"
             "# TYPE qun_search_hidden_commits gauge\nqun_search_hidden_commits %lld\n",
             (unsigned long long)commits, (unsigned long long)ops, (unsigned long long)failed,
             (unsigned long long)atomic_load(&m_replays), qun_writer_yields(qun_server_writer()) ? 1 : 0,
-            (long long)qun_jobs_search_hidden());
+            (unsigned long long)qun_jobs_hurries(), (long long)qun_jobs_search_hidden());
     uint64_t delivered, wfailed, dead;
     qun_outbox_stats(&delivered, &wfailed, &dead);
     fprintf(f,

@@ -1084,16 +1084,15 @@ static bool end_direct(ctx_t *c) {
 /* An export is somebody waiting for their archive.  Its thread is started by a job step,
  * whose SCHED_IDLE it inherits when background work yields (docs/architecture.md,
  * "Background work"): on cores busy with requests that left it almost nothing (55 s
- * for an export of 1.5 s).  It runs at the normal policy instead, niced by EXPORT_NICE
+ * for an export of 1.5 s).  It runs at the normal policy instead, niced by QUN_GENTLE_NICE
  * (about a tenth of a busy core's turns), and so do the threads it starts. */
-#define EXPORT_NICE 10
 
 static void export_priority(void) {
     int policy;
     struct sched_param sp;
     if (pthread_getschedparam(pthread_self(), &policy, &sp) == 0 && policy == SCHED_IDLE)
         pthread_setschedparam(pthread_self(), SCHED_OTHER, &(struct sched_param){0});
-    setpriority(PRIO_PROCESS, (id_t)gettid(), EXPORT_NICE);
+    setpriority(PRIO_PROCESS, (id_t)gettid(), QUN_GENTLE_NICE);
 }
 
 static void *export_main(void *arg) {

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +59,15 @@ struct qun_jobs {
     qun_db_t *copy_db;
     int64_t copy_next_us; /* mono_us */
     bool copy_more;       /* the last step stopped at COPY_ROWS: the next one at once */
+    /* Patience (qun_jobs_watch): whether the thread runs at SCHED_IDLE, its id, by when
+     * (mono_ms) it owes its next progress (0: nothing owed), and the hurry, guarded by
+     * hurry_mu (never held with mu: the writer calls on_job with its own lock held). */
+    bool yields;
+    _Atomic pid_t tid;
+    _Atomic int64_t owed_ms;
+    pthread_mutex_t hurry_mu;
+    bool hurried;
+    int64_t hurried_ms;
 };
 
 /* How long the scheduler waits at most between looks: what no commit of this process
@@ -315,6 +325,81 @@ static int64_t mono_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int64_t mono_ms(void) {
+    return mono_us() / 1000;
+}
+
+/* ---- Patience ----
+ * Background work runs at SCHED_IDLE (docs/architecture.md, "Background work"): it takes
+ * what qund's loops leave.  It would also take only what other processes leave, which on
+ * a host whose cores they keep busy is nothing: purges of 200 messages took 30 to 40 s
+ * beside four busy loops on two cores instead of 1.2 s, and timers fired up to 7 s late.
+ * So the thread says by when it owes its next progress (a step's end, a timer's due
+ * time), and the first loop's tick (qun_jobs_watch) hurries it when that is PATIENCE_MS
+ * past: the thread and the writer's background batches then run at the normal policy,
+ * niced to QUN_GENTLE_NICE.  A step takes milliseconds, and a little more while wrk loads
+ * both cores (benchmark 7); one that waits half a second is starved, by other processes
+ * or by qund's own loops at full load, and then gets a tenth of a core instead of
+ * nothing.  The hurry ends when nothing is owed (the thread goes to sleep with nothing
+ * due soon) or after HURRY_MS, when the thread tries SCHED_IDLE again and the watch
+ * looks anew. */
+#define PATIENCE_MS 500
+#define HURRY_MS 10000
+
+static _Atomic uint64_t hurries; /* qun_jobs_hurries */
+
+uint64_t qun_jobs_hurries(void) {
+    return atomic_load(&hurries);
+}
+
+/* By when the thread owes its next progress: at (mono_ms), or 0 for nothing. */
+static void owe(qun_jobs_t *j, int64_t at) {
+    atomic_store(&j->owed_ms, at);
+}
+
+/* late: by how long the thread is behind (for the log), when it is hurried. */
+static void set_hurry(qun_jobs_t *j, bool on, int64_t late) {
+    id_t tid = (id_t)atomic_load(&j->tid); /* 0 only before the thread runs: nothing owed yet */
+    pthread_mutex_lock(&j->hurry_mu);
+    if (j->hurried != on && tid) {
+        struct sched_param none = {0};
+        if (on) {
+            pthread_setschedparam(j->thread, SCHED_OTHER, &none);
+            setpriority(PRIO_PROCESS, tid, QUN_GENTLE_NICE);
+        } else {
+            setpriority(PRIO_PROCESS, tid, 0);
+            pthread_setschedparam(j->thread, SCHED_IDLE, &none);
+        }
+        qun_writer_hurry(j->writer, on);
+        j->hurried = on;
+        j->hurried_ms = mono_ms();
+        if (on && atomic_fetch_add(&hurries, 1) == 0)
+            qun_log(
+                "info",
+                "background work waited %lld ms for a CPU at SCHED_IDLE: it runs at nice %d while it is late "
+                "(qun_background_hurries_total in /metrics counts the times)",
+                (long long)late, QUN_GENTLE_NICE);
+    }
+    pthread_mutex_unlock(&j->hurry_mu);
+}
+
+void qun_jobs_watch(qun_jobs_t *j) {
+    if (!j || !j->yields) return;
+    int64_t owed = atomic_load(&j->owed_ms);
+    int64_t late = owed ? mono_ms() - owed : 0;
+    if (late >= PATIENCE_MS) set_hurry(j, true, late);
+}
+
+/* On the jobs thread: the hurry ends when nothing is owed, or tries SCHED_IDLE again
+ * after HURRY_MS. */
+static void calm(qun_jobs_t *j, bool idle) {
+    if (!j->yields) return;
+    pthread_mutex_lock(&j->hurry_mu);
+    bool end = j->hurried && (idle || mono_ms() - j->hurried_ms >= HURRY_MS);
+    pthread_mutex_unlock(&j->hurry_mu);
+    if (end) set_hurry(j, false, 0);
+}
+
 /* Wait us microseconds, or less when a commit makes a job due by now or qund stops:
  * true then. */
 static bool wait_unless_due(qun_jobs_t *j, int64_t us) {
@@ -323,11 +408,13 @@ static bool wait_unless_due(qun_jobs_t *j, int64_t us) {
     ts.tv_sec += (time_t)(us / 1000000);
     ts.tv_nsec += (long)(us % 1000000) * 1000L;
     if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    owe(j, mono_ms() + us / 1000);
     pthread_mutex_lock(&j->mu);
     bool woken = false;
     while (!(woken = j->stopping || (j->due_hint && j->due_hint <= qun_now())))
         if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT) break;
     pthread_mutex_unlock(&j->mu);
+    owe(j, mono_ms());
     return woken;
 }
 
@@ -435,6 +522,7 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
     for (int i = 0; i < c.n && !cut && !stopping(j); i++) {
         run_t r = {.job = c.due[i], .j = j};
         step_job(j, &r);
+        owe(j, mono_ms());
         left |= !r.finished;
         /* The rest stay claimed: the next round has them.  Never two cut rounds in a row,
          * so jobs that keep coming do not starve a long one. */
@@ -449,6 +537,8 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
  * thread's next look. */
 static void on_job(void *arg, int64_t due_at) {
     qun_jobs_t *j = arg;
+    int64_t owed = atomic_load(&j->owed_ms), now = mono_ms();
+    if (due_at <= qun_now() && (!owed || owed > now)) owe(j, now); /* the thread runs next */
     pthread_mutex_lock(&j->mu);
     if (!j->due_hint || due_at < j->due_hint) j->due_hint = due_at;
     pthread_cond_signal(&j->cv);
@@ -579,13 +669,15 @@ static void *jobs_main(void *arg) {
     qun_jobs_t *j = arg;
     /* Everything this thread does is background work: with the writer's, its own turns
      * come after the loops' when the cores are busy (a step's wake-up would otherwise
-     * preempt a loop mid-request).  It never returns to normal priority. */
-    if (qun_writer_yields(j->writer))
-        pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0});
+     * preempt a loop mid-request).  It leaves SCHED_IDLE only while it is late (Patience). */
+    atomic_store(&j->tid, gettid());
+    if (j->yields) pthread_setschedparam(pthread_self(), SCHED_IDLE, &(struct sched_param){0});
     qun_err_t err;
     unlink_blobs(j->writer); /* leftovers of a crash */
     int64_t next_expiry = 0;
     while (!stopping(j)) {
+        owe(j, mono_ms());
+        calm(j, false);
         if (qun_now() >= next_expiry) {
             hk_tally_t tally;
             if (qun_writer_run_background(j->writer, expire_txn, &tally, &err) == QUN_OK) hk_publish(&tally);
@@ -602,6 +694,14 @@ static void *jobs_main(void *arg) {
          * again after LOOK_MS, not at once. */
         int64_t now_ms = qun_now_ms(), ms = next * 1000 > now_ms ? wait_for(next, now_ms) : LOOK_MS;
         if (j->due_hint && wait_for(j->due_hint, now_ms) < ms) ms = wait_for(j->due_hint, now_ms);
+        /* A job due within the wait is owed at its time; the look after LOOK_MS owes nothing. */
+        bool soon = (next && next * 1000 <= now_ms + LOOK_MS) || j->due_hint;
+        owe(j, soon ? mono_ms() + ms : 0);
+        if (!soon) {
+            pthread_mutex_unlock(&j->mu);
+            calm(j, true);
+            pthread_mutex_lock(&j->mu);
+        }
         if (!j->kicked && !j->stopping && ms > 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -640,6 +740,8 @@ qun_rc qun_jobs_start(const char *db_path, qun_writer_t *writer, int pause, cons
     snprintf(j->instance, sizeof j->instance, "%s", instance && *instance ? instance : "qund");
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
+    pthread_mutex_init(&j->hurry_mu, NULL);
+    j->yields = qun_writer_yields(writer);
     qun_writer_on_job(writer, on_job, j);
     qun_writer_before_commit(writer, mark_due_now, j);
     qun_thread_start(&j->thread, "qun-jobs", jobs_main, j);
@@ -668,5 +770,6 @@ void qun_jobs_stop(qun_jobs_t *j) {
     if (j->copy_db) qun_db_close(j->copy_db);
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
+    pthread_mutex_destroy(&j->hurry_mu);
     free(j);
 }

@@ -53,8 +53,15 @@ static void notify_ready(void) {
     sd_notify(0, "READY=1\nSTATUS=serving");
 }
 
-static void notify_watchdog(void) {
-    sd_notify(0, "WATCHDOG=1");
+/* The first loop's tick: the job scheduler's patience (qun_jobs_watch) every
+ * TICK_USEC, and the service manager's watchdog at half its interval. */
+#define TICK_USEC 250000
+static qun_jobs_t *g_jobs;
+static uint64_t g_watchdog_ticks, g_ticks; /* ticks per watchdog notice; ticks so far */
+
+static void tick(void) {
+    qun_jobs_watch(g_jobs);
+    if (g_watchdog_ticks && ++g_ticks % g_watchdog_ticks == 0) sd_notify(0, "WATCHDOG=1");
 }
 
 static void notify_stopping(void) {
@@ -250,10 +257,15 @@ int main(int argc, char **argv) {
                 qun_mx_cfg.base_url, qun_mx_cfg.server_name);
     }
     uint64_t watchdog_usec = 0;
+    qun_server_cfg.tick_usec = TICK_USEC;
     if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
-        qun_server_cfg.on_tick = notify_watchdog;
-        qun_server_cfg.tick_usec = watchdog_usec / 2;
+        if (watchdog_usec / 2 < TICK_USEC)
+            qun_server_cfg.tick_usec = watchdog_usec / 2 ? watchdog_usec / 2 : 1;
+        g_watchdog_ticks = watchdog_usec / 2 / qun_server_cfg.tick_usec;
+        if (!g_watchdog_ticks) g_watchdog_ticks = 1;
     }
+    g_jobs = jobs;
+    qun_server_cfg.on_tick = tick;
     qun_server_cfg.on_ready = notify_ready;
     qun_server_cfg.on_reload = reload;
     qun_server_cfg.on_stopping = notify_stopping;

@@ -5,6 +5,8 @@
  * only after the commit that made it durable, which is what lets the HTTP layer acknowledge a write. */
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,7 +28,9 @@ struct qun_writer {
     qun_wop_t *head, *tail;
     bool stopping;
     bool yield_ok; /* qun_writer_yield: background batches at SCHED_IDLE */
-    bool idle;     /* the thread is at SCHED_IDLE now; guarded by mu */
+    bool hurry;    /* qun_writer_hurry: background batches at QUN_GENTLE_NICE instead */
+    int cls;       /* the thread's class now (enum below); guarded by mu */
+    _Atomic pid_t tid;
     _Atomic uint64_t commits, ops, failed;
     void (*on_commit)(void *arg); /* guarded by mu */
     void *on_commit_arg;
@@ -49,13 +53,25 @@ bool qun_writer_foreground_within(int64_t ms) {
     return at && coarse_ms() - at < ms;
 }
 
-/* Put the writer thread at SCHED_IDLE or back at SCHED_OTHER; with mu held.  Nice
- * values are left alone: SCHED_IDLE alone is what lets a woken loop preempt it. */
-static void set_idle(qun_writer_t *w, bool idle) {
-    if (w->idle == idle) return;
-    if (pthread_setschedparam(w->thread, idle ? SCHED_IDLE : SCHED_OTHER, &(struct sched_param){0}) == 0) {
-        w->idle = idle;
-    } else if (!idle && w->yield_ok) { /* only when the limits changed since qun_writer_yield's trial */
+/* The writer thread's CPU class: normal for a batch somebody waits on, SCHED_IDLE for
+ * one of background work only, and SCHED_OTHER at QUN_GENTLE_NICE for background work
+ * that waited too long for a CPU (qun_writer_hurry). */
+enum { CLS_NORMAL, CLS_GENTLE, CLS_IDLE };
+
+/* Put the writer thread in class cls; with mu held.  Within the normal policy the nice
+ * value tells gentle from normal; SCHED_IDLE ignores it, so it is left at 0 there:
+ * SCHED_IDLE alone is what lets a woken loop preempt the writer. */
+static void set_class(qun_writer_t *w, int cls) {
+    if (w->cls == cls) return;
+    pid_t tid = atomic_load(&w->tid);
+    bool ok = pthread_setschedparam(w->thread, cls == CLS_IDLE ? SCHED_IDLE : SCHED_OTHER,
+                                    &(struct sched_param){0}) == 0;
+    if (ok && (cls == CLS_GENTLE || w->cls == CLS_GENTLE))
+        ok = tid && setpriority(PRIO_PROCESS, (id_t)tid, cls == CLS_GENTLE ? QUN_GENTLE_NICE : 0) == 0;
+    if (ok) {
+        w->cls = cls;
+    } else if (cls == CLS_NORMAL && w->yield_ok) {
+        /* only when the limits changed since qun_writer_yield's trial */
         qun_log("error", "writer: cannot return to normal CPU priority; background work no longer yields");
         w->yield_ok = false; /* once: later submits still try, quietly */
     }
@@ -85,7 +101,7 @@ static qun_wop_t *take_batch(qun_writer_t *w) {
         last = last->next;
         background = background && last->background;
     }
-    if (w->yield_ok) set_idle(w, background);
+    if (w->yield_ok) set_class(w, !background ? CLS_NORMAL : w->hurry ? CLS_GENTLE : CLS_IDLE);
     if (last) {
         w->head = last->next;
         if (!w->head) w->tail = NULL;
@@ -225,6 +241,7 @@ static void wake_loops(qun_writer_t *w) {
 
 static void *writer_main(void *arg) {
     qun_writer_t *w = arg;
+    atomic_store(&w->tid, gettid());
     qun_wop_t *batch;
     while ((batch = take_batch(w))) {
         bool committed = run_batch(w, &batch);
@@ -274,7 +291,7 @@ void qun_writer_submit(qun_writer_t *w, qun_wop_t *op) {
     pthread_mutex_lock(&w->mu);
     if (!op->background) {
         atomic_store(&foreground_ms, coarse_ms());
-        if (w->idle) set_idle(w, false); /* someone waits: the batch running finishes first */
+        set_class(w, CLS_NORMAL); /* someone waits: the batch running finishes first */
     }
     if (w->tail)
         w->tail->next = op;
@@ -326,12 +343,15 @@ qun_rc qun_writer_run_background(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void 
     return run_sync(w, fn, arg, true, err);
 }
 
-/* On a thread of its own: whether this process may go to SCHED_IDLE and come back. */
+/* On a thread of its own: whether this process may go to SCHED_IDLE and to
+ * QUN_GENTLE_NICE, and come back from both. */
 static void *try_idle(void *arg) {
     bool *ok = arg;
     struct sched_param none = {0};
+    id_t tid = (id_t)gettid();
     *ok = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0 &&
-          pthread_setschedparam(pthread_self(), SCHED_OTHER, &none) == 0;
+          pthread_setschedparam(pthread_self(), SCHED_OTHER, &none) == 0 &&
+          setpriority(PRIO_PROCESS, tid, QUN_GENTLE_NICE) == 0 && setpriority(PRIO_PROCESS, tid, 0) == 0;
     return NULL;
 }
 
@@ -341,9 +361,17 @@ bool qun_writer_yield(qun_writer_t *w, bool on) {
     if (on && pthread_create(&t, NULL, try_idle, &ok) == 0) pthread_join(t, NULL);
     pthread_mutex_lock(&w->mu);
     w->yield_ok = ok;
-    if (!ok) set_idle(w, false);
+    if (!ok) set_class(w, CLS_NORMAL);
     pthread_mutex_unlock(&w->mu);
     return ok;
+}
+
+void qun_writer_hurry(qun_writer_t *w, bool on) {
+    pthread_mutex_lock(&w->mu);
+    w->hurry = on;
+    if (w->yield_ok && w->cls != CLS_NORMAL)
+        set_class(w, on ? CLS_GENTLE : CLS_IDLE); /* the batch running too */
+    pthread_mutex_unlock(&w->mu);
 }
 
 bool qun_writer_yields(qun_writer_t *w) {
