@@ -363,9 +363,10 @@ static void set_hurry(qun_jobs_t *j, bool on, int64_t late) {
     pthread_mutex_lock(&j->hurry_mu);
     if (j->hurried != on && tid) {
         struct sched_param none = {0};
+        int nice = 0; /* where setpriority is refused (a seccomp filter), the hurry is at nice 0 */
         if (on) {
             pthread_setschedparam(j->thread, SCHED_OTHER, &none);
-            setpriority(PRIO_PROCESS, tid, QUN_GENTLE_NICE);
+            if (setpriority(PRIO_PROCESS, tid, QUN_GENTLE_NICE) == 0) nice = QUN_GENTLE_NICE;
         } else {
             setpriority(PRIO_PROCESS, tid, 0);
             pthread_setschedparam(j->thread, SCHED_IDLE, &none);
@@ -378,7 +379,7 @@ static void set_hurry(qun_jobs_t *j, bool on, int64_t late) {
                 "info",
                 "background work waited %lld ms for a CPU at SCHED_IDLE: it runs at nice %d while it is late "
                 "(qun_background_hurries_total in /metrics counts the times)",
-                (long long)late, QUN_GENTLE_NICE);
+                (long long)late, nice);
     }
     pthread_mutex_unlock(&j->hurry_mu);
 }

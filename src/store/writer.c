@@ -28,6 +28,7 @@ struct qun_writer {
     qun_wop_t *head, *tail;
     bool stopping;
     bool yield_ok; /* qun_writer_yield: background batches at SCHED_IDLE */
+    bool nice_ok;  /* qun_writer_yield: and the thread's nice may go to QUN_GENTLE_NICE and back */
     bool hurry;    /* qun_writer_hurry: background batches at QUN_GENTLE_NICE instead */
     int cls;       /* the thread's class now (enum below); guarded by mu */
     _Atomic pid_t tid;
@@ -55,7 +56,8 @@ bool qun_writer_foreground_within(int64_t ms) {
 
 /* The writer thread's CPU class: normal for a batch somebody waits on, SCHED_IDLE for
  * one of background work only, and SCHED_OTHER at QUN_GENTLE_NICE for background work
- * that waited too long for a CPU (qun_writer_hurry). */
+ * that waited too long for a CPU (qun_writer_hurry); at nice 0 where the process may not
+ * change a thread's nice (a seccomp filter that refuses setpriority). */
 enum { CLS_NORMAL, CLS_GENTLE, CLS_IDLE };
 
 /* Put the writer thread in class cls; with mu held.  Within the normal policy the nice
@@ -66,7 +68,7 @@ static void set_class(qun_writer_t *w, int cls) {
     pid_t tid = atomic_load(&w->tid);
     bool ok = pthread_setschedparam(w->thread, cls == CLS_IDLE ? SCHED_IDLE : SCHED_OTHER,
                                     &(struct sched_param){0}) == 0;
-    if (ok && (cls == CLS_GENTLE || w->cls == CLS_GENTLE))
+    if (ok && w->nice_ok && (cls == CLS_GENTLE || w->cls == CLS_GENTLE))
         ok = tid && setpriority(PRIO_PROCESS, (id_t)tid, cls == CLS_GENTLE ? QUN_GENTLE_NICE : 0) == 0;
     if (ok) {
         w->cls = cls;
@@ -343,27 +345,28 @@ qun_rc qun_writer_run_background(qun_writer_t *w, qun_rc (*fn)(qun_db_t *, void 
     return run_sync(w, fn, arg, true, err);
 }
 
-/* On a thread of its own: whether this process may go to SCHED_IDLE and to
- * QUN_GENTLE_NICE, and come back from both. */
+/* On a thread of its own: whether this process may go to SCHED_IDLE and come back
+ * (ok[0]), and to QUN_GENTLE_NICE and back (ok[1]). */
 static void *try_idle(void *arg) {
     bool *ok = arg;
     struct sched_param none = {0};
     id_t tid = (id_t)gettid();
-    *ok = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0 &&
-          pthread_setschedparam(pthread_self(), SCHED_OTHER, &none) == 0 &&
-          setpriority(PRIO_PROCESS, tid, QUN_GENTLE_NICE) == 0 && setpriority(PRIO_PROCESS, tid, 0) == 0;
+    ok[0] = pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) == 0 &&
+            pthread_setschedparam(pthread_self(), SCHED_OTHER, &none) == 0;
+    ok[1] = setpriority(PRIO_PROCESS, tid, QUN_GENTLE_NICE) == 0 && setpriority(PRIO_PROCESS, tid, 0) == 0;
     return NULL;
 }
 
 bool qun_writer_yield(qun_writer_t *w, bool on) {
-    bool ok = false;
+    bool ok[2] = {false, false};
     pthread_t t;
-    if (on && pthread_create(&t, NULL, try_idle, &ok) == 0) pthread_join(t, NULL);
+    if (on && pthread_create(&t, NULL, try_idle, ok) == 0) pthread_join(t, NULL);
     pthread_mutex_lock(&w->mu);
-    w->yield_ok = ok;
-    if (!ok) set_class(w, CLS_NORMAL);
+    w->yield_ok = ok[0];
+    w->nice_ok = ok[0] && ok[1];
+    if (!ok[0]) set_class(w, CLS_NORMAL);
     pthread_mutex_unlock(&w->mu);
-    return ok;
+    return ok[0];
 }
 
 void qun_writer_hurry(qun_writer_t *w, bool on) {

@@ -7,10 +7,18 @@
  * The same cases run on PostgreSQL when QUN_TEST_PG holds a connection string
  * (postgres://...; see tests/pg/cluster.sh to start a throwaway cluster), and are
  * skipped with a message otherwise. */
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qun/queue.h"
@@ -212,6 +220,7 @@ typedef struct {
     atomic_bool wait; /* hold the writer until cleared */
     atomic_bool running, done;
     int policy; /* the writer thread's, seen by fn after the wait */
+    int nice;
 } pop_t;
 
 static qun_rc policy_fn(qun_db_t *db, void *arg, qun_err_t *err) {
@@ -221,6 +230,7 @@ static qun_rc policy_fn(qun_db_t *db, void *arg, qun_err_t *err) {
     while (atomic_load(&p->wait))
         usleep(1000);
     p->policy = sched_getscheduler(0);
+    p->nice = getpriority(PRIO_PROCESS, (id_t)gettid());
     return QUN_OK;
 }
 
@@ -239,6 +249,79 @@ static void pop_wait(pop_t *p) {
     for (int i = 0; i < 10000 && !atomic_load(&p->done); i++)
         usleep(1000);
     CHECK(atomic_load(&p->done));
+}
+
+/* Background work that waited too long (qun_writer_hurry): its batches run at the
+ * normal policy at QUN_GENTLE_NICE (nice, or 0 where the process may not change it), the
+ * one running when the hurry comes too, foreground batches at nice 0 whatever came
+ * before, and at SCHED_IDLE again once the hurry ends. */
+static void check_hurry(int nice) {
+    pop_t bg, fg;
+    pop_submit(&bg, true, true);
+    for (int i = 0; i < 10000 && !atomic_load(&bg.running); i++)
+        usleep(1000);
+    qun_writer_hurry(w, true); /* while it runs at SCHED_IDLE */
+    atomic_store(&bg.wait, false);
+    pop_wait(&bg);
+    CHECK(bg.policy == SCHED_OTHER && bg.nice == nice);
+    pop_submit(&bg, true, false);
+    pop_wait(&bg);
+    CHECK(bg.policy == SCHED_OTHER && bg.nice == nice);
+    pop_submit(&fg, false, false);
+    pop_wait(&fg);
+    CHECK(fg.policy == SCHED_OTHER && fg.nice == 0);
+    pop_submit(&bg, true, false);
+    pop_wait(&bg);
+    CHECK(bg.policy == SCHED_OTHER && bg.nice == nice);
+    qun_writer_hurry(w, false);
+    pop_submit(&bg, true, false);
+    pop_wait(&bg);
+    CHECK(bg.policy == SCHED_IDLE && bg.nice == 0);
+}
+
+/* Refuse setpriority with EPERM from here on, as the packaged unit's seccomp filter
+ * would without its exception (debian/qun.qund.service). */
+static bool refuse_setpriority(void) {
+    struct sock_filter f[] = {
+        {.code = BPF_LD | BPF_W | BPF_ABS, .k = offsetof(struct seccomp_data, nr)},
+        {.code = BPF_JMP | BPF_JEQ | BPF_K, .jt = 0, .jf = 1, .k = SYS_setpriority},
+        {.code = BPF_RET | BPF_K, .k = SECCOMP_RET_ERRNO | EPERM},
+        {.code = BPF_RET | BPF_K, .k = SECCOMP_RET_ALLOW},
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+           prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+static void background_hurries(void) {
+    start_fresh(64);
+    if (!qun_writer_yield(w, true)) {
+        printf("store/writer: SCHED_IDLE not available here; no hurry to check\n");
+        qun_writer_stop(w);
+        w = NULL;
+        return;
+    }
+    check_hurry(QUN_GENTLE_NICE);
+    qun_writer_stop(w);
+    w = NULL;
+    /* In a child whose setpriority is refused: background work still yields, and a
+     * hurry runs at nice 0. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int before = unit_failures;
+        CHECK(refuse_setpriority());
+        CHECK(setpriority(PRIO_PROCESS, (id_t)gettid(), 5) == -1 && errno == EPERM);
+        start_fresh(64);
+        CHECK(qun_writer_yield(w, true));
+        check_hurry(0);
+        qun_writer_stop(w);
+        fflush(NULL);
+        _exit(unit_failures == before ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 /* A batch of background operations alone runs at SCHED_IDLE, anything else at
@@ -1195,6 +1278,7 @@ int main(void) {
     RUN(before_commit_joins_the_batch);
     RUN(unguarded_ops);
     RUN(background_yields);
+    RUN(background_hurries);
     RUN(nowait_writes);
     RUN(rows_held_back);
     RUN(values_set_later);
