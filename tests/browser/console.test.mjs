@@ -1275,6 +1275,45 @@ try {
     await shot(zh, 'search-none-zh');
   });
 
+  await step('the owner reads what the purge deleted, in both languages', async () => {
+    // Book club was dissolved before the clock moved nine days: its purge has run since.
+    const ot = await tokenOf(owner.page);
+    const deadline = Date.now() + 30000;
+    let st;
+    for (;;) {
+      st = await api('GET', `/v1/groups/${gid}/dissolution`, undefined, ot);
+      if (st.state === 'purged') break;
+      check(Date.now() < deadline, `never purged: ${st.state}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const page = owner.page;
+    await page.goto(`${URL}/#/groups`);
+    await page.goto(`${URL}/#/g/${gid}/dissolution`);
+    await stateIs(page, 'purged');
+    await page.waitForSelector('#receipt');
+    if ((await page.inputValue('#lang')) !== 'en') await setLang(page, 'en');
+    const shown = await page.$$eval('#receipt dd', (dds) => dds.map((d) => [d.dataset.count, d.textContent]));
+    check(shown.length >= 3 && st.receipt.members_removed > 0, `receipt rows: ${JSON.stringify(shown)}`);
+    for (const [k, text] of shown) {
+      check(text === new Intl.NumberFormat('en-GB').format(st.receipt[k] ?? 0), `${k}: ${text} for ${st.receipt[k]}`);
+    }
+    let text = await page.textContent('#dissolution');
+    check(text.includes('What the purge deleted') && text.includes('Data deleted at') && text.includes('Memberships'),
+      `the receipt in words: ${text}`);
+    // The owner kept the messages: the page says so instead of counting none deleted.
+    check(st.messages !== 'keep' || (text.includes('kept for the owner') && !shown.some(([k]) => k === 'messages_deleted')),
+      `kept messages said: ${text}`);
+    check(!text.includes('Restorable until'), 'a purged group is not offered as restorable');
+    check(!/_deleted|_removed|undefined|NaN|\{/.test(text), `no keys or placeholders on screen: ${text}`);
+    await shot(page, 'purged-receipt-en');
+    await setLang(page, 'zh');
+    await page.waitForSelector('#receipt');
+    text = await page.textContent('#dissolution');
+    check(text.includes('清除回执') && text.includes('数据删除于') && text.includes('成员关系'), `in Chinese: ${text}`);
+    await shot(page, 'purged-receipt-zh');
+    await setLang(page, 'en');
+  });
+
   await step('no console errors', async () => {
     check(errors.length === 0, `console errors:\n${errors.join('\n')}`);
   });

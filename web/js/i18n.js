@@ -351,6 +351,19 @@ const en = {
   'status.back': 'Back to the group',
   'status.dissolved_at': 'Dissolved at',
   'status.grace_until': 'Restorable until',
+  'status.purged_at': 'Data deleted at',
+  'status.purging': 'The group’s data is being deleted: {messages} messages so far.',
+  'status.receipt': 'What the purge deleted',
+  'status.messages_kept': 'The messages were kept for the owner, as chosen when the group was dissolved.',
+  'status.payments_kept': 'Payment records are kept until {when}, as the rules for payments require.',
+  'receipt.messages_deleted': 'Messages',
+  'receipt.files_removed': 'Files',
+  'receipt.blobs_released': 'Stored files no other group uses',
+  'receipt.cdn_purges_queued': 'Copies withdrawn from the download cache',
+  'receipt.members_removed': 'Memberships',
+  'receipt.media_deleted': 'Media from chat apps',
+  'receipt.exports_deleted': 'Archives',
+  'receipt.payments_deleted': 'Payment records',
   'approvals.title': 'Approvals inbox',
   'approvals.none': 'Nothing is waiting for you.',
   'approvals.reason': 'Reason (required to reject)',
@@ -937,6 +950,19 @@ const zh = {
   'status.back': '返回群',
   'status.dissolved_at': '解散于',
   'status.grace_until': '可恢复至',
+  'status.purged_at': '数据删除于',
+  'status.purging': '正在删除群的数据：已删除 {messages} 条消息。',
+  'status.receipt': '清除回执',
+  'status.messages_kept': '按解散时的选择，消息已为群主保留。',
+  'status.payments_kept': '按支付记录的保存规定，支付记录保留至 {when}。',
+  'receipt.messages_deleted': '消息',
+  'receipt.files_removed': '文件',
+  'receipt.blobs_released': '其他群未使用的存储文件',
+  'receipt.cdn_purges_queued': '从下载缓存撤回的副本',
+  'receipt.members_removed': '成员关系',
+  'receipt.media_deleted': '来自聊天应用的媒体',
+  'receipt.exports_deleted': '归档',
+  'receipt.payments_deleted': '支付记录',
   'approvals.title': '审批收件箱',
   'approvals.none': '没有待你审批的事项。',
   'approvals.reason': '理由（拒绝时必填）',
@@ -1218,6 +1244,11 @@ export function duration(seconds) {
     }
   }
   return parts.slice(0, 2).join(' ');
+}
+
+// 1234567 as "1,234,567": counts in the person's language.
+export function count(n) {
+  return new Intl.NumberFormat(lang === 'zh' ? 'zh-CN' : 'en-GB').format(n);
 }
 
 export function when(unixSeconds) {

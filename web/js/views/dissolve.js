@@ -19,7 +19,7 @@
 // the archive is complete and ledgered.
 
 import { api, ApiError, enc } from '../api.js';
-import { duration, has, t, when } from '../i18n.js';
+import { count, duration, has, t, when } from '../i18n.js';
 import { badge, busy, errorBox, field, h, requirementLines, toast } from '../ui.js';
 import { canonical, collectProofs, sha256hex } from '../proofs.js';
 
@@ -76,6 +76,35 @@ function approverLine(a) {
 function approvalKindName(a) {
   if (a.kind === 'guardian' && (a.subject_name || a.subject)) return t('approval.kind.guardian_of', { minor: a.subject_name ?? a.subject });
   return has('approval.kind.' + a.kind) ? t('approval.kind.' + a.kind) : t('approval.kind.other');
+}
+
+// The purge's receipt: the counts always shown first (the messages when the owner chose
+// to delete them, else a line saying they were kept), the others when the purge had any.
+const RECEIPT_ALWAYS = ['messages_deleted', 'files_removed', 'members_removed'];
+const RECEIPT_SOME = ['blobs_released', 'cdn_purges_queued', 'media_deleted', 'exports_deleted', 'payments_deleted'];
+
+function receiptCard(status) {
+  const receipt = status.receipt;
+  const kept = status.messages === 'keep';
+  const rows = [...RECEIPT_ALWAYS.filter((k) => !(kept && k === 'messages_deleted')),
+    ...RECEIPT_SOME.filter((k) => receipt[k] > 0)];
+  return [h('h2', {}, t('status.receipt')),
+    h('dl', { class: 'card', id: 'receipt' }, rows.map((k) =>
+      [h('dt', {}, t('receipt.' + k)), h('dd', { 'data-count': k }, count(receipt[k] ?? 0))])),
+    kept ? h('p', { id: 'messages-kept' }, t('status.messages_kept')) : null];
+}
+
+// While the purge runs: how far it is; once the message rows are gone, how many.
+function purgeLine(status) {
+  const job = status.jobs.find((j) => j.kind === 'purge_group' && j.state !== 'done');
+  return job ? h('p', { id: 'purge-progress', role: 'status' },
+    t('status.purging', { messages: count(job.progress?.messages_deleted ?? 0) })) : null;
+}
+
+// Payments kept past the purge, for the retention the rules ask of them.
+function paymentsLine(status) {
+  const job = status.jobs.find((j) => j.kind === 'purge_payments' && j.state !== 'done');
+  return job ? h('p', { id: 'payments-kept' }, t('status.payments_kept', { when: when(job.due_at) })) : null;
 }
 
 function approvalBadge(state) {
@@ -252,11 +281,16 @@ export async function dissolutionView([gid], ctx) {
         h('dt', {}, t('status.state')), h('dd', { id: 'dissolution-state' }, t('state.' + status.dissolution_state)),
         status.due_at ? [h('dt', {}, t('status.due')), h('dd', {}, when(status.due_at))] : null,
         status.dissolved_at ? [h('dt', {}, t('status.dissolved_at')), h('dd', {}, when(status.dissolved_at))] : null,
-        status.grace_until ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null,
+        status.grace_until && status.state === 'dissolved'
+          ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null,
+        status.purged_at ? [h('dt', {}, t('status.purged_at')), h('dd', { id: 'purged-at' }, when(status.purged_at))] : null,
         status.archive ? [h('dt', {}, t('status.archive')), h('dd', { id: 'archive-state' },
           t('status.archive_line', { export: status.archive.export, state: status.archive.state }),
           status.archive.digest ? h('code', { class: 'small' }, ` sha256 ${status.archive.digest.slice(0, 16)}…`) : null,
           status.archive.error ? ` — ${status.archive.error}` : '')] : null),
+      status.state === 'purging' ? purgeLine(status) : null,
+      status.state === 'purged' ? receiptCard(status) : null,
+      status.state === 'purging' || status.state === 'purged' ? paymentsLine(status) : null,
       status.approvals.length ? [h('h2', {}, t('status.approvals')), h('ul', {}, status.approvals.map((a) =>
         h('li', { 'data-kind': a.kind }, `${approvalKindName(a)}: `, approvalBadge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
       cancellable ? cancel : null, slot));
@@ -281,13 +315,15 @@ export async function dissolutionView([gid], ctx) {
     }
   }, 1000);
   const refresh = setInterval(async () => {
-    const before = JSON.stringify([status?.state, status?.dissolution_state]);
+    const seen = (s) => JSON.stringify([s?.state, s?.dissolution_state,
+      s?.jobs?.find((j) => j.kind === 'purge_group')?.progress?.messages_deleted]);
+    const before = seen(status);
     try {
       await load();
     } catch {
       return;
     }
-    if (JSON.stringify([status?.state, status?.dissolution_state]) !== before && ctx.current()) {
+    if (seen(status) !== before && ctx.current()) {
       const focused = document.activeElement?.id;
       paint();
       if (focused) document.getElementById(focused)?.focus();
