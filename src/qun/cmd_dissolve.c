@@ -15,20 +15,41 @@
 #include "qun/queue.h"
 #include "qun/states.h"
 
-/* Print a JSON object of counters or words as "k=v k=v". */
-static void print_pairs(FILE *f, json_t *o) {
-    const char *k;
+/* One count of a receipt or progress in words, "messages deleted 12" (key=value for a
+ * count without a words row); after the first, the language's separator. */
+static void print_count(FILE *f, const char *k, json_int_t n, bool *first) {
+    char key[96];
+    snprintf(key, sizeof key, "cli.receipt.%s", k);
+    const char *word = qun_w_or(key, NULL);
+    fprintf(f, "%s%s%s%lld", *first ? "" : qun_w("cli.receipt.sep"), word ? word : k, word ? " " : "=",
+            (long long)n);
+    *first = false;
+}
+
+/* A purge's progress or receipt in the reader's words: its phase ("phase: memberships"),
+ * the messages, files and memberships, then whatever else it counted that is not 0.  A
+ * phase or a count without a words row ("cli.phase.<p>", "cli.receipt.<key>") keeps its
+ * API name. */
+static void print_counts(FILE *f, json_t *o) {
+    static const char *const main_counts[] = {"messages_deleted", "files_removed", "members_removed"};
+    const char *k, *phase = qun_jstr_or(o, "phase", NULL);
     json_t *v;
+    char key[96], line[160];
     bool first = true;
-    json_object_foreach(o, k, v) {
-        fprintf(f, "%s%s=", first ? "" : " ", k);
-        if (json_is_string(v))
-            fputs(json_string_value(v), f);
-        else if (json_is_integer(v))
-            fprintf(f, "%lld", (long long)json_integer_value(v));
-        else
-            fputs(json_is_true(v) ? "true" : json_is_false(v) ? "false" : "?", f);
+    if (phase) {
+        snprintf(key, sizeof key, "cli.phase.%s", phase);
+        fputs(qun_wf(line, sizeof line, "cli.receipt.phase", qun_w_or(key, phase)), f);
         first = false;
+    }
+    for (size_t i = 0; i < sizeof main_counts / sizeof main_counts[0]; i++)
+        if (json_is_integer(v = json_object_get(o, main_counts[i])))
+            print_count(f, main_counts[i], json_integer_value(v), &first);
+    json_object_foreach(o, k, v) {
+        bool main = false;
+        for (size_t i = 0; i < sizeof main_counts / sizeof main_counts[0]; i++)
+            main |= strcmp(k, main_counts[i]) == 0;
+        if (!main && json_is_integer(v) && json_integer_value(v) != 0)
+            print_count(f, k, json_integer_value(v), &first);
     }
     if (first) fputs("-", f);
 }
@@ -278,7 +299,7 @@ static void print_status(FILE *f, json_t *s) {
     if (json_object_size(receipt) > 0) {
         fputs("  ", f);
         col(f, qun_w("cli.status.receipt"), w - 1);
-        print_pairs(f, receipt);
+        print_counts(f, receipt);
         fputc('\n', f);
     }
     json_t *jobs = json_object_get(s, "jobs");
@@ -289,7 +310,7 @@ static void print_status(FILE *f, json_t *s) {
         if (strcmp(state, "queued") == 0 && qun_jint(job, "due_at") > time(NULL))
             fputs(qun_wf(v, sizeof v, "cli.status.due", qun_fmt_time(qun_jint(job, "due_at"), t)), f);
         fputc(' ', f);
-        print_pairs(f, json_object_get(job, "progress"));
+        print_counts(f, json_object_get(job, "progress"));
         fputc('\n', f);
     }
 }
@@ -363,7 +384,7 @@ static void follow_purge(qun_cli_t *c, const char *gid, json_t **status) {
         if (tty) {
             char line[200];
             fprintf(stderr, "\r%s ", qun_wf(line, sizeof line, "cli.progress.purging", state));
-            print_pairs(stderr, progress);
+            print_counts(stderr, progress);
             fputs("   ", stderr);
             fflush(stderr);
             drew = true;

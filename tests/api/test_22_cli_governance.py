@@ -5,6 +5,7 @@ protection; restore with a password.  Each user runs the real binary with their 
 temporary XDG_CONFIG_HOME; the server's clock is moved with POST /v1/test/clock."""
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -239,6 +240,31 @@ def test_restore_with_password_and_by_server_admin(mk):
     g = root.json("restore", two)
     assert g["id"] == two and g["state"] == "active"
     assert member.json("group", "show", two)["state"] == "active"
+
+
+def test_status_of_a_purged_group_reads_its_receipt_in_words(mk):
+    """Once the purge ran, `qun status` gives its receipt as words and counts in the
+    reader's language, never as the API's keys."""
+    owner, member = mk(), mk()
+    gid = owner.json("group", "create", "purged team")["id"]
+    owner.ok("group", "add", gid, member.openid)
+    owner.ok("post", gid, "gone soon")
+    owner.ok("dissolve", gid, "--messages", "delete", "--confirm-name", "purged team", "--no-wait")
+    advance(owner, 48 * H + 1)
+    wait_state(owner, gid, "dissolved")
+    advance(owner, 7 * 24 * H + 1)  # the grace of the standard pack
+    receipt = wait_state(owner, gid, "purged")["receipt"]
+    assert receipt["messages_deleted"] >= 1 and receipt["members_removed"] == 2
+    en = owner.ok("status", gid, env={"LANG": "C", "LC_ALL": ""}).stdout
+    line = next(l for l in en.splitlines() if "receipt:" in l)
+    # The messages, files and memberships first, then only what the purge had any of.
+    assert f"receipt:    messages deleted {receipt['messages_deleted']}, files removed 0, memberships removed 2" \
+        in line and " 0," not in line.split("memberships removed 2")[1], line
+    zh = owner.ok("status", gid, env={"LANG": "zh_CN.UTF-8", "LC_ALL": ""}).stdout
+    line = next(l for l in zh.splitlines() if "回执：" in l)
+    assert f"删除的消息 {receipt['messages_deleted']}，移除的文件 0，移除的成员关系 2" in line, line
+    for text in (en, zh):
+        assert not re.search(r"[a-z]+_[a-z_]+=", text), text  # no key=value of the API left
 
 
 def test_events_follows_the_stream(tmp_path):

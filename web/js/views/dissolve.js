@@ -81,7 +81,8 @@ function approvalKindName(a) {
 // The purge's receipt: the counts always shown first (the messages when the owner chose
 // to delete them, else a line saying they were kept), the others when the purge had any.
 const RECEIPT_ALWAYS = ['messages_deleted', 'files_removed', 'members_removed'];
-const RECEIPT_SOME = ['blobs_released', 'cdn_purges_queued', 'media_deleted', 'exports_deleted', 'payments_deleted'];
+const RECEIPT_SOME = ['blobs_released', 'cdn_purges_queued', 'media_deleted', 'exports_deleted', 'grants_deleted',
+  'invitations_deleted', 'masked_phones', 'masked_national_ids', 'masked_bank_cards', 'payments_deleted'];
 
 function receiptCard(status) {
   const receipt = status.receipt;
