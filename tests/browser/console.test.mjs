@@ -672,8 +672,14 @@ try {
     await lawyer.page.click('#hold-place');
     await lawyer.page.waitForSelector('#holds [data-hold][data-active="yes"]');
     await shot(lawyer.page, 'admin-hold');
+    // The owner, on the group's dissolution page, learns of the hold within a refresh.
+    await owner.page.goto(`${URL}/#/g/${egid}/dissolution`);
+    await owner.page.waitForSelector('#held-line', { timeout: 10000 });
+    check((await owner.page.textContent('#held-line')).includes('legal hold'), 'the hold in words');
+    await shot(owner.page, 'held-owner');
     await lawyer.page.click('#holds [data-release]');
     await lawyer.page.waitForSelector('#holds [data-hold][data-active="no"]');
+    await owner.page.waitForSelector('#held-line', { state: 'detached', timeout: 10000 });
     await shot(lawyer.page, 'admin-hold-released');
   });
 

@@ -95,9 +95,11 @@ function receiptCard(status) {
     kept ? h('p', { id: 'messages-kept' }, t('status.messages_kept')) : null];
 }
 
-// While the purge runs: how far it is; once the message rows are gone, how many.
+// While the purge runs: how far it is; once the message rows are gone, how many.  A purge
+// that failed its attempts says so instead.
 function purgeLine(status) {
   const job = status.jobs.find((j) => j.kind === 'purge_group' && j.state !== 'done');
+  if (job?.state === 'failed') return h('p', { id: 'purge-failed', role: 'alert' }, t('status.purge_failed'));
   return job ? h('p', { id: 'purge-progress', role: 'status' },
     t('status.purging', { messages: count(job.progress?.messages_deleted ?? 0) })) : null;
 }
@@ -289,6 +291,7 @@ export async function dissolutionView([gid], ctx) {
           t('status.archive_line', { export: status.archive.export, state: status.archive.state }),
           status.archive.digest ? h('code', { class: 'small' }, ` sha256 ${status.archive.digest.slice(0, 16)}…`) : null,
           status.archive.error ? ` — ${status.archive.error}` : '')] : null),
+      status.held && status.state !== 'purged' ? h('p', { id: 'held-line' }, t('status.held')) : null,
       status.state === 'purging' ? purgeLine(status) : null,
       status.state === 'purged' ? receiptCard(status) : null,
       status.state === 'purging' || status.state === 'purged' ? paymentsLine(status) : null,
@@ -316,7 +319,7 @@ export async function dissolutionView([gid], ctx) {
     }
   }, 1000);
   const refresh = setInterval(async () => {
-    const seen = (s) => JSON.stringify([s?.state, s?.dissolution_state,
+    const seen = (s) => JSON.stringify([s?.state, s?.dissolution_state, s?.held,
       s?.jobs?.find((j) => j.kind === 'purge_group')?.progress?.messages_deleted]);
     const before = seen(status);
     try {
