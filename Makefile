@@ -126,8 +126,10 @@ test-unit:
 # a server, a clock or a stream, so four share two cores well.
 PYTEST_JOBS ?= 4
 export PYTEST_JOBS
+# Then the tests marked `alone` (pytest.ini), which keep every core busy, by themselves.
 test-api:
-	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q -n $(PYTEST_JOBS) tests/api
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q -n $(PYTEST_JOBS) -m "not alone" tests/api
+	QUND=$(abspath $(O)/qund) QUN=$(abspath $(O)/qun) /usr/bin/python3 -m pytest -q -m alone tests/api
 
 # Matrix clients (Debian's matrix-nio, weechat-matrix) against qund (tests/matrix, docs/matrix.md).
 .PHONY: test-matrix

@@ -45,10 +45,10 @@ static void print_counts(FILE *f, json_t *o) {
         if (json_is_integer(v = json_object_get(o, main_counts[i])))
             print_count(f, main_counts[i], json_integer_value(v), &first);
     json_object_foreach(o, k, v) {
-        bool main = false;
+        bool shown = false; /* among main_counts, printed above */
         for (size_t i = 0; i < sizeof main_counts / sizeof main_counts[0]; i++)
-            main |= strcmp(k, main_counts[i]) == 0;
-        if (!main && json_is_integer(v) && json_integer_value(v) != 0)
+            shown |= strcmp(k, main_counts[i]) == 0;
+        if (!shown && json_is_integer(v) && json_integer_value(v) != 0)
             print_count(f, k, json_integer_value(v), &first);
     }
     if (first) fputs("-", f);

@@ -117,6 +117,7 @@ def nice_of(pid, name):
     return out
 
 
+@pytest.mark.alone  # its busy loops would slow every test beside it (pytest.ini)
 @pytest.mark.skipif(not may_leave_idle(), reason="background work yields only where threads may leave SCHED_IDLE")
 def test_background_work_beside_busy_processes_is_late_not_starved():
     """Other processes keep every core busy: SCHED_IDLE alone would leave the purges

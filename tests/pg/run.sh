@@ -26,7 +26,8 @@ fi
 # the tests marked `cluster` alone: QUN_PG_DIR and QUN_PG_PORT let them stop and start
 # the cluster the others use (tests/api is named for its conftest, which they import).
 export QUN_STORE=postgres QUN_PG_URL="postgres://postgres@127.0.0.1:$port"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider -n "${PYTEST_JOBS:-4}" -m "not cluster" "$here/../api" "$here" "$@"
+# Tests marked `alone` keep every core busy on purpose: not here, beside the browsers.
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -n "${PYTEST_JOBS:-4}" -m "not cluster and not alone" "$here/../api" "$here" "$@"
 rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 5 ] && exit "$rc" # 5: a -k that selects none of them
 QUN_PG_DIR="$dir" QUN_PG_PORT="$port" /usr/bin/python3 -m pytest -q -p no:cacheprovider -m cluster "$here/../api" "$here" "$@"

@@ -320,7 +320,7 @@ export async function dissolutionView([gid], ctx) {
   }, 1000);
   const refresh = setInterval(async () => {
     const seen = (s) => JSON.stringify([s?.state, s?.dissolution_state, s?.held,
-      s?.jobs?.find((j) => j.kind === 'purge_group')?.progress?.messages_deleted]);
+      ...(s?.jobs ?? []).filter((j) => j.kind === 'purge_group').map((j) => [j.state, j.progress?.messages_deleted])]);
     const before = seen(status);
     try {
       await load();
