@@ -60,7 +60,7 @@ struct qun_jobs {
     int64_t copy_next_us; /* mono_us */
     bool copy_more;       /* the last step stopped at COPY_ROWS: the next one at once */
     /* Patience (qun_jobs_watch): whether the thread runs at SCHED_IDLE, its id, by when
-     * (mono_ms) it owes its next progress (0: nothing owed), and the hurry, guarded by
+     * (qun_mono_ms) it owes its next progress (0: nothing owed), and the hurry, guarded by
      * hurry_mu (never held with mu: the writer calls on_job with its own lock held). */
     bool yields;
     _Atomic pid_t tid;
@@ -325,10 +325,6 @@ static int64_t mono_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t mono_ms(void) {
-    return mono_us() / 1000;
-}
-
 /* ---- Patience ----
  * Background work runs at SCHED_IDLE (docs/architecture.md, "Background work"): it takes
  * what qund's loops leave.  It would also take only what other processes leave, which on
@@ -352,7 +348,7 @@ uint64_t qun_jobs_hurries(void) {
     return atomic_load(&hurries);
 }
 
-/* By when the thread owes its next progress: at (mono_ms), or 0 for nothing. */
+/* By when the thread owes its next progress: at (qun_mono_ms), or 0 for nothing. */
 static void owe(qun_jobs_t *j, int64_t at) {
     atomic_store(&j->owed_ms, at);
 }
@@ -373,7 +369,7 @@ static void set_hurry(qun_jobs_t *j, bool on, int64_t late) {
         }
         qun_writer_hurry(j->writer, on);
         j->hurried = on;
-        j->hurried_ms = mono_ms();
+        j->hurried_ms = qun_mono_ms();
         if (on && atomic_fetch_add(&hurries, 1) == 0)
             qun_log(
                 "info",
@@ -387,7 +383,7 @@ static void set_hurry(qun_jobs_t *j, bool on, int64_t late) {
 void qun_jobs_watch(qun_jobs_t *j) {
     if (!j || !j->yields) return;
     int64_t owed = atomic_load(&j->owed_ms);
-    int64_t late = owed ? mono_ms() - owed : 0;
+    int64_t late = owed ? qun_mono_ms() - owed : 0;
     if (late >= PATIENCE_MS) set_hurry(j, true, late);
 }
 
@@ -396,7 +392,7 @@ void qun_jobs_watch(qun_jobs_t *j) {
 static void calm(qun_jobs_t *j, bool idle) {
     if (!j->yields) return;
     pthread_mutex_lock(&j->hurry_mu);
-    bool end = j->hurried && (idle || mono_ms() - j->hurried_ms >= HURRY_MS);
+    bool end = j->hurried && (idle || qun_mono_ms() - j->hurried_ms >= HURRY_MS);
     pthread_mutex_unlock(&j->hurry_mu);
     if (end) set_hurry(j, false, 0);
 }
@@ -409,13 +405,13 @@ static bool wait_unless_due(qun_jobs_t *j, int64_t us) {
     ts.tv_sec += (time_t)(us / 1000000);
     ts.tv_nsec += (long)(us % 1000000) * 1000L;
     if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-    owe(j, mono_ms() + us / 1000);
+    owe(j, qun_mono_ms() + us / 1000);
     pthread_mutex_lock(&j->mu);
     bool woken = false;
     while (!(woken = j->stopping || (j->due_hint && j->due_hint <= qun_now())))
         if (pthread_cond_timedwait(&j->cv, &j->mu, &ts) == ETIMEDOUT) break;
     pthread_mutex_unlock(&j->mu);
-    owe(j, mono_ms());
+    owe(j, qun_mono_ms());
     return woken;
 }
 
@@ -523,7 +519,7 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
     for (int i = 0; i < c.n && !cut && !stopping(j); i++) {
         run_t r = {.job = c.due[i], .j = j};
         step_job(j, &r);
-        owe(j, mono_ms());
+        owe(j, qun_mono_ms());
         left |= !r.finished;
         /* The rest stay claimed: the next round has them.  Never two cut rounds in a row,
          * so jobs that keep coming do not starve a long one. */
@@ -538,7 +534,7 @@ static bool run_due(qun_jobs_t *j, int64_t *next) {
  * thread's next look. */
 static void on_job(void *arg, int64_t due_at) {
     qun_jobs_t *j = arg;
-    int64_t owed = atomic_load(&j->owed_ms), now = mono_ms();
+    int64_t owed = atomic_load(&j->owed_ms), now = qun_mono_ms();
     if (due_at <= qun_now() && (!owed || owed > now)) owe(j, now); /* the thread runs next */
     pthread_mutex_lock(&j->mu);
     if (!j->due_hint || due_at < j->due_hint) j->due_hint = due_at;
@@ -677,7 +673,7 @@ static void *jobs_main(void *arg) {
     unlink_blobs(j->writer); /* leftovers of a crash */
     int64_t next_expiry = 0;
     while (!stopping(j)) {
-        owe(j, mono_ms());
+        owe(j, qun_mono_ms());
         calm(j, false);
         if (qun_now() >= next_expiry) {
             hk_tally_t tally;
@@ -697,7 +693,7 @@ static void *jobs_main(void *arg) {
         if (j->due_hint && wait_for(j->due_hint, now_ms) < ms) ms = wait_for(j->due_hint, now_ms);
         /* A job due within the wait is owed at its time; the look after LOOK_MS owes nothing. */
         bool soon = (next && next * 1000 <= now_ms + LOOK_MS) || j->due_hint;
-        owe(j, soon ? mono_ms() + ms : 0);
+        owe(j, soon ? qun_mono_ms() + ms : 0);
         if (!soon) {
             pthread_mutex_unlock(&j->mu);
             calm(j, true);

@@ -24,16 +24,22 @@ def may_leave_idle():
     return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20
 
 
-def threads(pid):
-    """{thread name: {scheduling policy}} from /proc (field 41 of stat is the policy)."""
-    out = {}
+def thread_stats(pid):
+    """(name, the fields of stat after the command) of each of pid's threads."""
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
-            policy = int(open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()[38])
+            fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        out.setdefault(name, set()).add(policy)
+        yield name, fields
+
+
+def threads(pid):
+    """{thread name: {scheduling policy}} from /proc (field 41 of stat is the policy)."""
+    out = {}
+    for name, fields in thread_stats(pid):
+        out.setdefault(name, set()).add(int(fields[38]))
     return out
 
 
@@ -107,14 +113,7 @@ def test_without_the_right_to_come_back_nothing_goes_idle(tmp_path):
 
 def nice_of(pid, name):
     """{nice} of the threads called name (field 19 of stat)."""
-    out = set()
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            if open(f"/proc/{pid}/task/{tid}/comm").read().strip() == name:
-                out.add(int(open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()[16]))
-        except FileNotFoundError:
-            continue
-    return out
+    return {int(fields[16]) for n, fields in thread_stats(pid) if n == name}
 
 
 @pytest.mark.alone  # its busy loops would slow every test beside it (pytest.ini)
