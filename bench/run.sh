@@ -479,3 +479,10 @@ hr=$(echo "$ab" | awk '/^POST / { for (i = 2; i <= NF; i++) { split($i, kv, "=")
                        END { printf "%.3f", (on / n1) / (off / n2) }')
 echo "  POST over HTTP, with the index / without: $hr (aim >= 0.8: $(awk -v r="$hr" 'BEGIN { print (r >= 0.8 ? "met" : "MISSED") }'))" |
     tee -a "$OUT/results.txt"
+
+# ---- 15. others' reads while people sign in (bench/signins.py) ----
+echo
+echo "15. sign-ins (bench/signins.py): GET p99 while two clients sign in at 4/s vs alone, same qund" |
+    tee -a "$OUT/results.txt"
+/usr/bin/python3 bench/signins.py --qund build/qund --seconds "${BENCH_SIGNIN_SECONDS:-6}" \
+    --rounds "${BENCH_SIGNIN_ROUNDS:-3}" | tee -a "$OUT/results.txt"

@@ -79,6 +79,10 @@ bool qun_is_admin(const char *username);
  * call outside the writer. */
 qun_rc qun_password_hash(const char *password, char *out, qun_err_t *err);
 bool qun_password_verify(const char *hash, const char *password);
+/* A login's check: password against hash (crypto_pwhash_STRBYTES) when its user was found;
+ * else password hashed into hash all the same, so that timing does not reveal which
+ * accounts exist, and false. */
+bool qun_password_login_ok(bool found, char *hash, const char *password);
 /* Create a user; *out = {openid, username, display_name, mx_localpart, created_at}.
  * QUN_USERNAME_TAKEN when the name, or another with the same key (qun_username_key),
  * is registered.  The account gets its Matrix localpart (qun_mx_localpart_new). */

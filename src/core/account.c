@@ -72,6 +72,12 @@ bool qun_password_verify(const char *hash, const char *password) {
     return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
 }
 
+bool qun_password_login_ok(bool found, char *hash, const char *password) {
+    if (found) return qun_password_verify(hash, password);
+    qun_password_hash(password, hash, NULL);
+    return false;
+}
+
 qun_rc qun_user_create(qun_db_t *db, const char *username, const char *pwhash, json_t **out, qun_err_t *err) {
     return qun_user_create_named(db, username, NULL, pwhash, out, err);
 }

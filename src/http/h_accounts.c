@@ -16,6 +16,11 @@ static const qun_field_t user_fields[] = {{"username", F_STR, true, 3, 32, NULL}
                                           {0}};
 
 /* Hashing is slow on purpose, so it happens on the loop thread, not the writer. */
+/* On the slow pool (slow.c), as every argon2id of a request is. */
+static qun_rc user_create_hash(qun_req_t *r) {
+    return qun_password_hash(qun_jstr(r->json, "password"), r->scratch, &r->err);
+}
+
 qun_rc h_user_create_prep(qun_req_t *r) {
     char key[QUN_USERNAME_KEY_MAX];
     qun_rc rc = qun_fields_check(r->json, user_fields, &r->err);
@@ -25,7 +30,8 @@ qun_rc h_user_create_prep(qun_req_t *r) {
     if (rc == QUN_OK && dn) rc = qun_display_name_check(dn, name, &r->err);
     if (rc != QUN_OK) return rc;
     r->scratch = qun_xmalloc(crypto_pwhash_STRBYTES);
-    return qun_password_hash(qun_jstr(r->json, "password"), r->scratch, &r->err);
+    r->slow = user_create_hash;
+    return QUN_OK;
 }
 
 qun_rc h_user_create(qun_req_t *r) {
@@ -37,6 +43,8 @@ qun_rc h_user_create(qun_req_t *r) {
 
 typedef struct {
     int64_t uid;
+    qun_rc found; /* QUN_OK, or QUN_USER_NOT_FOUND: the password is hashed all the same */
+    char hash[crypto_pwhash_STRBYTES];
     char token[64];
     char device_secret[64]; /* handed out only if this login enrolls a new device */
 } login_t;
@@ -57,25 +65,26 @@ static void random_secret(char out[64], const char *prefix) {
     sodium_memzero(raw, sizeof raw);
 }
 
+/* On the slow pool: the password against the stored hash. */
+static qun_rc session_check(qun_req_t *r) {
+    login_t *l = r->scratch;
+    if (!qun_password_login_ok(l->found == QUN_OK, l->hash, qun_jstr(r->json, "password")))
+        return qun_fail(&r->err, QUN_BAD_CREDENTIALS, "username or password is wrong");
+    random_secret(l->token, "qun_");
+    random_secret(l->device_secret, "qds_");
+    return QUN_OK;
+}
+
 qun_rc h_session_create_prep(qun_req_t *r) {
     qun_rc rc = qun_fields_check(r->json, session_fields, &r->err);
     if (rc != QUN_OK) return rc;
-    char hash[crypto_pwhash_STRBYTES];
     login_t *l = qun_xcalloc(1, sizeof *l);
     r->scratch = l;
-    rc = qun_user_credentials(r->db, qun_jstr(r->json, "username"), &l->uid, hash, sizeof hash, &r->err);
-    bool ok = false;
-    if (rc == QUN_OK) {
-        ok = qun_password_verify(hash, qun_jstr(r->json, "password"));
-    } else if (rc == QUN_USER_NOT_FOUND) {
-        /* Unknown users still pay for a hash, so timing does not reveal who exists. */
-        qun_password_hash(qun_jstr(r->json, "password"), hash, NULL);
-    }
-    if (rc == QUN_USER_NOT_FOUND || (rc == QUN_OK && !ok))
-        return qun_fail(&r->err, QUN_BAD_CREDENTIALS, "username or password is wrong");
-    if (rc != QUN_OK) return rc;
-    random_secret(l->token, "qun_");
-    random_secret(l->device_secret, "qds_");
+    rc =
+        qun_user_credentials(r->db, qun_jstr(r->json, "username"), &l->uid, l->hash, sizeof l->hash, &r->err);
+    if (rc != QUN_OK && rc != QUN_USER_NOT_FOUND) return rc;
+    l->found = rc;
+    r->slow = session_check;
     return QUN_OK;
 }
 
@@ -169,8 +178,16 @@ qun_rc h_event_ticket(qun_req_t *r) {
     return qun_ok(r, 201, json_pack("{s:s, s:I}", "ticket", ticket, "expires_at", (json_int_t)expires_at));
 }
 
-/* A password change: the old password is checked and the new one hashed here, on the
- * loop thread (argon2id is slow by design); the writer only stores the hash. */
+/* On the slow pool: the old password against the stored hash in scratch, then the new
+ * one's hash into scratch. */
+static qun_rc password_rehash(qun_req_t *r) {
+    if (!qun_password_verify(r->scratch, qun_jstr(r->json, "old_password")))
+        return qun_fail_field(&r->err, QUN_BAD_CREDENTIALS, "old_password", "the old password is wrong");
+    return qun_password_hash(qun_jstr(r->json, "new_password"), r->scratch, &r->err);
+}
+
+/* A password change: the stored hash read here, the old password checked and the new one
+ * hashed on the slow pool (argon2id is slow by design); the writer only stores the hash. */
 qun_rc h_password_prep(qun_req_t *r) {
     static const qun_field_t f[] = {
         {"old_password", F_STR, true, 1, 256, NULL}, {"new_password", F_STR, true, 8, 256, NULL}, {0}};
@@ -180,14 +197,12 @@ qun_rc h_password_prep(qun_req_t *r) {
     if (strcmp(old, new) == 0)
         return qun_fail_field(&r->err, QUN_FIELD_INVALID, "new_password",
                               "the new password must differ from the old one");
-    char hash[crypto_pwhash_STRBYTES];
     int64_t uid;
-    rc = qun_user_credentials(r->db, r->actor.username, &uid, hash, sizeof hash, &r->err);
+    r->scratch = qun_xcalloc(1, crypto_pwhash_STRBYTES);
+    rc = qun_user_credentials(r->db, r->actor.username, &uid, r->scratch, crypto_pwhash_STRBYTES, &r->err);
     if (rc != QUN_OK) return rc;
-    if (!qun_password_verify(hash, old))
-        return qun_fail_field(&r->err, QUN_BAD_CREDENTIALS, "old_password", "the old password is wrong");
-    r->scratch = qun_xmalloc(crypto_pwhash_STRBYTES);
-    return qun_password_hash(new, r->scratch, &r->err);
+    r->slow = password_rehash;
+    return QUN_OK;
 }
 
 qun_rc h_password(qun_req_t *r) {

@@ -115,7 +115,13 @@ typedef struct {
     char hash[crypto_pwhash_STRBYTES + 1]; /* what the writer stores */
 } reset_t;
 
-/* The one-time code and its argon2id hash, on the loop thread (hashing is slow by
+/* On the slow pool (slow.c): the code's argon2id hash. */
+static qun_rc reset_hash(qun_req_t *r) {
+    reset_t *s = r->scratch;
+    return qun_password_hash(s->code, s->hash, &r->err);
+}
+
+/* The one-time code, here, and its argon2id hash, on the slow pool (hashing is slow by
  * design).  Letters and digits that are not easily confused, for reading aloud. */
 qun_rc h_admin_user_reset_prep(qun_req_t *r) {
     static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
@@ -128,7 +134,8 @@ qun_rc h_admin_user_reset_prep(qun_req_t *r) {
     for (int i = 0; i < 14; i++)
         s->code[i] = (i == 4 || i == 9) ? '-' : alphabet[randombytes_uniform(sizeof alphabet - 1)];
     s->code[14] = '\0';
-    return qun_password_hash(s->code, s->hash, &r->err);
+    r->slow = reset_hash;
+    return QUN_OK;
 }
 
 /* POST /v1/admin/users/{openid}/password-reset: answers the account with `code`, the

@@ -33,20 +33,33 @@ static json_t *diss_params(json_t *body) {
     return p;
 }
 
-/* Step-up: verify a re-entered password on the loop thread (argon2id is slow by
- * design and must not hold the writer).  scratch records the outcome (a bool).  Also
- * the prep of other routes that take a `password` (DELETE /v1/me/passkeys/{id}). */
+/* scratch of a step-up: the outcome first, so that run() reads it as a bool. */
+typedef struct {
+    bool stepped_up;
+    char hash[crypto_pwhash_STRBYTES];
+} step_up_t;
+
+/* On the slow pool (slow.c): the re-entered password against the stored hash. */
+static qun_rc step_up_check(qun_req_t *r) {
+    step_up_t *s = r->scratch;
+    if (!qun_password_verify(s->hash, qun_jstr(r->json, "password")))
+        return qun_fail_field(&r->err, QUN_BAD_CREDENTIALS, "password", "the password is wrong");
+    s->stepped_up = true;
+    return QUN_OK;
+}
+
+/* Step-up: a re-entered password, verified off the loop and off the writer (argon2id is
+ * slow by design).  scratch records the outcome (a bool first).  Also the prep of other
+ * routes that take a `password` (DELETE /v1/me/passkeys/{id}). */
 qun_rc h_step_up_prep(qun_req_t *r) {
     const char *pw = qun_jstr(r->json, "password");
-    r->scratch = qun_xcalloc(1, sizeof(bool));
+    step_up_t *s = qun_xcalloc(1, sizeof *s);
+    r->scratch = s;
     if (!pw) return QUN_OK;
     int64_t uid;
-    char hash[crypto_pwhash_STRBYTES];
-    qun_rc rc = qun_user_credentials(r->db, r->actor.username, &uid, hash, sizeof hash, &r->err);
+    qun_rc rc = qun_user_credentials(r->db, r->actor.username, &uid, s->hash, sizeof s->hash, &r->err);
     if (rc != QUN_OK) return rc;
-    if (!qun_password_verify(hash, pw))
-        return qun_fail_field(&r->err, QUN_BAD_CREDENTIALS, "password", "the password is wrong");
-    *(bool *)r->scratch = true;
+    r->slow = step_up_check;
     return QUN_OK;
 }
 

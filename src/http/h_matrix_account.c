@@ -65,6 +65,8 @@ const char *qun_mx_login_user(qun_req_t *r) {
 
 typedef struct {
     int64_t uid;
+    qun_rc found; /* QUN_OK, or QUN_USER_NOT_FOUND: the password is hashed all the same */
+    char hash[crypto_pwhash_STRBYTES];
     char token[64];
     char device_id[65];
 } mx_login_t;
@@ -77,7 +79,17 @@ static void random_token(char *out, size_t size, const char *prefix, size_t nbyt
     sodium_bin2base64(out + n, size - n, raw, nbytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-/* Password hashing is slow on purpose: it runs here, on the loop thread. */
+/* On the slow pool (slow.c): password hashing is slow on purpose. */
+static qun_rc mx_login_check(qun_req_t *r) {
+    mx_login_t *l = r->scratch;
+    if (!qun_password_login_ok(l->found == QUN_OK, l->hash, qun_jstr(r->json, "password")))
+        return qun_fail(&r->err, QUN_BAD_CREDENTIALS, "Invalid username or password");
+    random_token(l->token, sizeof l->token, "qun_", 32);
+    if (!l->device_id[0]) random_token(l->device_id, sizeof l->device_id, "MX", 9);
+    return QUN_OK;
+}
+
+/* The user's stored hash read here; the password checked on the slow pool. */
 qun_rc h_mx_login_prep(qun_req_t *r) {
     const char *type = qun_jstr(r->json, "type");
     if (!type || strcmp(type, "m.login.password") != 0)
@@ -96,23 +108,13 @@ qun_rc h_mx_login_prep(qun_req_t *r) {
         return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "password or device_id too long");
     mx_login_t *l = qun_xcalloc(1, sizeof *l);
     r->scratch = l;
-    char hash[crypto_pwhash_STRBYTES];
     const char *username = qun_mx_login_user(r);
-    qun_rc rc = username[0] ? qun_user_credentials(r->db, username, &l->uid, hash, sizeof hash, &r->err)
+    qun_rc rc = username[0] ? qun_user_credentials(r->db, username, &l->uid, l->hash, sizeof l->hash, &r->err)
                             : qun_fail(&r->err, QUN_USER_NOT_FOUND, "no such user");
-    bool ok = false;
-    if (rc == QUN_OK)
-        ok = qun_password_verify(hash, password);
-    else if (rc == QUN_USER_NOT_FOUND) /* unknown users pay for a hash too: timing tells nothing */
-        qun_password_hash(password, hash, NULL);
-    if (rc == QUN_USER_NOT_FOUND || (rc == QUN_OK && !ok))
-        return qun_fail(&r->err, QUN_BAD_CREDENTIALS, "Invalid username or password");
-    if (rc != QUN_OK) return rc;
-    random_token(l->token, sizeof l->token, "qun_", 32);
-    if (device)
-        snprintf(l->device_id, sizeof l->device_id, "%s", device);
-    else
-        random_token(l->device_id, sizeof l->device_id, "MX", 9);
+    if (rc != QUN_OK && rc != QUN_USER_NOT_FOUND) return rc;
+    l->found = rc;
+    if (device) snprintf(l->device_id, sizeof l->device_id, "%s", device);
+    r->slow = mx_login_check;
     return QUN_OK;
 }
 

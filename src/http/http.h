@@ -96,6 +96,12 @@ struct qun_req {
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */
     bool reauth;    /* the write refused a cached caller: look the session up and run it again */
     qun_q_t *ahead; /* what run() reads, sent ahead by the writer's batch (h_message_post_ahead) */
+    /* Set by prep: work too slow for the loop (argon2id), run on the slow pool before run()
+     * (slow.c).  It may use only json, scratch and err; its result is slow_rc. */
+    qun_handler_fn slow;
+    qun_rc slow_rc;
+    bool slow_out;        /* handed to the slow pool, not back on the loop yet */
+    qun_req_t *slow_next; /* the slow pool's queue */
 };
 
 /* ---- server.c ---- */
@@ -105,6 +111,7 @@ typedef struct {
     int threads;
     size_t upload_limit;
     bool log_requests;
+    int argon2_queue; /* requests that may wait for the slow pool (slow.c); more get 503 */
     bool test_clock;
     bool bench_hello; /* serve GET /bench/hello, the benchmarks' baseline */
     const char *db_path;
@@ -131,6 +138,17 @@ qun_writer_t *qun_server_writer(void);
 bool qun_server_ready(void);
 /* A stop began: requests that arrive now are answered 503 UNAVAILABLE, Connection: close. */
 bool qun_server_stopping(void);
+
+/* ---- slow.c: a pool for work too slow for a loop (argon2id) ---- */
+/* Start `threads` pool threads (qun-slow) / stop them once every request handed to them
+ * came back (after the loops settled). */
+void qun_slow_start(int threads);
+void qun_slow_stop(void);
+/* Queue r (r->slow set); false when argon2_queue requests already wait, or the pool
+ * stopped. */
+bool qun_slow_submit(qun_req_t *r);
+/* Requests worked on, refused for a full queue, and waiting now (for /metrics). */
+void qun_slow_stats(uint64_t *done, uint64_t *refused, int *waiting);
 
 /* ---- proxy.c: the client's address behind trusted reverse proxies ---- */
 /* Set the trusted proxies from a comma-separated list of CIDRs (IPv4 and IPv6; a bare
@@ -183,6 +201,8 @@ void qun_router_dispatch(struct evhttp_request *ev, void *worker);
 /* Back on the loop after the writer refused r's cached caller (r->reauth): look the
  * session up and run the write again, or answer the lookup's refusal. */
 void qun_router_reauth(qun_req_t *r);
+/* Back on the loop from the slow pool: carry on after prep with r->slow_rc. */
+void qun_router_slow_done(qun_req_t *r);
 /* Finish a request on its loop thread: send the answer, log, count, free. */
 void qun_req_finish(qun_req_t *r);
 /* Metrics text for /metrics into out (owned by caller, free()). */

@@ -813,6 +813,8 @@ void qun_router_reauth(qun_req_t *r) {
     submit(r); /* body, key and prep are the first attempt's */
 }
 
+static void after_prep(qun_req_t *r, qun_rc rc, bool hit);
+
 /* Everything after authentication: body, idempotency, prep, then run (here or on the writer). */
 static void proceed(qun_req_t *r, qun_rc rc) {
     const qun_route_t *rt = &qun_routes[r->route_index];
@@ -822,6 +824,23 @@ static void proceed(qun_req_t *r, qun_rc rc) {
     if (rc == QUN_OK && r->idem_key[0]) rc = idem_lookup(r, r->w->db, &hit);
     if (rc == QUN_OK && !hit) rc = lockout_gate(r);
     if (rc == QUN_OK && !hit) rc = rt->prep(r);
+    if (rc == QUN_OK && !hit && r->slow) { /* the rest of prep is argon2id: off the loop */
+        read_end(r);
+        if (qun_worker_submit_slow(r)) return;
+        rc = qun_fail(&r->err, QUN_UNAVAILABLE, "too many sign-ins are waiting for a password check; retry");
+    }
+    after_prep(r, rc, hit);
+}
+
+void qun_router_slow_done(qun_req_t *r) {
+    if (r->slow_rc == QUN_OK && !(qun_routes[r->route_index].flags & R_WRITE))
+        r->reading = qun_db_read_begin(r->db, &r->err) == QUN_OK; /* run() reads on the loop */
+    after_prep(r, r->slow_rc, false);
+}
+
+/* prep's outcome: count a wrong secret, hand the write over, or run and answer. */
+static void after_prep(qun_req_t *r, qun_rc rc, bool hit) {
+    const qun_route_t *rt = &qun_routes[r->route_index];
     /* A cached caller refused before the writer (a bad body): its session is looked up
      * now, and a session's refusal comes first, as it does without the cache. */
     if (rc != QUN_OK && r->actor.cached) {
@@ -894,6 +913,19 @@ char *qun_metrics_render(void) {
             (unsigned long long)commits, (unsigned long long)ops, (unsigned long long)failed,
             (unsigned long long)atomic_load(&m_replays), qun_writer_yields(qun_server_writer()) ? 1 : 0,
             (unsigned long long)qun_jobs_hurries(), (long long)qun_jobs_search_hidden());
+    uint64_t slow_done, slow_refused;
+    int slow_waiting;
+    qun_slow_stats(&slow_done, &slow_refused, &slow_waiting);
+    fprintf(f,
+            "# HELP qun_password_checks_total Password checks and hashes (argon2id) run off the HTTP "
+            "loops.\n"
+            "# TYPE qun_password_checks_total counter\nqun_password_checks_total %llu\n"
+            "# HELP qun_password_checks_refused_total Requests answered 503 because argon2_queue others "
+            "waited.\n"
+            "# TYPE qun_password_checks_refused_total counter\nqun_password_checks_refused_total %llu\n"
+            "# HELP qun_password_checks_waiting Requests waiting for a password check.\n"
+            "# TYPE qun_password_checks_waiting gauge\nqun_password_checks_waiting %d\n",
+            (unsigned long long)slow_done, (unsigned long long)slow_refused, slow_waiting);
     uint64_t delivered, wfailed, dead;
     qun_outbox_stats(&delivered, &wfailed, &dead);
     fprintf(f,

@@ -32,6 +32,7 @@ qun_server_cfg_t qun_server_cfg = {
     .threads = 2,
     .upload_limit = 64u << 20,
     .log_requests = true,
+    .argon2_queue = 128,
 };
 
 static qun_writer_t *g_writer;
@@ -126,6 +127,12 @@ static void drain_done(evutil_socket_t fd, short what, void *arg) {
         qun_wop_t *next = list->next;
         qun_req_t *r = list->arg;
         atomic_fetch_sub(&g_writes_out, 1);
+        if (r->slow_out) {
+            r->slow_out = false;
+            qun_router_slow_done(r);
+            list = next;
+            continue;
+        }
         if (r->rc == QUN_OK && list->rc != QUN_OK) { /* the commit failed */
             r->rc = list->rc;
             r->err = list->err;
@@ -151,6 +158,23 @@ void qun_worker_submit_write(qun_req_t *r, qun_rc (*fn)(qun_db_t *, void *, qun_
     r->wop.arg = r;
     atomic_fetch_add(&g_writes_out, 1);
     qun_writer_submit(g_writer, &r->wop);
+}
+
+/* Slow work comes back through the same completion queue as writes, and a stop waits for
+ * it as it does for them (settle_writes), so it counts among g_writes_out. */
+bool qun_worker_submit_slow(qun_req_t *r) {
+    r->wop.arg = r;
+    r->wop.rc = QUN_OK;
+    r->slow_out = true;
+    atomic_fetch_add(&g_writes_out, 1);
+    if (qun_slow_submit(r)) return true;
+    atomic_fetch_sub(&g_writes_out, 1);
+    r->slow_out = false;
+    return false;
+}
+
+void qun_worker_slow_done(qun_req_t *r) {
+    write_done(&r->wop);
 }
 
 /* The benchmarks' baseline: the cheapest JSON answer evhttp can give, on the same
@@ -368,6 +392,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
         rc = worker_init(&g_workers[i], i, err);
     if (rc != QUN_OK) return rc;
     qun_events_start(writer, g_workers, g_nworkers);
+    qun_slow_start(g_nworkers);
     /* libevent restores a signal's earlier disposition when its event is freed.  Ignoring
      * them first makes that disposition "ignore", so a second TERM (or INT, or a HUP) that
      * comes while qund settles and closes its store changes nothing instead of killing it
@@ -403,6 +428,7 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     for (int i = 1; i < g_nworkers; i++)
         pthread_join(g_workers[i].thread, NULL);
     settle_writes();
+    qun_slow_stop();
     qun_events_quiesce();
     event_free(sigint);
     event_free(sigterm);

@@ -87,6 +87,13 @@ static void password_hashes(void) {
     CHECK(!qun_password_verify(h1, "correct horsf"));
     CHECK(!qun_password_verify(h1, ""));
     CHECK(!qun_password_verify("not a hash", "correct horse"));
+    /* A login: a found user's password is checked; an unknown user's is hashed all the
+     * same (the same work, so timing tells nothing) and never accepted. */
+    CHECK(qun_password_login_ok(true, h1, "correct horse"));
+    CHECK(!qun_password_login_ok(true, h1, "correct horsf"));
+    char none[crypto_pwhash_STRBYTES] = "";
+    CHECK(!qun_password_login_ok(false, none, "correct horse"));
+    CHECK(strncmp(none, "$argon2id$", 10) == 0 && qun_password_verify(none, "correct horse"));
 }
 
 /* Registration answers the public fields; login finds the exact name first, then
