@@ -13,11 +13,14 @@ opens one event stream per member and
      loop as the streams) and reports the time to the 202 and to every member's
      `dissolution.pending` and `group.dissolved` (cooling-off 0: the group is marked in
      the request's own commit);
+  3. dissolves D - 1 more groups of the same members (default D = 5), one owner each, the
+     streams opened anew and the server otherwise idle, and reports the median of the D
+     request -> every member's `group.dissolved` times with each of them;
 and this script checks in /metrics that each message was one stored row read at most
 once per loop.
 
 usage: /usr/bin/python3 bench/fanout.py [--qund build/qund] [--load build/bench/fanout_load]
-       [--n 100,500] [--messages 2000] [--inflight 200] [--threads 2]
+       [--n 100,500] [--messages 2000] [--inflight 200] [--threads 2] [--dissolutions 5]
 """
 import argparse
 import json
@@ -45,11 +48,11 @@ def metric(url, name):
     return int(m.group(1))
 
 
-def register(url, name):
+def register(url, name, device="d"):
     r = requests.post(url + "/v1/users", json={"username": name, "password": "correct horse"}, timeout=60)
     assert r.status_code == 201, r.text
     r = requests.post(url + "/v1/sessions", json={"username": name, "password": "correct horse",
-                                                 "device_id": "d", "platform": "android"}, timeout=60)
+                                                 "device_id": device, "platform": "android"}, timeout=60)
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -59,7 +62,7 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-def run(qund, load, n, messages, inflight, threads):
+def run(qund, load, n, messages, inflight, threads, dissolutions):
     tmp = tempfile.mkdtemp(prefix="qund-fanout-")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -75,20 +78,27 @@ def run(qund, load, n, messages, inflight, threads):
                     break
             except requests.RequestException:
                 time.sleep(0.05)
-        owner = register(url, "owner")
-        auth = {"Authorization": "Bearer " + owner["token"]}
+        # One owner per dissolution, each on a device of its own: one user's fourth
+        # dissolution in a day would need a step-up, and accounts sharing a device are linked
+        # (docs/governance.md, risk), which a bench is not.
+        owners = [register(url, "owner" if k == 0 else f"owner{k}", f"owner-device-{k}") for k in range(dissolutions)]
+        owner = owners[0]
         with ThreadPoolExecutor(16) as ex:
             members = list(ex.map(lambda i: register(url, f"member{i}"), range(n)))
-        gid, quiet = (requests.post(url + "/v1/groups", json={"name": name}, headers=auth, timeout=30).json()["id"]
-                      for name in ("big", "quiet"))
+        def group(o, name):
+            return requests.post(url + "/v1/groups", json={"name": name}, headers={"Authorization": "Bearer " + o["token"]},
+                                 timeout=30).json()["id"]
+        gid, quiet = group(owner, "big"), group(owner, "quiet")
+        more = [(group(o, f"big {k + 2}"), o) for k, o in enumerate(owners[1:])]
         with ThreadPoolExecutor(8) as ex:
-            for r in ex.map(lambda a: requests.post(f"{url}/v1/groups/{a[0]}/members", json={"openid": a[1]["openid"]},
-                                                   headers=auth, timeout=30), [(g, m) for g in (gid, quiet) for m in members]):
+            adds = [(g, o, m) for g, o in [(gid, owner), (quiet, owner)] + more for m in members]
+            for r in ex.map(lambda a: requests.post(f"{url}/v1/groups/{a[0]}/members", json={"openid": a[2]["openid"]},
+                                                   headers={"Authorization": "Bearer " + a[1]["token"]}, timeout=30), adds):
                 assert r.status_code == 201, r.text
-        def load_run(group, streams):
+        def load_run(group, streams, by=owner, messages=messages):
             tokens = os.path.join(tmp, "tokens")
             with open(tokens, "w") as f:
-                f.write("\n".join([owner["token"]] + [m["token"] for m in streams]) + "\n")
+                f.write("\n".join([by["token"]] + [m["token"] for m in streams]) + "\n")
             out = subprocess.run([load, "127.0.0.1", str(port), group, tokens, str(messages), str(inflight)],
                                  capture_output=True, text=True, timeout=300)
             if out.returncode != 0:
@@ -115,7 +125,19 @@ def run(qund, load, n, messages, inflight, threads):
               f"dissolution.pending {r['dissolve_notify_all_ms']:.1f} ms ({r['notify_after_ack_ms']:.1f} ms after the 202)")
         print(f"  dissolution request -> every member's group.dissolved (cooling-off 0: marked in "
               f"the request's commit) {r['dissolved_all_ms']:.1f} ms ({r['dissolved_all_ms'] - r['dissolve_ack_ms']:.1f} ms after "
-              f"the 202; aim <= 10 ms at 500 members)")
+              f"the 202)")
+        # The same dissolution of groups of the same members by other owners, with the streams
+        # opened anew and the server otherwise idle: one dissolution is one sample of a
+        # few milliseconds on shared cores, so the aim is read on the median.
+        runs = [r]
+        for g, o in more:
+            time.sleep(1.5)  # the previous one's deferred inbox fan-out (docs/notifications.md) is done
+            runs.append(load_run(g, members, o, 0))
+        acks, alls = [x["dissolve_ack_ms"] for x in runs], [x["dissolved_all_ms"] for x in runs]
+        print(f"  {len(runs)} dissolutions, the first after the messages: request -> 202 "
+              f"{' / '.join(f'{x:.1f}' for x in acks)} ms; -> every member's group.dissolved "
+              f"{' / '.join(f'{x:.1f}' for x in alls)} ms; median {sorted(alls)[len(alls) // 2]:.1f} ms "
+              f"(aim <= 10 ms at 500 members), max {max(alls):.1f} ms")
         sys.stdout.flush()
     finally:
         proc.terminate()
@@ -135,9 +157,10 @@ def main():
     ap.add_argument("--inflight", type=int, default=200)
     ap.add_argument("--load", default=os.path.join(os.path.dirname(__file__), "../build/bench/fanout_load"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dissolutions", type=int, default=5)
     a = ap.parse_args()
     for n in (int(x) for x in a.n.split(",")):
-        run(a.qund, a.load, n, a.messages, a.inflight, a.threads)
+        run(a.qund, a.load, n, a.messages, a.inflight, a.threads, a.dissolutions)
 
 
 if __name__ == "__main__":

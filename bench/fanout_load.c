@@ -13,7 +13,8 @@
  * dissolution.pending and (qund runs with cooling-off 0, so the group is marked in the
  * request's commit) group.dissolved.  Prints one
  * JSON object with the figures.  With no member tokens it only posts (and dissolves):
- * the same run's baseline of posts/s without fan-out. */
+ * the same run's baseline of posts/s without fan-out.  With MESSAGES 0 it only dissolves
+ * (bench/fanout.py's further dissolutions of groups of the same members). */
 #include <sys/epoll.h>
 
 #include "loadlib.h"
@@ -238,10 +239,18 @@ int main(int argc, char **argv) {
     while (g_answered < g_messages || g_delivered_all < g_messages)
         if (pump(ep, "the messages") < 0) return 1;
     double elapsed = g_last_delivery - t0;
-    double *lat = calloc((size_t)g_messages, sizeof *lat);
+    double *lat = calloc((size_t)g_messages + 1, sizeof *lat); /* one zero with no messages */
     for (int m = 0; m < g_messages; m++)
         lat[m] = (g_members ? g_done[m] : g_last_delivery) - g_sent[m];
     qsort(lat, (size_t)g_messages, sizeof *lat, cmp);
+    if (!g_messages) { /* a dissolution alone: its poster connection was not dialed */
+        conn_t *c = &conns[g_members];
+        c->fd = dial();
+        c->msg = -1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        elapsed = 1;
+    }
 
     /* 2. Dissolution: preview (outside the timing), request, every member's pending. */
     char path[256];
@@ -287,7 +296,7 @@ int main(int argc, char **argv) {
            "\"dissolved_all_ms\":%.2f}\n",
            g_members, g_messages, inflight, elapsed, (double)g_members * g_messages / elapsed,
            g_messages / elapsed, lat[g_messages / 2] * 1e3, lat[(int)(g_messages * 0.99)] * 1e3,
-           lat[g_messages - 1] * 1e3, (acked - t1) * 1e3, (g_pending_all - t1) * 1e3,
+           lat[g_messages ? g_messages - 1 : 0] * 1e3, (acked - t1) * 1e3, (g_pending_all - t1) * 1e3,
            (g_pending_all - acked) * 1e3, (g_dissolved_all - t1) * 1e3);
     return 0;
 }
