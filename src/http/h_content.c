@@ -82,8 +82,15 @@ static bool printable(const char *s) {
     return true;
 }
 
-/* Writing the bytes (and their fsync) happens on the loop thread; the writer only
- * records the reference, so a large upload never stalls other writes. */
+/* On a file thread (slow.c): the bytes hashed, written and fsynced. */
+static qun_rc upload_store(qun_req_t *r) {
+    upload_t *u = r->scratch;
+    return qun_blob_put(r->body, r->body_len, u->sha, &r->err);
+}
+
+/* The checks here; writing the bytes (and their fsync) on a file thread, so that a large
+ * upload holds neither the other connections of the loop nor, since the writer only
+ * records the reference, other writes. */
 qun_rc h_file_upload_prep(qun_req_t *r) {
     const char *name = qun_query(r, "name");
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
@@ -102,7 +109,9 @@ qun_rc h_file_upload_prep(qun_req_t *r) {
     r->scratch = u;
     snprintf(u->name, sizeof u->name, "%s", name);
     snprintf(u->ctype, sizeof u->ctype, "%s", ct);
-    return qun_blob_put(r->body, r->body_len, u->sha, &r->err);
+    r->slow = upload_store;
+    r->slow_kind = QUN_SLOW_FILE;
+    return QUN_OK;
 }
 
 qun_rc h_file_upload(qun_req_t *r) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Matrix media (docs/matrix.md "Media", MATRIX.md 1.6): upload to a staging area,
  * authenticated download and thumbnail, and the upload limit.  The bytes are stored
- * as /v1 uploads store theirs (qun_blob_put on the loop thread, the same upload
+ * as /v1 uploads store theirs (qun_blob_put on a file thread, the same upload
  * limit and the same full-disk answer); the rows are core/mx_media.c's.  Downloads
  * are served from the blob's file like GET /v1/groups/{id}/files/{digest}, with the
  * headers that keep a browser from running what it fetched. */
@@ -48,8 +48,14 @@ static bool printable_ascii(const char *s) {
     return true;
 }
 
-/* POST /_matrix/media/v3/upload?filename=: check and store the bytes on the loop
- * thread; the writer only records the staged row (h_mx_upload). */
+/* On a file thread (slow.c): the bytes hashed, written and fsynced. */
+static qun_rc mx_upload_store(qun_req_t *r) {
+    mx_upload_t *u = r->scratch;
+    return qun_blob_put(r->body, r->body_len, u->sha, &r->err);
+}
+
+/* POST /_matrix/media/v3/upload?filename=: the checks on the loop thread, the bytes
+ * stored on a file thread; the writer only records the staged row (h_mx_upload). */
 qun_rc h_mx_upload_prep(qun_req_t *r) {
     const char *name = qun_query(r, "filename");
     const char *ct = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Content-Type");
@@ -63,7 +69,9 @@ qun_rc h_mx_upload_prep(qun_req_t *r) {
         return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "bad Content-Type");
     snprintf(u->ctype, sizeof u->ctype, "%s", ct);
     if (r->body_len == 0) return qun_mx_fail(r, QUN_FIELD_INVALID, "M_INVALID_PARAM", "the file is empty");
-    return qun_blob_put(r->body, r->body_len, u->sha, &r->err);
+    r->slow = mx_upload_store;
+    r->slow_kind = QUN_SLOW_FILE;
+    return QUN_OK;
 }
 
 qun_rc h_mx_upload(qun_req_t *r) {

@@ -45,6 +45,13 @@ enum {
 typedef struct qun_req qun_req_t;
 typedef qun_rc (*qun_handler_fn)(qun_req_t *r);
 
+/* The pools of work too slow for a loop (slow.c). */
+typedef enum {
+    QUN_SLOW_PASSWORD, /* argon2id */
+    QUN_SLOW_FILE,     /* an upload's bytes written and fsynced */
+    QUN_SLOW_KINDS
+} qun_slow_kind_t;
+
 typedef struct {
     const char *method;
     const char *pattern; /* "/v1/groups/:/members/:" - ':' matches one segment, a final '*' the rest */
@@ -96,9 +103,11 @@ struct qun_req {
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */
     bool reauth;    /* the write refused a cached caller: look the session up and run it again */
     qun_q_t *ahead; /* what run() reads, sent ahead by the writer's batch (h_message_post_ahead) */
-    /* Set by prep: work too slow for the loop (argon2id), run on the slow pool before run()
-     * (slow.c).  It may use only json, scratch and err; its result is slow_rc. */
+    /* Set by prep: work too slow for the loop (argon2id, a file's fsync), run on the pool of
+     * its kind before run() (slow.c).  It may use only json, body, scratch and err; its
+     * result is slow_rc. */
     qun_handler_fn slow;
+    qun_slow_kind_t slow_kind;
     qun_rc slow_rc;
     bool slow_out;        /* handed to the slow pool, not back on the loop yet */
     qun_req_t *slow_next; /* the slow pool's queue */
@@ -111,7 +120,8 @@ typedef struct {
     int threads;
     size_t upload_limit;
     bool log_requests;
-    int argon2_queue; /* requests that may wait for the slow pool (slow.c); more get 503 */
+    int argon2_queue; /* requests that may wait for a password thread (slow.c); more get 503 */
+    int upload_queue; /* uploads that may wait for a file thread (slow.c); more get 503 */
     bool test_clock;
     bool bench_hello; /* serve GET /bench/hello, the benchmarks' baseline */
     const char *db_path;
@@ -139,16 +149,16 @@ bool qun_server_ready(void);
 /* A stop began: requests that arrive now are answered 503 UNAVAILABLE, Connection: close. */
 bool qun_server_stopping(void);
 
-/* ---- slow.c: a pool for work too slow for a loop (argon2id) ---- */
-/* Start `threads` pool threads (qun-slow) / stop them once every request handed to them
- * came back (after the loops settled). */
+/* ---- slow.c: pools for work too slow for a loop (argon2id, a file's fsync) ---- */
+/* Start `threads` threads per pool (qun-passwords, qun-files) / stop them once every
+ * request handed to them came back (after the loops settled). */
 void qun_slow_start(int threads);
 void qun_slow_stop(void);
-/* Queue r (r->slow set); false when argon2_queue requests already wait, or the pool
- * stopped. */
+/* Queue r (r->slow, r->slow_kind set); false when its pool's queue is full (argon2_queue,
+ * upload_queue) or the pool stopped. */
 bool qun_slow_submit(qun_req_t *r);
-/* Requests worked on, refused for a full queue, and waiting now (for /metrics). */
-void qun_slow_stats(uint64_t *done, uint64_t *refused, int *waiting);
+/* A pool's requests worked on, refused for a full queue, and waiting now (for /metrics). */
+void qun_slow_stats(qun_slow_kind_t kind, uint64_t *done, uint64_t *refused, int *waiting);
 
 /* ---- proxy.c: the client's address behind trusted reverse proxies ---- */
 /* Set the trusted proxies from a comma-separated list of CIDRs (IPv4 and IPv6; a bare

@@ -824,10 +824,11 @@ static void proceed(qun_req_t *r, qun_rc rc) {
     if (rc == QUN_OK && r->idem_key[0]) rc = idem_lookup(r, r->w->db, &hit);
     if (rc == QUN_OK && !hit) rc = lockout_gate(r);
     if (rc == QUN_OK && !hit) rc = rt->prep(r);
-    if (rc == QUN_OK && !hit && r->slow) { /* the rest of prep is argon2id: off the loop */
+    if (rc == QUN_OK && !hit && r->slow) { /* the rest of prep is too slow for the loop */
         read_end(r);
         if (qun_worker_submit_slow(r)) return;
-        rc = qun_fail(&r->err, QUN_UNAVAILABLE, "too many sign-ins are waiting for a password check; retry");
+        rc = qun_fail(&r->err, QUN_UNAVAILABLE, "too many %s are waiting; retry",
+                      r->slow_kind == QUN_SLOW_FILE ? "uploads" : "password checks");
     }
     after_prep(r, rc, hit);
 }
@@ -913,19 +914,27 @@ char *qun_metrics_render(void) {
             (unsigned long long)commits, (unsigned long long)ops, (unsigned long long)failed,
             (unsigned long long)atomic_load(&m_replays), qun_writer_yields(qun_server_writer()) ? 1 : 0,
             (unsigned long long)qun_jobs_hurries(), (long long)qun_jobs_search_hidden());
-    uint64_t slow_done, slow_refused;
-    int slow_waiting;
-    qun_slow_stats(&slow_done, &slow_refused, &slow_waiting);
-    fprintf(f,
-            "# HELP qun_password_checks_total Password checks and hashes (argon2id) run off the HTTP "
-            "loops.\n"
-            "# TYPE qun_password_checks_total counter\nqun_password_checks_total %llu\n"
-            "# HELP qun_password_checks_refused_total Requests answered 503 because argon2_queue others "
-            "waited.\n"
-            "# TYPE qun_password_checks_refused_total counter\nqun_password_checks_refused_total %llu\n"
-            "# HELP qun_password_checks_waiting Requests waiting for a password check.\n"
-            "# TYPE qun_password_checks_waiting gauge\nqun_password_checks_waiting %d\n",
-            (unsigned long long)slow_done, (unsigned long long)slow_refused, slow_waiting);
+    static const struct {
+        const char *name, *what, *queue;
+    } pools[QUN_SLOW_KINDS] = {
+        [QUN_SLOW_PASSWORD] = {"password_checks", "Password checks and hashes (argon2id)", "argon2_queue"},
+        [QUN_SLOW_FILE] = {"file_writes", "Uploads' bytes written and synced", "upload_queue"},
+    };
+    for (int k = 0; k < QUN_SLOW_KINDS; k++) {
+        uint64_t done, refused;
+        int waiting;
+        qun_slow_stats((qun_slow_kind_t)k, &done, &refused, &waiting);
+        fprintf(
+            f,
+            "# HELP qun_%s_total %s run off the HTTP loops.\n# TYPE qun_%s_total counter\nqun_%s_total %llu\n"
+            "# HELP qun_%s_refused_total Requests answered 503 because %s others waited.\n"
+            "# TYPE qun_%s_refused_total counter\nqun_%s_refused_total %llu\n"
+            "# HELP qun_%s_waiting Requests waiting for a thread.\n# TYPE qun_%s_waiting gauge\n"
+            "qun_%s_waiting %d\n",
+            pools[k].name, pools[k].what, pools[k].name, pools[k].name, (unsigned long long)done,
+            pools[k].name, pools[k].queue, pools[k].name, pools[k].name, (unsigned long long)refused,
+            pools[k].name, pools[k].name, pools[k].name, waiting);
+    }
     uint64_t delivered, wfailed, dead;
     qun_outbox_stats(&delivered, &wfailed, &dead);
     fprintf(f,

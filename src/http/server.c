@@ -33,6 +33,7 @@ qun_server_cfg_t qun_server_cfg = {
     .upload_limit = 64u << 20,
     .log_requests = true,
     .argon2_queue = 128,
+    .upload_queue = 32,
 };
 
 static qun_writer_t *g_writer;

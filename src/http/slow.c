@@ -1,98 +1,126 @@
 /* SPDX-License-Identifier: MIT */
-/* Work too slow for an HTTP loop: argon2id, about 100 ms of CPU and 64 MiB a password by
- * design.  On a loop it stalled every connection of that loop for as long: beside four
- * sign-ins a second, others' GET p99 went from 2 to 170 ms (bench/README.md, "Sign-ins
- * beside reads").
+/* Work too slow for an HTTP loop, on pools of threads of its own:
+ *   - passwords (`qun-passwords`): argon2id, about 100 ms of CPU and 64 MiB a password by
+ *     design.  On a loop it held every other connection of that loop for as long: beside
+ *     four sign-ins a second, others' GET p99 went from 2 to 142 ms (bench/signins.py);
+ *   - files (`qun-files`): an upload's bytes hashed, written and fsynced (qun_blob_put),
+ *     tens of milliseconds for a photo and more for a video, on the loop until then.
+ * Each pool has as many threads as there are loops, so no more of such work runs at once,
+ * and no more memory is taken, than when the loops did it.
  *
- * A route's prep does its reads on the loop and sets r->slow; the router hands the request
- * here (qun_worker_submit_slow), one of the pool's threads (`qun-slow`, as many as the
- * loops, so at most as many hashes run at once as before) runs r->slow(r), and the request
- * goes back to its loop through the loop's completion queue, where the router carries on
- * after prep (qun_router_slow_done).
+ * A route's prep does its reads and checks on the loop and sets r->slow (and r->slow_kind);
+ * the router hands the request here (qun_worker_submit_slow), a thread of its pool runs
+ * r->slow(r), and the request goes back to its loop through the loop's completion queue,
+ * where the router carries on after prep (qun_router_slow_done).
  *
- * r->slow may use only r->json, r->scratch and r->err: the loop does not touch r
+ * r->slow may use only r->json, r->body, r->scratch and r->err: the loop does not touch r
  * meanwhile, and the database connection and the evhttp request are the loop's.
  *
- * At most qun_server_cfg.argon2_queue requests wait (those being worked on not counted); one
- * more is answered 503 UNAVAILABLE with Retry-After at once rather than after seconds
- * behind the others.  Once qund is stopping, what still waits is answered 503 without the
- * work. */
+ * At most argon2_queue (upload_queue) requests wait in a pool (those being worked on not
+ * counted); one more is answered 503 UNAVAILABLE with Retry-After at once rather than
+ * after seconds behind the others.  Once qund is stopping, what still waits is answered
+ * 503 without the work. */
 #include <pthread.h>
 #include <stdatomic.h>
 
 #include "qun/util.h"
 #include "worker.h"
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static qun_req_t *g_head, **g_tail = &g_head;
-static int g_waiting, g_nthreads;
-static bool g_stop;
-static pthread_t *g_threads;
-static _Atomic uint64_t m_done, m_refused;
+typedef struct {
+    const char *thread_name;
+    const int *cap; /* a qun_server_cfg field */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    qun_req_t *head, **tail;
+    int waiting, nthreads;
+    bool stop;
+    pthread_t *threads;
+    _Atomic uint64_t done, refused;
+} pool_t;
+
+static pool_t g_pools[QUN_SLOW_KINDS] = {
+    [QUN_SLOW_PASSWORD] = {.thread_name = "qun-passwords",
+                           .cap = &qun_server_cfg.argon2_queue,
+                           .mu = PTHREAD_MUTEX_INITIALIZER,
+                           .cv = PTHREAD_COND_INITIALIZER},
+    [QUN_SLOW_FILE] = {.thread_name = "qun-files",
+                       .cap = &qun_server_cfg.upload_queue,
+                       .mu = PTHREAD_MUTEX_INITIALIZER,
+                       .cv = PTHREAD_COND_INITIALIZER},
+};
 
 static void *slow_main(void *arg) {
-    (void)arg;
+    pool_t *p = arg;
     for (;;) {
-        pthread_mutex_lock(&g_mu);
-        while (!g_head && !g_stop)
-            pthread_cond_wait(&g_cv, &g_mu);
-        qun_req_t *r = g_head;
+        pthread_mutex_lock(&p->mu);
+        while (!p->head && !p->stop)
+            pthread_cond_wait(&p->cv, &p->mu);
+        qun_req_t *r = p->head;
         if (r) {
-            g_head = r->slow_next;
-            if (!g_head) g_tail = &g_head;
-            g_waiting--;
+            p->head = r->slow_next;
+            if (!p->head) p->tail = &p->head;
+            p->waiting--;
         }
-        pthread_mutex_unlock(&g_mu);
+        pthread_mutex_unlock(&p->mu);
         if (!r) return NULL; /* stopping, and nothing waits */
         r->slow_next = NULL;
         r->slow_rc =
             qun_server_stopping() ? qun_fail(&r->err, QUN_UNAVAILABLE, "the server is stopping") : r->slow(r);
-        atomic_fetch_add(&m_done, 1);
+        atomic_fetch_add(&p->done, 1);
         qun_worker_slow_done(r);
     }
 }
 
 void qun_slow_start(int threads) {
-    g_stop = false;
-    g_nthreads = threads > 0 ? threads : 1;
-    g_threads = qun_xcalloc((size_t)g_nthreads, sizeof *g_threads);
-    for (int i = 0; i < g_nthreads; i++)
-        qun_thread_start(&g_threads[i], "qun-slow", slow_main, NULL);
+    for (int k = 0; k < QUN_SLOW_KINDS; k++) {
+        pool_t *p = &g_pools[k];
+        p->stop = false;
+        p->head = NULL;
+        p->tail = &p->head;
+        p->nthreads = threads > 0 ? threads : 1;
+        p->threads = qun_xcalloc((size_t)p->nthreads, sizeof *p->threads);
+        for (int i = 0; i < p->nthreads; i++)
+            qun_thread_start(&p->threads[i], p->thread_name, slow_main, p);
+    }
 }
 
 void qun_slow_stop(void) {
-    pthread_mutex_lock(&g_mu);
-    g_stop = true;
-    pthread_cond_broadcast(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-    for (int i = 0; i < g_nthreads; i++)
-        pthread_join(g_threads[i], NULL);
-    free(g_threads);
-    g_threads = NULL;
-    g_nthreads = 0;
+    for (int k = 0; k < QUN_SLOW_KINDS; k++) {
+        pool_t *p = &g_pools[k];
+        pthread_mutex_lock(&p->mu);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        for (int i = 0; i < p->nthreads; i++)
+            pthread_join(p->threads[i], NULL);
+        free(p->threads);
+        p->threads = NULL;
+        p->nthreads = 0;
+    }
 }
 
 bool qun_slow_submit(qun_req_t *r) {
-    int cap = qun_server_cfg.argon2_queue > 0 ? qun_server_cfg.argon2_queue : 1;
-    pthread_mutex_lock(&g_mu);
-    bool ok = !g_stop && g_waiting < cap;
+    pool_t *p = &g_pools[r->slow_kind];
+    int cap = *p->cap > 0 ? *p->cap : 1;
+    pthread_mutex_lock(&p->mu);
+    bool ok = p->nthreads > 0 && !p->stop && p->waiting < cap;
     if (ok) {
         r->slow_next = NULL;
-        *g_tail = r;
-        g_tail = &r->slow_next;
-        g_waiting++;
-        pthread_cond_signal(&g_cv);
+        *p->tail = r;
+        p->tail = &r->slow_next;
+        p->waiting++;
+        pthread_cond_signal(&p->cv);
     }
-    pthread_mutex_unlock(&g_mu);
-    if (!ok) atomic_fetch_add(&m_refused, 1);
+    pthread_mutex_unlock(&p->mu);
+    if (!ok) atomic_fetch_add(&p->refused, 1);
     return ok;
 }
 
-void qun_slow_stats(uint64_t *done, uint64_t *refused, int *waiting) {
-    *done = atomic_load(&m_done);
-    *refused = atomic_load(&m_refused);
-    pthread_mutex_lock(&g_mu);
-    *waiting = g_waiting;
-    pthread_mutex_unlock(&g_mu);
+void qun_slow_stats(qun_slow_kind_t kind, uint64_t *done, uint64_t *refused, int *waiting) {
+    pool_t *p = &g_pools[kind];
+    *done = atomic_load(&p->done);
+    *refused = atomic_load(&p->refused);
+    pthread_mutex_lock(&p->mu);
+    *waiting = p->waiting;
+    pthread_mutex_unlock(&p->mu);
 }

@@ -287,6 +287,7 @@ static qun_rc config_set(const char *key, const char *value, qun_err_t *err) {
     } ints[] = {
         {"threads", 1, 64, NULL, &qun_server_cfg.threads},
         {"argon2_queue", 1, 100000, NULL, &qun_server_cfg.argon2_queue},
+        {"upload_queue", 1, 100000, NULL, &qun_server_cfg.upload_queue},
         {"upload_limit", 1, (int64_t)1 << 34, NULL, NULL},
         {"argon2_opslimit", 1, 10, NULL, NULL},
         {"argon2_memlimit_kib", 8, 1 << 22, NULL, NULL},

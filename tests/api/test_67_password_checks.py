@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""Password checks (argon2id, slow by design) run off the HTTP loops, on a pool of their
-own (src/http/slow.c): while one person signs in, everyone else on the same loop is still
-answered.  The server here has one loop and a password cost of about half a second, so a
-sign-in held on the loop would hold every other request for as long."""
+"""Password checks (argon2id, slow by design) and uploads' bytes run off the HTTP loops,
+on pools of their own (src/http/slow.c): while one person signs in, everyone else on the
+same loop is still answered.  The server here has one loop and a password cost of almost
+a second, so a sign-in held on the loop would hold every other request for as long."""
+import os
 import threading
 import time
 import uuid
@@ -124,3 +125,23 @@ def test_a_stop_answers_what_waits_and_exits_clean():
     token = a["r"].json()["token"]
     expect(requests.get(s.url + "/v1/me", headers={"Authorization": "Bearer " + token}, timeout=30), 200)
     stop_clean(s)
+
+
+def test_uploads_are_stored_by_the_file_threads(slow, people):
+    someone = people[1]
+    gid = expect(someone.post("/v1/groups", {"name": "photos"}), 201)["id"]
+    before = metric(slow.url, "qun_file_writes_total")
+    photo, clip = os.urandom(3 << 20), os.urandom(1 << 20)
+    f = expect(someone.post(f"/v1/groups/{gid}/files?name=photo.jpg", raw=photo,
+                            headers={"Content-Type": "image/jpeg"}), 201)
+    got = someone.get(f"/v1/groups/{gid}/files/{f['digest']}")
+    assert got.status_code == 200 and got.content == photo
+    token = matrix_login(slow.url, someone.username).json()["access_token"]
+    hd = {"Authorization": "Bearer " + token, "Content-Type": "video/mp4"}
+    up = requests.post(slow.url + "/_matrix/media/v3/upload?filename=clip.mp4", data=clip, headers=hd, timeout=30)
+    assert up.status_code == 200, up.text
+    server, media = up.json()["content_uri"][len("mxc://"):].split("/")
+    down = requests.get(f"{slow.url}/_matrix/client/v1/media/download/{server}/{media}", headers=hd, timeout=30)
+    assert down.status_code == 200 and down.content == clip
+    assert metric(slow.url, "qun_file_writes_total") == before + 2
+    assert metric(slow.url, "qun_file_writes_refused_total") == 0
