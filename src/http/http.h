@@ -48,7 +48,7 @@ typedef qun_rc (*qun_handler_fn)(qun_req_t *r);
 /* The pools of work too slow for a loop (slow.c). */
 typedef enum {
     QUN_SLOW_PASSWORD, /* argon2id */
-    QUN_SLOW_FILE,     /* an upload's bytes written and fsynced */
+    QUN_SLOW_FILE,     /* an upload's bytes written and fsynced; an import staged */
     QUN_SLOW_KINDS
 } qun_slow_kind_t;
 
@@ -103,9 +103,10 @@ struct qun_req {
     void (*resume)(qun_req_t *r); /* after a write, continue on the loop instead of answering */
     bool reauth;    /* the write refused a cached caller: look the session up and run it again */
     qun_q_t *ahead; /* what run() reads, sent ahead by the writer's batch (h_message_post_ahead) */
-    /* Set by prep: work too slow for the loop (argon2id, a file's fsync), run on the pool of
-     * its kind before run() (slow.c).  It may use only json, body, scratch and err; its
-     * result is slow_rc. */
+    /* Set by prep: work too slow for the loop (argon2id, a file's fsync, an import's
+     * staging), run on the pool of its kind before run() (slow.c).  It may use only json,
+     * body, actor, scratch and err, and on a file thread db (the thread's own); its result
+     * is slow_rc. */
     qun_handler_fn slow;
     qun_slow_kind_t slow_kind;
     qun_rc slow_rc;
@@ -150,9 +151,10 @@ bool qun_server_ready(void);
 bool qun_server_stopping(void);
 
 /* ---- slow.c: pools for work too slow for a loop (argon2id, a file's fsync) ---- */
-/* Start `threads` threads per pool (qun-passwords, qun-files) / stop them once every
- * request handed to them came back (after the loops settled). */
-void qun_slow_start(int threads);
+/* Start `threads` threads per pool (qun-passwords, qun-files; each file thread with a
+ * read-only connection of its own) / stop them once every request handed to them came
+ * back (after the loops settled). */
+qun_rc qun_slow_start(int threads, qun_err_t *err);
 void qun_slow_stop(void);
 /* Queue r (r->slow, r->slow_kind set); false when its pool's queue is full (argon2_queue,
  * upload_queue) or the pool stopped. */

@@ -392,8 +392,9 @@ qun_rc qun_server_run(qun_writer_t *writer, qun_err_t *err) {
     for (int i = 0; i < g_nworkers && rc == QUN_OK; i++)
         rc = worker_init(&g_workers[i], i, err);
     if (rc != QUN_OK) return rc;
+    rc = qun_slow_start(g_nworkers, err);
+    if (rc != QUN_OK) return rc;
     qun_events_start(writer, g_workers, g_nworkers);
-    qun_slow_start(g_nworkers);
     /* libevent restores a signal's earlier disposition when its event is freed.  Ignoring
      * them first makes that disposition "ignore", so a second TERM (or INT, or a HUP) that
      * comes while qund settles and closes its store changes nothing instead of killing it

@@ -4,7 +4,8 @@
  *     design.  On a loop it held every other connection of that loop for as long: beside
  *     four sign-ins a second, others' GET p99 went from 2 to 142 ms (bench/signins.py);
  *   - files (`qun-files`): an upload's bytes hashed, written and fsynced (qun_blob_put),
- *     tens of milliseconds for a photo and more for a video, on the loop until then.
+ *     tens of milliseconds for a photo and more for a video, and an import's archive read,
+ *     checked and staged (seconds for a large group), on the loop until then.
  * Each pool has as many threads as there are loops, so no more of such work runs at once,
  * and no more memory is taken, than when the loops did it.
  *
@@ -13,8 +14,10 @@
  * r->slow(r), and the request goes back to its loop through the loop's completion queue,
  * where the router carries on after prep (qun_router_slow_done).
  *
- * r->slow may use only r->json, r->body, r->scratch and r->err: the loop does not touch r
- * meanwhile, and the database connection and the evhttp request are the loop's.
+ * r->slow may use only r->json, r->body, r->actor, r->scratch and r->err: the loop does
+ * not touch r meanwhile, and its database connection and the evhttp request are the
+ * loop's.  On a file thread r->db is the thread's own read-only connection instead, in a
+ * read transaction of its own for the call.
  *
  * At most argon2_queue (upload_queue) requests wait in a pool (those being worked on not
  * counted); one more is answered 503 UNAVAILABLE with Retry-After at once rather than
@@ -26,17 +29,26 @@
 #include "qun/util.h"
 #include "worker.h"
 
+typedef struct pool pool_t;
+
 typedef struct {
+    pool_t *pool;
+    pthread_t thread;
+    qun_db_t *db; /* the thread's read-only connection, for a pool that reads */
+} slow_thread_t;
+
+struct pool {
     const char *thread_name;
     const int *cap; /* a qun_server_cfg field */
+    bool reads;     /* its work reads the store (an import's checks) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     qun_req_t *head, **tail;
     int waiting, nthreads;
     bool stop;
-    pthread_t *threads;
+    slow_thread_t *threads;
     _Atomic uint64_t done, refused;
-} pool_t;
+};
 
 static pool_t g_pools[QUN_SLOW_KINDS] = {
     [QUN_SLOW_PASSWORD] = {.thread_name = "qun-passwords",
@@ -45,12 +57,26 @@ static pool_t g_pools[QUN_SLOW_KINDS] = {
                            .cv = PTHREAD_COND_INITIALIZER},
     [QUN_SLOW_FILE] = {.thread_name = "qun-files",
                        .cap = &qun_server_cfg.upload_queue,
+                       .reads = true,
                        .mu = PTHREAD_MUTEX_INITIALIZER,
                        .cv = PTHREAD_COND_INITIALIZER},
 };
 
+/* r->slow(r), on the thread's own connection when it has one. */
+static qun_rc work(slow_thread_t *t, qun_req_t *r) {
+    if (!t->db) return r->slow(r);
+    qun_db_t *loops = r->db;
+    r->db = t->db;
+    bool reading = qun_db_read_begin(t->db, &r->err) == QUN_OK;
+    qun_rc rc = r->slow(r);
+    if (reading) qun_db_read_end(t->db);
+    r->db = loops;
+    return rc;
+}
+
 static void *slow_main(void *arg) {
-    pool_t *p = arg;
+    slow_thread_t *t = arg;
+    pool_t *p = t->pool;
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->head && !p->stop)
@@ -65,23 +91,33 @@ static void *slow_main(void *arg) {
         if (!r) return NULL; /* stopping, and nothing waits */
         r->slow_next = NULL;
         r->slow_rc =
-            qun_server_stopping() ? qun_fail(&r->err, QUN_UNAVAILABLE, "the server is stopping") : r->slow(r);
+            qun_server_stopping() ? qun_fail(&r->err, QUN_UNAVAILABLE, "the server is stopping") : work(t, r);
         atomic_fetch_add(&p->done, 1);
         qun_worker_slow_done(r);
     }
 }
 
-void qun_slow_start(int threads) {
+qun_rc qun_slow_start(int threads, qun_err_t *err) {
     for (int k = 0; k < QUN_SLOW_KINDS; k++) {
         pool_t *p = &g_pools[k];
         p->stop = false;
         p->head = NULL;
         p->tail = &p->head;
-        p->nthreads = threads > 0 ? threads : 1;
-        p->threads = qun_xcalloc((size_t)p->nthreads, sizeof *p->threads);
-        for (int i = 0; i < p->nthreads; i++)
-            qun_thread_start(&p->threads[i], p->thread_name, slow_main, p);
+        int n = threads > 0 ? threads : 1;
+        p->threads = qun_xcalloc((size_t)n, sizeof *p->threads);
+        for (int i = 0; i < n; i++) {
+            p->threads[i].pool = p;
+            qun_rc rc =
+                p->reads ? qun_db_open(qun_server_cfg.db_path, true, false, &p->threads[i].db, err) : QUN_OK;
+            if (rc != QUN_OK) {
+                qun_slow_stop();
+                return rc;
+            }
+            qun_thread_start(&p->threads[i].thread, p->thread_name, slow_main, &p->threads[i]);
+            p->nthreads = i + 1;
+        }
     }
+    return QUN_OK;
 }
 
 void qun_slow_stop(void) {
@@ -91,8 +127,10 @@ void qun_slow_stop(void) {
         p->stop = true;
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
-        for (int i = 0; i < p->nthreads; i++)
-            pthread_join(p->threads[i], NULL);
+        for (int i = 0; i < p->nthreads; i++) {
+            pthread_join(p->threads[i].thread, NULL);
+            qun_db_close(p->threads[i].db);
+        }
         free(p->threads);
         p->threads = NULL;
         p->nthreads = 0;
