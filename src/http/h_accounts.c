@@ -15,8 +15,7 @@ static const qun_field_t user_fields[] = {{"username", F_STR, true, 3, 32, NULL}
                                           {"display_name", F_STR, false, 1, 1024, NULL},
                                           {0}};
 
-/* Hashing is slow on purpose, so it happens on the loop thread, not the writer. */
-/* On the slow pool (slow.c), as every argon2id of a request is. */
+/* Hashing is slow on purpose: on a password thread (slow.c), not the loop or the writer. */
 static qun_rc user_create_hash(qun_req_t *r) {
     return qun_password_hash(qun_jstr(r->json, "password"), r->scratch, &r->err);
 }
@@ -65,7 +64,7 @@ static void random_secret(char out[64], const char *prefix) {
     sodium_memzero(raw, sizeof raw);
 }
 
-/* On the slow pool: the password against the stored hash. */
+/* On a password thread: the password against the stored hash. */
 static qun_rc session_check(qun_req_t *r) {
     login_t *l = r->scratch;
     if (!qun_password_login_ok(l->found == QUN_OK, l->hash, qun_jstr(r->json, "password")))
@@ -178,7 +177,7 @@ qun_rc h_event_ticket(qun_req_t *r) {
     return qun_ok(r, 201, json_pack("{s:s, s:I}", "ticket", ticket, "expires_at", (json_int_t)expires_at));
 }
 
-/* On the slow pool: the old password against the stored hash in scratch, then the new
+/* On a password thread: the old password against the stored hash in scratch, then the new
  * one's hash into scratch. */
 static qun_rc password_rehash(qun_req_t *r) {
     if (!qun_password_verify(r->scratch, qun_jstr(r->json, "old_password")))
@@ -187,7 +186,7 @@ static qun_rc password_rehash(qun_req_t *r) {
 }
 
 /* A password change: the stored hash read here, the old password checked and the new one
- * hashed on the slow pool (argon2id is slow by design); the writer only stores the hash. */
+ * hashed on a password thread (argon2id is slow by design); the writer only stores the hash. */
 qun_rc h_password_prep(qun_req_t *r) {
     static const qun_field_t f[] = {
         {"old_password", F_STR, true, 1, 256, NULL}, {"new_password", F_STR, true, 8, 256, NULL}, {0}};

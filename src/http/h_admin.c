@@ -115,13 +115,13 @@ typedef struct {
     char hash[crypto_pwhash_STRBYTES + 1]; /* what the writer stores */
 } reset_t;
 
-/* On the slow pool (slow.c): the code's argon2id hash. */
+/* On a password thread (slow.c): the code's argon2id hash. */
 static qun_rc reset_hash(qun_req_t *r) {
     reset_t *s = r->scratch;
     return qun_password_hash(s->code, s->hash, &r->err);
 }
 
-/* The one-time code, here, and its argon2id hash, on the slow pool (hashing is slow by
+/* The one-time code, here, and its argon2id hash, on a password thread (hashing is slow by
  * design).  Letters and digits that are not easily confused, for reading aloud. */
 qun_rc h_admin_user_reset_prep(qun_req_t *r) {
     static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";

@@ -39,7 +39,7 @@ typedef struct {
     char hash[crypto_pwhash_STRBYTES];
 } step_up_t;
 
-/* On the slow pool (slow.c): the re-entered password against the stored hash. */
+/* On a password thread (slow.c): the re-entered password against the stored hash. */
 static qun_rc step_up_check(qun_req_t *r) {
     step_up_t *s = r->scratch;
     if (!qun_password_verify(s->hash, qun_jstr(r->json, "password")))

@@ -79,7 +79,7 @@ static void random_token(char *out, size_t size, const char *prefix, size_t nbyt
     sodium_bin2base64(out + n, size - n, raw, nbytes, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
-/* On the slow pool (slow.c): password hashing is slow on purpose. */
+/* On a password thread (slow.c): password hashing is slow on purpose. */
 static qun_rc mx_login_check(qun_req_t *r) {
     mx_login_t *l = r->scratch;
     if (!qun_password_login_ok(l->found == QUN_OK, l->hash, qun_jstr(r->json, "password")))
@@ -89,7 +89,7 @@ static qun_rc mx_login_check(qun_req_t *r) {
     return QUN_OK;
 }
 
-/* The user's stored hash read here; the password checked on the slow pool. */
+/* The user's stored hash read here; the password checked on a password thread. */
 qun_rc h_mx_login_prep(qun_req_t *r) {
     const char *type = qun_jstr(r->json, "type");
     if (!type || strcmp(type, "m.login.password") != 0)

@@ -110,8 +110,8 @@ struct qun_req {
     qun_handler_fn slow;
     qun_slow_kind_t slow_kind;
     qun_rc slow_rc;
-    bool slow_out;        /* handed to the slow pool, not back on the loop yet */
-    qun_req_t *slow_next; /* the slow pool's queue */
+    bool slow_out;        /* handed to a pool of slow.c, not back on the loop yet */
+    qun_req_t *slow_next; /* that pool's queue */
 };
 
 /* ---- server.c ---- */
@@ -213,7 +213,7 @@ void qun_router_dispatch(struct evhttp_request *ev, void *worker);
 /* Back on the loop after the writer refused r's cached caller (r->reauth): look the
  * session up and run the write again, or answer the lookup's refusal. */
 void qun_router_reauth(qun_req_t *r);
-/* Back on the loop from the slow pool: carry on after prep with r->slow_rc. */
+/* Back on the loop from a pool of slow.c: carry on after prep with r->slow_rc. */
 void qun_router_slow_done(qun_req_t *r);
 /* Finish a request on its loop thread: send the answer, log, count, free. */
 void qun_req_finish(qun_req_t *r);

@@ -2,7 +2,7 @@
 /* Work too slow for an HTTP loop, on pools of threads of its own:
  *   - passwords (`qun-passwords`): argon2id, about 100 ms of CPU and 64 MiB a password by
  *     design.  On a loop it held every other connection of that loop for as long: beside
- *     four sign-ins a second, others' GET p99 went from 2 to 142 ms (bench/signins.py);
+ *     four sign-ins a second, others' GET p99 went from 2.5 to 176 ms (bench/signins.py);
  *   - files (`qun-files`): an upload's bytes hashed, written and fsynced (qun_blob_put),
  *     tens of milliseconds for a photo and more for a video, and an import's archive read,
  *     checked and staged (seconds for a large group), on the loop until then.

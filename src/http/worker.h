@@ -29,7 +29,7 @@ struct qun_worker {
 /* Queue r's write on the group-commit writer; the answer is sent from this worker's
  * loop once the write is durable. */
 void qun_worker_submit_write(qun_req_t *r, qun_rc (*fn)(qun_db_t *, void *, qun_err_t *));
-/* Hand r (r->slow set) to the slow pool; false when its queue is full.  Once the work is
+/* Hand r (r->slow set) to its pool (slow.c); false when its queue is full.  Once the work is
  * done (qun_worker_slow_done, on the pool's thread), the loop calls qun_router_slow_done. */
 bool qun_worker_submit_slow(qun_req_t *r);
 void qun_worker_slow_done(qun_req_t *r);
