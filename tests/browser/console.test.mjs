@@ -491,6 +491,7 @@ try {
     await stateIs(owner.page, 'pending');
     const c = await owner.page.textContent('#countdown');
     check(/Dissolves in (2 d|1 d 23 h)/.test(c), `countdown: ${c}`);
+    check((await owner.page.textContent('#dissolution')).includes('Dissolves at'), 'the date it dissolves');
     await owner.page.waitForSelector('#cancel-btn');
     await shot(owner.page, 'countdown');
   });
@@ -529,6 +530,8 @@ try {
     await owner.page.click('#cancel-btn');
     await stateIs(owner.page, 'active');
     await member.page.waitForSelector('#notice-banner', { state: 'detached', timeout: 10000 });
+    const shown = await owner.page.textContent('#dissolution');
+    check(!shown.includes('Dissolves at'), `a cancelled dissolution is not said to come: ${shown}`);
     await shot(owner.page, 'cancelled');
   });
 
@@ -1310,6 +1313,7 @@ try {
     check(st.messages !== 'keep' || (text.includes('kept for the owner') && !shown.some(([k]) => k === 'messages_deleted')),
       `kept messages said: ${text}`);
     check(!text.includes('Restorable until'), 'a purged group is not offered as restorable');
+    check(!text.includes('Dissolves at') && text.includes('Dissolved at'), `the past, said as past: ${text}`);
     check(!/_deleted|_removed|undefined|NaN|\{/.test(text), `no keys or placeholders on screen: ${text}`);
     await shot(page, 'purged-receipt-en');
     await setLang(page, 'zh');

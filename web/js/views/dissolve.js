@@ -282,7 +282,9 @@ export async function dissolutionView([gid], ctx) {
         t('status.countdown', { left: duration(left) })) : null,
       h('dl', { class: 'card' },
         h('dt', {}, t('status.state')), h('dd', { id: 'dissolution-state' }, t('state.' + status.dissolution_state)),
-        status.due_at ? [h('dt', {}, t('status.due')), h('dd', {}, when(status.due_at))] : null,
+        // "Dissolves at" only while it still will: a cancelled or done dissolution keeps its
+        // due_at, and a parent reading it there would think the group is still going.
+        status.due_at && left !== null ? [h('dt', {}, t('status.due')), h('dd', {}, when(status.due_at))] : null,
         status.dissolved_at ? [h('dt', {}, t('status.dissolved_at')), h('dd', {}, when(status.dissolved_at))] : null,
         status.grace_until && status.state === 'dissolved'
           ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null,
