@@ -26,21 +26,14 @@ import argparse
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+import throwaway
 
 
 def metric(url, name):
@@ -63,21 +56,10 @@ def pct(xs, p):
 
 
 def run(qund, load, n, messages, inflight, threads, dissolutions):
-    tmp = tempfile.mkdtemp(prefix="qund-fanout-")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(os.path.join(tmp, "qund.log"), "wb")
-    proc = subprocess.Popen([qund, "--listen", f"127.0.0.1:{port}", "--data", os.path.join(tmp, "data"),
-                             "--threads", str(threads), "--set", "argon2_memlimit_kib=8192", "--set", "argon2_opslimit=1",
-                             "--set", "log_requests=false", "--set", "cooling_off=0", "--set", "notice=0"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(url + "/readyz", timeout=0.5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
+    args = ["--threads", str(threads), "--set", "argon2_memlimit_kib=8192", "--set", "argon2_opslimit=1",
+            "--set", "log_requests=false", "--set", "cooling_off=0", "--set", "notice=0"]
+    with throwaway.qund(qund, args, "fanout") as (url, tmp):
+        port = int(url.rsplit(":", 1)[1])
         # One owner per dissolution, each on a device of its own: one user's fourth
         # dissolution in a day would need a step-up, and accounts sharing a device are linked
         # (docs/governance.md, risk), which a bench is not.
@@ -139,14 +121,6 @@ def run(qund, load, n, messages, inflight, threads, dissolutions):
               f"{' / '.join(f'{x:.1f}' for x in alls)} ms; median {sorted(alls)[len(alls) // 2]:.1f} ms "
               f"(aim <= 10 ms at 500 members), max {max(alls):.1f} ms")
         sys.stdout.flush()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

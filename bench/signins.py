@@ -20,23 +20,16 @@ usage: /usr/bin/python3 bench/signins.py [--qund build/qund] [--seconds 6] [--ro
 """
 import argparse
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import requests
 
+import throwaway
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wrk(url, token, seconds):
@@ -58,19 +51,7 @@ def main():
     ap.add_argument("--rate", type=float, default=4.0)
     ap.add_argument("--photo-mib", type=int, default=4)
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="qund-signins-")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(os.path.join(tmp, "qund.log"), "wb")
-    proc = subprocess.Popen([a.qund, "--listen", f"127.0.0.1:{port}", "--data", os.path.join(tmp, "data"),
-                             "--threads", "2", "--set", "log_requests=false"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(url + "/readyz", timeout=0.5).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.05)
+    with throwaway.qund(a.qund, ["--threads", "2", "--set", "log_requests=false"], "signins") as (url, _):
         r = requests.post(url + "/v1/users", json={"username": "reader", "password": "correct horse"}, timeout=30)
         assert r.status_code == 201, r.text
         token = requests.post(url + "/v1/sessions", json={"username": "reader", "password": "correct horse",
@@ -134,14 +115,6 @@ def main():
             print(f"  {tag}. GET /v1/groups/{{id}} p99 with {name} / alone: {p99_sum / a.rounds / 1000:.2f} / "
                   f"{alone_p99 / a.rounds / 1000:.2f} ms = {ratio:.2f} (aim <= 5: {'met' if ratio <= 5 else 'MISSED'}); "
                   f"reads/s {reads / secs:,.0f} / {alone_n / secs:,.0f}")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
