@@ -20,14 +20,13 @@
 // each in English and Chinese, every page shot at desktop and phone width and checked
 // with axe-core.  Any console error or page error fails the run.
 
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { startServer as startOwn, stopServers } from './servers.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = join(HERE, '../..');
@@ -68,58 +67,10 @@ function check(cond, what) {
 
 // ---- servers ----
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const servers = [];
-
-// A qund on a free port with the test clock, its origin http://localhost:PORT (WebAuthn
-// refuses IP addresses as relying parties), and extra settings.
-async function startServer(extra = []) {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'qun-approve.'));
-  const url = `http://localhost:${port}`;
-  const child = spawn(QUND, ['--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'),
-    '--set', 'argon2_memlimit_kib=64', '--set', `web_root=${join(REPO, 'web')}`,
-    '--set', `webauthn_origin=${url}`, '--set', 'webauthn_rp_id=localhost', ...extra],
-  { env: { ...process.env, QUN_TEST_CLOCK: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  const srv = { url, child, dir, log: () => out };
-  servers.push(srv);
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) break;
-    } catch { /* not yet */ }
-    if (i > 100 || child.exitCode !== null) throw new Error(`qund did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return srv;
-}
-
-async function stopServers() {
-  for (const s of servers) {
-    if (s.child.exitCode === null) {
-      const exited = new Promise((r) => s.child.once('exit', r));
-      s.child.kill('SIGTERM');
-      const timer = setTimeout(() => s.child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    if (/ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(s.log())) {
-      errors.push(`qund ${s.url}: sanitizer report:\n${s.log().slice(-3000)}`);
-    }
-    rmSync(s.dir, { recursive: true, force: true });
-  }
-}
+// A qund of the test's own (servers.mjs) with cheap passwords, passkeys for its origin,
+// and extra settings.
+const startServer = (extra = []) => startOwn('approve', (url) => ['--set', 'argon2_memlimit_kib=64',
+  '--set', `webauthn_origin=${url}`, '--set', 'webauthn_rp_id=localhost', ...extra]);
 
 async function api(srv, method, path, body, token) {
   const headers = { 'Content-Type': 'application/json' };
@@ -487,7 +438,7 @@ try {
   }
 } finally {
   await browser.close();
-  await stopServers();
+  await stopServers(errors);
 }
 if (failures || errors.length) {
   if (errors.length) log(errors.join('\n'));

@@ -8,9 +8,10 @@
 # removal, restore, approvals) in Debian's Chromium, stop qund and
 # aiosmtpd by their PIDs (TERM, then KILL), and name the screenshot folder.  Before that,
 # tests/browser/approve.test.mjs runs the phone approval flows with Chromium's virtual
-# authenticator; it starts and stops qund servers of its own on http://localhost:PORT,
-# the origin passkeys need.  BROWSER_TESTS picks files ("approve console notify console16"
-# by default).  QUND and QUN may point at other qund and qun binaries (qun acts as the phone
+# authenticator, and busy.test.mjs a sign-in while the password threads are full; they
+# start and stop qund servers of their own on http://localhost:PORT (servers.mjs), the
+# origin passkeys need.  BROWSER_TESTS picks files ("approve busy console notify
+# console16" by default).  QUND and QUN may point at other qund and qun binaries (qun acts as the phone
 # when it has `qun approve`).
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,14 +30,14 @@ rm -f "$SHOTS"/*.png 2>/dev/null || true
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/qun-browser.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT INT TERM
 export TMPDIR="$TMP"
-TESTS=${BROWSER_TESTS:-approve console notify console16}
+TESTS=${BROWSER_TESTS:-approve busy console notify console16}
 rc=0
-case " $TESTS " in
-*" approve "*)
-  # Before the console's server starts: this file runs servers of its own.
-  QUND="$QUND" SHOTS="$SHOTS" node "$REPO/tests/browser/approve.test.mjs" || rc=$?
-  ;;
-esac
+# Before the console's server starts: these files run servers of their own (servers.mjs).
+for t in approve busy; do
+  case " $TESTS " in
+  *" $t "*) QUND="$QUND" SHOTS="$SHOTS" node "$REPO/tests/browser/$t.test.mjs" || rc=$? ;;
+  esac
+done
 case " $TESTS " in
 *" console "* | *" notify "* | *" console16 "*) ;;
 *)
@@ -80,7 +81,7 @@ until curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; do
 done
 
 for t in $TESTS; do
-  [ "$t" = approve ] && continue
+  case $t in approve | busy) continue ;; esac
   QUN_URL="http://127.0.0.1:$PORT" QUN_DATA="$TMP/data" QUN_MAILDIR="$TMP/Maildir" SHOTS="$SHOTS" QUN="$QUN" \
     node "$REPO/tests/browser/$t.test.mjs" || rc=$?
 done

@@ -58,6 +58,18 @@ function deviceFor(username) {
 let oneTimeCode = null;
 export const takeOneTimeCode = () => oneTimeCode;
 
+// A 503 with a short Retry-After is a server briefly full: too many password checks or
+// uploads waiting, a restart under way, a write that could not commit.  qund answers it
+// before doing any of the request's work, so the same request is sent again after the
+// pause, up to BUSY_RETRIES times, before the person is told the server is busy.  The
+// milliseconds to wait, or null to take the answer as it is.
+const BUSY_RETRIES = 3;
+function busyWait(res, attempt) {
+  if (res.status !== 503 || attempt >= BUSY_RETRIES) return null;
+  const secs = Number(res.headers.get('Retry-After'));
+  return Number.isInteger(secs) && secs >= 0 && secs <= 5 ? Math.max(secs * 1000, 250) : null;
+}
+
 export async function request(method, path, body, opts = {}) {
   const headers = {};
   if (session.token) headers.Authorization = 'Bearer ' + session.token;
@@ -70,10 +82,15 @@ export async function request(method, path, body, opts = {}) {
     headers['Content-Type'] = 'application/json';
   }
   let res;
-  try {
-    res = await fetch(path, { method, headers, body: payload, cache: 'no-store' });
-  } catch (e) {
-    throw new ApiError(0, { code: 'NETWORK', detail: e.message });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      res = await fetch(path, { method, headers, body: payload, cache: 'no-store' });
+    } catch (e) {
+      throw new ApiError(0, { code: 'NETWORK', detail: e.message });
+    }
+    const wait = busyWait(res, attempt);
+    if (wait === null) break;
+    await new Promise((r) => setTimeout(r, wait));
   }
   if (res.status === 204) return null;
   const type = res.headers.get('Content-Type') || '';
