@@ -517,7 +517,8 @@ try {
     await shot(member.page, 'member-export-zh');
     const [dl] = await Promise.all([member.page.waitForEvent('download'), member.page.click('#export-download')]);
     const file = join(dir, dl.suggestedFilename());
-    check(/^x_[\w-]+\.age$/.test(dl.suggestedFilename()), `file name ${dl.suggestedFilename()}`);
+    check(dl.suggestedFilename().startsWith(GROUP) && /^.+ \d{4}-\d\d-\d\d\.age$/.test(dl.suggestedFilename()),
+      `the file is named after the group and the day, not an id: ${dl.suggestedFilename()}`);
     await dl.saveAs(file);
     const list = execFileSync('sh', ['-c', 'age -d -i "$1" "$2" | zstd -d | tar t', 'sh', key, file], { encoding: 'utf8' });
     check(list.includes('manifest.json') && list.includes('messages.jsonl'), `archive members: ${list}`);
@@ -547,8 +548,9 @@ try {
     // The member, still on the group's page, is told it is gone (group.dissolved on its
     // stream).  A poll racing the event may get 410 GROUP_GONE, which Chromium logs as
     // a failed resource: expected here.
-    await member.page.waitForSelector('#group-state .badge[data-state="dissolved"]', { timeout: 15000 });
+    await member.page.waitForSelector('#gone-title', { timeout: 15000 });
     check((await member.page.textContent('#banner')).includes('已解散'), 'the member\'s banner says dissolved');
+    check(!(await member.page.$('#send, #upload, #group input')), 'the page drawn live offers no composer, upload or red packet');
     await shot(member.page, 'member-dissolved-zh');
   });
 
@@ -567,7 +569,9 @@ try {
     await confirmWithQr(owner.page, name, 'archive-first-qr');
     // The export runs first (the group stays active), then the request goes on.
     await stateIs(owner.page, 'pending', 30000);
-    await owner.page.waitForSelector('#archive-state:has-text("done")', { timeout: 15000 });
+    await owner.page.waitForSelector('#archive-state[data-state="done"]', { timeout: 15000 });
+    const line = await owner.page.textContent('#archive-state');
+    check(line.includes('ledger') && !/x_|done/.test(line), `the archive is said in words, not as an id and a state: ${line}`);
     await shot(owner.page, 'archive-first-pending');
     const st = await api('GET', `/v1/groups/${g.id}/dissolution`, undefined, await tokenOf(owner.page));
     check(st.archive && st.archive.state === 'done' && /^[0-9a-f]{64}$/.test(st.archive.digest), 'the archive is ledgered');

@@ -289,10 +289,12 @@ export async function dissolutionView([gid], ctx) {
         status.grace_until && status.state === 'dissolved'
           ? [h('dt', {}, t('status.grace_until')), h('dd', {}, when(status.grace_until))] : null,
         status.purged_at ? [h('dt', {}, t('status.purged_at')), h('dd', { id: 'purged-at' }, when(status.purged_at))] : null,
-        status.archive ? [h('dt', {}, t('status.archive')), h('dd', { id: 'archive-state' },
-          t('status.archive_line', { export: status.archive.export, state: status.archive.state }),
-          status.archive.digest ? h('code', { class: 'small' }, ` sha256 ${status.archive.digest.slice(0, 16)}…`) : null,
-          status.archive.error ? ` — ${status.archive.error}` : '')] : null),
+        // The archive in words, never its id or the server's English error; its SHA-256 is
+        // what an auditor compares with the ledger entry, so it stays, named.
+        status.archive ? [h('dt', {}, t('status.archive')), h('dd', { id: 'archive-state', 'data-state': status.archive.state },
+          t('status.archive.' + status.archive.state),
+          status.archive.digest ? h('span', { class: 'muted small digest' }, ' ',
+            t('status.archive_digest', { digest: status.archive.digest.slice(0, 16) + '…' })) : null)] : null),
       status.held && status.state !== 'purged' ? h('p', { id: 'held-line' }, t('status.held')) : null,
       status.state === 'purging' ? purgeLine(status) : null,
       status.state === 'purged' ? receiptCard(status) : null,

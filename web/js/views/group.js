@@ -128,8 +128,8 @@ export async function groupView([gid], ctx) {
     else bannerEl.replaceChildren();
   }
   // During the notice every member may export their own copy (views/selfexport.js).
-  const exportCard = selfExportCard(gid, (fn) => ctx.onLeave(fn));
-  const groupExport = isOwner && live ? groupExportCard(gid, (fn) => ctx.onLeave(fn)) : null;
+  const exportCard = selfExportCard(gid, (fn) => ctx.onLeave(fn), g.name);
+  const groupExport = isOwner && live ? groupExportCard(gid, (fn) => ctx.onLeave(fn), g.name) : null;
   const tick = setInterval(paintBanner, 1000);
   ctx.onLeave(() => clearInterval(tick));
   if (g.state === 'pending') skew = await serverSkew(gid);
@@ -190,11 +190,10 @@ export async function groupView([gid], ctx) {
     if (added) msgList.scrollTop = msgList.scrollHeight;
   } });
   await packets.refresh();
-  const gone = () => {
-    g = { ...g, state: 'dissolved' };
-    stateBadge.replaceChildren(badge('dissolved'));
-    paintBanner();
-  };
+  // The group ended while the page was open: drawn again as a reload would draw it (a
+  // member's page says the group is gone and what is kept; the owner's keeps the messages
+  // read-only), so no composer, upload or red packet is left to fail.
+  const gone = () => ctx.rerender();
   // A state event (dissolution requested, pending, cancelled, dissolved...) reloads the
   // group, so the badge and the banner follow at once.
   async function reload() {

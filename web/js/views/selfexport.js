@@ -23,7 +23,16 @@ async function download(id) {
   return URL.createObjectURL(await res.blob());
 }
 
-function exportCard({ gid, scope, onLeave, id, title, intro }) {
+// The file's name a person recognizes in their downloads: the group's name and the day,
+// with what a file system refuses replaced.
+function fileName(groupName) {
+  const d = new Date();
+  const day = `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+  const safe = (groupName || 'qun').replace(/[\/\\:*?"<>|\x00-\x1f]+/g, '_').trim().slice(0, 80) || 'qun';
+  return `${safe} ${day}.age`;
+}
+
+function exportCard({ gid, scope, onLeave, id, title, intro, groupName }) {
   const p = (s) => `${id}-${s}`;
   const recipient = h('input', {
     name: 'age-recipient', id: id === 'self-export' ? 'export-recipient' : p('recipient'), maxlength: 200,
@@ -94,18 +103,19 @@ function exportCard({ gid, scope, onLeave, id, title, intro }) {
       return;
     }
     blobUrl = await download(x.id);
-    slot.replaceChildren(h('a', { class: 'button', id: id === 'self-export' ? 'export-download' : p('download'), href: blobUrl, download: `${x.id}.age` },
-      t('export.ready', { name: `${x.id}.age` })));
+    const name = fileName(groupName);
+    slot.replaceChildren(h('a', { class: 'button', id: id === 'self-export' ? 'export-download' : p('download'), href: blobUrl, download: name },
+      t('export.ready', { name })));
   }));
   return h('section', { 'aria-labelledby': p('h'), class: 'card wide', id },
     h('h2', { id: p('h') }, title), h('p', { class: 'muted' }, intro), form, slot);
 }
 
-export function selfExportCard(gid, onLeave) {
-  return exportCard({ gid, scope: 'self', onLeave, id: 'self-export', title: t('export.title'), intro: t('export.intro') });
+export function selfExportCard(gid, onLeave, groupName) {
+  return exportCard({ gid, scope: 'self', onLeave, id: 'self-export', title: t('export.title'), intro: t('export.intro'), groupName });
 }
 
 // The owner's export of the whole group, shown while the group is live.
-export function groupExportCard(gid, onLeave) {
-  return exportCard({ gid, scope: 'group', onLeave, id: 'group-export', title: t('xp.group_title'), intro: t('xp.group_intro') });
+export function groupExportCard(gid, onLeave, groupName) {
+  return exportCard({ gid, scope: 'group', onLeave, id: 'group-export', title: t('xp.group_title'), intro: t('xp.group_intro'), groupName });
 }
