@@ -27,6 +27,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { checkPageText } from './harness.mjs';
 
 const URL = process.env.QUN_URL;
 const DATA = process.env.QUN_DATA;
@@ -95,8 +96,7 @@ async function axeCheck(page, name) {
 // accessibility check runs at both widths.
 async function shot(page, name) {
   const n = String(++shotNo).padStart(2, '0');
-  const text = await page.evaluate(() => document.body.innerText);
-  check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
+  checkPageText(name, await page.evaluate(() => document.body.innerText));
   await page.setViewportSize(DESKTOP);
   await axeCheck(page, `${name} (desktop)`);
   await page.screenshot({ path: join(SHOTS, `${n}-${name}-desktop.png`), fullPage: true });

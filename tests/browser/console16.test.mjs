@@ -24,8 +24,8 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
-  DESKTOP, PASSWORD, PHONE, URL, advanceClock, api, apiUser, axeCheck, check, finish, launch, noErrors, person, run,
-  step,
+  DESKTOP, PASSWORD, PHONE, URL, advanceClock, api, apiUser, axeCheck, check, checkPageText, finish, launch, noErrors,
+  person, run, step,
 } from './harness.mjs';
 
 const SHOTS = process.env.SHOTS || 'build/screenshots';
@@ -39,7 +39,7 @@ let shots = 0;
 async function shot(page, name) {
   const n = String(++shots).padStart(2, '0');
   const text = await page.evaluate(() => document.getElementById('view').innerText);
-  check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
+  checkPageText(name, text);
   const id = text.match(/\bu_[\w-]{6,}|\bg_[\w-]{6,}/);
   check(!id, `${name}: the page shows an id: ${id && text.slice(Math.max(0, id.index - 80), id.index + 40)}`);
   if (await page.evaluate(() => document.documentElement.lang.startsWith('zh'))) {

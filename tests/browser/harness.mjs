@@ -37,6 +37,14 @@ export function check(cond, what) {
 
 // The source is evaluated rather than added as a <script>: the console's
 // Content-Security-Policy rightly refuses inline scripts, and the tests keep it on.
+// What no page may show a person: null, undefined or NaN from a missing field, or a count
+// of one with a plural noun ("1 members": i18n.js has a `.one` form for it).
+export function checkPageText(name, text) {
+  check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
+  const one = text.match(/(?<![\d.,])\b1 (members|messages|files|payments|admins|sessions|deliveries|bytes|groups|accounts)\b/);
+  check(!one, `${name}: "${one?.[0]}", where one takes the singular`);
+}
+
 export async function axeCheck(page, name) {
   if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
   await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running'));

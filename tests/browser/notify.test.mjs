@@ -14,7 +14,8 @@
 import { readdirSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  DESKTOP, PASSWORD, PHONE, URL, api, apiUser, axeCheck, check, finish, launch, noErrors, person, run, step,
+  DESKTOP, PASSWORD, PHONE, URL, api, apiUser, axeCheck, check, checkPageText, finish, launch, noErrors, person, run,
+  step,
 } from './harness.mjs';
 
 const MAILDIR = process.env.QUN_MAILDIR;
@@ -25,8 +26,7 @@ let shots = 0;
 
 async function shot(page, name) {
   const n = String(++shots).padStart(2, '0');
-  const text = await page.evaluate(() => document.body.innerText);
-  check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
+  checkPageText(name, await page.evaluate(() => document.body.innerText));
   for (const [w, size] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await page.setViewportSize(size);
     await axeCheck(page, `${name} (${w})`);

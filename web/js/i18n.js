@@ -177,6 +177,15 @@ const en = {
   'groups.org': 'Organization id (enterprise and education groups)',
   'groups.created': 'Group "{name}" created.',
   'groups.members_n': '{n} members',
+  'groups.members_n.one': '{n} member',
+  'n.members': '{n} members',
+  'n.members.one': '{n} member',
+  'n.messages': '{n} messages',
+  'n.messages.one': '{n} message',
+  'n.files': '{n} files',
+  'n.files.one': '{n} file',
+  'n.payments': '{n} payments',
+  'n.payments.one': '{n} payment',
   'groups.unread': '{n} unread',
   'kind.standard': 'standard',
   'kind.enterprise': 'enterprise',
@@ -332,6 +341,7 @@ const en = {
   'diss.request': 'Dissolve the group',
   'diss.requested': 'Dissolution requested.',
   'diss.bytes': '{n} bytes',
+  'diss.bytes.one': '{n} byte',
   'diss.retention': 'retained {duration}',
   'qr.title': 'Approve on your phone',
   'qr.intro': 'On the web, an action like this is confirmed from another device you trust: scan this code with your phone’s camera, sign in there if asked, and approve with your passkey. This page continues by itself.',
@@ -457,6 +467,7 @@ const en = {
   'admin.orgs.kind_school': 'school',
   'admin.orgs.school': 'Schools approve their education groups\' dissolutions; there is no switch.',
   'admin.orgs.admins_n': '{n} admins',
+  'admin.orgs.admins_n.one': '{n} admin',
   'admin.orgs.protection': 'Dissolve protection for {name}',
   'admin.orgs.protection_hint': 'When on, a dissolution of any of its groups waits for an org admin\'s approval.',
   'admin.orgs.on': 'Dissolve protection is on for {name}.',
@@ -499,6 +510,7 @@ const en = {
   'admin.outbox.action': 'Action',
   'admin.outbox.retry': 'Retry',
   'admin.outbox.requeued': '{n} deliveries requeued.',
+  'admin.outbox.requeued.one': '{n} delivery requeued.',
   'admin.users.title': 'Accounts',
   'admin.users.what': 'find an account, disable or enable it, reset its password',
   'admin.users.intro': 'Every account on this server. Disabling one signs it out everywhere at once; a password reset gives a one-time code.',
@@ -526,6 +538,7 @@ const en = {
   'admin.users.disable_what': 'The account can no longer sign in, and every device it is signed in on (Matrix apps too) is signed out now.',
   'admin.users.enable_what': 'The account can sign in again.',
   'admin.users.disabled_done': '{name} is disabled; {n} sessions ended.',
+  'admin.users.disabled_done.one': '{name} is disabled; {n} session ended.',
   'admin.users.enabled_done': '{name} can sign in again.',
   'admin.users.reset': 'Reset the password',
   'admin.users.reset_what': 'Replaces the password by a one-time code and signs the account out everywhere. The person signs in with the code and must choose a new password.',
@@ -786,6 +799,10 @@ const zh = {
   'groups.org': '组织 id（企业群和教育群）',
   'groups.created': '已创建群“{name}”。',
   'groups.members_n': '{n} 名成员',
+  'n.members': '{n} 名成员',
+  'n.messages': '{n} 条消息',
+  'n.files': '{n} 个文件',
+  'n.payments': '{n} 笔收付款',
   'groups.unread': '{n} 条未读',
   'kind.standard': '普通',
   'kind.enterprise': '企业',
@@ -1248,8 +1265,13 @@ export function has(key) {
   return key in dictionaries[lang] || key in en;
 }
 
+// A number n picks the key's plural form where the language has one: `key.one` for
+// "1 member" in English (Intl.PluralRules); Chinese has a single form, the key itself.
+const plurals = {};
 export function t(key, vars = {}) {
-  const s = dictionaries[lang][key] ?? en[key] ?? key;
+  const rules = plurals[lang] ??= new Intl.PluralRules(lang === 'zh' ? 'zh-CN' : 'en');
+  const form = typeof vars.n === 'number' ? dictionaries[lang][`${key}.${rules.select(vars.n)}`] : undefined;
+  const s = form ?? dictionaries[lang][key] ?? en[key] ?? key;
   return s.replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
 }
 
@@ -1264,6 +1286,15 @@ export function duration(seconds) {
     }
   }
   return parts.slice(0, 2).join(' ');
+}
+
+// Counts as phrases ("1 member", "3 条消息"): the members, messages, files and payments of
+// obj become theirs; anything else is passed on as it is.
+export function counted(obj) {
+  const out = { ...obj };
+  for (const k of ['members', 'messages', 'files', 'payments'])
+    if (typeof obj[k] === 'number') out[k] = t('n.' + k, { n: obj[k] });
+  return out;
 }
 
 // 1234567 as "1,234,567": counts in the person's language.

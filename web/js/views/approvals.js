@@ -4,7 +4,7 @@
 // approvalItem is also the risk-review queue's row (views/admin.js).
 
 import { api, enc } from '../api.js';
-import { addWords, has, t, when } from '../i18n.js';
+import { addWords, counted, has, t, when } from '../i18n.js';
 import { errorBox, field, h, toast } from '../ui.js';
 import { sendWithProofs } from '../proofs.js';
 import { humanSize } from './files.js';
@@ -15,7 +15,7 @@ addWords({ en: {
   'approvals.as': 'You decide as: {kind}',
   'approvals.window': 'Requested {created}; open until {expires}',
   'approvals.steps_running': 'Complete the verification below: your decision is then recorded by itself.',
-  'approvals.impact': 'It affects {members} members, {messages} messages, {files} files ({size}) and {payments} payments.',
+  'approvals.impact': 'It affects {members}, {messages}, {files} ({size}) and {payments}.',
   'approvals.messages.delete': 'The messages are deleted after the purge grace.',
   'approvals.messages.keep': 'The messages are kept read-only for the owner.',
 } });
@@ -25,7 +25,7 @@ addWords({ zh: {
   'approvals.as': '你的审批身份：{kind}',
   'approvals.window': '{created} 提出；{expires} 前有效',
   'approvals.steps_running': '请完成下方的验证，之后会自动记录你的决定。',
-  'approvals.impact': '涉及 {members} 名成员、{messages} 条消息、{files} 个文件（{size}）和 {payments} 笔收付款。',
+  'approvals.impact': '涉及 {members}、{messages}、{files}（{size}）和 {payments}。',
   'approvals.messages.delete': '消息将在清除宽限期后删除。',
   'approvals.messages.keep': '消息将只读保留，仅群主可见。',
 } });
@@ -73,7 +73,7 @@ export function approvalItem(a, ctx) {
   return h('li', { class: 'card approval', 'data-id': a.id, 'data-kind': a.kind },
     h('p', { class: 'approval-what' }, t('approvals.what', { group: a.group_name, gkind: has('kind.' + a.group_kind) ? t('kind.' + a.group_kind) : a.group_kind })),
     h('p', {}, t('approvals.by', { by })),
-    a.impact ? h('p', { class: 'approval-impact' }, t('approvals.impact', { ...a.impact, size: humanSize(a.impact.file_bytes) }),
+    a.impact ? h('p', { class: 'approval-impact' }, t('approvals.impact', { ...counted(a.impact), size: humanSize(a.impact.file_bytes) }),
       has('approvals.messages.' + a.messages) ? [' ', t('approvals.messages.' + a.messages)] : null) : null,
     h('p', { class: 'approval-as' }, t('approvals.as', { kind: kindLine(a) })),
     h('p', { class: 'muted' }, t('approvals.window', { created: when(a.created_at), expires: when(a.expires_at) })),

@@ -6,7 +6,7 @@
 // with parameters (names, impact figures): the words are here, in English and Chinese.
 
 import { api, enc, session } from '../api.js';
-import { addWords, t, when } from '../i18n.js';
+import { addWords, counted, t, when } from '../i18n.js';
 import { followAll } from '../live.js';
 import { busy, errorBox, field, h, toast } from '../ui.js';
 
@@ -25,7 +25,7 @@ addWords({
     'inbox.open_groups': 'Open My groups',
     'inbox.open_group': 'Open the group',
     'inbox.approval.requested': '{by} asks to dissolve “{group}”. As {role}, your approval is needed.',
-    'inbox.approval.impact': 'It affects {members} members, {messages} messages ({rule}) and {files} files. Decide before {until}.',
+    'inbox.approval.impact': 'It affects {members}, {messages} ({rule}) and {files}. Decide before {until}.',
     'inbox.rule.keep': 'kept read-only for the owner',
     'inbox.rule.delete': 'to be deleted',
     'inbox.role.guardian': 'the guardian of {subject}',
@@ -90,7 +90,7 @@ addWords({
     'inbox.open_groups': '打开我的群',
     'inbox.open_group': '打开群组',
     'inbox.approval.requested': '{by} 申请解散「{group}」。你是{role}，需要你的批准。',
-    'inbox.approval.impact': '影响 {members} 名成员、{messages} 条消息（{rule}）和 {files} 个文件。请在 {until} 前决定。',
+    'inbox.approval.impact': '影响 {members}、{messages}（{rule}）和 {files}。请在 {until} 前决定。',
     'inbox.rule.keep': '仅群主可只读保留',
     'inbox.rule.delete': '将被删除',
     'inbox.role.guardian': '{subject} 的监护人',
@@ -220,7 +220,7 @@ function sentence(n) {
       const im = p.impact || {};
       return [t('inbox.approval.requested', { by: nameOf(p.requested_by), group, role }),
         t('inbox.approval.impact', {
-          members: im.members ?? 0, messages: im.messages ?? 0, files: im.files ?? 0,
+          ...counted({ members: im.members ?? 0, messages: im.messages ?? 0, files: im.files ?? 0 }),
           rule: t(im.messages_rule === 'keep' ? 'inbox.rule.keep' : 'inbox.rule.delete'), until: when(p.expires_at || 0),
         })];
     }
