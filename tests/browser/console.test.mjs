@@ -96,7 +96,7 @@ async function axeCheck(page, name) {
 // accessibility check runs at both widths.
 async function shot(page, name) {
   const n = String(++shotNo).padStart(2, '0');
-  checkPageText(name, await page.evaluate(() => document.body.innerText));
+  checkPageText(name, await page.evaluate(() => document.body.innerText), await page.evaluate(() => document.documentElement.lang));
   await page.setViewportSize(DESKTOP);
   await axeCheck(page, `${name} (desktop)`);
   await page.screenshot({ path: join(SHOTS, `${n}-${name}-desktop.png`), fullPage: true });
@@ -1217,6 +1217,7 @@ try {
     const text = await eve.page.textContent('#view');
     check(text.includes('Plans 计划') && text.includes('Plans 2 计划二'), `names: ${text}`);
     check(text.includes('群主') && !text.includes(planGid), `what was kept, no ids: ${text}`);
+    check(!text.includes('消息和文件将在'), `kept messages are not also said to be deleted: ${text}`);
     await shotBoth(eve.page, 'gone-member');
     await eve.page.click('#successor-link');
     await eve.page.waitForSelector('#group-name:has-text("Plans 2")');

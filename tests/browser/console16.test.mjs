@@ -39,7 +39,7 @@ let shots = 0;
 async function shot(page, name) {
   const n = String(++shots).padStart(2, '0');
   const text = await page.evaluate(() => document.getElementById('view').innerText);
-  checkPageText(name, text);
+  checkPageText(name, text, await page.evaluate(() => document.documentElement.lang));
   const id = text.match(/\bu_[\w-]{6,}|\bg_[\w-]{6,}/);
   check(!id, `${name}: the page shows an id: ${id && text.slice(Math.max(0, id.index - 80), id.index + 40)}`);
   if (await page.evaluate(() => document.documentElement.lang.startsWith('zh'))) {

@@ -37,12 +37,17 @@ export function check(cond, what) {
 
 // The source is evaluated rather than added as a <script>: the console's
 // Content-Security-Policy rightly refuses inline scripts, and the tests keep it on.
-// What no page may show a person: null, undefined or NaN from a missing field, or a count
-// of one with a plural noun ("1 members": i18n.js has a `.one` form for it).
-export function checkPageText(name, text) {
+// What no page may show a person: null, undefined or NaN from a missing field, a count
+// of one with a plural noun ("1 members": i18n.js has a `.one` form for it), and on a
+// Chinese page (lang, <html lang>) ASCII colons or semicolons after Chinese words, or a
+// space before 后 ("2 小时 后").
+export function checkPageText(name, text, lang = 'en') {
   check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
   const one = text.match(/(?<![\d.,])\b1 (members|messages|files|payments|admins|sessions|deliveries|bytes|groups|accounts)\b/);
   check(!one, `${name}: "${one?.[0]}", where one takes the singular`);
+  if (!lang.startsWith('zh')) return;
+  const punct = text.match(/[\u4e00-\u9fff][:;]|(天|小时|分钟|秒) 后/);
+  check(!punct, `${name}: "${punct && text.slice(Math.max(0, punct.index - 20), punct.index + 10)}", Chinese takes ：；`);
 }
 
 export async function axeCheck(page, name) {

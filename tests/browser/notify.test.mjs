@@ -26,7 +26,7 @@ let shots = 0;
 
 async function shot(page, name) {
   const n = String(++shots).padStart(2, '0');
-  checkPageText(name, await page.evaluate(() => document.body.innerText));
+  checkPageText(name, await page.evaluate(() => document.body.innerText), await page.evaluate(() => document.documentElement.lang));
   for (const [w, size] of [['desktop', DESKTOP], ['phone', PHONE]]) {
     await page.setViewportSize(size);
     await axeCheck(page, `${name} (${w})`);

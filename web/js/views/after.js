@@ -23,6 +23,7 @@ addWords({ en: {
   'gone.plain': 'This group has been dissolved. Its details are no longer available to you.',
   'gone.data': 'What happened to your data',
   'gone.purge': 'The group’s messages and files are deleted for good after {when}. Until then the owner may restore the group.',
+  'gone.purge_keep': 'The group’s files are deleted for good after {when}. Until then the owner may restore the group.',
   'gone.purging': 'The group’s data is being deleted now.',
   'gone.purged': 'The group’s data has been deleted.',
   'gone.kept.messages.owner_read_only': 'Messages: kept read-only, visible to the owner only (the owner chose to keep them).',
@@ -68,6 +69,7 @@ addWords({ zh: {
   'gone.plain': '此群已解散，你已无法查看它的详情。',
   'gone.data': '你的数据怎么样了',
   'gone.purge': '群的消息和文件将在 {when} 之后被永久删除。在此之前群主可以恢复此群。',
+  'gone.purge_keep': '群的文件将在 {when} 之后被永久删除。在此之前群主可以恢复此群。',
   'gone.purging': '群的数据正在删除。',
   'gone.purged': '群的数据已删除。',
   'gone.kept.messages.owner_read_only': '消息：以只读方式保留，仅群主可见（群主选择了保留）。',
@@ -80,7 +82,7 @@ addWords({ zh: {
   'gone.successor_link': '前往“{name}”',
   'gone.back': '返回我的群',
   'restore.title': '恢复此群',
-  'restore.intro': '你可以在 {when} 之前恢复此群：成员将原样找回它。',
+  'restore.intro': '你可以在 {when} 之前恢复此群，恢复后成员看到的群和原来一样。',
   'restore.button': '恢复此群',
   'restore.steps_running': '请完成下方的验证，之后群会自动恢复。',
   'restore.done': '此群已恢复。',
@@ -134,7 +136,9 @@ export async function goneView(gid, problem) {
   if (g) {
     parts.push(h('p', { id: 'gone-when' }, t('gone.when', { when: when(g.dissolved_at) })));
     const data = [];
-    if (g.state === 'dissolved' && g.purge_after) data.push(t('gone.purge', { when: when(g.purge_after) }));
+    // Messages the owner kept are not deleted with the rest (the kept line below says so).
+    const keeps = (g.kept || []).some((k) => k.what === 'messages');
+    if (g.state === 'dissolved' && g.purge_after) data.push(t(keeps ? 'gone.purge_keep' : 'gone.purge', { when: when(g.purge_after) }));
     else if (g.state === 'purging') data.push(t('gone.purging'));
     else if (g.state === 'purged') data.push(t('gone.purged'));
     if (g.messages === 'delete') data.push(t('gone.messages_deleted'));

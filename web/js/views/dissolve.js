@@ -29,14 +29,14 @@ function impactTable(impact, messages) {
   const rows = [
     ['diss.members', impact.members.count, ''],
     ['diss.messages', impact.messages.count, t(messages === 'delete' ? 'diss.rule.messages_delete' : 'diss.rule.messages_keep')
-      + (impact.messages.masked_at_purge ? `; ${t('diss.rule.messages_masked')}` : '')],
+      + (impact.messages.masked_at_purge ? t('punct.semicolon') + t('diss.rule.messages_masked') : '')],
     ['diss.files', `${impact.files.count} (${t('diss.bytes', { n: impact.files.bytes })})`, t('diss.rule.files')],
     ['diss.payments', impact.payments.count,
-      `${t('diss.rule.payments')}; ${t('diss.retention', { duration: duration(impact.payments.retention_seconds) })}`],
+      t('diss.rule.payments', { duration: duration(impact.payments.retention_seconds) })],
     ['diss.bill_lines', impact.bill_lines.count, t('diss.rule.bill_lines')],
   ];
   // Exports and grants go with the purge; older servers do not list them.
-  const held = (e, rule) => (e.held ? `${t(rule)}; ${t('diss.held')}` : t(rule));
+  const held = (e, rule) => (e.held ? t(rule) + t('punct.semicolon') + t('diss.held') : t(rule));
   if (impact.exports) {
     rows.push(['diss.exports', `${impact.exports.count} (${t('diss.bytes', { n: impact.exports.bytes })})`,
       held(impact.exports, 'diss.exports_rule')]);
@@ -300,7 +300,7 @@ export async function dissolutionView([gid], ctx) {
       status.state === 'purged' ? receiptCard(status) : null,
       status.state === 'purging' || status.state === 'purged' ? paymentsLine(status) : null,
       status.approvals.length ? [h('h2', {}, t('status.approvals')), h('ul', {}, status.approvals.map((a) =>
-        h('li', { 'data-kind': a.kind }, `${approvalKindName(a)}: `, approvalBadge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
+        h('li', { 'data-kind': a.kind }, approvalKindName(a) + t('punct.colon'), approvalBadge(a.state), a.reason ? ` — ${a.reason}` : '')))] : null,
       cancellable ? cancel : null, slot));
   }
   async function load() {

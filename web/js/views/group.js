@@ -356,7 +356,8 @@ export async function groupView([gid], ctx) {
   const restore = await restoreCard(gid, g, () => ctx.rerender());
   return h('div', { id: 'group', 'data-gid': gid, 'data-live': follow ? 'on' : 'off' },
     h('h1', { id: 'group-name' }, g.name),
-    h('p', { class: 'meta' }, `${t('group.state')}: `, stateBadge, ` · ${t('group.your_role')}: ${t('role.' + g.my_role)} · ${t('kind.' + g.kind)}`),
+    h('p', { class: 'meta' }, t('group.state') + t('punct.colon'), stateBadge,
+      ` · ${t('group.your_role')}${t('punct.colon')}${t('role.' + g.my_role)} · ${t('group.kind')}${t('punct.colon')}${t('kind.' + g.kind)}`),
     actions,
     restore,
     h('div', { class: 'grid' },
