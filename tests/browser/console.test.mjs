@@ -749,6 +749,7 @@ try {
     check(/^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/.test(resetCode), `a readable one-time code: ${resetCode}`);
     await setLang(page, 'zh');
     await page.waitForSelector('#user-groups-title:has-text("所在的群")');
+    check((await page.textContent('#reset-code')).trim() === resetCode, 'the one-time code is still shown in Chinese');
     check(!(await page.isVisible('#toast.show')), 'the English toast goes with the change of language');
     check((await page.textContent('#user-facts')).includes('须设置新密码'), 'the state in Chinese');
     await shot(page, 'admin-user-zh');
@@ -1092,10 +1093,11 @@ try {
     await page.waitForSelector('#register-mismatch:not(:empty)');
     check((await page.getAttribute('#register-password-again', 'aria-invalid')) === 'true', 'the second field is marked invalid');
     await shotBoth(page, 'signup-mismatch');
-    // The language switch drew the form anew: fill it again, still differing.
-    await page.fill('input[name=new-username]', 'dora17');
-    await page.fill('input[name=new-password]', PASSWORD);
-    await page.fill('input[name=new-password-again]', PASSWORD + 'x');
+    // The language switch drew the form anew, with what was typed put back (main.js) and
+    // the mismatch said again, in the language the page is in.
+    check(await page.inputValue('input[name=new-username]') === 'dora17'
+      && await page.inputValue('input[name=new-password-again]') === PASSWORD + 'x', 'the typed fields survive two language switches');
+    await page.waitForSelector('#register-mismatch:not(:empty)');
     await page.click('#register');
     check(!(await page.evaluate(() => sessionStorage.getItem('qun.token'))), 'nothing was sent with differing passwords');
     await page.fill('input[name=new-password-again]', PASSWORD);

@@ -1153,7 +1153,7 @@ const zh = {
   'admin.users.actions': '操作',
   'admin.users.disable': '停用此账号',
   'admin.users.enable': '启用此账号',
-  'admin.users.disable_what': '该账号将无法登录，并立即在所有已登录的设备（包括 Matrix 应用）上退出。',
+  'admin.users.disable_what': '停用后，该账号将无法登录，并立即在所有已登录的设备（包括聊天应用）上退出。',
   'admin.users.enable_what': '该账号可以重新登录。',
   'admin.users.disabled_done': '已停用 {name}；结束了 {n} 个会话。',
   'admin.users.enabled_done': '{name} 可以重新登录了。',

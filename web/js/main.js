@@ -157,10 +157,48 @@ export async function render() {
   }
 }
 
-document.getElementById('lang').addEventListener('change', (e) => {
+// A language switch draws the page again in the other language.  What the person typed
+// or chose in its fields (found again by id or name; not files) and where they were on
+// the page are put back.  Only a field the new page draws differently is touched, and it
+// announces the change, so what depends on it (a name typed to confirm, a passphrase
+// typed twice) follows; a switch the server already holds is drawn as it is and left be.
+function typedFields() {
+  const kept = [];
+  const seen = new Map(); // selector -> fields found with it so far
+  for (const el of document.querySelectorAll('#view input, #view textarea, #view select')) {
+    // By name, then by an id of the view's own: field() numbers its ids afresh each time.
+    let sel = el.name ? `[name="${CSS.escape(el.name)}"]` : el.id && !/^f\d+$/.test(el.id) ? `#${CSS.escape(el.id)}` : null;
+    if (!sel || el.type === 'file' || el.type === 'hidden') continue;
+    if (el.type === 'radio') sel += `[value="${CSS.escape(el.value)}"]`;
+    const index = seen.get(sel) ?? 0;
+    seen.set(sel, index + 1);
+    if (el.type === 'radio') {
+      if (el.checked) kept.push({ sel, index, checked: true });
+    } else if (el.type === 'checkbox') kept.push({ sel, index, checked: el.checked });
+    else kept.push({ sel, index, value: el.value });
+  }
+  return kept;
+}
+
+function putBack(kept) {
+  for (const k of kept) {
+    const el = document.querySelectorAll(`#view ${k.sel}`)[k.index];
+    if (!el || ('checked' in k ? el.checked === k.checked : el.value === k.value)) continue;
+    if ('checked' in k) el.checked = k.checked;
+    else el.value = k.value;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  }
+}
+
+document.getElementById('lang').addEventListener('change', async (e) => {
+  const kept = typedFields();
+  const y = window.scrollY;
   setLanguage(e.target.value);
   dismissToast();
-  render();
+  await render();
+  putBack(kept);
+  window.scrollTo(0, y);
 });
 document.getElementById('skip-link').addEventListener('click', (e) => {
   e.preventDefault();

@@ -228,10 +228,22 @@ export async function adminUsersView(_params, ctx) {
       : h('p', { class: 'muted', id: 'users' }, t('admin.users.none')));
 }
 
+// The one-time code last shown, so that the page drawn again (another language) still
+// shows it; forgotten as soon as the admin goes to another page.
+let shownCode = null;
+window.addEventListener('hashchange', () => { shownCode = null; });
+
+function codeBox(r) {
+  return h('div', { class: 'card', id: 'reset-code-box' },
+    h('p', {}, t('admin.users.code_is', { name: r.username })),
+    h('p', {}, h('code', { id: 'reset-code', class: 'big' }, r.code)),
+    h('p', { class: 'hint' }, t('admin.users.code_hint')));
+}
+
 export async function adminUserView([openid], ctx) {
   const u = await api.get(`/v1/admin/users/${enc(openid)}`);
   const slot = h('div');
-  const codeSlot = h('div', { 'aria-live': 'polite' });
+  const codeSlot = h('div', { 'aria-live': 'polite' }, shownCode?.openid === openid ? codeBox(shownCode) : null);
   const toggle = h('button', { type: 'button', id: u.disabled ? 'user-enable' : 'user-disable',
     class: u.disabled ? null : 'danger' }, t(u.disabled ? 'admin.users.enable' : 'admin.users.disable'));
   toggle.addEventListener('click', busy(toggle, slot, async () => {
@@ -243,11 +255,9 @@ export async function adminUserView([openid], ctx) {
   const reset = h('button', { type: 'button', id: 'user-reset' }, t('admin.users.reset'));
   reset.addEventListener('click', busy(reset, slot, async () => {
     const r = await api.post(`/v1/admin/users/${enc(openid)}/password-reset`, {});
-    // Shown once: the server keeps only its hash.
-    codeSlot.replaceChildren(h('div', { class: 'card', id: 'reset-code-box' },
-      h('p', {}, t('admin.users.code_is', { name: r.username })),
-      h('p', {}, h('code', { id: 'reset-code', class: 'big' }, r.code)),
-      h('p', { class: 'hint' }, t('admin.users.code_hint'))));
+    // Shown on this page only: the server keeps only its hash.
+    shownCode = { openid, username: r.username, code: r.code };
+    codeSlot.replaceChildren(codeBox(shownCode));
     toast(t('admin.users.reset_done', { name: r.username }));
   }));
   const groups = u.groups.map((g) => h('tr', {},
