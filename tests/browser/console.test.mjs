@@ -106,6 +106,16 @@ async function shot(page, name) {
   await page.setViewportSize(DESKTOP);
 }
 
+// An admin table at phone width: one card a row, every cell within the screen, each
+// under its column's heading (style.css, table.stack).
+async function fitsPhone(page, table) {
+  await page.setViewportSize(PHONE);
+  const wide = await page.$eval(table, (t) => [t.scrollWidth, t.parentElement.clientWidth,
+    [...t.querySelectorAll('tbody td')].every((td) => td.dataset.label && getComputedStyle(td, '::before').content.length > 2)]);
+  await page.setViewportSize(DESKTOP);
+  check(wide[0] <= wide[1] + 1 && wide[2], `${table} at phone width: ${wide[0]} px in ${wide[1]}, labels ${wide[2]}`);
+}
+
 let clockJumped = false;
 
 // Move qund's test clock ahead (QUN_TEST_CLOCK).
@@ -706,6 +716,7 @@ try {
     await root.page.goto(`${URL}/#/admin/outbox`);
     await root.page.waitForSelector('#dead-letters tbody tr');
     await shot(root.page, 'admin-dead-letters');
+    await fitsPhone(root.page, '#dead-letters');
     await root.page.click('#dead-letters tbody tr [data-retry]');
     await root.page.waitForSelector('#toast.show:has-text("requeued")');
   });
@@ -726,6 +737,7 @@ try {
     await page.waitForSelector('#users tr[data-user="dora"]');
     check(!(await page.textContent('#users')).includes(dora.openid), 'the list shows names, not ids');
     await shot(page, 'admin-users');
+    await fitsPhone(page, '#users');
     await page.click('#users tr[data-user="dora"] a');
     await page.waitForSelector('#user-facts');
     const groups = await page.textContent('#user-groups');

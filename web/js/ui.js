@@ -104,6 +104,15 @@ export function errorBox(err) {
   return reqs === undefined ? box : h('div', {}, box, requirementsBox(reqs));
 }
 
+// A table that becomes one card a row at phone width (style.css, table.stack): each
+// cell is labelled with its column's heading.
+export function stackTable(table) {
+  const heads = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of table.querySelectorAll('tbody tr')) [...tr.children].forEach((td, i) => { td.dataset.label = heads[i] ?? ''; });
+  table.classList.add('stack');
+  return table;
+}
+
 export function badge(state) {
   return h('span', { class: `badge state-${state}`, 'data-state': state }, t('state.' + state));
 }

@@ -13,7 +13,7 @@
 
 import { api, enc } from '../api.js';
 import { t, when } from '../i18n.js';
-import { badge, busy, errorBox, field, h, toast } from '../ui.js';
+import { badge, busy, errorBox, field, h, stackTable, toast } from '../ui.js';
 import { approvalItem } from './approvals.js';
 
 const PAGES = [
@@ -173,10 +173,10 @@ export async function adminOutboxView(_params, ctx) {
     h('h1', {}, t('admin.outbox.title')), back(),
     h('p', { class: 'muted' }, t('admin.outbox.intro')),
     rows.length ? h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-labelledby': 'dead-caption' },
-      h('table', { id: 'dead-letters' },
+      stackTable(h('table', { id: 'dead-letters' },
         h('caption', { id: 'dead-caption' }, t('admin.outbox.caption', { n: rows.length })),
         h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, t('admin.outbox.' + c))))),
-        h('tbody', {}, rows)))
+        h('tbody', {}, rows))))
       : h('p', { class: 'muted', id: 'dead-letters' }, t('admin.outbox.none')));
 }
 
@@ -220,11 +220,11 @@ export async function adminUsersView(_params, ctx) {
     h('p', { class: 'muted' }, t('admin.users.intro')),
     form,
     rows.length ? h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-labelledby': 'users-caption' },
-      h('table', { id: 'users' },
+      stackTable(h('table', { id: 'users' },
         h('caption', { id: 'users-caption' }, t(page.next_cursor ? 'admin.users.caption_more' : 'admin.users.caption',
           { n: rows.length })),
         h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, t('admin.users.' + c))))),
-        h('tbody', {}, rows)))
+        h('tbody', {}, rows))))
       : h('p', { class: 'muted', id: 'users' }, t('admin.users.none')));
 }
 
@@ -280,9 +280,9 @@ export async function adminUserView([openid], ctx) {
       h('p', {}, reset), slot, codeSlot),
     h('h2', { id: 'user-groups-title' }, t('admin.users.groups')),
     groups.length ? h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-labelledby': 'user-groups-title' },
-      h('table', { id: 'user-groups' },
+      stackTable(h('table', { id: 'user-groups' },
         h('thead', {}, h('tr', {}, ['group', 'role', 'group_state'].map((c) =>
           h('th', { scope: 'col' }, t('admin.users.' + c))))),
-        h('tbody', {}, groups)))
+        h('tbody', {}, groups))))
       : h('p', { class: 'muted', id: 'user-groups' }, t('admin.users.no_groups')));
 }
