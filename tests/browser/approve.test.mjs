@@ -283,7 +283,8 @@ async function qrFlow(browser, srv, lang) {
     await desk2.page.waitForSelector('#qr img');
     await phoneApproves(phone, (await desk2.page.textContent('#qr-link')).trim());
     await desk2.page.waitForSelector('#step-choice', { timeout: 20000 });
-    check((await desk2.page.textContent('#requirements-needed')).includes(w.choice), 'the step-up is named');
+    check((await desk2.page.textContent('#more-steps')).includes(w.choice), 'the step-up is offered');
+    check(!(await desk2.page.$('#view .error')), 'the step-up is a next step, not an error');
     await desk2.page.check('input[name=step-method][value=totp]');
     await shot(desk2.page, `step-up-choice-${lang}`);
     await desk2.page.click('#step-choice-go');

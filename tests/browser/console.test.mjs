@@ -818,10 +818,11 @@ try {
     await page.waitForSelector('#dissolve-link');
     await requestDissolution(page);
     await confirmWithQr(page, 'Choir');
-    await page.waitForSelector('#requirements-needed', { timeout: 15000 });
-    const needed = await page.textContent('#requirements-needed');
-    check(/one of: .*(authenticator|passkey)/.test(needed), `the step-up is named: ${needed}`);
+    await page.waitForSelector('#more-steps li', { timeout: 15000 });
+    const needed = await page.textContent('#more-steps');
+    check(/authenticator/.test(needed) && /passkey/.test(needed), `the step-up's choices are offered: ${needed}`);
     check(!/\[object Object\]|undefined/.test(needed), `readable: ${needed}`);
+    check(!(await page.$('#view .error, #requirements-needed')), 'a further step is not shown as an error');
     check((await page.textContent('#qr-state')).includes('asks for more'), 'the QR line no longer says only approved');
     check(await page.isEnabled('#dissolve-btn'), 'the button is usable again');
     check(!(await page.getAttribute('#confirm-name', 'readonly')), 'the name can be edited again');

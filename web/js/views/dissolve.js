@@ -206,11 +206,13 @@ export async function dissolveView([gid], ctx) {
             break;
           } catch (e) {
             if (!(e instanceof ApiError) || e.status !== 428 || e.problem.requirements === undefined || round >= 3) throw e;
-            // More is needed (a risk step-up): say what, give the form back, and offer
-            // the steps; once they are done the request goes again by itself.
+            // More is needed (a risk step-up): the QR line says so, the form comes back,
+            // and the steps still to do follow; once they are done the request goes again
+            // by itself.  Not an error, and not the whole list again with the QR step
+            // just done in it.
             qrSlot.querySelector('#qr-state')?.replaceChildren(t('qr.more_needed'));
             const more = h('div', { id: 'more-steps' });
-            slot.replaceChildren(errorBox(e), more);
+            slot.replaceChildren(more);
             reopen();
             const done = Object.keys(proofs).map((k) => ({
               confirmation_token: 'confirm', typed_name: 'typed_name', password: 'password', totp_code: 'totp',
