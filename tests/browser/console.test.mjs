@@ -655,8 +655,11 @@ try {
     await owner.page.waitForSelector('#group-list');
     await shot(owner.page, 'my-groups');
     await owner.page.fill('input[name=group-name]', 'Acme team');
+    check(await owner.page.isHidden('#group-org-field'), 'a standard group asks for no organization');
     await owner.page.selectOption('select[name=group-kind]', 'enterprise');
-    await owner.page.fill('input[name=group-org]', orgId);
+    // The organization by its name, among those she administers: never an id to type.
+    check((await owner.page.textContent('select[name=group-org]')).includes('Acme Ltd'), 'the org is offered by name');
+    await owner.page.selectOption('select[name=group-org]', orgId);
     await owner.page.click('#create-group');
     await owner.page.waitForSelector('#group-name');
     egid = owner.page.url().split('#/g/')[1];

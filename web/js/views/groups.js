@@ -46,7 +46,8 @@ function setUnread(el, n) {
 }
 
 export async function groupsView(_args, ctx) {
-  const [page, invitations] = await Promise.all([api.get('/v1/groups?limit=200'), api.get('/v1/me/invitations')]);
+  const [page, invitations, orgs] = await Promise.all([api.get('/v1/groups?limit=200'), api.get('/v1/me/invitations'),
+    api.get('/v1/orgs?limit=200').then((o) => o.items, () => [])]);
   const unread = new Map(); // group id -> its badge
   const states = new Map(); // group id -> its state badge (follows dissolution events live)
   const list = page.items.length
@@ -96,15 +97,23 @@ export async function groupsView(_args, ctx) {
 
   const name = h('input', { name: 'group-name', required: true, maxlength: 128 });
   const kind = h('select', { name: 'group-kind' }, KINDS.map((k) => h('option', { value: k }, t('kind.' + k))));
-  const org = h('input', { name: 'group-org', maxlength: 64 });
+  // Enterprise and education groups belong to an organization: one the person
+  // administers, chosen by its name (never typed as an id).
+  const org = h('select', { name: 'group-org', id: 'group-org' }, orgs.map((o) => h('option', { value: o.id }, o.name)));
+  const orgField = h('div', { id: 'group-org-field' },
+    orgs.length ? field(t('groups.org'), org) : h('p', { class: 'hint', id: 'group-org-none' }, t('groups.org_none')));
+  const needsOrg = () => kind.value === 'enterprise' || kind.value === 'education';
+  const showOrg = () => { orgField.hidden = !needsOrg(); };
+  kind.addEventListener('change', showOrg);
+  showOrg();
   const slot = h('div');
   const btn = h('button', { type: 'submit', id: 'create-group' }, t('groups.create'));
   const form = h('form', { class: 'card', 'aria-labelledby': 'create-title' },
     h('h2', { id: 'create-title' }, t('groups.create')),
-    field(t('groups.name'), name), field(t('groups.kind'), kind), field(t('groups.org'), org), slot, btn);
+    field(t('groups.name'), name), field(t('groups.kind'), kind), orgField, slot, btn);
   form.addEventListener('submit', busy(btn, slot, async () => {
     const body = { name: name.value.trim(), kind: kind.value };
-    if (org.value.trim()) body.org = org.value.trim();
+    if (needsOrg() && org.value) body.org = org.value;
     const g = await api.post('/v1/groups', body);
     toast(t('groups.created', { name: g.name }));
     location.hash = `#/g/${g.id}`;
