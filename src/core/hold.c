@@ -15,17 +15,20 @@ static qun_rc load(qun_db_t *db, const qun_actor_t *a, const char *gid, qun_grou
     return qun_group_load(db, gid, g, err);
 }
 
+/* Who placed and released a hold by openid, and by username for a person to read. */
 static json_t *hold_json(qun_q_t *q) {
-    return json_pack("{s:s, s:s, s:s, s:I, s:s?, s:o?}", "id", qun_q_col_text(q, 0), "reason",
-                     qun_q_col_text(q, 1), "placed_by", qun_q_col_text(q, 2), "placed_at",
-                     (json_int_t)qun_q_col_int(q, 3), "released_by",
-                     qun_q_col_null(q, 4) ? NULL : qun_q_col_text(q, 4), "released_at",
+    bool released = !qun_q_col_null(q, 4);
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:o?}", "id", qun_q_col_text(q, 0), "reason",
+                     qun_q_col_text(q, 1), "placed_by", qun_q_col_text(q, 2), "placed_by_name",
+                     qun_q_col_text(q, 6), "placed_at", (json_int_t)qun_q_col_int(q, 3), "released_by",
+                     released ? qun_q_col_text(q, 4) : NULL, "released_by_name",
+                     released ? qun_q_col_text(q, 7) : NULL, "released_at",
                      qun_q_col_null(q, 5) ? NULL : json_integer(qun_q_col_int(q, 5)));
 }
 
 #define HOLD_COLS                                                                                            \
-    "SELECT h.hid, h.reason, pu.openid, h.placed_at, ru.openid, h.released_at FROM holds h "                 \
-    "JOIN users pu ON pu.id = h.placed_by LEFT JOIN users ru ON ru.id = h.released_by "
+    "SELECT h.hid, h.reason, pu.openid, h.placed_at, ru.openid, h.released_at, pu.username, ru.username "    \
+    "FROM holds h JOIN users pu ON pu.id = h.placed_by LEFT JOIN users ru ON ru.id = h.released_by "
 
 qun_rc qun_hold_place(qun_db_t *db, const qun_actor_t *a, const char *gid, const char *reason, json_t **out,
                       qun_err_t *err) {
@@ -90,6 +93,6 @@ qun_rc qun_hold_list(qun_db_t *db, const qun_actor_t *a, const char *gid, json_t
         json_decref(items);
         return rc;
     }
-    *out = json_pack("{s:s, s:o}", "group", g.gid, "items", items);
+    *out = json_pack("{s:s, s:s, s:o}", "group", g.gid, "group_name", g.name, "items", items);
     return QUN_OK;
 }

@@ -259,6 +259,12 @@ def test_legal_hold_blocks_purge_until_release(srv):
     gid = make_group(owner)
     expect(owner.post(f"/v1/groups/{gid}/holds", {"reason": "x"}), 403, "FORBIDDEN_COMPLIANCE")
     hold = expect(judge.post(f"/v1/groups/{gid}/holds", {"reason": "case 42"}), 201)
+    assert hold["placed_by"] == judge.openid and hold["placed_by_name"] == "judge"
+    assert hold["released_by"] is None and hold["released_by_name"] is None
+    listed = expect(judge.get(f"/v1/groups/{gid}/holds"), 200)
+    name = expect(owner.get(f"/v1/groups/{gid}"), 200)["name"]
+    assert listed["group"] == gid and listed["group_name"] == name  # names for the console, not ids
+    assert [h["placed_by_name"] for h in listed["items"]] == ["judge"]
     expect(request(owner, gid), 202)
     advance(owner, 48 * H + 1)
     wait_state(owner, gid, "dissolved")
@@ -268,7 +274,7 @@ def test_legal_hold_blocks_purge_until_release(srv):
     assert st["state"] == "dissolved" and st["held"] is True  # past the grace, but held
     expect(judge.delete(f"/v1/groups/{gid}/holds/nope"), 404, "HOLD_NOT_FOUND")
     released = expect(judge.delete(f"/v1/groups/{gid}/holds/{hold['id']}"), 200)
-    assert released["released_by"] == judge.openid
+    assert released["released_by"] == judge.openid and released["released_by_name"] == "judge"
     wait_state(owner, gid, "purged")
     events = [e["event"] for e in history(owner, gid)]
     assert "hold.placed" in events and "hold.released" in events

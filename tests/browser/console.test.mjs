@@ -691,6 +691,9 @@ try {
     await lawyer.page.fill('textarea[name=hold-reason]', 'Case 2026-17');
     await lawyer.page.click('#hold-place');
     await lawyer.page.waitForSelector('#holds [data-hold][data-active="yes"]');
+    const holds = await lawyer.page.textContent('#holds');
+    check(holds.includes('Acme team') && holds.includes('by lawyer') && !/\b[gu]_[\w-]{6,}/.test(holds),
+      `the hold names the group and who placed it, no ids: ${holds}`);
     await shot(lawyer.page, 'admin-hold');
     // The owner, on the group's dissolution page, learns of the hold within a refresh.
     await owner.page.goto(`${URL}/#/g/${egid}/dissolution`);

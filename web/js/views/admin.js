@@ -72,8 +72,7 @@ export async function adminOrgsView(_params, ctx) {
     }
     return h('li', { class: 'card', 'data-org': o.id },
       h('h2', {}, o.name),
-      h('p', { class: 'muted' }, `${t('admin.orgs.kind_' + o.kind)} · `, h('code', {}, o.id),
-        ` · ${t('admin.orgs.admins_n', { n: o.admins.length })}`),
+      h('p', { class: 'muted' }, `${t('admin.orgs.kind_' + o.kind)} · ${t('admin.orgs.admins_n', { n: o.admins.length })}`),
       control, slot);
   });
   const name = h('input', { name: 'org-name', required: true, maxlength: 128 });
@@ -85,7 +84,7 @@ export async function adminOrgsView(_params, ctx) {
     field(t('admin.orgs.name'), name), field(t('admin.orgs.kind'), kind), slot, btn);
   form.addEventListener('submit', busy(btn, slot, async () => {
     const o = await api.post('/v1/orgs', { name: name.value.trim(), kind: kind.value });
-    toast(t('admin.orgs.created', { name: o.name, id: o.id }));
+    toast(t('admin.orgs.created', { name: o.name }));
     ctx.rerender();
   }));
   return h('div', {},
@@ -127,12 +126,12 @@ export async function adminHoldsView() {
       }));
       return h('li', { class: 'card', 'data-hold': x.id, 'data-active': x.released_at ? 'no' : 'yes' },
         h('p', {}, x.reason),
-        h('p', { class: 'muted' }, t('admin.holds.placed_at', { when: when(x.placed_at), by: x.placed_by })),
-        x.released_at ? h('p', { class: 'muted' }, t('admin.holds.released_at', { when: when(x.released_at) })) : null,
+        h('p', { class: 'muted' }, t('admin.holds.placed_at', { when: when(x.placed_at), by: x.placed_by_name ?? x.placed_by })),
+        x.released_at ? h('p', { class: 'muted' }, t('admin.holds.released_at', { when: when(x.released_at), by: x.released_by_name ?? x.released_by })) : null,
         release, s);
     });
     result.replaceChildren(
-      h('h2', {}, t('admin.holds.of', { group: list.group })),
+      h('h2', {}, t('admin.holds.of', { group: list.group_name ?? list.group })),
       items.length ? h('ul', { class: 'plain' }, items) : h('p', { class: 'muted' }, t('admin.holds.none')),
       placeForm);
   }
