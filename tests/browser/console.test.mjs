@@ -490,6 +490,7 @@ try {
   await step('without a trusted phone the web cannot confirm', async () => {
     await owner.page.click('#dissolve-btn');
     await owner.page.waitForSelector('#qr-no-device');
+    check(!(await owner.page.$('#steps')), 'no empty list of steps above why none can be done');
     check(await owner.page.isEnabled('#dissolve-btn'), 'the button is usable again');
     check(await owner.page.evaluate(() => document.activeElement.id === 'dissolve-btn'), 'and has the focus back');
     await shot(owner.page, 'needs-phone');

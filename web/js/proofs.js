@@ -20,7 +20,7 @@
 // totp_code).
 
 import { api, ApiError, enc } from './api.js';
-import { addWords, t } from './i18n.js';
+import { addWords, t, when } from './i18n.js';
 import { followChallenge } from './live.js';
 import { errorBox, field, h } from './ui.js';
 import { approveWithPasskey, passkeyError, supported } from './webauthn.js';
@@ -332,7 +332,7 @@ async function qrCode(list, opts) {
   const state = h('p', { id: 'qr-state', role: 'status' }, t('qr.waiting'));
   const card = h('li', { class: 'step card qr', id: 'qr', 'aria-labelledby': 'qr-title', 'data-challenge': ch.id, 'data-method': 'qr' },
     h('h3', { id: 'qr-title', tabindex: -1 }, t('qr.title')),
-    h('p', {}, t('qr.intro')),
+    h('p', {}, t('qr.intro', { until: when(ch.expires_at) })),
     h('img', { src: 'data:image/svg+xml;base64,' + btoa(svg), alt: t('qr.alt'), width: 220, height: 220, id: 'qr-image' }),
     h('p', { class: 'small' }, t('qr.link'), ' ', h('code', { id: 'qr-link' }, ch.approve_url)),
     state);
@@ -499,15 +499,22 @@ export async function collectProofs(slot, reqs, opts) {
     plan.review ? h('p', { class: 'small', id: 'steps-review' }, t('steps.review')) : null, list));
   const body = { ...(opts.have || {}) };
   const done = new Set(opts.skip || []);
-  for (const m of plan.all) {
-    if (done.has(m)) continue;
-    await prove(m, list, opts, body);
-    done.add(m);
-  }
-  // A step-up is a proof beyond those above, whatever they were: always one more.
-  if (plan.anyOf.length) {
-    const m = plan.anyOf.length === 1 ? plan.anyOf[0] : await choose(list, plan.anyOf);
-    await prove(m, list, opts, body);
+  try {
+    for (const m of plan.all) {
+      if (done.has(m)) continue;
+      await prove(m, list, opts, body);
+      done.add(m);
+    }
+    // A step-up is a proof beyond those above, whatever they were: always one more.
+    if (plan.anyOf.length) {
+      const m = plan.anyOf.length === 1 ? plan.anyOf[0] : await choose(list, plan.anyOf);
+      await prove(m, list, opts, body);
+    }
+  } catch (e) {
+    // The first step could not even be shown (no device to approve on): no empty
+    // "Complete each step" card above the caller's words for why.
+    if (!list.children.length) slot.replaceChildren();
+    throw e;
   }
   return body;
 }
