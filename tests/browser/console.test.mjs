@@ -202,8 +202,10 @@ async function register(page, username) {
   return me.openid;
 }
 
+// The group's state on the dissolution page: the big badge, not an approval's (whose own
+// state may be named "pending" too).
 async function stateIs(page, state, timeout = 15000) {
-  await page.waitForSelector(`#dissolution .badge[data-state="${state}"]`, { timeout });
+  await page.waitForSelector(`#dissolution .big .badge[data-state="${state}"]`, { timeout });
 }
 
 async function requestDissolution(page) {
