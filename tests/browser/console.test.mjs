@@ -599,6 +599,9 @@ try {
     const results = await auditResults(owner.page, rows);
     check(results.every((r) => r.result === 'verified'), `results: ${JSON.stringify(results)}`);
     check((await owner.page.textContent('#checkpoint')).includes('signature verified'), 'checkpoint signature');
+    await owner.page.waitForSelector('#audit-verdict');
+    check(await owner.page.getAttribute('#audit-verdict', 'data-verdict') === 'verified'
+      && (await owner.page.textContent('#audit-verdict')).includes(`All ${rows} entries match`), 'the verdict first, in words');
     // Events read as words and who acted by name, never an openid.
     const first = await owner.page.textContent('#audit tbody tr[data-event="group.created"]');
     check(first.includes('Group created') && !/u_[A-Za-z0-9_-]{22}/.test(first), `first row: ${first}`);
@@ -619,6 +622,8 @@ try {
     }
     const why = await owner.page.textContent(`#audit tr[data-index="${first}"] [data-why]`);
     check(why.includes('not in the signed tree'), `why it failed: ${why}`);
+    await owner.page.waitForSelector('#audit-verdict[data-verdict="failed"][role="alert"]');
+    check((await owner.page.textContent('#audit-verdict')).startsWith('1 entry does not match'), 'the change is said at the top');
     await shot(owner.page, 'audit-failed');
   });
 

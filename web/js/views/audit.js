@@ -49,6 +49,8 @@ async function verifyAll(gid, rows, head) {
     notes.push(h('p', { class: 'error', role: 'alert', id: 'checkpoint' }, t('audit.sig_bad', { why })));
   }
   head.replaceChildren(...notes);
+  let verified = 0;
+  let failed = 0;
   for (const item of history) {
     const cell = rows.cells.get(item.index);
     let ok = false;
@@ -65,7 +67,14 @@ async function verifyAll(gid, rows, head) {
       why = e instanceof Refusal ? e.code : 'error';
     }
     cell.replaceChildren(mark(ok), ...(why ? [h('span', { class: 'muted small', 'data-why': why }, ` ${t(`audit.why.${why}`)}`)] : []));
+    if (ok) verified++;
+    else if (why !== 'hidden' && why !== 'too_new') failed++; // those two are not yet checkable, not changed
   }
+  // The verdict first, for a person who reads no further: a changed entry is an alert.
+  const verdict = failed ? h('p', { class: 'error', role: 'alert', id: 'audit-verdict', 'data-verdict': 'failed' }, t('audit.some_failed', { n: failed }))
+    : verified === history.length ? h('p', { class: 'ok', id: 'audit-verdict', 'data-verdict': 'verified' }, t('audit.all_ok', { n: verified }))
+      : h('p', { class: 'muted', id: 'audit-verdict', 'data-verdict': 'partly' }, t('audit.partly', { n: verified }));
+  head.prepend(verdict);
 }
 
 export async function auditView([gid], ctx) {
@@ -99,6 +108,7 @@ export async function auditView([gid], ctx) {
     h('h1', {}, t('audit.title', { name: g.name })),
     h('p', {}, t('audit.intro')),
     head,
+    h('p', { class: 'muted small' }, t('audit.how')),
     h('table', { class: 'audit', id: 'audit' },
       h('thead', {}, h('tr', {}, ['audit.index', 'audit.event', 'audit.who', 'audit.time', 'audit.result'].map((k) => h('th', { scope: 'col' }, t(k))))),
       tbody),
