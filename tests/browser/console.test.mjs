@@ -1155,6 +1155,8 @@ try {
     await page.waitForFunction(() => document.querySelectorAll('#messages li[data-seq]').length === 250);
     const firstSeq = await page.getAttribute('#messages li[data-seq]', 'data-seq');
     check(firstSeq === '1', `the first message is there: ${firstSeq}`);
+    check(await page.$('#messages li[data-seq="1"] .recall-action') && await page.$('#messages li[data-seq="250"] .recall-action'),
+      'a message loaded by scrolling back offers Recall as the latest ones do');
     const inView = await page.evaluate((s) => {
       const l = document.getElementById('messages');
       const el = l.querySelector(`[data-seq="${s}"]`);

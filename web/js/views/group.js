@@ -177,7 +177,7 @@ export async function groupView([gid], ctx) {
   try {
     const first = await api.get(`${base}/messages?after=${Math.max(0, (g.last_seq || 0) - 200)}&limit=200`);
     addMessages(first.items);
-    earlier = scrollBack(msgList, base, Math.max(0, (g.last_seq || 0) - 200), (m) => messageItem(m, names));
+    earlier = scrollBack(msgList, base, Math.max(0, (g.last_seq || 0) - 200), (m) => messageItem(m, names, gid, live && recallOpts));
     after = first.items.length ? first.items[first.items.length - 1].seq : Math.max(0, (g.last_seq || 0) - 200);
   } catch (e) {
     msgList.replaceWith(errorBox(e));
