@@ -16,7 +16,7 @@ addWords({ en: {
   'approvals.window': 'Requested {created}; open until {expires}',
   'approvals.steps_running': 'Complete the verification below: your decision is then recorded by itself.',
   'approvals.impact': 'It affects {members}, {messages}, {files} ({size}) and {payments}.',
-  'approvals.messages.delete': 'The messages are deleted after the purge grace.',
+  'approvals.messages.delete': 'The messages are deleted once the group can no longer be restored.',
   'approvals.messages.keep': 'The messages are kept read-only for the owner.',
 } });
 addWords({ zh: {
@@ -26,7 +26,7 @@ addWords({ zh: {
   'approvals.window': '{created} 提出；{expires} 前有效',
   'approvals.steps_running': '请完成下方的验证，之后会自动记录你的决定。',
   'approvals.impact': '涉及 {members}、{messages}、{files}（{size}）和 {payments}。',
-  'approvals.messages.delete': '消息将在清除宽限期后删除。',
+  'approvals.messages.delete': '消息将在群无法再恢复后删除。',
   'approvals.messages.keep': '消息将只读保留，仅群主可见。',
 } });
 
