@@ -482,11 +482,13 @@ try {
   await step('a wrong name keeps the button disabled; the right one enables it', async () => {
     await owner.page.fill('#confirm-name', 'Book club');
     check(await owner.page.isDisabled('#dissolve-btn'), 'disabled on a wrong name');
+    check((await owner.page.textContent('#confirm-name-hint')).includes(`“${GROUP}”`), 'and the page says why');
     await owner.page.press('#confirm-name', 'Enter'); // Enter must not get around it either
     check(owner.page.url().endsWith('/dissolve'), 'still on the dissolve page');
     await shot(owner.page, 'wrong-name');
     await owner.page.fill('#confirm-name', GROUP);
     check(await owner.page.isEnabled('#dissolve-btn'), 'enabled on the exact name');
+    check(!(await owner.page.textContent('#confirm-name-hint')), 'the hint goes once the name matches');
   });
 
   await step('without a trusted phone the web cannot confirm', async () => {
@@ -998,6 +1000,7 @@ try {
     // The owner removes bob's other message with a reason, in a dialog.
     await owner.page.click('#messages li:has-text("rude words") button[data-action="remove"]');
     await owner.page.waitForSelector('#recall-dialog[open]');
+    check((await owner.page.textContent('#recall-quote')) === 'rude words', 'the dialog quotes the message it removes');
     await owner.page.fill('#recall-reason', 'Off topic 跑题');
     await shot(owner.page, 'recall-dialog');
     await owner.page.click('#recall-confirm');

@@ -202,10 +202,12 @@ async function keys() {
   };
 }
 
-// A step's card: a heading, its body, and a line that says when it is done.
+// A step's card: a heading, its body, and a line that says when it is done.  A method's
+// words are written for the middle of a list ("your password again"); as a heading they
+// start with a capital (nothing changes in Chinese).
 function stepCard(id, title, ...body) {
   return h('li', { class: 'step', id: `step-${id}`, 'data-method': id },
-    h('h3', { id: `step-${id}-title`, tabindex: -1 }, title), ...body);
+    h('h3', { id: `step-${id}-title`, tabindex: -1 }, title.charAt(0).toUpperCase() + title.slice(1)), ...body);
 }
 
 function markDone(card) {

@@ -166,8 +166,11 @@ export async function dissolveView([gid], ctx) {
     const go = h('button', { type: 'submit', class: 'danger', id: 'dissolve-btn', disabled: true }, t('diss.request'));
     const slot = h('div');
     const qrSlot = h('div', { 'aria-live': 'polite' });
+    // A name typed that does not match says so, rather than a button that stays grey.
+    const nameHint = h('p', { class: 'hint', id: 'confirm-name-hint', 'aria-live': 'polite' });
     const update = () => {
       go.disabled = typed.value !== p.name || (needPassword && !password.value);
+      nameHint.textContent = typed.value && typed.value !== p.name ? t('diss.name_mismatch', { name: p.name }) : '';
     };
     typed.addEventListener('input', update);
     password?.addEventListener('input', update);
@@ -175,7 +178,7 @@ export async function dissolveView([gid], ctx) {
     const why = h('p', { class: 'hint', id: 'dissolve-why', hidden: true }, t('diss.steps_running'));
     go.setAttribute('aria-describedby', why.id);
     const confirm = h('form', { class: 'card confirm' },
-      field(t('diss.confirm_label', { name: p.name }), typed),
+      field(t('diss.confirm_label', { name: p.name }), typed), nameHint,
       password ? field(t('diss.password'), password) : null,
       go, why, qrSlot, slot);
     let attempt = 0;

@@ -36,13 +36,15 @@ export function recalledItem(m, names, time) {
 }
 
 // A dialog asking for the reason of a removal; resolves to the reason, or null when cancelled.
-function askReason(authorName) {
+// The message is quoted in the dialog: an admin removing one among many sees which.
+function askReason(authorName, text) {
   return new Promise((resolve) => {
     const input = h('input', { name: 'recall-reason', maxlength: 500, required: true, autocomplete: 'off', id: 'recall-reason' });
     const confirm = h('button', { type: 'submit', class: 'danger', id: 'recall-confirm' }, t('recall.remove'));
     const cancel = h('button', { type: 'button', id: 'recall-cancel' }, t('recall.cancel'));
     const form = h('form', { method: 'dialog' },
       h('h2', { id: 'recall-title' }, t('recall.remove_title', { name: authorName })),
+      text ? h('blockquote', { id: 'recall-quote', class: 'quote' }, text.length > 200 ? text.slice(0, 200) + '…' : text) : null,
       h('p', { class: 'muted' }, t('recall.remove_hint')),
       h('label', { for: 'recall-reason' }, t('recall.reason')), input,
       h('div', { class: 'row' }, confirm, cancel));
@@ -93,7 +95,7 @@ export function recallButton(m, opts) {
   btn.addEventListener('click', async () => {
     let body;
     if (kind === 'remove') {
-      const reason = await askReason(author);
+      const reason = await askReason(author, m.file ? m.file.name : m.text);
       if (reason === null) return;
       body = { reason };
     }
