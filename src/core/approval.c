@@ -116,9 +116,10 @@ qun_rc qun_approvals_needed(qun_db_t *db, const qun_group_t *g, const qun_approv
     "SELECT a.aid, a.kind, a.state, g.gid, g.name, g.kind, su.openid, ru.openid, a.created_at, "             \
     "a.expires_at, a.reason, a.id, a.dissolution_id, a.approver_id, COALESCE(a.org_id, 0), d.requested_by, " \
     "COALESCE(d.risk_id, ''), su.display_name, ru.display_name, su.username, ru.username, g.id, "            \
-    "g.member_count, d.messages "                                                                            \
+    "g.member_count, d.messages, o.name "                                                                    \
     "FROM approvals a JOIN groups g ON g.id = a.group_id JOIN dissolutions d ON d.id = a.dissolution_id "    \
-    "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "
+    "JOIN users ru ON ru.id = d.requested_by LEFT JOIN users su ON su.id = a.subject_id "                    \
+    "LEFT JOIN orgs o ON o.id = a.org_id "
 
 static json_t *approval_json(qun_q_t *q) {
     /* risk_id: the risk evaluation of the request, which a risk_review decides on. */
@@ -135,6 +136,8 @@ static json_t *approval_json(qun_q_t *q) {
     json_object_set_new(a, "requested_by_username", json_string(qun_q_col_text(q, 20)));
     if (!qun_q_col_null(q, 19))
         json_object_set_new(a, "subject_username", json_string(qun_q_col_text(q, 19)));
+    if (!qun_q_col_null(q, 24)) /* the org whose admins decide, by name */
+        json_object_set_new(a, "org_name", json_string(qun_q_col_text(q, 24)));
     return a;
 }
 

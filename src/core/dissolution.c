@@ -1036,18 +1036,21 @@ qun_rc qun_diss_status(qun_db_t *db, const qun_actor_t *a, const char *gid, json
     qun_q_done(q);
     if (!*out) return qun_fail(err, QUN_INTERNAL, "cannot build the dissolution status");
     json_t *approvals = json_array();
-    rc = qun_db_run(
-        db, &q, err,
-        "SELECT a.aid, a.kind, a.state, su.openid, a.reason, a.expires_at, su.username FROM approvals a "
-        "LEFT JOIN users su ON su.id = a.subject_id WHERE a.dissolution_id = $1 ORDER BY a.id",
-        "i", did);
+    rc = qun_db_run(db, &q, err,
+                    "SELECT a.aid, a.kind, a.state, su.openid, a.reason, a.expires_at, su.username, o.name "
+                    "FROM approvals a "
+                    "LEFT JOIN users su ON su.id = a.subject_id LEFT JOIN orgs o ON o.id = a.org_id "
+                    "WHERE a.dissolution_id = $1 ORDER BY a.id",
+                    "i", did);
+    /* org_name: the org whose admins decide, named as the preview names it. */
     for (; rc == QUN_ROW; rc = qun_q_step(q, err))
         json_array_append_new(
-            approvals, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:I}", "id", qun_q_col_text(q, 0), "kind",
-                                 qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2), "subject",
+            approvals, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s, s:I, s:s?}", "id", qun_q_col_text(q, 0),
+                                 "kind", qun_q_col_text(q, 1), "state", qun_q_col_text(q, 2), "subject",
                                  qun_q_col_null(q, 3) ? NULL : qun_q_col_text(q, 3), "subject_name",
                                  qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "reason",
-                                 qun_q_col_text(q, 4), "expires_at", (json_int_t)qun_q_col_int(q, 5)));
+                                 qun_q_col_text(q, 4), "expires_at", (json_int_t)qun_q_col_int(q, 5),
+                                 "org_name", qun_q_col_null(q, 7) ? NULL : qun_q_col_text(q, 7)));
     json_object_set_new(*out, "approvals", approvals);
     /* Archive then dissolve: the export the dissolution waits for (or waited for). */
     if (rc == QUN_DONE &&

@@ -149,11 +149,12 @@ def test_protected_enterprise_group_waits_for_the_org_admin(srv):
     assert a["from_code"] == "org_admins" and a["from_params"] == {"org": "acme"}
     st = expect(request(owner, gid, "keep"), 202)
     assert st["state"] == "review" and st["approvals"][0]["state"] == "pending"
+    assert st["approvals"][0]["org_name"] == "acme"  # who decides, by the org's name
     inbox = expect(boss.get("/v1/approvals"), 200)["items"]
     mine = [a for a in inbox if a["group"] == gid][0]
     aid = mine["id"]
     # The approver decides on names and figures, not ids.
-    assert mine["group_name"] == "team" and mine["messages"] == "keep"
+    assert mine["group_name"] == "team" and mine["messages"] == "keep" and mine["org_name"] == "acme"
     # Messages: the three texts, the file's message and the dissolution's notice.
     assert mine["impact"] == {"members": 1, "messages": 5, "files": 1, "file_bytes": 10, "payments": 0}
     assert expect(outsider.get("/v1/approvals"), 200)["items"] == []

@@ -681,11 +681,13 @@ try {
     await carol.page.click('a[href="#/approvals"]');
     await carol.page.waitForSelector('#approvals [data-kind="org_admin"]');
     check((await carol.page.textContent('#approvals')).includes('Acme team'), 'the inbox names the group');
+    check((await carol.page.textContent('#approvals')).includes('an admin of Acme Ltd'), 'and the organization she decides for');
     await shot(carol.page, 'approvals-inbox');
     await carol.page.fill('#approvals [data-kind="org_admin"] textarea', 'Project finished');
     await carol.page.click('#approvals [data-kind="org_admin"] button.approve');
     await carol.page.waitForSelector('#approvals:has-text("Nothing is waiting")');
     await stateIs(owner.page, 'pending', 15000);
+    check((await owner.page.textContent('#dissolution')).includes('an admin of Acme Ltd'), 'the approval names the organization');
     await shot(owner.page, 'enterprise-approved');
   });
 

@@ -271,7 +271,7 @@ try {
     });
     await open(ap, '#/approvals', '#approvals');
     const item = await ap.textContent('#approvals li');
-    check(item.includes('解散“Team 团队”（企业）') && item.includes('申请人：rita16') && item.includes('群所属组织的管理员'), `the approval by names, in Chinese: ${item}`);
+    check(item.includes('解散“Team 团队”（企业）') && item.includes('申请人：rita16') && item.includes('“Acme 艾克米”的管理员'), `the approval by names, in Chinese: ${item}`);
     check(/涉及 \d+ 名成员、\d+ 条消息、0 个文件（0 字节）和 0 笔收付款。/.test(item) && item.includes('消息将只读保留'), `the figures it affects, in Chinese: ${item}`);
     await shot(ap, 'approval-item-zh');
     await ap.click('#approvals li button.approve');

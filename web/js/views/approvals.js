@@ -34,6 +34,7 @@ addWords({ zh: {
 function kindLine(a) {
   const minor = a.subject_display_name || a.subject_username;
   if (a.kind === 'guardian' && minor) return t('approval.kind.guardian_of', { minor });
+  if ((a.kind === 'org_admin' || a.kind === 'school_admin') && a.org_name) return t('approval.kind.admin_of', { org: a.org_name });
   return has('approval.kind.' + a.kind) ? t('approval.kind.' + a.kind) : t('approval.kind.other');
 }
 

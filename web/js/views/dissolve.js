@@ -75,6 +75,7 @@ function approverLine(a) {
 // An approval on the status page: who decides it, and how far it is.
 function approvalKindName(a) {
   if (a.kind === 'guardian' && (a.subject_name || a.subject)) return t('approval.kind.guardian_of', { minor: a.subject_name ?? a.subject });
+  if ((a.kind === 'org_admin' || a.kind === 'school_admin') && a.org_name) return t('approval.kind.admin_of', { org: a.org_name });
   return has('approval.kind.' + a.kind) ? t('approval.kind.' + a.kind) : t('approval.kind.other');
 }
 
