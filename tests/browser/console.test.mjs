@@ -459,9 +459,9 @@ try {
     const impact = await owner.page.textContent('#impact');
     check(impact.includes('Members') && impact.includes('personal bill lines are never purged'), 'impact rows and rules');
     const delay = await owner.page.textContent('#delay');
-    check(delay.includes('2 d'), `delay: ${delay}`);
+    check(delay.includes('2 days'), `delay: ${delay}`);
     check((await owner.page.textContent('#delay-reasons')).includes('Cooling-off period'), 'delay reason');
-    check((await owner.page.textContent('#approvals-needed')).includes('No approvals'), 'approvals');
+    check((await owner.page.textContent('#approvals-needed')).includes('Nobody else needs to approve'), 'approvals');
     check((await owner.page.textContent('#requirements')).toLowerCase().includes('qr'), "requirements: the web platform's QR challenge");
     await shot(owner.page, 'preview');
   });
@@ -505,7 +505,7 @@ try {
     await confirmWithQr(owner.page, GROUP, 'qr-challenge');
     await stateIs(owner.page, 'pending');
     const c = await owner.page.textContent('#countdown');
-    check(/Dissolves in (2 d|1 d 23 h)/.test(c), `countdown: ${c}`);
+    check(/Dissolves in (2 days|1 day 23 hours)/.test(c), `countdown: ${c}`);
     check((await owner.page.textContent('#dissolution')).includes('Dissolves at'), 'the date it dissolves');
     await owner.page.waitForSelector('#cancel-btn');
     await shot(owner.page, 'countdown');

@@ -93,13 +93,14 @@ export function requirementsBox(reqs) {
 }
 
 // An error box inside a view, announced to screen readers.  A code the console has
-// words for is shown in the user's language, any other as the code alone: the
-// server's English detail never reaches the screen.  A 428 answer lists what it
-// still needs.
+// words for is said in the user's language and nothing else ("Wrong password."); any
+// other as "Something went wrong" with the code, for whoever helps them.  The server's
+// English detail never reaches the screen; the code stays in data-code.  A 428 answer
+// lists what it still needs.
 export function errorBox(err) {
-  const detail = err.code === 'NETWORK' ? t('error.network')
-    : has('error.' + err.code) ? `${t('error.' + err.code)} (${err.code})` : t('error.code', { code: err.code });
-  const box = h('p', { class: 'error', role: 'alert', 'data-code': err.code }, t('error.generic', { detail }));
+  const text = err.code === 'NETWORK' ? t('error.network')
+    : has('error.' + err.code) ? t('error.' + err.code) : t('error.generic', { detail: t('error.code', { code: err.code }) });
+  const box = h('p', { class: 'error', role: 'alert', 'data-code': err.code }, text);
   const reqs = err.problem?.requirements;
   return reqs === undefined ? box : h('div', {}, box, requirementsBox(reqs));
 }

@@ -36,7 +36,7 @@ addWords({ en: {
   'gone.successor_link': 'Go to “{name}”',
   'gone.back': 'Back to my groups',
   'restore.title': 'Restore this group',
-  'restore.intro': 'You can restore the group until {when}: members get it back as it was.',
+  'restore.intro': 'You can restore the group until {when}. Members then get it back as it was.',
   'restore.button': 'Restore the group',
   'restore.steps_running': 'Complete the verification below: the group is then restored by itself.',
   'restore.done': 'The group is restored.',

@@ -12,7 +12,7 @@
 // with user verification; the list with names and dates; removal after the password).
 
 import { api, enc, request } from '../api.js';
-import { addWords, has, t, when } from '../i18n.js';
+import { addWords, counted, has, t, when } from '../i18n.js';
 import { busy, field, h, toast } from '../ui.js';
 import { approveWithPasskey, passkeyError, registerPasskey, supported } from '../webauthn.js';
 
@@ -33,7 +33,7 @@ addWords({ en: {
   'approve.action.register_passkey': 'Trust a new passkey of yours',
   'approve.action.other': 'A protected action ({action})',
   'approve.group_unknown': 'a group you are not a member of',
-  'approve.impact_line': 'members: {members}, messages: {messages}, files: {files}, payments: {payments}',
+  'approve.impact_line': '{members}, {messages}, {files}, {payments}',
   'approve.device_here': 'this device',
   'approve.platform.web': 'a web browser',
   'approve.platform.android': 'an Android phone',
@@ -94,7 +94,7 @@ addWords({ zh: {
   'approve.action.register_passkey': '信任你的一个新通行密钥',
   'approve.action.other': '受保护的操作（{action}）',
   'approve.group_unknown': '你不是成员的群',
-  'approve.impact_line': '{members} 名成员，{messages} 条消息，{files} 个文件，{payments} 笔收付款',
+  'approve.impact_line': '{members}，{messages}，{files}，{payments}',
   'approve.device_here': '本设备',
   'approve.platform.web': '网页浏览器',
   'approve.platform.android': 'Android 手机',
@@ -144,7 +144,7 @@ const word = (prefix, key, vars) => (has(prefix + key) ? t(prefix + key, vars) :
 function impactLine(i) {
   if (!i) return null;
   const n = (k) => (Number.isInteger(i[k]) ? i[k] : 0);
-  return t('approve.impact_line', { members: n('members'), messages: n('messages'), files: n('files'), payments: n('payments') });
+  return t('approve.impact_line', counted({ members: n('members'), messages: n('messages'), files: n('files'), payments: n('payments') }));
 }
 
 // The challenge's facts as a definition list.

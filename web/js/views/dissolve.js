@@ -22,6 +22,7 @@ import { api, ApiError, enc } from '../api.js';
 import { count, duration, has, t, when } from '../i18n.js';
 import { badge, busy, errorBox, field, h, requirementLines, toast } from '../ui.js';
 import { canonical, collectProofs, sha256hex } from '../proofs.js';
+import { humanSize } from './files.js';
 
 // The rules are said in the reader's language from what the preview asked (messages:
 // keep or delete) and the structured fields, never from the server's English `rule`.
@@ -30,7 +31,7 @@ function impactTable(impact, messages) {
     ['diss.members', impact.members.count, ''],
     ['diss.messages', impact.messages.count, t(messages === 'delete' ? 'diss.rule.messages_delete' : 'diss.rule.messages_keep')
       + (impact.messages.masked_at_purge ? t('punct.semicolon') + t('diss.rule.messages_masked') : '')],
-    ['diss.files', `${impact.files.count} (${t('diss.bytes', { n: impact.files.bytes })})`, t('diss.rule.files')],
+    ['diss.files', t('count.with_size', { count: impact.files.count, size: humanSize(impact.files.bytes) }), t('diss.rule.files')],
     ['diss.payments', impact.payments.count,
       t('diss.rule.payments', { duration: duration(impact.payments.retention_seconds) })],
     ['diss.bill_lines', impact.bill_lines.count, t('diss.rule.bill_lines')],
@@ -38,7 +39,7 @@ function impactTable(impact, messages) {
   // Exports and grants go with the purge; older servers do not list them.
   const held = (e, rule) => (e.held ? t(rule) + t('punct.semicolon') + t('diss.held') : t(rule));
   if (impact.exports) {
-    rows.push(['diss.exports', `${impact.exports.count} (${t('diss.bytes', { n: impact.exports.bytes })})`,
+    rows.push(['diss.exports', t('count.with_size', { count: impact.exports.count, size: humanSize(impact.exports.bytes) }),
       held(impact.exports, 'diss.exports_rule')]);
   }
   if (impact.grants) rows.push(['diss.grants', impact.grants.count, held(impact.grants, 'diss.grants_rule')]);

@@ -49,20 +49,26 @@ addWords({ en: {
   'remove.title': 'Remove members from “{name}”',
   'remove.intro': 'Tick the members to remove. They lose access to the group at once; they can be added again later.',
   'remove.legend': 'Members',
-  'remove.role': '{name} ({role})',
+  'remove.role': '{name} · {role}',
   'remove.nobody': 'There is nobody you can remove here.',
   'remove.only_members': 'Admins can remove members only; the owner removes admins.',
   'remove.reason': 'Reason (optional, told to the members removed)',
   'remove.preview': 'Preview the removal',
   'remove.pick_first': 'Tick at least one member first.',
   'remove.preview_title': 'What happens',
-  'remove.count': '{n} members will be removed, {admins} of them admins.',
+  'remove.count': '{n} members will be removed.',
+  'remove.count.one': '{n} member will be removed.',
+  'remove.count_admins': '{n} members will be removed, {admins} of them admins.',
+  'remove.count_admins.one': '{n} member will be removed: an admin.',
   'remove.after': 'The group will have {n} members left.',
+  'remove.after.one': 'The group will have {n} member left.',
   'remove.recent': 'You removed {n} members of this group in the last 24 hours.',
   'remove.needs_verification': 'Removing more than 10 members in 24 hours needs verification:',
   'remove.no_verification': 'No verification is needed for this removal.',
   'remove.go': 'Remove {n} members',
+  'remove.go.one': 'Remove {n} member',
   'remove.done': '{n} members were removed.',
+  'remove.done.one': '{n} member was removed.',
   'remove.steps_running': 'Complete the verification below: the members are then removed by itself.',
   'remove.back': 'Back to the group',
   'remove.not_admin': 'Only the owner and admins can remove members.',
@@ -99,14 +105,15 @@ addWords({ zh: {
   'remove.title': '从“{name}”移除成员',
   'remove.intro': '勾选要移除的成员。他们会立即失去本群的访问权限，之后仍可重新添加。',
   'remove.legend': '成员',
-  'remove.role': '{name}（{role}）',
+  'remove.role': '{name} · {role}',
   'remove.nobody': '这里没有你可以移除的成员。',
   'remove.only_members': '管理员只能移除普通成员；管理员由群主移除。',
   'remove.reason': '理由（可选，会告知被移除的成员）',
   'remove.preview': '预览移除',
   'remove.pick_first': '请至少勾选一位成员。',
   'remove.preview_title': '将会发生什么',
-  'remove.count': '将移除 {n} 位成员，其中管理员 {admins} 位。',
+  'remove.count': '将移除 {n} 位成员。',
+  'remove.count_admins': '将移除 {n} 位成员，其中管理员 {admins} 位。',
   'remove.after': '本群将剩下 {n} 位成员。',
   'remove.recent': '过去 24 小时内你已从本群移除 {n} 位成员。',
   'remove.needs_verification': '24 小时内移除超过 10 位成员需要验证：',
@@ -201,7 +208,7 @@ export async function transferView([gid], ctx) {
   if (!others.length) return page(h('p', { id: 'transfer-nobody' }, t('transfer.nobody')));
   const select = h('select', { name: 'to', id: 'transfer-to' },
     h('option', { value: '' }, '—'),
-    others.map((m) => h('option', { value: m.openid }, m.display_name ? `${m.display_name} (${m.username})` : m.username)));
+    others.map((m) => h('option', { value: m.openid }, m.display_name ? t('name.with_username', { name: m.display_name, username: m.username }) : m.username)));
   const previewBtn = h('button', { type: 'submit', id: 'transfer-preview', disabled: true, 'aria-describedby': 'transfer-pick-why' }, t('transfer.preview'));
   const pickWhy = h('p', { class: 'hint', id: 'transfer-pick-why' }, t('transfer.pick_first'));
   const errSlot = h('div');
@@ -309,7 +316,7 @@ export async function removeView([gid], ctx) {
   if (!removable.length) return page(h('p', { id: 'remove-nobody' }, t('remove.nobody')));
   const boxes = removable.map((m) => h('label', { class: 'check' },
     h('input', { type: 'checkbox', name: 'member', value: m.openid }), ' ',
-    t('remove.role', { name: m.display_name ? `${m.display_name} (${m.username})` : m.username, role: t('role.' + m.role) })));
+    t('remove.role', { name: m.display_name ? t('name.with_username', { name: m.display_name, username: m.username }) : m.username, role: t('role.' + m.role) })));
   const reason = h('textarea', { name: 'reason', id: 'remove-reason', rows: 2, maxlength: 500 });
   const previewBtn = h('button', { type: 'submit', id: 'remove-preview', disabled: true, 'aria-describedby': 'remove-pick-why' }, t('remove.preview'));
   const pickWhy = h('p', { class: 'hint', id: 'remove-pick-why' }, t('remove.pick_first'));
@@ -341,7 +348,7 @@ export async function removeView([gid], ctx) {
       lines: [
         h('h2', {}, t('remove.preview_title')),
         h('ul', { id: 'remove-impact' },
-          h('li', {}, t('remove.count', { n: p.count, admins: p.admins })),
+          h('li', {}, t(p.admins ? 'remove.count_admins' : 'remove.count', { n: p.count, admins: p.admins })),
           h('li', {}, t('remove.after', { n: p.members_after })),
           p.removed_last_day ? h('li', {}, t('remove.recent', { n: p.removed_last_day })) : null),
         p.verification_required
