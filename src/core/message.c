@@ -188,8 +188,8 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
         db, &q, err,
         "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
         "u.display_name, f.sha256, f.name, f.content_type, f.size, m.recalled_at, ru.openid, ru.username, "
-        "ru.display_name, m.recall_reason, CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM "
-        "messages m "
+        "ru.display_name, m.recall_reason, CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END, "
+        "u.username FROM messages m "
         "JOIN users u ON u.id = m.author_id "
         "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
         "LEFT JOIN users ru ON ru.id = m.recalled_by "
@@ -209,7 +209,9 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
                             OPT_TEXT(q, 14),
                             OPT_TEXT(q, 15),
                             qun_q_col_int(q, 16) == 0};
-            json_array_append_new(items, recalled_json(&m));
+            json_t *r = recalled_json(&m);
+            if (r) json_object_set_new(r, "author_username", json_string(qun_q_col_text(q, 17)));
+            json_array_append_new(items, r);
             continue;
         }
         json_t *item = json_pack(
@@ -217,6 +219,9 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
             "author_display_name", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind",
             qun_q_col_text(q, 2), "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4),
             "msgtype", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5));
+        /* The author by username too: the owner reading a dissolved group's kept messages
+         * has no member list to name them from. */
+        if (item) json_object_set_new(item, "author_username", json_string(qun_q_col_text(q, 17)));
         /* A file message shows its file while the group still has it. */
         if (item && !qun_q_col_null(q, 7))
             json_object_set_new(item, "file",

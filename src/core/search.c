@@ -50,7 +50,7 @@ static qun_rc add_item(qun_db_t *db, int64_t group_id, int64_t seq, json_t *item
     qun_rc rc = qun_db_run(
         db, &q, err,
         "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
-        "u.display_name, f.sha256, f.name, f.content_type, f.size FROM messages m "
+        "u.display_name, f.sha256, f.name, f.content_type, f.size, u.username FROM messages m "
         "JOIN users u ON u.id = m.author_id "
         "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
         "WHERE m.group_id = $1 AND m.seq = $2",
@@ -62,6 +62,7 @@ static qun_rc add_item(qun_db_t *db, int64_t group_id, int64_t seq, json_t *item
                              qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind", qun_q_col_text(q, 2),
                              "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4),
                              "msgtype", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5));
+    if (item) json_object_set_new(item, "author_username", json_string(qun_q_col_text(q, 11)));
     if (item && !qun_q_col_null(q, 7))
         json_object_set_new(item, "file",
                             json_pack("{s:s, s:s, s:s, s:I}", "sha256", qun_q_col_text(q, 7), "name",

@@ -296,6 +296,9 @@ def test_purge_keeps_messages_for_the_owner(server):
     assert [m for m in kept if m["kind"] != "system"] == [{k: v for k, v in m.items() if k != "file"} for m in before]
     assert [m["kind"] for m in kept[len(before):]] == ["system", "system"]  # the pending and dissolved notices
     assert [m["text"] for m in before] == [f"secret message {i}" for i in range(5)] + ["f0", "f1", "s"]
+    # With the memberships gone the owner still reads who wrote what: by username.
+    names = {c.openid: c.username for c in s.people}
+    assert [m["author_username"] for m in kept[:5]] == [names[s.people[i % 4].openid] for i in range(5)]
     for c in (s.admin, s.member):
         expect(c.get(s.g + "/messages"), 410, "GROUP_GONE")
     expect(s.owner.post(s.g + "/messages", {"text": "read-only"}), 410, "GROUP_GONE")

@@ -43,14 +43,14 @@ function noticeText(n, names) {
   if (!STAGES.includes(n.stage)) return t('notice.dissolution.other', { stage: n.stage });
   const pending = pendingNoticeText(n);
   if (pending) return pending;
-  const who = n.by ? (names.get(n.by) || n.by_name || n.by.slice(0, 8)) : t('notice.someone');
+  const who = (n.by && (names.get(n.by) || n.by_name)) || t('notice.someone');
   return t(`notice.dissolution.${n.stage}`, {
     by: who,
     when: n.dissolves_at ? when(n.dissolves_at) : '',
     until: n.restorable_until ? when(n.restorable_until) : '',
     approvals: n.approvals ?? '',
     reason: n.reason ? t('notice.reason', { reason: n.reason }) : '',
-    successor: n.successor ? t('notice.successor', { successor: n.successor }) : '',
+    successor: n.successor ? (n.successor_name ? t('notice.successor', { successor: n.successor_name }) : t('notice.successor_unnamed')) : '',
     messages: t(n.messages === 'delete' ? 'notice.messages.delete' : 'notice.messages.keep'),
   });
 }
@@ -76,7 +76,7 @@ function messageItem(m, names, gid, recall) {
     : m.kind === 'system' ? t('group.system', { text: m.text }) : m.text;
   return h('li', { class: m.kind === 'system' ? 'msg system' : 'msg', 'data-seq': m.seq, 'data-author': m.author },
     h('span', { class: 'who' }, m.kind === 'system' ? 'qun'
-      : (m.author_display_name || names.get(m.author) || m.author.slice(0, 8))),
+      : (m.author_display_name || names.get(m.author) || m.author_username || t('notice.someone'))),
     h('span', { class: 'text' }, m.file ? fileAttachment(gid, m.file) : text), // a file message: its file
     h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)),
     recall ? recallButton(m, recall) : null);
@@ -210,7 +210,7 @@ export async function groupView([gid], ctx) {
   }
   // A member chose another display name: their messages and their row say it at once.
   function renamed(data) {
-    const name = data.display_name || usernames.get(data.openid) || data.openid.slice(0, 8);
+    const name = data.display_name || usernames.get(data.openid) || t('notice.someone');
     names.set(data.openid, name);
     for (const el of document.querySelectorAll('#group [data-author] .who, #members [data-openid] .who')) {
       const li = el.closest('[data-author], [data-openid]');
@@ -222,7 +222,7 @@ export async function groupView([gid], ctx) {
   const typingEl = h('p', { id: 'typing', class: 'muted typing', 'aria-live': 'polite' });
   const typists = new Map(); // openid -> timer
   function paintTyping() {
-    const who = [...typists.keys()].map((o) => names.get(o) || usernames.get(o) || o.slice(0, 8));
+    const who = [...typists.keys()].map((o) => names.get(o) || usernames.get(o) || t('notice.someone'));
     typingEl.textContent = !who.length ? '' : who.length === 1 ? t('group.typing_one', { name: who[0] })
       : t('group.typing_many', { names: who.join(t('group.typing_and')) });
   }

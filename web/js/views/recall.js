@@ -30,7 +30,7 @@ export function recalledText(m, names) {
 // The list item of a recalled message (same shape as group.js's messageItem).
 export function recalledItem(m, names, time) {
   return h('li', { class: 'msg recalled', 'data-seq': m.seq, 'data-author': m.author, 'data-recalled': m.removed ? 'removed' : 'recalled' },
-    h('span', { class: 'who' }, m.author_display_name || names.get(m.author) || m.author.slice(0, 8)),
+    h('span', { class: 'who' }, m.author_display_name || names.get(m.author) || m.author_username || t('notice.someone')),
     h('span', { class: 'text' }, recalledText(m, names)),
     time);
 }

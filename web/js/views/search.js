@@ -32,7 +32,7 @@ export function searchCard(gid, names) {
 
   function item(m) {
     return h('li', { class: 'msg', 'data-seq': m.seq, 'data-author': m.author },
-      h('span', { class: 'who' }, m.author_display_name || names.get(m.author) || m.author.slice(0, 8)),
+      h('span', { class: 'who' }, m.author_display_name || names.get(m.author) || m.author_username || t('notice.someone')),
       h('span', { class: 'text' }, m.text),
       h('time', { class: 'muted', datetime: new Date(m.created_at * 1000).toISOString() }, when(m.created_at)));
   }
