@@ -100,12 +100,13 @@ try {
     ann.expect.push(/status of 422/);
     await ann.page.fill('input[name=code]', code === '00000000' ? '11111111' : '00000000');
     await ann.page.click('#mail-verify button[type=submit]');
-    await ann.page.waitForSelector('#view .error[data-code="EMAIL_CODE_INVALID"]');
+    await ann.page.waitForSelector('#mail-verify .error[data-code="EMAIL_CODE_INVALID"]'); // under its own button
     await shot(ann.page, 'mail-code-wrong');
     await ann.page.fill('input[name=code]', code);
     await ann.page.click('#mail-verify button[type=submit]');
     await ann.page.waitForFunction(() => !document.getElementById('mail-verify'));
     check((await ann.page.textContent('#mail-state')).includes('(verified)'), 'the address shows verified');
+    check(await ann.page.inputValue('#mail-address input[name=address]') === '', 'a verified address is not offered as "another address"');
     await shot(ann.page, 'mail-verified');
   });
 

@@ -294,16 +294,17 @@ export async function inboxView(_params, ctx) {
 
 export async function mailView(_params, ctx) {
   const [mail, lang] = await Promise.all([api.get('/v1/me/email'), api.get('/v1/me/language')]);
-  const slot = h('div');
   const parts = [h('h1', {}, t('mail.title')), h('p', {}, t('mail.intro'))];
   const pending = mail.address && !mail.verified && mail.code_expires_at;
   parts.push(h('p', { id: 'mail-state' },
     !mail.address ? t('mail.none') : mail.verified ? t('mail.verified', { address: mail.address })
       : t('mail.pending', { address: mail.address })));
+  // Each form says what went wrong right under its own button, not at the page's end.
   if (pending) {
     const code = h('input', { name: 'code', inputmode: 'numeric', autocomplete: 'one-time-code', maxlength: 8, required: true });
     const go = h('button', { type: 'submit' }, t('mail.verify'));
-    const form = h('form', { class: 'card', id: 'mail-verify' }, field(t('mail.code'), code), go);
+    const slot = h('div');
+    const form = h('form', { class: 'card', id: 'mail-verify' }, field(t('mail.code'), code), go, slot);
     form.addEventListener('submit', busy(go, slot, async () => {
       await api.post('/v1/me/email/verify', { code: code.value.trim() });
       toast(t('mail.done'));
@@ -311,33 +312,40 @@ export async function mailView(_params, ctx) {
     }));
     parts.push(form);
   }
-  const address = h('input', { name: 'address', type: 'email', autocomplete: 'email', maxlength: 254, required: true, value: mail.address || '' });
+  // A verified address is not offered back as "another address"; one still unverified is,
+  // so a typo can be mended.
+  const address = h('input', { name: 'address', type: 'email', autocomplete: 'email', maxlength: 254, required: true,
+    value: mail.verified ? '' : mail.address || '' });
   const send = h('button', { type: 'submit' }, t('mail.send'));
-  const form = h('form', { class: 'card', id: 'mail-address' }, field(mail.address ? t('mail.change') : t('mail.address'), address), send);
-  form.addEventListener('submit', busy(send, slot, async () => {
+  const addressSlot = h('div');
+  const form = h('form', { class: 'card', id: 'mail-address' },
+    field(mail.address ? t('mail.change') : t('mail.address'), address), send, addressSlot);
+  form.addEventListener('submit', busy(send, addressSlot, async () => {
     await api.post('/v1/me/email', { address: address.value.trim() });
     ctx.rerender();
   }));
   parts.push(form);
   if (mail.address) {
     const remove = h('button', { type: 'button', class: 'danger' }, t('mail.remove'));
-    remove.addEventListener('click', busy(remove, slot, async () => {
+    const removeSlot = h('div');
+    remove.addEventListener('click', busy(remove, removeSlot, async () => {
       await api.del('/v1/me/email');
       toast(t('mail.removed'));
       ctx.rerender();
     }));
-    parts.push(h('p', {}, remove));
+    parts.push(h('p', {}, remove), removeSlot);
   }
   const pick = h('select', { name: 'mail-lang' },
     h('option', { value: 'en', selected: lang.lang === 'en' }, 'English'),
     h('option', { value: 'zh-CN', selected: lang.lang === 'zh-CN', lang: 'zh-Hans' }, '简体中文'));
   const save = h('button', { type: 'submit' }, t('mail.lang_save'));
-  const langForm = h('form', { class: 'card', id: 'mail-lang' }, field(t('mail.lang'), pick), save);
-  langForm.addEventListener('submit', busy(save, slot, async () => {
+  const langSlot = h('div');
+  const langForm = h('form', { class: 'card', id: 'mail-lang' }, field(t('mail.lang'), pick), save, langSlot);
+  langForm.addEventListener('submit', busy(save, langSlot, async () => {
     await api.post('/v1/me/language', { lang: pick.value });
     toast(t('mail.lang_saved'));
   }));
-  parts.push(langForm, slot);
+  parts.push(langForm);
   return h('div', {}, parts);
 }
 
