@@ -475,6 +475,13 @@ qun_rc qun_message_post(qun_db_t *db, const qun_actor_t *a, const char *gid, con
                         qun_err_t *err);
 qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                         json_t **out, qun_err_t *err);
+/* A message as qun_message_list shows it (search hits too), from a row whose first columns
+ * are QUN_MESSAGE_ITEM_COLS (joins: users u, the author; group_files f, its file, LEFT);
+ * NULL when out of memory.  Not for a recalled message. */
+#define QUN_MESSAGE_ITEM_COLS                                                                                \
+    "m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), u.display_name, "  \
+    "f.sha256, f.name, f.content_type, f.size, u.username"
+json_t *qun_message_item(qun_q_t *q);
 /* Recall (the author, within the group policy's recall_window_seconds) or remove (an
  * owner, or an admin for a member's message, at any time, with a reason) message seq of
  * group gid.  The message's text is deleted: body becomes '', its file and media links

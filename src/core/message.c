@@ -174,6 +174,23 @@ static json_t *recalled_json(const recalled_t *m) {
 
 #define OPT_TEXT(q, c) (qun_q_col_null(q, c) ? NULL : qun_q_col_text(q, c))
 
+/* The author by username too: the owner reading a dissolved group's kept messages has no
+ * member list to name them from.  A file message shows its file while the group still
+ * has it. */
+json_t *qun_message_item(qun_q_t *q) {
+    json_t *item = json_pack(
+        "{s:I, s:s, s:s?, s:s, s:s, s:I, s:s*, s:s}", "seq", (json_int_t)qun_q_col_int(q, 0), "author",
+        qun_q_col_text(q, 1), "author_display_name", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6),
+        "kind", qun_q_col_text(q, 2), "text", qun_q_col_text(q, 3), "created_at",
+        (json_int_t)qun_q_col_int(q, 4), "msgtype", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5),
+        "author_username", qun_q_col_text(q, 11));
+    if (item && !qun_q_col_null(q, 7))
+        json_object_set_new(item, "file",
+                            file_json(qun_q_col_text(q, 7), qun_q_col_text(q, 8), qun_q_col_text(q, 9),
+                                      qun_q_col_int(q, 10)));
+    return item;
+}
+
 qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int64_t after, int limit,
                         json_t **out, qun_err_t *err) {
     qun_group_t g;
@@ -186,10 +203,8 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
     int64_t last = after;
     rc = qun_db_run(
         db, &q, err,
-        "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
-        "u.display_name, f.sha256, f.name, f.content_type, f.size, m.recalled_at, ru.openid, ru.username, "
-        "ru.display_name, m.recall_reason, CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END, "
-        "u.username FROM messages m "
+        "SELECT " QUN_MESSAGE_ITEM_COLS ", m.recalled_at, ru.openid, ru.username, ru.display_name, "
+        "m.recall_reason, CASE WHEN m.recalled_by = m.author_id THEN 1 ELSE 0 END FROM messages m "
         "JOIN users u ON u.id = m.author_id "
         "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
         "LEFT JOIN users ru ON ru.id = m.recalled_by "
@@ -197,37 +212,24 @@ qun_rc qun_message_list(qun_db_t *db, const qun_actor_t *a, const char *gid, int
         "iii", g.id, after, (int64_t)limit);
     for (; rc == QUN_ROW; rc = qun_q_step(q, err)) {
         last = qun_q_col_int(q, 0);
-        if (!qun_q_col_null(q, 11)) {
+        if (!qun_q_col_null(q, 12)) {
             recalled_t m = {last,
                             qun_q_col_int(q, 4),
-                            qun_q_col_int(q, 11),
+                            qun_q_col_int(q, 12),
                             qun_q_col_text(q, 1),
                             OPT_TEXT(q, 6),
                             qun_q_col_text(q, 2),
-                            OPT_TEXT(q, 12),
                             OPT_TEXT(q, 13),
                             OPT_TEXT(q, 14),
                             OPT_TEXT(q, 15),
-                            qun_q_col_int(q, 16) == 0};
+                            OPT_TEXT(q, 16),
+                            qun_q_col_int(q, 17) == 0};
             json_t *r = recalled_json(&m);
-            if (r) json_object_set_new(r, "author_username", json_string(qun_q_col_text(q, 17)));
+            if (r) json_object_set_new(r, "author_username", json_string(qun_q_col_text(q, 11)));
             json_array_append_new(items, r);
             continue;
         }
-        json_t *item = json_pack(
-            "{s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "seq", (json_int_t)last, "author", qun_q_col_text(q, 1),
-            "author_display_name", qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind",
-            qun_q_col_text(q, 2), "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4),
-            "msgtype", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5));
-        /* The author by username too: the owner reading a dissolved group's kept messages
-         * has no member list to name them from. */
-        if (item) json_object_set_new(item, "author_username", json_string(qun_q_col_text(q, 17)));
-        /* A file message shows its file while the group still has it. */
-        if (item && !qun_q_col_null(q, 7))
-            json_object_set_new(item, "file",
-                                file_json(qun_q_col_text(q, 7), qun_q_col_text(q, 8), qun_q_col_text(q, 9),
-                                          qun_q_col_int(q, 10)));
-        json_array_append_new(items, item);
+        json_array_append_new(items, qun_message_item(q));
     }
     return qun_page(rc, items, last, limit, out);
 }

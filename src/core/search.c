@@ -47,27 +47,15 @@ bool qun_search_query_ok(const char *q, const char **start, size_t *len) {
 /* The message seq of group g as GET .../messages shows it, appended to items. */
 static qun_rc add_item(qun_db_t *db, int64_t group_id, int64_t seq, json_t *items, qun_err_t *err) {
     qun_q_t *q;
-    qun_rc rc = qun_db_run(
-        db, &q, err,
-        "SELECT m.seq, u.openid, m.kind, m.body, m.created_at, COALESCE(m.msgtype, m.media_msgtype), "
-        "u.display_name, f.sha256, f.name, f.content_type, f.size, u.username FROM messages m "
-        "JOIN users u ON u.id = m.author_id "
-        "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
-        "WHERE m.group_id = $1 AND m.seq = $2",
-        "ii", group_id, seq);
+    qun_rc rc = qun_db_run(db, &q, err,
+                           "SELECT " QUN_MESSAGE_ITEM_COLS " FROM messages m "
+                           "JOIN users u ON u.id = m.author_id "
+                           "LEFT JOIN group_files f ON f.group_id = m.group_id AND f.sha256 = m.file_sha256 "
+                           "WHERE m.group_id = $1 AND m.seq = $2",
+                           "ii", group_id, seq);
     if (rc == QUN_DONE) return QUN_OK; /* gone since the index answered: not a match */
     if (rc != QUN_ROW) return rc;
-    json_t *item = json_pack("{s:I, s:s, s:s?, s:s, s:s, s:I, s:s*}", "seq", (json_int_t)qun_q_col_int(q, 0),
-                             "author", qun_q_col_text(q, 1), "author_display_name",
-                             qun_q_col_null(q, 6) ? NULL : qun_q_col_text(q, 6), "kind", qun_q_col_text(q, 2),
-                             "text", qun_q_col_text(q, 3), "created_at", (json_int_t)qun_q_col_int(q, 4),
-                             "msgtype", qun_q_col_null(q, 5) ? NULL : qun_q_col_text(q, 5));
-    if (item) json_object_set_new(item, "author_username", json_string(qun_q_col_text(q, 11)));
-    if (item && !qun_q_col_null(q, 7))
-        json_object_set_new(item, "file",
-                            json_pack("{s:s, s:s, s:s, s:I}", "sha256", qun_q_col_text(q, 7), "name",
-                                      qun_q_col_text(q, 8), "content_type", qun_q_col_text(q, 9), "size",
-                                      (json_int_t)qun_q_col_int(q, 10)));
+    json_t *item = qun_message_item(q);
     bool null_text = qun_q_col_null(q, 3);
     qun_q_done(q);
     if (!item) return qun_fail(err, QUN_NOMEM, "out of memory");

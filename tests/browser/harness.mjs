@@ -35,14 +35,11 @@ export function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
 }
 
-// The source is evaluated rather than added as a <script>: the console's
-// Content-Security-Policy rightly refuses inline scripts, and the tests keep it on.
-// What no page may show a person: null, undefined or NaN from a missing field, an id (a
+// What no page may show a person: null, undefined or NaN from a missing field; an id (a
 // user's, a group's, an org's or an export's: u_…, g_…, o_…, x_…; a challenge's c_… is
-// the QR step's typed fallback), a count of one with a plural noun ("1 members": i18n.js
-// has a `.one` form for it), and on a
-// Chinese page (lang, <html lang>) ASCII colons or semicolons after Chinese words, or a
-// space before 后 ("2 小时 后").
+// the QR step's typed fallback); a count of one with a plural noun ("1 members": i18n.js
+// has a `.one` form for it); and on a Chinese page (lang, <html lang>) ASCII colons or
+// semicolons after Chinese words, or a space before 后 ("2 小时 后").
 export function checkPageText(name, text, lang = 'en') {
   check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
   const id = text.match(/\b[ugox]_[\w-]{8,}/);
@@ -54,6 +51,8 @@ export function checkPageText(name, text, lang = 'en') {
   check(!punct, `${name}: "${punct && text.slice(Math.max(0, punct.index - 20), punct.index + 10)}", Chinese takes ：；`);
 }
 
+// The source is evaluated rather than added as a <script>: the console's
+// Content-Security-Policy rightly refuses inline scripts, and the tests keep it on.
 export async function axeCheck(page, name) {
   if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
   await page.waitForFunction(() => document.getAnimations().every((a) => a.playState !== 'running'));

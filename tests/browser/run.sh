@@ -11,8 +11,8 @@
 # authenticator, and busy.test.mjs a sign-in while the password threads are full; they
 # start and stop qund servers of their own on http://localhost:PORT (servers.mjs), the
 # origin passkeys need.  BROWSER_TESTS picks files ("approve busy console notify
-# console16" by default).  QUND and QUN may point at other qund and qun binaries (qun acts as the phone
-# when it has `qun approve`).
+# console16" by default).  QUND and QUN may point at other qund and qun binaries (qun
+# acts as the phone when it has `qun approve`).
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 QUND=${QUND:-$REPO/build/qund}

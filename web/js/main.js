@@ -158,7 +158,7 @@ export async function render() {
 }
 
 // A language switch draws the page again in the other language.  What the person typed
-// or chose in its fields (found again by id or name; not files) and where they were on
+// or chose in its fields (found again by name or id; not files) and where they were on
 // the page are put back.  Only a field the new page draws differently is touched, and it
 // announces the change, so what depends on it (a name typed to confirm, a passphrase
 // typed twice) follows; a switch the server already holds is drawn as it is and left be.
