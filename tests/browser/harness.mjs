@@ -39,7 +39,7 @@ export function check(cond, what) {
 // user's, a group's, an org's or an export's: u_…, g_…, o_…, x_…; a challenge's c_… is
 // the QR step's typed fallback); a count of one with a plural noun ("1 members": i18n.js
 // has a `.one` form for it); and on a Chinese page (lang, <html lang>) ASCII colons or
-// semicolons after Chinese words, or a space before 后 ("2 小时 后").
+// semicolons after Chinese words, a space before 后 ("2 小时 后") or between two sentences.
 export function checkPageText(name, text, lang = 'en') {
   check(!/\b(null|undefined|NaN)\b/.test(text), `${name}: the page shows null, undefined or NaN`);
   // Not inside an address: the QR step's fallback link carries a random nonce.
@@ -49,7 +49,7 @@ export function checkPageText(name, text, lang = 'en') {
   const one = text.match(/(?<![\d.,])\b1 (members|messages|files|payments|admins|sessions|deliveries|bytes|groups|accounts)\b/);
   check(!one, `${name}: "${one?.[0]}", where one takes the singular`);
   if (!lang.startsWith('zh')) return;
-  const punct = text.match(/[\u4e00-\u9fff][:;]|(天|小时|分钟|秒) 后/);
+  const punct = text.match(/[\u4e00-\u9fff][:;]|(天|小时|分钟|秒) 后|[。；！？] [\u4e00-\u9fff]/);
   check(!punct, `${name}: "${punct && text.slice(Math.max(0, punct.index - 20), punct.index + 10)}", Chinese takes ：；`);
 }
 

@@ -154,7 +154,7 @@ export async function goneView(gid, problem) {
   }
   if (problem?.successor) {
     const name = successorName || t('gone.title_unknown');
-    parts.push(h('p', { id: 'gone-successor' }, t('gone.successor', { name }), ' ',
+    parts.push(h('p', { id: 'gone-successor' }, t('gone.successor', { name }), t('punct.sentence'),
       h('a', { href: `#/g/${problem.successor}`, class: 'button', id: 'successor-link' }, t('gone.successor_link', { name }))));
   }
   parts.push(h('p', {}, h('a', { href: '#/groups' }, t('gone.back'))));

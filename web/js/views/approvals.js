@@ -75,7 +75,7 @@ export function approvalItem(a, ctx) {
     h('p', { class: 'approval-what' }, t('approvals.what', { group: a.group_name, gkind: has('kind.' + a.group_kind) ? t('kind.' + a.group_kind) : a.group_kind })),
     h('p', {}, t('approvals.by', { by })),
     a.impact ? h('p', { class: 'approval-impact' }, t('approvals.impact', { ...counted(a.impact), size: humanSize(a.impact.file_bytes) }),
-      has('approvals.messages.' + a.messages) ? [' ', t('approvals.messages.' + a.messages)] : null) : null,
+      has('approvals.messages.' + a.messages) ? [t('punct.sentence'), t('approvals.messages.' + a.messages)] : null) : null,
     h('p', { class: 'approval-as' }, t('approvals.as', { kind: kindLine(a) })),
     h('p', { class: 'muted' }, t('approvals.window', { created: when(a.created_at), expires: when(a.expires_at) })),
     field(t('approvals.reason'), reason),
